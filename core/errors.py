@@ -1,0 +1,67 @@
+"""The application's one error hierarchy. Services raise these; boundaries translate them.
+
+Each error has a stable ``code``, a human ``message``, ``extra`` data a client can act on,
+and the HTTP ``status`` the API answers with. The CLI exits with status 2 on any of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApplicationError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+        if code is not None:
+            self.code = code
+
+
+class ValidationError(ApplicationError):
+    """The input has the wrong shape or value."""
+
+    code = "invalid"
+    status = 400
+
+
+class NotFoundError(ApplicationError):
+    """The object does not exist, or the user may not see it (both answer 404)."""
+
+    code = "not_found"
+    status = 404
+
+
+class PermissionDeniedError(ApplicationError):
+    """The user's role does not allow the action."""
+
+    code = "permission_denied"
+    status = 403
+
+
+class ConflictError(ApplicationError):
+    """The action conflicts with the current state of stored objects."""
+
+    code = "conflict"
+    status = 409
+
+
+class InvalidTransitionError(ConflictError):
+    code = "invalid_transition"
+
+
+class BudgetExhaustedError(ConflictError):
+    code = "budget_exhausted"
+
+
+class FourEyesError(PermissionDeniedError):
+    code = "four_eyes"
+
+
+class DatasetFormatError(ValidationError):
+    """An uploaded table is malformed (encoding, shape, types, schema)."""
+
+    code = "invalid_dataset"

@@ -1,0 +1,423 @@
+"""Reading an uploaded table safely: size and decompression limits, strict UTF-8, a
+rectangular CSV, a schema (declared or inferred), typed columns, and canonical bytes.
+
+Everything here checks outside data once, at the edge, and raises ``DatasetFormatError``
+naming the line, column or field at fault. Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import hashlib
+import io
+import lzma
+import math
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import DatasetFormatError
+
+COLUMN_TYPES = ("integer", "float", "categorical", "boolean", "datetime")
+COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "label", "other")
+NUMERIC_TYPES = ("integer", "float")
+DEFAULT_MISSING = ("",)
+TRUE_TOKENS = {"true", "t", "yes", "y", "1"}
+FALSE_TOKENS = {"false", "f", "no", "n", "0"}
+# A compression ratio is only meaningful once something sizeable has been expanded.
+RATIO_CHECK_AFTER_BYTES = 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_upload_bytes: int
+    max_expanded_bytes: int
+    max_compression_ratio: int
+
+
+@dataclass
+class Table:
+    """A validated table: typed frame (identifiers dropped), schema and canonical bytes."""
+
+    frame: pd.DataFrame
+    schema: dict[str, Any]
+    schema_inferred: bool
+    dropped_columns: list[str]
+    canonical_bytes: bytes
+    content_hash: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_table(path: Path, *, filename: str, limits: IngestLimits, schema: dict[str, Any] | None) -> Table:
+    """Read, validate and canonicalise an uploaded CSV/Parquet file (optionally compressed)."""
+    raw = _read_limited(path, filename=filename, limits=limits)
+    if raw[:4] == b"PAR1":
+        header, rows = _parquet_rows(raw)
+    else:
+        header, rows = _csv_rows(_decode_utf8(raw))
+    missing = tuple(schema.get("missing_values", DEFAULT_MISSING)) if schema else DEFAULT_MISSING
+    if schema is None:
+        schema, inferred = infer_schema(header, rows, missing_values=missing), True
+    else:
+        schema, inferred = validate_schema(schema, header), False
+    return build_table(header, rows, schema, schema_inferred=inferred)
+
+
+def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any], *, schema_inferred: bool) -> Table:
+    missing = tuple(schema.get("missing_values", DEFAULT_MISSING))
+    by_name = {column["name"]: column for column in schema["columns"]}
+    dropped = [name for name in header if by_name[name]["role"] == "identifier"]
+    kept = [column for column in schema["columns"] if column["role"] != "identifier"]
+    if not kept:
+        raise DatasetFormatError("Every column is an identifier: nothing would be stored.",
+                                 extra={"dropped_columns": dropped})
+    index = {name: position for position, name in enumerate(header)}
+    frame = pd.DataFrame({column["name"]: _typed_column(column, [row[index[column["name"]]] for row in rows], missing)
+                          for column in kept})
+    stored_schema = {**schema, "columns": kept}
+    data = canonical_bytes(frame, stored_schema)
+    return Table(frame=frame, schema=stored_schema, schema_inferred=schema_inferred, dropped_columns=dropped,
+                 canonical_bytes=data, content_hash=hashlib.sha256(data).hexdigest())
+
+
+# --- reading bytes -----------------------------------------------------------------------
+
+
+def _read_limited(path: Path, *, filename: str, limits: IngestLimits) -> bytes:
+    size = path.stat().st_size
+    if size > limits.max_upload_bytes:
+        raise DatasetFormatError(
+            f"The file is {size:,} bytes, over the upload limit of {limits.max_upload_bytes:,} bytes.",
+            extra={"size_bytes": size, "limit_bytes": limits.max_upload_bytes})
+    if size == 0:
+        raise DatasetFormatError("The file is empty.")
+    with path.open("rb") as handle:
+        magic = handle.read(6)
+    opener = _decompressor(magic, filename.lower(), path)
+    if opener is None:
+        return path.read_bytes()
+    return _expand(opener, compressed_size=size, limits=limits)
+
+
+def _decompressor(magic: bytes, lowered_name: str, path: Path) -> Any:
+    if magic[:2] == b"\x1f\x8b":
+        return lambda: gzip.open(path, "rb")
+    if magic[:3] == b"BZh":
+        return lambda: bz2.open(path, "rb")
+    if magic[:6] == b"\xfd7zXZ\x00":
+        return lambda: lzma.open(path, "rb")
+    if magic[:4] == b"PK\x03\x04":
+        return lambda: _zip_member(path)
+    if lowered_name.endswith((".gz", ".bz2", ".xz", ".zip")):
+        raise DatasetFormatError(f"{lowered_name!r} is named as compressed but its content is not a valid archive.")
+    return None
+
+
+def _zip_member(path: Path) -> io.BufferedIOBase:
+    archive = zipfile.ZipFile(path)
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    if len(members) != 1:
+        raise DatasetFormatError(f"A zip upload must hold exactly one file; this one holds {len(members)}.")
+    return archive.open(members[0])  # type: ignore[return-value]
+
+
+def _expand(opener: Any, *, compressed_size: int, limits: IngestLimits) -> bytes:
+    """Decompress in chunks, stopping as soon as the size or ratio limit is passed (zip bombs)."""
+    parts, expanded = [], 0
+    try:
+        with opener() as stream:
+            while chunk := stream.read(CHUNK_BYTES):
+                expanded += len(chunk)
+                _check_expansion(expanded, compressed_size, limits)
+                parts.append(chunk)
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as error:
+        raise DatasetFormatError(f"The compressed file is corrupt: {error}.") from error
+    if expanded == 0:
+        raise DatasetFormatError("The file is empty (the archive expands to nothing).")
+    return b"".join(parts)
+
+
+def _check_expansion(expanded: int, compressed_size: int, limits: IngestLimits) -> None:
+    if expanded > limits.max_expanded_bytes:
+        raise DatasetFormatError(
+            f"The compressed upload expands past {limits.max_expanded_bytes:,} bytes, the limit.",
+            extra={"limit_bytes": limits.max_expanded_bytes})
+    ratio = expanded / compressed_size
+    if expanded > RATIO_CHECK_AFTER_BYTES and ratio > limits.max_compression_ratio:
+        raise DatasetFormatError(
+            f"The compressed upload expands more than {limits.max_compression_ratio}:1 "
+            f"({expanded:,} bytes from {compressed_size:,}); refusing it as a likely decompression bomb.",
+            extra={"ratio_limit": limits.max_compression_ratio})
+
+
+def _decode_utf8(raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DatasetFormatError(
+            f"The file is not valid UTF-8: byte {error.start} (line {line}) is {raw[error.start:error.start + 1]!r}. "
+            "Re-export it as UTF-8.", extra={"byte_offset": error.start, "line": line}) from error
+    return text.removeprefix("\ufeff")
+
+
+# --- rows and header ---------------------------------------------------------------------
+
+
+def _csv_rows(text: str, *, delimiter: str | None = None) -> tuple[list[str], list[list[str]]]:
+    if not text.strip():
+        raise DatasetFormatError("The file is empty.")
+    delimiter = delimiter or _sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = [name.strip() for name in next(reader)]
+        _check_header(header)
+        rows = _rectangular(reader, width=len(header))
+    except csv.Error as error:
+        raise DatasetFormatError(f"The CSV is malformed at line {reader.line_num}: {error}.",
+                                 extra={"line": reader.line_num}) from error
+    return header, rows
+
+
+def _sniff_delimiter(text: str) -> str:
+    first_line = text.split("\n", 1)[0]
+    try:
+        return csv.Sniffer().sniff(first_line, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _rectangular(reader: Any, *, width: int) -> list[list[str]]:
+    rows = []
+    for row in reader:
+        if not row:
+            continue  # blank lines carry no data
+        if len(row) != width:
+            raise DatasetFormatError(
+                f"Line {reader.line_num} has {len(row)} fields; the header has {width}.",
+                extra={"line": reader.line_num, "fields": len(row), "expected": width})
+        rows.append(row)
+    if not rows:
+        raise DatasetFormatError("The file has a header but no data rows.")
+    return rows
+
+
+def _check_header(header: list[str]) -> None:
+    empty = [position + 1 for position, name in enumerate(header) if not name]
+    if empty:
+        raise DatasetFormatError(f"Column {empty[0]} of the header has an empty name.",
+                                 extra={"empty_name_positions": empty})
+    seen: set[str] = set()
+    duplicates = sorted({name for name in header if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
+    if duplicates:
+        raise DatasetFormatError(f"Duplicate column names: {', '.join(duplicates)}.",
+                                 extra={"duplicate_columns": duplicates})
+
+
+def _parquet_rows(raw: bytes) -> tuple[list[str], list[list[str]]]:
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as error:  # pyarrow raises many kinds; all mean the same to the user
+        raise DatasetFormatError(f"The Parquet file cannot be read: {error}.") from error
+    header = [str(name).strip() for name in frame.columns]
+    _check_header(header)
+    if frame.empty:
+        raise DatasetFormatError("The file has a header but no data rows.")
+    columns = [_as_text(frame[name]) for name in frame.columns]
+    return header, [list(values) for values in zip(*columns, strict=True)]
+
+
+def _as_text(series: pd.Series) -> list[str]:
+    if pd.api.types.is_float_dtype(series):
+        return ["" if pd.isna(value) else repr(float(value)) for value in series]
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return ["" if pd.isna(value) else value.isoformat() for value in series]
+    return ["" if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+            else str(value) for value in series]
+
+
+# --- schema ------------------------------------------------------------------------------
+
+
+def validate_schema(schema: Any, header: list[str]) -> dict[str, Any]:
+    """Check a declared schema's shape and that it names exactly the file's columns."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), list):
+        raise DatasetFormatError('The schema must be a JSON object with a "columns" list.')
+    columns = [_validate_column(position, column) for position, column in enumerate(schema["columns"])]
+    names = [column["name"] for column in columns]
+    _check_schema_names(names, header)
+    labels = [column["name"] for column in columns if column["role"] == "label"]
+    if len(labels) > 1:
+        raise DatasetFormatError(f"At most one label column is allowed; the schema marks {', '.join(labels)}.")
+    missing_values = schema.get("missing_values", list(DEFAULT_MISSING))
+    if not isinstance(missing_values, list) or not all(isinstance(token, str) for token in missing_values):
+        raise DatasetFormatError('"missing_values" must be a list of strings.')
+    order = {name: position for position, name in enumerate(header)}
+    return {"columns": sorted(columns, key=lambda column: order[column["name"]]), "missing_values": missing_values}
+
+
+def _check_schema_names(names: list[str], header: list[str]) -> None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise DatasetFormatError(f"The schema lists columns twice: {', '.join(duplicates)}.")
+    absent = [name for name in names if name not in header]
+    if absent:
+        raise DatasetFormatError(f"The schema names columns the file lacks: {', '.join(absent)}.",
+                                 extra={"unknown_columns": absent, "file_columns": header})
+    undeclared = [name for name in header if name not in names]
+    if undeclared:
+        raise DatasetFormatError(f"The file has columns the schema does not describe: {', '.join(undeclared)}.",
+                                 extra={"undeclared_columns": undeclared})
+
+
+def _validate_column(position: int, column: Any) -> dict[str, Any]:
+    if not isinstance(column, dict) or not isinstance(column.get("name"), str) or not column["name"].strip():
+        raise DatasetFormatError(f"Schema column {position + 1} needs a non-empty string \"name\".")
+    name = column["name"].strip()
+    allowed = {"name", "type", "role", "min", "max", "categories", "description"}
+    unknown = sorted(set(column) - allowed)
+    if unknown:
+        raise DatasetFormatError(f"Schema column {name!r} has unknown keys: {', '.join(unknown)}.")
+    if column.get("type") not in COLUMN_TYPES:
+        raise DatasetFormatError(f"Schema column {name!r}: type must be one of {', '.join(COLUMN_TYPES)}; "
+                                 f"got {column.get('type')!r}.")
+    role = column.get("role", "other")
+    if role not in COLUMN_ROLES:
+        raise DatasetFormatError(f"Schema column {name!r}: role must be one of {', '.join(COLUMN_ROLES)}; "
+                                 f"got {role!r}.")
+    result = {**column, "name": name, "role": role}
+    _validate_public_domain(name, result)
+    return result
+
+
+def _validate_public_domain(name: str, column: dict[str, Any]) -> None:
+    """Declared bounds and categories are public facts: check they are well formed."""
+    for key in ("min", "max"):
+        if key in column:
+            if column["type"] not in NUMERIC_TYPES:
+                raise DatasetFormatError(f"Schema column {name!r}: {key} is only allowed on numeric columns.")
+            value = column[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise DatasetFormatError(f"Schema column {name!r}: {key} must be a finite number.")
+    if "min" in column and "max" in column and column["min"] > column["max"]:
+        raise DatasetFormatError(f"Schema column {name!r}: min is greater than max.")
+    if "categories" in column:
+        categories = column["categories"]
+        if not isinstance(categories, list) or not categories:
+            raise DatasetFormatError(f"Schema column {name!r}: categories must be a non-empty list.")
+
+
+def infer_schema(header: list[str], rows: list[list[str]], *, missing_values: Iterable[str]) -> dict[str, Any]:
+    """Guess each column's type from its values; every role is ``other`` until declared."""
+    missing = set(missing_values)
+    columns = []
+    for position, name in enumerate(header):
+        values = [row[position] for row in rows if row[position] not in missing]
+        columns.append({"name": name, "type": _infer_type(values), "role": "other"})
+    return {"columns": columns, "missing_values": list(missing_values)}
+
+
+def _infer_type(values: list[str]) -> str:
+    if not values:
+        return "categorical"
+    sample = values if len(values) <= 20000 else values[:20000]
+    numbers = pd.to_numeric(pd.Series(sample), errors="coerce")
+    if not numbers.isna().any() and np.isfinite(numbers).all():
+        whole = pd.to_numeric(pd.Series(values), errors="coerce")
+        if whole.isna().any():
+            return "categorical"
+        return "integer" if all(_looks_integral(value) for value in values) else "float"
+    lowered = {value.strip().lower() for value in sample}
+    if lowered and lowered <= {"true", "false"}:
+        return "boolean"
+    return "categorical"
+
+
+def _looks_integral(text: str) -> bool:
+    stripped = text.strip().lstrip("+-")
+    return stripped.isdigit()
+
+
+# --- typed columns -----------------------------------------------------------------------
+
+
+def _typed_column(column: dict[str, Any], values: list[str], missing: tuple[str, ...]) -> pd.Series:
+    kind, name = column["type"], column["name"]
+    is_missing = np.array([value in missing for value in values])
+    if kind in NUMERIC_TYPES:
+        return _numeric_column(name, kind, values, is_missing)
+    if kind == "boolean":
+        return _boolean_column(name, values, is_missing)
+    if kind == "datetime":
+        return _datetime_column(name, values, is_missing)
+    return pd.Series([None if flag else value for value, flag in zip(values, is_missing, strict=True)],
+                     dtype="object", name=name)
+
+
+def _numeric_column(name: str, kind: str, values: list[str], is_missing: np.ndarray) -> pd.Series:
+    parsed = pd.to_numeric(pd.Series(values, dtype="object").where(~is_missing, None), errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy() & ~is_missing)
+    _raise_bad_values(name, values, bad, "is not a number")
+    infinite = np.flatnonzero(~np.isfinite(parsed.fillna(0).to_numpy(dtype="float64")))
+    _raise_bad_values(name, values, infinite, "is infinite")
+    if kind == "float":
+        return parsed.astype("float64").rename(name)
+    fractional = np.flatnonzero(~is_missing & (parsed.fillna(0) % 1 != 0).to_numpy())
+    _raise_bad_values(name, values, fractional, "is not a whole number (the column is integer)")
+    return parsed.astype("Int64" if is_missing.any() else "int64").rename(name)
+
+
+def _boolean_column(name: str, values: list[str], is_missing: np.ndarray) -> pd.Series:
+    lowered = [value.strip().lower() for value in values]
+    bad = np.flatnonzero([not flag and token not in TRUE_TOKENS | FALSE_TOKENS
+                          for token, flag in zip(lowered, is_missing, strict=True)])
+    _raise_bad_values(name, values, bad, "is not a boolean (true/false)")
+    data = [pd.NA if flag else token in TRUE_TOKENS for token, flag in zip(lowered, is_missing, strict=True)]
+    return pd.Series(data, dtype="boolean", name=name)
+
+
+def _datetime_column(name: str, values: list[str], is_missing: np.ndarray) -> pd.Series:
+    series = pd.Series(values, dtype="object").where(~is_missing, None)
+    parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=False)
+    bad = np.flatnonzero(parsed.isna().to_numpy() & ~is_missing)
+    _raise_bad_values(name, values, bad, "is not an ISO 8601 date or time")
+    return parsed.rename(name)
+
+
+def _raise_bad_values(name: str, values: list[str], bad_positions: np.ndarray, problem: str) -> None:
+    if len(bad_positions) == 0:
+        return
+    first = int(bad_positions[0])
+    examples = [{"row": int(position) + 1, "line": int(position) + 2, "value": values[int(position)]}
+                for position in bad_positions[:5]]
+    raise DatasetFormatError(
+        f"Column {name!r}, row {first + 1} (line {first + 2}): {values[first]!r} {problem}"
+        + (f"; {len(bad_positions) - 1} more rows have the same problem." if len(bad_positions) > 1 else "."),
+        extra={"column": name, "bad_rows": examples, "bad_count": int(len(bad_positions))})
+
+
+# --- canonical form ----------------------------------------------------------------------
+
+
+def canonical_bytes(frame: pd.DataFrame, schema: dict[str, Any]) -> bytes:
+    """The stored form: UTF-8 CSV, schema column order, ``\\n`` line ends, shortest exact floats,
+    missing as empty fields. Its sha256 is the version's content address."""
+    ordered = frame[[column["name"] for column in schema["columns"]]]
+    buffer = io.StringIO()
+    ordered.to_csv(buffer, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%f")
+    return buffer.getvalue().encode("utf-8")
+
+
+def load_canonical(path: Path, schema: dict[str, Any]) -> pd.DataFrame:
+    """Read a stored version back with the dtypes its schema gives."""
+    header, rows = _csv_rows(path.read_text(encoding="utf-8"), delimiter=",")
+    stored = {**schema, "missing_values": [""]}
+    return build_table(header, rows, stored, schema_inferred=False).frame

@@ -1,0 +1,87 @@
+"""Permission-aware reads. Querysets decide select_related here, in one place."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db.models import QuerySet
+
+from core.errors import NotFoundError, PermissionDeniedError
+from governance.models import AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose, Role, VersionKind
+from governance.services.users import user_has_role, user_roles
+
+# Roles that see every request; a user who only holds `requester` sees their own.
+SEE_ALL_REQUESTS = (Role.STEWARD, Role.APPROVER, Role.AUDITOR)
+
+
+def _require_some_role(user: AbstractUser) -> None:
+    if not user_roles(user):
+        raise PermissionDeniedError("Your account has no Synthgate role; ask a steward to assign one.")
+
+
+def dataset_list(*, user: AbstractUser) -> QuerySet[Dataset]:
+    _require_some_role(user)
+    return Dataset.objects.select_related("owner").order_by("name")
+
+
+def dataset_get(*, user: AbstractUser, name: str) -> Dataset:
+    dataset = dataset_list(user=user).filter(name=name).first()
+    if dataset is None:
+        raise NotFoundError(f"No dataset named {name!r}.")
+    return dataset
+
+
+def dataset_version_list(*, dataset: Dataset) -> QuerySet[DatasetVersion]:
+    return dataset.versions.select_related("parent", "created_by").order_by("number")
+
+
+def dataset_latest_source(*, dataset: Dataset) -> DatasetVersion | None:
+    return dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+
+
+def purpose_list(*, user: AbstractUser) -> QuerySet[Purpose]:
+    _require_some_role(user)
+    return Purpose.objects.order_by("name")
+
+
+def purpose_get(*, user: AbstractUser, name: str) -> Purpose:
+    purpose = purpose_list(user=user).filter(name=name).first()
+    if purpose is None:
+        raise NotFoundError(f"No purpose named {name!r}.")
+    return purpose
+
+
+
+
+def request_list(*, user: AbstractUser) -> QuerySet[DataRequest]:
+    """All requests for stewards, approvers and auditors; a requester's own otherwise."""
+    _require_some_role(user)
+    queryset = DataRequest.objects.select_related("dataset", "purpose", "requester", "source_version")
+    if user_has_role(user, *SEE_ALL_REQUESTS):
+        return queryset
+    return queryset.filter(requester=user)
+
+
+def request_visible_to(user: AbstractUser, request: DataRequest) -> bool:
+    if user_has_role(user, *SEE_ALL_REQUESTS):
+        return True
+    return user_has_role(user, Role.REQUESTER) and request.requester_id == user.pk
+
+
+def request_get(*, user: AbstractUser, request_id: int) -> DataRequest:
+    """The request if the user may see it; 404 otherwise (never reveal that it exists)."""
+    request = request_list(user=user).prefetch_related("approvals__approver").filter(pk=request_id).first()
+    if request is None:
+        raise NotFoundError(f"No request #{request_id}.")
+    return request
+
+
+def budget_entry_list(*, user: AbstractUser, dataset: Dataset) -> QuerySet[BudgetEntry]:
+    _require_some_role(user)
+    return dataset.budget_entries.select_related("actor", "request", "job").order_by("created_at", "id")
+
+
+def audit_event_list(*, user: AbstractUser) -> QuerySet[AuditEvent]:
+    """The whole log, for stewards and auditors."""
+    if not user_has_role(user, Role.STEWARD, Role.AUDITOR):
+        raise PermissionDeniedError("Only stewards and auditors can read the audit log.")
+    return AuditEvent.objects.select_related("actor").order_by("id")

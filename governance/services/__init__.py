@@ -1,0 +1,40 @@
+"""Every write and business rule of the governance app. Import from here."""
+
+from governance.services.audit_log import ChainVerification, audit_event_record, audit_log_verify
+from governance.services.budget import (
+    BudgetBalance,
+    budget_balance,
+    budget_release,
+    budget_reservation,
+    budget_reserve,
+    budget_spend,
+    ledger_amount,
+)
+from governance.services.datasets import (
+    RegistrationResult,
+    dataset_register,
+    dataset_version_store,
+    files_removed_on_error,
+    ingest_limits,
+)
+from governance.services.purposes import purpose_create, purposes_ensure_defaults
+from governance.services.requests import (
+    TRANSITIONS,
+    access_request_approve,
+    access_request_create,
+    access_request_reject,
+    access_request_submit,
+    access_request_withdraw,
+    allowed_transitions,
+    request_transition,
+)
+from governance.services.users import roles_ensure, user_create, user_has_role, user_roles
+
+__all__ = [
+    "TRANSITIONS", "BudgetBalance", "ChainVerification", "RegistrationResult", "access_request_approve",
+    "access_request_create", "access_request_reject", "access_request_submit", "access_request_withdraw",
+    "allowed_transitions", "audit_event_record", "audit_log_verify", "budget_balance", "budget_release",
+    "budget_reservation", "budget_reserve", "budget_spend", "dataset_register", "dataset_version_store",
+    "files_removed_on_error", "ingest_limits", "ledger_amount", "purpose_create", "purposes_ensure_defaults",
+    "request_transition", "roles_ensure", "user_create", "user_has_role", "user_roles",
+]

@@ -1,0 +1,143 @@
+"""The privacy-budget ledger: reserve on approval, spend at first data access, release.
+
+Amounts are exact Decimals. Every check-and-write happens under the dataset's row lock
+(``SELECT ... FOR UPDATE``), so concurrent approvals can never overspend a cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+
+from core.errors import BudgetExhaustedError, ConflictError
+from governance.models import BudgetEntry, DataRequest, Dataset, EntryKind
+from governance.services.audit_log import audit_event_record
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class BudgetBalance:
+    epsilon_cap: Decimal
+    delta_cap: Decimal
+    epsilon_spent: Decimal
+    delta_spent: Decimal
+    epsilon_reserved: Decimal
+    delta_reserved: Decimal
+
+    @property
+    def epsilon_remaining(self) -> Decimal:
+        return self.epsilon_cap - self.epsilon_spent - self.epsilon_reserved
+
+    @property
+    def delta_remaining(self) -> Decimal:
+        return self.delta_cap - self.delta_spent - self.delta_reserved
+
+
+def budget_balance(*, dataset: Dataset) -> BudgetBalance:
+    """Caps, spent and outstanding reservations, summed exactly in Python from the ledger."""
+    totals = {kind: [ZERO, ZERO] for kind in EntryKind.values}
+    for kind, epsilon, delta in BudgetEntry.objects.filter(dataset=dataset).values_list("kind", "epsilon", "delta"):
+        totals[kind][0] += epsilon
+        totals[kind][1] += delta
+    reserve, spend, release = totals[EntryKind.RESERVE], totals[EntryKind.SPEND], totals[EntryKind.RELEASE]
+    # A spend and a release each draw down the reservation they came from.
+    return BudgetBalance(
+        epsilon_cap=dataset.epsilon_cap, delta_cap=dataset.delta_cap,
+        epsilon_spent=spend[0], delta_spent=spend[1],
+        epsilon_reserved=reserve[0] - spend[0] - release[0], delta_reserved=reserve[1] - spend[1] - release[1],
+    )
+
+
+def budget_reserve(*, request: DataRequest, actor: AbstractUser) -> BudgetEntry:
+    """Reserve the request's (ε, δ); refuse with the remaining budget if a cap would be exceeded.
+
+    The caller holds the dataset's row lock inside its transaction.
+    """
+    balance = budget_balance(dataset=request.dataset)
+    if request.epsilon > balance.epsilon_remaining or request.delta > balance.delta_remaining:
+        raise BudgetExhaustedError(
+            f"Approving request #{request.pk} would exceed the budget of dataset {request.dataset.name!r}: "
+            f"it asks ε={request.epsilon}, δ={request.delta}; remaining ε={balance.epsilon_remaining}, "
+            f"δ={balance.delta_remaining}.",
+            extra={"requested": {"epsilon": str(request.epsilon), "delta": str(request.delta)},
+                   "remaining": {"epsilon": str(balance.epsilon_remaining), "delta": str(balance.delta_remaining)}})
+    return _entry_create(request=request, kind=EntryKind.RESERVE, epsilon=request.epsilon, delta=request.delta,
+                         actor=actor, note="reserved at final approval")
+
+
+def budget_reservation(*, request: DataRequest) -> tuple[Decimal, Decimal]:
+    """The request's reservation still outstanding (zero when spent, released or never made)."""
+    outstanding = [ZERO, ZERO]
+    for kind, epsilon, delta in request.budget_entries.values_list("kind", "epsilon", "delta"):
+        sign = 1 if kind == EntryKind.RESERVE else -1
+        outstanding[0] += sign * epsilon
+        outstanding[1] += sign * delta
+    return outstanding[0], outstanding[1]
+
+
+def budget_spend(*, request: DataRequest, job: Any, epsilon: Decimal, delta: Decimal, mechanism: str,
+                 accountant: dict[str, Any], actor: AbstractUser | None) -> BudgetEntry:
+    """Turn the reservation into a spend of what the job's accountant plans; idempotent per request.
+
+    A second call (a redelivered task) returns the existing spend. Any part of the reservation
+    the plan does not use is released in the same transaction.
+    """
+    with transaction.atomic():
+        Dataset.objects.select_for_update().get(pk=request.dataset_id)
+        existing = request.budget_entries.filter(kind=EntryKind.SPEND).first()
+        if existing is not None:
+            return existing
+        reserved_epsilon, reserved_delta = budget_reservation(request=request)
+        if reserved_epsilon <= 0 and reserved_delta <= 0:
+            raise ConflictError(f"Request #{request.pk} has no outstanding reservation to spend.")
+        if epsilon > reserved_epsilon or delta > reserved_delta:
+            raise BudgetExhaustedError(
+                f"The job plans ε={epsilon}, δ={delta}, more than the reservation ε={reserved_epsilon}, "
+                f"δ={reserved_delta}; it will not start.",
+                extra={"reserved": {"epsilon": str(reserved_epsilon), "delta": str(reserved_delta)}})
+        entry = _entry_create(request=request, job=job, kind=EntryKind.SPEND, epsilon=epsilon, delta=delta,
+                              actor=actor, mechanism=mechanism, accountant=accountant,
+                              note="spent at the job's first data access")
+        if epsilon < reserved_epsilon or delta < reserved_delta:
+            _entry_create(request=request, job=job, kind=EntryKind.RELEASE, epsilon=reserved_epsilon - epsilon,
+                          delta=reserved_delta - delta, actor=actor, note="unused part of the reservation")
+        return entry
+
+
+def budget_release(*, request: DataRequest, actor: AbstractUser | None, note: str, job: Any = None) -> BudgetEntry | None:
+    """Give back an outstanding reservation (withdrawn request, job failed before touching data)."""
+    with transaction.atomic():
+        Dataset.objects.select_for_update().get(pk=request.dataset_id)
+        if request.budget_entries.filter(kind__in=[EntryKind.SPEND, EntryKind.RELEASE]).exists():
+            return None
+        epsilon, delta = budget_reservation(request=request)
+        if epsilon <= 0 and delta <= 0:
+            return None
+        return _entry_create(request=request, job=job, kind=EntryKind.RELEASE, epsilon=epsilon, delta=delta,
+                             actor=actor, note=note)
+
+
+def _entry_create(*, request: DataRequest, kind: str, epsilon: Decimal, delta: Decimal, actor: AbstractUser | None,
+                  job: Any = None, mechanism: str = "", accountant: dict[str, Any] | None = None,
+                  note: str = "") -> BudgetEntry:
+    entry = BudgetEntry.objects.create(
+        dataset_id=request.dataset_id, request=request, job=job, kind=kind, epsilon=epsilon, delta=delta,
+        mechanism=mechanism, accountant=accountant or {}, actor=actor if getattr(actor, "pk", None) else None,
+        note=note)
+    audit_event_record(actor=actor, action=f"budget.{kind}", obj=entry, after={
+        "dataset": request.dataset.name, "request": request.pk, "job": getattr(job, "pk", None),
+        "epsilon": epsilon, "delta": delta, "mechanism": mechanism})
+    return entry
+
+
+def ledger_amount(value: float | Decimal, *, places: int) -> Decimal:
+    """An accountant's float as a ledger Decimal, rounded up so the ledger never under-reports."""
+    from decimal import ROUND_CEILING
+
+    return Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal(1).scaleb(-places),
+                                                                                 rounding=ROUND_CEILING)

@@ -1,0 +1,85 @@
+"""Purposes and their policy (max ε per release, approvers, recipients, audit thresholds)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+from django.db import IntegrityError, transaction
+
+from core.errors import ConflictError, PermissionDeniedError, ValidationError
+from governance.models import Purpose, RecipientKind, Role
+from governance.policy import DEFAULT_AUDIT_THRESHOLDS, audit_thresholds_validate
+from governance.services.audit_log import audit_event_record
+from governance.services.datasets import parse_decimal
+from governance.services.users import user_has_role
+
+DEFAULT_PURPOSES: list[dict[str, Any]] = [
+    {"name": "internal-analytics", "description": "Internal analysis and model development.",
+     "max_epsilon": "3", "approvals_required": 1, "allowed_recipients": ["internal"]},
+    {"name": "external-research", "description": "Sharing with an external research partner.",
+     "max_epsilon": "1", "approvals_required": 2, "allowed_recipients": ["internal", "external"]},
+    {"name": "software-testing", "description": "Test data for software development; non-private generators "
+     "allowed, internal only.", "max_epsilon": "10", "approvals_required": 1, "allowed_recipients": ["internal"],
+     "allow_non_private": True},
+]
+
+
+def purpose_create(*, actor: AbstractUser | None, name: str, max_epsilon: Any, approvals_required: int = 2,
+                   allowed_recipients: list[str] | None = None, audit_thresholds: dict[str, Any] | None = None,
+                   description: str = "", allow_non_private: bool = False, holdout_fraction: Any = "0.2",
+                   release_days: int = 90) -> Purpose:
+    """Create a purpose whose policy is validated in full before anything is stored."""
+    if actor is not None and not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can define purposes.")
+    fields = {
+        "max_epsilon": parse_decimal(max_epsilon, field="max_epsilon", minimum_exclusive=Decimal(0)),
+        "approvals_required": _approvals(approvals_required),
+        "allowed_recipients": _recipients(allowed_recipients or [RecipientKind.INTERNAL]),
+        "audit_thresholds": audit_thresholds_validate(
+            DEFAULT_AUDIT_THRESHOLDS if audit_thresholds is None else audit_thresholds),
+        "holdout_fraction": _holdout(holdout_fraction),
+        "allow_non_private": bool(allow_non_private),
+        "release_days": int(release_days),
+        "description": description,
+    }
+    try:
+        with transaction.atomic():
+            purpose = Purpose.objects.create(name=name, **fields)
+            audit_event_record(actor=actor, action="purpose.create", obj=purpose, after={"name": name, **fields})
+    except IntegrityError as error:
+        raise ConflictError(f"A purpose named {name!r} already exists.") from error
+    return purpose
+
+
+def purposes_ensure_defaults() -> list[Purpose]:
+    """Create the default purposes that do not exist yet (idempotent; used by `init`)."""
+    created = []
+    for spec in DEFAULT_PURPOSES:
+        if not Purpose.objects.filter(name=spec["name"]).exists():
+            created.append(purpose_create(actor=None, **spec))
+    return created
+
+
+def _approvals(value: Any) -> int:
+    if value not in (1, 2, "1", "2"):
+        raise ValidationError(f"approvals_required must be 1 or 2; got {value!r}.",
+                              extra={"field": "approvals_required"})
+    return int(value)
+
+
+def _recipients(values: list[str]) -> list[str]:
+    unknown = [value for value in values if value not in RecipientKind.values]
+    if unknown or not values:
+        raise ValidationError(f"allowed_recipients must be a non-empty subset of {RecipientKind.values}; "
+                              f"got {values!r}.", extra={"field": "allowed_recipients"})
+    return sorted(set(values))
+
+
+def _holdout(value: Any) -> Decimal:
+    fraction = parse_decimal(value, field="holdout_fraction")
+    if not Decimal("0.05") <= fraction <= Decimal("0.5"):
+        raise ValidationError(f"holdout_fraction must be between 0.05 and 0.5; got {value}.",
+                              extra={"field": "holdout_fraction"})
+    return fraction

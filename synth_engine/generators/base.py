@@ -1,0 +1,111 @@
+"""The one small interface every Synthgate generator implements.
+
+Pure numeric code: no Django. A generator follows the estimator grammar: the
+constructor only stores hyperparameters, ``fit`` validates, trains and returns
+``self`` (learned state ends in ``_``), ``sample`` returns a DataFrame with the
+source's columns and dtypes, and randomness enters only through ``random_state``.
+Models are saved as JSON parameters plus ``.npz`` arrays (or torch tensors) --
+never a pickle.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+
+class GeneratorError(ValueError):
+    """Base class for errors a user can act on (bad data, bad parameters, too little budget)."""
+
+
+class InsufficientBudgetError(GeneratorError):
+    """The privacy target is too small for this generator to produce anything useful."""
+
+
+class SchemaMismatchError(GeneratorError):
+    """The frame and the schema disagree (missing columns, wrong types)."""
+
+
+@dataclass(frozen=True)
+class PrivacySpent:
+    """What a fit actually spent, as reported by the accountant.
+
+    ``epsilon`` is ``math.inf`` for non-private generators. ``details`` holds the
+    accountant's inputs (noise multiplier or sigma, sample rate, steps, clipping
+    bound, composition) so the ledger can store them and anyone can recompute.
+    """
+
+    epsilon: float
+    delta: float
+    accountant: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_private(self) -> bool:
+        return math.isfinite(self.epsilon)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["epsilon"] = None if not self.is_private else self.epsilon
+        return data
+
+
+class Generator(ABC):
+    """Base class: fit on a frame with a schema under (epsilon, delta), then sample rows.
+
+    ``schema`` is the plain dict stored with a dataset version::
+
+        {"columns": [{"name": "age", "type": "integer", "role": "quasi_identifier",
+                      "min": 17, "max": 90}, ...]}
+
+    Column types: ``integer``, ``float``, ``categorical``, ``boolean``, ``datetime``.
+    Bounds (``min``/``max``) and ``categories`` in the schema are declared public;
+    anything else about the domain must be estimated with differential privacy and
+    its cost counted in ``privacy_spent()``.
+    """
+
+    name: ClassVar[str]
+    is_private: ClassVar[bool] = True
+
+    @abstractmethod
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        schema: dict[str, Any],
+        epsilon: float,
+        delta: float,
+        random_state: int | None = None,
+    ) -> Generator:
+        """Train on ``frame`` spending at most (epsilon, delta); return ``self``."""
+
+    @abstractmethod
+    def sample(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Return ``n_rows`` synthetic rows; ``conditions`` maps a column to a value or to
+        target shares ``{value: share}`` and is met by conditional sampling, not rejection."""
+
+    def plan_privacy(self, epsilon: float, delta: float, n_rows: int) -> PrivacySpent:
+        """What ``fit`` will spend for this target, computed from public inputs only (no data).
+
+        Noise is calibrated before any data is read, so the plan is known before the job's
+        first data access; the ledger's spend is this plan and ``privacy_spent()`` after
+        ``fit`` must never exceed it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement plan_privacy")
+
+    @abstractmethod
+    def privacy_spent(self) -> PrivacySpent:
+        """The (epsilon, delta) actually spent by ``fit``, with the accountant's inputs."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write JSON parameters plus arrays/tensors into ``directory`` (no pickle)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path) -> Generator:
+        """Read a model written by ``save``."""

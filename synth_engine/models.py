@@ -1,0 +1,62 @@
+"""Generation jobs: one approved request becomes one job that trains and samples."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from core.models import TimestampedModel
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class SeedPolicy(models.TextChoices):
+    CRYPTOGRAPHIC = "cryptographic", "Cryptographically seeded (production)"
+    REPRODUCIBLE = "reproducible", "Fixed seed requested for reproducibility"
+
+
+class GenerationJob(TimestampedModel):
+    request = models.ForeignKey("governance.DataRequest", on_delete=models.PROTECT, related_name="jobs")
+    generator = models.CharField(max_length=50)
+    parameters = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    seed_policy = models.CharField(max_length=20, choices=SeedPolicy.choices, default=SeedPolicy.CRYPTOGRAPHIC)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    phase = models.CharField(max_length=50, default="queued")
+    progress = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=100, blank=True)
+    data_touched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    peak_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    library_versions = models.JSONField(default=dict, blank=True)
+    privacy_spent = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    output_version = models.ForeignKey("governance.DatasetVersion", null=True, blank=True,
+                                       on_delete=models.PROTECT, related_name="+")
+    holdout_version = models.ForeignKey("governance.DatasetVersion", null=True, blank=True,
+                                        on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="job_progress_max_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job #{self.pk} ({self.generator}, {self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_JOB_STATUSES

@@ -1,0 +1,83 @@
+"""Factories for governance models. Writes go through services where a rule applies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from governance.models import Purpose, Role
+from governance.services import roles_ensure
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@example.org")
+    password = factory.django.Password("pw")
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        if create and extracted:
+            roles_ensure()
+            self.groups.set(Group.objects.filter(name__in=extracted))
+
+
+class PurposeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Purpose
+        django_get_or_create = ("name",)
+
+    name = "research"
+    max_epsilon = Decimal("5")
+    approvals_required = 2
+    allowed_recipients = ["internal", "external"]
+    audit_thresholds = {"fidelity_tvd_1way_max": 0.1}
+
+
+@dataclass
+class Cast:
+    steward: object
+    requester: object
+    other_requester: object
+    approver: object
+    second_approver: object
+    auditor: object
+
+
+def cast_create() -> Cast:
+    return Cast(
+        steward=UserFactory(username="steward", roles=[Role.STEWARD]),
+        requester=UserFactory(username="requester", roles=[Role.REQUESTER]),
+        other_requester=UserFactory(username="other_requester", roles=[Role.REQUESTER]),
+        approver=UserFactory(username="approver", roles=[Role.APPROVER]),
+        second_approver=UserFactory(username="second_approver", roles=[Role.APPROVER]),
+        auditor=UserFactory(username="auditor", roles=[Role.AUDITOR]),
+    )
+
+
+def dataset_register_adult(*, steward, name: str = "adult", epsilon_cap="10", delta_cap="1e-4", schema=None):
+    """Register the 2,000-row adult fixture through the real service."""
+    from governance.services import dataset_register
+
+    path = FIXTURES / "adult_2000.csv"
+    return dataset_register(actor=steward, name=name, path=path, filename=path.name, epsilon_cap=epsilon_cap,
+                            delta_cap=delta_cap, schema=schema).version
+
+
+def request_file(*, requester, dataset_name: str = "adult", purpose_name: str = "research", epsilon="1",
+                 delta="1e-6", n_rows=500, submit: bool = True, **extra):
+    from governance.services import access_request_create
+
+    return access_request_create(actor=requester, dataset_name=dataset_name, purpose_name=purpose_name,
+                                 epsilon=epsilon, delta=delta, n_rows=n_rows, submit=submit, **extra)
