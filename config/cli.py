@@ -3,11 +3,52 @@
 `synthgate dataset list --json` is `python manage.py dataset list --json`.
 """
 
+from __future__ import annotations
+
+import ast
+import importlib.util
 import os
 import sys
+from pathlib import Path
 
-COMMANDS = ("init", "user", "dataset", "purpose", "request", "budget", "log", "job", "audit", "datasheet",
-            "release", "report", "drift", "demo")
+# The apps whose management commands make up the `synthgate` CLI.
+PROJECT_APPS = ("core", "governance", "synth_engine", "audits")
+
+
+def project_commands() -> dict[str, str]:
+    """The management commands the project's own apps define, with their help, read from disk.
+
+    Nothing is imported, so `synthgate --help` works before settings or the database are ready.
+    """
+    commands: dict[str, str] = {}
+    for app in PROJECT_APPS:
+        spec = importlib.util.find_spec(app)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folder = Path(location) / "management" / "commands"
+            for path in sorted(folder.glob("[!_]*.py")):
+                commands[path.stem] = _command_help(path)
+    return dict(sorted(commands.items()))
+
+
+def _command_help(path: Path) -> str:
+    """The ``help`` string of the module's ``Command`` class, if it is a plain literal."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ClassDef) and node.name == "Command":
+            for statement in node.body:
+                if (isinstance(statement, ast.Assign) and any(getattr(target, "id", "") == "help"
+                                                              for target in statement.targets)
+                        and isinstance(statement.value, ast.Constant)):
+                    return str(statement.value.value)
+    return ""
+
+
+def usage() -> str:
+    commands = project_commands()
+    width = max((len(name) for name in commands), default=0)
+    lines = "\n".join(f"  {name.ljust(width)}  {text}".rstrip() for name, text in commands.items())
+    return ("usage: synthgate COMMAND [ACTION] [ARGS...]\n\ncommands:\n" + lines
+            + "\n\n`synthgate COMMAND --help` describes a command; any Django management command also works, "
+              "e.g. `synthgate migrate`.")
 
 
 def main() -> None:
@@ -15,8 +56,7 @@ def main() -> None:
     from django.core.management import execute_from_command_line
 
     args = sys.argv[1:]
-    if not args or args[0] in {"-h", "--help", "help"}:
-        print("usage: synthgate COMMAND [ARGS...]\n\ncommands: " + ", ".join(COMMANDS)
-              + "\n\n(any Django management command also works, e.g. `synthgate migrate`)")
+    if not args or args[0] in {"-h", "--help"} or args == ["help"]:
+        print(usage())
         return
     execute_from_command_line(["synthgate", *args])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
@@ -34,7 +34,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body(exc.code, exc.message, exc.extra), status=exc.status)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return Response(error_body("invalid", "Invalid input.", {"fields": fields}), status=400)
+        return Response(error_body("invalid", _first_message(fields), _field_errors(fields)), status=400)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("request_too_large", str(exc)), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):
+        # Django's request parsing refuses malformed or abusive input (too many fields or files).
+        return Response(error_body("bad_request", str(exc) or "Malformed request."), status=400)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -45,12 +50,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body("server_error", "Internal server error."),
                         status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     if isinstance(exc, drf_exceptions.ValidationError):
-        response.data = error_body("invalid", _first_message(exc.detail), {"fields": exc.detail})
+        response.data = error_body("invalid", _first_message(exc.detail), _field_errors(exc.detail))
     else:
         detail = getattr(exc, "detail", str(exc))
-        code = getattr(exc, "default_code", "error")
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         response.data = error_body(str(code), str(detail))
     return response
+
+
+def _field_errors(detail: Any) -> dict[str, Any]:
+    """``extra`` for a shape error: the first field at fault (as services name it) and all of them."""
+    if isinstance(detail, dict) and detail:
+        return {"field": next(iter(detail)), "fields": detail}
+    return {"fields": {"non_field_errors": detail if isinstance(detail, list) else [detail]}}
 
 
 def _first_message(detail: Any) -> str:

@@ -15,6 +15,7 @@ import io
 import lzma
 import math
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,8 @@ def _expand(opener: Any, *, compressed_size: int, limits: IngestLimits) -> bytes
                 expanded += len(chunk)
                 _check_expansion(expanded, compressed_size, limits)
                 parts.append(chunk)
-    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as error:
+    # A damaged deflate stream raises zlib.error, which is not an OSError.
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error) as error:
         raise DatasetFormatError(f"The compressed file is corrupt: {error}.") from error
     if expanded == 0:
         raise DatasetFormatError("The file is empty (the archive expands to nothing).")

@@ -73,6 +73,7 @@ class VersionKind(models.TextChoices):
     SOURCE = "source"
     SYNTHETIC = "synthetic"
     EXTERNAL = "external"
+    TRAIN = "train"
     HOLDOUT = "holdout"
 
 

@@ -42,6 +42,7 @@ class GenerationJob(TimestampedModel):
     peak_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
     privacy_spent = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     output_version = models.ForeignKey("governance.DatasetVersion", null=True, blank=True,
                                        on_delete=models.PROTECT, related_name="+")

@@ -22,28 +22,37 @@ def adult_schema() -> dict:
     return json.loads((SAMPLE_DATA / "adult.schema.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _allow_log_purge_between_transactional_tests(request):
+@pytest.fixture(autouse=True, scope="session")
+def _allow_log_purge_between_transactional_tests():
     """The append-only triggers refuse TRUNCATE; let the test runner's own flush through.
 
-    Only a superuser session with ``synthgate.maintenance = 'on'`` passes the triggers, and
-    this runs after the test body, just before pytest-django empties the tables.
+    Only a superuser session with ``synthgate.maintenance = 'on'`` passes the triggers. The
+    flag is switched on around the flush that ends every transactional test (the
+    ``transactional_db`` fixture, ``django_db(transaction=True)`` and ``TransactionTestCase``
+    all end in ``TransactionTestCase._fixture_teardown``) and off again straight after, so
+    the next test sees the triggers armed.
     """
+    from django.db import connections
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self):
+        postgres = [connections[alias] for alias in self._databases_names(include_mirrors=False)
+                    if connections[alias].vendor == "postgresql"]
+        for connection in postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("SET synthgate.maintenance = 'on'")
+        try:
+            original(self)
+        finally:
+            for connection in postgres:
+                with connection.cursor() as cursor:
+                    cursor.execute("RESET synthgate.maintenance")
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown
     yield
-    if "transactional_db" not in request.fixturenames and not _is_transaction_testcase(request):
-        return
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET synthgate.maintenance = 'on'")
-
-
-def _is_transaction_testcase(request) -> bool:
-    from django.test import TestCase, TransactionTestCase
-
-    cls = getattr(request, "cls", None)
-    return cls is not None and issubclass(cls, TransactionTestCase) and not issubclass(cls, TestCase)
+    TransactionTestCase._fixture_teardown = original
 
 
 @pytest.fixture

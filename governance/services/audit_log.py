@@ -24,7 +24,8 @@ GENESIS_HASH = "0" * 64
 def to_jsonable(value: Any) -> Any:
     """Decimals as exact strings, datetimes as ISO text, model instances as their pk."""
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        # Normalised, so a value reads the same whether it came from input or from a NUMERIC column.
+        return format(value.normalize(), "f")
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, models.Model):
@@ -121,7 +122,9 @@ def audit_log_verify(*, batch_size: int = 2000) -> ChainVerification:
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=batch_size):
         problem = _check_event(event, expected_prev, expected_id)
         if problem:
-            return ChainVerification(False, checked, event.id, problem, expected_prev)
+            # A gap names the missing event, as a cut at the end does, not the one after it.
+            broken_id = expected_id if event.id != expected_id else event.id
+            return ChainVerification(False, checked, broken_id, problem, expected_prev)
         expected_prev, expected_id, checked = event.hash, event.id + 1, checked + 1
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and (head.length != checked or head.last_hash != expected_prev):

@@ -88,6 +88,15 @@ class Generator(ABC):
         """Return ``n_rows`` synthetic rows; ``conditions`` maps a column to a value or to
         target shares ``{value: share}`` and is met by conditional sampling, not rejection."""
 
+    @abstractmethod
+    def check(self, frame: pd.DataFrame, schema: dict[str, Any]) -> list[str]:
+        """Validate data against the schema and the generator's needs before anything is spent.
+
+        Raise a ``GeneratorError`` for data the generator cannot use (a label with one class,
+        an all-null column, infinite values, an undeclared ID-like column under DP); return
+        warnings for what it can use but the user should know.
+        """
+
     def plan_privacy(self, epsilon: float, delta: float, n_rows: int) -> PrivacySpent:
         """What ``fit`` will spend for this target, computed from public inputs only (no data).
 

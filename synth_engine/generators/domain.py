@@ -33,7 +33,6 @@ Generators model *bins* (groups of fine codes, see :func:`ordered_bins` and
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,20 +126,27 @@ def _parse_bound(value: Any, kind: str, name: str) -> float | None:
 # --------------------------------------------------------------------------- validation
 
 
-def validate_frame(frame: pd.DataFrame, specs: list[ColumnSpec], *, private: bool) -> None:
+def validate_frame(frame: pd.DataFrame, specs: list[ColumnSpec], *, private: bool) -> list[str]:
     """Check the frame against the schema before anything is spent; raise with what to change.
 
     Refuses: identifiers, missing or extra columns, all-null columns, ±inf or non-numeric
     values in numeric columns, non-integral values in integer columns, a label with one
     class, values outside declared categories, and (under DP) very high-cardinality
-    categoricals without declared categories. Warns about single-valued columns, which are
-    modelled as they are, and about high cardinality when not private.
+    categoricals without declared categories.
+
+    Returns
+    -------
+    list of str
+        Warnings about data that can be used: single-valued columns (modelled as constants)
+        and, when not private, very high-cardinality categoricals.
     """
     if len(frame) == 0:
         raise GeneratorError("the frame has no rows")
     _check_columns(frame, specs)
+    messages: list[str] = []
     for spec in specs:
-        _check_column(frame[spec.name], spec, private=private, n_rows=len(frame))
+        messages += _check_column(frame[spec.name], spec, private=private, n_rows=len(frame))
+    return messages
 
 
 def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
@@ -156,22 +162,21 @@ def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
         )
 
 
-def _check_column(series: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int) -> None:
+def _check_column(series: pd.Series, spec: ColumnSpec, *, private: bool,
+                  n_rows: int) -> list[str]:
     present = series[~missing_mask(series)]
     if present.empty:
         raise GeneratorError(f"column {spec.name!r} is entirely missing: drop it from the schema")
+    messages: list[str] = []
     if spec.is_numeric:
         _check_numeric(present, spec)
     else:
-        _check_categorical(present, spec, private=private, n_rows=n_rows)
+        messages += _check_categorical(present, spec, private=private, n_rows=n_rows)
     if spec.role == "label" and present.nunique() < 2:
         raise GeneratorError(f"label column {spec.name!r} has a single class: need at least two")
     if present.nunique() == 1:
-        warnings.warn(
-            f"column {spec.name!r} holds a single value; it is modelled as a constant",
-            UserWarning,
-            stacklevel=4,
-        )
+        messages.append(f"column {spec.name!r} holds a single value; it is modelled as a constant")
+    return messages
 
 
 def _check_numeric(present: pd.Series, spec: ColumnSpec) -> None:
@@ -190,7 +195,7 @@ def _check_numeric(present: pd.Series, spec: ColumnSpec) -> None:
 
 def _check_categorical(
     present: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int
-) -> None:
+) -> list[str]:
     if spec.categories is not None:
         unknown = ~present.isin(list(spec.categories))
         if unknown.any():
@@ -198,7 +203,7 @@ def _check_categorical(
                 f"column {spec.name!r} has {int(unknown.sum())} values outside its declared "
                 "categories: add them to the schema"
             )
-        return
+        return []
     cardinality = present.nunique()
     if cardinality > min(0.5 * n_rows, MAX_UNDECLARED_CATEGORIES) and cardinality > 2:
         message = (
@@ -207,7 +212,8 @@ def _check_categorical(
         )
         if private:
             raise GeneratorError(message)
-        warnings.warn(message, UserWarning, stacklevel=5)
+        return [message]
+    return []
 
 
 def missing_mask(series: pd.Series) -> np.ndarray:
@@ -224,3 +230,450 @@ def is_nullable(spec: ColumnSpec, dtype: Any) -> bool:
     if spec.nullable is not None:
         return bool(spec.nullable)
     return not (isinstance(dtype, np.dtype) and dtype.kind in "iub")
+
+
+# --------------------------------------------------------------------------- codecs
+
+
+@dataclass
+class CategoricalCodec:
+    """Fine codes of a categorical or boolean column: categories, then other, then missing."""
+
+    name: str
+    values: list[Any]
+    has_other: bool
+    has_missing: bool
+    dtype: str
+    ordered: bool = False
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.values) + int(self.has_other) + int(self.has_missing)
+
+    @property
+    def other_code(self) -> int | None:
+        return len(self.values) if self.has_other else None
+
+    @property
+    def missing_code(self) -> int | None:
+        return self.n_codes - 1 if self.has_missing else None
+
+    def encode(self, series: pd.Series) -> np.ndarray:
+        """Map values to fine codes; unseen values go to the other code."""
+        mask = missing_mask(series)
+        categorical = pd.Categorical(series.where(~mask), categories=self.values)
+        codes = np.asarray(categorical.codes, dtype=np.int64)
+        outside = (codes < 0) & ~mask
+        if outside.any():
+            if self.other_code is None:
+                raise SchemaMismatchError(f"column {self.name!r} has undeclared values")
+            codes[outside] = self.other_code
+        return _place_missing(codes, mask, self.missing_code, self.name)
+
+    def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Map fine codes back to values with the source dtype (see the module docstring)."""
+        table = np.empty(self.n_codes, dtype=object)
+        table[: len(self.values)] = self.values
+        if self.has_other:
+            table[self.other_code] = OTHER_VALUE
+        if self.has_missing:
+            table[self.missing_code] = np.nan
+        series = pd.Series(table[codes], dtype=object, name=self.name)
+        if self.dtype == "object":
+            return series
+        if self.has_other and not pd.api.types.is_string_dtype(pd.api.types.pandas_dtype(
+            self.dtype
+        )):
+            return series
+        return series.astype(self.dtype)
+
+    def code_of(self, value: Any) -> int:
+        """Fine code of a released ``value`` (for conditional sampling)."""
+        if _is_missing_value(value) and self.has_missing:
+            return int(self.missing_code)
+        for code, known in enumerate(self.values):
+            if known == value and _is_bool(known) == _is_bool(value):
+                return code
+        raise GeneratorError(
+            f"column {self.name!r} has no released value {value!r}; choose from {self.values}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "categorical", "name": self.name, "values": self.values,
+                "has_other": self.has_other, "has_missing": self.has_missing,
+                "dtype": self.dtype}
+
+
+@dataclass
+class NumericCodec:
+    """Fine codes of a numeric column: public grid cells in value order, then missing.
+
+    ``low`` and ``high`` (shape (n_cells,)) bound each cell, inclusive for integer cells and
+    half-open ``[low, high)`` for float cells; a cell with ``low == high`` is a single value.
+    """
+
+    name: str
+    type: str
+    low: np.ndarray
+    high: np.ndarray
+    has_missing: bool
+    dtype: str
+    ordered: bool = True
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.low) + int(self.has_missing)
+
+    @property
+    def missing_code(self) -> int | None:
+        return len(self.low) if self.has_missing else None
+
+    @property
+    def is_integer(self) -> bool:
+        return self.type in ("integer", "datetime")
+
+    def encode(self, series: pd.Series) -> np.ndarray:
+        """Map values to cells after clipping them into the bounds."""
+        values = numeric_values(series, self.type)
+        mask = np.isnan(values)
+        clipped = np.clip(np.where(mask, self.low[0], values), self.low[0], self.high[-1])
+        codes = np.searchsorted(self.low, clipped, side="right") - 1
+        previous = np.maximum(codes - 1, 0)
+        on_point = (codes > 0) & (self.low[previous] == clipped) & (
+            self.high[previous] == self.low[previous]
+        )
+        codes = np.where(on_point, previous, codes).astype(np.int64)
+        return _place_missing(codes, mask, self.missing_code, self.name)
+
+    def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        """Draw values uniformly inside each code's cell; single-value cells give that value."""
+        mask = codes == self.missing_code if self.has_missing else np.zeros(len(codes), bool)
+        cells = np.where(mask, 0, codes)
+        low, high = self.low[cells], self.high[cells]
+        uniform = rng.random(len(codes))
+        if self.is_integer:
+            values = np.minimum(low + np.floor(uniform * (high - low + 1.0)), high)
+        else:
+            values = low + uniform * (high - low)
+        values[mask] = np.nan
+        return numeric_output(values, self.type, self.dtype, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "numeric", "name": self.name, "type": self.type,
+                "low": self.low.tolist(), "high": self.high.tolist(),
+                "has_missing": self.has_missing, "dtype": self.dtype}
+
+
+Codec = CategoricalCodec | NumericCodec
+
+
+def codec_from_dict(data: dict[str, Any]) -> Codec:
+    """Rebuild a codec written by ``to_dict`` (JSON)."""
+    data = dict(data)
+    kind = data.pop("kind")
+    if kind == "categorical":
+        return CategoricalCodec(**data)
+    data["low"] = np.asarray(data["low"], dtype=np.float64)
+    data["high"] = np.asarray(data["high"], dtype=np.float64)
+    return NumericCodec(**data)
+
+
+def _place_missing(codes: np.ndarray, mask: np.ndarray, missing_code: int | None,
+                   name: str) -> np.ndarray:
+    if mask.any():
+        if missing_code is None:
+            raise SchemaMismatchError(f"column {name!r} is not nullable but has missing values")
+        codes[mask] = missing_code
+    return codes
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_)
+
+
+def _is_missing_value(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def numeric_values(series: pd.Series, kind: str) -> np.ndarray:
+    """Float64 view of a numeric column (datetimes as epoch seconds); missing is NaN."""
+    if kind == "datetime":
+        stamps = pd.to_datetime(series)
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        nanos = stamps.astype("datetime64[ns]").to_numpy().astype(np.int64).astype(np.float64)
+        return np.where(stamps.isna().to_numpy(), np.nan, np.floor(nanos / 1e9))
+    return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.Series:
+    if kind == "datetime":
+        stamps = pd.Series(pd.to_datetime(values, unit="s"), name=name)
+        target = pd.api.types.pandas_dtype(dtype)
+        if getattr(target, "tz", None) is not None:
+            stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(target.tz)
+        return stamps.astype(target)
+    series = pd.Series(values, name=name)
+    if pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(dtype)):
+        series = series.round()
+    return series.astype(dtype)
+
+
+# --------------------------------------------------------------------------- public grids
+
+
+def numeric_grid(
+    lower: float, upper: float, *, integer: bool, max_cells: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Public cells covering ``[lower, upper]``, in value order (data-independent).
+
+    Single-value cells at both bounds and at zero (point masses such as censoring at a bound
+    or "no capital gain"); every integer of a range shorter than ``max_cells`` is its own cell;
+    otherwise each segment between those points gets about ``max_cells / n_segments`` cells
+    whose edges mix linear and geometric spacing (right for both flat and heavy-tailed data).
+
+    Returns
+    -------
+    (low, high) : ndarrays of shape (n_cells,)
+    """
+    if lower == upper:
+        return np.array([lower]), np.array([upper])
+    if integer and upper - lower + 1 <= max_cells:
+        values = np.arange(lower, upper + 1, dtype=np.float64)
+        return values, values.copy()
+    points = sorted({lower, upper} | ({0.0} if lower < 0 < upper else set()))
+    per_segment = max(2, (max_cells - len(points)) // (len(points) - 1))
+    lows, highs, is_point = list(points), list(points), [True] * len(points)
+    for start, stop in zip(points[:-1], points[1:], strict=True):
+        low, high = _segment_cells(start, stop, integer=integer, n_cells=per_segment)
+        lows += low.tolist()
+        highs += high.tolist()
+        is_point += [False] * len(low)
+    order = np.lexsort((~np.array(is_point), np.array(lows)))
+    return np.array(lows)[order], np.array(highs)[order]
+
+
+def _segment_cells(
+    start: float, stop: float, *, integer: bool, n_cells: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cells strictly between two grid points (integers) or covering [start, stop) (floats)."""
+    if stop <= 0:
+        low, high = _segment_cells(-stop, -start, integer=integer, n_cells=n_cells)
+        return -high[::-1], -low[::-1]
+    first = start + 1 if integer else start
+    if first >= stop:
+        return np.empty(0), np.empty(0)
+    unit = first if first > 0 else (1.0 if integer else stop * 1e-6)
+    half = n_cells // 2 + 1
+    edges = np.concatenate([[first, stop], np.geomspace(unit, stop, half),
+                            np.linspace(first, stop, half)])
+    edges = np.unique(np.round(edges) if integer else edges)
+    edges = edges[(edges >= first) & (edges <= stop)]
+    if integer:
+        return edges[:-1], edges[1:] - 1.0
+    return edges[:-1], edges[1:]
+
+
+# --------------------------------------------------------------------------- private domains
+
+
+def fit_codecs(
+    frame: pd.DataFrame,
+    specs: list[ColumnSpec],
+    *,
+    rho: float,
+    threshold_delta: float,
+    max_cells: int,
+    accountant: ZCDPAccountant,
+    rng: np.random.Generator,
+) -> list[Codec]:
+    """Build every column's codec, estimating undeclared domains with DP.
+
+    Parameters
+    ----------
+    rho : float
+        zCDP budget of the ``"domain"`` stage, split evenly over the columns that need it.
+    threshold_delta : float
+        Approximate-zCDP δ of the sparse category histograms, split evenly over them.
+    """
+    private = [spec for spec in specs if spec.needs_private_domain]
+    sparse = [spec for spec in private if spec.type == "categorical"]
+    sigma = gaussian_sigma(rho / len(private)) if private else math.inf
+    delta = threshold_delta / len(sparse) if sparse else 0.0
+    codecs: list[Codec] = []
+    for spec in specs:
+        series = frame[spec.name]
+        nullable = is_nullable(spec, series.dtype)
+        if spec.is_numeric:
+            bounds = _bounds(series, spec, sigma, accountant, rng)
+            codecs.append(_numeric_codec(series, spec, bounds, nullable, max_cells))
+        else:
+            values = _categories(series, spec, sigma, delta, accountant, rng)
+            codecs.append(CategoricalCodec(spec.name, values, spec.categories is None,
+                                           nullable, str(series.dtype)))
+    return codecs
+
+
+def _categories(series: pd.Series, spec: ColumnSpec, sigma: float, delta: float,
+                accountant: ZCDPAccountant, rng: np.random.Generator) -> list[Any]:
+    if spec.categories is not None:
+        return list(spec.categories)
+    counts = series[~missing_mask(series)].value_counts()
+    keys = np.array([_plain(key) for key in counts.index], dtype=object)
+    order = np.argsort([repr(key) for key in keys], kind="stable")
+    released, _ = sparse_histogram(keys[order], counts.to_numpy()[order], sigma, delta, rng)
+    accountant.add_thresholded_gaussian("domain", sigma, delta)
+    return list(released)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _numeric_codec(series: pd.Series, spec: ColumnSpec, bounds: tuple[float, float],
+                   nullable: bool, max_cells: int) -> NumericCodec:
+    integer = spec.type in ("integer", "datetime")
+    low, high = numeric_grid(*bounds, integer=integer, max_cells=max_cells)
+    return NumericCodec(spec.name, spec.type, low, high, nullable, str(series.dtype))
+
+
+def _bounds(series: pd.Series, spec: ColumnSpec, sigma: float,
+            accountant: ZCDPAccountant, rng: np.random.Generator) -> tuple[float, float]:
+    integer = spec.type in ("integer", "datetime")
+    lower, upper = spec.minimum, spec.maximum
+    if lower is None or upper is None:
+        values = numeric_values(series, spec.type)
+        private_lower, private_upper = private_bounds(values[~np.isnan(values)], sigma,
+                                                      integer=integer, rng=rng)
+        accountant.add_gaussian("domain", sigma)
+        lower = private_lower if lower is None else lower
+        upper = private_upper if upper is None else upper
+        upper = max(upper, lower)
+        lower = min(lower, upper)
+    if integer:
+        return float(math.ceil(lower)), float(math.floor(upper))
+    return float(lower), float(upper)
+
+
+def private_bounds(values: np.ndarray, sigma: float, *, integer: bool,
+                   rng: np.random.Generator) -> tuple[float, float]:
+    """DP range of ``values`` from a noisy histogram over public power-of-two buckets.
+
+    Buckets are ``{0}`` (or ``[-2^k0, 2^k0]`` for floats) and ``±[2^k, 2^(k+1))``; the range runs
+    from the lowest to the highest bucket whose noisy count clears a 1 %-family-wise false
+    positive threshold (the fallback is the fullest bucket). One Gaussian measurement with
+    L2 sensitivity 1 (a row falls in exactly one bucket); the range is a post-processing.
+
+    Returns
+    -------
+    (lower, upper) : floats, possibly wider than the data by up to a factor of two.
+    """
+    smallest, largest = _MAGNITUDE_RANGE[integer]
+    side = largest - smallest + 1
+    magnitude = np.abs(values)
+    exponent = np.floor(np.log2(np.where(magnitude > 0, magnitude, 1.0)))
+    exponent = np.clip(exponent, smallest, largest)
+    step = np.where(magnitude < 2.0**smallest, 0, exponent - smallest + 1)
+    index = (side + np.sign(values) * step).astype(np.int64)
+    noisy = gaussian_noise(np.bincount(index, minlength=2 * side + 1), sigma, rng)
+    passing = np.flatnonzero(noisy > sparse_threshold(sigma, 0.01 / len(noisy)) - 1.0)
+    if passing.size == 0:
+        passing = np.array([int(np.argmax(noisy))])
+    offset_low, offset_high = int(passing.min()) - side, int(passing.max()) - side
+    return _bucket_edge(offset_low, smallest, integer, low=True), \
+        _bucket_edge(offset_high, smallest, integer, low=False)
+
+
+def _bucket_edge(offset: int, smallest: int, integer: bool, *, low: bool) -> float:
+    if offset == 0:
+        zero_edge = 0.0 if integer else 2.0**smallest
+        return -zero_edge if low else zero_edge
+    exponent = smallest + abs(offset) - 1
+    inner, outer = 2.0**exponent, 2.0 ** (exponent + 1) - (1.0 if integer else 0.0)
+    if offset > 0:
+        return inner if low else outer
+    return -outer if low else -inner
+
+
+# --------------------------------------------------------------------------- bins
+
+
+def ordered_bins(counts: np.ndarray, *, max_bins: int, min_count: float) -> np.ndarray:
+    """Group value-ordered cells into contiguous, quantile-like bins (a post-processing).
+
+    A cell holding at least 1/``max_bins`` of the estimated mass keeps a bin to itself (point
+    masses); the other cells are swept left to right into bins of about equal mass, at least
+    ``min_count`` rows (so a bin is not noise-dominated in the 2-way tables).
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_cells,)
+        Non-negative estimated counts of the cells, in value order.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_cells,): the bin of each cell, 0 .. n_bins-1, non-decreasing.
+    """
+    total = float(counts.sum())
+    heavy = counts >= total / max_bins if total > 0 else np.zeros(len(counts), bool)
+    free = max(max_bins - int(heavy.sum()), 1)
+    target = max(min_count, float(counts[~heavy].sum()) / free, 1e-12)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    mass = 0.0
+    for cell in range(len(counts)):
+        if heavy[cell]:
+            groups += [current, [cell]] if current else [[cell]]
+            current, mass = [], 0.0
+            continue
+        current.append(cell)
+        mass += float(counts[cell])
+        if mass >= target:
+            groups.append(current)
+            current, mass = [], 0.0
+    groups = _merge_light(groups + ([current] if current else []), counts, min_count)
+    bins = np.empty(len(counts), dtype=np.int64)
+    for number, group in enumerate(groups):
+        bins[group] = number
+    return bins
+
+
+def _merge_light(groups: list[list[int]], counts: np.ndarray, min_count: float) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for group in groups:
+        light = counts[group].sum() < min_count and len(counts[group]) > 0
+        if merged and light and not _is_single_heavy(merged[-1], counts, min_count):
+            merged[-1] = merged[-1] + group
+        else:
+            merged.append(group)
+    if len(merged) > 1 and counts[merged[0]].sum() < min_count:
+        merged[1] = merged[0] + merged[1]
+        merged.pop(0)
+    return merged
+
+
+def _is_single_heavy(group: list[int], counts: np.ndarray, min_count: float) -> bool:
+    return len(group) == 1 and counts[group[0]] >= min_count
+
+
+def unordered_bins(
+    counts: np.ndarray, *, max_bins: int, min_count: float, keep_all: bool = False
+) -> np.ndarray:
+    """Bins for unordered codes: each frequent code alone, the rare ones pooled (post-processing).
+
+    Codes with at least ``min_count`` estimated rows (the ``max_bins - 1`` largest) keep their
+    own bin; the rest share one pooled bin. ``keep_all`` gives every code its own bin (the label,
+    so that conditioning on a class is exact).
+    """
+    n_codes = len(counts)
+    if keep_all or n_codes <= 1:
+        return np.arange(n_codes, dtype=np.int64)
+    ranked = np.lexsort((np.arange(n_codes), -counts))
+    alone = np.zeros(n_codes, dtype=bool)
+    alone[ranked[: max_bins - 1]] = True
+    alone &= counts >= min_count
+    if alone.sum() >= n_codes - 1:
+        return np.arange(n_codes, dtype=np.int64)
+    labels = np.where(alone, np.arange(n_codes), n_codes)
+    _, bins = np.unique(labels, return_inverse=True)
+    return bins.astype(np.int64)

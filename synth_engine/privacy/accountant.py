@@ -84,7 +84,8 @@ class ZCDPAccountant:
             stage["rho"] += m.rho
             stage["delta"] += m.delta
             key = "epsilon0" if m.mechanism == "exponential" else "sigma"
-            stage.setdefault(key, []).append(m.scale)
+            if m.scale not in stage.setdefault(key, []):
+                stage[key].append(m.scale)
         return {
             "neighbouring": "add/remove one row",
             "rho": self.rho,

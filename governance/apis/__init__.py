@@ -1,0 +1,40 @@
+"""The REST API: one small APIView per operation. URL → APIView → service or selector.
+
+Where two operations share a resource URL (GET lists, POST creates), a collection view
+combines the two operation views; each keeps its own serializers and schema.
+"""
+
+from governance.apis.audit import AuditEventListApi, AuditLogVerifyApi
+from governance.apis.auth import AuthTokenCreateApi
+from governance.apis.common import ApiNotFoundApi
+from governance.apis.datasets import (
+    DatasetBudgetApi,
+    DatasetCollectionApi,
+    DatasetDetailApi,
+    DatasetListApi,
+    DatasetRegisterApi,
+    DatasetVersionCollectionApi,
+    DatasetVersionCreateApi,
+    DatasetVersionDetailApi,
+    DatasetVersionListApi,
+)
+from governance.apis.purposes import PurposeCollectionApi, PurposeCreateApi, PurposeDetailApi, PurposeListApi
+from governance.apis.requests import (
+    RequestApproveApi,
+    RequestCollectionApi,
+    RequestCreateApi,
+    RequestDetailApi,
+    RequestListApi,
+    RequestRejectApi,
+    RequestSubmitApi,
+    RequestWithdrawApi,
+)
+
+__all__ = [
+    "ApiNotFoundApi", "AuditEventListApi", "AuditLogVerifyApi", "AuthTokenCreateApi", "DatasetBudgetApi",
+    "DatasetCollectionApi", "DatasetDetailApi", "DatasetListApi", "DatasetRegisterApi", "DatasetVersionCollectionApi",
+    "DatasetVersionCreateApi", "DatasetVersionDetailApi", "DatasetVersionListApi", "PurposeCollectionApi",
+    "PurposeCreateApi", "PurposeDetailApi", "PurposeListApi", "RequestApproveApi", "RequestCollectionApi",
+    "RequestCreateApi", "RequestDetailApi", "RequestListApi", "RequestRejectApi", "RequestSubmitApi",
+    "RequestWithdrawApi",
+]

@@ -1,0 +1,304 @@
+"""Datasets, their versions and their privacy budget."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import NotFoundError
+from governance import selectors, services
+from governance.apis.common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ExactDecimalField,
+    delta_field,
+    epsilon_field,
+    error_responses,
+    filtered,
+    list_parameters,
+    paginated,
+    paginated_response,
+)
+from governance.filters import DatasetFilter
+from governance.models import Dataset, DatasetVersion, Sensitivity
+
+# A declared schema is a small JSON document; refuse to read a huge one into memory.
+MAX_SCHEMA_BYTES = 1024 * 1024
+
+
+class DatasetOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    sensitivity = serializers.CharField()
+    owner = serializers.CharField(source="owner.username")
+    epsilon_cap = epsilon_field()
+    delta_cap = delta_field()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Dataset"
+
+
+class VersionOutputSerializer(serializers.Serializer):
+    dataset = serializers.CharField(source="dataset.name")
+    number = serializers.IntegerField()
+    kind = serializers.CharField()
+    content_hash = serializers.CharField()
+    n_rows = serializers.IntegerField()
+    n_columns = serializers.IntegerField()
+    size_bytes = serializers.IntegerField()
+    schema = serializers.JSONField(help_text="columns with name, type and role; missing_values")
+    schema_inferred = serializers.BooleanField()
+    dropped_columns = serializers.ListField(child=serializers.CharField(),
+                                            help_text="identifier columns dropped before storage")
+    original_filename = serializers.CharField()
+    parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)
+    lineage = serializers.JSONField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "DatasetVersion"
+
+
+@extend_schema_field({"type": "string", "description": "the schema as JSON text, or an uploaded .json file"})
+class SchemaField(serializers.Field):
+    """A declared schema sent as a JSON string form field, an uploaded JSON file, or a JSON object."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, UploadedFile):
+            if data.size > MAX_SCHEMA_BYTES:
+                raise serializers.ValidationError(f"The schema file is over {MAX_SCHEMA_BYTES:,} bytes.")
+            data = data.read()
+        if isinstance(data, bytes | str):
+            try:
+                data = json.loads(data)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise serializers.ValidationError(f"The schema is not valid JSON: {error}.") from error
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('The schema must be a JSON object with a "columns" list.')
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class RegistrationOutputSerializer(serializers.Serializer):
+    created = serializers.BooleanField(help_text="false when identical content was already stored")
+    dataset = DatasetOutputSerializer(source="version.dataset")
+    version = VersionOutputSerializer()
+    dropped_columns = serializers.ListField(child=serializers.CharField(), source="version.dropped_columns")
+    warnings = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        ref_name = "DatasetRegistration"
+
+
+@contextlib.contextmanager
+def saved_upload(upload: UploadedFile) -> Iterator[Path]:
+    """The upload copied to a private temporary file, deleted afterwards whatever happens."""
+    handle, name = tempfile.mkstemp(prefix="synthgate-upload-")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            for chunk in upload.chunks():
+                stream.write(chunk)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _registered(*, request: Request, upload: UploadedFile, **fields: Any) -> Response:
+    with saved_upload(upload) as path:
+        result = services.dataset_register(actor=request.user, path=path, filename=upload.name or "", **fields)
+    data = RegistrationOutputSerializer(result).data
+    return Response(data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class DatasetListApi(APIView):
+    @extend_schema(operation_id="dataset_list", parameters=list_parameters(DatasetFilter),
+                   responses={200: paginated(DatasetOutputSerializer, "PaginatedDatasetList"), **READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        queryset = filtered(DatasetFilter, request, selectors.dataset_list(user=request.user))
+        return paginated_response(request=request, view=self, queryset=queryset,
+                                  serializer_class=DatasetOutputSerializer)
+
+
+class DatasetRegisterApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(allow_empty_file=True, help_text="CSV or Parquet, optionally gz/bz2/xz/zip")
+        name = serializers.SlugField(max_length=100)
+        epsilon_cap = epsilon_field()
+        delta_cap = delta_field()
+        schema = SchemaField(required=False, help_text="omit to infer one (every role 'other')")
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.CONFIDENTIAL)
+
+        class Meta:
+            ref_name = "DatasetRegisterInput"
+
+    @extend_schema(operation_id="dataset_register", request={"multipart/form-data": InputSerializer},
+                   responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer,
+                              **WRITE_ERRORS, **error_responses(413)})
+    def post(self, request: Request) -> Response:
+        serializer = DatasetRegisterApi.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        return _registered(request=request, upload=fields.pop("file"), **fields)
+
+
+class DatasetCollectionApi(DatasetListApi, DatasetRegisterApi):
+    """``/datasets/``: GET lists (DatasetListApi), POST registers (DatasetRegisterApi)."""
+
+    parser_classes = DatasetRegisterApi.parser_classes
+
+
+class DatasetDetailApi(APIView):
+    class OutputSerializer(DatasetOutputSerializer):
+        latest_source_version = serializers.SerializerMethodField()
+        column_roles = serializers.SerializerMethodField(
+            help_text="role of every column of the latest source, dropped identifiers included")
+
+        class Meta:
+            ref_name = "DatasetDetail"
+
+        @extend_schema_field(VersionOutputSerializer(allow_null=True))
+        def get_latest_source_version(self, dataset: Dataset) -> dict[str, Any] | None:
+            latest = self.context["latest"]
+            return None if latest is None else VersionOutputSerializer(latest).data
+
+        @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+        def get_column_roles(self, dataset: Dataset) -> dict[str, str]:
+            return _column_roles(self.context["latest"])
+
+    @extend_schema(operation_id="dataset_get", responses={200: OutputSerializer, **READ_ERRORS})
+    def get(self, request: Request, name: str) -> Response:
+        dataset = selectors.dataset_get(user=request.user, name=name)
+        latest = selectors.dataset_latest_source(dataset=dataset)
+        return Response(self.OutputSerializer(dataset, context={"latest": latest}).data)
+
+
+def _column_roles(version: DatasetVersion | None) -> dict[str, str]:
+    if version is None:
+        return {}
+    roles = {name: "identifier" for name in version.dropped_columns}
+    roles.update({column["name"]: column["role"] for column in version.schema["columns"]})
+    return roles
+
+
+class DatasetVersionListApi(APIView):
+    @extend_schema(operation_id="dataset_version_list",
+                   responses={200: paginated(VersionOutputSerializer, "PaginatedDatasetVersionList"), **READ_ERRORS})
+    def get(self, request: Request, name: str) -> Response:
+        dataset = selectors.dataset_get(user=request.user, name=name)
+        return paginated_response(request=request, view=self, queryset=selectors.dataset_version_list(dataset=dataset),
+                                  serializer_class=VersionOutputSerializer)
+
+
+class DatasetVersionCreateApi(APIView):
+    """A new source version of an existing dataset; its caps stay as registered."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(allow_empty_file=True, help_text="CSV or Parquet, optionally gz/bz2/xz/zip")
+        schema = SchemaField(required=False, help_text="omit to infer one (every role 'other')")
+
+        class Meta:
+            ref_name = "DatasetVersionCreateInput"
+
+    @extend_schema(operation_id="dataset_version_create", request={"multipart/form-data": InputSerializer},
+                   responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer,
+                              **WRITE_ERRORS, **error_responses(413)})
+    def post(self, request: Request, name: str) -> Response:
+        dataset = selectors.dataset_get(user=request.user, name=name)
+        serializer = DatasetVersionCreateApi.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return _registered(request=request, upload=serializer.validated_data["file"], name=dataset.name,
+                           epsilon_cap=dataset.epsilon_cap, delta_cap=dataset.delta_cap,
+                           schema=serializer.validated_data.get("schema"))
+
+
+class DatasetVersionCollectionApi(DatasetVersionListApi, DatasetVersionCreateApi):
+    """``/datasets/{name}/versions/``: GET lists, POST adds a source version."""
+
+    parser_classes = DatasetVersionCreateApi.parser_classes
+
+
+class DatasetVersionDetailApi(APIView):
+    @extend_schema(operation_id="dataset_version_get", responses={200: VersionOutputSerializer, **READ_ERRORS})
+    def get(self, request: Request, name: str, number: int) -> Response:
+        dataset = selectors.dataset_get(user=request.user, name=name)
+        version = selectors.dataset_version_list(dataset=dataset).filter(number=number).first()
+        if version is None:
+            raise NotFoundError(f"Dataset {name!r} has no version {number}.")
+        return Response(VersionOutputSerializer(version).data)
+
+
+class BudgetAmountsSerializer(serializers.Serializer):
+    cap = ExactDecimalField(max_digits=None, decimal_places=None)
+    spent = ExactDecimalField(max_digits=None, decimal_places=None)
+    reserved = ExactDecimalField(max_digits=None, decimal_places=None)
+    remaining = ExactDecimalField(max_digits=None, decimal_places=None)
+
+    class Meta:
+        ref_name = "BudgetAmounts"
+
+
+class BudgetEntryOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="reserve, spend or release")
+    epsilon = epsilon_field()
+    delta = delta_field()
+    request = serializers.IntegerField(source="request_id")
+    job = serializers.IntegerField(source="job_id", allow_null=True)
+    mechanism = serializers.CharField()
+    accountant = serializers.JSONField()
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "BudgetEntry"
+
+
+class DatasetBudgetApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        dataset = serializers.CharField(source="dataset.name")
+        epsilon = BudgetAmountsSerializer()
+        delta = BudgetAmountsSerializer()
+        entries = BudgetEntryOutputSerializer(many=True, help_text="every ledger row, oldest first")
+
+        class Meta:
+            ref_name = "DatasetBudget"
+
+    @extend_schema(operation_id="dataset_budget_get", responses={200: OutputSerializer, **READ_ERRORS})
+    def get(self, request: Request, name: str) -> Response:
+        dataset = selectors.dataset_get(user=request.user, name=name)
+        entries = selectors.budget_entry_list(user=request.user, dataset=dataset)
+        balance = services.budget_balance(dataset=dataset)
+        return Response(self.OutputSerializer({
+            "dataset": dataset, "entries": entries,
+            "epsilon": _amounts(balance, "epsilon"), "delta": _amounts(balance, "delta"),
+        }).data)
+
+
+def _amounts(balance: services.BudgetBalance, which: str) -> dict[str, Decimal]:
+    return {part: getattr(balance, f"{which}_{part}") for part in ("cap", "spent", "reserved", "remaining")}

@@ -1,0 +1,43 @@
+"""`synthgate init`: bring the database up to date, create the roles and the default purposes.
+
+Safe to run again: it only adds what is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+from governance.cli_format import fields, table
+from governance.management.base import SynthgateCommand, add_common_options
+from governance.models import Purpose
+from governance.services import purposes_ensure_defaults, roles_ensure
+
+
+class Command(SynthgateCommand):
+    help = "Create or migrate the database, the roles and the default purposes (idempotent)."
+    requires_database = False
+
+    def add_arguments(self, parser: Any) -> None:
+        add_common_options(parser, needs_user=False)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        connection = connections[DEFAULT_DB_ALIAS]
+        executor = MigrationExecutor(connection)
+        pending = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        call_command("migrate", interactive=False, verbosity=0)
+        roles = [group.name for group in roles_ensure()]
+        created = [purpose.name for purpose in purposes_ensure_defaults()]
+        purposes = list(Purpose.objects.order_by("name").values_list("name", flat=True))
+        data = {"data_dir": str(settings.DATA_DIR), "database": connection.vendor,
+                "migrations_applied": pending, "roles": roles, "purposes_created": created, "purposes": purposes}
+        self.emit(data, lambda: "\n".join([
+            fields([("data directory", data["data_dir"]), ("database", data["database"]),
+                    ("migrations applied", pending), ("roles", roles)]),
+            "",
+            table(("purpose", "status"), [(name, "created" if name in created else "exists") for name in purposes]),
+        ]))

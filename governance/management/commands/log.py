@@ -1,0 +1,48 @@
+"""`synthgate log verify|list`: check the hash chain of the audit log, or read its tail.
+
+`log verify` exits 1 when the chain is broken, naming the first broken event and why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+
+from governance.cli_format import audit_event_data, audit_event_table, fields
+from governance.management.base import CliError, SynthgateCommand
+from governance.selectors import audit_event_list
+from governance.services import audit_log_verify
+
+CHAIN_BROKEN_EXIT = 1
+
+
+class Command(SynthgateCommand):
+    help = "Verify the audit log's hash chain (exit 1 if broken) or list its latest events."
+
+    def add_arguments(self, parser: Any) -> None:
+        actions = self.add_subcommands(parser)
+        self.add_subcommand(actions, "verify", "recompute every hash; exit 1 and name the first broken event")
+        listing = self.add_subcommand(actions, "list", "the latest events, oldest first")
+        listing.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
+
+    def handle_verify(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        result = audit_log_verify()
+        data = {"ok": result.ok, "events_checked": result.events_checked, "first_broken_id": result.first_broken_id,
+                "reason": result.reason, "last_hash": result.last_hash}
+        if result.ok:
+            self.emit(data, fields([("audit log", "intact"), ("events checked", result.events_checked),
+                                    ("last hash", result.last_hash)]))
+            return
+        self.emit(data, fields([("audit log", "BROKEN"), ("first broken event", result.first_broken_id),
+                                ("reason", result.reason), ("events verified before it", result.events_checked)]))
+        raise CliError(f"The audit log's chain is broken at event {result.first_broken_id}: {result.reason}",
+                       code="chain_broken", extra={"first_broken_id": result.first_broken_id},
+                       returncode=CHAIN_BROKEN_EXIT)
+
+    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        if options["limit"] < 1:
+            raise CliError(f"--limit must be at least 1; got {options['limit']}.", extra={"option": "--limit"})
+        newest = audit_event_list(user=actor).order_by("-id")[: options["limit"]]
+        events = list(reversed(newest))
+        self.emit([audit_event_data(event) for event in events], lambda: audit_event_table(events))

@@ -1,0 +1,47 @@
+"""`synthgate user create|list`: people, their roles, and the API token printed once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+
+from core.errors import PermissionDeniedError
+from governance.cli_format import fields, table, user_data
+from governance.management.base import SynthgateCommand
+from governance.models import Role
+from governance.services import user_create, user_roles
+
+
+class Command(SynthgateCommand):
+    help = "Create users with roles (prints their API token) and list users."
+
+    def add_arguments(self, parser: Any) -> None:
+        actions = self.add_subcommands(parser)
+        create = self.add_subcommand(actions, "create", "create a user with one or more roles; prints the API token",
+                                     needs_user=False)
+        create.add_argument("username", metavar="NAME")
+        create.add_argument("--role", dest="roles", action="append", required=True, choices=Role.values,
+                            help="repeat for several roles")
+        create.add_argument("--email", default="")
+        create.add_argument("--password", default=None,
+                            help="for the dashboard login; a random one is set when omitted")
+        self.add_subcommand(actions, "list", "list users and their roles")
+
+    def handle_create(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+        user, token = user_create(username=options["username"], roles=options["roles"], actor=actor,
+                                  email=options["email"], password=options["password"])
+        data = {**user_data(user), "token": token}
+        self.emit(data, lambda: fields([("user", user.username), ("roles", data["roles"]), ("email", user.email),
+                                        ("API token", token)]))
+
+    def handle_list(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+        if not user_roles(actor):
+            raise PermissionDeniedError("Your account has no Synthgate role; ask a steward to assign one.")
+        # No selector lists users yet; this read belongs in governance.selectors as `user_list`.
+        users = get_user_model().objects.prefetch_related("groups").order_by("username")
+        data = [user_data(user) for user in users]
+        self.emit(data, lambda: table(("username", "roles", "email", "active", "date_joined"),
+                                      [(row["username"], row["roles"], row["email"], row["active"],
+                                        row["date_joined"]) for row in data]))

@@ -1,0 +1,73 @@
+"""REST API for generation jobs: start, read progress, cancel."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api import DefaultPagination
+from synth_engine.selectors import job_get, job_list
+from synth_engine.services import generation_job_cancel, generation_job_start
+
+
+class JobOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    request = serializers.IntegerField(source="request_id")
+    generator = serializers.CharField()
+    parameters = serializers.JSONField()
+    seed_policy = serializers.CharField()
+    seed = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField()
+    phase = serializers.CharField()
+    progress = serializers.IntegerField()
+    cancel_requested = serializers.BooleanField()
+    attempts = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    data_touched_at = serializers.DateTimeField(allow_null=True)
+    timings = serializers.JSONField()
+    peak_memory_bytes = serializers.IntegerField(allow_null=True)
+    library_versions = serializers.JSONField()
+    privacy_spent = serializers.JSONField()
+    warnings = serializers.JSONField()
+    error = serializers.CharField()
+    output_version = serializers.IntegerField(source="output_version_id", allow_null=True)
+    holdout_version = serializers.IntegerField(source="holdout_version_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class JobListApi(APIView):
+    @extend_schema(responses=JobOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        queryset = job_list(user=request.user)
+        if status := request.query_params.get("status"):
+            queryset = queryset.filter(status=status)
+        if request_id := request.query_params.get("request"):
+            queryset = queryset.filter(request_id=request_id)
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(JobOutputSerializer(page, many=True).data)
+
+
+class JobStartApi(APIView):
+    @extend_schema(request=None, responses={201: JobOutputSerializer})
+    def post(self, request: Request, request_id: int) -> Response:
+        job = generation_job_start(actor=request.user, request_id=request_id)
+        job.refresh_from_db()
+        return Response(JobOutputSerializer(job).data, status=201)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobOutputSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(JobOutputSerializer(job_get(user=request.user, job_id=job_id)).data)
+
+
+class JobCancelApi(APIView):
+    @extend_schema(request=None, responses=JobOutputSerializer)
+    def post(self, request: Request, job_id: int) -> Response:
+        job_get(user=request.user, job_id=job_id)
+        return Response(JobOutputSerializer(generation_job_cancel(actor=request.user, job_id=job_id)).data)

@@ -1,0 +1,750 @@
+"""MST: differentially private synthetic data from a maximum spanning tree of 2-way marginals.
+
+After McKenna, Miklau & Sheldon (2021), "Winning the NIST Contest: A scalable and general
+approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"):
+
+1. *Domain* (only for what the schema does not declare): DP category lists and numeric bounds
+   (:mod:`synth_engine.generators.domain`).
+2. *Measure 1-way marginals* with the Gaussian mechanism (Sec. 4, "measure" step); numeric
+   columns are measured on a fine public grid, then grouped into quantile-like bins (a
+   post-processing, like the paper's domain compression, Sec. 4.1).
+3. *Select* a spanning tree over the binned attributes: Kruskal's algorithm where each edge is
+   picked by the exponential mechanism with score ``‖M_ab − M̂_ab‖₁`` between the true 2-way
+   marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2).
+4. *Measure* the 2-way marginals on the tree's edges with the Gaussian mechanism.
+5. *Estimate* consistent marginals. Instead of Private-PGM's mirror descent we use the tree
+   structure: inverse-variance-weighted 1-way estimates projected onto the simplex, then each
+   edge table is the L2 projection of its noisy table onto the non-negative tables with those
+   margins (the transportation polytope), solved by dual block-coordinate ascent. On a tree
+   these pairwise tables define the maximum-entropy graphical model exactly.
+6. *Sample* exactly by ancestral sampling down the tree with controlled rounding (the
+   paper's ``synthetic_data`` rounding), rooted at the conditioned column when there is one.
+
+Privacy: every stage is accounted in zCDP (see :mod:`synth_engine.privacy`); the budget for a
+target (ε, δ) is the largest ρ whose tight conversion stays within it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synth_engine.generators.base import (
+    Generator,
+    GeneratorError,
+    InsufficientBudgetError,
+    PrivacySpent,
+)
+from synth_engine.generators.domain import (
+    CategoricalCodec,
+    Codec,
+    codec_from_dict,
+    fit_codecs,
+    ordered_bins,
+    parse_schema,
+    unordered_bins,
+    validate_frame,
+)
+from synth_engine.privacy.accountant import ACCOUNTANT_NAME, ZCDPAccountant
+from synth_engine.privacy.mechanisms import exponential_mechanism, gaussian_noise
+from synth_engine.privacy.zcdp import cdp_rho, exponential_epsilon, gaussian_sigma
+
+FORMAT_VERSION = 1
+MIN_SIGNAL_TO_NOISE = 20.0  # a 1-way cell's noise σ may be at most 5 % of the rows
+
+
+class MSTGenerator(Generator):
+    """Differentially private MST generator (McKenna et al. 2021), (ε, δ)-DP via zCDP.
+
+    Parameters
+    ----------
+    max_bins : int
+        Most bins per column in the 2-way tables (Sec. 4.1's compression; more bins keep more
+        detail but spread each 2-way count over more noisy cells).
+    max_cells : int
+        Cells of the public fine grid of a numeric column (the 1-way resolution).
+    domain_fraction : float
+        Share of ρ spent estimating undeclared domains (0 when the schema declares them all).
+    one_way_fraction, selection_fraction : float
+        Shares of the remaining ρ for the 1-way measurements and the tree selection; the 2-way
+        measurements get the rest. The paper uses 1/3 each; a cheaper selection (scores of
+        thousands of rows need little budget to be told apart) is reported in the benchmark.
+    threshold_delta_fraction : float
+        Share of δ given to the thresholds of the DP category lists (approximate zCDP).
+    min_bin_sigmas : float
+        A bin should hold at least this many 2-way noise σ's of estimated rows.
+    estimation_iterations : int
+        Dual-ascent sweeps of the per-edge projection.
+    structure : {"auto", "tree"}
+        ``"tree"`` is the paper's spanning tree over all columns. ``"auto"`` does the same
+        unless the schema has a label column and at least two other columns; then the tree
+        spans the other columns and every tree edge is measured jointly with the label
+        (a tree-augmented naive Bayes structure, Friedman, Geiger & Goldszmidt 1997), so each
+        attribute depends directly on the label, which is what downstream classifiers need.
+    """
+
+    name = "mst"
+    is_private = True
+
+    def __init__(
+        self,
+        *,
+        max_bins: int = 32,
+        max_cells: int = 128,
+        domain_fraction: float = 0.1,
+        one_way_fraction: float = 0.25,
+        selection_fraction: float = 0.1,
+        threshold_delta_fraction: float = 0.1,
+        min_bin_sigmas: float = 3.0,
+        estimation_iterations: int = 300,
+        structure: str = "auto",
+    ) -> None:
+        self.max_bins = max_bins
+        self.max_cells = max_cells
+        self.domain_fraction = domain_fraction
+        self.one_way_fraction = one_way_fraction
+        self.selection_fraction = selection_fraction
+        self.threshold_delta_fraction = threshold_delta_fraction
+        self.min_bin_sigmas = min_bin_sigmas
+        self.estimation_iterations = estimation_iterations
+        self.structure = structure
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "max_bins": self.max_bins,
+            "max_cells": self.max_cells,
+            "domain_fraction": self.domain_fraction,
+            "one_way_fraction": self.one_way_fraction,
+            "selection_fraction": self.selection_fraction,
+            "threshold_delta_fraction": self.threshold_delta_fraction,
+            "min_bin_sigmas": self.min_bin_sigmas,
+            "estimation_iterations": self.estimation_iterations,
+            "structure": self.structure,
+        }
+
+    # ------------------------------------------------------------------ fit
+
+    def check(self, frame: pd.DataFrame, schema: dict[str, Any]) -> list[str]:
+        """Validate ``frame`` against ``schema`` for a DP fit; return warnings, raise
+        :class:`GeneratorError` for data MST cannot use. Remembers the schema so that
+        :meth:`plan_privacy` can refuse a budget too small for these columns."""
+        specs = parse_schema(schema)
+        messages = validate_frame(frame, specs, private=True)
+        self.checked_specs_ = specs
+        return messages
+
+    def plan_privacy(self, epsilon: float, delta: float, n_rows: int) -> PrivacySpent:
+        """The (ε, δ) that ``fit`` will report, from public inputs only.
+
+        The budget ρ is the largest whose tight conversion stays within (ε, δ), so the plan is
+        the target itself; ``privacy_spent()`` after ``fit`` is at most this. After
+        :meth:`check`, a target too small to be useful raises :class:`InsufficientBudgetError`.
+        """
+        _check_privacy_target(epsilon, delta)
+        specs = getattr(self, "checked_specs_", None)
+        details: dict[str, Any] = {"params": self.get_params()}
+        if specs is not None:
+            plan = self._plan(epsilon, delta, specs, n_rows=n_rows)
+            details.update(rho=plan["rho"], approximate_delta=plan["threshold_delta"])
+        return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        schema: dict[str, Any],
+        epsilon: float,
+        delta: float,
+        random_state: int | None = None,
+    ) -> MSTGenerator:
+        """Validate, then spend at most (ε, δ) on the five MST stages; return ``self``.
+
+        ``random_state=None`` seeds from :mod:`secrets` (128 bits); an int makes the fit and
+        every later ``sample`` call reproducible, which is for tests and benchmarks only.
+        """
+        specs = parse_schema(schema)
+        _check_privacy_target(epsilon, delta)
+        for message in validate_frame(frame, specs, private=True):
+            warnings.warn(message, UserWarning, stacklevel=2)
+        plan = self._plan(epsilon, delta, specs, n_rows=len(frame))
+        seed = secrets.randbits(128) if random_state is None else int(random_state)
+        fit_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
+        rng = np.random.default_rng(fit_seed)
+        accountant = ZCDPAccountant()
+        codecs = fit_codecs(frame, specs, rho=plan["domain_rho"],
+                            threshold_delta=plan["threshold_delta"],
+                            max_cells=self.max_cells, accountant=accountant, rng=rng)
+        fine = [codec.encode(frame[codec.name]) for codec in codecs]
+        labels = [spec.role == "label" for spec in specs]
+        self._fit_model(fine, codecs, labels, plan, accountant, rng)
+        self.label_ = plan["label"]
+        self.columns_ = [spec.name for spec in specs]
+        self.codecs_ = codecs
+        self.accountant_ = accountant
+        self.target_ = {"epsilon": float(epsilon), "delta": float(delta)}
+        self.sample_rng_ = np.random.default_rng(sample_seed)
+        return self
+
+    def _plan(self, epsilon: float, delta: float, specs: list[Any], n_rows: int) -> dict[str, Any]:
+        """Split the target into per-stage budgets; refuse budgets too small to be useful."""
+        plan = _budget_plan(self.get_params(), epsilon, delta, specs)
+        if plan["one_way_sigma"] > n_rows / MIN_SIGNAL_TO_NOISE:
+            minimum = _minimum_epsilon(self.get_params(), delta, specs, n_rows)
+            raise InsufficientBudgetError(
+                f"epsilon={epsilon} is too small for {n_rows} rows and {len(specs)} columns: "
+                f"the 1-way noise would be σ={plan['one_way_sigma']:.1f} rows; use epsilon >= "
+                f"{minimum:.3g} (at delta={delta}), or more rows, or fewer columns"
+            )
+        return plan
+
+    def _fit_model(self, fine: list[np.ndarray], codecs: list[Codec], labels: list[bool],
+                   plan: dict[str, Any], accountant: ZCDPAccountant,
+                   rng: np.random.Generator) -> None:
+        sigma1, sigma2 = plan["one_way_sigma"], plan["two_way_sigma"]
+        noisy_fine = [gaussian_noise(np.bincount(codes, minlength=codec.n_codes), sigma1, rng)
+                      for codes, codec in zip(fine, codecs, strict=True)]
+        accountant.add_gaussian("one_way", sigma1, count=len(codecs))
+        n_hat = float(np.mean([noisy.sum() for noisy in noisy_fine]))
+        fine_counts = [project_simplex(noisy, n_hat) for noisy in noisy_fine]
+        min_count = self.min_bin_sigmas * (sigma2 if math.isfinite(sigma2) else sigma1)
+        bins = [self._bins(counts, codec, label, min_count)
+                for counts, codec, label in zip(fine_counts, codecs, labels, strict=True)]
+        data = np.column_stack([b[codes] for b, codes in zip(bins, fine, strict=True)])
+        data = data.astype(np.int16)
+        sizes = [int(b.max()) + 1 for b in bins]
+        one_way = [np.bincount(b, weights=c, minlength=k)
+                   for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
+        label = plan["label"]
+        attributes = [c for c in range(len(codecs)) if c != label]
+        edges = select_tree(data, sizes, one_way, n_hat, plan["selection_epsilon"], rng,
+                            columns=attributes)
+        if edges:
+            accountant.add_exponential("selection", plan["selection_epsilon"], count=len(edges))
+        label_codes = data[:, label] if label is not None else np.zeros(len(data), np.int16)
+        label_size = sizes[label] if label is not None else 1
+        noisy_tables = [gaussian_noise(triple_counts(label_codes, label_size, data, a, b, sizes),
+                                       sigma2, rng) for a, b in edges]
+        if edges:
+            accountant.add_gaussian("two_way", sigma2, count=len(edges))
+        model = estimate_model(noisy_fine, sigma1, bins, label, edges, noisy_tables, sigma2,
+                               self.estimation_iterations)
+        self.bins_, self.edges_ = bins, edges
+        self.one_way_, self.within_, self.label_tables_, self.pairs_ = model
+
+    def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
+        if not codec.ordered:
+            return unordered_bins(counts, max_bins=self.max_bins, min_count=min_count,
+                                  keep_all=label)
+        n_cells = len(codec.low)
+        bins = ordered_bins(counts[:n_cells], max_bins=self.max_bins, min_count=min_count)
+        if codec.has_missing:
+            missing_bin = bins.max() + 1 if counts[n_cells] >= min_count else 0
+            bins = np.append(bins, missing_bin)
+        return bins
+
+    # ------------------------------------------------------------------ sample
+
+    def sample(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Draw ``n_rows`` rows by ancestral sampling; ``conditions`` re-roots the tree at the
+        conditioned (categorical) column, so the requested shares are met exactly."""
+        self._check_fitted()
+        _check_n_rows(n_rows)
+        root, root_fine = self._root_codes(n_rows, conditions)
+        binned = self._sample_bins(n_rows, root, root_fine)
+        columns = {}
+        for index, codec in enumerate(self.codecs_):
+            codes = root_fine if index == root else \
+                sample_conditional(binned[index], self.within_[index], self.sample_rng_)
+            columns[codec.name] = codec.decode(np.asarray(codes, dtype=np.int64),
+                                               self.sample_rng_)
+        return pd.DataFrame(columns, columns=self.columns_)
+
+    def _sample_bins(self, n_rows: int, root: int | None,
+                     root_fine: np.ndarray | None) -> dict[int, np.ndarray]:
+        """Bins of every column: label (if any) and the tree's start, then down the tree."""
+        rng, label = self.sample_rng_, self.label_
+        label_one_way = self.one_way_[label] if label is not None else np.ones(1)
+        binned: dict[int, np.ndarray] = {}
+        if root is not None and root != label:
+            start = root
+            binned[root] = self.bins_[root][root_fine].astype(np.int16)
+            classes = sample_conditional(binned[root], conditional(
+                self.label_tables_[root].T, label_one_way), rng)
+        else:
+            start = next(c for c in range(len(self.codecs_)) if c != label)
+            classes = self.bins_[label][root_fine].astype(np.int16) if root is not None else \
+                _shuffled_counts(label_one_way, n_rows, rng)
+            binned[start] = sample_conditional(classes, conditional(
+                self.label_tables_[start], self.one_way_[start]), rng)
+        if label is not None:
+            binned[label] = classes
+        for parent, child, table in self._walk(start):
+            combined = classes.astype(np.int32) * len(self.one_way_[parent]) + binned[parent]
+            binned[child] = sample_conditional(_compact(combined), table, rng)
+        return binned
+
+    def _root_codes(self, n_rows: int,
+                    conditions: dict[str, Any] | None) -> tuple[int | None, np.ndarray | None]:
+        if not conditions:
+            return None, None
+        index, shares = _parse_conditions(conditions, self.columns_, self.codecs_)
+        return index, _shuffled_counts(shares, n_rows, self.sample_rng_)
+
+    def _walk(self, start: int) -> list[tuple[int, int, np.ndarray]]:
+        """Tree edges breadth-first from ``start``, each with P(child bin | label, parent bin)
+        as a (k_label·k_parent, k_child) table."""
+        neighbours: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for (a, b), table in zip(self.edges_, self.pairs_, strict=True):
+            neighbours.setdefault(a, []).append((b, table))
+            neighbours.setdefault(b, []).append((a, table.transpose(0, 2, 1)))
+        order, seen, queue = [], {start}, [start]
+        while queue:
+            parent = queue.pop(0)
+            for child, table in neighbours.get(parent, []):
+                if child in seen:
+                    continue
+                seen.add(child)
+                queue.append(child)
+                k_label, k_parent, k_child = table.shape
+                fallback = np.repeat(self.label_tables_[child], k_parent, axis=0)
+                order.append((parent, child, conditional(
+                    table.reshape(k_label * k_parent, k_child), fallback)))
+        return order
+
+    # ------------------------------------------------------------------ accounting and I/O
+
+    def privacy_spent(self) -> PrivacySpent:
+        """(ε, δ) of the recorded measurements; ε never exceeds the target by construction."""
+        self._check_fitted()
+        delta = self.target_["delta"]
+        details = self.accountant_.details(delta)
+        details.update(target_epsilon=self.target_["epsilon"], params=self.get_params(),
+                       tree_edges=[[self.columns_[a], self.columns_[b]] for a, b in self.edges_])
+        return PrivacySpent(self.accountant_.epsilon(delta), delta, ACCOUNTANT_NAME, details)
+
+    def save(self, directory: Path) -> None:
+        """Write ``model.json`` (parameters, codecs, tree, accountant, sampler state) and
+        ``arrays.npz`` (bins and estimated tables)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"generator": self.name, "format_version": FORMAT_VERSION,
+                "params": self.get_params(), "columns": self.columns_,
+                "codecs": [codec.to_dict() for codec in self.codecs_],
+                "edges": [list(edge) for edge in self.edges_], "label": self.label_,
+                "accountant": self.accountant_.to_dict(), "target": self.target_,
+                "sample_rng": self.sample_rng_.bit_generator.state}
+        (directory / "model.json").write_text(json.dumps(meta, indent=1))
+        arrays: dict[str, np.ndarray] = {}
+        for i in range(len(self.codecs_)):
+            arrays.update({f"bins_{i}": self.bins_[i], f"one_way_{i}": self.one_way_[i],
+                           f"within_{i}": self.within_[i],
+                           f"label_table_{i}": self.label_tables_[i]})
+        arrays.update({f"pair_{k}": table for k, table in enumerate(self.pairs_)})
+        np.savez(directory / "arrays.npz", **arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> MSTGenerator:
+        """Read a model written by :meth:`save` (no pickle: ``allow_pickle=False``)."""
+        directory = Path(directory)
+        meta = json.loads((directory / "model.json").read_text())
+        if meta.get("generator") != cls.name or meta.get("format_version") != FORMAT_VERSION:
+            raise GeneratorError(f"{directory} does not hold an MST model of this version")
+        model = cls(**meta["params"])
+        d = len(meta["columns"])
+        with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
+            model.bins_ = [arrays[f"bins_{i}"] for i in range(d)]
+            model.one_way_ = [arrays[f"one_way_{i}"] for i in range(d)]
+            model.within_ = [arrays[f"within_{i}"] for i in range(d)]
+            model.label_tables_ = [arrays[f"label_table_{i}"] for i in range(d)]
+            model.pairs_ = [arrays[f"pair_{k}"] for k in range(len(meta["edges"]))]
+        model.columns_ = meta["columns"]
+        model.codecs_ = [codec_from_dict(codec) for codec in meta["codecs"]]
+        model.edges_ = [tuple(edge) for edge in meta["edges"]]
+        model.label_ = meta["label"]
+        model.accountant_ = ZCDPAccountant.from_dict(meta["accountant"])
+        model.target_ = meta["target"]
+        model.sample_rng_ = np.random.default_rng()
+        model.sample_rng_.bit_generator.state = meta["sample_rng"]
+        return model
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "pairs_"):
+            raise GeneratorError("call fit() before sample(), privacy_spent() or save()")
+
+
+# ---------------------------------------------------------------------- budget
+
+
+def _check_privacy_target(epsilon: float, delta: float) -> None:
+    if not isinstance(epsilon, int | float) or not math.isfinite(epsilon) or epsilon <= 0:
+        raise GeneratorError(f"epsilon must be a positive finite number, got {epsilon!r}")
+    if not isinstance(delta, int | float) or not 0 < delta < 1:
+        raise GeneratorError(f"delta must be in (0, 1) for the Gaussian mechanism, got {delta!r}")
+
+
+def _check_n_rows(n_rows: int) -> None:
+    if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:
+        raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
+
+
+def _budget_plan(params: dict[str, Any], epsilon: float, delta: float,
+                 specs: list[Any]) -> dict[str, Any]:
+    """ρ and noise scale of each stage for a target (ε, δ).
+
+    ρ is the largest value whose tight conversion gives (ε, δ − δ_threshold), less a relative
+    10⁻⁹ so that float rounding cannot push the reported ε over the target.
+    """
+    d = len(specs)
+    labels = [i for i, spec in enumerate(specs) if spec.role == "label"]
+    label = labels[0] if labels and params["structure"] == "auto" and d >= 3 else None
+    n_tree = d - 1 if label is not None else d
+    sparse = any(spec.type == "categorical" and spec.categories is None for spec in specs)
+    private_domain = any(spec.needs_private_domain for spec in specs)
+    threshold_delta = params["threshold_delta_fraction"] * delta if sparse else 0.0
+    rho = cdp_rho(epsilon, delta - threshold_delta) * (1.0 - 1e-9)
+    domain_rho = params["domain_fraction"] * rho if private_domain else 0.0
+    rest = rho - domain_rho
+    if n_tree == 1:
+        one_way, selection, two_way = rest, 0.0, 0.0
+    else:
+        one_way = params["one_way_fraction"] * rest
+        selection = params["selection_fraction"] * rest
+        two_way = rest - one_way - selection
+    return {
+        "rho": rho, "domain_rho": domain_rho, "threshold_delta": threshold_delta,
+        "label": label,
+        "one_way_sigma": gaussian_sigma(one_way / d),
+        "selection_epsilon": exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
+        "two_way_sigma": gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
+    }
+
+
+def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any],
+                     n_rows: int) -> float:
+    """Smallest ε (bisection on log ε) whose 1-way noise passes the usefulness check."""
+    low, high = math.log(1e-6), math.log(1e4)
+    for _ in range(60):
+        middle = (low + high) / 2.0
+        sigma = _budget_plan(params, math.exp(middle), delta, specs)["one_way_sigma"]
+        if sigma > n_rows / MIN_SIGNAL_TO_NOISE:
+            low = middle
+        else:
+            high = middle
+    return math.exp(high)
+
+
+def _parse_conditions(conditions: dict[str, Any], columns: list[str],
+                      codecs: list[Codec]) -> tuple[int, np.ndarray]:
+    """Column index and target shares over its fine codes for ``{column: value or shares}``."""
+    if not isinstance(conditions, dict) or len(conditions) != 1:
+        raise GeneratorError("conditions must map exactly one column to a value or to shares")
+    column, wanted = next(iter(conditions.items()))
+    if column not in columns:
+        raise GeneratorError(f"unknown condition column {column!r}; columns are {columns}")
+    codec = codecs[columns.index(column)]
+    if not isinstance(codec, CategoricalCodec):
+        raise GeneratorError(f"conditions need a categorical or boolean column, not {column!r}")
+    shares_by_value = wanted if isinstance(wanted, dict) else {wanted: 1.0}
+    shares = np.zeros(codec.n_codes)
+    for value, share in shares_by_value.items():
+        if not isinstance(share, int | float) or share < 0:
+            raise GeneratorError(f"share for {value!r} must be a non-negative number")
+        shares[codec.code_of(value)] += share
+    if not math.isclose(shares.sum(), 1.0, abs_tol=1e-6):
+        raise GeneratorError(f"condition shares must sum to 1, got {shares.sum():.6g}")
+    return columns.index(column), shares
+
+
+# ---------------------------------------------------------------------- selection
+
+
+def pair_counts(data: np.ndarray, a: int, b: int, sizes: list[int]) -> np.ndarray:
+    """Exact 2-way contingency table of binned columns ``a`` and ``b``, shape (k_a, k_b)."""
+    flat = data[:, a].astype(np.int64) * sizes[b] + data[:, b]
+    return np.bincount(flat, minlength=sizes[a] * sizes[b]).reshape(sizes[a], sizes[b])
+
+
+def triple_counts(label_codes: np.ndarray, label_size: int, data: np.ndarray, a: int, b: int,
+                  sizes: list[int]) -> np.ndarray:
+    """Exact table of (label, a, b), shape (k_label, k_a, k_b); a 2-way table when
+    ``label_size`` is 1. Still a histogram: L2 sensitivity 1 under add/remove-one-row."""
+    flat = (label_codes.astype(np.int64) * sizes[a] + data[:, a]) * sizes[b] + data[:, b]
+    return np.bincount(flat, minlength=label_size * sizes[a] * sizes[b]).reshape(
+        label_size, sizes[a], sizes[b])
+
+
+def select_tree(data: np.ndarray, sizes: list[int], one_way: list[np.ndarray], n_hat: float,
+                epsilon: float, rng: np.random.Generator,
+                columns: list[int]) -> list[tuple[int, int]]:
+    """Private maximum spanning tree over ``columns`` (McKenna et al. 2021, Sec. 4, Alg. 2).
+
+    Each pair's score is ``‖M_ab − p_a p_bᵀ / n̂‖₁``: the L1 distance between its true 2-way
+    table and the independent estimate from the noisy 1-ways. Adding or removing a row moves
+    one cell of M_ab by one, so the score has sensitivity 1. Kruskal's algorithm then picks
+    each of the edges among those joining two components with an ε-exponential mechanism.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_rows, d), binned codes
+    sizes : bins per column
+    one_way : estimated bin counts per column (noisy, post-processed)
+    columns : the columns the tree spans (all but the label in the label-augmented structure)
+    """
+    candidates = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1:]]
+    scale = max(n_hat, 1.0)
+    scores = np.array([np.abs(pair_counts(data, a, b, sizes)
+                              - np.outer(one_way[a], one_way[b]) / scale).sum()
+                       for a, b in candidates])
+    component = {c: c for c in columns}
+    edges: list[tuple[int, int]] = []
+    for _ in range(len(columns) - 1):
+        open_ = [k for k, (a, b) in enumerate(candidates) if component[a] != component[b]]
+        pick = open_[exponential_mechanism(scores[open_], epsilon, rng)]
+        a, b = candidates[pick]
+        old, new = component[b], component[a]
+        component = {c: new if group == old else group for c, group in component.items()}
+        edges.append((a, b))
+    return edges
+
+
+# ---------------------------------------------------------------------- estimation
+
+
+def project_simplex(values: np.ndarray, total: float) -> np.ndarray:
+    """Euclidean projection of ``values`` onto {x ≥ 0, Σx = total} (Duchi et al. 2008, Fig. 1).
+
+    The least-squares estimate of a histogram from Gaussian measurements under the
+    non-negativity and total-count constraints.
+    """
+    return project_rows(values[None, :], np.array([total]))[0]
+
+
+def row_shifts(matrix: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """For each row i the shift τ_i with Σ_j max(M_ij − τ_i, 0) = totals_i (Duchi et al. 2008).
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (n_rows, n_cols)
+    totals : ndarray of shape (n_rows,), non-negative
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+    """
+    ordered = -np.sort(-matrix, axis=1)
+    cumulative = np.cumsum(ordered, axis=1)
+    ranks = np.arange(1, matrix.shape[1] + 1)
+    positive = ordered - (cumulative - totals[:, None]) / ranks > 0
+    last = matrix.shape[1] - 1 - np.argmax(positive[:, ::-1], axis=1)
+    last = np.where(positive.any(axis=1), last, 0)
+    rows = np.arange(matrix.shape[0])
+    return (cumulative[rows, last] - totals) / (last + 1)
+
+
+def project_rows(matrix: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Project every row of ``matrix`` onto the simplex scaled to its total."""
+    totals = np.maximum(totals, 0.0)
+    return np.maximum(matrix - row_shifts(matrix, totals)[:, None], 0.0)
+
+
+def project_table(noisy: np.ndarray, rows: np.ndarray, columns: np.ndarray,
+                  iterations: int) -> np.ndarray:
+    """L2 projection of a noisy 2-way table onto {T ≥ 0, T·1 = rows, Tᵀ·1 = columns}.
+
+    The projection is T = max(Y − u 1ᵀ − 1 vᵀ, 0) for the dual variables (u, v); alternating
+    exact maximisation over u and over v (each a batch of simplex projections) is block
+    coordinate ascent on the concave dual, which converges to the projection. A few steps of
+    iterative proportional fitting then remove the remaining margin error.
+    """
+    shift_rows, shift_columns = np.zeros(noisy.shape[0]), np.zeros(noisy.shape[1])
+    for _ in range(iterations):
+        shift_rows = row_shifts(noisy - shift_columns[None, :], rows)
+        shift_columns = row_shifts((noisy - shift_rows[:, None]).T, columns)
+    table = np.maximum(noisy - shift_rows[:, None] - shift_columns[None, :], 0.0)
+    for _ in range(20):
+        table *= _ratio(rows, table.sum(axis=1))[:, None]
+        table *= _ratio(columns, table.sum(axis=0))[None, :]
+    return table
+
+
+def _ratio(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    return np.divide(target, current, out=np.zeros_like(target), where=current > 0)
+
+
+def estimate_model(
+    noisy_fine: list[np.ndarray], sigma1: float, bins: list[np.ndarray], label: int | None,
+    edges: list[tuple[int, int]], noisy_tables: list[np.ndarray], sigma2: float,
+    iterations: int,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Consistent, non-negative marginals of the (label-augmented) tree from all measurements.
+
+    Parameters
+    ----------
+    noisy_fine : per column, noisy fine-code counts (σ1 per cell)
+    bins : per column, the bin of each fine code
+    label : index of the label column joined to every edge, or None (plain tree)
+    noisy_tables : per edge (a, b), noisy counts of shape (k_label, k_a, k_b) (σ2 per cell;
+        k_label is 1 without a label)
+
+    Returns
+    -------
+    one_way : per column, bin counts (k_c,), all summing to n̂
+    within : per column, P(fine code | bin), (k_c, n_codes_c)
+    label_tables : per column, counts of (label bin, column bin), (k_label, k_c)
+    pairs : per edge, counts (k_label, k_a, k_b) with margins ``label_tables[a]``/``[b]``
+    """
+    n_hat = _estimate_total(noisy_fine, sigma1, noisy_tables, sigma2)
+    margins = _table_margins(len(bins), label, edges, noisy_tables, sigma2)
+    one_way = [_combine_one_way(noisy_fine[c], sigma1, bins[c], margins[c], n_hat)
+               for c in range(len(bins))]
+    label_one_way = one_way[label] if label is not None else np.array([n_hat])
+    label_tables = [_label_table(c, label, one_way, label_one_way, margins, iterations)
+                    for c in range(len(bins))]
+    within = [_within_bins(noisy, b, counts)
+              for noisy, b, counts in zip(noisy_fine, bins, one_way, strict=True)]
+    pairs = [np.stack([project_table(noisy[y], label_tables[a][y], label_tables[b][y],
+                                     iterations) for y in range(noisy.shape[0])])
+             for (a, b), noisy in zip(edges, noisy_tables, strict=True)]
+    return one_way, within, label_tables, pairs
+
+
+def _estimate_total(noisy_fine: list[np.ndarray], sigma1: float, noisy_tables: list[np.ndarray],
+                    sigma2: float) -> float:
+    """Inverse-variance-weighted mean of every measurement's total (variance σ²·cells)."""
+    tables = [(t.sum(), sigma1**2 * t.size) for t in noisy_fine]
+    tables += [(t.sum(), sigma2**2 * t.size) for t in noisy_tables]
+    weights = np.array([1.0 / variance for _, variance in tables])
+    totals = np.array([total for total, _ in tables])
+    return max(float(weights @ totals / weights.sum()), 1.0)
+
+
+def _table_margins(d: int, label: int | None, edges: list[tuple[int, int]],
+                   noisy_tables: list[np.ndarray], sigma2: float) -> list[list[tuple[Any, ...]]]:
+    """Per column, every (label × column) margin of the noisy edge tables with its per-cell
+    variance σ2²·(cells summed over); the label's own margins are (1 × k_label)."""
+    margins: list[list[tuple[Any, ...]]] = [[] for _ in range(d)]
+    for (a, b), noisy in zip(edges, noisy_tables, strict=True):
+        k_label, k_a, k_b = noisy.shape
+        margins[a].append((noisy.sum(axis=2), sigma2**2 * k_b))
+        margins[b].append((noisy.sum(axis=1), sigma2**2 * k_a))
+        if label is not None:
+            margins[label].append((noisy.sum(axis=(1, 2))[None, :], sigma2**2 * k_a * k_b))
+    return margins
+
+
+def _weighted(estimates: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    weights = np.array([1.0 / variance for _, variance in estimates])
+    stacked = np.array([estimate for estimate, _ in estimates])
+    return np.tensordot(weights, stacked, axes=1) / weights.sum()
+
+
+def _combine_one_way(noisy_fine: np.ndarray, sigma1: float, bins: np.ndarray,
+                     margins: list[tuple[Any, ...]], n_hat: float) -> np.ndarray:
+    """Bin counts of one column: the 1-way and every margin of the edge tables, each
+    weighted by its inverse variance per bin, then projected onto the simplex of total n̂."""
+    k = int(bins.max()) + 1
+    estimates = [np.bincount(bins, weights=noisy_fine, minlength=k)]
+    variances = [sigma1**2 * np.bincount(bins, minlength=k)]
+    for table, variance in margins:
+        estimates.append(table.sum(axis=0))
+        variances.append(np.full(k, variance * table.shape[0]))
+    weights = 1.0 / np.array(variances)
+    combined = (weights * np.array(estimates)).sum(axis=0) / weights.sum(axis=0)
+    return project_simplex(combined, n_hat)
+
+
+def _label_table(column: int, label: int | None, one_way: list[np.ndarray],
+                 label_one_way: np.ndarray, margins: list[list[tuple[Any, ...]]],
+                 iterations: int) -> np.ndarray:
+    """Counts of (label bin, column bin), consistent with both 1-way estimates."""
+    if label is None or column == label:
+        return one_way[column][None, :] if label is None else np.diag(one_way[column])
+    return project_table(_weighted(margins[column]), label_one_way, one_way[column],
+                         iterations)
+
+
+def _within_bins(noisy: np.ndarray, bins: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """P(fine code | bin): each bin's noisy fine counts projected onto its estimated total."""
+    within = np.zeros((len(counts), len(bins)))
+    for number in range(len(counts)):
+        members = np.flatnonzero(bins == number)
+        share = project_simplex(noisy[members], 1.0)
+        within[number, members] = share if share.sum() > 0 else 1.0 / len(members)
+    return within
+
+
+def conditional(table: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Row-normalise ``table`` (rows: parent values). Rows without mass use ``fallback``
+    instead: one vector for every row, or a table with a row per parent value."""
+    default = np.broadcast_to(np.atleast_2d(fallback).astype(float), table.shape)
+    default_sums = default.sum(axis=1, keepdims=True)
+    default = np.where(default_sums > 0, default / np.where(default_sums > 0, default_sums, 1.0),
+                       1.0 / table.shape[1])
+    sums = table.sum(axis=1, keepdims=True)
+    return np.where(sums > 0, table / np.where(sums > 0, sums, 1.0), default)
+
+
+def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_rows`` codes in controlled-rounded proportion to ``weights``, in random order."""
+    codes = np.repeat(np.arange(len(weights), dtype=np.int16), round_counts(weights, n_rows, rng))
+    return rng.permutation(codes)
+
+
+def _compact(codes: np.ndarray) -> np.ndarray:
+    """int16 codes when they fit (NumPy sorts 16-bit integers with a linear-time radix sort)."""
+    return codes.astype(np.int16) if codes.max(initial=0) < 2**15 else codes
+
+
+# ---------------------------------------------------------------------- sampling
+
+
+def round_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Integer counts summing to ``n_rows`` in proportion to ``weights`` (controlled rounding).
+
+    Each count is ⌊n·p⌋ or ⌈n·p⌉; the leftover rows go to cells drawn without replacement in
+    proportion to their fractional parts, so the expected count is exactly n·p with the least
+    possible variance (as in Private-PGM's ``synthetic_data``).
+    """
+    total = weights.sum()
+    probs = weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
+    expected = n_rows * probs
+    counts = np.floor(expected).astype(np.int64)
+    leftover = n_rows - int(counts.sum())
+    if leftover > 0:
+        fractions = np.maximum(expected - counts, 0.0) + 1e-12
+        extra = rng.choice(len(weights), size=leftover, replace=False,
+                           p=fractions / fractions.sum())
+        counts[extra] += 1
+    return counts
+
+
+def sample_conditional(parents: np.ndarray, table: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Draw one child code per row from ``table[parent]`` (rows of P(child | parent)).
+
+    Rows are grouped by parent (a stable radix sort of int16 codes), each group gets
+    controlled-rounded counts, and a random permutation within the group keeps the child
+    independent of everything else given the parent, as ancestral sampling requires.
+
+    Returns
+    -------
+    ndarray of int16, shape (n_rows,)
+    """
+    order = np.argsort(parents, kind="stable")
+    group_sizes = np.bincount(parents, minlength=table.shape[0])
+    children = np.empty(len(parents), dtype=np.int16)
+    labels = np.arange(table.shape[1], dtype=np.int16)
+    start = 0
+    for parent in np.flatnonzero(group_sizes):
+        size = int(group_sizes[parent])
+        block = np.repeat(labels, round_counts(table[parent], size, rng))
+        children[order[start:start + size]] = rng.permutation(block)
+        start += size
+    return children

@@ -1,0 +1,358 @@
+"""Generation jobs: approved request → job → DP training → synthetic dataset version.
+
+The ledger rule (DESIGN.md, "The privacy budget"): the job's reservation becomes a spend
+at its first data access, exactly once per request; a job that fails before that releases
+the reservation; once the data was touched the spend stays. Tasks call
+``generation_job_run`` and may deliver it twice: the job's state is checked first, so a
+redelivered task never trains twice or charges twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+from django.utils import timezone
+
+from core.errors import ApplicationError, ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
+from governance.ingest import build_table, load_canonical
+from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.services import (
+    audit_event_record,
+    budget_release,
+    budget_reservation,
+    budget_spend,
+    dataset_version_store,
+    files_removed_on_error,
+    ledger_amount,
+    request_transition,
+    user_has_role,
+)
+from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
+from synth_engine.runtime import PeakMemory, library_versions
+
+logger = logging.getLogger(__name__)
+
+
+class JobCancelledError(Exception):
+    """Raised between phases when a cancel was requested."""
+
+
+def _lock_request(request_id: int) -> DataRequest:
+    """Lock the dataset row, then the request row: the lock order used everywhere."""
+    dataset_id = DataRequest.objects.filter(pk=request_id).values_list("dataset_id", flat=True).first()
+    if dataset_id is None:
+        raise NotFoundError(f"No request #{request_id}.")
+    Dataset.objects.select_for_update().get(pk=dataset_id)
+    return DataRequest.objects.select_for_update().select_related("dataset", "purpose").get(pk=request_id)
+
+
+def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
+    """Approved request → generating: create its job and queue it once the transaction commits."""
+    from governance.selectors import request_visible_to
+    from synth_engine.tasks import generation_job_execute
+
+    with transaction.atomic():
+        request = _lock_request(request_id)
+        if not request_visible_to(actor, request):
+            raise NotFoundError(f"No request #{request_id}.")
+        if request.requester_id != actor.pk and not user_has_role(actor, Role.STEWARD, Role.APPROVER):
+            raise PermissionDeniedError("Only the requester, a steward or an approver can start generation.")
+        _check_reservation(request)
+        job = GenerationJob.objects.create(
+            request=request, generator=request.generator, parameters=request.generator_params,
+            seed=request.seed,
+            seed_policy=SeedPolicy.REPRODUCIBLE if request.seed is not None else SeedPolicy.CRYPTOGRAPHIC,
+            library_versions=library_versions())
+        audit_event_record(actor=actor, action="job.create", obj=job,
+                           after={"request": request.pk, "generator": job.generator, "seed_policy": job.seed_policy})
+        request_transition(request=request, target=RequestState.GENERATING, actor=actor, action="generate",
+                           extra={"job": job.pk})
+        transaction.on_commit(lambda: _enqueue(job, generation_job_execute))
+    return job
+
+
+def _enqueue(job: GenerationJob, task: Any) -> None:
+    result = task.delay(job.pk)
+    GenerationJob.objects.filter(pk=job.pk, celery_task_id="").update(celery_task_id=result.id or "")
+
+
+def _check_reservation(request: DataRequest) -> None:
+    if request.state != RequestState.APPROVED:
+        raise InvalidTransitionError(
+            f"Cannot start generation for request #{request.pk}: it is {request.state!r}, not 'approved'.",
+            extra={"state": request.state})
+    epsilon, delta = budget_reservation(request=request)
+    if epsilon < request.epsilon or delta < request.delta:
+        raise ConflictError(f"Request #{request.pk} has no full reservation (ε={epsilon}, δ={delta}); "
+                            "the job will not start.")
+
+
+def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
+    """Cancel a queued job at once; ask a running one to stop at its next phase boundary."""
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        request = job.request
+        from governance.selectors import request_visible_to
+
+        if not request_visible_to(actor, request):
+            raise NotFoundError(f"No job #{job_id}.")
+        if request.requester_id != actor.pk and not user_has_role(actor, Role.STEWARD, Role.APPROVER):
+            raise PermissionDeniedError("Only the requester, a steward or an approver can cancel a job.")
+        if job.is_terminal:
+            raise ConflictError(f"Job #{job.pk} has already ended ({job.status}).", extra={"status": job.status})
+        job.cancel_requested = True
+        job.save(update_fields=["cancel_requested", "updated_at"])
+        audit_event_record(actor=actor, action="job.cancel_request", obj=job, after={"status": job.status})
+    if job.status == JobStatus.QUEUED:
+        _finish_failed(job.pk, status=JobStatus.CANCELLED, error="cancelled before it started", actor=actor)
+    job.refresh_from_db()
+    return job
+
+
+def _job_locked(job_id: int) -> GenerationJob:
+    job = GenerationJob.objects.select_related("request").filter(pk=job_id).first()
+    if job is None:
+        raise NotFoundError(f"No job #{job_id}.")
+    Dataset.objects.select_for_update().get(pk=job.request.dataset_id)
+    return GenerationJob.objects.select_for_update().select_related("request", "request__dataset").get(pk=job_id)
+
+
+def generation_job_run(*, job_id: int) -> GenerationJob:
+    """Run a job to a terminal state. Safe to call again for the same job (task redelivery)."""
+    job = _claim(job_id)
+    if job is None:
+        return GenerationJob.objects.get(pk=job_id)
+    timings: dict[str, float] = {}
+    try:
+        with PeakMemory() as memory:
+            output = _execute(job, timings)
+        _finish_succeeded(job.pk, output=output, timings=timings, peak_bytes=memory.peak_bytes)
+    except JobCancelledError:
+        _finish_failed(job.pk, status=JobStatus.CANCELLED, error="cancelled on request", timings=timings)
+    except Exception as error:  # every failure must end the job in a terminal state
+        logger.exception("Generation job %s failed", job.pk)
+        message = error.message if isinstance(error, ApplicationError) else f"{type(error).__name__}: {error}"
+        _finish_failed(job.pk, status=JobStatus.FAILED, error=message, timings=timings)
+    return GenerationJob.objects.get(pk=job_id)
+
+
+def _claim(job_id: int) -> GenerationJob | None:
+    """Mark the job running, or decide that this delivery has nothing to do."""
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        if job.is_terminal:
+            return None
+        if job.status == JobStatus.RUNNING and job.data_touched_at is not None:
+            # A previous delivery died after touching the data: training again would use
+            # the data a second time under the same spend. End the job instead.
+            _mark_failed_locked(job, status=JobStatus.FAILED, error=(
+                "The worker running this job was lost after it had read the data; the spend stands and "
+                "the job is not retried. File a new request to generate again."))
+            return None
+        job.status, job.attempts = JobStatus.RUNNING, job.attempts + 1
+        job.started_at = job.started_at or timezone.now()
+        job.phase, job.progress = "loading", 2
+        job.save(update_fields=["status", "attempts", "started_at", "phase", "progress", "updated_at"])
+        audit_event_record(actor=None, action="job.start", obj=job, after={"attempt": job.attempts})
+        return job
+
+
+@contextmanager
+def _phase(job: GenerationJob, name: str, progress: int, timings: dict[str, float]) -> Iterator[None]:
+    if GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+        raise JobCancelledError()
+    GenerationJob.objects.filter(pk=job.pk).update(phase=name, progress=progress, updated_at=timezone.now())
+    started = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - started, 3)
+
+
+def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
+    from synth_engine.generators import get_generator
+
+    request = DataRequest.objects.select_related("dataset", "purpose", "source_version").get(pk=job.request_id)
+    source = request.source_version
+    generator = get_generator(job.generator, **job.parameters)
+    with _phase(job, "loading", 5, timings):
+        frame = load_canonical(Path(settings.DATA_DIR) / source.storage_key, source.schema)
+        train, holdout, split_seed = _split(frame, source.schema, float(request.purpose.holdout_fraction), job.seed)
+        # Bad data (one-class label, all-null or infinite columns, undeclared ID-like columns)
+        # is refused here, before the data is touched for training and before any spend.
+        job_warnings = generator.check(train, source.schema)
+        if job_warnings:
+            GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
+    with _phase(job, "planning", 10, timings):
+        planned = _plan(generator, request, n_rows=len(train))
+        _touch_data(job, request, planned)
+    seed = job.seed if job.seed is not None else secrets.randbits(63)
+    with _phase(job, "training", 15, timings):
+        generator.fit(train, source.schema, float(request.epsilon), float(request.delta), random_state=seed)
+        spent = generator.privacy_spent()
+        _check_within_plan(spent, planned)
+    with _phase(job, "sampling", 85, timings):
+        synthetic = generator.sample(request.n_rows, conditions=_conditions(request.rebalance))
+    with _phase(job, "writing", 95, timings):
+        return {"train": train, "holdout": holdout, "synthetic": synthetic, "spent": spent, "planned": planned,
+                "split_seed": split_seed, "source": source}
+
+
+def _split(frame: pd.DataFrame, schema: dict[str, Any], fraction: float,
+           seed: int | None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Train / stratified holdout. The holdout is kept for audits and never reaches the generator."""
+    from sklearn.model_selection import train_test_split
+
+    split_seed = seed if seed is not None else secrets.randbits(31)
+    labels = [column["name"] for column in schema["columns"] if column["role"] == "label"]
+    stratify = frame[labels[0]].astype(str) if labels and frame[labels[0]].nunique() > 1 else None
+    try:
+        train, holdout = train_test_split(frame, test_size=fraction, random_state=split_seed % (2**32),
+                                          stratify=stratify)
+    except ValueError:  # a class too small to stratify: fall back to a plain random split
+        train, holdout = train_test_split(frame, test_size=fraction, random_state=split_seed % (2**32))
+    return train.sort_index().reset_index(drop=True), holdout.sort_index().reset_index(drop=True), split_seed
+
+
+def _plan(generator: Any, request: DataRequest, *, n_rows: int) -> Any:
+    if not generator.is_private:
+        return None
+    return generator.plan_privacy(float(request.epsilon), float(request.delta), n_rows)
+
+
+def _touch_data(job: GenerationJob, request: DataRequest, planned: Any) -> None:
+    """The job's first data access: turn the reservation into a spend (once per request)."""
+    with transaction.atomic():
+        locked = _job_locked(job.pk)
+        if planned is None:
+            budget_release(request=request, actor=None, job=locked, note="non-private generator: no DP budget used")
+        else:
+            budget_spend(request=request, job=locked, actor=None,
+                         epsilon=min(ledger_amount(planned.epsilon, places=12), request.epsilon),
+                         delta=min(ledger_amount(planned.delta, places=20), request.delta),
+                         mechanism=f"{job.generator}", accountant=planned.to_dict())
+        locked.data_touched_at = timezone.now()
+        locked.save(update_fields=["data_touched_at", "updated_at"])
+
+
+def _check_within_plan(spent: Any, planned: Any) -> None:
+    if planned is None:
+        return
+    if spent.epsilon > planned.epsilon * (1 + 1e-9) or spent.delta > planned.delta * (1 + 1e-9):
+        raise RuntimeError(f"The generator spent ε={spent.epsilon}, δ={spent.delta}, more than its plan "
+                           f"ε={planned.epsilon}, δ={planned.delta}; its output is discarded.")
+
+
+def _conditions(rebalance: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not rebalance:
+        return None
+    return {rebalance["column"]: dict(rebalance["shares"])}
+
+
+def _finish_succeeded(job_id: int, *, output: dict[str, Any], timings: dict[str, float], peak_bytes: int) -> None:
+    with files_removed_on_error() as written, transaction.atomic():
+        job = _job_locked(job_id)
+        request = DataRequest.objects.select_for_update().get(pk=job.request_id)
+        versions = _store_outputs(job, request, output, written)
+        job.status, job.phase, job.progress = JobStatus.SUCCEEDED, "done", 100
+        job.finished_at = timezone.now()
+        job.timings = {**timings, "total": round(sum(timings.values()), 3)}
+        job.peak_memory_bytes = peak_bytes
+        job.privacy_spent = output["spent"].to_dict()
+        job.output_version, job.holdout_version = versions["synthetic"], versions["holdout"]
+        job.save()
+        audit_event_record(actor=None, action="job.succeed", obj=job, after={
+            "synthetic_version": versions["synthetic"].pk, "content_hash": versions["synthetic"].content_hash,
+            "privacy_spent": job.privacy_spent})
+        request_transition(request=request, target=RequestState.AUDITING, actor=None, action="generated",
+                           extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk})
+
+
+def _store_outputs(job: GenerationJob, request: DataRequest, output: dict[str, Any],
+                   written: list[Path]) -> dict[str, DatasetVersion]:
+    source: DatasetVersion = output["source"]
+    schema = source.schema
+    common = {"source_version": source.pk, "source_hash": source.content_hash, "job": job.pk,
+              "split_seed": output["split_seed"] if job.seed_policy == SeedPolicy.REPRODUCIBLE else None}
+    versions = {}
+    for kind, key in ((VersionKind.TRAIN, "train"), (VersionKind.HOLDOUT, "holdout")):
+        table = _table(output[key], schema)
+        versions[key] = dataset_version_store(dataset=request.dataset, table=table, actor=None, kind=kind,
+                                              written=written, parent=source, lineage={**common, "role": key}).version
+    lineage = {**common, **_synthetic_lineage(job, request, output, versions)}
+    table = _table(output["synthetic"], schema)
+    versions["synthetic"] = dataset_version_store(dataset=request.dataset, table=table, actor=None,
+                                                  kind=VersionKind.SYNTHETIC, written=written, parent=source,
+                                                  lineage=lineage).version
+    return versions
+
+
+def _table(frame: pd.DataFrame, schema: dict[str, Any]) -> Any:
+    header = [column["name"] for column in schema["columns"]]
+    text = frame[header].astype(object).where(frame[header].notna(), "").astype(str)
+    return build_table(header, text.to_numpy().tolist(), {**schema, "missing_values": [""]}, schema_inferred=False)
+
+
+def _synthetic_lineage(job: GenerationJob, request: DataRequest, output: dict[str, Any],
+                       versions: dict[str, DatasetVersion]) -> dict[str, Any]:
+    spent = output["spent"]
+    lineage: dict[str, Any] = {
+        "generator": job.generator, "parameters": job.parameters, "seed_policy": job.seed_policy,
+        "seed": job.seed, "epsilon_spent": spent.epsilon if spent.is_private else None,
+        "delta_spent": spent.delta, "accountant": spent.to_dict(), "library_versions": job.library_versions,
+        "train_version": versions["train"].pk, "holdout_version": versions["holdout"].pk,
+        "request": request.pk, "non_private": not spent.is_private,
+    }
+    if request.rebalance:
+        lineage["rebalance"] = _rebalance_record(request.rebalance, output["train"], output["synthetic"])
+    return lineage
+
+
+def _rebalance_record(rebalance: dict[str, Any], train: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any]:
+    column = rebalance["column"]
+    return {
+        "notice": "Intentionally non-representative: class shares were changed on purpose.",
+        "column": column, "target_shares": rebalance["shares"],
+        "real_shares": train[column].astype(str).value_counts(normalize=True).round(4).to_dict(),
+        "released_shares": synthetic[column].astype(str).value_counts(normalize=True).round(4).to_dict(),
+    }
+
+
+def _finish_failed(job_id: int, *, status: str, error: str, timings: dict[str, float] | None = None,
+                   actor: AbstractUser | None = None) -> None:
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        if job.is_terminal:
+            return
+        if timings:
+            job.timings = timings
+        _mark_failed_locked(job, status=status, error=error, actor=actor)
+
+
+def _mark_failed_locked(job: GenerationJob, *, status: str, error: str, actor: AbstractUser | None = None) -> None:
+    """End a locked job; release the reservation only if the data was never touched."""
+    request = DataRequest.objects.select_for_update().get(pk=job.request_id)
+    job.status, job.error, job.finished_at = status, error[:5000], timezone.now()
+    job.save()
+    audit_event_record(actor=actor, action=f"job.{status}", obj=job,
+                       after={"error": job.error, "data_touched": job.data_touched_at is not None})
+    if job.data_touched_at is None:
+        budget_release(request=request, actor=actor, job=job, note=f"job {status} before touching the data")
+    if request.state == RequestState.GENERATING:
+        request.decision_reason = job.error
+        request_transition(request=request, target=RequestState.FAILED, actor=actor, action="fail",
+                           extra={"job": job.pk, "error": job.error})
+
+
+def generation_job_progress(*, job: GenerationJob) -> dict[str, Any]:
+    return {"id": job.pk, "status": job.status, "phase": job.phase, "progress": job.progress,
+            "error": job.error, "timings": job.timings, "peak_memory_bytes": job.peak_memory_bytes}
+

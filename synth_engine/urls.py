@@ -1,0 +1,10 @@
+from django.urls import path
+
+from synth_engine import apis
+
+urlpatterns = [
+    path("jobs/", apis.JobListApi.as_view(), name="job-list"),
+    path("jobs/<int:job_id>/", apis.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<int:job_id>/cancel/", apis.JobCancelApi.as_view(), name="job-cancel"),
+    path("requests/<int:request_id>/generate/", apis.JobStartApi.as_view(), name="job-start"),
+]
