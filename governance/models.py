@@ -207,6 +207,9 @@ class Approval(models.Model):
             models.CheckConstraint(condition=~Q(approver=F("requester")), name="approval_not_by_requester"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.decision} of request #{self.request_id} by user #{self.approver_id}"
+
 
 class EntryKind(models.TextChoices):
     RESERVE = "reserve"
@@ -240,6 +243,9 @@ class BudgetEntry(models.Model):
             models.UniqueConstraint(fields=["request", "kind"], name="budget_one_entry_per_kind"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind} ε={self.epsilon} δ={self.delta} (request #{self.request_id})"
+
 
 class AuditEvent(models.Model):
     """An append-only, hash-chained record of one state change or ledger entry."""
@@ -261,9 +267,58 @@ class AuditEvent(models.Model):
         ordering = ["id"]
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
+    def __str__(self) -> str:
+        return f"event #{self.pk} {self.action} {self.object_type}:{self.object_id}"
+
 
 class AuditChainHead(models.Model):
     """A single row that serialises appends to the audit log (locked per append)."""
 
     last_hash = models.CharField(max_length=64)
     length = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"audit chain head ({self.length} events)"
+
+
+class Release(TimestampedModel):
+    """A synthetic version let out of the gate: downloadable until it expires or is revoked."""
+
+    request = models.OneToOneField(DataRequest, on_delete=models.PROTECT, related_name="release")
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="releases")
+    audit_run = models.ForeignKey("audits.AuditRun", on_delete=models.PROTECT, related_name="releases")
+    datasheet = models.ForeignKey("audits.Datasheet", on_delete=models.PROTECT, related_name="releases")
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    revoke_reason = models.TextField(blank=True)
+    stale_at = models.DateTimeField(null=True, blank=True, help_text="set when a drift audit finds it stale")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"release #{self.pk} of request #{self.request_id}"
+
+
+class DownloadKind(models.TextChoices):
+    DATA = "data"
+    DATASHEET = "datasheet"
+
+
+class Download(models.Model):
+    """Every download of a release's file or datasheet."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="downloads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=DownloadKind.choices)
+    channel = models.CharField(max_length=30)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} download of release #{self.release_id}"

@@ -6,6 +6,7 @@ the edge so a typo cannot silently disable a check.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jsonschema
@@ -64,4 +65,10 @@ def audit_thresholds_validate(thresholds: Any) -> dict[str, Any]:
         where = ".".join(str(part) for part in first.path) or "audit_thresholds"
         raise ValidationError(f"audit_thresholds: {where}: {first.message}",
                               extra={"field": "audit_thresholds", "problems": [error.message for error in errors]})
+    # NaN passes every minimum and maximum above (all comparisons are false) and would disable
+    # its check silently; infinities cannot be stored in PostgreSQL's jsonb.
+    for key, value in thresholds.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"audit_thresholds: {key}: {value!r} is not a finite number",
+                                  extra={"field": "audit_thresholds", "problems": [f"{key} is not finite"]})
     return dict(thresholds)

@@ -6,7 +6,17 @@ from django.contrib.auth.models import AbstractUser
 from django.db.models import QuerySet
 
 from core.errors import NotFoundError, PermissionDeniedError
-from governance.models import AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose, Role, VersionKind
+from governance.models import (
+    AuditEvent,
+    BudgetEntry,
+    DataRequest,
+    Dataset,
+    DatasetVersion,
+    Purpose,
+    Release,
+    Role,
+    VersionKind,
+)
 from governance.services.users import user_has_role, user_roles
 
 # Roles that see every request; a user who only holds `requester` sees their own.
@@ -85,3 +95,17 @@ def audit_event_list(*, user: AbstractUser) -> QuerySet[AuditEvent]:
     if not user_has_role(user, Role.STEWARD, Role.AUDITOR):
         raise PermissionDeniedError("Only stewards and auditors can read the audit log.")
     return AuditEvent.objects.select_related("actor").order_by("id")
+
+
+def release_list(*, user: AbstractUser) -> QuerySet[Release]:
+    """Releases of the requests the user may see."""
+    visible = request_list(user=user).values("pk")
+    return Release.objects.filter(request__in=visible).select_related(
+        "request", "version", "datasheet", "released_by", "revoked_by")
+
+
+def release_get(*, user: AbstractUser, release_id: int) -> Release:
+    release = release_list(user=user).filter(pk=release_id).first()
+    if release is None:
+        raise NotFoundError(f"No release #{release_id}.")
+    return release

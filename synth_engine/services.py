@@ -274,6 +274,13 @@ def _finish_succeeded(job_id: int, *, output: dict[str, Any], timings: dict[str,
             "privacy_spent": job.privacy_spent})
         request_transition(request=request, target=RequestState.AUDITING, actor=None, action="generated",
                            extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk})
+        transaction.on_commit(lambda: _enqueue_audit(job_id))
+
+
+def _enqueue_audit(job_id: int) -> None:
+    from audits.tasks import audit_run_after_job
+
+    audit_run_after_job.delay(job_id)
 
 
 def _store_outputs(job: GenerationJob, request: DataRequest, output: dict[str, Any],

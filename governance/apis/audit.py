@@ -34,6 +34,7 @@ class AuditEventListApi(APIView):
     @extend_schema(operation_id="audit_event_list", parameters=list_parameters(AuditEventFilter),
                    responses={200: paginated(AuditEventOutputSerializer, "PaginatedAuditEventList"), **READ_ERRORS})
     def get(self, request: Request) -> Response:
+        """The hash-chained audit log, oldest first (stewards and auditors)."""
         queryset = filtered(AuditEventFilter, request, selectors.audit_event_list(user=request.user))
         return paginated_response(request=request, view=self, queryset=queryset,
                                   serializer_class=AuditEventOutputSerializer)
@@ -49,9 +50,9 @@ class AuditLogVerifyApi(APIView):
         class Meta:
             ref_name = "AuditLogVerification"
 
-    @extend_schema(operation_id="audit_log_verify", responses={200: OutputSerializer, **READ_ERRORS},
-                   description="Recompute every hash in order; name the first event that does not match.")
+    @extend_schema(operation_id="audit_log_verify", responses={200: OutputSerializer, **READ_ERRORS})
     def get(self, request: Request) -> Response:
+        """Recompute every hash in order and name the first event that does not match (stewards and auditors)."""
         # Verifying reads every event, so it is open to exactly those who may read the log.
         selectors.audit_event_list(user=request.user)
         return Response(self.OutputSerializer(services.audit_log_verify()).data)

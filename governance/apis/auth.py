@@ -36,6 +36,7 @@ class AuthTokenCreateApi(APIView):
     @extend_schema(operation_id="auth_token_create", request=InputSerializer,
                    responses={200: OutputSerializer, **error_responses(400)}, auth=[])
     def post(self, request: Request) -> Response:
+        """Exchange a username and password for an API token."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = authenticate(request=request._request, **serializer.validated_data)

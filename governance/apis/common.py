@@ -28,6 +28,11 @@ class ExactDecimalField(serializers.DecimalField):
     ``0.00010000000000000000`` (as stored) is written ``"0.0001"``; no float is ever involved.
     """
 
+    def quantize(self, value: Decimal) -> Decimal:
+        # The digits were already checked against the column's precision; keep the value as the
+        # client wrote it so messages echo "6", not "6.000000000000".
+        return value
+
     def to_representation(self, value: Any) -> str:
         number = Decimal(value)
         return format(number.normalize(), "f") if number else "0"

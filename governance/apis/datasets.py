@@ -134,6 +134,7 @@ class DatasetListApi(APIView):
     @extend_schema(operation_id="dataset_list", parameters=list_parameters(DatasetFilter),
                    responses={200: paginated(DatasetOutputSerializer, "PaginatedDatasetList"), **READ_ERRORS})
     def get(self, request: Request) -> Response:
+        """Datasets, filtered by name or sensitivity; any role."""
         queryset = filtered(DatasetFilter, request, selectors.dataset_list(user=request.user))
         return paginated_response(request=request, view=self, queryset=queryset,
                                   serializer_class=DatasetOutputSerializer)
@@ -158,6 +159,10 @@ class DatasetRegisterApi(APIView):
                    responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer,
                               **WRITE_ERRORS, **error_responses(413)})
     def post(self, request: Request) -> Response:
+        """Register a dataset (steward) from an uploaded table, caps and an optional schema.
+
+        201 when a version is created; 200 when identical content was already stored.
+        """
         serializer = DatasetRegisterApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
@@ -190,6 +195,7 @@ class DatasetDetailApi(APIView):
 
     @extend_schema(operation_id="dataset_get", responses={200: OutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
+        """A dataset's caps, its latest source version with schema, and every column's role."""
         dataset = selectors.dataset_get(user=request.user, name=name)
         latest = selectors.dataset_latest_source(dataset=dataset)
         return Response(self.OutputSerializer(dataset, context={"latest": latest}).data)
@@ -207,6 +213,7 @@ class DatasetVersionListApi(APIView):
     @extend_schema(operation_id="dataset_version_list",
                    responses={200: paginated(VersionOutputSerializer, "PaginatedDatasetVersionList"), **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
+        """A dataset's versions, oldest first."""
         dataset = selectors.dataset_get(user=request.user, name=name)
         return paginated_response(request=request, view=self, queryset=selectors.dataset_version_list(dataset=dataset),
                                   serializer_class=VersionOutputSerializer)
@@ -228,6 +235,7 @@ class DatasetVersionCreateApi(APIView):
                    responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer,
                               **WRITE_ERRORS, **error_responses(413)})
     def post(self, request: Request, name: str) -> Response:
+        """Add a source version to an existing dataset (steward); its caps stay as registered."""
         dataset = selectors.dataset_get(user=request.user, name=name)
         serializer = DatasetVersionCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -245,6 +253,7 @@ class DatasetVersionCollectionApi(DatasetVersionListApi, DatasetVersionCreateApi
 class DatasetVersionDetailApi(APIView):
     @extend_schema(operation_id="dataset_version_get", responses={200: VersionOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str, number: int) -> Response:
+        """One version by number, with its schema."""
         dataset = selectors.dataset_get(user=request.user, name=name)
         version = selectors.dataset_version_list(dataset=dataset).filter(number=number).first()
         if version is None:
@@ -291,6 +300,7 @@ class DatasetBudgetApi(APIView):
 
     @extend_schema(operation_id="dataset_budget_get", responses={200: OutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
+        """Caps, spent, reserved and remaining ε and δ as exact decimal strings, and every ledger entry."""
         dataset = selectors.dataset_get(user=request.user, name=name)
         entries = selectors.budget_entry_list(user=request.user, dataset=dataset)
         balance = services.budget_balance(dataset=dataset)

@@ -41,6 +41,7 @@ class PurposeListApi(APIView):
     @extend_schema(operation_id="purpose_list",
                    responses={200: paginated(PurposeOutputSerializer, "PaginatedPurposeList"), **READ_ERRORS})
     def get(self, request: Request) -> Response:
+        """Purposes and their policy; any role."""
         return paginated_response(request=request, view=self, queryset=selectors.purpose_list(user=request.user),
                                   serializer_class=PurposeOutputSerializer)
 
@@ -64,6 +65,7 @@ class PurposeCreateApi(APIView):
     @extend_schema(operation_id="purpose_create", request=InputSerializer,
                    responses={201: PurposeOutputSerializer, **WRITE_ERRORS})
     def post(self, request: Request) -> Response:
+        """Define a purpose and its policy (steward); audit thresholds are validated against their schema."""
         serializer = PurposeCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         purpose = services.purpose_create(actor=request.user, **serializer.validated_data)
@@ -77,4 +79,5 @@ class PurposeCollectionApi(PurposeListApi, PurposeCreateApi):
 class PurposeDetailApi(APIView):
     @extend_schema(operation_id="purpose_get", responses={200: PurposeOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
+        """One purpose and its policy."""
         return Response(PurposeOutputSerializer(selectors.purpose_get(user=request.user, name=name)).data)

@@ -68,6 +68,8 @@ class RequestOutputSerializer(serializers.Serializer):
 
 
 class RequestDetailOutputSerializer(RequestOutputSerializer):
+    approvals_required = serializers.IntegerField(source="purpose.approvals_required",
+                                                  help_text="approvals the purpose needs before budget is reserved")
     approvals = ApprovalOutputSerializer(many=True, source="approvals.all")
 
     class Meta:
@@ -82,6 +84,7 @@ class RequestListApi(APIView):
     @extend_schema(operation_id="request_list", parameters=list_parameters(DataRequestFilter),
                    responses={200: paginated(RequestOutputSerializer, "PaginatedDataRequestList"), **READ_ERRORS})
     def get(self, request: Request) -> Response:
+        """Requests: a requester sees their own, stewards, approvers and auditors see all."""
         queryset = filtered(DataRequestFilter, request, selectors.request_list(user=request.user))
         return paginated_response(request=request, view=self, queryset=queryset,
                                   serializer_class=RequestOutputSerializer)
@@ -119,6 +122,7 @@ class RequestCreateApi(APIView):
     @extend_schema(operation_id="request_create", request=InputSerializer,
                    responses={201: RequestDetailOutputSerializer, **WRITE_ERRORS})
     def post(self, request: Request) -> Response:
+        """File a request (requester); it is submitted at once unless draft is true."""
         serializer = RequestCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields: dict[str, Any] = dict(serializer.validated_data)
@@ -135,6 +139,7 @@ class RequestCollectionApi(RequestListApi, RequestCreateApi):
 class RequestDetailApi(APIView):
     @extend_schema(operation_id="request_get", responses={200: RequestDetailOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, request_id: int) -> Response:
+        """One request with its approvals; 404 when the user may not see it."""
         return _detail(selectors.request_get(user=request.user, request_id=request_id))
 
 
@@ -166,14 +171,18 @@ class RequestSubmitApi(APIView):
     @extend_schema(operation_id="request_submit", request=None,
                    responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
     def post(self, request: Request, request_id: int) -> Response:
+        """Submit a draft (its requester)."""
         return _transition(request, services.access_request_submit, request_id)
 
 
 class RequestApproveApi(APIView):
     @extend_schema(operation_id="request_approve", request=ReasonInputSerializer,
-                   responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS},
-                   description="Record one approval; the last approval the purpose requires reserves the budget.")
+                   responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
     def post(self, request: Request, request_id: int) -> Response:
+        """Record one approval by an approver other than the requester.
+
+        The last approval the purpose requires reserves the budget.
+        """
         return _transition(request, services.access_request_approve, request_id, ReasonInputSerializer)
 
 
@@ -181,6 +190,7 @@ class RequestRejectApi(APIView):
     @extend_schema(operation_id="request_reject", request=RequiredReasonInputSerializer,
                    responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
     def post(self, request: Request, request_id: int) -> Response:
+        """Reject with a reason (an approver other than the requester); the request ends."""
         return _transition(request, services.access_request_reject, request_id, RequiredReasonInputSerializer)
 
 
@@ -188,4 +198,5 @@ class RequestWithdrawApi(APIView):
     @extend_schema(operation_id="request_withdraw", request=ReasonInputSerializer,
                    responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
     def post(self, request: Request, request_id: int) -> Response:
+        """Withdraw (its requester); an outstanding budget reservation is released."""
         return _transition(request, services.access_request_withdraw, request_id, ReasonInputSerializer)

@@ -20,7 +20,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser, handle_default_options
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    OutputWrapper,
+    handle_default_options,
+)
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
@@ -84,15 +90,20 @@ class SynthgateCommand(BaseCommand):
 
     def execute(self, *args: Any, **options: Any) -> Any:
         self.json_output = bool(options.get("json"))
+        # Django switches to the given streams inside execute(); errors found before that must use them too.
+        if options.get("stdout"):
+            self.stdout = OutputWrapper(options["stdout"])
+        if options.get("stderr"):
+            self.stderr = OutputWrapper(options["stderr"])
         with channel("cli"):
             try:
                 if self.requires_database:
                     check_database_ready()
                 return super().execute(*args, **options)
             except ApplicationError as error:
-                raise self.reported(CliError(error.message, code=error.code, extra=error.extra)) from error
+                raise self.report_once(CliError(error.message, code=error.code, extra=error.extra)) from error
             except CliError as error:
-                self.reported(error)
+                self.report_once(error)
                 raise
 
     def run_from_argv(self, argv: list[str]) -> None:
@@ -116,7 +127,7 @@ class SynthgateCommand(BaseCommand):
             with contextlib.suppress(ImproperlyConfigured):
                 connections.close_all()
 
-    def reported(self, error: CliError) -> CliError:
+    def report_once(self, error: CliError) -> CliError:
         if not error.reported:
             self.report(error)
             error.reported = True

@@ -18,6 +18,7 @@ from governance.services.datasets import (
     ingest_limits,
 )
 from governance.services.purposes import purpose_create, purposes_ensure_defaults
+from governance.services.releases import release_conditions, release_create, release_download, release_revoke
 from governance.services.requests import (
     TRANSITIONS,
     access_request_approve,
@@ -36,5 +37,6 @@ __all__ = [
     "allowed_transitions", "audit_event_record", "audit_log_verify", "budget_balance", "budget_release",
     "budget_reservation", "budget_reserve", "budget_spend", "dataset_register", "dataset_version_store",
     "files_removed_on_error", "ingest_limits", "ledger_amount", "purpose_create", "purposes_ensure_defaults",
-    "request_transition", "roles_ensure", "user_create", "user_has_role", "user_roles",
+    "release_conditions", "release_create", "release_download", "release_revoke", "request_transition",
+    "roles_ensure", "user_create", "user_has_role", "user_roles",
 ]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -44,7 +43,7 @@ def event_hash(*, prev_hash: str, event_id: int, created_at: datetime, actor_nam
         {
             "prev": prev_hash,
             "id": event_id,
-            "at": created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
+            "at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
             "actor": actor_name,
             "channel": channel,
             "action": action,

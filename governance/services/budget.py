@@ -38,6 +38,11 @@ class BudgetBalance:
         return self.delta_cap - self.delta_spent - self.delta_reserved
 
 
+def plain(amount: Decimal) -> str:
+    """An exact amount as people write it: ``0`` not ``0E-12``, ``0.0000001`` not ``1.0000000000000E-7``."""
+    return format(amount.normalize(), "f")
+
+
 def budget_balance(*, dataset: Dataset) -> BudgetBalance:
     """Caps, spent and outstanding reservations, summed exactly in Python from the ledger."""
     totals = {kind: [ZERO, ZERO] for kind in EntryKind.values}
@@ -60,12 +65,13 @@ def budget_reserve(*, request: DataRequest, actor: AbstractUser) -> BudgetEntry:
     """
     balance = budget_balance(dataset=request.dataset)
     if request.epsilon > balance.epsilon_remaining or request.delta > balance.delta_remaining:
+        asked = {"epsilon": plain(request.epsilon), "delta": plain(request.delta)}
+        remaining = {"epsilon": plain(balance.epsilon_remaining), "delta": plain(balance.delta_remaining)}
         raise BudgetExhaustedError(
             f"Approving request #{request.pk} would exceed the budget of dataset {request.dataset.name!r}: "
-            f"it asks ε={request.epsilon}, δ={request.delta}; remaining ε={balance.epsilon_remaining}, "
-            f"δ={balance.delta_remaining}.",
-            extra={"requested": {"epsilon": str(request.epsilon), "delta": str(request.delta)},
-                   "remaining": {"epsilon": str(balance.epsilon_remaining), "delta": str(balance.delta_remaining)}})
+            f"it asks ε={asked['epsilon']}, δ={asked['delta']}; remaining ε={remaining['epsilon']}, "
+            f"δ={remaining['delta']}.",
+            extra={"requested": asked, "remaining": remaining})
     return _entry_create(request=request, kind=EntryKind.RESERVE, epsilon=request.epsilon, delta=request.delta,
                          actor=actor, note="reserved at final approval")
 
@@ -97,9 +103,9 @@ def budget_spend(*, request: DataRequest, job: Any, epsilon: Decimal, delta: Dec
             raise ConflictError(f"Request #{request.pk} has no outstanding reservation to spend.")
         if epsilon > reserved_epsilon or delta > reserved_delta:
             raise BudgetExhaustedError(
-                f"The job plans ε={epsilon}, δ={delta}, more than the reservation ε={reserved_epsilon}, "
-                f"δ={reserved_delta}; it will not start.",
-                extra={"reserved": {"epsilon": str(reserved_epsilon), "delta": str(reserved_delta)}})
+                f"The job plans ε={plain(epsilon)}, δ={plain(delta)}, more than the reservation "
+                f"ε={plain(reserved_epsilon)}, δ={plain(reserved_delta)}; it will not start.",
+                extra={"reserved": {"epsilon": plain(reserved_epsilon), "delta": plain(reserved_delta)}})
         entry = _entry_create(request=request, job=job, kind=EntryKind.SPEND, epsilon=epsilon, delta=delta,
                               actor=actor, mechanism=mechanism, accountant=accountant,
                               note="spent at the job's first data access")
@@ -109,7 +115,8 @@ def budget_spend(*, request: DataRequest, job: Any, epsilon: Decimal, delta: Dec
         return entry
 
 
-def budget_release(*, request: DataRequest, actor: AbstractUser | None, note: str, job: Any = None) -> BudgetEntry | None:
+def budget_release(*, request: DataRequest, actor: AbstractUser | None, note: str,
+                   job: Any = None) -> BudgetEntry | None:
     """Give back an outstanding reservation (withdrawn request, job failed before touching data)."""
     with transaction.atomic():
         Dataset.objects.select_for_update().get(pk=request.dataset_id)

@@ -18,7 +18,7 @@ from django.db.models import Max
 
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from governance.ingest import IngestLimits, Table, read_table
-from governance.models import Dataset, DatasetVersion, Role, VersionKind
+from governance.models import Dataset, DatasetVersion, Role, Sensitivity, VersionKind
 from governance.services.audit_log import audit_event_record
 from governance.services.users import user_has_role
 
@@ -67,6 +67,9 @@ def dataset_register(*, actor: AbstractUser, name: str, path: Path, filename: st
     epsilon = parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))
     delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
     _check_name(name)
+    if sensitivity not in Sensitivity.values:
+        raise ValidationError(f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
+                              extra={"field": "sensitivity"})
     table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
     with files_removed_on_error() as written, transaction.atomic():
         dataset = Dataset.objects.select_for_update().filter(name=name).first()

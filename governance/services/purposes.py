@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
@@ -33,15 +34,17 @@ def purpose_create(*, actor: AbstractUser | None, name: str, max_epsilon: Any, a
     """Create a purpose whose policy is validated in full before anything is stored."""
     if actor is not None and not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can define purposes.")
+    _check_name(name)
     fields = {
         "max_epsilon": parse_decimal(max_epsilon, field="max_epsilon", minimum_exclusive=Decimal(0)),
         "approvals_required": _approvals(approvals_required),
-        "allowed_recipients": _recipients(allowed_recipients or [RecipientKind.INTERNAL]),
+        "allowed_recipients": _recipients(
+            [RecipientKind.INTERNAL] if allowed_recipients is None else allowed_recipients),
         "audit_thresholds": audit_thresholds_validate(
             DEFAULT_AUDIT_THRESHOLDS if audit_thresholds is None else audit_thresholds),
         "holdout_fraction": _holdout(holdout_fraction),
         "allow_non_private": bool(allow_non_private),
-        "release_days": int(release_days),
+        "release_days": _release_days(release_days),
         "description": description,
     }
     try:
@@ -60,6 +63,27 @@ def purposes_ensure_defaults() -> list[Purpose]:
         if not Purpose.objects.filter(name=spec["name"]).exists():
             created.append(purpose_create(actor=None, **spec))
     return created
+
+
+def _check_name(name: str) -> None:
+    from django.core.validators import validate_slug
+
+    try:
+        validate_slug(name)
+    except DjangoValidationError as error:
+        raise ValidationError(f"Purpose name {name!r} must use letters, digits, '-' and '_' only.",
+                              extra={"field": "name"}) from error
+
+
+def _release_days(value: Any) -> int:
+    try:
+        days = int(str(value))
+    except ValueError as error:
+        raise ValidationError(f"release_days must be a whole number; got {value!r}.",
+                              extra={"field": "release_days"}) from error
+    if days < 1:
+        raise ValidationError(f"release_days must be at least 1; got {days}.", extra={"field": "release_days"})
+    return days
 
 
 def _approvals(value: Any) -> int:

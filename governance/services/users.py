@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
-from core.errors import ConflictError, ValidationError
+from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.models import Role
 from governance.services.audit_log import audit_event_record
 
@@ -36,7 +36,13 @@ def user_has_role(user: AbstractUser, *roles: str) -> bool:
 
 def user_create(*, username: str, roles: list[str], actor: AbstractUser | None, email: str = "",
                 password: str | None = None) -> tuple[AbstractUser, str]:
-    """Create a user with roles and an API token; return the user and the token key."""
+    """Create a user with roles and an API token; return the user and the token key.
+
+    ``actor`` None is the operator bootstrapping the platform (`synthgate user create`);
+    otherwise only a steward may create users and grant roles.
+    """
+    if actor is not None and not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can create users and grant roles.")
     unknown = sorted(set(roles) - {role.value for role in Role})
     if unknown or not roles:
         raise ValidationError(f"Unknown or missing role: {', '.join(unknown) or '(none)'}; "

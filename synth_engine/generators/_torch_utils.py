@@ -104,6 +104,25 @@ class TabularCVAE(nn.Module):
         return probabilities
 
 
+class PerRowLoss(nn.Module):
+    """Identity "criterion" over the network's per-row losses, for Opacus's ghost clipping.
+
+    Ghost clipping (Li et al. 2022, Sec. 4; Bu et al. 2023) needs the per-row losses to run two
+    backward passes: one for the per-row gradient norms (for a linear layer fed one row at a
+    time, ‖g aᵀ‖ = ‖g‖·‖a‖), one for the clipped sum. Opacus switches ``reduction`` to ``"none"``
+    to obtain them.
+    """
+
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, per_row: torch.Tensor) -> torch.Tensor:
+        if self.reduction == "none":
+            return per_row
+        return per_row.sum() if self.reduction == "sum" else per_row.mean()
+
+
 def _mlp(input_size: int, widths: Sequence[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in widths:

@@ -126,7 +126,7 @@ class GaussianCopulaGenerator(Generator):
         codes = np.concatenate(parts)[self.sample_rng_.permutation(n_rows)]
         columns = {meta["name"]: _decode(codes[:, i], meta)
                    for i, meta in enumerate(self.columns_meta_)}
-        return pd.DataFrame(columns, columns=self.columns_)
+        return pd.DataFrame(columns, columns=self.columns_, copy=False)
 
     def _shares(self, conditions: dict[str, Any] | None) -> np.ndarray:
         if not conditions:

@@ -347,15 +347,13 @@ class NumericCodec:
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Draw values uniformly inside each code's cell; single-value cells give that value."""
-        mask = codes == self.missing_code if self.has_missing else np.zeros(len(codes), bool)
-        cells = np.where(mask, 0, codes)
-        low, high = self.low[cells], self.high[cells]
-        uniform = rng.random(len(codes))
-        if self.is_integer:
-            values = np.minimum(low + np.floor(uniform * (high - low + 1.0)), high)
-        else:
-            values = low + uniform * (high - low)
-        values[mask] = np.nan
+        mask = codes == self.missing_code if self.has_missing else None
+        cells = np.where(mask, 0, codes) if mask is not None else codes
+        width = self.high - self.low + (1.0 if self.is_integer else 0.0)
+        offsets = rng.random(len(codes)) * width[cells]
+        values = self.low[cells] + (np.floor(offsets) if self.is_integer else offsets)
+        if mask is not None:
+            values[mask] = np.nan
         return numeric_output(values, self.type, self.dtype, self.name)
 
     def to_dict(self) -> dict[str, Any]:
@@ -413,10 +411,14 @@ def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.S
         if getattr(target, "tz", None) is not None:
             stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(target.tz)
         return stamps.astype(target)
+    target = pd.api.types.pandas_dtype(dtype)
+    if isinstance(target, np.dtype) and target.kind in "iuf":
+        return pd.Series(np.rint(values).astype(target) if target.kind in "iu" else
+                         values.astype(target), name=name, copy=False)
     series = pd.Series(values, name=name)
-    if pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(dtype)):
+    if pd.api.types.is_integer_dtype(target):
         series = series.round()
-    return series.astype(dtype)
+    return series.astype(target)
 
 
 # --------------------------------------------------------------------------- public grids
@@ -662,8 +664,9 @@ def unordered_bins(
     """Bins for unordered codes: each frequent code alone, the rare ones pooled (post-processing).
 
     Codes with at least ``min_count`` estimated rows (the ``max_bins - 1`` largest) keep their
-    own bin; the rest share one pooled bin. ``keep_all`` gives every code its own bin (the label,
-    so that conditioning on a class is exact).
+    own bin; the rest share one pooled bin, which joins the largest bin when it holds fewer than
+    ``min_count`` rows itself (a noise-dominated bin costs more than it shows). ``keep_all``
+    gives every code its own bin (the label, so that conditioning on a class is exact).
     """
     n_codes = len(counts)
     if keep_all or n_codes <= 1:
@@ -674,6 +677,7 @@ def unordered_bins(
     alone &= counts >= min_count
     if alone.sum() >= n_codes - 1:
         return np.arange(n_codes, dtype=np.int64)
-    labels = np.where(alone, np.arange(n_codes), n_codes)
+    pooled = n_codes if alone.any() and counts[~alone].sum() >= min_count else ranked[0]
+    labels = np.where(alone, np.arange(n_codes), pooled)
     _, bins = np.unique(labels, return_inverse=True)
     return bins.astype(np.int64)

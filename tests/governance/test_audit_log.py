@@ -313,6 +313,7 @@ def test_a_refused_action_writes_no_event(workflow):
     with pytest.raises(FourEyesError):
         access_request_approve(actor=cast.requester, request_id=request.pk)
     assert AuditEvent.objects.count() == count
+    request.refresh_from_db()
     assert request.state == RequestState.SUBMITTED
 
 

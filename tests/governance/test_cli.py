@@ -584,7 +584,7 @@ def test_log_verify_exits_0_on_an_intact_chain(cast, submitted):
     data = result.json()
     assert data["ok"] is True and data["first_broken_id"] is None
     assert data["events_checked"] == AuditEvent.objects.count()
-    assert "audit log       intact" in synthgate("log", "verify", "--as", "auditor").stdout
+    assert "audit log       intact" in synthgate("log", "verify").stdout
 
 
 @pytest.mark.django_db
@@ -618,7 +618,7 @@ def test_a_row_edited_directly_in_the_database_makes_log_verify_fail_and_name_it
             if connection.vendor == "postgresql":
                 cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
 
-    text = synthgate("log", "verify", "--as", "auditor")
+    text = synthgate("log", "verify")
     as_json = synthgate("log", "verify", "--as", "auditor", "--json")
 
     assert text.code == 1 and as_json.code == 1
@@ -627,3 +627,50 @@ def test_a_row_edited_directly_in_the_database_makes_log_verify_fail_and_name_it
     assert f"error: The audit log's chain is broken at event {target.pk}: {reason}" in text.stderr
     assert as_json.json()["first_broken_id"] == target.pk and as_json.json()["reason"] == reason
     assert as_json.error()["code"] == "chain_broken"
+
+
+@pytest.mark.django_db
+def test_call_command_also_takes_options_as_keyword_arguments(cast, adult):
+    stdout = io.StringIO()
+
+    call_command("dataset", "show", "adult", as_user="auditor", json=True, stdout=stdout)
+
+    assert json.loads(stdout.getvalue())["name"] == "adult"
+
+
+@pytest.mark.django_db
+def test_every_command_prints_json_with_json(cast, adult_csv, research):
+    commands = [
+        ("init",), ("user", "list", "--as", "steward"),
+        ("dataset", "register", adult_csv, "--name", "adult", "--epsilon-cap", "5", "--delta-cap", "0",
+         "--as", "steward"),
+        ("dataset", "list", "--as", "steward"), ("dataset", "show", "adult", "--as", "steward"),
+        ("purpose", "list", "--as", "steward"), ("purpose", "show", "research", "--as", "steward"),
+        ("request", "create", "--dataset", "adult", "--purpose", "research", "--epsilon", "1", "--delta", "0",
+         "--rows", "10", "--draft", "--as", "requester"),
+    ]
+    outputs = [synthgate(*command, "--json") for command in commands]
+    request_id = outputs[-1].json()["id"]
+    for command in [("request", "submit"), ("request", "show"), ("request", "list"), ("request", "withdraw")]:
+        outputs.append(synthgate(*command, *([] if command[1] == "list" else [request_id]), "--as", "requester",
+                                 "--json"))
+    outputs += [synthgate("budget", "show", "adult", "--as", "steward", "--json"),
+                synthgate("log", "verify", "--json"), synthgate("log", "list", "--as", "steward", "--json")]
+
+    assert [output.code for output in outputs] == [0] * len(outputs)
+    parsed = [output.json() for output in outputs]
+    assert parsed[8]["state"] == "submitted" and parsed[10][0]["id"] == request_id
+    assert parsed[11]["state"] == "withdrawn" and parsed[12]["epsilon"]["cap"] == "5"
+
+
+@pytest.mark.django_db
+def test_a_database_that_was_never_initialised_asks_for_init(cast, monkeypatch):
+    from django.db.migrations.executor import MigrationExecutor
+
+    monkeypatch.setattr(MigrationExecutor, "migration_plan", lambda self, targets: [("governance.0099", False)])
+
+    result = synthgate("dataset", "list", "--as", "steward", "--json")
+
+    assert result.code == 2
+    assert result.error()["code"] == "not_initialised"
+    assert "run `synthgate init` first" in result.error()["message"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
+from django.db import connections, transaction
 
 from core.errors import BudgetExhaustedError, ConflictError
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, EntryKind, RequestState
@@ -80,8 +80,9 @@ def test_forty_concurrent_approvals_fill_a_cap_of_five_exactly(race_setup):
     for round_number in range(1, ROUNDS + 1):
         name = f"adult-race-{round_number}"
         dataset_register_adult(steward=cast.steward, name=name, epsilon_cap=str(CAP), delta_cap="1e-3")
-        requests = [request_file(requester=cast.requester, dataset_name=name, purpose_name="race",
-                                 epsilon=str(EPSILON), delta="1e-6", n_rows=100) for _ in range(N_REQUESTS)]
+        with transaction.atomic():  # one commit for the setup; the race itself has no outer transaction
+            requests = [request_file(requester=cast.requester, dataset_name=name, purpose_name="race",
+                                     epsilon=str(EPSILON), delta="1e-6", n_rows=100) for _ in range(N_REQUESTS)]
         events_before = AuditEvent.objects.count()
 
         outcomes = run_together([approve_as(cast.approver.pk, request.pk) for request in requests])

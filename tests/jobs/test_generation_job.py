@@ -53,7 +53,10 @@ def test_job_writes_synthetic_version_with_lineage_and_one_exact_spend(cast, app
     assert balance.epsilon_reserved == 0 and balance.epsilon_spent == spends[0].epsilon
 
     approved_request.refresh_from_db()
-    assert approved_request.state == RequestState.AUDITING
+    # The audit follows the job at once (in-process here) and decides ready or blocked.
+    run = approved_request.audit_runs.get()
+    assert run.version_id == synthetic.pk and run.datasheet.sha256
+    assert approved_request.state == (RequestState.READY if run.passed else RequestState.BLOCKED)
     train, holdout = job.request.dataset.versions.get(kind="train"), job.holdout_version
     assert train.n_rows + holdout.n_rows == approved_request.source_version.n_rows
     assert holdout.n_rows == 400  # the purpose's default holdout fraction, 20 % of 2,000

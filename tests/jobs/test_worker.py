@@ -36,7 +36,7 @@ def test_a_real_worker_moves_a_job_through_the_service(cast, adult_schema):
     assert job.celery_task_id
     assert BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).count() == 1
     request.refresh_from_db()
-    assert request.state == "auditing"
+    assert request.state in ("auditing", "ready", "blocked")  # the worker audits next
 
 
 def test_sigkill_of_the_worker_mid_job_ends_terminal_with_exactly_one_spend(cast, adult_schema):
@@ -58,6 +58,7 @@ def test_sigkill_of_the_worker_mid_job_ends_terminal_with_exactly_one_spend(cast
 
     # The task is redelivered (acks_late + reject_on_worker_lost); the service sees the data was
     # already touched and ends the job instead of training (and charging) a second time.
+    print(f"after SIGKILL: status={job.status} attempts={job.attempts} error={job.error!r}")
     assert job.status in (JobStatus.FAILED, JobStatus.SUCCEEDED)
     assert BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).count() == 1
     if job.status == JobStatus.FAILED:

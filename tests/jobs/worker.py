@@ -16,6 +16,7 @@ import psutil
 import pytest
 from django.conf import settings
 from django.db import connection
+from kombu import pools
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,15 +61,25 @@ def celery_worker() -> Iterator[subprocess.Popen]:
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     saved = dict(app.conf)
     app.conf.update(broker_url=url, task_always_eager=False, task_default_queue=queue)
+    _reset_connections(app)
     try:
         _wait_ready(process, Path(log.name))
         yield process
     finally:
         app.conf.update(broker_url=saved["broker_url"], task_always_eager=saved["task_always_eager"],
                         task_default_queue=saved["task_default_queue"])
-        app.pool.force_close_all()
+        _reset_connections(app)
         _stop(process)
         log.close()
+
+
+def _reset_connections(app) -> None:
+    """Drop pooled broker connections so the next use connects to the current broker URL."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()
 
 
 def _wait_ready(process: subprocess.Popen, log_path: Path, timeout_seconds: float = 60) -> None:

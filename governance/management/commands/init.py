@@ -18,6 +18,16 @@ from governance.models import Purpose
 from governance.services import purposes_ensure_defaults, roles_ensure
 
 
+def signing_identity_summary() -> dict[str, str]:
+    """Create the platform signing key and certificate unless an organisation's own is configured."""
+    from audits.signing import platform_key_ensure, signing_identity
+
+    generated = platform_key_ensure()
+    identity = signing_identity()
+    return {"subject": identity.subject, "fingerprint_sha256": identity.fingerprint_sha256,
+            "source": f"platform key in {generated[1].parent}" if generated else "configured key"}
+
+
 class Command(SynthgateCommand):
     help = "Create or migrate the database, the roles and the default purposes (idempotent)."
     requires_database = False
@@ -33,11 +43,14 @@ class Command(SynthgateCommand):
         roles = [group.name for group in roles_ensure()]
         created = [purpose.name for purpose in purposes_ensure_defaults()]
         purposes = list(Purpose.objects.order_by("name").values_list("name", flat=True))
+        identity = signing_identity_summary()
         data = {"data_dir": str(settings.DATA_DIR), "database": connection.vendor,
-                "migrations_applied": pending, "roles": roles, "purposes_created": created, "purposes": purposes}
+                "migrations_applied": pending, "roles": roles, "purposes_created": created, "purposes": purposes,
+                "signing": identity}
         self.emit(data, lambda: "\n".join([
             fields([("data directory", data["data_dir"]), ("database", data["database"]),
-                    ("migrations applied", pending), ("roles", roles)]),
+                    ("migrations applied", pending), ("roles", roles),
+                    ("datasheet signer", f"{identity['subject']} ({identity['source']})")]),
             "",
             table(("purpose", "status"), [(name, "created" if name in created else "exists") for name in purposes]),
         ]))

@@ -22,11 +22,13 @@ class Command(SynthgateCommand):
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
-        self.add_subcommand(actions, "verify", "recompute every hash; exit 1 and name the first broken event")
+        # Anyone may verify the chain (it reveals only event ids), so --as is optional here.
+        self.add_subcommand(actions, "verify", "recompute every hash; exit 1 and name the first broken event",
+                            needs_user=False)
         listing = self.add_subcommand(actions, "list", "the latest events, oldest first")
         listing.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
 
-    def handle_verify(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_verify(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
         result = audit_log_verify()
         data = {"ok": result.ok, "events_checked": result.events_checked, "first_broken_id": result.first_broken_id,
                 "reason": result.reason, "last_hash": result.last_hash}

@@ -134,18 +134,18 @@ def request_events(request: DataRequest) -> list[AuditEvent]:
 
 
 def parse_rebalance(spec: str | None) -> dict[str, Any] | None:
-    """``income=>50K:0.5,<=50K:0.5`` → ``{"column": "income", "shares": {">50K": "0.5", "<=50K": "0.5"}}``."""
+    """``income=>50K:0.5,<=50K:0.5`` → ``{"column": "income", "shares": {">50K": "0.5", "<=50K": "0.5"}}``.
+
+    The service checks the column is the label and the shares are numbers in (0, 1).
+    """
     if not spec:
         return None
-    column, separator, pairs = spec.partition("=")
+    column, _, pairs = spec.partition("=")
     shares = {}
     for pair in pairs.split(","):
-        value, colon, share = pair.rpartition(":")
-        if not colon or not value or not share:
-            break
+        value, _, share = pair.rpartition(":")  # a value may itself contain ':'; the share never does
+        if not value or not share or not column.strip():
+            raise CliError(f"--rebalance takes COLUMN=VALUE:SHARE[,VALUE:SHARE]; got {spec!r}.",
+                           extra={"option": "--rebalance"})
         shares[value] = share
-    else:
-        if separator and column.strip():
-            return {"column": column.strip(), "shares": shares}
-    raise CliError(f"--rebalance takes {REBALANCE_HELP.split(' target')[0]}; got {spec!r}.",
-                   extra={"option": "--rebalance"})
+    return {"column": column.strip(), "shares": shares}

@@ -1,0 +1,139 @@
+"""Turn the facts a service gathers into the context ``datasheets/datasheet.html`` expects.
+
+The template does layout only; every number, date and derived flag is formatted here, once, so
+Django's configured engine and the standalone engine in ``render.py`` print the same datasheet.
+The full contract is in ``render.py``'s module docstring and at the top of the template.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+REQUIRED_KEYS = ("title", "request", "source", "synthetic", "generator", "privacy", "checks")
+VERDICTS = ("pass", "warn", "fail", "n/a")
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_COMPARATORS = {"higher is better": "≥", "lower is better": "≤"}
+
+
+class DatasheetContextError(ValueError):
+    """The facts handed to the datasheet are missing or malformed."""
+
+
+def datasheet_context(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy ``facts`` and add the display values and flags the template reads.
+
+    Dates and datetimes anywhere become ``YYYY-MM-DD`` / ``YYYY-MM-DD HH:MM UTC`` strings. Adds
+    ``privacy.non_private`` (ε is None or infinite), ``privacy.epsilon_display``/``delta_display``,
+    per-check ``value_display``/``threshold_display``/``baseline_display``, ``checks_summary``
+    (its ``verdict`` is "fail" when a check failed or the positive control was missed),
+    ``generator.parameter_items``, ``library_items``, percentages on rebalancing shares, and
+    ``chart_images``: each SVG in ``charts`` as a ``data:`` URI the template puts in ``<img>``.
+    """
+    missing = [key for key in REQUIRED_KEYS if key not in facts]
+    if missing:
+        raise DatasheetContextError(f"The datasheet needs {', '.join(missing)}; gather them in the service.")
+    context = _format_dates(copy.deepcopy(dict(facts)))
+    context["privacy"] = _privacy(context["privacy"])
+    context["checks"] = [_check(check) for check in context["checks"]]
+    context["checks_summary"] = _summary(context["checks"], context.get("positive_control"))
+    context["generator"]["parameter_items"] = sorted(
+        (str(k), format_value(v)) for k, v in (context["generator"].get("parameters") or {}).items())
+    context["library_items"] = sorted((str(k), str(v)) for k, v in (context.get("library_versions") or {}).items())
+    if context.get("budget"):
+        context["budget"] = _budget(context["budget"])
+    if context.get("rebalancing"):
+        context["rebalancing"] = _rebalancing(context["rebalancing"])
+    context["chart_images"] = {name: svg_data_uri(svg) for name, svg in (context.get("charts") or {}).items() if svg}
+    return context
+
+
+def svg_data_uri(svg: str) -> str:
+    """An SVG as a ``data:`` URI for ``<img src>``: the chart cannot add markup to the page."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def format_value(value: Any) -> str:
+    """Numbers to four significant digits, infinities as ∞, None as an em dash, the rest as text."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", "\u202f")
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if math.isnan(value):
+            return "n/a"
+        if value != 0 and abs(value) < 1e-3:
+            return _scientific(value)
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _scientific(value: float) -> str:
+    """1e-06 as 10⁻⁶ and 2.5e-05 as 2.5×10⁻⁵: δ values are read by people, not parsers."""
+    mantissa, exponent = f"{value:.3e}".split("e")
+    power = "10" + str(int(exponent)).translate(_SUPERSCRIPTS)
+    return power if float(mantissa) == 1 else f"{float(mantissa):g}×{power}"
+
+
+def _privacy(privacy: dict) -> dict:
+    epsilon = privacy.get("epsilon")
+    non_private = epsilon is None or (isinstance(epsilon, float) and math.isinf(epsilon))
+    return {**privacy, "non_private": non_private,
+            "epsilon_display": "∞" if non_private else format_value(epsilon),
+            "delta_display": format_value(privacy.get("delta")) if not non_private else "—"}
+
+
+def _check(check: dict) -> dict:
+    verdict = str(check.get("verdict", "n/a")).lower()
+    if verdict not in VERDICTS:
+        raise DatasheetContextError(f"Check {check.get('name')!r} has verdict {verdict!r}; use one of {VERDICTS}.")
+    comparator = _COMPARATORS.get(str(check.get("direction", "")).lower(), "")
+    threshold = check.get("threshold")
+    threshold_display = "—" if threshold is None else f"{comparator} {format_value(threshold)}".strip()
+    return {**check, "verdict": verdict, "value_display": format_value(check.get("value")),
+            "threshold_display": threshold_display, "baseline_display": format_value(check.get("baseline"))}
+
+
+def _summary(checks: list[dict], positive_control: dict | None) -> dict:
+    counts = {verdict: sum(1 for c in checks if c["verdict"] == verdict) for verdict in VERDICTS}
+    # A missed positive control means the checks could not see a planted leak: the audit fails.
+    control_missed = bool(positive_control) and not positive_control.get("passed")
+    overall = "fail" if counts["fail"] or control_missed else "warn" if counts["warn"] else "pass"
+    return {"total": len(checks), "passed": counts["pass"], "warned": counts["warn"], "failed": counts["fail"],
+            "not_applicable": counts["n/a"], "verdict": overall}
+
+
+def _budget(budget: dict) -> dict:
+    entries = [{**entry, "epsilon_display": format_value(entry.get("epsilon")),
+                "delta_display": format_value(entry.get("delta"))} for entry in budget.get("entries") or []]
+    return {**budget, "entries": entries,
+            **{f"{key}_display": format_value(budget.get(key))
+               for key in ("total_epsilon", "total_delta", "remaining_epsilon", "remaining_delta")}}
+
+
+def _rebalancing(rebalancing: dict) -> dict:
+    shares = [{**share, "real_percent": f"{100 * float(share['real']):.1f}\u202f%",
+               "released_percent": f"{100 * float(share['released']):.1f}\u202f%"}
+              for share in rebalancing.get("shares") or []]
+    return {**rebalancing, "shares": shares}
+
+
+def _format_dates(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        moment = value.astimezone(dt.UTC) if value.tzinfo else value
+        return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if value.tzinfo else "")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _format_dates(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_format_dates(item) for item in value]
+    return value

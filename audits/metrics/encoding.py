@@ -1,0 +1,304 @@
+"""How the checks see a table: the schema's roles, discretised codes, a distance embedding, row
+keys for exact matching, and chunked nearest-neighbour search with bounded memory.
+
+The distance is a Gower-like one (Gower 1971): numeric columns are mapped through the training
+rows' empirical CDF into [0, 1] (robust to skew such as ``capital-gain``), categorical columns are
+one-hot coded with weight 1/sqrt(2), so that the squared Euclidean distance is the sum over
+columns of squared rank differences plus the number of differing categories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audits.metrics.base import AuditInputError
+
+NUMERIC_TYPES = ("integer", "float", "datetime")
+CATEGORICAL_TYPES = ("categorical", "boolean")
+ROLES = ("quasi_identifier", "sensitive", "protected", "label", "other")
+MISSING = "\x00missing"
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The parts of a dataset schema the checks use: column names, numeric or not, and roles.
+
+    Optional keys a column may carry: ``privileged`` (protected columns) and ``favourable``
+    (label column).
+    """
+
+    columns: tuple[str, ...]
+    numeric: tuple[str, ...]
+    roles: dict[str, str]
+    extras: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_dict(cls, schema: dict[str, Any]) -> TableSchema:
+        columns, numeric, roles, extras = [], [], {}, {}
+        for column in schema.get("columns", []):
+            name, kind = column["name"], column.get("type", "categorical")
+            role = column.get("role", "other")
+            if kind not in NUMERIC_TYPES + CATEGORICAL_TYPES:
+                raise AuditInputError(f"column {name!r} has unknown type {kind!r}")
+            if role not in ROLES:
+                raise AuditInputError(f"column {name!r} has unknown role {role!r}; use one of {ROLES}")
+            columns.append(name)
+            if kind in NUMERIC_TYPES:
+                numeric.append(name)
+            roles[name] = role
+            extras[name] = column
+        if not columns:
+            raise AuditInputError("the schema lists no columns")
+        return cls(tuple(columns), tuple(numeric), roles, extras)
+
+    def with_role(self, role: str) -> list[str]:
+        return [c for c in self.columns if self.roles[c] == role]
+
+    @property
+    def label(self) -> str | None:
+        labels = self.with_role("label")
+        return labels[0] if labels else None
+
+    def check_frame(self, frame: pd.DataFrame, what: str) -> None:
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise AuditInputError(f"{what} lacks the schema's columns {missing}")
+        if len(frame) == 0:
+            raise AuditInputError(f"{what} has no rows")
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """Float64 values of a numeric column (datetimes as epoch seconds); missing is NaN."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        values = series.astype("int64").to_numpy(dtype=float) / 1e9
+        return np.where(series.isna().to_numpy(), np.nan, values)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+
+
+def category_values(series: pd.Series) -> np.ndarray:
+    """Object array of string categories; missing becomes one explicit category."""
+    strings = series.astype(str).to_numpy(dtype=object)
+    strings[series.isna().to_numpy()] = MISSING
+    return strings
+
+
+def quantile_edges(values: np.ndarray, n_bins: int = 20) -> np.ndarray:
+    """Edges of ``n_bins`` quantile bins of ``values`` including the minimum and maximum
+    (duplicates merged)."""
+    present = values[~np.isnan(values)]
+    if present.size == 0:
+        return np.array([])
+    return np.unique(np.quantile(present, np.linspace(0, 1, n_bins + 1)))
+
+
+def bin_codes(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value: 0 below ``edges[0]``, then the quantile bins (the last one closed on the
+    right), ``len(edges) + 1`` above ``edges[-1]`` and ``len(edges) + 2`` for missing, so that
+    values outside the reference range never share a bin with it."""
+    if len(edges) == 0:
+        return np.where(np.isnan(values), 2, 1)
+    codes = np.clip(np.searchsorted(edges, values, side="right"), 1, max(len(edges) - 1, 1))
+    codes = np.where(values < edges[0], 0, codes)
+    codes = np.where(values > edges[-1], len(edges) + 1, codes)
+    return np.where(np.isnan(values), len(edges) + 2, codes)
+
+
+class Discretiser:
+    """Shared codes for several frames: numeric columns in quantile bins of the reference frame,
+    categories by a common vocabulary. ``fit(reference)`` then ``transform(frame)`` gives an
+    ``(n_rows, n_columns)`` int64 array; ``levels_`` lists each column's labels."""
+
+    def __init__(self, schema: TableSchema, n_bins: int = 20) -> None:
+        self.schema = schema
+        self.n_bins = n_bins
+
+    def fit(self, reference: pd.DataFrame, *others: pd.DataFrame) -> Discretiser:
+        self.edges_: dict[str, np.ndarray] = {}
+        self.vocab_: dict[str, dict[str, int]] = {}
+        self.levels_: dict[str, list[str]] = {}
+        for column in self.schema.columns:
+            if column in self.schema.numeric:
+                edges = quantile_edges(numeric_values(reference[column]), self.n_bins)
+                self.edges_[column] = edges
+                inner = [f"[{_short(a)}, {_short(b)})" for a, b in
+                         zip(edges[:-1], edges[1:], strict=True)] or [f"{_short(edges[0])}"]
+                self.levels_[column] = [f"< {_short(edges[0])}", *inner,
+                                        *([""] * (len(edges) - len(inner))),
+                                        f"> {_short(edges[-1])}", "missing"]
+            else:
+                seen = pd.unique(np.concatenate([category_values(f[column])
+                                                 for f in (reference, *others)]))
+                ordered = sorted(seen, key=str)
+                self.vocab_[column] = {v: i for i, v in enumerate(ordered)}
+                self.levels_[column] = [str(v) for v in ordered]
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        codes = [self.column_codes(frame, column) for column in self.schema.columns]
+        return np.column_stack(codes).astype(np.int64)
+
+    def column_codes(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        if column in self.edges_:
+            return bin_codes(numeric_values(frame[column]), self.edges_[column])
+        vocab = self.vocab_[column]
+        unseen = len(vocab)
+        return np.array([vocab.get(v, unseen) for v in category_values(frame[column])],
+                        dtype=np.int64)
+
+    def n_levels(self, column: str) -> int:
+        return len(self.levels_[column]) + 1
+
+
+def _short(value: float) -> str:
+    return "-inf" if value == -np.inf else "inf" if value == np.inf else f"{value:.4g}"
+
+
+def row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One uint64 hash per row over ``columns`` (exact matching of rows across frames).
+
+    Numeric columns are hashed as float64 so that ``3`` and ``3.0`` match.
+    """
+    parts = {}
+    for column in columns:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            parts[column] = series.astype(float)
+        else:
+            parts[column] = series.astype(str)
+    return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False).to_numpy()
+
+
+class Embedder:
+    """Gower-like numeric embedding fitted on the training rows.
+
+    ``transform(frame, columns)`` gives a float32 ``(n_rows, n_features)`` array over the chosen
+    columns; squared Euclidean distance = sum of squared ECDF differences (numeric; missing sits
+    at -1) + number of differing categories (one-hot / sqrt 2; unseen categories are all-zero).
+    """
+
+    def __init__(self, schema: TableSchema) -> None:
+        self.schema = schema
+
+    def fit(self, train: pd.DataFrame) -> Embedder:
+        self.sorted_: dict[str, np.ndarray] = {}
+        self.categories_: dict[str, dict[str, int]] = {}
+        for column in self.schema.columns:
+            if column in self.schema.numeric:
+                values = numeric_values(train[column])
+                self.sorted_[column] = np.sort(values[~np.isnan(values)])
+            else:
+                levels = sorted(pd.unique(category_values(train[column])), key=str)
+                self.categories_[column] = {v: i for i, v in enumerate(levels)}
+        self.slices_: dict[str, tuple[int, int]] = {}
+        position = 0
+        for column in self.schema.columns:
+            width = 1 if column in self.sorted_ else len(self.categories_[column])
+            self.slices_[column] = (position, position + width)
+            position += width
+        return self
+
+    def features(self, columns: list[str]) -> np.ndarray:
+        """Indices of ``columns``' features in an embedding of all columns."""
+        return np.concatenate([np.arange(*self.slices_[c]) for c in columns]).astype(np.int64)
+
+    def transform(self, frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
+        blocks = [self._column(frame, c) for c in (columns or list(self.schema.columns))]
+        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+
+    def _column(self, frame: pd.DataFrame, column: str) -> np.ndarray:
+        if column in self.sorted_:
+            values = numeric_values(frame[column])
+            reference = self.sorted_[column]
+            # mid-rank ECDF so that ties sit at the centre of their mass
+            low = np.searchsorted(reference, values, side="left")
+            high = np.searchsorted(reference, values, side="right")
+            ranks = (low + high) / (2.0 * max(len(reference), 1))
+            return np.where(np.isnan(values), -1.0, ranks)[:, None]
+        vocab = self.categories_[column]
+        codes = np.array([vocab.get(v, -1) for v in category_values(frame[column])])
+        block = np.zeros((len(codes), len(vocab)), dtype=np.float32)
+        known = codes >= 0
+        block[np.flatnonzero(known), codes[known]] = np.float32(np.sqrt(0.5))
+        return block
+
+
+def nearest_neighbours(queries: np.ndarray, reference: np.ndarray, *, n_neighbours: int = 1,
+                       features: np.ndarray | None = None,
+                       chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    """Distances to, and indices of, each query's ``n_neighbours`` nearest reference rows.
+
+    Brute force in blocks of queries x reference rows so that no block exceeds ``chunk_bytes``
+    (memory stays bounded for a 1,000,000-row reference). With ``n_neighbours=1`` ties go to the
+    lowest reference index; results are deterministic for identical inputs.
+
+    Parameters
+    ----------
+    queries : ndarray, shape (n_queries, n_features)
+    reference : ndarray, shape (n_reference, n_features)
+    n_neighbours : int
+        Neighbours to return, nearest first.
+    features : ndarray of int, optional
+        Use only these reference columns (the queries already hold only them); the reference is
+        sliced block by block, never copied whole.
+    chunk_bytes : int
+        Largest distance block held in memory.
+
+    Returns
+    -------
+    distances : ndarray of float64, shape (n_queries, n_neighbours)
+        Euclidean distances; squared distances below 1e-4 (a 1 % rank difference) are set to 0,
+        because float32 cancellation leaves noise of about 1e-5 around exact matches.
+    indices : ndarray of int64, shape (n_queries, n_neighbours)
+    """
+    n_queries, n_reference = len(queries), len(reference)
+    k = n_neighbours
+    best = np.full((n_queries, k), np.inf)
+    index = np.zeros((n_queries, k), dtype=np.int64)
+    if n_reference == 0 or n_queries == 0:
+        return best, index
+    block_reference = int(min(n_reference, max(1024, chunk_bytes // (4 * 256))))
+    block_queries = int(max(1, min(n_queries, chunk_bytes // (4 * block_reference))))
+    query_norms = np.einsum("ij,ij->i", queries, queries).astype(np.float64)
+    # reference blocks outside, query blocks inside: each reference block is sliced once
+    for start in range(0, n_reference, block_reference):
+        stop = min(start + block_reference, n_reference)
+        block = reference[start:stop] if features is None else reference[start:stop, features]
+        block_norms = np.einsum("ij,ij->i", block, block)
+        for q0 in range(0, n_queries, block_queries):
+            q1 = min(q0 + block_queries, n_queries)
+            # |q - r|^2 - |q|^2: the query's own norm does not change which row is nearest
+            partial = (-2 * queries[q0:q1]) @ block.T
+            partial += block_norms[None, :]
+            _merge(partial, start, best[q0:q1], index[q0:q1])
+    best += query_norms[:, None]
+    best = np.where(best < 1e-4, 0.0, best)
+    return np.sqrt(best), index
+
+
+def _merge(partial: np.ndarray, offset: int, best: np.ndarray, index: np.ndarray) -> None:
+    """Fold one block of (partial) squared distances into the running nearest lists, in place;
+    ties keep the lower index."""
+    rows = np.arange(len(partial))
+    for rank in range(best.shape[1]):
+        local = np.argmin(partial, axis=1)
+        value = partial[rows, local].astype(np.float64)
+        if rank + 1 < best.shape[1]:
+            partial[rows, local] = np.inf
+        candidates = np.concatenate([best, value[:, None]], axis=1)
+        indices = np.concatenate([index, (local + offset)[:, None]], axis=1)
+        order = _order(candidates, indices, best.shape[1])
+        best[:] = np.take_along_axis(candidates, order, axis=1)
+        index[:] = np.take_along_axis(indices, order, axis=1)
+
+
+def _order(values: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
+    """Column order of the ``k`` smallest values per row, ties broken by lower index."""
+    keyed = np.argsort(indices, axis=1, kind="stable")
+    values_sorted = np.take_along_axis(values, keyed, axis=1)
+    order = np.argsort(values_sorted, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(keyed, order, axis=1)

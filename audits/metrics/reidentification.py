@@ -1,0 +1,170 @@
+"""Re-identification: verbatim copies, reproduced unique rows, k-anonymity, l-diversity and
+distance to closest record (DCR).
+
+- ``exact_copies`` (blocking): share of synthetic rows that copy a training row which does not
+  also occur in the holdout, minus the same share for holdout-only rows scaled to the number of
+  training-only rows (the control: a generator that never saw those rows reproduces them only by
+  chance). Range [0, 1], lower is better.
+- ``unique_row_reproduction`` (blocking, zero tolerance): synthetic rows equal in every column to a
+  training row that is unique on its quasi-identifiers and absent from the holdout (the classic
+  re-identification of a population unique; Sweeney 2002, Sec. 2). Matches on
+  quasi-identifiers + sensitive columns alone are reported in ``details`` with the holdout rate as
+  their control (chance matches of a DP generator are common there, so they are not a criterion).
+- ``k_anonymity`` / ``l_diversity`` (Sweeney 2002; Machanavajjhala et al. 2007, Sec. 4.1) of the
+  release on the quasi-identifiers, for information: synthetic rows are not people, so a small
+  class is not a disclosure by itself.
+- ``distance_to_closest_record``: median DCR of synthetic rows to the training rows over the
+  median DCR of holdout rows to the training rows (1 = as far as unseen real people), with the
+  nearest-neighbour distance ratio; information only, never a pass criterion on its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audits.metrics.base import CheckResult, judge, skipped, wilson_interval
+from audits.metrics.context import AuditData, SyntheticRows
+from audits.metrics.encoding import nearest_neighbours, row_keys
+
+Thresholds = dict[str, float | None] | None
+
+
+def exact_copies_check(data: AuditData, synthetic: SyntheticRows,
+                       thresholds: Thresholds = None) -> CheckResult:
+    """Share of synthetic rows copying a training-only row, net of the holdout control."""
+    train_only = np.setdiff1d(data.train_keys, data.holdout_keys)
+    holdout_only = np.setdiff1d(data.holdout_keys, data.train_keys)
+    n = len(synthetic.keys)
+    copies = np.isin(synthetic.keys, data.train_keys)
+    main = np.isin(synthetic.keys, train_only)
+    control = np.isin(synthetic.keys, holdout_only)
+    scale = len(train_only) / max(len(holdout_only), 1)
+    baseline = min(1.0, control.mean() * scale)
+    value = max(0.0, float(main.mean()) - baseline)
+    return judge("exact_copies", value, thresholds=thresholds, baseline=baseline,
+                 ci=wilson_interval(int(main.sum()), n),
+                 details={"n_copies": int(copies.sum()), "copy_share": float(copies.mean()),
+                          "n_training_only_copies": int(main.sum()),
+                          "training_only_share": float(main.mean()),
+                          "n_holdout_only_copies": int(control.sum()),
+                          "holdout_only_share": float(control.mean()),
+                          "control_scale": scale, "n_synthetic": n,
+                          "ci_applies_to": "training_only_share"})
+
+
+def unique_row_reproduction_check(data: AuditData, synthetic: SyntheticRows,
+                                  thresholds: Thresholds = None) -> CheckResult:
+    """Synthetic rows reproducing in full a training row unique on its quasi-identifiers."""
+    schema = data.schema
+    qis = schema.with_role("quasi_identifier")
+    if not qis:
+        return skipped("unique_row_reproduction", "the schema declares no quasi-identifiers",
+                       thresholds)
+    unique_train = _unique_on(data.train, qis)
+    at_risk = np.setdiff1d(data.train_keys[unique_train], data.holdout_keys)
+    hits = np.isin(synthetic.keys, at_risk)
+    partial = _partial_matches(data, synthetic, qis + schema.with_role("sensitive"))
+    examples = synthetic.frame.loc[hits].head(5).astype(str).to_dict("records")
+    return judge("unique_row_reproduction", float(hits.sum()), thresholds=thresholds, baseline=0.0,
+                 details={"n_unique_training_rows": int(unique_train.sum()),
+                          "n_at_risk": len(at_risk),
+                          "n_reproduced_rows": int(len(np.unique(synthetic.keys[hits]))),
+                          "quasi_identifiers": qis, "examples": examples,
+                          "qi_sensitive_matches": partial})
+
+
+def _unique_on(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    keys = row_keys(frame, columns)
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return counts[inverse] == 1
+
+
+def _partial_matches(data: AuditData, synthetic: SyntheticRows,
+                     columns: list[str]) -> dict[str, float]:
+    """Share of QI-unique training rows (and, as control, QI-unique holdout rows) whose
+    quasi-identifier + sensitive values appear in the synthetic rows."""
+    qis = data.schema.with_role("quasi_identifier")
+    synthetic_keys = row_keys(synthetic.frame, columns)
+    rates = {}
+    for name, frame in (("train", data.train), ("holdout", data.holdout)):
+        unique = _unique_on(frame, qis)
+        keys = row_keys(frame.loc[unique], columns)
+        rates[f"{name}_rate"] = float(np.isin(keys, synthetic_keys).mean()) if len(keys) else 0.0
+        rates[f"{name}_n_unique"] = int(unique.sum())
+    return rates
+
+
+def k_anonymity_checks(data: AuditData, synthetic: SyntheticRows,
+                       thresholds: Thresholds = None) -> list[CheckResult]:
+    """k-anonymity and l-diversity of the release on the quasi-identifiers (information)."""
+    schema = data.schema
+    qis = schema.with_role("quasi_identifier")
+    if not qis:
+        reason = "the schema declares no quasi-identifiers"
+        return [skipped("k_anonymity", reason, thresholds), skipped("l_diversity", reason, thresholds)]
+    groups = pd.Series(row_keys(synthetic.frame, qis))
+    sizes = groups.value_counts()
+    row_sizes = groups.map(sizes).to_numpy()
+    histogram = {str(k): int(v) for k, v in
+                 pd.cut(sizes, [0, 1, 2, 4, 9, 19, 49, np.inf],
+                        labels=["1", "2", "3-4", "5-9", "10-19", "20-49", "50+"]).value_counts(
+                            sort=False).items()}
+    k_result = judge("k_anonymity", float(sizes.min()), thresholds=thresholds,
+                     details={"n_classes": len(sizes), "share_rows_k1": float((row_sizes == 1).mean()),
+                              "share_rows_below_5": float((row_sizes < 5).mean()),
+                              "quasi_identifiers": qis},
+                     chart={"kind": "histogram", "bins": list(histogram),
+                            "counts": list(histogram.values())})
+    sensitive = schema.with_role("sensitive")
+    if not sensitive:
+        return [k_result, skipped("l_diversity", "the schema declares no sensitive columns",
+                                  thresholds)]
+    per_column = {}
+    for column in sensitive:
+        distinct = pd.DataFrame({"g": groups, "s": synthetic.frame[column].astype(str)}).groupby(
+            "g")["s"].nunique()
+        per_column[column] = {"l": int(distinct.min()),
+                              "share_classes_l1": float((distinct == 1).mean())}
+    l_value = min(v["l"] for v in per_column.values())
+    return [k_result, judge("l_diversity", float(l_value), thresholds=thresholds,
+                            details={"per_column": per_column})]
+
+
+def dcr_check(data: AuditData, synthetic: SyntheticRows, *, n_queries: int = 5000,
+              random_state: int = 0, thresholds: Thresholds = None) -> CheckResult:
+    """DCR of synthetic and holdout rows to the training rows, and NNDR (information only)."""
+    rng = np.random.default_rng(random_state)
+    synth_pick = _subsample(rng, len(synthetic.embedding), n_queries)
+    hold_pick = _subsample(rng, len(data.holdout_embedding), n_queries)
+    synth_d, _ = nearest_neighbours(synthetic.embedding[synth_pick], data.train_embedding,
+                                    n_neighbours=2)
+    hold_d, _ = nearest_neighbours(data.holdout_embedding[hold_pick], data.train_embedding,
+                                   n_neighbours=2)
+    synth_median, hold_median = float(np.median(synth_d[:, 0])), float(np.median(hold_d[:, 0]))
+    ratio = synth_median / hold_median if hold_median > 0 else (1.0 if synth_median == 0 else np.inf)
+    top = float(max(np.quantile(synth_d[:, 0], 0.99), np.quantile(hold_d[:, 0], 0.99), 1e-9))
+    edges = np.linspace(0, top, 31)
+    return judge("distance_to_closest_record", ratio, thresholds=thresholds, baseline=1.0,
+                 details={"synthetic_median_dcr": synth_median, "holdout_median_dcr": hold_median,
+                          "synthetic_share_dcr_zero": float((synth_d[:, 0] == 0).mean()),
+                          "holdout_share_dcr_zero": float((hold_d[:, 0] == 0).mean()),
+                          "synthetic_median_nndr": float(np.median(_nndr(synth_d))),
+                          "holdout_median_nndr": float(np.median(_nndr(hold_d))),
+                          "synthetic_dcr_5th_percentile": float(np.quantile(synth_d[:, 0], 0.05)),
+                          "holdout_dcr_5th_percentile": float(np.quantile(hold_d[:, 0], 0.05)),
+                          "n_queries": len(synth_pick)},
+                 chart={"kind": "histogram", "edges": edges.round(5).tolist(),
+                        "synthetic_to_train": np.histogram(np.minimum(synth_d[:, 0], top),
+                                                           edges)[0].tolist(),
+                        "holdout_to_train": np.histogram(np.minimum(hold_d[:, 0], top),
+                                                         edges)[0].tolist()})
+
+
+def _nndr(distances: np.ndarray) -> np.ndarray:
+    second = distances[:, 1]
+    return np.where(second > 0, distances[:, 0] / np.where(second > 0, second, 1), 1.0)
+
+
+def _subsample(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)

@@ -1,0 +1,119 @@
+"""Audit runs and their check results, signed datasheets, and risk acceptances."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from core.models import TimestampedModel
+
+
+class AuditKind(models.TextChoices):
+    GENERATION = "generation", "After a generation job"
+    ON_DEMAND = "on_demand", "On demand"
+    EXTERNAL = "external", "External synthetic data"
+
+
+class AuditStatus(models.TextChoices):
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+
+
+class AuditRun(TimestampedModel):
+    """One audit of a synthetic (or external) version against its training rows and holdout."""
+
+    version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="audit_runs")
+    train_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    holdout_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    request = models.ForeignKey("governance.DataRequest", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="audit_runs")
+    kind = models.CharField(max_length=20, choices=AuditKind.choices)
+    status = models.CharField(max_length=20, choices=AuditStatus.choices, default=AuditStatus.RUNNING,
+                              db_index=True)
+    seed = models.BigIntegerField()
+    thresholds = models.JSONField(default=dict)
+    blocked = models.BooleanField(default=False)
+    failed_checks = models.JSONField(default=list)
+    controls = models.JSONField(default=list, help_text="positive-control outcomes")
+    timings = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"audit #{self.pk} of {self.version} ({self.status})"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == AuditStatus.PASSED
+
+
+class CheckResult(models.Model):
+    run = models.ForeignKey(AuditRun, on_delete=models.PROTECT, related_name="checks")
+    name = models.CharField(max_length=80)
+    category = models.CharField(max_length=40)
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    direction = models.CharField(max_length=30)
+    passed = models.BooleanField(null=True)
+    blocking = models.BooleanField(default=False)
+    gating = models.BooleanField(default=True)
+    baseline = models.FloatField(null=True, blank=True)
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    skipped_reason = models.TextField(blank=True)
+    seconds = models.FloatField(default=0)
+    details = models.JSONField(default=dict, blank=True)
+    chart = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="check_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.verdict}"
+
+    @property
+    def verdict(self) -> str:
+        if self.passed is None:
+            return "skipped" if self.skipped_reason else "info"
+        return "pass" if self.passed else ("BLOCK" if self.blocking else "fail")
+
+
+class Datasheet(TimestampedModel):
+    """The signed PDF for one audit run; its SHA-256 is recorded at signing."""
+
+    run = models.OneToOneField(AuditRun, on_delete=models.PROTECT, related_name="datasheet")
+    version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="datasheets")
+    storage_key = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.PositiveBigIntegerField()
+    signer = models.CharField(max_length=300)
+    signed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"datasheet {self.sha256[:12]}… of audit #{self.run_id}"
+
+
+class RiskAcceptance(models.Model):
+    """A second approver's reasoned acceptance of a failed audit, naming every failed check."""
+
+    run = models.ForeignKey(AuditRun, on_delete=models.PROTECT, related_name="risk_acceptances")
+    request = models.ForeignKey("governance.DataRequest", on_delete=models.PROTECT, related_name="risk_acceptances")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    failed_checks = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "approver"], name="risk_acceptance_once")]
+
+    def __str__(self) -> str:
+        return f"risk acceptance of audit #{self.run_id} by user #{self.approver_id}"

@@ -1,0 +1,264 @@
+"""Audit runs, signed datasheets and risk acceptance.
+
+An audit compares a synthetic (or external) version with the real rows it was made from and
+a real holdout it never saw; thresholds come from the request's purpose. Every run includes
+positive controls (audits.metrics.suite): a run whose controls are not caught is
+inconclusive and cannot pass a release.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+from django.utils import timezone
+
+from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, RiskAcceptance
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from governance.ingest import load_canonical, read_table
+from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.services import (
+    audit_event_record,
+    dataset_version_store,
+    files_removed_on_error,
+    ingest_limits,
+    request_transition,
+    user_has_role,
+)
+
+logger = logging.getLogger(__name__)
+VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "inconclusive": AuditStatus.INCONCLUSIVE}
+
+
+def version_frame(version: DatasetVersion) -> pd.DataFrame:
+    return load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
+
+
+def audit_thresholds_for(request: DataRequest | None) -> dict[str, Any]:
+    from audits.metrics.base import default_thresholds
+
+    thresholds = default_thresholds()
+    if request is not None:
+        thresholds.update(request.purpose.audit_thresholds or {})
+    return thresholds
+
+
+def audit_run_for_job(*, job_id: int) -> AuditRun:
+    """The audit that follows a generation job; moves the request to ready or blocked."""
+    from synth_engine.models import GenerationJob
+
+    job = GenerationJob.objects.select_related("request", "output_version", "holdout_version").get(pk=job_id)
+    existing = AuditRun.objects.filter(version=job.output_version, kind=AuditKind.GENERATION).first()
+    if existing is not None and existing.status != AuditStatus.RUNNING:
+        return existing  # a redelivered task: the audit already ran
+    train = job.request.dataset.versions.get(pk=job.output_version.lineage["train_version"])
+    seed = job.seed if job.seed is not None else None
+    return audit_run_execute(version=job.output_version, train_version=train, holdout_version=job.holdout_version,
+                             request=job.request, kind=AuditKind.GENERATION, actor=None, seed=seed)
+
+
+def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | None = None) -> AuditRun:
+    """Audit any synthetic or external version again (e.g. with a new seed or new thresholds)."""
+    from governance.selectors import request_visible_to
+
+    version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
+    if version is None or version.kind not in (VersionKind.SYNTHETIC, VersionKind.EXTERNAL):
+        raise NotFoundError(f"No synthetic or external version #{version_id}.")
+    request = DataRequest.objects.filter(pk=version.lineage.get("request")).first()
+    if request is not None and not request_visible_to(actor, request):
+        raise NotFoundError(f"No synthetic or external version #{version_id}.")
+    if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR, Role.REQUESTER):
+        raise PermissionDeniedError("Your role cannot run audits.")
+    train = DatasetVersion.objects.get(pk=version.lineage["train_version"])
+    holdout = DatasetVersion.objects.get(pk=version.lineage["holdout_version"])
+    return audit_run_execute(version=version, train_version=train, holdout_version=holdout, request=request,
+                             kind=AuditKind.ON_DEMAND, actor=actor, seed=seed)
+
+
+def audit_external(*, actor: AbstractUser, dataset_name: str, synthetic_path: Path, holdout_path: Path,
+                   seed: int | None = None) -> AuditRun:
+    """Audit synthetic data made elsewhere; the dataset's newest source version is its training data."""
+    if not user_has_role(actor, Role.STEWARD, Role.AUDITOR):
+        raise PermissionDeniedError("Only stewards and auditors can audit external synthetic data.")
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    if dataset is None:
+        raise NotFoundError(f"No dataset named {dataset_name!r}.")
+    source = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+    if source is None:
+        raise ConflictError(f"Dataset {dataset_name!r} has no source version to audit against.")
+    schema = {**source.schema, "missing_values": source.schema.get("missing_values", [""])}
+    tables = {kind: read_table(path, filename=path.name, limits=ingest_limits(), schema=schema)
+              for kind, path in ((VersionKind.EXTERNAL, synthetic_path), (VersionKind.HOLDOUT, holdout_path))}
+    with files_removed_on_error() as written, transaction.atomic():
+        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        lineage = {"source_version": source.pk, "source_hash": source.content_hash, "train_version": source.pk}
+        holdout = dataset_version_store(dataset=dataset, table=tables[VersionKind.HOLDOUT], actor=actor,
+                                        kind=VersionKind.HOLDOUT, written=written, filename=holdout_path.name,
+                                        parent=source, lineage={**lineage, "role": "external holdout"}).version
+        external = dataset_version_store(dataset=dataset, table=tables[VersionKind.EXTERNAL], actor=actor,
+                                         kind=VersionKind.EXTERNAL, written=written, filename=synthetic_path.name,
+                                         parent=source, lineage={**lineage, "holdout_version": holdout.pk,
+                                                                 "generator": "external"}).version
+    return audit_run_execute(version=external, train_version=source, holdout_version=holdout, request=None,
+                             kind=AuditKind.EXTERNAL, actor=actor, seed=seed)
+
+
+def audit_run_execute(*, version: DatasetVersion, train_version: DatasetVersion, holdout_version: DatasetVersion,
+                      request: DataRequest | None, kind: str, actor: AbstractUser | None,
+                      seed: int | None) -> AuditRun:
+    """Run the whole suite, store every check, sign a datasheet, and move the request on."""
+    from audits.metrics import run_audit
+
+    seed = seed if seed is not None else secrets.randbits(31)
+    thresholds = audit_thresholds_for(request)
+    run = AuditRun.objects.create(version=version, train_version=train_version, holdout_version=holdout_version,
+                                  request=request, kind=kind, seed=seed, thresholds=thresholds, requested_by=actor)
+    audit_event_record(actor=actor, action="audit.start", obj=run, after={"version": version.pk, "kind": kind})
+    try:
+        result = run_audit(version_frame(train_version), version_frame(holdout_version), version_frame(version),
+                           version.schema, thresholds=thresholds, random_state=seed,
+                           n_targets=settings.SYNTHGATE_AUDIT_TARGETS)
+    except Exception as error:  # an audit that cannot run must still end, and block the request
+        logger.exception("Audit run %s failed", run.pk)
+        return _audit_error(run, request, actor, f"{type(error).__name__}: {error}")
+    _audit_record(run, result, request, actor)
+    datasheet_issue(run=run)
+    return run
+
+
+def _audit_record(run: AuditRun, result: Any, request: DataRequest | None, actor: AbstractUser | None) -> None:
+    with transaction.atomic():
+        CheckResult.objects.bulk_create([_check_row(run, check.to_dict()) for check in result.checks])
+        run.status = VERDICT_STATUS[result.verdict]
+        run.blocked, run.failed_checks = result.blocked, result.failed_checks
+        run.controls = [control.to_dict() for control in result.controls]
+        run.timings, run.finished_at = result.timings, timezone.now()
+        run.save()
+        audit_event_record(actor=actor, action=f"audit.{run.status}", obj=run, after={
+            "version": run.version_id, "failed_checks": run.failed_checks, "blocked": run.blocked,
+            "controls_caught": all(control["caught"] for control in run.controls)})
+        if request is not None:
+            _request_after_audit(request.pk, run, actor)
+
+
+def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:
+    return CheckResult(
+        run=run, name=data["name"], category=data["category"], value=data["value"], threshold=data["threshold"],
+        direction=data["direction"], passed=data["passed"], blocking=data["blocking"], gating=data["gating"],
+        baseline=data["baseline"], ci_low=data["ci_low"], ci_high=data["ci_high"],
+        skipped_reason=data["skipped_reason"] or "", seconds=data["seconds"], details=data["details"],
+        chart=data["chart"])
+
+
+def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | None) -> None:
+    request = DataRequest.objects.select_for_update().get(pk=request_id)
+    if request.state != RequestState.AUDITING:
+        return  # an on-demand re-audit does not move a request that has moved on
+    target = RequestState.READY if run.status == AuditStatus.PASSED else RequestState.BLOCKED
+    request_transition(request=request, target=target, actor=actor, action="audited",
+                       extra={"audit_run": run.pk, "status": run.status, "failed_checks": run.failed_checks})
+
+
+def _audit_error(run: AuditRun, request: DataRequest | None, actor: AbstractUser | None, error: str) -> AuditRun:
+    with transaction.atomic():
+        run.status, run.error, run.finished_at = AuditStatus.ERROR, error[:5000], timezone.now()
+        run.save()
+        audit_event_record(actor=actor, action="audit.error", obj=run, after={"error": run.error})
+        if request is not None:
+            _request_after_audit(request.pk, run, actor)
+    return run
+
+
+def datasheet_issue(*, run: AuditRun) -> Datasheet:
+    """Render the run's datasheet, sign it with the platform key, and record its SHA-256."""
+    from audits.datasheets import render_datasheet_pdf, sign_pdf
+    from audits.facts import datasheet_facts
+    from audits.signing import signing_identity
+
+    existing = Datasheet.objects.filter(run=run).first()
+    if existing is not None:
+        return existing
+    pdf = render_datasheet_pdf(datasheet_facts(run))
+    signed = sign_pdf(pdf, signing_identity(), reason=f"Synthgate audit #{run.pk}: {run.status}",
+                      location=settings.SYNTHGATE_ORGANISATION, version_hash=run.version.content_hash)
+    storage_key = f"datasheets/{run.version.dataset.name}/audit-{run.pk}-{signed.sha256[:16]}.pdf"
+    path = Path(settings.DATA_DIR) / storage_key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(signed.pdf_bytes)
+    try:
+        with transaction.atomic():
+            sheet = Datasheet.objects.create(run=run, version=run.version, storage_key=storage_key,
+                                             sha256=signed.sha256, size_bytes=len(signed.pdf_bytes),
+                                             signer=signed.signer, signed_at=signed.signed_at)
+            audit_event_record(actor=None, action="datasheet.sign", obj=sheet, after={
+                "run": run.pk, "sha256": signed.sha256, "signer": signed.signer, "path": storage_key})
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return sheet
+
+
+def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
+    """Verify a datasheet: signature intact, valid, trusted, covering the whole file, and the
+    file's SHA-256 equal to the one recorded when it was signed."""
+    import hashlib
+
+    from audits.datasheets import verify_pdf
+    from audits.signing import trusted_certificates
+
+    sha256 = hashlib.sha256(pdf_bytes).hexdigest()
+    recorded = Datasheet.objects.select_related("version").filter(sha256=sha256).first()
+    report = verify_pdf(pdf_bytes, trusted_certs=trusted_certificates(),
+                        expected_sha256=recorded.sha256 if recorded else None,
+                        expected_version_hash=recorded.version.content_hash if recorded else None)
+    problems = list(report.problems)
+    if recorded is None:
+        problems.append("No datasheet with this SHA-256 was ever signed here: the file is not one this "
+                        "platform issued, or it was changed after signing.")
+    return {"ok": report.ok and recorded is not None, "intact": report.intact, "valid": report.valid,
+            "trusted": report.trusted, "covers_entire_file": report.covers_entire_file, "signer": report.signer,
+            "signing_time": report.signing_time, "sha256": sha256, "sha256_matches_record": recorded is not None,
+            "version_hash": report.version_hash, "datasheet": recorded.pk if recorded else None,
+            "problems": problems, "notes": list(report.notes)}
+
+
+def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcceptance:
+    """An approver other than the requester accepts a failed audit, naming every failed check."""
+    if not reason or not reason.strip():
+        raise ValidationError("A reason is required to accept the risk of a failed audit.", extra={"field": "reason"})
+    with transaction.atomic():
+        request = _request_locked(actor, request_id)
+        if request.requester_id == actor.pk or not user_has_role(actor, Role.APPROVER):
+            raise PermissionDeniedError("Only an approver who did not file the request can accept its audit risk.")
+        run = request.audit_runs.order_by("-created_at", "-id").first()
+        if request.state != RequestState.BLOCKED or run is None or run.status != AuditStatus.FAILED:
+            raise ConflictError(
+                f"Request #{request.pk} is {request.state!r}; risk can only be accepted for a blocked request whose "
+                "latest audit failed (an inconclusive audit — positive control not caught — cannot be accepted).",
+                extra={"state": request.state, "audit_status": getattr(run, "status", None)})
+        acceptance = RiskAcceptance.objects.create(run=run, request=request, approver=actor, reason=reason,
+                                                   failed_checks=run.failed_checks)
+        audit_event_record(actor=actor, action="audit.risk_accept", obj=acceptance, after={
+            "request": request.pk, "audit_run": run.pk, "failed_checks": run.failed_checks, "reason": reason})
+        request_transition(request=request, target=RequestState.READY, actor=actor, action="accept_risk",
+                           extra={"audit_run": run.pk, "failed_checks": run.failed_checks})
+        return acceptance
+
+
+def _request_locked(actor: AbstractUser, request_id: int) -> DataRequest:
+    from governance.selectors import request_visible_to
+
+    dataset_id = DataRequest.objects.filter(pk=request_id).values_list("dataset_id", flat=True).first()
+    if dataset_id is None:
+        raise NotFoundError(f"No request #{request_id}.")
+    Dataset.objects.select_for_update().get(pk=dataset_id)
+    request = DataRequest.objects.select_for_update().select_related("dataset", "purpose").get(pk=request_id)
+    if not request_visible_to(actor, request):
+        raise NotFoundError(f"No request #{request_id}.")
+    return request

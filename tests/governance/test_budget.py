@@ -1,0 +1,427 @@
+"""The privacy-budget ledger: exact Decimal amounts, reserve at the final approval, spend at
+first data access (idempotent), release of what is unused or withdrawn, and append-only
+rows that PostgreSQL itself refuses to change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+from django.db.utils import DatabaseError
+
+from core.errors import BudgetExhaustedError, ConflictError
+from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, EntryKind, RequestState
+from governance.services import (
+    access_request_approve,
+    access_request_withdraw,
+    audit_log_verify,
+    budget_balance,
+    budget_release,
+    budget_reservation,
+    budget_spend,
+    ledger_amount,
+    request_transition,
+)
+from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
+
+on_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL")
+
+
+@pytest.fixture
+def ledger(cast, settings, tmp_path):
+    """A dataset with caps ε = 0.3, δ = 3e-6 and a one-approver purpose."""
+    settings.DATA_DIR = tmp_path
+    dataset = dataset_register_adult(steward=cast.steward, epsilon_cap="0.3", delta_cap="3e-6").dataset
+    PurposeFactory(name="research", approvals_required=1, max_epsilon=Decimal("1"))
+    return cast, dataset
+
+
+def approved_request(cast, *, epsilon="0.1", delta="1e-7") -> DataRequest:
+    request = request_file(requester=cast.requester, epsilon=epsilon, delta=delta)
+    return access_request_approve(actor=cast.approver, request_id=request.pk)
+
+
+def snapshot(request: DataRequest) -> tuple:
+    request.refresh_from_db()
+    return (request.state, Approval.objects.count(), BudgetEntry.objects.count(), AuditEvent.objects.count())
+
+
+def spend(request: DataRequest, epsilon: str, delta: str = "1e-7", mechanism: str = "mst") -> BudgetEntry:
+    return budget_spend(request=request, job=None, epsilon=Decimal(epsilon), delta=Decimal(delta),
+                        mechanism=mechanism, accountant={"accountant": "zcdp", "rho": 0.001}, actor=None)
+
+
+# --- reserving ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_three_requests_of_a_tenth_fill_a_cap_of_three_tenths_exactly(ledger):
+    cast, dataset = ledger
+    for _ in range(3):
+        assert approved_request(cast).state == RequestState.APPROVED
+
+    balance = budget_balance(dataset=dataset)
+    assert balance.epsilon_reserved == Decimal("0.3")
+    assert balance.epsilon_remaining == Decimal("0")
+    assert isinstance(balance.epsilon_remaining, Decimal)
+    assert sum(BudgetEntry.objects.values_list("epsilon", flat=True), Decimal(0)) == Decimal("0.3")
+
+
+@pytest.mark.django_db
+def test_a_fourth_request_is_refused_stating_the_remaining_budget_and_changes_nothing(ledger):
+    cast, dataset = ledger
+    for _ in range(3):
+        approved_request(cast)
+    fourth = request_file(requester=cast.requester, epsilon="0.1", delta="1e-7")
+    before = snapshot(fourth)
+
+    with pytest.raises(BudgetExhaustedError) as caught:
+        access_request_approve(actor=cast.approver, request_id=fourth.pk, reason="one more")
+
+    error = caught.value
+    assert error.code == "budget_exhausted" and error.status == 409
+    assert f"request #{fourth.pk}" in error.message and "'adult'" in error.message
+    assert "asks ε=0.1" in error.message
+    assert "remaining ε=0," in error.message
+    assert error.extra == {"requested": {"epsilon": "0.1", "delta": "0.0000001"},
+                           "remaining": {"epsilon": "0", "delta": "0.0000027"}}
+    assert snapshot(fourth) == before
+    assert before[0] == RequestState.SUBMITTED
+    assert not fourth.approvals.exists() and not fourth.budget_entries.exists()
+
+
+@pytest.mark.django_db
+def test_a_request_for_part_of_the_remaining_budget_still_fits(ledger):
+    cast, dataset = ledger
+    approved_request(cast, epsilon="0.25")
+    with pytest.raises(BudgetExhaustedError) as caught:
+        approved_request(cast, epsilon="0.1")
+    assert caught.value.extra["remaining"]["epsilon"] == "0.05"
+    assert "remaining ε=0.05," in caught.value.message
+    assert approved_request(cast, epsilon="0.05").state == RequestState.APPROVED
+    assert budget_balance(dataset=dataset).epsilon_remaining == 0
+
+
+@pytest.mark.django_db
+def test_the_delta_cap_is_enforced_exactly_as_well(ledger):
+    cast, dataset = ledger
+    for _ in range(3):
+        approved_request(cast, epsilon="0.01", delta="1e-6")
+    assert budget_balance(dataset=dataset).delta_remaining == Decimal("0")
+    fourth = request_file(requester=cast.requester, epsilon="0.01", delta="1e-6")
+    before = snapshot(fourth)
+
+    with pytest.raises(BudgetExhaustedError) as caught:
+        access_request_approve(actor=cast.approver, request_id=fourth.pk)
+
+    assert caught.value.extra["remaining"] == {"epsilon": "0.27", "delta": "0"}
+    assert snapshot(fourth) == before
+
+
+@pytest.mark.django_db
+def test_a_zero_delta_request_fits_a_full_delta_cap(ledger):
+    cast, dataset = ledger
+    approved_request(cast, epsilon="0.01", delta="3e-6")
+    assert approved_request(cast, epsilon="0.01", delta="0").state == RequestState.APPROVED
+
+
+@pytest.mark.django_db
+def test_budget_is_reserved_at_the_final_approval_only(ledger):
+    cast, dataset = ledger
+    PurposeFactory(name="two-eyes", approvals_required=2, max_epsilon=Decimal("1"))
+    request = request_file(requester=cast.requester, purpose_name="two-eyes", epsilon="0.2")
+
+    access_request_approve(actor=cast.approver, request_id=request.pk)
+    assert not BudgetEntry.objects.exists()
+    assert budget_balance(dataset=dataset).epsilon_remaining == Decimal("0.3")
+
+    access_request_approve(actor=cast.second_approver, request_id=request.pk)
+    entry = BudgetEntry.objects.get()
+    assert (entry.kind, entry.epsilon, entry.delta, entry.request, entry.actor) == (
+        EntryKind.RESERVE, Decimal("0.2"), Decimal("1e-6"), request, cast.second_approver)
+    assert entry.note == "reserved at final approval"
+    assert budget_reservation(request=request) == (Decimal("0.2"), Decimal("1e-6"))
+
+
+@pytest.mark.django_db
+def test_an_exhausted_second_approval_keeps_the_first_and_writes_nothing_more(ledger):
+    cast, dataset = ledger
+    approved_request(cast, epsilon="0.25")
+    PurposeFactory(name="two-eyes", approvals_required=2, max_epsilon=Decimal("1"))
+    request = request_file(requester=cast.requester, purpose_name="two-eyes", epsilon="0.1")
+    access_request_approve(actor=cast.approver, request_id=request.pk)
+    before = snapshot(request)
+
+    with pytest.raises(BudgetExhaustedError):
+        access_request_approve(actor=cast.second_approver, request_id=request.pk)
+
+    assert snapshot(request) == before
+    assert list(request.approvals.values_list("approver__username", flat=True)) == ["approver"]
+
+
+# --- spending ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_spending_the_whole_reservation_writes_one_spend_and_no_release(ledger):
+    cast, dataset = ledger
+    request = approved_request(cast, epsilon="0.1")
+
+    entry = spend(request, "0.1")
+
+    assert (entry.kind, entry.epsilon, entry.mechanism, entry.accountant) == (
+        EntryKind.SPEND, Decimal("0.1"), "mst", {"accountant": "zcdp", "rho": 0.001})
+    assert list(request.budget_entries.values_list("kind", flat=True)) == ["reserve", "spend"]
+    balance = budget_balance(dataset=dataset)
+    assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (
+        Decimal("0.1"), Decimal("0"), Decimal("0.2"))
+    assert budget_reservation(request=request) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_spending_is_idempotent_per_request(ledger):
+    cast, _ = ledger
+    request = approved_request(cast, epsilon="0.1")
+    first = spend(request, "0.08")
+    events = AuditEvent.objects.count()
+
+    again = spend(request, "0.08")
+    different = spend(request, "0.05")  # a redelivered task with other numbers still gets the first spend
+
+    assert again.pk == first.pk == different.pk
+    assert request.budget_entries.filter(kind=EntryKind.SPEND).count() == 1
+    assert request.budget_entries.filter(kind=EntryKind.RELEASE).count() == 1
+    assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.django_db
+def test_the_unused_part_of_a_reservation_is_released_with_the_spend(ledger):
+    cast, dataset = ledger
+    request = approved_request(cast, epsilon="0.3", delta="2e-6")
+
+    spend(request, "0.125", delta="5e-7")
+
+    rows = {kind: (epsilon, delta) for kind, epsilon, delta in
+            request.budget_entries.values_list("kind", "epsilon", "delta")}
+    assert rows == {"reserve": (Decimal("0.3"), Decimal("2e-6")), "spend": (Decimal("0.125"), Decimal("5e-7")),
+                    "release": (Decimal("0.175"), Decimal("1.5e-6"))}
+    balance = budget_balance(dataset=dataset)
+    assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (
+        Decimal("0.125"), Decimal("0"), Decimal("0.175"))
+    assert (balance.delta_spent, balance.delta_reserved, balance.delta_remaining) == (
+        Decimal("5e-7"), Decimal("0"), Decimal("2.5e-6"))
+    assert [e.action for e in AuditEvent.objects.order_by("-id")[:2]] == ["budget.release", "budget.spend"]
+
+
+@pytest.mark.django_db
+def test_spending_more_than_the_reservation_is_refused_and_writes_nothing(ledger):
+    cast, _ = ledger
+    request = approved_request(cast, epsilon="0.1")
+    before = snapshot(request)
+
+    with pytest.raises(BudgetExhaustedError) as caught:
+        spend(request, "0.100000000001")
+    assert caught.value.extra == {"reserved": {"epsilon": "0.1", "delta": "0.0000001"}}
+    with pytest.raises(BudgetExhaustedError):
+        spend(request, "0.1", delta="2e-7")
+
+    assert snapshot(request) == before
+
+
+@pytest.mark.django_db
+def test_spending_without_a_reservation_is_refused(ledger):
+    cast, _ = ledger
+    request = request_file(requester=cast.requester, epsilon="0.1")
+    before = snapshot(request)
+    with pytest.raises(ConflictError, match="no outstanding reservation"):
+        spend(request, "0.1")
+    assert snapshot(request) == before
+
+
+# --- releasing --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_withdrawing_an_approved_request_releases_its_reservation(ledger):
+    cast, dataset = ledger
+    request = approved_request(cast, epsilon="0.3", delta="1e-6")
+    assert budget_balance(dataset=dataset).epsilon_remaining == 0
+
+    access_request_withdraw(actor=cast.requester, request_id=request.pk, reason="no longer needed")
+
+    release = request.budget_entries.get(kind=EntryKind.RELEASE)
+    assert (release.epsilon, release.delta, release.note, release.actor) == (
+        Decimal("0.3"), Decimal("1e-6"), "request withdrawn", cast.requester)
+    balance = budget_balance(dataset=dataset)
+    assert (balance.epsilon_remaining, balance.delta_remaining) == (Decimal("0.3"), Decimal("3e-6"))
+    assert approved_request(cast, epsilon="0.3").state == RequestState.APPROVED
+
+
+@pytest.mark.django_db
+def test_withdrawing_a_submitted_request_releases_nothing(ledger):
+    cast, _ = ledger
+    request = request_file(requester=cast.requester)
+    access_request_withdraw(actor=cast.requester, request_id=request.pk)
+    assert not BudgetEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_release_happens_once(ledger):
+    cast, _ = ledger
+    request = approved_request(cast, epsilon="0.2")
+    first = budget_release(request=request, actor=None, note="job failed before touching data")
+    entries = BudgetEntry.objects.count()
+
+    assert budget_release(request=request, actor=None, note="again") is None
+    assert first.epsilon == Decimal("0.2")
+    assert BudgetEntry.objects.count() == entries
+
+
+@pytest.mark.django_db
+def test_nothing_is_released_once_the_data_was_touched(ledger):
+    cast, dataset = ledger
+    request = approved_request(cast, epsilon="0.2")
+    spend(request, "0.2")
+    before = snapshot(request)
+
+    assert budget_release(request=request, actor=None, note="job failed after touching data") is None
+
+    assert snapshot(request) == before
+    assert budget_balance(dataset=dataset).epsilon_spent == Decimal("0.2")
+
+
+@pytest.mark.django_db
+def test_a_failed_job_keeps_its_spend(ledger):
+    cast, dataset = ledger
+    request = approved_request(cast, epsilon="0.2")
+    with transaction.atomic():
+        locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+        request_transition(request=locked, target=RequestState.GENERATING, actor=None, action="start")
+    spend(request, "0.15")
+    with transaction.atomic():
+        locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+        request_transition(request=locked, target=RequestState.FAILED, actor=None, action="fail")
+    budget_release(request=request, actor=None, note="job failed")
+
+    balance = budget_balance(dataset=dataset)
+    assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (
+        Decimal("0.15"), Decimal("0"), Decimal("0.15"))
+
+
+# --- balance and amounts ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_balance_sums_caps_spends_and_outstanding_reservations(ledger):
+    cast, dataset = ledger
+    spent = approved_request(cast, epsilon="0.1", delta="1e-6")
+    spend(spent, "0.07", delta="4e-7")
+    approved_request(cast, epsilon="0.05", delta="5e-7")  # outstanding
+    withdrawn = approved_request(cast, epsilon="0.1", delta="1e-6")
+    access_request_withdraw(actor=cast.requester, request_id=withdrawn.pk)
+
+    balance = budget_balance(dataset=dataset)
+
+    assert (balance.epsilon_cap, balance.delta_cap) == (Decimal("0.3"), Decimal("3e-6"))
+    assert (balance.epsilon_spent, balance.delta_spent) == (Decimal("0.07"), Decimal("4e-7"))
+    assert (balance.epsilon_reserved, balance.delta_reserved) == (Decimal("0.05"), Decimal("5e-7"))
+    assert (balance.epsilon_remaining, balance.delta_remaining) == (Decimal("0.18"), Decimal("2.1e-6"))
+    assert audit_log_verify().ok
+
+
+@pytest.mark.django_db
+def test_an_empty_ledger_leaves_the_whole_cap(ledger):
+    _, dataset = ledger
+    balance = budget_balance(dataset=dataset)
+    assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (0, 0, Decimal("0.3"))
+
+
+@pytest.mark.parametrize(("value", "places", "expected"), [
+    (0.1, 12, Decimal("0.100000000000")),
+    (1 / 3, 3, Decimal("0.334")),
+    (2.0, 2, Decimal("2.00")),
+    (Decimal("0.1234"), 2, Decimal("0.13")),
+    (1e-7, 20, Decimal("1.0000000000000000E-7")),
+])
+def test_ledger_amounts_round_up_so_the_ledger_never_under_reports(value, places, expected):
+    amount = ledger_amount(value, places=places)
+    assert amount == expected
+    assert amount >= Decimal(repr(value) if isinstance(value, float) else value)
+
+
+# --- append-only, enforced by PostgreSQL --------------------------------------------------------
+
+
+def arm_deferred_constraints() -> None:
+    # Django's foreign keys are deferred; PostgreSQL refuses TRUNCATE with checks pending.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@on_postgresql
+@pytest.mark.django_db
+@pytest.mark.parametrize("table", ["governance_budgetentry", "governance_auditevent"])
+@pytest.mark.parametrize("statement", [
+    "UPDATE {table} SET created_at = now()",
+    "DELETE FROM {table}",
+    "TRUNCATE {table} CASCADE",
+])
+def test_postgresql_refuses_to_change_or_remove_ledger_and_log_rows(ledger, table, statement):
+    cast, _ = ledger
+    approved_request(cast)
+    arm_deferred_constraints()
+    counts = (BudgetEntry.objects.count(), AuditEvent.objects.count())
+
+    with pytest.raises(DatabaseError, match="is refused: the table is append-only"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        cursor.execute(statement.format(table=table))
+
+    assert (BudgetEntry.objects.count(), AuditEvent.objects.count()) == counts
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_postgresql_refuses_orm_updates_and_deletes_of_ledger_rows(ledger):
+    cast, _ = ledger
+    entry = approved_request(cast).budget_entries.get()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        BudgetEntry.objects.filter(pk=entry.pk).update(epsilon=Decimal("0"))
+    with pytest.raises(DatabaseError), transaction.atomic():
+        entry.delete()
+    entry.refresh_from_db()
+    assert entry.epsilon == Decimal("0.1")
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_only_a_superuser_session_in_maintenance_mode_can_purge(ledger):
+    """The documented escape hatch: a superuser that sets ``synthgate.maintenance = 'on'``
+    passes the triggers (the test suite's flush uses it). The flag alone is not enough: a
+    role that is not a superuser, as the application should be, is still refused."""
+    cast, _ = ledger
+    approved_request(cast)
+    arm_deferred_constraints()
+    app_role = f"synthgate_app_{uuid.uuid4().hex[:12]}"
+
+    with transaction.atomic(), connection.cursor() as cursor:  # rolled back: roles are cluster-wide
+        cursor.execute(f"CREATE ROLE {app_role} NOLOGIN")
+        cursor.execute(f"GRANT SELECT, DELETE ON governance_budgetentry TO {app_role}")
+        cursor.execute(f"SET LOCAL ROLE {app_role}")
+        cursor.execute("SET LOCAL synthgate.maintenance = 'on'")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute("DELETE FROM governance_budgetentry")
+        transaction.set_rollback(True)
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synthgate.maintenance = 'on'")  # LOCAL: gone when this block ends
+        cursor.execute("DELETE FROM governance_budgetentry")
+        cursor.execute("SELECT count(*) FROM governance_budgetentry")
+        assert cursor.fetchone() == (0,)
+        transaction.set_rollback(True)
+
+    assert BudgetEntry.objects.count() == 1
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM governance_budgetentry")  # the flag did not outlive its transaction
