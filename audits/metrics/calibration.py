@@ -16,42 +16,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audits.metrics.context import AuditData, SyntheticRows, replace_rows
 from audits.metrics.encoding import TableSchema, row_keys
-from audits.metrics.suite import AuditResult, run_audit
+from audits.metrics.suite import AuditResult, audit_rows
 
 SCENARIOS = ("clean", "copies_1pct", "copies_5pct", "unique_row")
 
 
-def with_training_rows(synthetic: pd.DataFrame, train: pd.DataFrame, sources: np.ndarray,
-                       rng: np.random.Generator) -> pd.DataFrame:
-    """``synthetic`` with ``len(sources)`` random rows replaced by training rows ``sources``."""
-    out = synthetic.reset_index(drop=True).copy()
-    positions = np.sort(rng.choice(len(out), len(sources), replace=False))
-    out.iloc[positions] = train[out.columns].iloc[sources].to_numpy()
-    return out.astype(synthetic.dtypes.to_dict())
-
-
-def qi_unique_rows(train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema) -> np.ndarray:
+def qi_unique_rows(data: AuditData) -> np.ndarray:
     """Positions of training rows unique on the quasi-identifiers and absent from the holdout."""
-    qis = schema.with_role("quasi_identifier")
-    keys = row_keys(train, qis)
+    keys = row_keys(data.train, data.schema.with_role("quasi_identifier"))
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    columns = list(schema.columns)
-    absent = ~np.isin(row_keys(train, columns), row_keys(holdout, columns))
+    absent = ~np.isin(data.train_keys, data.holdout_keys)
     return np.flatnonzero((counts[inverse] == 1) & absent)
 
 
-def scenario_tables(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                    schema: dict[str, Any], random_state: int) -> dict[str, pd.DataFrame]:
-    """The four calibration scenarios built from one clean synthetic table."""
+def scenario_rows(data: AuditData, clean: SyntheticRows,
+                  random_state: int) -> dict[str, SyntheticRows]:
+    """The four calibration scenarios built from one clean synthetic table (random positions
+    replaced by training rows drawn without replacement)."""
     rng = np.random.default_rng(random_state)
-    n = len(synthetic)
-    tables = {"clean": synthetic.reset_index(drop=True)}
+    n = len(clean.frame)
+    tables = {"clean": clean}
     for name, share in (("copies_1pct", 0.01), ("copies_5pct", 0.05)):
-        sources = rng.choice(len(train), max(1, round(share * n)), replace=False)
-        tables[name] = with_training_rows(synthetic, train, sources, rng)
-    candidates = qi_unique_rows(train, holdout, TableSchema.from_dict(schema))
-    tables["unique_row"] = with_training_rows(synthetic, train, rng.choice(candidates, 1), rng)
+        count = max(1, round(share * n))
+        sources = rng.choice(len(data.train), count, replace=False)
+        tables[name] = replace_rows(data, clean, np.sort(rng.choice(n, count, replace=False)),
+                                    sources)
+    unique = rng.choice(qi_unique_rows(data), 1)
+    tables["unique_row"] = replace_rows(data, clean, rng.choice(n, 1), unique)
     return tables
 
 
@@ -74,10 +67,11 @@ def run_scenarios(dataset: str, train: pd.DataFrame, holdout: pd.DataFrame,
     """Privacy audit of every scenario (positive controls only on the clean table, where they
     decide between pass and inconclusive; on the leaky tables a failing check decides)."""
     outcomes = []
-    for name, table in scenario_tables(train, holdout, synthetic, schema, seed).items():
-        result: AuditResult = run_audit(train, holdout, table, schema, random_state=seed,
-                                        privacy_only=True, with_controls=name == "clean",
-                                        **audit_options)
+    data = AuditData.prepare(train, holdout, TableSchema.from_dict(schema))
+    clean = data.synthetic(synthetic)
+    for name, rows in scenario_rows(data, clean, seed).items():
+        result: AuditResult = audit_rows(data, rows, None, seed, privacy_only=True,
+                                         with_controls=name == "clean", **audit_options)
         caught = all(c.caught for c in result.controls) if result.controls else None
         statistics = {c.name: (c.value, c.ci_low, c.ci_high) for c in result.checks}
         for control in result.controls:

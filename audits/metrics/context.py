@@ -8,6 +8,7 @@ re-embedding anything.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,10 +37,13 @@ class SyntheticRows:
     def nearest(self, name: str, queries: np.ndarray,
                 features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Distance to and index of each query's nearest synthetic row, shapes ``(n_queries,)``;
-        ``name`` identifies the queries and features within one audit."""
+        ``name`` labels the search (the cache key also fingerprints the queries and features)."""
+        queries = np.ascontiguousarray(queries if features is None else queries[:, features])
+        digest = hashlib.blake2b(queries.tobytes(), digest_size=16)
+        digest.update(b"" if features is None else np.asarray(features, dtype=np.int64).tobytes())
+        name = f"{name}:{digest.hexdigest()}"
         if name in self.cache:
             return self.cache[name]
-        queries = np.ascontiguousarray(queries if features is None else queries[:, features])
         inherited = self.parent.cache.get(name) if self.parent is not None else None
         if inherited is None or self.planted is None:
             distance, index = nearest_neighbours(queries, self.embedding, features=features)

@@ -175,10 +175,24 @@ def _run_audit(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
     table = TableSchema.from_dict(schema)
     for frame, what in ((train, "train"), (holdout, "holdout"), (synthetic, "synthetic")):
         table.check_frame(frame, what)
-    seeds = [int(s) for s in np.random.SeedSequence(random_state).generate_state(6)]
     timer = _Timer()
     data = timer.run("prepare", lambda: AuditData.prepare(train, holdout, table))
     rows = timer.run("prepare", lambda: data.synthetic(synthetic))
+    return audit_rows(data, rows, thresholds, random_state, released=released,
+                      control_share=control_share, n_targets=n_targets, n_candidates=n_candidates,
+                      privacy_only=privacy_only, with_controls=with_controls, timer=timer)
+
+
+def audit_rows(data: AuditData, rows: SyntheticRows, thresholds: dict[str, float | None] | None,
+               random_state: int, *, released: pd.DataFrame | None = None,
+               control_share: float = DEFAULT_CONTROL_SHARE, n_targets: int = 2000,
+               n_candidates: int = 5000, privacy_only: bool = False, with_controls: bool = True,
+               timer: _Timer | None = None) -> AuditResult:
+    """:func:`run_audit` on prepared rows (calibration audits many variants of one table: a
+    variant built with :func:`audits.metrics.context.replace_rows` reuses its parent's
+    nearest-neighbour searches)."""
+    timer = timer or _Timer()
+    seeds = [int(s) for s in np.random.SeedSequence(random_state).generate_state(6)]
     targets = Targets.draw(data, n_targets, seeds[1])
     candidates = timer.run("membership", lambda: Candidates.draw(data, n_candidates, seeds[2]))
     checks = [] if privacy_only else quality_checks(data, rows, released=released, seeds=seeds,

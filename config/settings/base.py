@@ -121,8 +121,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: CELERY_BROKER_URL unset means tasks run in-process (eager).
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
-CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_ALWAYS_EAGER = env_str("CELERY_BROKER_URL") is None
+# In-process tasks never reach a broker; "memory://" keeps Celery from looking for one.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
 CELERY_TASK_ACKS_LATE = True

@@ -83,7 +83,7 @@ def _locked(request_id: int) -> DataRequest:
     dataset_id = DataRequest.objects.filter(pk=request_id).values_list("dataset_id", flat=True).first()
     if dataset_id is None:
         raise NotFoundError(f"No request #{request_id}.")
-    Dataset.objects.select_for_update().get(pk=dataset_id)
+    pass  # MUTANT
     return DataRequest.objects.select_for_update().select_related("dataset", "purpose").get(pk=request_id)
 
 

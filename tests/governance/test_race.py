@@ -179,3 +179,40 @@ def test_withdrawal_racing_approval_never_leaves_a_reservation_behind(race_setup
     balance = budget_balance(dataset=Dataset.objects.get(name="adult-withdraw"))
     assert balance.epsilon_remaining == Decimal("5")
     assert audit_log_verify().ok
+
+
+@pytest.mark.skipif("connections['default'].vendor != 'postgresql'", reason="row locks need PostgreSQL")
+def test_an_approval_waits_for_the_datasets_row_lock(race_setup):
+    """The race above would also pass if only the audit log's head lock serialised approvals
+    (every approval appends an event before it reads the balance). This pins the documented
+    guarantee itself: approving takes the dataset's row lock, whatever else it does."""
+    cast = race_setup
+    version = dataset_register_adult(steward=cast.steward, name="adult-lock", epsilon_cap="5", delta_cap="1e-3")
+    request = request_file(requester=cast.requester, dataset_name="adult-lock", purpose_name="race",
+                           epsilon="0.5", delta="1e-6")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_dataset_lock() -> None:
+        try:
+            with transaction.atomic():
+                Dataset.objects.select_for_update().get(pk=version.dataset_id)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_dataset_lock)
+    holder.start()
+    assert holding.wait(timeout=10)
+    outcome: list[Any] = []
+    approver = threading.Thread(target=lambda: outcome.append(run_together([approve_as(cast.approver.pk,
+                                                                                       request.pk)])[0]))
+    approver.start()
+    approver.join(timeout=1.5)
+    still_waiting = approver.is_alive()
+    release.set()
+    holder.join(timeout=30)
+    approver.join(timeout=30)
+
+    assert still_waiting, "the approval did not wait for the dataset's row lock"
+    assert isinstance(outcome[0], DataRequest) and outcome[0].state == RequestState.APPROVED

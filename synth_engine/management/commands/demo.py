@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.context import channel
 from core.errors import ApplicationError
+from governance.cli_format import decimal_text
 
 SAMPLE = Path(settings.BASE_DIR) / "sample_data"
 PEOPLE = [("steward", "steward"), ("alice", "requester"), ("bob", "approver"), ("carol", "approver"),
@@ -19,7 +20,8 @@ PEOPLE = [("steward", "steward"), ("alice", "requester"), ("bob", "approver"), (
 
 
 class Command(BaseCommand):
-    help = "Run the governed path on the bundled adult sample: register, request, two approvals, generate."
+    help = ("Run the governed path on the bundled adult sample: register, request, two approvals, generate, "
+            "audit, sign, release.")
 
     def add_arguments(self, parser):
         parser.add_argument("--epsilon", default="1", help="ε of the request (default 1)")
@@ -39,10 +41,8 @@ class Command(BaseCommand):
         from governance.selectors import dataset_latest_source
         from synth_engine.services import generation_job_start
 
-        self._step("1. init: database, roles, default purposes")
-        call_command("migrate", verbosity=0)
-        services.roles_ensure()
-        services.purposes_ensure_defaults()
+        self._step("1. init: database, roles, default purposes, platform signing key")
+        call_command("init", stdout=self.stdout)
         users = self._people(services)
         self._step("2. the steward registers the sample table (UCI Adult, 48,842 rows) with its schema")
         schema = json.loads((SAMPLE / "adult.schema.json").read_text())
@@ -57,7 +57,8 @@ class Command(BaseCommand):
             actor=users["alice"], dataset_name="adult", purpose_name="external-research", epsilon=options["epsilon"],
             delta="1e-5", n_rows=options["rows"], recipient_kind="external", recipient="University partner",
             justification="Income-prediction research on synthetic census data", seed=options["seed"])
-        self.stdout.write(f"   request #{request.pk}: ε={request.epsilon}, δ={request.delta}, "
+        self.stdout.write(f"   request #{request.pk}: ε={decimal_text(request.epsilon)}, "
+                          f"δ={decimal_text(request.delta)}, "
                           f"{request.n_rows:,} rows, generator {request.generator}, state {request.state}")
         self._step("4. bob and carol approve (four-eyes); the last approval reserves the budget")
         for name in ("bob", "carol"):
@@ -72,12 +73,47 @@ class Command(BaseCommand):
         self.stdout.write(f"   synthetic version {job.output_version}: {job.output_version.n_rows:,} rows, "
                           f"ε spent {job.privacy_spent.get('epsilon')}, file "
                           f"{Path(settings.DATA_DIR) / job.output_version.storage_key}")
-        self._step("6. the privacy-budget ledger of dataset adult")
+        release = self._audit_and_release(request.pk, users)
+        self._step("9. the privacy-budget ledger of dataset adult")
         call_command("budget", "show", "adult", "--as", "dana", stdout=self.stdout)
-        self._step("7. the audit log verifies")
+        self._step("10. the audit log verifies")
         call_command("log", "verify", "--as", "dana", stdout=self.stdout)
         latest = dataset_latest_source(dataset=version.dataset)
+        datasheet = Path(settings.DATA_DIR) / release.datasheet.storage_key
         self.stdout.write(f"\nDone. Data directory: {settings.DATA_DIR} (source {latest}).")
+        self.stdout.write(self.style.SUCCESS(f"Signed datasheet: {datasheet}"))
+        self.stdout.write(f"Verify it with: .venv/bin/synthgate datasheet verify {datasheet}")
+
+    def _audit_and_release(self, request_id, users):
+        from audits.models import AuditRun
+        from audits.services import datasheet_verify, risk_accept
+        from governance.models import DataRequest
+        from governance.services import release_create
+
+        run = AuditRun.objects.filter(request_id=request_id).order_by("-id").first()
+        self._step("6. the audit compared the synthetic table with the training rows and the holdout")
+        for check in run.checks.all():
+            value = "—" if check.value is None else f"{check.value:.4g}"
+            threshold = "—" if check.threshold is None else f"{check.threshold:.4g}"
+            self.stdout.write(f"   {check.name:<28} {value:>10}  threshold {threshold:>8}  {check.verdict}")
+        for control in run.controls:
+            self.stdout.write(f"   positive control ({control['family']}, {control['n_planted']} planted rows): "
+                              + ("caught" if control["caught"] else "NOT caught"))
+        self.stdout.write(f"   verdict: {run.status}; signed datasheet sha256 {run.datasheet.sha256[:16]}…")
+        if DataRequest.objects.get(pk=request_id).state == "blocked":
+            self._step("7. the audit failed: carol, a second approver, records a reasoned risk acceptance")
+            risk_accept(actor=users["carol"], request_id=request_id, reason=(
+                "Demo: failed checks reviewed; fidelity limits accepted for this research use."))
+            self.stdout.write(f"   accepted failed checks: {', '.join(run.failed_checks)}")
+        else:
+            self._step("7. the audit passed: no risk acceptance needed")
+        self._step("8. release: approvals complete, audit passed or accepted, datasheet signed")
+        release = release_create(actor=users["bob"], request_id=request_id)
+        report = datasheet_verify(pdf_bytes=(Path(settings.DATA_DIR) / release.datasheet.storage_key).read_bytes())
+        signature = "verified" if report["ok"] else "FAILED: " + "; ".join(report["problems"])
+        self.stdout.write(f"   release #{release.pk} of {release.version}, expires {release.expires_at:%Y-%m-%d}; "
+                          f"datasheet signature {signature}")
+        return release
 
     def _people(self, services):
         users = {}
