@@ -117,3 +117,92 @@ class RiskAcceptance(models.Model):
 
     def __str__(self) -> str:
         return f"risk acceptance of audit #{self.run_id} by user #{self.approver_id}"
+
+
+# --- Compliance reports and scheduled drift audits ---------------------------------------------
+
+
+class ReportFormat(models.TextChoices):
+    PDF = "pdf", "Signed PDF"
+    CSV = "csv", "CSV"
+    JSON = "json", "JSON"
+
+
+class ComplianceReport(models.Model):
+    """One generated compliance report; a signed PDF's SHA-256 lets `datasheet verify` accept it."""
+
+    date_from = models.DateField()
+    date_to = models.DateField()
+    dataset = models.ForeignKey("governance.Dataset", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="compliance_reports")
+    purpose = models.ForeignKey("governance.Purpose", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="compliance_reports")
+    format = models.CharField(max_length=10, choices=ReportFormat.choices)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    storage_key = models.CharField(max_length=300)
+    size_bytes = models.PositiveBigIntegerField()
+    signer = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=models.Q(date_to__gte=models.F("date_from")),
+                                              name="compliance_report_period_ordered")]
+
+    def __str__(self) -> str:
+        return f"compliance report #{self.pk} ({self.date_from}..{self.date_to}, {self.format})"
+
+
+class DriftSchedule(models.Model):
+    """How often the scheduled drift audit re-checks a dataset's active releases."""
+
+    dataset = models.OneToOneField("governance.Dataset", on_delete=models.PROTECT, related_name="drift_schedule")
+    interval_hours = models.PositiveIntegerField(default=24)
+    enabled = models.BooleanField(default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(interval_hours__gt=0),
+                                              name="drift_interval_positive")]
+
+    def __str__(self) -> str:
+        return f"drift audits of dataset #{self.dataset_id} every {self.interval_hours} h"
+
+
+class DriftTrigger(models.TextChoices):
+    SCHEDULE = "schedule"
+    ON_DEMAND = "on_demand"
+
+
+class DriftRun(models.Model):
+    """One drift re-audit of a release against its dataset's newest source version.
+
+    ``source_checks``: the newest source against the source the release was made from;
+    ``release_checks``: the release against the newest source; ``baseline_checks``: the release
+    against its own source (what it looked like when released). Each is a list of check dicts
+    whose ``details`` hold the per-column figures.
+    """
+
+    release = models.ForeignKey("governance.Release", on_delete=models.PROTECT, related_name="drift_runs")
+    reference_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    current_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    trigger = models.CharField(max_length=20, choices=DriftTrigger.choices)
+    thresholds = models.JSONField(default=dict)
+    source_checks = models.JSONField(default=list)
+    release_checks = models.JSONField(default=list)
+    baseline_checks = models.JSONField(default=list)
+    per_column = models.JSONField(default=dict, help_text="{source|release: {column: {psi, test, p_value, ...}}}")
+    stale = models.BooleanField()
+    reasons = models.JSONField(default=list)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["release", "current_version"], name="drift_run_once_per_source")]
+
+    def __str__(self) -> str:
+        return f"drift run #{self.pk} of release #{self.release_id} ({'stale' if self.stale else 'current'})"

@@ -24,6 +24,7 @@ from core.errors import ConflictError, NotFoundError, PermissionDeniedError, Val
 from governance.ingest import load_canonical, read_table
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.services import (
+    access_request_lock,
     audit_event_record,
     dataset_version_store,
     files_removed_on_error,
@@ -71,7 +72,10 @@ def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | Non
     if version is None or version.kind not in (VersionKind.SYNTHETIC, VersionKind.EXTERNAL):
         raise NotFoundError(f"No synthetic or external version #{version_id}.")
     request = DataRequest.objects.filter(pk=version.lineage.get("request")).first()
-    if request is not None and not request_visible_to(actor, request):
+    # The same visibility as audit_run_list: a request-less (external) version only for staff roles.
+    visible = (request_visible_to(actor, request) if request is not None
+               else user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR))
+    if not visible:
         raise NotFoundError(f"No synthetic or external version #{version_id}.")
     if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR, Role.REQUESTER):
         raise PermissionDeniedError("Your role cannot run audits.")
@@ -209,31 +213,40 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
     file's SHA-256 equal to the one recorded when it was signed."""
     import hashlib
 
+    from audits.compliance import compliance_report_recorded
     from audits.datasheets import verify_pdf
     from audits.signing import trusted_certificates
 
     sha256 = hashlib.sha256(pdf_bytes).hexdigest()
     recorded = Datasheet.objects.select_related("version").filter(sha256=sha256).first()
+    # A signed compliance report is accepted the same way (it names no dataset version).
+    compliance = None if recorded else compliance_report_recorded(sha256=sha256)
+    known = recorded is not None or compliance is not None
     report = verify_pdf(pdf_bytes, trusted_certs=trusted_certificates(),
-                        expected_sha256=recorded.sha256 if recorded else None,
+                        expected_sha256=sha256 if known else None,
                         expected_version_hash=recorded.version.content_hash if recorded else None)
     problems = list(report.problems)
-    if recorded is None:
+    if not known:
         problems.append("No datasheet with this SHA-256 was ever signed here: the file is not one this "
                         "platform issued, or it was changed after signing.")
-    return {"ok": report.ok and recorded is not None, "intact": report.intact, "valid": report.valid,
+    return {"ok": report.ok and known, "intact": report.intact, "valid": report.valid,
             "trusted": report.trusted, "covers_entire_file": report.covers_entire_file, "signer": report.signer,
-            "signing_time": report.signing_time, "sha256": sha256, "sha256_matches_record": recorded is not None,
+            "signing_time": report.signing_time, "sha256": sha256, "sha256_matches_record": known,
             "version_hash": report.version_hash, "datasheet": recorded.pk if recorded else None,
+            "compliance_report": compliance.pk if compliance else None,
             "problems": problems, "notes": list(report.notes)}
 
 
 def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcceptance:
     """An approver other than the requester accepts a failed audit, naming every failed check."""
+    from governance.selectors import request_visible_to
+
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to accept the risk of a failed audit.", extra={"field": "reason"})
     with transaction.atomic():
-        request = _request_locked(actor, request_id)
+        request = access_request_lock(request_id)
+        if not request_visible_to(actor, request):
+            raise NotFoundError(f"No request #{request_id}.")
         if request.requester_id == actor.pk or not user_has_role(actor, Role.APPROVER):
             raise PermissionDeniedError("Only an approver who did not file the request can accept its audit risk.")
         run = request.audit_runs.order_by("-created_at", "-id").first()
@@ -249,16 +262,3 @@ def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcc
         request_transition(request=request, target=RequestState.READY, actor=actor, action="accept_risk",
                            extra={"audit_run": run.pk, "failed_checks": run.failed_checks})
         return acceptance
-
-
-def _request_locked(actor: AbstractUser, request_id: int) -> DataRequest:
-    from governance.selectors import request_visible_to
-
-    dataset_id = DataRequest.objects.filter(pk=request_id).values_list("dataset_id", flat=True).first()
-    if dataset_id is None:
-        raise NotFoundError(f"No request #{request_id}.")
-    Dataset.objects.select_for_update().get(pk=dataset_id)
-    request = DataRequest.objects.select_for_update().select_related("dataset", "purpose").get(pk=request_id)
-    if not request_visible_to(actor, request):
-        raise NotFoundError(f"No request #{request_id}.")
-    return request

@@ -14,3 +14,14 @@ def audit_run_after_job(self, job_id: int) -> str:
     with channel("worker"):
         run = audit_run_for_job(job_id=job_id)
     return run.status
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3)
+def drift_audits_scheduled(self) -> dict[str, str]:
+    """The beat-scheduled sweep: re-audit active releases of every dataset that is due (safe to run twice)."""
+    from audits.drift import drift_audits_due
+    from core.context import channel
+
+    with channel("worker"):
+        outcomes = drift_audits_due()
+    return {str(outcome.release.pk): outcome.verdict for outcome in outcomes}

@@ -129,10 +129,14 @@ def _codes(real: pd.DataFrame, other: pd.DataFrame, numeric: list[str]) -> tuple
 
 
 def _tvd(a: np.ndarray, b: np.ndarray) -> float:
-    keys = np.concatenate([a, b])
-    _, inverse = np.unique(keys, return_inverse=True, axis=0)
-    p = np.bincount(inverse[: len(a)], minlength=inverse.max() + 1) / len(a)
-    q = np.bincount(inverse[len(a):], minlength=inverse.max() + 1) / len(b)
+    """Total-variation distance between the empirical distributions of code rows a and b."""
+    shifted_a, shifted_b = a + 1, b + 1  # unknown synthetic values are coded -1
+    base = int(max(shifted_a.max(), shifted_b.max())) + 1
+    weights = base ** np.arange(a.shape[1])
+    keys_a, keys_b = shifted_a @ weights, shifted_b @ weights
+    size = int(base ** a.shape[1])
+    p = np.bincount(keys_a, minlength=size) / len(a)
+    q = np.bincount(keys_b, minlength=size) / len(b)
     return 0.5 * float(np.abs(p - q).sum())
 
 

@@ -10,6 +10,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("governance.urls")),
     path("api/", include("synth_engine.urls")),
+    path("api/", include("audits.urls")),
+    path("", include("dashboard.urls")),
+    path("api/", include("audits.urls_reports")),
     # Last: any other path under /api/ answers 404 in the one error shape, not an HTML page.
     re_path(r"^api/", ApiNotFoundApi.as_view(), name="api-not-found"),
 ]

@@ -27,6 +27,7 @@ from core.errors import ApplicationError, ConflictError, InvalidTransitionError,
 from governance.ingest import build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.services import (
+    access_request_lock,
     audit_event_record,
     budget_release,
     budget_reservation,
@@ -47,22 +48,13 @@ class JobCancelledError(Exception):
     """Raised between phases when a cancel was requested."""
 
 
-def _lock_request(request_id: int) -> DataRequest:
-    """Lock the dataset row, then the request row: the lock order used everywhere."""
-    dataset_id = DataRequest.objects.filter(pk=request_id).values_list("dataset_id", flat=True).first()
-    if dataset_id is None:
-        raise NotFoundError(f"No request #{request_id}.")
-    Dataset.objects.select_for_update().get(pk=dataset_id)
-    return DataRequest.objects.select_for_update().select_related("dataset", "purpose").get(pk=request_id)
-
-
 def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
     """Approved request → generating: create its job and queue it once the transaction commits."""
     from governance.selectors import request_visible_to
     from synth_engine.tasks import generation_job_execute
 
     with transaction.atomic():
-        request = _lock_request(request_id)
+        request = access_request_lock(request_id)
         if not request_visible_to(actor, request):
             raise NotFoundError(f"No request #{request_id}.")
         if request.requester_id != actor.pk and not user_has_role(actor, Role.STEWARD, Role.APPROVER):

@@ -164,25 +164,45 @@ def _univariate_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.ra
 
 def _multivariate_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.random.Generator,
                           n_attacks: int, n_columns: int, tries_per_attack: int = 10) -> list[Query]:
+    """Predicates on ``n_columns`` random columns of a random synthetic row (``==`` for
+    categories, ``<=``/``>=`` at the row's value for numbers) that isolate that row."""
     n_rows, d = len(synth[0]), len(synth)
     n_tries = tries_per_attack * n_attacks
+    k = min(n_columns, d)
     rows = rng.integers(0, n_rows, n_tries)
-    chosen = np.sort(np.argsort(rng.random((n_tries, d)), axis=1)[:, :min(n_columns, d)], axis=1)
-    flips = rng.integers(0, 2, (n_tries, d))
-    # most candidates match several rows already among the first few thousand: reject those on
-    # the prefix before scanning the whole table
-    prefix = [column[:2048] for column in synth]
+    chosen = np.sort(np.argsort(rng.random((n_tries, d)), axis=1)[:, :k], axis=1)
+    matrix = np.column_stack(synth)
+    values = matrix[rows[:, None], chosen]
+    is_numeric = np.asarray(numeric)[chosen]
+    operators = np.where(is_numeric, 1 + rng.integers(0, 2, (n_tries, k)), 0)
+    operators = np.where(np.isnan(values), 3, operators)  # a missing value constrains nothing
+    # most candidates match several rows already among the first 512: reject them in bulk
+    survivors = np.flatnonzero(_prefix_counts(matrix[:512], chosen, values, operators) <= 1)
+    symbols = ("==", "<=", ">=")
     found: dict[Query, None] = {}
-    for row, columns, flip in zip(rows, chosen, flips, strict=True):
+    for t in survivors:
         if len(found) >= n_attacks:
             break
-        query = tuple((int(c), "==" if not numeric[c] else ("<=", ">=")[flip[c]],
-                       float(synth[c][row])) for c in columns if not np.isnan(synth[c][row]))
-        if not query or query in found or _count(prefix, query) > 1:
-            continue
-        if _count(synth, query) == 1:
+        query = tuple((int(c), symbols[o], float(v)) for c, o, v in
+                      zip(chosen[t], operators[t], values[t], strict=True) if o != 3)
+        if query and query not in found and _count(synth, query) == 1:
             found[query] = None
     return list(found)
+
+
+def _prefix_counts(prefix: np.ndarray, columns: np.ndarray, values: np.ndarray,
+                   operators: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Rows of ``prefix`` matching each candidate conjunction (vectorised over candidates; a
+    missing cell never matches, which only lets more candidates through to the exact count)."""
+    lower = np.where((operators == 0) | (operators == 2), values, -np.inf)
+    upper = np.where((operators == 0) | (operators == 1), values, np.inf)
+    counts = np.empty(len(columns), dtype=np.int64)
+    for start in range(0, len(columns), batch):
+        stop = min(start + batch, len(columns))
+        cells = prefix[:, columns[start:stop]]  # (rows, candidates, k)
+        match = (cells >= lower[start:stop][None]) & (cells <= upper[start:stop][None])
+        counts[start:stop] = match.all(axis=2).sum(axis=0)
+    return counts
 
 
 def _operator(is_numeric: bool, rng: np.random.Generator) -> str:

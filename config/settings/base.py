@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "governance",
     "synth_engine",
     "audits",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -163,3 +164,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "WARNING"},
 }
+
+# Email (drift notices to stewards and requesters). Console by default; tests use locmem.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "synthgate@localhost"
+# Scheduled drift audits: beat ticks every SYNTHGATE_DRIFT_TICK_MINUTES; each dataset is re-audited
+# when its own interval (DriftSchedule, default SYNTHGATE_DRIFT_INTERVAL_HOURS) has passed.
+SYNTHGATE_DRIFT_TICK_MINUTES = env_int("SYNTHGATE_DRIFT_TICK_MINUTES", 60)
+SYNTHGATE_DRIFT_INTERVAL_HOURS = env_int("SYNTHGATE_DRIFT_INTERVAL_HOURS", 24)

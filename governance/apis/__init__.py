@@ -19,6 +19,13 @@ from governance.apis.datasets import (
     DatasetVersionListApi,
 )
 from governance.apis.purposes import PurposeCollectionApi, PurposeCreateApi, PurposeDetailApi, PurposeListApi
+from governance.apis.releases import (
+    ReleaseCreateApi,
+    ReleaseDetailApi,
+    ReleaseDownloadApi,
+    ReleaseListApi,
+    ReleaseRevokeApi,
+)
 from governance.apis.requests import (
     RequestApproveApi,
     RequestCollectionApi,
@@ -34,7 +41,8 @@ __all__ = [
     "ApiNotFoundApi", "AuditEventListApi", "AuditLogVerifyApi", "AuthTokenCreateApi", "DatasetBudgetApi",
     "DatasetCollectionApi", "DatasetDetailApi", "DatasetListApi", "DatasetRegisterApi", "DatasetVersionCollectionApi",
     "DatasetVersionCreateApi", "DatasetVersionDetailApi", "DatasetVersionListApi", "PurposeCollectionApi",
-    "PurposeCreateApi", "PurposeDetailApi", "PurposeListApi", "RequestApproveApi", "RequestCollectionApi",
+    "PurposeCreateApi", "PurposeDetailApi", "PurposeListApi", "ReleaseCreateApi", "ReleaseDetailApi",
+    "ReleaseDownloadApi", "ReleaseListApi", "ReleaseRevokeApi", "RequestApproveApi", "RequestCollectionApi",
     "RequestCreateApi", "RequestDetailApi", "RequestListApi", "RequestRejectApi", "RequestSubmitApi",
     "RequestWithdrawApi",
 ]

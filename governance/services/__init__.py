@@ -23,6 +23,7 @@ from governance.services.requests import (
     TRANSITIONS,
     access_request_approve,
     access_request_create,
+    access_request_lock,
     access_request_reject,
     access_request_submit,
     access_request_withdraw,
@@ -33,6 +34,7 @@ from governance.services.users import roles_ensure, user_create, user_has_role, 
 
 __all__ = [
     "TRANSITIONS", "BudgetBalance", "ChainVerification", "RegistrationResult", "access_request_approve",
+    "access_request_lock",
     "access_request_create", "access_request_reject", "access_request_submit", "access_request_withdraw",
     "allowed_transitions", "audit_event_record", "audit_log_verify", "budget_balance", "budget_release",
     "budget_reservation", "budget_reserve", "budget_spend", "dataset_register", "dataset_version_store",

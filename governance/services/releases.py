@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
-from governance.models import DataRequest, Dataset, Decision, Download, DownloadKind, Release, RequestState, Role
+from governance.models import DataRequest, Decision, Download, DownloadKind, Release, RequestState, Role
 from governance.services.audit_log import audit_event_record
-from governance.services.requests import request_transition
+from governance.services.requests import access_request_lock, request_transition
 from governance.services.users import user_has_role
 
 
@@ -49,7 +49,7 @@ def release_create(*, actor: AbstractUser, request_id: int) -> Release:
     if not user_has_role(actor, Role.STEWARD, Role.APPROVER):
         raise PermissionDeniedError("Only a steward or an approver can release synthetic data.")
     with transaction.atomic():
-        request = _request_locked(request_id)
+        request = access_request_lock(request_id)
         unmet = release_conditions(request=request)
         if unmet:
             raise ConflictError(f"Request #{request.pk} cannot be released: {'; '.join(unmet)}.",
@@ -99,7 +99,7 @@ def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Rele
         release = Release.objects.select_related("request").filter(pk=release_id).first()
         if release is None:
             raise NotFoundError(f"No release #{release_id}.")
-        request = _request_locked(release.request_id)
+        request = access_request_lock(release.request_id)
         release = Release.objects.select_for_update().get(pk=release_id)
         if release.revoked_at is not None:
             raise ConflictError(f"Release #{release.pk} is already revoked.")
@@ -110,14 +110,6 @@ def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Rele
         request_transition(request=request, target=RequestState.REVOKED, actor=actor, action="revoke",
                            extra={"release": release.pk, "reason": reason})
         return release
-
-
-def _request_locked(request_id: int) -> DataRequest:
-    dataset_id = DataRequest.objects.filter(pk=request_id).values_list("dataset_id", flat=True).first()
-    if dataset_id is None:
-        raise NotFoundError(f"No request #{request_id}.")
-    Dataset.objects.select_for_update().get(pk=dataset_id)
-    return DataRequest.objects.select_for_update().select_related("dataset", "purpose").get(pk=request_id)
 
 
 def _channel() -> str:

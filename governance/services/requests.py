@@ -78,13 +78,19 @@ def request_transition(*, request: DataRequest, target: str, actor: AbstractUser
     return request
 
 
-def _locked(request_id: int) -> DataRequest:
-    """Lock the dataset row, then the request row (the one lock order used everywhere)."""
+def access_request_lock(request_id: int) -> DataRequest:
+    """Lock the dataset row, then the request row: the one lock order every service uses.
+
+    Call inside a transaction. Only the request's own row is locked by the second query
+    (``of=("self",)``): its dataset is already locked and its purpose must not be, or every
+    approval under one purpose would queue behind the others.
+    """
     dataset_id = DataRequest.objects.filter(pk=request_id).values_list("dataset_id", flat=True).first()
     if dataset_id is None:
         raise NotFoundError(f"No request #{request_id}.")
-    pass  # MUTANT
-    return DataRequest.objects.select_for_update().select_related("dataset", "purpose").get(pk=request_id)
+    Dataset.objects.select_for_update().get(pk=dataset_id)
+    return (DataRequest.objects.select_for_update(of=("self",)).select_related("dataset", "purpose")
+            .get(pk=request_id))
 
 
 def access_request_create(*, actor: AbstractUser, dataset_name: str, purpose_name: str, epsilon: Any, delta: Any,
@@ -188,7 +194,7 @@ def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersio
 def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataRequest:
     """Draft → submitted; only the requester may submit."""
     with transaction.atomic():
-        request = _locked(request_id)
+        request = access_request_lock(request_id)
         _require_owner(actor, request, "submit")
         request.submitted_at = timezone.now()
         return request_transition(request=request, target=S.SUBMITTED, actor=actor, action="submit")
@@ -197,7 +203,7 @@ def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataReques
 def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
     """The requester withdraws; an outstanding reservation is released in the same transaction."""
     with transaction.atomic():
-        request = _locked(request_id)
+        request = access_request_lock(request_id)
         _require_owner(actor, request, "withdraw")
         request.decision_reason = reason
         request_transition(request=request, target=S.WITHDRAWN, actor=actor, action="withdraw",
@@ -209,7 +215,7 @@ def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str
 def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
     """Record one approval; the last one the purpose requires reserves the budget (four-eyes)."""
     with transaction.atomic():
-        request = _locked(request_id)
+        request = access_request_lock(request_id)
         _require_decider(actor, request, "approve")
         _approval_create(actor=actor, request=request, decision=Decision.APPROVE, reason=reason)
         approvers = request.approvals.filter(decision=Decision.APPROVE).values("approver").distinct().count()
@@ -227,7 +233,7 @@ def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) 
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to reject a request.", extra={"field": "reason"})
     with transaction.atomic():
-        request = _locked(request_id)
+        request = access_request_lock(request_id)
         _require_decider(actor, request, "reject")
         _approval_create(actor=actor, request=request, decision=Decision.REJECT, reason=reason)
         request.decided_at = timezone.now()

@@ -238,7 +238,9 @@ class DPTVAEGenerator(Generator):
     loss_factor : float
         Weight of the reconstruction term against the KL term (TVAE uses 2).
     max_cells : int
-        Cells of a numeric column's public grid (its resolution and its softmax size).
+        Cells of a numeric column's public grid (its resolution and its softmax size); an
+        integer range with at most this many values gets one cell per value, which keeps point
+        masses such as 40 working hours exact.
     domain_fraction, label_fraction : float
         Shares of the reference zCDP budget reserved for DP domains and the label histogram.
     threshold_delta_fraction : float
@@ -258,7 +260,7 @@ class DPTVAEGenerator(Generator):
 
     def __init__(self, *, epochs: int = 30, batch_size: int = 2048, learning_rate: float = 2e-3,
                  embedding_dim: int = 32, hidden_dims: Sequence[int] = (128, 128),
-                 max_grad_norm: float = 1.0, loss_factor: float = 2.0, max_cells: int = 32,
+                 max_grad_norm: float = 1.0, loss_factor: float = 2.0, max_cells: int = 100,
                  domain_fraction: float = 0.05, label_fraction: float = 0.01,
                  threshold_delta_fraction: float = 0.1, num_threads: int = 1) -> None:
         self.epochs = epochs

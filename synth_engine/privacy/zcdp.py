@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-_BISECTION_STEPS = 200
+_BISECTION_STEPS = 100
 _MIN_ALPHA = 1.01
 
 

@@ -49,7 +49,16 @@ def reason() -> dict[str, Any]:
     return {"reason": "not for this purpose"}
 
 
-MULTIPART = (tiny_upload, version_upload)
+def external_audit_upload() -> dict[str, Any]:
+    return {"dataset": "no-such", "synthetic": SimpleUploadedFile("s.csv", TINY_CSV, content_type="text/csv"),
+            "holdout": SimpleUploadedFile("h.csv", TINY_CSV, content_type="text/csv")}
+
+
+def datasheet_upload() -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("d.pdf", b"%PDF-1.7 not signed", content_type="application/pdf")}
+
+
+MULTIPART = (tiny_upload, version_upload, external_audit_upload, datasheet_upload)
 
 # method, path, body, expected status for:
 #   steward  requester  other_req  approver  auditor  no_role  anonymous
@@ -85,6 +94,20 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/requests/999999/approve/", None,                  (404, 404, 404, 404, 404, 404, 401)),
     ("GET", "/api/audit-events/", None,                              (200, 403, 403, 403, 200, 403, 401)),
     ("GET", "/api/audit-events/verify/", None,                       (200, 403, 403, 403, 200, 403, 401)),
+    ("POST", "/api/requests/{submitted}/release/", None,             (409, 403, 403, 409, 403, 403, 401)),
+    ("POST", "/api/requests/999999/release/", None,                  (404, 403, 403, 404, 403, 403, 401)),
+    ("GET", "/api/releases/", None,                                  (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/releases/999999/", None,                           (404, 404, 404, 404, 404, 403, 401)),
+    ("GET", "/api/releases/999999/download/", None,                  (404, 404, 404, 404, 404, 403, 401)),
+    ("POST", "/api/releases/999999/revoke/", reason,                 (404, 403, 403, 404, 403, 403, 401)),
+    ("GET", "/api/audits/", None,                                    (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/audits/999999/", None,                             (404, 404, 404, 404, 404, 403, 401)),
+    ("GET", "/api/audits/999999/datasheet/", None,                   (404, 404, 404, 404, 404, 403, 401)),
+    ("POST", "/api/audits/external/", external_audit_upload,         (404, 403, 403, 403, 404, 403, 401)),
+    ("POST", "/api/versions/999999/audit/", None,                    (404, 404, 404, 404, 404, 404, 401)),
+    ("POST", "/api/datasheets/verify/", datasheet_upload,            (200, 200, 200, 200, 200, 200, 200)),
+    ("POST", "/api/requests/{submitted}/accept-risk/", reason,       (403, 403, 404, 409, 403, 404, 401)),
+    ("POST", "/api/requests/{withdrawn}/accept-risk/", None,         (400, 400, 400, 400, 400, 400, 401)),
     ("GET", "/api/no-such-endpoint/", None,                          (404, 404, 404, 404, 404, 404, 404)),
 ]
 
@@ -146,6 +169,7 @@ def test_matrix_covers_every_governance_route():
         .replace("adult", "<slug:name>").replace("no-such", "<slug:name>")
         .replace("versions/1/", "versions/<int:number>/").replace("versions/99/", "versions/<int:number>/")
         .replace("research", "<slug:name>")
+        .replace("releases/<int:request_id>", "releases/<int:release_id>")
         for route in covered
     }
     missing = [str(pattern.pattern) for pattern in urlpatterns

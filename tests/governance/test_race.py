@@ -195,7 +195,9 @@ def test_an_approval_waits_for_the_datasets_row_lock(race_setup):
     def hold_dataset_lock() -> None:
         try:
             with transaction.atomic():
-                Dataset.objects.select_for_update().get(pk=version.dataset_id)
+                # NO KEY UPDATE: it blocks another FOR UPDATE but not the KEY SHARE locks that
+                # foreign-key checks take, so only an explicit lock on the dataset waits for it.
+                Dataset.objects.select_for_update(no_key=True).get(pk=version.dataset_id)
                 holding.set()
                 release.wait(timeout=30)
         finally:

@@ -1,0 +1,321 @@
+"""REST API for audits: list and read runs, audit on demand or external data, fetch and verify
+signed datasheets, and accept the risk of a failed audit."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.http import FileResponse
+from django.urls import reverse
+from django.utils.text import get_valid_filename
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audits import selectors, services
+from audits.models import AuditRun, AuditStatus, Datasheet
+from core.errors import NotFoundError
+from governance.apis.common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    error_responses,
+    filtered,
+    list_parameters,
+    paginated,
+    paginated_response,
+)
+
+
+class AuditRunFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=AuditStatus.choices, label="passed, failed, inconclusive, ...")
+    version = django_filters.NumberFilter(field_name="version_id", label="id of the audited version")
+    request = django_filters.NumberFilter(field_name="request_id", label="id of the data request")
+
+    class Meta:
+        model = AuditRun
+        fields = ["status", "version", "request"]
+
+
+class AuditRunOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="generation, on_demand or external")
+    status = serializers.CharField(help_text="running, passed, failed, inconclusive or error")
+    blocked = serializers.BooleanField(help_text="a blocking (privacy) check failed")
+    failed_checks = serializers.ListField(child=serializers.CharField())
+    dataset = serializers.CharField(source="version.dataset.name")
+    version = serializers.IntegerField(source="version_id", help_text="id of the audited version")
+    version_number = serializers.IntegerField(source="version.number")
+    version_hash = serializers.CharField(source="version.content_hash")
+    request = serializers.IntegerField(source="request_id", allow_null=True)
+    seed = serializers.IntegerField()
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "AuditRun"
+
+
+class CheckOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    category = serializers.CharField(help_text="fidelity, utility, reidentification, membership or bias")
+    value = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    direction = serializers.CharField(help_text="higher_is_better or lower_is_better")
+    verdict = serializers.CharField(help_text="pass, fail, BLOCK, skipped or info")
+    passed = serializers.BooleanField(allow_null=True)
+    blocking = serializers.BooleanField(help_text="a failure blocks the release")
+    gating = serializers.BooleanField(help_text="false: reported for information only")
+    baseline = serializers.FloatField(allow_null=True, help_text="random-guess or holdout baseline")
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    skipped_reason = serializers.CharField()
+    seconds = serializers.FloatField()
+    details = serializers.JSONField()
+    chart = serializers.JSONField(help_text="plain series or a labelled matrix, for drawing")
+
+    class Meta:
+        ref_name = "AuditCheck"
+
+
+class ControlOutputSerializer(serializers.Serializer):
+    family = serializers.CharField(help_text="reidentification or membership")
+    share = serializers.FloatField(help_text="share of synthetic rows replaced by verbatim training rows")
+    n_planted = serializers.IntegerField()
+    caught = serializers.BooleanField()
+    caught_by = serializers.ListField(child=serializers.CharField())
+    checks = serializers.JSONField(help_text="the family's checks rerun on the planted copy")
+
+    class Meta:
+        ref_name = "AuditPositiveControl"
+
+
+class DatasheetOutputSerializer(serializers.Serializer):
+    sha256 = serializers.CharField()
+    signer = serializers.CharField()
+    signed_at = serializers.DateTimeField()
+    size_bytes = serializers.IntegerField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        ref_name = "AuditDatasheet"
+
+    def get_download_url(self, sheet: Datasheet) -> str:
+        return reverse("audit-datasheet", kwargs={"run_id": sheet.run_id})
+
+
+class AuditRunDetailOutputSerializer(AuditRunOutputSerializer):
+    train_version = serializers.IntegerField(source="train_version_id")
+    holdout_version = serializers.IntegerField(source="holdout_version_id")
+    thresholds = serializers.JSONField()
+    timings = serializers.JSONField(help_text="seconds per step")
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+    checks = CheckOutputSerializer(many=True, source="checks.all")
+    controls = ControlOutputSerializer(many=True, help_text="positive controls: planted leaks the checks must catch")
+    controls_caught = serializers.SerializerMethodField()
+    datasheet = serializers.SerializerMethodField()
+
+    class Meta:
+        ref_name = "AuditRunDetail"
+
+    def get_controls_caught(self, run: AuditRun) -> bool:
+        return bool(run.controls) and all(control["caught"] for control in run.controls)
+
+    @extend_schema_field(DatasheetOutputSerializer(allow_null=True))
+    def get_datasheet(self, run: AuditRun) -> dict[str, Any] | None:
+        sheet = Datasheet.objects.filter(run=run).first()
+        return None if sheet is None else DatasheetOutputSerializer(sheet).data
+
+
+def _detail(run: AuditRun, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(AuditRunDetailOutputSerializer(run).data, status=status_code)
+
+
+class AuditRunListApi(APIView):
+    @extend_schema(operation_id="audit_run_list", parameters=list_parameters(AuditRunFilter),
+                   responses={200: paginated(AuditRunOutputSerializer, "PaginatedAuditRunList"), **READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        """Audit runs, newest first: those of the requests the user may see, and (stewards, approvers,
+        auditors) external ones."""
+        queryset = filtered(AuditRunFilter, request, selectors.audit_run_list(user=request.user))
+        return paginated_response(request=request, view=self, queryset=queryset,
+                                  serializer_class=AuditRunOutputSerializer)
+
+
+class AuditRunDetailApi(APIView):
+    @extend_schema(operation_id="audit_run_get", responses={200: AuditRunDetailOutputSerializer, **READ_ERRORS})
+    def get(self, request: Request, run_id: int) -> Response:
+        """One run with every check, the positive controls and the signed datasheet; 404 when not visible."""
+        return _detail(selectors.audit_run_get(user=request.user, run_id=run_id))
+
+
+class AuditRunOnDemandApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0,
+                                        max_value=2**63 - 1, help_text="omit for a fresh random seed")
+
+        class Meta:
+            ref_name = "AuditRunOnDemandInput"
+
+    @extend_schema(operation_id="audit_run_on_demand", request=InputSerializer,
+                   responses={201: AuditRunDetailOutputSerializer, **WRITE_ERRORS})
+    def post(self, request: Request, version_id: int) -> Response:
+        """Audit a synthetic or external version again (with the purpose's current thresholds)."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.audit_run_on_demand(actor=request.user, version_id=version_id,
+                                           seed=serializer.validated_data["seed"])
+        return _detail(run, status.HTTP_201_CREATED)
+
+
+@contextlib.contextmanager
+def uploads_saved(**uploads: UploadedFile) -> Iterator[dict[str, Path]]:
+    """Each upload copied into one private temporary folder under its own (sanitised) name, so the
+    reader sees its extension; the folder is deleted afterwards whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="synthgate-audit-") as folder:
+        paths = {}
+        for index, (key, upload) in enumerate(uploads.items()):
+            name = get_valid_filename(Path(upload.name or key).name) or key
+            path = Path(folder) / str(index) / name
+            path.parent.mkdir()
+            with path.open("wb") as stream:
+                for chunk in upload.chunks():
+                    stream.write(chunk)
+            paths[key] = path
+        yield paths
+
+
+class AuditExternalApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        dataset = serializers.SlugField(max_length=100, help_text="its newest source version is the training data")
+        synthetic = serializers.FileField(help_text="the synthetic table made elsewhere (CSV or Parquet)")
+        holdout = serializers.FileField(help_text="real rows the generator never saw (CSV or Parquet)")
+        seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0,
+                                        max_value=2**63 - 1)
+
+        class Meta:
+            ref_name = "AuditExternalInput"
+
+    @extend_schema(operation_id="audit_external", request={"multipart/form-data": InputSerializer},
+                   responses={201: AuditRunDetailOutputSerializer, **WRITE_ERRORS, **error_responses(413)})
+    def post(self, request: Request) -> Response:
+        """Audit synthetic data made outside Synthgate (stewards and auditors); uploads are deleted afterwards."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        with uploads_saved(synthetic=fields["synthetic"], holdout=fields["holdout"]) as paths:
+            run = services.audit_external(actor=request.user, dataset_name=fields["dataset"],
+                                          synthetic_path=paths["synthetic"], holdout_path=paths["holdout"],
+                                          seed=fields["seed"])
+        return _detail(run, status.HTTP_201_CREATED)
+
+
+class FileDownloadMixin:
+    """Views that answer with a file: any Accept header is served (errors still come as JSON)."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        return super().perform_content_negotiation(request, force=True)  # type: ignore[misc]
+
+
+def datasheet_file(sheet: Datasheet) -> Path:
+    return Path(settings.DATA_DIR) / sheet.storage_key
+
+
+class AuditDatasheetApi(FileDownloadMixin, APIView):
+    @extend_schema(operation_id="audit_datasheet_get",
+                   responses={(200, "application/pdf"): OpenApiTypes.BINARY, **READ_ERRORS})
+    def get(self, request: Request, run_id: int) -> FileResponse:
+        """The run's signed PDF datasheet, for anyone who may see the run."""
+        run = selectors.audit_run_get(user=request.user, run_id=run_id)
+        sheet = Datasheet.objects.filter(run=run).first()
+        if sheet is None:
+            raise NotFoundError(f"Audit run #{run.pk} has no signed datasheet.")
+        return FileResponse(datasheet_file(sheet).open("rb"), content_type="application/pdf", as_attachment=True,
+                            filename=f"datasheet-audit-{run.pk}.pdf")
+
+
+class DatasheetVerifyApi(APIView):
+    # Anyone holding a datasheet may check it: verification reveals nothing the file does not carry.
+    permission_classes = [AllowAny]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(allow_empty_file=True, help_text="the signed PDF datasheet")
+
+        class Meta:
+            ref_name = "DatasheetVerifyInput"
+
+    class OutputSerializer(serializers.Serializer):
+        ok = serializers.BooleanField(help_text="every check below passed")
+        intact = serializers.BooleanField(help_text="the signed bytes are unchanged")
+        valid = serializers.BooleanField(help_text="the signature is cryptographically valid")
+        trusted = serializers.BooleanField(help_text="the signer chains to a trusted certificate")
+        covers_entire_file = serializers.BooleanField(help_text="nothing was appended after signing")
+        signer = serializers.CharField(allow_null=True)
+        signing_time = serializers.DateTimeField(allow_null=True)
+        sha256 = serializers.CharField()
+        sha256_matches_record = serializers.BooleanField(help_text="a datasheet with this SHA-256 was signed here")
+        version_hash = serializers.CharField(allow_null=True, help_text="SHA-256 of the version it describes")
+        datasheet = serializers.IntegerField(allow_null=True)
+        problems = serializers.ListField(child=serializers.CharField(), help_text="why ok is false")
+        notes = serializers.ListField(child=serializers.CharField(), help_text="limits of the check")
+
+        class Meta:
+            ref_name = "DatasheetVerification"
+
+    @extend_schema(operation_id="datasheet_verify", request={"multipart/form-data": InputSerializer},
+                   responses={200: OutputSerializer, **error_responses(400, 413)})
+    def post(self, request: Request) -> Response:
+        """Verify a datasheet's signature and SHA-256 record; a failed check is 200 with ok false (any caller)."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = services.datasheet_verify(pdf_bytes=serializer.validated_data["file"].read())
+        return Response(self.OutputSerializer(report).data)
+
+
+class RiskAcceptApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(help_text="why the failed checks are acceptable for this purpose")
+
+        class Meta:
+            ref_name = "RiskAcceptInput"
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        request = serializers.IntegerField(source="request_id")
+        audit_run = serializers.IntegerField(source="run_id")
+        approver = serializers.CharField(source="approver.username")
+        reason = serializers.CharField()
+        failed_checks = serializers.ListField(child=serializers.CharField())
+        request_state = serializers.CharField(source="request.state")
+        created_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "RiskAcceptance"
+
+    @extend_schema(operation_id="audit_risk_accept", request=InputSerializer,
+                   responses={201: OutputSerializer, **WRITE_ERRORS})
+    def post(self, request: Request, request_id: int) -> Response:
+        """Accept the risk of a blocked request's failed audit (an approver who did not file it).
+
+        An inconclusive audit (a positive control not caught) cannot be accepted.
+        """
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        acceptance = services.risk_accept(actor=request.user, request_id=request_id,
+                                          reason=serializer.validated_data["reason"])
+        return Response(self.OutputSerializer(acceptance).data, status=status.HTTP_201_CREATED)

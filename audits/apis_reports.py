@@ -1,0 +1,63 @@
+"""Compliance reports over the REST API: JSON in the body, or a CSV or signed PDF file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audits.models import ReportFormat
+from governance.apis.common import READ_ERRORS
+
+
+class ComplianceReportApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        def get_fields(self) -> dict[str, serializers.Field]:
+            # "from" is a Python keyword, so the fields are declared here rather than as attributes.
+            return {
+                "from": serializers.DateField(help_text="first day of the period (UTC), inclusive"),
+                "to": serializers.DateField(help_text="last day of the period (UTC), inclusive"),
+                "dataset": serializers.CharField(required=False, allow_blank=True, default=""),
+                "purpose": serializers.CharField(required=False, allow_blank=True, default=""),
+                "format": serializers.ChoiceField(choices=ReportFormat.values, default=ReportFormat.JSON),
+            }
+
+        class Meta:
+            ref_name = "ComplianceReportInput"
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # Here ?format= names the report's format (pdf, csv, json), not one of DRF's renderers;
+        # fall back to the JSON renderer for the JSON body and for errors.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="compliance_report",
+        parameters=[OpenApiParameter("from", OpenApiTypes.DATE, required=True),
+                    OpenApiParameter("to", OpenApiTypes.DATE, required=True),
+                    OpenApiParameter("dataset", OpenApiTypes.STR), OpenApiParameter("purpose", OpenApiTypes.STR),
+                    OpenApiParameter("format", OpenApiTypes.STR, enum=ReportFormat.values)],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.BINARY,
+                   (200, "application/pdf"): OpenApiTypes.BINARY, **READ_ERRORS})
+    def get(self, request: Request) -> Any:
+        """A compliance report for a period (stewards and auditors); every report is logged."""
+        from audits.compliance import compliance_report_render
+
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        rendered = compliance_report_render(actor=request.user, date_from=data["from"], date_to=data["to"],
+                                            dataset=data["dataset"] or None, purpose=data["purpose"] or None,
+                                            format=data["format"])
+        if data["format"] == ReportFormat.JSON:
+            response: Any = Response(rendered.data)
+        else:
+            response = HttpResponse(rendered.content, content_type=rendered.content_type)
+            response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
+        response["X-Synthgate-Report-SHA256"] = rendered.sha256
+        return response

@@ -1,0 +1,233 @@
+"""Scheduled drift re-audits of active releases.
+
+A release is re-audited when its dataset has a source version newer than the one it was made
+from: the newest source against that source (has the population moved?), and the release against
+the newest source, compared with the release against its own source (does the release still
+represent the data?). A release is marked stale when the source drifted beyond the purpose's drift
+thresholds, or when a drift check of the release fails against the newest source though it passed
+against its own source. A stale release stays downloadable; its steward and requester are told.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audits.models import DriftRun, DriftSchedule, DriftTrigger
+from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from governance.models import Dataset, DatasetVersion, Release, Role
+from governance.services import audit_event_record, user_has_role
+
+logger = logging.getLogger(__name__)
+DRIFT_CHECKS = ("drift_psi", "drift_js", "drift_association")
+BEAT_TASK_NAME = "synthgate: scheduled drift audits"
+BEAT_TASK = "audits.tasks.drift_audits_scheduled"
+
+
+@dataclass
+class DriftOutcome:
+    """One release's verdict: ``stale``, ``current``, ``no_new_source`` or ``already_stale``."""
+
+    release: Release
+    verdict: str
+    run: DriftRun | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def releases_active(*, dataset: Dataset | None = None, now: datetime | None = None) -> Any:
+    """Releases neither revoked nor expired, oldest first."""
+    queryset = Release.objects.filter(revoked_at__isnull=True, expires_at__gt=now or timezone.now())
+    if dataset is not None:
+        queryset = queryset.filter(request__dataset=dataset)
+    return queryset.select_related("request__dataset__owner", "request__requester", "request__purpose",
+                                   "request__source_version", "version").order_by("created_at", "id")
+
+
+def drift_audit_run(*, actor: AbstractUser | None, dataset_name: str | None = None,
+                    trigger: str = DriftTrigger.ON_DEMAND) -> list[DriftOutcome]:
+    """Re-audit every active release (of one dataset, if named) against its dataset's newest source."""
+    if actor is not None and not user_has_role(actor, Role.STEWARD, Role.AUDITOR):
+        raise PermissionDeniedError("Only stewards and auditors can run drift audits.")
+    dataset = None
+    if dataset_name:
+        dataset = Dataset.objects.filter(name=dataset_name).first()
+        if dataset is None:
+            raise NotFoundError(f"No dataset named {dataset_name!r}.")
+    frames: dict[int, pd.DataFrame] = {}
+    return [drift_audit_release(release=release, actor=actor, trigger=trigger, frames=frames)
+            for release in releases_active(dataset=dataset)]
+
+
+def drift_audits_due(*, now: datetime | None = None) -> list[DriftOutcome]:
+    """The scheduled sweep: re-audit each dataset whose drift interval has passed (claimed once)."""
+    now = now or timezone.now()
+    outcomes: list[DriftOutcome] = []
+    dataset_ids = releases_active(now=now).values_list("request__dataset", flat=True).distinct()
+    for dataset in Dataset.objects.filter(pk__in=list(dataset_ids)).order_by("name"):
+        if _claim(dataset, now):
+            outcomes += drift_audit_run(actor=None, dataset_name=dataset.name, trigger=DriftTrigger.SCHEDULE)
+    return outcomes
+
+
+def _claim(dataset: Dataset, now: datetime) -> bool:
+    """Take this dataset's turn; a concurrent beat tick or worker sees the row already moved on."""
+    schedule, _ = DriftSchedule.objects.get_or_create(
+        dataset=dataset, defaults={"interval_hours": settings.SYNTHGATE_DRIFT_INTERVAL_HOURS})
+    if not schedule.enabled:
+        return False
+    if schedule.last_run_at is not None and schedule.last_run_at + timedelta(hours=schedule.interval_hours) > now:
+        return False
+    # Compare-and-set on the value just read: of two concurrent sweeps, only one moves it.
+    claimed = DriftSchedule.objects.filter(pk=schedule.pk)
+    if schedule.last_run_at is None:
+        claimed = claimed.filter(last_run_at__isnull=True)
+    else:
+        claimed = claimed.filter(last_run_at=schedule.last_run_at)
+    return claimed.update(last_run_at=now) == 1
+
+
+def drift_audit_release(*, release: Release, actor: AbstractUser | None, trigger: str,
+                        frames: dict[int, pd.DataFrame] | None = None) -> DriftOutcome:
+    """Compare one release with its dataset's newest source; store the run and mark it stale if it drifted."""
+    from governance.selectors import dataset_latest_source
+
+    if release.stale_at is not None:
+        return DriftOutcome(release, "already_stale", release.drift_runs.filter(stale=True).first())
+    reference = release.request.source_version
+    current = dataset_latest_source(dataset=release.request.dataset)
+    if current is None or current.number <= reference.number:
+        return DriftOutcome(release, "no_new_source")
+    existing = DriftRun.objects.filter(release=release, current_version=current).first()
+    if existing is not None:  # already judged against this source: a repeat changes nothing
+        return DriftOutcome(release, "stale" if existing.stale else "current", existing, list(existing.reasons))
+    figures = drift_figures(release=release, reference=reference, current=current, frames=frames or {})
+    try:
+        with transaction.atomic():
+            run = DriftRun.objects.create(release=release, reference_version=reference, current_version=current,
+                                          trigger=trigger, requested_by=actor, **figures)
+            audit_event_record(actor=actor, action="drift.audit", obj=run, after={
+                "release": release.pk, "reference_version": reference.pk, "current_version": current.pk,
+                "stale": run.stale, "reasons": run.reasons, "trigger": trigger})
+            if run.stale:
+                release_mark_stale(release=release, run=run, actor=actor)
+    except IntegrityError:  # a concurrent sweep judged the same pair first
+        existing = DriftRun.objects.get(release=release, current_version=current)
+        return DriftOutcome(release, "stale" if existing.stale else "current", existing, list(existing.reasons))
+    return DriftOutcome(release, "stale" if run.stale else "current", run, list(run.reasons))
+
+
+def drift_figures(*, release: Release, reference: DatasetVersion, current: DatasetVersion,
+                  frames: dict[int, pd.DataFrame]) -> dict[str, Any]:
+    """The three drift comparisons, per-column figures, and the verdict with its reasons."""
+    from audits.metrics import drift_checks
+    from audits.services import audit_thresholds_for, version_frame
+
+    thresholds = {name: value for name, value in audit_thresholds_for(release.request).items()
+                  if name in DRIFT_CHECKS}
+
+    def frame(version: DatasetVersion) -> pd.DataFrame:
+        if version.pk not in frames:
+            frames[version.pk] = version_frame(version)
+        return frames[version.pk]
+
+    def compare(a: DatasetVersion, b: DatasetVersion, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        return [check.to_dict() for check in drift_checks(frame(a), frame(b), schema, thresholds=thresholds)]
+
+    try:
+        source = compare(reference, current, reference.schema)
+        synthetic = release.version
+        released = compare(current, synthetic, synthetic.schema)
+        baseline = compare(reference, synthetic, synthetic.schema)
+    except ValueError as error:  # the newest source no longer has the release's columns
+        reason = f"the newest source version cannot be compared with the release: {error}"
+        return {"thresholds": thresholds, "stale": True, "reasons": [reason]}
+    reasons = [f"source drift: {_failure(check)}" for check in source if check["passed"] is False]
+    passed_before = {check["name"] for check in baseline if check["passed"] is not False}
+    reasons += [f"release drift against the newest source: {_failure(check)}" for check in released
+                if check["passed"] is False and check["name"] in passed_before]
+    per_column = {"source": _per_column(source), "release": _per_column(released)}
+    return {"thresholds": thresholds, "source_checks": source, "release_checks": released,
+            "baseline_checks": baseline, "per_column": per_column, "stale": bool(reasons), "reasons": reasons}
+
+
+def _failure(check: dict[str, Any]) -> str:
+    worst = check["details"].get("worst_column")
+    column = f" (worst column {worst})" if worst else ""
+    return f"{check['name']} {check['value']:.4f} > {check['threshold']}{column}"
+
+
+def _per_column(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    psi = next((check for check in checks if check["name"] == "drift_psi"), None)
+    return psi["details"].get("per_column", {}) if psi else {}
+
+
+def release_mark_stale(*, release: Release, run: DriftRun, actor: AbstractUser | None) -> bool:
+    """Mark a release stale once (conditional update), log it, and email its steward and requester."""
+    now = timezone.now()
+    if not Release.objects.filter(pk=release.pk, stale_at__isnull=True).update(stale_at=now, updated_at=now):
+        return False
+    release.stale_at = now
+    audit_event_record(actor=actor, action="release.stale", obj=release, before={"stale_at": None},
+                       after={"stale_at": now, "drift_run": run.pk, "reasons": run.reasons})
+    transaction.on_commit(lambda: _stale_notice_send(release, run))
+    return True
+
+
+def _stale_notice_send(release: Release, run: DriftRun) -> None:
+    request = release.request
+    recipients = sorted({user.email for user in (request.dataset.owner, request.requester) if user.email})
+    if not recipients:
+        return
+    subject = f"Synthgate: release #{release.pk} of {request.dataset.name} is stale"
+    body = "\n".join([
+        f"A drift audit found release #{release.pk} (request #{request.pk}, dataset {request.dataset.name}, "
+        f"made from source version {run.reference_version.number}) stale against source version "
+        f"{run.current_version.number}:", "", *[f"- {reason}" for reason in run.reasons], "",
+        "The release stays downloadable until it expires or is revoked; consider a new request on the "
+        "newest source.", f"Drift run #{run.pk}."])
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    except OSError:  # the stale mark and its audit event stand; a lost email must not undo them
+        logger.exception("Could not email the stale notice for release %s", release.pk)
+
+
+def drift_schedule_set(*, actor: AbstractUser, dataset_name: str, interval_hours: int,
+                       enabled: bool = True) -> DriftSchedule:
+    """Set how often a dataset's active releases are re-audited for drift (stewards only)."""
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can change a drift schedule.")
+    if interval_hours < 1:
+        raise ValidationError("The drift interval must be at least 1 hour.", extra={"field": "interval_hours"})
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    if dataset is None:
+        raise NotFoundError(f"No dataset named {dataset_name!r}.")
+    with transaction.atomic():
+        schedule, _ = DriftSchedule.objects.select_for_update().get_or_create(dataset=dataset)
+        before = {"interval_hours": schedule.interval_hours, "enabled": schedule.enabled}
+        schedule.interval_hours, schedule.enabled = interval_hours, enabled
+        schedule.save(update_fields=["interval_hours", "enabled", "updated_at"])
+        audit_event_record(actor=actor, action="drift.schedule", obj=schedule, before=before,
+                           after={"dataset": dataset.name, "interval_hours": interval_hours, "enabled": enabled})
+    return schedule
+
+
+def drift_beat_schedule_ensure() -> Any:
+    """Create or update the django-celery-beat entry that runs the drift sweep (``synthgate init``)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    interval, _ = IntervalSchedule.objects.get_or_create(every=settings.SYNTHGATE_DRIFT_TICK_MINUTES,
+                                                         period=IntervalSchedule.MINUTES)
+    task, _ = PeriodicTask.objects.update_or_create(
+        name=BEAT_TASK_NAME, defaults={"task": BEAT_TASK, "interval": interval, "enabled": True,
+                                       "description": "Re-audit active releases whose dataset's drift interval "
+                                                      "has passed (audits.drift.drift_audits_due)."})
+    return task

@@ -1,0 +1,155 @@
+"""`synthgate audit show|list|run|external|accept-risk`: audit runs from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+
+from audits.apis import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
+from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
+from audits.selectors import audit_run_get, audit_run_list
+from audits.services import audit_external, audit_run_on_demand, risk_accept
+from governance.cli_format import cell, fields, table
+from governance.management.base import CliError, SynthgateCommand
+
+LIST_COLUMNS = ("id", "kind", "status", "blocked", "dataset", "version_number", "request", "failed_checks",
+                "created_at")
+DIRECTION_WORDS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
+
+
+class Command(SynthgateCommand):
+    help = "Show, list and run audits (on demand or of external data); accept the risk of a failed one."
+
+    def add_arguments(self, parser: Any) -> None:
+        actions = self.add_subcommands(parser)
+        show = self.add_subcommand(actions, "show", "every check of a run, the positive controls and the datasheet")
+        show.add_argument("run_id", type=int, metavar="ID")
+        listing = self.add_subcommand(actions, "list", "audit runs you may see, newest first")
+        listing.add_argument("--status", choices=AuditStatus.values)
+        listing.add_argument("--version", type=int, metavar="VERSION_ID")
+        listing.add_argument("--request", type=int, metavar="REQUEST_ID")
+        run = self.add_subcommand(actions, "run", "audit a synthetic or external version again")
+        run.add_argument("version_id", type=int, metavar="VERSION_ID")
+        run.add_argument("--seed", type=int, help="fix the audit's seed (default: a fresh random one)")
+        external = self.add_subcommand(actions, "external", "audit synthetic data made outside Synthgate")
+        external.add_argument("--dataset", required=True, metavar="NAME",
+                              help="its newest source version is the training data")
+        external.add_argument("--synthetic", required=True, metavar="S.csv", help="the synthetic table")
+        external.add_argument("--holdout", required=True, metavar="H.csv", help="real rows the generator never saw")
+        external.add_argument("--seed", type=int)
+        accept = self.add_subcommand(actions, "accept-risk", "accept a blocked request's failed audit (an approver)")
+        accept.add_argument("request_id", type=int, metavar="REQUEST_ID")
+        accept.add_argument("--reason", required=True)
+
+    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        self.show_run(audit_run_get(user=actor, run_id=options["run_id"]))
+
+    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        runs = audit_run_list(user=actor)
+        for option, field in (("status", "status"), ("version", "version_id"), ("request", "request_id")):
+            if options[option] is not None:
+                runs = runs.filter(**{field: options[option]})
+        runs = list(runs)
+        self.emit(AuditRunOutputSerializer(runs, many=True).data, lambda: table(LIST_COLUMNS, [
+            (run.pk, run.kind, run.status, run.blocked, run.version.dataset.name, run.version.number, run.request_id,
+             run.failed_checks, run.created_at) for run in runs]))
+
+    def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        _check_seed(options["seed"])
+        run = audit_run_on_demand(actor=actor, version_id=options["version_id"], seed=options["seed"])
+        self.show_run(audit_run_get(user=actor, run_id=run.pk))
+
+    def handle_external(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        _check_seed(options["seed"])
+        paths = {option: _existing_file(options[option], option=f"--{option}") for option in ("synthetic", "holdout")}
+        run = audit_external(actor=actor, dataset_name=options["dataset"], synthetic_path=paths["synthetic"],
+                             holdout_path=paths["holdout"], seed=options["seed"])
+        self.show_run(audit_run_get(user=actor, run_id=run.pk))
+
+    def handle_accept_risk(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        acceptance = risk_accept(actor=actor, request_id=options["request_id"], reason=options["reason"])
+        data = RiskAcceptApi.OutputSerializer(acceptance).data
+        self.emit(data, f"Risk accepted for request #{acceptance.request_id} (audit #{acceptance.run_id}) by "
+                        f"{acceptance.approver.username}: {', '.join(acceptance.failed_checks) or 'no failed checks'}."
+                        f"\nreason: {acceptance.reason}\nThe request is now {acceptance.request.state}.")
+
+    def show_run(self, run: AuditRun) -> None:
+        self.emit(AuditRunDetailOutputSerializer(run).data, lambda: run_text(run))
+
+
+def run_text(run: AuditRun) -> str:
+    """The verdict, why a blocked run is blocked, every check, the positive controls and the datasheet."""
+    checks = list(run.checks.all())
+    lines = [verdict_line(run), *blocking_reasons(checks), "",
+             fields([("dataset", run.version.dataset.name),
+                     ("version", f"#{run.version_id} (v{run.version.number}, {run.version.kind})"),
+                     ("version hash", run.version.content_hash), ("request", run.request_id),
+                     ("kind", run.kind), ("seed", run.seed), ("failed checks", run.failed_checks),
+                     ("finished at", run.finished_at)])]
+    if run.error:
+        lines += ["", f"error: {run.error}"]
+    lines += ["", "Checks", table(("check", "category", "value", "threshold", "direction", "verdict"),
+                                  [(c.name, c.category, _number(c.value), _number(c.threshold),
+                                    DIRECTION_WORDS.get(c.direction, c.direction), c.verdict) for c in checks])]
+    lines += ["", "Positive controls", *control_lines(run)]
+    lines += ["", "Datasheet", datasheet_text(Datasheet.objects.filter(run=run).first())]
+    return "\n".join(lines)
+
+
+def verdict_line(run: AuditRun) -> str:
+    if run.status == AuditStatus.FAILED and run.blocked:
+        return f"Audit #{run.pk}: BLOCKED (failed, with blocking privacy checks)"
+    return f"Audit #{run.pk}: {run.status.upper()}"
+
+
+def blocking_reasons(checks: list[CheckResult]) -> list[str]:
+    """One line per blocking check that failed: its value against its threshold and what it measures."""
+    from audits.metrics.base import CHECK_SPECS
+
+    blocked = [check for check in checks if check.blocking and check.passed is False and check.gating]
+    if not blocked:
+        return []
+    lines = ["Blocked by:"]
+    for check in blocked:
+        spec = CHECK_SPECS.get(check.name)
+        interval = (f" (95% CI {_number(check.ci_low)}–{_number(check.ci_high)})"
+                    if check.ci_low is not None and check.ci_high is not None else "")
+        limit = "at most" if check.direction == "lower_is_better" else "at least"
+        lines.append(f"  {check.name}: {_number(check.value)}{interval}, must be {limit} {_number(check.threshold)}"
+                     + (f" — {spec.description}" if spec else ""))
+    return lines
+
+
+def control_lines(run: AuditRun) -> list[str]:
+    if not run.controls:
+        return ["no positive control ran"]
+    return [f"{control['family']}: {control['n_planted']} verbatim training rows planted ({control['share']:.0%}) — "
+            + ("caught by " + ", ".join(control["caught_by"]) if control["caught"] else "NOT caught (inconclusive)")
+            for control in run.controls]
+
+
+def datasheet_text(sheet: Datasheet | None) -> str:
+    if sheet is None:
+        return "not signed"
+    return fields([("path", Path(settings.DATA_DIR) / sheet.storage_key), ("sha256", sheet.sha256),
+                   ("signer", sheet.signer), ("signed at", sheet.signed_at)])
+
+
+def _number(value: float | None) -> str:
+    return cell(None if value is None else float(f"{value:.4g}"))
+
+
+def _existing_file(name: str, *, option: str) -> Path:
+    path = Path(name)
+    if not path.is_file():
+        raise CliError(f"No such file: {path} (given with {option}).", code="not_found",
+                       extra={"path": str(path), "option": option})
+    return path
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed < 2**63:
+        raise CliError(f"--seed must be between 0 and 2**63 - 1; got {seed}.", extra={"option": "--seed"})

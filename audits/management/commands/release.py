@@ -1,0 +1,123 @@
+"""`synthgate release [create] REQUEST_ID | list | show | download | revoke`: the release gate.
+
+`synthgate release 12 --as approver` is short for `synthgate release create 12 --as approver`.
+A refusal names every unmet condition.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+
+from governance.apis.releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
+from governance.cli_format import fields, table
+from governance.management.base import CliError, SynthgateCommand, SynthgateParser
+from governance.models import DownloadKind, Release
+from governance.selectors import release_get, release_list
+from governance.services import release_create, release_download, release_revoke
+
+LIST_COLUMNS = ("id", "request", "version", "version_number", "released_by", "created_at", "expires_at",
+                "revoked_at", "active")
+
+
+class ReleaseParser(SynthgateParser):
+    """Reads a bare request id as the `create` action: `release 12` is `release create 12`."""
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        args = list(args or [])
+        if args and args[0].isdigit():
+            args.insert(0, "create")
+        return super().parse_args(args, namespace)
+
+
+class Command(SynthgateCommand):
+    help = "Release a ready request (`release REQUEST_ID`), list, show, download or revoke releases."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = ReleaseParser
+        return parser
+
+    def add_arguments(self, parser: Any) -> None:
+        actions = self.add_subcommands(parser)
+        create = self.add_subcommand(actions, "create", "release a ready request (also: `release REQUEST_ID`)")
+        create.add_argument("request_id", type=int, metavar="REQUEST_ID")
+        self.add_subcommand(actions, "list", "releases of the requests you may see, newest first")
+        show = self.add_subcommand(actions, "show", "one release and its download log")
+        show.add_argument("release_id", type=int, metavar="ID")
+        download = self.add_subcommand(actions, "download", "copy the synthetic data or the datasheet (logged)")
+        download.add_argument("release_id", type=int, metavar="ID")
+        download.add_argument("--kind", choices=DownloadKind.values, required=True)
+        download.add_argument("--output", metavar="PATH", help="file or folder (default: the current folder)")
+        revoke = self.add_subcommand(actions, "revoke", "stop every further download")
+        revoke.add_argument("release_id", type=int, metavar="ID")
+        revoke.add_argument("--reason", required=True)
+
+    def handle_create(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        release = release_create(actor=actor, request_id=options["request_id"])
+        self.show_release(actor, release.pk, headline=f"Request #{release.request_id} released as release "
+                                                      f"#{release.pk}, until {release.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        releases = list(release_list(user=actor))
+        rows = ReleaseOutputSerializer(releases, many=True).data
+        self.emit(rows, lambda: table(LIST_COLUMNS, [
+            (release.pk, release.request_id, release.version_id, release.version.number, release.released_by.username,
+             release.created_at, release.expires_at, release.revoked_at, row["active"])
+            for release, row in zip(releases, rows, strict=True)]))
+
+    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        self.show_release(actor, options["release_id"])
+
+    def handle_download(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        kind = options["kind"]
+        target = _target(options["output"], release_id=options["release_id"], kind=kind)
+        source = release_download(actor=actor, release_id=options["release_id"], kind=kind)
+        try:
+            shutil.copyfile(source, target)
+        except OSError as error:
+            raise CliError(f"Cannot write {target}: {error.strerror}.", extra={"path": str(target)}) from error
+        self.emit({"release": options["release_id"], "kind": kind, "path": str(target)},
+                  f"Release #{options['release_id']} {kind} saved to {target} (download logged).")
+
+    def handle_revoke(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        release = release_revoke(actor=actor, release_id=options["release_id"], reason=options["reason"])
+        self.show_release(actor, release.pk, headline=f"Release #{release.pk} revoked: no further downloads.")
+
+    def show_release(self, actor: AbstractUser, release_id: int, *, headline: str = "") -> None:
+        release = release_get(user=actor, release_id=release_id)
+        data = ReleaseDetailOutputSerializer(release).data
+        self.emit(data, lambda: release_text(release, data, headline))
+
+
+def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
+    state = "active" if data["active"] else ("revoked" if release.revoked_at else "expired")
+    pairs = [("release", f"#{release.pk} ({state})"), ("request", release.request_id),
+             ("version", f"#{release.version_id} (v{release.version.number}, {release.version.n_rows:,} rows)"),
+             ("version hash", release.version.content_hash), ("audit run", release.audit_run_id),
+             ("datasheet sha256", release.datasheet.sha256), ("released by", release.released_by.username),
+             ("released at", release.created_at), ("expires at", release.expires_at)]
+    if release.revoked_at:
+        pairs += [("revoked at", release.revoked_at), ("revoked by", data["revoked_by"]),
+                  ("revoke reason", release.revoke_reason)]
+    downloads = table(("user", "kind", "channel", "created_at"), [
+        (download.user.username, download.kind, download.channel, download.created_at)
+        for download in release.downloads.select_related("user")])
+    return "\n".join([*([headline, ""] if headline else []), fields(pairs), "",
+                      f"Downloads ({len(data['downloads'])})", downloads])
+
+
+def _target(output: str | None, *, release_id: int, kind: str) -> Path:
+    """Where to save: the given file, or a default name in the given (or current) folder."""
+    name = f"release-{release_id}-" + ("datasheet.pdf" if kind == DownloadKind.DATASHEET else "synthetic.csv")
+    target = Path(output) if output else Path.cwd() / name
+    if target.is_dir():
+        target = target / name
+    if not target.parent.is_dir():
+        raise CliError(f"No such folder: {target.parent} (given with --output).", code="not_found",
+                       extra={"path": str(target.parent)})
+    return target

@@ -1,0 +1,113 @@
+"""Dashboard forms check shape only; every rule lives in the services they feed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from governance.models import RecipientKind, RequestState, Sensitivity
+
+
+class DatasetRegisterForm(forms.Form):
+    name = forms.SlugField(max_length=100, help_text="Letters, digits, '-' and '_'.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    sensitivity = forms.ChoiceField(choices=Sensitivity.choices, initial=Sensitivity.CONFIDENTIAL)
+    file = forms.FileField(label="Table (CSV, optionally gzip-compressed)")
+    schema_file = forms.FileField(required=False, label="Schema (JSON file)")
+    schema_json = forms.CharField(required=False, label="…or paste the schema JSON",
+                                  widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+                                  help_text="Leave both empty to infer types; every column is then 'other'.")
+    epsilon_cap = forms.CharField(label="ε cap (total privacy budget)", initial="10")
+    delta_cap = forms.CharField(label="δ cap", initial="1e-4")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        text = data.get("schema_json") or ""
+        upload = data.get("schema_file")
+        if upload:
+            text = upload.read().decode("utf-8", errors="replace")
+            field = "schema_file"
+        else:
+            field = "schema_json"
+        data["schema"] = None
+        if text.strip():
+            try:
+                data["schema"] = json.loads(text)
+            except json.JSONDecodeError as error:
+                self.add_error(field, f"This is not valid JSON: {error.msg} (line {error.lineno}).")
+                return data
+            if not isinstance(data["schema"], dict):
+                self.add_error(field, 'The schema must be a JSON object with a "columns" list.')
+        return data
+
+
+class RequestCreateForm(forms.Form):
+    dataset = forms.ChoiceField()
+    purpose = forms.ChoiceField()
+    epsilon = forms.CharField(label="ε (privacy budget for this release)", initial="1")
+    delta = forms.CharField(label="δ", initial="1e-6")
+    n_rows = forms.CharField(label="Synthetic rows", initial="2000")
+    generator = forms.ChoiceField()
+    recipient_kind = forms.ChoiceField(label="Recipient kind", choices=RecipientKind.choices,
+                                       initial=RecipientKind.INTERNAL)
+    recipient = forms.CharField(required=False, max_length=200)
+    justification = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    rebalance_column = forms.ChoiceField(required=False, label="Rebalance column")
+    rebalance_value = forms.CharField(required=False, label="Class value", max_length=200)
+    rebalance_share = forms.CharField(required=False, label="Target share (0–1)")
+    seed = forms.IntegerField(required=False, label="Fixed seed (only for reproducible runs)")
+    draft = forms.BooleanField(required=False, label="Save as a draft (submit later)")
+
+    def __init__(self, *args: Any, datasets: list[tuple[str, str]], purposes: list[tuple[str, str]],
+                 generators: list[tuple[str, str]], label_columns: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].choices = datasets
+        self.fields["purpose"].choices = purposes
+        self.fields["generator"].choices = generators
+        self.fields["rebalance_column"].choices = [("", "— no rebalancing —")] + [(c, c) for c in label_columns]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        column, value, share = (data.get("rebalance_column"), (data.get("rebalance_value") or "").strip(),
+                                (data.get("rebalance_share") or "").strip())
+        data["rebalance"] = None
+        if column or value or share:
+            for name, given in (("rebalance_column", column), ("rebalance_value", value),
+                                ("rebalance_share", share)):
+                if not given:
+                    self.add_error(name, "Give the column, the class value and its share to rebalance.")
+            if column and value and share:
+                data["rebalance"] = {"column": column, "shares": {value: share}}
+        return data
+
+
+class ReasonForm(forms.Form):
+    """A decision that needs a reason (reject, accept risk, revoke) or may have one (approve)."""
+
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class RequestFilterForm(forms.Form):
+    state = forms.ChoiceField(required=False, choices=[("", "Any state"), *RequestState.choices])
+    dataset = forms.CharField(required=False)
+    mine = forms.BooleanField(required=False, label="Only mine")
+
+
+class ComplianceFilterForm(forms.Form):
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    dataset = forms.ChoiceField(required=False)
+    purpose = forms.ChoiceField(required=False)
+
+    def __init__(self, *args: Any, datasets: list[str], purposes: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].choices = [("", "All datasets")] + [(d, d) for d in datasets]
+        self.fields["purpose"].choices = [("", "All purposes")] + [(p, p) for p in purposes]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", "The end of the period comes before its start.")
+        return data

@@ -1,0 +1,350 @@
+"""Reads only the dashboard needs. Permissions come from the app selectors these build on;
+``select_related``/``prefetch_related`` are decided here so every page runs a bounded
+number of queries however many rows it lists."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from audits.models import AuditRun, AuditStatus, Datasheet, RiskAcceptance
+from audits.selectors import audit_run_list
+from governance.models import (
+    Approval,
+    AuditEvent,
+    BudgetEntry,
+    DataRequest,
+    Dataset,
+    DatasetVersion,
+    Decision,
+    Download,
+    EntryKind,
+    Release,
+    RequestState,
+    Role,
+    VersionKind,
+)
+from governance.selectors import SEE_ALL_REQUESTS, dataset_list, release_list, request_list
+from governance.services import BudgetBalance, user_has_role
+from synth_engine.models import GenerationJob, JobStatus
+from synth_engine.selectors import job_list
+
+ZERO = Decimal(0)
+NEAR_CAP_SHARE = Decimal("0.2")
+EXPIRY_WINDOW = timedelta(days=14)
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Request states in which a job or its audit is still working.
+IN_FLIGHT_STATES = (RequestState.GENERATING, RequestState.AUDITING)
+
+
+# --------------------------------------------------------------------------------- budget
+
+
+def budget_balances(*, datasets: list[Dataset]) -> dict[int, BudgetBalance]:
+    """The balance of each dataset from one ledger query, summed exactly as ``budget_balance`` does."""
+    totals: dict[int, dict[str, list[Decimal]]] = defaultdict(lambda: {k: [ZERO, ZERO] for k in EntryKind.values})
+    rows = BudgetEntry.objects.filter(dataset__in=[d.pk for d in datasets]).values_list(
+        "dataset_id", "kind", "epsilon", "delta")
+    for dataset_id, kind, epsilon, delta in rows:
+        totals[dataset_id][kind][0] += epsilon
+        totals[dataset_id][kind][1] += delta
+    balances = {}
+    for dataset in datasets:
+        t = totals[dataset.pk]
+        reserve, spend, release = t[EntryKind.RESERVE], t[EntryKind.SPEND], t[EntryKind.RELEASE]
+        balances[dataset.pk] = BudgetBalance(
+            epsilon_cap=dataset.epsilon_cap, delta_cap=dataset.delta_cap,
+            epsilon_spent=spend[0], delta_spent=spend[1],
+            epsilon_reserved=reserve[0] - spend[0] - release[0], delta_reserved=reserve[1] - spend[1] - release[1])
+    return balances
+
+
+@dataclass
+class DatasetRow:
+    dataset: Dataset
+    balance: BudgetBalance
+    n_versions: int
+    latest_source: DatasetVersion | None
+
+    @property
+    def near_cap(self) -> bool:
+        return self.balance.epsilon_remaining < self.balance.epsilon_cap * NEAR_CAP_SHARE
+
+
+def dataset_rows(*, user: AbstractUser) -> list[DatasetRow]:
+    """Every dataset the user may see, with its budget balance and newest source version."""
+    datasets = list(dataset_list(user=user).annotate(n_versions=Count("versions")))
+    balances = budget_balances(datasets=datasets)
+    latest: dict[int, DatasetVersion] = {}
+    sources = DatasetVersion.objects.filter(dataset__in=datasets, kind=VersionKind.SOURCE).order_by("number")
+    for version in sources:
+        latest[version.dataset_id] = version  # ordered by number: the last one wins
+    return [DatasetRow(d, balances[d.pk], d.n_versions, latest.get(d.pk)) for d in datasets]
+
+
+# ------------------------------------------------------------------------------- lineage
+
+
+@dataclass
+class LineageBranch:
+    """One generation from a source version: train/holdout → synthetic → release."""
+
+    synthetic: DatasetVersion
+    train: DatasetVersion | None
+    holdout: DatasetVersion | None
+    request_id: int | None
+    releases: list[Release] = field(default_factory=list)
+
+
+@dataclass
+class LineageRoot:
+    source: DatasetVersion
+    branches: list[LineageBranch] = field(default_factory=list)
+
+
+def dataset_lineage(*, user: AbstractUser, dataset: Dataset) -> list[LineageRoot]:
+    """Source versions and what was made from each, limited to the requests the user may see."""
+    versions = list(dataset.versions.select_related("created_by").order_by("number"))
+    by_pk = {v.pk: v for v in versions}
+    visible = set(request_list(user=user).filter(dataset=dataset).values_list("pk", flat=True))
+    releases: dict[int, list[Release]] = defaultdict(list)
+    for release in Release.objects.filter(version__dataset=dataset, request__in=visible).select_related("request"):
+        releases[release.version_id].append(release)
+    roots = {v.pk: LineageRoot(v) for v in versions if v.kind == VersionKind.SOURCE}
+    for version in versions:
+        if version.kind not in (VersionKind.SYNTHETIC, VersionKind.EXTERNAL):
+            continue
+        request_id = (version.lineage or {}).get("request")
+        if request_id is not None and request_id not in visible:
+            continue
+        if request_id is None and not user_has_role(user, *SEE_ALL_REQUESTS):
+            continue
+        root = roots.get(version.parent_id) or roots.get((version.lineage or {}).get("source_version"))
+        if root is None:
+            continue
+        lineage = version.lineage or {}
+        root.branches.append(LineageBranch(
+            synthetic=version, train=by_pk.get(lineage.get("train_version")),
+            holdout=by_pk.get(lineage.get("holdout_version")), request_id=request_id,
+            releases=releases.get(version.pk, [])))
+    return list(roots.values())
+
+
+def dataset_columns(*, version: DatasetVersion | None) -> list[dict[str, Any]]:
+    if version is None:
+        return []
+    return [{"name": c["name"], "type": c.get("type", ""), "role": c.get("role", "other")}
+            for c in version.schema.get("columns", [])]
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+def request_page_list(*, user: AbstractUser, state: str = "", dataset: str = "", mine: bool = False,
+                      ) -> QuerySet[DataRequest]:
+    """The requests list: the user's visible requests, filtered, newest first."""
+    queryset = request_list(user=user)
+    if state:
+        queryset = queryset.filter(state=state)
+    if dataset:
+        queryset = queryset.filter(dataset__name=dataset)
+    if mine:
+        queryset = queryset.filter(requester=user)
+    return queryset.order_by("-created_at", "-id")
+
+
+@dataclass
+class RequestRelated:
+    approvals: list[Approval]
+    budget_entries: list[BudgetEntry]
+    jobs: list[GenerationJob]
+    audit_runs: list[AuditRun]
+    risk_acceptances: list[RiskAcceptance]
+    release: Release | None
+    downloads: list[Download]
+
+    @property
+    def latest_job(self) -> GenerationJob | None:
+        return self.jobs[0] if self.jobs else None
+
+    @property
+    def latest_audit(self) -> AuditRun | None:
+        return self.audit_runs[0] if self.audit_runs else None
+
+
+def request_related(*, request: DataRequest) -> RequestRelated:
+    """Everything hanging off one request, each kind in one query."""
+    release = Release.objects.filter(request=request).select_related(
+        "datasheet", "version", "released_by", "revoked_by").first()
+    return RequestRelated(
+        approvals=list(request.approvals.select_related("approver").order_by("created_at", "id")),
+        budget_entries=list(request.budget_entries.select_related("actor", "job").order_by("created_at", "id")),
+        jobs=list(GenerationJob.objects.filter(request=request).select_related("output_version").order_by(
+            "-created_at", "-id")),
+        audit_runs=list(AuditRun.objects.filter(request=request).select_related("version", "datasheet").order_by(
+            "-created_at", "-id")),
+        risk_acceptances=list(RiskAcceptance.objects.filter(request=request).select_related("approver")),
+        release=release,
+        downloads=list(release.downloads.select_related("user").order_by("-created_at", "-id")) if release else [],
+    )
+
+
+def request_timeline(*, request: DataRequest, related: RequestRelated) -> list[AuditEvent]:
+    """Every audit-log event of the request and of its approvals, ledger rows, jobs, audits,
+    datasheets, risk acceptances, release and downloads, in log order."""
+    objects: dict[str, list[Any]] = {
+        "datarequest": [request.pk],
+        "approval": [a.pk for a in related.approvals],
+        "budgetentry": [e.pk for e in related.budget_entries],
+        "generationjob": [j.pk for j in related.jobs],
+        "auditrun": [r.pk for r in related.audit_runs],
+        "datasheet": [r.datasheet.pk for r in related.audit_runs if _has_datasheet(r)],
+        "riskacceptance": [a.pk for a in related.risk_acceptances],
+        "release": [related.release.pk] if related.release else [],
+        "download": [d.pk for d in related.downloads],
+    }
+    condition = Q()
+    for object_type, ids in objects.items():
+        if ids:
+            condition |= Q(object_type=object_type, object_id__in=[str(i) for i in ids])
+    return list(AuditEvent.objects.filter(condition).select_related("actor").order_by("id"))
+
+
+def _has_datasheet(run: AuditRun) -> bool:
+    try:
+        return run.datasheet is not None
+    except Datasheet.DoesNotExist:
+        return False
+
+
+def request_decided_by(*, request: DataRequest, user: AbstractUser) -> Approval | None:
+    return next((a for a in request.approvals.all() if a.approver_id == user.pk), None)
+
+
+# ---------------------------------------------------------------------------------- home
+
+
+@dataclass
+class HomeSummary:
+    awaiting_approval: list[DataRequest]
+    awaiting_risk_decision: list[DataRequest]
+    awaiting_release: list[DataRequest]
+    awaiting_generation: list[DataRequest]
+    drafts: list[DataRequest]
+    expiring_releases: list[Release]
+    running_jobs: list[GenerationJob]
+    problem_audits: list[AuditRun]
+    stale_releases: list[Release]
+    near_cap: list[DatasetRow]
+
+    @property
+    def has_actions(self) -> bool:
+        return any((self.awaiting_approval, self.awaiting_risk_decision, self.awaiting_release,
+                    self.awaiting_generation, self.drafts, self.expiring_releases))
+
+    @property
+    def has_alerts(self) -> bool:
+        return any((self.problem_audits, self.stale_releases, self.near_cap))
+
+
+def home_summary(*, user: AbstractUser, limit: int = 10, now: datetime | None = None) -> HomeSummary:
+    """What this person should act on or know about now."""
+    now = now or timezone.now()
+    requests = request_list(user=user)
+    approver = user_has_role(user, Role.APPROVER)
+    releaser = user_has_role(user, Role.STEWARD, Role.APPROVER)
+    awaiting = (requests.filter(state=RequestState.SUBMITTED).exclude(requester=user)
+                .exclude(approvals__approver=user).order_by("submitted_at", "id")) if approver else requests.none()
+    live_releases = release_list(user=user).filter(revoked_at__isnull=True, request__state=RequestState.RELEASED)
+    return HomeSummary(
+        awaiting_approval=list(awaiting[:limit]),
+        awaiting_risk_decision=list(requests.filter(state=RequestState.BLOCKED).exclude(requester=user)[:limit])
+        if approver else [],
+        awaiting_release=list(requests.filter(state=RequestState.READY)[:limit]) if releaser else [],
+        awaiting_generation=list(requests.filter(state=RequestState.APPROVED, requester=user)[:limit]),
+        drafts=list(requests.filter(state=RequestState.DRAFT, requester=user)[:limit]),
+        expiring_releases=list(live_releases.filter(expires_at__gt=now, expires_at__lte=now + EXPIRY_WINDOW)
+                               .select_related("request__dataset").order_by("expires_at")[:limit]),
+        running_jobs=list(job_list(user=user).filter(status__in=ACTIVE_JOB_STATUSES).order_by("created_at")[:limit]),
+        problem_audits=list(audit_run_list(user=user).filter(
+            status__in=[AuditStatus.FAILED, AuditStatus.INCONCLUSIVE, AuditStatus.ERROR],
+            request__state__in=[RequestState.BLOCKED, RequestState.FAILED, RequestState.AUDITING])
+            .order_by("-created_at")[:limit]),
+        stale_releases=list(live_releases.filter(stale_at__isnull=False).select_related("request__dataset")
+                            .order_by("-stale_at")[:limit]),
+        near_cap=[row for row in dataset_rows(user=user) if row.near_cap],
+    )
+
+
+# ----------------------------------------------------------------------------- job state
+
+
+def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
+    """A job's progress plus where its request and audit stand: what the progress poll returns."""
+    request = DataRequest.objects.filter(pk=job.request_id).values("state").first() or {}
+    run = (AuditRun.objects.filter(version_id=job.output_version_id).order_by("-id").values("id", "status").first()
+           if job.output_version_id else None)
+    state = request.get("state", "")
+    finished = job.is_terminal and state not in IN_FLIGHT_STATES
+    return {"id": job.pk, "status": job.status, "phase": job.phase, "progress": job.progress,
+            "error": job.error, "timings": job.timings, "request_state": state,
+            "audit": run, "finished": finished}
+
+
+# ---------------------------------------------------------------------------- compliance
+
+
+@dataclass
+class ComplianceFilters:
+    start: datetime | None = None
+    end: datetime | None = None
+    dataset: str = ""
+    purpose: str = ""
+
+
+def compliance_requests(*, user: AbstractUser, filters: ComplianceFilters) -> QuerySet[DataRequest]:
+    """Requests filed in the period (and matching dataset/purpose), with their counts."""
+    queryset = request_list(user=user)
+    if filters.start:
+        queryset = queryset.filter(created_at__gte=filters.start)
+    if filters.end:
+        queryset = queryset.filter(created_at__lt=filters.end)
+    if filters.dataset:
+        queryset = queryset.filter(dataset__name=filters.dataset)
+    if filters.purpose:
+        queryset = queryset.filter(purpose__name=filters.purpose)
+    return queryset.select_related("release").annotate(
+        n_approvals=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE), distinct=True),
+        n_risk_acceptances=Count("risk_acceptances", distinct=True),
+    ).order_by("created_at", "id")
+
+
+def compliance_summary(*, user: AbstractUser, filters: ComplianceFilters) -> dict[str, Any]:
+    """Totals for the compliance page: requests by state, ε spent, releases, downloads."""
+    requests = compliance_requests(user=user, filters=filters)
+    ids = list(requests.values_list("pk", flat=True))
+    by_state = dict(request_list(user=user).filter(pk__in=ids).values_list("state").annotate(n=Count("id")))
+    spent: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for name, epsilon, delta in BudgetEntry.objects.filter(request__in=ids, kind=EntryKind.SPEND).values_list(
+            "dataset__name", "epsilon", "delta"):
+        spent[name][0] += epsilon
+        spent[name][1] += delta
+    releases = Release.objects.filter(request__in=ids)
+    return {
+        "n_requests": len(ids),
+        "by_state": sorted(by_state.items()),
+        "spent": sorted((name, values[0], values[1]) for name, values in spent.items()),
+        "n_releases": releases.count(),
+        "n_revoked": releases.filter(revoked_at__isnull=False).count(),
+        "n_downloads": Download.objects.filter(release__in=releases).count(),
+        "n_risk_acceptances": RiskAcceptance.objects.filter(request__in=ids).count(),
+        "n_audits": AuditRun.objects.filter(request__in=ids).count(),
+        "n_audits_passed": AuditRun.objects.filter(request__in=ids, status=AuditStatus.PASSED).count(),
+    }

@@ -1,0 +1,1 @@
+"""Dashboard pages. URL → view → selector (reads) or service (writes)."""

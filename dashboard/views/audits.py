@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from audits.selectors import audit_run_get, audit_run_list
+from dashboard.charts import bias_rows, check_chart
+from dashboard.views.common import dashboard_view, paginate
+
+CATEGORY_ORDER = ("fidelity", "utility", "reidentification", "membership", "bias", "drift")
+
+
+@dashboard_view
+def audit_list(request: HttpRequest) -> HttpResponse:
+    runs = audit_run_list(user=request.user).select_related("request__requester").order_by("-created_at", "-id")
+    status = request.GET.get("status", "")
+    if status:
+        runs = runs.filter(status=status)
+    return render(request, "dashboard/audits/list.html", {"page": paginate(request, runs), "status": status})
+
+
+@dashboard_view
+def audit_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = audit_run_get(user=request.user, run_id=run_id)
+    checks = sorted(run.checks.all(), key=lambda c: (_category_rank(c.category), c.id))
+    groups: dict[str, list] = {}
+    for check in checks:
+        groups.setdefault(check.category, []).append({"check": check, "chart": check_chart(check)})
+    return render(request, "dashboard/audits/detail.html", {
+        "run": run, "groups": groups, "bias": bias_rows(checks), "controls": run.controls or [],
+        "rebalance": (run.version.lineage or {}).get("rebalance"),
+        "acceptances": run.risk_acceptances.select_related("approver"),
+        "datasheet": getattr(run, "datasheet", None) if _has_datasheet(run) else None,
+    })
+
+
+def _category_rank(category: str) -> int:
+    return CATEGORY_ORDER.index(category) if category in CATEGORY_ORDER else len(CATEGORY_ORDER)
+
+
+def _has_datasheet(run) -> bool:
+    from audits.models import Datasheet
+
+    try:
+        run.datasheet  # noqa: B018
+    except Datasheet.DoesNotExist:
+        return False
+    return True

@@ -1,0 +1,69 @@
+"""What every dashboard view shares: login, the web channel, errors as pages or form errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page, Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from core.context import channel
+from core.errors import ApplicationError, NotFoundError, PermissionDeniedError
+from governance.services import user_roles
+
+PAGE_SIZE = 25
+
+
+def dashboard_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Require a login, record actions as channel 'web', and answer 404/403 as pages.
+
+    An object the user may not see answers 404 exactly like one that does not exist.
+    """
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with channel("web"):
+            try:
+                return view(request, *args, **kwargs)
+            except NotFoundError as error:
+                return error_page(request, error, title="Not found")
+            except PermissionDeniedError as error:
+                return error_page(request, error, title="Not allowed")
+
+    return wrapper
+
+
+def error_page(request: HttpRequest, error: ApplicationError, *, title: str) -> HttpResponse:
+    return render(request, "dashboard/error.html", {"title": title, "message": error.message},
+                  status=error.status)
+
+
+def add_service_error(form: forms.Form, error: ApplicationError, *, fields: dict[str, str] | None = None,
+                      fallback: str | None = None) -> None:
+    """Show a service's error next to the field it names (``extra["field"]``), else on the form."""
+    field = error.extra.get("field")
+    field = (fields or {}).get(field, field)
+    if field not in form.fields:
+        field = fallback
+    form.add_error(field, error.message)
+
+
+def paginate(request: HttpRequest, items: Any, *, per_page: int = PAGE_SIZE) -> Page:
+    return Paginator(items, per_page).get_page(request.GET.get("page"))
+
+
+def query_without_page(request: HttpRequest) -> str:
+    """The current filters as a query string, for pagination links."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def roles_of(request: HttpRequest) -> set[str]:
+    return user_roles(request.user)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from core.errors import ApplicationError, PermissionDeniedError
+from dashboard.forms import DatasetRegisterForm
+from dashboard.selectors import budget_balances, dataset_columns, dataset_lineage, dataset_rows
+from dashboard.views.common import add_service_error, dashboard_view, paginate
+from governance import services
+from governance.apis.datasets import saved_upload
+from governance.models import Role
+from governance.selectors import budget_entry_list, dataset_get, dataset_latest_source, dataset_version_list
+
+
+@dashboard_view
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    rows = dataset_rows(user=request.user)
+    return render(request, "dashboard/datasets/list.html", {"page": paginate(request, rows),
+                                                            "can_register": _is_steward(request)})
+
+
+@dashboard_view
+def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
+    dataset = dataset_get(user=request.user, name=name)
+    latest = dataset_latest_source(dataset=dataset)
+    return render(request, "dashboard/datasets/detail.html", {
+        "dataset": dataset,
+        "balance": budget_balances(datasets=[dataset])[dataset.pk],
+        "versions": dataset_version_list(dataset=dataset),
+        "lineage": dataset_lineage(user=request.user, dataset=dataset),
+        "ledger": paginate(request, budget_entry_list(user=request.user, dataset=dataset), per_page=50),
+        "columns": dataset_columns(version=latest),
+        "latest": latest,
+    })
+
+
+@dashboard_view
+def dataset_register(request: HttpRequest) -> HttpResponse:
+    if not _is_steward(request):
+        raise PermissionDeniedError("Only a data steward can register datasets.")
+    form = DatasetRegisterForm(request.POST or None, request.FILES or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                result = _register(request, form.cleaned_data)
+            except ApplicationError as error:
+                add_service_error(form, error, fallback="file")
+                status = error.status
+            else:
+                version = result.version
+                note = "registered" if result.created else "was already stored (identical content)"
+                messages.success(request, f"{version} {note}: {version.n_rows:,} rows × {version.n_columns} columns.")
+                for warning in result.warnings:
+                    messages.warning(request, warning)
+                return redirect("dashboard:dataset-detail", name=version.dataset.name)
+        else:
+            status = 400
+    return render(request, "dashboard/datasets/register.html", {"form": form}, status=status)
+
+
+def _register(request: HttpRequest, data: dict) -> services.RegistrationResult:
+    upload = data["file"]
+    with saved_upload(upload) as path:
+        return services.dataset_register(
+            actor=request.user, name=data["name"], path=path, filename=upload.name or "",
+            epsilon_cap=data["epsilon_cap"], delta_cap=data["delta_cap"], schema=data["schema"],
+            description=data["description"], sensitivity=data["sensitivity"])
+
+
+def _is_steward(request: HttpRequest) -> bool:
+    return services.user_has_role(request.user, Role.STEWARD)

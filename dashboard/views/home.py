@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from dashboard.selectors import home_summary
+from dashboard.views.common import dashboard_view
+
+
+@dashboard_view
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/home.html", {"summary": home_summary(user=request.user)})

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib import messages
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from audits.services import datasheet_verify
+from core.errors import ApplicationError
+from dashboard.forms import ReasonForm
+from dashboard.views.common import add_service_error, dashboard_view, paginate
+from governance import services
+from governance.models import DownloadKind, Release, Role
+from governance.selectors import release_get, release_list
+
+
+@dashboard_view
+def release_list_page(request: HttpRequest) -> HttpResponse:
+    releases = release_list(user=request.user).select_related("request__dataset", "request__requester").order_by(
+        "-created_at", "-id")
+    return render(request, "dashboard/releases/list.html", {"page": paginate(request, releases)})
+
+
+@dashboard_view
+def release_detail(request: HttpRequest, release_id: int) -> HttpResponse:
+    return _release_page(request, release_get(user=request.user, release_id=release_id))
+
+
+def _release_page(request: HttpRequest, release: Release, *, form: ReasonForm | None = None,
+                  status: int = 200) -> HttpResponse:
+    return render(request, "dashboard/releases/detail.html", {
+        "release": release, "verification": _verification(release),
+        "downloads": paginate(request, release.downloads.select_related("user").order_by("-created_at", "-id")),
+        "can_revoke": release.revoked_at is None and services.user_has_role(request.user, Role.STEWARD,
+                                                                            Role.APPROVER),
+        "revoke_form": form or ReasonForm(prefix="revoke"),
+    }, status=status)
+
+
+def _verification(release: Release) -> dict:
+    """The stored datasheet verified now: signature intact, trusted, and its SHA-256 on record."""
+    from django.conf import settings
+
+    path = Path(settings.DATA_DIR) / release.datasheet.storage_key
+    if not path.is_file():
+        return {"ok": False, "problems": [f"The datasheet file is missing from storage ({release.datasheet.storage_key})."]}
+    return datasheet_verify(pdf_bytes=path.read_bytes())
+
+
+@dashboard_view
+def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpResponse:
+    try:
+        path = services.release_download(actor=request.user, release_id=release_id, kind=kind)
+    except ApplicationError as error:
+        if error.status == 404:
+            raise
+        messages.error(request, error.message)
+        return redirect("dashboard:release-detail", release_id=release_id)
+    release = release_get(user=request.user, release_id=release_id)
+    name = release.request.dataset.name
+    filename = (f"{name}-release-{release.pk}.csv" if kind == DownloadKind.DATA
+                else f"{name}-release-{release.pk}-datasheet.pdf")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=filename)
+
+
+@dashboard_view
+@require_POST
+def release_revoke(request: HttpRequest, release_id: int) -> HttpResponse:
+    release = release_get(user=request.user, release_id=release_id)
+    form = ReasonForm(request.POST, prefix="revoke")
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        services.release_revoke(actor=request.user, release_id=release_id, reason=reason)
+    except ApplicationError as error:
+        add_service_error(form, error)
+        release.refresh_from_db()
+        return _release_page(request, release, form=form, status=error.status)
+    messages.success(request, f"Release #{release_id} revoked; no further downloads are possible.")
+    return redirect("dashboard:release-detail", release_id=release_id)

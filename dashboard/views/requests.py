@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from audits.models import AuditStatus
+from audits.services import risk_accept
+from core.errors import ApplicationError, PermissionDeniedError
+from dashboard import jobs
+from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm
+from dashboard.selectors import (
+    budget_balances,
+    dataset_rows,
+    request_page_list,
+    request_related,
+    request_timeline,
+)
+from dashboard.views.common import add_service_error, dashboard_view, paginate, query_without_page
+from governance import services
+from governance.models import DataRequest, Decision, RequestState, Role
+from governance.selectors import purpose_list, request_get
+from synth_engine.generators import GENERATORS
+
+# Service fields the create form names differently.
+CREATE_FIELDS = {"rebalance": "rebalance_column", "generator_params": "generator"}
+
+
+@dashboard_view
+def request_list(request: HttpRequest) -> HttpResponse:
+    filters = RequestFilterForm(request.GET or None)
+    criteria = filters.cleaned_data if filters.is_valid() else {}
+    queryset = request_page_list(user=request.user, state=criteria.get("state", ""),
+                                 dataset=criteria.get("dataset", ""), mine=criteria.get("mine", False))
+    return render(request, "dashboard/requests/list.html", {
+        "filters": filters, "page": paginate(request, queryset), "query": query_without_page(request),
+        "can_create": services.user_has_role(request.user, Role.REQUESTER)})
+
+
+@dashboard_view
+def request_create(request: HttpRequest) -> HttpResponse:
+    if not services.user_has_role(request.user, Role.REQUESTER):
+        raise PermissionDeniedError("Only a requester can file data requests.")
+    rows = dataset_rows(user=request.user)
+    purposes = list(purpose_list(user=request.user))
+    form = RequestCreateForm(request.POST or None, initial={"dataset": request.GET.get("dataset", "")},
+                             **_create_choices(rows, purposes))
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                created = _create(request, form.cleaned_data)
+            except ApplicationError as error:
+                add_service_error(form, error, fields=CREATE_FIELDS)
+                status = error.status
+            else:
+                messages.success(request, f"Request #{created.pk} {'saved as a draft' if created.state == 'draft' else 'submitted'}.")
+                return redirect("dashboard:request-detail", request_id=created.pk)
+        else:
+            status = 400
+    return render(request, "dashboard/requests/create.html", {
+        "form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows)}, status=status)
+
+
+def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
+    labels = sorted({c["name"] for row in rows if row.latest_source
+                     for c in row.latest_source.schema.get("columns", []) if c.get("role") == "label"})
+    return {
+        "datasets": [(row.dataset.name, row.dataset.name) for row in rows if row.latest_source],
+        "purposes": [(p.name, f"{p.name} (max ε {p.max_epsilon.normalize():f}, {p.approvals_required} "
+                      f"approver{'s' if p.approvals_required > 1 else ''})") for p in purposes],
+        "generators": [(name, f"{name} ({'differentially private' if cls.is_private else 'NOT private: ε = ∞'})")
+                       for name, cls in GENERATORS.items()],
+        "label_columns": labels,
+    }
+
+
+def _budget_info(rows: list, purposes: list) -> dict[str, Any]:
+    """What the form's script needs to show the remaining budget as the requester types."""
+    return {
+        "datasets": {row.dataset.name: {"epsilon_cap": _plain(row.balance.epsilon_cap),
+                                        "epsilon_remaining": _plain(row.balance.epsilon_remaining),
+                                        "delta_remaining": _plain(row.balance.delta_remaining)} for row in rows},
+        "purposes": {p.name: {"max_epsilon": _plain(p.max_epsilon), "recipients": p.allowed_recipients}
+                     for p in purposes},
+    }
+
+
+def _plain(value: Any) -> str:
+    return format(value.normalize(), "f")
+
+
+def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
+    return services.access_request_create(
+        actor=request.user, dataset_name=data["dataset"], purpose_name=data["purpose"], epsilon=data["epsilon"],
+        delta=data["delta"], n_rows=data["n_rows"], generator=data["generator"], rebalance=data["rebalance"],
+        recipient_kind=data["recipient_kind"], recipient=data["recipient"], justification=data["justification"],
+        seed=data["seed"], submit=not data["draft"])
+
+
+@dashboard_view
+def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
+    return _request_page(request, request_get(user=request.user, request_id=request_id))
+
+
+def _request_page(request: HttpRequest, data_request: DataRequest, *, forms: dict[str, ReasonForm] | None = None,
+                  error: ApplicationError | None = None, status: int = 200) -> HttpResponse:
+    related = request_related(request=data_request)
+    forms = {"approve": ReasonForm(prefix="approve"), "reject": ReasonForm(prefix="reject"),
+             "accept_risk": ReasonForm(prefix="accept_risk"), "withdraw": ReasonForm(prefix="withdraw"),
+             **(forms or {})}
+    balance = budget_balances(datasets=[data_request.dataset])[data_request.dataset_id]
+    return render(request, "dashboard/requests/detail.html", {
+        "req": data_request, "related": related, "timeline": request_timeline(request=data_request, related=related),
+        "can": _allowed_actions(request, data_request, related), "forms": forms, "action_error": error,
+        "balance": balance, "unmet": _unmet(data_request),
+    }, status=status)
+
+
+def _unmet(data_request: DataRequest) -> list[str]:
+    if data_request.state not in (RequestState.READY, RequestState.BLOCKED):
+        return []
+    return services.release_conditions(request=data_request)
+
+
+def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: Any) -> dict[str, bool]:
+    """Which buttons to show. The services decide again on every POST; this only hides what would be refused."""
+    user = request.user
+    own = data_request.requester_id == user.pk
+    approver = services.user_has_role(user, Role.APPROVER) and not own
+    releaser = services.user_has_role(user, Role.STEWARD, Role.APPROVER)
+    decided = any(a.approver_id == user.pk for a in related.approvals)
+    state = data_request.state
+    audit = related.latest_audit
+    return {
+        "submit": own and state == RequestState.DRAFT,
+        "withdraw": own and RequestState.WITHDRAWN in services.TRANSITIONS[state],
+        "decide": approver and state == RequestState.SUBMITTED and not decided,
+        "accept_risk": approver and state == RequestState.BLOCKED and audit is not None
+        and audit.status == AuditStatus.FAILED,
+        "generate": state == RequestState.APPROVED and (own or releaser),
+        "release": releaser and state == RequestState.READY,
+    }
+
+
+def _action(name: str, perform: Callable[[HttpRequest, int, str], str],
+            *, reason_form: str | None = None) -> Callable[..., HttpResponse]:
+    """A POST that calls one service; on refusal the request page shows why, next to the form."""
+
+    @dashboard_view
+    @require_POST
+    def view(request: HttpRequest, request_id: int) -> HttpResponse:
+        data_request = request_get(user=request.user, request_id=request_id)
+        form = ReasonForm(request.POST, prefix=reason_form) if reason_form else None
+        reason = form.cleaned_data["reason"] if form is not None and form.is_valid() else ""
+        try:
+            outcome = perform(request, request_id, reason)
+        except ApplicationError as error:
+            data_request.refresh_from_db()
+            if form is not None and error.extra.get("field") in form.fields:
+                add_service_error(form, error)  # e.g. a missing reason: shown at the reason field
+                return _request_page(request, data_request, forms={reason_form: form}, status=error.status)
+            return _request_page(request, data_request, error=error, status=error.status)
+        messages.success(request, outcome)
+        if name == "generate":
+            job = data_request.jobs.order_by("-id").first()
+            return redirect("dashboard:job-detail", job_id=job.pk)
+        if name == "release":
+            return redirect("dashboard:release-detail", release_id=data_request.release.pk)
+        return redirect("dashboard:request-detail", request_id=request_id)
+
+    view.__name__ = f"request_{name}"
+    return view
+
+
+def _approve(request: HttpRequest, request_id: int, reason: str) -> str:
+    updated = services.access_request_approve(actor=request.user, request_id=request_id, reason=reason)
+    if updated.state == RequestState.APPROVED:
+        return f"You approved request #{request_id}; it is approved and its budget is reserved."
+    missing = updated.purpose.approvals_required - updated.approvals.filter(decision=Decision.APPROVE).count()
+    return f"You approved request #{request_id}; {missing} more approval{'s' if missing > 1 else ''} needed."
+
+
+def _reject(request: HttpRequest, request_id: int, reason: str) -> str:
+    services.access_request_reject(actor=request.user, request_id=request_id, reason=reason)
+    return f"You rejected request #{request_id}."
+
+
+def _submit(request: HttpRequest, request_id: int, reason: str) -> str:
+    services.access_request_submit(actor=request.user, request_id=request_id)
+    return f"Request #{request_id} submitted for approval."
+
+
+def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
+    services.access_request_withdraw(actor=request.user, request_id=request_id, reason=reason)
+    return f"Request #{request_id} withdrawn; any reserved budget was released."
+
+
+def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
+    acceptance = risk_accept(actor=request.user, request_id=request_id, reason=reason)
+    return (f"You accepted the risk of audit #{acceptance.run_id} (failed: "
+            f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release.")
+
+
+def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
+    job = jobs.job_start(actor=request.user, request_id=request_id)
+    return f"Generation job #{job.pk} started."
+
+
+def _release(request: HttpRequest, request_id: int, reason: str) -> str:
+    release = services.release_create(actor=request.user, request_id=request_id)
+    return f"Released as release #{release.pk}, downloadable until {release.expires_at:%Y-%m-%d}."
+
+
+request_approve = _action("approve", _approve, reason_form="approve")
+request_reject = _action("reject", _reject, reason_form="reject")
+request_submit = _action("submit", _submit)
+request_withdraw = _action("withdraw", _withdraw, reason_form="withdraw")
+request_accept_risk = _action("accept_risk", _accept_risk, reason_form="accept_risk")
+request_generate = _action("generate", _generate)
+request_release = _action("release", _release)

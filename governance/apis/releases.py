@@ -1,0 +1,142 @@
+"""Releases: the gate (create), reads, logged downloads with expiry, and revocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import FileResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance import selectors, services
+from governance.apis.common import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from governance.models import DownloadKind, Release
+
+
+class DownloadOutputSerializer(serializers.Serializer):
+    user = serializers.CharField(source="user.username")
+    kind = serializers.CharField(help_text="data or datasheet")
+    channel = serializers.CharField(help_text="api, web or cli")
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "ReleaseDownload"
+
+
+class ReleaseOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    request = serializers.IntegerField(source="request_id")
+    version = serializers.IntegerField(source="version_id", help_text="id of the released synthetic version")
+    version_number = serializers.IntegerField(source="version.number")
+    version_hash = serializers.CharField(source="version.content_hash")
+    n_rows = serializers.IntegerField(source="version.n_rows")
+    audit_run = serializers.IntegerField(source="audit_run_id")
+    datasheet_sha256 = serializers.CharField(source="datasheet.sha256")
+    released_by = serializers.CharField(source="released_by.username")
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    revoked_by = serializers.CharField(source="revoked_by.username", allow_null=True, default=None)
+    revoke_reason = serializers.CharField()
+    stale_at = serializers.DateTimeField(allow_null=True)
+    active = serializers.SerializerMethodField(help_text="downloadable now: neither revoked nor expired")
+
+    class Meta:
+        ref_name = "Release"
+
+    def get_active(self, release: Release) -> bool:
+        return release.revoked_at is None and release.expires_at > timezone.now()
+
+
+class ReleaseDetailOutputSerializer(ReleaseOutputSerializer):
+    downloads = DownloadOutputSerializer(many=True, source="downloads.all", help_text="every download, oldest first")
+
+    class Meta:
+        ref_name = "ReleaseDetail"
+
+
+def _detail(release: Release, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(ReleaseDetailOutputSerializer(release).data, status=status_code)
+
+
+class ReleaseCreateApi(APIView):
+    @extend_schema(operation_id="release_create", request=None,
+                   responses={201: ReleaseDetailOutputSerializer, **WRITE_ERRORS})
+    def post(self, request: Request, request_id: int) -> Response:
+        """Release a ready request (steward or approver).
+
+        409 lists every unmet condition in ``extra.unmet_conditions``: approvals, a passed audit (or an
+        accepted risk), a signed datasheet, and the request's state.
+        """
+        return _detail(services.release_create(actor=request.user, request_id=request_id), status.HTTP_201_CREATED)
+
+
+class ReleaseListApi(APIView):
+    @extend_schema(operation_id="release_list",
+                   responses={200: paginated(ReleaseOutputSerializer, "PaginatedReleaseList"), **READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        """Releases of the requests the user may see, newest first."""
+        return paginated_response(request=request, view=self, queryset=selectors.release_list(user=request.user),
+                                  serializer_class=ReleaseOutputSerializer)
+
+
+class ReleaseDetailApi(APIView):
+    @extend_schema(operation_id="release_get", responses={200: ReleaseDetailOutputSerializer, **READ_ERRORS})
+    def get(self, request: Request, release_id: int) -> Response:
+        """One release with its download log; 404 when the user may not see its request."""
+        return _detail(selectors.release_get(user=request.user, release_id=release_id))
+
+
+class ReleaseDownloadApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=DownloadKind.choices, default=DownloadKind.DATA)
+
+        class Meta:
+            ref_name = "ReleaseDownloadInput"
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # A file answers any Accept header; errors still come as JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(operation_id="release_download",
+                   parameters=[OpenApiParameter("kind", OpenApiTypes.STR, enum=DownloadKind.values,
+                                                description="data (the synthetic CSV) or datasheet (the signed PDF)")],
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/pdf"): OpenApiTypes.BINARY,
+                              **WRITE_ERRORS})
+    def get(self, request: Request, release_id: int) -> FileResponse:
+        """Download a release's synthetic data or its datasheet; every download is logged.
+
+        409 when the release was revoked or has expired (nothing is logged then).
+        """
+        serializer = self.InputSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        kind = serializer.validated_data["kind"]
+        path = services.release_download(actor=request.user, release_id=release_id, kind=kind)
+        if kind == DownloadKind.DATASHEET:
+            return FileResponse(path.open("rb"), content_type="application/pdf", as_attachment=True,
+                                filename=f"release-{release_id}-datasheet.pdf")
+        return FileResponse(path.open("rb"), content_type="text/csv", as_attachment=True,
+                            filename=f"release-{release_id}-synthetic.csv")
+
+
+class ReleaseRevokeApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(help_text="why further downloads stop")
+
+        class Meta:
+            ref_name = "ReleaseRevokeInput"
+
+    @extend_schema(operation_id="release_revoke", request=InputSerializer,
+                   responses={200: ReleaseDetailOutputSerializer, **WRITE_ERRORS})
+    def post(self, request: Request, release_id: int) -> Response:
+        """Revoke a release (steward or approver): every later download is refused."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        release = services.release_revoke(actor=request.user, release_id=release_id,
+                                          reason=serializer.validated_data["reason"])
+        return _detail(release)

@@ -1,0 +1,274 @@
+"""The whole governed path through the dashboard in a real browser, as the five people of the
+demo: steward, alice (requester), bob and carol (approvers), dana (auditor).
+
+Runs headless system Chromium against a live server; the generation job and its audit run
+in-process in a background thread, as on the embedded default.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.dashboard.browser import NARROW, People, launch, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+ADULT_CSV = ROOT / "tests" / "fixtures" / "adult_2000.csv"
+ADULT_SCHEMA = ROOT / "sample_data" / "adult.schema.json"
+JOB_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture
+def people(live_server, monkeypatch):
+    """The demo's five people (passwords '<name>-demo') plus erin, a second requester, and
+    frank, who holds both the requester and the approver role."""
+    from governance import services
+
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+    # still synchronous (Playwright's documented setting for Django tests).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    services.roles_ensure()
+    services.purposes_ensure_defaults()
+    for username, roles in (("steward", ["steward"]), ("alice", ["requester"]), ("bob", ["approver"]),
+                            ("carol", ["approver"]), ("dana", ["auditor"]), ("erin", ["requester"]),
+                            ("frank", ["requester", "approver"])):
+        services.user_create(username=username, roles=roles, actor=None, password=f"{username}-demo")
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        cast = People(browser, live_server.url)
+        yield cast
+        cast.close()
+        browser.close()
+
+
+def test_the_governed_path_through_the_dashboard(people):
+    steward = people.page("steward")
+    _register_dataset(steward)
+    request_url = _file_request(people.page("alice"))
+    _approve_four_eyes(people, request_url)
+    audit_url = _generate_and_watch(people.page("alice"), request_url)
+    _read_audit(people.page("dana"), audit_url)
+    release_url = _release(people, request_url)
+    _download_and_verify(people.page("alice"), release_url)
+    _overview_pages(people)
+    _revoke(people.page("steward"), release_url)
+
+
+def _register_dataset(page):
+    page.goto("/datasets/")
+    expect(page.get_by_text("No dataset is registered yet")).to_be_visible()
+    page.get_by_role("link", name="Register a dataset").click()
+    page.get_by_label("Name").fill("adult")
+    page.get_by_label("Description").fill("UCI Adult census extract, 2,000 rows")
+    page.get_by_label("Table (CSV, optionally gzip-compressed)").set_input_files(str(ADULT_CSV))
+    page.get_by_label("Schema (JSON file)").set_input_files(str(ADULT_SCHEMA))
+    page.get_by_label("ε cap (total privacy budget)").fill("oops")
+    page.get_by_role("button", name="Register").click()
+    # The service's refusal appears next to the field that caused it; uploads must be chosen again.
+    expect(page.locator(".has-error", has=page.get_by_label("ε cap (total privacy budget)"))).to_contain_text(
+        "epsilon_cap must be a number")
+    shot(page, "01-steward-register-dataset-field-error")
+    page.get_by_label("ε cap (total privacy budget)").fill("10")
+    page.get_by_label("Table (CSV, optionally gzip-compressed)").set_input_files(str(ADULT_CSV))
+    page.get_by_label("Schema (JSON file)").set_input_files(str(ADULT_SCHEMA))
+    shot(page, "02-steward-register-dataset-form")
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", name="Dataset adult")).to_be_visible()
+    expect(page.locator(".messages")).to_contain_text("2,000 rows × 15 columns")
+    expect(page.get_by_role("cell", name="income")).to_be_visible()
+    shot(page, "03-steward-dataset-page")
+
+
+def _file_request(page):
+    page.goto("/requests/new/")
+    page.get_by_label("Dataset").select_option("adult")
+    page.get_by_label("Purpose").select_option("external-research")
+    page.get_by_label("ε (privacy budget for this release)").fill("1")
+    expect(page.locator("#budget-preview")).to_contain_text("Remaining ε on adult: 10 of 10 → 9 after this request")
+    page.get_by_label("ε (privacy budget for this release)").fill("2")
+    expect(page.locator("#budget-preview")).to_contain_text("allows at most ε 1 per release")
+    page.get_by_label("ε (privacy budget for this release)").fill("1")
+    page.get_by_label("δ").fill("1e-5")
+    page.get_by_label("Synthetic rows").fill("1000")
+    page.get_by_label("Generator").select_option("mst")
+    page.get_by_label("Recipient kind").select_option("external")
+    page.get_by_label("Recipient", exact=True).fill("University partner")
+    page.get_by_label("Justification").fill("Income-prediction research on synthetic census data")
+    page.get_by_label("Fixed seed (only for reproducible runs)").fill("7")
+    shot(page, "04-alice-new-request-form")
+    page.get_by_role("button", name="File request").click()
+    expect(page.get_by_role("heading", name=re.compile(r"Request #\d+"))).to_contain_text("submitted")
+    # Four-eyes: the requester sees no approve button.
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(page.get_by_text("you cannot approve it")).to_be_visible()
+    shot(page, "05-alice-request-submitted")
+    return page.url
+
+
+def _approve_four_eyes(people, request_url):
+    bob = people.page("bob")
+    bob.goto("/")
+    expect(bob.get_by_role("heading", name="Requests awaiting your approval")).to_be_visible()
+    shot(bob, "06-bob-home-awaiting-approval")
+    bob.get_by_role("link", name=re.compile(r"Request #\d+")).first.click()
+    bob.get_by_label("Comment (optional)").fill("Purpose and ε are within policy")
+    bob.get_by_role("button", name="Approve").click()
+    expect(bob.locator(".messages")).to_contain_text("1 more approval needed")
+    carol = people.page("carol")
+    carol.goto(request_url)
+    carol.get_by_role("button", name="Reject").click()  # a rejection needs a reason, shown at its field
+    expect(carol.locator(".has-error")).to_contain_text("A reason is required to reject")
+    shot(carol, "07-carol-reject-needs-reason")
+    carol.get_by_role("button", name="Approve").click()
+    expect(carol.locator(".messages")).to_contain_text("approved and its budget is reserved")
+    expect(carol.get_by_role("heading", name=re.compile(r"Request #\d+"))).to_contain_text("approved")
+    shot(carol, "08-carol-request-approved")
+
+
+def _generate_and_watch(page, request_url):
+    page.goto(request_url)
+    page.get_by_role("button", name="Start generation").click()
+    expect(page.get_by_role("heading", name=re.compile(r"Job #\d+"))).to_be_visible()
+    bar = page.get_by_role("progressbar")
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^([1-9]\d?|100)$"), timeout=30_000)
+    shot(page, "09-alice-job-live-progress")
+    # The page reloads itself when the job and its audit are done.
+    expect(page.get_by_role("link", name=re.compile(r"^#\d+$")).first).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    expect(page.locator(".job-next")).to_contain_text(re.compile(r"request is (ready|blocked)"),
+                                                     timeout=JOB_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name=re.compile(r"Job #\d+"))).to_contain_text("succeeded")
+    shot(page, "10-alice-job-finished")
+    return page.locator(".job-next a").first.get_attribute("href")
+
+
+def _read_audit(page, audit_url):
+    page.goto("/audits/")
+    shot(page, "11-dana-audits-list")
+    page.goto(audit_url)
+    expect(page.get_by_role("heading", name="Positive controls")).to_be_visible()
+    expect(page.get_by_role("heading", name="Fidelity")).to_be_visible()
+    expect(page.locator("figure.chart img").first).to_be_visible()
+    expect(page.get_by_role("heading", name="Bias metrics by protected column")).to_be_visible()
+    shot(page, "12-dana-audit-page")
+
+
+def _release(people, request_url):
+    bob = people.page("bob")
+    bob.goto(request_url)
+    if bob.get_by_role("button", name="Accept the risk").count():
+        bob.get_by_role("button", name="Accept the risk").click()
+        expect(bob.locator(".has-error")).to_contain_text("A reason is required to accept the risk")
+        shot(bob, "13-bob-accept-risk-needs-reason")
+        bob.get_by_label("Why is this risk acceptable?").fill(
+            "Small 2,000-row sample: fidelity limits are expected; privacy controls were caught")
+        bob.get_by_role("button", name="Accept the risk").click()
+        expect(bob.locator(".messages")).to_contain_text("You accepted the risk")
+    expect(bob.get_by_role("heading", name=re.compile(r"Request #\d+"))).to_contain_text("ready")
+    shot(bob, "14-bob-request-ready-to-release")
+    carol = people.page("carol")
+    carol.goto("/")
+    expect(carol.get_by_role("heading", name="Ready to release")).to_be_visible()
+    carol.goto(request_url)
+    carol.get_by_role("button", name="Release").click()
+    expect(carol.get_by_role("heading", name=re.compile(r"Release #\d+"))).to_contain_text("active")
+    return carol.url
+
+
+def _download_and_verify(page, release_url):
+    page.goto(release_url)
+    expect(page.locator(".verified")).to_contain_text("Signature intact, valid and trusted")
+    with page.expect_download() as data:
+        page.get_by_role("link", name="Download synthetic data (CSV)").click()
+    assert Path(data.value.path()).read_text().startswith("age,workclass,")
+    with page.expect_download() as sheet:
+        page.get_by_role("link", name="Download signed datasheet (PDF)").click()
+    assert Path(sheet.value.path()).read_bytes().startswith(b"%PDF")
+    page.reload()
+    log = page.locator("section", has=page.get_by_role("heading", name="Downloads log"))
+    expect(log.locator("tbody tr")).to_have_count(2)
+    expect(log).to_contain_text("alice")
+    shot(page, "15-alice-release-verified-downloads-logged")
+    request_link = page.get_by_role("link", name=re.compile(r"request #\d+")).first
+    request_link.click()
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
+    for action in ("request.create", "approval.approve", "budget.reserve", "job.succeed", "audit.",
+                   "datasheet.sign", "release.create", "release.download"):
+        expect(page.locator(".timeline")).to_contain_text(action)
+    shot(page, "16-alice-request-timeline")
+
+
+def _overview_pages(people):
+    steward = people.page("steward")
+    for url, name in (("/", "17-steward-home"), ("/datasets/", "18-steward-datasets-budget-gauges"),
+                      ("/datasets/adult/", "19-steward-dataset-lineage-ledger"), ("/requests/", "20-steward-requests"),
+                      ("/jobs/", "21-steward-jobs"), ("/releases/", "22-steward-releases"),
+                      ("/compliance/", "23-steward-compliance")):
+        steward.goto(url)
+        expect(steward.locator("main h1")).to_be_visible()
+        shot(steward, name)
+    expect(steward.get_by_role("link", name="Download CSV")).to_be_visible()
+    narrow = people.page("alice", viewport=NARROW)
+    narrow.goto("/")
+    shot(narrow, "24-alice-home-narrow")
+    narrow.goto("/requests/")
+    narrow.get_by_role("link", name=re.compile(r"^#\d+$")).first.click()
+    shot(narrow, "25-alice-request-narrow")
+
+
+def _revoke(page, release_url):
+    page.goto(release_url)
+    page.get_by_role("button", name="Revoke release").click()
+    expect(page.locator(".has-error")).to_contain_text("A reason is required to revoke")
+    page.get_by_label("Reason for revoking").fill("Source consent withdrawn")
+    page.get_by_role("button", name="Revoke release").click()
+    expect(page.get_by_role("heading", name=re.compile(r"Release #\d+"))).to_contain_text("revoked")
+    expect(page.get_by_role("link", name="Download synthetic data (CSV)")).to_have_count(0)
+    shot(page, "26-steward-release-revoked")
+
+
+def test_a_requester_cannot_see_another_requesters_request(people):
+    request = _filed_request(requester="alice")
+    erin = people.page("erin")
+    response = erin.goto(f"/requests/{request.pk}/")
+    assert response.status == 404
+    expect(erin.get_by_role("heading", name="Not found")).to_be_visible()
+    shot(erin, "27-erin-foreign-request-404")
+    erin.goto("/requests/")
+    expect(erin.get_by_text("No requests yet")).to_be_visible()
+
+
+def test_an_approver_cannot_approve_their_own_request(people):
+    from governance.models import Approval
+
+    request = _filed_request(requester="frank")
+    frank = people.page("frank")
+    frank.goto(f"/requests/{request.pk}/")
+    expect(frank.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(frank.get_by_text("you cannot approve it")).to_be_visible()
+    shot(frank, "28-frank-own-request-no-approve-button")
+    token = next(c["value"] for c in frank.context.cookies() if c["name"] == "csrftoken")
+    forged = frank.request.post(f"/requests/{request.pk}/approve/", form={"csrfmiddlewaretoken": token},
+                                headers={"Referer": frank.url})
+    assert forged.status == 403
+    assert "can never approve their own request" in forged.text()
+    assert not Approval.objects.filter(request=request).exists()
+
+
+def _filed_request(*, requester):
+    from django.contrib.auth import get_user_model
+
+    from governance import services
+    from tests.governance.factories import dataset_register_adult
+
+    steward = get_user_model().objects.get(username="steward")
+    if not steward.datasets.exists():
+        dataset_register_adult(steward=steward)
+    return services.access_request_create(
+        actor=get_user_model().objects.get(username=requester), dataset_name="adult",
+        purpose_name="internal-analytics", epsilon="1", delta="1e-6", n_rows=500)

@@ -1,0 +1,142 @@
+"""Every dashboard page per role: status, key content, and what each person may see."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/", "/datasets/", "/datasets/adult/", "/requests/", "/jobs/", "/audits/", "/releases/", "/compliance/"]
+
+
+def test_pages_ask_an_anonymous_visitor_to_log_in(client):
+    response = client.get("/requests/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/requests/"
+
+
+def test_logging_in_with_a_password_leads_home(client, cast):
+    cast.requester.set_password("requester-demo")
+    cast.requester.save()
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200 and b'<label for="id_username">' in page.content
+    response = client.post("/accounts/login/", {"username": "requester", "password": "requester-demo"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert b"Good to see you, requester" in client.get("/").content
+
+
+def test_a_wrong_password_is_refused_on_the_login_page(client, cast):
+    response = client.post("/accounts/login/", {"username": "requester", "password": "nope"})
+    assert response.status_code == 200 and b"Please enter a correct username" in response.content
+
+
+@pytest.mark.parametrize("role", ["steward", "requester", "approver", "auditor"])
+def test_every_main_page_answers_for_every_role(role, cast, adult, submitted, login):
+    client = login(getattr(cast, role))
+    for url in [*PAGES, f"/requests/{submitted.pk}/"]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert b'<main id="main"' in response.content
+
+
+def test_a_user_without_a_role_is_told_to_ask_a_steward(login, db):
+    from tests.governance.factories import UserFactory
+
+    response = login(UserFactory(username="nobody")).get("/datasets/")
+    assert response.status_code == 403 and b"ask a steward" in response.content
+
+
+def test_the_datasets_page_shows_a_budget_gauge_with_text(cast, adult, login):
+    content = login(cast.auditor).get("/datasets/").content.decode()
+    assert 'role="meter"' in content and 'aria-label="ε budget used"' in content
+    assert "spent 0 · reserved 0 · remaining 10 of 10" in content
+
+
+def test_the_dataset_page_shows_versions_lineage_ledger_and_roles(cast, adult, submitted, login):
+    from governance.services import access_request_approve
+
+    access_request_approve(actor=cast.approver, request_id=submitted.pk)
+    access_request_approve(actor=cast.second_approver, request_id=submitted.pk)
+    content = login(cast.steward).get("/datasets/adult/").content.decode()
+    assert "Budget ledger" in content and "reserved at final approval" in content
+    assert "quasi identifier" in content and "label" in content
+    assert "source v1" in content and "Nothing generated from this version" in content
+    assert "spent 0 · reserved 1 · remaining 9 of 10" in content
+
+
+def test_an_unknown_dataset_answers_404(cast, login, db):
+    response = login(cast.steward).get("/datasets/nope/")
+    assert response.status_code == 404 and b"No dataset named" in response.content
+
+
+def test_a_requester_sees_only_their_own_requests(cast, adult, submitted, login):
+    other = login(cast.other_requester)
+    listing = other.get("/requests/").content.decode()
+    assert f"/requests/{submitted.pk}/" not in listing and "No requests yet" in listing
+    response = other.get(f"/requests/{submitted.pk}/")
+    assert response.status_code == 404 and b"Not found" in response.content
+    assert f"/requests/{submitted.pk}/" in login(cast.requester).get("/requests/").content.decode()
+
+
+def test_the_requests_list_is_paginated_and_filtered(cast, adult, login):
+    from tests.governance.factories import request_file
+
+    for index in range(30):
+        request_file(requester=cast.requester, n_rows=100 + index, submit=index % 3 != 0)
+    client = login(cast.approver)
+    first = client.get("/requests/").content.decode()
+    assert "Page 1 of 2 (30 in all)" in first and 'rel="next"' in first
+    second = client.get("/requests/?page=2").content.decode()
+    assert "Page 2 of 2" in second
+    drafts = client.get("/requests/?state=draft").content.decode()
+    assert drafts.count('class="badge badge-muted">draft<') == 10
+    assert "state=draft&amp;page=" not in drafts  # one page only: no pagination links
+
+
+def test_the_timeline_lists_every_event_of_the_request(cast, adult, submitted, login):
+    from governance.services import access_request_approve
+
+    access_request_approve(actor=cast.approver, request_id=submitted.pk, reason="fine")
+    content = login(cast.auditor).get(f"/requests/{submitted.pk}/").content.decode()
+    for action in ("request.create", "request.submit", "approval.approve"):
+        assert action in content
+    assert "via web" not in content  # these were made through services directly (channel api)
+
+
+def test_the_compliance_page_filters_and_exports(cast, adult, submitted, login):
+    client = login(cast.auditor)
+    page = client.get("/compliance/?dataset=adult").content.decode()
+    assert "Compliance report" in page and f"/requests/{submitted.pk}/" in page
+    csv_response = client.get("/compliance/?dataset=adult&format=csv")
+    assert csv_response["Content-Type"].startswith("text/csv")
+    lines = csv_response.content.decode().splitlines()
+    assert lines[0].startswith("request,created_at,dataset") and len(lines) == 2
+    data = client.get("/compliance/?format=json&purpose=research").json()
+    assert data["summary"]["n_requests"] == 1 and data["requests"][0]["requester"] == "requester"
+    empty = client.get("/compliance/?start=2000-01-01&end=2000-01-31").content.decode()
+    assert "No requests match these filters" in empty
+    wrong = client.get("/compliance/?start=2024-02-01&end=2024-01-01").content.decode()
+    assert "The end of the period comes before its start" in wrong
+
+
+def test_home_shows_a_dataset_near_its_budget_cap(cast, adult_schema, login):
+    from governance.services import access_request_approve
+    from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
+
+    PurposeFactory(name="research", approvals_required=2)
+    dataset_register_adult(steward=cast.steward, schema=adult_schema, epsilon_cap="1")
+    request = request_file(requester=cast.requester, epsilon="0.85")
+    client = login(cast.steward)
+    assert "Datasets near their budget cap" not in client.get("/").content.decode()
+    for approver in (cast.approver, cast.second_approver):
+        access_request_approve(actor=approver, request_id=request.pk)
+    home = client.get("/").content.decode()
+    assert "Datasets near their budget cap" in home and "ε remaining 0.15 of 1 (under 20 %)" in home
+    assert "near budget cap" in client.get("/datasets/").content.decode()
+
+
+def test_home_lists_requests_awaiting_my_approval_only_for_approvers(cast, submitted, login):
+    url = f"/requests/{submitted.pk}/"
+    assert url in login(cast.approver).get("/").content.decode()
+    assert "Requests awaiting your approval" not in login(cast.auditor).get("/").content.decode()
+    assert "Nothing needs your action right now" in login(cast.requester).get("/").content.decode()

@@ -1,0 +1,88 @@
+"""The audit and release pages on a real run: generate (in-process), read the audit with its
+charts, accept the risk of a failed audit, release, download, verify, revoke."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from audits.models import AuditStatus
+from governance.models import Download, Release, RequestState
+from tests.jobs.conftest import approved_request_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, login):
+    request = approved_request_create(cast, adult_schema, rows=1000, seed=7)
+    requester, approver, other = login(cast.requester), login(cast.approver), login(cast.other_requester)
+
+    started = requester.post(f"/requests/{request.pk}/generate/")
+    job = request.jobs.get()
+    assert started["Location"] == f"/jobs/{job.pk}/"
+    progress = requester.get(f"/jobs/{job.pk}/progress/").json()
+    assert progress["status"] == "succeeded" and progress["progress"] == 100 and progress["finished"]
+    run = request.audit_runs.get()
+    assert progress["audit"] == {"id": run.pk, "status": run.status}
+
+    audit_page = requester.get(f"/audits/{run.pk}/").content.decode()
+    assert audit_page.count('<img src="data:image/svg+xml;base64,') >= 4
+    for text in ("Positive controls", "Fidelity", "Membership", "Bias metrics by protected column",
+                 "race (White)", "tvd 1way"):
+        assert text in audit_page
+    assert other.get(f"/audits/{run.pk}/").status_code == 404
+
+    request.refresh_from_db()
+    if run.status == AuditStatus.FAILED:
+        assert request.state == RequestState.BLOCKED
+        assert ">Accept the risk</button>" not in requester.get(f"/requests/{request.pk}/").content.decode()
+        assert requester.post(f"/requests/{request.pk}/accept-risk/",
+                              {"accept_risk-reason": "mine"}).status_code == 403
+        missing = approver.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": ""})
+        assert missing.status_code == 400
+        assert missing.context["forms"]["accept_risk"].errors["reason"] == [
+            "A reason is required to accept the risk of a failed audit."]
+        approver.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": "small sample; acceptable"})
+        request.refresh_from_db()
+    assert request.state == RequestState.READY, run.status
+
+    assert requester.post(f"/requests/{request.pk}/release/").status_code == 403  # a requester cannot release
+    released = approver.post(f"/requests/{request.pk}/release/")
+    release = Release.objects.get(request=request)
+    assert released["Location"] == f"/releases/{release.pk}/"
+
+    page = requester.get(f"/releases/{release.pk}/").content.decode()
+    assert "Signature intact, valid and trusted" in page and release.datasheet.sha256 in page
+    data = requester.get(f"/releases/{release.pk}/download/data/")
+    assert data.status_code == 200 and b"".join(data.streaming_content).startswith(b"age,workclass,")
+    assert data["Content-Disposition"].startswith('attachment; filename="adult-release-')
+    sheet = requester.get(f"/releases/{release.pk}/download/datasheet/")
+    assert b"".join(sheet.streaming_content).startswith(b"%PDF")
+    assert list(Download.objects.values_list("kind", "channel", "user__username")) == [
+        ("data", "web", "requester"), ("datasheet", "web", "requester")]
+    assert requester.get(f"/releases/{release.pk}/").content.decode().count("<td>requester</td>") == 2
+    assert other.get(f"/releases/{release.pk}/").status_code == 404
+    assert other.get(f"/releases/{release.pk}/download/data/").status_code == 404
+    assert Download.objects.count() == 2
+
+    Release.objects.filter(pk=release.pk).update(expires_at=timezone.now() + timedelta(days=5),
+                                                 stale_at=timezone.now())
+    home = requester.get("/").content.decode()
+    assert "Releases expiring within 14 days" in home and "Stale releases (drift found)" in home
+
+    refused = requester.post(f"/releases/{release.pk}/revoke/", {"revoke-reason": "mine"})
+    assert refused.status_code == 403 and "Only a steward or an approver can revoke" in refused.content.decode()
+    empty = approver.post(f"/releases/{release.pk}/revoke/", {"revoke-reason": ""})
+    assert empty.status_code == 400 and empty.context["revoke_form"].errors["reason"]
+    approver.post(f"/releases/{release.pk}/revoke/", {"revoke-reason": "consent withdrawn"})
+    release.refresh_from_db()
+    assert release.revoked_at is not None and release.revoke_reason == "consent withdrawn"
+    after = requester.get(f"/releases/{release.pk}/download/data/", follow=True)
+    assert "was revoked" in after.content.decode() and Download.objects.count() == 2
+
+    timeline = login(cast.auditor).get(f"/requests/{request.pk}/").content.decode()
+    for action in ("job.create", "job.succeed", "audit.start", "datasheet.sign", "release.create",
+                   "release.download", "release.revoke"):
+        assert action in timeline

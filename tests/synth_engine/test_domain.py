@@ -1,0 +1,169 @@
+"""Schema-driven encoding: public grids, codes, bins, and what may be read from the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.generators.domain import (
+    OTHER_VALUE,
+    CategoricalCodec,
+    NumericCodec,
+    codec_from_dict,
+    fit_codecs,
+    numeric_grid,
+    ordered_bins,
+    parse_schema,
+    private_bounds,
+    unordered_bins,
+    validate_frame,
+)
+from synth_engine.privacy import ZCDPAccountant
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper", "integer"),
+    [(0, 99_999, True), (17, 90, True), (12_285, 1_490_400, True), (0.0, 1.0, False),
+     (-10, 500, True), (-5.0, 5.0, False)],
+)
+def test_grid_covers_the_bounds_in_value_order_with_exact_points(lower, upper, integer) -> None:
+    low, high = numeric_grid(lower, upper, integer=integer, max_cells=128)
+    assert low[0] == lower and high[-1] == upper
+    assert np.all(np.diff(low) >= 0) and np.all(high >= low)
+    assert len(low) <= 130
+    points = set(low[low == high])
+    assert {lower, upper} <= points
+    if lower < 0 < upper:
+        assert 0 in points
+    if integer:
+        assert np.all(low[1:] == high[:-1] + 1)  # contiguous integer cells, no gaps or overlaps
+
+
+def test_integer_codec_round_trips_point_masses_and_stays_in_its_cells() -> None:
+    codec = NumericCodec("gain", "integer", *numeric_grid(0, 99_999, integer=True, max_cells=128),
+                         has_missing=False, dtype="int64")
+    values = pd.Series([0, 1, 99_999, 99_998, 5_000, 7_298] * 50)
+    codes = codec.encode(values)
+    decoded = codec.decode(codes, np.random.default_rng(0))
+    assert decoded.dtype == np.int64
+    assert np.all(decoded[values == 0] == 0)
+    assert np.all(decoded[values == 99_999] == 99_999)
+    assert np.all((decoded >= codec.low[codes]) & (decoded <= codec.high[codes]))
+
+
+def test_float_codec_keeps_missing_values_missing() -> None:
+    codec = NumericCodec("x", "float", *numeric_grid(-5.0, 5.0, integer=False, max_cells=16),
+                         has_missing=True, dtype="float64")
+    values = pd.Series([-5.0, 0.0, 5.0, 0.3, np.nan])
+    decoded = codec.decode(codec.encode(values), np.random.default_rng(0))
+    assert decoded.isna().tolist() == [False, False, False, False, True]
+    assert decoded[:3].tolist() == [-5.0, 0.0, 5.0]
+
+
+def test_values_outside_declared_bounds_are_clipped_into_them() -> None:
+    codec = NumericCodec("age", "integer", *numeric_grid(17, 90, integer=True, max_cells=128),
+                         has_missing=False, dtype="int64")
+    decoded = codec.decode(codec.encode(pd.Series([3, 200])), np.random.default_rng(0))
+    assert decoded.tolist() == [17, 90]
+
+
+def test_categorical_codec_maps_unseen_values_to_other_and_missing_to_nan() -> None:
+    codec = CategoricalCodec("c", ["a", "b"], has_other=True, has_missing=True, dtype="object")
+    codes = codec.encode(pd.Series(["a", "zzz", "", None, "b"]))
+    assert codes.tolist() == [0, 2, 3, 3, 1]
+    decoded = codec.decode(codes, np.random.default_rng(0))
+    assert decoded[:2].tolist() == ["a", OTHER_VALUE]
+    assert decoded[2:4].isna().all()
+    assert codec_from_dict(codec.to_dict()) == codec
+
+
+def test_private_bounds_bracket_the_data_within_a_factor_of_two() -> None:
+    values = np.repeat([17.0, 40.0, 90.0], 300)
+    lower, upper = private_bounds(values, sigma=5.0, integer=True, rng=np.random.default_rng(0))
+    assert 8 < lower <= 17 and 90 <= upper < 256
+
+
+def test_a_category_seen_once_is_not_released_when_categories_are_not_declared() -> None:
+    frame = pd.DataFrame({"c": ["common"] * 2000 + ["rare"] * 1500 + ["unique-person"]})
+    specs = parse_schema({"columns": [{"name": "c", "type": "categorical"}]})
+    accountant = ZCDPAccountant()
+    codecs = fit_codecs(frame, specs, rho=0.05, threshold_delta=1e-6, max_cells=128,
+                        accountant=accountant, rng=np.random.default_rng(0))
+    assert codecs[0].values == ["common", "rare"]
+    assert codecs[0].has_other
+    assert accountant.approximate_delta == pytest.approx(1e-6)
+    assert accountant.rho == pytest.approx(0.05)
+
+
+def test_declared_categories_and_bounds_cost_nothing() -> None:
+    frame = pd.DataFrame({"c": ["x", "y"] * 10, "n": range(20)})
+    schema = {"columns": [{"name": "c", "type": "categorical", "categories": ["x", "y", "z"]},
+                          {"name": "n", "type": "integer", "min": 0, "max": 19}]}
+    accountant = ZCDPAccountant()
+    codecs = fit_codecs(frame, parse_schema(schema), rho=0.0, threshold_delta=0.0, max_cells=64,
+                        accountant=accountant, rng=np.random.default_rng(0))
+    assert accountant.measurements == []
+    assert codecs[0].values == ["x", "y", "z"] and not codecs[0].has_other
+    assert codecs[1].low[0] == 0 and codecs[1].high[-1] == 19
+
+
+def test_ordered_bins_are_contiguous_and_isolate_point_masses() -> None:
+    counts = np.array([9_000.0] + [10.0] * 100 + [500.0] * 4)
+    bins = ordered_bins(counts, max_bins=8, min_count=50)
+    assert np.all(np.diff(bins) >= 0)
+    assert bins[0] != bins[1]  # the heavy zero cell keeps a bin to itself
+    assert bins.max() + 1 <= 8 + 1
+
+
+def test_unordered_bins_pool_rare_codes_and_keep_the_label_whole() -> None:
+    counts = np.array([1000.0, 800.0, 3.0, 2.0, 1.0])
+    pooled = unordered_bins(counts, max_bins=32, min_count=50)
+    assert pooled[2] == pooled[3] == pooled[4] == pooled[0]  # tiny pool joins the largest bin
+    assert pooled[1] != pooled[0]
+    assert unordered_bins(counts, max_bins=32, min_count=50, keep_all=True).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_validation_reports_single_valued_columns_as_warnings() -> None:
+    frame = pd.DataFrame({"a": ["x"] * 10, "b": list("xyxyxyxyxy")})
+    specs = parse_schema({"columns": [{"name": "a", "type": "categorical"},
+                                      {"name": "b", "type": "categorical"}]})
+    messages = validate_frame(frame, specs, private=True)
+    assert len(messages) == 1 and "'a'" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("frame", "columns", "error", "match"),
+    [
+        (pd.DataFrame({"a": [1, 2]}), [{"name": "b", "type": "integer"}], SchemaMismatchError,
+         "disagree"),
+        (pd.DataFrame({"a": [1, 2]}), [{"name": "a", "type": "integer", "role": "identifier"}],
+         SchemaMismatchError, "identifier"),
+        (pd.DataFrame({"a": [1.5, 2.0]}), [{"name": "a", "type": "integer"}], SchemaMismatchError,
+         "fractions"),
+        (pd.DataFrame({"a": ["x", "y"]}), [{"name": "a", "type": "float"}], SchemaMismatchError,
+         "not numeric"),
+        (pd.DataFrame({"a": ["x", "q"]}), [{"name": "a", "type": "categorical",
+                                            "categories": ["x", "y"]}],
+         SchemaMismatchError, "outside its declared"),
+        (pd.DataFrame({"a": [1.0, np.inf]}), [{"name": "a", "type": "float"}], GeneratorError,
+         "inf"),
+        (pd.DataFrame({"a": [None, None]}), [{"name": "a", "type": "categorical"}], GeneratorError,
+         "entirely missing"),
+    ],
+)
+def test_validation_refuses_bad_input_with_a_clear_message(frame, columns, error, match) -> None:
+    with pytest.raises(error, match=match):
+        validate_frame(frame, parse_schema({"columns": columns}), private=True)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{}, {"columns": []}, {"columns": [{"name": "a", "type": "text"}]},
+     {"columns": [{"name": "a", "type": "integer", "min": 5, "max": 1}]},
+     {"columns": [{"name": "a", "type": "integer", "role": "boss"}]}],
+)
+def test_malformed_schemas_are_refused(schema: dict) -> None:
+    with pytest.raises(SchemaMismatchError):
+        parse_schema(schema)

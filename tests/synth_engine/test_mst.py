@@ -1,0 +1,354 @@
+"""Pure tests of the MST generator: contract, accounting, DP sanity, conditioning, I/O, bad input.
+
+No database. Fits use the committed 3,000-row Adult fixture (``tests/fixtures/adult_sample.csv``,
+sampled from ``shared/datasets/adult/adult.csv`` with ``random_state=0``); seeds are fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synth_engine.generators import (
+    GeneratorError,
+    InsufficientBudgetError,
+    MSTGenerator,
+    SchemaMismatchError,
+    get_generator,
+)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_sample.csv"
+NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+BOUNDS = {"age": (17, 90), "fnlwgt": (10_000, 1_500_000), "education-num": (1, 16),
+          "capital-gain": (0, 99_999), "capital-loss": (0, 4_356), "hours-per-week": (1, 99)}
+DELTA = 1e-5
+
+
+def read_adult() -> pd.DataFrame:
+    frame = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False)
+    for column in NUMERIC:
+        frame[column] = pd.to_numeric(frame[column])
+    return frame
+
+
+def adult_schema(frame: pd.DataFrame) -> dict:
+    columns = []
+    for name in frame.columns:
+        if name in NUMERIC:
+            columns.append({"name": name, "type": "integer", "min": BOUNDS[name][0],
+                            "max": BOUNDS[name][1]})
+        else:
+            columns.append({"name": name, "type": "categorical",
+                            "role": "label" if name == "income" else "other"})
+    return {"columns": columns}
+
+
+def one_way_tvd(real: pd.DataFrame, synthetic: pd.DataFrame) -> float:
+    """Mean total-variation distance of the columns (numerics in 10 quantile bins)."""
+    distances = []
+    for column in real.columns:
+        if column in NUMERIC:
+            edges = np.unique(np.quantile(real[column], np.linspace(0, 1, 11)))[1:-1]
+            a = pd.Series(np.searchsorted(edges, real[column], side="right"))
+            b = pd.Series(np.searchsorted(edges, synthetic[column], side="right"))
+        else:
+            a, b = real[column], synthetic[column]
+        p, q = a.value_counts(normalize=True), b.value_counts(normalize=True)
+        distances.append(0.5 * p.sub(q, fill_value=0).abs().sum())
+    return float(np.mean(distances))
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv().encode()
+
+
+@pytest.fixture(scope="module")
+def adult() -> pd.DataFrame:
+    return read_adult()
+
+
+@pytest.fixture(scope="module")
+def schema(adult: pd.DataFrame) -> dict:
+    return adult_schema(adult)
+
+
+@pytest.fixture(scope="module")
+def fitted(adult: pd.DataFrame, schema: dict) -> MSTGenerator:
+    return MSTGenerator().fit(adult, schema, 3.0, DELTA, random_state=0)
+
+
+# ---------------------------------------------------------------------- interface contract
+
+
+def test_sample_has_the_source_columns_order_and_dtypes(fitted: MSTGenerator,
+                                                        adult: pd.DataFrame) -> None:
+    synthetic = fitted.sample(500)
+    assert synthetic.shape == (500, adult.shape[1])
+    assert list(synthetic.columns) == list(adult.columns)
+    assert synthetic.dtypes.equals(adult.dtypes)
+
+
+def test_samples_respect_declared_public_bounds(fitted: MSTGenerator) -> None:
+    synthetic = fitted.sample(20_000)
+    for column, (low, high) in BOUNDS.items():
+        assert synthetic[column].between(low, high).all(), column
+
+
+def test_point_masses_are_sampled_exactly(fitted: MSTGenerator, adult: pd.DataFrame) -> None:
+    synthetic = fitted.sample(20_000)
+    real_zero = (adult["capital-gain"] == 0).mean()
+    assert (synthetic["capital-gain"] == 0).mean() == pytest.approx(real_zero, abs=0.05)
+    assert (synthetic["hours-per-week"] == 40).mean() > 0.3
+
+
+def test_same_data_parameters_and_seed_give_byte_identical_output(adult: pd.DataFrame,
+                                                                 schema: dict) -> None:
+    first = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=11).sample(1_000)
+    second = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=11).sample(1_000)
+    third = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=12).sample(1_000)
+    assert csv_bytes(first) == csv_bytes(second)
+    assert csv_bytes(first) != csv_bytes(third)
+
+
+def test_unseeded_fits_draw_fresh_noise(adult: pd.DataFrame, schema: dict) -> None:
+    first = MSTGenerator().fit(adult, schema, 1.0, DELTA).sample(300)
+    second = MSTGenerator().fit(adult, schema, 1.0, DELTA).sample(300)
+    assert csv_bytes(first) != csv_bytes(second)
+
+
+@pytest.mark.parametrize("conditions", [{"income": {">50K": 0.5, "<=50K": 0.5}},
+                                        {"income": {">50K": 0.8, "<=50K": 0.2}}])
+def test_conditioning_on_the_label_meets_the_requested_shares(fitted: MSTGenerator,
+                                                              conditions: dict) -> None:
+    synthetic = fitted.sample(4_001, conditions=conditions)
+    shares = synthetic["income"].value_counts(normalize=True)
+    for value, share in conditions["income"].items():
+        assert shares[value] == pytest.approx(share, abs=1 / 4_001)
+
+
+def test_conditioning_on_a_single_value_of_another_column(fitted: MSTGenerator) -> None:
+    synthetic = fitted.sample(2_000, conditions={"sex": "Female"})
+    assert (synthetic["sex"] == "Female").all()
+    assert synthetic["relationship"].isin(["Husband"]).mean() < 0.05  # dependence is kept
+
+
+def test_rebalancing_raises_the_minority_share_of_high_earners(fitted: MSTGenerator) -> None:
+    plain = fitted.sample(5_000)
+    balanced = fitted.sample(5_000, conditions={"income": {">50K": 0.5, "<=50K": 0.5}})
+    assert (plain["income"] == ">50K").mean() < 0.35
+    assert (balanced["income"] == ">50K").mean() == pytest.approx(0.5, abs=1e-3)
+    rich_married = (balanced.loc[balanced["income"] == ">50K", "marital-status"]
+                    == "Married-civ-spouse").mean()
+    assert rich_married > 0.6  # the conditional structure is sampled, not copied
+
+
+@pytest.mark.parametrize("conditions", [{"income": "millionaire"}, {"age": 30},
+                                        {"nope": "x"}, {"income": {">50K": 0.7}},
+                                        {"income": ">50K", "sex": "Male"}])
+def test_impossible_conditions_are_refused(fitted: MSTGenerator, conditions: dict) -> None:
+    with pytest.raises(GeneratorError):
+        fitted.sample(10, conditions=conditions)
+
+
+@pytest.mark.parametrize("n_rows", [0, -5, 2.5, True])
+def test_non_positive_or_non_integer_row_counts_are_refused(fitted: MSTGenerator,
+                                                            n_rows: object) -> None:
+    with pytest.raises(GeneratorError, match="n_rows"):
+        fitted.sample(n_rows)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- accounting
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 1.0, 3.0, 8.0])
+@pytest.mark.parametrize("delta", [1e-5, 1e-7])
+def test_spent_privacy_never_exceeds_the_target(adult: pd.DataFrame, schema: dict,
+                                                epsilon: float, delta: float) -> None:
+    model = MSTGenerator().fit(adult, schema, epsilon, delta, random_state=0)
+    spent = model.privacy_spent()
+    assert spent.epsilon <= epsilon
+    assert spent.epsilon == pytest.approx(epsilon, rel=1e-6)
+    assert spent.delta == delta
+    planned = model.plan_privacy(epsilon, delta, len(adult))
+    assert spent.epsilon <= planned.epsilon and spent.delta <= planned.delta
+
+
+def test_privacy_details_let_anyone_recompute_the_spend(fitted: MSTGenerator) -> None:
+    from synth_engine.privacy import cdp_epsilon
+
+    details = fitted.privacy_spent().details
+    stages = details["stages"]
+    assert set(stages) == {"domain", "one_way", "selection", "two_way"}
+    assert stages["one_way"]["measurements"] == 15
+    assert stages["two_way"]["measurements"] == 13  # tree over the 14 non-label columns
+    recomputed = sum(stage["rho"] for stage in stages.values())
+    assert recomputed == pytest.approx(details["rho"])
+    assert cdp_epsilon(details["rho"], details["conversion_delta"]) == pytest.approx(
+        fitted.privacy_spent().epsilon)
+    assert fitted.privacy_spent().accountant.startswith("zCDP")
+
+
+def test_noise_grows_as_epsilon_shrinks(adult: pd.DataFrame, schema: dict) -> None:
+    sigmas = []
+    for epsilon in (8.0, 2.0, 0.5):
+        stages = MSTGenerator().fit(adult, schema, epsilon, DELTA, random_state=0) \
+            .privacy_spent().details["stages"]
+        sigmas.append((stages["one_way"]["sigma"][0], stages["two_way"]["sigma"][0]))
+    assert sigmas[0][0] < sigmas[1][0] < sigmas[2][0]
+    assert sigmas[0][1] < sigmas[1][1] < sigmas[2][1]
+
+
+def test_quality_improves_with_epsilon(adult: pd.DataFrame, schema: dict) -> None:
+    def mean_tvd(epsilon: float) -> float:
+        return float(np.mean([one_way_tvd(adult, MSTGenerator().fit(
+            adult, schema, epsilon, DELTA, random_state=seed).sample(len(adult)))
+            for seed in range(3)]))
+
+    assert mean_tvd(10.0) < mean_tvd(0.3)
+
+
+def test_plan_privacy_is_the_target_and_needs_no_data() -> None:
+    planned = MSTGenerator().plan_privacy(2.0, 1e-6, 10_000)
+    assert (planned.epsilon, planned.delta) == (2.0, 1e-6)
+
+
+# ---------------------------------------------------------------------- save / load
+
+
+def test_a_loaded_model_samples_identically(fitted: MSTGenerator, tmp_path: Path) -> None:
+    fitted.save(tmp_path / "model")
+    loaded = MSTGenerator.load(tmp_path / "model")
+    assert csv_bytes(loaded.sample(700)) == csv_bytes(fitted.sample(700))
+    conditions = {"income": {">50K": 0.5, "<=50K": 0.5}}
+    assert csv_bytes(loaded.sample(300, conditions)) == csv_bytes(fitted.sample(300, conditions))
+    assert loaded.privacy_spent() == fitted.privacy_spent()
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {"model.json", "arrays.npz"}
+
+
+def test_loading_something_else_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text('{"generator": "copula", "format_version": 1}')
+    with pytest.raises(GeneratorError):
+        MSTGenerator.load(tmp_path)
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+def test_a_label_with_one_class_is_refused(adult: pd.DataFrame, schema: dict) -> None:
+    frame = adult.assign(income="<=50K")
+    with pytest.raises(GeneratorError, match="single class"):
+        MSTGenerator().check(frame, schema)
+    with pytest.raises(GeneratorError, match="single class"):
+        MSTGenerator().fit(frame, schema, 1.0, DELTA, random_state=0)
+
+
+def test_an_all_null_column_is_refused(adult: pd.DataFrame, schema: dict) -> None:
+    with pytest.raises(GeneratorError, match="entirely missing"):
+        MSTGenerator().fit(adult.assign(workclass=""), schema, 1.0, DELTA, random_state=0)
+
+
+def test_infinite_values_are_refused(adult: pd.DataFrame, schema: dict) -> None:
+    frame = adult.astype({"fnlwgt": float})
+    frame.loc[3, "fnlwgt"] = -math.inf
+    with pytest.raises(GeneratorError, match="inf"):
+        MSTGenerator().fit(frame, schema, 1.0, DELTA, random_state=0)
+
+
+def test_an_undeclared_id_like_categorical_is_refused_under_dp(adult: pd.DataFrame,
+                                                               schema: dict) -> None:
+    frame = adult.assign(workclass=[f"person-{i}" for i in range(len(adult))])
+    with pytest.raises(GeneratorError, match="distinct values"):
+        MSTGenerator().check(frame, schema)
+
+
+def test_a_single_valued_column_is_a_warning_not_an_error(adult: pd.DataFrame,
+                                                          schema: dict) -> None:
+    frame = adult.assign(race="White")
+    messages = MSTGenerator().check(frame, schema)
+    assert any("'race'" in message for message in messages)
+    with pytest.warns(UserWarning, match="'race'"):
+        model = MSTGenerator().fit(frame, schema, 2.0, DELTA, random_state=0)
+    assert set(model.sample(1_000)["race"]) <= {"White", "other"}
+
+
+@pytest.mark.parametrize(("epsilon", "delta"), [(0.0, DELTA), (-1.0, DELTA), (math.inf, DELTA),
+                                                (1.0, 0.0), (1.0, 1.0)])
+def test_invalid_privacy_targets_are_refused(adult: pd.DataFrame, schema: dict, epsilon: float,
+                                             delta: float) -> None:
+    with pytest.raises(GeneratorError):
+        MSTGenerator().fit(adult, schema, epsilon, delta, random_state=0)
+
+
+def test_a_budget_too_small_to_be_useful_names_the_minimum(adult: pd.DataFrame,
+                                                           schema: dict) -> None:
+    with pytest.raises(InsufficientBudgetError, match=r"use epsilon >= (\S+)") as caught:
+        MSTGenerator().fit(adult, schema, 0.01, DELTA, random_state=0)
+    minimum = float(caught.value.args[0].split("use epsilon >= ")[1].split()[0])
+    MSTGenerator().fit(adult, schema, minimum * 1.01, DELTA, random_state=0)
+    generator = MSTGenerator()
+    generator.check(adult, schema)
+    with pytest.raises(InsufficientBudgetError):
+        generator.plan_privacy(0.01, DELTA, len(adult))
+
+
+def test_a_frame_that_does_not_match_its_schema_is_refused(adult: pd.DataFrame,
+                                                           schema: dict) -> None:
+    with pytest.raises(SchemaMismatchError):
+        MSTGenerator().fit(adult.drop(columns="age"), schema, 1.0, DELTA, random_state=0)
+
+
+def test_unknown_parameters_are_refused_by_the_registry() -> None:
+    with pytest.raises(GeneratorError, match="max_bins"):
+        get_generator("mst", max_binz=3)
+
+
+def test_sampling_before_fit_is_refused() -> None:
+    with pytest.raises(GeneratorError, match="fit"):
+        MSTGenerator().sample(10)
+
+
+# ---------------------------------------------------------------------- other column types
+
+
+def test_boolean_datetime_float_and_missing_values_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    n = 3_000
+    start = pd.Timestamp("2020-01-01")
+    frame = pd.DataFrame({
+        "flag": rng.random(n) < 0.3,
+        "when": start + pd.to_timedelta(rng.integers(0, 365 * 86_400, n), unit="s"),
+        "score": np.where(rng.random(n) < 0.1, np.nan, rng.normal(50, 10, n).clip(0, 100)),
+        "kind": rng.choice(["a", "b", "c", ""], n, p=[0.5, 0.3, 0.1, 0.1]),
+    })
+    schema = {"columns": [
+        {"name": "flag", "type": "boolean"},
+        {"name": "when", "type": "datetime", "min": "2020-01-01", "max": "2021-01-01"},
+        {"name": "score", "type": "float", "min": 0, "max": 100},
+        {"name": "kind", "type": "categorical"},
+    ]}
+    model = MSTGenerator().fit(frame, schema, 5.0, DELTA, random_state=0)
+    synthetic = model.sample(5_000)
+    assert synthetic.dtypes.equals(frame.dtypes)
+    assert synthetic["score"].isna().mean() == pytest.approx(0.1, abs=0.04)
+    assert synthetic["kind"].isna().mean() == pytest.approx(0.1, abs=0.04)
+    assert synthetic["flag"].mean() == pytest.approx(0.3, abs=0.05)
+    when = synthetic["when"]
+    assert when.isna().mean() < 0.02  # the missing code exists (nullable dtype) but is ~empty
+    assert when.dropna().between(start, pd.Timestamp("2021-01-01")).all()
+    assert model.sample(100, conditions={"flag": True})["flag"].all()
+
+
+def test_undeclared_numeric_bounds_are_estimated_privately_and_charged() -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.integers(100, 200, 4_000), "y": rng.normal(0, 1, 4_000)})
+    schema = {"columns": [{"name": "x", "type": "integer"}, {"name": "y", "type": "float"}]}
+    model = MSTGenerator().fit(frame, schema, 2.0, DELTA, random_state=0)
+    stages = model.privacy_spent().details["stages"]
+    assert stages["domain"]["measurements"] == 2
+    synthetic = model.sample(4_000)
+    assert synthetic["x"].between(64, 255).all()
+    assert abs(synthetic["y"].mean()) < 0.3
