@@ -1,7 +1,8 @@
 """A purpose's policy: the JSON block of audit thresholds, validated against a schema.
 
-Later checks read these keys; an unknown key or a value out of range is refused at
-the edge so a typo cannot silently disable a check.
+The keys are the names of the audit's checks (``audits.metrics.base.CHECK_SPECS``) and each
+value is that check's threshold, within the check's range. An unknown key, a value out of
+range or a non-finite number is refused at the edge, so a typo cannot silently disable a check.
 """
 
 from __future__ import annotations
@@ -11,49 +12,32 @@ from typing import Any
 
 import jsonschema
 
+from audits.metrics.base import CHECK_SPECS, default_thresholds
 from core.errors import ValidationError
 
-_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
-_COUNT = {"type": "integer", "minimum": 0}
+# Thresholds that count rows or people are whole numbers.
+INTEGER_CHECKS = {"unique_row_reproduction", "k_anonymity", "l_diversity"}
+
+
+def _threshold_schema(name: str) -> dict[str, Any]:
+    low, high = CHECK_SPECS[name].value_range
+    schema: dict[str, Any] = {"type": "integer" if name in INTEGER_CHECKS else "number",
+                              # An attack AUC below 0.5 (worse than guessing) would fail every release.
+                              "minimum": 0.5 if name.endswith("_auc") else low}
+    if math.isfinite(high):
+        schema["maximum"] = high
+    return schema
+
 
 AUDIT_THRESHOLDS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {
-        "fidelity_tvd_1way_max": _UNIT,
-        "fidelity_tvd_2way_max": _UNIT,
-        "fidelity_association_diff_max": _UNIT,
-        "utility_auc_ratio_min": _UNIT,
-        "utility_minority_recall_ratio_min": {"type": "number", "minimum": 0},
-        "exact_copies_max": _COUNT,
-        "unique_qi_copies_max": _COUNT,
-        "k_anonymity_min": {"type": "integer", "minimum": 1},
-        "l_diversity_min": {"type": "integer", "minimum": 1},
-        "singling_out_risk_max": _UNIT,
-        "linkability_risk_max": _UNIT,
-        "inference_risk_max": _UNIT,
-        "membership_auc_max": {"type": "number", "minimum": 0.5, "maximum": 1},
-        "membership_tpr_at_1pct_fpr_max": _UNIT,
-        "disparate_impact_min": _UNIT,
-        "statistical_parity_diff_max": _UNIT,
-        "equal_opportunity_diff_max": _UNIT,
-        "drift_psi_max": {"type": "number", "minimum": 0},
-        "drift_js_max": _UNIT,
-        "drift_association_max": _UNIT,
-    },
+    "properties": {name: _threshold_schema(name) for name in CHECK_SPECS},
 }
 
+# A new purpose stores the calibrated defaults explicitly, so its policy reads in full.
 DEFAULT_AUDIT_THRESHOLDS: dict[str, Any] = {
-    "fidelity_tvd_1way_max": 0.1,
-    "fidelity_tvd_2way_max": 0.2,
-    "utility_auc_ratio_min": 0.85,
-    "unique_qi_copies_max": 0,
-    "membership_auc_max": 0.6,
-    "singling_out_risk_max": 0.1,
-    "linkability_risk_max": 0.1,
-    "inference_risk_max": 0.2,
-    "drift_psi_max": 0.2,
-}
+    name: value for name, value in default_thresholds().items() if value is not None}
 
 
 def audit_thresholds_validate(thresholds: Any) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class PurposeFactory(factory.django.DjangoModelFactory):
     max_epsilon = Decimal("5")
     approvals_required = 2
     allowed_recipients = ["internal", "external"]
-    audit_thresholds = {"fidelity_tvd_1way_max": 0.1}
+    audit_thresholds = {"tvd_1way": 0.1}
 
 
 @dataclass

@@ -24,7 +24,7 @@ def client_as(user) -> APIClient:
 def test_a_steward_creates_a_purpose_with_its_policy(cast):
     response = client_as(cast.steward).post("/api/purposes/", {
         "name": "fraud-research", "description": "Fraud models", "max_epsilon": "0.75", "approvals_required": 2,
-        "allowed_recipients": ["external", "internal"], "audit_thresholds": {"membership_auc_max": 0.55},
+        "allowed_recipients": ["external", "internal"], "audit_thresholds": {"membership_domias_auc": 0.55},
         "holdout_fraction": "0.25", "release_days": 30,
     }, format="json")
 
@@ -32,7 +32,7 @@ def test_a_steward_creates_a_purpose_with_its_policy(cast):
     assert response.json() == {
         "name": "fraud-research", "description": "Fraud models", "max_epsilon": "0.75", "approvals_required": 2,
         "allowed_recipients": ["external", "internal"], "allow_non_private": False, "holdout_fraction": "0.25",
-        "audit_thresholds": {"membership_auc_max": 0.55}, "release_days": 30, "created_at": ANY, "updated_at": ANY,
+        "audit_thresholds": {"membership_domias_auc": 0.55}, "release_days": 30, "created_at": ANY, "updated_at": ANY,
     }
     assert AuditEvent.objects.filter(action="purpose.create", object_id=str(Purpose.objects.get().pk)).exists()
 
@@ -41,13 +41,13 @@ def test_a_purpose_without_thresholds_gets_the_defaults(cast):
     response = client_as(cast.steward).post("/api/purposes/", {"name": "p", "max_epsilon": 1}, format="json")
 
     assert response.status_code == 201
-    assert response.json()["audit_thresholds"]["membership_auc_max"] == 0.6
+    assert response.json()["audit_thresholds"]["membership_domias_auc"] == 0.55
     assert response.json()["allowed_recipients"] == ["internal"]
 
 
 BAD_PURPOSES = [
-    ("threshold out of range", {"audit_thresholds": {"fidelity_tvd_1way_max": 1.5}},
-     "audit_thresholds: fidelity_tvd_1way_max: 1.5 is greater than the maximum of 1", "audit_thresholds"),
+    ("threshold out of range", {"audit_thresholds": {"tvd_1way": 1.5}},
+     "audit_thresholds: tvd_1way: 1.5 is greater than the maximum of 1", "audit_thresholds"),
     ("unknown threshold", {"audit_thresholds": {"fidelity_tvd_max": 0.1}},
      "'fidelity_tvd_max' was unexpected", "audit_thresholds"),
     ("thresholds not an object", {"audit_thresholds": [0.1]}, "audit_thresholds: Expected a dictionary",

@@ -336,9 +336,9 @@ def test_purpose_list_and_show(cast):
     assert [row["name"] for row in listed] == ["external-research", "internal-analytics", "software-testing"]
     assert (shown["max_epsilon"], shown["approvals_required"], shown["allowed_recipients"]) == (
         "1", 2, ["external", "internal"])
-    assert "membership_auc_max" in shown["audit_thresholds"]
+    assert "membership_domias_auc" in shown["audit_thresholds"]
     text = synthgate("purpose", "show", "external-research", "--as", "requester").stdout
-    assert "approvals required       2" in text and "membership_auc_max" in text
+    assert "approvals required       2" in text and "membership_domias_auc" in text
 
 
 @pytest.mark.django_db

@@ -27,13 +27,13 @@ def assert_nothing_written() -> None:
 
 
 def test_creates_a_purpose_with_its_policy_and_an_audit_event(cast):
-    purpose = create(cast.steward, audit_thresholds={"membership_auc_max": 0.55, "k_anonymity_min": 5},
+    purpose = create(cast.steward, audit_thresholds={"membership_domias_auc": 0.55, "k_anonymity": 5},
                      description="Research partners", holdout_fraction="0.25", release_days=30)
 
     purpose.refresh_from_db()
     assert (purpose.name, purpose.max_epsilon, purpose.approvals_required) == ("research", Decimal("2.5"), 2)
     assert purpose.allowed_recipients == ["external", "internal"]
-    assert purpose.audit_thresholds == {"membership_auc_max": 0.55, "k_anonymity_min": 5}
+    assert purpose.audit_thresholds == {"membership_domias_auc": 0.55, "k_anonymity": 5}
     assert (purpose.holdout_fraction, purpose.release_days, purpose.allow_non_private) == (Decimal("0.25"), 30,
                                                                                           False)
     event = AuditEvent.objects.get()
@@ -79,13 +79,13 @@ def test_recipients_default_to_internal_and_are_deduplicated(cast):
 
 @pytest.mark.parametrize(("thresholds", "named"), [
     ({"fidelity_tvd_max": 0.1}, "'fidelity_tvd_max' was unexpected"),
-    ({"membership_auc_max": 0.4}, "membership_auc_max: 0.4 is less than the minimum of 0.5"),
-    ({"linkability_risk_max": 1.5}, "linkability_risk_max: 1.5 is greater than the maximum of 1"),
-    ({"k_anonymity_min": 0}, "k_anonymity_min: 0 is less than the minimum of 1"),
-    ({"k_anonymity_min": 2.5}, "k_anonymity_min: 2.5 is not of type 'integer'"),
-    ({"exact_copies_max": "none"}, "exact_copies_max: 'none' is not of type 'integer'"),
-    ({"drift_psi_max": float("nan")}, "drift_psi_max: nan is not a finite number"),
-    ({"drift_psi_max": float("inf")}, "drift_psi_max: inf is not a finite number"),
+    ({"membership_domias_auc": 0.4}, "membership_domias_auc: 0.4 is less than the minimum of 0.5"),
+    ({"linkability_risk": 1.5}, "linkability_risk: 1.5 is greater than the maximum of 1"),
+    ({"k_anonymity": 0}, "k_anonymity: 0 is less than the minimum of 1"),
+    ({"k_anonymity": 2.5}, "k_anonymity: 2.5 is not of type 'integer'"),
+    ({"exact_copies": "none"}, "exact_copies: 'none' is not of type 'number'"),
+    ({"drift_psi": float("nan")}, "drift_psi: nan is not a finite number"),
+    ({"drift_psi": float("inf")}, "drift_psi: inf is not a finite number"),
     ([0.1], "[0.1] is not of type 'object'"),
 ])
 def test_refuses_audit_thresholds_naming_the_key_at_fault(cast, thresholds, named):
