@@ -128,27 +128,42 @@ def audit_run_execute(*, version: DatasetVersion, train_version: DatasetVersion,
         result = run_audit(version_frame(train_version), version_frame(holdout_version), version_frame(version),
                            version.schema, thresholds=thresholds, random_state=seed,
                            n_targets=settings.SYNTHGATE_AUDIT_TARGETS)
-    except Exception as error:  # an audit that cannot run must still end, and block the request
+        _audit_record(run, result, actor)
+        datasheet_issue(run=run)
+    except Exception as error:  # an audit that cannot finish must still end, and block the request
         logger.exception("Audit run %s failed", run.pk)
         return _audit_error(run, request, actor, f"{type(error).__name__}: {error}")
-    _audit_record(run, result, request, actor)
-    datasheet_issue(run=run)
+    if request is not None:
+        with transaction.atomic():
+            _request_after_audit(request.pk, run, actor)
     return run
 
 
-def _audit_record(run: AuditRun, result: Any, request: DataRequest | None, actor: AbstractUser | None) -> None:
+def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> None:
     with transaction.atomic():
-        CheckResult.objects.bulk_create([_check_row(run, check.to_dict()) for check in result.checks])
+        CheckResult.objects.bulk_create([_check_row(run, _json_storable(check.to_dict())) for check in result.checks])
         run.status = VERDICT_STATUS[result.verdict]
         run.blocked, run.failed_checks = result.blocked, result.failed_checks
-        run.controls = [control.to_dict() for control in result.controls]
+        run.controls = _json_storable([control.to_dict() for control in result.controls])
         run.timings, run.finished_at = result.timings, timezone.now()
         run.save()
         audit_event_record(actor=actor, action=f"audit.{run.status}", obj=run, after={
             "version": run.version_id, "failed_checks": run.failed_checks, "blocked": run.blocked,
             "controls_caught": all(control["caught"] for control in run.controls)})
-        if request is not None:
-            _request_after_audit(request.pk, run, actor)
+
+
+def _json_storable(value: Any) -> Any:
+    """A copy without NUL characters, which PostgreSQL's jsonb refuses: the metrics' missing-value
+    sentinel (``"\\x00missing"``) reaches chart levels and details, and is shown as ``(missing)``."""
+    from audits.metrics.encoding import MISSING
+
+    if isinstance(value, str):
+        return value.replace(MISSING, "(missing)").replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_json_storable(key): _json_storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_storable(item) for item in value]
+    return value
 
 
 def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:

@@ -96,8 +96,8 @@ class RequestFilterForm(forms.Form):
 
 
 class ComplianceFilterForm(forms.Form):
-    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
     dataset = forms.ChoiceField(required=False)
     purpose = forms.ChoiceField(required=False)
 
@@ -106,8 +106,3 @@ class ComplianceFilterForm(forms.Form):
         self.fields["dataset"].choices = [("", "All datasets")] + [(d, d) for d in datasets]
         self.fields["purpose"].choices = [("", "All purposes")] + [(p, p) for p in purposes]
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if data.get("start") and data.get("end") and data["end"] < data["start"]:
-            self.add_error("end", "The end of the period comes before its start.")
-        return data

@@ -23,7 +23,6 @@ from governance.models import (
     DataRequest,
     Dataset,
     DatasetVersion,
-    Decision,
     Download,
     EntryKind,
     Release,
@@ -204,6 +203,7 @@ def request_timeline(*, request: DataRequest, related: RequestRelated) -> list[A
         "approval": [a.pk for a in related.approvals],
         "budgetentry": [e.pk for e in related.budget_entries],
         "generationjob": [j.pk for j in related.jobs],
+        "datasetversion": _job_versions(related.jobs),
         "auditrun": [r.pk for r in related.audit_runs],
         "datasheet": [r.datasheet.pk for r in related.audit_runs if _has_datasheet(r)],
         "riskacceptance": [a.pk for a in related.risk_acceptances],
@@ -217,15 +217,21 @@ def request_timeline(*, request: DataRequest, related: RequestRelated) -> list[A
     return list(AuditEvent.objects.filter(condition).select_related("actor").order_by("id"))
 
 
+def _job_versions(jobs: list[GenerationJob]) -> list[int]:
+    """The train, holdout and synthetic versions the request's jobs wrote."""
+    ids = []
+    for job in jobs:
+        if job.output_version_id:
+            ids += [job.output_version_id, (job.output_version.lineage or {}).get("train_version")]
+        ids.append(job.holdout_version_id)
+    return [pk for pk in ids if pk]
+
+
 def _has_datasheet(run: AuditRun) -> bool:
     try:
         return run.datasheet is not None
     except Datasheet.DoesNotExist:
         return False
-
-
-def request_decided_by(*, request: DataRequest, user: AbstractUser) -> Approval | None:
-    return next((a for a in request.approvals.all() if a.approver_id == user.pk), None)
 
 
 # ---------------------------------------------------------------------------------- home
@@ -296,55 +302,3 @@ def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
     return {"id": job.pk, "status": job.status, "phase": job.phase, "progress": job.progress,
             "error": job.error, "timings": job.timings, "request_state": state,
             "audit": run, "finished": finished}
-
-
-# ---------------------------------------------------------------------------- compliance
-
-
-@dataclass
-class ComplianceFilters:
-    start: datetime | None = None
-    end: datetime | None = None
-    dataset: str = ""
-    purpose: str = ""
-
-
-def compliance_requests(*, user: AbstractUser, filters: ComplianceFilters) -> QuerySet[DataRequest]:
-    """Requests filed in the period (and matching dataset/purpose), with their counts."""
-    queryset = request_list(user=user)
-    if filters.start:
-        queryset = queryset.filter(created_at__gte=filters.start)
-    if filters.end:
-        queryset = queryset.filter(created_at__lt=filters.end)
-    if filters.dataset:
-        queryset = queryset.filter(dataset__name=filters.dataset)
-    if filters.purpose:
-        queryset = queryset.filter(purpose__name=filters.purpose)
-    return queryset.select_related("release").annotate(
-        n_approvals=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE), distinct=True),
-        n_risk_acceptances=Count("risk_acceptances", distinct=True),
-    ).order_by("created_at", "id")
-
-
-def compliance_summary(*, user: AbstractUser, filters: ComplianceFilters) -> dict[str, Any]:
-    """Totals for the compliance page: requests by state, ε spent, releases, downloads."""
-    requests = compliance_requests(user=user, filters=filters)
-    ids = list(requests.values_list("pk", flat=True))
-    by_state = dict(request_list(user=user).filter(pk__in=ids).values_list("state").annotate(n=Count("id")))
-    spent: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
-    for name, epsilon, delta in BudgetEntry.objects.filter(request__in=ids, kind=EntryKind.SPEND).values_list(
-            "dataset__name", "epsilon", "delta"):
-        spent[name][0] += epsilon
-        spent[name][1] += delta
-    releases = Release.objects.filter(request__in=ids)
-    return {
-        "n_requests": len(ids),
-        "by_state": sorted(by_state.items()),
-        "spent": sorted((name, values[0], values[1]) for name, values in spent.items()),
-        "n_releases": releases.count(),
-        "n_revoked": releases.filter(revoked_at__isnull=False).count(),
-        "n_downloads": Download.objects.filter(release__in=releases).count(),
-        "n_risk_acceptances": RiskAcceptance.objects.filter(request__in=ids).count(),
-        "n_audits": AuditRun.objects.filter(request__in=ids).count(),
-        "n_audits_passed": AuditRun.objects.filter(request__in=ids, status=AuditStatus.PASSED).count(),
-    }

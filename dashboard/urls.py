@@ -9,7 +9,8 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", home.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="dashboard:home"), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True,
+                                                         next_page="dashboard:home"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="dashboard:login"), name="logout"),
     path("datasets/", datasets.dataset_list, name="dataset-list"),
     path("datasets/new/", datasets.dataset_register, name="dataset-register"),
@@ -35,4 +36,5 @@ urlpatterns = [
     path("releases/<int:release_id>/download/<str:kind>/", releases.release_download, name="release-download"),
     path("releases/<int:release_id>/revoke/", releases.release_revoke, name="release-revoke"),
     path("compliance/", compliance.compliance, name="compliance"),
+    path("compliance/report.<str:format>", compliance.compliance_download, name="compliance-download"),
 ]

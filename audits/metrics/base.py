@@ -84,16 +84,16 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["value_range"] = [_plain(v) for v in self.value_range]
-        return _plain(data)
+        data["value_range"] = [to_plain(v) for v in self.value_range]
+        return to_plain(data)
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """JSON-safe copy: NumPy scalars to Python, NaN/inf to ``None``."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -79,6 +79,7 @@ class AuditData:
     holdout_embedding: np.ndarray
     train_keys: np.ndarray
     holdout_keys: np.ndarray
+    memo: dict = field(default_factory=dict, repr=False)  # draws that depend only on these rows
 
     @classmethod
     def prepare(cls, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema) -> AuditData:

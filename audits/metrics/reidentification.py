@@ -65,12 +65,14 @@ def unique_row_reproduction_check(data: AuditData, synthetic: SyntheticRows,
     at_risk = np.setdiff1d(data.train_keys[unique_train], data.holdout_keys)
     hits = np.isin(synthetic.keys, at_risk)
     partial = _partial_matches(data, synthetic, qis + schema.with_role("sensitive"))
-    examples = synthetic.frame.loc[hits].head(5).astype(str).to_dict("records")
+    # positions only: the reproduced rows are real people's records and must not be copied into
+    # audit records or datasheets
+    positions = np.flatnonzero(hits)[:20].tolist()
     return judge("unique_row_reproduction", float(hits.sum()), thresholds=thresholds, baseline=0.0,
                  details={"n_unique_training_rows": int(unique_train.sum()),
                           "n_at_risk": len(at_risk),
                           "n_reproduced_rows": int(len(np.unique(synthetic.keys[hits]))),
-                          "quasi_identifiers": qis, "examples": examples,
+                          "quasi_identifiers": qis, "synthetic_positions": positions,
                           "qi_sensitive_matches": partial})
 
 
@@ -131,7 +133,7 @@ def k_anonymity_checks(data: AuditData, synthetic: SyntheticRows,
                             details={"per_column": per_column})]
 
 
-def dcr_check(data: AuditData, synthetic: SyntheticRows, *, n_queries: int = 5000,
+def dcr_check(data: AuditData, synthetic: SyntheticRows, *, n_queries: int = 2000,
               random_state: int = 0, thresholds: Thresholds = None) -> CheckResult:
     """DCR of synthetic and holdout rows to the training rows, and NNDR (information only)."""
     rng = np.random.default_rng(random_state)

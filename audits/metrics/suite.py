@@ -26,7 +26,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from audits.metrics.attacks import Targets, attack_checks
-from audits.metrics.base import MEMBERSHIP, REIDENTIFICATION, CheckResult, _plain
+from audits.metrics.base import MEMBERSHIP, REIDENTIFICATION, CheckResult, to_plain
 from audits.metrics.bias import bias_checks
 from audits.metrics.context import AuditData, SyntheticRows, plant_copies
 from audits.metrics.encoding import TableSchema
@@ -89,7 +89,7 @@ class AuditResult:
         return next(c for c in self.checks if c.name == name)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain({"verdict": self.verdict, "blocked": self.blocked,
+        return to_plain({"verdict": self.verdict, "blocked": self.blocked,
                        "privacy_flagged": self.privacy_flagged,
                        "failed_checks": self.failed_checks, "random_state": self.random_state,
                        "timings": self.timings, "checks": [c.to_dict() for c in self.checks],
@@ -194,7 +194,10 @@ def audit_rows(data: AuditData, rows: SyntheticRows, thresholds: dict[str, float
     timer = timer or _Timer()
     seeds = [int(s) for s in np.random.SeedSequence(random_state).generate_state(6)]
     targets = Targets.draw(data, n_targets, seeds[1])
-    candidates = timer.run("membership", lambda: Candidates.draw(data, n_candidates, seeds[2]))
+    key = ("candidates", n_candidates, seeds[2])
+    if key not in data.memo:
+        data.memo[key] = timer.run("membership", lambda: Candidates.draw(data, n_candidates, seeds[2]))
+    candidates = data.memo[key]
     checks = [] if privacy_only else quality_checks(data, rows, released=released, seeds=seeds,
                                                     thresholds=thresholds, timer=timer)
     reid, membership = privacy_checks(data, rows, targets, candidates, seeds=seeds,

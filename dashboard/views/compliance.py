@@ -1,92 +1,81 @@
-"""The compliance page: who asked for what, who approved, what was spent, released and downloaded
-in a period. Rows come from the dashboard's selectors; CSV and JSON downloads carry the same rows."""
+"""The compliance page: the reports service's report for a period and filters, shown as a page,
+with links that render it (signed PDF, CSV or JSON) through the same service; every rendered
+report is stored, recorded and logged by that service."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from datetime import datetime, time, timedelta
+from datetime import date
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from audits.compliance import compliance_report_build, compliance_report_render
+from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import ComplianceFilterForm
-from dashboard.selectors import ComplianceFilters, compliance_requests, compliance_summary
-from dashboard.views.common import dashboard_view, paginate, query_without_page
+from dashboard.views.common import add_service_error, dashboard_view
+from governance.models import Role
 from governance.selectors import dataset_list, purpose_list
+from governance.services import user_has_role
 
-COLUMNS = ("request", "created_at", "dataset", "purpose", "requester", "state", "epsilon", "delta", "n_rows",
-           "generator", "recipient", "approvals", "risk_acceptances", "release", "released_at", "revoked_at")
+READERS = (Role.STEWARD, Role.AUDITOR)
+# The service names fields as its API does; the form names them after what they mean.
+REPORT_FIELDS = {"to": "end", "from": "start"}
 
 
 @dashboard_view
 def compliance(request: HttpRequest) -> HttpResponse:
-    form, filters = _filters(request)
-    requests = compliance_requests(user=request.user, filters=filters)
-    export = request.GET.get("format", "")
-    if export == "csv":
-        return _csv(requests)
-    if export == "json":
-        return JsonResponse({"filters": _filters_json(filters), "summary": _jsonable(
-            compliance_summary(user=request.user, filters=filters)), "requests": [_row(r) for r in requests]})
+    if not user_has_role(request.user, *READERS):
+        raise PermissionDeniedError("Only stewards and auditors can produce compliance reports.")
+    form = _form(request)
+    report, status = None, 200
+    if form.is_valid():
+        try:
+            report = compliance_report_build(actor=request.user, **_scope(form.cleaned_data))
+        except ApplicationError as error:
+            add_service_error(form, error, fields=REPORT_FIELDS)
+            status = error.status
+    else:
+        status = 400
     return render(request, "dashboard/compliance.html", {
-        "form": form, "summary": compliance_summary(user=request.user, filters=filters),
-        "page": paginate(request, requests), "query": query_without_page(request)})
+        "form": form, "report": report, "query": _query(form) if report else ""}, status=status)
 
 
-def _filters(request: HttpRequest) -> tuple[ComplianceFilterForm, ComplianceFilters]:
-    form = ComplianceFilterForm(request.GET or None,
-                                datasets=list(dataset_list(user=request.user).values_list("name", flat=True)),
-                                purposes=list(purpose_list(user=request.user).values_list("name", flat=True)))
+@dashboard_view
+def compliance_download(request: HttpRequest, format: str) -> HttpResponse:
+    if not user_has_role(request.user, *READERS):
+        raise PermissionDeniedError("Only stewards and auditors can produce compliance reports.")
+    form = _form(request)
     if not form.is_valid():
-        return form, ComplianceFilters()
-    data = form.cleaned_data
-    zone = timezone.get_current_timezone()
-    start = datetime.combine(data["start"], time.min, tzinfo=zone) if data.get("start") else None
-    end = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=zone) if data.get("end") else None
-    return form, ComplianceFilters(start=start, end=end, dataset=data.get("dataset") or "",
-                                   purpose=data.get("purpose") or "")
-
-
-def _row(request: Any) -> dict[str, Any]:
-    release = getattr(request, "release", None) if hasattr(request, "release") else None
-    return {
-        "request": request.pk, "created_at": request.created_at.isoformat(), "dataset": request.dataset.name,
-        "purpose": request.purpose.name, "requester": request.requester.username, "state": request.state,
-        "epsilon": _plain(request.epsilon), "delta": _plain(request.delta), "n_rows": request.n_rows,
-        "generator": request.generator, "recipient": f"{request.recipient} ({request.recipient_kind})",
-        "approvals": request.n_approvals, "risk_acceptances": request.n_risk_acceptances,
-        "release": release.pk if release else None,
-        "released_at": release.created_at.isoformat() if release else None,
-        "revoked_at": release.revoked_at.isoformat() if release and release.revoked_at else None,
-    }
-
-
-def _csv(requests: Any) -> HttpResponse:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
-    writer.writeheader()
-    for request in requests:
-        writer.writerow(_row(request))
-    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="synthgate-compliance.csv"'
+        return render(request, "dashboard/compliance.html", {"form": form, "report": None}, status=400)
+    rendered = compliance_report_render(actor=request.user, format=format, **_scope(form.cleaned_data))
+    response = HttpResponse(rendered.content, content_type=rendered.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
+    response["X-Synthgate-Report-SHA256"] = rendered.sha256
     return response
 
 
-def _plain(value: Any) -> str:
-    return format(value.normalize(), "f")
+def _form(request: HttpRequest) -> ComplianceFilterForm:
+    today = timezone.now().date()
+    data = request.GET.copy() if request.GET else None
+    if data is not None:
+        data.setdefault("start", today.replace(day=1).isoformat())
+        data.setdefault("end", today.isoformat())
+    else:
+        data = {"start": today.replace(day=1).isoformat(), "end": today.isoformat()}
+    return ComplianceFilterForm(data, datasets=list(dataset_list(user=request.user).values_list("name", flat=True)),
+                                purposes=list(purpose_list(user=request.user).values_list("name", flat=True)))
 
 
-def _filters_json(filters: ComplianceFilters) -> dict[str, Any]:
-    return {"start": filters.start.isoformat() if filters.start else None,
-            "end": filters.end.isoformat() if filters.end else None,
-            "dataset": filters.dataset or None, "purpose": filters.purpose or None}
+def _scope(data: dict[str, Any]) -> dict[str, Any]:
+    return {"date_from": data["start"], "date_to": data["end"], "dataset": data.get("dataset") or None,
+            "purpose": data.get("purpose") or None}
 
 
-def _jsonable(summary: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps({**summary, "spent": [
-        {"dataset": name, "epsilon": _plain(eps), "delta": _plain(delta)} for name, eps, delta in summary["spent"]],
-        "by_state": dict(summary["by_state"])}))
+def _query(form: ComplianceFilterForm) -> str:
+    from urllib.parse import urlencode
+
+    data = form.cleaned_data
+    return urlencode({key: value.isoformat() if isinstance(value, date) else value
+                      for key, value in data.items() if value})

@@ -29,13 +29,13 @@ def release_detail(request: HttpRequest, release_id: int) -> HttpResponse:
 
 
 def _release_page(request: HttpRequest, release: Release, *, form: ReasonForm | None = None,
-                  status: int = 200) -> HttpResponse:
+                  error: ApplicationError | None = None, status: int = 200) -> HttpResponse:
     return render(request, "dashboard/releases/detail.html", {
         "release": release, "verification": _verification(release),
         "downloads": paginate(request, release.downloads.select_related("user").order_by("-created_at", "-id")),
         "can_revoke": release.revoked_at is None and services.user_has_role(request.user, Role.STEWARD,
                                                                             Role.APPROVER),
-        "revoke_form": form or ReasonForm(prefix="revoke"),
+        "revoke_form": form or ReasonForm(prefix="revoke"), "action_error": error,
     }, status=status)
 
 
@@ -45,7 +45,8 @@ def _verification(release: Release) -> dict:
 
     path = Path(settings.DATA_DIR) / release.datasheet.storage_key
     if not path.is_file():
-        return {"ok": False, "problems": [f"The datasheet file is missing from storage ({release.datasheet.storage_key})."]}
+        missing = f"The datasheet file is missing from storage ({release.datasheet.storage_key})."
+        return {"ok": False, "problems": [missing]}
     return datasheet_verify(pdf_bytes=path.read_bytes())
 
 
@@ -74,8 +75,10 @@ def release_revoke(request: HttpRequest, release_id: int) -> HttpResponse:
     try:
         services.release_revoke(actor=request.user, release_id=release_id, reason=reason)
     except ApplicationError as error:
-        add_service_error(form, error)
         release.refresh_from_db()
-        return _release_page(request, release, form=form, status=error.status)
+        if error.extra.get("field") in form.fields:
+            add_service_error(form, error)  # a missing reason: shown at the reason field
+            return _release_page(request, release, form=form, status=error.status)
+        return _release_page(request, release, error=error, status=error.status)
     messages.success(request, f"Release #{release_id} revoked; no further downloads are possible.")
     return redirect("dashboard:release-detail", release_id=release_id)

@@ -58,7 +58,8 @@ def request_create(request: HttpRequest) -> HttpResponse:
                 add_service_error(form, error, fields=CREATE_FIELDS)
                 status = error.status
             else:
-                messages.success(request, f"Request #{created.pk} {'saved as a draft' if created.state == 'draft' else 'submitted'}.")
+                done = "saved as a draft" if created.state == RequestState.DRAFT else "submitted"
+                messages.success(request, f"Request #{created.pk} {done}.")
                 return redirect("dashboard:request-detail", request_id=created.pk)
         else:
             status = 400

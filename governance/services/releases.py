@@ -46,10 +46,14 @@ def release_conditions(*, request: DataRequest) -> list[str]:
 
 def release_create(*, actor: AbstractUser, request_id: int) -> Release:
     """Release a ready request's synthetic version with its signed datasheet, until the purpose's expiry."""
-    if not user_has_role(actor, Role.STEWARD, Role.APPROVER):
-        raise PermissionDeniedError("Only a steward or an approver can release synthetic data.")
+    from governance.selectors import request_visible_to
+
     with transaction.atomic():
         request = access_request_lock(request_id)
+        if not request_visible_to(actor, request):
+            raise NotFoundError(f"No request #{request_id}.")
+        if not user_has_role(actor, Role.STEWARD, Role.APPROVER):
+            raise PermissionDeniedError("Only a steward or an approver can release synthetic data.")
         unmet = release_conditions(request=request)
         if unmet:
             raise ConflictError(f"Request #{request.pk} cannot be released: {'; '.join(unmet)}.",

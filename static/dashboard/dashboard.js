@@ -3,6 +3,14 @@
   "use strict";
 
   var TERMINAL = { succeeded: true, failed: true, cancelled: true };
+  var TONES = { queued: "busy", running: "busy", succeeded: "good", failed: "bad", cancelled: "muted" };
+
+  function setStatusBadges(status) {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-job-status] .badge"), function (badge) {
+      badge.textContent = status;
+      badge.className = "badge badge-" + (TONES[status] || "muted");
+    });
+  }
 
   function setText(root, field, value) {
     var el = root.querySelector('[data-field="' + field + '"]');
@@ -31,6 +39,7 @@
       root.classList.toggle("failed", state.status === "failed" || state.status === "cancelled");
       root.classList.toggle("finished", !!state.finished && state.status === "succeeded");
       root.setAttribute("data-status", state.status);
+      if (!root.closest(".job-row")) { setStatusBadges(state.status); }
       root.setAttribute("data-request-state", state.request_state || "");
       if (state.finished) { root.setAttribute("data-finished", "1"); }
     }

@@ -29,13 +29,6 @@ from tests.jobs.conftest import approved_request_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _missing_label_postgres_accepts(monkeypatch):
-    # Workaround, to be removed with the fix in audits/metrics/encoding.py: the audit suite labels
-    # missing categories "\x00missing" in its chart data, and PostgreSQL's JSONB refuses \u0000,
-    # so storing the generation audit fails there whenever the synthetic rows have gaps.
-    monkeypatch.setattr("audits.metrics.encoding.MISSING", "(missing)")
-
 
 def _released(cast, schema) -> Release:
     """One request through approval, generation, audit (risk accepted if it failed) and release."""

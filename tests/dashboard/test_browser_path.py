@@ -212,7 +212,7 @@ def _overview_pages(people):
         steward.goto(url)
         expect(steward.locator("main h1")).to_be_visible()
         shot(steward, name)
-    expect(steward.get_by_role("link", name="Download CSV")).to_be_visible()
+    expect(steward.get_by_role("link", name="Download signed PDF")).to_be_visible()
     narrow = people.page("alice", viewport=NARROW)
     narrow.goto("/")
     shot(narrow, "24-alice-home-narrow")

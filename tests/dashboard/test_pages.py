@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/datasets/", "/datasets/adult/", "/requests/", "/jobs/", "/audits/", "/releases/", "/compliance/"]
+PAGES = ["/", "/datasets/", "/datasets/adult/", "/requests/", "/jobs/", "/audits/", "/releases/"]
 
 
 def test_pages_ask_an_anonymous_visitor_to_log_in(client):
@@ -103,21 +103,36 @@ def test_the_timeline_lists_every_event_of_the_request(cast, adult, submitted, l
     assert "via web" not in content  # these were made through services directly (channel api)
 
 
-def test_the_compliance_page_filters_and_exports(cast, adult, submitted, login):
+def test_the_compliance_page_shows_the_report_and_renders_downloads(cast, adult, submitted, login):
+    from audits.models import ComplianceReport
+
     client = login(cast.auditor)
-    page = client.get("/compliance/?dataset=adult").content.decode()
-    assert "Compliance report" in page and f"/requests/{submitted.pk}/" in page
-    csv_response = client.get("/compliance/?dataset=adult&format=csv")
-    assert csv_response["Content-Type"].startswith("text/csv")
-    lines = csv_response.content.decode().splitlines()
-    assert lines[0].startswith("request,created_at,dataset") and len(lines) == 2
-    data = client.get("/compliance/?format=json&purpose=research").json()
-    assert data["summary"]["n_requests"] == 1 and data["requests"][0]["requester"] == "requester"
+    page = client.get("/compliance/?dataset=adult")
+    content = page.content.decode()
+    assert page.status_code == 200 and "Compliance report" in content
+    assert f"/requests/{submitted.pk}/" in content and "intact" in content
+    assert "/compliance/report.pdf?" in content and "dataset=adult" in content
+    csv_response = client.get("/compliance/report.csv?dataset=adult")
+    assert csv_response.status_code == 200 and csv_response["Content-Type"].startswith("text/csv")
+    assert csv_response["Content-Disposition"].startswith('attachment; filename="compliance-')
+    data = client.get("/compliance/report.json?purpose=research")
+    assert data.status_code == 200 and b'"total": 1' in data.content
+    pdf = client.get("/compliance/report.pdf")
+    assert pdf.content.startswith(b"%PDF")
+    assert ComplianceReport.objects.count() == 3  # each rendered report is recorded by the service
     empty = client.get("/compliance/?start=2000-01-01&end=2000-01-31").content.decode()
     assert "No requests match these filters" in empty
-    wrong = client.get("/compliance/?start=2024-02-01&end=2024-01-01").content.decode()
-    assert "The end of the period comes before its start" in wrong
+    wrong = client.get("/compliance/?start=2024-02-01&end=2024-01-01")
+    assert wrong.status_code == 400 and "before it starts" in wrong.context["form"].errors["end"][0]
 
+
+def test_only_stewards_and_auditors_see_the_compliance_page(cast, adult, login):
+    for user in (cast.requester, cast.approver):
+        client = login(user)
+        assert client.get("/compliance/").status_code == 403
+        assert client.get("/compliance/report.csv").status_code == 403
+        assert b">Compliance</a>" not in client.get("/").content
+    assert b">Compliance</a>" in login(cast.steward).get("/").content
 
 def test_home_shows_a_dataset_near_its_budget_cap(cast, adult_schema, login):
     from governance.services import access_request_approve

@@ -83,6 +83,6 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     assert "was revoked" in after.content.decode() and Download.objects.count() == 2
 
     timeline = login(cast.auditor).get(f"/requests/{request.pk}/").content.decode()
-    for action in ("job.create", "job.succeed", "audit.start", "datasheet.sign", "release.create",
-                   "release.download", "release.revoke"):
+    for action in ("job.create", "dataset_version.create", "job.succeed", "audit.start", "datasheet.sign",
+                   "release.create", "release.download", "release.revoke"):
         assert action in timeline

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One command for a newcomer: set up, fill an empty database with the demo, and serve the
+# dashboard on the embedded default (SQLite, in-process jobs, files under var/ or
+# $SYNTHGATE_DATA_DIR). Usage: bash scripts/serve.sh [ADDRESS:PORT]   (default 127.0.0.1:8000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ADDRESS="${1:-127.0.0.1:8000}"
+
+bash scripts/setup.sh
+# The embedded default: no broker (jobs run in the web process), SQLite unless DATABASE_URL is set.
+unset CELERY_BROKER_URL
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
+SG=.venv/bin/synthgate
+
+printf '\n== preparing the database and the signing key\n'
+"$SG" init >/dev/null
+if "$SG" shell -c 'from django.contrib.auth import get_user_model; import sys; sys.exit(0 if get_user_model().objects.exists() else 3)' >/dev/null 2>&1; then
+    echo "users exist: keeping the database as it is"
+else
+    printf '\n== empty database: running the demo (five people, the adult sample, one request generated)\n'
+    # The dashboard is worth starting even if the demo stops part-way (its people exist by then).
+    "$SG" demo || printf '\n!! the demo stopped early (see above); the dashboard starts anyway\n'
+fi
+
+printf '\n== collecting static files\n'
+"$SG" collectstatic --noinput -v 0
+
+cat <<INFO
+
+Synthgate dashboard: http://${ADDRESS}/
+Log in as one of the demo people (password: <name>-demo):
+  steward / steward-demo   data steward: registers datasets, releases, revokes
+  alice   / alice-demo     requester: files requests, starts jobs, downloads
+  bob     / bob-demo       approver
+  carol   / carol-demo     approver (four-eyes: two approvals for external-research)
+  dana    / dana-demo      auditor (read-only, compliance reports)
+Stop with Ctrl-C.
+
+INFO
+# --noreload: generation jobs run in background threads of this process; a reload would end them.
+exec "$SG" runserver --noreload "$ADDRESS"
