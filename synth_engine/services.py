@@ -188,6 +188,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
         _touch_data(job, request, planned)
     seed = job.seed if job.seed is not None else secrets.randbits(63)
     with _phase(job, "training", 15, timings):
+        generator.progress_callback = _training_progress(job.pk)
         generator.fit(train, source.schema, float(request.epsilon), float(request.delta), random_state=seed)
         spent = generator.privacy_spent()
         _check_within_plan(spent, planned)
@@ -196,6 +197,15 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
     with _phase(job, "writing", 95, timings):
         return {"train": train, "holdout": holdout, "synthetic": synthetic, "spent": spent, "planned": planned,
                 "split_seed": split_seed, "source": source}
+
+
+def _training_progress(job_id: int) -> Any:
+    """Map a generator's training progress (0..1) onto the job's 15–85 % band."""
+
+    def report(fraction: float) -> None:
+        GenerationJob.objects.filter(pk=job_id).update(progress=15 + int(70 * min(max(fraction, 0.0), 1.0)))
+
+    return report
 
 
 def _split(frame: pd.DataFrame, schema: dict[str, Any], fraction: float,

@@ -17,10 +17,12 @@ from synth_engine.generators.base import (
     SchemaMismatchError,
 )
 from synth_engine.generators.copula import GaussianCopulaGenerator
+from synth_engine.generators.dp_tvae import DPTVAEGenerator
 from synth_engine.generators.mst import MSTGenerator
 
 GENERATORS: dict[str, type[Generator]] = {
     MSTGenerator.name: MSTGenerator,
+    DPTVAEGenerator.name: DPTVAEGenerator,
     GaussianCopulaGenerator.name: GaussianCopulaGenerator,
 }
 DEFAULT_GENERATOR = MSTGenerator.name
@@ -52,6 +54,7 @@ def _generator_class(name: str) -> type[Generator]:
 
 __all__ = [
     "DEFAULT_GENERATOR",
+    "DPTVAEGenerator",
     "GENERATORS",
     "GaussianCopulaGenerator",
     "Generator",

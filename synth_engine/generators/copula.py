@@ -83,6 +83,10 @@ class GaussianCopulaGenerator(Generator):
         ``random_state=None`` seeds from :mod:`secrets`; an int makes fit and sampling
         reproducible.
         """
+        if not isinstance(self.n_quantiles, int) or self.n_quantiles < 2:
+            raise GeneratorError("n_quantiles must be an integer >= 2")
+        if not isinstance(self.min_class_rows, int) or self.min_class_rows < 0:
+            raise GeneratorError("min_class_rows must be a non-negative integer")
         specs = parse_schema(schema)
         for message in validate_frame(frame, specs, private=False):
             warnings.warn(message, UserWarning, stacklevel=2)

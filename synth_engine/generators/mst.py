@@ -168,6 +168,7 @@ class MSTGenerator(Generator):
         ``random_state=None`` seeds from :mod:`secrets` (128 bits); an int makes the fit and
         every later ``sample`` call reproducible, which is for tests and benchmarks only.
         """
+        _check_params(self.get_params())
         specs = parse_schema(schema)
         _check_privacy_target(epsilon, delta)
         for message in validate_frame(frame, specs, private=True):
@@ -380,6 +381,26 @@ class MSTGenerator(Generator):
 
 
 # ---------------------------------------------------------------------- budget
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    """Refuse hyperparameters outside their meaningful ranges, saying which and why."""
+    problems = []
+    for name, low in (("max_bins", 2), ("max_cells", 4), ("estimation_iterations", 1)):
+        if not isinstance(params[name], int) or params[name] < low:
+            problems.append(f"{name} must be an integer >= {low}")
+    for name in ("domain_fraction", "one_way_fraction", "selection_fraction",
+                 "threshold_delta_fraction"):
+        if not isinstance(params[name], int | float) or not 0 < params[name] < 1:
+            problems.append(f"{name} must be in (0, 1)")
+    if not problems and params["one_way_fraction"] + params["selection_fraction"] >= 1:
+        problems.append("one_way_fraction + selection_fraction must leave budget for 2-way tables")
+    if not isinstance(params["min_bin_sigmas"], int | float) or params["min_bin_sigmas"] < 0:
+        problems.append("min_bin_sigmas must be >= 0")
+    if params["structure"] not in ("auto", "tree"):
+        problems.append("structure must be 'auto' or 'tree'")
+    if problems:
+        raise GeneratorError("invalid MST parameters: " + "; ".join(problems))
 
 
 def _check_privacy_target(epsilon: float, delta: float) -> None:

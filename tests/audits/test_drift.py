@@ -29,7 +29,6 @@ from tests.jobs.conftest import approved_request_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
 def _released(cast, schema) -> Release:
     """One request through approval, generation, audit (risk accepted if it failed) and release."""
     request = approved_request_create(cast, schema, rows=1600)

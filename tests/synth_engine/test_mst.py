@@ -306,6 +306,15 @@ def test_unknown_parameters_are_refused_by_the_registry() -> None:
         get_generator("mst", max_binz=3)
 
 
+@pytest.mark.parametrize("params", [{"max_bins": 1}, {"one_way_fraction": 1.5},
+                                    {"one_way_fraction": 0.6, "selection_fraction": 0.5},
+                                    {"structure": "forest"}, {"min_bin_sigmas": -1}])
+def test_out_of_range_parameters_are_refused(adult: pd.DataFrame, schema: dict,
+                                             params: dict) -> None:
+    with pytest.raises(GeneratorError, match="invalid MST parameters"):
+        MSTGenerator(**params).fit(adult, schema, 1.0, DELTA, random_state=0)
+
+
 def test_sampling_before_fit_is_refused() -> None:
     with pytest.raises(GeneratorError, match="fit"):
         MSTGenerator().sample(10)

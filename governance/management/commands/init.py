@@ -18,6 +18,13 @@ from governance.models import Purpose
 from governance.services import purposes_ensure_defaults, roles_ensure
 
 
+def drift_beat_schedule_ensure() -> None:
+    """Register the periodic drift audit with django-celery-beat (idempotent)."""
+    from audits.drift import drift_beat_schedule_ensure as ensure
+
+    ensure()
+
+
 def signing_identity_summary() -> dict[str, str]:
     """Create the platform signing key and certificate unless an organisation's own is configured."""
     from audits.signing import platform_key_ensure, signing_identity
@@ -44,6 +51,7 @@ class Command(SynthgateCommand):
         created = [purpose.name for purpose in purposes_ensure_defaults()]
         purposes = list(Purpose.objects.order_by("name").values_list("name", flat=True))
         identity = signing_identity_summary()
+        drift_beat_schedule_ensure()
         data = {"data_dir": str(settings.DATA_DIR), "database": connection.vendor,
                 "migrations_applied": pending, "roles": roles, "purposes_created": created, "purposes": purposes,
                 "signing": identity}
