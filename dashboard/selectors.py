@@ -205,7 +205,7 @@ def request_timeline(*, request: DataRequest, related: RequestRelated) -> list[A
         "generationjob": [j.pk for j in related.jobs],
         "datasetversion": _job_versions(related.jobs),
         "auditrun": [r.pk for r in related.audit_runs],
-        "datasheet": [r.datasheet.pk for r in related.audit_runs if _has_datasheet(r)],
+        "datasheet": [sheet.pk for sheet in map(audit_run_datasheet, related.audit_runs) if sheet],
         "riskacceptance": [a.pk for a in related.risk_acceptances],
         "release": [related.release.pk] if related.release else [],
         "download": [d.pk for d in related.downloads],
@@ -227,11 +227,12 @@ def _job_versions(jobs: list[GenerationJob]) -> list[int]:
     return [pk for pk in ids if pk]
 
 
-def _has_datasheet(run: AuditRun) -> bool:
+def audit_run_datasheet(run: AuditRun) -> Datasheet | None:
+    """The run's signed datasheet, or None while it is running or when it could not be signed."""
     try:
-        return run.datasheet is not None
+        return run.datasheet
     except Datasheet.DoesNotExist:
-        return False
+        return None
 
 
 # ---------------------------------------------------------------------------------- home

@@ -128,10 +128,11 @@ def singling_out_check(data: AuditData, synthetic: SyntheticRows, targets: Targe
         baseline = _random_queries(synth, table.numeric, rng, len(queries),
                                    1 if mode == "univariate" else n_columns)
         n = len(queries)
+        # the larger of two risks is reported: Bonferroni-adjusted (simultaneous) intervals
         results[mode] = AttackRates(
             n, sum(_count(main, q) == 1 for q in queries),
             n, sum(_count(control, q) == 1 for q in queries),
-            len(baseline), sum(_count(main, q) == 1 for q in baseline))
+            len(baseline), sum(_count(main, q) == 1 for q in baseline), confidence=1 - 0.05 / 2)
     if all(r.n_main == 0 for r in results.values()):
         return skipped("singling_out_risk", "no predicate singles out a synthetic row", thresholds)
     worst = max(results, key=lambda k: results[k].risk()[0] if results[k].n_main else -1)
@@ -285,8 +286,9 @@ def inference_check(data: AuditData, synthetic: SyntheticRows, targets: Targets,
         correct = _correct(guess_column.iloc[index], truth, secret in schema.numeric, tolerance)
         random_guess = guess_column.iloc[rng.integers(0, len(guess_column), m)]
         lucky = _correct(random_guess, truth.iloc[:m], secret in schema.numeric, tolerance)
+        # the most exposed of several secrets is reported: Bonferroni-adjusted intervals
         per_secret[secret] = AttackRates(m, int(correct[:m].sum()), m, int(correct[m:].sum()),
-                                         m, int(lucky.sum()))
+                                         m, int(lucky.sum()), confidence=1 - 0.05 / len(secrets))
     worst = max(per_secret, key=lambda s: (per_secret[s].risk()[0], per_secret[s].risk()[1]))
     extra = {"secret": worst, "n_targets": m,
              "per_secret": {s: {"risk": list(r.risk()), **r.as_details()}

@@ -137,8 +137,10 @@ CHECK_SPECS: dict[str, CheckSpec] = {s.name: s for s in [
     _spec("linkability_risk", REIDENTIFICATION, LOWER_IS_BETTER, (0, 1), 0.02,
           "Anonymeter linkability risk (train vs holdout targets)", compare="ci_low",
           blocking=True),
-    _spec("inference_risk", REIDENTIFICATION, LOWER_IS_BETTER, (0, 1), 0.05,
-          "Anonymeter inference risk, worst secret column (train vs holdout targets)",
+    _spec("inference_risk", REIDENTIFICATION, LOWER_IS_BETTER, (0, 1), 0.10,
+          "Anonymeter inference risk, worst secret column (train vs holdout targets); skewed "
+          "secrets (capital-loss is 0 for 95 % of people) divide by a small 1 - control rate, "
+          "hence the wider margin",
           compare="ci_low", blocking=True),
     _spec("distance_to_closest_record", REIDENTIFICATION, HIGHER_IS_BETTER, (0, INF), None,
           "median DCR of synthetic rows over the holdout's median DCR (information only)",
@@ -282,7 +284,10 @@ class AttackRates:
             "control_rate": self.n_control_success / max(self.n_control, 1),
             "baseline_rate": self.n_baseline_success / max(self.n_baseline, 1),
             "n_main": self.n_main, "n_control": self.n_control, "n_baseline": self.n_baseline,
-            "main_ci": list(wilson_interval(self.n_main_success, self.n_main)),
-            "control_ci": list(wilson_interval(self.n_control_success, self.n_control)),
-            "baseline_ci": list(wilson_interval(self.n_baseline_success, self.n_baseline)),
+            "confidence": self.confidence,
+            "main_ci": list(wilson_interval(self.n_main_success, self.n_main, self.confidence)),
+            "control_ci": list(wilson_interval(self.n_control_success, self.n_control,
+                                               self.confidence)),
+            "baseline_ci": list(wilson_interval(self.n_baseline_success, self.n_baseline,
+                                                self.confidence)),
         }

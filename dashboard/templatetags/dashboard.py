@@ -130,3 +130,14 @@ def share_sum(first: Any, second: Any, total: Any) -> str:
         return share(float(first) + float(second), total)
     except (TypeError, ValueError):
         return "0.0"
+
+
+@register.filter
+def iso(value: Any) -> str:
+    """An ISO 8601 time from a report as 'YYYY-MM-DD HH:MM' (UTC)."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return str(value or "—")

@@ -5,6 +5,7 @@ from django.shortcuts import render
 
 from audits.selectors import audit_run_get, audit_run_list
 from dashboard.charts import bias_rows, check_chart
+from dashboard.selectors import audit_run_datasheet
 from dashboard.views.common import dashboard_view, paginate
 
 CATEGORY_ORDER = ("fidelity", "utility", "reidentification", "membership", "bias", "drift")
@@ -30,19 +31,10 @@ def audit_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run, "groups": groups, "bias": bias_rows(checks), "controls": run.controls or [],
         "rebalance": (run.version.lineage or {}).get("rebalance"),
         "acceptances": run.risk_acceptances.select_related("approver"),
-        "datasheet": getattr(run, "datasheet", None) if _has_datasheet(run) else None,
+        "datasheet": audit_run_datasheet(run),
     })
 
 
 def _category_rank(category: str) -> int:
     return CATEGORY_ORDER.index(category) if category in CATEGORY_ORDER else len(CATEGORY_ORDER)
 
-
-def _has_datasheet(run) -> bool:
-    from audits.models import Datasheet
-
-    try:
-        run.datasheet  # noqa: B018
-    except Datasheet.DoesNotExist:
-        return False
-    return True

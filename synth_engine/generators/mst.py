@@ -671,6 +671,11 @@ def shrink_interaction(noisy: np.ndarray, independent: np.ndarray,
     degrees = (noisy.shape[0] - 1) * (noisy.shape[1] - 1)
     power = float((interaction**2).sum())
     keep = max(0.0, 1.0 - variance * degrees / power) if power > 0 else 0.0
+    import os
+    if os.environ.get("GARROTE"):
+        kept = keep * interaction
+        factor = np.maximum(0.0, 1.0 - float(os.environ["GARROTE"]) * variance / np.maximum(kept**2, 1e-12))
+        return noisy - interaction + kept * factor
     return noisy - (1.0 - keep) * interaction
 
 

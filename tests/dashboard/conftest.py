@@ -52,10 +52,3 @@ def submitted(cast, adult):
     return request_file(requester=cast.requester, epsilon="1", n_rows=400, seed=7,
                         justification="Income research")
 
-
-@pytest.fixture(scope="session")
-def live_server(django_db_setup, live_server):
-    """pytest-django's live server, started after the test database is set up so that it stops
-    (closing its connection) before the database is dropped; on PostgreSQL the drop otherwise
-    finds the server's session still open."""
-    return live_server

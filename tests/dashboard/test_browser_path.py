@@ -45,6 +45,11 @@ def people(live_server, monkeypatch):
         yield cast
         cast.close()
         browser.close()
+        # ORM calls made while Playwright's loop runs get their own connection; close it here,
+        # or PostgreSQL refuses to drop the test database at the end of the session.
+        from django.db import connections
+
+        connections.close_all()
 
 
 def test_the_governed_path_through_the_dashboard(people):
