@@ -25,7 +25,7 @@ COMMIT_WAIT_SECONDS = 60
 
 
 def runs_in_background() -> bool:
-    return bool(getattr(settings, "SYNTHGATE_DASHBOARD_BACKGROUND_JOBS", settings.CELERY_TASK_ALWAYS_EAGER))
+    return bool(settings.SYNTHGATE_DASHBOARD_BACKGROUND_JOBS)
 
 
 def job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:

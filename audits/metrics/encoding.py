@@ -87,6 +87,14 @@ def category_values(series: pd.Series) -> np.ndarray:
     return strings
 
 
+def lookup_codes(values: np.ndarray, vocab: dict[str, int], missing: int) -> np.ndarray:
+    """Vectorised ``vocab.get(value, missing)`` over an object array (factorise, then map the
+    few distinct values)."""
+    codes, uniques = pd.factorize(values)
+    mapped = np.array([vocab.get(v, missing) for v in uniques] + [missing], dtype=np.int64)
+    return mapped[codes]  # factorize marks NaN with -1, which picks the trailing ``missing``
+
+
 def quantile_edges(values: np.ndarray, n_bins: int = 20) -> np.ndarray:
     """Edges of ``n_bins`` quantile bins of ``values`` including the minimum and maximum
     (duplicates merged)."""
@@ -146,9 +154,7 @@ class Discretiser:
         if column in self.edges_:
             return bin_codes(numeric_values(frame[column]), self.edges_[column])
         vocab = self.vocab_[column]
-        unseen = len(vocab)
-        return np.array([vocab.get(v, unseen) for v in category_values(frame[column])],
-                        dtype=np.int64)
+        return lookup_codes(category_values(frame[column]), vocab, missing=len(vocab))
 
     def n_levels(self, column: str) -> int:
         return len(self.levels_[column]) + 1
@@ -220,7 +226,7 @@ class Embedder:
             ranks = (low + high) / (2.0 * max(len(reference), 1))
             return np.where(np.isnan(values), -1.0, ranks)[:, None]
         vocab = self.categories_[column]
-        codes = np.array([vocab.get(v, -1) for v in category_values(frame[column])])
+        codes = lookup_codes(category_values(frame[column]), vocab, missing=-1)
         block = np.zeros((len(codes), len(vocab)), dtype=np.float32)
         known = codes >= 0
         block[np.flatnonzero(known), codes[known]] = np.float32(np.sqrt(0.5))

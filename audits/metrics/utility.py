@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
 
 from audits.metrics.base import CheckResult, judge, skipped
-from audits.metrics.encoding import TableSchema, category_values, numeric_values
+from audits.metrics.encoding import TableSchema, category_values, lookup_codes, numeric_values
 
 
 @dataclass
@@ -59,7 +59,7 @@ def model_matrix(frames: list[pd.DataFrame], schema: TableSchema,
         values = [category_values(frame[column]) for frame in frames]
         vocab = {v: i for i, v in enumerate(sorted(pd.unique(np.concatenate(values)), key=str))}
         for block, column_values in zip(blocks, values, strict=True):
-            block.append(np.array([vocab[v] for v in column_values], dtype=float))
+            block.append(lookup_codes(column_values, vocab, missing=-1).astype(float))
     return [np.column_stack(block) for block in blocks]
 
 

@@ -138,6 +138,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# With no broker, the dashboard runs a generation job in a background thread of the web process
+# so the page returns at once; tests that need the job finished switch it off.
+SYNTHGATE_DASHBOARD_BACKGROUND_JOBS = env_bool("SYNTHGATE_DASHBOARD_BACKGROUND_JOBS", CELERY_TASK_ALWAYS_EAGER)
+
 # Upload limits: the raw file, and for compressed uploads the expanded size and ratio.
 SYNTHGATE_MAX_UPLOAD_BYTES = env_int("SYNTHGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
 SYNTHGATE_MAX_EXPANDED_BYTES = env_int("SYNTHGATE_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024)

@@ -88,6 +88,11 @@ class MSTGenerator(Generator):
         spans the other columns and every tree edge is measured jointly with the label
         (a tree-augmented naive Bayes structure, Friedman, Geiger & Goldszmidt 1997), so each
         attribute depends directly on the label, which is what downstream classifiers need.
+    label_fraction : float
+        In the label-augmented structure, share of the 2-way budget spent measuring the
+        (label, column) table of every column directly; these tables are also margins of the
+        edge tables, and the two estimates are combined by inverse variance. ``0`` measures the
+        edge tables only.
     """
 
     name = "mst"
@@ -105,6 +110,7 @@ class MSTGenerator(Generator):
         min_bin_sigmas: float = 3.0,
         estimation_iterations: int = 300,
         structure: str = "auto",
+        label_fraction: float = 0.3,
     ) -> None:
         self.max_bins = max_bins
         self.max_cells = max_cells
@@ -115,6 +121,7 @@ class MSTGenerator(Generator):
         self.min_bin_sigmas = min_bin_sigmas
         self.estimation_iterations = estimation_iterations
         self.structure = structure
+        self.label_fraction = label_fraction
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -127,6 +134,7 @@ class MSTGenerator(Generator):
             "min_bin_sigmas": self.min_bin_sigmas,
             "estimation_iterations": self.estimation_iterations,
             "structure": self.structure,
+            "label_fraction": self.label_fraction,
         }
 
     # ------------------------------------------------------------------ fit
@@ -233,8 +241,14 @@ class MSTGenerator(Generator):
                                        sigma2, rng) for a, b in edges]
         if edges:
             accountant.add_gaussian("two_way", sigma2, count=len(edges))
+        label_sigma = plan["label_sigma"]
+        stars = {}
+        if label is not None and math.isfinite(label_sigma):
+            stars = {a: gaussian_noise(pair_counts(data, label, a, sizes), label_sigma, rng)
+                     for a in attributes}
+            accountant.add_gaussian("label_pairs", label_sigma, count=len(attributes))
         model = estimate_model(noisy_fine, sigma1, bins, label, edges, noisy_tables, sigma2,
-                               self.estimation_iterations)
+                               self.estimation_iterations, stars=stars, label_sigma=label_sigma)
         self.bins_, self.edges_ = bins, edges
         self.one_way_, self.within_, self.label_tables_, self.pairs_ = model
 
@@ -395,6 +409,8 @@ def _check_params(params: dict[str, Any]) -> None:
             problems.append(f"{name} must be in (0, 1)")
     if not problems and params["one_way_fraction"] + params["selection_fraction"] >= 1:
         problems.append("one_way_fraction + selection_fraction must leave budget for 2-way tables")
+    if not isinstance(params["label_fraction"], int | float) or not 0 <= params["label_fraction"] < 1:
+        problems.append("label_fraction must be in [0, 1)")
     if not isinstance(params["min_bin_sigmas"], int | float) or params["min_bin_sigmas"] < 0:
         problems.append("min_bin_sigmas must be >= 0")
     if params["structure"] not in ("auto", "tree"):
@@ -438,12 +454,15 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float,
         one_way = params["one_way_fraction"] * rest
         selection = params["selection_fraction"] * rest
         two_way = rest - one_way - selection
+    star = params["label_fraction"] * two_way if label is not None else 0.0
+    two_way -= star
     return {
         "rho": rho, "domain_rho": domain_rho, "threshold_delta": threshold_delta,
         "label": label,
         "one_way_sigma": gaussian_sigma(one_way / d),
         "selection_epsilon": exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
         "two_way_sigma": gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
+        "label_sigma": gaussian_sigma(star / n_tree) if star > 0 else math.inf,
     }
 
 
@@ -607,7 +626,7 @@ def _ratio(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 def estimate_model(
     noisy_fine: list[np.ndarray], sigma1: float, bins: list[np.ndarray], label: int | None,
     edges: list[tuple[int, int]], noisy_tables: list[np.ndarray], sigma2: float,
-    iterations: int,
+    iterations: int, stars: dict[int, np.ndarray] | None = None, label_sigma: float = math.inf,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Consistent, non-negative marginals of the (label-augmented) tree from all measurements.
 
@@ -618,6 +637,7 @@ def estimate_model(
     label : index of the label column joined to every edge, or None (plain tree)
     noisy_tables : per edge (a, b), noisy counts of shape (k_label, k_a, k_b) (σ2 per cell;
         k_label is 1 without a label)
+    stars : per column, a direct noisy (label, column) table (``label_sigma`` per cell)
 
     Returns
     -------
@@ -628,6 +648,9 @@ def estimate_model(
     """
     n_hat = _estimate_total(noisy_fine, sigma1, noisy_tables, sigma2)
     margins = _table_margins(len(bins), label, edges, noisy_tables, sigma2)
+    for column, star in (stars or {}).items():
+        margins[column].append((star, label_sigma**2))
+        margins[label].append((star.sum(axis=1)[None, :], label_sigma**2 * star.shape[1]))
     one_way = [_combine_one_way(noisy_fine[c], sigma1, bins[c], margins[c], n_hat)
                for c in range(len(bins))]
     label_one_way = one_way[label] if label is not None else np.array([n_hat])
@@ -671,11 +694,6 @@ def shrink_interaction(noisy: np.ndarray, independent: np.ndarray,
     degrees = (noisy.shape[0] - 1) * (noisy.shape[1] - 1)
     power = float((interaction**2).sum())
     keep = max(0.0, 1.0 - variance * degrees / power) if power > 0 else 0.0
-    import os
-    if os.environ.get("GARROTE"):
-        kept = keep * interaction
-        factor = np.maximum(0.0, 1.0 - float(os.environ["GARROTE"]) * variance / np.maximum(kept**2, 1e-12))
-        return noisy - interaction + kept * factor
     return noisy - (1.0 - keep) * interaction
 
 

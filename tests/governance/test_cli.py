@@ -388,7 +388,7 @@ def test_a_draft_is_kept_until_submitted(cast, adult, research):
     ("--epsilon", "-1", "epsilon must be greater than 0; got -1."),
     ("--epsilon", "9", "epsilon 9 is above purpose 'research''s maximum of 5.000000000000 per release."),
     ("--rows", "0", "rows must be between 1 and 10,000,000; got 0."),
-    ("--generator", "magic", "unknown generator 'magic'; choose one of ['copula', 'mst']"),
+    ("--generator", "magic", "unknown generator 'magic'; choose one of ['copula', 'dp-tvae', 'mst']"),
 ])
 def test_request_create_refuses_bad_input_with_exit_2(cast, adult, research, option, value, message):
     values = {"--dataset": "adult", "--purpose": "research", "--epsilon": "1", "--delta": "1e-6", "--rows": "10",

@@ -182,9 +182,10 @@ def test_privacy_details_let_anyone_recompute_the_spend(fitted: MSTGenerator) ->
 
     details = fitted.privacy_spent().details
     stages = details["stages"]
-    assert set(stages) == {"domain", "one_way", "selection", "two_way"}
+    assert set(stages) == {"domain", "one_way", "selection", "two_way", "label_pairs"}
     assert stages["one_way"]["measurements"] == 15
     assert stages["two_way"]["measurements"] == 13  # tree over the 14 non-label columns
+    assert stages["label_pairs"]["measurements"] == 14
     recomputed = sum(stage["rho"] for stage in stages.values())
     assert recomputed == pytest.approx(details["rho"])
     assert cdp_epsilon(details["rho"], details["conversion_delta"]) == pytest.approx(
