@@ -192,10 +192,12 @@ def judge(name: str, value: float | None, *, thresholds: dict[str, float | None]
     statistic = {"value": value, "ci_low": ci_low, "ci_high": ci_high}[spec.compare]
     if statistic is None and spec.compare != "value":
         statistic = value
+    if skipped_reason is None and statistic is not None and not math.isfinite(statistic):
+        skipped_reason = "the statistic is undefined on these data (e.g. an empty group)"
     passed = None
     if skipped_reason is None and threshold is not None and statistic is not None:
-        below = statistic <= threshold
-        passed = bool(below if spec.direction == LOWER_IS_BETTER else statistic >= threshold)
+        lower_is_better = spec.direction == LOWER_IS_BETTER
+        passed = bool(statistic <= threshold if lower_is_better else statistic >= threshold)
     return CheckResult(
         name=name, category=spec.category, value=_maybe_float(value), threshold=threshold,
         direction=spec.direction, passed=passed, baseline=_maybe_float(baseline),

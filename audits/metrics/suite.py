@@ -237,7 +237,7 @@ def positive_controls(data: AuditData, rows: SyntheticRows, targets: Targets,
                       candidates: Candidates, *, share: float, seeds: list[int],
                       thresholds: dict | None, timer: _Timer) -> list[ControlResult]:
     """Plant ``share`` verbatim training rows and rerun the privacy checks on the copy."""
-    planted = plant_copies(data, rows, share, seeds[5])
+    planted = plant_copies(data, rows, share, seeds[5], pool=candidates.members)
     reid, membership = privacy_checks(data, planted, targets, candidates, seeds=seeds,
                                       thresholds=thresholds, timer=_Timer())
     n_planted = len(planted.planted) if planted.planted is not None else 0

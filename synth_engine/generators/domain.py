@@ -19,6 +19,10 @@ Every column is mapped to *fine codes* ``0 .. n_codes-1``:
   cannot hold that string (for example integer codes without declared categories) therefore
   comes back with ``object`` dtype. Declare ``categories`` to keep the source dtype exactly.
   Missing values (NaN, None, empty string) come back as NaN (``pd.NA`` for nullable dtypes).
+- Whether a column has missing values is not public: a column whose dtype can hold them
+  (object, float, datetime, nullable extension types) always has a missing code, measured with
+  noise like any other, so a DP model may emit a few missing values in a column that had none.
+  Declare ``"nullable": false`` to rule that out (then missing values in the data are refused).
 - numeric (integer, float, datetime as epoch seconds): *cells* of a public grid inside the
   bounds, in value order, then ``MISSING``. The grid gives exact single-value cells to the
   bounds, to zero, and to every integer of a short integer range, so point masses (zero capital
@@ -681,3 +685,33 @@ def unordered_bins(
     labels = np.where(alone, np.arange(n_codes), pooled)
     _, bins = np.unique(labels, return_inverse=True)
     return bins.astype(np.int64)
+
+
+def target_shares(codec: CategoricalCodec, wanted: Any, estimate: np.ndarray | None = None) -> np.ndarray:
+    """Shares over ``codec``'s codes for a condition: one value, or ``{value: share}``.
+
+    Shares may name only some values (``{"Yes": 0.5}``): the remainder goes to the values not
+    named, in proportion to ``estimate`` (the model's own private estimate of the column's
+    distribution; uniform when absent), so a rebalancing request need not list every class.
+    """
+    shares_by_value = wanted if isinstance(wanted, dict) else {wanted: 1.0}
+    shares = np.zeros(codec.n_codes)
+    named = np.zeros(codec.n_codes, dtype=bool)
+    for value, share in shares_by_value.items():
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise GeneratorError(f"share for {value!r} must be a number between 0 and 1")
+        code = codec.code_of(value)
+        shares[code] += share
+        named[code] = True
+    remainder = 1.0 - shares.sum()
+    if remainder < -1e-6:
+        raise GeneratorError(f"condition shares must sum to at most 1, got {shares.sum():.6g}")
+    if remainder > 1e-6:
+        if named.all():
+            raise GeneratorError(f"condition shares name every value but sum to {shares.sum():.6g}, not 1")
+        weights = np.where(named, 0.0, estimate if estimate is not None and len(estimate) == len(shares) else 1.0)
+        weights = np.clip(weights, 0.0, None)
+        if weights.sum() <= 0:
+            weights = (~named).astype(float)
+        shares += remainder * weights / weights.sum()
+    return shares

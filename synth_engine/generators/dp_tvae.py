@@ -65,6 +65,7 @@ from synth_engine.generators.domain import (
     codec_from_dict,
     fit_codecs,
     parse_schema,
+    target_shares,
     validate_frame,
 )
 from synth_engine.generators.mst import round_counts
@@ -445,7 +446,8 @@ class DPTVAEGenerator(Generator):
         """Label codes in proportion to the DP shares, or to the requested ones (controlled
         rounding, then shuffled)."""
         if conditions:
-            shares = _label_shares(conditions, self.columns_, self.codecs_, self.label_index_)
+            shares = _label_shares(conditions, self.columns_, self.codecs_, self.label_index_,
+                                   self.label_weights_)
         elif self.label_index_ is None:
             return np.zeros(n_rows, dtype=np.int64)
         else:
@@ -545,7 +547,7 @@ def _noisy_label_weights(codes: np.ndarray, codecs: list[Codec], label_index: in
 
 
 def _label_shares(conditions: dict[str, Any], columns: list[str], codecs: list[Codec],
-                  label_index: int | None) -> np.ndarray:
+                  label_index: int | None, estimate: np.ndarray | None) -> np.ndarray:
     """Target shares over the label's codes for ``{label: value}`` or ``{label: {value: share}}``."""
     if not isinstance(conditions, dict) or len(conditions) != 1:
         raise GeneratorError("conditions must map the label column to a value or to shares")
@@ -554,15 +556,7 @@ def _label_shares(conditions: dict[str, Any], columns: list[str], codecs: list[C
         raise GeneratorError(f"dp-tvae conditions only on its label column, not {column!r}")
     codec = codecs[label_index]
     assert isinstance(codec, CategoricalCodec)
-    shares_by_value = wanted if isinstance(wanted, dict) else {wanted: 1.0}
-    shares = np.zeros(codec.n_codes)
-    for value, share in shares_by_value.items():
-        if isinstance(share, bool) or not isinstance(share, int | float) or share < 0:
-            raise GeneratorError(f"share for {value!r} must be a non-negative number")
-        shares[codec.code_of(value)] += share
-    if not math.isclose(shares.sum(), 1.0, abs_tol=1e-6):
-        raise GeneratorError(f"condition shares must sum to 1, got {shares.sum():.6g}")
-    return shares
+    return target_shares(codec, wanted, estimate)
 
 
 def _details(history: list, plan: dict[str, Any], rho: float, approximate_delta: float,

@@ -167,3 +167,18 @@ def test_validation_refuses_bad_input_with_a_clear_message(frame, columns, error
 def test_malformed_schemas_are_refused(schema: dict) -> None:
     with pytest.raises(SchemaMismatchError):
         parse_schema(schema)
+
+
+def test_target_shares_spread_the_remainder_over_unnamed_values_by_the_estimate():
+    from synth_engine.generators.domain import CategoricalCodec, target_shares
+
+    codec = CategoricalCodec(name="label", values=["a", "b", "c"], has_other=False, has_missing=False,
+                             dtype="object")
+
+    shares = target_shares(codec, {"a": 0.5}, np.array([0.2, 0.6, 0.2]))
+
+    assert shares.tolist() == pytest.approx([0.5, 0.375, 0.125])
+    with pytest.raises(GeneratorError, match="at most 1"):
+        target_shares(codec, {"a": 0.8, "b": 0.8})
+    with pytest.raises(GeneratorError, match="name every value"):
+        target_shares(codec, {"a": 0.2, "b": 0.2, "c": 0.2})

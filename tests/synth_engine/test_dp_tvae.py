@@ -106,8 +106,13 @@ def test_conditions_on_a_non_label_column_are_refused(fitted):
 def test_conditions_with_an_unknown_value_or_bad_shares_are_refused(fitted):
     with pytest.raises(GeneratorError):
         fitted.sample(10, conditions={"income": "rich"})
-    with pytest.raises(GeneratorError, match="sum to 1"):
+    with pytest.raises(GeneratorError, match="sum to at most 1"):
         fitted.sample(10, conditions={"income": {">50K": 0.7, "<=50K": 0.7}})
+
+
+def test_shares_naming_only_some_classes_give_the_rest_to_the_others(fitted):
+    sample = fitted.sample(1000, conditions={"income": {">50K": 0.5}})
+    assert (sample["income"] == ">50K").mean() == pytest.approx(0.5, abs=0.01)
 
 
 def test_progress_callback_reports_each_epoch_and_stays_out_of_the_parameters(adult, schema):

@@ -177,15 +177,22 @@ def test_spent_privacy_never_exceeds_the_target(adult: pd.DataFrame, schema: dic
     assert spent.epsilon <= planned.epsilon and spent.delta <= planned.delta
 
 
+def test_direct_label_tables_are_an_accounted_option(adult: pd.DataFrame, schema: dict) -> None:
+    model = MSTGenerator(label_fraction=0.3).fit(adult, schema, 2.0, DELTA, random_state=0)
+    stages = model.privacy_spent().details["stages"]
+    assert stages["label_pairs"]["measurements"] == 14
+    assert model.privacy_spent().epsilon <= 2.0
+    assert model.sample(100, conditions={"income": ">50K"})["income"].eq(">50K").all()
+
+
 def test_privacy_details_let_anyone_recompute_the_spend(fitted: MSTGenerator) -> None:
     from synth_engine.privacy import cdp_epsilon
 
     details = fitted.privacy_spent().details
     stages = details["stages"]
-    assert set(stages) == {"domain", "one_way", "selection", "two_way", "label_pairs"}
+    assert set(stages) == {"domain", "one_way", "selection", "two_way"}
     assert stages["one_way"]["measurements"] == 15
     assert stages["two_way"]["measurements"] == 13  # tree over the 14 non-label columns
-    assert stages["label_pairs"]["measurements"] == 14
     recomputed = sum(stage["rho"] for stage in stages.values())
     assert recomputed == pytest.approx(details["rho"])
     assert cdp_epsilon(details["rho"], details["conversion_delta"]) == pytest.approx(

@@ -82,7 +82,8 @@ class Command(BaseCommand):
         datasheet = Path(settings.DATA_DIR) / release.datasheet.storage_key
         self.stdout.write(f"\nDone. Data directory: {settings.DATA_DIR} (source {latest}).")
         self.stdout.write(self.style.SUCCESS(f"Signed datasheet: {datasheet}"))
-        self.stdout.write(f"Verify it with: .venv/bin/synthgate datasheet verify {datasheet}")
+        self.stdout.write(f"Verify it with: SYNTHGATE_DATA_DIR={settings.DATA_DIR} "
+                          f".venv/bin/synthgate datasheet verify {datasheet}")
 
     def _audit_and_release(self, request_id, users):
         from audits.models import AuditRun
