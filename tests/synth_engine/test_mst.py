@@ -146,8 +146,13 @@ def test_rebalancing_raises_the_minority_share_of_high_earners(fitted: MSTGenera
     assert rich_married > 0.6  # the conditional structure is sampled, not copied
 
 
+def test_shares_naming_one_class_give_the_rest_to_the_others(fitted: MSTGenerator) -> None:
+    balanced = fitted.sample(5_000, conditions={"income": {">50K": 0.5}})
+    assert (balanced["income"] == ">50K").mean() == pytest.approx(0.5, abs=1e-3)
+
+
 @pytest.mark.parametrize("conditions", [{"income": "millionaire"}, {"age": 30},
-                                        {"nope": "x"}, {"income": {">50K": 0.7}},
+                                        {"nope": "x"}, {"income": {">50K": 0.7, "<=50K": 0.7}},
                                         {"income": ">50K", "sex": "Male"}])
 def test_impossible_conditions_are_refused(fitted: MSTGenerator, conditions: dict) -> None:
     with pytest.raises(GeneratorError):
