@@ -24,7 +24,3 @@ def channel(name: str) -> Iterator[None]:
         yield
     finally:
         _channel.reset(token)
-
-
-def set_channel(name: str) -> None:
-    _channel.set(name)

@@ -359,9 +359,3 @@ def _mark_failed_locked(job: GenerationJob, *, status: str, error: str, actor: A
         request.decision_reason = job.error
         request_transition(request=request, target=RequestState.FAILED, actor=actor, action="fail",
                            extra={"job": job.pk, "error": job.error})
-
-
-def generation_job_progress(*, job: GenerationJob) -> dict[str, Any]:
-    return {"id": job.pk, "status": job.status, "phase": job.phase, "progress": job.progress,
-            "error": job.error, "timings": job.timings, "peak_memory_bytes": job.peak_memory_bytes}
-

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.ingest import IngestLimits, Table, read_table
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, VersionKind
 from governance.services.audit_log import audit_event_record
@@ -169,10 +169,3 @@ def files_removed_on_error() -> Iterator[list[Path]]:
         for path in written:
             path.unlink(missing_ok=True)
         raise
-
-
-def dataset_get_for_update(*, name: str) -> Dataset:
-    try:
-        return Dataset.objects.select_for_update().get(name=name)
-    except Dataset.DoesNotExist as error:
-        raise NotFoundError(f"No dataset named {name!r}.") from error

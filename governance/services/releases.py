@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
+from core.context import current_channel
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from governance.models import DataRequest, Decision, Download, DownloadKind, Release, RequestState, Role
 from governance.services.audit_log import audit_event_record
@@ -84,7 +85,7 @@ def release_download(*, actor: AbstractUser, release_id: int, kind: str) -> Path
                                 extra={"expires_at": release.expires_at.isoformat()})
         if kind not in DownloadKind.values:
             raise NotFoundError(f"Nothing called {kind!r} to download; choose data or datasheet.")
-        download = Download.objects.create(release=release, user=actor, kind=kind, channel=_channel())
+        download = Download.objects.create(release=release, user=actor, kind=kind, channel=current_channel())
         audit_event_record(actor=actor, action="release.download", obj=download,
                            after={"release": release.pk, "kind": kind})
     key = release.version.storage_key if kind == DownloadKind.DATA else release.datasheet.storage_key
@@ -114,9 +115,3 @@ def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Rele
         request_transition(request=request, target=RequestState.REVOKED, actor=actor, action="revoke",
                            extra={"release": release.pk, "reason": reason})
         return release
-
-
-def _channel() -> str:
-    from core.context import current_channel
-
-    return current_channel()
