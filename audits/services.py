@@ -141,29 +141,15 @@ def audit_run_execute(*, version: DatasetVersion, train_version: DatasetVersion,
 
 def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> None:
     with transaction.atomic():
-        CheckResult.objects.bulk_create([_check_row(run, _json_storable(check.to_dict())) for check in result.checks])
+        CheckResult.objects.bulk_create([_check_row(run, check.to_dict()) for check in result.checks])
         run.status = VERDICT_STATUS[result.verdict]
         run.blocked, run.failed_checks = result.blocked, result.failed_checks
-        run.controls = _json_storable([control.to_dict() for control in result.controls])
+        run.controls = [control.to_dict() for control in result.controls]
         run.timings, run.finished_at = result.timings, timezone.now()
         run.save()
         audit_event_record(actor=actor, action=f"audit.{run.status}", obj=run, after={
             "version": run.version_id, "failed_checks": run.failed_checks, "blocked": run.blocked,
             "controls_caught": all(control["caught"] for control in run.controls)})
-
-
-def _json_storable(value: Any) -> Any:
-    """A copy without NUL characters, which PostgreSQL's jsonb refuses: the metrics' missing-value
-    sentinel (``"\\x00missing"``) reaches chart levels and details, and is shown as ``(missing)``."""
-    from audits.metrics.encoding import MISSING
-
-    if isinstance(value, str):
-        return value.replace(MISSING, "(missing)").replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_json_storable(key): _json_storable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_storable(item) for item in value]
-    return value
 
 
 def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:

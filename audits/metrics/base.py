@@ -88,13 +88,21 @@ class CheckResult:
         return to_plain(data)
 
 
+# Internal label of a missing value (a NUL byte cannot collide with real data); results show it
+# as MISSING_DISPLAY, since JSON stores such as PostgreSQL's jsonb refuse NUL characters.
+MISSING = "\x00missing"
+MISSING_DISPLAY = "(missing)"
+
+
 def to_plain(value: Any) -> Any:
-    """JSON-safe copy: NumPy scalars to Python, NaN/inf to ``None``."""
+    """JSON-safe copy: NumPy scalars to Python, NaN/inf to ``None``, the missing label shown."""
     if isinstance(value, dict):
-        return {str(k): to_plain(v) for k, v in value.items()}
+        return {to_plain(str(k)): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
+    if isinstance(value, str):
+        return value.replace(MISSING, MISSING_DISPLAY)
+    if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None

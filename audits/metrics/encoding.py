@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audits.metrics.base import AuditInputError
+from audits.metrics.base import MISSING, AuditInputError
 
 NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("categorical", "boolean")
 ROLES = ("quasi_identifier", "sensitive", "protected", "label", "other")
-MISSING = "\x00missing"
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
