@@ -162,30 +162,19 @@ def _rebalancing(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _charts(checks: list[CheckResult]) -> dict[str, str]:
-    from audits.datasheets import association_heatmap, distance_histogram, marginals_chart, roc_chart
+    """The datasheet's four charts, drawn from the checks' stored chart data."""
+    from audits.datasheets import check_chart_svg
 
     by_name = {check.name: check.chart for check in checks if check.chart}
+    sources = {"marginals": ("tvd_1way",), "associations": ("association_difference",),
+               "roc": ("membership_domias_auc", "membership_distance_auc"),
+               "distances": ("distance_to_closest_record",)}
     charts: dict[str, str] = {}
-    if marginals := by_name.get("tvd_1way", {}).get("columns"):
-        charts["marginals"] = marginals_chart([
-            {"name": m["column"], "kind": "categorical", "categories": [str(level) for level in m["levels"]],
-             "real": m["real"], "synthetic": m["synthetic"]} for m in marginals])
-    if matrix := by_name.get("association_difference"):
-        charts["associations"] = association_heatmap(matrix["labels"], matrix["matrix"])
-    roc = by_name.get("membership_domias_auc") or by_name.get("membership_distance_auc")
-    if roc and roc.get("fpr"):
-        charts["roc"] = roc_chart(list(zip(roc["fpr"], roc["tpr"], strict=True)), label="membership attack")
-    if (histogram := by_name.get("distance_to_closest_record")) and histogram.get("edges"):
-        charts["distances"] = distance_histogram(*_expand_histogram(histogram))
+    for key, names in sources.items():
+        svg = next((svg for name in names if (svg := check_chart_svg(name, by_name.get(name) or {}))), None)
+        if svg:
+            charts[key] = svg
     return charts
-
-
-def _expand_histogram(chart: dict[str, Any]) -> tuple[list[float], list[float]]:
-    """Bin counts back to values at bin centres (the chart's resolution)."""
-    edges = chart["edges"]
-    centres = [(low + high) / 2 for low, high in zip(edges[:-1], edges[1:], strict=True)]
-    expand = lambda counts: [c for c, n in zip(centres, counts, strict=True) for _ in range(int(n))]  # noqa: E731
-    return expand(chart["synthetic_to_train"]), expand(chart["holdout_to_train"])
 
 
 def _uses(request: Any) -> dict[str, list[str]]:

@@ -6,8 +6,14 @@ service gathers the facts, renders ``datasheets/datasheet.html`` and calls ``htm
 returned SHA-256.
 """
 
-from audits.datasheets.charts import association_heatmap, distance_histogram, marginals_chart, roc_chart
-from audits.datasheets.context import DatasheetContextError, datasheet_context, format_value
+from audits.datasheets.charts import (
+    association_heatmap,
+    check_chart_svg,
+    distance_histogram,
+    marginals_chart,
+    roc_chart,
+)
+from audits.datasheets.context import DatasheetContextError, datasheet_context, format_value, svg_data_uri
 from audits.datasheets.render import (
     DATASHEET_TEMPLATE,
     html_to_pdf,
@@ -35,6 +41,7 @@ __all__ = [
     "SigningIdentityError",
     "VerificationReport",
     "association_heatmap",
+    "check_chart_svg",
     "datasheet_context",
     "distance_histogram",
     "ensure_platform_key",
@@ -48,5 +55,6 @@ __all__ = [
     "roc_chart",
     "self_signed_certificate",
     "sign_pdf",
+    "svg_data_uri",
     "verify_pdf",
 ]

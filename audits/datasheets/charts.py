@@ -19,6 +19,8 @@ HOLDOUT_COLOUR = "#009E73"
 AXIS_COLOUR = "#444444"
 GRID_COLOUR = "#DDDDDD"
 PAGE_WIDTH = 640
+# Audit checks whose stored chart data is an ROC curve.
+ROC_CHECKS = ("membership_domias_auc", "membership_distance_auc")
 # Light to dark red; an absolute association difference of 0 is white.
 HEAT_STOPS = ((255, 255, 255), (252, 187, 161), (251, 106, 74), (203, 24, 29), (103, 0, 13))
 
@@ -28,6 +30,37 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 # ---------------------------------------------------------------------------------------------
 # Public charts
 # ---------------------------------------------------------------------------------------------
+
+
+def check_chart_svg(name: str, chart: Mapping) -> str | None:
+    """The SVG for an audit check's stored chart data, or None when the check draws none.
+
+    One mapping for every consumer (datasheets, dashboard): marginals from ``tvd_1way``, the
+    heatmap from ``association_difference``, ROC curves from the membership AUC checks, the
+    DCR histogram from ``distance_to_closest_record``.
+    """
+    if name == "tvd_1way" and chart.get("columns"):
+        return marginals_chart([
+            {"name": m["column"], "kind": "categorical", "categories": [str(level) for level in m["levels"]],
+             "real": m["real"], "synthetic": m["synthetic"]} for m in chart["columns"]])
+    if name == "association_difference" and chart.get("labels"):
+        return association_heatmap(chart["labels"], chart["matrix"])
+    if name in ROC_CHECKS and chart.get("fpr"):
+        return roc_chart(list(zip(chart["fpr"], chart["tpr"], strict=True)), label="membership attack")
+    if name == "distance_to_closest_record" and chart.get("edges"):
+        return distance_histogram(*_expand_histogram(chart))
+    return None
+
+
+def _expand_histogram(chart: Mapping) -> tuple[list[float], list[float]]:
+    """Bin counts back to values at bin centres (the stored chart's resolution)."""
+    edges = chart["edges"]
+    centres = [(low + high) / 2 for low, high in zip(edges[:-1], edges[1:], strict=True)]
+
+    def expand(counts: Sequence[float]) -> list[float]:
+        return [centre for centre, n in zip(centres, counts, strict=True) for _ in range(int(n))]
+
+    return expand(chart["synthetic_to_train"]), expand(chart["holdout_to_train"])
 
 
 def marginals_chart(columns: Sequence[Mapping], *, panels_per_row: int = 3, max_categories: int = 12,

@@ -62,14 +62,19 @@ def allowed_transitions(state: str) -> list[str]:
     return [str(target) for target in TRANSITIONS[state]]
 
 
+def _invalid_transition(request: DataRequest, action: str) -> InvalidTransitionError:
+    allowed = allowed_transitions(request.state)
+    return InvalidTransitionError(
+        f"Cannot {action} request #{request.pk}: it is {request.state!r}; "
+        f"allowed from {request.state!r}: {', '.join(allowed) or 'nothing (final)'}.",
+        extra={"state": request.state, "allowed_transitions": allowed})
+
+
 def request_transition(*, request: DataRequest, target: str, actor: AbstractUser | None, action: str,
                        extra: dict[str, Any] | None = None) -> DataRequest:
     """Move a locked request to ``target`` if the state machine allows it, and log the change."""
     if target not in TRANSITIONS[request.state]:
-        raise InvalidTransitionError(
-            f"Cannot {action} request #{request.pk}: it is {request.state!r}; "
-            f"allowed from {request.state!r}: {', '.join(allowed_transitions(request.state)) or 'nothing (final)'}.",
-            extra={"state": request.state, "allowed_transitions": allowed_transitions(request.state)})
+        raise _invalid_transition(request, action)
     before = request.state
     request.state = target
     request.save(update_fields=["state", "updated_at", "submitted_at", "decided_at", "decision_reason"])
@@ -268,10 +273,7 @@ def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> 
     if not user_has_role(actor, Role.APPROVER):
         raise PermissionDeniedError(f"Only an approver can {action} requests.")
     if request.state != S.SUBMITTED:
-        raise InvalidTransitionError(
-            f"Cannot {action} request #{request.pk}: it is {request.state!r}; "
-            f"allowed from {request.state!r}: {', '.join(allowed_transitions(request.state)) or 'nothing (final)'}.",
-            extra={"state": request.state, "allowed_transitions": allowed_transitions(request.state)})
+        raise _invalid_transition(request, action)
 
 
 def _require_visible(actor: AbstractUser, request: DataRequest) -> None:
