@@ -7,20 +7,20 @@ range or a non-finite number is refused at the edge, so a typo cannot silently d
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import jsonschema
 
-from audits.metrics.base import CHECK_SPECS, default_thresholds
 from core.errors import ValidationError
 
 # Thresholds that count rows or people are whole numbers.
 INTEGER_CHECKS = {"unique_row_reproduction", "k_anonymity", "l_diversity"}
 
 
-def _threshold_schema(name: str) -> dict[str, Any]:
-    low, high = CHECK_SPECS[name].value_range
+def _threshold_schema(name: str, value_range: tuple[float, float]) -> dict[str, Any]:
+    low, high = value_range
     schema: dict[str, Any] = {"type": "integer" if name in INTEGER_CHECKS else "number",
                               # An attack AUC below 0.5 (worse than guessing) would fail every release.
                               "minimum": 0.5 if name.endswith("_auc") else low}
@@ -29,20 +29,25 @@ def _threshold_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-AUDIT_THRESHOLDS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {name: _threshold_schema(name) for name in CHECK_SPECS},
-}
+# Built on first use: the audit metrics (SciPy, scikit-learn) stay out of every process's start-up.
+@functools.cache
+def audit_thresholds_schema() -> dict[str, Any]:
+    from audits.metrics.base import CHECK_SPECS
 
-# A new purpose stores the calibrated defaults explicitly, so its policy reads in full.
-DEFAULT_AUDIT_THRESHOLDS: dict[str, Any] = {
-    name: value for name, value in default_thresholds().items() if value is not None}
+    return {"type": "object", "additionalProperties": False,
+            "properties": {name: _threshold_schema(name, spec.value_range) for name, spec in CHECK_SPECS.items()}}
+
+
+def default_audit_thresholds() -> dict[str, Any]:
+    """The calibrated defaults a new purpose stores explicitly, so its policy reads in full."""
+    from audits.metrics.base import default_thresholds
+
+    return {name: value for name, value in default_thresholds().items() if value is not None}
 
 
 def audit_thresholds_validate(thresholds: Any) -> dict[str, Any]:
     """Return the thresholds if they match the schema; otherwise name the offending key."""
-    validator = jsonschema.Draft202012Validator(AUDIT_THRESHOLDS_SCHEMA)
+    validator = jsonschema.Draft202012Validator(audit_thresholds_schema())
     errors = sorted(validator.iter_errors(thresholds), key=lambda error: list(error.path))
     if errors:
         first = errors[0]

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.models import Purpose, RecipientKind, Role
-from governance.policy import DEFAULT_AUDIT_THRESHOLDS, audit_thresholds_validate
+from governance.policy import audit_thresholds_validate, default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.datasets import parse_decimal
 from governance.services.users import user_has_role
@@ -41,7 +41,7 @@ def purpose_create(*, actor: AbstractUser | None, name: str, max_epsilon: Any, a
         "allowed_recipients": _recipients(
             [RecipientKind.INTERNAL] if allowed_recipients is None else allowed_recipients),
         "audit_thresholds": audit_thresholds_validate(
-            DEFAULT_AUDIT_THRESHOLDS if audit_thresholds is None else audit_thresholds),
+            default_audit_thresholds() if audit_thresholds is None else audit_thresholds),
         "holdout_fraction": _holdout(holdout_fraction),
         "allow_non_private": bool(allow_non_private),
         "release_days": _release_days(release_days),

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, Purpose
-from governance.policy import DEFAULT_AUDIT_THRESHOLDS
+from governance.policy import default_audit_thresholds
 from governance.services import audit_log_verify, purpose_create, purposes_ensure_defaults
 from governance.services.purposes import DEFAULT_PURPOSES
 
@@ -43,7 +43,7 @@ def test_creates_a_purpose_with_its_policy_and_an_audit_event(cast):
 
 
 def test_default_thresholds_apply_when_none_are_given(cast):
-    assert create(cast.steward).audit_thresholds == DEFAULT_AUDIT_THRESHOLDS
+    assert create(cast.steward).audit_thresholds == default_audit_thresholds()
 
 
 def test_an_empty_thresholds_object_is_kept_empty(cast):
