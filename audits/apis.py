@@ -144,14 +144,18 @@ def _detail(run: AuditRun, status_code: int = status.HTTP_200_OK) -> Response:
 
 
 class AuditRunListApi(APIView):
-    @extend_schema(operation_id="audit_run_list", parameters=list_parameters(AuditRunFilter),
-                   responses={200: paginated(AuditRunOutputSerializer, "PaginatedAuditRunList"), **READ_ERRORS})
+    @extend_schema(
+        operation_id="audit_run_list",
+        parameters=list_parameters(AuditRunFilter),
+        responses={200: paginated(AuditRunOutputSerializer, "PaginatedAuditRunList"), **READ_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         """Audit runs, newest first: those of the requests the user may see, and (stewards, approvers,
         auditors) external ones."""
         queryset = filtered(AuditRunFilter, request, selectors.audit_run_list(user=request.user))
-        return paginated_response(request=request, view=self, queryset=queryset,
-                                  serializer_class=AuditRunOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=queryset, serializer_class=AuditRunOutputSerializer
+        )
 
 
 class AuditRunDetailApi(APIView):
@@ -163,20 +167,30 @@ class AuditRunDetailApi(APIView):
 
 class AuditRunOnDemandApi(APIView):
     class InputSerializer(serializers.Serializer):
-        seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0,
-                                        max_value=2**63 - 1, help_text="omit for a fresh random seed")
+        seed = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=0,
+            max_value=2**63 - 1,
+            help_text="omit for a fresh random seed",
+        )
 
         class Meta:
             ref_name = "AuditRunOnDemandInput"
 
-    @extend_schema(operation_id="audit_run_on_demand", request=InputSerializer,
-                   responses={201: AuditRunDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="audit_run_on_demand",
+        request=InputSerializer,
+        responses={201: AuditRunDetailOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request: Request, version_id: int) -> Response:
         """Audit a synthetic or external version again (with the purpose's current thresholds)."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = services.audit_run_on_demand(actor=request.user, version_id=version_id,
-                                           seed=serializer.validated_data["seed"])
+        run = services.audit_run_on_demand(
+            actor=request.user, version_id=version_id, seed=serializer.validated_data["seed"]
+        )
         return _detail(run, status.HTTP_201_CREATED)
 
 
@@ -204,23 +218,29 @@ class AuditExternalApi(APIView):
         dataset = serializers.SlugField(max_length=100, help_text="its newest source version is the training data")
         synthetic = serializers.FileField(help_text="the synthetic table made elsewhere (CSV or Parquet)")
         holdout = serializers.FileField(help_text="real rows the generator never saw (CSV or Parquet)")
-        seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0,
-                                        max_value=2**63 - 1)
+        seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=2**63 - 1)
 
         class Meta:
             ref_name = "AuditExternalInput"
 
-    @extend_schema(operation_id="audit_external", request={"multipart/form-data": InputSerializer},
-                   responses={201: AuditRunDetailOutputSerializer, **WRITE_ERRORS, **error_responses(413)})
+    @extend_schema(
+        operation_id="audit_external",
+        request={"multipart/form-data": InputSerializer},
+        responses={201: AuditRunDetailOutputSerializer, **WRITE_ERRORS, **error_responses(413)},
+    )
     def post(self, request: Request) -> Response:
         """Audit synthetic data made outside Synthgate (stewards and auditors); uploads are deleted afterwards."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
         with uploads_saved(synthetic=fields["synthetic"], holdout=fields["holdout"]) as paths:
-            run = services.audit_external(actor=request.user, dataset_name=fields["dataset"],
-                                          synthetic_path=paths["synthetic"], holdout_path=paths["holdout"],
-                                          seed=fields["seed"])
+            run = services.audit_external(
+                actor=request.user,
+                dataset_name=fields["dataset"],
+                synthetic_path=paths["synthetic"],
+                holdout_path=paths["holdout"],
+                seed=fields["seed"],
+            )
         return _detail(run, status.HTTP_201_CREATED)
 
 
@@ -236,16 +256,21 @@ def datasheet_file(sheet: Datasheet) -> Path:
 
 
 class AuditDatasheetApi(FileDownloadMixin, APIView):
-    @extend_schema(operation_id="audit_datasheet_get",
-                   responses={(200, "application/pdf"): OpenApiTypes.BINARY, **READ_ERRORS})
+    @extend_schema(
+        operation_id="audit_datasheet_get", responses={(200, "application/pdf"): OpenApiTypes.BINARY, **READ_ERRORS}
+    )
     def get(self, request: Request, run_id: int) -> FileResponse:
         """The run's signed PDF datasheet, for anyone who may see the run."""
         run = selectors.audit_run_get(user=request.user, run_id=run_id)
         sheet = Datasheet.objects.filter(run=run).first()
         if sheet is None:
             raise NotFoundError(f"Audit run #{run.pk} has no signed datasheet.")
-        return FileResponse(datasheet_file(sheet).open("rb"), content_type="application/pdf", as_attachment=True,
-                            filename=f"datasheet-audit-{run.pk}.pdf")
+        return FileResponse(
+            datasheet_file(sheet).open("rb"),
+            content_type="application/pdf",
+            as_attachment=True,
+            filename=f"datasheet-audit-{run.pk}.pdf",
+        )
 
 
 class DatasheetVerifyApi(APIView):
@@ -277,8 +302,11 @@ class DatasheetVerifyApi(APIView):
         class Meta:
             ref_name = "DatasheetVerification"
 
-    @extend_schema(operation_id="datasheet_verify", request={"multipart/form-data": InputSerializer},
-                   responses={200: OutputSerializer, **error_responses(400, 413)})
+    @extend_schema(
+        operation_id="datasheet_verify",
+        request={"multipart/form-data": InputSerializer},
+        responses={200: OutputSerializer, **error_responses(400, 413)},
+    )
     def post(self, request: Request) -> Response:
         """Verify a datasheet's signature and SHA-256 record; a failed check is 200 with ok false (any caller)."""
         serializer = self.InputSerializer(data=request.data)
@@ -307,8 +335,9 @@ class RiskAcceptApi(APIView):
         class Meta:
             ref_name = "RiskAcceptance"
 
-    @extend_schema(operation_id="audit_risk_accept", request=InputSerializer,
-                   responses={201: OutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="audit_risk_accept", request=InputSerializer, responses={201: OutputSerializer, **WRITE_ERRORS}
+    )
     def post(self, request: Request, request_id: int) -> Response:
         """Accept the risk of a blocked request's failed audit (an approver who did not file it).
 
@@ -316,6 +345,7 @@ class RiskAcceptApi(APIView):
         """
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        acceptance = services.risk_accept(actor=request.user, request_id=request_id,
-                                          reason=serializer.validated_data["reason"])
+        acceptance = services.risk_accept(
+            actor=request.user, request_id=request_id, reason=serializer.validated_data["reason"]
+        )
         return Response(self.OutputSerializer(acceptance).data, status=status.HTTP_201_CREATED)

@@ -38,12 +38,20 @@ class ComplianceReportApi(APIView):
 
     @extend_schema(
         operation_id="compliance_report",
-        parameters=[OpenApiParameter("from", OpenApiTypes.DATE, required=True),
-                    OpenApiParameter("to", OpenApiTypes.DATE, required=True),
-                    OpenApiParameter("dataset", OpenApiTypes.STR), OpenApiParameter("purpose", OpenApiTypes.STR),
-                    OpenApiParameter("format", OpenApiTypes.STR, enum=ReportFormat.values)],
-        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.BINARY,
-                   (200, "application/pdf"): OpenApiTypes.BINARY, **READ_ERRORS})
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, required=True),
+            OpenApiParameter("to", OpenApiTypes.DATE, required=True),
+            OpenApiParameter("dataset", OpenApiTypes.STR),
+            OpenApiParameter("purpose", OpenApiTypes.STR),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=ReportFormat.values),
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            **READ_ERRORS,
+        },
+    )
     def get(self, request: Request) -> Any:
         """A compliance report for a period (stewards and auditors); every report is logged."""
         from audits.compliance import compliance_report_render
@@ -51,9 +59,14 @@ class ComplianceReportApi(APIView):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        rendered = compliance_report_render(actor=request.user, date_from=data["from"], date_to=data["to"],
-                                            dataset=data["dataset"] or None, purpose=data["purpose"] or None,
-                                            format=data["format"])
+        rendered = compliance_report_render(
+            actor=request.user,
+            date_from=data["from"],
+            date_to=data["to"],
+            dataset=data["dataset"] or None,
+            purpose=data["purpose"] or None,
+            format=data["format"],
+        )
         if data["format"] == ReportFormat.JSON:
             response: Any = Response(rendered.data)
         else:

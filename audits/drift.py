@@ -48,12 +48,14 @@ def releases_active(*, dataset: Dataset | None = None, now: datetime | None = No
     queryset = Release.objects.filter(revoked_at__isnull=True, expires_at__gt=now or timezone.now())
     if dataset is not None:
         queryset = queryset.filter(request__dataset=dataset)
-    return queryset.select_related("request__dataset__owner", "request__requester", "request__purpose",
-                                   "request__source_version", "version").order_by("created_at", "id")
+    return queryset.select_related(
+        "request__dataset__owner", "request__requester", "request__purpose", "request__source_version", "version"
+    ).order_by("created_at", "id")
 
 
-def drift_audit_run(*, actor: AbstractUser | None, dataset_name: str | None = None,
-                    trigger: str = DriftTrigger.ON_DEMAND) -> list[DriftOutcome]:
+def drift_audit_run(
+    *, actor: AbstractUser | None, dataset_name: str | None = None, trigger: str = DriftTrigger.ON_DEMAND
+) -> list[DriftOutcome]:
     """Re-audit every active release (of one dataset, if named) against its dataset's newest source."""
     if actor is not None and not user_has_role(actor, Role.STEWARD, Role.AUDITOR):
         raise PermissionDeniedError("Only stewards and auditors can run drift audits.")
@@ -63,8 +65,10 @@ def drift_audit_run(*, actor: AbstractUser | None, dataset_name: str | None = No
         if dataset is None:
             raise NotFoundError(f"No dataset named {dataset_name!r}.")
     frames: dict[int, pd.DataFrame] = {}
-    return [drift_audit_release(release=release, actor=actor, trigger=trigger, frames=frames)
-            for release in releases_active(dataset=dataset)]
+    return [
+        drift_audit_release(release=release, actor=actor, trigger=trigger, frames=frames)
+        for release in releases_active(dataset=dataset)
+    ]
 
 
 def drift_audits_due(*, now: datetime | None = None) -> list[DriftOutcome]:
@@ -81,7 +85,8 @@ def drift_audits_due(*, now: datetime | None = None) -> list[DriftOutcome]:
 def _claim(dataset: Dataset, now: datetime) -> bool:
     """Take this dataset's turn; a concurrent beat tick or worker sees the row already moved on."""
     schedule, _ = DriftSchedule.objects.get_or_create(
-        dataset=dataset, defaults={"interval_hours": settings.SYNTHGATE_DRIFT_INTERVAL_HOURS})
+        dataset=dataset, defaults={"interval_hours": settings.SYNTHGATE_DRIFT_INTERVAL_HOURS}
+    )
     if not schedule.enabled:
         return False
     if schedule.last_run_at is not None and schedule.last_run_at + timedelta(hours=schedule.interval_hours) > now:
@@ -95,8 +100,9 @@ def _claim(dataset: Dataset, now: datetime) -> bool:
     return claimed.update(last_run_at=now) == 1
 
 
-def drift_audit_release(*, release: Release, actor: AbstractUser | None, trigger: str,
-                        frames: dict[int, pd.DataFrame] | None = None) -> DriftOutcome:
+def drift_audit_release(
+    *, release: Release, actor: AbstractUser | None, trigger: str, frames: dict[int, pd.DataFrame] | None = None
+) -> DriftOutcome:
     """Compare one release with its dataset's newest source; store the run and mark it stale if it drifted."""
     from governance.selectors import dataset_latest_source
 
@@ -112,11 +118,27 @@ def drift_audit_release(*, release: Release, actor: AbstractUser | None, trigger
     figures = drift_figures(release=release, reference=reference, current=current, frames=frames or {})
     try:
         with transaction.atomic():
-            run = DriftRun.objects.create(release=release, reference_version=reference, current_version=current,
-                                          trigger=trigger, requested_by=actor, **figures)
-            audit_event_record(actor=actor, action="drift.audit", obj=run, after={
-                "release": release.pk, "reference_version": reference.pk, "current_version": current.pk,
-                "stale": run.stale, "reasons": run.reasons, "trigger": trigger})
+            run = DriftRun.objects.create(
+                release=release,
+                reference_version=reference,
+                current_version=current,
+                trigger=trigger,
+                requested_by=actor,
+                **figures,
+            )
+            audit_event_record(
+                actor=actor,
+                action="drift.audit",
+                obj=run,
+                after={
+                    "release": release.pk,
+                    "reference_version": reference.pk,
+                    "current_version": current.pk,
+                    "stale": run.stale,
+                    "reasons": run.reasons,
+                    "trigger": trigger,
+                },
+            )
             if run.stale:
                 release_mark_stale(release=release, run=run, actor=actor)
     except IntegrityError:  # a concurrent sweep judged the same pair first
@@ -125,14 +147,14 @@ def drift_audit_release(*, release: Release, actor: AbstractUser | None, trigger
     return DriftOutcome(release, "stale" if run.stale else "current", run, list(run.reasons))
 
 
-def drift_figures(*, release: Release, reference: DatasetVersion, current: DatasetVersion,
-                  frames: dict[int, pd.DataFrame]) -> dict[str, Any]:
+def drift_figures(
+    *, release: Release, reference: DatasetVersion, current: DatasetVersion, frames: dict[int, pd.DataFrame]
+) -> dict[str, Any]:
     """The three drift comparisons, per-column figures, and the verdict with its reasons."""
     from audits.metrics import drift_checks
     from audits.services import audit_thresholds_for, version_frame
 
-    thresholds = {name: value for name, value in audit_thresholds_for(release.request).items()
-                  if name in DRIFT_CHECKS}
+    thresholds = {name: value for name, value in audit_thresholds_for(release.request).items() if name in DRIFT_CHECKS}
 
     def frame(version: DatasetVersion) -> pd.DataFrame:
         if version.pk not in frames:
@@ -152,11 +174,21 @@ def drift_figures(*, release: Release, reference: DatasetVersion, current: Datas
         return {"thresholds": thresholds, "stale": True, "reasons": [reason]}
     reasons = [f"source drift: {_failure(check)}" for check in source if check["passed"] is False]
     passed_before = {check["name"] for check in baseline if check["passed"] is not False}
-    reasons += [f"release drift against the newest source: {_failure(check)}" for check in released
-                if check["passed"] is False and check["name"] in passed_before]
+    reasons += [
+        f"release drift against the newest source: {_failure(check)}"
+        for check in released
+        if check["passed"] is False and check["name"] in passed_before
+    ]
     per_column = {"source": _per_column(source), "release": _per_column(released)}
-    return {"thresholds": thresholds, "source_checks": source, "release_checks": released,
-            "baseline_checks": baseline, "per_column": per_column, "stale": bool(reasons), "reasons": reasons}
+    return {
+        "thresholds": thresholds,
+        "source_checks": source,
+        "release_checks": released,
+        "baseline_checks": baseline,
+        "per_column": per_column,
+        "stale": bool(reasons),
+        "reasons": reasons,
+    }
 
 
 def _failure(check: dict[str, Any]) -> str:
@@ -176,8 +208,13 @@ def release_mark_stale(*, release: Release, run: DriftRun, actor: AbstractUser |
     if not Release.objects.filter(pk=release.pk, stale_at__isnull=True).update(stale_at=now, updated_at=now):
         return False
     release.stale_at = now
-    audit_event_record(actor=actor, action="release.stale", obj=release, before={"stale_at": None},
-                       after={"stale_at": now, "drift_run": run.pk, "reasons": run.reasons})
+    audit_event_record(
+        actor=actor,
+        action="release.stale",
+        obj=release,
+        before={"stale_at": None},
+        after={"stale_at": now, "drift_run": run.pk, "reasons": run.reasons},
+    )
     transaction.on_commit(lambda: _stale_notice_send(release, run))
     return True
 
@@ -188,20 +225,28 @@ def _stale_notice_send(release: Release, run: DriftRun) -> None:
     if not recipients:
         return
     subject = f"Synthgate: release #{release.pk} of {request.dataset.name} is stale"
-    body = "\n".join([
-        f"A drift audit found release #{release.pk} (request #{request.pk}, dataset {request.dataset.name}, "
-        f"made from source version {run.reference_version.number}) stale against source version "
-        f"{run.current_version.number}:", "", *[f"- {reason}" for reason in run.reasons], "",
-        "The release stays downloadable until it expires or is revoked; consider a new request on the "
-        "newest source.", f"Drift run #{run.pk}."])
+    body = "\n".join(
+        [
+            f"A drift audit found release #{release.pk} (request #{request.pk}, dataset {request.dataset.name}, "
+            f"made from source version {run.reference_version.number}) stale against source version "
+            f"{run.current_version.number}:",
+            "",
+            *[f"- {reason}" for reason in run.reasons],
+            "",
+            "The release stays downloadable until it expires or is revoked; consider a new request on the "
+            "newest source.",
+            f"Drift run #{run.pk}.",
+        ]
+    )
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     except OSError:  # the stale mark and its audit event stand; a lost email must not undo them
         logger.exception("Could not email the stale notice for release %s", release.pk)
 
 
-def drift_schedule_set(*, actor: AbstractUser, dataset_name: str, interval_hours: int,
-                       enabled: bool = True) -> DriftSchedule:
+def drift_schedule_set(
+    *, actor: AbstractUser, dataset_name: str, interval_hours: int, enabled: bool = True
+) -> DriftSchedule:
     """Set how often a dataset's active releases are re-audited for drift (stewards only)."""
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can change a drift schedule.")
@@ -215,8 +260,13 @@ def drift_schedule_set(*, actor: AbstractUser, dataset_name: str, interval_hours
         before = {"interval_hours": schedule.interval_hours, "enabled": schedule.enabled}
         schedule.interval_hours, schedule.enabled = interval_hours, enabled
         schedule.save(update_fields=["interval_hours", "enabled", "updated_at"])
-        audit_event_record(actor=actor, action="drift.schedule", obj=schedule, before=before,
-                           after={"dataset": dataset.name, "interval_hours": interval_hours, "enabled": enabled})
+        audit_event_record(
+            actor=actor,
+            action="drift.schedule",
+            obj=schedule,
+            before=before,
+            after={"dataset": dataset.name, "interval_hours": interval_hours, "enabled": enabled},
+        )
     return schedule
 
 
@@ -224,10 +274,17 @@ def drift_beat_schedule_ensure() -> Any:
     """Create or update the django-celery-beat entry that runs the drift sweep (``synthgate init``)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    interval, _ = IntervalSchedule.objects.get_or_create(every=settings.SYNTHGATE_DRIFT_TICK_MINUTES,
-                                                         period=IntervalSchedule.MINUTES)
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=settings.SYNTHGATE_DRIFT_TICK_MINUTES, period=IntervalSchedule.MINUTES
+    )
     task, _ = PeriodicTask.objects.update_or_create(
-        name=BEAT_TASK_NAME, defaults={"task": BEAT_TASK, "interval": interval, "enabled": True,
-                                       "description": "Re-audit active releases whose dataset's drift interval "
-                                                      "has passed (audits.drift.drift_audits_due)."})
+        name=BEAT_TASK_NAME,
+        defaults={
+            "task": BEAT_TASK,
+            "interval": interval,
+            "enabled": True,
+            "description": "Re-audit active releases whose dataset's drift interval "
+            "has passed (audits.drift.drift_audits_due).",
+        },
+    )
     return task

@@ -17,7 +17,8 @@ DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower 
 THREAT_MODEL = (
     "The adversary holds the released synthetic table and arbitrary auxiliary knowledge, including full "
     "records of some people in the source, and tries to single out, link or infer attributes of people in "
-    "the source, or to tell whether a given person's record was used in training.")
+    "the source, or to tell whether a given person's record was used in training."
+)
 
 
 def datasheet_facts(run: AuditRun) -> dict[str, Any]:
@@ -45,13 +46,24 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
         "charts": _charts(checks),
         "uses": _uses(request),
         "distribution": _distribution(request),
-        "maintenance": {"contact": settings.SYNTHGATE_ORGANISATION + " data stewards",
-                        "retention": "Kept while any release of it is active; the audit log is permanent.",
-                        "errata": "Scheduled drift audits re-check active releases against new source versions."},
-        "signature": {"signer": "platform signing key", "reason": f"audit #{run.pk}",
-                      "location": settings.SYNTHGATE_ORGANISATION},
-        "audit": {"id": run.pk, "status": run.status, "seed": run.seed, "kind": run.kind,
-                  "failed_checks": run.failed_checks, "timings": run.timings},
+        "maintenance": {
+            "contact": settings.SYNTHGATE_ORGANISATION + " data stewards",
+            "retention": "Kept while any release of it is active; the audit log is permanent.",
+            "errata": "Scheduled drift audits re-check active releases against new source versions.",
+        },
+        "signature": {
+            "signer": "platform signing key",
+            "reason": f"audit #{run.pk}",
+            "location": settings.SYNTHGATE_ORGANISATION,
+        },
+        "audit": {
+            "id": run.pk,
+            "status": run.status,
+            "seed": run.seed,
+            "kind": run.kind,
+            "failed_checks": run.failed_checks,
+            "timings": run.timings,
+        },
     }
     return facts
 
@@ -62,20 +74,47 @@ def _label(version: DatasetVersion) -> str:
 
 def _request(request: Any) -> dict[str, Any]:
     if request is None:
-        return {"id": "—", "purpose": "external audit (no request)", "justification": "", "requester": "—",
-                "recipient": "—", "submitted_at": None}
-    return {"id": request.pk, "purpose": f"{request.purpose.name}: {request.purpose.description}",
-            "justification": request.justification, "requester": request.requester.username,
-            "recipient": f"{request.recipient or '—'} ({request.recipient_kind})", "submitted_at": request.submitted_at}
+        return {
+            "id": "—",
+            "purpose": "external audit (no request)",
+            "justification": "",
+            "requester": "—",
+            "recipient": "—",
+            "submitted_at": None,
+        }
+    return {
+        "id": request.pk,
+        "purpose": f"{request.purpose.name}: {request.purpose.description}",
+        "justification": request.justification,
+        "requester": request.requester.username,
+        "recipient": f"{request.recipient or '—'} ({request.recipient_kind})",
+        "submitted_at": request.submitted_at,
+    }
 
 
 def _approvals(request: Any) -> list[dict[str, Any]]:
     if request is None:
         return []
-    rows = [{"approver": a.approver.username, "role": "approver", "decision": a.decision, "decided_at": a.created_at,
-             "comment": a.reason} for a in request.approvals.select_related("approver")]
-    rows += [{"approver": r.approver.username, "role": "approver (risk acceptance)", "decision": "accept risk",
-              "decided_at": r.created_at, "comment": r.reason} for r in request.risk_acceptances.all()]
+    rows = [
+        {
+            "approver": a.approver.username,
+            "role": "approver",
+            "decision": a.decision,
+            "decided_at": a.created_at,
+            "comment": a.reason,
+        }
+        for a in request.approvals.select_related("approver")
+    ]
+    rows += [
+        {
+            "approver": r.approver.username,
+            "role": "approver (risk acceptance)",
+            "decision": "accept risk",
+            "decided_at": r.created_at,
+            "comment": r.reason,
+        }
+        for r in request.risk_acceptances.all()
+    ]
     return rows
 
 
@@ -84,17 +123,34 @@ def _budget(version: DatasetVersion, request: Any) -> dict[str, Any]:
     entries = BudgetEntry.objects.filter(dataset=version.dataset)
     if request is not None:
         entries = entries.filter(request=request)
-    return {"total_epsilon": balance.epsilon_cap, "total_delta": balance.delta_cap,
-            "remaining_epsilon": balance.epsilon_remaining, "remaining_delta": balance.delta_remaining,
-            "entries": [{"at": e.created_at, "kind": e.kind, "epsilon": e.epsilon, "delta": e.delta,
-                         "note": f"request #{e.request_id}: {e.note}"} for e in entries.order_by("id")]}
+    return {
+        "total_epsilon": balance.epsilon_cap,
+        "total_delta": balance.delta_cap,
+        "remaining_epsilon": balance.epsilon_remaining,
+        "remaining_delta": balance.delta_remaining,
+        "entries": [
+            {
+                "at": e.created_at,
+                "kind": e.kind,
+                "epsilon": e.epsilon,
+                "delta": e.delta,
+                "note": f"request #{e.request_id}: {e.note}",
+            }
+            for e in entries.order_by("id")
+        ],
+    }
 
 
 def _generator(lineage: dict[str, Any], request: Any) -> dict[str, Any]:
     job = lineage.get("job")
-    return {"name": lineage.get("generator", "external"), "version": lineage.get("library_versions", {}).get(
-        "numpy", "—") and "synthgate 0.1.0", "job_id": job, "started_at": None, "finished_at": None,
-        "parameters": lineage.get("parameters") or (request.generator_params if request else {})}
+    return {
+        "name": lineage.get("generator", "external"),
+        "version": lineage.get("library_versions", {}).get("numpy", "—") and "synthgate 0.1.0",
+        "job_id": job,
+        "started_at": None,
+        "finished_at": None,
+        "parameters": lineage.get("parameters") or (request.generator_params if request else {}),
+    }
 
 
 def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
@@ -107,19 +163,28 @@ def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
 
 
 def _version(version: DatasetVersion) -> dict[str, Any]:
-    return {"dataset": version.dataset.name, "version": _label(version), "hash": version.content_hash,
-            "n_rows": version.n_rows, "n_columns": version.n_columns}
+    return {
+        "dataset": version.dataset.name,
+        "version": _label(version),
+        "hash": version.content_hash,
+        "n_rows": version.n_rows,
+        "n_columns": version.n_columns,
+    }
 
 
 def _preprocessing(version: DatasetVersion, run: AuditRun) -> list[str]:
     source = version.parent or run.train_version
-    steps = [f"Identifier columns dropped before storage: {', '.join(source.dropped_columns) or 'none'}.",
-             "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",
-             f"Split into training rows ({run.train_version.n_rows:,}) and a stratified holdout "
-             f"({run.holdout_version.n_rows:,}) kept for audits only; the generator never saw the holdout."]
+    steps = [
+        f"Identifier columns dropped before storage: {', '.join(source.dropped_columns) or 'none'}.",
+        "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",
+        f"Split into training rows ({run.train_version.n_rows:,}) and a stratified holdout "
+        f"({run.holdout_version.n_rows:,}) kept for audits only; the generator never saw the holdout.",
+    ]
     if version.kind == "synthetic":
-        steps.append("Category lists and numeric bounds not declared public in the schema were estimated with "
-                     "differential privacy, and their cost is part of the spent ε; rare categories became 'other'.")
+        steps.append(
+            "Category lists and numeric bounds not declared public in the schema were estimated with "
+            "differential privacy, and their cost is part of the spent ε; rare categories became 'other'."
+        )
     return steps
 
 
@@ -127,38 +192,70 @@ def _privacy(lineage: dict[str, Any]) -> dict[str, Any]:
     accountant = lineage.get("accountant") or {}
     epsilon = lineage.get("epsilon_spent")
     if lineage.get("generator") == "external":
-        return {"epsilon": math.inf, "delta": None, "mechanism": "unknown (made outside Synthgate)",
-                "accountant": "none: no privacy guarantee is known"}
-    return {"epsilon": math.inf if epsilon is None else epsilon, "delta": lineage.get("delta_spent"),
-            "mechanism": lineage.get("generator", "—"), "accountant": accountant.get("accountant", "—")}
+        return {
+            "epsilon": math.inf,
+            "delta": None,
+            "mechanism": "unknown (made outside Synthgate)",
+            "accountant": "none: no privacy guarantee is known",
+        }
+    return {
+        "epsilon": math.inf if epsilon is None else epsilon,
+        "delta": lineage.get("delta_spent"),
+        "mechanism": lineage.get("generator", "—"),
+        "accountant": accountant.get("accountant", "—"),
+    }
 
 
 def _check(check: CheckResult) -> dict[str, Any]:
     verdict = "n/a" if check.passed is None else "pass" if check.passed else "fail" if check.gating else "warn"
     note = check.skipped_reason or ("blocking" if check.blocking else "")
-    return {"name": check.name, "category": check.category, "value": check.value, "threshold": check.threshold,
-            "direction": DIRECTIONS.get(check.direction, check.direction), "baseline": check.baseline,
-            "verdict": verdict, "note": note}
+    return {
+        "name": check.name,
+        "category": check.category,
+        "value": check.value,
+        "threshold": check.threshold,
+        "direction": DIRECTIONS.get(check.direction, check.direction),
+        "baseline": check.baseline,
+        "verdict": verdict,
+        "note": note,
+    }
 
 
 def _control(run: AuditRun) -> dict[str, Any]:
     controls = run.controls or []
     caught = bool(controls) and all(control["caught"] for control in controls)
-    outcome = "; ".join(
-        f"{c['family']}: {c['n_planted']} verbatim training rows planted ({c['share']:.0%}) — "
-        + ("caught by " + ", ".join(c["caught_by"]) if c["caught"] else "NOT caught")
-        for c in controls) or "no positive control ran"
-    return {"passed": caught, "description": "The re-identification and membership checks were run again on a copy "
-            "of the synthetic set with verbatim training rows planted in it; they must flag it.", "outcome": outcome}
+    outcome = (
+        "; ".join(
+            f"{c['family']}: {c['n_planted']} verbatim training rows planted ({c['share']:.0%}) — "
+            + ("caught by " + ", ".join(c["caught_by"]) if c["caught"] else "NOT caught")
+            for c in controls
+        )
+        or "no positive control ran"
+    )
+    return {
+        "passed": caught,
+        "description": "The re-identification and membership checks were run again on a copy "
+        "of the synthetic set with verbatim training rows planted in it; they must flag it.",
+        "outcome": outcome,
+    }
 
 
 def _rebalancing(record: dict[str, Any] | None) -> dict[str, Any] | None:
     if not record:
         return None
     labels = sorted(set(record["real_shares"]) | set(record["released_shares"]))
-    return {"column": record["column"], "reason": record["notice"],
-            "shares": [{"label": label, "real": record["real_shares"].get(label, 0.0),
-                        "released": record["released_shares"].get(label, 0.0)} for label in labels]}
+    return {
+        "column": record["column"],
+        "reason": record["notice"],
+        "shares": [
+            {
+                "label": label,
+                "real": record["real_shares"].get(label, 0.0),
+                "released": record["released_shares"].get(label, 0.0),
+            }
+            for label in labels
+        ],
+    }
 
 
 def _charts(checks: list[CheckResult]) -> dict[str, str]:
@@ -166,9 +263,12 @@ def _charts(checks: list[CheckResult]) -> dict[str, str]:
     from audits.datasheets import check_chart_svg
 
     by_name = {check.name: check.chart for check in checks if check.chart}
-    sources = {"marginals": ("tvd_1way",), "associations": ("association_difference",),
-               "roc": ("membership_domias_auc", "membership_distance_auc"),
-               "distances": ("distance_to_closest_record",)}
+    sources = {
+        "marginals": ("tvd_1way",),
+        "associations": ("association_difference",),
+        "roc": ("membership_domias_auc", "membership_distance_auc"),
+        "distances": ("distance_to_closest_record",),
+    }
     charts: dict[str, str] = {}
     for key, names in sources.items():
         svg = next((svg for name in names if (svg := check_chart_svg(name, by_name.get(name) or {}))), None)
@@ -179,16 +279,22 @@ def _charts(checks: list[CheckResult]) -> dict[str, str]:
 
 def _uses(request: Any) -> dict[str, list[str]]:
     intended = [request.purpose.description] if request else ["Evaluation of externally produced synthetic data."]
-    return {"intended": intended, "prohibited": [
-        "Re-identifying, contacting or making decisions about any individual.",
-        "Linking with other data to recover records of the source.",
-        "Use beyond the approved purpose or by recipients other than the named one."]}
+    return {
+        "intended": intended,
+        "prohibited": [
+            "Re-identifying, contacting or making decisions about any individual.",
+            "Linking with other data to recover records of the source.",
+            "Use beyond the approved purpose or by recipients other than the named one.",
+        ],
+    }
 
 
 def _distribution(request: Any) -> dict[str, Any]:
     if request is None:
         return {"recipient": "—", "channel": "not released", "terms": "—", "expires_at": None}
-    return {"recipient": f"{request.recipient or '—'} ({request.recipient_kind})",
-            "channel": "Synthgate release download (every download is logged)",
-            "terms": f"Purpose {request.purpose.name}; release valid {request.purpose.release_days} days.",
-            "expires_at": None}
+    return {
+        "recipient": f"{request.recipient or '—'} ({request.recipient_kind})",
+        "channel": "Synthgate release download (every download is logged)",
+        "terms": f"Purpose {request.purpose.name}; release valid {request.purpose.release_days} days.",
+        "expires_at": None,
+    }

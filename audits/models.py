@@ -28,11 +28,11 @@ class AuditRun(TimestampedModel):
     version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="audit_runs")
     train_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
     holdout_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
-    request = models.ForeignKey("governance.DataRequest", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="audit_runs")
+    request = models.ForeignKey(
+        "governance.DataRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_runs"
+    )
     kind = models.CharField(max_length=20, choices=AuditKind.choices)
-    status = models.CharField(max_length=20, choices=AuditStatus.choices, default=AuditStatus.RUNNING,
-                              db_index=True)
+    status = models.CharField(max_length=20, choices=AuditStatus.choices, default=AuditStatus.RUNNING, db_index=True)
     seed = models.BigIntegerField()
     thresholds = models.JSONField(default=dict)
     blocked = models.BooleanField(default=False)
@@ -40,8 +40,9 @@ class AuditRun(TimestampedModel):
     controls = models.JSONField(default=list, help_text="positive-control outcomes")
     timings = models.JSONField(default=dict)
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                     related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -133,10 +134,12 @@ class ComplianceReport(models.Model):
 
     date_from = models.DateField()
     date_to = models.DateField()
-    dataset = models.ForeignKey("governance.Dataset", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="compliance_reports")
-    purpose = models.ForeignKey("governance.Purpose", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="compliance_reports")
+    dataset = models.ForeignKey(
+        "governance.Dataset", null=True, blank=True, on_delete=models.PROTECT, related_name="compliance_reports"
+    )
+    purpose = models.ForeignKey(
+        "governance.Purpose", null=True, blank=True, on_delete=models.PROTECT, related_name="compliance_reports"
+    )
     format = models.CharField(max_length=10, choices=ReportFormat.choices)
     sha256 = models.CharField(max_length=64, db_index=True)
     storage_key = models.CharField(max_length=300)
@@ -147,8 +150,11 @@ class ComplianceReport(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=models.Q(date_to__gte=models.F("date_from")),
-                                              name="compliance_report_period_ordered")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(date_to__gte=models.F("date_from")), name="compliance_report_period_ordered"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"compliance report #{self.pk} ({self.date_from}..{self.date_to}, {self.format})"
@@ -164,8 +170,7 @@ class DriftSchedule(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(interval_hours__gt=0),
-                                              name="drift_interval_positive")]
+        constraints = [models.CheckConstraint(condition=models.Q(interval_hours__gt=0), name="drift_interval_positive")]
 
     def __str__(self) -> str:
         return f"drift audits of dataset #{self.dataset_id} every {self.interval_hours} h"
@@ -196,8 +201,9 @@ class DriftRun(models.Model):
     per_column = models.JSONField(default=dict, help_text="{source|release: {column: {psi, test, p_value, ...}}}")
     stale = models.BooleanField()
     reasons = models.JSONField(default=list)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                     related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,7 +21,8 @@ def audit_run_list(*, user: AbstractUser) -> QuerySet[AuditRun]:
     if user_has_role(user, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
         visible |= Q(request__isnull=True)
     return AuditRun.objects.filter(visible).select_related(
-        "version", "version__dataset", "request", "train_version", "holdout_version")
+        "version", "version__dataset", "request", "train_version", "holdout_version"
+    )
 
 
 def audit_run_get(*, user: AbstractUser, run_id: int) -> AuditRun:

@@ -60,8 +60,15 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
         return existing  # a redelivered task: the audit already ran
     train = job.request.dataset.versions.get(pk=job.output_version.lineage["train_version"])
     seed = job.seed if job.seed is not None else None
-    return audit_run_execute(version=job.output_version, train_version=train, holdout_version=job.holdout_version,
-                             request=job.request, kind=AuditKind.GENERATION, actor=None, seed=seed)
+    return audit_run_execute(
+        version=job.output_version,
+        train_version=train,
+        holdout_version=job.holdout_version,
+        request=job.request,
+        kind=AuditKind.GENERATION,
+        actor=None,
+        seed=seed,
+    )
 
 
 def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | None = None) -> AuditRun:
@@ -73,20 +80,31 @@ def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | Non
         raise NotFoundError(f"No synthetic or external version #{version_id}.")
     request = DataRequest.objects.filter(pk=version.lineage.get("request")).first()
     # The same visibility as audit_run_list: a request-less (external) version only for staff roles.
-    visible = (request_visible_to(actor, request) if request is not None
-               else user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR))
+    visible = (
+        request_visible_to(actor, request)
+        if request is not None
+        else user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR)
+    )
     if not visible:
         raise NotFoundError(f"No synthetic or external version #{version_id}.")
     if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR, Role.REQUESTER):
         raise PermissionDeniedError("Your role cannot run audits.")
     train = DatasetVersion.objects.get(pk=version.lineage["train_version"])
     holdout = DatasetVersion.objects.get(pk=version.lineage["holdout_version"])
-    return audit_run_execute(version=version, train_version=train, holdout_version=holdout, request=request,
-                             kind=AuditKind.ON_DEMAND, actor=actor, seed=seed)
+    return audit_run_execute(
+        version=version,
+        train_version=train,
+        holdout_version=holdout,
+        request=request,
+        kind=AuditKind.ON_DEMAND,
+        actor=actor,
+        seed=seed,
+    )
 
 
-def audit_external(*, actor: AbstractUser, dataset_name: str, synthetic_path: Path, holdout_path: Path,
-                   seed: int | None = None) -> AuditRun:
+def audit_external(
+    *, actor: AbstractUser, dataset_name: str, synthetic_path: Path, holdout_path: Path, seed: int | None = None
+) -> AuditRun:
     """Audit synthetic data made elsewhere; the dataset's newest source version is its training data."""
     if not user_has_role(actor, Role.STEWARD, Role.AUDITOR):
         raise PermissionDeniedError("Only stewards and auditors can audit external synthetic data.")
@@ -97,37 +115,80 @@ def audit_external(*, actor: AbstractUser, dataset_name: str, synthetic_path: Pa
     if source is None:
         raise ConflictError(f"Dataset {dataset_name!r} has no source version to audit against.")
     schema = {**source.schema, "missing_values": source.schema.get("missing_values", [""])}
-    tables = {kind: read_table(path, filename=path.name, limits=ingest_limits(), schema=schema)
-              for kind, path in ((VersionKind.EXTERNAL, synthetic_path), (VersionKind.HOLDOUT, holdout_path))}
+    tables = {
+        kind: read_table(path, filename=path.name, limits=ingest_limits(), schema=schema)
+        for kind, path in ((VersionKind.EXTERNAL, synthetic_path), (VersionKind.HOLDOUT, holdout_path))
+    }
     with files_removed_on_error() as written, transaction.atomic():
         Dataset.objects.select_for_update().get(pk=dataset.pk)
         lineage = {"source_version": source.pk, "source_hash": source.content_hash, "train_version": source.pk}
-        holdout = dataset_version_store(dataset=dataset, table=tables[VersionKind.HOLDOUT], actor=actor,
-                                        kind=VersionKind.HOLDOUT, written=written, filename=holdout_path.name,
-                                        parent=source, lineage={**lineage, "role": "external holdout"}).version
-        external = dataset_version_store(dataset=dataset, table=tables[VersionKind.EXTERNAL], actor=actor,
-                                         kind=VersionKind.EXTERNAL, written=written, filename=synthetic_path.name,
-                                         parent=source, lineage={**lineage, "holdout_version": holdout.pk,
-                                                                 "generator": "external"}).version
-    return audit_run_execute(version=external, train_version=source, holdout_version=holdout, request=None,
-                             kind=AuditKind.EXTERNAL, actor=actor, seed=seed)
+        holdout = dataset_version_store(
+            dataset=dataset,
+            table=tables[VersionKind.HOLDOUT],
+            actor=actor,
+            kind=VersionKind.HOLDOUT,
+            written=written,
+            filename=holdout_path.name,
+            parent=source,
+            lineage={**lineage, "role": "external holdout"},
+        ).version
+        external = dataset_version_store(
+            dataset=dataset,
+            table=tables[VersionKind.EXTERNAL],
+            actor=actor,
+            kind=VersionKind.EXTERNAL,
+            written=written,
+            filename=synthetic_path.name,
+            parent=source,
+            lineage={**lineage, "holdout_version": holdout.pk, "generator": "external"},
+        ).version
+    return audit_run_execute(
+        version=external,
+        train_version=source,
+        holdout_version=holdout,
+        request=None,
+        kind=AuditKind.EXTERNAL,
+        actor=actor,
+        seed=seed,
+    )
 
 
-def audit_run_execute(*, version: DatasetVersion, train_version: DatasetVersion, holdout_version: DatasetVersion,
-                      request: DataRequest | None, kind: str, actor: AbstractUser | None,
-                      seed: int | None) -> AuditRun:
+def audit_run_execute(
+    *,
+    version: DatasetVersion,
+    train_version: DatasetVersion,
+    holdout_version: DatasetVersion,
+    request: DataRequest | None,
+    kind: str,
+    actor: AbstractUser | None,
+    seed: int | None,
+) -> AuditRun:
     """Run the whole suite, store every check, sign a datasheet, and move the request on."""
     from audits.metrics import run_audit
 
     seed = seed if seed is not None else secrets.randbits(31)
     thresholds = audit_thresholds_for(request)
-    run = AuditRun.objects.create(version=version, train_version=train_version, holdout_version=holdout_version,
-                                  request=request, kind=kind, seed=seed, thresholds=thresholds, requested_by=actor)
+    run = AuditRun.objects.create(
+        version=version,
+        train_version=train_version,
+        holdout_version=holdout_version,
+        request=request,
+        kind=kind,
+        seed=seed,
+        thresholds=thresholds,
+        requested_by=actor,
+    )
     audit_event_record(actor=actor, action="audit.start", obj=run, after={"version": version.pk, "kind": kind})
     try:
-        result = run_audit(version_frame(train_version), version_frame(holdout_version), version_frame(version),
-                           version.schema, thresholds=thresholds, random_state=seed,
-                           n_targets=settings.SYNTHGATE_AUDIT_TARGETS)
+        result = run_audit(
+            version_frame(train_version),
+            version_frame(holdout_version),
+            version_frame(version),
+            version.schema,
+            thresholds=thresholds,
+            random_state=seed,
+            n_targets=settings.SYNTHGATE_AUDIT_TARGETS,
+        )
         _audit_record(run, result, actor)
         datasheet_issue(run=run)
     except Exception as error:  # an audit that cannot finish must still end, and block the request
@@ -147,18 +208,38 @@ def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> Non
         run.controls = [control.to_dict() for control in result.controls]
         run.timings, run.finished_at = result.timings, timezone.now()
         run.save()
-        audit_event_record(actor=actor, action=f"audit.{run.status}", obj=run, after={
-            "version": run.version_id, "failed_checks": run.failed_checks, "blocked": run.blocked,
-            "controls_caught": all(control["caught"] for control in run.controls)})
+        audit_event_record(
+            actor=actor,
+            action=f"audit.{run.status}",
+            obj=run,
+            after={
+                "version": run.version_id,
+                "failed_checks": run.failed_checks,
+                "blocked": run.blocked,
+                "controls_caught": all(control["caught"] for control in run.controls),
+            },
+        )
 
 
 def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:
     return CheckResult(
-        run=run, name=data["name"], category=data["category"], value=data["value"], threshold=data["threshold"],
-        direction=data["direction"], passed=data["passed"], blocking=data["blocking"], gating=data["gating"],
-        baseline=data["baseline"], ci_low=data["ci_low"], ci_high=data["ci_high"],
-        skipped_reason=data["skipped_reason"] or "", seconds=data["seconds"], details=data["details"],
-        chart=data["chart"])
+        run=run,
+        name=data["name"],
+        category=data["category"],
+        value=data["value"],
+        threshold=data["threshold"],
+        direction=data["direction"],
+        passed=data["passed"],
+        blocking=data["blocking"],
+        gating=data["gating"],
+        baseline=data["baseline"],
+        ci_low=data["ci_low"],
+        ci_high=data["ci_high"],
+        skipped_reason=data["skipped_reason"] or "",
+        seconds=data["seconds"],
+        details=data["details"],
+        chart=data["chart"],
+    )
 
 
 def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | None) -> None:
@@ -166,8 +247,13 @@ def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | N
     if request.state != RequestState.AUDITING:
         return  # an on-demand re-audit does not move a request that has moved on
     target = RequestState.READY if run.status == AuditStatus.PASSED else RequestState.BLOCKED
-    request_transition(request=request, target=target, actor=actor, action="audited",
-                       extra={"audit_run": run.pk, "status": run.status, "failed_checks": run.failed_checks})
+    request_transition(
+        request=request,
+        target=target,
+        actor=actor,
+        action="audited",
+        extra={"audit_run": run.pk, "status": run.status, "failed_checks": run.failed_checks},
+    )
 
 
 def _audit_error(run: AuditRun, request: DataRequest | None, actor: AbstractUser | None, error: str) -> AuditRun:
@@ -190,19 +276,34 @@ def datasheet_issue(*, run: AuditRun) -> Datasheet:
     if existing is not None:
         return existing
     pdf = render_datasheet_pdf(datasheet_facts(run))
-    signed = sign_pdf(pdf, signing_identity(), reason=f"Synthgate audit #{run.pk}: {run.status}",
-                      location=settings.SYNTHGATE_ORGANISATION, version_hash=run.version.content_hash)
+    signed = sign_pdf(
+        pdf,
+        signing_identity(),
+        reason=f"Synthgate audit #{run.pk}: {run.status}",
+        location=settings.SYNTHGATE_ORGANISATION,
+        version_hash=run.version.content_hash,
+    )
     storage_key = f"datasheets/{run.version.dataset.name}/audit-{run.pk}-{signed.sha256[:16]}.pdf"
     path = Path(settings.DATA_DIR) / storage_key
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(signed.pdf_bytes)
     try:
         with transaction.atomic():
-            sheet = Datasheet.objects.create(run=run, version=run.version, storage_key=storage_key,
-                                             sha256=signed.sha256, size_bytes=len(signed.pdf_bytes),
-                                             signer=signed.signer, signed_at=signed.signed_at)
-            audit_event_record(actor=None, action="datasheet.sign", obj=sheet, after={
-                "run": run.pk, "sha256": signed.sha256, "signer": signed.signer, "path": storage_key})
+            sheet = Datasheet.objects.create(
+                run=run,
+                version=run.version,
+                storage_key=storage_key,
+                sha256=signed.sha256,
+                size_bytes=len(signed.pdf_bytes),
+                signer=signed.signer,
+                signed_at=signed.signed_at,
+            )
+            audit_event_record(
+                actor=None,
+                action="datasheet.sign",
+                obj=sheet,
+                after={"run": run.pk, "sha256": signed.sha256, "signer": signed.signer, "path": storage_key},
+            )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -223,19 +324,34 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
     # A signed compliance report is accepted the same way (it names no dataset version).
     compliance = None if recorded else compliance_report_recorded(sha256=sha256)
     known = recorded is not None or compliance is not None
-    report = verify_pdf(pdf_bytes, trusted_certs=trusted_certificates(),
-                        expected_sha256=sha256 if known else None,
-                        expected_version_hash=recorded.version.content_hash if recorded else None)
+    report = verify_pdf(
+        pdf_bytes,
+        trusted_certs=trusted_certificates(),
+        expected_sha256=sha256 if known else None,
+        expected_version_hash=recorded.version.content_hash if recorded else None,
+    )
     problems = list(report.problems)
     if not known:
-        problems.append("No datasheet with this SHA-256 was ever signed here: the file is not one this "
-                        "platform issued, or it was changed after signing.")
-    return {"ok": report.ok and known, "intact": report.intact, "valid": report.valid,
-            "trusted": report.trusted, "covers_entire_file": report.covers_entire_file, "signer": report.signer,
-            "signing_time": report.signing_time, "sha256": sha256, "sha256_matches_record": known,
-            "version_hash": report.version_hash, "datasheet": recorded.pk if recorded else None,
-            "compliance_report": compliance.pk if compliance else None,
-            "problems": problems, "notes": list(report.notes)}
+        problems.append(
+            "No datasheet with this SHA-256 was ever signed here: the file is not one this "
+            "platform issued, or it was changed after signing."
+        )
+    return {
+        "ok": report.ok and known,
+        "intact": report.intact,
+        "valid": report.valid,
+        "trusted": report.trusted,
+        "covers_entire_file": report.covers_entire_file,
+        "signer": report.signer,
+        "signing_time": report.signing_time,
+        "sha256": sha256,
+        "sha256_matches_record": known,
+        "version_hash": report.version_hash,
+        "datasheet": recorded.pk if recorded else None,
+        "compliance_report": compliance.pk if compliance else None,
+        "problems": problems,
+        "notes": list(report.notes),
+    }
 
 
 def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcceptance:
@@ -255,11 +371,22 @@ def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcc
             raise ConflictError(
                 f"Request #{request.pk} is {request.state!r}; risk can only be accepted for a blocked request whose "
                 "latest audit failed (an inconclusive audit — positive control not caught — cannot be accepted).",
-                extra={"state": request.state, "audit_status": getattr(run, "status", None)})
-        acceptance = RiskAcceptance.objects.create(run=run, request=request, approver=actor, reason=reason,
-                                                   failed_checks=run.failed_checks)
-        audit_event_record(actor=actor, action="audit.risk_accept", obj=acceptance, after={
-            "request": request.pk, "audit_run": run.pk, "failed_checks": run.failed_checks, "reason": reason})
-        request_transition(request=request, target=RequestState.READY, actor=actor, action="accept_risk",
-                           extra={"audit_run": run.pk, "failed_checks": run.failed_checks})
+                extra={"state": request.state, "audit_status": getattr(run, "status", None)},
+            )
+        acceptance = RiskAcceptance.objects.create(
+            run=run, request=request, approver=actor, reason=reason, failed_checks=run.failed_checks
+        )
+        audit_event_record(
+            actor=actor,
+            action="audit.risk_accept",
+            obj=acceptance,
+            after={"request": request.pk, "audit_run": run.pk, "failed_checks": run.failed_checks, "reason": reason},
+        )
+        request_transition(
+            request=request,
+            target=RequestState.READY,
+            actor=actor,
+            action="accept_risk",
+            extra={"audit_run": run.pk, "failed_checks": run.failed_checks},
+        )
         return acceptance

@@ -23,12 +23,15 @@ def platform_key_ensure() -> tuple[Path, Path] | None:
 
 def signing_identity() -> SigningIdentity:
     if settings.SYNTHGATE_SIGNING_PKCS12_PATH:
-        return SigningIdentity.load(pkcs12_path=settings.SYNTHGATE_SIGNING_PKCS12_PATH,
-                                    passphrase=settings.SYNTHGATE_SIGNING_PASSPHRASE)
+        return SigningIdentity.load(
+            pkcs12_path=settings.SYNTHGATE_SIGNING_PKCS12_PATH, passphrase=settings.SYNTHGATE_SIGNING_PASSPHRASE
+        )
     if settings.SYNTHGATE_SIGNING_KEY_PATH:
-        return SigningIdentity.load(key_path=settings.SYNTHGATE_SIGNING_KEY_PATH,
-                                    cert_path=settings.SYNTHGATE_SIGNING_CERT_PATH,
-                                    passphrase=settings.SYNTHGATE_SIGNING_PASSPHRASE)
+        return SigningIdentity.load(
+            key_path=settings.SYNTHGATE_SIGNING_KEY_PATH,
+            cert_path=settings.SYNTHGATE_SIGNING_CERT_PATH,
+            passphrase=settings.SYNTHGATE_SIGNING_PASSPHRASE,
+        )
     key_path, cert_path = ensure_platform_key(signing_directory(), organisation=settings.SYNTHGATE_ORGANISATION)
     return SigningIdentity.load(key_path=key_path, cert_path=cert_path)
 

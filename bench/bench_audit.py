@@ -47,8 +47,7 @@ def jittered(frame: pd.DataFrame, n_rows: int, numeric: list[str], seed: int = 0
     for column in numeric:
         values = rows[column].to_numpy(dtype=float)
         spread = 0.02 * (np.nanmax(values) - np.nanmin(values))
-        rows[column] = np.round(values + rng.uniform(-spread, spread, n_rows)).astype(
-            frame[column].dtype)
+        rows[column] = np.round(values + rng.uniform(-spread, spread, n_rows)).astype(frame[column].dtype)
     for column in rows.columns.difference(numeric):
         swap = rng.random(n_rows) < 0.05
         rows.loc[swap, column] = rows[column].to_numpy()[rng.integers(0, n_rows, swap.sum())]
@@ -77,11 +76,12 @@ def main() -> None:
         privacy_only = True
     rss_before = peak_rss_mb()
     start = time.perf_counter()
-    result = run_audit(train, holdout, synthetic, schema, random_state=args.seed,
-                       privacy_only=privacy_only)
+    result = run_audit(train, holdout, synthetic, schema, random_state=args.seed, privacy_only=privacy_only)
     total = time.perf_counter() - start
-    print(f"dataset {args.dataset}: train {len(train):,}, holdout {len(holdout):,}, synthetic "
-          f"{len(synthetic):,} (mst fit+sample {fit_seconds:.1f} s, not timed)")
+    print(
+        f"dataset {args.dataset}: train {len(train):,}, holdout {len(holdout):,}, synthetic "
+        f"{len(synthetic):,} (mst fit+sample {fit_seconds:.1f} s, not timed)"
+    )
     print(f"\n{'step':24s} {'seconds':>8s}")
     for step, seconds in result.timings.items():
         print(f"{step:24s} {seconds:8.2f}")
@@ -89,13 +89,14 @@ def main() -> None:
     print(f"\npeak RSS before audit {rss_before:,.0f} MB, after {peak_rss_mb():,.0f} MB")
     print(f"verdict {result.verdict} (blocked={result.blocked}); failed {result.failed_checks}")
     for control in result.controls:
-        print(f"control {control.family}: {control.n_planted} planted, caught={control.caught} "
-              f"by {control.caught_by}")
+        print(f"control {control.family}: {control.n_planted} planted, caught={control.caught} by {control.caught_by}")
     print(f"\n{'check':30s} {'value':>10s} {'ci_low':>8s} {'ci_high':>8s} {'thresh':>8s} passed")
     for check in result.checks:
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-        print(f"{check.name:30s} {fmt(check.value):>10s} {fmt(check.ci_low):>8s} "
-              f"{fmt(check.ci_high):>8s} {fmt(check.threshold):>8s} {check.passed}")
+        print(
+            f"{check.name:30s} {fmt(check.value):>10s} {fmt(check.ci_low):>8s} "
+            f"{fmt(check.ci_high):>8s} {fmt(check.threshold):>8s} {check.passed}"
+        )
 
 
 if __name__ == "__main__":

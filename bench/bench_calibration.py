@@ -51,9 +51,17 @@ def caravan_schema(columns: list[str]) -> dict[str, Any]:
     age band protected, ``Purchase`` the label (classes declared public)."""
     out = []
     for name in columns:
-        role = ("label" if name == "Purchase" else "quasi_identifier" if name in CARAVAN_QIS else
-                "sensitive" if name in CARAVAN_SENSITIVE else
-                "protected" if name in CARAVAN_PROTECTED else "other")
+        role = (
+            "label"
+            if name == "Purchase"
+            else "quasi_identifier"
+            if name in CARAVAN_QIS
+            else "sensitive"
+            if name in CARAVAN_SENSITIVE
+            else "protected"
+            if name in CARAVAN_PROTECTED
+            else "other"
+        )
         column = {"name": name, "type": "categorical", "role": role}
         if name == "Purchase":
             column |= {"categories": ["No", "Yes"], "favourable": "Yes"}
@@ -61,14 +69,12 @@ def caravan_schema(columns: list[str]) -> dict[str, Any]:
     return {"columns": out}
 
 
-def load(dataset: str, frame: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                   dict[str, Any]]:
+def load(dataset: str, frame: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The benchmark split of ``dataset`` (from ``frame`` if given) and its schema."""
     from sklearn.model_selection import train_test_split
 
     if frame is None:
-        frame = pd.read_csv(DATASETS / dataset / f"{dataset}.csv", dtype=str,
-                            keep_default_na=False)
+        frame = pd.read_csv(DATASETS / dataset / f"{dataset}.csv", dtype=str, keep_default_na=False)
     label = "income" if dataset == "adult" else "Purchase"
     for column in ADULT_NUMERIC if dataset == "adult" else []:
         frame[column] = pd.to_numeric(frame[column])
@@ -110,26 +116,29 @@ def main() -> None:
             if args.quality:
                 verdict = run_audit(train, holdout, synthetic, schema, random_state=seed)
                 verdicts.setdefault(dataset, []).append((verdict.verdict, verdict.failed_checks))
-            print(f"{dataset} seed {seed:2d} ({time.perf_counter() - start:5.1f} s): " + ", ".join(
-                f"{o.scenario}={'B' if o.blocked else 'F' if o.privacy_flagged else o.verdict[0]}"
-                for o in runs), flush=True)
+            print(
+                f"{dataset} seed {seed:2d} ({time.perf_counter() - start:5.1f} s): "
+                + ", ".join(
+                    f"{o.scenario}={'B' if o.blocked else 'F' if o.privacy_flagged else o.verdict[0]}" for o in runs
+                ),
+                flush=True,
+            )
     print_counts(count_outcomes(outcomes), SCENARIOS)
     print_spread(outcomes)
     for dataset, rows in verdicts.items():
         failing = pd.Series([n for _, names in rows for n in names]).value_counts().to_dict()
-        print(f"\n{dataset}: full audit of clean tables: "
-              f"{sum(v == 'pass' for v, _ in rows)}/{len(rows)} pass; failing checks {failing}")
+        print(
+            f"\n{dataset}: full audit of clean tables: "
+            f"{sum(v == 'pass' for v, _ in rows)}/{len(rows)} pass; failing checks {failing}"
+        )
     if args.json:
         args.json.write_text(json.dumps([o.__dict__ for o in outcomes], default=str, indent=1))
 
 
 def print_counts(counts: dict, scenarios: tuple[str, ...]) -> None:
-    print(f"\n{'dataset':8s} {'scenario':12s} {'runs':>5s} {'blocked':>8s} {'flagged':>8s} "
-          f"{'inconclusive':>13s}")
-    for (dataset, scenario), c in sorted(counts.items(), key=lambda kv: (
-            kv[0][0], scenarios.index(kv[0][1]))):
-        print(f"{dataset:8s} {scenario:12s} {c['runs']:5d} {c['blocked']:8d} {c['flagged']:8d} "
-              f"{c['inconclusive']:13d}")
+    print(f"\n{'dataset':8s} {'scenario':12s} {'runs':>5s} {'blocked':>8s} {'flagged':>8s} {'inconclusive':>13s}")
+    for (dataset, scenario), c in sorted(counts.items(), key=lambda kv: (kv[0][0], scenarios.index(kv[0][1]))):
+        print(f"{dataset:8s} {scenario:12s} {c['runs']:5d} {c['blocked']:8d} {c['flagged']:8d} {c['inconclusive']:13d}")
 
 
 def print_spread(outcomes: list) -> None:
@@ -139,11 +148,14 @@ def print_spread(outcomes: list) -> None:
         print(f"\n{dataset}: clean runs, statistic: value median/max | ci_low median/max")
         for name in clean[0].statistics:
             values = np.array([o.statistics[name][0] for o in clean], dtype=float)
-            lows = np.array([np.nan if o.statistics[name][1] is None else o.statistics[name][1]
-                             for o in clean], dtype=float)
-            print(f"  {name:40s} {np.nanmedian(values):8.4f} {np.nanmax(values):8.4f} | "
-                  f"{np.nanmedian(lows) if not np.isnan(lows).all() else float('nan'):8.4f} "
-                  f"{np.nanmax(lows) if not np.isnan(lows).all() else float('nan'):8.4f}")
+            lows = np.array(
+                [np.nan if o.statistics[name][1] is None else o.statistics[name][1] for o in clean], dtype=float
+            )
+            print(
+                f"  {name:40s} {np.nanmedian(values):8.4f} {np.nanmax(values):8.4f} | "
+                f"{np.nanmedian(lows) if not np.isnan(lows).all() else float('nan'):8.4f} "
+                f"{np.nanmax(lows) if not np.isnan(lows).all() else float('nan'):8.4f}"
+            )
 
 
 if __name__ == "__main__":

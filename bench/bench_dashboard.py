@@ -47,8 +47,10 @@ def main() -> None:
     try:
         started = time.perf_counter()
         people, request_id = populate(arguments.requests)
-        print(f"database: {connection.vendor}, {arguments.requests:,} requests + 1 through the services, "
-              f"filled in {time.perf_counter() - started:.1f} s")
+        print(
+            f"database: {connection.vendor}, {arguments.requests:,} requests + 1 through the services, "
+            f"filled in {time.perf_counter() - started:.1f} s"
+        )
         measure(people, request_id, arguments.repeats)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
@@ -67,53 +69,127 @@ def populate(n_requests: int):
 
     services.roles_ensure()
     services.purposes_ensure_defaults()
-    people = {name: services.user_create(username=name, roles=roles, actor=None, password=f"{name}-demo")[0]
-              for name, roles in (("steward", ["steward"]), ("bob", ["approver"]), ("carol", ["approver"]),
-                                  ("dana", ["auditor"]))}
-    requesters = [services.user_create(username=f"requester{i}", roles=["requester"], actor=None)[0]
-                  for i in range(10)]
+    people = {
+        name: services.user_create(username=name, roles=roles, actor=None, password=f"{name}-demo")[0]
+        for name, roles in (
+            ("steward", ["steward"]),
+            ("bob", ["approver"]),
+            ("carol", ["approver"]),
+            ("dana", ["auditor"]),
+        )
+    }
+    requesters = [services.user_create(username=f"requester{i}", roles=["requester"], actor=None)[0] for i in range(10)]
     people["alice"] = requesters[0]
     csv = ROOT / "tests" / "fixtures" / "adult_2000.csv"
-    version = services.dataset_register(actor=people["steward"], name="adult", path=csv, filename=csv.name,
-                                        epsilon_cap="1000", delta_cap="0.1").version
-    purpose = services.purpose_create(actor=None, name="bench", max_epsilon="5", approvals_required=2,
-                                      allowed_recipients=["internal"])
+    version = services.dataset_register(
+        actor=people["steward"], name="adult", path=csv, filename=csv.name, epsilon_cap="1000", delta_cap="0.1"
+    ).version
+    purpose = services.purpose_create(
+        actor=None, name="bench", max_epsilon="5", approvals_required=2, allowed_recipients=["internal"]
+    )
     states = list(RequestState.values)
     now = timezone.now()
-    requests = DataRequest.objects.bulk_create([
-        DataRequest(dataset=version.dataset, source_version=version, purpose=purpose,
-                    requester=requesters[i % len(requesters)], state=states[i % len(states)],
-                    epsilon=Decimal("0.01"), delta=Decimal("1e-9"), n_rows=1000 + i, submitted_at=now,
-                    justification=f"bench request {i}")
-        for i in range(n_requests)])
+    requests = DataRequest.objects.bulk_create(
+        [
+            DataRequest(
+                dataset=version.dataset,
+                source_version=version,
+                purpose=purpose,
+                requester=requesters[i % len(requesters)],
+                state=states[i % len(states)],
+                epsilon=Decimal("0.01"),
+                delta=Decimal("1e-9"),
+                n_rows=1000 + i,
+                submitted_at=now,
+                justification=f"bench request {i}",
+            )
+            for i in range(n_requests)
+        ]
+    )
     requests = list(DataRequest.objects.filter(pk__in=[r.pk for r in requests]))
     decided = [r for r in requests if r.state not in (RequestState.DRAFT, RequestState.SUBMITTED)]
-    Approval.objects.bulk_create([Approval(request=r, approver=approver, requester_id=r.requester_id,
-                                           decision="approve") for r in decided
-                                  for approver in (people["bob"], people["carol"])])
-    BudgetEntry.objects.bulk_create([BudgetEntry(dataset=version.dataset, request=r, kind="reserve",
-                                                 epsilon=r.epsilon, delta=r.delta, note="bench")
-                                     for r in decided])
-    GenerationJob.objects.bulk_create([GenerationJob(request=r, generator="mst", status=JobStatus.RUNNING,
-                                                     phase="training", progress=40)
-                                       for r in requests if r.state == RequestState.GENERATING])
-    audited = [r for r in requests if r.state in (RequestState.READY, RequestState.BLOCKED, RequestState.RELEASED,
-                                                  RequestState.REVOKED, RequestState.EXPIRED)]
-    runs = AuditRun.objects.bulk_create([
-        AuditRun(version=version, train_version=version, holdout_version=version, request=r,
-                 kind=AuditKind.GENERATION, seed=1, finished_at=now, failed_checks=[] if i % 3 else ["tvd_1way"],
-                 status=AuditStatus.PASSED if i % 3 else AuditStatus.FAILED)
-        for i, r in enumerate(audited)])
-    sheets = Datasheet.objects.bulk_create([
-        Datasheet(run=run, version=version, storage_key="bench.pdf", sha256=f"{run.pk:064x}", size_bytes=1,
-                  signer="bench", signed_at=now) for run in runs])
+    Approval.objects.bulk_create(
+        [
+            Approval(request=r, approver=approver, requester_id=r.requester_id, decision="approve")
+            for r in decided
+            for approver in (people["bob"], people["carol"])
+        ]
+    )
+    BudgetEntry.objects.bulk_create(
+        [
+            BudgetEntry(
+                dataset=version.dataset, request=r, kind="reserve", epsilon=r.epsilon, delta=r.delta, note="bench"
+            )
+            for r in decided
+        ]
+    )
+    GenerationJob.objects.bulk_create(
+        [
+            GenerationJob(request=r, generator="mst", status=JobStatus.RUNNING, phase="training", progress=40)
+            for r in requests
+            if r.state == RequestState.GENERATING
+        ]
+    )
+    audited = [
+        r
+        for r in requests
+        if r.state
+        in (RequestState.READY, RequestState.BLOCKED, RequestState.RELEASED, RequestState.REVOKED, RequestState.EXPIRED)
+    ]
+    runs = AuditRun.objects.bulk_create(
+        [
+            AuditRun(
+                version=version,
+                train_version=version,
+                holdout_version=version,
+                request=r,
+                kind=AuditKind.GENERATION,
+                seed=1,
+                finished_at=now,
+                failed_checks=[] if i % 3 else ["tvd_1way"],
+                status=AuditStatus.PASSED if i % 3 else AuditStatus.FAILED,
+            )
+            for i, r in enumerate(audited)
+        ]
+    )
+    sheets = Datasheet.objects.bulk_create(
+        [
+            Datasheet(
+                run=run,
+                version=version,
+                storage_key="bench.pdf",
+                sha256=f"{run.pk:064x}",
+                size_bytes=1,
+                signer="bench",
+                signed_at=now,
+            )
+            for run in runs
+        ]
+    )
     by_request = {run.request_id: (run, sheet) for run, sheet in zip(runs, sheets, strict=True)}
-    Release.objects.bulk_create([
-        Release(request=r, version=version, audit_run=by_request[r.pk][0], datasheet=by_request[r.pk][1],
-                released_by=people["bob"], expires_at=now + timedelta(days=5 + i % 60))
-        for i, r in enumerate(audited) if r.state in (RequestState.RELEASED, RequestState.REVOKED)])
-    real = services.access_request_create(actor=people["alice"], dataset_name="adult", purpose_name="bench",
-                                          epsilon="0.5", delta="1e-9", n_rows=500, recipient_kind="internal")
+    Release.objects.bulk_create(
+        [
+            Release(
+                request=r,
+                version=version,
+                audit_run=by_request[r.pk][0],
+                datasheet=by_request[r.pk][1],
+                released_by=people["bob"],
+                expires_at=now + timedelta(days=5 + i % 60),
+            )
+            for i, r in enumerate(audited)
+            if r.state in (RequestState.RELEASED, RequestState.REVOKED)
+        ]
+    )
+    real = services.access_request_create(
+        actor=people["alice"],
+        dataset_name="adult",
+        purpose_name="bench",
+        epsilon="0.5",
+        delta="1e-9",
+        n_rows=500,
+        recipient_kind="internal",
+    )
     services.access_request_approve(actor=people["bob"], request_id=real.pk, reason="bench")
     services.access_request_approve(actor=people["carol"], request_id=real.pk)
     return people, real.pk
@@ -124,8 +200,13 @@ def measure(people, request_id: int, repeats: int) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    pages = [("home", "/"), ("datasets", "/datasets/"), ("requests", "/requests/"),
-             ("request page", f"/requests/{request_id}/"), ("audits", "/audits/")]
+    pages = [
+        ("home", "/"),
+        ("datasets", "/datasets/"),
+        ("requests", "/requests/"),
+        ("request page", f"/requests/{request_id}/"),
+        ("audits", "/audits/"),
+    ]
     print(f"\n{'page':<14}{'as':<8}{'median ms':>10}{'min ms':>9}{'queries':>9}{'KB':>7}")
     for who in ("bob", "alice"):
         client = Client()
@@ -139,8 +220,10 @@ def measure(people, request_id: int, repeats: int) -> None:
                     response = client.get(url)
                     timings.append((time.perf_counter() - started) * 1000)
                 assert response.status_code == 200, (url, response.status_code)
-            print(f"{label:<14}{who:<8}{statistics.median(timings):>10.1f}{min(timings):>9.1f}"
-                  f"{len(queries):>9}{len(response.content) / 1024:>7.0f}")
+            print(
+                f"{label:<14}{who:<8}{statistics.median(timings):>10.1f}{min(timings):>9.1f}"
+                f"{len(queries):>9}{len(response.content) / 1024:>7.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def main() -> None:
         verify_pdf,
     )
     from audits.datasheets.sample import sample_datasheet_facts
+
     import_seconds = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as directory:
@@ -59,8 +60,13 @@ def main() -> None:
         t2 = time.perf_counter()
         pdf = render_datasheet_pdf(facts)
         t3 = time.perf_counter()
-        signed = sign_pdf(pdf, identity, reason="Audited synthetic release", location="Synthgate",
-                          version_hash=facts["synthetic"]["hash"])
+        signed = sign_pdf(
+            pdf,
+            identity,
+            reason="Audited synthetic release",
+            location="Synthgate",
+            version_hash=facts["synthetic"]["hash"],
+        )
         t4 = time.perf_counter()
         report = verify_pdf(signed.pdf_bytes, trusted_certs=[identity.certificate], expected_sha256=signed.sha256)
         t5 = time.perf_counter()
@@ -71,21 +77,32 @@ def main() -> None:
         for name, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t1, t4 - t3, t5 - t4), strict=True):
             timings[name].append(seconds)
 
-    issue = [pdf_seconds + sign_seconds for pdf_seconds, sign_seconds in zip(timings["pdf"], timings["sign"],
-                                                                               strict=True)]
-    print(f"datasheet: {len(facts['checks'])} checks, {len(facts['charts'])} charts, "
-          f"key {'RSA 3072' if arguments.rsa else 'EC P-256'}, {arguments.repeats} warm runs")
+    issue = [
+        pdf_seconds + sign_seconds for pdf_seconds, sign_seconds in zip(timings["pdf"], timings["sign"], strict=True)
+    ]
+    print(
+        f"datasheet: {len(facts['checks'])} checks, {len(facts['charts'])} charts, "
+        f"key {'RSA 3072' if arguments.rsa else 'EC P-256'}, {arguments.repeats} warm runs"
+    )
     print(f"import audits.datasheets          {import_seconds:6.2f} s")
     print(f"cold render + sign (first run)    {cold:6.2f} s")
-    for name, label in (("charts", "facts + 4 charts (SVG)"), ("html", "template -> HTML"),
-                        ("pdf", "template -> PDF (WeasyPrint)"), ("sign", "sign (pyHanko PAdES)"),
-                        ("verify", "verify")):
+    for name, label in (
+        ("charts", "facts + 4 charts (SVG)"),
+        ("html", "template -> HTML"),
+        ("pdf", "template -> PDF (WeasyPrint)"),
+        ("sign", "sign (pyHanko PAdES)"),
+        ("verify", "verify"),
+    ):
         print(f"{label:33s} {statistics.median(timings[name]):6.2f} s (median)")
     verdict = "within" if max(issue) <= TARGET_SECONDS else "OVER"
-    print(f"render + sign                     {statistics.median(issue):6.2f} s median, {max(issue):.2f} s max "
-          f"({verdict} the {TARGET_SECONDS:.0f} s target)")
-    print(f"HTML {len(html) / 1024:.0f} KiB, unsigned PDF {len(pdf) / 1024:.0f} KiB, "
-          f"signed PDF {len(signed.pdf_bytes) / 1024:.0f} KiB")
+    print(
+        f"render + sign                     {statistics.median(issue):6.2f} s median, {max(issue):.2f} s max "
+        f"({verdict} the {TARGET_SECONDS:.0f} s target)"
+    )
+    print(
+        f"HTML {len(html) / 1024:.0f} KiB, unsigned PDF {len(pdf) / 1024:.0f} KiB, "
+        f"signed PDF {len(signed.pdf_bytes) / 1024:.0f} KiB"
+    )
     if arguments.out:
         arguments.out.write_bytes(signed.pdf_bytes)
         print(f"wrote {arguments.out} (sha256 {signed.sha256})")

@@ -40,8 +40,7 @@ def load_adult() -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = pd.read_csv(DATA, dtype=str, keep_default_na=False)
     for column in NUMERIC:
         frame[column] = pd.to_numeric(frame[column])
-    train, holdout = train_test_split(frame, test_size=0.2, random_state=0,
-                                      stratify=frame[LABEL])
+    train, holdout = train_test_split(frame, test_size=0.2, random_state=0, stratify=frame[LABEL])
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
@@ -68,8 +67,7 @@ def binned(real: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
         if column in NUMERIC:
             edges = np.unique(np.quantile(real[column], np.linspace(0, 1, 21))[1:-1])
             out_real[column] = np.searchsorted(edges, real[column], side="right")
-            out_other[column] = np.searchsorted(edges, other[column].fillna(-np.inf),
-                                                side="right")
+            out_other[column] = np.searchsorted(edges, other[column].fillna(-np.inf), side="right")
         else:
             out_real[column] = real[column].astype(str)
             out_other[column] = other[column].fillna("<missing>").astype(str)
@@ -88,13 +86,19 @@ def mean_tvds(real: pd.DataFrame, synthetic: pd.DataFrame) -> tuple[float, float
     real_bins, synthetic_bins = binned(real, synthetic)
     columns = list(real.columns)
     one_way = np.mean([tvd(real_bins, synthetic_bins, [c]) for c in columns])
-    two_way = np.mean([tvd(real_bins, synthetic_bins, list(pair))
-                       for pair in itertools.combinations(columns, 2)])
+    two_way = np.mean([tvd(real_bins, synthetic_bins, list(pair)) for pair in itertools.combinations(columns, 2)])
     return float(one_way), float(two_way)
 
 
-def run(epsilon: float, delta: float, seed: int, params: dict[str, Any],
-        train: pd.DataFrame, holdout: pd.DataFrame, schema: dict[str, Any]) -> dict[str, Any]:
+def run(
+    epsilon: float,
+    delta: float,
+    seed: int,
+    params: dict[str, Any],
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    schema: dict[str, Any],
+) -> dict[str, Any]:
     generator = DPTVAEGenerator(**params)
     planned = generator.plan_privacy(epsilon, delta, len(train))
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -105,12 +109,20 @@ def run(epsilon: float, delta: float, seed: int, params: dict[str, Any],
     rows_per_second = len(train) / (time.perf_counter() - start)
     one_way, two_way = mean_tvds(train, synthetic)
     spent = generator.privacy_spent()
-    return {"epsilon": epsilon, "fit_s": fit_seconds, "fit_cpu_s": fit_cpu_seconds,
-            "sample_rows_per_s": rows_per_second,
-            "tstr_auc": tstr_auc(synthetic, holdout), "tvd_1way": one_way, "tvd_2way": two_way,
-            "epsilon_spent": spent.epsilon, "epsilon_planned": planned.epsilon,
-            "noise_multiplier": spent.details["noise_multiplier"],
-            "steps": spent.details["steps"], "sample_rate": spent.details["sample_rate"]}
+    return {
+        "epsilon": epsilon,
+        "fit_s": fit_seconds,
+        "fit_cpu_s": fit_cpu_seconds,
+        "sample_rows_per_s": rows_per_second,
+        "tstr_auc": tstr_auc(synthetic, holdout),
+        "tvd_1way": one_way,
+        "tvd_2way": two_way,
+        "epsilon_spent": spent.epsilon,
+        "epsilon_planned": planned.epsilon,
+        "noise_multiplier": spent.details["noise_multiplier"],
+        "steps": spent.details["steps"],
+        "sample_rate": spent.details["sample_rate"],
+    }
 
 
 def main() -> None:
@@ -118,23 +130,26 @@ def main() -> None:
     parser.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 3.0])
     parser.add_argument("--delta", type=float, default=1e-5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--params", type=json.loads, default={},
-                        help='hyperparameters as JSON, e.g. \'{"epochs": 30}\'')
+    parser.add_argument(
+        "--params", type=json.loads, default={}, help="hyperparameters as JSON, e.g. '{\"epochs\": 30}'"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     train, holdout = load_adult()
     schema = json.loads(SCHEMA.read_text())
-    print(f"adult: {len(train)} train / {len(holdout)} holdout; "
-          f"TRTR AUC {tstr_auc(train, holdout):.3f}")
+    print(f"adult: {len(train)} train / {len(holdout)} holdout; TRTR AUC {tstr_auc(train, holdout):.3f}")
     for epsilon in args.epsilons:
         result = run(epsilon, args.delta, args.seed, args.params, train, holdout, schema)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"eps={epsilon:g}: fit {result['fit_s']:.1f} s (CPU {result['fit_cpu_s']:.1f} s) | sample "
-              f"{result['sample_rows_per_s']:,.0f} rows/s | peak RSS {peak_mb:,.0f} MB | "
-              f"TSTR AUC {result['tstr_auc']:.3f} | TVD 1-way {result['tvd_1way']:.3f} "
-              f"2-way {result['tvd_2way']:.3f} | eps spent {result['epsilon_spent']:.4f} "
-              f"(plan {result['epsilon_planned']:.4f}) | sigma {result['noise_multiplier']:.3f}, "
-              f"q {result['sample_rate']:.4f}, steps {result['steps']}", flush=True)
+        print(
+            f"eps={epsilon:g}: fit {result['fit_s']:.1f} s (CPU {result['fit_cpu_s']:.1f} s) | sample "
+            f"{result['sample_rows_per_s']:,.0f} rows/s | peak RSS {peak_mb:,.0f} MB | "
+            f"TSTR AUC {result['tstr_auc']:.3f} | TVD 1-way {result['tvd_1way']:.3f} "
+            f"2-way {result['tvd_2way']:.3f} | eps spent {result['epsilon_spent']:.4f} "
+            f"(plan {result['epsilon_planned']:.4f}) | sigma {result['noise_multiplier']:.3f}, "
+            f"q {result['sample_rate']:.4f}, steps {result['steps']}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

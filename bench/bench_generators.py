@@ -46,11 +46,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATASETS = Path(os.environ.get("SYNTHGATE_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
-ADULT_NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss",
-                 "hours-per-week"]
-ADULT_BOUNDS = {"age": (17, 90), "fnlwgt": (10_000, 1_500_000), "education-num": (1, 16),
-                "capital-gain": (0, 99_999), "capital-loss": (0, 4_356),
-                "hours-per-week": (1, 99)}
+ADULT_NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+ADULT_BOUNDS = {
+    "age": (17, 90),
+    "fnlwgt": (10_000, 1_500_000),
+    "education-num": (1, 16),
+    "capital-gain": (0, 99_999),
+    "capital-loss": (0, 4_356),
+    "hours-per-week": (1, 99),
+}
 LABELS = {"adult": ("income", ">50K"), "caravan": ("Purchase", "Yes")}
 
 
@@ -66,10 +70,12 @@ def load(dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column])
     label = LABELS[dataset][0]
-    train, holdout = train_test_split(frame, test_size=0.2, random_state=0,
-                                      stratify=frame[label])
-    return train.reset_index(drop=True), holdout.reset_index(drop=True), \
-        schema_for(frame, dataset, declare_categories=False)
+    train, holdout = train_test_split(frame, test_size=0.2, random_state=0, stratify=frame[label])
+    return (
+        train.reset_index(drop=True),
+        holdout.reset_index(drop=True),
+        schema_for(frame, dataset, declare_categories=False),
+    )
 
 
 def schema_for(frame: pd.DataFrame, dataset: str, *, declare_categories: bool) -> dict[str, Any]:
@@ -78,11 +84,9 @@ def schema_for(frame: pd.DataFrame, dataset: str, *, declare_categories: bool) -
     for name in frame.columns:
         if dataset == "adult" and name in ADULT_NUMERIC:
             low, high = ADULT_BOUNDS[name]
-            columns.append({"name": name, "type": "integer", "role": "other",
-                            "min": low, "max": high})
+            columns.append({"name": name, "type": "integer", "role": "other", "min": low, "max": high})
             continue
-        column: dict[str, Any] = {"name": name, "type": "categorical",
-                                  "role": "label" if name == label else "other"}
+        column: dict[str, Any] = {"name": name, "type": "categorical", "role": "label" if name == label else "other"}
         if declare_categories:
             column["categories"] = sorted(frame[name].unique().tolist())
         elif name == label and dataset == "caravan":
@@ -101,8 +105,9 @@ def scale_table(n_rows: int, seed: int = 0) -> pd.DataFrame:
     for column in ADULT_NUMERIC:
         rows[column] = pd.to_numeric(rows[column])
     rows["age"] = np.clip(rows["age"] + rng.integers(-2, 3, n_rows), 17, 90)
-    rows["fnlwgt"] = np.clip((rows["fnlwgt"] * rng.uniform(0.9, 1.1, n_rows)).round(),
-                             10_000, 1_500_000).astype(np.int64)
+    rows["fnlwgt"] = np.clip((rows["fnlwgt"] * rng.uniform(0.9, 1.1, n_rows)).round(), 10_000, 1_500_000).astype(
+        np.int64
+    )
     rows["hours-per-week"] = np.clip(rows["hours-per-week"] + rng.integers(-3, 4, n_rows), 1, 99)
     for column in rows.columns.difference(ADULT_NUMERIC):
         swap = rng.random(n_rows) < 0.05
@@ -113,8 +118,7 @@ def scale_table(n_rows: int, seed: int = 0) -> pd.DataFrame:
 # ---------------------------------------------------------------------- metrics
 
 
-def _codes(real: pd.DataFrame, other: pd.DataFrame, numeric: list[str]) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
+def _codes(real: pd.DataFrame, other: pd.DataFrame, numeric: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Discretise both frames on the real frame's terms (20 quantile bins for numerics)."""
     real_codes, other_codes = [], []
     for column in real.columns:
@@ -122,14 +126,16 @@ def _codes(real: pd.DataFrame, other: pd.DataFrame, numeric: list[str]) -> tuple
             values = real[column].to_numpy(dtype=float)
             edges = np.unique(np.quantile(values, np.linspace(0, 1, 21)))[1:-1]
             real_codes.append(np.searchsorted(edges, values, side="right"))
-            other_codes.append(np.searchsorted(edges, pd.to_numeric(
-                other[column], errors="coerce").to_numpy(dtype=float), side="right"))
+            other_codes.append(
+                np.searchsorted(
+                    edges, pd.to_numeric(other[column], errors="coerce").to_numpy(dtype=float), side="right"
+                )
+            )
         else:
             levels = {v: i for i, v in enumerate(pd.unique(real[column].astype(str)))}
             real_codes.append(real[column].astype(str).map(levels).to_numpy())
             other_codes.append(other[column].astype(str).map(levels).fillna(-1).to_numpy())
-    return np.column_stack(real_codes).astype(np.int64), \
-        np.column_stack(other_codes).astype(np.int64)
+    return np.column_stack(real_codes).astype(np.int64), np.column_stack(other_codes).astype(np.int64)
 
 
 def _tvd(a: np.ndarray, b: np.ndarray) -> float:
@@ -144,19 +150,18 @@ def _tvd(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(np.abs(p - q).sum())
 
 
-def tvd_scores(real: pd.DataFrame, synthetic: pd.DataFrame,
-               numeric: list[str]) -> tuple[float, float]:
+def tvd_scores(real: pd.DataFrame, synthetic: pd.DataFrame, numeric: list[str]) -> tuple[float, float]:
     """Mean 1-way and mean 2-way total-variation distance (lower is better, range [0, 1])."""
     real_codes, synthetic_codes = _codes(real, synthetic[real.columns], numeric)
     d = real_codes.shape[1]
     one = [_tvd(real_codes[:, [i]], synthetic_codes[:, [i]]) for i in range(d)]
-    two = [_tvd(real_codes[:, [i, j]], synthetic_codes[:, [i, j]])
-           for i, j in itertools.combinations(range(d), 2)]
+    two = [_tvd(real_codes[:, [i, j]], synthetic_codes[:, [i, j]]) for i, j in itertools.combinations(range(d), 2)]
     return float(np.mean(one)), float(np.mean(two))
 
 
-def tstr(train: pd.DataFrame, holdout: pd.DataFrame, label: str, positive: str,
-         numeric: list[str]) -> tuple[float, float]:
+def tstr(
+    train: pd.DataFrame, holdout: pd.DataFrame, label: str, positive: str, numeric: list[str]
+) -> tuple[float, float]:
     """ROC AUC and positive-class recall of a model trained on ``train``, scored on ``holdout``
     (higher is better, AUC 0.5 = chance)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -170,21 +175,21 @@ def tstr(train: pd.DataFrame, holdout: pd.DataFrame, label: str, positive: str,
         return 0.5, 0.0
     model = HistGradientBoostingClassifier(random_state=0).fit(x_train, y_train)
     scores = model.predict_proba(x_test)[:, 1]
-    return float(roc_auc_score(y_test, scores)), float(recall_score(y_test,
-                                                                    model.predict(x_test)))
+    return float(roc_auc_score(y_test, scores)), float(recall_score(y_test, model.predict(x_test)))
 
 
-def _features(train: pd.DataFrame, test: pd.DataFrame,
-              numeric: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _features(train: pd.DataFrame, test: pd.DataFrame, numeric: list[str]) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.preprocessing import OrdinalEncoder
 
     categorical = [c for c in train.columns if c not in numeric]
     encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
     encoder.fit(pd.concat([train[categorical], test[categorical]]).astype(str))
+
     def matrix(frame: pd.DataFrame) -> np.ndarray:
         codes = encoder.transform(frame[categorical].astype(str))
         values = frame[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         return np.column_stack([values, codes])
+
     return matrix(train), matrix(test)
 
 
@@ -217,10 +222,17 @@ def _run(job: dict[str, Any], queue: Any) -> None:
     if job.get("rebalance"):
         synthetic["rebalanced"] = generator.sample(n_eval, conditions=job["rebalance"])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"fit_seconds": fit_seconds, "rows_per_second": rows_per_second,
-               "cpu_rows_per_second": cpu_rows_per_second, "load": os.getloadavg()[0],
-               "peak_mb": peak_mb, "synthetic": synthetic,
-               "spent": generator.privacy_spent().epsilon})
+    queue.put(
+        {
+            "fit_seconds": fit_seconds,
+            "rows_per_second": rows_per_second,
+            "cpu_rows_per_second": cpu_rows_per_second,
+            "load": os.getloadavg()[0],
+            "peak_mb": peak_mb,
+            "synthetic": synthetic,
+            "spent": generator.privacy_spent().epsilon,
+        }
+    )
 
 
 def run_in_child(job: dict[str, Any]) -> dict[str, Any]:
@@ -233,21 +245,32 @@ def run_in_child(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def evaluate(job: dict[str, Any], result: dict[str, Any], train: pd.DataFrame,
-             holdout: pd.DataFrame) -> list[dict[str, Any]]:
+def evaluate(
+    job: dict[str, Any], result: dict[str, Any], train: pd.DataFrame, holdout: pd.DataFrame
+) -> list[dict[str, Any]]:
     label, positive = LABELS.get(job["dataset"], LABELS["adult"])
     numeric = ADULT_NUMERIC if job["dataset"] in ("adult", "scale") else []
     rows = []
     for variant, synthetic in result["synthetic"].items():
         auc, recall = tstr(synthetic, holdout, label, positive, numeric)
         one, two = tvd_scores(train, synthetic, numeric)
-        rows.append({"generator": job["generator"] + ("+rebalance" if variant != "plain" else ""),
-                     "dataset": job["dataset"] + ("/declared" if job["declare_categories"] else ""),
-                     "epsilon": job["epsilon"], "spent": result["spent"],
-                     "fit_s": result["fit_seconds"], "rows_per_s": result["rows_per_second"],
-                     "cpu_rows_per_s": result["cpu_rows_per_second"], "load": result["load"],
-                     "peak_mb": result["peak_mb"], "tstr_auc": auc, "recall_pos": recall,
-                     "tvd_1": one, "tvd_2": two})
+        rows.append(
+            {
+                "generator": job["generator"] + ("+rebalance" if variant != "plain" else ""),
+                "dataset": job["dataset"] + ("/declared" if job["declare_categories"] else ""),
+                "epsilon": job["epsilon"],
+                "spent": result["spent"],
+                "fit_s": result["fit_seconds"],
+                "rows_per_s": result["rows_per_second"],
+                "cpu_rows_per_s": result["cpu_rows_per_second"],
+                "load": result["load"],
+                "peak_mb": result["peak_mb"],
+                "tstr_auc": auc,
+                "recall_pos": recall,
+                "tvd_1": one,
+                "tvd_2": two,
+            }
+        )
     return rows
 
 
@@ -256,16 +279,39 @@ def baseline(dataset: str) -> dict[str, Any]:
     label, positive = LABELS[dataset]
     numeric = ADULT_NUMERIC if dataset == "adult" else []
     auc, recall = tstr(train, holdout, label, positive, numeric)
-    return {"generator": "TRTR (real)", "dataset": dataset, "epsilon": float("nan"),
-            "spent": float("nan"), "fit_s": float("nan"), "rows_per_s": float("nan"),
-            "cpu_rows_per_s": float("nan"), "load": os.getloadavg()[0],
-            "peak_mb": float("nan"), "tstr_auc": auc, "recall_pos": recall, "tvd_1": 0.0,
-            "tvd_2": 0.0}
+    return {
+        "generator": "TRTR (real)",
+        "dataset": dataset,
+        "epsilon": float("nan"),
+        "spent": float("nan"),
+        "fit_s": float("nan"),
+        "rows_per_s": float("nan"),
+        "cpu_rows_per_s": float("nan"),
+        "load": os.getloadavg()[0],
+        "peak_mb": float("nan"),
+        "tstr_auc": auc,
+        "recall_pos": recall,
+        "tvd_1": 0.0,
+        "tvd_2": 0.0,
+    }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = ["generator", "dataset", "epsilon", "spent", "fit_s", "rows_per_s",
-              "cpu_rows_per_s", "peak_mb", "tstr_auc", "recall_pos", "tvd_1", "tvd_2", "load"]
+    header = [
+        "generator",
+        "dataset",
+        "epsilon",
+        "spent",
+        "fit_s",
+        "rows_per_s",
+        "cpu_rows_per_s",
+        "peak_mb",
+        "tstr_auc",
+        "recall_pos",
+        "tvd_1",
+        "tvd_2",
+        "load",
+    ]
     print(" | ".join(f"{h:>18}" if i < 2 else f"{h:>10}" for i, h in enumerate(header)))
     for row in rows:
         cells = []
@@ -288,12 +334,18 @@ def main() -> None:
     parser.add_argument("--epsilons", type=float, nargs="+", default=None)
     parser.add_argument("--generators", nargs="+", default=["mst", "copula"])
     parser.add_argument("--quick", action="store_true", help="fewer sampled rows for speed")
-    parser.add_argument("--declare-categories", action="store_true",
-                        help="also run with public category lists declared in the schema")
+    parser.add_argument(
+        "--declare-categories", action="store_true", help="also run with public category lists declared in the schema"
+    )
     parser.add_argument("--scale", action="store_true", help="1,000,000-row scale run only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="generator parameter (repeatable), e.g. --param max_bins=24")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="generator parameter (repeatable), e.g. --param max_bins=24",
+    )
     args = parser.parse_args()
     params = {k: _literal(v) for k, v in (p.split("=", 1) for p in args.param)}
     if args.scale:
@@ -311,11 +363,16 @@ def main() -> None:
                 continue  # non-private: ε does not apply
             label = LABELS[dataset][0]
             positive_shares = {"Yes": 0.5, "No": 0.5} if dataset == "caravan" else None
-            job = {"dataset": dataset, "generator": generator, "epsilon": epsilon,
-                   "seed": args.seed, "declare_categories": declare,
-                   "params": params if generator == "mst" else {},
-                   "speed_rows": 100_000 if args.quick else 1_000_000,
-                   "rebalance": {label: positive_shares} if positive_shares else None}
+            job = {
+                "dataset": dataset,
+                "generator": generator,
+                "epsilon": epsilon,
+                "seed": args.seed,
+                "declare_categories": declare,
+                "params": params if generator == "mst" else {},
+                "speed_rows": 100_000 if args.quick else 1_000_000,
+                "rebalance": {label: positive_shares} if positive_shares else None,
+            }
             result = run_in_child(job)
             new_rows = evaluate(job, result, train, holdout)
             print_table(new_rows)
@@ -334,18 +391,27 @@ def _literal(text: str) -> Any:
 
 
 def scale_run(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    job = {"dataset": "scale", "generator": "mst", "epsilon": 1.0, "seed": args.seed,
-           "declare_categories": False, "params": params, "rows": 1_000_000,
-           "speed_rows": 1_000_000}
+    job = {
+        "dataset": "scale",
+        "generator": "mst",
+        "epsilon": 1.0,
+        "seed": args.seed,
+        "declare_categories": False,
+        "params": params,
+        "rows": 1_000_000,
+        "speed_rows": 1_000_000,
+    }
     result = run_in_child(job)
     table = scale_table(job["rows"])
     synthetic = result["synthetic"]["plain"]
     one, two = tvd_scores(table, synthetic, ADULT_NUMERIC)
-    print(f"scale run: 1,000,000 x 15, mst eps=1: fit {result['fit_seconds']:.1f} s, "
-          f"sampling {result['rows_per_second']:,.0f} rows/s (wall), "
-          f"{result['cpu_rows_per_second']:,.0f} rows/s (CPU), peak RSS {result['peak_mb']:.0f} MB, "
-          f"load average {result['load']:.1f}, "
-          f"1-way TVD {one:.4f}, 2-way TVD {two:.4f} (vs the 1M table, 200k synthetic rows)")
+    print(
+        f"scale run: 1,000,000 x 15, mst eps=1: fit {result['fit_seconds']:.1f} s, "
+        f"sampling {result['rows_per_second']:,.0f} rows/s (wall), "
+        f"{result['cpu_rows_per_second']:,.0f} rows/s (CPU), peak RSS {result['peak_mb']:.0f} MB, "
+        f"load average {result['load']:.1f}, "
+        f"1-way TVD {one:.4f}, 2-way TVD {two:.4f} (vs the 1M table, 200k synthetic rows)"
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ def _command_help(path: Path) -> str:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ClassDef) and node.name == "Command":
             for statement in node.body:
-                if (isinstance(statement, ast.Assign) and any(getattr(target, "id", "") == "help"
-                                                              for target in statement.targets)
-                        and isinstance(statement.value, ast.Constant)):
+                if (
+                    isinstance(statement, ast.Assign)
+                    and any(getattr(target, "id", "") == "help" for target in statement.targets)
+                    and isinstance(statement.value, ast.Constant)
+                ):
                     return str(statement.value.value)
     return ""
 
@@ -46,9 +48,12 @@ def usage() -> str:
     commands = project_commands()
     width = max((len(name) for name in commands), default=0)
     lines = "\n".join(f"  {name.ljust(width)}  {text}".rstrip() for name, text in commands.items())
-    return ("usage: synthgate COMMAND [ACTION] [ARGS...]\n\ncommands:\n" + lines
-            + "\n\n`synthgate COMMAND --help` describes a command; any Django management command also works, "
-              "e.g. `synthgate migrate`.")
+    return (
+        "usage: synthgate COMMAND [ACTION] [ARGS...]\n\ncommands:\n"
+        + lines
+        + "\n\n`synthgate COMMAND --help` describes a command; any Django management command also works, "
+        "e.g. `synthgate migrate`."
+    )
 
 
 def main() -> None:

@@ -47,8 +47,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("Unhandled error in API view", exc_info=exc)
-        return Response(error_body("server_error", "Internal server error."),
-                        status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return Response(
+            error_body("server_error", "Internal server error."), status=status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
     if isinstance(exc, drf_exceptions.ValidationError):
         response.data = error_body("invalid", _first_message(exc.detail), _field_errors(exc.detail))
     else:

@@ -24,11 +24,18 @@ def bias_rows(checks: list[CheckResult]) -> list[dict[str, Any]]:
     rows = []
     for column, entry in source.details["per_column"].items():
         series = [name for name in ("real", "synthetic", "released") if isinstance(entry.get(name), dict)]
-        rows.append({
-            "column": column, "privileged": entry.get("privileged"),
-            "series": [{"name": "rebalanced" if name == "released" else name,
+        rows.append(
+            {
+                "column": column,
+                "privileged": entry.get("privileged"),
+                "series": [
+                    {
+                        "name": "rebalanced" if name == "released" else name,
                         "disparate_impact": entry[name].get("disparate_impact"),
-                        "parity_difference": entry[name].get("statistical_parity_difference")}
-                       for name in series],
-        })
+                        "parity_difference": entry[name].get("statistical_parity_difference"),
+                    }
+                    for name in series
+                ],
+            }
+        )
     return rows

@@ -16,9 +16,12 @@ class DatasetRegisterForm(forms.Form):
     sensitivity = forms.ChoiceField(choices=Sensitivity.choices, initial=Sensitivity.CONFIDENTIAL)
     file = forms.FileField(label="Table (CSV, optionally gzip-compressed)")
     schema_file = forms.FileField(required=False, label="Schema (JSON file)")
-    schema_json = forms.CharField(required=False, label="…or paste the schema JSON",
-                                  widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
-                                  help_text="Leave both empty to infer types; every column is then 'other'.")
+    schema_json = forms.CharField(
+        required=False,
+        label="…or paste the schema JSON",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="Leave both empty to infer types; every column is then 'other'.",
+    )
     epsilon_cap = forms.CharField(label="ε cap (total privacy budget)", initial="10")
     delta_cap = forms.CharField(label="δ cap", initial="1e-4")
 
@@ -50,8 +53,9 @@ class RequestCreateForm(forms.Form):
     delta = forms.CharField(label="δ", initial="1e-6")
     n_rows = forms.CharField(label="Synthetic rows", initial="2000")
     generator = forms.ChoiceField()
-    recipient_kind = forms.ChoiceField(label="Recipient kind", choices=RecipientKind.choices,
-                                       initial=RecipientKind.INTERNAL)
+    recipient_kind = forms.ChoiceField(
+        label="Recipient kind", choices=RecipientKind.choices, initial=RecipientKind.INTERNAL
+    )
     recipient = forms.CharField(required=False, max_length=200)
     justification = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     rebalance_column = forms.ChoiceField(required=False, label="Rebalance column")
@@ -60,8 +64,15 @@ class RequestCreateForm(forms.Form):
     seed = forms.IntegerField(required=False, label="Fixed seed (only for reproducible runs)")
     draft = forms.BooleanField(required=False, label="Save as a draft (submit later)")
 
-    def __init__(self, *args: Any, datasets: list[tuple[str, str]], purposes: list[tuple[str, str]],
-                 generators: list[tuple[str, str]], label_columns: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        datasets: list[tuple[str, str]],
+        purposes: list[tuple[str, str]],
+        generators: list[tuple[str, str]],
+        label_columns: list[str],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dataset"].choices = datasets
         self.fields["purpose"].choices = purposes
@@ -70,12 +81,14 @@ class RequestCreateForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        column, value, share = (data.get("rebalance_column"), (data.get("rebalance_value") or "").strip(),
-                                (data.get("rebalance_share") or "").strip())
+        column, value, share = (
+            data.get("rebalance_column"),
+            (data.get("rebalance_value") or "").strip(),
+            (data.get("rebalance_share") or "").strip(),
+        )
         data["rebalance"] = None
         if column or value or share:
-            for name, given in (("rebalance_column", column), ("rebalance_value", value),
-                                ("rebalance_share", share)):
+            for name, given in (("rebalance_column", column), ("rebalance_value", value), ("rebalance_share", share)):
                 if not given:
                     self.add_error(name, "Give the column, the class value and its share to rebalance.")
             if column and value and share:
@@ -105,4 +118,3 @@ class ComplianceFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["dataset"].choices = [("", "All datasets")] + [(d, d) for d in datasets]
         self.fields["purpose"].choices = [("", "All purposes")] + [(p, p) for p in purposes]
-

@@ -50,7 +50,8 @@ def budget_balances(*, datasets: list[Dataset]) -> dict[int, BudgetBalance]:
     """The balance of each dataset from one ledger query, summed exactly as ``budget_balance`` does."""
     totals: dict[int, dict[str, list[Decimal]]] = defaultdict(lambda: {k: [ZERO, ZERO] for k in EntryKind.values})
     rows = BudgetEntry.objects.filter(dataset__in=[d.pk for d in datasets]).values_list(
-        "dataset_id", "kind", "epsilon", "delta")
+        "dataset_id", "kind", "epsilon", "delta"
+    )
     for dataset_id, kind, epsilon, delta in rows:
         totals[dataset_id][kind][0] += epsilon
         totals[dataset_id][kind][1] += delta
@@ -59,9 +60,13 @@ def budget_balances(*, datasets: list[Dataset]) -> dict[int, BudgetBalance]:
         t = totals[dataset.pk]
         reserve, spend, release = t[EntryKind.RESERVE], t[EntryKind.SPEND], t[EntryKind.RELEASE]
         balances[dataset.pk] = BudgetBalance(
-            epsilon_cap=dataset.epsilon_cap, delta_cap=dataset.delta_cap,
-            epsilon_spent=spend[0], delta_spent=spend[1],
-            epsilon_reserved=reserve[0] - spend[0] - release[0], delta_reserved=reserve[1] - spend[1] - release[1])
+            epsilon_cap=dataset.epsilon_cap,
+            delta_cap=dataset.delta_cap,
+            epsilon_spent=spend[0],
+            delta_spent=spend[1],
+            epsilon_reserved=reserve[0] - spend[0] - release[0],
+            delta_reserved=reserve[1] - spend[1] - release[1],
+        )
     return balances
 
 
@@ -129,25 +134,37 @@ def dataset_lineage(*, user: AbstractUser, dataset: Dataset) -> list[LineageRoot
         if root is None:
             continue
         lineage = version.lineage or {}
-        root.branches.append(LineageBranch(
-            synthetic=version, train=by_pk.get(lineage.get("train_version")),
-            holdout=by_pk.get(lineage.get("holdout_version")), request_id=request_id,
-            releases=releases.get(version.pk, [])))
+        root.branches.append(
+            LineageBranch(
+                synthetic=version,
+                train=by_pk.get(lineage.get("train_version")),
+                holdout=by_pk.get(lineage.get("holdout_version")),
+                request_id=request_id,
+                releases=releases.get(version.pk, []),
+            )
+        )
     return list(roots.values())
 
 
 def dataset_columns(*, version: DatasetVersion | None) -> list[dict[str, Any]]:
     if version is None:
         return []
-    return [{"name": c["name"], "type": c.get("type", ""), "role": c.get("role", "other")}
-            for c in version.schema.get("columns", [])]
+    return [
+        {"name": c["name"], "type": c.get("type", ""), "role": c.get("role", "other")}
+        for c in version.schema.get("columns", [])
+    ]
 
 
 # ------------------------------------------------------------------------------ requests
 
 
-def request_page_list(*, user: AbstractUser, state: str = "", dataset: str = "", mine: bool = False,
-                      ) -> QuerySet[DataRequest]:
+def request_page_list(
+    *,
+    user: AbstractUser,
+    state: str = "",
+    dataset: str = "",
+    mine: bool = False,
+) -> QuerySet[DataRequest]:
     """The requests list: the user's visible requests, filtered, newest first."""
     queryset = request_list(user=user)
     if state:
@@ -180,15 +197,24 @@ class RequestRelated:
 
 def request_related(*, request: DataRequest) -> RequestRelated:
     """Everything hanging off one request, each kind in one query."""
-    release = Release.objects.filter(request=request).select_related(
-        "datasheet", "version", "released_by", "revoked_by").first()
+    release = (
+        Release.objects.filter(request=request)
+        .select_related("datasheet", "version", "released_by", "revoked_by")
+        .first()
+    )
     return RequestRelated(
         approvals=list(request.approvals.select_related("approver").order_by("created_at", "id")),
         budget_entries=list(request.budget_entries.select_related("actor", "job").order_by("created_at", "id")),
-        jobs=list(GenerationJob.objects.filter(request=request).select_related("output_version").order_by(
-            "-created_at", "-id")),
-        audit_runs=list(AuditRun.objects.filter(request=request).select_related("version", "datasheet").order_by(
-            "-created_at", "-id")),
+        jobs=list(
+            GenerationJob.objects.filter(request=request)
+            .select_related("output_version")
+            .order_by("-created_at", "-id")
+        ),
+        audit_runs=list(
+            AuditRun.objects.filter(request=request)
+            .select_related("version", "datasheet")
+            .order_by("-created_at", "-id")
+        ),
         risk_acceptances=list(RiskAcceptance.objects.filter(request=request).select_related("approver")),
         release=release,
         downloads=list(release.downloads.select_related("user").order_by("-created_at", "-id")) if release else [],
@@ -253,8 +279,16 @@ class HomeSummary:
 
     @property
     def has_actions(self) -> bool:
-        return any((self.awaiting_approval, self.awaiting_risk_decision, self.awaiting_release,
-                    self.awaiting_generation, self.drafts, self.expiring_releases))
+        return any(
+            (
+                self.awaiting_approval,
+                self.awaiting_risk_decision,
+                self.awaiting_release,
+                self.awaiting_generation,
+                self.drafts,
+                self.expiring_releases,
+            )
+        )
 
     @property
     def has_alerts(self) -> bool:
@@ -267,25 +301,44 @@ def home_summary(*, user: AbstractUser, limit: int = 10, now: datetime | None = 
     requests = request_list(user=user)
     approver = user_has_role(user, Role.APPROVER)
     releaser = user_has_role(user, Role.STEWARD, Role.APPROVER)
-    awaiting = (requests.filter(state=RequestState.SUBMITTED).exclude(requester=user)
-                .exclude(approvals__approver=user).order_by("submitted_at", "id")) if approver else requests.none()
+    awaiting = (
+        (
+            requests.filter(state=RequestState.SUBMITTED)
+            .exclude(requester=user)
+            .exclude(approvals__approver=user)
+            .order_by("submitted_at", "id")
+        )
+        if approver
+        else requests.none()
+    )
     live_releases = release_list(user=user).filter(revoked_at__isnull=True, request__state=RequestState.RELEASED)
     return HomeSummary(
         awaiting_approval=list(awaiting[:limit]),
         awaiting_risk_decision=list(requests.filter(state=RequestState.BLOCKED).exclude(requester=user)[:limit])
-        if approver else [],
+        if approver
+        else [],
         awaiting_release=list(requests.filter(state=RequestState.READY)[:limit]) if releaser else [],
         awaiting_generation=list(requests.filter(state=RequestState.APPROVED, requester=user)[:limit]),
         drafts=list(requests.filter(state=RequestState.DRAFT, requester=user)[:limit]),
-        expiring_releases=list(live_releases.filter(expires_at__gt=now, expires_at__lte=now + EXPIRY_WINDOW)
-                               .select_related("request__dataset").order_by("expires_at")[:limit]),
+        expiring_releases=list(
+            live_releases.filter(expires_at__gt=now, expires_at__lte=now + EXPIRY_WINDOW)
+            .select_related("request__dataset")
+            .order_by("expires_at")[:limit]
+        ),
         running_jobs=list(job_list(user=user).filter(status__in=ACTIVE_JOB_STATUSES).order_by("created_at")[:limit]),
-        problem_audits=list(audit_run_list(user=user).filter(
-            status__in=[AuditStatus.FAILED, AuditStatus.INCONCLUSIVE, AuditStatus.ERROR],
-            request__state__in=[RequestState.BLOCKED, RequestState.FAILED, RequestState.AUDITING])
-            .order_by("-created_at")[:limit]),
-        stale_releases=list(live_releases.filter(stale_at__isnull=False).select_related("request__dataset")
-                            .order_by("-stale_at")[:limit]),
+        problem_audits=list(
+            audit_run_list(user=user)
+            .filter(
+                status__in=[AuditStatus.FAILED, AuditStatus.INCONCLUSIVE, AuditStatus.ERROR],
+                request__state__in=[RequestState.BLOCKED, RequestState.FAILED, RequestState.AUDITING],
+            )
+            .order_by("-created_at")[:limit]
+        ),
+        stale_releases=list(
+            live_releases.filter(stale_at__isnull=False)
+            .select_related("request__dataset")
+            .order_by("-stale_at")[:limit]
+        ),
         near_cap=[row for row in dataset_rows(user=user) if row.near_cap],
     )
 
@@ -296,10 +349,21 @@ def home_summary(*, user: AbstractUser, limit: int = 10, now: datetime | None = 
 def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
     """A job's progress plus where its request and audit stand: what the progress poll returns."""
     request = DataRequest.objects.filter(pk=job.request_id).values("state").first() or {}
-    run = (AuditRun.objects.filter(version_id=job.output_version_id).order_by("-id").values("id", "status").first()
-           if job.output_version_id else None)
+    run = (
+        AuditRun.objects.filter(version_id=job.output_version_id).order_by("-id").values("id", "status").first()
+        if job.output_version_id
+        else None
+    )
     state = request.get("state", "")
     finished = job.is_terminal and state not in IN_FLIGHT_STATES
-    return {"id": job.pk, "status": job.status, "phase": job.phase, "progress": job.progress,
-            "error": job.error, "timings": job.timings, "request_state": state,
-            "audit": run, "finished": finished}
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "phase": job.phase,
+        "progress": job.progress,
+        "error": job.error,
+        "timings": job.timings,
+        "request_state": state,
+        "audit": run,
+        "finished": finished,
+    }

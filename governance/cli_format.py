@@ -54,8 +54,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     if not texts:
         return "(none)"
     widths = [max(len(header), *(len(row[index]) for row in texts)) for index, header in enumerate(headers)]
-    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)),
-             "  ".join("-" * width for width in widths)]
+    lines = [
+        "  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)),
+        "  ".join("-" * width for width in widths),
+    ]
     lines += ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)) for row in texts]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -71,75 +73,169 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> str:
 
 def user_data(user: Any) -> dict[str, Any]:
     roles = sorted(group.name for group in user.groups.all())
-    return {"username": user.username, "email": user.email, "roles": roles, "active": user.is_active,
-            "date_joined": user.date_joined}
+    return {
+        "username": user.username,
+        "email": user.email,
+        "roles": roles,
+        "active": user.is_active,
+        "date_joined": user.date_joined,
+    }
 
 
 def dataset_data(dataset: Dataset) -> dict[str, Any]:
-    return {"name": dataset.name, "description": dataset.description, "owner": dataset.owner.username,
-            "sensitivity": dataset.sensitivity, "epsilon_cap": dataset.epsilon_cap, "delta_cap": dataset.delta_cap,
-            "created_at": dataset.created_at}
+    return {
+        "name": dataset.name,
+        "description": dataset.description,
+        "owner": dataset.owner.username,
+        "sensitivity": dataset.sensitivity,
+        "epsilon_cap": dataset.epsilon_cap,
+        "delta_cap": dataset.delta_cap,
+        "created_at": dataset.created_at,
+    }
 
 
 def version_data(version: DatasetVersion) -> dict[str, Any]:
-    return {"dataset": version.dataset.name, "number": version.number, "kind": version.kind,
-            "content_hash": version.content_hash, "n_rows": version.n_rows, "n_columns": version.n_columns,
-            "size_bytes": version.size_bytes, "dropped_columns": version.dropped_columns,
-            "schema_inferred": version.schema_inferred, "original_filename": version.original_filename,
-            "parent": version.parent.number if version.parent_id else None,
-            "created_by": version.created_by.username if version.created_by_id else None,
-            "created_at": version.created_at, "schema": version.schema}
+    return {
+        "dataset": version.dataset.name,
+        "number": version.number,
+        "kind": version.kind,
+        "content_hash": version.content_hash,
+        "n_rows": version.n_rows,
+        "n_columns": version.n_columns,
+        "size_bytes": version.size_bytes,
+        "dropped_columns": version.dropped_columns,
+        "schema_inferred": version.schema_inferred,
+        "original_filename": version.original_filename,
+        "parent": version.parent.number if version.parent_id else None,
+        "created_by": version.created_by.username if version.created_by_id else None,
+        "created_at": version.created_at,
+        "schema": version.schema,
+    }
 
 
 def schema_table(schema: dict[str, Any]) -> str:
-    rows = [(column["name"], column["type"], column["role"], column.get("min"), column.get("max"),
-             len(column["categories"]) if column.get("categories") else None) for column in schema["columns"]]
+    rows = [
+        (
+            column["name"],
+            column["type"],
+            column["role"],
+            column.get("min"),
+            column.get("max"),
+            len(column["categories"]) if column.get("categories") else None,
+        )
+        for column in schema["columns"]
+    ]
     return table(("column", "type", "role", "min", "max", "categories"), rows)
 
 
 def purpose_data(purpose: Purpose) -> dict[str, Any]:
-    return {"name": purpose.name, "description": purpose.description, "max_epsilon": purpose.max_epsilon,
-            "approvals_required": purpose.approvals_required, "allowed_recipients": purpose.allowed_recipients,
-            "allow_non_private": purpose.allow_non_private, "holdout_fraction": purpose.holdout_fraction,
-            "release_days": purpose.release_days, "audit_thresholds": purpose.audit_thresholds}
+    return {
+        "name": purpose.name,
+        "description": purpose.description,
+        "max_epsilon": purpose.max_epsilon,
+        "approvals_required": purpose.approvals_required,
+        "allowed_recipients": purpose.allowed_recipients,
+        "allow_non_private": purpose.allow_non_private,
+        "holdout_fraction": purpose.holdout_fraction,
+        "release_days": purpose.release_days,
+        "audit_thresholds": purpose.audit_thresholds,
+    }
 
 
 def request_data(request: DataRequest) -> dict[str, Any]:
-    return {"id": request.pk, "state": request.state, "dataset": request.dataset.name,
-            "source_version": request.source_version.number, "purpose": request.purpose.name,
-            "requester": request.requester.username, "epsilon": request.epsilon, "delta": request.delta,
-            "n_rows": request.n_rows, "generator": request.generator, "generator_params": request.generator_params,
-            "rebalance": request.rebalance, "seed": request.seed, "recipient_kind": request.recipient_kind,
-            "recipient": request.recipient, "justification": request.justification,
-            "created_at": request.created_at, "submitted_at": request.submitted_at,
-            "decided_at": request.decided_at, "decision_reason": request.decision_reason}
+    return {
+        "id": request.pk,
+        "state": request.state,
+        "dataset": request.dataset.name,
+        "source_version": request.source_version.number,
+        "purpose": request.purpose.name,
+        "requester": request.requester.username,
+        "epsilon": request.epsilon,
+        "delta": request.delta,
+        "n_rows": request.n_rows,
+        "generator": request.generator,
+        "generator_params": request.generator_params,
+        "rebalance": request.rebalance,
+        "seed": request.seed,
+        "recipient_kind": request.recipient_kind,
+        "recipient": request.recipient,
+        "justification": request.justification,
+        "created_at": request.created_at,
+        "submitted_at": request.submitted_at,
+        "decided_at": request.decided_at,
+        "decision_reason": request.decision_reason,
+    }
 
 
-REQUEST_COLUMNS = ("id", "state", "dataset", "purpose", "requester", "epsilon", "delta", "n_rows", "generator",
-                   "created_at")
+REQUEST_COLUMNS = (
+    "id",
+    "state",
+    "dataset",
+    "purpose",
+    "requester",
+    "epsilon",
+    "delta",
+    "n_rows",
+    "generator",
+    "created_at",
+)
 
 
 def approval_data(approval: Any) -> dict[str, Any]:
-    return {"approver": approval.approver.username, "decision": approval.decision, "reason": approval.reason,
-            "created_at": approval.created_at}
+    return {
+        "approver": approval.approver.username,
+        "decision": approval.decision,
+        "reason": approval.reason,
+        "created_at": approval.created_at,
+    }
 
 
 def budget_entry_data(entry: BudgetEntry) -> dict[str, Any]:
-    return {"id": entry.pk, "created_at": entry.created_at, "kind": entry.kind, "request": entry.request_id,
-            "job": entry.job_id, "epsilon": entry.epsilon, "delta": entry.delta, "mechanism": entry.mechanism,
-            "actor": entry.actor.username if entry.actor_id else None, "note": entry.note}
+    return {
+        "id": entry.pk,
+        "created_at": entry.created_at,
+        "kind": entry.kind,
+        "request": entry.request_id,
+        "job": entry.job_id,
+        "epsilon": entry.epsilon,
+        "delta": entry.delta,
+        "mechanism": entry.mechanism,
+        "actor": entry.actor.username if entry.actor_id else None,
+        "note": entry.note,
+    }
 
 
 def audit_event_data(event: AuditEvent) -> dict[str, Any]:
-    return {"id": event.pk, "created_at": event.created_at, "actor": event.actor_name, "channel": event.channel,
-            "action": event.action, "object_type": event.object_type, "object_id": event.object_id,
-            "before": event.before, "after": event.after, "hash": event.hash}
+    return {
+        "id": event.pk,
+        "created_at": event.created_at,
+        "actor": event.actor_name,
+        "channel": event.channel,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "before": event.before,
+        "after": event.after,
+        "hash": event.hash,
+    }
 
 
 def audit_event_table(events: Iterable[AuditEvent]) -> str:
-    return table(("id", "created_at", "actor", "channel", "action", "object", "after"),
-                 [(event.pk, event.created_at, event.actor_name, event.channel, event.action,
-                   f"{event.object_type}:{event.object_id}", _short(event.after)) for event in events])
+    return table(
+        ("id", "created_at", "actor", "channel", "action", "object", "after"),
+        [
+            (
+                event.pk,
+                event.created_at,
+                event.actor_name,
+                event.channel,
+                event.action,
+                f"{event.object_type}:{event.object_id}",
+                _short(event.after),
+            )
+            for event in events
+        ],
+    )
 
 
 def _short(value: Any, limit: int = 60) -> str:

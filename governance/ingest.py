@@ -78,15 +78,26 @@ def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any]
     dropped = [name for name in header if by_name[name]["role"] == "identifier"]
     kept = [column for column in schema["columns"] if column["role"] != "identifier"]
     if not kept:
-        raise DatasetFormatError("Every column is an identifier: nothing would be stored.",
-                                 extra={"dropped_columns": dropped})
+        raise DatasetFormatError(
+            "Every column is an identifier: nothing would be stored.", extra={"dropped_columns": dropped}
+        )
     index = {name: position for position, name in enumerate(header)}
-    frame = pd.DataFrame({column["name"]: _typed_column(column, [row[index[column["name"]]] for row in rows], missing)
-                          for column in kept})
+    frame = pd.DataFrame(
+        {
+            column["name"]: _typed_column(column, [row[index[column["name"]]] for row in rows], missing)
+            for column in kept
+        }
+    )
     stored_schema = {**schema, "columns": kept}
     data = canonical_bytes(frame, stored_schema)
-    return Table(frame=frame, schema=stored_schema, schema_inferred=schema_inferred, dropped_columns=dropped,
-                 canonical_bytes=data, content_hash=hashlib.sha256(data).hexdigest())
+    return Table(
+        frame=frame,
+        schema=stored_schema,
+        schema_inferred=schema_inferred,
+        dropped_columns=dropped,
+        canonical_bytes=data,
+        content_hash=hashlib.sha256(data).hexdigest(),
+    )
 
 
 # --- reading bytes -----------------------------------------------------------------------
@@ -97,7 +108,8 @@ def _read_limited(path: Path, *, filename: str, limits: IngestLimits) -> bytes:
     if size > limits.max_upload_bytes:
         raise DatasetFormatError(
             f"The file is {size:,} bytes, over the upload limit of {limits.max_upload_bytes:,} bytes.",
-            extra={"size_bytes": size, "limit_bytes": limits.max_upload_bytes})
+            extra={"size_bytes": size, "limit_bytes": limits.max_upload_bytes},
+        )
     if size == 0:
         raise DatasetFormatError("The file is empty.")
     with path.open("rb") as handle:
@@ -151,13 +163,15 @@ def _check_expansion(expanded: int, compressed_size: int, limits: IngestLimits) 
     if expanded > limits.max_expanded_bytes:
         raise DatasetFormatError(
             f"The compressed upload expands past {limits.max_expanded_bytes:,} bytes, the limit.",
-            extra={"limit_bytes": limits.max_expanded_bytes})
+            extra={"limit_bytes": limits.max_expanded_bytes},
+        )
     ratio = expanded / compressed_size
     if expanded > RATIO_CHECK_AFTER_BYTES and ratio > limits.max_compression_ratio:
         raise DatasetFormatError(
             f"The compressed upload expands more than {limits.max_compression_ratio}:1 "
             f"({expanded:,} bytes from {compressed_size:,}); refusing it as a likely decompression bomb.",
-            extra={"ratio_limit": limits.max_compression_ratio})
+            extra={"ratio_limit": limits.max_compression_ratio},
+        )
 
 
 def _decode_utf8(raw: bytes) -> str:
@@ -166,8 +180,10 @@ def _decode_utf8(raw: bytes) -> str:
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         raise DatasetFormatError(
-            f"The file is not valid UTF-8: byte {error.start} (line {line}) is {raw[error.start:error.start + 1]!r}. "
-            "Re-export it as UTF-8.", extra={"byte_offset": error.start, "line": line}) from error
+            f"The file is not valid UTF-8: byte {error.start} (line {line}) is {raw[error.start : error.start + 1]!r}. "
+            "Re-export it as UTF-8.",
+            extra={"byte_offset": error.start, "line": line},
+        ) from error
     return text.removeprefix("\ufeff")
 
 
@@ -184,8 +200,9 @@ def _csv_rows(text: str, *, delimiter: str | None = None) -> tuple[list[str], li
         _check_header(header)
         rows = _rectangular(reader, width=len(header))
     except csv.Error as error:
-        raise DatasetFormatError(f"The CSV is malformed at line {reader.line_num}: {error}.",
-                                 extra={"line": reader.line_num}) from error
+        raise DatasetFormatError(
+            f"The CSV is malformed at line {reader.line_num}: {error}.", extra={"line": reader.line_num}
+        ) from error
     return header, rows
 
 
@@ -205,7 +222,8 @@ def _rectangular(reader: Any, *, width: int) -> list[list[str]]:
         if len(row) != width:
             raise DatasetFormatError(
                 f"Line {reader.line_num} has {len(row)} fields; the header has {width}.",
-                extra={"line": reader.line_num, "fields": len(row), "expected": width})
+                extra={"line": reader.line_num, "fields": len(row), "expected": width},
+            )
         rows.append(row)
     if not rows:
         raise DatasetFormatError("The file has a header but no data rows.")
@@ -215,13 +233,15 @@ def _rectangular(reader: Any, *, width: int) -> list[list[str]]:
 def _check_header(header: list[str]) -> None:
     empty = [position + 1 for position, name in enumerate(header) if not name]
     if empty:
-        raise DatasetFormatError(f"Column {empty[0]} of the header has an empty name.",
-                                 extra={"empty_name_positions": empty})
+        raise DatasetFormatError(
+            f"Column {empty[0]} of the header has an empty name.", extra={"empty_name_positions": empty}
+        )
     seen: set[str] = set()
     duplicates = sorted({name for name in header if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
     if duplicates:
-        raise DatasetFormatError(f"Duplicate column names: {', '.join(duplicates)}.",
-                                 extra={"duplicate_columns": duplicates})
+        raise DatasetFormatError(
+            f"Duplicate column names: {', '.join(duplicates)}.", extra={"duplicate_columns": duplicates}
+        )
 
 
 def _parquet_rows(raw: bytes) -> tuple[list[str], list[list[str]]]:
@@ -242,8 +262,10 @@ def _as_text(series: pd.Series) -> list[str]:
         return ["" if pd.isna(value) else repr(float(value)) for value in series]
     if pd.api.types.is_datetime64_any_dtype(series):
         return ["" if pd.isna(value) else value.isoformat() for value in series]
-    return ["" if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
-            else str(value) for value in series]
+    return [
+        "" if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA else str(value)
+        for value in series
+    ]
 
 
 # --- schema ------------------------------------------------------------------------------
@@ -272,29 +294,35 @@ def _check_schema_names(names: list[str], header: list[str]) -> None:
         raise DatasetFormatError(f"The schema lists columns twice: {', '.join(duplicates)}.")
     absent = [name for name in names if name not in header]
     if absent:
-        raise DatasetFormatError(f"The schema names columns the file lacks: {', '.join(absent)}.",
-                                 extra={"unknown_columns": absent, "file_columns": header})
+        raise DatasetFormatError(
+            f"The schema names columns the file lacks: {', '.join(absent)}.",
+            extra={"unknown_columns": absent, "file_columns": header},
+        )
     undeclared = [name for name in header if name not in names]
     if undeclared:
-        raise DatasetFormatError(f"The file has columns the schema does not describe: {', '.join(undeclared)}.",
-                                 extra={"undeclared_columns": undeclared})
+        raise DatasetFormatError(
+            f"The file has columns the schema does not describe: {', '.join(undeclared)}.",
+            extra={"undeclared_columns": undeclared},
+        )
 
 
 def _validate_column(position: int, column: Any) -> dict[str, Any]:
     if not isinstance(column, dict) or not isinstance(column.get("name"), str) or not column["name"].strip():
-        raise DatasetFormatError(f"Schema column {position + 1} needs a non-empty string \"name\".")
+        raise DatasetFormatError(f'Schema column {position + 1} needs a non-empty string "name".')
     name = column["name"].strip()
     allowed = {"name", "type", "role", "min", "max", "categories", "description"}
     unknown = sorted(set(column) - allowed)
     if unknown:
         raise DatasetFormatError(f"Schema column {name!r} has unknown keys: {', '.join(unknown)}.")
     if column.get("type") not in COLUMN_TYPES:
-        raise DatasetFormatError(f"Schema column {name!r}: type must be one of {', '.join(COLUMN_TYPES)}; "
-                                 f"got {column.get('type')!r}.")
+        raise DatasetFormatError(
+            f"Schema column {name!r}: type must be one of {', '.join(COLUMN_TYPES)}; got {column.get('type')!r}."
+        )
     role = column.get("role", "other")
     if role not in COLUMN_ROLES:
-        raise DatasetFormatError(f"Schema column {name!r}: role must be one of {', '.join(COLUMN_ROLES)}; "
-                                 f"got {role!r}.")
+        raise DatasetFormatError(
+            f"Schema column {name!r}: role must be one of {', '.join(COLUMN_ROLES)}; got {role!r}."
+        )
     result = {**column, "name": name, "role": role}
     _validate_public_domain(name, result)
     return result
@@ -360,8 +388,9 @@ def _typed_column(column: dict[str, Any], values: list[str], missing: tuple[str,
         return _boolean_column(name, values, is_missing)
     if kind == "datetime":
         return _datetime_column(name, values, is_missing)
-    return pd.Series([None if flag else value for value, flag in zip(values, is_missing, strict=True)],
-                     dtype="object", name=name)
+    return pd.Series(
+        [None if flag else value for value, flag in zip(values, is_missing, strict=True)], dtype="object", name=name
+    )
 
 
 def _numeric_column(name: str, kind: str, values: list[str], is_missing: np.ndarray) -> pd.Series:
@@ -379,8 +408,9 @@ def _numeric_column(name: str, kind: str, values: list[str], is_missing: np.ndar
 
 def _boolean_column(name: str, values: list[str], is_missing: np.ndarray) -> pd.Series:
     lowered = [value.strip().lower() for value in values]
-    bad = np.flatnonzero([not flag and token not in TRUE_TOKENS | FALSE_TOKENS
-                          for token, flag in zip(lowered, is_missing, strict=True)])
+    bad = np.flatnonzero(
+        [not flag and token not in TRUE_TOKENS | FALSE_TOKENS for token, flag in zip(lowered, is_missing, strict=True)]
+    )
     _raise_bad_values(name, values, bad, "is not a boolean (true/false)")
     data = [pd.NA if flag else token in TRUE_TOKENS for token, flag in zip(lowered, is_missing, strict=True)]
     return pd.Series(data, dtype="boolean", name=name)
@@ -398,12 +428,15 @@ def _raise_bad_values(name: str, values: list[str], bad_positions: np.ndarray, p
     if len(bad_positions) == 0:
         return
     first = int(bad_positions[0])
-    examples = [{"row": int(position) + 1, "line": int(position) + 2, "value": values[int(position)]}
-                for position in bad_positions[:5]]
+    examples = [
+        {"row": int(position) + 1, "line": int(position) + 2, "value": values[int(position)]}
+        for position in bad_positions[:5]
+    ]
     raise DatasetFormatError(
         f"Column {name!r}, row {first + 1} (line {first + 2}): {values[first]!r} {problem}"
         + (f"; {len(bad_positions) - 1} more rows have the same problem." if len(bad_positions) > 1 else "."),
-        extra={"column": name, "bad_rows": examples, "bad_count": int(len(bad_positions))})
+        extra={"column": name, "bad_rows": examples, "bad_count": int(len(bad_positions))},
+    )
 
 
 # --- canonical form ----------------------------------------------------------------------

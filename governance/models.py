@@ -222,15 +222,17 @@ class BudgetEntry(models.Model):
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="budget_entries")
     request = models.ForeignKey(DataRequest, on_delete=models.PROTECT, related_name="budget_entries")
-    job = models.ForeignKey("synth_engine.GenerationJob", null=True, blank=True, on_delete=models.PROTECT,
-                            related_name="budget_entries")
+    job = models.ForeignKey(
+        "synth_engine.GenerationJob", null=True, blank=True, on_delete=models.PROTECT, related_name="budget_entries"
+    )
     kind = models.CharField(max_length=10, choices=EntryKind.choices)
     epsilon = models.DecimalField(**EPSILON_DIGITS)
     delta = models.DecimalField(**DELTA_DIGITS)
     mechanism = models.CharField(max_length=100, blank=True)
     accountant = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     note = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -251,8 +253,9 @@ class AuditEvent(models.Model):
     """An append-only, hash-chained record of one state change or ledger entry."""
 
     created_at = models.DateTimeField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_name = models.CharField(max_length=150)
     channel = models.CharField(max_length=30, help_text="api, web, cli (operator), worker, system")
     action = models.CharField(max_length=80, db_index=True)
@@ -291,8 +294,9 @@ class Release(TimestampedModel):
     released_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     revoke_reason = models.TextField(blank=True)
     stale_at = models.DateTimeField(null=True, blank=True, help_text="set when a drift audit finds it stale")
 

@@ -21,9 +21,11 @@ INTEGER_CHECKS = {"unique_row_reproduction", "k_anonymity", "l_diversity"}
 
 def _threshold_schema(name: str, value_range: tuple[float, float]) -> dict[str, Any]:
     low, high = value_range
-    schema: dict[str, Any] = {"type": "integer" if name in INTEGER_CHECKS else "number",
-                              # An attack AUC below 0.5 (worse than guessing) would fail every release.
-                              "minimum": 0.5 if name.endswith("_auc") else low}
+    schema: dict[str, Any] = {
+        "type": "integer" if name in INTEGER_CHECKS else "number",
+        # An attack AUC below 0.5 (worse than guessing) would fail every release.
+        "minimum": 0.5 if name.endswith("_auc") else low,
+    }
     if math.isfinite(high):
         schema["maximum"] = high
     return schema
@@ -34,8 +36,11 @@ def _threshold_schema(name: str, value_range: tuple[float, float]) -> dict[str, 
 def audit_thresholds_schema() -> dict[str, Any]:
     from audits.metrics.base import CHECK_SPECS
 
-    return {"type": "object", "additionalProperties": False,
-            "properties": {name: _threshold_schema(name, spec.value_range) for name, spec in CHECK_SPECS.items()}}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: _threshold_schema(name, spec.value_range) for name, spec in CHECK_SPECS.items()},
+    }
 
 
 def default_audit_thresholds() -> dict[str, Any]:
@@ -52,12 +57,16 @@ def audit_thresholds_validate(thresholds: Any) -> dict[str, Any]:
     if errors:
         first = errors[0]
         where = ".".join(str(part) for part in first.path) or "audit_thresholds"
-        raise ValidationError(f"audit_thresholds: {where}: {first.message}",
-                              extra={"field": "audit_thresholds", "problems": [error.message for error in errors]})
+        raise ValidationError(
+            f"audit_thresholds: {where}: {first.message}",
+            extra={"field": "audit_thresholds", "problems": [error.message for error in errors]},
+        )
     # NaN passes every minimum and maximum above (all comparisons are false) and would disable
     # its check silently; infinities cannot be stored in PostgreSQL's jsonb.
     for key, value in thresholds.items():
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValidationError(f"audit_thresholds: {key}: {value!r} is not a finite number",
-                                  extra={"field": "audit_thresholds", "problems": [f"{key} is not finite"]})
+            raise ValidationError(
+                f"audit_thresholds: {key}: {value!r} is not a finite number",
+                extra={"field": "audit_thresholds", "problems": [f"{key} is not finite"]},
+            )
     return dict(thresholds)

@@ -60,8 +60,6 @@ def purpose_get(*, user: AbstractUser, name: str) -> Purpose:
     return purpose
 
 
-
-
 def request_list(*, user: AbstractUser) -> QuerySet[DataRequest]:
     """All requests for stewards, approvers and auditors; a requester's own otherwise."""
     _require_some_role(user)
@@ -101,7 +99,8 @@ def release_list(*, user: AbstractUser) -> QuerySet[Release]:
     """Releases of the requests the user may see."""
     visible = request_list(user=user).values("pk")
     return Release.objects.filter(request__in=visible).select_related(
-        "request", "version", "datasheet", "released_by", "revoked_by")
+        "request", "version", "datasheet", "released_by", "revoked_by"
+    )
 
 
 def release_get(*, user: AbstractUser, release_id: int) -> Release:

@@ -9,8 +9,11 @@ urlpatterns = [
     path("datasets/", apis.DatasetCollectionApi.as_view(), name="dataset-list"),
     path("datasets/<slug:name>/", apis.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<slug:name>/versions/", apis.DatasetVersionCollectionApi.as_view(), name="dataset-version-list"),
-    path("datasets/<slug:name>/versions/<int:number>/", apis.DatasetVersionDetailApi.as_view(),
-         name="dataset-version-detail"),
+    path(
+        "datasets/<slug:name>/versions/<int:number>/",
+        apis.DatasetVersionDetailApi.as_view(),
+        name="dataset-version-detail",
+    ),
     path("datasets/<slug:name>/budget/", apis.DatasetBudgetApi.as_view(), name="dataset-budget"),
     path("purposes/", apis.PurposeCollectionApi.as_view(), name="purpose-list"),
     path("purposes/<slug:name>/", apis.PurposeDetailApi.as_view(), name="purpose-detail"),

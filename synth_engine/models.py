@@ -44,10 +44,12 @@ class GenerationJob(TimestampedModel):
     privacy_spent = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
-    output_version = models.ForeignKey("governance.DatasetVersion", null=True, blank=True,
-                                       on_delete=models.PROTECT, related_name="+")
-    holdout_version = models.ForeignKey("governance.DatasetVersion", null=True, blank=True,
-                                        on_delete=models.PROTECT, related_name="+")
+    output_version = models.ForeignKey(
+        "governance.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    holdout_version = models.ForeignKey(
+        "governance.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -13,7 +13,8 @@ from synth_engine.models import GenerationJob
 def job_list(*, user: AbstractUser) -> QuerySet[GenerationJob]:
     visible = request_list(user=user).values("pk")
     return GenerationJob.objects.filter(request__in=visible).select_related(
-        "request", "request__dataset", "output_version", "holdout_version")
+        "request", "request__dataset", "output_version", "holdout_version"
+    )
 
 
 def job_get(*, user: AbstractUser, job_id: int) -> GenerationJob:

@@ -61,14 +61,22 @@ def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJ
             raise PermissionDeniedError("Only the requester, a steward or an approver can start generation.")
         _check_reservation(request)
         job = GenerationJob.objects.create(
-            request=request, generator=request.generator, parameters=request.generator_params,
+            request=request,
+            generator=request.generator,
+            parameters=request.generator_params,
             seed=request.seed,
             seed_policy=SeedPolicy.REPRODUCIBLE if request.seed is not None else SeedPolicy.CRYPTOGRAPHIC,
-            library_versions=library_versions())
-        audit_event_record(actor=actor, action="job.create", obj=job,
-                           after={"request": request.pk, "generator": job.generator, "seed_policy": job.seed_policy})
-        request_transition(request=request, target=RequestState.GENERATING, actor=actor, action="generate",
-                           extra={"job": job.pk})
+            library_versions=library_versions(),
+        )
+        audit_event_record(
+            actor=actor,
+            action="job.create",
+            obj=job,
+            after={"request": request.pk, "generator": job.generator, "seed_policy": job.seed_policy},
+        )
+        request_transition(
+            request=request, target=RequestState.GENERATING, actor=actor, action="generate", extra={"job": job.pk}
+        )
         transaction.on_commit(lambda: _enqueue(job, generation_job_execute))
     return job
 
@@ -82,11 +90,13 @@ def _check_reservation(request: DataRequest) -> None:
     if request.state != RequestState.APPROVED:
         raise InvalidTransitionError(
             f"Cannot start generation for request #{request.pk}: it is {request.state!r}, not 'approved'.",
-            extra={"state": request.state})
+            extra={"state": request.state},
+        )
     epsilon, delta = budget_reservation(request=request)
     if epsilon < request.epsilon or delta < request.delta:
-        raise ConflictError(f"Request #{request.pk} has no full reservation (ε={epsilon}, δ={delta}); "
-                            "the job will not start.")
+        raise ConflictError(
+            f"Request #{request.pk} has no full reservation (ε={epsilon}, δ={delta}); the job will not start."
+        )
 
 
 def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
@@ -147,9 +157,14 @@ def _claim(job_id: int) -> GenerationJob | None:
         if job.status == JobStatus.RUNNING and job.data_touched_at is not None:
             # A previous delivery died after touching the data: training again would use
             # the data a second time under the same spend. End the job instead.
-            _mark_failed_locked(job, status=JobStatus.FAILED, error=(
-                "The worker running this job was lost after it had read the data; the spend stands and "
-                "the job is not retried. File a new request to generate again."))
+            _mark_failed_locked(
+                job,
+                status=JobStatus.FAILED,
+                error=(
+                    "The worker running this job was lost after it had read the data; the spend stands and "
+                    "the job is not retried. File a new request to generate again."
+                ),
+            )
             return None
         job.status, job.attempts = JobStatus.RUNNING, job.attempts + 1
         job.started_at = job.started_at or timezone.now()
@@ -195,8 +210,15 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
     with _phase(job, "sampling", 85, timings):
         synthetic = generator.sample(request.n_rows, conditions=_conditions(request.rebalance))
     with _phase(job, "writing", 95, timings):
-        return {"train": train, "holdout": holdout, "synthetic": synthetic, "spent": spent, "planned": planned,
-                "split_seed": split_seed, "source": source}
+        return {
+            "train": train,
+            "holdout": holdout,
+            "synthetic": synthetic,
+            "spent": spent,
+            "planned": planned,
+            "split_seed": split_seed,
+            "source": source,
+        }
 
 
 def _training_progress(job_id: int) -> Any:
@@ -208,8 +230,9 @@ def _training_progress(job_id: int) -> Any:
     return report
 
 
-def _split(frame: pd.DataFrame, schema: dict[str, Any], fraction: float,
-           seed: int | None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def _split(
+    frame: pd.DataFrame, schema: dict[str, Any], fraction: float, seed: int | None
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Train / stratified holdout. The holdout is kept for audits and never reaches the generator."""
     from sklearn.model_selection import train_test_split
 
@@ -217,8 +240,9 @@ def _split(frame: pd.DataFrame, schema: dict[str, Any], fraction: float,
     labels = [column["name"] for column in schema["columns"] if column["role"] == "label"]
     stratify = frame[labels[0]].astype(str) if labels and frame[labels[0]].nunique() > 1 else None
     try:
-        train, holdout = train_test_split(frame, test_size=fraction, random_state=split_seed % (2**32),
-                                          stratify=stratify)
+        train, holdout = train_test_split(
+            frame, test_size=fraction, random_state=split_seed % (2**32), stratify=stratify
+        )
     except ValueError:  # a class too small to stratify: fall back to a plain random split
         train, holdout = train_test_split(frame, test_size=fraction, random_state=split_seed % (2**32))
     return train.sort_index().reset_index(drop=True), holdout.sort_index().reset_index(drop=True), split_seed
@@ -237,10 +261,15 @@ def _touch_data(job: GenerationJob, request: DataRequest, planned: Any) -> None:
         if planned is None:
             budget_release(request=request, actor=None, job=locked, note="non-private generator: no DP budget used")
         else:
-            budget_spend(request=request, job=locked, actor=None,
-                         epsilon=min(ledger_amount(planned.epsilon, places=12), request.epsilon),
-                         delta=min(ledger_amount(planned.delta, places=20), request.delta),
-                         mechanism=f"{job.generator}", accountant=planned.to_dict())
+            budget_spend(
+                request=request,
+                job=locked,
+                actor=None,
+                epsilon=min(ledger_amount(planned.epsilon, places=12), request.epsilon),
+                delta=min(ledger_amount(planned.delta, places=20), request.delta),
+                mechanism=f"{job.generator}",
+                accountant=planned.to_dict(),
+            )
         locked.data_touched_at = timezone.now()
         locked.save(update_fields=["data_touched_at", "updated_at"])
 
@@ -249,8 +278,10 @@ def _check_within_plan(spent: Any, planned: Any) -> None:
     if planned is None:
         return
     if spent.epsilon > planned.epsilon * (1 + 1e-9) or spent.delta > planned.delta * (1 + 1e-9):
-        raise RuntimeError(f"The generator spent ε={spent.epsilon}, δ={spent.delta}, more than its plan "
-                           f"ε={planned.epsilon}, δ={planned.delta}; its output is discarded.")
+        raise RuntimeError(
+            f"The generator spent ε={spent.epsilon}, δ={spent.delta}, more than its plan "
+            f"ε={planned.epsilon}, δ={planned.delta}; its output is discarded."
+        )
 
 
 def _conditions(rebalance: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -271,11 +302,23 @@ def _finish_succeeded(job_id: int, *, output: dict[str, Any], timings: dict[str,
         job.privacy_spent = output["spent"].to_dict()
         job.output_version, job.holdout_version = versions["synthetic"], versions["holdout"]
         job.save()
-        audit_event_record(actor=None, action="job.succeed", obj=job, after={
-            "synthetic_version": versions["synthetic"].pk, "content_hash": versions["synthetic"].content_hash,
-            "privacy_spent": job.privacy_spent})
-        request_transition(request=request, target=RequestState.AUDITING, actor=None, action="generated",
-                           extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk})
+        audit_event_record(
+            actor=None,
+            action="job.succeed",
+            obj=job,
+            after={
+                "synthetic_version": versions["synthetic"].pk,
+                "content_hash": versions["synthetic"].content_hash,
+                "privacy_spent": job.privacy_spent,
+            },
+        )
+        request_transition(
+            request=request,
+            target=RequestState.AUDITING,
+            actor=None,
+            action="generated",
+            extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk},
+        )
         transaction.on_commit(lambda: _enqueue_audit(job_id))
 
 
@@ -285,22 +328,40 @@ def _enqueue_audit(job_id: int) -> None:
     audit_run_after_job.delay(job_id)
 
 
-def _store_outputs(job: GenerationJob, request: DataRequest, output: dict[str, Any],
-                   written: list[Path]) -> dict[str, DatasetVersion]:
+def _store_outputs(
+    job: GenerationJob, request: DataRequest, output: dict[str, Any], written: list[Path]
+) -> dict[str, DatasetVersion]:
     source: DatasetVersion = output["source"]
     schema = source.schema
-    common = {"source_version": source.pk, "source_hash": source.content_hash, "job": job.pk,
-              "split_seed": output["split_seed"] if job.seed_policy == SeedPolicy.REPRODUCIBLE else None}
+    common = {
+        "source_version": source.pk,
+        "source_hash": source.content_hash,
+        "job": job.pk,
+        "split_seed": output["split_seed"] if job.seed_policy == SeedPolicy.REPRODUCIBLE else None,
+    }
     versions = {}
     for kind, key in ((VersionKind.TRAIN, "train"), (VersionKind.HOLDOUT, "holdout")):
         table = _table(output[key], schema)
-        versions[key] = dataset_version_store(dataset=request.dataset, table=table, actor=None, kind=kind,
-                                              written=written, parent=source, lineage={**common, "role": key}).version
+        versions[key] = dataset_version_store(
+            dataset=request.dataset,
+            table=table,
+            actor=None,
+            kind=kind,
+            written=written,
+            parent=source,
+            lineage={**common, "role": key},
+        ).version
     lineage = {**common, **_synthetic_lineage(job, request, output, versions)}
     table = _table(output["synthetic"], schema)
-    versions["synthetic"] = dataset_version_store(dataset=request.dataset, table=table, actor=None,
-                                                  kind=VersionKind.SYNTHETIC, written=written, parent=source,
-                                                  lineage=lineage).version
+    versions["synthetic"] = dataset_version_store(
+        dataset=request.dataset,
+        table=table,
+        actor=None,
+        kind=VersionKind.SYNTHETIC,
+        written=written,
+        parent=source,
+        lineage=lineage,
+    ).version
     return versions
 
 
@@ -310,15 +371,23 @@ def _table(frame: pd.DataFrame, schema: dict[str, Any]) -> Any:
     return build_table(header, text.to_numpy().tolist(), {**schema, "missing_values": [""]}, schema_inferred=False)
 
 
-def _synthetic_lineage(job: GenerationJob, request: DataRequest, output: dict[str, Any],
-                       versions: dict[str, DatasetVersion]) -> dict[str, Any]:
+def _synthetic_lineage(
+    job: GenerationJob, request: DataRequest, output: dict[str, Any], versions: dict[str, DatasetVersion]
+) -> dict[str, Any]:
     spent = output["spent"]
     lineage: dict[str, Any] = {
-        "generator": job.generator, "parameters": job.parameters, "seed_policy": job.seed_policy,
-        "seed": job.seed, "epsilon_spent": spent.epsilon if spent.is_private else None,
-        "delta_spent": spent.delta, "accountant": spent.to_dict(), "library_versions": job.library_versions,
-        "train_version": versions["train"].pk, "holdout_version": versions["holdout"].pk,
-        "request": request.pk, "non_private": not spent.is_private,
+        "generator": job.generator,
+        "parameters": job.parameters,
+        "seed_policy": job.seed_policy,
+        "seed": job.seed,
+        "epsilon_spent": spent.epsilon if spent.is_private else None,
+        "delta_spent": spent.delta,
+        "accountant": spent.to_dict(),
+        "library_versions": job.library_versions,
+        "train_version": versions["train"].pk,
+        "holdout_version": versions["holdout"].pk,
+        "request": request.pk,
+        "non_private": not spent.is_private,
     }
     if request.rebalance:
         lineage["rebalance"] = _rebalance_record(request.rebalance, output["train"], output["synthetic"])
@@ -329,14 +398,16 @@ def _rebalance_record(rebalance: dict[str, Any], train: pd.DataFrame, synthetic:
     column = rebalance["column"]
     return {
         "notice": "Intentionally non-representative: class shares were changed on purpose.",
-        "column": column, "target_shares": rebalance["shares"],
+        "column": column,
+        "target_shares": rebalance["shares"],
         "real_shares": train[column].astype(str).value_counts(normalize=True).round(4).to_dict(),
         "released_shares": synthetic[column].astype(str).value_counts(normalize=True).round(4).to_dict(),
     }
 
 
-def _finish_failed(job_id: int, *, status: str, error: str, timings: dict[str, float] | None = None,
-                   actor: AbstractUser | None = None) -> None:
+def _finish_failed(
+    job_id: int, *, status: str, error: str, timings: dict[str, float] | None = None, actor: AbstractUser | None = None
+) -> None:
     with transaction.atomic():
         job = _job_locked(job_id)
         if job.is_terminal:
@@ -351,11 +422,20 @@ def _mark_failed_locked(job: GenerationJob, *, status: str, error: str, actor: A
     request = DataRequest.objects.select_for_update().get(pk=job.request_id)
     job.status, job.error, job.finished_at = status, error[:5000], timezone.now()
     job.save()
-    audit_event_record(actor=actor, action=f"job.{status}", obj=job,
-                       after={"error": job.error, "data_touched": job.data_touched_at is not None})
+    audit_event_record(
+        actor=actor,
+        action=f"job.{status}",
+        obj=job,
+        after={"error": job.error, "data_touched": job.data_touched_at is not None},
+    )
     if job.data_touched_at is None:
         budget_release(request=request, actor=actor, job=job, note=f"job {status} before touching the data")
     if request.state == RequestState.GENERATING:
         request.decision_reason = job.error
-        request_transition(request=request, target=RequestState.FAILED, actor=actor, action="fail",
-                           extra={"job": job.pk, "error": job.error})
+        request_transition(
+            request=request,
+            target=RequestState.FAILED,
+            actor=actor,
+            action="fail",
+            extra={"job": job.pk, "error": job.error},
+        )

@@ -38,8 +38,11 @@ def _allow_log_purge_between_transactional_tests():
     original = TransactionTestCase._fixture_teardown
 
     def _fixture_teardown(self):
-        postgres = [connections[alias] for alias in self._databases_names(include_mirrors=False)
-                    if connections[alias].vendor == "postgresql"]
+        postgres = [
+            connections[alias]
+            for alias in self._databases_names(include_mirrors=False)
+            if connections[alias].vendor == "postgresql"
+        ]
         for connection in postgres:
             with connection.cursor() as cursor:
                 cursor.execute("SET synthgate.maintenance = 'on'")

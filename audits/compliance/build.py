@@ -64,8 +64,9 @@ class ReportScope:
         return Q(**{f"{field}__gte": self.start, f"{field}__lt": self.end})
 
 
-def compliance_scope(*, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None,
-                     purpose: str | None = None) -> ReportScope:
+def compliance_scope(
+    *, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
+) -> ReportScope:
     """Check the reader's role, the period and the filters; stewards and auditors only."""
     if not user_has_role(actor, *READERS):
         raise PermissionDeniedError("Only stewards and auditors can produce compliance reports.")
@@ -83,8 +84,9 @@ def compliance_scope(*, actor: AbstractUser, date_from: date, date_to: date, dat
     return ReportScope(date_from, date_to, dataset_row, purpose_row)
 
 
-def compliance_report_build(*, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None,
-                            purpose: str | None = None) -> dict[str, Any]:
+def compliance_report_build(
+    *, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
+) -> dict[str, Any]:
     """Every fact of the compliance report for the period (dates inclusive, UTC) and filters."""
     scope = compliance_scope(actor=actor, date_from=date_from, date_to=date_to, dataset=dataset, purpose=purpose)
     chain = audit_log_verify()
@@ -103,8 +105,13 @@ def compliance_report_build(*, actor: AbstractUser, date_from: date, date_to: da
         "releases": _releases(scope),
         "audits": _audits(scope),
         "drift_audits": _drift_audits(scope),
-        "audit_log": {"ok": chain.ok, "events_checked": chain.events_checked,
-                      "first_broken_id": chain.first_broken_id, "reason": chain.reason, "last_hash": chain.last_hash},
+        "audit_log": {
+            "ok": chain.ok,
+            "events_checked": chain.events_checked,
+            "first_broken_id": chain.first_broken_id,
+            "reason": chain.reason,
+            "last_hash": chain.last_hash,
+        },
     }
 
 
@@ -113,35 +120,77 @@ def _at(value: datetime | None) -> str | None:
 
 
 def _requests(scope: ReportScope) -> dict[str, Any]:
-    rows = (scope.requests().filter(scope.during("created_at"))
-            .select_related("dataset", "purpose", "requester").order_by("created_at", "id"))
+    rows = (
+        scope.requests()
+        .filter(scope.during("created_at"))
+        .select_related("dataset", "purpose", "requester")
+        .order_by("created_at", "id")
+    )
     by_state = dict.fromkeys(RequestState.values, 0)
     items = []
     for request in rows:
         by_state[request.state] += 1
-        items.append({
-            "id": request.pk, "dataset": request.dataset.name, "purpose": request.purpose.name,
-            "requester": request.requester.username, "state": request.state, "epsilon": plain(request.epsilon),
-            "delta": plain(request.delta), "n_rows": request.n_rows, "recipient": request.recipient,
-            "recipient_kind": request.recipient_kind, "justification": request.justification,
-            "created_at": _at(request.created_at), "submitted_at": _at(request.submitted_at),
-            "decided_at": _at(request.decided_at), "decision_reason": request.decision_reason})
+        items.append(
+            {
+                "id": request.pk,
+                "dataset": request.dataset.name,
+                "purpose": request.purpose.name,
+                "requester": request.requester.username,
+                "state": request.state,
+                "epsilon": plain(request.epsilon),
+                "delta": plain(request.delta),
+                "n_rows": request.n_rows,
+                "recipient": request.recipient,
+                "recipient_kind": request.recipient_kind,
+                "justification": request.justification,
+                "created_at": _at(request.created_at),
+                "submitted_at": _at(request.submitted_at),
+                "decided_at": _at(request.decided_at),
+                "decision_reason": request.decision_reason,
+            }
+        )
     return {"total": len(items), "by_state": by_state, "items": items}
 
 
 def _decisions(scope: ReportScope) -> list[dict[str, Any]]:
-    rows = (Approval.objects.filter(request__in=scope.requests()).filter(scope.during("created_at"))
-            .select_related("approver", "request__dataset").order_by("created_at", "id"))
-    return [{"request": a.request_id, "dataset": a.request.dataset.name, "approver": a.approver.username,
-             "decision": a.decision, "at": _at(a.created_at), "reason": a.reason} for a in rows]
+    rows = (
+        Approval.objects.filter(request__in=scope.requests())
+        .filter(scope.during("created_at"))
+        .select_related("approver", "request__dataset")
+        .order_by("created_at", "id")
+    )
+    return [
+        {
+            "request": a.request_id,
+            "dataset": a.request.dataset.name,
+            "approver": a.approver.username,
+            "decision": a.decision,
+            "at": _at(a.created_at),
+            "reason": a.reason,
+        }
+        for a in rows
+    ]
 
 
 def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
-    rows = (RiskAcceptance.objects.filter(request__in=scope.requests()).filter(scope.during("created_at"))
-            .select_related("approver", "request__dataset").order_by("created_at", "id"))
-    return [{"request": r.request_id, "dataset": r.request.dataset.name, "audit_run": r.run_id,
-             "approver": r.approver.username, "at": _at(r.created_at), "reason": r.reason,
-             "failed_checks": list(r.failed_checks)} for r in rows]
+    rows = (
+        RiskAcceptance.objects.filter(request__in=scope.requests())
+        .filter(scope.during("created_at"))
+        .select_related("approver", "request__dataset")
+        .order_by("created_at", "id")
+    )
+    return [
+        {
+            "request": r.request_id,
+            "dataset": r.request.dataset.name,
+            "audit_run": r.run_id,
+            "approver": r.approver.username,
+            "at": _at(r.created_at),
+            "reason": r.reason,
+            "failed_checks": list(r.failed_checks),
+        }
+        for r in rows
+    ]
 
 
 def _datasets(scope: ReportScope) -> QuerySet[Dataset]:
@@ -161,8 +210,11 @@ def _budget(scope: ReportScope, dataset: Dataset) -> dict[str, Any]:
     balance = _Running(dataset)
     opening = balance.snapshot()
     entries, period = [], dict.fromkeys(("reserve", "spend", "release"), (ZERO, ZERO))
-    ledger = (BudgetEntry.objects.filter(dataset=dataset, created_at__lt=scope.end)
-              .select_related("request__purpose").order_by("created_at", "id"))
+    ledger = (
+        BudgetEntry.objects.filter(dataset=dataset, created_at__lt=scope.end)
+        .select_related("request__purpose")
+        .order_by("created_at", "id")
+    )
     for entry in ledger:
         balance.add(entry)
         if entry.created_at < scope.start:
@@ -172,16 +224,31 @@ def _budget(scope: ReportScope, dataset: Dataset) -> dict[str, Any]:
             continue
         epsilon, delta = period[entry.kind]
         period[entry.kind] = (epsilon + entry.epsilon, delta + entry.delta)
-        entries.append({"id": entry.pk, "at": _at(entry.created_at), "kind": entry.kind, "request": entry.request_id,
-                        "purpose": entry.request.purpose.name, "job": entry.job_id, "epsilon": plain(entry.epsilon),
-                        "delta": plain(entry.delta), "mechanism": entry.mechanism, "note": entry.note,
-                        "running": balance.snapshot()})
+        entries.append(
+            {
+                "id": entry.pk,
+                "at": _at(entry.created_at),
+                "kind": entry.kind,
+                "request": entry.request_id,
+                "purpose": entry.request.purpose.name,
+                "job": entry.job_id,
+                "epsilon": plain(entry.epsilon),
+                "delta": plain(entry.delta),
+                "mechanism": entry.mechanism,
+                "note": entry.note,
+                "running": balance.snapshot(),
+            }
+        )
     return {
-        "dataset": dataset.name, "epsilon_cap": plain(dataset.epsilon_cap), "delta_cap": plain(dataset.delta_cap),
+        "dataset": dataset.name,
+        "epsilon_cap": plain(dataset.epsilon_cap),
+        "delta_cap": plain(dataset.delta_cap),
         "opening": opening,
-        "period": {f"{measure}_{word}": plain(period[kind][index])
-                   for kind, word in (("reserve", "reserved"), ("spend", "spent"), ("release", "released"))
-                   for index, measure in enumerate(("epsilon", "delta"))},
+        "period": {
+            f"{measure}_{word}": plain(period[kind][index])
+            for kind, word in (("reserve", "reserved"), ("spend", "spent"), ("release", "released"))
+            for index, measure in enumerate(("epsilon", "delta"))
+        },
         "closing": balance.snapshot(),
         "entries": entries,
     }
@@ -217,25 +284,42 @@ class _Running:
 
 def _releases(scope: ReportScope) -> list[dict[str, Any]]:
     """Releases live at any time in the period, with the downloads made in it."""
-    rows = (Release.objects.filter(request__in=scope.requests(), created_at__lt=scope.end,
-                                   expires_at__gte=scope.start)
-            .exclude(revoked_at__lt=scope.start)
-            .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by")
-            .prefetch_related("downloads__user").order_by("created_at", "id"))
+    rows = (
+        Release.objects.filter(request__in=scope.requests(), created_at__lt=scope.end, expires_at__gte=scope.start)
+        .exclude(revoked_at__lt=scope.start)
+        .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by")
+        .prefetch_related("downloads__user")
+        .order_by("created_at", "id")
+    )
     items = []
     for release in rows:
-        downloads = [{"at": _at(d.created_at), "user": d.user.username, "kind": d.kind, "channel": d.channel}
-                     for d in release.downloads.all() if scope.start <= d.created_at < scope.end]
+        downloads = [
+            {"at": _at(d.created_at), "user": d.user.username, "kind": d.kind, "channel": d.channel}
+            for d in release.downloads.all()
+            if scope.start <= d.created_at < scope.end
+        ]
         request = release.request
-        items.append({
-            "id": release.pk, "request": request.pk, "dataset": request.dataset.name,
-            "version": release.version.number, "version_hash": release.version.content_hash,
-            "requester": request.requester.username, "recipient": request.recipient,
-            "recipient_kind": request.recipient_kind, "released_by": release.released_by.username,
-            "released_at": _at(release.created_at), "expires_at": _at(release.expires_at),
-            "revoked_at": _at(release.revoked_at), "revoked_by": getattr(release.revoked_by, "username", None),
-            "revoke_reason": release.revoke_reason, "stale_at": _at(release.stale_at),
-            "download_count": len(downloads), "downloads": downloads})
+        items.append(
+            {
+                "id": release.pk,
+                "request": request.pk,
+                "dataset": request.dataset.name,
+                "version": release.version.number,
+                "version_hash": release.version.content_hash,
+                "requester": request.requester.username,
+                "recipient": request.recipient,
+                "recipient_kind": request.recipient_kind,
+                "released_by": release.released_by.username,
+                "released_at": _at(release.created_at),
+                "expires_at": _at(release.expires_at),
+                "revoked_at": _at(release.revoked_at),
+                "revoked_by": getattr(release.revoked_by, "username", None),
+                "revoke_reason": release.revoke_reason,
+                "stale_at": _at(release.stale_at),
+                "download_count": len(downloads),
+                "downloads": downloads,
+            }
+        )
     return items
 
 
@@ -244,19 +328,40 @@ def _audits(scope: ReportScope) -> list[dict[str, Any]]:
     if scope.purpose is None:
         external = Q(request__isnull=True)
         condition |= external & Q(version__dataset=scope.dataset) if scope.dataset is not None else external
-    rows = (AuditRun.objects.filter(condition).filter(scope.during("created_at"))
-            .select_related("version__dataset").order_by("created_at", "id"))
+    rows = (
+        AuditRun.objects.filter(condition)
+        .filter(scope.during("created_at"))
+        .select_related("version__dataset")
+        .order_by("created_at", "id")
+    )
     failed = CheckResult.objects.filter(run__in=rows, passed=False, gating=True).order_by("run", "id")
     failed_by_run: dict[int, list[dict[str, Any]]] = {}
     for check in failed:
-        failed_by_run.setdefault(check.run_id, []).append({
-            "name": check.name, "category": check.category, "value": _rounded(check.value),
-            "threshold": check.threshold,
-            "direction": check.direction, "blocking": check.blocking})
-    return [{"id": run.pk, "request": run.request_id, "dataset": run.version.dataset.name,
-             "version": run.version.number, "kind": run.kind, "status": run.status,
-             "started_at": _at(run.created_at), "finished_at": _at(run.finished_at), "error": run.error,
-             "failed_checks": failed_by_run.get(run.pk, [])} for run in rows]
+        failed_by_run.setdefault(check.run_id, []).append(
+            {
+                "name": check.name,
+                "category": check.category,
+                "value": _rounded(check.value),
+                "threshold": check.threshold,
+                "direction": check.direction,
+                "blocking": check.blocking,
+            }
+        )
+    return [
+        {
+            "id": run.pk,
+            "request": run.request_id,
+            "dataset": run.version.dataset.name,
+            "version": run.version.number,
+            "kind": run.kind,
+            "status": run.status,
+            "started_at": _at(run.created_at),
+            "finished_at": _at(run.finished_at),
+            "error": run.error,
+            "failed_checks": failed_by_run.get(run.pk, []),
+        }
+        for run in rows
+    ]
 
 
 def _rounded(value: float | None) -> float | None:
@@ -264,10 +369,23 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _drift_audits(scope: ReportScope) -> list[dict[str, Any]]:
-    rows = (DriftRun.objects.filter(release__request__in=scope.requests()).filter(scope.during("created_at"))
-            .select_related("release__request__dataset", "reference_version", "current_version")
-            .order_by("created_at", "id"))
-    return [{"id": run.pk, "release": run.release_id, "dataset": run.release.request.dataset.name,
-             "reference_version": run.reference_version.number, "current_version": run.current_version.number,
-             "trigger": run.trigger, "stale": run.stale, "reasons": list(run.reasons), "at": _at(run.created_at)}
-            for run in rows]
+    rows = (
+        DriftRun.objects.filter(release__request__in=scope.requests())
+        .filter(scope.during("created_at"))
+        .select_related("release__request__dataset", "reference_version", "current_version")
+        .order_by("created_at", "id")
+    )
+    return [
+        {
+            "id": run.pk,
+            "release": run.release_id,
+            "dataset": run.release.request.dataset.name,
+            "reference_version": run.reference_version.number,
+            "current_version": run.current_version.number,
+            "trigger": run.trigger,
+            "stale": run.stale,
+            "reasons": list(run.reasons),
+            "at": _at(run.created_at),
+        }
+        for run in rows
+    ]

@@ -21,8 +21,11 @@ from audits.models import ComplianceReport, ReportFormat
 from core.errors import ValidationError
 from governance.services import audit_event_record
 
-CONTENT_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.CSV: "text/csv; charset=utf-8",
-                 ReportFormat.JSON: "application/json"}
+CONTENT_TYPES = {
+    ReportFormat.PDF: "application/pdf",
+    ReportFormat.CSV: "text/csv; charset=utf-8",
+    ReportFormat.JSON: "application/json",
+}
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 TEMPLATE = "reports/compliance.html"
@@ -38,15 +41,23 @@ class RenderedReport:
     record: ComplianceReport
 
 
-def compliance_report_render(*, actor: AbstractUser, date_from: date, date_to: date, format: str,
-                             dataset: str | None = None, purpose: str | None = None) -> RenderedReport:
+def compliance_report_render(
+    *,
+    actor: AbstractUser,
+    date_from: date,
+    date_to: date,
+    format: str,
+    dataset: str | None = None,
+    purpose: str | None = None,
+) -> RenderedReport:
     """Build the report, render it in ``format`` (a PDF is signed), store and record it, and log it."""
     if format not in ReportFormat.values:
-        raise ValidationError(f"Unknown report format {format!r}; choose one of {', '.join(ReportFormat.values)}.",
-                              extra={"field": "format"})
+        raise ValidationError(
+            f"Unknown report format {format!r}; choose one of {', '.join(ReportFormat.values)}.",
+            extra={"field": "format"},
+        )
     scope = compliance_scope(actor=actor, date_from=date_from, date_to=date_to, dataset=dataset, purpose=purpose)
-    data = compliance_report_build(actor=actor, date_from=date_from, date_to=date_to, dataset=dataset,
-                                   purpose=purpose)
+    data = compliance_report_build(actor=actor, date_from=date_from, date_to=date_to, dataset=dataset, purpose=purpose)
     signer = ""
     if format == ReportFormat.PDF:
         content, signer = _pdf(data)
@@ -60,12 +71,29 @@ def compliance_report_render(*, actor: AbstractUser, date_from: date, date_to: d
     try:
         with transaction.atomic():
             record = ComplianceReport.objects.create(
-                date_from=date_from, date_to=date_to, dataset=scope.dataset, purpose=scope.purpose, format=format,
-                sha256=sha256, storage_key=f"reports/{filename}", size_bytes=len(content), signer=signer,
-                created_by=actor)
-            audit_event_record(actor=actor, action="report.compliance", obj=record, after={
-                "period": data["report"]["period"], "filters": data["report"]["filters"], "format": format,
-                "sha256": sha256, "audit_log_ok": data["audit_log"]["ok"]})
+                date_from=date_from,
+                date_to=date_to,
+                dataset=scope.dataset,
+                purpose=scope.purpose,
+                format=format,
+                sha256=sha256,
+                storage_key=f"reports/{filename}",
+                size_bytes=len(content),
+                signer=signer,
+                created_by=actor,
+            )
+            audit_event_record(
+                actor=actor,
+                action="report.compliance",
+                obj=record,
+                after={
+                    "period": data["report"]["period"],
+                    "filters": data["report"]["filters"],
+                    "format": format,
+                    "sha256": sha256,
+                    "audit_log_ok": data["audit_log"]["ok"],
+                },
+            )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -105,32 +133,54 @@ def report_csv(data: dict[str, Any]) -> bytes:
 
 def _csv_sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
     report, chain = data["report"], data["audit_log"]
-    about = [["title", report["title"]], ["period_from", report["period"]["from"]],
-             ["period_to", report["period"]["to"]], ["timezone", report["period"]["timezone"]],
-             ["dataset_filter", report["filters"]["dataset"]], ["purpose_filter", report["filters"]["purpose"]],
-             ["generated_at", report["generated_at"]], ["generated_by", report["generated_by"]],
-             *[[f"audit_log_{key}", value] for key, value in chain.items()]]
+    about = [
+        ["title", report["title"]],
+        ["period_from", report["period"]["from"]],
+        ["period_to", report["period"]["to"]],
+        ["timezone", report["period"]["timezone"]],
+        ["dataset_filter", report["filters"]["dataset"]],
+        ["purpose_filter", report["filters"]["purpose"]],
+        ["generated_at", report["generated_at"]],
+        ["generated_by", report["generated_by"]],
+        *[[f"audit_log_{key}", value] for key, value in chain.items()],
+    ]
     budgets = data["budgets"]
     summary_keys = ["opening", "period", "closing"]
     summary_headers = [f"{part}_{key}" for part in summary_keys for key in budgets[0][part]] if budgets else []
-    downloads = [{"release": release["id"], **download} for release in data["releases"]
-                 for download in release["downloads"]]
-    ledger = [{"dataset": budget["dataset"], **_without(entry, "running"), **entry["running"]}
-              for budget in budgets for entry in budget["entries"]]
+    downloads = [
+        {"release": release["id"], **download} for release in data["releases"] for download in release["downloads"]
+    ]
+    ledger = [
+        {"dataset": budget["dataset"], **_without(entry, "running"), **entry["running"]}
+        for budget in budgets
+        for entry in budget["entries"]
+    ]
     return [
         ("report", ["field", "value"], about),
         ("requests by state", ["state", "count"], [[s, n] for s, n in data["requests"]["by_state"].items()]),
         _table("requests", data["requests"]["items"]),
         _table("decisions", data["decisions"]),
         _table("risk acceptances", data["risk_acceptances"]),
-        ("budget summary", ["dataset", "epsilon_cap", "delta_cap", *summary_headers],
-         [[b["dataset"], b["epsilon_cap"], b["delta_cap"], *[v for part in summary_keys for v in b[part].values()]]
-          for b in budgets]),
+        (
+            "budget summary",
+            ["dataset", "epsilon_cap", "delta_cap", *summary_headers],
+            [
+                [
+                    b["dataset"],
+                    b["epsilon_cap"],
+                    b["delta_cap"],
+                    *[v for part in summary_keys for v in b[part].values()],
+                ]
+                for b in budgets
+            ],
+        ),
         _table("budget ledger", ledger),
         _table("releases", [_without(release, "downloads") for release in data["releases"]]),
         _table("downloads", downloads),
-        _table("audits", [{**run, "failed_checks": [_failed(check) for check in run["failed_checks"]]}
-                          for run in data["audits"]]),
+        _table(
+            "audits",
+            [{**run, "failed_checks": [_failed(check) for check in run["failed_checks"]]} for run in data["audits"]],
+        ),
         _table("drift audits", data["drift_audits"]),
     ]
 
@@ -154,7 +204,10 @@ def _pdf(data: dict[str, Any]) -> tuple[bytes, str]:
 
     period = data["report"]["period"]
     html = render_template(TEMPLATE, {**data, "ledger_rows": sum(len(b["entries"]) for b in data["budgets"])})
-    signed = sign_pdf(html_to_pdf(html), signing_identity(),
-                      reason=f"Synthgate compliance report {period['from']} to {period['to']}",
-                      location=settings.SYNTHGATE_ORGANISATION)
+    signed = sign_pdf(
+        html_to_pdf(html),
+        signing_identity(),
+        reason=f"Synthgate compliance report {period['from']} to {period['to']}",
+        location=settings.SYNTHGATE_ORGANISATION,
+    )
     return signed.pdf_bytes, signed.signer

@@ -40,9 +40,18 @@ def check_chart_svg(name: str, chart: Mapping) -> str | None:
     DCR histogram from ``distance_to_closest_record``.
     """
     if name == "tvd_1way" and chart.get("columns"):
-        return marginals_chart([
-            {"name": m["column"], "kind": "categorical", "categories": [str(level) for level in m["levels"]],
-             "real": m["real"], "synthetic": m["synthetic"]} for m in chart["columns"]])
+        return marginals_chart(
+            [
+                {
+                    "name": m["column"],
+                    "kind": "categorical",
+                    "categories": [str(level) for level in m["levels"]],
+                    "real": m["real"],
+                    "synthetic": m["synthetic"],
+                }
+                for m in chart["columns"]
+            ]
+        )
     if name == "association_difference" and chart.get("labels"):
         return association_heatmap(chart["labels"], chart["matrix"])
     if name in ROC_CHECKS and chart.get("fpr"):
@@ -63,8 +72,14 @@ def _expand_histogram(chart: Mapping) -> tuple[list[float], list[float]]:
     return expand(chart["synthetic_to_train"]), expand(chart["holdout_to_train"])
 
 
-def marginals_chart(columns: Sequence[Mapping], *, panels_per_row: int = 3, max_categories: int = 12,
-                    width: int = PAGE_WIDTH, title: str = "Marginal distributions: real vs synthetic") -> str:
+def marginals_chart(
+    columns: Sequence[Mapping],
+    *,
+    panels_per_row: int = 3,
+    max_categories: int = 12,
+    width: int = PAGE_WIDTH,
+    title: str = "Marginal distributions: real vs synthetic",
+) -> str:
     """Small multiples comparing each column's real and synthetic marginal distribution.
 
     Parameters
@@ -94,9 +109,14 @@ def marginals_chart(columns: Sequence[Mapping], *, panels_per_row: int = 3, max_
     return _svg(width, height, title, parts)
 
 
-def association_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float | None]], *,
-                        vmax: float | None = None, width: int = PAGE_WIDTH,
-                        title: str = "Association difference |real - synthetic|") -> str:
+def association_heatmap(
+    labels: Sequence[str],
+    matrix: Sequence[Sequence[float | None]],
+    *,
+    vmax: float | None = None,
+    width: int = PAGE_WIDTH,
+    title: str = "Association difference |real - synthetic|",
+) -> str:
     """A square heatmap of pairwise association differences, with labels and a colour scale.
 
     Parameters
@@ -126,14 +146,22 @@ def association_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[float |
             parts.append(_heat_cell(label_space + j * cell, y, cell, value, top, show_value=n <= 14))
     for j, name in enumerate(labels):
         x = label_space + j * cell + cell / 2 + 3
-        parts.append(f'<text x="{_n(x)}" y="{_n(top_space - 6)}" transform="rotate(-45 {_n(x)} '
-                     f'{_n(top_space - 6)})" font-size="9">{_escape(_shorten(name, 14))}</text>')
+        parts.append(
+            f'<text x="{_n(x)}" y="{_n(top_space - 6)}" transform="rotate(-45 {_n(x)} '
+            f'{_n(top_space - 6)})" font-size="9">{_escape(_shorten(name, 14))}</text>'
+        )
     parts.append(_colour_scale(label_space + n * cell + 24, top_space, min(n * cell, 200.0), top))
     return _svg(width, height, title, parts)
 
 
-def roc_chart(points: Sequence[Sequence[float]], *, auc: float | None = None, label: str = "attack",
-              width: int = 380, title: str = "ROC curve") -> str:
+def roc_chart(
+    points: Sequence[Sequence[float]],
+    *,
+    auc: float | None = None,
+    label: str = "attack",
+    width: int = 380,
+    title: str = "ROC curve",
+) -> str:
     """An ROC curve over (false-positive rate, true-positive rate) points, with the chance diagonal.
 
     Points are sorted by rate and the curve is anchored at (0, 0) and (1, 1).
@@ -149,18 +177,27 @@ def roc_chart(points: Sequence[Sequence[float]], *, auc: float | None = None, la
         return f"{_n(left + x * size)},{_n(top + (1 - y) * size)}"
 
     parts = [_axes_grid(left, top, size, size, "false-positive rate", "true-positive rate")]
-    parts.append(f'<line class="diagonal" x1="{_n(left)}" y1="{_n(top + size)}" x2="{_n(left + size)}" '
-                 f'y2="{_n(top)}" stroke="#888888" stroke-dasharray="4 3" stroke-width="1"/>')
-    parts.append(f'<polyline class="roc" fill="none" stroke="{REAL_COLOUR}" stroke-width="2" '
-                 f'points="{" ".join(at(x, y) for x, y in curve)}"/>')
+    parts.append(
+        f'<line class="diagonal" x1="{_n(left)}" y1="{_n(top + size)}" x2="{_n(left + size)}" '
+        f'y2="{_n(top)}" stroke="#888888" stroke-dasharray="4 3" stroke-width="1"/>'
+    )
+    parts.append(
+        f'<polyline class="roc" fill="none" stroke="{REAL_COLOUR}" stroke-width="2" '
+        f'points="{" ".join(at(x, y) for x, y in curve)}"/>'
+    )
     name = label if auc is None else f"{label} (AUC {auc:.3f})"
     parts.append(_legend(left + 10, top - 14, [(name, REAL_COLOUR, "line"), ("random guess", "#888888", "dash")]))
     return _svg(width, height, title, parts)
 
 
-def distance_histogram(synthetic_to_train: Sequence[float], holdout_to_train: Sequence[float], *,
-                       bins: int = 30, width: int = PAGE_WIDTH,
-                       title: str = "Distance to closest training record (DCR)") -> str:
+def distance_histogram(
+    synthetic_to_train: Sequence[float],
+    holdout_to_train: Sequence[float],
+    *,
+    bins: int = 30,
+    width: int = PAGE_WIDTH,
+    title: str = "Distance to closest training record (DCR)",
+) -> str:
     """Overlaid histograms of synthetic→train and holdout→train distances to the closest record.
 
     Synthetic rows much closer to training rows than real holdout rows are (mass shifted left)
@@ -177,21 +214,53 @@ def distance_histogram(synthetic_to_train: Sequence[float], holdout_to_train: Se
     peak = _nice_ceiling(max([*holdout, *synthetic]))
     slot = plot_width / bins
     base = top + plot_height
-    parts = [_axes_grid(left, top, plot_width, plot_height, "distance to closest training row", "share of rows",
-                        x_max=upper, y_max=peak, y_format=_percent)]
-    parts += [_bar("holdout", left + k * slot, base, slot, share / peak * plot_height, HOLDOUT_COLOUR, 0.45)
-              for k, share in enumerate(holdout)]
-    parts.append(_step_line(left, base, slot, [share / peak * plot_height for share in synthetic],
-                            SYNTHETIC_COLOUR, "synthetic"))
-    for values, colour, css in ((holdout_to_train, HOLDOUT_COLOUR, "holdout"),
-                                (synthetic_to_train, SYNTHETIC_COLOUR, "synthetic")):
+    parts = [
+        _axes_grid(
+            left,
+            top,
+            plot_width,
+            plot_height,
+            "distance to closest training row",
+            "share of rows",
+            x_max=upper,
+            y_max=peak,
+            y_format=_percent,
+        )
+    ]
+    parts += [
+        _bar("holdout", left + k * slot, base, slot, share / peak * plot_height, HOLDOUT_COLOUR, 0.45)
+        for k, share in enumerate(holdout)
+    ]
+    parts.append(
+        _step_line(left, base, slot, [share / peak * plot_height for share in synthetic], SYNTHETIC_COLOUR, "synthetic")
+    )
+    for values, colour, css in (
+        (holdout_to_train, HOLDOUT_COLOUR, "holdout"),
+        (synthetic_to_train, SYNTHETIC_COLOUR, "synthetic"),
+    ):
         x = left + min(_median(values), upper) / upper * plot_width
-        parts.append(f'<line class="median {css}" x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" y2="{_n(base)}" '
-                     f'stroke="{colour}" stroke-width="1.2" stroke-dasharray="5 3"/>')
-    parts.append(_legend(left + 10, top - 14, [
-        (f"holdout→train (n={len(holdout_to_train)}, median {_g(_median(holdout_to_train))})", HOLDOUT_COLOUR, "box"),
-        (f"synthetic→train (n={len(synthetic_to_train)}, median {_g(_median(synthetic_to_train))})",
-         SYNTHETIC_COLOUR, "line")]))
+        parts.append(
+            f'<line class="median {css}" x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" y2="{_n(base)}" '
+            f'stroke="{colour}" stroke-width="1.2" stroke-dasharray="5 3"/>'
+        )
+    parts.append(
+        _legend(
+            left + 10,
+            top - 14,
+            [
+                (
+                    f"holdout→train (n={len(holdout_to_train)}, median {_g(_median(holdout_to_train))})",
+                    HOLDOUT_COLOUR,
+                    "box",
+                ),
+                (
+                    f"synthetic→train (n={len(synthetic_to_train)}, median {_g(_median(synthetic_to_train))})",
+                    SYNTHETIC_COLOUR,
+                    "line",
+                ),
+            ],
+        )
+    )
     return _svg(width, base + 45, title, parts)
 
 
@@ -208,25 +277,30 @@ def _marginal_panel(column: Mapping, x: float, y: float, width: float, height: f
     heights_real = [share / peak * plot_height for share in real]
     heights_synthetic = [share / peak * plot_height for share in synthetic]
     slot, base = plot_width / len(real), top + plot_height
-    parts = [f'<g class="panel {kind}">',
-             f'<text x="{_n(x + 4)}" y="{_n(y + 12)}" font-size="10" font-weight="bold">'
-             f'{_escape(_shorten(str(column.get("name", "")), 34))}</text>',
-             _axes_grid(left, top, plot_width, plot_height, None, None, y_max=peak, ticks=2, font_size=7,
-                        y_format=_percent)]
+    parts = [
+        f'<g class="panel {kind}">',
+        f'<text x="{_n(x + 4)}" y="{_n(y + 12)}" font-size="10" font-weight="bold">'
+        f"{_escape(_shorten(str(column.get('name', '')), 34))}</text>",
+        _axes_grid(left, top, plot_width, plot_height, None, None, y_max=peak, ticks=2, font_size=7, y_format=_percent),
+    ]
     if kind == "categorical":
         for k, (h_real, h_synthetic) in enumerate(zip(heights_real, heights_synthetic, strict=True)):
             parts.append(_bar("real", left + (k + 0.1) * slot, base, slot * 0.4, h_real, REAL_COLOUR))
             parts.append(_bar("synthetic", left + (k + 0.5) * slot, base, slot * 0.4, h_synthetic, SYNTHETIC_COLOUR))
         for k, name in enumerate(labels):
             cx, cy = left + (k + 0.5) * slot, base + 8
-            parts.append(f'<text x="{_n(cx)}" y="{_n(cy)}" transform="rotate(-40 {_n(cx)} {_n(cy)})" font-size="7" '
-                         f'text-anchor="end">{_escape(_shorten(name, 12))}</text>')
+            parts.append(
+                f'<text x="{_n(cx)}" y="{_n(cy)}" transform="rotate(-40 {_n(cx)} {_n(cy)})" font-size="7" '
+                f'text-anchor="end">{_escape(_shorten(name, 12))}</text>'
+            )
     else:
         parts += [_bar("real", left + k * slot, base, slot, h, REAL_COLOUR, 0.45) for k, h in enumerate(heights_real)]
         parts.append(_step_line(left, base, slot, heights_synthetic, SYNTHETIC_COLOUR, "synthetic"))
         for k, anchor in ((0, "start"), (len(labels) // 2, "middle"), (len(labels) - 1, "end")):
-            parts.append(f'<text x="{_n(left + k * slot)}" y="{_n(base + 10)}" font-size="7" '
-                         f'text-anchor="{anchor}">{_escape(labels[k])}</text>')
+            parts.append(
+                f'<text x="{_n(left + k * slot)}" y="{_n(base + 10)}" font-size="7" '
+                f'text-anchor="{anchor}">{_escape(labels[k])}</text>'
+            )
     parts.append("</g>")
     return "".join(parts)
 
@@ -246,12 +320,15 @@ def _panel_data(column: Mapping, max_categories: int) -> tuple[list[str], list[f
 
 def _bar(css: str, x: float, base: float, width: float, height: float, colour: str, opacity: float = 1.0) -> str:
     fill_opacity = "" if opacity == 1.0 else f' fill-opacity="{opacity}"'
-    return (f'<rect class="bar {css}" x="{_n(x)}" y="{_n(base - height)}" width="{_n(width)}" '
-            f'height="{_n(height)}" fill="{colour}"{fill_opacity}/>')
+    return (
+        f'<rect class="bar {css}" x="{_n(x)}" y="{_n(base - height)}" width="{_n(width)}" '
+        f'height="{_n(height)}" fill="{colour}"{fill_opacity}/>'
+    )
 
 
-def _pool_categories(labels: Sequence, real: Sequence[float], synthetic: Sequence[float],
-                     max_categories: int) -> tuple[list[str], list[float], list[float]]:
+def _pool_categories(
+    labels: Sequence, real: Sequence[float], synthetic: Sequence[float], max_categories: int
+) -> tuple[list[str], list[float], list[float]]:
     if not (len(labels) == len(real) == len(synthetic)) or not labels:
         raise ValueError("Give one real and one synthetic count per category (and at least one category).")
     real_shares, synthetic_shares = _shares(real), _shares(synthetic)
@@ -261,23 +338,31 @@ def _pool_categories(labels: Sequence, real: Sequence[float], synthetic: Sequenc
     ranked = sorted(range(len(labels)), key=lambda k: (-real_shares[k], k))
     kept = sorted(ranked[: max_categories - 1])
     pooled = [k for k in range(len(labels)) if k not in set(kept)]
-    return ([str(labels[k]) for k in kept] + [f"other ({len(pooled)})"],
-            [real_shares[k] for k in kept] + [sum(real_shares[k] for k in pooled)],
-            [synthetic_shares[k] for k in kept] + [sum(synthetic_shares[k] for k in pooled)])
+    return (
+        [str(labels[k]) for k in kept] + [f"other ({len(pooled)})"],
+        [real_shares[k] for k in kept] + [sum(real_shares[k] for k in pooled)],
+        [synthetic_shares[k] for k in kept] + [sum(synthetic_shares[k] for k in pooled)],
+    )
 
 
 def _heat_cell(x: float, y: float, size: float, value: float | None, top: float, *, show_value: bool) -> str:
     if not _is_number(value):
-        return (f'<rect class="cell missing" x="{_n(x)}" y="{_n(y)}" width="{_n(size)}" height="{_n(size)}" '
-                f'fill="#D9D9D9" stroke="#FFFFFF" stroke-width="0.5"/>')
+        return (
+            f'<rect class="cell missing" x="{_n(x)}" y="{_n(y)}" width="{_n(size)}" height="{_n(size)}" '
+            f'fill="#D9D9D9" stroke="#FFFFFF" stroke-width="0.5"/>'
+        )
     fraction = min(max(float(value) / top, 0.0), 1.0) if top > 0 else 0.0
-    cell = (f'<rect class="cell" x="{_n(x)}" y="{_n(y)}" width="{_n(size)}" height="{_n(size)}" '
-            f'fill="{_heat_colour(fraction)}" stroke="#FFFFFF" stroke-width="0.5"/>')
+    cell = (
+        f'<rect class="cell" x="{_n(x)}" y="{_n(y)}" width="{_n(size)}" height="{_n(size)}" '
+        f'fill="{_heat_colour(fraction)}" stroke="#FFFFFF" stroke-width="0.5"/>'
+    )
     if not show_value:
         return cell
     ink = "#FFFFFF" if fraction > 0.6 else "#222222"
-    return cell + (f'<text x="{_n(x + size / 2)}" y="{_n(y + size / 2 + 3)}" font-size="8" '
-                   f'text-anchor="middle" fill="{ink}">{float(value):.2f}</text>')
+    return cell + (
+        f'<text x="{_n(x + size / 2)}" y="{_n(y + size / 2 + 3)}" font-size="8" '
+        f'text-anchor="middle" fill="{ink}">{float(value):.2f}</text>'
+    )
 
 
 def _colour_scale(x: float, y: float, height: float, top: float, steps: int = 20) -> str:
@@ -285,10 +370,14 @@ def _colour_scale(x: float, y: float, height: float, top: float, steps: int = 20
     parts = ['<g class="scale">']
     for k in range(steps):
         fraction = 1 - (k + 0.5) / steps
-        parts.append(f'<rect x="{_n(x)}" y="{_n(y + k * step)}" width="12" height="{_n(step + 0.3)}" '
-                     f'fill="{_heat_colour(fraction)}"/>')
-    parts.append(f'<rect x="{_n(x)}" y="{_n(y)}" width="12" height="{_n(height)}" fill="none" '
-                 f'stroke="{AXIS_COLOUR}" stroke-width="0.5"/>')
+        parts.append(
+            f'<rect x="{_n(x)}" y="{_n(y + k * step)}" width="12" height="{_n(step + 0.3)}" '
+            f'fill="{_heat_colour(fraction)}"/>'
+        )
+    parts.append(
+        f'<rect x="{_n(x)}" y="{_n(y)}" width="12" height="{_n(height)}" fill="none" '
+        f'stroke="{AXIS_COLOUR}" stroke-width="0.5"/>'
+    )
     for fraction in (0.0, 0.5, 1.0):
         ty = y + (1 - fraction) * height + 3
         parts.append(f'<text x="{_n(x + 16)}" y="{_n(ty)}" font-size="8">{_escape(_g(fraction * top))}</text>')
@@ -296,30 +385,53 @@ def _colour_scale(x: float, y: float, height: float, top: float, steps: int = 20
     return "".join(parts)
 
 
-def _axes_grid(left: float, top: float, width: float, height: float, x_title: str | None, y_title: str | None, *,
-               x_max: float = 1.0, y_max: float = 1.0, ticks: int = 5, font_size: int = 8,
-               y_format: Callable[[float], str] | None = None) -> str:
+def _axes_grid(
+    left: float,
+    top: float,
+    width: float,
+    height: float,
+    x_title: str | None,
+    y_title: str | None,
+    *,
+    x_max: float = 1.0,
+    y_max: float = 1.0,
+    ticks: int = 5,
+    font_size: int = 8,
+    y_format: Callable[[float], str] | None = None,
+) -> str:
     y_format = y_format or _g
     parts = ['<g class="axes">']
     for k in range(ticks + 1):
         fraction = k / ticks
         gy = top + height - fraction * height
-        parts.append(f'<line x1="{_n(left)}" y1="{_n(gy)}" x2="{_n(left + width)}" y2="{_n(gy)}" '
-                     f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>')
-        parts.append(f'<text x="{_n(left - 3)}" y="{_n(gy + 3)}" font-size="{font_size}" '
-                     f'text-anchor="end">{_escape(y_format(fraction * y_max))}</text>')
+        parts.append(
+            f'<line x1="{_n(left)}" y1="{_n(gy)}" x2="{_n(left + width)}" y2="{_n(gy)}" '
+            f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>'
+        )
+        parts.append(
+            f'<text x="{_n(left - 3)}" y="{_n(gy + 3)}" font-size="{font_size}" '
+            f'text-anchor="end">{_escape(y_format(fraction * y_max))}</text>'
+        )
         if x_title is not None:
             gx = left + fraction * width
-            parts.append(f'<text x="{_n(gx)}" y="{_n(top + height + 12)}" font-size="{font_size}" '
-                         f'text-anchor="middle">{_escape(_g(fraction * x_max))}</text>')
-    parts.append(f'<polyline fill="none" stroke="{AXIS_COLOUR}" stroke-width="1" '
-                 f'points="{_n(left)},{_n(top)} {_n(left)},{_n(top + height)} {_n(left + width)},{_n(top + height)}"/>')
+            parts.append(
+                f'<text x="{_n(gx)}" y="{_n(top + height + 12)}" font-size="{font_size}" '
+                f'text-anchor="middle">{_escape(_g(fraction * x_max))}</text>'
+            )
+    parts.append(
+        f'<polyline fill="none" stroke="{AXIS_COLOUR}" stroke-width="1" '
+        f'points="{_n(left)},{_n(top)} {_n(left)},{_n(top + height)} {_n(left + width)},{_n(top + height)}"/>'
+    )
     if x_title:
-        parts.append(f'<text x="{_n(left + width / 2)}" y="{_n(top + height + 28)}" font-size="9" '
-                     f'text-anchor="middle">{_escape(x_title)}</text>')
+        parts.append(
+            f'<text x="{_n(left + width / 2)}" y="{_n(top + height + 28)}" font-size="9" '
+            f'text-anchor="middle">{_escape(x_title)}</text>'
+        )
     if y_title:
-        parts.append(f'<text x="{_n(left - 36)}" y="{_n(top + height / 2)}" font-size="9" text-anchor="middle" '
-                     f'transform="rotate(-90 {_n(left - 36)} {_n(top + height / 2)})">{_escape(y_title)}</text>')
+        parts.append(
+            f'<text x="{_n(left - 36)}" y="{_n(top + height / 2)}" font-size="9" text-anchor="middle" '
+            f'transform="rotate(-90 {_n(left - 36)} {_n(top + height / 2)})">{_escape(y_title)}</text>'
+        )
     parts.append("</g>")
     return "".join(parts)
 
@@ -332,8 +444,10 @@ def _legend(x: float, y: float, entries: Sequence[tuple[str, str, str]]) -> str:
             parts.append(f'<rect x="{_n(x)}" y="{_n(y - 8)}" width="10" height="10" fill="{colour}"/>')
         else:
             dash = ' stroke-dasharray="3 2"' if swatch == "dash" else ""
-            parts.append(f'<line x1="{_n(x)}" y1="{_n(y - 3)}" x2="{_n(x + 10)}" y2="{_n(y - 3)}" '
-                         f'stroke="{colour}" stroke-width="2"{dash}/>')
+            parts.append(
+                f'<line x1="{_n(x)}" y1="{_n(y - 3)}" x2="{_n(x + 10)}" y2="{_n(y - 3)}" '
+                f'stroke="{colour}" stroke-width="2"{dash}/>'
+            )
         parts.append(f'<text x="{_n(x + 14)}" y="{_n(y + 1)}" font-size="9">{_escape(name)}</text>')
         x += 24 + 5.6 * len(name)
     parts.append("</g>")
@@ -346,21 +460,27 @@ def _step_line(left: float, base: float, slot: float, heights: Sequence[float], 
     for k, h in enumerate(heights):
         points += [(left + k * slot, base - h), (left + (k + 1) * slot, base - h)]
     points.append((left + len(heights) * slot, base))
-    return (f'<polyline class="step {css}" fill="none" stroke="{colour}" stroke-width="1.6" '
-            f'stroke-linejoin="miter" points="{" ".join(f"{_n(px)},{_n(py)}" for px, py in points)}"/>')
+    return (
+        f'<polyline class="step {css}" fill="none" stroke="{colour}" stroke-width="1.6" '
+        f'stroke-linejoin="miter" points="{" ".join(f"{_n(px)},{_n(py)}" for px, py in points)}"/>'
+    )
 
 
 def _label(x: float, y: float, text: str, *, anchor: str, max_chars: int) -> str:
-    return (f'<text x="{_n(x)}" y="{_n(y)}" font-size="9" text-anchor="{anchor}">'
-            f'{_escape(_shorten(text, max_chars))}</text>')
+    return (
+        f'<text x="{_n(x)}" y="{_n(y)}" font-size="9" text-anchor="{anchor}">'
+        f"{_escape(_shorten(text, max_chars))}</text>"
+    )
 
 
 def _svg(width: float, height: float, title: str, parts: Sequence[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{_n(width)}" height="{_n(height)}" '
-            f'viewBox="0 0 {_n(width)} {_n(height)}" font-family="DejaVu Sans, sans-serif" font-size="9" '
-            f'fill="#222222" role="img" aria-label="{_escape(title)}"><title>{_escape(title)}</title>'
-            f'<text x="{_n(10)}" y="{_n(14)}" font-size="11" font-weight="bold">{_escape(title)}</text>'
-            f'{"".join(parts)}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{_n(width)}" height="{_n(height)}" '
+        f'viewBox="0 0 {_n(width)} {_n(height)}" font-family="DejaVu Sans, sans-serif" font-size="9" '
+        f'fill="#222222" role="img" aria-label="{_escape(title)}"><title>{_escape(title)}</title>'
+        f'<text x="{_n(10)}" y="{_n(14)}" font-size="11" font-weight="bold">{_escape(title)}</text>'
+        f"{''.join(parts)}</svg>"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,8 +491,13 @@ def _svg(width: float, height: float, title: str, parts: Sequence[str]) -> str:
 def _escape(text: object) -> str:
     """Text safe inside an element or a double-quoted attribute; invalid XML characters become U+FFFD."""
     cleaned = _XML_INVALID.sub("\ufffd", str(text))
-    return (cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;").replace("'", "&#39;"))
+    return (
+        cleaned.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#39;")
+    )
 
 
 def _shorten(text: object, max_chars: int) -> str:

@@ -42,7 +42,8 @@ def datasheet_context(facts: Mapping[str, Any]) -> dict[str, Any]:
     context["checks"] = [_check(check) for check in context["checks"]]
     context["checks_summary"] = _summary(context["checks"], context.get("positive_control"))
     context["generator"]["parameter_items"] = sorted(
-        (str(k), format_value(v)) for k, v in (context["generator"].get("parameters") or {}).items())
+        (str(k), format_value(v)) for k, v in (context["generator"].get("parameters") or {}).items()
+    )
     context["library_items"] = sorted((str(k), str(v)) for k, v in (context.get("library_versions") or {}).items())
     if context.get("budget"):
         context["budget"] = _budget(context["budget"])
@@ -86,9 +87,12 @@ def _scientific(value: float) -> str:
 def _privacy(privacy: dict) -> dict:
     epsilon = privacy.get("epsilon")
     non_private = epsilon is None or (isinstance(epsilon, float) and math.isinf(epsilon))
-    return {**privacy, "non_private": non_private,
-            "epsilon_display": "∞" if non_private else format_value(epsilon),
-            "delta_display": format_value(privacy.get("delta")) if not non_private else "—"}
+    return {
+        **privacy,
+        "non_private": non_private,
+        "epsilon_display": "∞" if non_private else format_value(epsilon),
+        "delta_display": format_value(privacy.get("delta")) if not non_private else "—",
+    }
 
 
 def _check(check: dict) -> dict:
@@ -98,8 +102,13 @@ def _check(check: dict) -> dict:
     comparator = _COMPARATORS.get(str(check.get("direction", "")).lower(), "")
     threshold = check.get("threshold")
     threshold_display = "—" if threshold is None else f"{comparator} {format_value(threshold)}".strip()
-    return {**check, "verdict": verdict, "value_display": format_value(check.get("value")),
-            "threshold_display": threshold_display, "baseline_display": format_value(check.get("baseline"))}
+    return {
+        **check,
+        "verdict": verdict,
+        "value_display": format_value(check.get("value")),
+        "threshold_display": threshold_display,
+        "baseline_display": format_value(check.get("baseline")),
+    }
 
 
 def _summary(checks: list[dict], positive_control: dict | None) -> dict:
@@ -107,22 +116,44 @@ def _summary(checks: list[dict], positive_control: dict | None) -> dict:
     # A missed positive control means the checks could not see a planted leak: the audit fails.
     control_missed = bool(positive_control) and not positive_control.get("passed")
     overall = "fail" if counts["fail"] or control_missed else "warn" if counts["warn"] else "pass"
-    return {"total": len(checks), "passed": counts["pass"], "warned": counts["warn"], "failed": counts["fail"],
-            "not_applicable": counts["n/a"], "verdict": overall}
+    return {
+        "total": len(checks),
+        "passed": counts["pass"],
+        "warned": counts["warn"],
+        "failed": counts["fail"],
+        "not_applicable": counts["n/a"],
+        "verdict": overall,
+    }
 
 
 def _budget(budget: dict) -> dict:
-    entries = [{**entry, "epsilon_display": format_value(entry.get("epsilon")),
-                "delta_display": format_value(entry.get("delta"))} for entry in budget.get("entries") or []]
-    return {**budget, "entries": entries,
-            **{f"{key}_display": format_value(budget.get(key))
-               for key in ("total_epsilon", "total_delta", "remaining_epsilon", "remaining_delta")}}
+    entries = [
+        {
+            **entry,
+            "epsilon_display": format_value(entry.get("epsilon")),
+            "delta_display": format_value(entry.get("delta")),
+        }
+        for entry in budget.get("entries") or []
+    ]
+    return {
+        **budget,
+        "entries": entries,
+        **{
+            f"{key}_display": format_value(budget.get(key))
+            for key in ("total_epsilon", "total_delta", "remaining_epsilon", "remaining_delta")
+        },
+    }
 
 
 def _rebalancing(rebalancing: dict) -> dict:
-    shares = [{**share, "real_percent": f"{100 * float(share['real']):.1f}\u202f%",
-               "released_percent": f"{100 * float(share['released']):.1f}\u202f%"}
-              for share in rebalancing.get("shares") or []]
+    shares = [
+        {
+            **share,
+            "real_percent": f"{100 * float(share['real']):.1f}\u202f%",
+            "released_percent": f"{100 * float(share['released']):.1f}\u202f%",
+        }
+        for share in rebalancing.get("shares") or []
+    ]
     return {**rebalancing, "shares": shares}
 
 

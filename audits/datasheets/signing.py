@@ -45,11 +45,15 @@ PLATFORM_CERT_FILENAME = "platform-signing-cert.pem"
 PLATFORM_CERT_VALIDITY = dt.timedelta(days=5 * 365)
 VERSION_HASH_KEY = "/SynthgateVersionHash"
 SIGNATURE_FIELD = "SynthgateDatasheetSignature"
-REVOCATION_NOTE = ("Revocation was not checked: verification runs offline (no CRL or OCSP fetching), "
-                   "so a revoked signing certificate would still be accepted.")
+REVOCATION_NOTE = (
+    "Revocation was not checked: verification runs offline (no CRL or OCSP fetching), "
+    "so a revoked signing certificate would still be accepted."
+)
 
-SIGNING_TIME_NOTE = ("The signing time is the signer's own clock; no trusted timestamp (RFC 3161) is applied, "
-                     "so it proves no more than the audit-log entry made at signing.")
+SIGNING_TIME_NOTE = (
+    "The signing time is the signer's own clock; no trusted timestamp (RFC 3161) is applied, "
+    "so it proves no more than the audit-log entry made at signing."
+)
 
 
 class SigningIdentityError(ValueError):
@@ -76,8 +80,14 @@ class SigningIdentity:
             raise SigningIdentityError("The private key does not belong to the certificate; pass the matching pair.")
 
     @classmethod
-    def load(cls, *, key_path: str | Path | None = None, cert_path: str | Path | None = None,
-             pkcs12_path: str | Path | None = None, passphrase: str | bytes | None = None) -> SigningIdentity:
+    def load(
+        cls,
+        *,
+        key_path: str | Path | None = None,
+        cert_path: str | Path | None = None,
+        pkcs12_path: str | Path | None = None,
+        passphrase: str | bytes | None = None,
+    ) -> SigningIdentity:
         """Load either a PEM key + PEM certificate (chain may follow the certificate) or a PKCS#12 file."""
         if pkcs12_path is not None:
             if key_path is not None or cert_path is not None:
@@ -115,8 +125,9 @@ class SigningIdentity:
         return self.certificate.fingerprint(hashes.SHA256()).hex()
 
 
-def ensure_platform_key(directory: str | Path, *, organisation: str = "Synthgate",
-                        algorithm: str = "ec-p256") -> tuple[Path, Path]:
+def ensure_platform_key(
+    directory: str | Path, *, organisation: str = "Synthgate", algorithm: str = "ec-p256"
+) -> tuple[Path, Path]:
     """Create the platform signing key and its self-signed certificate unless both already exist.
 
     Returns ``(key_path, cert_path)``. The key is written unencrypted with mode 0600: protect the
@@ -129,35 +140,61 @@ def ensure_platform_key(directory: str | Path, *, organisation: str = "Synthgate
         SigningIdentity.load(key_path=key_path, cert_path=cert_path)
         return key_path, cert_path
     if key_path.exists() or cert_path.exists():
-        raise SigningIdentityError(f"Only one of {key_path.name} and {cert_path.name} exists in {directory}; "
-                                   "restore the missing file or move both away to create a new platform key.")
+        raise SigningIdentityError(
+            f"Only one of {key_path.name} and {cert_path.name} exists in {directory}; "
+            "restore the missing file or move both away to create a new platform key."
+        )
     directory.mkdir(parents=True, exist_ok=True)
     key = _generate_key(algorithm)
     certificate = self_signed_certificate(key, common_name=PLATFORM_COMMON_NAME, organisation=organisation)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     # O_EXCL: two concurrent `synthgate init` runs must not interleave two different keys.
     _write_new_file(key_path, key_pem, mode=0o600)
     _write_new_file(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return key_path, cert_path
 
 
-def self_signed_certificate(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, *, common_name: str,
-                            organisation: str, validity: dt.timedelta = PLATFORM_CERT_VALIDITY,
-                            not_before: dt.datetime | None = None) -> x509.Certificate:
+def self_signed_certificate(
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+    *,
+    common_name: str,
+    organisation: str,
+    validity: dt.timedelta = PLATFORM_CERT_VALIDITY,
+    not_before: dt.datetime | None = None,
+) -> x509.Certificate:
     """A self-signed end-entity certificate for document signing (digitalSignature + nonRepudiation)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+        ]
+    )
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    usage = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                          encipher_only=False, decipher_only=False)
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(start)
-               .not_valid_after(start + validity)
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(usage, critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=True,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
     return builder.sign(key, hashes.SHA256())
 
 
@@ -184,8 +221,10 @@ def _write_new_file(path: Path, data: bytes, *, mode: int) -> None:
 
 
 def _public_der(public_key: object) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER,  # type: ignore[attr-defined]
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public_key.public_bytes(
+        serialization.Encoding.DER,  # type: ignore[attr-defined]
+        serialization.PublicFormat.SubjectPublicKeyInfo,
+    )
 
 
 def _as_bytes(passphrase: str | bytes | None) -> bytes | None:
@@ -245,8 +284,15 @@ class _LoadedKeySigner(signers.SimpleSigner):
         return super().sign_raw(data, digest_algorithm)
 
 
-def sign_pdf(pdf_bytes: bytes, identity: SigningIdentity, *, reason: str, location: str,
-             version_hash: str | None = None, signing_time: dt.datetime | None = None) -> SignedPdf:
+def sign_pdf(
+    pdf_bytes: bytes,
+    identity: SigningIdentity,
+    *,
+    reason: str,
+    location: str,
+    version_hash: str | None = None,
+    signing_time: dt.datetime | None = None,
+) -> SignedPdf:
     """Certify ``pdf_bytes`` with a PAdES signature by ``identity``; no later change is permitted.
 
     ``version_hash`` (the SHA-256 of the dataset version the datasheet describes) is written to
@@ -265,19 +311,29 @@ def sign_pdf(pdf_bytes: bytes, identity: SigningIdentity, *, reason: str, locati
     signer = _LoadedKeySigner(
         private_key=identity.private_key,
         signing_cert=_asn1_certificate(identity.certificate),
-        signing_key=asn1_keys.PrivateKeyInfo.load(identity.private_key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
+        signing_key=asn1_keys.PrivateKeyInfo.load(
+            identity.private_key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        ),
         cert_registry=SimpleCertificateStore.from_certs(
-            [_asn1_certificate(certificate) for certificate in identity.chain]),
+            [_asn1_certificate(certificate) for certificate in identity.chain]
+        ),
     )
     metadata = signers.PdfSignatureMetadata(
-        field_name=SIGNATURE_FIELD, md_algorithm="sha256", subfilter=SigSeedSubFilter.PADES,
-        reason=reason, location=location, certify=True, docmdp_permissions=MDPPerm.NO_CHANGES,
+        field_name=SIGNATURE_FIELD,
+        md_algorithm="sha256",
+        subfilter=SigSeedSubFilter.PADES,
+        reason=reason,
+        location=location,
+        certify=True,
+        docmdp_permissions=MDPPerm.NO_CHANGES,
     )
     output = _PdfSignerAt(metadata, signer, signing_time=signing_time).sign_pdf(writer)
     signed = output.getvalue()
-    return SignedPdf(pdf_bytes=signed, sha256=hashlib.sha256(signed).hexdigest(), signer=identity.subject,
-                     signed_at=signing_time)
+    return SignedPdf(
+        pdf_bytes=signed, sha256=hashlib.sha256(signed).hexdigest(), signer=identity.subject, signed_at=signing_time
+    )
 
 
 def _embed_version_hash(writer: IncrementalPdfFileWriter, version_hash: str) -> None:
@@ -320,51 +376,78 @@ class VerificationReport:
     notes: list[str] = field(default_factory=list)
 
 
-def verify_pdf(pdf_bytes: bytes, *, trusted_certs: Sequence[x509.Certificate],
-               expected_sha256: str | None = None, expected_version_hash: str | None = None) -> VerificationReport:
+def verify_pdf(
+    pdf_bytes: bytes,
+    *,
+    trusted_certs: Sequence[x509.Certificate],
+    expected_sha256: str | None = None,
+    expected_version_hash: str | None = None,
+) -> VerificationReport:
     """Check a signed datasheet offline against ``trusted_certs`` (the platform certificate is the anchor)."""
     sha256 = hashlib.sha256(pdf_bytes).hexdigest()
-    facts: dict = {"intact": False, "valid": False, "trusted": False, "covers_entire_file": False,
-                   "signer": None, "signing_time": None, "version_hash": None}
+    facts: dict = {
+        "intact": False,
+        "valid": False,
+        "trusted": False,
+        "covers_entire_file": False,
+        "signer": None,
+        "signing_time": None,
+        "version_hash": None,
+    }
     problems: list[str] = []
     sha256_matches = None
     if expected_sha256 is not None:
         sha256_matches = sha256 == expected_sha256.strip().lower()
         if not sha256_matches:
-            problems.append(f"The file's SHA-256 {sha256} differs from the one recorded at signing "
-                            f"({expected_sha256}).")
+            problems.append(
+                f"The file's SHA-256 {sha256} differs from the one recorded at signing ({expected_sha256})."
+            )
     try:
         facts.update(_check_signature(pdf_bytes, trusted_certs, problems))
     except Exception as e:  # hostile input: any parser failure means the file cannot be verified
         problems.append(f"The file could not be read as a signed PDF: {type(e).__name__}: {e}")
     if expected_version_hash is not None and facts["version_hash"] != expected_version_hash:
-        problems.append(f"The datasheet describes version {facts['version_hash']}, "
-                        f"not the expected {expected_version_hash}.")
+        problems.append(
+            f"The datasheet describes version {facts['version_hash']}, not the expected {expected_version_hash}."
+        )
     # Fail closed: every failure should have named a problem, but the verdict does not rely on it.
     ok = not problems and all(facts[key] for key in ("intact", "valid", "trusted", "covers_entire_file"))
-    return VerificationReport(ok=ok, sha256=sha256, sha256_matches=sha256_matches, problems=problems,
-                              notes=[REVOCATION_NOTE, SIGNING_TIME_NOTE], **facts)
+    return VerificationReport(
+        ok=ok,
+        sha256=sha256,
+        sha256_matches=sha256_matches,
+        problems=problems,
+        notes=[REVOCATION_NOTE, SIGNING_TIME_NOTE],
+        **facts,
+    )
 
 
 def _check_signature(pdf_bytes: bytes, trusted_certs: Sequence[x509.Certificate], problems: list[str]) -> dict:
     reader = PdfFileReader(io.BytesIO(pdf_bytes), strict=False)
     signatures = reader.embedded_signatures
     if len(signatures) != 1:
-        problems.append("The file carries no signature." if not signatures else
-                        f"The file carries {len(signatures)} signatures; a datasheet has exactly one.")
+        problems.append(
+            "The file carries no signature."
+            if not signatures
+            else f"The file carries {len(signatures)} signatures; a datasheet has exactly one."
+        )
         return {}
     embedded = signatures[0]
-    context = ValidationContext(trust_roots=[_asn1_certificate(c) for c in trusted_certs], allow_fetching=False,
-                                revocation_mode="soft-fail")
+    context = ValidationContext(
+        trust_roots=[_asn1_certificate(c) for c in trusted_certs], allow_fetching=False, revocation_mode="soft-fail"
+    )
     try:
         status = validate_pdf_signature(embedded, context)
     except SignatureValidationError as e:
         problems.append(f"The signature could not be validated: {e}")
         return {}
     facts = {
-        "intact": status.intact, "valid": status.intact and status.valid, "trusted": status.trusted,
+        "intact": status.intact,
+        "valid": status.intact and status.valid,
+        "trusted": status.trusted,
         "covers_entire_file": status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
-        "signer": status.signing_cert.subject.human_friendly, "signing_time": status.signer_reported_dt,
+        "signer": status.signing_cert.subject.human_friendly,
+        "signing_time": status.signer_reported_dt,
     }
     if not status.intact:
         problems.append("The signed bytes were altered after signing (digest mismatch).")
@@ -373,8 +456,10 @@ def _check_signature(pdf_bytes: bytes, trusted_certs: Sequence[x509.Certificate]
     if facts["valid"] and not status.trusted:
         problems.append(f"The signer ({facts['signer']}) is not a trusted signing certificate.")
     if not facts["covers_entire_file"]:
-        problems.append("The signature does not cover the entire file: bytes were added or changed after "
-                        "signing (for example an appended update).")
+        problems.append(
+            "The signature does not cover the entire file: bytes were added or changed after "
+            "signing (for example an appended update)."
+        )
     elif not _contents_are_canonical(pdf_bytes, embedded):
         facts["intact"] = facts["valid"] = False
         problems.append("The unsigned gap holding the signature was altered (its hex or padding changed).")

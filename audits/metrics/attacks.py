@@ -35,36 +35,50 @@ class Targets:
     def draw(cls, data: AuditData, n_targets: int, random_state: int) -> Targets:
         rng = np.random.default_rng(random_state)
         m = int(min(n_targets, len(data.train), len(data.holdout)))
-        return cls(np.sort(rng.choice(len(data.train), m, replace=False)),
-                   np.sort(rng.choice(len(data.holdout), m, replace=False)))
+        return cls(
+            np.sort(rng.choice(len(data.train), m, replace=False)),
+            np.sort(rng.choice(len(data.holdout), m, replace=False)),
+        )
 
 
-def attack_checks(data: AuditData, synthetic: SyntheticRows, targets: Targets, *,
-                  random_state: int, thresholds: Thresholds = None,
-                  n_attacks: int = 500) -> list[CheckResult]:
+def attack_checks(
+    data: AuditData,
+    synthetic: SyntheticRows,
+    targets: Targets,
+    *,
+    random_state: int,
+    thresholds: Thresholds = None,
+    n_attacks: int = 500,
+) -> list[CheckResult]:
     """Singling-out, linkability and inference risks of ``synthetic``."""
     return [
-        singling_out_check(data, synthetic, targets, n_attacks=n_attacks,
-                           random_state=random_state, thresholds=thresholds),
+        singling_out_check(
+            data, synthetic, targets, n_attacks=n_attacks, random_state=random_state, thresholds=thresholds
+        ),
         linkability_check(data, synthetic, targets, random_state=random_state, thresholds=thresholds),
         inference_check(data, synthetic, targets, random_state=random_state, thresholds=thresholds),
     ]
 
 
-def _risk_result(name: str, rates: AttackRates, thresholds: Thresholds,
-                 extra: dict | None = None) -> CheckResult:
+def _risk_result(name: str, rates: AttackRates, thresholds: Thresholds, extra: dict | None = None) -> CheckResult:
     risk, low, high = rates.risk()
     baseline, _ = rates.rate(rates.n_baseline_success, rates.n_baseline)
     details = {**rates.as_details(), **(extra or {})}
-    return judge(name, risk, thresholds=thresholds, baseline=0.0, ci=(low, high),
-                 details={**details, "random_guess_rate": baseline},
-                 chart={"kind": "bars", "labels": ["main (train)", "control (holdout)", "baseline"],
-                        "values": [details["main_rate"], details["control_rate"],
-                                   details["baseline_rate"]],
-                        "low": [details["main_ci"][0], details["control_ci"][0],
-                                details["baseline_ci"][0]],
-                        "high": [details["main_ci"][1], details["control_ci"][1],
-                                 details["baseline_ci"][1]]})
+    return judge(
+        name,
+        risk,
+        thresholds=thresholds,
+        baseline=0.0,
+        ci=(low, high),
+        details={**details, "random_guess_rate": baseline},
+        chart={
+            "kind": "bars",
+            "labels": ["main (train)", "control (holdout)", "baseline"],
+            "values": [details["main_rate"], details["control_rate"], details["baseline_rate"]],
+            "low": [details["main_ci"][0], details["control_ci"][0], details["baseline_ci"][0]],
+            "high": [details["main_ci"][1], details["control_ci"][1], details["baseline_ci"][1]],
+        },
+    )
 
 
 # ---------------------------------------------------------------------- singling out
@@ -73,8 +87,7 @@ def _risk_result(name: str, rates: AttackRates, thresholds: Thresholds,
 class _Columns:
     """Columns as arrays: numeric as float64, categorical as integer codes of one vocabulary."""
 
-    def __init__(self, frames: list[pd.DataFrame], schema_numeric: tuple[str, ...],
-                 columns: list[str]) -> None:
+    def __init__(self, frames: list[pd.DataFrame], schema_numeric: tuple[str, ...], columns: list[str]) -> None:
         self.columns = columns
         self.numeric = [c in schema_numeric for c in columns]
         self.arrays: list[list[np.ndarray]] = [[] for _ in frames]
@@ -87,7 +100,7 @@ class _Columns:
             codes = pd.factorize(np.concatenate(values))[0].astype(float)
             start = 0
             for arrays, column_values in zip(self.arrays, values, strict=True):
-                arrays.append(codes[start:start + len(column_values)])
+                arrays.append(codes[start : start + len(column_values)])
                 start += len(column_values)
 
 
@@ -108,15 +121,25 @@ def _count(arrays: list[np.ndarray], query: Query, limit: int = 2) -> int:
     return min(len(rows), limit) if rows is not None else limit
 
 
-def singling_out_check(data: AuditData, synthetic: SyntheticRows, targets: Targets, *,
-                       n_attacks: int = 500, n_columns: int = 4, random_state: int = 0,
-                       thresholds: Thresholds = None) -> CheckResult:
+def singling_out_check(
+    data: AuditData,
+    synthetic: SyntheticRows,
+    targets: Targets,
+    *,
+    n_attacks: int = 500,
+    n_columns: int = 4,
+    random_state: int = 0,
+    thresholds: Thresholds = None,
+) -> CheckResult:
     """Univariate and multivariate singling-out predicates built from the synthetic rows that
     isolate one synthetic row; success when a predicate isolates exactly one target
     (Giomi et al. 2023, Sec. 4.1). The reported risk is the larger of the two."""
     columns = list(data.schema.columns)
-    table = _Columns([synthetic.frame, data.train.iloc[targets.train],
-                      data.holdout.iloc[targets.holdout]], data.schema.numeric, columns)
+    table = _Columns(
+        [synthetic.frame, data.train.iloc[targets.train], data.holdout.iloc[targets.holdout]],
+        data.schema.numeric,
+        columns,
+    )
     synth, main, control = table.arrays
     rng = np.random.default_rng(random_state)
     results = {}
@@ -125,24 +148,32 @@ def singling_out_check(data: AuditData, synthetic: SyntheticRows, targets: Targe
             queries = _univariate_queries(synth, table.numeric, rng, n_attacks)
         else:
             queries = _multivariate_queries(synth, table.numeric, rng, n_attacks, n_columns)
-        baseline = _random_queries(synth, table.numeric, rng, len(queries),
-                                   1 if mode == "univariate" else n_columns)
+        baseline = _random_queries(synth, table.numeric, rng, len(queries), 1 if mode == "univariate" else n_columns)
         n = len(queries)
         # the larger of two risks is reported: Bonferroni-adjusted (simultaneous) intervals
         results[mode] = AttackRates(
-            n, sum(_count(main, q) == 1 for q in queries),
-            n, sum(_count(control, q) == 1 for q in queries),
-            len(baseline), sum(_count(main, q) == 1 for q in baseline), confidence=1 - 0.05 / 2)
+            n,
+            sum(_count(main, q) == 1 for q in queries),
+            n,
+            sum(_count(control, q) == 1 for q in queries),
+            len(baseline),
+            sum(_count(main, q) == 1 for q in baseline),
+            confidence=1 - 0.05 / 2,
+        )
     if all(r.n_main == 0 for r in results.values()):
         return skipped("singling_out_risk", "no predicate singles out a synthetic row", thresholds)
     worst = max(results, key=lambda k: results[k].risk()[0] if results[k].n_main else -1)
-    extra = {"mode": worst, "n_targets": len(targets.train),
-             "per_mode": {k: {"risk": list(r.risk()), **r.as_details()} for k, r in results.items()}}
+    extra = {
+        "mode": worst,
+        "n_targets": len(targets.train),
+        "per_mode": {k: {"risk": list(r.risk()), **r.as_details()} for k, r in results.items()},
+    }
     return _risk_result("singling_out_risk", results[worst], thresholds, extra)
 
 
-def _univariate_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.random.Generator,
-                        n_attacks: int) -> list[Query]:
+def _univariate_queries(
+    synth: list[np.ndarray], numeric: list[bool], rng: np.random.Generator, n_attacks: int
+) -> list[Query]:
     """One-column predicates isolating one synthetic row: a value held by one row, or (numeric)
     the minimum or maximum when only one row holds it."""
     queries: list[Query] = []
@@ -163,8 +194,14 @@ def _univariate_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.ra
     return queries
 
 
-def _multivariate_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.random.Generator,
-                          n_attacks: int, n_columns: int, tries_per_attack: int = 10) -> list[Query]:
+def _multivariate_queries(
+    synth: list[np.ndarray],
+    numeric: list[bool],
+    rng: np.random.Generator,
+    n_attacks: int,
+    n_columns: int,
+    tries_per_attack: int = 10,
+) -> list[Query]:
     """Predicates on ``n_columns`` random columns of a random synthetic row (``==`` for
     categories, ``<=``/``>=`` at the row's value for numbers) that isolate that row."""
     n_rows, d = len(synth[0]), len(synth)
@@ -184,15 +221,17 @@ def _multivariate_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.
     for t in survivors:
         if len(found) >= n_attacks:
             break
-        query = tuple((int(c), symbols[o], float(v)) for c, o, v in
-                      zip(chosen[t], operators[t], values[t], strict=True) if o != 3)
+        query = tuple(
+            (int(c), symbols[o], float(v)) for c, o, v in zip(chosen[t], operators[t], values[t], strict=True) if o != 3
+        )
         if query and query not in found and _count(synth, query) == 1:
             found[query] = None
     return list(found)
 
 
-def _prefix_counts(prefix: np.ndarray, columns: np.ndarray, values: np.ndarray,
-                   operators: np.ndarray, batch: int = 512) -> np.ndarray:
+def _prefix_counts(
+    prefix: np.ndarray, columns: np.ndarray, values: np.ndarray, operators: np.ndarray, batch: int = 512
+) -> np.ndarray:
     """Rows of ``prefix`` matching each candidate conjunction (vectorised over candidates; a
     missing cell never matches, which only lets more candidates through to the exact count)."""
     lower = np.where((operators == 0) | (operators == 2), values, -np.inf)
@@ -210,8 +249,9 @@ def _operator(is_numeric: bool, rng: np.random.Generator) -> str:
     return ("<=", ">=")[int(rng.integers(2))] if is_numeric else "=="
 
 
-def _random_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.random.Generator,
-                    n_queries: int, n_columns: int) -> list[Query]:
+def _random_queries(
+    synth: list[np.ndarray], numeric: list[bool], rng: np.random.Generator, n_queries: int, n_columns: int
+) -> list[Query]:
     """Baseline predicates: random columns, values drawn uniformly from each column's range of
     distinct synthetic values, with no regard to any row."""
     distinct = [np.unique(c[~np.isnan(c)]) for c in synth]
@@ -219,8 +259,11 @@ def _random_queries(synth: list[np.ndarray], numeric: list[bool], rng: np.random
     queries = []
     for _ in range(n_queries):
         chosen = np.sort(rng.choice(usable, min(n_columns, len(usable)), replace=False))
-        queries.append(tuple((int(c), _operator(numeric[c], rng),
-                              float(distinct[c][rng.integers(distinct[c].size)])) for c in chosen))
+        queries.append(
+            tuple(
+                (int(c), _operator(numeric[c], rng), float(distinct[c][rng.integers(distinct[c].size)])) for c in chosen
+            )
+        )
     return queries
 
 
@@ -238,9 +281,15 @@ def default_link_columns(data: AuditData) -> tuple[list[str], list[str]]:
     return first, second
 
 
-def linkability_check(data: AuditData, synthetic: SyntheticRows, targets: Targets, *,
-                      link_columns: tuple[list[str], list[str]] | None = None,
-                      random_state: int = 0, thresholds: Thresholds = None) -> CheckResult:
+def linkability_check(
+    data: AuditData,
+    synthetic: SyntheticRows,
+    targets: Targets,
+    *,
+    link_columns: tuple[list[str], list[str]] | None = None,
+    random_state: int = 0,
+    thresholds: Thresholds = None,
+) -> CheckResult:
     """Link each target's two column sets through their nearest synthetic rows; success when
     both halves point at the same synthetic row (Giomi et al. 2023, Sec. 4.2)."""
     first, second = link_columns or default_link_columns(data)
@@ -256,18 +305,27 @@ def linkability_check(data: AuditData, synthetic: SyntheticRows, targets: Target
     rng = np.random.default_rng(random_state)
     n_synth = len(synthetic.embedding)
     guesses = rng.integers(0, n_synth, (m, 2))
-    rates = AttackRates(m, int(success[:m].sum()), m, int(success[m:].sum()),
-                        m, int((guesses[:, 0] == guesses[:, 1]).sum()))
-    return _risk_result("linkability_risk", rates, thresholds,
-                        {"columns_a": first, "columns_b": second, "n_targets": m})
+    rates = AttackRates(
+        m, int(success[:m].sum()), m, int(success[m:].sum()), m, int((guesses[:, 0] == guesses[:, 1]).sum())
+    )
+    return _risk_result(
+        "linkability_risk", rates, thresholds, {"columns_a": first, "columns_b": second, "n_targets": m}
+    )
 
 
 # ---------------------------------------------------------------------- inference
 
 
-def inference_check(data: AuditData, synthetic: SyntheticRows, targets: Targets, *,
-                    secrets: list[str] | None = None, tolerance: float = 0.05,
-                    random_state: int = 0, thresholds: Thresholds = None) -> CheckResult:
+def inference_check(
+    data: AuditData,
+    synthetic: SyntheticRows,
+    targets: Targets,
+    *,
+    secrets: list[str] | None = None,
+    tolerance: float = 0.05,
+    random_state: int = 0,
+    thresholds: Thresholds = None,
+) -> CheckResult:
     """Guess each secret column from the nearest synthetic row on all other columns (Giomi et al.
     2023, Sec. 4.3); numeric guesses succeed within ``tolerance`` relative error. The reported
     risk is that of the most exposed secret."""
@@ -287,12 +345,21 @@ def inference_check(data: AuditData, synthetic: SyntheticRows, targets: Targets,
         random_guess = guess_column.iloc[rng.integers(0, len(guess_column), m)]
         lucky = _correct(random_guess, truth.iloc[:m], secret in schema.numeric, tolerance)
         # the most exposed of several secrets is reported: Bonferroni-adjusted intervals
-        per_secret[secret] = AttackRates(m, int(correct[:m].sum()), m, int(correct[m:].sum()),
-                                         m, int(lucky.sum()), confidence=1 - 0.05 / len(secrets))
+        per_secret[secret] = AttackRates(
+            m,
+            int(correct[:m].sum()),
+            m,
+            int(correct[m:].sum()),
+            m,
+            int(lucky.sum()),
+            confidence=1 - 0.05 / len(secrets),
+        )
     worst = max(per_secret, key=lambda s: (per_secret[s].risk()[0], per_secret[s].risk()[1]))
-    extra = {"secret": worst, "n_targets": m,
-             "per_secret": {s: {"risk": list(r.risk()), **r.as_details()}
-                            for s, r in per_secret.items()}}
+    extra = {
+        "secret": worst,
+        "n_targets": m,
+        "per_secret": {s: {"risk": list(r.risk()), **r.as_details()} for s, r in per_secret.items()},
+    }
     return _risk_result("inference_risk", per_secret[worst], thresholds, extra)
 
 

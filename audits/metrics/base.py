@@ -109,78 +109,217 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def _spec(name: str, category: str, direction: str, value_range: tuple[float, float],
-          threshold: float | None, description: str, **kwargs: Any) -> CheckSpec:
+def _spec(
+    name: str,
+    category: str,
+    direction: str,
+    value_range: tuple[float, float],
+    threshold: float | None,
+    description: str,
+    **kwargs: Any,
+) -> CheckSpec:
     return CheckSpec(name, category, direction, value_range, threshold, description, **kwargs)
 
 
 INF = math.inf
 # Default thresholds: see bench/bench_calibration.py and tests/audits/test_calibration.py for the
 # runs (clean MST at epsilon = 1 and planted verbatim copies, adult and caravan) behind them.
-CHECK_SPECS: dict[str, CheckSpec] = {s.name: s for s in [
-    _spec("tvd_1way", FIDELITY, LOWER_IS_BETTER, (0, 1), 0.10,
-          "mean 1-way total variation distance (numeric columns in 20 quantile bins)"),
-    _spec("tvd_2way", FIDELITY, LOWER_IS_BETTER, (0, 1), 0.20,
-          "mean 2-way total variation distance over column pairs"),
-    _spec("association_difference", FIDELITY, LOWER_IS_BETTER, (0, 1), 0.10,
-          "mean absolute difference of the association matrices (Pearson, Cramer's V, "
-          "correlation ratio)"),
-    _spec("tstr_auc_ratio", UTILITY, HIGHER_IS_BETTER, (0, INF), 0.80,
-          "ROC AUC of a model trained on synthetic rows over one trained on real rows, both "
-          "scored on the holdout"),
-    _spec("exact_copies", REIDENTIFICATION, LOWER_IS_BETTER, (0, 1), 0.005,
-          "share of synthetic rows that copy a training row absent from the holdout, in excess "
-          "of the share that copy a holdout row absent from training", blocking=True),
-    _spec("unique_row_reproduction", REIDENTIFICATION, LOWER_IS_BETTER, (0, INF), 0,
-          "synthetic rows reproducing in full a training row unique on its quasi-identifiers",
-          blocking=True),
-    _spec("k_anonymity", REIDENTIFICATION, HIGHER_IS_BETTER, (1, INF), None,
-          "smallest equivalence class of the release on the quasi-identifiers", gating=False),
-    _spec("l_diversity", REIDENTIFICATION, HIGHER_IS_BETTER, (1, INF), None,
-          "fewest distinct sensitive values in a quasi-identifier class of the release",
-          gating=False),
-    _spec("singling_out_risk", REIDENTIFICATION, LOWER_IS_BETTER, (0, 1), 0.05,
-          "Anonymeter singling-out risk (train vs holdout targets)", compare="ci_low",
-          blocking=True),
-    _spec("linkability_risk", REIDENTIFICATION, LOWER_IS_BETTER, (0, 1), 0.02,
-          "Anonymeter linkability risk (train vs holdout targets)", compare="ci_low",
-          blocking=True),
-    _spec("inference_risk", REIDENTIFICATION, LOWER_IS_BETTER, (0, 1), 0.10,
-          "Anonymeter inference risk, worst secret column (train vs holdout targets); skewed "
-          "secrets (capital-loss is 0 for 95 % of people) divide by a small 1 - control rate, "
-          "hence the wider margin",
-          compare="ci_low", blocking=True),
-    _spec("distance_to_closest_record", REIDENTIFICATION, HIGHER_IS_BETTER, (0, INF), None,
-          "median DCR of synthetic rows over the holdout's median DCR (information only)",
-          gating=False),
-    _spec("membership_domias_auc", MEMBERSHIP, LOWER_IS_BETTER, (0, 1), 0.55,
-          "ROC AUC of the DOMIAS density-ratio attack (0.5 = random guess)", compare="ci_low",
-          blocking=True),
-    _spec("membership_domias_tpr", MEMBERSHIP, LOWER_IS_BETTER, (0, 1), 0.02,
-          "TPR at 1 % FPR of the DOMIAS attack (0.01 = random guess)", compare="ci_low",
-          blocking=True),
-    _spec("membership_distance_auc", MEMBERSHIP, LOWER_IS_BETTER, (0, 1), 0.55,
-          "ROC AUC of the distance-to-closest-synthetic-record attack", compare="ci_low",
-          blocking=True),
-    _spec("membership_distance_tpr", MEMBERSHIP, LOWER_IS_BETTER, (0, 1), 0.02,
-          "TPR at 1 % FPR of the distance attack (0.01 = random guess)", compare="ci_low",
-          blocking=True),
-    _spec("membership_outlier_auc", MEMBERSHIP, LOWER_IS_BETTER, (0, 1), 0.60,
-          "best attack AUC on the outlying 10 % (lowest reference density)", compare="ci_low",
-          blocking=True),
-    _spec("disparate_impact_change", BIAS, LOWER_IS_BETTER, (0, INF), 0.25,
-          "largest |DI(synthetic) - DI(real)| over protected columns"),
-    _spec("statistical_parity_change", BIAS, LOWER_IS_BETTER, (0, 2), 0.10,
-          "largest |SPD(synthetic) - SPD(real)| over protected columns"),
-    _spec("equal_opportunity_change", BIAS, LOWER_IS_BETTER, (0, 2), 0.20,
-          "largest |EOD(TSTR model) - EOD(TRTR model)| on the holdout over protected columns"),
-    _spec("drift_psi", DRIFT, LOWER_IS_BETTER, (0, INF), 0.20,
-          "largest population stability index over columns"),
-    _spec("drift_js", DRIFT, LOWER_IS_BETTER, (0, 1), 0.10,
-          "largest Jensen-Shannon distance (base 2) over columns"),
-    _spec("drift_association", DRIFT, LOWER_IS_BETTER, (0, 1), 0.10,
-          "largest absolute difference of the association matrices"),
-]}
+CHECK_SPECS: dict[str, CheckSpec] = {
+    s.name: s
+    for s in [
+        _spec(
+            "tvd_1way",
+            FIDELITY,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.10,
+            "mean 1-way total variation distance (numeric columns in 20 quantile bins)",
+        ),
+        _spec(
+            "tvd_2way", FIDELITY, LOWER_IS_BETTER, (0, 1), 0.20, "mean 2-way total variation distance over column pairs"
+        ),
+        _spec(
+            "association_difference",
+            FIDELITY,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.10,
+            "mean absolute difference of the association matrices (Pearson, Cramer's V, correlation ratio)",
+        ),
+        _spec(
+            "tstr_auc_ratio",
+            UTILITY,
+            HIGHER_IS_BETTER,
+            (0, INF),
+            0.80,
+            "ROC AUC of a model trained on synthetic rows over one trained on real rows, both scored on the holdout",
+        ),
+        _spec(
+            "exact_copies",
+            REIDENTIFICATION,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.005,
+            "share of synthetic rows that copy a training row absent from the holdout, in excess "
+            "of the share that copy a holdout row absent from training",
+            blocking=True,
+        ),
+        _spec(
+            "unique_row_reproduction",
+            REIDENTIFICATION,
+            LOWER_IS_BETTER,
+            (0, INF),
+            0,
+            "synthetic rows reproducing in full a training row unique on its quasi-identifiers",
+            blocking=True,
+        ),
+        _spec(
+            "k_anonymity",
+            REIDENTIFICATION,
+            HIGHER_IS_BETTER,
+            (1, INF),
+            None,
+            "smallest equivalence class of the release on the quasi-identifiers",
+            gating=False,
+        ),
+        _spec(
+            "l_diversity",
+            REIDENTIFICATION,
+            HIGHER_IS_BETTER,
+            (1, INF),
+            None,
+            "fewest distinct sensitive values in a quasi-identifier class of the release",
+            gating=False,
+        ),
+        _spec(
+            "singling_out_risk",
+            REIDENTIFICATION,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.05,
+            "Anonymeter singling-out risk (train vs holdout targets)",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "linkability_risk",
+            REIDENTIFICATION,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.02,
+            "Anonymeter linkability risk (train vs holdout targets)",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "inference_risk",
+            REIDENTIFICATION,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.10,
+            "Anonymeter inference risk, worst secret column (train vs holdout targets); skewed "
+            "secrets (capital-loss is 0 for 95 % of people) divide by a small 1 - control rate, "
+            "hence the wider margin",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "distance_to_closest_record",
+            REIDENTIFICATION,
+            HIGHER_IS_BETTER,
+            (0, INF),
+            None,
+            "median DCR of synthetic rows over the holdout's median DCR (information only)",
+            gating=False,
+        ),
+        _spec(
+            "membership_domias_auc",
+            MEMBERSHIP,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.55,
+            "ROC AUC of the DOMIAS density-ratio attack (0.5 = random guess)",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "membership_domias_tpr",
+            MEMBERSHIP,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.02,
+            "TPR at 1 % FPR of the DOMIAS attack (0.01 = random guess)",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "membership_distance_auc",
+            MEMBERSHIP,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.55,
+            "ROC AUC of the distance-to-closest-synthetic-record attack",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "membership_distance_tpr",
+            MEMBERSHIP,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.02,
+            "TPR at 1 % FPR of the distance attack (0.01 = random guess)",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "membership_outlier_auc",
+            MEMBERSHIP,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.60,
+            "best attack AUC on the outlying 10 % (lowest reference density)",
+            compare="ci_low",
+            blocking=True,
+        ),
+        _spec(
+            "disparate_impact_change",
+            BIAS,
+            LOWER_IS_BETTER,
+            (0, INF),
+            0.25,
+            "largest |DI(synthetic) - DI(real)| over protected columns",
+        ),
+        _spec(
+            "statistical_parity_change",
+            BIAS,
+            LOWER_IS_BETTER,
+            (0, 2),
+            0.10,
+            "largest |SPD(synthetic) - SPD(real)| over protected columns",
+        ),
+        _spec(
+            "equal_opportunity_change",
+            BIAS,
+            LOWER_IS_BETTER,
+            (0, 2),
+            0.20,
+            "largest |EOD(TSTR model) - EOD(TRTR model)| on the holdout over protected columns",
+        ),
+        _spec("drift_psi", DRIFT, LOWER_IS_BETTER, (0, INF), 0.20, "largest population stability index over columns"),
+        _spec(
+            "drift_js", DRIFT, LOWER_IS_BETTER, (0, 1), 0.10, "largest Jensen-Shannon distance (base 2) over columns"
+        ),
+        _spec(
+            "drift_association",
+            DRIFT,
+            LOWER_IS_BETTER,
+            (0, 1),
+            0.10,
+            "largest absolute difference of the association matrices",
+        ),
+    ]
+}
 
 
 def default_thresholds() -> dict[str, float | None]:
@@ -188,10 +327,17 @@ def default_thresholds() -> dict[str, float | None]:
     return {name: spec.threshold for name, spec in CHECK_SPECS.items()}
 
 
-def judge(name: str, value: float | None, *, thresholds: dict[str, float | None] | None = None,
-          baseline: float | None = None, ci: tuple[float, float] | None = None,
-          details: dict[str, Any] | None = None, chart: dict[str, Any] | None = None,
-          skipped_reason: str | None = None) -> CheckResult:
+def judge(
+    name: str,
+    value: float | None,
+    *,
+    thresholds: dict[str, float | None] | None = None,
+    baseline: float | None = None,
+    ci: tuple[float, float] | None = None,
+    details: dict[str, Any] | None = None,
+    chart: dict[str, Any] | None = None,
+    skipped_reason: str | None = None,
+) -> CheckResult:
     """Build the :class:`CheckResult` of check ``name``, comparing the statistic its spec names
     with the threshold (``thresholds[name]`` overrides the default)."""
     spec = CHECK_SPECS[name]
@@ -207,12 +353,22 @@ def judge(name: str, value: float | None, *, thresholds: dict[str, float | None]
         lower_is_better = spec.direction == LOWER_IS_BETTER
         passed = bool(statistic <= threshold if lower_is_better else statistic >= threshold)
     return CheckResult(
-        name=name, category=spec.category, value=_maybe_float(value), threshold=threshold,
-        direction=spec.direction, passed=passed, baseline=_maybe_float(baseline),
-        ci_low=_maybe_float(ci_low), ci_high=_maybe_float(ci_high), blocking=spec.blocking,
-        gating=spec.gating, value_range=spec.value_range,
+        name=name,
+        category=spec.category,
+        value=_maybe_float(value),
+        threshold=threshold,
+        direction=spec.direction,
+        passed=passed,
+        baseline=_maybe_float(baseline),
+        ci_low=_maybe_float(ci_low),
+        ci_high=_maybe_float(ci_high),
+        blocking=spec.blocking,
+        gating=spec.gating,
+        value_range=spec.value_range,
         details={"compare": spec.compare, "description": spec.description, **(details or {})},
-        chart=chart or {}, skipped_reason=skipped_reason)
+        chart=chart or {},
+        skipped_reason=skipped_reason,
+    )
 
 
 def skipped(name: str, reason: str, thresholds: dict[str, float | None] | None = None) -> CheckResult:
@@ -283,8 +439,7 @@ class AttackRates:
         if control >= 1:
             return 0.0, 0.0, 1.0
         residual = (main - control) / (1 - control)
-        error = math.hypot(main_error / (1 - control),
-                           control_error * (main - 1) / (1 - control) ** 2)
+        error = math.hypot(main_error / (1 - control), control_error * (main - 1) / (1 - control) ** 2)
         clip = lambda x: min(max(x, 0.0), 1.0)  # noqa: E731
         return clip(residual), clip(residual - error), clip(residual + error)
 
@@ -293,11 +448,11 @@ class AttackRates:
             "main_rate": self.n_main_success / max(self.n_main, 1),
             "control_rate": self.n_control_success / max(self.n_control, 1),
             "baseline_rate": self.n_baseline_success / max(self.n_baseline, 1),
-            "n_main": self.n_main, "n_control": self.n_control, "n_baseline": self.n_baseline,
+            "n_main": self.n_main,
+            "n_control": self.n_control,
+            "n_baseline": self.n_baseline,
             "confidence": self.confidence,
             "main_ci": list(wilson_interval(self.n_main_success, self.n_main, self.confidence)),
-            "control_ci": list(wilson_interval(self.n_control_success, self.n_control,
-                                               self.confidence)),
-            "baseline_ci": list(wilson_interval(self.n_baseline_success, self.n_baseline,
-                                                self.confidence)),
+            "control_ci": list(wilson_interval(self.n_control_success, self.n_control, self.confidence)),
+            "baseline_ci": list(wilson_interval(self.n_baseline_success, self.n_baseline, self.confidence)),
         }

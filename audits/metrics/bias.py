@@ -62,16 +62,19 @@ def _dataset(protected: np.ndarray, labels: np.ndarray) -> Any:
     frame = pd.DataFrame({"protected": protected.astype(float), "label": labels.astype(float)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return binary_label_dataset(df=frame, label_names=["label"],
-                                    protected_attribute_names=["protected"],
-                                    favorable_label=1.0, unfavorable_label=0.0)
+        return binary_label_dataset(
+            df=frame,
+            label_names=["label"],
+            protected_attribute_names=["protected"],
+            favorable_label=1.0,
+            unfavorable_label=0.0,
+        )
 
 
 GROUPS = {"unprivileged_groups": [{"protected": 0.0}], "privileged_groups": [{"protected": 1.0}]}
 
 
-def group_rates(frame: pd.DataFrame, column: str, privileged: str, label: str,
-                favourable: str) -> dict[str, float]:
+def group_rates(frame: pd.DataFrame, column: str, privileged: str, label: str, favourable: str) -> dict[str, float]:
     """Disparate impact and statistical parity difference of one frame (AIF360)."""
     _, dataset_metric, _ = _aif360()
     protected = category_values(frame[column]) == privileged
@@ -81,12 +84,15 @@ def group_rates(frame: pd.DataFrame, column: str, privileged: str, label: str,
     metric = dataset_metric(_dataset(protected, labels), **GROUPS)
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {"disparate_impact": float(metric.disparate_impact()),
-                "statistical_parity_difference": float(metric.statistical_parity_difference())}
+        return {
+            "disparate_impact": float(metric.disparate_impact()),
+            "statistical_parity_difference": float(metric.statistical_parity_difference()),
+        }
 
 
-def equal_opportunity(holdout: pd.DataFrame, column: str, privileged: str, truth: np.ndarray,
-                      predictions: np.ndarray) -> float:
+def equal_opportunity(
+    holdout: pd.DataFrame, column: str, privileged: str, truth: np.ndarray, predictions: np.ndarray
+) -> float:
     """Equal-opportunity difference of ``predictions`` on the holdout (AIF360)."""
     _, _, classification_metric = _aif360()
     protected = category_values(holdout[column]) == privileged
@@ -96,62 +102,80 @@ def equal_opportunity(holdout: pd.DataFrame, column: str, privileged: str, truth
         return float(classification_metric(real, predicted, **GROUPS).equal_opportunity_difference())
 
 
-def bias_checks(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                schema: TableSchema, models: UtilityModels | str | None = None, *,
-                released: pd.DataFrame | None = None,
-                thresholds: Thresholds = None) -> list[CheckResult]:
+def bias_checks(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    models: UtilityModels | str | None = None,
+    *,
+    released: pd.DataFrame | None = None,
+    thresholds: Thresholds = None,
+) -> list[CheckResult]:
     """Disparate-impact, statistical-parity and equal-opportunity changes (see module doc)."""
     protected = schema.with_role("protected")
     target = favourable_class(train, schema)
-    reason = ("the schema declares no protected column" if not protected else
-              "the schema declares no label column" if target is None else None)
+    reason = (
+        "the schema declares no protected column"
+        if not protected
+        else "the schema declares no label column"
+        if target is None
+        else None
+    )
     if reason:
         return [skipped(name, reason, thresholds) for name in BIAS_CHECKS]
     label, favourable = target
-    frames = {"real": train, "synthetic": synthetic, **({"released": released}
-                                                        if released is not None else {})}
+    frames = {"real": train, "synthetic": synthetic, **({"released": released} if released is not None else {})}
     per_column: dict[str, Any] = {}
     for column in protected:
         privileged = privileged_value(train, schema, column)
-        rates = {name: group_rates(f, column, privileged, label, favourable)
-                 for name, f in frames.items()}
+        rates = {name: group_rates(f, column, privileged, label, favourable) for name, f in frames.items()}
         entry = {"privileged": privileged, **rates}
         if isinstance(models, UtilityModels):
             entry["equal_opportunity"] = {
-                "trtr": equal_opportunity(holdout, column, privileged, models.holdout_truth,
-                                          models.trtr_predictions),
-                "tstr": equal_opportunity(holdout, column, privileged, models.holdout_truth,
-                                          models.tstr_predictions)}
+                "trtr": equal_opportunity(holdout, column, privileged, models.holdout_truth, models.trtr_predictions),
+                "tstr": equal_opportunity(holdout, column, privileged, models.holdout_truth, models.tstr_predictions),
+            }
         per_column[column] = entry
-    chart = {"kind": "grouped_bars", "columns": protected, "series": list(frames),
-             "disparate_impact": [[per_column[c][s]["disparate_impact"] for s in frames]
-                                  for c in protected],
-             "statistical_parity_difference": [
-                 [per_column[c][s]["statistical_parity_difference"] for s in frames]
-                 for c in protected]}
+    chart = {
+        "kind": "grouped_bars",
+        "columns": protected,
+        "series": list(frames),
+        "disparate_impact": [[per_column[c][s]["disparate_impact"] for s in frames] for c in protected],
+        "statistical_parity_difference": [
+            [per_column[c][s]["statistical_parity_difference"] for s in frames] for c in protected
+        ],
+    }
     details = {"label": label, "favourable": favourable, "per_column": per_column}
     results = [
         _change("disparate_impact_change", per_column, "disparate_impact", thresholds, details, chart),
-        _change("statistical_parity_change", per_column, "statistical_parity_difference",
-                thresholds, details, chart),
+        _change("statistical_parity_change", per_column, "statistical_parity_difference", thresholds, details, chart),
     ]
     if isinstance(models, UtilityModels):
-        changes = {c: abs(v["equal_opportunity"]["tstr"] - v["equal_opportunity"]["trtr"])
-                   for c, v in per_column.items()}
-        results.append(judge("equal_opportunity_change", _worst(changes), thresholds=thresholds,
-                             baseline=0.0, details={**details, "changes": changes}))
+        changes = {
+            c: abs(v["equal_opportunity"]["tstr"] - v["equal_opportunity"]["trtr"]) for c, v in per_column.items()
+        }
+        results.append(
+            judge(
+                "equal_opportunity_change",
+                _worst(changes),
+                thresholds=thresholds,
+                baseline=0.0,
+                details={**details, "changes": changes},
+            )
+        )
     else:
-        results.append(skipped("equal_opportunity_change",
-                               models if isinstance(models, str) else "no utility models",
-                               thresholds))
+        results.append(
+            skipped("equal_opportunity_change", models if isinstance(models, str) else "no utility models", thresholds)
+        )
     return results
 
 
-def _change(name: str, per_column: dict, key: str, thresholds: Thresholds, details: dict,
-            chart: dict) -> CheckResult:
+def _change(name: str, per_column: dict, key: str, thresholds: Thresholds, details: dict, chart: dict) -> CheckResult:
     changes = {c: abs(v["synthetic"][key] - v["real"][key]) for c, v in per_column.items()}
-    return judge(name, _worst(changes), thresholds=thresholds, baseline=0.0,
-                 details={**details, "changes": changes}, chart=chart)
+    return judge(
+        name, _worst(changes), thresholds=thresholds, baseline=0.0, details={**details, "changes": changes}, chart=chart
+    )
 
 
 def _worst(changes: dict[str, float]) -> float:

@@ -31,8 +31,7 @@ def qi_unique_rows(data: AuditData) -> np.ndarray:
     return np.flatnonzero((counts[inverse] == 1) & absent)
 
 
-def scenario_rows(data: AuditData, clean: SyntheticRows,
-                  random_state: int) -> dict[str, SyntheticRows]:
+def scenario_rows(data: AuditData, clean: SyntheticRows, random_state: int) -> dict[str, SyntheticRows]:
     """The four calibration scenarios built from one clean synthetic table (random positions
     replaced by training rows drawn without replacement)."""
     rng = np.random.default_rng(random_state)
@@ -41,8 +40,7 @@ def scenario_rows(data: AuditData, clean: SyntheticRows,
     for name, share in (("copies_1pct", 0.01), ("copies_5pct", 0.05)):
         count = max(1, round(share * n))
         sources = rng.choice(len(data.train), count, replace=False)
-        tables[name] = replace_rows(data, clean, np.sort(rng.choice(n, count, replace=False)),
-                                    sources)
+        tables[name] = replace_rows(data, clean, np.sort(rng.choice(n, count, replace=False)), sources)
     unique = rng.choice(qi_unique_rows(data), 1)
     tables["unique_row"] = replace_rows(data, clean, rng.choice(n, 1), unique)
     return tables
@@ -61,25 +59,41 @@ class ScenarioOutcome:
     statistics: dict[str, tuple[float | None, float | None, float | None]]
 
 
-def run_scenarios(dataset: str, train: pd.DataFrame, holdout: pd.DataFrame,
-                  synthetic: pd.DataFrame, schema: dict[str, Any], seed: int,
-                  **audit_options: Any) -> list[ScenarioOutcome]:
+def run_scenarios(
+    dataset: str,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: dict[str, Any],
+    seed: int,
+    **audit_options: Any,
+) -> list[ScenarioOutcome]:
     """Privacy audit of every scenario (positive controls only on the clean table, where they
     decide between pass and inconclusive; on the leaky tables a failing check decides)."""
     outcomes = []
     data = AuditData.prepare(train, holdout, TableSchema.from_dict(schema))
     clean = data.synthetic(synthetic)
     for name, rows in scenario_rows(data, clean, seed).items():
-        result: AuditResult = audit_rows(data, rows, None, seed, privacy_only=True,
-                                         with_controls=name == "clean", **audit_options)
+        result: AuditResult = audit_rows(
+            data, rows, None, seed, privacy_only=True, with_controls=name == "clean", **audit_options
+        )
         caught = all(c.caught for c in result.controls) if result.controls else None
         statistics = {c.name: (c.value, c.ci_low, c.ci_high) for c in result.checks}
         for control in result.controls:
-            statistics |= {f"control:{c.name}": (c.value, c.ci_low, c.ci_high)
-                           for c in control.checks}
-        outcomes.append(ScenarioOutcome(dataset, seed, name, result.verdict, result.blocked,
-                                        result.privacy_flagged, result.failed_checks, caught,
-                                        statistics))
+            statistics |= {f"control:{c.name}": (c.value, c.ci_low, c.ci_high) for c in control.checks}
+        outcomes.append(
+            ScenarioOutcome(
+                dataset,
+                seed,
+                name,
+                result.verdict,
+                result.blocked,
+                result.privacy_flagged,
+                result.failed_checks,
+                caught,
+                statistics,
+            )
+        )
     return outcomes
 
 
@@ -87,8 +101,7 @@ def count_outcomes(outcomes: list[ScenarioOutcome]) -> dict[tuple[str, str], dic
     """Per (dataset, scenario): runs, blocked, privacy-flagged, inconclusive."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for o in outcomes:
-        entry = counts.setdefault((o.dataset, o.scenario),
-                                  {"runs": 0, "blocked": 0, "flagged": 0, "inconclusive": 0})
+        entry = counts.setdefault((o.dataset, o.scenario), {"runs": 0, "blocked": 0, "flagged": 0, "inconclusive": 0})
         entry["runs"] += 1
         entry["blocked"] += o.blocked
         entry["flagged"] += o.privacy_flagged

@@ -34,8 +34,9 @@ class SyntheticRows:
     parent: SyntheticRows | None = None
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
-    def nearest(self, name: str, queries: np.ndarray,
-                features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(
+        self, name: str, queries: np.ndarray, features: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Distance to and index of each query's nearest synthetic row, shapes ``(n_queries,)``;
         ``name`` labels the search (the cache key also fingerprints the queries and features)."""
         queries = np.ascontiguousarray(queries if features is None else queries[:, features])
@@ -53,8 +54,9 @@ class SyntheticRows:
         self.cache[name] = result
         return result
 
-    def _patched(self, queries: np.ndarray, features: np.ndarray | None, distance: np.ndarray,
-                 index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _patched(
+        self, queries: np.ndarray, features: np.ndarray | None, distance: np.ndarray, index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         planted = self.planted
         stale = np.flatnonzero(np.isin(index, planted))  # their nearest row was replaced
         near, local = nearest_neighbours(queries, self.embedding[planted], features=features)
@@ -87,8 +89,16 @@ class AuditData:
         train = train[columns].reset_index(drop=True)
         holdout = holdout[columns].reset_index(drop=True)
         embedder = Embedder(schema).fit(train)
-        return cls(schema, train, holdout, embedder, embedder.transform(train),
-                   embedder.transform(holdout), row_keys(train, columns), row_keys(holdout, columns))
+        return cls(
+            schema,
+            train,
+            holdout,
+            embedder,
+            embedder.transform(train),
+            embedder.transform(holdout),
+            row_keys(train, columns),
+            row_keys(holdout, columns),
+        )
 
     def synthetic(self, frame: pd.DataFrame) -> SyntheticRows:
         columns = list(self.schema.columns)
@@ -96,8 +106,9 @@ class AuditData:
         return SyntheticRows(frame, self.embedder.transform(frame), row_keys(frame, columns))
 
 
-def plant_copies(data: AuditData, synthetic: SyntheticRows, share: float,
-                 random_state: int, pool: np.ndarray | None = None) -> SyntheticRows:
+def plant_copies(
+    data: AuditData, synthetic: SyntheticRows, share: float, random_state: int, pool: np.ndarray | None = None
+) -> SyntheticRows:
     """A positive control: ``synthetic`` with ``round(share * n)`` rows (at least one) replaced by
     verbatim training rows drawn without replacement.
 
@@ -116,8 +127,9 @@ def plant_copies(data: AuditData, synthetic: SyntheticRows, share: float,
     return replace_rows(data, synthetic, positions, sources)
 
 
-def replace_rows(data: AuditData, synthetic: SyntheticRows, positions: np.ndarray,
-                 sources: np.ndarray) -> SyntheticRows:
+def replace_rows(
+    data: AuditData, synthetic: SyntheticRows, positions: np.ndarray, sources: np.ndarray
+) -> SyntheticRows:
     """``synthetic`` with rows ``positions`` replaced by training rows ``sources``."""
     frame = synthetic.frame.copy()
     frame.iloc[positions] = data.train.iloc[sources].to_numpy()

@@ -35,8 +35,9 @@ def population_stability_index(a: np.ndarray, b: np.ndarray) -> float:
     return float(((q - p) * np.log(q / p)).sum())
 
 
-def column_drift(a: pd.DataFrame, b: pd.DataFrame, column: str, numeric: bool,
-                 discretiser: Discretiser) -> dict[str, float | str]:
+def column_drift(
+    a: pd.DataFrame, b: pd.DataFrame, column: str, numeric: bool, discretiser: Discretiser
+) -> dict[str, float | str]:
     """PSI, test statistic and p-value, and JS distance of one column."""
     if numeric:
         x, y = numeric_values(a[column]), numeric_values(b[column])
@@ -59,12 +60,18 @@ def column_drift(a: pd.DataFrame, b: pd.DataFrame, column: str, numeric: bool,
             statistic, p_value = 0.0, 1.0
         name = "chi2"
     js = float(jensenshannon(p / max(p.sum(), 1), q / max(q.sum(), 1), base=2)) if p.sum() and q.sum() else 1.0
-    return {"psi": population_stability_index(p, q), "test": name, "statistic": float(statistic),
-            "p_value": float(p_value), "js_distance": 0.0 if np.isnan(js) else js}
+    return {
+        "psi": population_stability_index(p, q),
+        "test": name,
+        "statistic": float(statistic),
+        "p_value": float(p_value),
+        "js_distance": 0.0 if np.isnan(js) else js,
+    }
 
 
-def drift_checks(a: pd.DataFrame, b: pd.DataFrame, schema: dict | TableSchema,
-                 thresholds: dict[str, float | None] | None = None) -> list[CheckResult]:
+def drift_checks(
+    a: pd.DataFrame, b: pd.DataFrame, schema: dict | TableSchema, thresholds: dict[str, float | None] | None = None
+) -> list[CheckResult]:
     """Drift from version ``a`` to version ``b``: largest PSI, largest JS distance and largest
     association change, each with per-column details (defaults 0.2, 0.1, 0.1)."""
     schema = schema if isinstance(schema, TableSchema) else TableSchema.from_dict(schema)
@@ -79,12 +86,27 @@ def drift_checks(a: pd.DataFrame, b: pd.DataFrame, schema: dict | TableSchema,
     details = {"per_column": per_column}
     bars = {"kind": "bars", "labels": columns}
     return [
-        judge("drift_psi", max(psi.values()), thresholds=thresholds, baseline=0.0,
-              details={**details, "worst_column": max(psi, key=psi.get)},
-              chart={**bars, "values": list(psi.values())}),
-        judge("drift_js", max(js.values()), thresholds=thresholds, baseline=0.0,
-              details={"worst_column": max(js, key=js.get), "js": js},
-              chart={**bars, "values": list(js.values())}),
-        judge("drift_association", float(difference.max()), thresholds=thresholds, baseline=0.0,
-              chart={"kind": "matrix", "labels": columns, "matrix": difference.round(4).tolist()}),
+        judge(
+            "drift_psi",
+            max(psi.values()),
+            thresholds=thresholds,
+            baseline=0.0,
+            details={**details, "worst_column": max(psi, key=psi.get)},
+            chart={**bars, "values": list(psi.values())},
+        ),
+        judge(
+            "drift_js",
+            max(js.values()),
+            thresholds=thresholds,
+            baseline=0.0,
+            details={"worst_column": max(js, key=js.get), "js": js},
+            chart={**bars, "values": list(js.values())},
+        ),
+        judge(
+            "drift_association",
+            float(difference.max()),
+            thresholds=thresholds,
+            baseline=0.0,
+            chart={"kind": "matrix", "labels": columns, "matrix": difference.round(4).tolist()},
+        ),
     ]

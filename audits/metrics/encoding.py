@@ -132,14 +132,18 @@ class Discretiser:
             if column in self.schema.numeric:
                 edges = quantile_edges(numeric_values(reference[column]), self.n_bins)
                 self.edges_[column] = edges
-                inner = [f"[{_short(a)}, {_short(b)})" for a, b in
-                         zip(edges[:-1], edges[1:], strict=True)] or [f"{_short(edges[0])}"]
-                self.levels_[column] = [f"< {_short(edges[0])}", *inner,
-                                        *([""] * (len(edges) - len(inner))),
-                                        f"> {_short(edges[-1])}", "missing"]
+                inner = [f"[{_short(a)}, {_short(b)})" for a, b in zip(edges[:-1], edges[1:], strict=True)] or [
+                    f"{_short(edges[0])}"
+                ]
+                self.levels_[column] = [
+                    f"< {_short(edges[0])}",
+                    *inner,
+                    *([""] * (len(edges) - len(inner))),
+                    f"> {_short(edges[-1])}",
+                    "missing",
+                ]
             else:
-                seen = pd.unique(np.concatenate([category_values(f[column])
-                                                 for f in (reference, *others)]))
+                seen = pd.unique(np.concatenate([category_values(f[column]) for f in (reference, *others)]))
                 ordered = sorted(seen, key=str)
                 self.vocab_[column] = {v: i for i, v in enumerate(ordered)}
                 self.levels_[column] = [str(v) for v in ordered]
@@ -232,9 +236,14 @@ class Embedder:
         return block
 
 
-def nearest_neighbours(queries: np.ndarray, reference: np.ndarray, *, n_neighbours: int = 1,
-                       features: np.ndarray | None = None,
-                       chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    queries: np.ndarray,
+    reference: np.ndarray,
+    *,
+    n_neighbours: int = 1,
+    features: np.ndarray | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances to, and indices of, each query's ``n_neighbours`` nearest reference rows.
 
     Brute force in blocks of queries x reference rows so that no block exceeds ``chunk_bytes``

@@ -34,8 +34,9 @@ def total_variation(p_codes: np.ndarray, q_codes: np.ndarray, n_levels: int) -> 
     return 0.5 * float(np.abs(p - q).sum())
 
 
-def fidelity_checks(train: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema,
-                    thresholds: dict[str, float | None] | None = None) -> list[CheckResult]:
+def fidelity_checks(
+    train: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, thresholds: dict[str, float | None] | None = None
+) -> list[CheckResult]:
     """1-way TVD, 2-way TVD and association difference of ``synthetic`` against ``train``."""
     discretiser = Discretiser(schema).fit(train, synthetic)
     real, fake = discretiser.transform(train), discretiser.transform(synthetic)
@@ -45,7 +46,8 @@ def fidelity_checks(train: pd.DataFrame, synthetic: pd.DataFrame, schema: TableS
     two_way = {}
     for i, j in itertools.combinations(range(len(columns)), 2):
         two_way[(columns[i], columns[j])] = total_variation(
-            real[:, i] * sizes[j] + real[:, j], fake[:, i] * sizes[j] + fake[:, j], sizes[i] * sizes[j])
+            real[:, i] * sizes[j] + real[:, j], fake[:, i] * sizes[j] + fake[:, j], sizes[i] * sizes[j]
+        )
     real_assoc = association_matrix(train, schema)
     fake_assoc = association_matrix(synthetic, schema)
     difference = np.abs(real_assoc - fake_assoc)
@@ -53,31 +55,50 @@ def fidelity_checks(train: pd.DataFrame, synthetic: pd.DataFrame, schema: TableS
     marginals = [_marginal(discretiser, real[:, i], fake[:, i], c) for i, c in enumerate(columns)]
     worst_pairs = sorted(two_way.items(), key=lambda kv: -kv[1])[:10]
     return [
-        judge("tvd_1way", float(np.mean(list(one_way.values()))), thresholds=thresholds, baseline=0.0,
-              details={"per_column": one_way, "worst_column": max(one_way, key=one_way.get)},
-              chart={"kind": "marginals", "columns": marginals}),
-        judge("tvd_2way", float(np.mean(list(two_way.values()))) if two_way else 0.0,
-              thresholds=thresholds, baseline=0.0,
-              details={"n_pairs": len(two_way),
-                       "worst_pairs": [{"columns": list(k), "tvd": v} for k, v in worst_pairs]}),
-        judge("association_difference", float(upper.mean()) if upper.size else 0.0,
-              thresholds=thresholds, baseline=0.0,
-              details={"max": float(upper.max()) if upper.size else 0.0},
-              chart={"kind": "matrix", "labels": columns, "matrix": difference.round(4).tolist(),
-                     "real": real_assoc.round(4).tolist(),
-                     "synthetic": fake_assoc.round(4).tolist()}),
+        judge(
+            "tvd_1way",
+            float(np.mean(list(one_way.values()))),
+            thresholds=thresholds,
+            baseline=0.0,
+            details={"per_column": one_way, "worst_column": max(one_way, key=one_way.get)},
+            chart={"kind": "marginals", "columns": marginals},
+        ),
+        judge(
+            "tvd_2way",
+            float(np.mean(list(two_way.values()))) if two_way else 0.0,
+            thresholds=thresholds,
+            baseline=0.0,
+            details={"n_pairs": len(two_way), "worst_pairs": [{"columns": list(k), "tvd": v} for k, v in worst_pairs]},
+        ),
+        judge(
+            "association_difference",
+            float(upper.mean()) if upper.size else 0.0,
+            thresholds=thresholds,
+            baseline=0.0,
+            details={"max": float(upper.max()) if upper.size else 0.0},
+            chart={
+                "kind": "matrix",
+                "labels": columns,
+                "matrix": difference.round(4).tolist(),
+                "real": real_assoc.round(4).tolist(),
+                "synthetic": fake_assoc.round(4).tolist(),
+            },
+        ),
     ]
 
 
-def _marginal(discretiser: Discretiser, real: np.ndarray, fake: np.ndarray,
-              column: str) -> dict[str, Any]:
+def _marginal(discretiser: Discretiser, real: np.ndarray, fake: np.ndarray, column: str) -> dict[str, Any]:
     levels = discretiser.levels_[column] + ["unseen"]
     n = len(levels)
     p = np.bincount(real, minlength=n)[:n] / max(len(real), 1)
     q = np.bincount(fake, minlength=n)[:n] / max(len(fake), 1)
     keep = (p > 0) | (q > 0)
-    return {"column": column, "levels": [lv for lv, k in zip(levels, keep, strict=True) if k],
-            "real": p[keep].round(5).tolist(), "synthetic": q[keep].round(5).tolist()}
+    return {
+        "column": column,
+        "levels": [lv for lv, k in zip(levels, keep, strict=True) if k],
+        "real": p[keep].round(5).tolist(),
+        "synthetic": q[keep].round(5).tolist(),
+    }
 
 
 def association_matrix(frame: pd.DataFrame, schema: TableSchema) -> np.ndarray:

@@ -58,19 +58,23 @@ class Candidates:
             reference = data.holdout_embedding[fold != f]
             pick_m = np.flatnonzero(member_fold == f)
             pick_n = np.flatnonzero(fold[non_members] == f)
-            queries = np.vstack([data.train_embedding[members[pick_m]],
-                                 data.holdout_embedding[non_members[pick_n]]])
+            queries = np.vstack([data.train_embedding[members[pick_m]], data.holdout_embedding[non_members[pick_n]]])
             d, _ = nearest_neighbours(queries, reference)
             distance[pick_m] = d[: len(pick_m), 0]
-            distance[m + pick_n] = d[len(pick_m):, 0]
+            distance[m + pick_n] = d[len(pick_m) :, 0]
         return cls(members, non_members, distance)
 
 
-def membership_checks(data: AuditData, synthetic: SyntheticRows, candidates: Candidates, *,
-                      thresholds: Thresholds = None, outlier_share: float = 0.10) -> list[CheckResult]:
+def membership_checks(
+    data: AuditData,
+    synthetic: SyntheticRows,
+    candidates: Candidates,
+    *,
+    thresholds: Thresholds = None,
+    outlier_share: float = 0.10,
+) -> list[CheckResult]:
     """DOMIAS and distance attacks: AUC and TPR-at-1 %-FPR checks, plus the outlier AUC."""
-    queries = np.vstack([data.train_embedding[candidates.members],
-                         data.holdout_embedding[candidates.non_members]])
+    queries = np.vstack([data.train_embedding[candidates.members], data.holdout_embedding[candidates.non_members]])
     synth_distance, _ = synthetic.nearest("membership", queries)
     m = len(candidates.members)
     truth = np.r_[np.ones(m, dtype=int), np.zeros(m, dtype=int)]
@@ -78,8 +82,7 @@ def membership_checks(data: AuditData, synthetic: SyntheticRows, candidates: Can
         "domias": np.log(candidates.reference_distance + SMOOTHING) - np.log(synth_distance + SMOOTHING),
         "distance": -synth_distance,
     }
-    outlying = candidates.reference_distance >= np.quantile(candidates.reference_distance,
-                                                            1 - outlier_share)
+    outlying = candidates.reference_distance >= np.quantile(candidates.reference_distance, 1 - outlier_share)
     results, outlier_summaries = [], {}
     for attack, score in scores.items():
         summary = attack_summary(truth, score)
@@ -87,14 +90,23 @@ def membership_checks(data: AuditData, synthetic: SyntheticRows, candidates: Can
         outlier_summaries[attack] = attack_summary(truth[outlying], score[outlying])
     worst = max(outlier_summaries, key=lambda a: outlier_summaries[a]["auc"])
     chosen = outlier_summaries[worst]
-    results.append(judge(
-        "membership_outlier_auc", chosen["auc"], thresholds=thresholds, baseline=0.5,
-        ci=(chosen["auc_ci_low"], chosen["auc_ci_high"]),
-        details={"attack": worst, "outlier_share": outlier_share,
-                 "n_members": int(truth[outlying].sum()),
-                 "n_non_members": int((1 - truth[outlying]).sum()),
-                 "per_attack": {a: _without_roc(s) for a, s in outlier_summaries.items()}},
-        chart={"kind": "roc", "fpr": chosen["roc_fpr"], "tpr": chosen["roc_tpr"]}))
+    results.append(
+        judge(
+            "membership_outlier_auc",
+            chosen["auc"],
+            thresholds=thresholds,
+            baseline=0.5,
+            ci=(chosen["auc_ci_low"], chosen["auc_ci_high"]),
+            details={
+                "attack": worst,
+                "outlier_share": outlier_share,
+                "n_members": int(truth[outlying].sum()),
+                "n_non_members": int((1 - truth[outlying]).sum()),
+                "per_attack": {a: _without_roc(s) for a, s in outlier_summaries.items()},
+            },
+            chart={"kind": "roc", "fpr": chosen["roc_fpr"], "tpr": chosen["roc_tpr"]},
+        )
+    )
     return results
 
 
@@ -102,10 +114,24 @@ def _attack_results(attack: str, summary: dict, thresholds: Thresholds) -> list[
     details = {"attack": attack, **_without_roc(summary)}
     chart = {"kind": "roc", "fpr": summary["roc_fpr"], "tpr": summary["roc_tpr"]}
     return [
-        judge(f"membership_{attack}_auc", summary["auc"], thresholds=thresholds, baseline=0.5,
-              ci=(summary["auc_ci_low"], summary["auc_ci_high"]), details=details, chart=chart),
-        judge(f"membership_{attack}_tpr", summary["tpr_at_1pct_fpr"], thresholds=thresholds,
-              baseline=0.01, ci=tuple(summary["tpr_at_1pct_fpr_ci"]), details=details, chart=chart),
+        judge(
+            f"membership_{attack}_auc",
+            summary["auc"],
+            thresholds=thresholds,
+            baseline=0.5,
+            ci=(summary["auc_ci_low"], summary["auc_ci_high"]),
+            details=details,
+            chart=chart,
+        ),
+        judge(
+            f"membership_{attack}_tpr",
+            summary["tpr_at_1pct_fpr"],
+            thresholds=thresholds,
+            baseline=0.01,
+            ci=tuple(summary["tpr_at_1pct_fpr_ci"]),
+            details=details,
+            chart=chart,
+        ),
     ]
 
 
@@ -123,17 +149,21 @@ def attack_summary(truth: np.ndarray, scores: np.ndarray) -> dict:
     for label, level in (("1pct", 0.01), ("0p1pct", 0.001)):
         value = float(np.interp(level, fpr, tpr))
         rates[f"tpr_at_{label}_fpr"] = value
-        rates[f"tpr_at_{label}_fpr_ci"] = list(wilson_interval(int(round(value * n_members)),
-                                                               n_members))
+        rates[f"tpr_at_{label}_fpr_ci"] = list(wilson_interval(int(round(value * n_members)), n_members))
     grid = np.unique(np.r_[np.linspace(0, 1, 41), np.geomspace(1e-3, 1, 10)])
-    return {"auc": auc, "auc_ci_low": low, "auc_ci_high": high, **rates,
-            "n_members": n_members, "n_non_members": int(len(truth) - n_members),
-            "roc_fpr": grid.round(4).tolist(),
-            "roc_tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
+    return {
+        "auc": auc,
+        "auc_ci_low": low,
+        "auc_ci_high": high,
+        **rates,
+        "n_members": n_members,
+        "n_non_members": int(len(truth) - n_members),
+        "roc_fpr": grid.round(4).tolist(),
+        "roc_tpr": np.interp(grid, fpr, tpr).round(4).tolist(),
+    }
 
 
-def delong_auc(positive: np.ndarray, negative: np.ndarray,
-               confidence: float = 0.95) -> tuple[float, float, float]:
+def delong_auc(positive: np.ndarray, negative: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """ROC AUC of scores ``positive`` vs ``negative`` with DeLong's interval.
 
     Parameters

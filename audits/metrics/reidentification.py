@@ -30,8 +30,7 @@ from audits.metrics.encoding import nearest_neighbours, row_keys
 Thresholds = dict[str, float | None] | None
 
 
-def exact_copies_check(data: AuditData, synthetic: SyntheticRows,
-                       thresholds: Thresholds = None) -> CheckResult:
+def exact_copies_check(data: AuditData, synthetic: SyntheticRows, thresholds: Thresholds = None) -> CheckResult:
     """Share of synthetic rows copying a training-only row, net of the holdout control."""
     train_only = np.setdiff1d(data.train_keys, data.holdout_keys)
     holdout_only = np.setdiff1d(data.holdout_keys, data.train_keys)
@@ -42,25 +41,34 @@ def exact_copies_check(data: AuditData, synthetic: SyntheticRows,
     scale = len(train_only) / max(len(holdout_only), 1)
     baseline = min(1.0, control.mean() * scale)
     value = max(0.0, float(main.mean()) - baseline)
-    return judge("exact_copies", value, thresholds=thresholds, baseline=baseline,
-                 ci=wilson_interval(int(main.sum()), n),
-                 details={"n_copies": int(copies.sum()), "copy_share": float(copies.mean()),
-                          "n_training_only_copies": int(main.sum()),
-                          "training_only_share": float(main.mean()),
-                          "n_holdout_only_copies": int(control.sum()),
-                          "holdout_only_share": float(control.mean()),
-                          "control_scale": scale, "n_synthetic": n,
-                          "ci_applies_to": "training_only_share"})
+    return judge(
+        "exact_copies",
+        value,
+        thresholds=thresholds,
+        baseline=baseline,
+        ci=wilson_interval(int(main.sum()), n),
+        details={
+            "n_copies": int(copies.sum()),
+            "copy_share": float(copies.mean()),
+            "n_training_only_copies": int(main.sum()),
+            "training_only_share": float(main.mean()),
+            "n_holdout_only_copies": int(control.sum()),
+            "holdout_only_share": float(control.mean()),
+            "control_scale": scale,
+            "n_synthetic": n,
+            "ci_applies_to": "training_only_share",
+        },
+    )
 
 
-def unique_row_reproduction_check(data: AuditData, synthetic: SyntheticRows,
-                                  thresholds: Thresholds = None) -> CheckResult:
+def unique_row_reproduction_check(
+    data: AuditData, synthetic: SyntheticRows, thresholds: Thresholds = None
+) -> CheckResult:
     """Synthetic rows reproducing in full a training row unique on its quasi-identifiers."""
     schema = data.schema
     qis = schema.with_role("quasi_identifier")
     if not qis:
-        return skipped("unique_row_reproduction", "the schema declares no quasi-identifiers",
-                       thresholds)
+        return skipped("unique_row_reproduction", "the schema declares no quasi-identifiers", thresholds)
     unique_train = _unique_on(data.train, qis)
     at_risk = np.setdiff1d(data.train_keys[unique_train], data.holdout_keys)
     hits = np.isin(synthetic.keys, at_risk)
@@ -68,12 +76,20 @@ def unique_row_reproduction_check(data: AuditData, synthetic: SyntheticRows,
     # positions only: the reproduced rows are real people's records and must not be copied into
     # audit records or datasheets
     positions = np.flatnonzero(hits)[:20].tolist()
-    return judge("unique_row_reproduction", float(hits.sum()), thresholds=thresholds, baseline=0.0,
-                 details={"n_unique_training_rows": int(unique_train.sum()),
-                          "n_at_risk": len(at_risk),
-                          "n_reproduced_rows": int(len(np.unique(synthetic.keys[hits]))),
-                          "quasi_identifiers": qis, "synthetic_positions": positions,
-                          "qi_sensitive_matches": partial})
+    return judge(
+        "unique_row_reproduction",
+        float(hits.sum()),
+        thresholds=thresholds,
+        baseline=0.0,
+        details={
+            "n_unique_training_rows": int(unique_train.sum()),
+            "n_at_risk": len(at_risk),
+            "n_reproduced_rows": int(len(np.unique(synthetic.keys[hits]))),
+            "quasi_identifiers": qis,
+            "synthetic_positions": positions,
+            "qi_sensitive_matches": partial,
+        },
+    )
 
 
 def _unique_on(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -82,8 +98,7 @@ def _unique_on(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return counts[inverse] == 1
 
 
-def _partial_matches(data: AuditData, synthetic: SyntheticRows,
-                     columns: list[str]) -> dict[str, float]:
+def _partial_matches(data: AuditData, synthetic: SyntheticRows, columns: list[str]) -> dict[str, float]:
     """Share of QI-unique training rows (and, as control, QI-unique holdout rows) whose
     quasi-identifier + sensitive values appear in the synthetic rows."""
     qis = data.schema.with_role("quasi_identifier")
@@ -97,8 +112,7 @@ def _partial_matches(data: AuditData, synthetic: SyntheticRows,
     return rates
 
 
-def k_anonymity_checks(data: AuditData, synthetic: SyntheticRows,
-                       thresholds: Thresholds = None) -> list[CheckResult]:
+def k_anonymity_checks(data: AuditData, synthetic: SyntheticRows, thresholds: Thresholds = None) -> list[CheckResult]:
     """k-anonymity and l-diversity of the release on the quasi-identifiers (information)."""
     schema = data.schema
     qis = schema.with_role("quasi_identifier")
@@ -108,59 +122,78 @@ def k_anonymity_checks(data: AuditData, synthetic: SyntheticRows,
     groups = pd.Series(row_keys(synthetic.frame, qis))
     sizes = groups.value_counts()
     row_sizes = groups.map(sizes).to_numpy()
-    histogram = {str(k): int(v) for k, v in
-                 pd.cut(sizes, [0, 1, 2, 4, 9, 19, 49, np.inf],
-                        labels=["1", "2", "3-4", "5-9", "10-19", "20-49", "50+"]).value_counts(
-                            sort=False).items()}
-    k_result = judge("k_anonymity", float(sizes.min()), thresholds=thresholds,
-                     details={"n_classes": len(sizes), "share_rows_k1": float((row_sizes == 1).mean()),
-                              "share_rows_below_5": float((row_sizes < 5).mean()),
-                              "quasi_identifiers": qis},
-                     chart={"kind": "histogram", "bins": list(histogram),
-                            "counts": list(histogram.values())})
+    histogram = {
+        str(k): int(v)
+        for k, v in pd.cut(
+            sizes, [0, 1, 2, 4, 9, 19, 49, np.inf], labels=["1", "2", "3-4", "5-9", "10-19", "20-49", "50+"]
+        )
+        .value_counts(sort=False)
+        .items()
+    }
+    k_result = judge(
+        "k_anonymity",
+        float(sizes.min()),
+        thresholds=thresholds,
+        details={
+            "n_classes": len(sizes),
+            "share_rows_k1": float((row_sizes == 1).mean()),
+            "share_rows_below_5": float((row_sizes < 5).mean()),
+            "quasi_identifiers": qis,
+        },
+        chart={"kind": "histogram", "bins": list(histogram), "counts": list(histogram.values())},
+    )
     sensitive = schema.with_role("sensitive")
     if not sensitive:
-        return [k_result, skipped("l_diversity", "the schema declares no sensitive columns",
-                                  thresholds)]
+        return [k_result, skipped("l_diversity", "the schema declares no sensitive columns", thresholds)]
     per_column = {}
     for column in sensitive:
-        distinct = pd.DataFrame({"g": groups, "s": synthetic.frame[column].astype(str)}).groupby(
-            "g")["s"].nunique()
-        per_column[column] = {"l": int(distinct.min()),
-                              "share_classes_l1": float((distinct == 1).mean())}
+        distinct = pd.DataFrame({"g": groups, "s": synthetic.frame[column].astype(str)}).groupby("g")["s"].nunique()
+        per_column[column] = {"l": int(distinct.min()), "share_classes_l1": float((distinct == 1).mean())}
     l_value = min(v["l"] for v in per_column.values())
-    return [k_result, judge("l_diversity", float(l_value), thresholds=thresholds,
-                            details={"per_column": per_column})]
+    return [k_result, judge("l_diversity", float(l_value), thresholds=thresholds, details={"per_column": per_column})]
 
 
-def dcr_check(data: AuditData, synthetic: SyntheticRows, *, n_queries: int = 2000,
-              random_state: int = 0, thresholds: Thresholds = None) -> CheckResult:
+def dcr_check(
+    data: AuditData,
+    synthetic: SyntheticRows,
+    *,
+    n_queries: int = 2000,
+    random_state: int = 0,
+    thresholds: Thresholds = None,
+) -> CheckResult:
     """DCR of synthetic and holdout rows to the training rows, and NNDR (information only)."""
     rng = np.random.default_rng(random_state)
     synth_pick = _subsample(rng, len(synthetic.embedding), n_queries)
     hold_pick = _subsample(rng, len(data.holdout_embedding), n_queries)
-    synth_d, _ = nearest_neighbours(synthetic.embedding[synth_pick], data.train_embedding,
-                                    n_neighbours=2)
-    hold_d, _ = nearest_neighbours(data.holdout_embedding[hold_pick], data.train_embedding,
-                                   n_neighbours=2)
+    synth_d, _ = nearest_neighbours(synthetic.embedding[synth_pick], data.train_embedding, n_neighbours=2)
+    hold_d, _ = nearest_neighbours(data.holdout_embedding[hold_pick], data.train_embedding, n_neighbours=2)
     synth_median, hold_median = float(np.median(synth_d[:, 0])), float(np.median(hold_d[:, 0]))
     ratio = synth_median / hold_median if hold_median > 0 else (1.0 if synth_median == 0 else np.inf)
     top = float(max(np.quantile(synth_d[:, 0], 0.99), np.quantile(hold_d[:, 0], 0.99), 1e-9))
     edges = np.linspace(0, top, 31)
-    return judge("distance_to_closest_record", ratio, thresholds=thresholds, baseline=1.0,
-                 details={"synthetic_median_dcr": synth_median, "holdout_median_dcr": hold_median,
-                          "synthetic_share_dcr_zero": float((synth_d[:, 0] == 0).mean()),
-                          "holdout_share_dcr_zero": float((hold_d[:, 0] == 0).mean()),
-                          "synthetic_median_nndr": float(np.median(_nndr(synth_d))),
-                          "holdout_median_nndr": float(np.median(_nndr(hold_d))),
-                          "synthetic_dcr_5th_percentile": float(np.quantile(synth_d[:, 0], 0.05)),
-                          "holdout_dcr_5th_percentile": float(np.quantile(hold_d[:, 0], 0.05)),
-                          "n_queries": len(synth_pick)},
-                 chart={"kind": "histogram", "edges": edges.round(5).tolist(),
-                        "synthetic_to_train": np.histogram(np.minimum(synth_d[:, 0], top),
-                                                           edges)[0].tolist(),
-                        "holdout_to_train": np.histogram(np.minimum(hold_d[:, 0], top),
-                                                         edges)[0].tolist()})
+    return judge(
+        "distance_to_closest_record",
+        ratio,
+        thresholds=thresholds,
+        baseline=1.0,
+        details={
+            "synthetic_median_dcr": synth_median,
+            "holdout_median_dcr": hold_median,
+            "synthetic_share_dcr_zero": float((synth_d[:, 0] == 0).mean()),
+            "holdout_share_dcr_zero": float((hold_d[:, 0] == 0).mean()),
+            "synthetic_median_nndr": float(np.median(_nndr(synth_d))),
+            "holdout_median_nndr": float(np.median(_nndr(hold_d))),
+            "synthetic_dcr_5th_percentile": float(np.quantile(synth_d[:, 0], 0.05)),
+            "holdout_dcr_5th_percentile": float(np.quantile(hold_d[:, 0], 0.05)),
+            "n_queries": len(synth_pick),
+        },
+        chart={
+            "kind": "histogram",
+            "edges": edges.round(5).tolist(),
+            "synthetic_to_train": np.histogram(np.minimum(synth_d[:, 0], top), edges)[0].tolist(),
+            "holdout_to_train": np.histogram(np.minimum(hold_d[:, 0], top), edges)[0].tolist(),
+        },
+    )
 
 
 def _nndr(distances: np.ndarray) -> np.ndarray:

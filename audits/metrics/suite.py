@@ -59,9 +59,14 @@ class ControlResult:
     checks: list[CheckResult]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "share": self.share, "n_planted": self.n_planted,
-                "caught": self.caught, "caught_by": self.caught_by,
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "family": self.family,
+            "share": self.share,
+            "n_planted": self.n_planted,
+            "caught": self.caught,
+            "caught_by": self.caught_by,
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
 
 @dataclass
@@ -92,11 +97,18 @@ class AuditResult:
         return next(c for c in self.checks if c.name == name)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_plain({"verdict": self.verdict, "blocked": self.blocked,
-                       "privacy_flagged": self.privacy_flagged,
-                       "failed_checks": self.failed_checks, "random_state": self.random_state,
-                       "timings": self.timings, "checks": [c.to_dict() for c in self.checks],
-                       "controls": [c.to_dict() for c in self.controls]})
+        return to_plain(
+            {
+                "verdict": self.verdict,
+                "blocked": self.blocked,
+                "privacy_flagged": self.privacy_flagged,
+                "failed_checks": self.failed_checks,
+                "random_state": self.random_state,
+                "timings": self.timings,
+                "checks": [c.to_dict() for c in self.checks],
+                "controls": [c.to_dict() for c in self.controls],
+            }
+        )
 
 
 class _Timer:
@@ -114,26 +126,51 @@ class _Timer:
         return out
 
 
-def privacy_checks(data: AuditData, synthetic: SyntheticRows, targets: Targets,
-                   candidates: Candidates, *, seeds: list[int], thresholds: dict | None,
-                   timer: _Timer, suffix: str = "") -> tuple[list[CheckResult], list[CheckResult]]:
+def privacy_checks(
+    data: AuditData,
+    synthetic: SyntheticRows,
+    targets: Targets,
+    candidates: Candidates,
+    *,
+    seeds: list[int],
+    thresholds: dict | None,
+    timer: _Timer,
+    suffix: str = "",
+) -> tuple[list[CheckResult], list[CheckResult]]:
     """Re-identification and membership checks of one synthetic table."""
-    reid = timer.run(f"reidentification{suffix}", lambda: [
-        exact_copies_check(data, synthetic, thresholds),
-        unique_row_reproduction_check(data, synthetic, thresholds)])
-    reid += timer.run(f"attacks{suffix}", lambda: attack_checks(
-        data, synthetic, targets, random_state=seeds[0], thresholds=thresholds))
-    membership = timer.run(f"membership{suffix}", lambda: membership_checks(
-        data, synthetic, candidates, thresholds=thresholds))
+    reid = timer.run(
+        f"reidentification{suffix}",
+        lambda: [
+            exact_copies_check(data, synthetic, thresholds),
+            unique_row_reproduction_check(data, synthetic, thresholds),
+        ],
+    )
+    reid += timer.run(
+        f"attacks{suffix}",
+        lambda: attack_checks(data, synthetic, targets, random_state=seeds[0], thresholds=thresholds),
+    )
+    membership = timer.run(
+        f"membership{suffix}", lambda: membership_checks(data, synthetic, candidates, thresholds=thresholds)
+    )
     return reid, membership
 
 
-def run_audit(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-              schema: dict[str, Any], thresholds: dict[str, float | None] | None = None,
-              random_state: int = 0, *, released: pd.DataFrame | None = None,
-              control_share: float = DEFAULT_CONTROL_SHARE, n_targets: int = 2000,
-              n_candidates: int = 5000, privacy_only: bool = False,
-              with_controls: bool = True, n_threads: int = 1) -> AuditResult:
+def run_audit(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: dict[str, Any],
+    thresholds: dict[str, float | None] | None = None,
+    random_state: int = 0,
+    *,
+    released: pd.DataFrame | None = None,
+    control_share: float = DEFAULT_CONTROL_SHARE,
+    n_targets: int = 2000,
+    n_candidates: int = 5000,
+    privacy_only: bool = False,
+    with_controls: bool = True,
+    n_threads: int = 1,
+) -> AuditResult:
     """Run every check on ``synthetic`` and the positive controls; see the module docstring.
 
     Parameters
@@ -164,33 +201,72 @@ def run_audit(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFram
         threads per library were measured 1.5-20x slower than one, and results do not change.
     """
     with threadpool_limits(limits=n_threads):
-        return _run_audit(train, holdout, synthetic, schema, thresholds, random_state,
-                          released=released, control_share=control_share, n_targets=n_targets,
-                          n_candidates=n_candidates, privacy_only=privacy_only,
-                          with_controls=with_controls)
+        return _run_audit(
+            train,
+            holdout,
+            synthetic,
+            schema,
+            thresholds,
+            random_state,
+            released=released,
+            control_share=control_share,
+            n_targets=n_targets,
+            n_candidates=n_candidates,
+            privacy_only=privacy_only,
+            with_controls=with_controls,
+        )
 
 
-def _run_audit(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-               schema: dict[str, Any], thresholds: dict[str, float | None] | None,
-               random_state: int, *, released: pd.DataFrame | None, control_share: float,
-               n_targets: int, n_candidates: int, privacy_only: bool,
-               with_controls: bool) -> AuditResult:
+def _run_audit(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: dict[str, Any],
+    thresholds: dict[str, float | None] | None,
+    random_state: int,
+    *,
+    released: pd.DataFrame | None,
+    control_share: float,
+    n_targets: int,
+    n_candidates: int,
+    privacy_only: bool,
+    with_controls: bool,
+) -> AuditResult:
     table = TableSchema.from_dict(schema)
     for frame, what in ((train, "train"), (holdout, "holdout"), (synthetic, "synthetic")):
         table.check_frame(frame, what)
     timer = _Timer()
     data = timer.run("prepare", lambda: AuditData.prepare(train, holdout, table))
     rows = timer.run("prepare", lambda: data.synthetic(synthetic))
-    return audit_rows(data, rows, thresholds, random_state, released=released,
-                      control_share=control_share, n_targets=n_targets, n_candidates=n_candidates,
-                      privacy_only=privacy_only, with_controls=with_controls, timer=timer)
+    return audit_rows(
+        data,
+        rows,
+        thresholds,
+        random_state,
+        released=released,
+        control_share=control_share,
+        n_targets=n_targets,
+        n_candidates=n_candidates,
+        privacy_only=privacy_only,
+        with_controls=with_controls,
+        timer=timer,
+    )
 
 
-def audit_rows(data: AuditData, rows: SyntheticRows, thresholds: dict[str, float | None] | None,
-               random_state: int, *, released: pd.DataFrame | None = None,
-               control_share: float = DEFAULT_CONTROL_SHARE, n_targets: int = 2000,
-               n_candidates: int = 5000, privacy_only: bool = False, with_controls: bool = True,
-               timer: _Timer | None = None) -> AuditResult:
+def audit_rows(
+    data: AuditData,
+    rows: SyntheticRows,
+    thresholds: dict[str, float | None] | None,
+    random_state: int,
+    *,
+    released: pd.DataFrame | None = None,
+    control_share: float = DEFAULT_CONTROL_SHARE,
+    n_targets: int = 2000,
+    n_candidates: int = 5000,
+    privacy_only: bool = False,
+    with_controls: bool = True,
+    timer: _Timer | None = None,
+) -> AuditResult:
     """:func:`run_audit` on prepared rows (calibration audits many variants of one table: a
     variant built with :func:`audits.metrics.context.replace_rows` reuses its parent's
     nearest-neighbour searches)."""
@@ -201,45 +277,75 @@ def audit_rows(data: AuditData, rows: SyntheticRows, thresholds: dict[str, float
     if key not in data.memo:
         data.memo[key] = timer.run("membership", lambda: Candidates.draw(data, n_candidates, seeds[2]))
     candidates = data.memo[key]
-    checks = [] if privacy_only else quality_checks(data, rows, released=released, seeds=seeds,
-                                                    thresholds=thresholds, timer=timer)
-    reid, membership = privacy_checks(data, rows, targets, candidates, seeds=seeds,
-                                      thresholds=thresholds, timer=timer)
+    checks = (
+        []
+        if privacy_only
+        else quality_checks(data, rows, released=released, seeds=seeds, thresholds=thresholds, timer=timer)
+    )
+    reid, membership = privacy_checks(data, rows, targets, candidates, seeds=seeds, thresholds=thresholds, timer=timer)
     checks += reid
     checks += timer.run("reidentification", lambda: k_anonymity_checks(data, rows, thresholds))
-    checks += timer.run("dcr", lambda: [dcr_check(data, rows, random_state=seeds[4],
-                                                  thresholds=thresholds)])
+    checks += timer.run("dcr", lambda: [dcr_check(data, rows, random_state=seeds[4], thresholds=thresholds)])
     checks += membership
-    controls = timer.run("controls", lambda: positive_controls(
-        data, rows, targets, candidates, share=control_share, seeds=seeds, thresholds=thresholds,
-        timer=timer)) if with_controls else []
-    return AuditResult(_verdict(checks, controls), any(c.failed and c.blocking for c in checks),
-                       checks, controls, {k: round(v, 3) for k, v in timer.timings.items()},
-                       random_state)
+    controls = (
+        timer.run(
+            "controls",
+            lambda: positive_controls(
+                data, rows, targets, candidates, share=control_share, seeds=seeds, thresholds=thresholds, timer=timer
+            ),
+        )
+        if with_controls
+        else []
+    )
+    return AuditResult(
+        _verdict(checks, controls),
+        any(c.failed and c.blocking for c in checks),
+        checks,
+        controls,
+        {k: round(v, 3) for k, v in timer.timings.items()},
+        random_state,
+    )
 
 
-def quality_checks(data: AuditData, rows: SyntheticRows, *, released: pd.DataFrame | None,
-                   seeds: list[int], thresholds: dict | None, timer: _Timer) -> list[CheckResult]:
+def quality_checks(
+    data: AuditData,
+    rows: SyntheticRows,
+    *,
+    released: pd.DataFrame | None,
+    seeds: list[int],
+    thresholds: dict | None,
+    timer: _Timer,
+) -> list[CheckResult]:
     """Fidelity, utility and bias checks of one synthetic table."""
     table = data.schema
     checks = timer.run("fidelity", lambda: fidelity_checks(data.train, rows.frame, table, thresholds))
-    models = timer.run("utility", lambda: fit_models(data.train, data.holdout, rows.frame, table,
-                                                     seeds[3] % 2**31))
-    checks += timer.run("utility", lambda: utility_checks(models, thresholds=thresholds,
-                                                          random_state=seeds[3]))
-    checks += timer.run("bias", lambda: bias_checks(data.train, data.holdout, rows.frame, table,
-                                                    models, released=released,
-                                                    thresholds=thresholds))
+    models = timer.run("utility", lambda: fit_models(data.train, data.holdout, rows.frame, table, seeds[3] % 2**31))
+    checks += timer.run("utility", lambda: utility_checks(models, thresholds=thresholds, random_state=seeds[3]))
+    checks += timer.run(
+        "bias",
+        lambda: bias_checks(
+            data.train, data.holdout, rows.frame, table, models, released=released, thresholds=thresholds
+        ),
+    )
     return checks
 
 
-def positive_controls(data: AuditData, rows: SyntheticRows, targets: Targets,
-                      candidates: Candidates, *, share: float, seeds: list[int],
-                      thresholds: dict | None, timer: _Timer) -> list[ControlResult]:
+def positive_controls(
+    data: AuditData,
+    rows: SyntheticRows,
+    targets: Targets,
+    candidates: Candidates,
+    *,
+    share: float,
+    seeds: list[int],
+    thresholds: dict | None,
+    timer: _Timer,
+) -> list[ControlResult]:
     """Plant ``share`` verbatim training rows and rerun the privacy checks on the copy."""
     planted = plant_copies(data, rows, share, seeds[5], pool=candidates.members)
-    reid, membership = privacy_checks(data, planted, targets, candidates, seeds=seeds,
-                                      thresholds=thresholds, timer=_Timer())
+    reid, membership = privacy_checks(
+        data, planted, targets, candidates, seeds=seeds, thresholds=thresholds, timer=_Timer()
+    )
     n_planted = len(planted.planted) if planted.planted is not None else 0
     controls = []
     for family, results in ((REIDENTIFICATION, reid), (MEMBERSHIP, membership)):

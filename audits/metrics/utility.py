@@ -47,8 +47,7 @@ def favourable_class(train: pd.DataFrame, schema: TableSchema) -> tuple[str, str
     return label, str(counts.sort_index().idxmin()) if len(counts) else ""
 
 
-def model_matrix(frames: list[pd.DataFrame], schema: TableSchema,
-                 features: list[str]) -> list[np.ndarray]:
+def model_matrix(frames: list[pd.DataFrame], schema: TableSchema, features: list[str]) -> list[np.ndarray]:
     """Feature matrices for ``frames`` with one ordinal vocabulary per categorical column."""
     blocks: list[list[np.ndarray]] = [[] for _ in frames]
     for column in features:
@@ -63,8 +62,9 @@ def model_matrix(frames: list[pd.DataFrame], schema: TableSchema,
     return [np.column_stack(block) for block in blocks]
 
 
-def fit_models(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-               schema: TableSchema, random_state: int) -> UtilityModels | str:
+def fit_models(
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, random_state: int
+) -> UtilityModels | str:
     """Fit TRTR and TSTR models and predict the holdout; a reason string when impossible."""
     target = favourable_class(train, schema)
     if target is None:
@@ -83,12 +83,10 @@ def fit_models(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
             continue
         model = HistGradientBoostingClassifier(random_state=random_state).fit(x, labels)
         outputs.append((model.predict(x_hold), model.predict_proba(x_hold)[:, 1]))
-    return UtilityModels(label, favourable, y[2], outputs[0][0], outputs[1][0], outputs[0][1],
-                         outputs[1][1])
+    return UtilityModels(label, favourable, y[2], outputs[0][0], outputs[1][0], outputs[0][1], outputs[1][1])
 
 
-def classification_scores(truth: np.ndarray, predictions: np.ndarray,
-                          scores: np.ndarray) -> dict[str, float]:
+def classification_scores(truth: np.ndarray, predictions: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """ROC AUC, accuracy, macro-F1 and recall of the favourable (minority) class."""
     return {
         "roc_auc": float(roc_auc_score(truth, scores)) if len(np.unique(scores)) > 1 else 0.5,
@@ -98,8 +96,13 @@ def classification_scores(truth: np.ndarray, predictions: np.ndarray,
     }
 
 
-def utility_checks(models: UtilityModels | str, *, thresholds: dict[str, float | None] | None = None,
-                   n_bootstrap: int = 200, random_state: int = 0) -> list[CheckResult]:
+def utility_checks(
+    models: UtilityModels | str,
+    *,
+    thresholds: dict[str, float | None] | None = None,
+    n_bootstrap: int = 200,
+    random_state: int = 0,
+) -> list[CheckResult]:
     """The TSTR/TRTR AUC-ratio check with the other ratios in ``details`` and a bootstrap CI."""
     if isinstance(models, str):
         return [skipped("tstr_auc_ratio", models, thresholds)]
@@ -107,15 +110,26 @@ def utility_checks(models: UtilityModels | str, *, thresholds: dict[str, float |
     tstr = classification_scores(models.holdout_truth, models.tstr_predictions, models.tstr_scores)
     ratios = {k: (tstr[k] / trtr[k] if trtr[k] > 0 else float("nan")) for k in trtr}
     ci = _bootstrap_auc_ratio(models, n_bootstrap, random_state)
-    return [judge("tstr_auc_ratio", ratios["roc_auc"], thresholds=thresholds, baseline=1.0, ci=ci,
-                  details={"label": models.label, "favourable": models.favourable,
-                           "trtr": trtr, "tstr": tstr, "ratios": ratios},
-                  chart={"kind": "bars", "metrics": list(trtr),
-                         "trtr": list(trtr.values()), "tstr": list(tstr.values())})]
+    return [
+        judge(
+            "tstr_auc_ratio",
+            ratios["roc_auc"],
+            thresholds=thresholds,
+            baseline=1.0,
+            ci=ci,
+            details={
+                "label": models.label,
+                "favourable": models.favourable,
+                "trtr": trtr,
+                "tstr": tstr,
+                "ratios": ratios,
+            },
+            chart={"kind": "bars", "metrics": list(trtr), "trtr": list(trtr.values()), "tstr": list(tstr.values())},
+        )
+    ]
 
 
-def _bootstrap_auc_ratio(models: UtilityModels, n_bootstrap: int,
-                         random_state: int) -> tuple[float, float]:
+def _bootstrap_auc_ratio(models: UtilityModels, n_bootstrap: int, random_state: int) -> tuple[float, float]:
     rng = np.random.default_rng(random_state)
     truth, n = models.holdout_truth, len(models.holdout_truth)
     ratios = []

@@ -15,12 +15,31 @@ from governance.services import user_has_role, user_roles
 register = template.Library()
 
 STATE_TONES = {
-    "draft": "muted", "submitted": "info", "approved": "info", "generating": "busy", "auditing": "busy",
-    "ready": "good", "released": "good", "rejected": "bad", "withdrawn": "muted", "failed": "bad",
-    "blocked": "warn", "revoked": "bad", "expired": "muted",
-    "queued": "busy", "running": "busy", "succeeded": "good", "cancelled": "muted",
-    "passed": "good", "inconclusive": "warn", "error": "bad",
-    "pass": "good", "fail": "bad", "BLOCK": "bad", "skipped": "muted", "info": "muted",
+    "draft": "muted",
+    "submitted": "info",
+    "approved": "info",
+    "generating": "busy",
+    "auditing": "busy",
+    "ready": "good",
+    "released": "good",
+    "rejected": "bad",
+    "withdrawn": "muted",
+    "failed": "bad",
+    "blocked": "warn",
+    "revoked": "bad",
+    "expired": "muted",
+    "queued": "busy",
+    "running": "busy",
+    "succeeded": "good",
+    "cancelled": "muted",
+    "passed": "good",
+    "inconclusive": "warn",
+    "error": "bad",
+    "pass": "good",
+    "fail": "bad",
+    "BLOCK": "bad",
+    "skipped": "muted",
+    "info": "muted",
 }
 
 

@@ -27,14 +27,20 @@ def audit_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     groups: dict[str, list] = {}
     for check in checks:
         groups.setdefault(check.category, []).append({"check": check, "chart": check_chart(check)})
-    return render(request, "dashboard/audits/detail.html", {
-        "run": run, "groups": groups, "bias": bias_rows(checks), "controls": run.controls or [],
-        "rebalance": (run.version.lineage or {}).get("rebalance"),
-        "acceptances": run.risk_acceptances.select_related("approver"),
-        "datasheet": audit_run_datasheet(run),
-    })
+    return render(
+        request,
+        "dashboard/audits/detail.html",
+        {
+            "run": run,
+            "groups": groups,
+            "bias": bias_rows(checks),
+            "controls": run.controls or [],
+            "rebalance": (run.version.lineage or {}).get("rebalance"),
+            "acceptances": run.risk_acceptances.select_related("approver"),
+            "datasheet": audit_run_datasheet(run),
+        },
+    )
 
 
 def _category_rank(category: str) -> int:
     return CATEGORY_ORDER.index(category) if category in CATEGORY_ORDER else len(CATEGORY_ORDER)
-

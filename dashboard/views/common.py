@@ -40,12 +40,12 @@ def dashboard_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
 
 def error_page(request: HttpRequest, error: ApplicationError, *, title: str) -> HttpResponse:
-    return render(request, "dashboard/error.html", {"title": title, "message": error.message},
-                  status=error.status)
+    return render(request, "dashboard/error.html", {"title": title, "message": error.message}, status=error.status)
 
 
-def add_service_error(form: forms.Form, error: ApplicationError, *, fields: dict[str, str] | None = None,
-                      fallback: str | None = None) -> None:
+def add_service_error(
+    form: forms.Form, error: ApplicationError, *, fields: dict[str, str] | None = None, fallback: str | None = None
+) -> None:
     """Show a service's error next to the field it names (``extra["field"]``), else on the form."""
     field = error.extra.get("field")
     field = (fields or {}).get(field, field)

@@ -38,8 +38,12 @@ def compliance(request: HttpRequest) -> HttpResponse:
             status = error.status
     else:
         status = 400
-    return render(request, "dashboard/compliance.html", {
-        "form": form, "report": report, "query": _query(form) if report else ""}, status=status)
+    return render(
+        request,
+        "dashboard/compliance.html",
+        {"form": form, "report": report, "query": _query(form) if report else ""},
+        status=status,
+    )
 
 
 @dashboard_view
@@ -64,18 +68,26 @@ def _form(request: HttpRequest) -> ComplianceFilterForm:
         data.setdefault("end", today.isoformat())
     else:
         data = {"start": today.replace(day=1).isoformat(), "end": today.isoformat()}
-    return ComplianceFilterForm(data, datasets=list(dataset_list(user=request.user).values_list("name", flat=True)),
-                                purposes=list(purpose_list(user=request.user).values_list("name", flat=True)))
+    return ComplianceFilterForm(
+        data,
+        datasets=list(dataset_list(user=request.user).values_list("name", flat=True)),
+        purposes=list(purpose_list(user=request.user).values_list("name", flat=True)),
+    )
 
 
 def _scope(data: dict[str, Any]) -> dict[str, Any]:
-    return {"date_from": data["start"], "date_to": data["end"], "dataset": data.get("dataset") or None,
-            "purpose": data.get("purpose") or None}
+    return {
+        "date_from": data["start"],
+        "date_to": data["end"],
+        "dataset": data.get("dataset") or None,
+        "purpose": data.get("purpose") or None,
+    }
 
 
 def _query(form: ComplianceFilterForm) -> str:
     from urllib.parse import urlencode
 
     data = form.cleaned_data
-    return urlencode({key: value.isoformat() if isinstance(value, date) else value
-                      for key, value in data.items() if value})
+    return urlencode(
+        {key: value.isoformat() if isinstance(value, date) else value for key, value in data.items() if value}
+    )

@@ -17,23 +17,28 @@ from governance.selectors import budget_entry_list, dataset_get, dataset_latest_
 @dashboard_view
 def dataset_list(request: HttpRequest) -> HttpResponse:
     rows = dataset_rows(user=request.user)
-    return render(request, "dashboard/datasets/list.html", {"page": paginate(request, rows),
-                                                            "can_register": _is_steward(request)})
+    return render(
+        request, "dashboard/datasets/list.html", {"page": paginate(request, rows), "can_register": _is_steward(request)}
+    )
 
 
 @dashboard_view
 def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
     dataset = dataset_get(user=request.user, name=name)
     latest = dataset_latest_source(dataset=dataset)
-    return render(request, "dashboard/datasets/detail.html", {
-        "dataset": dataset,
-        "balance": budget_balances(datasets=[dataset])[dataset.pk],
-        "versions": dataset_version_list(dataset=dataset),
-        "lineage": dataset_lineage(user=request.user, dataset=dataset),
-        "ledger": paginate(request, budget_entry_list(user=request.user, dataset=dataset), per_page=50),
-        "columns": dataset_columns(version=latest),
-        "latest": latest,
-    })
+    return render(
+        request,
+        "dashboard/datasets/detail.html",
+        {
+            "dataset": dataset,
+            "balance": budget_balances(datasets=[dataset])[dataset.pk],
+            "versions": dataset_version_list(dataset=dataset),
+            "lineage": dataset_lineage(user=request.user, dataset=dataset),
+            "ledger": paginate(request, budget_entry_list(user=request.user, dataset=dataset), per_page=50),
+            "columns": dataset_columns(version=latest),
+            "latest": latest,
+        },
+    )
 
 
 @dashboard_view
@@ -65,9 +70,16 @@ def _register(request: HttpRequest, data: dict) -> services.RegistrationResult:
     upload = data["file"]
     with saved_upload(upload) as path:
         return services.dataset_register(
-            actor=request.user, name=data["name"], path=path, filename=upload.name or "",
-            epsilon_cap=data["epsilon_cap"], delta_cap=data["delta_cap"], schema=data["schema"],
-            description=data["description"], sensitivity=data["sensitivity"])
+            actor=request.user,
+            name=data["name"],
+            path=path,
+            filename=upload.name or "",
+            epsilon_cap=data["epsilon_cap"],
+            delta_cap=data["delta_cap"],
+            schema=data["schema"],
+            description=data["description"],
+            sensitivity=data["sensitivity"],
+        )
 
 
 def _is_steward(request: HttpRequest) -> bool:

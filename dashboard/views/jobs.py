@@ -22,8 +22,11 @@ def job_list_page(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = job_get(user=request.user, job_id=job_id)
     live = job_live_state(job=job)
-    return render(request, "dashboard/jobs/detail.html", {
-        "job": job, "live": live, "active": job.status in ACTIVE_JOB_STATUSES, "watch": not live["finished"]})
+    return render(
+        request,
+        "dashboard/jobs/detail.html",
+        {"job": job, "live": live, "active": job.status in ACTIVE_JOB_STATUSES, "watch": not live["finished"]},
+    )
 
 
 @dashboard_view
@@ -41,6 +44,7 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Job #{job.pk}: cancel requested ({job.status}); a running job stops at its "
-                                  "next phase.")
+        messages.success(
+            request, f"Job #{job.pk}: cancel requested ({job.status}); a running job stops at its next phase."
+        )
     return redirect("dashboard:job-detail", job_id=job_id)

@@ -18,8 +18,11 @@ from governance.selectors import release_get, release_list
 
 @dashboard_view
 def release_list_page(request: HttpRequest) -> HttpResponse:
-    releases = release_list(user=request.user).select_related("request__dataset", "request__requester").order_by(
-        "-created_at", "-id")
+    releases = (
+        release_list(user=request.user)
+        .select_related("request__dataset", "request__requester")
+        .order_by("-created_at", "-id")
+    )
     return render(request, "dashboard/releases/list.html", {"page": paginate(request, releases)})
 
 
@@ -28,15 +31,28 @@ def release_detail(request: HttpRequest, release_id: int) -> HttpResponse:
     return _release_page(request, release_get(user=request.user, release_id=release_id))
 
 
-def _release_page(request: HttpRequest, release: Release, *, form: ReasonForm | None = None,
-                  error: ApplicationError | None = None, status: int = 200) -> HttpResponse:
-    return render(request, "dashboard/releases/detail.html", {
-        "release": release, "verification": _verification(release),
-        "downloads": paginate(request, release.downloads.select_related("user").order_by("-created_at", "-id")),
-        "can_revoke": release.revoked_at is None and services.user_has_role(request.user, Role.STEWARD,
-                                                                            Role.APPROVER),
-        "revoke_form": form or ReasonForm(prefix="revoke"), "action_error": error,
-    }, status=status)
+def _release_page(
+    request: HttpRequest,
+    release: Release,
+    *,
+    form: ReasonForm | None = None,
+    error: ApplicationError | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        "dashboard/releases/detail.html",
+        {
+            "release": release,
+            "verification": _verification(release),
+            "downloads": paginate(request, release.downloads.select_related("user").order_by("-created_at", "-id")),
+            "can_revoke": release.revoked_at is None
+            and services.user_has_role(request.user, Role.STEWARD, Role.APPROVER),
+            "revoke_form": form or ReasonForm(prefix="revoke"),
+            "action_error": error,
+        },
+        status=status,
+    )
 
 
 def _verification(release: Release) -> dict:
@@ -61,8 +77,11 @@ def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpRe
         return redirect("dashboard:release-detail", release_id=release_id)
     release = release_get(user=request.user, release_id=release_id)
     name = release.request.dataset.name
-    filename = (f"{name}-release-{release.pk}.csv" if kind == DownloadKind.DATA
-                else f"{name}-release-{release.pk}-datasheet.pdf")
+    filename = (
+        f"{name}-release-{release.pk}.csv"
+        if kind == DownloadKind.DATA
+        else f"{name}-release-{release.pk}-datasheet.pdf"
+    )
     return FileResponse(path.open("rb"), as_attachment=True, filename=filename)
 
 

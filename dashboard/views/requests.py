@@ -34,11 +34,22 @@ CREATE_FIELDS = {"rebalance": "rebalance_column", "generator_params": "generator
 def request_list(request: HttpRequest) -> HttpResponse:
     filters = RequestFilterForm(request.GET or None)
     criteria = filters.cleaned_data if filters.is_valid() else {}
-    queryset = request_page_list(user=request.user, state=criteria.get("state", ""),
-                                 dataset=criteria.get("dataset", ""), mine=criteria.get("mine", False))
-    return render(request, "dashboard/requests/list.html", {
-        "filters": filters, "page": paginate(request, queryset), "query": query_without_page(request),
-        "can_create": services.user_has_role(request.user, Role.REQUESTER)})
+    queryset = request_page_list(
+        user=request.user,
+        state=criteria.get("state", ""),
+        dataset=criteria.get("dataset", ""),
+        mine=criteria.get("mine", False),
+    )
+    return render(
+        request,
+        "dashboard/requests/list.html",
+        {
+            "filters": filters,
+            "page": paginate(request, queryset),
+            "query": query_without_page(request),
+            "can_create": services.user_has_role(request.user, Role.REQUESTER),
+        },
+    )
 
 
 @dashboard_view
@@ -47,8 +58,9 @@ def request_create(request: HttpRequest) -> HttpResponse:
         raise PermissionDeniedError("Only a requester can file data requests.")
     rows = dataset_rows(user=request.user)
     purposes = list(purpose_list(user=request.user))
-    form = RequestCreateForm(request.POST or None, initial={"dataset": request.GET.get("dataset", "")},
-                             **_create_choices(rows, purposes))
+    form = RequestCreateForm(
+        request.POST or None, initial={"dataset": request.GET.get("dataset", "")}, **_create_choices(rows, purposes)
+    )
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -63,19 +75,38 @@ def request_create(request: HttpRequest) -> HttpResponse:
                 return redirect("dashboard:request-detail", request_id=created.pk)
         else:
             status = 400
-    return render(request, "dashboard/requests/create.html", {
-        "form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows)}, status=status)
+    return render(
+        request,
+        "dashboard/requests/create.html",
+        {"form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows)},
+        status=status,
+    )
 
 
 def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
-    labels = sorted({c["name"] for row in rows if row.latest_source
-                     for c in row.latest_source.schema.get("columns", []) if c.get("role") == "label"})
+    labels = sorted(
+        {
+            c["name"]
+            for row in rows
+            if row.latest_source
+            for c in row.latest_source.schema.get("columns", [])
+            if c.get("role") == "label"
+        }
+    )
     return {
         "datasets": [(row.dataset.name, row.dataset.name) for row in rows if row.latest_source],
-        "purposes": [(p.name, f"{p.name} (max ε {p.max_epsilon.normalize():f}, {p.approvals_required} "
-                      f"approver{'s' if p.approvals_required > 1 else ''})") for p in purposes],
-        "generators": [(name, f"{name} ({'differentially private' if cls.is_private else 'NOT private: ε = ∞'})")
-                       for name, cls in GENERATORS.items()],
+        "purposes": [
+            (
+                p.name,
+                f"{p.name} (max ε {p.max_epsilon.normalize():f}, {p.approvals_required} "
+                f"approver{'s' if p.approvals_required > 1 else ''})",
+            )
+            for p in purposes
+        ],
+        "generators": [
+            (name, f"{name} ({'differentially private' if cls.is_private else 'NOT private: ε = ∞'})")
+            for name, cls in GENERATORS.items()
+        ],
         "label_columns": labels,
     }
 
@@ -83,11 +114,17 @@ def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
 def _budget_info(rows: list, purposes: list) -> dict[str, Any]:
     """What the form's script needs to show the remaining budget as the requester types."""
     return {
-        "datasets": {row.dataset.name: {"epsilon_cap": _plain(row.balance.epsilon_cap),
-                                        "epsilon_remaining": _plain(row.balance.epsilon_remaining),
-                                        "delta_remaining": _plain(row.balance.delta_remaining)} for row in rows},
-        "purposes": {p.name: {"max_epsilon": _plain(p.max_epsilon), "recipients": p.allowed_recipients}
-                     for p in purposes},
+        "datasets": {
+            row.dataset.name: {
+                "epsilon_cap": _plain(row.balance.epsilon_cap),
+                "epsilon_remaining": _plain(row.balance.epsilon_remaining),
+                "delta_remaining": _plain(row.balance.delta_remaining),
+            }
+            for row in rows
+        },
+        "purposes": {
+            p.name: {"max_epsilon": _plain(p.max_epsilon), "recipients": p.allowed_recipients} for p in purposes
+        },
     }
 
 
@@ -97,10 +134,20 @@ def _plain(value: Any) -> str:
 
 def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
     return services.access_request_create(
-        actor=request.user, dataset_name=data["dataset"], purpose_name=data["purpose"], epsilon=data["epsilon"],
-        delta=data["delta"], n_rows=data["n_rows"], generator=data["generator"], rebalance=data["rebalance"],
-        recipient_kind=data["recipient_kind"], recipient=data["recipient"], justification=data["justification"],
-        seed=data["seed"], submit=not data["draft"])
+        actor=request.user,
+        dataset_name=data["dataset"],
+        purpose_name=data["purpose"],
+        epsilon=data["epsilon"],
+        delta=data["delta"],
+        n_rows=data["n_rows"],
+        generator=data["generator"],
+        rebalance=data["rebalance"],
+        recipient_kind=data["recipient_kind"],
+        recipient=data["recipient"],
+        justification=data["justification"],
+        seed=data["seed"],
+        submit=not data["draft"],
+    )
 
 
 @dashboard_view
@@ -108,18 +155,38 @@ def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
     return _request_page(request, request_get(user=request.user, request_id=request_id))
 
 
-def _request_page(request: HttpRequest, data_request: DataRequest, *, forms: dict[str, ReasonForm] | None = None,
-                  error: ApplicationError | None = None, status: int = 200) -> HttpResponse:
+def _request_page(
+    request: HttpRequest,
+    data_request: DataRequest,
+    *,
+    forms: dict[str, ReasonForm] | None = None,
+    error: ApplicationError | None = None,
+    status: int = 200,
+) -> HttpResponse:
     related = request_related(request=data_request)
-    forms = {"approve": ReasonForm(prefix="approve"), "reject": ReasonForm(prefix="reject"),
-             "accept_risk": ReasonForm(prefix="accept_risk"), "withdraw": ReasonForm(prefix="withdraw"),
-             **(forms or {})}
+    forms = {
+        "approve": ReasonForm(prefix="approve"),
+        "reject": ReasonForm(prefix="reject"),
+        "accept_risk": ReasonForm(prefix="accept_risk"),
+        "withdraw": ReasonForm(prefix="withdraw"),
+        **(forms or {}),
+    }
     balance = budget_balances(datasets=[data_request.dataset])[data_request.dataset_id]
-    return render(request, "dashboard/requests/detail.html", {
-        "req": data_request, "related": related, "timeline": request_timeline(request=data_request, related=related),
-        "can": _allowed_actions(request, data_request, related), "forms": forms, "action_error": error,
-        "balance": balance, "unmet": _unmet(data_request),
-    }, status=status)
+    return render(
+        request,
+        "dashboard/requests/detail.html",
+        {
+            "req": data_request,
+            "related": related,
+            "timeline": request_timeline(request=data_request, related=related),
+            "can": _allowed_actions(request, data_request, related),
+            "forms": forms,
+            "action_error": error,
+            "balance": balance,
+            "unmet": _unmet(data_request),
+        },
+        status=status,
+    )
 
 
 def _unmet(data_request: DataRequest) -> list[str]:
@@ -141,15 +208,18 @@ def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: A
         "submit": own and state == RequestState.DRAFT,
         "withdraw": own and RequestState.WITHDRAWN in services.TRANSITIONS[state],
         "decide": approver and state == RequestState.SUBMITTED and not decided,
-        "accept_risk": approver and state == RequestState.BLOCKED and audit is not None
+        "accept_risk": approver
+        and state == RequestState.BLOCKED
+        and audit is not None
         and audit.status == AuditStatus.FAILED,
         "generate": state == RequestState.APPROVED and (own or releaser),
         "release": releaser and state == RequestState.READY,
     }
 
 
-def _action(name: str, perform: Callable[[HttpRequest, int, str], str],
-            *, reason_form: str | None = None) -> Callable[..., HttpResponse]:
+def _action(
+    name: str, perform: Callable[[HttpRequest, int, str], str], *, reason_form: str | None = None
+) -> Callable[..., HttpResponse]:
     """A POST that calls one service; on refusal the request page shows why, next to the form."""
 
     @dashboard_view
@@ -203,8 +273,10 @@ def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
 
 def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
     acceptance = risk_accept(actor=request.user, request_id=request_id, reason=reason)
-    return (f"You accepted the risk of audit #{acceptance.run_id} (failed: "
-            f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release.")
+    return (
+        f"You accepted the risk of audit #{acceptance.run_id} (failed: "
+        f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release."
+    )
 
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:

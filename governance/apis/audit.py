@@ -31,13 +31,17 @@ class AuditEventOutputSerializer(serializers.Serializer):
 
 
 class AuditEventListApi(APIView):
-    @extend_schema(operation_id="audit_event_list", parameters=list_parameters(AuditEventFilter),
-                   responses={200: paginated(AuditEventOutputSerializer, "PaginatedAuditEventList"), **READ_ERRORS})
+    @extend_schema(
+        operation_id="audit_event_list",
+        parameters=list_parameters(AuditEventFilter),
+        responses={200: paginated(AuditEventOutputSerializer, "PaginatedAuditEventList"), **READ_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         """The hash-chained audit log, oldest first (stewards and auditors)."""
         queryset = filtered(AuditEventFilter, request, selectors.audit_event_list(user=request.user))
-        return paginated_response(request=request, view=self, queryset=queryset,
-                                  serializer_class=AuditEventOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=queryset, serializer_class=AuditEventOutputSerializer
+        )
 
 
 class AuditLogVerifyApi(APIView):

@@ -33,16 +33,19 @@ class AuthTokenCreateApi(APIView):
         class Meta:
             ref_name = "AuthToken"
 
-    @extend_schema(operation_id="auth_token_create", request=InputSerializer,
-                   responses={200: OutputSerializer, **error_responses(400)}, auth=[])
+    @extend_schema(
+        operation_id="auth_token_create",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400)},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         """Exchange a username and password for an API token."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = authenticate(request=request._request, **serializer.validated_data)
         if user is None or not user.is_active:
-            raise ValidationError("Unable to log in with the username and password given.",
-                                  code="invalid_credentials")
+            raise ValidationError("Unable to log in with the username and password given.", code="invalid_credentials")
         # The same token every time; DRF's own obtain_auth_token does exactly this.
         token, _ = Token.objects.get_or_create(user=user)
         return Response(self.OutputSerializer({"token": token.key}).data)

@@ -68,23 +68,29 @@ WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
 
 def paginated(serializer_class: type[serializers.Serializer], name: str) -> serializers.Serializer:
     """The schema of a page: ``{count, next, previous, results: [...]}``."""
-    return inline_serializer(name=name, fields={
-        "count": serializers.IntegerField(),
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": serializer_class(many=True),
-    })
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
 
 
 def list_parameters(filterset_class: type[FilterSet]) -> list[OpenApiParameter]:
     """Query parameters of a filtered, paginated list, for the schema."""
-    filters = [OpenApiParameter(name, OpenApiTypes.STR, description=str(item.label or name))
-               for name, item in filterset_class.base_filters.items()]
+    filters = [
+        OpenApiParameter(name, OpenApiTypes.STR, description=str(item.label or name))
+        for name, item in filterset_class.base_filters.items()
+    ]
     return [
         *filters,
         OpenApiParameter("page", OpenApiTypes.INT, description="page number, from 1"),
-        OpenApiParameter("page_size", OpenApiTypes.INT,
-                         description=f"results per page (at most {DefaultPagination.max_page_size})"),
+        OpenApiParameter(
+            "page_size", OpenApiTypes.INT, description=f"results per page (at most {DefaultPagination.max_page_size})"
+        ),
     ]
 
 
@@ -96,8 +102,9 @@ def filtered(filterset_class: type[FilterSet], request: Request, queryset: Query
     return filterset.qs
 
 
-def paginated_response(*, request: Request, view: APIView, queryset: QuerySet,
-                       serializer_class: type[serializers.Serializer]) -> Response:
+def paginated_response(
+    *, request: Request, view: APIView, queryset: QuerySet, serializer_class: type[serializers.Serializer]
+) -> Response:
     paginator = DefaultPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)

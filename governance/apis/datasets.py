@@ -64,8 +64,9 @@ class VersionOutputSerializer(serializers.Serializer):
     size_bytes = serializers.IntegerField()
     schema = serializers.JSONField(help_text="columns with name, type and role; missing_values")
     schema_inferred = serializers.BooleanField()
-    dropped_columns = serializers.ListField(child=serializers.CharField(),
-                                            help_text="identifier columns dropped before storage")
+    dropped_columns = serializers.ListField(
+        child=serializers.CharField(), help_text="identifier columns dropped before storage"
+    )
     original_filename = serializers.CharField()
     parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)
     lineage = serializers.JSONField()
@@ -131,13 +132,17 @@ def _registered(*, request: Request, upload: UploadedFile, **fields: Any) -> Res
 
 
 class DatasetListApi(APIView):
-    @extend_schema(operation_id="dataset_list", parameters=list_parameters(DatasetFilter),
-                   responses={200: paginated(DatasetOutputSerializer, "PaginatedDatasetList"), **READ_ERRORS})
+    @extend_schema(
+        operation_id="dataset_list",
+        parameters=list_parameters(DatasetFilter),
+        responses={200: paginated(DatasetOutputSerializer, "PaginatedDatasetList"), **READ_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         """Datasets, filtered by name or sensitivity; any role."""
         queryset = filtered(DatasetFilter, request, selectors.dataset_list(user=request.user))
-        return paginated_response(request=request, view=self, queryset=queryset,
-                                  serializer_class=DatasetOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=queryset, serializer_class=DatasetOutputSerializer
+        )
 
 
 class DatasetRegisterApi(APIView):
@@ -155,9 +160,16 @@ class DatasetRegisterApi(APIView):
         class Meta:
             ref_name = "DatasetRegisterInput"
 
-    @extend_schema(operation_id="dataset_register", request={"multipart/form-data": InputSerializer},
-                   responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer,
-                              **WRITE_ERRORS, **error_responses(413)})
+    @extend_schema(
+        operation_id="dataset_register",
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: RegistrationOutputSerializer,
+            200: RegistrationOutputSerializer,
+            **WRITE_ERRORS,
+            **error_responses(413),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Register a dataset (steward) from an uploaded table, caps and an optional schema.
 
@@ -179,7 +191,8 @@ class DatasetDetailApi(APIView):
     class OutputSerializer(DatasetOutputSerializer):
         latest_source_version = serializers.SerializerMethodField()
         column_roles = serializers.SerializerMethodField(
-            help_text="role of every column of the latest source, dropped identifiers included")
+            help_text="role of every column of the latest source, dropped identifiers included"
+        )
 
         class Meta:
             ref_name = "DatasetDetail"
@@ -210,13 +223,19 @@ def _column_roles(version: DatasetVersion | None) -> dict[str, str]:
 
 
 class DatasetVersionListApi(APIView):
-    @extend_schema(operation_id="dataset_version_list",
-                   responses={200: paginated(VersionOutputSerializer, "PaginatedDatasetVersionList"), **READ_ERRORS})
+    @extend_schema(
+        operation_id="dataset_version_list",
+        responses={200: paginated(VersionOutputSerializer, "PaginatedDatasetVersionList"), **READ_ERRORS},
+    )
     def get(self, request: Request, name: str) -> Response:
         """A dataset's versions, oldest first."""
         dataset = selectors.dataset_get(user=request.user, name=name)
-        return paginated_response(request=request, view=self, queryset=selectors.dataset_version_list(dataset=dataset),
-                                  serializer_class=VersionOutputSerializer)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.dataset_version_list(dataset=dataset),
+            serializer_class=VersionOutputSerializer,
+        )
 
 
 class DatasetVersionCreateApi(APIView):
@@ -231,17 +250,29 @@ class DatasetVersionCreateApi(APIView):
         class Meta:
             ref_name = "DatasetVersionCreateInput"
 
-    @extend_schema(operation_id="dataset_version_create", request={"multipart/form-data": InputSerializer},
-                   responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer,
-                              **WRITE_ERRORS, **error_responses(413)})
+    @extend_schema(
+        operation_id="dataset_version_create",
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: RegistrationOutputSerializer,
+            200: RegistrationOutputSerializer,
+            **WRITE_ERRORS,
+            **error_responses(413),
+        },
+    )
     def post(self, request: Request, name: str) -> Response:
         """Add a source version to an existing dataset (steward); its caps stay as registered."""
         dataset = selectors.dataset_get(user=request.user, name=name)
         serializer = DatasetVersionCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return _registered(request=request, upload=serializer.validated_data["file"], name=dataset.name,
-                           epsilon_cap=dataset.epsilon_cap, delta_cap=dataset.delta_cap,
-                           schema=serializer.validated_data.get("schema"))
+        return _registered(
+            request=request,
+            upload=serializer.validated_data["file"],
+            name=dataset.name,
+            epsilon_cap=dataset.epsilon_cap,
+            delta_cap=dataset.delta_cap,
+            schema=serializer.validated_data.get("schema"),
+        )
 
 
 class DatasetVersionCollectionApi(DatasetVersionListApi, DatasetVersionCreateApi):
@@ -304,10 +335,16 @@ class DatasetBudgetApi(APIView):
         dataset = selectors.dataset_get(user=request.user, name=name)
         entries = selectors.budget_entry_list(user=request.user, dataset=dataset)
         balance = services.budget_balance(dataset=dataset)
-        return Response(self.OutputSerializer({
-            "dataset": dataset, "entries": entries,
-            "epsilon": _amounts(balance, "epsilon"), "delta": _amounts(balance, "delta"),
-        }).data)
+        return Response(
+            self.OutputSerializer(
+                {
+                    "dataset": dataset,
+                    "entries": entries,
+                    "epsilon": _amounts(balance, "epsilon"),
+                    "delta": _amounts(balance, "delta"),
+                }
+            ).data
+        )
 
 
 def _amounts(balance: services.BudgetBalance, which: str) -> dict[str, Decimal]:

@@ -38,12 +38,18 @@ class PurposeOutputSerializer(serializers.Serializer):
 
 
 class PurposeListApi(APIView):
-    @extend_schema(operation_id="purpose_list",
-                   responses={200: paginated(PurposeOutputSerializer, "PaginatedPurposeList"), **READ_ERRORS})
+    @extend_schema(
+        operation_id="purpose_list",
+        responses={200: paginated(PurposeOutputSerializer, "PaginatedPurposeList"), **READ_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         """Purposes and their policy; any role."""
-        return paginated_response(request=request, view=self, queryset=selectors.purpose_list(user=request.user),
-                                  serializer_class=PurposeOutputSerializer)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.purpose_list(user=request.user),
+            serializer_class=PurposeOutputSerializer,
+        )
 
 
 class PurposeCreateApi(APIView):
@@ -52,8 +58,9 @@ class PurposeCreateApi(APIView):
         description = serializers.CharField(required=False, allow_blank=True, default="")
         max_epsilon = epsilon_field()
         approvals_required = serializers.IntegerField(default=2, help_text="1 or 2")
-        allowed_recipients = serializers.ListField(child=serializers.CharField(), required=False,
-                                                   help_text=f"a non-empty subset of {RecipientKind.values}")
+        allowed_recipients = serializers.ListField(
+            child=serializers.CharField(), required=False, help_text=f"a non-empty subset of {RecipientKind.values}"
+        )
         audit_thresholds = serializers.DictField(required=False, help_text="omit for the default thresholds")
         allow_non_private = serializers.BooleanField(default=False)
         holdout_fraction = serializers.DecimalField(max_digits=4, decimal_places=3, default="0.2")
@@ -62,8 +69,9 @@ class PurposeCreateApi(APIView):
         class Meta:
             ref_name = "PurposeCreateInput"
 
-    @extend_schema(operation_id="purpose_create", request=InputSerializer,
-                   responses={201: PurposeOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="purpose_create", request=InputSerializer, responses={201: PurposeOutputSerializer, **WRITE_ERRORS}
+    )
     def post(self, request: Request) -> Response:
         """Define a purpose and its policy (steward); audit thresholds are validated against their schema."""
         serializer = PurposeCreateApi.InputSerializer(data=request.data)

@@ -65,8 +65,9 @@ def _detail(release: Release, status_code: int = status.HTTP_200_OK) -> Response
 
 
 class ReleaseCreateApi(APIView):
-    @extend_schema(operation_id="release_create", request=None,
-                   responses={201: ReleaseDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="release_create", request=None, responses={201: ReleaseDetailOutputSerializer, **WRITE_ERRORS}
+    )
     def post(self, request: Request, request_id: int) -> Response:
         """Release a ready request (steward or approver).
 
@@ -77,12 +78,18 @@ class ReleaseCreateApi(APIView):
 
 
 class ReleaseListApi(APIView):
-    @extend_schema(operation_id="release_list",
-                   responses={200: paginated(ReleaseOutputSerializer, "PaginatedReleaseList"), **READ_ERRORS})
+    @extend_schema(
+        operation_id="release_list",
+        responses={200: paginated(ReleaseOutputSerializer, "PaginatedReleaseList"), **READ_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         """Releases of the requests the user may see, newest first."""
-        return paginated_response(request=request, view=self, queryset=selectors.release_list(user=request.user),
-                                  serializer_class=ReleaseOutputSerializer)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.release_list(user=request.user),
+            serializer_class=ReleaseOutputSerializer,
+        )
 
 
 class ReleaseDetailApi(APIView):
@@ -103,11 +110,22 @@ class ReleaseDownloadApi(APIView):
         # A file answers any Accept header; errors still come as JSON.
         return super().perform_content_negotiation(request, force=True)
 
-    @extend_schema(operation_id="release_download",
-                   parameters=[OpenApiParameter("kind", OpenApiTypes.STR, enum=DownloadKind.values,
-                                                description="data (the synthetic CSV) or datasheet (the signed PDF)")],
-                   responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/pdf"): OpenApiTypes.BINARY,
-                              **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="release_download",
+        parameters=[
+            OpenApiParameter(
+                "kind",
+                OpenApiTypes.STR,
+                enum=DownloadKind.values,
+                description="data (the synthetic CSV) or datasheet (the signed PDF)",
+            )
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            **WRITE_ERRORS,
+        },
+    )
     def get(self, request: Request, release_id: int) -> FileResponse:
         """Download a release's synthetic data or its datasheet; every download is logged.
 
@@ -118,10 +136,15 @@ class ReleaseDownloadApi(APIView):
         kind = serializer.validated_data["kind"]
         path = services.release_download(actor=request.user, release_id=release_id, kind=kind)
         if kind == DownloadKind.DATASHEET:
-            return FileResponse(path.open("rb"), content_type="application/pdf", as_attachment=True,
-                                filename=f"release-{release_id}-datasheet.pdf")
-        return FileResponse(path.open("rb"), content_type="text/csv", as_attachment=True,
-                            filename=f"release-{release_id}-synthetic.csv")
+            return FileResponse(
+                path.open("rb"),
+                content_type="application/pdf",
+                as_attachment=True,
+                filename=f"release-{release_id}-datasheet.pdf",
+            )
+        return FileResponse(
+            path.open("rb"), content_type="text/csv", as_attachment=True, filename=f"release-{release_id}-synthetic.csv"
+        )
 
 
 class ReleaseRevokeApi(APIView):
@@ -131,12 +154,16 @@ class ReleaseRevokeApi(APIView):
         class Meta:
             ref_name = "ReleaseRevokeInput"
 
-    @extend_schema(operation_id="release_revoke", request=InputSerializer,
-                   responses={200: ReleaseDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="release_revoke",
+        request=InputSerializer,
+        responses={200: ReleaseDetailOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request: Request, release_id: int) -> Response:
         """Revoke a release (steward or approver): every later download is refused."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        release = services.release_revoke(actor=request.user, release_id=release_id,
-                                          reason=serializer.validated_data["reason"])
+        release = services.release_revoke(
+            actor=request.user, release_id=release_id, reason=serializer.validated_data["reason"]
+        )
         return _detail(release)

@@ -68,8 +68,9 @@ class RequestOutputSerializer(serializers.Serializer):
 
 
 class RequestDetailOutputSerializer(RequestOutputSerializer):
-    approvals_required = serializers.IntegerField(source="purpose.approvals_required",
-                                                  help_text="approvals the purpose needs before budget is reserved")
+    approvals_required = serializers.IntegerField(
+        source="purpose.approvals_required", help_text="approvals the purpose needs before budget is reserved"
+    )
     approvals = ApprovalOutputSerializer(many=True, source="approvals.all")
 
     class Meta:
@@ -81,13 +82,17 @@ def _detail(request: DataRequest, status_code: int = status.HTTP_200_OK) -> Resp
 
 
 class RequestListApi(APIView):
-    @extend_schema(operation_id="request_list", parameters=list_parameters(DataRequestFilter),
-                   responses={200: paginated(RequestOutputSerializer, "PaginatedDataRequestList"), **READ_ERRORS})
+    @extend_schema(
+        operation_id="request_list",
+        parameters=list_parameters(DataRequestFilter),
+        responses={200: paginated(RequestOutputSerializer, "PaginatedDataRequestList"), **READ_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         """Requests: a requester sees their own, stewards, approvers and auditors see all."""
         queryset = filtered(DataRequestFilter, request, selectors.request_list(user=request.user))
-        return paginated_response(request=request, view=self, queryset=queryset,
-                                  serializer_class=RequestOutputSerializer)
+        return paginated_response(
+            request=request, view=self, queryset=queryset, serializer_class=RequestOutputSerializer
+        )
 
 
 class RebalanceInputSerializer(serializers.Serializer):
@@ -111,24 +116,36 @@ class RequestCreateApi(APIView):
         recipient_kind = serializers.ChoiceField(choices=RecipientKind.choices, default=RecipientKind.INTERNAL)
         recipient = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         justification = serializers.CharField(required=False, allow_blank=True, default="")
-        seed = serializers.IntegerField(required=False, allow_null=True, default=None,
-                                        min_value=-(2**63), max_value=2**63 - 1,
-                                        help_text="set only when a reproducible run is needed")
+        seed = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=-(2**63),
+            max_value=2**63 - 1,
+            help_text="set only when a reproducible run is needed",
+        )
         draft = serializers.BooleanField(default=False, help_text="true: keep as a draft instead of submitting")
 
         class Meta:
             ref_name = "DataRequestCreateInput"
 
-    @extend_schema(operation_id="request_create", request=InputSerializer,
-                   responses={201: RequestDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="request_create",
+        request=InputSerializer,
+        responses={201: RequestDetailOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request: Request) -> Response:
         """File a request (requester); it is submitted at once unless draft is true."""
         serializer = RequestCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields: dict[str, Any] = dict(serializer.validated_data)
         created = services.access_request_create(
-            actor=request.user, dataset_name=fields.pop("dataset"), purpose_name=fields.pop("purpose"),
-            submit=not fields.pop("draft"), **fields)
+            actor=request.user,
+            dataset_name=fields.pop("dataset"),
+            purpose_name=fields.pop("purpose"),
+            submit=not fields.pop("draft"),
+            **fields,
+        )
         return _detail(created, status.HTTP_201_CREATED)
 
 
@@ -157,8 +174,12 @@ class RequiredReasonInputSerializer(serializers.Serializer):
         ref_name = "RequiredReasonInput"
 
 
-def _transition(request: Request, service: Callable[..., DataRequest], request_id: int,
-                input_serializer: type[serializers.Serializer] | None = None) -> Response:
+def _transition(
+    request: Request,
+    service: Callable[..., DataRequest],
+    request_id: int,
+    input_serializer: type[serializers.Serializer] | None = None,
+) -> Response:
     fields: dict[str, Any] = {}
     if input_serializer is not None:
         serializer = input_serializer(data=request.data)
@@ -168,16 +189,20 @@ def _transition(request: Request, service: Callable[..., DataRequest], request_i
 
 
 class RequestSubmitApi(APIView):
-    @extend_schema(operation_id="request_submit", request=None,
-                   responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="request_submit", request=None, responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS}
+    )
     def post(self, request: Request, request_id: int) -> Response:
         """Submit a draft (its requester)."""
         return _transition(request, services.access_request_submit, request_id)
 
 
 class RequestApproveApi(APIView):
-    @extend_schema(operation_id="request_approve", request=ReasonInputSerializer,
-                   responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="request_approve",
+        request=ReasonInputSerializer,
+        responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request: Request, request_id: int) -> Response:
         """Record one approval by an approver other than the requester.
 
@@ -187,16 +212,22 @@ class RequestApproveApi(APIView):
 
 
 class RequestRejectApi(APIView):
-    @extend_schema(operation_id="request_reject", request=RequiredReasonInputSerializer,
-                   responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="request_reject",
+        request=RequiredReasonInputSerializer,
+        responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request: Request, request_id: int) -> Response:
         """Reject with a reason (an approver other than the requester); the request ends."""
         return _transition(request, services.access_request_reject, request_id, RequiredReasonInputSerializer)
 
 
 class RequestWithdrawApi(APIView):
-    @extend_schema(operation_id="request_withdraw", request=ReasonInputSerializer,
-                   responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="request_withdraw",
+        request=ReasonInputSerializer,
+        responses={200: RequestDetailOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request: Request, request_id: int) -> Response:
         """Withdraw (its requester); an outstanding budget reservation is released."""
         return _transition(request, services.access_request_withdraw, request_id, ReasonInputSerializer)

@@ -40,8 +40,9 @@ USAGE_EXIT = 2
 class CliError(CommandError):
     """A user mistake: exit status 2 (unless given), with the error's stable code and extra data."""
 
-    def __init__(self, message: str, *, code: str = "invalid", extra: dict[str, Any] | None = None,
-                 returncode: int = USAGE_EXIT) -> None:
+    def __init__(
+        self, message: str, *, code: str = "invalid", extra: dict[str, Any] | None = None, returncode: int = USAGE_EXIT
+    ) -> None:
         super().__init__(message, returncode=returncode)
         self.message = message
         self.code = code
@@ -83,7 +84,8 @@ class SynthgateCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """Dispatch ``ACTION`` to ``handle_<action>(actor, options)``."""
         handler: Callable[[AbstractUser | None, dict[str, Any]], None] = getattr(
-            self, "handle_" + options["action"].replace("-", "_"))
+            self, "handle_" + options["action"].replace("-", "_")
+        )
         handler(self.actor(options), options)
 
     # --- running and reporting ----------------------------------------------------------
@@ -137,16 +139,19 @@ class SynthgateCommand(BaseCommand):
         code, message = getattr(error, "code", "error"), getattr(error, "message", str(error))
         extra = getattr(error, "extra", {})
         if getattr(self, "json_output", False):
-            self.stderr.write(json.dumps({"code": code, "message": message, "extra": extra}, default=str,
-                                         ensure_ascii=False), style_func=lambda text: text)
+            self.stderr.write(
+                json.dumps({"code": code, "message": message, "extra": extra}, default=str, ensure_ascii=False),
+                style_func=lambda text: text,
+            )
             return
         if code == "usage" and extra.get("usage"):
             self.stderr.write(extra["usage"], style_func=lambda text: text)
         self.stderr.write(f"error: {message}")
         details = {key: value for key, value in extra.items() if key not in {"usage", "field"}}
         if details:
-            self.stderr.write("details: " + json.dumps(details, default=str, ensure_ascii=False),
-                              style_func=lambda text: text)
+            self.stderr.write(
+                "details: " + json.dumps(details, default=str, ensure_ascii=False), style_func=lambda text: text
+            )
 
     # --- helpers for subclasses ---------------------------------------------------------
 
@@ -164,20 +169,28 @@ class SynthgateCommand(BaseCommand):
 
 def add_common_options(parser: ArgumentParser, *, needs_user: bool = True) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON (decimals as strings)")
-    parser.add_argument("--as", dest="as_user", metavar="USER", required=needs_user, default=None,
-                        help="act as this user (recorded in the audit log with channel 'cli')"
-                        + ("" if needs_user else "; optional here"))
+    parser.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        required=needs_user,
+        default=None,
+        help="act as this user (recorded in the audit log with channel 'cli')"
+        + ("" if needs_user else "; optional here"),
+    )
 
 
 def user_acting(username: str) -> AbstractUser:
     """The active user named by ``--as``; exit 2 if there is none."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
-        raise CliError(f"No user named {username!r} (given with --as).", code="unknown_user",
-                       extra={"username": username})
+        raise CliError(
+            f"No user named {username!r} (given with --as).", code="unknown_user", extra={"username": username}
+        )
     if not user.is_active:
-        raise CliError(f"User {username!r} is deactivated and cannot act.", code="inactive_user",
-                       extra={"username": username})
+        raise CliError(
+            f"User {username!r} is deactivated and cannot act.", code="inactive_user", extra={"username": username}
+        )
     return user
 
 
@@ -187,8 +200,11 @@ def check_database_ready() -> None:
     executor = MigrationExecutor(connection)
     pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if pending:
-        raise CliError(f"The database has {len(pending)} unapplied migrations; run `synthgate init` first.",
-                       code="not_initialised", extra={"pending_migrations": len(pending)})
+        raise CliError(
+            f"The database has {len(pending)} unapplied migrations; run `synthgate init` first.",
+            code="not_initialised",
+            extra={"pending_migrations": len(pending)},
+        )
 
 
 def parse_key_values(items: list[str] | None, *, option: str) -> dict[str, Any]:

@@ -36,8 +36,19 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def event_hash(*, prev_hash: str, event_id: int, created_at: datetime, actor_name: str, channel: str,
-               action: str, object_type: str, object_id: str, before: Any, after: Any) -> str:
+def event_hash(
+    *,
+    prev_hash: str,
+    event_id: int,
+    created_at: datetime,
+    actor_name: str,
+    channel: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Any,
+    after: Any,
+) -> str:
     """sha256 over a canonical JSON of the event's content and the previous event's hash."""
     payload = json.dumps(
         {
@@ -58,9 +69,16 @@ def event_hash(*, prev_hash: str, event_id: int, created_at: datetime, actor_nam
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def audit_event_record(*, actor: AbstractBaseUser | None, action: str, obj: models.Model | None = None,
-                       object_type: str = "", object_id: str = "", before: Any = None,
-                       after: Any = None) -> AuditEvent:
+def audit_event_record(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str = "",
+    before: Any = None,
+    after: Any = None,
+) -> AuditEvent:
     """Append one event to the chain; appends are serialised so the chain never forks."""
     with transaction.atomic():
         # Updating the head row first takes its row lock (PostgreSQL) or the database's
@@ -100,9 +118,16 @@ def _chain_head_locked() -> AuditChainHead:
 
 def _hash_of(event: AuditEvent) -> str:
     return event_hash(
-        prev_hash=event.prev_hash, event_id=event.id, created_at=event.created_at, actor_name=event.actor_name,
-        channel=event.channel, action=event.action, object_type=event.object_type, object_id=event.object_id,
-        before=event.before, after=event.after,
+        prev_hash=event.prev_hash,
+        event_id=event.id,
+        created_at=event.created_at,
+        actor_name=event.actor_name,
+        channel=event.channel,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        before=event.before,
+        after=event.after,
     )
 
 
@@ -127,9 +152,14 @@ def audit_log_verify(*, batch_size: int = 2000) -> ChainVerification:
         expected_prev, expected_id, checked = event.hash, event.id + 1, checked + 1
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and (head.length != checked or head.last_hash != expected_prev):
-        return ChainVerification(False, checked, expected_id,
-                                 f"the chain ends at event {expected_id - 1} but the head records "
-                                 f"{head.length} events: events were removed from the end", expected_prev)
+        return ChainVerification(
+            False,
+            checked,
+            expected_id,
+            f"the chain ends at event {expected_id - 1} but the head records "
+            f"{head.length} events: events were removed from the end",
+            expected_prev,
+        )
     return ChainVerification(True, checked, None, "", expected_prev)
 
 

@@ -52,9 +52,12 @@ def budget_balance(*, dataset: Dataset) -> BudgetBalance:
     reserve, spend, release = totals[EntryKind.RESERVE], totals[EntryKind.SPEND], totals[EntryKind.RELEASE]
     # A spend and a release each draw down the reservation they came from.
     return BudgetBalance(
-        epsilon_cap=dataset.epsilon_cap, delta_cap=dataset.delta_cap,
-        epsilon_spent=spend[0], delta_spent=spend[1],
-        epsilon_reserved=reserve[0] - spend[0] - release[0], delta_reserved=reserve[1] - spend[1] - release[1],
+        epsilon_cap=dataset.epsilon_cap,
+        delta_cap=dataset.delta_cap,
+        epsilon_spent=spend[0],
+        delta_spent=spend[1],
+        epsilon_reserved=reserve[0] - spend[0] - release[0],
+        delta_reserved=reserve[1] - spend[1] - release[1],
     )
 
 
@@ -71,9 +74,16 @@ def budget_reserve(*, request: DataRequest, actor: AbstractUser) -> BudgetEntry:
             f"Approving request #{request.pk} would exceed the budget of dataset {request.dataset.name!r}: "
             f"it asks ε={asked['epsilon']}, δ={asked['delta']}; remaining ε={remaining['epsilon']}, "
             f"δ={remaining['delta']}.",
-            extra={"requested": asked, "remaining": remaining})
-    return _entry_create(request=request, kind=EntryKind.RESERVE, epsilon=request.epsilon, delta=request.delta,
-                         actor=actor, note="reserved at final approval")
+            extra={"requested": asked, "remaining": remaining},
+        )
+    return _entry_create(
+        request=request,
+        kind=EntryKind.RESERVE,
+        epsilon=request.epsilon,
+        delta=request.delta,
+        actor=actor,
+        note="reserved at final approval",
+    )
 
 
 def budget_reservation(*, request: DataRequest) -> tuple[Decimal, Decimal]:
@@ -86,8 +96,16 @@ def budget_reservation(*, request: DataRequest) -> tuple[Decimal, Decimal]:
     return outstanding[0], outstanding[1]
 
 
-def budget_spend(*, request: DataRequest, job: Any, epsilon: Decimal, delta: Decimal, mechanism: str,
-                 accountant: dict[str, Any], actor: AbstractUser | None) -> BudgetEntry:
+def budget_spend(
+    *,
+    request: DataRequest,
+    job: Any,
+    epsilon: Decimal,
+    delta: Decimal,
+    mechanism: str,
+    accountant: dict[str, Any],
+    actor: AbstractUser | None,
+) -> BudgetEntry:
     """Turn the reservation into a spend of what the job's accountant plans; idempotent per request.
 
     A second call (a redelivered task) returns the existing spend. Any part of the reservation
@@ -105,18 +123,35 @@ def budget_spend(*, request: DataRequest, job: Any, epsilon: Decimal, delta: Dec
             raise BudgetExhaustedError(
                 f"The job plans ε={plain(epsilon)}, δ={plain(delta)}, more than the reservation "
                 f"ε={plain(reserved_epsilon)}, δ={plain(reserved_delta)}; it will not start.",
-                extra={"reserved": {"epsilon": plain(reserved_epsilon), "delta": plain(reserved_delta)}})
-        entry = _entry_create(request=request, job=job, kind=EntryKind.SPEND, epsilon=epsilon, delta=delta,
-                              actor=actor, mechanism=mechanism, accountant=accountant,
-                              note="spent at the job's first data access")
+                extra={"reserved": {"epsilon": plain(reserved_epsilon), "delta": plain(reserved_delta)}},
+            )
+        entry = _entry_create(
+            request=request,
+            job=job,
+            kind=EntryKind.SPEND,
+            epsilon=epsilon,
+            delta=delta,
+            actor=actor,
+            mechanism=mechanism,
+            accountant=accountant,
+            note="spent at the job's first data access",
+        )
         if epsilon < reserved_epsilon or delta < reserved_delta:
-            _entry_create(request=request, job=job, kind=EntryKind.RELEASE, epsilon=reserved_epsilon - epsilon,
-                          delta=reserved_delta - delta, actor=actor, note="unused part of the reservation")
+            _entry_create(
+                request=request,
+                job=job,
+                kind=EntryKind.RELEASE,
+                epsilon=reserved_epsilon - epsilon,
+                delta=reserved_delta - delta,
+                actor=actor,
+                note="unused part of the reservation",
+            )
         return entry
 
 
-def budget_release(*, request: DataRequest, actor: AbstractUser | None, note: str,
-                   job: Any = None) -> BudgetEntry | None:
+def budget_release(
+    *, request: DataRequest, actor: AbstractUser | None, note: str, job: Any = None
+) -> BudgetEntry | None:
     """Give back an outstanding reservation (withdrawn request, job failed before touching data)."""
     with transaction.atomic():
         Dataset.objects.select_for_update().get(pk=request.dataset_id)
@@ -125,20 +160,48 @@ def budget_release(*, request: DataRequest, actor: AbstractUser | None, note: st
         epsilon, delta = budget_reservation(request=request)
         if epsilon <= 0 and delta <= 0:
             return None
-        return _entry_create(request=request, job=job, kind=EntryKind.RELEASE, epsilon=epsilon, delta=delta,
-                             actor=actor, note=note)
+        return _entry_create(
+            request=request, job=job, kind=EntryKind.RELEASE, epsilon=epsilon, delta=delta, actor=actor, note=note
+        )
 
 
-def _entry_create(*, request: DataRequest, kind: str, epsilon: Decimal, delta: Decimal, actor: AbstractUser | None,
-                  job: Any = None, mechanism: str = "", accountant: dict[str, Any] | None = None,
-                  note: str = "") -> BudgetEntry:
+def _entry_create(
+    *,
+    request: DataRequest,
+    kind: str,
+    epsilon: Decimal,
+    delta: Decimal,
+    actor: AbstractUser | None,
+    job: Any = None,
+    mechanism: str = "",
+    accountant: dict[str, Any] | None = None,
+    note: str = "",
+) -> BudgetEntry:
     entry = BudgetEntry.objects.create(
-        dataset_id=request.dataset_id, request=request, job=job, kind=kind, epsilon=epsilon, delta=delta,
-        mechanism=mechanism, accountant=accountant or {}, actor=actor if getattr(actor, "pk", None) else None,
-        note=note)
-    audit_event_record(actor=actor, action=f"budget.{kind}", obj=entry, after={
-        "dataset": request.dataset.name, "request": request.pk, "job": getattr(job, "pk", None),
-        "epsilon": epsilon, "delta": delta, "mechanism": mechanism})
+        dataset_id=request.dataset_id,
+        request=request,
+        job=job,
+        kind=kind,
+        epsilon=epsilon,
+        delta=delta,
+        mechanism=mechanism,
+        accountant=accountant or {},
+        actor=actor if getattr(actor, "pk", None) else None,
+        note=note,
+    )
+    audit_event_record(
+        actor=actor,
+        action=f"budget.{kind}",
+        obj=entry,
+        after={
+            "dataset": request.dataset.name,
+            "request": request.pk,
+            "job": getattr(job, "pk", None),
+            "epsilon": epsilon,
+            "delta": delta,
+            "mechanism": mechanism,
+        },
+    )
     return entry
 
 
@@ -146,5 +209,6 @@ def ledger_amount(value: float | Decimal, *, places: int) -> Decimal:
     """An accountant's float as a ledger Decimal, rounded up so the ledger never under-reports."""
     from decimal import ROUND_CEILING
 
-    return Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal(1).scaleb(-places),
-                                                                                 rounding=ROUND_CEILING)
+    return Decimal(repr(value) if isinstance(value, float) else value).quantize(
+        Decimal(1).scaleb(-places), rounding=ROUND_CEILING
+    )

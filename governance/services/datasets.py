@@ -38,8 +38,14 @@ def ingest_limits() -> IngestLimits:
     )
 
 
-def parse_decimal(value: Any, *, field: str, minimum_exclusive: Decimal | None = None,
-                  maximum_exclusive: Decimal | None = None, minimum: Decimal | None = None) -> Decimal:
+def parse_decimal(
+    value: Any,
+    *,
+    field: str,
+    minimum_exclusive: Decimal | None = None,
+    maximum_exclusive: Decimal | None = None,
+    minimum: Decimal | None = None,
+) -> Decimal:
     """An exact Decimal from user input, with the field named in every error."""
     if isinstance(value, float):
         value = repr(value)
@@ -58,9 +64,18 @@ def parse_decimal(value: Any, *, field: str, minimum_exclusive: Decimal | None =
     return number
 
 
-def dataset_register(*, actor: AbstractUser, name: str, path: Path, filename: str, epsilon_cap: Any,
-                     delta_cap: Any, schema: dict[str, Any] | None = None, description: str = "",
-                     sensitivity: str = "confidential") -> RegistrationResult:
+def dataset_register(
+    *,
+    actor: AbstractUser,
+    name: str,
+    path: Path,
+    filename: str,
+    epsilon_cap: Any,
+    delta_cap: Any,
+    schema: dict[str, Any] | None = None,
+    description: str = "",
+    sensitivity: str = "confidential",
+) -> RegistrationResult:
     """Create a dataset with budget caps and its first source version, or add a version to it."""
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
@@ -68,21 +83,31 @@ def dataset_register(*, actor: AbstractUser, name: str, path: Path, filename: st
     delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
     _check_name(name)
     if sensitivity not in Sensitivity.values:
-        raise ValidationError(f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
-                              extra={"field": "sensitivity"})
+        raise ValidationError(
+            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
+            extra={"field": "sensitivity"},
+        )
     table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
     with files_removed_on_error() as written, transaction.atomic():
         dataset = Dataset.objects.select_for_update().filter(name=name).first()
         if dataset is None:
-            dataset = _dataset_create(actor=actor, name=name, epsilon_cap=epsilon, delta_cap=delta,
-                                      description=description, sensitivity=sensitivity)
+            dataset = _dataset_create(
+                actor=actor,
+                name=name,
+                epsilon_cap=epsilon,
+                delta_cap=delta,
+                description=description,
+                sensitivity=sensitivity,
+            )
         elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
             raise ConflictError(
                 f"Dataset {name!r} exists with caps ε={dataset.epsilon_cap}, δ={dataset.delta_cap}; "
                 "caps cannot be changed by registering a new version.",
-                extra={"epsilon_cap": str(dataset.epsilon_cap), "delta_cap": str(dataset.delta_cap)})
-        return dataset_version_store(dataset=dataset, table=table, actor=actor, kind=VersionKind.SOURCE,
-                                     written=written, filename=filename)
+                extra={"epsilon_cap": str(dataset.epsilon_cap), "delta_cap": str(dataset.delta_cap)},
+            )
+        return dataset_version_store(
+            dataset=dataset, table=table, actor=actor, kind=VersionKind.SOURCE, written=written, filename=filename
+        )
 
 
 def _check_name(name: str) -> None:
@@ -91,26 +116,46 @@ def _check_name(name: str) -> None:
     try:
         validate_slug(name)
     except Exception as error:
-        raise ValidationError(f"Dataset name {name!r} must use letters, digits, '-' and '_' only.",
-                              extra={"field": "name"}) from error
+        raise ValidationError(
+            f"Dataset name {name!r} must use letters, digits, '-' and '_' only.", extra={"field": "name"}
+        ) from error
 
 
-def _dataset_create(*, actor: AbstractUser, name: str, epsilon_cap: Decimal, delta_cap: Decimal,
-                    description: str, sensitivity: str) -> Dataset:
+def _dataset_create(
+    *, actor: AbstractUser, name: str, epsilon_cap: Decimal, delta_cap: Decimal, description: str, sensitivity: str
+) -> Dataset:
     try:
         with transaction.atomic():
-            dataset = Dataset.objects.create(name=name, owner=actor, epsilon_cap=epsilon_cap, delta_cap=delta_cap,
-                                             description=description, sensitivity=sensitivity)
+            dataset = Dataset.objects.create(
+                name=name,
+                owner=actor,
+                epsilon_cap=epsilon_cap,
+                delta_cap=delta_cap,
+                description=description,
+                sensitivity=sensitivity,
+            )
     except IntegrityError as error:
         raise ConflictError(f"Dataset {name!r} was registered concurrently; try again.") from error
-    audit_event_record(actor=actor, action="dataset.register", obj=dataset,
-                       after={"name": name, "epsilon_cap": epsilon_cap, "delta_cap": delta_cap})
+    audit_event_record(
+        actor=actor,
+        action="dataset.register",
+        obj=dataset,
+        after={"name": name, "epsilon_cap": epsilon_cap, "delta_cap": delta_cap},
+    )
     return dataset
 
 
-def dataset_version_store(*, dataset: Dataset, table: Table, actor: AbstractUser | None, kind: str,
-                          written: list[Path], filename: str = "", parent: DatasetVersion | None = None,
-                          lineage: dict[str, Any] | None = None) -> RegistrationResult:
+def dataset_version_store(
+    *,
+    dataset: Dataset,
+    table: Table,
+    actor: AbstractUser | None,
+    kind: str,
+    written: list[Path],
+    filename: str = "",
+    parent: DatasetVersion | None = None,
+    lineage: dict[str, Any] | None = None,
+) -> RegistrationResult:
     """Store a validated table as a content-addressed version (identical content: the existing one).
 
     Must run inside a transaction holding the dataset's row lock, wrapped by
@@ -122,7 +167,9 @@ def dataset_version_store(*, dataset: Dataset, table: Table, actor: AbstractUser
         if existing.schema != table.schema:
             raise ConflictError(
                 f"This content is already stored as {existing} with a different schema; "
-                "column roles of stored content cannot be changed.", extra={"version": existing.number})
+                "column roles of stored content cannot be changed.",
+                extra={"version": existing.number},
+            )
         return RegistrationResult(existing, False, table.warnings)
     storage_key = f"datasets/{dataset.name}/{kind}-{table.content_hash}.csv"
     target = Path(settings.DATA_DIR) / storage_key
@@ -130,13 +177,36 @@ def dataset_version_store(*, dataset: Dataset, table: Table, actor: AbstractUser
         written.append(target)
     number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
     version = DatasetVersion.objects.create(
-        dataset=dataset, number=number, kind=kind, content_hash=table.content_hash, storage_key=storage_key,
-        n_rows=len(table.frame), n_columns=len(table.frame.columns), size_bytes=len(table.canonical_bytes),
-        schema=table.schema, schema_inferred=table.schema_inferred, dropped_columns=table.dropped_columns,
-        original_filename=filename[:255], parent=parent, lineage=lineage or {}, created_by=actor)
-    audit_event_record(actor=actor, action="dataset_version.create", obj=version, after={
-        "dataset": dataset.name, "number": number, "kind": kind, "content_hash": table.content_hash,
-        "n_rows": version.n_rows, "n_columns": version.n_columns, "dropped_columns": table.dropped_columns})
+        dataset=dataset,
+        number=number,
+        kind=kind,
+        content_hash=table.content_hash,
+        storage_key=storage_key,
+        n_rows=len(table.frame),
+        n_columns=len(table.frame.columns),
+        size_bytes=len(table.canonical_bytes),
+        schema=table.schema,
+        schema_inferred=table.schema_inferred,
+        dropped_columns=table.dropped_columns,
+        original_filename=filename[:255],
+        parent=parent,
+        lineage=lineage or {},
+        created_by=actor,
+    )
+    audit_event_record(
+        actor=actor,
+        action="dataset_version.create",
+        obj=version,
+        after={
+            "dataset": dataset.name,
+            "number": number,
+            "kind": kind,
+            "content_hash": table.content_hash,
+            "n_rows": version.n_rows,
+            "n_columns": version.n_columns,
+            "dropped_columns": table.dropped_columns,
+        },
+    )
     return RegistrationResult(version, True, table.warnings)
 
 

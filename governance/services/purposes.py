@@ -17,20 +17,44 @@ from governance.services.datasets import parse_decimal
 from governance.services.users import user_has_role
 
 DEFAULT_PURPOSES: list[dict[str, Any]] = [
-    {"name": "internal-analytics", "description": "Internal analysis and model development.",
-     "max_epsilon": "3", "approvals_required": 1, "allowed_recipients": ["internal"]},
-    {"name": "external-research", "description": "Sharing with an external research partner.",
-     "max_epsilon": "1", "approvals_required": 2, "allowed_recipients": ["internal", "external"]},
-    {"name": "software-testing", "description": "Test data for software development; non-private generators "
-     "allowed, internal only.", "max_epsilon": "10", "approvals_required": 1, "allowed_recipients": ["internal"],
-     "allow_non_private": True},
+    {
+        "name": "internal-analytics",
+        "description": "Internal analysis and model development.",
+        "max_epsilon": "3",
+        "approvals_required": 1,
+        "allowed_recipients": ["internal"],
+    },
+    {
+        "name": "external-research",
+        "description": "Sharing with an external research partner.",
+        "max_epsilon": "1",
+        "approvals_required": 2,
+        "allowed_recipients": ["internal", "external"],
+    },
+    {
+        "name": "software-testing",
+        "description": "Test data for software development; non-private generators allowed, internal only.",
+        "max_epsilon": "10",
+        "approvals_required": 1,
+        "allowed_recipients": ["internal"],
+        "allow_non_private": True,
+    },
 ]
 
 
-def purpose_create(*, actor: AbstractUser | None, name: str, max_epsilon: Any, approvals_required: int = 2,
-                   allowed_recipients: list[str] | None = None, audit_thresholds: dict[str, Any] | None = None,
-                   description: str = "", allow_non_private: bool = False, holdout_fraction: Any = "0.2",
-                   release_days: int = 90) -> Purpose:
+def purpose_create(
+    *,
+    actor: AbstractUser | None,
+    name: str,
+    max_epsilon: Any,
+    approvals_required: int = 2,
+    allowed_recipients: list[str] | None = None,
+    audit_thresholds: dict[str, Any] | None = None,
+    description: str = "",
+    allow_non_private: bool = False,
+    holdout_fraction: Any = "0.2",
+    release_days: int = 90,
+) -> Purpose:
     """Create a purpose whose policy is validated in full before anything is stored."""
     if actor is not None and not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can define purposes.")
@@ -39,9 +63,11 @@ def purpose_create(*, actor: AbstractUser | None, name: str, max_epsilon: Any, a
         "max_epsilon": parse_decimal(max_epsilon, field="max_epsilon", minimum_exclusive=Decimal(0)),
         "approvals_required": _approvals(approvals_required),
         "allowed_recipients": _recipients(
-            [RecipientKind.INTERNAL] if allowed_recipients is None else allowed_recipients),
+            [RecipientKind.INTERNAL] if allowed_recipients is None else allowed_recipients
+        ),
         "audit_thresholds": audit_thresholds_validate(
-            default_audit_thresholds() if audit_thresholds is None else audit_thresholds),
+            default_audit_thresholds() if audit_thresholds is None else audit_thresholds
+        ),
         "holdout_fraction": _holdout(holdout_fraction),
         "allow_non_private": bool(allow_non_private),
         "release_days": _release_days(release_days),
@@ -71,16 +97,18 @@ def _check_name(name: str) -> None:
     try:
         validate_slug(name)
     except DjangoValidationError as error:
-        raise ValidationError(f"Purpose name {name!r} must use letters, digits, '-' and '_' only.",
-                              extra={"field": "name"}) from error
+        raise ValidationError(
+            f"Purpose name {name!r} must use letters, digits, '-' and '_' only.", extra={"field": "name"}
+        ) from error
 
 
 def _release_days(value: Any) -> int:
     try:
         days = int(str(value))
     except ValueError as error:
-        raise ValidationError(f"release_days must be a whole number; got {value!r}.",
-                              extra={"field": "release_days"}) from error
+        raise ValidationError(
+            f"release_days must be a whole number; got {value!r}.", extra={"field": "release_days"}
+        ) from error
     if days < 1:
         raise ValidationError(f"release_days must be at least 1; got {days}.", extra={"field": "release_days"})
     return days
@@ -88,22 +116,26 @@ def _release_days(value: Any) -> int:
 
 def _approvals(value: Any) -> int:
     if value not in (1, 2, "1", "2"):
-        raise ValidationError(f"approvals_required must be 1 or 2; got {value!r}.",
-                              extra={"field": "approvals_required"})
+        raise ValidationError(
+            f"approvals_required must be 1 or 2; got {value!r}.", extra={"field": "approvals_required"}
+        )
     return int(value)
 
 
 def _recipients(values: list[str]) -> list[str]:
     unknown = [value for value in values if value not in RecipientKind.values]
     if unknown or not values:
-        raise ValidationError(f"allowed_recipients must be a non-empty subset of {RecipientKind.values}; "
-                              f"got {values!r}.", extra={"field": "allowed_recipients"})
+        raise ValidationError(
+            f"allowed_recipients must be a non-empty subset of {RecipientKind.values}; got {values!r}.",
+            extra={"field": "allowed_recipients"},
+        )
     return sorted(set(values))
 
 
 def _holdout(value: Any) -> Decimal:
     fraction = parse_decimal(value, field="holdout_fraction")
     if not Decimal("0.05") <= fraction <= Decimal("0.5"):
-        raise ValidationError(f"holdout_fraction must be between 0.05 and 0.5; got {value}.",
-                              extra={"field": "holdout_fraction"})
+        raise ValidationError(
+            f"holdout_fraction must be between 0.05 and 0.5; got {value}.", extra={"field": "holdout_fraction"}
+        )
     return fraction

@@ -35,9 +35,11 @@ def release_conditions(*, request: DataRequest) -> list[str]:
     if run is None:
         unmet.append("no audit has run on the synthetic data")
     elif run.status != AuditStatus.PASSED and not run.risk_acceptances.exists():
-        unmet.append(f"the audit did not pass ({run.status}; failed checks: {', '.join(run.failed_checks) or 'none'}) "
-                     "and no approver accepted the risk" + (" — an inconclusive audit cannot be accepted"
-                                                            if run.status == AuditStatus.INCONCLUSIVE else ""))
+        unmet.append(
+            f"the audit did not pass ({run.status}; failed checks: {', '.join(run.failed_checks) or 'none'}) "
+            "and no approver accepted the risk"
+            + (" — an inconclusive audit cannot be accepted" if run.status == AuditStatus.INCONCLUSIVE else "")
+        )
     elif not hasattr(run, "datasheet"):
         unmet.append("the audit's datasheet is not signed")
     if request.state != RequestState.READY:
@@ -57,17 +59,32 @@ def release_create(*, actor: AbstractUser, request_id: int) -> Release:
             raise PermissionDeniedError("Only a steward or an approver can release synthetic data.")
         unmet = release_conditions(request=request)
         if unmet:
-            raise ConflictError(f"Request #{request.pk} cannot be released: {'; '.join(unmet)}.",
-                                extra={"unmet_conditions": unmet})
+            raise ConflictError(
+                f"Request #{request.pk} cannot be released: {'; '.join(unmet)}.", extra={"unmet_conditions": unmet}
+            )
         run = request.audit_runs.order_by("-created_at", "-id").first()
-        release = Release.objects.create(request=request, version=run.version, audit_run=run,
-                                         datasheet=run.datasheet, released_by=actor,
-                                         expires_at=timezone.now() + timedelta(days=request.purpose.release_days))
-        audit_event_record(actor=actor, action="release.create", obj=release, after={
-            "request": request.pk, "version": run.version_id, "datasheet_sha256": run.datasheet.sha256,
-            "expires_at": release.expires_at})
-        request_transition(request=request, target=RequestState.RELEASED, actor=actor, action="release",
-                           extra={"release": release.pk})
+        release = Release.objects.create(
+            request=request,
+            version=run.version,
+            audit_run=run,
+            datasheet=run.datasheet,
+            released_by=actor,
+            expires_at=timezone.now() + timedelta(days=request.purpose.release_days),
+        )
+        audit_event_record(
+            actor=actor,
+            action="release.create",
+            obj=release,
+            after={
+                "request": request.pk,
+                "version": run.version_id,
+                "datasheet_sha256": run.datasheet.sha256,
+                "expires_at": release.expires_at,
+            },
+        )
+        request_transition(
+            request=request, target=RequestState.RELEASED, actor=actor, action="release", extra={"release": release.pk}
+        )
         return release
 
 
@@ -78,16 +95,21 @@ def release_download(*, actor: AbstractUser, release_id: int, kind: str) -> Path
     with transaction.atomic():
         release = release_get(user=actor, release_id=release_id)
         if release.revoked_at is not None:
-            raise ConflictError(f"Release #{release.pk} was revoked on {release.revoked_at:%Y-%m-%d}: "
-                                f"{release.revoke_reason}", extra={"revoked_at": release.revoked_at.isoformat()})
+            raise ConflictError(
+                f"Release #{release.pk} was revoked on {release.revoked_at:%Y-%m-%d}: {release.revoke_reason}",
+                extra={"revoked_at": release.revoked_at.isoformat()},
+            )
         if release.expires_at <= timezone.now():
-            raise ConflictError(f"Release #{release.pk} expired on {release.expires_at:%Y-%m-%d}.",
-                                extra={"expires_at": release.expires_at.isoformat()})
+            raise ConflictError(
+                f"Release #{release.pk} expired on {release.expires_at:%Y-%m-%d}.",
+                extra={"expires_at": release.expires_at.isoformat()},
+            )
         if kind not in DownloadKind.values:
             raise NotFoundError(f"Nothing called {kind!r} to download; choose data or datasheet.")
         download = Download.objects.create(release=release, user=actor, kind=kind, channel=current_channel())
-        audit_event_record(actor=actor, action="release.download", obj=download,
-                           after={"release": release.pk, "kind": kind})
+        audit_event_record(
+            actor=actor, action="release.download", obj=download, after={"release": release.pk, "kind": kind}
+        )
     key = release.version.storage_key if kind == DownloadKind.DATA else release.datasheet.storage_key
     return Path(settings.DATA_DIR) / key
 
@@ -112,6 +134,11 @@ def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Rele
         release.save(update_fields=["revoked_at", "revoked_by", "revoke_reason", "updated_at"])
         audit_event_record(actor=actor, action="release.revoke", obj=release, after={"reason": reason})
         request.decision_reason = reason
-        request_transition(request=request, target=RequestState.REVOKED, actor=actor, action="revoke",
-                           extra={"release": release.pk, "reason": reason})
+        request_transition(
+            request=request,
+            target=RequestState.REVOKED,
+            actor=actor,
+            action="revoke",
+            extra={"release": release.pk, "reason": reason},
+        )
         return release

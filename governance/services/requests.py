@@ -67,19 +67,26 @@ def _invalid_transition(request: DataRequest, action: str) -> InvalidTransitionE
     return InvalidTransitionError(
         f"Cannot {action} request #{request.pk}: it is {request.state!r}; "
         f"allowed from {request.state!r}: {', '.join(allowed) or 'nothing (final)'}.",
-        extra={"state": request.state, "allowed_transitions": allowed})
+        extra={"state": request.state, "allowed_transitions": allowed},
+    )
 
 
-def request_transition(*, request: DataRequest, target: str, actor: AbstractUser | None, action: str,
-                       extra: dict[str, Any] | None = None) -> DataRequest:
+def request_transition(
+    *, request: DataRequest, target: str, actor: AbstractUser | None, action: str, extra: dict[str, Any] | None = None
+) -> DataRequest:
     """Move a locked request to ``target`` if the state machine allows it, and log the change."""
     if target not in TRANSITIONS[request.state]:
         raise _invalid_transition(request, action)
     before = request.state
     request.state = target
     request.save(update_fields=["state", "updated_at", "submitted_at", "decided_at", "decision_reason"])
-    audit_event_record(actor=actor, action=f"request.{action}", obj=request,
-                       before={"state": before}, after={"state": target, **(extra or {})})
+    audit_event_record(
+        actor=actor,
+        action=f"request.{action}",
+        obj=request,
+        before={"state": before},
+        after={"state": target, **(extra or {})},
+    )
     return request
 
 
@@ -94,15 +101,26 @@ def access_request_lock(request_id: int) -> DataRequest:
     if dataset_id is None:
         raise NotFoundError(f"No request #{request_id}.")
     Dataset.objects.select_for_update().get(pk=dataset_id)
-    return (DataRequest.objects.select_for_update(of=("self",)).select_related("dataset", "purpose")
-            .get(pk=request_id))
+    return DataRequest.objects.select_for_update(of=("self",)).select_related("dataset", "purpose").get(pk=request_id)
 
 
-def access_request_create(*, actor: AbstractUser, dataset_name: str, purpose_name: str, epsilon: Any, delta: Any,
-                          n_rows: Any, generator: str = "mst", generator_params: dict[str, Any] | None = None,
-                          rebalance: dict[str, Any] | None = None, recipient_kind: str = RecipientKind.INTERNAL,
-                          recipient: str = "", justification: str = "", seed: int | None = None,
-                          submit: bool = True) -> DataRequest:
+def access_request_create(
+    *,
+    actor: AbstractUser,
+    dataset_name: str,
+    purpose_name: str,
+    epsilon: Any,
+    delta: Any,
+    n_rows: Any,
+    generator: str = "mst",
+    generator_params: dict[str, Any] | None = None,
+    rebalance: dict[str, Any] | None = None,
+    recipient_kind: str = RecipientKind.INTERNAL,
+    recipient: str = "",
+    justification: str = "",
+    seed: int | None = None,
+    submit: bool = True,
+) -> DataRequest:
     """File a request against the dataset's newest source version; submit it unless a draft is asked."""
     if not user_has_role(actor, Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
@@ -115,38 +133,78 @@ def access_request_create(*, actor: AbstractUser, dataset_name: str, purpose_nam
     source = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
     if source is None:
         raise ConflictError(f"Dataset {dataset_name!r} has no source version yet.")
-    fields = _validated_fields(purpose=purpose, source=source, epsilon=epsilon, delta=delta, n_rows=n_rows,
-                               generator=generator, generator_params=generator_params or {}, rebalance=rebalance,
-                               recipient_kind=recipient_kind, seed=seed)
+    fields = _validated_fields(
+        purpose=purpose,
+        source=source,
+        epsilon=epsilon,
+        delta=delta,
+        n_rows=n_rows,
+        generator=generator,
+        generator_params=generator_params or {},
+        rebalance=rebalance,
+        recipient_kind=recipient_kind,
+        seed=seed,
+    )
     with transaction.atomic():
-        request = DataRequest.objects.create(dataset=dataset, source_version=source, purpose=purpose,
-                                             requester=actor, recipient=recipient, justification=justification,
-                                             **fields)
-        audit_event_record(actor=actor, action="request.create", obj=request, after={
-            "state": request.state, "dataset": dataset.name, "purpose": purpose.name, **fields})
+        request = DataRequest.objects.create(
+            dataset=dataset,
+            source_version=source,
+            purpose=purpose,
+            requester=actor,
+            recipient=recipient,
+            justification=justification,
+            **fields,
+        )
+        audit_event_record(
+            actor=actor,
+            action="request.create",
+            obj=request,
+            after={"state": request.state, "dataset": dataset.name, "purpose": purpose.name, **fields},
+        )
         if submit:
             access_request_submit(actor=actor, request_id=request.pk)
     request.refresh_from_db()
     return request
 
 
-def _validated_fields(*, purpose: Purpose, source: DatasetVersion, epsilon: Any, delta: Any, n_rows: Any,
-                      generator: str, generator_params: dict[str, Any], rebalance: dict[str, Any] | None,
-                      recipient_kind: str, seed: int | None) -> dict[str, Any]:
+def _validated_fields(
+    *,
+    purpose: Purpose,
+    source: DatasetVersion,
+    epsilon: Any,
+    delta: Any,
+    n_rows: Any,
+    generator: str,
+    generator_params: dict[str, Any],
+    rebalance: dict[str, Any] | None,
+    recipient_kind: str,
+    seed: int | None,
+) -> dict[str, Any]:
     epsilon_value = parse_decimal(epsilon, field="epsilon", minimum_exclusive=Decimal(0))
     if epsilon_value > purpose.max_epsilon:
-        raise ValidationError(f"epsilon {epsilon_value} is above purpose {purpose.name!r}'s maximum of "
-                              f"{purpose.max_epsilon} per release.",
-                              extra={"field": "epsilon", "max_epsilon": str(purpose.max_epsilon)})
+        raise ValidationError(
+            f"epsilon {epsilon_value} is above purpose {purpose.name!r}'s maximum of "
+            f"{purpose.max_epsilon} per release.",
+            extra={"field": "epsilon", "max_epsilon": str(purpose.max_epsilon)},
+        )
     delta_value = parse_decimal(delta, field="delta", minimum=Decimal(0), maximum_exclusive=Decimal(1))
     rows = _parse_rows(n_rows)
     if recipient_kind not in purpose.allowed_recipients:
-        raise ValidationError(f"Purpose {purpose.name!r} allows recipients {purpose.allowed_recipients}, "
-                              f"not {recipient_kind!r}.", extra={"field": "recipient_kind"})
+        raise ValidationError(
+            f"Purpose {purpose.name!r} allows recipients {purpose.allowed_recipients}, not {recipient_kind!r}.",
+            extra={"field": "recipient_kind"},
+        )
     _check_generator(generator, generator_params, purpose)
-    return {"epsilon": epsilon_value, "delta": delta_value, "n_rows": rows, "generator": generator,
-            "generator_params": generator_params, "rebalance": _validated_rebalance(rebalance, source),
-            "recipient_kind": recipient_kind, "seed": seed}
+    return {
+        "epsilon": epsilon_value,
+        "delta": delta_value,
+        "n_rows": rows,
+        "generator": generator,
+        "generator_params": generator_params,
+        "rebalance": _validated_rebalance(rebalance, source),
+        "recipient_kind": recipient_kind,
+        "seed": seed,
+    }
 
 
 def _parse_rows(n_rows: Any) -> int:
@@ -156,8 +214,9 @@ def _parse_rows(n_rows: Any) -> int:
         raise ValidationError(f"rows must be a whole number; got {n_rows!r}.", extra={"field": "n_rows"}) from error
     limit = settings.SYNTHGATE_MAX_ROWS
     if rows <= 0 or rows > limit:
-        raise ValidationError(f"rows must be between 1 and {limit:,}; got {rows}.",
-                              extra={"field": "n_rows", "max_rows": limit})
+        raise ValidationError(
+            f"rows must be between 1 and {limit:,}; got {rows}.", extra={"field": "n_rows", "max_rows": limit}
+        )
     return rows
 
 
@@ -169,11 +228,15 @@ def _check_generator(name: str, params: dict[str, Any], purpose: Purpose) -> Non
     except GeneratorError as error:
         raise ValidationError(str(error), extra={"field": "generator"}) from error
     except TypeError as error:
-        raise ValidationError(f"Invalid parameter for generator {name!r}: {error}",
-                              extra={"field": "generator_params"}) from error
+        raise ValidationError(
+            f"Invalid parameter for generator {name!r}: {error}", extra={"field": "generator_params"}
+        ) from error
     if not generator.is_private and not purpose.allow_non_private:
-        raise ValidationError(f"Generator {name!r} is not differentially private (ε = ∞) and purpose "
-                              f"{purpose.name!r} does not allow non-private releases.", extra={"field": "generator"})
+        raise ValidationError(
+            f"Generator {name!r} is not differentially private (ε = ∞) and purpose "
+            f"{purpose.name!r} does not allow non-private releases.",
+            extra={"field": "generator"},
+        )
 
 
 def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersion) -> dict[str, Any] | None:
@@ -182,17 +245,20 @@ def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersio
     column, shares = rebalance.get("column"), rebalance.get("shares")
     labels = [c["name"] for c in source.schema["columns"] if c["role"] == "label"]
     if column not in labels:
-        raise ValidationError(f"Rebalancing needs the label column ({', '.join(labels) or 'none declared'}); "
-                              f"got {column!r}.", extra={"field": "rebalance"})
+        raise ValidationError(
+            f"Rebalancing needs the label column ({', '.join(labels) or 'none declared'}); got {column!r}.",
+            extra={"field": "rebalance"},
+        )
     if not isinstance(shares, dict) or not shares:
-        raise ValidationError("Rebalancing needs target shares, e.g. {\"Yes\": 0.5}.", extra={"field": "rebalance"})
+        raise ValidationError('Rebalancing needs target shares, e.g. {"Yes": 0.5}.', extra={"field": "rebalance"})
     try:
         values = {str(key): float(value) for key, value in shares.items()}
     except (TypeError, ValueError) as error:
         raise ValidationError("Rebalancing shares must be numbers.", extra={"field": "rebalance"}) from error
     if any(not 0 < value < 1 for value in values.values()) or sum(values.values()) > 1 + 1e-9:
-        raise ValidationError("Each rebalancing share must lie in (0, 1) and together at most 1.",
-                              extra={"field": "rebalance"})
+        raise ValidationError(
+            "Each rebalancing share must lie in (0, 1) and together at most 1.", extra={"field": "rebalance"}
+        )
     return {"column": column, "shares": values}
 
 
@@ -211,8 +277,9 @@ def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str
         request = access_request_lock(request_id)
         _require_owner(actor, request, "withdraw")
         request.decision_reason = reason
-        request_transition(request=request, target=S.WITHDRAWN, actor=actor, action="withdraw",
-                           extra={"reason": reason})
+        request_transition(
+            request=request, target=S.WITHDRAWN, actor=actor, action="withdraw", extra={"reason": reason}
+        )
         budget_release(request=request, actor=actor, note="request withdrawn")
         return request
 
@@ -228,9 +295,13 @@ def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str 
             return request
         budget_reserve(request=request, actor=actor)
         request.decided_at = timezone.now()
-        return request_transition(request=request, target=S.APPROVED, actor=actor, action="approve",
-                                  extra={"approvers": approvers, "reserved_epsilon": request.epsilon,
-                                         "reserved_delta": request.delta})
+        return request_transition(
+            request=request,
+            target=S.APPROVED,
+            actor=actor,
+            action="approve",
+            extra={"approvers": approvers, "reserved_epsilon": request.epsilon, "reserved_delta": request.delta},
+        )
 
 
 def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) -> DataRequest:
@@ -243,20 +314,28 @@ def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) 
         _approval_create(actor=actor, request=request, decision=Decision.REJECT, reason=reason)
         request.decided_at = timezone.now()
         request.decision_reason = reason
-        return request_transition(request=request, target=S.REJECTED, actor=actor, action="reject",
-                                  extra={"reason": reason})
+        return request_transition(
+            request=request, target=S.REJECTED, actor=actor, action="reject", extra={"reason": reason}
+        )
 
 
 def _approval_create(*, actor: AbstractUser, request: DataRequest, decision: str, reason: str) -> Approval:
     try:
         with transaction.atomic():
-            approval = Approval.objects.create(request=request, approver=actor, requester_id=request.requester_id,
-                                               decision=decision, reason=reason)
+            approval = Approval.objects.create(
+                request=request, approver=actor, requester_id=request.requester_id, decision=decision, reason=reason
+            )
     except IntegrityError as error:
-        raise ConflictError(f"{actor.username} has already decided on request #{request.pk}; "
-                            "a second approval must come from a different approver.") from error
-    audit_event_record(actor=actor, action=f"approval.{decision}", obj=approval,
-                       after={"request": request.pk, "decision": decision, "reason": reason})
+        raise ConflictError(
+            f"{actor.username} has already decided on request #{request.pk}; "
+            "a second approval must come from a different approver."
+        ) from error
+    audit_event_record(
+        actor=actor,
+        action=f"approval.{decision}",
+        obj=approval,
+        after={"request": request.pk, "decision": decision, "reason": reason},
+    )
     return approval
 
 
@@ -281,4 +360,3 @@ def _require_visible(actor: AbstractUser, request: DataRequest) -> None:
 
     if not request_visible_to(actor, request):
         raise NotFoundError(f"No request #{request.pk}.")
-

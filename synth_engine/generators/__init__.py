@@ -40,9 +40,7 @@ def get_generator(name: str, **params: Any) -> Generator:
     valid = generator_parameters(name)
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise GeneratorError(
-            f"unknown parameter(s) {unknown} for generator {name!r}; valid parameters: {valid}"
-        )
+        raise GeneratorError(f"unknown parameter(s) {unknown} for generator {name!r}; valid parameters: {valid}")
     return cls(**params)
 
 

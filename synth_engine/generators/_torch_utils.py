@@ -37,8 +37,14 @@ class TabularCVAE(nn.Module):
         Weight of the reconstruction term against the KL term (TVAE's ``loss_factor``).
     """
 
-    def __init__(self, code_sizes: Sequence[int], label_index: int | None, embedding_dim: int,
-                 hidden_dims: Sequence[int], loss_factor: float) -> None:
+    def __init__(
+        self,
+        code_sizes: Sequence[int],
+        label_index: int | None,
+        embedding_dim: int,
+        hidden_dims: Sequence[int],
+        loss_factor: float,
+    ) -> None:
         super().__init__()
         self.code_sizes = [int(size) for size in code_sizes]
         self.label_index = label_index
@@ -86,13 +92,13 @@ class TabularCVAE(nn.Module):
         for column in self.features:
             stop = start + self.code_sizes[column]
             reconstruction = reconstruction + functional.cross_entropy(
-                logits[:, start:stop], codes[:, column], reduction="none")
+                logits[:, start:stop], codes[:, column], reduction="none"
+            )
             start = stop
         kl = -0.5 * (1.0 + log_variance - mean.pow(2) - log_variance.exp()).sum(dim=1)
         return self.loss_factor * reconstruction + kl
 
-    def feature_probabilities(self, latent: torch.Tensor,
-                              labels: torch.Tensor) -> list[np.ndarray]:
+    def feature_probabilities(self, latent: torch.Tensor, labels: torch.Tensor) -> list[np.ndarray]:
         """Softmax of each feature column for given latents and label codes (no gradients)."""
         with torch.no_grad():
             logits = self.decode_logits(latent, labels)

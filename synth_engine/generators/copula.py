@@ -58,15 +58,13 @@ class GaussianCopulaGenerator(Generator):
     name = "copula"
     is_private = False
 
-    def __init__(self, *, n_quantiles: int = 1001, per_class: bool = True,
-                 min_class_rows: int = 50) -> None:
+    def __init__(self, *, n_quantiles: int = 1001, per_class: bool = True, min_class_rows: int = 50) -> None:
         self.n_quantiles = n_quantiles
         self.per_class = per_class
         self.min_class_rows = min_class_rows
 
     def get_params(self) -> dict[str, Any]:
-        return {"n_quantiles": self.n_quantiles, "per_class": self.per_class,
-                "min_class_rows": self.min_class_rows}
+        return {"n_quantiles": self.n_quantiles, "per_class": self.per_class, "min_class_rows": self.min_class_rows}
 
     def check(self, frame: pd.DataFrame, schema: dict[str, Any]) -> list[str]:
         """Validate ``frame`` against ``schema``; return warnings, raise for unusable data."""
@@ -76,8 +74,14 @@ class GaussianCopulaGenerator(Generator):
         """Non-private: no guarantee whatever the target (ε = ∞)."""
         return _no_privacy()
 
-    def fit(self, frame: pd.DataFrame, schema: dict[str, Any], epsilon: float = math.inf,
-            delta: float = 0.0, random_state: int | None = None) -> GaussianCopulaGenerator:
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        schema: dict[str, Any],
+        epsilon: float = math.inf,
+        delta: float = 0.0,
+        random_state: int | None = None,
+    ) -> GaussianCopulaGenerator:
         """Fit the marginals and correlations; ``epsilon``/``delta`` are ignored (non-private).
 
         ``random_state=None`` seeds from :mod:`secrets`; an int makes fit and sampling
@@ -104,8 +108,7 @@ class GaussianCopulaGenerator(Generator):
         self.sample_rng_ = np.random.default_rng(sample_seed)
         return self
 
-    def _fit_classes(self, frame: pd.DataFrame, pooled: dict[str, Any],
-                     rng: np.random.Generator) -> None:
+    def _fit_classes(self, frame: pd.DataFrame, pooled: dict[str, Any], rng: np.random.Generator) -> None:
         meta = self.columns_meta_[self.columns_.index(self.label_)]
         codes = _category_codes(frame[self.label_], meta["categories"])
         self.classes_ = [c for c in range(len(meta["categories"]) + 1) if (codes == c).any()]
@@ -125,11 +128,13 @@ class GaussianCopulaGenerator(Generator):
         if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:
             raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
         counts = round_counts(self._shares(conditions), n_rows, self.sample_rng_)
-        parts = [_sample_group(group, self.columns_meta_, int(count), self.sample_rng_)
-                 for group, count in zip(self.groups_, counts, strict=True) if count > 0]
+        parts = [
+            _sample_group(group, self.columns_meta_, int(count), self.sample_rng_)
+            for group, count in zip(self.groups_, counts, strict=True)
+            if count > 0
+        ]
         codes = np.concatenate(parts)[self.sample_rng_.permutation(n_rows)]
-        columns = {meta["name"]: _decode(codes[:, i], meta)
-                   for i, meta in enumerate(self.columns_meta_)}
+        columns = {meta["name"]: _decode(codes[:, i], meta) for i, meta in enumerate(self.columns_meta_)}
         return pd.DataFrame(columns, columns=self.columns_, copy=False)
 
     def _shares(self, conditions: dict[str, Any] | None) -> np.ndarray:
@@ -137,8 +142,7 @@ class GaussianCopulaGenerator(Generator):
             return self.class_shares_
         if len(conditions) != 1 or self.label_ not in conditions:
             raise GeneratorError(
-                f"the copula conditions only on its label column {self.label_!r}; got "
-                f"{sorted(conditions)}"
+                f"the copula conditions only on its label column {self.label_!r}; got {sorted(conditions)}"
             )
         wanted = conditions[self.label_]
         wanted = wanted if isinstance(wanted, dict) else {wanted: 1.0}
@@ -161,11 +165,17 @@ class GaussianCopulaGenerator(Generator):
             raise GeneratorError("call fit() before save()")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"generator": self.name, "format_version": FORMAT_VERSION,
-                "params": self.get_params(), "columns": self.columns_,
-                "columns_meta": self.columns_meta_, "label": self.label_,
-                "classes": self.classes_, "n_groups": len(self.groups_),
-                "sample_rng": self.sample_rng_.bit_generator.state}
+        meta = {
+            "generator": self.name,
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+            "columns": self.columns_,
+            "columns_meta": self.columns_meta_,
+            "label": self.label_,
+            "classes": self.classes_,
+            "n_groups": len(self.groups_),
+            "sample_rng": self.sample_rng_.bit_generator.state,
+        }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
         arrays = {"class_shares": self.class_shares_}
         for g, group in enumerate(self.groups_):
@@ -186,9 +196,15 @@ class GaussianCopulaGenerator(Generator):
         model.label_, model.classes_ = meta["label"], meta["classes"]
         with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
             model.class_shares_ = arrays["class_shares"]
-            model.groups_ = [{"correlation": arrays[f"correlation_{g}"], "marginals": [
-                (arrays[f"levels_{g}_{c}"], arrays[f"values_{g}_{c}"])
-                for c in range(len(model.columns_))]} for g in range(meta["n_groups"])]
+            model.groups_ = [
+                {
+                    "correlation": arrays[f"correlation_{g}"],
+                    "marginals": [
+                        (arrays[f"levels_{g}_{c}"], arrays[f"values_{g}_{c}"]) for c in range(len(model.columns_))
+                    ],
+                }
+                for g in range(meta["n_groups"])
+            ]
         model.sample_rng_ = np.random.default_rng()
         model.sample_rng_.bit_generator.state = meta["sample_rng"]
         return model
@@ -223,8 +239,9 @@ def _category_codes(series: pd.Series, categories: list[Any]) -> np.ndarray:
     return np.where(codes < 0, len(categories), codes)
 
 
-def _fit_group(frame: pd.DataFrame, columns: list[dict[str, Any]], n_quantiles: int,
-               rng: np.random.Generator) -> dict[str, Any]:
+def _fit_group(
+    frame: pd.DataFrame, columns: list[dict[str, Any]], n_quantiles: int, rng: np.random.Generator
+) -> dict[str, Any]:
     """Marginals of every column and the normal-scores correlation for one group of rows."""
     marginals, scores = [], []
     for meta in columns:
@@ -241,8 +258,9 @@ def _model_values(series: pd.Series, meta: dict[str, Any]) -> np.ndarray:
     return numeric_values(series, meta["type"])
 
 
-def _fit_marginal(values: np.ndarray, meta: dict[str, Any], n_quantiles: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fit_marginal(
+    values: np.ndarray, meta: dict[str, Any], n_quantiles: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse-CDF table of one column and each row's uniform score.
 
     Returns ``(levels, support, u)``: for a *step* marginal (categories, missing, or at most
@@ -268,8 +286,7 @@ def _fit_marginal(values: np.ndarray, meta: dict[str, Any], n_quantiles: int,
     ranks[np.lexsort((rng.random(len(present)), present))] = np.arange(len(present))
     u = rng.random(len(values)) * share_missing
     u[~missing] = share_missing + (1 - share_missing) * (ranks + 0.5) / len(present)
-    return np.append(share_missing, share_missing + (1 - share_missing) * levels), \
-        np.append(np.nan, quantiles), u
+    return np.append(share_missing, share_missing + (1 - share_missing) * levels), np.append(np.nan, quantiles), u
 
 
 def _correlation(scores: np.ndarray) -> np.ndarray:
@@ -287,8 +304,9 @@ def _correlation(scores: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- sampling
 
 
-def _sample_group(group: dict[str, Any], columns: list[dict[str, Any]], n_rows: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def _sample_group(
+    group: dict[str, Any], columns: list[dict[str, Any]], n_rows: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n_rows`` model values (category codes or numbers) from one group's copula."""
     cholesky = np.linalg.cholesky(group["correlation"])
     u = ndtr(rng.standard_normal((n_rows, len(columns))) @ cholesky.T)
@@ -314,6 +332,7 @@ def _decode(values: np.ndarray, meta: dict[str, Any]) -> pd.Series:
     table = np.empty(len(meta["categories"]) + 1, dtype=object)
     table[:-1] = meta["categories"]
     table[-1] = np.nan
-    series = pd.Series(table[np.nan_to_num(values, nan=len(table) - 1).astype(np.int64)],
-                       dtype=object, name=meta["name"])
+    series = pd.Series(
+        table[np.nan_to_num(values, nan=len(table) - 1).astype(np.int64)], dtype=object, name=meta["name"]
+    )
     return series if meta["dtype"] == "object" else series.astype(meta["dtype"])

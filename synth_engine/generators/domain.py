@@ -161,13 +161,10 @@ def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
     missing = [name for name in names if name not in frame.columns]
     extra = [name for name in frame.columns if name not in names]
     if missing or extra:
-        raise SchemaMismatchError(
-            f"frame and schema disagree: missing from frame {missing}, not in schema {extra}"
-        )
+        raise SchemaMismatchError(f"frame and schema disagree: missing from frame {missing}, not in schema {extra}")
 
 
-def _check_column(series: pd.Series, spec: ColumnSpec, *, private: bool,
-                  n_rows: int) -> list[str]:
+def _check_column(series: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int) -> list[str]:
     present = series[~missing_mask(series)]
     if present.empty:
         raise GeneratorError(f"column {spec.name!r} is entirely missing: drop it from the schema")
@@ -197,9 +194,7 @@ def _check_numeric(present: pd.Series, spec: ColumnSpec) -> None:
         raise SchemaMismatchError(f"column {spec.name!r} is declared integer but has fractions")
 
 
-def _check_categorical(
-    present: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int
-) -> list[str]:
+def _check_categorical(present: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int) -> list[str]:
     if spec.categories is not None:
         unknown = ~present.isin(list(spec.categories))
         if unknown.any():
@@ -285,9 +280,7 @@ class CategoricalCodec:
         series = pd.Series(table[codes], dtype=object, name=self.name)
         if self.dtype == "object":
             return series
-        if self.has_other and not pd.api.types.is_string_dtype(pd.api.types.pandas_dtype(
-            self.dtype
-        )):
+        if self.has_other and not pd.api.types.is_string_dtype(pd.api.types.pandas_dtype(self.dtype)):
             return series
         return series.astype(self.dtype)
 
@@ -298,14 +291,17 @@ class CategoricalCodec:
         for code, known in enumerate(self.values):
             if known == value and _is_bool(known) == _is_bool(value):
                 return code
-        raise GeneratorError(
-            f"column {self.name!r} has no released value {value!r}; choose from {self.values}"
-        )
+        raise GeneratorError(f"column {self.name!r} has no released value {value!r}; choose from {self.values}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "categorical", "name": self.name, "values": self.values,
-                "has_other": self.has_other, "has_missing": self.has_missing,
-                "dtype": self.dtype}
+        return {
+            "kind": "categorical",
+            "name": self.name,
+            "values": self.values,
+            "has_other": self.has_other,
+            "has_missing": self.has_missing,
+            "dtype": self.dtype,
+        }
 
 
 @dataclass
@@ -343,9 +339,7 @@ class NumericCodec:
         clipped = np.clip(np.where(mask, self.low[0], values), self.low[0], self.high[-1])
         codes = np.searchsorted(self.low, clipped, side="right") - 1
         previous = np.maximum(codes - 1, 0)
-        on_point = (codes > 0) & (self.low[previous] == clipped) & (
-            self.high[previous] == self.low[previous]
-        )
+        on_point = (codes > 0) & (self.low[previous] == clipped) & (self.high[previous] == self.low[previous])
         codes = np.where(on_point, previous, codes).astype(np.int64)
         return _place_missing(codes, mask, self.missing_code, self.name)
 
@@ -361,9 +355,15 @@ class NumericCodec:
         return numeric_output(values, self.type, self.dtype, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "numeric", "name": self.name, "type": self.type,
-                "low": self.low.tolist(), "high": self.high.tolist(),
-                "has_missing": self.has_missing, "dtype": self.dtype}
+        return {
+            "kind": "numeric",
+            "name": self.name,
+            "type": self.type,
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "has_missing": self.has_missing,
+            "dtype": self.dtype,
+        }
 
 
 Codec = CategoricalCodec | NumericCodec
@@ -380,8 +380,7 @@ def codec_from_dict(data: dict[str, Any]) -> Codec:
     return NumericCodec(**data)
 
 
-def _place_missing(codes: np.ndarray, mask: np.ndarray, missing_code: int | None,
-                   name: str) -> np.ndarray:
+def _place_missing(codes: np.ndarray, mask: np.ndarray, missing_code: int | None, name: str) -> np.ndarray:
     if mask.any():
         if missing_code is None:
             raise SchemaMismatchError(f"column {name!r} is not nullable but has missing values")
@@ -417,8 +416,9 @@ def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.S
         return stamps.astype(target)
     target = pd.api.types.pandas_dtype(dtype)
     if isinstance(target, np.dtype) and target.kind in "iuf":
-        return pd.Series(np.rint(values).astype(target) if target.kind in "iu" else
-                         values.astype(target), name=name, copy=False)
+        return pd.Series(
+            np.rint(values).astype(target) if target.kind in "iu" else values.astype(target), name=name, copy=False
+        )
     series = pd.Series(values, name=name)
     if pd.api.types.is_integer_dtype(target):
         series = series.round()
@@ -428,9 +428,7 @@ def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.S
 # --------------------------------------------------------------------------- public grids
 
 
-def numeric_grid(
-    lower: float, upper: float, *, integer: bool, max_cells: int
-) -> tuple[np.ndarray, np.ndarray]:
+def numeric_grid(lower: float, upper: float, *, integer: bool, max_cells: int) -> tuple[np.ndarray, np.ndarray]:
     """Public cells covering ``[lower, upper]``, in value order (data-independent).
 
     Single-value cells at both bounds and at zero (point masses such as censoring at a bound
@@ -459,9 +457,7 @@ def numeric_grid(
     return np.array(lows)[order], np.array(highs)[order]
 
 
-def _segment_cells(
-    start: float, stop: float, *, integer: bool, n_cells: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _segment_cells(start: float, stop: float, *, integer: bool, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
     """Cells strictly between two grid points (integers) or covering [start, stop) (floats)."""
     if stop <= 0:
         low, high = _segment_cells(-stop, -start, integer=integer, n_cells=n_cells)
@@ -471,8 +467,7 @@ def _segment_cells(
         return np.empty(0), np.empty(0)
     unit = first if first > 0 else (1.0 if integer else stop * 1e-6)
     half = n_cells // 2 + 1
-    edges = np.concatenate([[first, stop], np.geomspace(unit, stop, half),
-                            np.linspace(first, stop, half)])
+    edges = np.concatenate([[first, stop], np.geomspace(unit, stop, half), np.linspace(first, stop, half)])
     edges = np.unique(np.round(edges) if integer else edges)
     edges = edges[(edges >= first) & (edges <= stop)]
     if integer:
@@ -515,13 +510,18 @@ def fit_codecs(
             codecs.append(_numeric_codec(series, spec, bounds, nullable, max_cells))
         else:
             values = _categories(series, spec, sigma, delta, accountant, rng)
-            codecs.append(CategoricalCodec(spec.name, values, spec.categories is None,
-                                           nullable, str(series.dtype)))
+            codecs.append(CategoricalCodec(spec.name, values, spec.categories is None, nullable, str(series.dtype)))
     return codecs
 
 
-def _categories(series: pd.Series, spec: ColumnSpec, sigma: float, delta: float,
-                accountant: ZCDPAccountant, rng: np.random.Generator) -> list[Any]:
+def _categories(
+    series: pd.Series,
+    spec: ColumnSpec,
+    sigma: float,
+    delta: float,
+    accountant: ZCDPAccountant,
+    rng: np.random.Generator,
+) -> list[Any]:
     if spec.categories is not None:
         return list(spec.categories)
     counts = series[~missing_mask(series)].value_counts()
@@ -536,21 +536,22 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _numeric_codec(series: pd.Series, spec: ColumnSpec, bounds: tuple[float, float],
-                   nullable: bool, max_cells: int) -> NumericCodec:
+def _numeric_codec(
+    series: pd.Series, spec: ColumnSpec, bounds: tuple[float, float], nullable: bool, max_cells: int
+) -> NumericCodec:
     integer = spec.type in ("integer", "datetime")
     low, high = numeric_grid(*bounds, integer=integer, max_cells=max_cells)
     return NumericCodec(spec.name, spec.type, low, high, nullable, str(series.dtype))
 
 
-def _bounds(series: pd.Series, spec: ColumnSpec, sigma: float,
-            accountant: ZCDPAccountant, rng: np.random.Generator) -> tuple[float, float]:
+def _bounds(
+    series: pd.Series, spec: ColumnSpec, sigma: float, accountant: ZCDPAccountant, rng: np.random.Generator
+) -> tuple[float, float]:
     integer = spec.type in ("integer", "datetime")
     lower, upper = spec.minimum, spec.maximum
     if lower is None or upper is None:
         values = numeric_values(series, spec.type)
-        private_lower, private_upper = private_bounds(values[~np.isnan(values)], sigma,
-                                                      integer=integer, rng=rng)
+        private_lower, private_upper = private_bounds(values[~np.isnan(values)], sigma, integer=integer, rng=rng)
         accountant.add_gaussian("domain", sigma)
         lower = private_lower if lower is None else lower
         upper = private_upper if upper is None else upper
@@ -561,8 +562,7 @@ def _bounds(series: pd.Series, spec: ColumnSpec, sigma: float,
     return float(lower), float(upper)
 
 
-def private_bounds(values: np.ndarray, sigma: float, *, integer: bool,
-                   rng: np.random.Generator) -> tuple[float, float]:
+def private_bounds(values: np.ndarray, sigma: float, *, integer: bool, rng: np.random.Generator) -> tuple[float, float]:
     """DP range of ``values`` from a noisy histogram over public power-of-two buckets.
 
     Buckets are ``{0}`` (or ``[-2^k0, 2^k0]`` for floats) and ``±[2^k, 2^(k+1))``; the range runs
@@ -586,8 +586,9 @@ def private_bounds(values: np.ndarray, sigma: float, *, integer: bool,
     if passing.size == 0:
         passing = np.array([int(np.argmax(noisy))])
     offset_low, offset_high = int(passing.min()) - side, int(passing.max()) - side
-    return _bucket_edge(offset_low, smallest, integer, low=True), \
-        _bucket_edge(offset_high, smallest, integer, low=False)
+    return _bucket_edge(offset_low, smallest, integer, low=True), _bucket_edge(
+        offset_high, smallest, integer, low=False
+    )
 
 
 def _bucket_edge(offset: int, smallest: int, integer: bool, *, low: bool) -> float:
@@ -662,9 +663,7 @@ def _is_single_heavy(group: list[int], counts: np.ndarray, min_count: float) -> 
     return len(group) == 1 and counts[group[0]] >= min_count
 
 
-def unordered_bins(
-    counts: np.ndarray, *, max_bins: int, min_count: float, keep_all: bool = False
-) -> np.ndarray:
+def unordered_bins(counts: np.ndarray, *, max_bins: int, min_count: float, keep_all: bool = False) -> np.ndarray:
     """Bins for unordered codes: each frequent code alone, the rare ones pooled (post-processing).
 
     Codes with at least ``min_count`` estimated rows (the ``max_bins - 1`` largest) keep their

@@ -75,8 +75,10 @@ from synth_engine.privacy.zcdp import cdp_rho, gaussian_sigma
 
 FORMAT_VERSION = 1
 ACCOUNTANT_NAME = "RDP (Mironov 2017; Opacus subsampled Gaussian) + zCDP stages, Balle et al. 2020"
-COMPOSITION = ("RDP: rdp_sgd(alpha) + (rho_domain + rho_label) * alpha, converted at "
-               "delta - approximate_delta (Balle et al. 2020, Thm. 21), approximate_delta added")
+COMPOSITION = (
+    "RDP: rdp_sgd(alpha) + (rho_domain + rho_label) * alpha, converted at "
+    "delta - approximate_delta (Balle et al. 2020, Thm. 21), approximate_delta added"
+)
 # Integer orders only: Opacus's series for fractional orders is ~50x slower at large q, and
 # any set of orders gives a valid bound (the conversion takes the best one).
 RDP_ORDERS = tuple(float(a) for a in range(2, 65)) + (80.0, 96.0, 128.0, 192.0, 256.0, 512.0)
@@ -106,12 +108,13 @@ def sgd_rdp(noise_multiplier: float, sample_rate: float, steps: int) -> np.ndarr
     -------
     ndarray of shape (len(RDP_ORDERS),)
     """
-    return np.asarray(compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=steps,
-                                  orders=list(RDP_ORDERS)), dtype=np.float64)
+    return np.asarray(
+        compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=steps, orders=list(RDP_ORDERS)),
+        dtype=np.float64,
+    )
 
 
-def composed_epsilon(history: Sequence[Sequence[float]], rho: float,
-                     conversion_delta: float) -> tuple[float, float]:
+def composed_epsilon(history: Sequence[Sequence[float]], rho: float, conversion_delta: float) -> tuple[float, float]:
     """ε of DP-SGD ``history`` composed with ρ-zCDP, at ``conversion_delta``.
 
     Parameters
@@ -137,8 +140,9 @@ def composed_epsilon(history: Sequence[Sequence[float]], rho: float,
     return float(epsilon), float(order)
 
 
-def calibrate_noise_multiplier(epsilon: float, conversion_delta: float, sample_rate: float,
-                               steps: int, rho: float) -> float:
+def calibrate_noise_multiplier(
+    epsilon: float, conversion_delta: float, sample_rate: float, steps: int, rho: float
+) -> float:
     """Smallest noise multiplier (bisection on log σ, rounded up) whose composed ε ≤ ``epsilon``.
 
     Never below the exact value: the bracket's upper end always satisfies the target.
@@ -147,8 +151,7 @@ def calibrate_noise_multiplier(epsilon: float, conversion_delta: float, sample_r
     low, high = (math.log(s) for s in _SIGMA_BRACKET)
 
     def spent(log_sigma: float) -> float:
-        return composed_epsilon([(math.exp(log_sigma), sample_rate, steps)], rho,
-                                conversion_delta)[0]
+        return composed_epsilon([(math.exp(log_sigma), sample_rate, steps)], rho, conversion_delta)[0]
 
     if spent(high) > epsilon:
         raise InsufficientBudgetError(f"epsilon={epsilon} cannot be met by any noise multiplier")
@@ -163,8 +166,7 @@ def calibrate_noise_multiplier(epsilon: float, conversion_delta: float, sample_r
     return math.exp(high)
 
 
-def privacy_plan(params: dict[str, Any], epsilon: float, delta: float,
-                 n_rows: int) -> dict[str, Any]:
+def privacy_plan(params: dict[str, Any], epsilon: float, delta: float, n_rows: int) -> dict[str, Any]:
     """Every stage's budget and noise for a target, from public inputs only (no data).
 
     Opacus's Poisson loader uses q = 1/len(loader) with len(loader) = ⌈n / batch_size⌉ batches
@@ -172,23 +174,28 @@ def privacy_plan(params: dict[str, Any], epsilon: float, delta: float,
     """
     plan = _reserved(params, epsilon, delta, n_rows)
     plan["noise_multiplier"] = calibrate_noise_multiplier(
-        epsilon, plan["conversion_delta"], plan["sample_rate"], plan["steps"],
-        plan["domain_rho"] + plan["label_rho"])
+        epsilon, plan["conversion_delta"], plan["sample_rate"], plan["steps"], plan["domain_rho"] + plan["label_rho"]
+    )
     return plan
 
 
-def _reserved(params: dict[str, Any], epsilon: float, delta: float,
-              n_rows: int) -> dict[str, Any]:
+def _reserved(params: dict[str, Any], epsilon: float, delta: float, n_rows: int) -> dict[str, Any]:
     """Sampling arithmetic and the budgets reserved for the domain and label stages."""
     batches = math.ceil(n_rows / min(params["batch_size"], n_rows))
     threshold_delta = params["threshold_delta_fraction"] * delta
     reference_rho = cdp_rho(epsilon, delta - threshold_delta)
     label_rho = params["label_fraction"] * reference_rho
-    return {"sample_rate": 1.0 / batches, "steps": params["epochs"] * batches,
-            "expected_batch_size": n_rows / batches, "max_grad_norm": params["max_grad_norm"],
-            "threshold_delta": threshold_delta, "conversion_delta": delta - threshold_delta,
-            "domain_rho": params["domain_fraction"] * reference_rho, "label_rho": label_rho,
-            "label_sigma": gaussian_sigma(label_rho)}
+    return {
+        "sample_rate": 1.0 / batches,
+        "steps": params["epochs"] * batches,
+        "expected_batch_size": n_rows / batches,
+        "max_grad_norm": params["max_grad_norm"],
+        "threshold_delta": threshold_delta,
+        "conversion_delta": delta - threshold_delta,
+        "domain_rho": params["domain_fraction"] * reference_rho,
+        "label_rho": label_rho,
+        "label_sigma": gaussian_sigma(label_rho),
+    }
 
 
 def _is_useful(plan: dict[str, Any], n_rows: int) -> bool:
@@ -207,11 +214,12 @@ def minimum_epsilon(params: dict[str, Any], delta: float, n_rows: int) -> float:
         middle = (low + high) / 2.0
         plan = _reserved(params, math.exp(middle), delta, n_rows)
         largest = MAX_NOISE_TO_SIGNAL * plan["expected_batch_size"]
-        spent, _ = composed_epsilon([(largest, plan["sample_rate"], plan["steps"])],
-                                    plan["domain_rho"] + plan["label_rho"],
-                                    plan["conversion_delta"])
-        useful = spent <= math.exp(middle) and \
-            plan["label_sigma"] <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
+        spent, _ = composed_epsilon(
+            [(largest, plan["sample_rate"], plan["steps"])],
+            plan["domain_rho"] + plan["label_rho"],
+            plan["conversion_delta"],
+        )
+        useful = spent <= math.exp(middle) and plan["label_sigma"] <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
         low, high = (low, middle) if useful else (middle, high)
     return math.exp(high)
 
@@ -259,11 +267,22 @@ class DPTVAEGenerator(Generator):
     is_private = True
     progress_callback: Callable[[float], None] | None = None
 
-    def __init__(self, *, epochs: int = 30, batch_size: int = 2048, learning_rate: float = 2e-3,
-                 embedding_dim: int = 32, hidden_dims: Sequence[int] = (128, 128),
-                 max_grad_norm: float = 1.0, loss_factor: float = 2.0, max_cells: int = 100,
-                 domain_fraction: float = 0.05, label_fraction: float = 0.01,
-                 threshold_delta_fraction: float = 0.1, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: int = 30,
+        batch_size: int = 2048,
+        learning_rate: float = 2e-3,
+        embedding_dim: int = 32,
+        hidden_dims: Sequence[int] = (128, 128),
+        max_grad_norm: float = 1.0,
+        loss_factor: float = 2.0,
+        max_cells: int = 100,
+        domain_fraction: float = 0.05,
+        label_fraction: float = 0.01,
+        threshold_delta_fraction: float = 0.1,
+        num_threads: int = 1,
+    ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -278,14 +297,20 @@ class DPTVAEGenerator(Generator):
         self.num_threads = num_threads
 
     def get_params(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "embedding_dim": self.embedding_dim,
-                "hidden_dims": [int(width) for width in self.hidden_dims],
-                "max_grad_norm": self.max_grad_norm, "loss_factor": self.loss_factor,
-                "max_cells": self.max_cells, "domain_fraction": self.domain_fraction,
-                "label_fraction": self.label_fraction,
-                "threshold_delta_fraction": self.threshold_delta_fraction,
-                "num_threads": self.num_threads}
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "embedding_dim": self.embedding_dim,
+            "hidden_dims": [int(width) for width in self.hidden_dims],
+            "max_grad_norm": self.max_grad_norm,
+            "loss_factor": self.loss_factor,
+            "max_cells": self.max_cells,
+            "domain_fraction": self.domain_fraction,
+            "label_fraction": self.label_fraction,
+            "threshold_delta_fraction": self.threshold_delta_fraction,
+            "num_threads": self.num_threads,
+        }
 
     # ------------------------------------------------------------------ checks and plan
 
@@ -320,31 +345,42 @@ class DPTVAEGenerator(Generator):
                 f"{plan['noise_multiplier']:.3g} on batches of {plan['expected_batch_size']:.0f} "
                 f"rows, label histogram noise σ={plan['label_sigma']:.3g} rows; use epsilon >= "
                 f"{minimum:g} (at delta={delta}), or more rows, a larger batch_size or fewer "
-                "epochs")
+                "epochs"
+            )
         return plan
 
     def _check_params(self) -> None:
-        positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size,
-                         "embedding_dim": self.embedding_dim, "num_threads": self.num_threads,
-                         "max_cells": self.max_cells}
+        positive_ints = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "embedding_dim": self.embedding_dim,
+            "num_threads": self.num_threads,
+            "max_cells": self.max_cells,
+        }
         for key, value in positive_ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise GeneratorError(f"{key} must be a positive integer, got {value!r}")
         if not self.hidden_dims or any(int(width) <= 0 for width in self.hidden_dims):
             raise GeneratorError(f"hidden_dims must be positive widths, got {self.hidden_dims!r}")
-        for key in ("learning_rate", "max_grad_norm", "loss_factor", "domain_fraction",
-                    "label_fraction", "threshold_delta_fraction"):
+        for key in (
+            "learning_rate",
+            "max_grad_norm",
+            "loss_factor",
+            "domain_fraction",
+            "label_fraction",
+            "threshold_delta_fraction",
+        ):
             value = getattr(self, key)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise GeneratorError(f"{key} must be a positive number, got {value!r}")
         if self.domain_fraction + self.label_fraction >= 1 or self.threshold_delta_fraction >= 1:
-            raise GeneratorError("domain_fraction + label_fraction and "
-                                 "threshold_delta_fraction must each stay below 1")
+            raise GeneratorError("domain_fraction + label_fraction and threshold_delta_fraction must each stay below 1")
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, frame: pd.DataFrame, schema: dict[str, Any], epsilon: float, delta: float,
-            random_state: int | None = None) -> DPTVAEGenerator:
+    def fit(
+        self, frame: pd.DataFrame, schema: dict[str, Any], epsilon: float, delta: float, random_state: int | None = None
+    ) -> DPTVAEGenerator:
         """Validate, plan, then spend at most (ε, δ) on domains, label shares and DP-SGD.
 
         ``random_state=None`` seeds from :mod:`secrets`; an int makes the fit and the later
@@ -360,15 +396,19 @@ class DPTVAEGenerator(Generator):
         domain_seed, torch_seed, sample_seed = np.random.SeedSequence(seed).spawn(3)
         rng = np.random.default_rng(domain_seed)
         accountant = ZCDPAccountant()
-        codecs = fit_codecs(frame, specs, rho=plan["domain_rho"],
-                            threshold_delta=plan["threshold_delta"], max_cells=self.max_cells,
-                            accountant=accountant, rng=rng)
+        codecs = fit_codecs(
+            frame,
+            specs,
+            rho=plan["domain_rho"],
+            threshold_delta=plan["threshold_delta"],
+            max_cells=self.max_cells,
+            accountant=accountant,
+            rng=rng,
+        )
         codes = np.column_stack([codec.encode(frame[codec.name]) for codec in codecs])
-        self.label_weights_ = _noisy_label_weights(codes, codecs, label_index, plan, accountant,
-                                                   rng)
+        self.label_weights_ = _noisy_label_weights(codes, codecs, label_index, plan, accountant, rng)
         sizes = [codec.n_codes for codec in codecs]
-        state, history = self._train(codes, sizes, label_index, plan,
-                                     int(torch_seed.generate_state(1, np.uint32)[0]))
+        state, history = self._train(codes, sizes, label_index, plan, int(torch_seed.generate_state(1, np.uint32)[0]))
         self.columns_ = [spec.name for spec in specs]
         self.codecs_, self.label_index_ = codecs, label_index
         self.network_ = self._network(sizes, label_index, state)
@@ -377,37 +417,45 @@ class DPTVAEGenerator(Generator):
         self.sample_rng_ = np.random.default_rng(sample_seed)
         return self
 
-    def _network(self, sizes: list[int], label_index: int | None,
-                 state: dict[str, torch.Tensor] | None = None) -> TabularCVAE:
-        network = TabularCVAE(sizes, label_index, self.embedding_dim,
-                              [int(width) for width in self.hidden_dims], self.loss_factor)
+    def _network(
+        self, sizes: list[int], label_index: int | None, state: dict[str, torch.Tensor] | None = None
+    ) -> TabularCVAE:
+        network = TabularCVAE(
+            sizes, label_index, self.embedding_dim, [int(width) for width in self.hidden_dims], self.loss_factor
+        )
         if state is not None:
             network.load_state_dict(state)
         return network.eval()
 
-    def _train(self, codes: np.ndarray, sizes: list[int], label_index: int | None,
-               plan: dict[str, Any], seed: int) -> tuple[dict[str, torch.Tensor], list[list]]:
+    def _train(
+        self, codes: np.ndarray, sizes: list[int], label_index: int | None, plan: dict[str, Any], seed: int
+    ) -> tuple[dict[str, torch.Tensor], list[list]]:
         """DP-SGD with Opacus (Poisson sampling, flat clipping, RDP accountant); returns the
         trained weights and the accountant's history, checked against the plan."""
         with deterministic_torch(seed, self.num_threads), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             network = self._network(sizes, label_index).train()
             optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
-            loader = DataLoader(TensorDataset(torch.from_numpy(codes)),
-                                batch_size=min(self.batch_size, len(codes)))
+            loader = DataLoader(TensorDataset(torch.from_numpy(codes)), batch_size=min(self.batch_size, len(codes)))
             engine = PrivacyEngine(accountant="rdp", secure_mode=False)
             noise_generator = torch.Generator().manual_seed(seed + 1)
             model, optimizer, criterion, loader = engine.make_private(
-                module=network, optimizer=optimizer, criterion=PerRowLoss(), data_loader=loader,
-                noise_multiplier=plan["noise_multiplier"], max_grad_norm=self.max_grad_norm,
-                poisson_sampling=True, loss_reduction="sum", noise_generator=noise_generator,
-                grad_sample_mode="ghost")
+                module=network,
+                optimizer=optimizer,
+                criterion=PerRowLoss(),
+                data_loader=loader,
+                noise_multiplier=plan["noise_multiplier"],
+                max_grad_norm=self.max_grad_norm,
+                poisson_sampling=True,
+                loss_reduction="sum",
+                noise_generator=noise_generator,
+                grad_sample_mode="ghost",
+            )
             latent_generator = torch.Generator().manual_seed(seed + 2)
             for epoch in range(self.epochs):
                 for (batch,) in loader:
                     optimizer.zero_grad(set_to_none=True)
-                    noise = torch.randn(batch.shape[0], self.embedding_dim,
-                                        generator=latent_generator)
+                    noise = torch.randn(batch.shape[0], self.embedding_dim, generator=latent_generator)
                     criterion(model(batch, noise)).backward()
                     optimizer.step()
                 if self.progress_callback is not None:
@@ -429,25 +477,22 @@ class DPTVAEGenerator(Generator):
         codes = [np.empty(0, dtype=np.int64) for _ in self.network_.features]
         with deterministic_torch(0, self.num_threads):
             for start in range(0, n_rows, SAMPLE_CHUNK_ROWS):
-                chunk = labels[start:start + SAMPLE_CHUNK_ROWS]
+                chunk = labels[start : start + SAMPLE_CHUNK_ROWS]
                 latent = rng.standard_normal((len(chunk), self.embedding_dim), dtype=np.float32)
-                probabilities = self.network_.feature_probabilities(
-                    torch.from_numpy(latent), torch.from_numpy(chunk))
+                probabilities = self.network_.feature_probabilities(torch.from_numpy(latent), torch.from_numpy(chunk))
                 for k, p in enumerate(probabilities):
                     codes[k] = np.concatenate([codes[k], sample_codes(p, rng.random(len(chunk)))])
         by_column = dict(zip(self.network_.features, codes, strict=True))
         if self.label_index_ is not None:
             by_column[self.label_index_] = labels
-        columns = {codec.name: codec.decode(by_column[i], rng)
-                   for i, codec in enumerate(self.codecs_)}
+        columns = {codec.name: codec.decode(by_column[i], rng) for i, codec in enumerate(self.codecs_)}
         return pd.DataFrame(columns, columns=self.columns_)
 
     def _label_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> np.ndarray:
         """Label codes in proportion to the DP shares, or to the requested ones (controlled
         rounding, then shuffled)."""
         if conditions:
-            shares = _label_shares(conditions, self.columns_, self.codecs_, self.label_index_,
-                                   self.label_weights_)
+            shares = _label_shares(conditions, self.columns_, self.codecs_, self.label_index_, self.label_weights_)
         elif self.label_index_ is None:
             return np.zeros(n_rows, dtype=np.int64)
         else:
@@ -468,8 +513,11 @@ class DPTVAEGenerator(Generator):
         epsilon, order = composed_epsilon(self.sgd_history_, rho, delta - approximate_delta)
         plan = {"max_grad_norm": self.max_grad_norm, "conversion_delta": delta - approximate_delta}
         details = _details(self.sgd_history_, plan, rho, approximate_delta, order)
-        details.update(target_epsilon=self.target_["epsilon"], params=self.get_params(),
-                       zcdp_stages=self.accountant_.details(delta)["stages"])
+        details.update(
+            target_epsilon=self.target_["epsilon"],
+            params=self.get_params(),
+            zcdp_stages=self.accountant_.details(delta)["stages"],
+        )
         return PrivacySpent(epsilon, delta, ACCOUNTANT_NAME, details)
 
     def save(self, directory: Path) -> None:
@@ -478,13 +526,19 @@ class DPTVAEGenerator(Generator):
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"generator": self.name, "format_version": FORMAT_VERSION,
-                "params": self.get_params(), "columns": self.columns_,
-                "codecs": [codec.to_dict() for codec in self.codecs_],
-                "label_index": self.label_index_,
-                "label_weights": np.asarray(self.label_weights_).tolist(),
-                "sgd_history": self.sgd_history_, "accountant": self.accountant_.to_dict(),
-                "target": self.target_, "sample_rng": self.sample_rng_.bit_generator.state}
+        meta = {
+            "generator": self.name,
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+            "columns": self.columns_,
+            "codecs": [codec.to_dict() for codec in self.codecs_],
+            "label_index": self.label_index_,
+            "label_weights": np.asarray(self.label_weights_).tolist(),
+            "sgd_history": self.sgd_history_,
+            "accountant": self.accountant_.to_dict(),
+            "target": self.target_,
+            "sample_rng": self.sample_rng_.bit_generator.state,
+        }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
         torch.save(self.network_.state_dict(), directory / "weights.pt")
 
@@ -521,17 +575,20 @@ class DPTVAEGenerator(Generator):
 def _label_index(specs: list[Any]) -> int | None:
     labels = [i for i, spec in enumerate(specs) if spec.role == "label"]
     if len(labels) > 1:
-        raise GeneratorError("dp-tvae conditions on one label column; the schema declares "
-                             f"{len(labels)}")
+        raise GeneratorError(f"dp-tvae conditions on one label column; the schema declares {len(labels)}")
     if labels and specs[labels[0]].type not in ("categorical", "boolean"):
-        raise GeneratorError(f"label column {specs[labels[0]].name!r} must be categorical or "
-                             "boolean")
+        raise GeneratorError(f"label column {specs[labels[0]].name!r} must be categorical or boolean")
     return labels[0] if labels else None
 
 
-def _noisy_label_weights(codes: np.ndarray, codecs: list[Codec], label_index: int | None,
-                         plan: dict[str, Any], accountant: ZCDPAccountant,
-                         rng: np.random.Generator) -> np.ndarray:
+def _noisy_label_weights(
+    codes: np.ndarray,
+    codecs: list[Codec],
+    label_index: int | None,
+    plan: dict[str, Any],
+    accountant: ZCDPAccountant,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Gaussian label histogram (L2 sensitivity 1): the DP class shares.
 
     Post-processing (free): counts below 3σ are set to zero, so that empty codes (the label's
@@ -546,8 +603,13 @@ def _noisy_label_weights(codes: np.ndarray, codecs: list[Codec], label_index: in
     return noisy if noisy.sum() > 0 else np.ones(len(noisy))
 
 
-def _label_shares(conditions: dict[str, Any], columns: list[str], codecs: list[Codec],
-                  label_index: int | None, estimate: np.ndarray | None) -> np.ndarray:
+def _label_shares(
+    conditions: dict[str, Any],
+    columns: list[str],
+    codecs: list[Codec],
+    label_index: int | None,
+    estimate: np.ndarray | None,
+) -> np.ndarray:
     """Target shares over the label's codes for ``{label: value}`` or ``{label: {value: share}}``."""
     if not isinstance(conditions, dict) or len(conditions) != 1:
         raise GeneratorError("conditions must map the label column to a value or to shares")
@@ -559,16 +621,22 @@ def _label_shares(conditions: dict[str, Any], columns: list[str], codecs: list[C
     return target_shares(codec, wanted, estimate)
 
 
-def _details(history: list, plan: dict[str, Any], rho: float, approximate_delta: float,
-             order: float) -> dict[str, Any]:
+def _details(history: list, plan: dict[str, Any], rho: float, approximate_delta: float, order: float) -> dict[str, Any]:
     noise_multiplier, sample_rate, steps = history[0] if history else (None, None, 0)
-    return {"neighbouring": "add/remove one row", "noise_multiplier": noise_multiplier,
-            "sample_rate": sample_rate, "steps": sum(int(entry[2]) for entry in history),
-            "max_grad_norm": plan["max_grad_norm"], "accountant": ACCOUNTANT_NAME,
-            "sgd_history": [list(entry) for entry in history], "zcdp_rho": rho,
-            "approximate_delta": approximate_delta,
-            "conversion_delta": plan["conversion_delta"], "optimal_order": order,
-            "composition": COMPOSITION}
+    return {
+        "neighbouring": "add/remove one row",
+        "noise_multiplier": noise_multiplier,
+        "sample_rate": sample_rate,
+        "steps": sum(int(entry[2]) for entry in history),
+        "max_grad_norm": plan["max_grad_norm"],
+        "accountant": ACCOUNTANT_NAME,
+        "sgd_history": [list(entry) for entry in history],
+        "zcdp_rho": rho,
+        "approximate_delta": approximate_delta,
+        "conversion_delta": plan["conversion_delta"],
+        "optimal_order": order,
+        "composition": COMPOSITION,
+    }
 
 
 def _check_history(history: list[list], plan: dict[str, Any]) -> None:
@@ -584,8 +652,7 @@ def _round_up(value: float, digits: int = 3) -> float:
 
 
 def _check_privacy_target(epsilon: float, delta: float) -> None:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) \
-            or not math.isfinite(epsilon) or epsilon <= 0:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not math.isfinite(epsilon) or epsilon <= 0:
         raise GeneratorError(f"epsilon must be a positive finite number, got {epsilon!r}")
     if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
         raise GeneratorError(f"delta must be in (0, 1) for the Gaussian mechanism, got {delta!r}")

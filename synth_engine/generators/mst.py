@@ -191,9 +191,15 @@ class MSTGenerator(Generator):
         fit_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
         rng = np.random.default_rng(fit_seed)
         accountant = ZCDPAccountant()
-        codecs = fit_codecs(frame, specs, rho=plan["domain_rho"],
-                            threshold_delta=plan["threshold_delta"],
-                            max_cells=self.max_cells, accountant=accountant, rng=rng)
+        codecs = fit_codecs(
+            frame,
+            specs,
+            rho=plan["domain_rho"],
+            threshold_delta=plan["threshold_delta"],
+            max_cells=self.max_cells,
+            accountant=accountant,
+            rng=rng,
+        )
         fine = [codec.encode(frame[codec.name]) for codec in codecs]
         labels = [spec.role == "label" for spec in specs]
         self._fit_model(fine, codecs, labels, plan, accountant, rng)
@@ -217,39 +223,55 @@ class MSTGenerator(Generator):
             )
         return plan
 
-    def _fit_model(self, fine: list[np.ndarray], codecs: list[Codec], labels: list[bool],
-                   plan: dict[str, Any], accountant: ZCDPAccountant,
-                   rng: np.random.Generator) -> None:
+    def _fit_model(
+        self,
+        fine: list[np.ndarray],
+        codecs: list[Codec],
+        labels: list[bool],
+        plan: dict[str, Any],
+        accountant: ZCDPAccountant,
+        rng: np.random.Generator,
+    ) -> None:
         """Stages 2-5: measure 1-ways, bin, select the tree, measure its tables, estimate."""
         sigma1, sigma2, label = plan["one_way_sigma"], plan["two_way_sigma"], plan["label"]
-        noisy_fine = [gaussian_noise(np.bincount(codes, minlength=codec.n_codes), sigma1, rng)
-                      for codes, codec in zip(fine, codecs, strict=True)]
+        noisy_fine = [
+            gaussian_noise(np.bincount(codes, minlength=codec.n_codes), sigma1, rng)
+            for codes, codec in zip(fine, codecs, strict=True)
+        ]
         accountant.add_gaussian("one_way", sigma1, count=len(codecs))
         n_hat = float(np.mean([noisy.sum() for noisy in noisy_fine]))
         fine_counts = [project_simplex(noisy, n_hat) for noisy in noisy_fine]
         min_count = self.min_bin_sigmas * (sigma2 if math.isfinite(sigma2) else sigma1)
-        bins = [self._bins(counts, codec, is_label, min_count)
-                for counts, codec, is_label in zip(fine_counts, codecs, labels, strict=True)]
+        bins = [
+            self._bins(counts, codec, is_label, min_count)
+            for counts, codec, is_label in zip(fine_counts, codecs, labels, strict=True)
+        ]
         data = np.column_stack([b[codes] for b, codes in zip(bins, fine, strict=True)])
         data, sizes = data.astype(np.int16), [int(b.max()) + 1 for b in bins]
-        one_way = [np.bincount(b, weights=c, minlength=k)
-                   for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
+        one_way = [np.bincount(b, weights=c, minlength=k) for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
         attributes = [c for c in range(len(codecs)) if c != label]
-        edges = select_tree(data, sizes, one_way, n_hat, plan["selection_epsilon"], rng,
-                            columns=attributes)
+        edges = select_tree(data, sizes, one_way, n_hat, plan["selection_epsilon"], rng, columns=attributes)
         if edges:
             accountant.add_exponential("selection", plan["selection_epsilon"], count=len(edges))
         noisy_tables, stars = _measure_tables(data, sizes, label, edges, plan, accountant, rng)
-        model = estimate_model(noisy_fine, sigma1, bins, label, edges, noisy_tables, sigma2,
-                               self.estimation_iterations, stars=stars,
-                               label_sigma=plan["label_sigma"])
+        model = estimate_model(
+            noisy_fine,
+            sigma1,
+            bins,
+            label,
+            edges,
+            noisy_tables,
+            sigma2,
+            self.estimation_iterations,
+            stars=stars,
+            label_sigma=plan["label_sigma"],
+        )
         self.bins_, self.edges_ = bins, edges
         self.one_way_, self.within_, self.label_tables_, self.pairs_ = model
 
     def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
         if not codec.ordered:
-            return unordered_bins(counts, max_bins=self.max_bins, min_count=min_count,
-                                  keep_all=label)
+            return unordered_bins(counts, max_bins=self.max_bins, min_count=min_count, keep_all=label)
         n_cells = len(codec.low)
         bins = ordered_bins(counts[:n_cells], max_bins=self.max_bins, min_count=min_count)
         if codec.has_missing:
@@ -266,12 +288,12 @@ class MSTGenerator(Generator):
         _check_n_rows(n_rows)
         root, root_fine = self._root_codes(n_rows, conditions)
         fine = self._sample_codes(n_rows, root, root_fine)
-        columns = {codec.name: codec.decode(fine[i].astype(np.int64), self.sample_rng_)
-                   for i, codec in enumerate(self.codecs_)}
+        columns = {
+            codec.name: codec.decode(fine[i].astype(np.int64), self.sample_rng_) for i, codec in enumerate(self.codecs_)
+        }
         return pd.DataFrame(columns, columns=self.columns_, copy=False)
 
-    def _sample_codes(self, n_rows: int, root: int | None,
-                      root_fine: np.ndarray | None) -> dict[int, np.ndarray]:
+    def _sample_codes(self, n_rows: int, root: int | None, root_fine: np.ndarray | None) -> dict[int, np.ndarray]:
         """Fine codes of every column: the root (or label), the tree's start, then down the
         tree; each child is drawn from P(fine code | label bin, parent bin) =
         P(bin | label bin, parent bin) · P(fine code | bin) in one pass."""
@@ -280,26 +302,28 @@ class MSTGenerator(Generator):
         fine: dict[int, np.ndarray] = {}
         if root is not None and root != label:
             start, fine[root] = root, root_fine
-            classes = sample_conditional(self.bins_[root][root_fine], conditional(
-                self.label_tables_[root].T, label_one_way), rng)
+            classes = sample_conditional(
+                self.bins_[root][root_fine], conditional(self.label_tables_[root].T, label_one_way), rng
+            )
         else:
             start = next(c for c in range(len(self.codecs_)) if c != label)
-            classes = self.bins_[label][root_fine].astype(np.int16) if root is not None else \
-                _shuffled_counts(label_one_way, n_rows, rng)
-            fine[start] = sample_conditional(classes, conditional(
-                self.label_tables_[start], self.one_way_[start]) @ self.within_[start], rng)
+            classes = (
+                self.bins_[label][root_fine].astype(np.int16)
+                if root is not None
+                else _shuffled_counts(label_one_way, n_rows, rng)
+            )
+            fine[start] = sample_conditional(
+                classes, conditional(self.label_tables_[start], self.one_way_[start]) @ self.within_[start], rng
+            )
         if label is not None:
-            fine[label] = root_fine if root == label else \
-                sample_conditional(classes, self.within_[label], rng)
+            fine[label] = root_fine if root == label else sample_conditional(classes, self.within_[label], rng)
         for parent, child, table in self._walk(start):
             parent_bins = self.bins_[parent][fine[parent]]
             combined = classes.astype(np.int32) * len(self.one_way_[parent]) + parent_bins
-            fine[child] = sample_conditional(_compact(combined), table @ self.within_[child],
-                                             rng)
+            fine[child] = sample_conditional(_compact(combined), table @ self.within_[child], rng)
         return fine
 
-    def _root_codes(self, n_rows: int,
-                    conditions: dict[str, Any] | None) -> tuple[int | None, np.ndarray | None]:
+    def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int | None, np.ndarray | None]:
         if not conditions:
             return None, None
         index, shares = _parse_conditions(conditions, self.columns_, self.codecs_, self.one_way_)
@@ -322,8 +346,7 @@ class MSTGenerator(Generator):
                 queue.append(child)
                 k_label, k_parent, k_child = table.shape
                 fallback = np.repeat(self.label_tables_[child], k_parent, axis=0)
-                order.append((parent, child, conditional(
-                    table.reshape(k_label * k_parent, k_child), fallback)))
+                order.append((parent, child, conditional(table.reshape(k_label * k_parent, k_child), fallback)))
         return order
 
     # ------------------------------------------------------------------ accounting and I/O
@@ -333,8 +356,11 @@ class MSTGenerator(Generator):
         self._check_fitted()
         delta = self.target_["delta"]
         details = self.accountant_.details(delta)
-        details.update(target_epsilon=self.target_["epsilon"], params=self.get_params(),
-                       tree_edges=[[self.columns_[a], self.columns_[b]] for a, b in self.edges_])
+        details.update(
+            target_epsilon=self.target_["epsilon"],
+            params=self.get_params(),
+            tree_edges=[[self.columns_[a], self.columns_[b]] for a, b in self.edges_],
+        )
         return PrivacySpent(self.accountant_.epsilon(delta), delta, ACCOUNTANT_NAME, details)
 
     def save(self, directory: Path) -> None:
@@ -343,18 +369,29 @@ class MSTGenerator(Generator):
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"generator": self.name, "format_version": FORMAT_VERSION,
-                "params": self.get_params(), "columns": self.columns_,
-                "codecs": [codec.to_dict() for codec in self.codecs_],
-                "edges": [list(edge) for edge in self.edges_], "label": self.label_,
-                "accountant": self.accountant_.to_dict(), "target": self.target_,
-                "sample_rng": self.sample_rng_.bit_generator.state}
+        meta = {
+            "generator": self.name,
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+            "columns": self.columns_,
+            "codecs": [codec.to_dict() for codec in self.codecs_],
+            "edges": [list(edge) for edge in self.edges_],
+            "label": self.label_,
+            "accountant": self.accountant_.to_dict(),
+            "target": self.target_,
+            "sample_rng": self.sample_rng_.bit_generator.state,
+        }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
         arrays: dict[str, np.ndarray] = {}
         for i in range(len(self.codecs_)):
-            arrays.update({f"bins_{i}": self.bins_[i], f"one_way_{i}": self.one_way_[i],
-                           f"within_{i}": self.within_[i],
-                           f"label_table_{i}": self.label_tables_[i]})
+            arrays.update(
+                {
+                    f"bins_{i}": self.bins_[i],
+                    f"one_way_{i}": self.one_way_[i],
+                    f"within_{i}": self.within_[i],
+                    f"label_table_{i}": self.label_tables_[i],
+                }
+            )
         arrays.update({f"pair_{k}": table for k, table in enumerate(self.pairs_)})
         np.savez(directory / "arrays.npz", **arrays)
 
@@ -397,8 +434,7 @@ def _check_params(params: dict[str, Any]) -> None:
     for name, low in (("max_bins", 2), ("max_cells", 4), ("estimation_iterations", 1)):
         if not isinstance(params[name], int) or params[name] < low:
             problems.append(f"{name} must be an integer >= {low}")
-    for name in ("domain_fraction", "one_way_fraction", "selection_fraction",
-                 "threshold_delta_fraction"):
+    for name in ("domain_fraction", "one_way_fraction", "selection_fraction", "threshold_delta_fraction"):
         if not isinstance(params[name], int | float) or not 0 < params[name] < 1:
             problems.append(f"{name} must be in (0, 1)")
     if not problems and params["one_way_fraction"] + params["selection_fraction"] >= 1:
@@ -425,8 +461,7 @@ def _check_n_rows(n_rows: int) -> None:
         raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
 
 
-def _budget_plan(params: dict[str, Any], epsilon: float, delta: float,
-                 specs: list[Any]) -> dict[str, Any]:
+def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: list[Any]) -> dict[str, Any]:
     """ρ and noise scale of each stage for a target (ε, δ).
 
     ρ is the largest value whose tight conversion gives (ε, δ − δ_threshold), less a relative
@@ -451,7 +486,9 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float,
     star = params["label_fraction"] * two_way if label is not None else 0.0
     two_way -= star
     return {
-        "rho": rho, "domain_rho": domain_rho, "threshold_delta": threshold_delta,
+        "rho": rho,
+        "domain_rho": domain_rho,
+        "threshold_delta": threshold_delta,
         "label": label,
         "one_way_sigma": gaussian_sigma(one_way / d),
         "selection_epsilon": exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
@@ -467,8 +504,7 @@ def _main_sigma(plan: dict[str, Any]) -> float:
     return two_way if math.isfinite(two_way) else plan["one_way_sigma"]
 
 
-def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any],
-                     n_rows: int) -> float:
+def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any], n_rows: int) -> float:
     """Smallest ε (bisection on log ε) whose marginal noise passes the usefulness check."""
     low, high = math.log(1e-6), math.log(1e4)
     for _ in range(60):
@@ -481,8 +517,9 @@ def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any],
     return math.exp(high)
 
 
-def _parse_conditions(conditions: dict[str, Any], columns: list[str], codecs: list[Codec],
-                      one_way: list[np.ndarray]) -> tuple[int, np.ndarray]:
+def _parse_conditions(
+    conditions: dict[str, Any], columns: list[str], codecs: list[Codec], one_way: list[np.ndarray]
+) -> tuple[int, np.ndarray]:
     """Column index and target shares over its fine codes for ``{column: value or shares}``."""
     if not isinstance(conditions, dict) or len(conditions) != 1:
         raise GeneratorError("conditions must map exactly one column to a value or to shares")
@@ -505,18 +542,24 @@ def pair_counts(data: np.ndarray, a: int, b: int, sizes: list[int]) -> np.ndarra
     return np.bincount(flat, minlength=sizes[a] * sizes[b]).reshape(sizes[a], sizes[b])
 
 
-def triple_counts(label_codes: np.ndarray, label_size: int, data: np.ndarray, a: int, b: int,
-                  sizes: list[int]) -> np.ndarray:
+def triple_counts(
+    label_codes: np.ndarray, label_size: int, data: np.ndarray, a: int, b: int, sizes: list[int]
+) -> np.ndarray:
     """Exact table of (label, a, b), shape (k_label, k_a, k_b); a 2-way table when
     ``label_size`` is 1. Still a histogram: L2 sensitivity 1 under add/remove-one-row."""
     flat = (label_codes.astype(np.int64) * sizes[a] + data[:, a]) * sizes[b] + data[:, b]
-    return np.bincount(flat, minlength=label_size * sizes[a] * sizes[b]).reshape(
-        label_size, sizes[a], sizes[b])
+    return np.bincount(flat, minlength=label_size * sizes[a] * sizes[b]).reshape(label_size, sizes[a], sizes[b])
 
 
-def select_tree(data: np.ndarray, sizes: list[int], one_way: list[np.ndarray], n_hat: float,
-                epsilon: float, rng: np.random.Generator,
-                columns: list[int]) -> list[tuple[int, int]]:
+def select_tree(
+    data: np.ndarray,
+    sizes: list[int],
+    one_way: list[np.ndarray],
+    n_hat: float,
+    epsilon: float,
+    rng: np.random.Generator,
+    columns: list[int],
+) -> list[tuple[int, int]]:
     """Private maximum spanning tree over ``columns`` (McKenna et al. 2021, Sec. 4, Alg. 2).
 
     Each pair's score is ``‖M_ab − p_a p_bᵀ / n̂‖₁``: the L1 distance between its true 2-way
@@ -531,11 +574,11 @@ def select_tree(data: np.ndarray, sizes: list[int], one_way: list[np.ndarray], n
     one_way : estimated bin counts per column (noisy, post-processed)
     columns : the columns the tree spans (all but the label in the label-augmented structure)
     """
-    candidates = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1:]]
+    candidates = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
     scale = max(n_hat, 1.0)
-    scores = np.array([np.abs(pair_counts(data, a, b, sizes)
-                              - np.outer(one_way[a], one_way[b]) / scale).sum()
-                       for a, b in candidates])
+    scores = np.array(
+        [np.abs(pair_counts(data, a, b, sizes) - np.outer(one_way[a], one_way[b]) / scale).sum() for a, b in candidates]
+    )
     component = {c: c for c in columns}
     edges: list[tuple[int, int]] = []
     for _ in range(len(columns) - 1):
@@ -548,24 +591,27 @@ def select_tree(data: np.ndarray, sizes: list[int], one_way: list[np.ndarray], n
     return edges
 
 
-def _measure_tables(data: np.ndarray, sizes: list[int], label: int | None,
-                    edges: list[tuple[int, int]], plan: dict[str, Any],
-                    accountant: ZCDPAccountant,
-                    rng: np.random.Generator) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+def _measure_tables(
+    data: np.ndarray,
+    sizes: list[int],
+    label: int | None,
+    edges: list[tuple[int, int]],
+    plan: dict[str, Any],
+    accountant: ZCDPAccountant,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """Gaussian measurements of the tree's (label ×) edge tables, and optionally of every
     (label, column) table; each is a histogram with L2 sensitivity 1."""
     label_codes = data[:, label] if label is not None else np.zeros(len(data), np.int16)
     label_size = sizes[label] if label is not None else 1
     sigma2, label_sigma = plan["two_way_sigma"], plan["label_sigma"]
-    tables = [gaussian_noise(triple_counts(label_codes, label_size, data, a, b, sizes), sigma2,
-                             rng) for a, b in edges]
+    tables = [gaussian_noise(triple_counts(label_codes, label_size, data, a, b, sizes), sigma2, rng) for a, b in edges]
     if edges:
         accountant.add_gaussian("two_way", sigma2, count=len(edges))
     stars: dict[int, np.ndarray] = {}
     if label is not None and math.isfinite(label_sigma):
         attributes = [c for c in range(data.shape[1]) if c != label]
-        stars = {a: gaussian_noise(pair_counts(data, label, a, sizes), label_sigma, rng)
-                 for a in attributes}
+        stars = {a: gaussian_noise(pair_counts(data, label, a, sizes), label_sigma, rng) for a in attributes}
         accountant.add_gaussian("label_pairs", label_sigma, count=len(attributes))
     return tables, stars
 
@@ -610,8 +656,7 @@ def project_rows(matrix: np.ndarray, totals: np.ndarray) -> np.ndarray:
     return np.maximum(matrix - row_shifts(matrix, totals)[:, None], 0.0)
 
 
-def project_table(noisy: np.ndarray, rows: np.ndarray, columns: np.ndarray,
-                  iterations: int) -> np.ndarray:
+def project_table(noisy: np.ndarray, rows: np.ndarray, columns: np.ndarray, iterations: int) -> np.ndarray:
     """L2 projection of a noisy 2-way table onto {T ≥ 0, T·1 = rows, Tᵀ·1 = columns}.
 
     The projection is T = max(Y − u 1ᵀ − 1 vᵀ, 0) for the dual variables (u, v); alternating
@@ -640,9 +685,16 @@ def _ratio(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 def estimate_model(
-    noisy_fine: list[np.ndarray], sigma1: float, bins: list[np.ndarray], label: int | None,
-    edges: list[tuple[int, int]], noisy_tables: list[np.ndarray], sigma2: float,
-    iterations: int, stars: dict[int, np.ndarray] | None = None, label_sigma: float = math.inf,
+    noisy_fine: list[np.ndarray],
+    sigma1: float,
+    bins: list[np.ndarray],
+    label: int | None,
+    edges: list[tuple[int, int]],
+    noisy_tables: list[np.ndarray],
+    sigma2: float,
+    iterations: int,
+    stars: dict[int, np.ndarray] | None = None,
+    label_sigma: float = math.inf,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Consistent, non-negative marginals of the (label-augmented) tree from all measurements.
 
@@ -667,29 +719,31 @@ def estimate_model(
     for column, star in (stars or {}).items():
         margins[column].append((star, label_sigma**2))
         margins[label].append((star.sum(axis=1)[None, :], label_sigma**2 * star.shape[1]))
-    one_way = [_combine_one_way(noisy_fine[c], sigma1, bins[c], margins[c], n_hat)
-               for c in range(len(bins))]
+    one_way = [_combine_one_way(noisy_fine[c], sigma1, bins[c], margins[c], n_hat) for c in range(len(bins))]
     label_one_way = one_way[label] if label is not None else np.array([n_hat])
-    label_tables = [_label_table(c, label, one_way, label_one_way, margins, iterations)
-                    for c in range(len(bins))]
-    within = [_within_bins(noisy, b, counts)
-              for noisy, b, counts in zip(noisy_fine, bins, one_way, strict=True)]
-    pairs = [np.stack([_edge_slice(noisy[y], label_tables[a][y], label_tables[b][y],
-                                   sigma2**2, iterations) for y in range(noisy.shape[0])])
-             for (a, b), noisy in zip(edges, noisy_tables, strict=True)]
+    label_tables = [_label_table(c, label, one_way, label_one_way, margins, iterations) for c in range(len(bins))]
+    within = [_within_bins(noisy, b, counts) for noisy, b, counts in zip(noisy_fine, bins, one_way, strict=True)]
+    pairs = [
+        np.stack(
+            [
+                _edge_slice(noisy[y], label_tables[a][y], label_tables[b][y], sigma2**2, iterations)
+                for y in range(noisy.shape[0])
+            ]
+        )
+        for (a, b), noisy in zip(edges, noisy_tables, strict=True)
+    ]
     return one_way, within, label_tables, pairs
 
 
-def _edge_slice(noisy: np.ndarray, rows: np.ndarray, columns: np.ndarray, variance: float,
-                iterations: int) -> np.ndarray:
+def _edge_slice(
+    noisy: np.ndarray, rows: np.ndarray, columns: np.ndarray, variance: float, iterations: int
+) -> np.ndarray:
     """One label class's (a, b) table: shrunk toward independence, then made consistent."""
     independent = np.outer(rows, columns) / max(float(rows.sum()), 1e-9)
-    return project_table(shrink_interaction(noisy, independent, variance), rows, columns,
-                         iterations)
+    return project_table(shrink_interaction(noisy, independent, variance), rows, columns, iterations)
 
 
-def shrink_interaction(noisy: np.ndarray, independent: np.ndarray,
-                       variance: float) -> np.ndarray:
+def shrink_interaction(noisy: np.ndarray, independent: np.ndarray, variance: float) -> np.ndarray:
     """Positive-part James-Stein shrinkage of a noisy 2-way table's interaction.
 
     The interaction is the double-centred residual ``D`` of the table from the independence
@@ -705,16 +759,18 @@ def shrink_interaction(noisy: np.ndarray, independent: np.ndarray,
         Per-cell noise variance of ``noisy``.
     """
     residual = noisy - independent
-    interaction = (residual - residual.mean(axis=0, keepdims=True)
-                   - residual.mean(axis=1, keepdims=True) + residual.mean())
+    interaction = (
+        residual - residual.mean(axis=0, keepdims=True) - residual.mean(axis=1, keepdims=True) + residual.mean()
+    )
     degrees = (noisy.shape[0] - 1) * (noisy.shape[1] - 1)
     power = float((interaction**2).sum())
     keep = max(0.0, 1.0 - variance * degrees / power) if power > 0 else 0.0
     return noisy - (1.0 - keep) * interaction
 
 
-def _estimate_total(noisy_fine: list[np.ndarray], sigma1: float, noisy_tables: list[np.ndarray],
-                    sigma2: float) -> float:
+def _estimate_total(
+    noisy_fine: list[np.ndarray], sigma1: float, noisy_tables: list[np.ndarray], sigma2: float
+) -> float:
     """Inverse-variance-weighted mean of every measurement's total (variance σ²·cells)."""
     tables = [(t.sum(), sigma1**2 * t.size) for t in noisy_fine]
     tables += [(t.sum(), sigma2**2 * t.size) for t in noisy_tables]
@@ -723,8 +779,9 @@ def _estimate_total(noisy_fine: list[np.ndarray], sigma1: float, noisy_tables: l
     return max(float(weights @ totals / weights.sum()), 1.0)
 
 
-def _table_margins(d: int, label: int | None, edges: list[tuple[int, int]],
-                   noisy_tables: list[np.ndarray], sigma2: float) -> list[list[tuple[Any, ...]]]:
+def _table_margins(
+    d: int, label: int | None, edges: list[tuple[int, int]], noisy_tables: list[np.ndarray], sigma2: float
+) -> list[list[tuple[Any, ...]]]:
     """Per column, every (label × column) margin of the noisy edge tables with its per-cell
     variance σ2²·(cells summed over); the label's own margins are (1 × k_label)."""
     margins: list[list[tuple[Any, ...]]] = [[] for _ in range(d)]
@@ -743,8 +800,9 @@ def _weighted(estimates: list[tuple[np.ndarray, float]]) -> np.ndarray:
     return np.tensordot(weights, stacked, axes=1) / weights.sum()
 
 
-def _combine_one_way(noisy_fine: np.ndarray, sigma1: float, bins: np.ndarray,
-                     margins: list[tuple[Any, ...]], n_hat: float) -> np.ndarray:
+def _combine_one_way(
+    noisy_fine: np.ndarray, sigma1: float, bins: np.ndarray, margins: list[tuple[Any, ...]], n_hat: float
+) -> np.ndarray:
     """Bin counts of one column: the 1-way and every margin of the edge tables, each
     weighted by its inverse variance per bin, then projected onto the simplex of total n̂."""
     k = int(bins.max()) + 1
@@ -758,9 +816,14 @@ def _combine_one_way(noisy_fine: np.ndarray, sigma1: float, bins: np.ndarray,
     return project_simplex(combined, n_hat)
 
 
-def _label_table(column: int, label: int | None, one_way: list[np.ndarray],
-                 label_one_way: np.ndarray, margins: list[list[tuple[Any, ...]]],
-                 iterations: int) -> np.ndarray:
+def _label_table(
+    column: int,
+    label: int | None,
+    one_way: list[np.ndarray],
+    label_one_way: np.ndarray,
+    margins: list[list[tuple[Any, ...]]],
+    iterations: int,
+) -> np.ndarray:
     """Counts of (label bin, column bin), consistent with both 1-way estimates."""
     if label is None or column == label:
         return one_way[column][None, :] if label is None else np.diag(one_way[column])
@@ -785,8 +848,7 @@ def conditional(table: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     instead: one vector for every row, or a table with a row per parent value."""
     default = np.broadcast_to(np.atleast_2d(fallback).astype(float), table.shape)
     default_sums = default.sum(axis=1, keepdims=True)
-    default = np.where(default_sums > 0, default / np.where(default_sums > 0, default_sums, 1.0),
-                       1.0 / table.shape[1])
+    default = np.where(default_sums > 0, default / np.where(default_sums > 0, default_sums, 1.0), 1.0 / table.shape[1])
     sums = table.sum(axis=1, keepdims=True)
     return np.where(sums > 0, table / np.where(sums > 0, sums, 1.0), default)
 
@@ -819,14 +881,12 @@ def round_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> 
     leftover = n_rows - int(counts.sum())
     if leftover > 0:
         fractions = np.maximum(expected - counts, 0.0) + 1e-12
-        extra = rng.choice(len(weights), size=leftover, replace=False,
-                           p=fractions / fractions.sum())
+        extra = rng.choice(len(weights), size=leftover, replace=False, p=fractions / fractions.sum())
         counts[extra] += 1
     return counts
 
 
-def sample_conditional(parents: np.ndarray, table: np.ndarray,
-                       rng: np.random.Generator) -> np.ndarray:
+def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw one child code per row from ``table[parent]`` (rows of P(child | parent)).
 
     Each parent's group of rows gets controlled-rounded child counts; the rows of a group are

@@ -24,8 +24,24 @@ from tests.jobs.test_api_releases import assert_error, client_as, iso
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PRIVACY_CATEGORIES = {"reidentification", "membership"}
-CHECK_FIELDS = {"name", "category", "value", "threshold", "direction", "verdict", "passed", "blocking", "gating",
-                "baseline", "ci_low", "ci_high", "skipped_reason", "seconds", "details", "chart"}
+CHECK_FIELDS = {
+    "name",
+    "category",
+    "value",
+    "threshold",
+    "direction",
+    "verdict",
+    "passed",
+    "blocking",
+    "gating",
+    "baseline",
+    "ci_low",
+    "ci_high",
+    "skipped_reason",
+    "seconds",
+    "details",
+    "chart",
+}
 
 
 @dataclass
@@ -45,12 +61,19 @@ def external_files_create(*, steward, schema, folder: Path) -> ExternalFiles:
     paths = {name: folder / f"{name}.csv" for name in ("train", "holdout", "clean", "leaky")}
     train.to_csv(paths["train"], index=False)
     holdout.to_csv(paths["holdout"], index=False)
-    dataset_register(actor=steward, name="adult-external", path=paths["train"], filename="train.csv",
-                     epsilon_cap="10", delta_cap="1e-4", schema=schema)
+    dataset_register(
+        actor=steward,
+        name="adult-external",
+        path=paths["train"],
+        filename="train.csv",
+        epsilon_cap="10",
+        delta_cap="1e-4",
+        schema=schema,
+    )
     synthetic = get_generator("mst").fit(train, schema, 1.0, 1e-6, random_state=3).sample(len(train))
     synthetic.to_csv(paths["clean"], index=False)
     copies = train.sample(frac=0.10, random_state=1)
-    pd.concat([synthetic.iloc[len(copies):], copies]).to_csv(paths["leaky"], index=False)
+    pd.concat([synthetic.iloc[len(copies) :], copies]).to_csv(paths["leaky"], index=False)
     return ExternalFiles("adult-external", paths["holdout"], paths["clean"], paths["leaky"])
 
 
@@ -59,26 +82,65 @@ def upload(path: Path) -> SimpleUploadedFile:
 
 
 def run_summary(run: AuditRun) -> dict:
-    return {"id": run.pk, "kind": run.kind, "status": run.status, "blocked": run.blocked,
-            "failed_checks": run.failed_checks, "dataset": run.version.dataset.name, "version": run.version_id,
-            "version_number": run.version.number, "version_hash": run.version.content_hash,
-            "request": run.request_id, "seed": run.seed, "error": run.error, "created_at": iso(run.created_at),
-            "finished_at": iso(run.finished_at)}
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "status": run.status,
+        "blocked": run.blocked,
+        "failed_checks": run.failed_checks,
+        "dataset": run.version.dataset.name,
+        "version": run.version_id,
+        "version_number": run.version.number,
+        "version_hash": run.version.content_hash,
+        "request": run.request_id,
+        "seed": run.seed,
+        "error": run.error,
+        "created_at": iso(run.created_at),
+        "finished_at": iso(run.finished_at),
+    }
 
 
 def run_detail(run: AuditRun) -> dict:
     sheet = Datasheet.objects.get(run=run)
-    checks = [{"name": c.name, "category": c.category, "value": c.value, "threshold": c.threshold,
-               "direction": c.direction, "verdict": c.verdict, "passed": c.passed, "blocking": c.blocking,
-               "gating": c.gating, "baseline": c.baseline, "ci_low": c.ci_low, "ci_high": c.ci_high,
-               "skipped_reason": c.skipped_reason, "seconds": c.seconds, "details": c.details, "chart": c.chart}
-              for c in run.checks.all()]
-    return {**run_summary(run), "train_version": run.train_version_id, "holdout_version": run.holdout_version_id,
-            "thresholds": run.thresholds, "timings": run.timings,
-            "requested_by": run.requested_by.username if run.requested_by_id else None, "checks": checks,
-            "controls": run.controls, "controls_caught": all(c["caught"] for c in run.controls),
-            "datasheet": {"sha256": sheet.sha256, "signer": sheet.signer, "signed_at": iso(sheet.signed_at),
-                          "size_bytes": sheet.size_bytes, "download_url": f"/api/audits/{run.pk}/datasheet/"}}
+    checks = [
+        {
+            "name": c.name,
+            "category": c.category,
+            "value": c.value,
+            "threshold": c.threshold,
+            "direction": c.direction,
+            "verdict": c.verdict,
+            "passed": c.passed,
+            "blocking": c.blocking,
+            "gating": c.gating,
+            "baseline": c.baseline,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "skipped_reason": c.skipped_reason,
+            "seconds": c.seconds,
+            "details": c.details,
+            "chart": c.chart,
+        }
+        for c in run.checks.all()
+    ]
+    return {
+        **run_summary(run),
+        "train_version": run.train_version_id,
+        "holdout_version": run.holdout_version_id,
+        "thresholds": run.thresholds,
+        "timings": run.timings,
+        "requested_by": run.requested_by.username if run.requested_by_id else None,
+        "checks": checks,
+        "controls": run.controls,
+        "controls_caught": all(c["caught"] for c in run.controls),
+        "datasheet": {
+            "sha256": sheet.sha256,
+            "signer": sheet.signer,
+            "signed_at": iso(sheet.signed_at),
+            "size_bytes": sheet.size_bytes,
+            "download_url": f"/api/audits/{run.pk}/datasheet/",
+        },
+    }
 
 
 @pytest.fixture
@@ -134,8 +196,13 @@ def _detail_per_role(cast, run: AuditRun) -> None:
 
     body = expected
     assert body["kind"] == AuditKind.GENERATION and body["request"] == run.request_id
-    assert {check["category"] for check in body["checks"]} >= {"fidelity", "utility", "reidentification",
-                                                                "membership", "bias"}
+    assert {check["category"] for check in body["checks"]} >= {
+        "fidelity",
+        "utility",
+        "reidentification",
+        "membership",
+        "bias",
+    }
     assert all(set(check) == CHECK_FIELDS for check in body["checks"])
     tvd = next(check for check in body["checks"] if check["name"] == "tvd_1way")
     assert tvd["direction"] == "lower_is_better" and tvd["threshold"] is not None and tvd["chart"]
@@ -161,18 +228,30 @@ def _datasheet_verification(cast, run: AuditRun) -> None:
     pdf = (Path(settings.DATA_DIR) / run.datasheet.storage_key).read_bytes()
 
     def verify(data: bytes, user=None):
-        response = client_as(user).post("/api/datasheets/verify/",
-                                        {"file": SimpleUploadedFile("d.pdf", data, "application/pdf")},
-                                        format="multipart")
+        response = client_as(user).post(
+            "/api/datasheets/verify/",
+            {"file": SimpleUploadedFile("d.pdf", data, "application/pdf")},
+            format="multipart",
+        )
         assert response.status_code == 200, response.content
         return response.json()
 
     report = verify(pdf)  # anonymous: verification is public
     assert report == {
-        "ok": True, "intact": True, "valid": True, "trusted": True, "covers_entire_file": True,
-        "signer": report["signer"], "signing_time": report["signing_time"],
-        "sha256": run.datasheet.sha256, "sha256_matches_record": True, "version_hash": run.version.content_hash,
-        "datasheet": run.datasheet.pk, "problems": [], "notes": report["notes"]}
+        "ok": True,
+        "intact": True,
+        "valid": True,
+        "trusted": True,
+        "covers_entire_file": True,
+        "signer": report["signer"],
+        "signing_time": report["signing_time"],
+        "sha256": run.datasheet.sha256,
+        "sha256_matches_record": True,
+        "version_hash": run.version.content_hash,
+        "datasheet": run.datasheet.pk,
+        "problems": [],
+        "notes": report["notes"],
+    }
     assert report["signer"] and report["signing_time"] and report["notes"]
     assert verify(pdf, cast.requester)["ok"] is True
 
@@ -192,8 +271,11 @@ def _on_demand_audit(cast, run: AuditRun) -> None:
     assert_error(client_as(cast.other_requester).post(url, {"seed": 3}, format="json"), 404, "not_found")
     assert_error(client_as(None).post(url, {}, format="json"), 401)
     assert_error(client_as(cast.requester).post(url, {"seed": -1}, format="json"), 400, "invalid")
-    assert_error(client_as(cast.steward).post(f"/api/versions/{run.train_version_id}/audit/", {}, format="json"),
-                 404, "not_found")
+    assert_error(
+        client_as(cast.steward).post(f"/api/versions/{run.train_version_id}/audit/", {}, format="json"),
+        404,
+        "not_found",
+    )
     assert AuditRun.objects.count() == 1
 
     response = client_as(cast.requester).post(url, {"seed": 3}, format="json")
@@ -202,7 +284,11 @@ def _on_demand_audit(cast, run: AuditRun) -> None:
     again = AuditRun.objects.exclude(pk=run.pk).get()
     assert response.json() == run_detail(again)
     assert (again.kind, again.seed, again.requested_by, again.request_id) == (
-        AuditKind.ON_DEMAND, 3, cast.requester, run.request_id)
+        AuditKind.ON_DEMAND,
+        3,
+        cast.requester,
+        run.request_id,
+    )
     assert client_as(cast.requester).get("/api/audits/").json()["count"] == 2
 
 
@@ -219,11 +305,14 @@ def test_external_audit_blocks_a_leaky_table_and_deletes_its_uploads(cast, adult
     for user in (cast.requester, cast.approver):
         assert_error(audit(user, files.leaky), 403, "permission_denied")
     assert_error(audit(None, files.leaky), 401)
-    missing = client_as(cast.auditor).post("/api/audits/external/", {"dataset": files.dataset,
-                                                                      "synthetic": upload(files.leaky)})
+    missing = client_as(cast.auditor).post(
+        "/api/audits/external/", {"dataset": files.dataset, "synthetic": upload(files.leaky)}
+    )
     assert assert_error(missing, 400, "invalid")["extra"]["field"] == "holdout"
-    unknown = client_as(cast.auditor).post("/api/audits/external/", {
-        "dataset": "no-such", "synthetic": upload(files.leaky), "holdout": upload(files.holdout)})
+    unknown = client_as(cast.auditor).post(
+        "/api/audits/external/",
+        {"dataset": "no-such", "synthetic": upload(files.leaky), "holdout": upload(files.holdout)},
+    )
     assert_error(unknown, 404, "not_found")
     assert list(uploads_folder.iterdir()) == []
     assert not AuditRun.objects.exists()
@@ -248,8 +337,11 @@ def test_external_audit_blocks_a_leaky_table_and_deletes_its_uploads(cast, adult
     assert list(uploads_folder.iterdir()) == []
     clean_body = clean.json()
     assert clean_body["blocked"] is False
-    assert not [check["name"] for check in clean_body["checks"]
-                if check["category"] in PRIVACY_CATEGORIES and check["passed"] is False and check["gating"]]
+    assert not [
+        check["name"]
+        for check in clean_body["checks"]
+        if check["category"] in PRIVACY_CATEGORIES and check["passed"] is False and check["gating"]
+    ]
 
     _external_runs_are_hidden_from_requesters(cast, run)
 

@@ -25,8 +25,7 @@ def adult() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """The 2,000-row adult fixture cut into training rows, holdout rows, and fresh real rows
     from the same population that play a perfect generator's output (it never saw the
     training rows)."""
-    frame = pd.read_csv(ROOT / "tests" / "fixtures" / "adult_2000.csv", dtype=str,
-                        keep_default_na=False)
+    frame = pd.read_csv(ROOT / "tests" / "fixtures" / "adult_2000.csv", dtype=str, keep_default_na=False)
     for column in NUMERIC:
         frame[column] = pd.to_numeric(frame[column])
     frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
@@ -51,8 +50,7 @@ def test_attacks_succeed_on_a_verbatim_release(adult) -> None:
     assert membership["membership_distance_auc"].ci_low > 0.9
     assert membership["membership_domias_auc"].ci_low > 0.9
     assert membership["membership_distance_tpr"].value > 0.9
-    assert not any(r.passed for r in [*attacks.values(), *membership.values()]
-                   if r.name != "singling_out_risk")
+    assert not any(r.passed for r in [*attacks.values(), *membership.values()] if r.name != "singling_out_risk")
 
 
 def test_attacks_fail_on_rows_the_generator_never_saw(adult) -> None:
@@ -63,8 +61,7 @@ def test_attacks_fail_on_rows_the_generator_never_saw(adult) -> None:
     membership = _checks(membership_checks(data, good, Candidates.draw(data, 600, 0)))
     for result in [*attacks.values(), *membership.values()]:
         assert result.passed, (result.name, result.value, result.ci_low)
-    assert membership["membership_distance_auc"].ci_low < 0.5 < membership[
-        "membership_distance_auc"].ci_high
+    assert membership["membership_distance_auc"].ci_low < 0.5 < membership["membership_distance_auc"].ci_high
     assert attacks["linkability_risk"].ci_low == 0
 
 
@@ -74,8 +71,7 @@ def test_a_good_release_passes_with_its_controls_caught(adult) -> None:
     assert result.verdict == PASS, result.failed_checks
     assert [c.caught for c in result.controls] == [True, True]
     assert result.controls[0].n_planted == round(0.05 * len(fresh))
-    assert set(result.timings) >= {"fidelity", "utility", "bias", "attacks", "membership",
-                                   "controls"}
+    assert set(result.timings) >= {"fidelity", "utility", "bias", "attacks", "membership", "controls"}
     json.dumps(result.to_dict())  # storable as plain JSON
 
 
@@ -88,11 +84,21 @@ def test_a_verbatim_release_is_blocked(adult) -> None:
 
 def test_a_control_that_is_not_caught_makes_the_run_inconclusive(adult) -> None:
     train, holdout, fresh, schema = adult
-    blind = {name: 1e9 for name in ("exact_copies", "unique_row_reproduction",
-                                    "singling_out_risk", "linkability_risk", "inference_risk",
-                                    "membership_domias_auc", "membership_domias_tpr",
-                                    "membership_distance_auc", "membership_distance_tpr",
-                                    "membership_outlier_auc")}
+    blind = {
+        name: 1e9
+        for name in (
+            "exact_copies",
+            "unique_row_reproduction",
+            "singling_out_risk",
+            "linkability_risk",
+            "inference_risk",
+            "membership_domias_auc",
+            "membership_domias_tpr",
+            "membership_distance_auc",
+            "membership_distance_tpr",
+            "membership_outlier_auc",
+        )
+    }
     result = run_audit(train, holdout, fresh, schema, thresholds=blind, random_state=0)
     assert result.verdict == INCONCLUSIVE
     assert not any(c.caught for c in result.controls)
@@ -112,8 +118,9 @@ def test_identical_inputs_give_identical_numbers(adult) -> None:
 
 def test_checks_without_a_label_or_protected_column_are_skipped_with_a_reason(adult) -> None:
     train, holdout, fresh, schema = adult
-    plain = {"columns": [dict(c, role="other") if c["role"] in ("label", "protected") else c
-                         for c in schema["columns"]]}
+    plain = {
+        "columns": [dict(c, role="other") if c["role"] in ("label", "protected") else c for c in schema["columns"]]
+    }
     result = run_audit(train, holdout, fresh, plain, random_state=0)
     utility = result.check("tstr_auc_ratio")
     assert utility.passed is None and "label" in utility.skipped_reason
@@ -124,13 +131,13 @@ def test_bias_reports_a_released_frame_next_to_real_and_synthetic(adult) -> None
     train, holdout, fresh, schema = adult
     rebalanced = fresh.copy()
     rebalanced.loc[rebalanced["sex"] == "Female", "income"] = ">50K"
-    result = run_audit(train, holdout, fresh, schema, random_state=0, released=rebalanced,
-                       privacy_only=False, with_controls=False)
+    result = run_audit(
+        train, holdout, fresh, schema, random_state=0, released=rebalanced, privacy_only=False, with_controls=False
+    )
     sex = result.check("disparate_impact_change").details["per_column"]["sex"]
     assert sex["privileged"] == "Male"
     assert sex["released"]["disparate_impact"] > 1 > sex["real"]["disparate_impact"]
-    assert result.check("disparate_impact_change").chart["series"] == ["real", "synthetic",
-                                                                       "released"]
+    assert result.check("disparate_impact_change").chart["series"] == ["real", "synthetic", "released"]
 
 
 def test_drift_between_two_releases_flags_a_shifted_column(adult) -> None:

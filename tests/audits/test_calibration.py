@@ -25,11 +25,9 @@ CARAVAN_SENSITIVE = ["MINKGEM", "PPERSAUT", "PBRAND"]
 N_SEEDS = 20
 
 
-def _split(frame: pd.DataFrame, label: str, n_train: int,
-           n_holdout: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split(frame: pd.DataFrame, label: str, n_train: int, n_holdout: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     train, holdout = train_test_split(frame, test_size=0.2, random_state=0, stratify=frame[label])
-    return (train.iloc[:n_train].reset_index(drop=True),
-            holdout.iloc[:n_holdout].reset_index(drop=True))
+    return (train.iloc[:n_train].reset_index(drop=True), holdout.iloc[:n_holdout].reset_index(drop=True))
 
 
 def adult() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -41,13 +39,20 @@ def adult() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 def caravan() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    frame = pd.read_csv(ROOT / "tests" / "fixtures" / "caravan.csv.gz", dtype=str,
-                        keep_default_na=False)
+    frame = pd.read_csv(ROOT / "tests" / "fixtures" / "caravan.csv.gz", dtype=str, keep_default_na=False)
     columns = []
     for name in frame.columns:
-        role = ("label" if name == "Purchase" else "quasi_identifier" if name in CARAVAN_QIS else
-                "sensitive" if name in CARAVAN_SENSITIVE else
-                "protected" if name == "MGEMLEEF" else "other")
+        role = (
+            "label"
+            if name == "Purchase"
+            else "quasi_identifier"
+            if name in CARAVAN_QIS
+            else "sensitive"
+            if name in CARAVAN_SENSITIVE
+            else "protected"
+            if name == "MGEMLEEF"
+            else "other"
+        )
         column = {"name": name, "type": "categorical", "role": role}
         if name == "Purchase":
             column |= {"categories": ["No", "Yes"], "favourable": "Yes"}
@@ -62,8 +67,7 @@ def clean_tables(train: pd.DataFrame, schema: dict, n_fits: int) -> list[pd.Data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # constant columns in small slices
         for fit in range(n_fits):
-            model = get_generator("mst").fit(train, schema, epsilon=1.0, delta=1e-5,
-                                             random_state=fit)
+            model = get_generator("mst").fit(train, schema, epsilon=1.0, delta=1e-5, random_state=fit)
             tables += [model.sample(len(train)) for _ in range(N_SEEDS // n_fits)]
     return tables
 

@@ -10,7 +10,7 @@ import pytest
 from audits.datasheets import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
-HOSTILE = '<script>alert("x")</script> & \'quote\' \x00\x1b end'
+HOSTILE = "<script>alert(\"x\")</script> & 'quote' \x00\x1b end"
 
 
 def parse(svg: str) -> ET.Element:
@@ -29,14 +29,23 @@ def all_text(root: ET.Element) -> str:
 
 def categorical(name: str = "workclass", categories: list | None = None) -> dict:
     categories = categories or ["Private", "Self-emp", "Gov"]
-    return {"name": name, "kind": "categorical", "categories": categories,
-            "real": [60, 30, 10][: len(categories)] + [1] * (len(categories) - 3),
-            "synthetic": [55, 35, 10][: len(categories)] + [1] * (len(categories) - 3)}
+    return {
+        "name": name,
+        "kind": "categorical",
+        "categories": categories,
+        "real": [60, 30, 10][: len(categories)] + [1] * (len(categories) - 3),
+        "synthetic": [55, 35, 10][: len(categories)] + [1] * (len(categories) - 3),
+    }
 
 
 def numeric(name: str = "age") -> dict:
-    return {"name": name, "kind": "numeric", "bin_edges": [17, 30, 45, 60, 90], "real": [10, 40, 35, 15],
-            "synthetic": [12, 38, 33, 17]}
+    return {
+        "name": name,
+        "kind": "numeric",
+        "bin_edges": [17, 30, 45, 60, 90],
+        "real": [10, 40, 35, 15],
+        "synthetic": [12, 38, 33, 17],
+    }
 
 
 def test_marginals_chart_draws_one_bar_per_category_and_side_and_a_step_line_per_numeric_column():
@@ -56,8 +65,13 @@ def test_marginals_chart_normalises_counts_to_shares_so_bar_heights_match_betwee
 
 
 def test_marginals_chart_pools_rare_categories_beyond_the_limit_into_other():
-    many = {"name": "country", "kind": "categorical", "categories": [f"c{k}" for k in range(40)],
-            "real": [40 - k for k in range(40)], "synthetic": [40 - k for k in range(40)]}
+    many = {
+        "name": "country",
+        "kind": "categorical",
+        "categories": [f"c{k}" for k in range(40)],
+        "real": [40 - k for k in range(40)],
+        "synthetic": [40 - k for k in range(40)],
+    }
 
     root = parse(charts.marginals_chart([many], max_categories=12))
 
@@ -123,12 +137,15 @@ def test_distance_histogram_needs_both_series():
         charts.distance_histogram([], [1.0])
 
 
-@pytest.mark.parametrize("draw", [
-    lambda label: charts.marginals_chart([categorical(label, [label, "b", "c"]), numeric(label)]),
-    lambda label: charts.association_heatmap([label, "b"], [[0.0, 0.1], [0.1, 0.0]], title=label),
-    lambda label: charts.roc_chart([(0.2, 0.4)], label=label, title=label),
-    lambda label: charts.distance_histogram([1.0], [2.0], title=label),
-])
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda label: charts.marginals_chart([categorical(label, [label, "b", "c"]), numeric(label)]),
+        lambda label: charts.association_heatmap([label, "b"], [[0.0, 0.1], [0.1, 0.0]], title=label),
+        lambda label: charts.roc_chart([(0.2, 0.4)], label=label, title=label),
+        lambda label: charts.distance_histogram([1.0], [2.0], title=label),
+    ],
+)
 def test_hostile_labels_are_escaped_and_stay_text(draw):
     svg = draw(HOSTILE)
 
@@ -148,8 +165,12 @@ def test_charts_are_deterministic_and_define_no_ids():
 
 
 def test_charts_fit_the_text_width_of_an_a4_page():
-    drawn = [charts.marginals_chart([numeric()] * 9), charts.association_heatmap(["a"] * 30, [[0.1] * 30] * 30),
-             charts.roc_chart([(0.1, 0.2)]), charts.distance_histogram([1.0], [2.0])]
+    drawn = [
+        charts.marginals_chart([numeric()] * 9),
+        charts.association_heatmap(["a"] * 30, [[0.1] * 30] * 30),
+        charts.roc_chart([(0.1, 0.2)]),
+        charts.distance_histogram([1.0], [2.0]),
+    ]
 
     for svg in drawn:
         assert float(parse(svg).get("width")) <= 640

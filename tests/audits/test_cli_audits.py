@@ -80,8 +80,12 @@ def test_audit_and_datasheet_commands_show_checks_controls_and_verify_signatures
     row = next(line.split() for line in listed.stdout.splitlines() if line.startswith(f"{run.pk} "))
     assert row[1:5] == ["generation", "failed", "no" if not run.blocked else "yes", "adult"]
     assert synthgate("audit", "list", "--as", "other_requester").stdout.strip() == "(none)"
-    assert [row["id"] for row in synthgate("audit", "list", "--as", "steward", "--status", "failed",
-                                           "--request", blocked_request.pk, "--json").json()] == [run.pk]
+    assert [
+        row["id"]
+        for row in synthgate(
+            "audit", "list", "--as", "steward", "--status", "failed", "--request", blocked_request.pk, "--json"
+        ).json()
+    ] == [run.pk]
     assert synthgate("audit", "list", "--as", "steward", "--status", "passed", "--json").json() == []
 
     path = synthgate("datasheet", "path", run.pk, "--as", "requester")
@@ -109,8 +113,13 @@ def _datasheet_verify_passes_on_an_issued_datasheet_and_fails_on_a_changed_one(r
 
     assert verified.code == 0, verified.stderr
     assert verified.stdout.splitlines()[0] == f"{good}: VERIFIED"
-    for label, value in (("intact", "yes"), ("valid", "yes"), ("trusted", "yes"), ("sha256", run.datasheet.sha256),
-                         ("version hash", run.version.content_hash)):
+    for label, value in (
+        ("intact", "yes"),
+        ("valid", "yes"),
+        ("trusted", "yes"),
+        ("sha256", run.datasheet.sha256),
+        ("version hash", run.version.content_hash),
+    ):
         assert any(line.startswith(label + " ") and line.endswith(value) for line in verified.stdout.splitlines())
     assert "signer" in verified.stdout and "signing time" in verified.stdout
     assert synthgate("datasheet", "verify", good, "--as", "requester", "--json").json()["ok"] is True
@@ -140,8 +149,9 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     by_requester = synthgate("audit", "accept-risk", request.pk, "--reason", "I need it", "--as", "requester")
     assert by_requester.code == 2 and "Only an approver who did not file the request" in by_requester.stderr
     assert synthgate("audit", "accept-risk", request.pk, "--as", "second_approver").code == 2  # --reason required
-    accepted = synthgate("audit", "accept-risk", request.pk, "--reason", "fidelity is enough here",
-                         "--as", "second_approver")
+    accepted = synthgate(
+        "audit", "accept-risk", request.pk, "--reason", "fidelity is enough here", "--as", "second_approver"
+    )
     assert accepted.code == 0, accepted.stderr
     assert f"Risk accepted for request #{request.pk} (audit #{run.pk})" in accepted.stdout
     assert "now ready" in accepted.stdout
@@ -153,8 +163,10 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     assert printed.startswith(f"Request #{request.pk} released as release #{release.pk}")
     assert AuditEvent.objects.filter(action="release.create", channel="cli").exists()
     twice = synthgate("release", "create", request.pk, "--as", "approver", "--json")
-    assert twice.code == 2 and "the request is 'released', not 'ready'" in json.loads(twice.stderr)["extra"][
-        "unmet_conditions"]
+    assert (
+        twice.code == 2
+        and "the request is 'released', not 'ready'" in json.loads(twice.stderr)["extra"]["unmet_conditions"]
+    )
 
     listed = synthgate("release", "list", "--as", "requester").stdout.splitlines()
     assert listed[2].split()[:3] == [str(release.pk), str(request.pk), str(release.version_id)]
@@ -166,8 +178,9 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     saved = synthgate("release", "download", release.pk, "--kind", "data", "--output", data_file, "--as", "requester")
     assert saved.code == 0, saved.stderr
     assert data_file.read_bytes() == (Path(settings.DATA_DIR) / release.version.storage_key).read_bytes()
-    sheet = synthgate("release", "download", release.pk, "--kind", "datasheet", "--output", tmp_path,
-                      "--as", "requester")
+    sheet = synthgate(
+        "release", "download", release.pk, "--kind", "datasheet", "--output", tmp_path, "--as", "requester"
+    )
     assert sheet.code == 0, sheet.stderr
     assert (tmp_path / f"release-{release.pk}-datasheet.pdf").read_bytes().startswith(b"%PDF")
     assert list(Download.objects.values_list("kind", "channel")) == [("data", "cli"), ("datasheet", "cli")]
@@ -179,8 +192,9 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     revoked = synthgate("release", "revoke", release.pk, "--reason", "source withdrawn", "--as", "steward")
     assert revoked.code == 0 and f"Release #{release.pk} revoked" in revoked.stdout
 
-    after = synthgate("release", "download", release.pk, "--kind", "data", "--output", tmp_path / "again.csv",
-                      "--as", "requester")
+    after = synthgate(
+        "release", "download", release.pk, "--kind", "data", "--output", tmp_path / "again.csv", "--as", "requester"
+    )
     assert after.code == 2 and "revoked" in after.stderr and "source withdrawn" in after.stderr
     assert not (tmp_path / "again.csv").exists()
     assert Download.objects.count() == 2
@@ -191,8 +205,18 @@ def test_external_audit_of_a_leaky_table_prints_which_checks_blocked_it(cast, ad
     args = ["--dataset", files.dataset, "--synthetic", files.leaky, "--holdout", files.holdout, "--seed", "5"]
 
     assert synthgate("audit", "external", *args, "--as", "requester").code == 2
-    missing = synthgate("audit", "external", "--dataset", files.dataset, "--synthetic", tmp_path / "none.csv",
-                        "--holdout", files.holdout, "--as", "auditor")
+    missing = synthgate(
+        "audit",
+        "external",
+        "--dataset",
+        files.dataset,
+        "--synthetic",
+        tmp_path / "none.csv",
+        "--holdout",
+        files.holdout,
+        "--as",
+        "auditor",
+    )
     assert missing.code == 2 and "No such file" in missing.stderr and "--synthetic" in missing.stderr
 
     result = synthgate("audit", "external", *args, "--as", "auditor")

@@ -61,8 +61,14 @@ def datasheet_pdf(facts) -> bytes:
 
 @pytest.fixture(scope="module")
 def signed(datasheet_pdf, platform, facts):
-    return sign_pdf(datasheet_pdf, platform, reason="Audited synthetic release", location="Synthgate",
-                    version_hash=facts["synthetic"]["hash"], signing_time=SIGNED_AT)
+    return sign_pdf(
+        datasheet_pdf,
+        platform,
+        reason="Audited synthetic release",
+        location="Synthgate",
+        version_hash=facts["synthetic"]["hash"],
+        signing_time=SIGNED_AT,
+    )
 
 
 def verify(pdf_bytes: bytes, platform: SigningIdentity, **kwargs):
@@ -78,7 +84,7 @@ def flipped(data: bytes, position: int) -> bytes:
 def signature_gap(data: bytes) -> tuple[int, int]:
     """Start and end offsets of the unsigned /Contents gap, from the signature's /ByteRange."""
     start = data.rindex(b"/ByteRange")
-    numbers = data[data.index(b"[", start) + 1: data.index(b"]", start)].split()
+    numbers = data[data.index(b"[", start) + 1 : data.index(b"]", start)].split()
     return int(numbers[1]), int(numbers[2])
 
 
@@ -141,9 +147,13 @@ def test_an_identity_refuses_a_key_that_does_not_belong_to_the_certificate(platf
 def test_an_organisation_key_protected_by_a_passphrase_loads_from_pem(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = self_signed_certificate(key, common_name="Acme datasheets", organisation="Acme")
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.BestAvailableEncryption(b"s3cret")))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
     (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
     identity = SigningIdentity.load(key_path=tmp_path / "key.pem", cert_path=tmp_path / "cert.pem", passphrase="s3cret")
@@ -157,8 +167,9 @@ def test_an_organisation_key_protected_by_a_passphrase_loads_from_pem(tmp_path):
 
 
 def test_a_signed_datasheet_verifies_and_reports_what_it_describes(signed, platform, facts):
-    report = verify(signed.pdf_bytes, platform, expected_sha256=signed.sha256,
-                    expected_version_hash=facts["synthetic"]["hash"])
+    report = verify(
+        signed.pdf_bytes, platform, expected_sha256=signed.sha256, expected_version_hash=facts["synthetic"]["hash"]
+    )
 
     assert report.ok, report.problems
     assert (report.intact, report.valid, report.trusted, report.covers_entire_file) == (True, True, True, True)
@@ -175,13 +186,20 @@ def test_the_signature_is_a_pades_certification_that_forbids_later_changes(signe
     assert signed.pdf_bytes.startswith(b"%PDF-")
 
 
-@pytest.mark.parametrize("where", ["header", "header version", "page content stream", "signature DER",
-                                   "signature padding", "last byte"])
+@pytest.mark.parametrize(
+    "where", ["header", "header version", "page content stream", "signature DER", "signature padding", "last byte"]
+)
 def test_one_flipped_byte_anywhere_fails_verification(signed, platform, where):
     data = signed.pdf_bytes
     gap_start, gap_end = signature_gap(data)
-    position = {"header": 2, "header version": 7, "page content stream": first_page_content_offset(data),
-                "signature DER": gap_start + 40, "signature padding": gap_end - 4, "last byte": len(data) - 1}[where]
+    position = {
+        "header": 2,
+        "header version": 7,
+        "page content stream": first_page_content_offset(data),
+        "signature DER": gap_start + 40,
+        "signature padding": gap_end - 4,
+        "last byte": len(data) - 1,
+    }[where]
 
     report = verify(flipped(data, position), platform)
 
@@ -193,7 +211,7 @@ def test_one_flipped_byte_anywhere_fails_verification(signed, platform, where):
 def test_a_changed_digit_in_the_signature_value_makes_the_signature_invalid(signed, platform):
     data = bytearray(signed.pdf_bytes)
     gap_start, gap_end = signature_gap(bytes(data))
-    der_end = gap_start + 1 + len(bytes(data[gap_start + 1: gap_end - 1]).rstrip(b"0"))
+    der_end = gap_start + 1 + len(bytes(data[gap_start + 1 : gap_end - 1]).rstrip(b"0"))
     position = next(k for k in range(der_end - 8, gap_start, -1) if chr(data[k]) in "123456789")
     data[position] = ord("0")
 
@@ -241,7 +259,7 @@ def test_an_incremental_update_that_rewrites_the_version_hash_fails(signed, plat
 def test_a_version_hash_edited_in_place_breaks_the_signature(signed, platform, facts):
     original = facts["synthetic"]["hash"].encode()
     position = signed.pdf_bytes.rindex(original)
-    tampered = signed.pdf_bytes[:position] + b"0" * len(original) + signed.pdf_bytes[position + len(original):]
+    tampered = signed.pdf_bytes[:position] + b"0" * len(original) + signed.pdf_bytes[position + len(original) :]
 
     report = verify(tampered, platform)
 
@@ -293,13 +311,15 @@ def test_a_datasheet_describing_another_version_fails_when_the_version_is_expect
 def test_a_pkcs12_identity_signs_datasheets_that_verify(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # an RSA signer; 2048 keeps it quick
     certificate = self_signed_certificate(key, common_name="Acme release signing", organisation="Acme")
-    bundle = pkcs12.serialize_key_and_certificates(b"acme", key, certificate, None,
-                                                   serialization.BestAvailableEncryption(b"pass phrase"))
+    bundle = pkcs12.serialize_key_and_certificates(
+        b"acme", key, certificate, None, serialization.BestAvailableEncryption(b"pass phrase")
+    )
     (tmp_path / "acme.p12").write_bytes(bundle)
 
     identity = SigningIdentity.load(pkcs12_path=tmp_path / "acme.p12", passphrase="pass phrase")
-    signed = sign_pdf(html_to_pdf("<h1>Release</h1>"), identity, reason="test", location="Lisbon",
-                      version_hash="ab" * 32)
+    signed = sign_pdf(
+        html_to_pdf("<h1>Release</h1>"), identity, reason="test", location="Lisbon", version_hash="ab" * 32
+    )
 
     report = verify_pdf(signed.pdf_bytes, trusted_certs=[certificate], expected_sha256=signed.sha256)
     assert report.ok, report.problems
@@ -340,9 +360,16 @@ def test_the_full_sample_datasheet_renders_to_a_multi_page_a4_pdf(datasheet_pdf,
 def test_the_datasheet_follows_the_datasheets_for_datasets_sections(facts):
     html = render_datasheet_html(facts)
 
-    for heading in ("1. Motivation", "2. Composition", "3. Collection process",
-                    "4. Preprocessing, cleaning and labeling", "5. Privacy and evaluation", "6. Uses",
-                    "7. Distribution", "8. Maintenance"):
+    for heading in (
+        "1. Motivation",
+        "2. Composition",
+        "3. Collection process",
+        "4. Preprocessing, cleaning and labeling",
+        "5. Privacy and evaluation",
+        "6. Uses",
+        "7. Distribution",
+        "8. Maintenance",
+    ):
         assert f"<h2>{heading}</h2>" in html
     assert html.count('<img class="chart" src="data:image/svg+xml;base64,') == 4
     assert html.count('<span class="verdict verdict-') == len(facts["checks"]) + 1
@@ -407,10 +434,12 @@ def test_rendering_fetches_nothing_from_the_network_or_disk():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
     try:
-        pdf = html_to_pdf(f'<link rel="stylesheet" href="{url}/style.css"><img src="{url}/logo.png">'
-                          f'<style>@import url("{url}/more.css");'
-                          f'@font-face {{ font-family: x; src: url("{url}/f.woff") }}</style>'
-                          f'<p style="font-family: x">hello</p><img src="file:///etc/passwd">')
+        pdf = html_to_pdf(
+            f'<link rel="stylesheet" href="{url}/style.css"><img src="{url}/logo.png">'
+            f'<style>@import url("{url}/more.css");'
+            f'@font-face {{ font-family: x; src: url("{url}/f.woff") }}</style>'
+            f'<p style="font-family: x">hello</p><img src="file:///etc/passwd">'
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -426,15 +455,18 @@ def test_the_projects_django_engine_renders_the_same_datasheet_as_the_standalone
 
 
 def test_the_datasheet_renders_without_django_settings():
-    script = ("from audits.datasheets import render_datasheet_html\n"
-              "from audits.datasheets.sample import sample_datasheet_facts\n"
-              "html = render_datasheet_html(sample_datasheet_facts(with_charts=False))\n"
-              "assert '<h2>8. Maintenance</h2>' in html\n"
-              "print('ok')\n")
+    script = (
+        "from audits.datasheets import render_datasheet_html\n"
+        "from audits.datasheets.sample import sample_datasheet_facts\n"
+        "html = render_datasheet_html(sample_datasheet_facts(with_charts=False))\n"
+        "assert '<h2>8. Maintenance</h2>' in html\n"
+        "print('ok')\n"
+    )
     environment = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
 
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

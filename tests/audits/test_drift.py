@@ -49,8 +49,15 @@ def _new_source(cast, schema, tmp_path: Path, *, drifted: bool) -> None:
         frame.loc[:4, "hours-per-week"] = "41"
     path = tmp_path / ("drifted.csv" if drifted else "refreshed.csv")
     frame.to_csv(path, index=False)
-    dataset_register(actor=cast.steward, name="adult", path=path, filename=path.name, epsilon_cap="10",
-                     delta_cap="1e-4", schema=schema)
+    dataset_register(
+        actor=cast.steward,
+        name="adult",
+        path=path,
+        filename=path.name,
+        epsilon_cap="10",
+        delta_cap="1e-4",
+        schema=schema,
+    )
 
 
 def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_schema, tmp_path):
@@ -74,8 +81,7 @@ def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_
     assert release.stale_at is not None
     assert outcome.run.per_column["source"]["age"]["psi"] > 0.2
     event = AuditEvent.objects.get(action="release.stale")
-    assert (event.object_id, event.actor_name, event.after["drift_run"]) == (str(release.pk), "steward",
-                                                                             outcome.run.pk)
+    assert (event.object_id, event.actor_name, event.after["drift_run"]) == (str(release.pk), "steward", outcome.run.pk)
     (message,) = mail.outbox
     assert sorted(message.to) == ["requester@example.org", "steward@example.org"]
     assert f"release #{release.pk}" in message.subject and "drift_psi" in message.body
@@ -124,14 +130,36 @@ def test_the_beat_schedule_runs_the_drift_audit_through_a_real_worker(cast, adul
 
 
 def _beat_start(queue: str, database_url: str, broker: str) -> subprocess.Popen:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DATABASE_URL": database_url,
-           "CELERY_BROKER_URL": broker, "CELERY_TASK_DEFAULT_QUEUE": queue,
-           "SYNTHGATE_DATA_DIR": str(settings.DATA_DIR), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "SYNTHGATE_DATA_DIR": str(settings.DATA_DIR),
+        "PYTHONUNBUFFERED": "1",
+    }
     log = open(Path(settings.DATA_DIR) / f"beat-{queue}.log", "w")  # noqa: SIM115 (the process owns it)
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-         "--schedule", str(Path(settings.DATA_DIR) / f"beat-{queue}.db"), "--max-interval", "1"],
-        cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(Path(settings.DATA_DIR) / f"beat-{queue}.db"),
+            "--max-interval",
+            "1",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait(condition, beat: subprocess.Popen, timeout_seconds: float = 120) -> None:

@@ -21,24 +21,29 @@ from audits.metrics.reidentification import (
     unique_row_reproduction_check,
 )
 
-MIXED = {"columns": [
-    {"name": "age", "type": "integer", "role": "quasi_identifier"},
-    {"name": "zip", "type": "categorical", "role": "quasi_identifier"},
-    {"name": "disease", "type": "categorical", "role": "sensitive"},
-    {"name": "income", "type": "float", "role": "other"},
-]}
+MIXED = {
+    "columns": [
+        {"name": "age", "type": "integer", "role": "quasi_identifier"},
+        {"name": "zip", "type": "categorical", "role": "quasi_identifier"},
+        {"name": "disease", "type": "categorical", "role": "sensitive"},
+        {"name": "income", "type": "float", "role": "other"},
+    ]
+}
 
 
 def mixed_frame(n: int, seed: int, shift: float = 0.0, prefix: str = "") -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     age = rng.integers(20, 70, n)
-    return pd.DataFrame({
-        "age": age + int(shift),
-        "zip": [prefix + z for z in rng.choice(["A", "B", "C", "D"], n)],
-        "disease": [prefix + d for d in np.where(age > 45, rng.choice(["flu", "gout"], n),
-                                                 rng.choice(["flu", "cold"], n))],
-        "income": age * 1000.0 + rng.normal(0, 5000, n) + shift * 1e6,
-    })
+    return pd.DataFrame(
+        {
+            "age": age + int(shift),
+            "zip": [prefix + z for z in rng.choice(["A", "B", "C", "D"], n)],
+            "disease": [
+                prefix + d for d in np.where(age > 45, rng.choice(["flu", "gout"], n), rng.choice(["flu", "cold"], n))
+            ],
+            "income": age * 1000.0 + rng.normal(0, 5000, n) + shift * 1e6,
+        }
+    )
 
 
 # ---------------------------------------------------------------------- specs
@@ -73,8 +78,7 @@ def test_identical_data_scores_best_fidelity() -> None:
 
 
 def test_disjoint_data_scores_worst_fidelity() -> None:
-    schema = TableSchema.from_dict({"columns": [c for c in MIXED["columns"]
-                                                if c["type"] == "categorical"]})
+    schema = TableSchema.from_dict({"columns": [c for c in MIXED["columns"] if c["type"] == "categorical"]})
     real, fake = mixed_frame(500, 0), mixed_frame(500, 1, prefix="x")
     results = {r.name: r for r in fidelity_checks(real, fake, schema)}
     assert results["tvd_1way"].value == 1
@@ -118,14 +122,12 @@ def test_identical_versions_do_not_drift() -> None:
     assert results["drift_psi"].value == pytest.approx(0)
     assert results["drift_js"].value == pytest.approx(0)
     assert results["drift_association"].value == pytest.approx(0)
-    assert all(v["p_value"] == pytest.approx(1.0)
-               for v in results["drift_psi"].details["per_column"].values())
+    assert all(v["p_value"] == pytest.approx(1.0) for v in results["drift_psi"].details["per_column"].values())
     assert all(r.passed for r in results.values())
 
 
 def test_disjoint_versions_drift_at_most() -> None:
-    results = {r.name: r for r in drift_checks(mixed_frame(400, 0),
-                                               mixed_frame(400, 1, shift=100, prefix="x"), MIXED)}
+    results = {r.name: r for r in drift_checks(mixed_frame(400, 0), mixed_frame(400, 1, shift=100, prefix="x"), MIXED)}
     assert results["drift_js"].value == pytest.approx(1.0)
     assert results["drift_psi"].value > 1
     per_column = results["drift_psi"].details["per_column"]
@@ -200,22 +202,26 @@ def test_feature_subset_equals_search_on_the_sliced_table() -> None:
     reference = rng.random((800, 6)).astype(np.float32)
     queries = rng.random((50, 6)).astype(np.float32)
     features = np.array([0, 2, 5])
-    _, sliced = nearest_neighbours(np.ascontiguousarray(queries[:, features]),
-                                   np.ascontiguousarray(reference[:, features]))
-    _, subset = nearest_neighbours(np.ascontiguousarray(queries[:, features]), reference,
-                                   features=features, chunk_bytes=4096)
+    _, sliced = nearest_neighbours(
+        np.ascontiguousarray(queries[:, features]), np.ascontiguousarray(reference[:, features])
+    )
+    _, subset = nearest_neighbours(
+        np.ascontiguousarray(queries[:, features]), reference, features=features, chunk_bytes=4096
+    )
     assert (sliced == subset).all()
 
 
 # ---------------------------------------------------------------------- re-identification
 
 
-SIX_ROWS = pd.DataFrame({
-    "age": [30, 30, 30, 40, 40, 50],
-    "zip": ["A", "A", "A", "B", "B", "C"],
-    "disease": ["flu", "flu", "cold", "gout", "gout", "flu"],
-    "income": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-})
+SIX_ROWS = pd.DataFrame(
+    {
+        "age": [30, 30, 30, 40, 40, 50],
+        "zip": ["A", "A", "A", "B", "B", "C"],
+        "disease": ["flu", "flu", "cold", "gout", "gout", "flu"],
+        "income": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    }
+)
 
 
 def _data(train: pd.DataFrame, holdout: pd.DataFrame) -> AuditData:

@@ -52,13 +52,35 @@ def _blocked_by_a_failed_audit(request: DataRequest) -> AuditRun:
         for target in (RequestState.GENERATING, RequestState.AUDITING, RequestState.BLOCKED):
             request_transition(request=request, target=target, actor=None, action=f"test_{target}")
     version = request.source_version
-    run = AuditRun.objects.create(version=version, train_version=version, holdout_version=version, request=request,
-                                  kind=AuditKind.GENERATION, status=AuditStatus.FAILED, seed=1,
-                                  failed_checks=["tvd_1way"], finished_at=timezone.now())
-    CheckResult.objects.create(run=run, name="tvd_1way", category="fidelity", value=0.31, threshold=0.1,
-                               direction="lower_is_better", passed=False)
-    Datasheet.objects.create(run=run, version=version, storage_key="datasheets/none.pdf", sha256="f" * 64,
-                             size_bytes=1, signer="test", signed_at=timezone.now())
+    run = AuditRun.objects.create(
+        version=version,
+        train_version=version,
+        holdout_version=version,
+        request=request,
+        kind=AuditKind.GENERATION,
+        status=AuditStatus.FAILED,
+        seed=1,
+        failed_checks=["tvd_1way"],
+        finished_at=timezone.now(),
+    )
+    CheckResult.objects.create(
+        run=run,
+        name="tvd_1way",
+        category="fidelity",
+        value=0.31,
+        threshold=0.1,
+        direction="lower_is_better",
+        passed=False,
+    )
+    Datasheet.objects.create(
+        run=run,
+        version=version,
+        storage_key="datasheets/none.pdf",
+        sha256="f" * 64,
+        size_bytes=1,
+        signer="test",
+        signed_at=timezone.now(),
+    )
     return run
 
 
@@ -71,8 +93,15 @@ def history(cast, adult_schema):
     dataset_register_adult(steward=cast.steward, name="adult-copy", schema=adult_schema)
 
     released = _approved(cast, epsilon="1", justification=HOSTILE_JUSTIFICATION, recipient="lab")
-    budget_spend(request=released, job=None, epsilon=Decimal("0.8"), delta=Decimal("0.000001"), mechanism="test",
-                 accountant={}, actor=None)
+    budget_spend(
+        request=released,
+        job=None,
+        epsilon=Decimal("0.8"),
+        delta=Decimal("0.000001"),
+        mechanism="test",
+        accountant={},
+        actor=None,
+    )
     _blocked_by_a_failed_audit(released)
     risk_accept(actor=cast.second_approver, request_id=released.pk, reason=HOSTILE_ACCEPTANCE)
     release = release_create(actor=cast.approver, request_id=released.pk)
@@ -105,38 +134,67 @@ def test_budget_figures_agree_with_the_ledger_and_the_balance(cast, history):
     spends = sum(Decimal(e["epsilon"]) for e in entries if e["kind"] == "spend")
     assert spends == Decimal(budget["period"]["epsilon_spent"]) == balance.epsilon_spent == Decimal("0.8")
     assert Decimal(budget["period"]["delta_spent"]) == balance.delta_spent
-    expected = {"epsilon_spent": balance.epsilon_spent, "epsilon_reserved": balance.epsilon_reserved,
-                "epsilon_remaining": balance.epsilon_remaining, "delta_spent": balance.delta_spent,
-                "delta_reserved": balance.delta_reserved, "delta_remaining": balance.delta_remaining}
+    expected = {
+        "epsilon_spent": balance.epsilon_spent,
+        "epsilon_reserved": balance.epsilon_reserved,
+        "epsilon_remaining": balance.epsilon_remaining,
+        "delta_spent": balance.delta_spent,
+        "delta_reserved": balance.delta_reserved,
+        "delta_remaining": balance.delta_remaining,
+    }
     assert {key: Decimal(value) for key, value in entries[-1]["running"].items()} == expected
     assert budget["closing"] == entries[-1]["running"]
     # Exact decimal strings, never floats or exponents.
-    assert entries[0]["running"] == {"epsilon_spent": "0", "epsilon_reserved": "1", "epsilon_remaining": "9",
-                                     "delta_spent": "0", "delta_reserved": "0.000001", "delta_remaining": "0.000099"}
+    assert entries[0]["running"] == {
+        "epsilon_spent": "0",
+        "epsilon_reserved": "1",
+        "epsilon_remaining": "9",
+        "delta_spent": "0",
+        "delta_reserved": "0.000001",
+        "delta_remaining": "0.000099",
+    }
     assert entries[-1]["running"]["epsilon_remaining"] == "9.2"
     assert budget["opening"]["epsilon_remaining"] == "10"
 
 
 def test_the_report_states_decisions_acceptances_releases_audits_and_the_chain(cast, history):
     report = _build(cast)
-    assert set(report) == {"report", "requests", "decisions", "risk_acceptances", "budgets", "releases", "audits",
-                           "drift_audits", "audit_log"}
-    assert report["report"]["period"] == {"from": _today().isoformat(), "to": _today().isoformat(),
-                                          "timezone": "UTC"}
+    assert set(report) == {
+        "report",
+        "requests",
+        "decisions",
+        "risk_acceptances",
+        "budgets",
+        "releases",
+        "audits",
+        "drift_audits",
+        "audit_log",
+    }
+    assert report["report"]["period"] == {"from": _today().isoformat(), "to": _today().isoformat(), "timezone": "UTC"}
     by_state = report["requests"]["by_state"]
     assert set(by_state) == set(RequestState.values)
     assert (by_state["released"], by_state["rejected"], by_state["withdrawn"], by_state["submitted"]) == (1, 1, 1, 1)
     assert report["requests"]["total"] == 4
     rejection = [d for d in report["decisions"] if d["decision"] == "reject"]
-    assert rejection == [{"request": history["rejected"].pk, "dataset": "adult", "approver": "second_approver",
-                          "decision": "reject", "at": rejection[0]["at"], "reason": HOSTILE_REJECTION}]
+    assert rejection == [
+        {
+            "request": history["rejected"].pk,
+            "dataset": "adult",
+            "approver": "second_approver",
+            "decision": "reject",
+            "at": rejection[0]["at"],
+            "reason": HOSTILE_REJECTION,
+        }
+    ]
     assert len([d for d in report["decisions"] if d["decision"] == "approve"]) == 4
     (acceptance,) = report["risk_acceptances"]
     assert (acceptance["approver"], acceptance["reason"], acceptance["failed_checks"]) == (
-        "second_approver", HOSTILE_ACCEPTANCE, ["tvd_1way"])
+        "second_approver",
+        HOSTILE_ACCEPTANCE,
+        ["tvd_1way"],
+    )
     (release,) = report["releases"]
-    assert (release["recipient"], release["download_count"], release["downloads"][0]["user"]) == ("lab", 1,
-                                                                                                 "requester")
+    assert (release["recipient"], release["download_count"], release["downloads"][0]["user"]) == ("lab", 1, "requester")
     assert release["expires_at"] == history["release"].expires_at.isoformat()
     (audit,) = report["audits"]
     assert audit["status"] == "failed" and [c["name"] for c in audit["failed_checks"]] == ["tvd_1way"]
@@ -166,8 +224,12 @@ def test_the_period_is_whole_utc_days_with_an_opening_balance(cast, history):
     assert budget["entries"] == [] and budget["opening"] == budget["closing"]
     assert budget["opening"]["epsilon_remaining"] == "9.2" and budget["period"]["epsilon_spent"] == "0"
     assert len(later["releases"]) == 1  # still live tomorrow
-    earlier = compliance_report_build(actor=cast.steward, date_from=_today() - timedelta(days=3),
-                                      date_to=_today() - timedelta(days=1), dataset="adult")
+    earlier = compliance_report_build(
+        actor=cast.steward,
+        date_from=_today() - timedelta(days=3),
+        date_to=_today() - timedelta(days=1),
+        dataset="adult",
+    )
     assert earlier["budgets"][0]["closing"]["epsilon_remaining"] == "10" and earlier["releases"] == []
     with pytest.raises(ValidationError):
         compliance_report_build(actor=cast.steward, date_from=tomorrow, date_to=_today())
@@ -233,13 +295,28 @@ def test_the_api_answers_json_csv_and_pdf(cast, history):
 def test_the_cli_writes_the_report(cast, history, tmp_path):
     today = _today().isoformat()
     out = io.StringIO()
-    call_command("report", "compliance", "--from", today, "--to", today, "--format", "json", "--as", "auditor",
-                 stdout=out)
+    call_command(
+        "report", "compliance", "--from", today, "--to", today, "--format", "json", "--as", "auditor", stdout=out
+    )
     assert json.loads(out.getvalue())["requests"]["total"] == 4
     target = tmp_path / "report.pdf"
     out = io.StringIO()
-    call_command("report", "compliance", "--from", today, "--to", today, "--dataset", "adult", "--output",
-                 str(target), "--as", "steward", "--json", stdout=out)
+    call_command(
+        "report",
+        "compliance",
+        "--from",
+        today,
+        "--to",
+        today,
+        "--dataset",
+        "adult",
+        "--output",
+        str(target),
+        "--as",
+        "steward",
+        "--json",
+        stdout=out,
+    )
     written = json.loads(out.getvalue())
     assert written["path"] == str(target) and written["format"] == "pdf"
     assert datasheet_verify(pdf_bytes=target.read_bytes())["ok"]

@@ -10,8 +10,16 @@ from playwright.sync_api import Browser, Page
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 DESKTOP = {"width": 1280, "height": 800}
 NARROW = {"width": 390, "height": 844}
 
@@ -36,8 +44,9 @@ class People:
     def page(self, username: str, *, viewport: dict | None = None) -> Page:
         key = (username, tuple(sorted((viewport or DESKTOP).items())))
         if key not in self._pages:
-            context = self.browser.new_context(viewport=viewport or DESKTOP, base_url=self.base_url,
-                                               accept_downloads=True)
+            context = self.browser.new_context(
+                viewport=viewport or DESKTOP, base_url=self.base_url, accept_downloads=True
+            )
             context.set_default_timeout(30_000)
             page = context.new_page()
             login(page, username)

@@ -49,6 +49,4 @@ def adult(cast, adult_schema):
 def submitted(cast, adult):
     from tests.governance.factories import request_file
 
-    return request_file(requester=cast.requester, epsilon="1", n_rows=400, seed=7,
-                        justification="Income research")
-
+    return request_file(requester=cast.requester, epsilon="1", n_rows=400, seed=7, justification="Income research")

@@ -18,9 +18,18 @@ def _upload(path, name=None):
 
 
 def test_a_steward_registers_a_dataset_from_the_form(cast, adult_csv, adult_schema, login):
-    response = login(cast.steward).post("/datasets/new/", {
-        "name": "adult", "description": "census", "sensitivity": "confidential", "epsilon_cap": "10",
-        "delta_cap": "1e-4", "file": _upload(adult_csv), "schema_json": json.dumps(adult_schema)})
+    response = login(cast.steward).post(
+        "/datasets/new/",
+        {
+            "name": "adult",
+            "description": "census",
+            "sensitivity": "confidential",
+            "epsilon_cap": "10",
+            "delta_cap": "1e-4",
+            "file": _upload(adult_csv),
+            "schema_json": json.dumps(adult_schema),
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/datasets/adult/"
     dataset = Dataset.objects.get(name="adult")
     assert dataset.versions.get().n_rows == 2000 and dataset.owner == cast.steward
@@ -28,19 +37,42 @@ def test_a_steward_registers_a_dataset_from_the_form(cast, adult_csv, adult_sche
 
 def test_the_register_form_shows_each_error_at_its_field(cast, adult_csv, login):
     client = login(cast.steward)
-    bad_json = client.post("/datasets/new/", {"name": "adult", "sensitivity": "confidential", "epsilon_cap": "10",
-                                              "delta_cap": "1e-4", "file": _upload(adult_csv),
-                                              "schema_json": "{not json"})
+    bad_json = client.post(
+        "/datasets/new/",
+        {
+            "name": "adult",
+            "sensitivity": "confidential",
+            "epsilon_cap": "10",
+            "delta_cap": "1e-4",
+            "file": _upload(adult_csv),
+            "schema_json": "{not json",
+        },
+    )
     assert bad_json.status_code == 400
     assert "This is not valid JSON" in bad_json.context["form"].errors["schema_json"][0]
-    bad_delta = client.post("/datasets/new/", {"name": "adult", "sensitivity": "confidential", "epsilon_cap": "10",
-                                               "delta_cap": "2", "file": _upload(adult_csv)})
+    bad_delta = client.post(
+        "/datasets/new/",
+        {
+            "name": "adult",
+            "sensitivity": "confidential",
+            "epsilon_cap": "10",
+            "delta_cap": "2",
+            "file": _upload(adult_csv),
+        },
+    )
     assert bad_delta.status_code == 400
     assert bad_delta.context["form"].errors["delta_cap"] == ["delta_cap must be less than 1; got 2."]
     assert 'id="id_delta_cap-error"' in bad_delta.content.decode()  # rendered under the δ field
-    bad_table = client.post("/datasets/new/", {"name": "adult", "sensitivity": "confidential", "epsilon_cap": "10",
-                                               "delta_cap": "1e-4",
-                                               "file": SimpleUploadedFile("t.csv", b"\xff\xfe\x00garbage")})
+    bad_table = client.post(
+        "/datasets/new/",
+        {
+            "name": "adult",
+            "sensitivity": "confidential",
+            "epsilon_cap": "10",
+            "delta_cap": "1e-4",
+            "file": SimpleUploadedFile("t.csv", b"\xff\xfe\x00garbage"),
+        },
+    )
     assert bad_table.status_code == 400 and bad_table.context["form"].errors["file"]
     assert not Dataset.objects.exists()
 
@@ -58,20 +90,40 @@ def test_a_requester_files_a_request_with_rebalancing(cast, adult, login):
     assert info["datasets"]["adult"] == {"epsilon_cap": "10", "epsilon_remaining": "10", "delta_remaining": "0.0001"}
     assert info["purposes"]["research"]["max_epsilon"] == "5"
     assert 'id="budget-info"' in form.content.decode()
-    response = client.post("/requests/new/", {
-        "dataset": "adult", "purpose": "research", "epsilon": "1", "delta": "1e-6", "n_rows": "500",
-        "generator": "mst", "recipient_kind": "internal", "rebalance_column": "income",
-        "rebalance_value": ">50K", "rebalance_share": "0.5"})
+    response = client.post(
+        "/requests/new/",
+        {
+            "dataset": "adult",
+            "purpose": "research",
+            "epsilon": "1",
+            "delta": "1e-6",
+            "n_rows": "500",
+            "generator": "mst",
+            "recipient_kind": "internal",
+            "rebalance_column": "income",
+            "rebalance_value": ">50K",
+            "rebalance_share": "0.5",
+        },
+    )
     request = DataRequest.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/requests/{request.pk}/"
-    assert request.state == RequestState.SUBMITTED and request.rebalance == {"column": "income",
-                                                                             "shares": {">50K": 0.5}}
+    assert request.state == RequestState.SUBMITTED and request.rebalance == {
+        "column": "income",
+        "shares": {">50K": 0.5},
+    }
 
 
 def test_the_request_form_shows_the_services_refusal_at_its_field(cast, adult, login):
     client = login(cast.requester)
-    base = {"dataset": "adult", "purpose": "research", "epsilon": "1", "delta": "1e-6", "n_rows": "500",
-            "generator": "mst", "recipient_kind": "internal"}
+    base = {
+        "dataset": "adult",
+        "purpose": "research",
+        "epsilon": "1",
+        "delta": "1e-6",
+        "n_rows": "500",
+        "generator": "mst",
+        "recipient_kind": "internal",
+    }
     too_much = client.post("/requests/new/", {**base, "epsilon": "7"})
     assert too_much.status_code == 400
     assert "above purpose 'research''s maximum of 5" in too_much.context["form"].errors["epsilon"][0]
@@ -79,17 +131,28 @@ def test_the_request_form_shows_the_services_refusal_at_its_field(cast, adult, l
     assert rows.context["form"].errors["n_rows"] == ["rows must be a whole number; got 'lots'."]
     half = client.post("/requests/new/", {**base, "rebalance_column": "income"})
     assert half.status_code == 400 and half.context["form"].errors["rebalance_share"]
-    share = client.post("/requests/new/", {**base, "rebalance_column": "income", "rebalance_value": ">50K",
-                                           "rebalance_share": "1.5"})
+    share = client.post(
+        "/requests/new/", {**base, "rebalance_column": "income", "rebalance_value": ">50K", "rebalance_share": "1.5"}
+    )
     assert "share must lie in (0, 1)" in share.context["form"].errors["rebalance_column"][0]
     assert not DataRequest.objects.exists()
 
 
 def test_a_draft_is_saved_then_submitted(cast, adult, login):
     client = login(cast.requester)
-    client.post("/requests/new/", {"dataset": "adult", "purpose": "research", "epsilon": "1", "delta": "1e-6",
-                                   "n_rows": "500", "generator": "mst", "recipient_kind": "internal",
-                                   "draft": "on"})
+    client.post(
+        "/requests/new/",
+        {
+            "dataset": "adult",
+            "purpose": "research",
+            "epsilon": "1",
+            "delta": "1e-6",
+            "n_rows": "500",
+            "generator": "mst",
+            "recipient_kind": "internal",
+            "draft": "on",
+        },
+    )
     request = DataRequest.objects.get()
     assert request.state == RequestState.DRAFT
     assert f"Draft #{request.pk}" in client.get("/").content.decode()
@@ -169,8 +232,7 @@ def test_starting_generation_opens_the_job_page_and_cancel_stops_it(cast, submit
     assert 'role="progressbar"' in page and f'data-progress-url="/jobs/{job.pk}/progress/"' in page
     assert 'aria-valuenow="0"' in page and ">Cancel job</button>" in page
     progress = client.get(f"/jobs/{job.pk}/progress/").json()
-    assert progress == {**progress, "status": "queued", "progress": 0, "request_state": "generating",
-                        "finished": False}
+    assert progress == {**progress, "status": "queued", "progress": 0, "request_state": "generating", "finished": False}
     assert f"/jobs/{job.pk}/" in client.get("/").content.decode()  # running jobs on the home page
     client.post(f"/jobs/{job.pk}/cancel/")
     job.refresh_from_db()

@@ -35,9 +35,15 @@ def people(live_server, monkeypatch):
 
     services.roles_ensure()
     services.purposes_ensure_defaults()
-    for username, roles in (("steward", ["steward"]), ("alice", ["requester"]), ("bob", ["approver"]),
-                            ("carol", ["approver"]), ("dana", ["auditor"]), ("erin", ["requester"]),
-                            ("frank", ["requester", "approver"])):
+    for username, roles in (
+        ("steward", ["steward"]),
+        ("alice", ["requester"]),
+        ("bob", ["approver"]),
+        ("carol", ["approver"]),
+        ("dana", ["auditor"]),
+        ("erin", ["requester"]),
+        ("frank", ["requester", "approver"]),
+    ):
         services.user_create(username=username, roles=roles, actor=None, password=f"{username}-demo")
     with sync_playwright() as playwright:
         browser = launch(playwright)
@@ -77,7 +83,8 @@ def _register_dataset(page):
     page.get_by_role("button", name="Register").click()
     # The service's refusal appears next to the field that caused it; uploads must be chosen again.
     expect(page.locator(".has-error", has=page.get_by_label("ε cap (total privacy budget)"))).to_contain_text(
-        "epsilon_cap must be a number")
+        "epsilon_cap must be a number"
+    )
     shot(page, "01-steward-register-dataset-field-error")
     page.get_by_label("ε cap (total privacy budget)").fill("10")
     page.get_by_label("Table (CSV, optionally gzip-compressed)").set_input_files(str(ADULT_CSV))
@@ -145,8 +152,7 @@ def _generate_and_watch(page, request_url):
     shot(page, "09-alice-job-live-progress")
     # The page reloads itself when the job and its audit are done.
     expect(page.get_by_role("link", name=re.compile(r"^#\d+$")).first).to_be_visible(timeout=JOB_TIMEOUT_MS)
-    expect(page.locator(".job-next")).to_contain_text(re.compile(r"request is (ready|blocked)"),
-                                                     timeout=JOB_TIMEOUT_MS)
+    expect(page.locator(".job-next")).to_contain_text(re.compile(r"request is (ready|blocked)"), timeout=JOB_TIMEOUT_MS)
     expect(page.get_by_role("heading", name=re.compile(r"Job #\d+"))).to_contain_text("succeeded")
     shot(page, "10-alice-job-finished")
     return page.locator(".job-next a").first.get_attribute("href")
@@ -171,7 +177,8 @@ def _release(people, request_url):
         expect(bob.locator(".has-error")).to_contain_text("A reason is required to accept the risk")
         shot(bob, "13-bob-accept-risk-needs-reason")
         bob.get_by_label("Why is this risk acceptable?").fill(
-            "Small 2,000-row sample: fidelity limits are expected; privacy controls were caught")
+            "Small 2,000-row sample: fidelity limits are expected; privacy controls were caught"
+        )
         bob.get_by_role("button", name="Accept the risk").click()
         expect(bob.locator(".messages")).to_contain_text("You accepted the risk")
     expect(bob.get_by_role("heading", name=re.compile(r"Request #\d+"))).to_contain_text("ready")
@@ -202,18 +209,31 @@ def _download_and_verify(page, release_url):
     request_link = page.get_by_role("link", name=re.compile(r"request #\d+")).first
     request_link.click()
     expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
-    for action in ("request.create", "approval.approve", "budget.reserve", "job.succeed", "audit.",
-                   "datasheet.sign", "release.create", "release.download"):
+    for action in (
+        "request.create",
+        "approval.approve",
+        "budget.reserve",
+        "job.succeed",
+        "audit.",
+        "datasheet.sign",
+        "release.create",
+        "release.download",
+    ):
         expect(page.locator(".timeline")).to_contain_text(action)
     shot(page, "16-alice-request-timeline")
 
 
 def _overview_pages(people):
     steward = people.page("steward")
-    for url, name in (("/", "17-steward-home"), ("/datasets/", "18-steward-datasets-budget-gauges"),
-                      ("/datasets/adult/", "19-steward-dataset-lineage-ledger"), ("/requests/", "20-steward-requests"),
-                      ("/jobs/", "21-steward-jobs"), ("/releases/", "22-steward-releases"),
-                      ("/compliance/", "23-steward-compliance")):
+    for url, name in (
+        ("/", "17-steward-home"),
+        ("/datasets/", "18-steward-datasets-budget-gauges"),
+        ("/datasets/adult/", "19-steward-dataset-lineage-ledger"),
+        ("/requests/", "20-steward-requests"),
+        ("/jobs/", "21-steward-jobs"),
+        ("/releases/", "22-steward-releases"),
+        ("/compliance/", "23-steward-compliance"),
+    ):
         steward.goto(url)
         expect(steward.locator("main h1")).to_be_visible()
         shot(steward, name)
@@ -258,8 +278,9 @@ def test_an_approver_cannot_approve_their_own_request(people):
     expect(frank.get_by_text("you cannot approve it")).to_be_visible()
     shot(frank, "28-frank-own-request-no-approve-button")
     token = next(c["value"] for c in frank.context.cookies() if c["name"] == "csrftoken")
-    forged = frank.request.post(f"/requests/{request.pk}/approve/", form={"csrfmiddlewaretoken": token},
-                                headers={"Referer": frank.url})
+    forged = frank.request.post(
+        f"/requests/{request.pk}/approve/", form={"csrfmiddlewaretoken": token}, headers={"Referer": frank.url}
+    )
     assert forged.status == 403
     assert "can never approve their own request" in forged.text()
     assert not Approval.objects.filter(request=request).exists()
@@ -275,5 +296,10 @@ def _filed_request(*, requester):
     if not steward.datasets.exists():
         dataset_register_adult(steward=steward)
     return services.access_request_create(
-        actor=get_user_model().objects.get(username=requester), dataset_name="adult",
-        purpose_name="internal-analytics", epsilon="1", delta="1e-6", n_rows=500)
+        actor=get_user_model().objects.get(username=requester),
+        dataset_name="adult",
+        purpose_name="internal-analytics",
+        epsilon="1",
+        delta="1e-6",
+        n_rows=500,
+    )

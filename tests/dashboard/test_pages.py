@@ -134,6 +134,7 @@ def test_only_stewards_and_auditors_see_the_compliance_page(cast, adult, login):
         assert b">Compliance</a>" not in client.get("/").content
     assert b">Compliance</a>" in login(cast.steward).get("/").content
 
+
 def test_home_shows_a_dataset_near_its_budget_cap(cast, adult_schema, login):
     from governance.services import access_request_approve
     from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file

@@ -29,8 +29,14 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
 
     audit_page = requester.get(f"/audits/{run.pk}/").content.decode()
     assert audit_page.count('<img src="data:image/svg+xml;base64,') >= 4
-    for text in ("Positive controls", "Fidelity", "Membership", "Bias metrics by protected column",
-                 "race (White)", "tvd 1way"):
+    for text in (
+        "Positive controls",
+        "Fidelity",
+        "Membership",
+        "Bias metrics by protected column",
+        "race (White)",
+        "tvd 1way",
+    ):
         assert text in audit_page
     assert other.get(f"/audits/{run.pk}/").status_code == 404
 
@@ -38,12 +44,12 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     if run.status == AuditStatus.FAILED:
         assert request.state == RequestState.BLOCKED
         assert ">Accept the risk</button>" not in requester.get(f"/requests/{request.pk}/").content.decode()
-        assert requester.post(f"/requests/{request.pk}/accept-risk/",
-                              {"accept_risk-reason": "mine"}).status_code == 403
+        assert requester.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": "mine"}).status_code == 403
         missing = approver.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": ""})
         assert missing.status_code == 400
         assert missing.context["forms"]["accept_risk"].errors["reason"] == [
-            "A reason is required to accept the risk of a failed audit."]
+            "A reason is required to accept the risk of a failed audit."
+        ]
         approver.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": "small sample; acceptable"})
         request.refresh_from_db()
     assert request.state == RequestState.READY, run.status
@@ -61,14 +67,15 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     sheet = requester.get(f"/releases/{release.pk}/download/datasheet/")
     assert b"".join(sheet.streaming_content).startswith(b"%PDF")
     assert list(Download.objects.values_list("kind", "channel", "user__username")) == [
-        ("data", "web", "requester"), ("datasheet", "web", "requester")]
+        ("data", "web", "requester"),
+        ("datasheet", "web", "requester"),
+    ]
     assert requester.get(f"/releases/{release.pk}/").content.decode().count("<td>requester</td>") == 2
     assert other.get(f"/releases/{release.pk}/").status_code == 404
     assert other.get(f"/releases/{release.pk}/download/data/").status_code == 404
     assert Download.objects.count() == 2
 
-    Release.objects.filter(pk=release.pk).update(expires_at=timezone.now() + timedelta(days=5),
-                                                 stale_at=timezone.now())
+    Release.objects.filter(pk=release.pk).update(expires_at=timezone.now() + timedelta(days=5), stale_at=timezone.now())
     home = requester.get("/").content.decode()
     assert "Releases expiring within 14 days" in home and "Stale releases (drift found)" in home
 
@@ -83,6 +90,14 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     assert "was revoked" in after.content.decode() and Download.objects.count() == 2
 
     timeline = login(cast.auditor).get(f"/requests/{request.pk}/").content.decode()
-    for action in ("job.create", "dataset_version.create", "job.succeed", "audit.start", "datasheet.sign",
-                   "release.create", "release.download", "release.revoke"):
+    for action in (
+        "job.create",
+        "dataset_version.create",
+        "job.succeed",
+        "audit.start",
+        "datasheet.sign",
+        "release.create",
+        "release.download",
+        "release.revoke",
+    ):
         assert action in timeline

@@ -71,13 +71,37 @@ def dataset_register_adult(*, steward, name: str = "adult", epsilon_cap="10", de
     from governance.services import dataset_register
 
     path = FIXTURES / "adult_2000.csv"
-    return dataset_register(actor=steward, name=name, path=path, filename=path.name, epsilon_cap=epsilon_cap,
-                            delta_cap=delta_cap, schema=schema).version
+    return dataset_register(
+        actor=steward,
+        name=name,
+        path=path,
+        filename=path.name,
+        epsilon_cap=epsilon_cap,
+        delta_cap=delta_cap,
+        schema=schema,
+    ).version
 
 
-def request_file(*, requester, dataset_name: str = "adult", purpose_name: str = "research", epsilon="1",
-                 delta="1e-6", n_rows=500, submit: bool = True, **extra):
+def request_file(
+    *,
+    requester,
+    dataset_name: str = "adult",
+    purpose_name: str = "research",
+    epsilon="1",
+    delta="1e-6",
+    n_rows=500,
+    submit: bool = True,
+    **extra,
+):
     from governance.services import access_request_create
 
-    return access_request_create(actor=requester, dataset_name=dataset_name, purpose_name=purpose_name,
-                                 epsilon=epsilon, delta=delta, n_rows=n_rows, submit=submit, **extra)
+    return access_request_create(
+        actor=requester,
+        dataset_name=dataset_name,
+        purpose_name=purpose_name,
+        epsilon=epsilon,
+        delta=delta,
+        n_rows=n_rows,
+        submit=submit,
+        **extra,
+    )

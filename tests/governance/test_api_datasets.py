@@ -27,12 +27,14 @@ from tests.governance.factories import PurposeFactory, dataset_register_adult, r
 
 CSV = b"id,age,sex,income\n1,30,F,yes\n2,40,M,no\n3,50,F,no\n"
 CANONICAL = b"age,sex,income\n30,F,yes\n40,M,no\n50,F,no\n"
-SCHEMA = {"columns": [
-    {"name": "id", "type": "integer", "role": "identifier"},
-    {"name": "age", "type": "integer", "role": "quasi_identifier", "min": 17, "max": 90},
-    {"name": "sex", "type": "categorical", "role": "protected"},
-    {"name": "income", "type": "categorical", "role": "label"},
-]}
+SCHEMA = {
+    "columns": [
+        {"name": "id", "type": "integer", "role": "identifier"},
+        {"name": "age", "type": "integer", "role": "quasi_identifier", "min": 17, "max": 90},
+        {"name": "sex", "type": "categorical", "role": "protected"},
+        {"name": "income", "type": "categorical", "role": "label"},
+    ]
+}
 STORED_SCHEMA = {"columns": SCHEMA["columns"][1:], "missing_values": [""]}
 
 
@@ -43,8 +45,13 @@ def client_as(user) -> APIClient:
 
 
 def upload(content: bytes = CSV, filename: str = "people.csv", **fields) -> dict:
-    return {"file": SimpleUploadedFile(filename, content, content_type="text/csv"), "name": "people",
-            "epsilon_cap": "3.5", "delta_cap": "1e-5", **fields}
+    return {
+        "file": SimpleUploadedFile(filename, content, content_type="text/csv"),
+        "name": "people",
+        "epsilon_cap": "3.5",
+        "delta_cap": "1e-5",
+        **fields,
+    }
 
 
 def register(client: APIClient, **fields):
@@ -53,10 +60,15 @@ def register(client: APIClient, **fields):
 
 def stored_state() -> dict:
     """Every row count the API could change, and every file under the data directory."""
-    files = sorted(str(path.relative_to(settings.DATA_DIR)) for path in Path(settings.DATA_DIR).rglob("*")
-                   if path.is_file() and not path.name.startswith("test.sqlite3"))
-    counts = {model.__name__: model.objects.count()
-              for model in (Dataset, DatasetVersion, DataRequest, Approval, BudgetEntry, AuditEvent)}
+    files = sorted(
+        str(path.relative_to(settings.DATA_DIR))
+        for path in Path(settings.DATA_DIR).rglob("*")
+        if path.is_file() and not path.name.startswith("test.sqlite3")
+    )
+    counts = {
+        model.__name__: model.objects.count()
+        for model in (Dataset, DatasetVersion, DataRequest, Approval, BudgetEntry, AuditEvent)
+    }
     return {**counts, "files": files}
 
 
@@ -73,19 +85,39 @@ def uploads_dir(tmp_path, monkeypatch) -> Path:
 
 
 def test_registers_a_dataset_and_answers_with_version_schema_and_dropped_identifiers(cast, uploads_dir):
-    response = register(client_as(cast.steward), schema=json.dumps(SCHEMA), description="People",
-                        sensitivity="restricted")
+    response = register(
+        client_as(cast.steward), schema=json.dumps(SCHEMA), description="People", sensitivity="restricted"
+    )
 
     assert response.status_code == 201
     assert response.json() == {
         "created": True,
-        "dataset": {"name": "people", "description": "People", "sensitivity": "restricted", "owner": "steward",
-                    "epsilon_cap": "3.5", "delta_cap": "0.00001", "created_at": ANY, "updated_at": ANY},
+        "dataset": {
+            "name": "people",
+            "description": "People",
+            "sensitivity": "restricted",
+            "owner": "steward",
+            "epsilon_cap": "3.5",
+            "delta_cap": "0.00001",
+            "created_at": ANY,
+            "updated_at": ANY,
+        },
         "version": {
-            "dataset": "people", "number": 1, "kind": "source", "content_hash": hashlib.sha256(CANONICAL).hexdigest(),
-            "n_rows": 3, "n_columns": 3, "size_bytes": len(CANONICAL), "schema": STORED_SCHEMA,
-            "schema_inferred": False, "dropped_columns": ["id"], "original_filename": "people.csv", "parent": None,
-            "lineage": {}, "created_by": "steward", "created_at": ANY,
+            "dataset": "people",
+            "number": 1,
+            "kind": "source",
+            "content_hash": hashlib.sha256(CANONICAL).hexdigest(),
+            "n_rows": 3,
+            "n_columns": 3,
+            "size_bytes": len(CANONICAL),
+            "schema": STORED_SCHEMA,
+            "schema_inferred": False,
+            "dropped_columns": ["id"],
+            "original_filename": "people.csv",
+            "parent": None,
+            "lineage": {},
+            "created_by": "steward",
+            "created_at": ANY,
         },
         "dropped_columns": ["id"],
         "warnings": [],
@@ -137,9 +169,11 @@ def test_adds_a_source_version_to_an_existing_dataset_with_its_caps(cast, upload
     register(client, schema=json.dumps(SCHEMA))
     more = CSV + b"4,60,M,yes\n"
 
-    response = client.post("/api/datasets/people/versions/",
-                           {"file": SimpleUploadedFile("more.csv", more), "schema": json.dumps(SCHEMA)},
-                           format="multipart")
+    response = client.post(
+        "/api/datasets/people/versions/",
+        {"file": SimpleUploadedFile("more.csv", more), "schema": json.dumps(SCHEMA)},
+        format="multipart",
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -160,11 +194,19 @@ def test_detail_shows_caps_latest_source_version_and_every_column_role(cast, upl
     body = response.json()
     assert body["latest_source_version"]["number"] == 1
     assert body["latest_source_version"]["schema"] == STORED_SCHEMA
-    assert body["column_roles"] == {"id": "identifier", "age": "quasi_identifier", "sex": "protected",
-                                    "income": "label"}
+    assert body["column_roles"] == {
+        "id": "identifier",
+        "age": "quasi_identifier",
+        "sex": "protected",
+        "income": "label",
+    }
     assert {key: body[key] for key in ("name", "owner", "epsilon_cap", "delta_cap", "sensitivity")} == {
-        "name": "people", "owner": "steward", "epsilon_cap": "3.5", "delta_cap": "0.00001",
-        "sensitivity": "confidential"}
+        "name": "people",
+        "owner": "steward",
+        "epsilon_cap": "3.5",
+        "delta_cap": "0.00001",
+        "sensitivity": "confidential",
+    }
 
 
 def test_lists_versions_and_reads_one_by_number(cast, adult_schema):
@@ -194,11 +236,21 @@ def test_budget_shows_exact_caps_spent_reserved_remaining_and_every_ledger_entry
         "dataset": "adult",
         "epsilon": {"cap": "10", "spent": "0", "reserved": "0.1", "remaining": "9.9"},
         "delta": {"cap": "0.0001", "spent": "0", "reserved": "0.0000001", "remaining": "0.0000999"},
-        "entries": [{
-            "id": BudgetEntry.objects.get().pk, "kind": "reserve", "epsilon": "0.1", "delta": "0.0000001",
-            "request": request.pk, "job": None, "mechanism": "", "accountant": {}, "actor": "approver",
-            "note": "reserved at final approval", "created_at": ANY,
-        }],
+        "entries": [
+            {
+                "id": BudgetEntry.objects.get().pk,
+                "kind": "reserve",
+                "epsilon": "0.1",
+                "delta": "0.0000001",
+                "request": request.pk,
+                "job": None,
+                "mechanism": "",
+                "accountant": {},
+                "actor": "approver",
+                "note": "reserved at final approval",
+                "created_at": ANY,
+            }
+        ],
     }
 
 
@@ -257,57 +309,184 @@ def gzipped(data: bytes) -> bytes:
 
 
 NUMERIC_SCHEMA = json.dumps({"columns": [{"name": "age", "type": "integer"}, {"name": "sex", "type": "categorical"}]})
-LACKING_SCHEMA = json.dumps({"columns": [{"name": "age", "type": "integer"}, {"name": "sex", "type": "categorical"},
-                                         {"name": "zip", "type": "categorical"}]})
+LACKING_SCHEMA = json.dumps(
+    {
+        "columns": [
+            {"name": "age", "type": "integer"},
+            {"name": "sex", "type": "categorical"},
+            {"name": "zip", "type": "categorical"},
+        ]
+    }
+)
 
 BAD_UPLOADS = [
     # id, upload fields, settings, status, code, message fragment, extra subset
     ("empty file", {"content": b""}, {}, 400, "invalid_dataset", "The file is empty.", {}),
-    ("header only", {"content": b"age,sex\n"}, {}, 400, "invalid_dataset",
-     "The file has a header but no data rows.", {}),
-    ("ragged rows", {"content": b"age,sex\n30,F\n40\n"}, {}, 400, "invalid_dataset",
-     "Line 3 has 1 fields; the header has 2.", {"line": 3, "fields": 1, "expected": 2}),
-    ("duplicate column names", {"content": b"age,sex,age\n1,F,2\n"}, {}, 400, "invalid_dataset",
-     "Duplicate column names: age.", {"duplicate_columns": ["age"]}),
-    ("empty column name", {"content": b"age,,sex\n1,2,F\n"}, {}, 400, "invalid_dataset",
-     "Column 2 of the header has an empty name.", {"empty_name_positions": [2]}),
-    ("non-UTF-8 bytes", {"content": b"age,sex\n30,F\n40,caf\xe9\n"}, {}, 400, "invalid_dataset",
-     "The file is not valid UTF-8: byte 19 (line 3)", {"line": 3, "byte_offset": 19}),
-    ("unparseable number", {"content": b"age,sex\n30,F\nforty,M\n", "schema": NUMERIC_SCHEMA}, {}, 400,
-     "invalid_dataset", "Column 'age', row 2 (line 3): 'forty' is not a number", {"column": "age"}),
-    ("schema names missing columns", {"content": b"age,sex\n30,F\n", "schema": LACKING_SCHEMA}, {}, 400,
-     "invalid_dataset", "The schema names columns the file lacks: zip.", {"unknown_columns": ["zip"]}),
-    ("schema is not JSON", {"schema": "{columns"}, {}, 400, "invalid", "schema: The schema is not valid JSON",
-     {"field": "schema"}),
-    ("file over the upload limit", {}, {"SYNTHGATE_MAX_UPLOAD_BYTES": 10}, 400, "invalid_dataset",
-     "over the upload limit of 10 bytes", {"limit_bytes": 10}),
-    ("gzip expands past the limit", {"content": gzipped(b"age,sex\n" + b"30,F\n" * 1000), "filename": "p.csv.gz"},
-     {"SYNTHGATE_MAX_EXPANDED_BYTES": 1000}, 400, "invalid_dataset",
-     "The compressed upload expands past 1,000 bytes, the limit.", {"limit_bytes": 1000}),
-    ("gzip ratio excessive", {"content": gzipped(b"age,sex\n" + b"30,F\n" * 300_000), "filename": "p.csv.gz"},
-     {"SYNTHGATE_MAX_COMPRESSION_RATIO": 50}, 400, "invalid_dataset",
-     "expands more than 50:1", {"ratio_limit": 50}),
-    ("gzip corrupt", {"content": gzipped(CSV)[:-12] + b"garbage!", "filename": "p.csv.gz"}, {}, 400,
-     "invalid_dataset", "The compressed file is corrupt", {}),
-    ("epsilon cap zero", {"epsilon_cap": "0"}, {}, 400, "invalid", "epsilon_cap must be greater than 0; got 0",
-     {"field": "epsilon_cap"}),
-    ("epsilon cap negative", {"epsilon_cap": "-1"}, {}, 400, "invalid", "epsilon_cap must be greater than 0",
-     {"field": "epsilon_cap"}),
-    ("epsilon cap not a number", {"epsilon_cap": "lots"}, {}, 400, "invalid",
-     "epsilon_cap: A valid number is required.", {"field": "epsilon_cap"}),
-    ("delta cap of one", {"delta_cap": "1"}, {}, 400, "invalid", "delta_cap must be less than 1; got 1",
-     {"field": "delta_cap"}),
+    (
+        "header only",
+        {"content": b"age,sex\n"},
+        {},
+        400,
+        "invalid_dataset",
+        "The file has a header but no data rows.",
+        {},
+    ),
+    (
+        "ragged rows",
+        {"content": b"age,sex\n30,F\n40\n"},
+        {},
+        400,
+        "invalid_dataset",
+        "Line 3 has 1 fields; the header has 2.",
+        {"line": 3, "fields": 1, "expected": 2},
+    ),
+    (
+        "duplicate column names",
+        {"content": b"age,sex,age\n1,F,2\n"},
+        {},
+        400,
+        "invalid_dataset",
+        "Duplicate column names: age.",
+        {"duplicate_columns": ["age"]},
+    ),
+    (
+        "empty column name",
+        {"content": b"age,,sex\n1,2,F\n"},
+        {},
+        400,
+        "invalid_dataset",
+        "Column 2 of the header has an empty name.",
+        {"empty_name_positions": [2]},
+    ),
+    (
+        "non-UTF-8 bytes",
+        {"content": b"age,sex\n30,F\n40,caf\xe9\n"},
+        {},
+        400,
+        "invalid_dataset",
+        "The file is not valid UTF-8: byte 19 (line 3)",
+        {"line": 3, "byte_offset": 19},
+    ),
+    (
+        "unparseable number",
+        {"content": b"age,sex\n30,F\nforty,M\n", "schema": NUMERIC_SCHEMA},
+        {},
+        400,
+        "invalid_dataset",
+        "Column 'age', row 2 (line 3): 'forty' is not a number",
+        {"column": "age"},
+    ),
+    (
+        "schema names missing columns",
+        {"content": b"age,sex\n30,F\n", "schema": LACKING_SCHEMA},
+        {},
+        400,
+        "invalid_dataset",
+        "The schema names columns the file lacks: zip.",
+        {"unknown_columns": ["zip"]},
+    ),
+    (
+        "schema is not JSON",
+        {"schema": "{columns"},
+        {},
+        400,
+        "invalid",
+        "schema: The schema is not valid JSON",
+        {"field": "schema"},
+    ),
+    (
+        "file over the upload limit",
+        {},
+        {"SYNTHGATE_MAX_UPLOAD_BYTES": 10},
+        400,
+        "invalid_dataset",
+        "over the upload limit of 10 bytes",
+        {"limit_bytes": 10},
+    ),
+    (
+        "gzip expands past the limit",
+        {"content": gzipped(b"age,sex\n" + b"30,F\n" * 1000), "filename": "p.csv.gz"},
+        {"SYNTHGATE_MAX_EXPANDED_BYTES": 1000},
+        400,
+        "invalid_dataset",
+        "The compressed upload expands past 1,000 bytes, the limit.",
+        {"limit_bytes": 1000},
+    ),
+    (
+        "gzip ratio excessive",
+        {"content": gzipped(b"age,sex\n" + b"30,F\n" * 300_000), "filename": "p.csv.gz"},
+        {"SYNTHGATE_MAX_COMPRESSION_RATIO": 50},
+        400,
+        "invalid_dataset",
+        "expands more than 50:1",
+        {"ratio_limit": 50},
+    ),
+    (
+        "gzip corrupt",
+        {"content": gzipped(CSV)[:-12] + b"garbage!", "filename": "p.csv.gz"},
+        {},
+        400,
+        "invalid_dataset",
+        "The compressed file is corrupt",
+        {},
+    ),
+    (
+        "epsilon cap zero",
+        {"epsilon_cap": "0"},
+        {},
+        400,
+        "invalid",
+        "epsilon_cap must be greater than 0; got 0",
+        {"field": "epsilon_cap"},
+    ),
+    (
+        "epsilon cap negative",
+        {"epsilon_cap": "-1"},
+        {},
+        400,
+        "invalid",
+        "epsilon_cap must be greater than 0",
+        {"field": "epsilon_cap"},
+    ),
+    (
+        "epsilon cap not a number",
+        {"epsilon_cap": "lots"},
+        {},
+        400,
+        "invalid",
+        "epsilon_cap: A valid number is required.",
+        {"field": "epsilon_cap"},
+    ),
+    (
+        "delta cap of one",
+        {"delta_cap": "1"},
+        {},
+        400,
+        "invalid",
+        "delta_cap must be less than 1; got 1",
+        {"field": "delta_cap"},
+    ),
     ("name not a slug", {"name": "my data!"}, {}, 400, "invalid", "name: Enter a valid", {"field": "name"}),
-    ("unknown sensitivity", {"sensitivity": "secret"}, {}, 400, "invalid", 'sensitivity: "secret" is not a valid',
-     {"field": "sensitivity"}),
+    (
+        "unknown sensitivity",
+        {"sensitivity": "secret"},
+        {},
+        400,
+        "invalid",
+        'sensitivity: "secret" is not a valid',
+        {"field": "sensitivity"},
+    ),
     ("no file", {"file": ""}, {}, 400, "invalid", "file: ", {"field": "file"}),
 ]
 
 
-@pytest.mark.parametrize(("fields", "overrides", "status", "code", "message", "extra"),
-                         [pytest.param(*case[1:], id=case[0]) for case in BAD_UPLOADS])
+@pytest.mark.parametrize(
+    ("fields", "overrides", "status", "code", "message", "extra"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_UPLOADS],
+)
 def test_a_bad_upload_is_refused_with_a_specific_error_and_nothing_is_written(
-        cast, settings, uploads_dir, fields, overrides, status, code, message, extra):
+    cast, settings, uploads_dir, fields, overrides, status, code, message, extra
+):
     dataset_register_adult(steward=cast.steward)  # something already stored, to be left alone
     for name, value in overrides.items():
         setattr(settings, name, value)
@@ -337,7 +516,7 @@ def test_registering_an_existing_name_with_other_caps_is_a_conflict_and_writes_n
     assert response.json() == {
         "code": "conflict",
         "message": "Dataset 'people' exists with caps ε=3.500000000000, δ=0.00001000000000000000; "
-                   "caps cannot be changed by registering a new version.",
+        "caps cannot be changed by registering a new version.",
         "extra": {"epsilon_cap": "3.500000000000", "delta_cap": "0.00001000000000000000"},
     }
     assert stored_state() == before
@@ -347,5 +526,8 @@ def test_a_json_body_is_refused_as_the_wrong_media_type(cast):
     response = client_as(cast.steward).post("/api/datasets/", {"name": "people"}, format="json")
 
     assert response.status_code == 415
-    assert response.json() == {"code": "unsupported_media_type",
-                               "message": 'Unsupported media type "application/json" in request.', "extra": {}}
+    assert response.json() == {
+        "code": "unsupported_media_type",
+        "message": 'Unsupported media type "application/json" in request.',
+        "extra": {},
+    }

@@ -22,8 +22,11 @@ def test_anonymous_is_401_with_a_token_challenge(db):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
-    assert response.json() == {"code": "not_authenticated",
-                               "message": "Authentication credentials were not provided.", "extra": {}}
+    assert response.json() == {
+        "code": "not_authenticated",
+        "message": "Authentication credentials were not provided.",
+        "extra": {},
+    }
 
 
 def test_an_unknown_token_is_401(db):
@@ -60,9 +63,11 @@ def test_a_user_with_no_role_is_403(db):
     response = client_as(UserFactory(username="nobody")).get("/api/purposes/")
 
     assert response.status_code == 403
-    assert response.json() == {"code": "permission_denied",
-                               "message": "Your account has no Synthgate role; ask a steward to assign one.",
-                               "extra": {}}
+    assert response.json() == {
+        "code": "permission_denied",
+        "message": "Your account has no Synthgate role; ask a steward to assign one.",
+        "extra": {},
+    }
 
 
 def test_a_missing_object_is_404(cast):
@@ -84,7 +89,8 @@ def test_a_missing_trailing_slash_is_404_with_a_hint(db):
 
     assert response.status_code == 404
     assert response.json()["message"] == (
-        "No API endpoint at /api/datasets. Did you mean /api/datasets/ (with the trailing slash)?")
+        "No API endpoint at /api/datasets. Did you mean /api/datasets/ (with the trailing slash)?"
+    )
 
 
 def test_an_unsupported_method_is_405(cast):
@@ -110,8 +116,10 @@ def test_a_shape_error_names_every_field_and_the_first_one(cast):
     assert response.json() == {
         "code": "invalid",
         "message": "name: This field is required.",
-        "extra": {"field": "name", "fields": {"name": ["This field is required."],
-                                              "max_epsilon": ["A valid number is required."]}},
+        "extra": {
+            "field": "name",
+            "fields": {"name": ["This field is required."], "max_epsilon": ["A valid number is required."]},
+        },
     }
 
 
@@ -119,14 +127,22 @@ def test_a_rule_error_from_a_service_names_its_field(cast):
     response = client_as(cast.steward).post("/api/purposes/", {"name": "p", "max_epsilon": "0"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"code": "invalid", "message": "max_epsilon must be greater than 0; got 0.",
-                               "extra": {"field": "max_epsilon"}}
+    assert response.json() == {
+        "code": "invalid",
+        "message": "max_epsilon must be greater than 0; got 0.",
+        "extra": {"field": "max_epsilon"},
+    }
 
 
 def test_an_oversized_form_field_is_413(cast, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
-    data = {"file": SimpleUploadedFile("a.csv", b"a\n1\n"), "name": "a", "epsilon_cap": "1", "delta_cap": "0",
-            "description": "x" * 1000}
+    data = {
+        "file": SimpleUploadedFile("a.csv", b"a\n1\n"),
+        "name": "a",
+        "epsilon_cap": "1",
+        "delta_cap": "0",
+        "description": "x" * 1000,
+    }
 
     response = client_as(cast.steward).post("/api/datasets/", data, format="multipart")
 

@@ -29,8 +29,12 @@ TINY_CSV = b"age,sex,income\n30,F,yes\n40,M,no\n50,F,no\n"
 
 
 def tiny_upload(name: str = "tiny") -> dict[str, Any]:
-    return {"file": SimpleUploadedFile("tiny.csv", TINY_CSV, content_type="text/csv"), "name": name,
-            "epsilon_cap": "1", "delta_cap": "0"}
+    return {
+        "file": SimpleUploadedFile("tiny.csv", TINY_CSV, content_type="text/csv"),
+        "name": name,
+        "epsilon_cap": "1",
+        "delta_cap": "0",
+    }
 
 
 def version_upload() -> dict[str, Any]:
@@ -50,8 +54,11 @@ def reason() -> dict[str, Any]:
 
 
 def external_audit_upload() -> dict[str, Any]:
-    return {"dataset": "no-such", "synthetic": SimpleUploadedFile("s.csv", TINY_CSV, content_type="text/csv"),
-            "holdout": SimpleUploadedFile("h.csv", TINY_CSV, content_type="text/csv")}
+    return {
+        "dataset": "no-such",
+        "synthetic": SimpleUploadedFile("s.csv", TINY_CSV, content_type="text/csv"),
+        "holdout": SimpleUploadedFile("h.csv", TINY_CSV, content_type="text/csv"),
+    }
 
 
 def datasheet_upload() -> dict[str, Any]:
@@ -63,52 +70,52 @@ MULTIPART = (tiny_upload, version_upload, external_audit_upload, datasheet_uploa
 # method, path, body, expected status for:
 #   steward  requester  other_req  approver  auditor  no_role  anonymous
 MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
-    ("GET", "/api/datasets/", None,                                  (200, 200, 200, 200, 200, 403, 401)),
-    ("POST", "/api/datasets/", tiny_upload,                          (201, 403, 403, 403, 403, 403, 401)),
-    ("GET", "/api/datasets/adult/", None,                            (200, 200, 200, 200, 200, 403, 401)),
-    ("GET", "/api/datasets/no-such/", None,                          (404, 404, 404, 404, 404, 403, 401)),
-    ("DELETE", "/api/datasets/adult/", None,                         (405, 405, 405, 405, 405, 405, 401)),
-    ("GET", "/api/datasets/adult/versions/", None,                   (200, 200, 200, 200, 200, 403, 401)),
-    ("POST", "/api/datasets/adult/versions/", version_upload,        (201, 403, 403, 403, 403, 403, 401)),
-    ("POST", "/api/datasets/no-such/versions/", version_upload,      (404, 404, 404, 404, 404, 403, 401)),
-    ("GET", "/api/datasets/adult/versions/1/", None,                 (200, 200, 200, 200, 200, 403, 401)),
-    ("GET", "/api/datasets/adult/versions/99/", None,                (404, 404, 404, 404, 404, 403, 401)),
-    ("GET", "/api/datasets/adult/budget/", None,                     (200, 200, 200, 200, 200, 403, 401)),
-    ("GET", "/api/purposes/", None,                                  (200, 200, 200, 200, 200, 403, 401)),
-    ("POST", "/api/purposes/", new_purpose,                          (201, 403, 403, 403, 403, 403, 401)),
-    ("GET", "/api/purposes/research/", None,                         (200, 200, 200, 200, 200, 403, 401)),
-    ("GET", "/api/purposes/no-such/", None,                          (404, 404, 404, 404, 404, 403, 401)),
-    ("GET", "/api/requests/", None,                                  (200, 200, 200, 200, 200, 403, 401)),
-    ("POST", "/api/requests/", new_request,                          (403, 201, 201, 403, 403, 403, 401)),
-    ("GET", "/api/requests/{submitted}/", None,                      (200, 200, 404, 200, 200, 403, 401)),
-    ("GET", "/api/requests/999999/", None,                           (404, 404, 404, 404, 404, 403, 401)),
-    ("PUT", "/api/requests/{submitted}/", new_request,               (405, 405, 405, 405, 405, 405, 401)),
-    ("POST", "/api/requests/{draft}/submit/", None,                  (403, 200, 404, 403, 403, 404, 401)),
-    ("POST", "/api/requests/{submitted}/submit/", None,              (403, 409, 404, 403, 403, 404, 401)),
-    ("POST", "/api/requests/{submitted}/approve/", None,             (403, 403, 404, 200, 403, 404, 401)),
-    ("POST", "/api/requests/{draft}/approve/", None,                 (403, 403, 404, 409, 403, 404, 401)),
-    ("POST", "/api/requests/{submitted}/reject/", reason,            (403, 403, 404, 200, 403, 404, 401)),
-    ("POST", "/api/requests/{withdrawn}/reject/", reason,            (403, 403, 404, 409, 403, 404, 401)),
-    ("POST", "/api/requests/{submitted}/withdraw/", None,            (403, 200, 404, 403, 403, 404, 401)),
-    ("POST", "/api/requests/{withdrawn}/withdraw/", None,            (403, 409, 404, 403, 403, 404, 401)),
-    ("POST", "/api/requests/999999/approve/", None,                  (404, 404, 404, 404, 404, 404, 401)),
-    ("GET", "/api/audit-events/", None,                              (200, 403, 403, 403, 200, 403, 401)),
-    ("GET", "/api/audit-events/verify/", None,                       (200, 403, 403, 403, 200, 403, 401)),
-    ("POST", "/api/requests/{submitted}/release/", None,             (409, 403, 404, 409, 403, 404, 401)),
-    ("POST", "/api/requests/999999/release/", None,                  (404, 404, 404, 404, 404, 404, 401)),
-    ("GET", "/api/releases/", None,                                  (200, 200, 200, 200, 200, 403, 401)),
-    ("GET", "/api/releases/999999/", None,                           (404, 404, 404, 404, 404, 403, 401)),
-    ("GET", "/api/releases/999999/download/", None,                  (404, 404, 404, 404, 404, 403, 401)),
-    ("POST", "/api/releases/999999/revoke/", reason,                 (404, 403, 403, 404, 403, 403, 401)),
-    ("GET", "/api/audits/", None,                                    (200, 200, 200, 200, 200, 403, 401)),
-    ("GET", "/api/audits/999999/", None,                             (404, 404, 404, 404, 404, 403, 401)),
-    ("GET", "/api/audits/999999/datasheet/", None,                   (404, 404, 404, 404, 404, 403, 401)),
-    ("POST", "/api/audits/external/", external_audit_upload,         (404, 403, 403, 403, 404, 403, 401)),
-    ("POST", "/api/versions/999999/audit/", None,                    (404, 404, 404, 404, 404, 404, 401)),
-    ("POST", "/api/datasheets/verify/", datasheet_upload,            (200, 200, 200, 200, 200, 200, 200)),
-    ("POST", "/api/requests/{submitted}/accept-risk/", reason,       (403, 403, 404, 409, 403, 404, 401)),
-    ("POST", "/api/requests/{withdrawn}/accept-risk/", None,         (400, 400, 400, 400, 400, 400, 401)),
-    ("GET", "/api/no-such-endpoint/", None,                          (404, 404, 404, 404, 404, 404, 404)),
+    ("GET", "/api/datasets/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("POST", "/api/datasets/", tiny_upload, (201, 403, 403, 403, 403, 403, 401)),
+    ("GET", "/api/datasets/adult/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/datasets/no-such/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("DELETE", "/api/datasets/adult/", None, (405, 405, 405, 405, 405, 405, 401)),
+    ("GET", "/api/datasets/adult/versions/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("POST", "/api/datasets/adult/versions/", version_upload, (201, 403, 403, 403, 403, 403, 401)),
+    ("POST", "/api/datasets/no-such/versions/", version_upload, (404, 404, 404, 404, 404, 403, 401)),
+    ("GET", "/api/datasets/adult/versions/1/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/datasets/adult/versions/99/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("GET", "/api/datasets/adult/budget/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/purposes/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("POST", "/api/purposes/", new_purpose, (201, 403, 403, 403, 403, 403, 401)),
+    ("GET", "/api/purposes/research/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/purposes/no-such/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("GET", "/api/requests/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("POST", "/api/requests/", new_request, (403, 201, 201, 403, 403, 403, 401)),
+    ("GET", "/api/requests/{submitted}/", None, (200, 200, 404, 200, 200, 403, 401)),
+    ("GET", "/api/requests/999999/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("PUT", "/api/requests/{submitted}/", new_request, (405, 405, 405, 405, 405, 405, 401)),
+    ("POST", "/api/requests/{draft}/submit/", None, (403, 200, 404, 403, 403, 404, 401)),
+    ("POST", "/api/requests/{submitted}/submit/", None, (403, 409, 404, 403, 403, 404, 401)),
+    ("POST", "/api/requests/{submitted}/approve/", None, (403, 403, 404, 200, 403, 404, 401)),
+    ("POST", "/api/requests/{draft}/approve/", None, (403, 403, 404, 409, 403, 404, 401)),
+    ("POST", "/api/requests/{submitted}/reject/", reason, (403, 403, 404, 200, 403, 404, 401)),
+    ("POST", "/api/requests/{withdrawn}/reject/", reason, (403, 403, 404, 409, 403, 404, 401)),
+    ("POST", "/api/requests/{submitted}/withdraw/", None, (403, 200, 404, 403, 403, 404, 401)),
+    ("POST", "/api/requests/{withdrawn}/withdraw/", None, (403, 409, 404, 403, 403, 404, 401)),
+    ("POST", "/api/requests/999999/approve/", None, (404, 404, 404, 404, 404, 404, 401)),
+    ("GET", "/api/audit-events/", None, (200, 403, 403, 403, 200, 403, 401)),
+    ("GET", "/api/audit-events/verify/", None, (200, 403, 403, 403, 200, 403, 401)),
+    ("POST", "/api/requests/{submitted}/release/", None, (409, 403, 404, 409, 403, 404, 401)),
+    ("POST", "/api/requests/999999/release/", None, (404, 404, 404, 404, 404, 404, 401)),
+    ("GET", "/api/releases/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/releases/999999/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("GET", "/api/releases/999999/download/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("POST", "/api/releases/999999/revoke/", reason, (404, 403, 403, 404, 403, 403, 401)),
+    ("GET", "/api/audits/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("GET", "/api/audits/999999/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("GET", "/api/audits/999999/datasheet/", None, (404, 404, 404, 404, 404, 403, 401)),
+    ("POST", "/api/audits/external/", external_audit_upload, (404, 403, 403, 403, 404, 403, 401)),
+    ("POST", "/api/versions/999999/audit/", None, (404, 404, 404, 404, 404, 404, 401)),
+    ("POST", "/api/datasheets/verify/", datasheet_upload, (200, 200, 200, 200, 200, 200, 200)),
+    ("POST", "/api/requests/{submitted}/accept-risk/", reason, (403, 403, 404, 409, 403, 404, 401)),
+    ("POST", "/api/requests/{withdrawn}/accept-risk/", None, (400, 400, 400, 400, 400, 400, 401)),
+    ("GET", "/api/no-such-endpoint/", None, (404, 404, 404, 404, 404, 404, 404)),
 ]
 
 CASES = [
@@ -150,8 +157,11 @@ def test_authorisation_matrix(world, method, path, body, role, expected):
     client = client_as(world.users.get(role))
     url = path.format(**world.requests)
     data = body() if body else None
-    response = client.generic(method, url) if data is None else getattr(client, method.lower())(
-        url, data, format="multipart" if body in MULTIPART else "json")
+    response = (
+        client.generic(method, url)
+        if data is None
+        else getattr(client, method.lower())(url, data, format="multipart" if body in MULTIPART else "json")
+    )
 
     assert response.status_code == expected, response.content
     if expected >= 400:
@@ -164,23 +174,31 @@ def test_matrix_covers_every_governance_route():
 
     covered = {path.split("/api/", 1)[1] for _, path, _, _ in MATRIX}
     normalised = {
-        route.replace("{draft}", "<int:request_id>").replace("{submitted}", "<int:request_id>")
-        .replace("{withdrawn}", "<int:request_id>").replace("999999", "<int:request_id>")
-        .replace("adult", "<slug:name>").replace("no-such", "<slug:name>")
-        .replace("versions/1/", "versions/<int:number>/").replace("versions/99/", "versions/<int:number>/")
+        route.replace("{draft}", "<int:request_id>")
+        .replace("{submitted}", "<int:request_id>")
+        .replace("{withdrawn}", "<int:request_id>")
+        .replace("999999", "<int:request_id>")
+        .replace("adult", "<slug:name>")
+        .replace("no-such", "<slug:name>")
+        .replace("versions/1/", "versions/<int:number>/")
+        .replace("versions/99/", "versions/<int:number>/")
         .replace("research", "<slug:name>")
         .replace("releases/<int:request_id>", "releases/<int:release_id>")
         for route in covered
     }
-    missing = [str(pattern.pattern) for pattern in urlpatterns
-               if str(pattern.pattern) not in normalised and str(pattern.pattern) != "auth/token/"]
+    missing = [
+        str(pattern.pattern)
+        for pattern in urlpatterns
+        if str(pattern.pattern) not in normalised and str(pattern.pattern) != "auth/token/"
+    ]
     assert missing == []
 
 
 @pytest.mark.parametrize("role", [role for role in ROLES if role != "anonymous"])
 def test_every_role_exchanges_its_password_for_a_token(world, role):
-    response = APIClient().post("/api/auth/token/", {"username": world.users[role].username, "password": "pw"},
-                                format="json")
+    response = APIClient().post(
+        "/api/auth/token/", {"username": world.users[role].username, "password": "pw"}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json() == {"token": Token.objects.get(user=world.users[role]).key}
@@ -190,6 +208,9 @@ def test_anonymous_with_wrong_password_gets_no_token(world):
     response = APIClient().post("/api/auth/token/", {"username": "steward", "password": "wrong"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"code": "invalid_credentials",
-                               "message": "Unable to log in with the username and password given.", "extra": {}}
+    assert response.json() == {
+        "code": "invalid_credentials",
+        "message": "Unable to log in with the username and password given.",
+        "extra": {},
+    }
     assert not Token.objects.filter(user=world.users["steward"]).exists()

@@ -22,17 +22,34 @@ def client_as(user) -> APIClient:
 
 
 def test_a_steward_creates_a_purpose_with_its_policy(cast):
-    response = client_as(cast.steward).post("/api/purposes/", {
-        "name": "fraud-research", "description": "Fraud models", "max_epsilon": "0.75", "approvals_required": 2,
-        "allowed_recipients": ["external", "internal"], "audit_thresholds": {"membership_domias_auc": 0.55},
-        "holdout_fraction": "0.25", "release_days": 30,
-    }, format="json")
+    response = client_as(cast.steward).post(
+        "/api/purposes/",
+        {
+            "name": "fraud-research",
+            "description": "Fraud models",
+            "max_epsilon": "0.75",
+            "approvals_required": 2,
+            "allowed_recipients": ["external", "internal"],
+            "audit_thresholds": {"membership_domias_auc": 0.55},
+            "holdout_fraction": "0.25",
+            "release_days": 30,
+        },
+        format="json",
+    )
 
     assert response.status_code == 201
     assert response.json() == {
-        "name": "fraud-research", "description": "Fraud models", "max_epsilon": "0.75", "approvals_required": 2,
-        "allowed_recipients": ["external", "internal"], "allow_non_private": False, "holdout_fraction": "0.25",
-        "audit_thresholds": {"membership_domias_auc": 0.55}, "release_days": 30, "created_at": ANY, "updated_at": ANY,
+        "name": "fraud-research",
+        "description": "Fraud models",
+        "max_epsilon": "0.75",
+        "approvals_required": 2,
+        "allowed_recipients": ["external", "internal"],
+        "allow_non_private": False,
+        "holdout_fraction": "0.25",
+        "audit_thresholds": {"membership_domias_auc": 0.55},
+        "release_days": 30,
+        "created_at": ANY,
+        "updated_at": ANY,
     }
     assert AuditEvent.objects.filter(action="purpose.create", object_id=str(Purpose.objects.get().pk)).exists()
 
@@ -46,29 +63,51 @@ def test_a_purpose_without_thresholds_gets_the_defaults(cast):
 
 
 BAD_PURPOSES = [
-    ("threshold out of range", {"audit_thresholds": {"tvd_1way": 1.5}},
-     "audit_thresholds: tvd_1way: 1.5 is greater than the maximum of 1", "audit_thresholds"),
-    ("unknown threshold", {"audit_thresholds": {"fidelity_tvd_max": 0.1}},
-     "'fidelity_tvd_max' was unexpected", "audit_thresholds"),
-    ("thresholds not an object", {"audit_thresholds": [0.1]}, "audit_thresholds: Expected a dictionary",
-     "audit_thresholds"),
+    (
+        "threshold out of range",
+        {"audit_thresholds": {"tvd_1way": 1.5}},
+        "audit_thresholds: tvd_1way: 1.5 is greater than the maximum of 1",
+        "audit_thresholds",
+    ),
+    (
+        "unknown threshold",
+        {"audit_thresholds": {"fidelity_tvd_max": 0.1}},
+        "'fidelity_tvd_max' was unexpected",
+        "audit_thresholds",
+    ),
+    (
+        "thresholds not an object",
+        {"audit_thresholds": [0.1]},
+        "audit_thresholds: Expected a dictionary",
+        "audit_thresholds",
+    ),
     ("three approvals", {"approvals_required": 3}, "approvals_required must be 1 or 2; got 3.", "approvals_required"),
-    ("unknown recipient", {"allowed_recipients": ["public"]}, "allowed_recipients must be a non-empty subset",
-     "allowed_recipients"),
+    (
+        "unknown recipient",
+        {"allowed_recipients": ["public"]},
+        "allowed_recipients must be a non-empty subset",
+        "allowed_recipients",
+    ),
     ("max epsilon zero", {"max_epsilon": "0"}, "max_epsilon must be greater than 0", "max_epsilon"),
-    ("holdout too large", {"holdout_fraction": "0.9"}, "holdout_fraction must be between 0.05 and 0.5",
-     "holdout_fraction"),
+    (
+        "holdout too large",
+        {"holdout_fraction": "0.9"},
+        "holdout_fraction must be between 0.05 and 0.5",
+        "holdout_fraction",
+    ),
     ("name not a slug", {"name": "Fraud Research"}, "name: Enter a valid", "name"),
 ]
 
 
-@pytest.mark.parametrize(("changes", "message", "field"), [pytest.param(*case[1:], id=case[0])
-                                                           for case in BAD_PURPOSES])
+@pytest.mark.parametrize(
+    ("changes", "message", "field"), [pytest.param(*case[1:], id=case[0]) for case in BAD_PURPOSES]
+)
 def test_a_bad_purpose_is_refused_naming_the_field_and_nothing_is_written(cast, changes, message, field):
     before = (Purpose.objects.count(), AuditEvent.objects.count())
 
-    response = client_as(cast.steward).post("/api/purposes/", {"name": "p", "max_epsilon": "1", **changes},
-                                            format="json")
+    response = client_as(cast.steward).post(
+        "/api/purposes/", {"name": "p", "max_epsilon": "1", **changes}, format="json"
+    )
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
@@ -81,12 +120,10 @@ def test_a_second_purpose_with_the_same_name_is_a_conflict(cast):
     PurposeFactory(name="research")
     before = AuditEvent.objects.count()
 
-    response = client_as(cast.steward).post("/api/purposes/", {"name": "research", "max_epsilon": "1"},
-                                            format="json")
+    response = client_as(cast.steward).post("/api/purposes/", {"name": "research", "max_epsilon": "1"}, format="json")
 
     assert response.status_code == 409
-    assert response.json() == {"code": "conflict", "message": "A purpose named 'research' already exists.",
-                               "extra": {}}
+    assert response.json() == {"code": "conflict", "message": "A purpose named 'research' already exists.", "extra": {}}
     assert AuditEvent.objects.count() == before
 
 
@@ -123,9 +160,17 @@ def test_lists_the_audit_log_in_order_with_hashes(cast, history):
     assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(events, events[1:], strict=False))
     submit = next(event for event in events if event["action"] == "request.submit")
     assert submit == {
-        "id": ANY, "created_at": ANY, "actor": "requester", "channel": "api", "action": "request.submit",
-        "object_type": "datarequest", "object_id": str(history.pk), "before": {"state": "draft"},
-        "after": {"state": "submitted"}, "prev_hash": ANY, "hash": ANY,
+        "id": ANY,
+        "created_at": ANY,
+        "actor": "requester",
+        "channel": "api",
+        "action": "request.submit",
+        "object_type": "datarequest",
+        "object_id": str(history.pk),
+        "before": {"state": "draft"},
+        "after": {"state": "submitted"},
+        "prev_hash": ANY,
+        "hash": ANY,
     }
 
 
@@ -153,8 +198,12 @@ def test_verifies_an_intact_chain(cast, history):
     response = client_as(cast.auditor).get("/api/audit-events/verify/")
 
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "events_checked": AuditEvent.objects.count(), "first_broken_id": None,
-                               "reason": ""}
+    assert response.json() == {
+        "ok": True,
+        "events_checked": AuditEvent.objects.count(),
+        "first_broken_id": None,
+        "reason": "",
+    }
 
 
 def test_verify_names_the_first_altered_event(cast, history):

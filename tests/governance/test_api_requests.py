@@ -21,8 +21,10 @@ def client_as(user) -> APIClient:
 
 
 def stored_state() -> dict:
-    return {model.__name__: model.objects.count()
-            for model in (Dataset, DatasetVersion, DataRequest, Approval, BudgetEntry, AuditEvent)}
+    return {
+        model.__name__: model.objects.count()
+        for model in (Dataset, DatasetVersion, DataRequest, Approval, BudgetEntry, AuditEvent)
+    }
 
 
 @pytest.fixture
@@ -34,12 +36,30 @@ def adult(cast, adult_schema):
 
 def expected_request(**overrides) -> dict:
     return {
-        "id": ANY, "state": "submitted", "allowed_transitions": ["approved", "rejected", "withdrawn"],
-        "dataset": "adult", "source_version": 1, "purpose": "research", "requester": "requester",
-        "epsilon": "0.5", "delta": "0.000001", "n_rows": 1000, "generator": "mst", "generator_params": {},
-        "rebalance": None, "seed": None, "recipient_kind": "internal", "recipient": "", "justification": "",
-        "decision_reason": "", "submitted_at": ANY, "decided_at": None, "created_at": ANY, "updated_at": ANY,
-        "approvals_required": 2, "approvals": [],
+        "id": ANY,
+        "state": "submitted",
+        "allowed_transitions": ["approved", "rejected", "withdrawn"],
+        "dataset": "adult",
+        "source_version": 1,
+        "purpose": "research",
+        "requester": "requester",
+        "epsilon": "0.5",
+        "delta": "0.000001",
+        "n_rows": 1000,
+        "generator": "mst",
+        "generator_params": {},
+        "rebalance": None,
+        "seed": None,
+        "recipient_kind": "internal",
+        "recipient": "",
+        "justification": "",
+        "decision_reason": "",
+        "submitted_at": ANY,
+        "decided_at": None,
+        "created_at": ANY,
+        "updated_at": ANY,
+        "approvals_required": 2,
+        "approvals": [],
         **overrides,
     }
 
@@ -48,24 +68,39 @@ def expected_request(**overrides) -> dict:
 
 
 def test_files_and_submits_a_request(cast, adult):
-    response = client_as(cast.requester).post("/api/requests/", {
-        **REQUEST, "generator": "mst", "generator_params": {"max_bins": 16},
-        "rebalance": {"column": "income", "shares": {">50K": 0.5}}, "recipient_kind": "external",
-        "recipient": "University of X", "justification": "fairness study", "seed": 7,
-    }, format="json")
+    response = client_as(cast.requester).post(
+        "/api/requests/",
+        {
+            **REQUEST,
+            "generator": "mst",
+            "generator_params": {"max_bins": 16},
+            "rebalance": {"column": "income", "shares": {">50K": 0.5}},
+            "recipient_kind": "external",
+            "recipient": "University of X",
+            "justification": "fairness study",
+            "seed": 7,
+        },
+        format="json",
+    )
 
     assert response.status_code == 201
     assert response.json() == expected_request(
-        generator_params={"max_bins": 16}, rebalance={"column": "income", "shares": {">50K": 0.5}},
-        recipient_kind="external", recipient="University of X", justification="fairness study", seed=7)
+        generator_params={"max_bins": 16},
+        rebalance={"column": "income", "shares": {">50K": 0.5}},
+        recipient_kind="external",
+        recipient="University of X",
+        justification="fairness study",
+        seed=7,
+    )
     request = DataRequest.objects.get()
     assert response.json()["id"] == request.pk
     assert response.json()["submitted_at"] == request.submitted_at.isoformat().replace("+00:00", "Z")
 
 
 def test_accepts_epsilon_and_delta_as_json_numbers_and_keeps_them_exact(cast, adult):
-    response = client_as(cast.requester).post("/api/requests/", {**REQUEST, "epsilon": 0.1, "delta": 1e-7},
-                                              format="json")
+    response = client_as(cast.requester).post(
+        "/api/requests/", {**REQUEST, "epsilon": 0.1, "delta": 1e-7}, format="json"
+    )
 
     assert response.status_code == 201
     assert (response.json()["epsilon"], response.json()["delta"]) == ("0.1", "0.0000001")
@@ -79,8 +114,9 @@ def test_a_draft_stays_a_draft_until_submitted(cast, adult):
     submitted = client.post(f"/api/requests/{draft.json()['id']}/submit/")
 
     assert draft.status_code == 201
-    assert draft.json() == expected_request(state="draft", allowed_transitions=["submitted", "withdrawn"],
-                                            submitted_at=None)
+    assert draft.json() == expected_request(
+        state="draft", allowed_transitions=["submitted", "withdrawn"], submitted_at=None
+    )
     assert submitted.status_code == 200
     assert submitted.json()["state"] == "submitted"
 
@@ -100,11 +136,15 @@ def test_two_approvals_approve_the_request_and_reserve_its_budget(cast, adult):
 
     assert second.status_code == 200
     assert second.json() == expected_request(
-        id=request.pk, state="approved", allowed_transitions=["generating", "withdrawn"], decided_at=ANY,
+        id=request.pk,
+        state="approved",
+        allowed_transitions=["generating", "withdrawn"],
+        decided_at=ANY,
         approvals=[
             {"approver": "approver", "decision": "approve", "reason": "fine", "created_at": ANY},
             {"approver": "second_approver", "decision": "approve", "reason": "", "created_at": ANY},
-        ])
+        ],
+    )
     entry = BudgetEntry.objects.get()
     assert (entry.kind, entry.epsilon, entry.request_id) == ("reserve", request.epsilon, request.pk)
 
@@ -112,8 +152,9 @@ def test_two_approvals_approve_the_request_and_reserve_its_budget(cast, adult):
 def test_rejects_with_a_reason(cast, adult):
     request = request_file(requester=cast.requester)
 
-    response = client_as(cast.approver).post(f"/api/requests/{request.pk}/reject/", {"reason": "too broad"},
-                                             format="json")
+    response = client_as(cast.approver).post(
+        f"/api/requests/{request.pk}/reject/", {"reason": "too broad"}, format="json"
+    )
 
     assert response.status_code == 200
     assert (response.json()["state"], response.json()["decision_reason"]) == ("rejected", "too broad")
@@ -125,8 +166,9 @@ def test_withdrawing_an_approved_request_releases_its_reservation(cast, adult):
     request = request_file(requester=cast.requester, purpose_name="quick")
     access_request_approve(actor=cast.approver, request_id=request.pk)
 
-    response = client_as(cast.requester).post(f"/api/requests/{request.pk}/withdraw/", {"reason": "not needed"},
-                                              format="json")
+    response = client_as(cast.requester).post(
+        f"/api/requests/{request.pk}/withdraw/", {"reason": "not needed"}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json()["state"] == "withdrawn"
@@ -141,39 +183,107 @@ BAD_REQUESTS = [
     # id, changes to REQUEST, status, code, message fragment, extra subset
     ("epsilon zero", {"epsilon": "0"}, 400, "invalid", "epsilon must be greater than 0; got 0", {"field": "epsilon"}),
     ("epsilon negative", {"epsilon": -0.5}, 400, "invalid", "epsilon must be greater than 0", {"field": "epsilon"}),
-    ("epsilon not a number", {"epsilon": "a lot"}, 400, "invalid", "epsilon: A valid number is required.",
-     {"field": "epsilon"}),
-    ("epsilon too precise to store", {"epsilon": "0.0000000000001"}, 400, "invalid",
-     "epsilon: Ensure that there are no more than 12 decimal places.", {"field": "epsilon"}),
-    ("epsilon above the purpose's max", {"epsilon": "6"}, 400, "invalid",
-     "epsilon 6 is above purpose 'research''s maximum of 5", {"field": "epsilon", "max_epsilon": "5.000000000000"}),
+    (
+        "epsilon not a number",
+        {"epsilon": "a lot"},
+        400,
+        "invalid",
+        "epsilon: A valid number is required.",
+        {"field": "epsilon"},
+    ),
+    (
+        "epsilon too precise to store",
+        {"epsilon": "0.0000000000001"},
+        400,
+        "invalid",
+        "epsilon: Ensure that there are no more than 12 decimal places.",
+        {"field": "epsilon"},
+    ),
+    (
+        "epsilon above the purpose's max",
+        {"epsilon": "6"},
+        400,
+        "invalid",
+        "epsilon 6 is above purpose 'research''s maximum of 5",
+        {"field": "epsilon", "max_epsilon": "5.000000000000"},
+    ),
     ("delta of one", {"delta": "1"}, 400, "invalid", "delta must be less than 1", {"field": "delta"}),
     ("zero rows", {"n_rows": 0}, 400, "invalid", "rows must be between 1 and", {"field": "n_rows"}),
-    ("rows not a number", {"n_rows": "many"}, 400, "invalid", "n_rows: A valid integer is required.",
-     {"field": "n_rows"}),
-    ("missing epsilon", {"epsilon": None}, 400, "invalid", "epsilon: This field may not be null.",
-     {"field": "epsilon"}),
+    (
+        "rows not a number",
+        {"n_rows": "many"},
+        400,
+        "invalid",
+        "n_rows: A valid integer is required.",
+        {"field": "n_rows"},
+    ),
+    (
+        "missing epsilon",
+        {"epsilon": None},
+        400,
+        "invalid",
+        "epsilon: This field may not be null.",
+        {"field": "epsilon"},
+    ),
     ("unknown dataset", {"dataset": "census"}, 404, "not_found", "No dataset named 'census'.", {"field": "dataset"}),
-    ("unknown purpose", {"purpose": "marketing"}, 404, "not_found", "No purpose named 'marketing'.",
-     {"field": "purpose"}),
+    (
+        "unknown purpose",
+        {"purpose": "marketing"},
+        404,
+        "not_found",
+        "No purpose named 'marketing'.",
+        {"field": "purpose"},
+    ),
     ("unknown generator", {"generator": "gan"}, 400, "invalid", "unknown generator 'gan'", {"field": "generator"}),
-    ("unknown generator parameter", {"generator_params": {"bins": 3}}, 400, "invalid", "unknown parameter(s)",
-     {"field": "generator"}),
-    ("rebalance on a non-label column", {"rebalance": {"column": "sex", "shares": {"Female": 0.5}}}, 400,
-     "invalid", "Rebalancing needs the label column (income); got 'sex'.", {"field": "rebalance"}),
-    ("rebalance shares not numbers", {"rebalance": {"column": "income", "shares": {">50K": "half"}}}, 400,
-     "invalid", "rebalance: ", {"field": "rebalance"}),
-    ("recipient kind unknown", {"recipient_kind": "public"}, 400, "invalid", "recipient_kind: ",
-     {"field": "recipient_kind"}),
-    ("non-private generator for a private purpose", {"generator": "copula"}, 400, "invalid",
-     "is not differentially private", {"field": "generator"}),
+    (
+        "unknown generator parameter",
+        {"generator_params": {"bins": 3}},
+        400,
+        "invalid",
+        "unknown parameter(s)",
+        {"field": "generator"},
+    ),
+    (
+        "rebalance on a non-label column",
+        {"rebalance": {"column": "sex", "shares": {"Female": 0.5}}},
+        400,
+        "invalid",
+        "Rebalancing needs the label column (income); got 'sex'.",
+        {"field": "rebalance"},
+    ),
+    (
+        "rebalance shares not numbers",
+        {"rebalance": {"column": "income", "shares": {">50K": "half"}}},
+        400,
+        "invalid",
+        "rebalance: ",
+        {"field": "rebalance"},
+    ),
+    (
+        "recipient kind unknown",
+        {"recipient_kind": "public"},
+        400,
+        "invalid",
+        "recipient_kind: ",
+        {"field": "recipient_kind"},
+    ),
+    (
+        "non-private generator for a private purpose",
+        {"generator": "copula"},
+        400,
+        "invalid",
+        "is not differentially private",
+        {"field": "generator"},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("changes", "status", "code", "message", "extra"),
-                         [pytest.param(*case[1:], id=case[0]) for case in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("changes", "status", "code", "message", "extra"), [pytest.param(*case[1:], id=case[0]) for case in BAD_REQUESTS]
+)
 def test_a_bad_request_is_refused_with_a_specific_error_and_nothing_is_written(
-        cast, adult, changes, status, code, message, extra):
+    cast, adult, changes, status, code, message, extra
+):
     before = stored_state()
 
     response = client_as(cast.requester).post("/api/requests/", {**REQUEST, **changes}, format="json")
@@ -209,8 +319,11 @@ def test_a_user_without_the_approver_role_cannot_approve(cast, adult):
     response = client_as(cast.steward).post(f"/api/requests/{request.pk}/approve/")
 
     assert response.status_code == 403
-    assert response.json() == {"code": "permission_denied", "message": "Only an approver can approve requests.",
-                               "extra": {}}
+    assert response.json() == {
+        "code": "permission_denied",
+        "message": "Only an approver can approve requests.",
+        "extra": {},
+    }
     assert stored_state() == before
 
 
@@ -239,10 +352,10 @@ WRONG_STATE = [
 ]
 
 
-@pytest.mark.parametrize(("state", "actor", "action", "allowed"),
-                         [pytest.param(*case[1:], id=case[0]) for case in WRONG_STATE])
-def test_an_action_in_the_wrong_state_is_a_409_listing_allowed_transitions(cast, adult, state, actor, action,
-                                                                           allowed):
+@pytest.mark.parametrize(
+    ("state", "actor", "action", "allowed"), [pytest.param(*case[1:], id=case[0]) for case in WRONG_STATE]
+)
+def test_an_action_in_the_wrong_state_is_a_409_listing_allowed_transitions(cast, adult, state, actor, action, allowed):
     request = request_file(requester=cast.requester, submit=state != "draft")
     if state == "rejected":
         client_as(cast.approver).post(f"/api/requests/{request.pk}/reject/", {"reason": "no"}, format="json")
@@ -250,14 +363,15 @@ def test_an_action_in_the_wrong_state_is_a_409_listing_allowed_transitions(cast,
         client_as(cast.requester).post(f"/api/requests/{request.pk}/withdraw/")
     before = stored_state()
 
-    response = client_as(getattr(cast, actor)).post(f"/api/requests/{request.pk}/{action}/", {"reason": "r"},
-                                                    format="json")
+    response = client_as(getattr(cast, actor)).post(
+        f"/api/requests/{request.pk}/{action}/", {"reason": "r"}, format="json"
+    )
 
     assert response.status_code == 409
     assert response.json() == {
         "code": "invalid_transition",
         "message": f"Cannot {action} request #{request.pk}: it is {state!r}; allowed from {state!r}: "
-                   f"{', '.join(allowed) or 'nothing (final)'}.",
+        f"{', '.join(allowed) or 'nothing (final)'}.",
         "extra": {"state": state, "allowed_transitions": allowed},
     }
     assert stored_state() == before
@@ -270,8 +384,11 @@ def test_rejecting_without_a_reason_is_refused(cast, adult):
     response = client_as(cast.approver).post(f"/api/requests/{request.pk}/reject/", {}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"code": "invalid", "message": "reason: This field is required.",
-                               "extra": {"field": "reason", "fields": {"reason": ["This field is required."]}}}
+    assert response.json() == {
+        "code": "invalid",
+        "message": "reason: This field is required.",
+        "extra": {"field": "reason", "fields": {"reason": ["This field is required."]}},
+    }
     assert stored_state() == before
 
 

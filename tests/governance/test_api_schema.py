@@ -38,8 +38,9 @@ def test_the_schema_is_served_with_every_governance_operation(db):
     assert {"200", "400", "401", "403", "404", "409"} <= set(approve["responses"])
     register = paths["/api/datasets/"]["post"]
     assert "multipart/form-data" in register["requestBody"]["content"]
-    assert {"name", "sensitivity", "page", "page_size"} <= {p["name"] for p in paths["/api/datasets/"]["get"]
-                                                            ["parameters"]}
+    assert {"name", "sensitivity", "page", "page_size"} <= {
+        p["name"] for p in paths["/api/datasets/"]["get"]["parameters"]
+    }
 
 
 def test_decimals_are_documented_as_strings(db):

@@ -47,8 +47,17 @@ def append_only_triggers_disabled():
 
 
 def record_events(count: int, actor=None) -> list[AuditEvent]:
-    return [audit_event_record(actor=actor, action="test.event", object_type="thing", object_id=str(number),
-                               before={"n": number - 1}, after={"n": number}) for number in range(1, count + 1)]
+    return [
+        audit_event_record(
+            actor=actor,
+            action="test.event",
+            object_type="thing",
+            object_id=str(number),
+            before={"n": number - 1},
+            after={"n": number},
+        )
+        for number in range(1, count + 1)
+    ]
 
 
 # --- appending ------------------------------------------------------------------------------
@@ -70,24 +79,46 @@ def test_an_event_hash_covers_its_content_and_is_recomputable_from_the_stored_ro
     event = record_events(1)[0]
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.hash == event_hash(
-        prev_hash=stored.prev_hash, event_id=stored.id, created_at=stored.created_at, actor_name=stored.actor_name,
-        channel=stored.channel, action=stored.action, object_type=stored.object_type, object_id=stored.object_id,
-        before=stored.before, after=stored.after)
+        prev_hash=stored.prev_hash,
+        event_id=stored.id,
+        created_at=stored.created_at,
+        actor_name=stored.actor_name,
+        channel=stored.channel,
+        action=stored.action,
+        object_type=stored.object_type,
+        object_id=stored.object_id,
+        before=stored.before,
+        after=stored.after,
+    )
 
 
 @pytest.mark.django_db
 def test_records_actor_channel_object_and_exact_values(cast):
     with channel("cli"):
-        event = audit_event_record(actor=cast.steward, action="dataset.register", obj=cast.requester,
-                                   before=None, after={"epsilon_cap": Decimal("5.000"), "delta": Decimal("0.00001"),
-                                                       "at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
-                                                       "owner": cast.steward, "city": "Málaga"})
+        event = audit_event_record(
+            actor=cast.steward,
+            action="dataset.register",
+            obj=cast.requester,
+            before=None,
+            after={
+                "epsilon_cap": Decimal("5.000"),
+                "delta": Decimal("0.00001"),
+                "at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+                "owner": cast.steward,
+                "city": "Málaga",
+            },
+        )
 
     stored = AuditEvent.objects.get(pk=event.pk)
     assert (stored.actor, stored.actor_name, stored.channel) == (cast.steward, "steward", "cli")
     assert (stored.object_type, stored.object_id) == ("user", str(cast.requester.pk))
-    assert stored.after == {"epsilon_cap": "5", "delta": "0.00001", "at": "2024-01-02T03:04:05+00:00",
-                            "owner": cast.steward.pk, "city": "Málaga"}
+    assert stored.after == {
+        "epsilon_cap": "5",
+        "delta": "0.00001",
+        "at": "2024-01-02T03:04:05+00:00",
+        "owner": cast.steward.pk,
+        "city": "Málaga",
+    }
     assert audit_log_verify().ok
 
 
@@ -118,8 +149,7 @@ def test_an_append_rolled_back_with_its_transaction_leaves_no_gap():
 @pytest.mark.django_db
 def test_verify_accepts_an_empty_log():
     result = audit_log_verify()
-    assert (result.ok, result.events_checked, result.first_broken_id, result.last_hash) == (True, 0, None,
-                                                                                          GENESIS_HASH)
+    assert (result.ok, result.events_checked, result.first_broken_id, result.last_hash) == (True, 0, None, GENESIS_HASH)
 
 
 @pytest.mark.django_db
@@ -147,10 +177,18 @@ def test_verify_names_the_next_event_when_an_edited_event_was_re_hashed():
     events = record_events(4)
     forged = AuditEvent.objects.get(pk=2)
     forged.after = {"n": 200}
-    forged.hash = event_hash(prev_hash=forged.prev_hash, event_id=2, created_at=forged.created_at,
-                             actor_name=forged.actor_name, channel=forged.channel, action=forged.action,
-                             object_type=forged.object_type, object_id=forged.object_id, before=forged.before,
-                             after=forged.after)
+    forged.hash = event_hash(
+        prev_hash=forged.prev_hash,
+        event_id=2,
+        created_at=forged.created_at,
+        actor_name=forged.actor_name,
+        channel=forged.channel,
+        action=forged.action,
+        object_type=forged.object_type,
+        object_id=forged.object_id,
+        before=forged.before,
+        after=forged.after,
+    )
     with append_only_triggers_disabled():
         AuditEvent.objects.filter(pk=2).update(after=forged.after, hash=forged.hash)
 
@@ -196,11 +234,14 @@ def test_verify_notices_every_event_deleted():
 
 @on_postgresql
 @pytest.mark.django_db
-@pytest.mark.parametrize("statement", [
-    "UPDATE governance_auditevent SET after = '{}'::jsonb WHERE id = 1",
-    "DELETE FROM governance_auditevent WHERE id = 1",
-    "TRUNCATE governance_auditevent CASCADE",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE governance_auditevent SET after = '{}'::jsonb WHERE id = 1",
+        "DELETE FROM governance_auditevent WHERE id = 1",
+        "TRUNCATE governance_auditevent CASCADE",
+    ],
+)
 def test_postgresql_refuses_changing_or_removing_audit_events(statement):
     from django.db import transaction
     from django.db.utils import DatabaseError
@@ -225,8 +266,10 @@ def workflow(cast, settings, tmp_path):
 
 
 def actions_since(first_id: int) -> list[tuple[str, str, dict | None, dict | None]]:
-    return [(event.action, event.actor_name, event.before, event.after)
-            for event in AuditEvent.objects.filter(id__gt=first_id).order_by("id")]
+    return [
+        (event.action, event.actor_name, event.before, event.after)
+        for event in AuditEvent.objects.filter(id__gt=first_id).order_by("id")
+    ]
 
 
 @pytest.mark.django_db
@@ -238,34 +281,61 @@ def test_a_full_request_lifecycle_writes_one_event_per_change(workflow):
     access_request_approve(actor=cast.approver, request_id=request.pk, reason="fine")
     access_request_approve(actor=cast.second_approver, request_id=request.pk, reason="also fine")
     request.refresh_from_db()
-    budget_spend(request=request, job=None, epsilon=Decimal("0.75"), delta=Decimal("1e-6"), mechanism="mst",
-                 accountant={"rho": 0.01}, actor=None)
+    budget_spend(
+        request=request,
+        job=None,
+        epsilon=Decimal("0.75"),
+        delta=Decimal("1e-6"),
+        mechanism="mst",
+        accountant={"rho": 0.01},
+        actor=None,
+    )
 
     events = actions_since(start)
     approvals = list(Approval.objects.order_by("id"))
     entries = {entry.kind: entry for entry in BudgetEntry.objects.all()}
     assert [action for action, *_ in events] == [
-        "request.create", "request.submit", "approval.approve", "approval.approve", "budget.reserve",
-        "request.approve", "budget.spend", "budget.release"]
+        "request.create",
+        "request.submit",
+        "approval.approve",
+        "approval.approve",
+        "budget.reserve",
+        "request.approve",
+        "budget.spend",
+        "budget.release",
+    ]
     create, submit, first, second, reserve, approve, spend, release = events
     assert create[1] == "requester" and create[2] is None
     assert create[3]["state"] == "draft" and create[3]["epsilon"] == "1" and create[3]["dataset"] == "adult"
     assert submit[1:] == ("requester", {"state": "draft"}, {"state": "submitted"})
     assert first[1:] == ("approver", None, {"request": request.pk, "decision": "approve", "reason": "fine"})
     assert second[1] == "second_approver"
-    assert reserve[3] == {"dataset": "adult", "request": request.pk, "job": None, "epsilon": "1",
-                          "delta": "0.000001", "mechanism": ""}
-    assert approve[1:] == ("second_approver", {"state": "submitted"},
-                           {"state": "approved", "approvers": 2, "reserved_epsilon": "1",
-                            "reserved_delta": "0.000001"})
+    assert reserve[3] == {
+        "dataset": "adult",
+        "request": request.pk,
+        "job": None,
+        "epsilon": "1",
+        "delta": "0.000001",
+        "mechanism": "",
+    }
+    assert approve[1:] == (
+        "second_approver",
+        {"state": "submitted"},
+        {"state": "approved", "approvers": 2, "reserved_epsilon": "1", "reserved_delta": "0.000001"},
+    )
     assert spend[1] == "system" and spend[3]["epsilon"] == "0.75" and spend[3]["mechanism"] == "mst"
     assert release[3]["epsilon"] == "0.25" and release[3]["delta"] == "0"
     objects = AuditEvent.objects.filter(id__gt=start).values_list("object_type", "object_id")
     assert list(objects) == [
-        ("datarequest", str(request.pk)), ("datarequest", str(request.pk)), ("approval", str(approvals[0].pk)),
-        ("approval", str(approvals[1].pk)), ("budgetentry", str(entries["reserve"].pk)),
-        ("datarequest", str(request.pk)), ("budgetentry", str(entries["spend"].pk)),
-        ("budgetentry", str(entries["release"].pk))]
+        ("datarequest", str(request.pk)),
+        ("datarequest", str(request.pk)),
+        ("approval", str(approvals[0].pk)),
+        ("approval", str(approvals[1].pk)),
+        ("budgetentry", str(entries["reserve"].pk)),
+        ("datarequest", str(request.pk)),
+        ("budgetentry", str(entries["spend"].pk)),
+        ("budgetentry", str(entries["release"].pk)),
+    ]
     assert audit_log_verify().ok
 
 
@@ -299,7 +369,9 @@ def test_withdrawing_an_approved_request_records_the_release_of_its_reservation(
 
     events = actions_since(start)
     assert [(action, before) for action, _, before, _ in events] == [
-        ("request.withdraw", {"state": "approved"}), ("budget.release", None)]
+        ("request.withdraw", {"state": "approved"}),
+        ("budget.release", None),
+    ]
     assert events[1][3]["epsilon"] == "2"
 
 
@@ -327,8 +399,13 @@ def append_concurrently(n_threads: int) -> list[BaseException]:
     def append(number: int) -> None:
         try:
             barrier.wait(timeout=30)
-            audit_event_record(actor=None, action="concurrent.append", object_type="thread", object_id=str(number),
-                               after={"thread": number})
+            audit_event_record(
+                actor=None,
+                action="concurrent.append",
+                object_type="thread",
+                object_id=str(number),
+                after={"thread": number},
+            )
         except BaseException as error:  # collected and asserted on by the test
             errors.append(error)
         finally:

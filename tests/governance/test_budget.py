@@ -50,8 +50,15 @@ def snapshot(request: DataRequest) -> tuple:
 
 
 def spend(request: DataRequest, epsilon: str, delta: str = "1e-7", mechanism: str = "mst") -> BudgetEntry:
-    return budget_spend(request=request, job=None, epsilon=Decimal(epsilon), delta=Decimal(delta),
-                        mechanism=mechanism, accountant={"accountant": "zcdp", "rho": 0.001}, actor=None)
+    return budget_spend(
+        request=request,
+        job=None,
+        epsilon=Decimal(epsilon),
+        delta=Decimal(delta),
+        mechanism=mechanism,
+        accountant={"accountant": "zcdp", "rho": 0.001},
+        actor=None,
+    )
 
 
 # --- reserving ------------------------------------------------------------------------------
@@ -86,8 +93,10 @@ def test_a_fourth_request_is_refused_stating_the_remaining_budget_and_changes_no
     assert f"request #{fourth.pk}" in error.message and "'adult'" in error.message
     assert "asks ε=0.1" in error.message
     assert "remaining ε=0," in error.message
-    assert error.extra == {"requested": {"epsilon": "0.1", "delta": "0.0000001"},
-                           "remaining": {"epsilon": "0", "delta": "0.0000027"}}
+    assert error.extra == {
+        "requested": {"epsilon": "0.1", "delta": "0.0000001"},
+        "remaining": {"epsilon": "0", "delta": "0.0000027"},
+    }
     assert snapshot(fourth) == before
     assert before[0] == RequestState.SUBMITTED
     assert not fourth.approvals.exists() and not fourth.budget_entries.exists()
@@ -141,7 +150,12 @@ def test_budget_is_reserved_at_the_final_approval_only(ledger):
     access_request_approve(actor=cast.second_approver, request_id=request.pk)
     entry = BudgetEntry.objects.get()
     assert (entry.kind, entry.epsilon, entry.delta, entry.request, entry.actor) == (
-        EntryKind.RESERVE, Decimal("0.2"), Decimal("1e-6"), request, cast.second_approver)
+        EntryKind.RESERVE,
+        Decimal("0.2"),
+        Decimal("1e-6"),
+        request,
+        cast.second_approver,
+    )
     assert entry.note == "reserved at final approval"
     assert budget_reservation(request=request) == (Decimal("0.2"), Decimal("1e-6"))
 
@@ -173,11 +187,18 @@ def test_spending_the_whole_reservation_writes_one_spend_and_no_release(ledger):
     entry = spend(request, "0.1")
 
     assert (entry.kind, entry.epsilon, entry.mechanism, entry.accountant) == (
-        EntryKind.SPEND, Decimal("0.1"), "mst", {"accountant": "zcdp", "rho": 0.001})
+        EntryKind.SPEND,
+        Decimal("0.1"),
+        "mst",
+        {"accountant": "zcdp", "rho": 0.001},
+    )
     assert list(request.budget_entries.values_list("kind", flat=True)) == ["reserve", "spend"]
     balance = budget_balance(dataset=dataset)
     assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (
-        Decimal("0.1"), Decimal("0"), Decimal("0.2"))
+        Decimal("0.1"),
+        Decimal("0"),
+        Decimal("0.2"),
+    )
     assert budget_reservation(request=request) == (0, 0)
 
 
@@ -204,15 +225,26 @@ def test_the_unused_part_of_a_reservation_is_released_with_the_spend(ledger):
 
     spend(request, "0.125", delta="5e-7")
 
-    rows = {kind: (epsilon, delta) for kind, epsilon, delta in
-            request.budget_entries.values_list("kind", "epsilon", "delta")}
-    assert rows == {"reserve": (Decimal("0.3"), Decimal("2e-6")), "spend": (Decimal("0.125"), Decimal("5e-7")),
-                    "release": (Decimal("0.175"), Decimal("1.5e-6"))}
+    rows = {
+        kind: (epsilon, delta)
+        for kind, epsilon, delta in request.budget_entries.values_list("kind", "epsilon", "delta")
+    }
+    assert rows == {
+        "reserve": (Decimal("0.3"), Decimal("2e-6")),
+        "spend": (Decimal("0.125"), Decimal("5e-7")),
+        "release": (Decimal("0.175"), Decimal("1.5e-6")),
+    }
     balance = budget_balance(dataset=dataset)
     assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (
-        Decimal("0.125"), Decimal("0"), Decimal("0.175"))
+        Decimal("0.125"),
+        Decimal("0"),
+        Decimal("0.175"),
+    )
     assert (balance.delta_spent, balance.delta_reserved, balance.delta_remaining) == (
-        Decimal("5e-7"), Decimal("0"), Decimal("2.5e-6"))
+        Decimal("5e-7"),
+        Decimal("0"),
+        Decimal("2.5e-6"),
+    )
     assert [e.action for e in AuditEvent.objects.order_by("-id")[:2]] == ["budget.release", "budget.spend"]
 
 
@@ -254,7 +286,11 @@ def test_withdrawing_an_approved_request_releases_its_reservation(ledger):
 
     release = request.budget_entries.get(kind=EntryKind.RELEASE)
     assert (release.epsilon, release.delta, release.note, release.actor) == (
-        Decimal("0.3"), Decimal("1e-6"), "request withdrawn", cast.requester)
+        Decimal("0.3"),
+        Decimal("1e-6"),
+        "request withdrawn",
+        cast.requester,
+    )
     balance = budget_balance(dataset=dataset)
     assert (balance.epsilon_remaining, balance.delta_remaining) == (Decimal("0.3"), Decimal("3e-6"))
     assert approved_request(cast, epsilon="0.3").state == RequestState.APPROVED
@@ -308,7 +344,10 @@ def test_a_failed_job_keeps_its_spend(ledger):
 
     balance = budget_balance(dataset=dataset)
     assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (
-        Decimal("0.15"), Decimal("0"), Decimal("0.15"))
+        Decimal("0.15"),
+        Decimal("0"),
+        Decimal("0.15"),
+    )
 
 
 # --- balance and amounts ----------------------------------------------------------------------
@@ -339,13 +378,16 @@ def test_an_empty_ledger_leaves_the_whole_cap(ledger):
     assert (balance.epsilon_spent, balance.epsilon_reserved, balance.epsilon_remaining) == (0, 0, Decimal("0.3"))
 
 
-@pytest.mark.parametrize(("value", "places", "expected"), [
-    (0.1, 12, Decimal("0.100000000000")),
-    (1 / 3, 3, Decimal("0.334")),
-    (2.0, 2, Decimal("2.00")),
-    (Decimal("0.1234"), 2, Decimal("0.13")),
-    (1e-7, 20, Decimal("1.0000000000000000E-7")),
-])
+@pytest.mark.parametrize(
+    ("value", "places", "expected"),
+    [
+        (0.1, 12, Decimal("0.100000000000")),
+        (1 / 3, 3, Decimal("0.334")),
+        (2.0, 2, Decimal("2.00")),
+        (Decimal("0.1234"), 2, Decimal("0.13")),
+        (1e-7, 20, Decimal("1.0000000000000000E-7")),
+    ],
+)
 def test_ledger_amounts_round_up_so_the_ledger_never_under_reports(value, places, expected):
     amount = ledger_amount(value, places=places)
     assert amount == expected
@@ -364,19 +406,25 @@ def arm_deferred_constraints() -> None:
 @on_postgresql
 @pytest.mark.django_db
 @pytest.mark.parametrize("table", ["governance_budgetentry", "governance_auditevent"])
-@pytest.mark.parametrize("statement", [
-    "UPDATE {table} SET created_at = now()",
-    "DELETE FROM {table}",
-    "TRUNCATE {table} CASCADE",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE {table} SET created_at = now()",
+        "DELETE FROM {table}",
+        "TRUNCATE {table} CASCADE",
+    ],
+)
 def test_postgresql_refuses_to_change_or_remove_ledger_and_log_rows(ledger, table, statement):
     cast, _ = ledger
     approved_request(cast)
     arm_deferred_constraints()
     counts = (BudgetEntry.objects.count(), AuditEvent.objects.count())
 
-    with pytest.raises(DatabaseError, match="is refused: the table is append-only"), transaction.atomic(), \
-            connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="is refused: the table is append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement.format(table=table))
 
     assert (BudgetEntry.objects.count(), AuditEvent.objects.count()) == counts

@@ -81,7 +81,8 @@ def test_init_creates_roles_and_default_purposes_and_a_second_run_changes_nothin
     assert second.json()["migrations_applied"] == 0
     assert Purpose.objects.count() == 3
     assert set(AuditEvent.objects.filter(action="purpose.create").values_list("channel", "actor_name")) == {
-        ("cli", "system")}
+        ("cli", "system")
+    }
 
 
 @pytest.mark.django_db
@@ -113,7 +114,8 @@ def test_user_create_as_a_user_records_that_user_as_the_actor(cast):
     synthgate("user", "create", "carol", "--role", "auditor", "--as", "steward")
 
     assert AuditEvent.objects.get(action="user.create", object_type="user", after__username="carol").actor_name == (
-        "steward")
+        "steward"
+    )
 
 
 @pytest.mark.django_db
@@ -148,8 +150,11 @@ def test_an_unknown_acting_user_in_json_mode_prints_the_error_as_json(cast):
     result = synthgate("purpose", "list", "--as", "mallory", "--json")
 
     assert result.code == 2 and result.stdout == ""
-    assert result.error() == {"code": "unknown_user", "message": "No user named 'mallory' (given with --as).",
-                              "extra": {"username": "mallory"}}
+    assert result.error() == {
+        "code": "unknown_user",
+        "message": "No user named 'mallory' (given with --as).",
+        "extra": {"username": "mallory"},
+    }
 
 
 @pytest.mark.django_db
@@ -180,9 +185,21 @@ def test_the_channel_is_cli_only_while_a_command_runs(cast):
 
 @pytest.mark.django_db
 def test_dataset_register_prints_the_stored_version(cast, adult_csv, adult_schema, tmp_path):
-    result = synthgate("dataset", "register", adult_csv, "--name", "adult", "--schema",
-                       write_schema(tmp_path, adult_schema), "--epsilon-cap", "8", "--delta-cap", "1e-5",
-                       "--as", "steward")
+    result = synthgate(
+        "dataset",
+        "register",
+        adult_csv,
+        "--name",
+        "adult",
+        "--schema",
+        write_schema(tmp_path, adult_schema),
+        "--epsilon-cap",
+        "8",
+        "--delta-cap",
+        "1e-5",
+        "--as",
+        "steward",
+    )
 
     assert result.code == 0
     assert "Stored: adult version 1 (source)" in result.stdout
@@ -195,9 +212,24 @@ def test_dataset_register_prints_the_stored_version(cast, adult_csv, adult_schem
 def test_dataset_register_json_gives_hash_counts_and_dropped_identifiers(cast, adult_csv, adult_schema, tmp_path):
     adult_schema["columns"][2]["role"] = "identifier"  # fnlwgt
 
-    result = synthgate("dataset", "register", adult_csv, "--name", "adult", "--schema",
-                       write_schema(tmp_path, adult_schema), "--epsilon-cap", "8", "--delta-cap", "0.00001",
-                       "--sensitivity", "restricted", "--as", "steward", "--json")
+    result = synthgate(
+        "dataset",
+        "register",
+        adult_csv,
+        "--name",
+        "adult",
+        "--schema",
+        write_schema(tmp_path, adult_schema),
+        "--epsilon-cap",
+        "8",
+        "--delta-cap",
+        "0.00001",
+        "--sensitivity",
+        "restricted",
+        "--as",
+        "steward",
+        "--json",
+    )
 
     data = result.json()
     assert (data["dataset"], data["number"], data["kind"], data["created"]) == ("adult", 1, "source", True)
@@ -207,8 +239,9 @@ def test_dataset_register_json_gives_hash_counts_and_dropped_identifiers(cast, a
 
 @pytest.mark.django_db
 def test_dataset_register_without_a_schema_prints_the_inferred_schema(cast, adult_csv):
-    result = synthgate("dataset", "register", adult_csv, "--name", "adult", "--epsilon-cap", "8",
-                       "--delta-cap", "0", "--as", "steward")
+    result = synthgate(
+        "dataset", "register", adult_csv, "--name", "adult", "--epsilon-cap", "8", "--delta-cap", "0", "--as", "steward"
+    )
 
     assert result.code == 0
     assert "this schema was inferred" in result.stdout
@@ -218,8 +251,19 @@ def test_dataset_register_without_a_schema_prints_the_inferred_schema(cast, adul
 
 @pytest.mark.django_db
 def test_registering_identical_content_again_says_it_is_already_stored(cast, adult_csv):
-    args = ("dataset", "register", adult_csv, "--name", "adult", "--epsilon-cap", "8", "--delta-cap", "0",
-            "--as", "steward")
+    args = (
+        "dataset",
+        "register",
+        adult_csv,
+        "--name",
+        "adult",
+        "--epsilon-cap",
+        "8",
+        "--delta-cap",
+        "0",
+        "--as",
+        "steward",
+    )
     synthgate(*args)
 
     again = synthgate(*args)
@@ -232,8 +276,9 @@ def test_a_malformed_csv_exits_2_naming_the_line(cast, tmp_path):
     path = tmp_path / "broken.csv"
     path.write_text("a,b,c\n1,2,3\n4,5\n7,8,9\n")
 
-    result = synthgate("dataset", "register", path, "--name", "broken", "--epsilon-cap", "1", "--delta-cap", "0",
-                       "--as", "steward")
+    result = synthgate(
+        "dataset", "register", path, "--name", "broken", "--epsilon-cap", "1", "--delta-cap", "0", "--as", "steward"
+    )
 
     assert result.code == 2
     assert "error: Line 3 has 2 fields; the header has 3." in result.stderr
@@ -245,8 +290,20 @@ def test_a_malformed_csv_in_json_mode_gives_the_code_and_line(cast, tmp_path):
     path = tmp_path / "broken.csv"
     path.write_text("a,b\n1,2\nx,y,z\n")
 
-    result = synthgate("dataset", "register", path, "--name", "broken", "--epsilon-cap", "1", "--delta-cap", "0",
-                       "--as", "steward", "--json")
+    result = synthgate(
+        "dataset",
+        "register",
+        path,
+        "--name",
+        "broken",
+        "--epsilon-cap",
+        "1",
+        "--delta-cap",
+        "0",
+        "--as",
+        "steward",
+        "--json",
+    )
 
     assert result.code == 2
     assert result.error()["code"] == "invalid_dataset"
@@ -254,14 +311,28 @@ def test_a_malformed_csv_in_json_mode_gives_the_code_and_line(cast, tmp_path):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("epsilon_cap", "message"), [
-    ("lots", "epsilon_cap must be a number; got 'lots'."),
-    ("0", "epsilon_cap must be greater than 0; got 0."),
-    ("nan", "epsilon_cap must be a finite number; got 'nan'."),
-])
+@pytest.mark.parametrize(
+    ("epsilon_cap", "message"),
+    [
+        ("lots", "epsilon_cap must be a number; got 'lots'."),
+        ("0", "epsilon_cap must be greater than 0; got 0."),
+        ("nan", "epsilon_cap must be a finite number; got 'nan'."),
+    ],
+)
 def test_a_bad_epsilon_cap_exits_2(cast, adult_csv, epsilon_cap, message):
-    result = synthgate("dataset", "register", adult_csv, "--name", "adult", "--epsilon-cap", epsilon_cap,
-                       "--delta-cap", "0", "--as", "steward")
+    result = synthgate(
+        "dataset",
+        "register",
+        adult_csv,
+        "--name",
+        "adult",
+        "--epsilon-cap",
+        epsilon_cap,
+        "--delta-cap",
+        "0",
+        "--as",
+        "steward",
+    )
 
     assert result.code == 2 and result.message == message
     assert not AuditEvent.objects.filter(action="dataset.register").exists()
@@ -269,22 +340,62 @@ def test_a_bad_epsilon_cap_exits_2(cast, adult_csv, epsilon_cap, message):
 
 @pytest.mark.django_db
 def test_only_a_steward_can_register(cast, adult_csv):
-    result = synthgate("dataset", "register", adult_csv, "--name", "adult", "--epsilon-cap", "1",
-                       "--delta-cap", "0", "--as", "requester", "--json")
+    result = synthgate(
+        "dataset",
+        "register",
+        adult_csv,
+        "--name",
+        "adult",
+        "--epsilon-cap",
+        "1",
+        "--delta-cap",
+        "0",
+        "--as",
+        "requester",
+        "--json",
+    )
 
     assert result.code == 2
-    assert result.error() == {"code": "permission_denied", "message": "Only a data steward can register datasets.",
-                              "extra": {}}
+    assert result.error() == {
+        "code": "permission_denied",
+        "message": "Only a data steward can register datasets.",
+        "extra": {},
+    }
 
 
 @pytest.mark.django_db
 def test_a_missing_file_or_unreadable_schema_exits_2(cast, adult_csv, tmp_path):
-    missing = synthgate("dataset", "register", tmp_path / "nope.csv", "--name", "adult", "--epsilon-cap", "1",
-                        "--delta-cap", "0", "--as", "steward")
+    missing = synthgate(
+        "dataset",
+        "register",
+        tmp_path / "nope.csv",
+        "--name",
+        "adult",
+        "--epsilon-cap",
+        "1",
+        "--delta-cap",
+        "0",
+        "--as",
+        "steward",
+    )
     bad_schema = tmp_path / "schema.json"
     bad_schema.write_text("{not json")
-    broken = synthgate("dataset", "register", adult_csv, "--name", "adult", "--schema", bad_schema,
-                       "--epsilon-cap", "1", "--delta-cap", "0", "--as", "steward", "--json")
+    broken = synthgate(
+        "dataset",
+        "register",
+        adult_csv,
+        "--name",
+        "adult",
+        "--schema",
+        bad_schema,
+        "--epsilon-cap",
+        "1",
+        "--delta-cap",
+        "0",
+        "--as",
+        "steward",
+        "--json",
+    )
 
     assert missing.code == 2 and missing.message.startswith("No such file:")
     assert broken.code == 2 and broken.error()["code"] == "invalid_schema"
@@ -296,11 +407,16 @@ def test_dataset_list_and_show(cast, adult):
     shown = synthgate("dataset", "show", "adult", "--as", "auditor", "--json").json()
 
     assert [(row["name"], row["epsilon_cap"], row["delta_cap"], row["versions"]) for row in listed.json()] == [
-        ("adult", "10", "0.0001", 1)]
+        ("adult", "10", "0.0001", 1)
+    ]
     assert (shown["epsilon_cap"], shown["delta_cap"], shown["owner"]) == ("10", "0.0001", "steward")
     version = shown["versions"][0]
     assert (version["number"], version["n_rows"], version["n_columns"], version["content_hash"]) == (
-        1, 2000, 15, adult.content_hash)
+        1,
+        2000,
+        15,
+        adult.content_hash,
+    )
     assert version["dropped_columns"] == []
     columns = {column["name"]: (column["type"], column["role"]) for column in shown["schema"]["columns"]}
     assert columns["age"] == ("integer", "quasi_identifier") and columns["income"] == ("categorical", "label")
@@ -335,7 +451,10 @@ def test_purpose_list_and_show(cast):
 
     assert [row["name"] for row in listed] == ["external-research", "internal-analytics", "software-testing"]
     assert (shown["max_epsilon"], shown["approvals_required"], shown["allowed_recipients"]) == (
-        "1", 2, ["external", "internal"])
+        "1",
+        2,
+        ["external", "internal"],
+    )
     assert "membership_domias_auc" in shown["audit_thresholds"]
     text = synthgate("purpose", "show", "external-research", "--as", "requester").stdout
     assert "approvals required       2" in text and "membership_domias_auc" in text
@@ -353,10 +472,37 @@ def test_an_unknown_purpose_exits_2(cast):
 
 @pytest.mark.django_db
 def test_request_create_submits_and_prints_the_request(cast, adult, research):
-    result = synthgate("request", "create", "--dataset", "adult", "--purpose", "research", "--epsilon", "0.75",
-                       "--delta", "1e-7", "--rows", "500", "--generator", "mst", "--param", "max_bins=16",
-                       "--rebalance", "income=>50K:0.5", "--recipient-kind", "external", "--recipient", "Uni",
-                       "--justification", "study", "--seed", "7", "--as", "requester", "--json")
+    result = synthgate(
+        "request",
+        "create",
+        "--dataset",
+        "adult",
+        "--purpose",
+        "research",
+        "--epsilon",
+        "0.75",
+        "--delta",
+        "1e-7",
+        "--rows",
+        "500",
+        "--generator",
+        "mst",
+        "--param",
+        "max_bins=16",
+        "--rebalance",
+        "income=>50K:0.5",
+        "--recipient-kind",
+        "external",
+        "--recipient",
+        "Uni",
+        "--justification",
+        "study",
+        "--seed",
+        "7",
+        "--as",
+        "requester",
+        "--json",
+    )
 
     data = result.json()
     assert result.code == 0
@@ -370,8 +516,24 @@ def test_request_create_submits_and_prints_the_request(cast, adult, research):
 
 @pytest.mark.django_db
 def test_a_draft_is_kept_until_submitted(cast, adult, research):
-    draft = synthgate("request", "create", "--dataset", "adult", "--purpose", "research", "--epsilon", "1",
-                      "--delta", "0", "--rows", "100", "--draft", "--as", "requester", "--json").json()
+    draft = synthgate(
+        "request",
+        "create",
+        "--dataset",
+        "adult",
+        "--purpose",
+        "research",
+        "--epsilon",
+        "1",
+        "--delta",
+        "0",
+        "--rows",
+        "100",
+        "--draft",
+        "--as",
+        "requester",
+        "--json",
+    ).json()
 
     submitted = synthgate("request", "submit", draft["id"], "--as", "requester")
 
@@ -381,21 +543,30 @@ def test_a_draft_is_kept_until_submitted(cast, adult, research):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("option", "value", "message"), [
-    ("--dataset", "nope", "No dataset named 'nope'."),
-    ("--purpose", "marketing", "No purpose named 'marketing'."),
-    ("--epsilon", "a lot", "epsilon must be a number; got 'a lot'."),
-    ("--epsilon", "-1", "epsilon must be greater than 0; got -1."),
-    ("--epsilon", "9", "epsilon 9 is above purpose 'research''s maximum of 5.000000000000 per release."),
-    ("--rows", "0", "rows must be between 1 and 10,000,000; got 0."),
-    ("--generator", "magic", "unknown generator 'magic'; choose one of ['copula', 'dp-tvae', 'mst']"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--dataset", "nope", "No dataset named 'nope'."),
+        ("--purpose", "marketing", "No purpose named 'marketing'."),
+        ("--epsilon", "a lot", "epsilon must be a number; got 'a lot'."),
+        ("--epsilon", "-1", "epsilon must be greater than 0; got -1."),
+        ("--epsilon", "9", "epsilon 9 is above purpose 'research''s maximum of 5.000000000000 per release."),
+        ("--rows", "0", "rows must be between 1 and 10,000,000; got 0."),
+        ("--generator", "magic", "unknown generator 'magic'; choose one of ['copula', 'dp-tvae', 'mst']"),
+    ],
+)
 def test_request_create_refuses_bad_input_with_exit_2(cast, adult, research, option, value, message):
-    values = {"--dataset": "adult", "--purpose": "research", "--epsilon": "1", "--delta": "1e-6", "--rows": "10",
-              "--generator": "mst", option: value}
+    values = {
+        "--dataset": "adult",
+        "--purpose": "research",
+        "--epsilon": "1",
+        "--delta": "1e-6",
+        "--rows": "10",
+        "--generator": "mst",
+        option: value,
+    }
 
-    result = synthgate("request", "create", *[part for pair in values.items() for part in pair], "--as",
-                       "requester")
+    result = synthgate("request", "create", *[part for pair in values.items() for part in pair], "--as", "requester")
 
     assert result.code == 2
     assert result.message == message
@@ -404,19 +575,54 @@ def test_request_create_refuses_bad_input_with_exit_2(cast, adult, research, opt
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("option", "value"), [("--param", "max_bins"), ("--rebalance", "income>50K:0.5"),
-                                                ("--rebalance", "income=>50K"), ("--seed", "soon")])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--param", "max_bins"), ("--rebalance", "income>50K:0.5"), ("--rebalance", "income=>50K"), ("--seed", "soon")],
+)
 def test_malformed_request_options_exit_2(cast, adult, research, option, value):
-    result = synthgate("request", "create", "--dataset", "adult", "--purpose", "research", "--epsilon", "1",
-                       "--delta", "0", "--rows", "10", option, value, "--as", "requester")
+    result = synthgate(
+        "request",
+        "create",
+        "--dataset",
+        "adult",
+        "--purpose",
+        "research",
+        "--epsilon",
+        "1",
+        "--delta",
+        "0",
+        "--rows",
+        "10",
+        option,
+        value,
+        "--as",
+        "requester",
+    )
 
     assert result.code == 2 and option in result.message
 
 
 @pytest.mark.django_db
 def test_an_unknown_generator_parameter_exits_2(cast, adult, research):
-    result = synthgate("request", "create", "--dataset", "adult", "--purpose", "research", "--epsilon", "1",
-                       "--delta", "0", "--rows", "10", "--param", "layers=3", "--as", "requester", "--json")
+    result = synthgate(
+        "request",
+        "create",
+        "--dataset",
+        "adult",
+        "--purpose",
+        "research",
+        "--epsilon",
+        "1",
+        "--delta",
+        "0",
+        "--rows",
+        "10",
+        "--param",
+        "layers=3",
+        "--as",
+        "requester",
+        "--json",
+    )
 
     assert result.code == 2
     assert result.error()["extra"] == {"field": "generator"}
@@ -432,10 +638,17 @@ def test_two_distinct_approvers_approve_and_the_budget_is_reserved(cast, submitt
     data = second.json()
     assert data["state"] == "approved"
     assert [(row["approver"], row["decision"]) for row in data["approvals"]] == [
-        ("approver", "approve"), ("second_approver", "approve")]
+        ("approver", "approve"),
+        ("second_approver", "approve"),
+    ]
     assert [event["action"] for event in data["events"]] == [
-        "request.create", "request.submit", "approval.approve", "approval.approve", "budget.reserve",
-        "request.approve"]
+        "request.create",
+        "request.submit",
+        "approval.approve",
+        "approval.approve",
+        "budget.reserve",
+        "request.approve",
+    ]
     assert all(event["channel"] == "cli" for event in data["events"][2:])
 
 
@@ -447,8 +660,11 @@ def test_approving_your_own_request_exits_2(cast, adult, research):
     result = synthgate("request", "approve", request.pk, "--as", "both", "--json")
 
     assert result.code == 2
-    assert result.error() == {"code": "four_eyes", "extra": {}, "message": (
-        f"You filed request #{request.pk}; a requester can never approve their own request.")}
+    assert result.error() == {
+        "code": "four_eyes",
+        "extra": {},
+        "message": (f"You filed request #{request.pk}; a requester can never approve their own request."),
+    }
 
 
 @pytest.mark.django_db
@@ -479,7 +695,8 @@ def test_a_wrong_state_action_lists_the_allowed_transitions(cast, adult, researc
     assert result.error() == {
         "code": "invalid_transition",
         "message": f"Cannot approve request #{draft.pk}: it is 'draft'; allowed from 'draft': submitted, withdrawn.",
-        "extra": {"state": "draft", "allowed_transitions": ["submitted", "withdrawn"]}}
+        "extra": {"state": "draft", "allowed_transitions": ["submitted", "withdrawn"]},
+    }
     assert 'details: {"state": "draft", "allowed_transitions": ["submitted", "withdrawn"]}' in text.stderr
 
 
@@ -560,7 +777,12 @@ def test_budget_show_gives_exact_caps_spent_reserved_and_remaining(cast, submitt
     assert data["delta"] == {"cap": "0.0001", "spent": "0", "reserved": "0.000001", "remaining": "0.000099"}
     [entry] = data["entries"]
     assert (entry["kind"], entry["request"], entry["epsilon"], entry["delta"], entry["actor"]) == (
-        "reserve", submitted.pk, "1.25", "0.000001", "second_approver")
+        "reserve",
+        submitted.pk,
+        "1.25",
+        "0.000001",
+        "second_approver",
+    )
     assert Decimal(data["epsilon"]["remaining"]) + Decimal(data["epsilon"]["reserved"]) == Decimal(10)
 
 
@@ -641,21 +863,54 @@ def test_call_command_also_takes_options_as_keyword_arguments(cast, adult):
 @pytest.mark.django_db
 def test_every_command_prints_json_with_json(cast, adult_csv, research):
     commands = [
-        ("init",), ("user", "list", "--as", "steward"),
-        ("dataset", "register", adult_csv, "--name", "adult", "--epsilon-cap", "5", "--delta-cap", "0",
-         "--as", "steward"),
-        ("dataset", "list", "--as", "steward"), ("dataset", "show", "adult", "--as", "steward"),
-        ("purpose", "list", "--as", "steward"), ("purpose", "show", "research", "--as", "steward"),
-        ("request", "create", "--dataset", "adult", "--purpose", "research", "--epsilon", "1", "--delta", "0",
-         "--rows", "10", "--draft", "--as", "requester"),
+        ("init",),
+        ("user", "list", "--as", "steward"),
+        (
+            "dataset",
+            "register",
+            adult_csv,
+            "--name",
+            "adult",
+            "--epsilon-cap",
+            "5",
+            "--delta-cap",
+            "0",
+            "--as",
+            "steward",
+        ),
+        ("dataset", "list", "--as", "steward"),
+        ("dataset", "show", "adult", "--as", "steward"),
+        ("purpose", "list", "--as", "steward"),
+        ("purpose", "show", "research", "--as", "steward"),
+        (
+            "request",
+            "create",
+            "--dataset",
+            "adult",
+            "--purpose",
+            "research",
+            "--epsilon",
+            "1",
+            "--delta",
+            "0",
+            "--rows",
+            "10",
+            "--draft",
+            "--as",
+            "requester",
+        ),
     ]
     outputs = [synthgate(*command, "--json") for command in commands]
     request_id = outputs[-1].json()["id"]
     for command in [("request", "submit"), ("request", "show"), ("request", "list"), ("request", "withdraw")]:
-        outputs.append(synthgate(*command, *([] if command[1] == "list" else [request_id]), "--as", "requester",
-                                 "--json"))
-    outputs += [synthgate("budget", "show", "adult", "--as", "steward", "--json"),
-                synthgate("log", "verify", "--json"), synthgate("log", "list", "--as", "steward", "--json")]
+        outputs.append(
+            synthgate(*command, *([] if command[1] == "list" else [request_id]), "--as", "requester", "--json")
+        )
+    outputs += [
+        synthgate("budget", "show", "adult", "--as", "steward", "--json"),
+        synthgate("log", "verify", "--json"),
+        synthgate("log", "list", "--as", "steward", "--json"),
+    ]
 
     assert [output.code for output in outputs] == [0] * len(outputs)
     parsed = [output.json() for output in outputs]

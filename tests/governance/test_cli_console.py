@@ -25,13 +25,17 @@ class Console:
     """Runs the console script with its own data directory and database, not the test database."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.env = {key: value for key, value in os.environ.items()
-                    if key not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL"}}
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL"}
+        }
         self.env["SYNTHGATE_DATA_DIR"] = str(data_dir)
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(SYNTHGATE), *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=300, check=False)
+        return subprocess.run(
+            [str(SYNTHGATE), *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300, check=False
+        )
 
     def json(self, *args: str):
         result = self.run(*args, "--json")
@@ -51,12 +55,41 @@ def console(tmp_path_factory) -> Console:
 
 
 def test_the_governed_path_from_init_to_the_budget(console):
-    version = console.json("dataset", "register", str(SAMPLE_DATA / "adult.csv.gz"), "--name", "adult",
-                           "--schema", str(SAMPLE_DATA / "adult.schema.json"), "--epsilon-cap", "3",
-                           "--delta-cap", "1e-5", "--as", "steward")
-    request = console.json("request", "create", "--dataset", "adult", "--purpose", "external-research",
-                           "--epsilon", "0.8", "--delta", "1e-6", "--rows", "1000", "--recipient-kind", "external",
-                           "--recipient", "University partner", "--as", "requester")
+    version = console.json(
+        "dataset",
+        "register",
+        str(SAMPLE_DATA / "adult.csv.gz"),
+        "--name",
+        "adult",
+        "--schema",
+        str(SAMPLE_DATA / "adult.schema.json"),
+        "--epsilon-cap",
+        "3",
+        "--delta-cap",
+        "1e-5",
+        "--as",
+        "steward",
+    )
+    request = console.json(
+        "request",
+        "create",
+        "--dataset",
+        "adult",
+        "--purpose",
+        "external-research",
+        "--epsilon",
+        "0.8",
+        "--delta",
+        "1e-6",
+        "--rows",
+        "1000",
+        "--recipient-kind",
+        "external",
+        "--recipient",
+        "University partner",
+        "--as",
+        "requester",
+    )
     first = console.json("request", "approve", str(request["id"]), "--as", "ann")
     second = console.json("request", "approve", str(request["id"]), "--as", "bo")
     budget = console.json("budget", "show", "adult", "--as", "steward")
@@ -67,7 +100,8 @@ def test_the_governed_path_from_init_to_the_budget(console):
     assert budget["epsilon"] == {"cap": "3", "spent": "0", "reserved": "0.8", "remaining": "2.2"}
     assert budget["delta"] == {"cap": "0.00001", "spent": "0", "reserved": "0.000001", "remaining": "0.000009"}
     assert [(entry["kind"], entry["epsilon"], entry["actor"]) for entry in budget["entries"]] == [
-        ("reserve", "0.8", "bo")]
+        ("reserve", "0.8", "bo")
+    ]
     assert verified["ok"] is True
     events = console.json("log", "list", "--limit", "1000", "--as", "steward")
     assert {event["channel"] for event in events} == {"cli"}
@@ -80,13 +114,14 @@ def test_a_user_mistake_exits_2_with_a_message_and_no_traceback(console):
     as_json = console.run("purpose", "show", "marketing", "--as", "requester", "--json")
 
     assert unknown_user.returncode == 2
-    assert unknown_user.stderr.strip().splitlines() == ["error: No user named 'mallory' (given with --as).",
-                                                        'details: {"username": "mallory"}']
+    assert unknown_user.stderr.strip().splitlines() == [
+        "error: No user named 'mallory' (given with --as).",
+        'details: {"username": "mallory"}',
+    ]
     assert bad_argument.returncode == 2 and "invalid int value: 'first'" in bad_argument.stderr
     assert bad_argument.stderr.startswith("usage: synthgate request approve")
     assert as_json.returncode == 2 and as_json.stdout == ""
-    assert json.loads(as_json.stderr) == {"code": "not_found", "message": "No purpose named 'marketing'.",
-                                          "extra": {}}
+    assert json.loads(as_json.stderr) == {"code": "not_found", "message": "No purpose named 'marketing'.", "extra": {}}
     for result in (unknown_user, bad_argument, as_json):
         assert "Traceback" not in result.stderr
 

@@ -28,13 +28,15 @@ from governance.services import (
 )
 
 CSV = b"patient_id,age,income,city,member\nP1,34,51000.5,Leeds,true\nP2,51,72000,York,false\nP3,29,,Leeds,true\n"
-SCHEMA = {"columns": [
-    {"name": "patient_id", "type": "categorical", "role": "identifier"},
-    {"name": "age", "type": "integer", "role": "quasi_identifier", "min": 0, "max": 120},
-    {"name": "income", "type": "float", "role": "sensitive"},
-    {"name": "city", "type": "categorical", "role": "quasi_identifier"},
-    {"name": "member", "type": "boolean", "role": "label"},
-]}
+SCHEMA = {
+    "columns": [
+        {"name": "patient_id", "type": "categorical", "role": "identifier"},
+        {"name": "age", "type": "integer", "role": "quasi_identifier", "min": 0, "max": 120},
+        {"name": "income", "type": "float", "role": "sensitive"},
+        {"name": "city", "type": "categorical", "role": "quasi_identifier"},
+        {"name": "member", "type": "boolean", "role": "label"},
+    ]
+}
 
 
 @pytest.fixture
@@ -54,10 +56,25 @@ def upload(tmp_path):
     return make
 
 
-def register(actor, path: Path, *, name: str = "patients", schema: dict | None = None, epsilon_cap="5",
-             delta_cap="1e-5", filename: str | None = None):
-    return dataset_register(actor=actor, name=name, path=path, filename=filename or path.name,
-                            epsilon_cap=epsilon_cap, delta_cap=delta_cap, schema=schema)
+def register(
+    actor,
+    path: Path,
+    *,
+    name: str = "patients",
+    schema: dict | None = None,
+    epsilon_cap="5",
+    delta_cap="1e-5",
+    filename: str | None = None,
+):
+    return dataset_register(
+        actor=actor,
+        name=name,
+        path=path,
+        filename=filename or path.name,
+        epsilon_cap=epsilon_cap,
+        delta_cap=delta_cap,
+        schema=schema,
+    )
 
 
 def stored_files(data_dir: Path) -> list[Path]:
@@ -88,19 +105,36 @@ BAD_UPLOADS = {
     "duplicate column": (b"a,a\n1,2\n", "upload.csv", None, "Duplicate column names: a."),
     "empty column name": (b"a,,c\n1,2,3\n", "upload.csv", None, "Column 2 of the header has an empty name."),
     "not utf-8": (b"city\nM\xe1laga\n", "upload.csv", None, "byte 6 (line 2)"),
-    "unparseable number": (CSV.replace(b"72000", b"72k"), "upload.csv", SCHEMA,
-                           "Column 'income', row 2 (line 3): '72k' is not a number"),
-    "schema names a missing column": (CSV, "upload.csv",
-                                      {"columns": [*SCHEMA["columns"], {"name": "zip", "type": "categorical"}]},
-                                      "The schema names columns the file lacks: zip."),
-    "file column not in schema": (CSV, "upload.csv", {"columns": SCHEMA["columns"][1:]},
-                                  "The file has columns the schema does not describe: patient_id."),
-    "bad schema type": (CSV, "upload.csv",
-                        {"columns": [{**SCHEMA["columns"][0], "type": "text"}, *SCHEMA["columns"][1:]]},
-                        "Schema column 'patient_id': type must be one of"),
-    "bad schema role": (CSV, "upload.csv",
-                        {"columns": [{**SCHEMA["columns"][0], "role": "pii"}, *SCHEMA["columns"][1:]]},
-                        "Schema column 'patient_id': role must be one of"),
+    "unparseable number": (
+        CSV.replace(b"72000", b"72k"),
+        "upload.csv",
+        SCHEMA,
+        "Column 'income', row 2 (line 3): '72k' is not a number",
+    ),
+    "schema names a missing column": (
+        CSV,
+        "upload.csv",
+        {"columns": [*SCHEMA["columns"], {"name": "zip", "type": "categorical"}]},
+        "The schema names columns the file lacks: zip.",
+    ),
+    "file column not in schema": (
+        CSV,
+        "upload.csv",
+        {"columns": SCHEMA["columns"][1:]},
+        "The file has columns the schema does not describe: patient_id.",
+    ),
+    "bad schema type": (
+        CSV,
+        "upload.csv",
+        {"columns": [{**SCHEMA["columns"][0], "type": "text"}, *SCHEMA["columns"][1:]]},
+        "Schema column 'patient_id': type must be one of",
+    ),
+    "bad schema role": (
+        CSV,
+        "upload.csv",
+        {"columns": [{**SCHEMA["columns"][0], "role": "pii"}, *SCHEMA["columns"][1:]]},
+        "Schema column 'patient_id': role must be one of",
+    ),
     "corrupt gzip": (gzip.compress(CSV * 40)[:-30], "upload.csv.gz", None, "The compressed file is corrupt"),
     "gzip bomb": (gzip.compress(b"a,b\n" + b"1,2\n" * 1_000_000), "bomb.csv.gz", None, "decompression bomb"),
     "zip bomb": (zipped("bomb.csv", b"a,b\n" + b"1,2\n" * 1_000_000), "bomb.zip", None, "decompression bomb"),
@@ -142,15 +176,18 @@ def test_refuses_a_compression_ratio_over_the_configured_limit(cast, data_dir, u
     assert_nothing_written(data_dir)
 
 
-@pytest.mark.parametrize(("field", "kwargs"), [
-    ("epsilon_cap", {"epsilon_cap": "0"}),
-    ("epsilon_cap", {"epsilon_cap": "-1"}),
-    ("epsilon_cap", {"epsilon_cap": "lots"}),
-    ("epsilon_cap", {"epsilon_cap": "Infinity"}),
-    ("delta_cap", {"delta_cap": "1"}),
-    ("delta_cap", {"delta_cap": "-1e-9"}),
-    ("name", {"name": "my data!"}),
-])
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("epsilon_cap", {"epsilon_cap": "0"}),
+        ("epsilon_cap", {"epsilon_cap": "-1"}),
+        ("epsilon_cap", {"epsilon_cap": "lots"}),
+        ("epsilon_cap", {"epsilon_cap": "Infinity"}),
+        ("delta_cap", {"delta_cap": "1"}),
+        ("delta_cap", {"delta_cap": "-1e-9"}),
+        ("name", {"name": "my data!"}),
+    ],
+)
 def test_refuses_bad_caps_or_name_naming_the_field_and_writes_nothing(cast, data_dir, upload, field, kwargs):
     with pytest.raises(ValidationError) as caught:
         register(cast.steward, upload(CSV), **kwargs)
@@ -190,7 +227,11 @@ def test_registers_a_dataset_with_caps_and_its_first_source_version(cast, data_d
     assert result.created is True
     dataset = Dataset.objects.get()
     assert (dataset.name, dataset.owner, dataset.epsilon_cap, dataset.delta_cap) == (
-        "patients", cast.steward, Decimal("5"), Decimal("0.00001"))
+        "patients",
+        cast.steward,
+        Decimal("5"),
+        Decimal("0.00001"),
+    )
     assert (version.number, version.kind, version.n_rows, version.n_columns) == (1, VersionKind.SOURCE, 3, 4)
     assert version.schema_inferred is False
     assert version.dropped_columns == ["patient_id"]
@@ -218,8 +259,12 @@ def test_an_inferred_schema_is_stored_and_marked_inferred(cast, data_dir, upload
     assert version.schema_inferred is True
     assert version.dropped_columns == []
     assert [(c["name"], c["type"], c["role"]) for c in version.schema["columns"]] == [
-        ("patient_id", "categorical", "other"), ("age", "integer", "other"), ("income", "float", "other"),
-        ("city", "categorical", "other"), ("member", "boolean", "other")]
+        ("patient_id", "categorical", "other"),
+        ("age", "integer", "other"),
+        ("income", "float", "other"),
+        ("city", "categorical", "other"),
+        ("member", "boolean", "other"),
+    ]
 
 
 def test_registration_writes_audit_events_that_verify(cast, data_dir, upload):
@@ -228,11 +273,18 @@ def test_registration_writes_audit_events_that_verify(cast, data_dir, upload):
     events = list(AuditEvent.objects.order_by("id"))
     assert [(e.action, e.object_type, e.actor, e.actor_name) for e in events] == [
         ("dataset.register", "dataset", cast.steward, "steward"),
-        ("dataset_version.create", "datasetversion", cast.steward, "steward")]
+        ("dataset_version.create", "datasetversion", cast.steward, "steward"),
+    ]
     assert events[0].after == {"name": "patients", "epsilon_cap": "5", "delta_cap": "0.00001"}
-    assert events[1].after == {"dataset": "patients", "number": 1, "kind": "source",
-                               "content_hash": version.content_hash, "n_rows": 3, "n_columns": 4,
-                               "dropped_columns": ["patient_id"]}
+    assert events[1].after == {
+        "dataset": "patients",
+        "number": 1,
+        "kind": "source",
+        "content_hash": version.content_hash,
+        "n_rows": 3,
+        "n_columns": 4,
+        "dropped_columns": ["patient_id"],
+    }
     assert audit_log_verify().ok
 
 
@@ -251,8 +303,9 @@ def test_re_registering_identical_content_returns_the_existing_version(cast, dat
 
 def test_identical_content_with_different_roles_is_refused(cast, data_dir, upload):
     register(cast.steward, upload(CSV), schema=SCHEMA)
-    relabelled = {"columns": [{**column, "role": "other"} if column["name"] == "city" else column
-                              for column in SCHEMA["columns"]]}
+    relabelled = {
+        "columns": [{**column, "role": "other"} if column["name"] == "city" else column for column in SCHEMA["columns"]]
+    }
     with pytest.raises(ConflictError) as caught:
         register(cast.steward, upload(CSV), schema=relabelled)
     assert caught.value.extra == {"version": 1}
@@ -288,8 +341,9 @@ def test_a_new_version_with_different_caps_is_refused_and_writes_nothing(cast, d
 
 def test_caps_given_in_another_spelling_are_the_same_caps(cast, data_dir, upload):
     register(cast.steward, upload(CSV), schema=SCHEMA, epsilon_cap="5", delta_cap="1e-5")
-    result = register(cast.steward, upload(CSV + b"P4,62,39000,Hull,false\n"), schema=SCHEMA,
-                      epsilon_cap=5.0, delta_cap="0.00001")
+    result = register(
+        cast.steward, upload(CSV + b"P4,62,39000,Hull,false\n"), schema=SCHEMA, epsilon_cap=5.0, delta_cap="0.00001"
+    )
     assert result.version.number == 2
 
 
@@ -316,8 +370,11 @@ def test_the_same_table_with_the_same_column_order_hashes_the_same_whatever_the_
     parquet = io.BytesIO()
     frame.to_parquet(parquet, index=False)
     first = register(cast.steward, upload(CSV), schema=SCHEMA)
-    for data, name in [(parquet.getvalue(), "p.parquet"), (zipped("t.csv", CSV), "t.zip"),
-                       (CSV.replace(b",", b";").replace(b"\n", b"\r\n"), "t.csv")]:
+    for data, name in [
+        (parquet.getvalue(), "p.parquet"),
+        (zipped("t.csv", CSV), "t.zip"),
+        (CSV.replace(b",", b";").replace(b"\n", b"\r\n"), "t.csv"),
+    ]:
         again = register(cast.steward, upload(data, name), schema=SCHEMA)
         assert (again.created, again.version.pk) == (False, first.version.pk), name
 
@@ -327,8 +384,11 @@ def test_registers_compressed_and_parquet_uploads(cast, data_dir, upload, contai
     frame = pd.read_csv(io.BytesIO(CSV))
     parquet = io.BytesIO()
     frame.to_parquet(parquet, index=False)
-    data, name = {"gzip": (gzip.compress(CSV), "p.csv.gz"), "zip": (zipped("p.csv", CSV), "p.zip"),
-                  "parquet": (parquet.getvalue(), "p.parquet")}[container]
+    data, name = {
+        "gzip": (gzip.compress(CSV), "p.csv.gz"),
+        "zip": (zipped("p.csv", CSV), "p.zip"),
+        "parquet": (parquet.getvalue(), "p.parquet"),
+    }[container]
 
     version = register(cast.steward, upload(data, name), schema=SCHEMA).version
 
@@ -352,14 +412,24 @@ def test_a_derived_version_records_its_parent_and_lineage(cast, data_dir, upload
     from django.db import transaction
 
     source = register(cast.steward, upload(CSV), schema=SCHEMA).version
-    synthetic = read_table(upload(b"age,income,city,member\n40,1.5,York,false\n", "synthetic.csv"),
-                           filename="synthetic.csv", limits=ingest_limits(),
-                           schema={"columns": SCHEMA["columns"][1:]})
+    synthetic = read_table(
+        upload(b"age,income,city,member\n40,1.5,York,false\n", "synthetic.csv"),
+        filename="synthetic.csv",
+        limits=ingest_limits(),
+        schema={"columns": SCHEMA["columns"][1:]},
+    )
 
     with files_removed_on_error() as written, transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(name="patients")
-        result = dataset_version_store(dataset=dataset, table=synthetic, actor=None, kind=VersionKind.SYNTHETIC,
-                                       written=written, parent=source, lineage={"job": 7})
+        result = dataset_version_store(
+            dataset=dataset,
+            table=synthetic,
+            actor=None,
+            kind=VersionKind.SYNTHETIC,
+            written=written,
+            parent=source,
+            lineage={"job": 7},
+        )
 
     version = result.version
     assert (version.number, version.kind, version.parent, version.lineage) == (2, "synthetic", source, {"job": 7})

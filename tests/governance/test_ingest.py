@@ -19,8 +19,7 @@ import pytest
 from core.errors import DatasetFormatError, ValidationError
 from governance.ingest import IngestLimits, load_canonical, read_table
 
-LIMITS = IngestLimits(max_upload_bytes=10 * 1024 * 1024, max_expanded_bytes=64 * 1024 * 1024,
-                      max_compression_ratio=200)
+LIMITS = IngestLimits(max_upload_bytes=10 * 1024 * 1024, max_expanded_bytes=64 * 1024 * 1024, max_compression_ratio=200)
 
 SMALL_CSV = b"age,income,city,member\n34,51000.5,Leeds,true\n51,72000,York,false\n29,,Leeds,true\n"
 
@@ -31,8 +30,9 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def read(tmp_path: Path, data: bytes, *, name: str = "table.csv", schema: dict | None = None,
-         limits: IngestLimits = LIMITS):
+def read(
+    tmp_path: Path, data: bytes, *, name: str = "table.csv", schema: dict | None = None, limits: IngestLimits = LIMITS
+):
     return read_table(write(tmp_path, name, data), filename=name, limits=limits, schema=schema)
 
 
@@ -54,8 +54,12 @@ def schema_of(*columns: tuple[str, str, str]) -> dict:
     return {"columns": [{"name": name, "type": kind, "role": role} for name, kind, role in columns]}
 
 
-SMALL_SCHEMA = schema_of(("age", "integer", "quasi_identifier"), ("income", "float", "sensitive"),
-                         ("city", "categorical", "other"), ("member", "boolean", "label"))
+SMALL_SCHEMA = schema_of(
+    ("age", "integer", "quasi_identifier"),
+    ("income", "float", "sensitive"),
+    ("city", "categorical", "other"),
+    ("member", "boolean", "label"),
+)
 
 
 # --- shape of the file --------------------------------------------------------------------
@@ -152,8 +156,11 @@ def test_refuses_an_unparseable_number_naming_the_column_row_and_line(tmp_path):
     error = refused(tmp_path, data, schema=SMALL_SCHEMA)
     assert error.message.startswith("Column 'income', row 2 (line 3): 'lots' is not a number")
     assert "1 more rows have the same problem" in error.message
-    assert error.extra == {"column": "income", "bad_count": 2, "bad_rows": [
-        {"row": 2, "line": 3, "value": "lots"}, {"row": 4, "line": 5, "value": "n/a"}]}
+    assert error.extra == {
+        "column": "income",
+        "bad_count": 2,
+        "bad_rows": [{"row": 2, "line": 3, "value": "lots"}, {"row": 4, "line": 5, "value": "n/a"}],
+    }
 
 
 def test_refuses_a_fraction_in_an_integer_column(tmp_path):
@@ -175,8 +182,9 @@ def test_refuses_a_value_that_is_not_a_boolean(tmp_path):
 
 
 def test_refuses_a_schema_naming_columns_the_file_lacks(tmp_path):
-    schema = schema_of(*[(c["name"], c["type"], c["role"]) for c in SMALL_SCHEMA["columns"]], ("zip", "categorical",
-                                                                                               "other"))
+    schema = schema_of(
+        *[(c["name"], c["type"], c["role"]) for c in SMALL_SCHEMA["columns"]], ("zip", "categorical", "other")
+    )
     error = refused(tmp_path, SMALL_CSV, schema=schema)
     assert error.message == "The schema names columns the file lacks: zip."
     assert error.extra == {"unknown_columns": ["zip"], "file_columns": ["age", "income", "city", "member"]}
@@ -194,17 +202,23 @@ def test_refuses_a_schema_listing_a_column_twice(tmp_path):
     assert refused(tmp_path, SMALL_CSV, schema=schema).message == "The schema lists columns twice: age."
 
 
-@pytest.mark.parametrize(("column", "expected"), [
-    ({"name": "age", "type": "number"}, "Schema column 'age': type must be one of"),
-    ({"name": "age"}, "Schema column 'age': type must be one of"),
-    ({"name": "age", "type": "integer", "role": "secret"}, "Schema column 'age': role must be one of"),
-    ({"name": "age", "type": "integer", "colour": "red"}, "Schema column 'age' has unknown keys: colour."),
-    ({"name": "", "type": "integer"}, 'Schema column 1 needs a non-empty string "name".'),
-    ({"name": "age", "type": "integer", "min": 90, "max": 17}, "Schema column 'age': min is greater than max."),
-    ({"name": "age", "type": "integer", "min": "17"}, "Schema column 'age': min must be a finite number."),
-    ({"name": "age", "type": "categorical", "max": 3}, "Schema column 'age': max is only allowed on numeric"),
-    ({"name": "age", "type": "categorical", "categories": []}, "Schema column 'age': categories must be a non-empty"),
-])
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        ({"name": "age", "type": "number"}, "Schema column 'age': type must be one of"),
+        ({"name": "age"}, "Schema column 'age': type must be one of"),
+        ({"name": "age", "type": "integer", "role": "secret"}, "Schema column 'age': role must be one of"),
+        ({"name": "age", "type": "integer", "colour": "red"}, "Schema column 'age' has unknown keys: colour."),
+        ({"name": "", "type": "integer"}, 'Schema column 1 needs a non-empty string "name".'),
+        ({"name": "age", "type": "integer", "min": 90, "max": 17}, "Schema column 'age': min is greater than max."),
+        ({"name": "age", "type": "integer", "min": "17"}, "Schema column 'age': min must be a finite number."),
+        ({"name": "age", "type": "categorical", "max": 3}, "Schema column 'age': max is only allowed on numeric"),
+        (
+            {"name": "age", "type": "categorical", "categories": []},
+            "Schema column 'age': categories must be a non-empty",
+        ),
+    ],
+)
 def test_refuses_a_bad_schema_column_naming_it(tmp_path, column, expected):
     schema = {"columns": [column, *SMALL_SCHEMA["columns"][1:]]}
     assert refused(tmp_path, SMALL_CSV, schema=schema).message.startswith(expected)
@@ -216,8 +230,12 @@ def test_refuses_a_schema_that_is_not_an_object_with_a_columns_list(tmp_path, sc
 
 
 def test_refuses_two_label_columns(tmp_path):
-    schema = schema_of(("age", "integer", "label"), ("income", "float", "other"), ("city", "categorical", "other"),
-                       ("member", "boolean", "label"))
+    schema = schema_of(
+        ("age", "integer", "label"),
+        ("income", "float", "other"),
+        ("city", "categorical", "other"),
+        ("member", "boolean", "label"),
+    )
     assert refused(tmp_path, SMALL_CSV, schema=schema).message.startswith("At most one label column is allowed")
 
 
@@ -322,14 +340,21 @@ def test_refuses_a_corrupt_parquet_file(tmp_path):
 def test_infers_integer_float_categorical_and_boolean_columns(tmp_path):
     table = read(tmp_path, SMALL_CSV)
     assert table.schema_inferred is True
-    assert table.schema == {"missing_values": [""], "columns": [
-        {"name": "age", "type": "integer", "role": "other"},
-        {"name": "income", "type": "float", "role": "other"},
-        {"name": "city", "type": "categorical", "role": "other"},
-        {"name": "member", "type": "boolean", "role": "other"},
-    ]}
-    assert table.frame.dtypes.astype(str).to_dict() == {"age": "int64", "income": "float64", "city": "object",
-                                                        "member": "boolean"}
+    assert table.schema == {
+        "missing_values": [""],
+        "columns": [
+            {"name": "age", "type": "integer", "role": "other"},
+            {"name": "income", "type": "float", "role": "other"},
+            {"name": "city", "type": "categorical", "role": "other"},
+            {"name": "member", "type": "boolean", "role": "other"},
+        ],
+    }
+    assert table.frame.dtypes.astype(str).to_dict() == {
+        "age": "int64",
+        "income": "float64",
+        "city": "object",
+        "member": "boolean",
+    }
     assert table.dropped_columns == []
 
 
@@ -356,14 +381,21 @@ def test_a_declared_schema_is_used_as_given_and_not_marked_inferred(tmp_path):
     table = read(tmp_path, SMALL_CSV, schema=SMALL_SCHEMA)
     assert table.schema_inferred is False
     assert [(c["name"], c["type"], c["role"]) for c in table.schema["columns"]] == [
-        ("age", "integer", "quasi_identifier"), ("income", "float", "sensitive"), ("city", "categorical", "other"),
-        ("member", "boolean", "label")]
+        ("age", "integer", "quasi_identifier"),
+        ("income", "float", "sensitive"),
+        ("city", "categorical", "other"),
+        ("member", "boolean", "label"),
+    ]
 
 
 def test_identifier_columns_are_dropped_and_named(tmp_path):
     data = b"patient_id,age,nhs_number,city\nP1,34,943 476 5919,Leeds\nP2,51,943 476 5870,York\n"
-    schema = schema_of(("patient_id", "categorical", "identifier"), ("age", "integer", "other"),
-                       ("nhs_number", "categorical", "identifier"), ("city", "categorical", "other"))
+    schema = schema_of(
+        ("patient_id", "categorical", "identifier"),
+        ("age", "integer", "other"),
+        ("nhs_number", "categorical", "identifier"),
+        ("city", "categorical", "other"),
+    )
     table = read(tmp_path, data, schema=schema)
     assert table.dropped_columns == ["patient_id", "nhs_number"]
     assert list(table.frame.columns) == ["age", "city"]
@@ -375,8 +407,10 @@ def test_identifier_columns_are_dropped_and_named(tmp_path):
 def test_content_hash_is_the_sha256_of_the_canonical_bytes(tmp_path):
     table = read(tmp_path, SMALL_CSV)
     assert table.content_hash == hashlib.sha256(table.canonical_bytes).hexdigest()
-    assert table.canonical_bytes == b"age,income,city,member\n34,51000.5,Leeds,True\n51,72000.0,York,False\n" \
-                                    b"29,,Leeds,True\n"
+    assert (
+        table.canonical_bytes == b"age,income,city,member\n34,51000.5,Leeds,True\n51,72000.0,York,False\n"
+        b"29,,Leeds,True\n"
+    )
 
 
 def test_sniffs_semicolon_and_tab_delimiters_to_the_same_canonical_bytes(tmp_path):
@@ -416,20 +450,34 @@ def test_detects_compression_by_content_not_by_file_name(tmp_path):
 
 
 def test_load_canonical_round_trips_values_and_dtypes(tmp_path):
-    data = (b"id,n,m,x,flag,cat,when\n"
-            b"1,1,,1.5,true,a,2024-01-02T03:04:05\n"
-            b"2,2,3,2,no,b,2024-02-03\n"
-            b"3,3,4,-0.25,,,2024-03-04T00:00:00.5\n")
-    schema = schema_of(("id", "categorical", "identifier"), ("n", "integer", "other"), ("m", "integer", "other"),
-                       ("x", "float", "sensitive"), ("flag", "boolean", "other"), ("cat", "categorical", "label"),
-                       ("when", "datetime", "other"))
+    data = (
+        b"id,n,m,x,flag,cat,when\n"
+        b"1,1,,1.5,true,a,2024-01-02T03:04:05\n"
+        b"2,2,3,2,no,b,2024-02-03\n"
+        b"3,3,4,-0.25,,,2024-03-04T00:00:00.5\n"
+    )
+    schema = schema_of(
+        ("id", "categorical", "identifier"),
+        ("n", "integer", "other"),
+        ("m", "integer", "other"),
+        ("x", "float", "sensitive"),
+        ("flag", "boolean", "other"),
+        ("cat", "categorical", "label"),
+        ("when", "datetime", "other"),
+    )
     table = read(tmp_path, data, schema=schema)
     stored = write(tmp_path, "stored.csv", table.canonical_bytes)
 
     loaded = load_canonical(stored, table.schema)
 
-    assert loaded.dtypes.astype(str).to_dict() == {"n": "int64", "m": "Int64", "x": "float64", "flag": "boolean",
-                                                   "cat": "object", "when": "datetime64[ns]"}
+    assert loaded.dtypes.astype(str).to_dict() == {
+        "n": "int64",
+        "m": "Int64",
+        "x": "float64",
+        "flag": "boolean",
+        "cat": "object",
+        "when": "datetime64[ns]",
+    }
     pd.testing.assert_frame_equal(loaded, table.frame)
 
 

@@ -16,8 +16,13 @@ pytestmark = pytest.mark.django_db
 
 
 def create(actor, **overrides) -> Purpose:
-    fields = {"name": "research", "max_epsilon": "2.5", "approvals_required": 2,
-              "allowed_recipients": ["internal", "external"], **overrides}
+    fields = {
+        "name": "research",
+        "max_epsilon": "2.5",
+        "approvals_required": 2,
+        "allowed_recipients": ["internal", "external"],
+        **overrides,
+    }
     return purpose_create(actor=actor, **fields)
 
 
@@ -27,15 +32,19 @@ def assert_nothing_written() -> None:
 
 
 def test_creates_a_purpose_with_its_policy_and_an_audit_event(cast):
-    purpose = create(cast.steward, audit_thresholds={"membership_domias_auc": 0.55, "k_anonymity": 5},
-                     description="Research partners", holdout_fraction="0.25", release_days=30)
+    purpose = create(
+        cast.steward,
+        audit_thresholds={"membership_domias_auc": 0.55, "k_anonymity": 5},
+        description="Research partners",
+        holdout_fraction="0.25",
+        release_days=30,
+    )
 
     purpose.refresh_from_db()
     assert (purpose.name, purpose.max_epsilon, purpose.approvals_required) == ("research", Decimal("2.5"), 2)
     assert purpose.allowed_recipients == ["external", "internal"]
     assert purpose.audit_thresholds == {"membership_domias_auc": 0.55, "k_anonymity": 5}
-    assert (purpose.holdout_fraction, purpose.release_days, purpose.allow_non_private) == (Decimal("0.25"), 30,
-                                                                                          False)
+    assert (purpose.holdout_fraction, purpose.release_days, purpose.allow_non_private) == (Decimal("0.25"), 30, False)
     event = AuditEvent.objects.get()
     assert (event.action, event.actor, event.object_id) == ("purpose.create", cast.steward, str(purpose.pk))
     assert event.after["max_epsilon"] == "2.5" and event.after["approvals_required"] == 2
@@ -74,20 +83,24 @@ def test_refuses_recipients_that_are_not_a_non_empty_subset_of_the_kinds(cast, r
 def test_recipients_default_to_internal_and_are_deduplicated(cast):
     assert create(cast.steward, name="a", allowed_recipients=None).allowed_recipients == ["internal"]
     assert create(cast.steward, name="b", allowed_recipients=["internal", "internal"]).allowed_recipients == [
-        "internal"]
+        "internal"
+    ]
 
 
-@pytest.mark.parametrize(("thresholds", "named"), [
-    ({"fidelity_tvd_max": 0.1}, "'fidelity_tvd_max' was unexpected"),
-    ({"membership_domias_auc": 0.4}, "membership_domias_auc: 0.4 is less than the minimum of 0.5"),
-    ({"linkability_risk": 1.5}, "linkability_risk: 1.5 is greater than the maximum of 1"),
-    ({"k_anonymity": 0}, "k_anonymity: 0 is less than the minimum of 1"),
-    ({"k_anonymity": 2.5}, "k_anonymity: 2.5 is not of type 'integer'"),
-    ({"exact_copies": "none"}, "exact_copies: 'none' is not of type 'number'"),
-    ({"drift_psi": float("nan")}, "drift_psi: nan is not a finite number"),
-    ({"drift_psi": float("inf")}, "drift_psi: inf is not a finite number"),
-    ([0.1], "[0.1] is not of type 'object'"),
-])
+@pytest.mark.parametrize(
+    ("thresholds", "named"),
+    [
+        ({"fidelity_tvd_max": 0.1}, "'fidelity_tvd_max' was unexpected"),
+        ({"membership_domias_auc": 0.4}, "membership_domias_auc: 0.4 is less than the minimum of 0.5"),
+        ({"linkability_risk": 1.5}, "linkability_risk: 1.5 is greater than the maximum of 1"),
+        ({"k_anonymity": 0}, "k_anonymity: 0 is less than the minimum of 1"),
+        ({"k_anonymity": 2.5}, "k_anonymity: 2.5 is not of type 'integer'"),
+        ({"exact_copies": "none"}, "exact_copies: 'none' is not of type 'number'"),
+        ({"drift_psi": float("nan")}, "drift_psi: nan is not a finite number"),
+        ({"drift_psi": float("inf")}, "drift_psi: inf is not a finite number"),
+        ([0.1], "[0.1] is not of type 'object'"),
+    ],
+)
 def test_refuses_audit_thresholds_naming_the_key_at_fault(cast, thresholds, named):
     with pytest.raises(ValidationError) as caught:
         create(cast.steward, audit_thresholds=thresholds)
@@ -97,18 +110,21 @@ def test_refuses_audit_thresholds_naming_the_key_at_fault(cast, thresholds, name
     assert_nothing_written()
 
 
-@pytest.mark.parametrize(("field", "overrides"), [
-    ("max_epsilon", {"max_epsilon": "0"}),
-    ("max_epsilon", {"max_epsilon": "-1"}),
-    ("max_epsilon", {"max_epsilon": "a lot"}),
-    ("max_epsilon", {"max_epsilon": "NaN"}),
-    ("holdout_fraction", {"holdout_fraction": "0.6"}),
-    ("holdout_fraction", {"holdout_fraction": "0.01"}),
-    ("release_days", {"release_days": 0}),
-    ("release_days", {"release_days": "soon"}),
-    ("name", {"name": "market research!"}),
-    ("name", {"name": ""}),
-])
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [
+        ("max_epsilon", {"max_epsilon": "0"}),
+        ("max_epsilon", {"max_epsilon": "-1"}),
+        ("max_epsilon", {"max_epsilon": "a lot"}),
+        ("max_epsilon", {"max_epsilon": "NaN"}),
+        ("holdout_fraction", {"holdout_fraction": "0.6"}),
+        ("holdout_fraction", {"holdout_fraction": "0.01"}),
+        ("release_days", {"release_days": 0}),
+        ("release_days", {"release_days": "soon"}),
+        ("name", {"name": "market research!"}),
+        ("name", {"name": ""}),
+    ],
+)
 def test_refuses_other_bad_fields_naming_them(cast, field, overrides):
     with pytest.raises(ValidationError) as caught:
         create(cast.steward, **overrides)
@@ -141,7 +157,10 @@ def test_defaults_are_created_once(db):
     assert AuditEvent.objects.filter(action="purpose.create", actor_name="system").count() == len(DEFAULT_PURPOSES)
     external = Purpose.objects.get(name="external-research")
     assert (external.approvals_required, external.max_epsilon, external.allowed_recipients) == (
-        2, Decimal("1"), ["external", "internal"])
+        2,
+        Decimal("1"),
+        ["external", "internal"],
+    )
     assert Purpose.objects.get(name="software-testing").allow_non_private is True
 
 

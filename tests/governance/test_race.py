@@ -81,8 +81,17 @@ def test_forty_concurrent_approvals_fill_a_cap_of_five_exactly(race_setup):
         name = f"adult-race-{round_number}"
         dataset_register_adult(steward=cast.steward, name=name, epsilon_cap=str(CAP), delta_cap="1e-3")
         with transaction.atomic():  # one commit for the setup; the race itself has no outer transaction
-            requests = [request_file(requester=cast.requester, dataset_name=name, purpose_name="race",
-                                     epsilon=str(EPSILON), delta="1e-6", n_rows=100) for _ in range(N_REQUESTS)]
+            requests = [
+                request_file(
+                    requester=cast.requester,
+                    dataset_name=name,
+                    purpose_name="race",
+                    epsilon=str(EPSILON),
+                    delta="1e-6",
+                    n_rows=100,
+                )
+                for _ in range(N_REQUESTS)
+            ]
         events_before = AuditEvent.objects.count()
 
         outcomes = run_together([approve_as(cast.approver.pk, request.pk) for request in requests])
@@ -113,8 +122,9 @@ def test_forty_concurrent_approvals_fill_a_cap_of_five_exactly(race_setup):
             assert Decimal(error.extra["remaining"]["epsilon"]) == 0
         # Three events per approval (approval, reservation, transition); none for a refusal.
         assert AuditEvent.objects.count() - events_before == 3 * 20
-        assert not AuditEvent.objects.filter(object_type="datarequest", object_id__in=[str(i) for i in refused_ids],
-                                             action="request.approve").exists()
+        assert not AuditEvent.objects.filter(
+            object_type="datarequest", object_id__in=[str(i) for i in refused_ids], action="request.approve"
+        ).exists()
     print("\n".join(report))
     assert audit_log_verify().ok
 
@@ -124,11 +134,13 @@ def test_two_approvers_deciding_at_once_approve_and_reserve_once(race_setup):
     PurposeFactory(name="two-eyes", approvals_required=2, max_epsilon=Decimal("1"))
     dataset_register_adult(steward=cast.steward, name="adult-pair", epsilon_cap="5", delta_cap="1e-3")
     for _ in range(5):
-        request = request_file(requester=cast.requester, dataset_name="adult-pair", purpose_name="two-eyes",
-                               epsilon="0.5", delta="1e-6")
+        request = request_file(
+            requester=cast.requester, dataset_name="adult-pair", purpose_name="two-eyes", epsilon="0.5", delta="1e-6"
+        )
 
-        outcomes = run_together([approve_as(cast.approver.pk, request.pk),
-                                 approve_as(cast.second_approver.pk, request.pk)])
+        outcomes = run_together(
+            [approve_as(cast.approver.pk, request.pk), approve_as(cast.second_approver.pk, request.pk)]
+        )
 
         assert all(isinstance(outcome, DataRequest) for outcome in outcomes), outcomes
         request.refresh_from_db()
@@ -143,8 +155,9 @@ def test_one_approver_clicking_twice_at_once_records_one_approval(race_setup):
     cast = race_setup
     PurposeFactory(name="two-eyes", approvals_required=2, max_epsilon=Decimal("1"))
     dataset_register_adult(steward=cast.steward, name="adult-double", epsilon_cap="5", delta_cap="1e-3")
-    request = request_file(requester=cast.requester, dataset_name="adult-double", purpose_name="two-eyes",
-                           epsilon="0.5", delta="1e-6")
+    request = request_file(
+        requester=cast.requester, dataset_name="adult-double", purpose_name="two-eyes", epsilon="0.5", delta="1e-6"
+    )
 
     outcomes = run_together([approve_as(cast.approver.pk, request.pk) for _ in range(4)])
 
@@ -160,8 +173,9 @@ def test_withdrawal_racing_approval_never_leaves_a_reservation_behind(race_setup
     cast = race_setup
     dataset_register_adult(steward=cast.steward, name="adult-withdraw", epsilon_cap="5", delta_cap="1e-3")
     for _ in range(5):
-        request = request_file(requester=cast.requester, dataset_name="adult-withdraw", purpose_name="race",
-                               epsilon="0.5", delta="1e-6")
+        request = request_file(
+            requester=cast.requester, dataset_name="adult-withdraw", purpose_name="race", epsilon="0.5", delta="1e-6"
+        )
 
         def withdraw(request_id: int = request.pk) -> DataRequest:
             requester = get_user_model().objects.get(pk=cast.requester.pk)
@@ -171,10 +185,12 @@ def test_withdrawal_racing_approval_never_leaves_a_reservation_behind(race_setup
 
         request.refresh_from_db()
         assert request.state == RequestState.WITHDRAWN
-        reserved = sum((e for k, e in request.budget_entries.values_list("kind", "epsilon") if k == "reserve"),
-                       Decimal(0))
-        released = sum((e for k, e in request.budget_entries.values_list("kind", "epsilon") if k == "release"),
-                       Decimal(0))
+        reserved = sum(
+            (e for k, e in request.budget_entries.values_list("kind", "epsilon") if k == "reserve"), Decimal(0)
+        )
+        released = sum(
+            (e for k, e in request.budget_entries.values_list("kind", "epsilon") if k == "release"), Decimal(0)
+        )
         assert reserved == released  # either never reserved, or reserved and released again
     balance = budget_balance(dataset=Dataset.objects.get(name="adult-withdraw"))
     assert balance.epsilon_remaining == Decimal("5")
@@ -188,8 +204,9 @@ def test_an_approval_waits_for_the_datasets_row_lock(race_setup):
     guarantee itself: approving takes the dataset's row lock, whatever else it does."""
     cast = race_setup
     version = dataset_register_adult(steward=cast.steward, name="adult-lock", epsilon_cap="5", delta_cap="1e-3")
-    request = request_file(requester=cast.requester, dataset_name="adult-lock", purpose_name="race",
-                           epsilon="0.5", delta="1e-6")
+    request = request_file(
+        requester=cast.requester, dataset_name="adult-lock", purpose_name="race", epsilon="0.5", delta="1e-6"
+    )
     holding, release = threading.Event(), threading.Event()
 
     def hold_dataset_lock() -> None:
@@ -207,8 +224,9 @@ def test_an_approval_waits_for_the_datasets_row_lock(race_setup):
     holder.start()
     assert holding.wait(timeout=10)
     outcome: list[Any] = []
-    approver = threading.Thread(target=lambda: outcome.append(run_together([approve_as(cast.approver.pk,
-                                                                                       request.pk)])[0]))
+    approver = threading.Thread(
+        target=lambda: outcome.append(run_together([approve_as(cast.approver.pk, request.pk)])[0])
+    )
     approver.start()
     approver.join(timeout=1.5)
     still_waiting = approver.is_alive()

@@ -55,8 +55,12 @@ def world(cast, settings, tmp_path, adult_schema):
 
 
 def counts() -> tuple[int, int, int, int]:
-    return (DataRequest.objects.count(), Approval.objects.count(), BudgetEntry.objects.count(),
-            AuditEvent.objects.count())
+    return (
+        DataRequest.objects.count(),
+        Approval.objects.count(),
+        BudgetEntry.objects.count(),
+        AuditEvent.objects.count(),
+    )
 
 
 def file(cast, **overrides) -> DataRequest:
@@ -100,30 +104,33 @@ def test_floats_are_read_as_the_decimal_they_print_as(world):
     assert (request.epsilon, request.delta) == (Decimal("0.1"), Decimal("1e-7"))
 
 
-@pytest.mark.parametrize(("field", "overrides", "message"), [
-    ("epsilon", {"epsilon": "5.000001"}, "epsilon 5.000001 is above purpose 'research''s maximum of 5"),
-    ("epsilon", {"epsilon": "0"}, "epsilon must be greater than 0"),
-    ("epsilon", {"epsilon": "-0.5"}, "epsilon must be greater than 0"),
-    ("epsilon", {"epsilon": "lots"}, "epsilon must be a number; got 'lots'"),
-    ("epsilon", {"epsilon": None}, "epsilon must be a number"),
-    ("epsilon", {"epsilon": "NaN"}, "epsilon must be a finite number"),
-    ("epsilon", {"epsilon": "Infinity"}, "epsilon must be a finite number"),
-    ("delta", {"delta": "1"}, "delta must be less than 1"),
-    ("delta", {"delta": "-1e-9"}, "delta must be at least 0"),
-    ("n_rows", {"n_rows": 0}, "rows must be between 1 and 10,000,000; got 0"),
-    ("n_rows", {"n_rows": -5}, "rows must be between 1 and"),
-    ("n_rows", {"n_rows": 10_000_001}, "rows must be between 1 and 10,000,000; got 10000001"),
-    ("n_rows", {"n_rows": "ten"}, "rows must be a whole number; got 'ten'"),
-    ("n_rows", {"n_rows": "2.5"}, "rows must be a whole number"),
-    ("recipient_kind", {"recipient_kind": "public"}, "allows recipients ['internal', 'external'], not 'public'"),
-    ("generator", {"generator": "gan"}, "unknown generator 'gan'"),
-    ("generator", {"generator_params": {"epochs": 3}}, "unknown parameter(s) ['epochs']"),
-    ("generator", {"generator": "copula"}, "is not differentially private"),
-    ("rebalance", {"rebalance": {"column": "sex", "shares": {"Female": 0.5}}}, "needs the label column (income)"),
-    ("rebalance", {"rebalance": {"column": "income", "shares": {">50K": 1.5}}}, "must lie in (0, 1)"),
-    ("rebalance", {"rebalance": {"column": "income", "shares": {">50K": "half"}}}, "must be numbers"),
-    ("rebalance", {"rebalance": {"column": "income", "shares": {}}}, "needs target shares"),
-])
+@pytest.mark.parametrize(
+    ("field", "overrides", "message"),
+    [
+        ("epsilon", {"epsilon": "5.000001"}, "epsilon 5.000001 is above purpose 'research''s maximum of 5"),
+        ("epsilon", {"epsilon": "0"}, "epsilon must be greater than 0"),
+        ("epsilon", {"epsilon": "-0.5"}, "epsilon must be greater than 0"),
+        ("epsilon", {"epsilon": "lots"}, "epsilon must be a number; got 'lots'"),
+        ("epsilon", {"epsilon": None}, "epsilon must be a number"),
+        ("epsilon", {"epsilon": "NaN"}, "epsilon must be a finite number"),
+        ("epsilon", {"epsilon": "Infinity"}, "epsilon must be a finite number"),
+        ("delta", {"delta": "1"}, "delta must be less than 1"),
+        ("delta", {"delta": "-1e-9"}, "delta must be at least 0"),
+        ("n_rows", {"n_rows": 0}, "rows must be between 1 and 10,000,000; got 0"),
+        ("n_rows", {"n_rows": -5}, "rows must be between 1 and"),
+        ("n_rows", {"n_rows": 10_000_001}, "rows must be between 1 and 10,000,000; got 10000001"),
+        ("n_rows", {"n_rows": "ten"}, "rows must be a whole number; got 'ten'"),
+        ("n_rows", {"n_rows": "2.5"}, "rows must be a whole number"),
+        ("recipient_kind", {"recipient_kind": "public"}, "allows recipients ['internal', 'external'], not 'public'"),
+        ("generator", {"generator": "gan"}, "unknown generator 'gan'"),
+        ("generator", {"generator_params": {"epochs": 3}}, "unknown parameter(s) ['epochs']"),
+        ("generator", {"generator": "copula"}, "is not differentially private"),
+        ("rebalance", {"rebalance": {"column": "sex", "shares": {"Female": 0.5}}}, "needs the label column (income)"),
+        ("rebalance", {"rebalance": {"column": "income", "shares": {">50K": 1.5}}}, "must lie in (0, 1)"),
+        ("rebalance", {"rebalance": {"column": "income", "shares": {">50K": "half"}}}, "must be numbers"),
+        ("rebalance", {"rebalance": {"column": "income", "shares": {}}}, "needs target shares"),
+    ],
+)
 def test_refuses_a_bad_field_naming_it_and_writes_nothing(world, field, overrides, message):
     before = counts()
     with pytest.raises(ValidationError) as caught:
@@ -155,10 +162,13 @@ def test_accepts_rebalancing_on_the_label_column(world):
     assert request.rebalance == {"column": "income", "shares": {">50K": 0.5}}
 
 
-@pytest.mark.parametrize(("field", "overrides"), [
-    ("dataset", {"dataset_name": "census"}),
-    ("purpose", {"purpose_name": "marketing"}),
-])
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [
+        ("dataset", {"dataset_name": "census"}),
+        ("purpose", {"purpose_name": "marketing"}),
+    ],
+)
 def test_refuses_an_unknown_dataset_or_purpose(world, field, overrides):
     before = counts()
     with pytest.raises(NotFoundError) as caught:
@@ -199,8 +209,7 @@ def test_every_transition_is_allowed_or_refused_as_the_state_machine_says(world,
             assert moved.state == target
             assert DataRequest.objects.get(pk=request.pk).state == target
             event = AuditEvent.objects.order_by("id").last()
-            assert (event.action, event.before, event.after) == ("request.move", {"state": source},
-                                                                  {"state": target})
+            assert (event.action, event.before, event.after) == ("request.move", {"state": source}, {"state": target})
         else:
             with pytest.raises(InvalidTransitionError) as caught:
                 request_transition(request=locked, target=target, actor=world.steward, action="move")
@@ -275,7 +284,9 @@ def test_two_distinct_approvals_approve_a_two_approver_request(world):
     approved = access_request_approve(actor=cast.second_approver, request_id=request.pk, reason="ok too")
     assert approved.state == S.APPROVED and approved.decided_at is not None
     assert list(approved.approvals.values_list("approver__username", "decision", "requester")) == [
-        ("approver", "approve", cast.requester.pk), ("second_approver", "approve", cast.requester.pk)]
+        ("approver", "approve", cast.requester.pk),
+        ("second_approver", "approve", cast.requester.pk),
+    ]
 
 
 def test_the_same_approver_cannot_approve_twice(world):
@@ -330,10 +341,14 @@ def test_a_rejection_needs_a_reason(world, reason):
     assert counts() == before
 
 
-@pytest.mark.parametrize("decide", [
-    lambda actor, pk: access_request_approve(actor=actor, request_id=pk),
-    lambda actor, pk: access_request_reject(actor=actor, request_id=pk, reason="mine"),
-], ids=["approve", "reject"])
+@pytest.mark.parametrize(
+    "decide",
+    [
+        lambda actor, pk: access_request_approve(actor=actor, request_id=pk),
+        lambda actor, pk: access_request_reject(actor=actor, request_id=pk, reason="mine"),
+    ],
+    ids=["approve", "reject"],
+)
 def test_a_requester_who_is_also_an_approver_can_never_decide_their_own_request(world, decide):
     both = UserFactory(username="both", roles=[Role.REQUESTER, Role.APPROVER])
     request = request_file(requester=both)
@@ -398,18 +413,21 @@ def test_an_unknown_request_is_not_found(world):
 def test_the_database_refuses_an_approval_by_the_requester(world):
     request = file(world)
     with pytest.raises(IntegrityError), transaction.atomic():
-        Approval.objects.create(request=request, approver=world.requester, requester=world.requester,
-                                decision=Decision.APPROVE)
+        Approval.objects.create(
+            request=request, approver=world.requester, requester=world.requester, decision=Decision.APPROVE
+        )
     assert not Approval.objects.exists()
 
 
 def test_the_database_refuses_two_decisions_by_one_approver(world):
     request = file(world)
-    Approval.objects.create(request=request, approver=world.approver, requester=world.requester,
-                            decision=Decision.APPROVE)
+    Approval.objects.create(
+        request=request, approver=world.approver, requester=world.requester, decision=Decision.APPROVE
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        Approval.objects.create(request=request, approver=world.approver, requester=world.requester,
-                                decision=Decision.REJECT)
+        Approval.objects.create(
+            request=request, approver=world.approver, requester=world.requester, decision=Decision.REJECT
+        )
 
 
 @on_postgresql
@@ -418,10 +436,12 @@ def test_postgresql_refuses_an_approval_whose_requester_is_not_the_requests(worl
     compares it with the request's real requester."""
     request = file(world)
     with pytest.raises(IntegrityError, match="four-eyes"), transaction.atomic():
-        Approval.objects.create(request=request, approver=world.requester, requester=world.other_requester,
-                                decision=Decision.APPROVE)
-    approval = Approval.objects.create(request=request, approver=world.approver, requester=world.requester,
-                                       decision=Decision.APPROVE)
+        Approval.objects.create(
+            request=request, approver=world.requester, requester=world.other_requester, decision=Decision.APPROVE
+        )
+    approval = Approval.objects.create(
+        request=request, approver=world.approver, requester=world.requester, decision=Decision.APPROVE
+    )
     with pytest.raises(IntegrityError, match="four-eyes"), transaction.atomic():
         Approval.objects.filter(pk=approval.pk).update(approver=world.requester, requester=world.other_requester)
     assert connection.vendor == "postgresql"

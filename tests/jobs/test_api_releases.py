@@ -48,15 +48,23 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 def release_body(release: Release, downloads: list[dict]) -> dict:
     release.refresh_from_db()
     return {
-        "id": release.pk, "request": release.request_id, "version": release.version_id,
-        "version_number": release.version.number, "version_hash": release.version.content_hash,
-        "n_rows": release.version.n_rows, "audit_run": release.audit_run_id,
-        "datasheet_sha256": release.datasheet.sha256, "released_by": release.released_by.username,
-        "created_at": iso(release.created_at), "expires_at": iso(release.expires_at),
+        "id": release.pk,
+        "request": release.request_id,
+        "version": release.version_id,
+        "version_number": release.version.number,
+        "version_hash": release.version.content_hash,
+        "n_rows": release.version.n_rows,
+        "audit_run": release.audit_run_id,
+        "datasheet_sha256": release.datasheet.sha256,
+        "released_by": release.released_by.username,
+        "created_at": iso(release.created_at),
+        "expires_at": iso(release.expires_at),
         "revoked_at": iso(release.revoked_at),
         "revoked_by": release.revoked_by.username if release.revoked_by_id else None,
-        "revoke_reason": release.revoke_reason, "stale_at": None,
-        "active": release.revoked_at is None and release.expires_at > timezone.now(), "downloads": downloads,
+        "revoke_reason": release.revoke_reason,
+        "stale_at": None,
+        "active": release.revoked_at is None and release.expires_at > timezone.now(),
+        "downloads": downloads,
     }
 
 
@@ -78,8 +86,9 @@ def test_release_before_the_audit_is_refused_naming_every_unmet_condition(cast, 
 
     body = assert_error(client_as(cast.approver).post(url), 409, "conflict")
 
-    assert body["extra"] == {"unmet_conditions": ["no audit has run on the synthetic data",
-                                                  "the request is 'approved', not 'ready'"]}
+    assert body["extra"] == {
+        "unmet_conditions": ["no audit has run on the synthetic data", "the request is 'approved', not 'ready'"]
+    }
     assert "no audit has run on the synthetic data" in body["message"]
     assert_error(client_as(cast.steward).post(url), 409, "conflict")
     for user in (cast.requester, cast.auditor):
@@ -94,21 +103,36 @@ def test_an_inconclusive_audit_cannot_be_accepted_or_released(cast, adult_schema
     request = approved_request_create(cast, adult_schema)
     source = request.source_version
     # An inconclusive run (a positive control not caught) made directly: no generator needed.
-    AuditRun.objects.create(version=source, train_version=source, holdout_version=source, request=request,
-                            kind=AuditKind.GENERATION, status=AuditStatus.INCONCLUSIVE, seed=1,
-                            controls=[{"family": "membership", "share": 0.05, "n_planted": 20, "caught": False,
-                                       "caught_by": [], "checks": []}])
+    AuditRun.objects.create(
+        version=source,
+        train_version=source,
+        holdout_version=source,
+        request=request,
+        kind=AuditKind.GENERATION,
+        status=AuditStatus.INCONCLUSIVE,
+        seed=1,
+        controls=[
+            {"family": "membership", "share": 0.05, "n_planted": 20, "caught": False, "caught_by": [], "checks": []}
+        ],
+    )
     type(request).objects.filter(pk=request.pk).update(state=RequestState.BLOCKED)
 
-    refused = assert_error(client_as(cast.second_approver).post(
-        f"/api/requests/{request.pk}/accept-risk/", {"reason": "looks fine"}, format="json"), 409, "conflict")
+    refused = assert_error(
+        client_as(cast.second_approver).post(
+            f"/api/requests/{request.pk}/accept-risk/", {"reason": "looks fine"}, format="json"
+        ),
+        409,
+        "conflict",
+    )
     assert refused["extra"] == {"state": "blocked", "audit_status": "inconclusive"}
     assert "inconclusive" in refused["message"]
 
     body = assert_error(client_as(cast.approver).post(f"/api/requests/{request.pk}/release/"), 409)
     assert body["extra"]["unmet_conditions"] == [
         "the audit did not pass (inconclusive; failed checks: none) and no approver accepted the risk — an "
-        "inconclusive audit cannot be accepted", "the request is 'blocked', not 'ready'"]
+        "inconclusive audit cannot be accepted",
+        "the request is 'blocked', not 'ready'",
+    ]
     assert not request.risk_acceptances.exists()
 
 
@@ -120,7 +144,9 @@ def test_a_failed_audit_is_released_only_after_an_approver_accepts_the_risk(cast
     refused = assert_error(client_as(cast.approver).post(release_url), 409, "conflict")
     assert refused["extra"]["unmet_conditions"] == [
         f"the audit did not pass (failed; failed checks: {', '.join(run.failed_checks)}) and no approver "
-        "accepted the risk", "the request is 'blocked', not 'ready'"]
+        "accepted the risk",
+        "the request is 'blocked', not 'ready'",
+    ]
 
     reason = {"reason": "fidelity is enough for a smoke test"}
     assert_error(client_as(None).post(accept_url, reason, format="json"), 401)
@@ -138,9 +164,15 @@ def test_a_failed_audit_is_released_only_after_an_approver_accepts_the_risk(cast
     assert accepted.status_code == 201, accepted.content
     acceptance = request.risk_acceptances.get()
     assert accepted.json() == {
-        "id": acceptance.pk, "request": request.pk, "audit_run": run.pk, "approver": "second_approver",
-        "reason": reason["reason"], "failed_checks": run.failed_checks, "request_state": "ready",
-        "created_at": iso(acceptance.created_at)}
+        "id": acceptance.pk,
+        "request": request.pk,
+        "audit_run": run.pk,
+        "approver": "second_approver",
+        "reason": reason["reason"],
+        "failed_checks": run.failed_checks,
+        "request_state": "ready",
+        "created_at": iso(acceptance.created_at),
+    }
 
     assert_error(client_as(cast.requester).post(release_url), 403, "permission_denied")
     created = client_as(cast.approver).post(release_url)
@@ -191,7 +223,9 @@ def _downloads_are_logged_and_refused_after_expiry_and_revocation(cast, release:
     assert sheet["Content-Type"] == "application/pdf"
     assert b"".join(sheet.streaming_content).startswith(b"%PDF")
     assert list(Download.objects.filter(release=release).values_list("user__username", "kind", "channel")) == [
-        ("requester", "data", "api"), ("auditor", "datasheet", "api")]
+        ("requester", "data", "api"),
+        ("auditor", "datasheet", "api"),
+    ]
 
     assert_error(requester.get(url, {"kind": "model"}), 400, "invalid")
     assert_error(client_as(cast.other_requester).get(url, {"kind": "data"}), 404, "not_found")
@@ -200,7 +234,9 @@ def _downloads_are_logged_and_refused_after_expiry_and_revocation(cast, release:
 
     detail = requester.get(f"/api/releases/{release.pk}/").json()
     assert [(row["user"], row["kind"], row["channel"]) for row in detail["downloads"]] == [
-        ("requester", "data", "api"), ("auditor", "datasheet", "api")]
+        ("requester", "data", "api"),
+        ("auditor", "datasheet", "api"),
+    ]
 
     original_expiry = release.expires_at
     Release.objects.filter(pk=release.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
@@ -222,8 +258,12 @@ def _downloads_are_logged_and_refused_after_expiry_and_revocation(cast, release:
 
     assert revoked.status_code == 200, revoked.content
     release.refresh_from_db()
-    downloads = [{"user": user, "kind": kind, "channel": "api", "created_at": iso(at)} for user, kind, at in
-                 Download.objects.filter(release=release).values_list("user__username", "kind", "created_at")]
+    downloads = [
+        {"user": user, "kind": kind, "channel": "api", "created_at": iso(at)}
+        for user, kind, at in Download.objects.filter(release=release).values_list(
+            "user__username", "kind", "created_at"
+        )
+    ]
     assert revoked.json() == release_body(release, downloads)
     assert revoked.json()["revoked_by"] == "steward" and revoked.json()["active"] is False
     assert release.request.state == RequestState.REVOKED

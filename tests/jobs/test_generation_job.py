@@ -177,8 +177,9 @@ def test_cancelling_a_queued_job_releases_the_reservation(cast, approved_request
 
 
 def test_rebalanced_release_records_real_and_released_shares(cast, adult_schema):
-    request = approved_request_create(cast, adult_schema, epsilon="3", rows=1000,
-                                      rebalance={"column": "income", "shares": {">50K": 0.5}})
+    request = approved_request_create(
+        cast, adult_schema, epsilon="3", rows=1000, rebalance={"column": "income", "shares": {">50K": 0.5}}
+    )
     job = generation_job_start(actor=cast.requester, request_id=request.pk)
     job.refresh_from_db()
 

@@ -44,8 +44,15 @@ def test_sigkill_of_the_worker_mid_job_ends_terminal_with_exactly_one_spend(cast
     from governance.services import dataset_register
     from tests.conftest import SAMPLE_DATA
 
-    dataset_register(actor=cast.steward, name="adult", path=SAMPLE_DATA / "adult.csv.gz", filename="adult.csv.gz",
-                     epsilon_cap="10", delta_cap="1e-4", schema=adult_schema)
+    dataset_register(
+        actor=cast.steward,
+        name="adult",
+        path=SAMPLE_DATA / "adult.csv.gz",
+        filename="adult.csv.gz",
+        epsilon_cap="10",
+        delta_cap="1e-4",
+        schema=adult_schema,
+    )
     request = approved_request_create(cast, adult_schema, epsilon="3")
     with celery_worker() as worker:
         job = generation_job_start(actor=cast.requester, request_id=request.pk)

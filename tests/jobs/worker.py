@@ -51,14 +51,41 @@ def celery_worker() -> Iterator[subprocess.Popen]:
     from config.celery import app
 
     url, queue = broker_url(), f"synthgate-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DATABASE_URL": _database_url(),
-           "CELERY_BROKER_URL": url, "CELERY_TASK_DEFAULT_QUEUE": queue,
-           "SYNTHGATE_DATA_DIR": str(settings.DATA_DIR), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "SYNTHGATE_DATA_DIR": str(settings.DATA_DIR),
+        "PYTHONUNBUFFERED": "1",
+    }
     log = open(Path(settings.DATA_DIR) / f"worker-{queue}.log", "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "1",
-         "--loglevel", "INFO", "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     saved = dict(app.conf)
     app.conf.update(broker_url=url, task_always_eager=False, task_default_queue=queue)
     _reset_connections(app)
@@ -66,8 +93,11 @@ def celery_worker() -> Iterator[subprocess.Popen]:
         _wait_ready(process, Path(log.name))
         yield process
     finally:
-        app.conf.update(broker_url=saved["broker_url"], task_always_eager=saved["task_always_eager"],
-                        task_default_queue=saved["task_default_queue"])
+        app.conf.update(
+            broker_url=saved["broker_url"],
+            task_always_eager=saved["task_always_eager"],
+            task_default_queue=saved["task_default_queue"],
+        )
         _reset_connections(app)
         _stop(process)
         log.close()

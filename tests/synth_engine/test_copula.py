@@ -28,11 +28,14 @@ def read_adult() -> pd.DataFrame:
 
 
 def adult_schema(frame: pd.DataFrame) -> dict:
-    return {"columns": [
-        {"name": name, "type": "integer"} if name in NUMERIC else
-        {"name": name, "type": "categorical", "role": "label" if name == "income" else "other"}
-        for name in frame.columns
-    ]}
+    return {
+        "columns": [
+            {"name": name, "type": "integer"}
+            if name in NUMERIC
+            else {"name": name, "type": "categorical", "role": "label" if name == "income" else "other"}
+            for name in frame.columns
+        ]
+    }
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -59,11 +62,11 @@ def test_sample_has_the_source_columns_order_and_dtypes(fitted, adult) -> None:
 def test_marginals_and_point_masses_follow_the_data(fitted, adult) -> None:
     synthetic = fitted.sample(20_000)
     for column in ("capital-gain", "capital-loss"):
-        assert (synthetic[column] == 0).mean() == pytest.approx((adult[column] == 0).mean(),
-                                                                abs=0.02)
+        assert (synthetic[column] == 0).mean() == pytest.approx((adult[column] == 0).mean(), abs=0.02)
     assert synthetic["age"].between(adult["age"].min(), adult["age"].max()).all()
     assert synthetic["sex"].value_counts(normalize=True)["Male"] == pytest.approx(
-        (adult["sex"] == "Male").mean(), abs=0.03)
+        (adult["sex"] == "Male").mean(), abs=0.03
+    )
 
 
 def test_the_copula_keeps_strong_dependences(fitted, adult) -> None:
@@ -90,8 +93,7 @@ def test_conditioning_on_the_label_meets_the_requested_shares(fitted) -> None:
     assert rich["age"].mean() > fitted.sample(1_000)["age"].mean()
 
 
-@pytest.mark.parametrize("conditions", [{"sex": "Male"}, {"income": "rich"},
-                                        {"income": {">50K": 0.2}}])
+@pytest.mark.parametrize("conditions", [{"sex": "Male"}, {"income": "rich"}, {"income": {">50K": 0.2}}])
 def test_conditions_other_than_label_shares_are_refused(fitted, conditions) -> None:
     with pytest.raises(GeneratorError):
         fitted.sample(10, conditions=conditions)
@@ -112,8 +114,9 @@ def test_a_loaded_model_samples_identically(fitted, tmp_path: Path) -> None:
 
 def test_missing_values_come_back_missing() -> None:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x": np.where(rng.random(2_000) < 0.2, np.nan, rng.normal(size=2_000)),
-                          "c": rng.choice(["a", "b", ""], 2_000)})
+    frame = pd.DataFrame(
+        {"x": np.where(rng.random(2_000) < 0.2, np.nan, rng.normal(size=2_000)), "c": rng.choice(["a", "b", ""], 2_000)}
+    )
     schema = {"columns": [{"name": "x", "type": "float"}, {"name": "c", "type": "categorical"}]}
     synthetic = GaussianCopulaGenerator().fit(frame, schema, random_state=0).sample(5_000)
     assert synthetic["x"].isna().mean() == pytest.approx(0.2, abs=0.03)

@@ -25,8 +25,14 @@ from synth_engine.privacy import ZCDPAccountant
 
 @pytest.mark.parametrize(
     ("lower", "upper", "integer"),
-    [(0, 99_999, True), (17, 90, True), (12_285, 1_490_400, True), (0.0, 1.0, False),
-     (-10, 500, True), (-5.0, 5.0, False)],
+    [
+        (0, 99_999, True),
+        (17, 90, True),
+        (12_285, 1_490_400, True),
+        (0.0, 1.0, False),
+        (-10, 500, True),
+        (-5.0, 5.0, False),
+    ],
 )
 def test_grid_covers_the_bounds_in_value_order_with_exact_points(lower, upper, integer) -> None:
     low, high = numeric_grid(lower, upper, integer=integer, max_cells=128)
@@ -42,8 +48,9 @@ def test_grid_covers_the_bounds_in_value_order_with_exact_points(lower, upper, i
 
 
 def test_integer_codec_round_trips_point_masses_and_stays_in_its_cells() -> None:
-    codec = NumericCodec("gain", "integer", *numeric_grid(0, 99_999, integer=True, max_cells=128),
-                         has_missing=False, dtype="int64")
+    codec = NumericCodec(
+        "gain", "integer", *numeric_grid(0, 99_999, integer=True, max_cells=128), has_missing=False, dtype="int64"
+    )
     values = pd.Series([0, 1, 99_999, 99_998, 5_000, 7_298] * 50)
     codes = codec.encode(values)
     decoded = codec.decode(codes, np.random.default_rng(0))
@@ -54,8 +61,9 @@ def test_integer_codec_round_trips_point_masses_and_stays_in_its_cells() -> None
 
 
 def test_float_codec_keeps_missing_values_missing() -> None:
-    codec = NumericCodec("x", "float", *numeric_grid(-5.0, 5.0, integer=False, max_cells=16),
-                         has_missing=True, dtype="float64")
+    codec = NumericCodec(
+        "x", "float", *numeric_grid(-5.0, 5.0, integer=False, max_cells=16), has_missing=True, dtype="float64"
+    )
     values = pd.Series([-5.0, 0.0, 5.0, 0.3, np.nan])
     decoded = codec.decode(codec.encode(values), np.random.default_rng(0))
     assert decoded.isna().tolist() == [False, False, False, False, True]
@@ -63,8 +71,9 @@ def test_float_codec_keeps_missing_values_missing() -> None:
 
 
 def test_values_outside_declared_bounds_are_clipped_into_them() -> None:
-    codec = NumericCodec("age", "integer", *numeric_grid(17, 90, integer=True, max_cells=128),
-                         has_missing=False, dtype="int64")
+    codec = NumericCodec(
+        "age", "integer", *numeric_grid(17, 90, integer=True, max_cells=128), has_missing=False, dtype="int64"
+    )
     decoded = codec.decode(codec.encode(pd.Series([3, 200])), np.random.default_rng(0))
     assert decoded.tolist() == [17, 90]
 
@@ -89,8 +98,9 @@ def test_a_category_seen_once_is_not_released_when_categories_are_not_declared()
     frame = pd.DataFrame({"c": ["common"] * 2000 + ["rare"] * 1500 + ["unique-person"]})
     specs = parse_schema({"columns": [{"name": "c", "type": "categorical"}]})
     accountant = ZCDPAccountant()
-    codecs = fit_codecs(frame, specs, rho=0.05, threshold_delta=1e-6, max_cells=128,
-                        accountant=accountant, rng=np.random.default_rng(0))
+    codecs = fit_codecs(
+        frame, specs, rho=0.05, threshold_delta=1e-6, max_cells=128, accountant=accountant, rng=np.random.default_rng(0)
+    )
     assert codecs[0].values == ["common", "rare"]
     assert codecs[0].has_other
     assert accountant.approximate_delta == pytest.approx(1e-6)
@@ -99,11 +109,22 @@ def test_a_category_seen_once_is_not_released_when_categories_are_not_declared()
 
 def test_declared_categories_and_bounds_cost_nothing() -> None:
     frame = pd.DataFrame({"c": ["x", "y"] * 10, "n": range(20)})
-    schema = {"columns": [{"name": "c", "type": "categorical", "categories": ["x", "y", "z"]},
-                          {"name": "n", "type": "integer", "min": 0, "max": 19}]}
+    schema = {
+        "columns": [
+            {"name": "c", "type": "categorical", "categories": ["x", "y", "z"]},
+            {"name": "n", "type": "integer", "min": 0, "max": 19},
+        ]
+    }
     accountant = ZCDPAccountant()
-    codecs = fit_codecs(frame, parse_schema(schema), rho=0.0, threshold_delta=0.0, max_cells=64,
-                        accountant=accountant, rng=np.random.default_rng(0))
+    codecs = fit_codecs(
+        frame,
+        parse_schema(schema),
+        rho=0.0,
+        threshold_delta=0.0,
+        max_cells=64,
+        accountant=accountant,
+        rng=np.random.default_rng(0),
+    )
     assert accountant.measurements == []
     assert codecs[0].values == ["x", "y", "z"] and not codecs[0].has_other
     assert codecs[1].low[0] == 0 and codecs[1].high[-1] == 19
@@ -127,8 +148,7 @@ def test_unordered_bins_pool_rare_codes_and_keep_the_label_whole() -> None:
 
 def test_validation_reports_single_valued_columns_as_warnings() -> None:
     frame = pd.DataFrame({"a": ["x"] * 10, "b": list("xyxyxyxyxy")})
-    specs = parse_schema({"columns": [{"name": "a", "type": "categorical"},
-                                      {"name": "b", "type": "categorical"}]})
+    specs = parse_schema({"columns": [{"name": "a", "type": "categorical"}, {"name": "b", "type": "categorical"}]})
     messages = validate_frame(frame, specs, private=True)
     assert len(messages) == 1 and "'a'" in messages[0]
 
@@ -136,21 +156,23 @@ def test_validation_reports_single_valued_columns_as_warnings() -> None:
 @pytest.mark.parametrize(
     ("frame", "columns", "error", "match"),
     [
-        (pd.DataFrame({"a": [1, 2]}), [{"name": "b", "type": "integer"}], SchemaMismatchError,
-         "disagree"),
-        (pd.DataFrame({"a": [1, 2]}), [{"name": "a", "type": "integer", "role": "identifier"}],
-         SchemaMismatchError, "identifier"),
-        (pd.DataFrame({"a": [1.5, 2.0]}), [{"name": "a", "type": "integer"}], SchemaMismatchError,
-         "fractions"),
-        (pd.DataFrame({"a": ["x", "y"]}), [{"name": "a", "type": "float"}], SchemaMismatchError,
-         "not numeric"),
-        (pd.DataFrame({"a": ["x", "q"]}), [{"name": "a", "type": "categorical",
-                                            "categories": ["x", "y"]}],
-         SchemaMismatchError, "outside its declared"),
-        (pd.DataFrame({"a": [1.0, np.inf]}), [{"name": "a", "type": "float"}], GeneratorError,
-         "inf"),
-        (pd.DataFrame({"a": [None, None]}), [{"name": "a", "type": "categorical"}], GeneratorError,
-         "entirely missing"),
+        (pd.DataFrame({"a": [1, 2]}), [{"name": "b", "type": "integer"}], SchemaMismatchError, "disagree"),
+        (
+            pd.DataFrame({"a": [1, 2]}),
+            [{"name": "a", "type": "integer", "role": "identifier"}],
+            SchemaMismatchError,
+            "identifier",
+        ),
+        (pd.DataFrame({"a": [1.5, 2.0]}), [{"name": "a", "type": "integer"}], SchemaMismatchError, "fractions"),
+        (pd.DataFrame({"a": ["x", "y"]}), [{"name": "a", "type": "float"}], SchemaMismatchError, "not numeric"),
+        (
+            pd.DataFrame({"a": ["x", "q"]}),
+            [{"name": "a", "type": "categorical", "categories": ["x", "y"]}],
+            SchemaMismatchError,
+            "outside its declared",
+        ),
+        (pd.DataFrame({"a": [1.0, np.inf]}), [{"name": "a", "type": "float"}], GeneratorError, "inf"),
+        (pd.DataFrame({"a": [None, None]}), [{"name": "a", "type": "categorical"}], GeneratorError, "entirely missing"),
     ],
 )
 def test_validation_refuses_bad_input_with_a_clear_message(frame, columns, error, match) -> None:
@@ -160,9 +182,13 @@ def test_validation_refuses_bad_input_with_a_clear_message(frame, columns, error
 
 @pytest.mark.parametrize(
     "schema",
-    [{}, {"columns": []}, {"columns": [{"name": "a", "type": "text"}]},
-     {"columns": [{"name": "a", "type": "integer", "min": 5, "max": 1}]},
-     {"columns": [{"name": "a", "type": "integer", "role": "boss"}]}],
+    [
+        {},
+        {"columns": []},
+        {"columns": [{"name": "a", "type": "text"}]},
+        {"columns": [{"name": "a", "type": "integer", "min": 5, "max": 1}]},
+        {"columns": [{"name": "a", "type": "integer", "role": "boss"}]},
+    ],
 )
 def test_malformed_schemas_are_refused(schema: dict) -> None:
     with pytest.raises(SchemaMismatchError):
@@ -172,8 +198,7 @@ def test_malformed_schemas_are_refused(schema: dict) -> None:
 def test_target_shares_spread_the_remainder_over_unnamed_values_by_the_estimate():
     from synth_engine.generators.domain import CategoricalCodec, target_shares
 
-    codec = CategoricalCodec(name="label", values=["a", "b", "c"], has_other=False, has_missing=False,
-                             dtype="object")
+    codec = CategoricalCodec(name="label", values=["a", "b", "c"], has_other=False, has_missing=False, dtype="object")
 
     shares = target_shares(codec, {"a": 0.5}, np.array([0.2, 0.6, 0.2]))
 

@@ -94,8 +94,7 @@ def test_conditioning_on_a_single_value_gives_only_that_value(fitted):
 def test_unconditional_label_shares_follow_the_private_histogram(fitted, adult):
     synthetic = fitted.sample(4000)
     real = adult["income"].value_counts(normalize=True)
-    assert synthetic["income"].value_counts(normalize=True)[">50K"] == pytest.approx(
-        real[">50K"], abs=0.05)
+    assert synthetic["income"].value_counts(normalize=True)[">50K"] == pytest.approx(real[">50K"], abs=0.05)
 
 
 def test_conditions_on_a_non_label_column_are_refused(fitted):
@@ -139,8 +138,7 @@ def test_privacy_spent_is_within_the_target_and_the_plan(fitted):
     spent, planned = fitted.privacy_spent(), DPTVAEGenerator(**FAST).plan_privacy(3.0, DELTA, 2000)
     assert spent.epsilon <= planned.epsilon <= 3.0
     assert spent.delta == DELTA
-    for key in ("noise_multiplier", "sample_rate", "steps", "max_grad_norm", "accountant",
-                "composition"):
+    for key in ("noise_multiplier", "sample_rate", "steps", "max_grad_norm", "accountant", "composition"):
         assert key in spent.details
     assert spent.details["noise_multiplier"] == planned.details["noise_multiplier"]
     assert spent.details["steps"] == FAST["epochs"] * math.ceil(2000 / FAST["batch_size"])
@@ -150,8 +148,7 @@ def test_privacy_spent_is_within_the_target_and_the_plan(fitted):
 def test_privacy_spent_is_recomputable_from_its_details(fitted):
     spent = fitted.privacy_spent()
     details = spent.details
-    recomputed, _ = composed_epsilon(details["sgd_history"], details["zcdp_rho"],
-                                     details["conversion_delta"])
+    recomputed, _ = composed_epsilon(details["sgd_history"], details["zcdp_rho"], details["conversion_delta"])
     assert recomputed == spent.epsilon
     sgd_only = RDPAccountant()
     sgd_only.history = [tuple(entry) for entry in details["sgd_history"]]
@@ -161,14 +158,15 @@ def test_privacy_spent_is_recomputable_from_its_details(fitted):
 def _independent_rdp(q: float, sigma: float, steps: int, alpha: int) -> float:
     """RDP of the Poisson-subsampled Gaussian at an integer order, by the binomial expansion of
     Mironov, Talwar & Zhang (2019), Sec. 3.3, in log space with exact binomial coefficients."""
-    terms = [math.log(math.comb(alpha, k)) + (alpha - k) * math.log1p(-q) + k * math.log(q)
-             + (k * k - k) / (2 * sigma**2) for k in range(alpha + 1)]
+    terms = [
+        math.log(math.comb(alpha, k)) + (alpha - k) * math.log1p(-q) + k * math.log(q) + (k * k - k) / (2 * sigma**2)
+        for k in range(alpha + 1)
+    ]
     top = max(terms)
     return steps * (top + math.log(sum(math.exp(t - top) for t in terms))) / (alpha - 1)
 
 
-@pytest.mark.parametrize(("q", "sigma", "steps"), [(0.01, 1.1, 6000), (0.05, 2.0, 600),
-                                                   (0.25, 4.0, 40)])
+@pytest.mark.parametrize(("q", "sigma", "steps"), [(0.01, 1.1, 6000), (0.05, 2.0, 600), (0.25, 4.0, 40)])
 def test_sgd_rdp_matches_an_independent_computation(q, sigma, steps):
     curve = sgd_rdp(sigma, q, steps)
     for alpha in (2, 8, 32):
@@ -181,8 +179,7 @@ def test_composed_epsilon_matches_a_hand_conversion():
     best = math.inf
     for alpha in range(2, 65):  # Balle et al. (2020), Thm. 21
         rdp = _independent_rdp(q, sigma, steps, alpha) + rho * alpha
-        best = min(best, rdp - (math.log(delta) + math.log(alpha)) / (alpha - 1)
-                   + math.log((alpha - 1) / alpha))
+        best = min(best, rdp - (math.log(delta) + math.log(alpha)) / (alpha - 1) + math.log((alpha - 1) / alpha))
     epsilon, _ = composed_epsilon([(sigma, q, steps)], rho, delta)
     assert epsilon == pytest.approx(best, rel=1e-9)
 
@@ -192,8 +189,9 @@ def test_opacus_rdp_accountant_matches_a_published_value():
     # --noise_multiplier=1.1 --epochs=60 --delta=1e-5" gives eps = 3.01 with the classic RDP
     # conversion eps = min_a rdp(a) + log(1/delta)/(a - 1); Balle et al. (2020) is tighter.
     q, sigma, steps = 256 / 60000, 1.1, math.ceil(60 * 60000 / 256)
-    classic = min(float(r) + math.log(1 / 1e-5) / (a - 1)
-                  for r, a in zip(sgd_rdp(sigma, q, steps), RDP_ORDERS, strict=True))
+    classic = min(
+        float(r) + math.log(1 / 1e-5) / (a - 1) for r, a in zip(sgd_rdp(sigma, q, steps), RDP_ORDERS, strict=True)
+    )
     assert classic == pytest.approx(3.01, abs=0.01)
     assert composed_epsilon([(sigma, q, steps)], 0.0, 1e-5)[0] < classic
 
@@ -207,8 +205,7 @@ def test_calibrated_noise_meets_the_target_tightly(target):
 
 def test_noise_multiplier_grows_as_epsilon_shrinks():
     generator = DPTVAEGenerator(**FAST)
-    noise = [generator.plan_privacy(eps, DELTA, 2000).details["noise_multiplier"]
-             for eps in (8.0, 3.0, 1.0, 0.5)]
+    noise = [generator.plan_privacy(eps, DELTA, 2000).details["noise_multiplier"] for eps in (8.0, 3.0, 1.0, 0.5)]
     assert noise == sorted(noise) and len(set(noise)) == 4
 
 
@@ -256,8 +253,7 @@ def test_refuses_an_all_null_column(adult, schema):
 def test_refuses_infinite_values(adult, schema):
     frame = adult.assign(**{"hours-per-week": adult["hours-per-week"].astype(float)})
     frame.loc[3, "hours-per-week"] = np.inf
-    schema = {"columns": [dict(c, type="float") if c["name"] == "hours-per-week" else c
-                          for c in schema["columns"]]}
+    schema = {"columns": [dict(c, type="float") if c["name"] == "hours-per-week" else c for c in schema["columns"]]}
     assert_refused_before_training(frame, schema, "inf")
 
 
@@ -290,8 +286,9 @@ def test_unknown_hyperparameters_raise_type_error():
         DPTVAEGenerator(epoch=3)
 
 
-@pytest.mark.parametrize("params", [{"epochs": 0}, {"batch_size": -1}, {"learning_rate": 0},
-                                    {"hidden_dims": ()}, {"domain_fraction": 0.99}])
+@pytest.mark.parametrize(
+    "params", [{"epochs": 0}, {"batch_size": -1}, {"learning_rate": 0}, {"hidden_dims": ()}, {"domain_fraction": 0.99}]
+)
 def test_invalid_hyperparameter_values_are_refused(params):
     with pytest.raises(GeneratorError):
         DPTVAEGenerator(**params).plan_privacy(3.0, DELTA, 2000)
@@ -321,8 +318,7 @@ def test_check_returns_warnings_for_usable_data(adult, schema):
 
 @pytest.mark.slow
 def test_conditioning_on_the_label_shifts_the_features(adult, schema):
-    model = DPTVAEGenerator(epochs=30, batch_size=256).fit(adult, schema, 8.0, DELTA,
-                                                            random_state=1)
+    model = DPTVAEGenerator(epochs=30, batch_size=256).fit(adult, schema, 8.0, DELTA, random_state=1)
     rich = model.sample(2000, conditions={"income": ">50K"})
     poor = model.sample(2000, conditions={"income": "<=50K"})
     assert rich["education-num"].mean() > poor["education-num"].mean()

@@ -23,8 +23,14 @@ from synth_engine.generators import (
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_sample.csv"
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
-BOUNDS = {"age": (17, 90), "fnlwgt": (10_000, 1_500_000), "education-num": (1, 16),
-          "capital-gain": (0, 99_999), "capital-loss": (0, 4_356), "hours-per-week": (1, 99)}
+BOUNDS = {
+    "age": (17, 90),
+    "fnlwgt": (10_000, 1_500_000),
+    "education-num": (1, 16),
+    "capital-gain": (0, 99_999),
+    "capital-loss": (0, 4_356),
+    "hours-per-week": (1, 99),
+}
 DELTA = 1e-5
 
 
@@ -39,11 +45,9 @@ def adult_schema(frame: pd.DataFrame) -> dict:
     columns = []
     for name in frame.columns:
         if name in NUMERIC:
-            columns.append({"name": name, "type": "integer", "min": BOUNDS[name][0],
-                            "max": BOUNDS[name][1]})
+            columns.append({"name": name, "type": "integer", "min": BOUNDS[name][0], "max": BOUNDS[name][1]})
         else:
-            columns.append({"name": name, "type": "categorical",
-                            "role": "label" if name == "income" else "other"})
+            columns.append({"name": name, "type": "categorical", "role": "label" if name == "income" else "other"})
     return {"columns": columns}
 
 
@@ -84,8 +88,7 @@ def fitted(adult: pd.DataFrame, schema: dict) -> MSTGenerator:
 # ---------------------------------------------------------------------- interface contract
 
 
-def test_sample_has_the_source_columns_order_and_dtypes(fitted: MSTGenerator,
-                                                        adult: pd.DataFrame) -> None:
+def test_sample_has_the_source_columns_order_and_dtypes(fitted: MSTGenerator, adult: pd.DataFrame) -> None:
     synthetic = fitted.sample(500)
     assert synthetic.shape == (500, adult.shape[1])
     assert list(synthetic.columns) == list(adult.columns)
@@ -105,8 +108,7 @@ def test_point_masses_are_sampled_exactly(fitted: MSTGenerator, adult: pd.DataFr
     assert (synthetic["hours-per-week"] == 40).mean() > 0.3
 
 
-def test_same_data_parameters_and_seed_give_byte_identical_output(adult: pd.DataFrame,
-                                                                 schema: dict) -> None:
+def test_same_data_parameters_and_seed_give_byte_identical_output(adult: pd.DataFrame, schema: dict) -> None:
     first = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=11).sample(1_000)
     second = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=11).sample(1_000)
     third = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=12).sample(1_000)
@@ -120,10 +122,10 @@ def test_unseeded_fits_draw_fresh_noise(adult: pd.DataFrame, schema: dict) -> No
     assert csv_bytes(first) != csv_bytes(second)
 
 
-@pytest.mark.parametrize("conditions", [{"income": {">50K": 0.5, "<=50K": 0.5}},
-                                        {"income": {">50K": 0.8, "<=50K": 0.2}}])
-def test_conditioning_on_the_label_meets_the_requested_shares(fitted: MSTGenerator,
-                                                              conditions: dict) -> None:
+@pytest.mark.parametrize(
+    "conditions", [{"income": {">50K": 0.5, "<=50K": 0.5}}, {"income": {">50K": 0.8, "<=50K": 0.2}}]
+)
+def test_conditioning_on_the_label_meets_the_requested_shares(fitted: MSTGenerator, conditions: dict) -> None:
     synthetic = fitted.sample(4_001, conditions=conditions)
     shares = synthetic["income"].value_counts(normalize=True)
     for value, share in conditions["income"].items():
@@ -141,8 +143,7 @@ def test_rebalancing_raises_the_minority_share_of_high_earners(fitted: MSTGenera
     balanced = fitted.sample(5_000, conditions={"income": {">50K": 0.5, "<=50K": 0.5}})
     assert (plain["income"] == ">50K").mean() < 0.35
     assert (balanced["income"] == ">50K").mean() == pytest.approx(0.5, abs=1e-3)
-    rich_married = (balanced.loc[balanced["income"] == ">50K", "marital-status"]
-                    == "Married-civ-spouse").mean()
+    rich_married = (balanced.loc[balanced["income"] == ">50K", "marital-status"] == "Married-civ-spouse").mean()
     assert rich_married > 0.6  # the conditional structure is sampled, not copied
 
 
@@ -151,17 +152,23 @@ def test_shares_naming_one_class_give_the_rest_to_the_others(fitted: MSTGenerato
     assert (balanced["income"] == ">50K").mean() == pytest.approx(0.5, abs=1e-3)
 
 
-@pytest.mark.parametrize("conditions", [{"income": "millionaire"}, {"age": 30},
-                                        {"nope": "x"}, {"income": {">50K": 0.7, "<=50K": 0.7}},
-                                        {"income": ">50K", "sex": "Male"}])
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        {"income": "millionaire"},
+        {"age": 30},
+        {"nope": "x"},
+        {"income": {">50K": 0.7, "<=50K": 0.7}},
+        {"income": ">50K", "sex": "Male"},
+    ],
+)
 def test_impossible_conditions_are_refused(fitted: MSTGenerator, conditions: dict) -> None:
     with pytest.raises(GeneratorError):
         fitted.sample(10, conditions=conditions)
 
 
 @pytest.mark.parametrize("n_rows", [0, -5, 2.5, True])
-def test_non_positive_or_non_integer_row_counts_are_refused(fitted: MSTGenerator,
-                                                            n_rows: object) -> None:
+def test_non_positive_or_non_integer_row_counts_are_refused(fitted: MSTGenerator, n_rows: object) -> None:
     with pytest.raises(GeneratorError, match="n_rows"):
         fitted.sample(n_rows)  # type: ignore[arg-type]
 
@@ -171,8 +178,9 @@ def test_non_positive_or_non_integer_row_counts_are_refused(fitted: MSTGenerator
 
 @pytest.mark.parametrize("epsilon", [0.5, 1.0, 3.0, 8.0])
 @pytest.mark.parametrize("delta", [1e-5, 1e-7])
-def test_spent_privacy_never_exceeds_the_target(adult: pd.DataFrame, schema: dict,
-                                                epsilon: float, delta: float) -> None:
+def test_spent_privacy_never_exceeds_the_target(
+    adult: pd.DataFrame, schema: dict, epsilon: float, delta: float
+) -> None:
     model = MSTGenerator().fit(adult, schema, epsilon, delta, random_state=0)
     spent = model.privacy_spent()
     assert spent.epsilon <= epsilon
@@ -200,16 +208,14 @@ def test_privacy_details_let_anyone_recompute_the_spend(fitted: MSTGenerator) ->
     assert stages["two_way"]["measurements"] == 13  # tree over the 14 non-label columns
     recomputed = sum(stage["rho"] for stage in stages.values())
     assert recomputed == pytest.approx(details["rho"])
-    assert cdp_epsilon(details["rho"], details["conversion_delta"]) == pytest.approx(
-        fitted.privacy_spent().epsilon)
+    assert cdp_epsilon(details["rho"], details["conversion_delta"]) == pytest.approx(fitted.privacy_spent().epsilon)
     assert fitted.privacy_spent().accountant.startswith("zCDP")
 
 
 def test_noise_grows_as_epsilon_shrinks(adult: pd.DataFrame, schema: dict) -> None:
     sigmas = []
     for epsilon in (8.0, 2.0, 0.5):
-        stages = MSTGenerator().fit(adult, schema, epsilon, DELTA, random_state=0) \
-            .privacy_spent().details["stages"]
+        stages = MSTGenerator().fit(adult, schema, epsilon, DELTA, random_state=0).privacy_spent().details["stages"]
         sigmas.append((stages["one_way"]["sigma"][0], stages["two_way"]["sigma"][0]))
     assert sigmas[0][0] < sigmas[1][0] < sigmas[2][0]
     assert sigmas[0][1] < sigmas[1][1] < sigmas[2][1]
@@ -217,9 +223,16 @@ def test_noise_grows_as_epsilon_shrinks(adult: pd.DataFrame, schema: dict) -> No
 
 def test_quality_improves_with_epsilon(adult: pd.DataFrame, schema: dict) -> None:
     def mean_tvd(epsilon: float) -> float:
-        return float(np.mean([one_way_tvd(adult, MSTGenerator().fit(
-            adult, schema, epsilon, DELTA, random_state=seed).sample(len(adult)))
-            for seed in range(3)]))
+        return float(
+            np.mean(
+                [
+                    one_way_tvd(
+                        adult, MSTGenerator().fit(adult, schema, epsilon, DELTA, random_state=seed).sample(len(adult))
+                    )
+                    for seed in range(3)
+                ]
+            )
+        )
 
     assert mean_tvd(10.0) < mean_tvd(0.3)
 
@@ -271,15 +284,13 @@ def test_infinite_values_are_refused(adult: pd.DataFrame, schema: dict) -> None:
         MSTGenerator().fit(frame, schema, 1.0, DELTA, random_state=0)
 
 
-def test_an_undeclared_id_like_categorical_is_refused_under_dp(adult: pd.DataFrame,
-                                                               schema: dict) -> None:
+def test_an_undeclared_id_like_categorical_is_refused_under_dp(adult: pd.DataFrame, schema: dict) -> None:
     frame = adult.assign(workclass=[f"person-{i}" for i in range(len(adult))])
     with pytest.raises(GeneratorError, match="distinct values"):
         MSTGenerator().check(frame, schema)
 
 
-def test_a_single_valued_column_is_a_warning_not_an_error(adult: pd.DataFrame,
-                                                          schema: dict) -> None:
+def test_a_single_valued_column_is_a_warning_not_an_error(adult: pd.DataFrame, schema: dict) -> None:
     frame = adult.assign(race="White")
     messages = MSTGenerator().check(frame, schema)
     assert any("'race'" in message for message in messages)
@@ -288,16 +299,13 @@ def test_a_single_valued_column_is_a_warning_not_an_error(adult: pd.DataFrame,
     assert set(model.sample(1_000)["race"]) <= {"White", "other"}
 
 
-@pytest.mark.parametrize(("epsilon", "delta"), [(0.0, DELTA), (-1.0, DELTA), (math.inf, DELTA),
-                                                (1.0, 0.0), (1.0, 1.0)])
-def test_invalid_privacy_targets_are_refused(adult: pd.DataFrame, schema: dict, epsilon: float,
-                                             delta: float) -> None:
+@pytest.mark.parametrize(("epsilon", "delta"), [(0.0, DELTA), (-1.0, DELTA), (math.inf, DELTA), (1.0, 0.0), (1.0, 1.0)])
+def test_invalid_privacy_targets_are_refused(adult: pd.DataFrame, schema: dict, epsilon: float, delta: float) -> None:
     with pytest.raises(GeneratorError):
         MSTGenerator().fit(adult, schema, epsilon, delta, random_state=0)
 
 
-def test_a_budget_too_small_to_be_useful_names_the_minimum(adult: pd.DataFrame,
-                                                           schema: dict) -> None:
+def test_a_budget_too_small_to_be_useful_names_the_minimum(adult: pd.DataFrame, schema: dict) -> None:
     with pytest.raises(InsufficientBudgetError, match=r"use epsilon >= (\S+)") as caught:
         MSTGenerator().fit(adult, schema, 0.01, DELTA, random_state=0)
     minimum = float(caught.value.args[0].split("use epsilon >= ")[1].split()[0])
@@ -308,8 +316,7 @@ def test_a_budget_too_small_to_be_useful_names_the_minimum(adult: pd.DataFrame,
         generator.plan_privacy(0.01, DELTA, len(adult))
 
 
-def test_a_frame_that_does_not_match_its_schema_is_refused(adult: pd.DataFrame,
-                                                           schema: dict) -> None:
+def test_a_frame_that_does_not_match_its_schema_is_refused(adult: pd.DataFrame, schema: dict) -> None:
     with pytest.raises(SchemaMismatchError):
         MSTGenerator().fit(adult.drop(columns="age"), schema, 1.0, DELTA, random_state=0)
 
@@ -319,11 +326,17 @@ def test_unknown_parameters_are_refused_by_the_registry() -> None:
         get_generator("mst", max_binz=3)
 
 
-@pytest.mark.parametrize("params", [{"max_bins": 1}, {"one_way_fraction": 1.5},
-                                    {"one_way_fraction": 0.6, "selection_fraction": 0.5},
-                                    {"structure": "forest"}, {"min_bin_sigmas": -1}])
-def test_out_of_range_parameters_are_refused(adult: pd.DataFrame, schema: dict,
-                                             params: dict) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"max_bins": 1},
+        {"one_way_fraction": 1.5},
+        {"one_way_fraction": 0.6, "selection_fraction": 0.5},
+        {"structure": "forest"},
+        {"min_bin_sigmas": -1},
+    ],
+)
+def test_out_of_range_parameters_are_refused(adult: pd.DataFrame, schema: dict, params: dict) -> None:
     with pytest.raises(GeneratorError, match="invalid MST parameters"):
         MSTGenerator(**params).fit(adult, schema, 1.0, DELTA, random_state=0)
 
@@ -340,18 +353,22 @@ def test_boolean_datetime_float_and_missing_values_round_trip() -> None:
     rng = np.random.default_rng(0)
     n = 3_000
     start = pd.Timestamp("2020-01-01")
-    frame = pd.DataFrame({
-        "flag": rng.random(n) < 0.3,
-        "when": start + pd.to_timedelta(rng.integers(0, 365 * 86_400, n), unit="s"),
-        "score": np.where(rng.random(n) < 0.1, np.nan, rng.normal(50, 10, n).clip(0, 100)),
-        "kind": rng.choice(["a", "b", "c", ""], n, p=[0.5, 0.3, 0.1, 0.1]),
-    })
-    schema = {"columns": [
-        {"name": "flag", "type": "boolean"},
-        {"name": "when", "type": "datetime", "min": "2020-01-01", "max": "2021-01-01"},
-        {"name": "score", "type": "float", "min": 0, "max": 100},
-        {"name": "kind", "type": "categorical"},
-    ]}
+    frame = pd.DataFrame(
+        {
+            "flag": rng.random(n) < 0.3,
+            "when": start + pd.to_timedelta(rng.integers(0, 365 * 86_400, n), unit="s"),
+            "score": np.where(rng.random(n) < 0.1, np.nan, rng.normal(50, 10, n).clip(0, 100)),
+            "kind": rng.choice(["a", "b", "c", ""], n, p=[0.5, 0.3, 0.1, 0.1]),
+        }
+    )
+    schema = {
+        "columns": [
+            {"name": "flag", "type": "boolean"},
+            {"name": "when", "type": "datetime", "min": "2020-01-01", "max": "2021-01-01"},
+            {"name": "score", "type": "float", "min": 0, "max": 100},
+            {"name": "kind", "type": "categorical"},
+        ]
+    }
     model = MSTGenerator().fit(frame, schema, 5.0, DELTA, random_state=0)
     synthetic = model.sample(5_000)
     assert synthetic.dtypes.equals(frame.dtypes)

@@ -48,8 +48,7 @@ def test_conversion_agrees_with_an_independent_minimisation_over_alpha() -> None
     rho, epsilon = 0.5, 4.728387
 
     def log_delta(alpha: float) -> float:
-        return ((alpha - 1) * (alpha * rho - epsilon) + alpha * math.log1p(-1 / alpha)
-                - math.log(alpha - 1))
+        return (alpha - 1) * (alpha * rho - epsilon) + alpha * math.log1p(-1 / alpha) - math.log(alpha - 1)
 
     best = minimize_scalar(log_delta, bounds=(1.001, 200), method="bounded")
     assert cdp_delta(rho, epsilon) == pytest.approx(math.exp(best.fun), rel=1e-4)

@@ -15,8 +15,17 @@ from audits.services import audit_external, audit_run_on_demand, risk_accept
 from governance.cli_format import cell, fields, table
 from governance.management.base import CliError, SynthgateCommand
 
-LIST_COLUMNS = ("id", "kind", "status", "blocked", "dataset", "version_number", "request", "failed_checks",
-                "created_at")
+LIST_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "blocked",
+    "dataset",
+    "version_number",
+    "request",
+    "failed_checks",
+    "created_at",
+)
 DIRECTION_WORDS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
 
 
@@ -35,8 +44,9 @@ class Command(SynthgateCommand):
         run.add_argument("version_id", type=int, metavar="VERSION_ID")
         run.add_argument("--seed", type=int, help="fix the audit's seed (default: a fresh random one)")
         external = self.add_subcommand(actions, "external", "audit synthetic data made outside Synthgate")
-        external.add_argument("--dataset", required=True, metavar="NAME",
-                              help="its newest source version is the training data")
+        external.add_argument(
+            "--dataset", required=True, metavar="NAME", help="its newest source version is the training data"
+        )
         external.add_argument("--synthetic", required=True, metavar="S.csv", help="the synthetic table")
         external.add_argument("--holdout", required=True, metavar="H.csv", help="real rows the generator never saw")
         external.add_argument("--seed", type=int)
@@ -53,9 +63,26 @@ class Command(SynthgateCommand):
             if options[option] is not None:
                 runs = runs.filter(**{field: options[option]})
         runs = list(runs)
-        self.emit(AuditRunOutputSerializer(runs, many=True).data, lambda: table(LIST_COLUMNS, [
-            (run.pk, run.kind, run.status, run.blocked, run.version.dataset.name, run.version.number, run.request_id,
-             run.failed_checks, run.created_at) for run in runs]))
+        self.emit(
+            AuditRunOutputSerializer(runs, many=True).data,
+            lambda: table(
+                LIST_COLUMNS,
+                [
+                    (
+                        run.pk,
+                        run.kind,
+                        run.status,
+                        run.blocked,
+                        run.version.dataset.name,
+                        run.version.number,
+                        run.request_id,
+                        run.failed_checks,
+                        run.created_at,
+                    )
+                    for run in runs
+                ],
+            ),
+        )
 
     def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
@@ -65,16 +92,24 @@ class Command(SynthgateCommand):
     def handle_external(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
         paths = {option: _existing_file(options[option], option=f"--{option}") for option in ("synthetic", "holdout")}
-        run = audit_external(actor=actor, dataset_name=options["dataset"], synthetic_path=paths["synthetic"],
-                             holdout_path=paths["holdout"], seed=options["seed"])
+        run = audit_external(
+            actor=actor,
+            dataset_name=options["dataset"],
+            synthetic_path=paths["synthetic"],
+            holdout_path=paths["holdout"],
+            seed=options["seed"],
+        )
         self.show_run(audit_run_get(user=actor, run_id=run.pk))
 
     def handle_accept_risk(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         acceptance = risk_accept(actor=actor, request_id=options["request_id"], reason=options["reason"])
         data = RiskAcceptApi.OutputSerializer(acceptance).data
-        self.emit(data, f"Risk accepted for request #{acceptance.request_id} (audit #{acceptance.run_id}) by "
-                        f"{acceptance.approver.username}: {', '.join(acceptance.failed_checks) or 'no failed checks'}."
-                        f"\nreason: {acceptance.reason}\nThe request is now {acceptance.request.state}.")
+        self.emit(
+            data,
+            f"Risk accepted for request #{acceptance.request_id} (audit #{acceptance.run_id}) by "
+            f"{acceptance.approver.username}: {', '.join(acceptance.failed_checks) or 'no failed checks'}."
+            f"\nreason: {acceptance.reason}\nThe request is now {acceptance.request.state}.",
+        )
 
     def show_run(self, run: AuditRun) -> None:
         self.emit(AuditRunDetailOutputSerializer(run).data, lambda: run_text(run))
@@ -83,17 +118,43 @@ class Command(SynthgateCommand):
 def run_text(run: AuditRun) -> str:
     """The verdict, why a blocked run is blocked, every check, the positive controls and the datasheet."""
     checks = list(run.checks.all())
-    lines = [verdict_line(run), *blocking_reasons(checks), "",
-             fields([("dataset", run.version.dataset.name),
-                     ("version", f"#{run.version_id} (v{run.version.number}, {run.version.kind})"),
-                     ("version hash", run.version.content_hash), ("request", run.request_id),
-                     ("kind", run.kind), ("seed", run.seed), ("failed checks", run.failed_checks),
-                     ("finished at", run.finished_at)])]
+    lines = [
+        verdict_line(run),
+        *blocking_reasons(checks),
+        "",
+        fields(
+            [
+                ("dataset", run.version.dataset.name),
+                ("version", f"#{run.version_id} (v{run.version.number}, {run.version.kind})"),
+                ("version hash", run.version.content_hash),
+                ("request", run.request_id),
+                ("kind", run.kind),
+                ("seed", run.seed),
+                ("failed checks", run.failed_checks),
+                ("finished at", run.finished_at),
+            ]
+        ),
+    ]
     if run.error:
         lines += ["", f"error: {run.error}"]
-    lines += ["", "Checks", table(("check", "category", "value", "threshold", "direction", "verdict"),
-                                  [(c.name, c.category, _number(c.value), _number(c.threshold),
-                                    DIRECTION_WORDS.get(c.direction, c.direction), c.verdict) for c in checks])]
+    lines += [
+        "",
+        "Checks",
+        table(
+            ("check", "category", "value", "threshold", "direction", "verdict"),
+            [
+                (
+                    c.name,
+                    c.category,
+                    _number(c.value),
+                    _number(c.threshold),
+                    DIRECTION_WORDS.get(c.direction, c.direction),
+                    c.verdict,
+                )
+                for c in checks
+            ],
+        ),
+    ]
     lines += ["", "Positive controls", *control_lines(run)]
     lines += ["", "Datasheet", datasheet_text(Datasheet.objects.filter(run=run).first())]
     return "\n".join(lines)
@@ -115,27 +176,40 @@ def blocking_reasons(checks: list[CheckResult]) -> list[str]:
     lines = ["Blocked by:"]
     for check in blocked:
         spec = CHECK_SPECS.get(check.name)
-        interval = (f" (95% CI {_number(check.ci_low)}–{_number(check.ci_high)})"
-                    if check.ci_low is not None and check.ci_high is not None else "")
+        interval = (
+            f" (95% CI {_number(check.ci_low)}–{_number(check.ci_high)})"
+            if check.ci_low is not None and check.ci_high is not None
+            else ""
+        )
         limit = "at most" if check.direction == "lower_is_better" else "at least"
-        lines.append(f"  {check.name}: {_number(check.value)}{interval}, must be {limit} {_number(check.threshold)}"
-                     + (f" — {spec.description}" if spec else ""))
+        lines.append(
+            f"  {check.name}: {_number(check.value)}{interval}, must be {limit} {_number(check.threshold)}"
+            + (f" — {spec.description}" if spec else "")
+        )
     return lines
 
 
 def control_lines(run: AuditRun) -> list[str]:
     if not run.controls:
         return ["no positive control ran"]
-    return [f"{control['family']}: {control['n_planted']} verbatim training rows planted ({control['share']:.0%}) — "
-            + ("caught by " + ", ".join(control["caught_by"]) if control["caught"] else "NOT caught (inconclusive)")
-            for control in run.controls]
+    return [
+        f"{control['family']}: {control['n_planted']} verbatim training rows planted ({control['share']:.0%}) — "
+        + ("caught by " + ", ".join(control["caught_by"]) if control["caught"] else "NOT caught (inconclusive)")
+        for control in run.controls
+    ]
 
 
 def datasheet_text(sheet: Datasheet | None) -> str:
     if sheet is None:
         return "not signed"
-    return fields([("path", Path(settings.DATA_DIR) / sheet.storage_key), ("sha256", sheet.sha256),
-                   ("signer", sheet.signer), ("signed at", sheet.signed_at)])
+    return fields(
+        [
+            ("path", Path(settings.DATA_DIR) / sheet.storage_key),
+            ("sha256", sheet.sha256),
+            ("signer", sheet.signer),
+            ("signed at", sheet.signed_at),
+        ]
+    )
 
 
 def _number(value: float | None) -> str:
@@ -145,8 +219,11 @@ def _number(value: float | None) -> str:
 def _existing_file(name: str, *, option: str) -> Path:
     path = Path(name)
     if not path.is_file():
-        raise CliError(f"No such file: {path} (given with {option}).", code="not_found",
-                       extra={"path": str(path), "option": option})
+        raise CliError(
+            f"No such file: {path} (given with {option}).",
+            code="not_found",
+            extra={"path": str(path), "option": option},
+        )
     return path
 
 

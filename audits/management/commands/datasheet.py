@@ -27,8 +27,12 @@ class Command(SynthgateCommand):
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         # Verifying reads only the file given and the public signing record, so --as is optional.
-        verify = self.add_subcommand(actions, "verify", "check the signature and the recorded SHA-256; "
-                                     "exit 1 if verification fails", needs_user=False)
+        verify = self.add_subcommand(
+            actions,
+            "verify",
+            "check the signature and the recorded SHA-256; exit 1 if verification fails",
+            needs_user=False,
+        )
         verify.add_argument("file", metavar="FILE.pdf")
         path = self.add_subcommand(actions, "path", "where the signed datasheet of an audit run is stored")
         path.add_argument("run_id", type=int, metavar="RUN_ID")
@@ -38,29 +42,46 @@ class Command(SynthgateCommand):
         try:
             pdf_bytes = path.read_bytes()
         except OSError as error:
-            raise CliError(f"Cannot read {path}: {error.strerror}.", code="not_found",
-                           extra={"path": str(path)}) from error
+            raise CliError(
+                f"Cannot read {path}: {error.strerror}.", code="not_found", extra={"path": str(path)}
+            ) from error
         report = datasheet_verify(pdf_bytes=pdf_bytes)
         data = DatasheetVerifyApi.OutputSerializer(report).data
-        self.emit(data, lambda: "\n".join([
-            f"{path}: {'VERIFIED' if report['ok'] else 'VERIFICATION FAILED'}",
-            fields([("intact", report["intact"]), ("valid", report["valid"]), ("trusted", report["trusted"]),
-                    ("covers entire file", report["covers_entire_file"]), ("signer", report["signer"]),
-                    ("signing time", report["signing_time"]), ("sha256", report["sha256"]),
-                    ("sha256 matches record", report["sha256_matches_record"]),
-                    ("version hash", report["version_hash"])]),
-            *[f"problem: {problem}" for problem in report["problems"]],
-            *[f"note: {note}" for note in report["notes"]]]))
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    f"{path}: {'VERIFIED' if report['ok'] else 'VERIFICATION FAILED'}",
+                    fields(
+                        [
+                            ("intact", report["intact"]),
+                            ("valid", report["valid"]),
+                            ("trusted", report["trusted"]),
+                            ("covers entire file", report["covers_entire_file"]),
+                            ("signer", report["signer"]),
+                            ("signing time", report["signing_time"]),
+                            ("sha256", report["sha256"]),
+                            ("sha256 matches record", report["sha256_matches_record"]),
+                            ("version hash", report["version_hash"]),
+                        ]
+                    ),
+                    *[f"problem: {problem}" for problem in report["problems"]],
+                    *[f"note: {note}" for note in report["notes"]],
+                ]
+            ),
+        )
         if not report["ok"]:
-            raise CliError(f"{path} failed verification: " + " ".join(report["problems"]),
-                           code="verification_failed", extra={"problems": report["problems"]},
-                           returncode=VERIFICATION_FAILED_EXIT)
+            raise CliError(
+                f"{path} failed verification: " + " ".join(report["problems"]),
+                code="verification_failed",
+                extra={"problems": report["problems"]},
+                returncode=VERIFICATION_FAILED_EXIT,
+            )
 
     def handle_path(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         run = audit_run_get(user=actor, run_id=options["run_id"])
         sheet = Datasheet.objects.filter(run=run).first()
         if sheet is None:
-            raise CliError(f"Audit run #{run.pk} has no signed datasheet.", code="not_found",
-                           extra={"run": run.pk})
+            raise CliError(f"Audit run #{run.pk} has no signed datasheet.", code="not_found", extra={"run": run.pk})
         path = datasheet_file(sheet)
         self.emit({"run": run.pk, "path": str(path), "sha256": sheet.sha256}, str(path))

@@ -16,8 +16,12 @@ class Command(SynthgateCommand):
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
-        run = self.add_subcommand(actions, "run", "re-audit every active release now and print each verdict "
-                                  "(stale releases are marked and their steward and requester emailed)")
+        run = self.add_subcommand(
+            actions,
+            "run",
+            "re-audit every active release now and print each verdict "
+            "(stale releases are marked and their steward and requester emailed)",
+        )
         run.add_argument("--dataset", metavar="NAME", help="only this dataset's releases")
         schedule = self.add_subcommand(actions, "schedule", "how often the scheduled drift audit re-checks a dataset")
         schedule.add_argument("dataset", metavar="DATASET")
@@ -26,16 +30,39 @@ class Command(SynthgateCommand):
 
     def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         outcomes = drift_audit_run(actor=actor, dataset_name=options["dataset"])
-        rows = [{"release": outcome.release.pk, "request": outcome.release.request_id,
-                 "dataset": outcome.release.request.dataset.name, "verdict": outcome.verdict,
-                 "drift_run": outcome.run.pk if outcome.run else None, "reasons": outcome.reasons}
-                for outcome in outcomes]
-        self.emit(rows, lambda: table(("release", "request", "dataset", "verdict", "drift_run", "reasons"),
-                                      [list(row.values()) for row in rows]) if rows else "No active releases.")
+        rows = [
+            {
+                "release": outcome.release.pk,
+                "request": outcome.release.request_id,
+                "dataset": outcome.release.request.dataset.name,
+                "verdict": outcome.verdict,
+                "drift_run": outcome.run.pk if outcome.run else None,
+                "reasons": outcome.reasons,
+            }
+            for outcome in outcomes
+        ]
+        self.emit(
+            rows,
+            lambda: (
+                table(
+                    ("release", "request", "dataset", "verdict", "drift_run", "reasons"),
+                    [list(row.values()) for row in rows],
+                )
+                if rows
+                else "No active releases."
+            ),
+        )
 
     def handle_schedule(self, actor: AbstractUser, options: dict[str, Any]) -> None:
-        schedule = drift_schedule_set(actor=actor, dataset_name=options["dataset"],
-                                      interval_hours=options["interval_hours"], enabled=not options["disable"])
+        schedule = drift_schedule_set(
+            actor=actor,
+            dataset_name=options["dataset"],
+            interval_hours=options["interval_hours"],
+            enabled=not options["disable"],
+        )
         data = {"dataset": options["dataset"], "interval_hours": schedule.interval_hours, "enabled": schedule.enabled}
-        self.emit(data, f"Drift audits of {options['dataset']}: "
-                        + (f"every {schedule.interval_hours} h" if schedule.enabled else "disabled"))
+        self.emit(
+            data,
+            f"Drift audits of {options['dataset']}: "
+            + (f"every {schedule.interval_hours} h" if schedule.enabled else "disabled"),
+        )

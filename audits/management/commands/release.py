@@ -20,8 +20,17 @@ from governance.models import DownloadKind, Release
 from governance.selectors import release_get, release_list
 from governance.services import release_create, release_download, release_revoke
 
-LIST_COLUMNS = ("id", "request", "version", "version_number", "released_by", "created_at", "expires_at",
-                "revoked_at", "active")
+LIST_COLUMNS = (
+    "id",
+    "request",
+    "version",
+    "version_number",
+    "released_by",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "active",
+)
 
 
 class ReleaseParser(SynthgateParser):
@@ -59,16 +68,36 @@ class Command(SynthgateCommand):
 
     def handle_create(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         release = release_create(actor=actor, request_id=options["request_id"])
-        self.show_release(actor, release.pk, headline=f"Request #{release.request_id} released as release "
-                                                      f"#{release.pk}, until {release.expires_at:%Y-%m-%d %H:%M} UTC.")
+        self.show_release(
+            actor,
+            release.pk,
+            headline=f"Request #{release.request_id} released as release "
+            f"#{release.pk}, until {release.expires_at:%Y-%m-%d %H:%M} UTC.",
+        )
 
     def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         releases = list(release_list(user=actor))
         rows = ReleaseOutputSerializer(releases, many=True).data
-        self.emit(rows, lambda: table(LIST_COLUMNS, [
-            (release.pk, release.request_id, release.version_id, release.version.number, release.released_by.username,
-             release.created_at, release.expires_at, release.revoked_at, row["active"])
-            for release, row in zip(releases, rows, strict=True)]))
+        self.emit(
+            rows,
+            lambda: table(
+                LIST_COLUMNS,
+                [
+                    (
+                        release.pk,
+                        release.request_id,
+                        release.version_id,
+                        release.version.number,
+                        release.released_by.username,
+                        release.created_at,
+                        release.expires_at,
+                        release.revoked_at,
+                        row["active"],
+                    )
+                    for release, row in zip(releases, rows, strict=True)
+                ],
+            ),
+        )
 
     def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         self.show_release(actor, options["release_id"])
@@ -81,8 +110,10 @@ class Command(SynthgateCommand):
             shutil.copyfile(source, target)
         except OSError as error:
             raise CliError(f"Cannot write {target}: {error.strerror}.", extra={"path": str(target)}) from error
-        self.emit({"release": options["release_id"], "kind": kind, "path": str(target)},
-                  f"Release #{options['release_id']} {kind} saved to {target} (download logged).")
+        self.emit(
+            {"release": options["release_id"], "kind": kind, "path": str(target)},
+            f"Release #{options['release_id']} {kind} saved to {target} (download logged).",
+        )
 
     def handle_revoke(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         release = release_revoke(actor=actor, release_id=options["release_id"], reason=options["reason"])
@@ -96,19 +127,33 @@ class Command(SynthgateCommand):
 
 def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
     state = "active" if data["active"] else ("revoked" if release.revoked_at else "expired")
-    pairs = [("release", f"#{release.pk} ({state})"), ("request", release.request_id),
-             ("version", f"#{release.version_id} (v{release.version.number}, {release.version.n_rows:,} rows)"),
-             ("version hash", release.version.content_hash), ("audit run", release.audit_run_id),
-             ("datasheet sha256", release.datasheet.sha256), ("released by", release.released_by.username),
-             ("released at", release.created_at), ("expires at", release.expires_at)]
+    pairs = [
+        ("release", f"#{release.pk} ({state})"),
+        ("request", release.request_id),
+        ("version", f"#{release.version_id} (v{release.version.number}, {release.version.n_rows:,} rows)"),
+        ("version hash", release.version.content_hash),
+        ("audit run", release.audit_run_id),
+        ("datasheet sha256", release.datasheet.sha256),
+        ("released by", release.released_by.username),
+        ("released at", release.created_at),
+        ("expires at", release.expires_at),
+    ]
     if release.revoked_at:
-        pairs += [("revoked at", release.revoked_at), ("revoked by", data["revoked_by"]),
-                  ("revoke reason", release.revoke_reason)]
-    downloads = table(("user", "kind", "channel", "created_at"), [
-        (download.user.username, download.kind, download.channel, download.created_at)
-        for download in release.downloads.select_related("user")])
-    return "\n".join([*([headline, ""] if headline else []), fields(pairs), "",
-                      f"Downloads ({len(data['downloads'])})", downloads])
+        pairs += [
+            ("revoked at", release.revoked_at),
+            ("revoked by", data["revoked_by"]),
+            ("revoke reason", release.revoke_reason),
+        ]
+    downloads = table(
+        ("user", "kind", "channel", "created_at"),
+        [
+            (download.user.username, download.kind, download.channel, download.created_at)
+            for download in release.downloads.select_related("user")
+        ],
+    )
+    return "\n".join(
+        [*([headline, ""] if headline else []), fields(pairs), "", f"Downloads ({len(data['downloads'])})", downloads]
+    )
 
 
 def _target(output: str | None, *, release_id: int, kind: str) -> Path:
@@ -118,6 +163,9 @@ def _target(output: str | None, *, release_id: int, kind: str) -> Path:
     if target.is_dir():
         target = target / name
     if not target.parent.is_dir():
-        raise CliError(f"No such folder: {target.parent} (given with --output).", code="not_found",
-                       extra={"path": str(target.parent)})
+        raise CliError(
+            f"No such folder: {target.parent} (given with --output).",
+            code="not_found",
+            extra={"path": str(target.parent)},
+        )
     return target

@@ -26,22 +26,41 @@ class Command(SynthgateCommand):
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
-        compliance = self.add_subcommand(actions, "compliance", "requests, decisions, risk acceptances, budget "
-                                         "ledger, releases, audits and the audit-log check for a period")
-        compliance.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
-                                help="first day of the period (UTC), inclusive")
-        compliance.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD",
-                                help="last day of the period (UTC), inclusive")
+        compliance = self.add_subcommand(
+            actions,
+            "compliance",
+            "requests, decisions, risk acceptances, budget "
+            "ledger, releases, audits and the audit-log check for a period",
+        )
+        compliance.add_argument(
+            "--from",
+            dest="date_from",
+            required=True,
+            metavar="YYYY-MM-DD",
+            help="first day of the period (UTC), inclusive",
+        )
+        compliance.add_argument(
+            "--to", dest="date_to", required=True, metavar="YYYY-MM-DD", help="last day of the period (UTC), inclusive"
+        )
         compliance.add_argument("--dataset", metavar="NAME")
         compliance.add_argument("--purpose", metavar="NAME")
         compliance.add_argument("--format", choices=ReportFormat.values, default=ReportFormat.PDF)
-        compliance.add_argument("--output", metavar="PATH", help="write the report here (default: a PDF is "
-                                "written to the current directory; CSV and JSON go to standard output)")
+        compliance.add_argument(
+            "--output",
+            metavar="PATH",
+            help="write the report here (default: a PDF is "
+            "written to the current directory; CSV and JSON go to standard output)",
+        )
 
     def handle_compliance(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         rendered = compliance_report_render(
-            actor=actor, date_from=_date(options["date_from"]), date_to=_date(options["date_to"]),
-            dataset=options["dataset"], purpose=options["purpose"], format=options["format"])
+            actor=actor,
+            date_from=_date(options["date_from"]),
+            date_to=_date(options["date_to"]),
+            dataset=options["dataset"],
+            purpose=options["purpose"],
+            format=options["format"],
+        )
         output = options["output"] or (rendered.filename if options["format"] == ReportFormat.PDF else None)
         if output is None:
             self.stdout.write(rendered.content.decode("utf-8"), ending="")
@@ -50,10 +69,18 @@ class Command(SynthgateCommand):
             Path(output).write_bytes(rendered.content)
         except OSError as error:
             raise CliError(f"Cannot write {output}: {error.strerror}.", extra={"path": output}) from error
-        data = {"report": rendered.record.pk, "format": options["format"], "path": str(output),
-                "sha256": rendered.sha256, "size_bytes": len(rendered.content),
-                "audit_log_ok": rendered.data["audit_log"]["ok"]}
-        self.emit(data, f"Wrote the compliance report ({options['format']}, {len(rendered.content)} bytes, "
-                        f"sha256 {rendered.sha256}) to {output}")
+        data = {
+            "report": rendered.record.pk,
+            "format": options["format"],
+            "path": str(output),
+            "sha256": rendered.sha256,
+            "size_bytes": len(rendered.content),
+            "audit_log_ok": rendered.data["audit_log"]["ok"],
+        }
+        self.emit(
+            data,
+            f"Wrote the compliance report ({options['format']}, {len(rendered.content)} bytes, "
+            f"sha256 {rendered.sha256}) to {output}",
+        )
         if not rendered.data["audit_log"]["ok"]:
             sys.stderr.write(f"warning: the audit log failed verification: {rendered.data['audit_log']['reason']}\n")

@@ -27,16 +27,32 @@ class Command(SynthgateCommand):
         balance = budget_balance(dataset=dataset)
         entries = [budget_entry_data(entry) for entry in budget_entry_list(user=actor, dataset=dataset)]
         amounts = {
-            "epsilon": {"cap": balance.epsilon_cap, "spent": balance.epsilon_spent,
-                        "reserved": balance.epsilon_reserved, "remaining": balance.epsilon_remaining},
-            "delta": {"cap": balance.delta_cap, "spent": balance.delta_spent,
-                      "reserved": balance.delta_reserved, "remaining": balance.delta_remaining},
+            "epsilon": {
+                "cap": balance.epsilon_cap,
+                "spent": balance.epsilon_spent,
+                "reserved": balance.epsilon_reserved,
+                "remaining": balance.epsilon_remaining,
+            },
+            "delta": {
+                "cap": balance.delta_cap,
+                "spent": balance.delta_spent,
+                "reserved": balance.delta_reserved,
+                "remaining": balance.delta_remaining,
+            },
         }
         data = {"dataset": dataset.name, **amounts, "entries": entries}
-        self.emit(data, lambda: "\n".join([
-            f"Privacy budget of {dataset.name}",
-            table(("", "cap", "spent", "reserved", "remaining"),
-                  [(name, *values.values()) for name, values in amounts.items()]),
-            "", "Ledger",
-            table(ENTRY_COLUMNS, [[entry[column] for column in ENTRY_COLUMNS] for entry in entries]),
-        ]))
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    f"Privacy budget of {dataset.name}",
+                    table(
+                        ("", "cap", "spent", "reserved", "remaining"),
+                        [(name, *values.values()) for name, values in amounts.items()],
+                    ),
+                    "",
+                    "Ledger",
+                    table(ENTRY_COLUMNS, [[entry[column] for column in ENTRY_COLUMNS] for entry in entries]),
+                ]
+            ),
+        )

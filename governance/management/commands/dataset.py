@@ -22,12 +22,19 @@ class Command(SynthgateCommand):
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
-        register = self.add_subcommand(actions, "register", "register a CSV/Parquet file (optionally compressed) "
-                                       "as a new dataset, or as a new version of an existing one")
+        register = self.add_subcommand(
+            actions,
+            "register",
+            "register a CSV/Parquet file (optionally compressed) "
+            "as a new dataset, or as a new version of an existing one",
+        )
         register.add_argument("path", metavar="PATH")
         register.add_argument("--name", required=True)
-        register.add_argument("--schema", metavar="FILE", help="JSON schema with column types and roles; "
-                              "inferred (every role 'other') when omitted")
+        register.add_argument(
+            "--schema",
+            metavar="FILE",
+            help="JSON schema with column types and roles; inferred (every role 'other') when omitted",
+        )
         register.add_argument("--epsilon-cap", required=True, metavar="E")
         register.add_argument("--delta-cap", required=True, metavar="D")
         register.add_argument("--description", default="")
@@ -40,10 +47,17 @@ class Command(SynthgateCommand):
         path = Path(options["path"])
         if not path.is_file():
             raise CliError(f"No such file: {path}.", code="not_found", extra={"path": str(path)})
-        result = dataset_register(actor=actor, name=options["name"], path=path, filename=path.name,
-                                  epsilon_cap=options["epsilon_cap"], delta_cap=options["delta_cap"],
-                                  schema=_read_schema(options["schema"]), description=options["description"],
-                                  sensitivity=options["sensitivity"])
+        result = dataset_register(
+            actor=actor,
+            name=options["name"],
+            path=path,
+            filename=path.name,
+            epsilon_cap=options["epsilon_cap"],
+            delta_cap=options["delta_cap"],
+            schema=_read_schema(options["schema"]),
+            description=options["description"],
+            sensitivity=options["sensitivity"],
+        )
         version = result.version
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}
         self.emit(data, lambda: _registration_text(version, created=result.created, warnings=result.warnings))
@@ -52,27 +66,64 @@ class Command(SynthgateCommand):
         data = []
         for dataset in dataset_list(user=actor):
             latest = dataset_latest_source(dataset=dataset)
-            data.append({**dataset_data(dataset), "versions": dataset_version_list(dataset=dataset).count(),
-                         "latest_source_version": latest.number if latest else None})
-        self.emit(data, lambda: table(
-            ("name", "owner", "sensitivity", "epsilon_cap", "delta_cap", "versions", "latest source"),
-            [(row["name"], row["owner"], row["sensitivity"], row["epsilon_cap"], row["delta_cap"], row["versions"],
-              row["latest_source_version"]) for row in data]))
+            data.append(
+                {
+                    **dataset_data(dataset),
+                    "versions": dataset_version_list(dataset=dataset).count(),
+                    "latest_source_version": latest.number if latest else None,
+                }
+            )
+        self.emit(
+            data,
+            lambda: table(
+                ("name", "owner", "sensitivity", "epsilon_cap", "delta_cap", "versions", "latest source"),
+                [
+                    (
+                        row["name"],
+                        row["owner"],
+                        row["sensitivity"],
+                        row["epsilon_cap"],
+                        row["delta_cap"],
+                        row["versions"],
+                        row["latest_source_version"],
+                    )
+                    for row in data
+                ],
+            ),
+        )
 
     def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         dataset = dataset_get(user=actor, name=options["name"])
         versions = list(dataset_version_list(dataset=dataset))
         latest = dataset_latest_source(dataset=dataset)
-        data = {**dataset_data(dataset), "versions": [version_data(version) for version in versions],
-                "schema": latest.schema if latest else None}
-        self.emit(data, lambda: "\n".join([
-            fields([("dataset", dataset.name), ("description", dataset.description), ("owner", dataset.owner),
-                    ("sensitivity", dataset.sensitivity), ("epsilon cap", dataset.epsilon_cap),
-                    ("delta cap", dataset.delta_cap)]),
-            "", "Versions", table(VERSION_COLUMNS, [_version_row(version) for version in versions]),
-            "", f"Schema (source version {latest.number})" if latest else "Schema",
-            schema_table(latest.schema) if latest else "(no source version)",
-        ]))
+        data = {
+            **dataset_data(dataset),
+            "versions": [version_data(version) for version in versions],
+            "schema": latest.schema if latest else None,
+        }
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    fields(
+                        [
+                            ("dataset", dataset.name),
+                            ("description", dataset.description),
+                            ("owner", dataset.owner),
+                            ("sensitivity", dataset.sensitivity),
+                            ("epsilon cap", dataset.epsilon_cap),
+                            ("delta cap", dataset.delta_cap),
+                        ]
+                    ),
+                    "",
+                    "Versions",
+                    table(VERSION_COLUMNS, [_version_row(version) for version in versions]),
+                    "",
+                    f"Schema (source version {latest.number})" if latest else "Schema",
+                    schema_table(latest.schema) if latest else "(no source version)",
+                ]
+            ),
+        )
 
 
 def _read_schema(name: str | None) -> dict[str, Any] | None:
@@ -83,24 +134,44 @@ def _read_schema(name: str | None) -> dict[str, Any] | None:
     except OSError as error:
         raise CliError(f"Cannot read the schema file {name}: {error.strerror}.", extra={"path": name}) from error
     except ValueError as error:
-        raise CliError(f"The schema file {name} is not valid JSON: {error}.", code="invalid_schema",
-                       extra={"path": name}) from error
+        raise CliError(
+            f"The schema file {name} is not valid JSON: {error}.", code="invalid_schema", extra={"path": name}
+        ) from error
 
 
 def _version_row(version: Any) -> tuple[Any, ...]:
-    return (version.number, version.kind, version.n_rows, version.n_columns, version.content_hash,
-            version.dropped_columns, version.created_at)
+    return (
+        version.number,
+        version.kind,
+        version.n_rows,
+        version.n_columns,
+        version.content_hash,
+        version.dropped_columns,
+        version.created_at,
+    )
 
 
 def _registration_text(version: Any, *, created: bool, warnings: list[str]) -> str:
     verb = "Stored" if created else "Already stored (identical content)"
-    lines = [f"{verb}: {version.dataset.name} version {version.number} ({version.kind})",
-             fields([("rows", version.n_rows), ("columns", version.n_columns), ("sha256", version.content_hash),
-                     ("dropped identifiers", version.dropped_columns), ("epsilon cap", version.dataset.epsilon_cap),
-                     ("delta cap", version.dataset.delta_cap)])]
+    lines = [
+        f"{verb}: {version.dataset.name} version {version.number} ({version.kind})",
+        fields(
+            [
+                ("rows", version.n_rows),
+                ("columns", version.n_columns),
+                ("sha256", version.content_hash),
+                ("dropped identifiers", version.dropped_columns),
+                ("epsilon cap", version.dataset.epsilon_cap),
+                ("delta cap", version.dataset.delta_cap),
+            ]
+        ),
+    ]
     if version.schema_inferred:
-        lines += ["", "No schema was given; this schema was inferred (every role is 'other' — "
-                  "register again with --schema to declare identifiers, quasi-identifiers and the label):",
-                  schema_table(version.schema)]
+        lines += [
+            "",
+            "No schema was given; this schema was inferred (every role is 'other' — "
+            "register again with --schema to declare identifiers, quasi-identifiers and the label):",
+            schema_table(version.schema),
+        ]
     lines += [f"warning: {warning}" for warning in warnings]
     return "\n".join(lines)

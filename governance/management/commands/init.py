@@ -31,8 +31,11 @@ def signing_identity_summary() -> dict[str, str]:
 
     generated = platform_key_ensure()
     identity = signing_identity()
-    return {"subject": identity.subject, "fingerprint_sha256": identity.fingerprint_sha256,
-            "source": f"platform key in {generated[1].parent}" if generated else "configured key"}
+    return {
+        "subject": identity.subject,
+        "fingerprint_sha256": identity.fingerprint_sha256,
+        "source": f"platform key in {generated[1].parent}" if generated else "configured key",
+    }
 
 
 class Command(SynthgateCommand):
@@ -52,13 +55,32 @@ class Command(SynthgateCommand):
         purposes = list(Purpose.objects.order_by("name").values_list("name", flat=True))
         identity = signing_identity_summary()
         drift_beat_schedule_ensure()
-        data = {"data_dir": str(settings.DATA_DIR), "database": connection.vendor,
-                "migrations_applied": pending, "roles": roles, "purposes_created": created, "purposes": purposes,
-                "signing": identity}
-        self.emit(data, lambda: "\n".join([
-            fields([("data directory", data["data_dir"]), ("database", data["database"]),
-                    ("migrations applied", pending), ("roles", roles),
-                    ("datasheet signer", f"{identity['subject']} ({identity['source']})")]),
-            "",
-            table(("purpose", "status"), [(name, "created" if name in created else "exists") for name in purposes]),
-        ]))
+        data = {
+            "data_dir": str(settings.DATA_DIR),
+            "database": connection.vendor,
+            "migrations_applied": pending,
+            "roles": roles,
+            "purposes_created": created,
+            "purposes": purposes,
+            "signing": identity,
+        }
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    fields(
+                        [
+                            ("data directory", data["data_dir"]),
+                            ("database", data["database"]),
+                            ("migrations applied", pending),
+                            ("roles", roles),
+                            ("datasheet signer", f"{identity['subject']} ({identity['source']})"),
+                        ]
+                    ),
+                    "",
+                    table(
+                        ("purpose", "status"), [(name, "created" if name in created else "exists") for name in purposes]
+                    ),
+                ]
+            ),
+        )

@@ -23,24 +23,50 @@ class Command(SynthgateCommand):
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         # Anyone may verify the chain (it reveals only event ids), so --as is optional here.
-        self.add_subcommand(actions, "verify", "recompute every hash; exit 1 and name the first broken event",
-                            needs_user=False)
+        self.add_subcommand(
+            actions, "verify", "recompute every hash; exit 1 and name the first broken event", needs_user=False
+        )
         listing = self.add_subcommand(actions, "list", "the latest events, oldest first")
         listing.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
 
     def handle_verify(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
         result = audit_log_verify()
-        data = {"ok": result.ok, "events_checked": result.events_checked, "first_broken_id": result.first_broken_id,
-                "reason": result.reason, "last_hash": result.last_hash}
+        data = {
+            "ok": result.ok,
+            "events_checked": result.events_checked,
+            "first_broken_id": result.first_broken_id,
+            "reason": result.reason,
+            "last_hash": result.last_hash,
+        }
         if result.ok:
-            self.emit(data, fields([("audit log", "intact"), ("events checked", result.events_checked),
-                                    ("last hash", result.last_hash)]))
+            self.emit(
+                data,
+                fields(
+                    [
+                        ("audit log", "intact"),
+                        ("events checked", result.events_checked),
+                        ("last hash", result.last_hash),
+                    ]
+                ),
+            )
             return
-        self.emit(data, fields([("audit log", "BROKEN"), ("first broken event", result.first_broken_id),
-                                ("reason", result.reason), ("events verified before it", result.events_checked)]))
-        raise CliError(f"The audit log's chain is broken at event {result.first_broken_id}: {result.reason}",
-                       code="chain_broken", extra={"first_broken_id": result.first_broken_id},
-                       returncode=CHAIN_BROKEN_EXIT)
+        self.emit(
+            data,
+            fields(
+                [
+                    ("audit log", "BROKEN"),
+                    ("first broken event", result.first_broken_id),
+                    ("reason", result.reason),
+                    ("events verified before it", result.events_checked),
+                ]
+            ),
+        )
+        raise CliError(
+            f"The audit log's chain is broken at event {result.first_broken_id}: {result.reason}",
+            code="chain_broken",
+            extra={"first_broken_id": result.first_broken_id},
+            returncode=CHAIN_BROKEN_EXIT,
+        )
 
     def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         if options["limit"] < 1:

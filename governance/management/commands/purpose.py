@@ -22,20 +22,45 @@ class Command(SynthgateCommand):
 
     def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         data = [purpose_data(purpose) for purpose in purpose_list(user=actor)]
-        self.emit(data, lambda: table(
-            ("name", "max_epsilon", "approvals", "recipients", "non-private", "description"),
-            [(row["name"], row["max_epsilon"], row["approvals_required"], row["allowed_recipients"],
-              row["allow_non_private"], row["description"]) for row in data]))
+        self.emit(
+            data,
+            lambda: table(
+                ("name", "max_epsilon", "approvals", "recipients", "non-private", "description"),
+                [
+                    (
+                        row["name"],
+                        row["max_epsilon"],
+                        row["approvals_required"],
+                        row["allowed_recipients"],
+                        row["allow_non_private"],
+                        row["description"],
+                    )
+                    for row in data
+                ],
+            ),
+        )
 
     def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         data = purpose_data(purpose_get(user=actor, name=options["name"]))
-        self.emit(data, lambda: "\n".join([
-            fields([("purpose", data["name"]), ("description", data["description"]),
-                    ("max epsilon per release", data["max_epsilon"]),
-                    ("approvals required", data["approvals_required"]),
-                    ("allowed recipients", data["allowed_recipients"]),
-                    ("non-private generators", "allowed" if data["allow_non_private"] else "refused"),
-                    ("holdout fraction", data["holdout_fraction"]), ("release days", data["release_days"])]),
-            "", "Audit thresholds",
-            table(("threshold", "value"), sorted(data["audit_thresholds"].items())),
-        ]))
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    fields(
+                        [
+                            ("purpose", data["name"]),
+                            ("description", data["description"]),
+                            ("max epsilon per release", data["max_epsilon"]),
+                            ("approvals required", data["approvals_required"]),
+                            ("allowed recipients", data["allowed_recipients"]),
+                            ("non-private generators", "allowed" if data["allow_non_private"] else "refused"),
+                            ("holdout fraction", data["holdout_fraction"]),
+                            ("release days", data["release_days"]),
+                        ]
+                    ),
+                    "",
+                    "Audit thresholds",
+                    table(("threshold", "value"), sorted(data["audit_thresholds"].items())),
+                ]
+            ),
+        )

@@ -65,12 +65,21 @@ class Command(SynthgateCommand):
 
     def handle_create(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         request = access_request_create(
-            actor=actor, dataset_name=options["dataset"], purpose_name=options["purpose"],
-            epsilon=options["epsilon"], delta=options["delta"], n_rows=options["rows"],
-            generator=options["generator"], generator_params=parse_key_values(options["param"], option="--param"),
-            rebalance=parse_rebalance(options["rebalance"]), recipient_kind=options["recipient_kind"],
-            recipient=options["recipient"], justification=options["justification"], seed=options["seed"],
-            submit=not options["draft"])
+            actor=actor,
+            dataset_name=options["dataset"],
+            purpose_name=options["purpose"],
+            epsilon=options["epsilon"],
+            delta=options["delta"],
+            n_rows=options["rows"],
+            generator=options["generator"],
+            generator_params=parse_key_values(options["param"], option="--param"),
+            rebalance=parse_rebalance(options["rebalance"]),
+            recipient_kind=options["recipient_kind"],
+            recipient=options["recipient"],
+            justification=options["justification"],
+            seed=options["seed"],
+            submit=not options["draft"],
+        )
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} filed ({request.state}).")
 
     def handle_submit(self, actor: AbstractUser, options: dict[str, Any]) -> None:
@@ -81,11 +90,15 @@ class Command(SynthgateCommand):
         request = access_request_approve(actor=actor, request_id=options["request_id"], reason=options["reason"])
         approvals = request.approvals.filter(decision=Decision.APPROVE).count()
         if request.state == RequestState.APPROVED:
-            headline = (f"Request #{request.pk} approved; reserved ε={request.epsilon.normalize():f}, "
-                        f"δ={request.delta.normalize():f} of dataset {request.dataset.name}.")
+            headline = (
+                f"Request #{request.pk} approved; reserved ε={request.epsilon.normalize():f}, "
+                f"δ={request.delta.normalize():f} of dataset {request.dataset.name}."
+            )
         else:
-            headline = (f"Approval recorded for request #{request.pk} ({approvals} of "
-                        f"{request.purpose.approvals_required} required); it stays {request.state}.")
+            headline = (
+                f"Approval recorded for request #{request.pk} ({approvals} of "
+                f"{request.purpose.approvals_required} required); it stays {request.state}."
+            )
         self.show_request(actor, request.pk, headline=headline)
 
     def handle_reject(self, actor: AbstractUser, options: dict[str, Any]) -> None:
@@ -101,8 +114,7 @@ class Command(SynthgateCommand):
         if options["state"]:
             requests = requests.filter(state=options["state"])
         data = [request_data(request) for request in requests]
-        self.emit(data, lambda: table(REQUEST_COLUMNS, [[row[column] for column in REQUEST_COLUMNS]
-                                                        for row in data]))
+        self.emit(data, lambda: table(REQUEST_COLUMNS, [[row[column] for column in REQUEST_COLUMNS] for row in data]))
 
     def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         self.show_request(actor, options["request_id"])
@@ -111,15 +123,26 @@ class Command(SynthgateCommand):
         request = request_get(user=actor, request_id=request_id)
         approvals = [approval_data(approval) for approval in request.approvals.all()]
         events = request_events(request)
-        data = {**request_data(request), "approvals": approvals,
-                "events": [audit_event_data(event) for event in events]}
-        self.emit(data, lambda: "\n".join([
-            *([headline, ""] if headline else []),
-            fields([(key.replace("_", " "), value) for key, value in request_data(request).items()]),
-            "", f"Approvals ({len(approvals)} of {request.purpose.approvals_required} required)",
-            table(("approver", "decision", "reason", "created_at"), [row.values() for row in approvals]),
-            "", "Audit events", audit_event_table(events),
-        ]))
+        data = {
+            **request_data(request),
+            "approvals": approvals,
+            "events": [audit_event_data(event) for event in events],
+        }
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    *([headline, ""] if headline else []),
+                    fields([(key.replace("_", " "), value) for key, value in request_data(request).items()]),
+                    "",
+                    f"Approvals ({len(approvals)} of {request.purpose.approvals_required} required)",
+                    table(("approver", "decision", "reason", "created_at"), [row.values() for row in approvals]),
+                    "",
+                    "Audit events",
+                    audit_event_table(events),
+                ]
+            ),
+        )
 
 
 def request_events(request: DataRequest) -> list[AuditEvent]:
@@ -128,9 +151,12 @@ def request_events(request: DataRequest) -> list[AuditEvent]:
     The caller has already checked the user may see the request. (A candidate for
     governance.selectors, next to ``request_get``.)
     """
-    return list(AuditEvent.objects.filter(
-        Q(object_type="datarequest", object_id=str(request.pk))
-        | Q(object_type__in=["approval", "budgetentry"], after__request=request.pk)).order_by("id"))
+    return list(
+        AuditEvent.objects.filter(
+            Q(object_type="datarequest", object_id=str(request.pk))
+            | Q(object_type__in=["approval", "budgetentry"], after__request=request.pk)
+        ).order_by("id")
+    )
 
 
 def parse_rebalance(spec: str | None) -> dict[str, Any] | None:
@@ -145,7 +171,8 @@ def parse_rebalance(spec: str | None) -> dict[str, Any] | None:
     for pair in pairs.split(","):
         value, _, share = pair.rpartition(":")  # a value may itself contain ':'; the share never does
         if not value or not share or not column.strip():
-            raise CliError(f"--rebalance takes COLUMN=VALUE:SHARE[,VALUE:SHARE]; got {spec!r}.",
-                           extra={"option": "--rebalance"})
+            raise CliError(
+                f"--rebalance takes COLUMN=VALUE:SHARE[,VALUE:SHARE]; got {spec!r}.", extra={"option": "--rebalance"}
+            )
         shares[value] = share
     return {"column": column.strip(), "shares": shares}

@@ -19,22 +19,34 @@ class Command(SynthgateCommand):
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
-        create = self.add_subcommand(actions, "create", "create a user with one or more roles; prints the API token",
-                                     needs_user=False)
+        create = self.add_subcommand(
+            actions, "create", "create a user with one or more roles; prints the API token", needs_user=False
+        )
         create.add_argument("username", metavar="NAME")
-        create.add_argument("--role", dest="roles", action="append", required=True, choices=Role.values,
-                            help="repeat for several roles")
+        create.add_argument(
+            "--role", dest="roles", action="append", required=True, choices=Role.values, help="repeat for several roles"
+        )
         create.add_argument("--email", default="")
-        create.add_argument("--password", default=None,
-                            help="for the dashboard login; a random one is set when omitted")
+        create.add_argument(
+            "--password", default=None, help="for the dashboard login; a random one is set when omitted"
+        )
         self.add_subcommand(actions, "list", "list users and their roles")
 
     def handle_create(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
-        user, token = user_create(username=options["username"], roles=options["roles"], actor=actor,
-                                  email=options["email"], password=options["password"])
+        user, token = user_create(
+            username=options["username"],
+            roles=options["roles"],
+            actor=actor,
+            email=options["email"],
+            password=options["password"],
+        )
         data = {**user_data(user), "token": token}
-        self.emit(data, lambda: fields([("user", user.username), ("roles", data["roles"]), ("email", user.email),
-                                        ("API token", token)]))
+        self.emit(
+            data,
+            lambda: fields(
+                [("user", user.username), ("roles", data["roles"]), ("email", user.email), ("API token", token)]
+            ),
+        )
 
     def handle_list(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
         if not user_roles(actor):
@@ -42,6 +54,10 @@ class Command(SynthgateCommand):
         # No selector lists users yet; this read belongs in governance.selectors as `user_list`.
         users = get_user_model().objects.prefetch_related("groups").order_by("username")
         data = [user_data(user) for user in users]
-        self.emit(data, lambda: table(("username", "roles", "email", "active", "date_joined"),
-                                      [(row["username"], row["roles"], row["email"], row["active"],
-                                        row["date_joined"]) for row in data]))
+        self.emit(
+            data,
+            lambda: table(
+                ("username", "roles", "email", "active", "date_joined"),
+                [(row["username"], row["roles"], row["email"], row["active"], row["date_joined"]) for row in data],
+            ),
+        )

@@ -15,13 +15,20 @@ from core.errors import ApplicationError
 from governance.cli_format import decimal_text
 
 SAMPLE = Path(settings.BASE_DIR) / "sample_data"
-PEOPLE = [("steward", "steward"), ("alice", "requester"), ("bob", "approver"), ("carol", "approver"),
-          ("dana", "auditor")]
+PEOPLE = [
+    ("steward", "steward"),
+    ("alice", "requester"),
+    ("bob", "approver"),
+    ("carol", "approver"),
+    ("dana", "auditor"),
+]
 
 
 class Command(BaseCommand):
-    help = ("Run the governed path on the bundled adult sample: register, request, two approvals, generate, "
-            "audit, sign, release.")
+    help = (
+        "Run the governed path on the bundled adult sample: register, request, two approvals, generate, "
+        "audit, sign, release."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--epsilon", default="1", help="ε of the request (default 1)")
@@ -33,8 +40,9 @@ class Command(BaseCommand):
             with channel("cli"):
                 self._run(options)
         except ApplicationError as error:
-            raise CommandError(f"{error.message} {json.dumps(error.extra) if error.extra else ''}",
-                               returncode=2) from error
+            raise CommandError(
+                f"{error.message} {json.dumps(error.extra) if error.extra else ''}", returncode=2
+            ) from error
 
     def _run(self, options):
         from governance import services
@@ -46,20 +54,39 @@ class Command(BaseCommand):
         users = self._people(services)
         self._step("2. the steward registers the sample table (UCI Adult, 48,842 rows) with its schema")
         schema = json.loads((SAMPLE / "adult.schema.json").read_text())
-        result = services.dataset_register(actor=users["steward"], name="adult", path=SAMPLE / "adult.csv.gz",
-                                           filename="adult.csv.gz", epsilon_cap="10", delta_cap="1e-4",
-                                           schema=schema, description="UCI Adult census extract (sample)")
+        result = services.dataset_register(
+            actor=users["steward"],
+            name="adult",
+            path=SAMPLE / "adult.csv.gz",
+            filename="adult.csv.gz",
+            epsilon_cap="10",
+            delta_cap="1e-4",
+            schema=schema,
+            description="UCI Adult census extract (sample)",
+        )
         version = result.version
-        self.stdout.write(f"   {version}: {version.n_rows:,} rows × {version.n_columns} columns, "
-                          f"sha256 {version.content_hash[:16]}…, {'new' if result.created else 'already stored'}")
+        self.stdout.write(
+            f"   {version}: {version.n_rows:,} rows × {version.n_columns} columns, "
+            f"sha256 {version.content_hash[:16]}…, {'new' if result.created else 'already stored'}"
+        )
         self._step("3. alice files a request for purpose external-research (two approvers required)")
         request = services.access_request_create(
-            actor=users["alice"], dataset_name="adult", purpose_name="external-research", epsilon=options["epsilon"],
-            delta="1e-5", n_rows=options["rows"], recipient_kind="external", recipient="University partner",
-            justification="Income-prediction research on synthetic census data", seed=options["seed"])
-        self.stdout.write(f"   request #{request.pk}: ε={decimal_text(request.epsilon)}, "
-                          f"δ={decimal_text(request.delta)}, "
-                          f"{request.n_rows:,} rows, generator {request.generator}, state {request.state}")
+            actor=users["alice"],
+            dataset_name="adult",
+            purpose_name="external-research",
+            epsilon=options["epsilon"],
+            delta="1e-5",
+            n_rows=options["rows"],
+            recipient_kind="external",
+            recipient="University partner",
+            justification="Income-prediction research on synthetic census data",
+            seed=options["seed"],
+        )
+        self.stdout.write(
+            f"   request #{request.pk}: ε={decimal_text(request.epsilon)}, "
+            f"δ={decimal_text(request.delta)}, "
+            f"{request.n_rows:,} rows, generator {request.generator}, state {request.state}"
+        )
         self._step("4. bob and carol approve (four-eyes); the last approval reserves the budget")
         for name in ("bob", "carol"):
             request = services.access_request_approve(actor=users[name], request_id=request.pk)
@@ -70,9 +97,11 @@ class Command(BaseCommand):
         self.stdout.write(f"   job #{job.pk}: {job.status}, phases {job.timings}")
         if job.status != "succeeded":
             raise CommandError(f"the job did not succeed: {job.error}", returncode=1)
-        self.stdout.write(f"   synthetic version {job.output_version}: {job.output_version.n_rows:,} rows, "
-                          f"ε spent {job.privacy_spent.get('epsilon')}, file "
-                          f"{Path(settings.DATA_DIR) / job.output_version.storage_key}")
+        self.stdout.write(
+            f"   synthetic version {job.output_version}: {job.output_version.n_rows:,} rows, "
+            f"ε spent {job.privacy_spent.get('epsilon')}, file "
+            f"{Path(settings.DATA_DIR) / job.output_version.storage_key}"
+        )
         release = self._audit_and_release(request.pk, users)
         self._step("9. the privacy-budget ledger of dataset adult")
         call_command("budget", "show", "adult", "--as", "dana", stdout=self.stdout)
@@ -82,8 +111,9 @@ class Command(BaseCommand):
         datasheet = Path(settings.DATA_DIR) / release.datasheet.storage_key
         self.stdout.write(f"\nDone. Data directory: {settings.DATA_DIR} (source {latest}).")
         self.stdout.write(self.style.SUCCESS(f"Signed datasheet: {datasheet}"))
-        self.stdout.write(f"Verify it with: SYNTHGATE_DATA_DIR={settings.DATA_DIR} "
-                          f".venv/bin/synthgate datasheet verify {datasheet}")
+        self.stdout.write(
+            f"Verify it with: SYNTHGATE_DATA_DIR={settings.DATA_DIR} .venv/bin/synthgate datasheet verify {datasheet}"
+        )
 
     def _audit_and_release(self, request_id, users):
         from audits.models import AuditRun
@@ -98,13 +128,18 @@ class Command(BaseCommand):
             threshold = "—" if check.threshold is None else f"{check.threshold:.4g}"
             self.stdout.write(f"   {check.name:<28} {value:>10}  threshold {threshold:>8}  {check.verdict}")
         for control in run.controls:
-            self.stdout.write(f"   positive control ({control['family']}, {control['n_planted']} planted rows): "
-                              + ("caught" if control["caught"] else "NOT caught"))
+            self.stdout.write(
+                f"   positive control ({control['family']}, {control['n_planted']} planted rows): "
+                + ("caught" if control["caught"] else "NOT caught")
+            )
         self.stdout.write(f"   verdict: {run.status}; signed datasheet sha256 {run.datasheet.sha256[:16]}…")
         if DataRequest.objects.get(pk=request_id).state == "blocked":
             self._step("7. the audit failed: carol, a second approver, records a reasoned risk acceptance")
-            risk_accept(actor=users["carol"], request_id=request_id, reason=(
-                "Demo: failed checks reviewed; fidelity limits accepted for this research use."))
+            risk_accept(
+                actor=users["carol"],
+                request_id=request_id,
+                reason=("Demo: failed checks reviewed; fidelity limits accepted for this research use."),
+            )
             self.stdout.write(f"   accepted failed checks: {', '.join(run.failed_checks)}")
         else:
             self._step("7. the audit passed: no risk acceptance needed")
@@ -112,16 +147,20 @@ class Command(BaseCommand):
         release = release_create(actor=users["bob"], request_id=request_id)
         report = datasheet_verify(pdf_bytes=(Path(settings.DATA_DIR) / release.datasheet.storage_key).read_bytes())
         signature = "verified" if report["ok"] else "FAILED: " + "; ".join(report["problems"])
-        self.stdout.write(f"   release #{release.pk} of {release.version}, expires {release.expires_at:%Y-%m-%d}; "
-                          f"datasheet signature {signature}")
+        self.stdout.write(
+            f"   release #{release.pk} of {release.version}, expires {release.expires_at:%Y-%m-%d}; "
+            f"datasheet signature {signature}"
+        )
         return release
 
     def _people(self, services):
         users = {}
         for username, role in PEOPLE:
             existing = get_user_model().objects.filter(username=username).first()
-            users[username] = existing or services.user_create(username=username, roles=[role], actor=None,
-                                                               password=f"{username}-demo")[0]
+            users[username] = (
+                existing
+                or services.user_create(username=username, roles=[role], actor=None, password=f"{username}-demo")[0]
+            )
         self.stdout.write("   users: " + ", ".join(f"{name} ({role})" for name, role in PEOPLE))
         return users
 

@@ -24,8 +24,12 @@ class Command(SynthgateCommand):
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
-        run = self.add_subcommand(actions, "run", "start the generation job of an approved request "
-                                  "(in-process on the embedded default, queued when a broker is configured)")
+        run = self.add_subcommand(
+            actions,
+            "run",
+            "start the generation job of an approved request "
+            "(in-process on the embedded default, queued when a broker is configured)",
+        )
         run.add_argument("request_id", type=int, metavar="REQUEST_ID")
         run.add_argument("--no-watch", action="store_true", help="return at once instead of showing progress")
         watch = self.add_subcommand(actions, "watch", "show a job's progress bar until it ends")
@@ -90,8 +94,10 @@ class Command(SynthgateCommand):
             f"peak memory: {job.peak_memory_bytes / 2**20:.0f} MiB" if job.peak_memory_bytes else "peak memory: -",
         ]
         if job.output_version_id:
-            lines.append(f"synthetic version: {job.output_version} ({job.output_version.n_rows:,} rows, "
-                         f"sha256 {job.output_version.content_hash})")
+            lines.append(
+                f"synthetic version: {job.output_version} ({job.output_version.n_rows:,} rows, "
+                f"sha256 {job.output_version.content_hash})"
+            )
         if job.warnings:
             lines.append("warnings: " + "; ".join(job.warnings))
         if job.error:
