@@ -32,9 +32,11 @@ from audits.metrics.attacks import Targets, attack_checks
 from audits.metrics.base import MEMBERSHIP, REIDENTIFICATION, CheckResult, to_plain
 from audits.metrics.bias import bias_checks
 from audits.metrics.context import AuditData, SyntheticRows, plant_copies
-from audits.metrics.encoding import TableSchema
+from audits.metrics.encoding import TableSchema, neighbour_jobs
+from audits.metrics.explain import explain_missed_control
 from audits.metrics.fidelity import fidelity_checks
 from audits.metrics.membership import Candidates, membership_checks
+from audits.metrics.power import scored_members
 from audits.metrics.reidentification import (
     dcr_check,
     exact_copies_check,
@@ -57,6 +59,7 @@ class ControlResult:
     caught: bool
     caught_by: list[str]
     checks: list[CheckResult]
+    explanation: str = ""  # when not caught: why, in plain words, and what to change
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,7 @@ class ControlResult:
             "n_planted": self.n_planted,
             "caught": self.caught,
             "caught_by": self.caught_by,
+            "explanation": self.explanation,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -170,6 +174,7 @@ def run_audit(
     privacy_only: bool = False,
     with_controls: bool = True,
     n_threads: int = 1,
+    n_jobs: int | None = None,
 ) -> AuditResult:
     """Run every check on ``synthetic`` and the positive controls; see the module docstring.
 
@@ -190,8 +195,9 @@ def run_audit(
     control_share : float
         Share of synthetic rows replaced by verbatim training rows in the positive control.
     n_targets, n_candidates : int
-        Targets per side of the Anonymeter attacks, members (= non-members) of the membership
-        attacks.
+        Targets per side of the Anonymeter attacks; most members (= non-members) the
+        membership attacks score (never more than the synthetic rows, see
+        :mod:`audits.metrics.power`).
     privacy_only : bool
         Run only the re-identification and membership checks (calibration runs).
     with_controls : bool
@@ -199,8 +205,12 @@ def run_audit(
     n_threads : int
         BLAS and OpenMP threads. One by default: on a shared two-core machine two spinning
         threads per library were measured 1.5-20x slower than one, and results do not change.
+    n_jobs : int, optional
+        Threads for the nearest-neighbour searches (each searches a share of the queries with
+        single-threaded BLAS); ``None`` or ``0``: every core the process may use. Results do
+        not depend on it.
     """
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=n_threads), neighbour_jobs(n_jobs):
         return _run_audit(
             train,
             holdout,
@@ -273,9 +283,10 @@ def audit_rows(
     timer = timer or _Timer()
     seeds = [int(s) for s in np.random.SeedSequence(random_state).generate_state(6)]
     targets = Targets.draw(data, n_targets, seeds[1])
-    key = ("candidates", n_candidates, seeds[2])
+    n_members = scored_members(len(rows.frame), len(data.train), len(data.holdout), n_candidates)
+    key = ("candidates", n_members, seeds[2])
     if key not in data.memo:
-        data.memo[key] = timer.run("membership", lambda: Candidates.draw(data, n_candidates, seeds[2]))
+        data.memo[key] = timer.run("membership", lambda: Candidates.draw(data, n_members, seeds[2]))
     candidates = data.memo[key]
     checks = (
         []
@@ -350,7 +361,10 @@ def positive_controls(
     controls = []
     for family, results in ((REIDENTIFICATION, reid), (MEMBERSHIP, membership)):
         caught_by = [c.name for c in results if c.failed]
-        controls.append(ControlResult(family, share, n_planted, bool(caught_by), caught_by, results))
+        control = ControlResult(family, share, n_planted, bool(caught_by), caught_by, results)
+        if not control.caught:
+            control.explanation = explain_missed_control(data, planted, candidates, control, thresholds)
+        controls.append(control)
     return controls
 
 
