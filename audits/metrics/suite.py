@@ -175,6 +175,7 @@ def run_audit(
     with_controls: bool = True,
     n_threads: int = 1,
     n_jobs: int | None = None,
+    fidelity_noise: dict[str, float] | None = None,
 ) -> AuditResult:
     """Run every check on ``synthetic`` and the positive controls; see the module docstring.
 
@@ -205,6 +206,10 @@ def run_audit(
     n_threads : int
         BLAS and OpenMP threads. One by default: on a shared two-core machine two spinning
         threads per library were measured 1.5-20x slower than one, and results do not change.
+    fidelity_noise : dict, optional
+        The generator's predicted noise error per fidelity check
+        (:func:`audits.metrics.prediction.predict_noise`); with the holdout's sampling floor it
+        calibrates the fidelity limits. Without it the floor alone does.
     n_jobs : int, optional
         Threads for the nearest-neighbour searches (each searches a share of the queries with
         single-threaded BLAS); ``None`` or ``0``: every core the process may use. Results do
@@ -224,6 +229,7 @@ def run_audit(
             n_candidates=n_candidates,
             privacy_only=privacy_only,
             with_controls=with_controls,
+            fidelity_noise=fidelity_noise,
         )
 
 
@@ -241,6 +247,7 @@ def _run_audit(
     n_candidates: int,
     privacy_only: bool,
     with_controls: bool,
+    fidelity_noise: dict[str, float] | None,
 ) -> AuditResult:
     table = TableSchema.from_dict(schema)
     for frame, what in ((train, "train"), (holdout, "holdout"), (synthetic, "synthetic")):
@@ -260,6 +267,7 @@ def _run_audit(
         privacy_only=privacy_only,
         with_controls=with_controls,
         timer=timer,
+        fidelity_noise=fidelity_noise,
     )
 
 
@@ -276,6 +284,7 @@ def audit_rows(
     privacy_only: bool = False,
     with_controls: bool = True,
     timer: _Timer | None = None,
+    fidelity_noise: dict[str, float] | None = None,
 ) -> AuditResult:
     """:func:`run_audit` on prepared rows (calibration audits many variants of one table: a
     variant built with :func:`audits.metrics.context.replace_rows` reuses its parent's
@@ -291,7 +300,15 @@ def audit_rows(
     checks = (
         []
         if privacy_only
-        else quality_checks(data, rows, released=released, seeds=seeds, thresholds=thresholds, timer=timer)
+        else quality_checks(
+            data,
+            rows,
+            released=released,
+            seeds=seeds,
+            thresholds=thresholds,
+            timer=timer,
+            fidelity_noise=fidelity_noise,
+        )
     )
     reid, membership = privacy_checks(data, rows, targets, candidates, seeds=seeds, thresholds=thresholds, timer=timer)
     checks += reid
@@ -326,10 +343,15 @@ def quality_checks(
     seeds: list[int],
     thresholds: dict | None,
     timer: _Timer,
+    fidelity_noise: dict[str, float] | None = None,
 ) -> list[CheckResult]:
-    """Fidelity, utility and bias checks of one synthetic table."""
+    """Fidelity (calibrated to the holdout's sampling floor and the predicted noise), utility
+    and bias checks of one synthetic table."""
     table = data.schema
-    checks = timer.run("fidelity", lambda: fidelity_checks(data.train, rows.frame, table, thresholds))
+    checks = timer.run(
+        "fidelity",
+        lambda: fidelity_checks(data.train, rows.frame, table, thresholds, holdout=data.holdout, noise=fidelity_noise),
+    )
     models = timer.run("utility", lambda: fit_models(data.train, data.holdout, rows.frame, table, seeds[3] % 2**31))
     checks += timer.run("utility", lambda: utility_checks(models, thresholds=thresholds, random_state=seeds[3]))
     checks += timer.run(
