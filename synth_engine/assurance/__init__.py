@@ -16,6 +16,7 @@ from synth_engine.assurance.game import (
     assure_generator,
     reference_table,
 )
+from synth_engine.assurance.version import generator_version
 
 __all__ = [
     "CANARY_KINDS",
@@ -28,6 +29,7 @@ __all__ = [
     "clopper_pearson_upper",
     "epsilon_from_rates",
     "gdp_delta",
+    "generator_version",
     "make_canary",
     "reference_table",
     "theoretical_mu",
