@@ -39,8 +39,12 @@ def test_a_leaky_generator_run_is_stored_as_failed_with_its_figures(cast) -> Non
 
 
 def test_mst_run_passes_and_the_api_lists_the_latest_per_version(cast) -> None:
-    older = assurance_run_start(actor=cast.steward, generator="mst", epsilon=1.0, runs=3, n_rows=200, canaries=("unique_category",))
-    newer = assurance_run_start(actor=cast.steward, generator="mst", epsilon=1.0, runs=3, n_rows=200, canaries=("unique_category",))
+    older = assurance_run_start(
+        actor=cast.steward, generator="mst", epsilon=1.0, runs=3, n_rows=200, canaries=("unique_category",)
+    )
+    newer = assurance_run_start(
+        actor=cast.steward, generator="mst", epsilon=1.0, runs=3, n_rows=200, canaries=("unique_category",)
+    )
     assert newer.status == AssuranceStatus.PASSED
     assert newer.generator_version == generator_version(MSTGenerator)
     client = APIClient()
