@@ -15,8 +15,8 @@ from audits.apis import DatasheetVerifyApi, datasheet_file
 from audits.models import Datasheet
 from audits.selectors import audit_run_get
 from audits.services import datasheet_verify
-from governance.cli_format import fields
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields
 
 VERIFICATION_FAILED_EXIT = 1
 
