@@ -31,7 +31,7 @@ from governance.services.requests import (
     allowed_transitions,
     request_transition,
 )
-from governance.services.users import roles_ensure, user_create, user_has_role, user_roles
+from governance.services.users import roles_ensure, user_create
 
 __all__ = [
     "TRANSITIONS",
@@ -67,6 +67,4 @@ __all__ = [
     "request_transition",
     "roles_ensure",
     "user_create",
-    "user_has_role",
-    "user_roles",
 ]

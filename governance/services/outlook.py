@@ -9,10 +9,10 @@ from django.contrib.auth.models import AbstractUser
 
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from governance.models import Dataset, Purpose, Role, VersionKind
+from governance.permissions import user_has_role
 from governance.policy import default_audit_thresholds
 from governance.services.datasets import parse_decimal
 from governance.services.requests import parse_rows
-from governance.services.users import user_has_role
 
 
 def access_request_outlook(

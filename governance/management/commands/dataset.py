@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from governance.cli_format import dataset_data, fields, schema_table, table, version_data
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields, table
+from core.limits import json_loads_checked
+from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import Sensitivity
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import dataset_register
@@ -130,7 +131,7 @@ def _read_schema(name: str | None) -> dict[str, Any] | None:
     if name is None:
         return None
     try:
-        return json.loads(Path(name).read_text(encoding="utf-8"))
+        return json_loads_checked(Path(name).read_text(encoding="utf-8"), what=f"The schema file {name}")
     except OSError as error:
         raise CliError(f"Cannot read the schema file {name}: {error.strerror}.", extra={"path": name}) from error
     except ValueError as error:
