@@ -47,16 +47,14 @@ def fidelity_checks(
     """1-way TVD, 2-way TVD and association difference of ``synthetic`` against ``train``.
 
     With ``holdout``, each check is judged against its calibrated limit
-    (:func:`audits.metrics.prediction.fidelity_limit`): the holdout's own distance from
-    ``train`` rescaled to the synthetic size, combined with ``noise`` (the generator's
+    (:func:`audits.metrics.limits.fidelity_limit`): the holdout's own distance from ``train`` at
+    the synthetic size (:func:`holdout_floor`), combined with ``noise`` (the generator's
     predicted noise error per check, when known), against the purpose's threshold.
     """
     values, details, charts = fidelity_statistics(train, synthetic, schema)
     limits = {}
     if holdout is not None:
-        floors, _, _ = fidelity_statistics(train, holdout, schema)
-        for name, held in floors.items():
-            floor = sampling_floor(held, len(train), len(holdout), len(synthetic))
+        for name, floor in holdout_floor(train, holdout, schema, len(synthetic)).items():
             threshold = (thresholds or {}).get(name, CHECK_SPECS[name].threshold)
             limits[name] = fidelity_limit(name, threshold, floor, (noise or {}).get(name))
     results = []
@@ -75,6 +73,26 @@ def fidelity_checks(
             )
         )
     return results
+
+
+def holdout_floor(
+    train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema, n_synthetic: int, repeats: int = 2
+) -> dict[str, float]:
+    """The sampling floor at the synthetic size: each statistic of ``n_synthetic`` holdout rows
+    against the training rows (mean of ``repeats`` draws without replacement), so small-sample
+    effects such as the upward bias of Cramer's V are measured, not modelled. A release larger
+    than the holdout gets the whole holdout's value rescaled (:func:`sampling_floor`)."""
+    if n_synthetic >= len(holdout):
+        values, _, _ = fidelity_statistics(train, holdout, schema)
+        return {k: sampling_floor(v, len(train), len(holdout), n_synthetic) for k, v in values.items()}
+    rng = np.random.default_rng(len(train) * 7919 + n_synthetic)
+    draws = [
+        fidelity_statistics(train, holdout.iloc[np.sort(rng.choice(len(holdout), n_synthetic, replace=False))], schema)[
+            0
+        ]
+        for _ in range(repeats)
+    ]
+    return {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
 
 
 def fidelity_statistics(

@@ -17,10 +17,11 @@ def sampling_floor(holdout_value: float, n_train: int, n_holdout: int, n_synthet
     """The holdout's distance from the training rows rescaled to a sample of ``n_synthetic``.
 
     The holdout differs from the training rows by two samples' noise (variance ``1/h + 1/n``
-    per cell); a release differs from its generator's model by its own (``1/m``); errors of
-    this kind scale with the square root of the variance.
+    per cell), a release of ``m`` rows by ``1/m + 1/n`` at most; errors of this kind scale
+    with the square root of the variance.
     """
-    scale = math.sqrt((1 / max(n_synthetic, 1)) / (1 / max(n_holdout, 1) + 1 / max(n_train, 1)))
+    n_train = max(n_train, 1)
+    scale = math.sqrt((1 / max(n_synthetic, 1) + 1 / n_train) / (1 / max(n_holdout, 1) + 1 / n_train))
     return float(holdout_value * scale)
 
 
