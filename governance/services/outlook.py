@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractUser
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from governance.models import Dataset, Purpose, Role, VersionKind
 from governance.permissions import user_has_role
+from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.datasets import parse_decimal
 from governance.services.requests import parse_rows
@@ -27,8 +28,6 @@ def access_request_outlook(
     generator_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Predicted audit of a clean release for these request fields, from public inputs only."""
-    from audits.outlook import request_outlook  # loads the audit metrics only when asked
-
     if not user_has_role(actor, Role.REQUESTER, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
         raise PermissionDeniedError("Your role cannot file or review requests.")
     dataset = Dataset.objects.filter(name=dataset_name).first()
@@ -40,7 +39,7 @@ def access_request_outlook(
     source = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
     if source is None:
         raise ConflictError(f"Dataset {dataset_name!r} has no source version yet.")
-    outlook = request_outlook(
+    outlook = audit_planner().outlook(
         schema=source.schema,
         source_rows=source.n_rows,
         holdout_fraction=float(purpose.holdout_fraction),
@@ -51,7 +50,7 @@ def access_request_outlook(
         generator=generator,
         generator_params=generator_params or {},
     )
-    return {"dataset": dataset.name, "purpose": purpose.name, "generator": generator, **outlook.to_dict()}
+    return {"dataset": dataset.name, "purpose": purpose.name, "generator": generator, **outlook}
 
 
 def purpose_thresholds(purpose: Purpose) -> dict[str, Any]:

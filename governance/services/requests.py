@@ -37,6 +37,7 @@ from governance.models import (
     VersionKind,
 )
 from governance.permissions import request_visible_to, user_has_role
+from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
@@ -233,9 +234,7 @@ def parse_rows(n_rows: Any) -> int:
 def _check_audit_power(purpose: Purpose, source: DatasetVersion, rows: int) -> None:
     """Refuse a size at which the audit's membership checks cannot catch their positive control:
     the audit could only end inconclusive, and an inconclusive release can never be made."""
-    from audits.outlook import audit_power_require  # loads the audit metrics only when filing
-
-    audit_power_require(
+    audit_planner().require_decidable(
         source_rows=source.n_rows,
         holdout_fraction=float(purpose.holdout_fraction),
         thresholds={**default_audit_thresholds(), **(purpose.audit_thresholds or {})},
