@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, RiskAcceptance
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.limits import text_checked
 from governance.ingest import load_canonical, read_table
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.services import (
@@ -360,6 +361,7 @@ def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcc
 
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to accept the risk of a failed audit.", extra={"field": "reason"})
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         if not request_visible_to(actor, request):

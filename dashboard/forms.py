@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms
 
+from core.errors import ValidationError
+from core.limits import json_loads_checked
 from governance.models import RecipientKind, RequestState, Sensitivity
 
 
@@ -37,9 +39,15 @@ class DatasetRegisterForm(forms.Form):
         data["schema"] = None
         if text.strip():
             try:
-                data["schema"] = json.loads(text)
+                data["schema"] = json_loads_checked(text, what="The schema")
             except json.JSONDecodeError as error:
                 self.add_error(field, f"This is not valid JSON: {error.msg} (line {error.lineno}).")
+                return data
+            except ValueError as error:
+                self.add_error(field, f"This is not valid JSON: {error}.")
+                return data
+            except ValidationError as error:
+                self.add_error(field, error.message)
                 return data
             if not isinstance(data["schema"], dict):
                 self.add_error(field, 'The schema must be a JSON object with a "columns" list.')

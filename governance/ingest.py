@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from core.errors import DatasetFormatError
 
@@ -42,6 +43,8 @@ class IngestLimits:
     max_upload_bytes: int
     max_expanded_bytes: int
     max_compression_ratio: int
+    max_columns: int = 1000
+    max_cell_chars: int = 4096
 
 
 @dataclass
@@ -61,9 +64,11 @@ def read_table(path: Path, *, filename: str, limits: IngestLimits, schema: dict[
     """Read, validate and canonicalise an uploaded CSV/Parquet file (optionally compressed)."""
     raw = _read_limited(path, filename=filename, limits=limits)
     if raw[:4] == b"PAR1":
-        header, rows = _parquet_rows(raw)
+        header, rows = _parquet_rows(raw, limits=limits)
     else:
-        header, rows = _csv_rows(_decode_utf8(raw))
+        _check_no_nul(raw)
+        header, rows = _csv_rows(_decode_utf8(raw), limits=limits)
+    _check_cells(header, rows, limits=limits)
     missing = tuple(schema.get("missing_values", DEFAULT_MISSING)) if schema else DEFAULT_MISSING
     if schema is None:
         schema, inferred = infer_schema(header, rows, missing_values=missing), True
@@ -190,13 +195,17 @@ def _decode_utf8(raw: bytes) -> str:
 # --- rows and header ---------------------------------------------------------------------
 
 
-def _csv_rows(text: str, *, delimiter: str | None = None) -> tuple[list[str], list[list[str]]]:
+def _csv_rows(
+    text: str, *, delimiter: str | None = None, limits: IngestLimits | None = None
+) -> tuple[list[str], list[list[str]]]:
     if not text.strip():
         raise DatasetFormatError("The file is empty.")
     delimiter = delimiter or _sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
+        if limits is not None:
+            _check_width(len(header), limits)
         _check_header(header)
         rows = _rectangular(reader, width=len(header))
     except csv.Error as error:
@@ -230,6 +239,43 @@ def _rectangular(reader: Any, *, width: int) -> list[list[str]]:
     return rows
 
 
+def _check_no_nul(raw: bytes) -> None:
+    position = raw.find(b"\x00")
+    if position >= 0:
+        line = raw.count(b"\n", 0, position) + 1
+        raise DatasetFormatError(
+            f"The file contains a NUL byte (line {line}, byte {position}); text cells may not hold NUL characters.",
+            extra={"line": line, "byte_offset": position},
+        )
+
+
+def _check_width(width: int, limits: IngestLimits) -> None:
+    # Checked on the header, before any per-column work (inference costs time per column).
+    if width > limits.max_columns:
+        raise DatasetFormatError(
+            f"The table has {width:,} columns; the limit is {limits.max_columns:,} (SYNTHGATE_MAX_COLUMNS).",
+            extra={"columns": width, "limit": limits.max_columns},
+        )
+
+
+def _check_cells(header: list[str], rows: list[list[str]], *, limits: IngestLimits) -> None:
+    limit = limits.max_cell_chars
+    longest_name = max(header, key=len)
+    if len(longest_name) > limit:
+        raise DatasetFormatError(
+            f"A column name is {len(longest_name):,} characters long; the limit is {limit:,}.",
+            extra={"length": len(longest_name), "limit": limit},
+        )
+    for number, row in enumerate(rows, start=1):
+        if max(map(len, row)) > limit:
+            column = next(name for name, cell in zip(header, row, strict=True) if len(cell) > limit)
+            raise DatasetFormatError(
+                f"Data row {number}, column {column!r}, holds a cell longer than {limit:,} characters "
+                "(SYNTHGATE_MAX_CELL_CHARS).",
+                extra={"row": number, "column": column, "limit": limit},
+            )
+
+
 def _check_header(header: list[str]) -> None:
     empty = [position + 1 for position, name in enumerate(header) if not name]
     if empty:
@@ -244,7 +290,12 @@ def _check_header(header: list[str]) -> None:
         )
 
 
-def _parquet_rows(raw: bytes) -> tuple[list[str], list[list[str]]]:
+def _parquet_rows(raw: bytes, *, limits: IngestLimits) -> tuple[list[str], list[list[str]]]:
+    try:
+        width = len(pq.ParquetFile(io.BytesIO(raw)).schema_arrow.names)
+    except Exception as error:  # pyarrow raises many kinds; all mean the same to the user
+        raise DatasetFormatError(f"The Parquet file cannot be read: {error}.") from error
+    _check_width(width, limits)
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as error:  # pyarrow raises many kinds; all mean the same to the user
@@ -254,6 +305,8 @@ def _parquet_rows(raw: bytes) -> tuple[list[str], list[list[str]]]:
     if frame.empty:
         raise DatasetFormatError("The file has a header but no data rows.")
     columns = [_as_text(frame[name]) for name in frame.columns]
+    if any("\x00" in value for values in columns for value in values):
+        raise DatasetFormatError("The Parquet file holds a text cell with a NUL character; remove it and re-export.")
     return header, [list(values) for values in zip(*columns, strict=True)]
 
 

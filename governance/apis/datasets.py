@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFoundError
+from core.limits import json_loads_checked
 from governance import selectors, services
 from governance.apis.common import (
     READ_ERRORS,
@@ -88,8 +88,8 @@ class SchemaField(serializers.Field):
             data = data.read()
         if isinstance(data, bytes | str):
             try:
-                data = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                data = json_loads_checked(data, what="The schema")
+            except ValueError as error:
                 raise serializers.ValidationError(f"The schema is not valid JSON: {error}.") from error
         if not isinstance(data, dict):
             raise serializers.ValidationError('The schema must be a JSON object with a "columns" list.')

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
+from core.limits import text_checked
 from governance.ingest import IngestLimits, Table, read_table
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, VersionKind
 from governance.services.audit_log import audit_event_record
@@ -35,6 +36,8 @@ def ingest_limits() -> IngestLimits:
         max_upload_bytes=settings.SYNTHGATE_MAX_UPLOAD_BYTES,
         max_expanded_bytes=settings.SYNTHGATE_MAX_EXPANDED_BYTES,
         max_compression_ratio=settings.SYNTHGATE_MAX_COMPRESSION_RATIO,
+        max_columns=settings.SYNTHGATE_MAX_COLUMNS,
+        max_cell_chars=settings.SYNTHGATE_MAX_CELL_CHARS,
     )
 
 
@@ -82,6 +85,7 @@ def dataset_register(
     epsilon = parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))
     delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
     _check_name(name)
+    description = text_checked(description, field="description")
     if sensitivity not in Sensitivity.values:
         raise ValidationError(
             f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
+from core.limits import text_checked
 from governance.models import Purpose, RecipientKind, Role
 from governance.policy import audit_thresholds_validate, default_audit_thresholds
 from governance.services.audit_log import audit_event_record
@@ -71,7 +72,7 @@ def purpose_create(
         "holdout_fraction": _holdout(holdout_fraction),
         "allow_non_private": bool(allow_non_private),
         "release_days": _release_days(release_days),
-        "description": description,
+        "description": text_checked(description, field="description"),
     }
     try:
         with transaction.atomic():

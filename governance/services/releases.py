@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core.context import current_channel
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from core.limits import text_checked
 from governance.models import DataRequest, Decision, Download, DownloadKind, Release, RequestState, Role
 from governance.services.audit_log import audit_event_record
 from governance.services.requests import access_request_lock, request_transition
@@ -120,6 +121,7 @@ def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Rele
 
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to revoke a release.", extra={"field": "reason"})
+    reason = text_checked(reason, field="reason")
     if not user_has_role(actor, Role.STEWARD, Role.APPROVER):
         raise PermissionDeniedError("Only a steward or an approver can revoke a release.")
     with transaction.atomic():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
+from core.limits import json_loads_checked
 from governance.cli_format import dataset_data, fields, schema_table, table, version_data
 from governance.management.base import CliError, SynthgateCommand
 from governance.models import Sensitivity
@@ -130,7 +130,7 @@ def _read_schema(name: str | None) -> dict[str, Any] | None:
     if name is None:
         return None
     try:
-        return json.loads(Path(name).read_text(encoding="utf-8"))
+        return json_loads_checked(Path(name).read_text(encoding="utf-8"), what=f"The schema file {name}")
     except OSError as error:
         raise CliError(f"Cannot read the schema file {name}: {error.strerror}.", extra={"path": name}) from error
     except ValueError as error:
