@@ -22,8 +22,8 @@ from core.limits import text_checked
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
 from governance.ingest import IngestLimits, Table, load_canonical, read_table
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
+from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
-from governance.services.users import user_has_role
 
 # pg_advisory_xact_lock id serialising registrations ("synthgate.registration").
 REGISTRATION_LOCK_ID = 0x53594E5447524547
