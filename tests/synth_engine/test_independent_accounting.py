@@ -27,7 +27,7 @@ import dp_accounting
 import numpy as np
 import pytest
 
-from synth_engine.assurance import reference_table
+from synth_engine.assurance.game import reference_table
 from synth_engine.generators import get_generator
 
 TOLERANCE = 0.01
