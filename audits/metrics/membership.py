@@ -119,7 +119,8 @@ def membership_checks(
             chart={"kind": "roc", "fpr": chosen["roc_fpr"], "tpr": chosen["roc_tpr"]},
         )
     )
-    results.append(dp_ceiling_check(truth, scores, privacy_claim))
+    if privacy_claim is not None:
+        results.append(dp_ceiling_check(truth, scores, privacy_claim))
     return results
 
 
