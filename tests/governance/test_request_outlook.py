@@ -70,3 +70,24 @@ def test_outlook_api_and_cli_give_the_same_prediction(cast, adult):
     call_command("request", "outlook", *args, as_user=cast.requester.username, stdout=text)
     assert "Predicted audit of a clean release" in text.getvalue()
     assert "tvd_1way" in text.getvalue()
+
+
+def test_request_form_previews_the_audit_without_filing(cast, adult, client):
+    client.force_login(cast.requester)
+    form = {
+        "dataset": "adult",
+        "purpose": "research",
+        "epsilon": "1",
+        "delta": "1e-6",
+        "n_rows": "500",
+        "generator": "mst",
+        "recipient_kind": "internal",
+        "preview": "1",
+    }
+    before = DataRequest.objects.count()
+    page = client.post("/requests/new/", form)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "What the audit will probably say" in text
+    assert "Membership checks:" in text
+    assert DataRequest.objects.count() == before
