@@ -65,3 +65,10 @@ class DatasetFormatError(ValidationError):
     """An uploaded table is malformed (encoding, shape, types, schema)."""
 
     code = "invalid_dataset"
+
+
+class ServiceUnavailableError(ApplicationError):
+    """A service the action needs (the task broker, the database) cannot be reached; try again later."""
+
+    code = "service_unavailable"
+    status = 503
