@@ -19,6 +19,7 @@ from synth_engine.generators.base import (
 from synth_engine.generators.copula import GaussianCopulaGenerator
 from synth_engine.generators.dp_tvae import DPTVAEGenerator
 from synth_engine.generators.mst import MSTGenerator
+from synth_engine.generators.parameters import ParameterError, check_parameters
 
 GENERATORS: dict[str, type[Generator]] = {
     MSTGenerator.name: MSTGenerator,
@@ -41,6 +42,10 @@ def get_generator(name: str, **params: Any) -> Generator:
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise GeneratorError(f"unknown parameter(s) {unknown} for generator {name!r}; valid parameters: {valid}")
+    try:
+        check_parameters(name, params)
+    except ParameterError as error:
+        raise GeneratorError(str(error)) from error
     return cls(**params)
 
 
