@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -22,6 +24,13 @@ logger = logging.getLogger(__name__)
 class DefaultPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+class ApiSchemaAccess(BasePermission):
+    """The OpenAPI schema and docs: open when SYNTHGATE_API_SCHEMA_PUBLIC (development), else login."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return bool(settings.SYNTHGATE_API_SCHEMA_PUBLIC or request.user and request.user.is_authenticated)
 
 
 def error_body(code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
