@@ -26,9 +26,7 @@ from rest_framework.views import APIView
 
 from audits import selectors, services
 from audits.models import AuditRun, AuditStatus, Datasheet
-from core.errors import NotFoundError
-from core.limits import read_capped, upload_limit_install
-from governance.apis.common import (
+from core.apis import (
     READ_ERRORS,
     WRITE_ERRORS,
     error_responses,
@@ -37,6 +35,8 @@ from governance.apis.common import (
     paginated,
     paginated_response,
 )
+from core.errors import NotFoundError
+from core.limits import read_capped, upload_limit_install
 
 
 class AuditRunFilter(django_filters.FilterSet):

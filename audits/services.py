@@ -24,6 +24,7 @@ from core.errors import ConflictError, NotFoundError, PermissionDeniedError, Val
 from core.limits import text_checked
 from governance.ingest import load_canonical, read_table
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
     audit_event_record,
@@ -31,7 +32,6 @@ from governance.services import (
     files_removed_on_error,
     ingest_limits,
     request_transition,
-    user_has_role,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,6 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
 
 def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | None = None) -> AuditRun:
     """Audit any synthetic or external version again (e.g. with a new seed or new thresholds)."""
-    from governance.selectors import request_visible_to
 
     version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
     if version is None or version.kind not in (VersionKind.SYNTHETIC, VersionKind.EXTERNAL):
@@ -360,7 +359,6 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
 
 def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcceptance:
     """An approver other than the requester accepts a failed audit, naming every failed check."""
-    from governance.selectors import request_visible_to
 
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to accept the risk of a failed audit.", extra={"field": "reason"})

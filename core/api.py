@@ -1,18 +1,20 @@
-"""API boundary helpers: the one error body shape, pagination, and small view helpers."""
+"""The DRF hooks named in settings: the one error body (``{code, message, extra}``) and pagination.
+
+Views share the rest through ``core.apis`` (the error schema, filtered and paginated lists).
+This module imports no view machinery, so settings can name it without an import circle.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -24,13 +26,6 @@ logger = logging.getLogger(__name__)
 class DefaultPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
-
-
-class ApiSchemaAccess(BasePermission):
-    """The OpenAPI schema and docs: open when SYNTHGATE_API_SCHEMA_PUBLIC (development), else login."""
-
-    def has_permission(self, request: Any, view: Any) -> bool:
-        return bool(settings.SYNTHGATE_API_SCHEMA_PUBLIC or request.user and request.user.is_authenticated)
 
 
 def error_body(code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -26,11 +26,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from core.errors import DatasetFormatError
+from core.schema import DEFAULT_MISSING, SchemaError, parse_schema
 
-COLUMN_TYPES = ("integer", "float", "categorical", "boolean", "datetime")
-COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "label", "other")
-NUMERIC_TYPES = ("integer", "float")
-DEFAULT_MISSING = ("",)
 TRUE_TOKENS = {"true", "t", "yes", "y", "1"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0"}
 # A compression ratio is only meaningful once something sizeable has been expanded.
@@ -326,25 +323,20 @@ def _as_text(series: pd.Series) -> list[str]:
 
 def validate_schema(schema: Any, header: list[str]) -> dict[str, Any]:
     """Check a declared schema's shape and that it names exactly the file's columns."""
-    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), list):
-        raise DatasetFormatError('The schema must be a JSON object with a "columns" list.')
-    columns = [_validate_column(position, column) for position, column in enumerate(schema["columns"])]
-    names = [column["name"] for column in columns]
-    _check_schema_names(names, header)
-    labels = [column["name"] for column in columns if column["role"] == "label"]
-    if len(labels) > 1:
-        raise DatasetFormatError(f"At most one label column is allowed; the schema marks {', '.join(labels)}.")
+    try:
+        specs = parse_schema(schema, strict=True)
+    except SchemaError as error:
+        raise DatasetFormatError(str(error)) from error
+    _check_schema_names([spec.name for spec in specs], header)
     missing_values = schema.get("missing_values", list(DEFAULT_MISSING))
     if not isinstance(missing_values, list) or not all(isinstance(token, str) for token in missing_values):
         raise DatasetFormatError('"missing_values" must be a list of strings.')
     order = {name: position for position, name in enumerate(header)}
-    return {"columns": sorted(columns, key=lambda column: order[column["name"]]), "missing_values": missing_values}
+    columns = [spec.entry for spec in sorted(specs, key=lambda spec: order[spec.name])]
+    return {"columns": columns, "missing_values": missing_values}
 
 
 def _check_schema_names(names: list[str], header: list[str]) -> None:
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise DatasetFormatError(f"The schema lists columns twice: {', '.join(duplicates)}.")
     absent = [name for name in names if name not in header]
     if absent:
         raise DatasetFormatError(
@@ -357,45 +349,6 @@ def _check_schema_names(names: list[str], header: list[str]) -> None:
             f"The file has columns the schema does not describe: {', '.join(undeclared)}.",
             extra={"undeclared_columns": undeclared},
         )
-
-
-def _validate_column(position: int, column: Any) -> dict[str, Any]:
-    if not isinstance(column, dict) or not isinstance(column.get("name"), str) or not column["name"].strip():
-        raise DatasetFormatError(f'Schema column {position + 1} needs a non-empty string "name".')
-    name = column["name"].strip()
-    allowed = {"name", "type", "role", "min", "max", "categories", "description"}
-    unknown = sorted(set(column) - allowed)
-    if unknown:
-        raise DatasetFormatError(f"Schema column {name!r} has unknown keys: {', '.join(unknown)}.")
-    if column.get("type") not in COLUMN_TYPES:
-        raise DatasetFormatError(
-            f"Schema column {name!r}: type must be one of {', '.join(COLUMN_TYPES)}; got {column.get('type')!r}."
-        )
-    role = column.get("role", "other")
-    if role not in COLUMN_ROLES:
-        raise DatasetFormatError(
-            f"Schema column {name!r}: role must be one of {', '.join(COLUMN_ROLES)}; got {role!r}."
-        )
-    result = {**column, "name": name, "role": role}
-    _validate_public_domain(name, result)
-    return result
-
-
-def _validate_public_domain(name: str, column: dict[str, Any]) -> None:
-    """Declared bounds and categories are public facts: check they are well formed."""
-    for key in ("min", "max"):
-        if key in column:
-            if column["type"] not in NUMERIC_TYPES:
-                raise DatasetFormatError(f"Schema column {name!r}: {key} is only allowed on numeric columns.")
-            value = column[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise DatasetFormatError(f"Schema column {name!r}: {key} must be a finite number.")
-    if "min" in column and "max" in column and column["min"] > column["max"]:
-        raise DatasetFormatError(f"Schema column {name!r}: min is greater than max.")
-    if "categories" in column:
-        categories = column["categories"]
-        if not isinstance(categories, list) or not categories:
-            raise DatasetFormatError(f"Schema column {name!r}: categories must be a non-empty list.")
 
 
 def infer_schema(header: list[str], rows: list[list[str]], *, missing_values: Iterable[str]) -> dict[str, Any]:
@@ -435,12 +388,12 @@ def _looks_integral(text: str) -> bool:
 def _typed_column(column: dict[str, Any], values: list[str], missing: tuple[str, ...]) -> pd.Series:
     kind, name = column["type"], column["name"]
     is_missing = np.array([value in missing for value in values])
-    if kind in NUMERIC_TYPES:
+    if kind == "datetime":
+        return _datetime_column(name, values, is_missing)
+    if kind in ("integer", "float"):
         return _numeric_column(name, kind, values, is_missing)
     if kind == "boolean":
         return _boolean_column(name, values, is_missing)
-    if kind == "datetime":
-        return _datetime_column(name, values, is_missing)
     return pd.Series(
         [None if flag else value for value, flag in zip(values, is_missing, strict=True)], dtype="object", name=name
     )

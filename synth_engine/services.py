@@ -26,6 +26,7 @@ from django.utils import timezone
 from core.errors import ApplicationError, ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from governance.ingest import build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
     audit_event_record,
@@ -36,7 +37,6 @@ from governance.services import (
     files_removed_on_error,
     ledger_amount,
     request_transition,
-    user_has_role,
 )
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.runtime import PeakMemory, library_versions
@@ -50,7 +50,6 @@ class JobCancelledError(Exception):
 
 def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
     """Approved request → generating: create its job and queue it once the transaction commits."""
-    from governance.selectors import request_visible_to
     from synth_engine.tasks import generation_job_execute
 
     with transaction.atomic():
@@ -104,7 +103,6 @@ def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
     with transaction.atomic():
         job = _job_locked(job_id)
         request = job.request
-        from governance.selectors import request_visible_to
 
         if not request_visible_to(actor, request):
             raise NotFoundError(f"No job #{job_id}.")

@@ -29,7 +29,8 @@ from governance.models import (
     RequestState,
     Role,
 )
-from governance.services import audit_log_verify, user_has_role
+from governance.permissions import user_has_role
+from governance.services import audit_log_verify
 from governance.services.budget import plain
 
 ZERO = Decimal(0)

@@ -192,7 +192,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governance and audit of privacy-preserving synthetic tabular data.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["core.api.ApiSchemaAccess"],
+    "SERVE_PERMISSIONS": ["core.apis.ApiSchemaAccess"],
 }
 
 # Celery: CELERY_BROKER_URL unset means tasks run in-process (eager).

@@ -11,9 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.apis import WRITE_ERRORS, error_responses
 from core.errors import TooManyAttemptsError, ValidationError
 from governance import services
-from governance.apis.common import WRITE_ERRORS, error_responses
 from governance.logins import login_lockout_message
 
 

@@ -18,21 +18,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import NotFoundError
-from core.limits import json_loads_checked
-from governance import selectors, services
-from governance.apis.common import (
+from core.apis import (
     READ_ERRORS,
     WRITE_ERRORS,
-    ExactDecimalField,
-    delta_field,
-    epsilon_field,
     error_responses,
     filtered,
     list_parameters,
     paginated,
     paginated_response,
 )
+from core.errors import NotFoundError
+from core.limits import json_loads_checked
+from governance import selectors, services
+from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
 from governance.models import Dataset, DatasetVersion, Sensitivity
 

@@ -35,8 +35,6 @@ from governance.services.users import (
     password_checked,
     roles_ensure,
     user_create,
-    user_has_role,
-    user_roles,
     username_checked,
     username_normalise,
 )
@@ -81,6 +79,4 @@ __all__ = [
     "request_transition",
     "roles_ensure",
     "user_create",
-    "user_has_role",
-    "user_roles",
 ]

@@ -20,8 +20,8 @@ from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from governance.ingest import IngestLimits, Table, read_table
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, VersionKind
+from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
-from governance.services.users import user_has_role
 
 
 @dataclass(frozen=True)

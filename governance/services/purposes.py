@@ -12,10 +12,10 @@ from django.db import IntegrityError, transaction
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from governance.models import Purpose, RecipientKind, Role
+from governance.permissions import user_has_role
 from governance.policy import audit_thresholds_validate, default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.datasets import parse_decimal
-from governance.services.users import user_has_role
 
 DEFAULT_PURPOSES: list[dict[str, Any]] = [
     {

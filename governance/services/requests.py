@@ -36,10 +36,10 @@ from governance.models import (
     Role,
     VersionKind,
 )
+from governance.permissions import request_visible_to, user_has_role
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
 from governance.services.datasets import parse_decimal
-from governance.services.users import user_has_role
 
 S = RequestState
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -366,7 +366,6 @@ def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> 
 
 
 def _require_visible(actor: AbstractUser, request: DataRequest) -> None:
-    from governance.selectors import request_visible_to
 
     if not request_visible_to(actor, request):
         raise NotFoundError(f"No request #{request.pk}.")

@@ -43,88 +43,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import schema as core_schema
+from core.schema import ColumnSpec, numeric_values
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 from synth_engine.privacy.accountant import ZCDPAccountant
 from synth_engine.privacy.mechanisms import gaussian_noise, sparse_histogram, sparse_threshold
 from synth_engine.privacy.zcdp import gaussian_sigma
 
 OTHER_VALUE = "other"
-COLUMN_TYPES = ("integer", "float", "categorical", "boolean", "datetime")
-COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "label", "other")
-NUMERIC_TYPES = ("integer", "float", "datetime")
 MAX_UNDECLARED_CATEGORIES = 1000
 _MAGNITUDE_RANGE = {True: (0, 62), False: (-30, 100)}  # power-of-two buckets, int / float
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One column of the schema, with its public facts."""
-
-    name: str
-    type: str
-    role: str = "other"
-    minimum: float | None = None
-    maximum: float | None = None
-    categories: tuple[Any, ...] | None = None
-    nullable: bool | None = None
-
-    @property
-    def is_numeric(self) -> bool:
-        return self.type in NUMERIC_TYPES
-
-    @property
-    def needs_private_domain(self) -> bool:
-        if self.type == "categorical":
-            return self.categories is None
-        return self.is_numeric and (self.minimum is None or self.maximum is None)
-
-
 def parse_schema(schema: dict[str, Any]) -> list[ColumnSpec]:
     """Read ``{"columns": [...]}`` into specs; raise :class:`SchemaMismatchError` on bad entries."""
-    columns = schema.get("columns") if isinstance(schema, dict) else None
-    if not columns:
-        raise SchemaMismatchError("schema must be a dict with a non-empty 'columns' list")
-    specs = [_parse_column(column) for column in columns]
-    names = [spec.name for spec in specs]
-    if len(set(names)) != len(names):
-        raise SchemaMismatchError("schema lists a column more than once")
-    return specs
-
-
-def _parse_column(column: dict[str, Any]) -> ColumnSpec:
-    name, kind = column.get("name"), column.get("type")
-    role = column.get("role", "other")
-    if not name or kind not in COLUMN_TYPES:
-        raise SchemaMismatchError(f"column {name!r}: type must be one of {COLUMN_TYPES}")
-    if role not in COLUMN_ROLES:
-        raise SchemaMismatchError(f"column {name!r}: role must be one of {COLUMN_ROLES}")
-    categories = column.get("categories")
-    if kind == "boolean":
-        categories = [False, True]
-    bounds = [_parse_bound(column.get(key), kind, name) for key in ("min", "max")]
-    if None not in bounds and bounds[0] > bounds[1]:
-        raise SchemaMismatchError(f"column {name!r}: min is greater than max")
-    return ColumnSpec(
-        name=name,
-        type=kind,
-        role=role,
-        minimum=bounds[0],
-        maximum=bounds[1],
-        categories=tuple(categories) if categories is not None else None,
-        nullable=column.get("nullable"),
-    )
-
-
-def _parse_bound(value: Any, kind: str, name: str) -> float | None:
-    if value is None:
-        return None
-    if kind == "datetime":
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
-        return float(stamp.value // 10**9)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SchemaMismatchError(f"column {name!r}: bounds must be finite numbers")
-    return float(value)
+    try:
+        return core_schema.parse_schema(schema)
+    except core_schema.SchemaError as error:
+        raise SchemaMismatchError(str(error)) from error
 
 
 # --------------------------------------------------------------------------- validation
@@ -394,17 +330,6 @@ def _is_bool(value: Any) -> bool:
 
 def _is_missing_value(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def numeric_values(series: pd.Series, kind: str) -> np.ndarray:
-    """Float64 view of a numeric column (datetimes as epoch seconds); missing is NaN."""
-    if kind == "datetime":
-        stamps = pd.to_datetime(series)
-        if getattr(stamps.dt, "tz", None) is not None:
-            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-        nanos = stamps.astype("datetime64[ns]").to_numpy().astype(np.int64).astype(np.float64)
-        return np.where(stamps.isna().to_numpy(), np.nan, np.floor(nanos / 1e9))
-    return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.Series:

@@ -119,6 +119,10 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/auth/tokens/", None, (200, 200, 200, 200, 200, 200, 401)),
     ("DELETE", "/api/auth/tokens/sg_000000000000/", None, (404, 404, 404, 404, 404, 404, 401)),
     ("POST", "/api/auth/tokens/sg_000000000000/rotate/", None, (404, 404, 404, 404, 404, 404, 401)),
+    # assurance figures come from the bundled public sample: any signed-in user may read them
+    ("GET", "/api/assurance/", None, (200, 200, 200, 200, 200, 200, 401)),
+    ("GET", "/api/assurance/999999/", None, (404, 404, 404, 404, 404, 404, 401)),
+    ("POST", "/api/assurance/", None, (405, 405, 405, 405, 405, 405, 401)),
     ("GET", "/api/no-such-endpoint/", None, (404, 404, 404, 404, 404, 404, 404)),
 ]
 

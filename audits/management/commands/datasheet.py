@@ -16,9 +16,9 @@ from audits.apis import DatasheetVerifyApi, datasheet_file
 from audits.models import Datasheet
 from audits.selectors import audit_run_get
 from audits.services import datasheet_verify
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields
 from core.limits import read_capped
-from governance.cli_format import fields
-from governance.management.base import CliError, SynthgateCommand
 
 VERIFICATION_FAILED_EXIT = 1
 

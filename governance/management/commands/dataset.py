@@ -7,9 +7,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields, table
 from core.limits import json_loads_checked
-from governance.cli_format import dataset_data, fields, schema_table, table, version_data
-from governance.management.base import CliError, SynthgateCommand
+from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import Sensitivity
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import dataset_register

@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli_format import decimal_text
 from core.context import channel
 from core.errors import ApplicationError
-from governance.cli_format import decimal_text
 
 SAMPLE = Path(settings.BASE_DIR) / "sample_data"
 PEOPLE = [
