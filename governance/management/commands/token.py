@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
-from governance.cli_format import fields, table
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields, table
 from governance.services import api_token_issue, api_token_list, api_token_revoke, api_token_rotate
 
 
