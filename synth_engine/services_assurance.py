@@ -17,14 +17,11 @@ from django.db import transaction
 
 from core.errors import PermissionDeniedError, ValidationError
 from governance.models import Role
-from governance.services import audit_event_record, user_has_role
-from synth_engine.assurance import (
-    CANARY_KINDS,
-    NonPrivateGeneratorError,
-    assure_generator,
-    generator_version,
-    reference_table,
-)
+from governance.permissions import user_has_role
+from governance.services import audit_event_record
+from synth_engine.assurance.canaries import CANARY_KINDS
+from synth_engine.assurance.game import NonPrivateGeneratorError, assure_generator, reference_table
+from synth_engine.assurance.version import generator_version
 from synth_engine.generators import GENERATORS, Generator, GeneratorError, get_generator
 from synth_engine.models import AssuranceRun, AssuranceStatus
 

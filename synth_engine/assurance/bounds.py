@@ -71,6 +71,15 @@ def clopper_pearson_upper(successes: int, trials: int, alpha: float) -> float:
     return float(beta.ppf(1.0 - alpha, successes + 1, trials - successes))
 
 
+def clopper_pearson_lower(successes: int, trials: int, alpha: float) -> float:
+    """One-sided (1 − α) Clopper–Pearson lower limit: the α quantile of Beta(k, n − k + 1)."""
+    if trials <= 0:
+        raise ValueError("trials must be positive")
+    if successes <= 0:
+        return 0.0
+    return float(beta.ppf(alpha, successes, trials - successes + 1))
+
+
 def epsilon_from_rates(false_positive: float, false_negative: float, delta: float) -> float:
     """Largest ε the two hypothesis-testing inequalities force for these rates (≥ 0).
 

@@ -12,19 +12,16 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from synth_engine.assurance import (
-    CANARY_KINDS,
-    NonPrivateGeneratorError,
-    assure_generator,
+from synth_engine.assurance.bounds import (
     best_bound,
+    clopper_pearson_lower,
     clopper_pearson_upper,
     epsilon_from_rates,
     gdp_delta,
-    make_canary,
-    reference_table,
     theoretical_mu,
-    with_canary,
 )
+from synth_engine.assurance.canaries import CANARY_KINDS, make_canary, with_canary
+from synth_engine.assurance.game import NonPrivateGeneratorError, assure_generator, reference_table
 from synth_engine.generators import get_generator
 from tests.synth_engine.leaky import CopyingGenerator, UnderNoisedGenerator
 
@@ -47,6 +44,8 @@ def test_clopper_pearson_upper_limit_of_zero_successes_is_the_exact_formula() ->
     # with no successes in n trials the one-sided limit solves (1 − p)^n = α
     assert clopper_pearson_upper(0, 50, 0.05) == pytest.approx(1 - 0.05 ** (1 / 50), rel=1e-6)
     assert clopper_pearson_upper(50, 50, 0.05) == 1.0
+    assert clopper_pearson_lower(0, 50, 0.05) == 0.0
+    assert clopper_pearson_lower(50, 50, 0.05) == pytest.approx(0.05 ** (1 / 50), rel=1e-6)
     exact = binomtest(7, 40).proportion_ci(confidence_level=0.9, method="exact").high
     assert clopper_pearson_upper(7, 40, 0.05) == pytest.approx(exact, rel=1e-6)
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from core.errors import PermissionDeniedError, ValidationError
 from governance.models import AuditEvent
-from synth_engine.assurance import generator_version
+from synth_engine.assurance.version import generator_version
 from synth_engine.generators import MSTGenerator
 from synth_engine.models import AssuranceRun, AssuranceStatus
 from synth_engine.services_assurance import assurance_run_start

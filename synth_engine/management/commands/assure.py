@@ -11,11 +11,11 @@ import sys
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
-from governance.management.base import CliError, SynthgateCommand, add_common_options
 
-from governance.cli_format import table
+from core.cli import CliError, SynthgateCommand, add_common_options
+from core.cli_format import table
 from synth_engine.apis import AssuranceRunOutputSerializer
-from synth_engine.assurance import CANARY_KINDS
+from synth_engine.assurance.canaries import CANARY_KINDS
 from synth_engine.generators import GENERATORS
 from synth_engine.models import AssuranceRun
 from synth_engine.services_assurance import assurance_run_start
