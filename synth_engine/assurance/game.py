@@ -37,7 +37,19 @@ REFERENCE_TABLE = Path(__file__).resolve().parents[2] / "sample_data" / "adult.c
 REFERENCE_COLUMNS = ("age", "workclass", "education", "sex", "hours-per-week", "income")
 REFERENCE_NUMERIC = ("age", "hours-per-week")
 REFERENCE_LABEL = "income"
-EPSILON_TOLERANCE = 1e-9  # a fit may report at most the claim (plus float rounding)
+EPSILON_TOLERANCE = 1e-9
+DEFAULT_ROWS = 1000
+DEFAULT_RUNS = 50
+# dp-tvae trains a network per fit: the game runs with fewer runs, on fewer rows, with a small
+# network and two epochs (privacy-relevant settings -- Poisson sampling, clipping, accounting --
+# are the generator's own); a stored run's parameters say exactly what was tested.
+PRESETS: dict[str, dict[str, Any]] = {
+    "dp-tvae": {
+        "n_rows": 400,
+        "runs": 10,
+        "parameters": {"epochs": 2, "batch_size": 100, "hidden_dims": [32], "embedding_dim": 8},
+    },
+}  # a fit may report at most the claim (plus float rounding)
 
 
 class NonPrivateGeneratorError(ValueError):
