@@ -73,6 +73,8 @@ def assurance_run_start(
         )
     except NonPrivateGeneratorError as error:
         raise ValidationError(str(error), code="non_private", extra={"generator": generator}) from error
+    except ValueError as error:  # every fit refused, or a table that cannot hold a canary
+        raise ValidationError(str(error), extra={"generator": generator}) from error
     return _record(actor, generator, type(make()), parameters, report.to_dict())
 
 
