@@ -40,6 +40,18 @@ class Command(SynthgateCommand):
         register.add_argument("--delta-cap", required=True, metavar="D")
         register.add_argument("--description", default="")
         register.add_argument("--sensitivity", choices=Sensitivity.values, default=Sensitivity.CONFIDENTIAL)
+        register.add_argument(
+            "--override-caps",
+            metavar="REASON",
+            default="",
+            help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+        )
+        register.add_argument(
+            "--override-overlap",
+            metavar="REASON",
+            default="",
+            help="register although some rows match another dataset's (partial overlap only); logged",
+        )
         self.add_subcommand(actions, "list", "list datasets")
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
         show.add_argument("name", metavar="NAME")
@@ -58,6 +70,8 @@ class Command(SynthgateCommand):
             schema=_read_schema(options["schema"]),
             description=options["description"],
             sensitivity=options["sensitivity"],
+            cap_override_reason=options["override_caps"],
+            overlap_override_reason=options["override_overlap"],
         )
         version = result.version
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}
