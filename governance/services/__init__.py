@@ -32,9 +32,23 @@ from governance.services.requests import (
     allowed_transitions,
     request_transition,
 )
-from governance.services.users import roles_ensure, user_create
+from governance.services.tokens import api_token_issue, api_token_list, api_token_revoke, api_token_rotate
+from governance.services.users import (
+    password_checked,
+    roles_ensure,
+    user_create,
+    username_checked,
+    username_normalise,
+)
 
 __all__ = [
+    "api_token_issue",
+    "api_token_list",
+    "api_token_revoke",
+    "api_token_rotate",
+    "password_checked",
+    "username_checked",
+    "username_normalise",
     "TRANSITIONS",
     "BudgetBalance",
     "ChainVerification",
