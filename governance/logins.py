@@ -14,8 +14,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from core.api import error_body
+from governance.models import AuditEvent
 from governance.services import audit_event_record, username_normalise
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,15 @@ def login_lockout_response(
 
 
 def login_lockout_record(*, username: str, ip_address: str | None) -> None:
-    """One audit event per lockout: who was tried, from where (no password, ever)."""
+    """One audit event per lockout: who was tried, from where (no password, ever).
+
+    django-axes signals a lockout on every attempt while it lasts; only the first within the
+    cool-off is recorded, so an attacker's retries cannot flood the audit log.
+    """
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    recent = AuditEvent.objects.filter(action="auth.lockout", created_at__gte=since)
+    if recent.filter(after__username=username, after__ip_address=ip_address).exists():
+        return
     user = get_user_model().objects.filter(username__iexact=username).first()
     logger.warning("Login locked out: username=%r ip=%s", username, ip_address)
     audit_event_record(
