@@ -26,8 +26,7 @@ from rest_framework.views import APIView
 
 from audits import selectors, services
 from audits.models import AuditRun, AuditStatus, Datasheet
-from core.errors import NotFoundError
-from governance.apis.common import (
+from core.apis import (
     READ_ERRORS,
     WRITE_ERRORS,
     error_responses,
@@ -36,6 +35,8 @@ from governance.apis.common import (
     paginated,
     paginated_response,
 )
+from core.errors import NotFoundError
+from core.limits import read_capped, upload_limit_install
 
 
 class AuditRunFilter(django_filters.FilterSet):
@@ -309,9 +310,13 @@ class DatasheetVerifyApi(APIView):
     )
     def post(self, request: Request) -> Response:
         """Verify a datasheet's signature and SHA-256 record; a failed check is 200 with ok false (any caller)."""
+        limit = settings.SYNTHGATE_MAX_VERIFY_BYTES
+        upload_limit_install(request._request, limit_bytes=limit, what="The uploaded datasheet")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report = services.datasheet_verify(pdf_bytes=serializer.validated_data["file"].read())
+        upload = serializer.validated_data["file"]
+        pdf_bytes = read_capped(upload, limit_bytes=limit, what="The uploaded datasheet")
+        report = services.datasheet_verify(pdf_bytes=pdf_bytes)
         return Response(self.OutputSerializer(report).data)
 
 

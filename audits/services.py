@@ -22,10 +22,12 @@ from django.utils import timezone
 
 from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, RiskAcceptance
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.limits import text_checked
 from core.liveness import connection_lost, database_reconnect, heartbeat, row_locked_by_live_work
 from core.schedules import periodic_task_ensure
 from governance.ingest import load_canonical, read_table
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
     audit_event_record,
@@ -33,7 +35,6 @@ from governance.services import (
     files_removed_on_error,
     ingest_limits,
     request_transition,
-    user_has_role,
 )
 from synth_engine.models import GenerationJob
 
@@ -76,7 +77,6 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
 
 def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | None = None) -> AuditRun:
     """Audit any synthetic or external version again (e.g. with a new seed or new thresholds)."""
-    from governance.selectors import request_visible_to
 
     version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
     if version is None or version.kind not in (VersionKind.SYNTHETIC, VersionKind.EXTERNAL):
@@ -90,8 +90,9 @@ def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | Non
     )
     if not visible:
         raise NotFoundError(f"No synthetic or external version #{version_id}.")
-    if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR, Role.REQUESTER):
-        raise PermissionDeniedError("Your role cannot run audits.")
+    # Auditors read and report; they change nothing (no new audit runs either).
+    if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.REQUESTER):
+        raise PermissionDeniedError("Your role cannot run audits; auditors have read-only access.")
     train = DatasetVersion.objects.get(pk=version.lineage["train_version"])
     holdout = DatasetVersion.objects.get(pk=version.lineage["holdout_version"])
     return audit_run_execute(
@@ -109,8 +110,10 @@ def audit_external(
     *, actor: AbstractUser, dataset_name: str, synthetic_path: Path, holdout_path: Path, seed: int | None = None
 ) -> AuditRun:
     """Audit synthetic data made elsewhere; the dataset's newest source version is its training data."""
-    if not user_has_role(actor, Role.STEWARD, Role.AUDITOR):
-        raise PermissionDeniedError("Only stewards and auditors can audit external synthetic data.")
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError(
+            "Only a data steward can audit external synthetic data (it registers a version); auditors are read-only."
+        )
     dataset = Dataset.objects.filter(name=dataset_name).first()
     if dataset is None:
         raise NotFoundError(f"No dataset named {dataset_name!r}.")
@@ -199,6 +202,7 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: Abstrac
             thresholds=thresholds,
             random_state=seed,
             n_targets=settings.SYNTHGATE_AUDIT_TARGETS,
+            privacy_claim=_privacy_claim(version),
         )
         _audit_record(run, result, actor)
         datasheet_issue(run=run)
@@ -211,6 +215,15 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: Abstrac
         with transaction.atomic():
             _request_after_audit(request.pk, run, actor)
     return run
+
+
+def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:
+    """The (ε, δ) the generator reported for ``version``; ``None`` for non-private or external data."""
+    lineage = version.lineage or {}
+    epsilon, delta = lineage.get("epsilon_spent"), lineage.get("delta_spent")
+    if epsilon is None or delta is None or lineage.get("non_private"):
+        return None
+    return float(epsilon), float(delta)
 
 
 def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> None:
@@ -413,10 +426,10 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
 
 def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcceptance:
     """An approver other than the requester accepts a failed audit, naming every failed check."""
-    from governance.selectors import request_visible_to
 
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to accept the risk of a failed audit.", extra={"field": "reason"})
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         if not request_visible_to(actor, request):

@@ -72,3 +72,10 @@ class ServiceUnavailableError(ApplicationError):
 
     code = "service_unavailable"
     status = 503
+
+
+class TooManyAttemptsError(ApplicationError):
+    """Too many failed attempts (logins); retry after the lockout."""
+
+    code = "too_many_attempts"
+    status = 429

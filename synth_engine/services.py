@@ -52,9 +52,10 @@ from core.liveness import (
 from core.schedules import periodic_task_ensure
 from governance.ingest import build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
-from governance.selectors import request_visible_to
+from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
+    access_request_revalidate,
     audit_event_record,
     budget_release,
     budget_reservation,
@@ -63,8 +64,8 @@ from governance.services import (
     files_removed_on_error,
     ledger_amount,
     request_transition,
-    user_has_role,
 )
+from synth_engine.assurance.version import generator_version
 from synth_engine.generators.base import Generator, PrivacySpent
 from synth_engine.hooks import job_succeeded_hooks
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
@@ -93,6 +94,7 @@ class JobOutput:
     split_seed: int
     planned: PrivacySpent | None
     spent: PrivacySpent
+    generator_version: str  # the code hash assurance runs are keyed by: the datasheet cites its result
 
 
 def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
@@ -234,6 +236,7 @@ def _run(job_id: int) -> GenerationJob:
             raise  # this connection is dead: the job is ended on a fresh one
         logger.exception("Generation job %s failed", job.pk)
         message = error.message if isinstance(error, ApplicationError) else f"{type(error).__name__}: {error}"
+        message = (message.strip().splitlines() or [type(error).__name__])[0]
         _finish_failed(job.pk, status=JobStatus.FAILED, error=message, timings=timings)
     return GenerationJob.objects.get(pk=job_id)
 
@@ -367,6 +370,9 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         if job_warnings:
             GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
     with _phase(job, "planning", 10, timings):
+        # The request is checked once more against today's public facts (declared classes,
+        # parameter bounds) before anything is spent.
+        access_request_revalidate(request=request)
         planned = _plan(generator, request, n_rows=len(train))
         _touch_data(job, request, planned)
     seed = job.seed if job.seed is not None else secrets.randbits(63)
@@ -385,6 +391,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         split_seed=split_seed,
         planned=planned,
         spent=spent,
+        generator_version=generator_version(type(generator)),
     )
 
 
@@ -436,7 +443,10 @@ def _touch_data(job: GenerationJob, request: DataRequest, planned: PrivacySpent 
                 accountant=planned.to_dict(),
             )
         locked.data_touched_at = timezone.now()
-        locked.save(update_fields=["data_touched_at", "updated_at"])
+        # What the ledger was charged, so the job page agrees with it even if the job fails later;
+        # a successful run replaces it with the accountant's own figure (never above the charge).
+        locked.privacy_spent = planned.to_dict() if planned is not None else {}
+        locked.save(update_fields=["data_touched_at", "privacy_spent", "updated_at"])
 
 
 def _check_within_plan(spent: PrivacySpent, planned: PrivacySpent | None) -> None:
@@ -552,6 +562,7 @@ def _synthetic_lineage(
         "delta_spent": spent.delta,
         "accountant": spent.to_dict(),
         "library_versions": job.library_versions,
+        "generator_version": output.generator_version,
         "train_version": versions["train"].pk,
         "holdout_version": versions["holdout"].pk,
         "request": request.pk,

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -28,7 +29,8 @@ from governance.models import (
     RequestState,
     Role,
 )
-from governance.services import audit_log_verify, user_has_role
+from governance.permissions import user_has_role
+from governance.services import audit_log_verify
 from governance.services.budget import plain
 
 ZERO = Decimal(0)
@@ -64,6 +66,28 @@ class ReportScope:
         return Q(**{f"{field}__gte": self.start, f"{field}__lt": self.end})
 
 
+# Before the platform (and Unix time) nothing can have happened; the upper bound keeps
+# "the day after the period" a representable date.
+EARLIEST_REPORT_DATE = date(1970, 1, 1)
+LATEST_REPORT_DATE = date(9000, 12, 31)
+
+
+def _check_period_bounds(date_from: date, date_to: date) -> None:
+    for field, day in (("from", date_from), ("to", date_to)):
+        if not EARLIEST_REPORT_DATE <= day <= LATEST_REPORT_DATE:
+            raise ValidationError(
+                f"The period's {field!r} date {day} is outside {EARLIEST_REPORT_DATE} to {LATEST_REPORT_DATE}.",
+                extra={"field": field},
+            )
+    days = (date_to - date_from).days + 1
+    limit = settings.SYNTHGATE_MAX_REPORT_DAYS
+    if days > limit:
+        raise ValidationError(
+            f"The period covers {days:,} days; a report may cover at most {limit:,} (SYNTHGATE_MAX_REPORT_DAYS).",
+            extra={"field": "to", "days": days, "limit_days": limit},
+        )
+
+
 def compliance_scope(
     *, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
 ) -> ReportScope:
@@ -72,6 +96,7 @@ def compliance_scope(
         raise PermissionDeniedError("Only stewards and auditors can produce compliance reports.")
     if date_to < date_from:
         raise ValidationError(f"The period ends ({date_to}) before it starts ({date_from}).", extra={"field": "to"})
+    _check_period_bounds(date_from, date_to)
     dataset_row = purpose_row = None
     if dataset:
         dataset_row = Dataset.objects.filter(name=dataset).first()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -27,7 +28,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
@@ -47,6 +50,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Last, as django-axes asks: turns a lockout flagged during login into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -81,9 +88,70 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("SYNTHGATE_PASSWORD_MIN_LENGTH", 10)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Failed logins (dashboard and POST /api/auth/token/) are counted per account and per client
+# address by django-axes; at the limit both are locked for the cool-off, answered 429.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "governance.logins.NormalisedUsernameBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SYNTHGATE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SYNTHGATE_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "governance.logins.login_username"
+AXES_LOCKOUT_CALLABLE = "governance.logins.login_lockout_response"
+AXES_VERBOSE = False
+
+# API tokens (django-rest-knox): stored as SHA-512 digests, each with an expiry; listed,
+# rotated and revoked from the CLI (`synthgate token`) and the API (/api/auth/tokens/).
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env_int("SYNTHGATE_TOKEN_TTL_DAYS", 30)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_PREFIX": "sg_",
+    "AUTO_REFRESH": False,
+}
+SYNTHGATE_MAX_TOKENS_PER_USER = env_int("SYNTHGATE_MAX_TOKENS_PER_USER", 20)
+
+# Security headers. The dashboard has no inline script or style: everything comes from 'self'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
+# The OpenAPI schema and its docs page: open in development, login required in production.
+SYNTHGATE_API_SCHEMA_PUBLIC = env_bool("SYNTHGATE_API_SCHEMA_PUBLIC", True)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -102,7 +170,7 @@ LOGIN_URL = "/accounts/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -111,6 +179,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "core.limits.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -119,6 +192,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governance and audit of privacy-preserving synthetic tabular data.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["core.apis.ApiSchemaAccess"],
 }
 
 # Celery: CELERY_BROKER_URL unset means tasks run in-process (eager).
@@ -175,8 +249,32 @@ SYNTHGATE_MAX_UPLOAD_BYTES = env_int("SYNTHGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 
 SYNTHGATE_MAX_EXPANDED_BYTES = env_int("SYNTHGATE_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024)
 SYNTHGATE_MAX_COMPRESSION_RATIO = env_int("SYNTHGATE_MAX_COMPRESSION_RATIO", 200)
 
+# Row fingerprints (one budget per population): the secret keying each row's hash, and the
+# share of distinct rows two source tables may have in common before the second registration
+# is refused (see docs/datasets.md). The key defaults to one derived from SECRET_KEY; changing
+# it makes Synthgate recompute stored fingerprints from the stored tables.
+SYNTHGATE_FINGERPRINT_KEY = env_str("SYNTHGATE_FINGERPRINT_KEY") or f"row-fingerprint:{SECRET_KEY}"
+SYNTHGATE_ROW_OVERLAP_THRESHOLD = env_float("SYNTHGATE_ROW_OVERLAP_THRESHOLD", 0.05)
+# Budget caps above this ε (or a δ cap of 1/n or more) need an explicit, logged override.
+SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP = env_float("SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP", 20.0)
+
 # Largest synthetic table a request may ask for.
 SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
+
+# Bounded work for every input (issue 12 §4): each limit answers a 4xx naming the limit.
+# Columns per uploaded table (schema inference costs ~0.6 ms per column per row batch).
+SYNTHGATE_MAX_COLUMNS = env_int("SYNTHGATE_MAX_COLUMNS", 1000)
+# Characters in one cell of an uploaded table.
+SYNTHGATE_MAX_CELL_CHARS = env_int("SYNTHGATE_MAX_CELL_CHARS", 4096)
+# Characters in a free-text field (justification, reasons, descriptions, recipient).
+SYNTHGATE_MAX_TEXT_CHARS = env_int("SYNTHGATE_MAX_TEXT_CHARS", 10_000)
+# A JSON request body: bytes read before parsing, and nesting depth.
+SYNTHGATE_MAX_JSON_BYTES = env_int("SYNTHGATE_MAX_JSON_BYTES", 1024 * 1024)
+SYNTHGATE_MAX_JSON_DEPTH = env_int("SYNTHGATE_MAX_JSON_DEPTH", 32)
+# Longest period a compliance report may cover, in days.
+SYNTHGATE_MAX_REPORT_DAYS = env_int("SYNTHGATE_MAX_REPORT_DAYS", 3660)
+# A PDF sent to `datasheet verify` (anyone may call it): read in chunks and refused past this.
+SYNTHGATE_MAX_VERIFY_BYTES = env_int("SYNTHGATE_MAX_VERIFY_BYTES", 20 * 1024 * 1024)
 
 # Datasheet signing: the platform key and certificate (generated by `synthgate init` under
 # DATA_DIR/signing when none is configured), or an organisation's own PEM pair or PKCS#12 file.

@@ -23,6 +23,7 @@ from dashboard.selectors import (
 from dashboard.views.common import add_service_error, dashboard_view, paginate, query_without_page
 from governance import services
 from governance.models import DataRequest, Decision, RequestState, Role
+from governance.permissions import user_has_role
 from governance.selectors import purpose_list, request_get
 from synth_engine.generators import GENERATORS
 
@@ -47,14 +48,14 @@ def request_list(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "page": paginate(request, queryset),
             "query": query_without_page(request),
-            "can_create": services.user_has_role(request.user, Role.REQUESTER),
+            "can_create": user_has_role(request.user, Role.REQUESTER),
         },
     )
 
 
 @dashboard_view
 def request_create(request: HttpRequest) -> HttpResponse:
-    if not services.user_has_role(request.user, Role.REQUESTER):
+    if not user_has_role(request.user, Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
     rows = dataset_rows(user=request.user)
     purposes = list(purpose_list(user=request.user))
@@ -108,6 +109,16 @@ def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
             for name, cls in GENERATORS.items()
         ],
         "label_columns": labels,
+        "label_categories": sorted(
+            {
+                str(category)
+                for row in rows
+                if row.latest_source
+                for c in row.latest_source.schema.get("columns", [])
+                if c.get("role") == "label"
+                for category in c.get("categories") or []
+            }
+        ),
     }
 
 
@@ -199,8 +210,8 @@ def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: A
     """Which buttons to show. The services decide again on every POST; this only hides what would be refused."""
     user = request.user
     own = data_request.requester_id == user.pk
-    approver = services.user_has_role(user, Role.APPROVER) and not own
-    releaser = services.user_has_role(user, Role.STEWARD, Role.APPROVER)
+    approver = user_has_role(user, Role.APPROVER) and not own
+    releaser = user_has_role(user, Role.STEWARD, Role.APPROVER)
     decided = any(a.approver_id == user.pk for a in related.approvals)
     state = data_request.state
     audit = related.latest_audit

@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from governance import selectors, services
-from governance.apis.common import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from governance.models import DownloadKind, Release
 
 

@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from core.context import current_channel
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from core.limits import text_checked
 from governance.models import DataRequest, Decision, Download, DownloadKind, Release, RequestState, Role
+from governance.permissions import request_visible_to, user_has_role
 from governance.services.audit_log import audit_event_record
 from governance.services.requests import access_request_lock, request_transition
-from governance.services.users import user_has_role
 
 
 def release_conditions(*, request: DataRequest) -> list[str]:
@@ -49,7 +50,6 @@ def release_conditions(*, request: DataRequest) -> list[str]:
 
 def release_create(*, actor: AbstractUser, request_id: int) -> Release:
     """Release a ready request's synthetic version with its signed datasheet, until the purpose's expiry."""
-    from governance.selectors import request_visible_to
 
     with transaction.atomic():
         request = access_request_lock(request_id)
@@ -120,6 +120,7 @@ def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Rele
 
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to revoke a release.", extra={"field": "reason"})
+    reason = text_checked(reason, field="reason")
     if not user_has_role(actor, Role.STEWARD, Role.APPROVER):
         raise PermissionDeniedError("Only a steward or an approver can revoke a release.")
     with transaction.atomic():

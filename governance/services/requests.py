@@ -23,6 +23,8 @@ from core.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from core.limits import text_checked
+from core.schema import parse_schema
 from governance.models import (
     Approval,
     DataRequest,
@@ -35,10 +37,10 @@ from governance.models import (
     Role,
     VersionKind,
 )
+from governance.permissions import request_visible_to, user_has_role
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
 from governance.services.datasets import parse_decimal
-from governance.services.users import user_has_role
 
 S = RequestState
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -57,6 +59,10 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.REVOKED: (),
     S.EXPIRED: (),
 }
+
+
+# The model column holds 200 characters; refuse more before the database would.
+RECIPIENT_MAX_CHARS = 200
 
 
 def allowed_transitions(state: str) -> list[str]:
@@ -125,6 +131,8 @@ def access_request_create(
     """File a request against the dataset's newest source version; submit it unless a draft is asked."""
     if not user_has_role(actor, Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
+    justification = text_checked(justification, field="justification")
+    recipient = text_checked(recipient, field="recipient", max_chars=RECIPIENT_MAX_CHARS)
     dataset = Dataset.objects.filter(name=dataset_name).first()
     if dataset is None:
         raise NotFoundError(f"No dataset named {dataset_name!r}.", extra={"field": "dataset"})
@@ -241,13 +249,14 @@ def _check_generator(name: str, params: dict[str, Any], purpose: Purpose) -> Non
 
 
 def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersion) -> dict[str, Any] | None:
+    """Rebalancing names classes of the label's declared (public) categories, with shares that sum right."""
     if not rebalance:
         return None
     column, shares = rebalance.get("column"), rebalance.get("shares")
-    labels = [c["name"] for c in source.schema["columns"] if c["role"] == "label"]
-    if column not in labels:
+    labels = [spec for spec in parse_schema(source.schema) if spec.role == "label"]
+    if not labels or column != labels[0].name:
         raise ValidationError(
-            f"Rebalancing needs the label column ({', '.join(labels) or 'none declared'}); got {column!r}.",
+            f"Rebalancing needs the label column ({labels[0].name if labels else 'none declared'}); got {column!r}.",
             extra={"field": "rebalance"},
         )
     if not isinstance(shares, dict) or not shares:
@@ -260,7 +269,64 @@ def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersio
         raise ValidationError(
             "Each rebalancing share must lie in (0, 1) and together at most 1.", extra={"field": "rebalance"}
         )
+    _check_declared_classes(column, values, labels[0].categories)
     return {"column": column, "shares": values}
+
+
+def _check_declared_classes(column: str, shares: dict[str, float], declared: tuple[Any, ...] | None) -> None:
+    how = (
+        f"A steward declares them as public: synthgate dataset declare DATASET --column {column} "
+        "--categories A,B,... (or the dataset page's schema form in the dashboard)."
+    )
+    if declared is None:
+        raise ValidationError(
+            f"Rebalancing names classes of {column!r}, whose categories are not declared (public). {how}",
+            extra={"field": "rebalance", "declared_categories": None},
+        )
+    names = [str(category) for category in declared]
+    unknown = [name for name in shares if name not in names]
+    if unknown:
+        raise ValidationError(
+            f"{', '.join(map(repr, unknown))} is not a declared category of {column!r} "
+            f"(declared: {', '.join(names)}). {how}",
+            extra={"field": "rebalance", "declared_categories": names},
+        )
+    total = sum(shares.values())
+    if len(shares) == len(names) and abs(total - 1) > 1e-9:
+        raise ValidationError(
+            f"Shares for every class of {column!r} must sum to 1; they sum to {total:g}.",
+            extra={"field": "rebalance"},
+        )
+    if len(shares) < len(names) and total > 1 - 1e-9:
+        raise ValidationError(
+            f"Shares of the named classes sum to {total:g}, leaving nothing for "
+            f"{', '.join(name for name in names if name not in shares)}; keep their sum below 1.",
+            extra={"field": "rebalance"},
+        )
+
+
+def access_request_revalidate(*, request: DataRequest) -> None:
+    """Check a filed request again against today's public facts (before an approval reserves budget)."""
+    try:
+        _validated_fields(
+            purpose=request.purpose,
+            source=request.source_version,
+            epsilon=request.epsilon,
+            delta=request.delta,
+            n_rows=request.n_rows,
+            generator=request.generator,
+            generator_params=request.generator_params,
+            rebalance=request.rebalance,
+            recipient_kind=request.recipient_kind,
+            seed=request.seed,
+        )
+    except ValidationError as error:
+        raise ValidationError(
+            f"Request #{request.pk} can no longer run as filed: {error.message} "
+            "Reject it, or the requester withdraws it and files a corrected one.",
+            extra={**error.extra, "request": request.pk},
+            code="request_invalid",
+        ) from error
 
 
 def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataRequest:
@@ -274,6 +340,7 @@ def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataReques
 
 def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
     """The requester withdraws; an outstanding reservation is released in the same transaction."""
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_owner(actor, request, "withdraw")
@@ -287,9 +354,11 @@ def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str
 
 def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
     """Record one approval; the last one the purpose requires reserves the budget (four-eyes)."""
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_decider(actor, request, "approve")
+        access_request_revalidate(request=request)
         _approval_create(actor=actor, request=request, decision=Decision.APPROVE, reason=reason)
         approvers = request.approvals.filter(decision=Decision.APPROVE).values("approver").distinct().count()
         if approvers < request.purpose.approvals_required:
@@ -309,6 +378,7 @@ def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) 
     """One approver's rejection, with a reason, ends the request."""
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to reject a request.", extra={"field": "reason"})
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_decider(actor, request, "reject")
@@ -357,7 +427,6 @@ def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> 
 
 
 def _require_visible(actor: AbstractUser, request: DataRequest) -> None:
-    from governance.selectors import request_visible_to
 
     if not request_visible_to(actor, request):
         raise NotFoundError(f"No request #{request.pk}.")

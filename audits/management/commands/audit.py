@@ -12,8 +12,8 @@ from audits.apis import AuditRunDetailOutputSerializer, AuditRunOutputSerializer
 from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
 from audits.selectors import audit_run_get, audit_run_list
 from audits.services import audit_external, audit_run_on_demand, risk_accept
-from governance.cli_format import cell, fields, table
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import cell, fields, table
 
 LIST_COLUMNS = (
     "id",

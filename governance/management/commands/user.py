@@ -7,11 +7,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
+from core.cli import SynthgateCommand
+from core.cli_format import fields, table
 from core.errors import PermissionDeniedError
-from governance.cli_format import fields, table, user_data
-from governance.management.base import SynthgateCommand
+from governance.cli_format import user_data
 from governance.models import Role
-from governance.services import user_create, user_roles
+from governance.permissions import user_roles
+from governance.services import user_create
 
 
 class Command(SynthgateCommand):
@@ -28,7 +30,9 @@ class Command(SynthgateCommand):
         )
         create.add_argument("--email", default="")
         create.add_argument(
-            "--password", default=None, help="for the dashboard login; a random one is set when omitted"
+            "--password",
+            default=None,
+            help="for the dashboard login (Django's password validators apply); a random one is set when omitted",
         )
         self.add_subcommand(actions, "list", "list users and their roles")
 
@@ -40,11 +44,18 @@ class Command(SynthgateCommand):
             email=options["email"],
             password=options["password"],
         )
-        data = {**user_data(user), "token": token}
+        expires = user.auth_token_set.get().expiry
+        data = {**user_data(user), "token": token, "token_expires_at": expires}
         self.emit(
             data,
             lambda: fields(
-                [("user", user.username), ("roles", data["roles"]), ("email", user.email), ("API token", token)]
+                [
+                    ("user", user.username),
+                    ("roles", data["roles"]),
+                    ("email", user.email),
+                    ("API token", token),
+                    ("token expires", expires),
+                ]
             ),
         )
 

@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli_format import decimal_text
 from core.context import channel
 from core.errors import ApplicationError
-from governance.cli_format import decimal_text
 
 SAMPLE = Path(settings.BASE_DIR) / "sample_data"
 PEOPLE = [
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             path=SAMPLE / "adult.csv.gz",
             filename="adult.csv.gz",
             epsilon_cap="10",
-            delta_cap="1e-4",
+            delta_cap="2e-5",
             schema=schema,
             description="UCI Adult census extract (sample)",
         )
@@ -157,9 +157,9 @@ class Command(BaseCommand):
         users = {}
         for username, role in PEOPLE:
             existing = get_user_model().objects.filter(username=username).first()
+            password = f"{username}-synthgate"  # passes Django's password validators
             users[username] = (
-                existing
-                or services.user_create(username=username, roles=[role], actor=None, password=f"{username}-demo")[0]
+                existing or services.user_create(username=username, roles=[role], actor=None, password=password)[0]
             )
         self.stdout.write("   users: " + ", ".join(f"{name} ({role})" for name, role in PEOPLE))
         return users

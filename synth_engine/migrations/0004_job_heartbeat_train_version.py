@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('governance', '0005_release_download'),
-        ('synth_engine', '0002_job_warnings'),
+        ('synth_engine', '0003_assurance_runs'),
     ]
 
     operations = [
