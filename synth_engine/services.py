@@ -197,7 +197,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
         if job_warnings:
             GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
     with _phase(job, "planning", 10, timings):
-        planned = _plan(generator, request, n_rows=len(train))
+        planned = _plan(generator, request)
         _touch_data(job, request, planned)
     seed = job.seed if job.seed is not None else secrets.randbits(63)
     with _phase(job, "training", 15, timings):
@@ -246,10 +246,11 @@ def _split(
     return train.sort_index().reset_index(drop=True), holdout.sort_index().reset_index(drop=True), split_seed
 
 
-def _plan(generator: Any, request: DataRequest, *, n_rows: int) -> Any:
+def _plan(generator: Any, request: DataRequest) -> Any:
     if not generator.is_private:
         return None
-    return generator.plan_privacy(float(request.epsilon), float(request.delta), n_rows)
+    # No row count: n is not public under add/remove DP; generators decide on a DP estimate.
+    return generator.plan_privacy(float(request.epsilon), float(request.delta))
 
 
 def _touch_data(job: GenerationJob, request: DataRequest, planned: Any) -> None:
