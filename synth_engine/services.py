@@ -373,7 +373,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         # The request is checked once more against today's public facts (declared classes,
         # parameter bounds) before anything is spent.
         access_request_revalidate(request=request)
-        planned = _plan(generator, request, n_rows=len(train))
+        planned = _plan(generator, request)
         _touch_data(job, request, planned)
     seed = job.seed if job.seed is not None else secrets.randbits(63)
     with _phase(job, "training", 15, timings):
@@ -420,10 +420,11 @@ def _split(
     return train.sort_index().reset_index(drop=True), holdout.sort_index().reset_index(drop=True), split_seed
 
 
-def _plan(generator: Generator, request: DataRequest, *, n_rows: int) -> PrivacySpent | None:
+def _plan(generator: Generator, request: DataRequest) -> PrivacySpent | None:
     if not generator.is_private:
         return None
-    return generator.plan_privacy(float(request.epsilon), float(request.delta), n_rows)
+    # No row count: n is not public under add/remove DP; generators decide on a DP estimate.
+    return generator.plan_privacy(float(request.epsilon), float(request.delta))
 
 
 def _touch_data(job: GenerationJob, request: DataRequest, planned: PrivacySpent | None) -> None:
