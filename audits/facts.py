@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audits.models import AuditRun, CheckResult
 from governance.models import BudgetEntry, DatasetVersion
-from governance.services import budget_balance
+from governance.selectors import budget_balance
 
 DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
 THREAT_MODEL = (

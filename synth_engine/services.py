@@ -23,6 +23,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
+from core.amounts import amount_text
 from core.errors import ApplicationError, ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from governance.ingest import build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
@@ -94,7 +95,8 @@ def _check_reservation(request: DataRequest) -> None:
     epsilon, delta = budget_reservation(request=request)
     if epsilon < request.epsilon or delta < request.delta:
         raise ConflictError(
-            f"Request #{request.pk} has no full reservation (ε={epsilon}, δ={delta}); the job will not start."
+            f"Request #{request.pk} has no full reservation (ε = {amount_text(epsilon)}, "
+            f"δ = {amount_text(delta)}); the job will not start."
         )
 
 

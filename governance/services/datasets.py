@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from core.amounts import amount_text
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from governance.ingest import IngestLimits, Table, read_table
@@ -105,9 +106,10 @@ def dataset_register(
             )
         elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
             raise ConflictError(
-                f"Dataset {name!r} exists with caps ε={dataset.epsilon_cap}, δ={dataset.delta_cap}; "
+                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
+                f"δ = {amount_text(dataset.delta_cap)}; "
                 "caps cannot be changed by registering a new version.",
-                extra={"epsilon_cap": str(dataset.epsilon_cap), "delta_cap": str(dataset.delta_cap)},
+                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
             )
         return dataset_version_store(
             dataset=dataset, table=table, actor=actor, kind=VersionKind.SOURCE, written=written, filename=filename

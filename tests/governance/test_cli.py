@@ -550,7 +550,7 @@ def test_a_draft_is_kept_until_submitted(cast, adult, research):
         ("--purpose", "marketing", "No purpose named 'marketing'."),
         ("--epsilon", "a lot", "epsilon must be a number; got 'a lot'."),
         ("--epsilon", "-1", "epsilon must be greater than 0; got -1."),
-        ("--epsilon", "9", "epsilon 9 is above purpose 'research''s maximum of 5.000000000000 per release."),
+        ("--epsilon", "9", "ε = 9 is more than purpose “research” allows (at most ε = 5 per release)."),
         ("--rows", "0", "rows must be between 1 and 10,000,000; got 0."),
         ("--generator", "magic", "unknown generator 'magic'; choose one of ['copula', 'dp-tvae', 'mst']"),
     ],

@@ -9,8 +9,7 @@ from django.contrib.auth.models import AbstractUser
 from core.cli import SynthgateCommand
 from core.cli_format import table
 from governance.cli_format import budget_entry_data
-from governance.selectors import budget_entry_list, dataset_get
-from governance.services import budget_balance
+from governance.selectors import budget_balance, budget_entry_list, dataset_get
 
 ENTRY_COLUMNS = ("id", "created_at", "kind", "request", "job", "epsilon", "delta", "mechanism", "actor", "note")
 
@@ -27,20 +26,7 @@ class Command(SynthgateCommand):
         dataset = dataset_get(user=actor, name=options["name"])
         balance = budget_balance(dataset=dataset)
         entries = [budget_entry_data(entry) for entry in budget_entry_list(user=actor, dataset=dataset)]
-        amounts = {
-            "epsilon": {
-                "cap": balance.epsilon_cap,
-                "spent": balance.epsilon_spent,
-                "reserved": balance.epsilon_reserved,
-                "remaining": balance.epsilon_remaining,
-            },
-            "delta": {
-                "cap": balance.delta_cap,
-                "spent": balance.delta_spent,
-                "reserved": balance.delta_reserved,
-                "remaining": balance.delta_remaining,
-            },
-        }
+        amounts = {measure: balance.amounts(measure) for measure in ("epsilon", "delta")}
         data = {"dataset": dataset.name, **amounts, "entries": entries}
         self.emit(
             data,

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Q
 
+from core.amounts import amount_text
 from core.cli import CliError, SynthgateCommand, parse_key_values
 from core.cli_format import fields, table
 from governance.cli_format import REQUEST_COLUMNS, approval_data, audit_event_data, audit_event_table, request_data
@@ -84,8 +85,8 @@ class Command(SynthgateCommand):
         approvals = request.approvals.filter(decision=Decision.APPROVE).count()
         if request.state == RequestState.APPROVED:
             headline = (
-                f"Request #{request.pk} approved; reserved ε={request.epsilon.normalize():f}, "
-                f"δ={request.delta.normalize():f} of dataset {request.dataset.name}."
+                f"Request #{request.pk} approved; reserved ε={amount_text(request.epsilon)}, "
+                f"δ={amount_text(request.delta)} of dataset {request.dataset.name}."
             )
         else:
             headline = (

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
+from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 from core.cli import SynthgateCommand
 from core.cli_format import table
 from synth_engine.apis import JobOutputSerializer
@@ -89,7 +90,8 @@ class Command(SynthgateCommand):
             f"job #{job.pk} for request #{job.request_id}: {job.generator} — {job.status} ({job.phase}, "
             f"{job.progress}%)",
             f"seed policy: {job.seed_policy}" + (f" (seed {job.seed})" if job.seed is not None else ""),
-            f"privacy spent: ε={spent.get('epsilon')}, δ={spent.get('delta')} ({spent.get('accountant', '-')})",
+            f"privacy spent: ε={amount_text(spent.get('epsilon'), places=EPSILON_PLACES)}, "
+            f"δ={amount_text(spent.get('delta'), places=DELTA_PLACES)} ({spent.get('accountant', '-')})",
             f"timings (s): {job.timings or '-'}",
             f"peak memory: {job.peak_memory_bytes / 2**20:.0f} MiB" if job.peak_memory_bytes else "peak memory: -",
         ]
