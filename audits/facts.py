@@ -158,7 +158,10 @@ def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
     if mode == "reproducible":
         note = "A fixed seed was requested for reproducibility: the same inputs give the same output."
     else:
-        note = "Noise came from a cryptographically seeded generator; the seed was not recorded."
+        note = (
+            "Noise came from pseudo-random generators seeded from the operating system's secure random "
+            "source; the seed was not recorded."
+        )
     return {"mode": mode, "seed": lineage.get("seed"), "note": f"{note} Audit seed: {run.seed}."}
 
 

@@ -12,7 +12,6 @@ from audits.models import AuditStatus
 from audits.services import risk_accept
 from core.amounts import amount_text
 from core.errors import ApplicationError, PermissionDeniedError
-from dashboard import jobs
 from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm
 from dashboard.selectors import (
     dataset_rows,
@@ -25,7 +24,7 @@ from governance import services
 from governance.models import DataRequest, Decision, RequestState, Role
 from governance.permissions import user_has_role
 from governance.selectors import budget_balance, purpose_list, request_get
-from synth_engine.generators import GENERATORS
+from synth_engine import background
 
 # Service fields the create form names differently.
 CREATE_FIELDS = {"rebalance": "rebalance_column", "generator_params": "generator"}
@@ -85,6 +84,10 @@ def request_create(request: HttpRequest) -> HttpResponse:
 
 
 def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
+    # Imported here, not at the top: the generators bring torch and Opacus (seconds to load), and
+    # every process that loads the URLconf (each CLI command that names a URL) would pay for it.
+    from synth_engine.generators import GENERATORS
+
     labels = sorted(
         {
             c["name"]
@@ -277,7 +280,9 @@ def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
 
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
-    job = jobs.job_start(actor=request.user, request_id=request_id)
+    job = background.job_start(
+        actor=request.user, request_id=request_id, background=background.runs_in_background(), channel_name="web"
+    )
     return f"Generation job #{job.pk} started."
 
 

@@ -434,6 +434,9 @@ class DPTVAEGenerator(Generator):
         trained weights and the accountant's history, checked against the plan."""
         with deterministic_torch(seed, self.num_threads), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            # Secure mode needs torchcsprng (none for this torch); the noise is seeded from `secrets`
+            # and the datasheet says it is pseudo-random, so Opacus's reminder adds nothing.
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")
             network = self._network(sizes, label_index).train()
             optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
             loader = DataLoader(TensorDataset(torch.from_numpy(codes)), batch_size=min(self.batch_size, len(codes)))

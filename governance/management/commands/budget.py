@@ -16,11 +16,15 @@ ENTRY_COLUMNS = ("id", "created_at", "kind", "request", "job", "epsilon", "delta
 
 class Command(SynthgateCommand):
     help = "Show a dataset's privacy budget and every ledger entry (exact decimals)."
+    examples = (
+        "synthgate budget show adult",
+        "synthgate budget show adult --json",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         show = self.add_subcommand(actions, "show", "caps, spent, reserved and remaining ε and δ, and the ledger")
-        show.add_argument("name", metavar="DATASET")
+        show.add_argument("name", metavar="DATASET", help="the dataset's name (see `synthgate dataset list`)")
 
     def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         dataset = dataset_get(user=actor, name=options["name"])
