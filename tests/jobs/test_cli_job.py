@@ -12,14 +12,14 @@ from django.core.management.base import CommandError
 
 from governance.models import RequestState
 
-pytestmark = pytest.mark.django_db
+# Committed transactions: the job is queued when the request's transaction commits.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def job_run(request_id: int, user: str) -> tuple[int, str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
     try:
-        # --no-watch: the job runs in this process and this transaction (a watched run would
-        # use a thread, which cannot see the test's uncommitted rows).
+        # --no-watch: the job runs in this thread (eagerly), so the test needs no waiting.
         call_command("job", "run", str(request_id), "--no-watch", "--as", user, stdout=stdout, stderr=stderr)
     except CommandError as error:
         return error.returncode, stdout.getvalue(), str(error)
@@ -37,7 +37,13 @@ def test_a_finished_job_names_the_requests_state_and_the_next_step(approved_requ
         assert f"`synthgate release {approved_request.pk}`" in out
 
 
-def test_a_job_that_fails_exits_1_and_says_so(approved_request, cast):
+@pytest.fixture
+def own_data_dir(settings, tmp_path):
+    """A data directory of this test's own: the stored source below is spoiled on purpose."""
+    settings.DATA_DIR = tmp_path
+
+
+def test_a_job_that_fails_exits_1_and_says_so(own_data_dir, approved_request, cast):
     stored = Path(settings.DATA_DIR) / approved_request.source_version.storage_key
     stored.write_bytes(b"not,the,table\n1,2,3\n")  # the job's first read of the data fails
 
