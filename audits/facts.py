@@ -12,6 +12,7 @@ from django.utils import timezone
 from audits.models import AuditRun, CheckResult
 from governance.models import BudgetEntry, DatasetVersion
 from governance.selectors import budget_balance
+from synth_engine.selectors import assurance_latest
 
 DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
 THREAT_MODEL = (
@@ -39,6 +40,9 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
         "synthetic": {**_version(version), "format": "CSV (UTF-8)"},
         "preprocessing": _preprocessing(version, run),
         "privacy": _privacy(lineage),
+        "assurance": _assurance(lineage),
+        "dp_ceiling": _dp_ceiling(checks),
+        "distance_diagnostics": DISTANCE_DIAGNOSTICS,
         "threat_model": THREAT_MODEL,
         "checks": [_check(check) for check in checks],
         "positive_control": _control(run),
@@ -207,6 +211,75 @@ def _privacy(lineage: dict[str, Any]) -> dict[str, Any]:
         "mechanism": lineage.get("generator", "—"),
         "accountant": accountant.get("accountant", "—"),
     }
+
+
+DISTANCE_DIAGNOSTICS = (
+    "Distance to closest record (DCR) and the nearest-neighbour distance ratio (NNDR) are reported as "
+    "diagnostics, never as a privacy verdict: a large distance does not show that a record is protected "
+    "(a model can leak a rare person's attributes without reproducing their row, and distances shrink "
+    "for everyone in dense regions), and a small one does not show a leak (common rows recur by chance). "
+    "They bound no adversary. The privacy verdict rests on the differential-privacy guarantee, on "
+    "membership and re-identification attacks measured against a held-out control, and on the ceiling "
+    "that guarantee puts on every membership attack."
+)
+
+
+def _assurance(lineage: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest ``synthgate assure`` result for the generator version that made this release."""
+    name = lineage.get("generator")
+    if not name or lineage.get("non_private") or name == "external":
+        return None
+    version = lineage.get("generator_version")
+    run = assurance_latest(generator=name, generator_version=version) if version else None
+    if run is None:
+        return {
+            "run_id": None,
+            "generator": name,
+            "generator_version": version or "not recorded",
+            "statement": "No privacy-assurance run exists for this generator version: its ε is accounted, "
+            "not empirically tested.",
+        }
+    return {
+        "run_id": run.pk,
+        "generator": name,
+        "generator_version": run.generator_version,
+        "status": run.status,
+        "epsilon": run.epsilon,
+        "delta": run.delta,
+        "epsilon_lower_bound": run.epsilon_lower_bound,
+        "mu_ratio": run.mu_ratio,
+        "runs": run.runs,
+        "n_rows": run.n_rows,
+        "run_at": run.created_at,
+        "statement": (
+            f"Assurance run #{run.pk} ({run.created_at:%Y-%m-%d}): a distinguishing game with {run.runs} fits per "
+            f"world on {run.n_rows} public rows and three worst-case canaries found ε ≥ "
+            f"{run.epsilon_lower_bound:.3f} against a claimed ε = {run.epsilon:g}: "
+            + ("the claim was not refuted." if run.passed else "THE CLAIM WAS CONTRADICTED.")
+            + " The game can refute a claim, never certify one."
+        ),
+    }
+
+
+def _dp_ceiling(checks: list[CheckResult]) -> dict[str, Any] | None:
+    """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ."""
+    check = next((c for c in checks if c.name == "membership_dp_ceiling"), None)
+    if check is None or not check.details.get("attacks"):
+        return None
+    rows = [
+        {
+            "attack": attack,
+            "fpr_level": row["fpr_level"],
+            "fpr_display": f"{row['fpr_level'] * 100:g} %",
+            "tpr": row["tpr"],
+            "tpr_low": row["tpr_low"],
+            "ceiling": row["ceiling"],
+            "contradicted": row["margin"] > 0,
+        }
+        for attack, levels in check.details["attacks"].items()
+        for row in levels.values()
+    ]
+    return {"verdict": check.details.get("verdict", ""), "passed": check.passed, "rows": rows}
 
 
 def _check(check: CheckResult) -> dict[str, Any]:

@@ -188,6 +188,7 @@ def audit_run_execute(
             thresholds=thresholds,
             random_state=seed,
             n_targets=settings.SYNTHGATE_AUDIT_TARGETS,
+            privacy_claim=_privacy_claim(version),
         )
         _audit_record(run, result, actor)
         datasheet_issue(run=run)
@@ -198,6 +199,15 @@ def audit_run_execute(
         with transaction.atomic():
             _request_after_audit(request.pk, run, actor)
     return run
+
+
+def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:
+    """The (ε, δ) the generator reported for ``version``; ``None`` for non-private or external data."""
+    lineage = version.lineage or {}
+    epsilon, delta = lineage.get("epsilon_spent"), lineage.get("delta_spent")
+    if epsilon is None or delta is None or lineage.get("non_private"):
+        return None
+    return float(epsilon), float(delta)
 
 
 def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> None:

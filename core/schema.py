@@ -11,6 +11,7 @@ Column keys:
 - ``name``, ``type`` (:data:`COLUMN_TYPES`), ``role`` (:data:`COLUMN_ROLES`, default ``other``);
 - public domain, declared by the steward and never charged: ``min``/``max`` (numbers; ISO 8601
   strings for datetimes), ``categories`` (a non-empty list) and ``nullable`` (a boolean);
+- ``domain_source``: where the public domain comes from (a codebook, a standard), shown with it;
 - ``description``; ``privileged`` (protected columns) and ``favourable`` (label column), read by
   the bias and utility checks.
 
@@ -34,7 +35,7 @@ NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("categorical", "boolean")
 COLUMN_KEYS = (
     *("name", "type", "role", "min", "max", "categories", "nullable"),
-    *("description", "privileged", "favourable"),
+    *("description", "domain_source", "privileged", "favourable"),
 )
 DEFAULT_MISSING = ("",)
 
@@ -111,6 +112,8 @@ def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnS
     minimum, maximum = (_bound(name, kind, key, column.get(key)) for key in ("min", "max"))
     if minimum is not None and maximum is not None and minimum > maximum:
         raise SchemaError(f"Schema column {name!r}: min is greater than max.")
+    if not isinstance(column.get("domain_source", ""), str):
+        raise SchemaError(f"Schema column {name!r}: domain_source must be text (where the public domain comes from).")
     nullable = column.get("nullable")
     if nullable is not None and not isinstance(nullable, bool):
         raise SchemaError(f"Schema column {name!r}: nullable must be true or false.")

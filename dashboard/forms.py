@@ -26,6 +26,16 @@ class DatasetRegisterForm(forms.Form):
     )
     epsilon_cap = forms.CharField(label="ε cap (total privacy budget)", initial="10")
     delta_cap = forms.CharField(label="δ cap", initial="1e-4")
+    cap_override_reason = forms.CharField(
+        required=False,
+        label="Reason to accept implausible caps",
+        help_text="Only if you mean an ε cap above the plausible maximum or δ ≥ 1/rows; it is logged.",
+    )
+    overlap_override_reason = forms.CharField(
+        required=False,
+        label="Reason to register despite overlapping rows",
+        help_text="Only for a partial overlap with another dataset whose people are truly distinct; logged.",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

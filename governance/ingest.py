@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from core.errors import DatasetFormatError
-from core.schema import DEFAULT_MISSING, SchemaError, parse_schema
+from core.schema import DEFAULT_MISSING, SchemaError, numeric_values, parse_schema
 
 TRUE_TOKENS = {"true", "t", "yes", "y", "1"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0"}
@@ -71,7 +71,10 @@ def read_table(path: Path, *, filename: str, limits: IngestLimits, schema: dict[
         schema, inferred = infer_schema(header, rows, missing_values=missing), True
     else:
         schema, inferred = validate_schema(schema, header), False
-    return build_table(header, rows, schema, schema_inferred=inferred)
+    table = build_table(header, rows, schema, schema_inferred=inferred)
+    if not inferred:
+        table.warnings += domain_read_from_data_warnings(table.frame, table.schema)
+    return table
 
 
 def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any], *, schema_inferred: bool) -> Table:
@@ -100,6 +103,43 @@ def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any]
         canonical_bytes=data,
         content_hash=hashlib.sha256(data).hexdigest(),
     )
+
+
+# --- declared domains --------------------------------------------------------------------
+
+READ_FROM_DATA = "this looks read from the data; declared domains must be public knowledge"
+
+
+def domain_read_from_data_warnings(frame: pd.DataFrame, schema: dict[str, Any]) -> list[str]:
+    """Warn where a declared public domain matches the data exactly (a bound equal to the exact
+    minimum or maximum, a category list equal to the categories present): declared domains are
+    never charged, so one read from the rows leaks them for free. A column whose entry names its
+    public source (``domain_source``) is not warned about: the steward has said where it comes from."""
+    warnings = []
+    for spec in parse_schema(schema):
+        if spec.entry.get("domain_source") or spec.name not in frame.columns:
+            continue
+        series = frame[spec.name]
+        if spec.is_numeric and (spec.minimum is not None or spec.maximum is not None):
+            values = numeric_values(series, spec.type)
+            values = values[~np.isnan(values)]
+            for key, declared, exact in (
+                ("min", spec.minimum, values.min(initial=np.inf)),
+                ("max", spec.maximum, values.max(initial=-np.inf)),
+            ):
+                if declared is not None and declared == exact:
+                    warnings.append(
+                        f"Column {spec.name!r}: the declared {key} {spec.entry[key]} equals the exact {key}imum "
+                        f"of the data; {READ_FROM_DATA}."
+                    )
+        if spec.type == "categorical" and spec.categories is not None:
+            present = {str(value) for value in series.dropna().unique()}
+            if present == {str(value) for value in spec.categories}:
+                warnings.append(
+                    f"Column {spec.name!r}: the declared categories are exactly the {len(present)} present in the "
+                    f"data; {READ_FROM_DATA}."
+                )
+    return warnings
 
 
 # --- reading bytes -----------------------------------------------------------------------

@@ -39,6 +39,7 @@ from governance.services import (
     ledger_amount,
     request_transition,
 )
+from synth_engine.assurance.version import generator_version
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.runtime import PeakMemory, library_versions
 
@@ -218,6 +219,8 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
             "planned": planned,
             "split_seed": split_seed,
             "source": source,
+            # the code hash assurance runs are keyed by: the datasheet cites this version's result
+            "generator_version": generator_version(type(generator)),
         }
 
 
@@ -384,6 +387,7 @@ def _synthetic_lineage(
         "delta_spent": spent.delta,
         "accountant": spent.to_dict(),
         "library_versions": job.library_versions,
+        "generator_version": output["generator_version"],
         "train_version": versions["train"].pk,
         "holdout_version": versions["holdout"].pk,
         "request": request.pk,

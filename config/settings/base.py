@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -162,6 +162,15 @@ SYNTHGATE_DEMO = env_bool("SYNTHGATE_DEMO", False)
 SYNTHGATE_MAX_UPLOAD_BYTES = env_int("SYNTHGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
 SYNTHGATE_MAX_EXPANDED_BYTES = env_int("SYNTHGATE_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024)
 SYNTHGATE_MAX_COMPRESSION_RATIO = env_int("SYNTHGATE_MAX_COMPRESSION_RATIO", 200)
+
+# Row fingerprints (one budget per population): the secret keying each row's hash, and the
+# share of distinct rows two source tables may have in common before the second registration
+# is refused (see docs/datasets.md). The key defaults to one derived from SECRET_KEY; changing
+# it makes Synthgate recompute stored fingerprints from the stored tables.
+SYNTHGATE_FINGERPRINT_KEY = env_str("SYNTHGATE_FINGERPRINT_KEY") or f"row-fingerprint:{SECRET_KEY}"
+SYNTHGATE_ROW_OVERLAP_THRESHOLD = env_float("SYNTHGATE_ROW_OVERLAP_THRESHOLD", 0.05)
+# Budget caps above this ε (or a δ cap of 1/n or more) need an explicit, logged override.
+SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP = env_float("SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP", 20.0)
 
 # Largest synthetic table a request may ask for.
 SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)

@@ -86,6 +86,8 @@ def _register(request: HttpRequest, data: dict) -> services.RegistrationResult:
             schema=data["schema"],
             description=data["description"],
             sensitivity=data["sensitivity"],
+            cap_override_reason=data["cap_override_reason"],
+            overlap_override_reason=data["overlap_override_reason"],
         )
 
 

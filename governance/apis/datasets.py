@@ -153,6 +153,18 @@ class DatasetRegisterApi(APIView):
         schema = SchemaField(required=False, help_text="omit to infer one (every role 'other')")
         description = serializers.CharField(required=False, allow_blank=True, default="")
         sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.CONFIDENTIAL)
+        cap_override_reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="accept implausible caps (ε above the plausible maximum, δ ≥ 1/rows); logged",
+        )
+        overlap_override_reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="register although some rows match another dataset's (partial overlap only); logged",
+        )
 
         class Meta:
             ref_name = "DatasetRegisterInput"

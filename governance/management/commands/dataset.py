@@ -22,7 +22,7 @@ class Command(SynthgateCommand):
     help = "Register source datasets (with ε/δ caps) and inspect them."
     examples = (
         "synthgate dataset register sample_data/adult.csv.gz --name adult "
-        "--schema sample_data/adult.schema.json --epsilon-cap 10 --delta-cap 1e-4 --as steward",
+        "--schema sample_data/adult.schema.json --epsilon-cap 10 --delta-cap 2e-5 --as steward",
         "synthgate dataset list",
         "synthgate dataset show adult",
     )
@@ -45,13 +45,25 @@ class Command(SynthgateCommand):
         register.add_argument(
             "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
         )
-        register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 1e-4")
+        register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 2e-5")
         register.add_argument("--description", default="", help="what the table holds, for people choosing it")
         register.add_argument(
             "--sensitivity",
             choices=Sensitivity.values,
             default=Sensitivity.CONFIDENTIAL,
             help="how sensitive the source is (default: confidential)",
+        )
+        register.add_argument(
+            "--override-caps",
+            metavar="REASON",
+            default="",
+            help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+        )
+        register.add_argument(
+            "--override-overlap",
+            metavar="REASON",
+            default="",
+            help="register although some rows match another dataset's (partial overlap only); logged",
         )
         self.add_subcommand(actions, "list", "list datasets")
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
@@ -71,6 +83,8 @@ class Command(SynthgateCommand):
             schema=_read_schema(options["schema"]),
             description=options["description"],
             sensitivity=options["sensitivity"],
+            cap_override_reason=options["override_caps"],
+            overlap_override_reason=options["override_overlap"],
         )
         version = result.version
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}

@@ -60,7 +60,7 @@ class Command(BaseCommand):
             path=SAMPLE / "adult.csv.gz",
             filename="adult.csv.gz",
             epsilon_cap="10",
-            delta_cap="1e-4",
+            delta_cap="2e-5",
             schema=schema,
             description="UCI Adult census extract (sample)",
         )
