@@ -22,7 +22,10 @@ DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower 
 THREAT_MODEL = (
     "The adversary holds the released synthetic table and arbitrary auxiliary knowledge, including full "
     "records of some people in the source, and tries to single out, link or infer attributes of people in "
-    "the source, or to tell whether a given person's record was used in training."
+    "the source, or to tell whether a given person's record was used in training. The (ε, δ) guarantee is "
+    "for neighbouring tables that differ by adding or removing one person's row, so the number of rows is "
+    "not public either: the generators never use the exact count, only a differentially private estimate "
+    "charged to the ledger (its 'rows' stage)."
 )
 
 

@@ -137,5 +137,6 @@ def test_dp_tvae_game_runs_and_checks_poisson_sampling_per_fit(table) -> None:
     loaders = report.sampling["loaders"]
     assert report.sampling["applies"] is True
     assert all(loader["poisson"] and loader["loader"] == "DPDataLoader" for loader in loaders)
-    assert all(loader["sample_rate"] == pytest.approx(1 / 3) for loader in loaders if loader["n_rows"] == 300)
+    # q = 1/⌈n̂ / 100⌉ from the fit's DP row estimate, not from the exact 300 rows
+    assert all(round(1 / loader["sample_rate"]) in (3, 4) for loader in loaders if loader["n_rows"] == 300)
     assert report.largest_reported_epsilon <= 4.0 + 1e-9
