@@ -14,7 +14,7 @@ from audits.models import AuditRun, CheckResult
 from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
 from governance.models import BudgetEntry, DatasetVersion
-from governance.services import budget_balance
+from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
@@ -178,7 +178,10 @@ def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
     if mode == "reproducible":
         note = "A fixed seed was requested for reproducibility: the same inputs give the same output."
     else:
-        note = "Noise came from a cryptographically seeded generator; the seed was not recorded."
+        note = (
+            "Noise came from pseudo-random generators seeded from the operating system's secure random "
+            "source; the seed was not recorded."
+        )
     return {"mode": mode, "seed": lineage.get("seed"), "note": f"{note} Audit seed: {run.seed}."}
 
 
