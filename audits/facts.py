@@ -4,20 +4,29 @@ versions, audit run), in the shape ``audits.datasheets.render`` documents."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from audits.models import AuditRun, CheckResult
+from core.schema import ColumnSpec, parse_schema
+from governance.ingest import load_canonical
 from governance.models import BudgetEntry, DatasetVersion
-from governance.services import budget_balance
+from governance.selectors import budget_balance
+from governance.services.checkpoints import checkpoints_read
+from synth_engine.generators.domain import OTHER_VALUE
+from synth_engine.selectors import assurance_latest
 
 DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
 THREAT_MODEL = (
     "The adversary holds the released synthetic table and arbitrary auxiliary knowledge, including full "
     "records of some people in the source, and tries to single out, link or infer attributes of people in "
-    "the source, or to tell whether a given person's record was used in training."
+    "the source, or to tell whether a given person's record was used in training. The (ε, δ) guarantee is "
+    "for neighbouring tables that differ by adding or removing one person's row, so the number of rows is "
+    "not public either: the generators never use the exact count, only a differentially private estimate "
+    "charged to the ledger (its 'rows' stage)."
 )
 
 
@@ -38,7 +47,11 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
         "source": _version(run.train_version if version.kind == "external" else version.parent or run.train_version),
         "synthetic": {**_version(version), "format": "CSV (UTF-8)"},
         "preprocessing": _preprocessing(version, run),
+        **_dictionary_facts(version),
         "privacy": _privacy(lineage),
+        "assurance": _assurance(lineage),
+        "dp_ceiling": _dp_ceiling(checks),
+        "distance_diagnostics": DISTANCE_DIAGNOSTICS,
         "threat_model": THREAT_MODEL,
         "checks": [_check(check) for check in checks],
         "positive_control": _control(run),
@@ -51,6 +64,7 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
             "retention": "Kept while any release of it is active; the audit log is permanent.",
             "errata": "Scheduled drift audits re-check active releases against new source versions.",
         },
+        "audit_log_checkpoint": _audit_log_checkpoint(),
         "signature": {
             "signer": "platform signing key",
             "reason": f"audit #{run.pk}",
@@ -66,6 +80,12 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
         },
     }
     return facts
+
+
+def _audit_log_checkpoint() -> dict[str, Any] | None:
+    """The latest signed checkpoint of the audit log's head (docs/tamper-evidence.md), carried in the PDF."""
+    latest = max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
+    return latest.to_dict() if latest else None
 
 
 def _label(version: DatasetVersion) -> str:
@@ -158,7 +178,10 @@ def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
     if mode == "reproducible":
         note = "A fixed seed was requested for reproducibility: the same inputs give the same output."
     else:
-        note = "Noise came from a cryptographically seeded generator; the seed was not recorded."
+        note = (
+            "Noise came from pseudo-random generators seeded from the operating system's secure random "
+            "source; the seed was not recorded."
+        )
     return {"mode": mode, "seed": lineage.get("seed"), "note": f"{note} Audit seed: {run.seed}."}
 
 
@@ -170,6 +193,40 @@ def _version(version: DatasetVersion) -> dict[str, Any]:
         "n_rows": version.n_rows,
         "n_columns": version.n_columns,
     }
+
+
+def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
+    """The data dictionary and the values the DP domain may have introduced, read from the release
+    itself (synthetic rows), never from the source: the schema says what is public."""
+    if version.kind != "synthetic":
+        return {"dictionary": [], "introduced_values": []}
+    frame = load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
+    specs = parse_schema(version.schema)
+    return {
+        "dictionary": [_dictionary_row(spec, frame[spec.name]) for spec in specs],
+        "introduced_values": [row for spec in specs if (row := _introduced(spec, frame[spec.name]))],
+    }
+
+
+def _dictionary_row(spec: ColumnSpec, series: Any) -> dict[str, Any]:
+    missing = int(series.isna().sum())
+    return {
+        "column": spec.name,
+        "type": spec.type,
+        "role": spec.role,
+        "domain": "private (estimated with DP)" if spec.needs_private_domain else "public (declared)",
+        "missing_share": f"{100 * missing / len(series):.1f} %" if len(series) else "—",
+    }
+
+
+def _introduced(spec: ColumnSpec, series: Any) -> dict[str, Any] | None:
+    """``other`` stands for categories below the DP threshold; a missing value may come from the
+    DP domain's missing code even where the source has none (unless declared never missing)."""
+    other = int((series == OTHER_VALUE).sum()) if spec.type == "categorical" and spec.categories is None else 0
+    missing = int(series.isna().sum()) if spec.nullable is not False else 0
+    if not other and not missing:
+        return None
+    return {"column": spec.name, "other_rows": other, "missing_rows": missing}
 
 
 def _preprocessing(version: DatasetVersion, run: AuditRun) -> list[str]:
@@ -204,6 +261,75 @@ def _privacy(lineage: dict[str, Any]) -> dict[str, Any]:
         "mechanism": lineage.get("generator", "—"),
         "accountant": accountant.get("accountant", "—"),
     }
+
+
+DISTANCE_DIAGNOSTICS = (
+    "Distance to closest record (DCR) and the nearest-neighbour distance ratio (NNDR) are reported as "
+    "diagnostics, never as a privacy verdict: a large distance does not show that a record is protected "
+    "(a model can leak a rare person's attributes without reproducing their row, and distances shrink "
+    "for everyone in dense regions), and a small one does not show a leak (common rows recur by chance). "
+    "They bound no adversary. The privacy verdict rests on the differential-privacy guarantee, on "
+    "membership and re-identification attacks measured against a held-out control, and on the ceiling "
+    "that guarantee puts on every membership attack."
+)
+
+
+def _assurance(lineage: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest ``synthgate assure`` result for the generator version that made this release."""
+    name = lineage.get("generator")
+    if not name or lineage.get("non_private") or name == "external":
+        return None
+    version = lineage.get("generator_version")
+    run = assurance_latest(generator=name, generator_version=version) if version else None
+    if run is None:
+        return {
+            "run_id": None,
+            "generator": name,
+            "generator_version": version or "not recorded",
+            "statement": "No privacy-assurance run exists for this generator version: its ε is accounted, "
+            "not empirically tested.",
+        }
+    return {
+        "run_id": run.pk,
+        "generator": name,
+        "generator_version": run.generator_version,
+        "status": run.status,
+        "epsilon": run.epsilon,
+        "delta": run.delta,
+        "epsilon_lower_bound": run.epsilon_lower_bound,
+        "mu_ratio": run.mu_ratio,
+        "runs": run.runs,
+        "n_rows": run.n_rows,
+        "run_at": run.created_at,
+        "statement": (
+            f"Assurance run #{run.pk} ({run.created_at:%Y-%m-%d}): a distinguishing game with {run.runs} fits per "
+            f"world on {run.n_rows} public rows and three worst-case canaries found ε ≥ "
+            f"{run.epsilon_lower_bound:.3f} against a claimed ε = {run.epsilon:g}: "
+            + ("the claim was not refuted." if run.passed else "THE CLAIM WAS CONTRADICTED.")
+            + " The game can refute a claim, never certify one."
+        ),
+    }
+
+
+def _dp_ceiling(checks: list[CheckResult]) -> dict[str, Any] | None:
+    """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ."""
+    check = next((c for c in checks if c.name == "membership_dp_ceiling"), None)
+    if check is None or not check.details.get("attacks"):
+        return None
+    rows = [
+        {
+            "attack": attack,
+            "fpr_level": row["fpr_level"],
+            "fpr_display": f"{row['fpr_level'] * 100:g} %",
+            "tpr": row["tpr"],
+            "tpr_low": row["tpr_low"],
+            "ceiling": row["ceiling"],
+            "contradicted": row["margin"] > 0,
+        }
+        for attack, levels in check.details["attacks"].items()
+        for row in levels.values()
+    ]
+    return {"verdict": check.details.get("verdict", ""), "passed": check.passed, "rows": rows}
 
 
 def _check(check: CheckResult) -> dict[str, Any]:

@@ -65,3 +65,17 @@ class DatasetFormatError(ValidationError):
     """An uploaded table is malformed (encoding, shape, types, schema)."""
 
     code = "invalid_dataset"
+
+
+class ServiceUnavailableError(ApplicationError):
+    """A service the action needs (the task broker, the database) cannot be reached; try again later."""
+
+    code = "service_unavailable"
+    status = 503
+
+
+class TooManyAttemptsError(ApplicationError):
+    """Too many failed attempts (logins); retry after the lockout."""
+
+    code = "too_many_attempts"
+    status = 429

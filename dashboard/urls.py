@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import audits, compliance, datasets, home, jobs, releases, requests
+from dashboard.views import assurance, audits, compliance, datasets, home, jobs, releases, requests
 
 app_name = "dashboard"
 
@@ -11,13 +11,14 @@ urlpatterns = [
     path("", home.home, name="home"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="dashboard:home"),
+        home.LoginView.as_view(),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="dashboard:login"), name="logout"),
     path("datasets/", datasets.dataset_list, name="dataset-list"),
     path("datasets/new/", datasets.dataset_register, name="dataset-register"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset-detail"),
+    path("datasets/<slug:name>/declare/", datasets.dataset_declare, name="dataset-declare"),
     path("requests/", requests.request_list, name="request-list"),
     path("requests/new/", requests.request_create, name="request-create"),
     path("requests/<int:request_id>/", requests.request_detail, name="request-detail"),
@@ -32,6 +33,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/", jobs.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/progress/", jobs.job_progress, name="job-progress"),
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
+    path("assurance/", assurance.assurance_list, name="assurance-list"),
     path("audits/", audits.audit_list, name="audit-list"),
     path("audits/<int:run_id>/", audits.audit_detail, name="audit-detail"),
     path("releases/", releases.release_list_page, name="release-list"),

@@ -20,23 +20,17 @@ from governance.models import Role
 from governance.permissions import user_has_role
 from governance.services import audit_event_record
 from synth_engine.assurance.canaries import CANARY_KINDS
-from synth_engine.assurance.game import NonPrivateGeneratorError, assure_generator, reference_table
+from synth_engine.assurance.game import (
+    DEFAULT_ROWS,
+    DEFAULT_RUNS,
+    PRESETS,
+    NonPrivateGeneratorError,
+    assure_generator,
+    reference_table,
+)
 from synth_engine.assurance.version import generator_version
 from synth_engine.generators import GENERATORS, Generator, GeneratorError, get_generator
 from synth_engine.models import AssuranceRun, AssuranceStatus
-
-DEFAULT_ROWS = 1000
-DEFAULT_RUNS = 50
-# dp-tvae trains a network per fit: the game runs with fewer runs, on fewer rows, with a small
-# network and two epochs (privacy-relevant settings -- sampling, clipping, accounting -- are the
-# generator's own); the stored parameters say exactly what was tested.
-PRESETS: dict[str, dict[str, Any]] = {
-    "dp-tvae": {
-        "n_rows": 400,
-        "runs": 10,
-        "parameters": {"epochs": 2, "batch_size": 100, "hidden_dims": [32], "embedding_dim": 8},
-    },
-}
 
 
 def assurance_run_start(
@@ -79,6 +73,8 @@ def assurance_run_start(
         )
     except NonPrivateGeneratorError as error:
         raise ValidationError(str(error), code="non_private", extra={"generator": generator}) from error
+    except ValueError as error:  # every fit refused, or a table that cannot hold a canary
+        raise ValidationError(str(error), extra={"generator": generator}) from error
     return _record(actor, generator, type(make()), parameters, report.to_dict())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -27,9 +28,12 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "core",
     "governance",
@@ -47,6 +51,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Last, as django-axes asks: turns a lockout flagged during login into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -81,9 +89,70 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("SYNTHGATE_PASSWORD_MIN_LENGTH", 10)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Failed logins (dashboard and POST /api/auth/token/) are counted per account and per client
+# address by django-axes; at the limit both are locked for the cool-off, answered 429.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "governance.logins.NormalisedUsernameBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SYNTHGATE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SYNTHGATE_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "governance.logins.login_username"
+AXES_LOCKOUT_CALLABLE = "governance.logins.login_lockout_response"
+AXES_VERBOSE = False
+
+# API tokens (django-rest-knox): stored as SHA-512 digests, each with an expiry; listed,
+# rotated and revoked from the CLI (`synthgate token`) and the API (/api/auth/tokens/).
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env_int("SYNTHGATE_TOKEN_TTL_DAYS", 30)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_PREFIX": "sg_",
+    "AUTO_REFRESH": False,
+}
+SYNTHGATE_MAX_TOKENS_PER_USER = env_int("SYNTHGATE_MAX_TOKENS_PER_USER", 20)
+
+# Security headers. The dashboard has no inline script or style: everything comes from 'self'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
+# The OpenAPI schema and its docs page: open in development, login required in production.
+SYNTHGATE_API_SCHEMA_PUBLIC = env_bool("SYNTHGATE_API_SCHEMA_PUBLIC", True)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -102,7 +171,7 @@ LOGIN_URL = "/accounts/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -124,12 +193,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governance and audit of privacy-preserving synthetic tabular data.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["core.apis.ApiSchemaAccess"],
+    # Swagger UI from the pinned sidecar package's static files: works offline and under the CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: CELERY_BROKER_URL unset means tasks run in-process (eager).
 CELERY_TASK_ALWAYS_EAGER = env_str("CELERY_BROKER_URL") is None
-# In-process tasks never reach a broker; "memory://" keeps Celery from looking for one.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
+# In-process tasks never reach a broker; "memory://localhost/" keeps Celery from looking for one
+# (and, naming a host, from warning "No hostname was supplied" on every job).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
 CELERY_TASK_ACKS_LATE = True
@@ -143,9 +218,47 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# Liveness of jobs and audit runs: a worker writes a heartbeat every SYNTHGATE_HEARTBEAT_SECONDS
+# (0 = off; off by default for in-process tasks); the beat-scheduled reaper, every
+# SYNTHGATE_REAPER_TICK_SECONDS, ends any running one whose heartbeat is older than
+# SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS. A job that lost its database connection before it touched
+# the data is retried up to SYNTHGATE_JOB_RETRIES times, waiting SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS
+# doubled each time; a worker waits up to SYNTHGATE_DB_RECONNECT_SECONDS for the database to return.
+SYNTHGATE_HEARTBEAT_SECONDS = env_int("SYNTHGATE_HEARTBEAT_SECONDS", 0 if CELERY_TASK_ALWAYS_EAGER else 15)
+SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS = env_int("SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS", 180)
+SYNTHGATE_REAPER_TICK_SECONDS = env_int("SYNTHGATE_REAPER_TICK_SECONDS", 60)
+SYNTHGATE_JOB_RETRIES = env_int("SYNTHGATE_JOB_RETRIES", 3)
+SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS = env_int("SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS", 5)
+SYNTHGATE_DB_RECONNECT_SECONDS = env_int("SYNTHGATE_DB_RECONNECT_SECONDS", 60)
+# Publishing a task: how many times to retry while the broker is unreachable before the start
+# is refused (the job ends failed, nothing is spent, the request goes back to approved).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env_int("SYNTHGATE_PUBLISH_RETRIES", 3),
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+
+# The database role split (docs/tamper-evidence.md): when set, `synthgate init` (run as the owner
+# role) grants this role INSERT and SELECT only on the audit log and the ledger.
+SYNTHGATE_DB_APP_ROLE = env_str("SYNTHGATE_DB_APP_ROLE")
+# Signed checkpoints of the audit log's head; by default DATA_DIR/audit-log/checkpoints.jsonl.
+SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
+
 # With no broker, the dashboard runs a generation job in a background thread of the web process
 # so the page returns at once; tests that need the job finished switch it off.
 SYNTHGATE_DASHBOARD_BACKGROUND_JOBS = env_bool("SYNTHGATE_DASHBOARD_BACKGROUND_JOBS", CELERY_TASK_ALWAYS_EAGER)
+
+# The CLI's acting user when --as is absent: SYNTHGATE_USER, else `user = "NAME"` in this file.
+SYNTHGATE_USER = env_str("SYNTHGATE_USER") or None
+SYNTHGATE_CLI_CONFIG = env_str("SYNTHGATE_CONFIG") or str(
+    Path(env_str("XDG_CONFIG_HOME") or Path.home() / ".config") / "synthgate" / "config.toml"
+)
+
+# The demo installation (`scripts/serve.sh` on the demo database): the login page names the
+# demo people. Anywhere else it names nobody.
+SYNTHGATE_DEMO = env_bool("SYNTHGATE_DEMO", False)
 
 # Upload limits: the raw file, and for compressed uploads the expanded size and ratio.
 SYNTHGATE_MAX_UPLOAD_BYTES = env_int("SYNTHGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)

@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from synth_engine.assurance.attacks import ATTACKS, AttackContext, attack_scores
-from synth_engine.assurance.bounds import GameBound, best_bound, theoretical_mu
+from synth_engine.assurance.bounds import (
+    GameBound,
+    best_bound,
+    clopper_pearson_upper,
+    epsilon_from_rates,
+    theoretical_mu,
+)
 from synth_engine.assurance.canaries import CANARY_KINDS, Canary, make_canary, with_canary
 from synth_engine.assurance.sampling import observe_opacus_sampling, poisson_sampling_check
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
@@ -37,7 +43,19 @@ REFERENCE_TABLE = Path(__file__).resolve().parents[2] / "sample_data" / "adult.c
 REFERENCE_COLUMNS = ("age", "workclass", "education", "sex", "hours-per-week", "income")
 REFERENCE_NUMERIC = ("age", "hours-per-week")
 REFERENCE_LABEL = "income"
-EPSILON_TOLERANCE = 1e-9  # a fit may report at most the claim (plus float rounding)
+EPSILON_TOLERANCE = 1e-9
+DEFAULT_ROWS = 1000
+DEFAULT_RUNS = 50
+# dp-tvae trains a network per fit: the game runs with fewer runs, on fewer rows, with a small
+# network and two epochs (privacy-relevant settings -- Poisson sampling, clipping, accounting --
+# are the generator's own); a stored run's parameters say exactly what was tested.
+PRESETS: dict[str, dict[str, Any]] = {
+    "dp-tvae": {
+        "n_rows": 400,
+        "runs": 10,
+        "parameters": {"epochs": 2, "batch_size": 100, "hidden_dims": [32], "embedding_dim": 8},
+    },
+}  # a fit may report at most the claim (plus float rounding)
 
 
 class NonPrivateGeneratorError(ValueError):
@@ -116,6 +134,14 @@ class AssuranceReport:
         return max(result.strongest.bound.mu_estimate for result in self.canaries)
 
     @property
+    def reachable_epsilon(self) -> float:
+        """The largest bound this many runs could show: a perfect split on one threshold at the
+        report's per-statistic error (what ``runs`` can resolve, not a property of the generator)."""
+        alpha = self.alpha / (len(self.canaries) * len(ATTACKS)) / 4  # one threshold, two directions, two rates
+        upper = clopper_pearson_upper(0, self.runs, alpha)
+        return epsilon_from_rates(upper, upper, self.delta)
+
+    @property
     def mu_lower_bound(self) -> float:
         return max(result.strongest.bound.mu_lower_bound for result in self.canaries)
 
@@ -157,6 +183,7 @@ class AssuranceReport:
             "passed": self.passed,
             "failures": self.failures,
             "epsilon_lower_bound": self.epsilon_lower_bound,
+            "reachable_epsilon": self.reachable_epsilon,
             "mu_estimate": self.mu_estimate,
             "mu_lower_bound": self.mu_lower_bound,
             "theoretical_mu": self.theoretical_mu,
@@ -248,6 +275,7 @@ class _Game:
     progress: Callable[[int, int], None] | None
     total: int
     done: int = 0
+    refusal_reason: str = ""
     reported_epsilons: list[float] = field(default_factory=list)
     fits: list[dict[str, Any]] = field(default_factory=list)
 
@@ -263,17 +291,20 @@ class _Game:
                     outcome = _play_once(
                         self.make_generator, data, self.schema, self.epsilon, self.delta, fit_seed, len(frame), context
                     )
-                if outcome is None:
+                if isinstance(outcome, str):
                     refusals[world] += 1
+                    self.refusal_reason = outcome
                 else:
                     self.reported_epsilons.append(outcome[1].epsilon)
                     rate = outcome[1].details.get("sample_rate")
                     self.fits.append({"world": world, "loaders": observation.loaders, "reported_sample_rate": rate})
                 for attack in ATTACKS:
-                    scores[attack][world].append(-math.inf if outcome is None else outcome[0][attack])
+                    scores[attack][world].append(-math.inf if isinstance(outcome, str) else outcome[0][attack])
                 self.done += 1
                 if self.progress is not None:
                     self.progress(self.done, self.total)
+        if refusals["absent"] == refusals["present"] == self.runs:
+            raise ValueError(f"the generator refused every fit, so there is nothing to compare: {self.refusal_reason}")
         return scores, refusals
 
 
@@ -286,16 +317,16 @@ def _play_once(
     seed: int,
     n_output_rows: int,
     context: AttackContext,
-) -> tuple[dict[str, float], PrivacySpent] | None:
-    """One fit and sample, scored; ``None`` when the generator refused the data (an outcome the
-    attacker sees too, scored below every table)."""
+) -> tuple[dict[str, float], PrivacySpent] | str:
+    """One fit and sample, scored; the refusal message when the generator refused the data (an
+    outcome the attacker sees too, scored below every table)."""
     generator = make_generator()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             generator.fit(data, schema, epsilon, delta, random_state=seed)
-        except GeneratorError:
-            return None
+        except GeneratorError as error:
+            return str(error)
         synthetic = generator.sample(n_output_rows)
     return attack_scores(context, synthetic), generator.privacy_spent()
 

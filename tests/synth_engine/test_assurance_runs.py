@@ -77,6 +77,7 @@ def test_requester_may_not_run_assurance(cast) -> None:
         (["mst", "--epsilon", "0"], "epsilon must be a positive"),
         (["mst", "--epsilon", "1", "--runs", "1"], "runs must be at least 2"),
         (["copula", "--epsilon", "1"], "not differentially private"),
+        (["dp-tvae", "--epsilon", "0.5", "--runs", "2", "--canary", "unique_category"], "refused every fit"),
     ],
 )
 def test_cli_refuses_bad_input_with_exit_2(cast, args, message) -> None:
