@@ -50,9 +50,9 @@ def jittered(frame: pd.DataFrame, n_rows: int, numeric: list[str], seed: int = 0
     rng = np.random.default_rng(seed)
     rows = frame.iloc[rng.integers(0, len(frame), n_rows)].reset_index(drop=True)
     for column in numeric:
-        values = rows[column].to_numpy(dtype=float)
+        values = rows[column].to_numpy(dtype=float, na_value=np.nan)
         spread = 0.02 * (np.nanmax(values) - np.nanmin(values))
-        rows[column] = np.round(values + rng.uniform(-spread, spread, n_rows)).astype(frame[column].dtype)
+        rows[column] = pd.Series(np.round(values + rng.uniform(-spread, spread, n_rows))).astype(frame[column].dtype)
     for column in rows.columns.difference(numeric):
         swap = rng.random(n_rows) < 0.05
         rows.loc[swap, column] = rows[column].to_numpy()[rng.integers(0, n_rows, swap.sum())]
