@@ -14,7 +14,8 @@ from audits.models import AuditRun, CheckResult
 from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
 from governance.models import BudgetEntry, DatasetVersion
-from governance.services import budget_balance
+from governance.selectors import budget_balance
+from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
 
@@ -63,6 +64,7 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
             "retention": "Kept while any release of it is active; the audit log is permanent.",
             "errata": "Scheduled drift audits re-check active releases against new source versions.",
         },
+        "audit_log_checkpoint": _audit_log_checkpoint(),
         "signature": {
             "signer": "platform signing key",
             "reason": f"audit #{run.pk}",
@@ -78,6 +80,12 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
         },
     }
     return facts
+
+
+def _audit_log_checkpoint() -> dict[str, Any] | None:
+    """The latest signed checkpoint of the audit log's head (docs/tamper-evidence.md), carried in the PDF."""
+    latest = max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
+    return latest.to_dict() if latest else None
 
 
 def _label(version: DatasetVersion) -> str:
@@ -170,7 +178,10 @@ def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
     if mode == "reproducible":
         note = "A fixed seed was requested for reproducibility: the same inputs give the same output."
     else:
-        note = "Noise came from a cryptographically seeded generator; the seed was not recorded."
+        note = (
+            "Noise came from pseudo-random generators seeded from the operating system's secure random "
+            "source; the seed was not recorded."
+        )
     return {"mode": mode, "seed": lineage.get("seed"), "note": f"{note} Audit seed: {run.seed}."}
 
 

@@ -34,6 +34,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from sklearn.model_selection import train_test_split
 
+from core.amounts import amount_text
 from core.errors import (
     ApplicationError,
     ConflictError,
@@ -50,6 +51,7 @@ from core.liveness import (
     row_locked_by_live_work,
 )
 from core.schedules import periodic_task_ensure
+from core.schema import parse_schema
 from governance.ingest import build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.permissions import request_visible_to, user_has_role
@@ -66,7 +68,8 @@ from governance.services import (
     request_transition,
 )
 from synth_engine.assurance.version import generator_version
-from synth_engine.generators.base import Generator, PrivacySpent
+from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
+from synth_engine.generators.domain import CategoricalCodec, target_shares
 from synth_engine.hooks import job_succeeded_hooks
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.runtime import PeakMemory, library_versions
@@ -166,7 +169,8 @@ def _check_reservation(request: DataRequest) -> None:
     epsilon, delta = budget_reservation(request=request)
     if epsilon < request.epsilon or delta < request.delta:
         raise ConflictError(
-            f"Request #{request.pk} has no full reservation (ε={epsilon}, δ={delta}); the job will not start."
+            f"Request #{request.pk} has no full reservation (ε = {amount_text(epsilon)}, "
+            f"δ = {amount_text(delta)}); the job will not start."
         )
 
 
@@ -373,6 +377,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         # The request is checked once more against today's public facts (declared classes,
         # parameter bounds) before anything is spent.
         access_request_revalidate(request=request)
+        _dry_run_sampling_plan(request.rebalance, source.schema)
         planned = _plan(generator, request)
         _touch_data(job, request, planned)
     seed = job.seed if job.seed is not None else secrets.randbits(63)
@@ -393,6 +398,18 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         spent=spent,
         generator_version=generator_version(type(generator)),
     )
+
+
+def _dry_run_sampling_plan(rebalance: dict[str, Any] | None, schema: dict[str, Any]) -> None:
+    """Build the conditional-sampling target on the label's declared (public) domain before any
+    spend, so a plan that cannot be sampled fails the job while the reservation can still be released."""
+    if not rebalance:
+        return
+    spec = next((spec for spec in parse_schema(schema) if spec.name == rebalance["column"]), None)
+    if spec is None or spec.categories is None:
+        raise GeneratorError(f"rebalancing column {rebalance['column']!r} has no declared categories")
+    codec = CategoricalCodec(spec.name, list(spec.categories), False, True, "object")
+    target_shares(codec, dict(rebalance["shares"]))
 
 
 def _training_progress(job_id: int) -> Callable[[float], None]:

@@ -202,8 +202,9 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: CELERY_BROKER_URL unset means tasks run in-process (eager).
 CELERY_TASK_ALWAYS_EAGER = env_str("CELERY_BROKER_URL") is None
-# In-process tasks never reach a broker; "memory://" keeps Celery from looking for one.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
+# In-process tasks never reach a broker; "memory://localhost/" keeps Celery from looking for one
+# (and, naming a host, from warning "No hostname was supplied" on every job).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
 CELERY_TASK_ACKS_LATE = True
@@ -248,6 +249,16 @@ SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
 # With no broker, the dashboard runs a generation job in a background thread of the web process
 # so the page returns at once; tests that need the job finished switch it off.
 SYNTHGATE_DASHBOARD_BACKGROUND_JOBS = env_bool("SYNTHGATE_DASHBOARD_BACKGROUND_JOBS", CELERY_TASK_ALWAYS_EAGER)
+
+# The CLI's acting user when --as is absent: SYNTHGATE_USER, else `user = "NAME"` in this file.
+SYNTHGATE_USER = env_str("SYNTHGATE_USER") or None
+SYNTHGATE_CLI_CONFIG = env_str("SYNTHGATE_CONFIG") or str(
+    Path(env_str("XDG_CONFIG_HOME") or Path.home() / ".config") / "synthgate" / "config.toml"
+)
+
+# The demo installation (`scripts/serve.sh` on the demo database): the login page names the
+# demo people. Anywhere else it names nobody.
+SYNTHGATE_DEMO = env_bool("SYNTHGATE_DEMO", False)
 
 # Upload limits: the raw file, and for compressed uploads the expanded size and ratio.
 SYNTHGATE_MAX_UPLOAD_BYTES = env_int("SYNTHGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)

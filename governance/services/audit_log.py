@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.amounts import amount_text
 from core.context import current_channel
 from core.errors import ConflictError
 from governance.models import AuditChainHead, AuditEvent, BudgetEntry
@@ -32,7 +33,7 @@ def to_jsonable(value: Any) -> Any:
     """Decimals as exact strings, datetimes as ISO text, model instances as their pk."""
     if isinstance(value, Decimal):
         # Normalised, so a value reads the same whether it came from input or from a NUMERIC column.
-        return format(value.normalize(), "f")
+        return amount_text(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, models.Model):

@@ -472,6 +472,9 @@ class DPTVAEGenerator(Generator):
         trained weights and the accountant's history, checked against the plan."""
         with deterministic_torch(seed, self.num_threads), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            # Secure mode needs torchcsprng (none for this torch); the noise is seeded from `secrets`
+            # and the datasheet says it is pseudo-random, so Opacus's reminder adds nothing.
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")
             network = self._network(sizes, label_index).train()
             optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
             # Poisson sampling at the planned q (from n̂), not at Opacus's default 1/len(loader),

@@ -218,3 +218,24 @@ def test_an_owner_who_disables_the_triggers_to_alter_a_ledger_row_is_caught(clus
     assert not result.ok
     assert any(f"ledger entry #{spend_id}" in problem and "altered" in problem for problem in result.problems)
     assert synthgate("budget", "show", "adult", "--as", "steward").code == 1
+
+
+def test_the_signed_reports_carry_the_latest_checkpoint(cluster, app_database, history):
+    from datetime import date, timedelta
+
+    from django.contrib.auth import get_user_model
+
+    from audits.compliance.build import compliance_report_build
+    from audits.facts import _audit_log_checkpoint
+
+    length = AuditEvent.objects.count()
+    today = date.today()
+    steward = get_user_model().objects.get(username="steward")
+    report = compliance_report_build(
+        actor=steward, date_from=today - timedelta(days=7), date_to=today + timedelta(days=1)
+    )
+
+    carried = report["audit_log"]["checkpoint"]
+    assert report["audit_log"]["ok"]
+    assert (carried["length"], carried["hash"]) == (length, AuditEvent.objects.get(id=length).hash)
+    assert _audit_log_checkpoint()["length"] >= length  # the datasheet's facts

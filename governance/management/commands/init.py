@@ -59,6 +59,7 @@ def signing_identity_summary() -> dict[str, str]:
 
 class Command(SynthgateCommand):
     help = "Create or migrate the database, the roles and the default purposes (idempotent)."
+    examples = ("synthgate init",)
     requires_database = False
 
     def add_arguments(self, parser: Any) -> None:

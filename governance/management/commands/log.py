@@ -21,6 +21,10 @@ CHAIN_BROKEN_EXIT = 1
 
 class Command(SynthgateCommand):
     help = "Verify the audit log's hash chain (exit 1 if broken) or list its latest events."
+    examples = (
+        "synthgate log verify",
+        "synthgate log list --limit 20 --as dana",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
