@@ -280,6 +280,9 @@ class DatasheetVerifyApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField(allow_empty_file=True, help_text="the signed PDF datasheet")
+        release = serializers.IntegerField(
+            required=False, min_value=1, help_text="fail unless this is the datasheet issued for this release"
+        )
 
         class Meta:
             ref_name = "DatasheetVerifyInput"
@@ -295,7 +298,11 @@ class DatasheetVerifyApi(APIView):
         sha256 = serializers.CharField()
         sha256_matches_record = serializers.BooleanField(help_text="a datasheet with this SHA-256 was signed here")
         version_hash = serializers.CharField(allow_null=True, help_text="SHA-256 of the version it describes")
-        datasheet = serializers.IntegerField(allow_null=True)
+        release = serializers.IntegerField(allow_null=True, help_text="the release named in the signed metadata")
+        datasheet = serializers.IntegerField(allow_null=True, help_text="the internal audit report's id, if it is one")
+        release_datasheet = serializers.IntegerField(
+            allow_null=True, help_text="the release datasheet's id, if it is one"
+        )
         problems = serializers.ListField(child=serializers.CharField(), help_text="why ok is false")
         notes = serializers.ListField(child=serializers.CharField(), help_text="limits of the check")
 
@@ -311,7 +318,9 @@ class DatasheetVerifyApi(APIView):
         """Verify a datasheet's signature and SHA-256 record; a failed check is 200 with ok false (any caller)."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report = services.datasheet_verify(pdf_bytes=serializer.validated_data["file"].read())
+        report = services.datasheet_verify(
+            pdf_bytes=serializer.validated_data["file"].read(), release_id=serializer.validated_data.get("release")
+        )
         return Response(self.OutputSerializer(report).data)
 
 

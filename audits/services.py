@@ -19,10 +19,10 @@ from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
-from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, RiskAcceptance
+from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, ReleaseDatasheet, RiskAcceptance
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from governance.ingest import load_canonical, read_table
-from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.models import DataRequest, Dataset, DatasetVersion, Release, RequestState, Role, VersionKind
 from governance.services import (
     access_request_lock,
     audit_event_record,
@@ -310,9 +310,10 @@ def datasheet_issue(*, run: AuditRun) -> Datasheet:
     return sheet
 
 
-def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
+def datasheet_verify(*, pdf_bytes: bytes, release_id: int | None = None) -> dict[str, Any]:
     """Verify a datasheet: signature intact, valid, trusted, covering the whole file, and the
-    file's SHA-256 equal to the one recorded when it was signed."""
+    file's SHA-256 equal to the one recorded when it was signed. Given ``release_id``, it must
+    also be that release's datasheet, naming that release and its synthetic version."""
     import hashlib
 
     from audits.compliance import compliance_report_recorded
@@ -321,23 +322,35 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
 
     sha256 = hashlib.sha256(pdf_bytes).hexdigest()
     recorded = Datasheet.objects.select_related("version").filter(sha256=sha256).first()
+    issued = ReleaseDatasheet.objects.select_related("release__version").filter(sha256=sha256).first()
     # A signed compliance report is accepted the same way (it names no dataset version).
-    compliance = None if recorded else compliance_report_recorded(sha256=sha256)
-    known = recorded is not None or compliance is not None
+    compliance = None if recorded or issued else compliance_report_recorded(sha256=sha256)
+    known = recorded is not None or issued is not None or compliance is not None
+    problems: list[str] = []
+    expected_version = recorded.version if recorded else issued.release.version if issued else None
+    if release_id is not None:
+        release = Release.objects.select_related("version").filter(pk=release_id).first()
+        if release is None:
+            problems.append(f"There is no release #{release_id}.")
+        else:
+            expected_version = release.version
+            if issued is None or issued.release_id != release.pk:
+                problems.append(f"This file is not the datasheet issued for release #{release_id}.")
     report = verify_pdf(
         pdf_bytes,
         trusted_certs=trusted_certificates(),
         expected_sha256=sha256 if known else None,
-        expected_version_hash=recorded.version.content_hash if recorded else None,
+        expected_version_hash=expected_version.content_hash if expected_version else None,
+        expected_release_id=str(release_id) if release_id is not None else None,
     )
-    problems = list(report.problems)
+    problems += report.problems
     if not known:
         problems.append(
             "No datasheet with this SHA-256 was ever signed here: the file is not one this "
             "platform issued, or it was changed after signing."
         )
     return {
-        "ok": report.ok and known,
+        "ok": report.ok and known and not problems,
         "intact": report.intact,
         "valid": report.valid,
         "trusted": report.trusted,
@@ -347,7 +360,9 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
         "sha256": sha256,
         "sha256_matches_record": known,
         "version_hash": report.version_hash,
+        "release": int(report.release_id) if report.release_id and report.release_id.isdigit() else None,
         "datasheet": recorded.pk if recorded else None,
+        "release_datasheet": issued.pk if issued else None,
         "compliance_report": compliance.pk if compliance else None,
         "problems": problems,
         "notes": list(report.notes),

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audits import releases
 from audits.models import AuditStatus
 from audits.services import risk_accept
 from core.errors import ApplicationError, PermissionDeniedError
@@ -192,7 +193,7 @@ def _request_page(
 def _unmet(data_request: DataRequest) -> list[str]:
     if data_request.state not in (RequestState.READY, RequestState.BLOCKED):
         return []
-    return services.release_conditions(request=data_request)
+    return releases.release_conditions(request=data_request)
 
 
 def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: Any) -> dict[str, bool]:
@@ -285,7 +286,7 @@ def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
 
 
 def _release(request: HttpRequest, request_id: int, reason: str) -> str:
-    release = services.release_create(actor=request.user, request_id=request_id)
+    release = releases.release_create(actor=request.user, request_id=request_id)
     return f"Released as release #{release.pk}, downloadable until {release.expires_at:%Y-%m-%d}."
 
 

@@ -16,8 +16,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audits.compliance import compliance_report_build, compliance_report_render, csv_cell
-from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, ComplianceReport, Datasheet
-from audits.services import datasheet_verify, risk_accept
+from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, ComplianceReport
+from audits.releases import release_create, release_download
+from audits.services import datasheet_issue, datasheet_verify, risk_accept
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, DataRequest, RequestState
 from governance.services import (
@@ -26,8 +27,6 @@ from governance.services import (
     access_request_withdraw,
     budget_balance,
     budget_spend,
-    release_create,
-    release_download,
     request_transition,
 )
 from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
@@ -72,15 +71,7 @@ def _blocked_by_a_failed_audit(request: DataRequest) -> AuditRun:
         direction="lower_is_better",
         passed=False,
     )
-    Datasheet.objects.create(
-        run=run,
-        version=version,
-        storage_key="datasheets/none.pdf",
-        sha256="f" * 64,
-        size_bytes=1,
-        signer="test",
-        signed_at=timezone.now(),
-    )
+    datasheet_issue(run=run)  # a real signed report: the release gate verifies it
     return run
 
 

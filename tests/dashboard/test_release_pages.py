@@ -60,7 +60,7 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     assert released["Location"] == f"/releases/{release.pk}/"
 
     page = requester.get(f"/releases/{release.pk}/").content.decode()
-    assert "Signature intact, valid and trusted" in page and release.datasheet.sha256 in page
+    assert "Signature intact, valid and trusted" in page and release.release_datasheet.sha256 in page
     data = requester.get(f"/releases/{release.pk}/download/data/")
     assert data.status_code == 200 and b"".join(data.streaming_content).startswith(b"age,workclass,")
     assert data["Content-Disposition"].startswith('attachment; filename="adult-release-')

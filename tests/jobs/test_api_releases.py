@@ -55,7 +55,7 @@ def release_body(release: Release, downloads: list[dict]) -> dict:
         "version_hash": release.version.content_hash,
         "n_rows": release.version.n_rows,
         "audit_run": release.audit_run_id,
-        "datasheet_sha256": release.datasheet.sha256,
+        "datasheet_sha256": release.release_datasheet.sha256,
         "released_by": release.released_by.username,
         "created_at": iso(release.created_at),
         "expires_at": iso(release.expires_at),

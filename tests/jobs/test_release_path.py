@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from audits.models import AuditStatus
+from audits.releases import release_create, release_download, release_revoke
 from audits.services import datasheet_verify, risk_accept
 from core.errors import ConflictError, PermissionDeniedError
 from governance.models import Download, RequestState
-from governance.services import release_create, release_download, release_revoke
 from synth_engine.services import generation_job_start
 from tests.jobs.conftest import approved_request_create
 
