@@ -26,8 +26,7 @@ from rest_framework.views import APIView
 
 from audits import selectors, services
 from audits.models import AuditRun, AuditStatus, Datasheet
-from core.errors import NotFoundError
-from governance.apis.common import (
+from core.apis import (
     READ_ERRORS,
     WRITE_ERRORS,
     error_responses,
@@ -36,6 +35,8 @@ from governance.apis.common import (
     paginated,
     paginated_response,
 )
+from core.errors import NotFoundError
+from core.limits import read_capped, upload_limit_install
 
 
 class AuditRunFilter(django_filters.FilterSet):
@@ -316,17 +317,23 @@ class DatasheetVerifyApi(APIView):
     )
     def post(self, request: Request) -> Response:
         """Verify a datasheet's signature and SHA-256 record; a failed check is 200 with ok false (any caller)."""
+        limit = settings.SYNTHGATE_MAX_VERIFY_BYTES
+        upload_limit_install(request._request, limit_bytes=limit, what="The uploaded datasheet")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report = services.datasheet_verify(
-            pdf_bytes=serializer.validated_data["file"].read(), release_id=serializer.validated_data.get("release")
-        )
+        upload = serializer.validated_data["file"]
+        pdf_bytes = read_capped(upload, limit_bytes=limit, what="The uploaded datasheet")
+        report = services.datasheet_verify(pdf_bytes=pdf_bytes, release_id=serializer.validated_data.get("release"))
         return Response(self.OutputSerializer(report).data)
 
 
 class RiskAcceptApi(APIView):
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(help_text="why the failed checks are acceptable for this purpose")
+        reasons = serializers.DictField(
+            child=serializers.CharField(allow_blank=True),
+            allow_empty=False,
+            help_text="{failed check: why its failure is acceptable for this purpose}, naming every failed check",
+        )
 
         class Meta:
             ref_name = "RiskAcceptInput"
@@ -336,8 +343,9 @@ class RiskAcceptApi(APIView):
         request = serializers.IntegerField(source="request_id")
         audit_run = serializers.IntegerField(source="run_id")
         approver = serializers.CharField(source="approver.username")
-        reason = serializers.CharField()
+        reason = serializers.CharField(help_text="the per-check reasons, joined")
         failed_checks = serializers.ListField(child=serializers.CharField())
+        reasons = serializers.DictField(child=serializers.CharField(), help_text="{accepted check: its reason}")
         request_state = serializers.CharField(source="request.state")
         created_at = serializers.DateTimeField()
 
@@ -348,13 +356,15 @@ class RiskAcceptApi(APIView):
         operation_id="audit_risk_accept", request=InputSerializer, responses={201: OutputSerializer, **WRITE_ERRORS}
     )
     def post(self, request: Request, request_id: int) -> Response:
-        """Accept the risk of a blocked request's failed audit (an approver who did not file it).
+        """Accept a blocked request's failed checks, each by name with its own reason.
+
+        Made by an approver who neither filed the request nor was its only approver.
 
         An inconclusive audit (a positive control not caught) cannot be accepted.
         """
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         acceptance = services.risk_accept(
-            actor=request.user, request_id=request_id, reason=serializer.validated_data["reason"]
+            actor=request.user, request_id=request_id, reasons=serializer.validated_data["reasons"]
         )
         return Response(self.OutputSerializer(acceptance).data, status=status.HTTP_201_CREATED)

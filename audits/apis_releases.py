@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audits import releases as services
+from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from governance import selectors
-from governance.apis.common import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from governance.models import DownloadKind, Release
 
 

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audits.models import ReportFormat
-from governance.apis.common import READ_ERRORS
+from core.apis import READ_ERRORS
 
 
 class ComplianceReportApi(APIView):

@@ -25,7 +25,8 @@ from django.utils import timezone
 from audits.models import DriftRun, DriftSchedule, DriftTrigger
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import Dataset, DatasetVersion, Release, Role
-from governance.services import audit_event_record, user_has_role
+from governance.permissions import user_has_role
+from governance.services import audit_event_record
 
 logger = logging.getLogger(__name__)
 DRIFT_CHECKS = ("drift_psi", "drift_js", "drift_association")

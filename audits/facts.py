@@ -18,12 +18,15 @@ from django.utils import timezone
 from audits.datasheets.facts import (
     AcceptedCheckFacts,
     ApprovalFacts,
+    AssuranceFacts,
     Audience,
     AuditFacts,
     BudgetFacts,
     CheckFacts,
     DatasheetFacts,
     DistributionFacts,
+    DpCeilingFacts,
+    DpCeilingRowFacts,
     GeneratorFacts,
     LedgerEntryFacts,
     MaintenanceFacts,
@@ -44,6 +47,7 @@ from audits.models import AuditRun, CheckResult
 from audits.recipient import coarse_share, coarse_value
 from governance.models import BudgetEntry, DatasetVersion, Release
 from governance.services import budget_balance
+from synth_engine.selectors import assurance_latest
 
 PLATFORM_VERSION = "0.1.0"
 MISSING_LABEL = "(missing)"
@@ -78,6 +82,9 @@ def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> Datashe
         synthetic=_version(version, disclose_rows=True, format="CSV (UTF-8)"),
         preprocessing=_preprocessing(version, run, disclose_rows=internal),
         privacy=_privacy(lineage),
+        assurance=_assurance(lineage),
+        dp_ceiling=_dp_ceiling(checks, exact=internal),
+        distance_diagnostics=DISTANCE_DIAGNOSTICS,
         threat_model=THREAT_MODEL,
         checks=[_check(check, exact=internal) for check in checks],
         positive_control=_control(run),
@@ -209,12 +216,11 @@ def _budget(version: DatasetVersion, request: Any) -> BudgetFacts:
 
 
 def _generator(lineage: dict[str, Any], request: Any) -> GeneratorFacts:
-    versions = lineage.get("library_versions") or {}
     name = lineage.get("generator", "external")
     return GeneratorFacts(
         name=name,
-        # The generator is Synthgate's own code: name the platform release that holds it, once.
-        version="" if name == "external" else f"(Synthgate {versions.get('synthgate', PLATFORM_VERSION)})",
+        # The generator's own version (recorded in the lineage), never the platform's.
+        version="" if name == "external" else str(lineage.get("generator_version") or ""),
         job_id=lineage.get("job"),
         parameters=lineage.get("parameters") or (request.generator_params if request else {}),
     )
@@ -278,6 +284,76 @@ def _privacy(lineage: dict[str, Any]) -> PrivacyFacts:
         mechanism=lineage.get("generator", "—"),
         accountant=accountant.get("accountant", "—"),
     )
+
+
+DISTANCE_DIAGNOSTICS = (
+    "Distance to closest record (DCR) and the nearest-neighbour distance ratio (NNDR) are reported as "
+    "diagnostics, never as a privacy verdict: a large distance does not show that a record is protected "
+    "(a model can leak a rare person's attributes without reproducing their row, and distances shrink "
+    "for everyone in dense regions), and a small one does not show a leak (common rows recur by chance). "
+    "They bound no adversary. The privacy verdict rests on the differential-privacy guarantee, on "
+    "membership and re-identification attacks measured against a held-out control, and on the ceiling "
+    "that guarantee puts on every membership attack."
+)
+
+
+def _assurance(lineage: dict[str, Any]) -> AssuranceFacts | None:
+    """The latest ``synthgate assure`` result for the generator version that made this release."""
+    name = lineage.get("generator")
+    if not name or lineage.get("non_private") or name == "external":
+        return None
+    version = lineage.get("generator_version")
+    run = assurance_latest(generator=name, generator_version=version) if version else None
+    if run is None:
+        return AssuranceFacts(
+            run_id=None,
+            generator=name,
+            generator_version=version or "not recorded",
+            statement="No privacy-assurance run exists for this generator version: its ε is accounted, "
+            "not empirically tested.",
+        )
+    return AssuranceFacts(
+        run_id=run.pk,
+        generator=name,
+        generator_version=run.generator_version,
+        status=run.status,
+        epsilon=run.epsilon,
+        delta=run.delta,
+        epsilon_lower_bound=run.epsilon_lower_bound,
+        mu_ratio=run.mu_ratio,
+        runs=run.runs,
+        n_rows=run.n_rows,
+        run_at=run.created_at,
+        statement=(
+            f"Assurance run #{run.pk} ({run.created_at:%Y-%m-%d}): a distinguishing game with {run.runs} fits per "
+            f"world on {run.n_rows} public rows and three worst-case canaries found ε ≥ "
+            f"{run.epsilon_lower_bound:.3f} against a claimed ε = {run.epsilon:g}: "
+            + ("the claim was not refuted." if run.passed else "THE CLAIM WAS CONTRADICTED.")
+            + " The game can refute a claim, never certify one."
+        ),
+    )
+
+
+def _dp_ceiling(checks: list[CheckResult], *, exact: bool) -> DpCeilingFacts | None:
+    """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ (coarsened for recipients)."""
+    check = next((c for c in checks if c.name == "membership_dp_ceiling"), None)
+    if check is None or not check.details.get("attacks"):
+        return None
+    shown = (lambda value: value) if exact else coarse_value
+    rows = [
+        DpCeilingRowFacts(
+            attack=attack,
+            fpr_level=row["fpr_level"],
+            fpr_display=f"{row['fpr_level'] * 100:g} %",
+            tpr=shown(row["tpr"]),
+            tpr_low=shown(row["tpr_low"]),
+            ceiling=row["ceiling"],
+            contradicted=row["margin"] > 0,
+        )
+        for attack, levels in check.details["attacks"].items()
+        for row in levels.values()
+    ]
+    return DpCeilingFacts(verdict=check.details.get("verdict", ""), passed=check.passed, rows=rows)
 
 
 def _check(check: CheckResult, *, exact: bool) -> CheckFacts:

@@ -28,9 +28,11 @@ from audits.models import AuditRun, AuditStatus, Datasheet, ReleaseDatasheet
 from audits.signing import signing_identity, trusted_certificates
 from core.context import current_channel
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.limits import text_checked
 from governance.models import DataRequest, Decision, Download, DownloadKind, Release, RequestState, Role
-from governance.selectors import release_get, request_visible_to
-from governance.services import audit_event_record, files_removed_on_error, request_transition, user_has_role
+from governance.permissions import request_visible_to, user_has_role
+from governance.selectors import release_get
+from governance.services import audit_event_record, files_removed_on_error, request_transition
 from governance.services.requests import access_request_lock
 
 
@@ -213,6 +215,7 @@ def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Rele
     """Stop all further downloads of a release."""
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to revoke a release.", extra={"field": "reason"})
+    reason = text_checked(reason, field="reason")
     if not user_has_role(actor, Role.STEWARD, Role.APPROVER):
         raise PermissionDeniedError("Only a steward or an approver can revoke a release.")
     with transaction.atomic():

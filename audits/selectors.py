@@ -12,8 +12,8 @@ from django.db.models import Q, QuerySet
 from audits.models import AuditRun
 from core.errors import NotFoundError
 from governance.models import Role
+from governance.permissions import user_has_role
 from governance.selectors import request_list
-from governance.services import user_has_role
 
 
 def audit_run_list(*, user: AbstractUser) -> QuerySet[AuditRun]:

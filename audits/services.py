@@ -9,7 +9,9 @@ inconclusive and cannot pass a release.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,19 @@ from django.utils import timezone
 
 from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, ReleaseDatasheet, RiskAcceptance
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.limits import text_checked
 from governance.ingest import load_canonical, read_table
-from governance.models import DataRequest, Dataset, DatasetVersion, Release, RequestState, Role, VersionKind
+from governance.models import (
+    DataRequest,
+    Dataset,
+    DatasetVersion,
+    Decision,
+    Release,
+    RequestState,
+    Role,
+    VersionKind,
+)
+from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
     audit_event_record,
@@ -30,7 +43,6 @@ from governance.services import (
     files_removed_on_error,
     ingest_limits,
     request_transition,
-    user_has_role,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,7 +85,6 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
 
 def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | None = None) -> AuditRun:
     """Audit any synthetic or external version again (e.g. with a new seed or new thresholds)."""
-    from governance.selectors import request_visible_to
 
     version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
     if version is None or version.kind not in (VersionKind.SYNTHETIC, VersionKind.EXTERNAL):
@@ -188,6 +199,7 @@ def audit_run_execute(
             thresholds=thresholds,
             random_state=seed,
             n_targets=settings.SYNTHGATE_AUDIT_TARGETS,
+            privacy_claim=_privacy_claim(version),
         )
         _audit_record(run, result, actor)
         datasheet_issue(run=run)
@@ -198,6 +210,15 @@ def audit_run_execute(
         with transaction.atomic():
             _request_after_audit(request.pk, run, actor)
     return run
+
+
+def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:
+    """The (ε, δ) the generator reported for ``version``; ``None`` for non-private or external data."""
+    lineage = version.lineage or {}
+    epsilon, delta = lineage.get("epsilon_spent"), lineage.get("delta_spent")
+    if epsilon is None or delta is None or lineage.get("non_private"):
+        return None
+    return float(epsilon), float(delta)
 
 
 def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> None:
@@ -369,12 +390,17 @@ def datasheet_verify(*, pdf_bytes: bytes, release_id: int | None = None) -> dict
     }
 
 
-def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcceptance:
-    """An approver other than the requester accepts a failed audit, naming every failed check."""
-    from governance.selectors import request_visible_to
+MIN_REASON_CHARS = 20
+MIN_REASON_WORDS = 4
 
-    if not reason or not reason.strip():
-        raise ValidationError("A reason is required to accept the risk of a failed audit.", extra={"field": "reason"})
+
+def risk_accept(*, actor: AbstractUser, request_id: int, reasons: Mapping[str, str]) -> RiskAcceptance:
+    """A second approver accepts a failed audit check by check, with a reason for each failed check.
+
+    Four eyes on the exception: the acceptor is an approver who neither filed the request nor was
+    its only approver. ``reasons`` must name exactly the latest run's failed checks.
+    """
+    reasons = _reasons_checked(reasons)
     with transaction.atomic():
         request = access_request_lock(request_id)
         if not request_visible_to(actor, request):
@@ -388,14 +414,27 @@ def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcc
                 "latest audit failed (an inconclusive audit — positive control not caught — cannot be accepted).",
                 extra={"state": request.state, "audit_status": getattr(run, "status", None)},
             )
+        _acceptor_not_sole_approver(request, actor)
+        _reasons_name_the_failed_checks(reasons, run)
+        summary = "; ".join(f"{name}: {reasons[name]}" for name in run.failed_checks)
         acceptance = RiskAcceptance.objects.create(
-            run=run, request=request, approver=actor, reason=reason, failed_checks=run.failed_checks
+            run=run,
+            request=request,
+            approver=actor,
+            reason=summary,
+            failed_checks=run.failed_checks,
+            reasons={name: reasons[name] for name in run.failed_checks},
         )
         audit_event_record(
             actor=actor,
             action="audit.risk_accept",
             obj=acceptance,
-            after={"request": request.pk, "audit_run": run.pk, "failed_checks": run.failed_checks, "reason": reason},
+            after={
+                "request": request.pk,
+                "audit_run": run.pk,
+                "failed_checks": run.failed_checks,
+                "reasons": acceptance.reasons,
+            },
         )
         request_transition(
             request=request,
@@ -405,3 +444,50 @@ def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcc
             extra={"audit_run": run.pk, "failed_checks": run.failed_checks},
         )
         return acceptance
+
+
+def _reasons_checked(reasons: Mapping[str, str]) -> dict[str, str]:
+    """Each reason long enough, several distinct words, not the check's name, and not the same text twice."""
+    if not isinstance(reasons, Mapping) or not reasons:
+        raise ValidationError("Name each failed check you accept, with a reason for each.", extra={"field": "reasons"})
+    checked: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name, reason in reasons.items():
+        text = text_checked(str(reason or "").strip(), field="reasons")
+        sequence = re.findall(r"[^\W_]+", text.lower())
+        words = {word for word in sequence if word.isalpha() and word not in name.lower().split("_")}
+        if len(text) < MIN_REASON_CHARS or len(words) < MIN_REASON_WORDS:
+            raise ValidationError(
+                f"The reason for accepting {name!r} is too short: say in at least {MIN_REASON_CHARS} characters and "
+                f"{MIN_REASON_WORDS} distinct words, other than the check's name, why this failure is acceptable.",
+                extra={"field": "reasons", "check": name},
+            )
+        key = " ".join(sequence)
+        if key in seen:
+            raise ValidationError(
+                f"The reasons for {seen[key]!r} and {name!r} are the same; give each failed check its own reason.",
+                extra={"field": "reasons", "check": name},
+            )
+        seen[key], checked[str(name)] = str(name), text
+    return checked
+
+
+def _acceptor_not_sole_approver(request: DataRequest, actor: AbstractUser) -> None:
+    approvers = set(request.approvals.filter(decision=Decision.APPROVE).values_list("approver_id", flat=True))
+    if approvers == {actor.pk}:
+        raise PermissionDeniedError(
+            "You were this request's only approver; another approver must accept the risk (four eyes on the exception)."
+        )
+
+
+def _reasons_name_the_failed_checks(reasons: dict[str, str], run: AuditRun) -> None:
+    failed, named = set(run.failed_checks), set(reasons)
+    if failed != named:
+        missing, unknown = sorted(failed - named), sorted(named - failed)
+        raise ValidationError(
+            "A risk acceptance names each failed check with its own reason"
+            + (f"; no reason given for {', '.join(missing)}" if missing else "")
+            + (f"; {', '.join(unknown)} did not fail" if unknown else "")
+            + ".",
+            extra={"field": "reasons", "failed_checks": run.failed_checks, "missing": missing, "unknown": unknown},
+        )

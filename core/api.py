@@ -1,4 +1,8 @@
-"""API boundary helpers: the one error body shape, pagination, and small view helpers."""
+"""The DRF hooks named in settings: the one error body (``{code, message, extra}``) and pagination.
+
+Views share the rest through ``core.apis`` (the error schema, filtered and paginated lists).
+This module imports no view machinery, so settings can name it without an import circle.
+"""
 
 from __future__ import annotations
 

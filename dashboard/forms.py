@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms
 
+from core.errors import ValidationError
+from core.limits import json_loads_checked
 from governance.models import RecipientKind, RequestState, Sensitivity
 
 
@@ -24,6 +26,16 @@ class DatasetRegisterForm(forms.Form):
     )
     epsilon_cap = forms.CharField(label="ε cap (total privacy budget)", initial="10")
     delta_cap = forms.CharField(label="δ cap", initial="1e-4")
+    cap_override_reason = forms.CharField(
+        required=False,
+        label="Reason to accept implausible caps",
+        help_text="Only if you mean an ε cap above the plausible maximum or δ ≥ 1/rows; it is logged.",
+    )
+    overlap_override_reason = forms.CharField(
+        required=False,
+        label="Reason to register despite overlapping rows",
+        help_text="Only for a partial overlap with another dataset whose people are truly distinct; logged.",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -37,9 +49,15 @@ class DatasetRegisterForm(forms.Form):
         data["schema"] = None
         if text.strip():
             try:
-                data["schema"] = json.loads(text)
+                data["schema"] = json_loads_checked(text, what="The schema")
             except json.JSONDecodeError as error:
                 self.add_error(field, f"This is not valid JSON: {error.msg} (line {error.lineno}).")
+                return data
+            except ValueError as error:
+                self.add_error(field, f"This is not valid JSON: {error}.")
+                return data
+            except ValidationError as error:
+                self.add_error(field, error.message)
                 return data
             if not isinstance(data["schema"], dict):
                 self.add_error(field, 'The schema must be a JSON object with a "columns" list.')
@@ -118,3 +136,16 @@ class ComplianceFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["dataset"].choices = [("", "All datasets")] + [(d, d) for d in datasets]
         self.fields["purpose"].choices = [("", "All purposes")] + [(p, p) for p in purposes]
+
+
+class RiskAcceptForm(forms.Form):
+    """One reason per failed check: a risk acceptance names each check it accepts."""
+
+    def __init__(self, *args: Any, failed_checks: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in failed_checks:
+            self.fields[name] = forms.CharField(
+                label=f"Why is the failure of {name} acceptable?",
+                widget=forms.Textarea(attrs={"rows": 2}),
+                required=False,
+            )

@@ -30,8 +30,9 @@ from governance.models import (
     Role,
     VersionKind,
 )
-from governance.selectors import SEE_ALL_REQUESTS, dataset_list, release_list, request_list
-from governance.services import BudgetBalance, user_has_role
+from governance.permissions import SEE_ALL_REQUESTS, user_has_role
+from governance.selectors import dataset_list, release_list, request_list
+from governance.services import BudgetBalance
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_list
 

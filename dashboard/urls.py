@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import audits, compliance, datasets, home, jobs, releases, requests
+from dashboard.views import assurance, audits, compliance, datasets, home, jobs, releases, requests
 
 app_name = "dashboard"
 
@@ -32,6 +32,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/", jobs.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/progress/", jobs.job_progress, name="job-progress"),
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
+    path("assurance/", assurance.assurance_list, name="assurance-list"),
     path("audits/", audits.audit_list, name="audit-list"),
     path("audits/<int:run_id>/", audits.audit_detail, name="audit-detail"),
     path("releases/", releases.release_list_page, name="release-list"),

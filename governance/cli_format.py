@@ -1,72 +1,12 @@
-"""How the CLI shows things: plain tables for people, plain dicts for ``--json``.
-
-Amounts are exact: a Decimal is printed in full (no exponent, no float rounding) and is a
-string in JSON. The ``*_data`` functions turn rows into the dicts both outputs start from.
-"""
+"""How the CLI shows governance records: the dicts that both the tables and ``--json`` start from."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any
 
+from core.cli_format import cell, table
 from governance.models import AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose
-
-
-def decimal_text(value: Decimal) -> str:
-    """The exact value without trailing zeros or exponent: 0.00000100000000000000 → 0.000001."""
-    return format(value.normalize(), "f")
-
-
-def json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def to_json(data: Any) -> str:
-    return json.dumps(data, default=json_default, indent=2, ensure_ascii=False)
-
-
-def cell(value: Any) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(cell(item) for item in value) or "-"
-    if isinstance(value, dict):
-        return json.dumps(value, default=json_default, ensure_ascii=False, sort_keys=True)
-    return str(value)
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A left-aligned text table with a rule under the header; ``(none)`` when empty."""
-    texts = [[cell(value) for value in row] for row in rows]
-    if not texts:
-        return "(none)"
-    widths = [max(len(header), *(len(row[index]) for row in texts)) for index, header in enumerate(headers)]
-    lines = [
-        "  ".join(header.ljust(width) for header, width in zip(headers, widths, strict=True)),
-        "  ".join("-" * width for width in widths),
-    ]
-    lines += ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)) for row in texts]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def fields(pairs: Sequence[tuple[str, Any]]) -> str:
-    """``label: value`` lines, labels aligned."""
-    width = max(len(label) for label, _ in pairs)
-    return "\n".join(f"{label.ljust(width)}  {cell(value)}" for label, value in pairs)
-
 
 # --- records -----------------------------------------------------------------------------
 

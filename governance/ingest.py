@@ -23,13 +23,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from core.errors import DatasetFormatError
+from core.schema import DEFAULT_MISSING, SchemaError, numeric_values, parse_schema
 
-COLUMN_TYPES = ("integer", "float", "categorical", "boolean", "datetime")
-COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "label", "other")
-NUMERIC_TYPES = ("integer", "float")
-DEFAULT_MISSING = ("",)
 TRUE_TOKENS = {"true", "t", "yes", "y", "1"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0"}
 # A compression ratio is only meaningful once something sizeable has been expanded.
@@ -42,6 +40,8 @@ class IngestLimits:
     max_upload_bytes: int
     max_expanded_bytes: int
     max_compression_ratio: int
+    max_columns: int = 1000
+    max_cell_chars: int = 4096
 
 
 @dataclass
@@ -61,15 +61,20 @@ def read_table(path: Path, *, filename: str, limits: IngestLimits, schema: dict[
     """Read, validate and canonicalise an uploaded CSV/Parquet file (optionally compressed)."""
     raw = _read_limited(path, filename=filename, limits=limits)
     if raw[:4] == b"PAR1":
-        header, rows = _parquet_rows(raw)
+        header, rows = _parquet_rows(raw, limits=limits)
     else:
-        header, rows = _csv_rows(_decode_utf8(raw))
+        _check_no_nul(raw)
+        header, rows = _csv_rows(_decode_utf8(raw), limits=limits)
+    _check_cells(header, rows, limits=limits)
     missing = tuple(schema.get("missing_values", DEFAULT_MISSING)) if schema else DEFAULT_MISSING
     if schema is None:
         schema, inferred = infer_schema(header, rows, missing_values=missing), True
     else:
         schema, inferred = validate_schema(schema, header), False
-    return build_table(header, rows, schema, schema_inferred=inferred)
+    table = build_table(header, rows, schema, schema_inferred=inferred)
+    if not inferred:
+        table.warnings += domain_read_from_data_warnings(table.frame, table.schema)
+    return table
 
 
 def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any], *, schema_inferred: bool) -> Table:
@@ -98,6 +103,43 @@ def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any]
         canonical_bytes=data,
         content_hash=hashlib.sha256(data).hexdigest(),
     )
+
+
+# --- declared domains --------------------------------------------------------------------
+
+READ_FROM_DATA = "this looks read from the data; declared domains must be public knowledge"
+
+
+def domain_read_from_data_warnings(frame: pd.DataFrame, schema: dict[str, Any]) -> list[str]:
+    """Warn where a declared public domain matches the data exactly (a bound equal to the exact
+    minimum or maximum, a category list equal to the categories present): declared domains are
+    never charged, so one read from the rows leaks them for free. A column whose entry names its
+    public source (``domain_source``) is not warned about: the steward has said where it comes from."""
+    warnings = []
+    for spec in parse_schema(schema):
+        if spec.entry.get("domain_source") or spec.name not in frame.columns:
+            continue
+        series = frame[spec.name]
+        if spec.is_numeric and (spec.minimum is not None or spec.maximum is not None):
+            values = numeric_values(series, spec.type)
+            values = values[~np.isnan(values)]
+            for key, declared, exact in (
+                ("min", spec.minimum, values.min(initial=np.inf)),
+                ("max", spec.maximum, values.max(initial=-np.inf)),
+            ):
+                if declared is not None and declared == exact:
+                    warnings.append(
+                        f"Column {spec.name!r}: the declared {key} {spec.entry[key]} equals the exact {key}imum "
+                        f"of the data; {READ_FROM_DATA}."
+                    )
+        if spec.type == "categorical" and spec.categories is not None:
+            present = {str(value) for value in series.dropna().unique()}
+            if present == {str(value) for value in spec.categories}:
+                warnings.append(
+                    f"Column {spec.name!r}: the declared categories are exactly the {len(present)} present in the "
+                    f"data; {READ_FROM_DATA}."
+                )
+    return warnings
 
 
 # --- reading bytes -----------------------------------------------------------------------
@@ -190,13 +232,17 @@ def _decode_utf8(raw: bytes) -> str:
 # --- rows and header ---------------------------------------------------------------------
 
 
-def _csv_rows(text: str, *, delimiter: str | None = None) -> tuple[list[str], list[list[str]]]:
+def _csv_rows(
+    text: str, *, delimiter: str | None = None, limits: IngestLimits | None = None
+) -> tuple[list[str], list[list[str]]]:
     if not text.strip():
         raise DatasetFormatError("The file is empty.")
     delimiter = delimiter or _sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = [name.strip() for name in next(reader)]
+        if limits is not None:
+            _check_width(len(header), limits)
         _check_header(header)
         rows = _rectangular(reader, width=len(header))
     except csv.Error as error:
@@ -230,6 +276,43 @@ def _rectangular(reader: Any, *, width: int) -> list[list[str]]:
     return rows
 
 
+def _check_no_nul(raw: bytes) -> None:
+    position = raw.find(b"\x00")
+    if position >= 0:
+        line = raw.count(b"\n", 0, position) + 1
+        raise DatasetFormatError(
+            f"The file contains a NUL byte (line {line}, byte {position}); text cells may not hold NUL characters.",
+            extra={"line": line, "byte_offset": position},
+        )
+
+
+def _check_width(width: int, limits: IngestLimits) -> None:
+    # Checked on the header, before any per-column work (inference costs time per column).
+    if width > limits.max_columns:
+        raise DatasetFormatError(
+            f"The table has {width:,} columns; the limit is {limits.max_columns:,} (SYNTHGATE_MAX_COLUMNS).",
+            extra={"columns": width, "limit": limits.max_columns},
+        )
+
+
+def _check_cells(header: list[str], rows: list[list[str]], *, limits: IngestLimits) -> None:
+    limit = limits.max_cell_chars
+    longest_name = max(header, key=len)
+    if len(longest_name) > limit:
+        raise DatasetFormatError(
+            f"A column name is {len(longest_name):,} characters long; the limit is {limit:,}.",
+            extra={"length": len(longest_name), "limit": limit},
+        )
+    for number, row in enumerate(rows, start=1):
+        if max(map(len, row)) > limit:
+            column = next(name for name, cell in zip(header, row, strict=True) if len(cell) > limit)
+            raise DatasetFormatError(
+                f"Data row {number}, column {column!r}, holds a cell longer than {limit:,} characters "
+                "(SYNTHGATE_MAX_CELL_CHARS).",
+                extra={"row": number, "column": column, "limit": limit},
+            )
+
+
 def _check_header(header: list[str]) -> None:
     empty = [position + 1 for position, name in enumerate(header) if not name]
     if empty:
@@ -244,7 +327,12 @@ def _check_header(header: list[str]) -> None:
         )
 
 
-def _parquet_rows(raw: bytes) -> tuple[list[str], list[list[str]]]:
+def _parquet_rows(raw: bytes, *, limits: IngestLimits) -> tuple[list[str], list[list[str]]]:
+    try:
+        width = len(pq.ParquetFile(io.BytesIO(raw)).schema_arrow.names)
+    except Exception as error:  # pyarrow raises many kinds; all mean the same to the user
+        raise DatasetFormatError(f"The Parquet file cannot be read: {error}.") from error
+    _check_width(width, limits)
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as error:  # pyarrow raises many kinds; all mean the same to the user
@@ -254,6 +342,8 @@ def _parquet_rows(raw: bytes) -> tuple[list[str], list[list[str]]]:
     if frame.empty:
         raise DatasetFormatError("The file has a header but no data rows.")
     columns = [_as_text(frame[name]) for name in frame.columns]
+    if any("\x00" in value for values in columns for value in values):
+        raise DatasetFormatError("The Parquet file holds a text cell with a NUL character; remove it and re-export.")
     return header, [list(values) for values in zip(*columns, strict=True)]
 
 
@@ -273,25 +363,20 @@ def _as_text(series: pd.Series) -> list[str]:
 
 def validate_schema(schema: Any, header: list[str]) -> dict[str, Any]:
     """Check a declared schema's shape and that it names exactly the file's columns."""
-    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), list):
-        raise DatasetFormatError('The schema must be a JSON object with a "columns" list.')
-    columns = [_validate_column(position, column) for position, column in enumerate(schema["columns"])]
-    names = [column["name"] for column in columns]
-    _check_schema_names(names, header)
-    labels = [column["name"] for column in columns if column["role"] == "label"]
-    if len(labels) > 1:
-        raise DatasetFormatError(f"At most one label column is allowed; the schema marks {', '.join(labels)}.")
+    try:
+        specs = parse_schema(schema, strict=True)
+    except SchemaError as error:
+        raise DatasetFormatError(str(error)) from error
+    _check_schema_names([spec.name for spec in specs], header)
     missing_values = schema.get("missing_values", list(DEFAULT_MISSING))
     if not isinstance(missing_values, list) or not all(isinstance(token, str) for token in missing_values):
         raise DatasetFormatError('"missing_values" must be a list of strings.')
     order = {name: position for position, name in enumerate(header)}
-    return {"columns": sorted(columns, key=lambda column: order[column["name"]]), "missing_values": missing_values}
+    columns = [spec.entry for spec in sorted(specs, key=lambda spec: order[spec.name])]
+    return {"columns": columns, "missing_values": missing_values}
 
 
 def _check_schema_names(names: list[str], header: list[str]) -> None:
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise DatasetFormatError(f"The schema lists columns twice: {', '.join(duplicates)}.")
     absent = [name for name in names if name not in header]
     if absent:
         raise DatasetFormatError(
@@ -304,45 +389,6 @@ def _check_schema_names(names: list[str], header: list[str]) -> None:
             f"The file has columns the schema does not describe: {', '.join(undeclared)}.",
             extra={"undeclared_columns": undeclared},
         )
-
-
-def _validate_column(position: int, column: Any) -> dict[str, Any]:
-    if not isinstance(column, dict) or not isinstance(column.get("name"), str) or not column["name"].strip():
-        raise DatasetFormatError(f'Schema column {position + 1} needs a non-empty string "name".')
-    name = column["name"].strip()
-    allowed = {"name", "type", "role", "min", "max", "categories", "description"}
-    unknown = sorted(set(column) - allowed)
-    if unknown:
-        raise DatasetFormatError(f"Schema column {name!r} has unknown keys: {', '.join(unknown)}.")
-    if column.get("type") not in COLUMN_TYPES:
-        raise DatasetFormatError(
-            f"Schema column {name!r}: type must be one of {', '.join(COLUMN_TYPES)}; got {column.get('type')!r}."
-        )
-    role = column.get("role", "other")
-    if role not in COLUMN_ROLES:
-        raise DatasetFormatError(
-            f"Schema column {name!r}: role must be one of {', '.join(COLUMN_ROLES)}; got {role!r}."
-        )
-    result = {**column, "name": name, "role": role}
-    _validate_public_domain(name, result)
-    return result
-
-
-def _validate_public_domain(name: str, column: dict[str, Any]) -> None:
-    """Declared bounds and categories are public facts: check they are well formed."""
-    for key in ("min", "max"):
-        if key in column:
-            if column["type"] not in NUMERIC_TYPES:
-                raise DatasetFormatError(f"Schema column {name!r}: {key} is only allowed on numeric columns.")
-            value = column[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise DatasetFormatError(f"Schema column {name!r}: {key} must be a finite number.")
-    if "min" in column and "max" in column and column["min"] > column["max"]:
-        raise DatasetFormatError(f"Schema column {name!r}: min is greater than max.")
-    if "categories" in column:
-        categories = column["categories"]
-        if not isinstance(categories, list) or not categories:
-            raise DatasetFormatError(f"Schema column {name!r}: categories must be a non-empty list.")
 
 
 def infer_schema(header: list[str], rows: list[list[str]], *, missing_values: Iterable[str]) -> dict[str, Any]:
@@ -382,12 +428,12 @@ def _looks_integral(text: str) -> bool:
 def _typed_column(column: dict[str, Any], values: list[str], missing: tuple[str, ...]) -> pd.Series:
     kind, name = column["type"], column["name"]
     is_missing = np.array([value in missing for value in values])
-    if kind in NUMERIC_TYPES:
+    if kind == "datetime":
+        return _datetime_column(name, values, is_missing)
+    if kind in ("integer", "float"):
         return _numeric_column(name, kind, values, is_missing)
     if kind == "boolean":
         return _boolean_column(name, values, is_missing)
-    if kind == "datetime":
-        return _datetime_column(name, values, is_missing)
     return pd.Series(
         [None if flag else value for value, flag in zip(values, is_missing, strict=True)], dtype="object", name=name
     )

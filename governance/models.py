@@ -106,6 +106,24 @@ class DatasetVersion(models.Model):
         return f"{self.dataset.name}@v{self.number}"
 
 
+class SourceFingerprint(models.Model):
+    """The keyed digests of a source version's distinct rows (``governance.fingerprint``).
+
+    Kept apart from ``DatasetVersion`` so that reading versions never loads the digests.
+    """
+
+    version = models.OneToOneField(
+        DatasetVersion, on_delete=models.PROTECT, primary_key=True, related_name="fingerprint"
+    )
+    key_id = models.CharField(max_length=16, help_text="which fingerprint key made the digests")
+    n_distinct_rows = models.PositiveIntegerField()
+    digests = models.BinaryField(help_text="sorted distinct 64-bit big-endian HMAC-SHA256 row digests")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"fingerprint of {self.version}"
+
+
 class RecipientKind(models.TextChoices):
     INTERNAL = "internal"
     EXTERNAL = "external"

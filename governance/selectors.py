@@ -17,10 +17,7 @@ from governance.models import (
     Role,
     VersionKind,
 )
-from governance.services.users import user_has_role, user_roles
-
-# Roles that see every request; a user who only holds `requester` sees their own.
-SEE_ALL_REQUESTS = (Role.STEWARD, Role.APPROVER, Role.AUDITOR)
+from governance.permissions import SEE_ALL_REQUESTS, user_has_role, user_roles
 
 
 def _require_some_role(user: AbstractUser) -> None:
@@ -67,12 +64,6 @@ def request_list(*, user: AbstractUser) -> QuerySet[DataRequest]:
     if user_has_role(user, *SEE_ALL_REQUESTS):
         return queryset
     return queryset.filter(requester=user)
-
-
-def request_visible_to(user: AbstractUser, request: DataRequest) -> bool:
-    if user_has_role(user, *SEE_ALL_REQUESTS):
-        return True
-    return user_has_role(user, Role.REQUESTER) and request.requester_id == user.pk
 
 
 def request_get(*, user: AbstractUser, request_id: int) -> DataRequest:

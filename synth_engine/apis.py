@@ -9,7 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import DefaultPagination
-from synth_engine.selectors import job_get, job_list
+from synth_engine.selectors import (
+    assurance_get,
+    assurance_latest_list,
+    assurance_run_list,
+    job_get,
+    job_list,
+)
 from synth_engine.services import generation_job_cancel, generation_job_start
 
 
@@ -71,3 +77,37 @@ class JobCancelApi(APIView):
     def post(self, request: Request, job_id: int) -> Response:
         job_get(user=request.user, job_id=job_id)
         return Response(JobOutputSerializer(generation_job_cancel(actor=request.user, job_id=job_id)).data)
+
+
+class AssuranceRunOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    generator = serializers.CharField()
+    generator_version = serializers.CharField()
+    parameters = serializers.JSONField()
+    epsilon = serializers.FloatField()
+    delta = serializers.FloatField()
+    runs = serializers.IntegerField()
+    n_rows = serializers.IntegerField()
+    status = serializers.CharField()
+    epsilon_lower_bound = serializers.FloatField()
+    mu_ratio = serializers.FloatField()
+    seconds = serializers.FloatField()
+    report = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class AssuranceRunListApi(APIView):
+    """The latest assurance run of every generator version (``?all=1``: every run)."""
+
+    @extend_schema(responses=AssuranceRunOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        runs = assurance_run_list() if request.query_params.get("all") else assurance_latest_list()
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response(AssuranceRunOutputSerializer(page, many=True).data)
+
+
+class AssuranceRunDetailApi(APIView):
+    @extend_schema(responses=AssuranceRunOutputSerializer)
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(AssuranceRunOutputSerializer(assurance_get(run_id=run_id)).data)

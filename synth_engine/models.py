@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from core.models import TimestampedModel
@@ -63,3 +64,44 @@ class GenerationJob(TimestampedModel):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_JOB_STATUSES
+
+
+class AssuranceStatus(models.TextChoices):
+    PASSED = "passed", "Not refuted (no attack found ε above the claim)"
+    FAILED = "failed", "Failed (the DP claim is contradicted)"
+
+
+class AssuranceRun(TimestampedModel):
+    """One ``synthgate assure`` run: the distinguishing game against one generator version.
+
+    Runs are computed on the bundled public sample, never on a customer's data, so every
+    figure here is public. The latest run per (generator, generator_version) is what the
+    dashboard shows and datasheets cite.
+    """
+
+    generator = models.CharField(max_length=50, db_index=True)
+    generator_version = models.CharField(max_length=64, help_text="hash of the generator's code (see services)")
+    parameters = models.JSONField(default=dict, blank=True)
+    epsilon = models.FloatField()
+    delta = models.FloatField()
+    runs = models.PositiveIntegerField(help_text="fits per world and canary")
+    n_rows = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=AssuranceStatus.choices)
+    epsilon_lower_bound = models.FloatField()
+    mu_ratio = models.FloatField()
+    seconds = models.FloatField()
+    report = models.JSONField(default=dict, help_text="the full report: canaries, attacks, bounds, sampling check")
+    run_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["generator", "generator_version", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"assurance #{self.pk} ({self.generator} {self.generator_version[:8]}, {self.status})"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == AssuranceStatus.PASSED

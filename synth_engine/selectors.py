@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from core.errors import NotFoundError
 from governance.selectors import request_list
-from synth_engine.models import GenerationJob
+from synth_engine.models import AssuranceRun, GenerationJob
 
 
 def job_list(*, user: AbstractUser) -> QuerySet[GenerationJob]:
@@ -22,3 +22,31 @@ def job_get(*, user: AbstractUser, job_id: int) -> GenerationJob:
     if job is None:
         raise NotFoundError(f"No job #{job_id}.")
     return job
+
+
+def assurance_run_list() -> QuerySet[AssuranceRun]:
+    """Every assurance run, newest first (computed on public data: visible to every user)."""
+    return AssuranceRun.objects.select_related("run_by")
+
+
+def assurance_latest_list() -> list[AssuranceRun]:
+    """The latest run of each (generator, generator version), generators in name order."""
+    latest: dict[tuple[str, str], AssuranceRun] = {}
+    for run in assurance_run_list():
+        latest.setdefault((run.generator, run.generator_version), run)
+    return sorted(latest.values(), key=lambda run: (run.generator, -run.created_at.timestamp()))
+
+
+def assurance_latest(*, generator: str, generator_version: str | None = None) -> AssuranceRun | None:
+    """The latest run for ``generator`` (at ``generator_version`` when given), or ``None``."""
+    runs = assurance_run_list().filter(generator=generator)
+    if generator_version is not None:
+        runs = runs.filter(generator_version=generator_version)
+    return runs.first()
+
+
+def assurance_get(*, run_id: int) -> AssuranceRun:
+    run = assurance_run_list().filter(pk=run_id).first()
+    if run is None:
+        raise NotFoundError(f"No assurance run #{run_id}.")
+    return run

@@ -26,6 +26,7 @@ from django.utils import timezone
 from core.errors import ApplicationError, ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
 from governance.ingest import build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
     audit_event_record,
@@ -36,8 +37,8 @@ from governance.services import (
     files_removed_on_error,
     ledger_amount,
     request_transition,
-    user_has_role,
 )
+from synth_engine.assurance.version import generator_version
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.runtime import PeakMemory, library_versions
 
@@ -50,7 +51,6 @@ class JobCancelledError(Exception):
 
 def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
     """Approved request → generating: create its job and queue it once the transaction commits."""
-    from governance.selectors import request_visible_to
     from synth_engine.tasks import generation_job_execute
 
     with transaction.atomic():
@@ -104,7 +104,6 @@ def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
     with transaction.atomic():
         job = _job_locked(job_id)
         request = job.request
-        from governance.selectors import request_visible_to
 
         if not request_visible_to(actor, request):
             raise NotFoundError(f"No job #{job_id}.")
@@ -218,6 +217,8 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
             "planned": planned,
             "split_seed": split_seed,
             "source": source,
+            # the code hash assurance runs are keyed by: the datasheet cites this version's result
+            "generator_version": generator_version(type(generator)),
         }
 
 
@@ -384,6 +385,7 @@ def _synthetic_lineage(
         "delta_spent": spent.delta,
         "accountant": spent.to_dict(),
         "library_versions": job.library_versions,
+        "generator_version": output["generator_version"],
         "train_version": versions["train"].pk,
         "holdout_version": versions["holdout"].pk,
         "request": request.pk,

@@ -6,11 +6,13 @@ inclusive, read as whole UTC days.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -28,7 +30,8 @@ from governance.models import (
     RequestState,
     Role,
 )
-from governance.services import audit_log_verify, user_has_role
+from governance.permissions import user_has_role
+from governance.services import audit_log_verify
 from governance.services.budget import plain
 
 ZERO = Decimal(0)
@@ -64,6 +67,28 @@ class ReportScope:
         return Q(**{f"{field}__gte": self.start, f"{field}__lt": self.end})
 
 
+# Before the platform (and Unix time) nothing can have happened; the upper bound keeps
+# "the day after the period" a representable date.
+EARLIEST_REPORT_DATE = date(1970, 1, 1)
+LATEST_REPORT_DATE = date(9000, 12, 31)
+
+
+def _check_period_bounds(date_from: date, date_to: date) -> None:
+    for field, day in (("from", date_from), ("to", date_to)):
+        if not EARLIEST_REPORT_DATE <= day <= LATEST_REPORT_DATE:
+            raise ValidationError(
+                f"The period's {field!r} date {day} is outside {EARLIEST_REPORT_DATE} to {LATEST_REPORT_DATE}.",
+                extra={"field": field},
+            )
+    days = (date_to - date_from).days + 1
+    limit = settings.SYNTHGATE_MAX_REPORT_DAYS
+    if days > limit:
+        raise ValidationError(
+            f"The period covers {days:,} days; a report may cover at most {limit:,} (SYNTHGATE_MAX_REPORT_DAYS).",
+            extra={"field": "to", "days": days, "limit_days": limit},
+        )
+
+
 def compliance_scope(
     *, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
 ) -> ReportScope:
@@ -72,6 +97,7 @@ def compliance_scope(
         raise PermissionDeniedError("Only stewards and auditors can produce compliance reports.")
     if date_to < date_from:
         raise ValidationError(f"The period ends ({date_to}) before it starts ({date_from}).", extra={"field": "to"})
+    _check_period_bounds(date_from, date_to)
     dataset_row = purpose_row = None
     if dataset:
         dataset_row = Dataset.objects.filter(name=dataset).first()
@@ -173,6 +199,7 @@ def _decisions(scope: ReportScope) -> list[dict[str, Any]]:
 
 
 def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
+    """One row per accepted failed check, with the reason given for that check."""
     rows = (
         RiskAcceptance.objects.filter(request__in=scope.requests())
         .filter(scope.during("created_at"))
@@ -186,10 +213,21 @@ def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
             "audit_run": r.run_id,
             "approver": r.approver.username,
             "at": _at(r.created_at),
-            "reason": r.reason,
+            "check": name,
+            "reason": (r.reasons or {}).get(name) or r.reason,
             "failed_checks": list(r.failed_checks),
         }
         for r in rows
+        for name in r.failed_checks
+    ]
+
+
+def _exceptions(release: Release) -> list[dict[str, Any]]:
+    """The failed checks a release went out with, each with who accepted it and why."""
+    return [
+        {"check": name, "approver": acceptance.approver.username, "reason": (acceptance.reasons or {}).get(name, "")}
+        for acceptance in release.audit_run.risk_acceptances.all()
+        for name in acceptance.failed_checks
     ]
 
 
@@ -287,8 +325,8 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
     rows = (
         Release.objects.filter(request__in=scope.requests(), created_at__lt=scope.end, expires_at__gte=scope.start)
         .exclude(revoked_at__lt=scope.start)
-        .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by")
-        .prefetch_related("downloads__user")
+        .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by", "audit_run")
+        .prefetch_related("downloads__user", "audit_run__risk_acceptances__approver")
         .order_by("created_at", "id")
     )
     items = []
@@ -316,7 +354,10 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
                 "revoked_by": getattr(release.revoked_by, "username", None),
                 "revoke_reason": release.revoke_reason,
                 "stale_at": _at(release.stale_at),
+                "despite_failed_checks": release.audit_run.status != "passed",
+                "exceptions": _exceptions(release),
                 "download_count": len(downloads),
+                "downloads_by_person": dict(Counter(d["user"] for d in downloads)),
                 "downloads": downloads,
             }
         )

@@ -108,6 +108,44 @@ class PrivacyFacts:
 
 
 @dataclass
+class AssuranceFacts:
+    """The latest ``synthgate assure`` run of the generator version that made the synthetic rows."""
+
+    run_id: int | None
+    generator: str
+    generator_version: str
+    statement: str
+    status: str = ""
+    epsilon: float | None = None
+    delta: float | None = None
+    epsilon_lower_bound: float | None = None
+    mu_ratio: float | None = None
+    runs: int | None = None
+    n_rows: int | None = None
+    run_at: Moment = None
+
+
+@dataclass
+class DpCeilingRowFacts:
+    attack: str
+    fpr_level: float
+    fpr_display: str
+    tpr: float | None
+    tpr_low: float | None
+    ceiling: float | None
+    contradicted: bool
+
+
+@dataclass
+class DpCeilingFacts:
+    """Each membership attack's TPR beside the ceiling e^ε·FPR + δ that the DP claim allows."""
+
+    verdict: str
+    passed: bool | None
+    rows: list[DpCeilingRowFacts] = field(default_factory=list)
+
+
+@dataclass
 class CheckFacts:
     name: str
     category: str
@@ -222,6 +260,9 @@ class DatasheetFacts:
     privacy: PrivacyFacts
     checks: list[CheckFacts]
     threat_model: str = ""
+    assurance: AssuranceFacts | None = None
+    dp_ceiling: DpCeilingFacts | None = None
+    distance_diagnostics: str = ""
     generated_at: Moment = None
     platform: PlatformFacts = field(default_factory=PlatformFacts)
     approvals: list[ApprovalFacts] = field(default_factory=list)

@@ -283,6 +283,16 @@ CHECK_SPECS: dict[str, CheckSpec] = {
             blocking=True,
         ),
         _spec(
+            "membership_dp_ceiling",
+            MEMBERSHIP,
+            LOWER_IS_BETTER,
+            (-1, 1),
+            0.0,
+            "largest margin of a membership attack's TPR (lower confidence limit) above the DP ceiling "
+            "e^ε·FPR + δ at 1 % and 0.1 % FPR; above 0 the DP claim is contradicted (not a policy threshold)",
+            blocking=True,
+        ),
+        _spec(
             "disparate_impact_change",
             BIAS,
             LOWER_IS_BETTER,

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 
 from audits.metrics.base import MISSING, AuditInputError
+from core.schema import COLUMN_ROLES, SchemaError, numeric_values, parse_schema
 
-NUMERIC_TYPES = ("integer", "float", "datetime")
-CATEGORICAL_TYPES = ("categorical", "boolean")
-ROLES = ("quasi_identifier", "sensitive", "protected", "label", "other")
+ROLES = tuple(role for role in COLUMN_ROLES if role != "identifier")  # identifiers never reach an audit
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
@@ -38,22 +37,19 @@ class TableSchema:
 
     @classmethod
     def from_dict(cls, schema: dict[str, Any]) -> TableSchema:
-        columns, numeric, roles, extras = [], [], {}, {}
-        for column in schema.get("columns", []):
-            name, kind = column["name"], column.get("type", "categorical")
-            role = column.get("role", "other")
-            if kind not in NUMERIC_TYPES + CATEGORICAL_TYPES:
-                raise AuditInputError(f"column {name!r} has unknown type {kind!r}")
-            if role not in ROLES:
-                raise AuditInputError(f"column {name!r} has unknown role {role!r}; use one of {ROLES}")
-            columns.append(name)
-            if kind in NUMERIC_TYPES:
-                numeric.append(name)
-            roles[name] = role
-            extras[name] = column
-        if not columns:
-            raise AuditInputError("the schema lists no columns")
-        return cls(tuple(columns), tuple(numeric), roles, extras)
+        try:
+            specs = parse_schema(schema)
+        except SchemaError as error:
+            raise AuditInputError(str(error)) from error
+        identifiers = [spec.name for spec in specs if spec.role == "identifier"]
+        if identifiers:
+            raise AuditInputError(f"column {identifiers[0]!r} has role 'identifier'; use one of {ROLES}")
+        return cls(
+            tuple(spec.name for spec in specs),
+            tuple(spec.name for spec in specs if spec.is_numeric),
+            {spec.name: spec.role for spec in specs},
+            {spec.name: spec.entry for spec in specs},
+        )
 
     def with_role(self, role: str) -> list[str]:
         return [c for c in self.columns if self.roles[c] == role]
@@ -69,14 +65,6 @@ class TableSchema:
             raise AuditInputError(f"{what} lacks the schema's columns {missing}")
         if len(frame) == 0:
             raise AuditInputError(f"{what} has no rows")
-
-
-def numeric_values(series: pd.Series) -> np.ndarray:
-    """Float64 values of a numeric column (datetimes as epoch seconds); missing is NaN."""
-    if pd.api.types.is_datetime64_any_dtype(series):
-        values = series.astype("int64").to_numpy(dtype=float) / 1e9
-        return np.where(series.isna().to_numpy(), np.nan, values)
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
 
 
 def category_values(series: pd.Series) -> np.ndarray:

@@ -18,6 +18,15 @@ reports ROC AUC with a DeLong 95 % interval (DeLong et al. 1988; fast form of Su
 the TPR at 1 % and 0.1 % FPR (Carlini et al., "Membership Inference Attacks From First
 Principles", S&P 2022, Sec. 3: low-FPR TPR is what exposes a few memorised records), on all
 candidates and on the outlying 10 % (lowest reference density), where DOMIAS is aimed.
+
+*What DP allows.* A release that is (ε, δ)-DP bounds every membership attack: at any
+threshold, TPR ≤ e^ε · FPR + δ (Kairouz, Oh & Viswanath 2015, Thm. 2.1; averaged over members
+drawn at random from the same pool as the non-members). :func:`dp_ceiling_check` holds each
+attack's TPR at 1 % and 0.1 % FPR against that ceiling, both sides taken conservatively (the
+Clopper–Pearson lower limit of the TPR against the ceiling at the upper limit of the FPR the
+threshold actually had), and fails the release as "DP claim contradicted", naming the attack,
+when the TPR is significantly above it. That check takes no purpose threshold: it tests the
+claim, not a policy.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from sklearn.metrics import roc_curve
 from audits.metrics.base import CheckResult, judge, wilson_interval
 from audits.metrics.context import AuditData, SyntheticRows
 from audits.metrics.encoding import nearest_neighbours
+from synth_engine.assurance.bounds import clopper_pearson_lower, clopper_pearson_upper
 
 Thresholds = dict[str, float | None] | None
 SMOOTHING = 0.05  # in Gower units: a 5 % rank difference on one numeric column
@@ -72,8 +82,10 @@ def membership_checks(
     *,
     thresholds: Thresholds = None,
     outlier_share: float = 0.10,
+    privacy_claim: tuple[float, float] | None = None,
 ) -> list[CheckResult]:
-    """DOMIAS and distance attacks: AUC and TPR-at-1 %-FPR checks, plus the outlier AUC."""
+    """DOMIAS and distance attacks: AUC and TPR-at-1 %-FPR checks, the outlier AUC, and (with a
+    ``privacy_claim`` (ε, δ)) each attack's low-FPR TPR against the DP ceiling."""
     queries = np.vstack([data.train_embedding[candidates.members], data.holdout_embedding[candidates.non_members]])
     synth_distance, _ = synthetic.nearest("membership", queries)
     m = len(candidates.members)
@@ -107,7 +119,66 @@ def membership_checks(
             chart={"kind": "roc", "fpr": chosen["roc_fpr"], "tpr": chosen["roc_tpr"]},
         )
     )
+    if privacy_claim is not None:
+        results.append(dp_ceiling_check(truth, scores, privacy_claim))
     return results
+
+
+CEILING_LEVELS = (("1pct", 0.01), ("0p1pct", 0.001))
+CEILING_CONFIDENCE = 0.95
+
+
+def dp_ceiling_check(
+    truth: np.ndarray, scores: dict[str, np.ndarray], privacy_claim: tuple[float, float] | None
+) -> CheckResult:
+    """Each attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ (module docstring).
+
+    The value is the largest margin ``TPR_low − ceiling(FPR_high)`` over attacks and levels
+    (Clopper–Pearson limits, the error shared by Bonferroni over every comparison); above 0
+    the DP claim is contradicted. Skipped when there is no finite claim.
+    """
+    if privacy_claim is None or not np.isfinite(privacy_claim[0]):
+        return judge(
+            "membership_dp_ceiling", None, skipped_reason="no differential-privacy claim (non-private or external data)"
+        )
+    epsilon, delta = privacy_claim
+    alpha = (1 - CEILING_CONFIDENCE) / (2 * len(scores) * len(CEILING_LEVELS))
+    rows = {attack: _ceiling_rows(truth, score, epsilon, delta, alpha) for attack, score in scores.items()}
+    margins = [row["margin"] for levels in rows.values() for row in levels.values()]
+    contradicted = [
+        f"{attack} at {row['fpr_level']:.1%} FPR"
+        for attack, levels in rows.items()
+        for row in levels.values()
+        if row["margin"] > 0
+    ]
+    verdict = "DP claim contradicted by " + ", ".join(contradicted) if contradicted else "consistent with the DP claim"
+    details = {"epsilon": epsilon, "delta": delta, "attacks": rows, "contradicted_by": contradicted, "verdict": verdict}
+    return judge("membership_dp_ceiling", float(max(margins)), details=details)
+
+
+def _ceiling_rows(truth: np.ndarray, score: np.ndarray, epsilon: float, delta: float, alpha: float) -> dict:
+    members, non_members = score[truth == 1], score[truth == 0]
+    ordered = np.sort(non_members)[::-1]
+    rows = {}
+    for label, level in CEILING_LEVELS:
+        allowed = int(np.floor(level * len(non_members)))  # false positives the threshold may admit
+        threshold = ordered[allowed] if allowed < len(ordered) else -np.inf
+        false_positives = int((non_members > threshold).sum())
+        true_positives = int((members > threshold).sum())
+        fpr_high = clopper_pearson_upper(false_positives, len(non_members), alpha)
+        tpr_low = clopper_pearson_lower(true_positives, len(members), alpha)
+        ceiling = min(1.0, float(np.exp(epsilon)) * fpr_high + delta)
+        rows[label] = {
+            "fpr_level": level,
+            "fpr": false_positives / len(non_members),
+            "fpr_high": fpr_high,
+            "tpr": true_positives / len(members),
+            "tpr_low": tpr_low,
+            "ceiling": ceiling,
+            "ceiling_at_level": min(1.0, float(np.exp(epsilon)) * level + delta),
+            "margin": tpr_low - ceiling,
+        }
+    return rows
 
 
 def _attack_results(attack: str, summary: dict, thresholds: Thresholds) -> list[CheckResult]:

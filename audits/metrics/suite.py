@@ -136,6 +136,7 @@ def privacy_checks(
     thresholds: dict | None,
     timer: _Timer,
     suffix: str = "",
+    privacy_claim: tuple[float, float] | None = None,
 ) -> tuple[list[CheckResult], list[CheckResult]]:
     """Re-identification and membership checks of one synthetic table."""
     reid = timer.run(
@@ -150,7 +151,8 @@ def privacy_checks(
         lambda: attack_checks(data, synthetic, targets, random_state=seeds[0], thresholds=thresholds),
     )
     membership = timer.run(
-        f"membership{suffix}", lambda: membership_checks(data, synthetic, candidates, thresholds=thresholds)
+        f"membership{suffix}",
+        lambda: membership_checks(data, synthetic, candidates, thresholds=thresholds, privacy_claim=privacy_claim),
     )
     return reid, membership
 
@@ -170,6 +172,7 @@ def run_audit(
     privacy_only: bool = False,
     with_controls: bool = True,
     n_threads: int = 1,
+    privacy_claim: tuple[float, float] | None = None,
 ) -> AuditResult:
     """Run every check on ``synthetic`` and the positive controls; see the module docstring.
 
@@ -196,6 +199,9 @@ def run_audit(
         Run only the re-identification and membership checks (calibration runs).
     with_controls : bool
         Run the positive controls; without them a run that would pass is ``inconclusive``.
+    privacy_claim : (epsilon, delta), optional
+        The DP guarantee the generator reported; each membership attack's low-FPR TPR is held
+        against the ceiling e^ε·FPR + δ it implies (``membership_dp_ceiling``).
     n_threads : int
         BLAS and OpenMP threads. One by default: on a shared two-core machine two spinning
         threads per library were measured 1.5-20x slower than one, and results do not change.
@@ -214,6 +220,7 @@ def run_audit(
             n_candidates=n_candidates,
             privacy_only=privacy_only,
             with_controls=with_controls,
+            privacy_claim=privacy_claim,
         )
 
 
@@ -231,6 +238,7 @@ def _run_audit(
     n_candidates: int,
     privacy_only: bool,
     with_controls: bool,
+    privacy_claim: tuple[float, float] | None,
 ) -> AuditResult:
     table = TableSchema.from_dict(schema)
     for frame, what in ((train, "train"), (holdout, "holdout"), (synthetic, "synthetic")):
@@ -250,6 +258,7 @@ def _run_audit(
         privacy_only=privacy_only,
         with_controls=with_controls,
         timer=timer,
+        privacy_claim=privacy_claim,
     )
 
 
@@ -266,6 +275,7 @@ def audit_rows(
     privacy_only: bool = False,
     with_controls: bool = True,
     timer: _Timer | None = None,
+    privacy_claim: tuple[float, float] | None = None,
 ) -> AuditResult:
     """:func:`run_audit` on prepared rows (calibration audits many variants of one table: a
     variant built with :func:`audits.metrics.context.replace_rows` reuses its parent's
@@ -282,7 +292,9 @@ def audit_rows(
         if privacy_only
         else quality_checks(data, rows, released=released, seeds=seeds, thresholds=thresholds, timer=timer)
     )
-    reid, membership = privacy_checks(data, rows, targets, candidates, seeds=seeds, thresholds=thresholds, timer=timer)
+    reid, membership = privacy_checks(
+        data, rows, targets, candidates, seeds=seeds, thresholds=thresholds, timer=timer, privacy_claim=privacy_claim
+    )
     checks += reid
     checks += timer.run("reidentification", lambda: k_anonymity_checks(data, rows, thresholds))
     checks += timer.run("dcr", lambda: [dcr_check(data, rows, random_state=seeds[4], thresholds=thresholds)])

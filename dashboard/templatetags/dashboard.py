@@ -10,7 +10,7 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 
-from governance.services import user_has_role, user_roles
+from governance.permissions import user_has_role, user_roles
 
 register = template.Library()
 

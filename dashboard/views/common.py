@@ -14,7 +14,7 @@ from django.shortcuts import render
 
 from core.context import channel
 from core.errors import ApplicationError, NotFoundError, PermissionDeniedError
-from governance.services import user_roles
+from governance.permissions import user_roles
 
 PAGE_SIZE = 25
 

@@ -16,8 +16,8 @@ from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import ComplianceFilterForm
 from dashboard.views.common import add_service_error, dashboard_view
 from governance.models import Role
+from governance.permissions import user_has_role
 from governance.selectors import dataset_list, purpose_list
-from governance.services import user_has_role
 
 READERS = (Role.STEWARD, Role.AUDITOR)
 # The service names fields as its API does; the form names them after what they mean.

@@ -11,6 +11,7 @@ from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance import services
 from governance.apis.datasets import saved_upload
 from governance.models import Role
+from governance.permissions import user_has_role
 from governance.selectors import budget_entry_list, dataset_get, dataset_latest_source, dataset_version_list
 
 
@@ -79,8 +80,10 @@ def _register(request: HttpRequest, data: dict) -> services.RegistrationResult:
             schema=data["schema"],
             description=data["description"],
             sensitivity=data["sensitivity"],
+            cap_override_reason=data["cap_override_reason"],
+            overlap_override_reason=data["overlap_override_reason"],
         )
 
 
 def _is_steward(request: HttpRequest) -> bool:
-    return services.user_has_role(request.user, Role.STEWARD)
+    return user_has_role(request.user, Role.STEWARD)

@@ -13,8 +13,8 @@ from audits.services import datasheet_verify
 from core.errors import ApplicationError
 from dashboard.forms import ReasonForm
 from dashboard.views.common import add_service_error, dashboard_view, paginate
-from governance import services
 from governance.models import DownloadKind, Release, Role
+from governance.permissions import user_has_role
 from governance.selectors import release_get, release_list
 
 
@@ -48,8 +48,7 @@ def _release_page(
             "release": release,
             "verification": _verification(release),
             "downloads": paginate(request, release.downloads.select_related("user").order_by("-created_at", "-id")),
-            "can_revoke": release.revoked_at is None
-            and services.user_has_role(request.user, Role.STEWARD, Role.APPROVER),
+            "can_revoke": release.revoked_at is None and user_has_role(request.user, Role.STEWARD, Role.APPROVER),
             "revoke_form": form or ReasonForm(prefix="revoke"),
             "action_error": error,
         },

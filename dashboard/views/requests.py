@@ -13,7 +13,7 @@ from audits.models import AuditStatus
 from audits.services import risk_accept
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard import jobs
-from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm
+from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm, RiskAcceptForm
 from dashboard.selectors import (
     budget_balances,
     dataset_rows,
@@ -24,6 +24,7 @@ from dashboard.selectors import (
 from dashboard.views.common import add_service_error, dashboard_view, paginate, query_without_page
 from governance import services
 from governance.models import DataRequest, Decision, RequestState, Role
+from governance.permissions import user_has_role
 from governance.selectors import purpose_list, request_get
 from synth_engine.generators import GENERATORS
 
@@ -48,14 +49,14 @@ def request_list(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "page": paginate(request, queryset),
             "query": query_without_page(request),
-            "can_create": services.user_has_role(request.user, Role.REQUESTER),
+            "can_create": user_has_role(request.user, Role.REQUESTER),
         },
     )
 
 
 @dashboard_view
 def request_create(request: HttpRequest) -> HttpResponse:
-    if not services.user_has_role(request.user, Role.REQUESTER):
+    if not user_has_role(request.user, Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
     rows = dataset_rows(user=request.user)
     purposes = list(purpose_list(user=request.user))
@@ -160,7 +161,7 @@ def _request_page(
     request: HttpRequest,
     data_request: DataRequest,
     *,
-    forms: dict[str, ReasonForm] | None = None,
+    forms: dict[str, Any] | None = None,
     error: ApplicationError | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -168,7 +169,7 @@ def _request_page(
     forms = {
         "approve": ReasonForm(prefix="approve"),
         "reject": ReasonForm(prefix="reject"),
-        "accept_risk": ReasonForm(prefix="accept_risk"),
+        "accept_risk": RiskAcceptForm(prefix="accept_risk", failed_checks=_failed_checks(related.latest_audit)),
         "withdraw": ReasonForm(prefix="withdraw"),
         **(forms or {}),
     }
@@ -200,8 +201,8 @@ def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: A
     """Which buttons to show. The services decide again on every POST; this only hides what would be refused."""
     user = request.user
     own = data_request.requester_id == user.pk
-    approver = services.user_has_role(user, Role.APPROVER) and not own
-    releaser = services.user_has_role(user, Role.STEWARD, Role.APPROVER)
+    approver = user_has_role(user, Role.APPROVER) and not own
+    releaser = user_has_role(user, Role.STEWARD, Role.APPROVER)
     decided = any(a.approver_id == user.pk for a in related.approvals)
     state = data_request.state
     audit = related.latest_audit
@@ -272,12 +273,34 @@ def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
     return f"Request #{request_id} withdrawn; any reserved budget was released."
 
 
-def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
-    acceptance = risk_accept(actor=request.user, request_id=request_id, reason=reason)
-    return (
+def _failed_checks(run: Any) -> list[str]:
+    return list(run.failed_checks) if run is not None and run.status == AuditStatus.FAILED else []
+
+
+@dashboard_view
+@require_POST
+def request_accept_risk(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Accept each failed check with its own reason; a refused reason is shown at its check."""
+    data_request = request_get(user=request.user, request_id=request_id)
+    run = data_request.audit_runs.order_by("-created_at", "-id").first()
+    form = RiskAcceptForm(request.POST, prefix="accept_risk", failed_checks=_failed_checks(run))
+    form.is_valid()
+    reasons = {name: form.cleaned_data.get(name, "") for name in form.fields}
+    try:
+        acceptance = risk_accept(actor=request.user, request_id=request_id, reasons=reasons)
+    except ApplicationError as error:
+        data_request.refresh_from_db()
+        if error.extra.get("field") != "reasons":
+            return _request_page(request, data_request, error=error, status=error.status)
+        check = error.extra.get("check")
+        form.add_error(check if check in form.fields else None, error.message)
+        return _request_page(request, data_request, forms={"accept_risk": form}, status=error.status)
+    messages.success(
+        request,
         f"You accepted the risk of audit #{acceptance.run_id} (failed: "
-        f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release."
+        f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release.",
     )
+    return redirect("dashboard:request-detail", request_id=request_id)
 
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
@@ -294,6 +317,5 @@ request_approve = _action("approve", _approve, reason_form="approve")
 request_reject = _action("reject", _reject, reason_form="reject")
 request_submit = _action("submit", _submit)
 request_withdraw = _action("withdraw", _withdraw, reason_form="withdraw")
-request_accept_risk = _action("accept_risk", _accept_risk, reason_form="accept_risk")
 request_generate = _action("generate", _generate)
 request_release = _action("release", _release)

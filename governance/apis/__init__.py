@@ -4,9 +4,9 @@ Where two operations share a resource URL (GET lists, POST creates), a collectio
 combines the two operation views; each keeps its own serializers and schema.
 """
 
+from core.apis import ApiNotFoundApi
 from governance.apis.audit import AuditEventListApi, AuditLogVerifyApi
 from governance.apis.auth import AuthTokenCreateApi
-from governance.apis.common import ApiNotFoundApi
 from governance.apis.datasets import (
     DatasetBudgetApi,
     DatasetCollectionApi,

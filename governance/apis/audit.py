@@ -8,8 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.apis import READ_ERRORS, filtered, list_parameters, paginated, paginated_response
 from governance import selectors, services
-from governance.apis.common import READ_ERRORS, filtered, list_parameters, paginated, paginated_response
 from governance.filters import AuditEventFilter
 
 

@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.apis import error_responses
 from core.errors import ValidationError
-from governance.apis.common import error_responses
 
 
 class AuthTokenCreateApi(APIView):

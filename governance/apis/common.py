@@ -1,24 +1,12 @@
-"""Pieces every governance API shares: exact decimals, pagination, filters and the error schema."""
+"""Exact-decimal fields for the ledger's amounts (ε, δ), at the columns' precision."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
-from django.urls import Resolver404, resolve
-from django_filters import FilterSet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
-from rest_framework.exceptions import ValidationError as ShapeError
-from rest_framework.permissions import AllowAny
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.api import DefaultPagination
 from governance.models import DELTA_DIGITS, EPSILON_DIGITS
 
 
@@ -44,90 +32,3 @@ def epsilon_field(**kwargs: Any) -> ExactDecimalField:
 
 def delta_field(**kwargs: Any) -> ExactDecimalField:
     return ExactDecimalField(**DELTA_DIGITS, **kwargs)
-
-
-class ErrorOutputSerializer(serializers.Serializer):
-    """The one error body: every 4xx and 5xx answer has this shape."""
-
-    code = serializers.CharField(help_text="stable machine-readable code, e.g. budget_exhausted")
-    message = serializers.CharField(help_text="what went wrong and what to change")
-    extra = serializers.DictField(help_text="data a client can act on: field, allowed_transitions, remaining, ...")
-
-    class Meta:
-        ref_name = "Error"
-
-
-def error_responses(*statuses: int) -> dict[int, type[serializers.Serializer]]:
-    """Document the error body for the given statuses (401 always applies to authenticated APIs)."""
-    return dict.fromkeys(statuses, ErrorOutputSerializer)
-
-
-READ_ERRORS = error_responses(400, 401, 403, 404)
-WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
-
-
-def paginated(serializer_class: type[serializers.Serializer], name: str) -> serializers.Serializer:
-    """The schema of a page: ``{count, next, previous, results: [...]}``."""
-    return inline_serializer(
-        name=name,
-        fields={
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
-
-
-def list_parameters(filterset_class: type[FilterSet]) -> list[OpenApiParameter]:
-    """Query parameters of a filtered, paginated list, for the schema."""
-    filters = [
-        OpenApiParameter(name, OpenApiTypes.STR, description=str(item.label or name))
-        for name, item in filterset_class.base_filters.items()
-    ]
-    return [
-        *filters,
-        OpenApiParameter("page", OpenApiTypes.INT, description="page number, from 1"),
-        OpenApiParameter(
-            "page_size", OpenApiTypes.INT, description=f"results per page (at most {DefaultPagination.max_page_size})"
-        ),
-    ]
-
-
-def filtered(filterset_class: type[FilterSet], request: Request, queryset: QuerySet) -> QuerySet:
-    """Apply the query-string filters; an invalid filter value is a 400 naming the parameter."""
-    filterset = filterset_class(request.query_params, queryset=queryset, request=request)
-    if not filterset.is_valid():
-        raise ShapeError(filterset.errors)
-    return filterset.qs
-
-
-def paginated_response(
-    *, request: Request, view: APIView, queryset: QuerySet, serializer_class: type[serializers.Serializer]
-) -> Response:
-    paginator = DefaultPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
-
-
-@extend_schema(exclude=True)
-class ApiNotFoundApi(APIView):
-    """Any other path under /api/: a 404 in the one error shape (not Django's HTML page)."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        message = f"No API endpoint at {request.path}."
-        if not request.path.endswith("/") and _resolves(request.path + "/"):
-            message += f" Did you mean {request.path}/ (with the trailing slash)?"
-        raise NotFound(message)
-
-
-def _resolves(path: str) -> bool:
-    try:
-        match = resolve(path)
-    except Resolver404:
-        return False
-    return match.func.view_class is not ApiNotFoundApi  # type: ignore[attr-defined]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -19,20 +18,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import NotFoundError
-from governance import selectors, services
-from governance.apis.common import (
+from core.apis import (
     READ_ERRORS,
     WRITE_ERRORS,
-    ExactDecimalField,
-    delta_field,
-    epsilon_field,
     error_responses,
     filtered,
     list_parameters,
     paginated,
     paginated_response,
 )
+from core.errors import NotFoundError
+from core.limits import json_loads_checked
+from governance import selectors, services
+from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
 from governance.models import Dataset, DatasetVersion, Sensitivity
 
@@ -88,8 +86,8 @@ class SchemaField(serializers.Field):
             data = data.read()
         if isinstance(data, bytes | str):
             try:
-                data = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                data = json_loads_checked(data, what="The schema")
+            except ValueError as error:
                 raise serializers.ValidationError(f"The schema is not valid JSON: {error}.") from error
         if not isinstance(data, dict):
             raise serializers.ValidationError('The schema must be a JSON object with a "columns" list.')
@@ -156,6 +154,18 @@ class DatasetRegisterApi(APIView):
         schema = SchemaField(required=False, help_text="omit to infer one (every role 'other')")
         description = serializers.CharField(required=False, allow_blank=True, default="")
         sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.CONFIDENTIAL)
+        cap_override_reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="accept implausible caps (ε above the plausible maximum, δ ≥ 1/rows); logged",
+        )
+        overlap_override_reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="register although some rows match another dataset's (partial overlap only); logged",
+        )
 
         class Meta:
             ref_name = "DatasetRegisterInput"

@@ -8,15 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from governance import selectors, services
-from governance.apis.common import (
-    READ_ERRORS,
-    WRITE_ERRORS,
-    ExactDecimalField,
-    epsilon_field,
-    paginated,
-    paginated_response,
-)
+from governance.apis.common import ExactDecimalField, epsilon_field
 from governance.models import RecipientKind
 
 

@@ -11,17 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.apis import READ_ERRORS, WRITE_ERRORS, filtered, list_parameters, paginated, paginated_response
 from governance import selectors, services
-from governance.apis.common import (
-    READ_ERRORS,
-    WRITE_ERRORS,
-    delta_field,
-    epsilon_field,
-    filtered,
-    list_parameters,
-    paginated,
-    paginated_response,
-)
+from governance.apis.common import delta_field, epsilon_field
 from governance.filters import DataRequestFilter
 from governance.models import DataRequest, RecipientKind
 

@@ -29,7 +29,7 @@ from governance.services.requests import (
     allowed_transitions,
     request_transition,
 )
-from governance.services.users import roles_ensure, user_create, user_has_role, user_roles
+from governance.services.users import roles_ensure, user_create
 
 __all__ = [
     "TRANSITIONS",
@@ -60,6 +60,4 @@ __all__ = [
     "request_transition",
     "roles_ensure",
     "user_create",
-    "user_has_role",
-    "user_roles",
 ]

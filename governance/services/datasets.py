@@ -11,16 +11,23 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
-from governance.ingest import IngestLimits, Table, read_table
-from governance.models import Dataset, DatasetVersion, Role, Sensitivity, VersionKind
+from core.limits import text_checked
+from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
+from governance.ingest import IngestLimits, Table, load_canonical, read_table
+from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
+from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
-from governance.services.users import user_has_role
+
+# pg_advisory_xact_lock id serialising registrations ("synthgate.registration").
+REGISTRATION_LOCK_ID = 0x53594E5447524547
+MIN_REASON_LENGTH = 10
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ def ingest_limits() -> IngestLimits:
         max_upload_bytes=settings.SYNTHGATE_MAX_UPLOAD_BYTES,
         max_expanded_bytes=settings.SYNTHGATE_MAX_EXPANDED_BYTES,
         max_compression_ratio=settings.SYNTHGATE_MAX_COMPRESSION_RATIO,
+        max_columns=settings.SYNTHGATE_MAX_COLUMNS,
+        max_cell_chars=settings.SYNTHGATE_MAX_CELL_CHARS,
     )
 
 
@@ -75,22 +84,33 @@ def dataset_register(
     schema: dict[str, Any] | None = None,
     description: str = "",
     sensitivity: str = "confidential",
+    cap_override_reason: str = "",
+    overlap_override_reason: str = "",
 ) -> RegistrationResult:
-    """Create a dataset with budget caps and its first source version, or add a version to it."""
+    """Create a dataset with budget caps and its first source version, or add a version to it.
+
+    Rows another dataset already holds are refused (one population, one budget: see
+    ``governance.fingerprint``); implausible caps need a logged override reason.
+    """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
     epsilon = parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))
     delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
     _check_name(name)
+    description = text_checked(description, field="description")
     if sensitivity not in Sensitivity.values:
         raise ValidationError(
             f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
             extra={"field": "sensitivity"},
         )
     table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
+    digests = row_digests(table.frame, fingerprint_key())
     with files_removed_on_error() as written, transaction.atomic():
+        _registrations_serialised()
+        overlaps = _population_overlaps(name=name, digests=digests, override_reason=overlap_override_reason)
         dataset = Dataset.objects.select_for_update().filter(name=name).first()
         if dataset is None:
+            caps_note = _plausible_caps(epsilon, delta, n_rows=len(table.frame), override_reason=cap_override_reason)
             dataset = _dataset_create(
                 actor=actor,
                 name=name,
@@ -98,6 +118,7 @@ def dataset_register(
                 delta_cap=delta,
                 description=description,
                 sensitivity=sensitivity,
+                caps_note=caps_note,
             )
         elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
             raise ConflictError(
@@ -105,9 +126,131 @@ def dataset_register(
                 "caps cannot be changed by registering a new version.",
                 extra={"epsilon_cap": str(dataset.epsilon_cap), "delta_cap": str(dataset.delta_cap)},
             )
-        return dataset_version_store(
-            dataset=dataset, table=table, actor=actor, kind=VersionKind.SOURCE, written=written, filename=filename
+        result = dataset_version_store(
+            dataset=dataset,
+            table=table,
+            actor=actor,
+            kind=VersionKind.SOURCE,
+            written=written,
+            filename=filename,
+            event_notes={"warnings": table.warnings, "overlaps": overlaps},
         )
+        if result.created:
+            _fingerprint_store(result.version, digests)
+        return result
+
+
+def fingerprint_key() -> bytes:
+    return str(settings.SYNTHGATE_FINGERPRINT_KEY).encode("utf-8")
+
+
+def _registrations_serialised() -> None:
+    """Two registrations of the same rows under two names must not both pass the overlap check."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REGISTRATION_LOCK_ID])
+    # SQLite serialises writers on its database lock.
+
+
+def _population_overlaps(*, name: str, digests: np.ndarray, override_reason: str) -> list[dict[str, Any]]:
+    """Refuse rows another dataset holds; return the overlaps an override let through, for the log."""
+    threshold = float(settings.SYNTHGATE_ROW_OVERLAP_THRESHOLD)
+    found = []
+    for other, existing in _other_populations(name):
+        measured = overlap(digests, existing)
+        if measured.shared_rows and measured.share >= threshold:
+            found.append((other, measured))
+    noted = []
+    for other, measured in found:
+        contained = measured.share_of_new >= 1.0 or measured.share_of_existing >= 1.0
+        if contained or len(override_reason.strip()) < MIN_REASON_LENGTH:
+            raise _overlap_error(name, other, measured, threshold, overridable=not contained)
+        noted.append({"dataset": other.name, **_overlap_facts(measured), "override_reason": override_reason.strip()})
+    return noted
+
+
+def _overlap_error(name: str, other: Dataset, measured: Overlap, threshold: float, *, overridable: bool) -> Exception:
+    share_new, share_existing = f"{measured.share_of_new:.1%}", f"{measured.share_of_existing:.1%}"
+    message = (
+        f"These rows overlap dataset {other.name!r}: {measured.shared_rows:,} distinct rows are in both "
+        f"({share_new} of this table, {share_existing} of {other.name!r}; the limit is {threshold:.0%}). "
+        "One population has one privacy budget: to add this table as a new version of that dataset, "
+        f"register it with name {other.name!r} and its caps ε={other.epsilon_cap}, δ={other.delta_cap}."
+    )
+    if overridable:
+        message += " If the populations are truly distinct, give a reason (overlap override) and it is logged."
+    extra = {"dataset": other.name, **_overlap_facts(measured), "threshold": threshold, "overridable": overridable}
+    return ConflictError(message, extra=extra, code="population_overlap")
+
+
+def _overlap_facts(measured: Overlap) -> dict[str, Any]:
+    return {
+        "shared_rows": measured.shared_rows,
+        "share_of_new": round(measured.share_of_new, 6),
+        "share_of_existing": round(measured.share_of_existing, 6),
+    }
+
+
+def _other_populations(name: str) -> Iterator[tuple[Dataset, np.ndarray]]:
+    """Each other dataset with the digests of all its source versions' rows."""
+    by_dataset: dict[int, list[np.ndarray]] = {}
+    datasets: dict[int, Dataset] = {}
+    versions = DatasetVersion.objects.filter(kind=VersionKind.SOURCE).exclude(dataset__name=name)
+    for version in versions.select_related("dataset").order_by("dataset__name", "number"):
+        digests = _fingerprint_of(version)
+        if digests is not None:
+            datasets[version.dataset_id] = version.dataset
+            by_dataset.setdefault(version.dataset_id, []).append(digests)
+    for pk, parts in by_dataset.items():
+        yield datasets[pk], np.unique(np.concatenate(parts))
+
+
+def _fingerprint_of(version: DatasetVersion) -> np.ndarray | None:
+    """The version's stored digests, recomputed from its stored table when missing or made under another key."""
+    key = fingerprint_key()
+    stored = SourceFingerprint.objects.filter(version=version).first()
+    if stored is not None and stored.key_id == key_id(key):
+        return digests_from_bytes(bytes(stored.digests))
+    path = Path(settings.DATA_DIR) / version.storage_key
+    if not path.is_file():
+        return None  # nothing left to compare with
+    digests = row_digests(load_canonical(path, version.schema), key)
+    if stored is not None:
+        stored.delete()
+    _fingerprint_store(version, digests)
+    return digests
+
+
+def _fingerprint_store(version: DatasetVersion, digests: np.ndarray) -> None:
+    SourceFingerprint.objects.create(
+        version=version,
+        key_id=key_id(fingerprint_key()),
+        n_distinct_rows=int(digests.size),
+        digests=digests_to_bytes(digests),
+    )
+
+
+def _plausible_caps(epsilon: Decimal, delta: Decimal, *, n_rows: int, override_reason: str) -> dict[str, Any]:
+    """Refuse caps that protect nobody (huge ε, δ of 1/n or more) unless a reason is given and logged."""
+    problems = []
+    limit = Decimal(str(settings.SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP))
+    if epsilon > limit:
+        problems.append(f"an ε cap of {epsilon} is above {limit}, where the guarantee no longer means anything")
+    if delta * n_rows >= 1:
+        problems.append(
+            f"a δ cap of {delta} is at least 1/n for {n_rows:,} rows, which allows releasing a row outright"
+        )
+    if not problems:
+        return {}
+    if len(override_reason.strip()) < MIN_REASON_LENGTH:
+        raise ValidationError(
+            f"Implausible budget caps: {'; '.join(problems)}. Choose smaller caps, or give a reason of at least "
+            f"{MIN_REASON_LENGTH} characters to override (CLI --override-caps REASON; API cap_override_reason); "
+            "the override is logged.",
+            extra={"field": "epsilon_cap" if epsilon > limit else "delta_cap", "problems": problems},
+            code="implausible_caps",
+        )
+    return {"cap_override": {"problems": problems, "reason": override_reason.strip()}}
 
 
 def _check_name(name: str) -> None:
@@ -122,7 +265,14 @@ def _check_name(name: str) -> None:
 
 
 def _dataset_create(
-    *, actor: AbstractUser, name: str, epsilon_cap: Decimal, delta_cap: Decimal, description: str, sensitivity: str
+    *,
+    actor: AbstractUser,
+    name: str,
+    epsilon_cap: Decimal,
+    delta_cap: Decimal,
+    description: str,
+    sensitivity: str,
+    caps_note: dict[str, Any],
 ) -> Dataset:
     try:
         with transaction.atomic():
@@ -140,7 +290,7 @@ def _dataset_create(
         actor=actor,
         action="dataset.register",
         obj=dataset,
-        after={"name": name, "epsilon_cap": epsilon_cap, "delta_cap": delta_cap},
+        after={"name": name, "epsilon_cap": epsilon_cap, "delta_cap": delta_cap, **caps_note},
     )
     return dataset
 
@@ -155,6 +305,7 @@ def dataset_version_store(
     filename: str = "",
     parent: DatasetVersion | None = None,
     lineage: dict[str, Any] | None = None,
+    event_notes: dict[str, Any] | None = None,
 ) -> RegistrationResult:
     """Store a validated table as a content-addressed version (identical content: the existing one).
 
@@ -205,6 +356,7 @@ def dataset_version_store(
             "n_rows": version.n_rows,
             "n_columns": version.n_columns,
             "dropped_columns": table.dropped_columns,
+            **{key: value for key, value in (event_notes or {}).items() if value},
         },
     )
     return RegistrationResult(version, True, table.warnings)

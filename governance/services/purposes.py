@@ -10,11 +10,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
+from core.limits import text_checked
 from governance.models import Purpose, RecipientKind, Role
+from governance.permissions import user_has_role
 from governance.policy import audit_thresholds_validate, default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.datasets import parse_decimal
-from governance.services.users import user_has_role
 
 DEFAULT_PURPOSES: list[dict[str, Any]] = [
     {
@@ -71,7 +72,7 @@ def purpose_create(
         "holdout_fraction": _holdout(holdout_fraction),
         "allow_non_private": bool(allow_non_private),
         "release_days": _release_days(release_days),
-        "description": description,
+        "description": text_checked(description, field="description"),
     }
     try:
         with transaction.atomic():

@@ -23,6 +23,7 @@ from core.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from core.limits import text_checked
 from governance.models import (
     Approval,
     DataRequest,
@@ -35,10 +36,10 @@ from governance.models import (
     Role,
     VersionKind,
 )
+from governance.permissions import request_visible_to, user_has_role
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
 from governance.services.datasets import parse_decimal
-from governance.services.users import user_has_role
 
 S = RequestState
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -56,6 +57,10 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.REVOKED: (),
     S.EXPIRED: (),
 }
+
+
+# The model column holds 200 characters; refuse more before the database would.
+RECIPIENT_MAX_CHARS = 200
 
 
 def allowed_transitions(state: str) -> list[str]:
@@ -124,6 +129,8 @@ def access_request_create(
     """File a request against the dataset's newest source version; submit it unless a draft is asked."""
     if not user_has_role(actor, Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
+    justification = text_checked(justification, field="justification")
+    recipient = text_checked(recipient, field="recipient", max_chars=RECIPIENT_MAX_CHARS)
     dataset = Dataset.objects.filter(name=dataset_name).first()
     if dataset is None:
         raise NotFoundError(f"No dataset named {dataset_name!r}.", extra={"field": "dataset"})
@@ -273,6 +280,7 @@ def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataReques
 
 def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
     """The requester withdraws; an outstanding reservation is released in the same transaction."""
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_owner(actor, request, "withdraw")
@@ -286,6 +294,7 @@ def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str
 
 def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
     """Record one approval; the last one the purpose requires reserves the budget (four-eyes)."""
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_decider(actor, request, "approve")
@@ -308,6 +317,7 @@ def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) 
     """One approver's rejection, with a reason, ends the request."""
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to reject a request.", extra={"field": "reason"})
+    reason = text_checked(reason, field="reason")
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_decider(actor, request, "reject")
@@ -356,7 +366,6 @@ def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> 
 
 
 def _require_visible(actor: AbstractUser, request: DataRequest) -> None:
-    from governance.selectors import request_visible_to
 
     if not request_visible_to(actor, request):
         raise NotFoundError(f"No request #{request.pk}.")

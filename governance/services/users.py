@@ -11,27 +11,13 @@ from rest_framework.authtoken.models import Token
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.models import Role
+from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
 
 
 def roles_ensure() -> list[Group]:
     """Create one group per role (idempotent)."""
     return [Group.objects.get_or_create(name=role.value)[0] for role in Role]
-
-
-def user_roles(user: AbstractUser) -> set[str]:
-    """The role names a user holds (cached on the instance for the request)."""
-    if not getattr(user, "is_authenticated", False):
-        return set()
-    cached = getattr(user, "_synthgate_roles", None)
-    if cached is None:
-        cached = set(user.groups.values_list("name", flat=True)) & {role.value for role in Role}
-        user._synthgate_roles = cached  # type: ignore[attr-defined]
-    return cached
-
-
-def user_has_role(user: AbstractUser, *roles: str) -> bool:
-    return bool(user_roles(user) & set(roles))
 
 
 def user_create(

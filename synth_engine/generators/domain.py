@@ -3,9 +3,11 @@
 Privacy rule: nothing about a column's domain is read from the raw data without paying for it.
 
 - Public (declared in the schema, never charged): ``min``/``max`` bounds, ``categories``, the
-  boolean domain ``{False, True}``, ``nullable: false``, the column types and roles, and the
-  frame's pandas dtypes (so synthetic columns come back with the source dtypes). The row count
-  is used to refuse hopeless budgets before anything is spent.
+  boolean domain ``{False, True}``, ``nullable``, the column types and roles. Nothing is read
+  from the frame's structure: not its pandas dtypes (a loader types an integer column ``Int64``
+  only when a cell is empty), not which columns hold missing values, not the order of categories
+  in the data. Synthetic columns get dtypes derived from the schema alone
+  (:func:`output_dtype`).
 - Private (estimated with differential privacy in :func:`fit_codecs`, charged to the fit's
   accountant under the stage ``"domain"``): undeclared category lists (Gaussian sparse histogram
   with a threshold; values below it share one *other* code) and undeclared numeric bounds
@@ -15,14 +17,14 @@ Every column is mapped to *fine codes* ``0 .. n_codes-1``:
 
 - categorical / boolean: the released categories (sorted), then ``OTHER`` (rare values, only
   when the categories were estimated), then ``MISSING`` (when the column is nullable). The other
-  code is sampled back as the string ``"other"`` (``OTHER_VALUE``); a column whose source dtype
-  cannot hold that string (for example integer codes without declared categories) therefore
-  comes back with ``object`` dtype. Declare ``categories`` to keep the source dtype exactly.
-  Missing values (NaN, None, empty string) come back as NaN (``pd.NA`` for nullable dtypes).
-- Whether a column has missing values is not public: a column whose dtype can hold them
-  (object, float, datetime, nullable extension types) always has a missing code, measured with
-  noise like any other, so a DP model may emit a few missing values in a column that had none.
-  Declare ``"nullable": false`` to rule that out (then missing values in the data are refused).
+  code is sampled back as the string ``"other"`` (``OTHER_VALUE``); categorical columns come back
+  with ``object`` dtype. Missing values (NaN, None, empty string) come back as NaN (``pd.NA``
+  for nullable dtypes).
+- Whether a column has missing values is not public: unless the schema says ``"nullable":
+  false``, every column of every type has a missing code, measured with noise like any other
+  code, so a DP model may emit a few missing values in a column that had none (and a column with
+  one empty cell is modelled exactly like one with none). Declare ``"nullable": false`` to rule
+  that out (then missing values in the data are refused before anything is spent).
 - numeric (integer, float, datetime as epoch seconds): *cells* of a public grid inside the
   bounds, in value order, then ``MISSING``. The grid gives exact single-value cells to the
   bounds, to zero, and to every integer of a short integer range, so point masses (zero capital
@@ -43,88 +45,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import schema as core_schema
+from core.schema import ColumnSpec, numeric_values
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 from synth_engine.privacy.accountant import ZCDPAccountant
 from synth_engine.privacy.mechanisms import gaussian_noise, sparse_histogram, sparse_threshold
 from synth_engine.privacy.zcdp import gaussian_sigma
 
 OTHER_VALUE = "other"
-COLUMN_TYPES = ("integer", "float", "categorical", "boolean", "datetime")
-COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "label", "other")
-NUMERIC_TYPES = ("integer", "float", "datetime")
 MAX_UNDECLARED_CATEGORIES = 1000
 _MAGNITUDE_RANGE = {True: (0, 62), False: (-30, 100)}  # power-of-two buckets, int / float
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One column of the schema, with its public facts."""
-
-    name: str
-    type: str
-    role: str = "other"
-    minimum: float | None = None
-    maximum: float | None = None
-    categories: tuple[Any, ...] | None = None
-    nullable: bool | None = None
-
-    @property
-    def is_numeric(self) -> bool:
-        return self.type in NUMERIC_TYPES
-
-    @property
-    def needs_private_domain(self) -> bool:
-        if self.type == "categorical":
-            return self.categories is None
-        return self.is_numeric and (self.minimum is None or self.maximum is None)
-
-
 def parse_schema(schema: dict[str, Any]) -> list[ColumnSpec]:
     """Read ``{"columns": [...]}`` into specs; raise :class:`SchemaMismatchError` on bad entries."""
-    columns = schema.get("columns") if isinstance(schema, dict) else None
-    if not columns:
-        raise SchemaMismatchError("schema must be a dict with a non-empty 'columns' list")
-    specs = [_parse_column(column) for column in columns]
-    names = [spec.name for spec in specs]
-    if len(set(names)) != len(names):
-        raise SchemaMismatchError("schema lists a column more than once")
-    return specs
-
-
-def _parse_column(column: dict[str, Any]) -> ColumnSpec:
-    name, kind = column.get("name"), column.get("type")
-    role = column.get("role", "other")
-    if not name or kind not in COLUMN_TYPES:
-        raise SchemaMismatchError(f"column {name!r}: type must be one of {COLUMN_TYPES}")
-    if role not in COLUMN_ROLES:
-        raise SchemaMismatchError(f"column {name!r}: role must be one of {COLUMN_ROLES}")
-    categories = column.get("categories")
-    if kind == "boolean":
-        categories = [False, True]
-    bounds = [_parse_bound(column.get(key), kind, name) for key in ("min", "max")]
-    if None not in bounds and bounds[0] > bounds[1]:
-        raise SchemaMismatchError(f"column {name!r}: min is greater than max")
-    return ColumnSpec(
-        name=name,
-        type=kind,
-        role=role,
-        minimum=bounds[0],
-        maximum=bounds[1],
-        categories=tuple(categories) if categories is not None else None,
-        nullable=column.get("nullable"),
-    )
-
-
-def _parse_bound(value: Any, kind: str, name: str) -> float | None:
-    if value is None:
-        return None
-    if kind == "datetime":
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
-        return float(stamp.value // 10**9)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SchemaMismatchError(f"column {name!r}: bounds must be finite numbers")
-    return float(value)
+    try:
+        return core_schema.parse_schema(schema)
+    except core_schema.SchemaError as error:
+        raise SchemaMismatchError(str(error)) from error
 
 
 # --------------------------------------------------------------------------- validation
@@ -133,16 +71,20 @@ def _parse_bound(value: Any, kind: str, name: str) -> float | None:
 def validate_frame(frame: pd.DataFrame, specs: list[ColumnSpec], *, private: bool) -> list[str]:
     """Check the frame against the schema before anything is spent; raise with what to change.
 
-    Refuses: identifiers, missing or extra columns, all-null columns, ±inf or non-numeric
-    values in numeric columns, non-integral values in integer columns, a label with one
-    class, values outside declared categories, and (under DP) very high-cardinality
-    categoricals without declared categories.
+    Always refuses what contradicts the schema: identifiers, missing or extra columns, ±inf or
+    non-numeric values in numeric columns, non-integral values in integer columns, values outside
+    declared categories, missing values in a column declared ``"nullable": false``.
+
+    When not private it also refuses all-null columns and a label with one class, and warns about
+    single-valued columns and very high-cardinality categoricals. Under DP these data-dependent
+    verdicts are not made: a refusal or a warning that one row can flip is itself a release (an
+    all-missing column, a one-class label and a constant column are modelled like any other,
+    through the noisy measurements).
 
     Returns
     -------
     list of str
-        Warnings about data that can be used: single-valued columns (modelled as constants)
-        and, when not private, very high-cardinality categoricals.
+        Warnings about data that can be used (empty under DP).
     """
     if len(frame) == 0:
         raise GeneratorError("the frame has no rows")
@@ -165,14 +107,19 @@ def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
 
 
 def _check_column(series: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int) -> list[str]:
-    present = series[~missing_mask(series)]
-    if present.empty:
-        raise GeneratorError(f"column {spec.name!r} is entirely missing: drop it from the schema")
-    messages: list[str] = []
+    mask = missing_mask(series)
+    if spec.nullable is False and mask.any():
+        raise SchemaMismatchError(f"column {spec.name!r} is declared nullable: false but has missing values")
+    present = series[~mask]
     if spec.is_numeric:
         _check_numeric(present, spec)
-    else:
-        messages += _check_categorical(present, spec, private=private, n_rows=n_rows)
+    elif spec.categories is not None:
+        _check_declared_categories(present, spec)
+    if private:
+        return []
+    if present.empty:
+        raise GeneratorError(f"column {spec.name!r} is entirely missing: drop it from the schema")
+    messages = _check_cardinality(present, spec, n_rows=n_rows)
     if spec.role == "label" and present.nunique() < 2:
         raise GeneratorError(f"label column {spec.name!r} has a single class: need at least two")
     if present.nunique() == 1:
@@ -194,24 +141,24 @@ def _check_numeric(present: pd.Series, spec: ColumnSpec) -> None:
         raise SchemaMismatchError(f"column {spec.name!r} is declared integer but has fractions")
 
 
-def _check_categorical(present: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int) -> list[str]:
-    if spec.categories is not None:
-        unknown = ~present.isin(list(spec.categories))
-        if unknown.any():
-            raise SchemaMismatchError(
-                f"column {spec.name!r} has {int(unknown.sum())} values outside its declared "
-                "categories: add them to the schema"
-            )
+def _check_declared_categories(present: pd.Series, spec: ColumnSpec) -> None:
+    unknown = ~present.isin(list(spec.categories or ()))
+    if unknown.any():
+        raise SchemaMismatchError(
+            f"column {spec.name!r} has {int(unknown.sum())} values outside its declared "
+            "categories: add them to the schema"
+        )
+
+
+def _check_cardinality(present: pd.Series, spec: ColumnSpec, *, n_rows: int) -> list[str]:
+    if spec.type != "categorical" or spec.categories is not None:
         return []
     cardinality = present.nunique()
     if cardinality > min(0.5 * n_rows, MAX_UNDECLARED_CATEGORIES) and cardinality > 2:
-        message = (
+        return [
             f"column {spec.name!r} has {cardinality} distinct values: drop it, coarsen it, "
             "or declare its categories as public in the schema"
-        )
-        if private:
-            raise GeneratorError(message)
-        return [message]
+        ]
     return []
 
 
@@ -223,12 +170,37 @@ def missing_mask(series: pd.Series) -> np.ndarray:
     return mask
 
 
-def is_nullable(spec: ColumnSpec, dtype: Any) -> bool:
-    """Whether the missing code exists: the schema's ``nullable`` wins, else the dtype decides
-    (an ``int64`` or ``bool`` column cannot hold missing values)."""
-    if spec.nullable is not None:
-        return bool(spec.nullable)
-    return not (isinstance(dtype, np.dtype) and dtype.kind in "iub")
+def is_nullable(spec: ColumnSpec) -> bool:
+    """Whether the missing code exists: the schema's ``nullable``, else yes for every type.
+
+    Never the dtype: a loader types an integer column ``Int64`` exactly when a cell is empty, so
+    a dtype-driven missing code makes "a missing value appears" possible only on data that had
+    one, which one added row can flip (a structural leak no noise covers).
+    """
+    return True if spec.nullable is None else bool(spec.nullable)
+
+
+def output_dtype(spec: ColumnSpec) -> str:
+    """The pandas dtype of a synthetic column, from the schema alone.
+
+    ``Int64``/``boolean`` (nullable) unless the schema declares ``"nullable": false``, then
+    ``int64``/``bool``; ``float64``; naive ``datetime64[ns]`` (UTC); ``object`` for categoricals.
+    """
+    nullable = is_nullable(spec)
+    if spec.type == "integer":
+        return "Int64" if nullable else "int64"
+    if spec.type == "boolean":
+        return "boolean" if nullable else "bool"
+    if spec.type == "float":
+        return "float64"
+    if spec.type == "datetime":
+        return "datetime64[ns]"
+    return "object"
+
+
+def schema_dtypes(schema: dict[str, Any]) -> dict[str, str]:
+    """Column name -> the dtype every DP generator gives that column (see :func:`output_dtype`)."""
+    return {spec.name: output_dtype(spec) for spec in parse_schema(schema)}
 
 
 # --------------------------------------------------------------------------- codecs
@@ -396,17 +368,6 @@ def _is_missing_value(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
-def numeric_values(series: pd.Series, kind: str) -> np.ndarray:
-    """Float64 view of a numeric column (datetimes as epoch seconds); missing is NaN."""
-    if kind == "datetime":
-        stamps = pd.to_datetime(series)
-        if getattr(stamps.dt, "tz", None) is not None:
-            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-        nanos = stamps.astype("datetime64[ns]").to_numpy().astype(np.int64).astype(np.float64)
-        return np.where(stamps.isna().to_numpy(), np.nan, np.floor(nanos / 1e9))
-    return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan)
-
-
 def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.Series:
     if kind == "datetime":
         stamps = pd.Series(pd.to_datetime(values, unit="s"), name=name)
@@ -504,13 +465,13 @@ def fit_codecs(
     codecs: list[Codec] = []
     for spec in specs:
         series = frame[spec.name]
-        nullable = is_nullable(spec, series.dtype)
+        nullable = is_nullable(spec)
         if spec.is_numeric:
             bounds = _bounds(series, spec, sigma, accountant, rng)
-            codecs.append(_numeric_codec(series, spec, bounds, nullable, max_cells))
+            codecs.append(_numeric_codec(spec, bounds, nullable, max_cells))
         else:
             values = _categories(series, spec, sigma, delta, accountant, rng)
-            codecs.append(CategoricalCodec(spec.name, values, spec.categories is None, nullable, str(series.dtype)))
+            codecs.append(CategoricalCodec(spec.name, values, spec.categories is None, nullable, output_dtype(spec)))
     return codecs
 
 
@@ -536,12 +497,10 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _numeric_codec(
-    series: pd.Series, spec: ColumnSpec, bounds: tuple[float, float], nullable: bool, max_cells: int
-) -> NumericCodec:
+def _numeric_codec(spec: ColumnSpec, bounds: tuple[float, float], nullable: bool, max_cells: int) -> NumericCodec:
     integer = spec.type in ("integer", "datetime")
     low, high = numeric_grid(*bounds, integer=integer, max_cells=max_cells)
-    return NumericCodec(spec.name, spec.type, low, high, nullable, str(series.dtype))
+    return NumericCodec(spec.name, spec.type, low, high, nullable, output_dtype(spec))
 
 
 def _bounds(

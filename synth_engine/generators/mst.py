@@ -834,12 +834,19 @@ def _label_table(
 
 
 def _within_bins(noisy: np.ndarray, bins: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """P(fine code | bin): each bin's noisy fine counts projected onto its estimated total."""
+    """P(fine code | bin): each bin's noisy fine counts projected onto the simplex of the bin's
+    estimated total, then normalised.
+
+    Projecting onto the bin's total (not onto 1) keeps every code whose noisy count stands above
+    the bin's noise level; projecting counts of hundreds onto the unit simplex kept only the
+    largest code, so each bin emitted a single value.
+    """
     within = np.zeros((len(counts), len(bins)))
     for number in range(len(counts)):
         members = np.flatnonzero(bins == number)
-        share = project_simplex(noisy[members], 1.0)
-        within[number, members] = share if share.sum() > 0 else 1.0 / len(members)
+        share = project_simplex(noisy[members], max(float(counts[number]), 1.0))
+        total = share.sum()
+        within[number, members] = share / total if total > 0 else 1.0 / len(members)
     return within
 
 

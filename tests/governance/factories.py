@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+import zlib
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import factory
+import pandas as pd
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
@@ -67,19 +70,29 @@ def cast_create() -> Cast:
 
 
 def dataset_register_adult(*, steward, name: str = "adult", epsilon_cap="10", delta_cap="1e-4", schema=None):
-    """Register the 2,000-row adult fixture through the real service."""
+    """Register the 2,000-row adult fixture through the real service.
+
+    Any name but ``adult`` gets its own population: the same rows with ``fnlwgt`` shifted by
+    an amount derived from the name, since the same rows under a second name are refused.
+    """
     from governance.services import dataset_register
 
     path = FIXTURES / "adult_2000.csv"
-    return dataset_register(
-        actor=steward,
-        name=name,
-        path=path,
-        filename=path.name,
-        epsilon_cap=epsilon_cap,
-        delta_cap=delta_cap,
-        schema=schema,
-    ).version
+    with tempfile.TemporaryDirectory() as directory:
+        if name != "adult":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame["fnlwgt"] = (frame["fnlwgt"].astype(int) + zlib.crc32(name.encode()) % 99_991 + 1).astype(str)
+            path = Path(directory) / "adult_2000.csv"
+            frame.to_csv(path, index=False)
+        return dataset_register(
+            actor=steward,
+            name=name,
+            path=path,
+            filename=path.name,
+            epsilon_cap=epsilon_cap,
+            delta_cap=delta_cap,
+            schema=schema,
+        ).version
 
 
 def request_file(

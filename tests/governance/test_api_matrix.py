@@ -115,6 +115,10 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/datasheets/verify/", datasheet_upload, (200, 200, 200, 200, 200, 200, 200)),
     ("POST", "/api/requests/{submitted}/accept-risk/", reason, (403, 403, 404, 409, 403, 404, 401)),
     ("POST", "/api/requests/{withdrawn}/accept-risk/", None, (400, 400, 400, 400, 400, 400, 401)),
+    # assurance figures come from the bundled public sample: any signed-in user may read them
+    ("GET", "/api/assurance/", None, (200, 200, 200, 200, 200, 200, 401)),
+    ("GET", "/api/assurance/999999/", None, (404, 404, 404, 404, 404, 404, 401)),
+    ("POST", "/api/assurance/", None, (405, 405, 405, 405, 405, 405, 401)),
     ("GET", "/api/no-such-endpoint/", None, (404, 404, 404, 404, 404, 404, 404)),
 ]
 

@@ -79,7 +79,7 @@ def test_forty_concurrent_approvals_fill_a_cap_of_five_exactly(race_setup):
     report = []
     for round_number in range(1, ROUNDS + 1):
         name = f"adult-race-{round_number}"
-        dataset_register_adult(steward=cast.steward, name=name, epsilon_cap=str(CAP), delta_cap="1e-3")
+        dataset_register_adult(steward=cast.steward, name=name, epsilon_cap=str(CAP), delta_cap="1e-4")
         with transaction.atomic():  # one commit for the setup; the race itself has no outer transaction
             requests = [
                 request_file(
@@ -132,7 +132,7 @@ def test_forty_concurrent_approvals_fill_a_cap_of_five_exactly(race_setup):
 def test_two_approvers_deciding_at_once_approve_and_reserve_once(race_setup):
     cast = race_setup
     PurposeFactory(name="two-eyes", approvals_required=2, max_epsilon=Decimal("1"))
-    dataset_register_adult(steward=cast.steward, name="adult-pair", epsilon_cap="5", delta_cap="1e-3")
+    dataset_register_adult(steward=cast.steward, name="adult-pair", epsilon_cap="5", delta_cap="1e-4")
     for _ in range(5):
         request = request_file(
             requester=cast.requester, dataset_name="adult-pair", purpose_name="two-eyes", epsilon="0.5", delta="1e-6"
@@ -154,7 +154,7 @@ def test_two_approvers_deciding_at_once_approve_and_reserve_once(race_setup):
 def test_one_approver_clicking_twice_at_once_records_one_approval(race_setup):
     cast = race_setup
     PurposeFactory(name="two-eyes", approvals_required=2, max_epsilon=Decimal("1"))
-    dataset_register_adult(steward=cast.steward, name="adult-double", epsilon_cap="5", delta_cap="1e-3")
+    dataset_register_adult(steward=cast.steward, name="adult-double", epsilon_cap="5", delta_cap="1e-4")
     request = request_file(
         requester=cast.requester, dataset_name="adult-double", purpose_name="two-eyes", epsilon="0.5", delta="1e-6"
     )
@@ -171,7 +171,7 @@ def test_one_approver_clicking_twice_at_once_records_one_approval(race_setup):
 
 def test_withdrawal_racing_approval_never_leaves_a_reservation_behind(race_setup):
     cast = race_setup
-    dataset_register_adult(steward=cast.steward, name="adult-withdraw", epsilon_cap="5", delta_cap="1e-3")
+    dataset_register_adult(steward=cast.steward, name="adult-withdraw", epsilon_cap="5", delta_cap="1e-4")
     for _ in range(5):
         request = request_file(
             requester=cast.requester, dataset_name="adult-withdraw", purpose_name="race", epsilon="0.5", delta="1e-6"
@@ -203,7 +203,7 @@ def test_an_approval_waits_for_the_datasets_row_lock(race_setup):
     (every approval appends an event before it reads the balance). This pins the documented
     guarantee itself: approving takes the dataset's row lock, whatever else it does."""
     cast = race_setup
-    version = dataset_register_adult(steward=cast.steward, name="adult-lock", epsilon_cap="5", delta_cap="1e-3")
+    version = dataset_register_adult(steward=cast.steward, name="adult-lock", epsilon_cap="5", delta_cap="1e-4")
     request = request_file(
         requester=cast.requester, dataset_name="adult-lock", purpose_name="race", epsilon="0.5", delta="1e-6"
     )

@@ -146,11 +146,26 @@ def test_unordered_bins_pool_rare_codes_and_keep_the_label_whole() -> None:
     assert unordered_bins(counts, max_bins=32, min_count=50, keep_all=True).tolist() == [0, 1, 2, 3, 4]
 
 
-def test_validation_reports_single_valued_columns_as_warnings() -> None:
+def test_validation_reports_single_valued_columns_as_warnings_when_not_private() -> None:
     frame = pd.DataFrame({"a": ["x"] * 10, "b": list("xyxyxyxyxy")})
     specs = parse_schema({"columns": [{"name": "a", "type": "categorical"}, {"name": "b", "type": "categorical"}]})
-    messages = validate_frame(frame, specs, private=True)
+    messages = validate_frame(frame, specs, private=False)
     assert len(messages) == 1 and "'a'" in messages[0]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"a": ["x"] * 10, "label": ["y"] * 10}),  # constant column, one-class label
+        pd.DataFrame({"a": [None] * 10, "label": list("yn") * 5}),  # all-missing column
+        pd.DataFrame({"a": [str(i) for i in range(10)], "label": list("yn") * 5}),  # ID-like column
+    ],
+)
+def test_validation_under_dp_makes_no_verdict_that_one_row_could_flip(frame) -> None:
+    schema = {
+        "columns": [{"name": "a", "type": "categorical"}, {"name": "label", "type": "categorical", "role": "label"}]
+    }
+    assert validate_frame(frame, parse_schema(schema), private=True) == []
 
 
 @pytest.mark.parametrize(
@@ -172,12 +187,23 @@ def test_validation_reports_single_valued_columns_as_warnings() -> None:
             "outside its declared",
         ),
         (pd.DataFrame({"a": [1.0, np.inf]}), [{"name": "a", "type": "float"}], GeneratorError, "inf"),
-        (pd.DataFrame({"a": [None, None]}), [{"name": "a", "type": "categorical"}], GeneratorError, "entirely missing"),
+        (
+            pd.DataFrame({"a": [1.0, None]}),
+            [{"name": "a", "type": "float", "nullable": False}],
+            SchemaMismatchError,
+            "nullable: false",
+        ),
     ],
 )
 def test_validation_refuses_bad_input_with_a_clear_message(frame, columns, error, match) -> None:
     with pytest.raises(error, match=match):
         validate_frame(frame, parse_schema({"columns": columns}), private=True)
+
+
+def test_validation_without_dp_refuses_an_all_missing_column() -> None:
+    frame = pd.DataFrame({"a": [None, None]})
+    with pytest.raises(GeneratorError, match="entirely missing"):
+        validate_frame(frame, parse_schema({"columns": [{"name": "a", "type": "categorical"}]}), private=False)
 
 
 @pytest.mark.parametrize(

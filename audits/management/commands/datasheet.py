@@ -9,14 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 
 from audits.apis import DatasheetVerifyApi, datasheet_file
 from audits.models import Datasheet
 from audits.selectors import audit_run_get
 from audits.services import datasheet_verify
-from governance.cli_format import fields
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields
+from core.limits import read_capped
 
 VERIFICATION_FAILED_EXIT = 1
 
@@ -43,7 +45,8 @@ class Command(SynthgateCommand):
     def handle_verify(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
         path = Path(options["file"])
         try:
-            pdf_bytes = path.read_bytes()
+            with path.open("rb") as handle:
+                pdf_bytes = read_capped(handle, limit_bytes=settings.SYNTHGATE_MAX_VERIFY_BYTES, what=str(path))
         except OSError as error:
             raise CliError(
                 f"Cannot read {path}: {error.strerror}.", code="not_found", extra={"path": str(path)}

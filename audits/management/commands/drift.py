@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser
 
 from audits.drift import drift_audit_run, drift_schedule_set
-from governance.cli_format import table
-from governance.management.base import SynthgateCommand
+from core.cli import SynthgateCommand
+from core.cli_format import table
 
 
 class Command(SynthgateCommand):

@@ -15,8 +15,8 @@ from django.contrib.auth.models import AbstractUser
 
 from audits.apis_releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
 from audits.releases import release_create, release_download, release_revoke
-from governance.cli_format import fields, table
-from governance.management.base import CliError, SynthgateCommand, SynthgateParser
+from core.cli import CliError, SynthgateCommand, SynthgateParser
+from core.cli_format import fields, table
 from governance.models import DownloadKind, Release
 from governance.selectors import release_get, release_list
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractUser
 
 from audits.compliance import compliance_report_render
 from audits.models import ReportFormat
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
 
 
 def _date(text: str) -> date:

@@ -6,8 +6,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from governance.cli_format import budget_entry_data, table
-from governance.management.base import SynthgateCommand
+from core.cli import SynthgateCommand
+from core.cli_format import table
+from governance.cli_format import budget_entry_data
 from governance.selectors import budget_entry_list, dataset_get
 from governance.services import budget_balance
 

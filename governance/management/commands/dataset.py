@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from governance.cli_format import dataset_data, fields, schema_table, table, version_data
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields, table
+from core.limits import json_loads_checked
+from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import Sensitivity
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import dataset_register
@@ -39,6 +40,18 @@ class Command(SynthgateCommand):
         register.add_argument("--delta-cap", required=True, metavar="D")
         register.add_argument("--description", default="")
         register.add_argument("--sensitivity", choices=Sensitivity.values, default=Sensitivity.CONFIDENTIAL)
+        register.add_argument(
+            "--override-caps",
+            metavar="REASON",
+            default="",
+            help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+        )
+        register.add_argument(
+            "--override-overlap",
+            metavar="REASON",
+            default="",
+            help="register although some rows match another dataset's (partial overlap only); logged",
+        )
         self.add_subcommand(actions, "list", "list datasets")
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
         show.add_argument("name", metavar="NAME")
@@ -57,6 +70,8 @@ class Command(SynthgateCommand):
             schema=_read_schema(options["schema"]),
             description=options["description"],
             sensitivity=options["sensitivity"],
+            cap_override_reason=options["override_caps"],
+            overlap_override_reason=options["override_overlap"],
         )
         version = result.version
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}
@@ -130,7 +145,7 @@ def _read_schema(name: str | None) -> dict[str, Any] | None:
     if name is None:
         return None
     try:
-        return json.loads(Path(name).read_text(encoding="utf-8"))
+        return json_loads_checked(Path(name).read_text(encoding="utf-8"), what=f"The schema file {name}")
     except OSError as error:
         raise CliError(f"Cannot read the schema file {name}: {error.strerror}.", extra={"path": name}) from error
     except ValueError as error:

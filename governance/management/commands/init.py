@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from governance.cli_format import fields, table
-from governance.management.base import SynthgateCommand, add_common_options
+from core.cli import SynthgateCommand, add_common_options
+from core.cli_format import fields, table
 from governance.models import Purpose
 from governance.services import purposes_ensure_defaults, roles_ensure
 

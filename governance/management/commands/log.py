@@ -9,8 +9,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from governance.cli_format import audit_event_data, audit_event_table, fields
-from governance.management.base import CliError, SynthgateCommand
+from core.cli import CliError, SynthgateCommand
+from core.cli_format import fields
+from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from governance.cli_format import fields, purpose_data, table
-from governance.management.base import SynthgateCommand
+from core.cli import SynthgateCommand
+from core.cli_format import fields, table
+from governance.cli_format import purpose_data
 from governance.selectors import purpose_get, purpose_list
 
 

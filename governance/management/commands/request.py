@@ -7,16 +7,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Q
 
-from governance.cli_format import (
-    REQUEST_COLUMNS,
-    approval_data,
-    audit_event_data,
-    audit_event_table,
-    fields,
-    request_data,
-    table,
-)
-from governance.management.base import CliError, SynthgateCommand, parse_key_values
+from core.cli import CliError, SynthgateCommand, parse_key_values
+from core.cli_format import fields, table
+from governance.cli_format import REQUEST_COLUMNS, approval_data, audit_event_data, audit_event_table, request_data
 from governance.models import AuditEvent, DataRequest, Decision, RecipientKind, RequestState
 from governance.selectors import request_get, request_list
 from governance.services import (

@@ -7,11 +7,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
+from core.cli import SynthgateCommand
+from core.cli_format import fields, table
 from core.errors import PermissionDeniedError
-from governance.cli_format import fields, table, user_data
-from governance.management.base import SynthgateCommand
+from governance.cli_format import user_data
 from governance.models import Role
-from governance.services import user_create, user_roles
+from governance.permissions import user_roles
+from governance.services import user_create
 
 
 class Command(SynthgateCommand):

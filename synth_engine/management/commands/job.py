@@ -8,8 +8,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from governance.cli_format import table
-from governance.management.base import SynthgateCommand
+from core.cli import SynthgateCommand
+from core.cli_format import table
 from synth_engine.apis import JobOutputSerializer
 from synth_engine.models import GenerationJob
 from synth_engine.selectors import job_get, job_list

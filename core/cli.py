@@ -30,9 +30,9 @@ from django.core.management.base import (
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from core.cli_format import to_json
 from core.context import channel
 from core.errors import ApplicationError
-from governance.cli_format import to_json
 
 USAGE_EXIT = 2
 

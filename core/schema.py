@@ -1,0 +1,182 @@
+"""The table schema: one vocabulary, one parser, one numeric view. Pure (no Django).
+
+A schema is ``{"columns": [{"name", "type", "role", ...}], "missing_values": [...]}``. Every app
+reads it through this module: ingest (``governance/ingest.py``) checks a declared schema against
+the uploaded file, the generators (``synth_engine/generators/domain.py``) turn it into codecs,
+and the audit checks (``audits/metrics/encoding.py``) into roles and distances. Each translates
+:class:`SchemaError` into its own error type.
+
+Column keys:
+
+- ``name``, ``type`` (:data:`COLUMN_TYPES`), ``role`` (:data:`COLUMN_ROLES`, default ``other``);
+- public domain, declared by the steward and never charged: ``min``/``max`` (numbers; ISO 8601
+  strings for datetimes), ``categories`` (a non-empty list) and ``nullable`` (a boolean);
+- ``domain_source``: where the public domain comes from (a codebook, a standard), shown with it;
+- ``description``; ``privileged`` (protected columns) and ``favourable`` (label column), read by
+  the bias and utility checks.
+
+Datetimes are numeric: they are modelled on a number line as whole seconds since the epoch in
+UTC. A naive timestamp is taken to be UTC; an aware one is converted to UTC (the one time-zone
+rule, in :func:`numeric_values` and in datetime bounds).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+COLUMN_TYPES = ("integer", "float", "categorical", "boolean", "datetime")
+COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "label", "other")
+NUMERIC_TYPES = ("integer", "float", "datetime")
+CATEGORICAL_TYPES = ("categorical", "boolean")
+COLUMN_KEYS = (
+    *("name", "type", "role", "min", "max", "categories", "nullable"),
+    *("description", "domain_source", "privileged", "favourable"),
+)
+DEFAULT_MISSING = ("",)
+
+
+class SchemaError(ValueError):
+    """A schema that cannot be read; the message names the column and what to change."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of the schema, with its public facts (bounds as floats, datetimes in epoch seconds)."""
+
+    name: str
+    type: str
+    role: str = "other"
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[Any, ...] | None = None
+    nullable: bool | None = None
+    entry: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES
+
+    @property
+    def needs_private_domain(self) -> bool:
+        if self.type == "categorical":
+            return self.categories is None
+        return self.is_numeric and (self.minimum is None or self.maximum is None)
+
+
+def parse_schema(schema: Any, *, strict: bool = False) -> list[ColumnSpec]:
+    """Read a schema into column specs, in its order.
+
+    Parameters
+    ----------
+    schema : dict
+        ``{"columns": [...]}``.
+    strict : bool
+        Also refuse keys outside :data:`COLUMN_KEYS` (a steward's declaration at the edge).
+
+    Raises
+    ------
+    SchemaError
+        Not an object with a non-empty ``columns`` list, a bad column, a column listed twice, or
+        more than one label.
+    """
+    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), list) or not schema["columns"]:
+        raise SchemaError('The schema must be a JSON object with a non-empty "columns" list.')
+    specs = [parse_column(position, column, strict=strict) for position, column in enumerate(schema["columns"])]
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise SchemaError(f"The schema lists columns twice: {', '.join(duplicates)}.")
+    labels = [spec.name for spec in specs if spec.role == "label"]
+    if len(labels) > 1:
+        raise SchemaError(f"At most one label column is allowed; the schema marks {', '.join(labels)}.")
+    return specs
+
+
+def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnSpec:
+    """Read one column entry (``position`` counts from 0 and names a column without a name)."""
+    if not isinstance(column, dict) or not isinstance(column.get("name"), str) or not column["name"].strip():
+        raise SchemaError(f'Schema column {position + 1} needs a non-empty string "name".')
+    name, kind, role = column["name"].strip(), column.get("type"), column.get("role", "other")
+    unknown = sorted(set(column) - set(COLUMN_KEYS))
+    if strict and unknown:
+        raise SchemaError(f"Schema column {name!r} has unknown keys: {', '.join(unknown)}.")
+    if kind not in COLUMN_TYPES:
+        raise SchemaError(f"Schema column {name!r}: type must be one of {', '.join(COLUMN_TYPES)}; got {kind!r}.")
+    if role not in COLUMN_ROLES:
+        raise SchemaError(f"Schema column {name!r}: role must be one of {', '.join(COLUMN_ROLES)}; got {role!r}.")
+    minimum, maximum = (_bound(name, kind, key, column.get(key)) for key in ("min", "max"))
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise SchemaError(f"Schema column {name!r}: min is greater than max.")
+    if not isinstance(column.get("domain_source", ""), str):
+        raise SchemaError(f"Schema column {name!r}: domain_source must be text (where the public domain comes from).")
+    nullable = column.get("nullable")
+    if nullable is not None and not isinstance(nullable, bool):
+        raise SchemaError(f"Schema column {name!r}: nullable must be true or false.")
+    return ColumnSpec(
+        name=name,
+        type=kind,
+        role=role,
+        minimum=minimum,
+        maximum=maximum,
+        categories=_categories(name, kind, column),
+        nullable=nullable,
+        entry={**column, "name": name, "role": role},
+    )
+
+
+def _bound(name: str, kind: str, key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if kind not in NUMERIC_TYPES:
+        raise SchemaError(f"Schema column {name!r}: {key} is only allowed on numeric columns.")
+    if kind == "datetime" and isinstance(value, str):
+        try:
+            return float(_epoch_seconds(pd.Series([pd.Timestamp(value)]))[0])
+        except ValueError as error:
+            raise SchemaError(f"Schema column {name!r}: {key} must be an ISO 8601 date or time.") from error
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SchemaError(f"Schema column {name!r}: {key} must be a finite number.")
+    return float(value)
+
+
+def _categories(name: str, kind: str, column: dict[str, Any]) -> tuple[Any, ...] | None:
+    if kind == "boolean":
+        return (False, True)
+    if "categories" not in column:
+        return None
+    categories = column["categories"]
+    if not isinstance(categories, list) or not categories:
+        raise SchemaError(f"Schema column {name!r}: categories must be a non-empty list.")
+    return tuple(categories)
+
+
+def numeric_values(series: pd.Series, kind: str | None = None) -> np.ndarray:
+    """Float64 view of a numeric column; missing (or unreadable) values are NaN.
+
+    Parameters
+    ----------
+    series : pandas.Series
+        The column's values.
+    kind : str, optional
+        The schema type; ``"datetime"`` (or a datetime dtype) gives whole seconds since the epoch
+        in UTC, naive timestamps read as UTC.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), dtype float64
+    """
+    if kind == "datetime" or pd.api.types.is_datetime64_any_dtype(series):
+        return _epoch_seconds(series)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _epoch_seconds(series: pd.Series) -> np.ndarray:
+    stamps = pd.to_datetime(series, utc=True)
+    missing = stamps.isna().to_numpy()
+    nanos = stamps.dt.tz_localize(None).astype("datetime64[ns]").to_numpy().astype(np.int64).astype(np.float64)
+    return np.where(missing, np.nan, np.floor(nanos / 1e9))

@@ -1,0 +1,37 @@
+"""Who may see what: role reads every service, selector and page asks.
+
+Reads only; granting roles is a service (`user_create`). A role is a Django group named after
+``Role``. Services, selectors and views import these at module top: this module imports no
+service, so no import circle needs hiding inside a function.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+
+from governance.models import DataRequest, Role
+
+# Roles that see every request; a user who only holds `requester` sees their own.
+SEE_ALL_REQUESTS = (Role.STEWARD, Role.APPROVER, Role.AUDITOR)
+
+
+def user_roles(user: AbstractUser) -> set[str]:
+    """The role names a user holds (cached on the instance for the request)."""
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    cached = getattr(user, "_synthgate_roles", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True)) & {role.value for role in Role}
+        user._synthgate_roles = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def user_has_role(user: AbstractUser, *roles: str) -> bool:
+    return bool(user_roles(user) & set(roles))
+
+
+def request_visible_to(user: AbstractUser, request: DataRequest) -> bool:
+    """Stewards, approvers and auditors see every request; a requester sees their own."""
+    if user_has_role(user, *SEE_ALL_REQUESTS):
+        return True
+    return user_has_role(user, Role.REQUESTER) and request.requester_id == user.pk

@@ -1,0 +1,38 @@
+"""The generator registry: lookup by name, and no deep-learning stack unless dp-tvae is used."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from synth_engine.generators import GENERATORS, GeneratorError, generator_class, get_generator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_building_mst_or_copula_does_not_import_torch_or_opacus() -> None:
+    code = (
+        "import sys; from synth_engine.generators import get_generator, MSTGenerator; "
+        "get_generator('mst'); get_generator('copula'); "
+        "print(sorted(m for m in ('torch', 'opacus') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_registry_entries_name_classes_that_agree_with_them() -> None:
+    for name, entry in GENERATORS.items():
+        cls = generator_class(name)
+        assert cls.name == name and cls.is_private == entry.is_private
+
+
+def test_unknown_generators_and_parameters_are_refused_with_the_valid_choices() -> None:
+    with pytest.raises(GeneratorError, match="choose one of"):
+        get_generator("gan")
+    with pytest.raises(GeneratorError, match="valid parameters"):
+        get_generator("mst", learning_rate=0.1)
