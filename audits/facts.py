@@ -10,6 +10,7 @@ is the release datasheet a recipient reads, which keeps only recipient-safe figu
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -24,10 +25,12 @@ from audits.datasheets.facts import (
     BudgetFacts,
     CheckFacts,
     DatasheetFacts,
+    DictionaryRowFacts,
     DistributionFacts,
     DpCeilingFacts,
     DpCeilingRowFacts,
     GeneratorFacts,
+    IntroducedValueFacts,
     LedgerEntryFacts,
     MaintenanceFacts,
     PlatformFacts,
@@ -45,8 +48,11 @@ from audits.datasheets.facts import (
 )
 from audits.models import AuditRun, CheckResult
 from audits.recipient import coarse_share, coarse_value
+from core.schema import ColumnSpec, parse_schema
+from governance.ingest import load_canonical
 from governance.models import BudgetEntry, DatasetVersion, Release
 from governance.services import budget_balance
+from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
 
 PLATFORM_VERSION = "0.1.0"
@@ -81,6 +87,7 @@ def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> Datashe
         source=_version(_source_of(run), disclose_rows=internal),
         synthetic=_version(version, disclose_rows=True, format="CSV (UTF-8)"),
         preprocessing=_preprocessing(version, run, disclose_rows=internal),
+        **_dictionary_facts(version),
         privacy=_privacy(lineage),
         assurance=_assurance(lineage),
         dp_ceiling=_dp_ceiling(checks, exact=internal),
@@ -244,6 +251,40 @@ def _version(version: DatasetVersion, *, disclose_rows: bool, format: str = "") 
         n_columns=version.n_columns,
         format=format,
     )
+
+
+def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
+    """The data dictionary and the values the DP domain may have introduced, read from the release
+    itself (synthetic rows), never from the source: the schema says what is public."""
+    if version.kind != "synthetic":
+        return {"dictionary": [], "introduced_values": []}
+    frame = load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
+    specs = parse_schema(version.schema)
+    return {
+        "dictionary": [_dictionary_row(spec, frame[spec.name]) for spec in specs],
+        "introduced_values": [row for spec in specs if (row := _introduced(spec, frame[spec.name]))],
+    }
+
+
+def _dictionary_row(spec: ColumnSpec, series: Any) -> DictionaryRowFacts:
+    missing = int(series.isna().sum())
+    return DictionaryRowFacts(
+        column=spec.name,
+        type=spec.type,
+        role=spec.role,
+        domain="private (estimated with DP)" if spec.needs_private_domain else "public (declared)",
+        missing_share=f"{100 * missing / len(series):.1f} %" if len(series) else "—",
+    )
+
+
+def _introduced(spec: ColumnSpec, series: Any) -> IntroducedValueFacts | None:
+    """``other`` stands for categories below the DP threshold; a missing value may come from the
+    DP domain's missing code even where the source has none (unless declared never missing)."""
+    other = int((series == OTHER_VALUE).sum()) if spec.type == "categorical" and spec.categories is None else 0
+    missing = int(series.isna().sum()) if spec.nullable is not False else 0
+    if not other and not missing:
+        return None
+    return IntroducedValueFacts(column=spec.name, other_rows=other, missing_rows=missing)
 
 
 def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: bool) -> list[str]:

@@ -100,6 +100,26 @@ class VersionFacts:
 
 
 @dataclass
+class DictionaryRowFacts:
+    """One column of the release: type, role, whether its domain was declared or estimated with DP."""
+
+    column: str
+    type: str
+    role: str
+    domain: str
+    missing_share: str
+
+
+@dataclass
+class IntroducedValueFacts:
+    """Rows of one column holding values the DP domain may have introduced (``other``, missing)."""
+
+    column: str
+    other_rows: int
+    missing_rows: int
+
+
+@dataclass
 class PrivacyFacts:
     epsilon: float | None
     delta: float | None
@@ -270,6 +290,8 @@ class DatasheetFacts:
     seed_policy: SeedPolicyFacts | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     preprocessing: list[str] = field(default_factory=list)
+    dictionary: list[DictionaryRowFacts] = field(default_factory=list)
+    introduced_values: list[IntroducedValueFacts] = field(default_factory=list)
     positive_control: PositiveControlFacts | None = None
     rebalancing: RebalancingFacts | None = None
     charts: dict[str, str] = field(default_factory=dict)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from core.cli import SynthgateCommand
+from core.cli import CliError, SynthgateCommand
 from core.cli_format import table
 from synth_engine.apis import JobOutputSerializer
-from synth_engine.models import GenerationJob
+from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_get, job_list
 from synth_engine.services import generation_job_cancel, generation_job_start
 
@@ -42,10 +45,14 @@ class Command(SynthgateCommand):
         cancel.add_argument("job_id", type=int, metavar="JOB_ID")
 
     def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
-        job = generation_job_start(actor=actor, request_id=options["request_id"])
+        # An in-process job logs its failure with a traceback; show it only with --traceback.
+        with _failure_log_quiet(not options.get("traceback")):
+            job = generation_job_start(actor=actor, request_id=options["request_id"])
         job.refresh_from_db()
         if not job.is_terminal and not options["no_watch"] and not self.json_output:
             job = self._watch(actor, job.pk, interval=0.5)
+        if job.status == JobStatus.FAILED:
+            raise _job_failed(job)
         self._show(job)
 
     def handle_watch(self, actor: AbstractUser, options: dict[str, Any]) -> None:
@@ -103,3 +110,27 @@ class Command(SynthgateCommand):
         if job.error:
             lines.append(f"error: {job.error}")
         self.emit(data, "\n".join(lines))
+
+
+def _job_failed(job: GenerationJob) -> CliError:
+    """One line: which job failed, what the ledger charged for it, and why."""
+    reason = (job.error or "no reason recorded").strip().splitlines()[0]
+    spent = job.privacy_spent or {}
+    charged = f"after spending ε={spent.get('epsilon')}, δ={spent.get('delta')}" if spent else "before any spend"
+    return CliError(
+        f"Job #{job.pk} failed {charged}: {reason}",
+        code="job_failed",
+        extra={"job": job.pk, "request": job.request_id, "privacy_spent": spent},
+        returncode=1,
+    )
+
+
+@contextlib.contextmanager
+def _failure_log_quiet(quiet: bool) -> Iterator[None]:
+    service_logger = logging.getLogger("synth_engine.services")
+    previous = service_logger.disabled
+    service_logger.disabled = quiet or previous
+    try:
+        yield
+    finally:
+        service_logger.disabled = previous
