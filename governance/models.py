@@ -13,11 +13,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 from core.models import TimestampedModel
 
 # Exact amounts: NUMERIC in PostgreSQL, Decimal in Python, never float.
-EPSILON_DIGITS = {"max_digits": 24, "decimal_places": 12}
-DELTA_DIGITS = {"max_digits": 24, "decimal_places": 20}
+EPSILON_DIGITS = {"max_digits": 24, "decimal_places": EPSILON_PLACES}
+DELTA_DIGITS = {"max_digits": 24, "decimal_places": DELTA_PLACES}
 
 
 class Role(models.TextChoices):
@@ -264,7 +265,7 @@ class BudgetEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} ε={self.epsilon} δ={self.delta} (request #{self.request_id})"
+        return f"{self.kind} ε={amount_text(self.epsilon)} δ={amount_text(self.delta)} (request #{self.request_id})"
 
 
 class AuditEvent(models.Model):

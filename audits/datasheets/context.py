@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from audits.datasheets.facts import DatasheetFacts
+from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 
 REQUIRED_KEYS = ("title", "request", "source", "synthetic", "generator", "privacy", "checks")
 VERDICTS = ("pass", "warn", "fail", "n/a")
@@ -115,6 +116,8 @@ def format_value(value: Any) -> str:
         value = float(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return amount_text(value)
     if isinstance(value, int):
         return f"{value:,}".replace(",", "\u202f")
     if isinstance(value, float):
@@ -141,8 +144,8 @@ def _privacy(privacy: dict) -> dict:
     return {
         **privacy,
         "non_private": non_private,
-        "epsilon_display": "∞" if non_private else format_value(epsilon),
-        "delta_display": format_value(privacy.get("delta")) if not non_private else "—",
+        "epsilon_display": "∞" if non_private else amount_text(epsilon, places=EPSILON_PLACES),
+        "delta_display": amount_text(privacy.get("delta"), places=DELTA_PLACES) if not non_private else "—",
     }
 
 
@@ -181,8 +184,8 @@ def _budget(budget: dict) -> dict:
     entries = [
         {
             **entry,
-            "epsilon_display": format_value(entry.get("epsilon")),
-            "delta_display": format_value(entry.get("delta")),
+            "epsilon_display": amount_text(entry.get("epsilon"), places=EPSILON_PLACES),
+            "delta_display": amount_text(entry.get("delta"), places=DELTA_PLACES),
         }
         for entry in budget.get("entries") or []
     ]
@@ -190,7 +193,7 @@ def _budget(budget: dict) -> dict:
         **budget,
         "entries": entries,
         **{
-            f"{key}_display": format_value(budget.get(key))
+            f"{key}_display": amount_text(budget.get(key), places=DELTA_PLACES if "delta" in key else EPSILON_PLACES)
             for key in ("total_epsilon", "total_delta", "remaining_epsilon", "remaining_delta")
         },
     }

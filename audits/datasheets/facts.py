@@ -299,6 +299,8 @@ class DatasheetFacts:
     distribution: DistributionFacts = field(default_factory=DistributionFacts)
     maintenance: MaintenanceFacts = field(default_factory=MaintenanceFacts)
     signature: SignatureFacts = field(default_factory=SignatureFacts)
+    # The latest signed audit-log checkpoint (governance.services.checkpoints: length, hash, at, signer).
+    audit_log_checkpoint: dict[str, Any] | None = None
     audit: AuditFacts | None = None
     release: ReleaseFacts | None = None
     risk_acceptances: list[RiskAcceptanceFacts] = field(default_factory=list)

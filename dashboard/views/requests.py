@@ -11,11 +11,10 @@ from django.views.decorators.http import require_POST
 from audits import releases
 from audits.models import AuditStatus
 from audits.services import risk_accept
+from core.amounts import amount_text
 from core.errors import ApplicationError, PermissionDeniedError
-from dashboard import jobs
 from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm, RiskAcceptForm
 from dashboard.selectors import (
-    budget_balances,
     dataset_rows,
     request_page_list,
     request_related,
@@ -25,8 +24,8 @@ from dashboard.views.common import add_service_error, dashboard_view, paginate, 
 from governance import services
 from governance.models import DataRequest, Decision, RequestState, Role
 from governance.permissions import user_has_role
-from governance.selectors import purpose_list, request_get
-from synth_engine.generators import GENERATORS
+from governance.selectors import budget_balance, purpose_list, request_get
+from synth_engine import background
 
 # Service fields the create form names differently.
 CREATE_FIELDS = {"rebalance": "rebalance_column", "generator_params": "generator"}
@@ -86,6 +85,10 @@ def request_create(request: HttpRequest) -> HttpResponse:
 
 
 def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
+    # Imported here, not at the top: the generators bring torch and Opacus (seconds to load), and
+    # every process that loads the URLconf (each CLI command that names a URL) would pay for it.
+    from synth_engine.generators import GENERATORS
+
     labels = sorted(
         {
             c["name"]
@@ -100,7 +103,7 @@ def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
         "purposes": [
             (
                 p.name,
-                f"{p.name} (max ε {p.max_epsilon.normalize():f}, {p.approvals_required} "
+                f"{p.name} (max ε {amount_text(p.max_epsilon)}, {p.approvals_required} "
                 f"approver{'s' if p.approvals_required > 1 else ''})",
             )
             for p in purposes
@@ -128,20 +131,16 @@ def _budget_info(rows: list, purposes: list) -> dict[str, Any]:
     return {
         "datasets": {
             row.dataset.name: {
-                "epsilon_cap": _plain(row.balance.epsilon_cap),
-                "epsilon_remaining": _plain(row.balance.epsilon_remaining),
-                "delta_remaining": _plain(row.balance.delta_remaining),
+                "epsilon_cap": amount_text(row.balance.epsilon_cap),
+                "epsilon_remaining": amount_text(row.balance.epsilon_remaining),
+                "delta_remaining": amount_text(row.balance.delta_remaining),
             }
             for row in rows
         },
         "purposes": {
-            p.name: {"max_epsilon": _plain(p.max_epsilon), "recipients": p.allowed_recipients} for p in purposes
+            p.name: {"max_epsilon": amount_text(p.max_epsilon), "recipients": p.allowed_recipients} for p in purposes
         },
     }
-
-
-def _plain(value: Any) -> str:
-    return format(value.normalize(), "f")
 
 
 def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
@@ -183,7 +182,7 @@ def _request_page(
         "withdraw": ReasonForm(prefix="withdraw"),
         **(forms or {}),
     }
-    balance = budget_balances(datasets=[data_request.dataset])[data_request.dataset_id]
+    balance = budget_balance(dataset=data_request.dataset)
     return render(
         request,
         "dashboard/requests/detail.html",
@@ -314,7 +313,9 @@ def request_accept_risk(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
-    job = jobs.job_start(actor=request.user, request_id=request_id)
+    job = background.job_start(
+        actor=request.user, request_id=request_id, background=background.runs_in_background(), channel_name="web"
+    )
     return f"Generation job #{job.pk} started."
 
 

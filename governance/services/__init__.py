@@ -1,9 +1,9 @@
 """Every write and business rule of the governance app. Import from here."""
 
+from governance.ledger import BudgetBalance
+from governance.selectors import budget_balance
 from governance.services.audit_log import ChainVerification, audit_event_record, audit_log_verify
 from governance.services.budget import (
-    BudgetBalance,
-    budget_balance,
     budget_release,
     budget_reservation,
     budget_reserve,

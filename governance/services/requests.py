@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.amounts import amount_text
 from core.errors import (
     ConflictError,
     FourEyesError,
@@ -47,7 +48,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.DRAFT: (S.SUBMITTED, S.WITHDRAWN),
     S.SUBMITTED: (S.APPROVED, S.REJECTED, S.WITHDRAWN),
     S.APPROVED: (S.GENERATING, S.WITHDRAWN),
-    S.GENERATING: (S.AUDITING, S.FAILED),
+    # Back to approved only when the job's task never reached the queue (nothing was read or spent).
+    S.GENERATING: (S.AUDITING, S.FAILED, S.APPROVED),
     S.AUDITING: (S.READY, S.BLOCKED, S.FAILED),
     S.BLOCKED: (S.READY, S.WITHDRAWN),
     S.READY: (S.RELEASED, S.WITHDRAWN),
@@ -191,9 +193,9 @@ def _validated_fields(
     epsilon_value = parse_decimal(epsilon, field="epsilon", minimum_exclusive=Decimal(0))
     if epsilon_value > purpose.max_epsilon:
         raise ValidationError(
-            f"epsilon {epsilon_value} is above purpose {purpose.name!r}'s maximum of "
-            f"{purpose.max_epsilon} per release.",
-            extra={"field": "epsilon", "max_epsilon": str(purpose.max_epsilon)},
+            f"ε = {amount_text(epsilon_value)} is more than purpose “{purpose.name}” allows "
+            f"(at most ε = {amount_text(purpose.max_epsilon)} per release).",
+            extra={"field": "epsilon", "max_epsilon": amount_text(purpose.max_epsilon)},
         )
     delta_value = parse_decimal(delta, field="delta", minimum=Decimal(0), maximum_exclusive=Decimal(1))
     rows = _parse_rows(n_rows)

@@ -188,9 +188,25 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     )
     assert sheet.code == 0, sheet.stderr
     assert (tmp_path / f"release-{release.pk}-datasheet.pdf").read_bytes().startswith(b"%PDF")
-    assert list(Download.objects.values_list("kind", "channel")) == [("data", "cli"), ("datasheet", "cli")]
+    again = synthgate("release", "download", release.pk, "--kind", "data", "--output", data_file, "--as", "requester")
+    assert again.code == 2 and "exists; pass --clobber to overwrite it" in again.stderr
+    data_file.write_bytes(b"mine")
+    assert (
+        synthgate("release", "download", release.pk, "--kind", "data", "--output", data_file, "--as", "requester").code
+        == 2
+    )
+    assert data_file.read_bytes() == b"mine"
+    clobbered = synthgate(
+        "release", "download", release.pk, "--kind", "data", "--output", data_file, "--clobber", "--as", "requester"
+    )
+    assert clobbered.code == 0 and data_file.read_bytes() != b"mine"
+    assert list(Download.objects.values_list("kind", "channel")) == [
+        ("data", "cli"),
+        ("datasheet", "cli"),
+        ("data", "cli"),
+    ]
     shown = synthgate("release", "show", release.pk, "--as", "requester")
-    assert "Downloads (2)" in shown.stdout and "requester  data       cli" in shown.stdout
+    assert "Downloads (3)" in shown.stdout and "requester  data       cli" in shown.stdout
 
     assert synthgate("release", "revoke", release.pk, "--as", "steward").code == 2  # --reason required
     assert synthgate("release", "revoke", release.pk, "--reason", "no", "--as", "requester").code == 2
@@ -202,7 +218,7 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     )
     assert after.code == 2 and "revoked" in after.stderr and "source withdrawn" in after.stderr
     assert not (tmp_path / "again.csv").exists()
-    assert Download.objects.count() == 2
+    assert Download.objects.count() == 3
 
 
 def test_external_audit_of_a_leaky_table_prints_which_checks_blocked_it(cast, adult_schema, tmp_path):

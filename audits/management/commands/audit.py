@@ -31,15 +31,22 @@ DIRECTION_WORDS = {"higher_is_better": "higher is better", "lower_is_better": "l
 
 class Command(SynthgateCommand):
     help = "Show, list and run audits (on demand or of external data); accept the risk of a failed one."
+    examples = (
+        "synthgate audit list --request 12",
+        "synthgate audit show 3",
+        "synthgate audit run 7 --seed 1",
+        "synthgate audit external --dataset adult --synthetic s.csv --holdout h.csv",
+        'synthgate audit accept-risk 12 --reason "reviewed: linkage limited to public fields" --as carol',
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         show = self.add_subcommand(actions, "show", "every check of a run, the positive controls and the datasheet")
         show.add_argument("run_id", type=int, metavar="ID")
         listing = self.add_subcommand(actions, "list", "audit runs you may see, newest first")
-        listing.add_argument("--status", choices=AuditStatus.values)
-        listing.add_argument("--version", type=int, metavar="VERSION_ID")
-        listing.add_argument("--request", type=int, metavar="REQUEST_ID")
+        listing.add_argument("--status", choices=AuditStatus.values, help="only runs with this verdict")
+        listing.add_argument("--version", type=int, metavar="VERSION_ID", help="only audits of this dataset version")
+        listing.add_argument("--request", type=int, metavar="REQUEST_ID", help="only audits of this request")
         run = self.add_subcommand(actions, "run", "audit a synthetic or external version again")
         run.add_argument("version_id", type=int, metavar="VERSION_ID")
         run.add_argument("--seed", type=int, help="fix the audit's seed (default: a fresh random one)")
@@ -49,7 +56,7 @@ class Command(SynthgateCommand):
         )
         external.add_argument("--synthetic", required=True, metavar="S.csv", help="the synthetic table")
         external.add_argument("--holdout", required=True, metavar="H.csv", help="real rows the generator never saw")
-        external.add_argument("--seed", type=int)
+        external.add_argument("--seed", type=int, help="fix the audit's randomness (default: random)")
         accept = self.add_subcommand(actions, "accept-risk", "accept a blocked request's failed audit (an approver)")
         accept.add_argument("request_id", type=int, metavar="REQUEST_ID")
         accept.add_argument(
@@ -176,11 +183,13 @@ def verdict_line(run: AuditRun) -> str:
 
 def blocking_reasons(checks: list[CheckResult]) -> list[str]:
     """One line per blocking check that failed: its value against its threshold and what it measures."""
-    from audits.metrics.base import CHECK_SPECS
-
     blocked = [check for check in checks if check.blocking and check.passed is False and check.gating]
     if not blocked:
         return []
+    # Only here: the metrics package loads SciPy and scikit-learn (seconds), which a stored
+    # result that passed never needs.
+    from audits.metrics.base import CHECK_SPECS
+
     lines = ["Blocked by:"]
     for check in blocked:
         spec = CHECK_SPECS.get(check.name)

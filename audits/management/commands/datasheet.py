@@ -25,6 +25,10 @@ VERIFICATION_FAILED_EXIT = 1
 
 class Command(SynthgateCommand):
     help = "Verify a signed datasheet (exit 1 if it fails) or print the path of an audit run's datasheet."
+    examples = (
+        "synthgate datasheet verify var/demo/datasheets/adult/audit-1-….pdf",
+        "synthgate datasheet path 3 --as dana",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
@@ -35,7 +39,7 @@ class Command(SynthgateCommand):
             "check the signature and the recorded SHA-256; exit 1 if verification fails",
             needs_user=False,
         )
-        verify.add_argument("file", metavar="FILE.pdf")
+        verify.add_argument("file", metavar="FILE.pdf", help="the signed PDF to check")
         verify.add_argument(
             "--release", type=int, metavar="ID", help="fail unless FILE is the datasheet issued for release ID"
         )

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Q
 
+from core.amounts import amount_text
 from core.cli import CliError, SynthgateCommand, parse_key_values
 from core.cli_format import fields, table
 from governance.cli_format import REQUEST_COLUMNS, approval_data, audit_event_data, audit_event_table, request_data
@@ -25,27 +26,52 @@ REBALANCE_HELP = "COLUMN=VALUE:SHARE[,VALUE:SHARE] target shares of the label co
 
 class Command(SynthgateCommand):
     help = "File, decide and inspect data requests."
+    examples = (
+        "synthgate request create --dataset adult --purpose external-research "
+        "--epsilon 1 --delta 1e-5 --rows 10000 --as alice",
+        "synthgate request list",
+        "synthgate request show 12",
+        'synthgate request approve 12 --reason "fits the purpose" --as bob',
+        'synthgate request reject 12 --reason "ε too high for this purpose" --as bob',
+        "synthgate request withdraw 12 --as alice",
+        "synthgate request submit 12 --as alice",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(actions, "create", "file a request (submitted unless --draft)")
         create.add_argument("--dataset", required=True, metavar="NAME")
         create.add_argument("--purpose", required=True, metavar="NAME")
-        create.add_argument("--epsilon", required=True, metavar="E")
-        create.add_argument("--delta", required=True, metavar="D")
-        create.add_argument("--rows", required=True, metavar="N")
-        create.add_argument("--generator", default="mst")
+        create.add_argument(
+            "--epsilon",
+            required=True,
+            metavar="E",
+            help="ε for this release (at most the purpose's maximum)",
+        )
+        create.add_argument("--delta", required=True, metavar="D", help="δ, below 1, e.g. 1e-5")
+        create.add_argument("--rows", required=True, metavar="N", help="how many synthetic rows to generate")
+        create.add_argument(
+            "--generator",
+            default="mst",
+            metavar="{mst,dp-tvae,copula}",
+            help="mst (default, DP), dp-tvae (DP) or copula (NOT private; only where the purpose allows)",
+        )
         create.add_argument("--param", action="append", metavar="KEY=VALUE", help="generator parameter; repeatable")
         create.add_argument("--rebalance", metavar="SPEC", help=REBALANCE_HELP)
-        create.add_argument("--recipient-kind", choices=RecipientKind.values, default=RecipientKind.INTERNAL)
-        create.add_argument("--recipient", default="")
-        create.add_argument("--justification", default="")
+        create.add_argument(
+            "--recipient-kind",
+            choices=RecipientKind.values,
+            default=RecipientKind.INTERNAL,
+            help="who receives the data (the purpose lists the kinds it allows)",
+        )
+        create.add_argument("--recipient", default="", help="the receiving person or organisation")
+        create.add_argument("--justification", default="", help="why the data is needed, for the approvers")
         create.add_argument("--seed", type=int, help="fix the seed (only when reproducibility is required)")
         create.add_argument("--draft", action="store_true", help="keep it as a draft; submit later")
         for name, help_text in (("submit", "submit a draft"), ("show", "one request, its approvals and history")):
             self.add_subcommand(actions, name, help_text).add_argument("request_id", type=int, metavar="ID")
         listing = self.add_subcommand(actions, "list", "requests you may see, newest first")
-        listing.add_argument("--state", choices=RequestState.values)
+        listing.add_argument("--state", choices=RequestState.values, help="only requests in this state")
         approve = self.add_subcommand(actions, "approve", "approve (the last required approval reserves budget)")
         approve.add_argument("request_id", type=int, metavar="ID")
         approve.add_argument("--reason", default="")
@@ -84,8 +110,8 @@ class Command(SynthgateCommand):
         approvals = request.approvals.filter(decision=Decision.APPROVE).count()
         if request.state == RequestState.APPROVED:
             headline = (
-                f"Request #{request.pk} approved; reserved ε={request.epsilon.normalize():f}, "
-                f"δ={request.delta.normalize():f} of dataset {request.dataset.name}."
+                f"Request #{request.pk} approved; reserved ε={amount_text(request.epsilon)}, "
+                f"δ={amount_text(request.delta)} of dataset {request.dataset.name}."
             )
         else:
             headline = (

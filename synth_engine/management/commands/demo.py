@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from core.cli_format import decimal_text
+from core.amounts import amount_text
 from core.context import channel
 from core.errors import ApplicationError
 
@@ -83,8 +83,8 @@ class Command(BaseCommand):
             seed=options["seed"],
         )
         self.stdout.write(
-            f"   request #{request.pk}: ε={decimal_text(request.epsilon)}, "
-            f"δ={decimal_text(request.delta)}, "
+            f"   request #{request.pk}: ε={amount_text(request.epsilon)}, "
+            f"δ={amount_text(request.delta)}, "
             f"{request.n_rows:,} rows, generator {request.generator}, state {request.state}"
         )
         self._step("4. bob and carol approve (four-eyes); the last approval reserves the budget")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audits', '0002_compliance_reports_drift'),
+        ("audits", "0003_auditrun_heartbeat"),
         ('governance', '0005_release_download'),
     ]
 
