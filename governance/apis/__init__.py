@@ -20,13 +20,6 @@ from governance.apis.datasets import (
 )
 from governance.apis.outlook import RequestOutlookApi
 from governance.apis.purposes import PurposeCollectionApi, PurposeCreateApi, PurposeDetailApi, PurposeListApi
-from governance.apis.releases import (
-    ReleaseCreateApi,
-    ReleaseDetailApi,
-    ReleaseDownloadApi,
-    ReleaseListApi,
-    ReleaseRevokeApi,
-)
 from governance.apis.requests import (
     RequestApproveApi,
     RequestCollectionApi,
@@ -60,11 +53,6 @@ __all__ = [
     "PurposeCreateApi",
     "PurposeDetailApi",
     "PurposeListApi",
-    "ReleaseCreateApi",
-    "ReleaseDetailApi",
-    "ReleaseDownloadApi",
-    "ReleaseListApi",
-    "ReleaseRevokeApi",
     "RequestApproveApi",
     "RequestCollectionApi",
     "RequestCreateApi",

@@ -20,7 +20,6 @@ from governance.services.datasets import (
 )
 from governance.services.outlook import access_request_outlook
 from governance.services.purposes import purpose_create, purposes_ensure_defaults
-from governance.services.releases import release_conditions, release_create, release_download, release_revoke
 from governance.services.requests import (
     TRANSITIONS,
     access_request_approve,
@@ -78,10 +77,6 @@ __all__ = [
     "ledger_amount",
     "purpose_create",
     "purposes_ensure_defaults",
-    "release_conditions",
-    "release_create",
-    "release_download",
-    "release_revoke",
     "request_transition",
     "roles_ensure",
     "user_create",
