@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from audits import selectors, services
 from audits.models import AuditRun, AuditStatus, Datasheet
+from audits.recipient import reads_real_diagnostics, recipient_run_data
 from core.apis import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -35,8 +36,9 @@ from core.apis import (
     paginated,
     paginated_response,
 )
-from core.errors import NotFoundError
+from core.errors import NotFoundError, PermissionDeniedError
 from core.limits import read_capped, upload_limit_install
+from governance.services import audit_event_record
 
 
 class AuditRunFilter(django_filters.FilterSet):
@@ -143,8 +145,12 @@ class AuditRunDetailOutputSerializer(AuditRunOutputSerializer):
         return None if sheet is None else DatasheetOutputSerializer(sheet).data
 
 
-def _detail(run: AuditRun, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(AuditRunDetailOutputSerializer(run).data, status=status_code)
+def _detail(run: AuditRun, user: Any, status_code: int = status.HTTP_200_OK) -> Response:
+    """The run as ``user`` may read it: exact diagnostics for staff roles, the recipient view otherwise."""
+    data = AuditRunDetailOutputSerializer(run).data
+    if not reads_real_diagnostics(user):
+        data = recipient_run_data(dict(data), run)
+    return Response(data, status=status_code)
 
 
 class AuditRunListApi(APIView):
@@ -166,7 +172,7 @@ class AuditRunDetailApi(APIView):
     @extend_schema(operation_id="audit_run_get", responses={200: AuditRunDetailOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, run_id: int) -> Response:
         """One run with every check, the positive controls and the signed datasheet; 404 when not visible."""
-        return _detail(selectors.audit_run_get(user=request.user, run_id=run_id))
+        return _detail(selectors.audit_run_get(user=request.user, run_id=run_id), request.user)
 
 
 class AuditRunOnDemandApi(APIView):
@@ -195,7 +201,7 @@ class AuditRunOnDemandApi(APIView):
         run = services.audit_run_on_demand(
             actor=request.user, version_id=version_id, seed=serializer.validated_data["seed"]
         )
-        return _detail(run, status.HTTP_201_CREATED)
+        return _detail(run, request.user, status.HTTP_201_CREATED)
 
 
 @contextlib.contextmanager
@@ -245,7 +251,7 @@ class AuditExternalApi(APIView):
                 holdout_path=paths["holdout"],
                 seed=fields["seed"],
             )
-        return _detail(run, status.HTTP_201_CREATED)
+        return _detail(run, request.user, status.HTTP_201_CREATED)
 
 
 class FileDownloadMixin:
@@ -264,11 +270,17 @@ class AuditDatasheetApi(FileDownloadMixin, APIView):
         operation_id="audit_datasheet_get", responses={(200, "application/pdf"): OpenApiTypes.BINARY, **READ_ERRORS}
     )
     def get(self, request: Request, run_id: int) -> FileResponse:
-        """The run's signed PDF datasheet, for anyone who may see the run."""
+        """The run's signed internal audit report (exact real-data diagnostics): stewards, approvers, auditors."""
         run = selectors.audit_run_get(user=request.user, run_id=run_id)
+        if not reads_real_diagnostics(request.user):
+            raise PermissionDeniedError(
+                "The internal audit report holds exact statistics of the real rows; requesters and recipients "
+                "read the release datasheet (download it from the release)."
+            )
         sheet = Datasheet.objects.filter(run=run).first()
         if sheet is None:
             raise NotFoundError(f"Audit run #{run.pk} has no signed datasheet.")
+        audit_event_record(actor=request.user, action="audit.report_download", obj=sheet, after={"run": run.pk})
         return FileResponse(
             datasheet_file(sheet).open("rb"),
             content_type="application/pdf",

@@ -11,7 +11,11 @@ stay with stewards, approvers and auditors. Shares of the source are shown to th
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
+
+from governance.models import Role
+from governance.permissions import user_has_role
 
 VALUE_DECIMALS = 2
 SHARE_STEP = 0.05
@@ -49,3 +53,31 @@ def recipient_check(check: Any) -> dict[str, Any]:
         verdict=check.verdict,
     )
     return data
+
+
+def reads_real_diagnostics(user: Any) -> bool:
+    """Stewards, approvers and auditors read the internal audit report; everyone else the recipient view."""
+    return user_has_role(user, Role.STEWARD, Role.APPROVER, Role.AUDITOR)
+
+
+def recipient_run_data(data: dict[str, Any], run: Any) -> dict[str, Any]:
+    """A serialized audit run cut to what a requester may read: coarse values, no details, charts or seeds."""
+    checks = {check.name: check for check in run.checks.all()}
+    data["checks"] = [{**item, **recipient_check(checks[item["name"]])} for item in data["checks"]]
+    data["controls"] = [recipient_control(control) for control in data["controls"]]
+    data["seed"] = None
+    data["timings"] = {}
+    data["thresholds"] = {}
+    data["datasheet"] = None  # the internal audit report stays with stewards, approvers and auditors
+    return data
+
+
+def recipient_control(control: dict[str, Any]) -> dict[str, Any]:
+    """A positive control as a requester may read it: the family, whether it was caught, and why not."""
+    keep = ("family", "caught", "caught_by", "explanation", "share")
+    return {name: control.get(name) for name in keep} | {"checks": [], "n_planted": None}
+
+
+def recipient_check_view(check: Any) -> SimpleNamespace:
+    """:func:`recipient_check` with attribute access, for templates and text tables."""
+    return SimpleNamespace(**recipient_check(check))

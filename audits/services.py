@@ -101,9 +101,13 @@ def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | Non
     )
     if not visible:
         raise NotFoundError(f"No synthetic or external version #{version_id}.")
-    # Auditors read and report; they change nothing (no new audit runs either).
-    if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.REQUESTER):
-        raise PermissionDeniedError("Your role cannot run audits; auditors have read-only access.")
+    # Auditors read and report; they change nothing (no new audit runs either). Requesters may not
+    # run audits: an audit reads the real rows, and re-runs with chosen seeds could be differenced.
+    if not user_has_role(actor, Role.STEWARD, Role.APPROVER):
+        raise PermissionDeniedError(
+            "Only stewards and approvers can run audits: an audit reads the real rows "
+            "(auditors have read-only access; requesters read the results of the automatic audit)."
+        )
     train = DatasetVersion.objects.get(pk=version.lineage["train_version"])
     holdout = DatasetVersion.objects.get(pk=version.lineage["holdout_version"])
     return audit_run_execute(

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from audits.recipient import reads_real_diagnostics, recipient_check_view, recipient_control
 from audits.selectors import audit_run_get, audit_run_list
 from dashboard.charts import bias_rows, check_chart
 from dashboard.selectors import audit_run_datasheet
@@ -24,6 +27,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 def audit_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = audit_run_get(user=request.user, run_id=run_id)
     checks = sorted(run.checks.all(), key=lambda c: (_category_rank(c.category), c.id))
+    if not reads_real_diagnostics(request.user):
+        return _recipient_detail(request, run, checks)
     groups: dict[str, list] = {}
     for check in checks:
         groups.setdefault(check.category, []).append({"check": check, "chart": check_chart(check)})
@@ -38,6 +43,27 @@ def audit_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "rebalance": (run.version.lineage or {}).get("rebalance"),
             "acceptances": run.risk_acceptances.select_related("approver"),
             "datasheet": audit_run_datasheet(run),
+        },
+    )
+
+
+def _recipient_detail(request: HttpRequest, run: Any, checks: list) -> HttpResponse:
+    """The run as a requester may read it: coarse values and verdicts, no charts, details or real rates."""
+    groups: dict[str, list] = {}
+    for check in checks:
+        groups.setdefault(check.category, []).append({"check": recipient_check_view(check), "chart": None})
+    return render(
+        request,
+        "dashboard/audits/detail.html",
+        {
+            "run": run,
+            "recipient_view": True,
+            "groups": groups,
+            "bias": [],
+            "controls": [recipient_control(control) for control in run.controls or []],
+            "rebalance": None,
+            "acceptances": run.risk_acceptances.select_related("approver"),
+            "datasheet": None,
         },
     )
 

@@ -186,10 +186,19 @@ def _lists_and_filters_per_role(cast, run: AuditRun) -> None:
 def _detail_per_role(cast, run: AuditRun) -> None:
     url = f"/api/audits/{run.pk}/"
     expected = run_detail(run)
-    for user in (cast.steward, cast.requester, cast.approver, cast.second_approver, cast.auditor):
+    for user in (cast.steward, cast.approver, cast.second_approver, cast.auditor):
         response = client_as(user).get(url)
         assert response.status_code == 200
         assert response.json() == expected
+    # The requester reads the recipient view: verdicts and values to two decimals, no details,
+    # charts, seed or internal report (audits/recipient.py).
+    seen = client_as(cast.requester).get(url).json()
+    assert [check["name"] for check in seen["checks"]] == [check["name"] for check in expected["checks"]]
+    for shown, exact in zip(seen["checks"], expected["checks"], strict=True):
+        assert shown["details"] == {} and shown["chart"] == {} and shown["verdict"] == exact["verdict"]
+        assert shown["value"] == (None if exact["value"] is None else round(exact["value"], 2))
+    assert seen["datasheet"] is None and seen["seed"] is None
+    assert all(control["checks"] == [] for control in seen["controls"])
     assert_error(client_as(cast.other_requester).get(url), 404, "not_found")
     assert_error(client_as(None).get(url), 401)
     assert_error(client_as(cast.steward).get("/api/audits/999999/"), 404, "not_found")
@@ -215,11 +224,13 @@ def _detail_per_role(cast, run: AuditRun) -> None:
 def _datasheet_download_per_role(cast, run: AuditRun) -> None:
     url = f"/api/audits/{run.pk}/datasheet/"
     stored = (Path(settings.DATA_DIR) / run.datasheet.storage_key).read_bytes()
-    for user in (cast.steward, cast.requester, cast.approver, cast.auditor):
+    for user in (cast.steward, cast.approver, cast.auditor):
         response = client_as(user).get(url, HTTP_ACCEPT="application/pdf")
         assert response.status_code == 200
         assert response["Content-Type"] == "application/pdf"
         assert b"".join(response.streaming_content) == stored
+    # The internal audit report holds exact real-data diagnostics: not for the requester.
+    assert_error(client_as(cast.requester).get(url), 403, "permission_denied")
     assert_error(client_as(cast.other_requester).get(url), 404, "not_found")
     assert_error(client_as(None).get(url), 401)
 
@@ -280,9 +291,11 @@ def _on_demand_audit(cast, run: AuditRun) -> None:
         404,
         "not_found",
     )
+    # Requesters may not re-run audits: each run reads the real rows (differencing by seed).
+    assert_error(client_as(cast.requester).post(url, {"seed": 3}, format="json"), 403, "permission_denied")
     assert AuditRun.objects.count() == 1
 
-    response = client_as(cast.requester).post(url, {"seed": 3}, format="json")
+    response = client_as(cast.approver).post(url, {"seed": 3}, format="json")
 
     assert response.status_code == 201, response.content
     again = AuditRun.objects.exclude(pk=run.pk).get()
@@ -290,7 +303,7 @@ def _on_demand_audit(cast, run: AuditRun) -> None:
     assert (again.kind, again.seed, again.requested_by, again.request_id) == (
         AuditKind.ON_DEMAND,
         3,
-        cast.requester,
+        cast.approver,
         run.request_id,
     )
     assert client_as(cast.requester).get("/api/audits/").json()["count"] == 2

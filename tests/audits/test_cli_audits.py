@@ -58,7 +58,7 @@ def test_audit_and_datasheet_commands_show_checks_controls_and_verify_signatures
     _datasheet_verify_passes_on_an_issued_datasheet_and_fails_on_a_changed_one(run, tmp_path)
     sheet_path = Path(settings.DATA_DIR) / run.datasheet.storage_key
 
-    shown = synthgate("audit", "show", run.pk, "--as", "requester")
+    shown = synthgate("audit", "show", run.pk, "--as", "approver")
 
     assert shown.code == 0, shown.stderr
     assert shown.stdout.startswith(f"Audit #{run.pk}: ")
@@ -71,6 +71,12 @@ def test_audit_and_datasheet_commands_show_checks_controls_and_verify_signatures
         assert f"{control['family']}: {control['n_planted']} verbatim training rows planted" in shown.stdout
     assert str(sheet_path) in shown.stdout and run.datasheet.sha256 in shown.stdout
     assert synthgate("audit", "show", run.pk, "--as", "other_requester").code == 2
+    # The requester reads the recipient view: verdicts and coarse values, no planted-row counts or paths.
+    recipient = synthgate("audit", "show", run.pk, "--as", "requester")
+    assert recipient.code == 0 and recipient.stdout.startswith(f"Audit #{run.pk}: ")
+    assert "verbatim training rows planted" not in recipient.stdout and str(sheet_path) not in recipient.stdout
+    recipient_json = synthgate("audit", "show", run.pk, "--as", "requester", "--json").json()
+    assert recipient_json["datasheet"] is None and all(c["details"] == {} for c in recipient_json["checks"])
     as_json = synthgate("audit", "show", run.pk, "--as", "auditor", "--json").json()
     assert as_json["id"] == run.pk and len(as_json["checks"]) == run.checks.count()
     assert as_json["datasheet"]["sha256"] == run.datasheet.sha256
@@ -92,7 +98,8 @@ def test_audit_and_datasheet_commands_show_checks_controls_and_verify_signatures
     assert (path.code, path.stdout.strip()) == (0, str(sheet_path))
     assert synthgate("datasheet", "path", run.pk, "--as", "other_requester").code == 2
 
-    rerun = synthgate("audit", "run", run.version_id, "--seed", "11", "--as", "requester")
+    assert synthgate("audit", "run", run.version_id, "--seed", "11", "--as", "requester").code == 2
+    rerun = synthgate("audit", "run", run.version_id, "--seed", "11", "--as", "approver")
     assert rerun.code == 0, rerun.stderr
     again = AuditRun.objects.exclude(pk=run.pk).get()
     assert (again.kind, again.seed) == (AuditKind.ON_DEMAND, 11)

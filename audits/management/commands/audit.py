@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractUser
 
 from audits.apis import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
 from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
+from audits.recipient import reads_real_diagnostics, recipient_check_view, recipient_run_data
 from audits.selectors import audit_run_get, audit_run_list
 from audits.services import audit_external, audit_run_on_demand, risk_accept
 from core.cli import CliError, SynthgateCommand
@@ -68,7 +69,7 @@ class Command(SynthgateCommand):
         )
 
     def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
-        self.show_run(audit_run_get(user=actor, run_id=options["run_id"]))
+        self.show_run(audit_run_get(user=actor, run_id=options["run_id"]), actor)
 
     def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         runs = audit_run_list(user=actor)
@@ -100,7 +101,7 @@ class Command(SynthgateCommand):
     def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
         run = audit_run_on_demand(actor=actor, version_id=options["version_id"], seed=options["seed"])
-        self.show_run(audit_run_get(user=actor, run_id=run.pk))
+        self.show_run(audit_run_get(user=actor, run_id=run.pk), actor)
 
     def handle_external(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
@@ -112,7 +113,7 @@ class Command(SynthgateCommand):
             holdout_path=paths["holdout"],
             seed=options["seed"],
         )
-        self.show_run(audit_run_get(user=actor, run_id=run.pk))
+        self.show_run(audit_run_get(user=actor, run_id=run.pk), actor)
 
     def handle_accept_risk(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         acceptance = risk_accept(actor=actor, request_id=options["request_id"], reasons=_reasons(options["reason"]))
@@ -126,8 +127,13 @@ class Command(SynthgateCommand):
             + f"\nThe request is now {acceptance.request.state}.",
         )
 
-    def show_run(self, run: AuditRun) -> None:
-        self.emit(AuditRunDetailOutputSerializer(run).data, lambda: run_text(run))
+    def show_run(self, run: AuditRun, actor: AbstractUser) -> None:
+        """Exact diagnostics for stewards, approvers and auditors; the recipient view for anyone else."""
+        data = AuditRunDetailOutputSerializer(run).data
+        if reads_real_diagnostics(actor):
+            self.emit(data, lambda: run_text(run))
+        else:
+            self.emit(recipient_run_data(dict(data), run), lambda: recipient_run_text(run))
 
 
 def run_text(run: AuditRun) -> str:
@@ -172,6 +178,29 @@ def run_text(run: AuditRun) -> str:
     ]
     lines += ["", "Positive controls", *control_lines(run)]
     lines += ["", "Datasheet", datasheet_text(Datasheet.objects.filter(run=run).first())]
+    return "\n".join(lines)
+
+
+def recipient_run_text(run: AuditRun) -> str:
+    """What a requester may read of a run: the verdict and each check's coarse value (audits/recipient.py)."""
+    checks = [recipient_check_view(check) for check in run.checks.all()]
+    failed = [check.name for check in checks if check.passed is False and check.gating]
+    lines = [
+        verdict_line(run),
+        *(["Failed: " + ", ".join(failed)] if failed else []),
+        "",
+        "Checks (values rounded to two decimals; exact diagnostics stay with stewards, approvers and auditors)",
+        table(
+            ("check", "category", "value", "threshold", "verdict"),
+            [(c.name, c.category, _number(c.value), _number(c.threshold), c.verdict) for c in checks],
+        ),
+        "",
+        "Positive controls",
+        *[
+            f"{control['family']}: " + ("caught" if control["caught"] else "NOT caught (inconclusive)")
+            for control in (run.controls or [])
+        ],
+    ]
     return "\n".join(lines)
 
 

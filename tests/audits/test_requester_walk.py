@@ -1,0 +1,170 @@
+"""Everything a requester can read is a release: a canary row run through the whole path never
+shows through any route the requester can open (API, dashboard, downloads), and no exact share
+of the real training rows appears in a JSON answer.
+
+The canary is one person with a category nobody else holds and a value far outside every other
+row (987,654,321) in a column whose domain is private. The audit's internal diagnostics name
+both (that is their job); the requester's views must not.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from audits.models import AuditRun
+from governance.models import DatasetVersion, Release, RequestState
+from governance.services import access_request_approve, dataset_register
+from synth_engine.models import GenerationJob
+from synth_engine.services import generation_job_start
+from tests.governance.factories import FIXTURES, PurposeFactory, request_file
+from tests.jobs.test_api_releases import client_as
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CANARY_CATEGORY = "Zq-canary-trade"
+CANARY_VALUE = 987_654_321
+FORBIDDEN = (CANARY_CATEGORY, "987654321", "987,654,321", "987 654 321", "9.877e+08", "9.8765e+08", "987654320")
+
+
+def _canary_source(folder: Path, schema: dict) -> tuple[Path, dict]:
+    frame = pd.read_csv(FIXTURES / "adult_2000.csv", dtype=str, keep_default_na=False)
+    canary = frame.iloc[[0]].copy()
+    canary["occupation"] = CANARY_CATEGORY
+    canary["fnlwgt"] = str(CANARY_VALUE)
+    frame = pd.concat([frame, canary], ignore_index=True)
+    # fnlwgt's domain becomes private (no declared bounds), so the canary's value is data, not clipped.
+    for column in schema["columns"]:
+        if column["name"] == "fnlwgt":
+            for key in ("min", "max", "domain_source"):
+                column.pop(key, None)
+    path = folder / "canary.csv"
+    frame.to_csv(path, index=False)
+    return path, schema
+
+
+def _routes(patterns=None, prefix: str = ""):
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern)
+
+
+def _urls(values: dict[str, list[str]]) -> list[str]:
+    """Every GET-able route, each parameter filled with every value the requester's objects give it."""
+    urls = []
+    for route in _routes():
+        if route.startswith("admin/") or route.startswith("^") or "(?P" in route:
+            continue
+        filled = ["/" + route]
+        for name in re.findall(r"<(?:\w+:)?(\w+)>", route):
+            options = values.get(name, [])
+            filled = [re.sub(rf"<(?:\w+:)?{name}>", str(option), url, count=1) for url in filled for option in options]
+        urls += filled
+    return sorted(set(urls))
+
+
+def _floats(node) -> list[float]:
+    if isinstance(node, float):
+        return [node]
+    if isinstance(node, dict):
+        return [value for item in node.values() for value in _floats(item)]
+    if isinstance(node, list):
+        return [value for item in node for value in _floats(item)]
+    return []
+
+
+def _real_shares(train: DatasetVersion) -> set[float]:
+    """Exact shares of each category in the real training rows, where they are not round numbers."""
+    frame = pd.read_csv(Path(settings.DATA_DIR) / train.storage_key, dtype=str, keep_default_na=False)
+    shares = set()
+    for column in frame.columns:
+        if frame[column].nunique() <= 50:
+            for share in frame[column].value_counts(normalize=True):
+                if abs(share * 100 - round(share * 100)) > 1e-6:  # skip shares a rounded value could equal
+                    shares.add(float(share))
+    return shares
+
+
+def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share(cast, adult_schema):
+    PurposeFactory(name="research", approvals_required=2)
+    with tempfile.TemporaryDirectory() as folder:
+        path, schema = _canary_source(Path(folder), adult_schema)
+        dataset_register(
+            actor=cast.steward,
+            name="canary",
+            path=path,
+            filename=path.name,
+            epsilon_cap="10",
+            delta_cap="1e-5",
+            schema=schema,
+        )
+    request = request_file(requester=cast.requester, dataset_name="canary", n_rows=600, seed=11)
+    access_request_approve(actor=cast.approver, request_id=request.pk)
+    access_request_approve(actor=cast.second_approver, request_id=request.pk)
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job = GenerationJob.objects.get(pk=job.pk)
+    request.refresh_from_db()
+    runs = list(AuditRun.objects.filter(request=request))
+    assert runs, "the automatic audit ran"
+    # The internal diagnostics do hold the canary: the walk below is not vacuous.
+    internal = json.dumps([check.details for run in runs for check in run.checks.all()], default=str)
+    internal += json.dumps([check.chart for run in runs for check in run.checks.all()], default=str)
+    assert CANARY_CATEGORY in internal or str(CANARY_VALUE) in internal
+
+    if request.state == RequestState.READY:
+        from audits.releases import release_create
+
+        release_create(actor=cast.approver, request_id=request.pk)
+    versions = DatasetVersion.objects.filter(dataset__name="canary")
+    values = {
+        "name": ["canary"],
+        "number": [str(v.number) for v in versions],
+        "request_id": [str(request.pk)],
+        "job_id": [str(job.pk)],
+        "run_id": [str(run.pk) for run in runs],
+        "version_id": [str(v.pk) for v in versions],
+        "release_id": [str(r.pk) for r in Release.objects.filter(request=request)],
+        "kind": ["data", "datasheet", "csv", "parquet"],
+        "format": ["csv", "json", "pdf"],
+    }
+    shares = _real_shares(job.train_version)
+    api, page = client_as(cast.requester), Client()
+    page.force_login(cast.requester)
+
+    opened = 0
+    for url in _urls(values):
+        client = api if url.startswith("/api/") else page
+        response = client.get(url)
+        if response.status_code != 200 or getattr(response, "streaming", False):
+            continue
+        content_type = response.get("Content-Type", "")
+        if not any(kind in content_type for kind in ("json", "html", "csv", "text")):
+            continue
+        opened += 1
+        text = response.content.decode("utf-8", errors="replace")
+        for needle in FORBIDDEN:
+            assert needle not in text, f"{url} shows {needle!r} to the requester"
+        if "json" in content_type:
+            leaked = [value for value in _floats(response.json()) if any(abs(value - s) < 1e-12 for s in shares)]
+            assert not leaked, f"{url} shows exact shares of the real training rows: {leaked[:5]}"
+    assert opened >= 15, f"the walk opened only {opened} pages"
+
+    # The CLI acting as the requester: `audit show` in both forms.
+    for run in runs:
+        for form in ([], ["--json"]):
+            out = io.StringIO()
+            call_command("audit", "show", str(run.pk), "--as", cast.requester.username, *form, stdout=out)
+            for needle in FORBIDDEN:
+                assert needle not in out.getvalue(), f"audit show {run.pk} {form} shows {needle!r}"
