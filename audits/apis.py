@@ -35,6 +35,7 @@ from core.apis import (
     paginated,
     paginated_response,
 )
+from core.auth import signed_in_user
 from core.errors import NotFoundError
 from core.limits import read_capped, upload_limit_install
 
@@ -153,7 +154,7 @@ class AuditRunListApi(APIView):
     def get(self, request: Request) -> Response:
         """Audit runs, newest first: those of the requests the user may see, and (stewards, approvers,
         auditors) external ones."""
-        queryset = filtered(AuditRunFilter, request, selectors.audit_run_list(user=request.user))
+        queryset = filtered(AuditRunFilter, request, selectors.audit_run_list(user=signed_in_user(request)))
         return paginated_response(
             request=request, view=self, queryset=queryset, serializer_class=AuditRunOutputSerializer
         )
@@ -163,7 +164,7 @@ class AuditRunDetailApi(APIView):
     @extend_schema(operation_id="audit_run_get", responses={200: AuditRunDetailOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, run_id: int) -> Response:
         """One run with every check, the positive controls and the signed datasheet; 404 when not visible."""
-        return _detail(selectors.audit_run_get(user=request.user, run_id=run_id))
+        return _detail(selectors.audit_run_get(user=signed_in_user(request), run_id=run_id))
 
 
 class AuditRunOnDemandApi(APIView):
@@ -190,7 +191,7 @@ class AuditRunOnDemandApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = services.audit_run_on_demand(
-            actor=request.user, version_id=version_id, seed=serializer.validated_data["seed"]
+            actor=signed_in_user(request), version_id=version_id, seed=serializer.validated_data["seed"]
         )
         return _detail(run, status.HTTP_201_CREATED)
 
@@ -236,7 +237,7 @@ class AuditExternalApi(APIView):
         fields = serializer.validated_data
         with uploads_saved(synthetic=fields["synthetic"], holdout=fields["holdout"]) as paths:
             run = services.audit_external(
-                actor=request.user,
+                actor=signed_in_user(request),
                 dataset_name=fields["dataset"],
                 synthetic_path=paths["synthetic"],
                 holdout_path=paths["holdout"],
@@ -262,7 +263,7 @@ class AuditDatasheetApi(FileDownloadMixin, APIView):
     )
     def get(self, request: Request, run_id: int) -> FileResponse:
         """The run's signed PDF datasheet, for anyone who may see the run."""
-        run = selectors.audit_run_get(user=request.user, run_id=run_id)
+        run = selectors.audit_run_get(user=signed_in_user(request), run_id=run_id)
         sheet = Datasheet.objects.filter(run=run).first()
         if sheet is None:
             raise NotFoundError(f"Audit run #{run.pk} has no signed datasheet.")
@@ -351,6 +352,6 @@ class RiskAcceptApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         acceptance = services.risk_accept(
-            actor=request.user, request_id=request_id, reason=serializer.validated_data["reason"]
+            actor=signed_in_user(request), request_id=request_id, reason=serializer.validated_data["reason"]
         )
         return Response(self.OutputSerializer(acceptance).data, status=status.HTTP_201_CREATED)

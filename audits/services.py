@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -72,7 +72,7 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
     )
 
 
-def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | None = None) -> AuditRun:
+def audit_run_on_demand(*, actor: User, version_id: int, seed: int | None = None) -> AuditRun:
     """Audit any synthetic or external version again (e.g. with a new seed or new thresholds)."""
 
     version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
@@ -104,7 +104,7 @@ def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | Non
 
 
 def audit_external(
-    *, actor: AbstractUser, dataset_name: str, synthetic_path: Path, holdout_path: Path, seed: int | None = None
+    *, actor: User, dataset_name: str, synthetic_path: Path, holdout_path: Path, seed: int | None = None
 ) -> AuditRun:
     """Audit synthetic data made elsewhere; the dataset's newest source version is its training data."""
     if not user_has_role(actor, Role.STEWARD):
@@ -163,7 +163,7 @@ def audit_run_execute(
     holdout_version: DatasetVersion,
     request: DataRequest | None,
     kind: str,
-    actor: AbstractUser | None,
+    actor: User | None,
     seed: int | None,
 ) -> AuditRun:
     """Run the whole suite, store every check, sign a datasheet, and move the request on."""
@@ -213,7 +213,7 @@ def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:
     return float(epsilon), float(delta)
 
 
-def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> None:
+def _audit_record(run: AuditRun, result: Any, actor: User | None) -> None:
     with transaction.atomic():
         CheckResult.objects.bulk_create([_check_row(run, check.to_dict()) for check in result.checks])
         run.status = VERDICT_STATUS[result.verdict]
@@ -255,7 +255,7 @@ def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:
     )
 
 
-def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | None) -> None:
+def _request_after_audit(request_id: int, run: AuditRun, actor: User | None) -> None:
     request = DataRequest.objects.select_for_update().get(pk=request_id)
     if request.state != RequestState.AUDITING:
         return  # an on-demand re-audit does not move a request that has moved on
@@ -269,7 +269,7 @@ def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | N
     )
 
 
-def _audit_error(run: AuditRun, request: DataRequest | None, actor: AbstractUser | None, error: str) -> AuditRun:
+def _audit_error(run: AuditRun, request: DataRequest | None, actor: User | None, error: str) -> AuditRun:
     with transaction.atomic():
         run.status, run.error, run.finished_at = AuditStatus.ERROR, error[:5000], timezone.now()
         run.save()
@@ -367,7 +367,7 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
     }
 
 
-def risk_accept(*, actor: AbstractUser, request_id: int, reason: str) -> RiskAcceptance:
+def risk_accept(*, actor: User, request_id: int, reason: str) -> RiskAcceptance:
     """An approver other than the requester accepts a failed audit, naming every failed check."""
 
     if not reason or not reason.strip():

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import (
     BaseCommand,
@@ -83,7 +83,7 @@ class SynthgateCommand(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Dispatch ``ACTION`` to ``handle_<action>(actor, options)``."""
-        handler: Callable[[AbstractUser | None, dict[str, Any]], None] = getattr(
+        handler: Callable[[User | None, dict[str, Any]], None] = getattr(
             self, "handle_" + options["action"].replace("-", "_")
         )
         handler(self.actor(options), options)
@@ -155,7 +155,7 @@ class SynthgateCommand(BaseCommand):
 
     # --- helpers for subclasses ---------------------------------------------------------
 
-    def actor(self, options: dict[str, Any]) -> AbstractUser | None:
+    def actor(self, options: dict[str, Any]) -> User | None:
         username = options.get("as_user")
         return None if username is None else user_acting(username)
 
@@ -180,7 +180,7 @@ def add_common_options(parser: ArgumentParser, *, needs_user: bool = True) -> No
     )
 
 
-def user_acting(username: str) -> AbstractUser:
+def user_acting(username: str) -> User:
     """The active user named by ``--as``; exit 2 if there is none."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:

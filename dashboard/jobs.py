@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import connections, transaction
 
 from core.context import channel
@@ -28,7 +28,7 @@ def runs_in_background() -> bool:
     return bool(settings.SYNTHGATE_DASHBOARD_BACKGROUND_JOBS)
 
 
-def job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
+def job_start(*, actor: User, request_id: int) -> GenerationJob:
     """Start the request's job through the service; errors reach the caller either way."""
     if not runs_in_background():
         return generation_job_start(actor=actor, request_id=request_id)

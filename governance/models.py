@@ -8,6 +8,7 @@ constraints and small properties over a row's own fields.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from django.conf import settings
 from django.db import models
@@ -15,9 +16,17 @@ from django.db.models import F, Q
 
 from core.models import TimestampedModel
 
+
+class DecimalDigits(TypedDict):
+    """The precision of a ``DecimalField``, typed so ``DecimalField(**digits)`` type-checks."""
+
+    max_digits: int
+    decimal_places: int
+
+
 # Exact amounts: NUMERIC in PostgreSQL, Decimal in Python, never float.
-EPSILON_DIGITS = {"max_digits": 24, "decimal_places": 12}
-DELTA_DIGITS = {"max_digits": 24, "decimal_places": 20}
+EPSILON_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": 12}
+DELTA_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": 20}
 
 
 class Role(models.TextChoices):

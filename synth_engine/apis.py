@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import DefaultPagination
+from core.auth import signed_in_user
 from synth_engine.selectors import (
     assurance_get,
     assurance_latest_list,
@@ -48,7 +49,7 @@ class JobOutputSerializer(serializers.Serializer):
 class JobListApi(APIView):
     @extend_schema(responses=JobOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        queryset = job_list(user=request.user)
+        queryset = job_list(user=signed_in_user(request))
         if status := request.query_params.get("status"):
             queryset = queryset.filter(status=status)
         if request_id := request.query_params.get("request"):
@@ -61,7 +62,7 @@ class JobListApi(APIView):
 class JobStartApi(APIView):
     @extend_schema(request=None, responses={201: JobOutputSerializer})
     def post(self, request: Request, request_id: int) -> Response:
-        job = generation_job_start(actor=request.user, request_id=request_id)
+        job = generation_job_start(actor=signed_in_user(request), request_id=request_id)
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=201)
 
@@ -69,14 +70,14 @@ class JobStartApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
-        return Response(JobOutputSerializer(job_get(user=request.user, job_id=job_id)).data)
+        return Response(JobOutputSerializer(job_get(user=signed_in_user(request), job_id=job_id)).data)
 
 
 class JobCancelApi(APIView):
     @extend_schema(request=None, responses=JobOutputSerializer)
     def post(self, request: Request, job_id: int) -> Response:
-        job_get(user=request.user, job_id=job_id)
-        return Response(JobOutputSerializer(generation_job_cancel(actor=request.user, job_id=job_id)).data)
+        job_get(user=signed_in_user(request), job_id=job_id)
+        return Response(JobOutputSerializer(generation_job_cancel(actor=signed_in_user(request), job_id=job_id)).data)
 
 
 class AssuranceRunOutputSerializer(serializers.Serializer):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,7 +50,7 @@ class JobCancelledError(Exception):
     """Raised between phases when a cancel was requested."""
 
 
-def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
+def generation_job_start(*, actor: User, request_id: int) -> GenerationJob:
     """Approved request → generating: create its job and queue it once the transaction commits."""
     from synth_engine.tasks import generation_job_execute
 
@@ -100,7 +100,7 @@ def _check_reservation(request: DataRequest) -> None:
         )
 
 
-def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
+def generation_job_cancel(*, actor: User, job_id: int) -> GenerationJob:
     """Cancel a queued job at once; ask a running one to stop at its next phase boundary."""
     with transaction.atomic():
         job = _job_locked(job_id)
@@ -416,7 +416,7 @@ def _rebalance_record(rebalance: dict[str, Any], train: pd.DataFrame, synthetic:
 
 
 def _finish_failed(
-    job_id: int, *, status: str, error: str, timings: dict[str, float] | None = None, actor: AbstractUser | None = None
+    job_id: int, *, status: str, error: str, timings: dict[str, float] | None = None, actor: User | None = None
 ) -> None:
     with transaction.atomic():
         job = _job_locked(job_id)
@@ -427,7 +427,7 @@ def _finish_failed(
         _mark_failed_locked(job, status=status, error=error, actor=actor)
 
 
-def _mark_failed_locked(job: GenerationJob, *, status: str, error: str, actor: AbstractUser | None = None) -> None:
+def _mark_failed_locked(job: GenerationJob, *, status: str, error: str, actor: User | None = None) -> None:
     """End a locked job; release the reservation only if the data was never touched."""
     request = DataRequest.objects.select_for_update().get(pk=job.request_id)
     job.status, job.error, job.finished_at = status, error[:5000], timezone.now()

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from audits.models import AuditStatus
 from audits.services import risk_accept
+from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard import jobs
 from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm
@@ -36,7 +37,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     filters = RequestFilterForm(request.GET or None)
     criteria = filters.cleaned_data if filters.is_valid() else {}
     queryset = request_page_list(
-        user=request.user,
+        user=signed_in_user(request),
         state=criteria.get("state", ""),
         dataset=criteria.get("dataset", ""),
         mine=criteria.get("mine", False),
@@ -48,17 +49,17 @@ def request_list(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "page": paginate(request, queryset),
             "query": query_without_page(request),
-            "can_create": user_has_role(request.user, Role.REQUESTER),
+            "can_create": user_has_role(signed_in_user(request), Role.REQUESTER),
         },
     )
 
 
 @dashboard_view
 def request_create(request: HttpRequest) -> HttpResponse:
-    if not user_has_role(request.user, Role.REQUESTER):
+    if not user_has_role(signed_in_user(request), Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
-    rows = dataset_rows(user=request.user)
-    purposes = list(purpose_list(user=request.user))
+    rows = dataset_rows(user=signed_in_user(request))
+    purposes = list(purpose_list(user=signed_in_user(request)))
     form = RequestCreateForm(
         request.POST or None, initial={"dataset": request.GET.get("dataset", "")}, **_create_choices(rows, purposes)
     )
@@ -145,7 +146,7 @@ def _plain(value: Any) -> str:
 
 def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
     return services.access_request_create(
-        actor=request.user,
+        actor=signed_in_user(request),
         dataset_name=data["dataset"],
         purpose_name=data["purpose"],
         epsilon=data["epsilon"],
@@ -163,7 +164,7 @@ def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
 
 @dashboard_view
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
-    return _request_page(request, request_get(user=request.user, request_id=request_id))
+    return _request_page(request, request_get(user=signed_in_user(request), request_id=request_id))
 
 
 def _request_page(
@@ -208,7 +209,7 @@ def _unmet(data_request: DataRequest) -> list[str]:
 
 def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: Any) -> dict[str, bool]:
     """Which buttons to show. The services decide again on every POST; this only hides what would be refused."""
-    user = request.user
+    user = signed_in_user(request)
     own = data_request.requester_id == user.pk
     approver = user_has_role(user, Role.APPROVER) and not own
     releaser = user_has_role(user, Role.STEWARD, Role.APPROVER)
@@ -236,7 +237,7 @@ def _action(
     @dashboard_view
     @require_POST
     def view(request: HttpRequest, request_id: int) -> HttpResponse:
-        data_request = request_get(user=request.user, request_id=request_id)
+        data_request = request_get(user=signed_in_user(request), request_id=request_id)
         form = ReasonForm(request.POST, prefix=reason_form) if reason_form else None
         reason = form.cleaned_data["reason"] if form is not None and form.is_valid() else ""
         try:
@@ -260,7 +261,7 @@ def _action(
 
 
 def _approve(request: HttpRequest, request_id: int, reason: str) -> str:
-    updated = services.access_request_approve(actor=request.user, request_id=request_id, reason=reason)
+    updated = services.access_request_approve(actor=signed_in_user(request), request_id=request_id, reason=reason)
     if updated.state == RequestState.APPROVED:
         return f"You approved request #{request_id}; it is approved and its budget is reserved."
     missing = updated.purpose.approvals_required - updated.approvals.filter(decision=Decision.APPROVE).count()
@@ -268,22 +269,22 @@ def _approve(request: HttpRequest, request_id: int, reason: str) -> str:
 
 
 def _reject(request: HttpRequest, request_id: int, reason: str) -> str:
-    services.access_request_reject(actor=request.user, request_id=request_id, reason=reason)
+    services.access_request_reject(actor=signed_in_user(request), request_id=request_id, reason=reason)
     return f"You rejected request #{request_id}."
 
 
 def _submit(request: HttpRequest, request_id: int, reason: str) -> str:
-    services.access_request_submit(actor=request.user, request_id=request_id)
+    services.access_request_submit(actor=signed_in_user(request), request_id=request_id)
     return f"Request #{request_id} submitted for approval."
 
 
 def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
-    services.access_request_withdraw(actor=request.user, request_id=request_id, reason=reason)
+    services.access_request_withdraw(actor=signed_in_user(request), request_id=request_id, reason=reason)
     return f"Request #{request_id} withdrawn; any reserved budget was released."
 
 
 def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
-    acceptance = risk_accept(actor=request.user, request_id=request_id, reason=reason)
+    acceptance = risk_accept(actor=signed_in_user(request), request_id=request_id, reason=reason)
     return (
         f"You accepted the risk of audit #{acceptance.run_id} (failed: "
         f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release."
@@ -291,12 +292,12 @@ def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
 
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
-    job = jobs.job_start(actor=request.user, request_id=request_id)
+    job = jobs.job_start(actor=signed_in_user(request), request_id=request_id)
     return f"Generation job #{job.pk} started."
 
 
 def _release(request: HttpRequest, request_id: int, reason: str) -> str:
-    release = services.release_create(actor=request.user, request_id=request_id)
+    release = services.release_create(actor=signed_in_user(request), request_id=request_id)
     return f"Released as release #{release.pk}, downloadable until {release.expires_at:%Y-%m-%d}."
 
 

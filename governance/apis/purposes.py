@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.auth import signed_in_user
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, epsilon_field
 from governance.models import RecipientKind
@@ -41,7 +42,7 @@ class PurposeListApi(APIView):
         return paginated_response(
             request=request,
             view=self,
-            queryset=selectors.purpose_list(user=request.user),
+            queryset=selectors.purpose_list(user=signed_in_user(request)),
             serializer_class=PurposeOutputSerializer,
         )
 
@@ -70,7 +71,7 @@ class PurposeCreateApi(APIView):
         """Define a purpose and its policy (steward); audit thresholds are validated against their schema."""
         serializer = PurposeCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        purpose = services.purpose_create(actor=request.user, **serializer.validated_data)
+        purpose = services.purpose_create(actor=signed_in_user(request), **serializer.validated_data)
         return Response(PurposeOutputSerializer(purpose).data, status=status.HTTP_201_CREATED)
 
 
@@ -82,4 +83,4 @@ class PurposeDetailApi(APIView):
     @extend_schema(operation_id="purpose_get", responses={200: PurposeOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
         """One purpose and its policy."""
-        return Response(PurposeOutputSerializer(selectors.purpose_get(user=request.user, name=name)).data)
+        return Response(PurposeOutputSerializer(selectors.purpose_get(user=signed_in_user(request), name=name)).data)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -71,7 +71,7 @@ def event_hash(
 
 def audit_event_record(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     action: str,
     obj: models.Model | None = None,
     object_type: str = "",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from core.errors import BudgetExhaustedError, ConflictError
@@ -61,7 +61,7 @@ def budget_balance(*, dataset: Dataset) -> BudgetBalance:
     )
 
 
-def budget_reserve(*, request: DataRequest, actor: AbstractUser) -> BudgetEntry:
+def budget_reserve(*, request: DataRequest, actor: User) -> BudgetEntry:
     """Reserve the request's (ε, δ); refuse with the remaining budget if a cap would be exceeded.
 
     The caller holds the dataset's row lock inside its transaction.
@@ -104,7 +104,7 @@ def budget_spend(
     delta: Decimal,
     mechanism: str,
     accountant: dict[str, Any],
-    actor: AbstractUser | None,
+    actor: User | None,
 ) -> BudgetEntry:
     """Turn the reservation into a spend of what the job's accountant plans; idempotent per request.
 
@@ -149,9 +149,7 @@ def budget_spend(
         return entry
 
 
-def budget_release(
-    *, request: DataRequest, actor: AbstractUser | None, note: str, job: Any = None
-) -> BudgetEntry | None:
+def budget_release(*, request: DataRequest, actor: User | None, note: str, job: Any = None) -> BudgetEntry | None:
     """Give back an outstanding reservation (withdrawn request, job failed before touching data)."""
     with transaction.atomic():
         Dataset.objects.select_for_update().get(pk=request.dataset_id)
@@ -171,7 +169,7 @@ def _entry_create(
     kind: str,
     epsilon: Decimal,
     delta: Decimal,
-    actor: AbstractUser | None,
+    actor: User | None,
     job: Any = None,
     mechanism: str = "",
     accountant: dict[str, Any] | None = None,

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -48,7 +48,7 @@ def release_conditions(*, request: DataRequest) -> list[str]:
     return unmet
 
 
-def release_create(*, actor: AbstractUser, request_id: int) -> Release:
+def release_create(*, actor: User, request_id: int) -> Release:
     """Release a ready request's synthetic version with its signed datasheet, until the purpose's expiry."""
 
     with transaction.atomic():
@@ -88,7 +88,7 @@ def release_create(*, actor: AbstractUser, request_id: int) -> Release:
         return release
 
 
-def release_download(*, actor: AbstractUser, release_id: int, kind: str) -> Path:
+def release_download(*, actor: User, release_id: int, kind: str) -> Path:
     """The path of a release's synthetic file or datasheet; every download is logged."""
     from governance.selectors import release_get
 
@@ -114,7 +114,7 @@ def release_download(*, actor: AbstractUser, release_id: int, kind: str) -> Path
     return Path(settings.DATA_DIR) / key
 
 
-def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Release:
+def release_revoke(*, actor: User, release_id: int, reason: str) -> Release:
     """Stop all further downloads of a release."""
     from core.errors import ValidationError
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -78,7 +78,7 @@ def _invalid_transition(request: DataRequest, action: str) -> InvalidTransitionE
 
 
 def request_transition(
-    *, request: DataRequest, target: str, actor: AbstractUser | None, action: str, extra: dict[str, Any] | None = None
+    *, request: DataRequest, target: str, actor: User | None, action: str, extra: dict[str, Any] | None = None
 ) -> DataRequest:
     """Move a locked request to ``target`` if the state machine allows it, and log the change."""
     if target not in TRANSITIONS[request.state]:
@@ -112,7 +112,7 @@ def access_request_lock(request_id: int) -> DataRequest:
 
 def access_request_create(
     *,
-    actor: AbstractUser,
+    actor: User,
     dataset_name: str,
     purpose_name: str,
     epsilon: Any,
@@ -328,7 +328,7 @@ def access_request_revalidate(*, request: DataRequest) -> None:
         ) from error
 
 
-def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataRequest:
+def access_request_submit(*, actor: User, request_id: int) -> DataRequest:
     """Draft → submitted; only the requester may submit."""
     with transaction.atomic():
         request = access_request_lock(request_id)
@@ -337,7 +337,7 @@ def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataReques
         return request_transition(request=request, target=S.SUBMITTED, actor=actor, action="submit")
 
 
-def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
+def access_request_withdraw(*, actor: User, request_id: int, reason: str = "") -> DataRequest:
     """The requester withdraws; an outstanding reservation is released in the same transaction."""
     reason = text_checked(reason, field="reason")
     with transaction.atomic():
@@ -351,7 +351,7 @@ def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str
         return request
 
 
-def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
+def access_request_approve(*, actor: User, request_id: int, reason: str = "") -> DataRequest:
     """Record one approval; the last one the purpose requires reserves the budget (four-eyes)."""
     reason = text_checked(reason, field="reason")
     with transaction.atomic():
@@ -373,7 +373,7 @@ def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str 
         )
 
 
-def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) -> DataRequest:
+def access_request_reject(*, actor: User, request_id: int, reason: str) -> DataRequest:
     """One approver's rejection, with a reason, ends the request."""
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to reject a request.", extra={"field": "reason"})
@@ -389,7 +389,7 @@ def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) 
         )
 
 
-def _approval_create(*, actor: AbstractUser, request: DataRequest, decision: str, reason: str) -> Approval:
+def _approval_create(*, actor: User, request: DataRequest, decision: str, reason: str) -> Approval:
     try:
         with transaction.atomic():
             approval = Approval.objects.create(
@@ -409,13 +409,13 @@ def _approval_create(*, actor: AbstractUser, request: DataRequest, decision: str
     return approval
 
 
-def _require_owner(actor: AbstractUser, request: DataRequest, action: str) -> None:
+def _require_owner(actor: User, request: DataRequest, action: str) -> None:
     _require_visible(actor, request)
     if request.requester_id != actor.pk:
         raise PermissionDeniedError(f"Only the requester can {action} request #{request.pk}.")
 
 
-def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> None:
+def _require_decider(actor: User, request: DataRequest, action: str) -> None:
     _require_visible(actor, request)
     if request.requester_id == actor.pk:
         raise FourEyesError(f"You filed request #{request.pk}; a requester can never {action} their own request.")
@@ -425,7 +425,7 @@ def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> 
         raise _invalid_transition(request, action)
 
 
-def _require_visible(actor: AbstractUser, request: DataRequest) -> None:
+def _require_visible(actor: User, request: DataRequest) -> None:
 
     if not request_visible_to(actor, request):
         raise NotFoundError(f"No request #{request.pk}.")

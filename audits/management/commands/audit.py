@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from audits.apis import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
 from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
@@ -54,10 +54,10 @@ class Command(SynthgateCommand):
         accept.add_argument("request_id", type=int, metavar="REQUEST_ID")
         accept.add_argument("--reason", required=True)
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         self.show_run(audit_run_get(user=actor, run_id=options["run_id"]))
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         runs = audit_run_list(user=actor)
         for option, field in (("status", "status"), ("version", "version_id"), ("request", "request_id")):
             if options[option] is not None:
@@ -84,12 +84,12 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_run(self, actor: User, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
         run = audit_run_on_demand(actor=actor, version_id=options["version_id"], seed=options["seed"])
         self.show_run(audit_run_get(user=actor, run_id=run.pk))
 
-    def handle_external(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_external(self, actor: User, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
         paths = {option: _existing_file(options[option], option=f"--{option}") for option in ("synthetic", "holdout")}
         run = audit_external(
@@ -101,7 +101,7 @@ class Command(SynthgateCommand):
         )
         self.show_run(audit_run_get(user=actor, run_id=run.pk))
 
-    def handle_accept_risk(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_accept_risk(self, actor: User, options: dict[str, Any]) -> None:
         acceptance = risk_accept(actor=actor, request_id=options["request_id"], reason=options["reason"])
         data = RiskAcceptApi.OutputSerializer(acceptance).data
         self.emit(

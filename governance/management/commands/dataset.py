@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
@@ -78,7 +78,7 @@ class Command(SynthgateCommand):
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
         show.add_argument("name", metavar="NAME")
 
-    def handle_register(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_register(self, actor: User, options: dict[str, Any]) -> None:
         path = Path(options["path"])
         if not path.is_file():
             raise CliError(f"No such file: {path}.", code="not_found", extra={"path": str(path)})
@@ -99,7 +99,7 @@ class Command(SynthgateCommand):
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}
         self.emit(data, lambda: _registration_text(version, created=result.created, warnings=result.warnings))
 
-    def handle_declare(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_declare(self, actor: User, options: dict[str, Any]) -> None:
         changes: dict[str, Any] = dict.fromkeys(options["clear"])
         if options["role"]:
             changes["role"] = options["role"]
@@ -127,7 +127,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         data = []
         for dataset in dataset_list(user=actor):
             latest = dataset_latest_source(dataset=dataset)
@@ -157,7 +157,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         dataset = dataset_get(user=actor, name=options["name"])
         versions = list(dataset_version_list(dataset=dataset))
         latest = dataset_latest_source(dataset=dataset)

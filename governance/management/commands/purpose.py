@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields, table
@@ -21,7 +21,7 @@ class Command(SynthgateCommand):
         show = self.add_subcommand(actions, "show", "one purpose's policy and audit thresholds")
         show.add_argument("name", metavar="NAME")
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         data = [purpose_data(purpose) for purpose in purpose_list(user=actor)]
         self.emit(
             data,
@@ -41,7 +41,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         data = purpose_data(purpose_get(user=actor, name=options["name"]))
         self.emit(
             data,
