@@ -9,21 +9,35 @@ inconclusive and cannot pass a release.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, RiskAcceptance
+from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, ReleaseDatasheet, RiskAcceptance
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
+from core.liveness import connection_lost, database_reconnect, heartbeat, row_locked_by_live_work
+from core.schedules import periodic_task_ensure
 from governance.ingest import load_canonical, read_table
-from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
+from governance.models import (
+    DataRequest,
+    Dataset,
+    DatasetVersion,
+    Decision,
+    Release,
+    RequestState,
+    Role,
+    VersionKind,
+)
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
@@ -33,6 +47,7 @@ from governance.services import (
     ingest_limits,
     request_transition,
 )
+from synth_engine.models import GenerationJob
 
 logger = logging.getLogger(__name__)
 VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "inconclusive": AuditStatus.INCONCLUSIVE}
@@ -53,17 +68,16 @@ def audit_thresholds_for(request: DataRequest | None) -> dict[str, Any]:
 
 def audit_run_for_job(*, job_id: int) -> AuditRun:
     """The audit that follows a generation job; moves the request to ready or blocked."""
-    from synth_engine.models import GenerationJob
-
-    job = GenerationJob.objects.select_related("request", "output_version", "holdout_version").get(pk=job_id)
+    job = GenerationJob.objects.select_related("request", "output_version", "holdout_version", "train_version").get(
+        pk=job_id
+    )
     existing = AuditRun.objects.filter(version=job.output_version, kind=AuditKind.GENERATION).first()
     if existing is not None and existing.status != AuditStatus.RUNNING:
         return existing  # a redelivered task: the audit already ran
-    train = job.request.dataset.versions.get(pk=job.output_version.lineage["train_version"])
     seed = job.seed if job.seed is not None else None
     return audit_run_execute(
         version=job.output_version,
-        train_version=train,
+        train_version=job.train_version,
         holdout_version=job.holdout_version,
         request=job.request,
         kind=AuditKind.GENERATION,
@@ -156,6 +170,29 @@ def audit_external(
     )
 
 
+def _fidelity_noise(request: DataRequest | None, train_version: DatasetVersion) -> dict[str, float] | None:
+    """The generator's predicted noise error for this request (public inputs only), which with
+    the holdout's sampling floor sets the fidelity limits; ``None`` when it cannot be predicted."""
+    from audits.outlook import PredictionUnavailableError, fidelity_noise_for
+
+    if request is None:
+        return None
+    try:
+        prediction = fidelity_noise_for(
+            schema=train_version.schema,
+            n_train=train_version.n_rows,
+            n_rows=request.n_rows,
+            epsilon=float(request.epsilon),
+            delta=float(request.delta),
+            generator=request.generator,
+            generator_params=request.generator_params or {},
+        )
+    except PredictionUnavailableError as error:
+        logger.info("Audit of request %s: %s", request.pk, error)
+        return None
+    return prediction.noise
+
+
 def audit_run_execute(
     *,
     version: DatasetVersion,
@@ -167,8 +204,6 @@ def audit_run_execute(
     seed: int | None,
 ) -> AuditRun:
     """Run the whole suite, store every check, sign a datasheet, and move the request on."""
-    from audits.metrics import run_audit
-
     seed = seed if seed is not None else secrets.randbits(31)
     thresholds = audit_thresholds_for(request)
     run = AuditRun.objects.create(
@@ -180,8 +215,18 @@ def audit_run_execute(
         seed=seed,
         thresholds=thresholds,
         requested_by=actor,
+        heartbeat_at=timezone.now(),
     )
     audit_event_record(actor=actor, action="audit.start", obj=run, after={"version": version.pk, "kind": kind})
+    with heartbeat(AuditRun, run.pk):
+        return _audit_run_finish(run, request, actor)
+
+
+def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | None) -> AuditRun:
+    from audits.metrics import run_audit
+
+    version, train_version, holdout_version = run.version, run.train_version, run.holdout_version
+    thresholds, seed = run.thresholds, run.seed
     try:
         result = run_audit(
             version_frame(train_version),
@@ -191,12 +236,16 @@ def audit_run_execute(
             thresholds=thresholds,
             random_state=seed,
             n_targets=settings.SYNTHGATE_AUDIT_TARGETS,
+            n_jobs=settings.SYNTHGATE_AUDIT_THREADS or None,
+            fidelity_noise=_fidelity_noise(request, train_version),
             privacy_claim=_privacy_claim(version),
         )
         _audit_record(run, result, actor)
         datasheet_issue(run=run)
     except Exception as error:  # an audit that cannot finish must still end, and block the request
         logger.exception("Audit run %s failed", run.pk)
+        if connection_lost(error) and not database_reconnect():
+            raise  # no database to record it in: the reaper ends the run once it is back
         return _audit_error(run, request, actor, f"{type(error).__name__}: {error}")
     if request is not None:
         with transaction.atomic():
@@ -257,6 +306,13 @@ def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:
 
 def _request_after_audit(request_id: int, run: AuditRun, actor: User | None) -> None:
     request = DataRequest.objects.select_for_update().get(pk=request_id)
+    if request.state == RequestState.BLOCKED and run.status == AuditStatus.PASSED and _blocked_by_error(request, run):
+        # The block came from an audit that could not finish (error, worker lost), not from a
+        # failed check: a re-run that passes lets the request on.
+        request_transition(
+            request=request, target=RequestState.READY, actor=actor, action="audited", extra={"audit_run": run.pk}
+        )
+        return
     if request.state != RequestState.AUDITING:
         return  # an on-demand re-audit does not move a request that has moved on
     target = RequestState.READY if run.status == AuditStatus.PASSED else RequestState.BLOCKED
@@ -266,6 +322,43 @@ def _request_after_audit(request_id: int, run: AuditRun, actor: User | None) -> 
         actor=actor,
         action="audited",
         extra={"audit_run": run.pk, "status": run.status, "failed_checks": run.failed_checks},
+    )
+
+
+def _blocked_by_error(request: DataRequest, run: AuditRun) -> bool:
+    earlier = request.audit_runs.exclude(pk=run.pk).exclude(status=AuditStatus.RUNNING).order_by("-id")
+    statuses = list(earlier.values_list("status", flat=True))
+    return bool(statuses) and all(status == AuditStatus.ERROR for status in statuses)
+
+
+def audit_runs_reap() -> list[AuditRun]:
+    """End every running audit whose heartbeat stopped (its worker is gone) as ``error``, blocking
+    its request until a re-run (``audit run VERSION``) passes."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS)
+    stale = AuditRun.objects.filter(status=AuditStatus.RUNNING).filter(
+        models.Q(heartbeat_at__lt=cutoff) | models.Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    reaped = []
+    for run_id in stale.values_list("pk", flat=True):
+        if row_locked_by_live_work(AuditRun, run_id):
+            continue
+        with transaction.atomic():
+            run = AuditRun.objects.select_for_update().get(pk=run_id)
+            if run.status != AuditStatus.RUNNING or (run.heartbeat_at or run.created_at) >= cutoff:
+                continue
+            since = (run.heartbeat_at or run.created_at).isoformat(timespec="seconds")
+            error = f"Ended by the reaper: the worker running this audit was lost (no heartbeat since {since})."
+            reaped.append(_audit_error(run, run.request, None, error))
+    return reaped
+
+
+def audit_reaper_schedule_ensure() -> Any:
+    """Register the beat entry that ends audit runs whose worker is gone (``synthgate init``)."""
+    return periodic_task_ensure(
+        name="synthgate: end audit runs whose worker is gone",
+        task="audits.tasks.audit_runs_reap_stale",
+        every_seconds=settings.SYNTHGATE_REAPER_TICK_SECONDS,
+        description="audits.services.audit_runs_reap: running audits with no heartbeat end as error.",
     )
 
 
@@ -323,9 +416,10 @@ def datasheet_issue(*, run: AuditRun) -> Datasheet:
     return sheet
 
 
-def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
+def datasheet_verify(*, pdf_bytes: bytes, release_id: int | None = None) -> dict[str, Any]:
     """Verify a datasheet: signature intact, valid, trusted, covering the whole file, and the
-    file's SHA-256 equal to the one recorded when it was signed."""
+    file's SHA-256 equal to the one recorded when it was signed. Given ``release_id``, it must
+    also be that release's datasheet, naming that release and its synthetic version."""
     import hashlib
 
     from audits.compliance import compliance_report_recorded
@@ -334,23 +428,35 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
 
     sha256 = hashlib.sha256(pdf_bytes).hexdigest()
     recorded = Datasheet.objects.select_related("version").filter(sha256=sha256).first()
+    issued = ReleaseDatasheet.objects.select_related("release__version").filter(sha256=sha256).first()
     # A signed compliance report is accepted the same way (it names no dataset version).
-    compliance = None if recorded else compliance_report_recorded(sha256=sha256)
-    known = recorded is not None or compliance is not None
+    compliance = None if recorded or issued else compliance_report_recorded(sha256=sha256)
+    known = recorded is not None or issued is not None or compliance is not None
+    problems: list[str] = []
+    expected_version = recorded.version if recorded else issued.release.version if issued else None
+    if release_id is not None:
+        release = Release.objects.select_related("version").filter(pk=release_id).first()
+        if release is None:
+            problems.append(f"There is no release #{release_id}.")
+        else:
+            expected_version = release.version
+            if issued is None or issued.release_id != release.pk:
+                problems.append(f"This file is not the datasheet issued for release #{release_id}.")
     report = verify_pdf(
         pdf_bytes,
         trusted_certs=trusted_certificates(),
         expected_sha256=sha256 if known else None,
-        expected_version_hash=recorded.version.content_hash if recorded else None,
+        expected_version_hash=expected_version.content_hash if expected_version else None,
+        expected_release_id=str(release_id) if release_id is not None else None,
     )
-    problems = list(report.problems)
+    problems += report.problems
     if not known:
         problems.append(
             "No datasheet with this SHA-256 was ever signed here: the file is not one this "
             "platform issued, or it was changed after signing."
         )
     return {
-        "ok": report.ok and known,
+        "ok": report.ok and known and not problems,
         "intact": report.intact,
         "valid": report.valid,
         "trusted": report.trusted,
@@ -360,19 +466,26 @@ def datasheet_verify(*, pdf_bytes: bytes) -> dict[str, Any]:
         "sha256": sha256,
         "sha256_matches_record": known,
         "version_hash": report.version_hash,
+        "release": int(report.release_id) if report.release_id and report.release_id.isdigit() else None,
         "datasheet": recorded.pk if recorded else None,
+        "release_datasheet": issued.pk if issued else None,
         "compliance_report": compliance.pk if compliance else None,
         "problems": problems,
         "notes": list(report.notes),
     }
 
 
-def risk_accept(*, actor: User, request_id: int, reason: str) -> RiskAcceptance:
-    """An approver other than the requester accepts a failed audit, naming every failed check."""
+MIN_REASON_CHARS = 20
+MIN_REASON_WORDS = 4
 
-    if not reason or not reason.strip():
-        raise ValidationError("A reason is required to accept the risk of a failed audit.", extra={"field": "reason"})
-    reason = text_checked(reason, field="reason")
+
+def risk_accept(*, actor: User, request_id: int, reasons: Mapping[str, str]) -> RiskAcceptance:
+    """A second approver accepts a failed audit check by check, with a reason for each failed check.
+
+    Four eyes on the exception: the acceptor is an approver who neither filed the request nor was
+    its only approver. ``reasons`` must name exactly the latest run's failed checks.
+    """
+    reasons = _reasons_checked(reasons)
     with transaction.atomic():
         request = access_request_lock(request_id)
         if not request_visible_to(actor, request):
@@ -386,14 +499,27 @@ def risk_accept(*, actor: User, request_id: int, reason: str) -> RiskAcceptance:
                 "latest audit failed (an inconclusive audit — positive control not caught — cannot be accepted).",
                 extra={"state": request.state, "audit_status": getattr(run, "status", None)},
             )
+        _acceptor_not_sole_approver(request, actor)
+        _reasons_name_the_failed_checks(reasons, run)
+        summary = "; ".join(f"{name}: {reasons[name]}" for name in run.failed_checks)
         acceptance = RiskAcceptance.objects.create(
-            run=run, request=request, approver=actor, reason=reason, failed_checks=run.failed_checks
+            run=run,
+            request=request,
+            approver=actor,
+            reason=summary,
+            failed_checks=run.failed_checks,
+            reasons={name: reasons[name] for name in run.failed_checks},
         )
         audit_event_record(
             actor=actor,
             action="audit.risk_accept",
             obj=acceptance,
-            after={"request": request.pk, "audit_run": run.pk, "failed_checks": run.failed_checks, "reason": reason},
+            after={
+                "request": request.pk,
+                "audit_run": run.pk,
+                "failed_checks": run.failed_checks,
+                "reasons": acceptance.reasons,
+            },
         )
         request_transition(
             request=request,
@@ -403,3 +529,50 @@ def risk_accept(*, actor: User, request_id: int, reason: str) -> RiskAcceptance:
             extra={"audit_run": run.pk, "failed_checks": run.failed_checks},
         )
         return acceptance
+
+
+def _reasons_checked(reasons: Mapping[str, str]) -> dict[str, str]:
+    """Each reason long enough, several distinct words, not the check's name, and not the same text twice."""
+    if not isinstance(reasons, Mapping) or not reasons:
+        raise ValidationError("Name each failed check you accept, with a reason for each.", extra={"field": "reasons"})
+    checked: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name, reason in reasons.items():
+        text = text_checked(str(reason or "").strip(), field="reasons")
+        sequence = re.findall(r"[^\W_]+", text.lower())
+        words = {word for word in sequence if word.isalpha() and word not in name.lower().split("_")}
+        if len(text) < MIN_REASON_CHARS or len(words) < MIN_REASON_WORDS:
+            raise ValidationError(
+                f"The reason for accepting {name!r} is too short: say in at least {MIN_REASON_CHARS} characters and "
+                f"{MIN_REASON_WORDS} distinct words, other than the check's name, why this failure is acceptable.",
+                extra={"field": "reasons", "check": name},
+            )
+        key = " ".join(sequence)
+        if key in seen:
+            raise ValidationError(
+                f"The reasons for {seen[key]!r} and {name!r} are the same; give each failed check its own reason.",
+                extra={"field": "reasons", "check": name},
+            )
+        seen[key], checked[str(name)] = str(name), text
+    return checked
+
+
+def _acceptor_not_sole_approver(request: DataRequest, actor: User) -> None:
+    approvers = set(request.approvals.filter(decision=Decision.APPROVE).values_list("approver_id", flat=True))
+    if approvers == {actor.pk}:
+        raise PermissionDeniedError(
+            "You were this request's only approver; another approver must accept the risk (four eyes on the exception)."
+        )
+
+
+def _reasons_name_the_failed_checks(reasons: dict[str, str], run: AuditRun) -> None:
+    failed, named = set(run.failed_checks), set(reasons)
+    if failed != named:
+        missing, unknown = sorted(failed - named), sorted(named - failed)
+        raise ValidationError(
+            "A risk acceptance names each failed check with its own reason"
+            + (f"; no reason given for {', '.join(missing)}" if missing else "")
+            + (f"; {', '.join(unknown)} did not fail" if unknown else "")
+            + ".",
+            extra={"field": "reasons", "failed_checks": run.failed_checks, "missing": missing, "unknown": unknown},
+        )

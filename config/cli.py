@@ -6,10 +6,17 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import os
 import sys
 from pathlib import Path
+
+from django.core.management import BaseCommand, ManagementUtility
+
+from config.completion import completion_main
+
+USAGE_EXIT = 2
 
 # The apps whose management commands make up the `synthgate` CLI.
 PROJECT_APPS = ("core", "governance", "synth_engine", "audits")
@@ -44,6 +51,14 @@ def _command_help(path: Path) -> str:
     return ""
 
 
+def synthgate_version() -> str:
+    """The installed package's version (pyproject.toml), not Django's."""
+    try:
+        return importlib.metadata.version("synthgate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: run scripts/setup.sh)"
+
+
 def usage() -> str:
     commands = project_commands()
     width = max((len(name) for name in commands), default=0)
@@ -51,17 +66,35 @@ def usage() -> str:
     return (
         "usage: synthgate COMMAND [ACTION] [ARGS...]\n\ncommands:\n"
         + lines
-        + "\n\n`synthgate COMMAND --help` describes a command; any Django management command also works, "
-        "e.g. `synthgate migrate`."
+        + "\n\nother:\n  --version   print Synthgate's version\n"
+        "  completion  print a shell completion script: `synthgate completion bash|zsh`\n"
+        '\nThe acting user is --as USER, else $SYNTHGATE_USER, else user = "NAME" in '
+        "~/.config/synthgate/config.toml.\n"
+        "`synthgate COMMAND --help` describes a command, its actions and examples; any Django management "
+        "command also works, e.g. `synthgate migrate`."
     )
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    from django.core.management import execute_from_command_line
 
     args = sys.argv[1:]
     if not args or args[0] in {"-h", "--help"} or args == ["help"]:
         print(usage())
         return
-    execute_from_command_line(["synthgate", *args])
+    if args[0] in {"--version", "version"}:
+        print(f"synthgate {synthgate_version()}")
+        return
+    if args[0] == "completion":
+        sys.exit(completion_main(args[1:], commands=list(project_commands())))
+    SynthgateUtility(["synthgate", *args]).execute()
+
+
+class SynthgateUtility(ManagementUtility):
+    """Django's dispatcher, except that an unknown command is a user mistake: exit status 2."""
+
+    def fetch_command(self, subcommand: str) -> BaseCommand:
+        try:
+            return super().fetch_command(subcommand)
+        except SystemExit as stop:
+            raise SystemExit(USAGE_EXIT if stop.code == 1 else stop.code) from None

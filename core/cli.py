@@ -11,12 +11,16 @@ stderr with ``--json``; never a traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import sys
-from argparse import ArgumentParser
+import tomllib
+from argparse import SUPPRESS, ArgumentParser, RawDescriptionHelpFormatter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
@@ -50,8 +54,27 @@ class CliError(CommandError):
         self.reported = False
 
 
+# Arguments that recur across commands get one description, here, when a command gives none.
+COMMON_HELP = {
+    "request_id": "the request's id (see `synthgate request list`)",
+    "job_id": "the job's id (see `synthgate job list`)",
+    "release_id": "the release's id (see `synthgate release list`)",
+    "run_id": "the audit run's id (see `synthgate audit list`)",
+    "version_id": "the dataset version's id (see `synthgate dataset show NAME`)",
+    "reason": "why, in words the audit log and the requester will read",
+    "dataset": "the dataset's name (see `synthgate dataset list`)",
+    "purpose": "the purpose's name (see `synthgate purpose list`)",
+}
+
+
 class SynthgateParser(CommandParser):
     """Bad arguments raise a ``CliError`` (exit 2) both from the console and from call_command."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        action = super().add_argument(*args, **kwargs)
+        if action.help is None:
+            action.help = COMMON_HELP.get(action.dest)
+        return action
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CliError(f"{self.prog}: {message}", code="usage", extra={"usage": self.format_usage().strip()})
@@ -65,17 +88,35 @@ class SynthgateCommand(BaseCommand):
     # False for `init`, which creates the tables the others need.
     requires_database = True
 
+    def get_version(self) -> str:
+        """``synthgate COMMAND --version`` prints Synthgate's version, not Django's."""
+        try:
+            return importlib.metadata.version("synthgate")
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    # Shown under a command's help: a few real invocations (set by each command).
+    examples: tuple[str, ...] = ()
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        kwargs.setdefault("formatter_class", RawDescriptionHelpFormatter)
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # Django builds a CommandParser; ours differs only in how it reports errors.
         parser.__class__ = SynthgateParser
+        hide_django_options(parser)
+        if self.examples:
+            parser.epilog = "examples:\n" + "\n".join(f"  {example}" for example in self.examples)
         return parser
 
     def add_subcommands(self, parser: ArgumentParser) -> Any:
-        return parser.add_subparsers(dest="action", required=True, parser_class=SynthgateParser)
+        return parser.add_subparsers(dest="action", required=True, parser_class=SynthgateParser, title="actions")
 
     def add_subcommand(self, subparsers: Any, name: str, help_text: str, *, needs_user: bool = True) -> ArgumentParser:
         parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        examples = [example for example in self.examples if f" {name} " in f" {example} "]
+        if examples:
+            parser.formatter_class = RawDescriptionHelpFormatter
+            parser.epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
         # Name the actions in usage and in the "required" error, not just the word "action".
         subparsers.metavar = "{" + ",".join(subparsers.choices) + "}"
         add_common_options(parser, needs_user=needs_user)
@@ -156,8 +197,23 @@ class SynthgateCommand(BaseCommand):
     # --- helpers for subclasses ---------------------------------------------------------
 
     def actor(self, options: dict[str, Any]) -> User | None:
-        username = options.get("as_user")
-        return None if username is None else user_acting(username)
+        """The person the command acts as: ``--as``, else ``SYNTHGATE_USER``, else the config file.
+
+        Commands that work without one (``user create`` bootstrapping the platform) take only
+        an explicit ``--as``.
+        """
+        username, source = options.get("as_user"), "given with --as"
+        if username is None and options.get("needs_user", True):
+            username, source = default_user()
+        if username is None:
+            if options.get("needs_user", True):
+                raise CliError(
+                    "This command acts as a person: give --as USER, set SYNTHGATE_USER=USER, or write "
+                    f'user = "USER" in {cli_config_path() or "a config file named by SYNTHGATE_CONFIG"}.',
+                    code="no_user",
+                )
+            return None
+        return user_acting(username, source=source)
 
     def emit(self, data: Any, text: Callable[[], str] | str) -> None:
         """Print ``data`` as JSON with --json, otherwise the human-readable ``text``."""
@@ -167,26 +223,70 @@ class SynthgateCommand(BaseCommand):
             self.stdout.write(text() if callable(text) else text)
 
 
+DJANGO_OPTIONS = {
+    "--settings",
+    "--pythonpath",
+    "--traceback",
+    "--verbosity",
+    "--no-color",
+    "--force-color",
+    "--skip-checks",
+    "--version",
+}
+
+
+def hide_django_options(parser: ArgumentParser) -> None:
+    """Keep Django's own options working but out of the help: they are not Synthgate's interface."""
+    for action in parser._actions:
+        if DJANGO_OPTIONS & set(action.option_strings):
+            action.help = SUPPRESS
+
+
 def add_common_options(parser: ArgumentParser, *, needs_user: bool = True) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON (decimals as strings)")
     parser.add_argument(
         "--as",
         dest="as_user",
         metavar="USER",
-        required=needs_user,
         default=None,
-        help="act as this user (recorded in the audit log with channel 'cli')"
-        + ("" if needs_user else "; optional here"),
+        help="act as this user, recorded in the audit log with channel 'cli'"
+        + (
+            " (default: $SYNTHGATE_USER, else user = ... in the config file)"
+            if needs_user
+            else "; without it the operator acts (bootstrapping)"
+        ),
     )
+    parser.set_defaults(needs_user=needs_user)
 
 
-def user_acting(username: str) -> User:
-    """The active user named by ``--as``; exit 2 if there is none."""
+def cli_config_path() -> Path | None:
+    """The CLI's small config file (``SYNTHGATE_CONFIG``, default ``~/.config/synthgate/config.toml``)."""
+    configured = settings.SYNTHGATE_CLI_CONFIG
+    return Path(configured).expanduser() if configured else None
+
+
+def default_user() -> tuple[str | None, str]:
+    """The acting user when ``--as`` is absent, and where it came from (for error messages)."""
+    if settings.SYNTHGATE_USER:
+        return settings.SYNTHGATE_USER, "from SYNTHGATE_USER"
+    path = cli_config_path()
+    if path is None or not path.is_file():
+        return None, ""
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise CliError(f"Cannot read the config file {path}: {error}.", code="bad_config") from error
+    user = config.get("user")
+    if user is not None and not isinstance(user, str):
+        raise CliError(f'user in {path} must be a string, e.g. user = "alice".', code="bad_config")
+    return user, f"from {path}"
+
+
+def user_acting(username: str, *, source: str = "given with --as") -> User:
+    """The active user named by ``--as`` (or the default); exit 2 if there is none."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
-        raise CliError(
-            f"No user named {username!r} (given with --as).", code="unknown_user", extra={"username": username}
-        )
+        raise CliError(f"No user named {username!r} ({source}).", code="unknown_user", extra={"username": username})
     if not user.is_active:
         raise CliError(
             f"User {username!r} is deactivated and cannot act.", code="inactive_user", extra={"username": username}

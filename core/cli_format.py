@@ -12,15 +12,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-
-def decimal_text(value: Decimal) -> str:
-    """The exact value without trailing zeros or exponent: 0.00000100000000000000 → 0.000001."""
-    return format(value.normalize(), "f")
+from core.amounts import amount_text
 
 
 def json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return decimal_text(value)
+        return amount_text(value)
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
@@ -34,7 +31,7 @@ def cell(value: Any) -> str:
     if value is None or value == "":
         return "-"
     if isinstance(value, Decimal):
-        return decimal_text(value)
+        return amount_text(value)
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, bool):

@@ -200,3 +200,16 @@ class ComplianceFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         _choice_field(self, "dataset").choices = [("", "All datasets")] + [(d, d) for d in datasets]
         _choice_field(self, "purpose").choices = [("", "All purposes")] + [(p, p) for p in purposes]
+
+
+class RiskAcceptForm(forms.Form):
+    """One reason per failed check: a risk acceptance names each check it accepts."""
+
+    def __init__(self, *args: Any, failed_checks: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in failed_checks:
+            self.fields[name] = forms.CharField(
+                label=f"Why is the failure of {name} acceptable?",
+                widget=forms.Textarea(attrs={"rows": 2}),
+                required=False,
+            )

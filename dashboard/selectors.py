@@ -17,6 +17,7 @@ from django.utils import timezone
 from audits.models import AuditRun, AuditStatus, Datasheet, RiskAcceptance
 from audits.selectors import audit_run_list
 from governance.cli_format import public_domain
+from governance.ledger import BudgetBalance
 from governance.models import (
     Approval,
     AuditEvent,
@@ -25,15 +26,13 @@ from governance.models import (
     Dataset,
     DatasetVersion,
     Download,
-    EntryKind,
     Release,
     RequestState,
     Role,
     VersionKind,
 )
 from governance.permissions import SEE_ALL_REQUESTS, user_has_role
-from governance.selectors import dataset_list, release_list, request_list
-from governance.services import BudgetBalance
+from governance.selectors import budget_balances, dataset_list, release_list, request_list
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_list
 
@@ -46,30 +45,6 @@ IN_FLIGHT_STATES = (RequestState.GENERATING, RequestState.AUDITING)
 
 
 # --------------------------------------------------------------------------------- budget
-
-
-def budget_balances(*, datasets: list[Dataset]) -> dict[int, BudgetBalance]:
-    """The balance of each dataset from one ledger query, summed exactly as ``budget_balance`` does."""
-    totals: dict[int, dict[str, list[Decimal]]] = defaultdict(lambda: {k: [ZERO, ZERO] for k in EntryKind.values})
-    rows = BudgetEntry.objects.filter(dataset__in=[d.pk for d in datasets]).values_list(
-        "dataset_id", "kind", "epsilon", "delta"
-    )
-    for dataset_id, kind, epsilon, delta in rows:
-        totals[dataset_id][kind][0] += epsilon
-        totals[dataset_id][kind][1] += delta
-    balances = {}
-    for dataset in datasets:
-        t = totals[dataset.pk]
-        reserve, spend, release = t[EntryKind.RESERVE], t[EntryKind.SPEND], t[EntryKind.RELEASE]
-        balances[dataset.pk] = BudgetBalance(
-            epsilon_cap=dataset.epsilon_cap,
-            delta_cap=dataset.delta_cap,
-            epsilon_spent=spend[0],
-            delta_spent=spend[1],
-            epsilon_reserved=reserve[0] - spend[0] - release[0],
-            delta_reserved=reserve[1] - spend[1] - release[1],
-        )
-    return balances
 
 
 @dataclass

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 from core.models import TimestampedModel
 
 
@@ -25,8 +26,8 @@ class DecimalDigits(TypedDict):
 
 
 # Exact amounts: NUMERIC in PostgreSQL, Decimal in Python, never float.
-EPSILON_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": 12}
-DELTA_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": 20}
+EPSILON_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": EPSILON_PLACES}
+DELTA_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": DELTA_PLACES}
 
 
 class Role(models.TextChoices):
@@ -273,7 +274,7 @@ class BudgetEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} ε={self.epsilon} δ={self.delta} (request #{self.request_id})"
+        return f"{self.kind} ε={amount_text(self.epsilon)} δ={amount_text(self.delta)} (request #{self.request_id})"
 
 
 class AuditEvent(models.Model):

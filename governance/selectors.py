@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from core.errors import NotFoundError, PermissionDeniedError
+from governance.ledger import BudgetBalance
 from governance.models import (
     AuditEvent,
     BudgetEntry,
@@ -77,6 +81,29 @@ def request_get(*, user: User, request_id: int) -> DataRequest:
 def budget_entry_list(*, user: User, dataset: Dataset) -> QuerySet[BudgetEntry]:
     _require_some_role(user)
     return dataset.budget_entries.select_related("actor", "request", "job").order_by("created_at", "id")
+
+
+def budget_balances(*, datasets: Iterable[Dataset], before: datetime | None = None) -> dict[int, BudgetBalance]:
+    """Each dataset's balance from one ledger query, exactly; ``before`` gives it as of that moment.
+
+    The one place a balance is summed: the budget service, the API, the CLI, the dashboard,
+    datasheets and compliance reports all read it here.
+    """
+    datasets = list(datasets)
+    balances = {dataset.pk: BudgetBalance.opening(dataset) for dataset in datasets}
+    entries = BudgetEntry.objects.filter(dataset__in=list(balances))
+    if before is not None:
+        entries = entries.filter(created_at__lt=before)
+    for dataset_id, kind, epsilon, delta in entries.order_by("id").values_list(
+        "dataset_id", "kind", "epsilon", "delta"
+    ):
+        balances[dataset_id] = balances[dataset_id].plus(kind, epsilon, delta)
+    return balances
+
+
+def budget_balance(*, dataset: Dataset, before: datetime | None = None) -> BudgetBalance:
+    """Caps, spent, reserved and remaining (ε, δ) of one dataset (as of ``before``, if given)."""
+    return budget_balances(datasets=[dataset], before=before)[dataset.pk]
 
 
 def audit_event_list(*, user: User) -> QuerySet[AuditEvent]:

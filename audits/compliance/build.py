@@ -6,6 +6,7 @@ inclusive, read as whole UTC days.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -17,13 +18,14 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audits.models import AuditRun, CheckResult, DriftRun, RiskAcceptance
+from core.amounts import amount_text
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from governance.ledger import BudgetBalance
 from governance.models import (
     Approval,
     BudgetEntry,
     DataRequest,
     Dataset,
-    EntryKind,
     Purpose,
     Release,
     RequestState,
@@ -31,7 +33,6 @@ from governance.models import (
 )
 from governance.permissions import user_has_role
 from governance.services import audit_log_verify
-from governance.services.budget import plain
 
 ZERO = Decimal(0)
 READERS = (Role.STEWARD, Role.AUDITOR)
@@ -136,6 +137,9 @@ def compliance_report_build(
             "first_broken_id": chain.first_broken_id,
             "reason": chain.reason,
             "last_hash": chain.last_hash,
+            # The latest signed checkpoint of the chain head, kept outside the database
+            # (docs/tamper-evidence.md): the report, signed in turn, carries it.
+            "checkpoint": chain.checkpoint.to_dict() if chain.checkpoint else None,
         },
     }
 
@@ -162,8 +166,8 @@ def _requests(scope: ReportScope) -> dict[str, Any]:
                 "purpose": request.purpose.name,
                 "requester": request.requester.username,
                 "state": request.state,
-                "epsilon": plain(request.epsilon),
-                "delta": plain(request.delta),
+                "epsilon": amount_text(request.epsilon),
+                "delta": amount_text(request.delta),
                 "n_rows": request.n_rows,
                 "recipient": request.recipient,
                 "recipient_kind": request.recipient_kind,
@@ -198,6 +202,7 @@ def _decisions(scope: ReportScope) -> list[dict[str, Any]]:
 
 
 def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
+    """One row per accepted failed check, with the reason given for that check."""
     rows = (
         RiskAcceptance.objects.filter(request__in=scope.requests())
         .filter(scope.during("created_at"))
@@ -211,10 +216,21 @@ def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
             "audit_run": r.run_id,
             "approver": r.approver.username,
             "at": _at(r.created_at),
-            "reason": r.reason,
+            "check": name,
+            "reason": (r.reasons or {}).get(name) or r.reason,
             "failed_checks": list(r.failed_checks),
         }
         for r in rows
+        for name in r.failed_checks
+    ]
+
+
+def _exceptions(release: Release) -> list[dict[str, Any]]:
+    """The failed checks a release went out with, each with who accepted it and why."""
+    return [
+        {"check": name, "approver": acceptance.approver.username, "reason": (acceptance.reasons or {}).get(name, "")}
+        for acceptance in release.audit_run.risk_acceptances.all()
+        for name in acceptance.failed_checks
     ]
 
 
@@ -232,8 +248,8 @@ def _budget(scope: ReportScope, dataset: Dataset) -> dict[str, Any]:
     Running figures always cover the whole dataset (the budget is the dataset's); with a purpose
     filter only that purpose's entries are listed and summed under ``period``.
     """
-    balance = _Running(dataset)
-    opening = balance.snapshot()
+    balance = BudgetBalance.opening(dataset)
+    opening = balance.figures()
     entries, period = [], dict.fromkeys(("reserve", "spend", "release"), (ZERO, ZERO))
     ledger = (
         BudgetEntry.objects.filter(dataset=dataset, created_at__lt=scope.end)
@@ -241,9 +257,9 @@ def _budget(scope: ReportScope, dataset: Dataset) -> dict[str, Any]:
         .order_by("created_at", "id")
     )
     for entry in ledger:
-        balance.add(entry)
+        balance = balance.plus(entry.kind, entry.epsilon, entry.delta)
         if entry.created_at < scope.start:
-            opening = balance.snapshot()
+            opening = balance.figures()
             continue
         if scope.purpose is not None and entry.request.purpose_id != scope.purpose.pk:
             continue
@@ -257,54 +273,26 @@ def _budget(scope: ReportScope, dataset: Dataset) -> dict[str, Any]:
                 "request": entry.request_id,
                 "purpose": entry.request.purpose.name,
                 "job": entry.job_id,
-                "epsilon": plain(entry.epsilon),
-                "delta": plain(entry.delta),
+                "epsilon": amount_text(entry.epsilon),
+                "delta": amount_text(entry.delta),
                 "mechanism": entry.mechanism,
                 "note": entry.note,
-                "running": balance.snapshot(),
+                "running": balance.figures(),
             }
         )
     return {
         "dataset": dataset.name,
-        "epsilon_cap": plain(dataset.epsilon_cap),
-        "delta_cap": plain(dataset.delta_cap),
+        "epsilon_cap": amount_text(dataset.epsilon_cap),
+        "delta_cap": amount_text(dataset.delta_cap),
         "opening": opening,
         "period": {
-            f"{measure}_{word}": plain(period[kind][index])
+            f"{measure}_{word}": amount_text(period[kind][index])
             for kind, word in (("reserve", "reserved"), ("spend", "spent"), ("release", "released"))
             for index, measure in enumerate(("epsilon", "delta"))
         },
-        "closing": balance.snapshot(),
+        "closing": balance.figures(),
         "entries": entries,
     }
-
-
-class _Running:
-    """A dataset's spent, reserved and remaining (ε, δ) as ledger entries are added in order."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.caps = (dataset.epsilon_cap, dataset.delta_cap)
-        self.spent = [ZERO, ZERO]
-        self.reserved = [ZERO, ZERO]
-
-    def add(self, entry: BudgetEntry) -> None:
-        for index, amount in enumerate((entry.epsilon, entry.delta)):
-            if entry.kind == EntryKind.RESERVE:
-                self.reserved[index] += amount
-            elif entry.kind == EntryKind.SPEND:
-                # A spend (like a release) draws down the reservation it came from.
-                self.spent[index] += amount
-                self.reserved[index] -= amount
-            else:
-                self.reserved[index] -= amount
-
-    def snapshot(self) -> dict[str, str]:
-        figures: dict[str, str] = {}
-        for index, measure in enumerate(("epsilon", "delta")):
-            figures[f"{measure}_spent"] = plain(self.spent[index])
-            figures[f"{measure}_reserved"] = plain(self.reserved[index])
-            figures[f"{measure}_remaining"] = plain(self.caps[index] - self.spent[index] - self.reserved[index])
-        return figures
 
 
 def _releases(scope: ReportScope) -> list[dict[str, Any]]:
@@ -312,8 +300,8 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
     rows = (
         Release.objects.filter(request__in=scope.requests(), created_at__lt=scope.end, expires_at__gte=scope.start)
         .exclude(revoked_at__lt=scope.start)
-        .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by")
-        .prefetch_related("downloads__user")
+        .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by", "audit_run")
+        .prefetch_related("downloads__user", "audit_run__risk_acceptances__approver")
         .order_by("created_at", "id")
     )
     items = []
@@ -341,7 +329,10 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
                 "revoked_by": getattr(release.revoked_by, "username", None),
                 "revoke_reason": release.revoke_reason,
                 "stale_at": _at(release.stale_at),
+                "despite_failed_checks": release.audit_run.status != "passed",
+                "exceptions": _exceptions(release),
                 "download_count": len(downloads),
+                "downloads_by_person": dict(Counter(d["user"] for d in downloads)),
                 "downloads": downloads,
             }
         )

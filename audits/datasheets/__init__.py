@@ -4,34 +4,42 @@ This package is the only place that imports WeasyPrint, pyHanko and the X.509 li
 service gathers the facts, renders ``datasheets/datasheet.html`` and calls ``html_to_pdf`` (or
 ``render_datasheet_pdf``), then ``sign_pdf`` with the identity from settings, and records the
 returned SHA-256.
+
+Names are loaded on first use: WeasyPrint and pyHanko take seconds to import, and a page or a
+command that only draws a chart (or only names a URL) must not pay for them.
 """
 
-from audits.datasheets.charts import (
-    association_heatmap,
-    check_chart_svg,
-    distance_histogram,
-    marginals_chart,
-    roc_chart,
-)
-from audits.datasheets.context import DatasheetContextError, datasheet_context, format_value, svg_data_uri
-from audits.datasheets.render import (
-    DATASHEET_TEMPLATE,
-    html_to_pdf,
-    render_datasheet_html,
-    render_datasheet_pdf,
-    render_template,
-)
-from audits.datasheets.signing import (
-    SignedPdf,
-    SigningIdentity,
-    SigningIdentityError,
-    VerificationReport,
-    ensure_platform_key,
-    load_certificates,
-    self_signed_certificate,
-    sign_pdf,
-    verify_pdf,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "association_heatmap": "charts",
+    "check_chart_svg": "charts",
+    "distance_histogram": "charts",
+    "marginals_chart": "charts",
+    "roc_chart": "charts",
+    "DatasheetContextError": "context",
+    "datasheet_context": "context",
+    "format_value": "context",
+    "svg_data_uri": "context",
+    "DATASHEET_TEMPLATE": "render",
+    "html_to_pdf": "render",
+    "render_datasheet_html": "render",
+    "render_datasheet_pdf": "render",
+    "render_template": "render",
+    "SignedPdf": "signing",
+    "SigningIdentity": "signing",
+    "SigningIdentityError": "signing",
+    "VerificationReport": "signing",
+    "ensure_platform_key": "signing",
+    "load_certificates": "signing",
+    "self_signed_certificate": "signing",
+    "sign_pdf": "signing",
+    "verify_pdf": "signing",
+}
+
 
 __all__ = [
     "DATASHEET_TEMPLATE",
@@ -58,3 +66,11 @@ __all__ = [
     "svg_data_uri",
     "verify_pdf",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -202,8 +202,9 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: CELERY_BROKER_URL unset means tasks run in-process (eager).
 CELERY_TASK_ALWAYS_EAGER = env_str("CELERY_BROKER_URL") is None
-# In-process tasks never reach a broker; "memory://" keeps Celery from looking for one.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://"
+# In-process tasks never reach a broker; "memory://localhost/" keeps Celery from looking for one
+# (and, naming a host, from warning "No hostname was supplied" on every job).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
 CELERY_TASK_ACKS_LATE = True
@@ -217,9 +218,47 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# Liveness of jobs and audit runs: a worker writes a heartbeat every SYNTHGATE_HEARTBEAT_SECONDS
+# (0 = off; off by default for in-process tasks); the beat-scheduled reaper, every
+# SYNTHGATE_REAPER_TICK_SECONDS, ends any running one whose heartbeat is older than
+# SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS. A job that lost its database connection before it touched
+# the data is retried up to SYNTHGATE_JOB_RETRIES times, waiting SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS
+# doubled each time; a worker waits up to SYNTHGATE_DB_RECONNECT_SECONDS for the database to return.
+SYNTHGATE_HEARTBEAT_SECONDS = env_int("SYNTHGATE_HEARTBEAT_SECONDS", 0 if CELERY_TASK_ALWAYS_EAGER else 15)
+SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS = env_int("SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS", 180)
+SYNTHGATE_REAPER_TICK_SECONDS = env_int("SYNTHGATE_REAPER_TICK_SECONDS", 60)
+SYNTHGATE_JOB_RETRIES = env_int("SYNTHGATE_JOB_RETRIES", 3)
+SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS = env_int("SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS", 5)
+SYNTHGATE_DB_RECONNECT_SECONDS = env_int("SYNTHGATE_DB_RECONNECT_SECONDS", 60)
+# Publishing a task: how many times to retry while the broker is unreachable before the start
+# is refused (the job ends failed, nothing is spent, the request goes back to approved).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env_int("SYNTHGATE_PUBLISH_RETRIES", 3),
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+
+# The database role split (docs/tamper-evidence.md): when set, `synthgate init` (run as the owner
+# role) grants this role INSERT and SELECT only on the audit log and the ledger.
+SYNTHGATE_DB_APP_ROLE = env_str("SYNTHGATE_DB_APP_ROLE")
+# Signed checkpoints of the audit log's head; by default DATA_DIR/audit-log/checkpoints.jsonl.
+SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
+
 # With no broker, the dashboard runs a generation job in a background thread of the web process
 # so the page returns at once; tests that need the job finished switch it off.
 SYNTHGATE_DASHBOARD_BACKGROUND_JOBS = env_bool("SYNTHGATE_DASHBOARD_BACKGROUND_JOBS", CELERY_TASK_ALWAYS_EAGER)
+
+# The CLI's acting user when --as is absent: SYNTHGATE_USER, else `user = "NAME"` in this file.
+SYNTHGATE_USER = env_str("SYNTHGATE_USER") or None
+SYNTHGATE_CLI_CONFIG = env_str("SYNTHGATE_CONFIG") or str(
+    Path(env_str("XDG_CONFIG_HOME") or Path.home() / ".config") / "synthgate" / "config.toml"
+)
+
+# The demo installation (`scripts/serve.sh` on the demo database): the login page names the
+# demo people. Anywhere else it names nobody.
+SYNTHGATE_DEMO = env_bool("SYNTHGATE_DEMO", False)
 
 # Upload limits: the raw file, and for compressed uploads the expanded size and ratio.
 SYNTHGATE_MAX_UPLOAD_BYTES = env_int("SYNTHGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
@@ -264,6 +303,8 @@ SYNTHGATE_TRUSTED_CERTS_PATH = env_str("SYNTHGATE_TRUSTED_CERTS_PATH")
 SYNTHGATE_ORGANISATION = env_str("SYNTHGATE_ORGANISATION") or "Synthgate"
 # Audits run after every generation job; a fixed seed makes runs repeatable.
 SYNTHGATE_AUDIT_TARGETS = env_int("SYNTHGATE_AUDIT_TARGETS", 2000)
+# Threads for the audit's nearest-neighbour searches; 0 = every core the worker may use.
+SYNTHGATE_AUDIT_THREADS = env_int("SYNTHGATE_AUDIT_THREADS", 0)
 
 LOGGING = {
     "version": 1,

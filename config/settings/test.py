@@ -14,3 +14,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# The CLI's default user comes from the tests, never from the developer's environment or files.
+SYNTHGATE_USER = None
+SYNTHGATE_CLI_CONFIG = ""

@@ -10,6 +10,7 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 
+from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 from governance.permissions import user_has_role, user_roles
 
 register = template.Library()
@@ -60,15 +61,19 @@ def badge(state: str) -> str:
 
 
 @register.filter
-def plain(value: Any) -> str:
-    """An exact amount as people write it: 0.00001 rather than 1E-5 or 0.000010000000."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    if isinstance(value, float) and math.isinf(value):
-        return "∞"
-    return str(value)
+def plain(value: Any, measure: str = "epsilon") -> str:
+    """An amount as people write it (``core.amounts``): 0.00001 rather than 1E-5 or 0.000010000000.
+
+    A float (an accountant's figure) is rounded up to the ledger's places for ``measure``
+    (``"epsilon"`` or ``"delta"``), so it never reads below what was spent.
+    """
+    if isinstance(value, bool) or not (value is None or value == "" or isinstance(value, Decimal | int | float)):
+        return str(value)
+    places = (DELTA_PLACES if measure == "delta" else EPSILON_PLACES) if isinstance(value, float) else None
+    try:
+        return amount_text(value, places=places)
+    except ValueError:  # NaN: not an amount
+        return "n/a"
 
 
 @register.filter

@@ -10,13 +10,19 @@ from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from core.schema import COLUMN_ROLES
 from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
-from dashboard.selectors import budget_balances, dataset_columns, dataset_lineage, dataset_rows
+from dashboard.selectors import dataset_columns, dataset_lineage, dataset_rows
 from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance import services
 from governance.apis.datasets import saved_upload
 from governance.models import Role
 from governance.permissions import user_has_role
-from governance.selectors import budget_entry_list, dataset_get, dataset_latest_source, dataset_version_list
+from governance.selectors import (
+    budget_balance,
+    budget_entry_list,
+    dataset_get,
+    dataset_latest_source,
+    dataset_version_list,
+)
 
 
 @dashboard_view
@@ -42,7 +48,7 @@ def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclare
         "dashboard/datasets/detail.html",
         {
             "dataset": dataset,
-            "balance": budget_balances(datasets=[dataset])[dataset.pk],
+            "balance": budget_balance(dataset=dataset),
             "versions": dataset_version_list(dataset=dataset),
             "lineage": dataset_lineage(user=signed_in_user(request), dataset=dataset),
             "ledger": paginate(request, budget_entry_list(user=signed_in_user(request), dataset=dataset), per_page=50),

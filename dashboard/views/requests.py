@@ -8,14 +8,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audits import releases
 from audits.models import AuditStatus
 from audits.services import risk_accept
+from core.amounts import amount_text
 from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
-from dashboard import jobs
-from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm
+from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm, RiskAcceptForm
 from dashboard.selectors import (
-    budget_balances,
     dataset_rows,
     request_page_list,
     request_related,
@@ -25,8 +25,8 @@ from dashboard.views.common import add_service_error, dashboard_view, paginate, 
 from governance import services
 from governance.models import DataRequest, Decision, RequestState, Role
 from governance.permissions import user_has_role
-from governance.selectors import purpose_list, request_get
-from synth_engine.generators import GENERATORS
+from governance.selectors import budget_balance, purpose_list, request_get
+from synth_engine import background
 
 # Service fields the create form names differently.
 CREATE_FIELDS = {"rebalance": "rebalance_column", "generator_params": "generator"}
@@ -63,9 +63,15 @@ def request_create(request: HttpRequest) -> HttpResponse:
     form = RequestCreateForm(
         request.POST or None, initial={"dataset": request.GET.get("dataset", "")}, **_create_choices(rows, purposes)
     )
-    status = 200
+    status, outlook = 200, None
     if request.method == "POST":
-        if form.is_valid():
+        if form.is_valid() and "preview" in request.POST:
+            try:
+                outlook = _outlook(request, form.cleaned_data)
+            except ApplicationError as error:
+                add_service_error(form, error, fields=CREATE_FIELDS)
+                status = error.status
+        elif form.is_valid():
             try:
                 created = _create(request, form.cleaned_data)
             except ApplicationError as error:
@@ -80,12 +86,29 @@ def request_create(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/requests/create.html",
-        {"form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows)},
+        {"form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows), "outlook": outlook},
         status=status,
     )
 
 
+def _outlook(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
+    """The predicted audit of these fields (the "Preview the audit" button; nothing is filed)."""
+    return services.access_request_outlook(
+        actor=signed_in_user(request),
+        dataset_name=data["dataset"],
+        purpose_name=data["purpose"],
+        epsilon=data["epsilon"],
+        delta=data["delta"],
+        n_rows=data["n_rows"],
+        generator=data["generator"],
+    )
+
+
 def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
+    # Imported here, not at the top: the generators bring torch and Opacus (seconds to load), and
+    # every process that loads the URLconf (each CLI command that names a URL) would pay for it.
+    from synth_engine.generators import GENERATORS
+
     labels = sorted(
         {
             c["name"]
@@ -100,7 +123,7 @@ def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
         "purposes": [
             (
                 p.name,
-                f"{p.name} (max ε {p.max_epsilon.normalize():f}, {p.approvals_required} "
+                f"{p.name} (max ε {amount_text(p.max_epsilon)}, {p.approvals_required} "
                 f"approver{'s' if p.approvals_required > 1 else ''})",
             )
             for p in purposes
@@ -128,20 +151,16 @@ def _budget_info(rows: list, purposes: list) -> dict[str, Any]:
     return {
         "datasets": {
             row.dataset.name: {
-                "epsilon_cap": _plain(row.balance.epsilon_cap),
-                "epsilon_remaining": _plain(row.balance.epsilon_remaining),
-                "delta_remaining": _plain(row.balance.delta_remaining),
+                "epsilon_cap": amount_text(row.balance.epsilon_cap),
+                "epsilon_remaining": amount_text(row.balance.epsilon_remaining),
+                "delta_remaining": amount_text(row.balance.delta_remaining),
             }
             for row in rows
         },
         "purposes": {
-            p.name: {"max_epsilon": _plain(p.max_epsilon), "recipients": p.allowed_recipients} for p in purposes
+            p.name: {"max_epsilon": amount_text(p.max_epsilon), "recipients": p.allowed_recipients} for p in purposes
         },
     }
-
-
-def _plain(value: Any) -> str:
-    return format(value.normalize(), "f")
 
 
 def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
@@ -171,7 +190,7 @@ def _request_page(
     request: HttpRequest,
     data_request: DataRequest,
     *,
-    forms: dict[str, ReasonForm] | None = None,
+    forms: dict[str, Any] | None = None,
     error: ApplicationError | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -179,11 +198,11 @@ def _request_page(
     forms = {
         "approve": ReasonForm(prefix="approve"),
         "reject": ReasonForm(prefix="reject"),
-        "accept_risk": ReasonForm(prefix="accept_risk"),
+        "accept_risk": RiskAcceptForm(prefix="accept_risk", failed_checks=_failed_checks(related.latest_audit)),
         "withdraw": ReasonForm(prefix="withdraw"),
         **(forms or {}),
     }
-    balance = budget_balances(datasets=[data_request.dataset])[data_request.dataset_id]
+    balance = budget_balance(dataset=data_request.dataset)
     return render(
         request,
         "dashboard/requests/detail.html",
@@ -204,7 +223,7 @@ def _request_page(
 def _unmet(data_request: DataRequest) -> list[str]:
     if data_request.state not in (RequestState.READY, RequestState.BLOCKED):
         return []
-    return services.release_conditions(request=data_request)
+    return releases.release_conditions(request=data_request)
 
 
 def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: Any) -> dict[str, bool]:
@@ -283,21 +302,48 @@ def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
     return f"Request #{request_id} withdrawn; any reserved budget was released."
 
 
-def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
-    acceptance = risk_accept(actor=signed_in_user(request), request_id=request_id, reason=reason)
-    return (
+def _failed_checks(run: Any) -> list[str]:
+    return list(run.failed_checks) if run is not None and run.status == AuditStatus.FAILED else []
+
+
+@dashboard_view
+@require_POST
+def request_accept_risk(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Accept each failed check with its own reason; a refused reason is shown at its check."""
+    data_request = request_get(user=signed_in_user(request), request_id=request_id)
+    run = data_request.audit_runs.order_by("-created_at", "-id").first()
+    form = RiskAcceptForm(request.POST, prefix="accept_risk", failed_checks=_failed_checks(run))
+    form.is_valid()
+    reasons = {name: form.cleaned_data.get(name, "") for name in form.fields}
+    try:
+        acceptance = risk_accept(actor=signed_in_user(request), request_id=request_id, reasons=reasons)
+    except ApplicationError as error:
+        data_request.refresh_from_db()
+        if error.extra.get("field") != "reasons":
+            return _request_page(request, data_request, error=error, status=error.status)
+        check = error.extra.get("check")
+        form.add_error(check if check in form.fields else None, error.message)
+        return _request_page(request, data_request, forms={"accept_risk": form}, status=error.status)
+    messages.success(
+        request,
         f"You accepted the risk of audit #{acceptance.run_id} (failed: "
-        f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release."
+        f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release.",
     )
+    return redirect("dashboard:request-detail", request_id=request_id)
 
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
-    job = jobs.job_start(actor=signed_in_user(request), request_id=request_id)
+    job = background.job_start(
+        actor=signed_in_user(request),
+        request_id=request_id,
+        background=background.runs_in_background(),
+        channel_name="web",
+    )
     return f"Generation job #{job.pk} started."
 
 
 def _release(request: HttpRequest, request_id: int, reason: str) -> str:
-    release = services.release_create(actor=signed_in_user(request), request_id=request_id)
+    release = releases.release_create(actor=signed_in_user(request), request_id=request_id)
     return f"Released as release #{release.pk}, downloadable until {release.expires_at:%Y-%m-%d}."
 
 
@@ -305,6 +351,5 @@ request_approve = _action("approve", _approve, reason_form="approve")
 request_reject = _action("reject", _reject, reason_form="reject")
 request_submit = _action("submit", _submit)
 request_withdraw = _action("withdraw", _withdraw, reason_form="withdraw")
-request_accept_risk = _action("accept_risk", _accept_risk, reason_form="accept_risk")
 request_generate = _action("generate", _generate)
 request_release = _action("release", _release)

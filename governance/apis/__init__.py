@@ -18,14 +18,8 @@ from governance.apis.datasets import (
     DatasetVersionDetailApi,
     DatasetVersionListApi,
 )
+from governance.apis.outlook import RequestOutlookApi
 from governance.apis.purposes import PurposeCollectionApi, PurposeCreateApi, PurposeDetailApi, PurposeListApi
-from governance.apis.releases import (
-    ReleaseCreateApi,
-    ReleaseDetailApi,
-    ReleaseDownloadApi,
-    ReleaseListApi,
-    ReleaseRevokeApi,
-)
 from governance.apis.requests import (
     RequestApproveApi,
     RequestCollectionApi,
@@ -38,6 +32,7 @@ from governance.apis.requests import (
 )
 
 __all__ = [
+    "RequestOutlookApi",
     "ApiNotFoundApi",
     "AuditEventListApi",
     "AuditLogVerifyApi",
@@ -58,11 +53,6 @@ __all__ = [
     "PurposeCreateApi",
     "PurposeDetailApi",
     "PurposeListApi",
-    "ReleaseCreateApi",
-    "ReleaseDetailApi",
-    "ReleaseDownloadApi",
-    "ReleaseListApi",
-    "ReleaseRevokeApi",
     "RequestApproveApi",
     "RequestCollectionApi",
     "RequestCreateApi",

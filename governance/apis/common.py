@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.amounts import amount_text
 from governance.models import DELTA_DIGITS, EPSILON_DIGITS
 
 
@@ -22,8 +23,7 @@ class ExactDecimalField(serializers.DecimalField):
         return value
 
     def to_representation(self, value: Any) -> str:
-        number = Decimal(value)
-        return format(number.normalize(), "f") if number else "0"
+        return amount_text(Decimal(value))
 
 
 def epsilon_field(**kwargs: Any) -> ExactDecimalField:

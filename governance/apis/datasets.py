@@ -6,7 +6,6 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -347,18 +346,14 @@ class DatasetBudgetApi(APIView):
         """Caps, spent, reserved and remaining ε and δ as exact decimal strings, and every ledger entry."""
         dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         entries = selectors.budget_entry_list(user=signed_in_user(request), dataset=dataset)
-        balance = services.budget_balance(dataset=dataset)
+        balance = selectors.budget_balance(dataset=dataset)
         return Response(
             self.OutputSerializer(
                 {
                     "dataset": dataset,
                     "entries": entries,
-                    "epsilon": _amounts(balance, "epsilon"),
-                    "delta": _amounts(balance, "delta"),
+                    "epsilon": balance.amounts("epsilon"),
+                    "delta": balance.amounts("delta"),
                 }
             ).data
         )
-
-
-def _amounts(balance: services.BudgetBalance, which: str) -> dict[str, Decimal]:
-    return {part: getattr(balance, f"{which}_{part}") for part in ("cap", "spent", "reserved", "remaining")}

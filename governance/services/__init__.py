@@ -1,9 +1,9 @@
 """Every write and business rule of the governance app. Import from here."""
 
+from governance.ledger import BudgetBalance
+from governance.selectors import budget_balance
 from governance.services.audit_log import ChainVerification, audit_event_record, audit_log_verify
 from governance.services.budget import (
-    BudgetBalance,
-    budget_balance,
     budget_release,
     budget_reservation,
     budget_reserve,
@@ -18,8 +18,8 @@ from governance.services.datasets import (
     files_removed_on_error,
     ingest_limits,
 )
+from governance.services.outlook import access_request_outlook
 from governance.services.purposes import purpose_create, purposes_ensure_defaults
-from governance.services.releases import release_conditions, release_create, release_download, release_revoke
 from governance.services.requests import (
     TRANSITIONS,
     access_request_approve,
@@ -55,6 +55,7 @@ __all__ = [
     "RegistrationResult",
     "access_request_approve",
     "access_request_lock",
+    "access_request_outlook",
     "access_request_create",
     "access_request_reject",
     "access_request_revalidate",
@@ -76,10 +77,6 @@ __all__ = [
     "ledger_amount",
     "purpose_create",
     "purposes_ensure_defaults",
-    "release_conditions",
-    "release_create",
-    "release_download",
-    "release_revoke",
     "request_transition",
     "roles_ensure",
     "user_create",

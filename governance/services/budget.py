@@ -6,59 +6,22 @@ Amounts are exact Decimals. Every check-and-write happens under the dataset's ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from core.amounts import amount_text
 from core.errors import BudgetExhaustedError, ConflictError
 from governance.models import BudgetEntry, DataRequest, Dataset, EntryKind
+from governance.selectors import budget_balance
 from governance.services.audit_log import audit_event_record
 
+if TYPE_CHECKING:  # for annotations only: the engine sits above governance and imports it
+    from synth_engine.models import GenerationJob
+
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class BudgetBalance:
-    epsilon_cap: Decimal
-    delta_cap: Decimal
-    epsilon_spent: Decimal
-    delta_spent: Decimal
-    epsilon_reserved: Decimal
-    delta_reserved: Decimal
-
-    @property
-    def epsilon_remaining(self) -> Decimal:
-        return self.epsilon_cap - self.epsilon_spent - self.epsilon_reserved
-
-    @property
-    def delta_remaining(self) -> Decimal:
-        return self.delta_cap - self.delta_spent - self.delta_reserved
-
-
-def plain(amount: Decimal) -> str:
-    """An exact amount as people write it: ``0`` not ``0E-12``, ``0.0000001`` not ``1.0000000000000E-7``."""
-    return format(amount.normalize(), "f")
-
-
-def budget_balance(*, dataset: Dataset) -> BudgetBalance:
-    """Caps, spent and outstanding reservations, summed exactly in Python from the ledger."""
-    totals = {kind: [ZERO, ZERO] for kind in EntryKind.values}
-    for kind, epsilon, delta in BudgetEntry.objects.filter(dataset=dataset).values_list("kind", "epsilon", "delta"):
-        totals[kind][0] += epsilon
-        totals[kind][1] += delta
-    reserve, spend, release = totals[EntryKind.RESERVE], totals[EntryKind.SPEND], totals[EntryKind.RELEASE]
-    # A spend and a release each draw down the reservation they came from.
-    return BudgetBalance(
-        epsilon_cap=dataset.epsilon_cap,
-        delta_cap=dataset.delta_cap,
-        epsilon_spent=spend[0],
-        delta_spent=spend[1],
-        epsilon_reserved=reserve[0] - spend[0] - release[0],
-        delta_reserved=reserve[1] - spend[1] - release[1],
-    )
 
 
 def budget_reserve(*, request: DataRequest, actor: User) -> BudgetEntry:
@@ -68,8 +31,8 @@ def budget_reserve(*, request: DataRequest, actor: User) -> BudgetEntry:
     """
     balance = budget_balance(dataset=request.dataset)
     if request.epsilon > balance.epsilon_remaining or request.delta > balance.delta_remaining:
-        asked = {"epsilon": plain(request.epsilon), "delta": plain(request.delta)}
-        remaining = {"epsilon": plain(balance.epsilon_remaining), "delta": plain(balance.delta_remaining)}
+        asked = {"epsilon": amount_text(request.epsilon), "delta": amount_text(request.delta)}
+        remaining = {"epsilon": amount_text(balance.epsilon_remaining), "delta": amount_text(balance.delta_remaining)}
         raise BudgetExhaustedError(
             f"Approving request #{request.pk} would exceed the budget of dataset {request.dataset.name!r}: "
             f"it asks ε={asked['epsilon']}, δ={asked['delta']}; remaining ε={remaining['epsilon']}, "
@@ -99,7 +62,7 @@ def budget_reservation(*, request: DataRequest) -> tuple[Decimal, Decimal]:
 def budget_spend(
     *,
     request: DataRequest,
-    job: Any,
+    job: GenerationJob | None,
     epsilon: Decimal,
     delta: Decimal,
     mechanism: str,
@@ -121,9 +84,9 @@ def budget_spend(
             raise ConflictError(f"Request #{request.pk} has no outstanding reservation to spend.")
         if epsilon > reserved_epsilon or delta > reserved_delta:
             raise BudgetExhaustedError(
-                f"The job plans ε={plain(epsilon)}, δ={plain(delta)}, more than the reservation "
-                f"ε={plain(reserved_epsilon)}, δ={plain(reserved_delta)}; it will not start.",
-                extra={"reserved": {"epsilon": plain(reserved_epsilon), "delta": plain(reserved_delta)}},
+                f"The job plans ε={amount_text(epsilon)}, δ={amount_text(delta)}, more than the reservation "
+                f"ε={amount_text(reserved_epsilon)}, δ={amount_text(reserved_delta)}; it will not start.",
+                extra={"reserved": {"epsilon": amount_text(reserved_epsilon), "delta": amount_text(reserved_delta)}},
             )
         entry = _entry_create(
             request=request,
@@ -149,7 +112,9 @@ def budget_spend(
         return entry
 
 
-def budget_release(*, request: DataRequest, actor: User | None, note: str, job: Any = None) -> BudgetEntry | None:
+def budget_release(
+    *, request: DataRequest, actor: User | None, note: str, job: GenerationJob | None = None
+) -> BudgetEntry | None:
     """Give back an outstanding reservation (withdrawn request, job failed before touching data)."""
     with transaction.atomic():
         Dataset.objects.select_for_update().get(pk=request.dataset_id)
@@ -170,7 +135,7 @@ def _entry_create(
     epsilon: Decimal,
     delta: Decimal,
     actor: User | None,
-    job: Any = None,
+    job: GenerationJob | None = None,
     mechanism: str = "",
     accountant: dict[str, Any] | None = None,
     note: str = "",

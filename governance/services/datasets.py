@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
+from core.amounts import amount_text
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
@@ -123,9 +124,10 @@ def dataset_register(
             )
         elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
             raise ConflictError(
-                f"Dataset {name!r} exists with caps ε={dataset.epsilon_cap}, δ={dataset.delta_cap}; "
+                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
+                f"δ = {amount_text(dataset.delta_cap)}; "
                 "caps cannot be changed by registering a new version.",
-                extra={"epsilon_cap": str(dataset.epsilon_cap), "delta_cap": str(dataset.delta_cap)},
+                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
             )
         result = dataset_version_store(
             dataset=dataset,
@@ -176,7 +178,8 @@ def _overlap_error(name: str, other: Dataset, measured: Overlap, threshold: floa
         f"These rows overlap dataset {other.name!r}: {measured.shared_rows:,} distinct rows are in both "
         f"({share_new} of this table, {share_existing} of {other.name!r}; the limit is {threshold:.0%}). "
         "One population has one privacy budget: to add this table as a new version of that dataset, "
-        f"register it with name {other.name!r} and its caps ε={other.epsilon_cap}, δ={other.delta_cap}."
+        f"register it with name {other.name!r} and its caps ε={amount_text(other.epsilon_cap)}, "
+        f"δ={amount_text(other.delta_cap)}."
     )
     if overridable:
         message += " If the populations are truly distinct, give a reason (overlap override) and it is logged."
@@ -236,10 +239,14 @@ def _plausible_caps(epsilon: Decimal, delta: Decimal, *, n_rows: int, override_r
     problems = []
     limit = Decimal(str(settings.SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP))
     if epsilon > limit:
-        problems.append(f"an ε cap of {epsilon} is above {limit}, where the guarantee no longer means anything")
+        problems.append(
+            f"an ε cap of {amount_text(epsilon)} is above {amount_text(limit)}, "
+            "where the guarantee no longer means anything"
+        )
     if delta * n_rows >= 1:
         problems.append(
-            f"a δ cap of {delta} is at least 1/n for {n_rows:,} rows, which allows releasing a row outright"
+            f"a δ cap of {amount_text(delta)} is at least 1/n for {n_rows:,} rows, "
+            "which allows releasing a row outright"
         )
     if not problems:
         return {}

@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.amounts import amount_text
 from core.errors import (
     ConflictError,
     FourEyesError,
@@ -38,6 +39,8 @@ from governance.models import (
     VersionKind,
 )
 from governance.permissions import request_visible_to, user_has_role
+from governance.planning import audit_planner
+from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
 from governance.services.datasets import parse_decimal
@@ -47,7 +50,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.DRAFT: (S.SUBMITTED, S.WITHDRAWN),
     S.SUBMITTED: (S.APPROVED, S.REJECTED, S.WITHDRAWN),
     S.APPROVED: (S.GENERATING, S.WITHDRAWN),
-    S.GENERATING: (S.AUDITING, S.FAILED),
+    # Back to approved only when the job's task never reached the queue (nothing was read or spent).
+    S.GENERATING: (S.AUDITING, S.FAILED, S.APPROVED),
     S.AUDITING: (S.READY, S.BLOCKED, S.FAILED),
     S.BLOCKED: (S.READY, S.WITHDRAWN),
     S.READY: (S.RELEASED, S.WITHDRAWN),
@@ -191,18 +195,19 @@ def _validated_fields(
     epsilon_value = parse_decimal(epsilon, field="epsilon", minimum_exclusive=Decimal(0))
     if epsilon_value > purpose.max_epsilon:
         raise ValidationError(
-            f"epsilon {epsilon_value} is above purpose {purpose.name!r}'s maximum of "
-            f"{purpose.max_epsilon} per release.",
-            extra={"field": "epsilon", "max_epsilon": str(purpose.max_epsilon)},
+            f"ε = {amount_text(epsilon_value)} is more than purpose “{purpose.name}” allows "
+            f"(at most ε = {amount_text(purpose.max_epsilon)} per release).",
+            extra={"field": "epsilon", "max_epsilon": amount_text(purpose.max_epsilon)},
         )
     delta_value = parse_decimal(delta, field="delta", minimum=Decimal(0), maximum_exclusive=Decimal(1))
-    rows = _parse_rows(n_rows)
+    rows = parse_rows(n_rows)
     if recipient_kind not in purpose.allowed_recipients:
         raise ValidationError(
             f"Purpose {purpose.name!r} allows recipients {purpose.allowed_recipients}, not {recipient_kind!r}.",
             extra={"field": "recipient_kind"},
         )
     _check_generator(generator, generator_params, purpose)
+    _check_audit_power(purpose, source, rows)
     return {
         "epsilon": epsilon_value,
         "delta": delta_value,
@@ -215,7 +220,8 @@ def _validated_fields(
     }
 
 
-def _parse_rows(n_rows: Any) -> int:
+def parse_rows(n_rows: Any) -> int:
+    """A synthetic row count within the platform's limit."""
     try:
         rows = int(str(n_rows))
     except ValueError as error:
@@ -226,6 +232,17 @@ def _parse_rows(n_rows: Any) -> int:
             f"rows must be between 1 and {limit:,}; got {rows}.", extra={"field": "n_rows", "max_rows": limit}
         )
     return rows
+
+
+def _check_audit_power(purpose: Purpose, source: DatasetVersion, rows: int) -> None:
+    """Refuse a size at which the audit's membership checks cannot catch their positive control:
+    the audit could only end inconclusive, and an inconclusive release can never be made."""
+    audit_planner().require_decidable(
+        source_rows=source.n_rows,
+        holdout_fraction=float(purpose.holdout_fraction),
+        thresholds={**default_audit_thresholds(), **(purpose.audit_thresholds or {})},
+        n_rows=rows,
+    )
 
 
 def _check_generator(name: str, params: dict[str, Any], purpose: Purpose) -> None:

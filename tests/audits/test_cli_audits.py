@@ -18,7 +18,7 @@ from governance.models import AuditEvent, Download, Release, RequestState
 from synth_engine.services import generation_job_start
 from tests.audits.test_api_audits import external_files_create
 from tests.governance.factories import PurposeFactory
-from tests.jobs.conftest import approved_request_create
+from tests.jobs.conftest import approved_request_create, reasons_for
 from tests.jobs.test_api_releases import FAILING_THRESHOLDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,11 +146,16 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     assert "unmet_conditions" in refused.stderr
     assert synthgate("release", "create", request.pk, "--as", "requester").code == 2
 
-    by_requester = synthgate("audit", "accept-risk", request.pk, "--reason", "I need it", "--as", "requester")
+    def reason_args(why: str) -> list[str]:
+        return [arg for name, text in reasons_for(run, why).items() for arg in ("--reason", f"{name}={text}")]
+
+    by_requester = synthgate("audit", "accept-risk", request.pk, *reason_args("I need it now"), "--as", "requester")
     assert by_requester.code == 2 and "Only an approver who did not file the request" in by_requester.stderr
     assert synthgate("audit", "accept-risk", request.pk, "--as", "second_approver").code == 2  # --reason required
+    bare = synthgate("audit", "accept-risk", request.pk, "--reason", "fidelity is fine", "--as", "second_approver")
+    assert bare.code == 2 and "CHECK=REASON" in bare.stderr
     accepted = synthgate(
-        "audit", "accept-risk", request.pk, "--reason", "fidelity is enough here", "--as", "second_approver"
+        "audit", "accept-risk", request.pk, *reason_args("fidelity is enough here"), "--as", "second_approver"
     )
     assert accepted.code == 0, accepted.stderr
     assert f"Risk accepted for request #{request.pk} (audit #{run.pk})" in accepted.stdout
@@ -183,9 +188,25 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     )
     assert sheet.code == 0, sheet.stderr
     assert (tmp_path / f"release-{release.pk}-datasheet.pdf").read_bytes().startswith(b"%PDF")
-    assert list(Download.objects.values_list("kind", "channel")) == [("data", "cli"), ("datasheet", "cli")]
+    again = synthgate("release", "download", release.pk, "--kind", "data", "--output", data_file, "--as", "requester")
+    assert again.code == 2 and "exists; pass --clobber to overwrite it" in again.stderr
+    data_file.write_bytes(b"mine")
+    assert (
+        synthgate("release", "download", release.pk, "--kind", "data", "--output", data_file, "--as", "requester").code
+        == 2
+    )
+    assert data_file.read_bytes() == b"mine"
+    clobbered = synthgate(
+        "release", "download", release.pk, "--kind", "data", "--output", data_file, "--clobber", "--as", "requester"
+    )
+    assert clobbered.code == 0 and data_file.read_bytes() != b"mine"
+    assert list(Download.objects.values_list("kind", "channel")) == [
+        ("data", "cli"),
+        ("datasheet", "cli"),
+        ("data", "cli"),
+    ]
     shown = synthgate("release", "show", release.pk, "--as", "requester")
-    assert "Downloads (2)" in shown.stdout and "requester  data       cli" in shown.stdout
+    assert "Downloads (3)" in shown.stdout and "requester  data       cli" in shown.stdout
 
     assert synthgate("release", "revoke", release.pk, "--as", "steward").code == 2  # --reason required
     assert synthgate("release", "revoke", release.pk, "--reason", "no", "--as", "requester").code == 2
@@ -197,7 +218,7 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     )
     assert after.code == 2 and "revoked" in after.stderr and "source withdrawn" in after.stderr
     assert not (tmp_path / "again.csv").exists()
-    assert Download.objects.count() == 2
+    assert Download.objects.count() == 3
 
 
 def test_external_audit_of_a_leaky_table_prints_which_checks_blocked_it(cast, adult_schema, tmp_path):

@@ -126,7 +126,7 @@ def test_the_request_form_shows_the_services_refusal_at_its_field(cast, adult, l
     }
     too_much = client.post("/requests/new/", {**base, "epsilon": "7"})
     assert too_much.status_code == 400
-    assert "above purpose 'research''s maximum of 5" in too_much.context["form"].errors["epsilon"][0]
+    assert "is more than purpose “research” allows (at most ε = 5" in too_much.context["form"].errors["epsilon"][0]
     rows = client.post("/requests/new/", {**base, "n_rows": "lots"})
     assert rows.context["form"].errors["n_rows"] == ["rows must be a whole number; got 'lots'."]
     half = client.post("/requests/new/", {**base, "rebalance_column": "income"})

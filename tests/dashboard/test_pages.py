@@ -25,6 +25,20 @@ def test_logging_in_with_a_password_leads_home(client, cast):
     assert b"Good to see you, requester" in client.get("/").content
 
 
+def test_the_login_page_names_the_demo_people_only_on_the_demo_installation(client, settings):
+    settings.SYNTHGATE_DEMO = False
+    assert b"alice" not in client.get("/accounts/login/").content
+    settings.SYNTHGATE_DEMO = True
+    assert b"<code>alice</code>" in client.get("/accounts/login/").content
+
+
+def test_an_unknown_address_answers_a_plain_not_found_page_without_the_urlconf(client, settings):
+    settings.DEBUG = False
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert b"Not found" in response.content and b"URLconf" not in response.content
+
+
 def test_a_wrong_password_is_refused_on_the_login_page(client, cast):
     response = client.post("/accounts/login/", {"username": "requester", "password": "nope"})
     assert response.status_code == 200 and b"Please enter a correct username" in response.content

@@ -515,9 +515,9 @@ def test_registering_an_existing_name_with_other_caps_is_a_conflict_and_writes_n
     assert response.status_code == 409
     assert response.json() == {
         "code": "conflict",
-        "message": "Dataset 'people' exists with caps ε=3.500000000000, δ=0.00001000000000000000; "
+        "message": "Dataset 'people' exists with caps ε = 3.5, δ = 0.00001; "
         "caps cannot be changed by registering a new version.",
-        "extra": {"epsilon_cap": "3.500000000000", "delta_cap": "0.00001000000000000000"},
+        "extra": {"epsilon_cap": "3.5", "delta_cap": "0.00001"},
     }
     assert stored_state() == before
 

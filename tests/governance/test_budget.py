@@ -5,14 +5,22 @@ rows that PostgreSQL itself refuses to change.
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
+from django.utils import timezone
 
+from audits.compliance.build import compliance_report_build
+from core.amounts import amount_text
 from core.errors import BudgetExhaustedError, ConflictError
+from dashboard.selectors import dataset_rows
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, EntryKind, RequestState
 from governance.services import (
     access_request_approve,
@@ -473,3 +481,42 @@ def test_only_a_superuser_session_in_maintenance_mode_can_purge(ledger):
     assert BudgetEntry.objects.count() == 1
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM governance_budgetentry")  # the flag did not outlive its transaction
+
+
+# --- one balance, read the same everywhere ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_balance_as_of_a_moment_leaves_out_later_entries(ledger):
+    cast, dataset = ledger
+    first = approved_request(cast)
+    moment = first.budget_entries.get().created_at
+    approved_request(cast, epsilon="0.15")
+
+    assert budget_balance(dataset=dataset, before=moment).epsilon_reserved == Decimal("0")
+    assert budget_balance(dataset=dataset).epsilon_reserved == Decimal("0.25")
+
+
+@pytest.mark.django_db
+def test_the_api_the_cli_the_dashboard_and_the_report_show_one_balance_in_plain_amounts(ledger, client):
+    cast, dataset = ledger
+    spend(approved_request(cast), "0.05")
+    approved_request(cast, epsilon="0.1", delta="1e-6")
+    expected = {"cap": "0.3", "spent": "0.05", "reserved": "0.1", "remaining": "0.15"}
+
+    client.force_login(cast.auditor)
+    api = client.get(f"/api/datasets/{dataset.name}/budget/").json()["epsilon"]
+    out = StringIO()
+    call_command("budget", "show", dataset.name, "--json", "--as", cast.auditor.username, stdout=out)
+    cli = json.loads(out.getvalue())["epsilon"]
+    [row] = [row for row in dataset_rows(user=cast.auditor) if row.dataset.pk == dataset.pk]
+    today = timezone.now().date()
+    [report] = compliance_report_build(
+        actor=cast.auditor, date_from=today - timedelta(days=1), date_to=today, dataset=dataset.name
+    )["budgets"]
+
+    assert api == cli == expected
+    assert {part: amount_text(value) for part, value in row.balance.amounts("epsilon").items()} == expected
+    assert report["epsilon_cap"] == "0.3"
+    assert report["closing"]["epsilon_remaining"] == "0.15"
+    assert report["closing"]["delta_reserved"] == "0.000001"

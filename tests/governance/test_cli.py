@@ -159,11 +159,27 @@ def test_an_unknown_acting_user_in_json_mode_prints_the_error_as_json(cast):
 
 
 @pytest.mark.django_db
-def test_commands_on_data_require_an_acting_user(cast):
+def test_commands_on_data_require_an_acting_user_and_say_where_it_can_come_from(cast):
     result = synthgate("dataset", "list")
 
     assert result.code == 2
-    assert "the following arguments are required: --as" in result.message
+    assert "give --as USER, set SYNTHGATE_USER=USER, or write user = " in result.message
+
+
+@pytest.mark.django_db
+def test_the_acting_user_comes_from_synthgate_user_or_the_config_file_when_as_is_absent(cast, settings, tmp_path):
+    settings.SYNTHGATE_USER = "auditor"
+    assert synthgate("purpose", "list", "--json").code == 0
+    settings.SYNTHGATE_USER = "mallory"
+    assert synthgate("purpose", "list").message == "No user named 'mallory' (from SYNTHGATE_USER)."
+
+    settings.SYNTHGATE_USER = None
+    config = tmp_path / "config.toml"
+    config.write_text('user = "auditor"\n', encoding="utf-8")
+    settings.SYNTHGATE_CLI_CONFIG = str(config)
+    assert synthgate("dataset", "list", "--json").code == 0
+    config.write_text("user = 3\n", encoding="utf-8")
+    assert synthgate("dataset", "list").message == f'user in {config} must be a string, e.g. user = "alice".'
 
 
 @pytest.mark.django_db
@@ -171,7 +187,7 @@ def test_a_missing_action_names_the_possible_actions(cast):
     result = synthgate("request")
 
     assert result.code == 2
-    assert "{create,submit,show,list,approve,reject,withdraw}" in result.message
+    assert "{create,outlook,submit,show,list,approve,reject,withdraw}" in result.message
 
 
 @pytest.mark.django_db
@@ -551,7 +567,7 @@ def test_a_draft_is_kept_until_submitted(cast, adult, research):
         ("--purpose", "marketing", "No purpose named 'marketing'."),
         ("--epsilon", "a lot", "epsilon must be a number; got 'a lot'."),
         ("--epsilon", "-1", "epsilon must be greater than 0; got -1."),
-        ("--epsilon", "9", "epsilon 9 is above purpose 'research''s maximum of 5.000000000000 per release."),
+        ("--epsilon", "9", "ε = 9 is more than purpose “research” allows (at most ε = 5 per release)."),
         ("--rows", "0", "rows must be between 1 and 10,000,000; got 0."),
         ("--generator", "magic", "unknown generator 'magic'; choose one of ['copula', 'dp-tvae', 'mst']"),
     ],

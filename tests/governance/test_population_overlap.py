@@ -193,7 +193,7 @@ def test_a_version_without_a_stored_fingerprint_is_fingerprinted_from_its_stored
 @pytest.mark.parametrize(
     ("caps", "problem"),
     [
-        ({"epsilon_cap": "1e9"}, "an ε cap of 1E+9 is above 20"),
+        ({"epsilon_cap": "1e9"}, "an ε cap of 1000000000 is above 20"),
         ({"delta_cap": "0.001"}, "a δ cap of 0.001 is at least 1/n for 2,000 rows"),
     ],
 )

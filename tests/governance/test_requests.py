@@ -107,7 +107,7 @@ def test_floats_are_read_as_the_decimal_they_print_as(world):
 @pytest.mark.parametrize(
     ("field", "overrides", "message"),
     [
-        ("epsilon", {"epsilon": "5.000001"}, "epsilon 5.000001 is above purpose 'research''s maximum of 5"),
+        ("epsilon", {"epsilon": "5.000001"}, "ε = 5.000001 is more than purpose “research” allows (at most ε = 5"),
         ("epsilon", {"epsilon": "0"}, "epsilon must be greater than 0"),
         ("epsilon", {"epsilon": "-0.5"}, "epsilon must be greater than 0"),
         ("epsilon", {"epsilon": "lots"}, "epsilon must be a number; got 'lots'"),

@@ -31,15 +31,22 @@ DIRECTION_WORDS = {"higher_is_better": "higher is better", "lower_is_better": "l
 
 class Command(SynthgateCommand):
     help = "Show, list and run audits (on demand or of external data); accept the risk of a failed one."
+    examples = (
+        "synthgate audit list --request 12",
+        "synthgate audit show 3",
+        "synthgate audit run 7 --seed 1",
+        "synthgate audit external --dataset adult --synthetic s.csv --holdout h.csv",
+        'synthgate audit accept-risk 12 --reason "reviewed: linkage limited to public fields" --as carol',
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         show = self.add_subcommand(actions, "show", "every check of a run, the positive controls and the datasheet")
         show.add_argument("run_id", type=int, metavar="ID")
         listing = self.add_subcommand(actions, "list", "audit runs you may see, newest first")
-        listing.add_argument("--status", choices=AuditStatus.values)
-        listing.add_argument("--version", type=int, metavar="VERSION_ID")
-        listing.add_argument("--request", type=int, metavar="REQUEST_ID")
+        listing.add_argument("--status", choices=AuditStatus.values, help="only runs with this verdict")
+        listing.add_argument("--version", type=int, metavar="VERSION_ID", help="only audits of this dataset version")
+        listing.add_argument("--request", type=int, metavar="REQUEST_ID", help="only audits of this request")
         run = self.add_subcommand(actions, "run", "audit a synthetic or external version again")
         run.add_argument("version_id", type=int, metavar="VERSION_ID")
         run.add_argument("--seed", type=int, help="fix the audit's seed (default: a fresh random one)")
@@ -49,10 +56,16 @@ class Command(SynthgateCommand):
         )
         external.add_argument("--synthetic", required=True, metavar="S.csv", help="the synthetic table")
         external.add_argument("--holdout", required=True, metavar="H.csv", help="real rows the generator never saw")
-        external.add_argument("--seed", type=int)
+        external.add_argument("--seed", type=int, help="fix the audit's randomness (default: random)")
         accept = self.add_subcommand(actions, "accept-risk", "accept a blocked request's failed audit (an approver)")
         accept.add_argument("request_id", type=int, metavar="REQUEST_ID")
-        accept.add_argument("--reason", required=True)
+        accept.add_argument(
+            "--reason",
+            required=True,
+            action="append",
+            metavar="CHECK=REASON",
+            help="a failed check and why its failure is acceptable; repeat for every failed check",
+        )
 
     def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         self.show_run(audit_run_get(user=actor, run_id=options["run_id"]))
@@ -102,13 +115,15 @@ class Command(SynthgateCommand):
         self.show_run(audit_run_get(user=actor, run_id=run.pk))
 
     def handle_accept_risk(self, actor: User, options: dict[str, Any]) -> None:
-        acceptance = risk_accept(actor=actor, request_id=options["request_id"], reason=options["reason"])
+        acceptance = risk_accept(actor=actor, request_id=options["request_id"], reasons=_reasons(options["reason"]))
         data = RiskAcceptApi.OutputSerializer(acceptance).data
         self.emit(
             data,
             f"Risk accepted for request #{acceptance.request_id} (audit #{acceptance.run_id}) by "
             f"{acceptance.approver.username}: {', '.join(acceptance.failed_checks) or 'no failed checks'}."
-            f"\nreason: {acceptance.reason}\nThe request is now {acceptance.request.state}.",
+            "\n"
+            + "\n".join(f"  {name}: {text}" for name, text in acceptance.reasons.items())
+            + f"\nThe request is now {acceptance.request.state}.",
         )
 
     def show_run(self, run: AuditRun) -> None:
@@ -168,11 +183,13 @@ def verdict_line(run: AuditRun) -> str:
 
 def blocking_reasons(checks: list[CheckResult]) -> list[str]:
     """One line per blocking check that failed: its value against its threshold and what it measures."""
-    from audits.metrics.base import CHECK_SPECS
-
     blocked = [check for check in checks if check.blocking and check.passed is False and check.gating]
     if not blocked:
         return []
+    # Only here: the metrics package loads SciPy and scikit-learn (seconds), which a stored
+    # result that passed never needs.
+    from audits.metrics.base import CHECK_SPECS
+
     lines = ["Blocked by:"]
     for check in blocked:
         spec = CHECK_SPECS.get(check.name)
@@ -192,11 +209,15 @@ def blocking_reasons(checks: list[CheckResult]) -> list[str]:
 def control_lines(run: AuditRun) -> list[str]:
     if not run.controls:
         return ["no positive control ran"]
-    return [
-        f"{control['family']}: {control['n_planted']} verbatim training rows planted ({control['share']:.0%}) — "
-        + ("caught by " + ", ".join(control["caught_by"]) if control["caught"] else "NOT caught (inconclusive)")
-        for control in run.controls
-    ]
+    lines = []
+    for control in run.controls:
+        lines.append(
+            f"{control['family']}: {control['n_planted']} verbatim training rows planted ({control['share']:.0%}) — "
+            + ("caught by " + ", ".join(control["caught_by"]) if control["caught"] else "NOT caught (inconclusive)")
+        )
+        if not control["caught"] and control.get("explanation"):
+            lines.append(f"  why: {control['explanation']}")
+    return lines
 
 
 def datasheet_text(sheet: Datasheet | None) -> str:
@@ -230,3 +251,22 @@ def _existing_file(name: str, *, option: str) -> Path:
 def _check_seed(seed: int | None) -> None:
     if seed is not None and not 0 <= seed < 2**63:
         raise CliError(f"--seed must be between 0 and 2**63 - 1; got {seed}.", extra={"option": "--seed"})
+
+
+def _reasons(values: list[str]) -> dict[str, str]:
+    """``["tvd_1way=why", ...]`` as ``{"tvd_1way": "why"}``; a value without ``=`` is a user mistake."""
+    reasons: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise CliError(
+                f"--reason {value!r}: write CHECK=REASON, naming the failed check (see `audit show`).",
+                code="validation_error",
+                extra={"field": "reason"},
+            )
+        if name.strip() in reasons:
+            raise CliError(
+                f"--reason names {name.strip()!r} twice.", code="validation_error", extra={"field": "reason"}
+            )
+        reasons[name.strip()] = text
+    return reasons

@@ -25,6 +25,10 @@ VERIFICATION_FAILED_EXIT = 1
 
 class Command(SynthgateCommand):
     help = "Verify a signed datasheet (exit 1 if it fails) or print the path of an audit run's datasheet."
+    examples = (
+        "synthgate datasheet verify var/demo/datasheets/adult/audit-1-….pdf",
+        "synthgate datasheet path 3 --as dana",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
@@ -35,7 +39,10 @@ class Command(SynthgateCommand):
             "check the signature and the recorded SHA-256; exit 1 if verification fails",
             needs_user=False,
         )
-        verify.add_argument("file", metavar="FILE.pdf")
+        verify.add_argument("file", metavar="FILE.pdf", help="the signed PDF to check")
+        verify.add_argument(
+            "--release", type=int, metavar="ID", help="fail unless FILE is the datasheet issued for release ID"
+        )
         path = self.add_subcommand(actions, "path", "where the signed datasheet of an audit run is stored")
         path.add_argument("run_id", type=int, metavar="RUN_ID")
 
@@ -48,7 +55,7 @@ class Command(SynthgateCommand):
             raise CliError(
                 f"Cannot read {path}: {error.strerror}.", code="not_found", extra={"path": str(path)}
             ) from error
-        report = datasheet_verify(pdf_bytes=pdf_bytes)
+        report = datasheet_verify(pdf_bytes=pdf_bytes, release_id=options.get("release"))
         data = DatasheetVerifyApi.OutputSerializer(report).data
         self.emit(
             data,
@@ -66,6 +73,7 @@ class Command(SynthgateCommand):
                             ("sha256", report["sha256"]),
                             ("sha256 matches record", report["sha256_matches_record"]),
                             ("version hash", report["version_hash"]),
+                            ("release", report["release"]),
                         ]
                     ),
                     *[f"problem: {problem}" for problem in report["problems"]],

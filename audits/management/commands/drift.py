@@ -13,6 +13,10 @@ from core.cli_format import table
 
 class Command(SynthgateCommand):
     help = "Re-audit active releases against their dataset's newest source version, or set the drift schedule."
+    examples = (
+        "synthgate drift run --dataset adult --as steward",
+        "synthgate drift schedule adult --every-hours 24 --as steward",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
@@ -24,8 +28,15 @@ class Command(SynthgateCommand):
         )
         run.add_argument("--dataset", metavar="NAME", help="only this dataset's releases")
         schedule = self.add_subcommand(actions, "schedule", "how often the scheduled drift audit re-checks a dataset")
-        schedule.add_argument("dataset", metavar="DATASET")
-        schedule.add_argument("--every-hours", dest="interval_hours", type=int, required=True, metavar="HOURS")
+        schedule.add_argument("dataset", metavar="DATASET", help="the dataset's name")
+        schedule.add_argument(
+            "--every-hours",
+            dest="interval_hours",
+            type=int,
+            required=True,
+            metavar="HOURS",
+            help="re-audit the dataset's active releases this often",
+        )
         schedule.add_argument("--disable", action="store_true", help="stop scheduled drift audits of this dataset")
 
     def handle_run(self, actor: User, options: dict[str, Any]) -> None:

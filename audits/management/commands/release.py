@@ -13,12 +13,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
+from audits.apis_releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
+from audits.releases import release_create, release_download, release_revoke
 from core.cli import CliError, SynthgateCommand, SynthgateParser
 from core.cli_format import fields, table
-from governance.apis.releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
 from governance.models import DownloadKind, Release
 from governance.selectors import release_get, release_list
-from governance.services import release_create, release_download, release_revoke
 
 LIST_COLUMNS = (
     "id",
@@ -45,6 +45,14 @@ class ReleaseParser(SynthgateParser):
 
 class Command(SynthgateCommand):
     help = "Release a ready request (`release REQUEST_ID`), list, show, download or revoke releases."
+    examples = (
+        "synthgate release 12 --as bob",
+        "synthgate release create 12 --as bob",
+        "synthgate release list",
+        "synthgate release show 4",
+        "synthgate release download 4 --kind data --output synthetic.csv",
+        'synthgate release revoke 4 --reason "source withdrawn" --as steward',
+    )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -60,8 +68,14 @@ class Command(SynthgateCommand):
         show.add_argument("release_id", type=int, metavar="ID")
         download = self.add_subcommand(actions, "download", "copy the synthetic data or the datasheet (logged)")
         download.add_argument("release_id", type=int, metavar="ID")
-        download.add_argument("--kind", choices=DownloadKind.values, required=True)
+        download.add_argument(
+            "--kind",
+            choices=DownloadKind.values,
+            required=True,
+            help="the synthetic CSV or its signed PDF datasheet",
+        )
         download.add_argument("--output", metavar="PATH", help="file or folder (default: the current folder)")
+        download.add_argument("--clobber", action="store_true", help="overwrite the file at PATH if it exists")
         revoke = self.add_subcommand(actions, "revoke", "stop every further download")
         revoke.add_argument("release_id", type=int, metavar="ID")
         revoke.add_argument("--reason", required=True)
@@ -105,6 +119,13 @@ class Command(SynthgateCommand):
     def handle_download(self, actor: User, options: dict[str, Any]) -> None:
         kind = options["kind"]
         target = _target(options["output"], release_id=options["release_id"], kind=kind)
+        if target.exists() and not options["clobber"]:
+            # Refused before the download is logged: nothing was read, nothing is overwritten.
+            raise CliError(
+                f"{target} exists; pass --clobber to overwrite it, or choose another --output.",
+                code="file_exists",
+                extra={"path": str(target)},
+            )
         source = release_download(actor=actor, release_id=options["release_id"], kind=kind)
         try:
             shutil.copyfile(source, target)

@@ -23,6 +23,7 @@ def _date(text: str) -> date:
 
 class Command(SynthgateCommand):
     help = "Produce a compliance report for a period (stewards and auditors); every report is logged."
+    examples = ("synthgate report compliance --from 2026-01-01 --to 2026-12-31 --format pdf --as dana",)
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
@@ -42,9 +43,14 @@ class Command(SynthgateCommand):
         compliance.add_argument(
             "--to", dest="date_to", required=True, metavar="YYYY-MM-DD", help="last day of the period (UTC), inclusive"
         )
-        compliance.add_argument("--dataset", metavar="NAME")
-        compliance.add_argument("--purpose", metavar="NAME")
-        compliance.add_argument("--format", choices=ReportFormat.values, default=ReportFormat.PDF)
+        compliance.add_argument("--dataset", metavar="NAME", help="only this dataset (default: all)")
+        compliance.add_argument("--purpose", metavar="NAME", help="only requests for this purpose (default: all)")
+        compliance.add_argument(
+            "--format",
+            choices=ReportFormat.values,
+            default=ReportFormat.PDF,
+            help="signed PDF, CSV or JSON",
+        )
         compliance.add_argument(
             "--output",
             metavar="PATH",

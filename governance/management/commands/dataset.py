@@ -21,6 +21,12 @@ VERSION_COLUMNS = ("version", "kind", "rows", "cols", "content_hash", "dropped i
 
 class Command(SynthgateCommand):
     help = "Register source datasets (with ε/δ caps) and inspect them."
+    examples = (
+        "synthgate dataset register sample_data/adult.csv.gz --name adult "
+        "--schema sample_data/adult.schema.json --epsilon-cap 10 --delta-cap 2e-5 --as steward",
+        "synthgate dataset list",
+        "synthgate dataset show adult",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
@@ -30,17 +36,24 @@ class Command(SynthgateCommand):
             "register a CSV/Parquet file (optionally compressed) "
             "as a new dataset, or as a new version of an existing one",
         )
-        register.add_argument("path", metavar="PATH")
-        register.add_argument("--name", required=True)
+        register.add_argument("path", metavar="PATH", help="CSV (, ; tab |), compressed CSV or Parquet")
+        register.add_argument("--name", required=True, help="the dataset's name: letters, digits, - and _")
         register.add_argument(
             "--schema",
             metavar="FILE",
             help="JSON schema with column types and roles; inferred (every role 'other') when omitted",
         )
-        register.add_argument("--epsilon-cap", required=True, metavar="E")
-        register.add_argument("--delta-cap", required=True, metavar="D")
-        register.add_argument("--description", default="")
-        register.add_argument("--sensitivity", choices=Sensitivity.values, default=Sensitivity.CONFIDENTIAL)
+        register.add_argument(
+            "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
+        )
+        register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 2e-5")
+        register.add_argument("--description", default="", help="what the table holds, for people choosing it")
+        register.add_argument(
+            "--sensitivity",
+            choices=Sensitivity.values,
+            default=Sensitivity.CONFIDENTIAL,
+            help="how sensitive the source is (default: confidential)",
+        )
         register.add_argument(
             "--override-caps",
             metavar="REASON",
@@ -76,7 +89,7 @@ class Command(SynthgateCommand):
         )
         self.add_subcommand(actions, "list", "list datasets")
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
-        show.add_argument("name", metavar="NAME")
+        show.add_argument("name", metavar="NAME", help="the dataset's name (see `synthgate dataset list`)")
 
     def handle_register(self, actor: User, options: dict[str, Any]) -> None:
         path = Path(options["path"])

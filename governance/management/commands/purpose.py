@@ -14,12 +14,16 @@ from governance.selectors import purpose_get, purpose_list
 
 class Command(SynthgateCommand):
     help = "List purposes and show one purpose's policy."
+    examples = (
+        "synthgate purpose list",
+        "synthgate purpose show external-research",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         self.add_subcommand(actions, "list", "list purposes")
         show = self.add_subcommand(actions, "show", "one purpose's policy and audit thresholds")
-        show.add_argument("name", metavar="NAME")
+        show.add_argument("name", metavar="NAME", help="the purpose's name (see `synthgate purpose list`)")
 
     def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         data = [purpose_data(purpose) for purpose in purpose_list(user=actor)]

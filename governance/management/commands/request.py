@@ -1,4 +1,4 @@
-"""`synthgate request create|submit|list|show|approve|reject|withdraw`: data requests and decisions."""
+"""`synthgate request create|outlook|submit|list|show|approve|reject|withdraw`: data requests and decisions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Q
 
+from core.amounts import amount_text
 from core.cli import CliError, SynthgateCommand, parse_key_values
 from core.cli_format import fields, table
 from governance.cli_format import REQUEST_COLUMNS, approval_data, audit_event_data, audit_event_table, request_data
@@ -15,6 +16,7 @@ from governance.selectors import request_get, request_list
 from governance.services import (
     access_request_approve,
     access_request_create,
+    access_request_outlook,
     access_request_reject,
     access_request_submit,
     access_request_withdraw,
@@ -25,27 +27,60 @@ REBALANCE_HELP = "COLUMN=VALUE:SHARE[,VALUE:SHARE] target shares of the label co
 
 class Command(SynthgateCommand):
     help = "File, decide and inspect data requests."
+    examples = (
+        "synthgate request create --dataset adult --purpose external-research "
+        "--epsilon 1 --delta 1e-5 --rows 10000 --as alice",
+        "synthgate request list",
+        "synthgate request show 12",
+        'synthgate request approve 12 --reason "fits the purpose" --as bob',
+        'synthgate request reject 12 --reason "ε too high for this purpose" --as bob',
+        "synthgate request withdraw 12 --as alice",
+        "synthgate request submit 12 --as alice",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(actions, "create", "file a request (submitted unless --draft)")
         create.add_argument("--dataset", required=True, metavar="NAME")
         create.add_argument("--purpose", required=True, metavar="NAME")
-        create.add_argument("--epsilon", required=True, metavar="E")
-        create.add_argument("--delta", required=True, metavar="D")
-        create.add_argument("--rows", required=True, metavar="N")
-        create.add_argument("--generator", default="mst")
+        create.add_argument(
+            "--epsilon",
+            required=True,
+            metavar="E",
+            help="ε for this release (at most the purpose's maximum)",
+        )
+        create.add_argument("--delta", required=True, metavar="D", help="δ, below 1, e.g. 1e-5")
+        create.add_argument("--rows", required=True, metavar="N", help="how many synthetic rows to generate")
+        create.add_argument(
+            "--generator",
+            default="mst",
+            metavar="{mst,dp-tvae,copula}",
+            help="mst (default, DP), dp-tvae (DP) or copula (NOT private; only where the purpose allows)",
+        )
         create.add_argument("--param", action="append", metavar="KEY=VALUE", help="generator parameter; repeatable")
         create.add_argument("--rebalance", metavar="SPEC", help=REBALANCE_HELP)
-        create.add_argument("--recipient-kind", choices=RecipientKind.values, default=RecipientKind.INTERNAL)
-        create.add_argument("--recipient", default="")
-        create.add_argument("--justification", default="")
+        create.add_argument(
+            "--recipient-kind",
+            choices=RecipientKind.values,
+            default=RecipientKind.INTERNAL,
+            help="who receives the data (the purpose lists the kinds it allows)",
+        )
+        create.add_argument("--recipient", default="", help="the receiving person or organisation")
+        create.add_argument("--justification", default="", help="why the data is needed, for the approvers")
         create.add_argument("--seed", type=int, help="fix the seed (only when reproducibility is required)")
         create.add_argument("--draft", action="store_true", help="keep it as a draft; submit later")
+        outlook = self.add_subcommand(
+            actions, "outlook", "predict the audit of these request fields before filing (nothing is spent)"
+        )
+        for flag, metavar in (("--dataset", "NAME"), ("--purpose", "NAME"), ("--epsilon", "E"), ("--delta", "D")):
+            outlook.add_argument(flag, required=True, metavar=metavar)
+        outlook.add_argument("--rows", required=True, metavar="N")
+        outlook.add_argument("--generator", default="mst")
+        outlook.add_argument("--param", action="append", metavar="KEY=VALUE", help="generator parameter; repeatable")
         for name, help_text in (("submit", "submit a draft"), ("show", "one request, its approvals and history")):
             self.add_subcommand(actions, name, help_text).add_argument("request_id", type=int, metavar="ID")
         listing = self.add_subcommand(actions, "list", "requests you may see, newest first")
-        listing.add_argument("--state", choices=RequestState.values)
+        listing.add_argument("--state", choices=RequestState.values, help="only requests in this state")
         approve = self.add_subcommand(actions, "approve", "approve (the last required approval reserves budget)")
         approve.add_argument("request_id", type=int, metavar="ID")
         approve.add_argument("--reason", default="")
@@ -75,6 +110,19 @@ class Command(SynthgateCommand):
         )
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} filed ({request.state}).")
 
+    def handle_outlook(self, actor: User, options: dict[str, Any]) -> None:
+        outlook = access_request_outlook(
+            actor=actor,
+            dataset_name=options["dataset"],
+            purpose_name=options["purpose"],
+            epsilon=options["epsilon"],
+            delta=options["delta"],
+            n_rows=options["rows"],
+            generator=options["generator"],
+            generator_params=parse_key_values(options["param"], option="--param"),
+        )
+        self.emit(outlook, lambda: outlook_text(outlook))
+
     def handle_submit(self, actor: User, options: dict[str, Any]) -> None:
         request = access_request_submit(actor=actor, request_id=options["request_id"])
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} submitted.")
@@ -84,8 +132,8 @@ class Command(SynthgateCommand):
         approvals = request.approvals.filter(decision=Decision.APPROVE).count()
         if request.state == RequestState.APPROVED:
             headline = (
-                f"Request #{request.pk} approved; reserved ε={request.epsilon.normalize():f}, "
-                f"δ={request.delta.normalize():f} of dataset {request.dataset.name}."
+                f"Request #{request.pk} approved; reserved ε={amount_text(request.epsilon)}, "
+                f"δ={amount_text(request.delta)} of dataset {request.dataset.name}."
             )
         else:
             headline = (
@@ -169,3 +217,32 @@ def parse_rebalance(spec: str | None) -> dict[str, Any] | None:
             )
         shares[value] = share
     return {"column": column.strip(), "shares": shares}
+
+
+def outlook_text(outlook: dict[str, Any]) -> str:
+    """The predicted audit as a short table and the warnings."""
+    membership = outlook["membership"]
+    lines = [
+        f"Predicted audit of a clean release: {outlook['predicted_verdict']} "
+        f"({outlook['n_rows']:,} synthetic rows from {outlook['n_train']:,} training rows, "
+        f"holdout {outlook['n_holdout']:,})",
+        "",
+    ]
+    rows = [
+        [
+            check,
+            f"{item['predicted_value']:.3f}",
+            "-" if item["purpose_threshold"] is None else f"{item['purpose_threshold']:g}",
+            "-" if item["calibrated_limit"] is None else f"{item['calibrated_limit']:.3f}",
+            {True: "pass", False: "FAIL", None: "-"}[item["predicted_pass"]],
+        ]
+        for check, item in outlook["fidelity"].items()
+    ]
+    if rows:
+        lines.append(table(["check", "expected", "purpose threshold", "audit limit", "predicted"], rows))
+    if outlook["prediction_error"]:
+        lines.append(f"fidelity: {outlook['prediction_error']}")
+    lines.append(f"membership control: {membership['explanation']}")
+    lines += [f"warning: {warning}" for warning in outlook["warnings"]]
+    lines += [f"assumed: {assumption}" for assumption in outlook["assumptions"]]
+    return "\n".join(lines)

@@ -18,17 +18,22 @@ from governance.services import user_create
 
 class Command(SynthgateCommand):
     help = "Create users with roles (prints their API token) and list users."
+    examples = (
+        "synthgate user create alice --role requester",
+        "synthgate user create bob --role approver --as steward",
+        "synthgate user list --as steward",
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(
             actions, "create", "create a user with one or more roles; prints the API token", needs_user=False
         )
-        create.add_argument("username", metavar="NAME")
+        create.add_argument("username", metavar="NAME", help="the login name, 1 to 150 characters")
         create.add_argument(
             "--role", dest="roles", action="append", required=True, choices=Role.values, help="repeat for several roles"
         )
-        create.add_argument("--email", default="")
+        create.add_argument("--email", default="", help="where notifications go")
         create.add_argument(
             "--password",
             default=None,

@@ -1,9 +1,10 @@
-"""Starting a generation job from a page.
+"""Starting a generation job without waiting for it: for the dashboard and `synthgate job run`.
 
-With a broker the service queues the job and the page returns at once. Without one (the
-embedded default) Celery runs tasks in-process and eagerly, so the page would wait for the
-whole job and its audit; instead the service runs in a background thread and the page
-returns as soon as the job row is committed, then shows live progress.
+With a broker the service queues the job and the caller returns at once. Without one (the
+embedded default) Celery runs tasks in-process and eagerly, so the caller would wait for the
+whole job and its audit; instead the service runs in a background thread and the caller
+returns as soon as the job row is committed, then shows live progress (a page that polls,
+the CLI's progress bars).
 """
 
 from __future__ import annotations
@@ -25,19 +26,29 @@ COMMIT_WAIT_SECONDS = 60
 
 
 def runs_in_background() -> bool:
+    """Whether the dashboard starts jobs in a thread (by default: when there is no broker)."""
     return bool(settings.SYNTHGATE_DASHBOARD_BACKGROUND_JOBS)
 
 
-def job_start(*, actor: User, request_id: int) -> GenerationJob:
-    """Start the request's job through the service; errors reach the caller either way."""
-    if not runs_in_background():
+def runs_in_process() -> bool:
+    """No broker: tasks run eagerly, in this process."""
+    return bool(settings.CELERY_TASK_ALWAYS_EAGER)
+
+
+def job_start(*, actor: User, request_id: int, background: bool, channel_name: str) -> GenerationJob:
+    """Start the request's job through the service; errors reach the caller either way.
+
+    With ``background`` the service runs in a thread and this returns once the job row is
+    committed (the job and its audit go on in the thread).
+    """
+    if not background:
         return generation_job_start(actor=actor, request_id=request_id)
     committed = threading.Event()
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            with channel("web"), transaction.atomic():
+            with channel(channel_name), transaction.atomic():
                 # Registered before the service's own callback, so it fires first: the page
                 # is released when the job row commits, before the in-process job runs.
                 transaction.on_commit(committed.set)
