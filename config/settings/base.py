@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "core",
     "governance",
@@ -111,6 +112,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "VIEW_NAME_FUNCTION": "core.api.view_name",
     "DEFAULT_PARSER_CLASSES": [
         "core.limits.LimitedJSONParser",
         "rest_framework.parsers.FormParser",
@@ -124,6 +126,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governance and audit of privacy-preserving synthetic tabular data.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from this server's static files (pinned by the sidecar package), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: CELERY_BROKER_URL unset means tasks run in-process (eager).

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from governance import selectors, services
 from governance.models import DownloadKind, Release
 
@@ -80,6 +80,7 @@ class ReleaseCreateApi(APIView):
 class ReleaseListApi(APIView):
     @extend_schema(
         operation_id="release_list",
+        parameters=PAGE_PARAMETERS,
         responses={200: paginated(ReleaseOutputSerializer, "PaginatedReleaseList"), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
