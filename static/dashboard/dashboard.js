@@ -98,7 +98,29 @@
     update();
   }
 
+  /* A form sends once: its buttons are disabled while it is submitting. The pressed button's
+     name and value travel in a hidden field, since a disabled button is not submitted. */
+  function submitOnce(form) {
+    form.addEventListener("submit", function (event) {
+      if (form.getAttribute("data-submitting")) { event.preventDefault(); return; }
+      form.setAttribute("data-submitting", "1");
+      form.setAttribute("aria-busy", "true");
+      var pressed = event.submitter;
+      if (pressed && pressed.name) {
+        var carry = document.createElement("input");
+        carry.type = "hidden"; carry.name = pressed.name; carry.value = pressed.value;
+        form.appendChild(carry);
+      }
+      window.setTimeout(function () {
+        Array.prototype.forEach.call(form.querySelectorAll('button, input[type="submit"]'), function (button) {
+          button.disabled = true;
+        });
+      }, 0);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll('form[method="post"], form[method="POST"]'), submitOnce);
     Array.prototype.forEach.call(document.querySelectorAll("[data-progress-url]"), watchProgress);
     var form = document.getElementById("request-form");
     if (form) { budgetPreview(form); }
