@@ -138,3 +138,23 @@ class ComplianceFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["dataset"].choices = [("", "All datasets")] + [(d, d) for d in datasets]
         self.fields["purpose"].choices = [("", "All purposes")] + [(p, p) for p in purposes]
+
+
+class AuditLogFilterForm(forms.Form):
+    object_type = forms.ChoiceField(required=False, label="Object type")
+    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
+    action = forms.ChoiceField(required=False, label="Action")
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, object_types: list[str], actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["object_type"].choices = [("", "Any object")] + [(o, o) for o in object_types]
+        self.fields["action"].choices = [("", "Any action")] + [(a, a) for a in actions]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", "The end of the period comes before its start.")
+        return data
