@@ -58,8 +58,8 @@ def drift_audit_run(
     *, actor: AbstractUser | None, dataset_name: str | None = None, trigger: str = DriftTrigger.ON_DEMAND
 ) -> list[DriftOutcome]:
     """Re-audit every active release (of one dataset, if named) against its dataset's newest source."""
-    if actor is not None and not user_has_role(actor, Role.STEWARD, Role.AUDITOR):
-        raise PermissionDeniedError("Only stewards and auditors can run drift audits.")
+    if actor is not None and not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can run drift audits; auditors are read-only.")
     dataset = None
     if dataset_name:
         dataset = Dataset.objects.filter(name=dataset_name).first()

@@ -4,14 +4,18 @@ versions, audit run), in the shape ``audits.datasheets.render`` documents."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from audits.models import AuditRun, CheckResult
+from core.schema import ColumnSpec, parse_schema
+from governance.ingest import load_canonical
 from governance.models import BudgetEntry, DatasetVersion
 from governance.selectors import budget_balance
+from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
 
 DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
@@ -39,6 +43,7 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
         "source": _version(run.train_version if version.kind == "external" else version.parent or run.train_version),
         "synthetic": {**_version(version), "format": "CSV (UTF-8)"},
         "preprocessing": _preprocessing(version, run),
+        **_dictionary_facts(version),
         "privacy": _privacy(lineage),
         "assurance": _assurance(lineage),
         "dp_ceiling": _dp_ceiling(checks),
@@ -177,6 +182,40 @@ def _version(version: DatasetVersion) -> dict[str, Any]:
         "n_rows": version.n_rows,
         "n_columns": version.n_columns,
     }
+
+
+def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
+    """The data dictionary and the values the DP domain may have introduced, read from the release
+    itself (synthetic rows), never from the source: the schema says what is public."""
+    if version.kind != "synthetic":
+        return {"dictionary": [], "introduced_values": []}
+    frame = load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
+    specs = parse_schema(version.schema)
+    return {
+        "dictionary": [_dictionary_row(spec, frame[spec.name]) for spec in specs],
+        "introduced_values": [row for spec in specs if (row := _introduced(spec, frame[spec.name]))],
+    }
+
+
+def _dictionary_row(spec: ColumnSpec, series: Any) -> dict[str, Any]:
+    missing = int(series.isna().sum())
+    return {
+        "column": spec.name,
+        "type": spec.type,
+        "role": spec.role,
+        "domain": "private (estimated with DP)" if spec.needs_private_domain else "public (declared)",
+        "missing_share": f"{100 * missing / len(series):.1f} %" if len(series) else "—",
+    }
+
+
+def _introduced(spec: ColumnSpec, series: Any) -> dict[str, Any] | None:
+    """``other`` stands for categories below the DP threshold; a missing value may come from the
+    DP domain's missing code even where the source has none (unless declared never missing)."""
+    other = int((series == OTHER_VALUE).sum()) if spec.type == "categorical" and spec.categories is None else 0
+    missing = int(series.isna().sum()) if spec.nullable is not False else 0
+    if not other and not missing:
+        return None
+    return {"column": spec.name, "other_rows": other, "missing_rows": missing}
 
 
 def _preprocessing(version: DatasetVersion, run: AuditRun) -> list[str]:

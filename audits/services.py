@@ -87,8 +87,9 @@ def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | Non
     )
     if not visible:
         raise NotFoundError(f"No synthetic or external version #{version_id}.")
-    if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.AUDITOR, Role.REQUESTER):
-        raise PermissionDeniedError("Your role cannot run audits.")
+    # Auditors read and report; they change nothing (no new audit runs either).
+    if not user_has_role(actor, Role.STEWARD, Role.APPROVER, Role.REQUESTER):
+        raise PermissionDeniedError("Your role cannot run audits; auditors have read-only access.")
     train = DatasetVersion.objects.get(pk=version.lineage["train_version"])
     holdout = DatasetVersion.objects.get(pk=version.lineage["holdout_version"])
     return audit_run_execute(
@@ -106,8 +107,10 @@ def audit_external(
     *, actor: AbstractUser, dataset_name: str, synthetic_path: Path, holdout_path: Path, seed: int | None = None
 ) -> AuditRun:
     """Audit synthetic data made elsewhere; the dataset's newest source version is its training data."""
-    if not user_has_role(actor, Role.STEWARD, Role.AUDITOR):
-        raise PermissionDeniedError("Only stewards and auditors can audit external synthetic data.")
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError(
+            "Only a data steward can audit external synthetic data (it registers a version); auditors are read-only."
+        )
     dataset = Dataset.objects.filter(name=dataset_name).first()
     if dataset is None:
         raise NotFoundError(f"No dataset named {dataset_name!r}.")

@@ -93,7 +93,10 @@ def _print(name: str, report: AssuranceReport, rows: int, seconds: float) -> Non
         f"{name:<16} {'(all)':<19} {report.epsilon:>5g} {report.runs:>5} {rows:>5} {seconds:>8.1f} "
         f"{report.epsilon_lower_bound:>7.3f} {report.mu_ratio:>8.3f}  {verdict}"
     )
-    print(f"{'':<16} sampling: {report.sampling['reason']}; largest reported ε {report.largest_reported_epsilon:.6g}")
+    print(
+        f"{'':<16} sampling: {report.sampling['reason']}; largest reported ε {report.largest_reported_epsilon:.6g}; "
+        f"the largest bound {report.runs} runs can show: {report.reachable_epsilon:.3f}"
+    )
 
 
 if __name__ == "__main__":

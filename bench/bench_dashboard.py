@@ -70,7 +70,7 @@ def populate(n_requests: int):
     services.roles_ensure()
     services.purposes_ensure_defaults()
     people = {
-        name: services.user_create(username=name, roles=roles, actor=None, password=f"{name}-demo")[0]
+        name: services.user_create(username=name, roles=roles, actor=None, password=f"{name}-synthgate")[0]
         for name, roles in (
             ("steward", ["steward"]),
             ("bob", ["approver"]),

@@ -1,11 +1,13 @@
-"""What every app's ``apis.py`` shares: the error schema for the OpenAPI description, filtered and
-paginated lists (and their schema), and the 404 for unknown paths under /api/."""
+"""What every app's ``apis.py`` shares: who may read the API schema, the error schema for the
+OpenAPI description, filtered and paginated lists (and their schema), and the 404 for unknown
+paths under /api/."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import Resolver404, resolve
 from django_filters import ChoiceFilter, Filter, FilterSet, NumberFilter
@@ -14,12 +16,19 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ShapeError
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import DefaultPagination
+
+
+class ApiSchemaAccess(BasePermission):
+    """The OpenAPI schema and docs: open when SYNTHGATE_API_SCHEMA_PUBLIC (development), else login."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return bool(settings.SYNTHGATE_API_SCHEMA_PUBLIC or request.user and request.user.is_authenticated)
 
 
 class ErrorOutputSerializer(serializers.Serializer):

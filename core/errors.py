@@ -65,3 +65,10 @@ class DatasetFormatError(ValidationError):
     """An uploaded table is malformed (encoding, shape, types, schema)."""
 
     code = "invalid_dataset"
+
+
+class TooManyAttemptsError(ApplicationError):
+    """Too many failed attempts (logins); retry after the lockout."""
+
+    code = "too_many_attempts"
+    status = 429

@@ -64,6 +64,53 @@ class DatasetRegisterForm(forms.Form):
         return data
 
 
+class ColumnDeclareForm(forms.Form):
+    """One column's role and public domain; empty fields leave the declaration as it is."""
+
+    column = forms.ChoiceField()
+    role = forms.ChoiceField(required=False)
+    categories = forms.CharField(
+        required=False, max_length=10_000, help_text="Comma-separated, from the codebook; '-' removes them."
+    )
+    minimum = forms.CharField(required=False, label="Public minimum", help_text="'-' removes it.")
+    maximum = forms.CharField(required=False, label="Public maximum", help_text="'-' removes it.")
+    nullable = forms.ChoiceField(
+        required=False,
+        choices=[("", "— unchanged —"), ("yes", "may be missing"), ("no", "never missing"), ("-", "not declared")],
+    )
+    domain_source = forms.CharField(required=False, max_length=500, label="Where the domain comes from")
+
+    def __init__(self, *args: Any, columns: list[str], roles: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["column"].choices = [(name, name) for name in columns]
+        self.fields["role"].choices = [("", "— unchanged —")] + [(role, role) for role in roles]
+
+    def changes(self) -> dict[str, Any]:
+        data, changes = self.cleaned_data, {}
+        if data.get("role"):
+            changes["role"] = data["role"]
+        text = (data.get("categories") or "").strip()
+        if text:
+            changes["categories"] = None if text == "-" else [item.strip() for item in text.split(",") if item.strip()]
+        for field, key in (("minimum", "min"), ("maximum", "max")):
+            value = (data.get(field) or "").strip()
+            if value:
+                changes[key] = None if value == "-" else _number_or_text(value)
+        if data.get("nullable"):
+            changes["nullable"] = {"yes": True, "no": False, "-": None}[data["nullable"]]
+        if (data.get("domain_source") or "").strip():
+            changes["domain_source"] = data["domain_source"].strip()
+        return changes
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
+
 class RequestCreateForm(forms.Form):
     dataset = forms.ChoiceField()
     purpose = forms.ChoiceField()
@@ -77,7 +124,11 @@ class RequestCreateForm(forms.Form):
     recipient = forms.CharField(required=False, max_length=200)
     justification = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     rebalance_column = forms.ChoiceField(required=False, label="Rebalance column")
-    rebalance_value = forms.CharField(required=False, label="Class value", max_length=200)
+    rebalance_value = forms.ChoiceField(
+        required=False,
+        label="Class value",
+        help_text="Only the label's declared (public) categories; a steward declares them on the dataset page.",
+    )
     rebalance_share = forms.CharField(required=False, label="Target share (0–1)")
     seed = forms.IntegerField(required=False, label="Fixed seed (only for reproducible runs)")
     draft = forms.BooleanField(required=False, label="Save as a draft (submit later)")
@@ -91,6 +142,7 @@ class RequestCreateForm(forms.Form):
         purposes: list[tuple[str, str]],
         generators: list[tuple[str, str]],
         label_columns: list[str],
+        label_categories: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -98,6 +150,8 @@ class RequestCreateForm(forms.Form):
         self.fields["purpose"].choices = purposes
         self.fields["generator"].choices = generators
         self.fields["rebalance_column"].choices = [("", "— no rebalancing —")] + [(c, c) for c in label_columns]
+        empty = "— choose a class —" if label_categories else "— no declared categories: declare them first —"
+        self.fields["rebalance_value"].choices = [("", empty)] + [(c, c) for c in label_categories or []]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from audits.models import AuditRun, AuditStatus, Datasheet, RiskAcceptance
 from audits.selectors import audit_run_list
+from governance.cli_format import public_domain
 from governance.ledger import BudgetBalance
 from governance.models import (
     Approval,
@@ -126,9 +127,28 @@ def dataset_columns(*, version: DatasetVersion | None) -> list[dict[str, Any]]:
     if version is None:
         return []
     return [
-        {"name": c["name"], "type": c.get("type", ""), "role": c.get("role", "other")}
+        {
+            "name": c["name"],
+            "type": c.get("type", ""),
+            "role": c.get("role", "other"),
+            "domain": public_domain(c),
+            "declared": _declared_text(c),
+        }
         for c in version.schema.get("columns", [])
     ]
+
+
+def _declared_text(column: dict[str, Any]) -> str:
+    parts = []
+    if "min" in column or "max" in column:
+        parts.append(f"{column.get('min', '…')} – {column.get('max', '…')}")
+    if column.get("categories"):
+        parts.append(", ".join(str(category) for category in column["categories"]))
+    if "nullable" in column:
+        parts.append("nullable" if column["nullable"] else "never missing")
+    if column.get("domain_source"):
+        parts.append(f"source: {column['domain_source']}")
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------------------------ requests

@@ -18,6 +18,7 @@ urlpatterns = [
     path("datasets/", datasets.dataset_list, name="dataset-list"),
     path("datasets/new/", datasets.dataset_register, name="dataset-register"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset-detail"),
+    path("datasets/<slug:name>/declare/", datasets.dataset_declare, name="dataset-declare"),
     path("requests/", requests.request_list, name="request-list"),
     path("requests/new/", requests.request_create, name="request-create"),
     path("requests/<int:request_id>/", requests.request_detail, name="request-detail"),

@@ -62,10 +62,21 @@ def schema_table(schema: dict[str, Any]) -> str:
             column.get("min"),
             column.get("max"),
             len(column["categories"]) if column.get("categories") else None,
+            {True: "yes", False: "no"}.get(column.get("nullable"), "private"),
+            public_domain(column),
         )
         for column in schema["columns"]
     ]
-    return table(("column", "type", "role", "min", "max", "categories"), rows)
+    return table(("column", "type", "role", "min", "max", "categories", "nullable", "domain"), rows)
+
+
+def public_domain(column: dict[str, Any]) -> str:
+    """``public`` when the column's whole domain is declared, else ``private`` (estimated with DP, paid for)."""
+    if column["type"] == "boolean":
+        return "public"
+    if column["type"] == "categorical":
+        return "public" if column.get("categories") else "private (DP, paid)"
+    return "public" if "min" in column and "max" in column else "private (DP, paid)"
 
 
 def purpose_data(purpose: Purpose) -> dict[str, Any]:

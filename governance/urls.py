@@ -6,6 +6,9 @@ from governance import apis
 
 urlpatterns = [
     path("auth/token/", apis.AuthTokenCreateApi.as_view(), name="auth-token"),
+    path("auth/tokens/", apis.AuthTokenListApi.as_view(), name="auth-token-list"),
+    path("auth/tokens/<str:token_key>/", apis.AuthTokenRevokeApi.as_view(), name="auth-token-revoke"),
+    path("auth/tokens/<str:token_key>/rotate/", apis.AuthTokenRotateApi.as_view(), name="auth-token-rotate"),
     path("datasets/", apis.DatasetCollectionApi.as_view(), name="dataset-list"),
     path("datasets/<slug:name>/", apis.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<slug:name>/versions/", apis.DatasetVersionCollectionApi.as_view(), name="dataset-version-list"),

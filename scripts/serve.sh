@@ -35,12 +35,12 @@ printf '\n== collecting static files\n'
 
 printf '\nSynthgate dashboard: http://%s/\n' "$ADDRESS"
 [ "${SYNTHGATE_DEMO:-}" = true ] && cat <<INFO
-Log in as one of the demo people (password: <name>-demo):
-  steward / steward-demo   data steward: registers datasets, releases, revokes
-  alice   / alice-demo     requester: files requests, starts jobs, downloads
-  bob     / bob-demo       approver
-  carol   / carol-demo     approver (four-eyes: two approvals for external-research)
-  dana    / dana-demo      auditor (read-only, compliance reports)
+Log in as one of the demo people (password: <name>-synthgate):
+  steward / steward-synthgate   data steward: registers datasets, releases, revokes
+  alice   / alice-synthgate     requester: files requests, starts jobs, downloads
+  bob     / bob-synthgate       approver
+  carol   / carol-synthgate     approver (four-eyes: two approvals for external-research)
+  dana    / dana-synthgate      auditor (read-only, compliance reports)
 INFO
 printf 'Stop with Ctrl-C.\n\n'
 # --noreload: generation jobs run in background threads of this process; a reload would end them.

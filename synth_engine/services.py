@@ -30,6 +30,7 @@ from governance.models import DataRequest, Dataset, DatasetVersion, RequestState
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
     access_request_lock,
+    access_request_revalidate,
     audit_event_record,
     budget_release,
     budget_reservation,
@@ -145,6 +146,7 @@ def generation_job_run(*, job_id: int) -> GenerationJob:
     except Exception as error:  # every failure must end the job in a terminal state
         logger.exception("Generation job %s failed", job.pk)
         message = error.message if isinstance(error, ApplicationError) else f"{type(error).__name__}: {error}"
+        message = (message.strip().splitlines() or [type(error).__name__])[0]
         _finish_failed(job.pk, status=JobStatus.FAILED, error=message, timings=timings)
     return GenerationJob.objects.get(pk=job_id)
 
@@ -200,6 +202,9 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
         if job_warnings:
             GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
     with _phase(job, "planning", 10, timings):
+        # The request is checked once more against today's public facts (declared classes,
+        # parameter bounds) before anything is spent.
+        access_request_revalidate(request=request)
         planned = _plan(generator, request, n_rows=len(train))
         _touch_data(job, request, planned)
     seed = job.seed if job.seed is not None else secrets.randbits(63)
@@ -274,7 +279,10 @@ def _touch_data(job: GenerationJob, request: DataRequest, planned: Any) -> None:
                 accountant=planned.to_dict(),
             )
         locked.data_touched_at = timezone.now()
-        locked.save(update_fields=["data_touched_at", "updated_at"])
+        # What the ledger was charged, so the job page agrees with it even if the job fails later;
+        # a successful run replaces it with the accountant's own figure (never above the charge).
+        locked.privacy_spent = planned.to_dict() if planned is not None else {}
+        locked.save(update_fields=["data_touched_at", "privacy_spent", "updated_at"])
 
 
 def _check_within_plan(spent: Any, planned: Any) -> None:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from core.errors import ApplicationError, PermissionDeniedError
-from dashboard.forms import DatasetRegisterForm
+from core.schema import COLUMN_ROLES
+from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
 from dashboard.selectors import dataset_columns, dataset_lineage, dataset_rows
 from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance import services
@@ -31,8 +34,14 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 
 @dashboard_view
 def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
+    return _detail_page(request, name, declare_form=None)
+
+
+def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclareForm | None) -> HttpResponse:
     dataset = dataset_get(user=request.user, name=name)
     latest = dataset_latest_source(dataset=dataset)
+    if declare_form is None and latest is not None and _is_steward(request):
+        declare_form = _declare_form(None, latest)
     return render(
         request,
         "dashboard/datasets/detail.html",
@@ -44,7 +53,41 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
             "ledger": paginate(request, budget_entry_list(user=request.user, dataset=dataset), per_page=50),
             "columns": dataset_columns(version=latest),
             "latest": latest,
+            "declare_form": declare_form,
         },
+        status=400 if declare_form is not None and declare_form.errors else 200,
+    )
+
+
+@dashboard_view
+def dataset_declare(request: HttpRequest, name: str) -> HttpResponse:
+    """A steward declares one column's role or public domain (POST only)."""
+    if request.method != "POST" or not _is_steward(request):
+        raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
+    latest = dataset_latest_source(dataset=dataset_get(user=request.user, name=name))
+    if latest is None:
+        return redirect("dashboard:dataset-detail", name=name)
+    form = _declare_form(request.POST, latest)
+    if form.is_valid():
+        try:
+            result = services.dataset_schema_declare(
+                actor=request.user, name=name, column=form.cleaned_data["column"], changes=form.changes()
+            )
+        except ApplicationError as error:
+            add_service_error(form, error, fields={"min": "minimum", "max": "maximum"})
+        else:
+            messages.success(request, f"Declared {form.cleaned_data['column']!r} on {result.version}.")
+            for warning in result.warnings:
+                messages.warning(request, warning)
+            return redirect("dashboard:dataset-detail", name=name)
+    return _detail_page(request, name, declare_form=form)
+
+
+def _declare_form(data: Any, version: Any) -> ColumnDeclareForm:
+    return ColumnDeclareForm(
+        data,
+        columns=[column["name"] for column in version.schema["columns"]],
+        roles=[role for role in COLUMN_ROLES if role != "identifier"],
     )
 
 

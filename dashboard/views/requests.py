@@ -115,6 +115,16 @@ def _create_choices(rows: list, purposes: list) -> dict[str, Any]:
             for name, cls in GENERATORS.items()
         ],
         "label_columns": labels,
+        "label_categories": sorted(
+            {
+                str(category)
+                for row in rows
+                if row.latest_source
+                for c in row.latest_source.schema.get("columns", [])
+                if c.get("role") == "label"
+                for category in c.get("categories") or []
+            }
+        ),
     }
 
 

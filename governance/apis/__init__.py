@@ -6,7 +6,7 @@ combines the two operation views; each keeps its own serializers and schema.
 
 from core.apis import ApiNotFoundApi
 from governance.apis.audit import AuditEventListApi, AuditLogVerifyApi
-from governance.apis.auth import AuthTokenCreateApi
+from governance.apis.auth import AuthTokenCreateApi, AuthTokenListApi, AuthTokenRevokeApi, AuthTokenRotateApi
 from governance.apis.datasets import (
     DatasetBudgetApi,
     DatasetCollectionApi,
@@ -42,6 +42,9 @@ __all__ = [
     "AuditEventListApi",
     "AuditLogVerifyApi",
     "AuthTokenCreateApi",
+    "AuthTokenListApi",
+    "AuthTokenRevokeApi",
+    "AuthTokenRotateApi",
     "DatasetBudgetApi",
     "DatasetCollectionApi",
     "DatasetDetailApi",

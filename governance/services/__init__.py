@@ -13,6 +13,7 @@ from governance.services.budget import (
 from governance.services.datasets import (
     RegistrationResult,
     dataset_register,
+    dataset_schema_declare,
     dataset_version_store,
     files_removed_on_error,
     ingest_limits,
@@ -25,14 +26,29 @@ from governance.services.requests import (
     access_request_create,
     access_request_lock,
     access_request_reject,
+    access_request_revalidate,
     access_request_submit,
     access_request_withdraw,
     allowed_transitions,
     request_transition,
 )
-from governance.services.users import roles_ensure, user_create
+from governance.services.tokens import api_token_issue, api_token_list, api_token_revoke, api_token_rotate
+from governance.services.users import (
+    password_checked,
+    roles_ensure,
+    user_create,
+    username_checked,
+    username_normalise,
+)
 
 __all__ = [
+    "api_token_issue",
+    "api_token_list",
+    "api_token_revoke",
+    "api_token_rotate",
+    "password_checked",
+    "username_checked",
+    "username_normalise",
     "TRANSITIONS",
     "BudgetBalance",
     "ChainVerification",
@@ -41,6 +57,7 @@ __all__ = [
     "access_request_lock",
     "access_request_create",
     "access_request_reject",
+    "access_request_revalidate",
     "access_request_submit",
     "access_request_withdraw",
     "allowed_transitions",
@@ -52,6 +69,7 @@ __all__ = [
     "budget_reserve",
     "budget_spend",
     "dataset_register",
+    "dataset_schema_declare",
     "dataset_version_store",
     "files_removed_on_error",
     "ingest_limits",

@@ -18,10 +18,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from core.amounts import amount_text
-from core.errors import ConflictError, PermissionDeniedError, ValidationError
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
+from core.schema import SchemaError, parse_schema
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
-from governance.ingest import IngestLimits, Table, load_canonical, read_table
+from governance.ingest import IngestLimits, Table, domain_read_from_data_warnings, load_canonical, read_table
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
 from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
@@ -398,3 +399,101 @@ def files_removed_on_error() -> Iterator[list[Path]]:
         for path in written:
             path.unlink(missing_ok=True)
         raise
+
+
+DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "domain_source")
+IN_FLIGHT_STATES = ("approved", "generating")
+
+
+def dataset_schema_declare(
+    *, actor: AbstractUser, name: str, column: str, changes: dict[str, Any]
+) -> RegistrationResult:
+    """Declare a column's role or public domain on the dataset's newest source version (logged).
+
+    ``changes`` maps keys of :data:`DECLARABLE_KEYS` to a value, or to ``None`` to remove the
+    declaration. Refused while a job may be reading the version (an approved or generating
+    request); filed requests are checked again at approval against the new declaration.
+    """
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
+    unknown = sorted(set(changes) - set(DECLARABLE_KEYS))
+    if unknown:
+        raise ValidationError(f"Cannot declare {', '.join(unknown)}; declarable: {', '.join(DECLARABLE_KEYS)}.")
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().filter(name=name).first()
+        if dataset is None:
+            raise NotFoundError(f"No dataset named {name!r}.")
+        version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+        if version is None:
+            raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        _check_not_in_flight(version)
+        before, after, schema = _declared_schema(version, column, changes)
+        frame = _stored_frame(version)
+        _check_categories_cover(frame, after)
+        warnings = domain_read_from_data_warnings(frame, {"columns": [after]})
+        version.schema = schema
+        version.schema_inferred = False
+        version.save(update_fields=["schema", "schema_inferred"])
+        audit_event_record(
+            actor=actor,
+            action="dataset_version.declare",
+            obj=version,
+            before={"column": before},
+            after={"column": after, **({"warnings": warnings} if warnings else {})},
+        )
+    return RegistrationResult(version, False, warnings)
+
+
+def _check_not_in_flight(version: DatasetVersion) -> None:
+    busy = list(version.requests.filter(state__in=IN_FLIGHT_STATES).values_list("pk", flat=True))
+    if busy:
+        raise ConflictError(
+            f"Requests {', '.join(f'#{pk}' for pk in busy)} are approved or generating on {version}; "
+            "declare the schema once their jobs have finished.",
+            extra={"requests": busy},
+        )
+
+
+def _declared_schema(
+    version: DatasetVersion, column: str, changes: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    columns = [dict(entry) for entry in version.schema["columns"]]
+    position = next((index for index, entry in enumerate(columns) if entry["name"] == column), None)
+    if position is None:
+        names = ", ".join(entry["name"] for entry in columns)
+        raise ValidationError(f"{version} has no column {column!r}; its columns: {names}.", extra={"field": "column"})
+    if changes.get("role") == "identifier":
+        raise ValidationError(
+            "A stored column cannot become an identifier (identifiers are dropped before storage); "
+            "register a new version with the column marked identifier instead.",
+            extra={"field": "role"},
+        )
+    before = dict(columns[position])
+    for key, value in changes.items():
+        if value is None:
+            columns[position].pop(key, None)
+        else:
+            columns[position][key] = value
+    schema = {**version.schema, "columns": columns}
+    try:
+        parse_schema(schema, strict=True)
+    except SchemaError as error:
+        raise ValidationError(str(error), extra={"field": "schema"}) from error
+    return before, columns[position], schema
+
+
+def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
+    if entry.get("type") != "categorical" or "categories" not in entry:
+        return
+    declared = {str(category) for category in entry["categories"]}
+    outside = sorted({str(value) for value in frame[entry["name"]].dropna().unique()} - declared)
+    if outside:
+        raise ValidationError(
+            f"Column {entry['name']!r} holds values outside the declared categories: {', '.join(outside[:10])}. "
+            "Declare every category the codebook lists.",
+            extra={"field": "categories"},
+        )
+
+
+def _stored_frame(version: DatasetVersion) -> Any:
+    return load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)

@@ -25,6 +25,7 @@ from core.errors import (
     ValidationError,
 )
 from core.limits import text_checked
+from core.schema import parse_schema
 from governance.models import (
     Approval,
     DataRequest,
@@ -272,13 +273,14 @@ def _check_generator(name: str, params: dict[str, Any], purpose: Purpose) -> Non
 
 
 def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersion) -> dict[str, Any] | None:
+    """Rebalancing names classes of the label's declared (public) categories, with shares that sum right."""
     if not rebalance:
         return None
     column, shares = rebalance.get("column"), rebalance.get("shares")
-    labels = [c["name"] for c in source.schema["columns"] if c["role"] == "label"]
-    if column not in labels:
+    labels = [spec for spec in parse_schema(source.schema) if spec.role == "label"]
+    if not labels or column != labels[0].name:
         raise ValidationError(
-            f"Rebalancing needs the label column ({', '.join(labels) or 'none declared'}); got {column!r}.",
+            f"Rebalancing needs the label column ({labels[0].name if labels else 'none declared'}); got {column!r}.",
             extra={"field": "rebalance"},
         )
     if not isinstance(shares, dict) or not shares:
@@ -291,7 +293,64 @@ def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersio
         raise ValidationError(
             "Each rebalancing share must lie in (0, 1) and together at most 1.", extra={"field": "rebalance"}
         )
+    _check_declared_classes(column, values, labels[0].categories)
     return {"column": column, "shares": values}
+
+
+def _check_declared_classes(column: str, shares: dict[str, float], declared: tuple[Any, ...] | None) -> None:
+    how = (
+        f"A steward declares them as public: synthgate dataset declare DATASET --column {column} "
+        "--categories A,B,... (or the dataset page's schema form in the dashboard)."
+    )
+    if declared is None:
+        raise ValidationError(
+            f"Rebalancing names classes of {column!r}, whose categories are not declared (public). {how}",
+            extra={"field": "rebalance", "declared_categories": None},
+        )
+    names = [str(category) for category in declared]
+    unknown = [name for name in shares if name not in names]
+    if unknown:
+        raise ValidationError(
+            f"{', '.join(map(repr, unknown))} is not a declared category of {column!r} "
+            f"(declared: {', '.join(names)}). {how}",
+            extra={"field": "rebalance", "declared_categories": names},
+        )
+    total = sum(shares.values())
+    if len(shares) == len(names) and abs(total - 1) > 1e-9:
+        raise ValidationError(
+            f"Shares for every class of {column!r} must sum to 1; they sum to {total:g}.",
+            extra={"field": "rebalance"},
+        )
+    if len(shares) < len(names) and total > 1 - 1e-9:
+        raise ValidationError(
+            f"Shares of the named classes sum to {total:g}, leaving nothing for "
+            f"{', '.join(name for name in names if name not in shares)}; keep their sum below 1.",
+            extra={"field": "rebalance"},
+        )
+
+
+def access_request_revalidate(*, request: DataRequest) -> None:
+    """Check a filed request again against today's public facts (before an approval reserves budget)."""
+    try:
+        _validated_fields(
+            purpose=request.purpose,
+            source=request.source_version,
+            epsilon=request.epsilon,
+            delta=request.delta,
+            n_rows=request.n_rows,
+            generator=request.generator,
+            generator_params=request.generator_params,
+            rebalance=request.rebalance,
+            recipient_kind=request.recipient_kind,
+            seed=request.seed,
+        )
+    except ValidationError as error:
+        raise ValidationError(
+            f"Request #{request.pk} can no longer run as filed: {error.message} "
+            "Reject it, or the requester withdraws it and files a corrected one.",
+            extra={**error.extra, "request": request.pk},
+            code="request_invalid",
+        ) from error
 
 
 def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataRequest:
@@ -323,6 +382,7 @@ def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str 
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_decider(actor, request, "approve")
+        access_request_revalidate(request=request)
         _approval_create(actor=actor, request=request, decision=Decision.APPROVE, reason=reason)
         approvers = request.approvals.filter(decision=Decision.APPROVE).values("approver").distinct().count()
         if approvers < request.purpose.approvals_required:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
-from django.contrib.auth import get_user_model
+from confusable_homoglyphs import confusables
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from rest_framework.authtoken.models import Token
 
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.models import Role
 from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
+from governance.services.tokens import api_token_issue
+
+USERNAME_MAX_CHARS = 150
 
 
 def roles_ensure() -> list[Group]:
@@ -37,19 +43,80 @@ def user_create(
             f"choose from {', '.join(role.value for role in Role)}.",
             extra={"allowed_roles": [role.value for role in Role]},
         )
-    if not username or len(username) > 150:
-        raise ValidationError("A username of 1 to 150 characters is required.")
+    username = username_checked(username)
     user_model = get_user_model()
+    if password is not None:
+        password_checked(password, user=user_model(username=username, email=email))
     try:
         with transaction.atomic():
             user = user_model.objects.create_user(
                 username=username, email=email, password=password or secrets.token_urlsafe(24)
             )
             user.groups.set(Group.objects.filter(name__in=roles))
-            token = Token.objects.create(user=user)
             audit_event_record(
                 actor=actor, action="user.create", obj=user, after={"username": username, "roles": sorted(roles)}
             )
+            _, key = api_token_issue(user=user, actor=actor)
     except IntegrityError as error:
         raise ConflictError(f"A user named {username!r} already exists.") from error
-    return user, token.key
+    return user, key
+
+
+def username_normalise(raw: str | None) -> str:
+    """The form a username is stored and compared in: Unicode NFKC, surrounding space removed."""
+    return unicodedata.normalize("NFKC", raw or "").strip()
+
+
+def username_skeleton(name: str) -> str:
+    """Case-folded, with every character that imitates an ASCII one replaced by it (UTS #39 in spirit)."""
+    return "".join(_ascii_lookalike(character) for character in username_normalise(name).casefold())
+
+
+def _ascii_lookalike(character: str) -> str:
+    if character.isascii():
+        return character
+    for found in confusables.is_confusable(character, greedy=True, preferred_aliases=[]) or []:
+        for glyph in found["homoglyphs"]:
+            if glyph["c"].isascii():
+                return glyph["c"].lower()
+    return character
+
+
+def username_checked(raw: str) -> str:
+    """Normalise a new username and refuse it when malformed, taken in any case, or a look-alike."""
+    username = username_normalise(raw)
+    if not username or len(username) > USERNAME_MAX_CHARS:
+        raise ValidationError(f"A username of 1 to {USERNAME_MAX_CHARS} characters is required.")
+    try:
+        UnicodeUsernameValidator()(username)
+    except DjangoValidationError as error:
+        raise ValidationError(" ".join(error.messages), extra={"field": "username"}) from error
+    if confusables.is_confusable(username, preferred_aliases=["latin", "common"]):
+        raise ValidationError(
+            f"The username {username!r} mixes in characters that imitate Latin letters; use plain letters.",
+            extra={"field": "username"},
+            code="confusable_username",
+        )
+    skeleton = username_skeleton(username)
+    for existing in get_user_model().objects.values_list("username", flat=True).iterator():
+        if existing.casefold() == username.casefold():
+            raise ConflictError(f"A user named {existing!r} already exists.")
+        if username_skeleton(existing) == skeleton:
+            raise ConflictError(
+                f"The username {username!r} is taken or looks like the existing user {existing!r}.",
+                extra={"field": "username", "existing": existing},
+            )
+    return username
+
+
+def password_checked(password: str, *, user: AbstractUser | None = None) -> str:
+    """Apply Django's password validators (AUTH_PASSWORD_VALIDATORS); every path that sets one calls this."""
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as error:
+        raise ValidationError(
+            "The password is too weak: " + " ".join(error.messages),
+            extra={"field": "password", "problems": error.messages},
+            code="weak_password",
+        ) from error
+    return password

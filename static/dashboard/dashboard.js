@@ -119,8 +119,16 @@
     });
   }
 
+  // Bar widths come as data-width (percent): the Content-Security-Policy allows no inline style.
+  function applyWidths() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-width]"), function (el) {
+      el.style.width = el.getAttribute("data-width") + "%";
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll('form[method="post"], form[method="POST"]'), submitOnce);
+    applyWidths();
     Array.prototype.forEach.call(document.querySelectorAll("[data-progress-url]"), watchProgress);
     var form = document.getElementById("request-form");
     if (form) { budgetPreview(form); }

@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from synth_engine.assurance.attacks import ATTACKS, AttackContext, attack_scores
-from synth_engine.assurance.bounds import GameBound, best_bound, theoretical_mu
+from synth_engine.assurance.bounds import (
+    GameBound,
+    best_bound,
+    clopper_pearson_upper,
+    epsilon_from_rates,
+    theoretical_mu,
+)
 from synth_engine.assurance.canaries import CANARY_KINDS, Canary, make_canary, with_canary
 from synth_engine.assurance.sampling import observe_opacus_sampling, poisson_sampling_check
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
@@ -128,6 +134,14 @@ class AssuranceReport:
         return max(result.strongest.bound.mu_estimate for result in self.canaries)
 
     @property
+    def reachable_epsilon(self) -> float:
+        """The largest bound this many runs could show: a perfect split on one threshold at the
+        report's per-statistic error (what ``runs`` can resolve, not a property of the generator)."""
+        alpha = self.alpha / (len(self.canaries) * len(ATTACKS)) / 4  # one threshold, two directions, two rates
+        upper = clopper_pearson_upper(0, self.runs, alpha)
+        return epsilon_from_rates(upper, upper, self.delta)
+
+    @property
     def mu_lower_bound(self) -> float:
         return max(result.strongest.bound.mu_lower_bound for result in self.canaries)
 
@@ -169,6 +183,7 @@ class AssuranceReport:
             "passed": self.passed,
             "failures": self.failures,
             "epsilon_lower_bound": self.epsilon_lower_bound,
+            "reachable_epsilon": self.reachable_epsilon,
             "mu_estimate": self.mu_estimate,
             "mu_lower_bound": self.mu_lower_bound,
             "theoretical_mu": self.theoretical_mu,

@@ -22,6 +22,7 @@ from synth_engine.generators.base import (
     PrivacySpent,
     SchemaMismatchError,
 )
+from synth_engine.generators.parameters import ParameterError, check_parameters
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ def get_generator(name: str, **params: Any) -> Generator:
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise GeneratorError(f"unknown parameter(s) {unknown} for generator {name!r}; valid parameters: {valid}")
+    try:
+        check_parameters(name, params)
+    except ParameterError as error:
+        raise GeneratorError(str(error)) from error
     return cls(**params)
 
 

@@ -270,6 +270,8 @@ def _on_demand_audit(cast, run: AuditRun) -> None:
     url = f"/api/versions/{run.version_id}/audit/"
     assert_error(client_as(cast.other_requester).post(url, {"seed": 3}, format="json"), 404, "not_found")
     assert_error(client_as(None).post(url, {}, format="json"), 401)
+    # Auditors are read-only: they see the run but cannot start another.
+    assert_error(client_as(cast.auditor).post(url, {"seed": 3}, format="json"), 403, "permission_denied")
     assert_error(client_as(cast.requester).post(url, {"seed": -1}, format="json"), 400, "invalid")
     assert_error(
         client_as(cast.steward).post(f"/api/versions/{run.train_version_id}/audit/", {}, format="json"),
@@ -302,14 +304,14 @@ def test_external_audit_blocks_a_leaky_table_and_deletes_its_uploads(cast, adult
         body = {"dataset": files.dataset, "synthetic": upload(synthetic), "holdout": upload(files.holdout), **extra}
         return client_as(user).post("/api/audits/external/", body, format="multipart")
 
-    for user in (cast.requester, cast.approver):
+    for user in (cast.requester, cast.approver, cast.auditor):
         assert_error(audit(user, files.leaky), 403, "permission_denied")
     assert_error(audit(None, files.leaky), 401)
-    missing = client_as(cast.auditor).post(
+    missing = client_as(cast.steward).post(
         "/api/audits/external/", {"dataset": files.dataset, "synthetic": upload(files.leaky)}
     )
     assert assert_error(missing, 400, "invalid")["extra"]["field"] == "holdout"
-    unknown = client_as(cast.auditor).post(
+    unknown = client_as(cast.steward).post(
         "/api/audits/external/",
         {"dataset": "no-such", "synthetic": upload(files.leaky), "holdout": upload(files.holdout)},
     )
@@ -317,7 +319,7 @@ def test_external_audit_blocks_a_leaky_table_and_deletes_its_uploads(cast, adult
     assert list(uploads_folder.iterdir()) == []
     assert not AuditRun.objects.exists()
 
-    leaky = audit(cast.auditor, files.leaky, seed=5)
+    leaky = audit(cast.steward, files.leaky, seed=5)
 
     assert leaky.status_code == 201, leaky.content
     body = leaky.json()

@@ -221,6 +221,7 @@ def test_external_audit_of_a_leaky_table_prints_which_checks_blocked_it(cast, ad
     args = ["--dataset", files.dataset, "--synthetic", files.leaky, "--holdout", files.holdout, "--seed", "5"]
 
     assert synthgate("audit", "external", *args, "--as", "requester").code == 2
+    assert synthgate("audit", "external", *args, "--as", "auditor").code == 2
     missing = synthgate(
         "audit",
         "external",
@@ -231,11 +232,11 @@ def test_external_audit_of_a_leaky_table_prints_which_checks_blocked_it(cast, ad
         "--holdout",
         files.holdout,
         "--as",
-        "auditor",
+        "steward",
     )
     assert missing.code == 2 and "No such file" in missing.stderr and "--synthetic" in missing.stderr
 
-    result = synthgate("audit", "external", *args, "--as", "auditor")
+    result = synthgate("audit", "external", *args, "--as", "steward")
 
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()

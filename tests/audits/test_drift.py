@@ -65,7 +65,7 @@ def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_
     assert [o.verdict for o in drift_audit_run(actor=cast.steward)] == ["no_new_source"]
 
     _new_source(cast, adult_schema, tmp_path, drifted=False)
-    (outcome,) = drift_audit_run(actor=cast.auditor, dataset_name="adult")
+    (outcome,) = drift_audit_run(actor=cast.steward, dataset_name="adult")
     assert outcome.verdict == "current", outcome.reasons
     release.refresh_from_db()
     assert release.stale_at is None and mail.outbox == []
@@ -88,12 +88,13 @@ def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_
 
     # Running again changes nothing: no second run, event or email.
     out = io.StringIO()
-    call_command("drift", "run", "--dataset", "adult", "--as", "auditor", stdout=out)
+    call_command("drift", "run", "--dataset", "adult", "--as", "steward", stdout=out)
     assert "already_stale" in out.getvalue()
     assert DriftRun.objects.filter(release=release).count() == 2 and len(mail.outbox) == 1
     assert AuditEvent.objects.filter(action="release.stale").count() == 1
-    with pytest.raises(PermissionDeniedError):
-        drift_audit_run(actor=cast.requester)
+    for reader in (cast.requester, cast.auditor):  # auditors are read-only
+        with pytest.raises(PermissionDeniedError):
+            drift_audit_run(actor=reader)
 
 
 def test_the_beat_schedule_runs_the_drift_audit_through_a_real_worker(cast, adult_schema, tmp_path):

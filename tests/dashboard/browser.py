@@ -61,6 +61,6 @@ class People:
 def login(page: Page, username: str) -> None:
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(f"{username}-demo")
+    page.get_by_label("Password").fill(f"{username}-synthgate")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/")

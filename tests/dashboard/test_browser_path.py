@@ -25,7 +25,7 @@ JOB_TIMEOUT_MS = 240_000
 
 @pytest.fixture
 def people(live_server, monkeypatch):
-    """The demo's five people (passwords '<name>-demo') plus erin, a second requester, and
+    """The demo's five people (passwords '<name>-synthgate') plus erin, a second requester, and
     frank, who holds both the requester and the approver role."""
     from governance import services
 
@@ -44,7 +44,7 @@ def people(live_server, monkeypatch):
         ("erin", ["requester"]),
         ("frank", ["requester", "approver"]),
     ):
-        services.user_create(username=username, roles=roles, actor=None, password=f"{username}-demo")
+        services.user_create(username=username, roles=roles, actor=None, password=f"{username}-synthgate")
     with sync_playwright() as playwright:
         browser = launch(playwright)
         cast = People(browser, live_server.url)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
+from django.test import RequestFactory
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from governance import selectors
@@ -41,14 +42,15 @@ def test_an_unknown_token_is_401(db):
 
 def test_a_real_token_authenticates(cast):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=cast.auditor).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=cast.auditor)[1]}")
 
     assert client.get("/api/datasets/").status_code == 200
 
 
 def test_a_session_authenticates_and_its_writes_need_the_csrf_token(cast):
     client = APIClient(enforce_csrf_checks=True)
-    assert client.login(username="steward", password="pw")
+    # django-axes counts logins per client, so authenticate() needs the request.
+    assert client.login(request=RequestFactory().post("/accounts/login/"), username="steward", password="pw")
 
     read = client.get("/api/purposes/")
     write = client.post("/api/purposes/", {"name": "p", "max_epsilon": "1"}, format="json")

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from governance.services import access_request_withdraw
@@ -110,11 +111,14 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/audits/", None, (200, 200, 200, 200, 200, 403, 401)),
     ("GET", "/api/audits/999999/", None, (404, 404, 404, 404, 404, 403, 401)),
     ("GET", "/api/audits/999999/datasheet/", None, (404, 404, 404, 404, 404, 403, 401)),
-    ("POST", "/api/audits/external/", external_audit_upload, (404, 403, 403, 403, 404, 403, 401)),
+    ("POST", "/api/audits/external/", external_audit_upload, (404, 403, 403, 403, 403, 403, 401)),
     ("POST", "/api/versions/999999/audit/", None, (404, 404, 404, 404, 404, 404, 401)),
     ("POST", "/api/datasheets/verify/", datasheet_upload, (200, 200, 200, 200, 200, 200, 200)),
     ("POST", "/api/requests/{submitted}/accept-risk/", reason, (403, 403, 404, 409, 403, 404, 401)),
     ("POST", "/api/requests/{withdrawn}/accept-risk/", None, (400, 400, 400, 400, 400, 400, 401)),
+    ("GET", "/api/auth/tokens/", None, (200, 200, 200, 200, 200, 200, 401)),
+    ("DELETE", "/api/auth/tokens/sg_000000000000/", None, (404, 404, 404, 404, 404, 404, 401)),
+    ("POST", "/api/auth/tokens/sg_000000000000/rotate/", None, (404, 404, 404, 404, 404, 404, 401)),
     # assurance figures come from the bundled public sample: any signed-in user may read them
     ("GET", "/api/assurance/", None, (200, 200, 200, 200, 200, 200, 401)),
     ("GET", "/api/assurance/999999/", None, (404, 404, 404, 404, 404, 404, 401)),
@@ -151,8 +155,8 @@ def world(cast) -> World:
 def client_as(user: Any | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, secret = AuthToken.objects.create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     return client
 
 
@@ -188,6 +192,7 @@ def test_matrix_covers_every_governance_route():
         .replace("versions/99/", "versions/<int:number>/")
         .replace("research", "<slug:name>")
         .replace("releases/<int:request_id>", "releases/<int:release_id>")
+        .replace("sg_000000000000", "<str:token_key>")
         for route in covered
     }
     missing = [
@@ -205,7 +210,11 @@ def test_every_role_exchanges_its_password_for_a_token(world, role):
     )
 
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=world.users[role]).key}
+    body = response.json()
+    (stored,) = AuthToken.objects.filter(user=world.users[role])
+    assert body == {"token": ANY, "token_key": stored.token_key, "expires_at": ANY}
+    assert body["token"].startswith(stored.token_key) and stored.digest != body["token"]
+    assert stored.expiry is not None
 
 
 def test_anonymous_with_wrong_password_gets_no_token(world):
@@ -217,4 +226,4 @@ def test_anonymous_with_wrong_password_gets_no_token(world):
         "message": "Unable to log in with the username and password given.",
         "extra": {},
     }
-    assert not Token.objects.filter(user=world.users["steward"]).exists()
+    assert not AuthToken.objects.filter(user=world.users["steward"]).exists()

@@ -103,7 +103,8 @@ def test_user_create_prints_the_api_token_and_is_logged_through_the_cli_channel(
     data = result.json()
     assert result.code == 0
     assert data["username"] == "alice" and data["roles"] == ["approver", "requester"]
-    assert len(data["token"]) == 40
+    assert len(data["token"]) == 67 and data["token"].startswith("sg_")
+    assert data["token_expires_at"] is not None
     event = AuditEvent.objects.get(action="user.create")
     assert (event.channel, event.actor_name, event.after["username"]) == ("cli", "system", "alice")
     assert "API token  " in synthgate("user", "create", "bob", "--role", "auditor").stdout

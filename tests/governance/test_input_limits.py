@@ -128,6 +128,14 @@ def test_a_1_mb_rejection_reason_is_refused_and_nothing_is_stored(cast, submitte
     assert not Approval.objects.exists() and AuditEvent.objects.count() == events
 
 
+def test_an_overlong_reason_is_refused_by_the_cli(cast, submitted):
+    result = synthgate("request", "reject", submitted.pk, "--reason", "x" * 10_001, "--as", "approver")
+
+    assert result.code == 2
+    assert "reason is 10,001 characters long; the limit is 10,000." in result.stderr
+    assert DataRequest.objects.get(pk=submitted.pk).state == RequestState.SUBMITTED
+
+
 def test_a_reason_at_the_limit_is_accepted(cast, submitted):
     response = client_as(cast.approver).post(
         f"/api/requests/{submitted.pk}/reject/", {"reason": "x" * 10_000}, format="json"
@@ -193,6 +201,16 @@ def test_a_json_body_over_the_byte_limit_is_a_413_read_no_further(cast):
     assert response.status_code == 413
     assert response.json()["code"] == "request_too_large"
     assert response.json()["message"] == "The JSON body is larger than 1,048,576 bytes, the limit."
+
+
+def test_a_deep_schema_sent_as_a_form_field_is_a_400(cast):
+    body = {**csv_upload(b"a,b\n1,2\n"), "schema": "[" * 100_000 + "]" * 100_000}
+
+    response = client_as(cast.steward).post("/api/datasets/", body, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["message"] == "The schema is nested more than 32 levels deep, the limit."
+    assert not Dataset.objects.exists()
 
 
 def test_a_deep_schema_file_is_refused_by_the_cli(cast, tmp_path, adult_csv):

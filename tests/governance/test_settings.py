@@ -104,3 +104,15 @@ def test_the_deployment_check_fails_with_a_weak_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "security.W009" in result.stderr + result.stdout
+
+
+def test_production_closes_the_api_schema_and_sends_security_headers(tmp_path):
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SYNTHGATE_API_SCHEMA_PUBLIC, s.CONTENT_SECURITY_POLICY['DIRECTIVES']['script-src'], "
+        "s.AXES_FAILURE_LIMIT)"
+    )
+    result = run(["-c", code], tmp_path, **production_environment())
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False [\"'self'\"] 5"

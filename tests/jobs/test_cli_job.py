@@ -52,5 +52,5 @@ def test_a_job_that_fails_exits_1_and_says_so(own_data_dir, approved_request, ca
     approved_request.refresh_from_db()
     assert approved_request.state == RequestState.FAILED
     assert code == 1
-    assert message.startswith(f"The job of request #{approved_request.pk} failed: ")
+    assert message.startswith(f"Job #{approved_request.jobs.get().pk} failed ")
     assert f"Request #{approved_request.pk} is failed. Next: read the error" in out

@@ -10,10 +10,11 @@ from django.contrib.auth.models import AbstractUser
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
 from core.limits import json_loads_checked
+from core.schema import COLUMN_ROLES
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import Sensitivity
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
-from governance.services import dataset_register
+from governance.services import dataset_register, dataset_schema_declare
 
 VERSION_COLUMNS = ("version", "kind", "rows", "cols", "content_hash", "dropped identifiers", "created_at")
 
@@ -65,6 +66,27 @@ class Command(SynthgateCommand):
             default="",
             help="register although some rows match another dataset's (partial overlap only); logged",
         )
+        declare = self.add_subcommand(
+            actions,
+            "declare",
+            "declare a column's role or public domain (codebook categories, bounds, nullable) on the newest "
+            "source version; logged",
+        )
+        declare.add_argument("name", metavar="NAME")
+        declare.add_argument("--column", required=True)
+        declare.add_argument("--role", choices=[role for role in COLUMN_ROLES if role != "identifier"])
+        declare.add_argument("--categories", metavar="A,B,...", help="the codebook's categories, comma-separated")
+        declare.add_argument("--min", metavar="X", help="public lower bound (a number; ISO 8601 for datetimes)")
+        declare.add_argument("--max", metavar="X", help="public upper bound")
+        declare.add_argument("--nullable", choices=["yes", "no"], help="whether the column may be missing")
+        declare.add_argument("--source", metavar="TEXT", help="where the public domain comes from (a codebook)")
+        declare.add_argument(
+            "--clear",
+            action="append",
+            default=[],
+            choices=["categories", "min", "max", "nullable", "domain_source"],
+            help="remove a declaration (the domain then becomes private and is paid for)",
+        )
         self.add_subcommand(actions, "list", "list datasets")
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
         show.add_argument("name", metavar="NAME", help="the dataset's name (see `synthgate dataset list`)")
@@ -89,6 +111,34 @@ class Command(SynthgateCommand):
         version = result.version
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}
         self.emit(data, lambda: _registration_text(version, created=result.created, warnings=result.warnings))
+
+    def handle_declare(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        changes: dict[str, Any] = dict.fromkeys(options["clear"])
+        if options["role"]:
+            changes["role"] = options["role"]
+        if options["categories"] is not None:
+            changes["categories"] = [item.strip() for item in options["categories"].split(",") if item.strip()]
+        for key in ("min", "max"):
+            if options[key] is not None:
+                changes[key] = _bound(options[key])
+        if options["nullable"]:
+            changes["nullable"] = options["nullable"] == "yes"
+        if options["source"]:
+            changes["domain_source"] = options["source"]
+        if not changes:
+            raise CliError(
+                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --source or --clear."
+            )
+        result = dataset_schema_declare(actor=actor, name=options["name"], column=options["column"], changes=changes)
+        column = next(entry for entry in result.version.schema["columns"] if entry["name"] == options["column"])
+        data = {"version": version_data(result.version), "column": column, "warnings": result.warnings}
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [f"Declared on {result.version}:", schema_table({"columns": [column]})]
+                + [f"warning: {warning}" for warning in result.warnings]
+            ),
+        )
 
     def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         data = []
@@ -152,6 +202,14 @@ class Command(SynthgateCommand):
                 ]
             ),
         )
+
+
+def _bound(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text  # a datetime bound; the schema parser checks it
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
 
 
 def _read_schema(name: str | None) -> dict[str, Any] | None:

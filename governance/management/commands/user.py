@@ -35,7 +35,9 @@ class Command(SynthgateCommand):
         )
         create.add_argument("--email", default="", help="where notifications go")
         create.add_argument(
-            "--password", default=None, help="for the dashboard login; a random one is set when omitted"
+            "--password",
+            default=None,
+            help="for the dashboard login (Django's password validators apply); a random one is set when omitted",
         )
         self.add_subcommand(actions, "list", "list users and their roles")
 
@@ -47,11 +49,18 @@ class Command(SynthgateCommand):
             email=options["email"],
             password=options["password"],
         )
-        data = {**user_data(user), "token": token}
+        expires = user.auth_token_set.get().expiry
+        data = {**user_data(user), "token": token, "token_expires_at": expires}
         self.emit(
             data,
             lambda: fields(
-                [("user", user.username), ("roles", data["roles"]), ("email", user.email), ("API token", token)]
+                [
+                    ("user", user.username),
+                    ("roles", data["roles"]),
+                    ("email", user.email),
+                    ("API token", token),
+                    ("token expires", expires),
+                ]
             ),
         )
 

@@ -157,9 +157,9 @@ class Command(BaseCommand):
         users = {}
         for username, role in PEOPLE:
             existing = get_user_model().objects.filter(username=username).first()
+            password = f"{username}-synthgate"  # passes Django's password validators
             users[username] = (
-                existing
-                or services.user_create(username=username, roles=[role], actor=None, password=f"{username}-demo")[0]
+                existing or services.user_create(username=username, roles=[role], actor=None, password=password)[0]
             )
         self.stdout.write("   users: " + ", ".join(f"{name} ({role})" for name, role in PEOPLE))
         return users

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
@@ -53,14 +56,19 @@ class Command(SynthgateCommand):
 
     def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         watch = not options["no_watch"] and not self.json_output
+        # An in-process job logs its failure with a traceback; show it only with --traceback.
         # On the embedded default the job and its audit run in this process: in a thread, so the
         # bars can move while they work. With a broker they run on a worker and we only poll.
-        job = job_start(
-            actor=actor, request_id=options["request_id"], background=watch and runs_in_process(), channel_name="cli"
-        )
-        job.refresh_from_db()
-        if watch:
-            job = self._watch(actor, job.pk, interval=0.5)
+        with _failure_log_quiet(not options.get("traceback")):
+            job = job_start(
+                actor=actor,
+                request_id=options["request_id"],
+                background=watch and runs_in_process(),
+                channel_name="cli",
+            )
+            job.refresh_from_db()
+            if watch:
+                job = self._watch(actor, job.pk, interval=0.5)
         self._show(job)
         self._outcome(job)
 
@@ -113,10 +121,12 @@ class Command(SynthgateCommand):
         request.refresh_from_db()
         if not self.json_output:
             self.stdout.write(f"\nRequest #{request.pk} is {request.state}. {next_step(request, job)}")
-        if job.status == JobStatus.FAILED or request.state == RequestState.FAILED:
+        if job.status == JobStatus.FAILED:
+            raise _job_failed(job)
+        if request.state == RequestState.FAILED:
             raise CliError(
-                f"The job of request #{request.pk} failed: {job.error or f'see `synthgate job show {job.pk}`'}",
-                code="job_failed",
+                f"Request #{request.pk} failed after its job: see `synthgate request show {request.pk}`.",
+                code="request_failed",
                 extra={"job": job.pk, "request": request.pk, "state": request.state},
                 returncode=1,
             )
@@ -164,3 +174,32 @@ def next_step(request: DataRequest, job: GenerationJob) -> str:
         RequestState.APPROVED: f"Next: follow it with `synthgate job watch {job.pk}`.",
     }
     return steps.get(request.state, f"See `synthgate request show {request.pk}`.")
+
+
+def _job_failed(job: GenerationJob) -> CliError:
+    """One line: which job failed, what the ledger charged for it, and why."""
+    reason = (job.error or "no reason recorded").strip().splitlines()[0]
+    spent = job.privacy_spent or {}
+    charged = (
+        f"after spending ε={amount_text(spent.get('epsilon'), places=EPSILON_PLACES)}, "
+        f"δ={amount_text(spent.get('delta'), places=DELTA_PLACES)}"
+        if spent
+        else "before any spend"
+    )
+    return CliError(
+        f"Job #{job.pk} failed {charged}: {reason}",
+        code="job_failed",
+        extra={"job": job.pk, "request": job.request_id, "privacy_spent": spent},
+        returncode=1,
+    )
+
+
+@contextlib.contextmanager
+def _failure_log_quiet(quiet: bool) -> Iterator[None]:
+    service_logger = logging.getLogger("synth_engine.services")
+    previous = service_logger.disabled
+    service_logger.disabled = quiet or previous
+    try:
+        yield
+    finally:
+        service_logger.disabled = previous
