@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0006_source_fingerprint'),
+        ('governance', '0007_username_case_insensitive'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
