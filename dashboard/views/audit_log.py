@@ -42,14 +42,14 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/audit_log.html",
         {"form": form, "page": paginate(request, events), "query": query_without_page(request)},
-        status=200 if form.is_valid() else 400,
+        status=400 if form.is_bound and not form.is_valid() else 200,
     )
 
 
 @dashboard_view
 def audit_log_export(request: HttpRequest) -> HttpResponse:
     form, events = _filtered(request)
-    if not form.is_valid():
+    if form.is_bound and not form.is_valid():
         return render(request, "dashboard/audit_log.html", {"form": form, "page": None}, status=400)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
