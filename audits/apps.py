@@ -1,6 +1,24 @@
 from django.apps import AppConfig
 
 
+def _checkpoint_keys():  # type: ignore[no-untyped-def]
+    # The signing module loads pyHanko and WeasyPrint: imported at the first signature, not at start-up.
+    from audits.signing import checkpoint_keys
+
+    return checkpoint_keys()
+
+
 class AuditsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "audits"
+
+    def ready(self) -> None:
+        # Every generation job that succeeds is audited: the one job → audit hook. The engine
+        # calls it without knowing this app, so the arrow points from audits to synth_engine.
+        # The audit log's checkpoints are signed with the platform key this app holds.
+        from audits.tasks import audit_run_after_job_enqueue
+        from governance.services.checkpoints import checkpoint_keys_register
+        from synth_engine.hooks import job_succeeded_hook_register
+
+        job_succeeded_hook_register(audit_run_after_job_enqueue)
+        checkpoint_keys_register(_checkpoint_keys)

@@ -15,6 +15,7 @@ from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
 from governance.models import BudgetEntry, DatasetVersion
 from governance.selectors import budget_balance
+from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
 
@@ -22,7 +23,10 @@ DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower 
 THREAT_MODEL = (
     "The adversary holds the released synthetic table and arbitrary auxiliary knowledge, including full "
     "records of some people in the source, and tries to single out, link or infer attributes of people in "
-    "the source, or to tell whether a given person's record was used in training."
+    "the source, or to tell whether a given person's record was used in training. The (ε, δ) guarantee is "
+    "for neighbouring tables that differ by adding or removing one person's row, so the number of rows is "
+    "not public either: the generators never use the exact count, only a differentially private estimate "
+    "charged to the ledger (its 'rows' stage)."
 )
 
 
@@ -60,6 +64,7 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
             "retention": "Kept while any release of it is active; the audit log is permanent.",
             "errata": "Scheduled drift audits re-check active releases against new source versions.",
         },
+        "audit_log_checkpoint": _audit_log_checkpoint(),
         "signature": {
             "signer": "platform signing key",
             "reason": f"audit #{run.pk}",
@@ -75,6 +80,12 @@ def datasheet_facts(run: AuditRun) -> dict[str, Any]:
         },
     }
     return facts
+
+
+def _audit_log_checkpoint() -> dict[str, Any] | None:
+    """The latest signed checkpoint of the audit log's head (docs/tamper-evidence.md), carried in the PDF."""
+    latest = max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
+    return latest.to_dict() if latest else None
 
 
 def _label(version: DatasetVersion) -> str:

@@ -43,6 +43,7 @@ class AuditRun(TimestampedModel):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="written while the run works")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

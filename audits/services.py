@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, RiskAcceptance
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
+from core.liveness import connection_lost, database_reconnect, heartbeat, row_locked_by_live_work
+from core.schedules import periodic_task_ensure
 from governance.ingest import load_canonical, read_table
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.permissions import request_visible_to, user_has_role
@@ -33,6 +36,7 @@ from governance.services import (
     ingest_limits,
     request_transition,
 )
+from synth_engine.models import GenerationJob
 
 logger = logging.getLogger(__name__)
 VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "inconclusive": AuditStatus.INCONCLUSIVE}
@@ -53,17 +57,16 @@ def audit_thresholds_for(request: DataRequest | None) -> dict[str, Any]:
 
 def audit_run_for_job(*, job_id: int) -> AuditRun:
     """The audit that follows a generation job; moves the request to ready or blocked."""
-    from synth_engine.models import GenerationJob
-
-    job = GenerationJob.objects.select_related("request", "output_version", "holdout_version").get(pk=job_id)
+    job = GenerationJob.objects.select_related("request", "output_version", "holdout_version", "train_version").get(
+        pk=job_id
+    )
     existing = AuditRun.objects.filter(version=job.output_version, kind=AuditKind.GENERATION).first()
     if existing is not None and existing.status != AuditStatus.RUNNING:
         return existing  # a redelivered task: the audit already ran
-    train = job.request.dataset.versions.get(pk=job.output_version.lineage["train_version"])
     seed = job.seed if job.seed is not None else None
     return audit_run_execute(
         version=job.output_version,
-        train_version=train,
+        train_version=job.train_version,
         holdout_version=job.holdout_version,
         request=job.request,
         kind=AuditKind.GENERATION,
@@ -167,8 +170,6 @@ def audit_run_execute(
     seed: int | None,
 ) -> AuditRun:
     """Run the whole suite, store every check, sign a datasheet, and move the request on."""
-    from audits.metrics import run_audit
-
     seed = seed if seed is not None else secrets.randbits(31)
     thresholds = audit_thresholds_for(request)
     run = AuditRun.objects.create(
@@ -180,8 +181,18 @@ def audit_run_execute(
         seed=seed,
         thresholds=thresholds,
         requested_by=actor,
+        heartbeat_at=timezone.now(),
     )
     audit_event_record(actor=actor, action="audit.start", obj=run, after={"version": version.pk, "kind": kind})
+    with heartbeat(AuditRun, run.pk):
+        return _audit_run_finish(run, request, actor)
+
+
+def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: AbstractUser | None) -> AuditRun:
+    from audits.metrics import run_audit
+
+    version, train_version, holdout_version = run.version, run.train_version, run.holdout_version
+    thresholds, seed = run.thresholds, run.seed
     try:
         result = run_audit(
             version_frame(train_version),
@@ -197,6 +208,8 @@ def audit_run_execute(
         datasheet_issue(run=run)
     except Exception as error:  # an audit that cannot finish must still end, and block the request
         logger.exception("Audit run %s failed", run.pk)
+        if connection_lost(error) and not database_reconnect():
+            raise  # no database to record it in: the reaper ends the run once it is back
         return _audit_error(run, request, actor, f"{type(error).__name__}: {error}")
     if request is not None:
         with transaction.atomic():
@@ -257,6 +270,13 @@ def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:
 
 def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | None) -> None:
     request = DataRequest.objects.select_for_update().get(pk=request_id)
+    if request.state == RequestState.BLOCKED and run.status == AuditStatus.PASSED and _blocked_by_error(request, run):
+        # The block came from an audit that could not finish (error, worker lost), not from a
+        # failed check: a re-run that passes lets the request on.
+        request_transition(
+            request=request, target=RequestState.READY, actor=actor, action="audited", extra={"audit_run": run.pk}
+        )
+        return
     if request.state != RequestState.AUDITING:
         return  # an on-demand re-audit does not move a request that has moved on
     target = RequestState.READY if run.status == AuditStatus.PASSED else RequestState.BLOCKED
@@ -266,6 +286,43 @@ def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | N
         actor=actor,
         action="audited",
         extra={"audit_run": run.pk, "status": run.status, "failed_checks": run.failed_checks},
+    )
+
+
+def _blocked_by_error(request: DataRequest, run: AuditRun) -> bool:
+    earlier = request.audit_runs.exclude(pk=run.pk).exclude(status=AuditStatus.RUNNING).order_by("-id")
+    statuses = list(earlier.values_list("status", flat=True))
+    return bool(statuses) and all(status == AuditStatus.ERROR for status in statuses)
+
+
+def audit_runs_reap() -> list[AuditRun]:
+    """End every running audit whose heartbeat stopped (its worker is gone) as ``error``, blocking
+    its request until a re-run (``audit run VERSION``) passes."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS)
+    stale = AuditRun.objects.filter(status=AuditStatus.RUNNING).filter(
+        models.Q(heartbeat_at__lt=cutoff) | models.Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    reaped = []
+    for run_id in stale.values_list("pk", flat=True):
+        if row_locked_by_live_work(AuditRun, run_id):
+            continue
+        with transaction.atomic():
+            run = AuditRun.objects.select_for_update().get(pk=run_id)
+            if run.status != AuditStatus.RUNNING or (run.heartbeat_at or run.created_at) >= cutoff:
+                continue
+            since = (run.heartbeat_at or run.created_at).isoformat(timespec="seconds")
+            error = f"Ended by the reaper: the worker running this audit was lost (no heartbeat since {since})."
+            reaped.append(_audit_error(run, run.request, None, error))
+    return reaped
+
+
+def audit_reaper_schedule_ensure() -> Any:
+    """Register the beat entry that ends audit runs whose worker is gone (``synthgate init``)."""
+    return periodic_task_ensure(
+        name="synthgate: end audit runs whose worker is gone",
+        task="audits.tasks.audit_runs_reap_stale",
+        every_seconds=settings.SYNTHGATE_REAPER_TICK_SECONDS,
+        description="audits.services.audit_runs_reap: running audits with no heartbeat end as error.",
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
 
 from audits.datasheets import SigningIdentity, ensure_platform_key, load_certificates
+from governance.services.checkpoints import CheckpointKeys
 
 
 def signing_directory() -> Path:
@@ -42,3 +44,24 @@ def trusted_certificates() -> list:
     if settings.SYNTHGATE_TRUSTED_CERTS_PATH:
         trusted += load_certificates(settings.SYNTHGATE_TRUSTED_CERTS_PATH)
     return trusted
+
+
+def checkpoint_keys() -> CheckpointKeys:
+    """The platform key signs the audit log's checkpoints; the datasheet-trusted certificates verify them."""
+    return _checkpoint_keys(
+        str(settings.DATA_DIR),
+        settings.SYNTHGATE_SIGNING_PKCS12_PATH,
+        settings.SYNTHGATE_SIGNING_KEY_PATH,
+        settings.SYNTHGATE_SIGNING_CERT_PATH,
+        settings.SYNTHGATE_TRUSTED_CERTS_PATH,
+    )
+
+
+@lru_cache(maxsize=8)
+def _checkpoint_keys(*configuration: str | None) -> CheckpointKeys:
+    # Keyed by the signing settings, so a changed configuration (or data directory) loads afresh;
+    # loading once per process matters because every append is signed.
+    identity = signing_identity()
+    return CheckpointKeys(
+        private_key=identity.private_key, certificate=identity.certificate, trusted=tuple(trusted_certificates())
+    )

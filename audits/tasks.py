@@ -16,6 +16,21 @@ def audit_run_after_job(self, job_id: int) -> str:
     return run.status
 
 
+def audit_run_after_job_enqueue(job_id: int) -> None:
+    """The job → audit hook (registered in audits.apps): queue the audit of a job that succeeded."""
+    audit_run_after_job.delay(job_id)
+
+
+@shared_task(bind=True, acks_late=True)
+def audit_runs_reap_stale(self) -> list[int]:
+    """The beat-scheduled reaper: end audit runs whose worker is gone (safe to run twice)."""
+    from audits.services import audit_runs_reap
+    from core.context import channel
+
+    with channel("worker"):
+        return [run.pk for run in audit_runs_reap()]
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3)
 def drift_audits_scheduled(self) -> dict[str, str]:
     """The beat-scheduled sweep: re-audit active releases of every dataset that is due (safe to run twice)."""

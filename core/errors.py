@@ -67,6 +67,13 @@ class DatasetFormatError(ValidationError):
     code = "invalid_dataset"
 
 
+class ServiceUnavailableError(ApplicationError):
+    """A service the action needs (the task broker, the database) cannot be reached; try again later."""
+
+    code = "service_unavailable"
+    status = 503
+
+
 class TooManyAttemptsError(ApplicationError):
     """Too many failed attempts (logins); retry after the lockout."""
 

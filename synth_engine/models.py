@@ -38,6 +38,9 @@ class GenerationJob(TimestampedModel):
     celery_task_id = models.CharField(max_length=100, blank=True)
     data_touched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Written every few seconds by the worker running the job; the reaper ends a running job
+    # whose heartbeat is older than SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS (its worker is gone).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     peak_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
@@ -49,6 +52,9 @@ class GenerationJob(TimestampedModel):
         "governance.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     holdout_version = models.ForeignKey(
+        "governance.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    train_version = models.ForeignKey(
         "governance.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 

@@ -5,6 +5,12 @@ at its first data access, exactly once per request; a job that fails before that
 the reservation; once the data was touched the spend stays. Tasks call
 ``generation_job_run`` and may deliver it twice: the job's state is checked first, so a
 redelivered task never trains twice or charges twice.
+
+Faults (docs/faults.md): a job writes a heartbeat while it works; the beat-scheduled reaper
+ends a running job whose heartbeat stopped (its worker died). A job whose database connection
+is lost is ended on a fresh connection, or sent back to the queue when it had not touched the
+data. A job whose task cannot reach the broker ends at once and its request goes back to
+``approved`` with the reservation kept.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +29,29 @@ import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+from sklearn.model_selection import train_test_split
 
 from core.amounts import amount_text
-from core.errors import ApplicationError, ConflictError, InvalidTransitionError, NotFoundError, PermissionDeniedError
+from core.errors import (
+    ApplicationError,
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
+from core.liveness import (
+    connection_lost,
+    database_reconnect,
+    heartbeat,
+    heartbeat_is_stale,
+    row_locked_by_live_work,
+)
+from core.schedules import periodic_task_ensure
+from core.schema import parse_schema
 from governance.ingest import build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.permissions import request_visible_to, user_has_role
@@ -41,8 +68,12 @@ from governance.services import (
     request_transition,
 )
 from synth_engine.assurance.version import generator_version
+from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
+from synth_engine.generators.domain import CategoricalCodec, target_shares
+from synth_engine.hooks import job_succeeded_hooks
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.runtime import PeakMemory, library_versions
+from synth_engine.tasks import generation_job_execute
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +82,30 @@ class JobCancelledError(Exception):
     """Raised between phases when a cancel was requested."""
 
 
-def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
-    """Approved request → generating: create its job and queue it once the transaction commits."""
-    from synth_engine.tasks import generation_job_execute
+class JobRetryLaterError(Exception):
+    """The database went away before the job touched the data: the job is queued to run again."""
 
+
+@dataclass(frozen=True)
+class JobOutput:
+    """What a finished training run hands to the writing phase."""
+
+    source: DatasetVersion
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    split_seed: int
+    planned: PrivacySpent | None
+    spent: PrivacySpent
+    generator_version: str  # the code hash assurance runs are keyed by: the datasheet cites its result
+
+
+def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
+    """Approved request → generating: create its job and queue it once the transaction commits.
+
+    When the broker cannot be reached the job ends ``failed`` at once, the request goes back to
+    ``approved`` with its reservation kept, and the caller gets a ServiceUnavailableError.
+    """
     with transaction.atomic():
         request = access_request_lock(request_id)
         if not request_visible_to(actor, request):
@@ -79,13 +130,34 @@ def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJ
         request_transition(
             request=request, target=RequestState.GENERATING, actor=actor, action="generate", extra={"job": job.pk}
         )
-        transaction.on_commit(lambda: _enqueue(job, generation_job_execute))
+        transaction.on_commit(lambda: _enqueue(job.pk, actor))
     return job
 
 
-def _enqueue(job: GenerationJob, task: Any) -> None:
-    result = task.delay(job.pk)
-    GenerationJob.objects.filter(pk=job.pk, celery_task_id="").update(celery_task_id=result.id or "")
+def _enqueue(job_id: int, actor: AbstractUser) -> None:
+    try:
+        result = generation_job_execute.delay(job_id)
+    except BrokerError as error:  # retried per CELERY_TASK_PUBLISH_RETRY_POLICY before it gets here
+        _start_refused(job_id, actor, error)
+    GenerationJob.objects.filter(pk=job_id, celery_task_id="").update(celery_task_id=result.id or "")
+
+
+def _start_refused(job_id: int, actor: AbstractUser, error: Exception) -> None:
+    """The broker is down: end the job, give the request back its ``approved`` state, tell the caller."""
+    message = (
+        f"The task queue cannot be reached ({error}); nothing was read or spent. The request is back to "
+        "'approved' with its reservation kept: start it again when the queue is back."
+    )
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        request = DataRequest.objects.select_for_update().get(pk=job.request_id)
+        job.status, job.error, job.finished_at = JobStatus.FAILED, message, timezone.now()
+        job.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        audit_event_record(actor=actor, action="job.failed", obj=job, after={"error": message, "data_touched": False})
+        request_transition(
+            request=request, target=RequestState.APPROVED, actor=actor, action="requeue", extra={"job": job.pk}
+        )
+    raise ServiceUnavailableError(message, extra={"job": job_id, "request": job.request_id}) from error
 
 
 def _check_reservation(request: DataRequest) -> None:
@@ -103,11 +175,11 @@ def _check_reservation(request: DataRequest) -> None:
 
 
 def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
-    """Cancel a queued job at once; ask a running one to stop at its next phase boundary."""
+    """Cancel a queued job, or a running one whose worker is gone, at once; ask a live one to stop
+    at its next phase boundary (the reaper ends it as cancelled if its worker dies first)."""
     with transaction.atomic():
         job = _job_locked(job_id)
         request = job.request
-
         if not request_visible_to(actor, request):
             raise NotFoundError(f"No job #{job_id}.")
         if request.requester_id != actor.pk and not user_has_role(actor, Role.STEWARD, Role.APPROVER):
@@ -117,10 +189,17 @@ def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
         job.cancel_requested = True
         job.save(update_fields=["cancel_requested", "updated_at"])
         audit_event_record(actor=actor, action="job.cancel_request", obj=job, after={"status": job.status})
-    if job.status == JobStatus.QUEUED:
-        _finish_failed(job.pk, status=JobStatus.CANCELLED, error="cancelled before it started", actor=actor)
+        if job.status == JobStatus.QUEUED:
+            _mark_failed_locked(job, status=JobStatus.CANCELLED, error="cancelled before it started", actor=actor)
+        elif heartbeat_is_stale(job.heartbeat_at or job.started_at):
+            error = f"cancelled; its worker was gone (no heartbeat since {_when(job.heartbeat_at or job.started_at)})"
+            _mark_failed_locked(job, status=JobStatus.CANCELLED, error=error, actor=actor)
     job.refresh_from_db()
     return job
+
+
+def _when(moment: Any) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "it was claimed"
 
 
 def _job_locked(job_id: int) -> GenerationJob:
@@ -132,23 +211,109 @@ def _job_locked(job_id: int) -> GenerationJob:
 
 
 def generation_job_run(*, job_id: int) -> GenerationJob:
-    """Run a job to a terminal state. Safe to call again for the same job (task redelivery)."""
+    """Run a job to a terminal state. Safe to call again for the same job (task redelivery).
+
+    Raises JobRetryLaterError when the database connection was lost before the job touched the
+    data (the job is back in ``queued``; the task retries it with backoff).
+    """
+    try:
+        return _run(job_id)
+    except Exception as error:
+        if not connection_lost(error):
+            raise
+        return _after_connection_lost(job_id, error)
+
+
+def _run(job_id: int) -> GenerationJob:
     job = _claim(job_id)
     if job is None:
         return GenerationJob.objects.get(pk=job_id)
     timings: dict[str, float] = {}
     try:
-        with PeakMemory() as memory:
+        with heartbeat(GenerationJob, job.pk), PeakMemory() as memory:
             output = _execute(job, timings)
-        _finish_succeeded(job.pk, output=output, timings=timings, peak_bytes=memory.peak_bytes)
+            _finish_succeeded(job.pk, output=output, timings=timings, peak_bytes=memory.peak_bytes)
     except JobCancelledError:
         _finish_failed(job.pk, status=JobStatus.CANCELLED, error="cancelled on request", timings=timings)
     except Exception as error:  # every failure must end the job in a terminal state
+        if connection_lost(error):
+            raise  # this connection is dead: the job is ended on a fresh one
         logger.exception("Generation job %s failed", job.pk)
         message = error.message if isinstance(error, ApplicationError) else f"{type(error).__name__}: {error}"
         message = (message.strip().splitlines() or [type(error).__name__])[0]
         _finish_failed(job.pk, status=JobStatus.FAILED, error=message, timings=timings)
     return GenerationJob.objects.get(pk=job_id)
+
+
+def _after_connection_lost(job_id: int, error: Exception) -> GenerationJob:
+    """On a fresh connection: queue the job again if it never touched the data, else end it."""
+    logger.warning("Generation job %s lost its database connection: %s", job_id, error)
+    if not database_reconnect():
+        raise error  # still no database: the reaper ends the job once it is back
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        if job.is_terminal:
+            return job
+        if job.data_touched_at is not None:
+            _mark_failed_locked(
+                job,
+                status=JobStatus.FAILED,
+                error=(
+                    f"The database connection was lost after the job had read the data ({error}); the spend "
+                    "stands and the job is not retried. File a new request to generate again."
+                ),
+            )
+            return job
+        job.status, job.phase = JobStatus.QUEUED, "waiting to retry: the database connection was lost"
+        job.save(update_fields=["status", "phase", "updated_at"])
+        audit_event_record(
+            actor=None, action="job.retry", obj=job, after={"attempt": job.attempts, "error": str(error)}
+        )
+    raise JobRetryLaterError(f"job #{job_id}: database connection lost before the data was touched") from error
+
+
+def generation_job_give_up(*, job_id: int, reason: str) -> GenerationJob:
+    """End a job whose retries are used up (it never touched the data, so its reservation is released)."""
+    _finish_failed(job_id, status=JobStatus.FAILED, error=reason)
+    return GenerationJob.objects.get(pk=job_id)
+
+
+def generation_jobs_reap() -> list[GenerationJob]:
+    """End every running job whose heartbeat stopped (its worker is gone) and every queued job that
+    never reached the broker; the reservation is released only if the data was never touched."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS)
+    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    stale = GenerationJob.objects.filter(
+        (Q(status=JobStatus.RUNNING) & silent) | Q(status=JobStatus.QUEUED, celery_task_id="", created_at__lt=cutoff)
+    )
+    reaped = [_reap(pk, cutoff) for pk in stale.values_list("pk", flat=True)]
+    return [job for job in reaped if job is not None]
+
+
+def generation_reaper_schedule_ensure() -> Any:
+    """Register the beat entry that ends jobs whose worker is gone (``synthgate init``)."""
+    return periodic_task_ensure(
+        name="synthgate: end generation jobs whose worker is gone",
+        task="synth_engine.tasks.generation_jobs_reap_stale",
+        every_seconds=settings.SYNTHGATE_REAPER_TICK_SECONDS,
+        description="synth_engine.services.generation_jobs_reap: running jobs with no heartbeat end failed.",
+    )
+
+
+def _reap(job_id: int, cutoff: Any) -> GenerationJob | None:
+    if row_locked_by_live_work(GenerationJob, job_id):
+        return None  # a live transaction (the job writing its outputs) holds the row
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        last_sign = job.heartbeat_at or job.started_at or job.created_at
+        if job.is_terminal or last_sign >= cutoff:
+            return None  # it ended or beat again since the query
+        lost = "its worker was lost" if job.status == JobStatus.RUNNING else "its task never reached the queue"
+        outcome = "the spend stands" if job.data_touched_at else "nothing was spent; the reservation is released"
+        status = JobStatus.CANCELLED if job.cancel_requested else JobStatus.FAILED
+        error = f"Ended by the reaper: {lost} (no sign of life since {_when(last_sign)}); {outcome}."
+        _mark_failed_locked(job, status=status, error=error)
+        return job
 
 
 def _claim(job_id: int) -> GenerationJob | None:
@@ -171,23 +336,30 @@ def _claim(job_id: int) -> GenerationJob | None:
             return None
         job.status, job.attempts = JobStatus.RUNNING, job.attempts + 1
         job.started_at = job.started_at or timezone.now()
-        job.phase, job.progress = "loading", 2
-        job.save(update_fields=["status", "attempts", "started_at", "phase", "progress", "updated_at"])
+        job.phase, job.progress, job.heartbeat_at = "loading", 2, timezone.now()
+        job.save(update_fields=["status", "attempts", "started_at", "phase", "progress", "heartbeat_at", "updated_at"])
         audit_event_record(actor=None, action="job.start", obj=job, after={"attempt": job.attempts})
         return job
 
 
 @contextmanager
 def _phase(job: GenerationJob, name: str, progress: int, timings: dict[str, float]) -> Iterator[None]:
-    if GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-        raise JobCancelledError()
-    GenerationJob.objects.filter(pk=job.pk).update(phase=name, progress=progress, updated_at=timezone.now())
+    _phase_enter(job.pk, name, progress)
     started = time.perf_counter()
     yield
     timings[name] = round(time.perf_counter() - started, 3)
 
 
-def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
+def _phase_enter(job_id: int, name: str, progress: int) -> None:
+    """A phase boundary: stop here if a cancel was requested, else show the phase (and a heartbeat)."""
+    if GenerationJob.objects.filter(pk=job_id, cancel_requested=True).exists():
+        raise JobCancelledError()
+    now = timezone.now()
+    GenerationJob.objects.filter(pk=job_id).update(phase=name, progress=progress, heartbeat_at=now, updated_at=now)
+
+
+def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
+    # The registry imports every generator, torch among them: loaded here, in the worker only.
     from synth_engine.generators import get_generator
 
     request = DataRequest.objects.select_related("dataset", "purpose", "source_version").get(pk=job.request_id)
@@ -205,7 +377,8 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
         # The request is checked once more against today's public facts (declared classes,
         # parameter bounds) before anything is spent.
         access_request_revalidate(request=request)
-        planned = _plan(generator, request, n_rows=len(train))
+        _dry_run_sampling_plan(request.rebalance, source.schema)
+        planned = _plan(generator, request)
         _touch_data(job, request, planned)
     seed = job.seed if job.seed is not None else secrets.randbits(63)
     with _phase(job, "training", 15, timings):
@@ -215,21 +388,31 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> dict[str, Any]:
         _check_within_plan(spent, planned)
     with _phase(job, "sampling", 85, timings):
         synthetic = generator.sample(request.n_rows, conditions=_conditions(request.rebalance))
-    with _phase(job, "writing", 95, timings):
-        return {
-            "train": train,
-            "holdout": holdout,
-            "synthetic": synthetic,
-            "spent": spent,
-            "planned": planned,
-            "split_seed": split_seed,
-            "source": source,
-            # the code hash assurance runs are keyed by: the datasheet cites this version's result
-            "generator_version": generator_version(type(generator)),
-        }
+    return JobOutput(
+        source=source,
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        split_seed=split_seed,
+        planned=planned,
+        spent=spent,
+        generator_version=generator_version(type(generator)),
+    )
 
 
-def _training_progress(job_id: int) -> Any:
+def _dry_run_sampling_plan(rebalance: dict[str, Any] | None, schema: dict[str, Any]) -> None:
+    """Build the conditional-sampling target on the label's declared (public) domain before any
+    spend, so a plan that cannot be sampled fails the job while the reservation can still be released."""
+    if not rebalance:
+        return
+    spec = next((spec for spec in parse_schema(schema) if spec.name == rebalance["column"]), None)
+    if spec is None or spec.categories is None:
+        raise GeneratorError(f"rebalancing column {rebalance['column']!r} has no declared categories")
+    codec = CategoricalCodec(spec.name, list(spec.categories), False, True, "object")
+    target_shares(codec, dict(rebalance["shares"]))
+
+
+def _training_progress(job_id: int) -> Callable[[float], None]:
     """Map a generator's training progress (0..1) onto the job's 15–85 % band."""
 
     def report(fraction: float) -> None:
@@ -242,8 +425,6 @@ def _split(
     frame: pd.DataFrame, schema: dict[str, Any], fraction: float, seed: int | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Train / stratified holdout. The holdout is kept for audits and never reaches the generator."""
-    from sklearn.model_selection import train_test_split
-
     split_seed = seed if seed is not None else secrets.randbits(31)
     labels = [column["name"] for column in schema["columns"] if column["role"] == "label"]
     stratify = frame[labels[0]].astype(str) if labels and frame[labels[0]].nunique() > 1 else None
@@ -256,13 +437,14 @@ def _split(
     return train.sort_index().reset_index(drop=True), holdout.sort_index().reset_index(drop=True), split_seed
 
 
-def _plan(generator: Any, request: DataRequest, *, n_rows: int) -> Any:
+def _plan(generator: Generator, request: DataRequest) -> PrivacySpent | None:
     if not generator.is_private:
         return None
-    return generator.plan_privacy(float(request.epsilon), float(request.delta), n_rows)
+    # No row count: n is not public under add/remove DP; generators decide on a DP estimate.
+    return generator.plan_privacy(float(request.epsilon), float(request.delta))
 
 
-def _touch_data(job: GenerationJob, request: DataRequest, planned: Any) -> None:
+def _touch_data(job: GenerationJob, request: DataRequest, planned: PrivacySpent | None) -> None:
     """The job's first data access: turn the reservation into a spend (once per request)."""
     with transaction.atomic():
         locked = _job_locked(job.pk)
@@ -285,7 +467,7 @@ def _touch_data(job: GenerationJob, request: DataRequest, planned: Any) -> None:
         locked.save(update_fields=["data_touched_at", "privacy_spent", "updated_at"])
 
 
-def _check_within_plan(spent: Any, planned: Any) -> None:
+def _check_within_plan(spent: PrivacySpent, planned: PrivacySpent | None) -> None:
     if planned is None:
         return
     if spent.epsilon > planned.epsilon * (1 + 1e-9) or spent.delta > planned.delta * (1 + 1e-9):
@@ -301,16 +483,21 @@ def _conditions(rebalance: dict[str, Any] | None) -> dict[str, Any] | None:
     return {rebalance["column"]: dict(rebalance["shares"])}
 
 
-def _finish_succeeded(job_id: int, *, output: dict[str, Any], timings: dict[str, float], peak_bytes: int) -> None:
+def _finish_succeeded(job_id: int, *, output: JobOutput, timings: dict[str, float], peak_bytes: int) -> None:
+    """The writing phase: store train, holdout and synthetic versions and end the job, in one transaction."""
+    _phase_enter(job_id, "writing", 95)
     with files_removed_on_error() as written, transaction.atomic():
         job = _job_locked(job_id)
         request = DataRequest.objects.select_for_update().get(pk=job.request_id)
+        started = time.perf_counter()
         versions = _store_outputs(job, request, output, written)
+        timings["writing"] = round(time.perf_counter() - started, 3)
         job.status, job.phase, job.progress = JobStatus.SUCCEEDED, "done", 100
         job.finished_at = timezone.now()
         job.timings = {**timings, "total": round(sum(timings.values()), 3)}
         job.peak_memory_bytes = peak_bytes
-        job.privacy_spent = output["spent"].to_dict()
+        job.privacy_spent = output.spent.to_dict()
+        job.train_version = versions["train"]
         job.output_version, job.holdout_version = versions["synthetic"], versions["holdout"]
         job.save()
         audit_event_record(
@@ -330,29 +517,27 @@ def _finish_succeeded(job_id: int, *, output: dict[str, Any], timings: dict[str,
             action="generated",
             extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk},
         )
-        transaction.on_commit(lambda: _enqueue_audit(job_id))
-
-
-def _enqueue_audit(job_id: int) -> None:
-    from audits.tasks import audit_run_after_job
-
-    audit_run_after_job.delay(job_id)
+        for hook in job_succeeded_hooks():
+            transaction.on_commit(lambda hook=hook: hook(job_id))
 
 
 def _store_outputs(
-    job: GenerationJob, request: DataRequest, output: dict[str, Any], written: list[Path]
+    job: GenerationJob, request: DataRequest, output: JobOutput, written: list[Path]
 ) -> dict[str, DatasetVersion]:
-    source: DatasetVersion = output["source"]
+    source = output.source
     schema = source.schema
     common = {
         "source_version": source.pk,
         "source_hash": source.content_hash,
         "job": job.pk,
-        "split_seed": output["split_seed"] if job.seed_policy == SeedPolicy.REPRODUCIBLE else None,
+        "split_seed": output.split_seed if job.seed_policy == SeedPolicy.REPRODUCIBLE else None,
     }
     versions = {}
-    for kind, key in ((VersionKind.TRAIN, "train"), (VersionKind.HOLDOUT, "holdout")):
-        table = _table(output[key], schema)
+    for kind, key, frame in (
+        (VersionKind.TRAIN, "train", output.train),
+        (VersionKind.HOLDOUT, "holdout", output.holdout),
+    ):
+        table = _table(frame, schema)
         versions[key] = dataset_version_store(
             dataset=request.dataset,
             table=table,
@@ -363,7 +548,7 @@ def _store_outputs(
             lineage={**common, "role": key},
         ).version
     lineage = {**common, **_synthetic_lineage(job, request, output, versions)}
-    table = _table(output["synthetic"], schema)
+    table = _table(output.synthetic, schema)
     versions["synthetic"] = dataset_version_store(
         dataset=request.dataset,
         table=table,
@@ -383,9 +568,9 @@ def _table(frame: pd.DataFrame, schema: dict[str, Any]) -> Any:
 
 
 def _synthetic_lineage(
-    job: GenerationJob, request: DataRequest, output: dict[str, Any], versions: dict[str, DatasetVersion]
+    job: GenerationJob, request: DataRequest, output: JobOutput, versions: dict[str, DatasetVersion]
 ) -> dict[str, Any]:
-    spent = output["spent"]
+    spent = output.spent
     lineage: dict[str, Any] = {
         "generator": job.generator,
         "parameters": job.parameters,
@@ -395,14 +580,14 @@ def _synthetic_lineage(
         "delta_spent": spent.delta,
         "accountant": spent.to_dict(),
         "library_versions": job.library_versions,
-        "generator_version": output["generator_version"],
+        "generator_version": output.generator_version,
         "train_version": versions["train"].pk,
         "holdout_version": versions["holdout"].pk,
         "request": request.pk,
         "non_private": not spent.is_private,
     }
     if request.rebalance:
-        lineage["rebalance"] = _rebalance_record(request.rebalance, output["train"], output["synthetic"])
+        lineage["rebalance"] = _rebalance_record(request.rebalance, output.train, output.synthetic)
     return lineage
 
 

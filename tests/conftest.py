@@ -58,6 +58,15 @@ def _allow_log_purge_between_transactional_tests():
     TransactionTestCase._fixture_teardown = original
 
 
+@pytest.fixture(autouse=True)
+def _checkpoints_follow_the_database():
+    """The test database is emptied or rolled back after every test; its signed checkpoints go too."""
+    yield
+    from governance.services.checkpoints import checkpoints_discard
+
+    checkpoints_discard()
+
+
 @pytest.fixture
 def cast(db):
     """The fixed cast: steward, requester, other requester, two approvers, auditor."""

@@ -136,6 +136,9 @@ def compliance_report_build(
             "first_broken_id": chain.first_broken_id,
             "reason": chain.reason,
             "last_hash": chain.last_hash,
+            # The latest signed checkpoint of the chain head, kept outside the database
+            # (docs/tamper-evidence.md): the report, signed in turn, carries it.
+            "checkpoint": chain.checkpoint.to_dict() if chain.checkpoint else None,
         },
     }
 

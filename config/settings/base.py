@@ -195,7 +195,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["core.apis.ApiSchemaAccess"],
-    # Swagger UI and Redoc from this server's static files (pinned by the sidecar package), not a CDN.
+    # Swagger UI from the pinned sidecar package's static files: works offline and under the CSP.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -218,6 +218,34 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Liveness of jobs and audit runs: a worker writes a heartbeat every SYNTHGATE_HEARTBEAT_SECONDS
+# (0 = off; off by default for in-process tasks); the beat-scheduled reaper, every
+# SYNTHGATE_REAPER_TICK_SECONDS, ends any running one whose heartbeat is older than
+# SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS. A job that lost its database connection before it touched
+# the data is retried up to SYNTHGATE_JOB_RETRIES times, waiting SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS
+# doubled each time; a worker waits up to SYNTHGATE_DB_RECONNECT_SECONDS for the database to return.
+SYNTHGATE_HEARTBEAT_SECONDS = env_int("SYNTHGATE_HEARTBEAT_SECONDS", 0 if CELERY_TASK_ALWAYS_EAGER else 15)
+SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS = env_int("SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS", 180)
+SYNTHGATE_REAPER_TICK_SECONDS = env_int("SYNTHGATE_REAPER_TICK_SECONDS", 60)
+SYNTHGATE_JOB_RETRIES = env_int("SYNTHGATE_JOB_RETRIES", 3)
+SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS = env_int("SYNTHGATE_JOB_RETRY_BACKOFF_SECONDS", 5)
+SYNTHGATE_DB_RECONNECT_SECONDS = env_int("SYNTHGATE_DB_RECONNECT_SECONDS", 60)
+# Publishing a task: how many times to retry while the broker is unreachable before the start
+# is refused (the job ends failed, nothing is spent, the request goes back to approved).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env_int("SYNTHGATE_PUBLISH_RETRIES", 3),
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+
+# The database role split (docs/tamper-evidence.md): when set, `synthgate init` (run as the owner
+# role) grants this role INSERT and SELECT only on the audit log and the ledger.
+SYNTHGATE_DB_APP_ROLE = env_str("SYNTHGATE_DB_APP_ROLE")
+# Signed checkpoints of the audit log's head; by default DATA_DIR/audit-log/checkpoints.jsonl.
+SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
 
 # With no broker, the dashboard runs a generation job in a background thread of the web process
 # so the page returns at once; tests that need the job finished switch it off.

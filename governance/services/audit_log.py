@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,14 @@ from django.utils import timezone
 
 from core.amounts import amount_text
 from core.context import current_channel
-from governance.models import AuditChainHead, AuditEvent
+from core.errors import ConflictError
+from governance.models import AuditChainHead, AuditEvent, BudgetEntry
+from governance.services.checkpoints import (
+    Checkpoint,
+    checkpoint_sign,
+    checkpoint_sign_after_commit,
+    checkpoints_read,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -104,6 +112,8 @@ def audit_event_record(
         event.hash = _hash_of(event)
         event.save(force_insert=True)
         AuditChainHead.objects.filter(pk=head.pk).update(last_hash=event.hash)
+        length, digest = event.id, event.hash
+        transaction.on_commit(lambda: checkpoint_sign_after_commit(length=length, hash=digest))
         return event
 
 
@@ -139,10 +149,46 @@ class ChainVerification:
     first_broken_id: int | None = None
     reason: str = ""
     last_hash: str = GENESIS_HASH
+    checkpoint: Checkpoint | None = None
+    problems: list[str] = field(default_factory=list)
 
 
-def audit_log_verify(*, batch_size: int = 2000) -> ChainVerification:
-    """Recompute every hash in order and name the first event that does not match."""
+# Events newer than this may still be waiting for their checkpoint (written just after commit).
+UNANCHORED_GRACE_SECONDS = 60
+
+
+def audit_log_verify(*, batch_size: int = 2000, grace_seconds: float = UNANCHORED_GRACE_SECONDS) -> ChainVerification:
+    """Recompute every hash in order, compare the chain with its signed checkpoints and the ledger
+    with its events, and name the first event that does not match."""
+    chain = _chain_verify(batch_size)
+    if not chain.ok:
+        return chain
+    problems: list[tuple[int | None, str]] = []
+    checkpoint, anchored = _against_checkpoints(chain, grace_seconds, problems)
+    problems += [(None, problem) for problem in ledger_verify()]
+    if not problems:
+        return ChainVerification(True, chain.events_checked, None, "", chain.last_hash, checkpoint)
+    ids = [event_id for event_id, _ in problems if event_id is not None]
+    first = min(ids) if ids else None
+    reason = next(text for event_id, text in problems if event_id == first) if ids else problems[0][1]
+    return ChainVerification(
+        False, anchored, first, reason, chain.last_hash, checkpoint, [text for _, text in problems]
+    )
+
+
+def audit_log_checkpoint() -> Checkpoint:
+    """Sign the current head (after an upgrade or a reviewed restore); refused if the chain is broken."""
+    chain = _chain_verify(2000)
+    if not chain.ok:
+        raise ConflictError(f"The chain is broken at event {chain.first_broken_id}: {chain.reason}")
+    checkpoint = checkpoint_sign(length=chain.events_checked, hash=chain.last_hash)
+    if checkpoint is None:
+        raise ConflictError("No signing key is registered to sign checkpoints.")
+    return checkpoint
+
+
+def _chain_verify(batch_size: int) -> ChainVerification:
+    """The chain on its own: every hash recomputed, every link checked, the head agreeing."""
     expected_prev, expected_id, checked = GENESIS_HASH, 1, 0
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=batch_size):
         problem = _check_event(event, expected_prev, expected_id)
@@ -162,6 +208,109 @@ def audit_log_verify(*, batch_size: int = 2000) -> ChainVerification:
             expected_prev,
         )
     return ChainVerification(True, checked, None, "", expected_prev)
+
+
+def _against_checkpoints(
+    chain: ChainVerification, grace_seconds: float, problems: list[tuple[int | None, str]]
+) -> tuple[Checkpoint | None, int]:
+    """Compare the chain with the signed checkpoints; return the latest one and how many events it anchors."""
+    read = checkpoints_read()
+    problems += [(None, problem) for problem in read.problems]
+    length = chain.events_checked
+    hashes = dict(AuditEvent.objects.filter(id__in={c.length for c in read.checkpoints}).values_list("id", "hash"))
+    beyond = max((c for c in read.checkpoints if c.length > length), key=lambda c: c.length, default=None)
+    if beyond is not None:
+        problems.append(
+            (
+                length + 1,
+                f"cut tail: a signed checkpoint of {beyond.at} records {beyond.length} events, "
+                f"but the log ends at event {length}",
+            )
+        )
+    for checkpoint in read.checkpoints:
+        if checkpoint.length <= length and hashes.get(checkpoint.length) != checkpoint.hash:
+            problems.append(
+                (
+                    checkpoint.length,
+                    f"event {checkpoint.length} disagrees with its signed checkpoint of {checkpoint.at}: "
+                    "the chain was rewritten",
+                )
+            )
+    latest = max(read.checkpoints, key=lambda c: c.length, default=None)
+    anchored = min(latest.length, length) if latest else 0
+    if length > anchored:
+        problems += _unanchored_tail(anchored, length, grace_seconds)
+    return latest, anchored
+
+
+def _unanchored_tail(anchored: int, length: int, grace_seconds: float) -> list[tuple[int | None, str]]:
+    """Events after the latest checkpoint: fine while fresh (their checkpoint is being written)."""
+    now = timezone.now()
+    old = AuditEvent.objects.filter(id__gt=anchored).filter(
+        models.Q(created_at__lt=now - timedelta(seconds=grace_seconds))
+        | models.Q(created_at__gt=now + timedelta(seconds=grace_seconds))
+    )
+    first = old.order_by("id").values_list("id", flat=True).first()
+    if first is None:
+        return []
+    if grace_seconds > 0:
+        time.sleep(0.5)  # a checkpoint may have been written since the file was read
+        latest = max((c.length for c in checkpoints_read().checkpoints), default=0)
+        if latest >= length:
+            return []
+    return [
+        (
+            first,
+            f"events {first}–{length} are not covered by any signed checkpoint: they were written outside "
+            "the application (or it stopped before signing them; after review, `synthgate log checkpoint`)",
+        )
+    ]
+
+
+def ledger_verify(*, dataset_name: str | None = None) -> list[str]:
+    """Every ledger row against the audit event that recorded it (same content), and every
+    ``budget.*`` event against its row: a forged, altered or deleted row is named."""
+    entries = BudgetEntry.objects.select_related("dataset").order_by("id")
+    events = AuditEvent.objects.filter(object_type="budgetentry", action__startswith="budget.")
+    if dataset_name is not None:
+        entries = entries.filter(dataset__name=dataset_name)
+        events = events.filter(after__dataset=dataset_name)
+    recorded = {event.object_id: event for event in events}
+    problems = []
+    for entry in entries:
+        event = recorded.pop(str(entry.pk), None)
+        described = (
+            f"ledger entry #{entry.pk} ({entry.kind} ε={to_jsonable(entry.epsilon)} on request #{entry.request_id})"
+        )
+        if event is None:
+            problems.append(f"{described} has no audit event: it was written outside the application")
+        elif _entry_content(entry) != _event_content(event):
+            problems.append(f"{described} differs from audit event {event.id} that recorded it: it was altered")
+    problems += [
+        f"audit event {event.id} records ledger entry #{object_id}, which is missing from the ledger: it was deleted"
+        for object_id, event in recorded.items()
+    ]
+    return problems
+
+
+def _entry_content(entry: BudgetEntry) -> dict[str, Any]:
+    return {
+        "action": f"budget.{entry.kind}",
+        "dataset": entry.dataset.name,
+        "request": entry.request_id,
+        "job": entry.job_id,
+        "epsilon": to_jsonable(entry.epsilon),
+        "delta": to_jsonable(entry.delta),
+        "mechanism": entry.mechanism,
+    }
+
+
+def _event_content(event: AuditEvent) -> dict[str, Any]:
+    after = event.after or {}
+    return {
+        "action": event.action,
+        **{key: after.get(key) for key in ("dataset", "request", "job", "epsilon", "delta", "mechanism")},
+    }
 
 
 def _check_event(event: AuditEvent, expected_prev: str, expected_id: int) -> str:

@@ -48,7 +48,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.DRAFT: (S.SUBMITTED, S.WITHDRAWN),
     S.SUBMITTED: (S.APPROVED, S.REJECTED, S.WITHDRAWN),
     S.APPROVED: (S.GENERATING, S.WITHDRAWN),
-    S.GENERATING: (S.AUDITING, S.FAILED),
+    # Back to approved only when the job's task never reached the queue (nothing was read or spent).
+    S.GENERATING: (S.AUDITING, S.FAILED, S.APPROVED),
     S.AUDITING: (S.READY, S.BLOCKED, S.FAILED),
     S.BLOCKED: (S.READY, S.WITHDRAWN),
     S.READY: (S.RELEASED, S.WITHDRAWN),

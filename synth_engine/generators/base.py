@@ -97,12 +97,13 @@ class Generator(ABC):
         warnings for what it can use but the user should know.
         """
 
-    def plan_privacy(self, epsilon: float, delta: float, n_rows: int) -> PrivacySpent:
+    def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
         """What ``fit`` will spend for this target, computed from public inputs only (no data).
 
-        Noise is calibrated before any data is read, so the plan is known before the job's
-        first data access; the ledger's spend is this plan and ``privacy_spent()`` after
-        ``fit`` must never exceed it.
+        The plan is known before the job's first data access; the ledger's spend is this plan
+        and ``privacy_spent()`` after ``fit`` must never exceed it. The row count is not public
+        (add/remove neighbours, see :mod:`synth_engine.privacy.row_count`): jobs plan without
+        it, and ``n_rows``, when given, is only a public size guess for predicting the noise.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement plan_privacy")
 

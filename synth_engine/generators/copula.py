@@ -70,7 +70,7 @@ class GaussianCopulaGenerator(Generator):
         """Validate ``frame`` against ``schema``; return warnings, raise for unusable data."""
         return validate_frame(frame, parse_schema(schema), private=False)
 
-    def plan_privacy(self, epsilon: float, delta: float, n_rows: int) -> PrivacySpent:
+    def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
         """Non-private: no guarantee whatever the target (ε = ∞)."""
         return _no_privacy()
 

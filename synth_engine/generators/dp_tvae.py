@@ -21,13 +21,19 @@ Privacy, for the add/remove-one-row relation, composed in Rényi DP (Mironov 201
 3. ``dp_sgd`` -- the subsampled Gaussian mechanism repeated ``steps`` times; its RDP curve is
    Opacus's (Mironov, Talwar & Zhang 2019).
 
+0. ``rows`` -- a DP estimate n̂ of the row count (:mod:`synth_engine.privacy.row_count`). The
+   sampling rate q = 1/⌈n̂ / batch_size⌉, the number of steps and the usefulness refusal are
+   computed from n̂, never from the exact n, which the add/remove accounting does not treat as
+   public (one row more would otherwise flip q and the refusal with certainty).
+
 ρ-zCDP is RDP with ε(α) = ρα at every order α (Bun & Steinke 2016, Def. 1.1), so the total curve
-is ``rdp_sgd(α) + (ρ_domain + ρ_label)·α``, converted to (ε, δ − δ_threshold) with Opacus's
-conversion (Balle et al. 2020, Thm. 21); the approximate-zCDP δ_threshold is added on top
-(Bun & Steinke 2016, Sec. 8). Shares ``domain_fraction`` and ``label_fraction`` of the zCDP
-budget that alone would reach the target are reserved for stages 1--2 whatever the schema, so
-the plan depends on (ε, δ, n_rows) only; the noise multiplier is the smallest (by bisection)
-whose composed ε stays at or below the target.
+is ``rdp_sgd(α) + (ρ_rows + ρ_domain + ρ_label)·α``, converted to (ε, δ − δ_threshold) with
+Opacus's conversion (Balle et al. 2020, Thm. 21); the approximate-zCDP δ_threshold is added on
+top (Bun & Steinke 2016, Sec. 8). Shares ``ROWS_FRACTION``, ``domain_fraction`` and
+``label_fraction`` of the zCDP budget that alone would reach the target are reserved for stages
+0--2 whatever the schema; the noise multiplier is the smallest (by bisection) whose composed ε
+stays at or below the target for the q that n̂ gives. Before the data is read, the plan is the
+target itself (``plan_privacy`` without a size); given a public size guess it predicts the noise.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ import pandas as pd
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
-from torch.utils.data import DataLoader, TensorDataset
+from opacus.data_loader import DPDataLoader
+from torch.utils.data import TensorDataset
 
 from synth_engine.generators._torch_utils import (
     PerRowLoss,
@@ -71,6 +78,7 @@ from synth_engine.generators.domain import (
 from synth_engine.generators.mst import round_counts
 from synth_engine.privacy.accountant import ZCDPAccountant
 from synth_engine.privacy.mechanisms import gaussian_noise
+from synth_engine.privacy.row_count import ROWS_FRACTION, noisy_row_count, rows_sigma
 from synth_engine.privacy.zcdp import cdp_rho, gaussian_sigma
 
 FORMAT_VERSION = 1
@@ -166,26 +174,33 @@ def calibrate_noise_multiplier(
     return math.exp(high)
 
 
-def privacy_plan(params: dict[str, Any], epsilon: float, delta: float, n_rows: int) -> dict[str, Any]:
-    """Every stage's budget and noise for a target, from public inputs only (no data).
+def privacy_plan(params: dict[str, Any], epsilon: float, delta: float, n_rows: float) -> dict[str, Any]:
+    """Every stage's budget and noise for a target and a row count that is public or DP (n̂).
 
-    Opacus's Poisson loader uses q = 1/len(loader) with len(loader) = ⌈n / batch_size⌉ batches
-    per epoch; the plan repeats that arithmetic exactly.
+    q = 1/⌈n_rows / batch_size⌉ and ⌈n_rows / batch_size⌉ Poisson-sampled steps per epoch; the
+    loader in ``_train`` is built with exactly this q.
     """
     plan = _reserved(params, epsilon, delta, n_rows)
     plan["noise_multiplier"] = calibrate_noise_multiplier(
-        epsilon, plan["conversion_delta"], plan["sample_rate"], plan["steps"], plan["domain_rho"] + plan["label_rho"]
+        epsilon, plan["conversion_delta"], plan["sample_rate"], plan["steps"], _zcdp_rho(plan)
     )
     return plan
 
 
-def _reserved(params: dict[str, Any], epsilon: float, delta: float, n_rows: int) -> dict[str, Any]:
-    """Sampling arithmetic and the budgets reserved for the domain and label stages."""
+def _zcdp_rho(plan: dict[str, Any]) -> float:
+    return plan["rows_rho"] + plan["domain_rho"] + plan["label_rho"]
+
+
+def _reserved(params: dict[str, Any], epsilon: float, delta: float, n_rows: float) -> dict[str, Any]:
+    """Sampling arithmetic and the budgets reserved for the rows, domain and label stages."""
     batches = math.ceil(n_rows / min(params["batch_size"], n_rows))
     threshold_delta = params["threshold_delta_fraction"] * delta
     reference_rho = cdp_rho(epsilon, delta - threshold_delta)
     label_rho = params["label_fraction"] * reference_rho
+    rows_rho = ROWS_FRACTION * reference_rho
     return {
+        "rows_rho": rows_rho,
+        "rows_sigma": rows_sigma(rows_rho),
         "sample_rate": 1.0 / batches,
         "steps": params["epochs"] * batches,
         "expected_batch_size": n_rows / batches,
@@ -198,12 +213,25 @@ def _reserved(params: dict[str, Any], epsilon: float, delta: float, n_rows: int)
     }
 
 
-def _is_useful(plan: dict[str, Any], n_rows: int) -> bool:
+def estimate_rows(
+    params: dict[str, Any],
+    epsilon: float,
+    delta: float,
+    n_rows: int,
+    accountant: ZCDPAccountant,
+    rng: np.random.Generator,
+) -> float:
+    """The DP row estimate n̂ on which the fit's q, steps and refusal are decided (stage ``rows``)."""
+    sigma = _reserved(params, epsilon, delta, float(params["batch_size"]))["rows_sigma"]
+    return noisy_row_count(n_rows, sigma, accountant, rng)
+
+
+def _is_useful(plan: dict[str, Any], n_rows: float) -> bool:
     gradient_ok = plan["noise_multiplier"] <= MAX_NOISE_TO_SIGNAL * plan["expected_batch_size"]
     return gradient_ok and plan["label_sigma"] <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
 
 
-def minimum_epsilon(params: dict[str, Any], delta: float, n_rows: int) -> float:
+def minimum_epsilon(params: dict[str, Any], delta: float, n_rows: float) -> float:
     """Smallest ε (bisection on log ε, rounded up) whose plan passes the usefulness checks.
 
     Both checks are monotone in ε; the gradient check holds exactly when the largest useful
@@ -215,9 +243,7 @@ def minimum_epsilon(params: dict[str, Any], delta: float, n_rows: int) -> float:
         plan = _reserved(params, math.exp(middle), delta, n_rows)
         largest = MAX_NOISE_TO_SIGNAL * plan["expected_batch_size"]
         spent, _ = composed_epsilon(
-            [(largest, plan["sample_rate"], plan["steps"])],
-            plan["domain_rho"] + plan["label_rho"],
-            plan["conversion_delta"],
+            [(largest, plan["sample_rate"], plan["steps"])], _zcdp_rho(plan), plan["conversion_delta"]
         )
         useful = spent <= math.exp(middle) and plan["label_sigma"] <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
         low, high = (low, middle) if useful else (middle, high)
@@ -323,25 +349,35 @@ class DPTVAEGenerator(Generator):
             messages = validate_frame(frame, specs, private=True) or []
         return list(messages) + [str(warning.message) for warning in caught]
 
-    def plan_privacy(self, epsilon: float, delta: float, n_rows: int) -> PrivacySpent:
-        """The (ε, δ) ``fit`` will spend on ``n_rows`` rows, with the calibrated noise."""
-        plan = self._plan(epsilon, delta, n_rows)
+    def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
+        """The (ε, δ) ``fit`` will spend at most, from public inputs only.
+
+        Without ``n_rows`` (how a job plans: the row count is not public) the plan is the
+        target, which ``fit`` never exceeds whatever its DP row estimate. With a public size
+        guess ``n_rows`` it predicts the calibrated noise and refuses a target too small for a
+        table of that size (a planning aid for the request form).
+        """
+        _check_privacy_target(epsilon, delta)
+        self._check_params()
+        if n_rows is None:
+            details = {"params": self.get_params(), "rows_fraction": ROWS_FRACTION, "accountant": ACCOUNTANT_NAME}
+            return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
+        _check_n_rows(n_rows)
+        plan = self._plan(epsilon, delta, int(n_rows))
         history = [(plan["noise_multiplier"], plan["sample_rate"], plan["steps"])]
-        rho = plan["domain_rho"] + plan["label_rho"]
-        spent, order = composed_epsilon(history, rho, plan["conversion_delta"])
-        details = _details(history, plan, rho, plan["threshold_delta"], order)
+        spent, order = composed_epsilon(history, _zcdp_rho(plan), plan["conversion_delta"])
+        details = _details(history, plan, _zcdp_rho(plan), plan["threshold_delta"], order)
         return PrivacySpent(spent, float(delta), ACCOUNTANT_NAME, details)
 
-    def _plan(self, epsilon: float, delta: float, n_rows: int) -> dict[str, Any]:
-        """Check the target and hyperparameters, calibrate, refuse budgets too small to use."""
-        _check_privacy_target(epsilon, delta)
-        _check_n_rows(n_rows)
-        self._check_params()
-        plan = privacy_plan(self.get_params(), float(epsilon), float(delta), int(n_rows))
-        if not _is_useful(plan, int(n_rows)):
-            minimum = _round_up(minimum_epsilon(self.get_params(), float(delta), int(n_rows)))
+    def _plan(self, epsilon: float, delta: float, n_rows: float, *, estimated: bool = False) -> dict[str, Any]:
+        """Calibrate for ``n_rows`` (a public guess, or the DP estimate n̂); refuse budgets too
+        small to be useful for it."""
+        plan = privacy_plan(self.get_params(), float(epsilon), float(delta), n_rows)
+        if not _is_useful(plan, n_rows):
+            minimum = _round_up(minimum_epsilon(self.get_params(), float(delta), n_rows))
+            size = f"about {n_rows:.0f} rows (a DP estimate)" if estimated else f"{n_rows} rows"
             raise InsufficientBudgetError(
-                f"epsilon={epsilon} is too small for {n_rows} rows: DP-SGD noise multiplier "
+                f"epsilon={epsilon} is too small for {size}: DP-SGD noise multiplier "
                 f"{plan['noise_multiplier']:.3g} on batches of {plan['expected_batch_size']:.0f} "
                 f"rows, label histogram noise σ={plan['label_sigma']:.3g} rows; use epsilon >= "
                 f"{minimum:g} (at delta={delta}), or more rows, a larger batch_size or fewer "
@@ -391,11 +427,13 @@ class DPTVAEGenerator(Generator):
         label_index = _label_index(specs)
         _check_privacy_target(epsilon, delta)
         validate_frame(frame, specs, private=True)
-        plan = self._plan(epsilon, delta, len(frame))
+        self._check_params()
         seed = secrets.randbits(128) if random_state is None else int(random_state)
         domain_seed, torch_seed, sample_seed = np.random.SeedSequence(seed).spawn(3)
         rng = np.random.default_rng(domain_seed)
         accountant = ZCDPAccountant()
+        n_hat = estimate_rows(self.get_params(), float(epsilon), float(delta), len(frame), accountant, rng)
+        plan = self._plan(epsilon, delta, n_hat, estimated=True)
         codecs = fit_codecs(
             frame,
             specs,
@@ -439,7 +477,14 @@ class DPTVAEGenerator(Generator):
             warnings.filterwarnings("ignore", message="Secure RNG turned off")
             network = self._network(sizes, label_index).train()
             optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
-            loader = DataLoader(TensorDataset(torch.from_numpy(codes)), batch_size=min(self.batch_size, len(codes)))
+            # Poisson sampling at the planned q (from n̂), not at Opacus's default 1/len(loader),
+            # which would read the exact row count.
+            loader = DPDataLoader(
+                TensorDataset(torch.from_numpy(codes)),
+                sample_rate=plan["sample_rate"],
+                generator=torch.Generator().manual_seed(seed + 3),
+            )
+            loader.batch_sampler.steps = plan["steps"] // self.epochs
             engine = PrivacyEngine(accountant="rdp", secure_mode=False)
             noise_generator = torch.Generator().manual_seed(seed + 1)
             model, optimizer, criterion, loader = engine.make_private(
@@ -449,7 +494,7 @@ class DPTVAEGenerator(Generator):
                 data_loader=loader,
                 noise_multiplier=plan["noise_multiplier"],
                 max_grad_norm=self.max_grad_norm,
-                poisson_sampling=True,
+                poisson_sampling=False,
                 loss_reduction="sum",
                 noise_generator=noise_generator,
                 grad_sample_mode="ghost",

@@ -3,6 +3,8 @@
 After McKenna, Miklau & Sheldon (2021), "Winning the NIST Contest: A scalable and general
 approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"):
 
+0. *Rows*: a DP estimate n̂ of the row count (:mod:`synth_engine.privacy.row_count`), on which
+   the refusal of a budget too small for the data is decided; the exact n is never used.
 1. *Domain* (only for what the schema does not declare): DP category lists and numeric bounds
    (:mod:`synth_engine.generators.domain`).
 2. *Measure 1-way marginals* with the Gaussian mechanism (Sec. 4, "measure" step); numeric
@@ -55,6 +57,7 @@ from synth_engine.generators.domain import (
 )
 from synth_engine.privacy.accountant import ACCOUNTANT_NAME, ZCDPAccountant
 from synth_engine.privacy.mechanisms import exponential_mechanism, gaussian_noise
+from synth_engine.privacy.row_count import ROWS_FRACTION, noisy_row_count, rows_sigma
 from synth_engine.privacy.zcdp import cdp_rho, exponential_epsilon, gaussian_sigma
 
 FORMAT_VERSION = 1
@@ -153,18 +156,19 @@ class MSTGenerator(Generator):
         self.checked_specs_ = specs
         return messages
 
-    def plan_privacy(self, epsilon: float, delta: float, n_rows: int) -> PrivacySpent:
+    def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
         """The (ε, δ) that ``fit`` will report, from public inputs only.
 
         The budget ρ is the largest whose tight conversion stays within (ε, δ), so the plan is
-        the target itself; ``privacy_spent()`` after ``fit`` is at most this. After
-        :meth:`check`, a target too small to be useful raises :class:`InsufficientBudgetError`.
+        the target itself; ``privacy_spent()`` after ``fit`` is at most this. ``n_rows`` is not
+        used: the row count is not public (see :mod:`synth_engine.privacy.row_count`), so a
+        budget too small for the data is refused by ``fit`` on its DP estimate of n.
         """
         _check_privacy_target(epsilon, delta)
         specs = getattr(self, "checked_specs_", None)
         details: dict[str, Any] = {"params": self.get_params()}
         if specs is not None:
-            plan = self._plan(epsilon, delta, specs, n_rows=n_rows)
+            plan = _budget_plan(self.get_params(), epsilon, delta, specs)
             details.update(rho=plan["rho"], approximate_delta=plan["threshold_delta"])
         return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
 
@@ -186,11 +190,13 @@ class MSTGenerator(Generator):
         _check_privacy_target(epsilon, delta)
         for message in validate_frame(frame, specs, private=True):
             warnings.warn(message, UserWarning, stacklevel=2)
-        plan = self._plan(epsilon, delta, specs, n_rows=len(frame))
+        plan = _budget_plan(self.get_params(), epsilon, delta, specs)
         seed = secrets.randbits(128) if random_state is None else int(random_state)
         fit_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
         rng = np.random.default_rng(fit_seed)
         accountant = ZCDPAccountant()
+        n_hat = noisy_row_count(len(frame), plan["rows_sigma"], accountant, rng)
+        self._check_useful(epsilon, delta, specs, plan, n_hat)
         codecs = fit_codecs(
             frame,
             specs,
@@ -211,17 +217,21 @@ class MSTGenerator(Generator):
         self.sample_rng_ = np.random.default_rng(sample_seed)
         return self
 
-    def _plan(self, epsilon: float, delta: float, specs: list[Any], n_rows: int) -> dict[str, Any]:
-        """Split the target into per-stage budgets; refuse budgets too small to be useful."""
-        plan = _budget_plan(self.get_params(), epsilon, delta, specs)
-        if _main_sigma(plan) > n_rows / MIN_SIGNAL_TO_NOISE:
-            minimum = _minimum_epsilon(self.get_params(), delta, specs, n_rows)
-            raise InsufficientBudgetError(
-                f"epsilon={epsilon} is too small for {n_rows} rows and {len(specs)} columns: "
-                f"the marginal noise would be σ={_main_sigma(plan):.1f} rows; use epsilon >= "
-                f"{minimum:.3g} (at delta={delta}), or more rows, or fewer columns"
-            )
-        return plan
+    def _check_useful(self, epsilon: float, delta: float, specs: list[Any], plan: dict[str, Any], n_hat: float) -> None:
+        """Refuse a budget too small for the data, judged on the DP row estimate n̂ only.
+
+        The refusal is a post-processing of n̂, so one row more or less changes its probability
+        by at most the "rows" stage's e^ε, never flips it outright; that stage stays spent.
+        """
+        if _main_sigma(plan) <= n_hat / MIN_SIGNAL_TO_NOISE:
+            return
+        minimum = _minimum_epsilon(self.get_params(), delta, specs, n_hat)
+        raise InsufficientBudgetError(
+            f"epsilon={epsilon} is too small for about {n_hat:.0f} rows (a DP estimate) and {len(specs)} "
+            f"columns: the marginal noise would be σ={_main_sigma(plan):.1f} rows; use epsilon >= "
+            f"{minimum:.3g} (at delta={delta}), or more rows, or fewer columns. Only the row estimate "
+            f"(ρ={plan['rows_rho']:.3g} of the budget) touched the data."
+        )
 
     def _fit_model(
         self,
@@ -475,8 +485,9 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
     private_domain = any(spec.needs_private_domain for spec in specs)
     threshold_delta = params["threshold_delta_fraction"] * delta if sparse else 0.0
     rho = cdp_rho(epsilon, delta - threshold_delta) * (1.0 - 1e-9)
+    rows_rho = ROWS_FRACTION * rho
     domain_rho = params["domain_fraction"] * rho if private_domain else 0.0
-    rest = rho - domain_rho
+    rest = rho - rows_rho - domain_rho
     if n_tree == 1:
         one_way, selection, two_way = rest, 0.0, 0.0
     else:
@@ -487,6 +498,8 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
     two_way -= star
     return {
         "rho": rho,
+        "rows_rho": rows_rho,
+        "rows_sigma": rows_sigma(rows_rho),
         "domain_rho": domain_rho,
         "threshold_delta": threshold_delta,
         "label": label,
@@ -504,7 +517,7 @@ def _main_sigma(plan: dict[str, Any]) -> float:
     return two_way if math.isfinite(two_way) else plan["one_way_sigma"]
 
 
-def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any], n_rows: int) -> float:
+def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any], n_rows: float) -> float:
     """Smallest ε (bisection on log ε) whose marginal noise passes the usefulness check."""
     low, high = math.log(1e-6), math.log(1e4)
     for _ in range(60):

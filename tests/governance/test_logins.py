@@ -267,3 +267,17 @@ def test_the_api_schema_needs_a_login_when_not_public(cast):
 
     assert anonymous.status_code == 401
     assert signed_in.status_code == 200
+
+
+def test_the_api_docs_load_only_same_origin_scripts_under_the_csp(db):
+    client = APIClient()
+    page = client.get("/api/docs/")
+    script = client.get("/api/docs/", {"script": ""})
+
+    html = page.content.decode()
+    sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
+    assert page.status_code == 200
+    assert "unsafe-inline" not in page["Content-Security-Policy"]
+    assert sources and all(source.startswith("/") for source in sources), sources
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()

@@ -9,9 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from governance.models import BudgetEntry, EntryKind
+from governance.models import BudgetEntry, DataRequest, EntryKind
+from synth_engine.generators.base import GeneratorError
 from synth_engine.models import GenerationJob, JobStatus
-from synth_engine.services import generation_job_start
+from synth_engine.services import _dry_run_sampling_plan, generation_job_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,3 +60,25 @@ def test_the_job_page_and_the_request_page_show_the_spend(cast, approved_request
     assert "ε spent</dt><dd>1" in job_page
     assert "sampling failed" in request_page
     assert "ε 1, δ 0.000001 · spent at the job" in request_page
+
+
+def test_a_sampling_plan_that_cannot_run_fails_the_job_before_any_spend(cast, approved_request):
+    DataRequest.objects.filter(pk=approved_request.pk).update(
+        rebalance={"column": "income", "shares": {"maybe": 0.5}}
+    )  # a request filed before classes had to be declared
+
+    job = generation_job_start(actor=cast.requester, request_id=approved_request.pk)
+    job.refresh_from_db()
+
+    assert job.status == JobStatus.FAILED and job.data_touched_at is None
+    assert "'maybe' is not a declared category of 'income'" in job.error
+    assert not BudgetEntry.objects.filter(request=approved_request, kind=EntryKind.SPEND).exists()
+    assert BudgetEntry.objects.filter(request=approved_request, kind=EntryKind.RELEASE).exists()
+
+
+def test_the_dry_run_builds_the_target_on_the_declared_domain(adult_schema):
+    _dry_run_sampling_plan({"column": "income", "shares": {">50K": 0.5}}, adult_schema)
+    with pytest.raises(GeneratorError, match="has no released value 'maybe'"):
+        _dry_run_sampling_plan({"column": "income", "shares": {"maybe": 0.5}}, adult_schema)
+    with pytest.raises(GeneratorError, match="sum to at most 1"):
+        _dry_run_sampling_plan({"column": "income", "shares": {">50K": 0.7, "<=50K": 0.7}}, adult_schema)

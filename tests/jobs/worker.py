@@ -42,11 +42,14 @@ def _database_url() -> str:
 
 
 @contextmanager
-def celery_worker() -> Iterator[subprocess.Popen]:
+def celery_worker(
+    *, extra_env: dict[str, str] | None = None, kill_on_exit: bool = False, concurrency: int = 1
+) -> Iterator[subprocess.Popen]:
     """A worker on a queue of its own, sharing this test's database and data directory.
 
     The test process's Celery app is switched from in-process (eager) to the same broker
-    and queue for the duration, and switched back afterwards.
+    and queue for the duration, and switched back afterwards. ``kill_on_exit`` ends the worker
+    with SIGKILL instead of a warm shutdown that waits for the task in hand.
     """
     from config.celery import app
 
@@ -59,6 +62,7 @@ def celery_worker() -> Iterator[subprocess.Popen]:
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "SYNTHGATE_DATA_DIR": str(settings.DATA_DIR),
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     log = open(Path(settings.DATA_DIR) / f"worker-{queue}.log", "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
@@ -72,7 +76,7 @@ def celery_worker() -> Iterator[subprocess.Popen]:
             "--pool",
             "prefork",
             "--concurrency",
-            "1",
+            str(concurrency),
             "--loglevel",
             "INFO",
             "-Q",
@@ -86,7 +90,7 @@ def celery_worker() -> Iterator[subprocess.Popen]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    saved = dict(app.conf)
+    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "task_default_queue")}
     app.conf.update(broker_url=url, task_always_eager=False, task_default_queue=queue)
     _reset_connections(app)
     try:
@@ -99,6 +103,8 @@ def celery_worker() -> Iterator[subprocess.Popen]:
             task_default_queue=saved["task_default_queue"],
         )
         _reset_connections(app)
+        if kill_on_exit:
+            worker_kill(process)
         _stop(process)
         log.close()
 
@@ -133,6 +139,16 @@ def _stop(process: subprocess.Popen) -> None:
                 child.kill()
             process.kill()
             process.wait()
+
+
+def worker_kill(process: subprocess.Popen) -> None:
+    """SIGKILL the whole worker, parent and pool children, as a lost machine would."""
+    if process.poll() is not None:
+        return
+    for child in psutil.Process(process.pid).children(recursive=True):
+        child.kill()
+    process.kill()
+    process.wait()
 
 
 def pool_children(process: subprocess.Popen) -> list[psutil.Process]:

@@ -21,7 +21,8 @@ from synth_engine.generators import (
     SchemaMismatchError,
     get_generator,
 )
-from synth_engine.generators.domain import schema_dtypes
+from synth_engine.generators.domain import parse_schema, schema_dtypes
+from synth_engine.generators.mst import MIN_SIGNAL_TO_NOISE, _budget_plan, _main_sigma
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_sample.csv"
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
@@ -205,7 +206,7 @@ def test_privacy_details_let_anyone_recompute_the_spend(fitted: MSTGenerator) ->
 
     details = fitted.privacy_spent().details
     stages = details["stages"]
-    assert set(stages) == {"domain", "one_way", "selection", "two_way"}
+    assert set(stages) == {"rows", "domain", "one_way", "selection", "two_way"}
     assert stages["one_way"]["measurements"] == 15
     assert stages["two_way"]["measurements"] == 13  # tree over the 14 non-label columns
     recomputed = sum(stage["rho"] for stage in stages.values())
@@ -310,12 +311,41 @@ def test_invalid_privacy_targets_are_refused(adult: pd.DataFrame, schema: dict, 
 def test_a_budget_too_small_to_be_useful_names_the_minimum(adult: pd.DataFrame, schema: dict) -> None:
     with pytest.raises(InsufficientBudgetError, match=r"use epsilon >= (\S+)") as caught:
         MSTGenerator().fit(adult, schema, 0.01, DELTA, random_state=0)
+    assert "DP estimate" in caught.value.args[0]
     minimum = float(caught.value.args[0].split("use epsilon >= ")[1].split()[0])
-    MSTGenerator().fit(adult, schema, minimum * 1.01, DELTA, random_state=0)
+    MSTGenerator().fit(adult, schema, minimum * 4, DELTA, random_state=0)
     generator = MSTGenerator()
     generator.check(adult, schema)
-    with pytest.raises(InsufficientBudgetError):
-        generator.plan_privacy(0.01, DELTA, len(adult))
+    # The plan cannot judge the data's size: n is not public, only its DP estimate in fit.
+    assert generator.plan_privacy(0.01, DELTA, len(adult)).epsilon == 0.01
+
+
+def test_the_refusal_never_flips_on_one_row() -> None:
+    # At the size where the marginal noise is exactly 5 % of the rows, the refusal is decided on
+    # n̂ = n + noise: with one row more or less both outcomes stay possible, with nearly equal odds.
+    rng = np.random.default_rng(0)
+    schema = {
+        "columns": [
+            {"name": "a", "type": "categorical", "categories": ["x", "y"]},
+            {"name": "b", "type": "categorical", "categories": ["x", "y"]},
+            {"name": "c", "type": "categorical", "categories": ["x", "y"]},
+        ]
+    }
+    epsilon = 0.5
+    plan = _budget_plan(MSTGenerator().get_params(), epsilon, DELTA, parse_schema(schema))
+    boundary = round(_main_sigma(plan) * MIN_SIGNAL_TO_NOISE)
+    refused = {}
+    for n_rows in (boundary - 1, boundary + 1):
+        frame = pd.DataFrame({name: rng.choice(["x", "y"], n_rows) for name in "abc"})
+        outcomes = []
+        for seed in range(24):
+            try:
+                MSTGenerator(estimation_iterations=5).fit(frame, schema, epsilon, DELTA, random_state=seed)
+                outcomes.append(False)
+            except InsufficientBudgetError:
+                outcomes.append(True)
+        refused[n_rows] = np.mean(outcomes)
+    assert all(0.15 < share < 0.85 for share in refused.values()), refused
 
 
 def test_a_frame_that_does_not_match_its_schema_is_refused(adult: pd.DataFrame, schema: dict) -> None:

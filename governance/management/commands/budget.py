@@ -6,10 +6,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
-from core.cli import SynthgateCommand
+from core.cli import CliError, SynthgateCommand
 from core.cli_format import table
 from governance.cli_format import budget_entry_data
 from governance.selectors import budget_balance, budget_entry_list, dataset_get
+from governance.services.audit_log import ledger_verify
+
+LEDGER_TAMPERED_EXIT = 1
 
 ENTRY_COLUMNS = ("id", "created_at", "kind", "request", "job", "epsilon", "delta", "mechanism", "actor", "note")
 
@@ -31,7 +34,8 @@ class Command(SynthgateCommand):
         balance = budget_balance(dataset=dataset)
         entries = [budget_entry_data(entry) for entry in budget_entry_list(user=actor, dataset=dataset)]
         amounts = {measure: balance.amounts(measure) for measure in ("epsilon", "delta")}
-        data = {"dataset": dataset.name, **amounts, "entries": entries}
+        problems = ledger_verify(dataset_name=dataset.name)
+        data = {"dataset": dataset.name, **amounts, "entries": entries, "ledger_verified": not problems}
         self.emit(
             data,
             lambda: "\n".join(
@@ -47,3 +51,12 @@ class Command(SynthgateCommand):
                 ]
             ),
         )
+        if problems:
+            # Every ledger row is bound to the audit event that recorded it: a balance computed
+            # from rows written outside the application is not to be trusted.
+            raise CliError(
+                f"The ledger of {dataset.name} does not match the audit log: " + "; ".join(problems),
+                code="ledger_tampered",
+                extra={"problems": problems},
+                returncode=LEDGER_TAMPERED_EXIT,
+            )

@@ -25,6 +25,25 @@ def drift_beat_schedule_ensure() -> None:
     ensure()
 
 
+def app_role_grant() -> str | None:
+    """Grant SYNTHGATE_DB_APP_ROLE its rights after migrating (INSERT/SELECT only on log and ledger)."""
+    from governance.services.database_roles import database_app_role_grant
+
+    if not settings.SYNTHGATE_DB_APP_ROLE:
+        return None
+    database_app_role_grant(role=settings.SYNTHGATE_DB_APP_ROLE)
+    return settings.SYNTHGATE_DB_APP_ROLE
+
+
+def reaper_schedules_ensure() -> None:
+    """Register the beat reapers that end jobs and audit runs whose worker is gone (idempotent)."""
+    from audits.services import audit_reaper_schedule_ensure
+    from synth_engine.services import generation_reaper_schedule_ensure
+
+    generation_reaper_schedule_ensure()
+    audit_reaper_schedule_ensure()
+
+
 def signing_identity_summary() -> dict[str, str]:
     """Create the platform signing key and certificate unless an organisation's own is configured."""
     from audits.signing import platform_key_ensure, signing_identity
@@ -51,11 +70,13 @@ class Command(SynthgateCommand):
         executor = MigrationExecutor(connection)
         pending = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
         call_command("migrate", interactive=False, verbosity=0)
+        granted = app_role_grant()
         roles = [group.name for group in roles_ensure()]
         created = [purpose.name for purpose in purposes_ensure_defaults()]
         purposes = list(Purpose.objects.order_by("name").values_list("name", flat=True))
         identity = signing_identity_summary()
         drift_beat_schedule_ensure()
+        reaper_schedules_ensure()
         data = {
             "data_dir": str(settings.DATA_DIR),
             "database": connection.vendor,
@@ -64,6 +85,7 @@ class Command(SynthgateCommand):
             "purposes_created": created,
             "purposes": purposes,
             "signing": identity,
+            "app_role": granted,
         }
         self.emit(
             data,

@@ -14,6 +14,7 @@ from core.cli_format import fields
 from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
+from governance.services.audit_log import audit_log_checkpoint
 
 CHAIN_BROKEN_EXIT = 1
 
@@ -31,6 +32,12 @@ class Command(SynthgateCommand):
         self.add_subcommand(
             actions, "verify", "recompute every hash; exit 1 and name the first broken event", needs_user=False
         )
+        self.add_subcommand(
+            actions,
+            "checkpoint",
+            "sign the current head after review (an upgrade, a restore); exit 1 if the chain is broken",
+            needs_user=False,
+        )
         listing = self.add_subcommand(actions, "list", "the latest events, oldest first")
         listing.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
 
@@ -42,6 +49,8 @@ class Command(SynthgateCommand):
             "first_broken_id": result.first_broken_id,
             "reason": result.reason,
             "last_hash": result.last_hash,
+            "checkpoint": result.checkpoint.to_dict() if result.checkpoint else None,
+            "problems": result.problems,
         }
         if result.ok:
             self.emit(
@@ -51,6 +60,7 @@ class Command(SynthgateCommand):
                         ("audit log", "intact"),
                         ("events checked", result.events_checked),
                         ("last hash", result.last_hash),
+                        ("checkpoint", _checkpoint_text(result.checkpoint)),
                     ]
                 ),
             )
@@ -63,6 +73,7 @@ class Command(SynthgateCommand):
                     ("first broken event", result.first_broken_id),
                     ("reason", result.reason),
                     ("events verified before it", result.events_checked),
+                    ("all problems", "; ".join(result.problems) or result.reason),
                 ]
             ),
         )
@@ -73,9 +84,19 @@ class Command(SynthgateCommand):
             returncode=CHAIN_BROKEN_EXIT,
         )
 
+    def handle_checkpoint(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+        checkpoint = audit_log_checkpoint()
+        self.emit(checkpoint.to_dict(), fields([("checkpoint", _checkpoint_text(checkpoint))]))
+
     def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         if options["limit"] < 1:
             raise CliError(f"--limit must be at least 1; got {options['limit']}.", extra={"option": "--limit"})
         newest = audit_event_list(user=actor).order_by("-id")[: options["limit"]]
         events = list(reversed(newest))
         self.emit([audit_event_data(event) for event in events], lambda: audit_event_table(events))
+
+
+def _checkpoint_text(checkpoint: Any) -> str:
+    if checkpoint is None:
+        return "none yet"
+    return f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"

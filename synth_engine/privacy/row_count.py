@@ -1,0 +1,46 @@
+"""The number of training rows, released only through the Gaussian mechanism.
+
+Synthgate's accountants (zCDP histograms with L2 sensitivity 1, Opacus's RDP of Poisson-sampled
+DP-SGD) all assume add/remove-one-row neighbours, under which the exact row count n is itself a
+statistic that differs between neighbours: a refusal "too few rows", a sampling rate
+``batch_size / n`` or a printed n that depends on the exact count distinguishes D from D plus
+one row with certainty. So no generator reads ``len(frame)`` for anything it releases or decides:
+it measures n̂ = n + N(0, σ²) once, in its own ``"rows"`` stage charged to the fit's accountant,
+and every later use of n (the usefulness refusal, DP-SGD's sampling rate, the consistent total
+of the marginals) is a post-processing of n̂.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synth_engine.privacy.accountant import ZCDPAccountant
+from synth_engine.privacy.mechanisms import gaussian_noise
+from synth_engine.privacy.zcdp import gaussian_sigma
+
+ROWS_STAGE = "rows"
+ROWS_FRACTION = 0.01  # share of a fit's zCDP budget spent on n̂ (σ ≈ 48 rows at ε = 1, δ = 1e-5)
+
+
+def rows_sigma(rho: float) -> float:
+    """σ of the row-count measurement for a zCDP budget ``rho`` (Bun & Steinke 2016, Prop. 1.6)."""
+    return gaussian_sigma(rho)
+
+
+def noisy_row_count(n_rows: int, sigma: float, accountant: ZCDPAccountant, rng: np.random.Generator) -> float:
+    """n̂ = n + N(0, σ²), at least 1, charged to ``accountant`` under the ``"rows"`` stage.
+
+    Parameters
+    ----------
+    n_rows : int
+        The exact number of training rows (never released as such).
+    sigma : float
+        Noise standard deviation in rows; the count has L2 sensitivity 1 under add/remove.
+
+    Returns
+    -------
+    float
+        The DP estimate; clipping at 1 is a post-processing.
+    """
+    accountant.add_gaussian(ROWS_STAGE, sigma)
+    return max(float(gaussian_noise(np.array([n_rows]), sigma, rng)[0]), 1.0)
