@@ -7,7 +7,7 @@ Amounts are exact Decimals. Every check-and-write happens under the dataset's ro
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
@@ -17,6 +17,9 @@ from core.errors import BudgetExhaustedError, ConflictError
 from governance.models import BudgetEntry, DataRequest, Dataset, EntryKind
 from governance.selectors import budget_balance
 from governance.services.audit_log import audit_event_record
+
+if TYPE_CHECKING:  # for annotations only: the engine sits above governance and imports it
+    from synth_engine.models import GenerationJob
 
 ZERO = Decimal(0)
 
@@ -59,7 +62,7 @@ def budget_reservation(*, request: DataRequest) -> tuple[Decimal, Decimal]:
 def budget_spend(
     *,
     request: DataRequest,
-    job: Any,
+    job: GenerationJob | None,
     epsilon: Decimal,
     delta: Decimal,
     mechanism: str,
@@ -110,7 +113,7 @@ def budget_spend(
 
 
 def budget_release(
-    *, request: DataRequest, actor: AbstractUser | None, note: str, job: Any = None
+    *, request: DataRequest, actor: AbstractUser | None, note: str, job: GenerationJob | None = None
 ) -> BudgetEntry | None:
     """Give back an outstanding reservation (withdrawn request, job failed before touching data)."""
     with transaction.atomic():
@@ -132,7 +135,7 @@ def _entry_create(
     epsilon: Decimal,
     delta: Decimal,
     actor: AbstractUser | None,
-    job: Any = None,
+    job: GenerationJob | None = None,
     mechanism: str = "",
     accountant: dict[str, Any] | None = None,
     note: str = "",

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
+from synth_engine.generators.checks import round_counts
 from synth_engine.generators.domain import (
     ColumnSpec,
     missing_mask,
@@ -35,7 +36,6 @@ from synth_engine.generators.domain import (
     parse_schema,
     validate_frame,
 )
-from synth_engine.generators.mst import round_counts
 
 FORMAT_VERSION = 1
 ACCOUNTANT = "none (non-private)"

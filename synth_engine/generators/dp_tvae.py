@@ -66,6 +66,7 @@ from synth_engine.generators.base import (
     InsufficientBudgetError,
     PrivacySpent,
 )
+from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_counts
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
@@ -75,7 +76,6 @@ from synth_engine.generators.domain import (
     target_shares,
     validate_frame,
 )
-from synth_engine.generators.mst import round_counts
 from synth_engine.privacy.accountant import ZCDPAccountant
 from synth_engine.privacy.mechanisms import gaussian_noise
 from synth_engine.privacy.row_count import ROWS_FRACTION, noisy_row_count, rows_sigma
@@ -357,12 +357,12 @@ class DPTVAEGenerator(Generator):
         guess ``n_rows`` it predicts the calibrated noise and refuses a target too small for a
         table of that size (a planning aid for the request form).
         """
-        _check_privacy_target(epsilon, delta)
+        check_privacy_target(epsilon, delta)
         self._check_params()
         if n_rows is None:
             details = {"params": self.get_params(), "rows_fraction": ROWS_FRACTION, "accountant": ACCOUNTANT_NAME}
             return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
-        _check_n_rows(n_rows)
+        check_n_rows(n_rows)
         plan = self._plan(epsilon, delta, int(n_rows))
         history = [(plan["noise_multiplier"], plan["sample_rate"], plan["steps"])]
         spent, order = composed_epsilon(history, _zcdp_rho(plan), plan["conversion_delta"])
@@ -425,7 +425,7 @@ class DPTVAEGenerator(Generator):
         """
         specs = parse_schema(schema)
         label_index = _label_index(specs)
-        _check_privacy_target(epsilon, delta)
+        check_privacy_target(epsilon, delta)
         validate_frame(frame, specs, private=True)
         self._check_params()
         seed = secrets.randbits(128) if random_state is None else int(random_state)
@@ -519,7 +519,7 @@ class DPTVAEGenerator(Generator):
         """Draw ``n_rows`` rows: label codes (DP shares or ``conditions``), z ~ N(0, I), then
         each column's code from the decoder's softmax and its value from the codec."""
         self._check_fitted()
-        _check_n_rows(n_rows)
+        check_n_rows(n_rows)
         labels = self._label_codes(int(n_rows), conditions)
         rng = self.sample_rng_
         codes = [np.empty(0, dtype=np.int64) for _ in self.network_.features]
@@ -697,15 +697,3 @@ def _round_up(value: float, digits: int = 3) -> float:
     """``value`` rounded up to ``digits`` significant digits (a minimum must not be understated)."""
     scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
     return math.ceil(value * scale) / scale
-
-
-def _check_privacy_target(epsilon: float, delta: float) -> None:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not math.isfinite(epsilon) or epsilon <= 0:
-        raise GeneratorError(f"epsilon must be a positive finite number, got {epsilon!r}")
-    if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
-        raise GeneratorError(f"delta must be in (0, 1) for the Gaussian mechanism, got {delta!r}")
-
-
-def _check_n_rows(n_rows: int) -> None:
-    if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:
-        raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")

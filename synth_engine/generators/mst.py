@@ -44,6 +44,7 @@ from synth_engine.generators.base import (
     InsufficientBudgetError,
     PrivacySpent,
 )
+from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_counts
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
@@ -164,7 +165,7 @@ class MSTGenerator(Generator):
         used: the row count is not public (see :mod:`synth_engine.privacy.row_count`), so a
         budget too small for the data is refused by ``fit`` on its DP estimate of n.
         """
-        _check_privacy_target(epsilon, delta)
+        check_privacy_target(epsilon, delta)
         specs = getattr(self, "checked_specs_", None)
         details: dict[str, Any] = {"params": self.get_params()}
         if specs is not None:
@@ -187,7 +188,7 @@ class MSTGenerator(Generator):
         """
         _check_params(self.get_params())
         specs = parse_schema(schema)
-        _check_privacy_target(epsilon, delta)
+        check_privacy_target(epsilon, delta)
         for message in validate_frame(frame, specs, private=True):
             warnings.warn(message, UserWarning, stacklevel=2)
         plan = _budget_plan(self.get_params(), epsilon, delta, specs)
@@ -295,7 +296,7 @@ class MSTGenerator(Generator):
         """Draw ``n_rows`` rows by ancestral sampling; ``conditions`` re-roots the tree at the
         conditioned (categorical) column, so the requested shares are met exactly."""
         self._check_fitted()
-        _check_n_rows(n_rows)
+        check_n_rows(n_rows)
         root, root_fine = self._root_codes(n_rows, conditions)
         fine = self._sample_codes(n_rows, root, root_fine)
         columns = {
@@ -457,18 +458,6 @@ def _check_params(params: dict[str, Any]) -> None:
         problems.append("structure must be 'auto' or 'tree'")
     if problems:
         raise GeneratorError("invalid MST parameters: " + "; ".join(problems))
-
-
-def _check_privacy_target(epsilon: float, delta: float) -> None:
-    if not isinstance(epsilon, int | float) or not math.isfinite(epsilon) or epsilon <= 0:
-        raise GeneratorError(f"epsilon must be a positive finite number, got {epsilon!r}")
-    if not isinstance(delta, int | float) or not 0 < delta < 1:
-        raise GeneratorError(f"delta must be in (0, 1) for the Gaussian mechanism, got {delta!r}")
-
-
-def _check_n_rows(n_rows: int) -> None:
-    if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:
-        raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
 
 
 def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: list[Any]) -> dict[str, Any]:
@@ -885,25 +874,6 @@ def _compact(codes: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- sampling
-
-
-def round_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
-    """Integer counts summing to ``n_rows`` in proportion to ``weights`` (controlled rounding).
-
-    Each count is ⌊n·p⌋ or ⌈n·p⌉; the leftover rows go to cells drawn without replacement in
-    proportion to their fractional parts, so the expected count is exactly n·p with the least
-    possible variance (as in Private-PGM's ``synthetic_data``).
-    """
-    total = weights.sum()
-    probs = weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
-    expected = n_rows * probs
-    counts = np.floor(expected).astype(np.int64)
-    leftover = n_rows - int(counts.sum())
-    if leftover > 0:
-        fractions = np.maximum(expected - counts, 0.0) + 1e-12
-        extra = rng.choice(len(weights), size=leftover, replace=False, p=fractions / fractions.sum())
-        counts[extra] += 1
-    return counts
 
 
 def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -36,3 +36,11 @@ def test_unknown_generators_and_parameters_are_refused_with_the_valid_choices() 
         get_generator("gan")
     with pytest.raises(GeneratorError, match="valid parameters"):
         get_generator("mst", learning_rate=0.1)
+
+
+@pytest.mark.parametrize("name", ["mst", "dp-tvae"])
+@pytest.mark.parametrize(("epsilon", "delta"), [(True, 1e-5), (1.0, True), (0.0, 1e-5), (float("inf"), 1e-5)])
+def test_every_dp_generator_refuses_the_same_bad_targets(name: str, epsilon, delta) -> None:
+    # One home for the input checks: MST used to accept epsilon=True as 1, dp-tvae refused it.
+    with pytest.raises(GeneratorError, match="epsilon|delta"):
+        get_generator(name).plan_privacy(epsilon, delta)

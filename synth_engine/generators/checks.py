@@ -1,0 +1,51 @@
+"""Input checks and the controlled rounding every generator shares (pure; no Django).
+
+One home for the rules a target and a row count must meet, so the generators agree: ``True`` is
+not an ε (MST used to accept it as 1 while dp-tvae refused it), nor a row count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from synth_engine.generators.base import GeneratorError
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer | np.floating)
+
+
+def check_privacy_target(epsilon: Any, delta: Any) -> None:
+    """Refuse an ε that is not a positive finite number, or a δ outside (0, 1)."""
+    if not _is_number(epsilon) or not math.isfinite(epsilon) or epsilon <= 0:
+        raise GeneratorError(f"epsilon must be a positive finite number, got {epsilon!r}")
+    if not _is_number(delta) or not 0 < delta < 1:
+        raise GeneratorError(f"delta must be in (0, 1) for the Gaussian mechanism, got {delta!r}")
+
+
+def check_n_rows(n_rows: Any) -> None:
+    """Refuse a row count that is not a positive integer (booleans included)."""
+    if isinstance(n_rows, bool | np.bool_) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:
+        raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
+
+
+def round_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Integer counts summing to ``n_rows`` in proportion to ``weights`` (controlled rounding).
+
+    Each count is ⌊n·p⌋ or ⌈n·p⌉; the leftover rows go to cells drawn without replacement in
+    proportion to their fractional parts, so the expected count is exactly n·p with the least
+    possible variance (as in Private-PGM's ``synthetic_data``).
+    """
+    total = weights.sum()
+    probs = weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
+    expected = n_rows * probs
+    counts = np.floor(expected).astype(np.int64)
+    leftover = n_rows - int(counts.sum())
+    if leftover > 0:
+        fractions = np.maximum(expected - counts, 0.0) + 1e-12
+        extra = rng.choice(len(weights), size=leftover, replace=False, p=fractions / fractions.sum())
+        counts[extra] += 1
+    return counts
