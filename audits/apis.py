@@ -281,6 +281,9 @@ class DatasheetVerifyApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField(allow_empty_file=True, help_text="the signed PDF datasheet")
+        release = serializers.IntegerField(
+            required=False, min_value=1, help_text="fail unless this is the datasheet issued for this release"
+        )
 
         class Meta:
             ref_name = "DatasheetVerifyInput"
@@ -296,7 +299,11 @@ class DatasheetVerifyApi(APIView):
         sha256 = serializers.CharField()
         sha256_matches_record = serializers.BooleanField(help_text="a datasheet with this SHA-256 was signed here")
         version_hash = serializers.CharField(allow_null=True, help_text="SHA-256 of the version it describes")
-        datasheet = serializers.IntegerField(allow_null=True)
+        release = serializers.IntegerField(allow_null=True, help_text="the release named in the signed metadata")
+        datasheet = serializers.IntegerField(allow_null=True, help_text="the internal audit report's id, if it is one")
+        release_datasheet = serializers.IntegerField(
+            allow_null=True, help_text="the release datasheet's id, if it is one"
+        )
         problems = serializers.ListField(child=serializers.CharField(), help_text="why ok is false")
         notes = serializers.ListField(child=serializers.CharField(), help_text="limits of the check")
 
@@ -316,13 +323,17 @@ class DatasheetVerifyApi(APIView):
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         pdf_bytes = read_capped(upload, limit_bytes=limit, what="The uploaded datasheet")
-        report = services.datasheet_verify(pdf_bytes=pdf_bytes)
+        report = services.datasheet_verify(pdf_bytes=pdf_bytes, release_id=serializer.validated_data.get("release"))
         return Response(self.OutputSerializer(report).data)
 
 
 class RiskAcceptApi(APIView):
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(help_text="why the failed checks are acceptable for this purpose")
+        reasons = serializers.DictField(
+            child=serializers.CharField(allow_blank=True),
+            allow_empty=False,
+            help_text="{failed check: why its failure is acceptable for this purpose}, naming every failed check",
+        )
 
         class Meta:
             ref_name = "RiskAcceptInput"
@@ -332,8 +343,9 @@ class RiskAcceptApi(APIView):
         request = serializers.IntegerField(source="request_id")
         audit_run = serializers.IntegerField(source="run_id")
         approver = serializers.CharField(source="approver.username")
-        reason = serializers.CharField()
+        reason = serializers.CharField(help_text="the per-check reasons, joined")
         failed_checks = serializers.ListField(child=serializers.CharField())
+        reasons = serializers.DictField(child=serializers.CharField(), help_text="{accepted check: its reason}")
         request_state = serializers.CharField(source="request.state")
         created_at = serializers.DateTimeField()
 
@@ -344,13 +356,15 @@ class RiskAcceptApi(APIView):
         operation_id="audit_risk_accept", request=InputSerializer, responses={201: OutputSerializer, **WRITE_ERRORS}
     )
     def post(self, request: Request, request_id: int) -> Response:
-        """Accept the risk of a blocked request's failed audit (an approver who did not file it).
+        """Accept a blocked request's failed checks, each by name with its own reason.
+
+        Made by an approver who neither filed the request nor was its only approver.
 
         An inconclusive audit (a positive control not caught) cannot be accepted.
         """
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         acceptance = services.risk_accept(
-            actor=request.user, request_id=request_id, reason=serializer.validated_data["reason"]
+            actor=request.user, request_id=request_id, reasons=serializer.validated_data["reasons"]
         )
         return Response(self.OutputSerializer(acceptance).data, status=status.HTTP_201_CREATED)

@@ -1,5 +1,11 @@
 """Gather the facts a datasheet states, from the records (request, approvals, ledger, job,
-versions, audit run), in the shape ``audits.datasheets.render`` documents."""
+versions, audit run, release), as the typed ``audits.datasheets.facts.DatasheetFacts``.
+
+One builder for both documents: ``datasheet_facts(run)`` is the internal audit report (exact
+real-data diagnostics, for stewards, approvers and auditors); ``datasheet_facts(run, release=...)``
+is the release datasheet a recipient reads, which keeps only recipient-safe figures
+(``audits.recipient``).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,48 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from audits.datasheets.facts import (
+    AcceptedCheckFacts,
+    ApprovalFacts,
+    AssuranceFacts,
+    Audience,
+    AuditFacts,
+    BudgetFacts,
+    CheckFacts,
+    DatasheetFacts,
+    DictionaryRowFacts,
+    DistributionFacts,
+    DpCeilingFacts,
+    DpCeilingRowFacts,
+    GeneratorFacts,
+    IntroducedValueFacts,
+    LedgerEntryFacts,
+    MaintenanceFacts,
+    PlatformFacts,
+    PositiveControlFacts,
+    PrivacyFacts,
+    RebalancingFacts,
+    ReleaseFacts,
+    RequestFacts,
+    RiskAcceptanceFacts,
+    SeedPolicyFacts,
+    ShareFacts,
+    SignatureFacts,
+    UsesFacts,
+    VersionFacts,
+)
 from audits.models import AuditRun, CheckResult
+from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
-from governance.models import BudgetEntry, DatasetVersion
+from governance.models import BudgetEntry, DatasetVersion, Release
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
 
+PLATFORM_VERSION = "0.1.0"
+MISSING_LABEL = "(missing)"
 DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
 THREAT_MODEL = (
     "The adversary holds the released synthetic table and arbitrary auxiliary knowledge, including full "
@@ -30,56 +69,67 @@ THREAT_MODEL = (
 )
 
 
-def datasheet_facts(run: AuditRun) -> dict[str, Any]:
+def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> DatasheetFacts:
+    """The internal audit report's facts, or, given ``release``, the recipient-safe release datasheet's."""
     version, request = run.version, run.request
     lineage = version.lineage or {}
     checks = list(run.checks.all())
-    facts: dict[str, Any] = {
-        "title": f"Datasheet — {version.dataset.name} {_label(version)}",
-        "generated_at": timezone.now(),
-        "platform": {"name": "Synthgate", "version": "0.1.0"},
-        "request": _request(request),
-        "approvals": _approvals(request),
-        "budget": _budget(version, request),
-        "generator": _generator(lineage, request),
-        "seed_policy": _seed_policy(lineage, run),
-        "library_versions": lineage.get("library_versions", {}),
-        "source": _version(run.train_version if version.kind == "external" else version.parent or run.train_version),
-        "synthetic": {**_version(version), "format": "CSV (UTF-8)"},
-        "preprocessing": _preprocessing(version, run),
+    audience = Audience.RECIPIENT if release is not None else Audience.INTERNAL
+    internal = audience == Audience.INTERNAL
+    kind = "Release datasheet" if release is not None else "Audit report"
+    return DatasheetFacts(
+        title=f"{kind} — {version.dataset.name} {_label(version)}",
+        audience=audience,
+        generated_at=timezone.now(),
+        platform=PlatformFacts(name="Synthgate", version=PLATFORM_VERSION),
+        request=_request(request),
+        approvals=_approvals(request),
+        budget=_budget(version, request),
+        generator=_generator(lineage, request),
+        seed_policy=_seed_policy(lineage, run),
+        library_versions=lineage.get("library_versions", {}),
+        source=_version(_source_of(run), disclose_rows=internal),
+        synthetic=_version(version, disclose_rows=True, format="CSV (UTF-8)"),
+        preprocessing=_preprocessing(version, run, disclose_rows=internal),
         **_dictionary_facts(version),
-        "privacy": _privacy(lineage),
-        "assurance": _assurance(lineage),
-        "dp_ceiling": _dp_ceiling(checks),
-        "distance_diagnostics": DISTANCE_DIAGNOSTICS,
-        "threat_model": THREAT_MODEL,
-        "checks": [_check(check) for check in checks],
-        "positive_control": _control(run),
-        "rebalancing": _rebalancing(lineage.get("rebalance")),
-        "charts": _charts(checks),
-        "uses": _uses(request),
-        "distribution": _distribution(request),
-        "maintenance": {
-            "contact": settings.SYNTHGATE_ORGANISATION + " data stewards",
-            "retention": "Kept while any release of it is active; the audit log is permanent.",
-            "errata": "Scheduled drift audits re-check active releases against new source versions.",
-        },
-        "audit_log_checkpoint": _audit_log_checkpoint(),
-        "signature": {
-            "signer": "platform signing key",
-            "reason": f"audit #{run.pk}",
-            "location": settings.SYNTHGATE_ORGANISATION,
-        },
-        "audit": {
-            "id": run.pk,
-            "status": run.status,
-            "seed": run.seed,
-            "kind": run.kind,
-            "failed_checks": run.failed_checks,
-            "timings": run.timings,
-        },
-    }
-    return facts
+        privacy=_privacy(lineage),
+        assurance=_assurance(lineage),
+        dp_ceiling=_dp_ceiling(checks, exact=internal),
+        distance_diagnostics=DISTANCE_DIAGNOSTICS,
+        threat_model=THREAT_MODEL,
+        checks=[_check(check, exact=internal) for check in checks],
+        positive_control=_control(run),
+        rebalancing=_rebalancing(lineage.get("rebalance"), exact=internal),
+        charts=_charts(checks) if internal else {},
+        uses=_uses(request),
+        distribution=_distribution(request, release),
+        maintenance=MaintenanceFacts(
+            contact=settings.SYNTHGATE_ORGANISATION + " data stewards",
+            retention="Kept while any release of it is active; the audit log is permanent.",
+            errata="Scheduled drift audits re-check active releases against new source versions.",
+        ),
+        audit_log_checkpoint=_audit_log_checkpoint(),
+        signature=SignatureFacts(
+            signer="platform signing key",
+            reason=f"release #{release.pk}" if release is not None else f"audit #{run.pk}",
+            location=settings.SYNTHGATE_ORGANISATION,
+        ),
+        audit=AuditFacts(
+            id=run.pk,
+            status=run.status,
+            seed=run.seed if internal else None,
+            kind=run.kind,
+            failed_checks=list(run.failed_checks),
+            timings=run.timings if internal else {},
+        ),
+        release=_release(release, run) if release is not None else None,
+        risk_acceptances=_risk_acceptances(run),
+    )
+
+
+def _source_of(run: AuditRun) -> DatasetVersion:
+    version = run.version
+    return run.train_version if version.kind == "external" else version.parent or run.train_version
 
 
 def _audit_log_checkpoint() -> dict[str, Any] | None:
@@ -92,88 +142,109 @@ def _label(version: DatasetVersion) -> str:
     return f"v{version.number} ({version.kind})"
 
 
-def _request(request: Any) -> dict[str, Any]:
+def _request(request: Any) -> RequestFacts:
     if request is None:
-        return {
-            "id": "—",
-            "purpose": "external audit (no request)",
-            "justification": "",
-            "requester": "—",
-            "recipient": "—",
-            "submitted_at": None,
-        }
-    return {
-        "id": request.pk,
-        "purpose": f"{request.purpose.name}: {request.purpose.description}",
-        "justification": request.justification,
-        "requester": request.requester.username,
-        "recipient": f"{request.recipient or '—'} ({request.recipient_kind})",
-        "submitted_at": request.submitted_at,
-    }
+        return RequestFacts(id="—", purpose="external audit (no request)")
+    return RequestFacts(
+        id=request.pk,
+        purpose=f"{request.purpose.name}: {request.purpose.description}",
+        justification=request.justification,
+        requester=request.requester.username,
+        recipient=_recipient(request),
+        submitted_at=request.submitted_at,
+    )
 
 
-def _approvals(request: Any) -> list[dict[str, Any]]:
+def _recipient(request: Any) -> str:
+    return f"{request.recipient or '—'} ({request.recipient_kind})"
+
+
+def _approvals(request: Any) -> list[ApprovalFacts]:
     if request is None:
         return []
-    rows = [
-        {
-            "approver": a.approver.username,
-            "role": "approver",
-            "decision": a.decision,
-            "decided_at": a.created_at,
-            "comment": a.reason,
-        }
-        for a in request.approvals.select_related("approver")
+    return [
+        ApprovalFacts(
+            approver=a.approver.username,
+            role="approver",
+            decision=a.decision,
+            decided_at=a.created_at,
+            comment=a.reason,
+        )
+        for a in request.approvals.select_related("approver").order_by("created_at", "id")
     ]
-    rows += [
-        {
-            "approver": r.approver.username,
-            "role": "approver (risk acceptance)",
-            "decision": "accept risk",
-            "decided_at": r.created_at,
-            "comment": r.reason,
-        }
-        for r in request.risk_acceptances.all()
-    ]
-    return rows
 
 
-def _budget(version: DatasetVersion, request: Any) -> dict[str, Any]:
+def _risk_acceptances(run: AuditRun) -> list[RiskAcceptanceFacts]:
+    return [
+        RiskAcceptanceFacts(
+            approver=acceptance.approver.username,
+            decided_at=acceptance.created_at,
+            checks=[
+                AcceptedCheckFacts(name=name, reason=(acceptance.reasons or {}).get(name) or acceptance.reason)
+                for name in acceptance.failed_checks
+            ],
+        )
+        for acceptance in run.risk_acceptances.select_related("approver").order_by("created_at", "id")
+    ]
+
+
+def _release(release: Release, run: AuditRun) -> ReleaseFacts:
+    request = release.request
+    return ReleaseFacts(
+        id=release.pk,
+        released_by=release.released_by.username,
+        released_at=release.created_at,
+        recipient=_recipient(request),
+        purpose=f"{request.purpose.name}: {request.purpose.description}",
+        terms=_terms(request),
+        expires_at=release.expires_at,
+        version_hash=release.version.content_hash,
+        despite_failed_checks=run.status != "passed",
+    )
+
+
+def _terms(request: Any) -> str:
+    return (
+        f"Use only for purpose {request.purpose.name}, by the named recipient; access for "
+        f"{request.purpose.release_days} days; every download is logged per person."
+    )
+
+
+def _budget(version: DatasetVersion, request: Any) -> BudgetFacts:
     balance = budget_balance(dataset=version.dataset)
     entries = BudgetEntry.objects.filter(dataset=version.dataset)
     if request is not None:
         entries = entries.filter(request=request)
-    return {
-        "total_epsilon": balance.epsilon_cap,
-        "total_delta": balance.delta_cap,
-        "remaining_epsilon": balance.epsilon_remaining,
-        "remaining_delta": balance.delta_remaining,
-        "entries": [
-            {
-                "at": e.created_at,
-                "kind": e.kind,
-                "epsilon": e.epsilon,
-                "delta": e.delta,
-                "note": f"request #{e.request_id}: {e.note}",
-            }
+    return BudgetFacts(
+        total_epsilon=balance.epsilon_cap,
+        total_delta=balance.delta_cap,
+        remaining_epsilon=balance.epsilon_remaining,
+        remaining_delta=balance.delta_remaining,
+        entries=[
+            LedgerEntryFacts(
+                at=e.created_at,
+                kind=e.kind,
+                epsilon=e.epsilon,
+                delta=e.delta,
+                note=f"request #{e.request_id}: {e.note}",
+            )
             for e in entries.order_by("id")
         ],
-    }
+    )
 
 
-def _generator(lineage: dict[str, Any], request: Any) -> dict[str, Any]:
-    job = lineage.get("job")
-    return {
-        "name": lineage.get("generator", "external"),
-        "version": lineage.get("library_versions", {}).get("numpy", "—") and "synthgate 0.1.0",
-        "job_id": job,
-        "started_at": None,
-        "finished_at": None,
-        "parameters": lineage.get("parameters") or (request.generator_params if request else {}),
-    }
+def _generator(lineage: dict[str, Any], request: Any) -> GeneratorFacts:
+    name = lineage.get("generator", "external")
+    return GeneratorFacts(
+        name=name,
+        # The generator's own version (recorded in the lineage), never the platform's.
+        version="" if name == "external" else str(lineage.get("generator_version") or ""),
+        job_id=lineage.get("job"),
+        parameters=lineage.get("parameters") or (request.generator_params if request else {}),
+    )
 
 
-def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
+def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> SeedPolicyFacts:
     mode = lineage.get("seed_policy", "cryptographic")
     if mode == "reproducible":
         note = "A fixed seed was requested for reproducibility: the same inputs give the same output."
@@ -182,17 +253,18 @@ def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> dict[str, Any]:
             "Noise came from pseudo-random generators seeded from the operating system's secure random "
             "source; the seed was not recorded."
         )
-    return {"mode": mode, "seed": lineage.get("seed"), "note": f"{note} Audit seed: {run.seed}."}
+    return SeedPolicyFacts(mode=mode, seed=lineage.get("seed"), note=note)
 
 
-def _version(version: DatasetVersion) -> dict[str, Any]:
-    return {
-        "dataset": version.dataset.name,
-        "version": _label(version),
-        "hash": version.content_hash,
-        "n_rows": version.n_rows,
-        "n_columns": version.n_columns,
-    }
+def _version(version: DatasetVersion, *, disclose_rows: bool, format: str = "") -> VersionFacts:
+    return VersionFacts(
+        dataset=version.dataset.name,
+        version=_label(version),
+        hash=version.content_hash,
+        n_rows=version.n_rows if disclose_rows else None,
+        n_columns=version.n_columns,
+        format=format,
+    )
 
 
 def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
@@ -208,34 +280,40 @@ def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
     }
 
 
-def _dictionary_row(spec: ColumnSpec, series: Any) -> dict[str, Any]:
+def _dictionary_row(spec: ColumnSpec, series: Any) -> DictionaryRowFacts:
     missing = int(series.isna().sum())
-    return {
-        "column": spec.name,
-        "type": spec.type,
-        "role": spec.role,
-        "domain": "private (estimated with DP)" if spec.needs_private_domain else "public (declared)",
-        "missing_share": f"{100 * missing / len(series):.1f} %" if len(series) else "—",
-    }
+    return DictionaryRowFacts(
+        column=spec.name,
+        type=spec.type,
+        role=spec.role,
+        domain="private (estimated with DP)" if spec.needs_private_domain else "public (declared)",
+        missing_share=f"{100 * missing / len(series):.1f} %" if len(series) else "—",
+    )
 
 
-def _introduced(spec: ColumnSpec, series: Any) -> dict[str, Any] | None:
+def _introduced(spec: ColumnSpec, series: Any) -> IntroducedValueFacts | None:
     """``other`` stands for categories below the DP threshold; a missing value may come from the
     DP domain's missing code even where the source has none (unless declared never missing)."""
     other = int((series == OTHER_VALUE).sum()) if spec.type == "categorical" and spec.categories is None else 0
     missing = int(series.isna().sum()) if spec.nullable is not False else 0
     if not other and not missing:
         return None
-    return {"column": spec.name, "other_rows": other, "missing_rows": missing}
+    return IntroducedValueFacts(column=spec.name, other_rows=other, missing_rows=missing)
 
 
-def _preprocessing(version: DatasetVersion, run: AuditRun) -> list[str]:
+def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: bool) -> list[str]:
     source = version.parent or run.train_version
+    split = (
+        f"Split into training rows ({run.train_version.n_rows:,}) and a stratified holdout "
+        f"({run.holdout_version.n_rows:,}) kept for audits only; the generator never saw the holdout."
+        if disclose_rows
+        else "Split into training rows and a stratified holdout kept for audits only; the generator never saw "
+        "the holdout."
+    )
     steps = [
         f"Identifier columns dropped before storage: {', '.join(source.dropped_columns) or 'none'}.",
         "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",
-        f"Split into training rows ({run.train_version.n_rows:,}) and a stratified holdout "
-        f"({run.holdout_version.n_rows:,}) kept for audits only; the generator never saw the holdout.",
+        split,
     ]
     if version.kind == "synthetic":
         steps.append(
@@ -245,22 +323,22 @@ def _preprocessing(version: DatasetVersion, run: AuditRun) -> list[str]:
     return steps
 
 
-def _privacy(lineage: dict[str, Any]) -> dict[str, Any]:
+def _privacy(lineage: dict[str, Any]) -> PrivacyFacts:
     accountant = lineage.get("accountant") or {}
     epsilon = lineage.get("epsilon_spent")
     if lineage.get("generator") == "external":
-        return {
-            "epsilon": math.inf,
-            "delta": None,
-            "mechanism": "unknown (made outside Synthgate)",
-            "accountant": "none: no privacy guarantee is known",
-        }
-    return {
-        "epsilon": math.inf if epsilon is None else epsilon,
-        "delta": lineage.get("delta_spent"),
-        "mechanism": lineage.get("generator", "—"),
-        "accountant": accountant.get("accountant", "—"),
-    }
+        return PrivacyFacts(
+            epsilon=math.inf,
+            delta=None,
+            mechanism="unknown (made outside Synthgate)",
+            accountant="none: no privacy guarantee is known",
+        )
+    return PrivacyFacts(
+        epsilon=math.inf if epsilon is None else epsilon,
+        delta=lineage.get("delta_spent"),
+        mechanism=lineage.get("generator", "—"),
+        accountant=accountant.get("accountant", "—"),
+    )
 
 
 DISTANCE_DIAGNOSTICS = (
@@ -274,7 +352,7 @@ DISTANCE_DIAGNOSTICS = (
 )
 
 
-def _assurance(lineage: dict[str, Any]) -> dict[str, Any] | None:
+def _assurance(lineage: dict[str, Any]) -> AssuranceFacts | None:
     """The latest ``synthgate assure`` result for the generator version that made this release."""
     name = lineage.get("generator")
     if not name or lineage.get("non_private") or name == "external":
@@ -282,72 +360,73 @@ def _assurance(lineage: dict[str, Any]) -> dict[str, Any] | None:
     version = lineage.get("generator_version")
     run = assurance_latest(generator=name, generator_version=version) if version else None
     if run is None:
-        return {
-            "run_id": None,
-            "generator": name,
-            "generator_version": version or "not recorded",
-            "statement": "No privacy-assurance run exists for this generator version: its ε is accounted, "
+        return AssuranceFacts(
+            run_id=None,
+            generator=name,
+            generator_version=version or "not recorded",
+            statement="No privacy-assurance run exists for this generator version: its ε is accounted, "
             "not empirically tested.",
-        }
-    return {
-        "run_id": run.pk,
-        "generator": name,
-        "generator_version": run.generator_version,
-        "status": run.status,
-        "epsilon": run.epsilon,
-        "delta": run.delta,
-        "epsilon_lower_bound": run.epsilon_lower_bound,
-        "mu_ratio": run.mu_ratio,
-        "runs": run.runs,
-        "n_rows": run.n_rows,
-        "run_at": run.created_at,
-        "statement": (
+        )
+    return AssuranceFacts(
+        run_id=run.pk,
+        generator=name,
+        generator_version=run.generator_version,
+        status=run.status,
+        epsilon=run.epsilon,
+        delta=run.delta,
+        epsilon_lower_bound=run.epsilon_lower_bound,
+        mu_ratio=run.mu_ratio,
+        runs=run.runs,
+        n_rows=run.n_rows,
+        run_at=run.created_at,
+        statement=(
             f"Assurance run #{run.pk} ({run.created_at:%Y-%m-%d}): a distinguishing game with {run.runs} fits per "
             f"world on {run.n_rows} public rows and three worst-case canaries found ε ≥ "
             f"{run.epsilon_lower_bound:.3f} against a claimed ε = {run.epsilon:g}: "
             + ("the claim was not refuted." if run.passed else "THE CLAIM WAS CONTRADICTED.")
             + " The game can refute a claim, never certify one."
         ),
-    }
+    )
 
 
-def _dp_ceiling(checks: list[CheckResult]) -> dict[str, Any] | None:
-    """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ."""
+def _dp_ceiling(checks: list[CheckResult], *, exact: bool) -> DpCeilingFacts | None:
+    """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ (coarsened for recipients)."""
     check = next((c for c in checks if c.name == "membership_dp_ceiling"), None)
     if check is None or not check.details.get("attacks"):
         return None
+    shown = (lambda value: value) if exact else coarse_value
     rows = [
-        {
-            "attack": attack,
-            "fpr_level": row["fpr_level"],
-            "fpr_display": f"{row['fpr_level'] * 100:g} %",
-            "tpr": row["tpr"],
-            "tpr_low": row["tpr_low"],
-            "ceiling": row["ceiling"],
-            "contradicted": row["margin"] > 0,
-        }
+        DpCeilingRowFacts(
+            attack=attack,
+            fpr_level=row["fpr_level"],
+            fpr_display=f"{row['fpr_level'] * 100:g} %",
+            tpr=shown(row["tpr"]),
+            tpr_low=shown(row["tpr_low"]),
+            ceiling=row["ceiling"],
+            contradicted=row["margin"] > 0,
+        )
         for attack, levels in check.details["attacks"].items()
         for row in levels.values()
     ]
-    return {"verdict": check.details.get("verdict", ""), "passed": check.passed, "rows": rows}
+    return DpCeilingFacts(verdict=check.details.get("verdict", ""), passed=check.passed, rows=rows)
 
 
-def _check(check: CheckResult) -> dict[str, Any]:
+def _check(check: CheckResult, *, exact: bool) -> CheckFacts:
     verdict = "n/a" if check.passed is None else "pass" if check.passed else "fail" if check.gating else "warn"
     note = check.skipped_reason or ("blocking" if check.blocking else "")
-    return {
-        "name": check.name,
-        "category": check.category,
-        "value": check.value,
-        "threshold": check.threshold,
-        "direction": DIRECTIONS.get(check.direction, check.direction),
-        "baseline": check.baseline,
-        "verdict": verdict,
-        "note": note,
-    }
+    return CheckFacts(
+        name=check.name,
+        category=check.category,
+        value=check.value if exact else coarse_value(check.value),
+        threshold=check.threshold,
+        direction=DIRECTIONS.get(check.direction, check.direction),
+        baseline=check.baseline if exact else coarse_value(check.baseline),
+        verdict=verdict,
+        note=note if exact or not check.skipped_reason else "skipped",
+    )
 
 
-def _control(run: AuditRun) -> dict[str, Any]:
+def _control(run: AuditRun) -> PositiveControlFacts:
     controls = run.controls or []
     caught = bool(controls) and all(control["caught"] for control in controls)
     outcome = (
@@ -358,34 +437,35 @@ def _control(run: AuditRun) -> dict[str, Any]:
         )
         or "no positive control ran"
     )
-    return {
-        "passed": caught,
-        "description": "The re-identification and membership checks were run again on a copy "
+    return PositiveControlFacts(
+        passed=caught,
+        description="The re-identification and membership checks were run again on a copy "
         "of the synthetic set with verbatim training rows planted in it; they must flag it.",
-        "outcome": outcome,
-    }
+        outcome=outcome,
+    )
 
 
-def _rebalancing(record: dict[str, Any] | None) -> dict[str, Any] | None:
+def _rebalancing(record: dict[str, Any] | None, *, exact: bool) -> RebalancingFacts | None:
     if not record:
         return None
     labels = sorted(set(record["real_shares"]) | set(record["released_shares"]))
-    return {
-        "column": record["column"],
-        "reason": record["notice"],
-        "shares": [
-            {
-                "label": label,
-                "real": record["real_shares"].get(label, 0.0),
-                "released": record["released_shares"].get(label, 0.0),
-            }
+    return RebalancingFacts(
+        column=record["column"],
+        reason=record["notice"],
+        shares=[
+            ShareFacts(
+                label=MISSING_LABEL if label in ("", "nan", "None") else label,
+                real=record["real_shares"].get(label, 0.0) if exact else None,
+                real_display=None if exact else coarse_share(record["real_shares"].get(label, 0.0)),
+                released=record["released_shares"].get(label, 0.0),
+            )
             for label in labels
         ],
-    }
+    )
 
 
 def _charts(checks: list[CheckResult]) -> dict[str, str]:
-    """The datasheet's four charts, drawn from the checks' stored chart data."""
+    """The audit report's four charts, drawn from the checks' stored chart data."""
     from audits.datasheets import check_chart_svg
 
     by_name = {check.name: check.chart for check in checks if check.chart}
@@ -403,24 +483,30 @@ def _charts(checks: list[CheckResult]) -> dict[str, str]:
     return charts
 
 
-def _uses(request: Any) -> dict[str, list[str]]:
+def _uses(request: Any) -> UsesFacts:
     intended = [request.purpose.description] if request else ["Evaluation of externally produced synthetic data."]
-    return {
-        "intended": intended,
-        "prohibited": [
+    return UsesFacts(
+        intended=intended,
+        prohibited=[
             "Re-identifying, contacting or making decisions about any individual.",
             "Linking with other data to recover records of the source.",
             "Use beyond the approved purpose or by recipients other than the named one.",
         ],
-    }
+    )
 
 
-def _distribution(request: Any) -> dict[str, Any]:
+def _distribution(request: Any, release: Release | None) -> DistributionFacts:
     if request is None:
-        return {"recipient": "—", "channel": "not released", "terms": "—", "expires_at": None}
-    return {
-        "recipient": f"{request.recipient or '—'} ({request.recipient_kind})",
-        "channel": "Synthgate release download (every download is logged)",
-        "terms": f"Purpose {request.purpose.name}; release valid {request.purpose.release_days} days.",
-        "expires_at": None,
-    }
+        return DistributionFacts()
+    if release is None:
+        return DistributionFacts(
+            recipient=_recipient(request),
+            channel="not released: this internal audit report is not distributed",
+            terms=_terms(request),
+        )
+    return DistributionFacts(
+        recipient=_recipient(request),
+        channel="Synthgate release download (every download is logged per person)",
+        terms=_terms(request),
+        expires_at=release.expires_at,
+    )

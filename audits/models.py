@@ -104,6 +104,25 @@ class Datasheet(TimestampedModel):
         return f"datasheet {self.sha256[:12]}… of audit #{self.run_id}"
 
 
+class ReleaseDatasheet(TimestampedModel):
+    """The signed release datasheet: what the recipient of one release reads, naming that release.
+
+    The audit's own ``Datasheet`` is the internal audit report (exact real-data diagnostics) and
+    stays with stewards, approvers and auditors; this one holds only recipient-safe figures plus
+    the approvals, risk acceptances, releaser, recipient, terms and expiry.
+    """
+
+    release = models.OneToOneField("governance.Release", on_delete=models.PROTECT, related_name="release_datasheet")
+    storage_key = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64, unique=True)
+    size_bytes = models.PositiveBigIntegerField()
+    signer = models.CharField(max_length=300)
+    signed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"release datasheet {self.sha256[:12]}… of release #{self.release_id}"
+
+
 class RiskAcceptance(models.Model):
     """A second approver's reasoned acceptance of a failed audit, naming every failed check."""
 
@@ -112,6 +131,7 @@ class RiskAcceptance(models.Model):
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.TextField()
     failed_checks = models.JSONField(default=list)
+    reasons = models.JSONField(default=dict, blank=True, help_text="{failed check: the reason for accepting it}")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/bench_datasheet.py                 # 30 checks, 4 charts, 5 repeats
     .venv/bin/python bench/bench_datasheet.py --checks 60 --repeats 3 --rsa --out /tmp/datasheet.pdf
 
-The datasheet is the deterministic UCI-Adult-like sample (``audits.datasheets.sample``): 15
+The datasheet is the deterministic UCI-Adult-like sample (``tests.audits.datasheet_sample``): 15
 columns, marginals for 9 of them, a 15 x 15 association heatmap, an ROC curve, DCR histograms
 over 2 x 2,000 distances and ``--checks`` checks (plus one utility check). The first render pays
 for importing WeasyPrint and loading fonts and is reported separately; the target is rendering
@@ -43,7 +43,7 @@ def main() -> None:
         sign_pdf,
         verify_pdf,
     )
-    from audits.datasheets.sample import sample_datasheet_facts
+    from tests.audits.datasheet_sample import sample_datasheet_facts
 
     import_seconds = time.perf_counter() - started
 

@@ -212,3 +212,16 @@ class AuditLogFilterForm(forms.Form):
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
             self.add_error("end", "The end of the period comes before its start.")
         return data
+
+
+class RiskAcceptForm(forms.Form):
+    """One reason per failed check: a risk acceptance names each check it accepts."""
+
+    def __init__(self, *args: Any, failed_checks: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in failed_checks:
+            self.fields[name] = forms.CharField(
+                label=f"Why is the failure of {name} acceptable?",
+                widget=forms.Textarea(attrs={"rows": 2}),
+                required=False,
+            )

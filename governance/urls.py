@@ -26,11 +26,6 @@ urlpatterns = [
     path("requests/<int:request_id>/approve/", apis.RequestApproveApi.as_view(), name="request-approve"),
     path("requests/<int:request_id>/reject/", apis.RequestRejectApi.as_view(), name="request-reject"),
     path("requests/<int:request_id>/withdraw/", apis.RequestWithdrawApi.as_view(), name="request-withdraw"),
-    path("requests/<int:request_id>/release/", apis.ReleaseCreateApi.as_view(), name="release-create"),
-    path("releases/", apis.ReleaseListApi.as_view(), name="release-list"),
-    path("releases/<int:release_id>/", apis.ReleaseDetailApi.as_view(), name="release-detail"),
-    path("releases/<int:release_id>/download/", apis.ReleaseDownloadApi.as_view(), name="release-download"),
-    path("releases/<int:release_id>/revoke/", apis.ReleaseRevokeApi.as_view(), name="release-revoke"),
     path("audit-events/", apis.AuditEventListApi.as_view(), name="audit-event-list"),
     path("audit-events/verify/", apis.AuditLogVerifyApi.as_view(), name="audit-log-verify"),
 ]

@@ -6,6 +6,7 @@ inclusive, read as whole UTC days.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -201,6 +202,7 @@ def _decisions(scope: ReportScope) -> list[dict[str, Any]]:
 
 
 def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
+    """One row per accepted failed check, with the reason given for that check."""
     rows = (
         RiskAcceptance.objects.filter(request__in=scope.requests())
         .filter(scope.during("created_at"))
@@ -214,10 +216,21 @@ def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
             "audit_run": r.run_id,
             "approver": r.approver.username,
             "at": _at(r.created_at),
-            "reason": r.reason,
+            "check": name,
+            "reason": (r.reasons or {}).get(name) or r.reason,
             "failed_checks": list(r.failed_checks),
         }
         for r in rows
+        for name in r.failed_checks
+    ]
+
+
+def _exceptions(release: Release) -> list[dict[str, Any]]:
+    """The failed checks a release went out with, each with who accepted it and why."""
+    return [
+        {"check": name, "approver": acceptance.approver.username, "reason": (acceptance.reasons or {}).get(name, "")}
+        for acceptance in release.audit_run.risk_acceptances.all()
+        for name in acceptance.failed_checks
     ]
 
 
@@ -287,8 +300,8 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
     rows = (
         Release.objects.filter(request__in=scope.requests(), created_at__lt=scope.end, expires_at__gte=scope.start)
         .exclude(revoked_at__lt=scope.start)
-        .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by")
-        .prefetch_related("downloads__user")
+        .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by", "audit_run")
+        .prefetch_related("downloads__user", "audit_run__risk_acceptances__approver")
         .order_by("created_at", "id")
     )
     items = []
@@ -316,7 +329,10 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
                 "revoked_by": getattr(release.revoked_by, "username", None),
                 "revoke_reason": release.revoke_reason,
                 "stale_at": _at(release.stale_at),
+                "despite_failed_checks": release.audit_run.status != "passed",
+                "exceptions": _exceptions(release),
                 "download_count": len(downloads),
+                "downloads_by_person": dict(Counter(d["user"] for d in downloads)),
                 "downloads": downloads,
             }
         )

@@ -175,7 +175,10 @@ def _csv_sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[
             ],
         ),
         _table("budget ledger", ledger),
-        _table("releases", [_without(release, "downloads") for release in data["releases"]]),
+        _table(
+            "releases",
+            [_without(_without(release, "downloads"), "exceptions") for release in data["releases"]],
+        ),
         _table("downloads", downloads),
         _table(
             "audits",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
+from audits.datasheets.facts import DatasheetFacts
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 
 REQUIRED_KEYS = ("title", "request", "source", "synthetic", "generator", "privacy", "checks")
@@ -27,7 +29,37 @@ class DatasheetContextError(ValueError):
     """The facts handed to the datasheet are missing or malformed."""
 
 
-def datasheet_context(facts: Mapping[str, Any]) -> dict[str, Any]:
+class Section(NamedTuple):
+    """One numbered section: its heading, its template, and the facts key that must be present."""
+
+    title: str
+    template: str
+    needs: str | None = None
+
+
+# The datasheet's sections in order (Gebru et al.'s, after the release decision). A section whose
+# ``needs`` key is empty in the facts is left out, and the numbering closes up behind it.
+SECTIONS: tuple[Section, ...] = (
+    Section("Release decision", "datasheets/sections/release.html", needs="release"),
+    Section("Motivation", "datasheets/sections/motivation.html"),
+    Section("Composition", "datasheets/sections/composition.html"),
+    Section("Collection process", "datasheets/sections/collection.html"),
+    Section("Preprocessing, cleaning and labeling", "datasheets/sections/preprocessing.html"),
+    Section("Privacy and evaluation", "datasheets/sections/evaluation.html"),
+    Section("Uses", "datasheets/sections/uses.html"),
+    Section("Distribution", "datasheets/sections/distribution.html"),
+    Section("Maintenance", "datasheets/sections/maintenance.html"),
+)
+
+
+def facts_as_dict(facts: DatasheetFacts | Mapping[str, Any]) -> dict[str, Any]:
+    """The facts as plain nested dicts (typed facts are converted; a mapping is copied)."""
+    if isinstance(facts, DatasheetFacts):
+        return dataclasses.asdict(facts)
+    return copy.deepcopy(dict(facts))
+
+
+def datasheet_context(facts: DatasheetFacts | Mapping[str, Any]) -> dict[str, Any]:
     """Copy ``facts`` and add the display values and flags the template reads.
 
     Dates and datetimes anywhere become ``YYYY-MM-DD`` / ``YYYY-MM-DD HH:MM UTC`` strings. Adds
@@ -37,10 +69,17 @@ def datasheet_context(facts: Mapping[str, Any]) -> dict[str, Any]:
     ``generator.parameter_items``, ``library_items``, percentages on rebalancing shares, and
     ``chart_images``: each SVG in ``charts`` as a ``data:`` URI the template puts in ``<img>``.
     """
-    missing = [key for key in REQUIRED_KEYS if key not in facts]
+    plain = facts_as_dict(facts)
+    missing = [key for key in REQUIRED_KEYS if key not in plain]
     if missing:
         raise DatasheetContextError(f"The datasheet needs {', '.join(missing)}; gather them in the service.")
-    context = _format_dates(copy.deepcopy(dict(facts)))
+    context = _format_dates(plain)
+    context["audience"] = str(context.get("audience") or "internal")
+    context["sections"] = _sections(context)
+    context["section_numbers"] = {
+        section["template"].rsplit("/", 1)[-1].removesuffix(".html"): section["number"]
+        for section in context["sections"]
+    }
     context["privacy"] = _privacy(context["privacy"])
     context["checks"] = [_check(check) for check in context["checks"]]
     context["checks_summary"] = _summary(context["checks"], context.get("positive_control"))
@@ -56,6 +95,14 @@ def datasheet_context(facts: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
+def _sections(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    shown = [section for section in SECTIONS if section.needs is None or context.get(section.needs)]
+    return [
+        {"number": number, "title": section.title, "template": section.template}
+        for number, section in enumerate(shown, start=1)
+    ]
+
+
 def svg_data_uri(svg: str) -> str:
     """An SVG as a ``data:`` URI for ``<img src>``: the chart cannot add markup to the page."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
@@ -65,6 +112,8 @@ def format_value(value: Any) -> str:
     """Numbers to four significant digits, infinities as ∞, None as an em dash, the rest as text."""
     if value is None:
         return "—"
+    if isinstance(value, Decimal):  # ledger amounts: 9.000000000000 is written 9, 1E-6 as 10⁻⁶
+        value = float(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Decimal):
@@ -154,7 +203,8 @@ def _rebalancing(rebalancing: dict) -> dict:
     shares = [
         {
             **share,
-            "real_percent": f"{100 * float(share['real']):.1f}\u202f%",
+            "real_percent": share.get("real_display")
+            or ("—" if share.get("real") is None else f"{100 * float(share['real']):.1f}\u202f%"),
             "released_percent": f"{100 * float(share['released']):.1f}\u202f%",
         }
         for share in rebalancing.get("shares") or []

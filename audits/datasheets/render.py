@@ -5,38 +5,9 @@ A service gathers the facts and renders ``datasheets/datasheet.html`` (with Djan
 PDF bytes and ``signing.sign_pdf`` signs them. Rendering fetches nothing: only ``data:`` URLs are
 allowed, fonts come from the machine (DejaVu), and charts are SVG ``data:`` images from ``charts.py``.
 
-Template context contract (pass the facts through ``datasheet_context`` first, whichever engine
-renders; keys marked * are added by it; dates may be ``date``/``datetime`` or strings):
-
-- ``title``: str; ``generated_at``: datetime; ``platform``: {name, version}
-- ``request``: {id, purpose, justification, requester, recipient, submitted_at}
-- ``approvals``: [{approver, role, decision, decided_at, comment}]
-- ``budget``: {total_epsilon, total_delta, remaining_epsilon, remaining_delta,
-  entries: [{at, kind, epsilon, delta, note}]}  (* ``*_display`` strings)
-- ``generator``: {name, version, job_id, started_at, finished_at, parameters: {name: value}}
-  (* ``parameter_items``: sorted (name, display) pairs)
-- ``seed_policy``: {mode: "reproducible" | "cryptographic", seed, note}
-- ``library_versions``: {package: version}  (* ``library_items``)
-- ``source``: {dataset, version, hash, n_rows, n_columns}
-- ``synthetic``: {dataset, version, hash, n_rows, n_columns, format}
-- ``preprocessing``: [str], steps applied to the source before training
-- ``privacy``: {epsilon (None or inf: non-private), delta, mechanism, accountant}
-  (* ``non_private``, ``epsilon_display``, ``delta_display``)
-- ``checks``: [{name, category, value, threshold, direction ("higher is better" | "lower is
-  better"), baseline, verdict ("pass" | "warn" | "fail" | "n/a"), note}]  (* ``value_display``,
-  ``threshold_display``, ``baseline_display``; * ``checks_summary``: {total, passed, warned,
-  failed, not_applicable, verdict}; verdict is "fail" if a check failed or the positive control
-  was missed, else "warn" if any check warned, else "pass")
-- ``positive_control``: {passed: bool, description, outcome}
-- ``rebalancing``: None or {column, reason, shares: [{label, real, released}] (fractions)}
-  (* ``real_percent``, ``released_percent``)
-- ``charts``: {marginals, associations, roc, distances}: SVG strings from ``charts.py``
-  (* ``chart_images``: the same as ``data:`` URIs, shown with ``<img>``, so no markup is ever
-  inserted unescaped)
-- ``uses``: {intended: [str], prohibited: [str]}
-- ``distribution``: {recipient, channel, terms, expires_at}
-- ``maintenance``: {contact, retention, errata}
-- ``signature``: {signer, reason, location}
+Template context contract: ``audits.datasheets.facts.DatasheetFacts`` (typed, documented field
+by field there), passed through ``datasheet_context``, which adds the display strings, the
+numbered ``sections`` and ``section_numbers``; see the top of ``datasheets/datasheet.html``.
 """
 
 from __future__ import annotations
@@ -51,7 +22,8 @@ from django.template import Context, Engine
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
-from audits.datasheets.context import datasheet_context
+from audits.datasheets.context import datasheet_context, facts_as_dict
+from audits.datasheets.facts import DatasheetFacts
 from audits.datasheets.signing import VERSION_HASH_KEY
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -75,7 +47,7 @@ def render_template(template_name: str, context: Mapping[str, Any]) -> str:
     return template.render(Context(dict(context), autoescape=True, use_l10n=False, use_tz=False))
 
 
-def render_datasheet_html(facts: Mapping[str, Any]) -> str:
+def render_datasheet_html(facts: DatasheetFacts | Mapping[str, Any]) -> str:
     """The datasheet HTML for the facts a service gathered (see the module docstring)."""
     return render_template(DATASHEET_TEMPLATE, datasheet_context(facts))
 
@@ -95,6 +67,6 @@ def html_to_pdf(html: str, *, version_hash: str | None = None) -> bytes:
     return HTML(string=html, url_fetcher=fetcher).write_pdf(finisher=finisher)
 
 
-def render_datasheet_pdf(facts: Mapping[str, Any]) -> bytes:
+def render_datasheet_pdf(facts: DatasheetFacts | Mapping[str, Any]) -> bytes:
     """Datasheet PDF bytes (unsigned) naming the synthetic version's hash in its metadata."""
-    return html_to_pdf(render_datasheet_html(facts), version_hash=facts["synthetic"].get("hash"))
+    return html_to_pdf(render_datasheet_html(facts), version_hash=facts_as_dict(facts)["synthetic"].get("hash"))

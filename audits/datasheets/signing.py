@@ -44,6 +44,7 @@ PLATFORM_KEY_FILENAME = "platform-signing-key.pem"
 PLATFORM_CERT_FILENAME = "platform-signing-cert.pem"
 PLATFORM_CERT_VALIDITY = dt.timedelta(days=5 * 365)
 VERSION_HASH_KEY = "/SynthgateVersionHash"
+RELEASE_ID_KEY = "/SynthgateReleaseId"
 SIGNATURE_FIELD = "SynthgateDatasheetSignature"
 REVOCATION_NOTE = (
     "Revocation was not checked: verification runs offline (no CRL or OCSP fetching), "
@@ -291,6 +292,7 @@ def sign_pdf(
     reason: str,
     location: str,
     version_hash: str | None = None,
+    release_id: str | None = None,
     signing_time: dt.datetime | None = None,
 ) -> SignedPdf:
     """Certify ``pdf_bytes`` with a PAdES signature by ``identity``; no later change is permitted.
@@ -298,6 +300,7 @@ def sign_pdf(
     ``version_hash`` (the SHA-256 of the dataset version the datasheet describes) is written to
     the document information dictionary as ``/SynthgateVersionHash`` in the same revision as the
     signature, so the signature covers it. A hash already embedded at rendering must agree.
+    ``release_id`` (a release datasheet's release) is written as ``/SynthgateReleaseId`` the same way.
     """
     signing_time = signing_time or dt.datetime.now(dt.UTC).replace(microsecond=0)
     if signing_time.tzinfo is None:
@@ -308,6 +311,8 @@ def sign_pdf(
         raise ValueError(f"Cannot sign: the input is not a readable PDF ({e}).") from e
     if version_hash is not None:
         _embed_version_hash(writer, version_hash)
+    if release_id is not None:
+        _embed_info(writer, RELEASE_ID_KEY, release_id)
     signer = _LoadedKeySigner(
         private_key=identity.private_key,
         signing_cert=_asn1_certificate(identity.certificate),
@@ -334,6 +339,16 @@ def sign_pdf(
     return SignedPdf(
         pdf_bytes=signed, sha256=hashlib.sha256(signed).hexdigest(), signer=identity.subject, signed_at=signing_time
     )
+
+
+def _embed_info(writer: IncrementalPdfFileWriter, key: str, value: str) -> None:
+    if "/Info" in writer.trailer:
+        info = writer.trailer["/Info"].get_object()
+    else:
+        info = generic.DictionaryObject()
+        writer.trailer["/Info"] = writer.add_object(info)
+    info[generic.NameObject(key)] = generic.TextStringObject(value)
+    writer.update_container(info)
 
 
 def _embed_version_hash(writer: IncrementalPdfFileWriter, version_hash: str) -> None:
@@ -374,6 +389,7 @@ class VerificationReport:
     version_hash: str | None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    release_id: str | None = None
 
 
 def verify_pdf(
@@ -382,6 +398,7 @@ def verify_pdf(
     trusted_certs: Sequence[x509.Certificate],
     expected_sha256: str | None = None,
     expected_version_hash: str | None = None,
+    expected_release_id: str | None = None,
 ) -> VerificationReport:
     """Check a signed datasheet offline against ``trusted_certs`` (the platform certificate is the anchor)."""
     sha256 = hashlib.sha256(pdf_bytes).hexdigest()
@@ -393,6 +410,7 @@ def verify_pdf(
         "signer": None,
         "signing_time": None,
         "version_hash": None,
+        "release_id": None,
     }
     problems: list[str] = []
     sha256_matches = None
@@ -409,6 +427,11 @@ def verify_pdf(
     if expected_version_hash is not None and facts["version_hash"] != expected_version_hash:
         problems.append(
             f"The datasheet describes version {facts['version_hash']}, not the expected {expected_version_hash}."
+        )
+    if expected_release_id is not None and facts["release_id"] != expected_release_id:
+        problems.append(
+            f"The datasheet was issued for release {facts['release_id'] or '(none: an audit report)'}, "
+            f"not release {expected_release_id}."
         )
     # Fail closed: every failure should have named a problem, but the verdict does not rely on it.
     ok = not problems and all(facts[key] for key in ("intact", "valid", "trusted", "covers_entire_file"))
@@ -465,6 +488,7 @@ def _check_signature(pdf_bytes: bytes, trusted_certs: Sequence[x509.Certificate]
         problems.append("The unsigned gap holding the signature was altered (its hex or padding changed).")
     if facts["intact"] and facts["covers_entire_file"]:
         facts["version_hash"] = _read_version_hash(reader)
+        facts["release_id"] = _read_info(reader, RELEASE_ID_KEY)
     return facts
 
 
@@ -488,6 +512,10 @@ def _contents_are_canonical(pdf_bytes: bytes, embedded: object) -> bool:
 
 
 def _read_version_hash(reader: PdfFileReader) -> str | None:
+    return _read_info(reader, VERSION_HASH_KEY)
+
+
+def _read_info(reader: PdfFileReader, key: str) -> str | None:
     info = reader.trailer_view.get("/Info")
-    value = info.get_object().get(VERSION_HASH_KEY) if info is not None else None
+    value = info.get_object().get(key) if info is not None else None
     return str(value) if value is not None else None

@@ -7,11 +7,12 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audits import releases
+from audits.models import ReleaseDatasheet
 from audits.services import datasheet_verify
 from core.errors import ApplicationError
 from dashboard.forms import ReasonForm
 from dashboard.views.common import add_service_error, dashboard_view, paginate
-from governance import services
 from governance.models import DownloadKind, Release, Role
 from governance.permissions import user_has_role
 from governance.selectors import release_get, release_list
@@ -59,17 +60,20 @@ def _verification(release: Release) -> dict:
     """The stored datasheet verified now: signature intact, trusted, and its SHA-256 on record."""
     from django.conf import settings
 
-    path = Path(settings.DATA_DIR) / release.datasheet.storage_key
+    sheet = ReleaseDatasheet.objects.filter(release=release).first()
+    if sheet is None:
+        return {"ok": False, "problems": [f"Release #{release.pk} has no signed release datasheet."]}
+    path = Path(settings.DATA_DIR) / sheet.storage_key
     if not path.is_file():
-        missing = f"The datasheet file is missing from storage ({release.datasheet.storage_key})."
+        missing = f"The release datasheet file is missing from storage ({sheet.storage_key})."
         return {"ok": False, "problems": [missing]}
-    return datasheet_verify(pdf_bytes=path.read_bytes())
+    return datasheet_verify(pdf_bytes=path.read_bytes(), release_id=release.pk)
 
 
 @dashboard_view
 def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpResponse:
     try:
-        path = services.release_download(actor=request.user, release_id=release_id, kind=kind)
+        path = releases.release_download(actor=request.user, release_id=release_id, kind=kind)
     except ApplicationError as error:
         if error.status == 404:
             raise
@@ -92,7 +96,7 @@ def release_revoke(request: HttpRequest, release_id: int) -> HttpResponse:
     form = ReasonForm(request.POST, prefix="revoke")
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        services.release_revoke(actor=request.user, release_id=release_id, reason=reason)
+        releases.release_revoke(actor=request.user, release_id=release_id, reason=reason)
     except ApplicationError as error:
         release.refresh_from_db()
         if error.extra.get("field") in form.fields:

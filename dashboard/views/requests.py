@@ -9,11 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audits import releases
 from audits.models import AuditStatus
 from audits.services import risk_accept
 from core.amounts import amount_text
 from core.errors import ApplicationError, PermissionDeniedError
-from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm
+from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm, RiskAcceptForm
 from dashboard.selectors import (
     dataset_rows,
     request_page_list,
@@ -173,7 +174,7 @@ def _request_page(
     request: HttpRequest,
     data_request: DataRequest,
     *,
-    forms: dict[str, ReasonForm] | None = None,
+    forms: dict[str, Any] | None = None,
     error: ApplicationError | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -181,7 +182,7 @@ def _request_page(
     forms = {
         "approve": ReasonForm(prefix="approve"),
         "reject": ReasonForm(prefix="reject"),
-        "accept_risk": ReasonForm(prefix="accept_risk"),
+        "accept_risk": RiskAcceptForm(prefix="accept_risk", failed_checks=_failed_checks(related.latest_audit)),
         "withdraw": ReasonForm(prefix="withdraw"),
         **(forms or {}),
     }
@@ -206,7 +207,7 @@ def _request_page(
 def _unmet(data_request: DataRequest) -> list[str]:
     if data_request.state not in (RequestState.READY, RequestState.BLOCKED):
         return []
-    return services.release_conditions(request=data_request)
+    return releases.release_conditions(request=data_request)
 
 
 def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: Any) -> dict[str, bool]:
@@ -285,12 +286,34 @@ def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
     return f"Request #{request_id} withdrawn; any reserved budget was released."
 
 
-def _accept_risk(request: HttpRequest, request_id: int, reason: str) -> str:
-    acceptance = risk_accept(actor=request.user, request_id=request_id, reason=reason)
-    return (
+def _failed_checks(run: Any) -> list[str]:
+    return list(run.failed_checks) if run is not None and run.status == AuditStatus.FAILED else []
+
+
+@dashboard_view
+@require_POST
+def request_accept_risk(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Accept each failed check with its own reason; a refused reason is shown at its check."""
+    data_request = request_get(user=request.user, request_id=request_id)
+    run = data_request.audit_runs.order_by("-created_at", "-id").first()
+    form = RiskAcceptForm(request.POST, prefix="accept_risk", failed_checks=_failed_checks(run))
+    form.is_valid()
+    reasons = {name: form.cleaned_data.get(name, "") for name in form.fields}
+    try:
+        acceptance = risk_accept(actor=request.user, request_id=request_id, reasons=reasons)
+    except ApplicationError as error:
+        data_request.refresh_from_db()
+        if error.extra.get("field") != "reasons":
+            return _request_page(request, data_request, error=error, status=error.status)
+        check = error.extra.get("check")
+        form.add_error(check if check in form.fields else None, error.message)
+        return _request_page(request, data_request, forms={"accept_risk": form}, status=error.status)
+    messages.success(
+        request,
         f"You accepted the risk of audit #{acceptance.run_id} (failed: "
-        f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release."
+        f"{', '.join(acceptance.failed_checks) or 'none'}); the request is ready to release.",
     )
+    return redirect("dashboard:request-detail", request_id=request_id)
 
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
@@ -301,7 +324,7 @@ def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
 
 
 def _release(request: HttpRequest, request_id: int, reason: str) -> str:
-    release = services.release_create(actor=request.user, request_id=request_id)
+    release = releases.release_create(actor=request.user, request_id=request_id)
     return f"Released as release #{release.pk}, downloadable until {release.expires_at:%Y-%m-%d}."
 
 
@@ -309,6 +332,5 @@ request_approve = _action("approve", _approve, reason_form="approve")
 request_reject = _action("reject", _reject, reason_form="reject")
 request_submit = _action("submit", _submit)
 request_withdraw = _action("withdraw", _withdraw, reason_form="withdraw")
-request_accept_risk = _action("accept_risk", _accept_risk, reason_form="accept_risk")
 request_generate = _action("generate", _generate)
 request_release = _action("release", _release)

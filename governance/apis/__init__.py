@@ -19,13 +19,6 @@ from governance.apis.datasets import (
     DatasetVersionListApi,
 )
 from governance.apis.purposes import PurposeCollectionApi, PurposeCreateApi, PurposeDetailApi, PurposeListApi
-from governance.apis.releases import (
-    ReleaseCreateApi,
-    ReleaseDetailApi,
-    ReleaseDownloadApi,
-    ReleaseListApi,
-    ReleaseRevokeApi,
-)
 from governance.apis.requests import (
     RequestApproveApi,
     RequestCollectionApi,
@@ -58,11 +51,6 @@ __all__ = [
     "PurposeCreateApi",
     "PurposeDetailApi",
     "PurposeListApi",
-    "ReleaseCreateApi",
-    "ReleaseDetailApi",
-    "ReleaseDownloadApi",
-    "ReleaseListApi",
-    "ReleaseRevokeApi",
     "RequestApproveApi",
     "RequestCollectionApi",
     "RequestCreateApi",

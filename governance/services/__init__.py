@@ -19,7 +19,6 @@ from governance.services.datasets import (
     ingest_limits,
 )
 from governance.services.purposes import purpose_create, purposes_ensure_defaults
-from governance.services.releases import release_conditions, release_create, release_download, release_revoke
 from governance.services.requests import (
     TRANSITIONS,
     access_request_approve,
@@ -76,10 +75,6 @@ __all__ = [
     "ledger_amount",
     "purpose_create",
     "purposes_ensure_defaults",
-    "release_conditions",
-    "release_create",
-    "release_download",
-    "release_revoke",
     "request_transition",
     "roles_ensure",
     "user_create",

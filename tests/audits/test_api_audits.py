@@ -248,7 +248,9 @@ def _datasheet_verification(cast, run: AuditRun) -> None:
         "sha256": run.datasheet.sha256,
         "sha256_matches_record": True,
         "version_hash": run.version.content_hash,
+        "release": None,
         "datasheet": run.datasheet.pk,
+        "release_datasheet": None,
         "problems": [],
         "notes": report["notes"],
     }

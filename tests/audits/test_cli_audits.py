@@ -18,7 +18,7 @@ from governance.models import AuditEvent, Download, Release, RequestState
 from synth_engine.services import generation_job_start
 from tests.audits.test_api_audits import external_files_create
 from tests.governance.factories import PurposeFactory
-from tests.jobs.conftest import approved_request_create
+from tests.jobs.conftest import approved_request_create, reasons_for
 from tests.jobs.test_api_releases import FAILING_THRESHOLDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,11 +146,16 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     assert "unmet_conditions" in refused.stderr
     assert synthgate("release", "create", request.pk, "--as", "requester").code == 2
 
-    by_requester = synthgate("audit", "accept-risk", request.pk, "--reason", "I need it", "--as", "requester")
+    def reason_args(why: str) -> list[str]:
+        return [arg for name, text in reasons_for(run, why).items() for arg in ("--reason", f"{name}={text}")]
+
+    by_requester = synthgate("audit", "accept-risk", request.pk, *reason_args("I need it now"), "--as", "requester")
     assert by_requester.code == 2 and "Only an approver who did not file the request" in by_requester.stderr
     assert synthgate("audit", "accept-risk", request.pk, "--as", "second_approver").code == 2  # --reason required
+    bare = synthgate("audit", "accept-risk", request.pk, "--reason", "fidelity is fine", "--as", "second_approver")
+    assert bare.code == 2 and "CHECK=REASON" in bare.stderr
     accepted = synthgate(
-        "audit", "accept-risk", request.pk, "--reason", "fidelity is enough here", "--as", "second_approver"
+        "audit", "accept-risk", request.pk, *reason_args("fidelity is enough here"), "--as", "second_approver"
     )
     assert accepted.code == 0, accepted.stderr
     assert f"Risk accepted for request #{request.pk} (audit #{run.pk})" in accepted.stdout

@@ -4,6 +4,7 @@ private domain, missing share in the release) and the values the DP domain may h
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def test_the_datasheet_has_a_data_dictionary_and_the_values_the_source_may_not_h
 
     facts = datasheet_facts(run)
 
-    rows = {row["column"]: row for row in facts["dictionary"]}
+    rows = {row.column: asdict(row) for row in facts.dictionary}
     assert list(rows) == [column["name"] for column in adult_schema["columns"]]
     assert rows["age"] == {
         "column": "age",
@@ -38,9 +39,7 @@ def test_the_datasheet_has_a_data_dictionary_and_the_values_the_source_may_not_h
     assert rows["income"]["domain"] == "public (declared)" and rows["income"]["role"] == "label"
     assert rows["relationship"]["domain"] == "private (estimated with DP)"
     private_categorical = {
-        row["column"]
-        for row in facts["dictionary"]
-        if row["type"] == "categorical" and row["domain"].startswith("private")
+        row.column for row in facts.dictionary if row.type == "categorical" and row.domain.startswith("private")
     }
     expected = []
     for name in synthetic.columns:
@@ -48,7 +47,7 @@ def test_the_datasheet_has_a_data_dictionary_and_the_values_the_source_may_not_h
         missing = int(synthetic[name].isna().sum())
         if other or missing:
             expected.append({"column": name, "other_rows": other, "missing_rows": missing})
-    assert facts["introduced_values"] == expected
+    assert [asdict(row) for row in facts.introduced_values] == expected
     html = render_datasheet_html(facts)
     assert "2.1 Data dictionary" in html and "2.2 Values the source may not have" in html
     assert "private (estimated with DP)" in html

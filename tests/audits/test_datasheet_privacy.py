@@ -25,7 +25,7 @@ def _audited(cast, schema):
 def test_datasheet_cites_the_latest_assurance_run_of_the_generator_version(cast, adult_schema):
     run = _audited(cast, adult_schema)
     before = datasheet_facts(run)
-    assert before["assurance"]["run_id"] is None
+    assert before.assurance.run_id is None
     assert "accounted, not empirically tested" in render_datasheet_html(before)
 
     assurance = assurance_run_start(
@@ -33,12 +33,12 @@ def test_datasheet_cites_the_latest_assurance_run_of_the_generator_version(cast,
     )
     facts = datasheet_facts(run)
     assert run.version.lineage["generator_version"] == generator_version(MSTGenerator)
-    assert facts["assurance"]["run_id"] == assurance.pk
-    assert "the claim was not refuted" in facts["assurance"]["statement"]
-    ceiling = facts["dp_ceiling"]
-    assert {row["attack"] for row in ceiling["rows"]} == {"domias", "distance"}
-    assert {row["fpr_display"] for row in ceiling["rows"]} == {"1 %", "0.1 %"}
-    assert all(row["tpr_low"] <= row["tpr"] for row in ceiling["rows"])
+    assert facts.assurance.run_id == assurance.pk
+    assert "the claim was not refuted" in facts.assurance.statement
+    ceiling = facts.dp_ceiling
+    assert {row.attack for row in ceiling.rows} == {"domias", "distance"}
+    assert {row.fpr_display for row in ceiling.rows} == {"1 %", "0.1 %"}
+    assert all(row.tpr_low <= row.tpr for row in ceiling.rows)
     html = render_datasheet_html(facts)
     assert f"Assurance run #{assurance.pk}" in html
     assert "Membership attacks beside what differential privacy allows" in html

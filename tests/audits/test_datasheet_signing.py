@@ -6,6 +6,7 @@ the bytes of the signed file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import io
@@ -36,7 +37,7 @@ from audits.datasheets import (
     sign_pdf,
     verify_pdf,
 )
-from audits.datasheets.sample import sample_datasheet_facts
+from tests.audits.datasheet_sample import sample_datasheet_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNED_AT = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -66,7 +67,7 @@ def signed(datasheet_pdf, platform, facts):
         platform,
         reason="Audited synthetic release",
         location="Synthgate",
-        version_hash=facts["synthetic"]["hash"],
+        version_hash=facts.synthetic.hash,
         signing_time=SIGNED_AT,
     )
 
@@ -168,13 +169,13 @@ def test_an_organisation_key_protected_by_a_passphrase_loads_from_pem(tmp_path):
 
 def test_a_signed_datasheet_verifies_and_reports_what_it_describes(signed, platform, facts):
     report = verify(
-        signed.pdf_bytes, platform, expected_sha256=signed.sha256, expected_version_hash=facts["synthetic"]["hash"]
+        signed.pdf_bytes, platform, expected_sha256=signed.sha256, expected_version_hash=facts.synthetic.hash
     )
 
     assert report.ok, report.problems
     assert (report.intact, report.valid, report.trusted, report.covers_entire_file) == (True, True, True, True)
     assert report.sha256 == signed.sha256 and report.sha256_matches is True
-    assert report.version_hash == facts["synthetic"]["hash"]
+    assert report.version_hash == facts.synthetic.hash
     assert report.signing_time == SIGNED_AT == signed.signed_at
     assert "Synthgate platform signing key" in report.signer
     assert report.problems == [] and any("Revocation was not checked" in note for note in report.notes)
@@ -257,7 +258,7 @@ def test_an_incremental_update_that_rewrites_the_version_hash_fails(signed, plat
 
 
 def test_a_version_hash_edited_in_place_breaks_the_signature(signed, platform, facts):
-    original = facts["synthetic"]["hash"].encode()
+    original = facts.synthetic.hash.encode()
     position = signed.pdf_bytes.rindex(original)
     tampered = signed.pdf_bytes[:position] + b"0" * len(original) + signed.pdf_bytes[position + len(original) :]
 
@@ -372,7 +373,7 @@ def test_the_datasheet_follows_the_datasheets_for_datasets_sections(facts):
     ):
         assert f"<h2>{heading}</h2>" in html
     assert html.count('<img class="chart" src="data:image/svg+xml;base64,') == 4
-    assert html.count('<span class="verdict verdict-') == len(facts["checks"]) + 1
+    assert html.count('<span class="verdict verdict-') == len(facts.checks) + 1
     assert "Intentionally non-representative" in html and "75.9\u202f%" in html and "50.0\u202f%" in html
     assert "Ola Nordmann" in html and "2026-02-26 09:30 UTC" in html
     assert "ε = 3" in html and "δ = 0.000001" in html  # one way to write an amount (core.amounts)
@@ -388,8 +389,8 @@ def test_a_non_private_release_is_called_non_private_in_red(platform):
 
 def test_a_missed_positive_control_fails_the_audit_even_when_every_check_passes():
     facts = sample_datasheet_facts(with_charts=False)
-    facts["checks"] = [check | {"verdict": "pass"} for check in facts["checks"]]
-    facts["positive_control"]["passed"] = False
+    facts.checks = [dataclasses.replace(check, verdict="pass") for check in facts.checks]
+    facts.positive_control.passed = False
 
     context = datasheet_context(facts)
     html = render_datasheet_html(facts)
@@ -401,7 +402,7 @@ def test_a_missed_positive_control_fails_the_audit_even_when_every_check_passes(
 
 def test_text_from_requesters_is_escaped_in_the_datasheet():
     facts = sample_datasheet_facts(with_charts=False)
-    facts["request"]["purpose"] = '<script>alert("x")</script>'
+    facts.request.purpose = '<script>alert("x")</script>'
 
     html = render_datasheet_html(facts)
 
@@ -410,7 +411,7 @@ def test_text_from_requesters_is_escaped_in_the_datasheet():
 
 def test_a_chart_string_cannot_add_markup_to_the_page():
     facts = sample_datasheet_facts(with_charts=False)
-    facts["charts"] = {"roc": '"></figure><script>alert(1)</script><svg xmlns="http://www.w3.org/2000/svg"/>'}
+    facts.charts = {"roc": '"></figure><script>alert(1)</script><svg xmlns="http://www.w3.org/2000/svg"/>'}
 
     html = render_datasheet_html(facts)
 
@@ -457,7 +458,7 @@ def test_the_projects_django_engine_renders_the_same_datasheet_as_the_standalone
 def test_the_datasheet_renders_without_django_settings():
     script = (
         "from audits.datasheets import render_datasheet_html\n"
-        "from audits.datasheets.sample import sample_datasheet_facts\n"
+        "from tests.audits.datasheet_sample import sample_datasheet_facts\n"
         "html = render_datasheet_html(sample_datasheet_facts(with_charts=False))\n"
         "assert '<h2>8. Maintenance</h2>' in html\n"
         "print('ok')\n"

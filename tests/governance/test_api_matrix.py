@@ -54,6 +54,10 @@ def reason() -> dict[str, Any]:
     return {"reason": "not for this purpose"}
 
 
+def reasons() -> dict[str, Any]:
+    return {"reasons": {"tvd_1way": "the marginal gap is acceptable for this purpose"}}
+
+
 def external_audit_upload() -> dict[str, Any]:
     return {
         "dataset": "no-such",
@@ -114,7 +118,7 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/audits/external/", external_audit_upload, (404, 403, 403, 403, 403, 403, 401)),
     ("POST", "/api/versions/999999/audit/", None, (404, 404, 404, 404, 404, 404, 401)),
     ("POST", "/api/datasheets/verify/", datasheet_upload, (200, 200, 200, 200, 200, 200, 200)),
-    ("POST", "/api/requests/{submitted}/accept-risk/", reason, (403, 403, 404, 409, 403, 404, 401)),
+    ("POST", "/api/requests/{submitted}/accept-risk/", reasons, (403, 403, 404, 409, 403, 404, 401)),
     ("POST", "/api/requests/{withdrawn}/accept-risk/", None, (400, 400, 400, 400, 400, 400, 401)),
     ("GET", "/api/auth/tokens/", None, (200, 200, 200, 200, 200, 200, 401)),
     ("DELETE", "/api/auth/tokens/sg_000000000000/", None, (404, 404, 404, 404, 404, 404, 401)),

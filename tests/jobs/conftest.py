@@ -20,3 +20,8 @@ def approved_request_create(cast, schema, *, epsilon="1", rows=400, seed=7, **ex
     request = request_file(requester=cast.requester, epsilon=epsilon, n_rows=rows, seed=seed, **extra)
     access_request_approve(actor=cast.approver, request_id=request.pk)
     return access_request_approve(actor=cast.second_approver, request_id=request.pk)
+
+
+def reasons_for(run, why: str) -> dict[str, str]:
+    """A distinct, reasoned acceptance for each failed check of ``run`` (risk_accept's ``reasons``)."""
+    return {name: f"{why} (reviewed {name} against the purpose's needs)" for name in run.failed_checks}

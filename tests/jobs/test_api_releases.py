@@ -15,7 +15,7 @@ from audits.models import AuditKind, AuditRun, AuditStatus
 from governance.models import Download, Release, RequestState
 from synth_engine.services import generation_job_start
 from tests.governance.factories import PurposeFactory
-from tests.jobs.conftest import approved_request_create
+from tests.jobs.conftest import approved_request_create, reasons_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +55,7 @@ def release_body(release: Release, downloads: list[dict]) -> dict:
         "version_hash": release.version.content_hash,
         "n_rows": release.version.n_rows,
         "audit_run": release.audit_run_id,
-        "datasheet_sha256": release.datasheet.sha256,
+        "datasheet_sha256": release.release_datasheet.sha256,
         "released_by": release.released_by.username,
         "created_at": iso(release.created_at),
         "expires_at": iso(release.expires_at),
@@ -119,7 +119,9 @@ def test_an_inconclusive_audit_cannot_be_accepted_or_released(cast, adult_schema
 
     refused = assert_error(
         client_as(cast.second_approver).post(
-            f"/api/requests/{request.pk}/accept-risk/", {"reason": "looks fine"}, format="json"
+            f"/api/requests/{request.pk}/accept-risk/",
+            {"reasons": {"membership_domias_auc": "looks fine to me for this smoke test"}},
+            format="json",
         ),
         409,
         "conflict",
@@ -148,15 +150,16 @@ def test_a_failed_audit_is_released_only_after_an_approver_accepts_the_risk(cast
         "the request is 'blocked', not 'ready'",
     ]
 
-    reason = {"reason": "fidelity is enough for a smoke test"}
+    reason = {"reasons": reasons_for(run, "fidelity is enough for a smoke test")}
     assert_error(client_as(None).post(accept_url, reason, format="json"), 401)
     assert_error(client_as(cast.requester).post(accept_url, reason, format="json"), 403, "permission_denied")
     assert_error(client_as(cast.other_requester).post(accept_url, reason, format="json"), 404, "not_found")
     for user in (cast.steward, cast.auditor):
         assert_error(client_as(user).post(accept_url, reason, format="json"), 403, "permission_denied")
     missing = assert_error(client_as(cast.second_approver).post(accept_url, {}, format="json"), 400, "invalid")
-    assert missing["extra"]["field"] == "reason"
-    assert_error(client_as(cast.second_approver).post(accept_url, {"reason": "  "}, format="json"), 400)
+    assert missing["extra"]["field"] == "reasons"
+    blank = {"reasons": {name: "  " for name in run.failed_checks}}
+    assert_error(client_as(cast.second_approver).post(accept_url, blank, format="json"), 400)
     assert not request.risk_acceptances.exists()
 
     accepted = client_as(cast.second_approver).post(accept_url, reason, format="json")
@@ -168,8 +171,9 @@ def test_a_failed_audit_is_released_only_after_an_approver_accepts_the_risk(cast
         "request": request.pk,
         "audit_run": run.pk,
         "approver": "second_approver",
-        "reason": reason["reason"],
+        "reason": "; ".join(f"{name}: {why}" for name, why in reason["reasons"].items()),
         "failed_checks": run.failed_checks,
+        "reasons": reason["reasons"],
         "request_state": "ready",
         "created_at": iso(acceptance.created_at),
     }

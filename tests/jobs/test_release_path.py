@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from audits.models import AuditStatus
+from audits.releases import release_create, release_download, release_revoke
 from audits.services import datasheet_verify, risk_accept
 from core.errors import ConflictError, PermissionDeniedError
 from governance.models import Download, RequestState
-from governance.services import release_create, release_download, release_revoke
 from synth_engine.services import generation_job_start
-from tests.jobs.conftest import approved_request_create
+from tests.jobs.conftest import approved_request_create, reasons_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,16 +33,18 @@ def test_release_of_a_blocked_request_is_refused_until_an_approver_accepts_the_r
         release_create(actor=cast.approver, request_id=request.pk)
     assert any("did not pass" in c for c in refused.value.extra["unmet_conditions"])
     with pytest.raises(PermissionDeniedError):
-        risk_accept(actor=cast.requester, request_id=request.pk, reason="I need it")
+        risk_accept(actor=cast.requester, request_id=request.pk, reasons=reasons_for(run, "I need it for my work"))
 
-    acceptance = risk_accept(actor=cast.second_approver, request_id=request.pk, reason="fidelity is enough here")
+    acceptance = risk_accept(
+        actor=cast.second_approver, request_id=request.pk, reasons=reasons_for(run, "fidelity is enough here")
+    )
     assert acceptance.failed_checks == run.failed_checks
 
     release = release_create(actor=cast.approver, request_id=request.pk)
     request.refresh_from_db()
     assert request.state == RequestState.RELEASED
     path = release_download(actor=cast.requester, release_id=release.pk, kind="datasheet")
-    assert datasheet_verify(pdf_bytes=path.read_bytes())["ok"]
+    assert datasheet_verify(pdf_bytes=path.read_bytes(), release_id=release.pk)["ok"]
     data = release_download(actor=cast.requester, release_id=release.pk, kind="data")
     assert data.read_text().splitlines()[0].startswith("age,")
     assert Download.objects.filter(release=release).count() == 2

@@ -59,7 +59,13 @@ class Command(SynthgateCommand):
         external.add_argument("--seed", type=int, help="fix the audit's randomness (default: random)")
         accept = self.add_subcommand(actions, "accept-risk", "accept a blocked request's failed audit (an approver)")
         accept.add_argument("request_id", type=int, metavar="REQUEST_ID")
-        accept.add_argument("--reason", required=True)
+        accept.add_argument(
+            "--reason",
+            required=True,
+            action="append",
+            metavar="CHECK=REASON",
+            help="a failed check and why its failure is acceptable; repeat for every failed check",
+        )
 
     def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         self.show_run(audit_run_get(user=actor, run_id=options["run_id"]))
@@ -109,13 +115,15 @@ class Command(SynthgateCommand):
         self.show_run(audit_run_get(user=actor, run_id=run.pk))
 
     def handle_accept_risk(self, actor: AbstractUser, options: dict[str, Any]) -> None:
-        acceptance = risk_accept(actor=actor, request_id=options["request_id"], reason=options["reason"])
+        acceptance = risk_accept(actor=actor, request_id=options["request_id"], reasons=_reasons(options["reason"]))
         data = RiskAcceptApi.OutputSerializer(acceptance).data
         self.emit(
             data,
             f"Risk accepted for request #{acceptance.request_id} (audit #{acceptance.run_id}) by "
             f"{acceptance.approver.username}: {', '.join(acceptance.failed_checks) or 'no failed checks'}."
-            f"\nreason: {acceptance.reason}\nThe request is now {acceptance.request.state}.",
+            "\n"
+            + "\n".join(f"  {name}: {text}" for name, text in acceptance.reasons.items())
+            + f"\nThe request is now {acceptance.request.state}.",
         )
 
     def show_run(self, run: AuditRun) -> None:
@@ -239,3 +247,22 @@ def _existing_file(name: str, *, option: str) -> Path:
 def _check_seed(seed: int | None) -> None:
     if seed is not None and not 0 <= seed < 2**63:
         raise CliError(f"--seed must be between 0 and 2**63 - 1; got {seed}.", extra={"option": "--seed"})
+
+
+def _reasons(values: list[str]) -> dict[str, str]:
+    """``["tvd_1way=why", ...]`` as ``{"tvd_1way": "why"}``; a value without ``=`` is a user mistake."""
+    reasons: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise CliError(
+                f"--reason {value!r}: write CHECK=REASON, naming the failed check (see `audit show`).",
+                code="validation_error",
+                extra={"field": "reason"},
+            )
+        if name.strip() in reasons:
+            raise CliError(
+                f"--reason names {name.strip()!r} twice.", code="validation_error", extra={"field": "reason"}
+            )
+        reasons[name.strip()] = text
+    return reasons

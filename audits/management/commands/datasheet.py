@@ -40,6 +40,9 @@ class Command(SynthgateCommand):
             needs_user=False,
         )
         verify.add_argument("file", metavar="FILE.pdf", help="the signed PDF to check")
+        verify.add_argument(
+            "--release", type=int, metavar="ID", help="fail unless FILE is the datasheet issued for release ID"
+        )
         path = self.add_subcommand(actions, "path", "where the signed datasheet of an audit run is stored")
         path.add_argument("run_id", type=int, metavar="RUN_ID")
 
@@ -52,7 +55,7 @@ class Command(SynthgateCommand):
             raise CliError(
                 f"Cannot read {path}: {error.strerror}.", code="not_found", extra={"path": str(path)}
             ) from error
-        report = datasheet_verify(pdf_bytes=pdf_bytes)
+        report = datasheet_verify(pdf_bytes=pdf_bytes, release_id=options.get("release"))
         data = DatasheetVerifyApi.OutputSerializer(report).data
         self.emit(
             data,
@@ -70,6 +73,7 @@ class Command(SynthgateCommand):
                             ("sha256", report["sha256"]),
                             ("sha256 matches record", report["sha256_matches_record"]),
                             ("version hash", report["version_hash"]),
+                            ("release", report["release"]),
                         ]
                     ),
                     *[f"problem: {problem}" for problem in report["problems"]],

@@ -13,12 +13,12 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 
+from audits.apis_releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
+from audits.releases import release_create, release_download, release_revoke
 from core.cli import CliError, SynthgateCommand, SynthgateParser
 from core.cli_format import fields, table
-from governance.apis.releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
 from governance.models import DownloadKind, Release
 from governance.selectors import release_get, release_list
-from governance.services import release_create, release_download, release_revoke
 
 LIST_COLUMNS = (
     "id",

@@ -108,18 +108,19 @@ class Command(BaseCommand):
         self._step("10. the audit log verifies")
         call_command("log", "verify", "--as", "dana", stdout=self.stdout)
         latest = dataset_latest_source(dataset=version.dataset)
-        datasheet = Path(settings.DATA_DIR) / release.datasheet.storage_key
+        datasheet = Path(settings.DATA_DIR) / release.release_datasheet.storage_key
         self.stdout.write(f"\nDone. Data directory: {settings.DATA_DIR} (source {latest}).")
-        self.stdout.write(self.style.SUCCESS(f"Signed datasheet: {datasheet}"))
+        self.stdout.write(self.style.SUCCESS(f"Signed release datasheet: {datasheet}"))
         self.stdout.write(
-            f"Verify it with: SYNTHGATE_DATA_DIR={settings.DATA_DIR} .venv/bin/synthgate datasheet verify {datasheet}"
+            f"Verify it with: SYNTHGATE_DATA_DIR={settings.DATA_DIR} .venv/bin/synthgate datasheet verify {datasheet} "
+            f"--release {release.pk}"
         )
 
     def _audit_and_release(self, request_id, users):
         from audits.models import AuditRun
+        from audits.releases import release_create
         from audits.services import datasheet_verify, risk_accept
         from governance.models import DataRequest
-        from governance.services import release_create
 
         run = AuditRun.objects.filter(request_id=request_id).order_by("-id").first()
         self._step("6. the audit compared the synthetic table with the training rows and the holdout")
@@ -138,14 +139,19 @@ class Command(BaseCommand):
             risk_accept(
                 actor=users["carol"],
                 request_id=request_id,
-                reason=("Demo: failed checks reviewed; fidelity limits accepted for this research use."),
+                reasons={
+                    check.name: f"Demo: carol reviewed the {check.category} check {check.name} and accepts its "
+                    "limits for this research use on synthetic rows."
+                    for check in run.checks.filter(name__in=run.failed_checks)
+                },
             )
             self.stdout.write(f"   accepted failed checks: {', '.join(run.failed_checks)}")
         else:
             self._step("7. the audit passed: no risk acceptance needed")
         self._step("8. release: approvals complete, audit passed or accepted, datasheet signed")
         release = release_create(actor=users["bob"], request_id=request_id)
-        report = datasheet_verify(pdf_bytes=(Path(settings.DATA_DIR) / release.datasheet.storage_key).read_bytes())
+        sheet = Path(settings.DATA_DIR) / release.release_datasheet.storage_key
+        report = datasheet_verify(pdf_bytes=sheet.read_bytes(), release_id=release.pk)
         signature = "verified" if report["ok"] else "FAILED: " + "; ".join(report["problems"])
         self.stdout.write(
             f"   release #{release.pk} of {release.version}, expires {release.expires_at:%Y-%m-%d}; "

@@ -13,8 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audits import releases as services
 from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
-from governance import selectors, services
+from governance import selectors
 from governance.models import DownloadKind, Release
 
 
@@ -36,7 +37,12 @@ class ReleaseOutputSerializer(serializers.Serializer):
     version_hash = serializers.CharField(source="version.content_hash")
     n_rows = serializers.IntegerField(source="version.n_rows")
     audit_run = serializers.IntegerField(source="audit_run_id")
-    datasheet_sha256 = serializers.CharField(source="datasheet.sha256")
+    datasheet_sha256 = serializers.CharField(
+        source="release_datasheet.sha256",
+        allow_null=True,
+        default=None,
+        help_text="SHA-256 of the signed release datasheet (verify it with datasheet verify --release)",
+    )
     released_by = serializers.CharField(source="released_by.username")
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()

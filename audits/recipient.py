@@ -1,0 +1,51 @@
+"""What a requester or recipient may read of an audit (the rule is in docs/release.md).
+
+Everything a requester or recipient can read is a release. The audit's checks compare the
+synthetic rows with the real training and holdout rows and are not differentially private, so a
+requester sees, per check, its name, category, direction, threshold and verdict, and its value
+coarsened to two decimals: an aggregate over thousands of rows that one person's row cannot move
+by a visible step. Per-column details and chart data (exact real shares, real rates, real extremes)
+stay with stewards, approvers and auditors. Shares of the source are shown to the nearest 5 %.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+VALUE_DECIMALS = 2
+SHARE_STEP = 0.05
+RECIPIENT_CHECK_FIELDS = ("name", "category", "direction", "threshold", "passed", "blocking", "gating")
+
+
+def coarse_value(value: float | None) -> float | None:
+    """A check value or baseline as a recipient may read it: two decimals, infinities kept."""
+    if value is None or not math.isfinite(value):
+        return value
+    return round(float(value), VALUE_DECIMALS)
+
+
+def coarse_share(share: float | None) -> str:
+    """A share of the real rows, to the nearest 5 % ("≈ 25 %"); shares under 2.5 % read "< 5 %"."""
+    if share is None:
+        return "—"
+    if share < SHARE_STEP / 2:
+        return "< 5\u202f%"
+    return f"≈ {round(share / SHARE_STEP) * SHARE_STEP * 100:.0f}\u202f%"
+
+
+def recipient_check(check: Any) -> dict[str, Any]:
+    """One check result (a ``CheckResult`` row) as a requester or recipient may read it."""
+    data = {name: getattr(check, name) for name in RECIPIENT_CHECK_FIELDS}
+    data.update(
+        value=coarse_value(check.value),
+        baseline=coarse_value(check.baseline),
+        ci_low=None,
+        ci_high=None,
+        skipped_reason="skipped" if check.skipped_reason else "",
+        seconds=None,
+        details={},
+        chart={},
+        verdict=check.verdict,
+    )
+    return data
