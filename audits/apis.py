@@ -97,6 +97,9 @@ class ControlOutputSerializer(serializers.Serializer):
     n_planted = serializers.IntegerField()
     caught = serializers.BooleanField()
     caught_by = serializers.ListField(child=serializers.CharField())
+    explanation = serializers.CharField(
+        required=False, default="", help_text="when not caught: why, in plain words, and what to change"
+    )
     checks = serializers.JSONField(help_text="the family's checks rerun on the planted copy")
 
     class Meta:

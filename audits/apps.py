@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -16,9 +18,27 @@ class AuditsConfig(AppConfig):
         # Every generation job that succeeds is audited: the one job → audit hook. The engine
         # calls it without knowing this app, so the arrow points from audits to synth_engine.
         # The audit log's checkpoints are signed with the platform key this app holds.
+        # Filing asks the audit whether it can decide at the requested size (governance.planning).
         from audits.tasks import audit_run_after_job_enqueue
+        from governance.planning import audit_planner_register
         from governance.services.checkpoints import checkpoint_keys_register
         from synth_engine.hooks import job_succeeded_hook_register
 
         job_succeeded_hook_register(audit_run_after_job_enqueue)
         checkpoint_keys_register(_checkpoint_keys)
+        audit_planner_register(_Planner())
+
+
+class _Planner:
+    """Governance's questions to the audit (governance.planning), answered by audits.outlook;
+    imported on first use, so that starting Django does not load the audit metrics."""
+
+    def require_decidable(self, **fields: Any) -> None:
+        from audits.outlook import audit_power_require
+
+        audit_power_require(**fields)
+
+    def outlook(self, **fields: Any) -> dict[str, Any]:
+        from audits.outlook import request_outlook
+
+        return request_outlook(**fields).to_dict()

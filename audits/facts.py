@@ -432,7 +432,7 @@ def _control(run: AuditRun) -> PositiveControlFacts:
     outcome = (
         "; ".join(
             f"{c['family']}: {c['n_planted']} verbatim training rows planted ({c['share']:.0%}) — "
-            + ("caught by " + ", ".join(c["caught_by"]) if c["caught"] else "NOT caught")
+            + ("caught by " + ", ".join(c["caught_by"]) if c["caught"] else "NOT caught. " + c.get("explanation", ""))
             for c in controls
         )
         or "no positive control ran"

@@ -170,6 +170,29 @@ def audit_external(
     )
 
 
+def _fidelity_noise(request: DataRequest | None, train_version: DatasetVersion) -> dict[str, float] | None:
+    """The generator's predicted noise error for this request (public inputs only), which with
+    the holdout's sampling floor sets the fidelity limits; ``None`` when it cannot be predicted."""
+    from audits.outlook import PredictionUnavailableError, fidelity_noise_for
+
+    if request is None:
+        return None
+    try:
+        prediction = fidelity_noise_for(
+            schema=train_version.schema,
+            n_train=train_version.n_rows,
+            n_rows=request.n_rows,
+            epsilon=float(request.epsilon),
+            delta=float(request.delta),
+            generator=request.generator,
+            generator_params=request.generator_params or {},
+        )
+    except PredictionUnavailableError as error:
+        logger.info("Audit of request %s: %s", request.pk, error)
+        return None
+    return prediction.noise
+
+
 def audit_run_execute(
     *,
     version: DatasetVersion,
@@ -213,6 +236,8 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: Abstrac
             thresholds=thresholds,
             random_state=seed,
             n_targets=settings.SYNTHGATE_AUDIT_TARGETS,
+            n_jobs=settings.SYNTHGATE_AUDIT_THREADS or None,
+            fidelity_noise=_fidelity_noise(request, train_version),
             privacy_claim=_privacy_claim(version),
         )
         _audit_record(run, result, actor)

@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python bench/bench_calibration.py                       # 20 seeds, full splits
     .venv/bin/python bench/bench_calibration.py --seeds 5 --train-rows 2000 --dataset adult
     .venv/bin/python bench/bench_calibration.py --quality              # also full audits of clean
+    .venv/bin/python bench/bench_calibration.py --sizes 500 1000 2400 5000 10000
+        # controls caught and clean verdicts by synthetic size (bench/bench_audit_sizes.py)
 
 For every seed the default generator (``mst``, epsilon = 1, delta = 1e-5, ``random_state=seed``)
 is fitted on the fixed split's training rows (``train_test_split(test_size=0.2, random_state=0,
@@ -34,6 +36,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 DATASETS = Path(os.environ.get("SYNTHGATE_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 ADULT_NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 CARAVAN_QIS = ["MOSTYPE", "MAANTHUI", "MGEMOMV", "MHKOOP", "MAUT1"]
@@ -91,6 +94,11 @@ def clean_synthetic(train: pd.DataFrame, schema: dict[str, Any], seed: int) -> p
 
 
 def main() -> None:
+    if "--sizes" in sys.argv:  # issue 15's table: delegated, same options
+        import bench_audit_sizes
+
+        bench_audit_sizes.main()
+        return
     from audits.metrics.calibration import SCENARIOS, count_outcomes, run_scenarios
     from audits.metrics.suite import run_audit
 

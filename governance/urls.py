@@ -21,6 +21,7 @@ urlpatterns = [
     path("purposes/", apis.PurposeCollectionApi.as_view(), name="purpose-list"),
     path("purposes/<slug:name>/", apis.PurposeDetailApi.as_view(), name="purpose-detail"),
     path("requests/", apis.RequestCollectionApi.as_view(), name="request-list"),
+    path("requests/outlook/", apis.RequestOutlookApi.as_view(), name="request-outlook"),
     path("requests/<int:request_id>/", apis.RequestDetailApi.as_view(), name="request-detail"),
     path("requests/<int:request_id>/submit/", apis.RequestSubmitApi.as_view(), name="request-submit"),
     path("requests/<int:request_id>/approve/", apis.RequestApproveApi.as_view(), name="request-approve"),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from audits.metrics.encoding import Embedder, TableSchema, nearest_neighbours, row_keys
+from audits.metrics.power import planted_rows
 
 
 @dataclass
@@ -109,7 +110,7 @@ class AuditData:
 def plant_copies(
     data: AuditData, synthetic: SyntheticRows, share: float, random_state: int, pool: np.ndarray | None = None
 ) -> SyntheticRows:
-    """A positive control: ``synthetic`` with ``round(share * n)`` rows (at least one) replaced by
+    """A positive control: ``synthetic`` with ``ceil(share * n)`` rows (at least one) replaced by
     verbatim training rows drawn without replacement.
 
     ``pool`` (training-row indices) restricts where the copies come from: the membership attack
@@ -121,7 +122,7 @@ def plant_copies(
     rng = np.random.default_rng(random_state)
     n = len(synthetic.frame)
     candidates = np.arange(len(data.train)) if pool is None or len(pool) == 0 else np.asarray(pool)
-    n_planted = int(min(max(1, round(share * n)), len(candidates), n))
+    n_planted = planted_rows(n, share, len(candidates))
     positions = np.sort(rng.choice(n, n_planted, replace=False))
     sources = rng.choice(candidates, n_planted, replace=False)
     return replace_rows(data, synthetic, positions, sources)

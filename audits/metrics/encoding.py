@@ -9,6 +9,11 @@ columns of squared rank differences plus the number of differing categories.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,9 @@ from core.schema import COLUMN_ROLES, SchemaError, numeric_values, parse_schema
 
 ROLES = tuple(role for role in COLUMN_ROLES if role != "identifier")  # identifiers never reach an audit
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+# The float32 search keeps this many extra candidates per query, re-ranked by exact distance, so
+# that a verbatim copy is not displaced by a row within float32 rounding of it.
+REFINE_CANDIDATES = 2
 
 
 @dataclass(frozen=True)
@@ -224,6 +232,29 @@ class Embedder:
         return block
 
 
+_NEIGHBOUR_JOBS: ContextVar[int] = ContextVar("neighbour_jobs", default=1)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def neighbour_jobs(n_jobs: int | None) -> Iterator[int]:
+    """Within the block, :func:`nearest_neighbours` splits its queries over ``n_jobs`` threads
+    (``None`` or ``0``: every available core). Yields the number used."""
+    jobs = available_cores() if not n_jobs else max(1, int(n_jobs))
+    token = _NEIGHBOUR_JOBS.set(jobs)
+    try:
+        yield jobs
+    finally:
+        _NEIGHBOUR_JOBS.reset(token)
+
+
 def nearest_neighbours(
     queries: np.ndarray,
     reference: np.ndarray,
@@ -231,12 +262,14 @@ def nearest_neighbours(
     n_neighbours: int = 1,
     features: np.ndarray | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    n_jobs: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances to, and indices of, each query's ``n_neighbours`` nearest reference rows.
 
     Brute force in blocks of queries x reference rows so that no block exceeds ``chunk_bytes``
-    (memory stays bounded for a 1,000,000-row reference). With ``n_neighbours=1`` ties go to the
-    lowest reference index; results are deterministic for identical inputs.
+    per thread (memory stays bounded for a 1,000,000-row reference). With ``n_neighbours=1``
+    ties go to the lowest reference index; results are deterministic for identical inputs and
+    do not depend on ``n_jobs``.
 
     Parameters
     ----------
@@ -248,24 +281,57 @@ def nearest_neighbours(
         Use only these reference columns (the queries already hold only them); the reference is
         sliced block by block, never copied whole.
     chunk_bytes : int
-        Largest distance block held in memory.
+        Largest distance block held in memory by one thread.
+    n_jobs : int, optional
+        Threads, each searching a contiguous share of the queries (NumPy's matrix product and
+        ``argmin`` release the GIL); default: the value set by :func:`neighbour_jobs` (1
+        outside it).
 
     Returns
     -------
     distances : ndarray of float64, shape (n_queries, n_neighbours)
-        Euclidean distances; squared distances below 1e-4 (a 1 % rank difference) are set to 0,
-        because float32 cancellation leaves noise of about 1e-5 around exact matches.
+        Euclidean distances, recomputed exactly (in float64, from the coordinates) for the
+        ``n_neighbours + REFINE_CANDIDATES`` rows the float32 search found nearest, which are
+        then re-ranked: a verbatim copy is at distance exactly 0 and nothing else is. (The search
+        uses ``|q|^2 - 2 q.r + |r|^2`` in float32, whose cancellation noise of about 1e-5 used to
+        be rounded to 0, which put every row within a 1 % rank difference on a par with a copy:
+        on a table of two numeric columns, 43 % of non-members "had a copy" in 2,400 synthetic
+        rows, and the membership attacks could not see planted copies.)
     indices : ndarray of int64, shape (n_queries, n_neighbours)
     """
+    n_queries, k = len(queries), n_neighbours
+    if len(reference) == 0 or n_queries == 0:
+        return np.full((n_queries, k), np.inf), np.zeros((n_queries, k), dtype=np.int64)
+    searched = min(k + REFINE_CANDIDATES, len(reference))
+    jobs = int(min(n_jobs or _NEIGHBOUR_JOBS.get(), max(1, n_queries // 256)))
+    if jobs <= 1:
+        index = _search(queries, reference, searched, features, chunk_bytes)
+    else:
+        parts = np.array_split(np.arange(n_queries), jobs)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            found = pool.map(
+                lambda part: _search(queries[part[0] : part[-1] + 1], reference, searched, features, chunk_bytes),
+                parts,
+            )
+            index = np.concatenate(list(found))
+    distance = _exact_distances(queries, reference, index, features, chunk_bytes)
+    order = _order(distance, index, min(k, searched))
+    distance, index = np.take_along_axis(distance, order, axis=1), np.take_along_axis(index, order, axis=1)
+    if searched < k:  # fewer reference rows than neighbours asked for
+        distance = np.pad(distance, ((0, 0), (0, k - searched)), constant_values=np.inf)
+        index = np.pad(index, ((0, 0), (0, k - searched)))
+    return distance, index
+
+
+def _search(
+    queries: np.ndarray, reference: np.ndarray, k: int, features: np.ndarray | None, chunk_bytes: int
+) -> np.ndarray:
+    """Indices of each query's ``k`` nearest reference rows (the blocked float32 search)."""
     n_queries, n_reference = len(queries), len(reference)
-    k = n_neighbours
     best = np.full((n_queries, k), np.inf)
     index = np.zeros((n_queries, k), dtype=np.int64)
-    if n_reference == 0 or n_queries == 0:
-        return best, index
     block_reference = int(min(n_reference, max(1024, chunk_bytes // (4 * 256))))
     block_queries = int(max(1, min(n_queries, chunk_bytes // (4 * block_reference))))
-    query_norms = np.einsum("ij,ij->i", queries, queries).astype(np.float64)
     # reference blocks outside, query blocks inside: each reference block is sliced once
     for start in range(0, n_reference, block_reference):
         stop = min(start + block_reference, n_reference)
@@ -277,9 +343,24 @@ def nearest_neighbours(
             partial = (-2 * queries[q0:q1]) @ block.T
             partial += block_norms[None, :]
             _merge(partial, start, best[q0:q1], index[q0:q1])
-    best += query_norms[:, None]
-    best = np.where(best < 1e-4, 0.0, best)
-    return np.sqrt(best), index
+    return index
+
+
+def _exact_distances(
+    queries: np.ndarray, reference: np.ndarray, index: np.ndarray, features: np.ndarray | None, chunk_bytes: int
+) -> np.ndarray:
+    """Float64 Euclidean distance of each query to each of its found neighbours, in blocks of
+    at most ``chunk_bytes``; neighbours of equal distance are put in index order."""
+    n_queries, k = index.shape
+    distance = np.empty((n_queries, k))
+    columns = np.arange(reference.shape[1]) if features is None else np.asarray(features)
+    step = int(max(1, chunk_bytes // (8 * max(len(columns), 1) * k)))
+    for q0 in range(0, n_queries, step):
+        q1 = min(q0 + step, n_queries)
+        rows = reference[index[q0:q1].ravel()[:, None], columns[None, :]].reshape(q1 - q0, k, len(columns))
+        difference = rows.astype(np.float64) - queries[q0:q1, None, :]
+        distance[q0:q1] = np.sqrt(np.einsum("ijk,ijk->ij", difference, difference))
+    return distance
 
 
 def _merge(partial: np.ndarray, offset: int, best: np.ndarray, index: np.ndarray) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audits.metrics.base import CheckResult, judge
+from audits.metrics.base import CHECK_SPECS, CheckResult, judge
 from audits.metrics.encoding import Discretiser, TableSchema, category_values, numeric_values
+from audits.metrics.limits import fidelity_limit, sampling_floor
 
 
 def total_variation(p_codes: np.ndarray, q_codes: np.ndarray, n_levels: int) -> float:
@@ -35,11 +36,72 @@ def total_variation(p_codes: np.ndarray, q_codes: np.ndarray, n_levels: int) -> 
 
 
 def fidelity_checks(
-    train: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, thresholds: dict[str, float | None] | None = None
+    train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    thresholds: dict[str, float | None] | None = None,
+    *,
+    holdout: pd.DataFrame | None = None,
+    noise: dict[str, float] | None = None,
 ) -> list[CheckResult]:
-    """1-way TVD, 2-way TVD and association difference of ``synthetic`` against ``train``."""
-    discretiser = Discretiser(schema).fit(train, synthetic)
-    real, fake = discretiser.transform(train), discretiser.transform(synthetic)
+    """1-way TVD, 2-way TVD and association difference of ``synthetic`` against ``train``.
+
+    With ``holdout``, each check is judged against its calibrated limit
+    (:func:`audits.metrics.limits.fidelity_limit`): the holdout's own distance from ``train`` at
+    the synthetic size (:func:`holdout_floor`), combined with ``noise`` (the generator's
+    predicted noise error per check, when known), against the purpose's threshold.
+    """
+    values, details, charts = fidelity_statistics(train, synthetic, schema)
+    limits = {}
+    if holdout is not None:
+        for name, floor in holdout_floor(train, holdout, schema, len(synthetic)).items():
+            threshold = (thresholds or {}).get(name, CHECK_SPECS[name].threshold)
+            limits[name] = fidelity_limit(name, threshold, floor, (noise or {}).get(name))
+    results = []
+    for name, value in values.items():
+        limit = limits.get(name)
+        judged = thresholds if limit is None else {**(thresholds or {}), name: limit.limit}
+        extra = {} if limit is None else {"calibration": limit.to_dict()}
+        results.append(
+            judge(
+                name,
+                value,
+                thresholds=judged,
+                baseline=0.0 if limit is None else limit.expected,
+                details={**details[name], **extra},
+                chart=charts.get(name),
+            )
+        )
+    return results
+
+
+def holdout_floor(
+    train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema, n_synthetic: int, repeats: int = 2
+) -> dict[str, float]:
+    """The sampling floor at the synthetic size: each statistic of ``n_synthetic`` holdout rows
+    against the training rows (mean of ``repeats`` draws without replacement), so small-sample
+    effects such as the upward bias of Cramer's V are measured, not modelled. A release larger
+    than the holdout gets the whole holdout's value rescaled (:func:`sampling_floor`)."""
+    if n_synthetic >= len(holdout):
+        values, _, _ = fidelity_statistics(train, holdout, schema)
+        return {k: sampling_floor(v, len(train), len(holdout), n_synthetic) for k, v in values.items()}
+    rng = np.random.default_rng(len(train) * 7919 + n_synthetic)
+    draws = [
+        fidelity_statistics(train, holdout.iloc[np.sort(rng.choice(len(holdout), n_synthetic, replace=False))], schema)[
+            0
+        ]
+        for _ in range(repeats)
+    ]
+    return {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
+
+
+def fidelity_statistics(
+    train: pd.DataFrame, other: pd.DataFrame, schema: TableSchema
+) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Values, details and chart data of the three fidelity statistics of ``other`` against
+    ``train``."""
+    discretiser = Discretiser(schema).fit(train, other)
+    real, fake = discretiser.transform(train), discretiser.transform(other)
     columns = list(schema.columns)
     sizes = [discretiser.n_levels(c) for c in columns]
     one_way = {c: total_variation(real[:, i], fake[:, i], sizes[i]) for i, c in enumerate(columns)}
@@ -49,42 +111,32 @@ def fidelity_checks(
             real[:, i] * sizes[j] + real[:, j], fake[:, i] * sizes[j] + fake[:, j], sizes[i] * sizes[j]
         )
     real_assoc = association_matrix(train, schema)
-    fake_assoc = association_matrix(synthetic, schema)
+    fake_assoc = association_matrix(other, schema)
     difference = np.abs(real_assoc - fake_assoc)
     upper = difference[np.triu_indices(len(columns), k=1)]
     marginals = [_marginal(discretiser, real[:, i], fake[:, i], c) for i, c in enumerate(columns)]
     worst_pairs = sorted(two_way.items(), key=lambda kv: -kv[1])[:10]
-    return [
-        judge(
-            "tvd_1way",
-            float(np.mean(list(one_way.values()))),
-            thresholds=thresholds,
-            baseline=0.0,
-            details={"per_column": one_way, "worst_column": max(one_way, key=one_way.get)},
-            chart={"kind": "marginals", "columns": marginals},
-        ),
-        judge(
-            "tvd_2way",
-            float(np.mean(list(two_way.values()))) if two_way else 0.0,
-            thresholds=thresholds,
-            baseline=0.0,
-            details={"n_pairs": len(two_way), "worst_pairs": [{"columns": list(k), "tvd": v} for k, v in worst_pairs]},
-        ),
-        judge(
-            "association_difference",
-            float(upper.mean()) if upper.size else 0.0,
-            thresholds=thresholds,
-            baseline=0.0,
-            details={"max": float(upper.max()) if upper.size else 0.0},
-            chart={
-                "kind": "matrix",
-                "labels": columns,
-                "matrix": difference.round(4).tolist(),
-                "real": real_assoc.round(4).tolist(),
-                "synthetic": fake_assoc.round(4).tolist(),
-            },
-        ),
-    ]
+    values = {
+        "tvd_1way": float(np.mean(list(one_way.values()))),
+        "tvd_2way": float(np.mean(list(two_way.values()))) if two_way else 0.0,
+        "association_difference": float(upper.mean()) if upper.size else 0.0,
+    }
+    details = {
+        "tvd_1way": {"per_column": one_way, "worst_column": max(one_way, key=one_way.get)},
+        "tvd_2way": {"n_pairs": len(two_way), "worst_pairs": [{"columns": list(k), "tvd": v} for k, v in worst_pairs]},
+        "association_difference": {"max": float(upper.max()) if upper.size else 0.0},
+    }
+    charts = {
+        "tvd_1way": {"kind": "marginals", "columns": marginals},
+        "association_difference": {
+            "kind": "matrix",
+            "labels": columns,
+            "matrix": difference.round(4).tolist(),
+            "real": real_assoc.round(4).tolist(),
+            "synthetic": fake_assoc.round(4).tolist(),
+        },
+    }
+    return values, details, charts
 
 
 def _marginal(discretiser: Discretiser, real: np.ndarray, fake: np.ndarray, column: str) -> dict[str, Any]:

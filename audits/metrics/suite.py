@@ -32,9 +32,11 @@ from audits.metrics.attacks import Targets, attack_checks
 from audits.metrics.base import MEMBERSHIP, REIDENTIFICATION, CheckResult, to_plain
 from audits.metrics.bias import bias_checks
 from audits.metrics.context import AuditData, SyntheticRows, plant_copies
-from audits.metrics.encoding import TableSchema
+from audits.metrics.encoding import TableSchema, neighbour_jobs
+from audits.metrics.explain import explain_missed_control
 from audits.metrics.fidelity import fidelity_checks
 from audits.metrics.membership import Candidates, membership_checks
+from audits.metrics.power import scored_members
 from audits.metrics.reidentification import (
     dcr_check,
     exact_copies_check,
@@ -57,6 +59,7 @@ class ControlResult:
     caught: bool
     caught_by: list[str]
     checks: list[CheckResult]
+    explanation: str = ""  # when not caught: why, in plain words, and what to change
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,7 @@ class ControlResult:
             "n_planted": self.n_planted,
             "caught": self.caught,
             "caught_by": self.caught_by,
+            "explanation": self.explanation,
             "checks": [c.to_dict() for c in self.checks],
         }
 
@@ -172,6 +176,8 @@ def run_audit(
     privacy_only: bool = False,
     with_controls: bool = True,
     n_threads: int = 1,
+    n_jobs: int | None = None,
+    fidelity_noise: dict[str, float] | None = None,
     privacy_claim: tuple[float, float] | None = None,
 ) -> AuditResult:
     """Run every check on ``synthetic`` and the positive controls; see the module docstring.
@@ -193,8 +199,9 @@ def run_audit(
     control_share : float
         Share of synthetic rows replaced by verbatim training rows in the positive control.
     n_targets, n_candidates : int
-        Targets per side of the Anonymeter attacks, members (= non-members) of the membership
-        attacks.
+        Targets per side of the Anonymeter attacks; most members (= non-members) the
+        membership attacks score (never more than the synthetic rows, see
+        :mod:`audits.metrics.power`).
     privacy_only : bool
         Run only the re-identification and membership checks (calibration runs).
     with_controls : bool
@@ -205,8 +212,16 @@ def run_audit(
     n_threads : int
         BLAS and OpenMP threads. One by default: on a shared two-core machine two spinning
         threads per library were measured 1.5-20x slower than one, and results do not change.
+    fidelity_noise : dict, optional
+        The generator's predicted noise error per fidelity check
+        (:func:`audits.metrics.prediction.predict_noise`); with the holdout's sampling floor it
+        calibrates the fidelity limits. Without it the floor alone does.
+    n_jobs : int, optional
+        Threads for the nearest-neighbour searches (each searches a share of the queries with
+        single-threaded BLAS); ``None`` or ``0``: every core the process may use. Results do
+        not depend on it.
     """
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=n_threads), neighbour_jobs(n_jobs):
         return _run_audit(
             train,
             holdout,
@@ -220,6 +235,7 @@ def run_audit(
             n_candidates=n_candidates,
             privacy_only=privacy_only,
             with_controls=with_controls,
+            fidelity_noise=fidelity_noise,
             privacy_claim=privacy_claim,
         )
 
@@ -238,6 +254,7 @@ def _run_audit(
     n_candidates: int,
     privacy_only: bool,
     with_controls: bool,
+    fidelity_noise: dict[str, float] | None,
     privacy_claim: tuple[float, float] | None,
 ) -> AuditResult:
     table = TableSchema.from_dict(schema)
@@ -258,6 +275,7 @@ def _run_audit(
         privacy_only=privacy_only,
         with_controls=with_controls,
         timer=timer,
+        fidelity_noise=fidelity_noise,
         privacy_claim=privacy_claim,
     )
 
@@ -275,6 +293,7 @@ def audit_rows(
     privacy_only: bool = False,
     with_controls: bool = True,
     timer: _Timer | None = None,
+    fidelity_noise: dict[str, float] | None = None,
     privacy_claim: tuple[float, float] | None = None,
 ) -> AuditResult:
     """:func:`run_audit` on prepared rows (calibration audits many variants of one table: a
@@ -283,14 +302,23 @@ def audit_rows(
     timer = timer or _Timer()
     seeds = [int(s) for s in np.random.SeedSequence(random_state).generate_state(6)]
     targets = Targets.draw(data, n_targets, seeds[1])
-    key = ("candidates", n_candidates, seeds[2])
+    n_members = scored_members(len(rows.frame), len(data.train), len(data.holdout), n_candidates)
+    key = ("candidates", n_members, seeds[2])
     if key not in data.memo:
-        data.memo[key] = timer.run("membership", lambda: Candidates.draw(data, n_candidates, seeds[2]))
+        data.memo[key] = timer.run("membership", lambda: Candidates.draw(data, n_members, seeds[2]))
     candidates = data.memo[key]
     checks = (
         []
         if privacy_only
-        else quality_checks(data, rows, released=released, seeds=seeds, thresholds=thresholds, timer=timer)
+        else quality_checks(
+            data,
+            rows,
+            released=released,
+            seeds=seeds,
+            thresholds=thresholds,
+            timer=timer,
+            fidelity_noise=fidelity_noise,
+        )
     )
     reid, membership = privacy_checks(
         data, rows, targets, candidates, seeds=seeds, thresholds=thresholds, timer=timer, privacy_claim=privacy_claim
@@ -327,10 +355,15 @@ def quality_checks(
     seeds: list[int],
     thresholds: dict | None,
     timer: _Timer,
+    fidelity_noise: dict[str, float] | None = None,
 ) -> list[CheckResult]:
-    """Fidelity, utility and bias checks of one synthetic table."""
+    """Fidelity (calibrated to the holdout's sampling floor and the predicted noise), utility
+    and bias checks of one synthetic table."""
     table = data.schema
-    checks = timer.run("fidelity", lambda: fidelity_checks(data.train, rows.frame, table, thresholds))
+    checks = timer.run(
+        "fidelity",
+        lambda: fidelity_checks(data.train, rows.frame, table, thresholds, holdout=data.holdout, noise=fidelity_noise),
+    )
     models = timer.run("utility", lambda: fit_models(data.train, data.holdout, rows.frame, table, seeds[3] % 2**31))
     checks += timer.run("utility", lambda: utility_checks(models, thresholds=thresholds, random_state=seeds[3]))
     checks += timer.run(
@@ -362,7 +395,10 @@ def positive_controls(
     controls = []
     for family, results in ((REIDENTIFICATION, reid), (MEMBERSHIP, membership)):
         caught_by = [c.name for c in results if c.failed]
-        controls.append(ControlResult(family, share, n_planted, bool(caught_by), caught_by, results))
+        control = ControlResult(family, share, n_planted, bool(caught_by), caught_by, results)
+        if not control.caught:
+            control.explanation = explain_missed_control(data, planted, candidates, control, thresholds)
+        controls.append(control)
     return controls
 
 

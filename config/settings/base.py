@@ -304,6 +304,8 @@ SYNTHGATE_TRUSTED_CERTS_PATH = env_str("SYNTHGATE_TRUSTED_CERTS_PATH")
 SYNTHGATE_ORGANISATION = env_str("SYNTHGATE_ORGANISATION") or "Synthgate"
 # Audits run after every generation job; a fixed seed makes runs repeatable.
 SYNTHGATE_AUDIT_TARGETS = env_int("SYNTHGATE_AUDIT_TARGETS", 2000)
+# Threads for the audit's nearest-neighbour searches; 0 = every core the worker may use.
+SYNTHGATE_AUDIT_THREADS = env_int("SYNTHGATE_AUDIT_THREADS", 0)
 
 LOGGING = {
     "version": 1,

@@ -65,9 +65,15 @@ def request_create(request: HttpRequest) -> HttpResponse:
         initial={"dataset": request.GET.get("dataset", ""), "form_token": secrets.token_hex(16)},
         **_create_choices(rows, purposes),
     )
-    status = 200
+    status, outlook = 200, None
     if request.method == "POST":
-        if form.is_valid():
+        if form.is_valid() and "preview" in request.POST:
+            try:
+                outlook = _outlook(request, form.cleaned_data)
+            except ApplicationError as error:
+                add_service_error(form, error, fields=CREATE_FIELDS)
+                status = error.status
+        elif form.is_valid():
             try:
                 created = _create(request, form.cleaned_data)
             except ApplicationError as error:
@@ -82,8 +88,21 @@ def request_create(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/requests/create.html",
-        {"form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows)},
+        {"form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows), "outlook": outlook},
         status=status,
+    )
+
+
+def _outlook(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
+    """The predicted audit of these fields (the "Preview the audit" button; nothing is filed)."""
+    return services.access_request_outlook(
+        actor=request.user,
+        dataset_name=data["dataset"],
+        purpose_name=data["purpose"],
+        epsilon=data["epsilon"],
+        delta=data["delta"],
+        n_rows=data["n_rows"],
+        generator=data["generator"],
     )
 
 

@@ -18,6 +18,7 @@ from governance.apis.datasets import (
     DatasetVersionDetailApi,
     DatasetVersionListApi,
 )
+from governance.apis.outlook import RequestOutlookApi
 from governance.apis.purposes import PurposeCollectionApi, PurposeCreateApi, PurposeDetailApi, PurposeListApi
 from governance.apis.requests import (
     RequestApproveApi,
@@ -31,6 +32,7 @@ from governance.apis.requests import (
 )
 
 __all__ = [
+    "RequestOutlookApi",
     "ApiNotFoundApi",
     "AuditEventListApi",
     "AuditLogVerifyApi",

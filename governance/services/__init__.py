@@ -18,6 +18,7 @@ from governance.services.datasets import (
     files_removed_on_error,
     ingest_limits,
 )
+from governance.services.outlook import access_request_outlook
 from governance.services.purposes import purpose_create, purposes_ensure_defaults
 from governance.services.requests import (
     TRANSITIONS,
@@ -54,6 +55,7 @@ __all__ = [
     "RegistrationResult",
     "access_request_approve",
     "access_request_lock",
+    "access_request_outlook",
     "access_request_create",
     "access_request_reject",
     "access_request_revalidate",

@@ -39,6 +39,8 @@ from governance.models import (
     VersionKind,
 )
 from governance.permissions import request_visible_to, user_has_role
+from governance.planning import audit_planner
+from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
 from governance.services.datasets import parse_decimal
@@ -222,13 +224,14 @@ def _validated_fields(
             extra={"field": "epsilon", "max_epsilon": amount_text(purpose.max_epsilon)},
         )
     delta_value = parse_decimal(delta, field="delta", minimum=Decimal(0), maximum_exclusive=Decimal(1))
-    rows = _parse_rows(n_rows)
+    rows = parse_rows(n_rows)
     if recipient_kind not in purpose.allowed_recipients:
         raise ValidationError(
             f"Purpose {purpose.name!r} allows recipients {purpose.allowed_recipients}, not {recipient_kind!r}.",
             extra={"field": "recipient_kind"},
         )
     _check_generator(generator, generator_params, purpose)
+    _check_audit_power(purpose, source, rows)
     return {
         "epsilon": epsilon_value,
         "delta": delta_value,
@@ -241,7 +244,8 @@ def _validated_fields(
     }
 
 
-def _parse_rows(n_rows: Any) -> int:
+def parse_rows(n_rows: Any) -> int:
+    """A synthetic row count within the platform's limit."""
     try:
         rows = int(str(n_rows))
     except ValueError as error:
@@ -252,6 +256,17 @@ def _parse_rows(n_rows: Any) -> int:
             f"rows must be between 1 and {limit:,}; got {rows}.", extra={"field": "n_rows", "max_rows": limit}
         )
     return rows
+
+
+def _check_audit_power(purpose: Purpose, source: DatasetVersion, rows: int) -> None:
+    """Refuse a size at which the audit's membership checks cannot catch their positive control:
+    the audit could only end inconclusive, and an inconclusive release can never be made."""
+    audit_planner().require_decidable(
+        source_rows=source.n_rows,
+        holdout_fraction=float(purpose.holdout_fraction),
+        thresholds={**default_audit_thresholds(), **(purpose.audit_thresholds or {})},
+        n_rows=rows,
+    )
 
 
 def _check_generator(name: str, params: dict[str, Any], purpose: Purpose) -> None:

@@ -92,6 +92,7 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/purposes/no-such/", None, (404, 404, 404, 404, 404, 403, 401)),
     ("GET", "/api/requests/", None, (200, 200, 200, 200, 200, 403, 401)),
     ("POST", "/api/requests/", new_request, (403, 201, 201, 403, 403, 403, 401)),
+    ("POST", "/api/requests/outlook/", new_request, (200, 200, 200, 200, 200, 403, 401)),
     ("GET", "/api/requests/{submitted}/", None, (200, 200, 404, 200, 200, 403, 401)),
     ("GET", "/api/requests/999999/", None, (404, 404, 404, 404, 404, 403, 401)),
     ("PUT", "/api/requests/{submitted}/", new_request, (405, 405, 405, 405, 405, 405, 401)),

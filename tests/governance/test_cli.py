@@ -187,7 +187,7 @@ def test_a_missing_action_names_the_possible_actions(cast):
     result = synthgate("request")
 
     assert result.code == 2
-    assert "{create,submit,show,list,approve,reject,withdraw}" in result.message
+    assert "{create,outlook,submit,show,list,approve,reject,withdraw}" in result.message
 
 
 @pytest.mark.django_db

@@ -209,11 +209,15 @@ def blocking_reasons(checks: list[CheckResult]) -> list[str]:
 def control_lines(run: AuditRun) -> list[str]:
     if not run.controls:
         return ["no positive control ran"]
-    return [
-        f"{control['family']}: {control['n_planted']} verbatim training rows planted ({control['share']:.0%}) — "
-        + ("caught by " + ", ".join(control["caught_by"]) if control["caught"] else "NOT caught (inconclusive)")
-        for control in run.controls
-    ]
+    lines = []
+    for control in run.controls:
+        lines.append(
+            f"{control['family']}: {control['n_planted']} verbatim training rows planted ({control['share']:.0%}) — "
+            + ("caught by " + ", ".join(control["caught_by"]) if control["caught"] else "NOT caught (inconclusive)")
+        )
+        if not control["caught"] and control.get("explanation"):
+            lines.append(f"  why: {control['explanation']}")
+    return lines
 
 
 def datasheet_text(sheet: Datasheet | None) -> str:

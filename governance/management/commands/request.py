@@ -1,4 +1,4 @@
-"""`synthgate request create|submit|list|show|approve|reject|withdraw`: data requests and decisions."""
+"""`synthgate request create|outlook|submit|list|show|approve|reject|withdraw`: data requests and decisions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from governance.selectors import request_get, request_list
 from governance.services import (
     access_request_approve,
     access_request_create,
+    access_request_outlook,
     access_request_reject,
     access_request_submit,
     access_request_withdraw,
@@ -68,6 +69,14 @@ class Command(SynthgateCommand):
         create.add_argument("--justification", default="", help="why the data is needed, for the approvers")
         create.add_argument("--seed", type=int, help="fix the seed (only when reproducibility is required)")
         create.add_argument("--draft", action="store_true", help="keep it as a draft; submit later")
+        outlook = self.add_subcommand(
+            actions, "outlook", "predict the audit of these request fields before filing (nothing is spent)"
+        )
+        for flag, metavar in (("--dataset", "NAME"), ("--purpose", "NAME"), ("--epsilon", "E"), ("--delta", "D")):
+            outlook.add_argument(flag, required=True, metavar=metavar)
+        outlook.add_argument("--rows", required=True, metavar="N")
+        outlook.add_argument("--generator", default="mst")
+        outlook.add_argument("--param", action="append", metavar="KEY=VALUE", help="generator parameter; repeatable")
         for name, help_text in (("submit", "submit a draft"), ("show", "one request, its approvals and history")):
             self.add_subcommand(actions, name, help_text).add_argument("request_id", type=int, metavar="ID")
         listing = self.add_subcommand(actions, "list", "requests you may see, newest first")
@@ -100,6 +109,19 @@ class Command(SynthgateCommand):
             submit=not options["draft"],
         )
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} filed ({request.state}).")
+
+    def handle_outlook(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+        outlook = access_request_outlook(
+            actor=actor,
+            dataset_name=options["dataset"],
+            purpose_name=options["purpose"],
+            epsilon=options["epsilon"],
+            delta=options["delta"],
+            n_rows=options["rows"],
+            generator=options["generator"],
+            generator_params=parse_key_values(options["param"], option="--param"),
+        )
+        self.emit(outlook, lambda: outlook_text(outlook))
 
     def handle_submit(self, actor: AbstractUser, options: dict[str, Any]) -> None:
         request = access_request_submit(actor=actor, request_id=options["request_id"])
@@ -195,3 +217,32 @@ def parse_rebalance(spec: str | None) -> dict[str, Any] | None:
             )
         shares[value] = share
     return {"column": column.strip(), "shares": shares}
+
+
+def outlook_text(outlook: dict[str, Any]) -> str:
+    """The predicted audit as a short table and the warnings."""
+    membership = outlook["membership"]
+    lines = [
+        f"Predicted audit of a clean release: {outlook['predicted_verdict']} "
+        f"({outlook['n_rows']:,} synthetic rows from {outlook['n_train']:,} training rows, "
+        f"holdout {outlook['n_holdout']:,})",
+        "",
+    ]
+    rows = [
+        [
+            check,
+            f"{item['predicted_value']:.3f}",
+            "-" if item["purpose_threshold"] is None else f"{item['purpose_threshold']:g}",
+            "-" if item["calibrated_limit"] is None else f"{item['calibrated_limit']:.3f}",
+            {True: "pass", False: "FAIL", None: "-"}[item["predicted_pass"]],
+        ]
+        for check, item in outlook["fidelity"].items()
+    ]
+    if rows:
+        lines.append(table(["check", "expected", "purpose threshold", "audit limit", "predicted"], rows))
+    if outlook["prediction_error"]:
+        lines.append(f"fidelity: {outlook['prediction_error']}")
+    lines.append(f"membership control: {membership['explanation']}")
+    lines += [f"warning: {warning}" for warning in outlook["warnings"]]
+    lines += [f"assumed: {assumption}" for assumption in outlook["assumptions"]]
+    return "\n".join(lines)

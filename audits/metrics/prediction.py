@@ -1,0 +1,165 @@
+"""What fidelity a clean release can have at a given n and ε, before any data is read, and the
+limits the audit holds a release to.
+
+A release's distance from its training rows has three parts: sampling (the release is a finite
+sample: a real holdout of the same size is no closer), the generator's DP noise (which grows as
+ε or n shrinks), and what the generator's model cannot represent. Fixed thresholds judged all
+three together, so a clean ε = 1 release of a few-thousand-row table failed them. Here:
+
+- the *sampling floor* is measured on real rows by the audit: the holdout's own distance from
+  the training rows, rescaled to the synthetic size (:func:`sampling_floor`);
+- the *noise error* is predicted from public inputs only: the generator is fitted, at the
+  requested ε, δ and n, on a surrogate table drawn uniformly from the schema's public domain
+  (declared categories and bounds), and its output is compared with the surrogate as the audit
+  would; the part a perfect generator (a fresh surrogate sample of the same size) also shows is
+  sampling and is taken out (:func:`predict_noise`);
+- the limit of a lower-is-better fidelity check is the larger of the purpose's threshold and
+  :data:`TOLERANCE` times the expected clean value ``sqrt(floor^2 + noise^2)``, but never more
+  than :data:`MAX_RELAXATION` times the purpose's threshold (:func:`fidelity_limit`). A release
+  passes when its error is what sampling and the noise explain, or within the purpose's
+  threshold; a broken generator (or one that ignores the data) is several times above both.
+  When the noise alone is expected to exceed the most the threshold can be relaxed, a clean
+  release will fail, and the request form says so before anything is spent.
+
+The purpose's threshold is then the modelling error it tolerates on top of what DP and
+sampling cost; the request form shows when the expected value already exceeds it (the release
+will pass but be noisier than the purpose's target).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audits.metrics.encoding import TableSchema
+from audits.metrics.fidelity import fidelity_checks
+from audits.metrics.limits import CALIBRATED_CHECKS, TOLERANCE, FidelityLimit, fidelity_limit, sampling_floor
+
+ASSUMED_CATEGORIES = 10  # undeclared category lists: the surrogate's guess, stated with the result
+SURROGATE_SPAN = (0.0, 1000.0)  # undeclared numeric bounds (the checks use quantile bins: scale-free)
+
+FitSample = Callable[[pd.DataFrame, dict[str, Any], int, int], pd.DataFrame]
+
+
+@dataclass
+class NoisePrediction:
+    """Expected values of the calibrated checks on a surrogate: the generator's output
+    (``generator``), a perfect generator's (``sampling``) and the noise part (``noise``)."""
+
+    n_rows: int
+    n_synthetic: int
+    generator: dict[str, float]
+    sampling: dict[str, float]
+    noise: dict[str, float]
+    assumptions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_rows": self.n_rows,
+            "n_synthetic": self.n_synthetic,
+            "generator": self.generator,
+            "sampling": self.sampling,
+            "noise": self.noise,
+            "assumptions": self.assumptions,
+        }
+
+
+def surrogate_frame(schema: dict[str, Any], n_rows: int, rng: np.random.Generator) -> tuple[pd.DataFrame, list[str]]:
+    """``n_rows`` rows drawn independently and uniformly from each column's public domain, and
+    the assumptions made where the schema declares none."""
+    columns, assumptions = {}, []
+    for column in schema["columns"]:
+        name, kind = column["name"], column.get("type", "categorical")
+        if kind == "boolean":
+            columns[name] = rng.random(n_rows) < 0.5
+        elif kind == "categorical":
+            categories = column.get("categories")
+            if categories:
+                columns[name] = np.asarray(categories, dtype=object)[rng.integers(0, len(categories), n_rows)]
+                continue
+            # real category frequencies are skewed; Zipf's 1/rank is the usual first guess
+            weights = 1 / np.arange(1, ASSUMED_CATEGORIES + 1)
+            labels = np.asarray([f"category {i}" for i in range(ASSUMED_CATEGORIES)], dtype=object)
+            columns[name] = labels[rng.choice(ASSUMED_CATEGORIES, n_rows, p=weights / weights.sum())]
+            assumptions.append(
+                f"{name}: no declared categories, assumed {ASSUMED_CATEGORIES} with Zipf (1/rank) frequencies"
+            )
+        else:
+            columns[name] = _numeric(column, n_rows, rng, assumptions)
+    return pd.DataFrame(columns), assumptions
+
+
+def _numeric(column: dict[str, Any], n_rows: int, rng: np.random.Generator, assumptions: list[str]) -> pd.Series:
+    name, kind = column["name"], column["type"]
+    if kind == "datetime":
+        low = pd.Timestamp(column.get("min", "2000-01-01")).value / 1e9
+        high = pd.Timestamp(column.get("max", "2020-12-31")).value / 1e9
+        return pd.Series(pd.to_datetime(rng.uniform(low, high, n_rows).astype("int64"), unit="s"))
+    low, high = column.get("min"), column.get("max")
+    if low is None or high is None:
+        assumptions.append(f"{name}: no declared bounds, shape assumed uniform")
+        low, high = SURROGATE_SPAN if low is None and high is None else (low or 0.0, high or (low or 0.0) + 1000.0)
+    values = rng.uniform(float(low), float(high), n_rows)
+    if kind == "integer":
+        return pd.Series(np.round(values).astype("int64"))
+    return pd.Series(values)
+
+
+def predict_noise(
+    schema: dict[str, Any],
+    n_rows: int,
+    n_synthetic: int,
+    fit_sample: FitSample,
+    *,
+    repeats: int = 2,
+    random_state: int = 0,
+) -> NoisePrediction:
+    """Expected fidelity error of the generator at ``n_rows`` training rows and ``n_synthetic``
+    output rows, from the public domain only.
+
+    Parameters
+    ----------
+    schema : dict
+        The dataset's declared schema (types, roles, categories, bounds).
+    n_rows, n_synthetic : int
+        Training rows the generator will see and rows it will release.
+    fit_sample : callable
+        ``fit_sample(frame, schema, n_synthetic, seed)`` fits the requested generator at the
+        requested (ε, δ) on ``frame`` and returns ``n_synthetic`` rows.
+    repeats : int
+        Surrogate fits averaged.
+    """
+    rng = np.random.default_rng(random_state)
+    table = TableSchema.from_dict(schema)
+    generated: dict[str, list[float]] = {c: [] for c in CALIBRATED_CHECKS}
+    sampled: dict[str, list[float]] = {c: [] for c in CALIBRATED_CHECKS}
+    assumptions: list[str] = []
+    for repeat in range(repeats):
+        train, assumptions = surrogate_frame(schema, n_rows, rng)
+        perfect, _ = surrogate_frame(schema, n_synthetic, rng)
+        output = fit_sample(train, schema, n_synthetic, int(rng.integers(2**31)) + repeat)
+        for result in fidelity_checks(train, output, table):
+            generated[result.name].append(float(result.value))
+        for result in fidelity_checks(train, perfect, table):
+            sampled[result.name].append(float(result.value))
+    mean = {c: float(np.mean(v)) for c, v in generated.items()}
+    floor = {c: float(np.mean(v)) for c, v in sampled.items()}
+    noise = {c: math.sqrt(max(mean[c] ** 2 - floor[c] ** 2, 0.0)) for c in CALIBRATED_CHECKS}
+    return NoisePrediction(n_rows, n_synthetic, mean, floor, noise, sorted(set(assumptions)))
+
+
+__all__ = [
+    "CALIBRATED_CHECKS",
+    "TOLERANCE",
+    "FidelityLimit",
+    "NoisePrediction",
+    "fidelity_limit",
+    "predict_noise",
+    "sampling_floor",
+    "surrogate_frame",
+]

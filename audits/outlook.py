@@ -1,0 +1,222 @@
+"""What a request can expect from its audit, before anything is filed or spent.
+
+``request_outlook`` predicts, from public inputs only (the declared schema, the source's row
+count, the purpose's policy, ε, δ, the generator and the synthetic size):
+
+- each calibrated fidelity check's expected value and the limit the audit will hold it to
+  (:mod:`audits.metrics.prediction`), with a warning when a clean release will probably fail,
+  or be noisier than the purpose's threshold;
+- whether the membership checks can prove their power at this size, and the smallest size at
+  which they can (:mod:`audits.metrics.power`). Below that size the request is refused
+  (:func:`audit_power_require`), since its audit could only end inconclusive.
+
+The same noise prediction calibrates the audit of the finished job (``fidelity_noise_for``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from audits.metrics.base import CHECK_SPECS
+from audits.metrics.limits import CALIBRATED_CHECKS, MAX_RELAXATION, fidelity_limit
+from audits.metrics.power import MembershipPower, holdout_rows, membership_power
+from audits.metrics.prediction import NoisePrediction, predict_noise
+from audits.metrics.suite import DEFAULT_CONTROL_SHARE
+from core.errors import ValidationError
+
+logger = logging.getLogger(__name__)
+# dp-tvae trains for minutes: fitting it on a surrogate is no preview
+PREDICTABLE_GENERATORS = ("mst", "copula")
+
+
+@dataclass
+class Outlook:
+    """Predicted fidelity per check, membership power and warnings for one request."""
+
+    n_rows: int
+    n_train: int
+    n_holdout: int
+    fidelity: dict[str, dict[str, Any]]
+    membership: MembershipPower
+    warnings: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    prediction_error: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``fail`` or ``inconclusive`` as predicted for a clean release."""
+        if not self.membership.decidable:
+            return "inconclusive"
+        return "fail" if any(f["predicted_pass"] is False for f in self.fidelity.values()) else "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "predicted_verdict": self.verdict,
+            "n_rows": self.n_rows,
+            "n_train": self.n_train,
+            "n_holdout": self.n_holdout,
+            "fidelity": self.fidelity,
+            "membership": {
+                "decidable": self.membership.decidable,
+                "probability_control_caught": round(self.membership.probability, 4),
+                "members_scored": self.membership.n_members,
+                "planted_copies": self.membership.n_planted,
+                "minimum_rows": self.membership.minimum_rows,
+                "explanation": self.membership.explain(),
+            },
+            "warnings": self.warnings,
+            "assumptions": self.assumptions,
+            "prediction_error": self.prediction_error,
+        }
+
+
+def request_outlook(
+    *,
+    schema: dict[str, Any],
+    source_rows: int,
+    holdout_fraction: float,
+    thresholds: dict[str, Any],
+    epsilon: float,
+    delta: float,
+    n_rows: int,
+    generator: str,
+    generator_params: dict[str, Any] | None = None,
+) -> Outlook:
+    """Predicted audit outcome of a clean release (see the module docstring)."""
+    n_holdout = holdout_rows(source_rows, holdout_fraction)
+    n_train = source_rows - n_holdout
+    power = audit_power(
+        source_rows=source_rows, holdout_fraction=holdout_fraction, thresholds=thresholds, n_rows=n_rows
+    )
+    outlook = Outlook(n_rows, n_train, n_holdout, {}, power)
+    if not power.decidable:
+        outlook.warnings.append(power.explain()[:1].upper() + power.explain()[1:] + ".")
+    try:
+        noise = fidelity_noise_for(
+            schema=schema,
+            n_train=n_train,
+            n_rows=n_rows,
+            epsilon=epsilon,
+            delta=delta,
+            generator=generator,
+            generator_params=generator_params or {},
+        )
+    except PredictionUnavailableError as error:
+        outlook.prediction_error = str(error)
+        return outlook
+    outlook.assumptions = noise.assumptions
+    for check in CALIBRATED_CHECKS:
+        _predict_check(outlook, check, thresholds, noise)
+    return outlook
+
+
+def _predict_check(outlook: Outlook, check: str, thresholds: dict[str, Any], noise: NoisePrediction) -> None:
+    threshold = thresholds.get(check, CHECK_SPECS[check].threshold)
+    # before the data is read, the surrogate's own sampling error stands in for the holdout floor
+    limit = fidelity_limit(check, threshold, noise.sampling[check], noise.noise[check])
+    predicted_pass = None if limit.limit is None else limit.expected <= limit.limit
+    outlook.fidelity[check] = {**limit.to_dict(), "predicted_value": limit.expected, "predicted_pass": predicted_pass}
+    label = check.replace("_", " ")
+    if predicted_pass is False:
+        outlook.warnings.append(
+            f"{label}: a clean release is expected at {limit.expected:.3f}, above the most the purpose's "
+            f"threshold {threshold:g} can be relaxed for DP noise ({MAX_RELAXATION:g}x, {limit.limit:.3f}): "
+            "the audit will probably fail it. Raise ε or the number of source rows, or declare the "
+            "columns' categories and bounds."
+        )
+    elif threshold is not None and limit.expected > float(threshold):
+        outlook.warnings.append(
+            f"{label}: expected {limit.expected:.3f}, above the purpose's threshold {threshold:g}; the audit "
+            f"will accept up to {limit.limit:.3f} because DP noise at this ε and size predicts it, but the "
+            "release will be noisier than the purpose asks."
+        )
+
+
+def audit_power(
+    *, source_rows: int, holdout_fraction: float, thresholds: dict[str, Any], n_rows: int
+) -> MembershipPower:
+    """Membership power of the audit of ``n_rows`` synthetic rows from this source."""
+    n_holdout = holdout_rows(source_rows, holdout_fraction)
+    threshold = thresholds.get("membership_distance_tpr", CHECK_SPECS["membership_distance_tpr"].threshold)
+    return membership_power(
+        n_rows, source_rows - n_holdout, n_holdout, share=DEFAULT_CONTROL_SHARE, tpr_threshold=float(threshold)
+    )
+
+
+def audit_power_require(*, source_rows: int, holdout_fraction: float, thresholds: dict[str, Any], n_rows: int) -> None:
+    """Refuse a size at which the audit could only end inconclusive."""
+    power = audit_power(
+        source_rows=source_rows, holdout_fraction=holdout_fraction, thresholds=thresholds, n_rows=n_rows
+    )
+    if not power.decidable:
+        raise ValidationError(
+            f"rows: {power.explain()}.",
+            extra={"field": "n_rows", "minimum_rows": power.minimum_rows},
+        )
+
+
+class PredictionUnavailableError(Exception):
+    """The generator cannot be previewed on a surrogate (named, with the reason)."""
+
+
+def fidelity_noise_for(
+    *,
+    schema: dict[str, Any],
+    n_train: int,
+    n_rows: int,
+    epsilon: float,
+    delta: float,
+    generator: str,
+    generator_params: dict[str, Any],
+) -> NoisePrediction:
+    """The generator's predicted noise error at these sizes (cached: the same request's audit
+    and form ask the same question)."""
+    if generator not in PREDICTABLE_GENERATORS:
+        raise PredictionUnavailableError(
+            f"no fidelity prediction for {generator!r} (fitting it on a surrogate takes minutes); "
+            "the audit calibrates to the holdout's sampling floor only"
+        )
+    key = json.dumps(
+        {
+            "schema": _plain(schema),
+            "n_train": n_train,
+            "n_rows": n_rows,
+            "epsilon": float(epsilon),
+            "delta": float(delta),
+            "generator": generator,
+            "params": generator_params,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return _cached_noise(key)
+
+
+@lru_cache(maxsize=64)
+def _cached_noise(key: str) -> NoisePrediction:
+    question = json.loads(key)
+    # the registry imports the generators' numeric stack: only when a prediction is asked for
+    from synth_engine.generators import GeneratorError, get_generator
+
+    def fit_sample(frame: pd.DataFrame, table: dict[str, Any], rows: int, seed: int) -> pd.DataFrame:
+        model = get_generator(question["generator"], **question["params"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(frame, table, epsilon=question["epsilon"], delta=question["delta"], random_state=seed)
+        return model.sample(rows)
+
+    try:
+        return predict_noise(question["schema"], question["n_train"], question["n_rows"], fit_sample)
+    except (GeneratorError, ValueError) as error:
+        raise PredictionUnavailableError(f"the generator could not be previewed on a surrogate: {error}") from error
+
+
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"columns": [dict(sorted(column.items())) for column in schema.get("columns", [])]}

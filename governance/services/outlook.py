@@ -1,0 +1,58 @@
+"""What a request can expect from its audit, shown before it is filed (nothing is written)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from governance.models import Dataset, Purpose, Role, VersionKind
+from governance.permissions import user_has_role
+from governance.planning import audit_planner
+from governance.policy import default_audit_thresholds
+from governance.services.datasets import parse_decimal
+from governance.services.requests import parse_rows
+
+
+def access_request_outlook(
+    *,
+    actor: AbstractUser,
+    dataset_name: str,
+    purpose_name: str,
+    epsilon: Any,
+    delta: Any,
+    n_rows: Any,
+    generator: str = "mst",
+    generator_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Predicted audit of a clean release for these request fields, from public inputs only."""
+    if not user_has_role(actor, Role.REQUESTER, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
+        raise PermissionDeniedError("Your role cannot file or review requests.")
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    if dataset is None:
+        raise NotFoundError(f"No dataset named {dataset_name!r}.", extra={"field": "dataset"})
+    purpose = Purpose.objects.filter(name=purpose_name).first()
+    if purpose is None:
+        raise NotFoundError(f"No purpose named {purpose_name!r}.", extra={"field": "purpose"})
+    source = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+    if source is None:
+        raise ConflictError(f"Dataset {dataset_name!r} has no source version yet.")
+    outlook = audit_planner().outlook(
+        schema=source.schema,
+        source_rows=source.n_rows,
+        holdout_fraction=float(purpose.holdout_fraction),
+        thresholds=purpose_thresholds(purpose),
+        epsilon=float(parse_decimal(epsilon, field="epsilon", minimum_exclusive=Decimal(0))),
+        delta=float(parse_decimal(delta, field="delta", minimum=Decimal(0), maximum_exclusive=Decimal(1))),
+        n_rows=parse_rows(n_rows),
+        generator=generator,
+        generator_params=generator_params or {},
+    )
+    return {"dataset": dataset.name, "purpose": purpose.name, "generator": generator, **outlook}
+
+
+def purpose_thresholds(purpose: Purpose) -> dict[str, Any]:
+    """The purpose's audit thresholds over the defaults."""
+    return {**default_audit_thresholds(), **(purpose.audit_thresholds or {})}

@@ -1,0 +1,88 @@
+"""Calibrated fidelity limits (issue 11 item 10): sampling floor, predicted noise, purpose threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audits.metrics.encoding import TableSchema
+from audits.metrics.fidelity import fidelity_checks
+from audits.metrics.limits import MAX_RELAXATION, TOLERANCE, fidelity_limit, sampling_floor
+from audits.metrics.prediction import predict_noise, surrogate_frame
+
+SCHEMA = {
+    "columns": [
+        {"name": "colour", "type": "categorical", "categories": ["red", "green", "blue", "grey"]},
+        {"name": "size", "type": "integer", "min": 0, "max": 100},
+        {"name": "label", "type": "categorical", "role": "label", "categories": ["no", "yes"]},
+    ]
+}
+
+
+def population(n_rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(["red", "green", "blue", "grey"], n_rows, p=[0.5, 0.3, 0.15, 0.05])
+    size = np.clip(rng.normal(40, 15, n_rows) + (colour == "red") * 20, 0, 100).round().astype(int)
+    label = np.where(rng.random(n_rows) < 0.2 + 0.3 * (size > 60), "yes", "no")
+    return pd.DataFrame({"colour": colour, "size": size, "label": label})
+
+
+def test_limit_is_the_threshold_when_noise_and_sampling_are_small() -> None:
+    limit = fidelity_limit("tvd_1way", 0.10, floor=0.01, noise=0.02)
+    assert limit.limit == 0.10
+    assert limit.expected == pytest.approx(np.hypot(0.01, 0.02))
+
+
+def test_limit_grows_with_the_expected_error_up_to_the_cap() -> None:
+    assert fidelity_limit("tvd_1way", 0.10, floor=0.03, noise=0.08).limit == pytest.approx(
+        TOLERANCE * np.hypot(0.03, 0.08)
+    )
+    assert fidelity_limit("tvd_1way", 0.10, floor=0.1, noise=0.9).limit == pytest.approx(MAX_RELAXATION * 0.10)
+
+
+def test_sampling_floor_shrinks_with_the_synthetic_size() -> None:
+    small = sampling_floor(0.05, n_train=8000, n_holdout=2000, n_synthetic=500)
+    large = sampling_floor(0.05, n_train=8000, n_holdout=2000, n_synthetic=8000)
+    assert small > 0.05 > large
+
+
+def test_a_clean_small_release_passes_and_a_broken_one_fails() -> None:
+    train, holdout = population(3000, 0), population(750, 1)
+    table = TableSchema.from_dict(SCHEMA)
+    tight = {"tvd_1way": 0.03, "tvd_2way": 0.06}  # stricter than a 300-row sample can be
+    clean = fidelity_checks(train, population(300, 2), table, tight, holdout=holdout)
+    assert all(c.passed for c in clean), [(c.name, c.value, c.threshold) for c in clean]
+    uncalibrated = fidelity_checks(train, population(300, 2), table, tight)
+    assert not all(c.passed for c in uncalibrated)  # the fixed thresholds fail the same release
+    broken = population(300, 2).assign(colour="grey", size=100)
+    judged = {c.name: c for c in fidelity_checks(train, broken, table, tight, holdout=holdout)}
+    assert not judged["tvd_1way"].passed and not judged["tvd_2way"].passed
+    assert judged["tvd_1way"].details["calibration"]["sampling_floor"] > 0
+
+
+def test_surrogate_follows_the_declared_domain() -> None:
+    frame, assumptions = surrogate_frame(SCHEMA, 500, np.random.default_rng(0))
+    assert set(frame["colour"]) <= {"red", "green", "blue", "grey"}
+    assert frame["size"].between(0, 100).all()
+    assert assumptions == []
+    _, guessed = surrogate_frame({"columns": [{"name": "x", "type": "categorical"}]}, 10, np.random.default_rng(0))
+    assert "no declared categories" in guessed[0]
+
+
+def test_predicted_noise_grows_as_epsilon_shrinks() -> None:
+    """A DP sanity check of the prediction, with the real MST generator on a surrogate."""
+    from synth_engine.generators import get_generator
+
+    def at(epsilon: float):
+        def fit_sample(frame: pd.DataFrame, schema: dict, rows: int, seed: int) -> pd.DataFrame:
+            model = get_generator("mst").fit(frame, schema, epsilon=epsilon, delta=1e-6, random_state=seed)
+            return model.sample(rows)
+
+        return fit_sample
+
+    low = predict_noise(SCHEMA, 1500, 500, at(0.3), repeats=1)
+    high = predict_noise(SCHEMA, 1500, 500, at(10.0), repeats=1)
+    assert low.noise["tvd_1way"] > high.noise["tvd_1way"]
+    assert low.generator["tvd_2way"] > high.generator["tvd_2way"]
+    assert low.sampling["tvd_1way"] == pytest.approx(high.sampling["tvd_1way"], rel=0.5)
