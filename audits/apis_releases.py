@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audits import releases as services
-from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from core.auth import signed_in_user
 from governance import selectors
 from governance.models import DownloadKind, Release
@@ -89,6 +89,7 @@ class ReleaseCreateApi(APIView):
 class ReleaseListApi(APIView):
     @extend_schema(
         operation_id="release_list",
+        parameters=PAGE_PARAMETERS,
         responses={200: paginated(ReleaseOutputSerializer, "PaginatedReleaseList"), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:

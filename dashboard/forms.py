@@ -141,6 +141,8 @@ class RequestCreateForm(forms.Form):
     rebalance_share = forms.CharField(required=False, label="Target share (0–1)")
     seed = forms.IntegerField(required=False, label="Fixed seed (only for reproducible runs)")
     draft = forms.BooleanField(required=False, label="Save as a draft (submit later)")
+    # One token per form shown: submitting the same form twice files one request, not two.
+    form_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 
     def __init__(
         self,
@@ -200,6 +202,27 @@ class ComplianceFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         _choice_field(self, "dataset").choices = [("", "All datasets")] + [(d, d) for d in datasets]
         _choice_field(self, "purpose").choices = [("", "All purposes")] + [(p, p) for p in purposes]
+
+
+class AuditLogFilterForm(forms.Form):
+    object_type = forms.ChoiceField(required=False, label="Object type")
+    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
+    action = forms.ChoiceField(required=False, label="Action")
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, object_types: list[str], actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _choice_field(self, "object_type").choices = [("", "Any object")] + [(o, o) for o in object_types]
+        _choice_field(self, "action").choices = [("", "Any action")] + [(a, a) for a in actions]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", "The end of the period comes before its start.")
+        return data
 
 
 class RiskAcceptForm(forms.Form):

@@ -200,10 +200,18 @@ class DataRequest(TimestampedModel):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
+    # The requester's idempotency key (the dashboard form's token, an API client's
+    # Idempotency-Key): a second submission with the same key returns the first request.
+    client_token = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["requester", "client_token"],
+                condition=~Q(client_token=""),
+                name="request_one_per_client_token",
+            ),
             models.CheckConstraint(condition=Q(epsilon__gt=0), name="request_epsilon_positive"),
             models.CheckConstraint(condition=Q(delta__gte=0) & Q(delta__lt=1), name="request_delta_range"),
             models.CheckConstraint(condition=Q(n_rows__gt=0), name="request_rows_positive"),

@@ -113,6 +113,29 @@ def audit_event_list(*, user: User) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.select_related("actor").order_by("id")
 
 
+def audit_event_search(
+    *,
+    user: User,
+    object_type: str = "",
+    object_id: str = "",
+    actor: str = "",
+    action: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """The log narrowed by object, actor, action and period (``end`` excluded), newest first."""
+    events = audit_event_list(user=user)
+    narrowing = {
+        "object_type": object_type,
+        "object_id": object_id,
+        "actor_name": actor,
+        "action": action,
+        "created_at__gte": start,
+        "created_at__lt": end,
+    }
+    return events.filter(**{key: value for key, value in narrowing.items() if value}).order_by("-id")
+
+
 def release_list(*, user: User) -> QuerySet[Release]:
     """Releases of the requests the user may see."""
     visible = request_list(user=user).values("pk")

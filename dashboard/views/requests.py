@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +62,9 @@ def request_create(request: HttpRequest) -> HttpResponse:
     rows = dataset_rows(user=signed_in_user(request))
     purposes = list(purpose_list(user=signed_in_user(request)))
     form = RequestCreateForm(
-        request.POST or None, initial={"dataset": request.GET.get("dataset", "")}, **_create_choices(rows, purposes)
+        request.POST or None,
+        initial={"dataset": request.GET.get("dataset", ""), "form_token": secrets.token_hex(16)},
+        **_create_choices(rows, purposes),
     )
     status, outlook = 200, None
     if request.method == "POST":
@@ -178,6 +181,7 @@ def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
         justification=data["justification"],
         seed=data["seed"],
         submit=not data["draft"],
+        client_token=data["form_token"],
     )
 
 

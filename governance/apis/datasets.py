@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.apis import (
+    PAGE_PARAMETERS,
     READ_ERRORS,
     WRITE_ERRORS,
     error_responses,
@@ -237,6 +238,7 @@ def _column_roles(version: DatasetVersion | None) -> dict[str, str]:
 class DatasetVersionListApi(APIView):
     @extend_schema(
         operation_id="dataset_version_list",
+        parameters=PAGE_PARAMETERS,
         responses={200: paginated(VersionOutputSerializer, "PaginatedDatasetVersionList"), **READ_ERRORS},
     )
     def get(self, request: Request, name: str) -> Response:

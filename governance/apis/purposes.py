@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from core.auth import signed_in_user
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, epsilon_field
@@ -35,6 +35,7 @@ class PurposeOutputSerializer(serializers.Serializer):
 class PurposeListApi(APIView):
     @extend_schema(
         operation_id="purpose_list",
+        parameters=PAGE_PARAMETERS,
         responses={200: paginated(PurposeOutputSerializer, "PaginatedPurposeList"), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:

@@ -130,10 +130,20 @@ def access_request_create(
     justification: str = "",
     seed: int | None = None,
     submit: bool = True,
+    client_token: str | None = None,
 ) -> DataRequest:
-    """File a request against the dataset's newest source version; submit it unless a draft is asked."""
+    """File a request against the dataset's newest source version; submit it unless a draft is asked.
+
+    With a ``client_token`` the call is idempotent: the same requester sending the same token
+    again (a double click, a retried POST) gets the request the first call created, and nothing
+    new is written. A unique constraint decides between two concurrent calls.
+    """
     if not user_has_role(actor, Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
+    client_token = text_checked(client_token or "", field="client_token", max_chars=64).strip()
+    existing = _request_for_token(actor, client_token)
+    if existing is not None:
+        return existing
     justification = text_checked(justification, field="justification")
     recipient = text_checked(recipient, field="recipient", max_chars=RECIPIENT_MAX_CHARS)
     dataset = Dataset.objects.filter(name=dataset_name).first()
@@ -157,26 +167,40 @@ def access_request_create(
         recipient_kind=recipient_kind,
         seed=seed,
     )
-    with transaction.atomic():
-        request = DataRequest.objects.create(
-            dataset=dataset,
-            source_version=source,
-            purpose=purpose,
-            requester=actor,
-            recipient=recipient,
-            justification=justification,
-            **fields,
-        )
-        audit_event_record(
-            actor=actor,
-            action="request.create",
-            obj=request,
-            after={"state": request.state, "dataset": dataset.name, "purpose": purpose.name, **fields},
-        )
-        if submit:
-            access_request_submit(actor=actor, request_id=request.pk)
+    try:
+        with transaction.atomic():
+            request = DataRequest.objects.create(
+                dataset=dataset,
+                source_version=source,
+                purpose=purpose,
+                requester=actor,
+                recipient=recipient,
+                justification=justification,
+                client_token=client_token,
+                **fields,
+            )
+            audit_event_record(
+                actor=actor,
+                action="request.create",
+                obj=request,
+                after={"state": request.state, "dataset": dataset.name, "purpose": purpose.name, **fields},
+            )
+            if submit:
+                access_request_submit(actor=actor, request_id=request.pk)
+    except IntegrityError:
+        # A concurrent call with the same token won the unique constraint: answer with its request.
+        existing = _request_for_token(actor, client_token)
+        if existing is None:
+            raise
+        return existing
     request.refresh_from_db()
     return request
+
+
+def _request_for_token(actor: User, client_token: str) -> DataRequest | None:
+    if not client_token:
+        return None
+    return DataRequest.objects.filter(requester=actor, client_token=client_token).first()
 
 
 def _validated_fields(
