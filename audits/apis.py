@@ -36,6 +36,7 @@ from core.apis import (
     paginated,
     paginated_response,
 )
+from core.auth import signed_in_user
 from core.errors import NotFoundError, PermissionDeniedError
 from core.limits import read_capped, upload_limit_install
 from governance.services import audit_event_record
@@ -162,7 +163,7 @@ class AuditRunListApi(APIView):
     def get(self, request: Request) -> Response:
         """Audit runs, newest first: those of the requests the user may see, and (stewards, approvers,
         auditors) external ones."""
-        queryset = filtered(AuditRunFilter, request, selectors.audit_run_list(user=request.user))
+        queryset = filtered(AuditRunFilter, request, selectors.audit_run_list(user=signed_in_user(request)))
         return paginated_response(
             request=request, view=self, queryset=queryset, serializer_class=AuditRunOutputSerializer
         )
@@ -172,7 +173,8 @@ class AuditRunDetailApi(APIView):
     @extend_schema(operation_id="audit_run_get", responses={200: AuditRunDetailOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, run_id: int) -> Response:
         """One run with every check, the positive controls and the signed datasheet; 404 when not visible."""
-        return _detail(selectors.audit_run_get(user=request.user, run_id=run_id), request.user)
+        user = signed_in_user(request)
+        return _detail(selectors.audit_run_get(user=user, run_id=run_id), user)
 
 
 class AuditRunOnDemandApi(APIView):
@@ -199,9 +201,9 @@ class AuditRunOnDemandApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = services.audit_run_on_demand(
-            actor=request.user, version_id=version_id, seed=serializer.validated_data["seed"]
+            actor=signed_in_user(request), version_id=version_id, seed=serializer.validated_data["seed"]
         )
-        return _detail(run, request.user, status.HTTP_201_CREATED)
+        return _detail(run, signed_in_user(request), status.HTTP_201_CREATED)
 
 
 @contextlib.contextmanager
@@ -245,13 +247,13 @@ class AuditExternalApi(APIView):
         fields = serializer.validated_data
         with uploads_saved(synthetic=fields["synthetic"], holdout=fields["holdout"]) as paths:
             run = services.audit_external(
-                actor=request.user,
+                actor=signed_in_user(request),
                 dataset_name=fields["dataset"],
                 synthetic_path=paths["synthetic"],
                 holdout_path=paths["holdout"],
                 seed=fields["seed"],
             )
-        return _detail(run, request.user, status.HTTP_201_CREATED)
+        return _detail(run, signed_in_user(request), status.HTTP_201_CREATED)
 
 
 class FileDownloadMixin:
@@ -271,8 +273,9 @@ class AuditDatasheetApi(FileDownloadMixin, APIView):
     )
     def get(self, request: Request, run_id: int) -> FileResponse:
         """The run's signed internal audit report (exact real-data diagnostics): stewards, approvers, auditors."""
-        run = selectors.audit_run_get(user=request.user, run_id=run_id)
-        if not reads_real_diagnostics(request.user):
+        user = signed_in_user(request)
+        run = selectors.audit_run_get(user=user, run_id=run_id)
+        if not reads_real_diagnostics(user):
             raise PermissionDeniedError(
                 "The internal audit report holds exact statistics of the real rows; requesters and recipients "
                 "read the release datasheet (download it from the release)."
@@ -280,7 +283,7 @@ class AuditDatasheetApi(FileDownloadMixin, APIView):
         sheet = Datasheet.objects.filter(run=run).first()
         if sheet is None:
             raise NotFoundError(f"Audit run #{run.pk} has no signed datasheet.")
-        audit_event_record(actor=request.user, action="audit.report_download", obj=sheet, after={"run": run.pk})
+        audit_event_record(actor=user, action="audit.report_download", obj=sheet, after={"run": run.pk})
         return FileResponse(
             datasheet_file(sheet).open("rb"),
             content_type="application/pdf",
@@ -380,6 +383,6 @@ class RiskAcceptApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         acceptance = services.risk_accept(
-            actor=request.user, request_id=request_id, reasons=serializer.validated_data["reasons"]
+            actor=signed_in_user(request), request_id=request_id, reasons=serializer.validated_data["reasons"]
         )
         return Response(self.OutputSerializer(acceptance).data, status=status.HTTP_201_CREATED)

@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audits import releases as services
-from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.auth import signed_in_user
 from governance import selectors
 from governance.models import DownloadKind, Release
 
@@ -80,12 +81,15 @@ class ReleaseCreateApi(APIView):
         409 lists every unmet condition in ``extra.unmet_conditions``: approvals, a passed audit (or an
         accepted risk), a signed datasheet, and the request's state.
         """
-        return _detail(services.release_create(actor=request.user, request_id=request_id), status.HTTP_201_CREATED)
+        return _detail(
+            services.release_create(actor=signed_in_user(request), request_id=request_id), status.HTTP_201_CREATED
+        )
 
 
 class ReleaseListApi(APIView):
     @extend_schema(
         operation_id="release_list",
+        parameters=PAGE_PARAMETERS,
         responses={200: paginated(ReleaseOutputSerializer, "PaginatedReleaseList"), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
@@ -93,7 +97,7 @@ class ReleaseListApi(APIView):
         return paginated_response(
             request=request,
             view=self,
-            queryset=selectors.release_list(user=request.user),
+            queryset=selectors.release_list(user=signed_in_user(request)),
             serializer_class=ReleaseOutputSerializer,
         )
 
@@ -102,7 +106,7 @@ class ReleaseDetailApi(APIView):
     @extend_schema(operation_id="release_get", responses={200: ReleaseDetailOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, release_id: int) -> Response:
         """One release with its download log; 404 when the user may not see its request."""
-        return _detail(selectors.release_get(user=request.user, release_id=release_id))
+        return _detail(selectors.release_get(user=signed_in_user(request), release_id=release_id))
 
 
 class ReleaseDownloadApi(APIView):
@@ -140,7 +144,7 @@ class ReleaseDownloadApi(APIView):
         serializer = self.InputSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
         kind = serializer.validated_data["kind"]
-        path = services.release_download(actor=request.user, release_id=release_id, kind=kind)
+        path = services.release_download(actor=signed_in_user(request), release_id=release_id, kind=kind)
         if kind == DownloadKind.DATASHEET:
             return FileResponse(
                 path.open("rb"),
@@ -170,6 +174,6 @@ class ReleaseRevokeApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         release = services.release_revoke(
-            actor=request.user, release_id=release_id, reason=serializer.validated_data["reason"]
+            actor=signed_in_user(request), release_id=release_id, reason=serializer.validated_data["reason"]
         )
         return _detail(release)

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from audits.models import ReportFormat
 from core.apis import READ_ERRORS
+from core.auth import signed_in_user
 
 
 class ComplianceReportApi(APIView):
@@ -60,7 +61,7 @@ class ComplianceReportApi(APIView):
         params.is_valid(raise_exception=True)
         data = params.validated_data
         rendered = compliance_report_render(
-            actor=request.user,
+            actor=signed_in_user(request),
             date_from=data["from"],
             date_to=data["to"],
             dataset=data["dataset"] or None,

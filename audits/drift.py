@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -55,7 +55,7 @@ def releases_active(*, dataset: Dataset | None = None, now: datetime | None = No
 
 
 def drift_audit_run(
-    *, actor: AbstractUser | None, dataset_name: str | None = None, trigger: str = DriftTrigger.ON_DEMAND
+    *, actor: User | None, dataset_name: str | None = None, trigger: str = DriftTrigger.ON_DEMAND
 ) -> list[DriftOutcome]:
     """Re-audit every active release (of one dataset, if named) against its dataset's newest source."""
     if actor is not None and not user_has_role(actor, Role.STEWARD):
@@ -102,7 +102,7 @@ def _claim(dataset: Dataset, now: datetime) -> bool:
 
 
 def drift_audit_release(
-    *, release: Release, actor: AbstractUser | None, trigger: str, frames: dict[int, pd.DataFrame] | None = None
+    *, release: Release, actor: User | None, trigger: str, frames: dict[int, pd.DataFrame] | None = None
 ) -> DriftOutcome:
     """Compare one release with its dataset's newest source; store the run and mark it stale if it drifted."""
     from governance.selectors import dataset_latest_source
@@ -203,7 +203,7 @@ def _per_column(checks: list[dict[str, Any]]) -> dict[str, Any]:
     return psi["details"].get("per_column", {}) if psi else {}
 
 
-def release_mark_stale(*, release: Release, run: DriftRun, actor: AbstractUser | None) -> bool:
+def release_mark_stale(*, release: Release, run: DriftRun, actor: User | None) -> bool:
     """Mark a release stale once (conditional update), log it, and email its steward and requester."""
     now = timezone.now()
     if not Release.objects.filter(pk=release.pk, stale_at__isnull=True).update(stale_at=now, updated_at=now):
@@ -245,9 +245,7 @@ def _stale_notice_send(release: Release, run: DriftRun) -> None:
         logger.exception("Could not email the stale notice for release %s", release.pk)
 
 
-def drift_schedule_set(
-    *, actor: AbstractUser, dataset_name: str, interval_hours: int, enabled: bool = True
-) -> DriftSchedule:
+def drift_schedule_set(*, actor: User, dataset_name: str, interval_hours: int, enabled: bool = True) -> DriftSchedule:
     """Set how often a dataset's active releases are re-audited for drift (stewards only)."""
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can change a drift schedule.")

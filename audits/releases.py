@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -80,7 +80,7 @@ def audit_report_problems(run: AuditRun) -> list[str]:
     return [] if report.ok else [f"the audit's signed report does not verify: {' '.join(report.problems)}"]
 
 
-def release_create(*, actor: AbstractUser, request_id: int) -> Release:
+def release_create(*, actor: User, request_id: int) -> Release:
     """Release a ready request's synthetic version with a signed release datasheet, until the purpose's expiry."""
     with files_removed_on_error() as written, transaction.atomic():
         request = access_request_lock(request_id)
@@ -164,7 +164,7 @@ def release_datasheet_issue(*, release: Release, written: list[Path]) -> Release
     return sheet
 
 
-def release_download(*, actor: AbstractUser, release_id: int, kind: str) -> Path:
+def release_download(*, actor: User, release_id: int, kind: str) -> Path:
     """The path of a release's synthetic file or release datasheet; refused once revoked or expired; logged."""
     with transaction.atomic():
         release = release_get(user=actor, release_id=release_id)
@@ -211,7 +211,7 @@ def _release_file(release: Release, kind: str) -> tuple[Path, str]:
     return path, sha256
 
 
-def release_revoke(*, actor: AbstractUser, release_id: int, reason: str) -> Release:
+def release_revoke(*, actor: User, release_id: int, reason: str) -> Release:
     """Stop all further downloads of a release."""
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to revoke a release.", extra={"field": "reason"})

@@ -6,7 +6,7 @@ is visible to stewards, approvers and auditors.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from audits.models import AuditRun
@@ -16,7 +16,7 @@ from governance.permissions import user_has_role
 from governance.selectors import request_list
 
 
-def audit_run_list(*, user: AbstractUser) -> QuerySet[AuditRun]:
+def audit_run_list(*, user: User) -> QuerySet[AuditRun]:
     visible = Q(request__in=request_list(user=user).values("pk"))
     if user_has_role(user, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
         visible |= Q(request__isnull=True)
@@ -25,7 +25,7 @@ def audit_run_list(*, user: AbstractUser) -> QuerySet[AuditRun]:
     )
 
 
-def audit_run_get(*, user: AbstractUser, run_id: int) -> AuditRun:
+def audit_run_get(*, user: User, run_id: int) -> AuditRun:
     run = audit_run_list(user=user).prefetch_related("checks").filter(pk=run_id).first()
     if run is None:
         raise NotFoundError(f"No audit run #{run_id}.")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -86,7 +86,7 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
     )
 
 
-def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | None = None) -> AuditRun:
+def audit_run_on_demand(*, actor: User, version_id: int, seed: int | None = None) -> AuditRun:
     """Audit any synthetic or external version again (e.g. with a new seed or new thresholds)."""
 
     version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
@@ -122,7 +122,7 @@ def audit_run_on_demand(*, actor: AbstractUser, version_id: int, seed: int | Non
 
 
 def audit_external(
-    *, actor: AbstractUser, dataset_name: str, synthetic_path: Path, holdout_path: Path, seed: int | None = None
+    *, actor: User, dataset_name: str, synthetic_path: Path, holdout_path: Path, seed: int | None = None
 ) -> AuditRun:
     """Audit synthetic data made elsewhere; the dataset's newest source version is its training data."""
     if not user_has_role(actor, Role.STEWARD):
@@ -204,7 +204,7 @@ def audit_run_execute(
     holdout_version: DatasetVersion,
     request: DataRequest | None,
     kind: str,
-    actor: AbstractUser | None,
+    actor: User | None,
     seed: int | None,
 ) -> AuditRun:
     """Run the whole suite, store every check, sign a datasheet, and move the request on."""
@@ -226,7 +226,7 @@ def audit_run_execute(
         return _audit_run_finish(run, request, actor)
 
 
-def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: AbstractUser | None) -> AuditRun:
+def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | None) -> AuditRun:
     from audits.metrics import run_audit
 
     version, train_version, holdout_version = run.version, run.train_version, run.holdout_version
@@ -266,7 +266,7 @@ def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:
     return float(epsilon), float(delta)
 
 
-def _audit_record(run: AuditRun, result: Any, actor: AbstractUser | None) -> None:
+def _audit_record(run: AuditRun, result: Any, actor: User | None) -> None:
     with transaction.atomic():
         CheckResult.objects.bulk_create([_check_row(run, check.to_dict()) for check in result.checks])
         run.status = VERDICT_STATUS[result.verdict]
@@ -308,7 +308,7 @@ def _check_row(run: AuditRun, data: dict[str, Any]) -> CheckResult:
     )
 
 
-def _request_after_audit(request_id: int, run: AuditRun, actor: AbstractUser | None) -> None:
+def _request_after_audit(request_id: int, run: AuditRun, actor: User | None) -> None:
     request = DataRequest.objects.select_for_update().get(pk=request_id)
     if request.state == RequestState.BLOCKED and run.status == AuditStatus.PASSED and _blocked_by_error(request, run):
         # The block came from an audit that could not finish (error, worker lost), not from a
@@ -366,7 +366,7 @@ def audit_reaper_schedule_ensure() -> Any:
     )
 
 
-def _audit_error(run: AuditRun, request: DataRequest | None, actor: AbstractUser | None, error: str) -> AuditRun:
+def _audit_error(run: AuditRun, request: DataRequest | None, actor: User | None, error: str) -> AuditRun:
     with transaction.atomic():
         run.status, run.error, run.finished_at = AuditStatus.ERROR, error[:5000], timezone.now()
         run.save()
@@ -483,7 +483,7 @@ MIN_REASON_CHARS = 20
 MIN_REASON_WORDS = 4
 
 
-def risk_accept(*, actor: AbstractUser, request_id: int, reasons: Mapping[str, str]) -> RiskAcceptance:
+def risk_accept(*, actor: User, request_id: int, reasons: Mapping[str, str]) -> RiskAcceptance:
     """A second approver accepts a failed audit check by check, with a reason for each failed check.
 
     Four eyes on the exception: the acceptor is an approver who neither filed the request nor was
@@ -561,7 +561,7 @@ def _reasons_checked(reasons: Mapping[str, str]) -> dict[str, str]:
     return checked
 
 
-def _acceptor_not_sole_approver(request: DataRequest, actor: AbstractUser) -> None:
+def _acceptor_not_sole_approver(request: DataRequest, actor: User) -> None:
     approvers = set(request.approvals.filter(decision=Decision.APPROVE).values_list("approver_id", flat=True))
     if approvers == {actor.pk}:
         raise PermissionDeniedError(

@@ -24,6 +24,14 @@ def env_str(name: str, default: str | None = None, *, required: bool = False) ->
     return value
 
 
+def env_required(name: str) -> str:
+    """Like ``env_str(name, required=True)``, typed ``str``: an unset variable raises instead."""
+    value = env_str(name, required=True)
+    if value is None:  # env_str returns None only when not required; kept so the type is str
+        raise ImproperlyConfigured(f"The environment variable {name} is required and not set.")
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = env_str(name)
     if value is None:

@@ -7,6 +7,7 @@ This module imports no view machinery, so settings can name it without an import
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -26,6 +27,17 @@ logger = logging.getLogger(__name__)
 class DefaultPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request: Any) -> int | None:
+        """``page_size`` is an integer from 1 to ``max_page_size``; anything else is a 400, not ignored."""
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not value.isdigit() or not 1 <= int(value) <= self.max_page_size:
+            raise drf_exceptions.ValidationError(
+                {self.page_size_query_param: [f"must be an integer from 1 to {self.max_page_size}, not {value!r}."]}
+            )
+        return int(value)
 
 
 def error_body(code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -78,3 +90,16 @@ def _first_message(detail: Any) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)
+
+
+def view_name(view: Any) -> str:
+    """The browsable API's page title: the view's ``title``, else its class name in words.
+
+    ``RequestCollectionApi`` reads "Request collection", and the catch-all 404 view "Not found",
+    rather than DRF's default "Request Collection Api".
+    """
+    title = getattr(view, "title", None)
+    if title:
+        return str(title)
+    words = re.findall(r"[A-Z][a-z0-9]*", type(view).__name__.removesuffix("Api"))
+    return " ".join(words).capitalize() or "Synthgate API"

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import Resolver404, resolve
-from django_filters import FilterSet
+from django_filters import ChoiceFilter, Filter, FilterSet, NumberFilter
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -63,19 +64,41 @@ def paginated(serializer_class: type[serializers.Serializer], name: str) -> seri
     )
 
 
+class IntegerFilter(NumberFilter):
+    """A whole-number filter (ids): ``1.5`` or ``abc`` is a 400 naming the parameter."""
+
+    field_class = forms.IntegerField
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="page number, from 1"),
+    OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": DefaultPagination.max_page_size},
+        description=f"results per page, 1 to {DefaultPagination.max_page_size} (default {DefaultPagination.page_size})",
+    ),
+]
+
+
 def list_parameters(filterset_class: type[FilterSet]) -> list[OpenApiParameter]:
-    """Query parameters of a filtered, paginated list, for the schema."""
-    filters = [
-        OpenApiParameter(name, OpenApiTypes.STR, description=str(item.label or name))
-        for name, item in filterset_class.base_filters.items()
-    ]
+    """Query parameters of a filtered, paginated list, typed as the filters check them."""
     return [
-        *filters,
-        OpenApiParameter("page", OpenApiTypes.INT, description="page number, from 1"),
-        OpenApiParameter(
-            "page_size", OpenApiTypes.INT, description=f"results per page (at most {DefaultPagination.max_page_size})"
-        ),
+        *(_filter_parameter(name, item) for name, item in filterset_class.base_filters.items()),
+        *PAGE_PARAMETERS,
     ]
+
+
+def _filter_parameter(name: str, item: Filter) -> OpenApiParameter:
+    description = str(item.label or name)
+    if isinstance(item, ChoiceFilter):
+        return OpenApiParameter(
+            name, OpenApiTypes.STR, enum=[value for value, _ in item.extra["choices"]], description=description
+        )
+    if isinstance(item, NumberFilter):
+        return OpenApiParameter(
+            name, {"type": "integer", "minimum": item.extra.get("min_value", 1)}, description=description
+        )
+    return OpenApiParameter(name, {"type": "string", "minLength": 1}, description=description)
 
 
 def filtered(filterset_class: type[FilterSet], request: Request, queryset: QuerySet) -> QuerySet:
@@ -98,6 +121,7 @@ def paginated_response(
 class ApiNotFoundApi(APIView):
     """Any other path under /api/: a 404 in the one error shape (not Django's HTML page)."""
 
+    title = "Not found"
     authentication_classes: list = []
     permission_classes = [AllowAny]
 

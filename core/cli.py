@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import (
     BaseCommand,
@@ -124,7 +124,7 @@ class SynthgateCommand(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Dispatch ``ACTION`` to ``handle_<action>(actor, options)``."""
-        handler: Callable[[AbstractUser | None, dict[str, Any]], None] = getattr(
+        handler: Callable[[User | None, dict[str, Any]], None] = getattr(
             self, "handle_" + options["action"].replace("-", "_")
         )
         handler(self.actor(options), options)
@@ -196,7 +196,7 @@ class SynthgateCommand(BaseCommand):
 
     # --- helpers for subclasses ---------------------------------------------------------
 
-    def actor(self, options: dict[str, Any]) -> AbstractUser | None:
+    def actor(self, options: dict[str, Any]) -> User | None:
         """The person the command acts as: ``--as``, else ``SYNTHGATE_USER``, else the config file.
 
         Commands that work without one (``user create`` bootstrapping the platform) take only
@@ -282,7 +282,7 @@ def default_user() -> tuple[str | None, str]:
     return user, f"from {path}"
 
 
-def user_acting(username: str, *, source: str = "given with --as") -> AbstractUser:
+def user_acting(username: str, *, source: str = "given with --as") -> User:
     """The active user named by ``--as`` (or the default); exit 2 if there is none."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:

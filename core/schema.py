@@ -172,7 +172,8 @@ def numeric_values(series: pd.Series, kind: str | None = None) -> np.ndarray:
     """
     if kind == "datetime" or pd.api.types.is_datetime64_any_dtype(series):
         return _epoch_seconds(series)
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values: np.ndarray = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
 
 
 def _epoch_seconds(series: pd.Series) -> np.ndarray:

@@ -12,6 +12,14 @@ from core.limits import json_loads_checked
 from governance.models import RecipientKind, RequestState, Sensitivity
 
 
+def _choice_field(form: forms.Form, name: str) -> forms.ChoiceField:
+    """The form's choice field ``name``, typed, so its choices can be filled in at run time."""
+    field = form.fields[name]
+    if not isinstance(field, forms.ChoiceField):
+        raise TypeError(f"{type(form).__name__}.{name} is not a choice field")
+    return field
+
+
 class DatasetRegisterForm(forms.Form):
     name = forms.SlugField(max_length=100, help_text="Letters, digits, '-' and '_'.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -38,7 +46,8 @@ class DatasetRegisterForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         text = data.get("schema_json") or ""
         upload = data.get("schema_file")
         if upload:
@@ -82,8 +91,8 @@ class ColumnDeclareForm(forms.Form):
 
     def __init__(self, *args: Any, columns: list[str], roles: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["column"].choices = [(name, name) for name in columns]
-        self.fields["role"].choices = [("", "— unchanged —")] + [(role, role) for role in roles]
+        _choice_field(self, "column").choices = [(name, name) for name in columns]
+        _choice_field(self, "role").choices = [("", "— unchanged —")] + [(role, role) for role in roles]
 
     def changes(self) -> dict[str, Any]:
         data, changes = self.cleaned_data, {}
@@ -132,6 +141,8 @@ class RequestCreateForm(forms.Form):
     rebalance_share = forms.CharField(required=False, label="Target share (0–1)")
     seed = forms.IntegerField(required=False, label="Fixed seed (only for reproducible runs)")
     draft = forms.BooleanField(required=False, label="Save as a draft (submit later)")
+    # One token per form shown: submitting the same form twice files one request, not two.
+    form_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 
     def __init__(
         self,
@@ -144,15 +155,16 @@ class RequestCreateForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["dataset"].choices = datasets
-        self.fields["purpose"].choices = purposes
-        self.fields["generator"].choices = generators
-        self.fields["rebalance_column"].choices = [("", "— no rebalancing —")] + [(c, c) for c in label_columns]
+        _choice_field(self, "dataset").choices = datasets
+        _choice_field(self, "purpose").choices = purposes
+        _choice_field(self, "generator").choices = generators
+        _choice_field(self, "rebalance_column").choices = [("", "— no rebalancing —")] + [(c, c) for c in label_columns]
         empty = "— choose a class —" if label_categories else "— no declared categories: declare them first —"
-        self.fields["rebalance_value"].choices = [("", empty)] + [(c, c) for c in label_categories or []]
+        _choice_field(self, "rebalance_value").choices = [("", empty)] + [(c, c) for c in label_categories or []]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         column, value, share = (
             data.get("rebalance_column"),
             (data.get("rebalance_value") or "").strip(),
@@ -188,8 +200,29 @@ class ComplianceFilterForm(forms.Form):
 
     def __init__(self, *args: Any, datasets: list[str], purposes: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["dataset"].choices = [("", "All datasets")] + [(d, d) for d in datasets]
-        self.fields["purpose"].choices = [("", "All purposes")] + [(p, p) for p in purposes]
+        _choice_field(self, "dataset").choices = [("", "All datasets")] + [(d, d) for d in datasets]
+        _choice_field(self, "purpose").choices = [("", "All purposes")] + [(p, p) for p in purposes]
+
+
+class AuditLogFilterForm(forms.Form):
+    object_type = forms.ChoiceField(required=False, label="Object type")
+    object_id = forms.CharField(required=False, max_length=64, label="Object id")
+    actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
+    action = forms.ChoiceField(required=False, label="Action")
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, object_types: list[str], actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _choice_field(self, "object_type").choices = [("", "Any object")] + [(o, o) for o in object_types]
+        _choice_field(self, "action").choices = [("", "Any action")] + [(a, a) for a in actions]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", "The end of the period comes before its start.")
+        return data
 
 
 class RiskAcceptForm(forms.Form):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -59,7 +59,7 @@ class DatasetRow:
         return self.balance.epsilon_remaining < self.balance.epsilon_cap * NEAR_CAP_SHARE
 
 
-def dataset_rows(*, user: AbstractUser) -> list[DatasetRow]:
+def dataset_rows(*, user: User) -> list[DatasetRow]:
     """Every dataset the user may see, with its budget balance and newest source version."""
     datasets = list(dataset_list(user=user).annotate(n_versions=Count("versions")))
     balances = budget_balances(datasets=datasets)
@@ -90,7 +90,7 @@ class LineageRoot:
     branches: list[LineageBranch] = field(default_factory=list)
 
 
-def dataset_lineage(*, user: AbstractUser, dataset: Dataset) -> list[LineageRoot]:
+def dataset_lineage(*, user: User, dataset: Dataset) -> list[LineageRoot]:
     """Source versions and what was made from each, limited to the requests the user may see."""
     versions = list(dataset.versions.select_related("created_by").order_by("number"))
     by_pk = {v.pk: v for v in versions}
@@ -156,7 +156,7 @@ def _declared_text(column: dict[str, Any]) -> str:
 
 def request_page_list(
     *,
-    user: AbstractUser,
+    user: User,
     state: str = "",
     dataset: str = "",
     mine: bool = False,
@@ -291,7 +291,7 @@ class HomeSummary:
         return any((self.problem_audits, self.stale_releases, self.near_cap))
 
 
-def home_summary(*, user: AbstractUser, limit: int = 10, now: datetime | None = None) -> HomeSummary:
+def home_summary(*, user: User, limit: int = 10, now: datetime | None = None) -> HomeSummary:
     """What this person should act on or know about now."""
     now = now or timezone.now()
     requests = request_list(user=user)

@@ -10,7 +10,7 @@ from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -29,7 +29,7 @@ class NormalisedUsernameBackend(ModelBackend):
 
     def authenticate(
         self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
-    ) -> AbstractBaseUser | None:
+    ) -> User | None:
         typed = username_normalise(username if username is not None else kwargs.get(get_user_model().USERNAME_FIELD))
         stored = get_user_model().objects.filter(username__iexact=typed).values_list("username", flat=True).first()
         return super().authenticate(request, username=stored or typed, password=password)

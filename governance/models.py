@@ -8,6 +8,7 @@ constraints and small properties over a row's own fields.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from django.conf import settings
 from django.db import models
@@ -16,9 +17,17 @@ from django.db.models import F, Q
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 from core.models import TimestampedModel
 
+
+class DecimalDigits(TypedDict):
+    """The precision of a ``DecimalField``, typed so ``DecimalField(**digits)`` type-checks."""
+
+    max_digits: int
+    decimal_places: int
+
+
 # Exact amounts: NUMERIC in PostgreSQL, Decimal in Python, never float.
-EPSILON_DIGITS = {"max_digits": 24, "decimal_places": EPSILON_PLACES}
-DELTA_DIGITS = {"max_digits": 24, "decimal_places": DELTA_PLACES}
+EPSILON_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": EPSILON_PLACES}
+DELTA_DIGITS: DecimalDigits = {"max_digits": 24, "decimal_places": DELTA_PLACES}
 
 
 class Role(models.TextChoices):
@@ -191,10 +200,18 @@ class DataRequest(TimestampedModel):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
+    # The requester's idempotency key (the dashboard form's token, an API client's
+    # Idempotency-Key): a second submission with the same key returns the first request.
+    client_token = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["requester", "client_token"],
+                condition=~Q(client_token=""),
+                name="request_one_per_client_token",
+            ),
             models.CheckConstraint(condition=Q(epsilon__gt=0), name="request_epsilon_positive"),
             models.CheckConstraint(condition=Q(delta__gte=0) & Q(delta__lt=1), name="request_delta_range"),
             models.CheckConstraint(condition=Q(n_rows__gt=0), name="request_rows_positive"),

@@ -7,7 +7,7 @@ service, so no import circle needs hiding inside a function.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from governance.models import DataRequest, Role
 
@@ -15,7 +15,7 @@ from governance.models import DataRequest, Role
 SEE_ALL_REQUESTS = (Role.STEWARD, Role.APPROVER, Role.AUDITOR)
 
 
-def user_roles(user: AbstractUser) -> set[str]:
+def user_roles(user: User) -> set[str]:
     """The role names a user holds (cached on the instance for the request)."""
     if not getattr(user, "is_authenticated", False):
         return set()
@@ -26,11 +26,11 @@ def user_roles(user: AbstractUser) -> set[str]:
     return cached
 
 
-def user_has_role(user: AbstractUser, *roles: str) -> bool:
+def user_has_role(user: User, *roles: str) -> bool:
     return bool(user_roles(user) & set(roles))
 
 
-def request_visible_to(user: AbstractUser, request: DataRequest) -> bool:
+def request_visible_to(user: User, request: DataRequest) -> bool:
     """Stewards, approvers and auditors see every request; a requester sees their own."""
     if user_has_role(user, *SEE_ALL_REQUESTS):
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from core.errors import NotFoundError, PermissionDeniedError
@@ -24,17 +24,17 @@ from governance.models import (
 from governance.permissions import SEE_ALL_REQUESTS, user_has_role, user_roles
 
 
-def _require_some_role(user: AbstractUser) -> None:
+def _require_some_role(user: User) -> None:
     if not user_roles(user):
         raise PermissionDeniedError("Your account has no Synthgate role; ask a steward to assign one.")
 
 
-def dataset_list(*, user: AbstractUser) -> QuerySet[Dataset]:
+def dataset_list(*, user: User) -> QuerySet[Dataset]:
     _require_some_role(user)
     return Dataset.objects.select_related("owner").order_by("name")
 
 
-def dataset_get(*, user: AbstractUser, name: str) -> Dataset:
+def dataset_get(*, user: User, name: str) -> Dataset:
     dataset = dataset_list(user=user).filter(name=name).first()
     if dataset is None:
         raise NotFoundError(f"No dataset named {name!r}.")
@@ -49,19 +49,19 @@ def dataset_latest_source(*, dataset: Dataset) -> DatasetVersion | None:
     return dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
 
 
-def purpose_list(*, user: AbstractUser) -> QuerySet[Purpose]:
+def purpose_list(*, user: User) -> QuerySet[Purpose]:
     _require_some_role(user)
     return Purpose.objects.order_by("name")
 
 
-def purpose_get(*, user: AbstractUser, name: str) -> Purpose:
+def purpose_get(*, user: User, name: str) -> Purpose:
     purpose = purpose_list(user=user).filter(name=name).first()
     if purpose is None:
         raise NotFoundError(f"No purpose named {name!r}.")
     return purpose
 
 
-def request_list(*, user: AbstractUser) -> QuerySet[DataRequest]:
+def request_list(*, user: User) -> QuerySet[DataRequest]:
     """All requests for stewards, approvers and auditors; a requester's own otherwise."""
     _require_some_role(user)
     queryset = DataRequest.objects.select_related("dataset", "purpose", "requester", "source_version")
@@ -70,7 +70,7 @@ def request_list(*, user: AbstractUser) -> QuerySet[DataRequest]:
     return queryset.filter(requester=user)
 
 
-def request_get(*, user: AbstractUser, request_id: int) -> DataRequest:
+def request_get(*, user: User, request_id: int) -> DataRequest:
     """The request if the user may see it; 404 otherwise (never reveal that it exists)."""
     request = request_list(user=user).prefetch_related("approvals__approver").filter(pk=request_id).first()
     if request is None:
@@ -78,7 +78,7 @@ def request_get(*, user: AbstractUser, request_id: int) -> DataRequest:
     return request
 
 
-def budget_entry_list(*, user: AbstractUser, dataset: Dataset) -> QuerySet[BudgetEntry]:
+def budget_entry_list(*, user: User, dataset: Dataset) -> QuerySet[BudgetEntry]:
     _require_some_role(user)
     return dataset.budget_entries.select_related("actor", "request", "job").order_by("created_at", "id")
 
@@ -106,14 +106,37 @@ def budget_balance(*, dataset: Dataset, before: datetime | None = None) -> Budge
     return budget_balances(datasets=[dataset], before=before)[dataset.pk]
 
 
-def audit_event_list(*, user: AbstractUser) -> QuerySet[AuditEvent]:
+def audit_event_list(*, user: User) -> QuerySet[AuditEvent]:
     """The whole log, for stewards and auditors."""
     if not user_has_role(user, Role.STEWARD, Role.AUDITOR):
         raise PermissionDeniedError("Only stewards and auditors can read the audit log.")
     return AuditEvent.objects.select_related("actor").order_by("id")
 
 
-def release_list(*, user: AbstractUser) -> QuerySet[Release]:
+def audit_event_search(
+    *,
+    user: User,
+    object_type: str = "",
+    object_id: str = "",
+    actor: str = "",
+    action: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """The log narrowed by object, actor, action and period (``end`` excluded), newest first."""
+    events = audit_event_list(user=user)
+    narrowing = {
+        "object_type": object_type,
+        "object_id": object_id,
+        "actor_name": actor,
+        "action": action,
+        "created_at__gte": start,
+        "created_at__lt": end,
+    }
+    return events.filter(**{key: value for key, value in narrowing.items() if value}).order_by("-id")
+
+
+def release_list(*, user: User) -> QuerySet[Release]:
     """Releases of the requests the user may see."""
     visible = request_list(user=user).values("pk")
     return Release.objects.filter(request__in=visible).select_related(
@@ -121,7 +144,7 @@ def release_list(*, user: AbstractUser) -> QuerySet[Release]:
     )
 
 
-def release_get(*, user: AbstractUser, release_id: int) -> Release:
+def release_get(*, user: User, release_id: int) -> Release:
     release = release_list(user=user).filter(pk=release_id).first()
     if release is None:
         raise NotFoundError(f"No release #{release_id}.")

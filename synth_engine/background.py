@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import connections, transaction
 
 from core.context import channel
@@ -35,7 +35,7 @@ def runs_in_process() -> bool:
     return bool(settings.CELERY_TASK_ALWAYS_EAGER)
 
 
-def job_start(*, actor: AbstractUser, request_id: int, background: bool, channel_name: str) -> GenerationJob:
+def job_start(*, actor: User, request_id: int, background: bool, channel_name: str) -> GenerationJob:
     """Start the request's job through the service; errors reach the caller either way.
 
     With ``background`` the service runs in a thread and this returns once the job row is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from core.errors import NotFoundError
@@ -10,14 +10,14 @@ from governance.selectors import request_list
 from synth_engine.models import AssuranceRun, GenerationJob
 
 
-def job_list(*, user: AbstractUser) -> QuerySet[GenerationJob]:
+def job_list(*, user: User) -> QuerySet[GenerationJob]:
     visible = request_list(user=user).values("pk")
     return GenerationJob.objects.filter(request__in=visible).select_related(
         "request", "request__dataset", "output_version", "holdout_version"
     )
 
 
-def job_get(*, user: AbstractUser, job_id: int) -> GenerationJob:
+def job_get(*, user: User, job_id: int) -> GenerationJob:
     job = job_list(user=user).filter(pk=job_id).first()
     if job is None:
         raise NotFoundError(f"No job #{job_id}.")

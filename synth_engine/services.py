@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -100,7 +100,7 @@ class JobOutput:
     generator_version: str  # the code hash assurance runs are keyed by: the datasheet cites its result
 
 
-def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJob:
+def generation_job_start(*, actor: User, request_id: int) -> GenerationJob:
     """Approved request → generating: create its job and queue it once the transaction commits.
 
     When the broker cannot be reached the job ends ``failed`` at once, the request goes back to
@@ -134,7 +134,7 @@ def generation_job_start(*, actor: AbstractUser, request_id: int) -> GenerationJ
     return job
 
 
-def _enqueue(job_id: int, actor: AbstractUser) -> None:
+def _enqueue(job_id: int, actor: User) -> None:
     try:
         result = generation_job_execute.delay(job_id)
     except BrokerError as error:  # retried per CELERY_TASK_PUBLISH_RETRY_POLICY before it gets here
@@ -142,7 +142,7 @@ def _enqueue(job_id: int, actor: AbstractUser) -> None:
     GenerationJob.objects.filter(pk=job_id, celery_task_id="").update(celery_task_id=result.id or "")
 
 
-def _start_refused(job_id: int, actor: AbstractUser, error: Exception) -> None:
+def _start_refused(job_id: int, actor: User, error: Exception) -> None:
     """The broker is down: end the job, give the request back its ``approved`` state, tell the caller."""
     message = (
         f"The task queue cannot be reached ({error}); nothing was read or spent. The request is back to "
@@ -174,7 +174,7 @@ def _check_reservation(request: DataRequest) -> None:
         )
 
 
-def generation_job_cancel(*, actor: AbstractUser, job_id: int) -> GenerationJob:
+def generation_job_cancel(*, actor: User, job_id: int) -> GenerationJob:
     """Cancel a queued job, or a running one whose worker is gone, at once; ask a live one to stop
     at its next phase boundary (the reaper ends it as cancelled if its worker dies first)."""
     with transaction.atomic():
@@ -603,7 +603,7 @@ def _rebalance_record(rebalance: dict[str, Any], train: pd.DataFrame, synthetic:
 
 
 def _finish_failed(
-    job_id: int, *, status: str, error: str, timings: dict[str, float] | None = None, actor: AbstractUser | None = None
+    job_id: int, *, status: str, error: str, timings: dict[str, float] | None = None, actor: User | None = None
 ) -> None:
     with transaction.atomic():
         job = _job_locked(job_id)
@@ -614,7 +614,7 @@ def _finish_failed(
         _mark_failed_locked(job, status=status, error=error, actor=actor)
 
 
-def _mark_failed_locked(job: GenerationJob, *, status: str, error: str, actor: AbstractUser | None = None) -> None:
+def _mark_failed_locked(job: GenerationJob, *, status: str, error: str, actor: User | None = None) -> None:
     """End a locked job; release the reservation only if the data was never touched."""
     request = DataRequest.objects.select_for_update().get(pk=job.request_id)
     job.status, job.error, job.finished_at = status, error[:5000], timezone.now()

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from core.errors import PermissionDeniedError, ValidationError
@@ -35,7 +35,7 @@ from synth_engine.models import AssuranceRun, AssuranceStatus
 
 def assurance_run_start(
     *,
-    actor: AbstractUser,
+    actor: User,
     generator: str,
     epsilon: float,
     delta: float = 1e-5,
@@ -78,9 +78,7 @@ def assurance_run_start(
     return _record(actor, generator, type(make()), parameters, report.to_dict())
 
 
-def _record(
-    actor: AbstractUser, generator: str, cls: type, parameters: dict[str, Any], report: dict[str, Any]
-) -> AssuranceRun:
+def _record(actor: User, generator: str, cls: type, parameters: dict[str, Any], report: dict[str, Any]) -> AssuranceRun:
     with transaction.atomic():
         run = AssuranceRun.objects.create(
             generator=generator,

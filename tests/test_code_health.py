@@ -34,3 +34,19 @@ def test_the_tree_is_formatted_with_ruff():
 def test_the_tree_passes_the_lint_rules():
     result = _run("check", ".")
     assert result.returncode == 0, "run `ruff check .`:\n" + result.stdout + result.stderr
+
+
+def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
+    beside_python = Path(sys.executable).with_name("mypy")
+    command = [str(beside_python)] if beside_python.exists() else [sys.executable, "-m", "mypy"]
+    return subprocess.run([*command, *args], cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+# The application packages, checked with django-stubs and the DRF plugin ([tool.mypy] in pyproject.toml;
+# modules still listed under its ``ignore_errors`` override are the ones not yet clean).
+TYPED_PACKAGES = ("config", "core", "governance", "synth_engine", "audits", "dashboard")
+
+
+def test_the_apps_pass_the_type_checks():
+    result = _mypy(*TYPED_PACKAGES)
+    assert result.returncode == 0, "mypy found type errors:\n" + result.stdout + result.stderr

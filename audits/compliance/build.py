@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -90,7 +90,7 @@ def _check_period_bounds(date_from: date, date_to: date) -> None:
 
 
 def compliance_scope(
-    *, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
+    *, actor: User, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
 ) -> ReportScope:
     """Check the reader's role, the period and the filters; stewards and auditors only."""
     if not user_has_role(actor, *READERS):
@@ -111,7 +111,7 @@ def compliance_scope(
 
 
 def compliance_report_build(
-    *, actor: AbstractUser, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
+    *, actor: User, date_from: date, date_to: date, dataset: str | None = None, purpose: str | None = None
 ) -> dict[str, Any]:
     """Every fact of the compliance report for the period (dates inclusive, UTC) and filters."""
     scope = compliance_scope(actor=actor, date_from=date_from, date_to=date_to, dataset=dataset, purpose=purpose)

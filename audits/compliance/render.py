@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from audits.compliance.build import compliance_report_build, compliance_scope
@@ -43,7 +43,7 @@ class RenderedReport:
 
 def compliance_report_render(
     *,
-    actor: AbstractUser,
+    actor: User,
     date_from: date,
     date_to: date,
     format: str,

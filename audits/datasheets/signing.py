@@ -25,11 +25,13 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.validation import validate_pdf_signature
@@ -221,9 +223,9 @@ def _write_new_file(path: Path, data: bytes, *, mode: int) -> None:
         handle.write(data)
 
 
-def _public_der(public_key: object) -> bytes:
+def _public_der(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(
-        serialization.Encoding.DER,  # type: ignore[attr-defined]
+        serialization.Encoding.DER,
         serialization.PublicFormat.SubjectPublicKeyInfo,
     )
 
@@ -258,7 +260,9 @@ class _PdfSignerAt(signers.PdfSigner):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._signing_time = signing_time
 
-    def init_signing_session(self, pdf_out, existing_fields_only=False):  # type: ignore[no-untyped-def]
+    def init_signing_session(
+        self, pdf_out: BasePdfFileWriter, existing_fields_only: bool = False
+    ) -> signers.pdf_signer.PdfSigningSession:
         session = super().init_signing_session(pdf_out, existing_fields_only=existing_fields_only)
         session.system_time = self._signing_time
         return session

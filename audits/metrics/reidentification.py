@@ -95,7 +95,8 @@ def unique_row_reproduction_check(
 def _unique_on(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     keys = row_keys(frame, columns)
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    return counts[inverse] == 1
+    unique: np.ndarray = counts[inverse] == 1
+    return unique
 
 
 def _partial_matches(data: AuditData, synthetic: SyntheticRows, columns: list[str]) -> dict[str, float]:

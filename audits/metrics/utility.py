@@ -18,7 +18,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
 
 from audits.metrics.base import CheckResult, judge, skipped
-from audits.metrics.encoding import TableSchema, category_values, lookup_codes, numeric_values
+from audits.metrics.encoding import TableSchema, category_values, lookup_codes
+from core.schema import numeric_values
 
 
 @dataclass

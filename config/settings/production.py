@@ -1,9 +1,9 @@
 """Production: secrets without defaults, security flags on, insecure options refused."""
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_required
 from config.settings.base import *  # noqa: F403
 
-SECRET_KEY = env_str("SECRET_KEY", required=True)
+SECRET_KEY = env_required("SECRET_KEY")
 DEBUG = False
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -7,6 +7,7 @@ from django.shortcuts import render
 
 from audits.recipient import reads_real_diagnostics, recipient_check_view, recipient_control
 from audits.selectors import audit_run_get, audit_run_list
+from core.auth import signed_in_user
 from dashboard.charts import bias_rows, check_chart
 from dashboard.selectors import audit_run_datasheet
 from dashboard.views.common import dashboard_view, paginate
@@ -16,7 +17,9 @@ CATEGORY_ORDER = ("fidelity", "utility", "reidentification", "membership", "bias
 
 @dashboard_view
 def audit_list(request: HttpRequest) -> HttpResponse:
-    runs = audit_run_list(user=request.user).select_related("request__requester").order_by("-created_at", "-id")
+    runs = (
+        audit_run_list(user=signed_in_user(request)).select_related("request__requester").order_by("-created_at", "-id")
+    )
     status = request.GET.get("status", "")
     if status:
         runs = runs.filter(status=status)
@@ -25,9 +28,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 
 @dashboard_view
 def audit_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = audit_run_get(user=request.user, run_id=run_id)
+    run = audit_run_get(user=signed_in_user(request), run_id=run_id)
     checks = sorted(run.checks.all(), key=lambda c: (_category_rank(c.category), c.id))
-    if not reads_real_diagnostics(request.user):
+    if not reads_real_diagnostics(signed_in_user(request)):
         return _recipient_detail(request, run, checks)
     groups: dict[str, list] = {}
     for check in checks:

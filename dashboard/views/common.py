@@ -12,6 +12,7 @@ from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core.auth import signed_in_user
 from core.context import channel
 from core.errors import ApplicationError, NotFoundError, PermissionDeniedError
 from governance.permissions import user_roles
@@ -66,4 +67,4 @@ def query_without_page(request: HttpRequest) -> str:
 
 
 def roles_of(request: HttpRequest) -> set[str]:
-    return user_roles(request.user)
+    return user_roles(signed_in_user(request))

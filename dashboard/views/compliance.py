@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from audits.compliance import compliance_report_build, compliance_report_render
+from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import ComplianceFilterForm
 from dashboard.views.common import add_service_error, dashboard_view
@@ -26,13 +27,13 @@ REPORT_FIELDS = {"to": "end", "from": "start"}
 
 @dashboard_view
 def compliance(request: HttpRequest) -> HttpResponse:
-    if not user_has_role(request.user, *READERS):
+    if not user_has_role(signed_in_user(request), *READERS):
         raise PermissionDeniedError("Only stewards and auditors can produce compliance reports.")
     form = _form(request)
     report, status = None, 200
     if form.is_valid():
         try:
-            report = compliance_report_build(actor=request.user, **_scope(form.cleaned_data))
+            report = compliance_report_build(actor=signed_in_user(request), **_scope(form.cleaned_data))
         except ApplicationError as error:
             add_service_error(form, error, fields=REPORT_FIELDS)
             status = error.status
@@ -48,12 +49,12 @@ def compliance(request: HttpRequest) -> HttpResponse:
 
 @dashboard_view
 def compliance_download(request: HttpRequest, format: str) -> HttpResponse:
-    if not user_has_role(request.user, *READERS):
+    if not user_has_role(signed_in_user(request), *READERS):
         raise PermissionDeniedError("Only stewards and auditors can produce compliance reports.")
     form = _form(request)
     if not form.is_valid():
         return render(request, "dashboard/compliance.html", {"form": form, "report": None}, status=400)
-    rendered = compliance_report_render(actor=request.user, format=format, **_scope(form.cleaned_data))
+    rendered = compliance_report_render(actor=signed_in_user(request), format=format, **_scope(form.cleaned_data))
     response = HttpResponse(rendered.content, content_type=rendered.content_type)
     response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
     response["X-Synthgate-Report-SHA256"] = rendered.sha256
@@ -70,8 +71,8 @@ def _form(request: HttpRequest) -> ComplianceFilterForm:
         data = {"start": today.replace(day=1).isoformat(), "end": today.isoformat()}
     return ComplianceFilterForm(
         data,
-        datasets=list(dataset_list(user=request.user).values_list("name", flat=True)),
-        purposes=list(purpose_list(user=request.user).values_list("name", flat=True)),
+        datasets=list(dataset_list(user=signed_in_user(request)).values_list("name", flat=True)),
+        purposes=list(purpose_list(user=signed_in_user(request)).values_list("name", flat=True)),
     )
 
 

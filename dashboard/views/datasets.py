@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from core.schema import COLUMN_ROLES
 from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
@@ -26,7 +27,7 @@ from governance.selectors import (
 
 @dashboard_view
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    rows = dataset_rows(user=request.user)
+    rows = dataset_rows(user=signed_in_user(request))
     return render(
         request, "dashboard/datasets/list.html", {"page": paginate(request, rows), "can_register": _is_steward(request)}
     )
@@ -38,7 +39,7 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclareForm | None) -> HttpResponse:
-    dataset = dataset_get(user=request.user, name=name)
+    dataset = dataset_get(user=signed_in_user(request), name=name)
     latest = dataset_latest_source(dataset=dataset)
     if declare_form is None and latest is not None and _is_steward(request):
         declare_form = _declare_form(None, latest)
@@ -49,8 +50,8 @@ def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclare
             "dataset": dataset,
             "balance": budget_balance(dataset=dataset),
             "versions": dataset_version_list(dataset=dataset),
-            "lineage": dataset_lineage(user=request.user, dataset=dataset),
-            "ledger": paginate(request, budget_entry_list(user=request.user, dataset=dataset), per_page=50),
+            "lineage": dataset_lineage(user=signed_in_user(request), dataset=dataset),
+            "ledger": paginate(request, budget_entry_list(user=signed_in_user(request), dataset=dataset), per_page=50),
             "columns": dataset_columns(version=latest),
             "latest": latest,
             "declare_form": declare_form,
@@ -64,14 +65,14 @@ def dataset_declare(request: HttpRequest, name: str) -> HttpResponse:
     """A steward declares one column's role or public domain (POST only)."""
     if request.method != "POST" or not _is_steward(request):
         raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
-    latest = dataset_latest_source(dataset=dataset_get(user=request.user, name=name))
+    latest = dataset_latest_source(dataset=dataset_get(user=signed_in_user(request), name=name))
     if latest is None:
         return redirect("dashboard:dataset-detail", name=name)
     form = _declare_form(request.POST, latest)
     if form.is_valid():
         try:
             result = services.dataset_schema_declare(
-                actor=request.user, name=name, column=form.cleaned_data["column"], changes=form.changes()
+                actor=signed_in_user(request), name=name, column=form.cleaned_data["column"], changes=form.changes()
             )
         except ApplicationError as error:
             add_service_error(form, error, fields={"min": "minimum", "max": "maximum"})
@@ -120,7 +121,7 @@ def _register(request: HttpRequest, data: dict) -> services.RegistrationResult:
     upload = data["file"]
     with saved_upload(upload) as path:
         return services.dataset_register(
-            actor=request.user,
+            actor=signed_in_user(request),
             name=data["name"],
             path=path,
             filename=upload.name or "",
@@ -135,4 +136,4 @@ def _register(request: HttpRequest, data: dict) -> services.RegistrationResult:
 
 
 def _is_steward(request: HttpRequest) -> bool:
-    return user_has_role(request.user, Role.STEWARD)
+    return user_has_role(signed_in_user(request), Role.STEWARD)

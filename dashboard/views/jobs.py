@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.auth import signed_in_user
 from core.errors import ApplicationError
 from dashboard.selectors import ACTIVE_JOB_STATUSES, job_live_state
 from dashboard.views.common import dashboard_view, paginate
@@ -14,13 +15,13 @@ from synth_engine.services import generation_job_cancel
 
 @dashboard_view
 def job_list_page(request: HttpRequest) -> HttpResponse:
-    jobs = job_list(user=request.user).select_related("request__requester").order_by("-created_at", "-id")
+    jobs = job_list(user=signed_in_user(request)).select_related("request__requester").order_by("-created_at", "-id")
     return render(request, "dashboard/jobs/list.html", {"page": paginate(request, jobs)})
 
 
 @dashboard_view
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = job_get(user=request.user, job_id=job_id)
+    job = job_get(user=signed_in_user(request), job_id=job_id)
     live = job_live_state(job=job)
     return render(
         request,
@@ -32,15 +33,15 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @dashboard_view
 def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     """The small JSON the progress bars poll every second."""
-    return JsonResponse(job_live_state(job=job_get(user=request.user, job_id=job_id)))
+    return JsonResponse(job_live_state(job=job_get(user=signed_in_user(request), job_id=job_id)))
 
 
 @dashboard_view
 @require_POST
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
-    job_get(user=request.user, job_id=job_id)
+    job_get(user=signed_in_user(request), job_id=job_id)
     try:
-        job = generation_job_cancel(actor=request.user, job_id=job_id)
+        job = generation_job_cancel(actor=signed_in_user(request), job_id=job_id)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from audits import releases
 from audits.models import ReleaseDatasheet
 from audits.services import datasheet_verify
+from core.auth import signed_in_user
 from core.errors import ApplicationError
 from dashboard.forms import ReasonForm
 from dashboard.views.common import add_service_error, dashboard_view, paginate
@@ -21,7 +22,7 @@ from governance.selectors import release_get, release_list
 @dashboard_view
 def release_list_page(request: HttpRequest) -> HttpResponse:
     releases = (
-        release_list(user=request.user)
+        release_list(user=signed_in_user(request))
         .select_related("request__dataset", "request__requester")
         .order_by("-created_at", "-id")
     )
@@ -30,7 +31,7 @@ def release_list_page(request: HttpRequest) -> HttpResponse:
 
 @dashboard_view
 def release_detail(request: HttpRequest, release_id: int) -> HttpResponse:
-    return _release_page(request, release_get(user=request.user, release_id=release_id))
+    return _release_page(request, release_get(user=signed_in_user(request), release_id=release_id))
 
 
 def _release_page(
@@ -48,7 +49,8 @@ def _release_page(
             "release": release,
             "verification": _verification(release),
             "downloads": paginate(request, release.downloads.select_related("user").order_by("-created_at", "-id")),
-            "can_revoke": release.revoked_at is None and user_has_role(request.user, Role.STEWARD, Role.APPROVER),
+            "can_revoke": release.revoked_at is None
+            and user_has_role(signed_in_user(request), Role.STEWARD, Role.APPROVER),
             "revoke_form": form or ReasonForm(prefix="revoke"),
             "action_error": error,
         },
@@ -73,13 +75,13 @@ def _verification(release: Release) -> dict:
 @dashboard_view
 def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpResponse:
     try:
-        path = releases.release_download(actor=request.user, release_id=release_id, kind=kind)
+        path = releases.release_download(actor=signed_in_user(request), release_id=release_id, kind=kind)
     except ApplicationError as error:
         if error.status == 404:
             raise
         messages.error(request, error.message)
         return redirect("dashboard:release-detail", release_id=release_id)
-    release = release_get(user=request.user, release_id=release_id)
+    release = release_get(user=signed_in_user(request), release_id=release_id)
     name = release.request.dataset.name
     filename = (
         f"{name}-release-{release.pk}.csv"
@@ -92,11 +94,11 @@ def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpRe
 @dashboard_view
 @require_POST
 def release_revoke(request: HttpRequest, release_id: int) -> HttpResponse:
-    release = release_get(user=request.user, release_id=release_id)
+    release = release_get(user=signed_in_user(request), release_id=release_id)
     form = ReasonForm(request.POST, prefix="revoke")
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        releases.release_revoke(actor=request.user, release_id=release_id, reason=reason)
+        releases.release_revoke(actor=signed_in_user(request), release_id=release_id, reason=reason)
     except ApplicationError as error:
         release.refresh_from_db()
         if error.extra.get("field") in form.fields:

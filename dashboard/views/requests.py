@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from audits import releases
 from audits.models import AuditStatus
 from audits.services import risk_accept
 from core.amounts import amount_text
+from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm, RiskAcceptForm
 from dashboard.selectors import (
@@ -36,7 +38,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     filters = RequestFilterForm(request.GET or None)
     criteria = filters.cleaned_data if filters.is_valid() else {}
     queryset = request_page_list(
-        user=request.user,
+        user=signed_in_user(request),
         state=criteria.get("state", ""),
         dataset=criteria.get("dataset", ""),
         mine=criteria.get("mine", False),
@@ -48,19 +50,21 @@ def request_list(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "page": paginate(request, queryset),
             "query": query_without_page(request),
-            "can_create": user_has_role(request.user, Role.REQUESTER),
+            "can_create": user_has_role(signed_in_user(request), Role.REQUESTER),
         },
     )
 
 
 @dashboard_view
 def request_create(request: HttpRequest) -> HttpResponse:
-    if not user_has_role(request.user, Role.REQUESTER):
+    if not user_has_role(signed_in_user(request), Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
-    rows = dataset_rows(user=request.user)
-    purposes = list(purpose_list(user=request.user))
+    rows = dataset_rows(user=signed_in_user(request))
+    purposes = list(purpose_list(user=signed_in_user(request)))
     form = RequestCreateForm(
-        request.POST or None, initial={"dataset": request.GET.get("dataset", "")}, **_create_choices(rows, purposes)
+        request.POST or None,
+        initial={"dataset": request.GET.get("dataset", ""), "form_token": secrets.token_hex(16)},
+        **_create_choices(rows, purposes),
     )
     status, outlook = 200, None
     if request.method == "POST":
@@ -93,7 +97,7 @@ def request_create(request: HttpRequest) -> HttpResponse:
 def _outlook(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
     """The predicted audit of these fields (the "Preview the audit" button; nothing is filed)."""
     return services.access_request_outlook(
-        actor=request.user,
+        actor=signed_in_user(request),
         dataset_name=data["dataset"],
         purpose_name=data["purpose"],
         epsilon=data["epsilon"],
@@ -164,7 +168,7 @@ def _budget_info(rows: list, purposes: list) -> dict[str, Any]:
 
 def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
     return services.access_request_create(
-        actor=request.user,
+        actor=signed_in_user(request),
         dataset_name=data["dataset"],
         purpose_name=data["purpose"],
         epsilon=data["epsilon"],
@@ -177,12 +181,13 @@ def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
         justification=data["justification"],
         seed=data["seed"],
         submit=not data["draft"],
+        client_token=data["form_token"],
     )
 
 
 @dashboard_view
 def request_detail(request: HttpRequest, request_id: int) -> HttpResponse:
-    return _request_page(request, request_get(user=request.user, request_id=request_id))
+    return _request_page(request, request_get(user=signed_in_user(request), request_id=request_id))
 
 
 def _request_page(
@@ -227,7 +232,7 @@ def _unmet(data_request: DataRequest) -> list[str]:
 
 def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: Any) -> dict[str, bool]:
     """Which buttons to show. The services decide again on every POST; this only hides what would be refused."""
-    user = request.user
+    user = signed_in_user(request)
     own = data_request.requester_id == user.pk
     approver = user_has_role(user, Role.APPROVER) and not own
     releaser = user_has_role(user, Role.STEWARD, Role.APPROVER)
@@ -255,7 +260,7 @@ def _action(
     @dashboard_view
     @require_POST
     def view(request: HttpRequest, request_id: int) -> HttpResponse:
-        data_request = request_get(user=request.user, request_id=request_id)
+        data_request = request_get(user=signed_in_user(request), request_id=request_id)
         form = ReasonForm(request.POST, prefix=reason_form) if reason_form else None
         reason = form.cleaned_data["reason"] if form is not None and form.is_valid() else ""
         try:
@@ -279,7 +284,7 @@ def _action(
 
 
 def _approve(request: HttpRequest, request_id: int, reason: str) -> str:
-    updated = services.access_request_approve(actor=request.user, request_id=request_id, reason=reason)
+    updated = services.access_request_approve(actor=signed_in_user(request), request_id=request_id, reason=reason)
     if updated.state == RequestState.APPROVED:
         return f"You approved request #{request_id}; it is approved and its budget is reserved."
     missing = updated.purpose.approvals_required - updated.approvals.filter(decision=Decision.APPROVE).count()
@@ -287,17 +292,17 @@ def _approve(request: HttpRequest, request_id: int, reason: str) -> str:
 
 
 def _reject(request: HttpRequest, request_id: int, reason: str) -> str:
-    services.access_request_reject(actor=request.user, request_id=request_id, reason=reason)
+    services.access_request_reject(actor=signed_in_user(request), request_id=request_id, reason=reason)
     return f"You rejected request #{request_id}."
 
 
 def _submit(request: HttpRequest, request_id: int, reason: str) -> str:
-    services.access_request_submit(actor=request.user, request_id=request_id)
+    services.access_request_submit(actor=signed_in_user(request), request_id=request_id)
     return f"Request #{request_id} submitted for approval."
 
 
 def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
-    services.access_request_withdraw(actor=request.user, request_id=request_id, reason=reason)
+    services.access_request_withdraw(actor=signed_in_user(request), request_id=request_id, reason=reason)
     return f"Request #{request_id} withdrawn; any reserved budget was released."
 
 
@@ -309,13 +314,13 @@ def _failed_checks(run: Any) -> list[str]:
 @require_POST
 def request_accept_risk(request: HttpRequest, request_id: int) -> HttpResponse:
     """Accept each failed check with its own reason; a refused reason is shown at its check."""
-    data_request = request_get(user=request.user, request_id=request_id)
+    data_request = request_get(user=signed_in_user(request), request_id=request_id)
     run = data_request.audit_runs.order_by("-created_at", "-id").first()
     form = RiskAcceptForm(request.POST, prefix="accept_risk", failed_checks=_failed_checks(run))
     form.is_valid()
     reasons = {name: form.cleaned_data.get(name, "") for name in form.fields}
     try:
-        acceptance = risk_accept(actor=request.user, request_id=request_id, reasons=reasons)
+        acceptance = risk_accept(actor=signed_in_user(request), request_id=request_id, reasons=reasons)
     except ApplicationError as error:
         data_request.refresh_from_db()
         if error.extra.get("field") != "reasons":
@@ -333,13 +338,16 @@ def request_accept_risk(request: HttpRequest, request_id: int) -> HttpResponse:
 
 def _generate(request: HttpRequest, request_id: int, reason: str) -> str:
     job = background.job_start(
-        actor=request.user, request_id=request_id, background=background.runs_in_background(), channel_name="web"
+        actor=signed_in_user(request),
+        request_id=request_id,
+        background=background.runs_in_background(),
+        channel_name="web",
     )
     return f"Generation job #{job.pk} started."
 
 
 def _release(request: HttpRequest, request_id: int, reason: str) -> str:
-    release = releases.release_create(actor=request.user, request_id=request_id)
+    release = releases.release_create(actor=signed_in_user(request), request_id=request_id)
     return f"Released as release #{release.pk}, downloadable until {release.expires_at:%Y-%m-%d}."
 
 

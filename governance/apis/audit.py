@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.apis import READ_ERRORS, filtered, list_parameters, paginated, paginated_response
+from core.auth import signed_in_user
 from governance import selectors, services
 from governance.filters import AuditEventFilter
 
@@ -38,7 +39,7 @@ class AuditEventListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         """The hash-chained audit log, oldest first (stewards and auditors)."""
-        queryset = filtered(AuditEventFilter, request, selectors.audit_event_list(user=request.user))
+        queryset = filtered(AuditEventFilter, request, selectors.audit_event_list(user=signed_in_user(request)))
         return paginated_response(
             request=request, view=self, queryset=queryset, serializer_class=AuditEventOutputSerializer
         )
@@ -58,5 +59,5 @@ class AuditLogVerifyApi(APIView):
     def get(self, request: Request) -> Response:
         """Recompute every hash in order and name the first event that does not match (stewards and auditors)."""
         # Verifying reads every event, so it is open to exactly those who may read the log.
-        selectors.audit_event_list(user=request.user)
+        selectors.audit_event_list(user=signed_in_user(request))
         return Response(self.OutputSerializer(services.audit_log_verify()).data)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.apis import WRITE_ERRORS, error_responses
+from core.auth import signed_in_user
 from core.errors import TooManyAttemptsError, ValidationError
 from governance import services
 from governance.logins import login_lockout_message
@@ -80,7 +81,7 @@ class AuthTokenListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         """Your unexpired API tokens, newest first (prefixes only; secrets are never stored)."""
-        tokens = services.api_token_list(actor=request.user, user=request.user)
+        tokens = services.api_token_list(actor=signed_in_user(request), user=signed_in_user(request))
         return Response(TokenOutputSerializer(tokens, many=True).data)
 
 
@@ -92,7 +93,9 @@ class AuthTokenRotateApi(APIView):
     )
     def post(self, request: Request, token_key: str) -> Response:
         """Replace one of your tokens by a new one with a fresh expiry; the old one stops working."""
-        token, secret = services.api_token_rotate(actor=request.user, user=request.user, token_key=token_key)
+        token, secret = services.api_token_rotate(
+            actor=signed_in_user(request), user=signed_in_user(request), token_key=token_key
+        )
         return Response(IssuedTokenOutputSerializer(_issued(token, secret)).data)
 
 
@@ -100,5 +103,5 @@ class AuthTokenRevokeApi(APIView):
     @extend_schema(operation_id="auth_token_revoke", request=None, responses={204: None, **WRITE_ERRORS})
     def delete(self, request: Request, token_key: str) -> Response:
         """Revoke one of your tokens at once."""
-        services.api_token_revoke(actor=request.user, user=request.user, token_key=token_key)
+        services.api_token_revoke(actor=signed_in_user(request), user=signed_in_user(request), token_key=token_key)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.apis import (
+    PAGE_PARAMETERS,
     READ_ERRORS,
     WRITE_ERRORS,
     error_responses,
@@ -26,6 +27,7 @@ from core.apis import (
     paginated,
     paginated_response,
 )
+from core.auth import signed_in_user
 from core.errors import NotFoundError
 from core.limits import json_loads_checked
 from governance import selectors, services
@@ -123,7 +125,9 @@ def saved_upload(upload: UploadedFile) -> Iterator[Path]:
 
 def _registered(*, request: Request, upload: UploadedFile, **fields: Any) -> Response:
     with saved_upload(upload) as path:
-        result = services.dataset_register(actor=request.user, path=path, filename=upload.name or "", **fields)
+        result = services.dataset_register(
+            actor=signed_in_user(request), path=path, filename=upload.name or "", **fields
+        )
     data = RegistrationOutputSerializer(result).data
     return Response(data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
@@ -136,7 +140,7 @@ class DatasetListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         """Datasets, filtered by name or sensitivity; any role."""
-        queryset = filtered(DatasetFilter, request, selectors.dataset_list(user=request.user))
+        queryset = filtered(DatasetFilter, request, selectors.dataset_list(user=signed_in_user(request)))
         return paginated_response(
             request=request, view=self, queryset=queryset, serializer_class=DatasetOutputSerializer
         )
@@ -218,7 +222,7 @@ class DatasetDetailApi(APIView):
     @extend_schema(operation_id="dataset_get", responses={200: OutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
         """A dataset's caps, its latest source version with schema, and every column's role."""
-        dataset = selectors.dataset_get(user=request.user, name=name)
+        dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         latest = selectors.dataset_latest_source(dataset=dataset)
         return Response(self.OutputSerializer(dataset, context={"latest": latest}).data)
 
@@ -234,11 +238,12 @@ def _column_roles(version: DatasetVersion | None) -> dict[str, str]:
 class DatasetVersionListApi(APIView):
     @extend_schema(
         operation_id="dataset_version_list",
+        parameters=PAGE_PARAMETERS,
         responses={200: paginated(VersionOutputSerializer, "PaginatedDatasetVersionList"), **READ_ERRORS},
     )
     def get(self, request: Request, name: str) -> Response:
         """A dataset's versions, oldest first."""
-        dataset = selectors.dataset_get(user=request.user, name=name)
+        dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         return paginated_response(
             request=request,
             view=self,
@@ -271,7 +276,7 @@ class DatasetVersionCreateApi(APIView):
     )
     def post(self, request: Request, name: str) -> Response:
         """Add a source version to an existing dataset (steward); its caps stay as registered."""
-        dataset = selectors.dataset_get(user=request.user, name=name)
+        dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         serializer = DatasetVersionCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return _registered(
@@ -294,7 +299,7 @@ class DatasetVersionDetailApi(APIView):
     @extend_schema(operation_id="dataset_version_get", responses={200: VersionOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str, number: int) -> Response:
         """One version by number, with its schema."""
-        dataset = selectors.dataset_get(user=request.user, name=name)
+        dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         version = selectors.dataset_version_list(dataset=dataset).filter(number=number).first()
         if version is None:
             raise NotFoundError(f"Dataset {name!r} has no version {number}.")
@@ -341,8 +346,8 @@ class DatasetBudgetApi(APIView):
     @extend_schema(operation_id="dataset_budget_get", responses={200: OutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
         """Caps, spent, reserved and remaining ε and δ as exact decimal strings, and every ledger entry."""
-        dataset = selectors.dataset_get(user=request.user, name=name)
-        entries = selectors.budget_entry_list(user=request.user, dataset=dataset)
+        dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
+        entries = selectors.budget_entry_list(user=signed_in_user(request), dataset=dataset)
         balance = selectors.budget_balance(dataset=dataset)
         return Response(
             self.OutputSerializer(

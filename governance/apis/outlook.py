@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.apis import WRITE_ERRORS
+from core.auth import signed_in_user
 from governance import services
 from governance.apis.common import delta_field, epsilon_field
 
@@ -83,6 +84,9 @@ class RequestOutlookApi(APIView):
         serializer.is_valid(raise_exception=True)
         fields: dict[str, Any] = dict(serializer.validated_data)
         outlook = services.access_request_outlook(
-            actor=request.user, dataset_name=fields.pop("dataset"), purpose_name=fields.pop("purpose"), **fields
+            actor=signed_in_user(request),
+            dataset_name=fields.pop("dataset"),
+            purpose_name=fields.pop("purpose"),
+            **fields,
         )
         return Response(RequestOutlookApi.OutputSerializer(outlook).data)

@@ -8,7 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.apis import READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.auth import signed_in_user
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, epsilon_field
 from governance.models import RecipientKind
@@ -34,6 +35,7 @@ class PurposeOutputSerializer(serializers.Serializer):
 class PurposeListApi(APIView):
     @extend_schema(
         operation_id="purpose_list",
+        parameters=PAGE_PARAMETERS,
         responses={200: paginated(PurposeOutputSerializer, "PaginatedPurposeList"), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
@@ -41,7 +43,7 @@ class PurposeListApi(APIView):
         return paginated_response(
             request=request,
             view=self,
-            queryset=selectors.purpose_list(user=request.user),
+            queryset=selectors.purpose_list(user=signed_in_user(request)),
             serializer_class=PurposeOutputSerializer,
         )
 
@@ -70,7 +72,7 @@ class PurposeCreateApi(APIView):
         """Define a purpose and its policy (steward); audit thresholds are validated against their schema."""
         serializer = PurposeCreateApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        purpose = services.purpose_create(actor=request.user, **serializer.validated_data)
+        purpose = services.purpose_create(actor=signed_in_user(request), **serializer.validated_data)
         return Response(PurposeOutputSerializer(purpose).data, status=status.HTTP_201_CREATED)
 
 
@@ -82,4 +84,4 @@ class PurposeDetailApi(APIView):
     @extend_schema(operation_id="purpose_get", responses={200: PurposeOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, name: str) -> Response:
         """One purpose and its policy."""
-        return Response(PurposeOutputSerializer(selectors.purpose_get(user=request.user, name=name)).data)
+        return Response(PurposeOutputSerializer(selectors.purpose_get(user=signed_in_user(request), name=name)).data)

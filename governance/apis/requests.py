@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.apis import READ_ERRORS, WRITE_ERRORS, filtered, list_parameters, paginated, paginated_response
+from core.auth import signed_in_user
 from governance import selectors, services
 from governance.apis.common import delta_field, epsilon_field
 from governance.filters import DataRequestFilter
@@ -81,7 +82,7 @@ class RequestListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         """Requests: a requester sees their own, stewards, approvers and auditors see all."""
-        queryset = filtered(DataRequestFilter, request, selectors.request_list(user=request.user))
+        queryset = filtered(DataRequestFilter, request, selectors.request_list(user=signed_in_user(request)))
         return paginated_response(
             request=request, view=self, queryset=queryset, serializer_class=RequestOutputSerializer
         )
@@ -132,7 +133,7 @@ class RequestCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         fields: dict[str, Any] = dict(serializer.validated_data)
         created = services.access_request_create(
-            actor=request.user,
+            actor=signed_in_user(request),
             dataset_name=fields.pop("dataset"),
             purpose_name=fields.pop("purpose"),
             submit=not fields.pop("draft"),
@@ -149,7 +150,7 @@ class RequestDetailApi(APIView):
     @extend_schema(operation_id="request_get", responses={200: RequestDetailOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, request_id: int) -> Response:
         """One request with its approvals; 404 when the user may not see it."""
-        return _detail(selectors.request_get(user=request.user, request_id=request_id))
+        return _detail(selectors.request_get(user=signed_in_user(request), request_id=request_id))
 
 
 class ReasonInputSerializer(serializers.Serializer):
@@ -177,7 +178,7 @@ def _transition(
         serializer = input_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
-    return _detail(service(actor=request.user, request_id=request_id, **fields))
+    return _detail(service(actor=signed_in_user(request), request_id=request_id, **fields))
 
 
 class RequestSubmitApi(APIView):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from core.amounts import amount_text
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # for annotations only: the engine sits above governance and 
 ZERO = Decimal(0)
 
 
-def budget_reserve(*, request: DataRequest, actor: AbstractUser) -> BudgetEntry:
+def budget_reserve(*, request: DataRequest, actor: User) -> BudgetEntry:
     """Reserve the request's (ε, δ); refuse with the remaining budget if a cap would be exceeded.
 
     The caller holds the dataset's row lock inside its transaction.
@@ -67,7 +67,7 @@ def budget_spend(
     delta: Decimal,
     mechanism: str,
     accountant: dict[str, Any],
-    actor: AbstractUser | None,
+    actor: User | None,
 ) -> BudgetEntry:
     """Turn the reservation into a spend of what the job's accountant plans; idempotent per request.
 
@@ -113,7 +113,7 @@ def budget_spend(
 
 
 def budget_release(
-    *, request: DataRequest, actor: AbstractUser | None, note: str, job: GenerationJob | None = None
+    *, request: DataRequest, actor: User | None, note: str, job: GenerationJob | None = None
 ) -> BudgetEntry | None:
     """Give back an outstanding reservation (withdrawn request, job failed before touching data)."""
     with transaction.atomic():
@@ -134,7 +134,7 @@ def _entry_create(
     kind: str,
     epsilon: Decimal,
     delta: Decimal,
-    actor: AbstractUser | None,
+    actor: User | None,
     job: GenerationJob | None = None,
     mechanism: str = "",
     accountant: dict[str, Any] | None = None,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
@@ -77,7 +77,7 @@ def parse_decimal(
 
 def dataset_register(
     *,
-    actor: AbstractUser,
+    actor: User,
     name: str,
     path: Path,
     filename: str,
@@ -274,7 +274,7 @@ def _check_name(name: str) -> None:
 
 def _dataset_create(
     *,
-    actor: AbstractUser,
+    actor: User,
     name: str,
     epsilon_cap: Decimal,
     delta_cap: Decimal,
@@ -307,7 +307,7 @@ def dataset_version_store(
     *,
     dataset: Dataset,
     table: Table,
-    actor: AbstractUser | None,
+    actor: User | None,
     kind: str,
     written: list[Path],
     filename: str = "",
@@ -405,9 +405,7 @@ DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "domain_sourc
 IN_FLIGHT_STATES = ("approved", "generating")
 
 
-def dataset_schema_declare(
-    *, actor: AbstractUser, name: str, column: str, changes: dict[str, Any]
-) -> RegistrationResult:
+def dataset_schema_declare(*, actor: User, name: str, column: str, changes: dict[str, Any]) -> RegistrationResult:
     """Declare a column's role or public domain on the dataset's newest source version (logged).
 
     ``changes`` maps keys of :data:`DECLARABLE_KEYS` to a value, or to ``None`` to remove the

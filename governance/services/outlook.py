@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from governance.models import Dataset, Purpose, Role, VersionKind
@@ -18,7 +18,7 @@ from governance.services.requests import parse_rows
 
 def access_request_outlook(
     *,
-    actor: AbstractUser,
+    actor: User,
     dataset_name: str,
     purpose_name: str,
     epsilon: Any,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
@@ -45,7 +45,7 @@ DEFAULT_PURPOSES: list[dict[str, Any]] = [
 
 def purpose_create(
     *,
-    actor: AbstractUser | None,
+    actor: User | None,
     name: str,
     max_epsilon: Any,
     approvals_required: int = 2,

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -82,7 +82,7 @@ def _invalid_transition(request: DataRequest, action: str) -> InvalidTransitionE
 
 
 def request_transition(
-    *, request: DataRequest, target: str, actor: AbstractUser | None, action: str, extra: dict[str, Any] | None = None
+    *, request: DataRequest, target: str, actor: User | None, action: str, extra: dict[str, Any] | None = None
 ) -> DataRequest:
     """Move a locked request to ``target`` if the state machine allows it, and log the change."""
     if target not in TRANSITIONS[request.state]:
@@ -116,7 +116,7 @@ def access_request_lock(request_id: int) -> DataRequest:
 
 def access_request_create(
     *,
-    actor: AbstractUser,
+    actor: User,
     dataset_name: str,
     purpose_name: str,
     epsilon: Any,
@@ -130,10 +130,20 @@ def access_request_create(
     justification: str = "",
     seed: int | None = None,
     submit: bool = True,
+    client_token: str | None = None,
 ) -> DataRequest:
-    """File a request against the dataset's newest source version; submit it unless a draft is asked."""
+    """File a request against the dataset's newest source version; submit it unless a draft is asked.
+
+    With a ``client_token`` the call is idempotent: the same requester sending the same token
+    again (a double click, a retried POST) gets the request the first call created, and nothing
+    new is written. A unique constraint decides between two concurrent calls.
+    """
     if not user_has_role(actor, Role.REQUESTER):
         raise PermissionDeniedError("Only a requester can file data requests.")
+    client_token = text_checked(client_token or "", field="client_token", max_chars=64).strip()
+    existing = _request_for_token(actor, client_token)
+    if existing is not None:
+        return existing
     justification = text_checked(justification, field="justification")
     recipient = text_checked(recipient, field="recipient", max_chars=RECIPIENT_MAX_CHARS)
     dataset = Dataset.objects.filter(name=dataset_name).first()
@@ -157,26 +167,40 @@ def access_request_create(
         recipient_kind=recipient_kind,
         seed=seed,
     )
-    with transaction.atomic():
-        request = DataRequest.objects.create(
-            dataset=dataset,
-            source_version=source,
-            purpose=purpose,
-            requester=actor,
-            recipient=recipient,
-            justification=justification,
-            **fields,
-        )
-        audit_event_record(
-            actor=actor,
-            action="request.create",
-            obj=request,
-            after={"state": request.state, "dataset": dataset.name, "purpose": purpose.name, **fields},
-        )
-        if submit:
-            access_request_submit(actor=actor, request_id=request.pk)
+    try:
+        with transaction.atomic():
+            request = DataRequest.objects.create(
+                dataset=dataset,
+                source_version=source,
+                purpose=purpose,
+                requester=actor,
+                recipient=recipient,
+                justification=justification,
+                client_token=client_token,
+                **fields,
+            )
+            audit_event_record(
+                actor=actor,
+                action="request.create",
+                obj=request,
+                after={"state": request.state, "dataset": dataset.name, "purpose": purpose.name, **fields},
+            )
+            if submit:
+                access_request_submit(actor=actor, request_id=request.pk)
+    except IntegrityError:
+        # A concurrent call with the same token won the unique constraint: answer with its request.
+        existing = _request_for_token(actor, client_token)
+        if existing is None:
+            raise
+        return existing
     request.refresh_from_db()
     return request
+
+
+def _request_for_token(actor: User, client_token: str) -> DataRequest | None:
+    if not client_token:
+        return None
+    return DataRequest.objects.filter(requester=actor, client_token=client_token).first()
 
 
 def _validated_fields(
@@ -345,7 +369,7 @@ def access_request_revalidate(*, request: DataRequest) -> None:
         ) from error
 
 
-def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataRequest:
+def access_request_submit(*, actor: User, request_id: int) -> DataRequest:
     """Draft → submitted; only the requester may submit."""
     with transaction.atomic():
         request = access_request_lock(request_id)
@@ -354,7 +378,7 @@ def access_request_submit(*, actor: AbstractUser, request_id: int) -> DataReques
         return request_transition(request=request, target=S.SUBMITTED, actor=actor, action="submit")
 
 
-def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
+def access_request_withdraw(*, actor: User, request_id: int, reason: str = "") -> DataRequest:
     """The requester withdraws; an outstanding reservation is released in the same transaction."""
     reason = text_checked(reason, field="reason")
     with transaction.atomic():
@@ -368,7 +392,7 @@ def access_request_withdraw(*, actor: AbstractUser, request_id: int, reason: str
         return request
 
 
-def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str = "") -> DataRequest:
+def access_request_approve(*, actor: User, request_id: int, reason: str = "") -> DataRequest:
     """Record one approval; the last one the purpose requires reserves the budget (four-eyes)."""
     reason = text_checked(reason, field="reason")
     with transaction.atomic():
@@ -390,7 +414,7 @@ def access_request_approve(*, actor: AbstractUser, request_id: int, reason: str 
         )
 
 
-def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) -> DataRequest:
+def access_request_reject(*, actor: User, request_id: int, reason: str) -> DataRequest:
     """One approver's rejection, with a reason, ends the request."""
     if not reason or not reason.strip():
         raise ValidationError("A reason is required to reject a request.", extra={"field": "reason"})
@@ -406,7 +430,7 @@ def access_request_reject(*, actor: AbstractUser, request_id: int, reason: str) 
         )
 
 
-def _approval_create(*, actor: AbstractUser, request: DataRequest, decision: str, reason: str) -> Approval:
+def _approval_create(*, actor: User, request: DataRequest, decision: str, reason: str) -> Approval:
     try:
         with transaction.atomic():
             approval = Approval.objects.create(
@@ -426,13 +450,13 @@ def _approval_create(*, actor: AbstractUser, request: DataRequest, decision: str
     return approval
 
 
-def _require_owner(actor: AbstractUser, request: DataRequest, action: str) -> None:
+def _require_owner(actor: User, request: DataRequest, action: str) -> None:
     _require_visible(actor, request)
     if request.requester_id != actor.pk:
         raise PermissionDeniedError(f"Only the requester can {action} request #{request.pk}.")
 
 
-def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> None:
+def _require_decider(actor: User, request: DataRequest, action: str) -> None:
     _require_visible(actor, request)
     if request.requester_id == actor.pk:
         raise FourEyesError(f"You filed request #{request.pk}; a requester can never {action} their own request.")
@@ -442,7 +466,7 @@ def _require_decider(actor: AbstractUser, request: DataRequest, action: str) -> 
         raise _invalid_transition(request, action)
 
 
-def _require_visible(actor: AbstractUser, request: DataRequest) -> None:
+def _require_visible(actor: User, request: DataRequest) -> None:
 
     if not request_visible_to(actor, request):
         raise NotFoundError(f"No request #{request.pk}.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -18,14 +18,14 @@ from governance.models import Role
 from governance.services.audit_log import audit_event_record
 
 
-def _may_manage(actor: AbstractUser | None, user: AbstractUser) -> bool:
+def _may_manage(actor: User | None, user: User) -> bool:
     # None is the operator at the console (`synthgate user create`); a steward manages everyone's.
     if actor is None or actor.pk == user.pk:
         return True
     return actor.groups.filter(name=Role.STEWARD).exists()
 
 
-def api_token_list(*, actor: AbstractUser | None, user: AbstractUser) -> QuerySet[AuthToken]:
+def api_token_list(*, actor: User | None, user: User) -> QuerySet[AuthToken]:
     """A user's unexpired tokens, newest first (their holder or a steward)."""
     if not _may_manage(actor, user):
         raise PermissionDeniedError("Only the token's holder or a data steward can list its tokens.")
@@ -33,7 +33,7 @@ def api_token_list(*, actor: AbstractUser | None, user: AbstractUser) -> QuerySe
     return AuthToken.objects.filter(Q(expiry__isnull=True) | Q(expiry__gt=now), user=user).order_by("-created")
 
 
-def api_token_issue(*, user: AbstractUser, actor: AbstractUser | None) -> tuple[AuthToken, str]:
+def api_token_issue(*, user: User, actor: User | None) -> tuple[AuthToken, str]:
     """Issue a token that expires after REST_KNOX TOKEN_TTL; refuse past the per-user limit."""
     if not _may_manage(actor, user):
         raise PermissionDeniedError("Only the user or a data steward can issue that user's tokens.")
@@ -52,7 +52,7 @@ def api_token_issue(*, user: AbstractUser, actor: AbstractUser | None) -> tuple[
     return token, secret
 
 
-def api_token_rotate(*, actor: AbstractUser | None, user: AbstractUser, token_key: str) -> tuple[AuthToken, str]:
+def api_token_rotate(*, actor: User | None, user: User, token_key: str) -> tuple[AuthToken, str]:
     """Replace one token by a new one with a fresh expiry; the old one stops working at once."""
     with transaction.atomic():
         old = _token_get(actor=actor, user=user, token_key=token_key)
@@ -61,7 +61,7 @@ def api_token_rotate(*, actor: AbstractUser | None, user: AbstractUser, token_ke
         return api_token_issue(user=user, actor=actor)
 
 
-def api_token_revoke(*, actor: AbstractUser | None, user: AbstractUser, token_key: str | None) -> int:
+def api_token_revoke(*, actor: User | None, user: User, token_key: str | None) -> int:
     """Revoke one token by its prefix, or every token of the user when ``token_key`` is None."""
     with transaction.atomic():
         if token_key is None:
@@ -76,7 +76,7 @@ def api_token_revoke(*, actor: AbstractUser | None, user: AbstractUser, token_ke
     return len(tokens)
 
 
-def _token_get(*, actor: AbstractUser | None, user: AbstractUser, token_key: str) -> AuthToken:
+def _token_get(*, actor: User | None, user: User, token_key: str) -> AuthToken:
     if not _may_manage(actor, user):
         raise PermissionDeniedError("Only the token's holder or a data steward can change its tokens.")
     tokens = list(AuthToken.objects.select_for_update().filter(user=user, token_key=token_key))
@@ -86,7 +86,7 @@ def _token_get(*, actor: AbstractUser | None, user: AbstractUser, token_key: str
     return tokens[0]
 
 
-def _record(*, actor: AbstractUser | None, action: str, token: AuthToken, reason: str = "") -> None:
+def _record(*, actor: User | None, action: str, token: AuthToken, reason: str = "") -> None:
     expiry: datetime | None = token.expiry
     audit_event_record(
         actor=actor,

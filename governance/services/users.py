@@ -7,7 +7,7 @@ import unicodedata
 
 from confusable_homoglyphs import confusables
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import Group, User
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -27,8 +27,8 @@ def roles_ensure() -> list[Group]:
 
 
 def user_create(
-    *, username: str, roles: list[str], actor: AbstractUser | None, email: str = "", password: str | None = None
-) -> tuple[AbstractUser, str]:
+    *, username: str, roles: list[str], actor: User | None, email: str = "", password: str | None = None
+) -> tuple[User, str]:
     """Create a user with roles and an API token; return the user and the token key.
 
     ``actor`` None is the operator bootstrapping the platform (`synthgate user create`);
@@ -109,7 +109,7 @@ def username_checked(raw: str) -> str:
     return username
 
 
-def password_checked(password: str, *, user: AbstractUser | None = None) -> str:
+def password_checked(password: str, *, user: User | None = None) -> str:
     """Apply Django's password validators (AUTH_PASSWORD_VALIDATORS); every path that sets one calls this."""
     try:
         password_validation.validate_password(password, user=user)

@@ -98,6 +98,27 @@
     update();
   }
 
+  /* A form sends once: its buttons are disabled while it is submitting. The pressed button's
+     name and value travel in a hidden field, since a disabled button is not submitted. */
+  function submitOnce(form) {
+    form.addEventListener("submit", function (event) {
+      if (form.getAttribute("data-submitting")) { event.preventDefault(); return; }
+      form.setAttribute("data-submitting", "1");
+      form.setAttribute("aria-busy", "true");
+      var pressed = event.submitter;
+      if (pressed && pressed.name) {
+        var carry = document.createElement("input");
+        carry.type = "hidden"; carry.name = pressed.name; carry.value = pressed.value;
+        form.appendChild(carry);
+      }
+      window.setTimeout(function () {
+        Array.prototype.forEach.call(form.querySelectorAll('button, input[type="submit"]'), function (button) {
+          button.disabled = true;
+        });
+      }, 0);
+    });
+  }
+
   // Bar widths come as data-width (percent): the Content-Security-Policy allows no inline style.
   function applyWidths() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-width]"), function (el) {
@@ -106,6 +127,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll('form[method="post"], form[method="POST"]'), submitOnce);
     applyWidths();
     Array.prototype.forEach.call(document.querySelectorAll("[data-progress-url]"), watchProgress);
     var form = document.getElementById("request-form");

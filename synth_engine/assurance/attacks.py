@@ -21,6 +21,7 @@ Pure numeric code, no Django.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ class AttackContext:
     numeric_columns: list[str]
     bin_edges: dict[str, np.ndarray]
     scale: dict[str, tuple[float, float]]
-    categories: dict[str, list]
+    categories: dict[str, list[Any]]
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     canary_cells: dict[str, str] = field(default_factory=dict)
     reference_log_likelihood: float = 0.0
@@ -171,4 +172,5 @@ def _log_kernel_density(points: np.ndarray, at: np.ndarray, bandwidth: float) ->
 
 def _signed_log(series: pd.Series) -> np.ndarray:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    return np.sign(values) * np.log1p(np.abs(values))
+    signed: np.ndarray = np.sign(values) * np.log1p(np.abs(values))
+    return signed

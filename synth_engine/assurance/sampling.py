@@ -43,26 +43,30 @@ def observe_opacus_sampling() -> Iterator[SamplingObservation]:
         result = original(engine, *args, **kwargs)
         loader = result[-1]
         sampler = getattr(loader, "batch_sampler", None)
-        poisson = isinstance(loader, DPDataLoader) and isinstance(sampler, UniformWithReplacementSampler)
-        sizes = _batch_sizes(sampler) if poisson else []
+        poisson_sampler = (
+            sampler if isinstance(loader, DPDataLoader) and isinstance(sampler, UniformWithReplacementSampler) else None
+        )
+        poisson = poisson_sampler is not None
+        sizes = _batch_sizes(poisson_sampler) if poisson_sampler is not None else []
         observation.loaders.append(
             {
                 "loader": type(loader).__name__,
                 "sampler": type(sampler).__name__,
                 "poisson": poisson,
-                "sample_rate": float(sampler.sample_rate) if poisson else None,
-                "n_rows": int(sampler.num_samples) if poisson else None,
+                "sample_rate": float(poisson_sampler.sample_rate) if poisson_sampler is not None else None,
+                "n_rows": int(poisson_sampler.num_samples) if poisson_sampler is not None else None,
                 "batch_size_mean": float(np.mean(sizes)) if sizes else None,
                 "batch_size_variance": float(np.var(sizes)) if sizes else None,
             }
         )
         return result
 
-    PrivacyEngine.make_private = watched  # type: ignore[method-assign]
+    # Opacus ships no type hints, so mypy sees PrivacyEngine as Any and this patch needs no ignore.
+    PrivacyEngine.make_private = watched
     try:
         yield observation
     finally:
-        PrivacyEngine.make_private = original  # type: ignore[method-assign]
+        PrivacyEngine.make_private = original
 
 
 def poisson_sampling_check(fits: list[dict[str, Any]]) -> dict[str, Any]:

@@ -102,7 +102,8 @@ class GaussianCopulaGenerator(Generator):
         label = next((spec.name for spec in specs if spec.role == "label"), None)
         self.label_ = label if self.per_class else None
         pooled = _fit_group(frame, self.columns_meta_, self.n_quantiles, rng)
-        self.classes_, self.class_shares_, self.groups_ = [], np.ones(1), [pooled]
+        self.classes_: list[int] = []
+        self.class_shares_, self.groups_ = np.ones(1), [pooled]
         if self.label_ is not None:
             self._fit_classes(frame, pooled, rng)
         self.sample_rng_ = np.random.default_rng(sample_seed)

@@ -100,8 +100,9 @@ def _fits(value: Any, bound: Bound) -> bool:
     if bound.kind == "choice":
         return value in bound.choices
     if bound.kind == "int_list":
-        items = list(value) if isinstance(value, list | tuple) else None
-        return bool(items) and len(items) <= bound.max_items and all(_in_range(item, bound, True) for item in items)
+        if not isinstance(value, list | tuple) or not value:
+            return False
+        return len(value) <= bound.max_items and all(_in_range(item, bound, True) for item in value)
     return _in_range(value, bound, bound.kind == "int")
 
 

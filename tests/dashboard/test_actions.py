@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from governance.models import Approval, BudgetEntry, DataRequest, Dataset, RequestState
+from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, RequestState
 
 pytestmark = pytest.mark.django_db
 
@@ -136,6 +136,35 @@ def test_the_request_form_shows_the_services_refusal_at_its_field(cast, adult, l
     )
     assert "share must lie in (0, 1)" in share.context["form"].errors["rebalance_column"][0]
     assert not DataRequest.objects.exists()
+
+
+def test_the_same_form_sent_twice_files_one_request(cast, adult, login):
+    client = login(cast.requester)
+    token = client.get("/requests/new/?dataset=adult").context["form"]["form_token"].value()
+    data = {
+        "dataset": "adult",
+        "purpose": "research",
+        "epsilon": "1",
+        "delta": "1e-6",
+        "n_rows": "500",
+        "generator": "mst",
+        "recipient_kind": "internal",
+        "form_token": token,
+    }
+
+    first, second = client.post("/requests/new/", data), client.post("/requests/new/", data)
+
+    request = DataRequest.objects.get()
+    assert first["Location"] == second["Location"] == f"/requests/{request.pk}/"
+    assert AuditEvent.objects.filter(action="request.create").count() == 1
+    assert client.get("/requests/new/").context["form"]["form_token"].value() != token
+
+
+def test_error_lists_are_announced_through_a_wrapper_not_a_list_role(cast, adult, login):
+    page = login(cast.requester).post("/requests/new/", {"dataset": "adult", "epsilon": "x"}).content.decode()
+
+    assert '<div role="alert"><ul class="errorlist"' in page
+    assert '<ul class="errorlist" role=' not in page
 
 
 def test_a_draft_is_saved_then_submitted(cast, adult, login):

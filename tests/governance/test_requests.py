@@ -485,3 +485,14 @@ def test_a_whole_decision_history_verifies(world):
         else:
             access_request_withdraw(actor=cast.requester, request_id=request.pk)
     assert audit_log_verify().ok
+
+
+def test_a_client_token_makes_filing_idempotent(world):
+    first = file(world, client_token="tok-1")
+    again = file(world, epsilon="2", client_token="tok-1")
+    other = file(world, client_token="tok-2")
+
+    assert again.pk == first.pk and again.epsilon == first.epsilon
+    assert other.pk != first.pk
+    assert DataRequest.objects.count() == 2
+    assert AuditEvent.objects.filter(action="request.create").count() == 2

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from audits.apis import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
 from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
@@ -68,10 +68,10 @@ class Command(SynthgateCommand):
             help="a failed check and why its failure is acceptable; repeat for every failed check",
         )
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         self.show_run(audit_run_get(user=actor, run_id=options["run_id"]), actor)
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         runs = audit_run_list(user=actor)
         for option, field in (("status", "status"), ("version", "version_id"), ("request", "request_id")):
             if options[option] is not None:
@@ -98,12 +98,12 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_run(self, actor: User, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
         run = audit_run_on_demand(actor=actor, version_id=options["version_id"], seed=options["seed"])
         self.show_run(audit_run_get(user=actor, run_id=run.pk), actor)
 
-    def handle_external(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_external(self, actor: User, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
         paths = {option: _existing_file(options[option], option=f"--{option}") for option in ("synthetic", "holdout")}
         run = audit_external(
@@ -115,7 +115,7 @@ class Command(SynthgateCommand):
         )
         self.show_run(audit_run_get(user=actor, run_id=run.pk), actor)
 
-    def handle_accept_risk(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_accept_risk(self, actor: User, options: dict[str, Any]) -> None:
         acceptance = risk_accept(actor=actor, request_id=options["request_id"], reasons=_reasons(options["reason"]))
         data = RiskAcceptApi.OutputSerializer(acceptance).data
         self.emit(
@@ -127,7 +127,7 @@ class Command(SynthgateCommand):
             + f"\nThe request is now {acceptance.request.state}.",
         )
 
-    def show_run(self, run: AuditRun, actor: AbstractUser) -> None:
+    def show_run(self, run: AuditRun, actor: User) -> None:
         """Exact diagnostics for stewards, approvers and auditors; the recipient view for anyone else."""
         data = AuditRunDetailOutputSerializer(run).data
         if reads_real_diagnostics(actor):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from audits.apis import DatasheetVerifyApi, datasheet_file
 from audits.models import Datasheet
@@ -46,7 +46,7 @@ class Command(SynthgateCommand):
         path = self.add_subcommand(actions, "path", "where the signed datasheet of an audit run is stored")
         path.add_argument("run_id", type=int, metavar="RUN_ID")
 
-    def handle_verify(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_verify(self, actor: User | None, options: dict[str, Any]) -> None:
         path = Path(options["file"])
         try:
             with path.open("rb") as handle:
@@ -89,7 +89,7 @@ class Command(SynthgateCommand):
                 returncode=VERIFICATION_FAILED_EXIT,
             )
 
-    def handle_path(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_path(self, actor: User, options: dict[str, Any]) -> None:
         run = audit_run_get(user=actor, run_id=options["run_id"])
         sheet = Datasheet.objects.filter(run=run).first()
         if sheet is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from audits.drift import drift_audit_run, drift_schedule_set
 from core.cli import SynthgateCommand
@@ -39,7 +39,7 @@ class Command(SynthgateCommand):
         )
         schedule.add_argument("--disable", action="store_true", help="stop scheduled drift audits of this dataset")
 
-    def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_run(self, actor: User, options: dict[str, Any]) -> None:
         outcomes = drift_audit_run(actor=actor, dataset_name=options["dataset"])
         rows = [
             {
@@ -64,7 +64,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_schedule(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_schedule(self, actor: User, options: dict[str, Any]) -> None:
         schedule = drift_schedule_set(
             actor=actor,
             dataset_name=options["dataset"],

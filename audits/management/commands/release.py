@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from audits.apis_releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
 from audits.releases import release_create, release_download, release_revoke
@@ -36,7 +36,7 @@ LIST_COLUMNS = (
 class ReleaseParser(SynthgateParser):
     """Reads a bare request id as the `create` action: `release 12` is `release create 12`."""
 
-    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         args = list(args or [])
         if args and args[0].isdigit():
             args.insert(0, "create")
@@ -80,7 +80,7 @@ class Command(SynthgateCommand):
         revoke.add_argument("release_id", type=int, metavar="ID")
         revoke.add_argument("--reason", required=True)
 
-    def handle_create(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_create(self, actor: User, options: dict[str, Any]) -> None:
         release = release_create(actor=actor, request_id=options["request_id"])
         self.show_release(
             actor,
@@ -89,7 +89,7 @@ class Command(SynthgateCommand):
             f"#{release.pk}, until {release.expires_at:%Y-%m-%d %H:%M} UTC.",
         )
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         releases = list(release_list(user=actor))
         rows = ReleaseOutputSerializer(releases, many=True).data
         self.emit(
@@ -113,10 +113,10 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         self.show_release(actor, options["release_id"])
 
-    def handle_download(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_download(self, actor: User, options: dict[str, Any]) -> None:
         kind = options["kind"]
         target = _target(options["output"], release_id=options["release_id"], kind=kind)
         if target.exists() and not options["clobber"]:
@@ -136,11 +136,11 @@ class Command(SynthgateCommand):
             f"Release #{options['release_id']} {kind} saved to {target} (download logged).",
         )
 
-    def handle_revoke(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_revoke(self, actor: User, options: dict[str, Any]) -> None:
         release = release_revoke(actor=actor, release_id=options["release_id"], reason=options["reason"])
         self.show_release(actor, release.pk, headline=f"Release #{release.pk} revoked: no further downloads.")
 
-    def show_release(self, actor: AbstractUser, release_id: int, *, headline: str = "") -> None:
+    def show_release(self, actor: User, release_id: int, *, headline: str = "") -> None:
         release = release_get(user=actor, release_id=release_id)
         data = ReleaseDetailOutputSerializer(release).data
         self.emit(data, lambda: release_text(release, data, headline))

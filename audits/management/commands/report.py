@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from audits.compliance import compliance_report_render
 from audits.models import ReportFormat
@@ -58,7 +58,7 @@ class Command(SynthgateCommand):
             "written to the current directory; CSV and JSON go to standard output)",
         )
 
-    def handle_compliance(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_compliance(self, actor: User, options: dict[str, Any]) -> None:
         rendered = compliance_report_render(
             actor=actor,
             date_from=_date(options["date_from"]),

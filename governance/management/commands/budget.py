@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import table
@@ -29,7 +29,7 @@ class Command(SynthgateCommand):
         show = self.add_subcommand(actions, "show", "caps, spent, reserved and remaining ε and δ, and the ledger")
         show.add_argument("name", metavar="DATASET", help="the dataset's name (see `synthgate dataset list`)")
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         dataset = dataset_get(user=actor, name=options["name"])
         balance = budget_balance(dataset=dataset)
         entries = [budget_entry_data(entry) for entry in budget_entry_list(user=actor, dataset=dataset)]

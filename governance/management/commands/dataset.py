@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
@@ -91,7 +91,7 @@ class Command(SynthgateCommand):
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
         show.add_argument("name", metavar="NAME", help="the dataset's name (see `synthgate dataset list`)")
 
-    def handle_register(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_register(self, actor: User, options: dict[str, Any]) -> None:
         path = Path(options["path"])
         if not path.is_file():
             raise CliError(f"No such file: {path}.", code="not_found", extra={"path": str(path)})
@@ -112,7 +112,7 @@ class Command(SynthgateCommand):
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}
         self.emit(data, lambda: _registration_text(version, created=result.created, warnings=result.warnings))
 
-    def handle_declare(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_declare(self, actor: User, options: dict[str, Any]) -> None:
         changes: dict[str, Any] = dict.fromkeys(options["clear"])
         if options["role"]:
             changes["role"] = options["role"]
@@ -140,7 +140,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         data = []
         for dataset in dataset_list(user=actor):
             latest = dataset_latest_source(dataset=dataset)
@@ -170,7 +170,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         dataset = dataset_get(user=actor, name=options["name"])
         versions = list(dataset_version_list(dataset=dataset))
         latest = dataset_latest_source(dataset=dataset)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields
@@ -41,7 +41,7 @@ class Command(SynthgateCommand):
         listing = self.add_subcommand(actions, "list", "the latest events, oldest first")
         listing.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
 
-    def handle_verify(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_verify(self, actor: User | None, options: dict[str, Any]) -> None:
         result = audit_log_verify()
         data = {
             "ok": result.ok,
@@ -84,11 +84,11 @@ class Command(SynthgateCommand):
             returncode=CHAIN_BROKEN_EXIT,
         )
 
-    def handle_checkpoint(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_checkpoint(self, actor: User | None, options: dict[str, Any]) -> None:
         checkpoint = audit_log_checkpoint()
         self.emit(checkpoint.to_dict(), fields([("checkpoint", _checkpoint_text(checkpoint))]))
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         if options["limit"] < 1:
             raise CliError(f"--limit must be at least 1; got {options['limit']}.", extra={"option": "--limit"})
         newest = audit_event_list(user=actor).order_by("-id")[: options["limit"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields, table
@@ -25,7 +25,7 @@ class Command(SynthgateCommand):
         show = self.add_subcommand(actions, "show", "one purpose's policy and audit thresholds")
         show.add_argument("name", metavar="NAME", help="the purpose's name (see `synthgate purpose list`)")
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         data = [purpose_data(purpose) for purpose in purpose_list(user=actor)]
         self.emit(
             data,
@@ -45,7 +45,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         data = purpose_data(purpose_get(user=actor, name=options["name"]))
         self.emit(
             data,

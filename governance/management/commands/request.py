@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.db.models import Q
 
 from core.amounts import amount_text
@@ -91,7 +91,7 @@ class Command(SynthgateCommand):
         withdraw.add_argument("request_id", type=int, metavar="ID")
         withdraw.add_argument("--reason", default="")
 
-    def handle_create(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_create(self, actor: User, options: dict[str, Any]) -> None:
         request = access_request_create(
             actor=actor,
             dataset_name=options["dataset"],
@@ -110,7 +110,7 @@ class Command(SynthgateCommand):
         )
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} filed ({request.state}).")
 
-    def handle_outlook(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_outlook(self, actor: User, options: dict[str, Any]) -> None:
         outlook = access_request_outlook(
             actor=actor,
             dataset_name=options["dataset"],
@@ -123,11 +123,11 @@ class Command(SynthgateCommand):
         )
         self.emit(outlook, lambda: outlook_text(outlook))
 
-    def handle_submit(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_submit(self, actor: User, options: dict[str, Any]) -> None:
         request = access_request_submit(actor=actor, request_id=options["request_id"])
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} submitted.")
 
-    def handle_approve(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_approve(self, actor: User, options: dict[str, Any]) -> None:
         request = access_request_approve(actor=actor, request_id=options["request_id"], reason=options["reason"])
         approvals = request.approvals.filter(decision=Decision.APPROVE).count()
         if request.state == RequestState.APPROVED:
@@ -142,25 +142,25 @@ class Command(SynthgateCommand):
             )
         self.show_request(actor, request.pk, headline=headline)
 
-    def handle_reject(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_reject(self, actor: User, options: dict[str, Any]) -> None:
         request = access_request_reject(actor=actor, request_id=options["request_id"], reason=options["reason"])
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} rejected.")
 
-    def handle_withdraw(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_withdraw(self, actor: User, options: dict[str, Any]) -> None:
         request = access_request_withdraw(actor=actor, request_id=options["request_id"], reason=options["reason"])
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} withdrawn.")
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         requests = request_list(user=actor)
         if options["state"]:
             requests = requests.filter(state=options["state"])
         data = [request_data(request) for request in requests]
         self.emit(data, lambda: table(REQUEST_COLUMNS, [[row[column] for column in REQUEST_COLUMNS] for row in data]))
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         self.show_request(actor, options["request_id"])
 
-    def show_request(self, actor: AbstractUser, request_id: int, *, headline: str = "") -> None:
+    def show_request(self, actor: User, request_id: int, *, headline: str = "") -> None:
         request = request_get(user=actor, request_id=request_id)
         approvals = [approval_data(approval) for approval in request.approvals.all()]
         events = request_events(request)

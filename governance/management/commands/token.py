@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
@@ -30,7 +30,7 @@ class Command(SynthgateCommand):
             if name == "revoke":
                 action.add_argument("--all", action="store_true", help="revoke every token of the user")
 
-    def _holder(self, actor: AbstractUser | None, options: dict[str, Any]) -> AbstractUser:
+    def _holder(self, actor: User | None, options: dict[str, Any]) -> User:
         name = options.get("user")
         if not name:
             assert actor is not None  # --as is required for every token action
@@ -40,7 +40,7 @@ class Command(SynthgateCommand):
             raise CliError(f"No user named {name!r}.", code="not_found", extra={"username": name})
         return user
 
-    def handle_list(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User | None, options: dict[str, Any]) -> None:
         holder = self._holder(actor, options)
         tokens = list(api_token_list(actor=actor, user=holder))
         data = [{"token_key": t.token_key, "created_at": t.created, "expires_at": t.expiry} for t in tokens]
@@ -52,22 +52,22 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_create(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_create(self, actor: User | None, options: dict[str, Any]) -> None:
         holder = self._holder(actor, options)
         self._print_issued(holder, *api_token_issue(user=holder, actor=actor))
 
-    def handle_rotate(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_rotate(self, actor: User | None, options: dict[str, Any]) -> None:
         holder = self._holder(actor, options)
         self._print_issued(holder, *api_token_rotate(actor=actor, user=holder, token_key=options["token_key"]))
 
-    def handle_revoke(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_revoke(self, actor: User | None, options: dict[str, Any]) -> None:
         if bool(options["token_key"]) == bool(options["all"]):
             raise CliError("Name one token PREFIX to revoke, or give --all.", code="usage")
         holder = self._holder(actor, options)
         count = api_token_revoke(actor=actor, user=holder, token_key=None if options["all"] else options["token_key"])
         self.emit({"user": holder.username, "revoked": count}, f"Revoked {count} token(s) of {holder.username}.")
 
-    def _print_issued(self, holder: AbstractUser, token: Any, secret: str) -> None:
+    def _print_issued(self, holder: User, token: Any, secret: str) -> None:
         data = {"user": holder.username, "token": secret, "token_key": token.token_key, "expires_at": token.expiry}
         self.emit(
             data,

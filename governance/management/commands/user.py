@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields, table
@@ -41,7 +41,7 @@ class Command(SynthgateCommand):
         )
         self.add_subcommand(actions, "list", "list users and their roles")
 
-    def handle_create(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_create(self, actor: User | None, options: dict[str, Any]) -> None:
         user, token = user_create(
             username=options["username"],
             roles=options["roles"],
@@ -64,7 +64,7 @@ class Command(SynthgateCommand):
             ),
         )
 
-    def handle_list(self, actor: AbstractUser | None, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User | None, options: dict[str, Any]) -> None:
         if not user_roles(actor):
             raise PermissionDeniedError("Your account has no Synthgate role; ask a steward to assign one.")
         # No selector lists users yet; this read belongs in governance.selectors as `user_list`.

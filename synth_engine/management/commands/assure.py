@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 
 from core.cli import CliError, SynthgateCommand, add_common_options
 from core.cli_format import table
@@ -63,7 +63,7 @@ class Command(SynthgateCommand):
                 returncode=FAILED_EXIT,
             )
 
-    def _run(self, actor: AbstractUser | None, name: str, options: dict[str, Any]) -> AssuranceRun:
+    def _run(self, actor: User | None, name: str, options: dict[str, Any]) -> AssuranceRun:
         if actor is None:
             raise CliError("assure needs --as USER (a steward or auditor)", code="usage")
         return assurance_run_start(

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from tqdm import tqdm
 
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
@@ -54,7 +54,7 @@ class Command(SynthgateCommand):
         cancel = self.add_subcommand(actions, "cancel", "cancel a queued job, or stop a running one")
         cancel.add_argument("job_id", type=int, metavar="JOB_ID")
 
-    def handle_run(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_run(self, actor: User, options: dict[str, Any]) -> None:
         watch = not options["no_watch"] and not self.json_output
         # An in-process job logs its failure with a traceback; show it only with --traceback.
         # On the embedded default the job and its audit run in this process: in a thread, so the
@@ -72,22 +72,22 @@ class Command(SynthgateCommand):
         self._show(job)
         self._outcome(job)
 
-    def handle_watch(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_watch(self, actor: User, options: dict[str, Any]) -> None:
         job = self._watch(actor, options["job_id"], interval=options["interval"])
         self._show(job)
         self._outcome(job)
 
-    def handle_show(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_show(self, actor: User, options: dict[str, Any]) -> None:
         self._show(job_get(user=actor, job_id=options["job_id"]))
 
-    def handle_list(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         rows = JobOutputSerializer(job_list(user=actor), many=True).data
         self.emit(rows, lambda: table(LIST_COLUMNS, [[row[c] for c in LIST_COLUMNS] for row in rows]))
 
-    def handle_cancel(self, actor: AbstractUser, options: dict[str, Any]) -> None:
+    def handle_cancel(self, actor: User, options: dict[str, Any]) -> None:
         self._show(generation_job_cancel(actor=actor, job_id=options["job_id"]))
 
-    def _watch(self, actor: AbstractUser, job_id: int, *, interval: float) -> GenerationJob:
+    def _watch(self, actor: User, job_id: int, *, interval: float) -> GenerationJob:
         """A bar for the job (its phase and per cent), then one for the audit that follows it."""
         job = job_get(user=actor, job_id=job_id)
         with tqdm(total=100, desc=f"job #{job.pk}", unit="%", file=sys.stderr, disable=None, leave=True) as bar:
