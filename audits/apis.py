@@ -148,9 +148,9 @@ class AuditRunDetailOutputSerializer(AuditRunOutputSerializer):
 
 def _detail(run: AuditRun, user: Any, status_code: int = status.HTTP_200_OK) -> Response:
     """The run as ``user`` may read it: exact diagnostics for staff roles, the recipient view otherwise."""
-    data = AuditRunDetailOutputSerializer(run).data
+    data: dict[str, Any] = dict(AuditRunDetailOutputSerializer(run).data)
     if not reads_real_diagnostics(user):
-        data = recipient_run_data(dict(data), run)
+        data = recipient_run_data(data, run)
     return Response(data, status=status_code)
 
 
