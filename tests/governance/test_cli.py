@@ -911,7 +911,7 @@ def test_every_command_prints_json_with_json(cast, adult_csv, research):
             "--delta",
             "0",
             "--rows",
-            "10",
+            "500",
             "--draft",
             "--as",
             "requester",
