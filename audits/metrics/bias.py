@@ -16,8 +16,7 @@ The checks take the largest absolute change over protected columns (lower is bet
 
 from __future__ import annotations
 
-import contextlib
-import io
+import functools
 import logging
 import math
 import warnings
@@ -34,13 +33,19 @@ Thresholds = dict[str, float | None] | None
 BIAS_CHECKS = ("disparate_impact_change", "statistical_parity_change", "equal_opportunity_change")
 
 
+@functools.cache
 def _aif360() -> Any:
-    """Import AIF360's metrics quietly (it logs about optional extras it does not need here)."""
+    """Import AIF360's metrics quietly (it logs about optional extras it does not need here), once.
+
+    Only the root logger's level and the warning filters are changed around the import, never
+    ``sys.stderr``: audits also run in background threads, and swapping the process-wide stderr
+    from one thread left another thread's (or pytest's) stream in place after it was closed.
+    """
     logger = logging.getLogger()
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from aif360.datasets import BinaryLabelDataset
             from aif360.metrics import BinaryLabelDatasetMetric, ClassificationMetric
