@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command, execute_from_command_line
+from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audits.models import AuditKind, AuditRun
@@ -143,7 +143,7 @@ def _datasheet_verify_passes_on_an_issued_datasheet_and_fails_on_a_changed_one(r
     assert missing.code == 2 and "Cannot read" in missing.stderr
 
 
-def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, capsys):
+def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path):
     request = blocked_request
     run = request.audit_runs.get()
 
@@ -168,9 +168,12 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path, cap
     assert f"Risk accepted for request #{request.pk} (audit #{run.pk})" in accepted.stdout
     assert "now ready" in accepted.stdout
 
-    # Exactly the console form: `synthgate release REQUEST_ID --as USER`.
-    execute_from_command_line(["synthgate", "release", str(request.pk), "--as", "approver"])
-    printed = capsys.readouterr().out
+    # The console form `synthgate release REQUEST_ID --as USER` (no subcommand). Through call_command:
+    # Django's execute_from_command_line would run django.setup() again in this process and bind
+    # the root logging handler to this test's captured stderr, which is closed after the test.
+    released = synthgate("release", request.pk, "--as", "approver")
+    assert released.code == 0, released.stderr
+    printed = released.stdout
     release = Release.objects.get()
     assert printed.startswith(f"Request #{request.pk} released as release #{release.pk}")
     assert AuditEvent.objects.filter(action="release.create", channel="cli").exists()
