@@ -13,6 +13,7 @@ import io
 import json
 import re
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
@@ -92,7 +93,10 @@ def _real_shares(train: DatasetVersion) -> set[float]:
     for column in frame.columns:
         if frame[column].nunique() <= 50:
             for share in frame[column].value_counts(normalize=True):
-                if abs(share * 100 - round(share * 100)) > 1e-6:  # skip shares a rounded value could equal
+                # Skip shares a rounded value or a synthetic share (k / a few hundred rows) could equal
+                # by coincidence: only fractions needing the training set's own size are distinctive.
+                simple = Fraction(float(share)).limit_denominator(1000)
+                if abs(float(simple) - share) > 1e-12:
                     shares.add(float(share))
     return shares
 
