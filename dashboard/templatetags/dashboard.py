@@ -11,7 +11,7 @@ from django import template
 from django.utils.html import format_html
 
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
-from governance.permissions import user_has_role, user_roles
+from governance.permissions import user_has_role, user_roles, version_rows_visible
 
 register = template.Library()
 
@@ -165,3 +165,20 @@ def iso(value: Any) -> str:
         return datetime.fromisoformat(str(value)).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return str(value or "—")
+
+
+@register.filter
+def rows_for(version: Any, user: Any) -> str:
+    """``version``'s row count as ``user`` may read it: a real version's count is private (only
+    stewards, approvers and auditors see it; see ``governance.permissions.version_rows_visible``)."""
+    if version is None:
+        return "—"
+    if not version_rows_visible(user, version):
+        return "(count private)"
+    return f"{version.n_rows}"
+
+
+@register.filter
+def rows_visible(version: Any, user: Any) -> bool:
+    """Whether ``user`` may read ``version``'s row count and byte size."""
+    return version is not None and version_rows_visible(user, version)

@@ -13,6 +13,7 @@ from core.limits import json_loads_checked
 from core.schema import COLUMN_ROLES
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import Sensitivity
+from governance.permissions import version_rows_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import dataset_register, dataset_schema_declare
 
@@ -109,7 +110,7 @@ class Command(SynthgateCommand):
             overlap_override_reason=options["override_overlap"],
         )
         version = result.version
-        data = {**version_data(version), "created": result.created, "warnings": result.warnings}
+        data = {**version_data(version, viewer=actor), "created": result.created, "warnings": result.warnings}
         self.emit(data, lambda: _registration_text(version, created=result.created, warnings=result.warnings))
 
     def handle_declare(self, actor: User, options: dict[str, Any]) -> None:
@@ -131,7 +132,7 @@ class Command(SynthgateCommand):
             )
         result = dataset_schema_declare(actor=actor, name=options["name"], column=options["column"], changes=changes)
         column = next(entry for entry in result.version.schema["columns"] if entry["name"] == options["column"])
-        data = {"version": version_data(result.version), "column": column, "warnings": result.warnings}
+        data = {"version": version_data(result.version, viewer=actor), "column": column, "warnings": result.warnings}
         self.emit(
             data,
             lambda: "\n".join(
@@ -176,7 +177,7 @@ class Command(SynthgateCommand):
         latest = dataset_latest_source(dataset=dataset)
         data = {
             **dataset_data(dataset),
-            "versions": [version_data(version) for version in versions],
+            "versions": [version_data(version, viewer=actor) for version in versions],
             "schema": latest.schema if latest else None,
         }
         self.emit(
@@ -195,7 +196,7 @@ class Command(SynthgateCommand):
                     ),
                     "",
                     "Versions",
-                    table(VERSION_COLUMNS, [_version_row(version) for version in versions]),
+                    table(VERSION_COLUMNS, [_version_row(version, actor) for version in versions]),
                     "",
                     f"Schema (source version {latest.number})" if latest else "Schema",
                     schema_table(latest.schema) if latest else "(no source version)",
@@ -225,11 +226,11 @@ def _read_schema(name: str | None) -> dict[str, Any] | None:
         ) from error
 
 
-def _version_row(version: Any) -> tuple[Any, ...]:
+def _version_row(version: Any, viewer: User) -> tuple[Any, ...]:
     return (
         version.number,
         version.kind,
-        version.n_rows,
+        version.n_rows if version_rows_visible(viewer, version) else "(private)",
         version.n_columns,
         version.content_hash,
         version.dropped_columns,
