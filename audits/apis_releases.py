@@ -14,10 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audits import releases as services
+from audits import selectors
+from audits.models import DownloadKind, Release
 from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from core.auth import signed_in_user
-from governance import selectors
-from governance.models import DownloadKind, Release
 
 
 class DownloadOutputSerializer(serializers.Serializer):
