@@ -25,13 +25,14 @@ def _signing_identity_summary() -> dict[str, Any]:
     }
 
 
-def _schedules_ensure() -> None:
+def _schedules_ensure() -> dict[str, Any]:
     """``synthgate init``: register the periodic drift audit and the reaper of audits whose worker is gone."""
     from audits.drift import drift_beat_schedule_ensure
     from audits.services import audit_reaper_schedule_ensure
 
     drift_beat_schedule_ensure()
     audit_reaper_schedule_ensure()
+    return {}
 
 
 class AuditsConfig(AppConfig):

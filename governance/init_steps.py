@@ -4,7 +4,7 @@
 beat schedules belong to the apps above it (audits, synth_engine). Each registers its step in its
 ``AppConfig.ready``; ``init`` runs them, in registration order (the order of INSTALLED_APPS), after
 migrating and creating the roles and default purposes. A step returns what ``init`` reports under
-its name, or ``None`` for nothing to report.
+its name (empty for nothing to report).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-InitStep = Callable[[], dict[str, Any] | None]
+InitStep = Callable[[], dict[str, Any]]
 _steps: dict[str, InitStep] = {}
 
 

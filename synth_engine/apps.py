@@ -1,13 +1,16 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 from governance.init_steps import init_step_register
 
 
-def _reaper_schedule_ensure() -> None:
+def _reaper_schedule_ensure() -> dict[str, Any]:
     """``synthgate init``: register the beat entry that ends jobs whose worker is gone."""
     from synth_engine.services import generation_reaper_schedule_ensure
 
     generation_reaper_schedule_ensure()
+    return {}
 
 
 class SynthEngineConfig(AppConfig):
