@@ -14,11 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audits import releases as services
+from audits import selectors
+from audits.models import DownloadKind, Release
 from audits.selectors import release_exceptions, released_despite_failed_checks
 from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from core.auth import signed_in_user
-from governance import selectors
-from governance.models import DownloadKind, Release
 
 
 class DownloadOutputSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Permission-aware reads of audit runs and datasheets, and a release's exceptions.
+"""Permission-aware reads of audit runs, datasheets and releases, and a release's exceptions.
 
 A run made for a request is visible when the request is; an external or request-less run
 is visible to stewards, approvers and auditors.
@@ -11,10 +11,10 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
-from audits.models import AuditRun, AuditStatus
+from audits.models import AuditRun, AuditStatus, Release
 from audits.recipient import coarse_value, reads_real_diagnostics
 from core.errors import NotFoundError
-from governance.models import Release, Role
+from governance.models import Role
 from governance.permissions import user_has_role
 from governance.selectors import request_list
 
@@ -33,6 +33,21 @@ def audit_run_get(*, user: User, run_id: int) -> AuditRun:
     if run is None:
         raise NotFoundError(f"No audit run #{run_id}.")
     return run
+
+
+def release_list(*, user: User) -> QuerySet[Release]:
+    """Releases of the requests the user may see."""
+    visible = request_list(user=user).values("pk")
+    return Release.objects.filter(request__in=visible).select_related(
+        "request", "version", "datasheet", "released_by", "revoked_by"
+    )
+
+
+def release_get(*, user: User, release_id: int) -> Release:
+    release = release_list(user=user).filter(pk=release_id).first()
+    if release is None:
+        raise NotFoundError(f"No release #{release_id}.")
+    return release
 
 
 def released_despite_failed_checks(release: Release) -> bool:

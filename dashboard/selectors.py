@@ -14,8 +14,8 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from audits.models import AuditRun, AuditStatus, Datasheet, RiskAcceptance
-from audits.selectors import audit_run_list, release_exceptions
+from audits.models import AuditRun, AuditStatus, Datasheet, Download, Release, RiskAcceptance
+from audits.selectors import audit_run_list, release_exceptions, release_list
 from governance.cli_format import public_domain
 from governance.ledger import BudgetBalance
 from governance.models import (
@@ -25,14 +25,12 @@ from governance.models import (
     DataRequest,
     Dataset,
     DatasetVersion,
-    Download,
-    Release,
     RequestState,
     Role,
     VersionKind,
 )
 from governance.permissions import SEE_ALL_REQUESTS, user_has_role
-from governance.selectors import budget_balances, dataset_list, release_list, request_list
+from governance.selectors import budget_balances, dataset_list, request_list
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_list
 

@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from audits.models import AuditRun, CheckResult, DriftRun, RiskAcceptance
+from audits.models import AuditRun, CheckResult, DriftRun, Release, RiskAcceptance
 from audits.selectors import release_exceptions, released_despite_failed_checks
 from core.amounts import amount_text
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -28,7 +28,6 @@ from governance.models import (
     DataRequest,
     Dataset,
     Purpose,
-    Release,
     RequestState,
     Role,
 )

@@ -8,16 +8,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from audits import releases
-from audits.models import ReleaseDatasheet
-from audits.selectors import release_exceptions
+from audits.models import DownloadKind, Release, ReleaseDatasheet
+from audits.selectors import release_exceptions, release_get, release_list
 from audits.services import datasheet_verify
 from core.auth import signed_in_user
 from core.errors import ApplicationError
 from dashboard.forms import ReasonForm
 from dashboard.views.common import add_service_error, dashboard_view, paginate
-from governance.models import DownloadKind, Release, Role
+from governance.models import Role
 from governance.permissions import user_has_role
-from governance.selectors import release_get, release_list
 
 
 @dashboard_view

@@ -11,8 +11,8 @@ from knox.models import AuthToken
 from rest_framework.fields import DateTimeField
 from rest_framework.test import APIClient
 
-from audits.models import AuditKind, AuditRun, AuditStatus
-from governance.models import Download, Release, RequestState
+from audits.models import AuditKind, AuditRun, AuditStatus, Download, Release
+from governance.models import RequestState
 from synth_engine.services import generation_job_start
 from tests.governance.factories import PurposeFactory
 from tests.jobs.conftest import approved_request_create, reasons_for

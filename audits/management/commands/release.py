@@ -14,11 +14,11 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from audits.apis_releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
+from audits.models import DownloadKind, Release
 from audits.releases import release_create, release_download, release_revoke
+from audits.selectors import release_get, release_list
 from core.cli import CliError, SynthgateCommand, SynthgateParser
 from core.cli_format import fields, table
-from governance.models import DownloadKind, Release
-from governance.selectors import release_get, release_list
 
 LIST_COLUMNS = (
     "id",
