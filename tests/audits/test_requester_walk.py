@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from audits.datasheets import render_datasheet_html
 from audits.facts import datasheet_facts
-from audits.models import AuditRun
-from governance.models import DatasetVersion, Release, RequestState
+from audits.models import AuditRun, Release
+from governance.models import DatasetVersion, RequestState
 from governance.services import access_request_approve, dataset_register
 from synth_engine.models import GenerationJob
 from synth_engine.services import generation_job_start
