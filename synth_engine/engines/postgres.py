@@ -19,6 +19,7 @@ Django's connection wrapper around it).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,10 +78,21 @@ class PostgresCounts:
 
     # ------------------------------------------------------------------ queries
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Sequence[Any] = (), *, hashed: bool = False) -> list[tuple[Any, ...]]:
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, list(params))
-            return list(cursor.fetchall())
+            if hashed:
+                cursor.execute("SET hash_mem_multiplier = 1000")
+            try:
+                cursor.execute(sql, list(params))
+                rows = list(cursor.fetchall())
+            except Exception:
+                if hashed:  # in a failed transaction the reset fails too; the rollback undoes the SET
+                    with contextlib.suppress(Exception):
+                        cursor.execute("RESET hash_mem_multiplier")
+                raise
+            if hashed:
+                cursor.execute("RESET hash_mem_multiplier")
+            return rows
 
     def column_types(self) -> dict[str, str]:
         """Each column of the relation and its PostgreSQL type; refuses a relation that does not exist."""
@@ -219,10 +231,12 @@ class PostgresCounts:
             clipped = f"LEAST(GREATEST({value}, %s::float8), %s::float8)"
             low, high = float(codec.low[0]), float(codec.high[-1])
             whens = []
-            # A value on a single-value cell's point goes to that cell: ask the codec itself.
+            # A value on a single-value cell's point goes to that cell even where the next cell
+            # starts at the same value: ask the codec itself, and spell out only those points.
             for point in sorted({float(p) for p, q in zip(codec.low, codec.high, strict=True) if p == q}):
                 code = int(codec.encode(pd.Series([point]))[0])
-                whens.append((point, code))
+                if code != int(np.searchsorted(codec.low, point, side="right")) - 1:
+                    whens.append((point, code))
             sql = f"CASE WHEN {value} IS NULL THEN {missing} "
             for point, code in whens:
                 sql += f"WHEN {clipped} = %s::float8 THEN {code} "
@@ -280,7 +294,14 @@ class PostgresCounts:
         self, selected: list[str], params: list[Any], sets: list[tuple[int, ...]]
     ) -> list[list[tuple[Any, ...]]]:
         """Count the rows of every grouping set, in one statement per :data:`MAX_GROUPING_SETS`
-        sets (PostgreSQL takes at most 4,096 in one); rows per set (keys..., count)."""
+        sets (PostgreSQL takes at most 4,096 in one); rows per set (keys..., count).
+
+        ``OFFSET 0`` keeps the subquery from being flattened, so each code is computed once per
+        row rather than once per grouping set that names it. The planner cannot tell how few
+        groups a code has and would sort the input once per set; a large ``hash_mem_multiplier``
+        for the statement lets it hash every set in one pass (the tables really are small: at
+        most the product of a group's bins each; PostgreSQL spills to disk if not).
+        """
         if len(sets) > MAX_GROUPING_SETS:
             head = self._grouped(selected, params, sets[:MAX_GROUPING_SETS])
             return head + self._grouped(selected, params, sets[MAX_GROUPING_SETS:])
@@ -289,13 +310,13 @@ class PostgresCounts:
         flags = ", ".join(f"GROUPING({name})" for name in names)
         grouping = ", ".join("(" + ", ".join(names[k] for k in group) + ")" for group in sets)
         sql = (
-            f"SELECT {', '.join(names)}, {flags}, count(*) FROM (SELECT {inner} FROM {self.relation}) AS coded "
-            f"GROUP BY GROUPING SETS ({grouping})"
+            f"SELECT {', '.join(names)}, {flags}, count(*) "
+            f"FROM (SELECT {inner} FROM {self.relation} OFFSET 0) AS coded GROUP BY GROUPING SETS ({grouping})"
         )
         index = {frozenset(group): g for g, group in enumerate(sets)}
         by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
         width = len(names)
-        for row in self._rows(sql, params):
+        for row in self._rows(sql, params, hashed=True):
             members = frozenset(k for k in range(width) if row[width + k] == 0)
             by_set[index[members]].append((*row[:width], int(row[-1])))
         return by_set
