@@ -401,7 +401,7 @@ def files_removed_on_error() -> Iterator[list[Path]]:
         raise
 
 
-DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "domain_source")
+DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "domain_source")
 IN_FLIGHT_STATES = ("approved", "generating")
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES
+from core.schema import COLUMN_ROLES, DATETIME_RESOLUTIONS
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import Sensitivity
 from governance.permissions import version_rows_visible
@@ -80,12 +80,17 @@ class Command(SynthgateCommand):
         declare.add_argument("--min", metavar="X", help="public lower bound (a number; ISO 8601 for datetimes)")
         declare.add_argument("--max", metavar="X", help="public upper bound")
         declare.add_argument("--nullable", choices=["yes", "no"], help="whether the column may be missing")
+        declare.add_argument(
+            "--resolution",
+            choices=list(DATETIME_RESOLUTIONS),
+            help="a datetime column's released resolution (whole days, hours, minutes or seconds, UTC)",
+        )
         declare.add_argument("--source", metavar="TEXT", help="where the public domain comes from (a codebook)")
         declare.add_argument(
             "--clear",
             action="append",
             default=[],
-            choices=["categories", "min", "max", "nullable", "domain_source"],
+            choices=["categories", "min", "max", "nullable", "resolution", "domain_source"],
             help="remove a declaration (the domain then becomes private and is paid for)",
         )
         self.add_subcommand(actions, "list", "list datasets")
@@ -124,11 +129,14 @@ class Command(SynthgateCommand):
                 changes[key] = _bound(options[key])
         if options["nullable"]:
             changes["nullable"] = options["nullable"] == "yes"
+        if options["resolution"]:
+            changes["resolution"] = options["resolution"]
         if options["source"]:
             changes["domain_source"] = options["source"]
         if not changes:
             raise CliError(
-                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --source or --clear."
+                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --resolution, --source "
+                "or --clear."
             )
         result = dataset_schema_declare(actor=actor, name=options["name"], column=options["column"], changes=changes)
         column = next(entry for entry in result.version.schema["columns"] if entry["name"] == options["column"])
