@@ -26,6 +26,7 @@ from governance.services import (
 from governance.services.audit_log import GENESIS_HASH, event_hash
 from tests.database import APP_ROLE, as_owner, owner_without_append_only_triggers
 from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
+from tests.jobs.worker import database_url as worker_database_url
 
 on_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL")
 
@@ -237,6 +238,7 @@ def test_the_suites_own_connection_is_the_application_role_and_may_not_change_th
         cursor.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
         assert cursor.fetchone() == (APP_ROLE, False)
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # else TRUNCATE refuses for pending FK checks
+    assert worker_database_url().startswith(f"postgres://{APP_ROLE}@")  # and so do the workers tests start
     refused = "permission denied for table|must be owner of table"
     with pytest.raises(DatabaseError, match=refused), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement)
