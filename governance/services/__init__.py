@@ -13,6 +13,7 @@ from governance.services.budget import (
 from governance.services.datasets import (
     RegistrationResult,
     dataset_register,
+    dataset_register_fields_check,
     dataset_schema_declare,
     dataset_version_store,
     files_removed_on_error,
@@ -70,6 +71,7 @@ __all__ = [
     "budget_reserve",
     "budget_spend",
     "dataset_register",
+    "dataset_register_fields_check",
     "dataset_schema_declare",
     "dataset_version_store",
     "files_removed_on_error",
