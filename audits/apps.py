@@ -2,12 +2,37 @@ from typing import Any
 
 from django.apps import AppConfig
 
+from governance.init_steps import init_step_register
+
 
 def _checkpoint_keys():  # type: ignore[no-untyped-def]
     # The signing module loads pyHanko and WeasyPrint: imported at the first signature, not at start-up.
     from audits.signing import checkpoint_keys
 
     return checkpoint_keys()
+
+
+def _signing_identity_summary() -> dict[str, Any]:
+    """``synthgate init``: create the platform signing key and certificate unless one is configured."""
+    from audits.signing import platform_key_ensure, signing_identity
+
+    generated = platform_key_ensure()
+    identity = signing_identity()
+    return {
+        "subject": identity.subject,
+        "fingerprint_sha256": identity.fingerprint_sha256,
+        "source": f"platform key in {generated[1].parent}" if generated else "configured key",
+    }
+
+
+def _schedules_ensure() -> dict[str, Any]:
+    """``synthgate init``: register the periodic drift audit and the reaper of audits whose worker is gone."""
+    from audits.drift import drift_beat_schedule_ensure
+    from audits.services import audit_reaper_schedule_ensure
+
+    drift_beat_schedule_ensure()
+    audit_reaper_schedule_ensure()
+    return {}
 
 
 class AuditsConfig(AppConfig):
@@ -19,6 +44,7 @@ class AuditsConfig(AppConfig):
         # calls it without knowing this app, so the arrow points from audits to synth_engine.
         # The audit log's checkpoints are signed with the platform key this app holds.
         # Filing asks the audit whether it can decide at the requested size (governance.planning).
+        # `synthgate init` (governance) creates the signing key and this app's beat schedules.
         from audits.tasks import audit_run_after_job_enqueue
         from governance.planning import audit_planner_register
         from governance.services.checkpoints import checkpoint_keys_register
@@ -27,6 +53,8 @@ class AuditsConfig(AppConfig):
         job_succeeded_hook_register(audit_run_after_job_enqueue)
         checkpoint_keys_register(_checkpoint_keys)
         audit_planner_register(_Planner())
+        init_step_register("signing", _signing_identity_summary)
+        init_step_register("audit_schedules", _schedules_ensure)
 
 
 class _Planner:

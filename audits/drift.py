@@ -22,9 +22,9 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audits.models import DriftRun, DriftSchedule, DriftTrigger
+from audits.models import DriftRun, DriftSchedule, DriftTrigger, Release
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
-from governance.models import Dataset, DatasetVersion, Release, Role
+from governance.models import Dataset, DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import audit_event_record
 

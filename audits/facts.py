@@ -46,11 +46,11 @@ from audits.datasheets.facts import (
     UsesFacts,
     VersionFacts,
 )
-from audits.models import AuditRun, CheckResult
+from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
-from governance.models import BudgetEntry, DatasetVersion, Release
+from governance.models import BudgetEntry, DatasetVersion
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE

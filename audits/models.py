@@ -1,4 +1,8 @@
-"""Audit runs and their check results, signed datasheets, and risk acceptances."""
+"""Audit runs and their check results, signed datasheets, risk acceptances, and the releases they gate.
+
+``Release`` and ``Download`` keep the tables governance's migrations created
+(``governance_release``, ``governance_download``): the models moved here by a state-only migration.
+"""
 
 from __future__ import annotations
 
@@ -104,6 +108,52 @@ class Datasheet(TimestampedModel):
         return f"datasheet {self.sha256[:12]}… of audit #{self.run_id}"
 
 
+class Release(TimestampedModel):
+    """A synthetic version let out of the gate: downloadable until it expires or is revoked."""
+
+    request = models.OneToOneField("governance.DataRequest", on_delete=models.PROTECT, related_name="release")
+    version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="releases")
+    audit_run = models.ForeignKey(AuditRun, on_delete=models.PROTECT, related_name="releases")
+    datasheet = models.ForeignKey(Datasheet, on_delete=models.PROTECT, related_name="releases")
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoke_reason = models.TextField(blank=True)
+    stale_at = models.DateTimeField(null=True, blank=True, help_text="set when a drift audit finds it stale")
+
+    class Meta:
+        db_table = "governance_release"  # created by governance's migrations before the model moved here
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"release #{self.pk} of request #{self.request_id}"
+
+
+class DownloadKind(models.TextChoices):
+    DATA = "data"
+    DATASHEET = "datasheet"
+
+
+class Download(models.Model):
+    """Every download of a release's file or datasheet."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="downloads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=DownloadKind.choices)
+    channel = models.CharField(max_length=30)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "governance_download"  # created by governance's migrations before the model moved here
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} download of release #{self.release_id}"
+
+
 class ReleaseDatasheet(TimestampedModel):
     """The signed release datasheet: what the recipient of one release reads, naming that release.
 
@@ -112,7 +162,7 @@ class ReleaseDatasheet(TimestampedModel):
     the approvals, risk acceptances, releaser, recipient, terms and expiry.
     """
 
-    release = models.OneToOneField("governance.Release", on_delete=models.PROTECT, related_name="release_datasheet")
+    release = models.OneToOneField(Release, on_delete=models.PROTECT, related_name="release_datasheet")
     storage_key = models.CharField(max_length=300)
     sha256 = models.CharField(max_length=64, unique=True)
     size_bytes = models.PositiveBigIntegerField()
@@ -211,7 +261,7 @@ class DriftRun(models.Model):
     whose ``details`` hold the per-column figures.
     """
 
-    release = models.ForeignKey("governance.Release", on_delete=models.PROTECT, related_name="drift_runs")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="drift_runs")
     reference_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
     current_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
     trigger = models.CharField(max_length=20, choices=DriftTrigger.choices)

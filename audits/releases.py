@@ -24,14 +24,14 @@ from django.utils import timezone
 
 from audits.datasheets import render_datasheet_pdf, sign_pdf, verify_pdf
 from audits.facts import datasheet_facts
-from audits.models import AuditRun, AuditStatus, Datasheet, ReleaseDatasheet
+from audits.models import AuditRun, AuditStatus, Datasheet, Download, DownloadKind, Release, ReleaseDatasheet
+from audits.selectors import release_get
 from audits.signing import signing_identity, trusted_certificates
 from core.context import current_channel
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
-from governance.models import DataRequest, Decision, Download, DownloadKind, Release, RequestState, Role
+from governance.models import DataRequest, Decision, RequestState, Role
 from governance.permissions import request_visible_to, user_has_role
-from governance.selectors import release_get
 from governance.services import audit_event_record, files_removed_on_error, request_transition
 from governance.services.requests import access_request_lock
 

@@ -22,7 +22,16 @@ from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
 
-from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, Datasheet, ReleaseDatasheet, RiskAcceptance
+from audits.models import (
+    AuditKind,
+    AuditRun,
+    AuditStatus,
+    CheckResult,
+    Datasheet,
+    Release,
+    ReleaseDatasheet,
+    RiskAcceptance,
+)
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from core.liveness import connection_lost, database_reconnect, heartbeat, row_locked_by_live_work
@@ -33,7 +42,6 @@ from governance.models import (
     Dataset,
     DatasetVersion,
     Decision,
-    Release,
     RequestState,
     Role,
     VersionKind,

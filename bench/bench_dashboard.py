@@ -62,9 +62,9 @@ def populate(n_requests: int):
 
     from django.utils import timezone
 
-    from audits.models import AuditKind, AuditRun, AuditStatus, Datasheet
+    from audits.models import AuditKind, AuditRun, AuditStatus, Datasheet, Release
     from governance import services
-    from governance.models import Approval, BudgetEntry, DataRequest, Release, RequestState
+    from governance.models import Approval, BudgetEntry, DataRequest, RequestState
     from synth_engine.models import GenerationJob, JobStatus
 
     services.roles_ensure()

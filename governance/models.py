@@ -1,5 +1,5 @@
 """People and decisions: datasets, versions, purposes, requests, approvals, the budget
-ledger, releases and the hash-chained audit log.
+ledger and the hash-chained audit log (releases live in ``audits.models``, above the audits).
 
 Rules that span rows live in ``governance.services``; models keep fields, database
 constraints and small properties over a row's own fields.
@@ -318,47 +318,3 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain head ({self.length} events)"
-
-
-class Release(TimestampedModel):
-    """A synthetic version let out of the gate: downloadable until it expires or is revoked."""
-
-    request = models.OneToOneField(DataRequest, on_delete=models.PROTECT, related_name="release")
-    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="releases")
-    audit_run = models.ForeignKey("audits.AuditRun", on_delete=models.PROTECT, related_name="releases")
-    datasheet = models.ForeignKey("audits.Datasheet", on_delete=models.PROTECT, related_name="releases")
-    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    revoke_reason = models.TextField(blank=True)
-    stale_at = models.DateTimeField(null=True, blank=True, help_text="set when a drift audit finds it stale")
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"release #{self.pk} of request #{self.request_id}"
-
-
-class DownloadKind(models.TextChoices):
-    DATA = "data"
-    DATASHEET = "datasheet"
-
-
-class Download(models.Model):
-    """Every download of a release's file or datasheet."""
-
-    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="downloads")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    kind = models.CharField(max_length=20, choices=DownloadKind.choices)
-    channel = models.CharField(max_length=30)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.kind} download of release #{self.release_id}"

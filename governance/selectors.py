@@ -17,7 +17,6 @@ from governance.models import (
     Dataset,
     DatasetVersion,
     Purpose,
-    Release,
     Role,
     VersionKind,
 )
@@ -134,18 +133,3 @@ def audit_event_search(
         "created_at__lt": end,
     }
     return events.filter(**{key: value for key, value in narrowing.items() if value}).order_by("-id")
-
-
-def release_list(*, user: User) -> QuerySet[Release]:
-    """Releases of the requests the user may see."""
-    visible = request_list(user=user).values("pk")
-    return Release.objects.filter(request__in=visible).select_related(
-        "request", "version", "datasheet", "released_by", "revoked_by"
-    )
-
-
-def release_get(*, user: User, release_id: int) -> Release:
-    release = release_list(user=user).filter(pk=release_id).first()
-    if release is None:
-        raise NotFoundError(f"No release #{release_id}.")
-    return release

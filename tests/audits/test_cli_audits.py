@@ -13,8 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from audits.models import AuditKind, AuditRun
-from governance.models import AuditEvent, Download, Release, RequestState
+from audits.models import AuditKind, AuditRun, Download, Release
+from governance.models import AuditEvent, RequestState
 from synth_engine.services import generation_job_start
 from tests.audits.test_api_audits import external_files_create
 from tests.governance.factories import PurposeFactory

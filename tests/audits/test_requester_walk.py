@@ -23,8 +23,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from audits.models import AuditRun
-from governance.models import DatasetVersion, Release, RequestState
+from audits.models import AuditRun, Release
+from governance.models import DatasetVersion, RequestState
 from governance.services import access_request_approve, dataset_register
 from synth_engine.models import GenerationJob
 from synth_engine.services import generation_job_start

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from audits.models import AuditStatus
-from governance.models import Download, Release, RequestState
+from audits.models import AuditStatus, Download, Release
+from governance.models import RequestState
 from tests.jobs.conftest import approved_request_create, reasons_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

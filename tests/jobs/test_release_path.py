@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from audits.models import AuditStatus
+from audits.models import AuditStatus, Download
 from audits.releases import release_create, release_download, release_revoke
 from audits.services import datasheet_verify, risk_accept
 from core.errors import ConflictError, PermissionDeniedError
-from governance.models import Download, RequestState
+from governance.models import RequestState
 from synth_engine.services import generation_job_start
 from tests.jobs.conftest import approved_request_create, reasons_for
 

@@ -14,47 +14,18 @@ from django.db.migrations.executor import MigrationExecutor
 
 from core.cli import SynthgateCommand, add_common_options
 from core.cli_format import fields, table
+from governance.init_steps import init_steps
 from governance.models import Purpose
 from governance.services import purposes_ensure_defaults, roles_ensure
-
-
-def drift_beat_schedule_ensure() -> None:
-    """Register the periodic drift audit with django-celery-beat (idempotent)."""
-    from audits.drift import drift_beat_schedule_ensure as ensure
-
-    ensure()
+from governance.services.database_roles import database_app_role_grant
 
 
 def app_role_grant() -> str | None:
     """Grant SYNTHGATE_DB_APP_ROLE its rights after migrating (INSERT/SELECT only on log and ledger)."""
-    from governance.services.database_roles import database_app_role_grant
-
     if not settings.SYNTHGATE_DB_APP_ROLE:
         return None
     database_app_role_grant(role=settings.SYNTHGATE_DB_APP_ROLE)
     return settings.SYNTHGATE_DB_APP_ROLE
-
-
-def reaper_schedules_ensure() -> None:
-    """Register the beat reapers that end jobs and audit runs whose worker is gone (idempotent)."""
-    from audits.services import audit_reaper_schedule_ensure
-    from synth_engine.services import generation_reaper_schedule_ensure
-
-    generation_reaper_schedule_ensure()
-    audit_reaper_schedule_ensure()
-
-
-def signing_identity_summary() -> dict[str, str]:
-    """Create the platform signing key and certificate unless an organisation's own is configured."""
-    from audits.signing import platform_key_ensure, signing_identity
-
-    generated = platform_key_ensure()
-    identity = signing_identity()
-    return {
-        "subject": identity.subject,
-        "fingerprint_sha256": identity.fingerprint_sha256,
-        "source": f"platform key in {generated[1].parent}" if generated else "configured key",
-    }
 
 
 class Command(SynthgateCommand):
@@ -74,9 +45,8 @@ class Command(SynthgateCommand):
         roles = [group.name for group in roles_ensure()]
         created = [purpose.name for purpose in purposes_ensure_defaults()]
         purposes = list(Purpose.objects.order_by("name").values_list("name", flat=True))
-        identity = signing_identity_summary()
-        drift_beat_schedule_ensure()
-        reaper_schedules_ensure()
+        reports = {name: step() for name, step in init_steps()}  # signing key, beat schedules (apps above)
+        identity = reports["signing"]
         data = {
             "data_dir": str(settings.DATA_DIR),
             "database": connection.vendor,

@@ -1,4 +1,8 @@
-"""`synthgate demo`: the governed path end to end on the bundled sample, as five people."""
+"""`synthgate demo`: the governed path end to end on the bundled sample, as five people.
+
+It lives in audits, the top of the domain apps, because it walks every one of them: governance
+(register, request, approve), synth_engine (the job), audits (audit, risk acceptance, release).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,16 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from audits.models import AuditRun
+from audits.releases import release_create
+from audits.services import datasheet_verify, risk_accept
 from core.amounts import amount_text
 from core.context import channel
 from core.errors import ApplicationError
+from governance import services
+from governance.models import DataRequest
+from governance.selectors import dataset_latest_source
+from synth_engine.services import generation_job_start
 
 SAMPLE = Path(settings.BASE_DIR) / "sample_data"
 PEOPLE = [
@@ -45,10 +56,6 @@ class Command(BaseCommand):
             ) from error
 
     def _run(self, options):
-        from governance import services
-        from governance.selectors import dataset_latest_source
-        from synth_engine.services import generation_job_start
-
         self._step("1. init: database, roles, default purposes, platform signing key")
         call_command("init", stdout=self.stdout)
         users = self._people(services)
@@ -117,11 +124,6 @@ class Command(BaseCommand):
         )
 
     def _audit_and_release(self, request_id, users):
-        from audits.models import AuditRun
-        from audits.releases import release_create
-        from audits.services import datasheet_verify, risk_accept
-        from governance.models import DataRequest
-
         run = AuditRun.objects.filter(request_id=request_id).order_by("-id").first()
         self._step("6. the audit compared the synthetic table with the training rows and the holdout")
         for check in run.checks.all():
