@@ -60,8 +60,8 @@ def in_process_requests() -> Iterator[None]:
 
 def known_ids() -> dict[str, Any]:
     """The ids of real objects a fuzzed path may name: the first of each kind in the database."""
-    from audits.models import AuditRun
-    from governance.models import DataRequest, Dataset, DatasetVersion, Purpose, Release
+    from audits.models import AuditRun, Release
+    from governance.models import DataRequest, Dataset, DatasetVersion, Purpose
     from synth_engine.models import GenerationJob
 
     def first(model: Any, attribute: str = "pk") -> Any:
