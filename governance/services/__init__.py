@@ -12,6 +12,7 @@ from governance.services.budget import (
 )
 from governance.services.datasets import (
     RegistrationResult,
+    dataset_reference_register,
     dataset_register,
     dataset_schema_declare,
     dataset_version_store,
@@ -69,6 +70,7 @@ __all__ = [
     "budget_reservation",
     "budget_reserve",
     "budget_spend",
+    "dataset_reference_register",
     "dataset_register",
     "dataset_schema_declare",
     "dataset_version_store",
