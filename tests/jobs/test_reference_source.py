@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg2
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from core.errors import PermissionDeniedError, ValidationError
@@ -133,3 +134,22 @@ def test_a_table_changed_after_registration_fails_the_job_before_any_spend(cast,
     assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
     balance = budget_balance(dataset=request.dataset)
     assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
+
+
+def test_the_cli_registers_a_table_and_lists_connections_by_name_only(cast, warehouse, adult_schema, tmp_path):
+    schema_file = tmp_path / "adult.schema.json"
+    schema_file.write_text(json.dumps(adult_schema))
+    stdout = io.StringIO()
+    call_command(
+        "source",
+        "register",
+        *("--name", "adult", "--connection", "warehouse", "--table", TABLE, "--schema", schema_file),
+        *("--epsilon-cap", "10", "--delta-cap", "1e-4", "--as", "steward", "--json"),
+        stdout=stdout,
+    )
+    registered = json.loads(stdout.getvalue())
+    assert registered["created"] and registered["n_rows"] == 2000
+    assert registered["reference"] == {"engine": "postgresql", "connection": "warehouse", "table": TABLE}
+    stdout = io.StringIO()
+    call_command("source", "connections", "--as", "steward", stdout=stdout)
+    assert stdout.getvalue().strip() == "warehouse"
