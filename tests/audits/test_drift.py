@@ -17,14 +17,8 @@ from django.core import mail
 from django.core.management import call_command
 
 from audits.models import DriftRun, DriftSchedule, Release
-from audits.services import (
-    BEAT_TASK,
-    drift_audit_run,
-    drift_beat_schedule_ensure,
-    drift_schedule_set,
-    release_create,
-    risk_accept,
-)
+from audits.services import drift_audit_run, drift_beat_schedule_ensure, drift_schedule_set, release_create, risk_accept
+from audits.services.drift_audits import BEAT_TASK
 from core.errors import PermissionDeniedError
 from governance.models import AuditEvent, RequestState
 from governance.services import dataset_register
