@@ -1,4 +1,4 @@
-"""Permission-aware reads of audit runs, datasheets and releases.
+"""Permission-aware reads of audit runs, datasheets and releases, and a release's exceptions.
 
 A run made for a request is visible when the request is; an external or request-less run
 is visible to stewards, approvers and auditors.
@@ -6,10 +6,13 @@ is visible to stewards, approvers and auditors.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
-from audits.models import AuditRun, Release
+from audits.models import AuditRun, AuditStatus, Release
+from audits.recipient import coarse_value, reads_real_diagnostics
 from core.errors import NotFoundError
 from governance.models import Role
 from governance.permissions import user_has_role
@@ -45,3 +48,42 @@ def release_get(*, user: User, release_id: int) -> Release:
     if release is None:
         raise NotFoundError(f"No release #{release_id}.")
     return release
+
+
+def released_despite_failed_checks(release: Release) -> bool:
+    """Whether the release went out on an audit that did not pass (an accepted risk): an exception."""
+    return release.audit_run.status != AuditStatus.PASSED
+
+
+def release_exceptions(*, release: Release, user: User | None) -> list[dict[str, Any]]:
+    """The failed checks a release went out with, each with who accepted it, when, and the reason for it.
+
+    One row per accepted check, in the order the acceptances were made. The check's value is exact for
+    stewards, approvers and auditors (``user`` None: an internal reader such as the compliance report)
+    and coarsened to two decimals for anyone else (``audits.recipient``); thresholds and directions are
+    policy, and the reasons are the approver's words, not statistics of the real rows.
+    """
+    if not released_despite_failed_checks(release):
+        return []
+    run = release.audit_run
+    exact = user is None or reads_real_diagnostics(user)
+    checks = {check.name: check for check in run.checks.all()}
+    acceptances = sorted(run.risk_acceptances.all(), key=lambda acceptance: (acceptance.created_at, acceptance.pk))
+    rows = []
+    for acceptance in acceptances:
+        for name in acceptance.failed_checks:
+            check = checks.get(name)
+            value = None if check is None else check.value if exact else coarse_value(check.value)
+            rows.append(
+                {
+                    "check": name,
+                    "category": getattr(check, "category", ""),
+                    "value": value,
+                    "threshold": getattr(check, "threshold", None),
+                    "direction": getattr(check, "direction", ""),
+                    "approver": acceptance.approver.username,
+                    "accepted_at": acceptance.created_at,
+                    "reason": (acceptance.reasons or {}).get(name) or acceptance.reason,
+                }
+            )
+    return rows

@@ -110,11 +110,16 @@ def filtered(filterset_class: type[FilterSet], request: Request, queryset: Query
 
 
 def paginated_response(
-    *, request: Request, view: APIView, queryset: QuerySet, serializer_class: type[serializers.Serializer]
+    *,
+    request: Request,
+    view: APIView,
+    queryset: QuerySet,
+    serializer_class: type[serializers.Serializer],
+    context: dict[str, Any] | None = None,
 ) -> Response:
     paginator = DefaultPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+    return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {}).data)
 
 
 @extend_schema(exclude=True)

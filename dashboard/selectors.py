@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from audits.models import AuditRun, AuditStatus, Datasheet, Download, Release, RiskAcceptance
-from audits.selectors import audit_run_list, release_list
+from audits.selectors import audit_run_list, release_exceptions, release_list
 from governance.cli_format import public_domain
 from governance.ledger import BudgetBalance
 from governance.models import (
@@ -259,6 +259,14 @@ def audit_run_datasheet(run: AuditRun) -> Datasheet | None:
 
 
 @dataclass
+class ReleaseWithExceptions:
+    """A release that went out despite failed checks, with each accepted check and its reason."""
+
+    release: Release
+    exceptions: list[dict[str, Any]]
+
+
+@dataclass
 class HomeSummary:
     awaiting_approval: list[DataRequest]
     awaiting_risk_decision: list[DataRequest]
@@ -270,6 +278,7 @@ class HomeSummary:
     problem_audits: list[AuditRun]
     stale_releases: list[Release]
     near_cap: list[DatasetRow]
+    exception_releases: list[ReleaseWithExceptions] = field(default_factory=list)
 
     @property
     def has_actions(self) -> bool:
@@ -286,7 +295,7 @@ class HomeSummary:
 
     @property
     def has_alerts(self) -> bool:
-        return any((self.problem_audits, self.stale_releases, self.near_cap))
+        return any((self.problem_audits, self.stale_releases, self.near_cap, self.exception_releases))
 
 
 def home_summary(*, user: User, limit: int = 10, now: datetime | None = None) -> HomeSummary:
@@ -334,7 +343,19 @@ def home_summary(*, user: User, limit: int = 10, now: datetime | None = None) ->
             .order_by("-stale_at")[:limit]
         ),
         near_cap=[row for row in dataset_rows(user=user) if row.near_cap],
+        exception_releases=_exception_releases(user=user, releases=live_releases, limit=limit),
     )
+
+
+def _exception_releases(*, user: User, releases: QuerySet[Release], limit: int) -> list[ReleaseWithExceptions]:
+    """Live releases that went out despite failed checks, newest first, each with its exceptions."""
+    rows = (
+        releases.exclude(audit_run__status=AuditStatus.PASSED)
+        .select_related("request__dataset", "audit_run")
+        .prefetch_related("audit_run__checks", "audit_run__risk_acceptances__approver")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return [ReleaseWithExceptions(release, release_exceptions(release=release, user=user)) for release in rows]
 
 
 # ----------------------------------------------------------------------------- job state

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import FileResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from audits import selectors, services
 from audits.models import DownloadKind, Release
+from audits.selectors import release_exceptions, released_despite_failed_checks
 from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
 from core.auth import signed_in_user
 
@@ -27,6 +28,22 @@ class DownloadOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "ReleaseDownload"
+
+
+class ReleaseExceptionSerializer(serializers.Serializer):
+    check = serializers.CharField(help_text="the failed check the approver accepted")
+    category = serializers.CharField()
+    value = serializers.FloatField(
+        allow_null=True, help_text="exact for stewards, approvers and auditors; two decimals for anyone else"
+    )
+    threshold = serializers.FloatField(allow_null=True)
+    direction = serializers.CharField()
+    approver = serializers.CharField(help_text="who accepted the risk of this check")
+    accepted_at = serializers.DateTimeField()
+    reason = serializers.CharField(help_text="the approver's reason for accepting this check")
+
+    class Meta:
+        ref_name = "ReleaseException"
 
 
 class ReleaseOutputSerializer(serializers.Serializer):
@@ -51,12 +68,26 @@ class ReleaseOutputSerializer(serializers.Serializer):
     revoke_reason = serializers.CharField()
     stale_at = serializers.DateTimeField(allow_null=True)
     active = serializers.SerializerMethodField(help_text="downloadable now: neither revoked nor expired")
+    despite_failed_checks = serializers.SerializerMethodField(
+        help_text="an exception: released although its audit did not pass (an approver accepted the risk)"
+    )
+    exceptions = serializers.SerializerMethodField(
+        help_text="each accepted failed check with its value, who accepted it, when and why; empty when it passed"
+    )
 
     class Meta:
         ref_name = "Release"
 
     def get_active(self, release: Release) -> bool:
         return release.revoked_at is None and release.expires_at > timezone.now()
+
+    def get_despite_failed_checks(self, release: Release) -> bool:
+        return released_despite_failed_checks(release)
+
+    @extend_schema_field(ReleaseExceptionSerializer(many=True))
+    def get_exceptions(self, release: Release) -> list[dict[str, Any]]:
+        exceptions = release_exceptions(release=release, user=self.context["user"])
+        return list(ReleaseExceptionSerializer(exceptions, many=True).data)
 
 
 class ReleaseDetailOutputSerializer(ReleaseOutputSerializer):
@@ -66,8 +97,9 @@ class ReleaseDetailOutputSerializer(ReleaseOutputSerializer):
         ref_name = "ReleaseDetail"
 
 
-def _detail(release: Release, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(ReleaseDetailOutputSerializer(release).data, status=status_code)
+def _detail(request: Request, release: Release, status_code: int = status.HTTP_200_OK) -> Response:
+    context = {"user": signed_in_user(request)}
+    return Response(ReleaseDetailOutputSerializer(release, context=context).data, status=status_code)
 
 
 class ReleaseCreateApi(APIView):
@@ -81,7 +113,9 @@ class ReleaseCreateApi(APIView):
         accepted risk), a signed datasheet, and the request's state.
         """
         return _detail(
-            services.release_create(actor=signed_in_user(request), request_id=request_id), status.HTTP_201_CREATED
+            request,
+            services.release_create(actor=signed_in_user(request), request_id=request_id),
+            status.HTTP_201_CREATED,
         )
 
 
@@ -96,8 +130,11 @@ class ReleaseListApi(APIView):
         return paginated_response(
             request=request,
             view=self,
-            queryset=selectors.release_list(user=signed_in_user(request)),
+            queryset=selectors.release_list(user=signed_in_user(request))
+            .select_related("audit_run")
+            .prefetch_related("audit_run__checks", "audit_run__risk_acceptances__approver"),
             serializer_class=ReleaseOutputSerializer,
+            context={"user": signed_in_user(request)},
         )
 
 
@@ -105,7 +142,7 @@ class ReleaseDetailApi(APIView):
     @extend_schema(operation_id="release_get", responses={200: ReleaseDetailOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, release_id: int) -> Response:
         """One release with its download log; 404 when the user may not see its request."""
-        return _detail(selectors.release_get(user=signed_in_user(request), release_id=release_id))
+        return _detail(request, selectors.release_get(user=signed_in_user(request), release_id=release_id))
 
 
 class ReleaseDownloadApi(APIView):
@@ -175,4 +212,4 @@ class ReleaseRevokeApi(APIView):
         release = services.release_revoke(
             actor=signed_in_user(request), release_id=release_id, reason=serializer.validated_data["reason"]
         )
-        return _detail(release)
+        return _detail(request, release)

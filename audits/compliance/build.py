@@ -18,6 +18,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audits.models import AuditRun, CheckResult, DriftRun, Release, RiskAcceptance
+from audits.selectors import release_exceptions, released_despite_failed_checks
 from core.amounts import amount_text
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.ledger import BudgetBalance
@@ -225,12 +226,8 @@ def _risk_acceptances(scope: ReportScope) -> list[dict[str, Any]]:
 
 
 def _exceptions(release: Release) -> list[dict[str, Any]]:
-    """The failed checks a release went out with, each with who accepted it and why."""
-    return [
-        {"check": name, "approver": acceptance.approver.username, "reason": (acceptance.reasons or {}).get(name, "")}
-        for acceptance in release.audit_run.risk_acceptances.all()
-        for name in acceptance.failed_checks
-    ]
+    """The failed checks a release went out with, each with its value, who accepted it, when and why."""
+    return [{**row, "accepted_at": _at(row["accepted_at"])} for row in release_exceptions(release=release, user=None)]
 
 
 def _datasets(scope: ReportScope) -> QuerySet[Dataset]:
@@ -300,7 +297,7 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
         Release.objects.filter(request__in=scope.requests(), created_at__lt=scope.end, expires_at__gte=scope.start)
         .exclude(revoked_at__lt=scope.start)
         .select_related("request__dataset", "request__requester", "version", "released_by", "revoked_by", "audit_run")
-        .prefetch_related("downloads__user", "audit_run__risk_acceptances__approver")
+        .prefetch_related("downloads__user", "audit_run__risk_acceptances__approver", "audit_run__checks")
         .order_by("created_at", "id")
     )
     items = []
@@ -328,7 +325,7 @@ def _releases(scope: ReportScope) -> list[dict[str, Any]]:
                 "revoked_by": getattr(release.revoked_by, "username", None),
                 "revoke_reason": release.revoke_reason,
                 "stale_at": _at(release.stale_at),
-                "despite_failed_checks": release.audit_run.status != "passed",
+                "despite_failed_checks": released_despite_failed_checks(release),
                 "exceptions": _exceptions(release),
                 "download_count": len(downloads),
                 "downloads_by_person": dict(Counter(d["user"] for d in downloads)),

@@ -150,6 +150,9 @@ def _csv_sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[
     downloads = [
         {"release": release["id"], **download} for release in data["releases"] for download in release["downloads"]
     ]
+    exceptions = [
+        {"release": release["id"], **exception} for release in data["releases"] for exception in release["exceptions"]
+    ]
     ledger = [
         {"dataset": budget["dataset"], **_without(entry, "running"), **entry["running"]}
         for budget in budgets
@@ -179,6 +182,7 @@ def _csv_sections(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[
             "releases",
             [_without(_without(release, "downloads"), "exceptions") for release in data["releases"]],
         ),
+        _table("released despite failed checks", exceptions),
         _table("downloads", downloads),
         _table(
             "audits",
@@ -206,7 +210,14 @@ def _pdf(data: dict[str, Any]) -> tuple[bytes, str]:
     from audits.keys import signing_identity
 
     period = data["report"]["period"]
-    html = render_template(TEMPLATE, {**data, "ledger_rows": sum(len(b["entries"]) for b in data["budgets"])})
+    html = render_template(
+        TEMPLATE,
+        {
+            **data,
+            "ledger_rows": sum(len(b["entries"]) for b in data["budgets"]),
+            "exception_releases": sum(1 for release in data["releases"] if release["despite_failed_checks"]),
+        },
+    )
     signed = sign_pdf(
         html_to_pdf(html),
         signing_identity(),

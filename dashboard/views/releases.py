@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from audits.models import DownloadKind, Release, ReleaseDatasheet
-from audits.selectors import release_get, release_list
+from audits.selectors import release_exceptions, release_get, release_list
 from audits.services import datasheet_verify, releases
 from core.auth import signed_in_user
 from core.errors import ApplicationError
@@ -20,12 +20,16 @@ from governance.permissions import user_has_role
 
 @dashboard_view
 def release_list_page(request: HttpRequest) -> HttpResponse:
+    user = signed_in_user(request)
     releases = (
-        release_list(user=signed_in_user(request))
-        .select_related("request__dataset", "request__requester")
+        release_list(user=user)
+        .select_related("request__dataset", "request__requester", "audit_run")
+        .prefetch_related("audit_run__checks", "audit_run__risk_acceptances__approver")
         .order_by("-created_at", "-id")
     )
-    return render(request, "dashboard/releases/list.html", {"page": paginate(request, releases)})
+    page = paginate(request, releases)
+    exceptions = {release.pk: release_exceptions(release=release, user=user) for release in page}
+    return render(request, "dashboard/releases/list.html", {"page": page, "exceptions": exceptions})
 
 
 @dashboard_view
@@ -46,6 +50,7 @@ def _release_page(
         "dashboard/releases/detail.html",
         {
             "release": release,
+            "exceptions": release_exceptions(release=release, user=signed_in_user(request)),
             "verification": _verification(release),
             "downloads": paginate(request, release.downloads.select_related("user").order_by("-created_at", "-id")),
             "can_revoke": release.revoked_at is None

@@ -11,13 +11,12 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audits.compliance import compliance_report_build, compliance_report_render, csv_cell
-from audits.models import AuditKind, AuditRun, AuditStatus, CheckResult, ComplianceReport
-from audits.services import datasheet_issue, datasheet_verify, release_create, release_download, risk_accept
+from audits.models import ComplianceReport
+from audits.services import datasheet_verify, release_create, release_download, risk_accept
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, DataRequest, RequestState
 from governance.services import (
@@ -26,8 +25,8 @@ from governance.services import (
     access_request_withdraw,
     budget_balance,
     budget_spend,
-    request_transition,
 )
+from tests.audits.failed_audit import audited
 from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
 
 pytestmark = pytest.mark.django_db
@@ -42,36 +41,6 @@ def _approved(cast, **extra) -> DataRequest:
     request = request_file(requester=cast.requester, **extra)
     access_request_approve(actor=cast.approver, request_id=request.pk)
     return access_request_approve(actor=cast.second_approver, request_id=request.pk)
-
-
-def _blocked_by_a_failed_audit(request: DataRequest) -> AuditRun:
-    """Stand in for a job and its audit: move the request to blocked with a failed run on record."""
-    with transaction.atomic():
-        for target in (RequestState.GENERATING, RequestState.AUDITING, RequestState.BLOCKED):
-            request_transition(request=request, target=target, actor=None, action=f"test_{target}")
-    version = request.source_version
-    run = AuditRun.objects.create(
-        version=version,
-        train_version=version,
-        holdout_version=version,
-        request=request,
-        kind=AuditKind.GENERATION,
-        status=AuditStatus.FAILED,
-        seed=1,
-        failed_checks=["tvd_1way"],
-        finished_at=timezone.now(),
-    )
-    CheckResult.objects.create(
-        run=run,
-        name="tvd_1way",
-        category="fidelity",
-        value=0.31,
-        threshold=0.1,
-        direction="lower_is_better",
-        passed=False,
-    )
-    datasheet_issue(run=run)  # a real signed report: the release gate verifies it
-    return run
 
 
 @pytest.fixture
@@ -92,7 +61,7 @@ def history(cast, adult_schema):
         accountant={},
         actor=None,
     )
-    _blocked_by_a_failed_audit(released)
+    audited(released)
     risk_accept(actor=cast.second_approver, request_id=released.pk, reasons={"tvd_1way": HOSTILE_ACCEPTANCE})
     release = release_create(actor=cast.approver, request_id=released.pk)
     release_download(actor=cast.requester, release_id=release.pk, kind="data")
@@ -186,6 +155,10 @@ def test_the_report_states_decisions_acceptances_releases_audits_and_the_chain(c
     (release,) = report["releases"]
     assert (release["recipient"], release["download_count"], release["downloads"][0]["user"]) == ("lab", 1, "requester")
     assert release["expires_at"] == history["release"].expires_at.isoformat()
+    assert release["despite_failed_checks"] is True
+    assert [(e["check"], e["value"], e["threshold"], e["approver"], e["reason"]) for e in release["exceptions"]] == [
+        ("tvd_1way", 0.31, 0.1, "second_approver", HOSTILE_ACCEPTANCE)
+    ]
     (audit,) = report["audits"]
     assert audit["status"] == "failed" and [c["name"] for c in audit["failed_checks"]] == ["tvd_1way"]
     assert report["audit_log"]["ok"] is True and report["audit_log"]["events_checked"] == AuditEvent.objects.count()
@@ -234,6 +207,7 @@ def test_csv_neutralises_every_cell_a_spreadsheet_would_run(cast, history):
     assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert [csv_cell(v) for v in ("\tx", "\rx", "-1", "a=b", None, 3)] == ["'\tx", "'\rx", "'-1", "a=b", "", "3"]
     assert "budget ledger" in cells and "9.2" in cells
+    assert "released despite failed checks" in cells  # the exceptions table: release, check, value, reason
 
 
 def test_a_signed_pdf_report_verifies_and_fails_after_a_flipped_byte(cast, history):

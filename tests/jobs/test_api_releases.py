@@ -45,8 +45,25 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     return body
 
 
-def release_body(release: Release, downloads: list[dict]) -> dict:
+def release_body(release: Release, downloads: list[dict], *, exact: bool = True) -> dict:
+    """The API's release as ``exact`` (steward, approver, auditor) or coarse (requester) readers get it."""
     release.refresh_from_db()
+    run = release.audit_run
+    exceptions = [
+        {
+            "check": name,
+            "category": check.category,
+            "value": check.value if exact else round(check.value, 2),
+            "threshold": check.threshold,
+            "direction": check.direction,
+            "approver": acceptance.approver.username,
+            "accepted_at": iso(acceptance.created_at),
+            "reason": acceptance.reasons[name],
+        }
+        for acceptance in run.risk_acceptances.order_by("created_at", "id")
+        for name in acceptance.failed_checks
+        for check in run.checks.filter(name=name)
+    ]
     return {
         "id": release.pk,
         "request": release.request_id,
@@ -64,6 +81,8 @@ def release_body(release: Release, downloads: list[dict]) -> dict:
         "revoke_reason": release.revoke_reason,
         "stale_at": None,
         "active": release.revoked_at is None and release.expires_at > timezone.now(),
+        "despite_failed_checks": run.status != AuditStatus.PASSED,
+        "exceptions": exceptions,
         "downloads": downloads,
     }
 
@@ -200,12 +219,12 @@ def _reads_per_role(cast, release: Release) -> None:
         listing = client_as(user).get("/api/releases/")
         assert listing.status_code == 200
         assert listing.json()["count"] == 1
-        listed = dict(release_body(release, []))
+        listed = dict(release_body(release, [], exact=user != cast.requester))
         del listed["downloads"]
         assert listing.json()["results"] == [listed]
         detail = client_as(user).get(f"/api/releases/{release.pk}/")
         assert detail.status_code == 200
-        assert detail.json() == release_body(release, [])
+        assert detail.json() == release_body(release, [], exact=user != cast.requester)
     foreign = client_as(cast.other_requester)
     assert foreign.get("/api/releases/").json()["count"] == 0
     assert_error(foreign.get(f"/api/releases/{release.pk}/"), 404, "not_found")

@@ -30,6 +30,7 @@ LIST_COLUMNS = (
     "expires_at",
     "revoked_at",
     "active",
+    "despite failed checks",
 )
 
 
@@ -91,7 +92,7 @@ class Command(SynthgateCommand):
 
     def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         releases = list(release_list(user=actor))
-        rows = ReleaseOutputSerializer(releases, many=True).data
+        rows = ReleaseOutputSerializer(releases, many=True, context={"user": actor}).data
         self.emit(
             rows,
             lambda: table(
@@ -107,6 +108,7 @@ class Command(SynthgateCommand):
                         release.expires_at,
                         release.revoked_at,
                         row["active"],
+                        "yes" if row["despite_failed_checks"] else "",
                     )
                     for release, row in zip(releases, rows, strict=True)
                 ],
@@ -142,7 +144,7 @@ class Command(SynthgateCommand):
 
     def show_release(self, actor: User, release_id: int, *, headline: str = "") -> None:
         release = release_get(user=actor, release_id=release_id)
-        data = ReleaseDetailOutputSerializer(release).data
+        data = ReleaseDetailOutputSerializer(release, context={"user": actor}).data
         self.emit(data, lambda: release_text(release, data, headline))
 
 
@@ -172,8 +174,22 @@ def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
             for download in release.downloads.select_related("user")
         ],
     )
+    exceptions = []
+    if data["despite_failed_checks"]:
+        exceptions = ["", "Exception: released despite failed checks"] + [
+            f"  {e['check']} {e['value']} against the limit {e['threshold']}, accepted by {e['approver']} "
+            f"at {e['accepted_at']}: {e['reason']}"
+            for e in data["exceptions"]
+        ]
     return "\n".join(
-        [*([headline, ""] if headline else []), fields(pairs), "", f"Downloads ({len(data['downloads'])})", downloads]
+        [
+            *([headline, ""] if headline else []),
+            fields(pairs),
+            *exceptions,
+            "",
+            f"Downloads ({len(data['downloads'])})",
+            downloads,
+        ]
     )
 
 
