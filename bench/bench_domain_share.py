@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.schema import parse_schema
+from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import fit_codecs
 from synth_engine.generators.mst import MSTGenerator, _budget_plan
 from synth_engine.privacy.accountant import ZCDPAccountant
@@ -45,7 +46,7 @@ def survival(frame: pd.DataFrame, schema: dict, n_rows: int, fraction: float, se
         rows = rng.choice(len(frame), size=n_rows, replace=n_rows > len(frame))
         sample = frame.iloc[rows].reset_index(drop=True)
         codecs = fit_codecs(
-            sample,
+            FrameCounts(sample),
             specs,
             rho=plan["domain_rho"],
             threshold_delta=plan["threshold_delta"],

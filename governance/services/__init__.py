@@ -12,6 +12,7 @@ from governance.services.budget import (
 )
 from governance.services.datasets import (
     RegistrationResult,
+    dataset_reference_register,
     dataset_register,
     dataset_register_fields_check,
     dataset_schema_declare,
@@ -70,6 +71,7 @@ __all__ = [
     "budget_reservation",
     "budget_reserve",
     "budget_spend",
+    "dataset_reference_register",
     "dataset_register",
     "dataset_register_fields_check",
     "dataset_schema_declare",

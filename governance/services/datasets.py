@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -187,6 +189,93 @@ def _check_sensitivity(sensitivity: str) -> None:
             f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
             extra={"field": "sensitivity"},
         )
+
+
+def dataset_reference_register(
+    *,
+    actor: User,
+    name: str,
+    reference: dict[str, Any],
+    n_rows: int,
+    schema: dict[str, Any],
+    epsilon_cap: Any,
+    delta_cap: Any,
+    description: str = "",
+    sensitivity: str = "confidential",
+    cap_override_reason: str = "",
+) -> RegistrationResult:
+    """Record a source version that refers to a table where it lives (checked by the caller).
+
+    ``reference`` holds the engine, the connection's *name* (never its URL), the table, and the row
+    count and checksum taken where the data lives; the version's content hash is derived from
+    them and the schema, so the same table with the same content and schema is the same version.
+    Nothing is stored under the data directory. Row fingerprints are not computed for a referenced
+    table, so its overlap with other datasets is not checked (docs/engines.md).
+    """
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can register datasets.")
+    errors: list[ValidationError] = []
+    fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    if errors or fields is None:
+        raise errors_combined(errors)
+    epsilon, delta, description = fields
+    identity = json.dumps({"reference": reference, "schema": schema}, sort_keys=True, default=str)
+    content_hash = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    with transaction.atomic():
+        _registrations_serialised()
+        dataset = Dataset.objects.select_for_update().filter(name=name).first()
+        if dataset is None:
+            caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
+            dataset = _dataset_create(
+                actor=actor,
+                name=name,
+                epsilon_cap=epsilon,
+                delta_cap=delta,
+                description=description,
+                sensitivity=sensitivity,
+                caps_note=caps_note,
+            )
+        elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
+            raise ConflictError(
+                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
+                f"δ = {amount_text(dataset.delta_cap)}; "
+                "caps cannot be changed by registering a new version.",
+                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
+            )
+        existing = DatasetVersion.objects.filter(
+            dataset=dataset, kind=VersionKind.SOURCE, content_hash=content_hash
+        ).first()
+        if existing is not None:
+            return RegistrationResult(existing, False, [])
+        number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+        version = DatasetVersion.objects.create(
+            dataset=dataset,
+            number=number,
+            kind=VersionKind.SOURCE,
+            content_hash=content_hash,
+            storage_key="",
+            n_rows=n_rows,
+            n_columns=len(schema["columns"]),
+            schema=schema,
+            schema_inferred=False,
+            source_reference=reference,
+            created_by=actor,
+        )
+        audit_event_record(
+            actor=actor,
+            action="dataset_version.create",
+            obj=version,
+            after={
+                "dataset": dataset.name,
+                "number": number,
+                "kind": VersionKind.SOURCE,
+                "content_hash": content_hash,
+                "n_rows": n_rows,
+                "n_columns": version.n_columns,
+                "source_reference": reference,
+            },
+        )
+        return RegistrationResult(version, True, [])
 
 
 def fingerprint_key() -> bytes:
@@ -470,6 +559,13 @@ def dataset_schema_declare(*, actor: User, name: str, column: str, changes: dict
         version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
         if version is None:
             raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        if version.source_reference:
+            raise ConflictError(
+                f"{version} refers to table {version.source_reference.get('table')!r} where it lives; "
+                "its schema is fixed at registration: register the table again with the new schema "
+                "(`synthgate source register`).",
+                extra={"version": version.number},
+            )
         _check_not_in_flight(version)
         before, after, schema = _declared_schema(version, column, changes)
         frame = _stored_frame(version)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,9 @@ from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 from synth_engine.privacy.accountant import ZCDPAccountant
 from synth_engine.privacy.mechanisms import gaussian_noise, sparse_histogram, sparse_threshold
 from synth_engine.privacy.zcdp import gaussian_sigma
+
+if TYPE_CHECKING:
+    from synth_engine.generators.counts import CountSource
 
 OTHER_VALUE = "other"
 MAX_UNDECLARED_CATEGORIES = 1000
@@ -440,7 +443,7 @@ def _segment_cells(start: float, stop: float, *, integer: bool, n_cells: int) ->
 
 
 def fit_codecs(
-    frame: pd.DataFrame,
+    source: CountSource,
     specs: list[ColumnSpec],
     *,
     rho: float,
@@ -453,6 +456,10 @@ def fit_codecs(
 
     Parameters
     ----------
+    source : CountSource
+        Where the counts come from (``FrameCounts(frame)`` for a frame in memory): the value
+        counts of undeclared categorical columns and the magnitude histograms of numeric
+        columns without declared bounds are all this stage reads.
     rho : float
         zCDP budget of the ``"domain"`` stage, split evenly over the columns that need it.
     threshold_delta : float
@@ -464,19 +471,18 @@ def fit_codecs(
     delta = threshold_delta / len(sparse) if sparse else 0.0
     codecs: list[Codec] = []
     for spec in specs:
-        series = frame[spec.name]
         nullable = is_nullable(spec)
         if spec.is_numeric:
-            bounds = _bounds(series, spec, sigma, accountant, rng)
+            bounds = _bounds(source, spec, sigma, accountant, rng)
             codecs.append(_numeric_codec(spec, bounds, nullable, max_cells))
         else:
-            values = _categories(series, spec, sigma, delta, accountant, rng)
+            values = _categories(source, spec, sigma, delta, accountant, rng)
             codecs.append(CategoricalCodec(spec.name, values, spec.categories is None, nullable, output_dtype(spec)))
     return codecs
 
 
 def _categories(
-    series: pd.Series,
+    source: CountSource,
     spec: ColumnSpec,
     sigma: float,
     delta: float,
@@ -485,10 +491,10 @@ def _categories(
 ) -> list[Any]:
     if spec.categories is not None:
         return list(spec.categories)
-    counts = series[~missing_mask(series)].value_counts()
-    keys = np.array([_plain(key) for key in counts.index], dtype=object)
+    found, counts = source.category_counts(spec)
+    keys = np.array(found, dtype=object)
     order = np.argsort([repr(key) for key in keys], kind="stable")
-    released, _ = sparse_histogram(keys[order], counts.to_numpy()[order], sigma, delta, rng)
+    released, _ = sparse_histogram(keys[order], np.asarray(counts)[order], sigma, delta, rng)
     accountant.add_thresholded_gaussian("domain", sigma, delta)
     return list(released)
 
@@ -504,13 +510,13 @@ def _numeric_codec(spec: ColumnSpec, bounds: tuple[float, float], nullable: bool
 
 
 def _bounds(
-    series: pd.Series, spec: ColumnSpec, sigma: float, accountant: ZCDPAccountant, rng: np.random.Generator
+    source: CountSource, spec: ColumnSpec, sigma: float, accountant: ZCDPAccountant, rng: np.random.Generator
 ) -> tuple[float, float]:
     integer = spec.type in ("integer", "datetime")
     lower, upper = spec.minimum, spec.maximum
     if lower is None or upper is None:
-        values = numeric_values(series, spec.type)
-        private_lower, private_upper = private_bounds(values[~np.isnan(values)], sigma, integer=integer, rng=rng)
+        histogram = source.magnitude_counts(spec, integer=integer)
+        private_lower, private_upper = bounds_from_magnitudes(histogram, sigma, integer=integer, rng=rng)
         accountant.add_gaussian("domain", sigma)
         lower = private_lower if lower is None else lower
         upper = private_upper if upper is None else upper
@@ -521,13 +527,42 @@ def _bounds(
     return float(lower), float(upper)
 
 
-def private_bounds(values: np.ndarray, sigma: float, *, integer: bool, rng: np.random.Generator) -> tuple[float, float]:
-    """DP range of ``values`` from a noisy histogram over public power-of-two buckets.
+def magnitude_thresholds(*, integer: bool) -> np.ndarray:
+    """The public power-of-two magnitudes ``2^k`` that delimit the buckets of :func:`magnitude_index`."""
+    smallest, largest = _MAGNITUDE_RANGE[integer]
+    return np.array([2.0**k for k in range(smallest, largest + 1)])
 
-    Buckets are ``{0}`` (or ``[-2^k0, 2^k0]`` for floats) and ``±[2^k, 2^(k+1))``; the range runs
-    from the lowest to the highest bucket whose noisy count clears a 1 %-family-wise false
-    positive threshold (the fallback is the fullest bucket). One Gaussian measurement with
-    L2 sensitivity 1 (a row falls in exactly one bucket); the range is a post-processing.
+
+def magnitude_index(values: np.ndarray, *, integer: bool) -> tuple[np.ndarray, int]:
+    """Bucket of each value over public power-of-two magnitudes, and the number of buckets.
+
+    Buckets are ``{0}`` (or ``(-2^k0, 2^k0)`` for floats) at the centre and ``±[2^k, 2^(k+1))``
+    either side (the outermost open-ended). The step of a value is the number of thresholds
+    ``2^k`` at most its magnitude: an exact comparison, so an engine computing it in SQL
+    (``width_bucket``) puts every value in the same bucket.
+    """
+    thresholds = magnitude_thresholds(integer=integer)
+    side = len(thresholds)
+    step = np.searchsorted(thresholds, np.abs(values), side="right")
+    return (side + np.sign(values) * step).astype(np.int64), 2 * side + 1
+
+
+def private_bounds(values: np.ndarray, sigma: float, *, integer: bool, rng: np.random.Generator) -> tuple[float, float]:
+    """DP range of ``values`` from a noisy histogram over public power-of-two buckets
+    (:func:`magnitude_index`, then :func:`bounds_from_magnitudes`)."""
+    index, length = magnitude_index(values, integer=integer)
+    return bounds_from_magnitudes(np.bincount(index, minlength=length), sigma, integer=integer, rng=rng)
+
+
+def bounds_from_magnitudes(
+    histogram: np.ndarray, sigma: float, *, integer: bool, rng: np.random.Generator
+) -> tuple[float, float]:
+    """DP range from the exact magnitude histogram of a column (see :func:`magnitude_index`).
+
+    The range runs from the lowest to the highest bucket whose noisy count clears a
+    1 %-family-wise false positive threshold (the fallback is the fullest bucket). One Gaussian
+    measurement with L2 sensitivity 1 (a row falls in exactly one bucket); the range is a
+    post-processing.
 
     Returns
     -------
@@ -535,12 +570,7 @@ def private_bounds(values: np.ndarray, sigma: float, *, integer: bool, rng: np.r
     """
     smallest, largest = _MAGNITUDE_RANGE[integer]
     side = largest - smallest + 1
-    magnitude = np.abs(values)
-    exponent = np.floor(np.log2(np.where(magnitude > 0, magnitude, 1.0)))
-    exponent = np.clip(exponent, smallest, largest)
-    step = np.where(magnitude < 2.0**smallest, 0, exponent - smallest + 1)
-    index = (side + np.sign(values) * step).astype(np.int64)
-    noisy = gaussian_noise(np.bincount(index, minlength=2 * side + 1), sigma, rng)
+    noisy = gaussian_noise(histogram, sigma, rng)
     passing = np.flatnonzero(noisy > sparse_threshold(sigma, 0.01 / len(noisy)) - 1.0)
     if passing.size == 0:
         passing = np.array([int(np.argmax(noisy))])

@@ -67,6 +67,7 @@ from synth_engine.generators.base import (
     PrivacySpent,
 )
 from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_counts
+from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
@@ -435,7 +436,7 @@ class DPTVAEGenerator(Generator):
         n_hat = estimate_rows(self.get_params(), float(epsilon), float(delta), len(frame), accountant, rng)
         plan = self._plan(epsilon, delta, n_hat, estimated=True)
         codecs = fit_codecs(
-            frame,
+            FrameCounts(frame),
             specs,
             rho=plan["domain_rho"],
             threshold_delta=plan["threshold_delta"],

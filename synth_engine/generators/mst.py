@@ -45,6 +45,7 @@ from synth_engine.generators.base import (
     PrivacySpent,
 )
 from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_counts
+from synth_engine.generators.counts import CountSource, FrameCounts
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
@@ -191,15 +192,33 @@ class MSTGenerator(Generator):
         check_privacy_target(epsilon, delta)
         for message in validate_frame(frame, specs, private=True):
             warnings.warn(message, UserWarning, stacklevel=2)
+        return self.fit_counts(FrameCounts(frame), schema, epsilon, delta, random_state=random_state)
+
+    def fit_counts(
+        self,
+        source: CountSource,
+        schema: dict[str, Any],
+        epsilon: float,
+        delta: float,
+        random_state: int | None = None,
+    ) -> MSTGenerator:
+        """Fit from a :class:`~synth_engine.generators.counts.CountSource` that has been
+        validated against ``schema``: only grouped counts are read (in three passes: the domain
+        stage, the fine 1-ways, then every binned table the tree selection and measurements
+        use), so the rows may stay in the engine that holds them. Same seed, same counts: the
+        same model as :meth:`fit`."""
+        _check_params(self.get_params())
+        specs = parse_schema(schema)
+        check_privacy_target(epsilon, delta)
         plan = _budget_plan(self.get_params(), epsilon, delta, specs)
         seed = secrets.randbits(128) if random_state is None else int(random_state)
         fit_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
         rng = np.random.default_rng(fit_seed)
         accountant = ZCDPAccountant()
-        n_hat = noisy_row_count(len(frame), plan["rows_sigma"], accountant, rng)
+        n_hat = noisy_row_count(source.row_count(), plan["rows_sigma"], accountant, rng)
         self._check_useful(epsilon, delta, specs, plan, n_hat)
         codecs = fit_codecs(
-            frame,
+            source,
             specs,
             rho=plan["domain_rho"],
             threshold_delta=plan["threshold_delta"],
@@ -207,15 +226,15 @@ class MSTGenerator(Generator):
             accountant=accountant,
             rng=rng,
         )
-        fine = [codec.encode(frame[codec.name]) for codec in codecs]
         labels = [spec.role == "label" for spec in specs]
-        self._fit_model(fine, codecs, labels, plan, accountant, rng)
+        self._fit_model(source, codecs, labels, plan, accountant, rng)
         self.label_ = plan["label"]
         self.columns_ = [spec.name for spec in specs]
         self.codecs_ = codecs
         self.accountant_ = accountant
         self.target_ = {"epsilon": float(epsilon), "delta": float(delta)}
         self.sample_rng_ = np.random.default_rng(sample_seed)
+        self.count_engine_ = source.engine
         return self
 
     def _check_useful(self, epsilon: float, delta: float, specs: list[Any], plan: dict[str, Any], n_hat: float) -> None:
@@ -236,7 +255,7 @@ class MSTGenerator(Generator):
 
     def _fit_model(
         self,
-        fine: list[np.ndarray],
+        source: CountSource,
         codecs: list[Codec],
         labels: list[bool],
         plan: dict[str, Any],
@@ -245,10 +264,7 @@ class MSTGenerator(Generator):
     ) -> None:
         """Stages 2-5: measure 1-ways, bin, select the tree, measure its tables, estimate."""
         sigma1, sigma2, label = plan["one_way_sigma"], plan["two_way_sigma"], plan["label"]
-        noisy_fine = [
-            gaussian_noise(np.bincount(codes, minlength=codec.n_codes), sigma1, rng)
-            for codes, codec in zip(fine, codecs, strict=True)
-        ]
+        noisy_fine = [gaussian_noise(counts, sigma1, rng) for counts in source.fine_counts(codecs)]
         accountant.add_gaussian("one_way", sigma1, count=len(codecs))
         n_hat = float(np.mean([noisy.sum() for noisy in noisy_fine]))
         fine_counts = [project_simplex(noisy, n_hat) for noisy in noisy_fine]
@@ -257,14 +273,14 @@ class MSTGenerator(Generator):
             self._bins(counts, codec, is_label, min_count)
             for counts, codec, is_label in zip(fine_counts, codecs, labels, strict=True)
         ]
-        data = np.column_stack([b[codes] for b, codes in zip(bins, fine, strict=True)])
-        data, sizes = data.astype(np.int16), [int(b.max()) + 1 for b in bins]
+        sizes = [int(b.max()) + 1 for b in bins]
         one_way = [np.bincount(b, weights=c, minlength=k) for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
         attributes = [c for c in range(len(codecs)) if c != label]
-        edges = select_tree(data, sizes, one_way, n_hat, plan["selection_epsilon"], rng, columns=attributes)
+        tables = BinnedTables(source, codecs, bins, label, attributes)
+        edges = select_tree(tables, one_way, n_hat, plan["selection_epsilon"], rng, columns=attributes)
         if edges:
             accountant.add_exponential("selection", plan["selection_epsilon"], count=len(edges))
-        noisy_tables, stars = _measure_tables(data, sizes, label, edges, plan, accountant, rng)
+        noisy_tables, stars = _measure_tables(tables, edges, plan, accountant, rng)
         model = estimate_model(
             noisy_fine,
             sigma1,
@@ -538,24 +554,48 @@ def _parse_conditions(
 # ---------------------------------------------------------------------- selection
 
 
-def pair_counts(data: np.ndarray, a: int, b: int, sizes: list[int]) -> np.ndarray:
-    """Exact 2-way contingency table of binned columns ``a`` and ``b``, shape (k_a, k_b)."""
-    flat = data[:, a].astype(np.int64) * sizes[b] + data[:, b]
-    return np.bincount(flat, minlength=sizes[a] * sizes[b]).reshape(sizes[a], sizes[b])
+class BinnedTables:
+    """Every binned table the tree selection and the measurements read, counted in one pass.
 
+    With a label (the label-augmented structure) these are the (label, a, b) tables of every
+    pair of attributes and the (label, a) tables; the 2-way table of a pair scored for the tree
+    is its (label, a, b) table summed over the label. Without a label, the (a, b) tables. Each
+    is a histogram: one row adds one to one cell (L2 sensitivity 1 when measured).
+    """
 
-def triple_counts(
-    label_codes: np.ndarray, label_size: int, data: np.ndarray, a: int, b: int, sizes: list[int]
-) -> np.ndarray:
-    """Exact table of (label, a, b), shape (k_label, k_a, k_b); a 2-way table when
-    ``label_size`` is 1. Still a histogram: L2 sensitivity 1 under add/remove-one-row."""
-    flat = (label_codes.astype(np.int64) * sizes[a] + data[:, a]) * sizes[b] + data[:, b]
-    return np.bincount(flat, minlength=label_size * sizes[a] * sizes[b]).reshape(label_size, sizes[a], sizes[b])
+    def __init__(
+        self, source: CountSource, codecs: list[Codec], bins: list[np.ndarray], label: int | None, columns: list[int]
+    ) -> None:
+        self.label = label
+        self.pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
+        prefix = () if label is None else (label,)
+        groups = [(*prefix, a, b) for a, b in self.pairs]
+        if label is not None:
+            groups += [(label, a) for a in columns]
+        counted = source.binned_counts(codecs, bins, groups) if groups else []
+        self.triples: dict[tuple[int, int], np.ndarray] = {}
+        self.stars: dict[int, np.ndarray] = {}
+        for group, table in zip(groups, counted, strict=True):
+            if label is not None and len(group) == 2:
+                self.stars[group[1]] = table
+            else:
+                self.triples[group[-2:]] = table if label is not None else table[None, :, :]
+
+    def pair(self, a: int, b: int) -> np.ndarray:
+        """Exact 2-way table of binned columns ``a`` and ``b``, shape (k_a, k_b)."""
+        return self.triples[(a, b)].sum(axis=0)
+
+    def triple(self, a: int, b: int) -> np.ndarray:
+        """Exact table of (label, a, b), shape (k_label, k_a, k_b), k_label = 1 without a label."""
+        return self.triples[(a, b)]
+
+    def star(self, a: int) -> np.ndarray:
+        """Exact table of (label, a)."""
+        return self.stars[a]
 
 
 def select_tree(
-    data: np.ndarray,
-    sizes: list[int],
+    tables: BinnedTables,
     one_way: list[np.ndarray],
     n_hat: float,
     epsilon: float,
@@ -571,15 +611,14 @@ def select_tree(
 
     Parameters
     ----------
-    data : ndarray of shape (n_rows, d), binned codes
-    sizes : bins per column
+    tables : the exact binned tables of every pair of ``columns``
     one_way : estimated bin counts per column (noisy, post-processed)
     columns : the columns the tree spans (all but the label in the label-augmented structure)
     """
     candidates = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
     scale = max(n_hat, 1.0)
     scores = np.array(
-        [np.abs(pair_counts(data, a, b, sizes) - np.outer(one_way[a], one_way[b]) / scale).sum() for a, b in candidates]
+        [np.abs(tables.pair(a, b) - np.outer(one_way[a], one_way[b]) / scale).sum() for a, b in candidates]
     )
     component = {c: c for c in columns}
     edges: list[tuple[int, int]] = []
@@ -594,9 +633,7 @@ def select_tree(
 
 
 def _measure_tables(
-    data: np.ndarray,
-    sizes: list[int],
-    label: int | None,
+    tables: BinnedTables,
     edges: list[tuple[int, int]],
     plan: dict[str, Any],
     accountant: ZCDPAccountant,
@@ -604,18 +641,15 @@ def _measure_tables(
 ) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """Gaussian measurements of the tree's (label ×) edge tables, and optionally of every
     (label, column) table; each is a histogram with L2 sensitivity 1."""
-    label_codes = data[:, label] if label is not None else np.zeros(len(data), np.int16)
-    label_size = sizes[label] if label is not None else 1
     sigma2, label_sigma = plan["two_way_sigma"], plan["label_sigma"]
-    tables = [gaussian_noise(triple_counts(label_codes, label_size, data, a, b, sizes), sigma2, rng) for a, b in edges]
+    noisy = [gaussian_noise(tables.triple(a, b), sigma2, rng) for a, b in edges]
     if edges:
         accountant.add_gaussian("two_way", sigma2, count=len(edges))
     stars: dict[int, np.ndarray] = {}
-    if label is not None and math.isfinite(label_sigma):
-        attributes = [c for c in range(data.shape[1]) if c != label]
-        stars = {a: gaussian_noise(pair_counts(data, label, a, sizes), label_sigma, rng) for a in attributes}
-        accountant.add_gaussian("label_pairs", label_sigma, count=len(attributes))
-    return tables, stars
+    if tables.label is not None and math.isfinite(label_sigma):
+        stars = {a: gaussian_noise(table, label_sigma, rng) for a, table in tables.stars.items()}
+        accountant.add_gaussian("label_pairs", label_sigma, count=len(tables.stars))
+    return noisy, stars
 
 
 # ---------------------------------------------------------------------- estimation

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import (
     OTHER_VALUE,
     CategoricalCodec,
@@ -99,7 +100,13 @@ def test_a_category_seen_once_is_not_released_when_categories_are_not_declared()
     specs = parse_schema({"columns": [{"name": "c", "type": "categorical"}]})
     accountant = ZCDPAccountant()
     codecs = fit_codecs(
-        frame, specs, rho=0.05, threshold_delta=1e-6, max_cells=128, accountant=accountant, rng=np.random.default_rng(0)
+        FrameCounts(frame),
+        specs,
+        rho=0.05,
+        threshold_delta=1e-6,
+        max_cells=128,
+        accountant=accountant,
+        rng=np.random.default_rng(0),
     )
     assert codecs[0].values == ["common", "rare"]
     assert codecs[0].has_other
@@ -117,7 +124,7 @@ def test_declared_categories_and_bounds_cost_nothing() -> None:
     }
     accountant = ZCDPAccountant()
     codecs = fit_codecs(
-        frame,
+        FrameCounts(frame),
         parse_schema(schema),
         rho=0.0,
         threshold_delta=0.0,

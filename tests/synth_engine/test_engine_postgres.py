@@ -1,0 +1,174 @@
+"""Counts computed in PostgreSQL equal the in-memory counts, and MST fitted from them is the same model.
+
+A table of the Adult fixture (with a float column holding NaN and missing values, a nullable
+boolean and a datetime added) is copied into the machine's PostgreSQL; the in-memory path reads
+the same values from a frame.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.db import connection
+
+from synth_engine.engines.postgres import PostgresCounts, quote_identifier
+from synth_engine.generators import GeneratorError, MSTGenerator, SchemaMismatchError
+from synth_engine.generators.counts import FrameCounts
+from synth_engine.generators.domain import parse_schema
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="counts in PostgreSQL need PostgreSQL"),
+]
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_sample.csv"
+INTEGERS = {"age": (17, 90), "education-num": (1, 16), "capital-gain": (0, 99_999), "hours-per-week": (1, 99)}
+SQL_TYPES = {"integer": "bigint", "float": "double precision", "boolean": "boolean", "datetime": "timestamp"}
+
+
+def adult_frame(n_rows: int = 1500) -> pd.DataFrame:
+    frame = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False).head(n_rows)
+    frame = frame[["age", "workclass", "education", "education-num", "sex", "capital-gain", "hours-per-week", "income"]]
+    for column in INTEGERS:
+        frame[column] = pd.to_numeric(frame[column])
+    rng = np.random.default_rng(3)
+    score = rng.normal(50.0, 20.0, n_rows).round(3)
+    score[rng.random(n_rows) < 0.05] = np.nan
+    frame["score"] = score
+    flags = pd.Series(rng.random(n_rows) < 0.3, dtype="boolean")
+    flags[rng.random(n_rows) < 0.1] = pd.NA
+    frame["flag"] = flags
+    seconds = rng.integers(1_500_000_000, 1_700_000_000, n_rows)
+    frame["seen"] = pd.to_datetime(seconds, unit="s") + pd.to_timedelta(rng.integers(0, 2, n_rows) * 500, unit="ms")
+    frame.loc[rng.random(n_rows) < 0.02, "workclass"] = ""
+    return frame
+
+
+def adult_schema() -> dict:
+    columns: list[dict] = []
+    for name, (low, high) in INTEGERS.items():
+        columns.append({"name": name, "type": "integer", "min": low, "max": high})
+    columns[1].pop("max")  # one bound estimated with DP (the magnitude histogram)
+    columns += [
+        {"name": "workclass", "type": "categorical"},
+        {"name": "education", "type": "categorical"},
+        {"name": "sex", "type": "categorical", "categories": ["Female", "Male"], "nullable": False},
+        {"name": "income", "type": "categorical", "role": "label", "categories": ["<=50K", ">50K"]},
+        {"name": "score", "type": "float"},
+        {"name": "flag", "type": "boolean"},
+        {"name": "seen", "type": "datetime", "min": "2017-01-01T00:00:00", "max": "2024-01-01T00:00:00"},
+    ]
+    return {"columns": columns}
+
+
+def create_table(name: str, frame: pd.DataFrame, schema: dict) -> None:
+    types = {spec.name: SQL_TYPES.get(spec.type, "text") for spec in parse_schema(schema)}
+    columns = ", ".join(f"{quote_identifier(column)} {types[column]}" for column in frame.columns)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False)
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {quote_identifier(name)} ({columns})")
+        cursor.copy_expert(f"COPY {quote_identifier(name)} FROM STDIN WITH (FORMAT csv)", buffer)
+
+
+@pytest.fixture
+def adult() -> tuple[pd.DataFrame, dict, PostgresCounts]:
+    frame, schema = adult_frame(), adult_schema()
+    create_table("engine_adult", frame, schema)
+    return frame, schema, PostgresCounts(connection, "engine_adult", schema)
+
+
+def fitted(source, schema: dict, **params) -> MSTGenerator:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MSTGenerator(**params).fit_counts(source, schema, 2.0, 1e-5, random_state=11)
+
+
+def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adult) -> None:
+    frame, schema, database = adult
+    memory = FrameCounts(frame)
+    assert database.check() == []
+    assert database.row_count() == memory.row_count() == len(frame)
+    for spec in parse_schema(schema):
+        if spec.type == "categorical" and spec.categories is None:
+            keys, counts = database.category_counts(spec)
+            expected_keys, expected = memory.category_counts(spec)
+            assert dict(zip(keys, counts.tolist(), strict=True)) == dict(
+                zip(expected_keys, expected.tolist(), strict=True)
+            )
+        if spec.is_numeric and spec.maximum is None:
+            integer = spec.type != "float"
+            assert np.array_equal(
+                database.magnitude_counts(spec, integer=integer), memory.magnitude_counts(spec, integer=integer)
+            )
+    model = fitted(memory, schema)
+    codecs, bins = model.codecs_, model.bins_
+    for ours, theirs in zip(database.fine_counts(codecs), memory.fine_counts(codecs), strict=True):
+        assert np.array_equal(ours, theirs)
+    groups = [(7, a, b) for a, b in itertools.combinations([0, 2, 5, 8, 9, 10], 2)] + [(7, 4), (1,), (3, 6)]
+    for ours, theirs in zip(
+        database.binned_counts(codecs, bins, groups), memory.binned_counts(codecs, bins, groups), strict=True
+    ):
+        assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.3}, {"structure": "tree"}])
+def test_mst_fitted_from_postgresql_counts_samples_byte_identical_rows(adult, params) -> None:
+    frame, schema, database = adult
+    from_memory = fitted(FrameCounts(frame), schema, **params)
+    from_database = fitted(database, schema, **params)
+    assert from_memory.privacy_spent().to_dict() == from_database.privacy_spent().to_dict()
+    assert from_database.count_engine_ == "postgresql" and from_memory.count_engine_ == "pandas"
+    ours, theirs = from_database.sample(3000), from_memory.sample(3000)
+    assert ours.to_csv(index=False).encode() == theirs.to_csv(index=False).encode()
+
+
+def test_fit_on_a_frame_and_fit_counts_on_its_frame_counts_are_the_same_model(adult) -> None:
+    frame, schema, _ = adult
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = MSTGenerator().fit(frame, schema, 2.0, 1e-5, random_state=11)
+    assert direct.sample(500).equals(fitted(FrameCounts(frame), schema).sample(500))
+
+
+def bad_table(frame: pd.DataFrame, schema: dict) -> PostgresCounts:
+    create_table("engine_bad", frame, schema)
+    return PostgresCounts(connection, "engine_bad", schema)
+
+
+def test_a_table_that_does_not_match_the_schema_is_refused_in_the_database_before_any_fit(adult) -> None:
+    frame, schema, _ = adult
+    with pytest.raises(SchemaMismatchError, match="does not exist"):
+        PostgresCounts(connection, "no_such_table", schema).check()
+    extra = {"columns": [*schema["columns"], {"name": "absent", "type": "integer"}]}
+    with pytest.raises(SchemaMismatchError, match="no column 'absent'"):
+        PostgresCounts(connection, "engine_adult", extra).check()
+    as_integer = {"columns": [{**c, "type": "integer"} if c["name"] == "education" else c for c in schema["columns"]]}
+    with pytest.raises(SchemaMismatchError, match="declared integer but is text"):
+        PostgresCounts(connection, "engine_adult", as_integer).check()
+    narrow = {
+        "columns": [{**c, "categories": ["Private"]} if c["name"] == "workclass" else c for c in schema["columns"]]
+    }
+    with pytest.raises(SchemaMismatchError, match="outside its declared categories"):
+        PostgresCounts(connection, "engine_adult", narrow).check()
+    strict = {"columns": [{**c, "nullable": False} if c["name"] == "score" else c for c in schema["columns"]]}
+    with pytest.raises(SchemaMismatchError, match="nullable: false"):
+        PostgresCounts(connection, "engine_adult", strict).check()
+    infinite = frame.assign(score=frame["score"].where(frame.index != 5, np.inf))
+    with pytest.raises(SchemaMismatchError, match="±inf"):
+        bad_table(infinite, schema).check()
+
+
+def test_an_empty_table_is_refused_and_a_quoted_name_reads_only_that_table(adult) -> None:
+    frame, schema, _ = adult
+    create_table('odd "name"; DROP TABLE engine_adult', frame.head(0), schema)
+    with pytest.raises(GeneratorError, match="no rows"):
+        PostgresCounts(connection, 'odd "name"; DROP TABLE engine_adult', schema).check()
+    assert PostgresCounts(connection, "engine_adult", schema).row_count() == len(frame)
