@@ -39,8 +39,10 @@ def time_text(value: datetime | date | str | None) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, str):
+        if len(value) == len("2026-12-05"):
+            return value
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return _utc(datetime.fromisoformat(value.replace("Z", "+00:00"))).strftime(TEXT_FORMAT)
         except ValueError:
             return value
     if isinstance(value, datetime):
