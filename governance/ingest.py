@@ -182,7 +182,7 @@ def _zip_member(path: Path) -> io.BufferedIOBase:
     members = [info for info in archive.infolist() if not info.is_dir()]
     if len(members) != 1:
         raise DatasetFormatError(f"A zip upload must hold exactly one file; this one holds {len(members)}.")
-    return archive.open(members[0])  # type: ignore[return-value]
+    return archive.open(members[0])  # type: ignore[return-value]  # a ZipExtFile is a binary file, not typed as one
 
 
 def _expand(opener: Any, *, compressed_size: int, limits: IngestLimits) -> bytes:

@@ -49,7 +49,8 @@ def add_service_error(
 ) -> None:
     """Show a service's error next to the field it names (``extra["field"]``), else on the form."""
     field = error.extra.get("field")
-    field = (fields or {}).get(field, field)
+    if field is not None:
+        field = (fields or {}).get(field, field)
     if field not in form.fields:
         field = fallback
     form.add_error(field, error.message)
