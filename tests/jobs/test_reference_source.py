@@ -17,6 +17,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from audits.facts import datasheet_facts
 from core.errors import PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind
 from governance.services import budget_balance
@@ -120,7 +121,11 @@ def test_a_job_on_a_referenced_table_fits_mst_from_database_counts_and_spends_on
     assert job.output_version.n_rows == 400
     assert BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).count() == 1
     request.refresh_from_db()
-    assert request.audit_runs.get().version_id == job.output_version_id
+    run = request.audit_runs.get()
+    assert run.version_id == job.output_version_id
+    steps = datasheet_facts(run).preprocessing  # the internal report names the engine and the samples
+    assert any("computed in the database (postgresql)" in step for step in steps)
+    assert any(f"{train.n_rows:,} training rows and {holdout.n_rows:,} holdout rows" in step for step in steps)
 
 
 def test_a_table_changed_after_registration_fails_the_job_before_any_spend(cast, warehouse, adult_schema):
