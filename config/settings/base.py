@@ -187,6 +187,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # One time format for machines: core.times.ISO_FORMAT (UTC, to the second, with a Z).
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from core.amounts import amount_text
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, errors_combined
 from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
@@ -98,16 +98,15 @@ def dataset_register(
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
-    epsilon = parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))
-    delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
-    _check_name(name)
-    description = text_checked(description, field="description")
-    if sensitivity not in Sensitivity.values:
-        raise ValidationError(
-            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
-            extra={"field": "sensitivity"},
-        )
-    table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
+    errors: list[ValidationError] = []
+    fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    try:
+        table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
+    except ValidationError as error:
+        errors.append(error)
+    if errors or fields is None:
+        raise errors_combined(errors)
+    epsilon, delta, description = fields
     digests = row_digests(table.frame, fingerprint_key())
     with files_removed_on_error() as written, transaction.atomic():
         _registrations_serialised()
@@ -145,6 +144,53 @@ def dataset_register(
         return result
 
 
+def dataset_register_fields_check(
+    *, name: str, epsilon_cap: Any, delta_cap: Any, description: str = "", sensitivity: str = "confidential"
+) -> None:
+    """Check a registration's own fields (not the table) and name every mistake in one error.
+
+    The dashboard calls it when its form is incomplete, so the person sees every mistake at
+    once; ``dataset_register`` runs the same checks together with reading the table.
+    """
+    errors: list[ValidationError] = []
+    _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    if errors:
+        raise errors_combined(errors)
+
+
+def _registration_fields(
+    errors: list[ValidationError], name: str, epsilon_cap: Any, delta_cap: Any, description: str, sensitivity: str
+) -> tuple[Decimal, Decimal, str] | None:
+    """The caps and description checked, or None; every mistake is appended to ``errors``."""
+    found = len(errors)
+    checks: dict[str, Any] = {}
+    for key, check in (
+        ("epsilon", lambda: parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))),
+        (
+            "delta",
+            lambda: parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1)),
+        ),
+        ("name", lambda: _check_name(name)),
+        ("description", lambda: text_checked(description, field="description")),
+        ("sensitivity", lambda: _check_sensitivity(sensitivity)),
+    ):
+        try:
+            checks[key] = check()
+        except ValidationError as error:
+            errors.append(error)
+    if len(errors) > found:
+        return None
+    return checks["epsilon"], checks["delta"], checks["description"]
+
+
+def _check_sensitivity(sensitivity: str) -> None:
+    if sensitivity not in Sensitivity.values:
+        raise ValidationError(
+            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
+            extra={"field": "sensitivity"},
+        )
+
+
 def dataset_reference_register(
     *,
     actor: User,
@@ -171,15 +217,11 @@ def dataset_reference_register(
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
-    epsilon = parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))
-    delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
-    _check_name(name)
-    description = text_checked(description, field="description")
-    if sensitivity not in Sensitivity.values:
-        raise ValidationError(
-            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
-            extra={"field": "sensitivity"},
-        )
+    errors: list[ValidationError] = []
+    fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    if errors or fields is None:
+        raise errors_combined(errors)
+    epsilon, delta, description = fields
     identity = json.dumps({"reference": reference, "schema": schema}, sort_keys=True, default=str)
     content_hash = hashlib.sha256(identity.encode("utf-8")).hexdigest()
     with transaction.atomic():

@@ -18,13 +18,12 @@ from audits.models import DownloadKind, Release
 from audits.selectors import release_get, release_list
 from audits.services import release_create, release_download, release_revoke
 from core.cli import CliError, SynthgateCommand, SynthgateParser
-from core.cli_format import fields, table
+from core.cli_format import fields, table, version_ref
 
 LIST_COLUMNS = (
     "id",
     "request",
     "version",
-    "version_number",
     "released_by",
     "created_at",
     "expires_at",
@@ -101,8 +100,7 @@ class Command(SynthgateCommand):
                     (
                         release.pk,
                         release.request_id,
-                        release.version_id,
-                        release.version.number,
+                        version_ref(release.version_id, release.version.number),
                         release.released_by.username,
                         release.created_at,
                         release.expires_at,

@@ -227,7 +227,7 @@ def _read_schema(name: str | None) -> dict[str, Any] | None:
 
 def _version_row(version: Any) -> tuple[Any, ...]:
     return (
-        version.number,
+        f"v{version.number}",
         version.kind,
         version.n_rows,
         version.n_columns,
