@@ -315,6 +315,9 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
         else "Split into training rows and a stratified holdout kept for audits only; the generator never saw "
         "the holdout."
     )
+    counts = (version.lineage or {}).get("counts")
+    if counts:
+        return _preprocessing_in_engine(counts, disclose_rows=disclose_rows)
     steps = [
         f"Identifier columns dropped before storage: {', '.join(source.dropped_columns) or 'none'}.",
         "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",
@@ -326,6 +329,28 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
             "differential privacy, and their cost is part of the spent ε; rare categories became 'other'."
         )
     return steps
+
+
+def _preprocessing_in_engine(counts: dict[str, Any], *, disclose_rows: bool) -> list[str]:
+    """The steps of a job on a table read where it lives (the lineage's ``counts``)."""
+    samples = counts.get("audit_sample_rows") or {}
+    sizes = (
+        f" ({samples.get('train', 0):,} training rows and {samples.get('holdout', 0):,} holdout rows)"
+        if disclose_rows
+        else ""
+    )
+    return [
+        f"Read where it lives: table {counts.get('table')} of the source database {counts.get('connection')!r}; "
+        "only the schema's columns were read, and the rows were not copied to the platform.",
+        "Split in the database by a keyed hash of each row into training rows and a holdout kept for audits "
+        "only (not stratified); the generator never saw the holdout.",
+        f"Every count the generator used was computed in the database ({counts.get('engine')}) over all training "
+        "rows; the noise was added by the worker.",
+        f"The audit ran on random samples of the training rows and of the holdout{sizes}, fetched from the "
+        "database; its planted positive controls were run on the same samples.",
+        "Category lists and numeric bounds not declared public in the schema were estimated with differential "
+        "privacy from counts computed in the database, and their cost is part of the spent ε.",
+    ]
 
 
 def _privacy(lineage: dict[str, Any]) -> PrivacyFacts:
