@@ -207,7 +207,7 @@ def _failed(check: dict[str, Any]) -> str:
 
 def _pdf(data: dict[str, Any]) -> tuple[bytes, str]:
     from audits.datasheets import html_to_pdf, render_template, sign_pdf
-    from audits.signing import signing_identity
+    from audits.keys import signing_identity
 
     period = data["report"]["period"]
     html = render_template(

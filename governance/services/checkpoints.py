@@ -7,7 +7,7 @@ the key (a DBA, the owner role, a stolen application password) can recompute has
 produce checkpoints: ``audit_log_verify`` compares the chain with them and names the first event
 that disagrees, a cut tail, or events that no checkpoint covers (docs/tamper-evidence.md).
 
-The key lives with the audits app (``audits.signing``); it registers itself here at start-up,
+The key lives with the audits app (``audits.keys``); it registers itself here at start-up,
 so this module never imports audits.
 """
 

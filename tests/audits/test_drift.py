@@ -16,10 +16,9 @@ from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 
-from audits.drift import BEAT_TASK, drift_audit_run, drift_beat_schedule_ensure, drift_schedule_set
 from audits.models import DriftRun, DriftSchedule, Release
-from audits.releases import release_create
-from audits.services import risk_accept
+from audits.services import drift_audit_run, drift_beat_schedule_ensure, drift_schedule_set, release_create, risk_accept
+from audits.services.drift_audits import BEAT_TASK
 from core.errors import PermissionDeniedError
 from governance.models import AuditEvent, RequestState
 from governance.services import dataset_register

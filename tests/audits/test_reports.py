@@ -16,8 +16,7 @@ from rest_framework.test import APIClient
 
 from audits.compliance import compliance_report_build, compliance_report_render, csv_cell
 from audits.models import ComplianceReport
-from audits.releases import release_create, release_download
-from audits.services import datasheet_verify, risk_accept
+from audits.services import datasheet_verify, release_create, release_download, risk_accept
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, DataRequest, RequestState
 from governance.services import (

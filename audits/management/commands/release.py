@@ -13,10 +13,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from audits.apis_releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
+from audits.apis.releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
 from audits.models import DownloadKind, Release
-from audits.releases import release_create, release_download, release_revoke
 from audits.selectors import release_get, release_list
+from audits.services import release_create, release_download, release_revoke
 from core.cli import CliError, SynthgateCommand, SynthgateParser
 from core.cli_format import fields, table
 
