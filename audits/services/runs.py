@@ -54,6 +54,11 @@ VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "incon
 
 
 def version_frame(version: DatasetVersion) -> pd.DataFrame:
+    if version.source_reference:
+        raise ValueError(
+            f"{version} stays in its database (table {version.source_reference.get('table')!r}); "
+            "it is read only as counts and a job's audit samples"
+        )
     return load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
 
 

@@ -12,6 +12,7 @@ from core.errors import ApplicationError, PermissionDeniedError
 from core.schema import COLUMN_ROLES
 from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
 from dashboard.selectors import dataset_columns, dataset_lineage, dataset_rows
+from dashboard.uploads import StagedUpload, upload_discard, upload_stage, upload_staged
 from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance import services
 from governance.apis.datasets import saved_upload
@@ -157,16 +158,19 @@ def _declare_form(data: Any, version: Any, **kwargs: Any) -> ColumnDeclareForm:
 def dataset_register(request: HttpRequest) -> HttpResponse:
     if not _is_steward(request):
         raise PermissionDeniedError("Only a data steward can register datasets.")
-    form = DatasetRegisterForm(request.POST or None, request.FILES or None)
+    user = signed_in_user(request)
+    staged = upload_staged(user_id=user.pk, token=request.POST.get("staged_file")) if request.method == "POST" else None
+    form = DatasetRegisterForm(request.POST or None, request.FILES or None, staged=staged)
     status = 200
     if request.method == "POST":
         if form.is_valid():
             try:
-                result = _register(request, form.cleaned_data)
+                result = _register(request, form.cleaned_data, staged)
             except ApplicationError as error:
                 add_service_error(form, error, fallback="file")
                 status = error.status
             else:
+                upload_discard(user_id=user.pk, token=staged.token if staged else None)
                 version = result.version
                 note = "registered" if result.created else "was already stored (identical content)"
                 messages.success(
@@ -179,25 +183,52 @@ def dataset_register(request: HttpRequest) -> HttpResponse:
                 return redirect("dashboard:dataset-schema", name=version.dataset.name)
         else:
             status = 400
+            _field_mistakes(form)
+        form.staged = _kept_upload(request, staged)
     return render(request, "dashboard/datasets/register.html", {"form": form}, status=status)
 
 
-def _register(request: HttpRequest, data: dict) -> services.RegistrationResult:
-    upload = data["file"]
-    with saved_upload(upload) as path:
-        return services.dataset_register(
-            actor=signed_in_user(request),
-            name=data["name"],
-            path=path,
-            filename=upload.name or "",
-            epsilon_cap=data["epsilon_cap"],
-            delta_cap=data["delta_cap"],
-            schema=data["schema"],
-            description=data["description"],
-            sensitivity=data["sensitivity"],
-            cap_override_reason=data["cap_override_reason"],
-            overlap_override_reason=data["overlap_override_reason"],
+def _field_mistakes(form: DatasetRegisterForm) -> None:
+    """Every mistake in the fields the service checks, beside the form's own errors (all at once)."""
+    try:
+        services.dataset_register_fields_check(
+            name=form.data.get("name", ""),
+            epsilon_cap=form.data.get("epsilon_cap", ""),
+            delta_cap=form.data.get("delta_cap", ""),
+            description=form.data.get("description", ""),
+            sensitivity=form.data.get("sensitivity", ""),
         )
+    except ApplicationError as error:
+        add_service_error(form, error)
+
+
+def _kept_upload(request: HttpRequest, staged: StagedUpload | None) -> StagedUpload | None:
+    """The table the form failed with, staged for the next attempt (a new file replaces the old)."""
+    upload = request.FILES.get("file")
+    if upload is None:
+        return staged
+    user_id = signed_in_user(request).pk
+    upload_discard(user_id=user_id, token=staged.token if staged else None)
+    return upload_stage(user_id=user_id, upload=upload)
+
+
+def _register(request: HttpRequest, data: dict, staged: StagedUpload | None) -> services.RegistrationResult:
+    upload = data["file"]
+    fields = {
+        "actor": signed_in_user(request),
+        "name": data["name"],
+        "epsilon_cap": data["epsilon_cap"],
+        "delta_cap": data["delta_cap"],
+        "schema": data["schema"],
+        "description": data["description"],
+        "sensitivity": data["sensitivity"],
+        "cap_override_reason": data["cap_override_reason"],
+        "overlap_override_reason": data["overlap_override_reason"],
+    }
+    if upload is None and staged is not None:
+        return services.dataset_register(path=staged.path, filename=staged.filename, **fields)
+    with saved_upload(upload) as path:
+        return services.dataset_register(path=path, filename=upload.name or "", **fields)
 
 
 def _is_steward(request: HttpRequest) -> bool:

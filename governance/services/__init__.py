@@ -12,7 +12,9 @@ from governance.services.budget import (
 )
 from governance.services.datasets import (
     RegistrationResult,
+    dataset_reference_register,
     dataset_register,
+    dataset_register_fields_check,
     dataset_schema_declare,
     dataset_schema_declare_columns,
     dataset_version_store,
@@ -70,7 +72,9 @@ __all__ = [
     "budget_reservation",
     "budget_reserve",
     "budget_spend",
+    "dataset_reference_register",
     "dataset_register",
+    "dataset_register_fields_check",
     "dataset_schema_declare",
     "dataset_schema_declare_columns",
     "dataset_version_store",

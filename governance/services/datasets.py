@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from core.amounts import amount_text
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, errors_combined
 from core.limits import text_checked
 from core.schema import DECLARABLE_KEYS, SchemaError, parse_schema, schema_declared
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
@@ -100,20 +102,19 @@ def dataset_register(
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
-    epsilon = parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))
-    delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
-    _check_name(name)
-    description = text_checked(description, field="description")
-    if sensitivity not in Sensitivity.values:
-        raise ValidationError(
-            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
-            extra={"field": "sensitivity"},
-        )
-    if declarations:
-        schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
-    table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
-    for column in table.schema["columns"]:
-        _check_categories_cover(table.frame, column)
+    errors: list[ValidationError] = []
+    fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    try:
+        if declarations:
+            schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
+        table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
+        for column in table.schema["columns"]:
+            _check_categories_cover(table.frame, column)
+    except ValidationError as error:
+        errors.append(error)
+    if errors or fields is None:
+        raise errors_combined(errors)
+    epsilon, delta, description = fields
     digests = row_digests(table.frame, fingerprint_key())
     with files_removed_on_error() as written, transaction.atomic():
         _registrations_serialised()
@@ -166,6 +167,140 @@ def _schema_with_declarations(
         return schema_declared(base, declarations)
     except SchemaError as error:
         raise ValidationError(str(error), extra={"field": "declarations"}) from error
+
+
+def dataset_register_fields_check(
+    *, name: str, epsilon_cap: Any, delta_cap: Any, description: str = "", sensitivity: str = "confidential"
+) -> None:
+    """Check a registration's own fields (not the table) and name every mistake in one error.
+
+    The dashboard calls it when its form is incomplete, so the person sees every mistake at
+    once; ``dataset_register`` runs the same checks together with reading the table.
+    """
+    errors: list[ValidationError] = []
+    _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    if errors:
+        raise errors_combined(errors)
+
+
+def _registration_fields(
+    errors: list[ValidationError], name: str, epsilon_cap: Any, delta_cap: Any, description: str, sensitivity: str
+) -> tuple[Decimal, Decimal, str] | None:
+    """The caps and description checked, or None; every mistake is appended to ``errors``."""
+    found = len(errors)
+    checks: dict[str, Any] = {}
+    for key, check in (
+        ("epsilon", lambda: parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))),
+        (
+            "delta",
+            lambda: parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1)),
+        ),
+        ("name", lambda: _check_name(name)),
+        ("description", lambda: text_checked(description, field="description")),
+        ("sensitivity", lambda: _check_sensitivity(sensitivity)),
+    ):
+        try:
+            checks[key] = check()
+        except ValidationError as error:
+            errors.append(error)
+    if len(errors) > found:
+        return None
+    return checks["epsilon"], checks["delta"], checks["description"]
+
+
+def _check_sensitivity(sensitivity: str) -> None:
+    if sensitivity not in Sensitivity.values:
+        raise ValidationError(
+            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
+            extra={"field": "sensitivity"},
+        )
+
+
+def dataset_reference_register(
+    *,
+    actor: User,
+    name: str,
+    reference: dict[str, Any],
+    n_rows: int,
+    schema: dict[str, Any],
+    epsilon_cap: Any,
+    delta_cap: Any,
+    description: str = "",
+    sensitivity: str = "confidential",
+    cap_override_reason: str = "",
+) -> RegistrationResult:
+    """Record a source version that refers to a table where it lives (checked by the caller).
+
+    ``reference`` holds the engine, the connection's *name* (never its URL), the table, and the row
+    count and checksum taken where the data lives; the version's content hash is derived from
+    them and the schema, so the same table with the same content and schema is the same version.
+    Nothing is stored under the data directory. Row fingerprints are not computed for a referenced
+    table, so its overlap with other datasets is not checked (docs/engines.md).
+    """
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can register datasets.")
+    errors: list[ValidationError] = []
+    fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    if errors or fields is None:
+        raise errors_combined(errors)
+    epsilon, delta, description = fields
+    identity = json.dumps({"reference": reference, "schema": schema}, sort_keys=True, default=str)
+    content_hash = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    with transaction.atomic():
+        _registrations_serialised()
+        dataset = Dataset.objects.select_for_update().filter(name=name).first()
+        if dataset is None:
+            caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
+            dataset = _dataset_create(
+                actor=actor,
+                name=name,
+                epsilon_cap=epsilon,
+                delta_cap=delta,
+                description=description,
+                sensitivity=sensitivity,
+                caps_note=caps_note,
+            )
+        elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
+            raise ConflictError(
+                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
+                f"δ = {amount_text(dataset.delta_cap)}; "
+                "caps cannot be changed by registering a new version.",
+                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
+            )
+        existing = DatasetVersion.objects.filter(
+            dataset=dataset, kind=VersionKind.SOURCE, content_hash=content_hash
+        ).first()
+        if existing is not None:
+            return RegistrationResult(existing, False, [])
+        number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+        version = DatasetVersion.objects.create(
+            dataset=dataset,
+            number=number,
+            kind=VersionKind.SOURCE,
+            content_hash=content_hash,
+            storage_key="",
+            n_rows=n_rows,
+            n_columns=len(schema["columns"]),
+            schema=schema,
+            schema_inferred=False,
+            source_reference=reference,
+            created_by=actor,
+        )
+        audit_event_record(
+            actor=actor,
+            action="dataset_version.create",
+            obj=version,
+            after={
+                "dataset": dataset.name,
+                "number": number,
+                "kind": VersionKind.SOURCE,
+                "content_hash": content_hash,
+                "n_rows": n_rows,
+                "n_columns": version.n_columns,
+                "source_reference": reference,
+            },
+        )
+        return RegistrationResult(version, True, [])
 
 
 def fingerprint_key() -> bytes:
@@ -464,6 +599,13 @@ def dataset_schema_declare_columns(
         version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
         if version is None:
             raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        if version.source_reference:
+            raise ConflictError(
+                f"{version} refers to table {version.source_reference.get('table')!r} where it lives; "
+                "its schema is fixed at registration: register the table again with the new schema "
+                "(`synthgate source register`).",
+                extra={"version": version.number},
+            )
         _check_not_in_flight(version)
         frame = _stored_frame(version)
         schema, events, warnings = version.schema, [], []

@@ -14,7 +14,7 @@ from audits.recipient import reads_real_diagnostics, recipient_check_view, recip
 from audits.selectors import audit_run_get, audit_run_list
 from audits.services import audit_external, audit_run_on_demand, risk_accept
 from core.cli import CliError, SynthgateCommand
-from core.cli_format import cell, fields, table
+from core.cli_format import cell, fields, table, version_ref
 
 LIST_COLUMNS = (
     "id",
@@ -22,7 +22,7 @@ LIST_COLUMNS = (
     "status",
     "blocked",
     "dataset",
-    "version_number",
+    "version",
     "request",
     "failed_checks",
     "created_at",
@@ -88,7 +88,7 @@ class Command(SynthgateCommand):
                         run.status,
                         run.blocked,
                         run.version.dataset.name,
-                        run.version.number,
+                        version_ref(run.version_id, run.version.number),
                         run.request_id,
                         run.failed_checks,
                         run.created_at,

@@ -238,7 +238,7 @@ def _read_json_object(name: str | None, *, what: str) -> dict[str, Any] | None:
 
 def _version_row(version: Any) -> tuple[Any, ...]:
     return (
-        version.number,
+        f"v{version.number}",
         version.kind,
         version.n_rows,
         version.n_columns,
