@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import psycopg2
 from django.conf import settings
@@ -22,12 +23,17 @@ from django.contrib.auth.models import User
 from core.errors import PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
+from governance.fingerprint import row_digests
+from governance.ingest import build_table
 from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import RegistrationResult, dataset_reference_register
+from governance.services.datasets import fingerprint_key
 from synth_engine.engines.postgres import (
     PostgresCounts,
     holdout_predicate,
+    quote_identifier,
+    quote_relation,
     sample_rows,
     table_checksum,
 )
@@ -35,6 +41,7 @@ from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 
 logger = logging.getLogger(__name__)
 ENGINE = "postgresql"
+FINGERPRINT_CHUNK = 50_000
 
 
 def source_database_names() -> list[str]:
@@ -76,12 +83,14 @@ def source_register(
     description: str = "",
     sensitivity: str = "confidential",
     cap_override_reason: str = "",
+    overlap_override_reason: str = "",
 ) -> RegistrationResult:
     """Register a PostgreSQL table or view as a source version of dataset ``name``.
 
     The schema is required (nothing is inferred from a table that stays where it is) and must name
     only columns to model; the table is checked against it in the database before anything is
-    recorded, and only its row count and checksum are read.
+    recorded, its row count and checksum are computed there, and its rows stream once through
+    the worker to be fingerprinted (:func:`table_row_digests`), never stored.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
@@ -105,6 +114,7 @@ def source_register(
                 code="invalid_source",
             ) from error
         n_rows, checksum = table_checksum(database, table, schema)
+        digests = table_row_digests(database, table, schema)
     finally:
         database.close()
     reference = {"engine": ENGINE, "connection": connection, "table": table, "n_rows": n_rows, "checksum": checksum}
@@ -119,7 +129,31 @@ def source_register(
         description=description,
         sensitivity=sensitivity,
         cap_override_reason=cap_override_reason,
+        digests=digests,
+        overlap_override_reason=overlap_override_reason,
     )
+
+
+def table_row_digests(connection: Any, table: str, schema: dict[str, Any]) -> np.ndarray:
+    """The table's keyed row digests, as for an upload (one budget per population).
+
+    The schema's columns stream through the worker in chunks of :data:`FINGERPRINT_CHUNK` rows
+    (a server-side cursor), are typed as an upload's cells would be, hashed, and dropped: nothing
+    is written; 8 bytes a distinct row are kept.
+    """
+    specs = parse_schema(schema)
+    header = [spec.name for spec in specs]
+    stored = {**schema, "missing_values": [""]}
+    columns = ", ".join(quote_identifier(name) for name in header)
+    parts = [np.empty(0, dtype=np.uint64)]
+    with connection.cursor(name="synthgate_fingerprint", withhold=True) as cursor:
+        cursor.itersize = FINGERPRINT_CHUNK
+        cursor.execute(f"SELECT {columns} FROM {quote_relation(table)}")
+        while rows := cursor.fetchmany(FINGERPRINT_CHUNK):
+            cells = [["" if value is None else str(value) for value in row] for row in rows]
+            frame = build_table(header, cells, stored, schema_inferred=False).frame
+            parts.append(row_digests(frame, fingerprint_key()))
+    return np.unique(np.concatenate(parts))
 
 
 @dataclass

@@ -228,14 +228,17 @@ def dataset_reference_register(
     description: str = "",
     sensitivity: str = "confidential",
     cap_override_reason: str = "",
+    digests: np.ndarray | None = None,
+    overlap_override_reason: str = "",
 ) -> RegistrationResult:
     """Record a source version that refers to a table where it lives (checked by the caller).
 
     ``reference`` holds the engine, the connection's *name* (never its URL), the table, and the row
     count and checksum taken where the data lives; the version's content hash is derived from
     them and the schema, so the same table with the same content and schema is the same version.
-    Nothing is stored under the data directory. Row fingerprints are not computed for a referenced
-    table, so its overlap with other datasets is not checked (docs/engines.md).
+    Nothing is stored under the data directory. ``digests`` are the table's keyed row digests
+    (:func:`governance.fingerprint.row_digests`, computed by the caller as the rows stream past):
+    rows another dataset holds are refused exactly as for an upload.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
@@ -248,6 +251,11 @@ def dataset_reference_register(
     content_hash = hashlib.sha256(identity.encode("utf-8")).hexdigest()
     with transaction.atomic():
         _registrations_serialised()
+        overlaps = (
+            _population_overlaps(name=name, digests=digests, override_reason=overlap_override_reason)
+            if digests is not None
+            else []
+        )
         dataset = Dataset.objects.select_for_update().filter(name=name).first()
         if dataset is None:
             caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
@@ -298,8 +306,11 @@ def dataset_reference_register(
                 "n_rows": n_rows,
                 "n_columns": version.n_columns,
                 "source_reference": reference,
+                **({"overlaps": overlaps} if overlaps else {}),
             },
         )
+        if digests is not None:
+            _fingerprint_store(version, digests)
         return RegistrationResult(version, True, [])
 
 

@@ -17,13 +17,15 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from core.errors import PermissionDeniedError, ValidationError
+from audits.facts import datasheet_facts
+from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind
 from governance.services import budget_balance
 from synth_engine.engines.postgres import quote_identifier
 from synth_engine.models import JobStatus
 from synth_engine.services import generation_job_start
 from synth_engine.sources import source_register
+from tests.governance.factories import dataset_register_adult
 from tests.jobs.conftest import approved_request_create
 
 pytestmark = [
@@ -120,7 +122,11 @@ def test_a_job_on_a_referenced_table_fits_mst_from_database_counts_and_spends_on
     assert job.output_version.n_rows == 400
     assert BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).count() == 1
     request.refresh_from_db()
-    assert request.audit_runs.get().version_id == job.output_version_id
+    run = request.audit_runs.get()
+    assert run.version_id == job.output_version_id
+    steps = datasheet_facts(run).preprocessing  # the internal report names the engine and the samples
+    assert any("computed in the database (postgresql)" in step for step in steps)
+    assert any(f"{train.n_rows:,} training rows and {holdout.n_rows:,} holdout rows" in step for step in steps)
 
 
 def test_a_table_changed_after_registration_fails_the_job_before_any_spend(cast, warehouse, adult_schema):
@@ -153,3 +159,13 @@ def test_the_cli_registers_a_table_and_lists_connections_by_name_only(cast, ware
     stdout = io.StringIO()
     call_command("source", "connections", "--as", "steward", stdout=stdout)
     assert stdout.getvalue().strip() == "warehouse"
+
+
+def test_rows_another_dataset_holds_are_refused_by_reference_as_for_an_upload(cast, warehouse, adult_schema):
+    dataset_register_adult(steward=cast.steward, name="adult", schema=adult_schema)  # the same 2,000 rows, uploaded
+    with pytest.raises(ConflictError, match="overlap dataset 'adult'") as refused:
+        register(cast, adult_schema, name="clinic")
+    assert refused.value.code == "population_overlap" and refused.value.extra["share_of_new"] == 1.0
+    assert not DatasetVersion.objects.filter(dataset__name="clinic").exists()
+    version = register(cast, adult_schema).version  # a new version of the same dataset draws on its ledger
+    assert version.number == 2 and version.source_reference and version.fingerprint.n_distinct_rows > 0

@@ -52,6 +52,12 @@ class Command(SynthgateCommand):
             default="",
             help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
         )
+        register.add_argument(
+            "--override-overlap",
+            metavar="REASON",
+            default="",
+            help="register although some rows match another dataset's (partial overlap only); logged",
+        )
         self.add_subcommand(actions, "connections", "list the configured source databases (names only)")
 
     def handle_register(self, actor: User, options: dict[str, Any]) -> None:
@@ -66,6 +72,7 @@ class Command(SynthgateCommand):
             description=options["description"],
             sensitivity=options["sensitivity"],
             cap_override_reason=options["override_caps"],
+            overlap_override_reason=options["override_overlap"],
         )
         version = result.version
         reference = version.source_reference
