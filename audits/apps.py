@@ -1,20 +1,25 @@
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from django.apps import AppConfig
 
 from governance.init_steps import init_step_register
 
+if TYPE_CHECKING:
+    from governance.services.checkpoints import CheckpointKeys
 
-def _checkpoint_keys():  # type: ignore[no-untyped-def]
+
+def _checkpoint_keys() -> CheckpointKeys:
     # The signing module loads pyHanko and WeasyPrint: imported at the first signature, not at start-up.
-    from audits.signing import checkpoint_keys
+    from audits.keys import checkpoint_keys
 
     return checkpoint_keys()
 
 
 def _signing_identity_summary() -> dict[str, Any]:
     """``synthgate init``: create the platform signing key and certificate unless one is configured."""
-    from audits.signing import platform_key_ensure, signing_identity
+    from audits.keys import platform_key_ensure, signing_identity
 
     generated = platform_key_ensure()
     identity = signing_identity()
@@ -27,8 +32,7 @@ def _signing_identity_summary() -> dict[str, Any]:
 
 def _schedules_ensure() -> dict[str, Any]:
     """``synthgate init``: register the periodic drift audit and the reaper of audits whose worker is gone."""
-    from audits.drift import drift_beat_schedule_ensure
-    from audits.services import audit_reaper_schedule_ensure
+    from audits.services import audit_reaper_schedule_ensure, drift_beat_schedule_ensure
 
     drift_beat_schedule_ensure()
     audit_reaper_schedule_ensure()

@@ -50,7 +50,7 @@ from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
-from governance.models import BudgetEntry, DatasetVersion
+from governance.models import BudgetEntry, DatasetVersion, Purpose
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
@@ -147,12 +147,17 @@ def _request(request: Any) -> RequestFacts:
         return RequestFacts(id="—", purpose="external audit (no request)")
     return RequestFacts(
         id=request.pk,
-        purpose=f"{request.purpose.name}: {request.purpose.description}",
+        purpose=_purpose_text(request.purpose),
         justification=request.justification,
         requester=request.requester.username,
         recipient=_recipient(request),
         submitted_at=request.submitted_at,
     )
+
+
+def _purpose_text(purpose: Purpose) -> str:
+    """The purpose's name, and its description when it has one (no dangling colon)."""
+    return f"{purpose.name}: {purpose.description}" if purpose.description.strip() else purpose.name
 
 
 def _recipient(request: Any) -> str:
@@ -195,7 +200,7 @@ def _release(release: Release, run: AuditRun) -> ReleaseFacts:
         released_by=release.released_by.username,
         released_at=release.created_at,
         recipient=_recipient(request),
-        purpose=f"{request.purpose.name}: {request.purpose.description}",
+        purpose=_purpose_text(request.purpose),
         terms=_terms(request),
         expires_at=release.expires_at,
         version_hash=release.version.content_hash,
@@ -310,6 +315,9 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
         else "Split into training rows and a stratified holdout kept for audits only; the generator never saw "
         "the holdout."
     )
+    counts = (version.lineage or {}).get("counts")
+    if counts:
+        return _preprocessing_in_engine(counts, disclose_rows=disclose_rows)
     steps = [
         f"Identifier columns dropped before storage: {', '.join(source.dropped_columns) or 'none'}.",
         "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",
@@ -321,6 +329,28 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
             "differential privacy, and their cost is part of the spent ε; rare categories became 'other'."
         )
     return steps
+
+
+def _preprocessing_in_engine(counts: dict[str, Any], *, disclose_rows: bool) -> list[str]:
+    """The steps of a job on a table read where it lives (the lineage's ``counts``)."""
+    samples = counts.get("audit_sample_rows") or {}
+    sizes = (
+        f" ({samples.get('train', 0):,} training rows and {samples.get('holdout', 0):,} holdout rows)"
+        if disclose_rows
+        else ""
+    )
+    return [
+        f"Read where it lives: table {counts.get('table')} of the source database {counts.get('connection')!r}; "
+        "only the schema's columns were read, and the rows were not copied to the platform.",
+        "Split in the database by a keyed hash of each row into training rows and a holdout kept for audits "
+        "only (not stratified); the generator never saw the holdout.",
+        f"Every count the generator used was computed in the database ({counts.get('engine')}) over all training "
+        "rows; the noise was added by the worker.",
+        f"The audit ran on random samples of the training rows and of the holdout{sizes}, fetched from the "
+        "database; its planted positive controls were run on the same samples.",
+        "Category lists and numeric bounds not declared public in the schema were estimated with differential "
+        "privacy from counts computed in the database, and their cost is part of the spent ε.",
+    ]
 
 
 def _privacy(lineage: dict[str, Any]) -> PrivacyFacts:

@@ -34,7 +34,7 @@ def audit_runs_reap_stale(self) -> list[int]:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=3)
 def drift_audits_scheduled(self) -> dict[str, str]:
     """The beat-scheduled sweep: re-audit active releases of every dataset that is due (safe to run twice)."""
-    from audits.drift import drift_audits_due
+    from audits.services import drift_audits_due
     from core.context import channel
 
     with channel("worker"):

@@ -12,7 +12,6 @@ urlpatterns = [
     path("api/", include("synth_engine.urls")),
     path("api/", include("audits.urls")),
     path("", include("dashboard.urls")),
-    path("api/", include("audits.urls_reports")),
     # Last: any other path under /api/ answers 404 in the one error shape, not an HTML page.
     re_path(r"^api/", ApiNotFoundApi.as_view(), name="api-not-found"),
 ]

@@ -1,25 +1,27 @@
 """How the CLI shows things: plain tables for people, plain JSON for ``--json``.
 
 Amounts are exact: a Decimal is printed in full (no exponent, no float rounding) and is a
-string in JSON. Each app's ``cli_format`` turns its rows into the dicts both outputs start from.
+string in JSON. Moments are ``core.times``: ISO 8601 UTC in JSON, ``2026-12-05 07:25 UTC`` in
+tables. Each app's ``cli_format`` turns its rows into the dicts both outputs start from.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from core.amounts import amount_text
+from core.times import time_iso, time_text
 
 
 def json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return amount_text(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime | date):
+        return time_iso(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -32,8 +34,8 @@ def cell(value: Any) -> str:
         return "-"
     if isinstance(value, Decimal):
         return amount_text(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, datetime | date):
+        return time_text(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
@@ -41,6 +43,11 @@ def cell(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, default=json_default, ensure_ascii=False, sort_keys=True)
     return str(value)
+
+
+def version_ref(version_id: int, number: int) -> str:
+    """A dataset version in a table: its id as every object's (``#10``) and its number (``v4``)."""
+    return f"#{version_id} (v{number})"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
 from core.errors import ValidationError
 from core.limits import json_loads_checked
+from dashboard.uploads import StagedUpload
 from governance.models import RecipientKind, RequestState, Sensitivity
 
 
@@ -24,7 +26,7 @@ class DatasetRegisterForm(forms.Form):
     name = forms.SlugField(max_length=100, help_text="Letters, digits, '-' and '_'.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     sensitivity = forms.ChoiceField(choices=Sensitivity.choices, initial=Sensitivity.CONFIDENTIAL)
-    file = forms.FileField(label="Table (CSV, optionally gzip-compressed)")
+    file = forms.FileField(required=False, label="Table (CSV, optionally gzip-compressed)")
     schema_file = forms.FileField(required=False, label="Schema (JSON file)")
     schema_json = forms.CharField(
         required=False,
@@ -45,14 +47,23 @@ class DatasetRegisterForm(forms.Form):
         help_text="Only for a partial overlap with another dataset whose people are truly distinct; logged.",
     )
 
+    def __init__(self, *args: Any, staged: StagedUpload | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The table kept from an earlier attempt (``dashboard.uploads``); a new file replaces it.
+        self.staged = staged
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
+        if not data.get("file") and self.staged is None and "file" not in self.errors:
+            self.add_error("file", "Choose the table to register.")
         text = data.get("schema_json") or ""
         upload = data.get("schema_file")
         if upload:
             text = upload.read().decode("utf-8", errors="replace")
             field = "schema_file"
+            # Shown in the text box if the form comes back, so the schema need not be chosen again.
+            self.data = {**self.data.dict(), "schema_json": text} if isinstance(self.data, QueryDict) else self.data
         else:
             field = "schema_json"
         data["schema"] = None

@@ -102,6 +102,12 @@ class DatasetVersion(models.Model):
     original_filename = models.CharField(max_length=255, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     lineage = models.JSONField(default=dict, blank=True)
+    source_reference = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="a table read where it lives instead of stored bytes: engine, connection name (never "
+        "its URL), table, and the row count and checksum taken at registration",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

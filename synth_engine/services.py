@@ -73,6 +73,7 @@ from synth_engine.generators.domain import CategoricalCodec, target_shares
 from synth_engine.hooks import job_succeeded_hooks
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.runtime import PeakMemory, library_versions
+from synth_engine.sources import reference_open
 from synth_engine.tasks import generation_job_execute
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class JobOutput:
     planned: PrivacySpent | None
     spent: PrivacySpent
     generator_version: str  # the code hash assurance runs are keyed by: the datasheet cites its result
+    count_engine: str | None = None  # where the counts were computed, for a referenced table
 
 
 def generation_job_start(*, actor: User, request_id: int) -> GenerationJob:
@@ -365,6 +367,8 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
     request = DataRequest.objects.select_related("dataset", "purpose", "source_version").get(pk=job.request_id)
     source = request.source_version
     generator = get_generator(job.generator, **job.parameters)
+    if source.source_reference:
+        return _execute_on_reference(job, request, generator, timings)
     with _phase(job, "loading", 5, timings):
         frame = load_canonical(Path(settings.DATA_DIR) / source.storage_key, source.schema)
         train, holdout, split_seed = _split(frame, source.schema, float(request.purpose.holdout_fraction), job.seed)
@@ -397,6 +401,57 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         planned=planned,
         spent=spent,
         generator_version=generator_version(type(generator)),
+    )
+
+
+def _execute_on_reference(
+    job: GenerationJob, request: DataRequest, generator: Generator, timings: dict[str, float]
+) -> JobOutput:
+    """A job on a table that lives in a database: checked there, fitted from counts computed
+    there; only the audit's samples of training and holdout rows are read as rows."""
+    source = request.source_version
+    fit_counts = getattr(generator, "fit_counts", None)
+    with _phase(job, "loading", 5, timings):
+        if fit_counts is None:
+            raise GeneratorError(
+                f"generator {job.generator!r} cannot fit from counts computed in the database; "
+                f"{source} refers to a table that stays where it lives: use mst"
+            )
+        split_seed = job.seed if job.seed is not None else secrets.randbits(31)
+        read = reference_open(source, split_seed=split_seed, holdout_fraction=float(request.purpose.holdout_fraction))
+        try:
+            train = _table(read.train_sample, source.schema).frame
+            holdout = _table(read.holdout_sample, source.schema).frame
+            generator.check(train, source.schema)  # the schema's facts; the table itself was checked in SQL
+        except BaseException:
+            read.close()
+            raise
+    try:
+        with _phase(job, "planning", 10, timings):
+            access_request_revalidate(request=request)
+            _dry_run_sampling_plan(request.rebalance, source.schema)
+            planned = _plan(generator, request)
+            _touch_data(job, request, planned)
+        seed = job.seed if job.seed is not None else secrets.randbits(63)
+        with _phase(job, "training", 15, timings):
+            generator.progress_callback = _training_progress(job.pk)
+            fit_counts(read.counts, source.schema, float(request.epsilon), float(request.delta), random_state=seed)
+            spent = generator.privacy_spent()
+            _check_within_plan(spent, planned)
+    finally:
+        read.close()
+    with _phase(job, "sampling", 85, timings):
+        synthetic = generator.sample(request.n_rows, conditions=_conditions(request.rebalance))
+    return JobOutput(
+        source=source,
+        train=train,
+        holdout=holdout,
+        synthetic=synthetic,
+        split_seed=split_seed,
+        planned=planned,
+        spent=spent,
+        generator_version=generator_version(type(generator)),
+        count_engine=read.counts.engine,
     )
 
 
@@ -586,6 +641,14 @@ def _synthetic_lineage(
         "request": request.pk,
         "non_private": not spent.is_private,
     }
+    if output.count_engine is not None:
+        reference = output.source.source_reference
+        lineage["counts"] = {
+            "engine": output.count_engine,
+            "connection": reference.get("connection"),
+            "table": reference.get("table"),
+            "audit_sample_rows": {"train": len(output.train), "holdout": len(output.holdout)},
+        }
     if request.rebalance:
         lineage["rebalance"] = _rebalance_record(request.rebalance, output.train, output.synthetic)
     return lineage

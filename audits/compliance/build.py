@@ -21,6 +21,7 @@ from audits.models import AuditRun, CheckResult, DriftRun, Release, RiskAcceptan
 from audits.selectors import release_exceptions, released_despite_failed_checks
 from core.amounts import amount_text
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from core.times import time_iso
 from governance.ledger import BudgetBalance
 from governance.models import (
     Approval,
@@ -145,7 +146,7 @@ def compliance_report_build(
 
 
 def _at(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
+    return time_iso(value)
 
 
 def _requests(scope: ReportScope) -> dict[str, Any]:

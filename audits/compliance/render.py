@@ -21,7 +21,7 @@ from audits.models import ComplianceReport, ReportFormat
 from core.errors import ValidationError
 from governance.services import audit_event_record
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, str] = {
     ReportFormat.PDF: "application/pdf",
     ReportFormat.CSV: "text/csv; charset=utf-8",
     ReportFormat.JSON: "application/json",
@@ -207,7 +207,7 @@ def _failed(check: dict[str, Any]) -> str:
 
 def _pdf(data: dict[str, Any]) -> tuple[bytes, str]:
     from audits.datasheets import html_to_pdf, render_template, sign_pdf
-    from audits.signing import signing_identity
+    from audits.keys import signing_identity
 
     period = data["report"]["period"]
     html = render_template(

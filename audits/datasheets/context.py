@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from audits.datasheets.facts import DatasheetFacts
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
+from core.times import time_text
 
 REQUIRED_KEYS = ("title", "request", "source", "synthetic", "generator", "privacy", "checks")
 VERDICTS = ("pass", "warn", "fail", "n/a")
@@ -168,7 +169,7 @@ def _check(check: dict) -> dict:
 def _summary(checks: list[dict], positive_control: dict | None) -> dict:
     counts = {verdict: sum(1 for c in checks if c["verdict"] == verdict) for verdict in VERDICTS}
     # A missed positive control means the checks could not see a planted leak: the audit fails.
-    control_missed = bool(positive_control) and not positive_control.get("passed")
+    control_missed = positive_control is not None and bool(positive_control) and not positive_control.get("passed")
     overall = "fail" if counts["fail"] or control_missed else "warn" if counts["warn"] else "pass"
     return {
         "total": len(checks),
@@ -213,11 +214,8 @@ def _rebalancing(rebalancing: dict) -> dict:
 
 
 def _format_dates(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        moment = value.astimezone(dt.UTC) if value.tzinfo else value
-        return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if value.tzinfo else "")
     if isinstance(value, dt.date):
-        return value.isoformat()
+        return time_text(value)
     if isinstance(value, dict):
         return {key: _format_dates(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -187,6 +187,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # One time format for machines: core.times.ISO_FORMAT (UTC, to the second, with a Z).
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -246,6 +248,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 SYNTHGATE_DB_APP_ROLE = env_str("SYNTHGATE_DB_APP_ROLE")
 # Signed checkpoints of the audit log's head; by default DATA_DIR/audit-log/checkpoints.jsonl.
 SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
+# Optional RFC 3161 timestamps of those checkpoints: the TSA's URL, the PEM file of the TSA
+# certificate(s) its tokens must chain to, and the request timeout in seconds.
+SYNTHGATE_TSA_URL = env_str("SYNTHGATE_TSA_URL")
+SYNTHGATE_TSA_CERTIFICATES = env_str("SYNTHGATE_TSA_CERTIFICATES")
+SYNTHGATE_TSA_TIMEOUT = env_int("SYNTHGATE_TSA_TIMEOUT", 10)
 
 # With no broker, the dashboard runs a generation job in a background thread of the web process
 # so the page returns at once; tests that need the job finished switch it off.
@@ -277,6 +284,16 @@ SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP = env_float("SYNTHGATE_MAX_PLAUSIBLE_EPSILON
 
 # Largest synthetic table a request may ask for.
 SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
+
+# Source databases a dataset version may reference instead of an upload (docs/engines.md):
+# whitespace-separated NAME=URL pairs, e.g. "warehouse=postgres://reader:secret@db:5432/clinic".
+# Only the NAME is ever stored, logged or shown; the URL (with its credentials) stays here.
+SYNTHGATE_SOURCE_DATABASES = dict(
+    item.split("=", 1) for item in (env_str("SYNTHGATE_SOURCE_DATABASES") or "").split() if "=" in item
+)
+# The audit of a job on a referenced table runs on a random sample of at most this many training
+# rows and as many holdout rows, fetched at job time (the counts for the fit cover every row).
+SYNTHGATE_REFERENCE_AUDIT_ROWS = env_int("SYNTHGATE_REFERENCE_AUDIT_ROWS", 20_000)
 
 # Bounded work for every input (issue 12 §4): each limit answers a 4xx naming the limit.
 # Columns per uploaded table (schema inference costs ~0.6 ms per column per row batch).

@@ -11,6 +11,7 @@ from django import template
 from django.utils.html import format_html
 
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
+from core.times import time_iso, time_text
 from governance.permissions import user_has_role, user_roles, version_rows_visible
 
 register = template.Library()
@@ -158,13 +159,17 @@ def share_sum(first: Any, second: Any, total: Any) -> str:
 
 @register.filter
 def iso(value: Any) -> str:
-    """An ISO 8601 time from a report as 'YYYY-MM-DD HH:MM' (UTC)."""
-    from datetime import UTC, datetime
+    """An ISO 8601 time from a report, written for people (``core.times.time_text``)."""
+    return time_text(str(value)) if value else "—"
 
-    try:
-        return datetime.fromisoformat(str(value)).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return str(value or "—")
+
+@register.filter
+def when(value: Any) -> str:
+    """A moment for people: ``<time datetime="2026-12-05T07:25:04Z">2026-12-05 07:25 UTC</time>``;
+    '' for None (so ``|default:"—"`` applies). The one human time format (``core.times``)."""
+    if not value:
+        return ""
+    return format_html('<time datetime="{}">{}</time>', time_iso(value), time_text(value))
 
 
 @register.filter

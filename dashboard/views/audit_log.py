@@ -17,6 +17,7 @@ from django.shortcuts import render
 
 from audits.compliance.render import csv_cell
 from core.auth import signed_in_user
+from core.times import time_iso
 from dashboard.forms import AuditLogFilterForm
 from dashboard.views.common import dashboard_view, paginate, query_without_page
 from governance.models import AuditEvent
@@ -92,7 +93,7 @@ def _day_start(day: Any) -> datetime | None:
 def _row(event: AuditEvent) -> list[Any]:
     return [
         event.pk,
-        event.created_at.isoformat(),
+        time_iso(event.created_at),
         event.actor_name,
         event.channel,
         event.action,

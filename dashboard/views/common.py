@@ -47,12 +47,21 @@ def error_page(request: HttpRequest, error: ApplicationError, *, title: str) -> 
 def add_service_error(
     form: forms.Form, error: ApplicationError, *, fields: dict[str, str] | None = None, fallback: str | None = None
 ) -> None:
-    """Show a service's error next to the field it names (``extra["field"]``), else on the form."""
-    field = error.extra.get("field")
-    field = (fields or {}).get(field, field)
-    if field not in form.fields:
-        field = fallback
-    form.add_error(field, error.message)
+    """Show a service's error next to the field it names (``extra["field"]``), else on the form.
+
+    An error that names several mistakes (``extra["errors"]``, see ``core.errors.errors_combined``)
+    puts each next to its own field; a field the form already marked keeps its own error.
+    """
+    listed = error.extra.get("errors") or [{"field": error.extra.get("field"), "message": error.message}]
+    for item in listed:
+        field = item.get("field")
+        if field is not None:
+            field = (fields or {}).get(field, field)
+        if field not in form.fields:
+            field = fallback
+        if field is not None and field in form.errors:
+            continue
+        form.add_error(field, item["message"])
 
 
 def paginate(request: HttpRequest, items: Any, *, per_page: int = PAGE_SIZE) -> Page:

@@ -7,10 +7,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from audits import releases
 from audits.models import DownloadKind, Release, ReleaseDatasheet
 from audits.selectors import release_exceptions, release_get, release_list
-from audits.services import datasheet_verify
+from audits.services import datasheet_verify, releases
 from core.auth import signed_in_user
 from core.errors import ApplicationError
 from dashboard.forms import ReasonForm

@@ -9,9 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from audits import releases
 from audits.models import AuditStatus
-from audits.services import risk_accept
+from audits.services import releases, risk_accept
 from core.amounts import amount_text
 from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError

@@ -12,8 +12,11 @@ from governance.services.budget import (
 )
 from governance.services.datasets import (
     RegistrationResult,
+    dataset_reference_register,
     dataset_register,
+    dataset_register_fields_check,
     dataset_schema_declare,
+    dataset_schema_declare_columns,
     dataset_version_store,
     files_removed_on_error,
     ingest_limits,
@@ -69,8 +72,11 @@ __all__ = [
     "budget_reservation",
     "budget_reserve",
     "budget_spend",
+    "dataset_reference_register",
     "dataset_register",
+    "dataset_register_fields_check",
     "dataset_schema_declare",
+    "dataset_schema_declare_columns",
     "dataset_version_store",
     "files_removed_on_error",
     "ingest_limits",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,9 +20,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from core.amounts import amount_text
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, errors_combined
 from core.limits import text_checked
-from core.schema import SchemaError, parse_schema
+from core.schema import DECLARABLE_KEYS, SchemaError, parse_schema, schema_declared
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
 from governance.ingest import IngestLimits, Table, domain_read_from_data_warnings, load_canonical, read_table
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
@@ -88,24 +90,31 @@ def dataset_register(
     sensitivity: str = "confidential",
     cap_override_reason: str = "",
     overlap_override_reason: str = "",
+    declarations: dict[str, dict[str, Any]] | None = None,
 ) -> RegistrationResult:
     """Create a dataset with budget caps and its first source version, or add a version to it.
 
     Rows another dataset already holds are refused (one population, one budget: see
-    ``governance.fingerprint``); implausible caps need a logged override reason.
+    ``governance.fingerprint``); implausible caps need a logged override reason. ``declarations``
+    (column → roles and public domain, as :func:`dataset_schema_declare_columns` takes them) are
+    applied to the given or inferred schema before the table is checked against it, and logged with
+    the new version.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
-    epsilon = parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))
-    delta = parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1))
-    _check_name(name)
-    description = text_checked(description, field="description")
-    if sensitivity not in Sensitivity.values:
-        raise ValidationError(
-            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
-            extra={"field": "sensitivity"},
-        )
-    table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
+    errors: list[ValidationError] = []
+    fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    try:
+        if declarations:
+            schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
+        table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
+        for column in table.schema["columns"]:
+            _check_categories_cover(table.frame, column)
+    except ValidationError as error:
+        errors.append(error)
+    if errors or fields is None:
+        raise errors_combined(errors)
+    epsilon, delta, description = fields
     digests = row_digests(table.frame, fingerprint_key())
     with files_removed_on_error() as written, transaction.atomic():
         _registrations_serialised()
@@ -136,11 +145,173 @@ def dataset_register(
             kind=VersionKind.SOURCE,
             written=written,
             filename=filename,
-            event_notes={"warnings": table.warnings, "overlaps": overlaps},
+            event_notes={"warnings": table.warnings, "overlaps": overlaps, "declarations": declarations},
         )
         if result.created:
             _fingerprint_store(result.version, digests)
         return result
+
+
+def _schema_with_declarations(
+    path: Path, *, filename: str, schema: dict[str, Any] | None, declarations: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The given schema (or the one inferred from the file) with the steward's declarations applied."""
+    base = (
+        schema
+        if schema is not None
+        else read_table(path, filename=filename, limits=ingest_limits(), schema=None).schema
+    )
+    try:
+        if not isinstance(base, dict):
+            raise SchemaError('The schema must be an object with a "columns" list of column objects.')
+        return schema_declared(base, declarations)
+    except SchemaError as error:
+        raise ValidationError(str(error), extra={"field": "declarations"}) from error
+
+
+def dataset_register_fields_check(
+    *, name: str, epsilon_cap: Any, delta_cap: Any, description: str = "", sensitivity: str = "confidential"
+) -> None:
+    """Check a registration's own fields (not the table) and name every mistake in one error.
+
+    The dashboard calls it when its form is incomplete, so the person sees every mistake at
+    once; ``dataset_register`` runs the same checks together with reading the table.
+    """
+    errors: list[ValidationError] = []
+    _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    if errors:
+        raise errors_combined(errors)
+
+
+def _registration_fields(
+    errors: list[ValidationError], name: str, epsilon_cap: Any, delta_cap: Any, description: str, sensitivity: str
+) -> tuple[Decimal, Decimal, str] | None:
+    """The caps and description checked, or None; every mistake is appended to ``errors``."""
+    found = len(errors)
+    checks: dict[str, Any] = {}
+    for key, check in (
+        ("epsilon", lambda: parse_decimal(epsilon_cap, field="epsilon_cap", minimum_exclusive=Decimal(0))),
+        (
+            "delta",
+            lambda: parse_decimal(delta_cap, field="delta_cap", minimum=Decimal(0), maximum_exclusive=Decimal(1)),
+        ),
+        ("name", lambda: _check_name(name)),
+        ("description", lambda: text_checked(description, field="description")),
+        ("sensitivity", lambda: _check_sensitivity(sensitivity)),
+    ):
+        try:
+            checks[key] = check()
+        except ValidationError as error:
+            errors.append(error)
+    if len(errors) > found:
+        return None
+    return checks["epsilon"], checks["delta"], checks["description"]
+
+
+def _check_sensitivity(sensitivity: str) -> None:
+    if sensitivity not in Sensitivity.values:
+        raise ValidationError(
+            f"sensitivity must be one of {', '.join(Sensitivity.values)}; got {sensitivity!r}.",
+            extra={"field": "sensitivity"},
+        )
+
+
+def dataset_reference_register(
+    *,
+    actor: User,
+    name: str,
+    reference: dict[str, Any],
+    n_rows: int,
+    schema: dict[str, Any],
+    epsilon_cap: Any,
+    delta_cap: Any,
+    description: str = "",
+    sensitivity: str = "confidential",
+    cap_override_reason: str = "",
+    digests: np.ndarray | None = None,
+    overlap_override_reason: str = "",
+) -> RegistrationResult:
+    """Record a source version that refers to a table where it lives (checked by the caller).
+
+    ``reference`` holds the engine, the connection's *name* (never its URL), the table, and the row
+    count and checksum taken where the data lives; the version's content hash is derived from
+    them and the schema, so the same table with the same content and schema is the same version.
+    Nothing is stored under the data directory. ``digests`` are the table's keyed row digests
+    (:func:`governance.fingerprint.row_digests`, computed by the caller as the rows stream past):
+    rows another dataset holds are refused exactly as for an upload.
+    """
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can register datasets.")
+    errors: list[ValidationError] = []
+    fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    if errors or fields is None:
+        raise errors_combined(errors)
+    epsilon, delta, description = fields
+    identity = json.dumps({"reference": reference, "schema": schema}, sort_keys=True, default=str)
+    content_hash = hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    with transaction.atomic():
+        _registrations_serialised()
+        overlaps = (
+            _population_overlaps(name=name, digests=digests, override_reason=overlap_override_reason)
+            if digests is not None
+            else []
+        )
+        dataset = Dataset.objects.select_for_update().filter(name=name).first()
+        if dataset is None:
+            caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
+            dataset = _dataset_create(
+                actor=actor,
+                name=name,
+                epsilon_cap=epsilon,
+                delta_cap=delta,
+                description=description,
+                sensitivity=sensitivity,
+                caps_note=caps_note,
+            )
+        elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
+            raise ConflictError(
+                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
+                f"δ = {amount_text(dataset.delta_cap)}; "
+                "caps cannot be changed by registering a new version.",
+                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
+            )
+        existing = DatasetVersion.objects.filter(
+            dataset=dataset, kind=VersionKind.SOURCE, content_hash=content_hash
+        ).first()
+        if existing is not None:
+            return RegistrationResult(existing, False, [])
+        number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+        version = DatasetVersion.objects.create(
+            dataset=dataset,
+            number=number,
+            kind=VersionKind.SOURCE,
+            content_hash=content_hash,
+            storage_key="",
+            n_rows=n_rows,
+            n_columns=len(schema["columns"]),
+            schema=schema,
+            schema_inferred=False,
+            source_reference=reference,
+            created_by=actor,
+        )
+        audit_event_record(
+            actor=actor,
+            action="dataset_version.create",
+            obj=version,
+            after={
+                "dataset": dataset.name,
+                "number": number,
+                "kind": VersionKind.SOURCE,
+                "content_hash": content_hash,
+                "n_rows": n_rows,
+                "n_columns": version.n_columns,
+                "source_reference": reference,
+                **({"overlaps": overlaps} if overlaps else {}),
+            },
+        )
+        if digests is not None:
+            _fingerprint_store(version, digests)
+        return RegistrationResult(version, True, [])
 
 
 def fingerprint_key() -> bytes:
@@ -401,22 +572,37 @@ def files_removed_on_error() -> Iterator[list[Path]]:
         raise
 
 
-DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "domain_source")
 IN_FLIGHT_STATES = ("approved", "generating")
 
 
 def dataset_schema_declare(*, actor: User, name: str, column: str, changes: dict[str, Any]) -> RegistrationResult:
-    """Declare a column's role or public domain on the dataset's newest source version (logged).
+    """Declare one column's role or public domain on the dataset's newest source version (logged).
 
     ``changes`` maps keys of :data:`DECLARABLE_KEYS` to a value, or to ``None`` to remove the
-    declaration. Refused while a job may be reading the version (an approved or generating
-    request); filed requests are checked again at approval against the new declaration.
+    declaration. See :func:`dataset_schema_declare_columns`.
+    """
+    return dataset_schema_declare_columns(actor=actor, name=name, declarations={column: changes})
+
+
+def dataset_schema_declare_columns(
+    *, actor: User, name: str, declarations: dict[str, dict[str, Any]]
+) -> RegistrationResult:
+    """Declare several columns' roles or public domains on the newest source version, all or none.
+
+    ``declarations`` maps a column name to its changes (keys of :data:`DECLARABLE_KEYS`; ``None``
+    removes a declaration). Every column is checked before anything is written, and each declared
+    column is one ``dataset_version.declare`` audit event (before and after). Refused while a job
+    may be reading the version (an approved or generating request); filed requests are checked
+    again at approval against the new declaration. Nothing is made public that is not named here.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
-    unknown = sorted(set(changes) - set(DECLARABLE_KEYS))
-    if unknown:
-        raise ValidationError(f"Cannot declare {', '.join(unknown)}; declarable: {', '.join(DECLARABLE_KEYS)}.")
+    declarations = {column: changes for column, changes in declarations.items() if changes}
+    if not declarations:
+        raise ValidationError(
+            f"Nothing to declare: name a column and at least one of {', '.join(DECLARABLE_KEYS)}.",
+            extra={"field": "columns"},
+        )
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().filter(name=name).first()
         if dataset is None:
@@ -424,21 +610,33 @@ def dataset_schema_declare(*, actor: User, name: str, column: str, changes: dict
         version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
         if version is None:
             raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        if version.source_reference:
+            raise ConflictError(
+                f"{version} refers to table {version.source_reference.get('table')!r} where it lives; "
+                "its schema is fixed at registration: register the table again with the new schema "
+                "(`synthgate source register`).",
+                extra={"version": version.number},
+            )
         _check_not_in_flight(version)
-        before, after, schema = _declared_schema(version, column, changes)
         frame = _stored_frame(version)
-        _check_categories_cover(frame, after)
-        warnings = domain_read_from_data_warnings(frame, {"columns": [after]})
+        schema, events, warnings = version.schema, [], []
+        for column, changes in declarations.items():
+            before, after, schema = _declared_schema(version, schema, column, changes)
+            _check_categories_cover(frame, after)
+            noted = domain_read_from_data_warnings(frame, {"columns": [after]})
+            events.append((before, after, noted))
+            warnings += noted
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
-        audit_event_record(
-            actor=actor,
-            action="dataset_version.declare",
-            obj=version,
-            before={"column": before},
-            after={"column": after, **({"warnings": warnings} if warnings else {})},
-        )
+        for before, after, noted in events:
+            audit_event_record(
+                actor=actor,
+                action="dataset_version.declare",
+                obj=version,
+                before={"column": before},
+                after={"column": after, **({"warnings": noted} if noted else {})},
+            )
     return RegistrationResult(version, False, warnings)
 
 
@@ -453,31 +651,28 @@ def _check_not_in_flight(version: DatasetVersion) -> None:
 
 
 def _declared_schema(
-    version: DatasetVersion, column: str, changes: dict[str, Any]
+    version: DatasetVersion, schema: dict[str, Any], column: str, changes: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    columns = [dict(entry) for entry in version.schema["columns"]]
-    position = next((index for index, entry in enumerate(columns) if entry["name"] == column), None)
-    if position is None:
-        names = ", ".join(entry["name"] for entry in columns)
-        raise ValidationError(f"{version} has no column {column!r}; its columns: {names}.", extra={"field": "column"})
+    """``schema`` with ``column`` changed: (the column before, the column after, the whole schema)."""
+    names = [entry["name"] for entry in schema["columns"]]
+    if column not in names:
+        raise ValidationError(
+            f"{version} has no column {column!r}; its columns: {', '.join(names)}.",
+            extra={"field": "column", "column": column},
+        )
     if changes.get("role") == "identifier":
         raise ValidationError(
-            "A stored column cannot become an identifier (identifiers are dropped before storage); "
-            "register a new version with the column marked identifier instead.",
-            extra={"field": "role"},
+            f"Column {column!r}: a stored column cannot become an identifier (identifiers are dropped before "
+            "storage); register a new version with the column marked identifier instead.",
+            extra={"field": "role", "column": column},
         )
-    before = dict(columns[position])
-    for key, value in changes.items():
-        if value is None:
-            columns[position].pop(key, None)
-        else:
-            columns[position][key] = value
-    schema = {**version.schema, "columns": columns}
     try:
-        parse_schema(schema, strict=True)
+        declared = schema_declared(schema, {column: changes})
+        parse_schema(declared, strict=True)
     except SchemaError as error:
-        raise ValidationError(str(error), extra={"field": "schema"}) from error
-    return before, columns[position], schema
+        raise ValidationError(str(error), extra={"field": "schema", "column": column}) from error
+    position = names.index(column)
+    return dict(schema["columns"][position]), declared["columns"][position], declared
 
 
 def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
@@ -489,7 +684,7 @@ def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
         raise ValidationError(
             f"Column {entry['name']!r} holds values outside the declared categories: {', '.join(outside[:10])}. "
             "Declare every category the codebook lists.",
-            extra={"field": "categories"},
+            extra={"field": "categories", "column": entry["name"]},
         )
 
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError
-from governance.models import Dataset, Purpose, Role, VersionKind
+from core.errors import PermissionDeniedError
+from governance.models import Purpose, Role
 from governance.permissions import real_row_counts_visible, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.datasets import parse_decimal
-from governance.services.requests import parse_rows
+from governance.services.requests import filing_target, parse_rows
 
 
 def access_request_outlook(
@@ -34,15 +34,7 @@ def access_request_outlook(
     """
     if not user_has_role(actor, Role.REQUESTER, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
         raise PermissionDeniedError("Your role cannot file or review requests.")
-    dataset = Dataset.objects.filter(name=dataset_name).first()
-    if dataset is None:
-        raise NotFoundError(f"No dataset named {dataset_name!r}.", extra={"field": "dataset"})
-    purpose = Purpose.objects.filter(name=purpose_name).first()
-    if purpose is None:
-        raise NotFoundError(f"No purpose named {purpose_name!r}.", extra={"field": "purpose"})
-    source = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
-    if source is None:
-        raise ConflictError(f"Dataset {dataset_name!r} has no source version yet.")
+    dataset, purpose, source = filing_target(dataset_name=dataset_name, purpose_name=purpose_name)
     outlook = audit_planner().outlook(
         schema=source.schema,
         source_rows=source.n_rows,

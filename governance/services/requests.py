@@ -114,6 +114,20 @@ def access_request_lock(request_id: int) -> DataRequest:
     return DataRequest.objects.select_for_update(of=("self",)).select_related("dataset", "purpose").get(pk=request_id)
 
 
+def filing_target(*, dataset_name: str, purpose_name: str) -> tuple[Dataset, Purpose, DatasetVersion]:
+    """The dataset, purpose and newest source version a request names (filing, the outlook); a clear error if not."""
+    dataset = Dataset.objects.filter(name=dataset_name).first()
+    if dataset is None:
+        raise NotFoundError(f"No dataset named {dataset_name!r}.", extra={"field": "dataset"})
+    purpose = Purpose.objects.filter(name=purpose_name).first()
+    if purpose is None:
+        raise NotFoundError(f"No purpose named {purpose_name!r}.", extra={"field": "purpose"})
+    source = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+    if source is None:
+        raise ConflictError(f"Dataset {dataset_name!r} has no source version yet.")
+    return dataset, purpose, source
+
+
 def access_request_create(
     *,
     actor: User,
@@ -146,15 +160,7 @@ def access_request_create(
         return existing
     justification = text_checked(justification, field="justification")
     recipient = text_checked(recipient, field="recipient", max_chars=RECIPIENT_MAX_CHARS)
-    dataset = Dataset.objects.filter(name=dataset_name).first()
-    if dataset is None:
-        raise NotFoundError(f"No dataset named {dataset_name!r}.", extra={"field": "dataset"})
-    purpose = Purpose.objects.filter(name=purpose_name).first()
-    if purpose is None:
-        raise NotFoundError(f"No purpose named {purpose_name!r}.", extra={"field": "purpose"})
-    source = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
-    if source is None:
-        raise ConflictError(f"Dataset {dataset_name!r} has no source version yet.")
+    dataset, purpose, source = filing_target(dataset_name=dataset_name, purpose_name=purpose_name)
     fields = _validated_fields(
         purpose=purpose,
         source=source,

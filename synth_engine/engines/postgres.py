@@ -68,10 +68,12 @@ class PostgresCounts:
 
     engine = "postgresql"
 
-    def __init__(self, connection: Any, table: str, schema: dict[str, Any]) -> None:
+    def __init__(self, connection: Any, table: str, schema: dict[str, Any], *, where: str | None = None) -> None:
         self.connection = connection
         self.table = table
-        self.relation = quote_relation(table)
+        self.base = quote_relation(table)
+        # ``where`` (SQL built by this module, e.g. :func:`holdout_predicate`) restricts the counted rows.
+        self.relation = f"(SELECT * FROM {self.base} WHERE {where}) AS source" if where else self.base
         self.specs = parse_schema(schema)
         self._types: dict[str, str] | None = None
         self._domain: dict[str, Any] | None = None
@@ -97,7 +99,7 @@ class PostgresCounts:
     def column_types(self) -> dict[str, str]:
         """Each column of the relation and its PostgreSQL type; refuses a relation that does not exist."""
         if self._types is None:
-            found = self._rows("SELECT to_regclass(%s)::oid", [self.relation])
+            found = self._rows("SELECT to_regclass(%s)::oid", [self.base])
             if not found or found[0][0] is None:
                 raise SchemaMismatchError(f"table {self.table!r} does not exist or cannot be read")
             rows = self._rows(
@@ -320,3 +322,49 @@ class PostgresCounts:
             members = frozenset(k for k in range(width) if row[width + k] == 0)
             by_set[index[members]].append((*row[:width], int(row[-1])))
         return by_set
+
+
+def row_text(specs: list[ColumnSpec]) -> str:
+    """SQL for the text of a row's schema columns (the input of the checksum and the split hash)."""
+    return "ROW(" + ", ".join(quote_identifier(spec.name) for spec in specs) + ")::text"
+
+
+def table_checksum(connection: Any, table: str, schema: dict[str, Any]) -> tuple[int, str]:
+    """The row count and an order-independent checksum of the schema's columns, computed in the
+    database: the sum of the first 60 bits of each row's MD5 (a change detector for the version's
+    identity, not a security hash). Only these two numbers leave the database."""
+    specs = parse_schema(schema)
+    sql = (
+        f"SELECT count(*), coalesce(sum(('x' || left(md5({row_text(specs)}), 15))::bit(60)::bigint), 0)::text "
+        f"FROM {quote_relation(table)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [])
+        count, checksum = cursor.fetchone()
+    return int(count), str(checksum)
+
+
+def holdout_predicate(schema: dict[str, Any], seed: int, fraction: float) -> str:
+    """SQL true for the rows of the holdout: a keyed hash of the row's text below ``fraction``.
+
+    Deterministic for a seed, computed in the database, and identical rows fall on the same side.
+    """
+    specs = parse_schema(schema)
+    share = int(round(float(fraction) * 1_000_000))
+    bucket = f"mod(('x' || left(md5('{int(seed)}:' || {row_text(specs)}), 7))::bit(28)::int, 1000000)"
+    return f"({bucket} < {share})"
+
+
+def sample_rows(
+    connection: Any, table: str, schema: dict[str, Any], *, where: str, seed: int, limit: int
+) -> pd.DataFrame:
+    """At most ``limit`` rows matching ``where``, a random sample keyed by ``seed``, as a frame
+    of the schema's columns (values as the driver returns them)."""
+    specs = parse_schema(schema)
+    columns = ", ".join(quote_identifier(spec.name) for spec in specs)
+    order = f"md5('{int(seed)}:sample:' || {row_text(specs)})"
+    sql = f"SELECT {columns} FROM {quote_relation(table)} WHERE {where} ORDER BY {order} LIMIT {int(limit)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [])
+        rows = cursor.fetchall()
+    return pd.DataFrame.from_records(rows, columns=[spec.name for spec in specs])

@@ -16,10 +16,9 @@ from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 
-from audits.drift import BEAT_TASK, drift_audit_run, drift_beat_schedule_ensure, drift_schedule_set
 from audits.models import DriftRun, DriftSchedule, Release
-from audits.releases import release_create
-from audits.services import risk_accept
+from audits.services import drift_audit_run, drift_beat_schedule_ensure, drift_schedule_set, release_create, risk_accept
+from audits.services.drift_audits import BEAT_TASK
 from core.errors import PermissionDeniedError
 from governance.models import AuditEvent, RequestState
 from governance.services import dataset_register
@@ -105,7 +104,7 @@ def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_
 
 def test_the_beat_schedule_runs_the_drift_audit_through_a_real_worker(cast, adult_schema, tmp_path):
     from config.celery import app
-    from tests.jobs.worker import _database_url, broker_url, celery_worker
+    from tests.jobs.worker import broker_url, celery_worker, database_url
 
     broker_url()  # skip early without Redis, before the generation job
     release = _released(cast, adult_schema)
@@ -120,7 +119,7 @@ def test_the_beat_schedule_runs_the_drift_audit_through_a_real_worker(cast, adul
 
     with celery_worker():
         queue = app.conf.task_default_queue
-        beat = _beat_start(queue, _database_url(), broker_url())
+        beat = _beat_start(queue, database_url(), broker_url())
         try:
             _wait(lambda: Release.objects.get(pk=release.pk).stale_at is not None, beat)
         finally:

@@ -14,9 +14,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audits.compliance import compliance_report_build
-from audits.releases import release_create
 from audits.selectors import release_exceptions, released_despite_failed_checks
-from audits.services import risk_accept
+from audits.services import release_create, risk_accept
 from governance.services import access_request_approve
 from tests.audits.failed_audit import audited
 from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file

@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 
 from audits.compliance import compliance_report_build, compliance_report_render, csv_cell
 from audits.models import ComplianceReport
-from audits.releases import release_create, release_download
-from audits.services import datasheet_verify, risk_accept
+from audits.services import datasheet_verify, release_create, release_download, risk_accept
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from core.times import time_iso
 from governance.models import AuditEvent, DataRequest, RequestState
 from governance.services import (
     access_request_approve,
@@ -155,7 +155,7 @@ def test_the_report_states_decisions_acceptances_releases_audits_and_the_chain(c
     )
     (release,) = report["releases"]
     assert (release["recipient"], release["download_count"], release["downloads"][0]["user"]) == ("lab", 1, "requester")
-    assert release["expires_at"] == history["release"].expires_at.isoformat()
+    assert release["expires_at"] == time_iso(history["release"].expires_at)
     assert release["despite_failed_checks"] is True
     assert [(e["check"], e["value"], e["threshold"], e["approver"], e["reason"]) for e in release["exceptions"]] == [
         ("tvd_1way", 0.31, 0.1, "second_approver", HOSTILE_ACCEPTANCE)

@@ -156,7 +156,7 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
     assert CANARY_CATEGORY in internal or str(CANARY_VALUE) in internal
 
     if request.state == RequestState.READY:
-        from audits.releases import release_create
+        from audits.services import release_create
 
         release_create(actor=cast.approver, request_id=request.pk)
     versions = DatasetVersion.objects.filter(dataset__name="canary")

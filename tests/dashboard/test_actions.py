@@ -30,7 +30,7 @@ def test_a_steward_registers_a_dataset_from_the_form(cast, adult_csv, adult_sche
             "schema_json": json.dumps(adult_schema),
         },
     )
-    assert response.status_code == 302 and response["Location"] == "/datasets/adult/"
+    assert response.status_code == 302 and response["Location"] == "/datasets/adult/schema/"  # step 2: declare
     dataset = Dataset.objects.get(name="adult")
     assert dataset.versions.get().n_rows == 2000 and dataset.owner == cast.steward
 
@@ -75,6 +75,37 @@ def test_the_register_form_shows_each_error_at_its_field(cast, adult_csv, login)
     )
     assert bad_table.status_code == 400 and bad_table.context["form"].errors["file"]
     assert not Dataset.objects.exists()
+
+
+def test_the_register_form_shows_every_mistake_at_once_and_keeps_the_table(cast, adult_csv, adult_schema, login):
+    client = login(cast.steward)
+    fields = {"name": "no spaces allowed", "sensitivity": "confidential", "epsilon_cap": "-1", "delta_cap": "2"}
+
+    first = client.post("/datasets/new/", {**fields, "file": _upload(adult_csv)})
+
+    assert first.status_code == 400
+    errors = first.context["form"].errors
+    assert set(errors) >= {"name", "epsilon_cap", "delta_cap"}
+    staged = first.context["form"].staged
+    assert staged.filename == "adult_2000.csv" and staged.path.read_bytes() == adult_csv.read_bytes()
+    assert f'name="staged_file" value="{staged.token}"' in first.content.decode()
+    # An incomplete form (no name, no table) still shows the service's verdict on the caps beside it.
+    incomplete = client.post("/datasets/new/", {"sensitivity": "confidential", "epsilon_cap": "x", "delta_cap": "1"})
+    assert incomplete.status_code == 400
+    assert set(incomplete.context["form"].errors) >= {"name", "file", "epsilon_cap", "delta_cap"}
+    assert not Dataset.objects.exists()
+    # Another steward cannot use the token; the one who staged it registers without choosing the file again.
+    other = type(cast.steward).objects.create_user("steward2", password="pw")
+    other.groups.set(cast.steward.groups.all())
+    stolen = login(other).post("/datasets/new/", {**fields, "name": "adult", "staged_file": staged.token})
+    assert stolen.status_code == 400 and "file" in stolen.context["form"].errors
+    fixed = {"name": "adult", "sensitivity": "confidential", "epsilon_cap": "10", "delta_cap": "1e-4"}
+    second = client.post(
+        "/datasets/new/", {**fixed, "staged_file": staged.token, "schema_json": json.dumps(adult_schema)}
+    )
+    assert second.status_code == 302
+    assert Dataset.objects.get(name="adult").versions.get().n_rows == 2000
+    assert not staged.path.exists()
 
 
 def test_only_a_steward_may_open_the_register_form(cast, login, db):

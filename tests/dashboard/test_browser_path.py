@@ -81,14 +81,14 @@ def _register_dataset(page):
     page.get_by_label("Schema (JSON file)").set_input_files(str(ADULT_SCHEMA))
     page.get_by_label("ε cap (total privacy budget)").fill("oops")
     page.get_by_role("button", name="Register").click()
-    # The service's refusal appears next to the field that caused it; uploads must be chosen again.
+    # The service's refusal appears next to the field that caused it; the table and schema are kept.
     expect(page.locator(".has-error", has=page.get_by_label("ε cap (total privacy budget)"))).to_contain_text(
         "epsilon_cap must be a number"
     )
+    expect(page.locator("#staged-file")).to_contain_text("adult_2000.csv")
+    expect(page.get_by_label("…or paste the schema JSON")).to_contain_text('"columns"')
     shot(page, "01-steward-register-dataset-field-error")
     page.get_by_label("ε cap (total privacy budget)").fill("10")
-    page.get_by_label("Table (CSV, optionally gzip-compressed)").set_input_files(str(ADULT_CSV))
-    page.get_by_label("Schema (JSON file)").set_input_files(str(ADULT_SCHEMA))
     shot(page, "02-steward-register-dataset-form")
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_role("heading", name="Dataset adult")).to_be_visible()

@@ -7,6 +7,7 @@ from unittest.mock import ANY
 import pytest
 from rest_framework.test import APIClient
 
+from core.times import time_iso
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Role
 from governance.services import access_request_approve
 from tests.governance.factories import PurposeFactory, UserFactory, dataset_register_adult, request_file
@@ -94,7 +95,7 @@ def test_files_and_submits_a_request(cast, adult):
     )
     request = DataRequest.objects.get()
     assert response.json()["id"] == request.pk
-    assert response.json()["submitted_at"] == request.submitted_at.isoformat().replace("+00:00", "Z")
+    assert response.json()["submitted_at"] == time_iso(request.submitted_at)
 
 
 def test_accepts_epsilon_and_delta_as_json_numbers_and_keeps_them_exact(cast, adult):

@@ -435,3 +435,16 @@ def test_a_derived_version_records_its_parent_and_lineage(cast, data_dir, upload
     assert (version.number, version.kind, version.parent, version.lineage) == (2, "synthetic", source, {"job": 7})
     assert version.storage_key == f"datasets/patients/synthetic-{version.content_hash}.csv"
     assert AuditEvent.objects.filter(action="dataset_version.create").last().actor_name == "system"
+
+
+def test_every_mistake_in_a_registration_is_named_in_one_refusal(cast, data_dir, upload):
+    path = upload(b"\xff\xfe\x00not a table", name="broken.csv")
+
+    with pytest.raises(ValidationError) as caught:
+        register(cast.steward, path, name="has spaces", epsilon_cap="0", delta_cap="1")
+
+    listed = caught.value.extra["errors"]
+    assert [item["field"] for item in listed[:3]] == ["epsilon_cap", "delta_cap", "name"]
+    assert len(listed) == 4 and listed[3]["code"] == "invalid_dataset"  # the table's own refusal too
+    assert all(item["message"] in caught.value.message for item in listed)
+    assert_nothing_written(data_dir)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from audits.models import AuditStatus, Download
-from audits.releases import release_create, release_download, release_revoke
-from audits.services import datasheet_verify, risk_accept
+from audits.services import datasheet_verify, release_create, release_download, release_revoke, risk_accept
 from core.errors import ConflictError, PermissionDeniedError
 from governance.models import RequestState
 from synth_engine.services import generation_job_start

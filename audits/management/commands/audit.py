@@ -8,13 +8,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from audits.apis import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
+from audits.apis.runs import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
 from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
 from audits.recipient import reads_real_diagnostics, recipient_check_view, recipient_run_data
 from audits.selectors import audit_run_get, audit_run_list
 from audits.services import audit_external, audit_run_on_demand, risk_accept
 from core.cli import CliError, SynthgateCommand
-from core.cli_format import cell, fields, table
+from core.cli_format import cell, fields, table, version_ref
 
 LIST_COLUMNS = (
     "id",
@@ -22,7 +22,7 @@ LIST_COLUMNS = (
     "status",
     "blocked",
     "dataset",
-    "version_number",
+    "version",
     "request",
     "failed_checks",
     "created_at",
@@ -76,9 +76,9 @@ class Command(SynthgateCommand):
         for option, field in (("status", "status"), ("version", "version_id"), ("request", "request_id")):
             if options[option] is not None:
                 runs = runs.filter(**{field: options[option]})
-        runs = list(runs)
+        listed = list(runs)
         self.emit(
-            AuditRunOutputSerializer(runs, many=True).data,
+            AuditRunOutputSerializer(listed, many=True).data,
             lambda: table(
                 LIST_COLUMNS,
                 [
@@ -88,12 +88,12 @@ class Command(SynthgateCommand):
                         run.status,
                         run.blocked,
                         run.version.dataset.name,
-                        run.version.number,
+                        version_ref(run.version_id, run.version.number),
                         run.request_id,
                         run.failed_checks,
                         run.created_at,
                     )
-                    for run in runs
+                    for run in listed
                 ],
             ),
         )

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from audits.apis import DatasheetVerifyApi, datasheet_file
+from audits.apis.runs import DatasheetVerifyApi, datasheet_file
 from audits.models import Datasheet
 from audits.selectors import audit_run_get
 from audits.services import datasheet_verify

@@ -15,8 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from audits.models import AuditRun
-from audits.releases import release_create
-from audits.services import datasheet_verify, risk_accept
+from audits.services import datasheet_verify, release_create, risk_accept
 from core.amounts import amount_text
 from core.context import channel
 from core.errors import ApplicationError

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from audits.drift import drift_audit_run, drift_schedule_set
+from audits.services import drift_audit_run, drift_schedule_set
 from core.cli import SynthgateCommand
 from core.cli_format import table
 

@@ -13,18 +13,18 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from audits.apis_releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
+from audits.apis.releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
 from audits.models import DownloadKind, Release
-from audits.releases import release_create, release_download, release_revoke
 from audits.selectors import release_get, release_list
+from audits.services import release_create, release_download, release_revoke
 from core.cli import CliError, SynthgateCommand, SynthgateParser
-from core.cli_format import fields, table
+from core.cli_format import fields, table, version_ref
+from core.times import time_text
 
 LIST_COLUMNS = (
     "id",
     "request",
     "version",
-    "version_number",
     "released_by",
     "created_at",
     "expires_at",
@@ -101,8 +101,7 @@ class Command(SynthgateCommand):
                     (
                         release.pk,
                         release.request_id,
-                        release.version_id,
-                        release.version.number,
+                        version_ref(release.version_id, release.version.number),
                         release.released_by.username,
                         release.created_at,
                         release.expires_at,
@@ -178,7 +177,7 @@ def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
     if data["despite_failed_checks"]:
         exceptions = ["", "Exception: released despite failed checks"] + [
             f"  {e['check']} {e['value']} against the limit {e['threshold']}, accepted by {e['approver']} "
-            f"at {e['accepted_at']}: {e['reason']}"
+            f"at {time_text(e['accepted_at'])}: {e['reason']}"
             for e in data["exceptions"]
         ]
     return "\n".join(

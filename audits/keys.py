@@ -1,14 +1,20 @@
-"""The platform's signing identity, from settings (the only reader of the signing settings)."""
+"""The platform's keys: the signing identity, the trust list and the audit log's checkpoint keys, from
+settings (the only reader of the signing settings). Not to be confused with ``audits/datasheets/signing.py``,
+which signs and verifies PDFs with these keys; the datasheet package loads on first use, not here."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from audits.datasheets import SigningIdentity, ensure_platform_key, load_certificates
+from audits import datasheets
 from governance.services.checkpoints import CheckpointKeys
+
+if TYPE_CHECKING:
+    from audits.datasheets import SigningIdentity
 
 
 def signing_directory() -> Path:
@@ -20,29 +26,31 @@ def platform_key_ensure() -> tuple[Path, Path] | None:
     if settings.SYNTHGATE_SIGNING_PKCS12_PATH or settings.SYNTHGATE_SIGNING_KEY_PATH:
         signing_identity()  # fail now, at init, if the configured identity cannot be loaded
         return None
-    return ensure_platform_key(signing_directory(), organisation=settings.SYNTHGATE_ORGANISATION)
+    return datasheets.ensure_platform_key(signing_directory(), organisation=settings.SYNTHGATE_ORGANISATION)
 
 
 def signing_identity() -> SigningIdentity:
     if settings.SYNTHGATE_SIGNING_PKCS12_PATH:
-        return SigningIdentity.load(
+        return datasheets.SigningIdentity.load(
             pkcs12_path=settings.SYNTHGATE_SIGNING_PKCS12_PATH, passphrase=settings.SYNTHGATE_SIGNING_PASSPHRASE
         )
     if settings.SYNTHGATE_SIGNING_KEY_PATH:
-        return SigningIdentity.load(
+        return datasheets.SigningIdentity.load(
             key_path=settings.SYNTHGATE_SIGNING_KEY_PATH,
             cert_path=settings.SYNTHGATE_SIGNING_CERT_PATH,
             passphrase=settings.SYNTHGATE_SIGNING_PASSPHRASE,
         )
-    key_path, cert_path = ensure_platform_key(signing_directory(), organisation=settings.SYNTHGATE_ORGANISATION)
-    return SigningIdentity.load(key_path=key_path, cert_path=cert_path)
+    key_path, cert_path = datasheets.ensure_platform_key(
+        signing_directory(), organisation=settings.SYNTHGATE_ORGANISATION
+    )
+    return datasheets.SigningIdentity.load(key_path=key_path, cert_path=cert_path)
 
 
 def trusted_certificates() -> list:
     identity = signing_identity()
     trusted = [identity.certificate, *identity.chain]
     if settings.SYNTHGATE_TRUSTED_CERTS_PATH:
-        trusted += load_certificates(settings.SYNTHGATE_TRUSTED_CERTS_PATH)
+        trusted += datasheets.load_certificates(settings.SYNTHGATE_TRUSTED_CERTS_PATH)
     return trusted
 
 

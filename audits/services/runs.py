@@ -1,4 +1,4 @@
-"""Audit runs, signed datasheets and risk acceptance.
+"""Audit runs: after a job, on demand and of external data; their end, their reaper.
 
 An audit compares a synthetic (or external) version with the real rows it was made from and
 a real holdout it never saw; thresholds come from the request's purpose. Every run includes
@@ -9,9 +9,7 @@ inconclusive and cannot pass a release.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
-from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,13 +25,9 @@ from audits.models import (
     AuditRun,
     AuditStatus,
     CheckResult,
-    Datasheet,
-    Release,
-    ReleaseDatasheet,
-    RiskAcceptance,
 )
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from core.limits import text_checked
+from audits.services.datasheets import datasheet_issue
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from core.liveness import connection_lost, database_reconnect, heartbeat, row_locked_by_live_work
 from core.schedules import periodic_task_ensure
 from governance.ingest import load_canonical, read_table
@@ -41,14 +35,12 @@ from governance.models import (
     DataRequest,
     Dataset,
     DatasetVersion,
-    Decision,
     RequestState,
     Role,
     VersionKind,
 )
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
-    access_request_lock,
     audit_event_record,
     dataset_version_store,
     files_removed_on_error,
@@ -62,6 +54,11 @@ VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "incon
 
 
 def version_frame(version: DatasetVersion) -> pd.DataFrame:
+    if version.source_reference:
+        raise ValueError(
+            f"{version} stays in its database (table {version.source_reference.get('table')!r}); "
+            "it is read only as counts and a job's audit samples"
+        )
     return load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
 
 
@@ -82,6 +79,8 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
     existing = AuditRun.objects.filter(version=job.output_version, kind=AuditKind.GENERATION).first()
     if existing is not None and existing.status != AuditStatus.RUNNING:
         return existing  # a redelivered task: the audit already ran
+    if job.output_version is None or job.train_version is None or job.holdout_version is None:
+        raise ConflictError(f"Job #{job.pk} has no synthetic version, training rows and holdout to audit.")
     seed = job.seed if job.seed is not None else None
     return audit_run_execute(
         version=job.output_version,
@@ -382,209 +381,3 @@ def _audit_error(run: AuditRun, request: DataRequest | None, actor: User | None,
         if request is not None:
             _request_after_audit(request.pk, run, actor)
     return run
-
-
-def datasheet_issue(*, run: AuditRun) -> Datasheet:
-    """Render the run's datasheet, sign it with the platform key, and record its SHA-256."""
-    from audits.datasheets import render_datasheet_pdf, sign_pdf
-    from audits.facts import datasheet_facts
-    from audits.signing import signing_identity
-
-    existing = Datasheet.objects.filter(run=run).first()
-    if existing is not None:
-        return existing
-    pdf = render_datasheet_pdf(datasheet_facts(run))
-    signed = sign_pdf(
-        pdf,
-        signing_identity(),
-        reason=f"Synthgate audit #{run.pk}: {run.status}",
-        location=settings.SYNTHGATE_ORGANISATION,
-        version_hash=run.version.content_hash,
-    )
-    storage_key = f"datasheets/{run.version.dataset.name}/audit-{run.pk}-{signed.sha256[:16]}.pdf"
-    path = Path(settings.DATA_DIR) / storage_key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(signed.pdf_bytes)
-    try:
-        with transaction.atomic():
-            sheet = Datasheet.objects.create(
-                run=run,
-                version=run.version,
-                storage_key=storage_key,
-                sha256=signed.sha256,
-                size_bytes=len(signed.pdf_bytes),
-                signer=signed.signer,
-                signed_at=signed.signed_at,
-            )
-            audit_event_record(
-                actor=None,
-                action="datasheet.sign",
-                obj=sheet,
-                after={"run": run.pk, "sha256": signed.sha256, "signer": signed.signer, "path": storage_key},
-            )
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return sheet
-
-
-def datasheet_verify(*, pdf_bytes: bytes, release_id: int | None = None) -> dict[str, Any]:
-    """Verify a datasheet: signature intact, valid, trusted, covering the whole file, and the
-    file's SHA-256 equal to the one recorded when it was signed. Given ``release_id``, it must
-    also be that release's datasheet, naming that release and its synthetic version."""
-    import hashlib
-
-    from audits.compliance import compliance_report_recorded
-    from audits.datasheets import verify_pdf
-    from audits.signing import trusted_certificates
-
-    sha256 = hashlib.sha256(pdf_bytes).hexdigest()
-    recorded = Datasheet.objects.select_related("version").filter(sha256=sha256).first()
-    issued = ReleaseDatasheet.objects.select_related("release__version").filter(sha256=sha256).first()
-    # A signed compliance report is accepted the same way (it names no dataset version).
-    compliance = None if recorded or issued else compliance_report_recorded(sha256=sha256)
-    known = recorded is not None or issued is not None or compliance is not None
-    problems: list[str] = []
-    expected_version = recorded.version if recorded else issued.release.version if issued else None
-    if release_id is not None:
-        release = Release.objects.select_related("version").filter(pk=release_id).first()
-        if release is None:
-            problems.append(f"There is no release #{release_id}.")
-        else:
-            expected_version = release.version
-            if issued is None or issued.release_id != release.pk:
-                problems.append(f"This file is not the datasheet issued for release #{release_id}.")
-    report = verify_pdf(
-        pdf_bytes,
-        trusted_certs=trusted_certificates(),
-        expected_sha256=sha256 if known else None,
-        expected_version_hash=expected_version.content_hash if expected_version else None,
-        expected_release_id=str(release_id) if release_id is not None else None,
-    )
-    problems += report.problems
-    if not known:
-        problems.append(
-            "No datasheet with this SHA-256 was ever signed here: the file is not one this "
-            "platform issued, or it was changed after signing."
-        )
-    return {
-        "ok": report.ok and known and not problems,
-        "intact": report.intact,
-        "valid": report.valid,
-        "trusted": report.trusted,
-        "covers_entire_file": report.covers_entire_file,
-        "signer": report.signer,
-        "signing_time": report.signing_time,
-        "sha256": sha256,
-        "sha256_matches_record": known,
-        "version_hash": report.version_hash,
-        "release": int(report.release_id) if report.release_id and report.release_id.isdigit() else None,
-        "datasheet": recorded.pk if recorded else None,
-        "release_datasheet": issued.pk if issued else None,
-        "compliance_report": compliance.pk if compliance else None,
-        "problems": problems,
-        "notes": list(report.notes),
-    }
-
-
-MIN_REASON_CHARS = 20
-MIN_REASON_WORDS = 4
-
-
-def risk_accept(*, actor: User, request_id: int, reasons: Mapping[str, str]) -> RiskAcceptance:
-    """A second approver accepts a failed audit check by check, with a reason for each failed check.
-
-    Four eyes on the exception: the acceptor is an approver who neither filed the request nor was
-    its only approver. ``reasons`` must name exactly the latest run's failed checks.
-    """
-    reasons = _reasons_checked(reasons)
-    with transaction.atomic():
-        request = access_request_lock(request_id)
-        if not request_visible_to(actor, request):
-            raise NotFoundError(f"No request #{request_id}.")
-        if request.requester_id == actor.pk or not user_has_role(actor, Role.APPROVER):
-            raise PermissionDeniedError("Only an approver who did not file the request can accept its audit risk.")
-        run = request.audit_runs.order_by("-created_at", "-id").first()
-        if request.state != RequestState.BLOCKED or run is None or run.status != AuditStatus.FAILED:
-            raise ConflictError(
-                f"Request #{request.pk} is {request.state!r}; risk can only be accepted for a blocked request whose "
-                "latest audit failed (an inconclusive audit — positive control not caught — cannot be accepted).",
-                extra={"state": request.state, "audit_status": getattr(run, "status", None)},
-            )
-        _acceptor_not_sole_approver(request, actor)
-        _reasons_name_the_failed_checks(reasons, run)
-        summary = "; ".join(f"{name}: {reasons[name]}" for name in run.failed_checks)
-        acceptance = RiskAcceptance.objects.create(
-            run=run,
-            request=request,
-            approver=actor,
-            reason=summary,
-            failed_checks=run.failed_checks,
-            reasons={name: reasons[name] for name in run.failed_checks},
-        )
-        audit_event_record(
-            actor=actor,
-            action="audit.risk_accept",
-            obj=acceptance,
-            after={
-                "request": request.pk,
-                "audit_run": run.pk,
-                "failed_checks": run.failed_checks,
-                "reasons": acceptance.reasons,
-            },
-        )
-        request_transition(
-            request=request,
-            target=RequestState.READY,
-            actor=actor,
-            action="accept_risk",
-            extra={"audit_run": run.pk, "failed_checks": run.failed_checks},
-        )
-        return acceptance
-
-
-def _reasons_checked(reasons: Mapping[str, str]) -> dict[str, str]:
-    """Each reason long enough, several distinct words, not the check's name, and not the same text twice."""
-    if not isinstance(reasons, Mapping) or not reasons:
-        raise ValidationError("Name each failed check you accept, with a reason for each.", extra={"field": "reasons"})
-    checked: dict[str, str] = {}
-    seen: dict[str, str] = {}
-    for name, reason in reasons.items():
-        text = text_checked(str(reason or "").strip(), field="reasons")
-        sequence = re.findall(r"[^\W_]+", text.lower())
-        words = {word for word in sequence if word.isalpha() and word not in name.lower().split("_")}
-        if len(text) < MIN_REASON_CHARS or len(words) < MIN_REASON_WORDS:
-            raise ValidationError(
-                f"The reason for accepting {name!r} is too short: say in at least {MIN_REASON_CHARS} characters and "
-                f"{MIN_REASON_WORDS} distinct words, other than the check's name, why this failure is acceptable.",
-                extra={"field": "reasons", "check": name},
-            )
-        key = " ".join(sequence)
-        if key in seen:
-            raise ValidationError(
-                f"The reasons for {seen[key]!r} and {name!r} are the same; give each failed check its own reason.",
-                extra={"field": "reasons", "check": name},
-            )
-        seen[key], checked[str(name)] = str(name), text
-    return checked
-
-
-def _acceptor_not_sole_approver(request: DataRequest, actor: User) -> None:
-    approvers = set(request.approvals.filter(decision=Decision.APPROVE).values_list("approver_id", flat=True))
-    if approvers == {actor.pk}:
-        raise PermissionDeniedError(
-            "You were this request's only approver; another approver must accept the risk (four eyes on the exception)."
-        )
-
-
-def _reasons_name_the_failed_checks(reasons: dict[str, str], run: AuditRun) -> None:
-    failed, named = set(run.failed_checks), set(reasons)
-    if failed != named:
-        missing, unknown = sorted(failed - named), sorted(named - failed)
-        raise ValidationError(
-            "A risk acceptance names each failed check with its own reason"
-            + (f"; no reason given for {', '.join(missing)}" if missing else "")
-            + (f"; {', '.join(unknown)} did not fail" if unknown else "")
-            + ".",
-            extra={"field": "reasons", "failed_checks": run.failed_checks, "missing": missing, "unknown": unknown},
-        )

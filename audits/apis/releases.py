@@ -13,8 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audits import releases as services
-from audits import selectors
+from audits import selectors, services
 from audits.models import DownloadKind, Release
 from audits.selectors import release_exceptions, released_despite_failed_checks
 from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response

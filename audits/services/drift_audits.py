@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audits.models import DriftRun, DriftSchedule, DriftTrigger, Release
+from audits.services.runs import audit_thresholds_for, version_frame
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import Dataset, DatasetVersion, Role
 from governance.permissions import user_has_role
@@ -153,7 +154,6 @@ def drift_figures(
 ) -> dict[str, Any]:
     """The three drift comparisons, per-column figures, and the verdict with its reasons."""
     from audits.metrics import drift_checks
-    from audits.services import audit_thresholds_for, version_frame
 
     thresholds = {name: value for name, value in audit_thresholds_for(release.request).items() if name in DRIFT_CHECKS}
 
@@ -283,7 +283,7 @@ def drift_beat_schedule_ensure() -> Any:
             "interval": interval,
             "enabled": True,
             "description": "Re-audit active releases whose dataset's drift interval "
-            "has passed (audits.drift.drift_audits_due).",
+            "has passed (audits.services.drift_audits.drift_audits_due).",
         },
     )
     return task

@@ -1,0 +1,106 @@
+"""`synthgate source register|connections`: dataset versions that stay in a database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from core.cli import SynthgateCommand
+from core.cli_format import fields
+from governance.cli_format import version_data
+from governance.management.commands.dataset import _read_json_object
+from governance.models import Sensitivity
+from synth_engine.sources import source_database_names, source_register
+
+
+class Command(SynthgateCommand):
+    help = "Register a PostgreSQL table or view as a source version; only counts leave the database."
+    examples = (
+        "synthgate source connections",
+        "synthgate source register --name clinic --connection warehouse --table public.admissions "
+        "--schema admissions.schema.json --epsilon-cap 10 --delta-cap 1e-7 --as steward",
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        actions = self.add_subcommands(parser)
+        register = self.add_subcommand(
+            actions,
+            "register",
+            "register a table of a configured source database as a new dataset, or a new version of one",
+        )
+        register.add_argument("--name", required=True, help="the dataset's name: letters, digits, - and _")
+        register.add_argument(
+            "--connection", required=True, help="a source database named in SYNTHGATE_SOURCE_DATABASES"
+        )
+        register.add_argument("--table", required=True, help="table or view, 'table' or 'schema.table'")
+        register.add_argument(
+            "--schema", required=True, metavar="FILE", help="JSON schema of the columns to model (required)"
+        )
+        register.add_argument("--epsilon-cap", required=True, metavar="E", help="total ε of the dataset, e.g. 10")
+        register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 1e-7")
+        register.add_argument("--description", default="", help="what the table holds, for people choosing it")
+        register.add_argument(
+            "--sensitivity",
+            choices=Sensitivity.values,
+            default=Sensitivity.CONFIDENTIAL,
+            help="how sensitive the source is (default: confidential)",
+        )
+        register.add_argument(
+            "--override-caps",
+            metavar="REASON",
+            default="",
+            help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+        )
+        register.add_argument(
+            "--override-overlap",
+            metavar="REASON",
+            default="",
+            help="register although some rows match another dataset's (partial overlap only); logged",
+        )
+        self.add_subcommand(actions, "connections", "list the configured source databases (names only)")
+
+    def handle_register(self, actor: User, options: dict[str, Any]) -> None:
+        result = source_register(
+            actor=actor,
+            name=options["name"],
+            connection=options["connection"],
+            table=options["table"],
+            schema=_read_json_object(options["schema"], what="schema"),
+            epsilon_cap=options["epsilon_cap"],
+            delta_cap=options["delta_cap"],
+            description=options["description"],
+            sensitivity=options["sensitivity"],
+            cap_override_reason=options["override_caps"],
+            overlap_override_reason=options["override_overlap"],
+        )
+        version = result.version
+        reference = version.source_reference
+        data = {
+            **version_data(version, viewer=actor),
+            "created": result.created,
+            "reference": {key: reference[key] for key in ("engine", "connection", "table")},
+        }
+        verb = "Registered" if result.created else "Already registered (same table, content and schema)"
+
+        def text() -> str:
+            return (
+                f"{verb}: {version.dataset.name} version {version.number} (source, stays in the database)\n"
+                + fields(
+                    [
+                        ("engine", reference["engine"]),
+                        ("connection", reference["connection"]),
+                        ("table", reference["table"]),
+                        ("rows", version.n_rows),
+                        ("columns", version.n_columns),
+                        ("epsilon cap", version.dataset.epsilon_cap),
+                        ("delta cap", version.dataset.delta_cap),
+                    ]
+                )
+            )
+
+        self.emit(data, text)
+
+    def handle_connections(self, actor: User, options: dict[str, Any]) -> None:
+        names = source_database_names()
+        self.emit({"connections": names}, lambda: "\n".join(names) or "No source databases are configured.")
