@@ -1,11 +1,16 @@
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from django.apps import AppConfig
 
 from governance.init_steps import init_step_register
 
+if TYPE_CHECKING:
+    from governance.services.checkpoints import CheckpointKeys
 
-def _checkpoint_keys():  # type: ignore[no-untyped-def]
+
+def _checkpoint_keys() -> CheckpointKeys:
     # The signing module loads pyHanko and WeasyPrint: imported at the first signature, not at start-up.
     from audits.keys import checkpoint_keys
 

@@ -50,7 +50,7 @@ from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
-from governance.models import BudgetEntry, DatasetVersion
+from governance.models import BudgetEntry, DatasetVersion, Purpose
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
@@ -147,12 +147,17 @@ def _request(request: Any) -> RequestFacts:
         return RequestFacts(id="—", purpose="external audit (no request)")
     return RequestFacts(
         id=request.pk,
-        purpose=f"{request.purpose.name}: {request.purpose.description}",
+        purpose=_purpose_text(request.purpose),
         justification=request.justification,
         requester=request.requester.username,
         recipient=_recipient(request),
         submitted_at=request.submitted_at,
     )
+
+
+def _purpose_text(purpose: Purpose) -> str:
+    """The purpose's name, and its description when it has one (no dangling colon)."""
+    return f"{purpose.name}: {purpose.description}" if purpose.description.strip() else purpose.name
 
 
 def _recipient(request: Any) -> str:
@@ -195,7 +200,7 @@ def _release(release: Release, run: AuditRun) -> ReleaseFacts:
         released_by=release.released_by.username,
         released_at=release.created_at,
         recipient=_recipient(request),
-        purpose=f"{request.purpose.name}: {request.purpose.description}",
+        purpose=_purpose_text(request.purpose),
         terms=_terms(request),
         expires_at=release.expires_at,
         version_hash=release.version.content_hash,

@@ -26,7 +26,7 @@ import pandas as pd
 
 from audits.metrics.base import CHECK_SPECS
 from audits.metrics.limits import CALIBRATED_CHECKS, MAX_RELAXATION, fidelity_limit
-from audits.metrics.power import MembershipPower, holdout_rows, membership_power
+from audits.metrics.power import DEFAULT_TPR_THRESHOLD, MembershipPower, holdout_rows, membership_power
 from audits.metrics.prediction import NoisePrediction, predict_noise
 from audits.metrics.suite import DEFAULT_CONTROL_SHARE
 from core.errors import ValidationError
@@ -146,7 +146,11 @@ def audit_power(
     n_holdout = holdout_rows(source_rows, holdout_fraction)
     threshold = thresholds.get("membership_distance_tpr", CHECK_SPECS["membership_distance_tpr"].threshold)
     return membership_power(
-        n_rows, source_rows - n_holdout, n_holdout, share=DEFAULT_CONTROL_SHARE, tpr_threshold=float(threshold)
+        n_rows,
+        source_rows - n_holdout,
+        n_holdout,
+        share=DEFAULT_CONTROL_SHARE,
+        tpr_threshold=float(threshold if threshold is not None else DEFAULT_TPR_THRESHOLD),
     )
 
 

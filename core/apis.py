@@ -143,4 +143,4 @@ def _resolves(path: str) -> bool:
         match = resolve(path)
     except Resolver404:
         return False
-    return match.func.view_class is not ApiNotFoundApi  # type: ignore[attr-defined]
+    return getattr(match.func, "view_class", None) is not ApiNotFoundApi  # set by as_view()

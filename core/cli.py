@@ -18,7 +18,7 @@ import tomllib
 from argparse import SUPPRESS, ArgumentParser, RawDescriptionHelpFormatter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -76,7 +76,7 @@ class SynthgateParser(CommandParser):
             action.help = COMMON_HELP.get(action.dest)
         return action
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise CliError(f"{self.prog}: {message}", code="usage", extra={"usage": self.format_usage().strip()})
 
 

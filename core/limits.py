@@ -7,7 +7,8 @@ operator can raise it; the error names the field, the size found and the limit.
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO
+from collections.abc import Mapping
+from typing import Any, BinaryIO, cast
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
@@ -61,7 +62,7 @@ class LimitedJSONParser(JSONParser):
     itself, so without this a body of any size is read and parsed.
     """
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         limit = settings.SYNTHGATE_MAX_JSON_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
@@ -117,7 +118,9 @@ def upload_limit_install(request: HttpRequest, *, limit_bytes: int, what: str) -
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if declared.isdigit() and int(declared) > limit_bytes + MULTIPART_OVERHEAD_BYTES:
         raise _too_large(what, limit_bytes)
-    request.upload_handlers.insert(0, SizeLimitUploadHandler(request, limit_bytes=limit_bytes, what=what))
+    # Before the body is read the handlers are a plain list (Django freezes them once it parses the upload).
+    handlers = cast(list[FileUploadHandler], request.upload_handlers)
+    handlers.insert(0, SizeLimitUploadHandler(request, limit_bytes=limit_bytes, what=what))
 
 
 # Boundaries, part headers and small form fields around the one file of a verification upload.

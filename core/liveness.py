@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, models, transaction
@@ -30,10 +31,11 @@ CONNECTION_LOST_ERRORS = (OperationalError, InterfaceError)
 
 def connection_lost(error: BaseException) -> bool:
     """True when ``error`` (or its cause) means the database connection is gone, not a bad query."""
-    while error is not None:
-        if isinstance(error, CONNECTION_LOST_ERRORS):
+    current: BaseException | None = error
+    while current is not None:  # walk the chain of causes
+        if isinstance(current, CONNECTION_LOST_ERRORS):
             return True
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]  # walk the chain
+        current = current.__cause__ or current.__context__
     return False
 
 
@@ -55,12 +57,12 @@ def database_reconnect(*, timeout_seconds: float | None = None) -> bool:
             delay = min(delay * 2, 5.0)
 
 
-def heartbeat_is_stale(beat: object, *, now: object = None) -> bool:
+def heartbeat_is_stale(beat: datetime | None, *, now: datetime | None = None) -> bool:
     """True when a heartbeat (or start time) is older than the timeout: its worker is gone."""
     if beat is None:
         return True
-    now = now or timezone.now()
-    return (now - beat).total_seconds() > settings.SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS  # type: ignore[operator]
+    elapsed = (now or timezone.now()) - beat
+    return elapsed.total_seconds() > settings.SYNTHGATE_HEARTBEAT_TIMEOUT_SECONDS
 
 
 @contextmanager
@@ -84,8 +86,8 @@ def _beat_once(model: type[models.Model], pk: int) -> None:
     # A row locked by the job's own transaction (it is writing its outputs) is proof of life:
     # skip the beat rather than queue behind that lock.
     with transaction.atomic():
-        if model.objects.select_for_update(skip_locked=True).filter(pk=pk).values_list("pk").first():
-            model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
+        if model._default_manager.select_for_update(skip_locked=True).filter(pk=pk).values_list("pk").first():
+            model._default_manager.filter(pk=pk).update(heartbeat_at=timezone.now())
 
 
 def row_locked_by_live_work(model: type[models.Model], pk: int) -> bool:
@@ -93,7 +95,9 @@ def row_locked_by_live_work(model: type[models.Model], pk: int) -> bool:
     if connection.vendor != "postgresql":
         return False
     with transaction.atomic():
-        return model.objects.select_for_update(skip_locked=True).filter(pk=pk).values_list("pk").first() is None
+        return (
+            model._default_manager.select_for_update(skip_locked=True).filter(pk=pk).values_list("pk").first() is None
+        )
 
 
 def _beat(model: type[models.Model], pk: int, interval: float, stop: threading.Event) -> None:

@@ -46,8 +46,8 @@ def version_data(version: DatasetVersion) -> dict[str, Any]:
         "dropped_columns": version.dropped_columns,
         "schema_inferred": version.schema_inferred,
         "original_filename": version.original_filename,
-        "parent": version.parent.number if version.parent_id else None,
-        "created_by": version.created_by.username if version.created_by_id else None,
+        "parent": version.parent.number if version.parent is not None else None,
+        "created_by": version.created_by.username if version.created_by is not None else None,
         "created_at": version.created_at,
         "schema": version.schema,
     }
@@ -151,7 +151,7 @@ def budget_entry_data(entry: BudgetEntry) -> dict[str, Any]:
         "epsilon": entry.epsilon,
         "delta": entry.delta,
         "mechanism": entry.mechanism,
-        "actor": entry.actor.username if entry.actor_id else None,
+        "actor": entry.actor.username if entry.actor is not None else None,
         "note": entry.note,
     }
 

@@ -16,6 +16,7 @@ import lzma
 import math
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +182,7 @@ def _zip_member(path: Path) -> io.BufferedIOBase:
     members = [info for info in archive.infolist() if not info.is_dir()]
     if len(members) != 1:
         raise DatasetFormatError(f"A zip upload must hold exactly one file; this one holds {len(members)}.")
-    return archive.open(members[0])  # type: ignore[return-value]
+    return archive.open(members[0])  # type: ignore[return-value]  # a ZipExtFile is a binary file, not typed as one
 
 
 def _expand(opener: Any, *, compressed_size: int, limits: IngestLimits) -> bytes:
@@ -319,8 +320,7 @@ def _check_header(header: list[str]) -> None:
         raise DatasetFormatError(
             f"Column {empty[0]} of the header has an empty name.", extra={"empty_name_positions": empty}
         )
-    seen: set[str] = set()
-    duplicates = sorted({name for name in header if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
+    duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
     if duplicates:
         raise DatasetFormatError(
             f"Duplicate column names: {', '.join(duplicates)}.", extra={"duplicate_columns": duplicates}

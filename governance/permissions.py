@@ -22,7 +22,7 @@ def user_roles(user: User) -> set[str]:
     cached = getattr(user, "_synthgate_roles", None)
     if cached is None:
         cached = set(user.groups.values_list("name", flat=True)) & {role.value for role in Role}
-        user._synthgate_roles = cached  # type: ignore[attr-defined]
+        user._synthgate_roles = cached  # type: ignore[attr-defined]  # a per-instance cache User does not declare
     return cached
 
 

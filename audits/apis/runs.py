@@ -260,7 +260,7 @@ class FileDownloadMixin:
     """Views that answer with a file: any Accept header is served (errors still come as JSON)."""
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        return super().perform_content_negotiation(request, force=True)  # type: ignore[misc]
+        return super().perform_content_negotiation(request, force=True)  # type: ignore[misc]  # a mixin: APIView follows it in the MRO
 
 
 def datasheet_file(sheet: Datasheet) -> Path:

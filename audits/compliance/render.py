@@ -21,7 +21,7 @@ from audits.models import ComplianceReport, ReportFormat
 from core.errors import ValidationError
 from governance.services import audit_event_record
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, str] = {
     ReportFormat.PDF: "application/pdf",
     ReportFormat.CSV: "text/csv; charset=utf-8",
     ReportFormat.JSON: "application/json",

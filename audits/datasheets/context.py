@@ -169,7 +169,7 @@ def _check(check: dict) -> dict:
 def _summary(checks: list[dict], positive_control: dict | None) -> dict:
     counts = {verdict: sum(1 for c in checks if c["verdict"] == verdict) for verdict in VERDICTS}
     # A missed positive control means the checks could not see a planted leak: the audit fails.
-    control_missed = bool(positive_control) and not positive_control.get("passed")
+    control_missed = positive_control is not None and bool(positive_control) and not positive_control.get("passed")
     overall = "fail" if counts["fail"] or control_missed else "warn" if counts["warn"] else "pass"
     return {
         "total": len(checks),

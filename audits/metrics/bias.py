@@ -127,8 +127,8 @@ def bias_checks(
         if target is None
         else None
     )
-    if reason:
-        return [skipped(name, reason, thresholds) for name in BIAS_CHECKS]
+    if reason or target is None:  # the reason is always set when there is no label
+        return [skipped(name, reason or "the schema declares no label column", thresholds) for name in BIAS_CHECKS]
     label, favourable = target
     frames = {"real": train, "synthetic": synthetic, **({"released": released} if released is not None else {})}
     per_column: dict[str, Any] = {}

@@ -59,6 +59,8 @@ class SyntheticRows:
         self, queries: np.ndarray, features: np.ndarray | None, distance: np.ndarray, index: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         planted = self.planted
+        if planted is None:
+            raise ValueError("only a context with planted rows patches its parent's searches")
         stale = np.flatnonzero(np.isin(index, planted))  # their nearest row was replaced
         near, local = nearest_neighbours(queries, self.embedding[planted], features=features)
         near, position = near[:, 0], planted[local[:, 0]]

@@ -121,12 +121,12 @@ def fidelity_statistics(
         "tvd_2way": float(np.mean(list(two_way.values()))) if two_way else 0.0,
         "association_difference": float(upper.mean()) if upper.size else 0.0,
     }
-    details = {
-        "tvd_1way": {"per_column": one_way, "worst_column": max(one_way, key=one_way.get)},
+    details: dict[str, dict[str, Any]] = {
+        "tvd_1way": {"per_column": one_way, "worst_column": max(one_way, key=lambda column: one_way[column])},
         "tvd_2way": {"n_pairs": len(two_way), "worst_pairs": [{"columns": list(k), "tvd": v} for k, v in worst_pairs]},
         "association_difference": {"max": float(upper.max()) if upper.size else 0.0},
     }
-    charts = {
+    charts: dict[str, dict[str, Any]] = {
         "tvd_1way": {"kind": "marginals", "columns": marginals},
         "association_difference": {
             "kind": "matrix",

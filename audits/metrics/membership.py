@@ -216,7 +216,7 @@ def attack_summary(truth: np.ndarray, scores: np.ndarray) -> dict:
     n_members = int(truth.sum())
     auc, low, high = delong_auc(scores[truth == 1], scores[truth == 0])
     fpr, tpr, _ = roc_curve(truth, scores, drop_intermediate=False)
-    rates = {}
+    rates: dict[str, float | list[float]] = {}
     for label, level in (("1pct", 0.01), ("0p1pct", 0.001)):
         value = float(np.interp(level, fpr, tpr))
         rates[f"tpr_at_{label}_fpr"] = value

@@ -95,6 +95,8 @@ def release_create(*, actor: User, request_id: int) -> Release:
                 f"Request #{request.pk} cannot be released: {'; '.join(unmet)}.", extra={"unmet_conditions": unmet}
             )
         run = request.audit_runs.select_related("datasheet").order_by("-created_at", "-id").first()
+        if run is None:  # release_conditions refuses a request with no audit; kept for the reader and mypy
+            raise ConflictError(f"Request #{request.pk} has no audit run to release.")
         release = Release.objects.create(
             request=request,
             version=run.version,

@@ -79,6 +79,8 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
     existing = AuditRun.objects.filter(version=job.output_version, kind=AuditKind.GENERATION).first()
     if existing is not None and existing.status != AuditStatus.RUNNING:
         return existing  # a redelivered task: the audit already ran
+    if job.output_version is None or job.train_version is None or job.holdout_version is None:
+        raise ConflictError(f"Job #{job.pk} has no synthetic version, training rows and holdout to audit.")
     seed = job.seed if job.seed is not None else None
     return audit_run_execute(
         version=job.output_version,

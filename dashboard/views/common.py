@@ -55,7 +55,8 @@ def add_service_error(
     listed = error.extra.get("errors") or [{"field": error.extra.get("field"), "message": error.message}]
     for item in listed:
         field = item.get("field")
-        field = (fields or {}).get(field, field)
+        if field is not None:
+            field = (fields or {}).get(field, field)
         if field not in form.fields:
             field = fallback
         if field is not None and field in form.errors:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema
+from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -36,8 +37,8 @@ class IssuedTokenOutputSerializer(serializers.Serializer):
         ref_name = "AuthToken"
 
 
-def _issued(token: object, secret: str) -> dict:
-    return {"token": secret, "token_key": token.token_key, "expires_at": token.expiry}  # type: ignore[attr-defined]
+def _issued(token: AuthToken, secret: str) -> dict:
+    return {"token": secret, "token_key": token.token_key, "expires_at": token.expiry}
 
 
 class AuthTokenCreateApi(APIView):

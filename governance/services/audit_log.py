@@ -103,7 +103,7 @@ def audit_event_record(
             actor_name=getattr(actor, "username", "") or "system",
             channel=current_channel(),
             action=action,
-            object_type=object_type or (obj._meta.model_name if obj is not None else ""),
+            object_type=object_type or ((obj._meta.model_name or "") if obj is not None else ""),
             object_id=str(object_id or (obj.pk if obj is not None else "")),
             before=before,
             after=after,

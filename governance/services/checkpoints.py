@@ -110,12 +110,13 @@ def checkpoints_read() -> CheckpointRead:
     if not path.exists() or _keys_provider is None:
         return CheckpointRead([], [])
     trusted = {cert.fingerprint(hashes.SHA256()).hex(): cert for cert in _keys_provider().trusted}
-    checkpoints, problems = [], []
+    checkpoints: list[Checkpoint] = []
+    problems: list[str] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         problem, checkpoint = _parse(line, trusted)
-        if problem:
+        if problem or checkpoint is None:
             problems.append(f"checkpoint line {number}: {problem}")
         else:
             checkpoints.append(checkpoint)

@@ -14,11 +14,12 @@ approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"
    picked by the exponential mechanism with score ``‖M_ab − M̂_ab‖₁`` between the true 2-way
    marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2).
 4. *Measure* the 2-way marginals on the tree's edges with the Gaussian mechanism.
-5. *Estimate* consistent marginals. Instead of Private-PGM's mirror descent we use the tree
-   structure: inverse-variance-weighted 1-way estimates projected onto the simplex, then each
-   edge table is the L2 projection of its noisy table onto the non-negative tables with those
-   margins (the transportation polytope), solved by dual block-coordinate ascent. On a tree
-   these pairwise tables define the maximum-entropy graphical model exactly.
+5. *Estimate* consistent marginals (:mod:`synth_engine.generators.marginals`). Instead of
+   Private-PGM's mirror descent we use the tree structure: inverse-variance-weighted 1-way
+   estimates projected onto the simplex, then each edge table is the L2 projection of its noisy
+   table onto the non-negative tables with those margins (the transportation polytope), solved
+   by dual block-coordinate ascent. On a tree these pairwise tables define the maximum-entropy
+   graphical model exactly.
 6. *Sample* exactly by ancestral sampling down the tree with controlled rounding (the
    paper's ``synthetic_data`` rounding), rooted at the conditioned column when there is one.
 
@@ -57,6 +58,7 @@ from synth_engine.generators.domain import (
     unordered_bins,
     validate_frame,
 )
+from synth_engine.generators.marginals import conditional, estimate_model, project_simplex
 from synth_engine.privacy.accountant import ACCOUNTANT_NAME, ZCDPAccountant
 from synth_engine.privacy.mechanisms import exponential_mechanism, gaussian_noise
 from synth_engine.privacy.row_count import ROWS_FRACTION, noisy_row_count, rows_sigma
@@ -652,248 +654,7 @@ def _measure_tables(
     return noisy, stars
 
 
-# ---------------------------------------------------------------------- estimation
-
-
-def project_simplex(values: np.ndarray, total: float) -> np.ndarray:
-    """Euclidean projection of ``values`` onto {x ≥ 0, Σx = total} (Duchi et al. 2008, Fig. 1).
-
-    The least-squares estimate of a histogram from Gaussian measurements under the
-    non-negativity and total-count constraints.
-    """
-    return project_rows(values[None, :], np.array([total]))[0]
-
-
-def row_shifts(matrix: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """For each row i the shift τ_i with Σ_j max(M_ij − τ_i, 0) = totals_i (Duchi et al. 2008).
-
-    Parameters
-    ----------
-    matrix : ndarray of shape (n_rows, n_cols)
-    totals : ndarray of shape (n_rows,), non-negative
-
-    Returns
-    -------
-    ndarray of shape (n_rows,)
-    """
-    ordered = -np.sort(-matrix, axis=1)
-    cumulative = np.cumsum(ordered, axis=1)
-    ranks = np.arange(1, matrix.shape[1] + 1)
-    positive = ordered - (cumulative - totals[:, None]) / ranks > 0
-    last = matrix.shape[1] - 1 - np.argmax(positive[:, ::-1], axis=1)
-    last = np.where(positive.any(axis=1), last, 0)
-    rows = np.arange(matrix.shape[0])
-    return (cumulative[rows, last] - totals) / (last + 1)
-
-
-def project_rows(matrix: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """Project every row of ``matrix`` onto the simplex scaled to its total."""
-    totals = np.maximum(totals, 0.0)
-    return np.maximum(matrix - row_shifts(matrix, totals)[:, None], 0.0)
-
-
-def project_table(noisy: np.ndarray, rows: np.ndarray, columns: np.ndarray, iterations: int) -> np.ndarray:
-    """L2 projection of a noisy 2-way table onto {T ≥ 0, T·1 = rows, Tᵀ·1 = columns}.
-
-    The projection is T = max(Y − u 1ᵀ − 1 vᵀ, 0) for the dual variables (u, v); alternating
-    exact maximisation over u and over v (each a batch of simplex projections) is block
-    coordinate ascent on the concave dual, which converges to the projection. A few steps of
-    iterative proportional fitting then remove the remaining margin error.
-    """
-    shift_rows, shift_columns = np.zeros(noisy.shape[0]), np.zeros(noisy.shape[1])
-    tolerance = 1e-3 * max(float(rows.sum()), 1.0) / noisy.size
-    for step in range(iterations):
-        shift_rows = row_shifts(noisy - shift_columns[None, :], rows)
-        shift_columns = row_shifts((noisy - shift_rows[:, None]).T, columns)
-        if step % 10 == 9:
-            table = np.maximum(noisy - shift_rows[:, None] - shift_columns[None, :], 0.0)
-            if np.abs(table.sum(axis=1) - rows).max() < tolerance:
-                break
-    table = np.maximum(noisy - shift_rows[:, None] - shift_columns[None, :], 0.0)
-    for _ in range(20):
-        table *= _ratio(rows, table.sum(axis=1))[:, None]
-        table *= _ratio(columns, table.sum(axis=0))[None, :]
-    return table
-
-
-def _ratio(target: np.ndarray, current: np.ndarray) -> np.ndarray:
-    return np.divide(target, current, out=np.zeros_like(target), where=current > 0)
-
-
-def estimate_model(
-    noisy_fine: list[np.ndarray],
-    sigma1: float,
-    bins: list[np.ndarray],
-    label: int | None,
-    edges: list[tuple[int, int]],
-    noisy_tables: list[np.ndarray],
-    sigma2: float,
-    iterations: int,
-    stars: dict[int, np.ndarray] | None = None,
-    label_sigma: float = math.inf,
-) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Consistent, non-negative marginals of the (label-augmented) tree from all measurements.
-
-    Parameters
-    ----------
-    noisy_fine : per column, noisy fine-code counts (σ1 per cell)
-    bins : per column, the bin of each fine code
-    label : index of the label column joined to every edge, or None (plain tree)
-    noisy_tables : per edge (a, b), noisy counts of shape (k_label, k_a, k_b) (σ2 per cell;
-        k_label is 1 without a label)
-    stars : per column, a direct noisy (label, column) table (``label_sigma`` per cell)
-
-    Returns
-    -------
-    one_way : per column, bin counts (k_c,), all summing to n̂
-    within : per column, P(fine code | bin), (k_c, n_codes_c)
-    label_tables : per column, counts of (label bin, column bin), (k_label, k_c)
-    pairs : per edge, counts (k_label, k_a, k_b) with margins ``label_tables[a]``/``[b]``
-    """
-    n_hat = _estimate_total(noisy_fine, sigma1, noisy_tables, sigma2)
-    margins = _table_margins(len(bins), label, edges, noisy_tables, sigma2)
-    for column, star in (stars or {}).items():
-        margins[column].append((star, label_sigma**2))
-        margins[label].append((star.sum(axis=1)[None, :], label_sigma**2 * star.shape[1]))
-    one_way = [_combine_one_way(noisy_fine[c], sigma1, bins[c], margins[c], n_hat) for c in range(len(bins))]
-    label_one_way = one_way[label] if label is not None else np.array([n_hat])
-    label_tables = [_label_table(c, label, one_way, label_one_way, margins, iterations) for c in range(len(bins))]
-    within = [_within_bins(noisy, b, counts) for noisy, b, counts in zip(noisy_fine, bins, one_way, strict=True)]
-    pairs = [
-        np.stack(
-            [
-                _edge_slice(noisy[y], label_tables[a][y], label_tables[b][y], sigma2**2, iterations)
-                for y in range(noisy.shape[0])
-            ]
-        )
-        for (a, b), noisy in zip(edges, noisy_tables, strict=True)
-    ]
-    return one_way, within, label_tables, pairs
-
-
-def _edge_slice(
-    noisy: np.ndarray, rows: np.ndarray, columns: np.ndarray, variance: float, iterations: int
-) -> np.ndarray:
-    """One label class's (a, b) table: shrunk toward independence, then made consistent."""
-    independent = np.outer(rows, columns) / max(float(rows.sum()), 1e-9)
-    return project_table(shrink_interaction(noisy, independent, variance), rows, columns, iterations)
-
-
-def shrink_interaction(noisy: np.ndarray, independent: np.ndarray, variance: float) -> np.ndarray:
-    """Positive-part James-Stein shrinkage of a noisy 2-way table's interaction.
-
-    The interaction is the double-centred residual ``D`` of the table from the independence
-    table; its noise has about ``variance·(r−1)(c−1)`` total power, so ``D`` is scaled by
-    ``max(0, 1 − variance·(r−1)(c−1)/‖D‖²)`` (James & Stein 1961; Efron & Morris 1973,
-    Sec. 2). The margins are untouched. A pure post-processing: it costs no privacy, and it
-    keeps noise from posing as dependence where the signal is weak (many small tables).
-
-    Parameters
-    ----------
-    noisy, independent : ndarrays of shape (r, c)
-    variance : float
-        Per-cell noise variance of ``noisy``.
-    """
-    residual = noisy - independent
-    interaction = (
-        residual - residual.mean(axis=0, keepdims=True) - residual.mean(axis=1, keepdims=True) + residual.mean()
-    )
-    degrees = (noisy.shape[0] - 1) * (noisy.shape[1] - 1)
-    power = float((interaction**2).sum())
-    keep = max(0.0, 1.0 - variance * degrees / power) if power > 0 else 0.0
-    return noisy - (1.0 - keep) * interaction
-
-
-def _estimate_total(
-    noisy_fine: list[np.ndarray], sigma1: float, noisy_tables: list[np.ndarray], sigma2: float
-) -> float:
-    """Inverse-variance-weighted mean of every measurement's total (variance σ²·cells)."""
-    tables = [(t.sum(), sigma1**2 * t.size) for t in noisy_fine]
-    tables += [(t.sum(), sigma2**2 * t.size) for t in noisy_tables]
-    weights = np.array([1.0 / variance for _, variance in tables])
-    totals = np.array([total for total, _ in tables])
-    return max(float(weights @ totals / weights.sum()), 1.0)
-
-
-def _table_margins(
-    d: int, label: int | None, edges: list[tuple[int, int]], noisy_tables: list[np.ndarray], sigma2: float
-) -> list[list[tuple[Any, ...]]]:
-    """Per column, every (label × column) margin of the noisy edge tables with its per-cell
-    variance σ2²·(cells summed over); the label's own margins are (1 × k_label)."""
-    margins: list[list[tuple[Any, ...]]] = [[] for _ in range(d)]
-    for (a, b), noisy in zip(edges, noisy_tables, strict=True):
-        k_label, k_a, k_b = noisy.shape
-        margins[a].append((noisy.sum(axis=2), sigma2**2 * k_b))
-        margins[b].append((noisy.sum(axis=1), sigma2**2 * k_a))
-        if label is not None:
-            margins[label].append((noisy.sum(axis=(1, 2))[None, :], sigma2**2 * k_a * k_b))
-    return margins
-
-
-def _weighted(estimates: list[tuple[np.ndarray, float]]) -> np.ndarray:
-    weights = np.array([1.0 / variance for _, variance in estimates])
-    stacked = np.array([estimate for estimate, _ in estimates])
-    return np.tensordot(weights, stacked, axes=1) / weights.sum()
-
-
-def _combine_one_way(
-    noisy_fine: np.ndarray, sigma1: float, bins: np.ndarray, margins: list[tuple[Any, ...]], n_hat: float
-) -> np.ndarray:
-    """Bin counts of one column: the 1-way and every margin of the edge tables, each
-    weighted by its inverse variance per bin, then projected onto the simplex of total n̂."""
-    k = int(bins.max()) + 1
-    estimates = [np.bincount(bins, weights=noisy_fine, minlength=k)]
-    variances = [sigma1**2 * np.bincount(bins, minlength=k)]
-    for table, variance in margins:
-        estimates.append(table.sum(axis=0))
-        variances.append(np.full(k, variance * table.shape[0]))
-    weights = 1.0 / np.array(variances)
-    combined = (weights * np.array(estimates)).sum(axis=0) / weights.sum(axis=0)
-    return project_simplex(combined, n_hat)
-
-
-def _label_table(
-    column: int,
-    label: int | None,
-    one_way: list[np.ndarray],
-    label_one_way: np.ndarray,
-    margins: list[list[tuple[Any, ...]]],
-    iterations: int,
-) -> np.ndarray:
-    """Counts of (label bin, column bin), consistent with both 1-way estimates."""
-    if label is None or column == label:
-        return one_way[column][None, :] if label is None else np.diag(one_way[column])
-    variance = 1.0 / sum(1.0 / v for _, v in margins[column])
-    independent = np.outer(label_one_way, one_way[column]) / max(float(label_one_way.sum()), 1.0)
-    noisy = shrink_interaction(_weighted(margins[column]), independent, variance)
-    return project_table(noisy, label_one_way, one_way[column], iterations)
-
-
-def _within_bins(noisy: np.ndarray, bins: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """P(fine code | bin): each bin's noisy fine counts projected onto the simplex of the bin's
-    estimated total, then normalised.
-
-    Projecting onto the bin's total (not onto 1) keeps every code whose noisy count stands above
-    the bin's noise level; projecting counts of hundreds onto the unit simplex kept only the
-    largest code, so each bin emitted a single value.
-    """
-    within = np.zeros((len(counts), len(bins)))
-    for number in range(len(counts)):
-        members = np.flatnonzero(bins == number)
-        share = project_simplex(noisy[members], max(float(counts[number]), 1.0))
-        total = share.sum()
-        within[number, members] = share / total if total > 0 else 1.0 / len(members)
-    return within
-
-
-def conditional(table: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Row-normalise ``table`` (rows: parent values). Rows without mass use ``fallback``
-    instead: one vector for every row, or a table with a row per parent value."""
-    default = np.broadcast_to(np.atleast_2d(fallback).astype(float), table.shape)
-    default_sums = default.sum(axis=1, keepdims=True)
-    default = np.where(default_sums > 0, default / np.where(default_sums > 0, default_sums, 1.0), 1.0 / table.shape[1])
-    sums = table.sum(axis=1, keepdims=True)
-    return np.where(sums > 0, table / np.where(sums > 0, sums, 1.0), default)
+# ---------------------------------------------------------------------- sampling
 
 
 def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -905,9 +666,6 @@ def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator)
 def _compact(codes: np.ndarray) -> np.ndarray:
     """int16 codes when they fit (NumPy sorts 16-bit integers with a linear-time radix sort)."""
     return codes.astype(np.int16) if codes.max(initial=0) < 2**15 else codes
-
-
-# ---------------------------------------------------------------------- sampling
 
 
 def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -16,16 +16,9 @@ from opacus.accountants import RDPAccountant
 
 from synth_engine.generators.base import GeneratorError, InsufficientBudgetError
 from synth_engine.generators.domain import schema_dtypes
-from synth_engine.generators.dp_tvae import (
-    RDP_ORDERS,
-    DPTVAEGenerator,
-    _reserved,
-    calibrate_noise_multiplier,
-    composed_epsilon,
-    estimate_rows,
-    sgd_rdp,
-)
+from synth_engine.generators.dp_tvae import DPTVAEGenerator, _reserved, estimate_rows
 from synth_engine.privacy.accountant import ZCDPAccountant
+from synth_engine.privacy.rdp import RDP_ORDERS, calibrate_noise_multiplier, composed_epsilon, sgd_rdp
 
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 FAST = {"epochs": 3, "batch_size": 256}

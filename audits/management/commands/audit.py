@@ -76,9 +76,9 @@ class Command(SynthgateCommand):
         for option, field in (("status", "status"), ("version", "version_id"), ("request", "request_id")):
             if options[option] is not None:
                 runs = runs.filter(**{field: options[option]})
-        runs = list(runs)
+        listed = list(runs)
         self.emit(
-            AuditRunOutputSerializer(runs, many=True).data,
+            AuditRunOutputSerializer(listed, many=True).data,
             lambda: table(
                 LIST_COLUMNS,
                 [
@@ -93,7 +93,7 @@ class Command(SynthgateCommand):
                         run.failed_checks,
                         run.created_at,
                     )
-                    for run in runs
+                    for run in listed
                 ],
             ),
         )
