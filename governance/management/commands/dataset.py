@@ -44,29 +44,7 @@ class Command(SynthgateCommand):
             metavar="FILE",
             help="JSON schema with column types and roles; inferred (every role 'other') when omitted",
         )
-        register.add_argument(
-            "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
-        )
-        register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 2e-5")
-        register.add_argument("--description", default="", help="what the table holds, for people choosing it")
-        register.add_argument(
-            "--sensitivity",
-            choices=Sensitivity.values,
-            default=Sensitivity.CONFIDENTIAL,
-            help="how sensitive the source is (default: confidential)",
-        )
-        register.add_argument(
-            "--override-caps",
-            metavar="REASON",
-            default="",
-            help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
-        )
-        register.add_argument(
-            "--override-overlap",
-            metavar="REASON",
-            default="",
-            help="register although some rows match another dataset's (partial overlap only); logged",
-        )
+        add_registration_arguments(register)
         register.add_argument(
             "--declare",
             metavar="FILE",
@@ -219,6 +197,33 @@ class Command(SynthgateCommand):
                 ]
             ),
         )
+
+
+def add_registration_arguments(register: Any) -> None:
+    """The caps, description, sensitivity and override options every way of registering takes."""
+    register.add_argument(
+        "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
+    )
+    register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 2e-5")
+    register.add_argument("--description", default="", help="what the table holds, for people choosing it")
+    register.add_argument(
+        "--sensitivity",
+        choices=Sensitivity.values,
+        default=Sensitivity.CONFIDENTIAL,
+        help="how sensitive the source is (default: confidential)",
+    )
+    register.add_argument(
+        "--override-caps",
+        metavar="REASON",
+        default="",
+        help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+    )
+    register.add_argument(
+        "--override-overlap",
+        metavar="REASON",
+        default="",
+        help="register although some rows match another dataset's (partial overlap only); logged",
+    )
 
 
 def _bound(text: str) -> Any:
