@@ -91,10 +91,15 @@ def _register_dataset(page):
     page.get_by_label("ε cap (total privacy budget)").fill("10")
     shot(page, "02-steward-register-dataset-form")
     page.get_by_role("button", name="Register").click()
-    expect(page.get_by_role("heading", name="Dataset adult")).to_be_visible()
+    # Step 2: the stored schema, one box per column, where the steward declares what is public.
+    expect(page.get_by_role("heading", name="Declare what is public: adult")).to_be_visible()
     expect(page.locator(".messages")).to_contain_text("2,000 rows × 15 columns")
+    expect(page.locator("fieldset", has_text="hours-per-week")).to_contain_text("integer")
+    shot(page, "03-steward-declare-schema")
+    page.get_by_role("link", name="Keep the schema as it is").click()
+    expect(page.get_by_role("heading", name="Dataset adult")).to_be_visible()
     expect(page.get_by_role("cell", name="income")).to_be_visible()
-    shot(page, "03-steward-dataset-page")
+    shot(page, "03b-steward-dataset-page")
 
 
 def _file_request(page):
