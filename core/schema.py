@@ -155,6 +155,40 @@ def _categories(name: str, kind: str, column: dict[str, Any]) -> tuple[Any, ...]
     return tuple(categories)
 
 
+DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "domain_source")
+
+
+def schema_declared(schema: dict[str, Any], declarations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``schema`` with each named column's declarations applied (``None`` removes a key); not parsed.
+
+    ``declarations`` maps a column name to keys of :data:`DECLARABLE_KEYS`. An unknown column or key
+    raises :class:`SchemaError` naming it; nothing else is checked here (parse the result).
+    """
+    if not isinstance(schema.get("columns"), list) or not all(isinstance(entry, dict) for entry in schema["columns"]):
+        raise SchemaError('The schema must be an object with a "columns" list of column objects.')
+    columns = [dict(entry) for entry in schema["columns"]]
+    by_name = {entry.get("name"): entry for entry in columns}
+    for column, changes in declarations.items():
+        entry = by_name.get(column)
+        if entry is None:
+            names = ", ".join(str(name) for name in by_name)
+            raise SchemaError(f"There is no column {column!r} to declare; the columns: {names}.")
+        if not isinstance(changes, dict):
+            raise SchemaError(f"Column {column!r}: a declaration is an object of keys to values.")
+        unknown = sorted(set(changes) - set(DECLARABLE_KEYS))
+        if unknown:
+            raise SchemaError(
+                f"Column {column!r}: cannot declare {', '.join(map(str, unknown))}; "
+                f"declarable: {', '.join(DECLARABLE_KEYS)}."
+            )
+        for key, value in changes.items():
+            if value is None:
+                entry.pop(key, None)
+            else:
+                entry[key] = value
+    return {**schema, "columns": columns}
+
+
 def numeric_values(series: pd.Series, kind: str | None = None) -> np.ndarray:
     """Float64 view of a numeric column; missing (or unreadable) values are NaN.
 

@@ -66,6 +66,13 @@ class Command(SynthgateCommand):
             default="",
             help="register although some rows match another dataset's (partial overlap only); logged",
         )
+        register.add_argument(
+            "--declare",
+            metavar="FILE",
+            help="JSON object of column → roles and public domain to declare on the given or inferred schema, e.g. "
+            '{"income": {"role": "label", "categories": ["<=50K", ">50K"]}, "age": {"min": 15, "max": 100}} '
+            "(keys: role, categories, min, max, nullable, domain_source); logged",
+        )
         declare = self.add_subcommand(
             actions,
             "declare",
@@ -102,11 +109,12 @@ class Command(SynthgateCommand):
             filename=path.name,
             epsilon_cap=options["epsilon_cap"],
             delta_cap=options["delta_cap"],
-            schema=_read_schema(options["schema"]),
+            schema=_read_json_object(options["schema"], what="schema"),
             description=options["description"],
             sensitivity=options["sensitivity"],
             cap_override_reason=options["override_caps"],
             overlap_override_reason=options["override_overlap"],
+            declarations=_read_json_object(options["declare"], what="declarations"),
         )
         version = result.version
         data = {**version_data(version), "created": result.created, "warnings": result.warnings}
@@ -212,17 +220,20 @@ def _bound(text: str) -> Any:
     return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
 
 
-def _read_schema(name: str | None) -> dict[str, Any] | None:
+def _read_json_object(name: str | None, *, what: str) -> dict[str, Any] | None:
     if name is None:
         return None
     try:
-        return json_loads_checked(Path(name).read_text(encoding="utf-8"), what=f"The schema file {name}")
+        data = json_loads_checked(Path(name).read_text(encoding="utf-8"), what=f"The {what} file {name}")
     except OSError as error:
-        raise CliError(f"Cannot read the schema file {name}: {error.strerror}.", extra={"path": name}) from error
+        raise CliError(f"Cannot read the {what} file {name}: {error.strerror}.", extra={"path": name}) from error
     except ValueError as error:
         raise CliError(
-            f"The schema file {name} is not valid JSON: {error}.", code="invalid_schema", extra={"path": name}
+            f"The {what} file {name} is not valid JSON: {error}.", code=f"invalid_{what}", extra={"path": name}
         ) from error
+    if not isinstance(data, dict):
+        raise CliError(f"The {what} file {name} must hold a JSON object.", code=f"invalid_{what}", extra={"path": name})
+    return data
 
 
 def _version_row(version: Any) -> tuple[Any, ...]:
@@ -252,12 +263,22 @@ def _registration_text(version: Any, *, created: bool, warnings: list[str]) -> s
             ]
         ),
     ]
-    if version.schema_inferred:
-        lines += [
-            "",
-            "No schema was given; this schema was inferred (every role is 'other' — "
-            "register again with --schema to declare identifiers, quasi-identifiers and the label):",
-            schema_table(version.schema),
-        ]
+    name = version.dataset.name
+    lines += [
+        "",
+        (
+            "No schema was given; this schema was inferred (every role is 'other'):"
+            if version.schema_inferred
+            else "The stored schema:"
+        ),
+        schema_table(version.schema),
+        "",
+        "Nothing is public that is not declared: a 'private' domain is estimated with differential privacy and "
+        "paid for. Declare roles and public domains (from a codebook, never from the rows) with",
+        f"  synthgate dataset declare {name} --column COLUMN [--role label|protected|quasi_identifier|sensitive] "
+        "[--categories A,B,...] [--min X --max Y] [--nullable yes|no] [--source CODEBOOK]",
+        "(each declaration is logged), or give them at registration with --declare FILE; "
+        "identifiers are declared with --schema or --declare before storage.",
+    ]
     lines += [f"warning: {warning}" for warning in warnings]
     return "\n".join(lines)

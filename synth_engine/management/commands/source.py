@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from core.cli import SynthgateCommand
 from core.cli_format import fields
 from governance.cli_format import version_data
-from governance.management.commands.dataset import _read_schema
+from governance.management.commands.dataset import _read_json_object
 from governance.models import Sensitivity
 from synth_engine.sources import source_database_names, source_register
 
@@ -66,7 +66,7 @@ class Command(SynthgateCommand):
             name=options["name"],
             connection=options["connection"],
             table=options["table"],
-            schema=_read_schema(options["schema"]),
+            schema=_read_json_object(options["schema"], what="schema"),
             epsilon_cap=options["epsilon_cap"],
             delta_cap=options["delta_cap"],
             description=options["description"],
