@@ -19,6 +19,7 @@ urlpatterns = [
     path("datasets/new/", datasets.dataset_register, name="dataset-register"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset-detail"),
     path("datasets/<slug:name>/declare/", datasets.dataset_declare, name="dataset-declare"),
+    path("datasets/<slug:name>/schema/", datasets.dataset_schema, name="dataset-schema"),
     path("requests/", requests.request_list, name="request-list"),
     path("requests/new/", requests.request_create, name="request-create"),
     path("requests/<int:request_id>/", requests.request_detail, name="request-detail"),

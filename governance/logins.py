@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.api import error_body
 from governance.models import AuditEvent
-from governance.services import audit_event_record, username_normalise
+from governance.usernames import username_normalise
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,10 @@ def login_lockout_record(*, username: str, ip_address: str | None) -> None:
     recent = AuditEvent.objects.filter(action="auth.lockout", created_at__gte=since)
     if recent.filter(after__username=username, after__ip_address=ip_address).exists():
         return
+    # Imported here, on this rare path: this module is loaded by every django.setup() (the app's
+    # ready()), and the services package brings pandas, which would add ~0.3 s to each CLI call.
+    from governance.services.audit_log import audit_event_record
+
     user = get_user_model().objects.filter(username__iexact=username).first()
     logger.warning("Login locked out: username=%r ip=%s", username, ip_address)
     audit_event_record(

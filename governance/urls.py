@@ -17,6 +17,7 @@ urlpatterns = [
         apis.DatasetVersionDetailApi.as_view(),
         name="dataset-version-detail",
     ),
+    path("datasets/<slug:name>/declare/", apis.DatasetDeclareApi.as_view(), name="dataset-declare"),
     path("datasets/<slug:name>/budget/", apis.DatasetBudgetApi.as_view(), name="dataset-budget"),
     path("purposes/", apis.PurposeCollectionApi.as_view(), name="purpose-list"),
     path("purposes/<slug:name>/", apis.PurposeDetailApi.as_view(), name="purpose-detail"),

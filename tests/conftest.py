@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -22,36 +23,48 @@ def adult_schema() -> dict:
     return json.loads((SAMPLE_DATA / "adult.schema.json").read_text())
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _allow_log_purge_between_transactional_tests():
-    """The append-only triggers refuse TRUNCATE; let the test runner's own flush through.
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """On PostgreSQL the owner (DATABASE_URL's role) has created and migrated the test database;
+    the tests and the workers they start then connect as the application role (tests/database.py)."""
+    from tests.database import app_role_connect, owner_reconnect
 
-    Only a superuser session with ``synthgate.maintenance = 'on'`` passes the triggers. The
-    flag is switched on around the flush that ends every transactional test (the
-    ``transactional_db`` fixture, ``django_db(transaction=True)`` and ``TransactionTestCase``
-    all end in ``TransactionTestCase._fixture_teardown``) and off again straight after, so
-    the next test sees the triggers armed.
+    with django_db_blocker.unblock():
+        app_role_connect()
+    yield
+    with django_db_blocker.unblock():
+        owner_reconnect()  # before pytest-django's teardown drops the database
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_as_the_owner_between_transactional_tests():
+    """Empty the tables after a transactional test on an owner connection, triggers passed knowingly.
+
+    The application role may not TRUNCATE the log or the ledger, and the append-only triggers
+    refuse it to everyone but a superuser session with ``synthgate.maintenance = 'on'``. So the
+    flush that ends every transactional test (the ``transactional_db`` fixture,
+    ``django_db(transaction=True)`` and ``TransactionTestCase`` all end in
+    ``TransactionTestCase._fixture_teardown``) runs as the owner — the suite's owner is a
+    superuser — with the flag on for that flush only; then the connection is the application
+    role's again, with the triggers armed. The production grants are not touched.
     """
     from django.db import connections
     from django.test import TransactionTestCase
+
+    from tests.database import as_owner
 
     original = TransactionTestCase._fixture_teardown
 
     def _fixture_teardown(self):
         postgres = [
-            connections[alias]
-            for alias in self._databases_names(include_mirrors=False)
-            if connections[alias].vendor == "postgresql"
+            alias for alias in self._databases_names(include_mirrors=False) if connections[alias].vendor == "postgresql"
         ]
-        for connection in postgres:
-            with connection.cursor() as cursor:
-                cursor.execute("SET synthgate.maintenance = 'on'")
-        try:
+        with contextlib.ExitStack() as owners:
+            for alias in postgres:
+                owners.enter_context(as_owner(alias))
+                with connections[alias].cursor() as cursor:
+                    cursor.execute("SET synthgate.maintenance = 'on'")  # this session only; closed after
             original(self)
-        finally:
-            for connection in postgres:
-                with connection.cursor() as cursor:
-                    cursor.execute("RESET synthgate.maintenance")
 
     TransactionTestCase._fixture_teardown = _fixture_teardown
     yield

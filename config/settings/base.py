@@ -248,6 +248,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 SYNTHGATE_DB_APP_ROLE = env_str("SYNTHGATE_DB_APP_ROLE")
 # Signed checkpoints of the audit log's head; by default DATA_DIR/audit-log/checkpoints.jsonl.
 SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
+# Optional RFC 3161 timestamps of those checkpoints: the TSA's URL, the PEM file of the TSA
+# certificate(s) its tokens must chain to, and the request timeout in seconds.
+SYNTHGATE_TSA_URL = env_str("SYNTHGATE_TSA_URL")
+SYNTHGATE_TSA_CERTIFICATES = env_str("SYNTHGATE_TSA_CERTIFICATES")
+SYNTHGATE_TSA_TIMEOUT = env_int("SYNTHGATE_TSA_TIMEOUT", 10)
 
 # With no broker, the dashboard runs a generation job in a background thread of the web process
 # so the page returns at once; tests that need the job finished switch it off.

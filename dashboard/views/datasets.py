@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.forms import HiddenInput
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -85,11 +86,71 @@ def dataset_declare(request: HttpRequest, name: str) -> HttpResponse:
     return _detail_page(request, name, declare_form=form)
 
 
-def _declare_form(data: Any, version: Any) -> ColumnDeclareForm:
+@dashboard_view
+def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
+    """The registration's second step: the stored schema (inferred or given), one declaration per column.
+
+    A steward declares roles and public domains for any columns at once (all or none, one audit event
+    per column, through ``dataset_schema_declare_columns``); columns left empty stay as they are, and
+    an undeclared domain stays private (estimated with DP and paid for).
+    """
+    if not _is_steward(request):
+        raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
+    dataset = dataset_get(user=signed_in_user(request), name=name)
+    latest = dataset_latest_source(dataset=dataset)
+    if latest is None:
+        return redirect("dashboard:dataset-detail", name=name)
+    data = request.POST if request.method == "POST" else None
+    forms = [
+        (column, _column_form(data, latest, index)) for index, column in enumerate(dataset_columns(version=latest))
+    ]
+    error, status = None, 200
+    if data is not None:
+        status = 400
+        if all(form.is_valid() for _, form in forms):
+            declarations = {form.cleaned_data["column"]: form.changes() for _, form in forms}
+            try:
+                result = services.dataset_schema_declare_columns(
+                    actor=signed_in_user(request), name=name, declarations=declarations
+                )
+            except ApplicationError as failure:
+                error, status = _schema_error(forms, failure), failure.status
+            else:
+                declared = ", ".join(column for column, changes in declarations.items() if changes)
+                messages.success(request, f"Declared {declared} on {result.version}; each declaration is logged.")
+                for warning in result.warnings:
+                    messages.warning(request, warning)
+                return redirect("dashboard:dataset-detail", name=name)
+    return render(
+        request,
+        "dashboard/datasets/schema.html",
+        {"dataset": dataset, "latest": latest, "forms": forms, "error": error},
+        status=status,
+    )
+
+
+def _column_form(data: Any, version: Any, index: int) -> ColumnDeclareForm:
+    column = version.schema["columns"][index]["name"]
+    form = _declare_form(data, version, prefix=f"c{index}", initial={"column": column})
+    form.fields["column"].widget = HiddenInput()
+    return form
+
+
+def _schema_error(forms: list[tuple[dict[str, Any], ColumnDeclareForm]], error: ApplicationError) -> Any:
+    """Put the service's error at the column and field it names; otherwise return it for the page."""
+    for column, form in forms:
+        if column["name"] == error.extra.get("column"):
+            add_service_error(form, error, fields={"min": "minimum", "max": "maximum"})
+            return None
+    return error
+
+
+def _declare_form(data: Any, version: Any, **kwargs: Any) -> ColumnDeclareForm:
     return ColumnDeclareForm(
         data,
         columns=[column["name"] for column in version.schema["columns"]],
         roles=[role for role in COLUMN_ROLES if role != "identifier"],
+        **kwargs,
     )
 
 
@@ -112,10 +173,14 @@ def dataset_register(request: HttpRequest) -> HttpResponse:
                 upload_discard(user_id=user.pk, token=staged.token if staged else None)
                 version = result.version
                 note = "registered" if result.created else "was already stored (identical content)"
-                messages.success(request, f"{version} {note}: {version.n_rows:,} rows × {version.n_columns} columns.")
+                messages.success(
+                    request,
+                    f"{version} {note}: {version.n_rows:,} rows × {version.n_columns} columns. "
+                    "Step 2: review its schema and declare what is public.",
+                )
                 for warning in result.warnings:
                     messages.warning(request, warning)
-                return redirect("dashboard:dataset-detail", name=version.dataset.name)
+                return redirect("dashboard:dataset-schema", name=version.dataset.name)
         else:
             status = 400
             _field_mistakes(form)

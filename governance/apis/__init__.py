@@ -10,6 +10,7 @@ from governance.apis.auth import AuthTokenCreateApi, AuthTokenListApi, AuthToken
 from governance.apis.datasets import (
     DatasetBudgetApi,
     DatasetCollectionApi,
+    DatasetDeclareApi,
     DatasetDetailApi,
     DatasetListApi,
     DatasetRegisterApi,
@@ -42,6 +43,7 @@ __all__ = [
     "AuthTokenRotateApi",
     "DatasetBudgetApi",
     "DatasetCollectionApi",
+    "DatasetDeclareApi",
     "DatasetDetailApi",
     "DatasetListApi",
     "DatasetRegisterApi",

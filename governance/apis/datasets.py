@@ -30,10 +30,12 @@ from core.apis import (
 from core.auth import signed_in_user
 from core.errors import NotFoundError
 from core.limits import json_loads_checked
+from core.schema import COLUMN_ROLES
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
 from governance.models import Dataset, DatasetVersion, Sensitivity
+from governance.permissions import version_rows_visible
 
 # A declared schema is a small JSON document; refuse to read a huge one into memory.
 MAX_SCHEMA_BYTES = 1024 * 1024
@@ -58,9 +60,11 @@ class VersionOutputSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     kind = serializers.CharField()
     content_hash = serializers.CharField()
-    n_rows = serializers.IntegerField()
+    n_rows = serializers.IntegerField(
+        allow_null=True, help_text="null for real data unless you are a steward, approver or auditor (it is private)"
+    )
     n_columns = serializers.IntegerField()
-    size_bytes = serializers.IntegerField()
+    size_bytes = serializers.IntegerField(allow_null=True, help_text="null when n_rows is")
     schema = serializers.JSONField(help_text="columns with name, type and role; missing_values")
     schema_inferred = serializers.BooleanField()
     dropped_columns = serializers.ListField(
@@ -75,27 +79,113 @@ class VersionOutputSerializer(serializers.Serializer):
     class Meta:
         ref_name = "DatasetVersion"
 
+    def to_representation(self, instance: DatasetVersion) -> dict[str, Any]:
+        """The version; a real version's row count and byte size only for those who may read them."""
+        data: dict[str, Any] = super().to_representation(instance)
+        viewer = self.context.get("viewer")
+        if viewer is None or not version_rows_visible(viewer, instance):
+            data["n_rows"] = data["size_bytes"] = None
+        return data
+
 
 @extend_schema_field({"type": "string", "description": "the schema as JSON text, or an uploaded .json file"})
 class SchemaField(serializers.Field):
     """A declared schema sent as a JSON string form field, an uploaded JSON file, or a JSON object."""
 
+    what = "The schema"
+    shape = 'a JSON object with a "columns" list'
+
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, UploadedFile):
             if data.size > MAX_SCHEMA_BYTES:
-                raise serializers.ValidationError(f"The schema file is over {MAX_SCHEMA_BYTES:,} bytes.")
+                raise serializers.ValidationError(f"{self.what} file is over {MAX_SCHEMA_BYTES:,} bytes.")
             data = data.read()
         if isinstance(data, bytes | str):
             try:
-                data = json_loads_checked(data, what="The schema")
+                data = json_loads_checked(data, what=self.what)
             except ValueError as error:
-                raise serializers.ValidationError(f"The schema is not valid JSON: {error}.") from error
+                raise serializers.ValidationError(f"{self.what} is not valid JSON: {error}.") from error
         if not isinstance(data, dict):
-            raise serializers.ValidationError('The schema must be a JSON object with a "columns" list.')
+            raise serializers.ValidationError(f"{self.what} must be {self.shape}.")
+        return data
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "description": 'JSON text: column → what to declare, e.g. {"income": {"role": "label", '
+        '"categories": ["<=50K", ">50K"]}} (keys as in dataset_declare)',
+    }
+)
+class DeclarationsField(SchemaField):
+    """Column declarations sent with a registration, as JSON text (multipart) or an object."""
+
+    what = "The declarations"
+    shape = "a JSON object mapping column names to declarations"
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "number"}, {"type": "string", "description": "ISO 8601, for datetime columns"}],
+        "nullable": True,
+    }
+)
+class BoundField(serializers.Field):
+    """A public bound: a number, or an ISO 8601 text for a datetime column; null removes it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | float | str):
+            raise serializers.ValidationError(f"A bound is a number (or ISO 8601 text for a datetime); got {data!r}.")
         return data
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+class ColumnDeclarationSerializer(serializers.Serializer):
+    """One column's declaration. Give only the keys to change; ``null`` removes a declaration (the
+    domain then becomes private: estimated with differential privacy and paid for)."""
+
+    role = serializers.ChoiceField(choices=COLUMN_ROLES, allow_null=True, required=False)
+    categories = serializers.ListField(
+        child=serializers.CharField(max_length=1000),
+        allow_null=True,
+        allow_empty=False,
+        max_length=10_000,
+        required=False,
+        help_text="every category the codebook lists (it must cover every value present)",
+    )
+    min = BoundField(required=False, allow_null=True, help_text="public lower bound")
+    max = BoundField(required=False, allow_null=True, help_text="public upper bound")
+    nullable = serializers.BooleanField(allow_null=True, required=False, help_text="whether the column may be missing")
+    domain_source = serializers.CharField(
+        max_length=500, allow_null=True, required=False, help_text="where the public domain comes from (a codebook)"
+    )
+
+    class Meta:
+        ref_name = "ColumnDeclaration"
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                f"Cannot declare {', '.join(map(str, unknown))}; declarable: {', '.join(self.fields)}."
+            )
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(f"Nothing to declare; give any of {', '.join(self.fields)}.")
+        return attrs
+
+
+def _declarations(value: dict[str, Any]) -> dict[str, Any]:
+    """Each column's declaration checked as ``ColumnDeclarationSerializer`` checks it."""
+    checked = serializers.DictField(child=ColumnDeclarationSerializer(), allow_empty=False)
+    return dict(checked.run_validation(value))
 
 
 class RegistrationOutputSerializer(serializers.Serializer):
@@ -128,7 +218,7 @@ def _registered(*, request: Request, upload: UploadedFile, **fields: Any) -> Res
         result = services.dataset_register(
             actor=signed_in_user(request), path=path, filename=upload.name or "", **fields
         )
-    data = RegistrationOutputSerializer(result).data
+    data = RegistrationOutputSerializer(result, context={"viewer": signed_in_user(request)}).data
     return Response(data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
@@ -169,9 +259,17 @@ class DatasetRegisterApi(APIView):
             default="",
             help_text="register although some rows match another dataset's (partial overlap only); logged",
         )
+        declarations = DeclarationsField(
+            required=False,
+            help_text="roles and public domains to declare on the given or inferred schema before the table is "
+            "checked (logged with the version); nothing else becomes public",
+        )
 
         class Meta:
             ref_name = "DatasetRegisterInput"
+
+        def validate_declarations(self, value: dict[str, Any]) -> dict[str, Any]:
+            return _declarations(value)
 
     @extend_schema(
         operation_id="dataset_register",
@@ -213,7 +311,7 @@ class DatasetDetailApi(APIView):
         @extend_schema_field(VersionOutputSerializer(allow_null=True))
         def get_latest_source_version(self, dataset: Dataset) -> dict[str, Any] | None:
             latest = self.context["latest"]
-            return None if latest is None else VersionOutputSerializer(latest).data
+            return None if latest is None else VersionOutputSerializer(latest, context=self.context).data
 
         @extend_schema_field(serializers.DictField(child=serializers.CharField()))
         def get_column_roles(self, dataset: Dataset) -> dict[str, str]:
@@ -224,7 +322,8 @@ class DatasetDetailApi(APIView):
         """A dataset's caps, its latest source version with schema, and every column's role."""
         dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         latest = selectors.dataset_latest_source(dataset=dataset)
-        return Response(self.OutputSerializer(dataset, context={"latest": latest}).data)
+        context = {"latest": latest, "viewer": signed_in_user(request)}
+        return Response(self.OutputSerializer(dataset, context=context).data)
 
 
 def _column_roles(version: DatasetVersion | None) -> dict[str, str]:
@@ -249,6 +348,7 @@ class DatasetVersionListApi(APIView):
             view=self,
             queryset=selectors.dataset_version_list(dataset=dataset),
             serializer_class=VersionOutputSerializer,
+            context={"viewer": signed_in_user(request)},
         )
 
 
@@ -303,7 +403,55 @@ class DatasetVersionDetailApi(APIView):
         version = selectors.dataset_version_list(dataset=dataset).filter(number=number).first()
         if version is None:
             raise NotFoundError(f"Dataset {name!r} has no version {number}.")
-        return Response(VersionOutputSerializer(version).data)
+        return Response(VersionOutputSerializer(version, context={"viewer": signed_in_user(request)}).data)
+
+
+class DatasetDeclareApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        columns = serializers.DictField(
+            child=ColumnDeclarationSerializer(),
+            allow_empty=False,
+            help_text="column name → what to declare on it, e.g. "
+            '{"income": {"role": "label", "categories": ["<=50K", ">50K"]}, "age": {"min": 15, "max": 100}}',
+        )
+
+        class Meta:
+            ref_name = "DatasetDeclareInput"
+
+    class OutputSerializer(serializers.Serializer):
+        version = VersionOutputSerializer()
+        columns = serializers.ListField(child=serializers.JSONField(), help_text="the declared columns, as now stored")
+        warnings = serializers.ListField(
+            child=serializers.CharField(), help_text="declared domains that look read from the data (logged)"
+        )
+
+        class Meta:
+            ref_name = "DatasetDeclaration"
+
+    @extend_schema(
+        operation_id="dataset_declare",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        """Declare columns' roles and public domains on the newest source version (steward); logged.
+
+        All columns or none: 400 names the column and the reason (an unknown column, a category list that
+        misses a value present, a minimum above the maximum, an identifier on a stored column); 409 while a
+        request on the version is approved or generating. Every declared column is one
+        ``dataset_version.declare`` audit event. Nothing becomes public unless it is named here.
+        """
+        dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        declarations = serializer.validated_data["columns"]
+        result = services.dataset_schema_declare_columns(
+            actor=signed_in_user(request), name=dataset.name, declarations=declarations
+        )
+        declared = [column for column in result.version.schema["columns"] if column["name"] in declarations]
+        return Response(
+            self.OutputSerializer({"version": result.version, "columns": declared, "warnings": result.warnings}).data
+        )
 
 
 class BudgetAmountsSerializer(serializers.Serializer):

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from django.conf import settings
 
+from governance.services.timestamps import TimestampChecker, timestamp_fetch
+
 logger = logging.getLogger(__name__)
 DOMAIN = "synthgate-audit-checkpoint-v1"
 
@@ -50,6 +52,8 @@ class Checkpoint:
     at: str
     signer: str
     signature: str
+    # An RFC 3161 token (base64 DER) over SHA-256(payload) when a TSA is configured, else "".
+    timestamp: str = ""
 
     def payload(self) -> bytes:
         return _payload(self.length, self.hash, self.at)
@@ -78,16 +82,27 @@ def checkpoint_sign(*, length: int, hash: str, at: datetime | None = None) -> Ch
         return None
     keys = _keys_provider()
     moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
-    signature = _sign(keys.private_key, _payload(length, hash, moment))
+    payload = _payload(length, hash, moment)
+    signature = _sign(keys.private_key, payload)
     checkpoint = Checkpoint(
         length=length,
         hash=hash,
         at=moment,
         signer=keys.certificate.fingerprint(hashes.SHA256()).hex(),
         signature=base64.b64encode(signature).decode("ascii"),
+        timestamp=_timestamp(payload, length),
     )
     _append_line(checkpoint_path(), json.dumps(checkpoint.to_dict(), sort_keys=True, separators=(",", ":")))
     return checkpoint
+
+
+def _timestamp(payload: bytes, length: int) -> str:
+    """The TSA's token, or "" (logged) when the TSA is down: the signed checkpoint is still written."""
+    try:
+        return timestamp_fetch(payload)
+    except Exception:  # a TSA outage must not leave the head unsigned
+        logger.warning("No RFC 3161 timestamp for the checkpoint of audit event %s", length, exc_info=True)
+        return ""
 
 
 def checkpoint_sign_after_commit(*, length: int, hash: str) -> None:
@@ -112,10 +127,14 @@ def checkpoints_read() -> CheckpointRead:
     trusted = {cert.fingerprint(hashes.SHA256()).hex(): cert for cert in _keys_provider().trusted}
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
+    timestamps: TimestampChecker | None = None
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         problem, checkpoint = _parse(line, trusted)
+        if checkpoint is not None and checkpoint.timestamp:
+            timestamps = timestamps or TimestampChecker.configured()
+            problem = _timestamp_problem(timestamps, checkpoint)
         if problem or checkpoint is None:
             problems.append(f"checkpoint line {number}: {problem}")
         else:
@@ -137,6 +156,7 @@ def _parse(line: str, trusted: dict[str, x509.Certificate]) -> tuple[str, Checkp
             at=str(data["at"]),
             signer=str(data["signer"]),
             signature=str(data["signature"]),
+            timestamp=str(data.get("timestamp", "")),
         )
         signature = base64.b64decode(checkpoint.signature, validate=True)
     except (ValueError, KeyError, TypeError):
@@ -147,6 +167,11 @@ def _parse(line: str, trusted: dict[str, x509.Certificate]) -> tuple[str, Checkp
     if not _verify(certificate, checkpoint.payload(), signature):
         return f"the signature does not match its content (event {checkpoint.length}): the file was edited", None
     return "", checkpoint
+
+
+def _timestamp_problem(checker: TimestampChecker, checkpoint: Checkpoint) -> str:
+    problem = checker.problem(checkpoint.timestamp, checkpoint.payload(), datetime.fromisoformat(checkpoint.at))
+    return f"{problem} (event {checkpoint.length})" if problem else ""
 
 
 def _payload(length: int, hash: str, at: str) -> bytes:

@@ -22,7 +22,7 @@ from django.db.models import Max
 from core.amounts import amount_text
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, errors_combined
 from core.limits import text_checked
-from core.schema import SchemaError, parse_schema
+from core.schema import DECLARABLE_KEYS, SchemaError, parse_schema, schema_declared
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
 from governance.ingest import IngestLimits, Table, domain_read_from_data_warnings, load_canonical, read_table
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
@@ -90,18 +90,26 @@ def dataset_register(
     sensitivity: str = "confidential",
     cap_override_reason: str = "",
     overlap_override_reason: str = "",
+    declarations: dict[str, dict[str, Any]] | None = None,
 ) -> RegistrationResult:
     """Create a dataset with budget caps and its first source version, or add a version to it.
 
     Rows another dataset already holds are refused (one population, one budget: see
-    ``governance.fingerprint``); implausible caps need a logged override reason.
+    ``governance.fingerprint``); implausible caps need a logged override reason. ``declarations``
+    (column → roles and public domain, as :func:`dataset_schema_declare_columns` takes them) are
+    applied to the given or inferred schema before the table is checked against it, and logged with
+    the new version.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
     try:
+        if declarations:
+            schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
         table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
+        for column in table.schema["columns"]:
+            _check_categories_cover(table.frame, column)
     except ValidationError as error:
         errors.append(error)
     if errors or fields is None:
@@ -111,25 +119,15 @@ def dataset_register(
     with files_removed_on_error() as written, transaction.atomic():
         _registrations_serialised()
         overlaps = _population_overlaps(name=name, digests=digests, override_reason=overlap_override_reason)
-        dataset = Dataset.objects.select_for_update().filter(name=name).first()
-        if dataset is None:
-            caps_note = _plausible_caps(epsilon, delta, n_rows=len(table.frame), override_reason=cap_override_reason)
-            dataset = _dataset_create(
-                actor=actor,
-                name=name,
-                epsilon_cap=epsilon,
-                delta_cap=delta,
-                description=description,
-                sensitivity=sensitivity,
-                caps_note=caps_note,
-            )
-        elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
-            raise ConflictError(
-                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
-                f"δ = {amount_text(dataset.delta_cap)}; "
-                "caps cannot be changed by registering a new version.",
-                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
-            )
+        dataset = _dataset_for_version(
+            actor=actor,
+            name=name,
+            caps=(epsilon, delta),
+            description=description,
+            sensitivity=sensitivity,
+            n_rows=len(table.frame),
+            cap_override_reason=cap_override_reason,
+        )
         result = dataset_version_store(
             dataset=dataset,
             table=table,
@@ -137,11 +135,62 @@ def dataset_register(
             kind=VersionKind.SOURCE,
             written=written,
             filename=filename,
-            event_notes={"warnings": table.warnings, "overlaps": overlaps},
+            event_notes={"warnings": table.warnings, "overlaps": overlaps, "declarations": declarations},
         )
         if result.created:
             _fingerprint_store(result.version, digests)
         return result
+
+
+def _dataset_for_version(
+    *,
+    actor: User,
+    name: str,
+    caps: tuple[Decimal, Decimal],
+    description: str,
+    sensitivity: str,
+    n_rows: int,
+    cap_override_reason: str,
+) -> Dataset:
+    """The locked dataset a new source version joins: created with these caps, or existing with the same."""
+    epsilon, delta = caps
+    dataset = Dataset.objects.select_for_update().filter(name=name).first()
+    if dataset is None:
+        caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
+        return _dataset_create(
+            actor=actor,
+            name=name,
+            epsilon_cap=epsilon,
+            delta_cap=delta,
+            description=description,
+            sensitivity=sensitivity,
+            caps_note=caps_note,
+        )
+    if dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
+        raise ConflictError(
+            f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
+            f"δ = {amount_text(dataset.delta_cap)}; "
+            "caps cannot be changed by registering a new version.",
+            extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
+        )
+    return dataset
+
+
+def _schema_with_declarations(
+    path: Path, *, filename: str, schema: dict[str, Any] | None, declarations: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The given schema (or the one inferred from the file) with the steward's declarations applied."""
+    base = (
+        schema
+        if schema is not None
+        else read_table(path, filename=filename, limits=ingest_limits(), schema=None).schema
+    )
+    try:
+        if not isinstance(base, dict):
+            raise SchemaError('The schema must be an object with a "columns" list of column objects.')
+        return schema_declared(base, declarations)
+    except SchemaError as error:
+        raise ValidationError(str(error), extra={"field": "declarations"}) from error
 
 
 def dataset_register_fields_check(
@@ -231,25 +280,15 @@ def dataset_reference_register(
             if digests is not None
             else []
         )
-        dataset = Dataset.objects.select_for_update().filter(name=name).first()
-        if dataset is None:
-            caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
-            dataset = _dataset_create(
-                actor=actor,
-                name=name,
-                epsilon_cap=epsilon,
-                delta_cap=delta,
-                description=description,
-                sensitivity=sensitivity,
-                caps_note=caps_note,
-            )
-        elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
-            raise ConflictError(
-                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
-                f"δ = {amount_text(dataset.delta_cap)}; "
-                "caps cannot be changed by registering a new version.",
-                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
-            )
+        dataset = _dataset_for_version(
+            actor=actor,
+            name=name,
+            caps=(epsilon, delta),
+            description=description,
+            sensitivity=sensitivity,
+            n_rows=n_rows,
+            cap_override_reason=cap_override_reason,
+        )
         existing = DatasetVersion.objects.filter(
             dataset=dataset, kind=VersionKind.SOURCE, content_hash=content_hash
         ).first()
@@ -547,22 +586,37 @@ def files_removed_on_error() -> Iterator[list[Path]]:
         raise
 
 
-DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "domain_source")
 IN_FLIGHT_STATES = ("approved", "generating")
 
 
 def dataset_schema_declare(*, actor: User, name: str, column: str, changes: dict[str, Any]) -> RegistrationResult:
-    """Declare a column's role or public domain on the dataset's newest source version (logged).
+    """Declare one column's role or public domain on the dataset's newest source version (logged).
 
     ``changes`` maps keys of :data:`DECLARABLE_KEYS` to a value, or to ``None`` to remove the
-    declaration. Refused while a job may be reading the version (an approved or generating
-    request); filed requests are checked again at approval against the new declaration.
+    declaration. See :func:`dataset_schema_declare_columns`.
+    """
+    return dataset_schema_declare_columns(actor=actor, name=name, declarations={column: changes})
+
+
+def dataset_schema_declare_columns(
+    *, actor: User, name: str, declarations: dict[str, dict[str, Any]]
+) -> RegistrationResult:
+    """Declare several columns' roles or public domains on the newest source version, all or none.
+
+    ``declarations`` maps a column name to its changes (keys of :data:`DECLARABLE_KEYS`; ``None``
+    removes a declaration). Every column is checked before anything is written, and each declared
+    column is one ``dataset_version.declare`` audit event (before and after). Refused while a job
+    may be reading the version (an approved or generating request); filed requests are checked
+    again at approval against the new declaration. Nothing is made public that is not named here.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
-    unknown = sorted(set(changes) - set(DECLARABLE_KEYS))
-    if unknown:
-        raise ValidationError(f"Cannot declare {', '.join(unknown)}; declarable: {', '.join(DECLARABLE_KEYS)}.")
+    declarations = {column: changes for column, changes in declarations.items() if changes}
+    if not declarations:
+        raise ValidationError(
+            f"Nothing to declare: name a column and at least one of {', '.join(DECLARABLE_KEYS)}.",
+            extra={"field": "columns"},
+        )
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().filter(name=name).first()
         if dataset is None:
@@ -578,20 +632,25 @@ def dataset_schema_declare(*, actor: User, name: str, column: str, changes: dict
                 extra={"version": version.number},
             )
         _check_not_in_flight(version)
-        before, after, schema = _declared_schema(version, column, changes)
         frame = _stored_frame(version)
-        _check_categories_cover(frame, after)
-        warnings = domain_read_from_data_warnings(frame, {"columns": [after]})
+        schema, events, warnings = version.schema, [], []
+        for column, changes in declarations.items():
+            before, after, schema = _declared_schema(version, schema, column, changes)
+            _check_categories_cover(frame, after)
+            noted = domain_read_from_data_warnings(frame, {"columns": [after]})
+            events.append((before, after, noted))
+            warnings += noted
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
-        audit_event_record(
-            actor=actor,
-            action="dataset_version.declare",
-            obj=version,
-            before={"column": before},
-            after={"column": after, **({"warnings": warnings} if warnings else {})},
-        )
+        for before, after, noted in events:
+            audit_event_record(
+                actor=actor,
+                action="dataset_version.declare",
+                obj=version,
+                before={"column": before},
+                after={"column": after, **({"warnings": noted} if noted else {})},
+            )
     return RegistrationResult(version, False, warnings)
 
 
@@ -606,31 +665,28 @@ def _check_not_in_flight(version: DatasetVersion) -> None:
 
 
 def _declared_schema(
-    version: DatasetVersion, column: str, changes: dict[str, Any]
+    version: DatasetVersion, schema: dict[str, Any], column: str, changes: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    columns = [dict(entry) for entry in version.schema["columns"]]
-    position = next((index for index, entry in enumerate(columns) if entry["name"] == column), None)
-    if position is None:
-        names = ", ".join(entry["name"] for entry in columns)
-        raise ValidationError(f"{version} has no column {column!r}; its columns: {names}.", extra={"field": "column"})
+    """``schema`` with ``column`` changed: (the column before, the column after, the whole schema)."""
+    names = [entry["name"] for entry in schema["columns"]]
+    if column not in names:
+        raise ValidationError(
+            f"{version} has no column {column!r}; its columns: {', '.join(names)}.",
+            extra={"field": "column", "column": column},
+        )
     if changes.get("role") == "identifier":
         raise ValidationError(
-            "A stored column cannot become an identifier (identifiers are dropped before storage); "
-            "register a new version with the column marked identifier instead.",
-            extra={"field": "role"},
+            f"Column {column!r}: a stored column cannot become an identifier (identifiers are dropped before "
+            "storage); register a new version with the column marked identifier instead.",
+            extra={"field": "role", "column": column},
         )
-    before = dict(columns[position])
-    for key, value in changes.items():
-        if value is None:
-            columns[position].pop(key, None)
-        else:
-            columns[position][key] = value
-    schema = {**version.schema, "columns": columns}
     try:
-        parse_schema(schema, strict=True)
+        declared = schema_declared(schema, {column: changes})
+        parse_schema(declared, strict=True)
     except SchemaError as error:
-        raise ValidationError(str(error), extra={"field": "schema"}) from error
-    return before, columns[position], schema
+        raise ValidationError(str(error), extra={"field": "schema", "column": column}) from error
+    position = names.index(column)
+    return dict(schema["columns"][position]), declared["columns"][position], declared
 
 
 def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
@@ -642,7 +698,7 @@ def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
         raise ValidationError(
             f"Column {entry['name']!r} holds values outside the declared categories: {', '.join(outside[:10])}. "
             "Declare every category the codebook lists.",
-            extra={"field": "categories"},
+            extra={"field": "categories", "column": entry["name"]},
         )
 
 

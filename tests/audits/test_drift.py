@@ -104,7 +104,7 @@ def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_
 
 def test_the_beat_schedule_runs_the_drift_audit_through_a_real_worker(cast, adult_schema, tmp_path):
     from config.celery import app
-    from tests.jobs.worker import _database_url, broker_url, celery_worker
+    from tests.jobs.worker import broker_url, celery_worker, database_url
 
     broker_url()  # skip early without Redis, before the generation job
     release = _released(cast, adult_schema)
@@ -119,7 +119,7 @@ def test_the_beat_schedule_runs_the_drift_audit_through_a_real_worker(cast, adul
 
     with celery_worker():
         queue = app.conf.task_default_queue
-        beat = _beat_start(queue, _database_url(), broker_url())
+        beat = _beat_start(queue, database_url(), broker_url())
         try:
             _wait(lambda: Release.objects.get(pk=release.pk).stale_at is not None, beat)
         finally:

@@ -30,7 +30,7 @@ def test_a_steward_registers_a_dataset_from_the_form(cast, adult_csv, adult_sche
             "schema_json": json.dumps(adult_schema),
         },
     )
-    assert response.status_code == 302 and response["Location"] == "/datasets/adult/"
+    assert response.status_code == 302 and response["Location"] == "/datasets/adult/schema/"  # step 2: declare
     dataset = Dataset.objects.get(name="adult")
     assert dataset.versions.get().n_rows == 2000 and dataset.owner == cast.steward
 

@@ -50,6 +50,10 @@ def new_request() -> dict[str, Any]:
     return {"dataset": "adult", "purpose": "research", "epsilon": "1", "delta": "1e-6", "n_rows": 100}
 
 
+def declaration() -> dict[str, Any]:
+    return {"columns": {"race": {"role": "quasi_identifier"}}}
+
+
 def reason() -> dict[str, Any]:
     return {"reason": "not for this purpose"}
 
@@ -86,6 +90,8 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/datasets/adult/versions/1/", None, (200, 200, 200, 200, 200, 403, 401)),
     ("GET", "/api/datasets/adult/versions/99/", None, (404, 404, 404, 404, 404, 403, 401)),
     ("GET", "/api/datasets/adult/budget/", None, (200, 200, 200, 200, 200, 403, 401)),
+    ("POST", "/api/datasets/adult/declare/", declaration, (200, 403, 403, 403, 403, 403, 401)),
+    ("POST", "/api/datasets/no-such/declare/", declaration, (404, 404, 404, 404, 404, 403, 401)),
     ("GET", "/api/purposes/", None, (200, 200, 200, 200, 200, 403, 401)),
     ("POST", "/api/purposes/", new_purpose, (201, 403, 403, 403, 403, 403, 401)),
     ("GET", "/api/purposes/research/", None, (200, 200, 200, 200, 200, 403, 401)),

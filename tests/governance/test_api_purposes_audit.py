@@ -5,10 +5,10 @@ from __future__ import annotations
 from unittest.mock import ANY
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from governance.models import AuditEvent, Purpose
+from tests.database import owner_without_append_only_triggers
 from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
 
 
@@ -206,13 +206,10 @@ def test_verifies_an_intact_chain(cast, history):
     }
 
 
+@pytest.mark.django_db(transaction=True)  # the insider's owner connection sees committed rows only
 def test_verify_names_the_first_altered_event(cast, history):
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # the append-only trigger lets only maintenance through
-            cursor.execute("SET LOCAL synthgate.maintenance = 'on'")
+    with owner_without_append_only_triggers():
         AuditEvent.objects.filter(pk=2).update(actor_name="mallory")
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL synthgate.maintenance = 'off'")
 
     response = client_as(cast.steward).get("/api/audit-events/verify/")
 

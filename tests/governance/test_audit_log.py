@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from core.context import channel
 from governance.models import Approval, AuditChainHead, AuditEvent, BudgetEntry, RequestState
@@ -24,26 +24,11 @@ from governance.services import (
     budget_spend,
 )
 from governance.services.audit_log import GENESIS_HASH, event_hash
+from tests.database import APP_ROLE, as_owner, owner_without_append_only_triggers
 from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
+from tests.jobs.worker import database_url as worker_database_url
 
 on_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL")
-
-
-@contextlib.contextmanager
-def append_only_triggers_disabled():
-    """Tampering needs the triggers out of the way on PostgreSQL; the test connection is a superuser."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        # Django's foreign keys are deferred; PostgreSQL will not alter a table with checks pending.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
 
 
 def record_events(count: int, actor=None) -> list[AuditEvent]:
@@ -160,10 +145,10 @@ def test_verify_accepts_an_intact_chain():
     assert result.last_hash == events[-1].hash
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the owner's edit must see committed rows
 def test_verify_names_an_event_whose_content_was_edited():
     record_events(4)
-    with append_only_triggers_disabled():
+    with owner_without_append_only_triggers():
         AuditEvent.objects.filter(pk=2).update(after={"n": 200})
 
     result = audit_log_verify()
@@ -172,7 +157,7 @@ def test_verify_names_an_event_whose_content_was_edited():
     assert result.reason == "event 2 (test.event) was altered: its content does not match its hash"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the owner's edit must see committed rows
 def test_verify_names_the_next_event_when_an_edited_event_was_re_hashed():
     events = record_events(4)
     forged = AuditEvent.objects.get(pk=2)
@@ -189,7 +174,7 @@ def test_verify_names_the_next_event_when_an_edited_event_was_re_hashed():
         before=forged.before,
         after=forged.after,
     )
-    with append_only_triggers_disabled():
+    with owner_without_append_only_triggers():
         AuditEvent.objects.filter(pk=2).update(after=forged.after, hash=forged.hash)
 
     result = audit_log_verify()
@@ -199,10 +184,10 @@ def test_verify_names_the_next_event_when_an_edited_event_was_re_hashed():
     assert result.reason == "event 3 does not link to the hash of event 2"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the owner's edit must see committed rows
 def test_verify_names_an_event_deleted_from_the_middle():
     record_events(4)
-    with append_only_triggers_disabled():
+    with owner_without_append_only_triggers():
         AuditEvent.objects.filter(pk=2).delete()
 
     result = audit_log_verify()
@@ -211,10 +196,10 @@ def test_verify_names_an_event_deleted_from_the_middle():
     assert result.reason == "event 2 is missing (next stored event is 3)"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the owner's edit must see committed rows
 def test_verify_names_the_last_event_when_it_was_deleted():
     record_events(4)
-    with append_only_triggers_disabled():
+    with owner_without_append_only_triggers():
         AuditEvent.objects.filter(pk=4).delete()
 
     result = audit_log_verify()
@@ -223,34 +208,57 @@ def test_verify_names_the_last_event_when_it_was_deleted():
     assert "events were removed from the end" in result.reason
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the owner's edit must see committed rows
 def test_verify_notices_every_event_deleted():
     record_events(2)
-    with append_only_triggers_disabled():
+    with owner_without_append_only_triggers():
         AuditEvent.objects.all().delete()
     result = audit_log_verify()
     assert (result.ok, result.first_broken_id) == (False, 1)
 
 
+TAMPERS = [
+    "UPDATE governance_auditevent SET after = '{}'::jsonb WHERE id = 1",
+    "DELETE FROM governance_auditevent WHERE id = 1",
+    "TRUNCATE governance_auditevent CASCADE",
+    "ALTER TABLE governance_auditevent DISABLE TRIGGER USER",
+]
+
+
 @on_postgresql
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE governance_auditevent SET after = '{}'::jsonb WHERE id = 1",
-        "DELETE FROM governance_auditevent WHERE id = 1",
-        "TRUNCATE governance_auditevent CASCADE",
-    ],
-)
-def test_postgresql_refuses_changing_or_removing_audit_events(statement):
-    from django.db import transaction
+@pytest.mark.parametrize("statement", TAMPERS)
+def test_the_suites_own_connection_is_the_application_role_and_may_not_change_the_log(statement):
+    """The tests run the application as it runs in production: as a role that is not a superuser
+    and may only INSERT and SELECT the log, so PostgreSQL refuses the change on privileges alone."""
     from django.db.utils import DatabaseError
 
     record_events(1)
     with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert cursor.fetchone() == (APP_ROLE, False)
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # else TRUNCATE refuses for pending FK checks
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    assert worker_database_url().startswith(f"postgres://{APP_ROLE}@")  # and so do the workers tests start
+    refused = "permission denied for table|must be owner of table"
+    with pytest.raises(DatabaseError, match=refused), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement)
+    assert audit_log_verify().ok
+    assert AuditEvent.objects.get(pk=1).after == {"n": 1}
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)  # the owner's connection sees committed rows only
+@pytest.mark.parametrize("statement", TAMPERS[:3])
+def test_the_append_only_triggers_refuse_even_the_owner_until_disabled(statement):
+    from django.db.utils import DatabaseError
+
+    record_events(1)
+    with as_owner():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() != (APP_ROLE,)
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
     assert audit_log_verify().ok
 
 

@@ -18,6 +18,7 @@ from django.db import connection
 
 from core.context import current_channel
 from governance.models import AuditEvent, DataRequest, Purpose, RequestState, Role
+from tests.database import owner_without_append_only_triggers
 from tests.governance.factories import PurposeFactory, UserFactory, dataset_register_adult, request_file
 
 
@@ -847,15 +848,8 @@ def test_log_list_is_for_stewards_and_auditors(cast):
 def test_a_row_edited_directly_in_the_database_makes_log_verify_fail_and_name_it(cast, submitted):
     target = AuditEvent.objects.get(action="request.submit")
     tampered_after = json.dumps({"state": "approved"})
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The test connection is a superuser: it may switch the append-only triggers off.
-            cursor.execute("ALTER TABLE governance_auditevent DISABLE TRIGGER USER")
-        try:
-            cursor.execute("UPDATE governance_auditevent SET after = %s WHERE id = %s", [tampered_after, target.pk])
-        finally:
-            if connection.vendor == "postgresql":
-                cursor.execute("ALTER TABLE governance_auditevent ENABLE TRIGGER USER")
+    with owner_without_append_only_triggers(), connection.cursor() as cursor:  # an insider with the owner role
+        cursor.execute("UPDATE governance_auditevent SET after = %s WHERE id = %s", [tampered_after, target.pk])
 
     text = synthgate("log", "verify")
     as_json = synthgate("log", "verify", "--as", "auditor", "--json")

@@ -39,6 +39,29 @@ def refused(cast, **overrides) -> ValidationError:
     return caught.value
 
 
+# --- label and protected domains (issue 11.7) --------------------------------------------------
+
+
+@pytest.mark.parametrize(("column", "role"), [("income", "label"), ("race", "protected")])
+def test_a_label_or_protected_column_without_a_declared_domain_is_refused_at_filing(world, column, role):
+    dataset_schema_declare(actor=world.steward, name="adult", column=column, changes={"categories": None})
+
+    error = refused(world)
+
+    assert f"{role} column '{column}' has no declared categories" in error.message
+    assert f"synthgate dataset declare NAME --column {column} --categories" in error.message
+    assert error.extra["field"] == "dataset"
+
+
+def test_a_protected_domain_withdrawn_after_filing_is_refused_at_approval(world):
+    request = request_file(requester=world.requester)
+    dataset_schema_declare(actor=world.steward, name="adult", column="sex", changes={"categories": None})
+
+    with pytest.raises(ValidationError, match="protected column 'sex' has no declared categories"):
+        access_request_approve(actor=world.approver, request_id=request.pk)
+    assert not BudgetEntry.objects.exists()
+
+
 # --- rebalancing against declared categories ---------------------------------------------------
 
 
@@ -94,6 +117,54 @@ def test_shares_for_every_declared_class_summing_to_one_are_accepted(world):
 def test_generator_parameters_are_typed_and_bounded(world, params, message):
     error = refused(world, generator="dp-tvae", generator_params=params)
     assert message in error.message and error.extra["field"] == "generator"
+
+
+@pytest.mark.parametrize(
+    ("generator", "params", "message"),
+    [
+        ("mst", {"max_bins": 1}, "parameter 'max_bins' of generator 'mst' must be a whole number in [2, 1,024]; got 1"),
+        ("mst", {"max_cells": 10**6}, "'max_cells' of generator 'mst' must be a whole number in [2, 4,096]"),
+        ("mst", {"max_cells": "many"}, "got 'many'"),
+        ("mst", {"domain_fraction": 1.0}, "'domain_fraction' of generator 'mst' must be a number in (0, 1); got 1.0"),
+        ("mst", {"selection_fraction": 0}, "'selection_fraction' of generator 'mst' must be a number in (0, 1)"),
+        ("mst", {"min_bin_sigmas": -1}, "'min_bin_sigmas' of generator 'mst' must be a number in [0, 100]"),
+        ("mst", {"estimation_iterations": 2.5}, "'estimation_iterations' of generator 'mst' must be a whole number"),
+        ("mst", {"structure": "forest"}, "'structure' of generator 'mst' must be one of auto, tree; got 'forest'"),
+        ("mst", {"label_fraction": True}, "'label_fraction' of generator 'mst' must be a number in [0, 1)"),
+        ("copula", {"n_quantiles": 1}, "'n_quantiles' of generator 'copula' must be a whole number in [2, 100,000]"),
+        ("copula", {"n_quantiles": "100"}, "got '100'"),
+        ("copula", {"per_class": "yes"}, "'per_class' of generator 'copula' must be true or false; got 'yes'"),
+        ("copula", {"min_class_rows": 0}, "'min_class_rows' of generator 'copula' must be a whole number in [1, 1,"),
+    ],
+)
+def test_mst_and_copula_parameters_are_typed_and_bounded_at_filing(world, generator, params, message):
+    PurposeFactory(name="testing", allow_non_private=True)
+    error = refused(world, generator=generator, generator_params=params, purpose_name="testing")
+    assert message in error.message and error.extra["field"] == "generator"
+    assert not BudgetEntry.objects.exists()
+
+
+def test_the_api_refuses_an_out_of_range_mst_or_copula_parameter_with_400_and_spends_nothing(world):
+    PurposeFactory(name="testing", allow_non_private=True)
+    client = APIClient()
+    client.force_authenticate(world.requester)
+    base = {"dataset": "adult", "purpose": "testing", "epsilon": "1", "delta": "1e-6", "n_rows": 500}
+    for generator, params, message in (
+        ("mst", {"max_bins": 100_000}, "parameter 'max_bins' of generator 'mst' must be a whole number in [2, 1,024]"),
+        ("mst", {"structure": 3}, "parameter 'structure' of generator 'mst' must be one of auto, tree; got 3"),
+        ("copula", {"per_class": "no"}, "parameter 'per_class' of generator 'copula' must be true or false"),
+        ("copula", {"n_quantiles": 2.5}, "parameter 'n_quantiles' of generator 'copula' must be a whole number"),
+    ):
+        response = client.post("/api/requests/", {**base, "generator": generator, "generator_params": params}, "json")
+        assert response.status_code == 400, response.content
+        assert message in response.json()["message"] and response.json()["extra"]["field"] == "generator"
+    assert not DataRequest.objects.exists() and not BudgetEntry.objects.exists()
+    accepted = client.post(
+        "/api/requests/",
+        {**base, "generator": "mst", "generator_params": {"max_bins": 64, "structure": "tree"}},
+        "json",
+    )
+    assert accepted.status_code == 201, accepted.content
 
 
 def test_bounded_parameters_are_accepted(world):

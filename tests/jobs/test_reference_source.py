@@ -2,7 +2,8 @@
 computed in the database, and a table changed after registration refused before any spend.
 
 The source database is the machine's PostgreSQL (the test database itself, reached through a
-second connection configured like any warehouse in ``SYNTHGATE_SOURCE_DATABASES``).
+second connection configured like any warehouse in ``SYNTHGATE_SOURCE_DATABASES``). The table is
+created by the owner role and only read by the application role (tests/database.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from synth_engine.engines.postgres import quote_identifier
 from synth_engine.models import JobStatus
 from synth_engine.services import generation_job_start
 from synth_engine.sources import source_register
+from tests.database import APP_ROLE, as_owner
 from tests.governance.factories import dataset_register_adult
 from tests.jobs.conftest import approved_request_create
 
@@ -50,7 +52,8 @@ def warehouse(settings, adult_schema):
     settings.SYNTHGATE_SOURCE_DATABASES = {"warehouse": database_url()}
     frame = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False)
     types = {column["name"]: "bigint" if column["type"] == "integer" else "text" for column in adult_schema["columns"]}
-    owner = psycopg2.connect(database_url())
+    with as_owner():  # the warehouse's loader owns the table; the application role may only read it
+        owner = psycopg2.connect(database_url())
     owner.autocommit = True
     buffer = io.StringIO()
     frame[list(types)].to_csv(buffer, index=False, header=False)
@@ -60,6 +63,7 @@ def warehouse(settings, adult_schema):
         columns = ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in types.items())
         cursor.execute(f"CREATE TABLE {TABLE} ({columns})")
         cursor.copy_expert(f"COPY {TABLE} FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.execute(f"GRANT SELECT ON {TABLE} TO {APP_ROLE}")
     yield owner
     with owner.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
@@ -169,3 +173,20 @@ def test_rows_another_dataset_holds_are_refused_by_reference_as_for_an_upload(ca
     assert not DatasetVersion.objects.filter(dataset__name="clinic").exists()
     version = register(cast, adult_schema).version  # a new version of the same dataset draws on its ledger
     assert version.number == 2 and version.source_reference and version.fingerprint.n_distinct_rows > 0
+
+
+def test_the_api_registers_a_table_by_reference_for_stewards_only(cast, warehouse, adult_schema):
+    from rest_framework.test import APIClient
+
+    body = {"name": "adult", "connection": "warehouse", "table": TABLE, "schema": adult_schema}
+    body |= {"epsilon_cap": "10", "delta_cap": "1e-4"}
+    client = APIClient()
+    client.force_authenticate(cast.requester)
+    assert client.post("/api/sources/", body, format="json").status_code == 403
+    client.force_authenticate(cast.steward)
+    created = client.post("/api/sources/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["version"]["n_rows"] == 2000
+    assert client.post("/api/sources/", body, format="json").status_code == 200
+    refused = client.post("/api/sources/", {**body, "table": "no_such_table"}, format="json")
+    assert refused.status_code == 400 and "does not exist" in refused.json()["message"]

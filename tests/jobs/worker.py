@@ -32,7 +32,8 @@ def broker_url() -> str:
     return url
 
 
-def _database_url() -> str:
+def database_url() -> str:
+    """This test's connection as a URL: on PostgreSQL the application role's (tests/database.py)."""
     db = connection.settings_dict
     if connection.vendor == "postgresql":
         user, host, port = db["USER"] or "postgres", db["HOST"] or "127.0.0.1", db["PORT"] or 5432
@@ -57,7 +58,7 @@ def celery_worker(
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": url,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "SYNTHGATE_DATA_DIR": str(settings.DATA_DIR),

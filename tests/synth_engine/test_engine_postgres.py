@@ -74,7 +74,9 @@ def create_table(name: str, frame: pd.DataFrame, schema: dict) -> None:
     frame.to_csv(buffer, index=False, header=False)
     buffer.seek(0)
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE {quote_identifier(name)} ({columns})")
+        # A temporary table: the suite connects as the application role, which may not create tables
+        # in the schema (tests/database.py); its own session's temporary tables are found first by name.
+        cursor.execute(f"CREATE TEMPORARY TABLE {quote_identifier(name)} ({columns})")
         cursor.copy_expert(f"COPY {quote_identifier(name)} FROM STDIN WITH (FORMAT csv)", buffer)
 
 

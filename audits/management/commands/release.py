@@ -19,6 +19,7 @@ from audits.selectors import release_get, release_list
 from audits.services import release_create, release_download, release_revoke
 from core.cli import CliError, SynthgateCommand, SynthgateParser
 from core.cli_format import fields, table, version_ref
+from core.times import time_text
 
 LIST_COLUMNS = (
     "id",
@@ -176,7 +177,7 @@ def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
     if data["despite_failed_checks"]:
         exceptions = ["", "Exception: released despite failed checks"] + [
             f"  {e['check']} {e['value']} against the limit {e['threshold']}, accepted by {e['approver']} "
-            f"at {e['accepted_at']}: {e['reason']}"
+            f"at {time_text(e['accepted_at'])}: {e['reason']}"
             for e in data["exceptions"]
         ]
     return "\n".join(

@@ -15,6 +15,7 @@ from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
 from governance.services.audit_log import audit_log_checkpoint
+from governance.services.timestamps import timestamp_time
 
 CHAIN_BROKEN_EXIT = 1
 
@@ -99,4 +100,6 @@ class Command(SynthgateCommand):
 def _checkpoint_text(checkpoint: Any) -> str:
     if checkpoint is None:
         return "none yet"
-    return f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"
+    text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"
+    stated = timestamp_time(checkpoint.timestamp) if checkpoint.timestamp else None
+    return f"{text}; RFC 3161 timestamp {stated.isoformat()}" if stated else text
