@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeGuard
 
 REAL_COLOUR = "#0072B2"
 SYNTHETIC_COLOUR = "#E69F00"
@@ -544,7 +545,7 @@ def _nice_ceiling(value: float) -> float:
     return 10 * power
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
