@@ -276,11 +276,23 @@ def _accessible_everywhere(people, request_url, audit_url, release_url):
             release_url,
             "/compliance/",
             "/audit-log/",
+            "/people/",
+            "/purposes/",
             "/requests/999999/",
         ],
-        "alice": ["/", "/requests/new/", "/requests/", request_url, job_url, audit_url, "/releases/", release_url],
+        "alice": [
+            "/",
+            "/requests/new/",
+            "/requests/",
+            request_url,
+            job_url,
+            audit_url,
+            "/releases/",
+            release_url,
+            "/purposes/",
+        ],
         "bob": ["/", request_url, audit_url],
-        "dana": ["/", "/audit-log/", audit_url, "/compliance/"],
+        "dana": ["/", "/audit-log/", audit_url, "/compliance/", "/people/"],
     }
     results = []
     anonymous = people.browser.new_context(viewport=DESKTOP, base_url=people.base_url)
@@ -305,7 +317,7 @@ def _accessible_everywhere(people, request_url, audit_url, release_url):
         for rule, (impact, nodes) in result["violations"].items()
         if impact in AXE_FAILING
     ]
-    assert len(results) == 35
+    assert len(results) == 39
     assert failing == []
 
 
