@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -582,7 +583,7 @@ def _finish_succeeded(job_id: int, *, output: JobOutput, timings: dict[str, floa
             extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk},
         )
         for hook in job_succeeded_hooks():
-            transaction.on_commit(lambda hook=hook: hook(job_id))
+            transaction.on_commit(partial(hook, job_id))
 
 
 def _store_outputs(

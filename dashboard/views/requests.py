@@ -267,13 +267,13 @@ def _action(
             outcome = perform(request, request_id, reason)
         except ApplicationError as error:
             data_request.refresh_from_db()
-            if form is not None and error.extra.get("field") in form.fields:
+            if form is not None and reason_form and error.extra.get("field") in form.fields:
                 add_service_error(form, error)  # e.g. a missing reason: shown at the reason field
                 return _request_page(request, data_request, forms={reason_form: form}, status=error.status)
             return _request_page(request, data_request, error=error, status=error.status)
         messages.success(request, outcome)
         if name == "generate":
-            job = data_request.jobs.order_by("-id").first()
+            job = data_request.jobs.latest("id")  # the job the service just queued
             return redirect("dashboard:job-detail", job_id=job.pk)
         if name == "release":
             return redirect("dashboard:release-detail", release_id=data_request.release.pk)

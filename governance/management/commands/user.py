@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from knox.models import AuthToken
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields, table
@@ -55,7 +56,7 @@ class Command(SynthgateCommand):
             email=options["email"],
             password=options["password"],
         )
-        expires = user.auth_token_set.get().expiry
+        expires = AuthToken.objects.get(user=user).expiry
         data = {**user_data(user), "token": token, "token_expires_at": expires}
         self.emit(
             data,
