@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields
@@ -27,7 +28,7 @@ class Command(SynthgateCommand):
         "synthgate log list --limit 20 --as dana",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         # Anyone may verify the chain (it reveals only event ids), so --as is optional here.
         self.add_subcommand(

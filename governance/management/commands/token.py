@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
@@ -15,7 +16,7 @@ from governance.services import api_token_issue, api_token_list, api_token_revok
 class Command(SynthgateCommand):
     help = "List, create, rotate and revoke API tokens (yours, or any user's as a steward)."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         for name, text in (
             ("list", "a user's unexpired tokens: prefix, created, expires"),

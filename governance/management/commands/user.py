@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 from knox.models import AuthToken
 
 from core.cli import SynthgateCommand
@@ -26,7 +27,7 @@ class Command(SynthgateCommand):
         "synthgate user roles erin --role requester --role approver --as steward",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(
             actions, "create", "create a user with one or more roles; prints the API token", needs_user=False

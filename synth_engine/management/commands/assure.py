@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand, add_common_options
 from core.cli_format import table
@@ -26,7 +27,7 @@ FAILED_EXIT = 1
 class Command(SynthgateCommand):
     help = "Test a generator's differential-privacy claim with a distinguishing game (reports, never certifies)."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("generator", metavar="GENERATOR", help=f"one of {sorted(GENERATORS)}, or 'all'")
         parser.add_argument("--epsilon", type=float, required=True, help="the claimed ε to test")
         parser.add_argument("--delta", type=float, default=1e-5, help="the claimed δ (default 1e-5)")
