@@ -16,6 +16,7 @@ from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
 from governance.services.audit_log import audit_log_checkpoint
+from governance.services.checkpoints import Checkpoint
 from governance.services.timestamps import timestamp_time
 
 CHAIN_BROKEN_EXIT = 1
@@ -98,7 +99,7 @@ class Command(SynthgateCommand):
         self.emit([audit_event_data(event) for event in events], lambda: audit_event_table(events))
 
 
-def _checkpoint_text(checkpoint: Any) -> str:
+def _checkpoint_text(checkpoint: Checkpoint | None) -> str:
     if checkpoint is None:
         return "none yet"
     text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -79,7 +80,7 @@ class Command(SynthgateCommand):
             progress=None if self.json_output else self._progress(name),
         )
 
-    def _progress(self, name: str) -> Any:
+    def _progress(self, name: str) -> Callable[[int, int], None]:
         def show(done: int, total: int) -> None:
             sys.stderr.write(f"\r{name}: fit {done}/{total}")
             if done == total:
