@@ -212,7 +212,7 @@ def _request_page(
         {
             "req": data_request,
             "related": related,
-            "timeline": request_timeline(request=data_request, related=related),
+            "timeline": request_timeline(request=data_request, related=related, viewer=signed_in_user(request)),
             "can": _allowed_actions(request, data_request, related),
             "forms": forms,
             "action_error": error,

@@ -56,7 +56,7 @@ class Command(SynthgateCommand):
         version = result.version
         reference = version.source_reference
         data = {
-            **version_data(version),
+            **version_data(version, viewer=actor),
             "created": result.created,
             "reference": {key: reference[key] for key in ("engine", "connection", "table")},
         }
