@@ -184,5 +184,5 @@ class SourceRegisterApi(APIView):
         serializer = SourceRegisterApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = source_register(actor=signed_in_user(request), **serializer.validated_data)
-        data = RegistrationOutputSerializer(result).data
+        data = RegistrationOutputSerializer(result, context={"viewer": signed_in_user(request)}).data
         return Response(data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

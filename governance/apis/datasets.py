@@ -30,7 +30,7 @@ from core.apis import (
 from core.auth import signed_in_user
 from core.errors import NotFoundError
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES
+from core.schema import COLUMN_ROLES, DATETIME_RESOLUTIONS
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
@@ -161,6 +161,12 @@ class ColumnDeclarationSerializer(serializers.Serializer):
     min = BoundField(required=False, allow_null=True, help_text="public lower bound")
     max = BoundField(required=False, allow_null=True, help_text="public upper bound")
     nullable = serializers.BooleanField(allow_null=True, required=False, help_text="whether the column may be missing")
+    resolution = serializers.ChoiceField(
+        choices=list(DATETIME_RESOLUTIONS),
+        allow_null=True,
+        required=False,
+        help_text="a datetime column's released resolution (whole days, hours, minutes or seconds, UTC)",
+    )
     domain_source = serializers.CharField(
         max_length=500, allow_null=True, required=False, help_text="where the public domain comes from (a codebook)"
     )
@@ -449,9 +455,8 @@ class DatasetDeclareApi(APIView):
             actor=signed_in_user(request), name=dataset.name, declarations=declarations
         )
         declared = [column for column in result.version.schema["columns"] if column["name"] in declarations]
-        return Response(
-            self.OutputSerializer({"version": result.version, "columns": declared, "warnings": result.warnings}).data
-        )
+        answer = {"version": result.version, "columns": declared, "warnings": result.warnings}
+        return Response(self.OutputSerializer(answer, context={"viewer": signed_in_user(request)}).data)
 
 
 class BudgetAmountsSerializer(serializers.Serializer):

@@ -177,7 +177,7 @@ class Command(SynthgateCommand):
                     fields([(key.replace("_", " "), value) for key, value in request_data(request).items()]),
                     "",
                     f"Approvals ({len(approvals)} of {request.purpose.approvals_required} required)",
-                    table(("approver", "decision", "reason", "created_at"), [row.values() for row in approvals]),
+                    table(("approver", "decision", "reason", "created_at"), [list(row.values()) for row in approvals]),
                     "",
                     "Audit events",
                     audit_event_table(events),
