@@ -3,16 +3,13 @@ is the same model. No database: the table of ``test_engine_postgres`` written as
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
 from synth_engine.engines.parquet import ParquetCounts
 from synth_engine.generators import SchemaMismatchError
 from synth_engine.generators.counts import FrameCounts
-from synth_engine.generators.domain import parse_schema
-from tests.synth_engine.test_engine_postgres import adult_frame, adult_schema, fitted
+from tests.synth_engine.test_engine_postgres import adult_frame, adult_schema, assert_same_counts, fitted
 
 
 @pytest.fixture
@@ -25,30 +22,7 @@ def lake(tmp_path):
 
 def test_every_count_mst_reads_is_the_same_from_parquet_batches_as_from_the_frame(lake) -> None:
     frame, schema, files = lake
-    memory = FrameCounts(frame)
-    assert files.row_count() == len(frame)
-    for spec in parse_schema(schema):
-        if spec.type == "categorical" and spec.categories is None:
-            keys, counts = files.category_counts(spec)
-            expected_keys, expected = memory.category_counts(spec)
-            assert dict(zip(keys, counts.tolist(), strict=True)) == dict(
-                zip(expected_keys, expected.tolist(), strict=True)
-            )
-        if spec.is_numeric and spec.maximum is None:
-            integer = spec.type != "float"
-            assert np.array_equal(
-                files.magnitude_counts(spec, integer=integer), memory.magnitude_counts(spec, integer=integer)
-            )
-    model = fitted(memory, schema)
-    for ours, theirs in zip(files.fine_counts(model.codecs_), memory.fine_counts(model.codecs_), strict=True):
-        assert np.array_equal(ours, theirs)
-    groups = [(7, a, b) for a, b in itertools.combinations([0, 2, 5, 8, 9, 10], 2)] + [(7, 4), (1,)]
-    for ours, theirs in zip(
-        files.binned_counts(model.codecs_, model.bins_, groups),
-        memory.binned_counts(model.codecs_, model.bins_, groups),
-        strict=True,
-    ):
-        assert np.array_equal(ours, theirs)
+    assert_same_counts(files, frame, schema)
 
 
 @pytest.mark.parametrize("params", [{}, {"label_fraction": 0.3}])
