@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
@@ -50,7 +51,7 @@ from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
 from governance.ingest import load_canonical
-from governance.models import BudgetEntry, DatasetVersion, Purpose
+from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
@@ -142,7 +143,7 @@ def _label(version: DatasetVersion) -> str:
     return f"v{version.number} ({version.kind})"
 
 
-def _request(request: Any) -> RequestFacts:
+def _request(request: DataRequest | None) -> RequestFacts:
     if request is None:
         return RequestFacts(id="—", purpose="external audit (no request)")
     return RequestFacts(
@@ -160,11 +161,11 @@ def _purpose_text(purpose: Purpose) -> str:
     return f"{purpose.name}: {purpose.description}" if purpose.description.strip() else purpose.name
 
 
-def _recipient(request: Any) -> str:
+def _recipient(request: DataRequest) -> str:
     return f"{request.recipient or '—'} ({request.recipient_kind})"
 
 
-def _approvals(request: Any) -> list[ApprovalFacts]:
+def _approvals(request: DataRequest | None) -> list[ApprovalFacts]:
     if request is None:
         return []
     return [
@@ -208,14 +209,14 @@ def _release(release: Release, run: AuditRun) -> ReleaseFacts:
     )
 
 
-def _terms(request: Any) -> str:
+def _terms(request: DataRequest) -> str:
     return (
         f"Use only for purpose {request.purpose.name}, by the named recipient; access for "
         f"{request.purpose.release_days} days; every download is logged per person."
     )
 
 
-def _budget(version: DatasetVersion, request: Any) -> BudgetFacts:
+def _budget(version: DatasetVersion, request: DataRequest | None) -> BudgetFacts:
     balance = budget_balance(dataset=version.dataset)
     entries = BudgetEntry.objects.filter(dataset=version.dataset)
     if request is not None:
@@ -238,7 +239,7 @@ def _budget(version: DatasetVersion, request: Any) -> BudgetFacts:
     )
 
 
-def _generator(lineage: dict[str, Any], request: Any) -> GeneratorFacts:
+def _generator(lineage: dict[str, Any], request: DataRequest | None) -> GeneratorFacts:
     name = lineage.get("generator", "external")
     return GeneratorFacts(
         name=name,
@@ -285,7 +286,7 @@ def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
     }
 
 
-def _dictionary_row(spec: ColumnSpec, series: Any) -> DictionaryRowFacts:
+def _dictionary_row(spec: ColumnSpec, series: pd.Series) -> DictionaryRowFacts:
     missing = int(series.isna().sum())
     return DictionaryRowFacts(
         column=spec.name,
@@ -296,7 +297,7 @@ def _dictionary_row(spec: ColumnSpec, series: Any) -> DictionaryRowFacts:
     )
 
 
-def _introduced(spec: ColumnSpec, series: Any) -> IntroducedValueFacts | None:
+def _introduced(spec: ColumnSpec, series: pd.Series) -> IntroducedValueFacts | None:
     """``other`` stands for categories below the DP threshold; a missing value may come from the
     DP domain's missing code even where the source has none (unless declared never missing)."""
     other = int((series == OTHER_VALUE).sum()) if spec.type == "categorical" and spec.categories is None else 0
@@ -513,7 +514,7 @@ def _charts(checks: list[CheckResult]) -> dict[str, str]:
     return charts
 
 
-def _uses(request: Any) -> UsesFacts:
+def _uses(request: DataRequest | None) -> UsesFacts:
     intended = [request.purpose.description] if request else ["Evaluation of externally produced synthetic data."]
     return UsesFacts(
         intended=intended,
@@ -525,7 +526,7 @@ def _uses(request: Any) -> UsesFacts:
     )
 
 
-def _distribution(request: Any, release: Release | None) -> DistributionFacts:
+def _distribution(request: DataRequest | None, release: Release | None) -> DistributionFacts:
     if request is None:
         return DistributionFacts()
     if release is None:

@@ -48,6 +48,7 @@ class Outlook:
     warnings: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     prediction_error: str = ""
+    disclose_rows: bool = True
 
     @property
     def verdict(self) -> str:
@@ -57,24 +58,34 @@ class Outlook:
         return "fail" if any(f["predicted_pass"] is False for f in self.fidelity.values()) else "pass"
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values. Without ``disclose_rows`` (a requester's view: the number of real rows
+        is private) the training and holdout sizes, the members scored and the planted copies are
+        null, fidelity figures have 2 decimals and the probability is to the nearest 5 %: exact
+        figures that are smooth functions of the row count would give it back."""
+        disclose = self.disclose_rows
+        probability = self.membership.probability
         return {
             "predicted_verdict": self.verdict,
             "n_rows": self.n_rows,
-            "n_train": self.n_train,
-            "n_holdout": self.n_holdout,
-            "fidelity": self.fidelity,
+            "n_train": self.n_train if disclose else None,
+            "n_holdout": self.n_holdout if disclose else None,
+            "fidelity": self.fidelity if disclose else {check: _coarse(item) for check, item in self.fidelity.items()},
             "membership": {
                 "decidable": self.membership.decidable,
-                "probability_control_caught": round(self.membership.probability, 4),
-                "members_scored": self.membership.n_members,
-                "planted_copies": self.membership.n_planted,
+                "probability_control_caught": round(probability, 4) if disclose else round(probability * 20) / 20,
+                "members_scored": self.membership.n_members if disclose else None,
+                "planted_copies": self.membership.n_planted if disclose else None,
                 "minimum_rows": self.membership.minimum_rows,
-                "explanation": self.membership.explain(),
+                "explanation": self.membership.explain(disclose_counts=disclose),
             },
             "warnings": self.warnings,
             "assumptions": self.assumptions,
             "prediction_error": self.prediction_error,
         }
+
+
+def _coarse(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: round(value, 2) if isinstance(value, float) else value for key, value in item.items()}
 
 
 def request_outlook(
@@ -88,16 +99,22 @@ def request_outlook(
     n_rows: int,
     generator: str,
     generator_params: dict[str, Any] | None = None,
+    disclose_rows: bool = True,
 ) -> Outlook:
-    """Predicted audit outcome of a clean release (see the module docstring)."""
+    """Predicted audit outcome of a clean release (see the module docstring).
+
+    ``disclose_rows=False`` is the requester's view (see :meth:`Outlook.to_dict`); its warnings
+    give figures to 2 decimals and no counts.
+    """
     n_holdout = holdout_rows(source_rows, holdout_fraction)
     n_train = source_rows - n_holdout
     power = audit_power(
         source_rows=source_rows, holdout_fraction=holdout_fraction, thresholds=thresholds, n_rows=n_rows
     )
-    outlook = Outlook(n_rows, n_train, n_holdout, {}, power)
+    outlook = Outlook(n_rows, n_train, n_holdout, {}, power, disclose_rows=disclose_rows)
     if not power.decidable:
-        outlook.warnings.append(power.explain()[:1].upper() + power.explain()[1:] + ".")
+        sentence = power.explain(disclose_counts=disclose_rows)
+        outlook.warnings.append(sentence[:1].upper() + sentence[1:] + ".")
     try:
         noise = fidelity_noise_for(
             schema=schema,
@@ -124,17 +141,18 @@ def _predict_check(outlook: Outlook, check: str, thresholds: dict[str, Any], noi
     predicted_pass = None if limit.limit is None else limit.expected <= limit.limit
     outlook.fidelity[check] = {**limit.to_dict(), "predicted_value": limit.expected, "predicted_pass": predicted_pass}
     label = check.replace("_", " ")
+    places = 3 if outlook.disclose_rows else 2
     if predicted_pass is False:
         outlook.warnings.append(
-            f"{label}: a clean release is expected at {limit.expected:.3f}, above the most the purpose's "
-            f"threshold {threshold:g} can be relaxed for DP noise ({MAX_RELAXATION:g}x, {limit.limit:.3f}): "
+            f"{label}: a clean release is expected at {limit.expected:.{places}f}, above the most the purpose's "
+            f"threshold {threshold:g} can be relaxed for DP noise ({MAX_RELAXATION:g}x, {limit.limit:.{places}f}): "
             "the audit will probably fail it. Raise ε or the number of source rows, or declare the "
             "columns' categories and bounds."
         )
     elif threshold is not None and limit.expected > float(threshold):
         outlook.warnings.append(
-            f"{label}: expected {limit.expected:.3f}, above the purpose's threshold {threshold:g}; the audit "
-            f"will accept up to {limit.limit:.3f} because DP noise at this ε and size predicts it, but the "
+            f"{label}: expected {limit.expected:.{places}f}, above the purpose's threshold {threshold:g}; the audit "
+            f"will accept up to {limit.limit:.{places}f} because DP noise at this ε and size predicts it, but the "
             "release will be noisier than the purpose asks."
         )
 
@@ -160,8 +178,9 @@ def audit_power_require(*, source_rows: int, holdout_fraction: float, thresholds
         source_rows=source_rows, holdout_fraction=holdout_fraction, thresholds=thresholds, n_rows=n_rows
     )
     if not power.decidable:
+        # only requesters file: the refusal states no count that follows the private number of real rows
         raise ValidationError(
-            f"rows: {power.explain()}.",
+            f"rows: {power.explain(disclose_counts=False)}.",
             extra={"field": "n_rows", "minimum_rows": power.minimum_rows},
         )
 

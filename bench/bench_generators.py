@@ -56,6 +56,7 @@ ADULT_BOUNDS = {
     "hours-per-week": (1, 99),
 }
 LABELS = {"adult": ("income", ">50K"), "caravan": ("Purchase", "Yes")}
+LABEL_CLASSES = {"adult": ["<=50K", ">50K"], "caravan": ["No", "Yes"]}
 
 
 # ---------------------------------------------------------------------- data
@@ -89,8 +90,8 @@ def schema_for(frame: pd.DataFrame, dataset: str, *, declare_categories: bool) -
         column: dict[str, Any] = {"name": name, "type": "categorical", "role": "label" if name == label else "other"}
         if declare_categories:
             column["categories"] = sorted(frame[name].unique().tolist())
-        elif name == label and dataset == "caravan":
-            column["categories"] = ["No", "Yes"]
+        elif name == label:  # a label's domain is always declared (issue 11.7): the task's classes
+            column["categories"] = LABEL_CLASSES[dataset]
         columns.append(column)
     return {"columns": columns}
 

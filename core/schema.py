@@ -10,7 +10,9 @@ Column keys:
 
 - ``name``, ``type`` (:data:`COLUMN_TYPES`), ``role`` (:data:`COLUMN_ROLES`, default ``other``);
 - public domain, declared by the steward and never charged: ``min``/``max`` (numbers; ISO 8601
-  strings for datetimes), ``categories`` (a non-empty list) and ``nullable`` (a boolean);
+  strings for datetimes), ``categories`` (a non-empty list), ``nullable`` (a boolean) and, for
+  datetimes, ``resolution`` (:data:`DATETIME_RESOLUTIONS`, default ``second``: released values are
+  whole days, hours, minutes or seconds in UTC; never inferred from the data);
 - ``domain_source``: where the public domain comes from (a codebook, a standard), shown with it;
 - ``description``; ``privileged`` (protected columns) and ``favourable`` (label column), read by
   the bias and utility checks.
@@ -34,10 +36,15 @@ COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "lab
 NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("categorical", "boolean")
 COLUMN_KEYS = (
-    *("name", "type", "role", "min", "max", "categories", "nullable"),
+    *("name", "type", "role", "min", "max", "categories", "nullable", "resolution"),
     *("description", "domain_source", "privileged", "favourable"),
 )
 DEFAULT_MISSING = ("",)
+# The declared resolution of a datetime column: released values are whole multiples of it (UTC).
+DATETIME_RESOLUTIONS = {"day": 86400, "hour": 3600, "minute": 60, "second": 1}
+# Columns whose released values must stay inside a declared domain (no "other", no missing value
+# unless declared nullable): the label and the protected attributes (issue 11.7).
+DOMAIN_ROLES = ("label", "protected")
 
 
 class SchemaError(ValueError):
@@ -55,11 +62,29 @@ class ColumnSpec:
     maximum: float | None = None
     categories: tuple[Any, ...] | None = None
     nullable: bool | None = None
+    resolution: str = "second"
     entry: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def unit_seconds(self) -> int:
+        """A datetime's declared resolution in seconds (1 for other types)."""
+        return DATETIME_RESOLUTIONS[self.resolution] if self.type == "datetime" else 1
 
     @property
     def is_numeric(self) -> bool:
         return self.type in NUMERIC_TYPES
+
+    @property
+    def needs_declared_domain(self) -> bool:
+        """A label or protected column (:data:`DOMAIN_ROLES`): its domain must be declared."""
+        return self.role in DOMAIN_ROLES
+
+    @property
+    def domain_declared(self) -> bool:
+        """Categories (categorical; booleans always have theirs) or both bounds (numeric) are declared."""
+        if self.is_numeric:
+            return self.minimum is not None and self.maximum is not None
+        return self.categories is not None
 
     @property
     def needs_private_domain(self) -> bool:
@@ -117,6 +142,13 @@ def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnS
     nullable = column.get("nullable")
     if nullable is not None and not isinstance(nullable, bool):
         raise SchemaError(f"Schema column {name!r}: nullable must be true or false.")
+    resolution = column.get("resolution", "second")
+    if "resolution" in column and kind != "datetime":
+        raise SchemaError(f"Schema column {name!r}: resolution is only allowed on datetime columns.")
+    if resolution not in DATETIME_RESOLUTIONS:
+        raise SchemaError(
+            f"Schema column {name!r}: resolution must be one of {', '.join(DATETIME_RESOLUTIONS)}; got {resolution!r}."
+        )
     return ColumnSpec(
         name=name,
         type=kind,
@@ -125,6 +157,7 @@ def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnS
         maximum=maximum,
         categories=_categories(name, kind, column),
         nullable=nullable,
+        resolution=resolution,
         entry={**column, "name": name, "role": role},
     )
 
@@ -155,7 +188,29 @@ def _categories(name: str, kind: str, column: dict[str, Any]) -> tuple[Any, ...]
     return tuple(categories)
 
 
-DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "domain_source")
+def undeclared_domains(specs: list[ColumnSpec]) -> list[str]:
+    """One sentence per label or protected column whose domain is not declared (empty: all are).
+
+    A DP generator estimates an undeclared domain from the data and pools rare values into an
+    ``other`` code, so such a column could receive values it never had; a label or a protected
+    attribute must not (a classifier or a bias check would read them as classes). The steward
+    declares the categories from a codebook (``synthgate dataset declare --categories``), or both
+    bounds for a numeric column.
+    """
+    sentences = []
+    for spec in specs:
+        if spec.needs_declared_domain and not spec.domain_declared:
+            what = "min and max" if spec.is_numeric else "categories"
+            sentences.append(
+                f"{spec.role} column {spec.name!r} has no declared {what}: a steward must declare them "
+                f"(synthgate dataset declare NAME --column {spec.name} "
+                f"{'--min X --max Y' if spec.is_numeric else '--categories A,B,...'}, "
+                "from a codebook, not from the rows)"
+            )
+    return sentences
+
+
+DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "domain_source")
 
 
 def schema_declared(schema: dict[str, Any], declarations: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from governance.models import (
     Role,
     VersionKind,
 )
-from governance.permissions import SEE_ALL_REQUESTS, user_has_role
+from governance.permissions import SEE_ALL_REQUESTS, real_row_counts_visible, user_has_role
 from governance.selectors import budget_balances, dataset_list, request_list
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_list
@@ -215,9 +215,13 @@ def request_related(*, request: DataRequest) -> RequestRelated:
     )
 
 
-def request_timeline(*, request: DataRequest, related: RequestRelated) -> list[AuditEvent]:
+def request_timeline(*, request: DataRequest, related: RequestRelated, viewer: User) -> list[AuditEvent]:
     """Every audit-log event of the request and of its approvals, ledger rows, jobs, audits,
-    datasheets, risk acceptances, release and downloads, in log order."""
+    datasheets, risk acceptances, release and downloads, in log order.
+
+    Events about the real training and holdout versions carry their row counts, which are private:
+    unless ``viewer`` may read them, those events come with ``details_private`` set and the page
+    shows their action only."""
     objects: dict[str, list[Any]] = {
         "datarequest": [request.pk],
         "approval": [a.pk for a in related.approvals],
@@ -234,15 +238,22 @@ def request_timeline(*, request: DataRequest, related: RequestRelated) -> list[A
     for object_type, ids in objects.items():
         if ids:
             condition |= Q(object_type=object_type, object_id__in=[str(i) for i in ids])
-    return list(AuditEvent.objects.filter(condition).select_related("actor").order_by("id"))
+    events = list(AuditEvent.objects.filter(condition).select_related("actor").order_by("id"))
+    real = {str(pk) for pk in _job_versions(related.jobs, real_only=True)}
+    hide = not real_row_counts_visible(viewer)
+    for event in events:
+        event.details_private = hide and event.object_type == "datasetversion" and event.object_id in real  # type: ignore[attr-defined]
+    return events
 
 
-def _job_versions(jobs: list[GenerationJob]) -> list[int]:
-    """The train, holdout and synthetic versions the request's jobs wrote."""
+def _job_versions(jobs: list[GenerationJob], *, real_only: bool = False) -> list[int]:
+    """The train, holdout and synthetic versions the request's jobs wrote (``real_only``: not the
+    synthetic ones)."""
     ids = []
     for job in jobs:
         if job.output_version_id:
-            ids += [job.output_version_id, (job.output_version.lineage or {}).get("train_version")]
+            ids += [] if real_only else [job.output_version_id]
+            ids.append((job.output_version.lineage or {}).get("train_version"))
         ids.append(job.holdout_version_id)
     return [pk for pk in ids if pk]
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth.models import User
+
 from core.cli_format import cell, table
 from governance.models import AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose
+from governance.permissions import version_rows_visible
 
 # --- records -----------------------------------------------------------------------------
 
@@ -34,15 +37,18 @@ def dataset_data(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def version_data(version: DatasetVersion) -> dict[str, Any]:
+def version_data(version: DatasetVersion, *, viewer: User) -> dict[str, Any]:
+    """A version for the CLI; a real version's row count and size are null unless ``viewer`` may
+    read them (:func:`governance.permissions.version_rows_visible`)."""
+    visible = version_rows_visible(viewer, version)
     return {
         "dataset": version.dataset.name,
         "number": version.number,
         "kind": version.kind,
         "content_hash": version.content_hash,
-        "n_rows": version.n_rows,
+        "n_rows": version.n_rows if visible else None,
         "n_columns": version.n_columns,
-        "size_bytes": version.size_bytes,
+        "size_bytes": version.size_bytes if visible else None,
         "dropped_columns": version.dropped_columns,
         "schema_inferred": version.schema_inferred,
         "original_filename": version.original_filename,

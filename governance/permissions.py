@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 
-from governance.models import DataRequest, Role
+from governance.models import DataRequest, DatasetVersion, Role, VersionKind
 
 # Roles that see every request; a user who only holds `requester` sees their own.
 SEE_ALL_REQUESTS = (Role.STEWARD, Role.APPROVER, Role.AUDITOR)
@@ -28,6 +28,22 @@ def user_roles(user: User) -> set[str]:
 
 def user_has_role(user: User, *roles: str) -> bool:
     return bool(user_roles(user) & set(roles))
+
+
+def real_row_counts_visible(user: User) -> bool:
+    """Whether ``user`` may read the exact row count (and byte size) of real data versions.
+
+    The number of real rows is private (issue 11.2: the generators use it only through a DP
+    estimate), so what a requester or recipient can read never states it: only stewards,
+    approvers and auditors see the row counts of source, training, holdout and external versions.
+    A synthetic version's row count is the requested size, which is public.
+    """
+    return user_has_role(user, *SEE_ALL_REQUESTS)
+
+
+def version_rows_visible(user: User, version: DatasetVersion) -> bool:
+    """Whether ``user`` may read ``version``'s row count and size (see :func:`real_row_counts_visible`)."""
+    return version.kind == VersionKind.SYNTHETIC or real_row_counts_visible(user)
 
 
 def request_visible_to(user: User, request: DataRequest) -> bool:

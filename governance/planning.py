@@ -30,8 +30,10 @@ class AuditPlanner(Protocol):
         n_rows: int,
         generator: str,
         generator_params: dict[str, Any],
+        disclose_rows: bool,
     ) -> dict[str, Any]:
-        """The predicted audit of a clean release as plain JSON values."""
+        """The predicted audit of a clean release as plain JSON values; ``disclose_rows=False``
+        leaves out every figure that gives back the (private) number of real rows."""
 
 
 _planner: AuditPlanner | None = None

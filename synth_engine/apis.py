@@ -1,10 +1,10 @@
-"""REST API for generation jobs: start, read progress, cancel."""
+"""REST API for generation jobs (start, read progress, cancel) and tables registered by reference."""
 
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError as ShapeError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +20,9 @@ from core.apis import (
     paginated_response,
 )
 from core.auth import signed_in_user
+from governance.apis.common import delta_field, epsilon_field
+from governance.apis.datasets import RegistrationOutputSerializer, SchemaField
+from governance.models import Sensitivity
 from synth_engine.filters import JobFilter
 from synth_engine.selectors import (
     assurance_get,
@@ -29,6 +32,7 @@ from synth_engine.selectors import (
     job_list,
 )
 from synth_engine.services import generation_job_cancel, generation_job_start
+from synth_engine.sources import source_register
 
 
 class JobOutputSerializer(serializers.Serializer):
@@ -144,3 +148,41 @@ def _flag(request: Request, name: str) -> bool:
     if value.lower() in {"false", "0", "no"}:
         return False
     raise ShapeError({name: [f"{value!r} is not a boolean (use true or false)."]})
+
+
+class SourceRegisterApi(APIView):
+    """A PostgreSQL table or view of a configured source database, registered where it lives."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.SlugField(max_length=100)
+        connection = serializers.CharField(
+            max_length=100, help_text="a source database named in SYNTHGATE_SOURCE_DATABASES (its name, not a URL)"
+        )
+        table = serializers.CharField(max_length=300, help_text="'table' or 'schema.table'")
+        schema = SchemaField(help_text="the columns to model (required: nothing is inferred)")
+        epsilon_cap = epsilon_field()
+        delta_cap = delta_field()
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.CONFIDENTIAL)
+        cap_override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+        overlap_override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+        class Meta:
+            ref_name = "SourceRegisterInput"
+
+    @extend_schema(
+        operation_id="source_register",
+        request=InputSerializer,
+        responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        """Register a table by reference (steward): checked, counted, checksummed and fingerprinted
+        in place; nothing is stored but the version's record.
+
+        201 when a version is created; 200 when the same table, content and schema is already registered.
+        """
+        serializer = SourceRegisterApi.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = source_register(actor=signed_in_user(request), **serializer.validated_data)
+        data = RegistrationOutputSerializer(result, context={"viewer": signed_in_user(request)}).data
+        return Response(data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

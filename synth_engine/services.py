@@ -367,67 +367,17 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
     request = DataRequest.objects.select_related("dataset", "purpose", "source_version").get(pk=job.request_id)
     source = request.source_version
     generator = get_generator(job.generator, **job.parameters)
-    if source.source_reference:
-        return _execute_on_reference(job, request, generator, timings)
     with _phase(job, "loading", 5, timings):
-        frame = load_canonical(Path(settings.DATA_DIR) / source.storage_key, source.schema)
-        train, holdout, split_seed = _split(frame, source.schema, float(request.purpose.holdout_fraction), job.seed)
-        # Bad data (one-class label, all-null or infinite columns, undeclared ID-like columns)
-        # is refused here, before the data is touched for training and before any spend.
-        job_warnings = generator.check(train, source.schema)
-        if job_warnings:
-            GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
-    with _phase(job, "planning", 10, timings):
-        # The request is checked once more against today's public facts (declared classes,
-        # parameter bounds) before anything is spent.
-        access_request_revalidate(request=request)
-        _dry_run_sampling_plan(request.rebalance, source.schema)
-        planned = _plan(generator, request)
-        _touch_data(job, request, planned)
-    seed = job.seed if job.seed is not None else secrets.randbits(63)
-    with _phase(job, "training", 15, timings):
-        generator.progress_callback = _training_progress(job.pk)
-        generator.fit(train, source.schema, float(request.epsilon), float(request.delta), random_state=seed)
-        spent = generator.privacy_spent()
-        _check_within_plan(spent, planned)
-    with _phase(job, "sampling", 85, timings):
-        synthetic = generator.sample(request.n_rows, conditions=_conditions(request.rebalance))
-    return JobOutput(
-        source=source,
-        train=train,
-        holdout=holdout,
-        synthetic=synthetic,
-        split_seed=split_seed,
-        planned=planned,
-        spent=spent,
-        generator_version=generator_version(type(generator)),
-    )
-
-
-def _execute_on_reference(
-    job: GenerationJob, request: DataRequest, generator: Generator, timings: dict[str, float]
-) -> JobOutput:
-    """A job on a table that lives in a database: checked there, fitted from counts computed
-    there; only the audit's samples of training and holdout rows are read as rows."""
-    source = request.source_version
-    fit_counts = getattr(generator, "fit_counts", None)
-    with _phase(job, "loading", 5, timings):
-        if fit_counts is None:
-            raise GeneratorError(
-                f"generator {job.generator!r} cannot fit from counts computed in the database; "
-                f"{source} refers to a table that stays where it lives: use mst"
-            )
-        split_seed = job.seed if job.seed is not None else secrets.randbits(31)
-        read = reference_open(source, split_seed=split_seed, holdout_fraction=float(request.purpose.holdout_fraction))
-        try:
-            train = _table(read.train_sample, source.schema).frame
-            holdout = _table(read.holdout_sample, source.schema).frame
-            generator.check(train, source.schema)  # the schema's facts; the table itself was checked in SQL
-        except BaseException:
-            read.close()
-            raise
+        # Bad data (one-class label, all-null or infinite columns, undeclared ID-like columns, a
+        # referenced table that changed) is refused here, before the data is touched for
+        # training and before any spend.
+        loaded = (
+            _load_referenced(job, request, generator) if source.source_reference else _load(job, request, generator)
+        )
     try:
         with _phase(job, "planning", 10, timings):
+            # The request is checked once more against today's public facts (declared classes,
+            # parameter bounds) before anything is spent.
             access_request_revalidate(request=request)
             _dry_run_sampling_plan(request.rebalance, source.schema)
             planned = _plan(generator, request)
@@ -435,22 +385,81 @@ def _execute_on_reference(
         seed = job.seed if job.seed is not None else secrets.randbits(63)
         with _phase(job, "training", 15, timings):
             generator.progress_callback = _training_progress(job.pk)
-            fit_counts(read.counts, source.schema, float(request.epsilon), float(request.delta), random_state=seed)
+            loaded.fit(seed)
             spent = generator.privacy_spent()
             _check_within_plan(spent, planned)
     finally:
-        read.close()
+        loaded.close()
     with _phase(job, "sampling", 85, timings):
         synthetic = generator.sample(request.n_rows, conditions=_conditions(request.rebalance))
     return JobOutput(
         source=source,
-        train=train,
-        holdout=holdout,
+        train=loaded.train,
+        holdout=loaded.holdout,
         synthetic=synthetic,
-        split_seed=split_seed,
+        split_seed=loaded.split_seed,
         planned=planned,
         spent=spent,
         generator_version=generator_version(type(generator)),
+        count_engine=loaded.count_engine,
+    )
+
+
+@dataclass
+class Loaded:
+    """The job's data once loaded and checked: the split, and how to fit the generator on it."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    split_seed: int
+    fit: Callable[[int], Any]
+    close: Callable[[], None] = lambda: None
+    count_engine: str | None = None  # where the counts were computed, for a referenced table
+
+
+def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loaded:
+    """A stored version: read whole, split in memory (stratified by the label)."""
+    source = request.source_version
+    frame = load_canonical(Path(settings.DATA_DIR) / source.storage_key, source.schema)
+    train, holdout, split_seed = _split(frame, source.schema, float(request.purpose.holdout_fraction), job.seed)
+    job_warnings = generator.check(train, source.schema)
+    if job_warnings:
+        GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
+    epsilon, delta = float(request.epsilon), float(request.delta)
+    return Loaded(
+        train,
+        holdout,
+        split_seed,
+        fit=lambda seed: generator.fit(train, source.schema, epsilon, delta, random_state=seed),
+    )
+
+
+def _load_referenced(job: GenerationJob, request: DataRequest, generator: Generator) -> Loaded:
+    """A table that lives in a database: checked there (unchanged since registration), split
+    there, fitted from counts computed there; only the audit's samples are read as rows."""
+    source = request.source_version
+    fit_counts = getattr(generator, "fit_counts", None)
+    if fit_counts is None:
+        raise GeneratorError(
+            f"generator {job.generator!r} cannot fit from counts computed in the database; "
+            f"{source} refers to a table that stays where it lives: use mst"
+        )
+    split_seed = job.seed if job.seed is not None else secrets.randbits(31)
+    read = reference_open(source, split_seed=split_seed, holdout_fraction=float(request.purpose.holdout_fraction))
+    try:
+        train = _table(read.train_sample, source.schema).frame
+        holdout = _table(read.holdout_sample, source.schema).frame
+        generator.check(train, source.schema)  # the schema's facts; the table itself was checked in SQL
+    except BaseException:
+        read.close()
+        raise
+    epsilon, delta = float(request.epsilon), float(request.delta)
+    return Loaded(
+        train,
+        holdout,
+        split_seed,
+        fit=lambda seed: fit_counts(read.counts, source.schema, epsilon, delta, random_state=seed),
+        close=read.close,
         count_engine=read.counts.engine,
     )
 

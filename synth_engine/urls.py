@@ -9,4 +9,5 @@ urlpatterns = [
     path("assurance/", apis.AssuranceRunListApi.as_view(), name="assurance-list"),
     path("assurance/<int:run_id>/", apis.AssuranceRunDetailApi.as_view(), name="assurance-detail"),
     path("requests/<int:request_id>/generate/", apis.JobStartApi.as_view(), name="job-start"),
+    path("sources/", apis.SourceRegisterApi.as_view(), name="source-register"),
 ]

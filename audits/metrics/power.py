@@ -59,11 +59,17 @@ class MembershipPower:
     def decidable(self) -> bool:
         return self.probability >= REQUIRED_POWER
 
-    def explain(self) -> str:
-        """One sentence a requester can act on."""
+    def explain(self, *, disclose_counts: bool = True) -> str:
+        """One sentence a requester can act on.
+
+        ``disclose_counts=False`` leaves out the members scored and the planted copies, and gives
+        the probability to the nearest 5 %: the members scored can equal the holdout's size, a
+        function of the private number of real rows, so what a requester reads must not state it.
+        """
+        chance = f"{self.probability:.0%}" if disclose_counts else f"about {round(self.probability * 20) * 5:.0f}%"
         if self.decidable:
             return (
-                f"the membership checks catch a planted 1-in-20 leak with probability {self.probability:.0%} "
+                f"the membership checks catch a planted 1-in-20 leak with probability {chance} "
                 f"at {self.n_synthetic:,} synthetic rows"
             )
         where = (
@@ -71,10 +77,14 @@ class MembershipPower:
             if self.minimum_rows is not None
             else "no synthetic size makes them decisive for this dataset (its holdout is too small)"
         )
+        scored = (
+            f"would score {self.n_members:,} training rows with {self.n_planted:,} planted copies among them, and "
+            if disclose_counts
+            else ""
+        )
         return (
-            f"at {self.n_synthetic:,} synthetic rows the membership checks would score {self.n_members:,} "
-            f"training rows with {self.n_planted:,} planted copies among them, and would catch that planted "
-            f"leak only with probability {self.probability:.0%}; the audit could not decide (inconclusive): {where}"
+            f"at {self.n_synthetic:,} synthetic rows the membership checks {scored}would catch that planted "
+            f"leak only with probability {chance}; the audit could not decide (inconclusive): {where}"
         )
 
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 from core.times import time_iso, time_text
-from governance.permissions import user_has_role, user_roles
+from governance.permissions import user_has_role, user_roles, version_rows_visible
 
 register = template.Library()
 
@@ -170,3 +170,20 @@ def when(value: Any) -> str:
     if not value:
         return ""
     return format_html('<time datetime="{}">{}</time>', time_iso(value), time_text(value))
+
+
+@register.filter
+def rows_for(version: Any, user: Any) -> str:
+    """``version``'s row count as ``user`` may read it: a real version's count is private (only
+    stewards, approvers and auditors see it; see ``governance.permissions.version_rows_visible``)."""
+    if version is None:
+        return "—"
+    if not version_rows_visible(user, version):
+        return "(count private)"
+    return f"{version.n_rows}"
+
+
+@register.filter
+def rows_visible(version: Any, user: Any) -> bool:
+    """Whether ``user`` may read ``version``'s row count and byte size."""
+    return version is not None and version_rows_visible(user, version)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -212,7 +213,7 @@ def _request_page(
         {
             "req": data_request,
             "related": related,
-            "timeline": request_timeline(request=data_request, related=related),
+            "timeline": request_timeline(request=data_request, related=related, viewer=signed_in_user(request)),
             "can": _allowed_actions(request, data_request, related),
             "forms": forms,
             "action_error": error,
@@ -253,7 +254,7 @@ def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: A
 
 def _action(
     name: str, perform: Callable[[HttpRequest, int, str], str], *, reason_form: str | None = None
-) -> Callable[..., HttpResponse]:
+) -> Callable[..., HttpResponseBase]:
     """A POST that calls one service; on refusal the request page shows why, next to the form."""
 
     @dashboard_view

@@ -30,11 +30,12 @@ from core.apis import (
 from core.auth import signed_in_user
 from core.errors import NotFoundError
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES
+from core.schema import COLUMN_ROLES, DATETIME_RESOLUTIONS
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
 from governance.models import Dataset, DatasetVersion, Sensitivity
+from governance.permissions import version_rows_visible
 
 # A declared schema is a small JSON document; refuse to read a huge one into memory.
 MAX_SCHEMA_BYTES = 1024 * 1024
@@ -59,9 +60,11 @@ class VersionOutputSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     kind = serializers.CharField()
     content_hash = serializers.CharField()
-    n_rows = serializers.IntegerField()
+    n_rows = serializers.IntegerField(
+        allow_null=True, help_text="null for real data unless you are a steward, approver or auditor (it is private)"
+    )
     n_columns = serializers.IntegerField()
-    size_bytes = serializers.IntegerField()
+    size_bytes = serializers.IntegerField(allow_null=True, help_text="null when n_rows is")
     schema = serializers.JSONField(help_text="columns with name, type and role; missing_values")
     schema_inferred = serializers.BooleanField()
     dropped_columns = serializers.ListField(
@@ -75,6 +78,14 @@ class VersionOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "DatasetVersion"
+
+    def to_representation(self, instance: DatasetVersion) -> dict[str, Any]:
+        """The version; a real version's row count and byte size only for those who may read them."""
+        data: dict[str, Any] = super().to_representation(instance)
+        viewer = self.context.get("viewer")
+        if viewer is None or not version_rows_visible(viewer, instance):
+            data["n_rows"] = data["size_bytes"] = None
+        return data
 
 
 @extend_schema_field({"type": "string", "description": "the schema as JSON text, or an uploaded .json file"})
@@ -150,6 +161,12 @@ class ColumnDeclarationSerializer(serializers.Serializer):
     min = BoundField(required=False, allow_null=True, help_text="public lower bound")
     max = BoundField(required=False, allow_null=True, help_text="public upper bound")
     nullable = serializers.BooleanField(allow_null=True, required=False, help_text="whether the column may be missing")
+    resolution = serializers.ChoiceField(
+        choices=list(DATETIME_RESOLUTIONS),
+        allow_null=True,
+        required=False,
+        help_text="a datetime column's released resolution (whole days, hours, minutes or seconds, UTC)",
+    )
     domain_source = serializers.CharField(
         max_length=500, allow_null=True, required=False, help_text="where the public domain comes from (a codebook)"
     )
@@ -207,7 +224,7 @@ def _registered(*, request: Request, upload: UploadedFile, **fields: Any) -> Res
         result = services.dataset_register(
             actor=signed_in_user(request), path=path, filename=upload.name or "", **fields
         )
-    data = RegistrationOutputSerializer(result).data
+    data = RegistrationOutputSerializer(result, context={"viewer": signed_in_user(request)}).data
     return Response(data, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
@@ -300,7 +317,7 @@ class DatasetDetailApi(APIView):
         @extend_schema_field(VersionOutputSerializer(allow_null=True))
         def get_latest_source_version(self, dataset: Dataset) -> dict[str, Any] | None:
             latest = self.context["latest"]
-            return None if latest is None else VersionOutputSerializer(latest).data
+            return None if latest is None else VersionOutputSerializer(latest, context=self.context).data
 
         @extend_schema_field(serializers.DictField(child=serializers.CharField()))
         def get_column_roles(self, dataset: Dataset) -> dict[str, str]:
@@ -311,7 +328,8 @@ class DatasetDetailApi(APIView):
         """A dataset's caps, its latest source version with schema, and every column's role."""
         dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         latest = selectors.dataset_latest_source(dataset=dataset)
-        return Response(self.OutputSerializer(dataset, context={"latest": latest}).data)
+        context = {"latest": latest, "viewer": signed_in_user(request)}
+        return Response(self.OutputSerializer(dataset, context=context).data)
 
 
 def _column_roles(version: DatasetVersion | None) -> dict[str, str]:
@@ -336,6 +354,7 @@ class DatasetVersionListApi(APIView):
             view=self,
             queryset=selectors.dataset_version_list(dataset=dataset),
             serializer_class=VersionOutputSerializer,
+            context={"viewer": signed_in_user(request)},
         )
 
 
@@ -390,7 +409,7 @@ class DatasetVersionDetailApi(APIView):
         version = selectors.dataset_version_list(dataset=dataset).filter(number=number).first()
         if version is None:
             raise NotFoundError(f"Dataset {name!r} has no version {number}.")
-        return Response(VersionOutputSerializer(version).data)
+        return Response(VersionOutputSerializer(version, context={"viewer": signed_in_user(request)}).data)
 
 
 class DatasetDeclareApi(APIView):
@@ -436,9 +455,8 @@ class DatasetDeclareApi(APIView):
             actor=signed_in_user(request), name=dataset.name, declarations=declarations
         )
         declared = [column for column in result.version.schema["columns"] if column["name"] in declarations]
-        return Response(
-            self.OutputSerializer({"version": result.version, "columns": declared, "warnings": result.warnings}).data
-        )
+        answer = {"version": result.version, "columns": declared, "warnings": result.warnings}
+        return Response(self.OutputSerializer(answer, context={"viewer": signed_in_user(request)}).data)
 
 
 class BudgetAmountsSerializer(serializers.Serializer):

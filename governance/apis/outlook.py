@@ -34,8 +34,8 @@ class FidelityOutlookSerializer(serializers.Serializer):
 class MembershipOutlookSerializer(serializers.Serializer):
     decidable = serializers.BooleanField(help_text="false: the audit could only end inconclusive")
     probability_control_caught = serializers.FloatField()
-    members_scored = serializers.IntegerField()
-    planted_copies = serializers.IntegerField()
+    members_scored = serializers.IntegerField(allow_null=True, help_text="null for requesters (private)")
+    planted_copies = serializers.IntegerField(allow_null=True, help_text="null for requesters (private)")
     minimum_rows = serializers.IntegerField(allow_null=True, help_text="smallest size at which the audit can decide")
     explanation = serializers.CharField()
 
@@ -62,8 +62,8 @@ class RequestOutlookApi(APIView):
         generator = serializers.CharField()
         predicted_verdict = serializers.ChoiceField(choices=["pass", "fail", "inconclusive"])
         n_rows = serializers.IntegerField()
-        n_train = serializers.IntegerField()
-        n_holdout = serializers.IntegerField()
+        n_train = serializers.IntegerField(allow_null=True, help_text="null for requesters (private)")
+        n_holdout = serializers.IntegerField(allow_null=True, help_text="null for requesters (private)")
         fidelity = serializers.DictField(child=FidelityOutlookSerializer(), help_text="per calibrated check")
         membership = MembershipOutlookSerializer()
         warnings = serializers.ListField(child=serializers.CharField())

@@ -119,25 +119,15 @@ def dataset_register(
     with files_removed_on_error() as written, transaction.atomic():
         _registrations_serialised()
         overlaps = _population_overlaps(name=name, digests=digests, override_reason=overlap_override_reason)
-        dataset = Dataset.objects.select_for_update().filter(name=name).first()
-        if dataset is None:
-            caps_note = _plausible_caps(epsilon, delta, n_rows=len(table.frame), override_reason=cap_override_reason)
-            dataset = _dataset_create(
-                actor=actor,
-                name=name,
-                epsilon_cap=epsilon,
-                delta_cap=delta,
-                description=description,
-                sensitivity=sensitivity,
-                caps_note=caps_note,
-            )
-        elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
-            raise ConflictError(
-                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
-                f"δ = {amount_text(dataset.delta_cap)}; "
-                "caps cannot be changed by registering a new version.",
-                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
-            )
+        dataset = _dataset_for_version(
+            actor=actor,
+            name=name,
+            caps=(epsilon, delta),
+            description=description,
+            sensitivity=sensitivity,
+            n_rows=len(table.frame),
+            cap_override_reason=cap_override_reason,
+        )
         result = dataset_version_store(
             dataset=dataset,
             table=table,
@@ -150,6 +140,40 @@ def dataset_register(
         if result.created:
             _fingerprint_store(result.version, digests)
         return result
+
+
+def _dataset_for_version(
+    *,
+    actor: User,
+    name: str,
+    caps: tuple[Decimal, Decimal],
+    description: str,
+    sensitivity: str,
+    n_rows: int,
+    cap_override_reason: str,
+) -> Dataset:
+    """The locked dataset a new source version joins: created with these caps, or existing with the same."""
+    epsilon, delta = caps
+    dataset = Dataset.objects.select_for_update().filter(name=name).first()
+    if dataset is None:
+        caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
+        return _dataset_create(
+            actor=actor,
+            name=name,
+            epsilon_cap=epsilon,
+            delta_cap=delta,
+            description=description,
+            sensitivity=sensitivity,
+            caps_note=caps_note,
+        )
+    if dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
+        raise ConflictError(
+            f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
+            f"δ = {amount_text(dataset.delta_cap)}; "
+            "caps cannot be changed by registering a new version.",
+            extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
+        )
+    return dataset
 
 
 def _schema_with_declarations(
@@ -256,25 +280,15 @@ def dataset_reference_register(
             if digests is not None
             else []
         )
-        dataset = Dataset.objects.select_for_update().filter(name=name).first()
-        if dataset is None:
-            caps_note = _plausible_caps(epsilon, delta, n_rows=n_rows, override_reason=cap_override_reason)
-            dataset = _dataset_create(
-                actor=actor,
-                name=name,
-                epsilon_cap=epsilon,
-                delta_cap=delta,
-                description=description,
-                sensitivity=sensitivity,
-                caps_note=caps_note,
-            )
-        elif dataset.epsilon_cap != epsilon or dataset.delta_cap != delta:
-            raise ConflictError(
-                f"Dataset {name!r} exists with caps ε = {amount_text(dataset.epsilon_cap)}, "
-                f"δ = {amount_text(dataset.delta_cap)}; "
-                "caps cannot be changed by registering a new version.",
-                extra={"epsilon_cap": amount_text(dataset.epsilon_cap), "delta_cap": amount_text(dataset.delta_cap)},
-            )
+        dataset = _dataset_for_version(
+            actor=actor,
+            name=name,
+            caps=(epsilon, delta),
+            description=description,
+            sensitivity=sensitivity,
+            n_rows=n_rows,
+            cap_override_reason=cap_override_reason,
+        )
         existing = DatasetVersion.objects.filter(
             dataset=dataset, kind=VersionKind.SOURCE, content_hash=content_hash
         ).first()

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 
 from core.errors import PermissionDeniedError
 from governance.models import Purpose, Role
-from governance.permissions import user_has_role
+from governance.permissions import real_row_counts_visible, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.datasets import parse_decimal
@@ -27,7 +27,11 @@ def access_request_outlook(
     generator: str = "mst",
     generator_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Predicted audit of a clean release for these request fields, from public inputs only."""
+    """Predicted audit of a clean release for these request fields, from public inputs only.
+
+    The number of real rows is private: a requester's outlook states no training or holdout size
+    and no figure precise enough to give one back (``disclose_rows``).
+    """
     if not user_has_role(actor, Role.REQUESTER, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
         raise PermissionDeniedError("Your role cannot file or review requests.")
     dataset, purpose, source = filing_target(dataset_name=dataset_name, purpose_name=purpose_name)
@@ -41,6 +45,7 @@ def access_request_outlook(
         n_rows=parse_rows(n_rows),
         generator=generator,
         generator_params=generator_params or {},
+        disclose_rows=real_row_counts_visible(actor),
     )
     return {"dataset": dataset.name, "purpose": purpose.name, "generator": generator, **outlook}
 

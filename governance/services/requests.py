@@ -25,7 +25,7 @@ from core.errors import (
     ValidationError,
 )
 from core.limits import text_checked
-from core.schema import parse_schema
+from core.schema import parse_schema, undeclared_domains
 from governance.models import (
     Approval,
     DataRequest,
@@ -237,6 +237,8 @@ def _validated_fields(
             extra={"field": "recipient_kind"},
         )
     _check_generator(generator, generator_params, purpose)
+    validated_rebalance = _validated_rebalance(rebalance, source)
+    _check_declared_domains(source)
     _check_audit_power(purpose, source, rows)
     return {
         "epsilon": epsilon_value,
@@ -244,7 +246,7 @@ def _validated_fields(
         "n_rows": rows,
         "generator": generator,
         "generator_params": generator_params,
-        "rebalance": _validated_rebalance(rebalance, source),
+        "rebalance": validated_rebalance,
         "recipient_kind": recipient_kind,
         "seed": seed,
     }
@@ -262,6 +264,18 @@ def parse_rows(n_rows: Any) -> int:
             f"rows must be between 1 and {limit:,}; got {rows}.", extra={"field": "n_rows", "max_rows": limit}
         )
     return rows
+
+
+def _check_declared_domains(source: DatasetVersion) -> None:
+    """Refuse a source whose label or protected columns have undeclared domains: the release must
+    never give them values they cannot have (``other``, or missing when not declared nullable), and
+    an estimated domain could (issue 11.7). Nothing is spent; a steward declares the domain."""
+    undeclared = undeclared_domains(parse_schema(source.schema))
+    if undeclared:
+        raise ValidationError(
+            f"Dataset {source.dataset.name!r} cannot be requested yet: " + "; ".join(undeclared) + ".",
+            extra={"field": "dataset", "undeclared_domains": undeclared},
+        )
 
 
 def _check_audit_power(purpose: Purpose, source: DatasetVersion, rows: int) -> None:

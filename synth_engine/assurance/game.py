@@ -348,7 +348,9 @@ def _canary_result(
 
 def _schema_column(name: str) -> dict[str, Any]:
     kind = "integer" if name in REFERENCE_NUMERIC else "categorical"
-    return {"name": name, "type": kind, "role": "label" if name == REFERENCE_LABEL else "other"}
+    if name == REFERENCE_LABEL:  # a label's domain is declared (issue 11.7): the task's two classes
+        return {"name": name, "type": kind, "role": "label", "categories": ["<=50K", ">50K"]}
+    return {"name": name, "type": kind, "role": "other"}
 
 
 def _params(generator: Generator) -> dict[str, Any]:

@@ -222,6 +222,8 @@ def _column_meta(series: pd.Series, spec: ColumnSpec) -> dict[str, Any]:
     """Public-to-the-model facts of a column: kind, dtype and (categorical) the categories in
     descending frequency, so that neighbouring u-intervals hold similar mass."""
     meta: dict[str, Any] = {"name": spec.name, "type": spec.type, "dtype": str(series.dtype)}
+    if spec.type == "datetime":
+        meta["unit"] = spec.unit_seconds  # the declared resolution
     if not spec.is_numeric:
         counts = series[~missing_mask(series)].value_counts(sort=False)
         order = np.lexsort(([repr(v) for v in counts.index], -counts.to_numpy()))
@@ -329,6 +331,9 @@ def _invert(u: np.ndarray, levels: np.ndarray, support: np.ndarray, *, step: boo
 
 def _decode(values: np.ndarray, meta: dict[str, Any]) -> pd.Series:
     if "categories" not in meta:
+        unit = float(meta.get("unit", 1))
+        if unit > 1:  # whole days, hours or minutes (the declared resolution)
+            values = np.floor(values / unit) * unit
         return numeric_output(values, meta["type"], meta["dtype"], meta["name"])
     table = np.empty(len(meta["categories"]) + 1, dtype=object)
     table[:-1] = meta["categories"]

@@ -25,6 +25,10 @@ Every column is mapped to *fine codes* ``0 .. n_codes-1``:
   code, so a DP model may emit a few missing values in a column that had none (and a column with
   one empty cell is modelled exactly like one with none). Declare ``"nullable": false`` to rule
   that out (then missing values in the data are refused before anything is spent).
+- The label and protected columns (``core.schema.DOMAIN_ROLES``) never receive a value outside
+  their declared domain (issue 11.7): their categories (or bounds) must be declared, else the
+  frame is refused before anything is spent, so they have no ``OTHER`` code; and they have a
+  missing code only when the schema declares ``"nullable": true``.
 - numeric (integer, float, datetime as epoch seconds): *cells* of a public grid inside the
   bounds, in value order, then ``MISSING``. The grid gives exact single-value cells to the
   bounds, to zero, and to every integer of a short integer range, so point masses (zero capital
@@ -103,6 +107,9 @@ def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
     identifiers = [spec.name for spec in specs if spec.role == "identifier"]
     if identifiers:
         raise SchemaMismatchError(f"drop identifier columns before fitting: {identifiers}")
+    undeclared = core_schema.undeclared_domains(specs)
+    if undeclared:
+        raise SchemaMismatchError("; ".join(undeclared) + ".")
     missing = [name for name in names if name not in frame.columns]
     extra = [name for name in frame.columns if name not in names]
     if missing or extra:
@@ -111,8 +118,13 @@ def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
 
 def _check_column(series: pd.Series, spec: ColumnSpec, *, private: bool, n_rows: int) -> list[str]:
     mask = missing_mask(series)
-    if spec.nullable is False and mask.any():
-        raise SchemaMismatchError(f"column {spec.name!r} is declared nullable: false but has missing values")
+    if not is_nullable(spec) and mask.any():
+        if spec.nullable is False:
+            raise SchemaMismatchError(f"column {spec.name!r} is declared nullable: false but has missing values")
+        raise SchemaMismatchError(
+            f"{spec.role} column {spec.name!r} has missing values: a {spec.role} column is not nullable unless "
+            'the schema declares "nullable": true (then missing is one of its released values)'
+        )
     present = series[~mask]
     if spec.is_numeric:
         _check_numeric(present, spec)
@@ -174,13 +186,17 @@ def missing_mask(series: pd.Series) -> np.ndarray:
 
 
 def is_nullable(spec: ColumnSpec) -> bool:
-    """Whether the missing code exists: the schema's ``nullable``, else yes for every type.
+    """Whether the missing code exists: the schema's ``nullable``; when undeclared, yes for every
+    column except a label or protected one (:data:`core.schema.DOMAIN_ROLES`), whose released
+    values stay inside its declared domain (issue 11.7).
 
     Never the dtype: a loader types an integer column ``Int64`` exactly when a cell is empty, so
     a dtype-driven missing code makes "a missing value appears" possible only on data that had
     one, which one added row can flip (a structural leak no noise covers).
     """
-    return True if spec.nullable is None else bool(spec.nullable)
+    if spec.nullable is None:
+        return not spec.needs_declared_domain
+    return bool(spec.nullable)
 
 
 def output_dtype(spec: ColumnSpec) -> str:
@@ -285,6 +301,8 @@ class NumericCodec:
 
     ``low`` and ``high`` (shape (n_cells,)) bound each cell, inclusive for integer cells and
     half-open ``[low, high)`` for float cells; a cell with ``low == high`` is a single value.
+    ``unit`` is a datetime's declared resolution in seconds: its cells start at multiples of it
+    and decode to multiples of it (whole days, hours, ...; 1 for every other column).
     """
 
     name: str
@@ -294,6 +312,7 @@ class NumericCodec:
     has_missing: bool
     dtype: str
     ordered: bool = True
+    unit: float = 1.0
 
     @property
     def n_codes(self) -> int:
@@ -323,8 +342,11 @@ class NumericCodec:
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
         width = self.high - self.low + (1.0 if self.is_integer else 0.0)
-        offsets = rng.random(len(codes)) * width[cells]
-        values = self.low[cells] + (np.floor(offsets) if self.is_integer else offsets)
+        if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
+            steps = np.maximum(np.floor(width / self.unit), 1.0)
+            values = self.low[cells] + np.floor(rng.random(len(codes)) * steps[cells]) * self.unit
+        else:
+            values = self.low[cells] + rng.random(len(codes)) * width[cells]
         if mask is not None:
             values[mask] = np.nan
         return numeric_output(values, self.type, self.dtype, self.name)
@@ -338,6 +360,7 @@ class NumericCodec:
             "high": self.high.tolist(),
             "has_missing": self.has_missing,
             "dtype": self.dtype,
+            "unit": self.unit,
         }
 
 
@@ -504,9 +527,20 @@ def _plain(value: Any) -> Any:
 
 
 def _numeric_codec(spec: ColumnSpec, bounds: tuple[float, float], nullable: bool, max_cells: int) -> NumericCodec:
+    """The public grid of a numeric column; a datetime's grid counts whole units of its declared
+    resolution (cells from a multiple of the unit to just before the next), so that it decodes to
+    whole days, hours or minutes whatever the data hold (issue 11.3: never inferred from them)."""
     integer = spec.type in ("integer", "datetime")
-    low, high = numeric_grid(*bounds, integer=integer, max_cells=max_cells)
-    return NumericCodec(spec.name, spec.type, low, high, nullable, output_dtype(spec))
+    unit = float(spec.unit_seconds)
+    if unit == 1.0:
+        low, high = numeric_grid(*bounds, integer=integer, max_cells=max_cells)
+        return NumericCodec(spec.name, spec.type, low, high, nullable, output_dtype(spec))
+    first = math.ceil(bounds[0] / unit)
+    last = max(math.floor(bounds[1] / unit), first)
+    low, high = numeric_grid(float(first), float(last), integer=True, max_cells=max_cells)
+    return NumericCodec(
+        spec.name, spec.type, low * unit, high * unit + (unit - 1.0), nullable, output_dtype(spec), unit=unit
+    )
 
 
 def _bounds(

@@ -1,6 +1,7 @@
 """Everything a requester can read is a release: a canary row run through the whole path never
-shows through any route the requester can open (API, dashboard, downloads), and no exact share
-of the real training rows appears in a JSON answer.
+shows through any route the requester can open (API, dashboard, downloads, the request outlook,
+the CLI), no exact share of the real training rows appears in a JSON answer, and neither does the
+exact number of real rows (source, training or holdout: the row count is private, issue 11.2).
 
 The canary is one person with a category nobody else holds and a value far outside every other
 row (987,654,321) in a column whose domain is private. The audit's internal diagnostics name
@@ -22,7 +23,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
+from audits.datasheets import render_datasheet_html
+from audits.facts import datasheet_facts
 from audits.models import AuditRun, Release
 from governance.models import DatasetVersion, RequestState
 from governance.services import access_request_approve, dataset_register
@@ -35,11 +39,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CANARY_CATEGORY = "Zq-canary-trade"
 CANARY_VALUE = 987_654_321
+SOURCE_ROWS = 1937
 FORBIDDEN = (CANARY_CATEGORY, "987654321", "987,654,321", "987 654 321", "9.877e+08", "9.8765e+08", "987654320")
 
 
 def _canary_source(folder: Path, schema: dict) -> tuple[Path, dict]:
-    frame = pd.read_csv(FIXTURES / "adult_2000.csv", dtype=str, keep_default_na=False)
+    # 1,936 + 1 rows: source, training and holdout sizes that no page shows by coincidence.
+    frame = pd.read_csv(FIXTURES / "adult_2000.csv", dtype=str, keep_default_na=False).iloc[: SOURCE_ROWS - 1]
     canary = frame.iloc[[0]].copy()
     canary["occupation"] = CANARY_CATEGORY
     canary["fnlwgt"] = str(CANARY_VALUE)
@@ -52,6 +58,28 @@ def _canary_source(folder: Path, schema: dict) -> tuple[Path, dict]:
     path = folder / "canary.csv"
     frame.to_csv(path, index=False)
     return path, schema
+
+
+def _count_patterns(counts: set[int]) -> list[re.Pattern]:
+    """A row count as a number token: 1937, 1,937, 1 937 or 1937.0; not inside a hash or a float."""
+    patterns = []
+    for count in counts:
+        text = str(count)
+        head, tail = text[:-3], text[-3:]
+        body = rf"{head}[,\u202f\u00a0 ]?{tail}" if head else tail
+        patterns.append(re.compile(rf"(?<![\w.,]){body}(?:\.0+)?(?![\w]|[.,]\d)"))
+    return patterns
+
+
+def _check_text(where: str, text: str, counts: list[re.Pattern]) -> None:
+    for needle in FORBIDDEN:
+        assert needle not in text, f"{where} shows {needle!r} to the requester"
+    for pattern in counts:
+        match = pattern.search(text)
+        assert match is None, (
+            f"{where} shows the exact real row count {match.group(0)!r} to the requester: "
+            f"…{text[max(0, match.start() - 80) : match.end() + 80]}…"
+        )
 
 
 def _routes(patterns=None, prefix: str = ""):
@@ -144,6 +172,10 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
         "format": ["csv", "json", "pdf"],
     }
     shares = _real_shares(job.train_version)
+    source = DatasetVersion.objects.get(dataset__name="canary", kind="source")
+    counts = {source.n_rows, job.train_version.n_rows, job.holdout_version.n_rows}
+    assert source.n_rows == SOURCE_ROWS
+    count_patterns = _count_patterns(counts)
     api, page = client_as(cast.requester), Client()
     page.force_login(cast.requester)
 
@@ -158,17 +190,51 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
             continue
         opened += 1
         text = response.content.decode("utf-8", errors="replace")
-        for needle in FORBIDDEN:
-            assert needle not in text, f"{url} shows {needle!r} to the requester"
+        _check_text(url, text, count_patterns)
         if "json" in content_type:
             leaked = [value for value in _floats(response.json()) if any(abs(value - s) < 1e-12 for s in shares)]
             assert not leaked, f"{url} shows exact shares of the real training rows: {leaked[:5]}"
     assert opened >= 15, f"the walk opened only {opened} pages"
 
-    # The CLI acting as the requester: `audit show` in both forms.
-    for run in runs:
+    # The outlook (API, dashboard preview, CLI) at a size above the holdout, where the membership
+    # checks would score every holdout row.
+    fields = {"dataset": "canary", "purpose": "research", "epsilon": "1", "delta": "1e-6", "n_rows": 3000}
+    response = api.post("/api/requests/outlook/", fields, format="json")
+    assert response.status_code == 200, response.content
+    _check_text("the outlook API", response.content.decode(), count_patterns)
+    preview = {**fields, "generator": "mst", "recipient_kind": "internal", "preview": "1", "justification": "x" * 40}
+    response = page.post("/requests/new/", preview)
+    assert b"Predicted" in response.content, response.status_code
+    _check_text("the outlook preview", response.content.decode(), count_patterns)
+
+    # The recipient's release datasheet (the PDF's HTML before rendering): no real row count either.
+    # The audit may block the request; the recipient datasheet is built the same way either way
+    # (an unsaved release of the audited version).
+    releases = list(Release.objects.filter(request=request)) or [
+        Release(
+            request=request,
+            version=runs[0].version,
+            audit_run=runs[0],
+            released_by=cast.approver,
+            created_at=timezone.now(),
+            expires_at=timezone.now(),
+        )
+    ]
+    for release in releases:
+        html = render_datasheet_html(datasheet_facts(release.audit_run, release=release))
+        _check_text("the release datasheet", html, count_patterns)
+        assert "row count not disclosed to recipients" in html
+    internal = render_datasheet_html(datasheet_facts(runs[0]))
+    assert any(pattern.search(internal) for pattern in count_patterns), "the internal report states the counts"
+
+    # The CLI acting as the requester: `audit show`, `dataset show`, `request outlook`, in both forms.
+    commands = [["audit", "show", str(run.pk)] for run in runs] + [["dataset", "show", "canary"]]
+    commands.append(
+        ["request", "outlook", "--dataset", "canary", "--purpose", "research"]
+        + ["--epsilon", "1", "--delta", "1e-6", "--rows", "3000"]
+    )
+    for command in commands:
         for form in ([], ["--json"]):
             out = io.StringIO()
-            call_command("audit", "show", str(run.pk), "--as", cast.requester.username, *form, stdout=out)
-            for needle in FORBIDDEN:
-                assert needle not in out.getvalue(), f"audit show {run.pk} {form} shows {needle!r}"
+            call_command(*command, "--as", cast.requester.username, *form, stdout=out)
+            _check_text(" ".join(command + form), out.getvalue(), count_patterns)

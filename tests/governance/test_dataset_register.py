@@ -40,12 +40,6 @@ SCHEMA = {
 
 
 @pytest.fixture
-def data_dir(settings, tmp_path) -> Path:
-    settings.DATA_DIR = tmp_path / "data"
-    return settings.DATA_DIR
-
-
-@pytest.fixture
 def upload(tmp_path):
     def make(data: bytes, name: str = "upload.csv") -> Path:
         path = tmp_path / "uploads" / name

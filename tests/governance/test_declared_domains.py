@@ -41,12 +41,6 @@ EXPECTED = [
 
 
 @pytest.fixture
-def data_dir(settings, tmp_path) -> Path:
-    settings.DATA_DIR = tmp_path / "data"
-    return settings.DATA_DIR
-
-
-@pytest.fixture
 def table(tmp_path) -> Path:
     path = tmp_path / "people.csv"
     path.write_bytes(CSV)

@@ -39,12 +39,6 @@ def other_people(frame: pd.DataFrame, offset: int = 7) -> pd.DataFrame:
 
 
 @pytest.fixture
-def data_dir(settings, tmp_path) -> Path:
-    settings.DATA_DIR = tmp_path / "data"
-    return settings.DATA_DIR
-
-
-@pytest.fixture
 def write(tmp_path):
     def _write(frame: pd.DataFrame, name: str = "table.csv") -> Path:
         path = tmp_path / name

@@ -39,6 +39,29 @@ def refused(cast, **overrides) -> ValidationError:
     return caught.value
 
 
+# --- label and protected domains (issue 11.7) --------------------------------------------------
+
+
+@pytest.mark.parametrize(("column", "role"), [("income", "label"), ("race", "protected")])
+def test_a_label_or_protected_column_without_a_declared_domain_is_refused_at_filing(world, column, role):
+    dataset_schema_declare(actor=world.steward, name="adult", column=column, changes={"categories": None})
+
+    error = refused(world)
+
+    assert f"{role} column '{column}' has no declared categories" in error.message
+    assert f"synthgate dataset declare NAME --column {column} --categories" in error.message
+    assert error.extra["field"] == "dataset"
+
+
+def test_a_protected_domain_withdrawn_after_filing_is_refused_at_approval(world):
+    request = request_file(requester=world.requester)
+    dataset_schema_declare(actor=world.steward, name="adult", column="sex", changes={"categories": None})
+
+    with pytest.raises(ValidationError, match="protected column 'sex' has no declared categories"):
+        access_request_approve(actor=world.approver, request_id=request.pk)
+    assert not BudgetEntry.objects.exists()
+
+
 # --- rebalancing against declared categories ---------------------------------------------------
 
 

@@ -173,3 +173,20 @@ def test_rows_another_dataset_holds_are_refused_by_reference_as_for_an_upload(ca
     assert not DatasetVersion.objects.filter(dataset__name="clinic").exists()
     version = register(cast, adult_schema).version  # a new version of the same dataset draws on its ledger
     assert version.number == 2 and version.source_reference and version.fingerprint.n_distinct_rows > 0
+
+
+def test_the_api_registers_a_table_by_reference_for_stewards_only(cast, warehouse, adult_schema):
+    from rest_framework.test import APIClient
+
+    body = {"name": "adult", "connection": "warehouse", "table": TABLE, "schema": adult_schema}
+    body |= {"epsilon_cap": "10", "delta_cap": "1e-4"}
+    client = APIClient()
+    client.force_authenticate(cast.requester)
+    assert client.post("/api/sources/", body, format="json").status_code == 403
+    client.force_authenticate(cast.steward)
+    created = client.post("/api/sources/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["version"]["n_rows"] == 2000
+    assert client.post("/api/sources/", body, format="json").status_code == 200
+    refused = client.post("/api/sources/", {**body, "table": "no_such_table"}, format="json")
+    assert refused.status_code == 400 and "does not exist" in refused.json()["message"]

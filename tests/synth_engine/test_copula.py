@@ -32,7 +32,9 @@ def adult_schema(frame: pd.DataFrame) -> dict:
         "columns": [
             {"name": name, "type": "integer"}
             if name in NUMERIC
-            else {"name": name, "type": "categorical", "role": "label" if name == "income" else "other"}
+            else {"name": name, "type": "categorical", "role": "label", "categories": ["<=50K", ">50K"]}
+            if name == "income"
+            else {"name": name, "type": "categorical", "role": "other"}
             for name in frame.columns
         ]
     }

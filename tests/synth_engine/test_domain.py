@@ -170,7 +170,10 @@ def test_validation_reports_single_valued_columns_as_warnings_when_not_private()
 )
 def test_validation_under_dp_makes_no_verdict_that_one_row_could_flip(frame) -> None:
     schema = {
-        "columns": [{"name": "a", "type": "categorical"}, {"name": "label", "type": "categorical", "role": "label"}]
+        "columns": [
+            {"name": "a", "type": "categorical"},
+            {"name": "label", "type": "categorical", "role": "label", "categories": ["n", "y"]},
+        ]
     }
     assert validate_frame(frame, parse_schema(schema), private=True) == []
 

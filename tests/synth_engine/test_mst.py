@@ -51,6 +51,8 @@ def adult_schema(frame: pd.DataFrame) -> dict:
             columns.append({"name": name, "type": "integer", "min": BOUNDS[name][0], "max": BOUNDS[name][1]})
         else:
             columns.append({"name": name, "type": "categorical", "role": "label" if name == "income" else "other"})
+            if name == "income":  # a label's domain is declared (issue 11.7)
+                columns[-1]["categories"] = ["<=50K", ">50K"]
     return {"columns": columns}
 
 

@@ -100,7 +100,12 @@ def test_row_order_and_category_order_do_not_change_the_output() -> None:
     frame = base_frame()
     shuffled = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
     shuffled["kind"] = shuffled["kind"].astype(pd.CategoricalDtype(["c", "a", "b"]))
-    undeclared = {"columns": [{k: v for k, v in column.items() if k != "categories"} for column in SCHEMA["columns"]]}
+    undeclared = {  # the label's domain stays declared (issue 11.7)
+        "columns": [
+            {k: v for k, v in column.items() if k != "categories" or column["name"] == "label"}
+            for column in SCHEMA["columns"]
+        ]
+    }
     for schema in (SCHEMA, undeclared):
         first = MSTGenerator().fit(frame, schema, 1.0, DELTA, random_state=3).sample(500)
         second = MSTGenerator().fit(shuffled, schema, 1.0, DELTA, random_state=3).sample(500)
@@ -142,3 +147,113 @@ def test_datetime_output_does_not_follow_the_input_unit_or_time_zone() -> None:
     for result in results:
         assert str(result["when"].dtype) == "datetime64[ns]"
         pd.testing.assert_frame_equal(result, results[0])
+
+
+# ---------------------------------------------------------------- datetime resolution (11.3)
+
+
+def _dates_frame(with_time: bool) -> pd.DataFrame:
+    """300 whole dates; ``with_time`` adds one row with a time of day (D plus one row)."""
+    rng = np.random.default_rng(1)
+    stamps = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 365, 300), unit="D")
+    frame = pd.DataFrame({"when": stamps, "kind": rng.choice(["a", "b"], 300)})
+    if with_time:
+        frame = with_row(frame, {"when": pd.Timestamp("2021-06-01 13:37:05"), "kind": "a"})
+    return frame
+
+
+@pytest.mark.parametrize("resolution", ["day", "second"])
+def test_the_output_resolution_of_a_datetime_is_declared_never_read_from_the_data(resolution: str) -> None:
+    # D holds whole dates only; D' adds one row with a time of day. Whether a released value has a
+    # time of day must follow the declared resolution on both (never possible with "day", always
+    # with "second"), not which of D or D' was fitted.
+    schema = {
+        "columns": [
+            {"name": "when", "type": "datetime", "min": "2021-01-01", "max": "2022-01-01", "resolution": resolution},
+            {"name": "kind", "type": "categorical", "categories": ["a", "b"]},
+        ]
+    }
+    seen = {}
+    for with_time in (False, True):
+        frame, outcomes_seen = _dates_frame(with_time), set()
+        for seed in range(15):
+            when = MSTGenerator().fit(frame, schema, 1.0, DELTA, random_state=seed).sample(300)["when"].dropna()
+            outcomes_seen.add(bool((when != when.dt.normalize()).any()))
+            assert when.between(pd.Timestamp("2021-01-01"), pd.Timestamp("2022-01-01")).all()
+        seen[with_time] = outcomes_seen
+    assert seen[False] == seen[True] == ({False} if resolution == "day" else {True})
+
+
+def test_float_output_precision_does_not_follow_the_data() -> None:
+    # D's floats all have one decimal; D' adds one with three. A released float's precision is the
+    # generator's (uniform within a public cell) on both.
+    rng = np.random.default_rng(2)
+    schema = {
+        "columns": [
+            {"name": "score", "type": "float", "min": 0, "max": 50},
+            {"name": "kind", "type": "categorical", "categories": ["a", "b"]},
+        ]
+    }
+    frame = pd.DataFrame({"score": np.round(rng.uniform(0, 50, 300), 1), "kind": rng.choice(["a", "b"], 300)})
+    bigger = with_row(frame, {"score": 12.345, "kind": "a"})
+    for data in (frame, bigger):
+        score = MSTGenerator().fit(data, schema, 1.0, DELTA, random_state=0).sample(300)["score"].dropna()
+        assert (np.round(score, 1) != score).mean() > 0.9
+
+
+# ------------------------------------------------------- label and protected domains (11.7)
+
+DOMAIN_SCHEMA = {
+    "columns": [
+        {"name": "age", "type": "integer", "min": 0, "max": 100},
+        {"name": "group", "type": "categorical", "role": "protected", "categories": ["p", "q", "r"]},
+        {"name": "label", "type": "categorical", "role": "label", "categories": ["no", "yes"]},
+    ]
+}
+
+
+def _domain_frame(n_rows: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n_rows),
+            "group": rng.choice(["p", "q", "r"], n_rows, p=[0.9, 0.08, 0.02]),
+            "label": rng.choice(["no", "yes"], n_rows, p=[0.95, 0.05]),
+        }
+    )
+
+
+@pytest.mark.parametrize("role", ["label", "protected"])
+def test_a_label_or_protected_column_with_an_undeclared_domain_is_refused_before_anything_is_spent(role) -> None:
+    from synth_engine.generators.base import SchemaMismatchError
+
+    schema = {"columns": [dict(column) for column in DOMAIN_SCHEMA["columns"]]}
+    column = schema["columns"][1 if role == "protected" else 2]
+    del column["categories"]
+    model = MSTGenerator()
+    with pytest.raises(SchemaMismatchError, match=f"{role} column '{column['name']}' has no declared categories"):
+        model.fit(_domain_frame(), schema, 1.0, DELTA, random_state=0)
+    assert not hasattr(model, "accountant_")
+
+
+def test_label_and_protected_columns_never_receive_values_outside_their_domain() -> None:
+    # ε = 1 on 400 rows: the noisy missing code of an undeclared-nullable column is often positive,
+    # and before issue 11.7 the label and the protected column received missing values from it.
+    frame = _domain_frame()
+    for seed in range(20):
+        synthetic = MSTGenerator().fit(frame, DOMAIN_SCHEMA, 1.0, DELTA, random_state=seed).sample(2000)
+        assert set(synthetic["label"]) <= {"no", "yes"}, seed
+        assert set(synthetic["group"]) <= {"p", "q", "r"}, seed
+
+
+def test_missing_labels_need_a_declared_nullable() -> None:
+    from synth_engine.generators.base import SchemaMismatchError
+
+    frame = _domain_frame()
+    frame["label"] = frame["label"].astype(object)
+    frame.loc[0, "label"] = None
+    with pytest.raises(SchemaMismatchError, match='label column .label. has missing values.*"nullable": true'):
+        MSTGenerator().fit(frame, DOMAIN_SCHEMA, 1.0, DELTA, random_state=0)
+    schema = {"columns": [*DOMAIN_SCHEMA["columns"][:2], {**DOMAIN_SCHEMA["columns"][2], "nullable": True}]}
+    model = MSTGenerator().fit(frame, schema, 1.0, DELTA, random_state=0)
+    assert model.codecs_[2].missing_code is not None

@@ -10,9 +10,10 @@ from django.contrib.auth.models import User
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES
+from core.schema import COLUMN_ROLES, DATETIME_RESOLUTIONS
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import Sensitivity
+from governance.permissions import version_rows_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import dataset_register, dataset_schema_declare
 
@@ -43,29 +44,7 @@ class Command(SynthgateCommand):
             metavar="FILE",
             help="JSON schema with column types and roles; inferred (every role 'other') when omitted",
         )
-        register.add_argument(
-            "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
-        )
-        register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 2e-5")
-        register.add_argument("--description", default="", help="what the table holds, for people choosing it")
-        register.add_argument(
-            "--sensitivity",
-            choices=Sensitivity.values,
-            default=Sensitivity.CONFIDENTIAL,
-            help="how sensitive the source is (default: confidential)",
-        )
-        register.add_argument(
-            "--override-caps",
-            metavar="REASON",
-            default="",
-            help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
-        )
-        register.add_argument(
-            "--override-overlap",
-            metavar="REASON",
-            default="",
-            help="register although some rows match another dataset's (partial overlap only); logged",
-        )
+        add_registration_arguments(register)
         register.add_argument(
             "--declare",
             metavar="FILE",
@@ -86,12 +65,17 @@ class Command(SynthgateCommand):
         declare.add_argument("--min", metavar="X", help="public lower bound (a number; ISO 8601 for datetimes)")
         declare.add_argument("--max", metavar="X", help="public upper bound")
         declare.add_argument("--nullable", choices=["yes", "no"], help="whether the column may be missing")
+        declare.add_argument(
+            "--resolution",
+            choices=list(DATETIME_RESOLUTIONS),
+            help="a datetime column's released resolution (whole days, hours, minutes or seconds, UTC)",
+        )
         declare.add_argument("--source", metavar="TEXT", help="where the public domain comes from (a codebook)")
         declare.add_argument(
             "--clear",
             action="append",
             default=[],
-            choices=["categories", "min", "max", "nullable", "domain_source"],
+            choices=["categories", "min", "max", "nullable", "resolution", "domain_source"],
             help="remove a declaration (the domain then becomes private and is paid for)",
         )
         self.add_subcommand(actions, "list", "list datasets")
@@ -117,7 +101,7 @@ class Command(SynthgateCommand):
             declarations=_read_json_object(options["declare"], what="declarations"),
         )
         version = result.version
-        data = {**version_data(version), "created": result.created, "warnings": result.warnings}
+        data = {**version_data(version, viewer=actor), "created": result.created, "warnings": result.warnings}
         self.emit(data, lambda: _registration_text(version, created=result.created, warnings=result.warnings))
 
     def handle_declare(self, actor: User, options: dict[str, Any]) -> None:
@@ -131,15 +115,18 @@ class Command(SynthgateCommand):
                 changes[key] = _bound(options[key])
         if options["nullable"]:
             changes["nullable"] = options["nullable"] == "yes"
+        if options["resolution"]:
+            changes["resolution"] = options["resolution"]
         if options["source"]:
             changes["domain_source"] = options["source"]
         if not changes:
             raise CliError(
-                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --source or --clear."
+                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --resolution, --source "
+                "or --clear."
             )
         result = dataset_schema_declare(actor=actor, name=options["name"], column=options["column"], changes=changes)
         column = next(entry for entry in result.version.schema["columns"] if entry["name"] == options["column"])
-        data = {"version": version_data(result.version), "column": column, "warnings": result.warnings}
+        data = {"version": version_data(result.version, viewer=actor), "column": column, "warnings": result.warnings}
         self.emit(
             data,
             lambda: "\n".join(
@@ -184,7 +171,7 @@ class Command(SynthgateCommand):
         latest = dataset_latest_source(dataset=dataset)
         data = {
             **dataset_data(dataset),
-            "versions": [version_data(version) for version in versions],
+            "versions": [version_data(version, viewer=actor) for version in versions],
             "schema": latest.schema if latest else None,
         }
         self.emit(
@@ -203,13 +190,40 @@ class Command(SynthgateCommand):
                     ),
                     "",
                     "Versions",
-                    table(VERSION_COLUMNS, [_version_row(version) for version in versions]),
+                    table(VERSION_COLUMNS, [_version_row(version, actor) for version in versions]),
                     "",
                     f"Schema (source version {latest.number})" if latest else "Schema",
                     schema_table(latest.schema) if latest else "(no source version)",
                 ]
             ),
         )
+
+
+def add_registration_arguments(register: Any) -> None:
+    """The caps, description, sensitivity and override options every way of registering takes."""
+    register.add_argument(
+        "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
+    )
+    register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 2e-5")
+    register.add_argument("--description", default="", help="what the table holds, for people choosing it")
+    register.add_argument(
+        "--sensitivity",
+        choices=Sensitivity.values,
+        default=Sensitivity.CONFIDENTIAL,
+        help="how sensitive the source is (default: confidential)",
+    )
+    register.add_argument(
+        "--override-caps",
+        metavar="REASON",
+        default="",
+        help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+    )
+    register.add_argument(
+        "--override-overlap",
+        metavar="REASON",
+        default="",
+        help="register although some rows match another dataset's (partial overlap only); logged",
+    )
 
 
 def _bound(text: str) -> Any:
@@ -236,11 +250,11 @@ def _read_json_object(name: str | None, *, what: str) -> dict[str, Any] | None:
     return data
 
 
-def _version_row(version: Any) -> tuple[Any, ...]:
+def _version_row(version: Any, viewer: User) -> tuple[Any, ...]:
     return (
         f"v{version.number}",
         version.kind,
-        version.n_rows,
+        version.n_rows if version_rows_visible(viewer, version) else "(private)",
         version.n_columns,
         version.content_hash,
         version.dropped_columns,

@@ -177,7 +177,7 @@ class Command(SynthgateCommand):
                     fields([(key.replace("_", " "), value) for key, value in request_data(request).items()]),
                     "",
                     f"Approvals ({len(approvals)} of {request.purpose.approvals_required} required)",
-                    table(("approver", "decision", "reason", "created_at"), [row.values() for row in approvals]),
+                    table(("approver", "decision", "reason", "created_at"), [list(row.values()) for row in approvals]),
                     "",
                     "Audit events",
                     audit_event_table(events),
@@ -222,18 +222,24 @@ def parse_rebalance(spec: str | None) -> dict[str, Any] | None:
 def outlook_text(outlook: dict[str, Any]) -> str:
     """The predicted audit as a short table and the warnings."""
     membership = outlook["membership"]
+    private = outlook["n_train"] is None  # a requester's view: the number of real rows is private
+    source = (
+        "the private number of source rows"
+        if private
+        else f"{outlook['n_train']:,} training rows, holdout {outlook['n_holdout']:,}"
+    )
+    places = 2 if private else 3
     lines = [
         f"Predicted audit of a clean release: {outlook['predicted_verdict']} "
-        f"({outlook['n_rows']:,} synthetic rows from {outlook['n_train']:,} training rows, "
-        f"holdout {outlook['n_holdout']:,})",
+        f"({outlook['n_rows']:,} synthetic rows from {source})",
         "",
     ]
     rows = [
         [
             check,
-            f"{item['predicted_value']:.3f}",
+            f"{item['predicted_value']:.{places}f}",
             "-" if item["purpose_threshold"] is None else f"{item['purpose_threshold']:g}",
-            "-" if item["calibrated_limit"] is None else f"{item['calibrated_limit']:.3f}",
+            "-" if item["calibrated_limit"] is None else f"{item['calibrated_limit']:.{places}f}",
             {True: "pass", False: "FAIL", None: "-"}[item["predicted_pass"]],
         ]
         for check, item in outlook["fidelity"].items()

@@ -143,7 +143,7 @@ class Command(SynthgateCommand):
             f"timings (s): {job.timings or '-'}",
             f"peak memory: {job.peak_memory_bytes / 2**20:.0f} MiB" if job.peak_memory_bytes else "peak memory: -",
         ]
-        if job.output_version_id:
+        if job.output_version is not None:
             lines.append(
                 f"synthetic version: {job.output_version} ({job.output_version.n_rows:,} rows, "
                 f"sha256 {job.output_version.content_hash})"
@@ -158,7 +158,7 @@ class Command(SynthgateCommand):
 def next_step(request: DataRequest, job: GenerationJob) -> str:
     """What the person can do now, as the command that does it."""
     blocked_by = request.audit_runs.order_by("-pk").values_list("status", flat=True).first()
-    steps = {
+    steps: dict[str, str] = {
         RequestState.READY: f"Next: a steward or approver releases it: `synthgate release {request.pk}`.",
         RequestState.BLOCKED: (
             f"Next: the audit failed; a second approver may accept the risk with a reason: "

@@ -9,8 +9,7 @@ from django.contrib.auth.models import User
 from core.cli import SynthgateCommand
 from core.cli_format import fields
 from governance.cli_format import version_data
-from governance.management.commands.dataset import _read_json_object
-from governance.models import Sensitivity
+from governance.management.commands.dataset import _read_json_object, add_registration_arguments
 from synth_engine.sources import source_database_names, source_register
 
 
@@ -37,27 +36,7 @@ class Command(SynthgateCommand):
         register.add_argument(
             "--schema", required=True, metavar="FILE", help="JSON schema of the columns to model (required)"
         )
-        register.add_argument("--epsilon-cap", required=True, metavar="E", help="total ε of the dataset, e.g. 10")
-        register.add_argument("--delta-cap", required=True, metavar="D", help="total δ, below 1, e.g. 1e-7")
-        register.add_argument("--description", default="", help="what the table holds, for people choosing it")
-        register.add_argument(
-            "--sensitivity",
-            choices=Sensitivity.values,
-            default=Sensitivity.CONFIDENTIAL,
-            help="how sensitive the source is (default: confidential)",
-        )
-        register.add_argument(
-            "--override-caps",
-            metavar="REASON",
-            default="",
-            help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
-        )
-        register.add_argument(
-            "--override-overlap",
-            metavar="REASON",
-            default="",
-            help="register although some rows match another dataset's (partial overlap only); logged",
-        )
+        add_registration_arguments(register)
         self.add_subcommand(actions, "connections", "list the configured source databases (names only)")
 
     def handle_register(self, actor: User, options: dict[str, Any]) -> None:
@@ -77,7 +56,7 @@ class Command(SynthgateCommand):
         version = result.version
         reference = version.source_reference
         data = {
-            **version_data(version),
+            **version_data(version, viewer=actor),
             "created": result.created,
             "reference": {key: reference[key] for key in ("engine", "connection", "table")},
         }
