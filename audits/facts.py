@@ -124,7 +124,7 @@ def _source_of(run: AuditRun) -> DatasetVersion:
 def _audit_log_checkpoint() -> dict[str, Any] | None:
     """The latest signed checkpoint of the audit log's head (docs/tamper-evidence.md), carried in the PDF."""
     latest = max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
-    return latest.to_dict() if latest else None
+    return latest.described() if latest else None
 
 
 def _label(version: DatasetVersion) -> str:

@@ -31,45 +31,17 @@ def people(request: HttpRequest) -> HttpResponse:
         raise PermissionDeniedError("Only stewards and auditors see the list of people.")
     actor = signed_in_user(request)
     steward = user_has_role(actor, Role.STEWARD)
-    create_form, roles_form, status = UserCreateForm(prefix="new"), None, 200
+    create_form, status = UserCreateForm(prefix="new"), 200
     if request.method == "POST":
         if not steward:
             raise PermissionDeniedError("Only a data steward can create users and change roles.")
         if "new-username" in request.POST:
             create_form = UserCreateForm(request.POST, prefix="new")
-            if create_form.is_valid():
-                data = create_form.cleaned_data
-                try:
-                    user, _ = services.user_create(
-                        actor=actor,
-                        username=data["username"],
-                        roles=data["roles"],
-                        email=data["email"],
-                        password=data["password"] or None,
-                    )
-                except ApplicationError as error:
-                    add_service_error(create_form, error, fields={"roles": "roles"})
-                    status = error.status
-                else:
-                    messages.success(request, f"Created {user.username} ({', '.join(data['roles'])}).")
-                    return redirect("dashboard:people")
-            else:
-                status = 400
+            status = _user_create(request, create_form)
         else:
-            roles_form = UserRolesForm(request.POST)
-            if roles_form.is_valid():
-                data = roles_form.cleaned_data
-                try:
-                    user = services.user_roles_set(actor=actor, username=data["username"], roles=data["roles"])
-                except ApplicationError as error:
-                    messages.error(request, error.message)
-                    status = error.status
-                else:
-                    messages.success(request, f"{user.username} now holds: {', '.join(sorted(data['roles']))}.")
-                    return redirect("dashboard:people")
-            else:
-                messages.error(request, "Choose at least one role.")
-                status = 400
+            status = _roles_set(request, UserRolesForm(request.POST))
+        if status == 302:
+            return redirect("dashboard:people")
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     rows = [
         {"user": user, "roles": sorted(group.name for group in user.groups.all()), "self": user.pk == actor.pk}
@@ -77,6 +49,41 @@ def people(request: HttpRequest) -> HttpResponse:
     ]
     context = {"rows": rows, "roles": Role.values, "steward": steward, "create_form": create_form}
     return render(request, "dashboard/people.html", context, status=status)
+
+
+def _user_create(request: HttpRequest, form: UserCreateForm) -> int:
+    """Create the user the form names (302), or leave every mistake on the form (4xx)."""
+    if not form.is_valid():
+        return 400
+    data = form.cleaned_data
+    try:
+        user, _ = services.user_create(
+            actor=signed_in_user(request),
+            username=data["username"],
+            roles=data["roles"],
+            email=data["email"],
+            password=data["password"] or None,
+        )
+    except ApplicationError as error:
+        add_service_error(form, error)
+        return error.status
+    messages.success(request, f"Created {user.username} ({', '.join(data['roles'])}).")
+    return 302
+
+
+def _roles_set(request: HttpRequest, form: UserRolesForm) -> int:
+    """Replace one user's roles (302), or say why not in the page's messages (4xx)."""
+    if not form.is_valid():
+        messages.error(request, "Choose at least one role.")
+        return 400
+    data = form.cleaned_data
+    try:
+        user = services.user_roles_set(actor=signed_in_user(request), username=data["username"], roles=data["roles"])
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return error.status
+    messages.success(request, f"{user.username} now holds: {', '.join(sorted(data['roles']))}.")
+    return 302
 
 
 @dashboard_view

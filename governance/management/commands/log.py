@@ -17,7 +17,6 @@ from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
 from governance.services.audit_log import audit_log_checkpoint
 from governance.services.checkpoints import Checkpoint
-from governance.services.timestamps import timestamp_time
 
 CHAIN_BROKEN_EXIT = 1
 
@@ -52,7 +51,7 @@ class Command(SynthgateCommand):
             "first_broken_id": result.first_broken_id,
             "reason": result.reason,
             "last_hash": result.last_hash,
-            "checkpoint": result.checkpoint.to_dict() if result.checkpoint else None,
+            "checkpoint": result.checkpoint.described() if result.checkpoint else None,
             "problems": result.problems,
         }
         if result.ok:
@@ -89,7 +88,7 @@ class Command(SynthgateCommand):
 
     def handle_checkpoint(self, actor: User | None, options: dict[str, Any]) -> None:
         checkpoint = audit_log_checkpoint()
-        self.emit(checkpoint.to_dict(), fields([("checkpoint", _checkpoint_text(checkpoint))]))
+        self.emit(checkpoint.described(), fields([("checkpoint", _checkpoint_text(checkpoint))]))
 
     def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         if options["limit"] < 1:
@@ -103,5 +102,5 @@ def _checkpoint_text(checkpoint: Checkpoint | None) -> str:
     if checkpoint is None:
         return "none yet"
     text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"
-    stated = timestamp_time(checkpoint.timestamp) if checkpoint.timestamp else None
-    return f"{text}; RFC 3161 timestamp {stated.isoformat()}" if stated else text
+    stated = checkpoint.described()["timestamped_at"]
+    return f"{text}; RFC 3161 timestamp {stated}" if stated else text
