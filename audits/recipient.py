@@ -14,6 +14,9 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
+from django.contrib.auth.models import User
+
+from audits.models import AuditRun, CheckResult
 from governance.models import Role
 from governance.permissions import user_has_role
 
@@ -38,7 +41,7 @@ def coarse_share(share: float | None) -> str:
     return f"≈ {round(share / SHARE_STEP) * SHARE_STEP * 100:.0f}\u202f%"
 
 
-def recipient_check(check: Any) -> dict[str, Any]:
+def recipient_check(check: CheckResult) -> dict[str, Any]:
     """One check result (a ``CheckResult`` row) as a requester or recipient may read it."""
     data = {name: getattr(check, name) for name in RECIPIENT_CHECK_FIELDS}
     data.update(
@@ -55,12 +58,12 @@ def recipient_check(check: Any) -> dict[str, Any]:
     return data
 
 
-def reads_real_diagnostics(user: Any) -> bool:
+def reads_real_diagnostics(user: User) -> bool:
     """Stewards, approvers and auditors read the internal audit report; everyone else the recipient view."""
     return user_has_role(user, Role.STEWARD, Role.APPROVER, Role.AUDITOR)
 
 
-def recipient_run_data(data: dict[str, Any], run: Any) -> dict[str, Any]:
+def recipient_run_data(data: dict[str, Any], run: AuditRun) -> dict[str, Any]:
     """A serialized audit run cut to what a requester may read: coarse values, no details, charts or seeds."""
     checks = {check.name: check for check in run.checks.all()}
     data["checks"] = [{**item, **recipient_check(checks[item["name"]])} for item in data["checks"]]
@@ -78,6 +81,6 @@ def recipient_control(control: dict[str, Any]) -> dict[str, Any]:
     return {name: control.get(name) for name in keep} | {"checks": [], "n_planted": None}
 
 
-def recipient_check_view(check: Any) -> SimpleNamespace:
+def recipient_check_view(check: CheckResult) -> SimpleNamespace:
     """:func:`recipient_check` with attribute access, for templates and text tables."""
     return SimpleNamespace(**recipient_check(check))

@@ -1,21 +1,24 @@
-"""MST fitted from counts computed in PostgreSQL versus the in-memory path, on large tables.
+"""MST fitted from counts computed in PostgreSQL, or over Parquet files read in batches, versus the
+in-memory path, on large tables.
 
 Usage::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sg_bench .venv/bin/python bench/bench_engine_counts.py
     .venv/bin/python bench/bench_engine_counts.py --rows 100000 1000000 --memory-up-to 1000000
+    .venv/bin/python bench/bench_engine_counts.py --rows 1000000 --paths parquet memory
 
 The table: MST is fitted on the bundled Adult sample (48,842 rows, ε = 10, seed 0) and sampled to
 the wanted size, twice; the 15 Adult columns of the first sample and five columns of the second
 (renamed ``*_2``) make 20 columns with Adult's real marginals. It is copied into PostgreSQL
-(``COPY``, in chunks of 500,000 rows) as ``bench_engine_<rows>`` and, for the in-memory path, kept
-as a Parquet file.
+(``COPY``, in chunks of 500,000 rows) as ``bench_engine_<rows>`` and, up to ``--memory-up-to`` rows,
+written as a Parquet file for the ``parquet`` path (``ParquetCounts``, batches of 200,000 rows) and
+the ``memory`` path (the whole frame).
 
 Each fit runs in a fresh process so its peak RSS (``VmHWM``: interpreter, NumPy, pandas and, for
 the in-memory path, the frame) is its own; PostgreSQL's own memory is not in it. ε = 1,
 δ = 1e-5, the Adult schema (numeric bounds and the label's classes declared; the other category
-lists estimated with DP, in the database). ``counts_s`` is the time spent waiting for the
-database's three counting passes (domain, fine 1-ways, binned tables); ``fit_peak_rss_mb`` is the
+lists estimated with DP, in the database). ``counts_s`` is the time spent in the source's counting passes
+(domain, fine 1-ways, binned tables); ``fit_peak_rss_mb`` is the
 peak RSS once the fit is done, ``peak_rss_mb`` after sampling 1,000,000 rows from the fitted model
 (``sample_rows_per_s``). The machine is shared: compare CPU-bound figures
 with the load average printed beside them.
@@ -41,6 +44,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from synth_engine.engines.parquet import ParquetCounts  # noqa: E402
 from synth_engine.engines.postgres import PostgresCounts, quote_identifier  # noqa: E402
 from synth_engine.generators import MSTGenerator  # noqa: E402
 
@@ -140,7 +144,12 @@ def child(path: str, rows: int, table: str, parquet: str) -> dict[str, Any]:
     schema = bench_schema()
     started = time.perf_counter()
     cpu = time.process_time()
-    if path == "postgresql":
+    if path == "parquet":
+        source = Timed(ParquetCounts(parquet, schema))
+        check_s = 0.0
+        model = MSTGenerator().fit_counts(source, schema, 1.0, 1e-5, random_state=1)
+        counts_s = source.seconds
+    elif path == "postgresql":
         connection = psycopg2.connect(os.environ["DATABASE_URL"])
         source = Timed(PostgresCounts(connection, table, schema))
         checked = time.perf_counter()
@@ -182,6 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--memory-up-to", type=int, default=1_000_000, help="largest table fitted in memory too")
+    parser.add_argument("--paths", nargs="+", default=["postgresql", "parquet", "memory"])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
@@ -200,7 +210,8 @@ def main() -> None:
         made = time.perf_counter()
         table = make_table(connection, rows, parquet)
         print(f"(table {table}: {time.perf_counter() - made:.0f} s to make)", file=sys.stderr)
-        paths = ["postgresql"] + (["memory"] if parquet is not None else [])
+        paths = ["postgresql"] + (["parquet", "memory"] if parquet is not None else [])
+        paths = [path for path in paths if path in arguments.paths]
         for path in paths:
             command = [sys.executable, __file__, "--child", path, str(rows), table, str(parquet)]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

@@ -11,7 +11,7 @@ from django.http import QueryDict
 from core.errors import ValidationError
 from core.limits import json_loads_checked
 from dashboard.uploads import StagedUpload
-from governance.models import RecipientKind, RequestState, Sensitivity
+from governance.models import RecipientKind, RequestState, Role, Sensitivity
 
 
 def _choice_field(form: forms.Form, name: str) -> forms.ChoiceField:
@@ -247,3 +247,30 @@ class RiskAcceptForm(forms.Form):
                 widget=forms.Textarea(attrs={"rows": 2}),
                 required=False,
             )
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    roles = forms.MultipleChoiceField(choices=Role.choices, widget=forms.CheckboxSelectMultiple)
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput,
+        help_text="For the dashboard login; leave empty to set a random one (the person resets it).",
+    )
+
+
+class UserRolesForm(forms.Form):
+    username = forms.CharField(max_length=150, widget=forms.HiddenInput)
+    roles = forms.MultipleChoiceField(choices=Role.choices)
+
+
+class PurposeCreateForm(forms.Form):
+    name = forms.SlugField(max_length=100, help_text="Letters, digits, '-' and '_'.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    max_epsilon = forms.CharField(label="Largest ε one request may ask for", initial="1")
+    approvals_required = forms.IntegerField(label="Approvals needed (distinct approvers)", initial=2)
+    allowed_recipients = forms.MultipleChoiceField(
+        choices=RecipientKind.choices, initial=[RecipientKind.INTERNAL], widget=forms.CheckboxSelectMultiple
+    )
+    release_days = forms.IntegerField(label="Days a release stays downloadable", initial=90)

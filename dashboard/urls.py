@@ -3,7 +3,18 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from dashboard.views import assurance, audit_log, audits, compliance, datasets, home, jobs, releases, requests
+from dashboard.views import (
+    assurance,
+    audit_log,
+    audits,
+    compliance,
+    datasets,
+    home,
+    jobs,
+    people,
+    releases,
+    requests,
+)
 
 app_name = "dashboard"
 
@@ -43,6 +54,8 @@ urlpatterns = [
     path("releases/<int:release_id>/revoke/", releases.release_revoke, name="release-revoke"),
     path("compliance/", compliance.compliance, name="compliance"),
     path("audit-log/", audit_log.audit_log, name="audit-log"),
+    path("people/", people.people, name="people"),
+    path("purposes/", people.purposes, name="purposes"),
     path("audit-log/export.csv", audit_log.audit_log_export, name="audit-log-export"),
     path("compliance/report.<str:format>", compliance.compliance_download, name="compliance-download"),
 ]

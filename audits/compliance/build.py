@@ -140,7 +140,7 @@ def compliance_report_build(
             "last_hash": chain.last_hash,
             # The latest signed checkpoint of the chain head, kept outside the database
             # (docs/tamper-evidence.md): the report, signed in turn, carries it.
-            "checkpoint": chain.checkpoint.to_dict() if chain.checkpoint else None,
+            "checkpoint": chain.checkpoint.described() if chain.checkpoint else None,
         },
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypeGuard
 
 REAL_COLOUR = "#0072B2"
 SYNTHETIC_COLOUR = "#E69F00"
@@ -19,6 +20,8 @@ HOLDOUT_COLOUR = "#009E73"
 AXIS_COLOUR = "#444444"
 GRID_COLOUR = "#DDDDDD"
 PAGE_WIDTH = 640
+# Tick and axis labels are written whole up to this many characters (longer ones end in "…").
+LABEL_CHARS = 22
 # Audit checks whose stored chart data is an ROC curve.
 ROC_CHECKS = ("membership_domias_auc", "membership_distance_auc")
 # Light to dark red; an absolute association difference of 0 is white.
@@ -96,7 +99,7 @@ def marginals_chart(
     if not columns:
         raise ValueError("Give at least one column to draw.")
     panel_width = (width - 20) / panels_per_row
-    panel_height = 170.0
+    panel_height = 215.0
     n_rows = math.ceil(len(columns) / panels_per_row)
     height = 40 + n_rows * panel_height
     kinds = {column.get("kind") for column in columns}
@@ -135,20 +138,21 @@ def association_heatmap(
         raise ValueError(f"matrix must be {n} x {n} to match the labels.")
     values = [v for row in matrix for v in row if _is_number(v)]
     top = vmax if vmax is not None else _nice_ceiling(max([0.05, *values]))
-    label_space, top_space, legend_space = 120.0, 100.0, 70.0
+    longest = min(LABEL_CHARS, max(len(str(label)) for label in labels))
+    label_space, top_space, legend_space = 12 + 5.6 * longest, 16 + 4.2 * longest, 70.0
     cell = min(32.0, (width - label_space - legend_space - 10) / n)
     height = top_space + n * cell + 20
     parts = []
     for i, row in enumerate(matrix):
         y = top_space + i * cell
-        parts.append(_label(label_space - 6, y + cell / 2 + 3.5, labels[i], anchor="end", max_chars=18))
+        parts.append(_label(label_space - 6, y + cell / 2 + 3.5, labels[i], anchor="end", max_chars=LABEL_CHARS))
         for j, value in enumerate(row):
             parts.append(_heat_cell(label_space + j * cell, y, cell, value, top, show_value=n <= 14))
     for j, name in enumerate(labels):
         x = label_space + j * cell + cell / 2 + 3
         parts.append(
             f'<text x="{_n(x)}" y="{_n(top_space - 6)}" transform="rotate(-45 {_n(x)} '
-            f'{_n(top_space - 6)})" font-size="9">{_escape(_shorten(name, 14))}</text>'
+            f'{_n(top_space - 6)})" font-size="9">{_escape(_shorten(name, LABEL_CHARS))}</text>'
         )
     parts.append(_colour_scale(label_space + n * cell + 24, top_space, min(n * cell, 200.0), top))
     return _svg(width, height, title, parts)
@@ -272,7 +276,8 @@ def distance_histogram(
 def _marginal_panel(column: Mapping, x: float, y: float, width: float, height: float, max_categories: int) -> str:
     kind = column.get("kind")
     labels, real, synthetic = _panel_data(column, max_categories)
-    left, top, plot_width, plot_height = x + 30, y + 22, width - 42, height - 72
+    # Room under the plot for category names up to LABEL_CHARS long, written at 60° in 8 px type.
+    left, top, plot_width, plot_height = x + 36, y + 22, width - 48, height - 124
     peak = _nice_ceiling(max([*real, *synthetic]))
     heights_real = [share / peak * plot_height for share in real]
     heights_synthetic = [share / peak * plot_height for share in synthetic]
@@ -281,24 +286,24 @@ def _marginal_panel(column: Mapping, x: float, y: float, width: float, height: f
         f'<g class="panel {kind}">',
         f'<text x="{_n(x + 4)}" y="{_n(y + 12)}" font-size="10" font-weight="bold">'
         f"{_escape(_shorten(str(column.get('name', '')), 34))}</text>",
-        _axes_grid(left, top, plot_width, plot_height, None, None, y_max=peak, ticks=2, font_size=7, y_format=_percent),
+        _axes_grid(left, top, plot_width, plot_height, None, None, y_max=peak, ticks=2, font_size=8, y_format=_percent),
     ]
     if kind == "categorical":
         for k, (h_real, h_synthetic) in enumerate(zip(heights_real, heights_synthetic, strict=True)):
             parts.append(_bar("real", left + (k + 0.1) * slot, base, slot * 0.4, h_real, REAL_COLOUR))
             parts.append(_bar("synthetic", left + (k + 0.5) * slot, base, slot * 0.4, h_synthetic, SYNTHETIC_COLOUR))
         for k, name in enumerate(labels):
-            cx, cy = left + (k + 0.5) * slot, base + 8
+            cx, cy = left + (k + 0.5) * slot + 3, base + 8
             parts.append(
-                f'<text x="{_n(cx)}" y="{_n(cy)}" transform="rotate(-40 {_n(cx)} {_n(cy)})" font-size="7" '
-                f'text-anchor="end">{_escape(_shorten(name, 12))}</text>'
+                f'<text x="{_n(cx)}" y="{_n(cy)}" transform="rotate(-60 {_n(cx)} {_n(cy)})" font-size="8" '
+                f'text-anchor="end">{_escape(_shorten(name, LABEL_CHARS))}</text>'
             )
     else:
         parts += [_bar("real", left + k * slot, base, slot, h, REAL_COLOUR, 0.45) for k, h in enumerate(heights_real)]
         parts.append(_step_line(left, base, slot, heights_synthetic, SYNTHETIC_COLOUR, "synthetic"))
         for k, anchor in ((0, "start"), (len(labels) // 2, "middle"), (len(labels) - 1, "end")):
             parts.append(
-                f'<text x="{_n(left + k * slot)}" y="{_n(base + 10)}" font-size="7" '
+                f'<text x="{_n(left + k * slot)}" y="{_n(base + 11)}" font-size="8" '
                 f'text-anchor="{anchor}">{_escape(labels[k])}</text>'
             )
     parts.append("</g>")
@@ -315,7 +320,7 @@ def _panel_data(column: Mapping, max_categories: int) -> tuple[list[str], list[f
     edges, real, synthetic = list(column["bin_edges"]), column["real"], column["synthetic"]
     if not real or len(edges) != len(real) + 1 or len(real) != len(synthetic):
         raise ValueError(f"Column {name!r}: give k real and k synthetic counts and k + 1 bin edges.")
-    return [_g(edge) for edge in edges], _shares(real), _shares(synthetic)
+    return [_tick(edge) for edge in edges], _shares(real), _shares(synthetic)
 
 
 def _bar(css: str, x: float, base: float, width: float, height: float, colour: str, opacity: float = 1.0) -> str:
@@ -511,6 +516,15 @@ def _n(value: float) -> str:
     return str(int(rounded)) if rounded == int(rounded) else f"{rounded:.1f}"
 
 
+def _tick(value: float) -> str:
+    """An axis value as people write it: 800k, 1.4M, 0.25, 37 (never 8e+05)."""
+    number = float(value)
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= 10 * size or (abs(number) >= size and number % (size / 10) == 0):
+            return f"{number / size:.3g}{suffix}"
+    return _g(number)
+
+
 def _g(value: float) -> str:
     return f"{float(value):.3g}"
 
@@ -531,7 +545,7 @@ def _nice_ceiling(value: float) -> float:
     return 10 * power
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

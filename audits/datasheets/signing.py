@@ -34,7 +34,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
-from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation import EmbeddedPdfSignature, validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
@@ -107,7 +107,7 @@ class SigningIdentity:
             certificates = x509.load_pem_x509_certificates(cert_pem)
         except (ValueError, TypeError) as e:
             raise SigningIdentityError(f"Cannot read the PEM key or certificate: {e}") from e
-        return cls(private_key=key, certificate=certificates[0], chain=tuple(certificates[1:]))  # type: ignore[arg-type]
+        return cls(private_key=_signing_key(key), certificate=certificates[0], chain=tuple(certificates[1:]))
 
     @classmethod
     def from_pkcs12(cls, data: bytes, *, passphrase: str | bytes | None = None) -> SigningIdentity:
@@ -117,7 +117,7 @@ class SigningIdentity:
             raise SigningIdentityError(f"Cannot open the PKCS#12 file (check the passphrase): {e}") from e
         if key is None or certificate is None:
             raise SigningIdentityError("The PKCS#12 file must hold a private key and its certificate.")
-        return cls(private_key=key, certificate=certificate, chain=tuple(extra))  # type: ignore[arg-type]
+        return cls(private_key=_signing_key(key), certificate=certificate, chain=tuple(extra))
 
     @property
     def subject(self) -> str:
@@ -253,11 +253,18 @@ class SignedPdf:
     signed_at: dt.datetime
 
 
+def _signing_key(key: object) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    """The key, if it is of a kind a datasheet can be signed with (RSA or EC); a clear error otherwise."""
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise SigningIdentityError(f"Datasheets are signed with an RSA or EC key; this key is {type(key).__name__}.")
+    return key
+
+
 class _PdfSignerAt(signers.PdfSigner):
     """A PdfSigner whose signing time (the signature dictionary's /M) can be fixed."""
 
     def __init__(self, *args: object, signing_time: dt.datetime, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # forwards PdfSigner's own arguments
         self._signing_time = signing_time
 
     def init_signing_session(
@@ -276,7 +283,7 @@ class _LoadedKeySigner(signers.SimpleSigner):
     """
 
     def __init__(self, *, private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]  # forwards SimpleSigner's own arguments
         self._private_key = private_key
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
@@ -496,18 +503,18 @@ def _check_signature(pdf_bytes: bytes, trusted_certs: Sequence[x509.Certificate]
     return facts
 
 
-def _contents_are_canonical(pdf_bytes: bytes, embedded: object) -> bool:
+def _contents_are_canonical(pdf_bytes: bytes, embedded: EmbeddedPdfSignature) -> bool:
     """The gap the signature leaves uncovered must hold exactly the signature and zero padding.
 
     The byte range excludes /Contents, so flipping a padding byte, or the case of a hex digit,
     leaves pyHanko's digest check passing. Only ``<`` + upper-case hex of (DER + zeros) + ``>``,
     as pyHanko writes it, is accepted, so every byte of the file is pinned.
     """
-    start, length_before, second_start, _ = (int(n) for n in embedded.byte_range)  # type: ignore[attr-defined]
+    start, length_before, second_start, _ = (int(n) for n in embedded.byte_range)
     if start != 0:
         return False
     gap = pdf_bytes[length_before:second_start]
-    contents: bytes = embedded.pkcs7_content  # type: ignore[attr-defined]
+    contents: bytes = embedded.pkcs7_content
     if gap != b"<" + contents.hex().upper().encode("ascii") + b">":
         return False
     _, _, _, header, body, trailer = asn1_parser.parse(contents)

@@ -81,8 +81,8 @@ def drift_checks(
     per_column = {c: column_drift(a, b, c, c in schema.numeric, discretiser) for c in schema.columns}
     difference = np.abs(association_matrix(a, schema) - association_matrix(b, schema))
     columns = list(schema.columns)
-    psi = {c: v["psi"] for c, v in per_column.items()}
-    js = {c: v["js_distance"] for c, v in per_column.items()}
+    psi = {c: float(v["psi"]) for c, v in per_column.items()}
+    js = {c: float(v["js_distance"]) for c, v in per_column.items()}
     details = {"per_column": per_column}
     bars = {"kind": "bars", "labels": columns}
     return [
@@ -91,7 +91,7 @@ def drift_checks(
             max(psi.values()),
             thresholds=thresholds,
             baseline=0.0,
-            details={**details, "worst_column": max(psi, key=psi.get)},
+            details={**details, "worst_column": max(psi, key=lambda c: psi[c])},
             chart={**bars, "values": list(psi.values())},
         ),
         judge(
@@ -99,7 +99,7 @@ def drift_checks(
             max(js.values()),
             thresholds=thresholds,
             baseline=0.0,
-            details={"worst_column": max(js, key=js.get), "js": js},
+            details={"worst_column": max(js, key=lambda c: js[c]), "js": js},
             chart={**bars, "values": list(js.values())},
         ),
         judge(

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from audits.metrics.base import CheckResult
 from audits.metrics.encoding import TableSchema
 from audits.metrics.fidelity import fidelity_checks
 from audits.metrics.limits import CALIBRATED_CHECKS, TOLERANCE, FidelityLimit, fidelity_limit, sampling_floor
@@ -144,9 +145,9 @@ def predict_noise(
         perfect, _ = surrogate_frame(schema, n_synthetic, rng)
         output = fit_sample(train, schema, n_synthetic, int(rng.integers(2**31)) + repeat)
         for result in fidelity_checks(train, output, table):
-            generated[result.name].append(float(result.value))
+            generated[result.name].append(_measured(result))
         for result in fidelity_checks(train, perfect, table):
-            sampled[result.name].append(float(result.value))
+            sampled[result.name].append(_measured(result))
     mean = {c: float(np.mean(v)) for c, v in generated.items()}
     floor = {c: float(np.mean(v)) for c, v in sampled.items()}
     noise = {c: math.sqrt(max(mean[c] ** 2 - floor[c] ** 2, 0.0)) for c in CALIBRATED_CHECKS}
@@ -163,3 +164,10 @@ __all__ = [
     "sampling_floor",
     "surrogate_frame",
 ]
+
+
+def _measured(result: CheckResult) -> float:
+    """A fidelity check's value (it always measures on a surrogate table; a skipped check is a bug)."""
+    if result.value is None:
+        raise ValueError(f"fidelity check {result.name} measured nothing on a surrogate table")
+    return float(result.value)

@@ -10,6 +10,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from core.auth import signed_in_user
@@ -20,7 +21,7 @@ from governance.permissions import user_roles
 PAGE_SIZE = 25
 
 
-def dashboard_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def dashboard_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Require a login, record actions as channel 'web', and answer 404/403 as pages.
 
     An object the user may not see answers 404 exactly like one that does not exist.
@@ -28,7 +29,7 @@ def dashboard_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         with channel("web"):
             try:
                 return view(request, *args, **kwargs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -63,8 +63,8 @@ def compliance_download(request: HttpRequest, format: str) -> HttpResponse:
 
 def _form(request: HttpRequest) -> ComplianceFilterForm:
     today = timezone.now().date()
-    data = request.GET.copy() if request.GET else None
-    if data is not None:
+    data: QueryDict | dict[str, str] | None = request.GET.copy() if request.GET else None
+    if isinstance(data, QueryDict):
         data.setdefault("start", today.replace(day=1).isoformat())
         data.setdefault("end", today.isoformat())
     else:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -77,7 +78,7 @@ def _verification(release: Release) -> dict:
 
 
 @dashboard_view
-def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpResponse:
+def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpResponseBase:
     try:
         path = releases.release_download(actor=signed_in_user(request), release_id=release_id, kind=kind)
     except ApplicationError as error:

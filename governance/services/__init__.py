@@ -40,6 +40,7 @@ from governance.services.users import (
     password_checked,
     roles_ensure,
     user_create,
+    user_roles_set,
     username_checked,
     username_normalise,
 )
@@ -86,4 +87,5 @@ __all__ = [
     "request_transition",
     "roles_ensure",
     "user_create",
+    "user_roles_set",
 ]

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from django.conf import settings
 
-from governance.services.timestamps import TimestampChecker, timestamp_fetch
+from governance.services.timestamps import TimestampChecker, timestamp_fetch, timestamp_time
 
 logger = logging.getLogger(__name__)
 DOMAIN = "synthgate-audit-checkpoint-v1"
@@ -60,6 +60,11 @@ class Checkpoint:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def described(self) -> dict[str, object]:
+        """``to_dict()`` and the time the TSA's token states ("" without one), for reports and output."""
+        stated = timestamp_time(self.timestamp) if self.timestamp else None
+        return {**self.to_dict(), "timestamped_at": stated.isoformat() if stated else ""}
 
 
 _keys_provider: Callable[[], CheckpointKeys] | None = None

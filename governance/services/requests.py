@@ -44,6 +44,7 @@ from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
 from governance.services.datasets import parse_decimal
+from governance.services.notifications import request_state_notify
 
 S = RequestState
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -97,6 +98,7 @@ def request_transition(
         before={"state": before},
         after={"state": target, **(extra or {})},
     )
+    request_state_notify(request=request, target=target)
     return request
 
 

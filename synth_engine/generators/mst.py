@@ -278,7 +278,8 @@ class MSTGenerator(Generator):
         sizes = [int(b.max()) + 1 for b in bins]
         one_way = [np.bincount(b, weights=c, minlength=k) for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
         attributes = [c for c in range(len(codecs)) if c != label]
-        tables = BinnedTables(source, codecs, bins, label, attributes)
+        stars = label is not None and math.isfinite(plan["label_sigma"])
+        tables = BinnedTables(source, codecs, bins, label, attributes, stars=stars)
         edges = select_tree(tables, one_way, n_hat, plan["selection_epsilon"], rng, columns=attributes)
         if edges:
             accountant.add_exponential("selection", plan["selection_epsilon"], count=len(edges))
@@ -560,19 +561,27 @@ class BinnedTables:
     """Every binned table the tree selection and the measurements read, counted in one pass.
 
     With a label (the label-augmented structure) these are the (label, a, b) tables of every
-    pair of attributes and the (label, a) tables; the 2-way table of a pair scored for the tree
-    is its (label, a, b) table summed over the label. Without a label, the (a, b) tables. Each
-    is a histogram: one row adds one to one cell (L2 sensitivity 1 when measured).
+    pair of attributes and, when they are measured (``stars``: a positive ``label_fraction``),
+    the (label, a) tables; the 2-way table of a pair scored for the tree is its (label, a, b)
+    table summed over the label. Without a label, the (a, b) tables. Each is a histogram: one
+    row adds one to one cell (L2 sensitivity 1 when measured).
     """
 
     def __init__(
-        self, source: CountSource, codecs: list[Codec], bins: list[np.ndarray], label: int | None, columns: list[int]
+        self,
+        source: CountSource,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        label: int | None,
+        columns: list[int],
+        *,
+        stars: bool,
     ) -> None:
         self.label = label
         self.pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
         prefix = () if label is None else (label,)
         groups = [(*prefix, a, b) for a, b in self.pairs]
-        if label is not None:
+        if label is not None and stars:
             groups += [(label, a) for a in columns]
         counted = source.binned_counts(codecs, bins, groups) if groups else []
         self.triples: dict[tuple[int, int], np.ndarray] = {}

@@ -174,3 +174,22 @@ def test_charts_fit_the_text_width_of_an_a4_page():
 
     for svg in drawn:
         assert float(parse(svg).get("width")) <= 640
+
+
+def test_tick_labels_are_whole_readable_and_written_as_people_write_numbers():
+    names = ["Married-civ-spouse", "Married-spouse-absent", "Never-married"]
+    wide = {
+        "name": "fnlwgt",
+        "kind": "numeric",
+        "bin_edges": [0, 700_000, 1_400_000],
+        "real": [9, 1],
+        "synthetic": [8, 2],
+    }
+    root = parse(charts.marginals_chart([categorical("marital-status", names), wide]))
+    heat = parse(charts.association_heatmap(["education-num", "native-country"], [[0, 0.1], [0.1, 0]]))
+
+    text = all_text(root)
+    assert all(name in text for name in names)  # not cut to "Married-civ…"
+    assert "1.4M" in text and "700k" in text and "e+0" not in text
+    assert min(float(e.get("font-size")) for e in root.iter(f"{SVG}text")) >= 8
+    assert "native-country" in all_text(heat) and "…" not in all_text(heat)

@@ -184,7 +184,11 @@ def test_release_gate_from_the_command_line(cast, blocked_request, tmp_path):
     )
 
     listed = synthgate("release", "list", "--as", "requester").stdout.splitlines()
-    assert listed[2].split()[:3] == [str(release.pk), str(request.pk), str(release.version_id)]
+    assert listed[2].split()[:3] == [
+        str(release.pk),
+        str(request.pk),
+        f"#{release.version_id}",
+    ]  # versions read "#id (vN)" in CLI tables
     assert synthgate("release", "list", "--as", "other_requester").stdout.strip() == "(none)"
     assert synthgate("release", "show", release.pk, "--as", "auditor", "--json").json()["id"] == release.pk
     assert synthgate("release", "show", release.pk, "--as", "other_requester").code == 2

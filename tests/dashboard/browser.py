@@ -3,8 +3,10 @@ one browser context per person, screenshots under test-artifacts/screenshots/.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +34,33 @@ def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+# axe-core's impact levels that fail a page (minor and moderate findings are reported, not failed).
+AXE_FAILING = ("serious", "critical")
+
+
+def axe_check(page: Page, name: str) -> dict:
+    """Run axe-core (bundled by axe-playwright-python) on the page as it stands; screenshot it.
+
+    Returns ``{"page", "url", "violations": {rule: (impact, nodes)}}`` for the report; the caller
+    fails on any ``AXE_FAILING`` impact.
+    """
+    shot(page, name)
+    found = Axe().run(page).response["violations"]
+    return {
+        "page": name,
+        "url": page.url,
+        "violations": {rule["id"]: (rule["impact"], len(rule["nodes"])) for rule in found},
+    }
+
+
+def axe_report(results: list[dict]) -> Path:
+    """Every page's findings, kept beside the screenshots."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS.parent / "axe-report.json"
+    path.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return path
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.dashboard.browser import NARROW, People, launch, shot
+from tests.dashboard.browser import AXE_FAILING, DESKTOP, NARROW, People, axe_check, axe_report, launch, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -68,6 +69,7 @@ def test_the_governed_path_through_the_dashboard(people):
     release_url = _release(people, request_url)
     _download_and_verify(people.page("alice"), release_url)
     _overview_pages(people)
+    _accessible_everywhere(people, request_url, audit_url, release_url)
     _revoke(people.page("steward"), release_url)
 
 
@@ -91,8 +93,11 @@ def _register_dataset(page):
     page.get_by_label("ε cap (total privacy budget)").fill("10")
     shot(page, "02-steward-register-dataset-form")
     page.get_by_role("button", name="Register").click()
-    expect(page.get_by_role("heading", name="Dataset adult")).to_be_visible()
+    # Step 2: the stored schema, with a declaration per column; the given schema is kept as it is.
+    expect(page.get_by_role("heading", name="Declare what is public: adult")).to_be_visible()
     expect(page.locator(".messages")).to_contain_text("2,000 rows × 15 columns")
+    page.get_by_role("link", name="Keep the schema as it is").click()
+    expect(page.get_by_role("heading", name="Dataset adult")).to_be_visible()
     expect(page.get_by_role("cell", name="income")).to_be_visible()
     shot(page, "03-steward-dataset-page")
 
@@ -246,6 +251,78 @@ def _overview_pages(people):
     narrow.goto("/requests/")
     narrow.get_by_role("link", name=re.compile(r"^#\d+$")).first.click()
     shot(narrow, "25-alice-request-narrow")
+
+
+def _accessible_everywhere(people, request_url, audit_url, release_url):
+    """axe-core on every dashboard page, each as the person who meets it: 0 serious, 0 critical."""
+    from synth_engine.models import GenerationJob
+
+    job_url = f"/jobs/{GenerationJob.objects.get().pk}/"
+    visits = {
+        "steward": [
+            "/",
+            "/datasets/",
+            "/datasets/new/",
+            "/datasets/adult/",
+            "/datasets/adult/schema/",
+            "/requests/",
+            request_url,
+            "/jobs/",
+            job_url,
+            "/assurance/",
+            "/audits/",
+            audit_url,
+            "/releases/",
+            release_url,
+            "/compliance/",
+            "/audit-log/",
+            "/people/",
+            "/purposes/",
+            "/requests/999999/",
+        ],
+        "alice": [
+            "/",
+            "/requests/new/",
+            "/requests/",
+            request_url,
+            job_url,
+            audit_url,
+            "/releases/",
+            release_url,
+            "/purposes/",
+        ],
+        "bob": ["/", request_url, audit_url],
+        "dana": ["/", "/audit-log/", audit_url, "/compliance/", "/people/"],
+    }
+    results = []
+    anonymous = people.browser.new_context(viewport=DESKTOP, base_url=people.base_url)
+    login_page = anonymous.new_page()
+    login_page.goto("/accounts/login/")
+    results.append(axe_check(login_page, "axe-anonymous-login"))
+    anonymous.close()
+    for person, urls in visits.items():
+        page = people.page(person)
+        for url in urls:
+            page.goto(url)
+            results.append(axe_check(page, f"axe-{person}-{_slug(url)}"))
+    narrow = people.page("alice", viewport=NARROW)
+    for url in ("/", request_url):
+        narrow.goto(url)
+        results.append(axe_check(narrow, f"axe-alice-narrow-{_slug(url)}"))
+    axe_report(results)
+
+    failing = [
+        (result["page"], rule, impact, nodes)
+        for result in results
+        for rule, (impact, nodes) in result["violations"].items()
+        if impact in AXE_FAILING
+    ]
+    assert len(results) == 39
+    assert failing == []
+
+
+def _slug(url: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", urlsplit(url).path.strip("/").lower()) or "home"
 
 
 def _revoke(page, release_url):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
+from audits.compliance.build import compliance_report_build
 from governance.services import audit_event_record, audit_log_verify
 from governance.services.audit_log import audit_log_checkpoint
 from governance.services.checkpoints import Checkpoint, checkpoint_path, checkpoint_sign
@@ -116,7 +117,7 @@ def lines() -> list[dict]:
     return [json.loads(line) for line in checkpoint_path().read_text().splitlines()]
 
 
-def test_each_checkpoint_carries_the_tsas_timestamp_and_verify_checks_it(tsa):
+def test_each_checkpoint_carries_the_tsas_timestamp_and_verify_checks_it(tsa, cast):
     checkpoint = signed_head()
 
     stated = timestamp_time(checkpoint.timestamp)
@@ -126,6 +127,10 @@ def test_each_checkpoint_carries_the_tsas_timestamp_and_verify_checks_it(tsa):
     assert result.ok, result.problems
     assert result.checkpoint.timestamp == checkpoint.timestamp
     assert f"RFC 3161 timestamp {stated.isoformat()}" in synthgate("log", "verify").stdout
+    carried = compliance_report_build(
+        actor=cast.steward, date_from=date.today() - timedelta(days=1), date_to=date.today()
+    )["audit_log"]["checkpoint"]
+    assert (carried["timestamp"], carried["timestamped_at"]) == (checkpoint.timestamp, stated.isoformat())
 
 
 def test_a_checkpoint_re_signed_with_the_platform_key_is_caught_by_its_timestamp(tsa, settings):

@@ -93,14 +93,13 @@ def fitted(source, schema: dict, **params) -> MSTGenerator:
         return MSTGenerator(**params).fit_counts(source, schema, 2.0, 1e-5, random_state=11)
 
 
-def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adult) -> None:
-    frame, schema, database = adult
+def assert_same_counts(source, frame: pd.DataFrame, schema: dict) -> None:
+    """Every question MST asks gets the same integers from ``source`` as from the frame in memory."""
     memory = FrameCounts(frame)
-    assert database.check() == []
-    assert database.row_count() == memory.row_count() == len(frame)
+    assert source.row_count() == memory.row_count() == len(frame)
     for spec in parse_schema(schema):
         if spec.type == "categorical" and spec.categories is None:
-            keys, counts = database.category_counts(spec)
+            keys, counts = source.category_counts(spec)
             expected_keys, expected = memory.category_counts(spec)
             assert dict(zip(keys, counts.tolist(), strict=True)) == dict(
                 zip(expected_keys, expected.tolist(), strict=True)
@@ -108,17 +107,23 @@ def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adu
         if spec.is_numeric and spec.maximum is None:
             integer = spec.type != "float"
             assert np.array_equal(
-                database.magnitude_counts(spec, integer=integer), memory.magnitude_counts(spec, integer=integer)
+                source.magnitude_counts(spec, integer=integer), memory.magnitude_counts(spec, integer=integer)
             )
     model = fitted(memory, schema)
     codecs, bins = model.codecs_, model.bins_
-    for ours, theirs in zip(database.fine_counts(codecs), memory.fine_counts(codecs), strict=True):
+    for ours, theirs in zip(source.fine_counts(codecs), memory.fine_counts(codecs), strict=True):
         assert np.array_equal(ours, theirs)
     groups = [(7, a, b) for a, b in itertools.combinations([0, 2, 5, 8, 9, 10], 2)] + [(7, 4), (1,), (3, 6)]
     for ours, theirs in zip(
-        database.binned_counts(codecs, bins, groups), memory.binned_counts(codecs, bins, groups), strict=True
+        source.binned_counts(codecs, bins, groups), memory.binned_counts(codecs, bins, groups), strict=True
     ):
         assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+
+
+def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adult) -> None:
+    frame, schema, database = adult
+    assert database.check() == []
+    assert_same_counts(database, frame, schema)
 
 
 @pytest.mark.parametrize("params", [{}, {"label_fraction": 0.3}, {"structure": "tree"}])

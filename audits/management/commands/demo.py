@@ -101,7 +101,7 @@ class Command(BaseCommand):
         job = generation_job_start(actor=users["alice"], request_id=request.pk)
         job.refresh_from_db()
         self.stdout.write(f"   job #{job.pk}: {job.status}, phases {job.timings}")
-        if job.status != "succeeded":
+        if job.status != "succeeded" or job.output_version is None:
             raise CommandError(f"the job did not succeed: {job.error}", returncode=1)
         self.stdout.write(
             f"   synthetic version {job.output_version}: {job.output_version.n_rows:,} rows, "
@@ -124,6 +124,8 @@ class Command(BaseCommand):
 
     def _audit_and_release(self, request_id, users):
         run = AuditRun.objects.filter(request_id=request_id).order_by("-id").first()
+        if run is None:
+            raise CommandError(f"no audit ran on request #{request_id}", returncode=1)
         self._step("6. the audit compared the synthetic table with the training rows and the holdout")
         for check in run.checks.all():
             value = "—" if check.value is None else f"{check.value:.4g}"

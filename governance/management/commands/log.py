@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields
@@ -15,7 +16,7 @@ from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
 from governance.services.audit_log import audit_log_checkpoint
-from governance.services.timestamps import timestamp_time
+from governance.services.checkpoints import Checkpoint
 
 CHAIN_BROKEN_EXIT = 1
 
@@ -27,7 +28,7 @@ class Command(SynthgateCommand):
         "synthgate log list --limit 20 --as dana",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         # Anyone may verify the chain (it reveals only event ids), so --as is optional here.
         self.add_subcommand(
@@ -50,7 +51,7 @@ class Command(SynthgateCommand):
             "first_broken_id": result.first_broken_id,
             "reason": result.reason,
             "last_hash": result.last_hash,
-            "checkpoint": result.checkpoint.to_dict() if result.checkpoint else None,
+            "checkpoint": result.checkpoint.described() if result.checkpoint else None,
             "problems": result.problems,
         }
         if result.ok:
@@ -87,7 +88,7 @@ class Command(SynthgateCommand):
 
     def handle_checkpoint(self, actor: User | None, options: dict[str, Any]) -> None:
         checkpoint = audit_log_checkpoint()
-        self.emit(checkpoint.to_dict(), fields([("checkpoint", _checkpoint_text(checkpoint))]))
+        self.emit(checkpoint.described(), fields([("checkpoint", _checkpoint_text(checkpoint))]))
 
     def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         if options["limit"] < 1:
@@ -97,9 +98,9 @@ class Command(SynthgateCommand):
         self.emit([audit_event_data(event) for event in events], lambda: audit_event_table(events))
 
 
-def _checkpoint_text(checkpoint: Any) -> str:
+def _checkpoint_text(checkpoint: Checkpoint | None) -> str:
     if checkpoint is None:
         return "none yet"
     text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"
-    stated = timestamp_time(checkpoint.timestamp) if checkpoint.timestamp else None
-    return f"{text}; RFC 3161 timestamp {stated.isoformat()}" if stated else text
+    stated = checkpoint.described()["timestamped_at"]
+    return f"{text}; RFC 3161 timestamp {stated}" if stated else text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 from django.db.models import Q
 
 from core.amounts import amount_text
@@ -38,7 +39,7 @@ class Command(SynthgateCommand):
         "synthgate request submit 12 --as alice",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(actions, "create", "file a request (submitted unless --draft)")
         create.add_argument("--dataset", required=True, metavar="NAME")
@@ -177,7 +178,7 @@ class Command(SynthgateCommand):
                     fields([(key.replace("_", " "), value) for key, value in request_data(request).items()]),
                     "",
                     f"Approvals ({len(approvals)} of {request.purpose.approvals_required} required)",
-                    table(("approver", "decision", "reason", "created_at"), [row.values() for row in approvals]),
+                    table(("approver", "decision", "reason", "created_at"), [list(row.values()) for row in approvals]),
                     "",
                     "Audit events",
                     audit_event_table(events),

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 from tqdm import tqdm
 
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
@@ -35,7 +36,7 @@ class Command(SynthgateCommand):
         "synthgate job cancel 5",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         run = self.add_subcommand(
             actions,
@@ -143,7 +144,7 @@ class Command(SynthgateCommand):
             f"timings (s): {job.timings or '-'}",
             f"peak memory: {job.peak_memory_bytes / 2**20:.0f} MiB" if job.peak_memory_bytes else "peak memory: -",
         ]
-        if job.output_version_id:
+        if job.output_version is not None:
             lines.append(
                 f"synthetic version: {job.output_version} ({job.output_version.n_rows:,} rows, "
                 f"sha256 {job.output_version.content_hash})"
@@ -158,7 +159,7 @@ class Command(SynthgateCommand):
 def next_step(request: DataRequest, job: GenerationJob) -> str:
     """What the person can do now, as the command that does it."""
     blocked_by = request.audit_runs.order_by("-pk").values_list("status", flat=True).first()
-    steps = {
+    steps: dict[str, str] = {
         RequestState.READY: f"Next: a steward or approver releases it: `synthgate release {request.pk}`.",
         RequestState.BLOCKED: (
             f"Next: the audit failed; a second approver may accept the risk with a reason: "
