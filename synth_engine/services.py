@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerError
 from sklearn.model_selection import train_test_split
 
@@ -52,7 +54,7 @@ from core.liveness import (
 )
 from core.schedules import periodic_task_ensure
 from core.schema import parse_schema
-from governance.ingest import build_table, load_canonical
+from governance.ingest import Table, build_table, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
@@ -200,7 +202,7 @@ def generation_job_cancel(*, actor: User, job_id: int) -> GenerationJob:
     return job
 
 
-def _when(moment: Any) -> str:
+def _when(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") if moment else "it was claimed"
 
 
@@ -292,7 +294,7 @@ def generation_jobs_reap() -> list[GenerationJob]:
     return [job for job in reaped if job is not None]
 
 
-def generation_reaper_schedule_ensure() -> Any:
+def generation_reaper_schedule_ensure() -> PeriodicTask:
     """Register the beat entry that ends jobs whose worker is gone (``synthgate init``)."""
     return periodic_task_ensure(
         name="synthgate: end generation jobs whose worker is gone",
@@ -302,7 +304,7 @@ def generation_reaper_schedule_ensure() -> Any:
     )
 
 
-def _reap(job_id: int, cutoff: Any) -> GenerationJob | None:
+def _reap(job_id: int, cutoff: datetime) -> GenerationJob | None:
     if row_locked_by_live_work(GenerationJob, job_id):
         return None  # a live transaction (the job writing its outputs) holds the row
     with transaction.atomic():
@@ -582,7 +584,7 @@ def _finish_succeeded(job_id: int, *, output: JobOutput, timings: dict[str, floa
             extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk},
         )
         for hook in job_succeeded_hooks():
-            transaction.on_commit(lambda hook=hook: hook(job_id))
+            transaction.on_commit(partial(hook, job_id))
 
 
 def _store_outputs(
@@ -625,7 +627,7 @@ def _store_outputs(
     return versions
 
 
-def _table(frame: pd.DataFrame, schema: dict[str, Any]) -> Any:
+def _table(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
     header = [column["name"] for column in schema["columns"]]
     text = frame[header].astype(object).where(frame[header].notna(), "").astype(str)
     return build_table(header, text.to_numpy().tolist(), {**schema, "missing_values": [""]}, schema_inferred=False)
