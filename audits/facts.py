@@ -9,7 +9,6 @@ is the release datasheet a recipient reads, which keeps only recipient-safe figu
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +29,28 @@ from audits.datasheets.facts import (
     DistributionFacts,
     DpCeilingFacts,
     DpCeilingRowFacts,
-    GeneratorFacts,
     IntroducedValueFacts,
     LedgerEntryFacts,
-    MaintenanceFacts,
-    PlatformFacts,
     PositiveControlFacts,
-    PrivacyFacts,
-    RebalancingFacts,
     ReleaseFacts,
     RequestFacts,
     RiskAcceptanceFacts,
-    SeedPolicyFacts,
-    ShareFacts,
-    SignatureFacts,
     UsesFacts,
     VersionFacts,
+)
+from audits.datasheets.records import (
+    DIRECTIONS,
+    DISTANCE_DIAGNOSTICS,
+    THREAT_MODEL,
+    generator_facts,
+    maintenance_facts,
+    platform_facts,
+    positive_control_facts,
+    privacy_facts,
+    rebalancing_facts,
+    seed_policy_facts,
+    signature_facts,
+    uses_facts,
 )
 from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value
@@ -56,18 +61,6 @@ from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
-
-PLATFORM_VERSION = "0.1.0"
-MISSING_LABEL = "(missing)"
-DIRECTIONS = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
-THREAT_MODEL = (
-    "The adversary holds the released synthetic table and arbitrary auxiliary knowledge, including full "
-    "records of some people in the source, and tries to single out, link or infer attributes of people in "
-    "the source, or to tell whether a given person's record was used in training. The (ε, δ) guarantee is "
-    "for neighbouring tables that differ by adding or removing one person's row, so the number of rows is "
-    "not public either: the generators never use the exact count, only a differentially private estimate "
-    "charged to the ledger (its 'rows' stage)."
-)
 
 
 def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> DatasheetFacts:
@@ -82,38 +75,33 @@ def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> Datashe
         title=f"{kind} — {version.dataset.name} {_label(version)}",
         audience=audience,
         generated_at=timezone.now(),
-        platform=PlatformFacts(name="Synthgate", version=PLATFORM_VERSION),
+        platform=platform_facts(),
         request=_request(request),
         approvals=_approvals(request),
         budget=_budget(version, request),
-        generator=_generator(lineage, request),
-        seed_policy=_seed_policy(lineage, run),
+        generator=generator_facts(lineage, requested_parameters=request.generator_params if request else {}),
+        seed_policy=seed_policy_facts(lineage),
         library_versions=lineage.get("library_versions", {}),
         source=_version(_source_of(run), disclose_rows=internal),
         synthetic=_version(version, disclose_rows=True, format="CSV (UTF-8)"),
         preprocessing=_preprocessing(version, run, disclose_rows=internal),
         **_dictionary_facts(version),
-        privacy=_privacy(lineage),
+        privacy=privacy_facts(lineage),
         assurance=_assurance(lineage),
         dp_ceiling=_dp_ceiling(checks, exact=internal),
         distance_diagnostics=DISTANCE_DIAGNOSTICS,
         threat_model=THREAT_MODEL,
         checks=[_check(check, exact=internal) for check in checks],
         positive_control=_control(run),
-        rebalancing=_rebalancing(lineage.get("rebalance"), exact=internal),
+        rebalancing=rebalancing_facts(lineage.get("rebalance"), coarse_share=None if internal else coarse_share),
         charts=_charts(checks) if internal else {},
         uses=_uses(request),
         distribution=_distribution(request, release),
-        maintenance=MaintenanceFacts(
-            contact=settings.SYNTHGATE_ORGANISATION + " data stewards",
-            retention="Kept while any release of it is active; the audit log is permanent.",
-            errata="Scheduled drift audits re-check active releases against new source versions.",
-        ),
+        maintenance=maintenance_facts(settings.SYNTHGATE_ORGANISATION),
         audit_log_checkpoint=_audit_log_checkpoint(),
-        signature=SignatureFacts(
-            signer="platform signing key",
+        signature=signature_facts(
             reason=f"release #{release.pk}" if release is not None else f"audit #{run.pk}",
-            location=settings.SYNTHGATE_ORGANISATION,
+            organisation=settings.SYNTHGATE_ORGANISATION,
         ),
         audit=AuditFacts(
             id=run.pk,
@@ -239,29 +227,6 @@ def _budget(version: DatasetVersion, request: DataRequest | None) -> BudgetFacts
     )
 
 
-def _generator(lineage: dict[str, Any], request: DataRequest | None) -> GeneratorFacts:
-    name = lineage.get("generator", "external")
-    return GeneratorFacts(
-        name=name,
-        # The generator's own version (recorded in the lineage), never the platform's.
-        version="" if name == "external" else str(lineage.get("generator_version") or ""),
-        job_id=lineage.get("job"),
-        parameters=lineage.get("parameters") or (request.generator_params if request else {}),
-    )
-
-
-def _seed_policy(lineage: dict[str, Any], run: AuditRun) -> SeedPolicyFacts:
-    mode = lineage.get("seed_policy", "cryptographic")
-    if mode == "reproducible":
-        note = "A fixed seed was requested for reproducibility: the same inputs give the same output."
-    else:
-        note = (
-            "Noise came from pseudo-random generators seeded from the operating system's secure random "
-            "source; the seed was not recorded."
-        )
-    return SeedPolicyFacts(mode=mode, seed=lineage.get("seed"), note=note)
-
-
 def _version(version: DatasetVersion, *, disclose_rows: bool, format: str = "") -> VersionFacts:
     return VersionFacts(
         dataset=version.dataset.name,
@@ -361,35 +326,6 @@ def _preprocessing_in_engine(counts: dict[str, Any], *, disclose_rows: bool) -> 
     ]
 
 
-def _privacy(lineage: dict[str, Any]) -> PrivacyFacts:
-    accountant = lineage.get("accountant") or {}
-    epsilon = lineage.get("epsilon_spent")
-    if lineage.get("generator") == "external":
-        return PrivacyFacts(
-            epsilon=math.inf,
-            delta=None,
-            mechanism="unknown (made outside Synthgate)",
-            accountant="none: no privacy guarantee is known",
-        )
-    return PrivacyFacts(
-        epsilon=math.inf if epsilon is None else epsilon,
-        delta=lineage.get("delta_spent"),
-        mechanism=lineage.get("generator", "—"),
-        accountant=accountant.get("accountant", "—"),
-    )
-
-
-DISTANCE_DIAGNOSTICS = (
-    "Distance to closest record (DCR) and the nearest-neighbour distance ratio (NNDR) are reported as "
-    "diagnostics, never as a privacy verdict: a large distance does not show that a record is protected "
-    "(a model can leak a rare person's attributes without reproducing their row, and distances shrink "
-    "for everyone in dense regions), and a small one does not show a leak (common rows recur by chance). "
-    "They bound no adversary. The privacy verdict rests on the differential-privacy guarantee, on "
-    "membership and re-identification attacks measured against a held-out control, and on the ceiling "
-    "that guarantee puts on every membership attack."
-)
-
-
 def _assurance(lineage: dict[str, Any]) -> AssuranceFacts | None:
     """The latest ``synthgate assure`` result for the generator version that made this release."""
     name = lineage.get("generator")
@@ -465,41 +401,7 @@ def _check(check: CheckResult, *, exact: bool) -> CheckFacts:
 
 
 def _control(run: AuditRun) -> PositiveControlFacts:
-    controls = run.controls or []
-    caught = bool(controls) and all(control["caught"] for control in controls)
-    outcome = (
-        "; ".join(
-            f"{c['family']}: {c['n_planted']} verbatim training rows planted ({c['share']:.0%}) — "
-            + ("caught by " + ", ".join(c["caught_by"]) if c["caught"] else "NOT caught. " + c.get("explanation", ""))
-            for c in controls
-        )
-        or "no positive control ran"
-    )
-    return PositiveControlFacts(
-        passed=caught,
-        description="The re-identification and membership checks were run again on a copy "
-        "of the synthetic set with verbatim training rows planted in it; they must flag it.",
-        outcome=outcome,
-    )
-
-
-def _rebalancing(record: dict[str, Any] | None, *, exact: bool) -> RebalancingFacts | None:
-    if not record:
-        return None
-    labels = sorted(set(record["real_shares"]) | set(record["released_shares"]))
-    return RebalancingFacts(
-        column=record["column"],
-        reason=record["notice"],
-        shares=[
-            ShareFacts(
-                label=MISSING_LABEL if label in ("", "nan", "None") else label,
-                real=record["real_shares"].get(label, 0.0) if exact else None,
-                real_display=None if exact else coarse_share(record["real_shares"].get(label, 0.0)),
-                released=record["released_shares"].get(label, 0.0),
-            )
-            for label in labels
-        ],
-    )
+    return positive_control_facts(run.controls or [])
 
 
 def _charts(checks: list[CheckResult]) -> dict[str, str]:
@@ -523,14 +425,7 @@ def _charts(checks: list[CheckResult]) -> dict[str, str]:
 
 def _uses(request: DataRequest | None) -> UsesFacts:
     intended = [request.purpose.description] if request else ["Evaluation of externally produced synthetic data."]
-    return UsesFacts(
-        intended=intended,
-        prohibited=[
-            "Re-identifying, contacting or making decisions about any individual.",
-            "Linking with other data to recover records of the source.",
-            "Use beyond the approved purpose or by recipients other than the named one.",
-        ],
-    )
+    return uses_facts(intended)
 
 
 def _distribution(request: DataRequest | None, release: Release | None) -> DistributionFacts:

@@ -27,7 +27,7 @@ from core.api import DefaultPagination
 class ApiSchemaAccess(BasePermission):
     """The OpenAPI schema and docs: open when SYNTHGATE_API_SCHEMA_PUBLIC (development), else login."""
 
-    def has_permission(self, request: Any, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(settings.SYNTHGATE_API_SCHEMA_PUBLIC or request.user and request.user.is_authenticated)
 
 

@@ -15,7 +15,7 @@ import importlib.metadata
 import json
 import sys
 import tomllib
-from argparse import SUPPRESS, ArgumentParser, RawDescriptionHelpFormatter
+from argparse import SUPPRESS, Action, ArgumentParser, RawDescriptionHelpFormatter, _SubParsersAction
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -70,7 +70,7 @@ COMMON_HELP = {
 class SynthgateParser(CommandParser):
     """Bad arguments raise a ``CliError`` (exit 2) both from the console and from call_command."""
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+    def add_argument(self, *args: Any, **kwargs: Any) -> Action:
         action = super().add_argument(*args, **kwargs)
         if action.help is None:
             action.help = COMMON_HELP.get(action.dest)
@@ -108,10 +108,13 @@ class SynthgateCommand(BaseCommand):
             parser.epilog = "examples:\n" + "\n".join(f"  {example}" for example in self.examples)
         return parser
 
-    def add_subcommands(self, parser: ArgumentParser) -> Any:
+    # argparse exposes its sub-command holder only under a private name: it is the concrete type.
+    def add_subcommands(self, parser: ArgumentParser) -> _SubParsersAction[SynthgateParser]:
         return parser.add_subparsers(dest="action", required=True, parser_class=SynthgateParser, title="actions")
 
-    def add_subcommand(self, subparsers: Any, name: str, help_text: str, *, needs_user: bool = True) -> ArgumentParser:
+    def add_subcommand(
+        self, subparsers: _SubParsersAction[SynthgateParser], name: str, help_text: str, *, needs_user: bool = True
+    ) -> ArgumentParser:
         parser = subparsers.add_parser(name, help=help_text, description=help_text)
         examples = [example for example in self.examples if f" {name} " in f" {example} "]
         if examples:
@@ -131,7 +134,7 @@ class SynthgateCommand(BaseCommand):
 
     # --- running and reporting ----------------------------------------------------------
 
-    def execute(self, *args: Any, **options: Any) -> Any:
+    def execute(self, *args: Any, **options: Any) -> str | None:
         self.json_output = bool(options.get("json"))
         # Django switches to the given streams inside execute(); errors found before that must use them too.
         if options.get("stdout"):

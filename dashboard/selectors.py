@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
@@ -33,6 +33,8 @@ from governance.permissions import SEE_ALL_REQUESTS, real_row_counts_visible, us
 from governance.selectors import budget_balances, dataset_list, request_list
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_list
+
+_Row = TypeVar("_Row")
 
 ZERO = Decimal(0)
 NEAR_CAP_SHARE = Decimal("0.2")
@@ -88,6 +90,11 @@ class LineageRoot:
     branches: list[LineageBranch] = field(default_factory=list)
 
 
+def _by_pk(rows: dict[int, _Row], pk: object) -> _Row | None:
+    """The row with primary key ``pk`` (a foreign key or a lineage JSON value: an int, or None)."""
+    return rows.get(pk) if isinstance(pk, int) else None
+
+
 def dataset_lineage(*, user: User, dataset: Dataset) -> list[LineageRoot]:
     """Source versions and what was made from each, limited to the requests the user may see."""
     versions = list(dataset.versions.select_related("created_by").order_by("number"))
@@ -105,15 +112,15 @@ def dataset_lineage(*, user: User, dataset: Dataset) -> list[LineageRoot]:
             continue
         if request_id is None and not user_has_role(user, *SEE_ALL_REQUESTS):
             continue
-        root = roots.get(version.parent_id) or roots.get((version.lineage or {}).get("source_version"))
+        lineage = version.lineage or {}
+        root = _by_pk(roots, version.parent_id) or _by_pk(roots, lineage.get("source_version"))
         if root is None:
             continue
-        lineage = version.lineage or {}
         root.branches.append(
             LineageBranch(
                 synthetic=version,
-                train=by_pk.get(lineage.get("train_version")),
-                holdout=by_pk.get(lineage.get("holdout_version")),
+                train=_by_pk(by_pk, lineage.get("train_version")),
+                holdout=_by_pk(by_pk, lineage.get("holdout_version")),
                 request_id=request_id,
                 releases=releases.get(version.pk, []),
             )
@@ -242,17 +249,17 @@ def request_timeline(*, request: DataRequest, related: RequestRelated, viewer: U
     real = {str(pk) for pk in _job_versions(related.jobs, real_only=True)}
     hide = not real_row_counts_visible(viewer)
     for event in events:
-        event.details_private = hide and event.object_type == "datasetversion" and event.object_id in real  # type: ignore[attr-defined]
+        event.details_private = hide and event.object_type == "datasetversion" and event.object_id in real  # type: ignore[attr-defined]  # a display flag the audit-log template reads; AuditEvent does not declare it
     return events
 
 
 def _job_versions(jobs: list[GenerationJob], *, real_only: bool = False) -> list[int]:
     """The train, holdout and synthetic versions the request's jobs wrote (``real_only``: not the
     synthetic ones)."""
-    ids = []
+    ids: list[int | None] = []
     for job in jobs:
-        if job.output_version_id:
-            ids += [] if real_only else [job.output_version_id]
+        if job.output_version is not None:
+            ids += [] if real_only else [job.output_version.pk]
             ids.append((job.output_version.lineage or {}).get("train_version"))
         ids.append(job.holdout_version_id)
     return [pk for pk in ids if pk]
@@ -374,13 +381,12 @@ def _exception_releases(*, user: User, releases: QuerySet[Release], limit: int) 
 
 def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
     """A job's progress plus where its request and audit stand: what the progress poll returns."""
-    request = DataRequest.objects.filter(pk=job.request_id).values("state").first() or {}
+    state = DataRequest.objects.filter(pk=job.request_id).values_list("state", flat=True).first() or ""
     run = (
         AuditRun.objects.filter(version_id=job.output_version_id).order_by("-id").values("id", "status").first()
         if job.output_version_id
         else None
     )
-    state = request.get("state", "")
     finished = job.is_terminal and state not in IN_FLIGHT_STATES
     return {
         "id": job.pk,
@@ -393,3 +399,34 @@ def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
         "audit": run,
         "finished": finished,
     }
+
+
+def synthetic_preview(version: Any, *, rows: int = 10, top: int = 3) -> dict[str, Any] | None:
+    """The first rows of a released synthetic table and a profile of each column, computed from
+    the synthetic rows only (what the recipient downloads): missing share, distinct values, the
+    most common values with their shares. None when the stored table is gone."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from governance.ingest import load_canonical
+
+    path = Path(settings.DATA_DIR) / version.storage_key
+    if not version.storage_key or not path.is_file():
+        return None
+    frame = load_canonical(path, version.schema)
+    total = max(len(frame), 1)
+    profiles = []
+    for name in frame.columns:
+        column = frame[name]
+        counts = column.dropna().astype(str).value_counts()
+        profiles.append(
+            {
+                "name": name,
+                "missing": f"{100 * column.isna().sum() / total:.1f}",
+                "distinct": int(counts.size),
+                "common": [(value, f"{100 * count / total:.1f}") for value, count in counts.head(top).items()],
+            }
+        )
+    head = frame.head(rows).astype(object).where(frame.head(rows).notna(), "")
+    return {"columns": list(frame.columns), "rows": head.values.tolist(), "profiles": profiles, "n_rows": len(frame)}

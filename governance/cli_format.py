@@ -8,13 +8,13 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from core.cli_format import cell, table
-from governance.models import AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose
+from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose
 from governance.permissions import version_rows_visible
 
 # --- records -----------------------------------------------------------------------------
 
 
-def user_data(user: Any) -> dict[str, Any]:
+def user_data(user: User) -> dict[str, Any]:
     roles = sorted(group.name for group in user.groups.all())
     return {
         "username": user.username,
@@ -138,7 +138,7 @@ REQUEST_COLUMNS = (
 )
 
 
-def approval_data(approval: Any) -> dict[str, Any]:
+def approval_data(approval: Approval) -> dict[str, Any]:
     return {
         "approver": approval.approver.username,
         "decision": approval.decision,
@@ -195,6 +195,6 @@ def audit_event_table(events: Iterable[AuditEvent]) -> str:
     )
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def _short(value: object, limit: int = 60) -> str:
     text = cell(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -15,9 +15,9 @@ from governance.models import DataRequest, DatasetVersion, Role, VersionKind
 SEE_ALL_REQUESTS = (Role.STEWARD, Role.APPROVER, Role.AUDITOR)
 
 
-def user_roles(user: User) -> set[str]:
-    """The role names a user holds (cached on the instance for the request)."""
-    if not getattr(user, "is_authenticated", False):
+def user_roles(user: User | None) -> set[str]:
+    """The role names a user holds (cached on the instance for the request); none for no user."""
+    if user is None or not getattr(user, "is_authenticated", False):
         return set()
     cached = getattr(user, "_synthgate_roles", None)
     if cached is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.db.models.functions import Collate
 
 from core.errors import NotFoundError
 from governance.selectors import request_list
@@ -29,12 +30,15 @@ def assurance_run_list() -> QuerySet[AssuranceRun]:
     return AssuranceRun.objects.select_related("run_by")
 
 
-def assurance_latest_list() -> list[AssuranceRun]:
-    """The latest run of each (generator, generator version), generators in name order."""
-    latest: dict[tuple[str, str], AssuranceRun] = {}
-    for run in assurance_run_list():
-        latest.setdefault((run.generator, run.generator_version), run)
-    return sorted(latest.values(), key=lambda run: (run.generator, -run.created_at.timestamp()))
+def assurance_latest_list() -> QuerySet[AssuranceRun]:
+    """The latest run of each (generator, generator version), generators in name order (code-point
+    order, as Python sorts), newest first within a generator."""
+    latest = (
+        AssuranceRun.objects.order_by("generator", "generator_version", "-created_at", "-id")
+        .distinct("generator", "generator_version")
+        .values("pk")
+    )
+    return assurance_run_list().filter(pk__in=latest).order_by(Collate("generator", "C"), "-created_at", "-id")
 
 
 def assurance_latest(*, generator: str, generator_version: str | None = None) -> AssuranceRun | None:

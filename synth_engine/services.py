@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerError
 from sklearn.model_selection import train_test_split
 
@@ -202,7 +204,7 @@ def generation_job_cancel(*, actor: User, job_id: int) -> GenerationJob:
     return job
 
 
-def _when(moment: Any) -> str:
+def _when(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") if moment else "it was claimed"
 
 
@@ -297,7 +299,7 @@ def generation_jobs_reap() -> list[GenerationJob]:
     return [job for job in reaped if job is not None]
 
 
-def generation_reaper_schedule_ensure() -> Any:
+def generation_reaper_schedule_ensure() -> PeriodicTask:
     """Register the beat entry that ends jobs whose worker is gone (``synthgate init``)."""
     return periodic_task_ensure(
         name="synthgate: end generation jobs whose worker is gone",
@@ -307,7 +309,7 @@ def generation_reaper_schedule_ensure() -> Any:
     )
 
 
-def _reap(job_id: int, cutoff: Any) -> GenerationJob | None:
+def _reap(job_id: int, cutoff: datetime) -> GenerationJob | None:
     if row_locked_by_live_work(GenerationJob, job_id):
         return None  # a live transaction (the job writing its outputs) holds the row
     with transaction.atomic():
@@ -608,7 +610,7 @@ def _finish_succeeded(job_id: int, *, output: JobOutput, timings: dict[str, floa
             extra={"job": job.pk, "synthetic_version": versions["synthetic"].pk},
         )
         for hook in job_succeeded_hooks():
-            transaction.on_commit(lambda hook=hook: hook(job_id))
+            transaction.on_commit(partial(hook, job_id))
 
 
 def _store_outputs(

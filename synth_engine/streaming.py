@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from governance.ingest import StreamedTable, build_table
+from governance.ingest import StreamedTable, Table, build_table
 
 
-def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Any:
+def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
     """Type and check a generated frame as an upload's cells would be (its canonical form included)."""
     header = [column["name"] for column in schema["columns"]]
     text = frame[header].astype(object).where(frame[header].notna(), "").astype(str)

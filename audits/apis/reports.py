@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -53,7 +54,7 @@ class ComplianceReportApi(APIView):
             **READ_ERRORS,
         },
     )
-    def get(self, request: Request) -> Any:
+    def get(self, request: Request) -> HttpResponseBase:
         """A compliance report for a period (stewards and auditors); every report is logged."""
         from audits.compliance import compliance_report_render
 
@@ -69,7 +70,7 @@ class ComplianceReportApi(APIView):
             format=data["format"],
         )
         if data["format"] == ReportFormat.JSON:
-            response: Any = Response(rendered.data)
+            response: HttpResponseBase = Response(rendered.data)
         else:
             response = HttpResponse(rendered.content, content_type=rendered.content_type)
             response["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'

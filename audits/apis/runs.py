@@ -11,6 +11,7 @@ from typing import Any
 
 import django_filters
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.http import FileResponse
 from django.urls import reverse
@@ -146,7 +147,7 @@ class AuditRunDetailOutputSerializer(AuditRunOutputSerializer):
         return None if sheet is None else DatasheetOutputSerializer(sheet).data
 
 
-def _detail(run: AuditRun, user: Any, status_code: int = status.HTTP_200_OK) -> Response:
+def _detail(run: AuditRun, user: User, status_code: int = status.HTTP_200_OK) -> Response:
     """The run as ``user`` may read it: exact diagnostics for staff roles, the recipient view otherwise."""
     data: dict[str, Any] = dict(AuditRunDetailOutputSerializer(run).data)
     if not reads_real_diagnostics(user):

@@ -1,7 +1,8 @@
 """The typed facts a datasheet states: what a service gathers and ``datasheet_context`` formats.
 
 Pure (no Django). One builder, ``audits.facts.datasheet_facts``, fills these from the records;
-tests build them by hand (``tests/audits/datasheet_sample.py``). Two audiences read them:
+the sections that follow from stored JSON records alone are built by ``audits.datasheets.records``,
+which the tests' sample (``tests/audits/datasheet_sample.py``) uses too. Two audiences read them:
 
 - ``Audience.INTERNAL``: the audit report for stewards, approvers and auditors, with the full
   real-data diagnostics (exact check values, charts of real against synthetic rows).

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,8 @@ from audits.metrics.reidentification import (
     unique_row_reproduction_check,
 )
 from audits.metrics.utility import fit_models, utility_checks
+
+_Out = TypeVar("_Out")
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 DEFAULT_CONTROL_SHARE = 0.05
@@ -119,7 +121,7 @@ class _Timer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
-    def run(self, step: str, work: Callable[[], Any]) -> Any:
+    def run(self, step: str, work: Callable[[], _Out]) -> _Out:
         start = time.perf_counter()
         out = work()
         self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start

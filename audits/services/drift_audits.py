@@ -20,7 +20,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from audits.models import DriftRun, DriftSchedule, DriftTrigger, Release
 from audits.services.runs import audit_thresholds_for, version_frame
@@ -45,7 +47,7 @@ class DriftOutcome:
     reasons: list[str] = field(default_factory=list)
 
 
-def releases_active(*, dataset: Dataset | None = None, now: datetime | None = None) -> Any:
+def releases_active(*, dataset: Dataset | None = None, now: datetime | None = None) -> QuerySet[Release]:
     """Releases neither revoked nor expired, oldest first."""
     queryset = Release.objects.filter(revoked_at__isnull=True, expires_at__gt=now or timezone.now())
     if dataset is not None:
@@ -269,10 +271,8 @@ def drift_schedule_set(*, actor: User, dataset_name: str, interval_hours: int, e
     return schedule
 
 
-def drift_beat_schedule_ensure() -> Any:
+def drift_beat_schedule_ensure() -> PeriodicTask:
     """Create or update the django-celery-beat entry that runs the drift sweep (``synthgate init``)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
     interval, _ = IntervalSchedule.objects.get_or_create(
         every=settings.SYNTHGATE_DRIFT_TICK_MINUTES, period=IntervalSchedule.MINUTES
     )

@@ -12,13 +12,14 @@ import logging
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from audits.models import (
     AuditKind,
@@ -48,6 +49,9 @@ from governance.services import (
     request_transition,
 )
 from synth_engine.models import GenerationJob
+
+if TYPE_CHECKING:  # audits.metrics loads the numeric stack: imported where an audit runs
+    from audits.metrics import AuditResult
 
 logger = logging.getLogger(__name__)
 VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "inconclusive": AuditStatus.INCONCLUSIVE}
@@ -292,7 +296,7 @@ def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:
     return float(epsilon), float(delta)
 
 
-def _audit_record(run: AuditRun, result: Any, actor: User | None) -> None:
+def _audit_record(run: AuditRun, result: AuditResult, actor: User | None) -> None:
     with transaction.atomic():
         CheckResult.objects.bulk_create([_check_row(run, check.to_dict()) for check in result.checks])
         run.status = VERDICT_STATUS[result.verdict]
@@ -382,7 +386,7 @@ def audit_runs_reap() -> list[AuditRun]:
     return reaped
 
 
-def audit_reaper_schedule_ensure() -> Any:
+def audit_reaper_schedule_ensure() -> PeriodicTask:
     """Register the beat entry that ends audit runs whose worker is gone (``synthgate init``)."""
     return periodic_task_ensure(
         name="synthgate: end audit runs whose worker is gone",

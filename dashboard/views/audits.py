@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from audits.models import AuditRun, CheckResult
 from audits.recipient import reads_real_diagnostics, recipient_check_view, recipient_control
 from audits.selectors import audit_run_get, audit_run_list
 from core.auth import signed_in_user
@@ -50,7 +49,7 @@ def audit_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
-def _recipient_detail(request: HttpRequest, run: Any, checks: list) -> HttpResponse:
+def _recipient_detail(request: HttpRequest, run: AuditRun, checks: list[CheckResult]) -> HttpResponse:
     """The run as a requester may read it: coarse values and verdicts, no charts, details or real rates."""
     groups: dict[str, list] = {}
     for check in checks:

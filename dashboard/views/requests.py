@@ -10,13 +10,14 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from audits.models import AuditStatus
+from audits.models import AuditRun, AuditStatus
 from audits.services import releases, risk_accept
 from core.amounts import amount_text
 from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import ReasonForm, RequestCreateForm, RequestFilterForm, RiskAcceptForm
 from dashboard.selectors import (
+    RequestRelated,
     dataset_rows,
     request_page_list,
     request_related,
@@ -230,7 +231,7 @@ def _unmet(data_request: DataRequest) -> list[str]:
     return releases.release_conditions(request=data_request)
 
 
-def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: Any) -> dict[str, bool]:
+def _allowed_actions(request: HttpRequest, data_request: DataRequest, related: RequestRelated) -> dict[str, bool]:
     """Which buttons to show. The services decide again on every POST; this only hides what would be refused."""
     user = signed_in_user(request)
     own = data_request.requester_id == user.pk
@@ -267,13 +268,13 @@ def _action(
             outcome = perform(request, request_id, reason)
         except ApplicationError as error:
             data_request.refresh_from_db()
-            if form is not None and error.extra.get("field") in form.fields:
+            if form is not None and reason_form and error.extra.get("field") in form.fields:
                 add_service_error(form, error)  # e.g. a missing reason: shown at the reason field
                 return _request_page(request, data_request, forms={reason_form: form}, status=error.status)
             return _request_page(request, data_request, error=error, status=error.status)
         messages.success(request, outcome)
         if name == "generate":
-            job = data_request.jobs.order_by("-id").first()
+            job = data_request.jobs.latest("id")  # the job the service just queued
             return redirect("dashboard:job-detail", job_id=job.pk)
         if name == "release":
             return redirect("dashboard:release-detail", release_id=data_request.release.pk)
@@ -306,7 +307,7 @@ def _withdraw(request: HttpRequest, request_id: int, reason: str) -> str:
     return f"Request #{request_id} withdrawn; any reserved budget was released."
 
 
-def _failed_checks(run: Any) -> list[str]:
+def _failed_checks(run: AuditRun | None) -> list[str]:
     return list(run.failed_checks) if run is not None and run.status == AuditStatus.FAILED else []
 
 

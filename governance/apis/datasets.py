@@ -71,7 +71,9 @@ class VersionOutputSerializer(serializers.Serializer):
         child=serializers.CharField(), help_text="identifier columns dropped before storage"
     )
     original_filename = serializers.CharField()
-    parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)
+    # The serializer's metaclass moves declared fields off the class, so this ``parent`` (the output
+    # key) never shadows Field.parent at run time; the stubs cannot see that.
+    parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)  # type: ignore[assignment]
     lineage = serializers.JSONField()
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     created_at = serializers.DateTimeField()
@@ -97,7 +99,7 @@ class SchemaField(serializers.Field):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, UploadedFile):
-            if data.size > MAX_SCHEMA_BYTES:
+            if data.size is None or data.size > MAX_SCHEMA_BYTES:  # an upload of unknown size is refused
                 raise serializers.ValidationError(f"{self.what} file is over {MAX_SCHEMA_BYTES:,} bytes.")
             data = data.read()
         if isinstance(data, bytes | str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -59,7 +61,7 @@ class PurposeCreateApi(APIView):
         )
         audit_thresholds = serializers.DictField(required=False, help_text="omit for the default thresholds")
         allow_non_private = serializers.BooleanField(default=False)
-        holdout_fraction = serializers.DecimalField(max_digits=4, decimal_places=3, default="0.2")
+        holdout_fraction = serializers.DecimalField(max_digits=4, decimal_places=3, default=Decimal("0.2"))
         release_days = serializers.IntegerField(default=90, min_value=0, max_value=2**31 - 1)
 
         class Meta:

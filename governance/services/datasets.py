@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
@@ -799,5 +800,5 @@ def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
         )
 
 
-def _stored_frame(version: DatasetVersion) -> Any:
+def _stored_frame(version: DatasetVersion) -> pd.DataFrame:
     return load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -71,6 +72,8 @@ class Generator(ABC):
 
     name: ClassVar[str]
     is_private: ClassVar[bool] = True
+    # Set by a job runner; a generator that trains in epochs calls it with the fraction done (0..1).
+    progress_callback: Callable[[float], None] | None = None
 
     @abstractmethod
     def fit(

@@ -1,38 +1,44 @@
 """A realistic, fully deterministic set of typed datasheet facts (UCI Adult-like), for tests and the benchmark.
 
 Test fixture data: it lives with the tests, not in the product package. Facts from a real run come
-from ``audits.facts.datasheet_facts`` (tested in ``tests/audits/test_datasheet_real_run.py``).
+from ``audits.facts.datasheet_facts`` (tested in ``tests/audits/test_datasheet_real_run.py``). The
+sections that follow from stored records (generator, seed policy, privacy, rebalancing, positive
+control) and the platform's fixed statements are built here by the same functions from records
+written the way a job and an audit write them (``audits.datasheets.records``), so the sample
+cannot disagree with a real run there; the rest (people, dates, checks) is invented.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 from audits.datasheets import charts
 from audits.datasheets.facts import (
-    AcceptedCheckFacts,
     ApprovalFacts,
     Audience,
     BudgetFacts,
     CheckFacts,
     DatasheetFacts,
     DistributionFacts,
-    GeneratorFacts,
     LedgerEntryFacts,
-    MaintenanceFacts,
-    PlatformFacts,
-    PositiveControlFacts,
-    PrivacyFacts,
-    RebalancingFacts,
-    ReleaseFacts,
     RequestFacts,
-    RiskAcceptanceFacts,
-    SeedPolicyFacts,
-    ShareFacts,
-    SignatureFacts,
-    UsesFacts,
     VersionFacts,
+)
+from audits.datasheets.records import (
+    DIRECTIONS,
+    DISTANCE_DIAGNOSTICS,
+    THREAT_MODEL,
+    generator_facts,
+    maintenance_facts,
+    platform_facts,
+    positive_control_facts,
+    privacy_facts,
+    rebalancing_facts,
+    seed_policy_facts,
+    signature_facts,
+    uses_facts,
 )
 
 ADULT_COLUMNS = [
@@ -86,6 +92,68 @@ _CATEGORICAL = {
     "income": ["<=50K", ">50K"],
 }
 _NUMERIC = {"age": (17, 90), "hours-per-week": (1, 99), "education-num": (1, 16)}
+ORGANISATION = "Acme Health"
+LIBRARY_VERSIONS = {
+    "synthgate": "0.1.0",
+    "numpy": "2.4.6",
+    "pandas": "2.3.3",
+    "mbi": "2.0.0",
+    "opacus": "1.6.0",
+    "torch": "2.13.0",
+    "scikit-learn": "1.9.1",
+}
+
+
+def sample_lineage(*, epsilon: float | None = 3.0, rebalanced: bool = True) -> dict[str, Any]:
+    """The synthetic version's lineage record, with the keys a job writes (``synth_engine.services``)."""
+    lineage: dict[str, Any] = {
+        "source_version": 3,
+        "source_hash": "9f2c" * 16,
+        "job": 881,
+        "split_seed": None,
+        "generator": "mst",
+        "parameters": {
+            "epsilon": epsilon,
+            "delta": 1e-6,
+            "max_cells": 10000,
+            "degree": 2,
+            "n_rows": 30000,
+            "rebalance_column": "income" if rebalanced else None,
+        },
+        "seed_policy": "cryptographic",
+        "seed": None,
+        "epsilon_spent": epsilon,
+        "delta_spent": 1e-6 if epsilon is not None else 0.0,
+        "accountant": {"epsilon": epsilon, "delta": 1e-6, "accountant": "zCDP", "details": {"rho": 0.27}},
+        "library_versions": LIBRARY_VERSIONS,
+        "generator_version": "5d41" * 16,
+        "train_version": 4,
+        "holdout_version": 5,
+        "request": 42,
+        "non_private": epsilon is None,
+    }
+    if rebalanced:
+        lineage["rebalance"] = {
+            "column": "income",
+            "notice": "equal class shares requested for classifier training",
+            "real_shares": {"<=50K": 0.759, ">50K": 0.241},
+            "released_shares": {"<=50K": 0.5, ">50K": 0.5},
+        }
+    return lineage
+
+
+# The audit run's positive controls, with the keys an audit writes (``audits.metrics.suite``).
+SAMPLE_CONTROLS = [
+    {
+        "family": "exact copies",
+        "share": 0.05,
+        "n_planted": 50,
+        "caught": True,
+        "caught_by": ["exact_match_share", "distance_to_closest_record"],
+        "explanation": "",
+        "checks": [],
+    }
+]
 
 
 def sample_datasheet_facts(
@@ -98,11 +166,14 @@ def sample_datasheet_facts(
 ) -> DatasheetFacts:
     """Facts as a datasheet service would gather them; ``epsilon=None`` describes a non-private release."""
     when = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+    lineage = sample_lineage(epsilon=epsilon, rebalanced=rebalanced)
+    generator = generator_facts(lineage, requested_parameters={})
+    generator.started_at, generator.finished_at = when, when + dt.timedelta(minutes=4)
     return DatasheetFacts(
         title="Synthetic Adult income extract for fairness research",
         audience=audience,
         generated_at=when + dt.timedelta(hours=2),
-        platform=PlatformFacts(name="Synthgate", version="0.1.0"),
+        platform=platform_facts(),
         request=RequestFacts(
             id="REQ-2026-0042",
             purpose="Benchmark income classifiers for disparate impact",
@@ -150,125 +221,54 @@ def sample_datasheet_facts(
                 ),
             ],
         ),
-        generator=GeneratorFacts(
-            name="MST",
-            version="mbi 2.0.0",
-            job_id="JOB-881",
-            started_at=when,
-            finished_at=when + dt.timedelta(minutes=4),
-            parameters={
-                "epsilon": epsilon,
-                "delta": 1e-6,
-                "max_cells": 10000,
-                "degree": 2,
-                "n_rows": 30000,
-                "rebalance_column": "income" if rebalanced else None,
-            },
-        ),
-        seed_policy=SeedPolicyFacts(mode="cryptographic", seed=None, note=None),
-        library_versions={
-            "synthgate": "0.1.0",
-            "numpy": "2.4.6",
-            "pandas": "2.3.3",
-            "mbi": "2.0.0",
-            "opacus": "1.6.0",
-            "torch": "2.13.0",
-            "scikit-learn": "1.9.1",
-        },
-        source=VersionFacts(dataset="adult", version=3, hash="9f2c" * 16, n_rows=32561, n_columns=15),
+        generator=generator,
+        seed_policy=seed_policy_facts(lineage),
+        library_versions=lineage["library_versions"],
+        source=VersionFacts(dataset="adult", version="v3 (source)", hash="9f2c" * 16, n_rows=32561, n_columns=15),
         synthetic=VersionFacts(
-            dataset="adult-synthetic", version=7, hash="4be1" * 16, n_rows=30000, n_columns=15, format="CSV, UTF-8"
+            dataset="adult",
+            version="v7 (synthetic)",
+            hash="4be1" * 16,
+            n_rows=30000,
+            n_columns=15,
+            format="CSV (UTF-8)",
         ),
         preprocessing=[
             "Dropped direct identifiers declared in the schema (none in this source).",
             "Clipped numeric columns to the public bounds declared in the schema.",
             'Mapped categories rarer than the DP threshold to "other".',
         ],
-        privacy=PrivacyFacts(
-            epsilon=epsilon,
-            delta=1e-6 if epsilon is not None else None,
-            mechanism="Gaussian noise on 2-way marginals",
-            accountant="zCDP",
-        ),
+        privacy=privacy_facts(lineage),
+        threat_model=THREAT_MODEL,
+        distance_diagnostics=DISTANCE_DIAGNOSTICS,
         checks=sample_checks(n_checks),
-        positive_control=PositiveControlFacts(
-            passed=True,
-            description="50 training rows were planted verbatim in a control release; the "
-            "exact-match and DCR checks must flag it.",
-            outcome="Flagged: 50 of 50 planted rows matched; DCR share 0.41 vs threshold 0.05.",
-        ),
-        rebalancing=RebalancingFacts(
-            column="income",
-            reason="equal class shares requested for classifier training",
-            shares=[
-                ShareFacts(label="<=50K", real=0.759, released=0.5),
-                ShareFacts(label=">50K", real=0.241, released=0.5),
-            ],
-        )
-        if rebalanced
-        else None,
-        uses=UsesFacts(
-            intended=["Training and testing classifiers; measuring disparate impact."],
-            prohibited=["Publishing row-level data outside the recipient team."],
-        ),
+        positive_control=positive_control_facts(SAMPLE_CONTROLS),
+        rebalancing=rebalancing_facts(lineage.get("rebalance")),
+        uses=uses_facts(["Training and testing classifiers; measuring disparate impact."]),
         distribution=DistributionFacts(
             recipient="Fairness research team, Lisbon",
             channel="Synthgate download, TLS",
             terms="Internal research use under data-sharing agreement DSA-12",
             expires_at=dt.date(2027, 3, 2),
         ),
-        maintenance=MaintenanceFacts(contact="data-governance@example.org", retention="Kept 3 years, then deleted"),
-        signature=SignatureFacts(
-            signer="Synthgate platform signing key", reason="Audited release", location="Synthgate"
-        ),
+        maintenance=maintenance_facts(ORGANISATION),
+        signature=signature_facts(reason="audit #12", organisation=ORGANISATION),
         charts=sample_charts() if with_charts else {},
     )
-
-
-def sample_release(facts: DatasheetFacts, *, accepted: bool = False) -> DatasheetFacts:
-    """``facts`` as a release datasheet: the recipient audience, a release and, if ``accepted``, a risk acceptance."""
-    when = dt.datetime(2026, 3, 4, 8, 0, tzinfo=dt.UTC)
-    facts.audience = Audience.RECIPIENT
-    facts.charts = {}
-    facts.release = ReleaseFacts(
-        id=17,
-        released_by="Kim Lee",
-        released_at=when,
-        recipient="Fairness research team, Lisbon",
-        purpose="Benchmark income classifiers for disparate impact",
-        terms="Internal research use under data-sharing agreement DSA-12",
-        expires_at=when + dt.timedelta(days=90),
-        version_hash=facts.synthetic.hash,
-        despite_failed_checks=accepted,
-    )
-    if accepted:
-        facts.risk_acceptances = [
-            RiskAcceptanceFacts(
-                approver="Ola Nordmann",
-                decided_at=when - dt.timedelta(hours=2),
-                checks=[
-                    AcceptedCheckFacts(
-                        name="TV complement: workclass",
-                        reason="Workclass is not used by the classifier benchmark; the gap is within noise.",
-                    )
-                ],
-            )
-        ]
-    return facts
 
 
 def sample_checks(n_checks: int) -> list[CheckFacts]:
     """``n_checks`` per-column checks, all passing except one marginal warning, plus a utility check."""
     kinds = [
-        ("KS complement: {}", "fidelity", "higher is better", 0.85, 0.12),
-        ("TV complement: {}", "fidelity", "higher is better", 0.85, 0.12),
-        ("Exact-match share: {}", "privacy", "lower is better", 0.01, 0.008),
-        ("DCR 5th-percentile ratio: {}", "privacy", "higher is better", 0.8, 0.3),
+        ("KS complement: {}", "fidelity", DIRECTIONS["higher_is_better"], 0.85, 0.12),
+        ("TV complement: {}", "fidelity", DIRECTIONS["higher_is_better"], 0.85, 0.12),
+        ("Exact-match share: {}", "privacy", DIRECTIONS["lower_is_better"], 0.01, 0.008),
+        ("DCR 5th-percentile ratio: {}", "privacy", DIRECTIONS["higher_is_better"], 0.8, 0.3),
     ]
     checks = []
     for k in range(n_checks):
         name, category, direction, threshold, spread = kinds[k % len(kinds)]
-        sign = 1 if direction == "higher is better" else -1
+        sign = 1 if direction == DIRECTIONS["higher_is_better"] else -1
         margin = -0.05 if k == 5 else 0.2 + 0.8 * (1 + math.cos(k)) / 2
         checks.append(
             CheckFacts(
@@ -287,7 +287,7 @@ def sample_checks(n_checks: int) -> list[CheckFacts]:
             category="utility",
             value=0.861,
             threshold=0.8,
-            direction="higher is better",
+            direction=DIRECTIONS["higher_is_better"],
             baseline=0.905,
             verdict="pass",
             note="Baseline: train-real, test-real.",

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from audits.apis.runs import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
 from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
@@ -40,7 +41,7 @@ class Command(SynthgateCommand):
         'synthgate audit accept-risk 12 --reason "reviewed: linkage limited to public fields" --as carol',
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         show = self.add_subcommand(actions, "show", "every check of a run, the positive controls and the datasheet")
         show.add_argument("run_id", type=int, metavar="ID")

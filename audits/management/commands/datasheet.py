@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from audits.apis.runs import DatasheetVerifyApi, datasheet_file
 from audits.models import Datasheet
@@ -30,7 +31,7 @@ class Command(SynthgateCommand):
         "synthgate datasheet path 3 --as dana",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         # Verifying reads only the file given and the public signing record, so --as is optional.
         verify = self.add_subcommand(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from audits.services import drift_audit_run, drift_schedule_set
 from core.cli import SynthgateCommand
@@ -18,7 +19,7 @@ class Command(SynthgateCommand):
         "synthgate drift schedule adult --every-hours 24 --as steward",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         run = self.add_subcommand(
             actions,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from audits.apis.releases import ReleaseDetailOutputSerializer, ReleaseOutputSerializer
 from audits.models import DownloadKind, Release
@@ -37,7 +38,7 @@ LIST_COLUMNS = (
 class ReleaseParser(SynthgateParser):
     """Reads a bare request id as the `create` action: `release 12` is `release create 12`."""
 
-    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # argparse overloads it
         args = list(args or [])
         if args and args[0].isdigit():
             args.insert(0, "create")
@@ -55,12 +56,12 @@ class Command(SynthgateCommand):
         'synthgate release revoke 4 --reason "source withdrawn" --as steward',
     )
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.__class__ = ReleaseParser
         return parser
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(actions, "create", "release a ready request (also: `release REQUEST_ID`)")
         create.add_argument("request_id", type=int, metavar="REQUEST_ID")

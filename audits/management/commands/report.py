@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from audits.compliance import compliance_report_render
 from audits.models import ReportFormat
@@ -25,7 +26,7 @@ class Command(SynthgateCommand):
     help = "Produce a compliance report for a period (stewards and auditors); every report is logged."
     examples = ("synthgate report compliance --from 2026-01-01 --to 2026-12-31 --format pdf --as dana",)
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         compliance = self.add_subcommand(
             actions,

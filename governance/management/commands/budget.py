@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import table
@@ -24,7 +25,7 @@ class Command(SynthgateCommand):
         "synthgate budget show adult --json",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         show = self.add_subcommand(actions, "show", "caps, spent, reserved and remaining ε and δ, and the ledger")
         show.add_argument("name", metavar="DATASET", help="the dataset's name (see `synthgate dataset list`)")

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
 from core.limits import json_loads_checked
 from core.schema import COLUMN_ROLES, DATETIME_RESOLUTIONS
 from governance.cli_format import dataset_data, schema_table, version_data
-from governance.models import Sensitivity
+from governance.models import DatasetVersion, Sensitivity
 from governance.permissions import version_rows_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import dataset_register, dataset_schema_declare
@@ -29,7 +30,7 @@ class Command(SynthgateCommand):
         "synthgate dataset show adult",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         register = self.add_subcommand(
             actions,
@@ -250,7 +251,7 @@ def _read_json_object(name: str | None, *, what: str) -> dict[str, Any] | None:
     return data
 
 
-def _version_row(version: Any, viewer: User) -> tuple[Any, ...]:
+def _version_row(version: DatasetVersion, viewer: User) -> tuple[object, ...]:
     return (
         f"v{version.number}",
         version.kind,
@@ -262,7 +263,7 @@ def _version_row(version: Any, viewer: User) -> tuple[Any, ...]:
     )
 
 
-def _registration_text(version: Any, *, created: bool, warnings: list[str]) -> str:
+def _registration_text(version: DatasetVersion, *, created: bool, warnings: list[str]) -> str:
     verb = "Stored" if created else "Already stored (identical content)"
     lines = [
         f"{verb}: {version.dataset.name} version {version.number} ({version.kind})",

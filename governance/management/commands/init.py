@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
+from django.core.management.base import CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
@@ -33,7 +34,7 @@ class Command(SynthgateCommand):
     examples = ("synthgate init",)
     requires_database = False
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         add_common_options(parser, needs_user=False)
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields
@@ -15,6 +16,7 @@ from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
 from governance.services.audit_log import audit_log_checkpoint
+from governance.services.checkpoints import Checkpoint
 
 CHAIN_BROKEN_EXIT = 1
 
@@ -26,7 +28,7 @@ class Command(SynthgateCommand):
         "synthgate log list --limit 20 --as dana",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         # Anyone may verify the chain (it reveals only event ids), so --as is optional here.
         self.add_subcommand(
@@ -96,7 +98,7 @@ class Command(SynthgateCommand):
         self.emit([audit_event_data(event) for event in events], lambda: audit_event_table(events))
 
 
-def _checkpoint_text(checkpoint: Any) -> str:
+def _checkpoint_text(checkpoint: Checkpoint | None) -> str:
     if checkpoint is None:
         return "none yet"
     text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields, table
@@ -19,7 +20,7 @@ class Command(SynthgateCommand):
         "synthgate purpose show external-research",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         self.add_subcommand(actions, "list", "list purposes")
         show = self.add_subcommand(actions, "show", "one purpose's policy and audit thresholds")

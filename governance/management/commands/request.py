@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 from django.db.models import Q
 
 from core.amounts import amount_text
@@ -38,7 +39,7 @@ class Command(SynthgateCommand):
         "synthgate request submit 12 --as alice",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(actions, "create", "file a request (submitted unless --draft)")
         create.add_argument("--dataset", required=True, metavar="NAME")

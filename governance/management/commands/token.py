@@ -6,6 +6,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
+from knox.models import AuthToken
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
@@ -15,7 +17,7 @@ from governance.services import api_token_issue, api_token_list, api_token_revok
 class Command(SynthgateCommand):
     help = "List, create, rotate and revoke API tokens (yours, or any user's as a steward)."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         for name, text in (
             ("list", "a user's unexpired tokens: prefix, created, expires"),
@@ -67,7 +69,7 @@ class Command(SynthgateCommand):
         count = api_token_revoke(actor=actor, user=holder, token_key=None if options["all"] else options["token_key"])
         self.emit({"user": holder.username, "revoked": count}, f"Revoked {count} token(s) of {holder.username}.")
 
-    def _print_issued(self, holder: User, token: Any, secret: str) -> None:
+    def _print_issued(self, holder: User, token: AuthToken, secret: str) -> None:
         data = {"user": holder.username, "token": secret, "token_key": token.token_key, "expires_at": token.expiry}
         self.emit(
             data,

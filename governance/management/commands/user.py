@@ -6,6 +6,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
+from knox.models import AuthToken
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields, table
@@ -25,7 +27,7 @@ class Command(SynthgateCommand):
         "synthgate user roles erin --role requester --role approver --as steward",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         create = self.add_subcommand(
             actions, "create", "create a user with one or more roles; prints the API token", needs_user=False
@@ -55,7 +57,7 @@ class Command(SynthgateCommand):
             email=options["email"],
             password=options["password"],
         )
-        expires = user.auth_token_set.get().expiry
+        expires = AuthToken.objects.get(user=user).expiry
         data = {**user_data(user), "token": token, "token_expires_at": expires}
         self.emit(
             data,

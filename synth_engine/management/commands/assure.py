@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand, add_common_options
 from core.cli_format import table
@@ -26,7 +28,7 @@ FAILED_EXIT = 1
 class Command(SynthgateCommand):
     help = "Test a generator's differential-privacy claim with a distinguishing game (reports, never certifies)."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("generator", metavar="GENERATOR", help=f"one of {sorted(GENERATORS)}, or 'all'")
         parser.add_argument("--epsilon", type=float, required=True, help="the claimed ε to test")
         parser.add_argument("--delta", type=float, default=1e-5, help="the claimed δ (default 1e-5)")
@@ -78,7 +80,7 @@ class Command(SynthgateCommand):
             progress=None if self.json_output else self._progress(name),
         )
 
-    def _progress(self, name: str) -> Any:
+    def _progress(self, name: str) -> Callable[[int, int], None]:
         def show(done: int, total: int) -> None:
             sys.stderr.write(f"\r{name}: fit {done}/{total}")
             if done == total:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 from tqdm import tqdm
 
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
@@ -35,7 +36,7 @@ class Command(SynthgateCommand):
         "synthgate job cancel 5",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         run = self.add_subcommand(
             actions,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.management.base import CommandParser
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields
@@ -21,7 +22,7 @@ class Command(SynthgateCommand):
         "--schema admissions.schema.json --epsilon-cap 10 --delta-cap 1e-7 --as steward",
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = self.add_subcommands(parser)
         register = self.add_subcommand(
             actions,
