@@ -35,6 +35,7 @@ from governance.models import DataRequest, Decision, RequestState, Role
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import audit_event_record, files_removed_on_error, request_transition
 from governance.services.requests import access_request_lock
+from governance.storage import Removable
 
 
 def release_conditions(*, request: DataRequest) -> list[str]:
@@ -126,7 +127,7 @@ def release_create(*, actor: User, request_id: int) -> Release:
         return release
 
 
-def release_datasheet_issue(*, release: Release, written: list[Path]) -> ReleaseDatasheet:
+def release_datasheet_issue(*, release: Release, written: list[Removable]) -> ReleaseDatasheet:
     """Render the recipient-safe datasheet of ``release``, sign it naming the release, verify it, record it."""
     signed = sheets.sign_pdf(
         sheets.render_datasheet_pdf(datasheet_facts(release.audit_run, release=release)),
