@@ -9,9 +9,8 @@ is the release datasheet a recipient reads, which keeps only recipient-safe figu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
@@ -60,6 +59,9 @@ from governance.services.checkpoints import checkpoints_read
 from governance.storage import version_storage
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> DatasheetFacts:

@@ -10,6 +10,9 @@ CLI (tables and ``--json``), the API, the dashboard, error messages and the PDFs
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
+
+from core.errors import ValidationError
 
 # The ledger's precision: ε to 12 and δ to 20 decimal places (the NUMERIC columns use these).
 EPSILON_PLACES = 12
@@ -43,3 +46,29 @@ def amount_text(value: Decimal | int | float | str | None, *, places: int | None
     if number.is_zero():
         return "0"
     return format(number.normalize(), "f")
+
+
+def parse_decimal(
+    value: Any,
+    *,
+    field: str,
+    minimum_exclusive: Decimal | None = None,
+    maximum_exclusive: Decimal | None = None,
+    minimum: Decimal | None = None,
+) -> Decimal:
+    """An exact Decimal from user input, with the field named in every error."""
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as error:
+        raise ValidationError(f"{field} must be a number; got {value!r}.", extra={"field": field}) from error
+    if not number.is_finite():
+        raise ValidationError(f"{field} must be a finite number; got {value!r}.", extra={"field": field})
+    if minimum_exclusive is not None and number <= minimum_exclusive:
+        raise ValidationError(f"{field} must be greater than {minimum_exclusive}; got {value}.", extra={"field": field})
+    if minimum is not None and number < minimum:
+        raise ValidationError(f"{field} must be at least {minimum}; got {value}.", extra={"field": field})
+    if maximum_exclusive is not None and number >= maximum_exclusive:
+        raise ValidationError(f"{field} must be less than {maximum_exclusive}; got {value}.", extra={"field": field})
+    return number

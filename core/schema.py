@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 COLUMN_TYPES = ("integer", "float", "categorical", "boolean", "datetime")
 COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "label", "other")
@@ -184,6 +185,8 @@ def _bound(name: str, kind: str, key: str, value: Any) -> float | None:
     if kind not in NUMERIC_TYPES:
         raise SchemaError(f"Schema column {name!r}: {key} is only allowed on numeric columns.")
     if kind == "datetime" and isinstance(value, str):
+        import pandas as pd  # only here and for frames: reading a schema must not load pandas
+
         try:
             return float(_epoch_seconds(pd.Series([pd.Timestamp(value)]))[0])
         except ValueError as error:
@@ -275,6 +278,9 @@ def numeric_values(series: pd.Series, kind: str | None = None) -> np.ndarray:
     -------
     numpy.ndarray of shape (n,), dtype float64
     """
+    import numpy as np
+    import pandas as pd
+
     if kind == "datetime" or pd.api.types.is_datetime64_any_dtype(series):
         return _epoch_seconds(series)
     values: np.ndarray = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -282,6 +288,9 @@ def numeric_values(series: pd.Series, kind: str | None = None) -> np.ndarray:
 
 
 def _epoch_seconds(series: pd.Series) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
     stamps = pd.to_datetime(series, utc=True)
     missing = stamps.isna().to_numpy()
     nanos = stamps.dt.tz_localize(None).astype("datetime64[ns]").to_numpy().astype(np.int64).astype(np.float64)

@@ -16,14 +16,14 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import fsspec
-import pandas as pd
 from django.conf import settings
 from fsspec.implementations.local import LocalFileSystem
 
-from governance.ingest import canonical_frame
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class VersionStorage:
@@ -84,6 +84,8 @@ class VersionStorage:
 
     def read_version(self, key: str, schema: dict[str, Any]) -> pd.DataFrame:
         """A stored version's table with the dtypes its schema gives."""
+        from governance.ingest import canonical_frame  # pandas: loaded only when a table is read
+
         return canonical_frame(self.read_bytes(key).decode("utf-8"), schema)
 
     def remove(self, key: str) -> None:

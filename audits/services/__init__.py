@@ -10,39 +10,79 @@
   *checks* themselves are pure, in ``audits/metrics/drift.py``).
 
 Compliance reports live in ``audits/compliance/`` (gather, render, record).
+
+Names load on first use (``core.lazy``): the datasheet and release modules bring pandas,
+WeasyPrint and pyHanko, which a read-only command such as ``audit show`` never needs.
 """
 
-from audits.services.datasheets import datasheet_issue, datasheet_verify, signed_pdf_record
-from audits.services.drift_audits import (
-    DriftOutcome,
-    drift_audit_release,
-    drift_audit_run,
-    drift_audits_due,
-    drift_beat_schedule_ensure,
-    drift_schedule_set,
-    release_mark_stale,
-    releases_active,
-)
-from audits.services.releases import (
-    audit_report_problems,
-    release_check_active,
-    release_conditions,
-    release_create,
-    release_datasheet_issue,
-    release_download,
-    release_revoke,
-)
-from audits.services.risk import risk_accept
-from audits.services.runs import (
-    audit_external,
-    audit_reaper_schedule_ensure,
-    audit_run_execute,
-    audit_run_for_job,
-    audit_run_on_demand,
-    audit_runs_reap,
-    audit_thresholds_for,
-    version_frame,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from audits.services.datasheets import datasheet_issue, datasheet_verify, signed_pdf_record
+    from audits.services.drift_audits import (
+        DriftOutcome,
+        drift_audit_release,
+        drift_audit_run,
+        drift_audits_due,
+        drift_beat_schedule_ensure,
+        drift_schedule_set,
+        release_mark_stale,
+        releases_active,
+    )
+    from audits.services.releases import (
+        audit_report_problems,
+        release_check_active,
+        release_conditions,
+        release_create,
+        release_datasheet_issue,
+        release_download,
+        release_revoke,
+    )
+    from audits.services.risk import risk_accept
+    from audits.services.runs import (
+        audit_external,
+        audit_reaper_schedule_ensure,
+        audit_run_execute,
+        audit_run_for_job,
+        audit_run_on_demand,
+        audit_runs_reap,
+        audit_thresholds_for,
+        version_frame,
+    )
+
+_HOMES = {
+    "audit_external": "audits.services.runs",
+    "audit_reaper_schedule_ensure": "audits.services.runs",
+    "audit_report_problems": "audits.services.releases",
+    "audit_run_execute": "audits.services.runs",
+    "audit_run_for_job": "audits.services.runs",
+    "audit_run_on_demand": "audits.services.runs",
+    "audit_runs_reap": "audits.services.runs",
+    "audit_thresholds_for": "audits.services.runs",
+    "datasheet_issue": "audits.services.datasheets",
+    "datasheet_verify": "audits.services.datasheets",
+    "drift_audit_release": "audits.services.drift_audits",
+    "drift_audit_run": "audits.services.drift_audits",
+    "drift_audits_due": "audits.services.drift_audits",
+    "drift_beat_schedule_ensure": "audits.services.drift_audits",
+    "drift_schedule_set": "audits.services.drift_audits",
+    "DriftOutcome": "audits.services.drift_audits",
+    "release_check_active": "audits.services.releases",
+    "release_conditions": "audits.services.releases",
+    "release_create": "audits.services.releases",
+    "release_datasheet_issue": "audits.services.releases",
+    "release_download": "audits.services.releases",
+    "release_mark_stale": "audits.services.drift_audits",
+    "release_revoke": "audits.services.releases",
+    "releases_active": "audits.services.drift_audits",
+    "risk_accept": "audits.services.risk",
+    "signed_pdf_record": "audits.services.datasheets",
+    "version_frame": "audits.services.runs",
+}
 
 __all__ = [
     "DriftOutcome",
@@ -73,3 +113,5 @@ __all__ = [
     "signed_pdf_record",
     "version_frame",
 ]
+
+__getattr__ = lazy_exports(__name__, _HOMES)

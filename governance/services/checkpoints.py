@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -28,7 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from django.conf import settings
 
-from governance.services.timestamps import TimestampChecker, timestamp_fetch, timestamp_time
+if TYPE_CHECKING:
+    from governance.services.timestamps import TimestampChecker
 
 logger = logging.getLogger(__name__)
 DOMAIN = "synthgate-audit-checkpoint-v1"
@@ -63,6 +65,9 @@ class Checkpoint:
 
     def described(self) -> dict[str, object]:
         """``to_dict()`` and the time the TSA's token states ("" without one), for reports and output."""
+        # pyHanko (seconds to import) is loaded only when a timestamp is read, fetched or checked.
+        from governance.services.timestamps import timestamp_time
+
         stated = timestamp_time(self.timestamp) if self.timestamp else None
         return {**self.to_dict(), "timestamped_at": stated.isoformat() if stated else ""}
 
@@ -103,6 +108,8 @@ def checkpoint_sign(*, length: int, hash: str, at: datetime | None = None) -> Ch
 
 def _timestamp(payload: bytes, length: int) -> str:
     """The TSA's token, or "" (logged) when the TSA is down: the signed checkpoint is still written."""
+    from governance.services.timestamps import timestamp_fetch
+
     try:
         return timestamp_fetch(payload)
     except Exception:  # a TSA outage must not leave the head unsigned
@@ -138,6 +145,8 @@ def checkpoints_read() -> CheckpointRead:
             continue
         problem, checkpoint = _parse(line, trusted)
         if checkpoint is not None and checkpoint.timestamp:
+            from governance.services.timestamps import TimestampChecker
+
             timestamps = timestamps or TimestampChecker.configured()
             problem = _timestamp_problem(timestamps, checkpoint)
         if problem or checkpoint is None:

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
-from core.amounts import amount_text
+from core.amounts import amount_text, parse_decimal
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, errors_combined
 from core.limits import text_checked
 from core.schema import DECLARABLE_KEYS, SchemaError, parse_schema, schema_declared
@@ -55,32 +55,6 @@ def ingest_limits() -> IngestLimits:
         max_columns=settings.SYNTHGATE_MAX_COLUMNS,
         max_cell_chars=settings.SYNTHGATE_MAX_CELL_CHARS,
     )
-
-
-def parse_decimal(
-    value: Any,
-    *,
-    field: str,
-    minimum_exclusive: Decimal | None = None,
-    maximum_exclusive: Decimal | None = None,
-    minimum: Decimal | None = None,
-) -> Decimal:
-    """An exact Decimal from user input, with the field named in every error."""
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError) as error:
-        raise ValidationError(f"{field} must be a number; got {value!r}.", extra={"field": field}) from error
-    if not number.is_finite():
-        raise ValidationError(f"{field} must be a finite number; got {value!r}.", extra={"field": field})
-    if minimum_exclusive is not None and number <= minimum_exclusive:
-        raise ValidationError(f"{field} must be greater than {minimum_exclusive}; got {value}.", extra={"field": field})
-    if minimum is not None and number < minimum:
-        raise ValidationError(f"{field} must be at least {minimum}; got {value}.", extra={"field": field})
-    if maximum_exclusive is not None and number >= maximum_exclusive:
-        raise ValidationError(f"{field} must be less than {maximum_exclusive}; got {value}.", extra={"field": field})
-    return number
 
 
 def dataset_register(

@@ -7,12 +7,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
+from core.amounts import parse_decimal
 from core.errors import PermissionDeniedError
 from governance.models import Purpose, Role
 from governance.permissions import real_row_counts_visible, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
-from governance.services.datasets import parse_decimal
 from governance.services.requests import filing_target, parse_rows
 
 

@@ -9,13 +9,13 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from core.amounts import parse_decimal
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from governance.models import Purpose, RecipientKind, Role
 from governance.permissions import user_has_role
 from governance.policy import audit_thresholds_validate, default_audit_thresholds
 from governance.services.audit_log import audit_event_record
-from governance.services.datasets import parse_decimal
 
 DEFAULT_PURPOSES: list[dict[str, Any]] = [
     {

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.amounts import amount_text
+from core.amounts import amount_text, parse_decimal
 from core.errors import (
     ConflictError,
     FourEyesError,
@@ -45,7 +45,6 @@ from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve
-from governance.services.datasets import parse_decimal
 from governance.services.notifications import request_state_notify
 
 S = RequestState

@@ -9,11 +9,11 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import CommandParser
 
+from audits import services
 from audits.apis.runs import AuditRunDetailOutputSerializer, AuditRunOutputSerializer, RiskAcceptApi
 from audits.models import AuditRun, AuditStatus, CheckResult, Datasheet
 from audits.recipient import reads_real_diagnostics, recipient_check_view, recipient_run_data
 from audits.selectors import audit_run_get, audit_run_list
-from audits.services import audit_external, audit_run_on_demand, risk_accept
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import cell, fields, table, version_ref
 
@@ -101,13 +101,13 @@ class Command(SynthgateCommand):
 
     def handle_run(self, actor: User, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
-        run = audit_run_on_demand(actor=actor, version_id=options["version_id"], seed=options["seed"])
+        run = services.audit_run_on_demand(actor=actor, version_id=options["version_id"], seed=options["seed"])
         self.show_run(audit_run_get(user=actor, run_id=run.pk), actor)
 
     def handle_external(self, actor: User, options: dict[str, Any]) -> None:
         _check_seed(options["seed"])
         paths = {option: _existing_file(options[option], option=f"--{option}") for option in ("synthetic", "holdout")}
-        run = audit_external(
+        run = services.audit_external(
             actor=actor,
             dataset_name=options["dataset"],
             synthetic_path=paths["synthetic"],
@@ -117,7 +117,9 @@ class Command(SynthgateCommand):
         self.show_run(audit_run_get(user=actor, run_id=run.pk), actor)
 
     def handle_accept_risk(self, actor: User, options: dict[str, Any]) -> None:
-        acceptance = risk_accept(actor=actor, request_id=options["request_id"], reasons=_reasons(options["reason"]))
+        acceptance = services.risk_accept(
+            actor=actor, request_id=options["request_id"], reasons=_reasons(options["reason"])
+        )
         data = RiskAcceptApi.OutputSerializer(acceptance).data
         self.emit(
             data,
