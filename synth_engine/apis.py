@@ -31,7 +31,6 @@ from synth_engine.selectors import (
     job_get,
     job_list,
 )
-from synth_engine.services import generation_job_cancel, generation_job_start
 from synth_engine.sources import source_register
 
 
@@ -77,6 +76,9 @@ class JobStartApi(APIView):
     @extend_schema(operation_id="job_start", request=None, responses={201: JobOutputSerializer, **WRITE_ERRORS})
     def post(self, request: Request, request_id: int) -> Response:
         """Approved → generating: start the request's generation job (queued, or in-process without a broker)."""
+        # The jobs service (pandas, scikit-learn) loads on the first job, not with the URLconf.
+        from synth_engine.services import generation_job_start
+
         job = generation_job_start(actor=signed_in_user(request), request_id=request_id)
         job.refresh_from_db()
         return Response(JobOutputSerializer(job).data, status=201)
@@ -94,6 +96,8 @@ class JobCancelApi(APIView):
     def post(self, request: Request, job_id: int) -> Response:
         """Cancel a queued job, or ask a running one to stop; 409 when it has already ended."""
         job_get(user=signed_in_user(request), job_id=job_id)
+        from synth_engine.services import generation_job_cancel
+
         return Response(JobOutputSerializer(generation_job_cancel(actor=signed_in_user(request), job_id=job_id)).data)
 
 

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -34,7 +33,6 @@ from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerError
-from sklearn.model_selection import train_test_split
 
 from core.amounts import amount_text
 from core.errors import (
@@ -82,6 +80,9 @@ from synth_engine.streaming import sample_to_file, table_from_frame
 from synth_engine.tasks import generation_job_execute
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class JobCancelledError(Exception):
@@ -518,6 +519,8 @@ def _split(
     frame: pd.DataFrame, schema: dict[str, Any], fraction: float, seed: int | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Train / stratified holdout. The holdout is kept for audits and never reaches the generator."""
+    from sklearn.model_selection import train_test_split  # seconds to import: only when a job runs
+
     split_seed = seed if seed is not None else secrets.randbits(31)
     labels = [column["name"] for column in schema["columns"] if column["role"] == "label"]
     stratify = frame[labels[0]].astype(str) if labels and frame[labels[0]].nunique() > 1 else None

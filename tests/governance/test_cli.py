@@ -579,7 +579,7 @@ def test_request_create_refuses_bad_input_with_exit_2(cast, adult, research, opt
         "--purpose": "research",
         "--epsilon": "1",
         "--delta": "1e-6",
-        "--rows": "10",
+        "--rows": "500",
         "--generator": "mst",
         option: value,
     }
@@ -634,7 +634,7 @@ def test_an_unknown_generator_parameter_exits_2(cast, adult, research):
         "--delta",
         "0",
         "--rows",
-        "10",
+        "500",
         "--param",
         "layers=3",
         "--as",

@@ -132,8 +132,14 @@ class Command(SynthgateCommand):
 
     def show_run(self, run: AuditRun, actor: User) -> None:
         """Exact diagnostics for stewards, approvers and auditors; the recipient view for anyone else."""
+        exact = reads_real_diagnostics(actor)
+        if not self.json_output:
+            # The text needs no serializer: its links load the whole URLconf (every app's views,
+            # pandas, scikit-learn), seconds a stored result must not cost.
+            self.stdout.write(run_text(run) if exact else recipient_run_text(run))
+            return
         data = AuditRunDetailOutputSerializer(run).data
-        if reads_real_diagnostics(actor):
+        if exact:
             self.emit(data, lambda: run_text(run))
         else:
             self.emit(recipient_run_data(dict(data), run), lambda: recipient_run_text(run))
