@@ -690,7 +690,7 @@ def _declared_schema(
     return dict(schema["columns"][position]), declared["columns"][position], declared
 
 
-def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
+def _check_categories_cover(frame: pd.DataFrame, entry: dict[str, Any]) -> None:
     if entry.get("type") != "categorical" or "categories" not in entry:
         return
     declared = {str(category) for category in entry["categories"]}
