@@ -105,13 +105,13 @@ class GaussianCopulaGenerator(Generator):
         self.classes_: list[int] = []
         self.class_shares_, self.groups_ = np.ones(1), [pooled]
         if self.label_ is not None:
-            self._fit_classes(frame, pooled, rng)
+            self._fit_classes(frame, self.label_, pooled, rng)
         self.sample_rng_ = np.random.default_rng(sample_seed)
         return self
 
-    def _fit_classes(self, frame: pd.DataFrame, pooled: dict[str, Any], rng: np.random.Generator) -> None:
-        meta = self.columns_meta_[self.columns_.index(self.label_)]
-        codes = _category_codes(frame[self.label_], meta["categories"])
+    def _fit_classes(self, frame: pd.DataFrame, label: str, pooled: dict[str, Any], rng: np.random.Generator) -> None:
+        meta = self.columns_meta_[self.columns_.index(label)]
+        codes = _category_codes(frame[label], meta["categories"])
         self.classes_ = [c for c in range(len(meta["categories"]) + 1) if (codes == c).any()]
         self.class_shares_ = np.array([(codes == c).mean() for c in self.classes_])
         self.groups_ = []
@@ -183,7 +183,7 @@ class GaussianCopulaGenerator(Generator):
             arrays[f"correlation_{g}"] = group["correlation"]
             for c, (levels, values) in enumerate(group["marginals"]):
                 arrays[f"levels_{g}_{c}"], arrays[f"values_{g}_{c}"] = levels, values
-        np.savez(directory / "arrays.npz", **arrays)
+        np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, directory: Path) -> GaussianCopulaGenerator:

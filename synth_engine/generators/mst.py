@@ -278,8 +278,8 @@ class MSTGenerator(Generator):
         sizes = [int(b.max()) + 1 for b in bins]
         one_way = [np.bincount(b, weights=c, minlength=k) for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
         attributes = [c for c in range(len(codecs)) if c != label]
-        stars = label is not None and math.isfinite(plan["label_sigma"])
-        tables = BinnedTables(source, codecs, bins, label, attributes, stars=stars)
+        with_stars = label is not None and math.isfinite(plan["label_sigma"])
+        tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
         edges = select_tree(tables, one_way, n_hat, plan["selection_epsilon"], rng, columns=attributes)
         if edges:
             accountant.add_exponential("selection", plan["selection_epsilon"], count=len(edges))
@@ -302,7 +302,7 @@ class MSTGenerator(Generator):
     def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
         if not codec.ordered:
             return unordered_bins(counts, max_bins=self.max_bins, min_count=min_count, keep_all=label)
-        n_cells = len(codec.low)
+        n_cells = codec.n_codes - int(codec.has_missing)  # the value cells, without the missing code
         bins = ordered_bins(counts[:n_cells], max_bins=self.max_bins, min_count=min_count)
         if codec.has_missing:
             missing_bin = bins.max() + 1 if counts[n_cells] >= min_count else 0
@@ -316,21 +316,21 @@ class MSTGenerator(Generator):
         conditioned (categorical) column, so the requested shares are met exactly."""
         self._check_fitted()
         check_n_rows(n_rows)
-        root, root_fine = self._root_codes(n_rows, conditions)
-        fine = self._sample_codes(n_rows, root, root_fine)
+        fine = self._sample_codes(n_rows, self._root_codes(n_rows, conditions))
         columns = {
             codec.name: codec.decode(fine[i].astype(np.int64), self.sample_rng_) for i, codec in enumerate(self.codecs_)
         }
         return pd.DataFrame(columns, columns=self.columns_, copy=False)
 
-    def _sample_codes(self, n_rows: int, root: int | None, root_fine: np.ndarray | None) -> dict[int, np.ndarray]:
+    def _sample_codes(self, n_rows: int, condition: tuple[int, np.ndarray] | None) -> dict[int, np.ndarray]:
         """Fine codes of every column: the root (or label), the tree's start, then down the
         tree; each child is drawn from P(fine code | label bin, parent bin) =
         P(bin | label bin, parent bin) · P(fine code | bin) in one pass."""
         rng, label = self.sample_rng_, self.label_
         label_one_way = self.one_way_[label] if label is not None else np.ones(1)
         fine: dict[int, np.ndarray] = {}
-        if root is not None and root != label:
+        if condition is not None and condition[0] != label:
+            root, root_fine = condition
             start, fine[root] = root, root_fine
             classes = sample_conditional(
                 self.bins_[root][root_fine], conditional(self.label_tables_[root].T, label_one_way), rng
@@ -338,24 +338,29 @@ class MSTGenerator(Generator):
         else:
             start = next(c for c in range(len(self.codecs_)) if c != label)
             classes = (
-                self.bins_[label][root_fine].astype(np.int16)
-                if root is not None
+                self.bins_[label][condition[1]].astype(np.int16)
+                if condition is not None
                 else _shuffled_counts(label_one_way, n_rows, rng)
             )
             fine[start] = sample_conditional(
                 classes, conditional(self.label_tables_[start], self.one_way_[start]) @ self.within_[start], rng
             )
         if label is not None:
-            fine[label] = root_fine if root == label else sample_conditional(classes, self.within_[label], rng)
+            fine[label] = (
+                condition[1]
+                if condition is not None and condition[0] == label
+                else sample_conditional(classes, self.within_[label], rng)
+            )
         for parent, child, table in self._walk(start):
             parent_bins = self.bins_[parent][fine[parent]]
             combined = classes.astype(np.int32) * len(self.one_way_[parent]) + parent_bins
             fine[child] = sample_conditional(_compact(combined), table @ self.within_[child], rng)
         return fine
 
-    def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int | None, np.ndarray | None]:
+    def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int, np.ndarray] | None:
+        """The conditioned column and its fine codes, or None without ``conditions``."""
         if not conditions:
-            return None, None
+            return None
         index, shares = _parse_conditions(conditions, self.columns_, self.codecs_, self.one_way_)
         return index, _shuffled_counts(shares, n_rows, self.sample_rng_)
 
@@ -423,7 +428,7 @@ class MSTGenerator(Generator):
                 }
             )
         arrays.update({f"pair_{k}": table for k, table in enumerate(self.pairs_)})
-        np.savez(directory / "arrays.npz", **arrays)
+        np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, directory: Path) -> MSTGenerator:
