@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
-from synth_engine.generators.checks import round_counts
+from synth_engine.generators.checks import check_n_rows, check_target_is_numeric, round_counts
 from synth_engine.generators.domain import (
     ColumnSpec,
     missing_mask,
@@ -72,6 +72,7 @@ class GaussianCopulaGenerator(Generator):
 
     def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
         """Non-private: no guarantee whatever the target (ε = ∞)."""
+        check_target_is_numeric(epsilon, delta)
         return _no_privacy()
 
     def fit(
@@ -87,6 +88,7 @@ class GaussianCopulaGenerator(Generator):
         ``random_state=None`` seeds from :mod:`secrets`; an int makes fit and sampling
         reproducible.
         """
+        check_target_is_numeric(epsilon, delta)
         if not isinstance(self.n_quantiles, int) or self.n_quantiles < 2:
             raise GeneratorError("n_quantiles must be an integer >= 2")
         if not isinstance(self.min_class_rows, int) or self.min_class_rows < 0:
@@ -126,8 +128,7 @@ class GaussianCopulaGenerator(Generator):
         """Draw ``n_rows`` rows; ``conditions`` on the label picks class counts exactly."""
         if not hasattr(self, "groups_"):
             raise GeneratorError("call fit() before sample()")
-        if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:
-            raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
+        check_n_rows(n_rows)
         counts = round_counts(self._shares(conditions), n_rows, self.sample_rng_)
         parts = [
             _sample_group(group, self.columns_meta_, int(count), self.sample_rng_)
