@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.validators import validate_slug
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
@@ -448,8 +449,6 @@ def _plausible_caps(epsilon: Decimal, delta: Decimal, *, n_rows: int, override_r
 
 
 def _check_name(name: str) -> None:
-    from django.core.validators import validate_slug
-
     try:
         validate_slug(name)
     except Exception as error:
