@@ -284,6 +284,13 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
     counts = (version.lineage or {}).get("counts")
     if counts:
         return _preprocessing_in_engine(counts, disclose_rows=disclose_rows)
+    sampled = run.audit_sample_rows or {}
+    if sampled and disclose_rows:  # internal report only: that it sampled tells the row count's size
+        split += (
+            f" The audit ran on random samples of {sampled['train']:,} training rows and {sampled['holdout']:,} "
+            "holdout rows (SYNTHGATE_REFERENCE_AUDIT_ROWS); its planted positive controls were run on the same "
+            "samples."
+        )
     steps = [
         f"Identifier columns dropped before storage: {', '.join(source.dropped_columns) or 'none'}.",
         "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",

@@ -43,6 +43,9 @@ class AuditRun(TimestampedModel):
     failed_checks = models.JSONField(default=list)
     controls = models.JSONField(default=list, help_text="positive-control outcomes")
     timings = models.JSONField(default=dict)
+    audit_sample_rows = models.JSONField(
+        default=dict, blank=True, help_text="training and holdout rows the audit sampled; empty when it read all"
+    )
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -68,6 +68,8 @@ def caravan_schema(columns: list[str]) -> dict[str, Any]:
         column = {"name": name, "type": "categorical", "role": role}
         if name == "Purchase":
             column |= {"categories": ["No", "Yes"], "favourable": "Yes"}
+        if role == "protected":  # the codebook's six age bands (20-30 ... 70-80 years), issue 11.7
+            column |= {"categories": ["1", "2", "3", "4", "5", "6"]}
         out.append(column)
     return {"columns": out}
 

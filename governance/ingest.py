@@ -58,6 +58,27 @@ class Table:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class StreamedTable:
+    """A table already written in its stored form (a temporary file until it is stored as a version)."""
+
+    path: Path
+    schema: dict[str, Any]
+    content_hash: str
+    n_rows: int
+    n_columns: int
+    size_bytes: int
+    value_counts: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def shares(self, column: str) -> dict[str, float]:
+        """A counted column's shares of the rows, rounded to 4 places, largest first."""
+        counts = self.value_counts[column]
+        return {value: round(count / self.n_rows, 4) for value, count in counts.most_common()}
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def read_table(path: Path, *, filename: str, limits: IngestLimits, schema: dict[str, Any] | None) -> Table:
     """Read, validate and canonicalise an uploaded CSV/Parquet file (optionally compressed)."""
     raw = _read_limited(path, filename=filename, limits=limits)

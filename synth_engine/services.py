@@ -54,7 +54,7 @@ from core.liveness import (
 )
 from core.schedules import periodic_task_ensure
 from core.schema import parse_schema
-from governance.ingest import Table, build_table, load_canonical
+from governance.ingest import StreamedTable, load_canonical
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
@@ -65,6 +65,7 @@ from governance.services import (
     budget_reservation,
     budget_spend,
     dataset_version_store,
+    dataset_version_store_streamed,
     files_removed_on_error,
     ledger_amount,
     request_transition,
@@ -76,6 +77,7 @@ from synth_engine.hooks import job_succeeded_hooks
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.runtime import PeakMemory, library_versions
 from synth_engine.sources import reference_open
+from synth_engine.streaming import sample_to_file, table_from_frame
 from synth_engine.tasks import generation_job_execute
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ class JobOutput:
     source: DatasetVersion
     train: pd.DataFrame
     holdout: pd.DataFrame
-    synthetic: pd.DataFrame
+    synthetic: StreamedTable  # written chunk by chunk while sampling, stored by the writing phase
     split_seed: int
     planned: PrivacySpent | None
     spent: PrivacySpent
@@ -236,7 +238,10 @@ def _run(job_id: int) -> GenerationJob:
     try:
         with heartbeat(GenerationJob, job.pk), PeakMemory() as memory:
             output = _execute(job, timings)
-            _finish_succeeded(job.pk, output=output, timings=timings, peak_bytes=memory.peak_bytes)
+            try:
+                _finish_succeeded(job.pk, output=output, timings=timings, peak_bytes=memory.peak_bytes)
+            finally:
+                output.synthetic.discard()  # moved into place when stored; removed if the job ends otherwise
     except JobCancelledError:
         _finish_failed(job.pk, status=JobStatus.CANCELLED, error="cancelled on request", timings=timings)
     except Exception as error:  # every failure must end the job in a terminal state
@@ -393,7 +398,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
     finally:
         loaded.close()
     with _phase(job, "sampling", 85, timings):
-        synthetic = generator.sample(request.n_rows, conditions=_conditions(request.rebalance))
+        synthetic = _sample_streamed(job, request, generator)
     return JobOutput(
         source=source,
         train=loaded.train,
@@ -449,8 +454,8 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
     split_seed = job.seed if job.seed is not None else secrets.randbits(31)
     read = reference_open(source, split_seed=split_seed, holdout_fraction=float(request.purpose.holdout_fraction))
     try:
-        train = _table(read.train_sample, source.schema).frame
-        holdout = _table(read.holdout_sample, source.schema).frame
+        train = table_from_frame(read.train_sample, source.schema).frame
+        holdout = table_from_frame(read.holdout_sample, source.schema).frame
         generator.check(train, source.schema)  # the schema's facts; the table itself was checked in SQL
     except BaseException:
         read.close()
@@ -463,6 +468,27 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
         fit=lambda seed: fit_counts(read.counts, source.schema, epsilon, delta, random_state=seed),
         close=read.close,
         count_engine=read.counts.engine,
+    )
+
+
+def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Generator) -> StreamedTable:
+    """Sample the synthetic table in chunks of ``SYNTHGATE_SAMPLE_CHUNK_ROWS``, each written to
+    a file in the stored form (hashed as it is written) before the next is drawn; a cancel is
+    honoured between chunks."""
+    conditions = _conditions(request.rebalance)
+    n_rows = int(request.n_rows)
+
+    def after_chunk(done: int) -> None:
+        _phase_enter(job.pk, "sampling", 85 + (10 * done) // n_rows)
+
+    return sample_to_file(
+        lambda rows: generator.sample(rows, conditions=conditions),
+        n_rows,
+        request.source_version.schema,
+        Path(settings.DATA_DIR) / "sampling",
+        chunk_rows=int(settings.SYNTHGATE_SAMPLE_CHUNK_ROWS),
+        count_columns=(request.rebalance["column"],) if request.rebalance else (),
+        after_chunk=after_chunk,
     )
 
 
@@ -603,7 +629,7 @@ def _store_outputs(
         (VersionKind.TRAIN, "train", output.train),
         (VersionKind.HOLDOUT, "holdout", output.holdout),
     ):
-        table = _table(frame, schema)
+        table = table_from_frame(frame, schema)
         versions[key] = dataset_version_store(
             dataset=request.dataset,
             table=table,
@@ -614,23 +640,15 @@ def _store_outputs(
             lineage={**common, "role": key},
         ).version
     lineage = {**common, **_synthetic_lineage(job, request, output, versions)}
-    table = _table(output.synthetic, schema)
-    versions["synthetic"] = dataset_version_store(
+    versions["synthetic"] = dataset_version_store_streamed(
         dataset=request.dataset,
-        table=table,
-        actor=None,
+        streamed=output.synthetic,
         kind=VersionKind.SYNTHETIC,
         written=written,
         parent=source,
         lineage=lineage,
     ).version
     return versions
-
-
-def _table(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
-    header = [column["name"] for column in schema["columns"]]
-    text = frame[header].astype(object).where(frame[header].notna(), "").astype(str)
-    return build_table(header, text.to_numpy().tolist(), {**schema, "missing_values": [""]}, schema_inferred=False)
 
 
 def _synthetic_lineage(
@@ -665,14 +683,14 @@ def _synthetic_lineage(
     return lineage
 
 
-def _rebalance_record(rebalance: dict[str, Any], train: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, Any]:
+def _rebalance_record(rebalance: dict[str, Any], train: pd.DataFrame, synthetic: StreamedTable) -> dict[str, Any]:
     column = rebalance["column"]
     return {
         "notice": "Intentionally non-representative: class shares were changed on purpose.",
         "column": column,
         "target_shares": rebalance["shares"],
         "real_shares": train[column].astype(str).value_counts(normalize=True).round(4).to_dict(),
-        "released_shares": synthetic[column].astype(str).value_counts(normalize=True).round(4).to_dict(),
+        "released_shares": synthetic.shares(column),
     }
 
 

@@ -291,9 +291,13 @@ SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
 SYNTHGATE_SOURCE_DATABASES = dict(
     item.split("=", 1) for item in (env_str("SYNTHGATE_SOURCE_DATABASES") or "").split() if "=" in item
 )
-# The audit of a job on a referenced table runs on a random sample of at most this many training
-# rows and as many holdout rows, fetched at job time (the counts for the fit cover every row).
+# The audit runs on a random sample of at most this many training rows and as many holdout rows:
+# fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
+# the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
 SYNTHGATE_REFERENCE_AUDIT_ROWS = env_int("SYNTHGATE_REFERENCE_AUDIT_ROWS", 20_000)
+# A job samples its synthetic table in chunks of this many rows, each written (and hashed) before
+# the next is drawn: the worker's memory is bounded by a chunk, not by the requested size.
+SYNTHGATE_SAMPLE_CHUNK_ROWS = env_int("SYNTHGATE_SAMPLE_CHUNK_ROWS", 100_000)
 
 # Bounded work for every input (issue 12 §4): each limit answers a 4xx naming the limit.
 # Columns per uploaded table (schema inference costs ~0.6 ms per column per row batch).

@@ -18,6 +18,7 @@ from governance.services.datasets import (
     dataset_schema_declare,
     dataset_schema_declare_columns,
     dataset_version_store,
+    dataset_version_store_streamed,
     files_removed_on_error,
     ingest_limits,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "dataset_schema_declare",
     "dataset_schema_declare_columns",
     "dataset_version_store",
+    "dataset_version_store_streamed",
     "files_removed_on_error",
     "ingest_limits",
     "ledger_amount",

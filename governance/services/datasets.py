@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -26,7 +26,14 @@ from core.errors import ConflictError, NotFoundError, PermissionDeniedError, Val
 from core.limits import text_checked
 from core.schema import DECLARABLE_KEYS, SchemaError, parse_schema, schema_declared
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
-from governance.ingest import IngestLimits, Table, domain_read_from_data_warnings, load_canonical, read_table
+from governance.ingest import (
+    IngestLimits,
+    StreamedTable,
+    Table,
+    domain_read_from_data_warnings,
+    load_canonical,
+    read_table,
+)
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
 from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
@@ -506,32 +513,113 @@ def dataset_version_store(
     ``files_removed_on_error`` whose list is ``written``: the file is written before
     the row and removed again if the transaction does not commit.
     """
-    existing = DatasetVersion.objects.filter(dataset=dataset, kind=kind, content_hash=table.content_hash).first()
+    stored = _StoredForm(
+        content_hash=table.content_hash,
+        schema=table.schema,
+        n_rows=len(table.frame),
+        n_columns=len(table.frame.columns),
+        size_bytes=len(table.canonical_bytes),
+        schema_inferred=table.schema_inferred,
+        dropped_columns=table.dropped_columns,
+        warnings=table.warnings,
+        place=lambda target: _write_atomically(target, table.canonical_bytes),
+    )
+    return _version_record(
+        dataset=dataset,
+        stored=stored,
+        actor=actor,
+        kind=kind,
+        written=written,
+        filename=filename,
+        parent=parent,
+        lineage=lineage,
+        event_notes=event_notes,
+    )
+
+
+def dataset_version_store_streamed(
+    *,
+    dataset: Dataset,
+    streamed: StreamedTable,
+    kind: str,
+    written: list[Path],
+    parent: DatasetVersion,
+    lineage: dict[str, Any],
+) -> RegistrationResult:
+    """Store a table a job has already written in its stored form (``synth_engine.streaming``):
+    the file is moved into place, never read back; as :func:`dataset_version_store` otherwise."""
+    stored = _StoredForm(
+        content_hash=streamed.content_hash,
+        schema=streamed.schema,
+        n_rows=streamed.n_rows,
+        n_columns=streamed.n_columns,
+        size_bytes=streamed.size_bytes,
+        schema_inferred=False,
+        dropped_columns=[],
+        warnings=[],
+        place=lambda target: _move_into_place(streamed.path, target),
+    )
+    try:
+        return _version_record(
+            dataset=dataset, stored=stored, actor=None, kind=kind, written=written, parent=parent, lineage=lineage
+        )
+    finally:
+        streamed.discard()  # identical content was already stored: the new file is not needed
+
+
+@dataclass
+class _StoredForm:
+    """What a version row records about its file, and how the file is put at its storage key."""
+
+    content_hash: str
+    schema: dict[str, Any]
+    n_rows: int
+    n_columns: int
+    size_bytes: int
+    schema_inferred: bool
+    dropped_columns: list[str]
+    warnings: list[str]
+    place: Callable[[Path], bool]  # True when it wrote the file, False when it was already there
+
+
+def _version_record(
+    *,
+    dataset: Dataset,
+    stored: _StoredForm,
+    actor: User | None,
+    kind: str,
+    written: list[Path],
+    filename: str = "",
+    parent: DatasetVersion | None = None,
+    lineage: dict[str, Any] | None = None,
+    event_notes: dict[str, Any] | None = None,
+) -> RegistrationResult:
+    existing = DatasetVersion.objects.filter(dataset=dataset, kind=kind, content_hash=stored.content_hash).first()
     if existing is not None:
-        if existing.schema != table.schema:
+        if existing.schema != stored.schema:
             raise ConflictError(
                 f"This content is already stored as {existing} with a different schema; "
                 "column roles of stored content cannot be changed.",
                 extra={"version": existing.number},
             )
-        return RegistrationResult(existing, False, table.warnings)
-    storage_key = f"datasets/{dataset.name}/{kind}-{table.content_hash}.csv"
+        return RegistrationResult(existing, False, stored.warnings)
+    storage_key = f"datasets/{dataset.name}/{kind}-{stored.content_hash}.csv"
     target = Path(settings.DATA_DIR) / storage_key
-    if _write_atomically(target, table.canonical_bytes):
+    if stored.place(target):
         written.append(target)
     number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
     version = DatasetVersion.objects.create(
         dataset=dataset,
         number=number,
         kind=kind,
-        content_hash=table.content_hash,
+        content_hash=stored.content_hash,
         storage_key=storage_key,
-        n_rows=len(table.frame),
-        n_columns=len(table.frame.columns),
-        size_bytes=len(table.canonical_bytes),
-        schema=table.schema,
-        schema_inferred=table.schema_inferred,
-        dropped_columns=table.dropped_columns,
+        n_rows=stored.n_rows,
+        n_columns=stored.n_columns,
+        size_bytes=stored.size_bytes,
+        schema=stored.schema,
+        schema_inferred=stored.schema_inferred,
+        dropped_columns=stored.dropped_columns,
         original_filename=filename[:255],
         parent=parent,
         lineage=lineage or {},
@@ -545,14 +633,23 @@ def dataset_version_store(
             "dataset": dataset.name,
             "number": number,
             "kind": kind,
-            "content_hash": table.content_hash,
+            "content_hash": stored.content_hash,
             "n_rows": version.n_rows,
             "n_columns": version.n_columns,
-            "dropped_columns": table.dropped_columns,
+            "dropped_columns": stored.dropped_columns,
             **{key: value for key, value in (event_notes or {}).items() if value},
         },
     )
-    return RegistrationResult(version, True, table.warnings)
+    return RegistrationResult(version, True, stored.warnings)
+
+
+def _move_into_place(source: Path, target: Path) -> bool:
+    """Rename a written file to its storage key; False when identical content was already there."""
+    if target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    return True
 
 
 def _write_atomically(path: Path, data: bytes) -> bool:

@@ -56,6 +56,8 @@ def caravan() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         column = {"name": name, "type": "categorical", "role": role}
         if name == "Purchase":
             column |= {"categories": ["No", "Yes"], "favourable": "Yes"}
+        if role == "protected":  # the codebook's six age bands (20-30 ... 70-80 years), issue 11.7
+            column |= {"categories": ["1", "2", "3", "4", "5", "6"]}
         columns.append(column)
     return (*_split(frame, "Purchase", 2000, 1165), {"columns": columns})
 

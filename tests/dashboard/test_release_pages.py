@@ -69,6 +69,11 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
 
     page = requester.get(f"/releases/{release.pk}/").content.decode()
     assert "Signature intact, valid and trusted" in page and release.release_datasheet.sha256 in page
+    # A preview and column profiles of the synthetic rows the release serves (never of the real rows).
+    preview = requester.get(f"/releases/{release.pk}/").context["preview"]
+    assert "Preview of the synthetic rows" in page and preview["columns"][0] == "age"
+    assert len(preview["rows"]) == 10 and preview["n_rows"] == release.version.n_rows
+    assert {p["name"] for p in preview["profiles"]} == set(preview["columns"])
     data = requester.get(f"/releases/{release.pk}/download/data/")
     assert data.status_code == 200 and b"".join(data.streaming_content).startswith(b"age,workclass,")
     assert data["Content-Disposition"].startswith('attachment; filename="adult-release-')

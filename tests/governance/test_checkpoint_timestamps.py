@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from audits.compliance.build import compliance_report_build
+from core.times import time_text
 from governance.services import audit_event_record, audit_log_verify
 from governance.services.audit_log import audit_log_checkpoint
 from governance.services.checkpoints import Checkpoint, checkpoint_path, checkpoint_sign
@@ -126,7 +127,8 @@ def test_each_checkpoint_carries_the_tsas_timestamp_and_verify_checks_it(tsa, ca
     result = audit_log_verify(grace_seconds=0)
     assert result.ok, result.problems
     assert result.checkpoint.timestamp == checkpoint.timestamp
-    assert f"RFC 3161 timestamp {stated.isoformat()}" in synthgate("log", "verify").stdout
+    verified = synthgate("log", "verify").stdout
+    assert f"at {time_text(checkpoint.at)}; RFC 3161 timestamp {time_text(stated)}" in verified
     carried = compliance_report_build(
         actor=cast.steward, date_from=date.today() - timedelta(days=1), date_to=date.today()
     )["audit_log"]["checkpoint"]

@@ -3,6 +3,7 @@ the data was touched, redelivery, cancellation."""
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pandas as pd
 import pytest
 from django.conf import settings
 
+from audits.facts import datasheet_facts
+from audits.models import Release
 from core.errors import InvalidTransitionError, NotFoundError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind, RequestState, VersionKind
 from governance.services import audit_log_verify, budget_balance
@@ -188,3 +191,37 @@ def test_rebalanced_release_records_real_and_released_shares(cast, adult_schema)
     assert "non-representative" in record["notice"]
     assert record["real_shares"][">50K"] < 0.3
     assert abs(record["released_shares"][">50K"] - 0.5) < 0.05
+
+
+def test_synthetic_rows_are_stored_in_chunks_with_the_hash_of_the_stored_bytes(cast, approved_request, settings):
+    settings.SYNTHGATE_SAMPLE_CHUNK_ROWS = 150  # 400 rows: three chunks
+    job = generation_job_start(actor=cast.requester, request_id=approved_request.pk)
+    job.refresh_from_db()
+
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    synthetic = job.output_version
+    data = (Path(settings.DATA_DIR) / synthetic.storage_key).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == synthetic.content_hash and len(data) == synthetic.size_bytes
+    assert synthetic.n_rows == 400 == len(pd.read_csv(Path(settings.DATA_DIR) / synthetic.storage_key))
+    assert not list((Path(settings.DATA_DIR) / "sampling").iterdir())  # no partial file left behind
+
+
+def test_a_large_split_is_audited_on_stated_samples_named_only_in_the_internal_report(cast, approved_request, settings):
+    settings.SYNTHGATE_REFERENCE_AUDIT_ROWS = 300  # 1,600 training and 400 holdout rows: both sampled
+    job = generation_job_start(actor=cast.requester, request_id=approved_request.pk)
+    job.refresh_from_db()
+
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    run = approved_request.audit_runs.get()
+    assert run.audit_sample_rows == {"train": 300, "holdout": 300}
+    assert all(control["caught"] for control in run.controls)  # the controls' power on the samples
+    internal = " ".join(datasheet_facts(run).preprocessing)
+    assert "300 training rows and 300 holdout rows" in internal
+    release = Release(  # unsaved: the recipient's facts only
+        audit_run=run,
+        request=approved_request,
+        version=run.version,
+        released_by=cast.requester,
+        expires_at=run.created_at,
+    )
+    assert "sample" not in " ".join(datasheet_facts(run, release=release).preprocessing)

@@ -243,3 +243,18 @@ def test_target_shares_spread_the_remainder_over_unnamed_values_by_the_estimate(
         target_shares(codec, {"a": 0.8, "b": 0.8})
     with pytest.raises(GeneratorError, match="name every value"):
         target_shares(codec, {"a": 0.2, "b": 0.2, "c": 0.2})
+
+
+def test_private_bounds_keep_a_thin_tail_and_never_admit_a_far_noise_bucket() -> None:
+    # 3,000 ages in [17, 90]: 3 % above 63 (the [64, 128) bucket holds 90 rows, 3σ). Before
+    # issue 11.5 the tail was clipped in most fits, and in ~0.4 % of fits a bucket far from every
+    # value passed on noise alone (upper bounds of 2^20 and more, or negative lower bounds).
+    from synth_engine.generators.domain import bounds_from_magnitudes, magnitude_index
+
+    values = np.concatenate([np.full(1000, 20.0), np.full(1910, 40.0), np.full(90, 70.0)])
+    index, length = magnitude_index(values, integer=True)
+    histogram = np.bincount(index, minlength=length)
+    rng = np.random.default_rng(0)
+    bounds = np.array([bounds_from_magnitudes(histogram, 30.0, integer=True, rng=rng) for _ in range(5000)])
+    assert (bounds[:, 0] >= 0).all() and (bounds[:, 1] < 1024).all()
+    assert (bounds[:, 1] >= 70).mean() > 0.8

@@ -12,6 +12,7 @@ from django.core.management.base import CommandParser
 
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields
+from core.times import time_text
 from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
@@ -101,6 +102,6 @@ class Command(SynthgateCommand):
 def _checkpoint_text(checkpoint: Checkpoint | None) -> str:
     if checkpoint is None:
         return "none yet"
-    text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {checkpoint.at}"
+    text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {time_text(checkpoint.at)}"
     stated = checkpoint.described()["timestamped_at"]
-    return f"{text}; RFC 3161 timestamp {stated}" if stated else text
+    return f"{text}; RFC 3161 timestamp {time_text(stated)}" if stated else text

@@ -1,0 +1,120 @@
+"""Peak memory of writing a job's synthetic table: whole (the path before streaming) against
+chunk by chunk (``synth_engine.streaming.sample_to_file``, the job's path).
+
+Usage::
+
+    .venv/bin/python bench/bench_streaming_output.py
+    .venv/bin/python bench/bench_streaming_output.py --rows 2000000 --chunk 100000
+
+MST is fitted once on the bundled Adult sample (48,842 rows × 15 columns, ε = 1, δ = 1e-6,
+seed 0) and saved. Each mode then runs in a fresh process that loads the model and writes
+``--rows`` synthetic rows in the stored form (typed and checked as an upload's cells, canonical
+CSV, SHA-256 of the bytes):
+
+- ``whole``: ``sample(rows)``, then the whole table's cells, typed frame and canonical bytes
+  in memory, written at once (what a job did before streaming);
+- ``chunked``: ``sample_to_file`` with ``--chunk`` rows a chunk, each written and hashed before
+  the next is drawn.
+
+Printed per mode: peak RSS of the process after loading the model and at the end (``VmHWM``),
+the time and rows/s of sampling and writing, the file size and its hash (equal between the
+two modes only when one chunk holds every row: each chunk is a fresh draw from the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from synth_engine.generators import MSTGenerator  # noqa: E402
+from synth_engine.streaming import sample_to_file, table_from_frame  # noqa: E402
+
+SCHEMA = json.loads((ROOT / "sample_data" / "adult.schema.json").read_text())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS since its exec (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def fit(directory: Path) -> None:
+    adult = pd.read_csv(ROOT / "sample_data" / "adult.csv.gz", dtype=str, keep_default_na=False)
+    for column in SCHEMA["columns"]:
+        if column["type"] == "integer":
+            adult[column["name"]] = pd.to_numeric(adult[column["name"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MSTGenerator().fit(adult, SCHEMA, 1.0, 1e-6, random_state=0).save(directory)
+
+
+def child(mode: str, model: str, rows: int, chunk: int, out: str) -> dict[str, Any]:
+    generator = MSTGenerator.load(Path(model))
+    loaded_mb = peak_rss_mb()
+    started = time.perf_counter()
+    if mode == "whole":
+        table = table_from_frame(generator.sample(rows), SCHEMA)
+        target = Path(out) / "whole.csv"
+        target.write_bytes(table.canonical_bytes)
+        digest, size = table.content_hash, len(table.canonical_bytes)
+    else:
+        streamed = sample_to_file(generator.sample, rows, SCHEMA, Path(out), chunk_rows=chunk)
+        with streamed.path.open("rb") as stream:  # read back in blocks: the check must not hold the file
+            assert hashlib.file_digest(stream, "sha256").hexdigest() == streamed.content_hash
+        digest, size = streamed.content_hash, streamed.size_bytes
+        streamed.discard()
+    seconds = time.perf_counter() - started
+    return {
+        "mode": mode,
+        "rows": rows,
+        "chunk_rows": chunk if mode == "chunked" else rows,
+        "peak_rss_after_load_mb": round(loaded_mb, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds),
+        "size_mb": round(size / 2**20, 1),
+        "sha256": digest[:12],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--chunk", type=int, default=100_000)
+    parser.add_argument("--modes", nargs="+", default=["whole", "chunked"], choices=["whole", "chunked"])
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "MODEL", "OUT"), help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        mode, model, out = arguments.child
+        print(json.dumps(child(mode, model, arguments.rows, arguments.chunk, out)))
+        return
+    with tempfile.TemporaryDirectory() as work:
+        model = Path(work) / "model"
+        fit(model)
+        print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        for mode in arguments.modes:
+            command = [sys.executable, __file__, "--rows", str(arguments.rows), "--chunk", str(arguments.chunk)]
+            result = subprocess.run(
+                [*command, "--child", mode, str(model), work], capture_output=True, text=True, check=True
+            )
+            print(result.stdout.strip().splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
