@@ -267,6 +267,7 @@ def test_a_declaration_is_logged_with_before_and_after(world):
         ("sex", {"categories": ["Female"]}, "holds values outside the declared categories: Male"),
         ("age", {"min": 50, "max": 20}, "min is greater than max"),
         ("age", {"role": "identifier"}, "cannot become an identifier"),
+        ("age", {"step": 0.5}, "step is only allowed on float columns"),
         ("nope", {"role": "other"}, "has no column 'nope'"),
     ],
 )
