@@ -9,7 +9,6 @@ is the release datasheet a recipient reads, which keeps only recipient-safe figu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -55,10 +54,10 @@ from audits.datasheets.records import (
 from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
-from governance.ingest import load_canonical
 from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoints_read
+from governance.storage import version_storage
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
 
@@ -243,7 +242,7 @@ def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
     itself (synthetic rows), never from the source: the schema says what is public."""
     if version.kind != "synthetic":
         return {"dictionary": [], "introduced_values": []}
-    frame = load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
+    frame = version_storage().read_version(version.storage_key, version.schema)
     specs = parse_schema(version.schema)
     return {
         "dictionary": [_dictionary_row(spec, frame[spec.name]) for spec in specs],

@@ -6,7 +6,10 @@ and the HTTP ``status`` the API answers with. The CLI exits with status 2 on any
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ApplicationError(Exception):
@@ -39,6 +42,19 @@ def errors_combined(errors: list[ValidationError]) -> ValidationError:
     first = errors[0]
     listed = [{"field": error.extra.get("field"), "message": error.message, "code": error.code} for error in errors]
     return ValidationError(" ".join(error.message for error in errors), extra={**first.extra, "errors": listed})
+
+
+def error_collected(errors: list[ValidationError], check: Callable[[], T]) -> T | None:
+    """``check()``'s value, or None with its :class:`ValidationError` appended to ``errors``.
+
+    Lets a service run every independent check of a form and then raise them together
+    (:func:`errors_combined`) instead of stopping at the first.
+    """
+    try:
+        return check()
+    except ValidationError as error:
+        errors.append(error)
+        return None
 
 
 class NotFoundError(ApplicationError):

@@ -12,7 +12,9 @@ Column keys:
 - public domain, declared by the steward and never charged: ``min``/``max`` (numbers; ISO 8601
   strings for datetimes), ``categories`` (a non-empty list), ``nullable`` (a boolean) and, for
   datetimes, ``resolution`` (:data:`DATETIME_RESOLUTIONS`, default ``second``: released values are
-  whole days, hours, minutes or seconds in UTC; never inferred from the data);
+  whole days, hours, minutes or seconds in UTC; never inferred from the data) and, for floats,
+  ``step`` (a positive number: the column holds only whole multiples of it, such as answers
+  coded 17.5, 22, 27 on a 0.5 grid, and is released on that grid; never inferred from the data);
 - ``domain_source``: where the public domain comes from (a codebook, a standard), shown with it;
 - ``description``; ``privileged`` (protected columns) and ``favourable`` (label column), read by
   the bias and utility checks.
@@ -36,7 +38,7 @@ COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "lab
 NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("categorical", "boolean")
 COLUMN_KEYS = (
-    *("name", "type", "role", "min", "max", "categories", "nullable", "resolution"),
+    *("name", "type", "role", "min", "max", "categories", "nullable", "resolution", "step"),
     *("description", "domain_source", "privileged", "favourable"),
 )
 DEFAULT_MISSING = ("",)
@@ -63,6 +65,7 @@ class ColumnSpec:
     categories: tuple[Any, ...] | None = None
     nullable: bool | None = None
     resolution: str = "second"
+    step: float | None = None
     entry: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -158,8 +161,21 @@ def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnS
         categories=_categories(name, kind, column),
         nullable=nullable,
         resolution=resolution,
+        step=_step(name, kind, column),
         entry={**column, "name": name, "role": role},
     )
+
+
+def _step(name: str, kind: str, column: dict[str, Any]) -> float | None:
+    """A float column's declared grid step (issue 11.6), or ``None`` for a continuous column."""
+    if "step" not in column:
+        return None
+    value = column["step"]
+    if kind != "float":
+        raise SchemaError(f"Schema column {name!r}: step is only allowed on float columns.")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise SchemaError(f"Schema column {name!r}: step must be a positive number; got {value!r}.")
+    return float(value)
 
 
 def _bound(name: str, kind: str, key: str, value: Any) -> float | None:
@@ -210,7 +226,7 @@ def undeclared_domains(specs: list[ColumnSpec]) -> list[str]:
     return sentences
 
 
-DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "domain_source")
+DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "step", "domain_source")
 
 
 def schema_declared(schema: dict[str, Any], declarations: dict[str, dict[str, Any]]) -> dict[str, Any]:

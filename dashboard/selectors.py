@@ -405,16 +405,12 @@ def synthetic_preview(version: Any, *, rows: int = 10, top: int = 3) -> dict[str
     """The first rows of a released synthetic table and a profile of each column, computed from
     the synthetic rows only (what the recipient downloads): missing share, distinct values, the
     most common values with their shares. None when the stored table is gone."""
-    from pathlib import Path
+    from governance.storage import version_storage
 
-    from django.conf import settings
-
-    from governance.ingest import load_canonical
-
-    path = Path(settings.DATA_DIR) / version.storage_key
-    if not version.storage_key or not path.is_file():
+    storage = version_storage()
+    if not version.storage_key or not storage.exists(version.storage_key):
         return None
-    frame = load_canonical(path, version.schema)
+    frame = storage.read_version(version.storage_key, version.schema)
     total = max(len(frame), 1)
     profiles = []
     for name in frame.columns:

@@ -519,7 +519,12 @@ def canonical_bytes(frame: pd.DataFrame, schema: dict[str, Any]) -> bytes:
 
 
 def load_canonical(path: Path, schema: dict[str, Any]) -> pd.DataFrame:
-    """Read a stored version back with the dtypes its schema gives."""
-    header, rows = _csv_rows(path.read_text(encoding="utf-8"), delimiter=",")
+    """Read a stored version back from a local file with the dtypes its schema gives."""
+    return canonical_frame(path.read_text(encoding="utf-8"), schema)
+
+
+def canonical_frame(text: str, schema: dict[str, Any]) -> pd.DataFrame:
+    """A stored version's text (canonical CSV) as a frame with the dtypes its schema gives."""
+    header, rows = _csv_rows(text, delimiter=",")
     stored = {**schema, "missing_values": [""]}
     return build_table(header, rows, stored, schema_inferred=False).frame

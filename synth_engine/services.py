@@ -54,7 +54,7 @@ from core.liveness import (
 )
 from core.schedules import periodic_task_ensure
 from core.schema import parse_schema
-from governance.ingest import StreamedTable, load_canonical
+from governance.ingest import StreamedTable
 from governance.models import DataRequest, Dataset, DatasetVersion, RequestState, Role, VersionKind
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import (
@@ -70,6 +70,7 @@ from governance.services import (
     ledger_amount,
     request_transition,
 )
+from governance.storage import Removable, version_storage
 from synth_engine.assurance.version import generator_version
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
 from synth_engine.generators.domain import CategoricalCodec, target_shares
@@ -427,7 +428,7 @@ class Loaded:
 def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loaded:
     """A stored version: read whole, split in memory (stratified by the label)."""
     source = request.source_version
-    frame = load_canonical(Path(settings.DATA_DIR) / source.storage_key, source.schema)
+    frame = version_storage().read_version(source.storage_key, source.schema)
     train, holdout, split_seed = _split(frame, source.schema, float(request.purpose.holdout_fraction), job.seed)
     job_warnings = generator.check(train, source.schema)
     if job_warnings:
@@ -614,7 +615,7 @@ def _finish_succeeded(job_id: int, *, output: JobOutput, timings: dict[str, floa
 
 
 def _store_outputs(
-    job: GenerationJob, request: DataRequest, output: JobOutput, written: list[Path]
+    job: GenerationJob, request: DataRequest, output: JobOutput, written: list[Removable]
 ) -> dict[str, DatasetVersion]:
     source = output.source
     schema = source.schema

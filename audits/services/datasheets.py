@@ -20,6 +20,7 @@ from audits.facts import datasheet_facts
 from audits.keys import signing_identity, trusted_certificates
 from audits.models import AuditRun, Datasheet, Release, ReleaseDatasheet
 from governance.services import audit_event_record, files_removed_on_error
+from governance.storage import Removable
 
 if TYPE_CHECKING:
     from audits.datasheets import SignedPdf
@@ -55,7 +56,7 @@ def signed_pdf_record(
     signed: SignedPdf,
     *,
     storage_key: str,
-    written: list[Path],
+    written: list[Removable],
     fields: dict[str, Any],
     event: dict[str, Any],
 ) -> SheetT:

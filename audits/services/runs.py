@@ -31,7 +31,7 @@ from audits.services.datasheets import datasheet_issue
 from core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from core.liveness import connection_lost, database_reconnect, heartbeat, row_locked_by_live_work
 from core.schedules import periodic_task_ensure
-from governance.ingest import load_canonical, read_table
+from governance.ingest import read_table
 from governance.models import (
     DataRequest,
     Dataset,
@@ -48,6 +48,7 @@ from governance.services import (
     ingest_limits,
     request_transition,
 )
+from governance.storage import version_storage
 from synth_engine.models import GenerationJob
 
 if TYPE_CHECKING:  # audits.metrics loads the numeric stack: imported where an audit runs
@@ -63,7 +64,7 @@ def version_frame(version: DatasetVersion) -> pd.DataFrame:
             f"{version} stays in its database (table {version.source_reference.get('table')!r}); "
             "it is read only as counts and a job's audit samples"
         )
-    return load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
+    return version_storage().read_version(version.storage_key, version.schema)
 
 
 def audit_thresholds_for(request: DataRequest | None) -> dict[str, Any]:

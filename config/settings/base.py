@@ -14,6 +14,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Where dataset versions, holdouts, models and signed PDFs live. The embedded default
 # keeps everything (including the SQLite database) under one directory.
 DATA_DIR = Path(env_str("SYNTHGATE_DATA_DIR") or (BASE_DIR / "var")).resolve()
+# Where dataset versions (sources, training rows, holdouts, synthetic outputs) are kept: any fsspec
+# URL (e.g. s3://bucket/synthgate with s3fs installed); empty is DATA_DIR (governance/storage.py).
+SYNTHGATE_STORAGE_URL = env_str("SYNTHGATE_STORAGE_URL") or ""
 
 SECRET_KEY = env_str("SECRET_KEY") or "insecure-local-development-key-do-not-use-in-production"
 DEBUG = env_bool("DJANGO_DEBUG", False)

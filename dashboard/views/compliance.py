@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from audits.compliance import compliance_report_build, compliance_report_render
+from audits.compliance.charts import compliance_chart_images
 from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import ComplianceFilterForm
@@ -43,7 +44,12 @@ def compliance(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/compliance.html",
-        {"form": form, "report": report, "query": _query(form) if report else ""},
+        {
+            "form": form,
+            "report": report,
+            "query": _query(form) if report else "",
+            "charts": compliance_chart_images(report) if report else [],
+        },
         status=status,
     )
 

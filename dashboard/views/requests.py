@@ -87,12 +87,34 @@ def request_create(request: HttpRequest) -> HttpResponse:
                 return redirect("dashboard:request-detail", request_id=created.pk)
         else:
             status = 400
+            _field_mistakes(form)
     return render(
         request,
         "dashboard/requests/create.html",
         {"form": form, "budget_info": _budget_info(rows, purposes), "has_datasets": bool(rows), "outlook": outlook},
         status=status,
     )
+
+
+def _field_mistakes(form: RequestCreateForm) -> None:
+    """Every mistake the filing service finds, beside the form's own errors (all at once)."""
+    data = form.data
+    column, value, share = (data.get(name, "") for name in ("rebalance_column", "rebalance_value", "rebalance_share"))
+    try:
+        services.access_request_fields_check(
+            dataset_name=data.get("dataset", ""),
+            purpose_name=data.get("purpose", ""),
+            epsilon=data.get("epsilon", ""),
+            delta=data.get("delta", ""),
+            n_rows=data.get("n_rows", ""),
+            generator=data.get("generator", ""),
+            rebalance={"column": column, "shares": {value: share}} if column and value and share else None,
+            recipient_kind=data.get("recipient_kind", ""),
+            recipient=data.get("recipient", ""),
+            justification=data.get("justification", ""),
+        )
+    except ApplicationError as error:
+        add_service_error(form, error, fields=CREATE_FIELDS)
 
 
 def _outlook(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -31,12 +29,12 @@ from governance.ingest import (
     StreamedTable,
     Table,
     domain_read_from_data_warnings,
-    load_canonical,
     read_table,
 )
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
 from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
+from governance.storage import Removable, StoredFile, VersionStorage, version_storage
 
 # pg_advisory_xact_lock id serialising registrations ("synthgate.registration").
 REGISTRATION_LOCK_ID = 0x53594E5447524547
@@ -409,10 +407,10 @@ def _fingerprint_of(version: DatasetVersion) -> np.ndarray | None:
     stored = SourceFingerprint.objects.filter(version=version).first()
     if stored is not None and stored.key_id == key_id(key):
         return digests_from_bytes(bytes(stored.digests))
-    path = Path(settings.DATA_DIR) / version.storage_key
-    if not path.is_file():
+    storage = version_storage()
+    if not storage.exists(version.storage_key):
         return None  # nothing left to compare with
-    digests = row_digests(load_canonical(path, version.schema), key)
+    digests = row_digests(storage.read_version(version.storage_key, version.schema), key)
     if stored is not None:
         stored.delete()
     _fingerprint_store(version, digests)
@@ -501,7 +499,7 @@ def dataset_version_store(
     table: Table,
     actor: User | None,
     kind: str,
-    written: list[Path],
+    written: list[Removable],
     filename: str = "",
     parent: DatasetVersion | None = None,
     lineage: dict[str, Any] | None = None,
@@ -522,7 +520,7 @@ def dataset_version_store(
         schema_inferred=table.schema_inferred,
         dropped_columns=table.dropped_columns,
         warnings=table.warnings,
-        place=lambda target: _write_atomically(target, table.canonical_bytes),
+        place=lambda storage, key: storage.write_new(key, table.canonical_bytes),
     )
     return _version_record(
         dataset=dataset,
@@ -542,7 +540,7 @@ def dataset_version_store_streamed(
     dataset: Dataset,
     streamed: StreamedTable,
     kind: str,
-    written: list[Path],
+    written: list[Removable],
     parent: DatasetVersion,
     lineage: dict[str, Any],
 ) -> RegistrationResult:
@@ -557,7 +555,7 @@ def dataset_version_store_streamed(
         schema_inferred=False,
         dropped_columns=[],
         warnings=[],
-        place=lambda target: _move_into_place(streamed.path, target),
+        place=lambda storage, key: storage.put_new(streamed.path, key),
     )
     try:
         return _version_record(
@@ -579,7 +577,7 @@ class _StoredForm:
     schema_inferred: bool
     dropped_columns: list[str]
     warnings: list[str]
-    place: Callable[[Path], bool]  # True when it wrote the file, False when it was already there
+    place: Callable[[VersionStorage, str], bool]  # True when it wrote the key, False when it was already there
 
 
 def _version_record(
@@ -588,7 +586,7 @@ def _version_record(
     stored: _StoredForm,
     actor: User | None,
     kind: str,
-    written: list[Path],
+    written: list[Removable],
     filename: str = "",
     parent: DatasetVersion | None = None,
     lineage: dict[str, Any] | None = None,
@@ -604,9 +602,9 @@ def _version_record(
             )
         return RegistrationResult(existing, False, stored.warnings)
     storage_key = f"datasets/{dataset.name}/{kind}-{stored.content_hash}.csv"
-    target = Path(settings.DATA_DIR) / storage_key
-    if stored.place(target):
-        written.append(target)
+    storage = version_storage()
+    if stored.place(storage, storage_key):
+        written.append(StoredFile(storage, storage_key))
     number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
     version = DatasetVersion.objects.create(
         dataset=dataset,
@@ -643,38 +641,13 @@ def _version_record(
     return RegistrationResult(version, True, stored.warnings)
 
 
-def _move_into_place(source: Path, target: Path) -> bool:
-    """Rename a written file to its storage key; False when identical content was already there."""
-    if target.exists():
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-    return True
-
-
-def _write_atomically(path: Path, data: bytes) -> bool:
-    """Write via a temporary file and rename; return False when identical content was already there."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return True
-
-
 @contextlib.contextmanager
-def files_removed_on_error() -> Iterator[list[Path]]:
+def files_removed_on_error() -> Iterator[list[Removable]]:
     """Collect files written during a unit of work; delete them if the work fails.
 
     Wrap the ``transaction.atomic()`` block with this, so a failed commit leaves no file behind.
     """
-    written: list[Path] = []
+    written: list[Removable] = []
     try:
         yield written
     except BaseException:
@@ -800,4 +773,4 @@ def _check_categories_cover(frame: pd.DataFrame, entry: dict[str, Any]) -> None:
 
 
 def _stored_frame(version: DatasetVersion) -> pd.DataFrame:
-    return load_canonical(Path(settings.DATA_DIR) / version.storage_key, version.schema)
+    return version_storage().read_version(version.storage_key, version.schema)

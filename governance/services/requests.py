@@ -23,6 +23,8 @@ from core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
+    error_collected,
+    errors_combined,
 )
 from core.limits import text_checked
 from core.schema import parse_schema, undeclared_domains
@@ -160,12 +162,9 @@ def access_request_create(
     existing = _request_for_token(actor, client_token)
     if existing is not None:
         return existing
-    justification = text_checked(justification, field="justification")
-    recipient = text_checked(recipient, field="recipient", max_chars=RECIPIENT_MAX_CHARS)
-    dataset, purpose, source = filing_target(dataset_name=dataset_name, purpose_name=purpose_name)
-    fields = _validated_fields(
-        purpose=purpose,
-        source=source,
+    dataset, purpose, source, fields = _filing_checked(
+        dataset_name=dataset_name,
+        purpose_name=purpose_name,
         epsilon=epsilon,
         delta=delta,
         n_rows=n_rows,
@@ -173,8 +172,11 @@ def access_request_create(
         generator_params=generator_params or {},
         rebalance=rebalance,
         recipient_kind=recipient_kind,
+        recipient=recipient,
+        justification=justification,
         seed=seed,
     )
+    recipient, justification = fields.pop("recipient"), fields.pop("justification")
     try:
         with transaction.atomic():
             request = DataRequest.objects.create(
@@ -205,6 +207,54 @@ def access_request_create(
     return request
 
 
+def access_request_fields_check(
+    *,
+    dataset_name: str,
+    purpose_name: str,
+    epsilon: Any,
+    delta: Any,
+    n_rows: Any,
+    generator: str = "mst",
+    rebalance: dict[str, Any] | None = None,
+    recipient_kind: str = RecipientKind.INTERNAL,
+    recipient: str = "",
+    justification: str = "",
+) -> None:
+    """Check a request's fields as filing would, and name every mistake in one error; nothing is filed.
+
+    The dashboard calls it when its form is incomplete, so the requester sees every mistake at
+    once (as ``dataset_register_fields_check`` does for registration).
+    """
+    _filing_checked(
+        dataset_name=dataset_name,
+        purpose_name=purpose_name,
+        epsilon=epsilon,
+        delta=delta,
+        n_rows=n_rows,
+        generator=generator,
+        generator_params={},
+        rebalance=rebalance,
+        recipient_kind=recipient_kind,
+        recipient=recipient,
+        justification=justification,
+        seed=None,
+    )
+
+
+def _filing_checked(
+    *, dataset_name: str, purpose_name: str, recipient: str, justification: str, **request_fields: Any
+) -> tuple[Dataset, Purpose, DatasetVersion, dict[str, Any]]:
+    """The request's target and every field checked; all mistakes in one error (a missing target stops first)."""
+    dataset, purpose, source = filing_target(dataset_name=dataset_name, purpose_name=purpose_name)
+    errors: list[ValidationError] = []
+    checked_justification = error_collected(errors, lambda: text_checked(justification, field="justification"))
+    checked_recipient = error_collected(
+        errors, lambda: text_checked(recipient, field="recipient", max_chars=RECIPIENT_MAX_CHARS)
+    )
+    fields = _validated_fields(purpose=purpose, source=source, errors=errors, **request_fields)
+    return dataset, purpose, source, {**fields, "recipient": checked_recipient, "justification": checked_justification}
+
+
 def _request_for_token(actor: User, client_token: str) -> DataRequest | None:
     if not client_token:
         return None
@@ -223,25 +273,26 @@ def _validated_fields(
     rebalance: dict[str, Any] | None,
     recipient_kind: str,
     seed: int | None,
+    errors: list[ValidationError] | None = None,
 ) -> dict[str, Any]:
-    epsilon_value = parse_decimal(epsilon, field="epsilon", minimum_exclusive=Decimal(0))
-    if epsilon_value > purpose.max_epsilon:
-        raise ValidationError(
-            f"ε = {amount_text(epsilon_value)} is more than purpose “{purpose.name}” allows "
-            f"(at most ε = {amount_text(purpose.max_epsilon)} per release).",
-            extra={"field": "epsilon", "max_epsilon": amount_text(purpose.max_epsilon)},
-        )
-    delta_value = parse_decimal(delta, field="delta", minimum=Decimal(0), maximum_exclusive=Decimal(1))
-    rows = parse_rows(n_rows)
-    if recipient_kind not in purpose.allowed_recipients:
-        raise ValidationError(
-            f"Purpose {purpose.name!r} allows recipients {purpose.allowed_recipients}, not {recipient_kind!r}.",
-            extra={"field": "recipient_kind"},
-        )
-    _check_generator(generator, generator_params, purpose)
-    validated_rebalance = _validated_rebalance(rebalance, source)
-    _check_declared_domains(source)
-    _check_audit_power(purpose, source, rows)
+    """The request's fields checked against its purpose and source; every mistake in one error.
+
+    ``errors`` already found by the caller (its own fields) are raised together with these.
+    """
+    errors = [] if errors is None else errors
+    epsilon_value = error_collected(errors, lambda: _epsilon_checked(epsilon, purpose))
+    delta_value = error_collected(
+        errors, lambda: parse_decimal(delta, field="delta", minimum=Decimal(0), maximum_exclusive=Decimal(1))
+    )
+    rows = error_collected(errors, lambda: parse_rows(n_rows))
+    error_collected(errors, lambda: _check_recipient_kind(recipient_kind, purpose))
+    error_collected(errors, lambda: _check_generator(generator, generator_params, purpose))
+    validated_rebalance = error_collected(errors, lambda: _validated_rebalance(rebalance, source))
+    error_collected(errors, lambda: _check_declared_domains(source))
+    if rows is not None:
+        error_collected(errors, lambda: _check_audit_power(purpose, source, rows))
+    if errors:
+        raise errors_combined(errors)
     return {
         "epsilon": epsilon_value,
         "delta": delta_value,
@@ -252,6 +303,25 @@ def _validated_fields(
         "recipient_kind": recipient_kind,
         "seed": seed,
     }
+
+
+def _epsilon_checked(epsilon: Any, purpose: Purpose) -> Decimal:
+    value = parse_decimal(epsilon, field="epsilon", minimum_exclusive=Decimal(0))
+    if value > purpose.max_epsilon:
+        raise ValidationError(
+            f"ε = {amount_text(value)} is more than purpose “{purpose.name}” allows "
+            f"(at most ε = {amount_text(purpose.max_epsilon)} per release).",
+            extra={"field": "epsilon", "max_epsilon": amount_text(purpose.max_epsilon)},
+        )
+    return value
+
+
+def _check_recipient_kind(recipient_kind: str, purpose: Purpose) -> None:
+    if recipient_kind not in purpose.allowed_recipients:
+        raise ValidationError(
+            f"Purpose {purpose.name!r} allows recipients {purpose.allowed_recipients}, not {recipient_kind!r}.",
+            extra={"field": "recipient_kind"},
+        )
 
 
 def parse_rows(n_rows: Any) -> int:

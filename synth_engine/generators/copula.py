@@ -33,6 +33,7 @@ from synth_engine.generators.domain import (
     missing_mask,
     numeric_output,
     numeric_values,
+    on_grid,
     parse_schema,
     validate_frame,
 )
@@ -225,6 +226,8 @@ def _column_meta(series: pd.Series, spec: ColumnSpec) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": spec.name, "type": spec.type, "dtype": str(series.dtype)}
     if spec.type == "datetime":
         meta["unit"] = spec.unit_seconds  # the declared resolution
+    if spec.step is not None:
+        meta["step"] = spec.step  # the declared grid of a float column
     if not spec.is_numeric:
         counts = series[~missing_mask(series)].value_counts(sort=False)
         order = np.lexsort(([repr(v) for v in counts.index], -counts.to_numpy()))
@@ -335,6 +338,8 @@ def _decode(values: np.ndarray, meta: dict[str, Any]) -> pd.Series:
         unit = float(meta.get("unit", 1))
         if unit > 1:  # whole days, hours or minutes (the declared resolution)
             values = np.floor(values / unit) * unit
+        if meta.get("step"):  # the nearest whole multiple of the declared step
+            values = on_grid(values, float(meta["step"]))
         return numeric_output(values, meta["type"], meta["dtype"], meta["name"])
     table = np.empty(len(meta["categories"]) + 1, dtype=object)
     table[:-1] = meta["categories"]

@@ -156,6 +156,21 @@ def _check_numeric(present: pd.Series, spec: ColumnSpec) -> None:
         raise GeneratorError(f"column {spec.name!r} holds ±inf: replace it or mark it missing")
     if spec.type == "integer" and not np.array_equal(values, np.round(values)):
         raise SchemaMismatchError(f"column {spec.name!r} is declared integer but has fractions")
+    if spec.step is not None and not np.allclose(values, on_grid(values, spec.step), rtol=1e-9, atol=0.0):
+        raise SchemaMismatchError(
+            f"column {spec.name!r} is declared on a grid of step {spec.step:g} but holds values off it"
+        )
+
+
+def on_grid(values: np.ndarray, step: float) -> np.ndarray:
+    """The nearest whole multiples of a float column's declared ``step`` (issue 11.6)."""
+    return grid_values(np.round(values / step), step)
+
+
+def grid_values(multiples: np.ndarray, step: float) -> np.ndarray:
+    """``multiples`` × ``step``, rounded to 12 decimals so that 3 × 0.1 prints as 0.3 (the one
+    computation of grid values: encoding compares with cells' ends made by it)."""
+    return np.round(np.asarray(multiples, dtype=np.float64) * step, 12)
 
 
 def _check_declared_categories(present: pd.Series, spec: ColumnSpec) -> None:
@@ -305,7 +320,9 @@ class NumericCodec:
     ``low`` and ``high`` (shape (n_cells,)) bound each cell, inclusive for integer cells and
     half-open ``[low, high)`` for float cells; a cell with ``low == high`` is a single value.
     ``unit`` is a datetime's declared resolution in seconds: its cells start at multiples of it
-    and decode to multiples of it (whole days, hours, ...; 1 for every other column).
+    and decode to multiples of it (whole days, hours, ...; 1 for every other column). ``step`` is
+    a float column's declared grid: its cells hold whole multiples of it, inclusive at both ends,
+    and decode to them.
     """
 
     name: str
@@ -316,6 +333,7 @@ class NumericCodec:
     dtype: str
     ordered: bool = True
     unit: float = 1.0
+    step: float | None = None
 
     @property
     def n_codes(self) -> int:
@@ -333,6 +351,8 @@ class NumericCodec:
         """Map values to cells after clipping them into the bounds."""
         values = numeric_values(series, self.type)
         mask = np.isnan(values)
+        if self.step is not None:  # onto the declared grid, computed as the cells' ends were
+            values = on_grid(values, self.step)
         clipped = np.clip(np.where(mask, self.low[0], values), self.low[0], self.high[-1])
         codes = np.searchsorted(self.low, clipped, side="right") - 1
         previous = np.maximum(codes - 1, 0)
@@ -345,7 +365,11 @@ class NumericCodec:
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
         width = self.high - self.low + (1.0 if self.is_integer else 0.0)
-        if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
+        if self.step is not None:  # a whole multiple of the declared step inside the cell
+            first, last = np.round(self.low / self.step), np.round(self.high / self.step)
+            multiples = first[cells] + np.floor(rng.random(len(codes)) * (last - first + 1.0)[cells])
+            values = grid_values(multiples, self.step)
+        elif self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
             steps = np.maximum(np.floor(width / self.unit), 1.0)
             values = self.low[cells] + np.floor(rng.random(len(codes)) * steps[cells]) * self.unit
         else:
@@ -364,6 +388,7 @@ class NumericCodec:
             "has_missing": self.has_missing,
             "dtype": self.dtype,
             "unit": self.unit,
+            "step": self.step,
         }
 
 
@@ -534,6 +559,19 @@ def _numeric_codec(spec: ColumnSpec, bounds: tuple[float, float], nullable: bool
     resolution (cells from a multiple of the unit to just before the next), so that it decodes to
     whole days, hours or minutes whatever the data hold (issue 11.3: never inferred from them)."""
     integer = spec.type in ("integer", "datetime")
+    if spec.step is not None:  # whole multiples of the declared step, as an integer grid of them
+        first = math.ceil(bounds[0] / spec.step - 1e-9)
+        last = max(math.floor(bounds[1] / spec.step + 1e-9), first)
+        low, high = numeric_grid(float(first), float(last), integer=True, max_cells=max_cells)
+        return NumericCodec(
+            spec.name,
+            spec.type,
+            grid_values(low, spec.step),
+            grid_values(high, spec.step),
+            nullable,
+            output_dtype(spec),
+            step=spec.step,
+        )
     unit = float(spec.unit_seconds)
     if unit == 1.0:
         low, high = numeric_grid(*bounds, integer=integer, max_cells=max_cells)

@@ -90,6 +90,8 @@ def test_ingest_accepts_datetime_bounds_the_generators_use(tmp_path):
         ({"name": "d", "type": "datetime", "min": "not a date"}, "min must be an ISO 8601 date or time"),
         ({"name": "a", "type": "integer", "nullable": "no"}, "nullable must be true or false"),
         ({"name": "a", "type": "integer", "role": "boss"}, "role must be one of"),
+        ({"name": "a", "type": "integer", "step": 0.5}, "step is only allowed on float columns"),
+        ({"name": "a", "type": "float", "step": 0}, "step must be a positive number"),
     ],
 )
 def test_each_app_refuses_a_bad_column_with_the_same_message_in_its_own_error(column, message):

@@ -321,3 +321,25 @@ def test_an_auditor_can_read_but_not_decide(cast, submitted, login):
     assert client.post(f"/requests/{submitted.pk}/approve/").status_code == 403
     assert client.get(f"/requests/{submitted.pk}/approve/").status_code == 405
     assert not Approval.objects.exists()
+
+
+def test_the_request_form_shows_every_mistake_at_once(cast, adult, login):
+    data = {
+        "dataset": "adult",
+        "purpose": "research",
+        "epsilon": "7",
+        "delta": "2",
+        "n_rows": "lots",
+        "generator": "mst",
+        "recipient_kind": "internal",
+        "seed": "not a number",
+    }
+
+    response = login(cast.requester).post("/requests/new/", data)
+
+    errors = response.context["form"].errors
+    assert response.status_code == 400
+    assert set(errors) == {"epsilon", "delta", "n_rows", "seed"}
+    assert "is more than purpose “research” allows" in errors["epsilon"][0]
+    assert errors["n_rows"] == ["rows must be a whole number; got 'lots'."]
+    assert not DataRequest.objects.exists()

@@ -472,3 +472,18 @@ def test_the_max_rows_setting_bounds_requests(cast, adult, settings):
 
     assert response.status_code == 400
     assert response.json()["extra"] == {"field": "n_rows", "max_rows": 100}
+
+
+def test_a_request_with_several_mistakes_is_refused_naming_every_one(cast, adult):
+    before = stored_state()
+    wrong = {"epsilon": "7", "n_rows": 10**9, "generator": "copula", "justification": "x" * 100_000}
+
+    response = client_as(cast.requester).post("/api/requests/", {**REQUEST, **wrong}, format="json")
+
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    fields = [item["field"] for item in body["extra"]["errors"]]
+    assert fields == ["justification", "epsilon", "n_rows", "generator"]
+    assert "is more than purpose “research” allows" in body["message"]
+    assert "is not differentially private" in body["message"]
+    assert stored_state() == before

@@ -267,6 +267,7 @@ def test_a_declaration_is_logged_with_before_and_after(world):
         ("sex", {"categories": ["Female"]}, "holds values outside the declared categories: Male"),
         ("age", {"min": 50, "max": 20}, "min is greater than max"),
         ("age", {"role": "identifier"}, "cannot become an identifier"),
+        ("age", {"step": 0.5}, "step is only allowed on float columns"),
         ("nope", {"role": "other"}, "has no column 'nope'"),
     ],
 )
@@ -311,3 +312,36 @@ def test_the_dashboard_declares_a_column_and_shows_the_error_at_its_field(world,
     assert good.status_code == 302
     event = AuditEvent.objects.get(action="dataset_version.declare")
     assert event.after["column"]["role"] == "quasi_identifier" and event.channel == "web"
+
+
+def test_filing_names_every_mistake_at_once_and_writes_nothing(world):
+    error = refused(
+        world,
+        epsilon="7",
+        delta="2",
+        n_rows="lots",
+        rebalance={"column": "income", "shares": {"middle": 0.5}},
+        recipient_kind="public",
+    )
+
+    assert [item["field"] for item in error.extra["errors"]] == [
+        "epsilon",
+        "delta",
+        "n_rows",
+        "recipient_kind",
+        "rebalance",
+    ]
+    assert "'middle' is not a declared category of 'income'" in error.message
+    assert error.extra["field"] == "epsilon"
+    assert not AuditEvent.objects.filter(action="request.create").exists()
+
+
+def test_the_fields_check_files_nothing_and_passes_good_fields(world):
+    from governance.services import access_request_fields_check
+
+    access_request_fields_check(dataset_name="adult", purpose_name="research", epsilon="1", delta="1e-6", n_rows=500)
+    with pytest.raises(ValidationError) as caught:
+        access_request_fields_check(dataset_name="adult", purpose_name="research", epsilon="0", delta="1", n_rows=0)
+
+    assert [item["field"] for item in caught.value.extra["errors"]] == ["epsilon", "delta", "n_rows"]
+    assert not DataRequest.objects.exists()

@@ -201,6 +201,35 @@ def test_float_output_precision_does_not_follow_the_data() -> None:
         assert (np.round(score, 1) != score).mean() > 0.9
 
 
+@pytest.mark.parametrize("bounds", [{"min": 10, "max": 50}, {}])
+def test_a_float_column_with_a_declared_step_is_released_on_that_grid(bounds: dict) -> None:
+    # Answers coded 17.5, 22, 27, ... (a 0.5 grid, issue 11.6): with "step" declared, every
+    # released value is a whole multiple of 0.5 inside the bounds (declared, or private), for mst
+    # and the copula; without it, output is continuous (the test above). An off-grid value
+    # contradicts the declaration and is refused before any fit.
+    from synth_engine.generators import GaussianCopulaGenerator, SchemaMismatchError
+
+    rng = np.random.default_rng(4)
+    schema = {
+        "columns": [
+            {"name": "answer", "type": "float", "step": 0.5, **bounds},
+            {"name": "kind", "type": "categorical", "categories": ["a", "b"]},
+        ]
+    }
+    frame = pd.DataFrame(
+        {"answer": rng.choice([17.5, 22.0, 27.0, 32.5, 40.0], 400), "kind": rng.choice(["a", "b"], 400)}
+    )
+    for seed in range(3):
+        answer = MSTGenerator().fit(frame, schema, 1.0, DELTA, random_state=seed).sample(400)["answer"].dropna()
+        assert len(answer) > 300 and (answer * 2 == np.round(answer * 2)).all()
+        if bounds:
+            assert answer.between(10, 50).all()
+    copied = GaussianCopulaGenerator().fit(frame, schema, 1.0, DELTA, random_state=0).sample(400)["answer"].dropna()
+    assert (copied * 2 == np.round(copied * 2)).all()
+    with pytest.raises(SchemaMismatchError, match="grid of step 0.5"):
+        MSTGenerator().fit(with_row(frame, {"answer": 17.25, "kind": "a"}), schema, 1.0, DELTA, random_state=0)
+
+
 # ------------------------------------------------------- label and protected domains (11.7)
 
 DOMAIN_SCHEMA = {

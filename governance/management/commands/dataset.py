@@ -71,12 +71,19 @@ class Command(SynthgateCommand):
             choices=list(DATETIME_RESOLUTIONS),
             help="a datetime column's released resolution (whole days, hours, minutes or seconds, UTC)",
         )
+        declare.add_argument(
+            "--step",
+            type=float,
+            metavar="X",
+            help="a float column's grid: it holds only whole multiples of X (answers coded 17.5, 22, ...) "
+            "and is released on that grid",
+        )
         declare.add_argument("--source", metavar="TEXT", help="where the public domain comes from (a codebook)")
         declare.add_argument(
             "--clear",
             action="append",
             default=[],
-            choices=["categories", "min", "max", "nullable", "resolution", "domain_source"],
+            choices=["categories", "min", "max", "nullable", "resolution", "step", "domain_source"],
             help="remove a declaration (the domain then becomes private and is paid for)",
         )
         self.add_subcommand(actions, "list", "list datasets")
@@ -118,12 +125,14 @@ class Command(SynthgateCommand):
             changes["nullable"] = options["nullable"] == "yes"
         if options["resolution"]:
             changes["resolution"] = options["resolution"]
+        if options["step"] is not None:
+            changes["step"] = options["step"]
         if options["source"]:
             changes["domain_source"] = options["source"]
         if not changes:
             raise CliError(
-                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --resolution, --source "
-                "or --clear."
+                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --resolution, --step, "
+                "--source or --clear."
             )
         result = dataset_schema_declare(actor=actor, name=options["name"], column=options["column"], changes=changes)
         column = next(entry for entry in result.version.schema["columns"] if entry["name"] == options["column"])

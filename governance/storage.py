@@ -1,0 +1,125 @@
+"""Where dataset versions live: sources, training rows, holdouts and synthetic outputs, by their
+storage key, through one interface over ``fsspec``.
+
+``SYNTHGATE_STORAGE_URL`` names the place: empty (the default) is the local data directory
+(``SYNTHGATE_DATA_DIR``); any fsspec URL with its filesystem installed works the same way
+(``s3://bucket/prefix`` with ``s3fs``, ``memory://name`` in one process), so workers on several
+hosts can share the versions. A key is written once (content-addressed: identical content is
+never rewritten), through a temporary name and a rename, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import fsspec
+import pandas as pd
+from django.conf import settings
+from fsspec.implementations.local import LocalFileSystem
+
+from governance.ingest import canonical_frame
+
+
+class VersionStorage:
+    """The versions' filesystem and root; keys are ``/``-separated paths under the root."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fs, self.root = fsspec.core.url_to_fs(url)
+        self.local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(key) and bool(self.fs.isfile(self.path(key)))
+
+    def open(self, key: str, mode: str = "rb") -> IO[Any]:
+        handle: IO[Any] = self.fs.open(self.path(key), mode)
+        return handle
+
+    def read_bytes(self, key: str) -> bytes:
+        data: bytes = self.fs.cat_file(self.path(key))
+        return data
+
+    def write_new(self, key: str, data: bytes) -> bool:
+        """Write ``data`` at ``key``; False (nothing written) when the key already holds a file."""
+        if self.exists(key):
+            return False
+        target = self.path(key)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        temporary = f"{target}.part-{secrets.token_hex(8)}"
+        try:
+            self.fs.pipe_file(temporary, data)
+            self.fs.mv(temporary, target)
+        except BaseException:
+            if self.fs.exists(temporary):
+                self.fs.rm_file(temporary)
+            raise
+        return True
+
+    def put_new(self, local: Path, key: str) -> bool:
+        """Move a finished local file to ``key`` (a rename on the local filesystem, an upload
+        elsewhere, the local file then removed); False when the key already holds a file."""
+        if self.exists(key):
+            return False
+        if self.local:
+            target = Path(self.path(key))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(local, target)
+            return True
+        target_name = self.path(key)
+        self.fs.makedirs(posixpath.dirname(target_name), exist_ok=True)
+        temporary = f"{target_name}.part-{secrets.token_hex(8)}"
+        self.fs.put_file(str(local), temporary)
+        self.fs.mv(temporary, target_name)
+        local.unlink(missing_ok=True)
+        return True
+
+    def read_version(self, key: str, schema: dict[str, Any]) -> pd.DataFrame:
+        """A stored version's table with the dtypes its schema gives."""
+        return canonical_frame(self.read_bytes(key).decode("utf-8"), schema)
+
+    def remove(self, key: str) -> None:
+        if self.exists(key):
+            self.fs.rm_file(self.path(key))
+
+
+class Removable(Protocol):
+    """A file written during a unit of work (a local ``Path`` or a :class:`StoredFile`)."""
+
+    def unlink(self, missing_ok: bool = ...) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored key used like a path: opened to serve it, or removed by ``files_removed_on_error``
+    when the unit of work that wrote it fails."""
+
+    storage: VersionStorage
+    key: str
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        self.storage.remove(self.key)
+
+    def open(self, mode: str = "rb") -> IO[Any]:
+        return self.storage.open(self.key, mode)
+
+    def is_file(self) -> bool:
+        return self.storage.exists(self.key)
+
+
+@lru_cache(maxsize=4)
+def _storage_for(url: str) -> VersionStorage:
+    return VersionStorage(url)
+
+
+def version_storage() -> VersionStorage:
+    """The configured storage of dataset versions (the data directory unless configured)."""
+    return _storage_for(str(settings.SYNTHGATE_STORAGE_URL or settings.DATA_DIR))
