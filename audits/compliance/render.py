@@ -206,6 +206,7 @@ def _failed(check: dict[str, Any]) -> str:
 
 
 def _pdf(data: dict[str, Any]) -> tuple[bytes, str]:
+    from audits.compliance.charts import compliance_chart_images
     from audits.datasheets import html_to_pdf, render_template, sign_pdf
     from audits.keys import signing_identity
 
@@ -216,6 +217,7 @@ def _pdf(data: dict[str, Any]) -> tuple[bytes, str]:
             **data,
             "ledger_rows": sum(len(b["entries"]) for b in data["budgets"]),
             "exception_releases": sum(1 for release in data["releases"] if release["despite_failed_checks"]),
+            "charts": compliance_chart_images(data),
         },
     )
     signed = sign_pdf(

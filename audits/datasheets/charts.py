@@ -488,6 +488,11 @@ def _svg(width: float, height: float, title: str, parts: Sequence[str]) -> str:
     )
 
 
+def text_label(x: float, y: float, text: str, *, anchor: str, max_chars: int = LABEL_CHARS) -> str:
+    """A 9-pixel label, escaped and shortened to ``max_chars``."""
+    return _label(x, y, text, anchor=anchor, max_chars=max_chars)
+
+
 # ---------------------------------------------------------------------------------------------
 # Numbers and text
 # ---------------------------------------------------------------------------------------------
@@ -578,3 +583,13 @@ def _heat_colour(fraction: float) -> str:
     t = position - k
     rgb = [round(a + (b - a) * t) for a, b in zip(HEAT_STOPS[k], HEAT_STOPS[k + 1], strict=True)]
     return "#{:02X}{:02X}{:02X}".format(*rgb)
+
+
+# The pieces other chart modules (the compliance report's charts) draw with.
+axes_grid = _axes_grid
+bar = _bar
+legend = _legend
+svg_document = _svg
+svg_number = _n
+tick_text = _tick
+nice_ceiling = _nice_ceiling

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
 from audits.compliance import compliance_report_build, compliance_report_render
+from audits.compliance.charts import compliance_chart_images
 from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import ComplianceFilterForm
@@ -42,7 +44,12 @@ def compliance(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/compliance.html",
-        {"form": form, "report": report, "query": _query(form) if report else ""},
+        {
+            "form": form,
+            "report": report,
+            "query": _query(form) if report else "",
+            "charts": compliance_chart_images(report) if report else [],
+        },
         status=status,
     )
 
@@ -86,8 +93,6 @@ def _scope(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _query(form: ComplianceFilterForm) -> str:
-    from urllib.parse import urlencode
-
     data = form.cleaned_data
     return urlencode(
         {key: value.isoformat() if isinstance(value, date) else value for key, value in data.items() if value}

@@ -61,10 +61,14 @@ class Checkpoint:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def timestamped_at(self) -> str:
+        """The time the TSA's token states, ISO 8601 ("" without one)."""
+        stated = timestamp_time(self.timestamp) if self.timestamp else None
+        return stated.isoformat() if stated else ""
+
     def described(self) -> dict[str, object]:
         """``to_dict()`` and the time the TSA's token states ("" without one), for reports and output."""
-        stated = timestamp_time(self.timestamp) if self.timestamp else None
-        return {**self.to_dict(), "timestamped_at": stated.isoformat() if stated else ""}
+        return {**self.to_dict(), "timestamped_at": self.timestamped_at()}
 
 
 _keys_provider: Callable[[], CheckpointKeys] | None = None

@@ -285,3 +285,30 @@ def test_the_cli_writes_the_report(cast, history, tmp_path):
     written = json.loads(out.getvalue())
     assert written["path"] == str(target) and written["format"] == "pdf"
     assert datasheet_verify(pdf_bytes=target.read_bytes())["ok"]
+
+
+def test_the_report_charts_spent_budget_requests_and_releases_with_exceptions(cast, history):
+    import base64
+
+    from audits.compliance.charts import compliance_chart_images
+
+    charts = compliance_chart_images(_build(cast))
+
+    spent, requests, releases = charts
+    assert spent["title"] == "ε spent per dataset over the period"
+    assert "adult: ε spent 0 at the start, 0.8 at the end" in spent["alt"]
+    assert "adult-copy" not in spent["alt"]  # nothing spent there: no line
+    assert requests["alt"].endswith("by state: submitted 1, released 1, rejected 1, withdrawn 1.")
+    assert f"{_today():%Y-%m}: 0 clean, 1 despite failed checks" in releases["alt"]
+    svg = base64.b64decode(releases["uri"].removeprefix("data:image/svg+xml;base64,")).decode()
+    assert svg.count('class="bar despite-failed-checks"') == 1 and "<script" not in svg
+
+
+def test_a_period_without_activity_draws_no_chart(cast, history):
+    from audits.compliance.charts import compliance_chart_images
+
+    old = compliance_report_build(
+        actor=cast.auditor, date_from=_today() - timedelta(days=60), date_to=_today() - timedelta(days=30)
+    )
+
+    assert compliance_chart_images(old) == []

@@ -126,6 +126,7 @@ def test_the_compliance_page_shows_the_report_and_renders_downloads(cast, adult,
     assert page.status_code == 200 and "Compliance report" in content
     assert f"/requests/{submitted.pk}/" in content and "intact" in content
     assert "/compliance/report.pdf?" in content and "dataset=adult" in content
+    assert '<img src="data:image/svg+xml;base64,' in content and "Requests filed in the period, by state" in content
     csv_response = client.get("/compliance/report.csv?dataset=adult")
     assert csv_response.status_code == 200 and csv_response["Content-Type"].startswith("text/csv")
     assert csv_response["Content-Disposition"].startswith('attachment; filename="compliance-')
