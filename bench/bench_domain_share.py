@@ -48,8 +48,8 @@ def survival(frame: pd.DataFrame, schema: dict, n_rows: int, fraction: float, se
         codecs = fit_codecs(
             FrameCounts(sample),
             specs,
-            rho=plan["domain_rho"],
-            threshold_delta=plan["threshold_delta"],
+            rho=plan.domain_rho,
+            threshold_delta=plan.threshold_delta,
             max_cells=params["max_cells"],
             accountant=ZCDPAccountant(),
             rng=rng,

@@ -1,17 +1,34 @@
-"""Generator quality over several seeds, with the holdout floor beside each figure (issue 11).
+"""Generator quality over several seeds, with the holdout floor and the calibrated audit (issue 11).
 
 Usage::
 
     SYNTHGATE_SHARED_DATASETS=/path/to/datasets .venv/bin/python bench/bench_quality.py
-    .venv/bin/python bench/bench_quality.py --seeds 5 --only adult
+    .venv/bin/python bench/bench_quality.py --seeds 5 --only adult caravan --train-rows 8000
 
-Runs ``mst`` on Adult at ε = 1 and 3 and on Caravan at ε = 3 (plain, and rebalanced to 50 %
-positives), each over ``--seeds`` seeds in fresh processes (peak RSS is the fit's own), and prints
-per configuration the mean, standard deviation and minimum over seeds of TSTR ROC AUC, minority
-recall, 1-way and 2-way TVD, fit time and peak memory. The *holdout floor* is what the real
-holdout scores against the training rows on the same measure (TVD of the holdout; TRTR AUC and
-recall): the best a release can be expected to reach. Splits, metrics and schemas are those of
-``bench/bench_generators.py``.
+Runs the default generator ``mst`` (δ = 1e-5) over ``--seeds`` seeds on:
+
+* Adult at ε = 1 and 3 and Caravan at ε = 3 (plain, and rebalanced to 50 % positives), from
+  ``SYNTHGATE_SHARED_DATASETS`` with the split and schemas of ``bench/bench_calibration.py``
+  (Caravan's label and protected age band declare their codebook categories);
+* three public tables shipped inside scikit-learn (no download), at ε = 1 and 3, whose schemas
+  declare the label's and protected column's domains from the codebook, never from the rows:
+  ``breast_cancer`` (569 rows; its ten "mean" float measurements, undeclared bounds, so private;
+  all 30 are refused at ε = 1 on 455 training rows; label ``diagnosis``, 37 % malignant),
+  ``diabetes`` (442 rows, raw units: float-coded answers such as ``s4`` in 0.01 steps and ``sex``
+  coded 1/2 as the protected column, label ``progression`` = disease progression above 200,
+  the codebook's quantitative measure cut at a round value, 27 % positive) and ``digits``
+  (1,797 rows, 64 integer pixel counts 0–16, label ``zero`` = the digit is 0, 10 % positive).
+  None of the three has missing values.
+
+Each configuration prints the mean ± standard deviation and minimum over seeds of TSTR ROC AUC,
+minority-class recall, 1-way and 2-way TVD (``bench/bench_generators.py``'s measures), fit time
+and peak traced memory (``tracemalloc`` over fit and sample, in this process), with the *holdout
+floor* beside them: the real holdout scored against the training rows on the same measure. Then
+the calibrated audit (:func:`audits.metrics.suite.run_audit` with the fidelity limits calibrated
+to the holdout floor and to :func:`audits.outlook.fidelity_noise_for`'s prediction, as the
+platform does) on every clean release, and on the same release with 1 % of its rows replaced by
+verbatim training rows (which must be blocked): verdict counts and the checks that failed.
+``--train-rows`` caps the training rows (the holdout keeps its split) to fit a time budget.
 """
 
 from __future__ import annotations
@@ -19,50 +36,180 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
+import tracemalloc
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_generators import ADULT_NUMERIC, LABELS, evaluate, load, run_in_child, tstr, tvd_scores  # noqa: E402
+import bench_calibration  # noqa: E402
+from bench_generators import ADULT_NUMERIC, tstr, tvd_scores  # noqa: E402
 
+# (table, epsilon, conditions for a rebalanced second sample)
 CONFIGS = [
     ("adult", 1.0, None),
     ("adult", 3.0, None),
     ("caravan", 3.0, {"Purchase": {"Yes": 0.5, "No": 0.5}}),
+    ("breast_cancer", 1.0, None),
+    ("breast_cancer", 3.0, None),
+    ("diabetes", 1.0, None),
+    ("diabetes", 3.0, None),
+    ("digits", 1.0, None),
+    ("digits", 3.0, None),
 ]
+LABELS = {
+    "adult": ("income", ">50K"),
+    "caravan": ("Purchase", "Yes"),
+    "breast_cancer": ("diagnosis", "malignant"),
+    "diabetes": ("progression", "high"),
+    "digits": ("zero", "yes"),
+}
 MEASURES = ("tstr_auc", "recall_pos", "tvd_1", "tvd_2", "fit_s", "peak_mb")
+DIABETES_COLUMNS = {  # raw units, codebook ranges rounded outward (sklearn's diabetes.rst)
+    "age": ("integer", 18, 90),
+    "bmi": ("float", 10.0, 60.0),
+    "bp": ("float", 40.0, 160.0),
+    "s1": ("integer", 50, 400),
+    "s2": ("float", 20.0, 300.0),
+    "s3": ("float", 10.0, 120.0),
+    "s4": ("float", 1.0, 10.0),
+    "s5": ("float", 3.0, 7.0),
+    "s6": ("integer", 50, 150),
+}
 
 
-def floor(dataset: str) -> dict[str, float]:
+def package_table(name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A table shipped inside scikit-learn and its schema (domains from the codebook)."""
+    from sklearn import datasets
+
+    if name == "breast_cancer":
+        bunch = datasets.load_breast_cancer(as_frame=True)
+        frame = bunch.data[[c for c in bunch.data.columns if c.startswith("mean ")]].copy()
+        frame["diagnosis"] = np.where(bunch.target == 0, "malignant", "benign")
+        columns = [{"name": c, "type": "float", "role": "other"} for c in frame.columns[:-1]]
+        columns.append(
+            {"name": "diagnosis", "type": "categorical", "role": "label", "categories": ["benign", "malignant"]}
+        )
+        return frame, {"columns": columns}
+    if name == "diabetes":
+        bunch = datasets.load_diabetes(as_frame=True, scaled=False)
+        frame = bunch.data.copy()
+        frame["sex"] = frame["sex"].round().astype(int).astype(str)
+        for column, (kind, _, _) in DIABETES_COLUMNS.items():
+            if kind == "integer":
+                frame[column] = frame[column].round().astype(int)
+        frame["progression"] = np.where(bunch.target > 200, "high", "low")
+        columns = [
+            {"name": c, "type": kind, "role": "other", "min": low, "max": high}
+            for c, (kind, low, high) in DIABETES_COLUMNS.items()
+        ]
+        columns.append({"name": "sex", "type": "categorical", "role": "protected", "categories": ["1", "2"]})
+        columns.append(
+            {
+                "name": "progression",
+                "type": "categorical",
+                "role": "label",
+                "categories": ["high", "low"],
+                "favourable": "low",
+            }
+        )
+        return frame, {"columns": columns}
+    if name == "digits":
+        bunch = datasets.load_digits(as_frame=True)
+        frame = bunch.data.astype(int)
+        frame["zero"] = np.where(bunch.target == 0, "yes", "no")
+        columns = [{"name": c, "type": "integer", "role": "other", "min": 0, "max": 16} for c in bunch.data.columns]
+        columns.append({"name": "zero", "type": "categorical", "role": "label", "categories": ["no", "yes"]})
+        return frame, {"columns": columns}
+    raise ValueError(f"unknown table {name!r}")
+
+
+def load(table: str, train_rows: int | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], list[str]]:
+    """Train and holdout rows, schema and numeric columns of ``table``."""
+    from sklearn.model_selection import train_test_split
+
+    if table in ("adult", "caravan"):
+        train, holdout, schema = bench_calibration.load(table)
+    else:
+        frame, schema = package_table(table)
+        train, holdout = train_test_split(frame, test_size=0.2, random_state=0, stratify=frame[LABELS[table][0]])
+        train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)
+    if train_rows:
+        train = train.iloc[:train_rows].reset_index(drop=True)
+    numeric = [c["name"] for c in schema["columns"] if c["type"] in ("integer", "float")]
+    return train, holdout, schema, numeric if table != "adult" else ADULT_NUMERIC
+
+
+def floor(train: pd.DataFrame, holdout: pd.DataFrame, table: str, numeric: list[str]) -> dict[str, float]:
     """The real holdout's own scores against the training rows."""
-    train, holdout, _ = load(dataset)
-    label, positive = LABELS[dataset]
-    numeric = ADULT_NUMERIC if dataset == "adult" else []
+    label, positive = LABELS[table]
     auc, recall = tstr(train, holdout, label, positive, numeric)
     one, two = tvd_scores(train, holdout, numeric)
     return {"tstr_auc": auc, "recall_pos": recall, "tvd_1": one, "tvd_2": two}
 
 
-def runs(dataset: str, epsilon: float, rebalance: dict | None, seeds: int) -> dict[str, list[dict[str, Any]]]:
-    train, holdout, _ = load(dataset)
+def audit(train, holdout, synthetic, schema, noise, seed) -> tuple[tuple[str, tuple[str, ...]], str]:
+    """Verdict and failing checks of the calibrated audit on the clean release, and the verdict
+    on the same release with 1 % of its rows replaced by verbatim training rows."""
+    from audits.metrics.suite import run_audit
+
+    clean = run_audit(train, holdout, synthetic, schema, random_state=seed, fidelity_noise=noise)
+    rng = np.random.default_rng(seed)
+    count = max(1, round(0.01 * len(synthetic)))
+    positions = rng.choice(len(synthetic), count, replace=False)
+    copies = train.iloc[rng.choice(len(train), count, replace=False)][list(synthetic.columns)]
+    leaky = pd.concat([synthetic.drop(index=synthetic.index[positions]), copies], ignore_index=True)
+    copied = run_audit(train, holdout, leaky, schema, random_state=seed, fidelity_noise=noise, privacy_only=True)
+    return (clean.verdict, tuple(clean.failed_checks)), ("blocked" if copied.blocked else copied.verdict)
+
+
+def runs(table, epsilon, rebalance, seeds, train, holdout, schema, numeric) -> tuple[dict, Counter, Counter, Counter]:
+    from audits.outlook import fidelity_noise_for
+    from synth_engine.generators import get_generator
+
+    label, positive = LABELS[table]
+    noise = fidelity_noise_for(
+        schema=schema,
+        n_train=len(train),
+        n_rows=len(train),
+        epsilon=epsilon,
+        delta=1e-5,
+        generator="mst",
+        generator_params={},
+    ).noise
     by_variant: dict[str, list[dict[str, Any]]] = {}
+    verdicts: Counter = Counter()
+    failing: Counter = Counter()
+    copies: Counter = Counter()
     for seed in range(seeds):
-        job = {
-            "dataset": dataset,
-            "generator": "mst",
-            "epsilon": epsilon,
-            "seed": seed,
-            "declare_categories": False,
-            "params": {},
-            "speed_rows": 10_000,
-            "rebalance": rebalance,
-        }
-        for row in evaluate(job, run_in_child(job), train, holdout):
-            by_variant.setdefault(row["generator"], []).append(row)
-    return by_variant
+        tracemalloc.start()
+        started = time.perf_counter()
+        model = get_generator("mst").fit(train, schema, epsilon, 1e-5, random_state=seed)
+        fit_s = time.perf_counter() - started
+        samples = {"mst": model.sample(len(train))}
+        if rebalance:
+            samples["mst+rebalance"] = model.sample(len(train), conditions=rebalance)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        for variant, synthetic in samples.items():
+            auc, recall = tstr(synthetic, holdout, label, positive, numeric)
+            one, two = tvd_scores(train, synthetic, numeric)
+            by_variant.setdefault(variant, []).append(
+                {"tstr_auc": auc, "recall_pos": recall, "tvd_1": one, "tvd_2": two, "fit_s": fit_s, "peak_mb": peak_mb}
+            )
+        (verdict, failed), copied = audit(train, holdout, samples["mst"], schema, noise, seed)
+        verdicts[verdict] += 1
+        failing.update(failed)
+        copies[copied] += 1
+    return by_variant, verdicts, failing, copies
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
@@ -77,17 +224,36 @@ def summary(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--only", choices=["adult", "caravan"], default=None)
+    parser.add_argument("--only", choices=sorted(LABELS), nargs="+", default=None)
+    parser.add_argument("--train-rows", type=int, default=None, help="cap on training rows per table")
     args = parser.parse_args()
-    floors: dict[str, dict[str, float]] = {}
-    for dataset, epsilon, rebalance in CONFIGS:
-        if args.only and dataset != args.only:
+    warnings.simplefilter("ignore")
+    started = time.perf_counter()
+    loaded: dict[str, tuple] = {}
+    for table, epsilon, rebalance in CONFIGS:
+        if args.only and table not in args.only:
             continue
-        if dataset not in floors:
-            floors[dataset] = floor(dataset)
-            print(f"{dataset} holdout floor: " + ", ".join(f"{k} {v:.4f}" for k, v in floors[dataset].items()))
-        for variant, rows in runs(dataset, epsilon, rebalance, args.seeds).items():
-            print(f"{dataset} ε={epsilon:g} {variant} over {len(rows)} seeds: {summary(rows)}", flush=True)
+        if table not in loaded:
+            loaded[table] = load(table, args.train_rows)
+            train, holdout, _, numeric = loaded[table]
+            scores = floor(train, holdout, table, numeric)
+            print(
+                f"\n{table} ({len(train)} train / {len(holdout)} holdout rows) holdout floor: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()),
+                flush=True,
+            )
+        train, holdout, schema, numeric = loaded[table]
+        by_variant, verdicts, failing, copies = runs(
+            table, epsilon, rebalance, args.seeds, train, holdout, schema, numeric
+        )
+        for variant, rows in by_variant.items():
+            print(f"{table} ε={epsilon:g} {variant} over {len(rows)} seeds: {summary(rows)}", flush=True)
+        print(
+            f"{table} ε={epsilon:g} calibrated audit of clean releases: {dict(verdicts)}; failing checks "
+            f"{dict(failing)}; 1 % planted copies: {dict(copies)}",
+            flush=True,
+        )
+    print(f"\ntotal {time.perf_counter() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

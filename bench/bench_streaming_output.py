@@ -31,19 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_engine_counts import SCHEMA, generator_for_table  # noqa: E402  (this script's folder)
+
 from synth_engine.generators import MSTGenerator  # noqa: E402
 from synth_engine.streaming import sample_to_file, table_from_frame  # noqa: E402
-
-SCHEMA = json.loads((ROOT / "sample_data" / "adult.schema.json").read_text())
 
 
 def peak_rss_mb() -> float:
@@ -55,13 +52,7 @@ def peak_rss_mb() -> float:
 
 
 def fit(directory: Path) -> None:
-    adult = pd.read_csv(ROOT / "sample_data" / "adult.csv.gz", dtype=str, keep_default_na=False)
-    for column in SCHEMA["columns"]:
-        if column["type"] == "integer":
-            adult[column["name"]] = pd.to_numeric(adult[column["name"]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        MSTGenerator().fit(adult, SCHEMA, 1.0, 1e-6, random_state=0).save(directory)
+    generator_for_table(epsilon=1.0).save(directory)
 
 
 def child(mode: str, model: str, rows: int, chunk: int, out: str) -> dict[str, Any]:

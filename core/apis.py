@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ShapeError
 from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +30,15 @@ class ApiSchemaAccess(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(settings.SYNTHGATE_API_SCHEMA_PUBLIC or request.user and request.user.is_authenticated)
+
+
+class FileAnswerApi(APIView):
+    """A view that answers with a file: any Accept header is served (DRF's content negotiation is
+    forced to its first renderer, JSON, which the errors use), and ``?format=`` may name the file's
+    format rather than a DRF renderer."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[BaseRenderer, str]:
+        return super().perform_content_negotiation(request, force=True)
 
 
 class ErrorOutputSerializer(serializers.Serializer):

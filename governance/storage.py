@@ -101,13 +101,20 @@ class Removable(Protocol):
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A key written during a unit of work: ``files_removed_on_error`` removes it like a path."""
+    """A stored key used like a path: opened to serve it, or removed by ``files_removed_on_error``
+    when the unit of work that wrote it fails."""
 
     storage: VersionStorage
     key: str
 
     def unlink(self, missing_ok: bool = False) -> None:
         self.storage.remove(self.key)
+
+    def open(self, mode: str = "rb") -> IO[Any]:
+        return self.storage.open(self.key, mode)
+
+    def is_file(self) -> bool:
+        return self.storage.exists(self.key)
 
 
 @lru_cache(maxsize=4)

@@ -298,7 +298,34 @@ def generation_jobs_reap() -> list[GenerationJob]:
         (Q(status=JobStatus.RUNNING) & silent) | Q(status=JobStatus.QUEUED, celery_task_id="", created_at__lt=cutoff)
     )
     reaped = [_reap(pk, cutoff) for pk in stale.values_list("pk", flat=True)]
+    _sampling_files_remove()
     return [job for job in reaped if job is not None]
+
+
+SAMPLING_PREFIX = ".sampling-job"
+
+
+def _sampling_directory() -> Path:
+    """Where a worker writes a synthetic table while sampling it (moved to storage when stored)."""
+    return Path(settings.DATA_DIR) / "sampling"
+
+
+def _sampling_files_remove() -> None:
+    """Remove the sampling files of jobs no longer running (a worker killed while sampling
+    leaves its partial file behind; a job that ends any other way removes its own)."""
+    directory = _sampling_directory()
+    if not directory.is_dir():
+        return
+    files: dict[int, list[Path]] = {}
+    for path in directory.glob(f"{SAMPLING_PREFIX}*"):
+        number = path.name.removeprefix(SAMPLING_PREFIX).split("-", 1)[0]
+        if number.isdigit():
+            files.setdefault(int(number), []).append(path)
+    running = set(GenerationJob.objects.filter(pk__in=files, status=JobStatus.RUNNING).values_list("pk", flat=True))
+    for job_id, paths in files.items():
+        if job_id not in running:
+            for path in paths:
+                path.unlink(missing_ok=True)
 
 
 def generation_reaper_schedule_ensure() -> PeriodicTask:
@@ -487,8 +514,9 @@ def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Genera
         lambda rows: generator.sample(rows, conditions=conditions),
         n_rows,
         request.source_version.schema,
-        Path(settings.DATA_DIR) / "sampling",
+        _sampling_directory(),
         chunk_rows=int(settings.SYNTHGATE_SAMPLE_CHUNK_ROWS),
+        prefix=f"{SAMPLING_PREFIX}{job.pk}-",
         count_columns=(request.rebalance["column"],) if request.rebalance else (),
         after_chunk=after_chunk,
     )

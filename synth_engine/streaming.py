@@ -35,19 +35,21 @@ def sample_to_file(
     directory: Path,
     *,
     chunk_rows: int,
+    prefix: str = ".sampling-",
     count_columns: tuple[str, ...] = (),
     after_chunk: Callable[[int], None] = lambda done: None,
 ) -> StreamedTable:
     """Draw ``n_rows`` rows as ``sample(k)`` calls of at most ``chunk_rows`` and write them.
 
-    ``count_columns``: columns whose values are counted on the way (the released shares of a
+    ``prefix``: the file name's start (a job names itself, so a file its killed worker left
+    can be found). ``count_columns``: columns whose values are counted on the way (the released shares of a
     rebalanced column). ``after_chunk(rows_done)`` runs after each chunk (progress, cancel
     checks); anything it raises removes the partial file.
     """
     if chunk_rows <= 0:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     directory.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=directory, prefix=".sampling-", suffix=".csv")
+    handle, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".csv")
     path = Path(name)
     digest, size, done = hashlib.sha256(), 0, 0
     counts: dict[str, Counter[str]] = {column: Counter() for column in count_columns}

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from audits import selectors, services
 from audits.models import DownloadKind, Release
 from audits.selectors import release_exceptions, released_despite_failed_checks
-from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, paginated, paginated_response
+from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, FileAnswerApi, paginated, paginated_response
 from core.auth import signed_in_user
 
 
@@ -145,16 +145,12 @@ class ReleaseDetailApi(APIView):
         return _detail(request, selectors.release_get(user=signed_in_user(request), release_id=release_id))
 
 
-class ReleaseDownloadApi(APIView):
+class ReleaseDownloadApi(FileAnswerApi):
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=DownloadKind.choices, default=DownloadKind.DATA)
 
         class Meta:
             ref_name = "ReleaseDownloadInput"
-
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # A file answers any Accept header; errors still come as JSON.
-        return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
         operation_id="release_download",

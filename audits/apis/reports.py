@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
@@ -11,14 +9,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audits.models import ReportFormat
-from core.apis import READ_ERRORS
+from core.apis import READ_ERRORS, FileAnswerApi
 from core.auth import signed_in_user
 
 
-class ComplianceReportApi(APIView):
+class ComplianceReportApi(FileAnswerApi):  # ?format= is pdf, csv or json
     class InputSerializer(serializers.Serializer):
         def get_fields(self) -> dict[str, serializers.Field]:
             # "from" is a Python keyword, so the fields are declared here rather than as attributes.
@@ -32,11 +29,6 @@ class ComplianceReportApi(APIView):
 
         class Meta:
             ref_name = "ComplianceReportInput"
-
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # Here ?format= names the report's format (pdf, csv, json), not one of DRF's renderers;
-        # fall back to the JSON renderer for the JSON body and for errors.
-        return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
         operation_id="compliance_report",

@@ -31,6 +31,7 @@ from audits.recipient import reads_real_diagnostics, recipient_run_data
 from core.apis import (
     READ_ERRORS,
     WRITE_ERRORS,
+    FileAnswerApi,
     error_responses,
     filtered,
     list_parameters,
@@ -257,18 +258,11 @@ class AuditExternalApi(APIView):
         return _detail(run, signed_in_user(request), status.HTTP_201_CREATED)
 
 
-class FileDownloadMixin:
-    """Views that answer with a file: any Accept header is served (errors still come as JSON)."""
-
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        return super().perform_content_negotiation(request, force=True)  # type: ignore[misc]  # a mixin: APIView follows it in the MRO
-
-
 def datasheet_file(sheet: Datasheet) -> Path:
     return Path(settings.DATA_DIR) / sheet.storage_key
 
 
-class AuditDatasheetApi(FileDownloadMixin, APIView):
+class AuditDatasheetApi(FileAnswerApi):
     @extend_schema(
         operation_id="audit_datasheet_get", responses={(200, "application/pdf"): OpenApiTypes.BINARY, **READ_ERRORS}
     )

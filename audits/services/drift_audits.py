@@ -29,6 +29,7 @@ from audits.services.runs import audit_thresholds_for, version_frame
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import Dataset, DatasetVersion, Role
 from governance.permissions import user_has_role
+from governance.selectors import dataset_latest_source
 from governance.services import audit_event_record
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,6 @@ def drift_audit_release(
     *, release: Release, actor: User | None, trigger: str, frames: dict[int, pd.DataFrame] | None = None
 ) -> DriftOutcome:
     """Compare one release with its dataset's newest source; store the run and mark it stale if it drifted."""
-    from governance.selectors import dataset_latest_source
-
     if release.stale_at is not None:
         return DriftOutcome(release, "already_stale", release.drift_runs.filter(stale=True).first())
     reference = release.request.source_version

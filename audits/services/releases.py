@@ -35,7 +35,7 @@ from governance.models import DataRequest, Decision, RequestState, Role
 from governance.permissions import request_visible_to, user_has_role
 from governance.services import audit_event_record, files_removed_on_error, request_transition
 from governance.services.requests import access_request_lock
-from governance.storage import Removable
+from governance.storage import Removable, StoredFile, version_storage
 
 
 def release_conditions(*, request: DataRequest) -> list[str]:
@@ -155,8 +155,9 @@ def release_datasheet_issue(*, release: Release, written: list[Removable]) -> Re
     )
 
 
-def release_download(*, actor: User, release_id: int, kind: str) -> Path:
-    """The path of a release's synthetic file or release datasheet; refused once revoked or expired; logged."""
+def release_download(*, actor: User, release_id: int, kind: str) -> Path | StoredFile:
+    """A release's synthetic file or release datasheet, to ``open("rb")``; refused once revoked or
+    expired; logged."""
     with transaction.atomic():
         release = release_get(user=actor, release_id=release_id)
         release_check_active(release)
@@ -187,16 +188,24 @@ def release_check_active(release: Release) -> None:
         )
 
 
-def _release_file(release: Release, kind: str) -> tuple[Path, str]:
+def _release_file(release: Release, kind: str) -> tuple[Path | StoredFile, str]:
+    """The synthetic version (in the versions' storage) or the release datasheet (in the data
+    directory), and the SHA-256 of the bytes it holds now, hashed as they are read."""
+    path: Path | StoredFile
     if kind == DownloadKind.DATA:
-        key, expected = release.version.storage_key, None
+        path, expected = StoredFile(version_storage(), release.version.storage_key), None
     else:
         sheet = ReleaseDatasheet.objects.filter(release=release).first()
         if sheet is None:
             raise ConflictError(f"Release #{release.pk} has no signed release datasheet.")
-        key, expected = sheet.storage_key, sheet.sha256
-    path = Path(settings.DATA_DIR) / key
-    sha256 = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        path, expected = Path(settings.DATA_DIR) / sheet.storage_key, sheet.sha256
+    sha256 = ""
+    if path.is_file():
+        with path.open("rb") as stream:
+            digest = hashlib.sha256()
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+            sha256 = digest.hexdigest()
     if expected is not None and sha256 != expected:
         raise ConflictError(f"Release #{release.pk}'s datasheet in storage differs from the one signed; not served.")
     return path, sha256

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -65,7 +66,7 @@ def add_service_error(
         form.add_error(field, item["message"])
 
 
-def paginate(request: HttpRequest, items: Any, *, per_page: int = PAGE_SIZE) -> Page:
+def paginate(request: HttpRequest, items: Sequence[Any] | QuerySet[Any], *, per_page: int = PAGE_SIZE) -> Page:
     return Paginator(items, per_page).get_page(request.GET.get("page"))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -92,8 +93,6 @@ def _scope(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _query(form: ComplianceFilterForm) -> str:
-    from urllib.parse import urlencode
-
     data = form.cleaned_data
     return urlencode(
         {key: value.isoformat() if isinstance(value, date) else value for key, value in data.items() if value}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -67,8 +68,6 @@ def _release_page(
 
 def _verification(release: Release) -> dict:
     """The stored datasheet verified now: signature intact, trusted, and its SHA-256 on record."""
-    from django.conf import settings
-
     sheet = ReleaseDatasheet.objects.filter(release=release).first()
     if sheet is None:
         return {"ok": False, "problems": [f"Release #{release.pk} has no signed release datasheet."]}

@@ -6,7 +6,7 @@ Amounts are exact Decimals. Every check-and-write happens under the dataset's ro
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
@@ -170,8 +170,6 @@ def _entry_create(
 
 def ledger_amount(value: float | Decimal, *, places: int) -> Decimal:
     """An accountant's float as a ledger Decimal, rounded up so the ledger never under-reports."""
-    from decimal import ROUND_CEILING
-
     return Decimal(repr(value) if isinstance(value, float) else value).quantize(
         Decimal(1).scaleb(-places), rounding=ROUND_CEILING
     )

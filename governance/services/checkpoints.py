@@ -63,13 +63,17 @@ class Checkpoint:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
-    def described(self) -> dict[str, object]:
-        """``to_dict()`` and the time the TSA's token states ("" without one), for reports and output."""
+    def timestamped_at(self) -> str:
+        """The time the TSA's token states, ISO 8601 ("" without one)."""
         # pyHanko (seconds to import) is loaded only when a timestamp is read, fetched or checked.
         from governance.services.timestamps import timestamp_time
 
         stated = timestamp_time(self.timestamp) if self.timestamp else None
-        return {**self.to_dict(), "timestamped_at": stated.isoformat() if stated else ""}
+        return stated.isoformat() if stated else ""
+
+    def described(self) -> dict[str, object]:
+        """``to_dict()`` and the time the TSA's token states ("" without one), for reports and output."""
+        return {**self.to_dict(), "timestamped_at": self.timestamped_at()}
 
 
 _keys_provider: Callable[[], CheckpointKeys] | None = None

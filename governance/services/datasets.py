@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.validators import validate_slug
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
@@ -427,8 +428,6 @@ def _plausible_caps(epsilon: Decimal, delta: Decimal, *, n_rows: int, override_r
 
 
 def _check_name(name: str) -> None:
-    from django.core.validators import validate_slug
-
     try:
         validate_slug(name)
     except Exception as error:
@@ -734,7 +733,7 @@ def _declared_schema(
     return dict(schema["columns"][position]), declared["columns"][position], declared
 
 
-def _check_categories_cover(frame: Any, entry: dict[str, Any]) -> None:
+def _check_categories_cover(frame: pd.DataFrame, entry: dict[str, Any]) -> None:
     if entry.get("type") != "categorical" or "categories" not in entry:
         return
     declared = {str(category) for category in entry["categories"]}

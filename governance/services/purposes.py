@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
 from core.amounts import parse_decimal
@@ -93,8 +94,6 @@ def purposes_ensure_defaults() -> list[Purpose]:
 
 
 def _check_name(name: str) -> None:
-    from django.core.validators import validate_slug
-
     try:
         validate_slug(name)
     except DjangoValidationError as error:

@@ -26,6 +26,14 @@ def check_privacy_target(epsilon: Any, delta: Any) -> None:
         raise GeneratorError(f"delta must be in (0, 1) for the Gaussian mechanism, got {delta!r}")
 
 
+def check_target_is_numeric(epsilon: Any, delta: Any) -> None:
+    """What a non-private generator asks of the (ε, δ) it ignores: numbers (∞ included). ``True``
+    is no more an ε here than for the private generators."""
+    for name, value in (("epsilon", epsilon), ("delta", delta)):
+        if not _is_number(value):
+            raise GeneratorError(f"{name} must be a number, got {value!r}")
+
+
 def check_n_rows(n_rows: Any) -> None:
     """Refuse a row count that is not a positive integer (booleans included)."""
     if isinstance(n_rows, bool | np.bool_) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:

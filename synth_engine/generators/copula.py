@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
-from synth_engine.generators.checks import round_counts
+from synth_engine.generators.checks import check_n_rows, check_target_is_numeric, round_counts
 from synth_engine.generators.domain import (
     ColumnSpec,
     missing_mask,
@@ -73,6 +73,7 @@ class GaussianCopulaGenerator(Generator):
 
     def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
         """Non-private: no guarantee whatever the target (ε = ∞)."""
+        check_target_is_numeric(epsilon, delta)
         return _no_privacy()
 
     def fit(
@@ -88,6 +89,7 @@ class GaussianCopulaGenerator(Generator):
         ``random_state=None`` seeds from :mod:`secrets`; an int makes fit and sampling
         reproducible.
         """
+        check_target_is_numeric(epsilon, delta)
         if not isinstance(self.n_quantiles, int) or self.n_quantiles < 2:
             raise GeneratorError("n_quantiles must be an integer >= 2")
         if not isinstance(self.min_class_rows, int) or self.min_class_rows < 0:
@@ -106,13 +108,13 @@ class GaussianCopulaGenerator(Generator):
         self.classes_: list[int] = []
         self.class_shares_, self.groups_ = np.ones(1), [pooled]
         if self.label_ is not None:
-            self._fit_classes(frame, pooled, rng)
+            self._fit_classes(frame, self.label_, pooled, rng)
         self.sample_rng_ = np.random.default_rng(sample_seed)
         return self
 
-    def _fit_classes(self, frame: pd.DataFrame, pooled: dict[str, Any], rng: np.random.Generator) -> None:
-        meta = self.columns_meta_[self.columns_.index(self.label_)]
-        codes = _category_codes(frame[self.label_], meta["categories"])
+    def _fit_classes(self, frame: pd.DataFrame, label: str, pooled: dict[str, Any], rng: np.random.Generator) -> None:
+        meta = self.columns_meta_[self.columns_.index(label)]
+        codes = _category_codes(frame[label], meta["categories"])
         self.classes_ = [c for c in range(len(meta["categories"]) + 1) if (codes == c).any()]
         self.class_shares_ = np.array([(codes == c).mean() for c in self.classes_])
         self.groups_ = []
@@ -127,8 +129,7 @@ class GaussianCopulaGenerator(Generator):
         """Draw ``n_rows`` rows; ``conditions`` on the label picks class counts exactly."""
         if not hasattr(self, "groups_"):
             raise GeneratorError("call fit() before sample()")
-        if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows <= 0:
-            raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
+        check_n_rows(n_rows)
         counts = round_counts(self._shares(conditions), n_rows, self.sample_rng_)
         parts = [
             _sample_group(group, self.columns_meta_, int(count), self.sample_rng_)
@@ -184,7 +185,7 @@ class GaussianCopulaGenerator(Generator):
             arrays[f"correlation_{g}"] = group["correlation"]
             for c, (levels, values) in enumerate(group["marginals"]):
                 arrays[f"levels_{g}_{c}"], arrays[f"values_{g}_{c}"] = levels, values
-        np.savez(directory / "arrays.npz", **arrays)
+        np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, directory: Path) -> GaussianCopulaGenerator:

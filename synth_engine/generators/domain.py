@@ -294,8 +294,9 @@ class CategoricalCodec:
 
     def code_of(self, value: Any) -> int:
         """Fine code of a released ``value`` (for conditional sampling)."""
-        if _is_missing_value(value) and self.has_missing:
-            return int(self.missing_code)
+        missing = self.missing_code
+        if missing is not None and _is_missing_value(value):
+            return missing
         for code, known in enumerate(self.values):
             if known == value and _is_bool(known) == _is_bool(value):
                 return code

@@ -43,6 +43,7 @@ import math
 import secrets
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,46 +97,71 @@ SAMPLE_CHUNK_ROWS = 8192
 # ------------------------------------------------ the privacy plan (accounting: synth_engine.privacy.rdp)
 
 
-def privacy_plan(params: dict[str, Any], epsilon: float, delta: float, n_rows: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReservedBudget:
+    """Sampling arithmetic and the budgets reserved for the rows, domain and label stages."""
+
+    rows_rho: float
+    rows_sigma: float
+    sample_rate: float
+    steps: int
+    expected_batch_size: float
+    max_grad_norm: float
+    threshold_delta: float
+    conversion_delta: float
+    domain_rho: float
+    label_rho: float
+    label_sigma: float
+
+    @property
+    def zcdp_rho(self) -> float:
+        """The zCDP stages' total ρ (rows, domain, label), composed with DP-SGD's RDP."""
+        return self.rows_rho + self.domain_rho + self.label_rho
+
+
+@dataclass(frozen=True)
+class PrivacyPlan(ReservedBudget):
+    """Every stage's budget and noise: the reserved budgets and DP-SGD's calibrated noise multiplier."""
+
+    noise_multiplier: float
+
+
+def privacy_plan(params: dict[str, Any], epsilon: float, delta: float, n_rows: float) -> PrivacyPlan:
     """Every stage's budget and noise for a target and a row count that is public or DP (n̂).
 
     q = 1/⌈n_rows / batch_size⌉ and ⌈n_rows / batch_size⌉ Poisson-sampled steps per epoch; the
     loader in ``_train`` is built with exactly this q.
     """
-    plan = _reserved(params, epsilon, delta, n_rows)
+    reserved = _reserved(params, epsilon, delta, n_rows)
     try:
-        plan["noise_multiplier"] = calibrate_noise_multiplier(
-            epsilon, plan["conversion_delta"], plan["sample_rate"], plan["steps"], _zcdp_rho(plan)
+        noise_multiplier = calibrate_noise_multiplier(
+            epsilon, reserved.conversion_delta, reserved.sample_rate, reserved.steps, reserved.zcdp_rho
         )
     except NoiseCalibrationError as error:
         raise InsufficientBudgetError(str(error)) from error
-    return plan
+    return PrivacyPlan(**asdict(reserved), noise_multiplier=noise_multiplier)
 
 
-def _zcdp_rho(plan: dict[str, Any]) -> float:
-    return plan["rows_rho"] + plan["domain_rho"] + plan["label_rho"]
-
-
-def _reserved(params: dict[str, Any], epsilon: float, delta: float, n_rows: float) -> dict[str, Any]:
+def _reserved(params: dict[str, Any], epsilon: float, delta: float, n_rows: float) -> ReservedBudget:
     """Sampling arithmetic and the budgets reserved for the rows, domain and label stages."""
     batches = math.ceil(n_rows / min(params["batch_size"], n_rows))
     threshold_delta = params["threshold_delta_fraction"] * delta
     reference_rho = cdp_rho(epsilon, delta - threshold_delta)
     label_rho = params["label_fraction"] * reference_rho
     rows_rho = ROWS_FRACTION * reference_rho
-    return {
-        "rows_rho": rows_rho,
-        "rows_sigma": rows_sigma(rows_rho),
-        "sample_rate": 1.0 / batches,
-        "steps": params["epochs"] * batches,
-        "expected_batch_size": n_rows / batches,
-        "max_grad_norm": params["max_grad_norm"],
-        "threshold_delta": threshold_delta,
-        "conversion_delta": delta - threshold_delta,
-        "domain_rho": params["domain_fraction"] * reference_rho,
-        "label_rho": label_rho,
-        "label_sigma": gaussian_sigma(label_rho),
-    }
+    return ReservedBudget(
+        rows_rho=rows_rho,
+        rows_sigma=rows_sigma(rows_rho),
+        sample_rate=1.0 / batches,
+        steps=params["epochs"] * batches,
+        expected_batch_size=n_rows / batches,
+        max_grad_norm=params["max_grad_norm"],
+        threshold_delta=threshold_delta,
+        conversion_delta=delta - threshold_delta,
+        domain_rho=params["domain_fraction"] * reference_rho,
+        label_rho=label_rho,
+        label_sigma=gaussian_sigma(label_rho),
+    )
 
 
 def estimate_rows(
@@ -147,13 +173,13 @@ def estimate_rows(
     rng: np.random.Generator,
 ) -> float:
     """The DP row estimate n̂ on which the fit's q, steps and refusal are decided (stage ``rows``)."""
-    sigma = _reserved(params, epsilon, delta, float(params["batch_size"]))["rows_sigma"]
+    sigma = _reserved(params, epsilon, delta, float(params["batch_size"])).rows_sigma
     return noisy_row_count(n_rows, sigma, accountant, rng)
 
 
-def _is_useful(plan: dict[str, Any], n_rows: float) -> bool:
-    gradient_ok = plan["noise_multiplier"] <= MAX_NOISE_TO_SIGNAL * plan["expected_batch_size"]
-    return gradient_ok and plan["label_sigma"] <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
+def _is_useful(plan: PrivacyPlan, n_rows: float) -> bool:
+    gradient_ok = plan.noise_multiplier <= MAX_NOISE_TO_SIGNAL * plan.expected_batch_size
+    return gradient_ok and plan.label_sigma <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
 
 
 def minimum_epsilon(params: dict[str, Any], delta: float, n_rows: float) -> float:
@@ -166,11 +192,9 @@ def minimum_epsilon(params: dict[str, Any], delta: float, n_rows: float) -> floa
     for _ in range(40):
         middle = (low + high) / 2.0
         plan = _reserved(params, math.exp(middle), delta, n_rows)
-        largest = MAX_NOISE_TO_SIGNAL * plan["expected_batch_size"]
-        spent, _ = composed_epsilon(
-            [(largest, plan["sample_rate"], plan["steps"])], _zcdp_rho(plan), plan["conversion_delta"]
-        )
-        useful = spent <= math.exp(middle) and plan["label_sigma"] <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
+        largest = MAX_NOISE_TO_SIGNAL * plan.expected_batch_size
+        spent, _ = composed_epsilon([(largest, plan.sample_rate, plan.steps)], plan.zcdp_rho, plan.conversion_delta)
+        useful = spent <= math.exp(middle) and plan.label_sigma <= n_rows / MIN_LABEL_SIGNAL_TO_NOISE
         low, high = (low, middle) if useful else (middle, high)
     return math.exp(high)
 
@@ -289,12 +313,19 @@ class DPTVAEGenerator(Generator):
             return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
         check_n_rows(n_rows)
         plan = self._plan(epsilon, delta, int(n_rows))
-        history = [(plan["noise_multiplier"], plan["sample_rate"], plan["steps"])]
-        spent, order = composed_epsilon(history, _zcdp_rho(plan), plan["conversion_delta"])
-        details = _details(history, plan, _zcdp_rho(plan), plan["threshold_delta"], order)
+        history = [(plan.noise_multiplier, plan.sample_rate, plan.steps)]
+        spent, order = composed_epsilon(history, plan.zcdp_rho, plan.conversion_delta)
+        details = _details(
+            history,
+            max_grad_norm=plan.max_grad_norm,
+            conversion_delta=plan.conversion_delta,
+            rho=plan.zcdp_rho,
+            approximate_delta=plan.threshold_delta,
+            order=order,
+        )
         return PrivacySpent(spent, float(delta), ACCOUNTANT_NAME, details)
 
-    def _plan(self, epsilon: float, delta: float, n_rows: float, *, estimated: bool = False) -> dict[str, Any]:
+    def _plan(self, epsilon: float, delta: float, n_rows: float, *, estimated: bool = False) -> PrivacyPlan:
         """Calibrate for ``n_rows`` (a public guess, or the DP estimate n̂); refuse budgets too
         small to be useful for it."""
         plan = privacy_plan(self.get_params(), float(epsilon), float(delta), n_rows)
@@ -303,8 +334,8 @@ class DPTVAEGenerator(Generator):
             size = f"about {n_rows:.0f} rows (a DP estimate)" if estimated else f"{n_rows} rows"
             raise InsufficientBudgetError(
                 f"epsilon={epsilon} is too small for {size}: DP-SGD noise multiplier "
-                f"{plan['noise_multiplier']:.3g} on batches of {plan['expected_batch_size']:.0f} "
-                f"rows, label histogram noise σ={plan['label_sigma']:.3g} rows; use epsilon >= "
+                f"{plan.noise_multiplier:.3g} on batches of {plan.expected_batch_size:.0f} "
+                f"rows, label histogram noise σ={plan.label_sigma:.3g} rows; use epsilon >= "
                 f"{minimum:g} (at delta={delta}), or more rows, a larger batch_size or fewer "
                 "epochs"
             )
@@ -362,8 +393,8 @@ class DPTVAEGenerator(Generator):
         codecs = fit_codecs(
             FrameCounts(frame),
             specs,
-            rho=plan["domain_rho"],
-            threshold_delta=plan["threshold_delta"],
+            rho=plan.domain_rho,
+            threshold_delta=plan.threshold_delta,
             max_cells=self.max_cells,
             accountant=accountant,
             rng=rng,
@@ -391,7 +422,7 @@ class DPTVAEGenerator(Generator):
         return network.eval()
 
     def _train(
-        self, codes: np.ndarray, sizes: list[int], label_index: int | None, plan: dict[str, Any], seed: int
+        self, codes: np.ndarray, sizes: list[int], label_index: int | None, plan: PrivacyPlan, seed: int
     ) -> tuple[dict[str, torch.Tensor], list[list]]:
         """DP-SGD with Opacus (Poisson sampling, flat clipping, RDP accountant); returns the
         trained weights and the accountant's history, checked against the plan."""
@@ -406,10 +437,10 @@ class DPTVAEGenerator(Generator):
             # which would read the exact row count.
             loader = DPDataLoader(
                 TensorDataset(torch.from_numpy(codes)),
-                sample_rate=plan["sample_rate"],
+                sample_rate=plan.sample_rate,
                 generator=torch.Generator().manual_seed(seed + 3),
             )
-            loader.batch_sampler.steps = plan["steps"] // self.epochs
+            loader.batch_sampler.steps = plan.steps // self.epochs
             engine = PrivacyEngine(accountant="rdp", secure_mode=False)
             noise_generator = torch.Generator().manual_seed(seed + 1)
             model, optimizer, criterion, loader = engine.make_private(
@@ -417,7 +448,7 @@ class DPTVAEGenerator(Generator):
                 optimizer=optimizer,
                 criterion=PerRowLoss(),
                 data_loader=loader,
-                noise_multiplier=plan["noise_multiplier"],
+                noise_multiplier=plan.noise_multiplier,
                 max_grad_norm=self.max_grad_norm,
                 poisson_sampling=False,
                 loss_reduction="sum",
@@ -484,8 +515,14 @@ class DPTVAEGenerator(Generator):
         approximate_delta = self.accountant_.approximate_delta
         rho = self.accountant_.rho
         epsilon, order = composed_epsilon(self.sgd_history_, rho, delta - approximate_delta)
-        plan = {"max_grad_norm": self.max_grad_norm, "conversion_delta": delta - approximate_delta}
-        details = _details(self.sgd_history_, plan, rho, approximate_delta, order)
+        details = _details(
+            self.sgd_history_,
+            max_grad_norm=self.max_grad_norm,
+            conversion_delta=delta - approximate_delta,
+            rho=rho,
+            approximate_delta=approximate_delta,
+            order=order,
+        )
         details.update(
             target_epsilon=self.target_["epsilon"],
             params=self.get_params(),
@@ -558,7 +595,7 @@ def _noisy_label_weights(
     codes: np.ndarray,
     codecs: list[Codec],
     label_index: int | None,
-    plan: dict[str, Any],
+    plan: PrivacyPlan,
     accountant: ZCDPAccountant,
     rng: np.random.Generator,
 ) -> np.ndarray:
@@ -570,9 +607,9 @@ def _noisy_label_weights(
     if label_index is None:
         return np.ones(1)
     counts = np.bincount(codes[:, label_index], minlength=codecs[label_index].n_codes)
-    noisy = gaussian_noise(counts, plan["label_sigma"], rng)
-    noisy[noisy < 3.0 * plan["label_sigma"]] = 0.0
-    accountant.add_gaussian("label", plan["label_sigma"])
+    noisy = gaussian_noise(counts, plan.label_sigma, rng)
+    noisy[noisy < 3.0 * plan.label_sigma] = 0.0
+    accountant.add_gaussian("label", plan.label_sigma)
     return noisy if noisy.sum() > 0 else np.ones(len(noisy))
 
 
@@ -594,26 +631,34 @@ def _label_shares(
     return target_shares(codec, wanted, estimate)
 
 
-def _details(history: list, plan: dict[str, Any], rho: float, approximate_delta: float, order: float) -> dict[str, Any]:
+def _details(
+    history: list,
+    *,
+    max_grad_norm: float,
+    conversion_delta: float,
+    rho: float,
+    approximate_delta: float,
+    order: float,
+) -> dict[str, Any]:
     noise_multiplier, sample_rate, steps = history[0] if history else (None, None, 0)
     return {
         "neighbouring": "add/remove one row",
         "noise_multiplier": noise_multiplier,
         "sample_rate": sample_rate,
         "steps": sum(int(entry[2]) for entry in history),
-        "max_grad_norm": plan["max_grad_norm"],
+        "max_grad_norm": max_grad_norm,
         "accountant": ACCOUNTANT_NAME,
         "sgd_history": [list(entry) for entry in history],
         "zcdp_rho": rho,
         "approximate_delta": approximate_delta,
-        "conversion_delta": plan["conversion_delta"],
+        "conversion_delta": conversion_delta,
         "optimal_order": order,
         "composition": COMPOSITION,
     }
 
 
-def _check_history(history: list[list], plan: dict[str, Any]) -> None:
-    expected = [[plan["noise_multiplier"], plan["sample_rate"], plan["steps"]]]
+def _check_history(history: list[list], plan: PrivacyPlan) -> None:
+    expected = [[plan.noise_multiplier, plan.sample_rate, plan.steps]]
     if history != expected:
         raise RuntimeError(f"Opacus ran {history}, but the plan was {expected}")
 

@@ -33,6 +33,7 @@ import json
 import math
 import secrets
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ class MSTGenerator(Generator):
         details: dict[str, Any] = {"params": self.get_params()}
         if specs is not None:
             plan = _budget_plan(self.get_params(), epsilon, delta, specs)
-            details.update(rho=plan["rho"], approximate_delta=plan["threshold_delta"])
+            details.update(rho=plan.rho, approximate_delta=plan.threshold_delta)
         return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
 
     def fit(
@@ -217,20 +218,20 @@ class MSTGenerator(Generator):
         fit_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
         rng = np.random.default_rng(fit_seed)
         accountant = ZCDPAccountant()
-        n_hat = noisy_row_count(source.row_count(), plan["rows_sigma"], accountant, rng)
+        n_hat = noisy_row_count(source.row_count(), plan.rows_sigma, accountant, rng)
         self._check_useful(epsilon, delta, specs, plan, n_hat)
         codecs = fit_codecs(
             source,
             specs,
-            rho=plan["domain_rho"],
-            threshold_delta=plan["threshold_delta"],
+            rho=plan.domain_rho,
+            threshold_delta=plan.threshold_delta,
             max_cells=self.max_cells,
             accountant=accountant,
             rng=rng,
         )
         labels = [spec.role == "label" for spec in specs]
         self._fit_model(source, codecs, labels, plan, accountant, rng)
-        self.label_ = plan["label"]
+        self.label_ = plan.label
         self.columns_ = [spec.name for spec in specs]
         self.codecs_ = codecs
         self.accountant_ = accountant
@@ -239,7 +240,7 @@ class MSTGenerator(Generator):
         self.count_engine_ = source.engine
         return self
 
-    def _check_useful(self, epsilon: float, delta: float, specs: list[Any], plan: dict[str, Any], n_hat: float) -> None:
+    def _check_useful(self, epsilon: float, delta: float, specs: list[Any], plan: BudgetPlan, n_hat: float) -> None:
         """Refuse a budget too small for the data, judged on the DP row estimate n̂ only.
 
         The refusal is a post-processing of n̂, so one row more or less changes its probability
@@ -252,7 +253,7 @@ class MSTGenerator(Generator):
             f"epsilon={epsilon} is too small for about {n_hat:.0f} rows (a DP estimate) and {len(specs)} "
             f"columns: the marginal noise would be σ={_main_sigma(plan):.1f} rows; use epsilon >= "
             f"{minimum:.3g} (at delta={delta}), or more rows, or fewer columns. Only the row estimate "
-            f"(ρ={plan['rows_rho']:.3g} of the budget) touched the data."
+            f"(ρ={plan.rows_rho:.3g} of the budget) touched the data."
         )
 
     def _fit_model(
@@ -260,12 +261,12 @@ class MSTGenerator(Generator):
         source: CountSource,
         codecs: list[Codec],
         labels: list[bool],
-        plan: dict[str, Any],
+        plan: BudgetPlan,
         accountant: ZCDPAccountant,
         rng: np.random.Generator,
     ) -> None:
         """Stages 2-5: measure 1-ways, bin, select the tree, measure its tables, estimate."""
-        sigma1, sigma2, label = plan["one_way_sigma"], plan["two_way_sigma"], plan["label"]
+        sigma1, sigma2, label = plan.one_way_sigma, plan.two_way_sigma, plan.label
         noisy_fine = [gaussian_noise(counts, sigma1, rng) for counts in source.fine_counts(codecs)]
         accountant.add_gaussian("one_way", sigma1, count=len(codecs))
         n_hat = float(np.mean([noisy.sum() for noisy in noisy_fine]))
@@ -278,11 +279,11 @@ class MSTGenerator(Generator):
         sizes = [int(b.max()) + 1 for b in bins]
         one_way = [np.bincount(b, weights=c, minlength=k) for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
         attributes = [c for c in range(len(codecs)) if c != label]
-        stars = label is not None and math.isfinite(plan["label_sigma"])
-        tables = BinnedTables(source, codecs, bins, label, attributes, stars=stars)
-        edges = select_tree(tables, one_way, n_hat, plan["selection_epsilon"], rng, columns=attributes)
+        with_stars = label is not None and math.isfinite(plan.label_sigma)
+        tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
+        edges = select_tree(tables, one_way, n_hat, plan.selection_epsilon, rng, columns=attributes)
         if edges:
-            accountant.add_exponential("selection", plan["selection_epsilon"], count=len(edges))
+            accountant.add_exponential("selection", plan.selection_epsilon, count=len(edges))
         noisy_tables, stars = _measure_tables(tables, edges, plan, accountant, rng)
         model = estimate_model(
             noisy_fine,
@@ -294,7 +295,7 @@ class MSTGenerator(Generator):
             sigma2,
             self.estimation_iterations,
             stars=stars,
-            label_sigma=plan["label_sigma"],
+            label_sigma=plan.label_sigma,
         )
         self.bins_, self.edges_ = bins, edges
         self.one_way_, self.within_, self.label_tables_, self.pairs_ = model
@@ -302,7 +303,7 @@ class MSTGenerator(Generator):
     def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
         if not codec.ordered:
             return unordered_bins(counts, max_bins=self.max_bins, min_count=min_count, keep_all=label)
-        n_cells = len(codec.low)
+        n_cells = codec.n_codes - int(codec.has_missing)  # the value cells, without the missing code
         bins = ordered_bins(counts[:n_cells], max_bins=self.max_bins, min_count=min_count)
         if codec.has_missing:
             missing_bin = bins.max() + 1 if counts[n_cells] >= min_count else 0
@@ -316,21 +317,21 @@ class MSTGenerator(Generator):
         conditioned (categorical) column, so the requested shares are met exactly."""
         self._check_fitted()
         check_n_rows(n_rows)
-        root, root_fine = self._root_codes(n_rows, conditions)
-        fine = self._sample_codes(n_rows, root, root_fine)
+        fine = self._sample_codes(n_rows, self._root_codes(n_rows, conditions))
         columns = {
             codec.name: codec.decode(fine[i].astype(np.int64), self.sample_rng_) for i, codec in enumerate(self.codecs_)
         }
         return pd.DataFrame(columns, columns=self.columns_, copy=False)
 
-    def _sample_codes(self, n_rows: int, root: int | None, root_fine: np.ndarray | None) -> dict[int, np.ndarray]:
+    def _sample_codes(self, n_rows: int, condition: tuple[int, np.ndarray] | None) -> dict[int, np.ndarray]:
         """Fine codes of every column: the root (or label), the tree's start, then down the
         tree; each child is drawn from P(fine code | label bin, parent bin) =
         P(bin | label bin, parent bin) · P(fine code | bin) in one pass."""
         rng, label = self.sample_rng_, self.label_
         label_one_way = self.one_way_[label] if label is not None else np.ones(1)
         fine: dict[int, np.ndarray] = {}
-        if root is not None and root != label:
+        if condition is not None and condition[0] != label:
+            root, root_fine = condition
             start, fine[root] = root, root_fine
             classes = sample_conditional(
                 self.bins_[root][root_fine], conditional(self.label_tables_[root].T, label_one_way), rng
@@ -338,24 +339,29 @@ class MSTGenerator(Generator):
         else:
             start = next(c for c in range(len(self.codecs_)) if c != label)
             classes = (
-                self.bins_[label][root_fine].astype(np.int16)
-                if root is not None
+                self.bins_[condition[0]][condition[1]].astype(np.int16)  # the condition is on the label
+                if condition is not None
                 else _shuffled_counts(label_one_way, n_rows, rng)
             )
             fine[start] = sample_conditional(
                 classes, conditional(self.label_tables_[start], self.one_way_[start]) @ self.within_[start], rng
             )
         if label is not None:
-            fine[label] = root_fine if root == label else sample_conditional(classes, self.within_[label], rng)
+            fine[label] = (
+                condition[1]
+                if condition is not None and condition[0] == label
+                else sample_conditional(classes, self.within_[label], rng)
+            )
         for parent, child, table in self._walk(start):
             parent_bins = self.bins_[parent][fine[parent]]
             combined = classes.astype(np.int32) * len(self.one_way_[parent]) + parent_bins
             fine[child] = sample_conditional(_compact(combined), table @ self.within_[child], rng)
         return fine
 
-    def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int | None, np.ndarray | None]:
+    def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int, np.ndarray] | None:
+        """The conditioned column and its fine codes, or None without ``conditions``."""
         if not conditions:
-            return None, None
+            return None
         index, shares = _parse_conditions(conditions, self.columns_, self.codecs_, self.one_way_)
         return index, _shuffled_counts(shares, n_rows, self.sample_rng_)
 
@@ -423,7 +429,7 @@ class MSTGenerator(Generator):
                 }
             )
         arrays.update({f"pair_{k}": table for k, table in enumerate(self.pairs_)})
-        np.savez(directory / "arrays.npz", **arrays)
+        np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, directory: Path) -> MSTGenerator:
@@ -479,7 +485,24 @@ def _check_params(params: dict[str, Any]) -> None:
         raise GeneratorError("invalid MST parameters: " + "; ".join(problems))
 
 
-def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: list[Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BudgetPlan:
+    """ρ and noise scale of each stage for a target (ε, δ); ``label`` is the star's centre column
+    (None when the tree has no label star)."""
+
+    rho: float
+    rows_rho: float
+    rows_sigma: float
+    domain_rho: float
+    threshold_delta: float
+    label: int | None
+    one_way_sigma: float
+    selection_epsilon: float
+    two_way_sigma: float
+    label_sigma: float
+
+
+def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: list[Any]) -> BudgetPlan:
     """ρ and noise scale of each stage for a target (ε, δ).
 
     ρ is the largest value whose tight conversion gives (ε, δ − δ_threshold), less a relative
@@ -504,25 +527,25 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
         two_way = rest - one_way - selection
     star = params["label_fraction"] * two_way if label is not None else 0.0
     two_way -= star
-    return {
-        "rho": rho,
-        "rows_rho": rows_rho,
-        "rows_sigma": rows_sigma(rows_rho),
-        "domain_rho": domain_rho,
-        "threshold_delta": threshold_delta,
-        "label": label,
-        "one_way_sigma": gaussian_sigma(one_way / d),
-        "selection_epsilon": exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
-        "two_way_sigma": gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
-        "label_sigma": gaussian_sigma(star / n_tree) if star > 0 else math.inf,
-    }
+    return BudgetPlan(
+        rho=rho,
+        rows_rho=rows_rho,
+        rows_sigma=rows_sigma(rows_rho),
+        domain_rho=domain_rho,
+        threshold_delta=threshold_delta,
+        label=label,
+        one_way_sigma=gaussian_sigma(one_way / d),
+        selection_epsilon=exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
+        two_way_sigma=gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
+        label_sigma=gaussian_sigma(star / n_tree) if star > 0 else math.inf,
+    )
 
 
-def _main_sigma(plan: dict[str, Any]) -> float:
+def _main_sigma(plan: BudgetPlan) -> float:
     """Noise σ of the measurements that carry most of the model: the 2-way (edge) tables, or
     the 1-ways when there is no tree."""
-    two_way = plan["two_way_sigma"]
-    return two_way if math.isfinite(two_way) else plan["one_way_sigma"]
+    two_way = plan.two_way_sigma
+    return two_way if math.isfinite(two_way) else plan.one_way_sigma
 
 
 def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any], n_rows: float) -> float:
@@ -646,13 +669,13 @@ def select_tree(
 def _measure_tables(
     tables: BinnedTables,
     edges: list[tuple[int, int]],
-    plan: dict[str, Any],
+    plan: BudgetPlan,
     accountant: ZCDPAccountant,
     rng: np.random.Generator,
 ) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """Gaussian measurements of the tree's (label ×) edge tables, and optionally of every
     (label, column) table; each is a histogram with L2 sensitivity 1."""
-    sigma2, label_sigma = plan["two_way_sigma"], plan["label_sigma"]
+    sigma2, label_sigma = plan.two_way_sigma, plan.label_sigma
     noisy = [gaussian_noise(tables.triple(a, b), sigma2, rng) for a, b in edges]
     if edges:
         accountant.add_gaussian("two_way", sigma2, count=len(edges))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from audits.facts import datasheet_facts
 from audits.models import Release
@@ -17,7 +18,12 @@ from core.errors import InvalidTransitionError, NotFoundError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind, RequestState, VersionKind
 from governance.services import audit_log_verify, budget_balance
 from synth_engine.models import GenerationJob, JobStatus
-from synth_engine.services import generation_job_cancel, generation_job_run, generation_job_start
+from synth_engine.services import (
+    generation_job_cancel,
+    generation_job_run,
+    generation_job_start,
+    generation_jobs_reap,
+)
 from tests.jobs.conftest import approved_request_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -225,3 +231,16 @@ def test_a_large_split_is_audited_on_stated_samples_named_only_in_the_internal_r
         expires_at=run.created_at,
     )
     assert "sample" not in " ".join(datasheet_facts(run, release=release).preprocessing)
+
+
+def test_the_reaper_removes_the_sampling_file_of_a_job_no_longer_running(cast, approved_request):
+    job = generation_job_start(actor=cast.requester, request_id=approved_request.pk)
+    directory = Path(settings.DATA_DIR) / "sampling"
+    left = directory / f".sampling-job{job.pk}-killed.csv"  # as a worker killed while sampling leaves it
+    left.write_text("age,workclass\n")
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now())
+    generation_jobs_reap()
+    assert left.exists()  # its job still runs (fresh heartbeat): the file may still be written
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)
+    generation_jobs_reap()
+    assert not left.exists()

@@ -45,7 +45,8 @@ def test_release_of_a_blocked_request_is_refused_until_an_approver_accepts_the_r
     path = release_download(actor=cast.requester, release_id=release.pk, kind="datasheet")
     assert datasheet_verify(pdf_bytes=path.read_bytes(), release_id=release.pk)["ok"]
     data = release_download(actor=cast.requester, release_id=release.pk, kind="data")
-    assert data.read_text().splitlines()[0].startswith("age,")
+    with data.open("rb") as stream:
+        assert stream.readline().startswith(b"age,")
     assert Download.objects.filter(release=release).count() == 2
 
     release_revoke(actor=cast.steward, release_id=release.pk, reason="source withdrawn")

@@ -301,7 +301,7 @@ def test_the_sampling_rate_never_flips_on_one_row():
         rates[n_rows] = set()
         for seed in range(30):
             n_hat = estimate_rows(params, 3.0, DELTA, n_rows, ZCDPAccountant(), np.random.default_rng(seed))
-            rates[n_rows].add(_reserved(params, 3.0, DELTA, n_hat)["sample_rate"])
+            rates[n_rows].add(_reserved(params, 3.0, DELTA, n_hat).sample_rate)
     assert rates[512] == rates[513] == {1 / 2, 1 / 3}
 
 

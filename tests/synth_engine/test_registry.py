@@ -44,3 +44,15 @@ def test_every_dp_generator_refuses_the_same_bad_targets(name: str, epsilon, del
     # One home for the input checks: MST used to accept epsilon=True as 1, dp-tvae refused it.
     with pytest.raises(GeneratorError, match="epsilon|delta"):
         get_generator(name).plan_privacy(epsilon, delta)
+
+
+@pytest.mark.parametrize(("epsilon", "delta"), [(True, 1e-5), (1.0, True), ("1", 1e-5), (None, 0.0)])
+def test_the_non_private_copula_refuses_a_target_that_is_not_a_number(epsilon, delta) -> None:
+    # The copula ignores (ε, δ), but through the same shared check: True is not an ε for any generator.
+    with pytest.raises(GeneratorError, match="must be a number"):
+        get_generator("copula").plan_privacy(epsilon, delta)
+
+
+def test_the_non_private_copula_plans_no_guarantee_for_any_numeric_target() -> None:
+    for epsilon, delta in ((float("inf"), 0.0), (1.0, 1e-5), (0.0, 0.0)):
+        assert not get_generator("copula").plan_privacy(epsilon, delta).is_private

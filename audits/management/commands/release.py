@@ -130,7 +130,8 @@ class Command(SynthgateCommand):
             )
         source = release_download(actor=actor, release_id=options["release_id"], kind=kind)
         try:
-            shutil.copyfile(source, target)
+            with source.open("rb") as stream, target.open("wb") as out:
+                shutil.copyfileobj(stream, out)
         except OSError as error:
             raise CliError(f"Cannot write {target}: {error.strerror}.", extra={"path": str(target)}) from error
         self.emit(

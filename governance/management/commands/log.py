@@ -103,5 +103,5 @@ def _checkpoint_text(checkpoint: Checkpoint | None) -> str:
     if checkpoint is None:
         return "none yet"
     text = f"event {checkpoint.length} ({checkpoint.hash[:16]}…) at {time_text(checkpoint.at)}"
-    stated = checkpoint.described()["timestamped_at"]
-    return f"{text}; RFC 3161 timestamp {time_text(str(stated))}" if stated else text
+    stated = checkpoint.timestamped_at()
+    return f"{text}; RFC 3161 timestamp {time_text(stated)}" if stated else text
