@@ -95,13 +95,7 @@ class Command(SynthgateCommand):
     def handle_create(self, actor: User, options: dict[str, Any]) -> None:
         request = access_request_create(
             actor=actor,
-            dataset_name=options["dataset"],
-            purpose_name=options["purpose"],
-            epsilon=options["epsilon"],
-            delta=options["delta"],
-            n_rows=options["rows"],
-            generator=options["generator"],
-            generator_params=parse_key_values(options["param"], option="--param"),
+            **_filing_fields(options),
             rebalance=parse_rebalance(options["rebalance"]),
             recipient_kind=options["recipient_kind"],
             recipient=options["recipient"],
@@ -112,16 +106,7 @@ class Command(SynthgateCommand):
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} filed ({request.state}).")
 
     def handle_outlook(self, actor: User, options: dict[str, Any]) -> None:
-        outlook = access_request_outlook(
-            actor=actor,
-            dataset_name=options["dataset"],
-            purpose_name=options["purpose"],
-            epsilon=options["epsilon"],
-            delta=options["delta"],
-            n_rows=options["rows"],
-            generator=options["generator"],
-            generator_params=parse_key_values(options["param"], option="--param"),
-        )
+        outlook = access_request_outlook(actor=actor, **_filing_fields(options))
         self.emit(outlook, lambda: outlook_text(outlook))
 
     def handle_submit(self, actor: User, options: dict[str, Any]) -> None:
@@ -253,3 +238,16 @@ def outlook_text(outlook: dict[str, Any]) -> str:
     lines += [f"warning: {warning}" for warning in outlook["warnings"]]
     lines += [f"assumed: {assumption}" for assumption in outlook["assumptions"]]
     return "\n".join(lines)
+
+
+def _filing_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """What `request create` and `request outlook` both send: the dataset, purpose, budget, rows and generator."""
+    return {
+        "dataset_name": options["dataset"],
+        "purpose_name": options["purpose"],
+        "epsilon": options["epsilon"],
+        "delta": options["delta"],
+        "n_rows": options["rows"],
+        "generator": options["generator"],
+        "generator_params": parse_key_values(options["param"], option="--param"),
+    }
