@@ -275,34 +275,20 @@ def dataset_reference_register(
         ).first()
         if existing is not None:
             return RegistrationResult(existing, False, [])
-        number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
-        version = DatasetVersion.objects.create(
+        version = _version_create(
+            actor=actor,
             dataset=dataset,
-            number=number,
             kind=VersionKind.SOURCE,
             content_hash=content_hash,
-            storage_key="",
-            n_rows=n_rows,
-            n_columns=len(schema["columns"]),
-            schema=schema,
-            schema_inferred=False,
-            source_reference=reference,
-            created_by=actor,
-        )
-        audit_event_record(
-            actor=actor,
-            action="dataset_version.create",
-            obj=version,
-            after={
-                "dataset": dataset.name,
-                "number": number,
-                "kind": VersionKind.SOURCE,
-                "content_hash": content_hash,
+            fields={
+                "storage_key": "",
                 "n_rows": n_rows,
-                "n_columns": version.n_columns,
+                "n_columns": len(schema["columns"]),
+                "schema": schema,
+                "schema_inferred": False,
                 "source_reference": reference,
-                **({"overlaps": overlaps} if overlaps else {}),
             },
+            event_notes={"source_reference": reference, **({"overlaps": overlaps} if overlaps else {})},
         )
         if digests is not None:
             _fingerprint_store(version, digests)
@@ -579,23 +565,45 @@ def _version_record(
     storage = version_storage()
     if stored.place(storage, storage_key):
         written.append(StoredFile(storage, storage_key))
-    number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
-    version = DatasetVersion.objects.create(
+    version = _version_create(
+        actor=actor,
         dataset=dataset,
-        number=number,
         kind=kind,
         content_hash=stored.content_hash,
-        storage_key=storage_key,
-        n_rows=stored.n_rows,
-        n_columns=stored.n_columns,
-        size_bytes=stored.size_bytes,
-        schema=stored.schema,
-        schema_inferred=stored.schema_inferred,
-        dropped_columns=stored.dropped_columns,
-        original_filename=filename[:255],
-        parent=parent,
-        lineage=lineage or {},
-        created_by=actor,
+        fields={
+            "storage_key": storage_key,
+            "n_rows": stored.n_rows,
+            "n_columns": stored.n_columns,
+            "size_bytes": stored.size_bytes,
+            "schema": stored.schema,
+            "schema_inferred": stored.schema_inferred,
+            "dropped_columns": stored.dropped_columns,
+            "original_filename": filename[:255],
+            "parent": parent,
+            "lineage": lineage or {},
+        },
+        event_notes={
+            "dropped_columns": stored.dropped_columns,
+            **{key: value for key, value in (event_notes or {}).items() if value},
+        },
+    )
+    return RegistrationResult(version, True, stored.warnings)
+
+
+def _version_create(
+    *,
+    actor: User | None,
+    dataset: Dataset,
+    kind: str,
+    content_hash: str,
+    fields: dict[str, Any],
+    event_notes: dict[str, Any],
+) -> DatasetVersion:
+    """Create the dataset's next version and log it: the one place a version row is written, for
+    uploads, derived versions and tables registered by reference alike."""
+    number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+    version = DatasetVersion.objects.create(
+        dataset=dataset, number=number, kind=kind, content_hash=content_hash, created_by=actor, **fields
     )
     audit_event_record(
         actor=actor,
@@ -605,14 +613,13 @@ def _version_record(
             "dataset": dataset.name,
             "number": number,
             "kind": kind,
-            "content_hash": stored.content_hash,
+            "content_hash": content_hash,
             "n_rows": version.n_rows,
             "n_columns": version.n_columns,
-            "dropped_columns": stored.dropped_columns,
-            **{key: value for key, value in (event_notes or {}).items() if value},
+            **event_notes,
         },
     )
-    return RegistrationResult(version, True, stored.warnings)
+    return version
 
 
 @contextlib.contextmanager
