@@ -10,9 +10,10 @@ WITH_SERVICES=0
 
 log() { printf '\n== %s\n' "$*"; }
 
-# --- system packages (WeasyPrint needs Pango; fonts for the PDFs; Chromium for the browser tests) ---
+# --- system packages (WeasyPrint needs Pango; fonts for the PDFs; Chromium for the browser tests;
+#     a Java runtime for the Spark engine's local session) ---
 need=()
-packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core shared-mime-info chromium)
+packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core shared-mime-info chromium openjdk-17-jre-headless)
 # The test services: PostgreSQL (it brings psql) and Redis, only where the tests will run.
 [ "$WITH_SERVICES" -eq 1 ] && packages+=(postgresql redis-server)
 for pkg in "${packages[@]}"; do
