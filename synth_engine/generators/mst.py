@@ -67,6 +67,8 @@ from synth_engine.privacy.zcdp import cdp_rho, exponential_epsilon, gaussian_sig
 
 FORMAT_VERSION = 1
 MIN_SIGNAL_TO_NOISE = 20.0  # a marginal cell's noise σ may be at most 5 % of the rows
+MIN_GRID_CELLS = 8  # the fewest cells the numeric grid is cut to when the 1-way noise is large
+LABEL_FRACTION = 0.3  # default share of the 2-way budget on the (label, column) tables
 
 
 class MSTGenerator(Generator):
@@ -78,7 +80,10 @@ class MSTGenerator(Generator):
         Most bins per column in the 2-way tables (Sec. 4.1's compression; more bins keep more
         detail but spread each 2-way count over more noisy cells).
     max_cells : int
-        Cells of the public fine grid of a numeric column (the 1-way resolution).
+        Most cells of the public fine grid of a numeric column (the 1-way resolution). A fit uses
+        fewer when its 1-way noise is large for the data: about n̂ / σ₁ cells (each holds on
+        average one noise σ of rows), never fewer than :data:`MIN_GRID_CELLS`, so that a small
+        table's values are not drawn from cells that hold nothing but noise (:func:`grid_cells`).
     domain_fraction : float
         Share of ρ spent estimating undeclared domains (0 when the schema declares them all).
     one_way_fraction, selection_fraction : float
@@ -105,7 +110,9 @@ class MSTGenerator(Generator):
         In the label-augmented structure, share of the 2-way budget spent measuring the
         (label, column) table of every column directly; these tables are also margins of the
         edge tables, and the two estimates are combined by inverse variance. ``0`` measures the
-        edge tables only.
+        edge tables only. The default (:data:`LABEL_FRACTION`, 30 %) keeps the label's dependence
+        on every column measured twice, which keeps a rare label predictive at low ε (issue
+        11.8; figures in ``docs/generators.md``).
     """
 
     name = "mst"
@@ -121,9 +128,10 @@ class MSTGenerator(Generator):
         selection_fraction: float = 0.05,
         threshold_delta_fraction: float = 0.1,
         min_bin_sigmas: float = 6.0,
+        min_cell_sigmas: float = 1.0,
         estimation_iterations: int = 300,
         structure: str = "auto",
-        label_fraction: float = 0.0,
+        label_fraction: float = LABEL_FRACTION,
     ) -> None:
         self.max_bins = max_bins
         self.max_cells = max_cells
@@ -132,6 +140,7 @@ class MSTGenerator(Generator):
         self.selection_fraction = selection_fraction
         self.threshold_delta_fraction = threshold_delta_fraction
         self.min_bin_sigmas = min_bin_sigmas
+        self.min_cell_sigmas = min_cell_sigmas
         self.estimation_iterations = estimation_iterations
         self.structure = structure
         self.label_fraction = label_fraction
@@ -145,6 +154,7 @@ class MSTGenerator(Generator):
             "selection_fraction": self.selection_fraction,
             "threshold_delta_fraction": self.threshold_delta_fraction,
             "min_bin_sigmas": self.min_bin_sigmas,
+            "min_cell_sigmas": self.min_cell_sigmas,
             "estimation_iterations": self.estimation_iterations,
             "structure": self.structure,
             "label_fraction": self.label_fraction,
@@ -225,7 +235,7 @@ class MSTGenerator(Generator):
             specs,
             rho=plan.domain_rho,
             threshold_delta=plan.threshold_delta,
-            max_cells=self.max_cells,
+            max_cells=grid_cells(self.max_cells, n_hat, plan.one_way_sigma),
             accountant=accountant,
             rng=rng,
         )
@@ -271,7 +281,14 @@ class MSTGenerator(Generator):
         accountant.add_gaussian("one_way", sigma1, count=len(codecs))
         n_hat = float(np.mean([noisy.sum() for noisy in noisy_fine]))
         fine_counts = [project_simplex(noisy, n_hat) for noisy in noisy_fine]
-        min_count = self.min_bin_sigmas * (sigma2 if math.isfinite(sigma2) else sigma1)
+        min_count = bin_min_count(
+            self.min_bin_sigmas,
+            self.min_cell_sigmas,
+            sigma1,
+            sigma2,
+            n_hat,
+            codecs[label].n_codes if label is not None else 1,
+        )
         bins = [
             self._bins(counts, codec, is_label, min_count)
             for counts, codec, is_label in zip(fine_counts, codecs, labels, strict=True)
@@ -477,8 +494,9 @@ def _check_params(params: dict[str, Any]) -> None:
         problems.append("one_way_fraction + selection_fraction must leave budget for 2-way tables")
     if not isinstance(params["label_fraction"], int | float) or not 0 <= params["label_fraction"] < 1:
         problems.append("label_fraction must be in [0, 1)")
-    if not isinstance(params["min_bin_sigmas"], int | float) or params["min_bin_sigmas"] < 0:
-        problems.append("min_bin_sigmas must be >= 0")
+    for name in ("min_bin_sigmas", "min_cell_sigmas"):
+        if not isinstance(params[name], int | float) or params[name] < 0:
+            problems.append(f"{name} must be >= 0")
     if params["structure"] not in ("auto", "tree"):
         problems.append("structure must be 'auto' or 'tree'")
     if problems:
@@ -539,6 +557,38 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
         two_way_sigma=gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
         label_sigma=gaussian_sigma(star / n_tree) if star > 0 else math.inf,
     )
+
+
+def bin_min_count(
+    bin_sigmas: float, cell_sigmas: float, one_way_sigma: float, two_way_sigma: float, n_hat: float, label_codes: int
+) -> float:
+    """Fewest estimated rows a bin should hold (public plan and DP estimates only).
+
+    A bin holds at least ``bin_sigmas`` 2-way noise σ's, and, so that the measured tables are
+    not mostly noise, an (label ×) a × b table of k-bin columns holds on average at least
+    ``cell_sigmas`` σ's per cell: n̂ / (labels · k²) ≥ cell_sigmas · σ₂, that is bins of at least
+    sqrt(cell_sigmas · σ₂ · n̂ · labels) rows. Without it, 353 rows at ε = 10 got 19-26 bins
+    a column (0.5 rows per cell against σ₂ = 2) and a 0.90 correlation came out as 0.16.
+    Without a tree (no 2-way tables) only the 1-way σ counts.
+    """
+    if not math.isfinite(two_way_sigma):
+        return bin_sigmas * one_way_sigma
+    cells = math.sqrt(max(cell_sigmas * two_way_sigma * max(n_hat, 0.0) * label_codes, 0.0))
+    return max(bin_sigmas * two_way_sigma, cells)
+
+
+def grid_cells(max_cells: int, n_hat: float, one_way_sigma: float) -> int:
+    """Cells of a numeric column's public grid for a fit: ``max_cells``, or about n̂ / σ₁ when
+    that is fewer (a cell then holds on average one noise σ of rows), at least
+    :data:`MIN_GRID_CELLS` (or ``max_cells`` if that is smaller).
+
+    A post-processing of the DP row estimate n̂ and of the public plan, so it costs nothing.
+    Finer cells than this hold mostly noise: at 353 rows, 11 columns and ε = 1 (σ₁ ≈ 43 rows)
+    the 128-cell grid drew each value from a few noise-only cells (1-way TVD 0.48 against 0.22
+    with 8 cells).
+    """
+    fitting = int(n_hat / one_way_sigma) if one_way_sigma > 0 and math.isfinite(n_hat) else max_cells
+    return min(max_cells, max(MIN_GRID_CELLS, fitting))
 
 
 def _main_sigma(plan: BudgetPlan) -> float:
