@@ -1,4 +1,5 @@
-"""Dataset versions that live in a database: registration and the job's reads (docs/engines.md).
+"""Dataset versions that live in a database: registration, the job's reads and the drift re-audit's
+snapshots (docs/engines.md).
 
 A steward registers a PostgreSQL table or view under a connection *name* configured in
 ``SYNTHGATE_SOURCE_DATABASES``; the URL and its credentials stay in the settings and never reach
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,10 +21,12 @@ import pandas as pd
 import psycopg2
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from core.errors import PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
+from core.times import time_iso
 from governance.fingerprint import row_digests
 from governance.ingest import build_table
 from governance.models import DatasetVersion, Role
@@ -38,6 +42,7 @@ from synth_engine.engines.postgres import (
     table_checksum,
 )
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.streaming import table_from_frame
 
 logger = logging.getLogger(__name__)
 ENGINE = "postgresql"
@@ -49,8 +54,11 @@ def source_database_names() -> list[str]:
     return sorted(settings.SYNTHGATE_SOURCE_DATABASES)
 
 
-def source_connection(name: str) -> Any:
-    """A read-only, autocommit psycopg2 connection to the named source database."""
+def source_connection(name: str, *, statement_timeout_ms: int = 0) -> Any:
+    """A read-only, autocommit psycopg2 connection to the named source database.
+
+    ``statement_timeout_ms`` (0: none) bounds each statement and each wait for a lock.
+    """
     urls = settings.SYNTHGATE_SOURCE_DATABASES
     if name not in urls:
         known = ", ".join(source_database_names()) or "none"
@@ -59,7 +67,8 @@ def source_connection(name: str) -> Any:
             extra={"field": "connection"},
         )
     try:
-        connection = psycopg2.connect(urls[name], connect_timeout=10)
+        timeouts = f"-c statement_timeout={int(statement_timeout_ms)} -c lock_timeout={int(statement_timeout_ms)}"
+        connection = psycopg2.connect(urls[name], connect_timeout=10, options=timeouts)
     except psycopg2.Error as error:
         logger.warning("cannot connect to source database %r: %s", name, error)
         raise ValidationError(
@@ -197,3 +206,87 @@ def reference_open(source: DatasetVersion, *, split_seed: int, holdout_fraction:
         raise
     counts = PostgresCounts(connection, table, schema, where=f"NOT {holdout}")
     return ReferenceRead(counts=counts, train_sample=train, holdout_sample=held, connection=connection)
+
+
+@dataclass
+class ReferenceSnapshot:
+    """The table a referenced version names, as it is now: its identity and an audit sample.
+
+    ``n_rows`` and ``checksum`` are computed where the data lives (as at registration);
+    ``sample`` is at most ``limit`` rows drawn there at random (keyed by ``seed``), typed as an
+    upload's cells, or ``None`` when the table is unchanged since registration (nothing to compare).
+    ``unchanged`` is ``sample is None``.
+    """
+
+    engine: str
+    table: str
+    n_rows: int
+    checksum: str
+    taken_at: datetime
+    seed: int
+    sample: pd.DataFrame | None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.sample is None
+
+    def described(self) -> dict[str, Any]:
+        """What a drift run records: what was read and when, never a row."""
+        return {
+            "engine": self.engine,
+            "table": self.table,
+            "n_rows": self.n_rows,
+            "checksum": self.checksum,
+            "taken_at": time_iso(self.taken_at),
+            "seed": self.seed,
+            "sample_rows": 0 if self.sample is None else len(self.sample),
+            "unchanged": self.unchanged,
+        }
+
+
+class SnapshotError(Exception):
+    """The referenced table cannot be read as its version's schema says (the reason, in words)."""
+
+
+def reference_snapshot(
+    version: DatasetVersion, *, seed: int, limit: int, always_sample: bool = False
+) -> ReferenceSnapshot:
+    """A new snapshot of the table ``version`` refers to, for a drift re-audit.
+
+    The table is checked against the version's schema, its row count and checksum taken, and, when
+    they differ from the version's (or ``always_sample``), a random sample of at most ``limit`` rows
+    drawn, all where the data lives. Statements wait at most ``SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS`` (a table
+    locked by its loader fails the snapshot instead of hanging the sweep). Every failure to read
+    the table as its schema says is a :class:`SnapshotError` with the reason.
+    """
+    reference = version.source_reference
+    engine, table, schema = reference.get("engine"), reference.get("table", ""), version.schema
+    if engine != ENGINE:
+        raise SnapshotError(f"{version} refers to an engine this worker cannot read: {engine!r}")
+    timeout_ms = int(settings.SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS) * 1000
+    try:
+        connection = source_connection(reference["connection"], statement_timeout_ms=timeout_ms)
+    except ValidationError as error:
+        raise SnapshotError(error.message) from error
+    taken_at = timezone.now()
+    try:
+        PostgresCounts(connection, table, schema).check()
+        n_rows, checksum = table_checksum(connection, table, schema)
+        sample = None
+        if always_sample or (n_rows, checksum) != (reference.get("n_rows"), reference.get("checksum")):
+            rows = sample_rows(connection, table, schema, where="TRUE", seed=seed, limit=limit)
+            sample = table_from_frame(rows, schema).frame
+    except (SchemaMismatchError, GeneratorError, ValidationError, SchemaError) as error:
+        raise SnapshotError(
+            f"table {table!r} in source database {reference['connection']!r} no longer matches the schema of "
+            f"{version}: {error}"
+        ) from error
+    except psycopg2.Error as error:
+        logger.warning("snapshot of %r in source database %r failed: %s", table, reference["connection"], error)
+        raise SnapshotError(
+            f"table {table!r} in source database {reference['connection']!r} could not be read "
+            f"({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else 'no detail'})"
+        ) from error
+    finally:
+        connection.close()
+    return ReferenceSnapshot(ENGINE, table, n_rows, checksum, taken_at, seed, sample)
