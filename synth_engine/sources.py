@@ -374,8 +374,9 @@ class ReferenceSnapshot:
     """The data a referenced version names, as it is now: its identity and an audit sample.
 
     ``where`` says where the data is (:meth:`SourceData.describe`, no credentials); ``n_rows``
-    and ``checksum`` are computed where the data lives (as at registration); ``sample`` is at most ``limit`` rows drawn there at random (keyed by ``seed``), typed as an
-    upload's cells, or ``None`` when the table is unchanged since registration (nothing to compare).
+    and ``checksum`` are computed where the data lives (as at registration); ``sample`` is at most
+    ``limit`` rows drawn there at random (keyed by ``seed``), typed as an upload's cells, or
+    ``None`` when the data is unchanged since registration (nothing to compare).
     ``unchanged`` is ``sample is None``.
     """
 

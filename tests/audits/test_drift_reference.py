@@ -14,7 +14,10 @@ from audits.compliance import compliance_report_build
 from audits.models import DriftRun
 from governance.models import AuditEvent
 from tests.audits.test_drift import _released
-from tests.jobs.test_reference_source import TABLE, register, warehouse  # noqa: F401 (the fixture)
+from tests.jobs import test_reference_source as source_tests
+from tests.jobs.test_reference_source import TABLE, register
+
+warehouse = source_tests.warehouse  # the fixture: the adult table in a source database named "warehouse"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -23,7 +26,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def released(cast, warehouse, adult_schema):  # noqa: F811 (the imported fixture)
+def released(cast, warehouse, adult_schema):
     registered = register(cast, adult_schema).version
     release = _released(cast, adult_schema)
     assert release.request.source_version_id == registered.pk
