@@ -164,6 +164,14 @@ class PostgresCounts:
                             f"count(*) FILTER (WHERE {value} <> trunc({value}))",
                         )
                     )
+            if spec.calendar == "weekdays":  # day number since 1970-01-01 (a Thursday): 5, 6 are weekends
+                probes.append(
+                    (
+                        f"column {spec.name!r} is declared on the weekdays calendar but holds values on a Saturday "
+                        "or Sunday (UTC)",
+                        f"count(*) FILTER (WHERE mod(mod(floor({value} / 86400)::bigint + 3, 7) + 7, 7) >= 5)",
+                    )
+                )
             if spec.type == "categorical" and spec.categories is not None:
                 probes.append(
                     (
