@@ -1,4 +1,5 @@
-"""Dataset versions that live where they are: registration and the job's reads (docs/engines.md).
+"""Dataset versions that live where they are: registration, the job's reads and the drift re-audit's
+snapshots (docs/engines.md).
 
 A version by reference names an *engine* and a location in it: a PostgreSQL table or view under
 a connection *name* configured in ``SYNTHGATE_SOURCE_DATABASES`` (the URL and its credentials
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,10 +26,12 @@ import pandas as pd
 import psycopg2
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from core.errors import PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
+from core.times import time_iso
 from governance.fingerprint import row_digests
 from governance.ingest import build_table
 from governance.models import DatasetVersion, Role
@@ -43,6 +47,7 @@ from synth_engine.engines.postgres import (
     table_checksum,
 )
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.streaming import table_from_frame
 
 logger = logging.getLogger(__name__)
 FINGERPRINT_CHUNK = 50_000
@@ -93,6 +98,11 @@ class SourceData:
     def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
         """At most ``limit`` rows matching ``where``, a random sample keyed by ``seed``."""
         raise NotImplementedError
+
+    def bound_waits(self, seconds: int) -> None:
+        """Make each later statement, and each wait for a lock, fail after ``seconds`` instead of
+        waiting on (a drift re-audit's snapshot must not hang the sweep). Engines that do not wait
+        on a server need nothing."""
 
     def close(self) -> None:
         """Release the engine's connection."""
@@ -147,6 +157,11 @@ class PostgresSource(SourceData):
 
     def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
         return sample_rows(self.connection, self.table, self.schema, where=where, seed=seed, limit=limit)
+
+    def bound_waits(self, seconds: int) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = %s", [f"{int(seconds)}s"])
+            cursor.execute("SET lock_timeout = %s", [f"{int(seconds)}s"])
 
     def close(self) -> None:
         self.connection.close()
@@ -352,3 +367,86 @@ def reference_open(source: DatasetVersion, *, split_seed: int, holdout_fraction:
         data.close()
         raise
     return ReferenceRead(counts=counts, train_sample=train, holdout_sample=held, data=data)
+
+
+@dataclass
+class ReferenceSnapshot:
+    """The data a referenced version names, as it is now: its identity and an audit sample.
+
+    ``where`` says where the data is (:meth:`SourceData.describe`, no credentials); ``n_rows``
+    and ``checksum`` are computed where the data lives (as at registration); ``sample`` is at most
+    ``limit`` rows drawn there at random (keyed by ``seed``), typed as an upload's cells, or
+    ``None`` when the data is unchanged since registration (nothing to compare).
+    ``unchanged`` is ``sample is None``.
+    """
+
+    engine: str
+    where: str
+    n_rows: int
+    checksum: str
+    taken_at: datetime
+    seed: int
+    sample: pd.DataFrame | None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.sample is None
+
+    def described(self) -> dict[str, Any]:
+        """What a drift run records: what was read and when, never a row."""
+        return {
+            "engine": self.engine,
+            "where": self.where,
+            "n_rows": self.n_rows,
+            "checksum": self.checksum,
+            "taken_at": time_iso(self.taken_at),
+            "seed": self.seed,
+            "sample_rows": 0 if self.sample is None else len(self.sample),
+            "unchanged": self.unchanged,
+        }
+
+
+class SnapshotError(Exception):
+    """The referenced data cannot be read as its version's schema says (the reason, in words)."""
+
+
+def reference_snapshot(
+    version: DatasetVersion, *, seed: int, limit: int, always_sample: bool = False
+) -> ReferenceSnapshot:
+    """A new snapshot of the data ``version`` refers to, for a drift re-audit, on any engine.
+
+    The data is checked against the version's schema in its engine, its row count and checksum
+    taken there, and, when they differ from the version's (or ``always_sample``), a random sample of
+    at most ``limit`` rows drawn there. Statements wait at most
+    ``SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS`` (:meth:`SourceData.bound_waits`: a table locked
+    by its loader fails the snapshot instead of hanging the sweep). Every failure to read the data
+    as its schema says is a :class:`SnapshotError` with the reason.
+    """
+    reference = version.source_reference
+    try:
+        data = source_open(reference, version.schema)
+    except (ValidationError, GeneratorError, KeyError) as error:
+        raise SnapshotError(f"the source of {version} cannot be opened: {_reason(error)}") from error
+    where = data.describe()
+    taken_at = timezone.now()
+    try:
+        data.bound_waits(int(settings.SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS))
+        data.counts().check()
+        n_rows, checksum = data.checksum()
+        sample = None
+        if always_sample or (n_rows, checksum) != (reference.get("n_rows"), reference.get("checksum")):
+            sample = table_from_frame(data.sample("TRUE", seed=seed, limit=limit), version.schema).frame
+    except (SchemaMismatchError, GeneratorError, ValidationError, SchemaError) as error:
+        raise SnapshotError(f"{where} no longer matches the schema of {version}: {_reason(error)}") from error
+    except Exception as error:  # the engine's own errors (psycopg2, DuckDB): a timeout, a dropped relation
+        logger.warning("snapshot of %s failed: %s", where, error)
+        raise SnapshotError(f"{where} could not be read ({type(error).__name__}: {_reason(error)})") from error
+    finally:
+        data.close()
+    return ReferenceSnapshot(data.engine, where, n_rows, checksum, taken_at, seed, sample)
+
+
+def _reason(error: Exception) -> str:
+    message = getattr(error, "message", None) or str(error)
+    lines = message.strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -298,6 +298,9 @@ SYNTHGATE_SOURCE_DATABASES = dict(
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
 SYNTHGATE_REFERENCE_AUDIT_ROWS = env_int("SYNTHGATE_REFERENCE_AUDIT_ROWS", 20_000)
+# A drift re-audit's snapshot of a referenced table (check, checksum, sample) waits at most this
+# long for each statement and each lock: a table its loader holds fails the re-audit, never hangs it.
+SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = env_int("SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS", 600)
 # A job samples its synthetic table in chunks of this many rows, each written (and hashed) before
 # the next is drawn: the worker's memory is bounded by a chunk, not by the requested size.
 SYNTHGATE_SAMPLE_CHUNK_ROWS = env_int("SYNTHGATE_SAMPLE_CHUNK_ROWS", 100_000)
