@@ -314,6 +314,9 @@ SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = env_int("SYNTHGATE_REFERENCE_SNAP
 # A job samples its synthetic table in chunks of this many rows, each written (and hashed) before
 # the next is drawn: the worker's memory is bounded by a chunk, not by the requested size.
 SYNTHGATE_SAMPLE_CHUNK_ROWS = env_int("SYNTHGATE_SAMPLE_CHUNK_ROWS", 100_000)
+# The dashboard's column profiles of a version above this many rows are computed from a uniform
+# random sample of this many rows (seeded by the version's hash), and say so (dashboard/profiles.py).
+SYNTHGATE_PROFILE_SAMPLE_ROWS = env_int("SYNTHGATE_PROFILE_SAMPLE_ROWS", 50_000)
 
 # Bounded work for every input (issue 12 §4): each limit answers a 4xx naming the limit.
 # Columns per uploaded table (schema inference costs ~0.6 ms per column per row batch).
