@@ -149,7 +149,7 @@ class SqlCounts:
                         )
                     )
             if spec.calendar == "weekdays":  # days since 1970-01-01, a Thursday: 5 and 6 are weekends
-                weekday = f"((floor({value} / 86400)::BIGINT + 3) % 7 + 7) % 7"
+                weekday = f"mod(mod(floor({value} / 86400)::BIGINT + 3, 7) + 7, 7)"  # "%" is a placeholder
                 probes.append(
                     (
                         f"column {spec.name!r} is declared on the weekdays calendar but holds values on a Saturday "
