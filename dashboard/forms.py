@@ -10,6 +10,7 @@ from django.http import QueryDict
 
 from core.errors import ValidationError
 from core.limits import json_loads_checked
+from core.schema import DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from dashboard.uploads import StagedUpload
 from governance.models import RecipientKind, RequestState, Role, Sensitivity
 
@@ -92,8 +93,31 @@ class ColumnDeclareForm(forms.Form):
     categories = forms.CharField(
         required=False, max_length=10_000, help_text="Comma-separated, from the codebook; '-' removes them."
     )
-    minimum = forms.CharField(required=False, label="Public minimum", help_text="'-' removes it.")
+    minimum = forms.CharField(
+        required=False,
+        label="Public minimum",
+        help_text="A number, or an ISO 8601 date for a datetime; '-' removes it.",
+    )
     maximum = forms.CharField(required=False, label="Public maximum", help_text="'-' removes it.")
+    resolution = forms.ChoiceField(
+        required=False,
+        label="Released resolution (datetime)",
+        choices=[
+            ("", "— unchanged —"),
+            *((unit, f"whole {unit}s") for unit in DATETIME_RESOLUTIONS),
+            ("-", "not declared"),
+        ],
+    )
+    calendar = forms.ChoiceField(
+        required=False,
+        label="Calendar (datetime at day resolution)",
+        choices=[("", "— unchanged —"), *((name, f"{name} only") for name in DATETIME_CALENDARS), ("-", "every day")],
+    )
+    step = forms.CharField(
+        required=False,
+        label="Grid step (float)",
+        help_text="Values are whole multiples of it (answers coded 17.5, 22, ...); '-' removes it.",
+    )
     nullable = forms.ChoiceField(
         required=False,
         choices=[("", "— unchanged —"), ("yes", "may be missing"), ("no", "never missing"), ("-", "not declared")],
@@ -118,6 +142,12 @@ class ColumnDeclareForm(forms.Form):
                 changes[key] = None if value == "-" else _number_or_text(value)
         if data.get("nullable"):
             changes["nullable"] = {"yes": True, "no": False, "-": None}[data["nullable"]]
+        for key in ("resolution", "calendar"):
+            if data.get(key):
+                changes[key] = None if data[key] == "-" else data[key]
+        step = (data.get("step") or "").strip()
+        if step:
+            changes["step"] = None if step == "-" else _number_or_text(step)
         if (data.get("domain_source") or "").strip():
             changes["domain_source"] = data["domain_source"].strip()
         return changes
