@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from core.errors import DatasetFormatError
 from core.schema import DEFAULT_MISSING, SchemaError, numeric_values, parse_schema
+from governance.canonical_csv import canonical_csv
 
 TRUE_TOKENS = {"true", "t", "yes", "y", "1"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0"}
@@ -111,10 +112,7 @@ def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any]
         )
     index = {name: position for position, name in enumerate(header)}
     frame = pd.DataFrame(
-        {
-            column["name"]: _typed_column(column, [row[index[column["name"]]] for row in rows], missing)
-            for column in kept
-        }
+        {column["name"]: typed_column(column, [row[index[column["name"]]] for row in rows], missing) for column in kept}
     )
     stored_schema = {**schema, "columns": kept}
     data = canonical_bytes(frame, stored_schema)
@@ -502,7 +500,8 @@ def _looks_integral(text: str) -> bool:
 # --- typed columns -----------------------------------------------------------------------
 
 
-def _typed_column(column: dict[str, Any], values: list[str], missing: tuple[str, ...]) -> pd.Series:
+def typed_column(column: dict[str, Any], values: list[str], missing: tuple[str, ...]) -> pd.Series:
+    """One column's cells (text) typed as the schema says; a bad cell raises ``DatasetFormatError``."""
     kind, name = column["type"], column["name"]
     is_missing = np.array([value in missing for value in values])
     if kind == "datetime":
@@ -568,7 +567,11 @@ def _raise_bad_values(name: str, values: list[str], bad_positions: np.ndarray, p
 def canonical_bytes(frame: pd.DataFrame, schema: dict[str, Any]) -> bytes:
     """The stored form: UTF-8 CSV, schema column order, ``\\n`` line ends, shortest exact floats,
     missing as empty fields. Its sha256 is the version's content address."""
-    ordered = frame[[column["name"] for column in schema["columns"]]]
+    names = [column["name"] for column in schema["columns"]]
+    fast = canonical_csv(frame, names)  # the same bytes, formatted by column in Arrow
+    if fast is not None:
+        return fast
+    ordered = frame[names]
     buffer = io.StringIO()
     ordered.to_csv(buffer, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%f")
     return buffer.getvalue().encode("utf-8")

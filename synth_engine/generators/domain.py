@@ -463,6 +463,11 @@ def _is_missing_value(value: Any) -> bool:
 
 
 def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.Series:
+    """Drawn values (float64, NaN for missing) as a column of ``dtype``: datetimes from epoch
+    seconds, integers rounded half to even."""
+    fast = _numeric_output_arrays(values, kind, dtype)
+    if fast is not None:
+        return pd.Series(fast, name=name, copy=False)
     if kind == "datetime":
         stamps = pd.Series(pd.to_datetime(values, unit="s"), name=name)
         target = pd.api.types.pandas_dtype(dtype)
@@ -881,3 +886,19 @@ def target_shares(codec: CategoricalCodec, wanted: Any, estimate: np.ndarray | N
             weights = (~named).astype(float)
         shares += remainder * weights / weights.sum()
     return shares
+
+
+def _numeric_output_arrays(values: np.ndarray, kind: str, dtype: str) -> Any:
+    """The two common outputs built as arrays: what ``pd.to_datetime(values, unit="s")`` gives for
+    whole seconds, and ``Series(values).round().astype("Int64")``; None for any other case."""
+    missing = np.isnan(values)
+    present = values[~missing]
+    if kind == "datetime" and dtype == "datetime64[ns]":
+        if not (np.all(np.floor(present) == present) and np.all(np.abs(present) < 9.2e9)):
+            return None
+        stamps = (np.where(missing, 0.0, values).astype(np.int64) * 10**9).view("datetime64[ns]")
+        stamps[missing] = np.datetime64("NaT")
+        return stamps
+    if kind != "datetime" and dtype == "Int64" and np.all(np.abs(present) < 2.0**62):
+        return pd.arrays.IntegerArray(np.rint(np.where(missing, 0.0, values)).astype(np.int64), missing)
+    return None
