@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django import forms
@@ -10,6 +11,7 @@ from django.http import QueryDict
 
 from core.errors import ValidationError
 from core.limits import json_loads_checked
+from core.schema import DATETIME_RESOLUTIONS
 from dashboard.uploads import StagedUpload
 from governance.models import RecipientKind, RequestState, Role, Sensitivity
 
@@ -98,12 +100,63 @@ class ColumnDeclareForm(forms.Form):
         required=False,
         choices=[("", "— unchanged —"), ("yes", "may be missing"), ("no", "never missing"), ("-", "not declared")],
     )
+    resolution = forms.ChoiceField(
+        required=False,
+        label="Datetime resolution",
+        choices=[("", "— unchanged —")]
+        + [(name, f"whole {name}s") for name in DATETIME_RESOLUTIONS]
+        + [("-", "not declared (whole seconds)")],
+        help_text="Datetime columns: released values are whole days, hours, minutes or seconds (UTC).",
+    )
+    step = forms.CharField(
+        required=False,
+        max_length=40,
+        label="Float step",
+        help_text="Float columns that hold only whole multiples of a number (answers coded 17.5, 22, …) "
+        "are released on that grid; '-' removes it.",
+    )
     domain_source = forms.CharField(required=False, max_length=500, label="Where the domain comes from")
 
-    def __init__(self, *args: Any, columns: list[str], roles: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, columns: list[str], roles: list[str], types: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         _choice_field(self, "column").choices = [(name, name) for name in columns]
         _choice_field(self, "role").choices = [("", "— unchanged —")] + [(role, role) for role in roles]
+        self.types = types or {}
+
+    def clean_step(self) -> str:
+        text = (self.cleaned_data.get("step") or "").strip()
+        if text in ("", "-"):
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise forms.ValidationError(
+                f"Write the step as a number, such as 0.5 or 2.5; {text!r} is not one.", code="invalid"
+            ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise forms.ValidationError(
+                f"The step must be a number above zero, such as 0.5; {text!r} is not.", code="invalid"
+            )
+        return text
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = self.types.get(data.get("column") or "")
+        column = data.get("column")
+        if kind and data.get("resolution") and kind != "datetime":
+            self.add_error(
+                "resolution",
+                f"Only a date-and-time column has a resolution; {column!r} holds {kind} values.",
+            )
+        if kind and (data.get("step") or "").strip() and kind != "float":
+            self.add_error(
+                "step",
+                f"Only a column of decimal (float) numbers takes a step; {column!r} holds {kind} values"
+                + (" (whole numbers already)." if kind == "integer" else "."),
+            )
+        return data
 
     def changes(self) -> dict[str, Any]:
         data, changes = self.cleaned_data, {}
@@ -118,6 +171,11 @@ class ColumnDeclareForm(forms.Form):
                 changes[key] = None if value == "-" else _number_or_text(value)
         if data.get("nullable"):
             changes["nullable"] = {"yes": True, "no": False, "-": None}[data["nullable"]]
+        if data.get("resolution"):
+            changes["resolution"] = None if data["resolution"] == "-" else data["resolution"]
+        step = (data.get("step") or "").strip()
+        if step:
+            changes["step"] = None if step == "-" else float(step)
         if (data.get("domain_source") or "").strip():
             changes["domain_source"] = data["domain_source"].strip()
         return changes
