@@ -142,7 +142,8 @@ class ColumnDeclareForm(forms.Form):
         return text
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind = self.types.get(data.get("column") or "")
         column = data.get("column")
         if kind and data.get("resolution") and kind != "datetime":
