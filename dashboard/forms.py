@@ -11,7 +11,7 @@ from django.http import QueryDict
 
 from core.errors import ValidationError
 from core.limits import json_loads_checked
-from core.schema import DATETIME_RESOLUTIONS
+from core.schema import DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from dashboard.uploads import StagedUpload
 from governance.models import RecipientKind, RequestState, Role, Sensitivity
 
@@ -94,26 +94,34 @@ class ColumnDeclareForm(forms.Form):
     categories = forms.CharField(
         required=False, max_length=10_000, help_text="Comma-separated, from the codebook; '-' removes them."
     )
-    minimum = forms.CharField(required=False, label="Public minimum", help_text="'-' removes it.")
-    maximum = forms.CharField(required=False, label="Public maximum", help_text="'-' removes it.")
-    nullable = forms.ChoiceField(
+    minimum = forms.CharField(
         required=False,
-        choices=[("", "— unchanged —"), ("yes", "may be missing"), ("no", "never missing"), ("-", "not declared")],
+        label="Public minimum",
+        help_text="A number, or an ISO 8601 date for a datetime; '-' removes it.",
     )
+    maximum = forms.CharField(required=False, label="Public maximum", help_text="'-' removes it.")
     resolution = forms.ChoiceField(
         required=False,
-        label="Datetime resolution",
-        choices=[("", "— unchanged —")]
-        + [(name, f"whole {name}s") for name in DATETIME_RESOLUTIONS]
-        + [("-", "not declared (whole seconds)")],
-        help_text="Datetime columns: released values are whole days, hours, minutes or seconds (UTC).",
+        label="Released resolution (datetime)",
+        choices=[
+            ("", "— unchanged —"),
+            *((unit, f"whole {unit}s") for unit in DATETIME_RESOLUTIONS),
+            ("-", "not declared"),
+        ],
+    )
+    calendar = forms.ChoiceField(
+        required=False,
+        label="Calendar (datetime at day resolution)",
+        choices=[("", "— unchanged —"), *((name, f"{name} only") for name in DATETIME_CALENDARS), ("-", "every day")],
     )
     step = forms.CharField(
         required=False,
-        max_length=40,
-        label="Float step",
-        help_text="Float columns that hold only whole multiples of a number (answers coded 17.5, 22, …) "
-        "are released on that grid; '-' removes it.",
+        label="Grid step (float)",
+        help_text="Values are whole multiples of it (answers coded 17.5, 22, ...); '-' removes it.",
+    )
+    nullable = forms.ChoiceField(
+        required=False,
+        choices=[("", "— unchanged —"), ("yes", "may be missing"), ("no", "never missing"), ("-", "not declared")],
     )
     domain_source = forms.CharField(required=False, max_length=500, label="Where the domain comes from")
 
@@ -123,7 +131,7 @@ class ColumnDeclareForm(forms.Form):
         super().__init__(*args, **kwargs)
         _choice_field(self, "column").choices = [(name, name) for name in columns]
         _choice_field(self, "role").choices = [("", "— unchanged —")] + [(role, role) for role in roles]
-        self.types = types or {}
+        self.types = types or {}  # column -> type: a declaration that does not fit the column is named here
 
     def clean_step(self) -> str:
         text = (self.cleaned_data.get("step") or "").strip()
@@ -144,18 +152,17 @@ class ColumnDeclareForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        kind = self.types.get(data.get("column") or "")
-        column = data.get("column")
-        if kind and data.get("resolution") and kind != "datetime":
+        column = data.get("column") or ""
+        kind = self.types.get(column)
+        if not kind:
+            return data
+        for field in ("resolution", "calendar"):
+            if data.get(field) and kind != "datetime":
+                self.add_error(field, f"Only a date-and-time column has a {field}; {column!r} holds {kind} values.")
+        if (data.get("step") or "").strip() and kind != "float":
+            whole = " (whole numbers already)" if kind == "integer" else ""
             self.add_error(
-                "resolution",
-                f"Only a date-and-time column has a resolution; {column!r} holds {kind} values.",
-            )
-        if kind and (data.get("step") or "").strip() and kind != "float":
-            self.add_error(
-                "step",
-                f"Only a column of decimal (float) numbers takes a step; {column!r} holds {kind} values"
-                + (" (whole numbers already)." if kind == "integer" else "."),
+                "step", f"Only a column of decimal (float) numbers takes a step; {column!r} holds {kind} values{whole}."
             )
         return data
 
@@ -172,11 +179,12 @@ class ColumnDeclareForm(forms.Form):
                 changes[key] = None if value == "-" else _number_or_text(value)
         if data.get("nullable"):
             changes["nullable"] = {"yes": True, "no": False, "-": None}[data["nullable"]]
-        if data.get("resolution"):
-            changes["resolution"] = None if data["resolution"] == "-" else data["resolution"]
+        for key in ("resolution", "calendar"):
+            if data.get(key):
+                changes[key] = None if data[key] == "-" else data[key]
         step = (data.get("step") or "").strip()
         if step:
-            changes["step"] = None if step == "-" else float(step)
+            changes["step"] = None if step == "-" else _number_or_text(step)
         if (data.get("domain_source") or "").strip():
             changes["domain_source"] = data["domain_source"].strip()
         return changes

@@ -1,6 +1,7 @@
 """The schema page (`/datasets/NAME/schema/`) declares a datetime's released resolution and a float's
 grid step, as `synthgate dataset declare --resolution/--step` does, with every mistake shown at once
-next to its column's field in the user's words."""
+next to its column's field in the user's words (tests/governance/test_declare_dates_and_grids.py
+covers ISO bounds and the calendar)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,14 @@ def test_every_mistake_in_resolution_and_step_is_shown_at_once_and_nothing_is_de
     response = _post(
         cast,
         login,
-        **{"c0-step": "2", "c1-step": "half", "c2-step": "0.5", "c2-resolution": "day", "c0-resolution": "week"},
+        **{
+            "c0-step": "2",
+            "c1-step": "half",
+            "c2-step": "0.5",
+            "c2-resolution": "day",
+            "c2-calendar": "weekdays",
+            "c0-resolution": "week",
+        },
     )
     assert response.status_code == 400
     when, score, visits = (form.errors for _, form in response.context["forms"])
@@ -76,6 +84,7 @@ def test_every_mistake_in_resolution_and_step_is_shown_at_once_and_nothing_is_de
         "Only a column of decimal (float) numbers takes a step; 'visits' holds integer values (whole numbers already)."
     ]
     assert visits["resolution"] == ["Only a date-and-time column has a resolution; 'visits' holds integer values."]
+    assert visits["calendar"] == ["Only a date-and-time column has a calendar; 'visits' holds integer values."]
     for bad in ("0", "-0.5", "inf"):
         refused = _post(cast, login, **{"c1-step": bad})
         assert refused.status_code == 400
