@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django import forms
@@ -124,10 +125,46 @@ class ColumnDeclareForm(forms.Form):
     )
     domain_source = forms.CharField(required=False, max_length=500, label="Where the domain comes from")
 
-    def __init__(self, *args: Any, columns: list[str], roles: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, columns: list[str], roles: list[str], types: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         _choice_field(self, "column").choices = [(name, name) for name in columns]
         _choice_field(self, "role").choices = [("", "— unchanged —")] + [(role, role) for role in roles]
+        self.types = types or {}  # column -> type: a declaration that does not fit the column is named here
+
+    def clean_step(self) -> str:
+        text = (self.cleaned_data.get("step") or "").strip()
+        if text in ("", "-"):
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise forms.ValidationError(
+                f"Write the step as a number, such as 0.5 or 2.5; {text!r} is not one.", code="invalid"
+            ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise forms.ValidationError(
+                f"The step must be a number above zero, such as 0.5; {text!r} is not.", code="invalid"
+            )
+        return text
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        column = data.get("column") or ""
+        kind = self.types.get(column)
+        if not kind:
+            return data
+        for field in ("resolution", "calendar"):
+            if data.get(field) and kind != "datetime":
+                self.add_error(field, f"Only a date-and-time column has a {field}; {column!r} holds {kind} values.")
+        if (data.get("step") or "").strip() and kind != "float":
+            whole = " (whole numbers already)" if kind == "integer" else ""
+            self.add_error(
+                "step", f"Only a column of decimal (float) numbers takes a step; {column!r} holds {kind} values{whole}."
+            )
+        return data
 
     def changes(self) -> dict[str, Any]:
         data, changes = self.cleaned_data, {}
