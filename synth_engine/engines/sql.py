@@ -107,7 +107,8 @@ class SqlCounts:
 
         The refusals ``validate_frame`` makes for a frame: a schema column missing, a type
         mismatch, missing values in a ``nullable: false`` column, ±inf, fractions in an integer
-        column, values outside declared categories, no rows.
+        column, values outside declared categories, weekend days in a column declared on the weekdays
+        calendar, no rows.
         """
         identifiers = [spec.name for spec in self.specs if spec.role == "identifier"]
         if identifiers:
@@ -147,6 +148,15 @@ class SqlCounts:
                             f"count(*) FILTER (WHERE {value} <> trunc({value}))",
                         )
                     )
+            if spec.calendar == "weekdays":  # days since 1970-01-01, a Thursday: 5 and 6 are weekends
+                weekday = f"mod(mod(floor({value} / 86400)::BIGINT + 3, 7) + 7, 7)"  # "%" is a placeholder
+                probes.append(
+                    (
+                        f"column {spec.name!r} is declared on the weekdays calendar but holds values on a Saturday "
+                        "or Sunday (UTC)",
+                        f"count(*) FILTER (WHERE {weekday} >= 5)",
+                    )
+                )
             if spec.type == "categorical" and spec.categories is not None:
                 outside = self._outside(value, [str(category) for category in spec.categories], params)
                 probes.append(

@@ -89,6 +89,10 @@ def test_data_that_does_not_match_the_schema_is_refused_in_duckdb_before_any_fit
         DuckDBCounts(counts.path, changed("workclass", categories=["Private"])).check()
     with pytest.raises(SchemaMismatchError, match="nullable: false"):
         DuckDBCounts(counts.path, changed("score", nullable=False)).check()
+    with pytest.raises(SchemaMismatchError, match="weekdays calendar"):  # the fixture's dates include weekends
+        DuckDBCounts(counts.path, changed("seen", resolution="day", calendar="weekdays")).check()
+    weekdays = frame.assign(seen=frame["seen"].where(frame["seen"].dt.dayofweek < 5, pd.Timestamp("2020-03-02")))
+    assert refused(weekdays, changed("seen", resolution="day", calendar="weekdays"), tmp_path, "weekdays").check() == []
     infinite = frame.assign(score=frame["score"].where(frame.index != 5, -np.inf))
     with pytest.raises(SchemaMismatchError, match="±inf"):
         refused(infinite, schema, tmp_path, "infinite").check()
