@@ -128,7 +128,6 @@ class MSTGenerator(Generator):
         selection_fraction: float = 0.05,
         threshold_delta_fraction: float = 0.1,
         min_bin_sigmas: float = 6.0,
-        min_cell_sigmas: float = 1.0,
         estimation_iterations: int = 300,
         structure: str = "auto",
         label_fraction: float = LABEL_FRACTION,
@@ -140,7 +139,6 @@ class MSTGenerator(Generator):
         self.selection_fraction = selection_fraction
         self.threshold_delta_fraction = threshold_delta_fraction
         self.min_bin_sigmas = min_bin_sigmas
-        self.min_cell_sigmas = min_cell_sigmas
         self.estimation_iterations = estimation_iterations
         self.structure = structure
         self.label_fraction = label_fraction
@@ -154,7 +152,6 @@ class MSTGenerator(Generator):
             "selection_fraction": self.selection_fraction,
             "threshold_delta_fraction": self.threshold_delta_fraction,
             "min_bin_sigmas": self.min_bin_sigmas,
-            "min_cell_sigmas": self.min_cell_sigmas,
             "estimation_iterations": self.estimation_iterations,
             "structure": self.structure,
             "label_fraction": self.label_fraction,
@@ -281,14 +278,7 @@ class MSTGenerator(Generator):
         accountant.add_gaussian("one_way", sigma1, count=len(codecs))
         n_hat = float(np.mean([noisy.sum() for noisy in noisy_fine]))
         fine_counts = [project_simplex(noisy, n_hat) for noisy in noisy_fine]
-        min_count = bin_min_count(
-            self.min_bin_sigmas,
-            self.min_cell_sigmas,
-            sigma1,
-            sigma2,
-            n_hat,
-            codecs[label].n_codes if label is not None else 1,
-        )
+        min_count = self.min_bin_sigmas * (sigma2 if math.isfinite(sigma2) else sigma1)
         bins = [
             self._bins(counts, codec, is_label, min_count)
             for counts, codec, is_label in zip(fine_counts, codecs, labels, strict=True)
@@ -494,9 +484,8 @@ def _check_params(params: dict[str, Any]) -> None:
         problems.append("one_way_fraction + selection_fraction must leave budget for 2-way tables")
     if not isinstance(params["label_fraction"], int | float) or not 0 <= params["label_fraction"] < 1:
         problems.append("label_fraction must be in [0, 1)")
-    for name in ("min_bin_sigmas", "min_cell_sigmas"):
-        if not isinstance(params[name], int | float) or params[name] < 0:
-            problems.append(f"{name} must be >= 0")
+    if not isinstance(params["min_bin_sigmas"], int | float) or params["min_bin_sigmas"] < 0:
+        problems.append("min_bin_sigmas must be >= 0")
     if params["structure"] not in ("auto", "tree"):
         problems.append("structure must be 'auto' or 'tree'")
     if problems:
@@ -557,24 +546,6 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
         two_way_sigma=gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
         label_sigma=gaussian_sigma(star / n_tree) if star > 0 else math.inf,
     )
-
-
-def bin_min_count(
-    bin_sigmas: float, cell_sigmas: float, one_way_sigma: float, two_way_sigma: float, n_hat: float, label_codes: int
-) -> float:
-    """Fewest estimated rows a bin should hold (public plan and DP estimates only).
-
-    A bin holds at least ``bin_sigmas`` 2-way noise σ's, and, so that the measured tables are
-    not mostly noise, an (label ×) a × b table of k-bin columns holds on average at least
-    ``cell_sigmas`` σ's per cell: n̂ / (labels · k²) ≥ cell_sigmas · σ₂, that is bins of at least
-    sqrt(cell_sigmas · σ₂ · n̂ · labels) rows. Without it, 353 rows at ε = 10 got 19-26 bins
-    a column (0.5 rows per cell against σ₂ = 2) and a 0.90 correlation came out as 0.16.
-    Without a tree (no 2-way tables) only the 1-way σ counts.
-    """
-    if not math.isfinite(two_way_sigma):
-        return bin_sigmas * one_way_sigma
-    cells = math.sqrt(max(cell_sigmas * two_way_sigma * max(n_hat, 0.0) * label_codes, 0.0))
-    return max(bin_sigmas * two_way_sigma, cells)
 
 
 def grid_cells(max_cells: int, n_hat: float, one_way_sigma: float) -> int:

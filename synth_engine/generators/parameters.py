@@ -58,7 +58,6 @@ PARAMETER_BOUNDS: dict[str, dict[str, Bound]] = {
         "selection_fraction": FRACTION,
         "threshold_delta_fraction": FRACTION,
         "min_bin_sigmas": Bound("float", 0.0, 100.0),
-        "min_cell_sigmas": Bound("float", 0.0, 100.0),
         "estimation_iterations": Bound("int", 1, 10_000),
         "structure": Bound("choice", choices=("auto", "tree")),
         "label_fraction": FRACTION_OR_ZERO,
