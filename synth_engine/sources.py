@@ -3,7 +3,8 @@ snapshots (docs/engines.md).
 
 A version by reference names an *engine* and a location in it: a PostgreSQL table or view under
 a connection *name* configured in ``SYNTHGATE_SOURCE_DATABASES`` (the URL and its credentials
-stay in the settings and never reach the database rows, the log, the API or the datasheet).
+stay in the settings and never reach the database rows, the log, the API or the datasheet), or
+Parquet files under a directory of ``SYNTHGATE_SOURCE_PARQUET_ROOTS``, read by DuckDB.
 Registration checks the data against the schema in the engine and takes its row count and
 checksum there; a job checks both again before it spends anything, so data that changed since
 registration is refused, and fits MST from counts computed in the engine.
@@ -16,6 +17,7 @@ registration, the API, the CLI and the job go through it and know no engine by n
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +40,7 @@ from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import RegistrationResult, dataset_reference_register
 from governance.services.datasets import fingerprint_key
+from synth_engine.engines.duckdb import GLOB_CHARACTERS, DuckDBCounts, parquet_files
 from synth_engine.engines.postgres import (
     PostgresCounts,
     holdout_predicate,
@@ -167,8 +170,75 @@ class PostgresSource(SourceData):
         self.connection.close()
 
 
+class DuckDBSource(SourceData):
+    """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
+    read by DuckDB embedded in the worker (``SYNTHGATE_DUCKDB_MEMORY_LIMIT``, spilling beyond it)."""
+
+    engine = "duckdb"
+    fields = ("path",)
+
+    def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
+        super().__init__(location, schema)
+        path = location["path"]
+        files = parquet_files(path)
+        outside = [name for name in files if not _under_parquet_root(name)]
+        if outside:
+            raise GeneratorError(f"{outside[0]!r} resolves outside SYNTHGATE_SOURCE_PARQUET_ROOTS")
+        temp = settings.SYNTHGATE_DUCKDB_TEMP_DIRECTORY or str(settings.DATA_DIR / "duckdb")
+        self.data = DuckDBCounts(
+            path, schema, memory_limit=settings.SYNTHGATE_DUCKDB_MEMORY_LIMIT, temp_directory=temp, files=files
+        )
+
+    @classmethod
+    def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        path = given["path"].strip()
+        roots = settings.SYNTHGATE_SOURCE_PARQUET_ROOTS
+        if not os.path.isabs(path):
+            raise ValidationError(
+                f"Parquet path {path!r} must be absolute (a file, a directory or a glob).", extra={"field": "path"}
+            )
+        path = os.path.normpath(path)
+        match = GLOB_CHARACTERS.search(path)
+        fixed = os.path.dirname(path[: match.start()] + "x") if match else path  # the part no glob can move
+        if not _under_parquet_root(fixed):
+            raise ValidationError(
+                f"Parquet path {path!r} is outside the directories Parquet sources may be read from "
+                f"({', '.join(roots) or 'none are configured'}; set SYNTHGATE_SOURCE_PARQUET_ROOTS).",
+                extra={"field": "path"},
+                code="path_not_allowed",
+            )
+        return {"path": path}
+
+    def describe(self) -> str:
+        return f"the Parquet data at {self.location['path']!r}"
+
+    def counts(self, where: str | None = None) -> DuckDBCounts:
+        return self.data if where is None else self.data.restricted(where)
+
+    def checksum(self) -> tuple[int, str]:
+        return self.data.checksum()
+
+    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        return self.data.row_chunks(FINGERPRINT_CHUNK)
+
+    def holdout(self, seed: int, fraction: float) -> str:
+        return self.data.holdout(seed, fraction)
+
+    def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
+        return self.data.sample(where, seed=seed, limit=limit)
+
+    def close(self) -> None:
+        self.data.close()
+
+
+def _under_parquet_root(path: str) -> bool:
+    """Whether ``path``, symbolic links resolved, is one of the Parquet roots or inside one."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in settings.SYNTHGATE_SOURCE_PARQUET_ROOTS)
+
+
 #: The engines a version may live in, by the name recorded in its ``source_reference``.
-ENGINES: dict[str, type[SourceData]] = {PostgresSource.engine: PostgresSource}
+ENGINES: dict[str, type[SourceData]] = {PostgresSource.engine: PostgresSource, DuckDBSource.engine: DuckDBSource}
 
 
 def source_engine(name: str | None) -> type[SourceData]:
@@ -270,7 +340,10 @@ def source_register(
         parse_schema(schema, strict=True)
     except SchemaError as error:
         raise ValidationError(str(error), extra={"field": "schema"}) from error
-    data = reader(location, schema)
+    try:
+        data = reader(location, schema)
+    except (SchemaMismatchError, GeneratorError) as error:
+        raise ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source") from error
     try:
         try:
             data.counts().check()

@@ -294,6 +294,16 @@ SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
 SYNTHGATE_SOURCE_DATABASES = dict(
     item.split("=", 1) for item in (env_str("SYNTHGATE_SOURCE_DATABASES") or "").split() if "=" in item
 )
+# Directories under which Parquet files may be registered by reference and read by DuckDB
+# (docs/engines.md): absolute paths separated by ":" (os.pathsep). A path outside every root
+# (after resolving symbolic links) is refused; none configured refuses every Parquet source.
+SYNTHGATE_SOURCE_PARQUET_ROOTS = [
+    str(Path(item).resolve()) for item in (env_str("SYNTHGATE_SOURCE_PARQUET_ROOTS") or "").split(":") if item
+]
+# DuckDB's memory in the worker while it counts a Parquet source; beyond it, it spills to the
+# directory below (default DATA_DIR/duckdb), so a lake may be larger than memory.
+SYNTHGATE_DUCKDB_MEMORY_LIMIT = env_str("SYNTHGATE_DUCKDB_MEMORY_LIMIT") or "1GB"
+SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or ""
 # The audit runs on a random sample of at most this many training rows and as many holdout rows:
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).

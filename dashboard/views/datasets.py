@@ -155,6 +155,7 @@ def _declare_form(data: Any, version: Any, **kwargs: Any) -> ColumnDeclareForm:
         data,
         columns=[column["name"] for column in version.schema["columns"]],
         roles=[role for role in COLUMN_ROLES if role != "identifier"],
+        types={column["name"]: column["type"] for column in version.schema["columns"]},
         **kwargs,
     )
 

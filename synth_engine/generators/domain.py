@@ -69,6 +69,8 @@ GAP_FALSE_POSITIVE = 1e-3  # per bucket one empty bucket beyond the range (a top
 NONZERO_FALSE_POSITIVE = 0.01  # family-wise, over the windows searched for a zero-anchored column's other values
 NONZERO_REACH = 2.0**20  # magnitudes a zero-anchored column's other values are looked for within
 NONZERO_WINDOWS = (1, 2, 4, 8)  # lengths, in adjacent magnitude buckets, of the windows searched
+DAY = 86400.0
+_EPOCH_DAY = np.datetime64("1970-01-01", "D")  # a Thursday
 
 
 def parse_schema(schema: dict[str, Any]) -> list[ColumnSpec]:
@@ -153,6 +155,12 @@ def _check_numeric(present: pd.Series, spec: ColumnSpec) -> None:
     if spec.type == "datetime":
         if not pd.api.types.is_datetime64_any_dtype(present):
             raise SchemaMismatchError(f"column {spec.name!r} is declared datetime: convert it")
+        weekend = int(is_weekend(numeric_values(present, "datetime")).sum()) if spec.calendar == "weekdays" else 0
+        if weekend:
+            raise SchemaMismatchError(
+                f"column {spec.name!r} is declared on the weekdays calendar but {weekend} of its values fall on a "
+                "Saturday or Sunday (UTC)"
+            )
         return
     if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
         raise SchemaMismatchError(f"column {spec.name!r} is declared {spec.type} but not numeric")
@@ -170,6 +178,27 @@ def _check_numeric(present: pd.Series, spec: ColumnSpec) -> None:
 def on_grid(values: np.ndarray, step: float) -> np.ndarray:
     """The nearest whole multiples of a float column's declared ``step`` (issue 11.6)."""
     return grid_values(np.round(values / step), step)
+
+
+def is_weekend(seconds: np.ndarray) -> np.ndarray:
+    """Whether each epoch-seconds value falls on a Saturday or Sunday (UTC); False for NaN."""
+    days = np.floor(np.asarray(seconds, dtype=np.float64) / DAY)
+    return np.asarray(np.mod(days + 3.0, 7.0) >= 5.0)
+
+
+def weekday_index(seconds: np.ndarray) -> np.ndarray:
+    """The weekdays (Monday to Friday) counted from 1970-01-01 (index 0) for epoch-seconds
+    values: consecutive weekdays get consecutive numbers, a weekend day the following Monday's.
+    The axis of a column declared ``"calendar": "weekdays"`` (its grid counts weekdays only)."""
+    days = np.floor(np.asarray(seconds, dtype=np.float64) / DAY).astype(np.int64).astype("datetime64[D]")
+    # rolled to a weekday first: NumPy counts a span that ends before it begins from the other end
+    return np.busday_count(_EPOCH_DAY, np.busday_offset(days, 0, roll="forward")).astype(np.float64)
+
+
+def weekday_seconds(index: np.ndarray) -> np.ndarray:
+    """Midnight (UTC epoch seconds) of each weekday number of :func:`weekday_index`."""
+    days = np.busday_offset(_EPOCH_DAY, np.asarray(index, dtype=np.int64), roll="forward")
+    return days.astype(np.int64).astype(np.float64) * DAY
 
 
 def grid_values(multiples: np.ndarray, step: float) -> np.ndarray:
@@ -327,7 +356,8 @@ class NumericCodec:
     ``unit`` is a datetime's declared resolution in seconds: its cells start at multiples of it
     and decode to multiples of it (whole days, hours, ...; 1 for every other column). ``step`` is
     a float column's declared grid: its cells hold whole multiples of it, inclusive at both ends,
-    and decode to them.
+    and decode to them. ``calendar`` ``"weekdays"``: a day-resolution datetime whose cells run from
+    a weekday's midnight to the end of a weekday and decode to Monday to Friday only.
     """
 
     name: str
@@ -339,6 +369,7 @@ class NumericCodec:
     ordered: bool = True
     unit: float = 1.0
     step: float | None = None
+    calendar: str | None = None
 
     @property
     def n_codes(self) -> int:
@@ -374,6 +405,9 @@ class NumericCodec:
             first, last = np.round(self.low / self.step), np.round(self.high / self.step)
             multiples = first[cells] + np.floor(rng.random(len(codes)) * (last - first + 1.0)[cells])
             values = grid_values(multiples, self.step)
+        elif self.calendar == "weekdays":  # a whole weekday inside the cell
+            first, last = weekday_index(self.low), weekday_index(self.high)
+            values = weekday_seconds(first[cells] + np.floor(rng.random(len(codes)) * (last - first + 1.0)[cells]))
         elif self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
             steps = np.maximum(np.floor(width / self.unit), 1.0)
             values = self.low[cells] + np.floor(rng.random(len(codes)) * steps[cells]) * self.unit
@@ -394,6 +428,7 @@ class NumericCodec:
             "dtype": self.dtype,
             "unit": self.unit,
             "step": self.step,
+            "calendar": self.calendar,
         }
 
 
@@ -428,6 +463,11 @@ def _is_missing_value(value: Any) -> bool:
 
 
 def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.Series:
+    """Drawn values (float64, NaN for missing) as a column of ``dtype``: datetimes from epoch
+    seconds, integers rounded half to even."""
+    fast = _numeric_output_arrays(values, kind, dtype)
+    if fast is not None:
+        return pd.Series(fast, name=name, copy=False)
     if kind == "datetime":
         stamps = pd.Series(pd.to_datetime(values, unit="s"), name=name)
         target = pd.api.types.pandas_dtype(dtype)
@@ -576,6 +616,20 @@ def _numeric_codec(spec: ColumnSpec, bounds: tuple[float, float], nullable: bool
             nullable,
             output_dtype(spec),
             step=spec.step,
+        )
+    if spec.calendar == "weekdays":  # whole weekdays: the grid counts Monday to Friday only
+        first = weekday_index(np.array([math.ceil(bounds[0] / DAY) * DAY]))[0]
+        last = max(weekday_index(np.array([(math.floor(bounds[1] / DAY) + 1.0) * DAY]))[0] - 1.0, first)
+        low, high = numeric_grid(first, last, integer=True, max_cells=max_cells)
+        return NumericCodec(
+            spec.name,
+            spec.type,
+            weekday_seconds(low),
+            weekday_seconds(high) + (DAY - 1.0),
+            nullable,
+            output_dtype(spec),
+            unit=DAY,
+            calendar=spec.calendar,
         )
     unit = float(spec.unit_seconds)
     if unit == 1.0:
@@ -832,3 +886,19 @@ def target_shares(codec: CategoricalCodec, wanted: Any, estimate: np.ndarray | N
             weights = (~named).astype(float)
         shares += remainder * weights / weights.sum()
     return shares
+
+
+def _numeric_output_arrays(values: np.ndarray, kind: str, dtype: str) -> Any:
+    """The two common outputs built as arrays: what ``pd.to_datetime(values, unit="s")`` gives for
+    whole seconds, and ``Series(values).round().astype("Int64")``; None for any other case."""
+    missing = np.isnan(values)
+    present = values[~missing]
+    if kind == "datetime" and dtype == "datetime64[ns]":
+        if not (np.all(np.floor(present) == present) and np.all(np.abs(present) < 9.2e9)):
+            return None
+        stamps = (np.where(missing, 0.0, values).astype(np.int64) * 10**9).view("datetime64[ns]")
+        stamps[missing] = np.datetime64("NaT")
+        return stamps
+    if kind != "datetime" and dtype == "Int64" and np.all(np.abs(present) < 2.0**62):
+        return pd.arrays.IntegerArray(np.rint(np.where(missing, 0.0, values)).astype(np.int64), missing)
+    return None

@@ -303,3 +303,57 @@ def test_a_column_of_zeros_gains_a_noise_only_range_rarely_and_never_far_beyond_
     widened = (bounds[:, 0] < 0) | (bounds[:, 1] > 0)
     assert 0 < widened.mean() <= 1.5 * NONZERO_FALSE_POSITIVE
     assert (np.abs(bounds) < 8 * NONZERO_REACH).all()  # the reach, then growing at 5 % per step
+
+
+def test_weekday_numbers_are_consecutive_across_weekends_and_before_1970() -> None:
+    from synth_engine.generators.domain import is_weekend, weekday_index, weekday_seconds
+
+    days = pd.date_range("1969-12-20", "1970-01-20")
+    seconds = (days - pd.Timestamp("1970-01-01")).total_seconds().to_numpy()
+    weekdays = seconds[~is_weekend(seconds)]
+    numbers = weekday_index(weekdays)
+    assert (np.diff(numbers) == 1).all() and weekday_index(np.array([0.0]))[0] == 0  # 1970-01-01, a Thursday
+    np.testing.assert_array_equal(weekday_seconds(numbers), weekdays)
+    assert list(is_weekend(seconds[:3])) == [True, True, False]  # Saturday 20, Sunday 21, Monday 22
+    assert weekday_index(seconds[:3]).tolist() == [numbers[0]] * 3  # a weekend day counts as the Monday after
+
+
+def test_a_weekdays_codec_starts_and_ends_its_cells_on_weekdays_and_round_trips() -> None:
+    specs = parse_schema(
+        {
+            "columns": [
+                {
+                    "name": "day",
+                    "type": "datetime",
+                    "resolution": "day",
+                    "calendar": "weekdays",
+                    "min": "2024-01-06",
+                    "max": "2024-03-31",
+                }
+            ]
+        }  # a Saturday to a Sunday
+    )
+    frame = pd.DataFrame({"day": pd.bdate_range("2024-01-08", "2024-03-29")})
+    [codec] = fit_codecs(
+        FrameCounts(frame),
+        specs,
+        rho=1.0,
+        threshold_delta=0.0,
+        max_cells=16,
+        accountant=ZCDPAccountant(),
+        rng=np.random.default_rng(0),
+    )
+    assert pd.Timestamp(codec.low[0], unit="s") == pd.Timestamp("2024-01-08")  # the Monday after
+    assert pd.Timestamp(codec.high[-1], unit="s").normalize() == pd.Timestamp("2024-03-29")  # the Friday before
+    assert not is_weekend_any(codec.low) and not is_weekend_any(codec.high)
+    again = codec_from_dict(codec.to_dict())
+    assert again.calendar == "weekdays"
+    decoded = again.decode(np.arange(codec.n_codes).repeat(50), np.random.default_rng(1)).dropna()
+    assert (decoded.dt.dayofweek < 5).all() and decoded.between("2024-01-08", "2024-03-29").all()
+    assert (again.encode(frame["day"]) >= 0).all()
+
+
+def is_weekend_any(seconds: np.ndarray) -> bool:
+    from synth_engine.generators.domain import is_weekend
+
+    return bool(is_weekend(seconds).any())
