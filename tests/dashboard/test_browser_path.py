@@ -168,17 +168,21 @@ def _register_dataset(page, found):
 
 
 def _declare_schema(page, found):
-    """Step 2 of registration: one refused declaration shown at its column, then the fix (all or none)."""
-    hours = page.locator("fieldset", has=page.locator("legend code", has_text=re.compile(r"^hours-per-week$")))
-    relationship = page.locator("fieldset", has=page.locator("legend code", has_text=re.compile(r"^relationship$")))
-    relationship.get_by_label("Role").select_option("quasi_identifier")
-    hours.get_by_label("Public minimum").fill("none")
+    """Step 2 of registration: refused declarations shown at their columns, then the fix (all or none)."""
+
+    def column(name):
+        return page.locator("fieldset", has=page.locator("legend code", has_text=re.compile(f"^{name}$")))
+
+    column("relationship").get_by_label("Role").select_option("quasi_identifier")
+    # Adult has no float or datetime column, so no column offers a grid step or a resolution.
+    expect(page.get_by_label("Grid step (float)")).to_have_count(0)
+    column("hours-per-week").get_by_label("Public minimum").fill("none")
     page.get_by_role("button", name="Declare", exact=True).click()
     expect(page.locator("fieldset.has-error")).to_have_count(1)
     expect(page.locator("fieldset.has-error legend")).to_contain_text("hours-per-week")
     shot(page, "02b-steward-schema-declaration-error")
     found.append(axe_check(page, "axe-steward-schema-errors"))
-    hours = page.locator("fieldset", has=page.locator("legend code", has_text=re.compile(r"^hours-per-week$")))
+    hours = column("hours-per-week")
     hours.get_by_label("Public minimum").fill("")
     page.get_by_role("button", name="Declare", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Declared relationship")
