@@ -151,6 +151,12 @@ def _declared_text(column: dict[str, Any]) -> str:
         parts.append(", ".join(str(category) for category in column["categories"]))
     if "nullable" in column:
         parts.append("nullable" if column["nullable"] else "never missing")
+    if column.get("resolution"):
+        parts.append(f"whole {column['resolution']}s")
+    if column.get("calendar"):
+        parts.append(f"{column['calendar']} only")
+    if column.get("step") is not None:
+        parts.append(f"step {column['step']}")
     if column.get("domain_source"):
         parts.append(f"source: {column['domain_source']}")
     return "; ".join(parts)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.forms import HiddenInput
 from django.http import HttpRequest, HttpResponse
@@ -32,8 +33,11 @@ from governance.selectors import (
 @dashboard_view
 def dataset_list(request: HttpRequest) -> HttpResponse:
     rows = dataset_rows(user=signed_in_user(request))
+    sources = bool(settings.SYNTHGATE_SOURCE_DATABASES or settings.SYNTHGATE_SOURCE_PARQUET_ROOTS)
     return render(
-        request, "dashboard/datasets/list.html", {"page": paginate(request, rows), "can_register": _is_steward(request)}
+        request,
+        "dashboard/datasets/list.html",
+        {"page": paginate(request, rows), "can_register": _is_steward(request), "can_register_source": sources},
     )
 
 
@@ -155,6 +159,7 @@ def _declare_form(data: Any, version: Any, **kwargs: Any) -> ColumnDeclareForm:
         data,
         columns=[column["name"] for column in version.schema["columns"]],
         roles=[role for role in COLUMN_ROLES if role != "identifier"],
+        types={column["name"]: column["type"] for column in version.schema["columns"]},
         **kwargs,
     )
 

@@ -1,6 +1,7 @@
 """Drift re-audits of a release whose source is a table registered by reference: each re-audit takes
 a new snapshot where the table lives (row count, checksum, a random sample) and compares the release
-with it, on the machine's PostgreSQL (the warehouse of tests/jobs/test_reference_source.py)."""
+with it, on the machine's PostgreSQL (the warehouse of tests/jobs/test_reference_source.py) and on
+Parquet files read by DuckDB (the lake of tests/jobs/test_reference_parquet.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from audits.compliance import compliance_report_build
 from audits.models import DriftRun
 from governance.models import AuditEvent
 from tests.audits.test_drift import _released
+from tests.jobs import test_reference_parquet as parquet_tests
 from tests.jobs import test_reference_source as source_tests
 from tests.jobs.test_reference_source import TABLE, register
 
 warehouse = source_tests.warehouse  # the fixture: the adult table in a source database named "warehouse"
+lake = parquet_tests.lake  # the fixture: the adult table as three Parquet files under an allowed root
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -97,3 +100,28 @@ def test_a_table_whose_schema_no_longer_validates_fails_the_re_audit_with_its_re
     (outcome,) = drift_audit_run(actor=cast.steward)
     assert outcome.verdict == "failed" and "does not exist" in outcome.reasons[0]
     assert DriftRun.objects.filter(release=release, failed=True).count() == 2
+
+
+def test_parquet_files_changed_after_the_release_are_snapshot_in_duckdb_and_found_drifted(
+    cast, lake, adult_schema, settings
+):
+    import pandas as pd
+
+    from audits.services import drift_audit_run
+
+    parquet_tests.register(cast, adult_schema, lake)
+    release = _released(cast, adult_schema)
+    (unchanged,) = drift_audit_run(actor=cast.steward)
+    assert unchanged.verdict == "current" and unchanged.run.snapshot["engine"] == "duckdb"
+    assert unchanged.run.snapshot["unchanged"]
+    for part in sorted((lake / "adult").glob("*.parquet")):  # the lake's loader rewrites every file, drifted
+        frame = pd.read_parquet(part)
+        frame["age"] = (frame["age"] + 15).clip(upper=90)
+        frame.loc[frame.index % 5 < 3, "income"] = ">50K"
+        frame.to_parquet(part, index=False)
+    settings.SYNTHGATE_REFERENCE_AUDIT_ROWS = 1500
+    (drifted,) = drift_audit_run(actor=cast.steward)
+    assert drifted.verdict == "stale", drifted.reasons
+    assert drifted.run.snapshot["sample_rows"] == 1500 and drifted.run.per_column["source"]["age"]["psi"] > 0.2
+    release.refresh_from_db()
+    assert release.stale_at is not None

@@ -78,8 +78,10 @@ def test_the_cli_declares_iso_bounds_a_calendar_and_a_step(cast, registered):
         "--resolution", "day", "--calendar", "weekdays", "--as", "steward",
     )  # fmt: skip
     assert day.code == 0, day.message
+    assert "days, weekdays" in day.stdout
     answer = synthgate("dataset", "declare", "trades", "--column", "answer", "--step", "0.5", "--as", "steward")
     assert answer.code == 0, answer.message
+    assert "step 0.5" in answer.stdout
     assert_declared()
     refused = synthgate(
         "dataset", "declare", "trades", "--column", "answer", "--calendar", "weekdays", "--as", "steward"
@@ -108,5 +110,7 @@ def test_the_dashboard_schema_step_declares_iso_bounds_a_calendar_and_a_step(cas
     )
     assert good.status_code == 302, good.content.decode()[:2000]
     assert_declared()
+    detail = client.get("/datasets/trades/").content.decode()
+    assert "whole days; weekdays only" in detail and "step 0.5" in detail
     cleared = client.post("/datasets/trades/schema/", {**post, "c0-calendar": "-"})
     assert cleared.status_code == 302 and "calendar" not in declared_columns()["day"]
