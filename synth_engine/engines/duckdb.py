@@ -139,7 +139,11 @@ class DuckDBCounts(SqlCounts):
             f"SELECT * FROM read_parquet({listing}, union_by_name = true)"
         )
         self.where = where
-        self.relation = f"(SELECT * FROM {self.view} WHERE {where}) AS source" if where else self.view
+        # Each column's value as the generators see it is computed once a row, below the codes
+        # that compare it with the grid many times (DuckDB drops the ones a statement does not use).
+        values = ", ".join(f"{self._raw_value(spec)} AS {self._value(spec)}" for spec in self.specs)
+        restriction = f" WHERE {where}" if where else ""
+        self.relation = f"(SELECT *, {values} FROM {self.view}{restriction}) AS source"
         self._types: dict[str, str] | None = None
 
     def restricted(self, where: str) -> DuckDBCounts:
@@ -163,6 +167,10 @@ class DuckDBCounts(SqlCounts):
         return self._types
 
     def _value(self, spec: ColumnSpec) -> str:
+        """The value's column in :attr:`relation` (computed by :meth:`_raw_value`)."""
+        return quote_identifier(f"synthgate_value_{[other.name for other in self.specs].index(spec.name)}")
+
+    def _raw_value(self, spec: ColumnSpec) -> str:
         column = quote_identifier(spec.name)
         if spec.type == "datetime":
             # NumPy's whole seconds: nanoseconds as a double, over 1e9, floored (core.schema.numeric_values)

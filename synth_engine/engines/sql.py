@@ -235,7 +235,11 @@ class SqlCounts:
                 code = int(codec.encode(pd.Series([point]))[0])
                 if code != int(np.searchsorted(codec.low, point, side="right")) - 1:
                     sql += f"WHEN {clipped()} = {self._number(point, params)} THEN {code} "
-            sql += f"ELSE ({self._search(clipped(), codec.low.tolist(), params)}) - 1 END"
+            # searchsorted of the clipped value without clipping: above the grid every cell start
+            # is at most the value either way; below it the clipped value is the first start, so
+            # the count is at least the number of cells starting there.
+            first = int(np.searchsorted(codec.low, low, side="right"))
+            sql += f"ELSE GREATEST({self._search(value, codec.low.tolist(), params)}, {first}) - 1 END"
             return sql
         assert isinstance(codec, CategoricalCodec)
         other = codec.other_code if codec.other_code is not None else -1

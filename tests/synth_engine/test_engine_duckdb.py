@@ -131,3 +131,25 @@ def test_the_holdout_is_a_keyed_hash_split_its_counts_add_up_and_samples_come_fr
     everything = counts.sample(holdout, seed=8, limit=10_000)
     assert len(everything) == held.row_count()
     assert sum(len(rows) for rows in counts.row_chunks(400)) == len(frame)
+
+
+def test_values_outside_declared_bounds_are_counted_in_the_edge_cells_as_in_memory(lake) -> None:
+    frame, schema, counts = lake
+    narrow = {
+        "columns": [
+            {**c, "min": 30, "max": 60}
+            if c["name"] == "age"
+            else {**c, "min": -10.0, "max": 40.0}
+            if c["name"] == "score"
+            else c
+            for c in schema["columns"]
+        ]
+    }
+    assert frame["age"].min() < 30 and frame["age"].max() > 60 and frame["score"].max() > 40.0
+    narrowed = DuckDBCounts(counts.path, narrow)
+    model = fitted(FrameCounts(frame), narrow)
+    for ours, theirs in zip(
+        narrowed.fine_counts(model.codecs_), FrameCounts(frame).fine_counts(model.codecs_), strict=True
+    ):
+        assert np.array_equal(ours, theirs)
+    narrowed.close()
