@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.schema import ColumnSpec
+from synth_engine.engines.refusals import Refusal, refuse_structure, value_refusals
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 from synth_engine.generators.domain import (
     CategoricalCodec,
@@ -125,9 +126,7 @@ class PostgresCounts:
 
     def check(self) -> list[str]:
         """Refuse a table that does not match the schema (before any spend); return warnings (none under DP)."""
-        identifiers = [spec.name for spec in self.specs if spec.role == "identifier"]
-        if identifiers:
-            raise SchemaMismatchError(f"drop identifier columns before fitting: {identifiers}")
+        refuse_structure(self.specs)
         types = self.column_types()
         absent = [spec.name for spec in self.specs if spec.name not in types]
         if absent:
@@ -138,48 +137,34 @@ class PostgresCounts:
                 raise SchemaMismatchError(
                     f"column {spec.name!r} is declared {spec.type} but is {types[spec.name]} in table {self.table!r}"
                 )
-        probes: list[tuple[str, str]] = [("", "count(*)")]
-        params: list[Any] = []
+        refusals: list[Refusal] = []
         for spec in self.specs:
-            value = self._value(spec)
-            if spec.nullable is False:
-                probes.append(
-                    (
-                        f"column {spec.name!r} is declared nullable: false but has missing values",
-                        f"count(*) FILTER (WHERE {value} IS NULL)",
-                    )
-                )
-            if spec.is_numeric and spec.type != "datetime" and types[spec.name] in FLOAT_TYPES:
-                column = quote_identifier(spec.name)
-                probes.append(
-                    (
-                        f"column {spec.name!r} holds ±inf: replace it or mark it missing",
-                        f"count(*) FILTER (WHERE {column}::float8 IN ('Infinity'::float8, '-Infinity'::float8))",
-                    )
-                )
-                if spec.type == "integer":
-                    probes.append(
-                        (
-                            f"column {spec.name!r} is declared integer but has fractions",
-                            f"count(*) FILTER (WHERE {value} <> trunc({value}))",
-                        )
-                    )
-            if spec.type == "categorical" and spec.categories is not None:
-                probes.append(
-                    (
-                        f"column {spec.name!r} has values outside its declared categories: add them to the schema",
-                        f"count(*) FILTER (WHERE {value} IS NOT NULL AND NOT {value} = ANY(%s::text[]))",
-                    )
-                )
-                params.append([str(category) for category in spec.categories])
-        sql = f"SELECT {', '.join(expression for _, expression in probes)} FROM {self.relation}"
-        found = self._rows(sql, params)[0]
+            refusals += value_refusals(spec, fractional=types[spec.name] in FLOAT_TYPES)
+        params: list[Any] = []
+        probes = ["count(*)"] + [f"count(*) FILTER (WHERE {self._refused(refusal, params)})" for refusal in refusals]
+        found = self._rows(f"SELECT {', '.join(probes)} FROM {self.relation}", params)[0]
         if int(found[0]) == 0:
             raise GeneratorError(f"table {self.table!r} has no rows")
-        for (message, _), count in zip(probes[1:], found[1:], strict=True):
+        for refusal, count in zip(refusals, found[1:], strict=True):
             if int(count):
-                raise SchemaMismatchError(message)
+                raise SchemaMismatchError(refusal.message)
         return []
+
+    def _refused(self, refusal: Refusal, params: list[Any]) -> str:
+        """SQL true on the rows that ``refusal`` refuses."""
+        spec, value = refusal.spec, self._value(refusal.spec)
+        if refusal.kind == "missing":
+            return f"{value} IS NULL"
+        if refusal.kind == "infinite":
+            return f"{quote_identifier(spec.name)}::float8 IN ('Infinity'::float8, '-Infinity'::float8)"
+        if refusal.kind == "fraction":
+            return f"{value} <> trunc({value})"
+        if refusal.kind == "off_grid":  # not np.allclose(v, on_grid(v), rtol=1e-9, atol=0)
+            step = f"{float(spec.step or 1.0)!r}::float8"
+            grid = f"(round({value} / {step}) * {step})"
+            return f"abs({value} - {grid}) > 1e-9 * abs({grid})"
+        params.append([str(category) for category in spec.categories or ()])
+        return f"{value} IS NOT NULL AND NOT {value} = ANY(%s::text[])"
 
     # ------------------------------------------------------------------ CountSource
 
@@ -232,15 +217,10 @@ class PostgresCounts:
         if isinstance(codec, NumericCodec):
             clipped = f"LEAST(GREATEST({value}, %s::float8), %s::float8)"
             low, high = float(codec.low[0]), float(codec.high[-1])
-            whens = []
-            # A value on a single-value cell's point goes to that cell even where the next cell
-            # starts at the same value: ask the codec itself, and spell out only those points.
-            for point in sorted({float(p) for p, q in zip(codec.low, codec.high, strict=True) if p == q}):
-                code = int(codec.encode(pd.Series([point]))[0])
-                if code != int(np.searchsorted(codec.low, point, side="right")) - 1:
-                    whens.append((point, code))
             sql = f"CASE WHEN {value} IS NULL THEN {missing} "
-            for point, code in whens:
+            # A value on a single-value cell's point goes to that cell even where the next cell
+            # starts at the same value: the codec names those points.
+            for point, code in codec.point_cells():
                 sql += f"WHEN {clipped} = %s::float8 THEN {code} "
                 params.extend([low, high, point])
             sql += f"ELSE width_bucket({clipped}, %s::float8[]) - 1 END"
