@@ -313,17 +313,19 @@ def _preprocessing_in_engine(counts: dict[str, Any], *, disclose_rows: bool) -> 
         if disclose_rows
         else ""
     )
+    engine = counts.get("engine")
+    where = counts.get("where") or f"table {counts.get('table')!r} in source database {counts.get('connection')!r}"
     return [
-        f"Read where it lives: table {counts.get('table')} of the source database {counts.get('connection')!r}; "
-        "only the schema's columns were read, and the rows were not copied to the platform.",
-        "Split in the database by a keyed hash of each row into training rows and a holdout kept for audits "
-        "only (not stratified); the generator never saw the holdout.",
-        f"Every count the generator used was computed in the database ({counts.get('engine')}) over all training "
-        "rows; the noise was added by the worker.",
-        f"The audit ran on random samples of the training rows and of the holdout{sizes}, fetched from the "
-        "database; its planted positive controls were run on the same samples.",
+        f"Read where it lives: {where}; only the schema's columns were read, and the rows were not copied to "
+        "the platform.",
+        f"Split where the data lives ({engine}) by a keyed hash of each row into training rows and a holdout "
+        "kept for audits only (not stratified); the generator never saw the holdout.",
+        f"Every count the generator used was computed by the engine where the data lives ({engine}) over all "
+        "training rows; the noise was added by the worker.",
+        f"The audit ran on random samples of the training rows and of the holdout{sizes}, fetched from where the "
+        "data lives; its planted positive controls were run on the same samples.",
         "Category lists and numeric bounds not declared public in the schema were estimated with differential "
-        "privacy from counts computed in the database, and their cost is part of the spent ε.",
+        f"privacy from counts computed by {engine}, and their cost is part of the spent ε.",
     ]
 
 

@@ -256,17 +256,33 @@ class DriftTrigger(models.TextChoices):
 
 
 class DriftRun(models.Model):
-    """One drift re-audit of a release against its dataset's newest source version.
+    """One drift re-audit of a release against its dataset's newest source version, or (a source
+    registered by reference) against a new snapshot of the table it refers to.
 
     ``source_checks``: the newest source against the source the release was made from;
     ``release_checks``: the release against the newest source; ``baseline_checks``: the release
     against its own source (what it looked like when released). Each is a list of check dicts
-    whose ``details`` hold the per-column figures.
+    whose ``details`` hold the per-column figures. ``snapshot``: what was read where the data
+    lives (engine, table, row count, checksum, time, sample size; ``synth_engine.sources``),
+    for stewards and auditors only. ``failed``: the re-audit could not be made (``reasons`` say
+    why); it does not mark the release stale and the next re-audit tries again.
     """
 
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="drift_runs")
     reference_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
-    current_version = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    current_version = models.ForeignKey(
+        "governance.DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="the newer source version compared; empty when a snapshot of the referenced table was",
+    )
+    snapshot = models.JSONField(default=dict, blank=True)
+    snapshot_key = models.CharField(
+        max_length=100, blank=True, default="", help_text="row count and checksum: one run per table content"
+    )
+    failed = models.BooleanField(default=False)
     trigger = models.CharField(max_length=20, choices=DriftTrigger.choices)
     thresholds = models.JSONField(default=dict)
     source_checks = models.JSONField(default=list)
@@ -282,7 +298,15 @@ class DriftRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["release", "current_version"], name="drift_run_once_per_source")]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "current_version"], name="drift_run_once_per_source"),
+            models.UniqueConstraint(
+                fields=["release", "snapshot_key"],
+                condition=~models.Q(snapshot_key=""),
+                name="drift_run_once_per_snapshot",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"drift run #{self.pk} of release #{self.release_id} ({'stale' if self.stale else 'current'})"
+        verdict = "failed" if self.failed else "stale" if self.stale else "current"
+        return f"drift run #{self.pk} of release #{self.release_id} ({verdict})"

@@ -58,15 +58,16 @@ def main() -> None:
     commands = {
         "--version": ["--version"],
         "audit show": ["audit", "show", str(arguments.run), "--as", arguments.actor],
+        "audit show --json": ["audit", "show", str(arguments.run), "--as", arguments.actor, "--json"],
         "request list": ["request", "list", "--as", arguments.actor],
     }
-    print(f"{'tree':<24} {'command':<14} {'wall s':>7} {'cpu s':>7}  heavy imports")
+    print(f"{'tree':<24} {'command':<18} {'wall s':>7} {'cpu s':>7}  heavy imports")
     for tree in arguments.tree or [ROOT]:
         for name, args in commands.items():
             runs = [run_once(tree, args) for _ in range(arguments.repeat)]
             wall = statistics.median(run[0] for run in runs)
             cpu = statistics.median(run[1] for run in runs)
-            print(f"{str(tree)[-24:]:<24} {name:<14} {wall:7.2f} {cpu:7.2f}  {runs[-1][2]}")
+            print(f"{str(tree)[-24:]:<24} {name:<18} {wall:7.2f} {cpu:7.2f}  {runs[-1][2]}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,22 @@
-"""MST fitted from counts computed in PostgreSQL, or over Parquet files read in batches, versus the
+"""MST fitted from counts computed in PostgreSQL, or by DuckDB over a Parquet file, versus the
 in-memory path, on large tables.
 
 Usage::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sg_bench .venv/bin/python bench/bench_engine_counts.py
     .venv/bin/python bench/bench_engine_counts.py --rows 100000 1000000 --memory-up-to 1000000
-    .venv/bin/python bench/bench_engine_counts.py --rows 1000000 --paths parquet memory
+    .venv/bin/python bench/bench_engine_counts.py --rows 1000000 --paths duckdb memory   # no PostgreSQL
 
 The table: MST is fitted on the bundled Adult sample (48,842 rows, ε = 10, seed 0) and sampled to
 the wanted size, twice; the 15 Adult columns of the first sample and five columns of the second
 (renamed ``*_2``) make 20 columns with Adult's real marginals. It is copied into PostgreSQL
-(``COPY``, in chunks of 500,000 rows) as ``bench_engine_<rows>`` and, up to ``--memory-up-to`` rows,
-written as a Parquet file for the ``parquet`` path (``ParquetCounts``, batches of 200,000 rows) and
-the ``memory`` path (the whole frame).
+(``COPY``, in chunks of 500,000 rows) as ``bench_engine_<rows>`` when the ``postgresql`` path is
+asked for and, up to ``--memory-up-to`` rows, written as a Parquet file for the ``duckdb`` path
+(``DuckDBCounts``, memory limit 1 GB, the machine's cores) and the ``memory`` path (the whole frame).
 
 Each fit runs in a fresh process so its peak RSS (``VmHWM``: interpreter, NumPy, pandas and, for
-the in-memory path, the frame) is its own; PostgreSQL's own memory is not in it. ε = 1,
+the in-memory path, the frame; for DuckDB, DuckDB's memory too, as it runs in the process) is its
+own; PostgreSQL's own memory is not in it. ε = 1,
 δ = 1e-5, the Adult schema (numeric bounds and the label's classes declared; the other category
 lists estimated with DP, in the database). ``counts_s`` is the time spent in the source's counting passes
 (domain, fine 1-ways, binned tables); ``fit_peak_rss_mb`` is the
@@ -44,7 +45,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from synth_engine.engines.parquet import ParquetCounts  # noqa: E402
+from synth_engine.engines.duckdb import DuckDBCounts  # noqa: E402
 from synth_engine.engines.postgres import PostgresCounts, quote_identifier  # noqa: E402
 from synth_engine.generators import MSTGenerator  # noqa: E402
 
@@ -72,11 +73,26 @@ def generator_for_table(epsilon: float = 10.0) -> MSTGenerator:
 
 
 def make_table(connection: Any, rows: int, parquet: Path | None) -> str:
-    """Create ``bench_engine_<rows>`` (once) and, when asked, its Parquet copy."""
+    """Create ``bench_engine_<rows>`` (once; not without a ``connection``) and, when asked, its Parquet copy."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = f"bench_engine_{rows}"
+    if connection is None:
+        generator = generator_for_table()
+        assert parquet is not None
+        writer = None
+        for start in range(0, rows, CHUNK):
+            size = min(CHUNK, rows - start)
+            first, second = generator.sample(size), generator.sample(size)
+            arrow = pa.Table.from_pandas(
+                pd.concat([first, second[SECOND].add_suffix("_2")], axis=1), preserve_index=False
+            )
+            writer = writer or pq.ParquetWriter(parquet, arrow.schema)
+            writer.write_table(arrow)
+        if writer is not None:
+            writer.close()
+        return table
     schema = bench_schema()
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s)", [table])
@@ -145,11 +161,13 @@ def child(path: str, rows: int, table: str, parquet: str) -> dict[str, Any]:
     schema = bench_schema()
     started = time.perf_counter()
     cpu = time.process_time()
-    if path == "parquet":
-        source = Timed(ParquetCounts(parquet, schema))
-        check_s = 0.0
+    if path == "duckdb":
+        source = Timed(DuckDBCounts(parquet, schema))
+        checked = time.perf_counter()
+        source.check()
+        check_s = time.perf_counter() - checked
         model = MSTGenerator().fit_counts(source, schema, 1.0, 1e-5, random_state=1)
-        counts_s = source.seconds
+        counts_s = source.seconds - check_s
     elif path == "postgresql":
         connection = psycopg2.connect(os.environ["DATABASE_URL"])
         source = Timed(PostgresCounts(connection, table, schema))
@@ -192,7 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--memory-up-to", type=int, default=1_000_000, help="largest table fitted in memory too")
-    parser.add_argument("--paths", nargs="+", default=["postgresql", "parquet", "memory"])
+    parser.add_argument("--paths", nargs="+", default=["postgresql", "duckdb", "memory"])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
@@ -201,7 +219,7 @@ def main() -> None:
         return
     import psycopg2
 
-    connection = psycopg2.connect(os.environ["DATABASE_URL"])
+    connection = psycopg2.connect(os.environ["DATABASE_URL"]) if "postgresql" in arguments.paths else None
     directory = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     header = ["path", "rows", "columns", "check_s", "counts_s", "fit_s", "fit_cpu_s", "fit_peak_rss_mb", "peak_rss_mb"]
     header += ["sample_rows_per_s", "load"]
@@ -211,7 +229,7 @@ def main() -> None:
         made = time.perf_counter()
         table = make_table(connection, rows, parquet)
         print(f"(table {table}: {time.perf_counter() - made:.0f} s to make)", file=sys.stderr)
-        paths = ["postgresql"] + (["parquet", "memory"] if parquet is not None else [])
+        paths = ["postgresql"] + (["duckdb", "memory"] if parquet is not None else [])
         paths = [path for path in paths if path in arguments.paths]
         for path in paths:
             command = [sys.executable, __file__, "--child", path, str(rows), table, str(parquet)]

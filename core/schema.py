@@ -12,9 +12,12 @@ Column keys:
 - public domain, declared by the steward and never charged: ``min``/``max`` (numbers; ISO 8601
   strings for datetimes), ``categories`` (a non-empty list), ``nullable`` (a boolean) and, for
   datetimes, ``resolution`` (:data:`DATETIME_RESOLUTIONS`, default ``second``: released values are
-  whole days, hours, minutes or seconds in UTC; never inferred from the data) and, for floats,
+  whole days, hours, minutes or seconds in UTC; never read from the data by a generator, though
+  registration without a schema proposes it to the steward) and ``calendar``
+  (:data:`DATETIME_CALENDARS`; ``"weekdays"``: a day-resolution column holds only Monday to
+  Friday, such as trading days, and is released on those days only) and, for floats,
   ``step`` (a positive number: the column holds only whole multiples of it, such as answers
-  coded 17.5, 22, 27 on a 0.5 grid, and is released on that grid; never inferred from the data);
+  coded 17.5, 22, 27 on a 0.5 grid, and is released on that grid; likewise proposed, never read);
 - ``domain_source``: where the public domain comes from (a codebook, a standard), shown with it;
 - ``description``; ``privileged`` (protected columns) and ``favourable`` (label column), read by
   the bias and utility checks.
@@ -39,12 +42,14 @@ COLUMN_ROLES = ("identifier", "quasi_identifier", "sensitive", "protected", "lab
 NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("categorical", "boolean")
 COLUMN_KEYS = (
-    *("name", "type", "role", "min", "max", "categories", "nullable", "resolution", "step"),
+    *("name", "type", "role", "min", "max", "categories", "nullable", "resolution", "calendar", "step"),
     *("description", "domain_source", "privileged", "favourable"),
 )
 DEFAULT_MISSING = ("",)
 # The declared resolution of a datetime column: released values are whole multiples of it (UTC).
 DATETIME_RESOLUTIONS = {"day": 86400, "hour": 3600, "minute": 60, "second": 1}
+# The declared calendar of a day-resolution datetime column: the days its values may fall on.
+DATETIME_CALENDARS = ("weekdays",)
 # Columns whose released values must stay inside a declared domain (no "other", no missing value
 # unless declared nullable): the label and the protected attributes (issue 11.7).
 DOMAIN_ROLES = ("label", "protected")
@@ -66,6 +71,7 @@ class ColumnSpec:
     categories: tuple[Any, ...] | None = None
     nullable: bool | None = None
     resolution: str = "second"
+    calendar: str | None = None
     step: float | None = None
     entry: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -153,6 +159,12 @@ def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnS
         raise SchemaError(
             f"Schema column {name!r}: resolution must be one of {', '.join(DATETIME_RESOLUTIONS)}; got {resolution!r}."
         )
+    calendar = column.get("calendar")
+    if calendar is not None and (kind != "datetime" or resolution != "day" or calendar not in DATETIME_CALENDARS):
+        raise SchemaError(
+            f"Schema column {name!r}: calendar is only allowed on datetime columns of resolution day, "
+            f"and must be one of {', '.join(DATETIME_CALENDARS)}; got {calendar!r}."
+        )
     return ColumnSpec(
         name=name,
         type=kind,
@@ -162,6 +174,7 @@ def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnS
         categories=_categories(name, kind, column),
         nullable=nullable,
         resolution=resolution,
+        calendar=calendar,
         step=_step(name, kind, column),
         entry={**column, "name": name, "role": role},
     )
@@ -229,7 +242,7 @@ def undeclared_domains(specs: list[ColumnSpec]) -> list[str]:
     return sentences
 
 
-DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "step", "domain_source")
+DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "calendar", "step", "domain_source")
 
 
 def schema_declared(schema: dict[str, Any], declarations: dict[str, dict[str, Any]]) -> dict[str, Any]:

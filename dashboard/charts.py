@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from audits.datasheets import check_chart_svg, svg_data_uri
+from audits.datasheets.charts import axes_grid, bar, nice_ceiling, svg_document, text_label
 from audits.models import CheckResult
 
 
@@ -39,3 +40,76 @@ def bias_rows(checks: list[CheckResult]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# Column profiles: one small histogram per column, drawn inline (an <svg> in the page, no data URI),
+# with the datasheet's chart pieces at a size that stays readable when a phone scales it down.
+PROFILE_WIDTH = 360
+PROFILE_FONT = 11
+PROFILE_LABEL_CHARS = 16
+
+
+def profile_histogram_svg(column: dict[str, Any], *, rows: int, colour: str) -> str | None:
+    """A column profile's histogram (``audits.metrics.profiles``) as an inline SVG: bars are shares
+    of the ``rows`` profiled, the y axis in percent; None when the column has no value to draw."""
+    histogram = column["histogram"]
+    labels, counts = list(histogram["labels"]), list(histogram["counts"])
+    if histogram.get("other"):
+        labels.append(f"other ({histogram['other_values']})")
+        counts.append(histogram["other"])
+    if not counts or rows <= 0:
+        return None
+    shares = [count / rows for count in counts]
+    peak = nice_ceiling(max(shares))
+    numeric = histogram["kind"] == "numeric"
+    longest = max(len(label) for label in labels)
+    upright = numeric or (longest * len(labels) * 7 < PROFILE_WIDTH - 60)
+    bottom = 34 if upright else 24 + 6.5 * min(longest, PROFILE_LABEL_CHARS)
+    left, top, plot_width, plot_height = 50.0, 28.0, PROFILE_WIDTH - 62.0, 110.0
+    base = top + plot_height
+    slot = plot_width / len(shares)
+    parts = [
+        axes_grid(
+            left,
+            top,
+            plot_width,
+            plot_height,
+            None,
+            None,
+            y_max=peak,
+            ticks=2,
+            font_size=PROFILE_FONT,
+            y_format=_percent,
+        )
+    ]
+    gap = 0.0 if numeric else slot * 0.15
+    for k, share in enumerate(shares):
+        parts.append(bar("profile", left + k * slot + gap, base, slot - 2 * gap, share / peak * plot_height, colour))
+    if numeric:
+        edges = histogram["edges"]
+        for k, anchor in ((0, "start"), (len(edges) // 2, "middle"), (len(edges) - 1, "end")):
+            x = left + k * slot
+            parts.append(text_label(x, base + 16, edges[k], anchor=anchor, font_size=PROFILE_FONT))
+    else:
+        for k, label in enumerate(labels):
+            x = left + (k + 0.5) * slot
+            if upright:
+                parts.append(text_label(x, base + 16, label, anchor="middle", font_size=PROFILE_FONT))
+            else:
+                parts.append(
+                    text_label(
+                        x + 4,
+                        base + 10,
+                        label,
+                        anchor="end",
+                        font_size=PROFILE_FONT,
+                        max_chars=PROFILE_LABEL_CHARS,
+                        rotate=-50,
+                    )
+                )
+    return svg_document(PROFILE_WIDTH, base + bottom, f"Histogram of {column['name']}", parts)
+
+
+def _percent(share: float) -> str:
+    percent = 100 * share
+    return f"{percent:.0f}%" if abs(percent - round(percent)) < 1e-9 else f"{percent:.1f}%"

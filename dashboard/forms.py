@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django import forms
@@ -10,6 +11,7 @@ from django.http import QueryDict
 
 from core.errors import ValidationError
 from core.limits import json_loads_checked
+from core.schema import DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from dashboard.uploads import StagedUpload
 from governance.models import RecipientKind, RequestState, Role, Sensitivity
 
@@ -92,18 +94,77 @@ class ColumnDeclareForm(forms.Form):
     categories = forms.CharField(
         required=False, max_length=10_000, help_text="Comma-separated, from the codebook; '-' removes them."
     )
-    minimum = forms.CharField(required=False, label="Public minimum", help_text="'-' removes it.")
+    minimum = forms.CharField(
+        required=False,
+        label="Public minimum",
+        help_text="A number, or an ISO 8601 date for a datetime; '-' removes it.",
+    )
     maximum = forms.CharField(required=False, label="Public maximum", help_text="'-' removes it.")
+    resolution = forms.ChoiceField(
+        required=False,
+        label="Released resolution (datetime)",
+        choices=[
+            ("", "— unchanged —"),
+            *((unit, f"whole {unit}s") for unit in DATETIME_RESOLUTIONS),
+            ("-", "not declared"),
+        ],
+    )
+    calendar = forms.ChoiceField(
+        required=False,
+        label="Calendar (datetime at day resolution)",
+        choices=[("", "— unchanged —"), *((name, f"{name} only") for name in DATETIME_CALENDARS), ("-", "every day")],
+    )
+    step = forms.CharField(
+        required=False,
+        label="Grid step (float)",
+        help_text="Values are whole multiples of it (answers coded 17.5, 22, ...); '-' removes it.",
+    )
     nullable = forms.ChoiceField(
         required=False,
         choices=[("", "— unchanged —"), ("yes", "may be missing"), ("no", "never missing"), ("-", "not declared")],
     )
     domain_source = forms.CharField(required=False, max_length=500, label="Where the domain comes from")
 
-    def __init__(self, *args: Any, columns: list[str], roles: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, columns: list[str], roles: list[str], types: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         _choice_field(self, "column").choices = [(name, name) for name in columns]
         _choice_field(self, "role").choices = [("", "— unchanged —")] + [(role, role) for role in roles]
+        self.types = types or {}  # column -> type: a declaration that does not fit the column is named here
+
+    def clean_step(self) -> str:
+        text = (self.cleaned_data.get("step") or "").strip()
+        if text in ("", "-"):
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise forms.ValidationError(
+                f"Write the step as a number, such as 0.5 or 2.5; {text!r} is not one.", code="invalid"
+            ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise forms.ValidationError(
+                f"The step must be a number above zero, such as 0.5; {text!r} is not.", code="invalid"
+            )
+        return text
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        column = data.get("column") or ""
+        kind = self.types.get(column)
+        if not kind:
+            return data
+        for field in ("resolution", "calendar"):
+            if data.get(field) and kind != "datetime":
+                self.add_error(field, f"Only a date-and-time column has a {field}; {column!r} holds {kind} values.")
+        if (data.get("step") or "").strip() and kind != "float":
+            whole = " (whole numbers already)" if kind == "integer" else ""
+            self.add_error(
+                "step", f"Only a column of decimal (float) numbers takes a step; {column!r} holds {kind} values{whole}."
+            )
+        return data
 
     def changes(self) -> dict[str, Any]:
         data, changes = self.cleaned_data, {}
@@ -118,6 +179,12 @@ class ColumnDeclareForm(forms.Form):
                 changes[key] = None if value == "-" else _number_or_text(value)
         if data.get("nullable"):
             changes["nullable"] = {"yes": True, "no": False, "-": None}[data["nullable"]]
+        for key in ("resolution", "calendar"):
+            if data.get(key):
+                changes[key] = None if data[key] == "-" else data[key]
+        step = (data.get("step") or "").strip()
+        if step:
+            changes["step"] = None if step == "-" else _number_or_text(step)
         if (data.get("domain_source") or "").strip():
             changes["domain_source"] = data["domain_source"].strip()
         return changes

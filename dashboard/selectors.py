@@ -151,6 +151,12 @@ def _declared_text(column: dict[str, Any]) -> str:
         parts.append(", ".join(str(category) for category in column["categories"]))
     if "nullable" in column:
         parts.append("nullable" if column["nullable"] else "never missing")
+    if column.get("resolution"):
+        parts.append(f"whole {column['resolution']}s")
+    if column.get("calendar"):
+        parts.append(f"{column['calendar']} only")
+    if column.get("step") is not None:
+        parts.append(f"step {column['step']}")
     if column.get("domain_source"):
         parts.append(f"source: {column['domain_source']}")
     return "; ".join(parts)
@@ -399,30 +405,3 @@ def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
         "audit": run,
         "finished": finished,
     }
-
-
-def synthetic_preview(version: Any, *, rows: int = 10, top: int = 3) -> dict[str, Any] | None:
-    """The first rows of a released synthetic table and a profile of each column, computed from
-    the synthetic rows only (what the recipient downloads): missing share, distinct values, the
-    most common values with their shares. None when the stored table is gone."""
-    from governance.storage import version_storage
-
-    storage = version_storage()
-    if not version.storage_key or not storage.exists(version.storage_key):
-        return None
-    frame = storage.read_version(version.storage_key, version.schema)
-    total = max(len(frame), 1)
-    profiles = []
-    for name in frame.columns:
-        column = frame[name]
-        counts = column.dropna().astype(str).value_counts()
-        profiles.append(
-            {
-                "name": name,
-                "missing": f"{100 * column.isna().sum() / total:.1f}",
-                "distinct": int(counts.size),
-                "common": [(value, f"{100 * count / total:.1f}") for value, count in counts.head(top).items()],
-            }
-        )
-    head = frame.head(rows).astype(object).where(frame.head(rows).notna(), "")
-    return {"columns": list(frame.columns), "rows": head.values.tolist(), "profiles": profiles, "n_rows": len(frame)}

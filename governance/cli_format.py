@@ -69,11 +69,20 @@ def schema_table(schema: dict[str, Any]) -> str:
             column.get("max"),
             len(column["categories"]) if column.get("categories") else None,
             {True: "yes", False: "no"}.get(column.get("nullable"), "private"),
+            _grid(column),
             public_domain(column),
         )
         for column in schema["columns"]
     ]
-    return table(("column", "type", "role", "min", "max", "categories", "nullable", "domain"), rows)
+    return table(("column", "type", "role", "min", "max", "categories", "nullable", "grid", "domain"), rows)
+
+
+def _grid(column: dict[str, Any]) -> str | None:
+    """A datetime's declared resolution and calendar, or a float's step (what its values are released on)."""
+    parts = [f"{column['resolution']}s" if column.get("resolution") else None, column.get("calendar")]
+    if column.get("step") is not None:
+        parts.append(f"step {column['step']}")
+    return ", ".join(part for part in parts if part) or None
 
 
 def public_domain(column: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import hashlib
 import io
 import lzma
 import math
+import re
 import zipfile
 import zlib
 from collections import Counter
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from core.errors import DatasetFormatError
 from core.schema import DEFAULT_MISSING, SchemaError, numeric_values, parse_schema
+from governance.canonical_csv import canonical_csv
 
 TRUE_TOKENS = {"true", "t", "yes", "y", "1"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0"}
@@ -110,10 +112,7 @@ def build_table(header: list[str], rows: list[list[str]], schema: dict[str, Any]
         )
     index = {name: position for position, name in enumerate(header)}
     frame = pd.DataFrame(
-        {
-            column["name"]: _typed_column(column, [row[index[column["name"]]] for row in rows], missing)
-            for column in kept
-        }
+        {column["name"]: typed_column(column, [row[index[column["name"]]] for row in rows], missing) for column in kept}
     )
     stored_schema = {**schema, "columns": kept}
     data = canonical_bytes(frame, stored_schema)
@@ -413,19 +412,35 @@ def _check_schema_names(names: list[str], header: list[str]) -> None:
 
 
 def infer_schema(header: list[str], rows: list[list[str]], *, missing_values: Iterable[str]) -> dict[str, Any]:
-    """Guess each column's type from its values; every role is ``other`` until declared."""
+    """Guess each column's type from its values; every role is ``other`` until declared.
+
+    Read from the rows for the steward who registers the table, as a proposal to review: ISO 8601
+    dates and times are datetimes, with ``"resolution": "day"`` when none has a time of day and
+    ``"calendar": "weekdays"`` when, besides, at least :data:`CALENDAR_MIN_VALUES` dates include no
+    Saturday or Sunday (a trading-day table); a float column whose values all lie on a coarse grid
+    (answers coded 17.5, 22, 27: at most :data:`GRID_MAX_POINTS` multiples of the step between its
+    extremes) gets that ``step``. No bound and no category list is proposed.
+    """
     missing = set(missing_values)
     columns = []
     for position, name in enumerate(header):
         values = [row[position] for row in rows if row[position] not in missing]
-        columns.append({"name": name, "type": _infer_type(values), "role": "other"})
+        kind = _infer_type(values)
+        columns.append({"name": name, "type": kind, "role": "other", **_proposals(kind, values)})
     return {"columns": columns, "missing_values": list(missing_values)}
+
+
+INFER_SAMPLE = 20000
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+CALENDAR_MIN_VALUES = 30  # (5/7)^30 < 10^-4: fewer dates without a weekend may be chance
+GRID_STEPS = (1.0, 0.5, 0.25, 0.2, 0.1, 0.05, 0.025, 0.02, 0.01)
+GRID_MAX_POINTS = 200
 
 
 def _infer_type(values: list[str]) -> str:
     if not values:
         return "categorical"
-    sample = values if len(values) <= 20000 else values[:20000]
+    sample = values if len(values) <= INFER_SAMPLE else values[:INFER_SAMPLE]
     numbers = pd.to_numeric(pd.Series(sample), errors="coerce")
     if not numbers.isna().any() and np.isfinite(numbers).all():
         whole = pd.to_numeric(pd.Series(values), errors="coerce")
@@ -435,7 +450,46 @@ def _infer_type(values: list[str]) -> str:
     lowered = {value.strip().lower() for value in sample}
     if lowered and lowered <= {"true", "false"}:
         return "boolean"
+    if _iso_datetimes(values) is not None:
+        return "datetime"
     return "categorical"
+
+
+def _iso_datetimes(values: list[str]) -> pd.Series | None:
+    """The values as timestamps when every one is ISO 8601 text that the datetime reader accepts."""
+    if not all(ISO_DATETIME.fullmatch(value.strip()) for value in values):
+        return None
+    try:
+        parsed = _datetime_column("", values, np.zeros(len(values), dtype=bool))
+    except (DatasetFormatError, ValueError, TypeError):
+        return None
+    return parsed if pd.api.types.is_datetime64_any_dtype(parsed) else None
+
+
+def _proposals(kind: str, values: list[str]) -> dict[str, Any]:
+    """The resolution, calendar or step :func:`infer_schema` proposes for a column of ``kind``."""
+    if kind == "datetime":
+        stamps = _iso_datetimes(values)
+        if stamps is None:
+            return {}
+        seconds = numeric_values(stamps, "datetime")
+        if not np.array_equal(seconds, np.floor(seconds / 86400) * 86400):
+            return {}
+        days = np.floor(seconds / 86400)
+        weekend = np.mod(days + 3, 7) >= 5  # 1970-01-01 was a Thursday
+        if len(values) >= CALENDAR_MIN_VALUES and not weekend.any():
+            return {"resolution": "day", "calendar": "weekdays"}
+        return {"resolution": "day"}
+    if kind == "float":
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+        span = float(numbers.max() - numbers.min()) if len(numbers) else 0.0
+        for step in GRID_STEPS:
+            multiples = numbers / step
+            if np.allclose(
+                multiples, np.round(multiples), rtol=0.0, atol=1e-9 * max(1.0, float(np.abs(multiples).max()))
+            ):
+                return {"step": step} if span / step <= GRID_MAX_POINTS else {}
+    return {}
 
 
 def _looks_integral(text: str) -> bool:
@@ -446,7 +500,8 @@ def _looks_integral(text: str) -> bool:
 # --- typed columns -----------------------------------------------------------------------
 
 
-def _typed_column(column: dict[str, Any], values: list[str], missing: tuple[str, ...]) -> pd.Series:
+def typed_column(column: dict[str, Any], values: list[str], missing: tuple[str, ...]) -> pd.Series:
+    """One column's cells (text) typed as the schema says; a bad cell raises ``DatasetFormatError``."""
     kind, name = column["type"], column["name"]
     is_missing = np.array([value in missing for value in values])
     if kind == "datetime":
@@ -512,7 +567,11 @@ def _raise_bad_values(name: str, values: list[str], bad_positions: np.ndarray, p
 def canonical_bytes(frame: pd.DataFrame, schema: dict[str, Any]) -> bytes:
     """The stored form: UTF-8 CSV, schema column order, ``\\n`` line ends, shortest exact floats,
     missing as empty fields. Its sha256 is the version's content address."""
-    ordered = frame[[column["name"] for column in schema["columns"]]]
+    names = [column["name"] for column in schema["columns"]]
+    fast = canonical_csv(frame, names)  # the same bytes, formatted by column in Arrow
+    if fast is not None:
+        return fast
+    ordered = frame[names]
     buffer = io.StringIO()
     ordered.to_csv(buffer, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%f")
     return buffer.getvalue().encode("utf-8")

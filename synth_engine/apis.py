@@ -31,7 +31,7 @@ from synth_engine.selectors import (
     job_get,
     job_list,
 )
-from synth_engine.sources import source_register
+from synth_engine.sources import ENGINES, source_register
 
 
 class JobOutputSerializer(serializers.Serializer):
@@ -155,14 +155,30 @@ def _flag(request: Request, name: str) -> bool:
 
 
 class SourceRegisterApi(APIView):
-    """A PostgreSQL table or view of a configured source database, registered where it lives."""
+    """Data registered where it lives: a table of a configured source database, or Parquet files."""
 
     class InputSerializer(serializers.Serializer):
         name = serializers.SlugField(max_length=100)
-        connection = serializers.CharField(
-            max_length=100, help_text="a source database named in SYNTHGATE_SOURCE_DATABASES (its name, not a URL)"
+        engine = serializers.ChoiceField(
+            choices=sorted(ENGINES),
+            required=False,
+            help_text="where the data lives; implied when omitted (path: duckdb, connection and table: postgresql)",
         )
-        table = serializers.CharField(max_length=300, help_text="'table' or 'schema.table'")
+        connection = serializers.CharField(
+            max_length=100,
+            required=False,
+            default="",
+            help_text="postgresql: a source database named in SYNTHGATE_SOURCE_DATABASES (its name, not a URL)",
+        )
+        table = serializers.CharField(
+            max_length=300, required=False, default="", help_text="postgresql: 'table' or 'schema.table'"
+        )
+        path = serializers.CharField(
+            max_length=1000,
+            required=False,
+            default="",
+            help_text="duckdb: a Parquet file, a directory of them or a glob, under SYNTHGATE_SOURCE_PARQUET_ROOTS",
+        )
         schema = SchemaField(help_text="the columns to model (required: nothing is inferred)")
         epsilon_cap = epsilon_field()
         delta_cap = delta_field()
@@ -180,10 +196,10 @@ class SourceRegisterApi(APIView):
         responses={201: RegistrationOutputSerializer, 200: RegistrationOutputSerializer, **WRITE_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        """Register a table by reference (steward): checked, counted, checksummed and fingerprinted
-        in place; nothing is stored but the version's record.
+        """Register data by reference (steward): checked, counted, checksummed and fingerprinted
+        where it lives; nothing is stored but the version's record.
 
-        201 when a version is created; 200 when the same table, content and schema is already registered.
+        201 when a version is created; 200 when the same data, content and schema is already registered.
         """
         serializer = SourceRegisterApi.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

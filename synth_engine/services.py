@@ -105,7 +105,7 @@ class JobOutput:
     planned: PrivacySpent | None
     spent: PrivacySpent
     generator_version: str  # the code hash assurance runs are keyed by: the datasheet cites its result
-    count_engine: str | None = None  # where the counts were computed, for a referenced table
+    counts_record: dict[str, Any] | None = None  # which engine computed the counts, and where, for a reference
 
 
 def generation_job_start(*, actor: User, request_id: int) -> GenerationJob:
@@ -437,7 +437,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         planned=planned,
         spent=spent,
         generator_version=generator_version(type(generator)),
-        count_engine=loaded.count_engine,
+        counts_record=loaded.counts_record,
     )
 
 
@@ -450,7 +450,7 @@ class Loaded:
     split_seed: int
     fit: Callable[[int], Any]
     close: Callable[[], None] = lambda: None
-    count_engine: str | None = None  # where the counts were computed, for a referenced table
+    counts_record: dict[str, Any] | None = None  # which engine computed the counts, and where, for a reference
 
 
 def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loaded:
@@ -471,14 +471,15 @@ def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loa
 
 
 def _load_referenced(job: GenerationJob, request: DataRequest, generator: Generator) -> Loaded:
-    """A table that lives in a database: checked there (unchanged since registration), split
-    there, fitted from counts computed there; only the audit's samples are read as rows."""
+    """Data that lives in an engine (a database, a Parquet lake): checked there (unchanged since
+    registration), split there, fitted from counts computed there; only the audit's samples are
+    read as rows."""
     source = request.source_version
     fit_counts = getattr(generator, "fit_counts", None)
     if fit_counts is None:
         raise GeneratorError(
-            f"generator {job.generator!r} cannot fit from counts computed in the database; "
-            f"{source} refers to a table that stays where it lives: use mst"
+            f"generator {job.generator!r} cannot fit from counts computed where the data lives; "
+            f"{source} refers to data that stays where it lives: use mst"
         )
     split_seed = job.seed if job.seed is not None else secrets.randbits(31)
     read = reference_open(source, split_seed=split_seed, holdout_fraction=float(request.purpose.holdout_fraction))
@@ -496,7 +497,7 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
         split_seed,
         fit=lambda seed: fit_counts(read.counts, source.schema, epsilon, delta, random_state=seed),
         close=read.close,
-        count_engine=read.counts.engine,
+        counts_record=read.record(),
     )
 
 
@@ -702,12 +703,9 @@ def _synthetic_lineage(
         "request": request.pk,
         "non_private": not spent.is_private,
     }
-    if output.count_engine is not None:
-        reference = output.source.source_reference
+    if output.counts_record is not None:
         lineage["counts"] = {
-            "engine": output.count_engine,
-            "connection": reference.get("connection"),
-            "table": reference.get("table"),
+            **output.counts_record,
             "audit_sample_rows": {"train": len(output.train), "holdout": len(output.holdout)},
         }
     if request.rebalance:

@@ -1,34 +1,46 @@
-"""Dataset versions that live in a database: registration and the job's reads (docs/engines.md).
+"""Dataset versions that live where they are: registration, the job's reads and the drift re-audit's
+snapshots (docs/engines.md).
 
-A steward registers a PostgreSQL table or view under a connection *name* configured in
-``SYNTHGATE_SOURCE_DATABASES``; the URL and its credentials stay in the settings and never reach
-the database rows, the log, the API or the datasheet. Registration checks the table against the
-schema in the database and takes its row count and checksum there; a job checks both again
-before it spends anything, so a table that changed since registration is refused, and fits MST
-from counts computed in the database (:class:`synth_engine.engines.postgres.PostgresCounts`).
+A version by reference names an *engine* and a location in it: a PostgreSQL table or view under
+a connection *name* configured in ``SYNTHGATE_SOURCE_DATABASES`` (the URL and its credentials
+stay in the settings and never reach the database rows, the log, the API or the datasheet), or
+Parquet files under a directory of ``SYNTHGATE_SOURCE_PARQUET_ROOTS``, read by DuckDB.
+Registration checks the data against the schema in the engine and takes its row count and
+checksum there; a job checks both again before it spends anything, so data that changed since
+registration is refused, and fits MST from counts computed in the engine.
+
+:data:`ENGINES` is the one place that maps an engine's name to the class that reads it
+(:class:`SourceData`: its count source, checksum, row digests, split and audit samples); the
+registration, the API, the CLI and the job go through it and know no engine by name.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import psycopg2
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from core.errors import PermissionDeniedError, ValidationError
 from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
+from core.times import time_iso
 from governance.fingerprint import row_digests
 from governance.ingest import build_table
 from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import RegistrationResult, dataset_reference_register
 from governance.services.datasets import fingerprint_key
+from synth_engine.engines.duckdb import GLOB_CHARACTERS, DuckDBCounts, parquet_files
 from synth_engine.engines.postgres import (
     PostgresCounts,
     holdout_predicate,
@@ -38,10 +50,208 @@ from synth_engine.engines.postgres import (
     table_checksum,
 )
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.streaming import table_from_frame
 
 logger = logging.getLogger(__name__)
-ENGINE = "postgresql"
 FINGERPRINT_CHUNK = 50_000
+
+
+class SourceData:
+    """Data of one registered location, open in its engine: everything registration and a job read.
+
+    A subclass names its engine (``engine``), the fields a registration gives for its location
+    (``fields``), checks them (:meth:`locate`, before anything is opened) and answers the reads.
+    Only counts, a row count and a checksum, keyed row digests (hashed in the worker, never
+    stored) and the audit's samples leave the engine.
+    """
+
+    engine: ClassVar[str]
+    #: the registration fields that locate the data (stored in the reference with the engine)
+    fields: ClassVar[tuple[str, ...]]
+
+    def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
+        self.location = location
+        self.schema = schema
+
+    @classmethod
+    def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        """The location to record from a registration's fields, checked (``ValidationError`` if not)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Where the data is, for messages and the datasheet (no credentials)."""
+        raise NotImplementedError
+
+    def counts(self, where: str | None = None) -> Any:
+        """The engine's count source (``check()`` and the CountSource questions), over the rows ``where`` holds."""
+        raise NotImplementedError
+
+    def checksum(self) -> tuple[int, str]:
+        """Row count and an order-independent checksum of the schema's columns, computed in the engine."""
+        raise NotImplementedError
+
+    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The schema's columns, a chunk of rows at a time (for the fingerprint; never stored)."""
+        raise NotImplementedError
+
+    def holdout(self, seed: int, fraction: float) -> str:
+        """The engine's predicate for the holdout rows: a keyed hash of each row below ``fraction``."""
+        raise NotImplementedError
+
+    def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
+        """At most ``limit`` rows matching ``where``, a random sample keyed by ``seed``."""
+        raise NotImplementedError
+
+    def bound_waits(self, seconds: int) -> None:
+        """Make each later statement, and each wait for a lock, fail after ``seconds`` instead of
+        waiting on (a drift re-audit's snapshot must not hang the sweep). Engines that do not wait
+        on a server need nothing."""
+
+    def close(self) -> None:
+        """Release the engine's connection."""
+
+
+class PostgresSource(SourceData):
+    """A table or view of a source database named in ``SYNTHGATE_SOURCE_DATABASES``."""
+
+    engine = "postgresql"
+    fields = ("connection", "table")
+
+    def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
+        super().__init__(location, schema)
+        self.table = location["table"]
+        self.connection = source_connection(location["connection"])
+
+    @classmethod
+    def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        table = given["table"].strip()
+        try:
+            quote_relation(table)
+        except SchemaMismatchError as error:
+            raise ValidationError(f"{error}.", extra={"field": "table"}) from error
+        if given["connection"] not in settings.SYNTHGATE_SOURCE_DATABASES:
+            known = ", ".join(source_database_names()) or "none"
+            raise ValidationError(
+                f"No source database named {given['connection']!r} (configured: {known}; set "
+                "SYNTHGATE_SOURCE_DATABASES).",
+                extra={"field": "connection"},
+            )
+        return {"connection": given["connection"], "table": table}
+
+    def describe(self) -> str:
+        return f"table {self.table!r} in source database {self.location['connection']!r}"
+
+    def counts(self, where: str | None = None) -> PostgresCounts:
+        return PostgresCounts(self.connection, self.table, self.schema, where=where)
+
+    def checksum(self) -> tuple[int, str]:
+        return table_checksum(self.connection, self.table, self.schema)
+
+    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        columns = ", ".join(quote_identifier(spec.name) for spec in parse_schema(self.schema))
+        with self.connection.cursor(name="synthgate_fingerprint", withhold=True) as cursor:
+            cursor.itersize = FINGERPRINT_CHUNK
+            cursor.execute(f"SELECT {columns} FROM {quote_relation(self.table)}")
+            while rows := cursor.fetchmany(FINGERPRINT_CHUNK):
+                yield rows
+
+    def holdout(self, seed: int, fraction: float) -> str:
+        return holdout_predicate(self.schema, seed, fraction)
+
+    def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
+        return sample_rows(self.connection, self.table, self.schema, where=where, seed=seed, limit=limit)
+
+    def bound_waits(self, seconds: int) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = %s", [f"{int(seconds)}s"])
+            cursor.execute("SET lock_timeout = %s", [f"{int(seconds)}s"])
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class DuckDBSource(SourceData):
+    """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
+    read by DuckDB embedded in the worker (``SYNTHGATE_DUCKDB_MEMORY_LIMIT``, spilling beyond it)."""
+
+    engine = "duckdb"
+    fields = ("path",)
+
+    def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
+        super().__init__(location, schema)
+        path = location["path"]
+        files = parquet_files(path)
+        outside = [name for name in files if not _under_parquet_root(name)]
+        if outside:
+            raise GeneratorError(f"{outside[0]!r} resolves outside SYNTHGATE_SOURCE_PARQUET_ROOTS")
+        temp = settings.SYNTHGATE_DUCKDB_TEMP_DIRECTORY or str(settings.DATA_DIR / "duckdb")
+        self.data = DuckDBCounts(
+            path, schema, memory_limit=settings.SYNTHGATE_DUCKDB_MEMORY_LIMIT, temp_directory=temp, files=files
+        )
+
+    @classmethod
+    def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        path = given["path"].strip()
+        roots = settings.SYNTHGATE_SOURCE_PARQUET_ROOTS
+        if not os.path.isabs(path):
+            raise ValidationError(
+                f"Parquet path {path!r} must be absolute (a file, a directory or a glob).", extra={"field": "path"}
+            )
+        path = os.path.normpath(path)
+        match = GLOB_CHARACTERS.search(path)
+        fixed = os.path.dirname(path[: match.start()] + "x") if match else path  # the part no glob can move
+        if not _under_parquet_root(fixed):
+            raise ValidationError(
+                f"Parquet path {path!r} is outside the directories Parquet sources may be read from "
+                f"({', '.join(roots) or 'none are configured'}; set SYNTHGATE_SOURCE_PARQUET_ROOTS).",
+                extra={"field": "path"},
+                code="path_not_allowed",
+            )
+        return {"path": path}
+
+    def describe(self) -> str:
+        return f"the Parquet data at {self.location['path']!r}"
+
+    def counts(self, where: str | None = None) -> DuckDBCounts:
+        return self.data if where is None else self.data.restricted(where)
+
+    def checksum(self) -> tuple[int, str]:
+        return self.data.checksum()
+
+    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        return self.data.row_chunks(FINGERPRINT_CHUNK)
+
+    def holdout(self, seed: int, fraction: float) -> str:
+        return self.data.holdout(seed, fraction)
+
+    def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
+        return self.data.sample(where, seed=seed, limit=limit)
+
+    def close(self) -> None:
+        self.data.close()
+
+
+def _under_parquet_root(path: str) -> bool:
+    """Whether ``path``, symbolic links resolved, is one of the Parquet roots or inside one."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in settings.SYNTHGATE_SOURCE_PARQUET_ROOTS)
+
+
+#: The engines a version may live in, by the name recorded in its ``source_reference``.
+ENGINES: dict[str, type[SourceData]] = {PostgresSource.engine: PostgresSource, DuckDBSource.engine: DuckDBSource}
+
+
+def source_engine(name: str | None) -> type[SourceData]:
+    """The reader of an engine by name (``GeneratorError`` for one this worker does not know)."""
+    if name not in ENGINES:
+        raise GeneratorError(f"no engine named {name!r} on this worker (known: {', '.join(sorted(ENGINES))})")
+    return ENGINES[name]
+
+
+def source_open(reference: dict[str, Any], schema: dict[str, Any]) -> SourceData:
+    """Open the data a version's ``source_reference`` names."""
+    engine = source_engine(reference.get("engine"))
+    return engine({field: reference[field] for field in engine.fields}, schema)
 
 
 def source_database_names() -> list[str]:
@@ -71,53 +281,84 @@ def source_connection(name: str) -> Any:
     return connection
 
 
+def _engine_for(engine: str | None, given: dict[str, str]) -> type[SourceData]:
+    """The engine a registration names, or the one its fields imply (``path``: duckdb; else postgresql)."""
+    if not engine:
+        engine = "duckdb" if given.get("path") and not given.get("connection") else "postgresql"
+    if engine not in ENGINES:
+        raise ValidationError(
+            f"No engine named {engine!r} (known: {', '.join(sorted(ENGINES))}).", extra={"field": "engine"}
+        )
+    chosen = ENGINES[engine]
+    missing = [field for field in chosen.fields if not given.get(field)]
+    extra = [field for field, value in given.items() if value and field not in chosen.fields]
+    if missing or extra:
+        problem = f"needs {', '.join(chosen.fields)}" + (f", not {', '.join(extra)}" if extra else "")
+        raise ValidationError(f"A source on engine {engine!r} {problem}.", extra={"field": (missing or extra)[0]})
+    return chosen
+
+
 def source_register(
     *,
     actor: User,
     name: str,
-    connection: str,
-    table: str,
     schema: Any,
     epsilon_cap: Any,
     delta_cap: Any,
+    engine: str | None = None,
+    connection: str = "",
+    table: str = "",
+    path: str = "",
     description: str = "",
     sensitivity: str = "confidential",
     cap_override_reason: str = "",
     overlap_override_reason: str = "",
 ) -> RegistrationResult:
-    """Register a PostgreSQL table or view as a source version of dataset ``name``.
+    """Register data that stays where it lives as a source version of dataset ``name``.
 
-    The schema is required (nothing is inferred from a table that stays where it is) and must name
-    only columns to model; the table is checked against it in the database before anything is
-    recorded, its row count and checksum are computed there, and its rows stream once through
-    the worker to be fingerprinted (:func:`table_row_digests`), never stored.
+    ``engine`` (``ENGINES``; implied by the fields when omitted) says where: ``connection`` and
+    ``table`` for PostgreSQL, ``path`` for Parquet files read by DuckDB. The schema is required
+    (nothing is inferred from data that stays where it is) and must name only columns to model;
+    the data is checked against it in the engine before anything is recorded, its row count and
+    checksum are computed there, and its rows stream once through the worker to be fingerprinted
+    (:func:`source_row_digests`), never stored.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
-    table = text_checked(table, field="table").strip()
+    given = {
+        field: text_checked(value, field=field)
+        for field, value in (("connection", connection), ("table", table), ("path", path))
+        if value
+    }
+    reader = _engine_for(engine, given)
+    location = reader.locate({field: given[field] for field in reader.fields})
     if not isinstance(schema, dict):
         raise ValidationError(
-            "A referenced table needs a schema (a JSON object with columns).", extra={"field": "schema"}
+            "A source by reference needs a schema (a JSON object with columns).", extra={"field": "schema"}
         )
     try:
         parse_schema(schema, strict=True)
     except SchemaError as error:
         raise ValidationError(str(error), extra={"field": "schema"}) from error
-    database = source_connection(connection)
+    try:
+        data = reader(location, schema)
+    except (SchemaMismatchError, GeneratorError) as error:
+        raise ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source") from error
     try:
         try:
-            PostgresCounts(database, table, schema).check()
+            data.counts().check()
         except (SchemaMismatchError, GeneratorError) as error:
+            where = data.describe()
             raise ValidationError(
-                f"Table {table!r} in source database {connection!r} does not match the schema: {error}.",
-                extra={"field": "table"},
+                f"{where[0].upper()}{where[1:]} does not match the schema: {error}.",
+                extra={"field": reader.fields[-1]},
                 code="invalid_source",
             ) from error
-        n_rows, checksum = table_checksum(database, table, schema)
-        digests = table_row_digests(database, table, schema)
+        n_rows, checksum = data.checksum()
+        digests = source_row_digests(data.row_chunks(), schema)
     finally:
-        database.close()
-    reference = {"engine": ENGINE, "connection": connection, "table": table, "n_rows": n_rows, "checksum": checksum}
+        data.close()
+    reference = {"engine": reader.engine, **location, "n_rows": n_rows, "checksum": checksum}
     return dataset_reference_register(
         actor=actor,
         name=name,
@@ -134,66 +375,151 @@ def source_register(
     )
 
 
-def table_row_digests(connection: Any, table: str, schema: dict[str, Any]) -> np.ndarray:
-    """The table's keyed row digests, as for an upload (one budget per population).
+def source_row_digests(chunks: Iterable[list[tuple[Any, ...]]], schema: dict[str, Any]) -> np.ndarray:
+    """The data's keyed row digests, as for an upload (one budget per population).
 
-    The schema's columns stream through the worker in chunks of :data:`FINGERPRINT_CHUNK` rows
-    (a server-side cursor), are typed as an upload's cells would be, hashed, and dropped: nothing
-    is written; 8 bytes a distinct row are kept.
+    Each chunk of the schema's columns is typed as an upload's cells would be, hashed, and
+    dropped: nothing is written; 8 bytes a distinct row are kept.
     """
-    specs = parse_schema(schema)
-    header = [spec.name for spec in specs]
+    header = [spec.name for spec in parse_schema(schema)]
     stored = {**schema, "missing_values": [""]}
-    columns = ", ".join(quote_identifier(name) for name in header)
     parts = [np.empty(0, dtype=np.uint64)]
-    with connection.cursor(name="synthgate_fingerprint", withhold=True) as cursor:
-        cursor.itersize = FINGERPRINT_CHUNK
-        cursor.execute(f"SELECT {columns} FROM {quote_relation(table)}")
-        while rows := cursor.fetchmany(FINGERPRINT_CHUNK):
-            cells = [["" if value is None else str(value) for value in row] for row in rows]
-            frame = build_table(header, cells, stored, schema_inferred=False).frame
-            parts.append(row_digests(frame, fingerprint_key()))
+    for rows in chunks:
+        cells = [[_cell(value) for value in row] for row in rows]
+        frame = build_table(header, cells, stored, schema_inferred=False).frame
+        parts.append(row_digests(frame, fingerprint_key()))
     return np.unique(np.concatenate(parts))
+
+
+def _cell(value: Any) -> str:
+    """A value as an upload's cell: missing (None, NaN) is empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
 
 
 @dataclass
 class ReferenceRead:
-    """What a job reads from a referenced table: counts over the training rows, audit samples."""
+    """What a job reads from referenced data: counts over the training rows, audit samples."""
 
-    counts: PostgresCounts
+    counts: Any
     train_sample: pd.DataFrame
     holdout_sample: pd.DataFrame
-    connection: Any
+    data: SourceData
 
     def close(self) -> None:
-        self.connection.close()
+        self.data.close()
+
+    def record(self) -> dict[str, Any]:
+        """The lineage's ``counts``: the engine, where the data is (no credentials)."""
+        return {"engine": self.data.engine, **self.data.location, "where": self.data.describe()}
 
 
 def reference_open(source: DatasetVersion, *, split_seed: int, holdout_fraction: float) -> ReferenceRead:
-    """Check the referenced table (schema, row count, checksum) and prepare the job's reads.
+    """Check the referenced data (schema, row count, checksum) and prepare the job's reads.
 
-    The split is a keyed hash of each row's text computed in the database; the holdout never
-    enters the counts. A table that changed since registration is refused here, before any spend.
+    The split is a keyed hash of each row's text computed in the engine; the holdout never
+    enters the counts. Data that changed since registration is refused here, before any spend.
     """
     reference = source.source_reference
-    if reference.get("engine") != ENGINE:
-        raise GeneratorError(f"{source} refers to an engine this worker cannot read: {reference.get('engine')!r}")
-    schema, table = source.schema, reference["table"]
-    connection = source_connection(reference["connection"])
+    data = source_open(reference, source.schema)
     try:
-        PostgresCounts(connection, table, schema).check()
-        n_rows, checksum = table_checksum(connection, table, schema)
+        data.counts().check()
+        n_rows, checksum = data.checksum()
         if n_rows != reference["n_rows"] or checksum != reference["checksum"]:
             raise GeneratorError(
-                f"table {table!r} changed since {source} was registered (its rows differ); register it again "
+                f"{data.describe()} changed since {source} was registered (its rows differ); register it again "
                 "as a new version and file the request on that version"
             )
-        holdout = holdout_predicate(schema, split_seed, holdout_fraction)
+        holdout = data.holdout(split_seed, holdout_fraction)
         limit = int(settings.SYNTHGATE_REFERENCE_AUDIT_ROWS)
-        train = sample_rows(connection, table, schema, where=f"NOT {holdout}", seed=split_seed, limit=limit)
-        held = sample_rows(connection, table, schema, where=holdout, seed=split_seed, limit=limit)
+        train = data.sample(f"NOT {holdout}", seed=split_seed, limit=limit)
+        held = data.sample(holdout, seed=split_seed, limit=limit)
+        counts = data.counts(where=f"NOT {holdout}")
     except BaseException:
-        connection.close()
+        data.close()
         raise
-    counts = PostgresCounts(connection, table, schema, where=f"NOT {holdout}")
-    return ReferenceRead(counts=counts, train_sample=train, holdout_sample=held, connection=connection)
+    return ReferenceRead(counts=counts, train_sample=train, holdout_sample=held, data=data)
+
+
+@dataclass
+class ReferenceSnapshot:
+    """The data a referenced version names, as it is now: its identity and an audit sample.
+
+    ``where`` says where the data is (:meth:`SourceData.describe`, no credentials); ``n_rows``
+    and ``checksum`` are computed where the data lives (as at registration); ``sample`` is at most
+    ``limit`` rows drawn there at random (keyed by ``seed``), typed as an upload's cells, or
+    ``None`` when the data is unchanged since registration (nothing to compare).
+    ``unchanged`` is ``sample is None``.
+    """
+
+    engine: str
+    where: str
+    n_rows: int
+    checksum: str
+    taken_at: datetime
+    seed: int
+    sample: pd.DataFrame | None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.sample is None
+
+    def described(self) -> dict[str, Any]:
+        """What a drift run records: what was read and when, never a row."""
+        return {
+            "engine": self.engine,
+            "where": self.where,
+            "n_rows": self.n_rows,
+            "checksum": self.checksum,
+            "taken_at": time_iso(self.taken_at),
+            "seed": self.seed,
+            "sample_rows": 0 if self.sample is None else len(self.sample),
+            "unchanged": self.unchanged,
+        }
+
+
+class SnapshotError(Exception):
+    """The referenced data cannot be read as its version's schema says (the reason, in words)."""
+
+
+def reference_snapshot(
+    version: DatasetVersion, *, seed: int, limit: int, always_sample: bool = False
+) -> ReferenceSnapshot:
+    """A new snapshot of the data ``version`` refers to, for a drift re-audit, on any engine.
+
+    The data is checked against the version's schema in its engine, its row count and checksum
+    taken there, and, when they differ from the version's (or ``always_sample``), a random sample of
+    at most ``limit`` rows drawn there. Statements wait at most
+    ``SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS`` (:meth:`SourceData.bound_waits`: a table locked
+    by its loader fails the snapshot instead of hanging the sweep). Every failure to read the data
+    as its schema says is a :class:`SnapshotError` with the reason.
+    """
+    reference = version.source_reference
+    try:
+        data = source_open(reference, version.schema)
+    except (ValidationError, GeneratorError, KeyError) as error:
+        raise SnapshotError(f"the source of {version} cannot be opened: {_reason(error)}") from error
+    where = data.describe()
+    taken_at = timezone.now()
+    try:
+        data.bound_waits(int(settings.SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS))
+        data.counts().check()
+        n_rows, checksum = data.checksum()
+        sample = None
+        if always_sample or (n_rows, checksum) != (reference.get("n_rows"), reference.get("checksum")):
+            sample = table_from_frame(data.sample("TRUE", seed=seed, limit=limit), version.schema).frame
+    except (SchemaMismatchError, GeneratorError, ValidationError, SchemaError) as error:
+        raise SnapshotError(f"{where} no longer matches the schema of {version}: {_reason(error)}") from error
+    except Exception as error:  # the engine's own errors (psycopg2, DuckDB): a timeout, a dropped relation
+        logger.warning("snapshot of %s failed: %s", where, error)
+        raise SnapshotError(f"{where} could not be read ({type(error).__name__}: {_reason(error)})") from error
+    finally:
+        data.close()
+    return ReferenceSnapshot(data.engine, where, n_rows, checksum, taken_at, seed, sample)
+
+
+def _reason(error: Exception) -> str:
+    message = getattr(error, "message", None) or str(error)
+    lines = message.strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -16,16 +16,82 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from governance.ingest import StreamedTable, Table, build_table
+from governance.ingest import StreamedTable, Table, build_table, canonical_bytes, typed_column
 
 
 def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
-    """Type and check a generated frame as an upload's cells would be (its canonical form included)."""
-    header = [column["name"] for column in schema["columns"]]
-    text = frame[header].astype(object).where(frame[header].notna(), "").astype(str)
-    return build_table(header, text.to_numpy().tolist(), {**schema, "missing_values": [""]}, schema_inferred=False)
+    """Type and check a generated frame as an upload's cells would be (its canonical form included).
+
+    The result is that of writing every cell as text (``str``, missing as empty) and reading the
+    text back as an upload (``build_table``); a column whose values are already of the schema's
+    type (what the generators give) is typed by whole arrays, any other column cell by cell.
+    """
+    stored = {**schema, "missing_values": [""]}
+    if any(column["role"] == "identifier" for column in schema["columns"]):
+        header = [column["name"] for column in schema["columns"]]
+        return build_table(header, _cells(frame[header]).to_numpy().tolist(), stored, schema_inferred=False)
+    typed = {}
+    for column in schema["columns"]:
+        series = frame[column["name"]]
+        fast = _typed_values(series, column["type"])
+        if fast is None:
+            fast = typed_column(column, _cells(series).tolist(), ("",))
+        typed[column["name"]] = fast.rename(column["name"])
+    typed_frame = pd.DataFrame(typed)
+    data = canonical_bytes(typed_frame, stored)
+    return Table(
+        frame=typed_frame,
+        schema=stored,
+        schema_inferred=False,
+        dropped_columns=[],
+        canonical_bytes=data,
+        content_hash=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _cells(values: Any) -> Any:
+    """Every cell as the text an upload would hold (missing as empty)."""
+    return values.astype(object).where(values.notna(), "").astype(str)
+
+
+def _typed_values(series: pd.Series, kind: str) -> pd.Series | None:
+    """``series`` as ``typed_column`` would give it from its cells' text, when its values already
+    have the schema's type (else None: the caller types it cell by cell)."""
+    dtype, missing = series.dtype, series.isna().to_numpy()
+    numpy_kind = dtype.kind if isinstance(dtype, np.dtype) else ""
+    if kind == "categorical" and numpy_kind == "O":
+        values = series.to_numpy()
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+            return None
+        out = values.copy()
+        out[missing | (values == "")] = None
+        return pd.Series(out, dtype=object)
+    if kind == "integer" and numpy_kind in ("u", "f"):
+        numbers = series.to_numpy(dtype="float64")
+        if not _whole_and_exact(numbers[~missing]):
+            return None  # fractions, infinities or beyond 2**53: the cell-by-cell path's errors and parsing
+        return _integers(np.where(missing, 0, numbers).astype(np.int64), missing)
+    if kind == "integer" and (numpy_kind == "i" or isinstance(dtype, pd.Int64Dtype)):
+        return _integers(series.to_numpy(dtype=np.int64, na_value=0), missing)
+    if kind == "float" and dtype == np.float64 and np.isfinite(series.to_numpy()[~missing]).all():
+        return pd.Series(series.to_numpy(), dtype="float64")
+    if kind == "boolean" and (isinstance(dtype, pd.BooleanDtype) or numpy_kind == "b"):
+        return series.astype("boolean")
+    if kind == "datetime" and dtype == np.dtype("datetime64[ns]"):
+        return pd.Series(series.to_numpy(), dtype="datetime64[ns]")
+    return None
+
+
+def _integers(values: np.ndarray, missing: np.ndarray) -> pd.Series:
+    """Nullable integers when a value is missing, else int64 (as ``typed_column`` types them)."""
+    return pd.Series(pd.arrays.IntegerArray(values, missing.copy())) if missing.any() else pd.Series(values)
+
+
+def _whole_and_exact(values: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0**53)))
 
 
 def sample_to_file(

@@ -394,11 +394,16 @@ def _drift_audits(scope: ReportScope) -> list[dict[str, Any]]:
             "release": run.release_id,
             "dataset": run.release.request.dataset.name,
             "reference_version": run.reference_version.number,
-            "current_version": run.current_version.number,
+            "current_version": run.current_version.number if run.current_version is not None else None,
             "trigger": run.trigger,
             "stale": run.stale,
+            "failed": run.failed,
             "reasons": list(run.reasons),
             "at": _at(run.created_at),
+            # A referenced table re-read where it lives (docs/engines.md): what was read, and when.
+            "snapshot_checksum": run.snapshot.get("checksum"),
+            "snapshot_at": run.snapshot.get("taken_at"),
+            "snapshot_sample_rows": run.snapshot.get("sample_rows"),
         }
         for run in rows
     ]

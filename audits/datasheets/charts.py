@@ -471,9 +471,12 @@ def _step_line(left: float, base: float, slot: float, heights: Sequence[float], 
     )
 
 
-def _label(x: float, y: float, text: str, *, anchor: str, max_chars: int) -> str:
+def _label(
+    x: float, y: float, text: str, *, anchor: str, max_chars: int, font_size: int = 9, rotate: float | None = None
+) -> str:
+    turn = f' transform="rotate({_n(rotate)} {_n(x)} {_n(y)})"' if rotate is not None else ""
     return (
-        f'<text x="{_n(x)}" y="{_n(y)}" font-size="9" text-anchor="{anchor}">'
+        f'<text x="{_n(x)}" y="{_n(y)}" font-size="{font_size}" text-anchor="{anchor}"{turn}>'
         f"{_escape(_shorten(text, max_chars))}</text>"
     )
 
@@ -488,9 +491,19 @@ def _svg(width: float, height: float, title: str, parts: Sequence[str]) -> str:
     )
 
 
-def text_label(x: float, y: float, text: str, *, anchor: str, max_chars: int = LABEL_CHARS) -> str:
-    """A 9-pixel label, escaped and shortened to ``max_chars``."""
-    return _label(x, y, text, anchor=anchor, max_chars=max_chars)
+def text_label(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    anchor: str,
+    max_chars: int = LABEL_CHARS,
+    font_size: int = 9,
+    rotate: float | None = None,
+) -> str:
+    """A label (9 pixels unless ``font_size`` says), escaped, shortened to ``max_chars`` and turned
+    ``rotate`` degrees about its anchor."""
+    return _label(x, y, text, anchor=anchor, max_chars=max_chars, font_size=font_size, rotate=rotate)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,11 +6,20 @@ the newest source, compared with the release against its own source (does the re
 represent the data?). A release is marked stale when the source drifted beyond the purpose's drift
 thresholds, or when a drift check of the release fails against the newest source though it passed
 against its own source. A stale release stays downloadable; its steward and requester are told.
+
+A release whose source is a table registered by reference (docs/engines.md) is compared with a new
+snapshot of that table, taken where it lives (``synth_engine.sources.reference_snapshot``): row
+count and checksum; when they differ from the registered ones, a random sample of the table now is
+compared as a newer source would be, with the training rows the release's job fetched standing for
+the source. The snapshot is recorded on the run (one run per table content). A table that no longer
+matches its schema, or cannot be read, gives a failed run with the reason; the release is not marked
+stale, its steward is told, and the next re-audit tries again.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +40,7 @@ from governance.models import Dataset, DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.selectors import dataset_latest_source
 from governance.services import audit_event_record
+from synth_engine.sources import ReferenceSnapshot, SnapshotError, reference_snapshot
 
 logger = logging.getLogger(__name__)
 DRIFT_CHECKS = ("drift_psi", "drift_js", "drift_association")
@@ -40,7 +50,8 @@ BEAT_TASK = "audits.tasks.drift_audits_scheduled"
 
 @dataclass
 class DriftOutcome:
-    """One release's verdict: ``stale``, ``current``, ``no_new_source`` or ``already_stale``."""
+    """One release's verdict: ``stale``, ``current``, ``failed`` (could not be made), ``no_new_source``
+    or ``already_stale``."""
 
     release: Release
     verdict: str
@@ -108,17 +119,87 @@ def _claim(dataset: Dataset, now: datetime) -> bool:
 def drift_audit_release(
     *, release: Release, actor: User | None, trigger: str, frames: dict[int, pd.DataFrame] | None = None
 ) -> DriftOutcome:
-    """Compare one release with its dataset's newest source; store the run and mark it stale if it drifted."""
+    """Compare one release with its dataset's newest source, or with a new snapshot of the table
+    its source refers to; store the run and mark the release stale if it drifted."""
     if release.stale_at is not None:
         return DriftOutcome(release, "already_stale", release.drift_runs.filter(stale=True).first())
     reference = release.request.source_version
     current = dataset_latest_source(dataset=release.request.dataset)
-    if current is None or current.number <= reference.number:
+    frames = {} if frames is None else frames
+    if current is not None and current.number > reference.number:
+        existing = DriftRun.objects.filter(release=release, current_version=current).first()
+        if existing is not None:  # already judged against this source: a repeat changes nothing
+            return _outcome(release, existing)
+        try:
+            current_frame = _frame(current, release, frames)
+        except SnapshotError as error:
+            return _record(release, actor, trigger, _failed(error), reference=reference)
+        figures = drift_figures(release=release, reference=_frame(reference, release, frames), current=current_frame)
+        return _record(release, actor, trigger, figures, reference=reference, current=current)
+    if not reference.source_reference:
         return DriftOutcome(release, "no_new_source")
-    existing = DriftRun.objects.filter(release=release, current_version=current).first()
-    if existing is not None:  # already judged against this source: a repeat changes nothing
-        return DriftOutcome(release, "stale" if existing.stale else "current", existing, list(existing.reasons))
-    figures = drift_figures(release=release, reference=reference, current=current, frames=frames or {})
+    # A source registered by reference: the data lives on where it was; compare with it as it is now.
+    try:
+        snapshot = _snapshot(reference)
+    except SnapshotError as error:
+        return _record(release, actor, trigger, _failed(error), reference=reference)
+    key = f"{snapshot.n_rows}:{snapshot.checksum}"
+    existing = DriftRun.objects.filter(release=release, snapshot_key=key).first()
+    if existing is not None:  # this table content was judged already: a repeat changes nothing
+        return _outcome(release, existing)
+    if snapshot.sample is None:  # the rows the release was made from, as the checksum says: no drift
+        figures = {"thresholds": _thresholds(release), "stale": False, "reasons": []}
+    else:
+        figures = drift_figures(release=release, reference=_frame(reference, release, frames), current=snapshot.sample)
+    figures |= {"snapshot": snapshot.described(), "snapshot_key": key}
+    return _record(release, actor, trigger, figures, reference=reference)
+
+
+def _snapshot(version: DatasetVersion, *, always_sample: bool = False) -> ReferenceSnapshot:
+    limit = int(settings.SYNTHGATE_REFERENCE_AUDIT_ROWS)
+    return reference_snapshot(version, seed=secrets.randbits(31), limit=limit, always_sample=always_sample)
+
+
+def _frame(version: DatasetVersion, release: Release, frames: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """A version's rows for the comparison: a stored version whole; the source a referenced release
+    was made from as the training rows its job fetched for the audit; a newer referenced version as
+    a sample of its table now (SnapshotError when that table cannot be read)."""
+    if version.pk not in frames:
+        if not version.source_reference:
+            frames[version.pk] = version_frame(version)
+        elif version.pk == release.request.source_version_id:
+            frames[version.pk] = version_frame(release.audit_run.train_version)
+        else:
+            sample = _snapshot(version, always_sample=True).sample
+            assert sample is not None  # always_sample
+            frames[version.pk] = sample
+    return frames[version.pk]
+
+
+def _failed(error: SnapshotError) -> dict[str, Any]:
+    return {"failed": True, "stale": False, "reasons": [f"the re-audit could not read the source: {error}"]}
+
+
+def _thresholds(release: Release) -> dict[str, Any]:
+    return {name: value for name, value in audit_thresholds_for(release.request).items() if name in DRIFT_CHECKS}
+
+
+def _outcome(release: Release, run: DriftRun) -> DriftOutcome:
+    verdict = "failed" if run.failed else "stale" if run.stale else "current"
+    return DriftOutcome(release, verdict, run, list(run.reasons))
+
+
+def _record(
+    release: Release,
+    actor: User | None,
+    trigger: str,
+    figures: dict[str, Any],
+    *,
+    reference: DatasetVersion,
+    current: DatasetVersion | None = None,
+) -> DriftOutcome:
+    """Store one run and its event (and the stale mark); a concurrent sweep's identical run wins."""
+    figures = {"thresholds": _thresholds(release), **figures}
     try:
         with transaction.atomic():
             run = DriftRun.objects.create(
@@ -136,7 +217,9 @@ def drift_audit_release(
                 after={
                     "release": release.pk,
                     "reference_version": reference.pk,
-                    "current_version": current.pk,
+                    "current_version": current.pk if current is not None else None,
+                    "snapshot": run.snapshot or None,
+                    "failed": run.failed,
                     "stale": run.stale,
                     "reasons": run.reasons,
                     "trigger": trigger,
@@ -144,33 +227,30 @@ def drift_audit_release(
             )
             if run.stale:
                 release_mark_stale(release=release, run=run, actor=actor)
-    except IntegrityError:  # a concurrent sweep judged the same pair first
-        existing = DriftRun.objects.get(release=release, current_version=current)
-        return DriftOutcome(release, "stale" if existing.stale else "current", existing, list(existing.reasons))
-    return DriftOutcome(release, "stale" if run.stale else "current", run, list(run.reasons))
+            elif run.failed:
+                transaction.on_commit(lambda: _failed_notice_send(release, run))
+    except IntegrityError:  # a concurrent sweep judged the same source or table content first
+        if current is not None:
+            return _outcome(release, DriftRun.objects.get(release=release, current_version=current))
+        return _outcome(release, DriftRun.objects.get(release=release, snapshot_key=figures["snapshot_key"]))
+    return _outcome(release, run)
 
 
-def drift_figures(
-    *, release: Release, reference: DatasetVersion, current: DatasetVersion, frames: dict[int, pd.DataFrame]
-) -> dict[str, Any]:
+def drift_figures(*, release: Release, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
     """The three drift comparisons, per-column figures, and the verdict with its reasons."""
     from audits.metrics import drift_checks
 
-    thresholds = {name: value for name, value in audit_thresholds_for(release.request).items() if name in DRIFT_CHECKS}
+    thresholds = _thresholds(release)
+    synthetic = release.version
+    synthetic_frame = version_frame(synthetic)
 
-    def frame(version: DatasetVersion) -> pd.DataFrame:
-        if version.pk not in frames:
-            frames[version.pk] = version_frame(version)
-        return frames[version.pk]
-
-    def compare(a: DatasetVersion, b: DatasetVersion, schema: dict[str, Any]) -> list[dict[str, Any]]:
-        return [check.to_dict() for check in drift_checks(frame(a), frame(b), schema, thresholds=thresholds)]
+    def compare(a: pd.DataFrame, b: pd.DataFrame, schema: dict[str, Any]) -> list[dict[str, Any]]:
+        return [check.to_dict() for check in drift_checks(a, b, schema, thresholds=thresholds)]
 
     try:
-        source = compare(reference, current, reference.schema)
-        synthetic = release.version
-        released = compare(current, synthetic, synthetic.schema)
-        baseline = compare(reference, synthetic, synthetic.schema)
+        source = compare(reference, current, release.request.source_version.schema)
+        released = compare(current, synthetic_frame, synthetic.schema)
+        baseline = compare(reference, synthetic_frame, synthetic.schema)
     except ValueError as error:  # the newest source no longer has the release's columns
         reason = f"the newest source version cannot be compared with the release: {error}"
         return {"thresholds": thresholds, "stale": True, "reasons": [reason]}
@@ -221,17 +301,43 @@ def release_mark_stale(*, release: Release, run: DriftRun, actor: User | None) -
     return True
 
 
+def _failed_notice_send(release: Release, run: DriftRun) -> None:
+    """Tell the dataset's steward that a re-audit could not be made (the next one tries again)."""
+    owner = release.request.dataset.owner
+    if not owner.email:
+        return
+    subject = f"Synthgate: the drift re-audit of release #{release.pk} of {release.request.dataset.name} failed"
+    body = "\n".join(
+        [
+            f"Drift run #{run.pk} could not re-audit release #{release.pk} (request #{release.request_id}):",
+            "",
+            *[f"- {reason}" for reason in run.reasons],
+            "",
+            "The release is not marked stale; the next scheduled re-audit tries again.",
+        ]
+    )
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [owner.email])
+    except OSError:
+        logger.exception("Could not email the failed drift notice for release %s", release.pk)
+
+
 def _stale_notice_send(release: Release, run: DriftRun) -> None:
     request = release.request
     recipients = sorted({user.email for user in (request.dataset.owner, request.requester) if user.email})
     if not recipients:
         return
     subject = f"Synthgate: release #{release.pk} of {request.dataset.name} is stale"
+    # The requester reads this too: the snapshot's figures (row count, checksum) stay on the run.
+    against = (
+        f"source version {run.current_version.number}"
+        if run.current_version is not None
+        else f"the source table as it was at {run.snapshot.get('taken_at', '')[:16]} UTC"
+    )
     body = "\n".join(
         [
             f"A drift audit found release #{release.pk} (request #{request.pk}, dataset {request.dataset.name}, "
-            f"made from source version {run.reference_version.number}) stale against source version "
-            f"{run.current_version.number}:",
+            f"made from source version {run.reference_version.number}) stale against {against}:",
             "",
             *[f"- {reason}" for reason in run.reasons],
             "",

@@ -294,13 +294,29 @@ SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
 SYNTHGATE_SOURCE_DATABASES = dict(
     item.split("=", 1) for item in (env_str("SYNTHGATE_SOURCE_DATABASES") or "").split() if "=" in item
 )
+# Directories under which Parquet files may be registered by reference and read by DuckDB
+# (docs/engines.md): absolute paths separated by ":" (os.pathsep). A path outside every root
+# (after resolving symbolic links) is refused; none configured refuses every Parquet source.
+SYNTHGATE_SOURCE_PARQUET_ROOTS = [
+    str(Path(item).resolve()) for item in (env_str("SYNTHGATE_SOURCE_PARQUET_ROOTS") or "").split(":") if item
+]
+# DuckDB's memory in the worker while it counts a Parquet source; beyond it, it spills to the
+# directory below (default DATA_DIR/duckdb), so a lake may be larger than memory.
+SYNTHGATE_DUCKDB_MEMORY_LIMIT = env_str("SYNTHGATE_DUCKDB_MEMORY_LIMIT") or "1GB"
+SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or ""
 # The audit runs on a random sample of at most this many training rows and as many holdout rows:
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
 SYNTHGATE_REFERENCE_AUDIT_ROWS = env_int("SYNTHGATE_REFERENCE_AUDIT_ROWS", 20_000)
+# A drift re-audit's snapshot of a referenced table (check, checksum, sample) waits at most this
+# long for each statement and each lock: a table its loader holds fails the re-audit, never hangs it.
+SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = env_int("SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS", 600)
 # A job samples its synthetic table in chunks of this many rows, each written (and hashed) before
 # the next is drawn: the worker's memory is bounded by a chunk, not by the requested size.
 SYNTHGATE_SAMPLE_CHUNK_ROWS = env_int("SYNTHGATE_SAMPLE_CHUNK_ROWS", 100_000)
+# The dashboard's column profiles of a version above this many rows are computed from a uniform
+# random sample of this many rows (seeded by the version's hash), and say so (dashboard/profiles.py).
+SYNTHGATE_PROFILE_SAMPLE_ROWS = env_int("SYNTHGATE_PROFILE_SAMPLE_ROWS", 50_000)
 
 # Bounded work for every input (issue 12 §4): each limit answers a 4xx naming the limit.
 # Columns per uploaded table (schema inference costs ~0.6 ms per column per row batch).

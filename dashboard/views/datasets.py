@@ -7,10 +7,12 @@ from django.forms import HiddenInput
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from audits.recipient import reads_real_diagnostics
 from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from core.schema import COLUMN_ROLES
 from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
+from dashboard.profiles import dataset_profile
 from dashboard.selectors import dataset_columns, dataset_lineage, dataset_rows
 from dashboard.uploads import StagedUpload, upload_discard, upload_stage, upload_staged
 from dashboard.views.common import add_service_error, dashboard_view, paginate
@@ -41,7 +43,8 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclareForm | None) -> HttpResponse:
-    dataset = dataset_get(user=signed_in_user(request), name=name)
+    user = signed_in_user(request)
+    dataset = dataset_get(user=user, name=name)
     latest = dataset_latest_source(dataset=dataset)
     if declare_form is None and latest is not None and _is_steward(request):
         declare_form = _declare_form(None, latest)
@@ -57,6 +60,8 @@ def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclare
             "columns": dataset_columns(version=latest),
             "latest": latest,
             "declare_form": declare_form,
+            "profiles": dataset_profile(user=user, dataset=dataset, source=latest),
+            "reads_real": reads_real_diagnostics(user),
         },
         status=400 if declare_form is not None and declare_form.errors else 200,
     )
@@ -150,6 +155,7 @@ def _declare_form(data: Any, version: Any, **kwargs: Any) -> ColumnDeclareForm:
         data,
         columns=[column["name"] for column in version.schema["columns"]],
         roles=[role for role in COLUMN_ROLES if role != "identifier"],
+        types={column["name"]: column["type"] for column in version.schema["columns"]},
         **kwargs,
     )
 

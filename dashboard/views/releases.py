@@ -15,7 +15,7 @@ from audits.services import datasheet_verify, releases
 from core.auth import signed_in_user
 from core.errors import ApplicationError
 from dashboard.forms import ReasonForm
-from dashboard.selectors import synthetic_preview
+from dashboard.profiles import release_profile
 from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance.models import Role
 from governance.permissions import user_has_role
@@ -60,7 +60,7 @@ def _release_page(
             and user_has_role(signed_in_user(request), Role.STEWARD, Role.APPROVER),
             "revoke_form": form or ReasonForm(prefix="revoke"),
             "action_error": error,
-            "preview": synthetic_preview(release.version) if release.revoked_at is None else None,
+            "profiles": release_profile(release) if release.revoked_at is None else None,
         },
         status=status,
     )

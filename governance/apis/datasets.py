@@ -30,7 +30,7 @@ from core.apis import (
 from core.auth import signed_in_user
 from core.errors import NotFoundError
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES, DATETIME_RESOLUTIONS
+from core.schema import COLUMN_ROLES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
@@ -168,6 +168,17 @@ class ColumnDeclarationSerializer(serializers.Serializer):
         allow_null=True,
         required=False,
         help_text="a datetime column's released resolution (whole days, hours, minutes or seconds, UTC)",
+    )
+    calendar = serializers.ChoiceField(
+        choices=list(DATETIME_CALENDARS),
+        allow_null=True,
+        required=False,
+        help_text="a day-resolution datetime column's days: weekdays (Monday to Friday) only",
+    )
+    step = serializers.FloatField(
+        allow_null=True,
+        required=False,
+        help_text="a float column's grid: it holds only whole multiples of this step and is released on it",
     )
     domain_source = serializers.CharField(
         max_length=500, allow_null=True, required=False, help_text="where the public domain comes from (a codebook)"

@@ -22,8 +22,8 @@ from synth_engine.generators.domain import is_nullable
 class Refusal:
     """One row-level refusal: ``kind`` is ``missing`` (a missing value in a column without a
     missing code), ``infinite`` (±inf), ``fraction`` (a fraction in an integer column), ``off_grid``
-    (a float column's value off its declared step) or ``category`` (a value outside the declared
-    categories)."""
+    (a float column's value off its declared step), ``weekend`` (a Saturday or Sunday, UTC, in a
+    column on the weekdays calendar) or ``category`` (a value outside the declared categories)."""
 
     kind: str
     spec: ColumnSpec
@@ -66,6 +66,11 @@ def value_refusals(spec: ColumnSpec, *, fractional: bool) -> list[Refusal]:
                 f"column {spec.name!r} is declared on a grid of step {spec.step:g} but holds values off it",
             )
         )
+    if spec.type == "datetime" and spec.calendar == "weekdays":
+        message = (
+            f"column {spec.name!r} is declared on the weekdays calendar but holds values on a Saturday or Sunday (UTC)"
+        )
+        refusals.append(Refusal("weekend", spec, message))
     if spec.type == "categorical" and spec.categories is not None:
         refusals.append(
             Refusal(

@@ -540,6 +540,8 @@ class SparkCounts:
             step = F.lit(spec.step)
             grid = F.rint(F.rint(value / step) * step * F.lit(1e12)) / F.lit(1e12)
             return F.abs(value - grid) > F.lit(1e-9) * F.abs(grid)
+        if refusal.kind == "weekend":  # days since 1970-01-01, a Thursday: 5 and 6 are weekends
+            return F.pmod(F.floor(value / F.lit(86400.0)) + F.lit(3), F.lit(7)) >= F.lit(5)
         assert refusal.kind == "category"
         categories = [str(category) for category in spec.categories or ()]
         return value.isNotNull() & ~value.isin(*categories)

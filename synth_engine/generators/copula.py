@@ -29,7 +29,9 @@ from scipy.special import ndtr, ndtri
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
 from synth_engine.generators.checks import check_n_rows, check_target_is_numeric, round_counts
 from synth_engine.generators.domain import (
+    DAY,
     ColumnSpec,
+    is_weekend,
     missing_mask,
     numeric_output,
     numeric_values,
@@ -226,6 +228,8 @@ def _column_meta(series: pd.Series, spec: ColumnSpec) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": spec.name, "type": spec.type, "dtype": str(series.dtype)}
     if spec.type == "datetime":
         meta["unit"] = spec.unit_seconds  # the declared resolution
+        if spec.calendar:
+            meta["calendar"] = spec.calendar  # the declared days (weekdays only)
     if spec.step is not None:
         meta["step"] = spec.step  # the declared grid of a float column
     if not spec.is_numeric:
@@ -338,6 +342,10 @@ def _decode(values: np.ndarray, meta: dict[str, Any]) -> pd.Series:
         unit = float(meta.get("unit", 1))
         if unit > 1:  # whole days, hours or minutes (the declared resolution)
             values = np.floor(values / unit) * unit
+        if meta.get("calendar") == "weekdays":  # a Saturday becomes the Friday before, a Sunday the Monday after
+            values = values + np.where(
+                is_weekend(values), np.where(np.mod(np.floor(values / DAY) + 3.0, 7.0) < 6.0, -DAY, DAY), 0.0
+            )
         if meta.get("step"):  # the nearest whole multiple of the declared step
             values = on_grid(values, float(meta["step"]))
         return numeric_output(values, meta["type"], meta["dtype"], meta["name"])

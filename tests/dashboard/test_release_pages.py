@@ -70,10 +70,15 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     page = requester.get(f"/releases/{release.pk}/").content.decode()
     assert "Signature intact, valid and trusted" in page and release.release_datasheet.sha256 in page
     # A preview and column profiles of the synthetic rows the release serves (never of the real rows).
-    preview = requester.get(f"/releases/{release.pk}/").context["preview"]
-    assert "Preview of the synthetic rows" in page and preview["columns"][0] == "age"
-    assert len(preview["rows"]) == 10 and preview["n_rows"] == release.version.n_rows
-    assert {p["name"] for p in preview["profiles"]} == set(preview["columns"])
+    profiles = requester.get(f"/releases/{release.pk}/").context["profiles"]
+    assert "Preview of the synthetic rows" in page and profiles.names[0] == "age" and profiles.synthetic
+    assert len(profiles.head) == 10 and profiles.profile["rows"] == release.version.n_rows == 1000
+    assert [c["name"] for c in profiles.columns] == profiles.names and page.count("<svg") == len(profiles.names)
+    assert "Column profiles (synthetic rows)" in page
+    # On the dataset page the requester sees the profile of the release made to them, labelled as such.
+    dataset_page = requester.get(f"/datasets/{request.dataset.name}/")
+    assert dataset_page.context["profiles"].release == release and dataset_page.context["profiles"].synthetic
+    assert f"Column profiles of release #{release.pk} (synthetic rows)" in dataset_page.content.decode()
     data = requester.get(f"/releases/{release.pk}/download/data/")
     assert data.status_code == 200 and b"".join(data.streaming_content).startswith(b"age,workclass,")
     assert data["Content-Disposition"].startswith('attachment; filename="adult-release-')

@@ -486,3 +486,45 @@ def test_load_canonical_round_trips_the_adult_fixture(tmp_path, adult_csv, adult
     stored = write(tmp_path, "stored.csv", table.canonical_bytes)
     pd.testing.assert_frame_equal(load_canonical(stored, table.schema), table.frame)
     assert table.frame.shape == (2000, 15)
+
+
+def _trading_days_csv(days: pd.DatetimeIndex, with_time: bool = False) -> bytes:
+    lines = ["day,price,answer"]
+    for number, day in enumerate(days):
+        stamp = day.strftime("%Y-%m-%dT%H:%M:%S" if with_time else "%Y-%m-%d")
+        lines.append(f"{stamp},{100 + number * 0.37:.2f},{[17.5, 22.0, 27.0, 32.5][number % 4]}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_infers_iso_dates_as_day_resolution_datetimes_and_proposes_the_weekday_calendar_and_a_grid(tmp_path):
+    # Issue 11.6: ISO dates used to be inferred as categorical (then refused by the generators as a
+    # high-cardinality column); float answers on a 0.5 grid came out continuous unless declared.
+    table = read(tmp_path, _trading_days_csv(pd.bdate_range("2024-01-01", periods=40)))
+    assert table.schema["columns"] == [
+        {"name": "day", "type": "datetime", "role": "other", "resolution": "day", "calendar": "weekdays"},
+        {"name": "price", "type": "float", "role": "other"},  # cents over a wide range: continuous
+        {"name": "answer", "type": "float", "role": "other", "step": 0.5},
+    ]
+    assert str(table.frame["day"].dtype) == "datetime64[ns]"
+    assert table.frame["day"].iloc[-1] == pd.Timestamp("2024-02-23")
+
+
+@pytest.mark.parametrize(
+    ("days", "with_time", "proposed"),
+    [
+        (pd.date_range("2024-01-01", periods=40), False, {"resolution": "day"}),  # weekends present
+        (pd.bdate_range("2024-01-01", periods=10), False, {"resolution": "day"}),  # too few to tell
+        (pd.bdate_range("2024-01-01", periods=40) + pd.Timedelta(hours=9, minutes=30), True, {}),
+    ],
+)
+def test_proposes_the_weekday_calendar_only_on_enough_whole_dates_without_a_weekend(
+    tmp_path, days, with_time, proposed
+):
+    day = read(tmp_path, _trading_days_csv(days, with_time)).schema["columns"][0]
+    assert day == {"name": "day", "type": "datetime", "role": "other", **proposed}
+
+
+def test_text_that_is_not_all_iso_dates_stays_categorical(tmp_path):
+    table = read(tmp_path, b"when\n2024-01-31\nsoon\n2024-02-01\n")
+    assert table.schema["columns"][0]["type"] == "categorical"
+    assert read(tmp_path, b"when\n2024-01-31\n2024-13-01\n").schema["columns"][0]["type"] == "categorical"

@@ -129,7 +129,7 @@ def test_a_job_on_a_referenced_table_fits_mst_from_database_counts_and_spends_on
     run = request.audit_runs.get()
     assert run.version_id == job.output_version_id
     steps = datasheet_facts(run).preprocessing  # the internal report names the engine and the samples
-    assert any("computed in the database (postgresql)" in step for step in steps)
+    assert any("computed by the engine where the data lives (postgresql)" in step for step in steps)
     assert any(f"{train.n_rows:,} training rows and {holdout.n_rows:,} holdout rows" in step for step in steps)
 
 

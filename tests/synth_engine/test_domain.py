@@ -258,3 +258,102 @@ def test_private_bounds_keep_a_thin_tail_and_never_admit_a_far_noise_bucket() ->
     bounds = np.array([bounds_from_magnitudes(histogram, 30.0, integer=True, rng=rng) for _ in range(5000)])
     assert (bounds[:, 0] >= 0).all() and (bounds[:, 1] < 1024).all()
     assert (bounds[:, 1] >= 70).mean() > 0.8
+
+
+def _magnitude_histogram(values: np.ndarray) -> np.ndarray:
+    from synth_engine.generators.domain import magnitude_index
+
+    index, length = magnitude_index(values, integer=True)
+    return np.bincount(index, minlength=length)
+
+
+def _draw_bounds(histogram: np.ndarray, sigma: float, draws: int) -> np.ndarray:
+    from synth_engine.generators.domain import bounds_from_magnitudes
+
+    rng = np.random.default_rng(0)
+    return np.array([bounds_from_magnitudes(histogram, sigma, integer=True, rng=rng) for _ in range(draws)])
+
+
+def test_a_zero_inflated_column_keeps_its_zeros_and_its_nonzero_tail() -> None:
+    # Adult's capital gain on 3,000 rows: 91 % zeros, then 60 / 120 / 50 rows in [2^11, 2^14) and
+    # nothing between 1 and 100; σ = 36 is mst's domain noise at ε = 1 with eight undeclared
+    # domains. No single bucket clears the anchor, so the old rule released [0, 0] in every fit
+    # (a column of zeros); a window of adjacent buckets finds the tail.
+    values = np.concatenate([np.zeros(2730), np.full(60, 3000.0), np.full(120, 6000.0), np.full(50, 12000.0)])
+    bounds = _draw_bounds(_magnitude_histogram(values), 36.0, 2000)
+    assert (bounds[:, 1] >= 8191).mean() > 0.5
+    assert (bounds[:, 0] == 0).mean() > 0.99 and (bounds[:, 1] < 2**21).all()
+
+
+def test_a_cluster_one_empty_bucket_beyond_the_range_is_kept() -> None:
+    # Capital gains top-coded at 99,999 (194 rows) beyond an almost empty [32768, 65536) (6 rows):
+    # growing one bucket at a time stopped at 32,767 in 57 % of fits.
+    values = np.concatenate(
+        [np.zeros(35_000), np.full(1200, 6000.0), np.full(600, 12000.0), np.full(100, 20000.0)]
+        + [np.full(6, 40000.0), np.full(194, 99999.0)]
+    )
+    bounds = _draw_bounds(_magnitude_histogram(values), 36.0, 2000)
+    assert (bounds[:, 1] >= 99_999).mean() > 0.9 and (bounds[:, 1] < 2**19).all()
+
+
+def test_a_column_of_zeros_gains_a_noise_only_range_rarely_and_never_far_beyond_the_reach() -> None:
+    from synth_engine.generators.domain import NONZERO_FALSE_POSITIVE, NONZERO_REACH
+
+    bounds = _draw_bounds(_magnitude_histogram(np.zeros(3000)), 30.0, 10_000)
+    widened = (bounds[:, 0] < 0) | (bounds[:, 1] > 0)
+    assert 0 < widened.mean() <= 1.5 * NONZERO_FALSE_POSITIVE
+    assert (np.abs(bounds) < 8 * NONZERO_REACH).all()  # the reach, then growing at 5 % per step
+
+
+def test_weekday_numbers_are_consecutive_across_weekends_and_before_1970() -> None:
+    from synth_engine.generators.domain import is_weekend, weekday_index, weekday_seconds
+
+    days = pd.date_range("1969-12-20", "1970-01-20")
+    seconds = (days - pd.Timestamp("1970-01-01")).total_seconds().to_numpy()
+    weekdays = seconds[~is_weekend(seconds)]
+    numbers = weekday_index(weekdays)
+    assert (np.diff(numbers) == 1).all() and weekday_index(np.array([0.0]))[0] == 0  # 1970-01-01, a Thursday
+    np.testing.assert_array_equal(weekday_seconds(numbers), weekdays)
+    assert list(is_weekend(seconds[:3])) == [True, True, False]  # Saturday 20, Sunday 21, Monday 22
+    assert weekday_index(seconds[:3]).tolist() == [numbers[0]] * 3  # a weekend day counts as the Monday after
+
+
+def test_a_weekdays_codec_starts_and_ends_its_cells_on_weekdays_and_round_trips() -> None:
+    specs = parse_schema(
+        {
+            "columns": [
+                {
+                    "name": "day",
+                    "type": "datetime",
+                    "resolution": "day",
+                    "calendar": "weekdays",
+                    "min": "2024-01-06",
+                    "max": "2024-03-31",
+                }
+            ]
+        }  # a Saturday to a Sunday
+    )
+    frame = pd.DataFrame({"day": pd.bdate_range("2024-01-08", "2024-03-29")})
+    [codec] = fit_codecs(
+        FrameCounts(frame),
+        specs,
+        rho=1.0,
+        threshold_delta=0.0,
+        max_cells=16,
+        accountant=ZCDPAccountant(),
+        rng=np.random.default_rng(0),
+    )
+    assert pd.Timestamp(codec.low[0], unit="s") == pd.Timestamp("2024-01-08")  # the Monday after
+    assert pd.Timestamp(codec.high[-1], unit="s").normalize() == pd.Timestamp("2024-03-29")  # the Friday before
+    assert not is_weekend_any(codec.low) and not is_weekend_any(codec.high)
+    again = codec_from_dict(codec.to_dict())
+    assert again.calendar == "weekdays"
+    decoded = again.decode(np.arange(codec.n_codes).repeat(50), np.random.default_rng(1)).dropna()
+    assert (decoded.dt.dayofweek < 5).all() and decoded.between("2024-01-08", "2024-03-29").all()
+    assert (again.encode(frame["day"]) >= 0).all()
+
+
+def is_weekend_any(seconds: np.ndarray) -> bool:
+    from synth_engine.generators.domain import is_weekend
+
+    return bool(is_weekend(seconds).any())

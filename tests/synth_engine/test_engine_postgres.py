@@ -168,6 +168,13 @@ def test_a_table_that_does_not_match_the_schema_is_refused_in_the_database_befor
     strict = {"columns": [{**c, "nullable": False} if c["name"] == "score" else c for c in schema["columns"]]}
     with pytest.raises(SchemaMismatchError, match="nullable: false"):
         PostgresCounts(connection, "engine_adult", strict).check()
+    trading = {
+        "columns": [
+            {**c, "resolution": "day", "calendar": "weekdays"} if c["name"] == "seen" else c for c in schema["columns"]
+        ]
+    }
+    with pytest.raises(SchemaMismatchError, match="weekdays calendar"):  # the fixture's dates include weekends
+        PostgresCounts(connection, "engine_adult", trading).check()
     infinite = frame.assign(score=frame["score"].where(frame.index != 5, np.inf))
     with pytest.raises(SchemaMismatchError, match="±inf"):
         bad_table(infinite, schema).check()

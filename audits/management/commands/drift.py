@@ -13,7 +13,10 @@ from core.cli_format import table
 
 
 class Command(SynthgateCommand):
-    help = "Re-audit active releases against their dataset's newest source version, or set the drift schedule."
+    help = (
+        "Re-audit active releases against their dataset's newest source version (or a new snapshot of a table "
+        "registered by reference), or set the drift schedule."
+    )
     examples = (
         "synthgate drift run --dataset adult --as steward",
         "synthgate drift schedule adult --every-hours 24 --as steward",
@@ -50,6 +53,8 @@ class Command(SynthgateCommand):
                 "verdict": outcome.verdict,
                 "drift_run": outcome.run.pk if outcome.run else None,
                 "reasons": outcome.reasons,
+                # A referenced table's new snapshot: engine, table, row count, checksum, time, sample size.
+                "snapshot": (outcome.run.snapshot or None) if outcome.run else None,
             }
             for outcome in outcomes
         ]
@@ -58,7 +63,10 @@ class Command(SynthgateCommand):
             lambda: (
                 table(
                     ("release", "request", "dataset", "verdict", "drift_run", "reasons"),
-                    [list(row.values()) for row in rows],
+                    [
+                        [row[name] for name in ("release", "request", "dataset", "verdict", "drift_run", "reasons")]
+                        for row in rows
+                    ],
                 )
                 if rows
                 else "No active releases."

@@ -11,7 +11,7 @@ from django.core.management.base import CommandParser
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES, DATETIME_RESOLUTIONS
+from core.schema import COLUMN_ROLES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import DatasetVersion, Sensitivity
 from governance.permissions import version_rows_visible
@@ -72,6 +72,11 @@ class Command(SynthgateCommand):
             help="a datetime column's released resolution (whole days, hours, minutes or seconds, UTC)",
         )
         declare.add_argument(
+            "--calendar",
+            choices=list(DATETIME_CALENDARS),
+            help="a day-resolution datetime column's days: weekdays (Monday to Friday, such as trading days) only",
+        )
+        declare.add_argument(
             "--step",
             type=float,
             metavar="X",
@@ -83,7 +88,7 @@ class Command(SynthgateCommand):
             "--clear",
             action="append",
             default=[],
-            choices=["categories", "min", "max", "nullable", "resolution", "step", "domain_source"],
+            choices=["categories", "min", "max", "nullable", "resolution", "calendar", "step", "domain_source"],
             help="remove a declaration (the domain then becomes private and is paid for)",
         )
         self.add_subcommand(actions, "list", "list datasets")
@@ -125,14 +130,16 @@ class Command(SynthgateCommand):
             changes["nullable"] = options["nullable"] == "yes"
         if options["resolution"]:
             changes["resolution"] = options["resolution"]
+        if options["calendar"]:
+            changes["calendar"] = options["calendar"]
         if options["step"] is not None:
             changes["step"] = options["step"]
         if options["source"]:
             changes["domain_source"] = options["source"]
         if not changes:
             raise CliError(
-                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --resolution, --step, "
-                "--source or --clear."
+                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --resolution, --calendar, "
+                "--step, --source or --clear."
             )
         result = dataset_schema_declare(actor=actor, name=options["name"], column=options["column"], changes=changes)
         column = next(entry for entry in result.version.schema["columns"] if entry["name"] == options["column"])

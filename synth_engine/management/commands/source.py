@@ -1,4 +1,4 @@
-"""`synthgate source register|connections`: dataset versions that stay in a database."""
+"""`synthgate source register|connections`: dataset versions that stay where they live (a database, a lake)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from core.cli import SynthgateCommand
 from core.cli_format import fields
 from governance.cli_format import version_data
 from governance.management.commands.dataset import _read_json_object, add_registration_arguments
-from synth_engine.sources import source_database_names, source_register
+from synth_engine.sources import ENGINES, source_database_names, source_engine, source_register
 
 
 class Command(SynthgateCommand):
-    help = "Register a PostgreSQL table or view as a source version; only counts leave the database."
+    help = "Register a PostgreSQL table or Parquet files as a source version; only counts leave the engine."
     examples = (
         "synthgate source connections",
         "synthgate source register --name clinic --connection warehouse --table public.admissions "
         "--schema admissions.schema.json --epsilon-cap 10 --delta-cap 1e-7 --as steward",
+        "synthgate source register --name claims --path '/lake/claims/*.parquet' "
+        "--schema claims.schema.json --epsilon-cap 10 --delta-cap 1e-7 --as steward",
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,13 +29,24 @@ class Command(SynthgateCommand):
         register = self.add_subcommand(
             actions,
             "register",
-            "register a table of a configured source database as a new dataset, or a new version of one",
+            "register a table of a configured source database, or Parquet files, as a new dataset or a new "
+            "version of one",
         )
         register.add_argument("--name", required=True, help="the dataset's name: letters, digits, - and _")
         register.add_argument(
-            "--connection", required=True, help="a source database named in SYNTHGATE_SOURCE_DATABASES"
+            "--engine",
+            choices=sorted(ENGINES),
+            help="where the data lives (default: duckdb with --path, postgresql with --connection)",
         )
-        register.add_argument("--table", required=True, help="table or view, 'table' or 'schema.table'")
+        register.add_argument(
+            "--connection", default="", help="postgresql: a source database named in SYNTHGATE_SOURCE_DATABASES"
+        )
+        register.add_argument("--table", default="", help="postgresql: table or view, 'table' or 'schema.table'")
+        register.add_argument(
+            "--path",
+            default="",
+            help="duckdb: a Parquet file, a directory of them or a glob, under SYNTHGATE_SOURCE_PARQUET_ROOTS",
+        )
         register.add_argument(
             "--schema", required=True, metavar="FILE", help="JSON schema of the columns to model (required)"
         )
@@ -44,8 +57,10 @@ class Command(SynthgateCommand):
         result = source_register(
             actor=actor,
             name=options["name"],
+            engine=options["engine"],
             connection=options["connection"],
             table=options["table"],
+            path=options["path"],
             schema=_read_json_object(options["schema"], what="schema"),
             epsilon_cap=options["epsilon_cap"],
             delta_cap=options["delta_cap"],
@@ -56,27 +71,19 @@ class Command(SynthgateCommand):
         )
         version = result.version
         reference = version.source_reference
-        data = {
-            **version_data(version, viewer=actor),
-            "created": result.created,
-            "reference": {key: reference[key] for key in ("engine", "connection", "table")},
-        }
-        verb = "Registered" if result.created else "Already registered (same table, content and schema)"
+        location = {key: reference[key] for key in ("engine", *source_engine(reference["engine"]).fields)}
+        data = {**version_data(version, viewer=actor), "created": result.created, "reference": location}
+        verb = "Registered" if result.created else "Already registered (same data, content and schema)"
 
         def text() -> str:
-            return (
-                f"{verb}: {version.dataset.name} version {version.number} (source, stays in the database)\n"
-                + fields(
-                    [
-                        ("engine", reference["engine"]),
-                        ("connection", reference["connection"]),
-                        ("table", reference["table"]),
-                        ("rows", version.n_rows),
-                        ("columns", version.n_columns),
-                        ("epsilon cap", version.dataset.epsilon_cap),
-                        ("delta cap", version.dataset.delta_cap),
-                    ]
-                )
+            return f"{verb}: {version.dataset.name} version {version.number} (source, stays where it lives)\n" + fields(
+                [
+                    *location.items(),
+                    ("rows", version.n_rows),
+                    ("columns", version.n_columns),
+                    ("epsilon cap", version.dataset.epsilon_cap),
+                    ("delta cap", version.dataset.delta_cap),
+                ]
             )
 
         self.emit(data, text)

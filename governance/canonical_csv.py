@@ -1,0 +1,132 @@
+"""The stored form of a typed table (canonical CSV), written column by column in Arrow.
+
+``canonical_csv(frame, columns)`` gives the bytes ``frame.to_csv(index=False,
+lineterminator="\\n", date_format="%Y-%m-%dT%H:%M:%S.%f")`` gives (pandas formats each cell in
+Python, about a microsecond a cell), but formats whole columns at once and joins the rows in
+Arrow's C++ kernels:
+
+- text: the value, quoted as Python's ``csv`` module quotes it under ``QUOTE_MINIMAL`` (a value
+  holding the delimiter, the quote or a line end; the quote doubled); missing is empty;
+- integers: ``str(int)``; booleans: ``True``/``False``;
+- floats: Python's shortest round-trip ``repr`` (which is what NumPy's ``astype(str)``, used by
+  pandas, gives). Arrow's cast spells the same shortest digits positionally for 1e-4 ≤ |x| < 1e10
+  (and zero) without a trailing ``.0`` on whole numbers, which is added; every other value goes
+  through ``repr``;
+- datetimes (naive, whole microseconds): ISO 8601 with six fractional digits.
+
+A column of any other kind (time zones, nanoseconds, mixed objects), and a one-column table
+(where the csv module quotes an empty row), are left to pandas: :func:`canonical_csv` returns
+``None`` and the caller falls back. ``tests/governance/test_canonical_csv.py`` compares both on
+every kind of column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def _quoted_characters() -> str:
+    """The characters that make Python's csv writer quote a field (with ``\\n`` line ends)."""
+    found = []
+    for character in ',"\r\n':
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow([f"a{character}b", "x"])
+        if buffer.getvalue().startswith('"'):
+            found.append(character)
+    return "".join(found)
+
+
+QUOTED = _quoted_characters()
+_QUOTED_PATTERN = "[" + QUOTED.replace("\r", "\\r").replace("\n", "\\n") + "]"  # an RE2 character class
+_EMPTY = pa.scalar("", pa.string())
+
+
+def header_line(names: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(names)
+    return buffer.getvalue()
+
+
+def canonical_csv(frame: pd.DataFrame, columns: list[str], *, header: bool = True) -> bytes | None:
+    """The canonical CSV of ``frame[columns]``, or None when a column needs pandas' writer."""
+    if len(columns) < 2:
+        return None
+    cells = []
+    for name in columns:
+        formatted = _column_cells(frame[name])
+        if formatted is None:
+            return None
+        cells.append(formatted)
+    head = header_line(columns).encode("utf-8") if header else b""
+    if len(frame) == 0:
+        return head
+    cells[-1] = pc.binary_join_element_wise(cells[-1], _EMPTY, "\n")  # the line end after the last cell
+    lines = pc.binary_join_element_wise(*cells, ",")
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    body = lines.buffers()[2]
+    if body is None:
+        return head
+    return head + body.to_pybytes()[int(offsets[0]) : int(offsets[-1])]
+
+
+def _column_cells(series: pd.Series) -> pa.Array | None:
+    dtype = series.dtype
+    if isinstance(dtype, pd.BooleanDtype) or dtype == np.bool_:
+        array = pa.array(series.array if isinstance(dtype, pd.BooleanDtype) else series.to_numpy())
+        return _filled(pc.if_else(array, "True", "False"))
+    if isinstance(dtype, pd.Int64Dtype) or (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
+        array = pa.array(series.array, from_pandas=True) if isinstance(dtype, pd.Int64Dtype) else pa.array(series)
+        return _filled(pc.cast(array, pa.string()))
+    if isinstance(dtype, np.dtype) and dtype == np.float64:
+        return _float_cells(series.to_numpy())
+    if isinstance(dtype, np.dtype) and dtype == np.dtype("datetime64[ns]"):
+        return _datetime_cells(series.to_numpy())
+    if isinstance(dtype, np.dtype) and dtype.kind == "O":
+        return _text_cells(series.to_numpy())
+    return None
+
+
+def _filled(array: pa.Array) -> pa.Array:
+    return pc.fill_null(array, _EMPTY)
+
+
+def _float_cells(values: np.ndarray) -> pa.Array:
+    missing = np.isnan(values)
+    magnitude = np.abs(values)
+    positional = (magnitude == 0) | ((magnitude >= 1e-4) & (magnitude < 1e10))
+    text = pc.cast(pa.array(values, mask=missing | ~positional), pa.string())
+    whole = pc.invert(pc.match_substring_regex(text, r"[.en]"))
+    text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+    others = np.flatnonzero(~missing & ~positional)
+    if len(others):
+        spelled = np.array(text.to_pylist(), dtype=object)
+        spelled[others] = [repr(value) for value in values[others].tolist()]
+        text = pa.array(spelled, pa.string())
+    return _filled(text)
+
+
+def _datetime_cells(values: np.ndarray) -> pa.Array | None:
+    missing = np.isnat(values)
+    nanoseconds = values.view(np.int64)
+    if np.any(nanoseconds[~missing] % 1000 != 0):
+        return None  # below a microsecond: pandas' formatting
+    spelled = np.datetime_as_string(values.astype("datetime64[us]"), unit="us")
+    return _filled(pa.array(spelled, pa.string(), mask=missing))
+
+
+def _text_cells(values: np.ndarray) -> pa.Array | None:
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return None
+    text = pa.array(values, pa.string(), from_pandas=True)  # None and NaN are missing
+    needs = pc.match_substring_regex(text, _QUOTED_PATTERN)
+    if pc.any(needs).as_py():
+        quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+        text = pc.if_else(needs, quoted, text)
+    return _filled(text)

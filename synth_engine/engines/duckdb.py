@@ -1,0 +1,256 @@
+"""Grouped counts of Parquet files computed in DuckDB: larger than memory, one statement a stage.
+
+:class:`DuckDBCounts` answers the :class:`~synth_engine.generators.counts.CountSource` questions
+with SQL over ``read_parquet`` of a Parquet file, a directory of them (every ``*.parquet`` below
+it) or a glob: the statements are :class:`~synth_engine.engines.sql.SqlCounts`'s (every table of
+a stage in one ``GROUPING SETS`` statement, as for PostgreSQL), in DuckDB's dialect. DuckDB has no
+``width_bucket`` over a list, so a column's cell on the public grid (NumPy's
+``searchsorted(..., side="right")``) is a balanced tree of comparisons with the grid's ends (one
+``CASE`` per end, ``log2`` of them evaluated per value). DuckDB runs embedded in the worker with a
+``memory_limit`` and spills to a ``temp_directory`` beyond it, so the tables may be larger than
+memory; only the schema's columns are read, and only counts come out of the statements.
+
+For a source registered by reference (``synth_engine.sources``) the same connection answers the
+version's fingerprint (:meth:`DuckDBCounts.checksum`), the job's split (:meth:`~DuckDBCounts.holdout`,
+a keyed hash of each row), the audit's samples (:meth:`~DuckDBCounts.sample`) and the rows streamed
+for the population-overlap digests (:meth:`~DuckDBCounts.row_chunks`).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from core.schema import ColumnSpec
+from synth_engine.engines.sql import SqlCounts, quote_identifier
+from synth_engine.generators.base import SchemaMismatchError
+
+MEMORY_LIMIT = "1GB"
+INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
+FLOAT_TYPES = {"FLOAT", "DOUBLE", "DECIMAL"}
+DATETIME_TYPES = {
+    "TIMESTAMP",
+    "TIMESTAMP_S",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_NS",
+    "TIMESTAMP WITH TIME ZONE",
+    "DATE",
+}
+ACCEPTED = {
+    "integer": INTEGER_TYPES | FLOAT_TYPES,
+    "float": INTEGER_TYPES | FLOAT_TYPES,
+    "datetime": DATETIME_TYPES,
+    "boolean": {"BOOLEAN"},
+}
+GLOB_CHARACTERS = re.compile(r"[*?\[]")
+
+
+def parquet_files(path: str | Path) -> list[str]:
+    """The Parquet files at ``path``: the file itself, every ``*.parquet`` below a directory, or
+    the files a glob (``**`` for any depth) matches; sorted. Refuses a path that names none."""
+    text = str(path)
+    if GLOB_CHARACTERS.search(text):
+        files = [name for name in glob.glob(text, recursive=True) if os.path.isfile(name)]
+    elif os.path.isdir(text):
+        files = [str(name) for name in Path(text).rglob("*.parquet") if name.is_file()]
+    else:
+        files = [text] if os.path.isfile(text) else []
+    if not files:
+        raise SchemaMismatchError(f"no Parquet file at {text!r}")
+    return sorted(files)
+
+
+def _string(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _double(value: float) -> str:
+    """A DOUBLE constant, exactly ``value`` (parsed from its shortest round-tripping text)."""
+    return f"CAST({_string(repr(float(value)))} AS DOUBLE)"
+
+
+class DuckDBCounts(SqlCounts):
+    """The grouped counts of Parquet data (a file, a directory or a glob) for the columns of ``schema``.
+
+    ``where`` (SQL built by this module, e.g. :meth:`holdout`) restricts the counted rows.
+    ``files`` (the expansion of ``path``) is given by :meth:`restricted` only.
+    Without a ``connection`` one is opened in memory with ``memory_limit`` and ``temp_directory``
+    (where DuckDB spills what does not fit) and closed by :meth:`close`.
+    """
+
+    engine = "duckdb"
+    accepted = ACCEPTED
+    float_types = FLOAT_TYPES
+
+    def __init__(
+        self,
+        path: str | Path,
+        schema: dict[str, Any],
+        *,
+        where: str | None = None,
+        connection: duckdb.DuckDBPyConnection | None = None,
+        memory_limit: str = MEMORY_LIMIT,
+        temp_directory: str | Path | None = None,
+        threads: int | None = None,
+        files: list[str] | None = None,
+    ) -> None:
+        super().__init__(schema)
+        self.schema = schema
+        self.path = str(path)
+        self.files = files if files is not None else parquet_files(path)
+        self.label = f"the Parquet data at {self.path!r}"
+        self.owned = connection is None
+        if connection is None:
+            config: dict[str, Any] = {
+                "memory_limit": memory_limit,
+                "temp_directory": str(temp_directory or Path(tempfile.gettempdir()) / "synthgate-duckdb"),
+                "preserve_insertion_order": False,
+            }
+            if threads is not None:
+                config["threads"] = threads
+            connection = duckdb.connect(":memory:", config=config)
+        self.connection = connection
+        listing = "[" + ", ".join(_string(name) for name in self.files) + "]"
+        self.view = "parquet_" + hashlib.sha256(listing.encode("utf-8")).hexdigest()[:16]
+        # union_by_name: files are matched by column name, a column a file lacks reads as missing
+        self.connection.execute(
+            f"CREATE OR REPLACE TEMPORARY VIEW {self.view} AS "
+            f"SELECT * FROM read_parquet({listing}, union_by_name = true)"
+        )
+        self.where = where
+        # Each column's value as the generators see it is computed once a row, below the codes
+        # that compare it with the grid many times (DuckDB drops the ones a statement does not use).
+        values = ", ".join(f"{self._raw_value(spec)} AS {self._value(spec)}" for spec in self.specs)
+        restriction = f" WHERE {where}" if where else ""
+        self.relation = f"(SELECT *, {values} FROM {self.view}{restriction}) AS source"
+        self._types: dict[str, str] | None = None
+
+    def restricted(self, where: str) -> DuckDBCounts:
+        """The counts of the same files, on the same connection, over the rows ``where`` holds."""
+        return DuckDBCounts(self.path, self.schema, where=where, connection=self.connection, files=self.files)
+
+    def close(self) -> None:
+        if self.owned:
+            self.connection.close()
+
+    # ------------------------------------------------------------------ the dialect
+
+    def _rows(self, sql: str, params: Sequence[Any] = (), *, grouped: bool = False) -> list[tuple[Any, ...]]:
+        return list(self.connection.execute(sql, list(params)).fetchall())
+
+    def column_types(self) -> dict[str, str]:
+        """Each column of the files and its DuckDB type (``DECIMAL(p,s)`` read as ``DECIMAL``)."""
+        if self._types is None:
+            rows = self._rows(f"DESCRIBE SELECT * FROM {self.view}")
+            self._types = {str(row[0]): re.sub(r"\(.*\)$", "", str(row[1])) for row in rows}
+        return self._types
+
+    def _value(self, spec: ColumnSpec) -> str:
+        """The value's column in :attr:`relation` (computed by :meth:`_raw_value`)."""
+        return quote_identifier(f"synthgate_value_{[other.name for other in self.specs].index(spec.name)}")
+
+    def _raw_value(self, spec: ColumnSpec) -> str:
+        column = quote_identifier(spec.name)
+        if spec.type == "datetime":
+            # NumPy's whole seconds: nanoseconds as a double, over 1e9, floored (core.schema.numeric_values)
+            return f"floor(CAST(epoch_ns({column}) AS DOUBLE) / CAST(1e9 AS DOUBLE))"
+        if spec.is_numeric:
+            return f"NULLIF(CAST({column} AS DOUBLE), CAST('NaN' AS DOUBLE))"
+        if spec.type == "boolean":
+            return column
+        return f"NULLIF(CAST({column} AS VARCHAR), '')"
+
+    def _search(self, expression: str, thresholds: list[float], params: list[Any]) -> str:
+        """A balanced tree of comparisons: ``x < t[mid]`` leaves the thresholds below ``mid``,
+        otherwise at least ``mid + 1`` of them are at most ``x``."""
+
+        def tree(low: int, high: int) -> str:
+            if low == high:
+                return str(low)
+            middle = (low + high) // 2
+            return (
+                f"CASE WHEN {expression} < {_double(thresholds[middle])} THEN {tree(low, middle)} "
+                f"ELSE {tree(middle + 1, high)} END"
+            )
+
+        return tree(0, len(thresholds))
+
+    def _position(self, value: str, values: list[str], params: list[Any]) -> str:
+        params.append(values)
+        return f"list_position(CAST(? AS VARCHAR[]), {value}) - 1"
+
+    def _lookup(self, index: str, table: list[int], params: list[Any]) -> str:
+        params.append(table)
+        return f"(CAST(? AS INTEGER[]))[({index}) + 1]"
+
+    def _outside(self, value: str, values: list[str], params: list[Any]) -> str:
+        params.append(values)
+        return f"NOT list_contains(CAST(? AS VARCHAR[]), {value})"
+
+    def _number(self, value: float, params: list[Any]) -> str:
+        return _double(value)
+
+    def _infinite(self, column: str) -> str:
+        return f"isinf(CAST({column} AS DOUBLE))"
+
+    # ------------------------------------------------------------------ a source by reference
+
+    def row_text(self) -> str:
+        """SQL for the text of a row's schema columns (the input of the checksum and the keyed hashes):
+        a JSON list of the values as text, so a missing value and the text 'NULL' differ."""
+        values = ", ".join(f"CAST({quote_identifier(spec.name)} AS VARCHAR)" for spec in self.specs)
+        return f"CAST(to_json([{values}]) AS VARCHAR)"
+
+    def checksum(self) -> tuple[int, str]:
+        """The row count and an order-independent checksum of the schema's columns, computed in
+        DuckDB: the sum of the first 60 bits of each row's MD5 (a change detector for the version's
+        identity, not a security hash), as ``engines.postgres.table_checksum`` does."""
+        found = self._rows(
+            f"SELECT count(*), CAST(coalesce(sum(CAST('0x' || left(md5({self.row_text()}), 15) AS BIGINT)), 0) "
+            f"AS VARCHAR) FROM {self.relation}"
+        )[0]
+        return int(found[0]), str(found[1])
+
+    def holdout(self, seed: int, fraction: float) -> str:
+        """SQL true for the rows of the holdout: a keyed hash of the row's text below ``fraction``
+        (deterministic for a seed; identical rows fall on the same side)."""
+        share = int(round(float(fraction) * 1_000_000))
+        keyed = f"md5('{int(seed)}:' || {self.row_text()})"
+        return f"((CAST('0x' || left({keyed}, 7) AS BIGINT) % 1000000) < {share})"
+
+    def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
+        """At most ``limit`` rows matching ``where``, a random sample keyed by ``seed``, as a frame
+        of the schema's columns (values as DuckDB returns them)."""
+        columns = ", ".join(quote_identifier(spec.name) for spec in self.specs)
+        order = f"md5('{int(seed)}:sample:' || {self.row_text()})"
+        rows = self._rows(f"SELECT {columns} FROM {self.view} WHERE {where} ORDER BY {order} LIMIT {int(limit)}")
+        return pd.DataFrame.from_records(rows, columns=[spec.name for spec in self.specs])
+
+    def row_chunks(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The schema's columns, ``size`` rows at a time (DuckDB streams the result; the
+        connection answers nothing else until the last chunk is read)."""
+        columns = ", ".join(quote_identifier(spec.name) for spec in self.specs)
+        result = self.connection.execute(f"SELECT {columns} FROM {self.relation}")
+        while rows := result.fetchmany(size):
+            yield rows

@@ -1,0 +1,296 @@
+"""What the SQL engines share: the counts MST reads, asked as ``GROUPING SETS`` statements.
+
+:class:`SqlCounts` answers the :class:`~synth_engine.generators.counts.CountSource` questions and
+the pre-spend :meth:`~SqlCounts.check` for any SQL engine; a subclass
+(:class:`~synth_engine.engines.postgres.PostgresCounts`,
+:class:`~synth_engine.engines.duckdb.DuckDBCounts`) supplies the dialect: how a statement runs,
+the relation's column types, a column's value as the generators see it, and a handful of
+expressions (a sorted search, a list position, a list lookup, a list membership, a float
+literal). Each column's fine code (and, once the bins are chosen, its bin) is one SQL expression
+that mirrors the codec's NumPy encoding exactly, and all the tables one stage needs are counted
+in one statement: one pass for the domain stage, one for the fine 1-ways, one for every binned
+table of the tree selection and the measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.schema import ColumnSpec
+from synth_engine.engines.refusals import Refusal, refuse_structure, value_refusals
+from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.generators.domain import (
+    CategoricalCodec,
+    Codec,
+    NumericCodec,
+    magnitude_thresholds,
+    parse_schema,
+)
+
+MAX_GROUPING_SETS = 4000
+
+
+def quote_identifier(name: str) -> str:
+    """A SQL identifier, double-quoted (``"`` doubled), so any column name is read literally."""
+    if "\x00" in name:
+        raise SchemaMismatchError(f"column name {name!r} holds a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SqlCounts:
+    """The grouped counts of one relation of a SQL engine, for the columns of ``schema``."""
+
+    engine: ClassVar[str]
+    #: the engine's type names a declared type accepts (absent: read as text)
+    accepted: ClassVar[dict[str, set[str]]]
+    #: the numeric types that can hold ±inf or fractions
+    float_types: ClassVar[set[str]]
+    #: appended to the coded subquery (PostgreSQL: ``OFFSET 0``, so each code is computed once a row)
+    fence: ClassVar[str] = ""
+
+    #: the relation counted (a table, or a subquery restricted by ``where``), as a FROM item
+    relation: str
+    #: the data as messages name it ("table 'x'")
+    label: str
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.specs = parse_schema(schema)
+        self._domain: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ the dialect
+
+    def _rows(self, sql: str, params: Sequence[Any] = (), *, grouped: bool = False) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows (``grouped``: a GROUPING SETS statement)."""
+        raise NotImplementedError
+
+    def column_types(self) -> dict[str, str]:
+        """Each column of the relation and its type; refuses a relation that cannot be read."""
+        raise NotImplementedError
+
+    def _value(self, spec: ColumnSpec) -> str:
+        """SQL for the column's value as the generators see it (float seconds for a datetime);
+        NULL where it is missing."""
+        raise NotImplementedError
+
+    def _search(self, expression: str, thresholds: list[float], params: list[Any]) -> str:
+        """SQL for how many of the ascending ``thresholds`` are at most ``expression``
+        (NumPy's ``searchsorted(..., side="right")``)."""
+        raise NotImplementedError
+
+    def _position(self, value: str, values: list[str], params: list[Any]) -> str:
+        """SQL for the 0-based position of ``value`` in ``values``; NULL when absent."""
+        raise NotImplementedError
+
+    def _lookup(self, index: str, table: list[int], params: list[Any]) -> str:
+        """SQL for ``table[index]`` (0-based)."""
+        raise NotImplementedError
+
+    def _outside(self, value: str, values: list[str], params: list[Any]) -> str:
+        """SQL true where ``value`` is not one of ``values``."""
+        raise NotImplementedError
+
+    def _number(self, value: float, params: list[Any]) -> str:
+        """SQL for a double-precision constant, exactly ``value``."""
+        raise NotImplementedError
+
+    def _infinite(self, column: str) -> str:
+        """SQL true where a numeric column holds ±inf."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ validation
+
+    def check(self) -> list[str]:
+        """Refuse data that does not match the schema (before any spend); return warnings (none under DP).
+
+        The refusals ``validate_frame`` makes for a frame (named in :mod:`synth_engine.engines.refusals`):
+        a schema column missing, a type mismatch, missing values where there is no missing code, ±inf,
+        fractions in an integer column, a float off its declared step, values outside declared
+        categories, weekend days in a column declared on the weekdays calendar, no rows.
+        """
+        refuse_structure(self.specs)
+        types = self.column_types()
+        absent = [spec.name for spec in self.specs if spec.name not in types]
+        if absent:
+            raise SchemaMismatchError(f"{self.label} has no column {', '.join(map(repr, absent))}")
+        for spec in self.specs:
+            accepted = self.accepted.get(spec.type)
+            if accepted is not None and types[spec.name] not in accepted:
+                raise SchemaMismatchError(
+                    f"column {spec.name!r} is declared {spec.type} but is {types[spec.name]} in {self.label}"
+                )
+        refusals: list[Refusal] = []
+        for spec in self.specs:
+            refusals += value_refusals(spec, fractional=types[spec.name] in self.float_types)
+        params: list[Any] = []
+        probes = ["count(*)"] + [f"count(*) FILTER (WHERE {self._refused(refusal, params)})" for refusal in refusals]
+        found = self._rows(f"SELECT {', '.join(probes)} FROM {self.relation}", params)[0]
+        if int(found[0]) == 0:
+            raise GeneratorError(f"{self.label} has no rows")
+        for refusal, count in zip(refusals, found[1:], strict=True):
+            if int(count):
+                raise SchemaMismatchError(refusal.message)
+        return []
+
+    def _refused(self, refusal: Refusal, params: list[Any]) -> str:
+        """SQL true on the rows that ``refusal`` refuses (its parameters appended to ``params``)."""
+        spec, value = refusal.spec, self._value(refusal.spec)
+        if refusal.kind == "missing":
+            return f"{value} IS NULL"
+        if refusal.kind == "infinite":
+            return self._infinite(quote_identifier(spec.name))
+        if refusal.kind == "fraction":
+            return f"{value} <> trunc({value})"
+        if refusal.kind == "off_grid":  # not np.allclose(v, on_grid(v), rtol=1e-9, atol=0)
+            step = float(spec.step or 1.0)
+
+            def grid() -> str:  # parameters in the order of their placeholders
+                return f"(round({value} / {self._number(step, params)}) * {self._number(step, params)})"
+
+            return f"abs({value} - {grid()}) > 1e-9 * abs({grid()})"
+        if refusal.kind == "weekend":  # days since 1970-01-01, a Thursday: 5 and 6 are weekends
+            return f"mod(mod(floor({value} / 86400)::BIGINT + 3, 7) + 7, 7) >= 5"  # "%" is a placeholder
+        outside = self._outside(value, [str(category) for category in spec.categories or ()], params)
+        return f"{value} IS NOT NULL AND {outside}"
+
+    # ------------------------------------------------------------------ CountSource
+
+    def row_count(self) -> int:
+        return int(self._rows(f"SELECT count(*) FROM {self.relation}")[0][0])
+
+    def _domain_counts(self) -> dict[str, Any]:
+        """One pass for the domain stage: value counts of undeclared categorical columns and
+        magnitude histograms of numeric columns without both bounds."""
+        if self._domain is not None:
+            return self._domain
+        selected: list[str] = []
+        params: list[Any] = []
+        wanted = []
+        for spec in self.specs:
+            if spec.type == "categorical" and spec.categories is None:
+                selected.append(self._value(spec))
+            elif spec.is_numeric and (spec.minimum is None or spec.maximum is None):
+                thresholds = magnitude_thresholds(integer=spec.type in ("integer", "datetime"))
+                value = self._value(spec)
+                step = self._search(f"abs({value})", thresholds.tolist(), params)
+                selected.append(f"{len(thresholds)} + CAST(sign({value}) AS INTEGER) * ({step})")
+            else:
+                continue
+            wanted.append(spec)
+        self._domain = {}
+        if not wanted:
+            return self._domain
+        rows = self._grouped(selected, params, [(k,) for k in range(len(wanted))])
+        for k, spec in enumerate(wanted):
+            self._domain[spec.name] = [(row[k], row[-1]) for row in rows[k] if row[k] is not None]
+        return self._domain
+
+    def category_counts(self, spec: ColumnSpec) -> tuple[list[Any], np.ndarray]:
+        found = self._domain_counts()[spec.name]
+        return [key for key, _ in found], np.array([count for _, count in found], dtype=np.int64)
+
+    def magnitude_counts(self, spec: ColumnSpec, *, integer: bool) -> np.ndarray:
+        length = 2 * len(magnitude_thresholds(integer=integer)) + 1
+        histogram = np.zeros(length, dtype=np.int64)
+        for index, count in self._domain_counts()[spec.name]:
+            histogram[int(index)] += int(count)
+        return histogram
+
+    def fine_code(self, codec: Codec, params: list[Any]) -> str:
+        """SQL for the column's fine code (the codec's ``encode``); -1 for a value it cannot code."""
+        spec = next(spec for spec in self.specs if spec.name == codec.name)
+        value = self._value(spec)
+        missing = codec.missing_code if codec.missing_code is not None else -1
+        if isinstance(codec, NumericCodec):
+            low, high = float(codec.low[0]), float(codec.high[-1])
+
+            def clipped() -> str:
+                return f"LEAST(GREATEST({value}, {self._number(low, params)}), {self._number(high, params)})"
+
+            sql = f"CASE WHEN {value} IS NULL THEN {missing} "
+            # A value on a single-value cell's point goes to that cell even where the next cell
+            # starts at the same value: the codec names those points.
+            for point, code in codec.point_cells():
+                sql += f"WHEN {clipped()} = {self._number(point, params)} THEN {code} "
+            # searchsorted of the clipped value without clipping: above the grid every cell start
+            # is at most the value either way; below it the clipped value is the first start, so
+            # the count is at least the number of cells starting there.
+            first = int(np.searchsorted(codec.low, low, side="right"))
+            sql += f"ELSE GREATEST({self._search(value, codec.low.tolist(), params)}, {first}) - 1 END"
+            return sql
+        assert isinstance(codec, CategoricalCodec)
+        other = codec.other_code if codec.other_code is not None else -1
+        if spec.type == "boolean":
+            index = {bool(v): k for k, v in enumerate(codec.values)}
+            true, false = index.get(True, other), index.get(False, other)
+            return f"CASE WHEN {value} IS NULL THEN {missing} WHEN {value} THEN {true} ELSE {false} END"
+        position = self._position(value, [str(category) for category in codec.values], params)
+        return f"CASE WHEN {value} IS NULL THEN {missing} ELSE COALESCE({position}, {other}) END"
+
+    def fine_counts(self, codecs: list[Codec]) -> list[np.ndarray]:
+        params: list[Any] = []
+        selected = [self.fine_code(codec, params) for codec in codecs]
+        rows = self._grouped(selected, params, [(k,) for k in range(len(codecs))])
+        counts = []
+        for k, codec in enumerate(codecs):
+            histogram = np.zeros(codec.n_codes, dtype=np.int64)
+            for row in rows[k]:
+                if row[k] < 0:
+                    raise SchemaMismatchError(f"column {codec.name!r} holds values its codec cannot encode")
+                histogram[row[k]] += row[-1]
+            counts.append(histogram)
+        return counts
+
+    def binned_counts(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        used = sorted({column for group in groups for column in group})
+        position = {column: k for k, column in enumerate(used)}
+        params: list[Any] = []
+        selected = []
+        for column in used:
+            # the lookup's parameters come first in the statement, then the code's
+            lookup_params: list[Any] = []
+            code_params: list[Any] = []
+            code = self.fine_code(codecs[column], code_params)
+            selected.append(self._lookup(code, bins[column].tolist(), lookup_params))
+            params += [*lookup_params, *code_params]
+        sizes = [int(b.max()) + 1 for b in bins]
+        rows = self._grouped(selected, params, [tuple(position[c] for c in group) for group in groups])
+        tables = []
+        for g, group in enumerate(groups):
+            table = np.zeros(tuple(sizes[column] for column in group), dtype=np.int64)
+            for row in rows[g]:
+                table[tuple(row[position[column]] for column in group)] += row[-1]
+            tables.append(table)
+        return tables
+
+    def _grouped(
+        self, selected: list[str], params: list[Any], sets: list[tuple[int, ...]]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Count the rows of every grouping set, in one statement per :data:`MAX_GROUPING_SETS`
+        sets (PostgreSQL takes at most 4,096 in one); rows per set (keys..., count).
+
+        The codes are computed in a subquery, once per row, and ``GROUPING()`` tells the sets
+        apart in the result.
+        """
+        if len(sets) > MAX_GROUPING_SETS:
+            head = self._grouped(selected, params, sets[:MAX_GROUPING_SETS])
+            return head + self._grouped(selected, params, sets[MAX_GROUPING_SETS:])
+        names = [f"c{k}" for k in range(len(selected))]
+        inner = ", ".join(f"{expression} AS {name}" for expression, name in zip(selected, names, strict=True))
+        flags = ", ".join(f"GROUPING({name})" for name in names)
+        grouping = ", ".join("(" + ", ".join(names[k] for k in group) + ")" for group in sets)
+        sql = (
+            f"SELECT {', '.join(names)}, {flags}, count(*) "
+            f"FROM (SELECT {inner} FROM {self.relation}{self.fence}) AS coded GROUP BY GROUPING SETS ({grouping})"
+        )
+        index = {frozenset(group): g for g, group in enumerate(sets)}
+        by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
+        width = len(names)
+        for row in self._rows(sql, params, grouped=True):
+            members = frozenset(k for k in range(width) if row[width + k] == 0)
+            by_set[index[members]].append((*row[:width], int(row[-1])))
+        return by_set

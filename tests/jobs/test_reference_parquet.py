@@ -1,0 +1,172 @@
+"""A dataset version that refers to Parquet files read by DuckDB: registration under the allowed
+roots only (service, API, CLI), a job fitted from counts computed in DuckDB, files changed after
+registration refused before any spend, and rows another dataset holds refused as for an upload.
+
+The application database is the machine's PostgreSQL; the lake is the Adult fixture written as
+Parquet files (integers as int64, categories as strings) under a temporary root.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.core.management import call_command
+
+from audits.facts import datasheet_facts
+from core.errors import ConflictError, ValidationError
+from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind
+from governance.services import budget_balance
+from synth_engine.models import JobStatus
+from synth_engine.services import generation_job_start
+from synth_engine.sources import source_register
+from tests.governance.factories import dataset_register_adult
+from tests.jobs.conftest import approved_request_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_2000.csv"
+
+
+@pytest.fixture
+def lake(settings, adult_schema, tmp_path):
+    """The adult fixture as three Parquet files under ``<root>/adult``; ``<root>`` is the allowed root."""
+    root = tmp_path / "lake"
+    settings.SYNTHGATE_SOURCE_PARQUET_ROOTS = [str(root.resolve())]
+    frame = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False)
+    columns = [column["name"] for column in adult_schema["columns"]]
+    frame = frame[columns]
+    for column in adult_schema["columns"]:
+        if column["type"] == "integer":
+            frame[column["name"]] = frame[column["name"]].astype("int64")
+    (root / "adult").mkdir(parents=True)
+    for part, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(root / "adult" / f"part-{part}.parquet", index=False)
+    return root
+
+
+def register(cast, schema, lake, **overrides):
+    arguments = {
+        "actor": cast.steward,
+        "name": "adult",
+        "path": str(lake / "adult" / "*.parquet"),
+        "schema": schema,
+        "epsilon_cap": "10",
+        "delta_cap": "1e-4",
+        **overrides,
+    }
+    return source_register(**arguments)
+
+
+def test_a_steward_registers_parquet_files_by_reference_fingerprinted_in_duckdb(cast, lake, adult_schema):
+    result = register(cast, adult_schema, lake)
+    version = result.version
+    assert result.created and version.n_rows == 2000 and version.storage_key == ""
+    reference = version.source_reference
+    assert reference["engine"] == "duckdb" and reference["path"] == str(lake / "adult" / "*.parquet")
+    assert reference["n_rows"] == 2000 and int(reference["checksum"]) > 0
+    assert version.fingerprint.n_distinct_rows > 0
+    assert not register(cast, adult_schema, lake).created  # same files, content and schema: the same version
+
+
+def test_a_path_outside_the_roots_or_not_matching_is_refused_and_nothing_is_stored(
+    cast, lake, adult_schema, tmp_path, settings
+):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (lake / "adult" / "part-0.parquet").rename(outside / "part-0.parquet")
+    with pytest.raises(ValidationError, match="outside the directories Parquet sources may be read from"):
+        register(cast, adult_schema, lake, path=str(outside / "part-0.parquet"))
+    with pytest.raises(ValidationError, match="outside the directories"):
+        register(cast, adult_schema, lake, path=str(lake / ".." / "elsewhere" / "*.parquet"))
+    (lake / "adult" / "escape.parquet").symlink_to(outside / "part-0.parquet")
+    with pytest.raises(ValidationError, match="resolves outside SYNTHGATE_SOURCE_PARQUET_ROOTS"):
+        register(cast, adult_schema, lake)
+    with pytest.raises(ValidationError, match="must be absolute"):
+        register(cast, adult_schema, lake, path="adult/*.parquet")
+    with pytest.raises(ValidationError, match="no Parquet file"):
+        register(cast, adult_schema, lake, path=str(lake / "adult" / "*.csv"))
+    extra = {"columns": [*adult_schema["columns"], {"name": "ward", "type": "categorical"}]}
+    with pytest.raises(ValidationError, match="no column 'ward'"):
+        register(cast, extra, lake, path=str(lake / "adult" / "part-1.parquet"))
+    with pytest.raises(ValidationError, match="needs path, not connection"):
+        register(cast, adult_schema, lake, engine="duckdb", connection="warehouse")
+    settings.SYNTHGATE_SOURCE_PARQUET_ROOTS = []
+    with pytest.raises(ValidationError, match="none are configured"):
+        register(cast, adult_schema, lake)
+    assert not DatasetVersion.objects.exists() and not AuditEvent.objects.filter(action__startswith="dataset").exists()
+
+
+def test_a_job_on_parquet_files_fits_mst_from_duckdb_counts_and_the_datasheet_names_duckdb(cast, lake, adult_schema):
+    register(cast, adult_schema, lake)
+    request = approved_request_create(cast, adult_schema)
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    counts = job.output_version.lineage["counts"]
+    assert counts["engine"] == "duckdb" and counts["path"] == str(lake / "adult" / "*.parquet")
+    train, holdout = job.train_version, job.holdout_version
+    assert train.n_rows + holdout.n_rows == 2000 and 0 < holdout.n_rows < train.n_rows
+    assert counts["audit_sample_rows"] == {"train": train.n_rows, "holdout": holdout.n_rows}
+    assert job.output_version.n_rows == 400
+    assert BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).count() == 1
+    run = request.audit_runs.get()
+    steps = datasheet_facts(run).preprocessing
+    assert any("computed by the engine where the data lives (duckdb)" in step for step in steps)
+    assert any("the Parquet data at" in step for step in steps)
+
+
+def test_parquet_files_changed_after_registration_fail_the_job_before_any_spend(cast, lake, adult_schema):
+    register(cast, adult_schema, lake)
+    request = approved_request_create(cast, adult_schema)
+    part = lake / "adult" / "part-2.parquet"
+    frame = pd.read_parquet(part)
+    frame.loc[frame.index[0], "age"] += 1
+    frame.to_parquet(part, index=False)
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "changed since" in job.error and "Parquet data" in job.error
+    assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
+    balance = budget_balance(dataset=request.dataset)
+    assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
+
+
+def test_rows_another_dataset_holds_are_refused_in_parquet_as_for_an_upload(cast, lake, adult_schema):
+    dataset_register_adult(steward=cast.steward, name="adult", schema=adult_schema)  # the same 2,000 rows, uploaded
+    with pytest.raises(ConflictError, match="overlap dataset 'adult'") as refused:
+        register(cast, adult_schema, lake, name="clinic")
+    assert refused.value.code == "population_overlap" and refused.value.extra["share_of_new"] == 1.0
+    assert not DatasetVersion.objects.filter(dataset__name="clinic").exists()
+
+
+def test_the_cli_and_the_api_register_a_parquet_lake(cast, lake, adult_schema, tmp_path):
+    from rest_framework.test import APIClient
+
+    schema_file = tmp_path / "adult.schema.json"
+    schema_file.write_text(json.dumps(adult_schema))
+    stdout = io.StringIO()
+    path = str(lake / "adult")
+    call_command(
+        "source",
+        "register",
+        *("--name", "adult", "--path", path, "--schema", schema_file),
+        *("--epsilon-cap", "10", "--delta-cap", "1e-4", "--as", "steward", "--json"),
+        stdout=stdout,
+    )
+    registered = json.loads(stdout.getvalue())
+    assert registered["created"] and registered["n_rows"] == 2000
+    assert registered["reference"] == {"engine": "duckdb", "path": path}
+    body = {"name": "adult", "engine": "duckdb", "path": path, "schema": adult_schema}
+    body |= {"epsilon_cap": "10", "delta_cap": "1e-4"}
+    client = APIClient()
+    client.force_authenticate(cast.requester)
+    assert client.post("/api/sources/", body, format="json").status_code == 403
+    client.force_authenticate(cast.steward)
+    assert client.post("/api/sources/", body, format="json").status_code == 200  # the CLI's version
+    refused = client.post("/api/sources/", {**body, "path": "/etc/passwd"}, format="json")
+    assert refused.status_code == 400 and refused.json()["code"] == "path_not_allowed"
+    assert "/etc/passwd" in refused.json()["message"]
