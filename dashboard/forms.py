@@ -86,6 +86,92 @@ class DatasetRegisterForm(forms.Form):
         return data
 
 
+class SourceRegisterForm(forms.Form):
+    """A table or Parquet data registered where it lives (``synth_engine.sources.source_register``)."""
+
+    name = forms.SlugField(max_length=100, help_text="Letters, digits, '-' and '_'.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    sensitivity = forms.ChoiceField(choices=Sensitivity.choices, initial=Sensitivity.CONFIDENTIAL)
+    connection = forms.ChoiceField(
+        required=False,
+        label="Source database",
+        help_text="A connection the platform's settings name (SYNTHGATE_SOURCE_DATABASES); its address and "
+        "credentials stay there.",
+    )
+    table = forms.CharField(required=False, max_length=300, help_text="table or schema.table (a view is fine).")
+    path = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="…or Parquet files",
+        help_text="An absolute path (a file, a directory or a glob) under a directory the settings allow.",
+    )
+    schema_json = forms.CharField(
+        required=False,
+        label="Schema (JSON)",
+        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"}),
+        help_text="Required: the columns to model, with their types and any public domain. "
+        "'Propose a schema' fills it from the table's column types; review it before registering.",
+    )
+    epsilon_cap = forms.CharField(label="ε cap (total privacy budget)", initial="10")
+    delta_cap = forms.CharField(label="δ cap", initial="1e-4")
+    cap_override_reason = forms.CharField(
+        required=False,
+        label="Reason to accept implausible caps",
+        help_text="Only if you mean an ε cap above the plausible maximum or δ ≥ 1/rows; it is logged.",
+    )
+    overlap_override_reason = forms.CharField(
+        required=False,
+        label="Reason to register despite overlapping rows",
+        help_text="Only for a partial overlap with another dataset whose people are truly distinct; logged.",
+    )
+
+    def __init__(self, *args: Any, connections: list[str], parquet: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        empty = "— choose a source database —" if connections else "— none is configured —"
+        _choice_field(self, "connection").choices = [("", empty)] + [(name, name) for name in connections]
+        if not parquet:  # no directory is allowed: the field would only invite a refusal
+            del self.fields["path"]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        path = (data.get("path") or "").strip()
+        if not path:
+            if not data.get("connection") and "connection" not in self.errors:
+                self.add_error("connection", "Choose the source database the table is in.")
+            if not (data.get("table") or "").strip():
+                self.add_error("table", "Name the table or view (table or schema.table).")
+        elif data.get("connection") or (data.get("table") or "").strip():
+            self.add_error("path", "Give either a source database and table or Parquet files, not both.")
+        return data
+
+    def schema(self, *, required: bool) -> dict[str, Any] | None:
+        """The pasted schema, parsed; a mistake is added to the form (``None``)."""
+        text = (self.data.get("schema_json") or "").strip()
+        if not text:
+            if required:
+                self.add_error(
+                    "schema_json",
+                    "Give the schema: paste it, or propose one from the table's column types and review it.",
+                )
+            return None
+        try:
+            schema = json_loads_checked(text, what="The schema")
+        except json.JSONDecodeError as error:
+            self.add_error("schema_json", f"This is not valid JSON: {error.msg} (line {error.lineno}).")
+            return None
+        except ValueError as error:
+            self.add_error("schema_json", f"This is not valid JSON: {error}.")
+            return None
+        except ValidationError as error:
+            self.add_error("schema_json", error.message)
+            return None
+        if not isinstance(schema, dict):
+            self.add_error("schema_json", 'The schema must be a JSON object with a "columns" list.')
+            return None
+        return schema
+
+
 class ColumnDeclareForm(forms.Form):
     """One column's role and public domain; empty fields leave the declaration as it is."""
 

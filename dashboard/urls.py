@@ -14,6 +14,7 @@ from dashboard.views import (
     people,
     releases,
     requests,
+    sources,
 )
 
 app_name = "dashboard"
@@ -28,6 +29,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="dashboard:login"), name="logout"),
     path("datasets/", datasets.dataset_list, name="dataset-list"),
     path("datasets/new/", datasets.dataset_register, name="dataset-register"),
+    path("datasets/new/source/", sources.source_register_view, name="source-register"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset-detail"),
     path("datasets/<slug:name>/declare/", datasets.dataset_declare, name="dataset-declare"),
     path("datasets/<slug:name>/schema/", datasets.dataset_schema, name="dataset-schema"),

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from core.errors import PermissionDeniedError, ValidationError
+from core.errors import PermissionDeniedError, ValidationError, error_collected, errors_combined
 from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
 from core.times import time_iso
@@ -38,7 +38,7 @@ from governance.fingerprint import row_digests
 from governance.ingest import build_table
 from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
-from governance.services import RegistrationResult, dataset_reference_register
+from governance.services import RegistrationResult, dataset_reference_register, dataset_register_fields_check
 from governance.services.datasets import fingerprint_key
 from synth_engine.engines.duckdb import GLOB_CHARACTERS, DuckDBCounts, parquet_files
 from synth_engine.engines.postgres import (
@@ -325,35 +325,42 @@ def source_register(
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
-    given = {
-        field: text_checked(value, field=field)
-        for field, value in (("connection", connection), ("table", table), ("path", path))
-        if value
-    }
-    reader = _engine_for(engine, given)
-    location = reader.locate({field: given[field] for field in reader.fields})
-    if not isinstance(schema, dict):
-        raise ValidationError(
-            "A source by reference needs a schema (a JSON object with columns).", extra={"field": "schema"}
-        )
-    try:
-        parse_schema(schema, strict=True)
-    except SchemaError as error:
-        raise ValidationError(str(error), extra={"field": "schema"}) from error
+    # Every independent mistake is named at once (the dashboard puts each beside its field): the
+    # registration's own fields, where the data is, the schema; the data is read only when the
+    # last two are right.
+    errors: list[ValidationError] = []
+    error_collected(
+        errors,
+        lambda: dataset_register_fields_check(
+            name=name, epsilon_cap=epsilon_cap, delta_cap=delta_cap, description=description, sensitivity=sensitivity
+        ),
+    )
+    found = error_collected(errors, lambda: _source_located(engine, connection=connection, table=table, path=path))
+    checked = error_collected(errors, lambda: _schema_checked(schema))
+    if found is None or checked is None:
+        raise errors_combined(errors)
+    reader, location = found
+    schema = checked
     try:
         data = reader(location, schema)
     except (SchemaMismatchError, GeneratorError) as error:
-        raise ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source") from error
+        errors.append(ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source"))
+        raise errors_combined(errors) from error
     try:
         try:
             data.counts().check()
         except (SchemaMismatchError, GeneratorError) as error:
             where = data.describe()
-            raise ValidationError(
-                f"{where[0].upper()}{where[1:]} does not match the schema: {error}.",
-                extra={"field": reader.fields[-1]},
-                code="invalid_source",
-            ) from error
+            errors.append(
+                ValidationError(
+                    f"{where[0].upper()}{where[1:]} does not match the schema: {error}.",
+                    extra={"field": reader.fields[-1]},
+                    code="invalid_source",
+                )
+            )
+            raise errors_combined(errors) from error
+        if errors:
+            raise errors_combined(errors)
         n_rows, checksum = data.checksum()
         digests = source_row_digests(data.row_chunks(), schema)
     finally:
@@ -375,14 +382,80 @@ def source_register(
     )
 
 
+def _source_located(
+    engine: str | None, *, connection: str, table: str, path: str
+) -> tuple[type[SourceData], dict[str, str]]:
+    """The engine a registration names (or its fields imply) and the checked location in it."""
+    given = {
+        field: text_checked(value, field=field)
+        for field, value in (("connection", connection), ("table", table), ("path", path))
+        if value
+    }
+    reader = _engine_for(engine, given)
+    return reader, reader.locate({field: given[field] for field in reader.fields})
+
+
+def _schema_checked(schema: Any) -> dict[str, Any]:
+    """The schema checked, each column written out in full (a role defaults to ``other``), as an
+    upload's stored schema is."""
+    if not isinstance(schema, dict):
+        raise ValidationError(
+            "A source by reference needs a schema (a JSON object with columns).", extra={"field": "schema"}
+        )
+    try:
+        specs = parse_schema(schema, strict=True)
+    except SchemaError as error:
+        raise ValidationError(str(error), extra={"field": "schema"}) from error
+    return {**schema, "columns": [spec.entry for spec in specs]}
+
+
+#: a one-column schema to open data whose columns are not known yet (only the catalog is read)
+_PROBE_SCHEMA = {"columns": [{"name": "synthgate_probe", "type": "categorical"}]}
+
+
+def source_schema_propose(
+    *, actor: User, engine: str | None = None, connection: str = "", table: str = "", path: str = ""
+) -> dict[str, Any]:
+    """A schema proposed from the engine's catalog: each column's name and the type its engine type
+    maps to (no value is read: no bounds, categories or missing values, which stay private until a
+    steward declares them from public knowledge). The steward reviews it before registering."""
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can register datasets.")
+    reader, location = _source_located(engine, connection=connection, table=table, path=path)
+    try:
+        data = reader(location, _PROBE_SCHEMA)
+    except (SchemaMismatchError, GeneratorError) as error:
+        raise ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source") from error
+    try:
+        counts = data.counts()
+        types = counts.column_types()
+    except (SchemaMismatchError, GeneratorError) as error:
+        raise ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source") from error
+    finally:
+        data.close()
+    return {"columns": [{"name": name, "type": _declared_type(counts, kind)} for name, kind in types.items()]}
+
+
+def _declared_type(counts: Any, kind: str) -> str:
+    """The schema type an engine's column type is read as (text and anything else: categorical)."""
+    if kind in counts.float_types:
+        return "float"
+    for declared in ("integer", "datetime", "boolean"):
+        if kind in counts.accepted.get(declared, set()):
+            return declared
+    return "categorical"
+
+
 def source_row_digests(chunks: Iterable[list[tuple[Any, ...]]], schema: dict[str, Any]) -> np.ndarray:
     """The data's keyed row digests, as for an upload (one budget per population).
 
     Each chunk of the schema's columns is typed as an upload's cells would be, hashed, and
     dropped: nothing is written; 8 bytes a distinct row are kept.
     """
-    header = [spec.name for spec in parse_schema(schema)]
-    stored = {**schema, "missing_values": [""]}
+    specs = parse_schema(schema)
+    header = [spec.name for spec in specs]
+    # every entry with its role (an upload's schema is completed so when it is validated)
+    stored = {**schema, "columns": [spec.entry for spec in specs], "missing_values": [""]}
     parts = [np.empty(0, dtype=np.uint64)]
     for rows in chunks:
         cells = [[_cell(value) for value in row] for row in rows]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.forms import HiddenInput
 from django.http import HttpRequest, HttpResponse
@@ -32,8 +33,11 @@ from governance.selectors import (
 @dashboard_view
 def dataset_list(request: HttpRequest) -> HttpResponse:
     rows = dataset_rows(user=signed_in_user(request))
+    sources = bool(settings.SYNTHGATE_SOURCE_DATABASES or settings.SYNTHGATE_SOURCE_PARQUET_ROOTS)
     return render(
-        request, "dashboard/datasets/list.html", {"page": paginate(request, rows), "can_register": _is_steward(request)}
+        request,
+        "dashboard/datasets/list.html",
+        {"page": paginate(request, rows), "can_register": _is_steward(request), "can_register_source": sources},
     )
 
 
@@ -232,7 +236,8 @@ def _register(request: HttpRequest, data: dict, staged: StagedUpload | None) -> 
         "overlap_override_reason": data["overlap_override_reason"],
     }
     if upload is None and staged is not None:
-        return services.dataset_register(path=staged.path, filename=staged.filename, **fields)
+        with staged.local() as path:
+            return services.dataset_register(path=path, filename=staged.filename, **fields)
     with saved_upload(upload) as path:
         return services.dataset_register(path=path, filename=upload.name or "", **fields)
 

@@ -87,7 +87,7 @@ def test_the_register_form_shows_every_mistake_at_once_and_keeps_the_table(cast,
     errors = first.context["form"].errors
     assert set(errors) >= {"name", "epsilon_cap", "delta_cap"}
     staged = first.context["form"].staged
-    assert staged.filename == "adult_2000.csv" and staged.path.read_bytes() == adult_csv.read_bytes()
+    assert staged.filename == "adult_2000.csv" and staged.read_bytes() == adult_csv.read_bytes()
     assert f'name="staged_file" value="{staged.token}"' in first.content.decode()
     # An incomplete form (no name, no table) still shows the service's verdict on the caps beside it.
     incomplete = client.post("/datasets/new/", {"sensitivity": "confidential", "epsilon_cap": "x", "delta_cap": "1"})
@@ -105,7 +105,7 @@ def test_the_register_form_shows_every_mistake_at_once_and_keeps_the_table(cast,
     )
     assert second.status_code == 302
     assert Dataset.objects.get(name="adult").versions.get().n_rows == 2000
-    assert not staged.path.exists()
+    assert not staged.exists()
 
 
 def test_only_a_steward_may_open_the_register_form(cast, login, db):

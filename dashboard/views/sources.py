@@ -1,0 +1,119 @@
+"""Registering data that stays where it lives, from the dashboard: the form calls the service the
+CLI (`synthgate source register`) and the API (`POST /api/sources/`) call, ``source_register``.
+
+A steward chooses a source database by the name the settings give it (the URL and credentials stay
+in the settings) and a table, or Parquet files under an allowed directory, and gives the schema:
+pasted, or proposed from the engine's catalog (column names and types only, no value read) and
+reviewed. Every mistake is shown at once beside its field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+
+from core.auth import signed_in_user
+from core.errors import ApplicationError, PermissionDeniedError
+from dashboard.forms import SourceRegisterForm
+from dashboard.views.common import add_service_error, dashboard_view
+from governance import services
+from governance.models import Role
+from governance.permissions import user_has_role
+from synth_engine.sources import source_database_names, source_register, source_schema_propose
+
+FIELDS = {"schema": "schema_json", "engine": "path"}
+LOCATION = ("connection", "table", "path")
+
+
+@dashboard_view
+def source_register_view(request: HttpRequest) -> HttpResponse:
+    user = signed_in_user(request)
+    if not user_has_role(user, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can register datasets.")
+    form = SourceRegisterForm(
+        request.POST or None,
+        connections=source_database_names(),
+        parquet=bool(settings.SYNTHGATE_SOURCE_PARQUET_ROOTS),
+    )
+    status, proposed = 200, False
+    if request.method == "POST":
+        valid = form.is_valid()
+        if request.POST.get("action") == "propose":
+            # Only where the data is matters here; the rest is checked when registering.
+            for field in [field for field in form.errors if field not in LOCATION]:
+                del form.errors[field]
+            proposed = not form.errors and _propose(request, form)
+        else:
+            schema = form.schema(required=True)
+            if valid and schema is not None:
+                try:
+                    result = source_register(actor=user, schema=schema, **_fields(form.cleaned_data))
+                except ApplicationError as error:
+                    add_service_error(form, error, fields=FIELDS, fallback="schema_json")
+                else:
+                    version = result.version
+                    note = "registered" if result.created else "was already registered (same data and schema)"
+                    messages.success(
+                        request,
+                        f"{version} {note} by reference: {version.n_rows:,} rows × {version.n_columns} columns, "
+                        "left where they live; only counts, a checksum and the audit's samples are read.",
+                    )
+                    return redirect("dashboard:dataset-detail", name=version.dataset.name)
+            else:
+                _field_mistakes(form)
+        status = 400 if form.errors else 200
+    return render(
+        request, "dashboard/datasets/register_source.html", {"form": form, "proposed": proposed}, status=status
+    )
+
+
+def _fields(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": data["name"],
+        "connection": data.get("connection") or "",
+        "table": (data.get("table") or "").strip(),
+        "path": (data.get("path") or "").strip(),
+        "epsilon_cap": data["epsilon_cap"],
+        "delta_cap": data["delta_cap"],
+        "description": data["description"],
+        "sensitivity": data["sensitivity"],
+        "cap_override_reason": data["cap_override_reason"],
+        "overlap_override_reason": data["overlap_override_reason"],
+    }
+
+
+def _propose(request: HttpRequest, form: SourceRegisterForm) -> bool:
+    """Fill the schema box with the schema the catalog suggests; ``False`` with the refusal on the form."""
+    data = form.cleaned_data
+    try:
+        schema = source_schema_propose(
+            actor=signed_in_user(request),
+            connection=data.get("connection") or "",
+            table=(data.get("table") or "").strip(),
+            path=(data.get("path") or "").strip(),
+        )
+    except ApplicationError as error:
+        add_service_error(form, error, fields=FIELDS, fallback="table")
+        return False
+    posted = form.data.dict() if isinstance(form.data, QueryDict) else dict(form.data)
+    form.data = {**posted, "schema_json": json.dumps(schema, indent=2)}
+    return True
+
+
+def _field_mistakes(form: SourceRegisterForm) -> None:
+    """Every mistake in the fields the service checks, beside the form's own errors (all at once)."""
+    try:
+        services.dataset_register_fields_check(
+            name=form.data.get("name", ""),
+            epsilon_cap=form.data.get("epsilon_cap", ""),
+            delta_cap=form.data.get("delta_cap", ""),
+            description=form.data.get("description", ""),
+            sensitivity=form.data.get("sensitivity", ""),
+        )
+    except ApplicationError as error:
+        add_service_error(form, error)

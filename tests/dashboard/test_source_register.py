@@ -1,0 +1,98 @@
+"""The dashboard's form for registering a table where it lives (`/datasets/new/source/`): the same
+service as `synthgate source register` and `POST /api/sources/`, every mistake at once beside its
+field, and a schema proposed from the table's column types, on the machine's PostgreSQL (the
+warehouse of tests/jobs/test_reference_source.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection  # noqa: F401 (the skip condition reads it)
+
+from governance.models import AuditEvent, DatasetVersion
+from tests.jobs import test_reference_source as source_tests
+from tests.jobs.test_reference_source import TABLE
+
+warehouse = source_tests.warehouse  # the fixture: the adult table in a source database named "warehouse"
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="a referenced table needs PostgreSQL"),
+]
+URL = "/datasets/new/source/"
+
+
+def _form(**fields):
+    return {
+        "name": "adult",
+        "sensitivity": "confidential",
+        "connection": "warehouse",
+        "table": TABLE,
+        "epsilon_cap": "10",
+        "delta_cap": "1e-4",
+        "action": "register",
+        **fields,
+    }
+
+
+def test_a_steward_registers_a_table_where_it_lives_from_the_form(cast, warehouse, adult_schema, login):
+    client = login(cast.steward)
+    page = client.get(URL)
+    assert page.status_code == 200 and '<option value="warehouse">warehouse</option>' in page.content.decode()
+    assert "postgres://" not in page.content.decode()  # the connection by name only
+    assert login(cast.requester).get(URL).status_code == 403
+
+    response = client.post(URL, _form(schema_json=json.dumps(adult_schema), description="census, in the warehouse"))
+    assert response.status_code == 302 and response["Location"] == "/datasets/adult/"
+    version = DatasetVersion.objects.get(dataset__name="adult")
+    assert version.source_reference["table"] == TABLE and version.source_reference["connection"] == "warehouse"
+    assert version.n_rows == 2000 and version.storage_key == ""
+    assert "Register data where it lives" in client.get("/datasets/").content.decode()
+
+
+def test_every_mistake_is_shown_at_once_beside_its_field_and_nothing_is_registered(cast, warehouse, login):
+    client = login(cast.steward)
+    empty = client.post(URL, _form(name="", connection="", table="", delta_cap="2", schema_json=""))
+    assert empty.status_code == 400
+    errors = empty.context["form"].errors
+    assert errors["name"] == ["This field is required."]
+    assert errors["connection"] == ["Choose the source database the table is in."]
+    assert errors["table"] == ["Name the table or view (table or schema.table)."]
+    assert errors["delta_cap"] == ["delta_cap must be less than 1; got 2."]
+    assert errors["schema_json"][0].startswith("Give the schema: paste it, or propose one")
+
+    # The form is complete; the service names every mistake it finds, the table's included.
+    schema = {"columns": [{"name": "age", "type": "integer"}, {"name": "ward", "type": "categorical"}]}
+    refused = client.post(URL, _form(epsilon_cap="-1", schema_json=json.dumps(schema)))
+    assert refused.status_code == 400
+    errors = refused.context["form"].errors
+    assert "epsilon_cap must be greater than 0" in errors["epsilon_cap"][0]
+    assert "does not match the schema" in errors["table"][0] and "no column 'ward'" in errors["table"][0]
+
+    missing = client.post(URL, _form(table="no_such_table", schema_json="{not json"))
+    assert missing.status_code == 400 and missing.context["form"].errors["schema_json"][0].startswith(
+        "This is not valid JSON"
+    )
+    gone = client.post(URL, _form(table="no_such_table", schema_json=json.dumps(schema)))
+    assert "does not exist" in gone.context["form"].errors["table"][0]
+    assert not DatasetVersion.objects.exists() and not AuditEvent.objects.filter(action__startswith="dataset").exists()
+
+
+def test_a_schema_is_proposed_from_the_column_types_and_registers_after_review(cast, warehouse, login):
+    client = login(cast.steward)
+    proposed = client.post(URL, {"connection": "warehouse", "table": TABLE, "action": "propose"})
+    assert proposed.status_code == 200 and proposed.context["proposed"]
+    schema = json.loads(proposed.context["form"].data["schema_json"])
+    types = {column["name"]: column["type"] for column in schema["columns"]}
+    assert types["age"] == "integer" and types["workclass"] == "categorical"
+    assert all(set(column) == {"name", "type"} for column in schema["columns"])  # types only: no value was read
+    assert 'id="schema-proposed"' in proposed.content.decode()
+
+    nowhere = client.post(URL, {"connection": "warehouse", "table": "no_such_table", "action": "propose"})
+    assert nowhere.status_code == 400 and "does not exist" in nowhere.context["form"].errors["table"][0]
+
+    registered = client.post(URL, _form(schema_json=json.dumps(schema)))
+    assert registered.status_code == 302
+    stored = DatasetVersion.objects.get(dataset__name="adult").schema  # written out in full, as an upload's
+    assert stored["columns"] == [{**column, "role": "other"} for column in schema["columns"]]
