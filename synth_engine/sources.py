@@ -452,8 +452,10 @@ def source_row_digests(chunks: Iterable[list[tuple[Any, ...]]], schema: dict[str
     Each chunk of the schema's columns is typed as an upload's cells would be, hashed, and
     dropped: nothing is written; 8 bytes a distinct row are kept.
     """
-    header = [spec.name for spec in parse_schema(schema)]
-    stored = {**schema, "missing_values": [""]}
+    specs = parse_schema(schema)
+    header = [spec.name for spec in specs]
+    # every entry with its role (an upload's schema is completed so when it is validated)
+    stored = {**schema, "columns": [spec.entry for spec in specs], "missing_values": [""]}
     parts = [np.empty(0, dtype=np.uint64)]
     for rows in chunks:
         cells = [[_cell(value) for value in row] for row in rows]

@@ -170,3 +170,41 @@ def test_the_cli_and_the_api_register_a_parquet_lake(cast, lake, adult_schema, t
     refused = client.post("/api/sources/", {**body, "path": "/etc/passwd"}, format="json")
     assert refused.status_code == 400 and refused.json()["code"] == "path_not_allowed"
     assert "/etc/passwd" in refused.json()["message"]
+
+
+def test_datetimes_floats_and_booleans_fingerprint_as_an_upload_of_the_same_rows(cast, settings, tmp_path):
+    from governance.services import dataset_register
+    from tests.synth_engine.test_engine_postgres import adult_frame
+    from tests.synth_engine.test_engine_postgres import adult_schema as engine_schema
+
+    frame, schema = adult_frame(600), engine_schema()  # roles omitted, as a steward may write it
+    root = tmp_path / "mixed"
+    root.mkdir()
+    settings.SYNTHGATE_SOURCE_PARQUET_ROOTS = [str(root.resolve())]
+    frame.to_parquet(root / "rows.parquet", index=False)
+    register(cast, schema, root, name="mixed", path=str(root / "rows.parquet"))
+    upload = tmp_path / "mixed.csv"
+    frame.to_csv(upload, index=False)
+    with pytest.raises(ConflictError, match="overlap dataset 'mixed'") as refused:
+        dataset_register(
+            actor=cast.steward,
+            name="upload",
+            path=upload,
+            filename="mixed.csv",
+            schema=schema,
+            epsilon_cap="10",
+            delta_cap="1e-4",
+        )
+    assert refused.value.extra["share_of_new"] == 1.0
+
+
+def test_a_drift_snapshot_of_parquet_files_samples_only_when_they_changed(cast, lake, adult_schema):
+    from synth_engine.sources import reference_snapshot
+
+    version = register(cast, adult_schema, lake).version
+    assert reference_snapshot(version, seed=3, limit=50).unchanged
+    extra = pd.read_parquet(lake / "adult" / "part-0.parquet").head(10)
+    extra.to_parquet(lake / "adult" / "part-3.parquet", index=False)
+    snapshot = reference_snapshot(version, seed=3, limit=50)
+    assert not snapshot.unchanged and snapshot.n_rows == 2010 and len(snapshot.sample) == 50
+    assert snapshot.engine == "duckdb" and "the Parquet data at" in snapshot.where
