@@ -236,7 +236,8 @@ def _register(request: HttpRequest, data: dict, staged: StagedUpload | None) -> 
         "overlap_override_reason": data["overlap_override_reason"],
     }
     if upload is None and staged is not None:
-        return services.dataset_register(path=staged.path, filename=staged.filename, **fields)
+        with staged.local() as path:
+            return services.dataset_register(path=path, filename=staged.filename, **fields)
     with saved_upload(upload) as path:
         return services.dataset_register(path=path, filename=upload.name or "", **fields)
 
