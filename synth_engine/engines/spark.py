@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -337,19 +338,24 @@ def binned(code: Code, bins: np.ndarray) -> Code:
     return Code(code.value, finish, code.searched, code.thresholds)
 
 
-def row_hash(specs: list[ColumnSpec], *key: Any) -> Any:
-    """A 64-bit hash of a row's schema columns, keyed by ``key`` (Spark's ``xxhash64``; not a
+def _text(value: str) -> str:
+    """A Spark SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def row_hash(specs: list[ColumnSpec], *key: Any) -> str:
+    """Spark SQL for a 64-bit hash of a row's schema columns, keyed by ``key`` (``xxhash64``; not a
     security hash: the split's seed is recorded in the lineage)."""
-    F = _functions()
-    return F.xxhash64(*[F.lit(str(k)) for k in key], *[F.col(_quoted(spec.name)) for spec in specs])
+    arguments = [_text(str(k)) for k in key] + [_quoted(spec.name) for spec in specs]
+    return f"xxhash64({', '.join(arguments)})"
 
 
-def holdout_predicate(schema: dict[str, Any], seed: int, fraction: float) -> Any:
-    """A column true for the rows of the holdout: a keyed hash of the row below ``fraction``.
-    Deterministic for a seed, computed where the data lives; identical rows fall on the same side."""
-    F = _functions()
+def holdout_predicate(schema: dict[str, Any], seed: int, fraction: float) -> str:
+    """Spark SQL true for the rows of the holdout: a keyed hash of the row below ``fraction``
+    (``DataFrame.where`` takes it, and ``NOT (…)`` of it). Deterministic for a seed, computed where
+    the data lives; identical rows fall on the same side."""
     share = int(round(float(fraction) * 1_000_000))
-    return F.pmod(row_hash(parse_schema(schema), "split", int(seed)), F.lit(1_000_000)) < F.lit(share)
+    return f"(pmod({row_hash(parse_schema(schema), 'split', int(seed))}, 1000000) < {share})"
 
 
 # --------------------------------------------------------------------------- partial tables
@@ -425,19 +431,21 @@ def _table_counter(
 class SparkCounts:
     """The grouped counts of a Parquet lake or a catalog table read by Spark, for the columns of ``schema``.
 
-    ``SparkCounts(spark, schema, parquet="/lake/visits")`` (a file, a directory, or any URI the
-    cluster reads: ``hdfs://``, ``s3a://``) or ``SparkCounts(spark, schema, table="db.visits")``;
-    ``where`` (a Spark column, e.g. ``not holdout_predicate(...)``) restricts the counted rows.
+    ``SparkCounts(spark, schema, parquet="/lake/visits")`` (a file, a directory, a list of them, or
+    any URI the cluster reads: ``hdfs://``, ``s3a://``) or ``SparkCounts(spark, schema, table="db.visits")``;
+    ``where`` (Spark SQL or a column, e.g. ``f"NOT {holdout_predicate(...)}"``) restricts the counted rows.
     """
 
     engine = "spark"
+    accepted = ACCEPTED
+    float_types = FLOAT_TYPES
 
     def __init__(
         self,
         spark: Any,
         schema: dict[str, Any],
         *,
-        parquet: str | Path | None = None,
+        parquet: str | Path | list[str] | None = None,
         table: str | None = None,
         where: Any = None,
     ) -> None:
@@ -445,10 +453,13 @@ class SparkCounts:
             raise ValueError("name exactly one of parquet= and table=")
         self.spark = spark
         self.specs = parse_schema(schema)
-        self.location = str(parquet) if parquet is not None else str(table)
+        paths = [str(item) for item in parquet] if isinstance(parquet, list) else [str(parquet)]
+        self.location = (
+            (paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more") if parquet else str(table)
+        )
         self.where = where
         try:
-            frame = spark.read.parquet(str(parquet)) if parquet is not None else spark.read.table(str(table))
+            frame = spark.read.parquet(*paths) if parquet is not None else spark.read.table(str(table))
         except Exception as error:  # AnalysisException: the path or the table is not there
             what = "Parquet data" if parquet is not None else "table"
             raise SchemaMismatchError(f"no {what} at {self.location!r} that Spark can read") from error
@@ -616,19 +627,29 @@ class SparkCounts:
         Spark: the sum of each row's 64-bit hash (a change detector for the version's identity, not
         a security hash). Only these two numbers leave the cluster."""
         F = _functions()
-        hashed = row_hash(self.specs, "checksum").cast("decimal(20,0)")
+        hashed = F.expr(row_hash(self.specs, "checksum")).cast("decimal(20,0)")
         found = self._collect(
             self.rows().agg(F.count(F.lit(1)).alias("n"), F.coalesce(F.sum(hashed), F.lit(0)).cast("string").alias("s"))
         )
         return int(found.column(0)[0].as_py()), str(found.column(1)[0].as_py())
 
+    def restricted(self, where: Any) -> SparkCounts:
+        """The counts of the rows ``where`` holds, on the same DataFrame (no new read of the files)."""
+        restricted = copy.copy(self)
+        restricted.where, restricted._domain = where, None
+        return restricted
+
+    def column_types(self) -> dict[str, str]:
+        """Each column and its Spark type (``simpleString``)."""
+        return dict(self.types)
+
     def sample_rows(self, *, where: Any, seed: int, limit: int) -> pd.DataFrame:
-        """At most ``limit`` rows matching ``where`` (a Spark column), a random sample keyed by
+        """At most ``limit`` rows matching ``where`` (Spark SQL or a column), a random sample keyed by
         ``seed``, as a frame of the schema's columns (values as Spark returns them)."""
         names = [spec.name for spec in self.specs]
         chosen = (
             self.data.where(where)
-            .orderBy(row_hash(self.specs, "sample", int(seed)))
+            .orderBy(_functions().expr(row_hash(self.specs, "sample", int(seed))))
             .limit(int(limit))
             .select(*[_functions().col(_quoted(name)) for name in names])
         )
@@ -638,8 +659,14 @@ class SparkCounts:
     def row_chunks(self, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
         """The schema's columns of every row, ``chunk_rows`` Python tuples at a time (one partition
         in the worker at a time), for the keyed row digests of the population-overlap check."""
-        names = [spec.name for spec in self.specs]
-        chosen = self.data.select(*[_functions().col(_quoted(name)) for name in names])
+        F = _functions()
+        # a timestamp as its text in the session's time zone (UTC), not Python's local time
+        chosen = self.data.select(
+            *[
+                F.col(_quoted(spec.name)).cast("string") if spec.type == "datetime" else F.col(_quoted(spec.name))
+                for spec in self.specs
+            ]
+        )
         chunk: list[tuple[Any, ...]] = []
         for row in chosen.toLocalIterator(prefetchPartitions=False):
             chunk.append(tuple(row))

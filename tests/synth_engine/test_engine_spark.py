@@ -111,7 +111,7 @@ def test_the_split_checksum_and_samples_are_computed_by_spark_and_do_not_depend_
     frame, schema, path, counts = lake
     holdout = holdout_predicate(schema, 7, 0.25)
     held = SparkCounts(spark, schema, parquet=path, where=holdout).row_count()
-    assert held + SparkCounts(spark, schema, parquet=path, where=~holdout).row_count() == len(frame)
+    assert held + SparkCounts(spark, schema, parquet=path).restricted(f"NOT {holdout}").row_count() == len(frame)
     assert 0.18 < held / len(frame) < 0.32
     original = counts.checksum()
     assert original[0] == len(frame)
