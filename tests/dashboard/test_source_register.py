@@ -49,6 +49,12 @@ def test_a_steward_registers_a_table_where_it_lives_from_the_form(cast, warehous
     assert version.source_reference["table"] == TABLE and version.source_reference["connection"] == "warehouse"
     assert version.n_rows == 2000 and version.storage_key == ""
     assert "Register data where it lives" in client.get("/datasets/").content.decode()
+    detail = client.get("/datasets/adult/")  # where the form leads: the rows stay where they are
+    assert detail.status_code == 200, detail.content.decode()[:2000]
+    assert (
+        "fixed at registration" in detail.content.decode() and "/datasets/adult/declare/" not in detail.content.decode()
+    )
+    assert client.get("/datasets/adult/schema/")["Location"] == "/datasets/adult/"  # no declaring step for it
 
 
 def test_every_mistake_is_shown_at_once_beside_its_field_and_nothing_is_registered(cast, warehouse, login):
