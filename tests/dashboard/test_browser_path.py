@@ -18,10 +18,14 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.dashboard.browser import AXE_FAILING, DESKTOP, NARROW, People, axe_check, axe_report, launch, shot
+from tests.jobs import test_reference_source as source_tests
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
+# The adult rows as a table of a source database named "warehouse" (the machine's PostgreSQL).
+warehouse = source_tests.warehouse
+WAREHOUSE_TABLE = source_tests.TABLE
 ADULT_CSV = ROOT / "tests" / "fixtures" / "adult_2000.csv"
 ADULT_SCHEMA = ROOT / "sample_data" / "adult.schema.json"
 JOB_TIMEOUT_MS = 240_000
@@ -68,7 +72,7 @@ def people(live_server, monkeypatch):
         connections.close_all()
 
 
-def test_the_governed_path_through_the_dashboard(people, mailoutbox):
+def test_the_governed_path_through_the_dashboard(people, mailoutbox, warehouse):
     """Each page of issue 13 as the person who meets it; axe runs on every page visited."""
     found: list[dict] = []
     steward = people.page("steward")
@@ -87,6 +91,7 @@ def test_the_governed_path_through_the_dashboard(people, mailoutbox):
     _audit_log(people.page("dana"), found)
     _compliance_charts(people.page("dana"))
     _verdicts_on_a_phone(people, audit_url)
+    _register_by_reference(people.page("steward"), found)
     _accessible_everywhere(people, request_url, audit_url, release_url, found)
     _revoke(people.page("steward"), release_url)
     assert [m.subject.rsplit(" ", 1)[-1] for m in mailoutbox if m.to == ["alice@example.org"]][-1] == "revoked"
@@ -459,6 +464,38 @@ def _verdicts_on_a_phone(people, audit_url):
     assert box["x"] + box["width"] <= NARROW["width"], box
 
 
+def _register_by_reference(page, found):
+    """The steward registers the same census rows where they live (a warehouse table): every mistake
+    at once, a schema proposed from the column types, one budget per population, and the dataset
+    page saying why a referenced version is not profiled."""
+    page.goto("/datasets/")
+    page.get_by_role("link", name="Register data where it lives").click()
+    page.get_by_label("Name").fill("warehouse adult")
+    page.get_by_label("Source database").select_option("warehouse")
+    page.get_by_label("ε cap (total privacy budget)").fill("x")
+    page.get_by_role("button", name="Register", exact=True).click()
+    for label in ("Name", "Table", "ε cap (total privacy budget)", "Schema (JSON)"):
+        expect(page.locator(".has-error", has=page.get_by_label(label))).to_have_count(1)
+    expect(page.locator("main")).not_to_contain_text("epsilon_cap")
+    found.append(axe_check(page, "axe-steward-register-by-reference-errors"))
+    page.get_by_label("Name").fill("adult-warehouse")
+    page.get_by_label("Table").fill(WAREHOUSE_TABLE)
+    page.get_by_label("ε cap (total privacy budget)").fill("10")
+    page.get_by_role("button", name="Propose a schema from the column types").click()
+    expect(page.locator("#schema-proposed")).to_be_visible()
+    expect(page.get_by_label("Schema (JSON)")).to_contain_text('"workclass"')
+    page.get_by_role("button", name="Register", exact=True).click()
+    # The same people under a second name are refused: one population, one privacy budget.
+    expect(page.locator("main .has-error")).to_contain_text("These rows overlap dataset 'adult'")
+    shot(page, "23d-steward-register-by-reference-overlap")
+    page.get_by_label("Name").fill("adult")
+    page.get_by_role("button", name="Register", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("registered by reference")
+    expect(page.get_by_role("heading", name="Dataset adult")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("is registered by reference: its rows stay where they live")
+    shot(page, "23e-steward-dataset-source-by-reference")
+
+
 def _overview_pages(people):
     steward = people.page("steward")
     for url, name in (
@@ -548,7 +585,7 @@ def _accessible_everywhere(people, request_url, audit_url, release_url, found):
         if impact in AXE_FAILING
     ]
     print(f"axe: {len(results)} pages, {len(failing)} serious or critical findings")
-    assert len(results) == 52
+    assert len(results) == 53
     assert failing == []
 
 
