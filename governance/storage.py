@@ -1,5 +1,6 @@
-"""Where dataset versions live: sources, training rows, holdouts and synthetic outputs, by their
-storage key, through one interface over ``fsspec``.
+"""Where artefacts live: dataset versions (sources, training rows, holdouts, synthetic outputs),
+staged uploads, signed datasheets, compliance reports and cached profiles, by their storage key,
+through one interface over ``fsspec``. Signing keys never go here (a secret on each host).
 
 ``SYNTHGATE_STORAGE_URL`` names the place: empty (the default) is the local data directory
 (``SYNTHGATE_DATA_DIR``); any fsspec URL with its filesystem installed works the same way
@@ -10,6 +11,7 @@ never rewritten), through a temporary name and a rename, so a reader never sees 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import secrets
@@ -31,11 +33,17 @@ class VersionStorage:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.fs, self.root = fsspec.core.url_to_fs(url)
+        # Another host may write any key: directory listings are never cached (s3fs caches them).
+        options = {"use_listings_cache": False} if url.startswith(("s3://", "s3a://", "gs://", "az://")) else {}
+        self.fs, self.root = fsspec.core.url_to_fs(url, **options)
         self.local = isinstance(self.fs, LocalFileSystem)
 
     def path(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}"
+
+    def location(self, key: str) -> str:
+        """Where ``key`` is, for people: a local path, or the filesystem's URL."""
+        return self.path(key) if self.local else self.fs.unstrip_protocol(self.path(key))
 
     def exists(self, key: str) -> bool:
         return bool(key) and bool(self.fs.isfile(self.path(key)))
@@ -92,6 +100,30 @@ class VersionStorage:
         if self.exists(key):
             self.fs.rm_file(self.path(key))
 
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self.path(key)))
+
+    def keys_under(self, prefix: str) -> list[str]:
+        """The keys of the files under ``prefix`` (a folder), sorted; empty when there are none."""
+        root = self.root.rstrip("/") + "/"
+        found = self.fs.find(self.path(prefix.strip("/"))) if prefix.strip("/") else []
+        return sorted(name[len(root) :] if name.startswith(root) else name for name in found)
+
+    def remove_under(self, prefix: str) -> None:
+        """Remove every file under ``prefix`` (a folder)."""
+        for key in self.keys_under(prefix):
+            self.remove(key)
+        if self.local:
+            _remove_empty_folders(Path(self.path(prefix.strip("/"))))
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    if folder.is_dir():
+        for child in folder.iterdir():
+            _remove_empty_folders(child)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
 
 class Removable(Protocol):
     """A file written during a unit of work (a local ``Path`` or a :class:`StoredFile`)."""
@@ -112,6 +144,9 @@ class StoredFile:
 
     def open(self, mode: str = "rb") -> IO[Any]:
         return self.storage.open(self.key, mode)
+
+    def read_bytes(self) -> bytes:
+        return self.storage.read_bytes(self.key)
 
     def is_file(self) -> bool:
         return self.storage.exists(self.key)

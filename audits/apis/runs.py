@@ -42,6 +42,7 @@ from core.auth import signed_in_user
 from core.errors import NotFoundError, PermissionDeniedError
 from core.limits import read_capped, upload_limit_install
 from governance.services import audit_event_record
+from governance.storage import StoredFile, version_storage
 
 
 class AuditRunFilter(django_filters.FilterSet):
@@ -268,8 +269,9 @@ class AuditExternalApi(APIView):
         return _detail(run, signed_in_user(request), status.HTTP_201_CREATED)
 
 
-def datasheet_file(sheet: Datasheet) -> Path:
-    return Path(settings.DATA_DIR) / sheet.storage_key
+def datasheet_file(sheet: Datasheet) -> StoredFile:
+    """The run's signed report in the artefact storage (``governance.storage``)."""
+    return StoredFile(version_storage(), sheet.storage_key)
 
 
 class AuditDatasheetApi(FileAnswerApi):

@@ -9,7 +9,6 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +19,7 @@ from audits.compliance.build import compliance_report_build, compliance_scope
 from audits.models import ComplianceReport, ReportFormat
 from core.errors import ValidationError
 from governance.services import audit_event_record
+from governance.storage import version_storage
 
 CONTENT_TYPES: dict[str, str] = {
     ReportFormat.PDF: "application/pdf",
@@ -65,9 +65,8 @@ def compliance_report_render(
         content = report_csv(data) if format == ReportFormat.CSV else report_json(data)
     sha256 = hashlib.sha256(content).hexdigest()
     filename = f"compliance-{date_from.isoformat()}-{date_to.isoformat()}-{sha256[:12]}.{format}"
-    path = Path(settings.DATA_DIR) / "reports" / filename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+    storage, key = version_storage(), f"reports/{filename}"
+    written = storage.write_new(key, content)  # the name holds the content's SHA-256
     try:
         with transaction.atomic():
             record = ComplianceReport.objects.create(
@@ -77,7 +76,7 @@ def compliance_report_render(
                 purpose=scope.purpose,
                 format=format,
                 sha256=sha256,
-                storage_key=f"reports/{filename}",
+                storage_key=key,
                 size_bytes=len(content),
                 signer=signer,
                 created_by=actor,
@@ -95,7 +94,8 @@ def compliance_report_render(
                 },
             )
     except BaseException:
-        path.unlink(missing_ok=True)
+        if written:
+            storage.remove(key)
         raise
     return RenderedReport(content, CONTENT_TYPES[format], filename, sha256, data, record)
 

@@ -8,7 +8,6 @@ The datasheet package (WeasyPrint, pyHanko) loads on first use of a name, not at
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
@@ -20,7 +19,7 @@ from audits.facts import datasheet_facts
 from audits.keys import signing_identity, trusted_certificates
 from audits.models import AuditRun, Datasheet, Release, ReleaseDatasheet
 from governance.services import audit_event_record, files_removed_on_error
-from governance.storage import Removable
+from governance.storage import Removable, StoredFile, version_storage
 
 if TYPE_CHECKING:
     from audits.datasheets import SignedPdf
@@ -60,14 +59,14 @@ def signed_pdf_record(
     fields: dict[str, Any],
     event: dict[str, Any],
 ) -> SheetT:
-    """Store a signed PDF under ``DATA_DIR/storage_key`` and record it: a row of ``model`` (the
-    internal report's ``Datasheet`` or a ``ReleaseDatasheet``) with its SHA-256, size, signer and
-    signing time plus ``fields``, and a ``datasheet.sign`` event. Runs inside the caller's
-    transaction; the file goes into ``written`` so ``files_removed_on_error`` deletes it if that fails."""
-    path = Path(settings.DATA_DIR) / storage_key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written.append(path)
-    path.write_bytes(signed.pdf_bytes)
+    """Store a signed PDF at ``storage_key`` in the artefact storage (``governance.storage``) and
+    record it: a row of ``model`` (the internal report's ``Datasheet`` or a ``ReleaseDatasheet``)
+    with its SHA-256, size, signer and signing time plus ``fields``, and a ``datasheet.sign``
+    event. Runs inside the caller's transaction; the file goes into ``written`` so
+    ``files_removed_on_error`` deletes it if that fails."""
+    storage = version_storage()
+    if storage.write_new(storage_key, signed.pdf_bytes):  # the key ends in the PDF's SHA-256
+        written.append(StoredFile(storage, storage_key))
     sheet = model.objects.create(
         storage_key=storage_key,
         sha256=signed.sha256,

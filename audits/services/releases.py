@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -70,11 +69,11 @@ def audit_report_problems(run: AuditRun) -> list[str]:
     sheet = Datasheet.objects.filter(run=run).first()
     if sheet is None:
         return ["the audit's report is not signed"]
-    path = Path(settings.DATA_DIR) / sheet.storage_key
-    if not path.is_file():
+    storage = version_storage()
+    if not storage.exists(sheet.storage_key):
         return [f"the audit's signed report is missing from storage ({sheet.storage_key})"]
     report = sheets.verify_pdf(
-        path.read_bytes(),
+        storage.read_bytes(sheet.storage_key),
         trusted_certs=trusted_certificates(),
         expected_sha256=sheet.sha256,
         expected_version_hash=run.version.content_hash,
@@ -155,7 +154,7 @@ def release_datasheet_issue(*, release: Release, written: list[Removable]) -> Re
     )
 
 
-def release_download(*, actor: User, release_id: int, kind: str) -> Path | StoredFile:
+def release_download(*, actor: User, release_id: int, kind: str) -> StoredFile:
     """A release's synthetic file or release datasheet, to ``open("rb")``; refused once revoked or
     expired; logged."""
     with transaction.atomic():
@@ -188,17 +187,16 @@ def release_check_active(release: Release) -> None:
         )
 
 
-def _release_file(release: Release, kind: str) -> tuple[Path | StoredFile, str]:
-    """The synthetic version (in the versions' storage) or the release datasheet (in the data
-    directory), and the SHA-256 of the bytes it holds now, hashed as they are read."""
-    path: Path | StoredFile
+def _release_file(release: Release, kind: str) -> tuple[StoredFile, str]:
+    """The synthetic version or the release datasheet (both in the artefact storage), and the
+    SHA-256 of the bytes it holds now, hashed as they are read."""
     if kind == DownloadKind.DATA:
         path, expected = StoredFile(version_storage(), release.version.storage_key), None
     else:
         sheet = ReleaseDatasheet.objects.filter(release=release).first()
         if sheet is None:
             raise ConflictError(f"Release #{release.pk} has no signed release datasheet.")
-        path, expected = Path(settings.DATA_DIR) / sheet.storage_key, sheet.sha256
+        path, expected = StoredFile(version_storage(), sheet.storage_key), sheet.sha256
     sha256 = ""
     if path.is_file():
         with path.open("rb") as stream:

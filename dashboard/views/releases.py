@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -19,6 +16,7 @@ from dashboard.profiles import release_profile
 from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance.models import Role
 from governance.permissions import user_has_role
+from governance.storage import version_storage
 
 
 @dashboard_view
@@ -71,11 +69,11 @@ def _verification(release: Release) -> dict:
     sheet = ReleaseDatasheet.objects.filter(release=release).first()
     if sheet is None:
         return {"ok": False, "problems": [f"Release #{release.pk} has no signed release datasheet."]}
-    path = Path(settings.DATA_DIR) / sheet.storage_key
-    if not path.is_file():
+    storage = version_storage()
+    if not storage.exists(sheet.storage_key):
         missing = f"The release datasheet file is missing from storage ({sheet.storage_key})."
         return {"ok": False, "problems": [missing]}
-    return datasheet_verify(pdf_bytes=path.read_bytes(), release_id=release.pk)
+    return datasheet_verify(pdf_bytes=storage.read_bytes(sheet.storage_key), release_id=release.pk)
 
 
 @dashboard_view

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import CommandParser
 
@@ -16,6 +15,7 @@ from audits.recipient import reads_real_diagnostics, recipient_check_view, recip
 from audits.selectors import audit_run_get, audit_run_list
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import cell, fields, table, version_ref
+from governance.storage import version_storage
 
 LIST_COLUMNS = (
     "id",
@@ -263,7 +263,7 @@ def datasheet_text(sheet: Datasheet | None) -> str:
         return "not signed"
     return fields(
         [
-            ("path", Path(settings.DATA_DIR) / sheet.storage_key),
+            ("path", version_storage().location(sheet.storage_key)),
             ("sha256", sheet.sha256),
             ("signer", sheet.signer),
             ("signed at", sheet.signed_at),

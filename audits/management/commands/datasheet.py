@@ -20,6 +20,7 @@ from audits.services import datasheet_verify
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields
 from core.limits import read_capped
+from governance.storage import version_storage
 
 VERIFICATION_FAILED_EXIT = 1
 
@@ -95,5 +96,5 @@ class Command(SynthgateCommand):
         sheet = Datasheet.objects.filter(run=run).first()
         if sheet is None:
             raise CliError(f"Audit run #{run.pk} has no signed datasheet.", code="not_found", extra={"run": run.pk})
-        path = datasheet_file(sheet)
-        self.emit({"run": run.pk, "path": str(path), "sha256": sheet.sha256}, str(path))
+        path = version_storage().location(datasheet_file(sheet).key)
+        self.emit({"run": run.pk, "path": path, "sha256": sheet.sha256}, path)

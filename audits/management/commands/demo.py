@@ -22,6 +22,7 @@ from core.errors import ApplicationError
 from governance import services
 from governance.models import DataRequest
 from governance.selectors import dataset_latest_source
+from governance.storage import version_storage
 from synth_engine.services import generation_job_start
 
 SAMPLE = Path(settings.BASE_DIR) / "sample_data"
@@ -106,7 +107,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"   synthetic version {job.output_version}: {job.output_version.n_rows:,} rows, "
             f"ε spent {job.privacy_spent.get('epsilon')}, file "
-            f"{Path(settings.DATA_DIR) / job.output_version.storage_key}"
+            f"{version_storage().location(job.output_version.storage_key)}"
         )
         release = self._audit_and_release(request.pk, users)
         self._step("9. the privacy-budget ledger of dataset adult")
@@ -114,7 +115,7 @@ class Command(BaseCommand):
         self._step("10. the audit log verifies")
         call_command("log", "verify", "--as", "dana", stdout=self.stdout)
         latest = dataset_latest_source(dataset=version.dataset)
-        datasheet = Path(settings.DATA_DIR) / release.release_datasheet.storage_key
+        datasheet = version_storage().location(release.release_datasheet.storage_key)
         self.stdout.write(f"\nDone. Data directory: {settings.DATA_DIR} (source {latest}).")
         self.stdout.write(self.style.SUCCESS(f"Signed release datasheet: {datasheet}"))
         self.stdout.write(
@@ -153,8 +154,8 @@ class Command(BaseCommand):
             self._step("7. the audit passed: no risk acceptance needed")
         self._step("8. release: approvals complete, audit passed or accepted, datasheet signed")
         release = release_create(actor=users["bob"], request_id=request_id)
-        sheet = Path(settings.DATA_DIR) / release.release_datasheet.storage_key
-        report = datasheet_verify(pdf_bytes=sheet.read_bytes(), release_id=release.pk)
+        sheet = version_storage().read_bytes(release.release_datasheet.storage_key)
+        report = datasheet_verify(pdf_bytes=sheet, release_id=release.pk)
         signature = "verified" if report["ok"] else "FAILED: " + "; ".join(report["problems"])
         self.stdout.write(
             f"   release #{release.pk} of {release.version}, expires {release.expires_at:%Y-%m-%d}; "
