@@ -1,5 +1,5 @@
 """MST at scale: N rows × 50 columns (mixed types) at ε = 1, counted in PostgreSQL, in DuckDB over
-Parquet, in Spark (local mode, when ``synth_engine.engines.spark`` exists) and, up to
+Parquet, in Spark (``local[2]``, ``synth_engine.engines.spark``) and, up to
 ``--memory-up-to`` rows, in memory; then sampled through the job's streaming path.
 
 Usage::
@@ -19,7 +19,8 @@ kept between runs of the same size).
 
 Each path runs in a fresh process (``--child``), so its peak RSS (``VmHWM``: the interpreter,
 NumPy, pandas, DuckDB when embedded, the frame for the in-memory path) is its own; PostgreSQL's
-and Spark's JVM memory are outside it (Spark's is printed apart when the engine exists). Printed:
+and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fit is done, not
+its peak; its CPU is not in ``fit_cpu_s``). Printed:
 ``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
 frame in memory), ``fit_cpu_s`` (this process's CPU), ``fit_rss_mb`` (peak RSS once fitted),
 ``draw_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows in chunks of 100,000),
@@ -143,7 +144,7 @@ def make_data(rows: int, directory: Path, postgres: bool) -> tuple[Path, str]:
         chunk = make_chunk(min(CHUNK, rows - start), seed=start // CHUNK)
         if need_parquet:
             arrow = pa.Table.from_pandas(chunk, preserve_index=False)
-            writer = writer or pq.ParquetWriter(parquet, arrow.schema)
+            writer = writer or pq.ParquetWriter(parquet, arrow.schema, coerce_timestamps="us")  # Spark reads µs
             writer.write_table(arrow)
         if connection is not None:
             buffer = io.StringIO()
@@ -191,6 +192,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def children_rss_mb() -> float:
+    import psutil
+
+    return sum(child.memory_info().rss for child in psutil.Process().children(recursive=True)) / 2**20
+
+
 def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
     """The fitted model, its wall time and this process's CPU time."""
     from synth_engine.generators import MSTGenerator
@@ -209,9 +216,9 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
         limit, threads = os.environ.get("BENCH_DUCKDB_MEMORY", "1GB"), os.environ.get("BENCH_DUCKDB_THREADS")
         source = DuckDBCounts(parquet, schema, memory_limit=limit, threads=int(threads) if threads else None)
     elif path == "spark":
-        from synth_engine.engines import spark  # type: ignore[attr-defined]  # only once the engine exists
+        from synth_engine.engines.spark import SparkCounts, spark_session
 
-        source = spark.SparkCounts(parquet, schema)  # the engine's own local session
+        source = SparkCounts(spark_session(), schema, parquet=parquet)  # local[2], the engine's default
     else:
         import pyarrow.parquet as pq
 
@@ -234,6 +241,7 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
 
     model, fit_s, fit_cpu = fit(path, parquet, table)
     fit_rss = peak_rss_mb()
+    jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
     drawn = time.perf_counter()
     for start in range(0, sample_rows, SAMPLE_CHUNK):
         model.sample(min(SAMPLE_CHUNK, sample_rows - start))
@@ -252,6 +260,7 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         "fit_s": round(fit_s, 1),
         "fit_cpu_s": round(fit_cpu, 1),
         "fit_rss_mb": round(fit_rss),
+        "jvm_rss_mb": round(jvm_rss) if jvm_rss else "",
         "draw_rows_per_s": round(sample_rows / draw_s),
         "write_rows_per_s": round(sample_rows / write_s),
         "write_cpu_rows_per_s": round(sample_rows / write_cpu),
@@ -269,7 +278,7 @@ def engine_available(path: str) -> bool:
     return importlib.util.find_spec("synth_engine.engines.spark") is not None
 
 
-HEADER = ["path", "rows", "columns", "engine", "fit_s", "fit_cpu_s", "fit_rss_mb", "draw_rows_per_s"]
+HEADER = ["path", "rows", "columns", "engine", "fit_s", "fit_cpu_s", "fit_rss_mb", "jvm_rss_mb", "draw_rows_per_s"]
 HEADER += ["write_rows_per_s", "write_cpu_rows_per_s", "csv_mb", "peak_rss_mb", "load"]
 
 

@@ -177,7 +177,8 @@ class SourceRegisterApi(APIView):
             max_length=1000,
             required=False,
             default="",
-            help_text="duckdb: a Parquet file, a directory of them or a glob, under SYNTHGATE_SOURCE_PARQUET_ROOTS",
+            help_text="duckdb or spark: a Parquet file, a directory of them or a glob, under "
+            "SYNTHGATE_SOURCE_PARQUET_ROOTS",
         )
         schema = SchemaField(help_text="the columns to model (required: nothing is inferred)")
         epsilon_cap = epsilon_field()

@@ -4,7 +4,8 @@ snapshots (docs/engines.md).
 A version by reference names an *engine* and a location in it: a PostgreSQL table or view under
 a connection *name* configured in ``SYNTHGATE_SOURCE_DATABASES`` (the URL and its credentials
 stay in the settings and never reach the database rows, the log, the API or the datasheet), or
-Parquet files under a directory of ``SYNTHGATE_SOURCE_PARQUET_ROOTS``, read by DuckDB.
+Parquet files under a directory of ``SYNTHGATE_SOURCE_PARQUET_ROOTS``, read by DuckDB or by Apache
+Spark.
 Registration checks the data against the schema in the engine and takes its row count and
 checksum there; a job checks both again before it spends anything, so data that changed since
 registration is refused, and fits MST from counts computed in the engine.
@@ -49,6 +50,8 @@ from synth_engine.engines.postgres import (
     sample_rows,
     table_checksum,
 )
+from synth_engine.engines.spark import SparkCounts, spark_session
+from synth_engine.engines.spark import holdout_predicate as spark_holdout_predicate
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 from synth_engine.streaming import table_from_frame
 
@@ -180,10 +183,7 @@ class DuckDBSource(SourceData):
     def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
         super().__init__(location, schema)
         path = location["path"]
-        files = parquet_files(path)
-        outside = [name for name in files if not _under_parquet_root(name)]
-        if outside:
-            raise GeneratorError(f"{outside[0]!r} resolves outside SYNTHGATE_SOURCE_PARQUET_ROOTS")
+        files = parquet_files_inside_roots(path)
         temp = settings.SYNTHGATE_DUCKDB_TEMP_DIRECTORY or str(settings.DATA_DIR / "duckdb")
         self.data = DuckDBCounts(
             path, schema, memory_limit=settings.SYNTHGATE_DUCKDB_MEMORY_LIMIT, temp_directory=temp, files=files
@@ -191,23 +191,7 @@ class DuckDBSource(SourceData):
 
     @classmethod
     def locate(cls, given: dict[str, str]) -> dict[str, str]:
-        path = given["path"].strip()
-        roots = settings.SYNTHGATE_SOURCE_PARQUET_ROOTS
-        if not os.path.isabs(path):
-            raise ValidationError(
-                f"Parquet path {path!r} must be absolute (a file, a directory or a glob).", extra={"field": "path"}
-            )
-        path = os.path.normpath(path)
-        match = GLOB_CHARACTERS.search(path)
-        fixed = os.path.dirname(path[: match.start()] + "x") if match else path  # the part no glob can move
-        if not _under_parquet_root(fixed):
-            raise ValidationError(
-                f"Parquet path {path!r} is outside the directories Parquet sources may be read from "
-                f"({', '.join(roots) or 'none are configured'}; set SYNTHGATE_SOURCE_PARQUET_ROOTS).",
-                extra={"field": "path"},
-                code="path_not_allowed",
-            )
-        return {"path": path}
+        return {"path": parquet_path_located(given["path"])}
 
     def describe(self) -> str:
         return f"the Parquet data at {self.location['path']!r}"
@@ -231,14 +215,86 @@ class DuckDBSource(SourceData):
         self.data.close()
 
 
+def parquet_path_located(path: str) -> str:
+    """A Parquet source's path checked: absolute, and inside ``SYNTHGATE_SOURCE_PARQUET_ROOTS`` (the part
+    before any glob, symbolic links resolved); normalised."""
+    path = path.strip()
+    roots = settings.SYNTHGATE_SOURCE_PARQUET_ROOTS
+    if not os.path.isabs(path):
+        raise ValidationError(
+            f"Parquet path {path!r} must be absolute (a file, a directory or a glob).", extra={"field": "path"}
+        )
+    path = os.path.normpath(path)
+    match = GLOB_CHARACTERS.search(path)
+    fixed = os.path.dirname(path[: match.start()] + "x") if match else path  # the part no glob can move
+    if not _under_parquet_root(fixed):
+        raise ValidationError(
+            f"Parquet path {path!r} is outside the directories Parquet sources may be read from "
+            f"({', '.join(roots) or 'none are configured'}; set SYNTHGATE_SOURCE_PARQUET_ROOTS).",
+            extra={"field": "path"},
+            code="path_not_allowed",
+        )
+    return path
+
+
+def parquet_files_inside_roots(path: str) -> list[str]:
+    """The Parquet files ``path`` expands to, each resolving inside ``SYNTHGATE_SOURCE_PARQUET_ROOTS``
+    (a symbolic link out of a root is refused)."""
+    files = parquet_files(path)
+    outside = [name for name in files if not _under_parquet_root(name)]
+    if outside:
+        raise GeneratorError(f"{outside[0]!r} resolves outside SYNTHGATE_SOURCE_PARQUET_ROOTS")
+    return files
+
+
 def _under_parquet_root(path: str) -> bool:
     """Whether ``path``, symbolic links resolved, is one of the Parquet roots or inside one."""
     real = os.path.realpath(path)
     return any(os.path.commonpath([real, root]) == root for root in settings.SYNTHGATE_SOURCE_PARQUET_ROOTS)
 
 
+class SparkSource(SourceData):
+    """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
+    counted by Apache Spark: the worker's session on ``SYNTHGATE_SPARK_MASTER`` (local, inside the
+    worker, or a cluster whose executors see the same path). The files are expanded as for DuckDB
+    and handed to Spark by name, so both engines read the same files."""
+
+    engine = "spark"
+    fields = ("path",)
+
+    def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
+        super().__init__(location, schema)
+        files = parquet_files_inside_roots(location["path"])
+        session = spark_session(settings.SYNTHGATE_SPARK_MASTER, start_timeout=settings.SYNTHGATE_SPARK_START_TIMEOUT)
+        self.data = SparkCounts(session, schema, parquet=[f"file://{name}" for name in files])
+
+    @classmethod
+    def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        return {"path": parquet_path_located(given["path"])}
+
+    def describe(self) -> str:
+        return f"the Parquet data at {self.location['path']!r}"
+
+    def counts(self, where: str | None = None) -> SparkCounts:
+        return self.data if where is None else self.data.restricted(where)
+
+    def checksum(self) -> tuple[int, str]:
+        return self.data.checksum()
+
+    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        return self.data.row_chunks(FINGERPRINT_CHUNK)
+
+    def holdout(self, seed: int, fraction: float) -> str:
+        return spark_holdout_predicate(self.schema, seed, fraction)
+
+    def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
+        return self.data.sample_rows(where=where, seed=seed, limit=limit)
+
+    # close(): the session stays open for the worker's next job (a start costs seconds)
+
+
 #: The engines a version may live in, by the name recorded in its ``source_reference``.
-ENGINES: dict[str, type[SourceData]] = {PostgresSource.engine: PostgresSource, DuckDBSource.engine: DuckDBSource}
+ENGINES: dict[str, type[SourceData]] = {source.engine: source for source in (PostgresSource, DuckDBSource, SparkSource)}
 
 
 def source_engine(name: str | None) -> type[SourceData]:
@@ -317,7 +373,7 @@ def source_register(
     """Register data that stays where it lives as a source version of dataset ``name``.
 
     ``engine`` (``ENGINES``; implied by the fields when omitted) says where: ``connection`` and
-    ``table`` for PostgreSQL, ``path`` for Parquet files read by DuckDB. The schema is required
+    ``table`` for PostgreSQL, ``path`` for Parquet files read by DuckDB (implied) or Spark. The schema is required
     (nothing is inferred from data that stays where it is) and must name only columns to model;
     the data is checked against it in the engine before anything is recorded, its row count and
     checksum are computed there, and its rows stream once through the worker to be fingerprinted

@@ -304,6 +304,12 @@ SYNTHGATE_SOURCE_PARQUET_ROOTS = [
 # directory below (default DATA_DIR/duckdb), so a lake may be larger than memory.
 SYNTHGATE_DUCKDB_MEMORY_LIMIT = env_str("SYNTHGATE_DUCKDB_MEMORY_LIMIT") or "1GB"
 SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or ""
+# Apache Spark for Parquet sources registered with engine "spark" (docs/engines.md): the master a
+# worker's session connects to ("local[N]" runs Spark inside the worker; "spark://host:7077", "yarn"
+# or "k8s://…" a cluster, whose executors must see the Parquet path at the same place), and how
+# long a session may take to start (and be granted executors) before the job fails with the reason.
+SYNTHGATE_SPARK_MASTER = env_str("SYNTHGATE_SPARK_MASTER") or "local[2]"
+SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0)
 # The audit runs on a random sample of at most this many training rows and as many holdout rows:
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).

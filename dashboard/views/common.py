@@ -56,14 +56,23 @@ def add_service_error(
     """
     listed = error.extra.get("errors") or [{"field": error.extra.get("field"), "message": error.message}]
     for item in listed:
-        field = item.get("field")
+        named = field = item.get("field")
         if field is not None:
             field = (fields or {}).get(field, field)
         if field not in form.fields:
             field = fallback
         if field is not None and field in form.errors:
             continue
-        form.add_error(field, item["message"])
+        form.add_error(field, _in_the_forms_words(form, field, named, item["message"]))
+
+
+def _in_the_forms_words(form: forms.Form, field: str | None, named: object, message: str) -> str:
+    """The message with the service's name for the field (``epsilon_cap must be…``) replaced by the
+    label the person reads beside it (``ε cap (total privacy budget) must be…``)."""
+    if field is None or field not in form.fields or not isinstance(named, str) or not message.startswith(f"{named} "):
+        return message
+    label = form.fields[field].label or field.replace("_", " ").capitalize()
+    return f"{label}{message[len(named) :]}"
 
 
 def paginate(request: HttpRequest, items: Sequence[Any] | QuerySet[Any], *, per_page: int = PAGE_SIZE) -> Page:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 
 from core.auth import signed_in_user
@@ -47,7 +47,8 @@ def people(request: HttpRequest) -> HttpResponse:
         {"user": user, "roles": sorted(group.name for group in user.groups.all()), "self": user.pk == actor.pk}
         for user in users
     ]
-    context = {"rows": rows, "roles": Role.values, "steward": steward, "create_form": create_form}
+    # Not "roles": base.html sets that name to the signed-in user's own roles.
+    context = {"rows": rows, "role_choices": Role.values, "steward": steward, "create_form": create_form}
     return render(request, "dashboard/people.html", context, status=status)
 
 
@@ -115,5 +116,21 @@ def purposes(request: HttpRequest) -> HttpResponse:
                 return redirect("dashboard:purposes")
         else:
             status = 400
+            _purpose_mistakes(form, request.POST)
     context = {"purposes": Purpose.objects.order_by("name"), "steward": steward, "form": form}
     return render(request, "dashboard/purposes.html", context, status=status)
+
+
+def _purpose_mistakes(form: PurposeCreateForm, request_data: QueryDict) -> None:
+    """Every mistake the service finds in the fields, beside the form's own errors (all at once)."""
+    try:
+        services.purpose_fields_check(
+            name=form.data.get("name", ""),
+            max_epsilon=form.data.get("max_epsilon", ""),
+            approvals_required=form.data.get("approvals_required", ""),
+            allowed_recipients=list(request_data.getlist("allowed_recipients")),
+            description=form.data.get("description", ""),
+            release_days=form.data.get("release_days", ""),
+        )
+    except ApplicationError as error:
+        add_service_error(form, error)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         ingest_limits,
     )
     from governance.services.outlook import access_request_outlook
-    from governance.services.purposes import purpose_create, purposes_ensure_defaults
+    from governance.services.purposes import purpose_create, purpose_fields_check, purposes_ensure_defaults
     from governance.services.requests import (
         TRANSITIONS,
         access_request_approve,
@@ -94,6 +94,7 @@ _HOMES = {
     "ledger_amount": "governance.services.budget",
     "password_checked": "governance.services.users",
     "purpose_create": "governance.services.purposes",
+    "purpose_fields_check": "governance.services.purposes",
     "purposes_ensure_defaults": "governance.services.purposes",
     "RegistrationResult": "governance.services.datasets",
     "request_transition": "governance.services.requests",
@@ -145,6 +146,7 @@ __all__ = [
     "ingest_limits",
     "ledger_amount",
     "purpose_create",
+    "purpose_fields_check",
     "purposes_ensure_defaults",
     "request_transition",
     "roles_ensure",

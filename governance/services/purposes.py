@@ -11,7 +11,7 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
 from core.amounts import parse_decimal
-from core.errors import ConflictError, PermissionDeniedError, ValidationError
+from core.errors import ConflictError, PermissionDeniedError, ValidationError, error_collected, errors_combined
 from core.limits import text_checked
 from governance.models import Purpose, RecipientKind, Role
 from governance.permissions import user_has_role
@@ -60,21 +60,17 @@ def purpose_create(
     """Create a purpose whose policy is validated in full before anything is stored."""
     if actor is not None and not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can define purposes.")
-    _check_name(name)
-    fields = {
-        "max_epsilon": parse_decimal(max_epsilon, field="max_epsilon", minimum_exclusive=Decimal(0)),
-        "approvals_required": _approvals(approvals_required),
-        "allowed_recipients": _recipients(
-            [RecipientKind.INTERNAL] if allowed_recipients is None else allowed_recipients
-        ),
-        "audit_thresholds": audit_thresholds_validate(
-            default_audit_thresholds() if audit_thresholds is None else audit_thresholds
-        ),
-        "holdout_fraction": _holdout(holdout_fraction),
-        "allow_non_private": bool(allow_non_private),
-        "release_days": _release_days(release_days),
-        "description": text_checked(description, field="description"),
-    }
+    fields = purpose_fields_check(
+        name=name,
+        max_epsilon=max_epsilon,
+        approvals_required=approvals_required,
+        allowed_recipients=allowed_recipients,
+        audit_thresholds=audit_thresholds,
+        description=description,
+        holdout_fraction=holdout_fraction,
+        release_days=release_days,
+    )
+    fields["allow_non_private"] = bool(allow_non_private)
     try:
         with transaction.atomic():
             purpose = Purpose.objects.create(name=name, **fields)
@@ -82,6 +78,44 @@ def purpose_create(
     except IntegrityError as error:
         raise ConflictError(f"A purpose named {name!r} already exists.") from error
     return purpose
+
+
+def purpose_fields_check(
+    *,
+    name: str,
+    max_epsilon: Any,
+    approvals_required: Any = 2,
+    allowed_recipients: list[str] | None = None,
+    audit_thresholds: dict[str, Any] | None = None,
+    description: str = "",
+    holdout_fraction: Any = "0.2",
+    release_days: Any = 90,
+) -> dict[str, Any]:
+    """A purpose's fields checked, every mistake named in one error (``core.errors.errors_combined``),
+    so a form can show them all at once; the cleaned fields (all but the name) when there is none."""
+    errors: list[ValidationError] = []
+    error_collected(errors, lambda: _check_name(name))
+    fields = {
+        "max_epsilon": error_collected(
+            errors, lambda: parse_decimal(max_epsilon, field="max_epsilon", minimum_exclusive=Decimal(0))
+        ),
+        "approvals_required": error_collected(errors, lambda: _approvals(approvals_required)),
+        "allowed_recipients": error_collected(
+            errors, lambda: _recipients([RecipientKind.INTERNAL] if allowed_recipients is None else allowed_recipients)
+        ),
+        "audit_thresholds": error_collected(
+            errors,
+            lambda: audit_thresholds_validate(
+                default_audit_thresholds() if audit_thresholds is None else audit_thresholds
+            ),
+        ),
+        "holdout_fraction": error_collected(errors, lambda: _holdout(holdout_fraction)),
+        "release_days": error_collected(errors, lambda: _release_days(release_days)),
+        "description": error_collected(errors, lambda: text_checked(description, field="description")),
+    }
+    if errors:
+        raise errors_combined(errors)
+    return fields
 
 
 def purposes_ensure_defaults() -> list[Purpose]:

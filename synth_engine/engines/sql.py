@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from core.schema import ColumnSpec
+from synth_engine.engines.refusals import Refusal, refuse_structure, value_refusals
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 from synth_engine.generators.domain import (
     CategoricalCodec,
@@ -50,6 +50,8 @@ class SqlCounts:
     float_types: ClassVar[set[str]]
     #: appended to the coded subquery (PostgreSQL: ``OFFSET 0``, so each code is computed once a row)
     fence: ClassVar[str] = ""
+    #: the most grouping sets one statement counts (more are counted by further statements)
+    max_sets: int = MAX_GROUPING_SETS
 
     #: the relation counted (a table, or a subquery restricted by ``where``), as a FROM item
     relation: str
@@ -105,14 +107,12 @@ class SqlCounts:
     def check(self) -> list[str]:
         """Refuse data that does not match the schema (before any spend); return warnings (none under DP).
 
-        The refusals ``validate_frame`` makes for a frame: a schema column missing, a type
-        mismatch, missing values in a ``nullable: false`` column, ±inf, fractions in an integer
-        column, values outside declared categories, weekend days in a column declared on the weekdays
-        calendar, no rows.
+        The refusals ``validate_frame`` makes for a frame (named in :mod:`synth_engine.engines.refusals`):
+        a schema column missing, a type mismatch, missing values where there is no missing code, ±inf,
+        fractions in an integer column, a float off its declared step, values outside declared
+        categories, weekend days in a column declared on the weekdays calendar, no rows.
         """
-        identifiers = [spec.name for spec in self.specs if spec.role == "identifier"]
-        if identifiers:
-            raise SchemaMismatchError(f"drop identifier columns before fitting: {identifiers}")
+        refuse_structure(self.specs)
         types = self.column_types()
         absent = [spec.name for spec in self.specs if spec.name not in types]
         if absent:
@@ -123,56 +123,39 @@ class SqlCounts:
                 raise SchemaMismatchError(
                     f"column {spec.name!r} is declared {spec.type} but is {types[spec.name]} in {self.label}"
                 )
-        probes: list[tuple[str, str]] = [("", "count(*)")]
-        params: list[Any] = []
+        refusals: list[Refusal] = []
         for spec in self.specs:
-            value = self._value(spec)
-            if spec.nullable is False:
-                probes.append(
-                    (
-                        f"column {spec.name!r} is declared nullable: false but has missing values",
-                        f"count(*) FILTER (WHERE {value} IS NULL)",
-                    )
-                )
-            if spec.is_numeric and spec.type != "datetime" and types[spec.name] in self.float_types:
-                probes.append(
-                    (
-                        f"column {spec.name!r} holds ±inf: replace it or mark it missing",
-                        f"count(*) FILTER (WHERE {self._infinite(quote_identifier(spec.name))})",
-                    )
-                )
-                if spec.type == "integer":
-                    probes.append(
-                        (
-                            f"column {spec.name!r} is declared integer but has fractions",
-                            f"count(*) FILTER (WHERE {value} <> trunc({value}))",
-                        )
-                    )
-            if spec.calendar == "weekdays":  # days since 1970-01-01, a Thursday: 5 and 6 are weekends
-                weekday = f"mod(mod(floor({value} / 86400)::BIGINT + 3, 7) + 7, 7)"  # "%" is a placeholder
-                probes.append(
-                    (
-                        f"column {spec.name!r} is declared on the weekdays calendar but holds values on a Saturday "
-                        "or Sunday (UTC)",
-                        f"count(*) FILTER (WHERE {weekday} >= 5)",
-                    )
-                )
-            if spec.type == "categorical" and spec.categories is not None:
-                outside = self._outside(value, [str(category) for category in spec.categories], params)
-                probes.append(
-                    (
-                        f"column {spec.name!r} has values outside its declared categories: add them to the schema",
-                        f"count(*) FILTER (WHERE {value} IS NOT NULL AND {outside})",
-                    )
-                )
-        sql = f"SELECT {', '.join(expression for _, expression in probes)} FROM {self.relation}"
-        found = self._rows(sql, params)[0]
+            refusals += value_refusals(spec, fractional=types[spec.name] in self.float_types)
+        params: list[Any] = []
+        probes = ["count(*)"] + [f"count(*) FILTER (WHERE {self._refused(refusal, params)})" for refusal in refusals]
+        found = self._rows(f"SELECT {', '.join(probes)} FROM {self.relation}", params)[0]
         if int(found[0]) == 0:
             raise GeneratorError(f"{self.label} has no rows")
-        for (message, _), count in zip(probes[1:], found[1:], strict=True):
+        for refusal, count in zip(refusals, found[1:], strict=True):
             if int(count):
-                raise SchemaMismatchError(message)
+                raise SchemaMismatchError(refusal.message)
         return []
+
+    def _refused(self, refusal: Refusal, params: list[Any]) -> str:
+        """SQL true on the rows that ``refusal`` refuses (its parameters appended to ``params``)."""
+        spec, value = refusal.spec, self._value(refusal.spec)
+        if refusal.kind == "missing":
+            return f"{value} IS NULL"
+        if refusal.kind == "infinite":
+            return self._infinite(quote_identifier(spec.name))
+        if refusal.kind == "fraction":
+            return f"{value} <> trunc({value})"
+        if refusal.kind == "off_grid":  # not np.allclose(v, on_grid(v), rtol=1e-9, atol=0)
+            step = float(spec.step or 1.0)
+
+            def grid() -> str:  # parameters in the order of their placeholders
+                return f"(round({value} / {self._number(step, params)}) * {self._number(step, params)})"
+
+            return f"abs({value} - {grid()}) > 1e-9 * abs({grid()})"
+        if refusal.kind == "weekend":  # days since 1970-01-01, a Thursday: 5 and 6 are weekends
+            return f"mod(mod(floor({value} / 86400)::BIGINT + 3, 7) + 7, 7) >= 5"  # "%" is a placeholder
+        outside = self._outside(value, [str(category) for category in spec.categories or ()], params)
+        return f"{value} IS NOT NULL AND {outside}"
 
     # ------------------------------------------------------------------ CountSource
 
@@ -230,11 +213,9 @@ class SqlCounts:
 
             sql = f"CASE WHEN {value} IS NULL THEN {missing} "
             # A value on a single-value cell's point goes to that cell even where the next cell
-            # starts at the same value: ask the codec itself, and spell out only those points.
-            for point in sorted({float(p) for p, q in zip(codec.low, codec.high, strict=True) if p == q}):
-                code = int(codec.encode(pd.Series([point]))[0])
-                if code != int(np.searchsorted(codec.low, point, side="right")) - 1:
-                    sql += f"WHEN {clipped()} = {self._number(point, params)} THEN {code} "
+            # starts at the same value: the codec names those points.
+            for point, code in codec.point_cells():
+                sql += f"WHEN {clipped()} = {self._number(point, params)} THEN {code} "
             # searchsorted of the clipped value without clipping: above the grid every cell start
             # is at most the value either way; below it the clipped value is the first start, so
             # the count is at least the number of cells starting there.
@@ -291,27 +272,35 @@ class SqlCounts:
     def _grouped(
         self, selected: list[str], params: list[Any], sets: list[tuple[int, ...]]
     ) -> list[list[tuple[Any, ...]]]:
-        """Count the rows of every grouping set, in one statement per :data:`MAX_GROUPING_SETS`
-        sets (PostgreSQL takes at most 4,096 in one); rows per set (keys..., count).
+        """Count the rows of every grouping set, in one statement per :attr:`max_sets` sets
+        (PostgreSQL takes at most 4,096 in one; DuckDB holds a hash table a set in memory); rows
+        per set (keys..., count).
 
         The codes are computed in a subquery, once per row, and ``GROUPING()`` tells the sets
         apart in the result.
         """
-        if len(sets) > MAX_GROUPING_SETS:
-            head = self._grouped(selected, params, sets[:MAX_GROUPING_SETS])
-            return head + self._grouped(selected, params, sets[MAX_GROUPING_SETS:])
+        if len(sets) > self.max_sets:
+            head = self._grouped(selected, params, sets[: self.max_sets])
+            return head + self._grouped(selected, params, sets[self.max_sets :])
         names = [f"c{k}" for k in range(len(selected))]
+        # every code in the subquery (the parameters follow them in order); only those the sets
+        # name are grouped and returned, the others read as None
+        used = sorted({k for group in sets for k in group})
         inner = ", ".join(f"{expression} AS {name}" for expression, name in zip(selected, names, strict=True))
-        flags = ", ".join(f"GROUPING({name})" for name in names)
+        keys = ", ".join(names[k] for k in used)
+        flags = ", ".join(f"GROUPING({names[k]})" for k in used)
         grouping = ", ".join("(" + ", ".join(names[k] for k in group) + ")" for group in sets)
         sql = (
-            f"SELECT {', '.join(names)}, {flags}, count(*) "
+            f"SELECT {keys}, {flags}, count(*) "
             f"FROM (SELECT {inner} FROM {self.relation}{self.fence}) AS coded GROUP BY GROUPING SETS ({grouping})"
         )
         index = {frozenset(group): g for g, group in enumerate(sets)}
         by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
-        width = len(names)
+        width = len(used)
         for row in self._rows(sql, params, grouped=True):
-            members = frozenset(k for k in range(width) if row[width + k] == 0)
-            by_set[index[members]].append((*row[:width], int(row[-1])))
+            members = frozenset(k for position, k in enumerate(used) if row[width + position] == 0)
+            values: list[Any] = [None] * len(names)
+            for position, k in enumerate(used):
+                values[k] = row[position]
+            by_set[index[members]].append((*values, int(row[-1])))
         return by_set

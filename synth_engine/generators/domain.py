@@ -390,11 +390,30 @@ class NumericCodec:
         if self.step is not None:  # onto the declared grid, computed as the cells' ends were
             values = on_grid(values, self.step)
         clipped = np.clip(np.where(mask, self.low[0], values), self.low[0], self.high[-1])
+        return _place_missing(self.cells(clipped), mask, self.missing_code, self.name)
+
+    def cells(self, clipped: np.ndarray) -> np.ndarray:
+        """The cell of each value already on the grid and clipped into the bounds: the last cell
+        starting at or below it (``searchsorted(low, value, side="right") - 1``), except a value on
+        a single-value cell's point, which goes to that cell (see :meth:`point_cells`)."""
         codes = np.searchsorted(self.low, clipped, side="right") - 1
         previous = np.maximum(codes - 1, 0)
         on_point = (codes > 0) & (self.low[previous] == clipped) & (self.high[previous] == self.low[previous])
-        codes = np.where(on_point, previous, codes).astype(np.int64)
-        return _place_missing(codes, mask, self.missing_code, self.name)
+        return np.where(on_point, previous, codes).astype(np.int64)
+
+    def point_cells(self) -> list[tuple[float, int]]:
+        """The points of single-value cells that ``searchsorted`` alone puts in the next cell (a
+        float cell ``[p, p]`` followed by ``[p, q)``), each with the cell :meth:`cells` gives it.
+
+        An engine that codes values in its own language (SQL's ``width_bucket``, a Spark column
+        expression) spells out these few points and is otherwise a plain ``searchsorted``.
+        """
+        points = np.array(sorted({float(p) for p, q in zip(self.low, self.high, strict=True) if p == q}))
+        if not len(points):
+            return []
+        plain = np.searchsorted(self.low, points, side="right") - 1
+        codes = self.cells(points)
+        return [(float(p), int(c)) for p, c, s in zip(points, codes, plain, strict=True) if c != s]
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Draw values uniformly inside each code's cell; single-value cells give that value."""

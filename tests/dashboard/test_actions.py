@@ -61,7 +61,7 @@ def test_the_register_form_shows_each_error_at_its_field(cast, adult_csv, login)
         },
     )
     assert bad_delta.status_code == 400
-    assert bad_delta.context["form"].errors["delta_cap"] == ["delta_cap must be less than 1; got 2."]
+    assert bad_delta.context["form"].errors["delta_cap"] == ["δ cap must be less than 1; got 2."]
     assert 'id="id_delta_cap-error"' in bad_delta.content.decode()  # rendered under the δ field
     bad_table = client.post(
         "/datasets/new/",
@@ -86,6 +86,9 @@ def test_the_register_form_shows_every_mistake_at_once_and_keeps_the_table(cast,
     assert first.status_code == 400
     errors = first.context["form"].errors
     assert set(errors) >= {"name", "epsilon_cap", "delta_cap"}
+    # In the words of the form's labels, never the service's field names.
+    assert not [message for messages in errors.values() for message in messages if "_cap" in message]
+    assert errors["epsilon_cap"][0].startswith("ε cap (total privacy budget) must be")
     staged = first.context["form"].staged
     assert staged.filename == "adult_2000.csv" and staged.read_bytes() == adult_csv.read_bytes()
     assert f'name="staged_file" value="{staged.token}"' in first.content.decode()

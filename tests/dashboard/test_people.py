@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from governance.models import AuditEvent, Purpose
+from governance.models import AuditEvent, Purpose, Role
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,9 @@ def test_a_steward_creates_a_user_and_changes_roles_but_never_their_own(cast, lo
     assert [group.name for group in cast.steward.groups.all()] == ["steward"]
     page = client.get("/people/").content.decode()
     assert "another steward changes your roles" in page and "Create a user" in page
+    # Every role is offered in each role editor (not only the steward's own, which base.html names `roles`).
+    editors = page.count(">Save roles</button>")
+    assert editors == 6 and all(page.count(f'<option value="{role}"') == editors for role in Role.values)
 
 
 def test_the_people_page_shows_every_mistake_of_a_new_user_and_is_read_only_for_auditors(cast, login):
@@ -56,6 +59,11 @@ def test_a_steward_defines_a_purpose_that_the_cli_then_lists(cast, login):
     client = login(cast.steward)
     bad = client.post("/purposes/", {"name": "bad name", "max_epsilon": "-1", "approvals_required": "0"})
     assert bad.status_code == 400 and not Purpose.objects.filter(name="bad name").exists()
+    # Every mistake at once, in the form's words (not the service's field names).
+    errors = bad.context["form"].errors
+    assert set(errors) >= {"name", "max_epsilon", "approvals_required", "allowed_recipients"}
+    assert errors["max_epsilon"] == ["Largest ε one request may ask for must be greater than 0; got -1."]
+    assert errors["approvals_required"][0].startswith("Approvals needed (distinct approvers) must be 1 or 2")
 
     made = client.post(
         "/purposes/",

@@ -153,3 +153,11 @@ def test_values_outside_declared_bounds_are_counted_in_the_edge_cells_as_in_memo
     ):
         assert np.array_equal(ours, theirs)
     narrowed.close()
+
+
+def test_a_small_memory_limit_counts_the_grouping_sets_in_several_statements_with_the_same_counts(lake) -> None:
+    frame, schema, counts = lake
+    small = DuckDBCounts(counts.path, schema, memory_limit="100MB", threads=1)
+    assert small.max_sets < 10 < counts.max_sets  # the test's 18 groups take three statements here
+    assert_same_counts(small, frame, schema)
+    small.close()

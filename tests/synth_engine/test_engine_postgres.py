@@ -178,6 +178,9 @@ def test_a_table_that_does_not_match_the_schema_is_refused_in_the_database_befor
     infinite = frame.assign(score=frame["score"].where(frame.index != 5, np.inf))
     with pytest.raises(SchemaMismatchError, match="±inf"):
         bad_table(infinite, schema).check()
+    create_table("engine_unlabelled", frame.assign(income=frame["income"].where(frame.index != 5, None)), schema)
+    with pytest.raises(SchemaMismatchError, match="label column 'income' has missing values"):
+        PostgresCounts(connection, "engine_unlabelled", schema).check()
 
 
 def test_an_empty_table_is_refused_and_a_quoted_name_reads_only_that_table(adult) -> None:

@@ -1,0 +1,677 @@
+"""Grouped counts computed by Apache Spark: the rows of a Parquet lake or a catalog table stay there.
+
+:class:`SparkCounts` answers the :class:`~synth_engine.generators.counts.CountSource` questions over
+a Spark DataFrame (Parquet files or a directory, any URI the cluster reads, or a catalog table).
+Every column's fine code, its bin and a numeric column's magnitude bucket are Spark column
+expressions that mirror the codec's NumPy encoding exactly, built from the codec's own grid and
+category lists (:meth:`~synth_engine.generators.domain.NumericCodec.point_cells` names the few
+points a plain ``searchsorted`` would place in another cell), so they run in the JVM next to the
+data. Each stage is one pass: the executors turn each Arrow batch of small-integer codes into
+partial tables (``numpy.bincount`` of the codes of every group, value counts of undeclared
+categories) and one Spark aggregation adds the partial tables of all partitions; only the summed
+counts reach the worker, which adds the noise.
+
+Why not ``GROUP BY GROUPING SETS``: Spark evaluates grouping sets by copying every row once per
+set (``Expand``), so the third stage's 171 (label, a, b) sets of 19 attributes copy each row 171
+times; on this machine that was about 20 times slower than the batch tables (docs/engines.md).
+
+:meth:`SparkCounts.check` validates the data against the schema in one aggregation before anything
+is spent, with the refusals of ``validate_frame`` (:mod:`synth_engine.engines.refusals`).
+:func:`spark_session` is the one place a session is made: the master from the caller's setting
+(``SYNTHGATE_SPARK_MASTER``), no UI, quiet logs, UTC, reused by later jobs of the same worker, and
+a start that does not answer within a timeout is abandoned with :class:`SparkUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import copy
+import logging
+import math
+import os
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from core.schema import ColumnSpec
+from synth_engine.engines.refusals import Refusal, refuse_structure, value_refusals
+from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.generators.domain import (
+    CategoricalCodec,
+    Codec,
+    NumericCodec,
+    magnitude_thresholds,
+    parse_schema,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[2]"
+START_TIMEOUT = 120.0
+ARROW_BATCH_ROWS = 131_072
+NUMERIC_TYPES = {"tinyint", "smallint", "int", "bigint", "float", "double"}
+FLOAT_TYPES = {"float", "double"}
+DATETIME_TYPES = {"timestamp", "timestamp_ntz", "date"}
+ACCEPTED = {"integer": NUMERIC_TYPES, "float": NUMERIC_TYPES, "datetime": DATETIME_TYPES, "boolean": {"boolean"}}
+# Spark's own log in a worker: errors only, on stderr (its default prints INFO and WARN lines).
+LOG4J = """rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+class SparkUnavailableError(GeneratorError):
+    """No Spark session could be started (no Java, a master that does not answer, a bad URL)."""
+
+
+# --------------------------------------------------------------------------- the session
+
+_session: Any = None
+_session_master: str | None = None
+_session_lock = threading.Lock()
+_abandoned: list[threading.Thread] = []  # starts given up on, still stopping their session
+
+
+def spark_session(master: str = DEFAULT_MASTER, *, start_timeout: float = START_TIMEOUT) -> Any:
+    """The worker's Spark session on ``master`` (``local[N]`` or a cluster URL such as
+    ``spark://host:7077``), started on first use and reused by later calls with the same master.
+
+    The start (the JVM, the connection to the master and one trivial job, which proves that
+    executors were granted) must finish within ``start_timeout`` seconds; otherwise it is given up
+    (its jobs cancelled and its session stopped in the background) and
+    :class:`SparkUnavailableError` says why. A start that fails says why too.
+    """
+    global _session, _session_master
+    with _session_lock:
+        if _session is not None and _session_master == master and _alive(_session):
+            return _session
+        spark_session_stop_locked()
+        for earlier in list(_abandoned):  # one SparkContext a process: the last one must be gone
+            earlier.join(start_timeout)
+            if earlier.is_alive():
+                raise SparkUnavailableError(
+                    f"a Spark session given up on earlier is still stopping; try again later (master {master!r})"
+                )
+            _abandoned.remove(earlier)
+        outcome: dict[str, Any] = {}
+        given_up = threading.Event()
+
+        def start() -> None:
+            session = None
+            try:
+                session = _builder(master).getOrCreate()
+                session.sparkContext.setLogLevel("ERROR")
+                if not given_up.is_set():
+                    session.range(1).count()
+                    outcome["session"] = session
+            except BaseException as error:  # handed to the caller's thread below
+                outcome["error"] = error
+            if session is not None and (given_up.is_set() or "error" in outcome):
+                with contextlib.suppress(Exception):
+                    session.stop()
+
+        thread = threading.Thread(target=start, name="spark-session-start", daemon=True)
+        thread.start()
+        thread.join(start_timeout)
+        if "session" in outcome and not thread.is_alive():
+            _session, _session_master = outcome["session"], master
+            return _session
+        if thread.is_alive():
+            given_up.set()
+            _cancel_jobs()
+            _abandoned.append(thread)
+            raise SparkUnavailableError(
+                f"Spark did not start on master {master!r} within {start_timeout:g} s (no executors were "
+                "granted, or the master does not answer): check SYNTHGATE_SPARK_MASTER and the cluster"
+            )
+        error = outcome.get("error")
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise SparkUnavailableError(f"Spark could not start on master {master!r}: {first[:300]}") from error
+
+
+def _cancel_jobs() -> None:
+    """Cancel the jobs of the process's SparkContext, if one exists (a start that hangs on its first job)."""
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        with contextlib.suppress(Exception):
+            context.cancelAllJobs()
+
+
+def _builder(master: str) -> Any:
+    from pyspark.sql import SparkSession  # the JVM's client: loaded by the jobs that use Spark only
+
+    if master.startswith("local"):  # local executors run this interpreter (NumPy, pyarrow); a cluster's own
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    config = Path(tempfile.gettempdir()) / "synthgate-spark-log4j2.properties"
+    if not config.exists() or config.read_text() != LOG4J:
+        config.write_text(LOG4J)
+    quiet = f"-Dlog4j2.configurationFile={config.as_uri()}"
+    return (
+        SparkSession.builder.master(master)
+        .appName("synthgate-counts")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.extraJavaOptions", quiet)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    )
+
+
+def _alive(session: Any) -> bool:
+    try:
+        return not session.sparkContext._jsc.sc().isStopped()
+    except Exception:
+        return False
+
+
+def spark_session_stop() -> None:
+    """Stop the worker's session (also at interpreter exit); the next :func:`spark_session` starts one."""
+    with _session_lock:
+        spark_session_stop_locked()
+
+
+def spark_session_stop_locked() -> None:
+    global _session, _session_master
+    if _session is not None:
+        with contextlib.suppress(Exception):
+            _session.stop()
+    _session, _session_master = None, None
+
+
+atexit.register(spark_session_stop)
+
+
+# --------------------------------------------------------------------------- column expressions
+
+
+def _functions() -> Any:
+    from pyspark.sql import functions
+
+    return functions
+
+
+def value_column(spec: ColumnSpec) -> Any:
+    """The column's value as the generators see it (``core.schema.numeric_values``, ``missing_mask``);
+    null where it is missing. A datetime is whole seconds since the epoch in UTC, computed as pandas
+    does (nanoseconds as a float64, divided, floored); a categorical value is read as text."""
+    F = _functions()
+    column = F.col(_quoted(spec.name))
+    if spec.type == "datetime":
+        nanos = (F.unix_micros(column.cast("timestamp")) * 1000).cast("double")
+        return F.floor(nanos / 1e9).cast("double")
+    if spec.is_numeric:
+        number = column.cast("double")
+        return F.when(F.isnan(number), F.lit(None)).otherwise(number)
+    if spec.type == "boolean":
+        return column
+    text = column.cast("string")
+    return F.when(text == "", F.lit(None)).otherwise(text)
+
+
+def _quoted(name: str) -> str:
+    """A column name for ``F.col``, read literally (dots and backticks included)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass
+class Code:
+    """One integer code column, in Spark: ``finish(value, at_most)``, where ``at_most`` is how many of
+    the sorted ``thresholds`` are ``<= searched`` (``searchsorted(thresholds, searched, side="right")``),
+    or ``None`` when there are no thresholds. ``searched`` must not be null."""
+
+    value: Any
+    finish: Callable[[Any, Any], Any]
+    searched: Any = None
+    thresholds: np.ndarray | None = None
+
+
+def coded_columns(rows: Any, codes: list[Code], texts: list[Any] | None = None) -> Any:
+    """``rows`` as one integer column ``c{k}`` per code, then the ``texts`` columns as they are.
+
+    The ``searchsorted`` of every code with thresholds is a binary search in the JVM (Spark ML's
+    ``Bucketizer`` over the distinct thresholds, then their running multiplicities): a nest of
+    comparisons for 128 cells outgrows Spark's 64 KB limit of generated code."""
+    from pyspark.ml.feature import Bucketizer
+
+    F = _functions()
+    searched = [k for k, code in enumerate(codes) if code.thresholds is not None]
+    stage = rows.select(
+        *[code.value.alias(f"v{k}") for k, code in enumerate(codes)],
+        *[codes[k].searched.cast("double").alias(f"s{k}") for k in searched],
+        *[text.alias(f"t{j}") for j, text in enumerate(texts or [])],
+    )
+    lookups: dict[int, Any] = {}
+    if searched:
+        splits = []
+        for k in searched:
+            distinct, repeats = np.unique(np.asarray(codes[k].thresholds, dtype=np.float64), return_counts=True)
+            splits.append([-math.inf, *distinct.tolist(), math.inf])
+            running = F.array(*[F.lit(int(n)) for n in np.concatenate([[0], np.cumsum(repeats)])])
+            lookups[k] = F.element_at(running, F.col(f"b{k}").cast("int") + 1)
+        bucketizer = Bucketizer(
+            splitsArray=splits, inputCols=[f"s{k}" for k in searched], outputCols=[f"b{k}" for k in searched]
+        )
+        stage = bucketizer.transform(stage)
+    return stage.select(
+        *[code.finish(F.col(f"v{k}"), lookups.get(k)).cast("int").alias(f"c{k}") for k, code in enumerate(codes)],
+        *[F.col(f"t{j}") for j in range(len(texts or []))],
+    )
+
+
+def magnitude_code(spec: ColumnSpec, *, integer: bool) -> Code:
+    """``domain.magnitude_index`` of the column's value; a missing value gets the code after the last
+    bucket (``2 * len(thresholds) + 1``, a cell the counts drop)."""
+    F = _functions()
+    value = value_column(spec)
+    thresholds = magnitude_thresholds(integer=integer)
+    side = len(thresholds)
+
+    def finish(value: Any, at_most: Any) -> Any:
+        return F.when(value.isNull(), F.lit(2 * side + 1)).otherwise(
+            F.lit(side) + F.signum(value).cast("int") * at_most
+        )
+
+    return Code(value, finish, F.coalesce(F.abs(value), F.lit(0.0)), thresholds)
+
+
+def fine_code(spec: ColumnSpec, codec: Codec) -> Code:
+    """The codec's ``encode`` as Spark expressions; -1 for a value it cannot code."""
+    F = _functions()
+    value = value_column(spec)
+    missing = F.lit(codec.missing_code if codec.missing_code is not None else -1)
+    if isinstance(codec, NumericCodec):
+        if codec.step is not None:  # domain.on_grid: np.round(v / step), then np.round(k * step, 12)
+            value = F.rint(F.rint(value / F.lit(codec.step)) * F.lit(codec.step) * F.lit(1e12)) / F.lit(1e12)
+        low, high = F.lit(float(codec.low[0])), F.lit(float(codec.high[-1]))
+        clipped = F.when(value.isNull(), F.lit(None)).otherwise(F.least(F.greatest(value, low), high))
+        points = codec.point_cells()
+
+        def cell(clipped: Any, at_most: Any) -> Any:
+            code = F.when(clipped.isNull(), missing)
+            for point, found in points:  # a single-value cell's point that the next cell also starts at
+                code = code.when(clipped == F.lit(point), F.lit(found))
+            return code.otherwise(at_most - 1)
+
+        return Code(clipped, cell, F.coalesce(clipped, low), codec.low)
+    assert isinstance(codec, CategoricalCodec)
+    other = F.lit(codec.other_code if codec.other_code is not None else -1)
+    if spec.type == "boolean":
+        index = {bool(v): k for k, v in enumerate(codec.values)}
+        true, false = F.lit(index.get(True, -1)), F.lit(index.get(False, -1))
+        return Code(value, lambda value, _: F.when(value.isNull(), missing).when(value, true).otherwise(false))
+    listed = F.array(*[F.lit(str(v)) for v in codec.values])
+
+    def category(value: Any, _: Any) -> Any:
+        position = F.array_position(listed, value)
+        return F.when(value.isNull(), missing).when(position > 0, position - 1).otherwise(other)
+
+    return Code(value, category)
+
+
+def binned(code: Code, bins: np.ndarray) -> Code:
+    """``bins[fine code]`` (-1 stays -1)."""
+    F = _functions()
+    lookup = F.array(*[F.lit(int(b)) for b in bins])
+
+    def finish(value: Any, at_most: Any) -> Any:
+        fine = code.finish(value, at_most)
+        return F.when(fine < 0, F.lit(-1)).otherwise(F.element_at(lookup, fine.cast("int") + 1))
+
+    return Code(code.value, finish, code.searched, code.thresholds)
+
+
+def _text(value: str) -> str:
+    """A Spark SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def row_hash(specs: list[ColumnSpec], *key: Any) -> str:
+    """Spark SQL for a 64-bit hash of a row's schema columns, keyed by ``key`` (``xxhash64``; not a
+    security hash: the split's seed is recorded in the lineage)."""
+    arguments = [_text(str(k)) for k in key] + [_quoted(spec.name) for spec in specs]
+    return f"xxhash64({', '.join(arguments)})"
+
+
+def holdout_predicate(schema: dict[str, Any], seed: int, fraction: float) -> str:
+    """Spark SQL true for the rows of the holdout: a keyed hash of the row below ``fraction``
+    (``DataFrame.where`` takes it, and ``NOT (…)`` of it). Deterministic for a seed, computed where
+    the data lives; identical rows fall on the same side."""
+    share = int(round(float(fraction) * 1_000_000))
+    return f"(pmod({row_hash(parse_schema(schema), 'split', int(seed))}, 1000000) < {share})"
+
+
+# --------------------------------------------------------------------------- partial tables
+
+
+def _table_counter(
+    shapes: list[tuple[int, ...]], groups: list[tuple[int, ...]], categorical: list[int]
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The function each partition runs (self-contained: pickled by value, so an executor needs
+    NumPy and pyarrow, not this package). Input batches hold integer code columns (the
+    ``categorical`` ones text); it yields rows ``(table, cell, key, n)``: per group of code
+    columns, the nonzero cells of the table of their code tuples, then per text column its value
+    counts; a negative code (a value the codec cannot code) is counted under ``table = -1``."""
+
+    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy
+        import pyarrow
+        import pyarrow.compute
+
+        tables = [numpy.zeros(int(numpy.prod(shape)), dtype=numpy.int64) for shape in shapes]
+        values: list[dict[str, int]] = [{} for _ in categorical]
+        invalid = numpy.zeros(1, dtype=numpy.int64)
+        for batch in batches:
+            codes: dict[int, Any] = {}
+            for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):
+                combined = numpy.zeros(batch.num_rows, dtype=numpy.int64)
+                for column, size in zip(group, shape, strict=True):
+                    if column not in codes:
+                        found = batch.column(column).to_numpy(zero_copy_only=False).astype(numpy.int64)
+                        invalid[0] += int((found < 0).sum())
+                        codes[column] = numpy.maximum(found, 0)
+                    combined = combined * size + codes[column]
+                tables[g] += numpy.bincount(combined, minlength=tables[g].size)
+            for k, column in enumerate(categorical):
+                counted = pyarrow.compute.value_counts(batch.column(column).drop_null())
+                for key, n in zip(
+                    counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+                ):
+                    values[k][key] = values[k].get(key, 0) + int(n)
+        table_ids: list[int] = []
+        cells: list[int] = []
+        keys: list[str | None] = []
+        ns: list[int] = []
+        for g, table in enumerate(tables):
+            (nonzero,) = numpy.nonzero(table)
+            table_ids += [g] * len(nonzero)
+            cells += nonzero.tolist()
+            keys += [None] * len(nonzero)
+            ns += table[nonzero].tolist()
+        for k, counted_values in enumerate(values):
+            table_ids += [len(tables) + k] * len(counted_values)
+            cells += [0] * len(counted_values)
+            keys += list(counted_values)
+            ns += list(counted_values.values())
+        if invalid[0]:
+            table_ids, cells, keys, ns = [*table_ids, -1], [*cells, 0], [*keys, None], [*ns, int(invalid[0])]
+        yield pyarrow.RecordBatch.from_arrays(
+            [
+                pyarrow.array(table_ids, pyarrow.int32()),
+                pyarrow.array(cells, pyarrow.int64()),
+                pyarrow.array(keys, pyarrow.string()),
+                pyarrow.array(ns, pyarrow.int64()),
+            ],
+            names=["tbl", "cell", "key", "n"],
+        )
+
+    return count
+
+
+# --------------------------------------------------------------------------- the source
+
+
+class SparkCounts:
+    """The grouped counts of a Parquet lake or a catalog table read by Spark, for the columns of ``schema``.
+
+    ``SparkCounts(spark, schema, parquet="/lake/visits")`` (a file, a directory, a list of them, or
+    any URI the cluster reads: ``hdfs://``, ``s3a://``) or ``SparkCounts(spark, schema, table="db.visits")``;
+    ``where`` (Spark SQL or a column, e.g. ``f"NOT {holdout_predicate(...)}"``) restricts the counted rows.
+    """
+
+    engine = "spark"
+    accepted = ACCEPTED
+    float_types = FLOAT_TYPES
+
+    def __init__(
+        self,
+        spark: Any,
+        schema: dict[str, Any],
+        *,
+        parquet: str | Path | list[str] | None = None,
+        table: str | None = None,
+        where: Any = None,
+    ) -> None:
+        if (parquet is None) == (table is None):
+            raise ValueError("name exactly one of parquet= and table=")
+        self.spark = spark
+        self.specs = parse_schema(schema)
+        paths = [str(item) for item in parquet] if isinstance(parquet, list) else [str(parquet)]
+        self.location = (
+            (paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more") if parquet else str(table)
+        )
+        self.where = where
+        try:
+            frame = spark.read.parquet(*paths) if parquet is not None else spark.read.table(str(table))
+        except Exception as error:  # AnalysisException: the path or the table is not there
+            what = "Parquet data" if parquet is not None else "table"
+            raise SchemaMismatchError(f"no {what} at {self.location!r} that Spark can read") from error
+        self.data = frame
+        self.types = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
+        self._domain: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ reads
+
+    def rows(self) -> Any:
+        """The counted rows (``where`` applied), every column as stored."""
+        return self.data if self.where is None else self.data.where(self.where)
+
+    def _collect(self, frame: Any) -> Any:
+        """``frame.toArrow()``, named in the Spark UI and cancellable as one job group."""
+        context = self.spark.sparkContext
+        context.setJobGroup(f"synthgate-{uuid.uuid4().hex[:12]}", f"synthgate counts over {self.location}")
+        return frame.toArrow()
+
+    def _tables(
+        self, codes: list[Code], groups: list[tuple[int, ...]], shapes: list[tuple[int, ...]], texts: list[Any]
+    ) -> tuple[list[np.ndarray], list[dict[str, int]]]:
+        """One pass: the table of code tuples of every group, and the value counts of the ``texts`` columns."""
+        F = _functions()
+        coded = coded_columns(self.rows(), codes, texts)
+        categorical = list(range(len(codes), len(codes) + len(texts)))
+        partial = coded.mapInArrow(
+            _table_counter(shapes, groups, categorical), "tbl int, cell bigint, key string, n bigint"
+        )
+        summed = self._collect(partial.groupBy("tbl", "cell", "key").agg(F.sum("n").alias("n")))
+        tables = [np.zeros(int(np.prod(shape)), dtype=np.int64) for shape in shapes]
+        values: list[dict[str, int]] = [{} for _ in texts]
+        found = zip(*(summed.column(name).to_pylist() for name in ("tbl", "cell", "key", "n")), strict=True)
+        for table_id, cell, key, n in found:
+            if table_id < 0:
+                raise SchemaMismatchError(
+                    f"{self.location!r} holds {n} values their codecs cannot encode: run check() before fitting"
+                )
+            if table_id < len(tables):
+                tables[table_id][cell] += n
+            else:
+                values[table_id - len(tables)][key] = int(n)
+        return [table.reshape(shape) for table, shape in zip(tables, shapes, strict=True)], values
+
+    # ------------------------------------------------------------------ validation
+
+    def check(self) -> list[str]:
+        """Refuse data that does not match the schema (before any spend), with every refusal found
+        in one aggregation named in the error; return warnings (none under DP). Columns the schema
+        does not name are never read."""
+        F = _functions()
+        refuse_structure(self.specs)
+        absent = [spec.name for spec in self.specs if spec.name not in self.types]
+        if absent:
+            raise SchemaMismatchError(f"{self.location!r} has no column {', '.join(map(repr, absent))}")
+        for spec in self.specs:
+            kind = self.types[spec.name]
+            accepted = ACCEPTED.get(spec.type)
+            numeric = spec.type in ("integer", "float") and kind.startswith("decimal")
+            if accepted is not None and kind not in accepted and not numeric:
+                raise SchemaMismatchError(
+                    f"column {spec.name!r} is declared {spec.type} but is {kind} in {self.location!r}"
+                )
+        refusals: list[Refusal] = []
+        for spec in self.specs:
+            refusals += value_refusals(spec, fractional=self.types[spec.name] in FLOAT_TYPES)
+        probes = [F.count(F.lit(1))] + [F.count(F.when(self._refused(refusal), F.lit(1))) for refusal in refusals]
+        found = self._collect(self.rows().agg(*[probe.alias(f"p{k}") for k, probe in enumerate(probes)]))
+        counts = [int(found.column(k)[0].as_py()) for k in range(len(probes))]
+        if counts[0] == 0:
+            raise GeneratorError(f"{self.location!r} has no rows")
+        failed = [refusal for refusal, count in zip(refusals, counts[1:], strict=True) if count]
+        if failed:
+            raise SchemaMismatchError("; ".join(refusal.message for refusal in failed))
+        return []
+
+    def _refused(self, refusal: Refusal) -> Any:
+        """A Spark predicate true on the rows that ``refusal`` refuses."""
+        F = _functions()
+        spec, value = refusal.spec, value_column(refusal.spec)
+        if refusal.kind == "missing":
+            return value.isNull()
+        if refusal.kind == "infinite":
+            raw = F.col(_quoted(spec.name)).cast("double")
+            return raw.isin(float("inf"), float("-inf"))
+        if refusal.kind == "fraction":
+            return value != F.rint(value)
+        if refusal.kind == "off_grid":  # not np.allclose(v, on_grid(v), rtol=1e-9, atol=0)
+            step = F.lit(spec.step)
+            grid = F.rint(F.rint(value / step) * step * F.lit(1e12)) / F.lit(1e12)
+            return F.abs(value - grid) > F.lit(1e-9) * F.abs(grid)
+        if refusal.kind == "weekend":  # days since 1970-01-01, a Thursday: 5 and 6 are weekends
+            return F.pmod(F.floor(value / F.lit(86400.0)) + F.lit(3), F.lit(7)) >= F.lit(5)
+        assert refusal.kind == "category"
+        categories = [str(category) for category in spec.categories or ()]
+        return value.isNotNull() & ~value.isin(*categories)
+
+    # ------------------------------------------------------------------ CountSource
+
+    def row_count(self) -> int:
+        F = _functions()
+        found = self._collect(self.rows().agg(F.count(F.lit(1)).alias("n")))
+        return int(found.column(0)[0].as_py())
+
+    def _domain_counts(self) -> dict[str, Any]:
+        """One pass for the domain stage: value counts of undeclared categorical columns and
+        magnitude histograms of numeric columns without both bounds."""
+        if self._domain is not None:
+            return self._domain
+        wanted = [spec for spec in self.specs if spec.needs_private_domain]
+        numeric = [spec for spec in wanted if spec.is_numeric]
+        text = [spec for spec in wanted if not spec.is_numeric]
+        integer = {spec.name: spec.type != "float" for spec in numeric}
+        codes = [magnitude_code(spec, integer=integer[spec.name]) for spec in numeric]
+        shapes: list[tuple[int, ...]] = [
+            (2 * len(magnitude_thresholds(integer=integer[spec.name])) + 2,) for spec in numeric
+        ]
+        self._domain = {}
+        if wanted:
+            tables, values = self._tables(
+                codes, [(k,) for k in range(len(numeric))], shapes, [value_column(spec) for spec in text]
+            )
+            for spec, table in zip(numeric, tables, strict=True):
+                self._domain[spec.name] = (integer[spec.name], table[:-1])  # the last cell: missing values
+            for spec, found in zip(text, values, strict=True):
+                self._domain[spec.name] = found
+        return self._domain
+
+    def category_counts(self, spec: ColumnSpec) -> tuple[list[Any], np.ndarray]:
+        found = self._domain_counts()[spec.name]
+        return list(found), np.array(list(found.values()), dtype=np.int64)
+
+    def magnitude_counts(self, spec: ColumnSpec, *, integer: bool) -> np.ndarray:
+        cached = self._domain_counts().get(spec.name)
+        if cached is not None and cached[0] == integer:
+            histogram: np.ndarray = cached[1]
+            return histogram
+        length = 2 * len(magnitude_thresholds(integer=integer)) + 1  # a bucketing the domain stage did not ask for
+        (table,), _ = self._tables([magnitude_code(spec, integer=integer)], [(0,)], [(length + 1,)], [])
+        return table[:-1]
+
+    def fine_counts(self, codecs: list[Codec]) -> list[np.ndarray]:
+        codes = [fine_code(self._spec(codec), codec) for codec in codecs]
+        tables, _ = self._tables(codes, [(k,) for k in range(len(codecs))], [(c.n_codes,) for c in codecs], [])
+        return tables
+
+    def binned_counts(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        used = sorted({column for group in groups for column in group})
+        position = {column: k for k, column in enumerate(used)}
+        codes = [binned(fine_code(self._spec(codecs[column]), codecs[column]), bins[column]) for column in used]
+        sizes = [int(b.max()) + 1 for b in bins]
+        shapes = [tuple(sizes[column] for column in group) for group in groups]
+        tables, _ = self._tables(codes, [tuple(position[c] for c in group) for group in groups], shapes, [])
+        return tables
+
+    def _spec(self, codec: Codec) -> ColumnSpec:
+        return next(spec for spec in self.specs if spec.name == codec.name)
+
+    # ------------------------------------------------------------------ identity, split, samples
+
+    def checksum(self) -> tuple[int, str]:
+        """The row count and an order-independent checksum of the schema's columns, computed by
+        Spark: the sum of each row's 64-bit hash (a change detector for the version's identity, not
+        a security hash). Only these two numbers leave the cluster."""
+        F = _functions()
+        hashed = F.expr(row_hash(self.specs, "checksum")).cast("decimal(20,0)")
+        found = self._collect(
+            self.rows().agg(F.count(F.lit(1)).alias("n"), F.coalesce(F.sum(hashed), F.lit(0)).cast("string").alias("s"))
+        )
+        return int(found.column(0)[0].as_py()), str(found.column(1)[0].as_py())
+
+    def restricted(self, where: Any) -> SparkCounts:
+        """The counts of the rows ``where`` holds, on the same DataFrame (no new read of the files)."""
+        restricted = copy.copy(self)
+        restricted.where, restricted._domain = where, None
+        return restricted
+
+    def column_types(self) -> dict[str, str]:
+        """Each column and its Spark type (``simpleString``)."""
+        return dict(self.types)
+
+    def sample_rows(self, *, where: Any, seed: int, limit: int) -> pd.DataFrame:
+        """At most ``limit`` rows matching ``where`` (Spark SQL or a column), a random sample keyed by
+        ``seed``, as a frame of the schema's columns (values as Spark returns them)."""
+        names = [spec.name for spec in self.specs]
+        chosen = (
+            self.data.where(where)
+            .orderBy(_functions().expr(row_hash(self.specs, "sample", int(seed))))
+            .limit(int(limit))
+            .select(*[_functions().col(_quoted(name)) for name in names])
+        )
+        frame: pd.DataFrame = self._collect(chosen).to_pandas()
+        return frame
+
+    def row_chunks(self, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The schema's columns of every row, ``chunk_rows`` Python tuples at a time (one partition
+        in the worker at a time), for the keyed row digests of the population-overlap check."""
+        F = _functions()
+        # a timestamp as its text in the session's time zone (UTC), not Python's local time
+        chosen = self.data.select(
+            *[
+                F.col(_quoted(spec.name)).cast("string") if spec.type == "datetime" else F.col(_quoted(spec.name))
+                for spec in self.specs
+            ]
+        )
+        chunk: list[tuple[Any, ...]] = []
+        for row in chosen.toLocalIterator(prefetchPartitions=False):
+            chunk.append(tuple(row))
+            if len(chunk) >= chunk_rows:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk

@@ -1,0 +1,111 @@
+"""A dataset version that refers to Parquet files counted by Apache Spark (engine ``spark``): rows
+fingerprinted as an upload's, a job fitted from counts computed by a local Spark session whose
+datasheet names Spark, and a job whose Spark session cannot start failing before any spend.
+
+The application database is the machine's PostgreSQL; Spark runs locally on Debian's OpenJDK (one
+session for the module, the master the engine tests use, so a run of both starts one JVM).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from audits.facts import datasheet_facts
+from core.errors import ConflictError
+from governance.models import BudgetEntry, EntryKind
+from governance.services import budget_balance, dataset_register
+from synth_engine.models import JobStatus
+from synth_engine.services import generation_job_start
+from synth_engine.sources import source_register
+from tests.jobs.conftest import approved_request_create
+from tests.synth_engine.test_engine_spark import MASTER, write_parquet
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.spark]
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_2000.csv"
+
+
+@pytest.fixture
+def lake(settings, adult_schema, tmp_path):
+    """The adult fixture as three Parquet files under ``<root>/adult``; ``<root>`` is the allowed root."""
+    root = tmp_path / "lake"
+    settings.SYNTHGATE_SOURCE_PARQUET_ROOTS = [str(root.resolve())]
+    settings.SYNTHGATE_SPARK_MASTER = MASTER
+    frame = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False)[[c["name"] for c in adult_schema["columns"]]]
+    for column in adult_schema["columns"]:
+        if column["type"] == "integer":
+            frame[column["name"]] = frame[column["name"]].astype("int64")
+    write_parquet(frame, root / "adult")
+    return root
+
+
+def register(cast, schema, path, **overrides):
+    arguments = {
+        "actor": cast.steward,
+        "name": "adult",
+        "engine": "spark",
+        "path": str(path),
+        "schema": schema,
+        "epsilon_cap": "10",
+        "delta_cap": "1e-4",
+        **overrides,
+    }
+    return source_register(**arguments)
+
+
+def test_a_job_on_parquet_counted_by_spark_fits_mst_there_and_the_datasheet_names_spark(cast, lake, adult_schema):
+    version = register(cast, adult_schema, lake / "adult").version
+    reference = version.source_reference
+    assert reference["engine"] == "spark" and reference["n_rows"] == 2000 and version.storage_key == ""
+    request = approved_request_create(cast, adult_schema)
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    counts = job.output_version.lineage["counts"]
+    assert counts["engine"] == "spark" and counts["path"] == str(lake / "adult")
+    train, holdout = job.train_version, job.holdout_version
+    assert train.n_rows + holdout.n_rows == 2000 and 0 < holdout.n_rows < train.n_rows
+    assert job.output_version.n_rows == 400
+    assert BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).count() == 1
+    steps = datasheet_facts(request.audit_runs.get()).preprocessing
+    assert any("computed by the engine where the data lives (spark)" in step for step in steps)
+
+
+def test_rows_read_by_spark_fingerprint_as_an_upload_of_the_same_rows(cast, settings, tmp_path):
+    from tests.synth_engine.test_engine_postgres import adult_frame
+    from tests.synth_engine.test_engine_postgres import adult_schema as engine_schema
+
+    frame, schema = adult_frame(600), engine_schema()  # datetimes, floats with NaN, nullable booleans
+    settings.SYNTHGATE_SOURCE_PARQUET_ROOTS = [str(tmp_path.resolve())]
+    settings.SYNTHGATE_SPARK_MASTER = MASTER
+    register(cast, schema, write_parquet(frame, tmp_path / "mixed", parts=2), name="mixed")
+    upload = tmp_path / "mixed.csv"
+    frame.to_csv(upload, index=False)
+    with pytest.raises(ConflictError, match="overlap dataset 'mixed'") as refused:
+        dataset_register(
+            actor=cast.steward,
+            name="upload",
+            path=upload,
+            filename="mixed.csv",
+            schema=schema,
+            epsilon_cap="10",
+            delta_cap="1e-4",
+        )
+    assert refused.value.extra["share_of_new"] == 1.0
+
+
+def test_a_job_whose_spark_session_cannot_start_fails_with_the_reason_before_any_spend(
+    cast, lake, adult_schema, settings
+):
+    register(cast, adult_schema, lake / "adult")
+    request = approved_request_create(cast, adult_schema)
+    settings.SYNTHGATE_SPARK_MASTER = "nowhere"  # a worker pointed at a master Spark cannot use
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "Spark could not start on master 'nowhere'" in job.error
+    assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
+    balance = budget_balance(dataset=request.dataset)
+    assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
