@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from audits.metrics.base import CheckResult
 from audits.metrics.encoding import TableSchema
@@ -42,7 +43,9 @@ from audits.metrics.fidelity import fidelity_checks
 from audits.metrics.limits import CALIBRATED_CHECKS, TOLERANCE, FidelityLimit, fidelity_limit, sampling_floor
 
 ASSUMED_CATEGORIES = 10  # undeclared category lists: the surrogate's guess, stated with the result
-SURROGATE_SPAN = (0.0, 1000.0)  # undeclared numeric bounds (the checks use quantile bins: scale-free)
+SURROGATE_SPAN = (0.0, 1000.0)
+# latent correlation of neighbouring surrogate columns (a public assumption, like the two above)
+ASSUMED_DEPENDENCE = 0.7  # undeclared numeric bounds (the checks use quantile bins: scale-free)
 
 FitSample = Callable[[pd.DataFrame, dict[str, Any], int, int], pd.DataFrame]
 
@@ -71,41 +74,66 @@ class NoisePrediction:
 
 
 def surrogate_frame(schema: dict[str, Any], n_rows: int, rng: np.random.Generator) -> tuple[pd.DataFrame, list[str]]:
-    """``n_rows`` rows drawn independently and uniformly from each column's public domain, and
-    the assumptions made where the schema declares none."""
+    """``n_rows`` rows drawn from each column's public domain (uniform over declared categories
+    and bounds), dependent along the schema's column order, and the assumptions made where the
+    schema declares none.
+
+    The columns share a latent Gaussian chain ``z_j = r z_(j-1) + sqrt(1 - r^2) e_j`` with
+    ``r =`` :data:`ASSUMED_DEPENDENCE`, and each column is its marginal's quantile of
+    ``Phi(z_j)``. Real tables have dependence, and a DP generator loses the part its noise hides
+    (its estimates shrink toward independence): on independent surrogate columns there is none to
+    lose, so the predicted association error was the sampling error alone (0.01 where a clean
+    ε = 1 release of 353 rows lost 0.24). A chain is what a tree model can represent, so what the
+    generator loses on it is noise, not the model's limits.
+    """
     columns, assumptions = {}, []
-    for column in schema["columns"]:
-        name, kind = column["name"], column.get("type", "categorical")
+    uniforms = _chain_uniforms(n_rows, len(schema["columns"]), rng)
+    for index, column in enumerate(schema["columns"]):
+        name, kind, u = column["name"], column.get("type", "categorical"), uniforms[:, index]
         if kind == "boolean":
-            columns[name] = rng.random(n_rows) < 0.5
+            columns[name] = u < 0.5
         elif kind == "categorical":
             categories = column.get("categories")
             if categories:
-                columns[name] = np.asarray(categories, dtype=object)[rng.integers(0, len(categories), n_rows)]
+                codes = np.minimum((u * len(categories)).astype(int), len(categories) - 1)
+                columns[name] = np.asarray(categories, dtype=object)[codes]
                 continue
             # real category frequencies are skewed; Zipf's 1/rank is the usual first guess
             weights = 1 / np.arange(1, ASSUMED_CATEGORIES + 1)
             labels = np.asarray([f"category {i}" for i in range(ASSUMED_CATEGORIES)], dtype=object)
-            columns[name] = labels[rng.choice(ASSUMED_CATEGORIES, n_rows, p=weights / weights.sum())]
+            codes = np.minimum(np.searchsorted(np.cumsum(weights / weights.sum()), u), ASSUMED_CATEGORIES - 1)
+            columns[name] = labels[codes]
             assumptions.append(
                 f"{name}: no declared categories, assumed {ASSUMED_CATEGORIES} with Zipf (1/rank) frequencies"
             )
         else:
-            columns[name] = _numeric(column, n_rows, rng, assumptions)
+            columns[name] = _numeric(column, u, assumptions)
     return pd.DataFrame(columns), assumptions
 
 
-def _numeric(column: dict[str, Any], n_rows: int, rng: np.random.Generator, assumptions: list[str]) -> pd.Series:
+def _chain_uniforms(n_rows: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_rows, d)`` uniforms, each column ``Phi`` of a Gaussian chain with correlation
+    :data:`ASSUMED_DEPENDENCE` between neighbours."""
+    r = ASSUMED_DEPENDENCE
+    noise = rng.standard_normal((n_rows, max(d, 1)))
+    latent = np.empty_like(noise)
+    latent[:, 0] = noise[:, 0]
+    for j in range(1, latent.shape[1]):
+        latent[:, j] = r * latent[:, j - 1] + math.sqrt(1 - r * r) * noise[:, j]
+    return np.clip(norm.cdf(latent), 0.0, 1.0 - 1e-12)
+
+
+def _numeric(column: dict[str, Any], u: np.ndarray, assumptions: list[str]) -> pd.Series:
     name, kind = column["name"], column["type"]
     if kind == "datetime":
         low = pd.Timestamp(column.get("min", "2000-01-01")).value / 1e9
         high = pd.Timestamp(column.get("max", "2020-12-31")).value / 1e9
-        return pd.Series(pd.to_datetime(rng.uniform(low, high, n_rows).astype("int64"), unit="s"))
+        return pd.Series(pd.to_datetime((low + u * (high - low)).astype("int64"), unit="s"))
     low, high = column.get("min"), column.get("max")
     if low is None or high is None:
         assumptions.append(f"{name}: no declared bounds, shape assumed uniform")
         low, high = SURROGATE_SPAN if low is None and high is None else (low or 0.0, high or (low or 0.0) + 1000.0)
-    values = rng.uniform(float(low), float(high), n_rows)
+    values = float(low) + u * (float(high) - float(low))
     if kind == "integer":
         return pd.Series(np.round(values).astype("int64"))
     return pd.Series(values)

@@ -50,8 +50,8 @@ def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclare
     user = signed_in_user(request)
     dataset = dataset_get(user=user, name=name)
     latest = dataset_latest_source(dataset=dataset)
-    if declare_form is None and latest is not None and _is_steward(request):
-        declare_form = _declare_form(None, latest)
+    if declare_form is None and latest is not None and not latest.source_reference and _is_steward(request):
+        declare_form = _declare_form(None, latest)  # data registered where it lives has a fixed schema
     return render(
         request,
         "dashboard/datasets/detail.html",
@@ -107,7 +107,7 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
         raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
     dataset = dataset_get(user=signed_in_user(request), name=name)
     latest = dataset_latest_source(dataset=dataset)
-    if latest is None:
+    if latest is None or latest.source_reference:  # nothing to declare yet, or a schema fixed at registration
         return redirect("dashboard:dataset-detail", name=name)
     data = request.POST if request.method == "POST" else None
     forms = [

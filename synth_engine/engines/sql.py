@@ -50,6 +50,8 @@ class SqlCounts:
     float_types: ClassVar[set[str]]
     #: appended to the coded subquery (PostgreSQL: ``OFFSET 0``, so each code is computed once a row)
     fence: ClassVar[str] = ""
+    #: the most grouping sets one statement counts (more are counted by further statements)
+    max_sets: int = MAX_GROUPING_SETS
 
     #: the relation counted (a table, or a subquery restricted by ``where``), as a FROM item
     relation: str
@@ -270,27 +272,35 @@ class SqlCounts:
     def _grouped(
         self, selected: list[str], params: list[Any], sets: list[tuple[int, ...]]
     ) -> list[list[tuple[Any, ...]]]:
-        """Count the rows of every grouping set, in one statement per :data:`MAX_GROUPING_SETS`
-        sets (PostgreSQL takes at most 4,096 in one); rows per set (keys..., count).
+        """Count the rows of every grouping set, in one statement per :attr:`max_sets` sets
+        (PostgreSQL takes at most 4,096 in one; DuckDB holds a hash table a set in memory); rows
+        per set (keys..., count).
 
         The codes are computed in a subquery, once per row, and ``GROUPING()`` tells the sets
         apart in the result.
         """
-        if len(sets) > MAX_GROUPING_SETS:
-            head = self._grouped(selected, params, sets[:MAX_GROUPING_SETS])
-            return head + self._grouped(selected, params, sets[MAX_GROUPING_SETS:])
+        if len(sets) > self.max_sets:
+            head = self._grouped(selected, params, sets[: self.max_sets])
+            return head + self._grouped(selected, params, sets[self.max_sets :])
         names = [f"c{k}" for k in range(len(selected))]
+        # every code in the subquery (the parameters follow them in order); only those the sets
+        # name are grouped and returned, the others read as None
+        used = sorted({k for group in sets for k in group})
         inner = ", ".join(f"{expression} AS {name}" for expression, name in zip(selected, names, strict=True))
-        flags = ", ".join(f"GROUPING({name})" for name in names)
+        keys = ", ".join(names[k] for k in used)
+        flags = ", ".join(f"GROUPING({names[k]})" for k in used)
         grouping = ", ".join("(" + ", ".join(names[k] for k in group) + ")" for group in sets)
         sql = (
-            f"SELECT {', '.join(names)}, {flags}, count(*) "
+            f"SELECT {keys}, {flags}, count(*) "
             f"FROM (SELECT {inner} FROM {self.relation}{self.fence}) AS coded GROUP BY GROUPING SETS ({grouping})"
         )
         index = {frozenset(group): g for g, group in enumerate(sets)}
         by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
-        width = len(names)
+        width = len(used)
         for row in self._rows(sql, params, grouped=True):
-            members = frozenset(k for k in range(width) if row[width + k] == 0)
-            by_set[index[members]].append((*row[:width], int(row[-1])))
+            members = frozenset(k for position, k in enumerate(used) if row[width + position] == 0)
+            values: list[Any] = [None] * len(names)
+            for position, k in enumerate(used):
+                values[k] = row[position]
+            by_set[index[members]].append((*values, int(row[-1])))
         return by_set

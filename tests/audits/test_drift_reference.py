@@ -5,6 +5,9 @@ Parquet files read by DuckDB (the lake of tests/jobs/test_reference_parquet.py).
 
 from __future__ import annotations
 
+import time
+
+import psycopg2
 import pytest
 from django.core import mail
 from django.db import connection  # noqa: F401 (the skip condition reads it)
@@ -15,6 +18,7 @@ from audits.compliance import compliance_report_build
 from audits.models import DriftRun
 from governance.models import AuditEvent
 from tests.audits.test_drift import _released
+from tests.database import as_owner
 from tests.jobs import test_reference_parquet as parquet_tests
 from tests.jobs import test_reference_source as source_tests
 from tests.jobs.test_reference_source import TABLE, register
@@ -80,10 +84,29 @@ def test_an_unchanged_table_gives_no_drift_and_a_changed_one_makes_the_release_s
     assert f"checksum {run.snapshot['checksum']}, sample of 1500 rows" in page
 
 
-def test_a_table_whose_schema_no_longer_validates_fails_the_re_audit_with_its_reason(cast, warehouse, released):
+def test_a_table_whose_schema_no_longer_validates_fails_the_re_audit_with_its_reason(
+    cast, warehouse, released, settings
+):
     from audits.services import drift_audit_run
 
     release, _ = released
+    # The loader holds the table (a reload in progress): the snapshot waits one second, then fails.
+    settings.SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = 1
+    with as_owner():
+        loader = psycopg2.connect(source_tests.database_url())
+    try:
+        with loader.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        (locked,) = drift_audit_run(actor=cast.steward, dataset_name="adult")
+        assert time.monotonic() - started < 30
+    finally:
+        loader.rollback()
+        loader.close()
+    assert locked.verdict == "failed" and "could not be read" in locked.reasons[0]
+    assert "canceling statement due to" in locked.reasons[0] and "timeout" in locked.reasons[0]
+    mail.outbox.clear()
+
     with warehouse.cursor() as cursor:  # the loader turned a numeric column into text
         cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN age TYPE text USING age::text")
     (outcome,) = drift_audit_run(actor=cast.steward, dataset_name="adult")
@@ -99,7 +122,7 @@ def test_a_table_whose_schema_no_longer_validates_fails_the_re_audit_with_its_re
         cursor.execute(f"DROP TABLE {TABLE}")
     (outcome,) = drift_audit_run(actor=cast.steward)
     assert outcome.verdict == "failed" and "does not exist" in outcome.reasons[0]
-    assert DriftRun.objects.filter(release=release, failed=True).count() == 2
+    assert DriftRun.objects.filter(release=release, failed=True).count() == 3
 
 
 def test_parquet_files_changed_after_the_release_are_snapshot_in_duckdb_and_found_drifted(

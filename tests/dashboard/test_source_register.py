@@ -49,6 +49,12 @@ def test_a_steward_registers_a_table_where_it_lives_from_the_form(cast, warehous
     assert version.source_reference["table"] == TABLE and version.source_reference["connection"] == "warehouse"
     assert version.n_rows == 2000 and version.storage_key == ""
     assert "Register data where it lives" in client.get("/datasets/").content.decode()
+    detail = client.get("/datasets/adult/")  # where the form leads: the rows stay where they are
+    assert detail.status_code == 200, detail.content.decode()[:2000]
+    assert (
+        "fixed at registration" in detail.content.decode() and "/datasets/adult/declare/" not in detail.content.decode()
+    )
+    assert client.get("/datasets/adult/schema/")["Location"] == "/datasets/adult/"  # no declaring step for it
 
 
 def test_every_mistake_is_shown_at_once_beside_its_field_and_nothing_is_registered(cast, warehouse, login):
@@ -59,7 +65,7 @@ def test_every_mistake_is_shown_at_once_beside_its_field_and_nothing_is_register
     assert errors["name"] == ["This field is required."]
     assert errors["connection"] == ["Choose the source database the table is in."]
     assert errors["table"] == ["Name the table or view (table or schema.table)."]
-    assert errors["delta_cap"] == ["delta_cap must be less than 1; got 2."]
+    assert errors["delta_cap"] == ["δ cap must be less than 1; got 2."]  # in the form's words
     assert errors["schema_json"][0].startswith("Give the schema: paste it, or propose one")
 
     # The form is complete; the service names every mistake it finds, the table's included.
@@ -67,7 +73,7 @@ def test_every_mistake_is_shown_at_once_beside_its_field_and_nothing_is_register
     refused = client.post(URL, _form(epsilon_cap="-1", schema_json=json.dumps(schema)))
     assert refused.status_code == 400
     errors = refused.context["form"].errors
-    assert "epsilon_cap must be greater than 0" in errors["epsilon_cap"][0]
+    assert "ε cap (total privacy budget) must be greater than 0" in errors["epsilon_cap"][0]
     assert "does not match the schema" in errors["table"][0] and "no column 'ward'" in errors["table"][0]
 
     missing = client.post(URL, _form(table="no_such_table", schema_json="{not json"))

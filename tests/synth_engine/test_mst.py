@@ -22,7 +22,14 @@ from synth_engine.generators import (
     get_generator,
 )
 from synth_engine.generators.domain import parse_schema, schema_dtypes
-from synth_engine.generators.mst import MIN_SIGNAL_TO_NOISE, _budget_plan, _main_sigma
+from synth_engine.generators.mst import (
+    LABEL_FRACTION,
+    MIN_GRID_CELLS,
+    MIN_SIGNAL_TO_NOISE,
+    _budget_plan,
+    _main_sigma,
+    grid_cells,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_sample.csv"
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
@@ -196,11 +203,41 @@ def test_spent_privacy_never_exceeds_the_target(
 
 
 def test_direct_label_tables_are_an_accounted_option(adult: pd.DataFrame, schema: dict) -> None:
-    model = MSTGenerator(label_fraction=0.3).fit(adult, schema, 2.0, DELTA, random_state=0)
+    model = MSTGenerator().fit(adult, schema, 2.0, DELTA, random_state=0)  # label_fraction 0.3 by default
     stages = model.privacy_spent().details["stages"]
     assert stages["label_pairs"]["measurements"] == 14
     assert model.privacy_spent().epsilon <= 2.0
     assert model.sample(100, conditions={"income": ">50K"})["income"].eq(">50K").all()
+
+
+def test_the_default_split_gives_the_stated_share_to_the_label_tables_and_sums_to_the_budget(
+    fitted: MSTGenerator, adult: pd.DataFrame, schema: dict
+) -> None:
+    # issue 11.8: the label's tables get LABEL_FRACTION of the 2-way budget, and the stages
+    # (rows, domain, one-ways, selection, edge tables, label tables) add up to ρ exactly
+    details = fitted.privacy_spent().details
+    rho = {name: stage["rho"] for name, stage in details["stages"].items()}
+    assert LABEL_FRACTION == 0.3
+    assert rho["label_pairs"] == pytest.approx(LABEL_FRACTION * (rho["label_pairs"] + rho["two_way"]))
+    assert sum(rho.values()) == pytest.approx(details["rho"], rel=1e-12)
+    assert fitted.privacy_spent().epsilon <= details["target_epsilon"]
+    epsilon = details["target_epsilon"]
+    plain = MSTGenerator(label_fraction=0.0).fit(adult, schema, epsilon, DELTA, random_state=0)
+    stages = plain.privacy_spent().details["stages"]
+    assert "label_pairs" not in stages
+    assert stages["two_way"]["rho"] == pytest.approx(rho["label_pairs"] + rho["two_way"])
+
+
+def test_a_small_table_gets_a_grid_as_fine_as_its_noise_allows(adult: pd.DataFrame, schema: dict) -> None:
+    # Cells finer than the 1-way noise hold only noise: 600 rows at ε = 1 get about n̂ / σ₁ cells
+    assert grid_cells(128, 39_000.0, 50.0) == 128 and grid_cells(128, 350.0, 43.0) == MIN_GRID_CELLS
+    assert grid_cells(128, 2_000.0, 50.0) == 40 and grid_cells(6, 10.0, 50.0) == 6
+    small = MSTGenerator().fit(adult.iloc[:600], schema, 1.0, DELTA, random_state=0)
+    sigma = small.privacy_spent().details["stages"]["one_way"]["sigma"][0]
+    age = small.codecs_[small.columns_.index("age")]
+    assert MIN_GRID_CELLS <= age.n_codes - int(age.has_missing) <= max(MIN_GRID_CELLS, 700 / sigma) + 3
+    large = MSTGenerator().fit(adult, schema, 8.0, DELTA, random_state=0)
+    assert large.codecs_[large.columns_.index("age")].n_codes > 60  # every age its own cell
 
 
 def test_privacy_details_let_anyone_recompute_the_spend(fitted: MSTGenerator) -> None:
@@ -208,9 +245,10 @@ def test_privacy_details_let_anyone_recompute_the_spend(fitted: MSTGenerator) ->
 
     details = fitted.privacy_spent().details
     stages = details["stages"]
-    assert set(stages) == {"rows", "domain", "one_way", "selection", "two_way"}
+    assert set(stages) == {"rows", "domain", "one_way", "selection", "two_way", "label_pairs"}
     assert stages["one_way"]["measurements"] == 15
     assert stages["two_way"]["measurements"] == 13  # tree over the 14 non-label columns
+    assert stages["label_pairs"]["measurements"] == 14  # (income, column) for every other column
     recomputed = sum(stage["rho"] for stage in stages.values())
     assert recomputed == pytest.approx(details["rho"])
     assert cdp_epsilon(details["rho"], details["conversion_delta"]) == pytest.approx(fitted.privacy_spent().epsilon)

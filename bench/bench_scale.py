@@ -1,0 +1,321 @@
+"""MST at scale: N rows × 50 columns (mixed types) at ε = 1, counted in PostgreSQL, in DuckDB over
+Parquet, in Spark (``local[2]``, ``synth_engine.engines.spark``) and, up to
+``--memory-up-to`` rows, in memory; then sampled through the job's streaming path.
+
+Usage::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
+        nice -n 10 .venv/bin/python bench/bench_scale.py --rows 100000 1000000
+    nice -n 10 .venv/bin/python bench/bench_scale.py --rows 10000000 --paths duckdb
+
+The table (``make_chunk``): 50 columns driven by one latent normal so that they are correlated
+(MST has a tree worth finding): a two-class label, 17 categorical columns (every other one with
+declared categories, the rest estimated with DP), 14 integer and 12 float columns with declared
+bounds (floats 2 % missing), 4 booleans and 2 datetimes with declared bounds. It is generated in
+chunks of 500,000 rows (seeded by chunk), written as one Parquet file (row groups of 500,000) and,
+for the ``postgresql`` path, copied (``COPY``) into an UNLOGGED table of the scratch database
+``synthgate_bench_scale`` on the server of ``DATABASE_URL`` (created when missing, the table
+kept between runs of the same size).
+
+Each path runs in a fresh process (``--child``), so its peak RSS (``VmHWM``: the interpreter,
+NumPy, pandas, DuckDB when embedded, the frame for the in-memory path) is its own; PostgreSQL's
+and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fit is done, not
+its peak; its CPU is not in ``fit_cpu_s``). Printed:
+``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
+frame in memory), ``fit_cpu_s`` (this process's CPU), ``fit_rss_mb`` (peak RSS once fitted),
+``draw_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows in chunks of 100,000),
+``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``sample_to_file``: drawn,
+typed, checked and written as canonical CSV, by wall and by CPU time), ``peak_rss_mb`` at the
+end, and the load average. The machine is shared: compare figures with the load beside them.
+``BENCH_DUCKDB_MEMORY`` (default ``1GB``, the engine's) and ``BENCH_DUCKDB_THREADS`` set DuckDB's
+limits. A path that fails prints its last error line instead of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHUNK = 500_000
+SAMPLE_CHUNK = 100_000
+DATABASE = "synthgate_bench_scale"
+EPSILON, DELTA = 1.0, 1e-5
+
+
+def bench_schema() -> dict[str, Any]:
+    columns: list[dict[str, Any]] = [
+        {"name": "label", "type": "categorical", "role": "label", "categories": ["no", "yes"]}
+    ]
+    for i in range(17):
+        column: dict[str, Any] = {"name": f"cat{i:02d}", "type": "categorical", "role": "other"}
+        if i % 2 == 0:
+            column["categories"] = [f"v{j}" for j in range(3 + i)]
+        columns.append(column)
+    for i in range(14):
+        columns.append({"name": f"int{i:02d}", "type": "integer", "role": "other", "min": 0, "max": 10 ** (1 + i % 5)})
+    for i in range(12):
+        columns.append({"name": f"flt{i:02d}", "type": "float", "role": "other", "min": -100.0, "max": 100.0})
+    for i in range(4):
+        columns.append({"name": f"bool{i}", "type": "boolean", "role": "other"})
+    for i in range(2):
+        columns.append(
+            {
+                "name": f"date{i}",
+                "type": "datetime",
+                "role": "other",
+                "min": "2000-01-01T00:00:00",
+                "max": "2025-12-31T00:00:00",
+            }
+        )
+    return {"missing_values": [""], "columns": columns}
+
+
+def make_chunk(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal(rows)
+    out: dict[str, Any] = {}
+    for column in bench_schema()["columns"]:
+        value = latent * 0.7 + rng.standard_normal(rows) * 0.7
+        kind = column["type"]
+        if kind == "categorical":
+            categories = column.get("categories") or [f"w{j}" for j in range(6)]
+            index = np.clip(((value + 2.5) / 5 * len(categories)).astype(int), 0, len(categories) - 1)
+            out[column["name"]] = np.asarray(categories, dtype=object)[index]
+        elif kind == "integer":
+            out[column["name"]] = np.clip(((value + 3) / 6 * column["max"]).round(), 0, column["max"]).astype(np.int64)
+        elif kind == "float":
+            floats = np.clip(value * 30, -100, 100)
+            floats[rng.random(rows) < 0.02] = np.nan
+            out[column["name"]] = floats
+        elif kind == "boolean":
+            out[column["name"]] = value > 0
+        else:
+            seconds = ((np.clip(value, -3, 3) + 3) / 6 * 25 * 365 * 86400).astype(np.int64)
+            out[column["name"]] = np.datetime64("2000-01-01T00:00:00", "ns") + seconds.astype("timedelta64[s]")
+    return pd.DataFrame(out)
+
+
+def scratch_url() -> str:
+    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+
+
+def make_data(rows: int, directory: Path, postgres: bool) -> tuple[Path, str]:
+    """The Parquet file (always) and the PostgreSQL table (when asked), made once per size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = directory / f"bench_scale_{rows}.parquet"
+    table = f"bench_scale_{rows}"
+    need_parquet = not parquet.exists()
+    need_table = postgres and not _table_exists(table)
+    if not (need_parquet or need_table):
+        return parquet, table
+    writer = None
+    connection = _scratch_connection() if need_table else None
+    if connection is not None:
+        from synth_engine.engines.postgres import quote_identifier
+
+        types = {"integer": "bigint", "float": "double precision", "boolean": "boolean", "datetime": "timestamp"}
+        columns = ", ".join(
+            f"{quote_identifier(c['name'])} {types.get(c['type'], 'text')}" for c in bench_schema()["columns"]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"CREATE UNLOGGED TABLE {table} ({columns})")
+    for start in range(0, rows, CHUNK):
+        chunk = make_chunk(min(CHUNK, rows - start), seed=start // CHUNK)
+        if need_parquet:
+            arrow = pa.Table.from_pandas(chunk, preserve_index=False)
+            writer = writer or pq.ParquetWriter(parquet, arrow.schema, coerce_timestamps="us")  # Spark reads µs
+            writer.write_table(arrow)
+        if connection is not None:
+            buffer = io.StringIO()
+            chunk.to_csv(buffer, index=False, header=False)
+            buffer.seek(0)
+            with connection.cursor() as cursor:
+                cursor.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv)", buffer)
+    if writer is not None:
+        writer.close()
+    if connection is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {table}")
+        connection.commit()
+        connection.close()
+    return parquet, table
+
+
+def _scratch_connection() -> Any:
+    import psycopg2
+
+    administration = psycopg2.connect(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    administration.autocommit = True
+    with administration.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
+        if cursor.fetchone() is None:
+            cursor.execute(f"CREATE DATABASE {DATABASE}")
+    administration.close()
+    return psycopg2.connect(scratch_url())
+
+
+def _table_exists(table: str) -> bool:
+    connection = _scratch_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [table])
+        exists = cursor.fetchone()[0] is not None
+    connection.close()
+    return exists
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS since its exec (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_rss_mb() -> float:
+    import psutil
+
+    return sum(child.memory_info().rss for child in psutil.Process().children(recursive=True)) / 2**20
+
+
+def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
+    """The fitted model, its wall time and this process's CPU time."""
+    from synth_engine.generators import MSTGenerator
+
+    schema = bench_schema()
+    started, cpu = time.perf_counter(), time.process_time()
+    if path == "postgresql":
+        import psycopg2
+
+        from synth_engine.engines.postgres import PostgresCounts
+
+        source: Any = PostgresCounts(psycopg2.connect(scratch_url()), table, schema)
+    elif path == "duckdb":
+        from synth_engine.engines.duckdb import DuckDBCounts
+
+        limit, threads = os.environ.get("BENCH_DUCKDB_MEMORY", "1GB"), os.environ.get("BENCH_DUCKDB_THREADS")
+        source = DuckDBCounts(parquet, schema, memory_limit=limit, threads=int(threads) if threads else None)
+    elif path == "spark":
+        from synth_engine.engines.spark import SparkCounts, spark_session
+
+        source = SparkCounts(spark_session(), schema, parquet=parquet)  # local[2], the engine's default
+    else:
+        import pyarrow.parquet as pq
+
+        frame = pq.read_table(parquet).to_pandas()
+        started, cpu = time.perf_counter(), time.process_time()  # the fit, once the frame is in memory
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = MSTGenerator().fit(frame, schema, EPSILON, DELTA, random_state=1)
+        return model, time.perf_counter() - started, time.process_time() - cpu
+    if hasattr(source, "check"):
+        source.check()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MSTGenerator().fit_counts(source, schema, EPSILON, DELTA, random_state=1)
+    return model, time.perf_counter() - started, time.process_time() - cpu
+
+
+def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> dict[str, Any]:
+    from synth_engine.streaming import sample_to_file
+
+    model, fit_s, fit_cpu = fit(path, parquet, table)
+    fit_rss = peak_rss_mb()
+    jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
+    drawn = time.perf_counter()
+    for start in range(0, sample_rows, SAMPLE_CHUNK):
+        model.sample(min(SAMPLE_CHUNK, sample_rows - start))
+    draw_s = time.perf_counter() - drawn
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+        written, cpu = time.perf_counter(), time.process_time()
+        streamed = sample_to_file(model.sample, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK)
+        write_s, write_cpu = time.perf_counter() - written, time.process_time() - cpu
+        size = streamed.size_bytes
+        streamed.discard()
+    return {
+        "path": path,
+        "rows": rows,
+        "columns": len(bench_schema()["columns"]),
+        "engine": model.count_engine_,
+        "fit_s": round(fit_s, 1),
+        "fit_cpu_s": round(fit_cpu, 1),
+        "fit_rss_mb": round(fit_rss),
+        "jvm_rss_mb": round(jvm_rss) if jvm_rss else "",
+        "draw_rows_per_s": round(sample_rows / draw_s),
+        "write_rows_per_s": round(sample_rows / write_s),
+        "write_cpu_rows_per_s": round(sample_rows / write_cpu),
+        "csv_mb": round(size / 1e6),
+        "peak_rss_mb": round(peak_rss_mb()),
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
+def engine_available(path: str) -> bool:
+    if path != "spark":
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec("synth_engine.engines.spark") is not None
+
+
+HEADER = ["path", "rows", "columns", "engine", "fit_s", "fit_cpu_s", "fit_rss_mb", "jvm_rss_mb", "draw_rows_per_s"]
+HEADER += ["write_rows_per_s", "write_cpu_rows_per_s", "csv_mb", "peak_rss_mb", "load"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="N (e.g. 1e5 1e6 1e7)")
+    parser.add_argument("--paths", nargs="+", default=["postgresql", "duckdb", "spark", "memory"])
+    parser.add_argument("--memory-up-to", type=int, default=1_000_000, help="largest N fitted in memory too")
+    parser.add_argument("--sample-rows", type=int, default=1_000_000)
+    parser.add_argument("--directory", default=str(Path(tempfile.gettempdir()) / "bench-scale"))
+    parser.add_argument("--keep", action="store_true", help="keep the Parquet files for the next run")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        path, rows, parquet, table, sample_rows = arguments.child
+        print(json.dumps(child(path, int(float(rows)), parquet, table, int(sample_rows))))
+        return
+    directory = Path(arguments.directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    print(" | ".join(HEADER), flush=True)
+    for rows in [int(float(value)) for value in arguments.rows]:
+        paths = [p for p in arguments.paths if p != "memory" or rows <= arguments.memory_up_to]
+        paths = [p for p in paths if engine_available(p) or print(f"({p}: engine not built yet)", file=sys.stderr)]
+        made = time.perf_counter()
+        parquet, table = make_data(rows, directory, postgres="postgresql" in paths)
+        print(f"(N = {rows:,}: data made in {time.perf_counter() - made:.0f} s)", file=sys.stderr, flush=True)
+        for path in paths:
+            command = [sys.executable, __file__, "--child", path, str(rows), str(parquet), table]
+            result = subprocess.run([*command, str(arguments.sample_rows)], capture_output=True, text=True)
+            if result.returncode != 0:
+                print(f"({path} at N = {rows:,} failed: {result.stderr.strip().splitlines()[-1:]})", flush=True)
+                continue
+            figures = json.loads(result.stdout.strip().splitlines()[-1])
+            print(" | ".join(str(figures[key]) for key in HEADER), flush=True)
+        if not arguments.keep:
+            parquet.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
