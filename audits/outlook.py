@@ -52,10 +52,13 @@ class Outlook:
 
     @property
     def verdict(self) -> str:
-        """``pass``, ``fail`` or ``inconclusive`` as predicted for a clean release."""
+        """``pass``, ``fail`` or ``inconclusive`` as predicted for a clean release; ``unknown`` when
+        the generator could not be previewed, so that nothing about fidelity is predicted."""
         if not self.membership.decidable:
             return "inconclusive"
-        return "fail" if any(f["predicted_pass"] is False for f in self.fidelity.values()) else "pass"
+        if any(f["predicted_pass"] is False for f in self.fidelity.values()):
+            return "fail"
+        return "unknown" if self.prediction_error else "pass"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values. Without ``disclose_rows`` (a requester's view: the number of real rows
@@ -80,8 +83,25 @@ class Outlook:
             },
             "warnings": self.warnings,
             "assumptions": self.assumptions,
-            "prediction_error": self.prediction_error,
+            "prediction_error": self.prediction_error if disclose else _private_reason(self.prediction_error),
         }
+
+
+# A preview on a surrogate of the private training size can fail with a message that states
+# figures of that size (mst's refusal names its DP estimate of the surrogate's rows, drawn with a
+# fixed seed, so two budgets would give the size back exactly). A requester reads only the kind.
+_PRIVATE_REASONS = (
+    ("too small", "the generator would refuse a budget this small for this table; raise ε or declare fewer columns"),
+)
+
+
+def _private_reason(error: str) -> str:
+    if not error or error.startswith("no fidelity prediction for"):
+        return error  # names only the generator: public
+    for marker, reason in _PRIVATE_REASONS:
+        if marker in error:
+            return f"no fidelity prediction: {reason}"
+    return "no fidelity prediction: the generator could not be previewed for these inputs"
 
 
 def _coarse(item: dict[str, Any]) -> dict[str, Any]:

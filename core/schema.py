@@ -12,12 +12,12 @@ Column keys:
 - public domain, declared by the steward and never charged: ``min``/``max`` (numbers; ISO 8601
   strings for datetimes), ``categories`` (a non-empty list), ``nullable`` (a boolean) and, for
   datetimes, ``resolution`` (:data:`DATETIME_RESOLUTIONS`, default ``second``: released values are
-  whole days, hours, minutes or seconds in UTC; never read from the data by a generator, though
-  registration without a schema proposes it to the steward) and ``calendar``
+  whole days, hours, minutes or seconds in UTC; never read from the data by a generator, and
+  never stored from the rows: registration only suggests it to the steward) and ``calendar``
   (:data:`DATETIME_CALENDARS`; ``"weekdays"``: a day-resolution column holds only Monday to
   Friday, such as trading days, and is released on those days only) and, for floats,
   ``step`` (a positive number: the column holds only whole multiples of it, such as answers
-  coded 17.5, 22, 27 on a 0.5 grid, and is released on that grid; likewise proposed, never read);
+  coded 17.5, 22, 27 on a 0.5 grid, and is released on that grid; likewise only suggested);
 - ``domain_source``: where the public domain comes from (a codebook, a standard), shown with it;
 - ``description``; ``privileged`` (protected columns) and ``favourable`` (label column), read by
   the bias and utility checks.

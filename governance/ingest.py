@@ -414,20 +414,36 @@ def _check_schema_names(names: list[str], header: list[str]) -> None:
 def infer_schema(header: list[str], rows: list[list[str]], *, missing_values: Iterable[str]) -> dict[str, Any]:
     """Guess each column's type from its values; every role is ``other`` until declared.
 
-    Read from the rows for the steward who registers the table, as a proposal to review: ISO 8601
-    dates and times are datetimes, with ``"resolution": "day"`` when none has a time of day and
-    ``"calendar": "weekdays"`` when, besides, at least :data:`CALENDAR_MIN_VALUES` dates include no
-    Saturday or Sunday (a trading-day table); a float column whose values all lie on a coarse grid
-    (answers coded 17.5, 22, 27: at most :data:`GRID_MAX_POINTS` multiples of the step between its
-    extremes) gets that ``step``. No bound and no category list is proposed.
+    ISO 8601 dates and times are datetimes. Nothing else is taken from the rows: no bound, no
+    category list, no resolution, calendar or step (the stored schema drives the generators, so
+    a key read from the rows would let one row change what the output can hold; issue 11.1).
+    :func:`suggested_declarations` offers those the steward may declare.
     """
     missing = set(missing_values)
     columns = []
     for position, name in enumerate(header):
         values = [row[position] for row in rows if row[position] not in missing]
-        kind = _infer_type(values)
-        columns.append({"name": name, "type": kind, "role": "other", **_proposals(kind, values)})
+        columns.append({"name": name, "type": _infer_type(values), "role": "other"})
     return {"columns": columns, "missing_values": list(missing_values)}
+
+
+def suggested_declarations(frame: pd.DataFrame, schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Column → the resolution, calendar or step its rows suggest, for the steward only; never stored
+    unless the steward declares them (the shape ``dataset_schema_declare_columns`` takes).
+
+    A datetime column whose values have no time of day gets ``"resolution": "day"``, and
+    ``"calendar": "weekdays"`` when, besides, at least :data:`CALENDAR_MIN_VALUES` dates include no
+    Saturday or Sunday (a trading-day table); a float column whose values all lie on a coarse grid
+    (answers coded 17.5, 22, 27: at most :data:`GRID_MAX_POINTS` multiples of the step between its
+    extremes) gets that ``step``. A key the schema already declares is not suggested again.
+    """
+    suggestions = {}
+    for column in schema["columns"]:
+        if column["name"] in frame.columns:
+            found = _suggestion(column, frame[column["name"]].dropna())
+            if found:
+                suggestions[column["name"]] = found
+    return suggestions
 
 
 INFER_SAMPLE = 20000
@@ -466,23 +482,25 @@ def _iso_datetimes(values: list[str]) -> pd.Series | None:
     return parsed if pd.api.types.is_datetime64_any_dtype(parsed) else None
 
 
-def _proposals(kind: str, values: list[str]) -> dict[str, Any]:
-    """The resolution, calendar or step :func:`infer_schema` proposes for a column of ``kind``."""
-    if kind == "datetime":
-        stamps = _iso_datetimes(values)
-        if stamps is None:
-            return {}
-        seconds = numeric_values(stamps, "datetime")
+def _suggestion(column: dict[str, Any], values: pd.Series) -> dict[str, Any]:
+    """What :func:`suggested_declarations` suggests for one column, from its non-missing values."""
+    if values.empty:
+        return {}
+    if column.get("type") == "datetime":
+        if column.get("resolution", "day") != "day":
+            return {}  # the steward declared another resolution
+        seconds = numeric_values(values, "datetime")
         if not np.array_equal(seconds, np.floor(seconds / 86400) * 86400):
             return {}
+        suggested: dict[str, Any] = {} if "resolution" in column else {"resolution": "day"}
         days = np.floor(seconds / 86400)
         weekend = np.mod(days + 3, 7) >= 5  # 1970-01-01 was a Thursday
-        if len(values) >= CALENDAR_MIN_VALUES and not weekend.any():
-            return {"resolution": "day", "calendar": "weekdays"}
-        return {"resolution": "day"}
-    if kind == "float":
-        numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
-        span = float(numbers.max() - numbers.min()) if len(numbers) else 0.0
+        if "calendar" not in column and len(values) >= CALENDAR_MIN_VALUES and not weekend.any():
+            suggested["calendar"] = "weekdays"
+        return suggested
+    if column.get("type") == "float" and "step" not in column:
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        span = float(numbers.max() - numbers.min())
         for step in GRID_STEPS:
             multiples = numbers / step
             if np.allclose(

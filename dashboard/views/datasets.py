@@ -110,8 +110,14 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     if latest is None or latest.source_reference:  # nothing to declare yet, or a schema fixed at registration
         return redirect("dashboard:dataset-detail", name=name)
     data = request.POST if request.method == "POST" else None
+    # read from the stored rows for the steward only; pre-filled, so submitting the form declares them
+    suggestions = services.dataset_schema_suggestions(actor=signed_in_user(request), version=latest)
     forms = [
-        (column, _column_form(data, latest, index)) for index, column in enumerate(dataset_columns(version=latest))
+        (
+            {**column, "suggested": _suggested_text(suggestions.get(column["name"], {}))},
+            _column_form(data, latest, index, suggestions.get(column["name"], {})),
+        )
+        for index, column in enumerate(dataset_columns(version=latest))
     ]
     error, status = None, 200
     if data is not None:
@@ -133,14 +139,26 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     return render(
         request,
         "dashboard/datasets/schema.html",
-        {"dataset": dataset, "latest": latest, "forms": forms, "error": error},
+        {"dataset": dataset, "latest": latest, "forms": forms, "error": error, "suggestions": bool(suggestions)},
         status=status,
     )
 
 
-def _column_form(data: Any, version: Any, index: int) -> ColumnDeclareForm:
+def _suggested_text(suggested: dict[str, Any]) -> str:
+    parts = []
+    if "resolution" in suggested:
+        parts.append(f"whole {suggested['resolution']}s")
+    if "calendar" in suggested:
+        parts.append(f"{suggested['calendar']} only")
+    if "step" in suggested:
+        parts.append(f"step {suggested['step']}")
+    return "; ".join(parts)
+
+
+def _column_form(data: Any, version: Any, index: int, suggested: dict[str, Any]) -> ColumnDeclareForm:
     column = version.schema["columns"][index]["name"]
-    form = _declare_form(data, version, prefix=f"c{index}", initial={"column": column})
+    initial = {"column": column, **{key: str(value) for key, value in suggested.items()}}
+    form = _declare_form(data, version, prefix=f"c{index}", initial=initial)
     form.fields["column"].widget = HiddenInput()
     return form
 

@@ -213,6 +213,13 @@ class RegistrationOutputSerializer(serializers.Serializer):
     version = VersionOutputSerializer()
     dropped_columns = serializers.ListField(child=serializers.CharField(), source="version.dropped_columns")
     warnings = serializers.ListField(child=serializers.CharField())
+    suggested_declarations = serializers.DictField(
+        source="suggestions",
+        child=serializers.DictField(),
+        help_text="column → resolution, calendar or step its rows suggest, NOT applied to the stored schema; "
+        'declare them, if public knowledge, by POSTing {"columns": this} to /api/datasets/NAME/declare/ '
+        "(only the registering steward sees this)",
+    )
 
     class Meta:
         ref_name = "DatasetRegistration"

@@ -60,7 +60,10 @@ class RequestOutlookApi(APIView):
         dataset = serializers.CharField()
         purpose = serializers.CharField()
         generator = serializers.CharField()
-        predicted_verdict = serializers.ChoiceField(choices=["pass", "fail", "inconclusive"])
+        predicted_verdict = serializers.ChoiceField(
+            choices=["pass", "fail", "inconclusive", "unknown"],
+            help_text="unknown: the generator could not be previewed (prediction_error says why)",
+        )
         n_rows = serializers.IntegerField()
         n_train = serializers.IntegerField(allow_null=True, help_text="null for requesters (private)")
         n_holdout = serializers.IntegerField(allow_null=True, help_text="null for requesters (private)")

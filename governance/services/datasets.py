@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from governance.ingest import (
     Table,
     domain_read_from_data_warnings,
     read_table,
+    suggested_declarations,
 )
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
 from governance.permissions import user_has_role
@@ -46,6 +47,9 @@ class RegistrationResult:
     version: DatasetVersion
     created: bool
     warnings: list[str]
+    # column -> resolution/calendar/step read from the rows, offered to the registering steward and
+    # never stored unless declared (``governance.ingest.suggested_declarations``)
+    suggestions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def ingest_limits() -> IngestLimits:
@@ -120,7 +124,8 @@ def dataset_register(
         )
         if result.created:
             _fingerprint_store(result.version, digests)
-        return result
+    suggestions = suggested_declarations(table.frame, result.version.schema)
+    return RegistrationResult(result.version, result.created, result.warnings, suggestions)
 
 
 def _dataset_for_version(
@@ -751,6 +756,23 @@ def _check_categories_cover(frame: pd.DataFrame, entry: dict[str, Any]) -> None:
             "Declare every category the codebook lists.",
             extra={"field": "categories", "column": entry["name"]},
         )
+
+
+def dataset_schema_suggestions(*, actor: User, version: DatasetVersion) -> dict[str, dict[str, Any]]:
+    """What a stored source version's rows suggest its steward declare (resolution, calendar, step;
+    ``governance.ingest.suggested_declarations``), for the steward only: a suggestion is read from
+    the rows and becomes public only when the steward declares it."""
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can see what the rows suggest declaring.")
+    if version.source_reference or not version.storage_key:
+        return {}
+    if not any(
+        (column.get("type") == "datetime" and column.get("resolution", "day") == "day" and "calendar" not in column)
+        or (column.get("type") == "float" and "step" not in column)
+        for column in version.schema.get("columns", [])
+    ):
+        return {}  # nothing could be suggested: the rows are not read
+    return suggested_declarations(_stored_frame(version), version.schema)
 
 
 def _stored_frame(version: DatasetVersion) -> pd.DataFrame:

@@ -507,6 +507,7 @@ class BudgetPlan:
     selection_epsilon: float
     two_way_sigma: float
     label_sigma: float
+    pairs_sigma: float  # σ of the edge tables if the label tables' share were spent on them too
 
 
 def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: list[Any]) -> BudgetPlan:
@@ -545,6 +546,7 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
         selection_epsilon=exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
         two_way_sigma=gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
         label_sigma=gaussian_sigma(star / n_tree) if star > 0 else math.inf,
+        pairs_sigma=gaussian_sigma((two_way + star) / (n_tree - 1)) if n_tree > 1 else math.inf,
     )
 
 
@@ -563,9 +565,10 @@ def grid_cells(max_cells: int, n_hat: float, one_way_sigma: float) -> int:
 
 
 def _main_sigma(plan: BudgetPlan) -> float:
-    """Noise σ of the measurements that carry most of the model: the 2-way (edge) tables, or
-    the 1-ways when there is no tree."""
-    two_way = plan.two_way_sigma
+    """Noise σ of the measurements that carry most of the model: the 2-way tables (edge and
+    label tables together, as if their whole budget went to the edges, so that the share given
+    to the label tables does not move the refusal), or the 1-ways when there is no tree."""
+    two_way = plan.pairs_sigma
     return two_way if math.isfinite(two_way) else plan.one_way_sigma
 
 

@@ -121,6 +121,7 @@ def test_registers_a_dataset_and_answers_with_version_schema_and_dropped_identif
         },
         "dropped_columns": ["id"],
         "warnings": [],
+        "suggested_declarations": {},
     }
     version = DatasetVersion.objects.get()
     assert (Path(settings.DATA_DIR) / version.storage_key).read_bytes() == CANONICAL

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from core.errors import DatasetFormatError, ValidationError
-from governance.ingest import IngestLimits, load_canonical, read_table
+from governance.ingest import IngestLimits, load_canonical, read_table, suggested_declarations
 
 LIMITS = IngestLimits(max_upload_bytes=10 * 1024 * 1024, max_expanded_bytes=64 * 1024 * 1024, max_compression_ratio=200)
 
@@ -496,32 +496,54 @@ def _trading_days_csv(days: pd.DatetimeIndex, with_time: bool = False) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_infers_iso_dates_as_day_resolution_datetimes_and_proposes_the_weekday_calendar_and_a_grid(tmp_path):
+def test_infers_iso_dates_as_datetimes_and_suggests_the_weekday_calendar_and_a_grid_without_storing_them(tmp_path):
     # Issue 11.6: ISO dates used to be inferred as categorical (then refused by the generators as a
     # high-cardinality column); float answers on a 0.5 grid came out continuous unless declared.
+    # Issue 11.1: the resolution, calendar and step read from the rows are suggestions for the
+    # steward, never in the schema the generators read.
     table = read(tmp_path, _trading_days_csv(pd.bdate_range("2024-01-01", periods=40)))
     assert table.schema["columns"] == [
-        {"name": "day", "type": "datetime", "role": "other", "resolution": "day", "calendar": "weekdays"},
-        {"name": "price", "type": "float", "role": "other"},  # cents over a wide range: continuous
-        {"name": "answer", "type": "float", "role": "other", "step": 0.5},
+        {"name": "day", "type": "datetime", "role": "other"},
+        {"name": "price", "type": "float", "role": "other"},
+        {"name": "answer", "type": "float", "role": "other"},
     ]
     assert str(table.frame["day"].dtype) == "datetime64[ns]"
     assert table.frame["day"].iloc[-1] == pd.Timestamp("2024-02-23")
+    assert suggested_declarations(table.frame, table.schema) == {
+        "day": {"resolution": "day", "calendar": "weekdays"},
+        "answer": {"step": 0.5},  # price: cents over a wide range, continuous
+    }
 
 
 @pytest.mark.parametrize(
-    ("days", "with_time", "proposed"),
+    ("days", "with_time", "suggested"),
     [
         (pd.date_range("2024-01-01", periods=40), False, {"resolution": "day"}),  # weekends present
         (pd.bdate_range("2024-01-01", periods=10), False, {"resolution": "day"}),  # too few to tell
-        (pd.bdate_range("2024-01-01", periods=40) + pd.Timedelta(hours=9, minutes=30), True, {}),
+        (pd.bdate_range("2024-01-01", periods=40) + pd.Timedelta(hours=9, minutes=30), True, None),
     ],
 )
-def test_proposes_the_weekday_calendar_only_on_enough_whole_dates_without_a_weekend(
-    tmp_path, days, with_time, proposed
+def test_suggests_the_weekday_calendar_only_on_enough_whole_dates_without_a_weekend(
+    tmp_path, days, with_time, suggested
 ):
-    day = read(tmp_path, _trading_days_csv(days, with_time)).schema["columns"][0]
-    assert day == {"name": "day", "type": "datetime", "role": "other", **proposed}
+    table = read(tmp_path, _trading_days_csv(days, with_time))
+    assert table.schema["columns"][0] == {"name": "day", "type": "datetime", "role": "other"}
+    assert suggested_declarations(table.frame, table.schema).get("day") == suggested
+
+
+def test_a_declared_key_is_not_suggested_again(tmp_path):
+    table = read(tmp_path, _trading_days_csv(pd.bdate_range("2024-01-01", periods=40)))
+    declared = {
+        **table.schema,
+        "columns": [
+            {"name": "day", "type": "datetime", "role": "other", "resolution": "day"},
+            {"name": "price", "type": "float", "role": "other"},
+            {"name": "answer", "type": "float", "role": "other", "step": 0.25},
+        ],
+    }
+    assert suggested_declarations(table.frame, declared) == {"day": {"calendar": "weekdays"}}
+    hourly = {**declared, "columns": [{"name": "day", "type": "datetime", "role": "other", "resolution": "hour"}]}
+    assert suggested_declarations(table.frame, hourly) == {}
 
 
 def test_text_that_is_not_all_iso_dates_stays_categorical(tmp_path):

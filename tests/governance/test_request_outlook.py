@@ -91,3 +91,21 @@ def test_request_form_previews_the_audit_without_filing(cast, adult, client):
     assert "What the audit will probably say" in text
     assert "Membership checks:" in text
     assert DataRequest.objects.count() == before
+
+
+def test_an_outlook_without_a_preview_predicts_no_verdict_and_states_no_size_to_a_requester(cast, adult):
+    """At a budget the generator refuses on the surrogate, the outlook must not say "pass", and
+    a requester must not read the refusal's figures: they are those of the surrogate of the
+    private training size, with a fixed seed (two budgets would give the size back)."""
+    fields = {"dataset_name": "adult", "purpose_name": "research", "delta": "1e-6", "n_rows": 1000}
+    seen = {}
+    for epsilon in ("0.01", "0.02"):
+        outlook = access_request_outlook(actor=cast.requester, epsilon=epsilon, **fields)
+        assert outlook["prediction_error"], "the surrogate should refuse a budget this small"
+        assert outlook["predicted_verdict"] == "unknown"
+        assert not any(character.isdigit() for character in outlook["prediction_error"])
+        seen[epsilon] = outlook["prediction_error"]
+    assert seen["0.01"] == seen["0.02"]
+    steward = access_request_outlook(actor=cast.steward, epsilon="0.01", **fields)
+    assert steward["predicted_verdict"] == "unknown"
+    assert "rows (a DP estimate)" in steward["prediction_error"]

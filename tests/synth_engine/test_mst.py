@@ -226,6 +226,12 @@ def test_the_default_split_gives_the_stated_share_to_the_label_tables_and_sums_t
     stages = plain.privacy_spent().details["stages"]
     assert "label_pairs" not in stages
     assert stages["two_way"]["rho"] == pytest.approx(rho["label_pairs"] + rho["two_way"])
+    # the share moves no refusal: usefulness is judged on the 2-way budget as a whole
+    specs = parse_schema(schema)
+    with_share = _budget_plan(MSTGenerator().get_params(), 1.0, DELTA, specs)
+    without = _budget_plan(MSTGenerator(label_fraction=0.0).get_params(), 1.0, DELTA, specs)
+    assert _main_sigma(with_share) == pytest.approx(_main_sigma(without)) == pytest.approx(without.two_way_sigma)
+    assert with_share.two_way_sigma > without.two_way_sigma
 
 
 def test_a_small_table_gets_a_grid_as_fine_as_its_noise_allows(adult: pd.DataFrame, schema: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import DatasetVersion, Sensitivity
 from governance.permissions import version_rows_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
-from governance.services import dataset_register, dataset_schema_declare
+from governance.services import RegistrationResult, dataset_register, dataset_schema_declare
 
 VERSION_COLUMNS = ("version", "kind", "rows", "cols", "content_hash", "dropped identifiers", "created_at")
 
@@ -114,8 +115,13 @@ class Command(SynthgateCommand):
             declarations=_read_json_object(options["declare"], what="declarations"),
         )
         version = result.version
-        data = {**version_data(version, viewer=actor), "created": result.created, "warnings": result.warnings}
-        self.emit(data, lambda: _registration_text(version, created=result.created, warnings=result.warnings))
+        data = {
+            **version_data(version, viewer=actor),
+            "created": result.created,
+            "warnings": result.warnings,
+            "suggested_declarations": result.suggestions,
+        }
+        self.emit(data, lambda: _registration_text(result))
 
     def handle_declare(self, actor: User, options: dict[str, Any]) -> None:
         changes: dict[str, Any] = dict.fromkeys(options["clear"])
@@ -267,6 +273,24 @@ def _read_json_object(name: str | None, *, what: str) -> dict[str, Any] | None:
     return data
 
 
+def _suggestions_text(name: str, suggestions: dict[str, dict[str, Any]]) -> list[str]:
+    """The declarations the rows suggest, as the commands that declare them (nothing is applied)."""
+    if not suggestions:
+        return []
+    lines = [
+        "",
+        "Suggested from the rows, NOT applied (the stored schema does not have them): declare one only if "
+        "it is public knowledge, with",
+    ]
+    for column, keys in suggestions.items():
+        options = " ".join(f"--{key} {value}" for key, value in keys.items())
+        lines.append(f"  synthgate dataset declare {name} --column {column} {options}")
+    lines.append(
+        f"(or POST /api/datasets/{name}/declare/ with {json.dumps({'columns': suggestions}, separators=(',', ':'))})"
+    )
+    return lines
+
+
 def _version_row(version: DatasetVersion, viewer: User) -> tuple[object, ...]:
     return (
         f"v{version.number}",
@@ -279,8 +303,9 @@ def _version_row(version: DatasetVersion, viewer: User) -> tuple[object, ...]:
     )
 
 
-def _registration_text(version: DatasetVersion, *, created: bool, warnings: list[str]) -> str:
-    verb = "Stored" if created else "Already stored (identical content)"
+def _registration_text(result: RegistrationResult) -> str:
+    version = result.version
+    verb = "Stored" if result.created else "Already stored (identical content)"
     lines = [
         f"{verb}: {version.dataset.name} version {version.number} ({version.kind})",
         fields(
@@ -311,5 +336,6 @@ def _registration_text(version: DatasetVersion, *, created: bool, warnings: list
         "(each declaration is logged), or give them at registration with --declare FILE; "
         "identifiers are declared with --schema or --declare before storage.",
     ]
-    lines += [f"warning: {warning}" for warning in warnings]
+    lines += _suggestions_text(name, result.suggestions)
+    lines += [f"warning: {warning}" for warning in result.warnings]
     return "\n".join(lines)
