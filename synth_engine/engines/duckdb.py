@@ -228,6 +228,9 @@ class DuckDBCounts(SqlCounts):
     def _number(self, value: float, params: list[Any]) -> str:
         return _double(value)
 
+    def _rint(self, expression: str) -> str:
+        return f"round_even(CAST({expression} AS DOUBLE), 0)"
+
     def _infinite(self, column: str) -> str:
         return f"isinf(CAST({column} AS DOUBLE))"
 

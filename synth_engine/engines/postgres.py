@@ -133,6 +133,9 @@ class PostgresCounts(SqlCounts):
         params.append(value)
         return "%s::float8"
 
+    def _rint(self, expression: str) -> str:
+        return f"round(({expression})::float8)"  # float8 round is rint: ties to even
+
     def _infinite(self, column: str) -> str:
         return f"{column}::float8 IN ('Infinity'::float8, '-Infinity'::float8)"
 

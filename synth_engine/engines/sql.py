@@ -98,6 +98,10 @@ class SqlCounts:
         """SQL for a double-precision constant, exactly ``value``."""
         raise NotImplementedError
 
+    def _rint(self, expression: str) -> str:
+        """SQL for a double rounded to the nearest whole number, ties to even (NumPy's ``rint``)."""
+        raise NotImplementedError
+
     def _infinite(self, column: str) -> str:
         """SQL true where a numeric column holds ±inf."""
         raise NotImplementedError
@@ -206,6 +210,12 @@ class SqlCounts:
         value = self._value(spec)
         missing = codec.missing_code if codec.missing_code is not None else -1
         if isinstance(codec, NumericCodec):
+            if codec.step is not None:  # domain.on_grid: rint(v / step), then rint(k * step * 1e12) / 1e12
+                # literals, not parameters: the expression is repeated below, and parameters are
+                # positional (a float's repr reads back as the same double in SQL)
+                step, scale = f"CAST({float(codec.step)!r} AS DOUBLE PRECISION)", "CAST(1e12 AS DOUBLE PRECISION)"
+                multiple = self._rint(f"{value} / {step}")
+                value = f"({self._rint(f'{multiple} * {step} * {scale}')} / {scale})"
             low, high = float(codec.low[0]), float(codec.high[-1])
 
             def clipped() -> str:

@@ -15,7 +15,14 @@ import pytest
 from synth_engine.engines.duckdb import DuckDBCounts, parquet_files
 from synth_engine.generators import GeneratorError, SchemaMismatchError
 from synth_engine.generators.counts import FrameCounts
-from tests.synth_engine.test_engine_postgres import adult_frame, adult_schema, assert_same_counts, fitted
+from tests.synth_engine.test_engine_postgres import (
+    adult_frame,
+    adult_schema,
+    assert_same_counts,
+    assert_same_fine_counts,
+    fitted,
+    grid_frame,
+)
 
 
 def write_lake(frame: pd.DataFrame, root, parts: int = 3) -> None:
@@ -161,3 +168,13 @@ def test_a_small_memory_limit_counts_the_grouping_sets_in_several_statements_wit
     assert small.max_sets < 10 < counts.max_sets  # the test's 18 groups take three statements here
     assert_same_counts(small, frame, schema)
     small.close()
+
+
+def test_values_a_hair_off_a_declared_step_count_in_duckdb_as_the_codec_snaps_them(tmp_path) -> None:
+    frame, schema = grid_frame()
+    (tmp_path / "grid").mkdir()
+    frame.to_parquet(tmp_path / "grid" / "data.parquet", index=False)
+    counts = DuckDBCounts(tmp_path / "grid", schema)
+    assert counts.check() == []
+    assert_same_fine_counts(counts, frame, schema)
+    counts.close()

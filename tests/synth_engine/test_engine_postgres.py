@@ -189,3 +189,34 @@ def test_an_empty_table_is_refused_and_a_quoted_name_reads_only_that_table(adult
     with pytest.raises(GeneratorError, match="no rows"):
         PostgresCounts(connection, 'odd "name"; DROP TABLE engine_adult', schema).check()
     assert PostgresCounts(connection, "engine_adult", schema).row_count() == len(frame)
+
+
+def grid_frame() -> tuple[pd.DataFrame, dict]:
+    """Answers on a declared 0.1 grid, each stored a hair below its grid point (as arithmetic on
+    floats leaves them): the codec snaps them onto the grid before bucketing, so an engine must too."""
+    rng = np.random.default_rng(0)
+    multiples = rng.integers(0, 60, 2000)
+    frame = pd.DataFrame(
+        {"score": np.round(multiples * 0.1, 12) - 1e-13 * (multiples > 0), "flag": rng.choice(["a", "b"], 2000)}
+    )
+    schema = {
+        "columns": [
+            {"name": "score", "type": "float", "role": "other", "min": 0.0, "max": 5.9, "step": 0.1, "nullable": False},
+            {"name": "flag", "type": "categorical", "role": "label", "categories": ["a", "b"], "nullable": False},
+        ]
+    }
+    return frame, schema
+
+
+def assert_same_fine_counts(source, frame: pd.DataFrame, schema: dict) -> None:
+    codecs = fitted(FrameCounts(frame), schema).codecs_
+    for ours, theirs in zip(source.fine_counts(codecs), FrameCounts(frame).fine_counts(codecs), strict=True):
+        assert np.array_equal(ours, theirs)
+
+
+def test_values_a_hair_off_a_declared_step_count_in_postgresql_as_the_codec_snaps_them() -> None:
+    frame, schema = grid_frame()
+    create_table("engine_grid", frame, schema)
+    database = PostgresCounts(connection, "engine_grid", schema)
+    assert database.check() == []
+    assert_same_fine_counts(database, frame, schema)
