@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Collate
 
 from core.errors import NotFoundError
@@ -33,12 +34,23 @@ def assurance_run_list() -> QuerySet[AssuranceRun]:
 def assurance_latest_list() -> QuerySet[AssuranceRun]:
     """The latest run of each (generator, generator version), generators in name order (code-point
     order, as Python sorts), newest first within a generator."""
-    latest = (
-        AssuranceRun.objects.order_by("generator", "generator_version", "-created_at", "-id")
-        .distinct("generator", "generator_version")
-        .values("pk")
+    # a correlated subquery rather than DISTINCT ON, which SQLite (the embedded default) lacks
+    newest_of_its_version = (
+        AssuranceRun.objects.filter(generator=OuterRef("generator"), generator_version=OuterRef("generator_version"))
+        .order_by("-created_at", "-id")
+        .values("pk")[:1]
     )
-    return assurance_run_list().filter(pk__in=latest).order_by(Collate("generator", "C"), "-created_at", "-id")
+    return (
+        assurance_run_list()
+        .filter(pk=Subquery(newest_of_its_version))
+        .order_by(_in_code_point_order("generator"), "-created_at", "-id")
+    )
+
+
+def _in_code_point_order(field: str) -> Collate | F:
+    """``field`` ordered by code point: PostgreSQL's "C" collation; SQLite's default (BINARY) is
+    already that order and has no collation named "C"."""
+    return Collate(field, "C") if connection.vendor == "postgresql" else F(field)
 
 
 def assurance_latest(*, generator: str, generator_version: str | None = None) -> AssuranceRun | None:

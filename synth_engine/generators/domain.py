@@ -717,9 +717,10 @@ def bounds_from_magnitudes(
 
     1. *Anchor*: the lowest to the highest bucket whose noisy count clears a threshold with a
        family-wise false-positive rate of :data:`ANCHOR_FALSE_POSITIVE` (10⁻⁶) over all the
-       column's buckets (the fallback is the fullest bucket). A bucket far from the data passes
-       on noise alone in about one fit in a million per column (a 1 % rate let one in ~0.5 % of
-       fits, and values reached 10¹¹–10²⁴).
+       column's buckets (when none does, the best window of adjacent buckets,
+       :func:`_best_window`). A bucket far from the data passes on noise alone in about one fit
+       in a million per column (a 1 % rate let one in ~0.5 % of fits, and values reached
+       10¹¹–10²⁴).
     2. *The other values of a zero-anchored column* (zero-inflated: capital gains are 92 % zeros,
        then hundreds to 99,999 with nothing between 1 and 100). When the anchor is the zero
        bucket alone, the windows of :data:`NONZERO_WINDOWS` adjacent buckets either side of zero
@@ -747,7 +748,7 @@ def bounds_from_magnitudes(
     side = (len(histogram) - 1) // 2
     noisy = gaussian_noise(histogram, sigma, rng)
     anchored = np.flatnonzero(noisy > sparse_threshold(sigma, ANCHOR_FALSE_POSITIVE / len(noisy)) - 1.0)
-    low, high = (int(anchored.min()), int(anchored.max())) if anchored.size else (int(np.argmax(noisy)),) * 2
+    low, high = (int(anchored.min()), int(anchored.max())) if anchored.size else _best_window(noisy, sigma)
     if low == high == side:
         low, high = _nonzero_part(noisy, sigma, side, integer=integer)
     grow = sparse_threshold(sigma, GROW_FALSE_POSITIVE) - 1.0
@@ -761,6 +762,25 @@ def bounds_from_magnitudes(
     return _bucket_edge(low - side, smallest, integer, low=True), _bucket_edge(
         high - side, smallest, integer, low=False
     )
+
+
+def _best_window(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
+    """The first and last bucket of the window of :data:`NONZERO_WINDOWS` adjacent buckets whose
+    noisy sum stands highest above its noise (σ·√length): the anchor when no single bucket clears
+    its threshold (step 1 of :func:`bounds_from_magnitudes`). A small table spread over several
+    magnitudes (569 rows over five buckets) has no bucket above the noise, but its sum over them
+    is: the fullest single noisy bucket, the fallback before, was a noise-only bucket (bounds up to
+    10²⁴) in about a fifth of fits at σ = 80. A post-processing of the noisy counts."""
+    sums = np.concatenate([[0.0], np.cumsum(noisy)])
+    best, where = -math.inf, (int(np.argmax(noisy)),) * 2
+    for length in NONZERO_WINDOWS:
+        if length > len(noisy):
+            break
+        scores = (sums[length:] - sums[:-length]) / (sigma * math.sqrt(length))
+        start = int(np.argmax(scores))
+        if scores[start] > best:
+            best, where = float(scores[start]), (start, start + length - 1)
+    return where
 
 
 def _nonzero_part(noisy: np.ndarray, sigma: float, side: int, *, integer: bool) -> tuple[int, int]:

@@ -357,3 +357,24 @@ def is_weekend_any(seconds: np.ndarray) -> bool:
     from synth_engine.generators.domain import is_weekend
 
     return bool(is_weekend(seconds).any())
+
+
+def test_a_small_column_spread_over_several_magnitudes_is_anchored_on_its_window_not_on_noise() -> None:
+    # breast_cancer's "mean area" at mst's domain noise for thirty undeclared columns at ε = 1
+    # is σ ≈ 87; at σ = 60 here no single bucket clears the anchor either. The fallback was the
+    # fullest single noisy bucket, often a noise-only one (upper bounds to 10^24); the best window
+    # of adjacent buckets finds the data more often (deterministic draws: rng seed 0).
+    from sklearn.datasets import load_breast_cancer
+
+    from synth_engine.generators.domain import bounds_from_magnitudes, magnitude_index
+
+    values = load_breast_cancer(as_frame=True).frame["mean area"].to_numpy()
+    index, length = magnitude_index(values, integer=False)
+    histogram = np.bincount(index, minlength=length)
+    rng = np.random.default_rng(0)
+    bounds = np.array([bounds_from_magnitudes(histogram, 60.0, integer=False, rng=rng) for _ in range(2000)])
+    wild = ((bounds[:, 1] > 1000 * values.max()) | (bounds[:, 1] < np.median(values))).mean()
+    # before: 4.6 % wild, the middle 80 % covered in 38.7 % (at σ = 87: 36.9 % and 14.8 %)
+    assert wild < 0.025, wild
+    covered = (bounds[:, 0] <= np.quantile(values, 0.1)) & (bounds[:, 1] >= np.quantile(values, 0.9))
+    assert covered.mean() > 0.42
