@@ -30,6 +30,7 @@ from synth_engine.generators.domain import (
     parse_schema,
 )
 
+GROUPING_ARGUMENTS = 31  # PostgreSQL's most arguments to GROUPING()
 MAX_GROUPING_SETS = 4000
 
 
@@ -190,7 +191,7 @@ class SqlCounts:
             return self._domain
         rows = self._grouped(selected, params, [(k,) for k in range(len(wanted))])
         for k, spec in enumerate(wanted):
-            self._domain[spec.name] = [(row[k], row[-1]) for row in rows[k] if row[k] is not None]
+            self._domain[spec.name] = [(row[0], row[-1]) for row in rows[k] if row[0] is not None]
         return self._domain
 
     def category_counts(self, spec: ColumnSpec) -> tuple[list[Any], np.ndarray]:
@@ -249,9 +250,9 @@ class SqlCounts:
         for k, codec in enumerate(codecs):
             histogram = np.zeros(codec.n_codes, dtype=np.int64)
             for row in rows[k]:
-                if row[k] < 0:
+                if row[0] < 0:
                     raise SchemaMismatchError(f"column {codec.name!r} holds values its codec cannot encode")
-                histogram[row[k]] += row[-1]
+                histogram[row[0]] += row[-1]
             counts.append(histogram)
         return counts
 
@@ -270,47 +271,73 @@ class SqlCounts:
             selected.append(self._lookup(code, bins[column].tolist(), lookup_params))
             params += [*lookup_params, *code_params]
         sizes = [int(b.max()) + 1 for b in bins]
-        rows = self._grouped(selected, params, [tuple(position[c] for c in group) for group in groups])
+        rows = self._grouped(
+            selected, params, [tuple(position[c] for c in group) for group in groups], integer_keys=True
+        )
         tables = []
         for g, group in enumerate(groups):
             table = np.zeros(tuple(sizes[column] for column in group), dtype=np.int64)
             for row in rows[g]:
-                table[tuple(row[position[column]] for column in group)] += row[-1]
+                table[row[:-1]] += row[-1]
             tables.append(table)
         return tables
 
     def _grouped(
-        self, selected: list[str], params: list[Any], sets: list[tuple[int, ...]]
+        self, selected: list[str], params: list[Any], sets: list[tuple[int, ...]], *, integer_keys: bool = False
     ) -> list[list[tuple[Any, ...]]]:
         """Count the rows of every grouping set, in one statement per :attr:`max_sets` sets
         (PostgreSQL takes at most 4,096 in one; DuckDB holds a hash table a set in memory); rows
-        per set (keys..., count).
+        per set: (the set's keys in the set's order..., count).
 
-        The codes are computed in a subquery, once per row, and ``GROUPING()`` tells the sets
-        apart in the result.
+        The codes are computed in a subquery, once per row, and ``GROUPING()`` bitmasks (31
+        columns each, PostgreSQL's limit) tell the sets apart in the result. With
+        ``integer_keys`` (the binned stage: thousands of sets of small integer codes) a result
+        row is the masks, the set's codes joined in one text and the count, not one column per
+        code: at 50 columns the padded rows held 2.4 GB in the worker at 10⁵ rows.
         """
         if len(sets) > self.max_sets:
-            head = self._grouped(selected, params, sets[: self.max_sets])
-            return head + self._grouped(selected, params, sets[self.max_sets :])
+            head = self._grouped(selected, params, sets[: self.max_sets], integer_keys=integer_keys)
+            return head + self._grouped(selected, params, sets[self.max_sets :], integer_keys=integer_keys)
         names = [f"c{k}" for k in range(len(selected))]
         # every code in the subquery (the parameters follow them in order); only those the sets
-        # name are grouped and returned, the others read as None
+        # name are grouped and returned
         used = sorted({k for group in sets for k in group})
         inner = ", ".join(f"{expression} AS {name}" for expression, name in zip(selected, names, strict=True))
-        keys = ", ".join(names[k] for k in used)
-        flags = ", ".join(f"GROUPING({names[k]})" for k in used)
+        chunks = [used[start : start + GROUPING_ARGUMENTS] for start in range(0, len(used), GROUPING_ARGUMENTS)]
+        flags = ", ".join("GROUPING(" + ", ".join(names[k] for k in chunk) + ")" for chunk in chunks)
+        keys = (
+            "concat_ws(',', " + ", ".join(names[k] for k in used) + ")"
+            if integer_keys
+            else ", ".join(names[k] for k in used)
+        )
         grouping = ", ".join("(" + ", ".join(names[k] for k in group) + ")" for group in sets)
         sql = (
-            f"SELECT {keys}, {flags}, count(*) "
+            f"SELECT {flags}, {keys}, count(*) "
             f"FROM (SELECT {inner} FROM {self.relation}{self.fence}) AS coded GROUP BY GROUPING SETS ({grouping})"
         )
-        index = {frozenset(group): g for g, group in enumerate(sets)}
+        # a set's masks: bit (len(chunk) - 1 - i) of its chunk's GROUPING() is 0 for the chunk's
+        # i-th column when the set groups by it
+        index: dict[tuple[int, ...], int] = {}
+        for g, group in enumerate(sets):
+            masks = tuple(
+                sum(1 << (len(chunk) - 1 - i) for i, k in enumerate(chunk) if k not in group) for chunk in chunks
+            )
+            index[masks] = g
+        # the order of a set's keys in a result row (ascending column) -> the set's own order
+        order = [sorted(range(len(group)), key=lambda i, group=group: group[i]) for group in sets]
         by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
-        width = len(used)
+        width = len(chunks)
         for row in self._rows(sql, params, grouped=True):
-            members = frozenset(k for position, k in enumerate(used) if row[width + position] == 0)
-            values: list[Any] = [None] * len(names)
-            for position, k in enumerate(used):
-                values[k] = row[position]
-            by_set[index[members]].append((*values, int(row[-1])))
+            g = index[tuple(int(mask) for mask in row[:width])]
+            if integer_keys:
+                ascending = [int(code) for code in str(row[width]).split(",") if code != ""]
+                if len(ascending) != len(sets[g]):  # a NULL code: concat_ws leaves it out
+                    raise SchemaMismatchError("a column holds values its bins cannot code")
+            else:
+                named = set(sets[g])
+                ascending = [value for k, value in zip(used, row[width:-1], strict=True) if k in named]
+            values: list[Any] = [None] * len(ascending)
+            for position, i in enumerate(order[g]):
+                values[i] = ascending[position]
+            by_set[g].append((*values, int(row[-1])))
         return by_set

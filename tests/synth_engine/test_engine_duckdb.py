@@ -178,3 +178,28 @@ def test_values_a_hair_off_a_declared_step_count_in_duckdb_as_the_codec_snaps_th
     assert counts.check() == []
     assert_same_fine_counts(counts, frame, schema)
     counts.close()
+
+
+def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_as_in_memory(tmp_path) -> None:
+    # 41 columns: the sets are told apart by two GROUPING() masks (31 columns each at most), and
+    # the binned stage's keys come back packed in one text per row
+    import itertools
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({f"x{i}": rng.integers(0, 5 + i % 7, 1500) for i in range(40)})
+    frame["y"] = rng.choice(["a", "b"], 1500)
+    integer = {"type": "integer", "role": "other", "min": 0, "max": 12, "nullable": False}
+    schema = {
+        "columns": [{"name": f"x{i}", **integer} for i in range(40)]
+        + [{"name": "y", "type": "categorical", "role": "label", "categories": ["a", "b"], "nullable": False}]
+    }
+    (tmp_path / "wide").mkdir()
+    frame.to_parquet(tmp_path / "wide" / "data.parquet", index=False)
+    counts = DuckDBCounts(tmp_path / "wide", schema)
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(40, a, b) for a, b in itertools.combinations(range(0, 40, 3), 2)] + [(38, 5), (39,), (33, 2)]
+    ours = counts.binned_counts(model.codecs_, model.bins_, groups)
+    theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert_same_fine_counts(counts, frame, schema)
+    counts.close()
