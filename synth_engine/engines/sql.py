@@ -324,7 +324,7 @@ class SqlCounts:
             )
             index[masks] = g
         # the order of a set's keys in a result row (ascending column) -> the set's own order
-        order = [sorted(range(len(group)), key=lambda i, group=group: group[i]) for group in sets]
+        order = [sorted(range(len(group)), key=group.__getitem__) for group in sets]
         by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
         width = len(chunks)
         for row in self._rows(sql, params, grouped=True):
