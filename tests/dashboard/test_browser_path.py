@@ -226,7 +226,7 @@ def _file_request(page, found):
     expect(page.locator("#budget-preview")).to_contain_text("Remaining ε on adult: 10 of 10 → 9 after this request")
     page.get_by_label("ε (privacy budget for this release)").fill("2")
     expect(page.locator("#budget-preview")).to_contain_text("allows at most ε 1 per release")
-    page.get_by_label("ε (privacy budget for this release)").fill("0.2")
+    page.get_by_label("ε (privacy budget for this release)").fill("0.3")
     page.get_by_label("δ").fill("1e-5")
     page.get_by_label("Synthetic rows").fill("1000")
     page.get_by_label("Generator").select_option("mst")
