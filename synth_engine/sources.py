@@ -173,12 +173,35 @@ class PostgresSource(SourceData):
         self.connection.close()
 
 
-class DuckDBSource(SourceData):
+class ParquetLakeSource(SourceData):
+    """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``:
+    what the engines that read them (DuckDB, Spark) share. A subclass opens ``self.data``."""
+
+    fields = ("path",)
+    data: Any
+
+    @classmethod
+    def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        return {"path": parquet_path_located(given["path"])}
+
+    def describe(self) -> str:
+        return f"the Parquet data at {self.location['path']!r}"
+
+    def counts(self, where: str | None = None) -> Any:
+        return self.data if where is None else self.data.restricted(where)
+
+    def checksum(self) -> tuple[int, str]:
+        return self.data.checksum()
+
+    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
+        return self.data.row_chunks(FINGERPRINT_CHUNK)
+
+
+class DuckDBSource(ParquetLakeSource):
     """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
     read by DuckDB embedded in the worker (``SYNTHGATE_DUCKDB_MEMORY_LIMIT``, spilling beyond it)."""
 
     engine = "duckdb"
-    fields = ("path",)
 
     def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
         super().__init__(location, schema)
@@ -188,22 +211,6 @@ class DuckDBSource(SourceData):
         self.data = DuckDBCounts(
             path, schema, memory_limit=settings.SYNTHGATE_DUCKDB_MEMORY_LIMIT, temp_directory=temp, files=files
         )
-
-    @classmethod
-    def locate(cls, given: dict[str, str]) -> dict[str, str]:
-        return {"path": parquet_path_located(given["path"])}
-
-    def describe(self) -> str:
-        return f"the Parquet data at {self.location['path']!r}"
-
-    def counts(self, where: str | None = None) -> DuckDBCounts:
-        return self.data if where is None else self.data.restricted(where)
-
-    def checksum(self) -> tuple[int, str]:
-        return self.data.checksum()
-
-    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        return self.data.row_chunks(FINGERPRINT_CHUNK)
 
     def holdout(self, seed: int, fraction: float) -> str:
         return self.data.holdout(seed, fraction)
@@ -253,36 +260,19 @@ def _under_parquet_root(path: str) -> bool:
     return any(os.path.commonpath([real, root]) == root for root in settings.SYNTHGATE_SOURCE_PARQUET_ROOTS)
 
 
-class SparkSource(SourceData):
+class SparkSource(ParquetLakeSource):
     """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
     counted by Apache Spark: the worker's session on ``SYNTHGATE_SPARK_MASTER`` (local, inside the
     worker, or a cluster whose executors see the same path). The files are expanded as for DuckDB
     and handed to Spark by name, so both engines read the same files."""
 
     engine = "spark"
-    fields = ("path",)
 
     def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
         super().__init__(location, schema)
         files = parquet_files_inside_roots(location["path"])
         session = spark_session(settings.SYNTHGATE_SPARK_MASTER, start_timeout=settings.SYNTHGATE_SPARK_START_TIMEOUT)
         self.data = SparkCounts(session, schema, parquet=[f"file://{name}" for name in files])
-
-    @classmethod
-    def locate(cls, given: dict[str, str]) -> dict[str, str]:
-        return {"path": parquet_path_located(given["path"])}
-
-    def describe(self) -> str:
-        return f"the Parquet data at {self.location['path']!r}"
-
-    def counts(self, where: str | None = None) -> SparkCounts:
-        return self.data if where is None else self.data.restricted(where)
-
-    def checksum(self) -> tuple[int, str]:
-        return self.data.checksum()
-
-    def row_chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        return self.data.row_chunks(FINGERPRINT_CHUNK)
 
     def holdout(self, seed: int, fraction: float) -> str:
         return spark_holdout_predicate(self.schema, seed, fraction)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core import schema as core_schema
 from core.schema import ColumnSpec
-from synth_engine.generators.base import SchemaMismatchError
-from synth_engine.generators.domain import is_nullable
+from synth_engine.generators.domain import is_nullable, refuse_structure
+
+__all__ = ["Refusal", "refuse_structure", "value_refusals"]
 
 
 @dataclass(frozen=True)
@@ -28,17 +28,6 @@ class Refusal:
     kind: str
     spec: ColumnSpec
     message: str
-
-
-def refuse_structure(specs: list[ColumnSpec]) -> None:
-    """Refuse a schema no fit may read: identifier columns, label or protected columns without a
-    declared domain."""
-    identifiers = [spec.name for spec in specs if spec.role == "identifier"]
-    if identifiers:
-        raise SchemaMismatchError(f"drop identifier columns before fitting: {identifiers}")
-    undeclared = core_schema.undeclared_domains(specs)
-    if undeclared:
-        raise SchemaMismatchError("; ".join(undeclared) + ".")
 
 
 def value_refusals(spec: ColumnSpec, *, fractional: bool) -> list[Refusal]:

@@ -111,14 +111,20 @@ def validate_frame(frame: pd.DataFrame, specs: list[ColumnSpec], *, private: boo
     return messages
 
 
-def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
-    names = [spec.name for spec in specs]
+def refuse_structure(specs: list[ColumnSpec]) -> None:
+    """Refuse a schema no fit may read: identifier columns, label or protected columns without a
+    declared domain (for a frame here, and for a table where it lives by the engines' checks)."""
     identifiers = [spec.name for spec in specs if spec.role == "identifier"]
     if identifiers:
         raise SchemaMismatchError(f"drop identifier columns before fitting: {identifiers}")
     undeclared = core_schema.undeclared_domains(specs)
     if undeclared:
         raise SchemaMismatchError("; ".join(undeclared) + ".")
+
+
+def _check_columns(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
+    names = [spec.name for spec in specs]
+    refuse_structure(specs)
     missing = [name for name in names if name not in frame.columns]
     extra = [name for name in frame.columns if name not in names]
     if missing or extra:
