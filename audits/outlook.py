@@ -48,6 +48,7 @@ class Outlook:
     warnings: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     prediction_error: str = ""
+    prediction_error_public: str = ""  # what a requester may read of it (no figure of the private size)
     disclose_rows: bool = True
 
     @property
@@ -83,25 +84,8 @@ class Outlook:
             },
             "warnings": self.warnings,
             "assumptions": self.assumptions,
-            "prediction_error": self.prediction_error if disclose else _private_reason(self.prediction_error),
+            "prediction_error": self.prediction_error if disclose else self.prediction_error_public,
         }
-
-
-# A preview on a surrogate of the private training size can fail with a message that states
-# figures of that size (mst's refusal names its DP estimate of the surrogate's rows, drawn with a
-# fixed seed, so two budgets would give the size back exactly). A requester reads only the kind.
-_PRIVATE_REASONS = (
-    ("too small", "the generator would refuse a budget this small for this table; raise ε or declare fewer columns"),
-)
-
-
-def _private_reason(error: str) -> str:
-    if not error or error.startswith("no fidelity prediction for"):
-        return error  # names only the generator: public
-    for marker, reason in _PRIVATE_REASONS:
-        if marker in error:
-            return f"no fidelity prediction: {reason}"
-    return "no fidelity prediction: the generator could not be previewed for these inputs"
 
 
 def _coarse(item: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +130,7 @@ def request_outlook(
             generator_params=generator_params or {},
         )
     except PredictionUnavailableError as error:
-        outlook.prediction_error = str(error)
+        outlook.prediction_error, outlook.prediction_error_public = str(error), error.public
         return outlook
     outlook.assumptions = noise.assumptions
     for check in CALIBRATED_CHECKS:
@@ -206,7 +190,16 @@ def audit_power_require(*, source_rows: int, holdout_fraction: float, thresholds
 
 
 class PredictionUnavailableError(Exception):
-    """The generator cannot be previewed on a surrogate (named, with the reason)."""
+    """The generator cannot be previewed on a surrogate (named, with the reason).
+
+    ``public`` is what a requester may read: the surrogate has the private training size, so a
+    generator's own message can state figures of it (mst's refusal names its DP estimate of the
+    surrogate's rows, drawn with a fixed seed: the refusals at two budgets give the size back).
+    """
+
+    def __init__(self, message: str, *, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = message if public is None else public
 
 
 def fidelity_noise_for(
@@ -246,7 +239,7 @@ def fidelity_noise_for(
 def _cached_noise(key: str) -> NoisePrediction:
     question = json.loads(key)
     # the registry imports the generators' numeric stack: only when a prediction is asked for
-    from synth_engine.generators import GeneratorError, get_generator
+    from synth_engine.generators import GeneratorError, InsufficientBudgetError, get_generator
 
     def fit_sample(frame: pd.DataFrame, table: dict[str, Any], rows: int, seed: int) -> pd.DataFrame:
         model = get_generator(question["generator"], **question["params"])
@@ -258,7 +251,14 @@ def _cached_noise(key: str) -> NoisePrediction:
     try:
         return predict_noise(question["schema"], question["n_train"], question["n_rows"], fit_sample)
     except (GeneratorError, ValueError) as error:
-        raise PredictionUnavailableError(f"the generator could not be previewed on a surrogate: {error}") from error
+        public = (
+            "the generator would refuse a budget this small for this table; raise ε or declare fewer columns"
+            if isinstance(error, InsufficientBudgetError)
+            else "the generator could not be previewed for these inputs"
+        )
+        raise PredictionUnavailableError(
+            f"the generator could not be previewed on a surrogate: {error}", public=f"no fidelity prediction: {public}"
+        ) from error
 
 
 def _plain(schema: dict[str, Any]) -> dict[str, Any]:
