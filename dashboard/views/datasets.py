@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.forms import HiddenInput
@@ -211,13 +212,14 @@ def dataset_register(request: HttpRequest) -> HttpResponse:
                 return redirect("dashboard:dataset-schema", name=version.dataset.name)
         else:
             status = 400
-            _field_mistakes(form)
+            dataset_field_mistakes(form)
         form.staged = _kept_upload(request, staged)
     return render(request, "dashboard/datasets/register.html", {"form": form}, status=status)
 
 
-def _field_mistakes(form: DatasetRegisterForm) -> None:
-    """Every mistake in the fields the service checks, beside the form's own errors (all at once)."""
+def dataset_field_mistakes(form: forms.Form) -> None:
+    """Every mistake in a registration's dataset fields (name, caps, description, sensitivity) the
+    service checks, beside the form's own errors (all at once): for an upload and a table by reference."""
     try:
         services.dataset_register_fields_check(
             name=form.data.get("name", ""),

@@ -21,7 +21,7 @@ from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError
 from dashboard.forms import SourceRegisterForm
 from dashboard.views.common import add_service_error, dashboard_view
-from governance import services
+from dashboard.views.datasets import dataset_field_mistakes
 from governance.models import Role
 from governance.permissions import user_has_role
 from synth_engine.sources import source_database_names, source_register, source_schema_propose
@@ -65,7 +65,7 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
                     )
                     return redirect("dashboard:dataset-detail", name=version.dataset.name)
             else:
-                _field_mistakes(form)
+                dataset_field_mistakes(form)
         status = 400 if form.errors else 200
     return render(
         request, "dashboard/datasets/register_source.html", {"form": form, "proposed": proposed}, status=status
@@ -103,17 +103,3 @@ def _propose(request: HttpRequest, form: SourceRegisterForm) -> bool:
     posted = form.data.dict() if isinstance(form.data, QueryDict) else dict(form.data)
     form.data = {**posted, "schema_json": json.dumps(schema, indent=2)}
     return True
-
-
-def _field_mistakes(form: SourceRegisterForm) -> None:
-    """Every mistake in the fields the service checks, beside the form's own errors (all at once)."""
-    try:
-        services.dataset_register_fields_check(
-            name=form.data.get("name", ""),
-            epsilon_cap=form.data.get("epsilon_cap", ""),
-            delta_cap=form.data.get("delta_cap", ""),
-            description=form.data.get("description", ""),
-            sensitivity=form.data.get("sensitivity", ""),
-        )
-    except ApplicationError as error:
-        add_service_error(form, error)
