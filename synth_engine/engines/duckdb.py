@@ -34,7 +34,7 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +253,7 @@ class DuckDBCounts(SqlCounts):
                 counter.add(codes)
         return counter.tables()
 
-    def _batches(self, sql: str, params: list[Any]) -> Iterator[pa.RecordBatch]:
+    def _batches(self, sql: str, params: list[Any]) -> Generator[pa.RecordBatch, None, None]:
         """The result of ``sql`` as Arrow batches of :data:`BATCH_ROWS` rows. A thread reads one
         batch ahead, so DuckDB computes the next batch's codes while the worker counts this one."""
         reader = self.connection.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS)
