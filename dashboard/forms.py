@@ -103,7 +103,8 @@ class SourceRegisterForm(forms.Form):
         required=False,
         max_length=1000,
         label="…or Parquet files",
-        help_text="An absolute path (a file, a directory or a glob) under a directory the settings allow.",
+        help_text="An absolute path (a file, a directory or a glob) under a directory the settings allow, "
+        "or an s3://bucket/prefix URL under a prefix they allow.",
     )
     schema_json = forms.CharField(
         required=False,

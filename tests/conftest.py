@@ -23,6 +23,18 @@ def adult_schema() -> dict:
     return json.loads((SAMPLE_DATA / "adult.schema.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's S3 server on a free port of this machine (any keys are accepted; region us-east-1)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """On PostgreSQL the owner (DATABASE_URL's role) has created and migrated the test database;

@@ -38,7 +38,7 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
     form = SourceRegisterForm(
         request.POST or None,
         connections=source_database_names(),
-        parquet=bool(settings.SYNTHGATE_SOURCE_PARQUET_ROOTS),
+        parquet=bool(settings.SYNTHGATE_SOURCE_PARQUET_ROOTS or settings.SYNTHGATE_SOURCE_S3_ROOTS),
     )
     status, proposed = 200, False
     if request.method == "POST":

@@ -31,17 +31,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BUCKET = "synthgate-workers"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3_storage(s3_endpoint, monkeypatch, settings):
     """The storage URL and the standard AWS variables a worker host would be given."""
