@@ -55,7 +55,7 @@ from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
 from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
 from governance.selectors import budget_balance
-from governance.services.checkpoints import checkpoints_read
+from governance.services.checkpoints import checkpoint_latest
 from governance.storage import version_storage
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
@@ -124,7 +124,7 @@ def _source_of(run: AuditRun) -> DatasetVersion:
 
 def _audit_log_checkpoint() -> dict[str, Any] | None:
     """The latest signed checkpoint of the audit log's head (docs/tamper-evidence.md), carried in the PDF."""
-    latest = max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
+    latest = checkpoint_latest()
     return latest.described() if latest else None
 
 

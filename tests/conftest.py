@@ -10,6 +10,7 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+pytest_plugins = ["tests.s3"]  # s3_endpoint, s3_storage: artefacts in a bucket on moto's S3 server
 
 
 @pytest.fixture
@@ -21,18 +22,6 @@ def adult_csv() -> Path:
 @pytest.fixture
 def adult_schema() -> dict:
     return json.loads((SAMPLE_DATA / "adult.schema.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto's S3 server on a free port of this machine (any keys are accepted; region us-east-1)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -250,8 +250,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # The database role split (docs/tamper-evidence.md): when set, `synthgate init` (run as the owner
 # role) grants this role INSERT and SELECT only on the audit log and the ledger.
 SYNTHGATE_DB_APP_ROLE = env_str("SYNTHGATE_DB_APP_ROLE")
-# Signed checkpoints of the audit log's head; by default DATA_DIR/audit-log/checkpoints.jsonl.
+# Signed checkpoints of the audit log's head: appended to this file when it is set; otherwise, with
+# SYNTHGATE_STORAGE_URL set, each is its own object under audit-log/checkpoints/ there (workers on
+# several hosts); otherwise DATA_DIR/audit-log/checkpoints.jsonl (docs/tamper-evidence.md).
 SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
+# This host's name in the keys of the checkpoints it writes (default: the machine's host name).
+SYNTHGATE_HOST_NAME = env_str("SYNTHGATE_HOST_NAME")
 # Optional RFC 3161 timestamps of those checkpoints: the TSA's URL, the PEM file of the TSA
 # certificate(s) its tokens must chain to, and the request timeout in seconds.
 SYNTHGATE_TSA_URL = env_str("SYNTHGATE_TSA_URL")
