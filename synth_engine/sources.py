@@ -39,7 +39,7 @@ from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
 from core.times import time_iso
 from governance.fingerprint import row_digests
-from governance.ingest import build_table
+from governance.ingest import build_table, canonical_frame
 from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import RegistrationResult, dataset_reference_register, dataset_register_fields_check
@@ -679,6 +679,43 @@ def reference_open(source: DatasetVersion, *, split_seed: int, holdout_fraction:
         data.close()
         raise
     return ReferenceRead(counts=counts, train_sample=train, holdout_sample=held, data=data)
+
+
+@dataclass(frozen=True)
+class ReferenceAuditSample:
+    """What an audit read of a referenced version: a random sample drawn where the data lives."""
+
+    frame: pd.DataFrame
+    engine: str
+    where: str
+
+
+def reference_audit_sample(version: DatasetVersion, *, seed: int, limit: int) -> ReferenceAuditSample:
+    """A uniform random sample of at most ``limit`` rows of the data ``version`` refers to, drawn in
+    its engine (ordered by a hash keyed by ``seed``, so the worker holds ``limit`` rows, never the
+    table), typed as an upload's cells and read back as a stored version is: what an external or
+    on-demand audit reads of a training (or holdout) version registered by reference.
+
+    The data must still be the registered rows (row count and checksum, computed there), or the
+    audit would judge other data: a change raises :class:`GeneratorError` with the reason. Each
+    statement and lock wait is bounded by ``SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS``.
+    """
+    reference = version.source_reference
+    data = source_open(reference, version.schema)
+    try:
+        data.bound_waits(int(settings.SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS))
+        data.counts().check()
+        n_rows, checksum = data.checksum()
+        if (n_rows, checksum) != (reference.get("n_rows"), reference.get("checksum")):
+            raise GeneratorError(
+                f"{data.describe()} changed since {version} was registered (its rows differ): the audit would "
+                "not judge the registered rows; register it again as a new version and audit against that"
+            )
+        sample = data.sample("TRUE", seed=seed, limit=limit)
+    finally:
+        data.close()
+    stored = table_from_frame(sample, version.schema).canonical_bytes.decode("utf-8")
+    return ReferenceAuditSample(canonical_frame(stored, version.schema), data.engine, data.describe())
 
 
 @dataclass
