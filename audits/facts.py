@@ -286,6 +286,8 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
     if counts:
         return _preprocessing_in_engine(counts, disclose_rows=disclose_rows)
     sampled = run.audit_sample_rows or {}
+    if sampled.get("fetched"):
+        return _preprocessing_fetched(version, sampled, disclose_rows=disclose_rows)
     if sampled and disclose_rows:  # internal report only: that it sampled tells the row count's size
         split += (
             f" The audit ran on random samples of {sampled['train']:,} training rows and {sampled['holdout']:,} "
@@ -297,6 +299,37 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
         "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",
         split,
     ]
+    if version.kind == "synthetic":
+        steps.append(
+            "Category lists and numeric bounds not declared public in the schema were estimated with "
+            "differential privacy, and their cost is part of the spent ε; rare categories became 'other'."
+        )
+    return steps
+
+
+def _preprocessing_fetched(version: DatasetVersion, sampled: dict[str, Any], *, disclose_rows: bool) -> list[str]:
+    """The steps of an audit whose training rows (or holdout) are registered by reference: what it
+    read was a random sample drawn where the data lives (``AuditRun.audit_sample_rows["fetched"]``)."""
+    fetched: dict[str, dict[str, str]] = sampled["fetched"]
+    names = {"train": "training rows", "holdout": "holdout rows"}
+    steps = [
+        f"The {names[role]} were read where they live: {read['where']}; only the schema's columns were read, and "
+        "the rows were not copied to the platform."
+        for role, read in fetched.items()
+    ]
+    for role in ("train", "holdout"):
+        size = f" ({sampled[role]:,} rows)" if disclose_rows else ""
+        if role in fetched:
+            steps.append(
+                f"The audit ran on a uniform random sample of the {names[role]}{size}, drawn by the engine where "
+                f"the data lives ({fetched[role]['engine']}; SYNTHGATE_REFERENCE_AUDIT_ROWS at most)."
+            )
+        else:
+            steps.append(
+                f"The {names[role]} were uploaded and stored as canonical CSV; the audit read them{size}, a random "
+                "sample above SYNTHGATE_REFERENCE_AUDIT_ROWS rows."
+            )
+    steps.append("The audit's planted positive controls were run on the same samples.")
     if version.kind == "synthetic":
         steps.append(
             "Category lists and numeric bounds not declared public in the schema were estimated with "
