@@ -82,9 +82,7 @@ def child(mode: str, directory: Path, rows: int, sample: int, seed: int) -> dict
         positions = np.sort(np.random.RandomState(seed).choice(rows, size=sample, replace=False))
         frame = storage.read_version_rows("version.csv", stored, positions.tolist())
         assert frame is not None
-    digest = hashlib.sha256(
-        frame.to_csv(index=False).encode() + str(list(map(str, frame.dtypes))).encode()
-    ).hexdigest()
+    digest = hashlib.sha256(frame.to_csv(index=False).encode() + str(list(map(str, frame.dtypes))).encode()).hexdigest()
     return {
         "mode": mode,
         "wall_s": round(time.perf_counter() - start, 1),
