@@ -40,6 +40,32 @@ def check_n_rows(n_rows: Any) -> None:
         raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
 
 
+def round_rows(weights: np.ndarray, totals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Integer counts, row by row, summing to ``totals`` in proportion to each row of ``weights``
+    (controlled rounding of every row at once).
+
+    Each count is ⌊n·p⌋ or ⌈n·p⌉ and its expectation is exactly n·p: systematic rounding
+    (one uniform start per row, the cumulative expected counts cut at whole numbers) over the
+    row's cells in a random order, so which cells round up does not depend on their order.
+    Cells of weight 0 get no rows; a row of weight 0 everywhere is rounded as uniform.
+
+    Returns
+    -------
+    ndarray of int64, shape ``weights.shape``
+    """
+    weights = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
+    totals = np.asarray(totals, dtype=np.int64)
+    weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
+    order = np.argsort(rng.random(weights.shape), axis=1)
+    cumulative = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
+    cumulative /= cumulative[:, -1:]
+    edges = np.floor(cumulative * totals[:, None] + rng.random((len(weights), 1))).astype(np.int64)
+    edges[:, -1] = totals
+    counts = np.empty_like(edges)
+    np.put_along_axis(counts, order, np.diff(edges, axis=1, prepend=0), axis=1)
+    return counts
+
+
 def round_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     """Integer counts summing to ``n_rows`` in proportion to ``weights`` (controlled rounding).
 

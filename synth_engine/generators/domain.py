@@ -319,6 +319,12 @@ class CategoricalCodec:
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Map fine codes back to values with the source dtype (see the module docstring)."""
+        codes = np.asarray(codes, dtype=np.intp)
+        if self.dtype == "boolean" and not self.has_other and all(_is_bool(value) for value in self.values):
+            known = np.zeros(self.n_codes, dtype=bool)  # the nullable booleans as arrays, not objects
+            known[: len(self.values)] = self.values
+            missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)
+            return pd.Series(pd.arrays.BooleanArray(known[codes], missing), name=self.name, copy=False)
         table = np.empty(self.n_codes, dtype=object)
         table[: len(self.values)] = self.values
         if self.has_other:
@@ -423,6 +429,7 @@ class NumericCodec:
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Draw values uniformly inside each code's cell; single-value cells give that value."""
+        codes = np.asarray(codes, dtype=np.intp)
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
         width = self.high - self.low + (1.0 if self.is_integer else 0.0)
@@ -502,7 +509,9 @@ def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.S
     target = pd.api.types.pandas_dtype(dtype)
     if isinstance(target, np.dtype) and target.kind in "iuf":
         return pd.Series(
-            np.rint(values).astype(target) if target.kind in "iu" else values.astype(target), name=name, copy=False
+            np.rint(values).astype(target) if target.kind in "iu" else values.astype(target, copy=False),
+            name=name,
+            copy=False,
         )
     series = pd.Series(values, name=name)
     if pd.api.types.is_integer_dtype(target):
@@ -936,6 +945,8 @@ def target_shares(codec: CategoricalCodec, wanted: Any, estimate: np.ndarray | N
 def _numeric_output_arrays(values: np.ndarray, kind: str, dtype: str) -> Any:
     """The two common outputs built as arrays: what ``pd.to_datetime(values, unit="s")`` gives for
     whole seconds, and ``Series(values).round().astype("Int64")``; None for any other case."""
+    if not ((kind == "datetime" and dtype == "datetime64[ns]") or (kind != "datetime" and dtype == "Int64")):
+        return None
     missing = np.isnan(values)
     present = values[~missing]
     if kind == "datetime" and dtype == "datetime64[ns]":

@@ -46,7 +46,7 @@ from synth_engine.generators.base import (
     InsufficientBudgetError,
     PrivacySpent,
 )
-from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_counts
+from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_rows
 from synth_engine.generators.counts import CountSource, FrameCounts
 from synth_engine.generators.domain import (
     CategoricalCodec,
@@ -326,7 +326,7 @@ class MSTGenerator(Generator):
         check_n_rows(n_rows)
         fine = self._sample_codes(n_rows, self._root_codes(n_rows, conditions))
         columns = {
-            codec.name: codec.decode(fine[i].astype(np.int64), self.sample_rng_) for i, codec in enumerate(self.codecs_)
+            codec.name: codec.decode(fine[i], self.sample_rng_) for i, codec in enumerate(self.codecs_)
         }
         return pd.DataFrame(columns, columns=self.columns_, copy=False)
 
@@ -346,7 +346,7 @@ class MSTGenerator(Generator):
         else:
             start = next(c for c in range(len(self.codecs_)) if c != label)
             classes = (
-                self.bins_[condition[0]][condition[1]].astype(np.int16)  # the condition is on the label
+                self.bins_[condition[0]][condition[1]]  # the condition is on the label
                 if condition is not None
                 else _shuffled_counts(label_one_way, n_rows, rng)
             )
@@ -361,8 +361,8 @@ class MSTGenerator(Generator):
             )
         for parent, child, table in self._walk(start):
             parent_bins = self.bins_[parent][fine[parent]]
-            combined = classes.astype(np.int32) * len(self.one_way_[parent]) + parent_bins
-            fine[child] = sample_conditional(_compact(combined), table @ self.within_[child], rng)
+            combined = classes * len(self.one_way_[parent]) + parent_bins
+            fine[child] = sample_conditional(combined, table @ self.within_[child], rng)
         return fine
 
     def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int, np.ndarray] | None:
@@ -715,40 +715,52 @@ def _measure_tables(
 
 def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     """``n_rows`` codes in controlled-rounded proportion to ``weights``, in random order."""
-    codes = np.repeat(np.arange(len(weights), dtype=np.int16), round_counts(weights, n_rows, rng))
-    return rng.permutation(codes)
-
-
-def _compact(codes: np.ndarray) -> np.ndarray:
-    """int16 codes when they fit (NumPy sorts 16-bit integers with a linear-time radix sort)."""
-    return codes.astype(np.int16) if codes.max(initial=0) < 2**15 else codes
+    return sample_conditional(np.zeros(n_rows, dtype=np.intp), np.asarray(weights, dtype=np.float64)[None, :], rng)
 
 
 def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw one child code per row from ``table[parent]`` (rows of P(child | parent)).
 
-    Each parent's group of rows gets controlled-rounded child counts; the rows of a group are
-    put in random order (a random permutation, then a stable radix sort of the int16 parent
-    codes) before the counts are laid out, which keeps the child independent of everything
-    else given the parent, as ancestral sampling requires.
+    Each parent's group of rows gets controlled-rounded child counts (``round_rows``, every
+    group at once), laid out in code order over the group's rows ranked by a fresh random
+    64-bit key per row: a uniformly random arrangement, which keeps the child independent of
+    everything else given the parent, as ancestral sampling requires.
+
+    The ranking is a counting sort, not a sort of the rows: the key's top bits pick one of
+    ``2**bits`` buckets per group; a bucket whose ranks all fall on one child code takes it
+    whole, and only the rows of the few buckets that straddle two codes are sorted by their
+    keys (about ``n_children · n_rows / 2**bits`` rows).
 
     Returns
     -------
-    ndarray of int16, shape (n_rows,)
+    ndarray of intp, shape (n_rows,)
     """
+    parents = np.asarray(parents, dtype=np.intp)
     n_parents, n_children = table.shape
     single = _single_child(table)
     if single is not None:
         return single[parents]
-    shuffle = rng.permutation(len(parents))
-    order = shuffle[np.argsort(parents[shuffle], kind="stable")]
-    group_sizes = np.bincount(parents, minlength=n_parents)
-    counts = np.zeros(table.shape, dtype=np.int64)
-    for parent in np.flatnonzero(group_sizes):
-        counts[parent] = round_counts(table[parent], int(group_sizes[parent]), rng)
-    children = np.empty(len(parents), dtype=np.int16)
-    labels = np.tile(np.arange(n_children, dtype=np.int16), n_parents)
-    children[order] = np.repeat(labels, counts.ravel())
+    n_rows = len(parents)
+    if n_rows == 0:
+        return np.zeros(0, dtype=np.intp)
+    bits = int(np.clip(np.ceil(np.log2(max(n_children * n_rows / n_parents, 1.0)) / 2), 2, 16))
+    keys = rng.bit_generator.random_raw(n_rows)
+    bucket = ((parents.astype(np.uint64) << np.uint64(bits)) | (keys >> np.uint64(64 - bits))).view(np.intp)
+    sizes = np.bincount(bucket, minlength=n_parents << bits)
+    counts = round_rows(table, sizes.reshape(n_parents, -1).sum(axis=1), rng)
+    ranked = np.repeat(np.tile(np.arange(n_children, dtype=np.intp), n_parents), counts.ravel())
+    starts = np.cumsum(sizes) - sizes  # each bucket's first rank (the groups laid out in order)
+    first = ranked[np.minimum(starts, n_rows - 1)]
+    straddles = (sizes > 1) & (first != ranked[np.maximum(starts + sizes - 1, 0)])
+    children = first[bucket]
+    rows = np.flatnonzero(straddles[bucket])
+    if rows.size:
+        group_bits = max(int(n_parents - 1).bit_length(), 1)
+        order = (parents[rows].astype(np.uint64) << np.uint64(64 - group_bits)) | (keys[rows] >> np.uint64(group_bits))
+        rows = rows[np.argsort(order)]  # distinct keys: any sorting algorithm gives this order
+        in_straddling = np.where(straddles, sizes, 0)
+        offsets = starts - (np.cumsum(in_straddling) - in_straddling)  # rank minus position among sorted rows
+        children[rows] = ranked[np.arange(rows.size) + offsets[bucket[rows]]]
     return children
 
 
@@ -756,4 +768,4 @@ def _single_child(table: np.ndarray) -> np.ndarray | None:
     """The child of each parent when every row of ``table`` is certain (else None)."""
     if not np.all((table > 0).sum(axis=1) == 1):
         return None
-    return np.argmax(table, axis=1).astype(np.int16)
+    return np.argmax(table, axis=1)
