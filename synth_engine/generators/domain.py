@@ -430,21 +430,25 @@ class NumericCodec:
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Draw values uniformly inside each code's cell; single-value cells give that value."""
         codes = np.asarray(codes, dtype=np.intp)
+        width = self.high - self.low + (1.0 if self.is_integer else 0.0)
+        if self.step is None and self.calendar != "weekdays":  # NaN at the missing code gives NaN values
+            low = np.append(self.low, np.nan) if self.has_missing else self.low
+            if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
+                steps = np.maximum(np.floor(width / self.unit), 1.0)
+                steps = np.append(steps, 1.0) if self.has_missing else steps
+                values = low[codes] + np.floor(rng.random(len(codes)) * steps[codes]) * self.unit
+            else:
+                values = low[codes] + rng.random(len(codes)) * (np.append(width, 0.0) if self.has_missing else width)[codes]
+            return numeric_output(values, self.type, self.dtype, self.name)
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
-        width = self.high - self.low + (1.0 if self.is_integer else 0.0)
         if self.step is not None:  # a whole multiple of the declared step inside the cell
             first, last = np.round(self.low / self.step), np.round(self.high / self.step)
             multiples = first[cells] + np.floor(rng.random(len(codes)) * (last - first + 1.0)[cells])
             values = grid_values(multiples, self.step)
-        elif self.calendar == "weekdays":  # a whole weekday inside the cell
+        else:  # a whole weekday inside the cell
             first, last = weekday_index(self.low), weekday_index(self.high)
             values = weekday_seconds(first[cells] + np.floor(rng.random(len(codes)) * (last - first + 1.0)[cells]))
-        elif self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
-            steps = np.maximum(np.floor(width / self.unit), 1.0)
-            values = self.low[cells] + np.floor(rng.random(len(codes)) * steps[cells]) * self.unit
-        else:
-            values = self.low[cells] + rng.random(len(codes)) * width[cells]
         if mask is not None:
             values[mask] = np.nan
         return numeric_output(values, self.type, self.dtype, self.name)
@@ -948,13 +952,13 @@ def _numeric_output_arrays(values: np.ndarray, kind: str, dtype: str) -> Any:
     if not ((kind == "datetime" and dtype == "datetime64[ns]") or (kind != "datetime" and dtype == "Int64")):
         return None
     missing = np.isnan(values)
-    present = values[~missing]
+    magnitude = np.abs(values)  # NaN compares false: only present values can fail the checks
     if kind == "datetime" and dtype == "datetime64[ns]":
-        if not (np.all(np.floor(present) == present) and np.all(np.abs(present) < 9.2e9)):
+        if ((np.floor(values) != values) & ~missing).any() or (magnitude >= 9.2e9).any():
             return None
         stamps = (np.where(missing, 0.0, values).astype(np.int64) * 10**9).view("datetime64[ns]")
         stamps[missing] = np.datetime64("NaT")
         return stamps
-    if kind != "datetime" and dtype == "Int64" and np.all(np.abs(present) < 2.0**62):
+    if kind != "datetime" and dtype == "Int64" and not (magnitude >= 2.0**62).any():
         return pd.arrays.IntegerArray(np.rint(np.where(missing, 0.0, values)).astype(np.int64), missing)
     return None

@@ -359,10 +359,11 @@ class MSTGenerator(Generator):
                 if condition is not None and condition[0] == label
                 else sample_conditional(classes, self.within_[label], rng)
             )
+        groups: dict[int, np.ndarray] = {}  # (label bin, parent bin) of each row, once per parent
         for parent, child, table in self._walk(start):
-            parent_bins = self.bins_[parent][fine[parent]]
-            combined = classes * len(self.one_way_[parent]) + parent_bins
-            fine[child] = sample_conditional(combined, table @ self.within_[child], rng)
+            if parent not in groups:
+                groups[parent] = classes * len(self.one_way_[parent]) + self.bins_[parent][fine[parent]]
+            fine[child] = sample_conditional(groups[parent], table @ self.within_[child], rng)
         return fine
 
     def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int, np.ndarray] | None:
