@@ -44,10 +44,11 @@ def round_rows(weights: np.ndarray, totals: np.ndarray, rng: np.random.Generator
     """Integer counts, row by row, summing to ``totals`` in proportion to each row of ``weights``
     (controlled rounding of every row at once).
 
-    Each count is ⌊n·p⌋ or ⌈n·p⌉ and its expectation is exactly n·p: systematic rounding
-    (one uniform start per row, the cumulative expected counts cut at whole numbers) over the
-    row's cells in a random order, so which cells round up does not depend on their order.
-    Cells of weight 0 get no rows; a row of weight 0 everywhere is rounded as uniform.
+    Each count is ⌊n·p⌋ or ⌈n·p⌉ and its expectation is exactly n·p: systematic rounding, one
+    uniform start per row and the row's cumulative expected counts cut at whole numbers, so
+    the cells that round up are spread along the row (of neighbouring numeric cells, one in
+    two when each is half a row over its floor). Cells of weight 0 get no rows; a row of weight
+    0 everywhere is rounded as uniform.
 
     Returns
     -------
@@ -56,14 +57,11 @@ def round_rows(weights: np.ndarray, totals: np.ndarray, rng: np.random.Generator
     weights = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
     totals = np.asarray(totals, dtype=np.int64)
     weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
-    order = np.argsort(rng.random(weights.shape), axis=1)
-    cumulative = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
+    cumulative = np.cumsum(weights, axis=1)
     cumulative /= cumulative[:, -1:]
     edges = np.floor(cumulative * totals[:, None] + rng.random((len(weights), 1))).astype(np.int64)
     edges[:, -1] = totals
-    counts = np.empty_like(edges)
-    np.put_along_axis(counts, order, np.diff(edges, axis=1, prepend=0), axis=1)
-    return counts
+    return np.diff(edges, axis=1, prepend=0)
 
 
 def round_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -436,7 +436,11 @@ class NumericCodec:
             if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
                 steps = np.maximum(np.floor(width / self.unit), 1.0)
                 steps = np.append(steps, 1.0) if self.has_missing else steps
-                values = low[codes] + np.floor(rng.random(len(codes)) * steps[codes]) * self.unit
+                offsets = np.floor(rng.random(len(codes)) * steps[codes])
+                whole = self._whole_numbers(codes, offsets)
+                if whole is not None:
+                    return pd.Series(whole, name=self.name, copy=False)
+                values = low[codes] + offsets * self.unit
             else:
                 values = low[codes] + rng.random(len(codes)) * (np.append(width, 0.0) if self.has_missing else width)[codes]
             return numeric_output(values, self.type, self.dtype, self.name)
@@ -452,6 +456,23 @@ class NumericCodec:
         if mask is not None:
             values[mask] = np.nan
         return numeric_output(values, self.type, self.dtype, self.name)
+
+    def _whole_numbers(self, codes: np.ndarray, offsets: np.ndarray) -> Any:
+        """``low + offsets · unit`` of an integer column as ``Int64`` or ``int64`` computed in
+        integers (the values ``numeric_output`` gives from the floats, which are exact below
+        2**53), or None when the output is another type or the numbers are not that small."""
+        ends = np.abs(np.concatenate([self.low, self.high, [self.unit]]))
+        plain = self.dtype == "int64" and not self.has_missing
+        if self.type == "datetime" or not (self.dtype == "Int64" or plain) or not ends.max(initial=0.0) < 2.0**52:
+            return None
+        if not (np.all(np.floor(self.low) == self.low) and float(self.unit).is_integer()):
+            return None
+        low = np.append(self.low, 0.0) if self.has_missing else self.low
+        values = low.astype(np.int64)[codes] + offsets.astype(np.int64) * int(self.unit)
+        if plain:
+            return values
+        missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)
+        return pd.arrays.IntegerArray(values, missing)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -736,7 +736,7 @@ def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Ge
     -------
     ndarray of intp, shape (n_rows,)
     """
-    parents = np.asarray(parents, dtype=np.intp)
+    parents = np.asarray(parents, dtype=np.int64)  # intp, viewed as unsigned for the keys
     n_parents, n_children = table.shape
     single = _single_child(table)
     if single is not None:
@@ -746,7 +746,7 @@ def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Ge
         return np.zeros(0, dtype=np.intp)
     bits = int(np.clip(np.ceil(np.log2(max(n_children * n_rows / n_parents, 1.0)) / 2), 2, 16))
     keys = rng.bit_generator.random_raw(n_rows)
-    bucket = ((parents.astype(np.uint64) << np.uint64(bits)) | (keys >> np.uint64(64 - bits))).view(np.intp)
+    bucket = ((parents.view(np.uint64) << np.uint64(bits)) | (keys >> np.uint64(64 - bits))).view(np.intp)
     sizes = np.bincount(bucket, minlength=n_parents << bits)
     counts = round_rows(table, sizes.reshape(n_parents, -1).sum(axis=1), rng)
     ranked = np.repeat(np.tile(np.arange(n_children, dtype=np.intp), n_parents), counts.ravel())
