@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,20 +323,40 @@ class MSTGenerator(Generator):
 
     def sample(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
         """Draw ``n_rows`` rows by ancestral sampling; ``conditions`` re-roots the tree at the
-        conditioned (categorical) column, so the requested shares are met exactly."""
+        conditioned (categorical) column, so the requested shares are met exactly.
+
+        Each column is drawn and decoded from its own random stream, seeded from the model's
+        sampling stream, so the output of a seed does not depend on the order the columns are
+        drawn in: the columns whose parents are drawn run on ``sample_threads`` threads (NumPy
+        releases the GIL in its array loops), with the same output as on one."""
         self._check_fitted()
         check_n_rows(n_rows)
-        fine = self._sample_codes(n_rows, self._root_codes(n_rows, conditions))
-        columns = {
-            codec.name: codec.decode(fine[i], self.sample_rng_) for i, codec in enumerate(self.codecs_)
-        }
-        return pd.DataFrame(columns, columns=self.columns_, copy=False)
+        condition = self._root_codes(n_rows, conditions)
+        seeds = np.random.SeedSequence([int(word) for word in self.sample_rng_.bit_generator.random_raw(4)])
+        streams = [np.random.Generator(np.random.PCG64(seed)) for seed in seeds.spawn(len(self.codecs_) + 1)]
+        threads = sample_threads(n_rows)
+        columns: dict[int, pd.Series] = {}
+        if threads > 1:
+            with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
+                self._sample_columns(n_rows, condition, streams, columns, pool)
+        else:
+            self._sample_columns(n_rows, condition, streams, columns, None)
+        return pd.DataFrame(
+            {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
+        )
 
-    def _sample_codes(self, n_rows: int, condition: tuple[int, np.ndarray] | None) -> dict[int, np.ndarray]:
-        """Fine codes of every column: the root (or label), the tree's start, then down the
-        tree; each child is drawn from P(fine code | label bin, parent bin) =
-        P(bin | label bin, parent bin) · P(fine code | bin) in one pass."""
-        rng, label = self.sample_rng_, self.label_
+    def _sample_columns(
+        self,
+        n_rows: int,
+        condition: tuple[int, np.ndarray] | None,
+        streams: list[np.random.Generator],
+        columns: dict[int, pd.Series],
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
+        """Every column's values into ``columns``: the root (or label), the tree's start, then
+        down the tree; each child is drawn from P(fine code | label bin, parent bin) =
+        P(bin | label bin, parent bin) · P(fine code | bin) in one pass, then decoded."""
+        rng, label = streams[-1], self.label_
         label_one_way = self.one_way_[label] if label is not None else np.ones(1)
         fine: dict[int, np.ndarray] = {}
         if condition is not None and condition[0] != label:
@@ -351,20 +373,42 @@ class MSTGenerator(Generator):
                 else _shuffled_counts(label_one_way, n_rows, rng)
             )
             fine[start] = sample_conditional(
-                classes, conditional(self.label_tables_[start], self.one_way_[start]) @ self.within_[start], rng
+                classes,
+                conditional(self.label_tables_[start], self.one_way_[start]) @ self.within_[start],
+                streams[start],
             )
         if label is not None:
             fine[label] = (
                 condition[1]
                 if condition is not None and condition[0] == label
-                else sample_conditional(classes, self.within_[label], rng)
+                else sample_conditional(classes, self.within_[label], streams[label])
             )
-        groups: dict[int, np.ndarray] = {}  # (label bin, parent bin) of each row, once per parent
+        children: dict[int, list[tuple[int, np.ndarray]]] = {}
         for parent, child, table in self._walk(start):
-            if parent not in groups:
-                groups[parent] = classes * len(self.one_way_[parent]) + self.bins_[parent][fine[parent]]
-            fine[child] = sample_conditional(groups[parent], table @ self.within_[child], rng)
-        return fine
+            children.setdefault(parent, []).append((child, table))
+
+        def draw(column: int, parent: int | None, table: np.ndarray | None) -> int:
+            """The column's codes (unless drawn above), its values, and its children's groups."""
+            if parent is not None:
+                fine[column] = sample_conditional(groups[parent], table @ self.within_[column], streams[column])
+            if column in children:  # (label bin, column bin) of each row, once for all its children
+                groups[column] = classes * len(self.one_way_[column]) + self.bins_[column][fine[column]]
+            columns[column] = self.codecs_[column].decode(fine[column], streams[column])
+            return column
+
+        groups: dict[int, np.ndarray] = {}
+        ready: list[tuple[int, int | None, np.ndarray | None]] = [(column, None, None) for column in fine]
+        if pool is None:
+            while ready:
+                column = draw(*ready.pop(0))
+                ready.extend((child, column, table) for child, table in children.get(column, []))
+            return
+        pending = {pool.submit(draw, *task) for task in ready}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                column = future.result()
+                pending |= {pool.submit(draw, child, column, table) for child, table in children.get(column, [])}
 
     def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int, np.ndarray] | None:
         """The conditioned column and its fine codes, or None without ``conditions``."""
@@ -712,6 +756,24 @@ def _measure_tables(
 
 
 # ---------------------------------------------------------------------- sampling
+
+
+SAMPLE_THREADS_ENV = "SYNTHGATE_SAMPLE_THREADS"
+MIN_ROWS_PER_THREADED_SAMPLE = 20_000
+
+
+def sample_threads(n_rows: int) -> int:
+    """Threads for one ``sample`` call: ``SYNTHGATE_SAMPLE_THREADS`` (default: the machine's
+    cores, at most 2), one below ``MIN_ROWS_PER_THREADED_SAMPLE`` rows. The output is the
+    same for any number."""
+    if n_rows < MIN_ROWS_PER_THREADED_SAMPLE:
+        return 1
+    wanted = os.environ.get(SAMPLE_THREADS_ENV, "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise GeneratorError(f"{SAMPLE_THREADS_ENV} must be a positive whole number, got {wanted!r}")
+        return int(wanted)
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,8 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synth_engine.generators import GeneratorError, MSTGenerator
 from synth_engine.generators.checks import round_rows
-from synth_engine.generators.mst import sample_conditional
+from synth_engine.generators.mst import (
+    MIN_ROWS_PER_THREADED_SAMPLE,
+    SAMPLE_THREADS_ENV,
+    sample_conditional,
+    sample_threads,
+)
+from tests.synth_engine.test_mst import adult_schema, read_adult
 
 
 def _table(rng: np.random.Generator, n_parents: int, n_children: int) -> np.ndarray:
@@ -89,3 +96,26 @@ def test_a_certain_child_and_no_rows() -> None:
     certain = np.array([[0.0, 1.0], [1.0, 0.0]])
     assert sample_conditional(np.array([0, 1, 1]), certain, rng).tolist() == [1, 0, 0]
     assert sample_conditional(np.zeros(0, dtype=np.intp), np.full((2, 3), 1 / 3), rng).size == 0
+
+
+def test_the_output_of_a_seed_does_not_depend_on_the_sampling_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each column has its own stream, so drawing the tree's columns on threads (in whatever
+    order they finish) gives the bytes of one thread, chunk after chunk."""
+    frame = read_adult()
+    model = MSTGenerator().fit(frame, adult_schema(frame), 1.0, 1e-5, random_state=3)
+    state = model.sample_rng_.bit_generator.state
+    outputs = {}
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv(SAMPLE_THREADS_ENV, threads)
+        model.sample_rng_.bit_generator.state = state
+        outputs[threads] = [model.sample(MIN_ROWS_PER_THREADED_SAMPLE) for _ in range(2)]
+    for threads in ("2", "3"):
+        assert all(a.equals(b) for a, b in zip(outputs["1"], outputs[threads], strict=True))
+    assert not outputs["1"][0].equals(outputs["1"][1])
+
+
+def test_a_bad_thread_count_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SAMPLE_THREADS_ENV, "two")
+    with pytest.raises(GeneratorError, match=SAMPLE_THREADS_ENV):
+        sample_threads(MIN_ROWS_PER_THREADED_SAMPLE)
+    assert sample_threads(10) == 1
