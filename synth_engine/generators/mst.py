@@ -388,27 +388,37 @@ class MSTGenerator(Generator):
             children.setdefault(parent, []).append((child, table))
 
         def draw(column: int, parent: int | None, table: np.ndarray | None) -> int:
-            """The column's codes (unless drawn above), its values, and its children's groups."""
+            """The column's codes (unless drawn above), its values, and its children's groups;
+            the codes are let go once decoded."""
             if parent is not None:
                 fine[column] = sample_conditional(groups[parent], table @ self.within_[column], streams[column])
             if column in children:  # (label bin, column bin) of each row, once for all its children
                 groups[column] = classes * len(self.one_way_[column]) + self.bins_[column][fine[column]]
-            columns[column] = self.codecs_[column].decode(fine[column], streams[column])
+            columns[column] = self.codecs_[column].decode(fine.pop(column), streams[column])
             return column
 
+        def drawn(column: int) -> list[tuple[int, int, np.ndarray]]:
+            """The tasks ``column`` makes ready; its parent's groups go when its last child is drawn."""
+            parent = parents.get(column)
+            if parent is not None:
+                waiting[parent] -= 1
+                if not waiting[parent]:
+                    del groups[parent]
+            return [(child, column, table) for child, table in children.get(column, [])]
+
         groups: dict[int, np.ndarray] = {}
+        parents = {child: parent for parent, kids in children.items() for child, _ in kids}
+        waiting = {parent: len(kids) for parent, kids in children.items()}
         ready: list[tuple[int, int | None, np.ndarray | None]] = [(column, None, None) for column in fine]
         if pool is None:
             while ready:
-                column = draw(*ready.pop(0))
-                ready.extend((child, column, table) for child, table in children.get(column, []))
+                ready.extend(drawn(draw(*ready.pop(0))))
             return
         pending = {pool.submit(draw, *task) for task in ready}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                column = future.result()
-                pending |= {pool.submit(draw, child, column, table) for child, table in children.get(column, [])}
+                pending |= {pool.submit(draw, *task) for task in drawn(future.result())}
 
     def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int, np.ndarray] | None:
         """The conditioned column and its fine codes, or None without ``conditions``."""
