@@ -442,7 +442,8 @@ class NumericCodec:
                     return pd.Series(whole, name=self.name, copy=False)
                 values = low[codes] + offsets * self.unit
             else:
-                values = low[codes] + rng.random(len(codes)) * (np.append(width, 0.0) if self.has_missing else width)[codes]
+                spans = np.append(width, 0.0) if self.has_missing else width
+                values = low[codes] + rng.random(len(codes)) * spans[codes]
             return numeric_output(values, self.type, self.dtype, self.name)
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
