@@ -96,6 +96,16 @@ class VersionStorage:
 
         return canonical_frame(self.read_bytes(key).decode("utf-8"), schema)
 
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        """Several keys' bytes at once (concurrent requests on an object store); a key removed in
+        the meantime is left out."""
+        if not keys:
+            return {}
+        root = self.root.rstrip("/") + "/"
+        found = self.fs.cat([self.path(key) for key in keys], on_error="omit")
+        # fsspec names each result by its path as the filesystem spells it: the key is what follows the root.
+        return {(name[len(root) :] if name.startswith(root) else name): data for name, data in found.items()}
+
     def remove(self, key: str) -> None:
         if self.exists(key):
             self.fs.rm_file(self.path(key))

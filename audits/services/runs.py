@@ -59,10 +59,12 @@ VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "incon
 
 
 def version_frame(version: DatasetVersion) -> pd.DataFrame:
+    """A stored version's rows, whole (a version registered by reference is read only as counts and
+    samples drawn where it lives: ``_audit_samples``)."""
     if version.source_reference:
         raise ValueError(
-            f"{version} stays in its database (table {version.source_reference.get('table')!r}); "
-            "it is read only as counts and a job's audit samples"
+            f"{version} stays where it lives ({version.source_reference.get('engine') or 'postgresql'}); "
+            "it is read only as counts and audit samples"
         )
     return version_storage().read_version(version.storage_key, version.schema)
 
@@ -244,7 +246,7 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
     version, train_version, holdout_version = run.version, run.train_version, run.holdout_version
     thresholds, seed = run.thresholds, run.seed
     try:
-        train, holdout = _audit_samples(run, version_frame(train_version), version_frame(holdout_version))
+        train, holdout = _audit_samples(run, train_version, holdout_version)
         result = run_audit(
             train,
             holdout,
@@ -270,22 +272,38 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
     return run
 
 
-def _audit_samples(run: AuditRun, train: pd.DataFrame, holdout: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Above ``SYNTHGATE_REFERENCE_AUDIT_ROWS`` rows, the audit reads a random sample (the run's
-    seed) of the training rows and of the holdout; the sizes are recorded on the run and stated
-    in the internal report only (a recipient learns nothing about the row count from them)."""
+def _audit_samples(
+    run: AuditRun, train_version: DatasetVersion, holdout_version: DatasetVersion
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training rows and holdout the audit reads. Above ``SYNTHGATE_REFERENCE_AUDIT_ROWS`` rows,
+    a random sample (the run's seed) of each; a version registered by reference (an external or
+    on-demand audit against a PostgreSQL table or a Parquet lake) is always read as such a sample,
+    drawn where it lives (``reference_audit_sample``). The sizes, and where a sample was fetched
+    from, are recorded on the run and stated in the internal report only (a recipient learns nothing
+    about the row count from them)."""
+    from synth_engine.sources import reference_audit_sample
+
     limit = int(settings.SYNTHGATE_REFERENCE_AUDIT_ROWS)
-    if len(train) <= limit and len(holdout) <= limit:
-        return train, holdout
-    frames = [
-        frame.sample(n=limit, random_state=run.seed % (2**32)).sort_index().reset_index(drop=True)
-        if len(frame) > limit
-        else frame
-        for frame in (train, holdout)
-    ]
-    run.audit_sample_rows = {"train": len(frames[0]), "holdout": len(frames[1])}
+    frames: dict[str, pd.DataFrame] = {}
+    fetched: dict[str, dict[str, str]] = {}
+    for role, version in (("train", train_version), ("holdout", holdout_version)):
+        if version.source_reference:
+            sample = reference_audit_sample(version, seed=run.seed, limit=limit)
+            frames[role], fetched[role] = sample.frame, {"engine": sample.engine, "where": sample.where}
+        else:
+            frames[role] = version_frame(version)
+    if not fetched and all(len(frame) <= limit for frame in frames.values()):
+        return frames["train"], frames["holdout"]
+    for role, frame in frames.items():
+        if role not in fetched and len(frame) > limit:
+            frames[role] = frame.sample(n=limit, random_state=run.seed % (2**32)).sort_index().reset_index(drop=True)
+    run.audit_sample_rows = {
+        "train": len(frames["train"]),
+        "holdout": len(frames["holdout"]),
+        **({"fetched": fetched} if fetched else {}),
+    }
     run.save(update_fields=["audit_sample_rows", "updated_at"])
-    return frames[0], frames[1]
+    return frames["train"], frames["holdout"]
 
 
 def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import fsspec
 import pandas as pd
 
 from core.schema import ColumnSpec
@@ -73,10 +74,15 @@ ACCEPTED = {
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 
-def parquet_files(path: str | Path) -> list[str]:
+def parquet_files(path: str | Path, filesystem: fsspec.AbstractFileSystem | None = None) -> list[str]:
     """The Parquet files at ``path``: the file itself, every ``*.parquet`` below a directory, or
-    the files a glob (``**`` for any depth) matches; sorted. Refuses a path that names none."""
+    the files a glob (``**`` for any depth) matches; sorted. Refuses a path that names none.
+
+    With a ``filesystem`` (object storage, e.g. ``s3fs``), ``path`` is its URL (``s3://bucket/key``)
+    and the files are listed there, each named by its URL."""
     text = str(path)
+    if filesystem is not None:
+        return _remote_parquet_files(text, filesystem)
     if GLOB_CHARACTERS.search(text):
         files = [name for name in glob.glob(text, recursive=True) if os.path.isfile(name)]
     elif os.path.isdir(text):
@@ -86,6 +92,26 @@ def parquet_files(path: str | Path) -> list[str]:
     if not files:
         raise SchemaMismatchError(f"no Parquet file at {text!r}")
     return sorted(files)
+
+
+def _remote_parquet_files(url: str, filesystem: fsspec.AbstractFileSystem) -> list[str]:
+    """:func:`parquet_files` on an fsspec filesystem: the object, every ``*.parquet`` under a prefix, or a glob."""
+    protocol, separator, key = url.partition("://")
+    if not separator or not key:
+        raise SchemaMismatchError(f"{url!r} is not a URL of the form protocol://bucket/key")
+    if GLOB_CHARACTERS.search(key):
+        try:
+            found = filesystem.glob(key, detail=True)
+        except ValueError as error:  # fsspec's own refusals, e.g. '**' not a whole path component
+            raise SchemaMismatchError(f"the glob {url!r} is not valid: {error}") from error
+        files = [name for name, info in found.items() if info.get("type") == "file"]
+    elif filesystem.isdir(key):
+        files = [name for name in filesystem.find(key) if name.endswith(".parquet")]
+    else:
+        files = [key] if filesystem.isfile(key) else []
+    if not files:
+        raise SchemaMismatchError(f"no Parquet file at {url!r}")
+    return sorted(f"{protocol}://{name}" for name in files)
 
 
 def _string(text: str) -> str:
@@ -105,6 +131,11 @@ class DuckDBCounts(SqlCounts):
     ``files`` (the expansion of ``path``) is given by :meth:`restricted` only.
     Without a ``connection`` one is opened in memory with ``memory_limit`` and ``temp_directory``
     (where DuckDB spills what does not fit) and closed by :meth:`close`.
+
+    ``filesystem`` (an fsspec filesystem, e.g. ``s3fs`` for ``s3://`` URLs) is where the files are
+    when they are not local: ``path`` is then its URL, the files are listed there and DuckDB reads
+    them through it (``register_filesystem``; DuckDB's own ``httpfs`` extension is not needed, and
+    extensions are never installed or loaded on the fly).
     """
 
     engine = "duckdb"
@@ -122,11 +153,13 @@ class DuckDBCounts(SqlCounts):
         temp_directory: str | Path | None = None,
         threads: int | None = None,
         files: list[str] | None = None,
+        filesystem: fsspec.AbstractFileSystem | None = None,
     ) -> None:
         super().__init__(schema)
         self.schema = schema
         self.path = str(path)
-        self.files = files if files is not None else parquet_files(path)
+        self.filesystem = filesystem
+        self.files = files if files is not None else parquet_files(path, filesystem)
         self.label = f"the Parquet data at {self.path!r}"
         self.owned = connection is None
         if connection is None:
@@ -134,10 +167,15 @@ class DuckDBCounts(SqlCounts):
                 "memory_limit": memory_limit,
                 "temp_directory": str(temp_directory or Path(tempfile.gettempdir()) / "synthgate-duckdb"),
                 "preserve_insertion_order": False,
+                # never download an extension (no internet on a worker; s3:// goes through fsspec)
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
             }
             if threads is not None:
                 config["threads"] = threads
             connection = duckdb.connect(":memory:", config=config)
+            if filesystem is not None:
+                connection.register_filesystem(filesystem)
         self.connection = connection
         self.max_sets = max(1, (self._memory_limit() - SET_BASE_BYTES) // SET_BYTES)
         listing = "[" + ", ".join(_string(name) for name in self.files) + "]"
@@ -157,7 +195,14 @@ class DuckDBCounts(SqlCounts):
 
     def restricted(self, where: str) -> DuckDBCounts:
         """The counts of the same files, on the same connection, over the rows ``where`` holds."""
-        return DuckDBCounts(self.path, self.schema, where=where, connection=self.connection, files=self.files)
+        return DuckDBCounts(
+            self.path,
+            self.schema,
+            where=where,
+            connection=self.connection,
+            files=self.files,
+            filesystem=self.filesystem,
+        )
 
     def close(self) -> None:
         if self.owned:

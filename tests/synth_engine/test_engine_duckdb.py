@@ -203,3 +203,46 @@ def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_as_in_memory(t
     assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
     assert_same_fine_counts(counts, frame, schema)
     counts.close()
+
+
+def test_parquet_on_s3_read_through_fsspec_counts_as_the_same_files_on_disk(lake, tmp_path, s3_endpoint) -> None:
+    """The lake's files copied to S3 (moto's server) and read by DuckDB through s3fs (no httpfs):
+    the same files, counts, checksum, split, samples and rows as on disk."""
+    import boto3
+    import s3fs
+
+    frame, schema, local = lake
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **keys).create_bucket(Bucket="engine-lake")
+    filesystem = s3fs.S3FileSystem(
+        key="testing",
+        secret="testing",
+        endpoint_url=s3_endpoint,
+        client_kwargs={"region_name": "us-east-1"},
+        use_listings_cache=False,
+        skip_instance_cache=True,
+    )
+    for name in local.files:
+        filesystem.put_file(name, "engine-lake/clinic/" + name.split("/lake/", 1)[1])
+    remote = DuckDBCounts("s3://engine-lake/clinic", schema, filesystem=filesystem, threads=1)
+    try:
+        assert [name.split("/clinic/")[1] for name in remote.files] == [name.split("/lake/")[1] for name in local.files]
+        assert remote.check() == []
+        assert_same_counts(remote, frame, schema)
+        assert remote.checksum() == local.checksum()
+        holdout = remote.holdout(seed=8, fraction=0.2)
+        assert holdout == local.holdout(seed=8, fraction=0.2)
+        for side in (holdout, f"NOT {holdout}"):
+            assert remote.restricted(side).row_count() == local.restricted(side).row_count()
+            assert remote.sample(side, seed=8, limit=50).equals(local.sample(side, seed=8, limit=50))
+        assert sorted(repr(row) for rows in remote.row_chunks(400) for row in rows) == sorted(
+            repr(row) for rows in local.row_chunks(400) for row in rows
+        )
+        in_2025 = DuckDBCounts("s3://engine-lake/clinic/*2025/*.parquet", schema, filesystem=filesystem)
+        assert in_2025.files == ["s3://engine-lake/clinic/year=2025/part-1.parquet"] and in_2025.row_count() == 500
+        in_2025.close()
+        for absent in ("s3://engine-lake/absent", "s3://engine-lake/clinic/*.csv", "s3://no-such-bucket/x"):
+            with pytest.raises(SchemaMismatchError, match="no Parquet file"):
+                DuckDBCounts(absent, schema, filesystem=filesystem)
+    finally:
+        remote.close()
