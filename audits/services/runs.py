@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -276,27 +277,28 @@ def _audit_samples(
     run: AuditRun, train_version: DatasetVersion, holdout_version: DatasetVersion
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training rows and holdout the audit reads. Above ``SYNTHGATE_REFERENCE_AUDIT_ROWS`` rows,
-    a random sample (the run's seed) of each; a version registered by reference (an external or
-    on-demand audit against a PostgreSQL table or a Parquet lake) is always read as such a sample,
-    drawn where it lives (``reference_audit_sample``). The sizes, and where a sample was fetched
-    from, are recorded on the run and stated in the internal report only (a recipient learns nothing
-    about the row count from them)."""
+    a uniform random sample (the run's seed) of each, read from the stored version as a stream
+    (``_stored_sample``: the table is never held whole); a version registered by reference (an
+    external or on-demand audit against a PostgreSQL table or a Parquet lake) is always read as such
+    a sample, drawn where it lives (``reference_audit_sample``). The sizes, and where a sample was
+    fetched from, are recorded on the run and stated in the internal report only (a recipient learns
+    nothing about the row count from them)."""
     from synth_engine.sources import reference_audit_sample
 
     limit = int(settings.SYNTHGATE_REFERENCE_AUDIT_ROWS)
     frames: dict[str, pd.DataFrame] = {}
     fetched: dict[str, dict[str, str]] = {}
+    sampled = False
     for role, version in (("train", train_version), ("holdout", holdout_version)):
         if version.source_reference:
             sample = reference_audit_sample(version, seed=run.seed, limit=limit)
             frames[role], fetched[role] = sample.frame, {"engine": sample.engine, "where": sample.where}
+        elif version.n_rows > limit:
+            frames[role], sampled = _stored_sample(version, seed=run.seed, limit=limit), True
         else:
             frames[role] = version_frame(version)
-    if not fetched and all(len(frame) <= limit for frame in frames.values()):
+    if not fetched and not sampled:
         return frames["train"], frames["holdout"]
-    for role, frame in frames.items():
-        if role not in fetched and len(frame) > limit:
-            frames[role] = frame.sample(n=limit, random_state=run.seed % (2**32)).sort_index().reset_index(drop=True)
     run.audit_sample_rows = {
         "train": len(frames["train"]),
         "holdout": len(frames["holdout"]),
@@ -304,6 +306,19 @@ def _audit_samples(
     }
     run.save(update_fields=["audit_sample_rows", "updated_at"])
     return frames["train"], frames["holdout"]
+
+
+def _stored_sample(version: DatasetVersion, *, seed: int, limit: int) -> pd.DataFrame:
+    """A uniform random sample of ``limit`` of a stored version's rows: the positions pandas'
+    ``frame.sample(n=limit, random_state=seed)`` would pick (so the same run gives the same sample as
+    reading the table whole did), read from the stored file as a stream (``read_version_rows``);
+    memory holds the positions (8 bytes a row while they are drawn) and the sample."""
+    positions = np.sort(np.random.RandomState(seed % (2**32)).choice(version.n_rows, size=limit, replace=False))
+    frame = version_storage().read_version_rows(version.storage_key, version.schema, positions.tolist())
+    if frame is None:  # the file holds fewer rows than recorded: sample what it holds, as before
+        whole = version_frame(version)
+        frame = whole.sample(n=min(limit, len(whole)), random_state=seed % (2**32)).sort_index()
+    return frame.reset_index(drop=True)
 
 
 def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:
