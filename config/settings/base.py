@@ -337,6 +337,11 @@ SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or 
 # long a session may take to start (and be granted executors) before the job fails with the reason.
 SYNTHGATE_SPARK_MASTER = env_str("SYNTHGATE_SPARK_MASTER") or "local[2]"
 SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0)
+# Each query of a started session (a check, a counting pass, the checksum, a sample; for the rows
+# streamed to the fingerprint, the wait for the next row) is cancelled after this many seconds and
+# fails the job with the reason: a cluster that lost its executors mid-count would otherwise hold
+# the job until the heartbeat reaper. 0: no bound.
+SYNTHGATE_SPARK_QUERY_TIMEOUT = env_float("SYNTHGATE_SPARK_QUERY_TIMEOUT", 1800.0)
 # The audit runs on a random sample of at most this many training rows and as many holdout rows:
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
