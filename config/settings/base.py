@@ -289,6 +289,9 @@ SYNTHGATE_FINGERPRINT_KEY = env_str("SYNTHGATE_FINGERPRINT_KEY") or f"row-finger
 SYNTHGATE_ROW_OVERLAP_THRESHOLD = env_float("SYNTHGATE_ROW_OVERLAP_THRESHOLD", 0.05)
 # Budget caps above this ε (or a δ cap of 1/n or more) need an explicit, logged override.
 SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP = env_float("SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP", 20.0)
+# ε (δ = 0) of a source version's DP row estimate, charged once per version to its dataset's
+# ledger: the request outlook and filing's refusals are computed from it (docs/generators.md).
+SYNTHGATE_ROW_ESTIMATE_EPSILON = env_float("SYNTHGATE_ROW_ESTIMATE_EPSILON", 0.02)
 
 # Largest synthetic table a request may ask for.
 SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
