@@ -20,12 +20,14 @@ if TYPE_CHECKING:
         budget_reserve,
         budget_spend,
         ledger_amount,
+        version_public_rows,
     )
     from governance.services.datasets import (
         RegistrationResult,
         dataset_reference_register,
         dataset_register,
         dataset_register_fields_check,
+        dataset_schema_declarations_check,
         dataset_schema_declare,
         dataset_schema_declare_columns,
         dataset_schema_suggestions,
@@ -87,6 +89,7 @@ _HOMES = {
     "dataset_register": "governance.services.datasets",
     "dataset_register_fields_check": "governance.services.datasets",
     "dataset_schema_declare": "governance.services.datasets",
+    "dataset_schema_declarations_check": "governance.services.datasets",
     "dataset_schema_declare_columns": "governance.services.datasets",
     "dataset_schema_suggestions": "governance.services.datasets",
     "dataset_version_store": "governance.services.datasets",
@@ -106,6 +109,7 @@ _HOMES = {
     "user_roles_set": "governance.services.users",
     "username_checked": "governance.services.users",
     "username_normalise": "governance.services.users",
+    "version_public_rows": "governance.services.budget",
 }
 
 __all__ = [
@@ -141,6 +145,7 @@ __all__ = [
     "dataset_register",
     "dataset_register_fields_check",
     "dataset_schema_declare",
+    "dataset_schema_declarations_check",
     "dataset_schema_declare_columns",
     "dataset_schema_suggestions",
     "dataset_version_store",
@@ -155,6 +160,7 @@ __all__ = [
     "roles_ensure",
     "user_create",
     "user_roles_set",
+    "version_public_rows",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

@@ -254,8 +254,8 @@ def _unanchored_tail(anchored: int, length: int, grace_seconds: float) -> list[t
     if first is None:
         return []
     if grace_seconds > 0:
-        time.sleep(0.5)  # a checkpoint may have been written since the file was read
-        latest = max((c.length for c in checkpoints_read().checkpoints), default=0)
+        time.sleep(0.5)  # a checkpoint may have been written since they were read
+        latest = max((c.length for c in checkpoints_read(from_length=anchored + 1).checkpoints), default=0)
         if latest >= length:
             return []
     return [
@@ -279,8 +279,8 @@ def ledger_verify(*, dataset_name: str | None = None) -> list[str]:
     problems = []
     for entry in entries:
         event = recorded.pop(str(entry.pk), None)
-        described = (
-            f"ledger entry #{entry.pk} ({entry.kind} ε={to_jsonable(entry.epsilon)} on request #{entry.request_id})"
+        described = f"ledger entry #{entry.pk} ({entry.kind} ε={to_jsonable(entry.epsilon)} on " + (
+            f"request #{entry.request_id})" if entry.request_id is not None else f"version #{entry.version_id})"
         )
         if event is None:
             problems.append(f"{described} has no audit event: it was written outside the application")
