@@ -319,7 +319,7 @@ class MSTGenerator(Generator):
         with_stars = label is not None and math.isfinite(plan.label_sigma)
         tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
         focus = attributes
-        if plan.label_features < len(attributes) and with_stars:
+        if label is not None and with_stars and plan.label_features < len(attributes):
             focus = pick_label_columns(
                 tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=attributes
             )
