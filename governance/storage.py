@@ -75,6 +75,15 @@ class VersionStorage:
             raise
         return True
 
+    def write_unique(self, key: str, data: bytes) -> None:
+        """Write a small object whose key no one else writes (it carries a random token): on an
+        object store one request (a PUT is atomic: a reader never sees half of it), on a filesystem
+        through a temporary name and a rename (:meth:`write_new`)."""
+        if self.local:
+            self.write_new(key, data)
+        else:
+            self.fs.pipe_file(self.path(key), data)
+
     def put_new(self, local: Path, key: str) -> bool:
         """Move a finished local file to ``key`` (a rename on the local filesystem, an upload
         elsewhere, the local file then removed); False when the key already holds a file."""

@@ -140,7 +140,7 @@ def checkpoint_sign(*, length: int, hash: str, at: datetime | None = None) -> Ch
         _append_line(checkpoint_path(), line)
     else:  # one immutable object per checkpoint: hosts never write the same key
         key = f"{CHECKPOINT_PREFIX}/{length:012d}-{checkpoint_host()}-{secrets.token_hex(4)}.json"
-        storage.write_new(key, (line + "\n").encode("utf-8"))
+        storage.write_unique(key, (line + "\n").encode("utf-8"))
     return checkpoint
 
 

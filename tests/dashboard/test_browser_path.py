@@ -292,7 +292,10 @@ def _file_request(page, found):
     page.get_by_label("Dataset").select_option("adult")
     page.get_by_label("Purpose").select_option("external-research")
     page.get_by_label("ε (privacy budget for this release)").fill("1")
-    expect(page.locator("#budget-preview")).to_contain_text("Remaining ε on adult: 10 of 10 → 9 after this request")
+    # registration spent ε 0.02 on the source version's DP row estimate
+    expect(page.locator("#budget-preview")).to_contain_text(
+        "Remaining ε on adult: 9.98 of 10 → 8.98 after this request"
+    )
     page.get_by_label("ε (privacy budget for this release)").fill("2")
     expect(page.locator("#budget-preview")).to_contain_text("allows at most ε 1 per release")
     page.get_by_label("ε (privacy budget for this release)").fill("0.3")
