@@ -218,7 +218,7 @@ def _budget(version: DatasetVersion, request: DataRequest | None) -> BudgetFacts
                 kind=e.kind,
                 epsilon=e.epsilon,
                 delta=e.delta,
-                note=f"request #{e.request_id}: {e.note}",
+                note=f"request #{e.request_id}: {e.note}" if e.request_id is not None else e.note,
             )
             for e in entries.order_by("id")
         ],

@@ -392,13 +392,23 @@ class SparkSource(ParquetLakeSource):
         super().__init__(location, schema)
         files = parquet_files_inside_roots(location["path"])
         session = spark_session(settings.SYNTHGATE_SPARK_MASTER, start_timeout=settings.SYNTHGATE_SPARK_START_TIMEOUT)
-        self.data = SparkCounts(session, schema, parquet=[f"file://{name}" for name in files])
+        self.data = SparkCounts(
+            session,
+            schema,
+            parquet=[f"file://{name}" for name in files],
+            query_timeout=settings.SYNTHGATE_SPARK_QUERY_TIMEOUT or None,
+        )
 
     def holdout(self, seed: int, fraction: float) -> str:
         return spark_holdout_predicate(self.schema, seed, fraction)
 
     def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
         return self.data.sample_rows(where=where, seed=seed, limit=limit)
+
+    def bound_waits(self, seconds: int) -> None:
+        """Each later query is cancelled after ``seconds`` (or the configured bound, if shorter)."""
+        current = self.data.query_timeout
+        self.data.query_timeout = min(current, seconds) if current else seconds
 
     # close(): the session stays open for the worker's next job (a start costs seconds)
 

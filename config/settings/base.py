@@ -289,6 +289,9 @@ SYNTHGATE_FINGERPRINT_KEY = env_str("SYNTHGATE_FINGERPRINT_KEY") or f"row-finger
 SYNTHGATE_ROW_OVERLAP_THRESHOLD = env_float("SYNTHGATE_ROW_OVERLAP_THRESHOLD", 0.05)
 # Budget caps above this ε (or a δ cap of 1/n or more) need an explicit, logged override.
 SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP = env_float("SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP", 20.0)
+# ε (δ = 0) of a source version's DP row estimate, charged once per version to its dataset's
+# ledger: the request outlook and filing's refusals are computed from it (docs/generators.md).
+SYNTHGATE_ROW_ESTIMATE_EPSILON = env_float("SYNTHGATE_ROW_ESTIMATE_EPSILON", 0.02)
 
 # Largest synthetic table a request may ask for.
 SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
@@ -334,6 +337,11 @@ SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or 
 # long a session may take to start (and be granted executors) before the job fails with the reason.
 SYNTHGATE_SPARK_MASTER = env_str("SYNTHGATE_SPARK_MASTER") or "local[2]"
 SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0)
+# Each query of a started session (a check, a counting pass, the checksum, a sample; for the rows
+# streamed to the fingerprint, the wait for the next row) is cancelled after this many seconds and
+# fails the job with the reason: a cluster that lost its executors mid-count would otherwise hold
+# the job until the heartbeat reaper. 0: no bound.
+SYNTHGATE_SPARK_QUERY_TIMEOUT = env_float("SYNTHGATE_SPARK_QUERY_TIMEOUT", 1800.0)
 # The audit runs on a random sample of at most this many training rows and as many holdout rows:
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
