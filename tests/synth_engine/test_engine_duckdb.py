@@ -23,6 +23,8 @@ from tests.synth_engine.test_engine_postgres import (
     assert_same_fine_counts,
     fitted,
     grid_frame,
+    wide_frame,
+    wide_groups,
 )
 
 
@@ -179,24 +181,6 @@ def test_values_a_hair_off_a_declared_step_count_in_duckdb_as_the_codec_snaps_th
     assert counts.check() == []
     assert_same_fine_counts(counts, frame, schema)
     counts.close()
-
-
-def wide_frame() -> tuple[pd.DataFrame, dict]:
-    rng = np.random.default_rng(1)
-    frame = pd.DataFrame({f"x{i}": rng.integers(0, 5 + i % 7, 1500) for i in range(40)})
-    frame["y"] = rng.choice(["a", "b"], 1500)
-    integer = {"type": "integer", "role": "other", "min": 0, "max": 12, "nullable": False}
-    schema = {
-        "columns": [{"name": f"x{i}", **integer} for i in range(40)]
-        + [{"name": "y", "type": "categorical", "role": "label", "categories": ["a", "b"], "nullable": False}]
-    }
-    return frame, schema
-
-
-def wide_groups() -> list[tuple[int, ...]]:
-    import itertools
-
-    return [(40, a, b) for a, b in itertools.combinations(range(0, 40, 3), 2)] + [(38, 5), (39,), (33, 2)]
 
 
 def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_as_in_memory(tmp_path) -> None:
