@@ -346,6 +346,10 @@ SYNTHGATE_SPARK_QUERY_TIMEOUT = env_float("SYNTHGATE_SPARK_QUERY_TIMEOUT", 1800.
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
 SYNTHGATE_REFERENCE_AUDIT_ROWS = env_int("SYNTHGATE_REFERENCE_AUDIT_ROWS", 20_000)
+# A synthetic (or external) table above this many rows is audited on a uniform random sample of
+# this many of its rows (the run's seed), read from the stored file as a stream; the size is stated
+# in the internal report. Below it the table is audited whole.
+SYNTHGATE_AUDIT_SYNTHETIC_ROWS = env_int("SYNTHGATE_AUDIT_SYNTHETIC_ROWS", 1_000_000)
 # A drift re-audit's snapshot of a referenced table (check, checksum, sample) waits at most this
 # long for each statement and each lock: a table its loader holds fails the re-audit, never hangs it.
 SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = env_int("SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS", 600)
