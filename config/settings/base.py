@@ -337,6 +337,10 @@ SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or 
 # long a session may take to start (and be granted executors) before the job fails with the reason.
 SYNTHGATE_SPARK_MASTER = env_str("SYNTHGATE_SPARK_MASTER") or "local[2]"
 SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0)
+# Spark catalog databases whose tables may be registered by name with engine "spark" (whitespace-
+# separated, e.g. "clinic spark_catalog.claims"; a table is database.table); none configured refuses
+# every table name.
+SYNTHGATE_SOURCE_SPARK_DATABASES = (env_str("SYNTHGATE_SOURCE_SPARK_DATABASES") or "").split()
 # Each query of a started session (a check, a counting pass, the checksum, a sample; for the rows
 # streamed to the fingerprint, the wait for the next row) is cancelled after this many seconds and
 # fails the job with the reason: a cluster that lost its executors mid-count would otherwise hold
@@ -346,6 +350,10 @@ SYNTHGATE_SPARK_QUERY_TIMEOUT = env_float("SYNTHGATE_SPARK_QUERY_TIMEOUT", 1800.
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
 SYNTHGATE_REFERENCE_AUDIT_ROWS = env_int("SYNTHGATE_REFERENCE_AUDIT_ROWS", 20_000)
+# A synthetic (or external) table above this many rows is audited on a uniform random sample of
+# this many of its rows (the run's seed), read from the stored file as a stream; the size is stated
+# in the internal report. Below it the table is audited whole.
+SYNTHGATE_AUDIT_SYNTHETIC_ROWS = env_int("SYNTHGATE_AUDIT_SYNTHETIC_ROWS", 1_000_000)
 # A drift re-audit's snapshot of a referenced table (check, checksum, sample) waits at most this
 # long for each statement and each lock: a table its loader holds fails the re-audit, never hangs it.
 SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = env_int("SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS", 600)

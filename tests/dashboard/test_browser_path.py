@@ -248,7 +248,9 @@ def _declare_step_resolution_calendar(page, found, tmp_path):
     page.get_by_role("button", name="Declare", exact=True).click()
     expect(page.locator("fieldset.has-error")).to_have_count(2)
     expect(price).to_contain_text("Write the step as a number")
-    expect(volume).to_contain_text("min must be a finite number")
+    expect(volume.locator(".has-error", has=page.get_by_label("Public minimum"))).to_contain_text(
+        "Public minimum must be a finite number"
+    )
     shot(page, "02c-steward-schema-step-and-minimum-errors-at-once")
     found.append(axe_check(page, "axe-steward-schema-float-datetime-errors"))
     price.get_by_label("Grid step (float)").fill("0.5")

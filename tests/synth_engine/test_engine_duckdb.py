@@ -50,7 +50,7 @@ def test_every_count_mst_reads_is_the_same_from_duckdb_as_from_the_frame(lake) -
     assert_same_counts(counts, frame, schema)
 
 
-@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}])
+@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}])
 def test_mst_fitted_from_duckdb_counts_samples_byte_identical_rows(lake, params) -> None:
     frame, schema, counts = lake
     from_memory = fitted(FrameCounts(frame), schema, **params)

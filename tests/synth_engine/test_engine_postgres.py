@@ -127,7 +127,7 @@ def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adu
     assert_same_counts(database, frame, schema)
 
 
-@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}])
+@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}])
 def test_mst_fitted_from_postgresql_counts_samples_byte_identical_rows(adult, params) -> None:
     frame, schema, database = adult
     from_memory = fitted(FrameCounts(frame), schema, **params)
