@@ -180,7 +180,7 @@ def predict_noise(
         # sampling error left to remove; the fidelity checks read n_synthetic of its rows
         n_cells = max(n_synthetic, min(CELL_SAMPLE_FACTOR * n_rows, CELL_SAMPLE_CAP))
         large = fit_sample(train, schema, n_cells, int(rng.integers(2**31)) + repeat)
-        pick = rng.choice(len(large), min(n_synthetic, len(large)), replace=False)
+        pick = np.random.default_rng(repeat).choice(len(large), min(n_synthetic, len(large)), replace=False)
         output = large.iloc[np.sort(pick)].reset_index(drop=True)
         for result in fidelity_checks(train, output, table):
             generated[result.name].append(_measured(result))
