@@ -159,11 +159,12 @@ def bias_checks(
         ).items():
             limits[name][column] = limit
         if isinstance(models, UtilityModels):
-            entry["equal_opportunity"] = {
+            opportunity = {
                 "trtr": equal_opportunity(holdout, column, privileged, models.holdout_truth, models.trtr_predictions),
                 "tstr": equal_opportunity(holdout, column, privileged, models.holdout_truth, models.tstr_predictions),
             }
-            change = abs(entry["equal_opportunity"]["tstr"] - entry["equal_opportunity"]["trtr"])
+            entry["equal_opportunity"] = opportunity
+            change = abs(opportunity["tstr"] - opportunity["trtr"])
             limits["equal_opportunity_change"][column] = equal_opportunity_limit(
                 holdout,
                 column,
@@ -485,7 +486,7 @@ def _judge_columns(
     if any(v.limit is None for v in judged.values()):  # the purpose does not judge this check
         worst = max(judged, key=lambda c: judged[c].change)
         return judge(name, judged[worst].change, thresholds=thresholds, baseline=0.0, details=extra, chart=chart)
-    worst = max(judged, key=lambda c: judged[c].change / judged[c].limit if judged[c].limit else math.inf)
+    worst = max(judged, key=lambda c: _ratio(judged[c]))
     limit = judged[worst]
     return judge(
         name,
@@ -495,6 +496,13 @@ def _judge_columns(
         details={**extra, "judged_column": worst},
         chart=chart,
     )
+
+
+def _ratio(limit: BiasLimit) -> float:
+    """How far a change is along its limit (a zero limit: any change is infinitely far)."""
+    if not limit.limit:
+        return math.inf if limit.change > 0 else 0.0
+    return limit.change / limit.limit
 
 
 def _n_categories(train: pd.DataFrame, schema: TableSchema, column: str) -> int:

@@ -179,3 +179,47 @@ def test_rate_limits_are_direct_functions_of_counts() -> None:
     p_u, p_p = 30.5 / 1001, 90.5 / 3001
     expected = math.sqrt(p_u * (1 - p_u) * 2 / 1000 + p_p * (1 - p_p) * 2 / 3000)
     assert parity.sd_sampling == pytest.approx(expected)
+
+
+def test_predicted_cell_noise_grows_as_epsilon_shrinks() -> None:
+    """The (label, protected) table's noise is predicted before data access, with the real MST
+    generator on a surrogate of the declared domain; the cells' own sampling is taken out."""
+    from audits.metrics.prediction import predict_noise
+    from synth_engine.generators import get_generator
+
+    def at(epsilon: float):
+        def fit_sample(frame: pd.DataFrame, schema: dict, rows: int, seed: int) -> pd.DataFrame:
+            model = get_generator("mst").fit(frame, schema, epsilon=epsilon, delta=1e-6, random_state=seed)
+            return model.sample(rows)
+
+        return fit_sample
+
+    low = predict_noise(SCHEMA, 1500, 1500, at(0.3), repeats=1)
+    high = predict_noise(SCHEMA, 1500, 1500, at(10.0), repeats=1)
+    assert set(low.cell_noise) == {"group"}
+    assert low.cell_noise["group"] > high.cell_noise["group"] >= 0
+    # a perfect generator (fresh rows of the surrogate's own kind) carries next to no cell noise
+    exact = predict_noise(
+        SCHEMA,
+        1500,
+        1500,
+        lambda frame, schema, rows, seed: frame.sample(rows, replace=True, random_state=seed),
+        repeats=1,
+    )
+    assert exact.cell_noise["group"] < low.cell_noise["group"] / 3
+
+
+def test_outlook_states_the_smallest_group_it_can_judge() -> None:
+    from audits.outlook import bias_outlook
+
+    quiet = bias_outlook(SCHEMA, {"group": 0.0}, {}, n_train=1000, n_rows=1000)
+    noisy = bias_outlook(SCHEMA, {"group": 30.0}, {}, n_train=1000, n_rows=1000)
+    assert 20 < quiet["group"]["min_favourable_rows"] < noisy["group"]["min_favourable_rows"]
+    # at that many favourable rows (and a much larger privileged group) the audit decides
+    a = noisy["group"]["min_favourable_rows"]
+    real = GroupCounts(20 * a, a, 2_000_000, 100_000)
+    rates = {"disparate_impact": 1.0, "statistical_parity_difference": 0.0}
+    assert not rate_limits(real, real, 30.0, 1, None, rates, rates)["disparate_impact_change"].undecidable
+    fewer = GroupCounts(20 * (a - 15), a - 15, 2_000_000, 100_000)
+    assert rate_limits(fewer, fewer, 30.0, 1, None, rates, rates)["disparate_impact_change"].undecidable
+    assert bias_outlook(SCHEMA, {"group": 1.0}, {"disparate_impact_change": None}, n_train=1000, n_rows=1000) == {}
