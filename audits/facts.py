@@ -55,7 +55,7 @@ from audits.recipient import coarse_share, coarse_value
 from core.schema import ColumnSpec, parse_schema
 from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
 from governance.selectors import budget_balance
-from governance.services.checkpoints import checkpoints_read
+from governance.services.checkpoints import checkpoint_latest
 from governance.storage import version_storage
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
@@ -124,7 +124,7 @@ def _source_of(run: AuditRun) -> DatasetVersion:
 
 def _audit_log_checkpoint() -> dict[str, Any] | None:
     """The latest signed checkpoint of the audit log's head (docs/tamper-evidence.md), carried in the PDF."""
-    latest = max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
+    latest = checkpoint_latest()
     return latest.described() if latest else None
 
 
@@ -286,6 +286,8 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
     if counts:
         return _preprocessing_in_engine(counts, disclose_rows=disclose_rows)
     sampled = run.audit_sample_rows or {}
+    if sampled.get("fetched"):
+        return _preprocessing_fetched(version, sampled, disclose_rows=disclose_rows)
     if sampled and disclose_rows:  # internal report only: that it sampled tells the row count's size
         split += (
             f" The audit ran on random samples of {sampled['train']:,} training rows and {sampled['holdout']:,} "
@@ -297,6 +299,37 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
         "Stored as canonical CSV (UTF-8, schema column order); the version id is its SHA-256.",
         split,
     ]
+    if version.kind == "synthetic":
+        steps.append(
+            "Category lists and numeric bounds not declared public in the schema were estimated with "
+            "differential privacy, and their cost is part of the spent ε; rare categories became 'other'."
+        )
+    return steps
+
+
+def _preprocessing_fetched(version: DatasetVersion, sampled: dict[str, Any], *, disclose_rows: bool) -> list[str]:
+    """The steps of an audit whose training rows (or holdout) are registered by reference: what it
+    read was a random sample drawn where the data lives (``AuditRun.audit_sample_rows["fetched"]``)."""
+    fetched: dict[str, dict[str, str]] = sampled["fetched"]
+    names = {"train": "training rows", "holdout": "holdout rows"}
+    steps = [
+        f"The {names[role]} were read where they live: {read['where']}; only the schema's columns were read, and "
+        "the rows were not copied to the platform."
+        for role, read in fetched.items()
+    ]
+    for role in ("train", "holdout"):
+        size = f" ({sampled[role]:,} rows)" if disclose_rows else ""
+        if role in fetched:
+            steps.append(
+                f"The audit ran on a uniform random sample of the {names[role]}{size}, drawn by the engine where "
+                f"the data lives ({fetched[role]['engine']}; SYNTHGATE_REFERENCE_AUDIT_ROWS at most)."
+            )
+        else:
+            steps.append(
+                f"The {names[role]} were uploaded and stored as canonical CSV; the audit read them{size}, a random "
+                "sample above SYNTHGATE_REFERENCE_AUDIT_ROWS rows."
+            )
+    steps.append("The audit's planted positive controls were run on the same samples.")
     if version.kind == "synthetic":
         steps.append(
             "Category lists and numeric bounds not declared public in the schema were estimated with "

@@ -123,15 +123,14 @@ def _codes(real: pd.DataFrame, other: pd.DataFrame, numeric: list[str]) -> tuple
     """Discretise both frames on the real frame's terms (20 quantile bins for numerics)."""
     real_codes, other_codes = [], []
     for column in real.columns:
-        if column in numeric:
-            values = real[column].to_numpy(dtype=float)
-            edges = np.unique(np.quantile(values, np.linspace(0, 1, 21)))[1:-1]
-            real_codes.append(np.searchsorted(edges, values, side="right"))
-            other_codes.append(
-                np.searchsorted(
-                    edges, pd.to_numeric(other[column], errors="coerce").to_numpy(dtype=float), side="right"
-                )
-            )
+        if column in numeric:  # a missing value is a code of its own, after the 20 bins
+            values = pd.to_numeric(real[column], errors="coerce").to_numpy(dtype=float)
+            edges = np.unique(np.nanquantile(values, np.linspace(0, 1, 21)))[1:-1]
+            for frame_values, out in ((values, real_codes), (other[column], other_codes)):
+                numbers = pd.to_numeric(frame_values, errors="coerce")
+                numbers = np.asarray(numbers, dtype=float)
+                codes = np.searchsorted(edges, numbers, side="right")
+                out.append(np.where(np.isnan(numbers), len(edges) + 1, codes))
         else:
             levels = {v: i for i, v in enumerate(pd.unique(real[column].astype(str)))}
             real_codes.append(real[column].astype(str).map(levels).to_numpy())

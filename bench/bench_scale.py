@@ -23,10 +23,12 @@ and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fi
 its peak; its CPU is not in ``fit_cpu_s``). Printed:
 ``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
 frame in memory), ``fit_cpu_s`` (this process's CPU), ``fit_rss_mb`` (peak RSS once fitted),
-``draw_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows in chunks of 100,000),
-``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``sample_to_file``: drawn,
-typed, checked and written as canonical CSV, by wall and by CPU time), ``peak_rss_mb`` at the
-end, and the load average. The machine is shared: compare figures with the load beside them.
+``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows
+in chunks of 100,000, by wall and by CPU time), ``write_rows_per_s`` and ``write_cpu_rows_per_s``
+(the job's path, ``sample_to_file``: drawn, typed, checked and written as canonical CSV),
+``parquet_rows_per_s`` and ``parquet_cpu_rows_per_s`` (the same draws typed the same way and
+written as Parquet by ``pyarrow``, which a job does not offer yet), ``peak_rss_mb`` at the end,
+and the load average. The machine is shared: compare figures with the load beside them.
 ``BENCH_DUCKDB_MEMORY`` (default ``1GB``, the engine's) and ``BENCH_DUCKDB_THREADS`` set DuckDB's
 limits. A path that fails prints its last error line instead of figures.
 """
@@ -242,16 +244,19 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
     model, fit_s, fit_cpu = fit(path, parquet, table)
     fit_rss = peak_rss_mb()
     jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
-    drawn = time.perf_counter()
+    drawn, cpu = time.perf_counter(), time.process_time()
     for start in range(0, sample_rows, SAMPLE_CHUNK):
         model.sample(min(SAMPLE_CHUNK, sample_rows - start))
-    draw_s = time.perf_counter() - drawn
+    draw_s, draw_cpu = time.perf_counter() - drawn, time.process_time() - cpu
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         written, cpu = time.perf_counter(), time.process_time()
         streamed = sample_to_file(model.sample, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK)
         write_s, write_cpu = time.perf_counter() - written, time.process_time() - cpu
         size = streamed.size_bytes
         streamed.discard()
+        written, cpu = time.perf_counter(), time.process_time()
+        parquet_size = write_parquet(model, sample_rows, Path(scratch) / "synthetic.parquet")
+        parquet_s, parquet_cpu = time.perf_counter() - written, time.process_time() - cpu
     return {
         "path": path,
         "rows": rows,
@@ -262,12 +267,35 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         "fit_rss_mb": round(fit_rss),
         "jvm_rss_mb": round(jvm_rss) if jvm_rss else "",
         "draw_rows_per_s": round(sample_rows / draw_s),
+        "draw_cpu_rows_per_s": round(sample_rows / draw_cpu),
         "write_rows_per_s": round(sample_rows / write_s),
         "write_cpu_rows_per_s": round(sample_rows / write_cpu),
         "csv_mb": round(size / 1e6),
+        "parquet_rows_per_s": round(sample_rows / parquet_s),
+        "parquet_cpu_rows_per_s": round(sample_rows / parquet_cpu),
+        "parquet_mb": round(parquet_size / 1e6),
         "peak_rss_mb": round(peak_rss_mb()),
         "load": round(os.getloadavg()[0], 1),
     }
+
+
+def write_parquet(model: Any, sample_rows: int, target: Path) -> int:
+    """The same draws typed by the job's arrays (``typed_frame``) and written as Parquet, chunk
+    by chunk (what a Parquet output would cost; the job's stored form is canonical CSV)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from synth_engine.streaming import typed_frame
+
+    writer = None
+    for start in range(0, sample_rows, SAMPLE_CHUNK):
+        typed = typed_frame(model.sample(min(SAMPLE_CHUNK, sample_rows - start)), bench_schema())
+        table = pa.Table.from_pandas(typed, preserve_index=False)
+        writer = writer or pq.ParquetWriter(target, table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
+    return target.stat().st_size
 
 
 def engine_available(path: str) -> bool:
@@ -279,7 +307,8 @@ def engine_available(path: str) -> bool:
 
 
 HEADER = ["path", "rows", "columns", "engine", "fit_s", "fit_cpu_s", "fit_rss_mb", "jvm_rss_mb", "draw_rows_per_s"]
-HEADER += ["write_rows_per_s", "write_cpu_rows_per_s", "csv_mb", "peak_rss_mb", "load"]
+HEADER += ["draw_cpu_rows_per_s", "write_rows_per_s", "write_cpu_rows_per_s", "csv_mb", "parquet_rows_per_s"]
+HEADER += ["parquet_cpu_rows_per_s", "parquet_mb", "peak_rss_mb", "load"]
 
 
 def main() -> None:

@@ -35,12 +35,21 @@ def errors_combined(errors: list[ValidationError]) -> ValidationError:
     """One error naming every mistake found: each message, the first's field, and all in ``extra["errors"]``.
 
     A form can then show every mistake next to its field at once (``extra["errors"]`` lists
-    ``{"field", "message", "code"}``), and an API client reads them all from one answer.
+    ``{"field", "message", "code"}``, and ``column`` when the mistake names one of a table's
+    columns), and an API client reads them all from one answer.
     """
     if len(errors) == 1:
         return errors[0]
     first = errors[0]
-    listed = [{"field": error.extra.get("field"), "message": error.message, "code": error.code} for error in errors]
+    listed = [
+        {
+            "field": error.extra.get("field"),
+            "message": error.message,
+            "code": error.code,
+            **({"column": error.extra["column"]} if "column" in error.extra else {}),
+        }
+        for error in errors
+    ]
     return ValidationError(" ".join(error.message for error in errors), extra={**first.extra, "errors": listed})
 
 

@@ -14,6 +14,7 @@ from core.limits import json_loads_checked
 from core.schema import DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from dashboard.uploads import StagedUpload
 from governance.models import RecipientKind, RequestState, Role, Sensitivity
+from synth_engine.sources import is_s3_url
 
 
 def _choice_field(form: forms.Form, name: str) -> forms.ChoiceField:
@@ -103,7 +104,18 @@ class SourceRegisterForm(forms.Form):
         required=False,
         max_length=1000,
         label="…or Parquet files",
-        help_text="An absolute path (a file, a directory or a glob) under a directory the settings allow.",
+        help_text="An absolute path (a file, a directory or a glob) under a directory the settings allow, "
+        "or an s3://bucket/prefix URL under a prefix they allow.",
+    )
+    engine = forms.ChoiceField(
+        required=False,
+        label="Counted by",
+        choices=[
+            ("duckdb", "DuckDB, embedded in the worker (files on disk or on S3)"),
+            ("spark", "Apache Spark, on the workers' Spark master (files on disk every executor sees)"),
+        ],
+        initial="duckdb",
+        help_text="For Parquet files only: the engine that checks, fingerprints and counts them where they are.",
     )
     schema_json = forms.CharField(
         required=False,
@@ -129,8 +141,9 @@ class SourceRegisterForm(forms.Form):
         super().__init__(*args, **kwargs)
         empty = "— choose a source database —" if connections else "— none is configured —"
         _choice_field(self, "connection").choices = [("", empty)] + [(name, name) for name in connections]
-        if not parquet:  # no directory is allowed: the field would only invite a refusal
+        if not parquet:  # no directory is allowed: the fields would only invite a refusal
             del self.fields["path"]
+            del self.fields["engine"]
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -143,7 +156,20 @@ class SourceRegisterForm(forms.Form):
                 self.add_error("table", "Name the table or view (table or schema.table).")
         elif data.get("connection") or (data.get("table") or "").strip():
             self.add_error("path", "Give either a source database and table or Parquet files, not both.")
+        elif data.get("engine") == "spark" and is_s3_url(path):
+            self.add_error(
+                "engine",
+                "Spark cannot read files on S3 here: choose DuckDB for an s3:// path, or give a path on disk "
+                "that every Spark executor sees.",
+            )
         return data
+
+    def parquet_engine(self) -> str | None:
+        """The engine chosen for Parquet files (DuckDB unless Spark is chosen); ``None`` for a table,
+        whose engine the service implies."""
+        if not (self.cleaned_data.get("path") or "").strip():
+            return None
+        return self.cleaned_data.get("engine") or "duckdb"
 
     def schema(self, *, required: bool) -> dict[str, Any] | None:
         """The pasted schema, parsed; a mistake is added to the form (``None``)."""

@@ -12,9 +12,12 @@ never rewritten), through a temporary name and a rename, so a reader never sees 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import posixpath
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -72,6 +75,15 @@ class VersionStorage:
             raise
         return True
 
+    def write_unique(self, key: str, data: bytes) -> None:
+        """Write a small object whose key no one else writes (it carries a random token): on an
+        object store one request (a PUT is atomic: a reader never sees half of it), on a filesystem
+        through a temporary name and a rename (:meth:`write_new`)."""
+        if self.local:
+            self.write_new(key, data)
+        else:
+            self.fs.pipe_file(self.path(key), data)
+
     def put_new(self, local: Path, key: str) -> bool:
         """Move a finished local file to ``key`` (a rename on the local filesystem, an upload
         elsewhere, the local file then removed); False when the key already holds a file."""
@@ -95,6 +107,55 @@ class VersionStorage:
         from governance.ingest import canonical_frame  # pandas: loaded only when a table is read
 
         return canonical_frame(self.read_bytes(key).decode("utf-8"), schema)
+
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        """Several keys' bytes at once (concurrent requests on an object store); a key removed in
+        the meantime is left out."""
+        if not keys:
+            return {}
+        root = self.root.rstrip("/") + "/"
+        found = self.fs.cat([self.path(key) for key in keys], on_error="omit")
+        # fsspec names each result by its path as the filesystem spells it: the key is what follows the root.
+        return {(name[len(root) :] if name.startswith(root) else name): data for name, data in found.items()}
+
+    def read_version_rows(self, key: str, schema: dict[str, Any], positions: Sequence[int]) -> pd.DataFrame | None:
+        """The rows at ``positions`` (0-based, ascending) of a stored version, typed as
+        :meth:`read_version` types the whole table (an integer column with a missing cell anywhere
+        is ``Int64``), read as a stream: the file's records pass one at a time (the same CSV reading
+        as ``read_version``) and only the wanted rows are kept, so memory holds the rows asked for,
+        never the table. None when a position lies beyond the file's rows."""
+        from governance.ingest import build_table  # pandas: loaded only when a table is read
+
+        wanted = iter(positions)
+        following = next(wanted, None)
+        kept: list[list[str]] = []
+        with self.open(key, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+            reader = csv.reader(text, strict=True)
+            header = [name.strip() for name in next(reader)]
+            integers = [
+                header.index(c["name"]) for c in schema["columns"] if c["type"] == "integer" and c["name"] in header
+            ]
+            unseen, missing = integers, []  # integer columns with no missing cell read yet, and with one
+            number = 0
+            for row in reader:
+                if following is None and not unseen:
+                    break
+                if not row:
+                    continue  # a blank line carries no data (as read_version reads it)
+                if unseen and not all(row[position] for position in unseen):
+                    missing += [position for position in unseen if not row[position]]
+                    unseen = [position for position in unseen if row[position]]
+                if number == following:
+                    kept.append(row)
+                    following = next(wanted, None)
+                number += 1
+        if following is not None:
+            return None
+        frame = build_table(header, kept, {**schema, "missing_values": [""]}, schema_inferred=False).frame
+        for position in missing:  # as the whole table would type it
+            if header[position] in frame:
+                frame[header[position]] = frame[header[position]].astype("Int64")
+        return frame
 
     def remove(self, key: str) -> None:
         if self.exists(key):

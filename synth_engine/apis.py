@@ -178,7 +178,7 @@ class SourceRegisterApi(APIView):
             required=False,
             default="",
             help_text="duckdb or spark: a Parquet file, a directory of them or a glob, under "
-            "SYNTHGATE_SOURCE_PARQUET_ROOTS",
+            "SYNTHGATE_SOURCE_PARQUET_ROOTS; duckdb also: an s3://bucket/prefix URL under SYNTHGATE_SOURCE_S3_ROOTS",
         )
         schema = SchemaField(help_text="the columns to model (required: nothing is inferred)")
         epsilon_cap = epsilon_field()

@@ -5,7 +5,8 @@ A version by reference names an *engine* and a location in it: a PostgreSQL tabl
 a connection *name* configured in ``SYNTHGATE_SOURCE_DATABASES`` (the URL and its credentials
 stay in the settings and never reach the database rows, the log, the API or the datasheet), or
 Parquet files under a directory of ``SYNTHGATE_SOURCE_PARQUET_ROOTS``, read by DuckDB or by Apache
-Spark.
+Spark, or Parquet objects under a prefix of ``SYNTHGATE_SOURCE_S3_ROOTS``, read by DuckDB through
+``s3fs`` (the keys stay in the settings too).
 Registration checks the data against the schema in the engine and takes its row count and
 checksum there; a job checks both again before it spends anything, so data that changed since
 registration is refused, and fits MST from counts computed in the engine.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import psycopg2
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
@@ -36,7 +39,7 @@ from core.limits import text_checked
 from core.schema import SchemaError, parse_schema
 from core.times import time_iso
 from governance.fingerprint import row_digests
-from governance.ingest import build_table
+from governance.ingest import build_table, canonical_frame
 from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import RegistrationResult, dataset_reference_register, dataset_register_fields_check
@@ -174,8 +177,9 @@ class PostgresSource(SourceData):
 
 
 class ParquetLakeSource(SourceData):
-    """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``:
-    what the engines that read them (DuckDB, Spark) share. A subclass opens ``self.data``."""
+    """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``
+    (or, for DuckDB, under a prefix of ``SYNTHGATE_SOURCE_S3_ROOTS``): what the engines that read them
+    (DuckDB, Spark) share. A subclass opens ``self.data``."""
 
     fields = ("path",)
     data: Any
@@ -199,17 +203,25 @@ class ParquetLakeSource(SourceData):
 
 class DuckDBSource(ParquetLakeSource):
     """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
-    read by DuckDB embedded in the worker (``SYNTHGATE_DUCKDB_MEMORY_LIMIT``, spilling beyond it)."""
+    or objects under a prefix of ``SYNTHGATE_SOURCE_S3_ROOTS`` (``s3://bucket/prefix``, read through
+    ``s3fs`` with the ``SYNTHGATE_SOURCE_S3_*`` settings), read by DuckDB embedded in the worker
+    (``SYNTHGATE_DUCKDB_MEMORY_LIMIT``, spilling beyond it)."""
 
     engine = "duckdb"
 
     def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
         super().__init__(location, schema)
         path = location["path"]
-        files = parquet_files_inside_roots(path)
+        filesystem = source_s3_filesystem() if is_s3_url(path) else None
+        files = parquet_files_inside_roots(path, filesystem)
         temp = settings.SYNTHGATE_DUCKDB_TEMP_DIRECTORY or str(settings.DATA_DIR / "duckdb")
         self.data = DuckDBCounts(
-            path, schema, memory_limit=settings.SYNTHGATE_DUCKDB_MEMORY_LIMIT, temp_directory=temp, files=files
+            path,
+            schema,
+            memory_limit=settings.SYNTHGATE_DUCKDB_MEMORY_LIMIT,
+            temp_directory=temp,
+            files=files,
+            filesystem=filesystem,
         )
 
     def holdout(self, seed: int, fraction: float) -> str:
@@ -224,12 +236,16 @@ class DuckDBSource(ParquetLakeSource):
 
 def parquet_path_located(path: str) -> str:
     """A Parquet source's path checked: absolute, and inside ``SYNTHGATE_SOURCE_PARQUET_ROOTS`` (the part
-    before any glob, symbolic links resolved); normalised."""
+    before any glob, symbolic links resolved), or an ``s3://`` URL under a prefix of
+    ``SYNTHGATE_SOURCE_S3_ROOTS``; normalised."""
     path = path.strip()
+    if is_s3_url(path):
+        return _s3_path_located(path)
     roots = settings.SYNTHGATE_SOURCE_PARQUET_ROOTS
     if not os.path.isabs(path):
         raise ValidationError(
-            f"Parquet path {path!r} must be absolute (a file, a directory or a glob).", extra={"field": "path"}
+            f"Parquet path {path!r} must be absolute (a file, a directory or a glob) or an s3://bucket/prefix URL.",
+            extra={"field": "path"},
         )
     path = os.path.normpath(path)
     match = GLOB_CHARACTERS.search(path)
@@ -244,14 +260,106 @@ def parquet_path_located(path: str) -> str:
     return path
 
 
-def parquet_files_inside_roots(path: str) -> list[str]:
+def is_s3_url(path: str) -> bool:
+    """Whether a Parquet source's path names objects on S3 (``s3://bucket/key``)."""
+    return path.strip().lower().startswith("s3://")
+
+
+def s3_url_normalised(url: str) -> str:
+    """``s3://bucket/key`` with empty segments dropped; ``ValueError`` for a URL without a bucket
+    or with a ``.`` or ``..`` segment (an object store has no parent folders to resolve)."""
+    rest = url.strip()[len("s3://") :]
+    segments = [segment for segment in rest.split("/") if segment]
+    if not segments:
+        raise ValueError("it names no bucket")
+    if any(segment in {".", ".."} for segment in segments):
+        raise ValueError("'.' and '..' are not allowed in it")
+    return "s3://" + "/".join(segments)
+
+
+def _s3_path_located(path: str) -> str:
+    """An ``s3://`` Parquet path checked against ``SYNTHGATE_SOURCE_S3_ROOTS`` (the part before any glob)."""
+    try:
+        url = s3_url_normalised(path)
+    except ValueError as error:
+        raise ValidationError(
+            f"Parquet URL {path!r} is not of the form s3://bucket/prefix ({error}).", extra={"field": "path"}
+        ) from error
+    match = GLOB_CHARACTERS.search(url)
+    fixed = posixpath.dirname(url[: match.start()] + "x") if match else url  # the part no glob can move
+    if not _under_s3_root(fixed):
+        roots = settings.SYNTHGATE_SOURCE_S3_ROOTS
+        raise ValidationError(
+            f"Parquet URL {url!r} is outside the S3 prefixes Parquet sources may be read from "
+            f"({', '.join(roots) or 'none are configured'}; set SYNTHGATE_SOURCE_S3_ROOTS).",
+            extra={"field": "path"},
+            code="path_not_allowed",
+        )
+    return url
+
+
+def _under_s3_root(url: str) -> bool:
+    """Whether an ``s3://`` URL is one of the allowed prefixes or below one (whole path segments)."""
+    return any(url == root or url.startswith(root + "/") for root in settings.SYNTHGATE_SOURCE_S3_ROOTS)
+
+
+def source_s3_filesystem() -> Any:
+    """An ``s3fs`` filesystem for Parquet sources on S3: ``SYNTHGATE_SOURCE_S3_ENDPOINT_URL``,
+    ``_ACCESS_KEY_ID``, ``_SECRET_ACCESS_KEY`` and ``_REGION`` when set (otherwise the standard AWS
+    chain: ``AWS_*`` variables, an instance role). The keys stay here: never logged, stored or shown.
+    Listings are not cached (the lake changes; a drift re-audit must see it as it is now)."""
+    import s3fs
+
+    client: dict[str, Any] = {}
+    if settings.SYNTHGATE_SOURCE_S3_REGION:
+        client["region_name"] = settings.SYNTHGATE_SOURCE_S3_REGION
+    return s3fs.S3FileSystem(
+        key=settings.SYNTHGATE_SOURCE_S3_ACCESS_KEY_ID or None,
+        secret=settings.SYNTHGATE_SOURCE_S3_SECRET_ACCESS_KEY or None,
+        endpoint_url=settings.SYNTHGATE_SOURCE_S3_ENDPOINT_URL or None,
+        client_kwargs=client,
+        config_kwargs={"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3}},
+        use_listings_cache=False,
+        skip_instance_cache=True,
+    )
+
+
+def parquet_files_inside_roots(path: str, filesystem: Any = None) -> list[str]:
     """The Parquet files ``path`` expands to, each resolving inside ``SYNTHGATE_SOURCE_PARQUET_ROOTS``
-    (a symbolic link out of a root is refused)."""
-    files = parquet_files(path)
-    outside = [name for name in files if not _under_parquet_root(name)]
+    (a symbolic link out of a root is refused), or, on S3 (``filesystem``), each under a prefix of
+    ``SYNTHGATE_SOURCE_S3_ROOTS``."""
+    if filesystem is None:
+        files = parquet_files(path)
+        outside = [name for name in files if not _under_parquet_root(name)]
+        if outside:
+            raise GeneratorError(f"{outside[0]!r} resolves outside SYNTHGATE_SOURCE_PARQUET_ROOTS")
+        return files
+    try:
+        files = parquet_files(path, filesystem)
+    except FileNotFoundError as error:  # the bucket does not exist
+        raise SchemaMismatchError(f"no Parquet file at {path!r}") from error
+    except (OSError, BotoCoreError, ClientError) as error:  # access denied, no endpoint: the reason, no keys
+        logger.warning("cannot list the Parquet source %s: %s", path, _without_s3_keys(str(error)))
+        raise GeneratorError(
+            f"cannot list {path!r} on S3 ({type(error).__name__}: {_without_s3_keys(_first_line(error))})"
+        ) from error
+    outside = [name for name in files if not _under_s3_root(name)]
     if outside:
-        raise GeneratorError(f"{outside[0]!r} resolves outside SYNTHGATE_SOURCE_PARQUET_ROOTS")
+        raise GeneratorError(f"{outside[0]!r} is outside SYNTHGATE_SOURCE_S3_ROOTS")
     return files
+
+
+def _without_s3_keys(text: str) -> str:
+    """``text`` with the configured S3 keys blotted out (a message must never carry them)."""
+    for secret in (settings.SYNTHGATE_SOURCE_S3_SECRET_ACCESS_KEY, settings.SYNTHGATE_SOURCE_S3_ACCESS_KEY_ID):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _under_parquet_root(path: str) -> bool:
@@ -268,17 +376,39 @@ class SparkSource(ParquetLakeSource):
 
     engine = "spark"
 
+    @classmethod
+    def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        if is_s3_url(given["path"]):
+            raise ValidationError(
+                f"Engine 'spark' reads Parquet paths under SYNTHGATE_SOURCE_PARQUET_ROOTS only; register "
+                f"{given['path'].strip()!r} on S3 with engine 'duckdb' (Spark would need the hadoop-aws "
+                "connector on the cluster, which this platform does not configure).",
+                extra={"field": "path"},
+                code="path_not_allowed",
+            )
+        return super().locate(given)
+
     def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
         super().__init__(location, schema)
         files = parquet_files_inside_roots(location["path"])
         session = spark_session(settings.SYNTHGATE_SPARK_MASTER, start_timeout=settings.SYNTHGATE_SPARK_START_TIMEOUT)
-        self.data = SparkCounts(session, schema, parquet=[f"file://{name}" for name in files])
+        self.data = SparkCounts(
+            session,
+            schema,
+            parquet=[f"file://{name}" for name in files],
+            query_timeout=settings.SYNTHGATE_SPARK_QUERY_TIMEOUT or None,
+        )
 
     def holdout(self, seed: int, fraction: float) -> str:
         return spark_holdout_predicate(self.schema, seed, fraction)
 
     def sample(self, where: str, *, seed: int, limit: int) -> pd.DataFrame:
         return self.data.sample_rows(where=where, seed=seed, limit=limit)
+
+    def bound_waits(self, seconds: int) -> None:
+        """Each later query is cancelled after ``seconds`` (or the configured bound, if shorter)."""
+        current = self.data.query_timeout
+        self.data.query_timeout = min(current, seconds) if current else seconds
 
     # close(): the session stays open for the worker's next job (a start costs seconds)
 
@@ -559,6 +689,43 @@ def reference_open(source: DatasetVersion, *, split_seed: int, holdout_fraction:
         data.close()
         raise
     return ReferenceRead(counts=counts, train_sample=train, holdout_sample=held, data=data)
+
+
+@dataclass(frozen=True)
+class ReferenceAuditSample:
+    """What an audit read of a referenced version: a random sample drawn where the data lives."""
+
+    frame: pd.DataFrame
+    engine: str
+    where: str
+
+
+def reference_audit_sample(version: DatasetVersion, *, seed: int, limit: int) -> ReferenceAuditSample:
+    """A uniform random sample of at most ``limit`` rows of the data ``version`` refers to, drawn in
+    its engine (ordered by a hash keyed by ``seed``, so the worker holds ``limit`` rows, never the
+    table), typed as an upload's cells and read back as a stored version is: what an external or
+    on-demand audit reads of a training (or holdout) version registered by reference.
+
+    The data must still be the registered rows (row count and checksum, computed there), or the
+    audit would judge other data: a change raises :class:`GeneratorError` with the reason. Each
+    statement and lock wait is bounded by ``SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS``.
+    """
+    reference = version.source_reference
+    data = source_open(reference, version.schema)
+    try:
+        data.bound_waits(int(settings.SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS))
+        data.counts().check()
+        n_rows, checksum = data.checksum()
+        if (n_rows, checksum) != (reference.get("n_rows"), reference.get("checksum")):
+            raise GeneratorError(
+                f"{data.describe()} changed since {version} was registered (its rows differ): the audit would "
+                "not judge the registered rows; register it again as a new version and audit against that"
+            )
+        sample = data.sample("TRUE", seed=seed, limit=limit)
+    finally:
+        data.close()
+    stored = table_from_frame(sample, version.schema).canonical_bytes.decode("utf-8")
+    return ReferenceAuditSample(canonical_frame(stored, version.schema), data.engine, data.describe())
 
 
 @dataclass

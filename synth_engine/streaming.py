@@ -33,6 +33,21 @@ def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
     if any(column["role"] == "identifier" for column in schema["columns"]):
         header = [column["name"] for column in schema["columns"]]
         return build_table(header, _cells(frame[header]).to_numpy().tolist(), stored, schema_inferred=False)
+    typed = typed_frame(frame, schema)
+    data = canonical_bytes(typed, stored)
+    return Table(
+        frame=typed,
+        schema=stored,
+        schema_inferred=False,
+        dropped_columns=[],
+        canonical_bytes=data,
+        content_hash=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def typed_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
+    """The columns of ``frame`` typed as an upload's cells of ``schema`` would be (no identifier
+    columns: ``table_from_frame`` reads those cell by cell), checked as they are."""
     typed = {}
     for column in schema["columns"]:
         series = frame[column["name"]]
@@ -40,16 +55,7 @@ def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
         if fast is None:
             fast = typed_column(column, _cells(series).tolist(), ("",))
         typed[column["name"]] = fast.rename(column["name"])
-    typed_frame = pd.DataFrame(typed)
-    data = canonical_bytes(typed_frame, stored)
-    return Table(
-        frame=typed_frame,
-        schema=stored,
-        schema_inferred=False,
-        dropped_columns=[],
-        canonical_bytes=data,
-        content_hash=hashlib.sha256(data).hexdigest(),
-    )
+    return pd.DataFrame(typed)
 
 
 def _cells(values: Any) -> Any:

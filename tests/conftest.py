@@ -10,6 +10,7 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+pytest_plugins = ["tests.s3"]  # s3_endpoint, s3_storage: artefacts in a bucket on moto's S3 server
 
 
 @pytest.fixture

@@ -429,19 +429,20 @@ def _axes_grid(
     )
     if x_title:
         parts.append(
-            f'<text x="{_n(left + width / 2)}" y="{_n(top + height + 28)}" font-size="9" '
+            f'<text x="{_n(left + width / 2)}" y="{_n(top + height + 28)}" font-size="{max(9, font_size)}" '
             f'text-anchor="middle">{_escape(x_title)}</text>'
         )
     if y_title:
         parts.append(
-            f'<text x="{_n(left - 36)}" y="{_n(top + height / 2)}" font-size="9" text-anchor="middle" '
+            f'<text x="{_n(left - 36)}" y="{_n(top + height / 2)}" font-size="{max(9, font_size)}" '
+            f'text-anchor="middle" '
             f'transform="rotate(-90 {_n(left - 36)} {_n(top + height / 2)})">{_escape(y_title)}</text>'
         )
     parts.append("</g>")
     return "".join(parts)
 
 
-def _legend(x: float, y: float, entries: Sequence[tuple[str, str, str]]) -> str:
+def _legend(x: float, y: float, entries: Sequence[tuple[str, str, str]], *, font_size: int = 9) -> str:
     """Entries are (text, colour, swatch) with swatch "box", "line", "dash" or "box+line"."""
     parts = ['<g class="legend">']
     for name, colour, swatch in entries:
@@ -453,8 +454,8 @@ def _legend(x: float, y: float, entries: Sequence[tuple[str, str, str]]) -> str:
                 f'<line x1="{_n(x)}" y1="{_n(y - 3)}" x2="{_n(x + 10)}" y2="{_n(y - 3)}" '
                 f'stroke="{colour}" stroke-width="2"{dash}/>'
             )
-        parts.append(f'<text x="{_n(x + 14)}" y="{_n(y + 1)}" font-size="9">{_escape(name)}</text>')
-        x += 24 + 5.6 * len(name)
+        parts.append(f'<text x="{_n(x + 14)}" y="{_n(y + 1)}" font-size="{font_size}">{_escape(name)}</text>')
+        x += 24 + 5.6 * font_size / 9 * len(name)
     parts.append("</g>")
     return "".join(parts)
 

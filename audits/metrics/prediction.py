@@ -41,6 +41,7 @@ from audits.metrics.base import CheckResult
 from audits.metrics.encoding import TableSchema, category_values
 from audits.metrics.fidelity import fidelity_checks
 from audits.metrics.limits import CALIBRATED_CHECKS, TOLERANCE, FidelityLimit, fidelity_limit, sampling_floor
+from core.schema import DATETIME_RESOLUTIONS
 
 ASSUMED_CATEGORIES = 10  # undeclared category lists: the surrogate's guess, stated with the result
 SURROGATE_SPAN = (0.0, 1000.0)
@@ -128,11 +129,20 @@ def _chain_uniforms(n_rows: int, d: int, rng: np.random.Generator) -> np.ndarray
 
 
 def _numeric(column: dict[str, Any], u: np.ndarray, assumptions: list[str]) -> pd.Series:
+    """The column's values on its declared domain: inside its bounds, and on its declared grid
+    (a float's ``step``, a datetime's ``resolution`` and ``calendar``), which the generators
+    refuse source values off (a surrogate off the grid previewed nothing)."""
     name, kind = column["name"], column["type"]
     if kind == "datetime":
         low = pd.Timestamp(column.get("min", "2000-01-01")).value / 1e9
         high = pd.Timestamp(column.get("max", "2020-12-31")).value / 1e9
-        return pd.Series(pd.to_datetime((low + u * (high - low)).astype("int64"), unit="s"))
+        unit = DATETIME_RESOLUTIONS[column.get("resolution", "second")]
+        seconds = np.floor((low + u * (high - low)) / unit).astype("int64") * unit
+        if column.get("calendar") == "weekdays":  # a weekend day moves to the Friday before (day resolution)
+            days = np.busday_offset((seconds // 86400).astype("datetime64[D]"), 0, roll="backward")
+            seconds = days.astype("int64") * 86400
+            seconds = np.where(seconds < low, seconds + 3 * 86400, seconds)  # that Friday before the start: Monday
+        return pd.Series(pd.to_datetime(seconds, unit="s"))
     low, high = column.get("min"), column.get("max")
     if low is None or high is None:
         assumptions.append(f"{name}: no declared bounds, shape assumed uniform")
@@ -140,6 +150,10 @@ def _numeric(column: dict[str, Any], u: np.ndarray, assumptions: list[str]) -> p
     values = float(low) + u * (float(high) - float(low))
     if kind == "integer":
         return pd.Series(np.round(values).astype("int64"))
+    step = column.get("step")
+    if step:  # whole multiples of the step inside the bounds
+        first, last = math.ceil(float(low) / step), math.floor(float(high) / step)
+        return pd.Series(np.clip(np.rint(values / step), first, max(first, last)) * step)
     return pd.Series(values)
 
 

@@ -5,7 +5,8 @@ from: the newest source against that source (has the population moved?), and the
 the newest source, compared with the release against its own source (does the release still
 represent the data?). A release is marked stale when the source drifted beyond the purpose's drift
 thresholds, or when a drift check of the release fails against the newest source though it passed
-against its own source. A stale release stays downloadable; its steward and requester are told.
+against its own source. A stale release stays downloadable; its steward is told why (the run's
+reasons and figures) and its requester that it is (no figure: they compare real rows).
 
 A release whose source is a table registered by reference (docs/engines.md) is compared with a new
 snapshot of that table, taken where it lives (``synth_engine.sources.reference_snapshot``): row
@@ -323,33 +324,39 @@ def _failed_notice_send(release: Release, run: DriftRun) -> None:
 
 
 def _stale_notice_send(release: Release, run: DriftRun) -> None:
+    """Tell the dataset's steward why the release is stale (the run's reasons, with their figures),
+    and its requester that it is, without them: drift figures compare real rows, which a requester
+    never reads (the reasons stay on the run, for stewards and auditors)."""
     request = release.request
-    recipients = sorted({user.email for user in (request.dataset.owner, request.requester) if user.email})
-    if not recipients:
-        return
     subject = f"Synthgate: release #{release.pk} of {request.dataset.name} is stale"
-    # The requester reads this too: the snapshot's figures (row count, checksum) stay on the run.
     against = (
         f"source version {run.current_version.number}"
         if run.current_version is not None
         else f"the source table as it was at {run.snapshot.get('taken_at', '')[:16]} UTC"
     )
-    body = "\n".join(
-        [
-            f"A drift audit found release #{release.pk} (request #{request.pk}, dataset {request.dataset.name}, "
-            f"made from source version {run.reference_version.number}) stale against {against}:",
-            "",
-            *[f"- {reason}" for reason in run.reasons],
-            "",
-            "The release stays downloadable until it expires or is revoked; consider a new request on the "
-            "newest source.",
-            f"Drift run #{run.pk}.",
-        ]
+    found = (
+        f"A drift audit found release #{release.pk} (request #{request.pk}, dataset {request.dataset.name}, "
+        f"made from source version {run.reference_version.number}) stale against {against}"
     )
-    try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-    except OSError:  # the stale mark and its audit event stand; a lost email must not undo them
-        logger.exception("Could not email the stale notice for release %s", release.pk)
+    closing = [
+        "",
+        "The release stays downloadable until it expires or is revoked; consider a new request on the newest source.",
+        f"Drift run #{run.pk}.",
+        "",
+        f"Open it in the dashboard at /releases/{release.pk}/ or with `synthgate release show {release.pk}`.",
+    ]
+    steward, requester = request.dataset.owner.email, request.requester.email
+    messages = []
+    if steward:
+        messages.append(([steward], [f"{found}:", "", *[f"- {reason}" for reason in run.reasons], *closing]))
+    if requester and requester != steward:
+        told = f"{found}: the data it was made from has moved beyond the purpose's drift thresholds."
+        messages.append(([requester], [told, "The figures are shown to the dataset's steward.", *closing]))
+    for recipients, lines in messages:
+        try:
+            send_mail(subject, "\n".join(lines), settings.DEFAULT_FROM_EMAIL, recipients)
+        except OSError:  # the stale mark and its audit event stand; a lost email must not undo them
+            logger.exception("Could not email the stale notice for release %s", release.pk)
 
 
 def drift_schedule_set(*, actor: User, dataset_name: str, interval_hours: int, enabled: bool = True) -> DriftSchedule:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -60,10 +61,12 @@ VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "incon
 
 
 def version_frame(version: DatasetVersion) -> pd.DataFrame:
+    """A stored version's rows, whole (a version registered by reference is read only as counts and
+    samples drawn where it lives: ``_audit_samples``)."""
     if version.source_reference:
         raise ValueError(
-            f"{version} stays in its database (table {version.source_reference.get('table')!r}); "
-            "it is read only as counts and a job's audit samples"
+            f"{version} stays where it lives ({version.source_reference.get('engine') or 'postgresql'}); "
+            "it is read only as counts and audit samples"
         )
     return version_storage().read_version(version.storage_key, version.schema)
 
@@ -247,7 +250,7 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
     version, train_version, holdout_version = run.version, run.train_version, run.holdout_version
     thresholds, seed = run.thresholds, run.seed
     try:
-        train, holdout = _audit_samples(run, version_frame(train_version), version_frame(holdout_version))
+        train, holdout = _audit_samples(run, train_version, holdout_version)
         prediction = _noise_prediction(request, train_version)
         result = run_audit(
             train,
@@ -275,22 +278,52 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
     return run
 
 
-def _audit_samples(run: AuditRun, train: pd.DataFrame, holdout: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Above ``SYNTHGATE_REFERENCE_AUDIT_ROWS`` rows, the audit reads a random sample (the run's
-    seed) of the training rows and of the holdout; the sizes are recorded on the run and stated
-    in the internal report only (a recipient learns nothing about the row count from them)."""
+def _audit_samples(
+    run: AuditRun, train_version: DatasetVersion, holdout_version: DatasetVersion
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training rows and holdout the audit reads. Above ``SYNTHGATE_REFERENCE_AUDIT_ROWS`` rows,
+    a uniform random sample (the run's seed) of each, read from the stored version as a stream
+    (``_stored_sample``: the table is never held whole); a version registered by reference (an
+    external or on-demand audit against a PostgreSQL table or a Parquet lake) is always read as such
+    a sample, drawn where it lives (``reference_audit_sample``). The sizes, and where a sample was
+    fetched from, are recorded on the run and stated in the internal report only (a recipient learns
+    nothing about the row count from them)."""
+    from synth_engine.sources import reference_audit_sample
+
     limit = int(settings.SYNTHGATE_REFERENCE_AUDIT_ROWS)
-    if len(train) <= limit and len(holdout) <= limit:
-        return train, holdout
-    frames = [
-        frame.sample(n=limit, random_state=run.seed % (2**32)).sort_index().reset_index(drop=True)
-        if len(frame) > limit
-        else frame
-        for frame in (train, holdout)
-    ]
-    run.audit_sample_rows = {"train": len(frames[0]), "holdout": len(frames[1])}
+    frames: dict[str, pd.DataFrame] = {}
+    fetched: dict[str, dict[str, str]] = {}
+    sampled = False
+    for role, version in (("train", train_version), ("holdout", holdout_version)):
+        if version.source_reference:
+            sample = reference_audit_sample(version, seed=run.seed, limit=limit)
+            frames[role], fetched[role] = sample.frame, {"engine": sample.engine, "where": sample.where}
+        elif version.n_rows > limit:
+            frames[role], sampled = _stored_sample(version, seed=run.seed, limit=limit), True
+        else:
+            frames[role] = version_frame(version)
+    if not fetched and not sampled:
+        return frames["train"], frames["holdout"]
+    run.audit_sample_rows = {
+        "train": len(frames["train"]),
+        "holdout": len(frames["holdout"]),
+        **({"fetched": fetched} if fetched else {}),
+    }
     run.save(update_fields=["audit_sample_rows", "updated_at"])
-    return frames[0], frames[1]
+    return frames["train"], frames["holdout"]
+
+
+def _stored_sample(version: DatasetVersion, *, seed: int, limit: int) -> pd.DataFrame:
+    """A uniform random sample of ``limit`` of a stored version's rows: the positions pandas'
+    ``frame.sample(n=limit, random_state=seed)`` would pick (so the same run gives the same sample as
+    reading the table whole did), read from the stored file as a stream (``read_version_rows``);
+    memory holds the positions (8 bytes a row while they are drawn) and the sample."""
+    positions = np.sort(np.random.RandomState(seed % (2**32)).choice(version.n_rows, size=limit, replace=False))
+    frame = version_storage().read_version_rows(version.storage_key, version.schema, positions.tolist())
+    if frame is None:  # the file holds fewer rows than recorded: sample what it holds, as before
+        whole = version_frame(version)
+        frame = whole.sample(n=min(limit, len(whole)), random_state=seed % (2**32)).sort_index()
+    return frame.reset_index(drop=True)
 
 
 def _privacy_claim(version: DatasetVersion) -> tuple[float, float] | None:

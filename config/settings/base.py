@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -249,8 +250,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # The database role split (docs/tamper-evidence.md): when set, `synthgate init` (run as the owner
 # role) grants this role INSERT and SELECT only on the audit log and the ledger.
 SYNTHGATE_DB_APP_ROLE = env_str("SYNTHGATE_DB_APP_ROLE")
-# Signed checkpoints of the audit log's head; by default DATA_DIR/audit-log/checkpoints.jsonl.
+# Signed checkpoints of the audit log's head: appended to this file when it is set; otherwise, with
+# SYNTHGATE_STORAGE_URL set, each is its own object under audit-log/checkpoints/ there (workers on
+# several hosts); otherwise DATA_DIR/audit-log/checkpoints.jsonl (docs/tamper-evidence.md).
 SYNTHGATE_CHECKPOINT_PATH = env_str("SYNTHGATE_CHECKPOINT_PATH")
+# This host's name in the keys of the checkpoints it writes (default: the machine's host name).
+SYNTHGATE_HOST_NAME = env_str("SYNTHGATE_HOST_NAME")
 # Optional RFC 3161 timestamps of those checkpoints: the TSA's URL, the PEM file of the TSA
 # certificate(s) its tokens must chain to, and the request timeout in seconds.
 SYNTHGATE_TSA_URL = env_str("SYNTHGATE_TSA_URL")
@@ -300,6 +305,25 @@ SYNTHGATE_SOURCE_DATABASES = dict(
 SYNTHGATE_SOURCE_PARQUET_ROOTS = [
     str(Path(item).resolve()) for item in (env_str("SYNTHGATE_SOURCE_PARQUET_ROOTS") or "").split(":") if item
 ]
+# Parquet sources on S3 (or an S3-compatible store such as MinIO), read by DuckDB through s3fs: the
+# prefixes objects may be registered from (whitespace-separated s3://bucket/prefix; none configured
+# refuses every s3:// source), and the endpoint, keys and region to read them with (unset: the
+# standard AWS chain, AWS_* variables or an instance role). The keys are never stored, logged or shown.
+
+
+def _s3_root(item: str) -> str:
+    """``s3://bucket/prefix`` with empty segments dropped; anything else is a configuration error."""
+    segments = [part for part in item[len("s3://") :].split("/") if part] if item.startswith("s3://") else []
+    if not segments or any(part in {".", ".."} for part in segments):
+        raise ImproperlyConfigured(f"SYNTHGATE_SOURCE_S3_ROOTS: {item!r} is not of the form s3://bucket/prefix.")
+    return "s3://" + "/".join(segments)
+
+
+SYNTHGATE_SOURCE_S3_ROOTS = [_s3_root(item) for item in (env_str("SYNTHGATE_SOURCE_S3_ROOTS") or "").split()]
+SYNTHGATE_SOURCE_S3_ENDPOINT_URL = env_str("SYNTHGATE_SOURCE_S3_ENDPOINT_URL") or ""
+SYNTHGATE_SOURCE_S3_ACCESS_KEY_ID = env_str("SYNTHGATE_SOURCE_S3_ACCESS_KEY_ID") or ""
+SYNTHGATE_SOURCE_S3_SECRET_ACCESS_KEY = env_str("SYNTHGATE_SOURCE_S3_SECRET_ACCESS_KEY") or ""
+SYNTHGATE_SOURCE_S3_REGION = env_str("SYNTHGATE_SOURCE_S3_REGION") or ""
 # DuckDB's memory in the worker while it counts a Parquet source; beyond it, it spills to the
 # directory below (default DATA_DIR/duckdb), so a lake may be larger than memory.
 SYNTHGATE_DUCKDB_MEMORY_LIMIT = env_str("SYNTHGATE_DUCKDB_MEMORY_LIMIT") or "1GB"
@@ -310,6 +334,11 @@ SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or 
 # long a session may take to start (and be granted executors) before the job fails with the reason.
 SYNTHGATE_SPARK_MASTER = env_str("SYNTHGATE_SPARK_MASTER") or "local[2]"
 SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0)
+# Each query of a started session (a check, a counting pass, the checksum, a sample; for the rows
+# streamed to the fingerprint, the wait for the next row) is cancelled after this many seconds and
+# fails the job with the reason: a cluster that lost its executors mid-count would otherwise hold
+# the job until the heartbeat reaper. 0: no bound.
+SYNTHGATE_SPARK_QUERY_TIMEOUT = env_float("SYNTHGATE_SPARK_QUERY_TIMEOUT", 1800.0)
 # The audit runs on a random sample of at most this many training rows and as many holdout rows:
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
@@ -358,6 +387,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "WARNING"},
+    # The AWS clients (artefact storage, Parquet sources on S3) print every request's headers, the
+    # access key's id among them, at DEBUG: never below INFO, even with LOG_LEVEL=DEBUG.
+    "loggers": {name: {"level": "INFO"} for name in ("botocore", "aiobotocore", "boto3", "s3transfer")},
 }
 
 # Email (drift notices to stewards and requesters). Console by default; tests use locmem.

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 
 from audits.recipient import reads_real_diagnostics
 from core.auth import signed_in_user
-from core.errors import ApplicationError, PermissionDeniedError
+from core.errors import ApplicationError, PermissionDeniedError, ValidationError
 from core.schema import COLUMN_ROLES
 from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
 from dashboard.profiles import dataset_profile
@@ -123,20 +123,28 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     error, status = None, 200
     if data is not None:
         status = 400
-        if all(form.is_valid() for _, form in forms):
-            declarations = {form.cleaned_data["column"]: form.changes() for _, form in forms}
-            try:
+        valid = [form.is_valid() for _, form in forms]  # every column's form checked, not up to the first mistake
+        # What each form could read (a form with a mistake still names its other fields' changes).
+        declarations = {
+            form.cleaned_data["column"]: form.changes() for _, form in forms if form.cleaned_data.get("column")
+        }
+        try:
+            if not all(valid):
+                # The service's own checks run as well, writing nothing: one send names every mistake.
+                services.dataset_schema_declarations_check(
+                    actor=signed_in_user(request), name=name, declarations=declarations
+                )
+            else:
                 result = services.dataset_schema_declare_columns(
                     actor=signed_in_user(request), name=name, declarations=declarations
                 )
-            except ApplicationError as failure:
-                error, status = _schema_error(forms, failure), failure.status
-            else:
                 declared = ", ".join(column for column, changes in declarations.items() if changes)
                 messages.success(request, f"Declared {declared} on {result.version}; each declaration is logged.")
                 for warning in result.warnings:
                     messages.warning(request, warning)
                 return redirect("dashboard:dataset-detail", name=name)
+        except ApplicationError as failure:
+            error, status = _schema_error(forms, failure), failure.status
     return render(
         request,
         "dashboard/datasets/schema.html",
@@ -164,13 +172,20 @@ def _column_form(data: Any, version: Any, index: int, suggested: dict[str, Any])
     return form
 
 
-def _schema_error(forms: list[tuple[dict[str, Any], ColumnDeclareForm]], error: ApplicationError) -> Any:
-    """Put the service's error at the column and field it names; otherwise return it for the page."""
-    for column, form in forms:
-        if column["name"] == error.extra.get("column"):
-            add_service_error(form, error, fields={"min": "minimum", "max": "maximum"})
-            return None
-    return error
+def _schema_error(forms: list[tuple[dict[str, Any], ColumnDeclareForm]], error: ApplicationError) -> str | None:
+    """Put each of the service's mistakes at the column and field it names (``extra["errors"]``, or
+    the error itself); return the text of those that name no column, for the top of the page."""
+    listed = error.extra.get("errors") or [{**error.extra, "message": error.message}]
+    by_column = {column["name"]: form for column, form in forms}
+    unplaced = []
+    for item in listed:
+        form = by_column.get(item.get("column"))
+        if form is None:
+            unplaced.append(item["message"])
+            continue
+        mistake = ValidationError(item["message"], extra={"field": item.get("field")})
+        add_service_error(form, mistake, fields={"min": "minimum", "max": "maximum"})
+    return " ".join(unplaced) or None
 
 
 def _declare_form(data: Any, version: Any, **kwargs: Any) -> ColumnDeclareForm:

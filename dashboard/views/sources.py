@@ -2,7 +2,8 @@
 CLI (`synthgate source register`) and the API (`POST /api/sources/`) call, ``source_register``.
 
 A steward chooses a source database by the name the settings give it (the URL and credentials stay
-in the settings) and a table, or Parquet files under an allowed directory, and gives the schema:
+in the settings) and a table, or Parquet files under an allowed directory (or S3 prefix) with the
+engine that counts them (DuckDB or Spark), and gives the schema:
 pasted, or proposed from the engine's catalog (column names and types only, no value read) and
 reviewed. Every mistake is shown at once beside its field.
 """
@@ -26,8 +27,8 @@ from governance.models import Role
 from governance.permissions import user_has_role
 from synth_engine.sources import source_database_names, source_register, source_schema_propose
 
-FIELDS = {"schema": "schema_json", "engine": "path"}
-LOCATION = ("connection", "table", "path")
+FIELDS = {"schema": "schema_json"}
+LOCATION = ("connection", "table", "path", "engine")
 
 
 @dashboard_view
@@ -38,7 +39,7 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
     form = SourceRegisterForm(
         request.POST or None,
         connections=source_database_names(),
-        parquet=bool(settings.SYNTHGATE_SOURCE_PARQUET_ROOTS),
+        parquet=bool(settings.SYNTHGATE_SOURCE_PARQUET_ROOTS or settings.SYNTHGATE_SOURCE_S3_ROOTS),
     )
     status, proposed = 200, False
     if request.method == "POST":
@@ -52,9 +53,11 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
             schema = form.schema(required=True)
             if valid and schema is not None:
                 try:
-                    result = source_register(actor=user, schema=schema, **_fields(form.cleaned_data))
+                    result = source_register(
+                        actor=user, schema=schema, engine=form.parquet_engine(), **_fields(form.cleaned_data)
+                    )
                 except ApplicationError as error:
-                    add_service_error(form, error, fields=FIELDS, fallback="schema_json")
+                    add_service_error(form, error, fields=_fields_named(form), fallback="schema_json")
                 else:
                     version = result.version
                     note = "registered" if result.created else "was already registered (same data and schema)"
@@ -70,6 +73,12 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
     return render(
         request, "dashboard/datasets/register_source.html", {"form": form, "proposed": proposed}, status=status
     )
+
+
+def _fields_named(form: SourceRegisterForm) -> dict[str, str]:
+    """Where the service's field names go on the form: an engine's refusal beside the engine chosen,
+    or beside the path when the form has no engine to choose."""
+    return {**FIELDS, "engine": "engine" if "engine" in form.fields else "path"}
 
 
 def _fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -93,12 +102,13 @@ def _propose(request: HttpRequest, form: SourceRegisterForm) -> bool:
     try:
         schema = source_schema_propose(
             actor=signed_in_user(request),
+            engine=form.parquet_engine(),
             connection=data.get("connection") or "",
             table=(data.get("table") or "").strip(),
             path=(data.get("path") or "").strip(),
         )
     except ApplicationError as error:
-        add_service_error(form, error, fields=FIELDS, fallback="table")
+        add_service_error(form, error, fields=_fields_named(form), fallback="table")
         return False
     posted = form.data.dict() if isinstance(form.data, QueryDict) else dict(form.data)
     form.data = {**posted, "schema_json": json.dumps(schema, indent=2)}

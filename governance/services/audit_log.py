@@ -254,8 +254,8 @@ def _unanchored_tail(anchored: int, length: int, grace_seconds: float) -> list[t
     if first is None:
         return []
     if grace_seconds > 0:
-        time.sleep(0.5)  # a checkpoint may have been written since the file was read
-        latest = max((c.length for c in checkpoints_read().checkpoints), default=0)
+        time.sleep(0.5)  # a checkpoint may have been written since they were read
+        latest = max((c.length for c in checkpoints_read(from_length=anchored + 1).checkpoints), default=0)
         if latest >= length:
             return []
     return [

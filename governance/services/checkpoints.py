@@ -1,8 +1,11 @@
 """Signed checkpoints of the audit log's head, kept where the database cannot rewrite them.
 
 After every append commits, the application signs (event id = chain length, event hash, time)
-with the platform signing key and appends the line to ``SYNTHGATE_CHECKPOINT_PATH`` (by default
-``DATA_DIR/audit-log/checkpoints.jsonl``). Someone who can write the database but does not hold
+with the platform signing key and keeps it outside the database: appended as one line to
+``SYNTHGATE_CHECKPOINT_PATH`` when that is set; otherwise, when ``SYNTHGATE_STORAGE_URL`` names
+the artefact storage (workers on several hosts, e.g. an S3 bucket, which cannot append), written
+as its own immutable object ``audit-log/checkpoints/<event>-<host>-<token>.json`` there; otherwise
+appended to ``DATA_DIR/audit-log/checkpoints.jsonl``. Someone who can write the database but does not hold
 the key (a DBA, the owner role, a stolen application password) can recompute hashes, but cannot
 produce checkpoints: ``audit_log_verify`` compares the chain with them and names the first event
 that disagrees, a cut tail, or events that no checkpoint covers (docs/tamper-evidence.md).
@@ -17,6 +20,10 @@ import base64
 import json
 import logging
 import os
+import posixpath
+import re
+import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -29,11 +36,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from django.conf import settings
 
+from governance.storage import VersionStorage, version_storage
+
 if TYPE_CHECKING:
     from governance.services.timestamps import TimestampChecker
 
 logger = logging.getLogger(__name__)
 DOMAIN = "synthgate-audit-checkpoint-v1"
+# Where checkpoint objects live in the artefact storage; a key names the event it checkpoints
+# (zero-padded, so the keys sort by event), the host that wrote it and a random token.
+CHECKPOINT_PREFIX = "audit-log/checkpoints"
+_OBJECT_NAME = re.compile(r"^(\d{12})-([A-Za-z0-9._-]+)-([0-9a-f]{8})\.json$")
 
 
 @dataclass(frozen=True)
@@ -86,8 +99,23 @@ def checkpoint_keys_register(provider: Callable[[], CheckpointKeys]) -> None:
 
 
 def checkpoint_path() -> Path:
+    """The checkpoint file (when checkpoints are kept in a file: :func:`checkpoint_storage` is None)."""
     configured = getattr(settings, "SYNTHGATE_CHECKPOINT_PATH", None)
     return Path(configured) if configured else Path(settings.DATA_DIR) / "audit-log" / "checkpoints.jsonl"
+
+
+def checkpoint_storage() -> VersionStorage | None:
+    """The artefact storage when each checkpoint is an object there: ``SYNTHGATE_STORAGE_URL`` set
+    and no ``SYNTHGATE_CHECKPOINT_PATH``; None when checkpoints are lines of a file."""
+    if getattr(settings, "SYNTHGATE_CHECKPOINT_PATH", None) or not settings.SYNTHGATE_STORAGE_URL:
+        return None
+    return version_storage()
+
+
+def checkpoint_host() -> str:
+    """This host's name as it appears in the keys of its checkpoint objects."""
+    name = getattr(settings, "SYNTHGATE_HOST_NAME", None) or socket.gethostname() or "host"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100]
 
 
 def checkpoint_sign(*, length: int, hash: str, at: datetime | None = None) -> Checkpoint | None:
@@ -106,7 +134,13 @@ def checkpoint_sign(*, length: int, hash: str, at: datetime | None = None) -> Ch
         signature=base64.b64encode(signature).decode("ascii"),
         timestamp=_timestamp(payload, length),
     )
-    _append_line(checkpoint_path(), json.dumps(checkpoint.to_dict(), sort_keys=True, separators=(",", ":")))
+    line = json.dumps(checkpoint.to_dict(), sort_keys=True, separators=(",", ":"))
+    storage = checkpoint_storage()
+    if storage is None:
+        _append_line(checkpoint_path(), line)
+    else:  # one immutable object per checkpoint: hosts never write the same key
+        key = f"{CHECKPOINT_PREFIX}/{length:012d}-{checkpoint_host()}-{secrets.token_hex(4)}.json"
+        storage.write_unique(key, (line + "\n").encode("utf-8"))
     return checkpoint
 
 
@@ -135,37 +169,119 @@ class CheckpointRead:
     problems: list[str]
 
 
-def checkpoints_read() -> CheckpointRead:
-    """Every checkpoint whose signature verifies, and a problem for each line that does not."""
-    path = checkpoint_path()
-    if not path.exists() or _keys_provider is None:
+def checkpoints_read(*, from_length: int = 0) -> CheckpointRead:
+    """Every checkpoint (of event ``from_length`` or later) whose signature verifies, and a problem
+    for each line or object that does not."""
+    if _keys_provider is None:
         return CheckpointRead([], [])
-    trusted = {cert.fingerprint(hashes.SHA256()).hex(): cert for cert in _keys_provider().trusted}
+    storage = checkpoint_storage()
+    entries = _file_entries() if storage is None else _object_entries(storage, from_length)
+    checking = _Checking.configured()
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
-    timestamps: TimestampChecker | None = None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        problem, checkpoint = _parse(line, trusted)
-        if checkpoint is not None and checkpoint.timestamp:
-            from governance.services.timestamps import TimestampChecker
-
-            timestamps = timestamps or TimestampChecker.configured()
-            problem = _timestamp_problem(timestamps, checkpoint)
+    for label, named, text in entries:
+        problem, checkpoint = checking.verified(named, text, "file" if storage is None else "object")
         if problem or checkpoint is None:
-            problems.append(f"checkpoint line {number}: {problem}")
-        else:
+            problems.append(f"{label}: {problem}")
+        elif checkpoint.length >= from_length:
             checkpoints.append(checkpoint)
     return CheckpointRead(checkpoints, problems)
 
 
+def checkpoint_latest() -> Checkpoint | None:
+    """The latest checkpoint that verifies (for reports and datasheets). Objects are read from the
+    newest key down, a few at a time, until one verifies."""
+    storage = checkpoint_storage()
+    if storage is None or _keys_provider is None:
+        return max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
+    checking = _Checking.configured()
+    keys = sorted(_object_keys(storage), reverse=True)
+    for start in range(0, len(keys), 16):
+        batch = _object_entries(storage, 0, keys[start : start + 16])
+        for _, named, text in sorted(batch, key=lambda entry: entry[1] or 0, reverse=True):
+            problem, checkpoint = checking.verified(named, text, "object")
+            if not problem and checkpoint is not None:
+                return checkpoint
+    return None
+
+
+@dataclass
+class _Checking:
+    """What a checkpoint is checked with: the trusted certificates and, once a token is met, the TSA's."""
+
+    trusted: dict[str, x509.Certificate]
+    timestamps: TimestampChecker | None = None
+
+    @classmethod
+    def configured(cls) -> _Checking:
+        assert _keys_provider is not None
+        return cls({cert.fingerprint(hashes.SHA256()).hex(): cert for cert in _keys_provider().trusted})
+
+    def verified(self, named: int | None, text: str, kind: str) -> tuple[str, Checkpoint | None]:
+        """("", the checkpoint) when ``text`` verifies (and, for an object, names the event its key
+        names: ``named``), else (the problem, None)."""
+        if named == -1:
+            return "its name is not a checkpoint's (it was put there by hand)", None
+        problem, checkpoint = _parse(text, self.trusted, kind)
+        if checkpoint is not None and named is not None and checkpoint.length != named:
+            return (
+                f"holds the signed checkpoint of event {checkpoint.length}, not of event {named} as its name says: "
+                "it was moved or renamed",
+                None,
+            )
+        if checkpoint is not None and checkpoint.timestamp:
+            from governance.services.timestamps import TimestampChecker
+
+            self.timestamps = self.timestamps or TimestampChecker.configured()
+            problem = _timestamp_problem(self.timestamps, checkpoint)
+        return (problem, None) if problem else ("", checkpoint)
+
+
 def checkpoints_discard() -> None:
     """Forget every checkpoint (only for a database that is emptied on purpose, e.g. between tests)."""
-    checkpoint_path().unlink(missing_ok=True)
+    storage = checkpoint_storage()
+    if storage is None:
+        checkpoint_path().unlink(missing_ok=True)
+    else:
+        storage.remove_under(CHECKPOINT_PREFIX)
 
 
-def _parse(line: str, trusted: dict[str, x509.Certificate]) -> tuple[str, Checkpoint | None]:
+def _file_entries() -> list[tuple[str, int | None, str]]:
+    """(label, None, line) for each line of the checkpoint file."""
+    path = checkpoint_path()
+    if not path.exists():
+        return []
+    lines = enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+    return [(f"checkpoint line {number}", None, line) for number, line in lines if line.strip()]
+
+
+def _object_keys(storage: VersionStorage) -> list[str]:
+    # A local write in progress is a ``.part-`` file until its rename.
+    return [key for key in storage.keys_under(CHECKPOINT_PREFIX) if ".part-" not in key]
+
+
+def _object_entries(
+    storage: VersionStorage, from_length: int, keys: list[str] | None = None
+) -> list[tuple[str, int | None, str]]:
+    """(label, the event its name gives, text) for each checkpoint object of event ``from_length``
+    or later, in the order of their keys; a name that is not a checkpoint's is given as event -1."""
+    wanted: dict[str, int] = {}
+    for key in _object_keys(storage) if keys is None else keys:
+        match = _OBJECT_NAME.match(posixpath.basename(key))
+        named = int(match.group(1)) if match else -1
+        if named >= from_length or not match:
+            wanted[key] = named
+    read = storage.read_many(list(wanted))
+    entries: list[tuple[str, int | None, str]] = []
+    for key, named in sorted(wanted.items()):
+        if key not in read:
+            continue  # removed since it was listed
+        text = read[key].decode("utf-8", errors="replace").strip()
+        entries.append((f"checkpoint {key}", named, text))
+    return entries
+
+
+def _parse(line: str, trusted: dict[str, x509.Certificate], kind: str = "file") -> tuple[str, Checkpoint | None]:
     try:
         data = json.loads(line)
         checkpoint = Checkpoint(
@@ -178,12 +294,12 @@ def _parse(line: str, trusted: dict[str, x509.Certificate]) -> tuple[str, Checkp
         )
         signature = base64.b64decode(checkpoint.signature, validate=True)
     except (ValueError, KeyError, TypeError):
-        return "not a checkpoint (the file was edited)", None
+        return f"not a checkpoint (the {kind} was edited)", None
     certificate = trusted.get(checkpoint.signer)
     if certificate is None:
         return f"signed by an untrusted key {checkpoint.signer[:16]}…", None
     if not _verify(certificate, checkpoint.payload(), signature):
-        return f"the signature does not match its content (event {checkpoint.length}): the file was edited", None
+        return f"the signature does not match its content (event {checkpoint.length}): the {kind} was edited", None
     return "", checkpoint
 
 

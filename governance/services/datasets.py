@@ -660,7 +660,8 @@ def dataset_schema_declare_columns(
     """Declare several columns' roles or public domains on the newest source version, all or none.
 
     ``declarations`` maps a column name to its changes (keys of :data:`DECLARABLE_KEYS`; ``None``
-    removes a declaration). Every column is checked before anything is written, and each declared
+    removes a declaration). Every column is checked before anything is written, every mistake is
+    named in one error (``extra["errors"]``, each with its ``column``), and each declared
     column is one ``dataset_version.declare`` audit event (before and after). Refused while a job
     may be reading the version (an approved or generating request); filed requests are checked
     again at approval against the new declaration. Nothing is made public that is not named here.
@@ -688,14 +689,7 @@ def dataset_schema_declare_columns(
                 extra={"version": version.number},
             )
         _check_not_in_flight(version)
-        frame = _stored_frame(version)
-        schema, events, warnings = version.schema, [], []
-        for column, changes in declarations.items():
-            before, after, schema = _declared_schema(version, schema, column, changes)
-            _check_categories_cover(frame, after)
-            noted = domain_read_from_data_warnings(frame, {"columns": [after]})
-            events.append((before, after, noted))
-            warnings += noted
+        schema, events, warnings = _declarations_applied(version, declarations)
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
@@ -708,6 +702,47 @@ def dataset_schema_declare_columns(
                 after={"column": after, **({"warnings": noted} if noted else {})},
             )
     return RegistrationResult(version, False, warnings)
+
+
+def dataset_schema_declarations_check(*, actor: User, name: str, declarations: dict[str, dict[str, Any]]) -> None:
+    """Check declarations as :func:`dataset_schema_declare_columns` would, writing nothing: every
+    column's mistakes in one ValidationError (``extra["errors"]``, each with its ``column``).
+
+    For a form that found mistakes of its own: the service's mistakes in the other fields and
+    columns are shown beside them, so one send names them all. Columns without changes are skipped.
+    """
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
+    declarations = {column: changes for column, changes in declarations.items() if changes}
+    dataset = Dataset.objects.filter(name=name).first()
+    if dataset is None:
+        raise NotFoundError(f"No dataset named {name!r}.")
+    version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+    if declarations and version is not None and not version.source_reference:
+        _declarations_applied(version, declarations)
+
+
+def _declarations_applied(
+    version: DatasetVersion, declarations: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], dict[str, Any], list[str]]], list[str]]:
+    """The version's schema with every declaration applied: (schema, one (before, after, warnings)
+    per column, warnings); a ValidationError naming every column's mistake when any is refused."""
+    frame = _stored_frame(version)
+    schema, events, warnings, errors = version.schema, [], [], []
+    for column, changes in declarations.items():
+        try:
+            before, after, declared = _declared_schema(version, schema, column, changes)
+            _check_categories_cover(frame, after)
+        except ValidationError as error:
+            errors.append(error)
+            continue
+        schema = declared
+        noted = domain_read_from_data_warnings(frame, {"columns": [after]})
+        events.append((before, after, noted))
+        warnings += noted
+    if errors:
+        raise errors_combined(errors)
+    return schema, events, warnings
 
 
 def _check_not_in_flight(version: DatasetVersion) -> None:

@@ -4,17 +4,22 @@ Who hears what, when a request reaches a state:
 
 - ``submitted``: every approver with an e-mail address except the requester (it awaits them);
 - ``approved``, ``rejected``, ``ready``, ``blocked``, ``failed``, ``released``, ``revoked``,
-  ``expired``: the requester.
+  ``expired``: the requester;
+- ``failed``: the dataset's steward as well (a job that fails is theirs to look into: a table
+  that changed, data the generator refuses).
 
-A message carries the request's number, dataset, purpose, the new state and where to look,
-never a figure computed from the data. It is sent after the transaction commits, so a change
-that rolls back sends nothing, and a mail server that fails is logged without undoing the change.
+A message carries the request's number, dataset, purpose, the new state and where to look, and
+for a rejection or a failure its reason (the approver's words, or the job's error: both shown to
+the requester on the request's page already), never a figure computed from the data. It is sent
+after the transaction commits, so a change that rolls back sends nothing, and a mail server that
+fails is logged without undoing the change.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -38,33 +43,41 @@ TO_REQUESTER: dict[str, str] = {
 }
 
 
+# States whose e-mail also tells the dataset's steward (its owner), in the steward's words.
+TO_STEWARD: dict[str, str] = {S.FAILED: "failed during generation or audit"}
+WITH_REASON = (S.REJECTED, S.FAILED)
+
+
 def request_state_notify(*, request: DataRequest, target: str) -> None:
-    """Queue the e-mail for ``request`` reaching ``target``; it goes out when the transaction commits."""
-    recipients = _recipients(request, target)
-    if not recipients:
-        return
-    subject, body = _message(request, target)
-    transaction.on_commit(lambda: _send(subject, body, recipients, request.pk))
+    """Queue the e-mails for ``request`` reaching ``target``; they go out when the transaction commits."""
+    for recipients, headline in _messages(request, target):
+        subject, body = _message(request, target, headline)
+        transaction.on_commit(partial(_send, subject, body, recipients, request.pk))
 
 
-def _recipients(request: DataRequest, target: str) -> list[str]:
-    if target == S.SUBMITTED:
-        approvers = get_user_model().objects.filter(groups__name=Role.APPROVER, is_active=True)
-        return sorted({user.email for user in approvers.exclude(pk=request.requester_id) if user.email})
-    if target in TO_REQUESTER and request.requester.email:
-        return [request.requester.email]
-    return []
-
-
-def _message(request: DataRequest, target: str) -> tuple[str, str]:
+def _messages(request: DataRequest, target: str) -> list[tuple[list[str], str]]:
+    """(recipients, headline) per message: approvers, the requester, the steward."""
     about = f"request #{request.pk} ({request.dataset.name}, purpose {request.purpose.name})"
     if target == S.SUBMITTED:
-        headline = f"{about} by {request.requester.username} awaits your approval"
-    else:
-        headline = f"Your {about} {TO_REQUESTER[target]}"
+        approvers = get_user_model().objects.filter(groups__name=Role.APPROVER, is_active=True)
+        recipients = sorted({user.email for user in approvers.exclude(pk=request.requester_id) if user.email})
+        return [(recipients, f"{about} by {request.requester.username} awaits your approval")] if recipients else []
+    messages = []
+    requester = request.requester.email
+    if target in TO_REQUESTER and requester:
+        messages.append(([requester], f"Your {about} {TO_REQUESTER[target]}"))
+    owner = request.dataset.owner
+    if target in TO_STEWARD and owner.email and owner.email != requester:
+        messages.append(([owner.email], f"{about} by {request.requester.username} {TO_STEWARD[target]}"))
+    return messages
+
+
+def _message(request: DataRequest, target: str, headline: str) -> tuple[str, str]:
+    reason = (request.decision_reason or "").strip() if target in WITH_REASON else ""
     body = "\n".join(
         [
             headline[0].upper() + headline[1:] + ".",
+            *(["", f"Reason: {reason}"] if reason else []),
             "",
             f"Open it in the dashboard at /requests/{request.pk}/ or with `synthgate request show {request.pk}`.",
         ]

@@ -8,7 +8,15 @@ a stage in one ``GROUPING SETS`` statement, as for PostgreSQL), in DuckDB's dial
 ``searchsorted(..., side="right")``) is a balanced tree of comparisons with the grid's ends (one
 ``CASE`` per end, ``log2`` of them evaluated per value). DuckDB runs embedded in the worker with a
 ``memory_limit`` and spills to a ``temp_directory`` beyond it, so the tables may be larger than
-memory; only the schema's columns are read, and only counts come out of the statements.
+memory; only the schema's columns are read.
+
+The fine 1-ways and the binned tables (the tree's scores and the measurements: 1,176 (label, a, b)
+tables at 50 columns) are not ``GROUPING SETS``: DuckDB inserts every row into a hash table per
+set, about 35 ns a row and set. Instead DuckDB computes each row's codes (the same SQL
+expressions) and streams them, as Arrow batches of small integers, to
+:class:`~synth_engine.generators.counts.TableCounter` in the same process, which adds up every
+table with ``numpy.bincount`` (about 2 ns a row and table). DuckDB is embedded in the worker, so
+the rows are still read where they live and only the counts leave the process.
 
 For a source registered by reference (``synth_engine.sources``) the same connection answers the
 version's fingerprint (:meth:`DuckDBCounts.checksum`), the job's split (:meth:`~DuckDBCounts.holdout`,
@@ -18,23 +26,34 @@ for the population-overlap digests (:meth:`~DuckDBCounts.row_chunks`).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
+import queue
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import fsspec
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from core.schema import ColumnSpec
 from synth_engine.engines.sql import SqlCounts, quote_identifier
 from synth_engine.generators.base import SchemaMismatchError
+from synth_engine.generators.counts import TableCounter
+from synth_engine.generators.domain import Codec
 
 MEMORY_LIMIT = "1GB"
+# The fine and binned stages stream each row's small-integer codes to the worker in Arrow batches
+# of this many rows (about 50 MB at 50 one-byte codes), where NumPy adds up the tables.
+BATCH_ROWS = 2**20
 # DuckDB keeps a hash table for each grouping set of a statement while it scans, about 2 MiB
 # each whatever the rows (1,176 sets ran out of a 1 GB limit on 200,000 rows; 300 fit): a
 # statement counts at most (memory limit - SET_BASE_BYTES) / SET_BYTES sets, and a stage with
@@ -73,10 +92,15 @@ ACCEPTED = {
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 
-def parquet_files(path: str | Path) -> list[str]:
+def parquet_files(path: str | Path, filesystem: fsspec.AbstractFileSystem | None = None) -> list[str]:
     """The Parquet files at ``path``: the file itself, every ``*.parquet`` below a directory, or
-    the files a glob (``**`` for any depth) matches; sorted. Refuses a path that names none."""
+    the files a glob (``**`` for any depth) matches; sorted. Refuses a path that names none.
+
+    With a ``filesystem`` (object storage, e.g. ``s3fs``), ``path`` is its URL (``s3://bucket/key``)
+    and the files are listed there, each named by its URL."""
     text = str(path)
+    if filesystem is not None:
+        return _remote_parquet_files(text, filesystem)
     if GLOB_CHARACTERS.search(text):
         files = [name for name in glob.glob(text, recursive=True) if os.path.isfile(name)]
     elif os.path.isdir(text):
@@ -86,6 +110,31 @@ def parquet_files(path: str | Path) -> list[str]:
     if not files:
         raise SchemaMismatchError(f"no Parquet file at {text!r}")
     return sorted(files)
+
+
+def _code_type(size: int) -> str:
+    """The smallest DuckDB integer type that holds the codes ``0 .. size - 1`` (and -1)."""
+    return "TINYINT" if size <= 127 else "SMALLINT" if size <= 32767 else "INTEGER"
+
+
+def _remote_parquet_files(url: str, filesystem: fsspec.AbstractFileSystem) -> list[str]:
+    """:func:`parquet_files` on an fsspec filesystem: the object, every ``*.parquet`` under a prefix, or a glob."""
+    protocol, separator, key = url.partition("://")
+    if not separator or not key:
+        raise SchemaMismatchError(f"{url!r} is not a URL of the form protocol://bucket/key")
+    if GLOB_CHARACTERS.search(key):
+        try:
+            found = filesystem.glob(key, detail=True)
+        except ValueError as error:  # fsspec's own refusals, e.g. '**' not a whole path component
+            raise SchemaMismatchError(f"the glob {url!r} is not valid: {error}") from error
+        files = [name for name, info in found.items() if info.get("type") == "file"]
+    elif filesystem.isdir(key):
+        files = [name for name in filesystem.find(key) if name.endswith(".parquet")]
+    else:
+        files = [key] if filesystem.isfile(key) else []
+    if not files:
+        raise SchemaMismatchError(f"no Parquet file at {url!r}")
+    return sorted(f"{protocol}://{name}" for name in files)
 
 
 def _string(text: str) -> str:
@@ -105,6 +154,11 @@ class DuckDBCounts(SqlCounts):
     ``files`` (the expansion of ``path``) is given by :meth:`restricted` only.
     Without a ``connection`` one is opened in memory with ``memory_limit`` and ``temp_directory``
     (where DuckDB spills what does not fit) and closed by :meth:`close`.
+
+    ``filesystem`` (an fsspec filesystem, e.g. ``s3fs`` for ``s3://`` URLs) is where the files are
+    when they are not local: ``path`` is then its URL, the files are listed there and DuckDB reads
+    them through it (``register_filesystem``; DuckDB's own ``httpfs`` extension is not needed, and
+    extensions are never installed or loaded on the fly).
     """
 
     engine = "duckdb"
@@ -122,11 +176,13 @@ class DuckDBCounts(SqlCounts):
         temp_directory: str | Path | None = None,
         threads: int | None = None,
         files: list[str] | None = None,
+        filesystem: fsspec.AbstractFileSystem | None = None,
     ) -> None:
         super().__init__(schema)
         self.schema = schema
         self.path = str(path)
-        self.files = files if files is not None else parquet_files(path)
+        self.filesystem = filesystem
+        self.files = files if files is not None else parquet_files(path, filesystem)
         self.label = f"the Parquet data at {self.path!r}"
         self.owned = connection is None
         if connection is None:
@@ -134,10 +190,15 @@ class DuckDBCounts(SqlCounts):
                 "memory_limit": memory_limit,
                 "temp_directory": str(temp_directory or Path(tempfile.gettempdir()) / "synthgate-duckdb"),
                 "preserve_insertion_order": False,
+                # never download an extension (no internet on a worker; s3:// goes through fsspec)
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
             }
             if threads is not None:
                 config["threads"] = threads
             connection = duckdb.connect(":memory:", config=config)
+            if filesystem is not None:
+                connection.register_filesystem(filesystem)
         self.connection = connection
         self.max_sets = max(1, (self._memory_limit() - SET_BASE_BYTES) // SET_BYTES)
         listing = "[" + ", ".join(_string(name) for name in self.files) + "]"
@@ -157,7 +218,14 @@ class DuckDBCounts(SqlCounts):
 
     def restricted(self, where: str) -> DuckDBCounts:
         """The counts of the same files, on the same connection, over the rows ``where`` holds."""
-        return DuckDBCounts(self.path, self.schema, where=where, connection=self.connection, files=self.files)
+        return DuckDBCounts(
+            self.path,
+            self.schema,
+            where=where,
+            connection=self.connection,
+            files=self.files,
+            filesystem=self.filesystem,
+        )
 
     def close(self) -> None:
         if self.owned:
@@ -175,6 +243,98 @@ class DuckDBCounts(SqlCounts):
 
     def _rows(self, sql: str, params: Sequence[Any] = (), *, grouped: bool = False) -> list[tuple[Any, ...]]:
         return list(self.connection.execute(sql, list(params)).fetchall())
+
+    # ------------------------------------------------------------------ the fine and binned stages
+
+    def fine_counts(self, codecs: list[Codec]) -> list[np.ndarray]:
+        expressions = []
+        for codec in codecs:
+            params: list[Any] = []
+            expressions.append((self.fine_code(codec, params), params))
+        sizes = [codec.n_codes for codec in codecs]
+        return self._streamed(expressions, sizes, [(k,) for k in range(len(codecs))], [c.name for c in codecs])
+
+    def binned_counts(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        used = sorted({column for group in groups for column in group})
+        position = {column: k for k, column in enumerate(used)}
+        expressions = []
+        for column in used:
+            lookup_params: list[Any] = []  # the lookup's parameter comes first in the expression, then the code's
+            code_params: list[Any] = []
+            code = self.fine_code(codecs[column], code_params)
+            expressions.append((self._lookup(code, bins[column].tolist(), lookup_params), lookup_params + code_params))
+        sizes = [int(bins[column].max()) + 1 for column in used]
+        grouped = [tuple(position[column] for column in group) for group in groups]
+        return self._streamed(expressions, sizes, grouped, [codecs[column].name for column in used])
+
+    def _streamed(
+        self,
+        expressions: list[tuple[str, list[Any]]],
+        sizes: list[int],
+        groups: list[tuple[int, ...]],
+        names: list[str],
+    ) -> list[np.ndarray]:
+        """Every group's table of the codes ``expressions`` compute (each with its parameters),
+        counted in this process from the codes DuckDB streams, one batch at a time."""
+        if not groups:
+            return []
+        columns = ", ".join(
+            f"CAST({sql} AS {_code_type(size)}) AS c{k}"
+            for k, ((sql, _), size) in enumerate(zip(expressions, sizes, strict=True))
+        )
+        params = [param for _, expression_params in expressions for param in expression_params]
+        counter = TableCounter(sizes, groups)
+        with contextlib.closing(self._batches(f"SELECT {columns} FROM {self.relation}", params)) as batches:
+            for batch in batches:
+                codes = []
+                for k, name in enumerate(names):
+                    column = batch.column(k)
+                    found = column.to_numpy() if column.null_count == 0 else None
+                    if found is None or (len(found) and int(found.min()) < 0):
+                        raise SchemaMismatchError(f"column {name!r} holds values its codec cannot encode")
+                    codes.append(found)
+                counter.add(codes)
+        return counter.tables()
+
+    def _batches(self, sql: str, params: list[Any]) -> Generator[pa.RecordBatch, None, None]:
+        """The result of ``sql`` as Arrow batches of :data:`BATCH_ROWS` rows. A thread reads one
+        batch ahead, so DuckDB computes the next batch's codes while the worker counts this one."""
+        reader = self.connection.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS)
+        ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+        done = object()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                for batch in reader:
+                    if not put(batch):
+                        return
+                put(done)
+            except BaseException as error:  # handed to the reader of the batches, which raises it
+                put(error)
+
+        thread = threading.Thread(target=produce, name="synthgate-duckdb-codes", daemon=True)
+        thread.start()
+        try:
+            while (item := ready.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+            reader.close()
 
     def column_types(self) -> dict[str, str]:
         """Each column of the files and its DuckDB type (``DECIMAL(p,s)`` read as ``DECIMAL``)."""

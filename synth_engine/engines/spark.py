@@ -33,6 +33,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,6 +77,59 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
 
 class SparkUnavailableError(GeneratorError):
     """No Spark session could be started (no Java, a master that does not answer, a bad URL)."""
+
+
+class SparkQueryTimeoutError(SparkUnavailableError):
+    """A query of a started session did not finish within its bound (its executors lost, a cluster
+    too busy): its jobs were cancelled."""
+
+
+class _Watchdog:
+    """Cancels a job group once ``seconds`` pass without a :meth:`kick` (it starts kicked), except
+    while :meth:`paused` (the caller's own work between rows); no bound when ``seconds`` is falsy.
+
+    Spark's jobs wait for executors for ever: a cluster that loses them mid-count would leave the
+    worker waiting until the job's heartbeat reaper. ``SparkContext.cancelJobGroup`` from this
+    thread ends the waiting jobs, and the caller's collect raises."""
+
+    def __init__(self, context: Any, group: str, seconds: float | None) -> None:
+        self.context, self.group, self.seconds = context, group, float(seconds or 0)
+        self.last = time.monotonic()
+        self.expired = threading.Event()
+        self._stopped = threading.Event()
+        self._paused = False
+        if self.seconds > 0:
+            threading.Thread(target=self._watch, name="spark-query-watchdog", daemon=True).start()
+
+    def kick(self) -> None:
+        self.last = time.monotonic()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+            self.kick()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while True:
+            left = self.last + self.seconds - time.monotonic()
+            if left <= 0 and not self._paused:
+                break
+            if self._stopped.wait(left if left > 0 else self.seconds):
+                return
+        self.expired.set()
+        # A job of the group submitted after a cancel would run: cancel again until the caller is out.
+        while True:
+            with contextlib.suppress(Exception):
+                self.context.cancelJobGroup(self.group)
+            if self._stopped.wait(0.2):
+                return
 
 
 # --------------------------------------------------------------------------- the session
@@ -438,6 +492,10 @@ class SparkCounts:
     ``SparkCounts(spark, schema, parquet="/lake/visits")`` (a file, a directory, a list of them, or
     any URI the cluster reads: ``hdfs://``, ``s3a://``) or ``SparkCounts(spark, schema, table="db.visits")``;
     ``where`` (Spark SQL or a column, e.g. ``f"NOT {holdout_predicate(...)}"``) restricts the counted rows.
+
+    ``query_timeout`` (seconds; ``None`` or 0: no bound) bounds each query once the session has
+    started: a query (or, for :meth:`row_chunks`, the wait for its next row) that takes longer has its
+    jobs cancelled and raises :class:`SparkQueryTimeoutError` with the reason.
     """
 
     engine = "spark"
@@ -452,10 +510,12 @@ class SparkCounts:
         parquet: str | Path | list[str] | None = None,
         table: str | None = None,
         where: Any = None,
+        query_timeout: float | None = None,
     ) -> None:
         if (parquet is None) == (table is None):
             raise ValueError("name exactly one of parquet= and table=")
         self.spark = spark
+        self.query_timeout = query_timeout
         self.specs = parse_schema(schema)
         paths = [str(item) for item in parquet] if isinstance(parquet, list) else [str(parquet)]
         self.location = (
@@ -463,12 +523,15 @@ class SparkCounts:
         )
         self.where = where
         try:
-            frame = spark.read.parquet(*paths) if parquet is not None else spark.read.table(str(table))
+            with self._bounded("reading the files' schema" if parquet is not None else "reading the table"):
+                frame = spark.read.parquet(*paths) if parquet is not None else spark.read.table(str(table))
+                self.types = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
+        except SparkQueryTimeoutError:
+            raise
         except Exception as error:  # AnalysisException: the path or the table is not there
             what = "Parquet data" if parquet is not None else "table"
             raise SchemaMismatchError(f"no {what} at {self.location!r} that Spark can read") from error
         self.data = frame
-        self.types = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
         self._domain: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ reads
@@ -477,11 +540,32 @@ class SparkCounts:
         """The counted rows (``where`` applied), every column as stored."""
         return self.data if self.where is None else self.data.where(self.where)
 
-    def _collect(self, frame: Any) -> Any:
-        """``frame.toArrow()``, named in the Spark UI and cancellable as one job group."""
+    def _collect(self, frame: Any, what: str) -> Any:
+        """``frame.toArrow()``, named in the Spark UI, one job group cancelled after ``query_timeout``."""
+        with self._bounded(what):
+            return frame.toArrow()
+
+    @contextlib.contextmanager
+    def _bounded(self, what: str) -> Iterator[_Watchdog]:
+        """Run the block's Spark jobs as one job group, cancelled when ``query_timeout`` seconds pass
+        without a kick of the watchdog it yields (for a stream: a row arrived); the block's error is
+        then :class:`SparkQueryTimeoutError`, naming what was cut short and why."""
         context = self.spark.sparkContext
-        context.setJobGroup(f"synthgate-{uuid.uuid4().hex[:12]}", f"synthgate counts over {self.location}")
-        return frame.toArrow()
+        group = f"synthgate-{uuid.uuid4().hex[:12]}"
+        context.setJobGroup(group, f"synthgate: {what} over {self.location}", interruptOnCancel=True)
+        watchdog = _Watchdog(context, group, self.query_timeout)
+        try:
+            yield watchdog
+        except Exception as error:
+            if watchdog.expired.is_set():
+                raise SparkQueryTimeoutError(
+                    f"Spark did not finish {what} over {self.location} within {watchdog.seconds:g} s (its "
+                    "executors were lost, or the cluster is too busy); the query was cancelled: check the cluster "
+                    "or raise SYNTHGATE_SPARK_QUERY_TIMEOUT"
+                ) from error
+            raise
+        finally:
+            watchdog.stop()
 
     def _tables(
         self, codes: list[Code], groups: list[tuple[int, ...]], shapes: list[tuple[int, ...]], texts: list[Any]
@@ -493,7 +577,7 @@ class SparkCounts:
         partial = coded.mapInArrow(
             _table_counter(shapes, groups, categorical), "tbl int, cell bigint, key string, n bigint"
         )
-        summed = self._collect(partial.groupBy("tbl", "cell", "key").agg(F.sum("n").alias("n")))
+        summed = self._collect(partial.groupBy("tbl", "cell", "key").agg(F.sum("n").alias("n")), "a counting pass")
         tables = [np.zeros(int(np.prod(shape)), dtype=np.int64) for shape in shapes]
         values: list[dict[str, int]] = [{} for _ in texts]
         found = zip(*(summed.column(name).to_pylist() for name in ("tbl", "cell", "key", "n")), strict=True)
@@ -531,7 +615,9 @@ class SparkCounts:
         for spec in self.specs:
             refusals += value_refusals(spec, fractional=self.types[spec.name] in FLOAT_TYPES)
         probes = [F.count(F.lit(1))] + [F.count(F.when(self._refused(refusal), F.lit(1))) for refusal in refusals]
-        found = self._collect(self.rows().agg(*[probe.alias(f"p{k}") for k, probe in enumerate(probes)]))
+        found = self._collect(
+            self.rows().agg(*[probe.alias(f"p{k}") for k, probe in enumerate(probes)]), "the check against the schema"
+        )
         counts = [int(found.column(k)[0].as_py()) for k in range(len(probes))]
         if counts[0] == 0:
             raise GeneratorError(f"{self.location!r} has no rows")
@@ -565,7 +651,7 @@ class SparkCounts:
 
     def row_count(self) -> int:
         F = _functions()
-        found = self._collect(self.rows().agg(F.count(F.lit(1)).alias("n")))
+        found = self._collect(self.rows().agg(F.count(F.lit(1)).alias("n")), "the row count")
         return int(found.column(0)[0].as_py())
 
     def _domain_counts(self) -> dict[str, Any]:
@@ -633,7 +719,10 @@ class SparkCounts:
         F = _functions()
         hashed = F.expr(row_hash(self.specs, "checksum")).cast("decimal(20,0)")
         found = self._collect(
-            self.rows().agg(F.count(F.lit(1)).alias("n"), F.coalesce(F.sum(hashed), F.lit(0)).cast("string").alias("s"))
+            self.rows().agg(
+                F.count(F.lit(1)).alias("n"), F.coalesce(F.sum(hashed), F.lit(0)).cast("string").alias("s")
+            ),
+            "the checksum",
         )
         return int(found.column(0)[0].as_py()), str(found.column(1)[0].as_py())
 
@@ -657,7 +746,7 @@ class SparkCounts:
             .limit(int(limit))
             .select(*[_functions().col(_quoted(name)) for name in names])
         )
-        frame: pd.DataFrame = self._collect(chosen).to_pandas()
+        frame: pd.DataFrame = self._collect(chosen, "the audit's sample").to_pandas()
         return frame
 
     def row_chunks(self, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -672,10 +761,14 @@ class SparkCounts:
             ]
         )
         chunk: list[tuple[Any, ...]] = []
-        for row in chosen.toLocalIterator(prefetchPartitions=False):
-            chunk.append(tuple(row))
-            if len(chunk) >= chunk_rows:
-                yield chunk
-                chunk = []
+        # bounded by the wait for each row; the worker's own time with a chunk is not Spark's
+        with self._bounded("streaming the rows for the fingerprint") as watchdog:
+            for row in chosen.toLocalIterator(prefetchPartitions=False):
+                watchdog.kick()
+                chunk.append(tuple(row))
+                if len(chunk) >= chunk_rows:
+                    with watchdog.paused():
+                        yield chunk
+                    chunk = []
         if chunk:
             yield chunk

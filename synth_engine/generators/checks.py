@@ -40,6 +40,30 @@ def check_n_rows(n_rows: Any) -> None:
         raise GeneratorError(f"n_rows must be a positive integer, got {n_rows!r}")
 
 
+def round_rows(weights: np.ndarray, totals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Integer counts, row by row, summing to ``totals`` in proportion to each row of ``weights``
+    (controlled rounding of every row at once).
+
+    Each count is ⌊n·p⌋ or ⌈n·p⌉ and its expectation is exactly n·p: systematic rounding, one
+    uniform start per row and the row's cumulative expected counts cut at whole numbers, so
+    the cells that round up are spread along the row (of neighbouring numeric cells, one in
+    two when each is half a row over its floor). Cells of weight 0 get no rows; a row of weight
+    0 everywhere is rounded as uniform.
+
+    Returns
+    -------
+    ndarray of int64, shape ``weights.shape``
+    """
+    weights = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
+    totals = np.asarray(totals, dtype=np.int64)
+    weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
+    cumulative = np.cumsum(weights, axis=1)
+    cumulative /= cumulative[:, -1:]
+    edges = np.floor(cumulative * totals[:, None] + rng.random((len(weights), 1))).astype(np.int64)
+    edges[:, -1] = totals
+    return np.diff(edges, axis=1, prepend=0)
+
+
 def round_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     """Integer counts summing to ``n_rows`` in proportion to ``weights`` (controlled rounding).
 

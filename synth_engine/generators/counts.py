@@ -11,10 +11,13 @@ exact counts cross from the source to the worker, never rows.
 :class:`FrameCounts` answers them from a pandas frame (the in-memory path). An engine source
 (``synth_engine.engines.postgres.PostgresCounts``) answers them with SQL where the table lives;
 both give the same integers on the same data, so a fit with a fixed seed is byte-identical.
+:class:`TableCounter` adds up the tables of groups of code columns over batches of rows, for an
+engine that streams small-integer codes to the worker (``synth_engine.engines.duckdb``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -102,3 +105,68 @@ class FrameCounts:
             shape = tuple(sizes[column] for column in group)
             tables.append(np.bincount(combined, minlength=int(np.prod(shape))).reshape(shape))
         return tables
+
+
+class TableCounter:
+    """The tables of code tuples of groups of columns, added up over batches of rows.
+
+    ``sizes[c]`` is the number of codes of column ``c`` (its codes are ``0 .. sizes[c] - 1``) and
+    each group a tuple of column indices; :meth:`add` takes one batch (an integer code array per
+    column, all of one length) and :meth:`tables` gives each group's table, shaped
+    ``(sizes[c] for c in group)``. A batch is counted :attr:`slice_rows` rows at a time, so the
+    arrays stay in the processor's cache: each group's cell index is its first columns' index
+    (computed once a slice for every group sharing it, as the ``(label, a)`` of every
+    ``(label, a, b)``) times the last column's size plus its code, then ``numpy.bincount``: a few
+    nanoseconds a row and group.
+    """
+
+    slice_rows = 65_536
+
+    def __init__(self, sizes: Sequence[int], groups: Sequence[tuple[int, ...]]) -> None:
+        self.sizes = [int(size) for size in sizes]
+        self.groups = [tuple(int(column) for column in group) for group in groups]
+        if any(not group for group in self.groups):
+            raise ValueError("a group names no column")
+        self.flat = [np.zeros(int(np.prod([self.sizes[c] for c in group])), dtype=np.int64) for group in self.groups]
+        # groups sharing their first columns are counted one after another, so one prefix is kept at a time
+        self.order = sorted(range(len(self.groups)), key=lambda g: (self.groups[g][:-1], g))
+        self.columns = sorted({column for group in self.groups for column in group})
+
+    def add(self, columns: Sequence[np.ndarray]) -> None:
+        """Count one batch: ``columns[c]`` holds column ``c``'s codes (columns no group names may be empty)."""
+        rows = {len(columns[c]) for c in self.columns}
+        if len(rows) > 1:
+            raise ValueError(f"the columns of a batch differ in length: {sorted(rows)}")
+        for c in self.columns:
+            codes = columns[c]
+            if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= self.sizes[c]):
+                raise ValueError(f"column {c} holds a code outside 0..{self.sizes[c] - 1}")
+        n = rows.pop() if rows else 0
+        for start in range(0, n, self.slice_rows):
+            part = {c: columns[c][start : start + self.slice_rows] for c in self.columns}
+            head: tuple[int, ...] | None = None
+            base = np.zeros(0, dtype=np.int64)
+            for g in self.order:
+                group = self.groups[g]
+                if len(group) == 1:
+                    index = part[group[0]]
+                else:
+                    if group[:-1] != head:
+                        head, base = group[:-1], self._index(part, group[:-1])
+                    index = base * self.sizes[group[-1]]
+                    index += part[group[-1]]
+                self.flat[g] += np.bincount(index, minlength=self.flat[g].size)
+
+    def _index(self, part: dict[int, np.ndarray], columns: tuple[int, ...]) -> np.ndarray:
+        """The cell index of ``columns``' codes (row-major), as int64."""
+        index = part[columns[0]].astype(np.int64)
+        for column in columns[1:]:
+            index *= self.sizes[column]
+            index += part[column]
+        return index
+
+    def tables(self) -> list[np.ndarray]:
+        return [
+            flat.reshape(tuple(self.sizes[c] for c in group))
+            for flat, group in zip(self.flat, self.groups, strict=True)
+        ]

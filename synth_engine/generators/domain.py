@@ -319,6 +319,12 @@ class CategoricalCodec:
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Map fine codes back to values with the source dtype (see the module docstring)."""
+        codes = np.asarray(codes, dtype=np.intp)
+        if self.dtype == "boolean" and not self.has_other and all(_is_bool(value) for value in self.values):
+            known = np.zeros(self.n_codes, dtype=bool)  # the nullable booleans as arrays, not objects
+            known[: len(self.values)] = self.values
+            missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)
+            return pd.Series(pd.arrays.BooleanArray(known[codes], missing), name=self.name, copy=False)
         table = np.empty(self.n_codes, dtype=object)
         table[: len(self.values)] = self.values
         if self.has_other:
@@ -423,24 +429,51 @@ class NumericCodec:
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Draw values uniformly inside each code's cell; single-value cells give that value."""
+        codes = np.asarray(codes, dtype=np.intp)
+        width = self.high - self.low + (1.0 if self.is_integer else 0.0)
+        if self.step is None and self.calendar != "weekdays":  # NaN at the missing code gives NaN values
+            low = np.append(self.low, np.nan) if self.has_missing else self.low
+            if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
+                steps = np.maximum(np.floor(width / self.unit), 1.0)
+                steps = np.append(steps, 1.0) if self.has_missing else steps
+                offsets = np.floor(rng.random(len(codes)) * steps[codes])
+                whole = self._whole_numbers(codes, offsets)
+                if whole is not None:
+                    return pd.Series(whole, name=self.name, copy=False)
+                values = low[codes] + offsets * self.unit
+            else:
+                spans = np.append(width, 0.0) if self.has_missing else width
+                values = low[codes] + rng.random(len(codes)) * spans[codes]
+            return numeric_output(values, self.type, self.dtype, self.name)
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
-        width = self.high - self.low + (1.0 if self.is_integer else 0.0)
         if self.step is not None:  # a whole multiple of the declared step inside the cell
             first, last = np.round(self.low / self.step), np.round(self.high / self.step)
             multiples = first[cells] + np.floor(rng.random(len(codes)) * (last - first + 1.0)[cells])
             values = grid_values(multiples, self.step)
-        elif self.calendar == "weekdays":  # a whole weekday inside the cell
+        else:  # a whole weekday inside the cell
             first, last = weekday_index(self.low), weekday_index(self.high)
             values = weekday_seconds(first[cells] + np.floor(rng.random(len(codes)) * (last - first + 1.0)[cells]))
-        elif self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
-            steps = np.maximum(np.floor(width / self.unit), 1.0)
-            values = self.low[cells] + np.floor(rng.random(len(codes)) * steps[cells]) * self.unit
-        else:
-            values = self.low[cells] + rng.random(len(codes)) * width[cells]
         if mask is not None:
             values[mask] = np.nan
         return numeric_output(values, self.type, self.dtype, self.name)
+
+    def _whole_numbers(self, codes: np.ndarray, offsets: np.ndarray) -> Any:
+        """``low + offsets · unit`` of an integer column as ``Int64`` or ``int64`` computed in
+        integers (the values ``numeric_output`` gives from the floats, which are exact below
+        2**53), or None when the output is another type or the numbers are not that small."""
+        ends = np.abs(np.concatenate([self.low, self.high, [self.unit]]))
+        plain = self.dtype == "int64" and not self.has_missing
+        if self.type == "datetime" or not (self.dtype == "Int64" or plain) or not ends.max(initial=0.0) < 2.0**52:
+            return None
+        if not (np.all(np.floor(self.low) == self.low) and float(self.unit).is_integer()):
+            return None
+        low = np.append(self.low, 0.0) if self.has_missing else self.low
+        values = low.astype(np.int64)[codes] + offsets.astype(np.int64) * int(self.unit)
+        if plain:
+            return values
+        missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)
+        return pd.arrays.IntegerArray(values, missing)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -502,7 +535,9 @@ def numeric_output(values: np.ndarray, kind: str, dtype: str, name: str) -> pd.S
     target = pd.api.types.pandas_dtype(dtype)
     if isinstance(target, np.dtype) and target.kind in "iuf":
         return pd.Series(
-            np.rint(values).astype(target) if target.kind in "iu" else values.astype(target), name=name, copy=False
+            np.rint(values).astype(target) if target.kind in "iu" else values.astype(target, copy=False),
+            name=name,
+            copy=False,
         )
     series = pd.Series(values, name=name)
     if pd.api.types.is_integer_dtype(target):
@@ -936,14 +971,16 @@ def target_shares(codec: CategoricalCodec, wanted: Any, estimate: np.ndarray | N
 def _numeric_output_arrays(values: np.ndarray, kind: str, dtype: str) -> Any:
     """The two common outputs built as arrays: what ``pd.to_datetime(values, unit="s")`` gives for
     whole seconds, and ``Series(values).round().astype("Int64")``; None for any other case."""
+    if not ((kind == "datetime" and dtype == "datetime64[ns]") or (kind != "datetime" and dtype == "Int64")):
+        return None
     missing = np.isnan(values)
-    present = values[~missing]
+    magnitude = np.abs(values)  # NaN compares false: only present values can fail the checks
     if kind == "datetime" and dtype == "datetime64[ns]":
-        if not (np.all(np.floor(present) == present) and np.all(np.abs(present) < 9.2e9)):
+        if ((np.floor(values) != values) & ~missing).any() or (magnitude >= 9.2e9).any():
             return None
         stamps = (np.where(missing, 0.0, values).astype(np.int64) * 10**9).view("datetime64[ns]")
         stamps[missing] = np.datetime64("NaT")
         return stamps
-    if kind != "datetime" and dtype == "Int64" and np.all(np.abs(present) < 2.0**62):
+    if kind != "datetime" and dtype == "Int64" and not (magnitude >= 2.0**62).any():
         return pd.arrays.IntegerArray(np.rint(np.where(missing, 0.0, values)).astype(np.int64), missing)
     return None

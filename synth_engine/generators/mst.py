@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from synth_engine.generators.base import (
     InsufficientBudgetError,
     PrivacySpent,
 )
-from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_counts
+from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_rows
 from synth_engine.generators.counts import CountSource, FrameCounts
 from synth_engine.generators.domain import (
     CategoricalCodec,
@@ -321,20 +323,40 @@ class MSTGenerator(Generator):
 
     def sample(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
         """Draw ``n_rows`` rows by ancestral sampling; ``conditions`` re-roots the tree at the
-        conditioned (categorical) column, so the requested shares are met exactly."""
+        conditioned (categorical) column, so the requested shares are met exactly.
+
+        Each column is drawn and decoded from its own random stream, seeded from the model's
+        sampling stream, so the output of a seed does not depend on the order the columns are
+        drawn in: the columns whose parents are drawn run on ``sample_threads`` threads (NumPy
+        releases the GIL in its array loops), with the same output as on one."""
         self._check_fitted()
         check_n_rows(n_rows)
-        fine = self._sample_codes(n_rows, self._root_codes(n_rows, conditions))
-        columns = {
-            codec.name: codec.decode(fine[i].astype(np.int64), self.sample_rng_) for i, codec in enumerate(self.codecs_)
-        }
-        return pd.DataFrame(columns, columns=self.columns_, copy=False)
+        condition = self._root_codes(n_rows, conditions)
+        seeds = np.random.SeedSequence([int(word) for word in self.sample_rng_.bit_generator.random_raw(4)])
+        streams = [np.random.Generator(np.random.PCG64(seed)) for seed in seeds.spawn(len(self.codecs_) + 1)]
+        threads = sample_threads(n_rows)
+        columns: dict[int, pd.Series] = {}
+        if threads > 1:
+            with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
+                self._sample_columns(n_rows, condition, streams, columns, pool)
+        else:
+            self._sample_columns(n_rows, condition, streams, columns, None)
+        return pd.DataFrame(
+            {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
+        )
 
-    def _sample_codes(self, n_rows: int, condition: tuple[int, np.ndarray] | None) -> dict[int, np.ndarray]:
-        """Fine codes of every column: the root (or label), the tree's start, then down the
-        tree; each child is drawn from P(fine code | label bin, parent bin) =
-        P(bin | label bin, parent bin) · P(fine code | bin) in one pass."""
-        rng, label = self.sample_rng_, self.label_
+    def _sample_columns(
+        self,
+        n_rows: int,
+        condition: tuple[int, np.ndarray] | None,
+        streams: list[np.random.Generator],
+        columns: dict[int, pd.Series],
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
+        """Every column's values into ``columns``: the root (or label), the tree's start, then
+        down the tree; each child is drawn from P(fine code | label bin, parent bin) =
+        P(bin | label bin, parent bin) · P(fine code | bin) in one pass, then decoded."""
+        rng, label = streams[-1], self.label_
         label_one_way = self.one_way_[label] if label is not None else np.ones(1)
         fine: dict[int, np.ndarray] = {}
         if condition is not None and condition[0] != label:
@@ -346,24 +368,57 @@ class MSTGenerator(Generator):
         else:
             start = next(c for c in range(len(self.codecs_)) if c != label)
             classes = (
-                self.bins_[condition[0]][condition[1]].astype(np.int16)  # the condition is on the label
+                self.bins_[condition[0]][condition[1]]  # the condition is on the label
                 if condition is not None
                 else _shuffled_counts(label_one_way, n_rows, rng)
             )
             fine[start] = sample_conditional(
-                classes, conditional(self.label_tables_[start], self.one_way_[start]) @ self.within_[start], rng
+                classes,
+                conditional(self.label_tables_[start], self.one_way_[start]) @ self.within_[start],
+                streams[start],
             )
         if label is not None:
             fine[label] = (
                 condition[1]
                 if condition is not None and condition[0] == label
-                else sample_conditional(classes, self.within_[label], rng)
+                else sample_conditional(classes, self.within_[label], streams[label])
             )
+        children: dict[int, list[tuple[int, np.ndarray]]] = {}
         for parent, child, table in self._walk(start):
-            parent_bins = self.bins_[parent][fine[parent]]
-            combined = classes.astype(np.int32) * len(self.one_way_[parent]) + parent_bins
-            fine[child] = sample_conditional(_compact(combined), table @ self.within_[child], rng)
-        return fine
+            children.setdefault(parent, []).append((child, table))
+
+        def draw(column: int, parent: int | None, table: np.ndarray | None) -> int:
+            """The column's codes (unless drawn above), its values, and its children's groups;
+            the codes are let go once decoded."""
+            if parent is not None:
+                fine[column] = sample_conditional(groups[parent], table @ self.within_[column], streams[column])
+            if column in children:  # (label bin, column bin) of each row, once for all its children
+                groups[column] = classes * len(self.one_way_[column]) + self.bins_[column][fine[column]]
+            columns[column] = self.codecs_[column].decode(fine.pop(column), streams[column])
+            return column
+
+        def drawn(column: int) -> list[tuple[int, int, np.ndarray]]:
+            """The tasks ``column`` makes ready; its parent's groups go when its last child is drawn."""
+            parent = parents.get(column)
+            if parent is not None:
+                waiting[parent] -= 1
+                if not waiting[parent]:
+                    del groups[parent]
+            return [(child, column, table) for child, table in children.get(column, [])]
+
+        groups: dict[int, np.ndarray] = {}
+        parents = {child: parent for parent, kids in children.items() for child, _ in kids}
+        waiting = {parent: len(kids) for parent, kids in children.items()}
+        ready: list[tuple[int, int | None, np.ndarray | None]] = [(column, None, None) for column in fine]
+        if pool is None:
+            while ready:
+                ready.extend(drawn(draw(*ready.pop(0))))
+            return
+        pending = {pool.submit(draw, *task) for task in ready}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending |= {pool.submit(draw, *task) for task in drawn(future.result())}
 
     def _root_codes(self, n_rows: int, conditions: dict[str, Any] | None) -> tuple[int, np.ndarray] | None:
         """The conditioned column and its fine codes, or None without ``conditions``."""
@@ -713,42 +768,72 @@ def _measure_tables(
 # ---------------------------------------------------------------------- sampling
 
 
+SAMPLE_THREADS_ENV = "SYNTHGATE_SAMPLE_THREADS"
+MIN_ROWS_PER_THREADED_SAMPLE = 20_000
+
+
+def sample_threads(n_rows: int) -> int:
+    """Threads for one ``sample`` call: ``SYNTHGATE_SAMPLE_THREADS`` (default: the machine's
+    cores, at most 2), one below ``MIN_ROWS_PER_THREADED_SAMPLE`` rows. The output is the
+    same for any number."""
+    if n_rows < MIN_ROWS_PER_THREADED_SAMPLE:
+        return 1
+    wanted = os.environ.get(SAMPLE_THREADS_ENV, "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise GeneratorError(f"{SAMPLE_THREADS_ENV} must be a positive whole number, got {wanted!r}")
+        return int(wanted)
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     """``n_rows`` codes in controlled-rounded proportion to ``weights``, in random order."""
-    codes = np.repeat(np.arange(len(weights), dtype=np.int16), round_counts(weights, n_rows, rng))
-    return rng.permutation(codes)
-
-
-def _compact(codes: np.ndarray) -> np.ndarray:
-    """int16 codes when they fit (NumPy sorts 16-bit integers with a linear-time radix sort)."""
-    return codes.astype(np.int16) if codes.max(initial=0) < 2**15 else codes
+    return sample_conditional(np.zeros(n_rows, dtype=np.intp), np.asarray(weights, dtype=np.float64)[None, :], rng)
 
 
 def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw one child code per row from ``table[parent]`` (rows of P(child | parent)).
 
-    Each parent's group of rows gets controlled-rounded child counts; the rows of a group are
-    put in random order (a random permutation, then a stable radix sort of the int16 parent
-    codes) before the counts are laid out, which keeps the child independent of everything
-    else given the parent, as ancestral sampling requires.
+    Each parent's group of rows gets controlled-rounded child counts (``round_rows``, every
+    group at once), laid out in code order over the group's rows ranked by a fresh random
+    64-bit key per row: a uniformly random arrangement, which keeps the child independent of
+    everything else given the parent, as ancestral sampling requires.
+
+    The ranking is a counting sort, not a sort of the rows: the key's top bits pick one of
+    ``2**bits`` buckets per group; a bucket whose ranks all fall on one child code takes it
+    whole, and only the rows of the few buckets that straddle two codes are sorted by their
+    keys (about ``n_children · n_rows / 2**bits`` rows).
 
     Returns
     -------
-    ndarray of int16, shape (n_rows,)
+    ndarray of intp, shape (n_rows,)
     """
+    parents = np.asarray(parents, dtype=np.int64)  # intp, viewed as unsigned for the keys
     n_parents, n_children = table.shape
     single = _single_child(table)
     if single is not None:
         return single[parents]
-    shuffle = rng.permutation(len(parents))
-    order = shuffle[np.argsort(parents[shuffle], kind="stable")]
-    group_sizes = np.bincount(parents, minlength=n_parents)
-    counts = np.zeros(table.shape, dtype=np.int64)
-    for parent in np.flatnonzero(group_sizes):
-        counts[parent] = round_counts(table[parent], int(group_sizes[parent]), rng)
-    children = np.empty(len(parents), dtype=np.int16)
-    labels = np.tile(np.arange(n_children, dtype=np.int16), n_parents)
-    children[order] = np.repeat(labels, counts.ravel())
+    n_rows = len(parents)
+    if n_rows == 0:
+        return np.zeros(0, dtype=np.intp)
+    bits = int(np.clip(np.ceil(np.log2(max(n_children * n_rows / n_parents, 1.0)) / 2), 2, 16))
+    keys = rng.bit_generator.random_raw(n_rows)
+    bucket = ((parents.view(np.uint64) << np.uint64(bits)) | (keys >> np.uint64(64 - bits))).view(np.intp)
+    sizes = np.bincount(bucket, minlength=n_parents << bits)
+    counts = round_rows(table, sizes.reshape(n_parents, -1).sum(axis=1), rng)
+    ranked = np.repeat(np.tile(np.arange(n_children, dtype=np.intp), n_parents), counts.ravel())
+    starts = np.cumsum(sizes) - sizes  # each bucket's first rank (the groups laid out in order)
+    first = ranked[np.minimum(starts, n_rows - 1)]
+    straddles = (sizes > 1) & (first != ranked[np.maximum(starts + sizes - 1, 0)])
+    children = first[bucket]
+    rows = np.flatnonzero(straddles[bucket])
+    if rows.size:
+        group_bits = max(int(n_parents - 1).bit_length(), 1)
+        order = (parents[rows].astype(np.uint64) << np.uint64(64 - group_bits)) | (keys[rows] >> np.uint64(group_bits))
+        rows = rows[np.argsort(order)]  # distinct keys: any sorting algorithm gives this order
+        in_straddling = np.where(straddles, sizes, 0)
+        offsets = starts - (np.cumsum(in_straddling) - in_straddling)  # rank minus position among sorted rows
+        children[rows] = ranked[np.arange(rows.size) + offsets[bucket[rows]]]
     return children
 
 
@@ -756,4 +841,4 @@ def _single_child(table: np.ndarray) -> np.ndarray | None:
     """The child of each parent when every row of ``table`` is certain (else None)."""
     if not np.all((table > 0).sum(axis=1) == 1):
         return None
-    return np.argmax(table, axis=1).astype(np.int16)
+    return np.argmax(table, axis=1)

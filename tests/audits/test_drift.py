@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -88,15 +89,20 @@ def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_
     assert outcome.run.per_column["source"]["age"]["psi"] > 0.2
     event = AuditEvent.objects.get(action="release.stale")
     assert (event.object_id, event.actor_name, event.after["drift_run"]) == (str(release.pk), "steward", outcome.run.pk)
-    (message,) = mail.outbox
-    assert sorted(message.to) == ["requester@example.org", "steward@example.org"]
-    assert f"release #{release.pk}" in message.subject and "drift_psi" in message.body
+    # The steward reads why (the run's reasons and figures); the requester reads that it is stale,
+    # with no figure (they compare real rows), and where to look.
+    steward, requester = mail.outbox
+    assert (steward.to, requester.to) == (["steward@example.org"], ["requester@example.org"])
+    assert f"release #{release.pk}" in steward.subject and "drift_psi" in steward.body
+    assert steward.subject == requester.subject and f"/releases/{release.pk}/" in requester.body
+    assert "drift_psi" not in requester.body and not any(reason in requester.body for reason in outcome.reasons)
+    assert not re.search(r"\d\.\d", requester.body), requester.body
 
     # Running again changes nothing: no second run, event or email.
     out = io.StringIO()
     call_command("drift", "run", "--dataset", "adult", "--as", "steward", stdout=out)
     assert "already_stale" in out.getvalue()
-    assert DriftRun.objects.filter(release=release).count() == 2 and len(mail.outbox) == 1
+    assert DriftRun.objects.filter(release=release).count() == 2 and len(mail.outbox) == 2
     assert AuditEvent.objects.filter(action="release.stale").count() == 1
     for reader in (cast.requester, cast.auditor):  # auditors are read-only
         with pytest.raises(PermissionDeniedError):

@@ -69,7 +69,10 @@ def test_an_unchanged_table_gives_no_drift_and_a_changed_one_makes_the_release_s
     assert run.snapshot["checksum"] != snapshot["checksum"] and run.snapshot["sample_rows"] == 1500
     assert not run.snapshot["unchanged"] and run.per_column["source"]["age"]["psi"] > 0.2
     release.refresh_from_db()
-    assert release.stale_at is not None and len(mail.outbox) == 1
+    assert release.stale_at is not None and [m.to for m in mail.outbox] == [
+        ["steward@example.org"],
+        ["requester@example.org"],
+    ]
     event = AuditEvent.objects.get(action="drift.audit", object_id=str(run.pk))
     assert event.after["snapshot"]["checksum"] == run.snapshot["checksum"] and event.after["stale"] is True
 

@@ -109,3 +109,38 @@ def test_the_surrogate_has_dependence_for_a_generator_to_lose() -> None:
     kept = predict_noise(SCHEMA, 2000, 1000, perfect, repeats=1)
     assert lost.noise["association_difference"] > 0.2
     assert kept.noise["association_difference"] < 0.05
+
+
+GRID_SCHEMA = {
+    "columns": [
+        {"name": "answer", "type": "float", "min": 17.5, "max": 42.0, "step": 0.5},
+        {
+            "name": "traded",
+            "type": "datetime",
+            "min": "2024-01-01",
+            "max": "2024-03-31",
+            "resolution": "day",
+            "calendar": "weekdays",
+        },
+        {"name": "stamp", "type": "datetime", "min": "2024-01-01", "max": "2024-01-02", "resolution": "hour"},
+        {"name": "label", "type": "categorical", "role": "label", "categories": ["no", "yes"]},
+    ]
+}
+
+
+def test_the_surrogate_keeps_a_declared_grid_and_calendar_which_the_generator_would_refuse_it_without() -> None:
+    """A declared step, resolution or weekdays calendar is part of the public domain: a stand-in
+    table off it was refused by the generator, so a request on such a table got no prediction."""
+    from synth_engine.generators import get_generator
+
+    frame, _ = surrogate_frame(GRID_SCHEMA, 600, np.random.default_rng(0))
+    answers = frame["answer"].to_numpy()
+    assert np.allclose(answers / 0.5, np.rint(answers / 0.5)) and answers.min() >= 17.5 and answers.max() <= 42.0
+    assert len(np.unique(answers)) > 20
+    traded = pd.DatetimeIndex(frame["traded"])
+    assert (traded.dayofweek < 5).all() and (traded == traded.normalize()).all()
+    assert traded.min() >= pd.Timestamp("2024-01-01") and traded.max() <= pd.Timestamp("2024-03-31")
+    stamp = pd.DatetimeIndex(frame["stamp"])
+    assert (stamp == stamp.floor("h")).all()
+    model = get_generator("mst").fit(frame, GRID_SCHEMA, 1.0, 1e-5, random_state=0)  # not refused
+    assert len(model.sample(50)) == 50

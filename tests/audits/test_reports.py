@@ -304,6 +304,32 @@ def test_the_report_charts_spent_budget_requests_and_releases_with_exceptions(ca
     assert svg.count('class="bar despite-failed-checks"') == 1 and "<script" not in svg
 
 
+def test_every_chart_text_is_drawn_at_the_size_asked(cast, history):
+    """The PDF's charts draw every text at 9 px or more; the dashboard's at 11 (it never shows a
+    chart narrower than drawn, so 11 px is what a phone reads)."""
+    import base64
+    from xml.etree import ElementTree
+
+    from audits.compliance.charts import compliance_chart_images
+
+    report = _build(cast)
+    for size in (9, 11):
+        for chart in compliance_chart_images(report, font_size=size):
+            root = ElementTree.fromstring(base64.b64decode(chart["uri"].split(",", 1)[1]))
+            texts = list(root.iter("{http://www.w3.org/2000/svg}text"))
+            assert texts and min(float(text.get("font-size") or root.get("font-size")) for text in texts) >= size
+    assert (
+        min(
+            float(text.get("font-size"))
+            for chart in compliance_chart_images(report)
+            for text in ElementTree.fromstring(base64.b64decode(chart["uri"].split(",", 1)[1])).iter(
+                "{http://www.w3.org/2000/svg}text"
+            )
+        )
+        == 9
+    )
+
+
 def test_a_period_without_activity_draws_no_chart(cast, history):
     from audits.compliance.charts import compliance_chart_images
 

@@ -92,3 +92,23 @@ def test_every_mistake_in_resolution_and_step_is_shown_at_once_and_nothing_is_de
         assert form.errors["step"] == [f"The step must be a number above zero, such as 0.5; {bad!r} is not."]
     assert not AuditEvent.objects.filter(action="dataset_version.declare").exists()
     assert "step" not in Dataset.objects.get(name="clinic").versions.get().schema["columns"][1]
+
+
+def test_a_form_mistake_and_the_services_mistakes_are_named_in_one_answer(cast, clinic, login):
+    """A step that is not a number (the form's check) beside bounds the service refuses in two other
+    columns: one send names all three, each at its column, and nothing is declared."""
+    response = _post(cast, login, **{"c1-step": "half", "c2-minimum": "none", "c0-minimum": "soon"})
+    assert response.status_code == 400
+    when, score, visits = (form.errors for _, form in response.context["forms"])
+    assert score["step"] == ["Write the step as a number, such as 0.5 or 2.5; 'half' is not one."]
+    assert "min must be a finite number" in " ".join(visits["__all__"])
+    assert "'when'" in " ".join(when["__all__"])
+    assert response.context["error"] is None  # every mistake sits at its column
+    assert not AuditEvent.objects.filter(action="dataset_version.declare").exists()
+
+    # The same two service mistakes without a form mistake: still both in one answer.
+    response = _post(cast, login, **{"c2-minimum": "none", "c0-minimum": "soon"})
+    assert response.status_code == 400
+    when, _, visits = (form.errors for _, form in response.context["forms"])
+    assert "min must be a finite number" in " ".join(visits["__all__"]) and "'when'" in " ".join(when["__all__"])
+    assert not AuditEvent.objects.filter(action="dataset_version.declare").exists()

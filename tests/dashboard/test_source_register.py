@@ -102,3 +102,80 @@ def test_a_schema_is_proposed_from_the_column_types_and_registers_after_review(c
     assert registered.status_code == 302
     stored = DatasetVersion.objects.get(dataset__name="adult").schema  # written out in full, as an upload's
     assert stored["columns"] == [{**column, "role": "other"} for column in schema["columns"]]
+
+
+# ---------------------------------------------------------------- Parquet lakes: the engine is chosen
+
+
+@pytest.fixture
+def parquet_lake(settings, adult_schema, tmp_path):
+    """The adult fixture as three Parquet files under ``<root>/adult``; ``<root>`` is the allowed root."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.jobs.test_reference_parquet import FIXTURE
+
+    root = tmp_path / "lake"
+    (root / "adult").mkdir(parents=True)
+    settings.SYNTHGATE_SOURCE_PARQUET_ROOTS = [str(root.resolve())]
+    frame = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False)[[c["name"] for c in adult_schema["columns"]]]
+    for column in adult_schema["columns"]:
+        if column["type"] == "integer":
+            frame[column["name"]] = frame[column["name"]].astype("int64")
+    for part, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(root / "adult" / f"part-{part}.parquet", index=False)
+    return root / "adult"
+
+
+def _lake_form(path, schema, **fields):
+    return _form(connection="", table="", path=str(path), schema_json=json.dumps(schema), **fields)
+
+
+def test_a_steward_chooses_the_engine_that_counts_a_parquet_lake_and_mistakes_are_in_the_forms_words(
+    cast, parquet_lake, adult_schema, login, settings
+):
+    client = login(cast.steward)
+    page = client.get(URL).content.decode()
+    assert 'name="engine"' in page and 'value="duckdb"' in page and 'value="spark"' in page
+
+    settings.SYNTHGATE_SOURCE_S3_ROOTS = ["s3://clinic-lake/exports"]
+    on_s3 = client.post(URL, _lake_form("s3://clinic-lake/exports/adult", adult_schema, engine="spark"))
+    assert on_s3.status_code == 400
+    assert on_s3.context["form"].errors["engine"] == [
+        "Spark cannot read files on S3 here: choose DuckDB for an s3:// path, or give a path on disk that every "
+        "Spark executor sees."
+    ]
+    unknown = client.post(URL, _lake_form(parquet_lake, adult_schema, engine="flink"))
+    assert unknown.status_code == 400 and unknown.context["form"].errors["engine"][0].startswith(
+        "Select a valid choice"
+    )
+    assert not DatasetVersion.objects.exists()
+
+    registered = client.post(URL, _lake_form(parquet_lake, adult_schema, engine="duckdb"))
+    assert registered.status_code == 302, registered.context["form"].errors
+    reference = DatasetVersion.objects.get(dataset__name="adult").source_reference
+    assert reference["engine"] == "duckdb" and reference["path"] == str(parquet_lake)
+
+    settings.SYNTHGATE_SOURCE_PARQUET_ROOTS, settings.SYNTHGATE_SOURCE_S3_ROOTS = [], []
+    assert 'name="engine"' not in client.get(URL).content.decode()  # no lake allowed: nothing to choose
+
+
+@pytest.mark.spark
+def test_a_parquet_lake_registered_from_the_form_with_spark_is_counted_by_spark(
+    cast, parquet_lake, adult_schema, login, settings
+):
+    from tests.synth_engine.test_engine_spark import MASTER
+
+    settings.SYNTHGATE_SPARK_MASTER = MASTER
+    client = login(cast.steward)
+    proposed = client.post(URL, {"path": str(parquet_lake), "engine": "spark", "action": "propose"})
+    assert proposed.status_code == 200 and proposed.context["proposed"], proposed.context["form"].errors
+    types = {
+        column["name"]: column["type"] for column in json.loads(proposed.context["form"].data["schema_json"])["columns"]
+    }
+    assert types["age"] == "integer" and types["workclass"] == "categorical"
+
+    registered = client.post(URL, _lake_form(parquet_lake, adult_schema, engine="spark"))
+    assert registered.status_code == 302, registered.context["form"].errors
+    version = DatasetVersion.objects.get(dataset__name="adult")
+    assert version.source_reference["engine"] == "spark" and version.n_rows == 2000

@@ -45,6 +45,8 @@ def test_the_requester_hears_of_the_approval_and_of_a_rejection(cast, filed, dja
         access_request_reject(actor=cast.approver, request_id=other.pk, reason="purpose does not cover this use")
     (rejected,) = mail.outbox
     assert rejected.to == ["requester@example.org"] and "was rejected" in rejected.body
+    # The approver's reason, as the request's page shows it, and where to look.
+    assert "Reason: purpose does not cover this use" in rejected.body and f"/requests/{other.pk}/" in rejected.body
     assert "0.5" not in rejected.body and "2,000" not in rejected.body
 
 

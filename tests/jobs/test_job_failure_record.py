@@ -62,6 +62,22 @@ def test_the_job_page_and_the_request_page_show_the_spend(cast, approved_request
     assert "ε 1, δ 0.000001 · spent at the job" in request_page
 
 
+def test_a_failed_job_tells_the_requester_and_the_datasets_steward_why(
+    cast, approved_request, sampling_breaks, mailoutbox
+):
+    mailoutbox.clear()
+    generation_job_start(actor=cast.requester, request_id=approved_request.pk)
+
+    failed = sorted((m for m in mailoutbox if m.subject.endswith(" failed")), key=lambda m: m.to)
+    assert [m.to for m in failed] == [["requester@example.org"], ["steward@example.org"]]
+    requester, steward = failed
+    assert f"Your request #{approved_request.pk} (adult, purpose research) failed" in requester.body
+    assert f"Request #{approved_request.pk} (adult, purpose research) by requester failed" in steward.body
+    for message in failed:
+        assert "Reason: RuntimeError: sampling failed" in message.body
+        assert f"/requests/{approved_request.pk}/" in message.body
+
+
 def test_a_sampling_plan_that_cannot_run_fails_the_job_before_any_spend(cast, approved_request):
     DataRequest.objects.filter(pk=approved_request.pk).update(
         rebalance={"column": "income", "shares": {"maybe": 0.5}}

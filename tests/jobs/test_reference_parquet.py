@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,110 @@ def test_a_drift_snapshot_of_parquet_files_samples_only_when_they_changed(cast, 
     snapshot = reference_snapshot(version, seed=3, limit=50)
     assert not snapshot.unchanged and snapshot.n_rows == 2010 and len(snapshot.sample) == 50
     assert snapshot.engine == "duckdb" and "the Parquet data at" in snapshot.where
+
+
+# ---------------------------------------------------------------- the same lake on S3 (moto's server)
+
+S3_KEY_ID, S3_SECRET = "AKIDSYNTHGATELAKE01", "lake-secret-never-shown-0123456789"
+
+
+@pytest.fixture
+def s3_lake(lake, settings, s3_endpoint):
+    """The lake's three files copied to ``s3://lake-bucket/exports/adult``; ``s3://lake-bucket/exports``
+    is the allowed prefix, and the source keys are distinctive so a leak would be found."""
+    import boto3
+
+    keys = {"aws_access_key_id": S3_KEY_ID, "aws_secret_access_key": S3_SECRET}
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **keys)
+    client.create_bucket(Bucket="lake-bucket")
+    for part in sorted((lake / "adult").glob("*.parquet")):
+        client.upload_file(str(part), "lake-bucket", f"exports/adult/{part.name}")
+    client.put_object(Bucket="lake-bucket", Key="private/adult/part-0.parquet", Body=b"not for the platform")
+    settings.SYNTHGATE_SOURCE_S3_ROOTS = ["s3://lake-bucket/exports"]
+    settings.SYNTHGATE_SOURCE_S3_ENDPOINT_URL = s3_endpoint
+    settings.SYNTHGATE_SOURCE_S3_ACCESS_KEY_ID = S3_KEY_ID
+    settings.SYNTHGATE_SOURCE_S3_SECRET_ACCESS_KEY = S3_SECRET
+    settings.SYNTHGATE_SOURCE_S3_REGION = "us-east-1"
+    return client
+
+
+def test_parquet_on_s3_registers_fits_and_snapshots_as_the_same_files_on_disk_and_no_key_shows(
+    cast, lake, s3_lake, adult_schema, caplog
+):
+    from rest_framework.test import APIClient
+
+    from synth_engine.engines.duckdb import DuckDBCounts
+    from synth_engine.sources import reference_snapshot
+
+    caplog.set_level(logging.DEBUG)
+    on_disk = DuckDBCounts(lake / "adult", adult_schema)
+    n_rows, checksum = on_disk.checksum()
+    on_disk.close()
+    version = register(cast, adult_schema, lake, path="s3://lake-bucket/exports//adult/").version
+    reference = version.source_reference
+    assert reference["engine"] == "duckdb" and reference["path"] == "s3://lake-bucket/exports/adult"
+    assert (version.n_rows, reference["n_rows"], reference["checksum"]) == (2000, n_rows, checksum)
+    assert version.storage_key == "" and version.fingerprint.n_distinct_rows > 0
+
+    request = approved_request_create(cast, adult_schema)
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    counts = job.output_version.lineage["counts"]
+    assert counts["engine"] == "duckdb" and counts["path"] == "s3://lake-bucket/exports/adult"
+    assert job.train_version.n_rows + job.holdout_version.n_rows == 2000
+    steps = datasheet_facts(request.audit_runs.get()).preprocessing
+    assert any("(duckdb)" in step for step in steps) and any("s3://lake-bucket/exports/adult" in step for step in steps)
+
+    assert reference_snapshot(version, seed=3, limit=50).unchanged
+    frame = pd.read_parquet(lake / "adult" / "part-1.parquet")
+    frame.loc[frame.index[:5], "age"] += 1
+    frame.to_parquet(lake / "adult" / "part-1.parquet", index=False)
+    s3_lake.upload_file(str(lake / "adult" / "part-1.parquet"), "lake-bucket", "exports/adult/part-1.parquet")
+    snapshot = reference_snapshot(version, seed=3, limit=50)
+    assert not snapshot.unchanged and snapshot.n_rows == 2000 and len(snapshot.sample) == 50
+    again = generation_job_start(actor=cast.requester, request_id=approved_request_create(cast, adult_schema).pk)
+    again.refresh_from_db()
+    assert again.status == JobStatus.FAILED and "changed since" in again.error
+
+    client = APIClient()
+    client.force_authenticate(cast.steward)
+    listed = client.get("/api/datasets/adult/versions/")
+    assert listed.status_code == 200
+    shown = [
+        json.dumps(reference),
+        json.dumps(job.output_version.lineage),
+        " ".join(steps),
+        again.error,
+        json.dumps(listed.json()),
+        caplog.text,
+        *(json.dumps([event.before, event.after]) for event in AuditEvent.objects.all()),
+    ]
+    leaks = [line for text in shown for line in text.splitlines() if S3_SECRET in line or S3_KEY_ID in line]
+    assert not leaks, leaks[:3]
+
+
+def test_an_s3_path_outside_the_allowed_prefixes_or_for_spark_is_refused_before_anything_is_read(
+    cast, lake, s3_lake, adult_schema, settings
+):
+    with pytest.raises(ValidationError, match="outside the S3 prefixes") as refused:
+        register(cast, adult_schema, lake, path="s3://lake-bucket/private/adult")
+    assert refused.value.code == "path_not_allowed" and "s3://lake-bucket/exports" in refused.value.message
+    with pytest.raises(ValidationError, match="outside the S3 prefixes"):
+        register(cast, adult_schema, lake, path="s3://lake-bucket/exports-old/adult")  # a prefix of a name: no
+    with pytest.raises(ValidationError, match=r"'\.' and '\.\.' are not allowed"):
+        register(cast, adult_schema, lake, path="s3://lake-bucket/exports/../private/adult")
+    with pytest.raises(ValidationError, match="outside the S3 prefixes"):
+        register(cast, adult_schema, lake, path="s3://lake-bucket/exp*/adult")
+    with pytest.raises(ValidationError, match="no Parquet file at 's3://lake-bucket/exports/absent'"):
+        register(cast, adult_schema, lake, path="s3://lake-bucket/exports/absent")
+    with pytest.raises(ValidationError, match="register .* on S3 with engine 'duckdb'"):
+        register(cast, adult_schema, lake, path="s3://lake-bucket/exports/adult", engine="spark")
+    settings.SYNTHGATE_SOURCE_S3_ENDPOINT_URL = "http://127.0.0.1:1"  # nothing listens there
+    with pytest.raises(ValidationError, match="cannot list 's3://lake-bucket/exports/adult' on S3") as unreachable:
+        register(cast, adult_schema, lake, path="s3://lake-bucket/exports/adult")
+    assert "EndpointConnectionError" in unreachable.value.message and S3_SECRET not in unreachable.value.message
+    settings.SYNTHGATE_SOURCE_S3_ROOTS = []
+    with pytest.raises(ValidationError, match="none are configured"):
+        register(cast, adult_schema, lake, path="s3://lake-bucket/exports/adult")
+    assert not DatasetVersion.objects.exists()

@@ -109,3 +109,22 @@ def test_a_job_whose_spark_session_cannot_start_fails_with_the_reason_before_any
     assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
     balance = budget_balance(dataset=request.dataset)
     assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
+
+
+def test_a_job_whose_spark_query_outlasts_its_bound_fails_with_the_reason_before_any_spend(
+    cast, lake, adult_schema, settings
+):
+    """The session has started; each query is bounded (SYNTHGATE_SPARK_QUERY_TIMEOUT). At 10 ms no
+    query on this machine finishes, so the job's first check is cancelled and the job fails with
+    the reason instead of waiting for the heartbeat reaper; the reservation is released."""
+    register(cast, adult_schema, lake / "adult")
+    request = approved_request_create(cast, adult_schema)
+    settings.SYNTHGATE_SPARK_QUERY_TIMEOUT = 0.01
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED, job.error
+    assert "Spark did not finish" in job.error and "within 0.01 s" in job.error
+    assert "SYNTHGATE_SPARK_QUERY_TIMEOUT" in job.error
+    assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
+    balance = budget_balance(dataset=request.dataset)
+    assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0

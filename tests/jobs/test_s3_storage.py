@@ -3,15 +3,14 @@ server on this machine), every artefact a second host needs goes through the buc
 audit and signed report run on "host A"; the release, its signed datasheet, the downloads and the
 verifications run on "host B", whose data directory is empty; neither host's data directory holds
 a version, a staged upload, a PDF or a report afterwards. Both hosts hold the same signing key,
-configured from outside the data directory and outside the bucket (a mounted secret)."""
+configured from outside the data directory and outside the bucket (a mounted secret). The audit
+log's signed checkpoints are objects in the bucket, so `log verify` on either host sees them all."""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from pathlib import Path
 
-import boto3
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -20,47 +19,13 @@ from audits.services import release_create, release_download, risk_accept
 from audits.services.datasheets import datasheet_verify
 from audits.services.releases import audit_report_problems
 from dashboard.uploads import upload_discard, upload_stage, upload_staged
-from governance.models import RequestState
-from governance.storage import _storage_for, version_storage
+from governance.models import AuditEvent, RequestState
+from governance.services import audit_log_verify
 from synth_engine.models import JobStatus
 from synth_engine.services import generation_job_start
 from tests.jobs.conftest import approved_request_create, reasons_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-BUCKET = "synthgate-workers"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_storage(s3_endpoint, monkeypatch, settings):
-    """The storage URL and the standard AWS variables a worker host would be given."""
-    import s3fs
-
-    for name, value in {
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",  # moto refuses a location constraint for us-east-1
-    }.items():
-        monkeypatch.setenv(name, value)
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    settings.SYNTHGATE_STORAGE_URL = f"s3://{BUCKET}/run-{secrets.token_hex(4)}"
-    s3fs.S3FileSystem.clear_instance_cache()
-    _storage_for.cache_clear()
-    yield version_storage()
-    _storage_for.cache_clear()
-    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def _files(directory: Path) -> list[str]:
@@ -77,7 +42,6 @@ def test_a_job_audit_and_release_on_two_hosts_share_everything_through_the_bucke
     key_path, cert_path = datasheets.ensure_platform_key(tmp_path / "secret", organisation="Synthgate")
     settings.SYNTHGATE_SIGNING_KEY_PATH, settings.SYNTHGATE_SIGNING_CERT_PATH = str(key_path), str(cert_path)
     host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
-    settings.SYNTHGATE_CHECKPOINT_PATH = str(tmp_path / "checkpoints.jsonl")  # the log's anchor: not an artefact
 
     settings.DATA_DIR = host_a
     request = approved_request_create(cast, adult_schema)
@@ -115,6 +79,11 @@ def test_a_job_audit_and_release_on_two_hosts_share_everything_through_the_bucke
 
     stored = [name.split("/", 2)[2] for name in storage.fs.find(storage.root)]
     assert any(name.startswith("datasheets/") and "/release-" in name for name in stored)
+    # The audit log's signed checkpoints are objects in the bucket too, one an event, from both hosts.
+    verified = audit_log_verify(grace_seconds=0)
+    assert verified.ok, verified.problems
+    assert verified.checkpoint is not None and verified.checkpoint.length == AuditEvent.objects.count()
+    assert len([name for name in stored if name.startswith("audit-log/checkpoints/")]) >= AuditEvent.objects.count()
     assert not [name for name in stored if ".part-" in name]
     for host in (host_a, host_b):
         assert _files(host) == [], f"{host.name} keeps files another host would need"

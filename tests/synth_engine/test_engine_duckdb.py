@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synth_engine.engines import duckdb as duckdb_engine
 from synth_engine.engines.duckdb import DuckDBCounts, parquet_files
 from synth_engine.generators import GeneratorError, SchemaMismatchError
-from synth_engine.generators.counts import FrameCounts
+from synth_engine.generators.counts import FrameCounts, TableCounter
 from tests.synth_engine.test_engine_postgres import (
     adult_frame,
     adult_schema,
@@ -180,11 +181,7 @@ def test_values_a_hair_off_a_declared_step_count_in_duckdb_as_the_codec_snaps_th
     counts.close()
 
 
-def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_as_in_memory(tmp_path) -> None:
-    # 41 columns: the sets are told apart by two GROUPING() masks (31 columns each at most), and
-    # the binned stage's keys come back packed in one text per row
-    import itertools
-
+def wide_frame() -> tuple[pd.DataFrame, dict]:
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({f"x{i}": rng.integers(0, 5 + i % 7, 1500) for i in range(40)})
     frame["y"] = rng.choice(["a", "b"], 1500)
@@ -193,13 +190,107 @@ def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_as_in_memory(t
         "columns": [{"name": f"x{i}", **integer} for i in range(40)]
         + [{"name": "y", "type": "categorical", "role": "label", "categories": ["a", "b"], "nullable": False}]
     }
+    return frame, schema
+
+
+def wide_groups() -> list[tuple[int, ...]]:
+    import itertools
+
+    return [(40, a, b) for a, b in itertools.combinations(range(0, 40, 3), 2)] + [(38, 5), (39,), (33, 2)]
+
+
+def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_as_in_memory(tmp_path) -> None:
+    # 41 columns: more than one GROUPING() mask would tell the sets apart (31 columns each at most);
+    # the fine and binned stages stream 41 code columns a row and count them in the worker
+    frame, schema = wide_frame()
     (tmp_path / "wide").mkdir()
     frame.to_parquet(tmp_path / "wide" / "data.parquet", index=False)
     counts = DuckDBCounts(tmp_path / "wide", schema)
     model = fitted(FrameCounts(frame), schema)
-    groups = [(40, a, b) for a, b in itertools.combinations(range(0, 40, 3), 2)] + [(38, 5), (39,), (33, 2)]
+    groups = wide_groups()
     ours = counts.binned_counts(model.codecs_, model.bins_, groups)
     theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
     assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
     assert_same_fine_counts(counts, frame, schema)
     counts.close()
+
+
+def test_codes_streamed_in_small_batches_and_slices_count_as_in_memory(lake, tmp_path, monkeypatch) -> None:
+    # batches of 128 rows from DuckDB (three files of 500 rows: batches end inside a file and
+    # across files) and slices of 50 rows in the worker: every count of the fixture (missing
+    # values, undeclared categories, a nullable boolean) and of the 41-column table as in memory
+    monkeypatch.setattr(duckdb_engine, "BATCH_ROWS", 128)
+    monkeypatch.setattr(TableCounter, "slice_rows", 50)
+    frame, schema, counts = lake
+    assert_same_counts(counts, frame, schema)
+    wide, wide_schema = wide_frame()
+    write_lake(wide, tmp_path / "wide", parts=2)
+    streamed = DuckDBCounts(tmp_path / "wide", wide_schema, threads=1)
+    model = fitted(FrameCounts(wide), wide_schema)
+    ours = streamed.binned_counts(model.codecs_, model.bins_, wide_groups())
+    theirs = FrameCounts(wide).binned_counts(model.codecs_, model.bins_, wide_groups())
+    assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert_same_fine_counts(streamed, wide, wide_schema)
+    streamed.close()
+
+
+def test_a_missing_value_without_a_missing_code_is_refused_by_the_streamed_stages(tmp_path) -> None:
+    # a model fitted where a column had no missing value has no missing code for it: counting
+    # data where it is missing names the column instead of counting the row somewhere else
+    frame, schema = wide_frame()
+    model = fitted(FrameCounts(frame), schema)
+    holed = frame.astype({"x7": "Int64"})
+    holed.loc[1200, "x7"] = pd.NA
+    (tmp_path / "holed").mkdir()
+    holed.to_parquet(tmp_path / "holed" / "data.parquet", index=False)
+    counts = DuckDBCounts(tmp_path / "holed", schema)
+    assert model.codecs_[7].missing_code is None
+    with pytest.raises(SchemaMismatchError, match="column 'x7' holds values its codec cannot encode"):
+        counts.fine_counts(model.codecs_)
+    with pytest.raises(SchemaMismatchError, match="column 'x7' holds values its codec cannot encode"):
+        counts.binned_counts(model.codecs_, model.bins_, [(40, 7, 9)])
+    assert counts.row_count() == len(frame)  # the connection answers again after a refused stream
+    counts.close()
+
+
+def test_parquet_on_s3_read_through_fsspec_counts_as_the_same_files_on_disk(lake, tmp_path, s3_endpoint) -> None:
+    """The lake's files copied to S3 (moto's server) and read by DuckDB through s3fs (no httpfs):
+    the same files, counts, checksum, split, samples and rows as on disk."""
+    import boto3
+    import s3fs
+
+    frame, schema, local = lake
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **keys).create_bucket(Bucket="engine-lake")
+    filesystem = s3fs.S3FileSystem(
+        key="testing",
+        secret="testing",
+        endpoint_url=s3_endpoint,
+        client_kwargs={"region_name": "us-east-1"},
+        use_listings_cache=False,
+        skip_instance_cache=True,
+    )
+    for name in local.files:
+        filesystem.put_file(name, "engine-lake/clinic/" + name.split("/lake/", 1)[1])
+    remote = DuckDBCounts("s3://engine-lake/clinic", schema, filesystem=filesystem, threads=1)
+    try:
+        assert [name.split("/clinic/")[1] for name in remote.files] == [name.split("/lake/")[1] for name in local.files]
+        assert remote.check() == []
+        assert_same_counts(remote, frame, schema)
+        assert remote.checksum() == local.checksum()
+        holdout = remote.holdout(seed=8, fraction=0.2)
+        assert holdout == local.holdout(seed=8, fraction=0.2)
+        for side in (holdout, f"NOT {holdout}"):
+            assert remote.restricted(side).row_count() == local.restricted(side).row_count()
+            assert remote.sample(side, seed=8, limit=50).equals(local.sample(side, seed=8, limit=50))
+        assert sorted(repr(row) for rows in remote.row_chunks(400) for row in rows) == sorted(
+            repr(row) for rows in local.row_chunks(400) for row in rows
+        )
+        in_2025 = DuckDBCounts("s3://engine-lake/clinic/*2025/*.parquet", schema, filesystem=filesystem)
+        assert in_2025.files == ["s3://engine-lake/clinic/year=2025/part-1.parquet"] and in_2025.row_count() == 500
+        in_2025.close()
+        for absent in ("s3://engine-lake/absent", "s3://engine-lake/clinic/*.csv", "s3://no-such-bucket/x"):
+            with pytest.raises(SchemaMismatchError, match="no Parquet file"):
+                DuckDBCounts(absent, schema, filesystem=filesystem)
+    finally:
+        remote.close()

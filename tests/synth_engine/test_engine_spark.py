@@ -164,3 +164,43 @@ def test_a_session_that_does_not_start_in_time_or_at_all_is_refused_with_a_reaso
     with pytest.raises(SparkUnavailableError, match=r"did not start on master 'local\[1\]' within 0.01 s"):
         spark_session(MASTER, start_timeout=0.01)
     assert spark_session(MASTER).range(3).count() == 3  # the worker starts a local session again
+
+
+def test_a_query_slower_than_its_bound_is_cancelled_with_the_reason_and_the_session_stays_usable() -> None:
+    """A stand-in for a cluster that lost its executors mid-count: each row of the table takes 0.5 s
+    (a Python UDF sleeping), so the count cannot finish within its 2 s bound; its job group is
+    cancelled (no job is left running) and the next query on the same session answers."""
+    import time
+
+    spark = spark_session(MASTER)  # the worker's session now (a test above restarts it)
+
+    from pyspark.sql.types import LongType
+
+    from synth_engine.engines.spark import SparkQueryTimeoutError
+
+    def slow(value: int) -> int:
+        import time as clock  # runs in the executor's Python
+
+        clock.sleep(0.5)
+        return value
+
+    spark.udf.register("synthgate_test_slow", slow, LongType())
+    # filtered on the UDF's value, so a count cannot prune the UDF away
+    rows = spark.range(0, 40, 1, 2).selectExpr("synthgate_test_slow(id) AS age").where("age >= 0")
+    rows.createOrReplaceTempView("slow_rows")
+    schema = {"columns": [{"name": "age", "type": "integer"}]}
+    slow_rows = SparkCounts(spark, schema, table="slow_rows", query_timeout=2)
+    started = time.monotonic()
+    with pytest.raises(SparkQueryTimeoutError, match=r"did not finish the row count over slow_rows within 2 s"):
+        slow_rows.row_count()
+    assert time.monotonic() - started < 15  # 40 rows at 0.5 s on 1 core would take 20 s
+    with pytest.raises(SparkQueryTimeoutError, match="streaming the rows for the fingerprint"):
+        next(slow_rows.restricted(None).row_chunks(10))
+    tracker = spark.sparkContext.statusTracker()
+    deadline = time.monotonic() + 20
+    while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert tracker.getActiveJobsIds() == []
+    spark.range(0, 5).selectExpr("id AS age").createOrReplaceTempView("slow_rows")  # the same name, fast now
+    fast = SparkCounts(spark, schema, table="slow_rows", query_timeout=60)
+    assert fast.row_count() == 5 and [len(chunk) for chunk in fast.row_chunks(3)] == [3, 2]

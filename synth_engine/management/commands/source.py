@@ -45,7 +45,8 @@ class Command(SynthgateCommand):
         register.add_argument(
             "--path",
             default="",
-            help="duckdb or spark: a Parquet file, a directory of them or a glob, under SYNTHGATE_SOURCE_PARQUET_ROOTS",
+            help="duckdb or spark: a Parquet file, a directory of them or a glob, under SYNTHGATE_SOURCE_PARQUET_ROOTS "
+            "(duckdb also: an s3://bucket/prefix URL under SYNTHGATE_SOURCE_S3_ROOTS)",
         )
         register.add_argument(
             "--schema", required=True, metavar="FILE", help="JSON schema of the columns to model (required)"
