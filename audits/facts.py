@@ -9,7 +9,7 @@ is the release datasheet a recipient reads, which keeps only recipient-safe figu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -59,9 +59,6 @@ from governance.services.checkpoints import checkpoint_latest
 from governance.storage import version_storage
 from synth_engine.generators.domain import OTHER_VALUE
 from synth_engine.selectors import assurance_latest
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> DatasheetFacts:
@@ -221,7 +218,7 @@ def _budget(version: DatasetVersion, request: DataRequest | None) -> BudgetFacts
                 kind=e.kind,
                 epsilon=e.epsilon,
                 delta=e.delta,
-                note=f"request #{e.request_id}: {e.note}",
+                note=f"request #{e.request_id}: {e.note}" if e.request_id is not None else e.note,
             )
             for e in entries.order_by("id")
         ],
@@ -244,36 +241,54 @@ def _dictionary_facts(version: DatasetVersion) -> dict[str, Any]:
     itself (synthetic rows), never from the source: the schema says what is public."""
     if version.kind != "synthetic":
         return {"dictionary": [], "introduced_values": []}
-    frame = version_storage().read_version(version.storage_key, version.schema)
     specs = parse_schema(version.schema)
+    # Counted as the stored file streams by (a release may have millions of rows): missing cells are
+    # empty in the stored form, and ``other`` is its own text.
+    texts = {spec.name: ("", OTHER_VALUE) if _may_hold_other(spec) else ("",) for spec in specs}
+    n_rows, counts = version_storage().cell_counts(version.storage_key, texts)
     return {
-        "dictionary": [_dictionary_row(spec, frame[spec.name]) for spec in specs],
-        "introduced_values": [row for spec in specs if (row := _introduced(spec, frame[spec.name]))],
+        "dictionary": [_dictionary_row(spec, counts[spec.name][""], n_rows) for spec in specs],
+        "introduced_values": [row for spec in specs if (row := _introduced(spec, counts[spec.name]))],
     }
 
 
-def _dictionary_row(spec: ColumnSpec, series: pd.Series) -> DictionaryRowFacts:
-    missing = int(series.isna().sum())
+def _dictionary_row(spec: ColumnSpec, missing: int, n_rows: int) -> DictionaryRowFacts:
     return DictionaryRowFacts(
         column=spec.name,
         type=spec.type,
         role=spec.role,
         domain="private (estimated with DP)" if spec.needs_private_domain else "public (declared)",
-        missing_share=f"{100 * missing / len(series):.1f} %" if len(series) else "—",
+        missing_share=f"{100 * missing / n_rows:.1f} %" if n_rows else "—",
     )
 
 
-def _introduced(spec: ColumnSpec, series: pd.Series) -> IntroducedValueFacts | None:
+def _may_hold_other(spec: ColumnSpec) -> bool:
+    return spec.type == "categorical" and spec.categories is None
+
+
+def _introduced(spec: ColumnSpec, counts: dict[str, int]) -> IntroducedValueFacts | None:
     """``other`` stands for categories below the DP threshold; a missing value may come from the
     DP domain's missing code even where the source has none (unless declared never missing)."""
-    other = int((series == OTHER_VALUE).sum()) if spec.type == "categorical" and spec.categories is None else 0
-    missing = int(series.isna().sum()) if spec.nullable is not False else 0
+    other = counts.get(OTHER_VALUE, 0) if _may_hold_other(spec) else 0
+    missing = counts[""] if spec.nullable is not False else 0
     if not other and not missing:
         return None
     return IntroducedValueFacts(column=spec.name, other_rows=other, missing_rows=missing)
 
 
 def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: bool) -> list[str]:
+    steps = _preprocessing_steps(version, run, disclose_rows=disclose_rows)
+    audited = (run.audit_sample_rows or {}).get("synthetic")
+    if audited and disclose_rows:  # internal report only, as the other samples' sizes
+        steps.append(
+            f"The {version.kind} table was audited on a uniform random sample of {audited:,} of its rows "
+            "(SYNTHGATE_AUDIT_SYNTHETIC_ROWS), read from the stored file; the planted positive controls were "
+            "planted in the same sample."
+        )
+    return steps
+
+
+def _preprocessing_steps(version: DatasetVersion, run: AuditRun, *, disclose_rows: bool) -> list[str]:
     source = version.parent or run.train_version
     split = (
         f"Split into training rows ({run.train_version.n_rows:,}) and a stratified holdout "
@@ -288,7 +303,7 @@ def _preprocessing(version: DatasetVersion, run: AuditRun, *, disclose_rows: boo
     sampled = run.audit_sample_rows or {}
     if sampled.get("fetched"):
         return _preprocessing_fetched(version, sampled, disclose_rows=disclose_rows)
-    if sampled and disclose_rows:  # internal report only: that it sampled tells the row count's size
+    if "train" in sampled and disclose_rows:  # internal report only: that it sampled tells the row count's size
         split += (
             f" The audit ran on random samples of {sampled['train']:,} training rows and {sampled['holdout']:,} "
             "holdout rows (SYNTHGATE_REFERENCE_AUDIT_ROWS); its planted positive controls were run on the same "

@@ -1,7 +1,7 @@
 """What a request can expect from its audit, before anything is filed or spent.
 
-``request_outlook`` predicts, from public inputs only (the declared schema, the source's row
-count, the purpose's policy, ε, δ, the generator and the synthetic size):
+``request_outlook`` predicts, from public inputs only (the declared schema, the source's size,
+the purpose's policy, ε, δ, the generator and the synthetic size):
 
 - each calibrated fidelity check's expected value and the limit the audit will hold it to
   (:mod:`audits.metrics.prediction`), with a warning when a clean release will probably fail,
@@ -16,6 +16,11 @@ count, the purpose's policy, ε, δ, the generator and the synthetic size):
   the bias checks; a group below that size is reported "not decidable", never failed by noise.
 
 The same noise prediction calibrates the audit of the finished job (``fidelity_noise_for``).
+
+``source_rows`` is the exact count only for those who may read it (stewards, approvers,
+auditors); a requester's outlook and filing's refusal get the source version's DP row estimate
+(``governance.services.budget.version_public_rows``), so nothing here is a function of the
+private count for them (issue 11.2).
 """
 
 from __future__ import annotations

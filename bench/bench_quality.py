@@ -31,12 +31,13 @@ Runs the default generator ``mst`` (δ = 1e-5) over ``--seeds`` seeds on:
 
 Each configuration prints the mean ± standard deviation and minimum over seeds of TSTR ROC AUC,
 minority-class recall, 1-way and 2-way TVD (``bench/bench_generators.py``'s measures), fit time
-and peak traced memory (``tracemalloc`` over fit and sample, in this process), with the *holdout
+(wall and CPU seconds) and peak traced memory (``tracemalloc`` over fit and sample, in this process), with the *holdout
 floor* beside them: the real holdout scored against the training rows on the same measure. Then
 the calibrated audit (:func:`audits.metrics.suite.run_audit` with the fidelity limits calibrated
 to the holdout floor and to :func:`audits.outlook.fidelity_noise_for`'s prediction, as the
 platform does) on every clean release, and on the same release with 1 % of its rows replaced by
 verbatim training rows (which must be blocked): verdict counts and the checks that failed.
+``--skip-audit`` prints the quality measures only.
 ``--train-rows`` caps the training rows (the holdout keeps its split) to fit a time budget.
 """
 
@@ -93,7 +94,7 @@ LABELS = {
     "hmda": ("deny", "yes"),
     "chile": ("vote_yes", "yes"),
 }
-MEASURES = ("tstr_auc", "recall_pos", "tvd_1", "tvd_2", "fit_s", "peak_mb")
+MEASURES = ("tstr_auc", "recall_pos", "tvd_1", "tvd_2", "fit_s", "fit_cpu_s", "peak_mb")
 DIABETES_COLUMNS = {  # raw units, codebook ranges rounded outward (sklearn's diabetes.rst)
     "age": ("integer", 18, 90),
     "bmi": ("float", 10.0, 60.0),
@@ -350,7 +351,7 @@ def audit(train, holdout, synthetic, schema, noise, seed) -> tuple[tuple[str, tu
 
 
 def runs(
-    table, epsilon, rebalance, seeds, train, holdout, schema, numeric, params=None
+    table, epsilon, rebalance, seeds, train, holdout, schema, numeric, params=None, audits=True
 ) -> tuple[dict, Counter, Counter, Counter, Counter]:
     from audits.outlook import fidelity_noise_for
     from synth_engine.generators import get_generator
@@ -372,9 +373,9 @@ def runs(
     fixed: Counter = Counter()
     for seed in range(seeds):
         tracemalloc.start()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         model = get_generator("mst", **(params or {})).fit(train, schema, epsilon, 1e-5, random_state=seed)
-        fit_s = time.perf_counter() - started
+        fit_s, fit_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
         samples = {"mst": model.sample(len(train))}
         if rebalance:
             samples["mst+rebalance"] = model.sample(len(train), conditions=rebalance)
@@ -384,8 +385,18 @@ def runs(
             auc, recall = tstr(synthetic, holdout, label, positive, numeric)
             one, two = tvd_scores(train, synthetic, numeric)
             by_variant.setdefault(variant, []).append(
-                {"tstr_auc": auc, "recall_pos": recall, "tvd_1": one, "tvd_2": two, "fit_s": fit_s, "peak_mb": peak_mb}
+                {
+                    "tstr_auc": auc,
+                    "recall_pos": recall,
+                    "tvd_1": one,
+                    "tvd_2": two,
+                    "fit_s": fit_s,
+                    "fit_cpu_s": fit_cpu_s,
+                    "peak_mb": peak_mb,
+                }
             )
+        if not audits:
+            continue
         (verdict, failed), failed_fixed, copied = audit(train, holdout, samples["mst"], schema, noise, seed)
         verdicts[verdict] += 1
         failing.update(failed)
@@ -413,6 +424,9 @@ def main() -> None:
     parser.add_argument(
         "--params", type=json.loads, default={}, help="mst parameters as JSON, e.g. '{\"label_fraction\": 0}'"
     )
+    parser.add_argument(
+        "--skip-audit", action="store_true", help="quality measures only (no calibrated audit of each release)"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     started = time.perf_counter()
@@ -431,10 +445,12 @@ def main() -> None:
             )
         train, holdout, schema, numeric = loaded[table]
         by_variant, verdicts, failing, copies, fixed = runs(
-            table, epsilon, rebalance, args.seeds, train, holdout, schema, numeric, args.params
+            table, epsilon, rebalance, args.seeds, train, holdout, schema, numeric, args.params, not args.skip_audit
         )
         for variant, rows in by_variant.items():
             print(f"{table} ε={epsilon:g} {variant} over {len(rows)} seeds: {summary(rows)}", flush=True)
+        if args.skip_audit:
+            continue
         print(
             f"{table} ε={epsilon:g} calibrated audit of clean releases: {dict(verdicts)}; failing checks "
             f"{dict(failing)}; 1 % planted copies: {dict(copies)}; with the fixed bias thresholds: {dict(fixed)}",

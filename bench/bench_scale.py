@@ -22,7 +22,9 @@ NumPy, pandas, DuckDB when embedded, the frame for the in-memory path) is its ow
 and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fit is done, not
 its peak; its CPU is not in ``fit_cpu_s``). Printed:
 ``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
-frame in memory), ``fit_cpu_s`` (this process's CPU), ``fit_rss_mb`` (peak RSS once fitted),
+frame in memory), ``fit_cpu_s`` (this process's CPU), ``db_cpu_s`` (for ``postgresql``, the
+server process's CPU during the fit, read from ``/proc`` when the server runs on this machine),
+``fit_rss_mb`` (peak RSS once fitted),
 ``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows
 in chunks of 100,000, by wall and by CPU time), ``write_rows_per_s`` and ``write_cpu_rows_per_s``
 (the job's path, ``sample_to_file``: drawn, typed, checked and written as canonical CSV),
@@ -200,8 +202,18 @@ def children_rss_mb() -> float:
     return sum(child.memory_info().rss for child in psutil.Process().children(recursive=True)) / 2**20
 
 
+def process_cpu_s(pid: int) -> float:
+    """The CPU time (user + system) of a process of this machine, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+DATABASE_CPU: dict[str, float] = {}
+
+
 def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
-    """The fitted model, its wall time and this process's CPU time."""
+    """The fitted model, its wall time and this process's CPU time (the PostgreSQL server
+    process's CPU during the fit goes in ``DATABASE_CPU``, when the server runs on this machine)."""
     from synth_engine.generators import MSTGenerator
 
     schema = bench_schema()
@@ -211,7 +223,11 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
 
         from synth_engine.engines.postgres import PostgresCounts
 
-        source: Any = PostgresCounts(psycopg2.connect(scratch_url()), table, schema)
+        database = psycopg2.connect(scratch_url())
+        with database.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = int(cursor.fetchone()[0])
+        source: Any = PostgresCounts(database, table, schema)
     elif path == "duckdb":
         from synth_engine.engines.duckdb import DuckDBCounts
 
@@ -235,6 +251,8 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = MSTGenerator().fit_counts(source, schema, EPSILON, DELTA, random_state=1)
+    if path == "postgresql" and Path(f"/proc/{backend}/stat").exists():
+        DATABASE_CPU["db_cpu_s"] = process_cpu_s(backend)  # the backend started with the fit
     return model, time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -264,6 +282,7 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         "engine": model.count_engine_,
         "fit_s": round(fit_s, 1),
         "fit_cpu_s": round(fit_cpu, 1),
+        "db_cpu_s": round(DATABASE_CPU["db_cpu_s"], 1) if "db_cpu_s" in DATABASE_CPU else "",
         "fit_rss_mb": round(fit_rss),
         "jvm_rss_mb": round(jvm_rss) if jvm_rss else "",
         "draw_rows_per_s": round(sample_rows / draw_s),
@@ -306,9 +325,9 @@ def engine_available(path: str) -> bool:
     return importlib.util.find_spec("synth_engine.engines.spark") is not None
 
 
-HEADER = ["path", "rows", "columns", "engine", "fit_s", "fit_cpu_s", "fit_rss_mb", "jvm_rss_mb", "draw_rows_per_s"]
-HEADER += ["draw_cpu_rows_per_s", "write_rows_per_s", "write_cpu_rows_per_s", "csv_mb", "parquet_rows_per_s"]
-HEADER += ["parquet_cpu_rows_per_s", "parquet_mb", "peak_rss_mb", "load"]
+HEADER = ["path", "rows", "columns", "engine", "fit_s", "fit_cpu_s", "db_cpu_s", "fit_rss_mb", "jvm_rss_mb"]
+HEADER += ["draw_rows_per_s", "draw_cpu_rows_per_s", "write_rows_per_s", "write_cpu_rows_per_s", "csv_mb"]
+HEADER += ["parquet_rows_per_s", "parquet_cpu_rows_per_s", "parquet_mb", "peak_rss_mb", "load"]
 
 
 def main() -> None:

@@ -162,6 +162,7 @@ def budget_entry_data(entry: BudgetEntry) -> dict[str, Any]:
         "created_at": entry.created_at,
         "kind": entry.kind,
         "request": entry.request_id,
+        "version": entry.version.number if entry.version is not None else None,
         "job": entry.job_id,
         "epsilon": entry.epsilon,
         "delta": entry.delta,

@@ -1,7 +1,8 @@
 """The ledger's arithmetic, in one place: a dataset's balance is a fold over its entries.
 
 A ``reserve`` holds an amount; a ``spend`` uses it and a ``release`` gives it back, each
-drawing down the reservation it came from. remaining = cap − spent − reserved. Amounts are
+drawing down the reservation it came from; an ``estimate`` (a source version's DP row count)
+is spent outright, with no request and no reservation. remaining = cap − spent − reserved. Amounts are
 exact Decimals. The selectors ``budget_balance``/``budget_balances`` fold the stored rows;
 the compliance report folds them one at a time to show the balance after each entry.
 """
@@ -53,6 +54,8 @@ class BudgetBalance:
                 epsilon_reserved=self.epsilon_reserved - epsilon,
                 delta_reserved=self.delta_reserved - delta,
             )
+        if kind == EntryKind.ESTIMATE:  # spent outright: a row estimate reserves nothing first
+            return replace(self, epsilon_spent=self.epsilon_spent + epsilon, delta_spent=self.delta_spent + delta)
         if kind == EntryKind.RELEASE:
             return replace(
                 self, epsilon_reserved=self.epsilon_reserved - epsilon, delta_reserved=self.delta_reserved - delta

@@ -108,6 +108,11 @@ class DatasetVersion(models.Model):
         help_text="a table read where it lives instead of stored bytes: engine, connection name (never "
         "its URL), table, and the row count and checksum taken at registration",
     )
+    # What a requester may know of the row count (issue 11.2): a DP estimate, charged once to the
+    # dataset's ledger (a ``BudgetEntry`` of kind ``estimate`` naming this version), set on first need.
+    public_rows = models.PositiveIntegerField(
+        null=True, blank=True, help_text="DP estimate of n_rows (ledger kind 'estimate'); null until first needed"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -257,13 +262,25 @@ class EntryKind(models.TextChoices):
     RESERVE = "reserve"
     SPEND = "spend"
     RELEASE = "release"
+    # A spend with no request: a source version's DP row estimate (``DatasetVersion.public_rows``).
+    ESTIMATE = "estimate"
 
 
 class BudgetEntry(models.Model):
     """One append-only ledger row. Balance = sums; rows are never updated or deleted."""
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="budget_entries")
-    request = models.ForeignKey(DataRequest, on_delete=models.PROTECT, related_name="budget_entries")
+    request = models.ForeignKey(
+        DataRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="budget_entries"
+    )
+    version = models.ForeignKey(
+        DatasetVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="budget_entries",
+        help_text="the source version whose row count an 'estimate' entry paid for",
+    )
     job = models.ForeignKey(
         "synth_engine.GenerationJob", null=True, blank=True, on_delete=models.PROTECT, related_name="budget_entries"
     )
@@ -285,10 +302,21 @@ class BudgetEntry(models.Model):
             # One reservation per request, and at most one spend and one release per request:
             # this is what makes spending idempotent even if a task is delivered twice.
             models.UniqueConstraint(fields=["request", "kind"], name="budget_one_entry_per_kind"),
+            # A request's entries name their request; a row estimate names its version instead,
+            # and is paid for once per version.
+            models.CheckConstraint(
+                condition=(Q(kind="estimate") & Q(request__isnull=True) & Q(version__isnull=False))
+                | (~Q(kind="estimate") & Q(request__isnull=False) & Q(version__isnull=True)),
+                name="budget_entry_names_request_or_version",
+            ),
+            models.UniqueConstraint(
+                fields=["version"], condition=Q(kind="estimate"), name="budget_one_estimate_per_version"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} ε={amount_text(self.epsilon)} δ={amount_text(self.delta)} (request #{self.request_id})"
+        owner = f"version #{self.version_id}" if self.request_id is None else f"request #{self.request_id}"
+        return f"{self.kind} ε={amount_text(self.epsilon)} δ={amount_text(self.delta)} ({owner})"
 
 
 class AuditEvent(models.Model):

@@ -79,7 +79,7 @@ def request_get(*, user: User, request_id: int) -> DataRequest:
 
 def budget_entry_list(*, user: User, dataset: Dataset) -> QuerySet[BudgetEntry]:
     _require_some_role(user)
-    return dataset.budget_entries.select_related("actor", "request", "job").order_by("created_at", "id")
+    return dataset.budget_entries.select_related("actor", "request", "job", "version").order_by("created_at", "id")
 
 
 def budget_balances(*, datasets: Iterable[Dataset], before: datetime | None = None) -> dict[int, BudgetBalance]:

@@ -17,7 +17,7 @@ import io
 import os
 import posixpath
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -156,6 +156,34 @@ class VersionStorage:
             if header[position] in frame:
                 frame[header[position]] = frame[header[position]].astype("Int64")
         return frame
+
+    def cell_counts(
+        self, key: str, texts: Mapping[str, tuple[str, ...]], chunk_rows: int = 100_000
+    ) -> tuple[int, dict[str, dict[str, int]]]:
+        """A stored version's row count and, for each column named in ``texts``, how many of its
+        cells hold each of the given texts exactly (a missing cell is ""), counted chunk by chunk as
+        the file streams by: memory holds a chunk, never the table."""
+        import pandas as pd  # loaded only when a table is read
+
+        counts = {column: dict.fromkeys(wanted, 0) for column, wanted in texts.items()}
+        n_rows = 0
+        with self.open(key, "rb") as raw:
+            chunks = pd.read_csv(
+                raw,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                encoding="utf-8",
+                usecols=list(texts),
+                chunksize=chunk_rows,
+            )
+            for chunk in chunks:
+                n_rows += len(chunk)
+                for column, wanted in texts.items():
+                    found = chunk[column].value_counts()
+                    for text in wanted:
+                        counts[column][text] += int(found.get(text, 0))
+        return n_rows, counts
 
     def remove(self, key: str) -> None:
         if self.exists(key):

@@ -250,7 +250,7 @@ def _budget(scope: ReportScope, dataset: Dataset) -> dict[str, Any]:
     entries, period = [], dict.fromkeys(("reserve", "spend", "release"), (ZERO, ZERO))
     ledger = (
         BudgetEntry.objects.filter(dataset=dataset, created_at__lt=scope.end)
-        .select_related("request__purpose")
+        .select_related("request__purpose", "version")
         .order_by("created_at", "id")
     )
     for entry in ledger:
@@ -258,17 +258,20 @@ def _budget(scope: ReportScope, dataset: Dataset) -> dict[str, Any]:
         if entry.created_at < scope.start:
             opening = balance.figures()
             continue
-        if scope.purpose is not None and entry.request.purpose_id != scope.purpose.pk:
+        purpose = entry.request.purpose if entry.request is not None else None  # a row estimate has none
+        if scope.purpose is not None and (purpose is None or purpose.pk != scope.purpose.pk):
             continue
-        epsilon, delta = period[entry.kind]
-        period[entry.kind] = (epsilon + entry.epsilon, delta + entry.delta)
+        kind = "spend" if entry.kind == "estimate" else entry.kind  # a row estimate is spent outright
+        epsilon, delta = period[kind]
+        period[kind] = (epsilon + entry.epsilon, delta + entry.delta)
         entries.append(
             {
                 "id": entry.pk,
                 "at": _at(entry.created_at),
                 "kind": entry.kind,
                 "request": entry.request_id,
-                "purpose": entry.request.purpose.name,
+                "purpose": purpose.name if purpose is not None else None,
+                "version": entry.version.number if entry.version is not None else None,
                 "job": entry.job_id,
                 "epsilon": amount_text(entry.epsilon),
                 "delta": amount_text(entry.delta),

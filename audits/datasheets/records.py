@@ -35,7 +35,9 @@ THREAT_MODEL = (
     "the source, or to tell whether a given person's record was used in training. The (ε, δ) guarantee is "
     "for neighbouring tables that differ by adding or removing one person's row, so the number of rows is "
     "not public either: the generators never use the exact count, only a differentially private estimate "
-    "charged to the ledger (its 'rows' stage)."
+    "charged to the ledger (its 'rows' stage), and what a requester read before filing (the predicted "
+    "audit, a refusal of too small a size) was computed from the source version's own DP row estimate, "
+    "drawn once at registration and charged to the same ledger."
 )
 DISTANCE_DIAGNOSTICS = (
     "Distance to closest record (DCR) and the nearest-neighbour distance ratio (NNDR) are reported as "

@@ -255,7 +255,7 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
         result = run_audit(
             train,
             holdout,
-            version_frame(version),
+            _audited_synthetic(run, version, train, holdout),
             version.schema,
             thresholds=thresholds,
             random_state=seed,
@@ -311,6 +311,23 @@ def _audit_samples(
     }
     run.save(update_fields=["audit_sample_rows", "updated_at"])
     return frames["train"], frames["holdout"]
+
+
+def _audited_synthetic(
+    run: AuditRun, version: DatasetVersion, train: pd.DataFrame, holdout: pd.DataFrame
+) -> pd.DataFrame:
+    """The synthetic (or external) table the audit judges: whole up to
+    ``SYNTHGATE_AUDIT_SYNTHETIC_ROWS`` rows, above it a uniform random sample of that many (the run's
+    seed), streamed from the stored file, its size recorded beside the training and holdout sizes.
+    The checks' sampling floors are taken at the audited size, and the planted controls are planted
+    in the same sample."""
+    limit = int(settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS)
+    if version.n_rows <= limit:
+        return version_frame(version)
+    frame = _stored_sample(version, seed=run.seed, limit=limit)
+    run.audit_sample_rows = {**run.audit_sample_rows, "synthetic": len(frame)}
+    run.save(update_fields=["audit_sample_rows", "updated_at"])
+    return frame
 
 
 def _stored_sample(version: DatasetVersion, *, seed: int, limit: int) -> pd.DataFrame:

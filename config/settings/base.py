@@ -289,6 +289,9 @@ SYNTHGATE_FINGERPRINT_KEY = env_str("SYNTHGATE_FINGERPRINT_KEY") or f"row-finger
 SYNTHGATE_ROW_OVERLAP_THRESHOLD = env_float("SYNTHGATE_ROW_OVERLAP_THRESHOLD", 0.05)
 # Budget caps above this ε (or a δ cap of 1/n or more) need an explicit, logged override.
 SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP = env_float("SYNTHGATE_MAX_PLAUSIBLE_EPSILON_CAP", 20.0)
+# ε (δ = 0) of a source version's DP row estimate, charged once per version to its dataset's
+# ledger: the request outlook and filing's refusals are computed from it (docs/generators.md).
+SYNTHGATE_ROW_ESTIMATE_EPSILON = env_float("SYNTHGATE_ROW_ESTIMATE_EPSILON", 0.02)
 
 # Largest synthetic table a request may ask for.
 SYNTHGATE_MAX_ROWS = env_int("SYNTHGATE_MAX_ROWS", 10_000_000)
@@ -343,6 +346,10 @@ SYNTHGATE_SPARK_QUERY_TIMEOUT = env_float("SYNTHGATE_SPARK_QUERY_TIMEOUT", 1800.
 # fetched at job time for a referenced table (the counts for the fit cover every row), drawn with
 # the run's seed from a larger uploaded split (audits.services.runs._audit_samples).
 SYNTHGATE_REFERENCE_AUDIT_ROWS = env_int("SYNTHGATE_REFERENCE_AUDIT_ROWS", 20_000)
+# A synthetic (or external) table above this many rows is audited on a uniform random sample of
+# this many of its rows (the run's seed), read from the stored file as a stream; the size is stated
+# in the internal report. Below it the table is audited whole.
+SYNTHGATE_AUDIT_SYNTHETIC_ROWS = env_int("SYNTHGATE_AUDIT_SYNTHETIC_ROWS", 1_000_000)
 # A drift re-audit's snapshot of a referenced table (check, checksum, sample) waits at most this
 # long for each statement and each lock: a table its loader holds fails the re-audit, never hangs it.
 SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = env_int("SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS", 600)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -183,9 +184,30 @@ def _schema_error(forms: list[tuple[dict[str, Any], ColumnDeclareForm]], error: 
         if form is None:
             unplaced.append(item["message"])
             continue
-        mistake = ValidationError(item["message"], extra={"field": item.get("field")})
-        add_service_error(form, mistake, fields={"min": "minimum", "max": "maximum"})
+        field, message = _in_the_columns_words(form, item["column"], item["message"])
+        if field is not None and field not in form.errors:
+            form.add_error(field, message)
+        elif field is None:
+            add_service_error(form, ValidationError(message, extra={"field": item.get("field")}), fields=BOUNDS)
     return " ".join(unplaced) or None
+
+
+# The schema's names for a column's bounds, and the fields (always shown) that declare them.
+BOUNDS = {"min": "minimum", "max": "maximum"}
+
+
+def _in_the_columns_words(form: ColumnDeclareForm, column: str, message: str) -> tuple[str | None, str]:
+    """A schema mistake about one of the column's bounds, shown in its box: the field it concerns and
+    the message in the form's words ("Schema column 'age': min is greater than max." becomes "Public
+    minimum is greater than public maximum." beside the minimum); (None, message) for any other."""
+    prefix = f"Schema column {column!r}: "
+    rest = message.removeprefix(prefix)
+    key = next((key for key in BOUNDS if rest.startswith(f"{key} ")), None)
+    if rest == message or key is None:
+        return None, message
+    labels = {name: str(form.fields[field].label) for name, field in BOUNDS.items()}
+    words = re.sub(r"\b(min|max)\b", lambda found: labels[found.group(1)].lower(), rest[len(key) :])
+    return BOUNDS[key], labels[key] + words
 
 
 def _declare_form(data: Any, version: Any, **kwargs: Any) -> ColumnDeclareForm:

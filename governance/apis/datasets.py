@@ -491,10 +491,13 @@ class BudgetAmountsSerializer(serializers.Serializer):
 
 class BudgetEntryOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    kind = serializers.CharField(help_text="reserve, spend or release")
+    kind = serializers.CharField(help_text="reserve, spend, release or estimate (a source version's DP row count)")
     epsilon = epsilon_field()
     delta = delta_field()
-    request = serializers.IntegerField(source="request_id")
+    request = serializers.IntegerField(source="request_id", allow_null=True, help_text="null for a row estimate")
+    version = serializers.IntegerField(
+        source="version.number", allow_null=True, default=None, help_text="the version a row estimate paid for"
+    )
     job = serializers.IntegerField(source="job_id", allow_null=True)
     mechanism = serializers.CharField()
     accountant = serializers.JSONField()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         budget_reserve,
         budget_spend,
         ledger_amount,
+        version_public_rows,
     )
     from governance.services.datasets import (
         RegistrationResult,
@@ -108,6 +109,7 @@ _HOMES = {
     "user_roles_set": "governance.services.users",
     "username_checked": "governance.services.users",
     "username_normalise": "governance.services.users",
+    "version_public_rows": "governance.services.budget",
 }
 
 __all__ = [
@@ -158,6 +160,7 @@ __all__ = [
     "roles_ensure",
     "user_create",
     "user_roles_set",
+    "version_public_rows",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

@@ -279,8 +279,8 @@ def ledger_verify(*, dataset_name: str | None = None) -> list[str]:
     problems = []
     for entry in entries:
         event = recorded.pop(str(entry.pk), None)
-        described = (
-            f"ledger entry #{entry.pk} ({entry.kind} ε={to_jsonable(entry.epsilon)} on request #{entry.request_id})"
+        described = f"ledger entry #{entry.pk} ({entry.kind} ε={to_jsonable(entry.epsilon)} on " + (
+            f"request #{entry.request_id})" if entry.request_id is not None else f"version #{entry.version_id})"
         )
         if event is None:
             problems.append(f"{described} has no audit event: it was written outside the application")

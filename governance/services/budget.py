@@ -1,4 +1,6 @@
-"""The privacy-budget ledger: reserve on approval, spend at first data access, release.
+"""The privacy-budget ledger: reserve on approval, spend at first data access, release; and
+once per source version, the DP estimate of its row count that requesters' answers are computed
+from (:func:`version_public_rows`).
 
 Amounts are exact Decimals. Every check-and-write happens under the dataset's row lock
 (``SELECT ... FOR UPDATE``), so concurrent approvals can never overspend a cap.
@@ -6,15 +8,18 @@ Amounts are exact Decimals. Every check-and-write happens under the dataset's ro
 
 from __future__ import annotations
 
+import secrets
 from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from core.amounts import amount_text
+from core.amounts import EPSILON_PLACES, amount_text
 from core.errors import BudgetExhaustedError, ConflictError
-from governance.models import BudgetEntry, DataRequest, Dataset, EntryKind
+from governance.models import BudgetEntry, DataRequest, Dataset, DatasetVersion, EntryKind
 from governance.selectors import budget_balance
 from governance.services.audit_log import audit_event_record
 
@@ -173,3 +178,76 @@ def ledger_amount(value: float | Decimal, *, places: int) -> Decimal:
     return Decimal(repr(value) if isinstance(value, float) else value).quantize(
         Decimal(1).scaleb(-places), rounding=ROUND_CEILING
     )
+
+
+ROW_ESTIMATE_MECHANISM = "discrete_laplace_row_count"
+
+
+def row_estimate_epsilon() -> Decimal:
+    """ε of one source version's public row estimate (``SYNTHGATE_ROW_ESTIMATE_EPSILON``, δ = 0)."""
+    return ledger_amount(float(settings.SYNTHGATE_ROW_ESTIMATE_EPSILON), places=EPSILON_PLACES)
+
+
+def version_public_rows(*, version: DatasetVersion, actor: User | None, rng: np.random.Generator | None = None) -> int:
+    """The size of ``version`` a requester's answers may depend on: its DP row estimate.
+
+    The exact row count is private (add/remove neighbours differ in it), so the request outlook
+    and filing's refusals are computed from this estimate, never from ``n_rows``. It is drawn
+    once per version, on first need, with pure ε-DP (:func:`row_estimate_epsilon`, δ = 0), and
+    paid for by one ledger entry of kind ``estimate`` that names the version and no request;
+    later calls return the stored figure. Refused, with nothing written, when the dataset's
+    remaining budget cannot pay for it. ``rng`` is for tests only (default: 128 secret bits).
+    """
+    from synth_engine.privacy.row_count import public_row_estimate, public_row_scale
+
+    if version.public_rows is not None:
+        return version.public_rows
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=version.dataset_id)
+        locked = DatasetVersion.objects.get(pk=version.pk)
+        if locked.public_rows is None:
+            epsilon = row_estimate_epsilon()
+            remaining = budget_balance(dataset=dataset).epsilon_remaining
+            if epsilon > remaining:
+                raise BudgetExhaustedError(
+                    f"Dataset {dataset.name!r} cannot be requested: its size is private and a request is judged "
+                    f"on a DP estimate of it, which costs ε={amount_text(epsilon)} once per version; only "
+                    f"ε={amount_text(remaining)} remains.",
+                    extra={"field": "dataset", "estimate_epsilon": amount_text(epsilon)},
+                )
+            generator = rng if rng is not None else np.random.default_rng(secrets.randbits(128))
+            locked.public_rows = public_row_estimate(locked.n_rows, float(epsilon), generator)
+            locked.save(update_fields=["public_rows"])
+            entry = BudgetEntry.objects.create(
+                dataset=dataset,
+                version=locked,
+                kind=EntryKind.ESTIMATE,
+                epsilon=epsilon,
+                delta=Decimal(0),
+                mechanism=ROW_ESTIMATE_MECHANISM,
+                accountant={
+                    "mechanism": "discrete Laplace (two-sided geometric), sensitivity 1 (add/remove one row)",
+                    "epsilon": float(epsilon),
+                    "delta": 0.0,
+                    "noise_sd_rows": public_row_scale(float(epsilon)),
+                },
+                actor=actor if getattr(actor, "pk", None) else None,
+                note=f"DP row estimate of {locked}, once per version",
+            )
+            audit_event_record(
+                actor=actor,
+                action=f"budget.{EntryKind.ESTIMATE}",
+                obj=entry,
+                after={
+                    "dataset": dataset.name,
+                    "request": None,
+                    "job": None,
+                    "version": locked.number,
+                    "epsilon": epsilon,
+                    "delta": Decimal(0),
+                    "mechanism": ROW_ESTIMATE_MECHANISM,
+                    "public_rows": locked.public_rows,
+                },
+            )
+    version.public_rows = locked.public_rows
+    return locked.public_rows

@@ -20,7 +20,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from core.amounts import amount_text, parse_decimal
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError, errors_combined
+from core.errors import (
+    BudgetExhaustedError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+    errors_combined,
+)
 from core.limits import text_checked
 from core.schema import DECLARABLE_KEYS, SchemaError, parse_schema, schema_declared
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
@@ -35,6 +42,7 @@ from governance.ingest import (
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
 from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
+from governance.services.budget import version_public_rows
 from governance.storage import Removable, StoredFile, VersionStorage, version_storage
 
 # pg_advisory_xact_lock id serialising registrations ("synthgate.registration").
@@ -624,7 +632,20 @@ def _version_create(
             **event_notes,
         },
     )
+    if kind == VersionKind.SOURCE:
+        _public_rows_ensure(version, actor)
     return version
+
+
+def _public_rows_ensure(version: DatasetVersion, actor: User | None) -> None:
+    """Draw a new source version's DP row estimate at registration (charged once to the ledger:
+    ``version_public_rows``), so that filing and the request outlook never spend. A dataset whose
+    remaining budget cannot pay for it is still registered; it is refused at filing, saying why."""
+    try:
+        with transaction.atomic():
+            version_public_rows(version=version, actor=actor)
+    except BudgetExhaustedError:
+        pass
 
 
 @contextlib.contextmanager

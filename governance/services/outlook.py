@@ -13,6 +13,7 @@ from governance.models import Purpose, Role
 from governance.permissions import real_row_counts_visible, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
+from governance.services.budget import version_public_rows
 from governance.services.requests import filing_target, parse_rows
 
 
@@ -29,15 +30,19 @@ def access_request_outlook(
 ) -> dict[str, Any]:
     """Predicted audit of a clean release for these request fields, from public inputs only.
 
-    The number of real rows is private: a requester's outlook states no training or holdout size
-    and no figure precise enough to give one back (``disclose_rows``).
+    The number of real rows is private: a requester's outlook is computed from the source
+    version's DP row estimate (:func:`version_public_rows`, paid for once per version), and
+    states no training or holdout size (``disclose_rows``). Stewards, approvers and auditors get
+    it from the exact count.
     """
     if not user_has_role(actor, Role.REQUESTER, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
         raise PermissionDeniedError("Your role cannot file or review requests.")
     dataset, purpose, source = filing_target(dataset_name=dataset_name, purpose_name=purpose_name)
+    disclose = real_row_counts_visible(actor)
     outlook = audit_planner().outlook(
         schema=source.schema,
-        source_rows=source.n_rows,
+        # a requester's outlook is a post-processing of the version's DP row estimate, never of n
+        source_rows=source.n_rows if disclose else version_public_rows(version=source, actor=actor),
         holdout_fraction=float(purpose.holdout_fraction),
         thresholds=purpose_thresholds(purpose),
         epsilon=float(parse_decimal(epsilon, field="epsilon", minimum_exclusive=Decimal(0))),
@@ -45,7 +50,7 @@ def access_request_outlook(
         n_rows=parse_rows(n_rows),
         generator=generator,
         generator_params=generator_params or {},
-        disclose_rows=real_row_counts_visible(actor),
+        disclose_rows=disclose,
     )
     return {"dataset": dataset.name, "purpose": purpose.name, "generator": generator, **outlook}
 

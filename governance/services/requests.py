@@ -44,7 +44,7 @@ from governance.permissions import request_visible_to, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
-from governance.services.budget import budget_release, budget_reserve
+from governance.services.budget import budget_release, budget_reserve, version_public_rows
 from governance.services.notifications import request_state_notify
 
 S = RequestState
@@ -351,9 +351,14 @@ def _check_declared_domains(source: DatasetVersion) -> None:
 
 def _check_audit_power(purpose: Purpose, source: DatasetVersion, rows: int) -> None:
     """Refuse a size at which the audit's membership checks cannot catch their positive control:
-    the audit could only end inconclusive, and an inconclusive release can never be made."""
+    the audit could only end inconclusive, and an inconclusive release can never be made.
+
+    Judged on the source version's DP row estimate, never on its exact count (issue 11.2): a
+    refusal that one row more or less flips would release the count. The estimate is drawn at
+    registration; a version registered before it existed pays for it here, once.
+    """
     audit_planner().require_decidable(
-        source_rows=source.n_rows,
+        source_rows=version_public_rows(version=source, actor=None),
         holdout_fraction=float(purpose.holdout_fraction),
         thresholds={**default_audit_thresholds(), **(purpose.audit_thresholds or {})},
         n_rows=rows,

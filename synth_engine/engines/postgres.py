@@ -58,6 +58,10 @@ class PostgresCounts(SqlCounts):
     # Keeps the subquery from being flattened, so each code is computed once per row rather
     # than once per grouping set that names it.
     fence = " OFFSET 0"
+    # Every row is looked up in the hash table of every set of a statement: beyond a few tens of
+    # thousands of cells in all they fall out of the cache (1,176 sets of 807,000 cells took 129 s
+    # of the server's CPU at 100,000 rows in one statement, 19 s by 20,000 cells a statement).
+    max_cells = 20_000
 
     def __init__(self, connection: Any, table: str, schema: dict[str, Any], *, where: str | None = None) -> None:
         super().__init__(schema)

@@ -53,6 +53,9 @@ class SqlCounts:
     fence: ClassVar[str] = ""
     #: the most grouping sets one statement counts (more are counted by further statements)
     max_sets: int = MAX_GROUPING_SETS
+    #: the most cells (the product of a set's bins, summed over the sets) one statement of the
+    #: binned stage counts; ``None``: no bound
+    max_cells: ClassVar[int | None] = None
 
     #: the relation counted (a table, or a subquery restricted by ``where``), as a FROM item
     relation: str
@@ -172,24 +175,24 @@ class SqlCounts:
         magnitude histograms of numeric columns without both bounds."""
         if self._domain is not None:
             return self._domain
-        selected: list[str] = []
-        params: list[Any] = []
+        selected: list[tuple[str, list[Any]]] = []
         wanted = []
         for spec in self.specs:
+            params: list[Any] = []
             if spec.type == "categorical" and spec.categories is None:
-                selected.append(self._value(spec))
+                selected.append((self._value(spec), params))
             elif spec.is_numeric and (spec.minimum is None or spec.maximum is None):
                 thresholds = magnitude_thresholds(integer=spec.type in ("integer", "datetime"))
                 value = self._value(spec)
                 step = self._search(f"abs({value})", thresholds.tolist(), params)
-                selected.append(f"{len(thresholds)} + CAST(sign({value}) AS INTEGER) * ({step})")
+                selected.append((f"{len(thresholds)} + CAST(sign({value}) AS INTEGER) * ({step})", params))
             else:
                 continue
             wanted.append(spec)
         self._domain = {}
         if not wanted:
             return self._domain
-        rows = self._grouped(selected, params, [(k,) for k in range(len(wanted))])
+        rows = self._grouped(selected, [(k,) for k in range(len(wanted))])
         for k, spec in enumerate(wanted):
             self._domain[spec.name] = [(row[0], row[-1]) for row in rows[k] if row[0] is not None]
         return self._domain
@@ -243,9 +246,11 @@ class SqlCounts:
         return f"CASE WHEN {value} IS NULL THEN {missing} ELSE COALESCE({position}, {other}) END"
 
     def fine_counts(self, codecs: list[Codec]) -> list[np.ndarray]:
-        params: list[Any] = []
-        selected = [self.fine_code(codec, params) for codec in codecs]
-        rows = self._grouped(selected, params, [(k,) for k in range(len(codecs))])
+        selected: list[tuple[str, list[Any]]] = []
+        for codec in codecs:
+            params: list[Any] = []
+            selected.append((self.fine_code(codec, params), params))
+        rows = self._grouped(selected, [(k,) for k in range(len(codecs))])
         counts = []
         for k, codec in enumerate(codecs):
             histogram = np.zeros(codec.n_codes, dtype=np.int64)
@@ -261,18 +266,17 @@ class SqlCounts:
     ) -> list[np.ndarray]:
         used = sorted({column for group in groups for column in group})
         position = {column: k for k, column in enumerate(used)}
-        params: list[Any] = []
-        selected = []
+        selected: list[tuple[str, list[Any]]] = []
         for column in used:
             # the lookup's parameters come first in the statement, then the code's
             lookup_params: list[Any] = []
             code_params: list[Any] = []
             code = self.fine_code(codecs[column], code_params)
-            selected.append(self._lookup(code, bins[column].tolist(), lookup_params))
-            params += [*lookup_params, *code_params]
+            selected.append((self._lookup(code, bins[column].tolist(), lookup_params), [*lookup_params, *code_params]))
         sizes = [int(b.max()) + 1 for b in bins]
+        cells = [int(np.prod([sizes[column] for column in group])) for group in groups]
         rows = self._grouped(
-            selected, params, [tuple(position[c] for c in group) for group in groups], integer_keys=True
+            selected, [tuple(position[c] for c in group) for group in groups], integer_keys=True, cells=cells
         )
         tables = []
         for g, group in enumerate(groups):
@@ -283,11 +287,19 @@ class SqlCounts:
         return tables
 
     def _grouped(
-        self, selected: list[str], params: list[Any], sets: list[tuple[int, ...]], *, integer_keys: bool = False
+        self,
+        selected: list[tuple[str, list[Any]]],
+        sets: list[tuple[int, ...]],
+        *,
+        integer_keys: bool = False,
+        cells: list[int] | None = None,
     ) -> list[list[tuple[Any, ...]]]:
         """Count the rows of every grouping set, in one statement per :attr:`max_sets` sets
-        (PostgreSQL takes at most 4,096 in one; DuckDB holds a hash table a set in memory); rows
-        per set: (the set's keys in the set's order..., count).
+        (PostgreSQL takes at most 4,096 in one; DuckDB holds a hash table a set in memory) and,
+        given each set's ``cells`` (the binned stage), at most :attr:`max_cells` cells a statement
+        (PostgreSQL looks up every row in every set's hash table: beyond a few tens of thousands
+        of cells in all they fall out of the processor's cache and each lookup costs a memory
+        access); rows per set: (the set's keys in the set's order..., count).
 
         The codes are computed in a subquery, once per row, and ``GROUPING()`` bitmasks (31
         columns each, PostgreSQL's limit) tell the sets apart in the result. With
@@ -295,14 +307,30 @@ class SqlCounts:
         row is the masks, the set's codes joined in one text and the count, not one column per
         code: at 50 columns the padded rows held 2.4 GB in the worker at 10⁵ rows.
         """
-        if len(sets) > self.max_sets:
-            head = self._grouped(selected, params, sets[: self.max_sets], integer_keys=integer_keys)
-            return head + self._grouped(selected, params, sets[self.max_sets :], integer_keys=integer_keys)
+        by_statement: list[list[tuple[Any, ...]]] = []
+        start = 0
+        while start < len(sets):
+            end = min(len(sets), start + self.max_sets)
+            if cells is not None and self.max_cells is not None:
+                total = cells[start]
+                cut = start + 1
+                while cut < end and total + cells[cut] <= self.max_cells:
+                    total += cells[cut]
+                    cut += 1
+                end = cut
+            by_statement += self._statement(selected, sets[start:end], integer_keys=integer_keys)
+            start = end
+        return by_statement
+
+    def _statement(
+        self, selected: list[tuple[str, list[Any]]], sets: list[tuple[int, ...]], *, integer_keys: bool
+    ) -> list[list[tuple[Any, ...]]]:
+        """The rows of each of ``sets``, counted by one statement (see :meth:`_grouped`)."""
         names = [f"c{k}" for k in range(len(selected))]
-        # every code in the subquery (the parameters follow them in order); only those the sets
-        # name are grouped and returned
+        # only the codes the sets name are computed (each with its parameters, in order), grouped and returned
         used = sorted({k for group in sets for k in group})
-        inner = ", ".join(f"{expression} AS {name}" for expression, name in zip(selected, names, strict=True))
+        inner = ", ".join(f"{selected[k][0]} AS {names[k]}" for k in used)
+        params = [param for k in used for param in selected[k][1]]
         chunks = [used[start : start + GROUPING_ARGUMENTS] for start in range(0, len(used), GROUPING_ARGUMENTS)]
         flags = ", ".join("GROUPING(" + ", ".join(names[k] for k in chunk) + ")" for chunk in chunks)
         keys = (
@@ -310,34 +338,38 @@ class SqlCounts:
             if integer_keys
             else ", ".join(names[k] for k in used)
         )
-        grouping = ", ".join("(" + ", ".join(names[k] for k in group) + ")" for group in sets)
+        # sets naming the same columns (in any order) are counted once and answered to each of them
+        distinct: dict[tuple[int, ...], list[int]] = {}
+        for g, group in enumerate(sets):
+            distinct.setdefault(tuple(sorted(group)), []).append(g)
+        grouping = ", ".join("(" + ", ".join(names[k] for k in columns) + ")" for columns in distinct)
         sql = (
             f"SELECT {flags}, {keys}, count(*) "
             f"FROM (SELECT {inner} FROM {self.relation}{self.fence}) AS coded GROUP BY GROUPING SETS ({grouping})"
         )
         # a set's masks: bit (len(chunk) - 1 - i) of its chunk's GROUPING() is 0 for the chunk's
         # i-th column when the set groups by it
-        index: dict[tuple[int, ...], int] = {}
-        for g, group in enumerate(sets):
+        index: dict[tuple[int, ...], tuple[int, ...]] = {}
+        for columns in distinct:
             masks = tuple(
-                sum(1 << (len(chunk) - 1 - i) for i, k in enumerate(chunk) if k not in group) for chunk in chunks
+                sum(1 << (len(chunk) - 1 - i) for i, k in enumerate(chunk) if k not in columns) for chunk in chunks
             )
-            index[masks] = g
-        # the order of a set's keys in a result row (ascending column) -> the set's own order
-        order = [sorted(range(len(group)), key=group.__getitem__) for group in sets]
-        by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
+            index[masks] = columns
+        by_columns: dict[tuple[int, ...], list[tuple[Any, ...]]] = {columns: [] for columns in distinct}
         width = len(chunks)
         for row in self._rows(sql, params, grouped=True):
-            g = index[tuple(int(mask) for mask in row[:width])]
+            columns = index[tuple(int(mask) for mask in row[:width])]
             if integer_keys:
-                ascending = [int(code) for code in str(row[width]).split(",") if code != ""]
-                if len(ascending) != len(sets[g]):  # a NULL code: concat_ws leaves it out
+                ascending: list[Any] = [int(code) for code in str(row[width]).split(",") if code != ""]
+                if len(ascending) != len(columns):  # a NULL code: concat_ws leaves it out
                     raise SchemaMismatchError("a column holds values its bins cannot code")
             else:
-                named = set(sets[g])
-                ascending = [value for k, value in zip(used, row[width:-1], strict=True) if k in named]
-            values: list[Any] = [None] * len(ascending)
-            for position, i in enumerate(order[g]):
-                values[i] = ascending[position]
-            by_set[g].append((*values, int(row[-1])))
+                ascending = [value for k, value in zip(used, row[width:-1], strict=True) if k in columns]
+            by_columns[columns].append((*ascending, int(row[-1])))
+        # each set's keys in its own order (a result row holds them by ascending column)
+        by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
+        for columns, answered in distinct.items():
+            for g in answered:
+                place = [columns.index(k) for k in sets[g]]
+                by_set[g] = [(*(row[i] for i in place), row[-1]) for row in by_columns[columns]]
         return by_set

@@ -258,3 +258,52 @@ def conditional(table: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     default = np.where(default_sums > 0, default / np.where(default_sums > 0, default_sums, 1.0), 1.0 / table.shape[1])
     sums = table.sum(axis=1, keepdims=True)
     return np.where(sums > 0, table / np.where(sums > 0, sums, 1.0), default)
+
+
+def focus_label_dependence(
+    label_tables: list[np.ndarray],
+    pairs: list[np.ndarray],
+    edges: list[tuple[int, int]],
+    focus: list[int],
+    iterations: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Keep the label a direct parent of the ``focus`` columns only (a selective TAN).
+
+    Down the tree from ``focus[0]``, a child outside ``focus`` is drawn from P(child | parent)
+    pooled over the label classes, so it depends on the label only through its ancestors; a
+    child in ``focus`` keeps its estimated (label, parent, child) table, re-fitted to its parent's
+    new (label, parent) margins and its own (label, child) table. Every column's 1-way margin is
+    unchanged. The tables returned are the exact marginals of that Bayesian network, so sampling
+    from any root gives the same distribution. A post-processing: it costs no privacy.
+
+    Returns
+    -------
+    label_tables, pairs : as :func:`estimate_model` returns them
+    """
+    label_tables, pairs = list(label_tables), list(pairs)
+    neighbours: dict[int, list[tuple[int, int, bool]]] = {}
+    for k, (a, b) in enumerate(edges):
+        neighbours.setdefault(a, []).append((b, k, False))
+        neighbours.setdefault(b, []).append((a, k, True))
+    chosen = set(focus)
+    seen, queue = {focus[0]}, [focus[0]]
+    while queue:
+        parent = queue.pop(0)
+        for child, k, flipped in neighbours.get(parent, []):
+            if child in seen:
+                continue
+            seen.add(child)
+            queue.append(child)
+            table = pairs[k].transpose(0, 2, 1) if flipped else pairs[k]
+            rows = label_tables[parent]
+            if child in chosen:
+                joint = np.stack(
+                    [project_table(table[y], rows[y], label_tables[child][y], iterations) for y in range(len(rows))]
+                )
+            else:
+                pooled = table.sum(axis=0)
+                fallback = np.broadcast_to(pooled.sum(axis=0), pooled.shape)
+                joint = rows[:, :, None] * conditional(pooled, fallback)[None, :, :]
+            label_tables[child] = joint.sum(axis=1)
+            pairs[k] = joint.transpose(0, 2, 1) if flipped else joint
+    return label_tables, pairs

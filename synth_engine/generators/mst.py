@@ -10,6 +10,10 @@ approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"
 2. *Measure 1-way marginals* with the Gaussian mechanism (Sec. 4, "measure" step); numeric
    columns are measured on a fine public grid, then grouped into quantile-like bins (a
    post-processing, like the paper's domain compression, Sec. 4.1).
+   With a label and ``label_features = k``, k columns are then picked by the exponential
+   mechanism for their relation to the label (:func:`pick_label_columns`), and only their
+   (label, column) tables get the label's share of the 2-way budget; after estimation the
+   other columns depend on the label only through their tree parents.
 3. *Select* a spanning tree over the binned attributes: Kruskal's algorithm where each edge is
    picked by the exponential mechanism with score ``‖M_ab − M̂_ab‖₁`` between the true 2-way
    marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2).
@@ -61,7 +65,12 @@ from synth_engine.generators.domain import (
     unordered_bins,
     validate_frame,
 )
-from synth_engine.generators.marginals import conditional, estimate_model, project_simplex
+from synth_engine.generators.marginals import (
+    conditional,
+    estimate_model,
+    focus_label_dependence,
+    project_simplex,
+)
 from synth_engine.privacy.accountant import ACCOUNTANT_NAME, ZCDPAccountant
 from synth_engine.privacy.mechanisms import exponential_mechanism, gaussian_noise
 from synth_engine.privacy.row_count import ROWS_FRACTION, noisy_row_count, rows_sigma
@@ -115,6 +124,19 @@ class MSTGenerator(Generator):
         edge tables only. The default (:data:`LABEL_FRACTION`, 30 %) keeps the label's dependence
         on every column measured twice, which keeps a rare label predictive at low ε (issue
         11.8; figures in ``docs/generators.md``).
+    label_features : int
+        ``0`` (the default) measures the (label, column) table of every column. ``k > 0`` spends
+        the ``label_fraction`` share on the k columns most related to the label instead, each
+        measured with k-th of it (σ smaller by √(d−1)/√k), picked one by one with the
+        exponential mechanism (:func:`pick_label_columns`, the ``label_selection`` stage).
+        The label is then a direct parent of those k columns only: the others are drawn given
+        their tree parent alone (pooled over the label), so they depend on the label through
+        the tree, not through noise (a selective TAN,
+        :func:`~synth_engine.generators.marginals.focus_label_dependence`). Figures in
+        ``docs/generators.md`` (issue 11.9).
+    label_selection_fraction : float
+        Share of the ρ left after the rows and domain stages spent on those k picks (when
+        ``label_features`` is positive and smaller than the number of other columns).
     """
 
     name = "mst"
@@ -133,6 +155,8 @@ class MSTGenerator(Generator):
         estimation_iterations: int = 300,
         structure: str = "auto",
         label_fraction: float = LABEL_FRACTION,
+        label_features: int = 0,
+        label_selection_fraction: float = 0.05,
     ) -> None:
         self.max_bins = max_bins
         self.max_cells = max_cells
@@ -144,6 +168,8 @@ class MSTGenerator(Generator):
         self.estimation_iterations = estimation_iterations
         self.structure = structure
         self.label_fraction = label_fraction
+        self.label_features = label_features
+        self.label_selection_fraction = label_selection_fraction
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -157,6 +183,8 @@ class MSTGenerator(Generator):
             "estimation_iterations": self.estimation_iterations,
             "structure": self.structure,
             "label_fraction": self.label_fraction,
+            "label_features": self.label_features,
+            "label_selection_fraction": self.label_selection_fraction,
         }
 
     # ------------------------------------------------------------------ fit
@@ -290,10 +318,16 @@ class MSTGenerator(Generator):
         attributes = [c for c in range(len(codecs)) if c != label]
         with_stars = label is not None and math.isfinite(plan.label_sigma)
         tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
+        focus = attributes
+        if label is not None and with_stars and plan.label_features < len(attributes):
+            focus = pick_label_columns(
+                tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=attributes
+            )
+            accountant.add_exponential("label_selection", plan.label_selection_epsilon, count=len(focus))
         edges = select_tree(tables, one_way, n_hat, plan.selection_epsilon, rng, columns=attributes)
         if edges:
             accountant.add_exponential("selection", plan.selection_epsilon, count=len(edges))
-        noisy_tables, stars = _measure_tables(tables, edges, plan, accountant, rng)
+        noisy_tables, stars = _measure_tables(tables, edges, focus, plan, accountant, rng)
         model = estimate_model(
             noisy_fine,
             sigma1,
@@ -306,8 +340,12 @@ class MSTGenerator(Generator):
             stars=stars,
             label_sigma=plan.label_sigma,
         )
+        one_way, within, label_tables, pairs = model
+        if focus != attributes:
+            label_tables, pairs = focus_label_dependence(label_tables, pairs, edges, focus, self.estimation_iterations)
         self.bins_, self.edges_ = bins, edges
-        self.one_way_, self.within_, self.label_tables_, self.pairs_ = model
+        self.label_columns_ = sorted(stars)
+        self.one_way_, self.within_, self.label_tables_, self.pairs_ = one_way, within, label_tables, pairs
 
     def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
         if not codec.ordered:
@@ -458,6 +496,7 @@ class MSTGenerator(Generator):
             target_epsilon=self.target_["epsilon"],
             params=self.get_params(),
             tree_edges=[[self.columns_[a], self.columns_[b]] for a, b in self.edges_],
+            label_columns=[self.columns_[c] for c in self.label_columns_],
         )
         return PrivacySpent(self.accountant_.epsilon(delta), delta, ACCOUNTANT_NAME, details)
 
@@ -475,6 +514,7 @@ class MSTGenerator(Generator):
             "codecs": [codec.to_dict() for codec in self.codecs_],
             "edges": [list(edge) for edge in self.edges_],
             "label": self.label_,
+            "label_columns": self.label_columns_,
             "accountant": self.accountant_.to_dict(),
             "target": self.target_,
             "sample_rng": self.sample_rng_.bit_generator.state,
@@ -512,6 +552,9 @@ class MSTGenerator(Generator):
         model.codecs_ = [codec_from_dict(codec) for codec in meta["codecs"]]
         model.edges_ = [tuple(edge) for edge in meta["edges"]]
         model.label_ = meta["label"]
+        # models written before label_features measured the label table of every other column
+        every = [c for c in range(d) if c != model.label_] if model.label_ is not None and model.label_fraction else []
+        model.label_columns_ = meta.get("label_columns", every)
         model.accountant_ = ZCDPAccountant.from_dict(meta["accountant"])
         model.target_ = meta["target"]
         model.sample_rng_ = np.random.default_rng()
@@ -539,6 +582,24 @@ def _check_params(params: dict[str, Any]) -> None:
         problems.append("one_way_fraction + selection_fraction must leave budget for 2-way tables")
     if not isinstance(params["label_fraction"], int | float) or not 0 <= params["label_fraction"] < 1:
         problems.append("label_fraction must be in [0, 1)")
+    features = params["label_features"]
+    if not isinstance(features, int) or isinstance(features, bool) or features < 0:
+        problems.append("label_features must be an integer >= 0")
+    elif features > 0 and params["label_fraction"] == 0:
+        problems.append("label_features needs label_fraction > 0 (the picked columns' tables are measured with it)")
+    if (
+        not isinstance(params["label_selection_fraction"], int | float)
+        or not 0 < params["label_selection_fraction"] < 1
+    ):
+        problems.append("label_selection_fraction must be in (0, 1)")
+    elif (
+        not problems
+        and features > 0
+        and params["one_way_fraction"] + params["selection_fraction"] + params["label_selection_fraction"] >= 1
+    ):
+        problems.append(
+            "one_way_fraction + selection_fraction + label_selection_fraction must leave budget for 2-way tables"
+        )
     if not isinstance(params["min_bin_sigmas"], int | float) or params["min_bin_sigmas"] < 0:
         problems.append("min_bin_sigmas must be >= 0")
     if params["structure"] not in ("auto", "tree"):
@@ -563,6 +624,8 @@ class BudgetPlan:
     two_way_sigma: float
     label_sigma: float
     pairs_sigma: float  # σ of the edge tables if the label tables' share were spent on them too
+    label_features: int = 0  # columns whose (label, column) table is measured (all when 0 or ≥ d − 1)
+    label_selection_epsilon: float = 0.0  # ε of each exponential-mechanism pick of those columns
 
 
 def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: list[Any]) -> BudgetPlan:
@@ -582,12 +645,15 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
     rows_rho = ROWS_FRACTION * rho
     domain_rho = params["domain_fraction"] * rho if private_domain else 0.0
     rest = rho - rows_rho - domain_rho
+    focused = 0 < params["label_features"] < n_tree and label is not None and params["label_fraction"] > 0
+    picks = params["label_features"] if focused else n_tree
     if n_tree == 1:
-        one_way, selection, two_way = rest, 0.0, 0.0
+        one_way, selection, label_selection, two_way = rest, 0.0, 0.0, 0.0
     else:
         one_way = params["one_way_fraction"] * rest
         selection = params["selection_fraction"] * rest
-        two_way = rest - one_way - selection
+        label_selection = params["label_selection_fraction"] * rest if focused else 0.0
+        two_way = rest - one_way - selection - label_selection
     star = params["label_fraction"] * two_way if label is not None else 0.0
     two_way -= star
     return BudgetPlan(
@@ -600,8 +666,10 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
         one_way_sigma=gaussian_sigma(one_way / d),
         selection_epsilon=exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
         two_way_sigma=gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
-        label_sigma=gaussian_sigma(star / n_tree) if star > 0 else math.inf,
+        label_sigma=gaussian_sigma(star / picks) if star > 0 else math.inf,
         pairs_sigma=gaussian_sigma((two_way + star) / (n_tree - 1)) if n_tree > 1 else math.inf,
+        label_features=picks if label is not None else 0,
+        label_selection_epsilon=exponential_epsilon(label_selection / picks) if label_selection > 0 else 0.0,
     )
 
 
@@ -745,23 +813,61 @@ def select_tree(
     return edges
 
 
+def pick_label_columns(
+    tables: BinnedTables,
+    label_one_way: np.ndarray,
+    k: int,
+    epsilon: float,
+    rng: np.random.Generator,
+    columns: list[int],
+) -> list[int]:
+    """The ``k`` of ``columns`` most related to the label, picked privately one at a time.
+
+    A column's score is ``Σ_y Σ_j |M_yj − π_y M_·j|``: how far its exact (label bin, column bin)
+    table ``M`` lies from label independence at the label shares π (from the noisy label 1-way,
+    a post-processing). Adding or removing a row in (y′, j′) moves the terms of column j′ by
+    ``|[y = y′] − π_y|``, so the score has sensitivity ``2(1 − π_y′) ≤ 2``; it uses the column's
+    exact total ``M_·j``, not its noisy 1-way, so 1-way noise does not favour columns with many
+    bins. Each pick is an ε-exponential mechanism over the columns not yet picked (k picks cost
+    k · ε²/8 in zCDP, stage ``label_selection``).
+    """
+    scores = label_scores(tables, label_one_way, columns)
+    remaining = list(range(len(columns)))
+    picked: list[int] = []
+    for _ in range(min(k, len(columns))):
+        choice = remaining.pop(exponential_mechanism(scores[remaining], epsilon, rng, sensitivity=2.0))
+        picked.append(columns[choice])
+    return picked
+
+
+def label_scores(tables: BinnedTables, label_one_way: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Per column, ``Σ_y Σ_j |M_yj − π_y M_·j|`` of its exact (label, column) table ``M`` at the
+    label shares π of ``label_one_way`` (public: a noisy estimate); sensitivity 2 (see
+    :func:`pick_label_columns`)."""
+    shares = label_one_way / max(float(label_one_way.sum()), 1e-9)
+    return np.array(
+        [float(np.abs(tables.star(c) - shares[:, None] * tables.star(c).sum(axis=0)[None, :]).sum()) for c in columns]
+    )
+
+
 def _measure_tables(
     tables: BinnedTables,
     edges: list[tuple[int, int]],
+    focus: list[int],
     plan: BudgetPlan,
     accountant: ZCDPAccountant,
     rng: np.random.Generator,
 ) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
-    """Gaussian measurements of the tree's (label ×) edge tables, and optionally of every
-    (label, column) table; each is a histogram with L2 sensitivity 1."""
+    """Gaussian measurements of the tree's (label ×) edge tables, and optionally of the
+    (label, column) tables of the ``focus`` columns; each is a histogram with L2 sensitivity 1."""
     sigma2, label_sigma = plan.two_way_sigma, plan.label_sigma
     noisy = [gaussian_noise(tables.triple(a, b), sigma2, rng) for a, b in edges]
     if edges:
         accountant.add_gaussian("two_way", sigma2, count=len(edges))
     stars: dict[int, np.ndarray] = {}
     if tables.label is not None and math.isfinite(label_sigma):
-        stars = {a: gaussian_noise(table, label_sigma, rng) for a, table in tables.stars.items()}
-        accountant.add_gaussian("label_pairs", label_sigma, count=len(tables.stars))
+        stars = {a: gaussian_noise(tables.star(a), label_sigma, rng) for a in focus}
+        accountant.add_gaussian("label_pairs", label_sigma, count=len(stars))
     return noisy, stars
 
 

@@ -61,6 +61,8 @@ PARAMETER_BOUNDS: dict[str, dict[str, Bound]] = {
         "estimation_iterations": Bound("int", 1, 10_000),
         "structure": Bound("choice", choices=("auto", "tree")),
         "label_fraction": FRACTION_OR_ZERO,
+        "label_features": Bound("int", 0, 10_000),
+        "label_selection_fraction": FRACTION,
     },
     "dp-tvae": {
         "epochs": Bound("int", 1, 1000),

@@ -12,6 +12,8 @@ of the marginals) is a post-processing of n̂.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from synth_engine.privacy.accountant import ZCDPAccountant
@@ -44,3 +46,40 @@ def noisy_row_count(n_rows: int, sigma: float, accountant: ZCDPAccountant, rng: 
     """
     accountant.add_gaussian(ROWS_STAGE, sigma)
     return max(float(gaussian_noise(np.array([n_rows]), sigma, rng)[0]), 1.0)
+
+
+def public_row_estimate(n_rows: int, epsilon: float, rng: np.random.Generator) -> int:
+    """A table's row count released once with pure ε-DP: n + Z, Z two-sided geometric, at least 1.
+
+    The governance layer computes this once per source version and stores it, charged to the
+    dataset's ledger, so that everything a requester reads before a fit (the request outlook,
+    filing's refusals) is a post-processing of it and never of the exact n.
+
+    Parameters
+    ----------
+    n_rows : int
+        The exact number of rows (never released as such).
+    epsilon : float
+        Pure-DP budget of this one release (δ = 0). The count has sensitivity 1 under
+        add/remove, so Z is the discrete Laplace mechanism with scale 1/ε (Ghosh, Roughgarden &
+        Sundararajan 2009): P[Z = z] ∝ exp(-ε |z|), the difference of two geometric variables.
+        Integer noise keeps the floating-point Laplace mechanism's gaps in the support out.
+
+    Returns
+    -------
+    int
+        The estimate; clipping at 1 is a post-processing.
+    """
+    if not (isinstance(epsilon, int | float) and not isinstance(epsilon, bool) and math.isfinite(epsilon)):
+        raise ValueError(f"epsilon must be a finite number; got {epsilon!r}")
+    if epsilon <= 0:
+        raise ValueError(f"epsilon must be positive; got {epsilon!r}")
+    p = -math.expm1(-epsilon)  # 1 - e^-ε: success probability of each geometric
+    noise = int(rng.geometric(p)) - int(rng.geometric(p))
+    return max(int(n_rows) + noise, 1)
+
+
+def public_row_scale(epsilon: float) -> float:
+    """Standard deviation in rows of :func:`public_row_estimate`'s noise: sqrt(2 e^-ε) / (1 - e^-ε)."""
+    q = math.exp(-epsilon)
+    return math.sqrt(2 * q) / (1 - q)

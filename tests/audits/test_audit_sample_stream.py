@@ -1,7 +1,9 @@
-"""A large uploaded version is not read whole for its audit: above SYNTHGATE_REFERENCE_AUDIT_ROWS
-rows the audit's uniform random sample is read from the stored file as a stream
-(``VersionStorage.read_version_rows``), keeping only the chosen rows, and they are the rows (and
-dtypes) reading the whole table and sampling it with the run's seed gave."""
+"""A large stored version is not read whole for its audit: above SYNTHGATE_REFERENCE_AUDIT_ROWS
+training or holdout rows (SYNTHGATE_AUDIT_SYNTHETIC_ROWS synthetic rows) the audit's uniform random
+sample is read from the stored file as a stream (``VersionStorage.read_version_rows``), keeping
+only the chosen rows, and they are the rows (and dtypes) reading the whole table and sampling it
+with the run's seed gave. The datasheet's dictionary counts a release's missing and 'other' cells
+as the file streams by (``VersionStorage.cell_counts``)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,17 @@ import random
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from audits.facts import datasheet_facts
+from audits.models import Release
 from audits.services.runs import _stored_sample
 from governance.ingest import build_table, canonical_bytes
 from governance.models import DatasetVersion
 from governance.storage import VersionStorage, version_storage
+from synth_engine.models import JobStatus
+from synth_engine.services import generation_job_start
+from tests.jobs.conftest import approved_request_create
 
 SCHEMA = {
     "columns": [
@@ -73,3 +81,38 @@ def test_an_audit_samples_a_large_stored_version_as_the_whole_read_did(settings,
     for seed in (0, 12345, 2**31 - 1):
         expected = whole.sample(n=700, random_state=seed % (2**32)).sort_index().reset_index(drop=True)
         pd.testing.assert_frame_equal(_stored_sample(version, seed=seed, limit=700), expected)
+
+
+def test_the_cells_counted_as_the_file_streams_are_those_of_the_whole_table(tmp_path):
+    storage = VersionStorage(str(tmp_path))
+    key, schema = _stored(storage, 3_000)
+    whole = storage.read_version(key, schema)
+    texts = {"note": ("", "a, comma", "two\nlines", "absent"), "count": ("",), "rare": ("", "7")}
+    for chunk_rows in (7, 100_000):  # chunks that end inside the table and one that holds it all
+        n_rows, counts = storage.cell_counts(key, texts, chunk_rows=chunk_rows)
+        assert n_rows == 3_000
+        assert counts["note"] == {
+            "": int(whole["note"].isna().sum()),
+            "a, comma": int((whole["note"] == "a, comma").sum()),
+            "two\nlines": int((whole["note"] == "two\nlines").sum()),
+            "absent": 0,
+        }
+        assert counts["count"] == {"": int(whole["count"].isna().sum())}
+        assert counts["rare"] == {"": 1, "7": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_synthetic_table_above_the_limit_is_audited_on_a_stated_sample(cast, adult_schema, settings):
+    settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS = 150  # the job writes 400 synthetic rows
+    request = approved_request_create(cast, adult_schema)
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    run = request.audit_runs.get()
+    assert run.version.n_rows == 400 and run.audit_sample_rows == {"synthetic": 150}
+    assert run.checks.exists() and all(control["caught"] for control in run.controls)
+    internal = " ".join(datasheet_facts(run).preprocessing)
+    assert "uniform random sample of 150 of its rows" in internal
+    assert "random samples of" not in internal  # the training rows and holdout were read whole
+    release = Release(audit_run=run, request=request, version=run.version, released_by=cast.requester)
+    assert "sample" not in " ".join(datasheet_facts(run, release=release).preprocessing)

@@ -90,9 +90,11 @@ def test_budget_figures_agree_with_the_ledger_and_the_balance(cast, history):
     (budget,) = report["budgets"]
     balance = budget_balance(dataset=Dataset.objects.get(name="adult"))
     entries = budget["entries"]
-    assert [e["kind"] for e in entries] == ["reserve", "spend", "release", "reserve", "release"]
-    spends = sum(Decimal(e["epsilon"]) for e in entries if e["kind"] == "spend")
-    assert spends == Decimal(budget["period"]["epsilon_spent"]) == balance.epsilon_spent == Decimal("0.8")
+    # registration spent ε 0.02 on the source version's DP row estimate, with no request
+    assert [e["kind"] for e in entries] == ["estimate", "reserve", "spend", "release", "reserve", "release"]
+    assert (entries[0]["request"], entries[0]["purpose"], entries[0]["version"]) == (None, None, 1)
+    spends = sum(Decimal(e["epsilon"]) for e in entries if e["kind"] in ("spend", "estimate"))
+    assert spends == Decimal(budget["period"]["epsilon_spent"]) == balance.epsilon_spent == Decimal("0.82")
     assert Decimal(budget["period"]["delta_spent"]) == balance.delta_spent
     expected = {
         "epsilon_spent": balance.epsilon_spent,
@@ -105,15 +107,15 @@ def test_budget_figures_agree_with_the_ledger_and_the_balance(cast, history):
     assert {key: Decimal(value) for key, value in entries[-1]["running"].items()} == expected
     assert budget["closing"] == entries[-1]["running"]
     # Exact decimal strings, never floats or exponents.
-    assert entries[0]["running"] == {
-        "epsilon_spent": "0",
+    assert entries[1]["running"] == {
+        "epsilon_spent": "0.02",
         "epsilon_reserved": "1",
-        "epsilon_remaining": "9",
+        "epsilon_remaining": "8.98",
         "delta_spent": "0",
         "delta_reserved": "0.000001",
         "delta_remaining": "0.000099",
     }
-    assert entries[-1]["running"]["epsilon_remaining"] == "9.2"
+    assert entries[-1]["running"]["epsilon_remaining"] == "9.18"
     assert budget["opening"]["epsilon_remaining"] == "10"
 
 
@@ -175,7 +177,7 @@ def test_dataset_and_purpose_filters_narrow_the_report(cast, history):
     assert [d["decision"] for d in marketing["decisions"]] == ["reject"]
     # The dataset's whole balance is shown; only the purpose's (here: no) entries are listed.
     (budget,) = marketing["budgets"]
-    assert budget["entries"] == [] and budget["closing"]["epsilon_spent"] == "0.8"
+    assert budget["entries"] == [] and budget["closing"]["epsilon_spent"] == "0.82"
     with pytest.raises(NotFoundError):
         _build(cast, dataset="nope")
 
@@ -186,7 +188,7 @@ def test_the_period_is_whole_utc_days_with_an_opening_balance(cast, history):
     assert later["requests"]["total"] == 0 and later["decisions"] == [] and later["audits"] == []
     (budget,) = later["budgets"]
     assert budget["entries"] == [] and budget["opening"] == budget["closing"]
-    assert budget["opening"]["epsilon_remaining"] == "9.2" and budget["period"]["epsilon_spent"] == "0"
+    assert budget["opening"]["epsilon_remaining"] == "9.18" and budget["period"]["epsilon_spent"] == "0"
     assert len(later["releases"]) == 1  # still live tomorrow
     earlier = compliance_report_build(
         actor=cast.steward,
@@ -207,7 +209,7 @@ def test_csv_neutralises_every_cell_a_spreadsheet_would_run(cast, history):
         assert hostile not in cells
     assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert [csv_cell(v) for v in ("\tx", "\rx", "-1", "a=b", None, 3)] == ["'\tx", "'\rx", "'-1", "a=b", "", "3"]
-    assert "budget ledger" in cells and "9.2" in cells
+    assert "budget ledger" in cells and "9.18" in cells
     assert "released despite failed checks" in cells  # the exceptions table: release, check, value, reason
 
 
@@ -245,7 +247,7 @@ def test_the_api_answers_json_csv_and_pdf(cast, history):
     today = _today().isoformat()
     body = client.get("/api/reports/compliance/", {"from": today, "to": today, "dataset": "adult"})
     assert body.status_code == 200 and body["Content-Type"] == "application/json"
-    assert body.json()["budgets"][0]["closing"]["epsilon_remaining"] == "9.2"
+    assert body.json()["budgets"][0]["closing"]["epsilon_remaining"] == "9.18"
     assert body["X-Synthgate-Report-SHA256"] == ComplianceReport.objects.get(format="json").sha256
     table = client.get("/api/reports/compliance/", {"from": today, "to": today, "format": "csv"})
     assert table.status_code == 200 and table["Content-Type"].startswith("text/csv")
@@ -296,8 +298,8 @@ def test_the_report_charts_spent_budget_requests_and_releases_with_exceptions(ca
 
     spent, requests, releases = charts
     assert spent["title"] == "ε spent per dataset over the period"
-    assert "adult: ε spent 0 at the start, 0.8 at the end" in spent["alt"]
-    assert "adult-copy" not in spent["alt"]  # nothing spent there: no line
+    assert "adult: ε spent 0 at the start, 0.82 at the end" in spent["alt"]
+    assert "adult-copy: ε spent 0 at the start, 0.02 at the end" in spent["alt"]  # its row estimate only
     assert requests["alt"].endswith("by state: submitted 1, released 1, rejected 1, withdrawn 1.")
     assert f"{_today():%Y-%m}: 0 clean, 1 despite failed checks" in releases["alt"]
     svg = base64.b64decode(releases["uri"].removeprefix("data:image/svg+xml;base64,")).decode()

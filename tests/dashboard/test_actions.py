@@ -121,7 +121,8 @@ def test_a_requester_files_a_request_with_rebalancing(cast, adult, login):
     client = login(cast.requester)
     form = client.get("/requests/new/?dataset=adult")
     info = form.context["budget_info"]
-    assert info["datasets"]["adult"] == {"epsilon_cap": "10", "epsilon_remaining": "10", "delta_remaining": "0.0001"}
+    # registration spent ε 0.02 on the source version's DP row estimate
+    assert info["datasets"]["adult"] == {"epsilon_cap": "10", "epsilon_remaining": "9.98", "delta_remaining": "0.0001"}
     assert info["purposes"]["research"]["max_epsilon"] == "5"
     assert 'id="budget-info"' in form.content.decode()
     response = client.post(
@@ -280,7 +281,7 @@ def test_the_requester_withdraws_and_the_reservation_is_released(cast, submitted
     login(cast.requester).post(f"/requests/{submitted.pk}/withdraw/", {"withdraw-reason": "no longer needed"})
     submitted.refresh_from_db()
     assert submitted.state == RequestState.WITHDRAWN
-    assert sorted(BudgetEntry.objects.values_list("kind", flat=True)) == ["release", "reserve"]
+    assert sorted(BudgetEntry.objects.values_list("kind", flat=True)) == ["estimate", "release", "reserve"]
 
 
 def test_starting_generation_opens_the_job_page_and_cancel_stops_it(cast, submitted, login):

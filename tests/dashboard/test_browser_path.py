@@ -248,7 +248,9 @@ def _declare_step_resolution_calendar(page, found, tmp_path):
     page.get_by_role("button", name="Declare", exact=True).click()
     expect(page.locator("fieldset.has-error")).to_have_count(2)
     expect(price).to_contain_text("Write the step as a number")
-    expect(volume).to_contain_text("min must be a finite number")
+    expect(volume.locator(".has-error", has=page.get_by_label("Public minimum"))).to_contain_text(
+        "Public minimum must be a finite number"
+    )
     shot(page, "02c-steward-schema-step-and-minimum-errors-at-once")
     found.append(axe_check(page, "axe-steward-schema-float-datetime-errors"))
     price.get_by_label("Grid step (float)").fill("0.5")
@@ -290,7 +292,10 @@ def _file_request(page, found):
     page.get_by_label("Dataset").select_option("adult")
     page.get_by_label("Purpose").select_option("external-research")
     page.get_by_label("ε (privacy budget for this release)").fill("1")
-    expect(page.locator("#budget-preview")).to_contain_text("Remaining ε on adult: 10 of 10 → 9 after this request")
+    # registration spent ε 0.02 on the source version's DP row estimate
+    expect(page.locator("#budget-preview")).to_contain_text(
+        "Remaining ε on adult: 9.98 of 10 → 8.98 after this request"
+    )
     page.get_by_label("ε (privacy budget for this release)").fill("2")
     expect(page.locator("#budget-preview")).to_contain_text("allows at most ε 1 per release")
     page.get_by_label("ε (privacy budget for this release)").fill("0.3")

@@ -63,7 +63,8 @@ def test_a_user_without_a_role_is_told_to_ask_a_steward(login, db):
 def test_the_datasets_page_shows_a_budget_gauge_with_text(cast, adult, login):
     content = login(cast.auditor).get("/datasets/").content.decode()
     assert 'role="meter"' in content and 'aria-label="ε budget used"' in content
-    assert "spent 0 · reserved 0 · remaining 10 of 10" in content
+    # registration spent ε 0.02 on the source version's DP row estimate
+    assert "spent 0.02 · reserved 0 · remaining 9.98 of 10" in content
 
 
 def test_the_dataset_page_shows_versions_lineage_ledger_and_roles(cast, adult, submitted, login):
@@ -75,7 +76,8 @@ def test_the_dataset_page_shows_versions_lineage_ledger_and_roles(cast, adult, s
     assert "Budget ledger" in content and "reserved at final approval" in content
     assert "quasi identifier" in content and "label" in content
     assert "source v1" in content and "Nothing generated from this version" in content
-    assert "spent 0 · reserved 1 · remaining 9 of 10" in content
+    assert "spent 0.02 · reserved 1 · remaining 8.98 of 10" in content
+    assert "row estimate of v1" in content and "DP row estimate of adult@v1, once per version" in content
 
 
 def test_an_unknown_dataset_answers_404(cast, login, db):
@@ -162,7 +164,8 @@ def test_home_shows_a_dataset_near_its_budget_cap(cast, adult_schema, login):
     for approver in (cast.approver, cast.second_approver):
         access_request_approve(actor=approver, request_id=request.pk)
     home = client.get("/").content.decode()
-    assert "Datasets near their budget cap" in home and "ε remaining 0.15 of 1 (under 20 %)" in home
+    # 1 − 0.85 − 0.02 (the source version's DP row estimate)
+    assert "Datasets near their budget cap" in home and "ε remaining 0.13 of 1 (under 20 %)" in home
     assert "near budget cap" in client.get("/datasets/").content.decode()
 
 

@@ -69,6 +69,14 @@ def cast_create() -> Cast:
     )
 
 
+def request_entries():
+    """Ledger rows of requests: every row but the source versions' DP row estimates (one per
+    source version, drawn at registration)."""
+    from governance.models import BudgetEntry, EntryKind
+
+    return BudgetEntry.objects.exclude(kind=EntryKind.ESTIMATE)
+
+
 def dataset_register_adult(*, steward, name: str = "adult", epsilon_cap="10", delta_cap="1e-4", schema=None):
     """Register the 2,000-row adult fixture through the real service.
 

@@ -238,22 +238,37 @@ def test_budget_shows_exact_caps_spent_reserved_remaining_and_every_ledger_entry
     assert response.status_code == 200
     assert response.json() == {
         "dataset": "adult",
-        "epsilon": {"cap": "10", "spent": "0", "reserved": "0.1", "remaining": "9.9"},
+        "epsilon": {"cap": "10", "spent": "0.02", "reserved": "0.1", "remaining": "9.88"},
         "delta": {"cap": "0.0001", "spent": "0", "reserved": "0.0000001", "remaining": "0.0000999"},
         "entries": [
             {
-                "id": BudgetEntry.objects.get().pk,
+                "id": BudgetEntry.objects.get(kind="estimate").pk,
+                "kind": "estimate",
+                "epsilon": "0.02",
+                "delta": "0",
+                "request": None,
+                "version": 1,
+                "job": None,
+                "mechanism": "discrete_laplace_row_count",
+                "accountant": ANY,
+                "actor": "steward",
+                "note": "DP row estimate of adult@v1, once per version",
+                "created_at": ANY,
+            },
+            {
+                "id": BudgetEntry.objects.get(kind="reserve").pk,
                 "kind": "reserve",
                 "epsilon": "0.1",
                 "delta": "0.0000001",
                 "request": request.pk,
+                "version": None,
                 "job": None,
                 "mechanism": "",
                 "accountant": {},
                 "actor": "approver",
                 "note": "reserved at final approval",
                 "created_at": ANY,
-            }
+            },
         ],
     }
 

@@ -10,7 +10,13 @@ from rest_framework.test import APIClient
 from core.times import time_iso
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Role
 from governance.services import access_request_approve
-from tests.governance.factories import PurposeFactory, UserFactory, dataset_register_adult, request_file
+from tests.governance.factories import (
+    PurposeFactory,
+    UserFactory,
+    dataset_register_adult,
+    request_entries,
+    request_file,
+)
 
 REQUEST = {"dataset": "adult", "purpose": "research", "epsilon": "0.5", "delta": "1e-6", "n_rows": 1000}
 
@@ -131,7 +137,7 @@ def test_two_approvals_approve_the_request_and_reserve_its_budget(cast, adult):
     assert first.status_code == 200
     assert first.json()["state"] == "submitted"
     assert [approval["approver"] for approval in first.json()["approvals"]] == ["approver"]
-    assert BudgetEntry.objects.count() == 0
+    assert request_entries().count() == 0
 
     second = client_as(cast.second_approver).post(f"/api/requests/{request.pk}/approve/")
 
@@ -146,7 +152,7 @@ def test_two_approvals_approve_the_request_and_reserve_its_budget(cast, adult):
             {"approver": "second_approver", "decision": "approve", "reason": "", "created_at": ANY},
         ],
     )
-    entry = BudgetEntry.objects.get()
+    entry = request_entries().get()
     assert (entry.kind, entry.epsilon, entry.request_id) == ("reserve", request.epsilon, request.pk)
 
 
@@ -174,8 +180,9 @@ def test_withdrawing_an_approved_request_releases_its_reservation(cast, adult):
     assert response.status_code == 200
     assert response.json()["state"] == "withdrawn"
     budget = client_as(cast.requester).get("/api/datasets/adult/budget/").json()
-    assert budget["epsilon"] == {"cap": "10", "spent": "0", "reserved": "0", "remaining": "10"}
-    assert [entry["kind"] for entry in budget["entries"]] == ["reserve", "release"]
+    # the source version's row estimate (ε 0.02) was spent at registration
+    assert budget["epsilon"] == {"cap": "10", "spent": "0.02", "reserved": "0", "remaining": "9.98"}
+    assert [entry["kind"] for entry in budget["entries"]] == ["estimate", "reserve", "release"]
 
 
 # --- refusals: a specific 4xx, and nothing written -----------------------------------------
@@ -394,7 +401,7 @@ def test_rejecting_without_a_reason_is_refused(cast, adult):
 
 
 def test_an_approval_beyond_the_remaining_budget_names_what_remains_and_writes_nothing(cast):
-    dataset_register_adult(steward=cast.steward, epsilon_cap="1.5", delta_cap="1e-4")
+    dataset_register_adult(steward=cast.steward, epsilon_cap="1.52", delta_cap="1e-4")  # 0.02: the row estimate
     PurposeFactory(approvals_required=1)
     first = request_file(requester=cast.requester, epsilon="1")
     second = request_file(requester=cast.other_requester, epsilon="1")

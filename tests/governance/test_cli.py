@@ -738,8 +738,9 @@ def test_withdrawing_an_approved_request_releases_its_reservation(cast, submitte
     budget = synthgate("budget", "show", "adult", "--as", "steward", "--json").json()
 
     assert withdrawn.code == 0 and f"Request #{submitted.pk} withdrawn." in withdrawn.stdout
-    assert budget["epsilon"] == {"cap": "10", "spent": "0", "reserved": "0", "remaining": "10"}
-    assert [entry["kind"] for entry in budget["entries"]] == ["reserve", "release"]
+    # ε 0.02 went on the source version's DP row estimate at registration
+    assert budget["epsilon"] == {"cap": "10", "spent": "0.02", "reserved": "0", "remaining": "9.98"}
+    assert [entry["kind"] for entry in budget["entries"]] == ["estimate", "reserve", "release"]
 
 
 @pytest.mark.django_db
@@ -791,9 +792,16 @@ def test_budget_show_gives_exact_caps_spent_reserved_and_remaining(cast, submitt
 
     data = synthgate("budget", "show", "adult", "--as", "requester", "--json").json()
 
-    assert data["epsilon"] == {"cap": "10", "spent": "0", "reserved": "1.25", "remaining": "8.75"}
+    assert data["epsilon"] == {"cap": "10", "spent": "0.02", "reserved": "1.25", "remaining": "8.73"}
     assert data["delta"] == {"cap": "0.0001", "spent": "0", "reserved": "0.000001", "remaining": "0.000099"}
-    [entry] = data["entries"]
+    estimate, entry = data["entries"]
+    assert (estimate["kind"], estimate["request"], estimate["version"], estimate["epsilon"], estimate["delta"]) == (
+        "estimate",
+        None,
+        1,
+        "0.02",
+        "0",
+    )
     assert (entry["kind"], entry["request"], entry["epsilon"], entry["delta"], entry["actor"]) == (
         "reserve",
         submitted.pk,
@@ -801,16 +809,17 @@ def test_budget_show_gives_exact_caps_spent_reserved_and_remaining(cast, submitt
         "0.000001",
         "second_approver",
     )
-    assert Decimal(data["epsilon"]["remaining"]) + Decimal(data["epsilon"]["reserved"]) == Decimal(10)
+    assert sum(Decimal(data["epsilon"][part]) for part in ("spent", "reserved", "remaining")) == Decimal(10)
 
 
 @pytest.mark.django_db
 def test_budget_show_prints_a_table_and_the_ledger(cast, adult):
     result = synthgate("budget", "show", "adult", "--as", "steward")
 
-    assert "epsilon  10      0      0         10" in result.stdout
+    assert "epsilon  10      0.02   0         9.98" in result.stdout  # the row estimate, spent at registration
     assert "delta    0.0001  0      0         0.0001" in result.stdout
-    assert "Ledger\n(none)" in result.stdout
+    [estimate] = [line for line in result.stdout.splitlines() if " estimate " in line]
+    assert estimate.split()[4:9] == ["estimate", "-", "1", "-", "0.02"]  # no request, version 1, no job
 
 
 # --- audit log -------------------------------------------------------------------------

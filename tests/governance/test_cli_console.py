@@ -97,10 +97,12 @@ def test_the_governed_path_from_init_to_the_budget(console):
 
     assert (version["n_rows"], version["n_columns"], version["number"]) == (48842, 15, 1)
     assert (request["state"], first["state"], second["state"]) == ("submitted", "submitted", "approved")
-    assert budget["epsilon"] == {"cap": "3", "spent": "0", "reserved": "0.8", "remaining": "2.2"}
+    # registration spent ε 0.02 on the source version's DP row estimate (issue 11.2)
+    assert budget["epsilon"] == {"cap": "3", "spent": "0.02", "reserved": "0.8", "remaining": "2.18"}
     assert budget["delta"] == {"cap": "0.00001", "spent": "0", "reserved": "0.000001", "remaining": "0.000009"}
     assert [(entry["kind"], entry["epsilon"], entry["actor"]) for entry in budget["entries"]] == [
-        ("reserve", "0.8", "bo")
+        ("estimate", "0.02", "steward"),
+        ("reserve", "0.8", "bo"),
     ]
     assert verified["ok"] is True
     events = console.json("log", "list", "--limit", "1000", "--as", "steward")

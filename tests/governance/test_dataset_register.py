@@ -268,6 +268,7 @@ def test_registration_writes_audit_events_that_verify(cast, data_dir, upload):
     assert [(e.action, e.object_type, e.actor, e.actor_name) for e in events] == [
         ("dataset.register", "dataset", cast.steward, "steward"),
         ("dataset_version.create", "datasetversion", cast.steward, "steward"),
+        ("budget.estimate", "budgetentry", cast.steward, "steward"),
     ]
     assert events[0].after == {"name": "patients", "epsilon_cap": "5", "delta_cap": "0.00001"}
     assert events[1].after == {
@@ -278,6 +279,14 @@ def test_registration_writes_audit_events_that_verify(cast, data_dir, upload):
         "n_rows": 3,
         "n_columns": 4,
         "dropped_columns": ["patient_id"],
+    }
+    # the source version's DP row estimate, paid for once at registration (issue 11.2)
+    assert {key: events[2].after[key] for key in ("dataset", "request", "version", "epsilon", "delta")} == {
+        "dataset": "patients",
+        "request": None,
+        "version": 1,
+        "epsilon": "0.02",
+        "delta": "0",
     }
     assert audit_log_verify().ok
 

@@ -267,7 +267,8 @@ def test_the_dashboard_registration_continues_to_the_schema_where_columns_are_de
     bad = client.post("/datasets/people/schema/", {**post, "c0-minimum": "50", "c0-maximum": "20", "c3-role": "label"})
     assert bad.status_code == 400
     (_, age_form) = bad.context["forms"][0]
-    assert "min is greater than max" in age_form.non_field_errors()[0]  # shown in the age column's box
+    # Shown in the age column's box, beside its minimum, in the form's words.
+    assert age_form.errors["minimum"] == ["Public minimum is greater than public maximum."]
     assert not AuditEvent.objects.filter(action="dataset_version.declare").exists()
 
     good = client.post(

@@ -16,9 +16,9 @@ from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from core.errors import ConflictError, ValidationError
-from governance.models import AuditEvent, BudgetEntry, DataRequest, RequestState
+from governance.models import AuditEvent, DataRequest, RequestState
 from governance.services import access_request_approve, dataset_schema_declare
-from tests.governance.factories import PurposeFactory, dataset_register_adult, request_file
+from tests.governance.factories import PurposeFactory, dataset_register_adult, request_entries, request_file
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def test_a_protected_domain_withdrawn_after_filing_is_refused_at_approval(world)
 
     with pytest.raises(ValidationError, match="protected column 'sex' has no declared categories"):
         access_request_approve(actor=world.approver, request_id=request.pk)
-    assert not BudgetEntry.objects.exists()
+    assert not request_entries().exists()
 
 
 # --- rebalancing against declared categories ---------------------------------------------------
@@ -141,7 +141,7 @@ def test_mst_and_copula_parameters_are_typed_and_bounded_at_filing(world, genera
     PurposeFactory(name="testing", allow_non_private=True)
     error = refused(world, generator=generator, generator_params=params, purpose_name="testing")
     assert message in error.message and error.extra["field"] == "generator"
-    assert not BudgetEntry.objects.exists()
+    assert not request_entries().exists()
 
 
 def test_the_api_refuses_an_out_of_range_mst_or_copula_parameter_with_400_and_spends_nothing(world):
@@ -158,7 +158,7 @@ def test_the_api_refuses_an_out_of_range_mst_or_copula_parameter_with_400_and_sp
         response = client.post("/api/requests/", {**base, "generator": generator, "generator_params": params}, "json")
         assert response.status_code == 400, response.content
         assert message in response.json()["message"] and response.json()["extra"]["field"] == "generator"
-    assert not DataRequest.objects.exists() and not BudgetEntry.objects.exists()
+    assert not DataRequest.objects.exists() and not request_entries().exists()
     accepted = client.post(
         "/api/requests/",
         {**base, "generator": "mst", "generator_params": {"max_bins": 64, "structure": "tree"}},
@@ -188,7 +188,7 @@ def test_approval_checks_the_request_again_and_reserves_nothing_when_it_cannot_r
     assert caught.value.message.startswith(f"Request #{request.pk} can no longer run as filed:")
     request.refresh_from_db()
     assert request.state == RequestState.SUBMITTED and not request.approvals.exists()
-    assert not BudgetEntry.objects.exists()
+    assert not request_entries().exists()
 
 
 # --- API, CLI, dashboard --------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from core.errors import (
 from governance.models import (
     Approval,
     AuditEvent,
-    BudgetEntry,
     DataRequest,
     Dataset,
     Decision,
@@ -38,7 +37,13 @@ from governance.services import (
     audit_log_verify,
     request_transition,
 )
-from tests.governance.factories import PurposeFactory, UserFactory, dataset_register_adult, request_file
+from tests.governance.factories import (
+    PurposeFactory,
+    UserFactory,
+    dataset_register_adult,
+    request_entries,
+    request_file,
+)
 
 pytestmark = pytest.mark.django_db
 on_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL")
@@ -58,7 +63,7 @@ def counts() -> tuple[int, int, int, int]:
     return (
         DataRequest.objects.count(),
         Approval.objects.count(),
-        BudgetEntry.objects.count(),
+        request_entries().count(),
         AuditEvent.objects.count(),
     )
 
@@ -328,7 +333,7 @@ def test_one_rejection_ends_the_request_even_after_an_approval(world):
     assert (rejected.state, rejected.decision_reason) == (S.REJECTED, "ε too high")
     assert rejected.decided_at is not None
     assert rejected.approvals.get(approver=cast.second_approver).decision == Decision.REJECT
-    assert not BudgetEntry.objects.exists()
+    assert not request_entries().exists()
 
 
 @pytest.mark.parametrize("reason", ["", "   ", None])

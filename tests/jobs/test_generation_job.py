@@ -17,6 +17,7 @@ from audits.models import Release
 from core.errors import InvalidTransitionError, NotFoundError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind, RequestState, VersionKind
 from governance.services import audit_log_verify, budget_balance
+from governance.services.budget import row_estimate_epsilon
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.services import (
     generation_job_cancel,
@@ -59,7 +60,8 @@ def test_job_writes_synthetic_version_with_lineage_and_one_exact_spend(cast, app
     releases = _entries(approved_request, EntryKind.RELEASE)
     assert sum(e.epsilon for e in spends + releases) == approved_request.epsilon
     balance = budget_balance(dataset=approved_request.dataset)
-    assert balance.epsilon_reserved == 0 and balance.epsilon_spent == spends[0].epsilon
+    # the source version's DP row estimate was spent at registration
+    assert balance.epsilon_reserved == 0 and balance.epsilon_spent == spends[0].epsilon + row_estimate_epsilon()
 
     approved_request.refresh_from_db()
     # The audit follows the job at once (in-process here) and decides ready or blocked.
@@ -132,7 +134,7 @@ def test_failure_after_touching_data_keeps_the_spend(cast, approved_request, mon
     assert job.status == JobStatus.FAILED and "numerical failure" in job.error
     spends = _entries(approved_request, EntryKind.SPEND)
     assert len(spends) == 1
-    assert budget_balance(dataset=approved_request.dataset).epsilon_spent == spends[0].epsilon
+    assert budget_balance(dataset=approved_request.dataset).epsilon_spent == spends[0].epsilon + row_estimate_epsilon()
 
 
 def test_bad_data_fails_before_any_spend_and_releases_the_reservation(cast, adult_schema, monkeypatch):
@@ -149,7 +151,10 @@ def test_bad_data_fails_before_any_spend_and_releases_the_reservation(cast, adul
     assert job.status == JobStatus.FAILED and "single class" in job.error and job.data_touched_at is None
     assert not _entries(request, EntryKind.SPEND)
     assert [e.epsilon for e in _entries(request, EntryKind.RELEASE)] == [request.epsilon]
-    assert budget_balance(dataset=request.dataset).epsilon_remaining == request.dataset.epsilon_cap
+    assert (
+        budget_balance(dataset=request.dataset).epsilon_remaining
+        == request.dataset.epsilon_cap - row_estimate_epsilon()
+    )
 
 
 def test_job_refuses_to_start_unless_request_is_approved(cast, adult_schema):

@@ -22,6 +22,7 @@ from audits.facts import datasheet_facts
 from core.errors import ConflictError, ValidationError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind
 from governance.services import budget_balance
+from governance.services.budget import row_estimate_epsilon
 from synth_engine.models import JobStatus
 from synth_engine.services import generation_job_start
 from synth_engine.sources import source_register
@@ -133,7 +134,8 @@ def test_parquet_files_changed_after_registration_fail_the_job_before_any_spend(
     assert job.status == JobStatus.FAILED and "changed since" in job.error and "Parquet data" in job.error
     assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
     balance = budget_balance(dataset=request.dataset)
-    assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
+    # only the source version's DP row estimate, spent at registration
+    assert balance.epsilon_spent == row_estimate_epsilon() and balance.epsilon_reserved == 0
 
 
 def test_rows_another_dataset_holds_are_refused_in_parquet_as_for_an_upload(cast, lake, adult_schema):

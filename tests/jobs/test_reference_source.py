@@ -22,6 +22,7 @@ from audits.facts import datasheet_facts
 from core.errors import ConflictError, PermissionDeniedError, ValidationError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind
 from governance.services import budget_balance
+from governance.services.budget import row_estimate_epsilon
 from synth_engine.engines.postgres import quote_identifier
 from synth_engine.models import JobStatus
 from synth_engine.services import generation_job_start
@@ -147,7 +148,8 @@ def test_a_table_changed_after_registration_fails_the_job_before_any_spend(cast,
     assert job.status == JobStatus.FAILED and "changed since" in job.error
     assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
     balance = budget_balance(dataset=request.dataset)
-    assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
+    # only the source version's DP row estimate, spent at registration
+    assert balance.epsilon_spent == row_estimate_epsilon() and balance.epsilon_reserved == 0
 
 
 def test_the_cli_registers_a_table_and_lists_connections_by_name_only(cast, warehouse, adult_schema, tmp_path):

@@ -17,6 +17,7 @@ from audits.facts import datasheet_facts
 from core.errors import ConflictError
 from governance.models import BudgetEntry, EntryKind
 from governance.services import budget_balance, dataset_register
+from governance.services.budget import row_estimate_epsilon
 from synth_engine.models import JobStatus
 from synth_engine.services import generation_job_start
 from synth_engine.sources import source_register
@@ -108,7 +109,8 @@ def test_a_job_whose_spark_session_cannot_start_fails_with_the_reason_before_any
     assert job.status == JobStatus.FAILED and "Spark could not start on master 'nowhere'" in job.error
     assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
     balance = budget_balance(dataset=request.dataset)
-    assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
+    # only the source version's DP row estimate, spent at registration
+    assert balance.epsilon_spent == row_estimate_epsilon() and balance.epsilon_reserved == 0
 
 
 def test_a_job_whose_spark_query_outlasts_its_bound_fails_with_the_reason_before_any_spend(
@@ -127,4 +129,5 @@ def test_a_job_whose_spark_query_outlasts_its_bound_fails_with_the_reason_before
     assert "SYNTHGATE_SPARK_QUERY_TIMEOUT" in job.error
     assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
     balance = budget_balance(dataset=request.dataset)
-    assert balance.epsilon_spent == 0 and balance.epsilon_reserved == 0
+    # only the source version's DP row estimate, spent at registration
+    assert balance.epsilon_spent == row_estimate_epsilon() and balance.epsilon_reserved == 0

@@ -23,6 +23,8 @@ from tests.synth_engine.test_engine_postgres import (
     assert_same_fine_counts,
     fitted,
     grid_frame,
+    wide_frame,
+    wide_groups,
 )
 
 
@@ -48,7 +50,7 @@ def test_every_count_mst_reads_is_the_same_from_duckdb_as_from_the_frame(lake) -
     assert_same_counts(counts, frame, schema)
 
 
-@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}])
+@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}])
 def test_mst_fitted_from_duckdb_counts_samples_byte_identical_rows(lake, params) -> None:
     frame, schema, counts = lake
     from_memory = fitted(FrameCounts(frame), schema, **params)
@@ -179,24 +181,6 @@ def test_values_a_hair_off_a_declared_step_count_in_duckdb_as_the_codec_snaps_th
     assert counts.check() == []
     assert_same_fine_counts(counts, frame, schema)
     counts.close()
-
-
-def wide_frame() -> tuple[pd.DataFrame, dict]:
-    rng = np.random.default_rng(1)
-    frame = pd.DataFrame({f"x{i}": rng.integers(0, 5 + i % 7, 1500) for i in range(40)})
-    frame["y"] = rng.choice(["a", "b"], 1500)
-    integer = {"type": "integer", "role": "other", "min": 0, "max": 12, "nullable": False}
-    schema = {
-        "columns": [{"name": f"x{i}", **integer} for i in range(40)]
-        + [{"name": "y", "type": "categorical", "role": "label", "categories": ["a", "b"], "nullable": False}]
-    }
-    return frame, schema
-
-
-def wide_groups() -> list[tuple[int, ...]]:
-    import itertools
-
-    return [(40, a, b) for a, b in itertools.combinations(range(0, 40, 3), 2)] + [(38, 5), (39,), (33, 2)]
 
 
 def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_as_in_memory(tmp_path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import warnings
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adu
     assert_same_counts(database, frame, schema)
 
 
-@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}])
+@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}])
 def test_mst_fitted_from_postgresql_counts_samples_byte_identical_rows(adult, params) -> None:
     frame, schema, database = adult
     from_memory = fitted(FrameCounts(frame), schema, **params)
@@ -219,4 +220,50 @@ def test_values_a_hair_off_a_declared_step_count_in_postgresql_as_the_codec_snap
     create_table("engine_grid", frame, schema)
     database = PostgresCounts(connection, "engine_grid", schema)
     assert database.check() == []
+    assert_same_fine_counts(database, frame, schema)
+
+
+def wide_frame() -> tuple[pd.DataFrame, dict]:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({f"x{i}": rng.integers(0, 5 + i % 7, 1500) for i in range(40)})
+    frame["y"] = rng.choice(["a", "b"], 1500)
+    integer = {"type": "integer", "role": "other", "min": 0, "max": 12, "nullable": False}
+    schema = {
+        "columns": [{"name": f"x{i}", **integer} for i in range(40)]
+        + [{"name": "y", "type": "categorical", "role": "label", "categories": ["a", "b"], "nullable": False}]
+    }
+    return frame, schema
+
+
+def wide_groups() -> list[tuple[int, ...]]:
+    """(label, a, b) sets naming all 41 columns, and a few of other shapes."""
+    pairs = [(40, a, b) for a, b in itertools.combinations(range(0, 40, 3), 2)]
+    return pairs + [(40, a, (a + 7) % 40) for a in range(40)] + [(38, 5), (39,), (33, 2)]
+
+
+@pytest.mark.parametrize("max_cells", [None, 300])
+def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_in_postgresql_as_in_memory(
+    max_cells, monkeypatch
+) -> None:
+    # 41 columns: two GROUPING() masks (31 columns each at most) tell the sets of a statement
+    # apart, and the binned keys come back packed in one text a row; with at most 300 cells a
+    # statement the 134 sets take many statements, each computing only the codes its sets name;
+    # (label, 0, 33) and (label, 33, 0) name the same columns: each gets its own table
+    monkeypatch.setattr(PostgresCounts, "max_cells", max_cells)
+    frame, schema = wide_frame()
+    create_table("engine_wide", frame, schema)
+    database = PostgresCounts(connection, "engine_wide", schema)
+    model = fitted(FrameCounts(frame), schema)
+    statements: list[str] = []
+    run = database._rows
+    monkeypatch.setattr(database, "_rows", lambda sql, *a, **k: statements.append(sql) or run(sql, *a, **k))
+    ours = database.binned_counts(model.codecs_, model.bins_, wide_groups())
+    theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, wide_groups())
+    assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    if max_cells is None:
+        assert len(statements) == 1 and len(re.findall(r" AS c[0-9]+\b", statements[0])) == 41
+    else:
+        sizes = [int(b.max()) + 1 for b in model.bins_]
+        assert len(statements) >= sum(int(np.prod([sizes[c] for c in g])) for g in wide_groups()) / max_cells
+        assert all(len(re.findall(r" AS c[0-9]+\b", statement)) < 41 for statement in statements)
     assert_same_fine_counts(database, frame, schema)

@@ -15,7 +15,19 @@ from governance.services.audit_log import ledger_verify
 
 LEDGER_TAMPERED_EXIT = 1
 
-ENTRY_COLUMNS = ("id", "created_at", "kind", "request", "job", "epsilon", "delta", "mechanism", "actor", "note")
+ENTRY_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "request",
+    "version",
+    "job",
+    "epsilon",
+    "delta",
+    "mechanism",
+    "actor",
+    "note",
+)
 
 
 class Command(SynthgateCommand):
