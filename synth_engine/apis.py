@@ -171,7 +171,11 @@ class SourceRegisterApi(APIView):
             help_text="postgresql: a source database named in SYNTHGATE_SOURCE_DATABASES (its name, not a URL)",
         )
         table = serializers.CharField(
-            max_length=300, required=False, default="", help_text="postgresql: 'table' or 'schema.table'"
+            max_length=300,
+            required=False,
+            default="",
+            help_text="postgresql: 'table' or 'schema.table'; spark: a catalog table 'database.table' in a "
+            "database of SYNTHGATE_SOURCE_SPARK_DATABASES",
         )
         path = serializers.CharField(
             max_length=1000,

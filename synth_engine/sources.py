@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,13 @@ class SourceData:
     engine: ClassVar[str]
     #: the registration fields that locate the data (stored in the reference with the engine)
     fields: ClassVar[tuple[str, ...]]
+    #: other sets of fields that locate data in this engine (e.g. Spark: a path, or a catalog table)
+    other_fields: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    @classmethod
+    def field_sets(cls) -> tuple[tuple[str, ...], ...]:
+        """Every set of registration fields that locates data in this engine, ``fields`` first."""
+        return (cls.fields, *cls.other_fields)
 
     def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
         self.location = location
@@ -260,6 +268,31 @@ def parquet_path_located(path: str) -> str:
     return path
 
 
+#: a catalog table: ``database.table`` or ``catalog.database.table``, plain identifiers
+SPARK_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){1,2}")
+
+
+def spark_table_located(table: str) -> str:
+    """A Spark catalog table's name checked: ``database.table`` (or ``catalog.database.table``) of plain
+    identifiers, its database (everything before the table) one of ``SYNTHGATE_SOURCE_SPARK_DATABASES``."""
+    table = table.strip()
+    if not SPARK_TABLE.fullmatch(table):
+        raise ValidationError(
+            f"Spark table {table!r} must be named database.table (or catalog.database.table): letters, digits and '_'.",
+            extra={"field": "table"},
+        )
+    database = table.rsplit(".", 1)[0].lower()
+    allowed = settings.SYNTHGATE_SOURCE_SPARK_DATABASES
+    if database not in {name.lower() for name in allowed}:
+        raise ValidationError(
+            f"Spark table {table!r} is outside the Spark databases sources may be read from "
+            f"({', '.join(allowed) or 'none are configured'}; set SYNTHGATE_SOURCE_SPARK_DATABASES).",
+            extra={"field": "table"},
+            code="path_not_allowed",
+        )
+    return table
+
+
 def is_s3_url(path: str) -> bool:
     """Whether a Parquet source's path names objects on S3 (``s3://bucket/key``)."""
     return path.strip().lower().startswith("s3://")
@@ -370,14 +403,18 @@ def _under_parquet_root(path: str) -> bool:
 
 class SparkSource(ParquetLakeSource):
     """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
+    or a table of the session's catalog in a database of ``SYNTHGATE_SOURCE_SPARK_DATABASES``,
     counted by Apache Spark: the worker's session on ``SYNTHGATE_SPARK_MASTER`` (local, inside the
     worker, or a cluster whose executors see the same path). The files are expanded as for DuckDB
     and handed to Spark by name, so both engines read the same files."""
 
     engine = "spark"
+    other_fields = (("table",),)
 
     @classmethod
     def locate(cls, given: dict[str, str]) -> dict[str, str]:
+        if "table" in given:
+            return {"table": spark_table_located(given["table"])}
         if is_s3_url(given["path"]):
             raise ValidationError(
                 f"Engine 'spark' reads Parquet paths under SYNTHGATE_SOURCE_PARQUET_ROOTS only; register "
@@ -390,14 +427,18 @@ class SparkSource(ParquetLakeSource):
 
     def __init__(self, location: dict[str, str], schema: dict[str, Any]) -> None:
         super().__init__(location, schema)
-        files = parquet_files_inside_roots(location["path"])
+        if "table" in location:
+            spark_table_located(location["table"])  # still allowed on this worker
+            where: dict[str, Any] = {"table": location["table"]}
+        else:
+            where = {"parquet": [f"file://{name}" for name in parquet_files_inside_roots(location["path"])]}
         session = spark_session(settings.SYNTHGATE_SPARK_MASTER, start_timeout=settings.SYNTHGATE_SPARK_START_TIMEOUT)
-        self.data = SparkCounts(
-            session,
-            schema,
-            parquet=[f"file://{name}" for name in files],
-            query_timeout=settings.SYNTHGATE_SPARK_QUERY_TIMEOUT or None,
-        )
+        self.data = SparkCounts(session, schema, query_timeout=settings.SYNTHGATE_SPARK_QUERY_TIMEOUT or None, **where)
+
+    def describe(self) -> str:
+        if "table" in self.location:
+            return f"the Spark table {self.location['table']!r}"
+        return super().describe()
 
     def holdout(self, seed: int, fraction: float) -> str:
         return spark_holdout_predicate(self.schema, seed, fraction)
@@ -427,7 +468,10 @@ def source_engine(name: str | None) -> type[SourceData]:
 def source_open(reference: dict[str, Any], schema: dict[str, Any]) -> SourceData:
     """Open the data a version's ``source_reference`` names."""
     engine = source_engine(reference.get("engine"))
-    return engine({field: reference[field] for field in engine.fields}, schema)
+    fields = next((fields for fields in engine.field_sets() if all(field in reference for field in fields)), None)
+    if fields is None:
+        raise GeneratorError(f"the reference names no location the engine {engine.engine!r} reads")
+    return engine({field: reference[field] for field in fields}, schema)
 
 
 def source_database_names() -> list[str]:
@@ -457,8 +501,9 @@ def source_connection(name: str) -> Any:
     return connection
 
 
-def _engine_for(engine: str | None, given: dict[str, str]) -> type[SourceData]:
-    """The engine a registration names, or the one its fields imply (``path``: duckdb; else postgresql)."""
+def _engine_for(engine: str | None, given: dict[str, str]) -> tuple[type[SourceData], tuple[str, ...]]:
+    """The engine a registration names, or the one its fields imply (``path``: duckdb; else
+    postgresql), and the set of its fields the registration gives."""
     if not engine:
         engine = "duckdb" if given.get("path") and not given.get("connection") else "postgresql"
     if engine not in ENGINES:
@@ -466,12 +511,17 @@ def _engine_for(engine: str | None, given: dict[str, str]) -> type[SourceData]:
             f"No engine named {engine!r} (known: {', '.join(sorted(ENGINES))}).", extra={"field": "engine"}
         )
     chosen = ENGINES[engine]
-    missing = [field for field in chosen.fields if not given.get(field)]
-    extra = [field for field, value in given.items() if value and field not in chosen.fields]
-    if missing or extra:
-        problem = f"needs {', '.join(chosen.fields)}" + (f", not {', '.join(extra)}" if extra else "")
-        raise ValidationError(f"A source on engine {engine!r} {problem}.", extra={"field": (missing or extra)[0]})
-    return chosen
+    present = {field for field, value in given.items() if value}
+    sets = chosen.field_sets()
+    for fields in sets:
+        if set(fields) == present:
+            return chosen, fields
+    closest = next((fields for fields in sets if set(fields) & present), sets[0])
+    missing = [field for field in closest if field not in present]
+    extra = [field for field in given if field in present and field not in closest]
+    wanted = " or ".join(", ".join(fields) for fields in sets)
+    problem = f"needs {wanted}" + (f", not {', '.join(extra)}" if extra else "")
+    raise ValidationError(f"A source on engine {engine!r} {problem}.", extra={"field": (missing or extra)[0]})
 
 
 def source_register(
@@ -520,7 +570,7 @@ def source_register(
     try:
         data = reader(location, schema)
     except (SchemaMismatchError, GeneratorError) as error:
-        errors.append(ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source"))
+        errors.append(ValidationError(f"{error}.", extra={"field": list(location)[-1]}, code="invalid_source"))
         raise errors_combined(errors) from error
     try:
         try:
@@ -530,7 +580,7 @@ def source_register(
             errors.append(
                 ValidationError(
                     f"{where[0].upper()}{where[1:]} does not match the schema: {error}.",
-                    extra={"field": reader.fields[-1]},
+                    extra={"field": list(location)[-1]},
                     code="invalid_source",
                 )
             )
@@ -567,8 +617,8 @@ def _source_located(
         for field, value in (("connection", connection), ("table", table), ("path", path))
         if value
     }
-    reader = _engine_for(engine, given)
-    return reader, reader.locate({field: given[field] for field in reader.fields})
+    reader, fields = _engine_for(engine, given)
+    return reader, reader.locate({field: given[field] for field in fields})
 
 
 def _schema_checked(schema: Any) -> dict[str, Any]:
@@ -601,12 +651,12 @@ def source_schema_propose(
     try:
         data = reader(location, _PROBE_SCHEMA)
     except (SchemaMismatchError, GeneratorError) as error:
-        raise ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source") from error
+        raise ValidationError(f"{error}.", extra={"field": list(location)[-1]}, code="invalid_source") from error
     try:
         counts = data.counts()
         types = counts.column_types()
     except (SchemaMismatchError, GeneratorError) as error:
-        raise ValidationError(f"{error}.", extra={"field": reader.fields[-1]}, code="invalid_source") from error
+        raise ValidationError(f"{error}.", extra={"field": list(location)[-1]}, code="invalid_source") from error
     finally:
         data.close()
     return {"columns": [{"name": name, "type": _declared_type(counts, kind)} for name, kind in types.items()]}

@@ -337,6 +337,10 @@ SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or 
 # long a session may take to start (and be granted executors) before the job fails with the reason.
 SYNTHGATE_SPARK_MASTER = env_str("SYNTHGATE_SPARK_MASTER") or "local[2]"
 SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0)
+# Spark catalog databases whose tables may be registered by name with engine "spark" (whitespace-
+# separated, e.g. "clinic spark_catalog.claims"; a table is database.table); none configured refuses
+# every table name.
+SYNTHGATE_SOURCE_SPARK_DATABASES = (env_str("SYNTHGATE_SOURCE_SPARK_DATABASES") or "").split()
 # Each query of a started session (a check, a counting pass, the checksum, a sample; for the rows
 # streamed to the fingerprint, the wait for the next row) is cancelled after this many seconds and
 # fails the job with the reason: a cluster that lost its executors mid-count would otherwise hold

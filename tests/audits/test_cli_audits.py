@@ -267,4 +267,4 @@ def test_external_audit_of_a_leaky_table_prints_which_checks_blocked_it(cast, ad
     assert "exact_copies" in blocking
     assert [reason.split(":")[0] for reason in reasons] == blocking
     copies = next(reason for reason in reasons if reason.startswith("exact_copies:"))
-    assert "must be at most 0.005" in copies and "copy a training row" in copies
+    assert "must be at most 0.005" in copies and "reproduced verbatim" in copies

@@ -244,19 +244,57 @@ def test_k_anonymity_and_l_diversity_of_a_six_row_release() -> None:
     assert k.passed is None and not k.gating  # reported, never a verdict on its own
 
 
-def test_exact_copies_count_training_only_rows_net_of_the_holdout_control() -> None:
+def test_exact_copies_count_records_found_once_net_of_the_holdout_control() -> None:
     train, holdout = SIX_ROWS.iloc[:4], SIX_ROWS.iloc[3:]
     data = _data(train, holdout)
-    # rows 0 and 1 are training-only copies, row 3 is in both sets, row 5 holdout-only
-    synthetic = SIX_ROWS.iloc[[0, 1, 3, 5]]
-    result = exact_copies_check(data, data.synthetic(synthetic))
-    assert result.details["n_copies"] == 3
-    assert result.details["n_training_only_copies"] == 2
-    assert result.details["n_holdout_only_copies"] == 1
-    # 3 training-only keys vs 2 holdout-only keys: baseline 1/4 * 3/2
-    assert result.baseline == pytest.approx(0.375)
-    assert result.value == pytest.approx(0.5 - 0.375)
+    # row 3 is in both sets (not one person's record); training records 0, 1, 2; holdout 4, 5
+    result = exact_copies_check(data, data.synthetic(SIX_ROWS.iloc[[0, 0, 1, 3]]))
+    assert result.details["n_copies"] == 4
+    assert result.details["n_training_records"] == 3
+    assert result.details["n_training_records_reproduced"] == 2  # row 0 twice is one record
+    assert result.details["n_holdout_records_reproduced"] == 0
+    assert result.baseline == 0 and result.value == pytest.approx(2 / 4)
+    assert result.ci_low == result.value  # no holdout record reproduced: no chance margin
     assert result.passed is False and result.blocking
+    chance = exact_copies_check(data, data.synthetic(SIX_ROWS.iloc[[0, 0, 1, 3, 5]]))
+    # holdout rate 1/2, times 3 training records, over 5 synthetic rows
+    assert chance.baseline == pytest.approx(0.3)
+    assert chance.value == pytest.approx(2 / 5 - 0.3)
+    assert chance.ci_low == pytest.approx(max(0.0, chance.value - chance.details["chance_margin"]))
+    assert chance.details["chance_margin"] > 0.1  # two holdout records say little about chance
+
+
+def test_exact_copies_of_a_coarse_table_are_not_chance_matches() -> None:
+    """On a table of few coarse answers most rows recur in the population, and a key seen only in
+    the (larger) training set is commoner than one seen only in the holdout: the old control
+    failed a fresh real sample that never saw the training rows. Counting records found once,
+    against the holdout's rate and its chance margin, a fresh sample passes while 5 % verbatim
+    copies of such records (the audit's positive control) fail. (1 % is within chance here.)"""
+    rng = np.random.default_rng(0)
+    weights = rng.dirichlet(np.full(6, 0.5), size=6)
+
+    def survey(rows: int) -> pd.DataFrame:
+        return pd.DataFrame({f"q{i}": rng.choice(6, rows, p=weights[i]).astype(str) for i in range(6)})
+
+    schema = {"columns": [{"name": f"q{i}", "type": "categorical"} for i in range(6)]}
+    fails_old = passes = caught = 0
+    for _ in range(6):
+        train, holdout, fresh = survey(4000), survey(1000), survey(4000)
+        data = AuditData.prepare(train, holdout, TableSchema.from_dict(schema))
+        passes += exact_copies_check(data, data.synthetic(fresh)).passed is True
+        train_only = np.setdiff1d(data.train_keys, data.holdout_keys)
+        holdout_only = np.setdiff1d(data.holdout_keys, data.train_keys)
+        keys = data.synthetic(fresh).keys
+        old = np.isin(keys, train_only).mean() - np.isin(keys, holdout_only).mean() * len(train_only) / len(
+            holdout_only
+        )
+        fails_old += old > 0.005
+        union = pd.Series(np.concatenate([data.train_keys, data.holdout_keys])).value_counts()
+        once = np.flatnonzero(pd.Series(data.train_keys).map(union) == 1)  # rare people's records
+        leaky = pd.concat([fresh.iloc[200:], train.iloc[rng.choice(once, 200, replace=False)]], ignore_index=True)
+        caught += exact_copies_check(data, data.synthetic(leaky)).passed is False
+    assert fails_old >= 4  # the old statistic on the same samples
+    assert passes >= 5 and caught == 6
 
 
 def test_a_reproduced_qi_unique_training_row_is_blocking() -> None:

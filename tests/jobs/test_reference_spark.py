@@ -131,3 +131,45 @@ def test_a_job_whose_spark_query_outlasts_its_bound_fails_with_the_reason_before
     balance = budget_balance(dataset=request.dataset)
     # only the source version's DP row estimate, spent at registration
     assert balance.epsilon_spent == row_estimate_epsilon() and balance.epsilon_reserved == 0
+
+
+def test_a_catalog_table_registers_by_name_in_an_allowed_database_and_a_job_fits_from_spark_counts(
+    cast, lake, adult_schema, settings
+):
+    """The same rows as a table of the session's catalog (a global temporary view: the local session
+    has no metastore), registered by name with engine spark: refused outside the allowed databases,
+    then checked, fingerprinted and counted through the catalog, the job's lineage naming the table."""
+    from core.errors import ValidationError
+    from synth_engine.engines.spark import SparkCounts, spark_session
+
+    session = spark_session(MASTER)
+    session.read.parquet(str(lake / "adult")).createOrReplaceGlobalTempView("adult_visits")
+    table = "global_temp.adult_visits"
+    with pytest.raises(ValidationError, match="outside the Spark databases.*none are configured") as refused:
+        register(cast, adult_schema, "", table=table)
+    assert refused.value.code == "path_not_allowed"
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = ["global_temp"]
+    with pytest.raises(ValidationError, match="must be named database.table"):
+        register(cast, adult_schema, "", table="adult_visits; DROP TABLE x")
+    with pytest.raises(ValidationError, match="outside the Spark databases"):
+        register(cast, adult_schema, "", table="clinic.adult_visits")
+    with pytest.raises(ValidationError, match="needs path or table, not"):
+        register(cast, adult_schema, lake / "adult", table=table)
+    with pytest.raises(ValidationError, match="no table at 'global_temp.absent'"):
+        register(cast, adult_schema, "", table="global_temp.absent")
+
+    version = register(cast, adult_schema, "", table=table).version
+    reference = version.source_reference
+    on_files = SparkCounts(session, adult_schema, parquet=str(lake / "adult"))
+    assert reference["engine"] == "spark" and reference["table"] == table and "path" not in reference
+    assert (reference["n_rows"], reference["checksum"]) == on_files.checksum()
+    request = approved_request_create(cast, adult_schema)
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    counts = job.output_version.lineage["counts"]
+    assert counts["engine"] == "spark" and counts["table"] == table
+    assert counts["where"] == f"the Spark table {table!r}"
+    from synth_engine.sources import reference_snapshot
+
+    assert reference_snapshot(version, seed=3, limit=50).unchanged  # a drift re-audit reopens it by name

@@ -41,7 +41,12 @@ class Command(SynthgateCommand):
         register.add_argument(
             "--connection", default="", help="postgresql: a source database named in SYNTHGATE_SOURCE_DATABASES"
         )
-        register.add_argument("--table", default="", help="postgresql: table or view, 'table' or 'schema.table'")
+        register.add_argument(
+            "--table",
+            default="",
+            help="postgresql: table or view, 'table' or 'schema.table'; spark: a catalog table 'database.table' "
+            "in a database of SYNTHGATE_SOURCE_SPARK_DATABASES",
+        )
         register.add_argument(
             "--path",
             default="",
