@@ -8,7 +8,12 @@ the purpose's policy, ε, δ, the generator and the synthetic size):
   or be noisier than the purpose's threshold;
 - whether the membership checks can prove their power at this size, and the smallest size at
   which they can (:mod:`audits.metrics.power`). Below that size the request is refused
-  (:func:`audit_power_require`), since its audit could only end inconclusive.
+  (:func:`audit_power_require`), since its audit could only end inconclusive;
+- per protected column, the noise the generator's (label, column) table is predicted to carry
+  and the fewest favourable training rows the unprivileged group needs for the audit to judge
+  its disparate impact (:func:`bias_outlook`). The bias limits themselves come from the real
+  group sizes and rates, known only to the audit, so the predicted verdict does not include
+  the bias checks; a group below that size is reported "not decidable", never failed by noise.
 
 The same noise prediction calibrates the audit of the finished job (``fidelity_noise_for``).
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,9 +36,10 @@ from typing import Any
 import pandas as pd
 
 from audits.metrics.base import CHECK_SPECS
+from audits.metrics.bias import Z_LIMIT
 from audits.metrics.limits import CALIBRATED_CHECKS, MAX_RELAXATION, fidelity_limit
 from audits.metrics.power import DEFAULT_TPR_THRESHOLD, MembershipPower, holdout_rows, membership_power
-from audits.metrics.prediction import NoisePrediction, predict_noise
+from audits.metrics.prediction import ASSUMED_CATEGORIES, NoisePrediction, predict_noise
 from audits.metrics.suite import DEFAULT_CONTROL_SHARE
 from core.errors import ValidationError
 
@@ -51,6 +58,7 @@ class Outlook:
     fidelity: dict[str, dict[str, Any]]
     membership: MembershipPower
     warnings: list[str] = field(default_factory=list)
+    bias: dict[str, dict[str, Any]] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     prediction_error: str = ""
     prediction_error_public: str = ""  # what a requester may read of it (no figure of the private size)
@@ -87,6 +95,7 @@ class Outlook:
                 "minimum_rows": self.membership.minimum_rows,
                 "explanation": self.membership.explain(disclose_counts=disclose),
             },
+            "bias": self.bias if disclose else {column: _coarse_bias(item) for column, item in self.bias.items()},
             "warnings": self.warnings,
             "assumptions": self.assumptions,
             "prediction_error": self.prediction_error if disclose else self.prediction_error_public,
@@ -95,6 +104,12 @@ class Outlook:
 
 def _coarse(item: dict[str, Any]) -> dict[str, Any]:
     return {key: round(value, 2) if isinstance(value, float) else value for key, value in item.items()}
+
+
+def _coarse_bias(item: dict[str, Any]) -> dict[str, Any]:
+    """A requester's view: the minimum to the nearest 10 rows, no noise figure (both follow the
+    private number of training rows a little)."""
+    return {"predicted_cell_noise": None, "min_favourable_rows": int(round(item["min_favourable_rows"], -1))}
 
 
 def request_outlook(
@@ -140,7 +155,40 @@ def request_outlook(
     outlook.assumptions = noise.assumptions
     for check in CALIBRATED_CHECKS:
         _predict_check(outlook, check, thresholds, noise)
+    outlook.bias = bias_outlook(schema, noise.cell_noise, thresholds, n_train=n_train, n_rows=n_rows)
     return outlook
+
+
+def bias_outlook(
+    schema: dict[str, Any], cell_noise: dict[str, float], thresholds: dict[str, Any], *, n_train: int, n_rows: int
+) -> dict[str, dict[str, Any]]:
+    """Per protected column: the predicted noise per cell of its (label, column) table (training
+    rows) and the fewest favourable training rows its unprivileged group needs for disparate
+    impact to be decidable, at a disparate impact near 1 and a privileged group much larger.
+
+    The audit's log-scale standard deviation (:func:`audits.metrics.bias.rate_limits`) is then
+    about ``s^2 = k / a + c sigma^2 / a^2`` for ``a`` favourable rows (``k = 1 + n / m``:
+    the release's rows and the training rows both sample; ``c`` unprivileged categories), and
+    the column is decidable while ``e^(z s) - 1`` stays within the threshold's cap, that is
+    ``s <= s* = ln(1 + cap) / z``: ``a >= (k + sqrt(k^2 + 4 s*^2 c sigma^2)) / (2 s*^2)``.
+    """
+    threshold = thresholds.get("disparate_impact_change", CHECK_SPECS["disparate_impact_change"].threshold)
+    if threshold is None:
+        return {}
+    cap = MAX_RELAXATION * float(threshold)
+    s_star = math.log1p(cap) / Z_LIMIT
+    k = 1 + n_train / max(n_rows, 1)
+    out = {}
+    for column in schema.get("columns", []):
+        name = column["name"]
+        if column.get("role") != "protected" or name not in cell_noise:
+            continue
+        categories = column.get("categories") or []
+        cells = max(len(categories) - 1, 1) if categories else ASSUMED_CATEGORIES - 1
+        sigma = cell_noise[name]
+        minimum = (k + math.sqrt(k * k + 4 * s_star**2 * cells * sigma**2)) / (2 * s_star**2)
+        out[name] = {"predicted_cell_noise": sigma, "min_favourable_rows": math.ceil(minimum)}
+    return out
 
 
 def _predict_check(outlook: Outlook, check: str, thresholds: dict[str, Any], noise: NoisePrediction) -> None:

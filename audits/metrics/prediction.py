@@ -38,7 +38,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from audits.metrics.base import CheckResult
-from audits.metrics.encoding import TableSchema
+from audits.metrics.encoding import TableSchema, category_values
 from audits.metrics.fidelity import fidelity_checks
 from audits.metrics.limits import CALIBRATED_CHECKS, TOLERANCE, FidelityLimit, fidelity_limit, sampling_floor
 from core.schema import DATETIME_RESOLUTIONS
@@ -47,6 +47,7 @@ ASSUMED_CATEGORIES = 10  # undeclared category lists: the surrogate's guess, sta
 SURROGATE_SPAN = (0.0, 1000.0)
 # latent correlation of neighbouring surrogate columns (a public assumption, like the two above)
 ASSUMED_DEPENDENCE = 0.7  # undeclared numeric bounds (the checks use quantile bins: scale-free)
+CELL_SAMPLE_FACTOR, CELL_SAMPLE_CAP = 10, 200_000  # rows sampled to measure the label cells' noise
 
 FitSample = Callable[[pd.DataFrame, dict[str, Any], int, int], pd.DataFrame]
 
@@ -62,6 +63,8 @@ class NoisePrediction:
     sampling: dict[str, float]
     noise: dict[str, float]
     assumptions: list[str] = field(default_factory=list)
+    # per protected column: noise per cell of the (label, column) table, in training rows
+    cell_noise: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class NoisePrediction:
             "sampling": self.sampling,
             "noise": self.noise,
             "assumptions": self.assumptions,
+            "cell_noise": self.cell_noise,
         }
 
 
@@ -182,18 +186,49 @@ def predict_noise(
     generated: dict[str, list[float]] = {c: [] for c in CALIBRATED_CHECKS}
     sampled: dict[str, list[float]] = {c: [] for c in CALIBRATED_CHECKS}
     assumptions: list[str] = []
+    cells: dict[str, list[np.ndarray]] = {}
     for repeat in range(repeats):
         train, assumptions = surrogate_frame(schema, n_rows, rng)
         perfect, _ = surrogate_frame(schema, n_synthetic, rng)
-        output = fit_sample(train, schema, n_synthetic, int(rng.integers(2**31)) + repeat)
+        # a larger sample of the same fit measures the (label, protected) cells' noise with little
+        # sampling error left to remove; the fidelity checks read n_synthetic of its rows
+        n_cells = max(n_synthetic, min(CELL_SAMPLE_FACTOR * n_rows, CELL_SAMPLE_CAP))
+        large = fit_sample(train, schema, n_cells, int(rng.integers(2**31)) + repeat)
+        pick = np.random.default_rng(repeat).choice(len(large), min(n_synthetic, len(large)), replace=False)
+        output = large.iloc[np.sort(pick)].reset_index(drop=True)
         for result in fidelity_checks(train, output, table):
             generated[result.name].append(_measured(result))
         for result in fidelity_checks(train, perfect, table):
             sampled[result.name].append(_measured(result))
+        for column, excess in label_cell_errors(train, large, table).items():
+            cells.setdefault(column, []).append(excess)
     mean = {c: float(np.mean(v)) for c, v in generated.items()}
     floor = {c: float(np.mean(v)) for c, v in sampled.items()}
     noise = {c: math.sqrt(max(mean[c] ** 2 - floor[c] ** 2, 0.0)) for c in CALIBRATED_CHECKS}
-    return NoisePrediction(n_rows, n_synthetic, mean, floor, noise, sorted(set(assumptions)))
+    cell_noise = {c: math.sqrt(max(float(np.mean(np.concatenate(v))), 0.0)) for c, v in cells.items()}
+    return NoisePrediction(n_rows, n_synthetic, mean, floor, noise, sorted(set(assumptions)), cell_noise)
+
+
+def label_cell_errors(train: pd.DataFrame, output: pd.DataFrame, table: TableSchema) -> dict[str, np.ndarray]:
+    """Per protected column, each cell of the (label, column) table: the squared error of the
+    output's count (scaled to the training size ``n``) beyond what sampling the output's ``m``
+    rows explains, ``(c_out n / m - c)^2 - n^2 q (1 - q) / m`` with ``q = c / n``. Its mean is
+    the generator's noise variance per cell, in training rows (what the bias checks need: with
+    the real group sizes and rates it gives the noise of each group's favourable rate)."""
+    label = table.label
+    protected = table.with_role("protected")
+    if label is None or not protected or len(output) == 0 or len(train) == 0:
+        return {}
+    n, m = len(train), len(output)
+    out = {}
+    for column in protected:
+        real = pd.crosstab(category_values(train[label]), category_values(train[column]))
+        fake = pd.crosstab(category_values(output[label]), category_values(output[column]))
+        real, fake = real.align(fake, fill_value=0)
+        c, c_out = real.to_numpy(float).ravel(), fake.to_numpy(float).ravel()
+        q = c / n
+        out[column] = (c_out * n / m - c) ** 2 - n * n * q * (1 - q) / m
+    return out
 
 
 __all__ = [
@@ -202,6 +237,7 @@ __all__ = [
     "FidelityLimit",
     "NoisePrediction",
     "fidelity_limit",
+    "label_cell_errors",
     "predict_noise",
     "sampling_floor",
     "surrogate_frame",

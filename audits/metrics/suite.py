@@ -181,6 +181,7 @@ def run_audit(
     n_jobs: int | None = None,
     fidelity_noise: dict[str, float] | None = None,
     privacy_claim: tuple[float, float] | None = None,
+    bias_noise: dict[str, float] | None = None,
 ) -> AuditResult:
     """Run every check on ``synthetic`` and the positive controls; see the module docstring.
 
@@ -218,6 +219,10 @@ def run_audit(
         The generator's predicted noise error per fidelity check
         (:func:`audits.metrics.prediction.predict_noise`); with the holdout's sampling floor it
         calibrates the fidelity limits. Without it the floor alone does.
+    bias_noise : dict, optional
+        Per protected column, the generator's predicted noise per cell of the (label, column)
+        table in training rows (``NoisePrediction.cell_noise``); with the group sizes and rates
+        it calibrates the bias limits. Without it sampling alone does.
     n_jobs : int, optional
         Threads for the nearest-neighbour searches (each searches a share of the queries with
         single-threaded BLAS); ``None`` or ``0``: every core the process may use. Results do
@@ -239,6 +244,7 @@ def run_audit(
             with_controls=with_controls,
             fidelity_noise=fidelity_noise,
             privacy_claim=privacy_claim,
+            bias_noise=bias_noise,
         )
 
 
@@ -258,6 +264,7 @@ def _run_audit(
     with_controls: bool,
     fidelity_noise: dict[str, float] | None,
     privacy_claim: tuple[float, float] | None,
+    bias_noise: dict[str, float] | None = None,
 ) -> AuditResult:
     table = TableSchema.from_dict(schema)
     for frame, what in ((train, "train"), (holdout, "holdout"), (synthetic, "synthetic")):
@@ -279,6 +286,7 @@ def _run_audit(
         timer=timer,
         fidelity_noise=fidelity_noise,
         privacy_claim=privacy_claim,
+        bias_noise=bias_noise,
     )
 
 
@@ -297,6 +305,7 @@ def audit_rows(
     timer: _Timer | None = None,
     fidelity_noise: dict[str, float] | None = None,
     privacy_claim: tuple[float, float] | None = None,
+    bias_noise: dict[str, float] | None = None,
 ) -> AuditResult:
     """:func:`run_audit` on prepared rows (calibration audits many variants of one table: a
     variant built with :func:`audits.metrics.context.replace_rows` reuses its parent's
@@ -320,6 +329,7 @@ def audit_rows(
             thresholds=thresholds,
             timer=timer,
             fidelity_noise=fidelity_noise,
+            bias_noise=bias_noise,
         )
     )
     reid, membership = privacy_checks(
@@ -358,9 +368,11 @@ def quality_checks(
     thresholds: dict | None,
     timer: _Timer,
     fidelity_noise: dict[str, float] | None = None,
+    bias_noise: dict[str, float] | None = None,
 ) -> list[CheckResult]:
     """Fidelity (calibrated to the holdout's sampling floor and the predicted noise), utility
-    and bias checks of one synthetic table."""
+    and bias checks (calibrated to the group sizes and rates and the predicted noise) of one
+    synthetic table."""
     table = data.schema
     checks = timer.run(
         "fidelity",
@@ -371,7 +383,15 @@ def quality_checks(
     checks += timer.run(
         "bias",
         lambda: bias_checks(
-            data.train, data.holdout, rows.frame, table, models, released=released, thresholds=thresholds
+            data.train,
+            data.holdout,
+            rows.frame,
+            table,
+            models,
+            released=released,
+            thresholds=thresholds,
+            cell_noise=bias_noise,
+            random_state=seeds[3] % 2**31,
         ),
     )
     return checks

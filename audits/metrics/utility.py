@@ -87,6 +87,35 @@ def fit_models(
     return UtilityModels(label, favourable, y[2], outputs[0][0], outputs[1][0], outputs[0][1], outputs[1][1])
 
 
+def half_split_predictions(
+    train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema, random_state: int, repeats: int = 2
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Holdout predictions of two TRTR models each trained on one of two disjoint random halves of
+    the training rows, ``repeats`` times: how much a model of this population moves with the
+    sample it was trained on (the bias checks' floor for the equal-opportunity change). A half
+    whose label has a single class is left out."""
+    target = favourable_class(train, schema)
+    if target is None or len(train) < 4:
+        return []
+    label, favourable = target
+    features = [c for c in schema.columns if c != label]
+    x_train, x_hold = model_matrix([train, holdout], schema, features)
+    y = (category_values(train[label]) == favourable).astype(int)
+    rng = np.random.default_rng(random_state)
+    out = []
+    for _ in range(repeats):
+        order = rng.permutation(len(train))
+        halves = order[: len(order) // 2], order[len(order) // 2 :]
+        if any(len(np.unique(y[h])) < 2 for h in halves):
+            continue
+        predictions = [
+            HistGradientBoostingClassifier(random_state=random_state).fit(x_train[h], y[h]).predict(x_hold)
+            for h in halves
+        ]
+        out.append((predictions[0], predictions[1]))
+    return out
+
+
 def classification_scores(truth: np.ndarray, predictions: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """ROC AUC, accuracy, macro-F1 and recall of the favourable (minority) class."""
     return {

@@ -54,6 +54,7 @@ from synth_engine.models import GenerationJob
 
 if TYPE_CHECKING:  # audits.metrics loads the numeric stack: imported where an audit runs
     from audits.metrics import AuditResult
+    from audits.metrics.prediction import NoisePrediction
 
 logger = logging.getLogger(__name__)
 VERDICT_STATUS = {"pass": AuditStatus.PASSED, "fail": AuditStatus.FAILED, "inconclusive": AuditStatus.INCONCLUSIVE}
@@ -189,9 +190,11 @@ def audit_external(
     )
 
 
-def _fidelity_noise(request: DataRequest | None, train_version: DatasetVersion) -> dict[str, float] | None:
-    """The generator's predicted noise error for this request (public inputs only), which with
-    the holdout's sampling floor sets the fidelity limits; ``None`` when it cannot be predicted."""
+def _noise_prediction(request: DataRequest | None, train_version: DatasetVersion) -> NoisePrediction | None:
+    """The generator's predicted noise for this request (public inputs only): per fidelity
+    check, which with the holdout's sampling floor sets the fidelity limits, and per cell of
+    each (label, protected) table, which with the group sizes and rates sets the bias limits;
+    ``None`` when it cannot be predicted."""
     from audits.outlook import PredictionUnavailableError, fidelity_noise_for
 
     if request is None:
@@ -209,7 +212,7 @@ def _fidelity_noise(request: DataRequest | None, train_version: DatasetVersion) 
     except PredictionUnavailableError as error:
         logger.info("Audit of request %s: %s", request.pk, error)
         return None
-    return prediction.noise
+    return prediction
 
 
 def audit_run_execute(
@@ -248,6 +251,7 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
     thresholds, seed = run.thresholds, run.seed
     try:
         train, holdout = _audit_samples(run, train_version, holdout_version)
+        prediction = _noise_prediction(request, train_version)
         result = run_audit(
             train,
             holdout,
@@ -257,7 +261,8 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
             random_state=seed,
             n_targets=settings.SYNTHGATE_AUDIT_TARGETS,
             n_jobs=settings.SYNTHGATE_AUDIT_THREADS or None,
-            fidelity_noise=_fidelity_noise(request, train_version),
+            fidelity_noise=prediction.noise if prediction is not None else None,
+            bias_noise=prediction.cell_noise if prediction is not None else None,
             privacy_claim=_privacy_claim(version),
         )
         _audit_record(run, result, actor)

@@ -43,6 +43,18 @@ class MembershipOutlookSerializer(serializers.Serializer):
         ref_name = "MembershipOutlook"
 
 
+class BiasOutlookSerializer(serializers.Serializer):
+    predicted_cell_noise = serializers.FloatField(
+        allow_null=True, help_text="noise per cell of the (label, column) table, in training rows; null for requesters"
+    )
+    min_favourable_rows = serializers.IntegerField(
+        help_text="favourable training rows the unprivileged group needs for disparate impact to be decidable"
+    )
+
+    class Meta:
+        ref_name = "BiasOutlook"
+
+
 class RequestOutlookApi(APIView):
     class InputSerializer(serializers.Serializer):
         dataset = serializers.CharField(max_length=100, min_length=1)
@@ -69,6 +81,7 @@ class RequestOutlookApi(APIView):
         n_holdout = serializers.IntegerField(allow_null=True, help_text="null for requesters (private)")
         fidelity = serializers.DictField(child=FidelityOutlookSerializer(), help_text="per calibrated check")
         membership = MembershipOutlookSerializer()
+        bias = serializers.DictField(child=BiasOutlookSerializer(), help_text="per protected column")
         warnings = serializers.ListField(child=serializers.CharField())
         assumptions = serializers.ListField(child=serializers.CharField())
         prediction_error = serializers.CharField(allow_blank=True)

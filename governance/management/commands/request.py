@@ -235,6 +235,11 @@ def outlook_text(outlook: dict[str, Any]) -> str:
     if outlook["prediction_error"]:
         lines.append(f"fidelity: {outlook['prediction_error']}")
     lines.append(f"membership control: {membership['explanation']}")
+    lines += [
+        f"bias ({column}): disparate impact is judged when its unprivileged group has about "
+        f"{item['min_favourable_rows']} favourable training rows or more; below, 'not decidable'"
+        for column, item in outlook.get("bias", {}).items()
+    ]
     lines += [f"warning: {warning}" for warning in outlook["warnings"]]
     lines += [f"assumed: {assumption}" for assumption in outlook["assumptions"]]
     return "\n".join(lines)
