@@ -114,18 +114,44 @@ def test_a_job_whose_spark_session_cannot_start_fails_with_the_reason_before_any
 
 
 def test_a_job_whose_spark_query_outlasts_its_bound_fails_with_the_reason_before_any_spend(
-    cast, lake, adult_schema, settings
+    cast, lake, adult_schema, settings, tmp_path
 ):
-    """The session has started; each query is bounded (SYNTHGATE_SPARK_QUERY_TIMEOUT). At 10 ms no
-    query on this machine finishes, so the job's first check is cancelled and the job fails with
-    the reason instead of waiting for the heartbeat reaper; the reservation is released."""
-    register(cast, adult_schema, lake / "adult")
+    """The session has started; each query is bounded (SYNTHGATE_SPARK_QUERY_TIMEOUT). The table is
+    a view of the lake whose rows pass through a function that stalls while a flag file exists (a
+    cluster that stopped answering): registered at full speed, then stalled, the job's first query
+    that reads the stalled column (the checksum) is cancelled at the bound and the job fails with
+    the reason, before any spend, instead of waiting for the heartbeat reaper; the reservation is
+    released. (A 10 ms bound that only outlasted the queries by chance let a quiet machine finish
+    the loading checks and time out in the fit, after the spend.)"""
+    from pyspark.sql import functions as F
+
+    from synth_engine.engines.spark import spark_session
+
+    stall = tmp_path / "stall"
+
+    def passing(value):  # runs in Spark's Python worker: reads the flag, returns the value unchanged
+        import os
+        import time
+
+        while os.path.exists(str(stall)):
+            time.sleep(0.05)
+        return value
+
+    rows = spark_session(MASTER).read.parquet(str(lake / "adult"))
+    rows = rows.withColumn("age", F.udf(passing, rows.schema["age"].dataType)(F.col("age")))
+    rows.createOrReplaceGlobalTempView("adult_stalling")
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = ["global_temp"]
+    register(cast, adult_schema, "", table="global_temp.adult_stalling")
     request = approved_request_create(cast, adult_schema)
-    settings.SYNTHGATE_SPARK_QUERY_TIMEOUT = 0.01
-    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    settings.SYNTHGATE_SPARK_QUERY_TIMEOUT = 1.5
+    stall.touch()
+    try:
+        job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    finally:
+        stall.unlink()
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED, job.error
-    assert "Spark did not finish" in job.error and "within 0.01 s" in job.error
+    assert "Spark did not finish" in job.error and "within 1.5 s" in job.error
     assert "SYNTHGATE_SPARK_QUERY_TIMEOUT" in job.error
     assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
     balance = budget_balance(dataset=request.dataset)
