@@ -81,8 +81,8 @@ def epsilon_spent_chart(
             y_format=tick_text,
         )
     ]
-    for fraction in (0.0, 0.5, 1.0):
-        day = first_day + timedelta(days=round(fraction * days))
+    for fraction in (0.0, 0.5, 1.0):  # the right edge is the end of the period's last day: labelled with that day
+        day = first_day + timedelta(days=min(round(fraction * days), days - 1))
         anchor = {0.0: "start", 1.0: "end"}.get(fraction, "middle")
         parts.append(
             text_label(
