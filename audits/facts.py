@@ -51,7 +51,7 @@ from audits.datasheets.records import (
     uses_facts,
 )
 from audits.models import AuditRun, CheckResult, Release
-from audits.recipient import coarse_share, coarse_value
+from audits.recipient import coarse_share, coarse_value, recipient_threshold, recipient_value
 from core.schema import ColumnSpec, parse_schema
 from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
 from governance.selectors import budget_balance
@@ -442,10 +442,10 @@ def _check(check: CheckResult, *, exact: bool) -> CheckFacts:
     return CheckFacts(
         name=check.name,
         category=check.category,
-        value=check.value if exact else coarse_value(check.value),
-        threshold=check.threshold,
+        value=check.value if exact else recipient_value(check, check.value),
+        threshold=check.threshold if exact else recipient_threshold(check),
         direction=DIRECTIONS.get(check.direction, check.direction),
-        baseline=check.baseline if exact else coarse_value(check.baseline),
+        baseline=check.baseline if exact else recipient_value(check, check.baseline),
         verdict=verdict,
         note=note if exact or not check.skipped_reason else "skipped",
     )

@@ -2,9 +2,11 @@
 
 Everything a requester or recipient can read is a release. The audit's checks compare the
 synthetic rows with the real training and holdout rows and are not differentially private, so a
-requester sees, per check, its name, category, direction, threshold and verdict, and its value
-coarsened to two decimals: an aggregate over thousands of rows that one person's row cannot move
-by a visible step. Per-column details and chart data (exact real shares, real rates, real extremes)
+requester sees, per check, its name, category, direction, the purpose's threshold and verdict,
+and its value coarsened to two decimals: an aggregate over thousands of rows that one person's row
+cannot move by a visible step. Not the limit a check was judged against when it was calibrated to
+the real rows (the purpose's threshold stands in), and no value of a bias check (small groups).
+Per-column details and chart data (exact real shares, real rates, real extremes)
 stay with stewards, approvers and auditors. Shares of the source are shown to the nearest 5 %.
 """
 
@@ -22,6 +24,7 @@ from governance.permissions import user_has_role
 
 VALUE_DECIMALS = 2
 SHARE_STEP = 0.05
+BIAS_CATEGORY = "bias"  # audits.metrics.base.BIAS
 RECIPIENT_CHECK_FIELDS = ("name", "category", "direction", "threshold", "passed", "blocking", "gating")
 
 
@@ -41,12 +44,35 @@ def coarse_share(share: float | None) -> str:
     return f"≈ {round(share / SHARE_STEP) * SHARE_STEP * 100:.0f}\u202f%"
 
 
+def recipient_threshold(check: Any) -> float | None:
+    """The limit a recipient reads: the purpose's threshold (policy). A limit calibrated to the data
+    (fidelity: the real holdout's own distance from the training rows; bias: the real groups' sizes
+    and rates) is a statistic of the real rows, so it stays with stewards, approvers and auditors."""
+    calibration = (getattr(check, "details", None) or {}).get("calibration")
+    if isinstance(calibration, dict):
+        parts = calibration.values() if "purpose_threshold" not in calibration else [calibration]
+        declared = [
+            part["purpose_threshold"] for part in parts if isinstance(part, dict) and "purpose_threshold" in part
+        ]
+        if declared:
+            return declared[0]
+    return getattr(check, "threshold", None)
+
+
+def recipient_value(check: Any, value: float | None) -> float | None:
+    """A check's value or baseline as a recipient reads it: two decimals, and none for the bias
+    checks, whose values are functions of the real protected groups' sizes and rates (a group of a
+    few dozen people moves by more than 0.01 for one person)."""
+    return None if getattr(check, "category", "") == BIAS_CATEGORY else coarse_value(value)
+
+
 def recipient_check(check: CheckResult) -> dict[str, Any]:
     """One check result (a ``CheckResult`` row) as a requester or recipient may read it."""
     data = {name: getattr(check, name) for name in RECIPIENT_CHECK_FIELDS}
     data.update(
-        value=coarse_value(check.value),
-        baseline=coarse_value(check.baseline),
+        threshold=recipient_threshold(check),
+        value=recipient_value(check, check.value),
+        baseline=recipient_value(check, check.baseline),
         ci_low=None,
         ci_high=None,
         skipped_reason="skipped" if check.skipped_reason else "",

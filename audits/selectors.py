@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from audits.models import AuditRun, AuditStatus, Release
-from audits.recipient import coarse_value, reads_real_diagnostics
+from audits.recipient import reads_real_diagnostics, recipient_threshold, recipient_value
 from core.errors import NotFoundError
 from governance.models import Role
 from governance.permissions import user_has_role
@@ -73,13 +73,13 @@ def release_exceptions(*, release: Release, user: User | None) -> list[dict[str,
     for acceptance in acceptances:
         for name in acceptance.failed_checks:
             check = checks.get(name)
-            value = None if check is None else check.value if exact else coarse_value(check.value)
+            value = None if check is None else check.value if exact else recipient_value(check, check.value)
             rows.append(
                 {
                     "check": name,
                     "category": getattr(check, "category", ""),
                     "value": value,
-                    "threshold": getattr(check, "threshold", None),
+                    "threshold": getattr(check, "threshold", None) if exact else recipient_threshold(check),
                     "direction": getattr(check, "direction", ""),
                     "approver": acceptance.approver.username,
                     "accepted_at": acceptance.created_at,

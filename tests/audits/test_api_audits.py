@@ -190,13 +190,20 @@ def _detail_per_role(cast, run: AuditRun) -> None:
         response = client_as(user).get(url)
         assert response.status_code == 200
         assert response.json() == expected
-    # The requester reads the recipient view: verdicts and values to two decimals, no details,
-    # charts, seed or internal report (audits/recipient.py).
+    # The requester reads the recipient view: verdicts and values to two decimals (none for the
+    # bias checks), the purpose's threshold where the limit was calibrated to the real rows, no
+    # details, charts, seed or internal report (audits/recipient.py).
     seen = client_as(cast.requester).get(url).json()
     assert [check["name"] for check in seen["checks"]] == [check["name"] for check in expected["checks"]]
     for shown, exact in zip(seen["checks"], expected["checks"], strict=True):
         assert shown["details"] == {} and shown["chart"] == {} and shown["verdict"] == exact["verdict"]
-        assert shown["value"] == (None if exact["value"] is None else round(exact["value"], 2))
+        hidden = exact["value"] is None or exact["category"] == "bias"
+        assert shown["value"] == (None if hidden else round(exact["value"], 2))
+        calibration = exact["details"].get("calibration") or {}
+        declared = calibration.get("purpose_threshold", exact["threshold"])
+        if exact["category"] == "bias" and calibration:
+            declared = next(iter(calibration.values()))["purpose_threshold"]
+        assert shown["threshold"] == declared
     assert seen["datasheet"] is None and seen["seed"] is None
     assert all(control["checks"] == [] for control in seen["controls"])
     assert_error(client_as(cast.other_requester).get(url), 404, "not_found")

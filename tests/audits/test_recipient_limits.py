@@ -1,0 +1,67 @@
+"""What a recipient reads of a calibrated limit and of the bias checks (pure audit, unsaved rows).
+
+A limit calibrated to the data is ``TOLERANCE * hypot(floor, noise)``: the floor is the real
+holdout's distance from the training rows, so the exact limit gives that statistic of the real
+rows back. The bias checks' values and limits come from the real protected groups' sizes and
+rates. A requester reads the purpose's threshold and the verdict, and no bias value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audits.metrics.suite import run_audit
+from audits.models import CheckResult
+from audits.recipient import recipient_check
+
+SCHEMA = {
+    "columns": [
+        {"name": "group", "type": "categorical", "role": "protected", "categories": ["a", "b"], "privileged": "a"},
+        {"name": "colour", "type": "categorical", "categories": ["red", "green", "blue", "grey"]},
+        {"name": "size", "type": "integer", "min": 0, "max": 100},
+        {"name": "label", "type": "categorical", "role": "label", "categories": ["no", "yes"], "favourable": "yes"},
+    ]
+}
+
+
+def population(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["a", "b"], rows, p=[0.7, 0.3])
+    colour = rng.choice(["red", "green", "blue", "grey"], rows, p=[0.5, 0.3, 0.15, 0.05])
+    size = np.clip(rng.normal(40, 15, rows) + (colour == "red") * 20, 0, 100).round().astype(int)
+    label = np.where(rng.random(rows) < 0.2 + 0.3 * (size > 60) + 0.1 * (group == "a"), "yes", "no")
+    return pd.DataFrame({"group": group, "colour": colour, "size": size, "label": label})
+
+
+def test_a_recipient_reads_the_purposes_threshold_not_a_limit_calibrated_to_the_real_rows() -> None:
+    from synth_engine.generators import get_generator
+
+    train, holdout = population(300, 0), population(100, 1)
+    synthetic = get_generator("mst").fit(train, SCHEMA, 1.0, 1e-5, random_state=0).sample(300)
+    result = run_audit(train, holdout, synthetic, SCHEMA, random_state=0, fidelity_noise={"tvd_1way": 0.05})
+    rows = [
+        CheckResult(
+            name=c.name,
+            category=c.category,
+            value=c.value,
+            threshold=c.threshold,
+            direction=c.direction,
+            passed=c.passed,
+            baseline=c.baseline,
+            details=c.details,
+        )
+        for c in result.checks
+    ]
+    calibrated = [
+        r for r in rows if r.category == "fidelity" and (r.details.get("calibration") or {}).get("purpose_threshold")
+    ]
+    relaxed = [r for r in calibrated if r.threshold != r.details["calibration"]["purpose_threshold"]]
+    assert relaxed, "a 300-row table's floor relaxes at least one fidelity limit"
+    for row in calibrated:
+        assert recipient_check(row)["threshold"] == row.details["calibration"]["purpose_threshold"]
+    bias = [r for r in rows if r.category == "bias" and r.value is not None]
+    assert bias, "the bias checks were judged on the protected column"
+    for row in bias:
+        seen = recipient_check(row)
+        assert seen["value"] is None and seen["baseline"] is None
+        assert seen["passed"] == row.passed  # the verdict stays
