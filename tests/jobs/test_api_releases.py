@@ -45,6 +45,15 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     return body
 
 
+def _declared_threshold(check) -> float | None:
+    calibration = check.details.get("calibration") or {}
+    if "purpose_threshold" in calibration:  # fidelity: one limit
+        return calibration["purpose_threshold"]
+    if calibration:  # bias: a limit per protected column, one purpose threshold
+        return next(iter(calibration.values()))["purpose_threshold"]
+    return check.threshold
+
+
 def release_body(release: Release, downloads: list[dict], *, exact: bool = True) -> dict:
     """The API's release as ``exact`` (steward, approver, auditor) or coarse (requester) readers get it."""
     release.refresh_from_db()
@@ -53,8 +62,9 @@ def release_body(release: Release, downloads: list[dict], *, exact: bool = True)
         {
             "check": name,
             "category": check.category,
-            "value": check.value if exact else round(check.value, 2),
-            "threshold": check.threshold,
+            "value": check.value if exact else None if check.category == "bias" else round(check.value, 2),
+            # a requester reads the purpose's threshold, not a limit calibrated to the real rows
+            "threshold": check.threshold if exact else _declared_threshold(check),
             "direction": check.direction,
             "approver": acceptance.approver.username,
             "accepted_at": iso(acceptance.created_at),
