@@ -25,6 +25,7 @@ from synth_engine.generators.base import GeneratorError
 from synth_engine.sources import reference_audit_sample, source_register
 from tests.database import APP_ROLE, as_owner
 from tests.governance.factories import FIXTURES
+from tests.jobs.worker import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,23 +48,16 @@ def files(adult_schema, tmp_path):
     return train, tmp_path
 
 
-def _database_url() -> str:
-    database = connection.settings_dict
-    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
-    host = database.get("HOST") or "127.0.0.1"
-    return f"postgres://{database['USER']}{password}@{host}:{database.get('PORT') or 5432}/{database['NAME']}"
-
-
 @pytest.fixture
 def warehouse(settings, adult_schema, files):
     """The 1,200 training rows as a table of a source database named ``warehouse``, loaded by the owner."""
     if connection.vendor != "postgresql":
         pytest.skip("a source database by reference is a PostgreSQL table (the suite is on SQLite)")
-    settings.SYNTHGATE_SOURCE_DATABASES = {"warehouse": _database_url()}
+    settings.SYNTHGATE_SOURCE_DATABASES = {"warehouse": database_url()}
     train, _ = files
     types = {column["name"]: "bigint" if column["type"] == "integer" else "text" for column in adult_schema["columns"]}
     with as_owner():
-        owner = psycopg2.connect(_database_url())
+        owner = psycopg2.connect(database_url())
     owner.autocommit = True
     buffer = io.StringIO()
     train[list(types)].to_csv(buffer, index=False, header=False)

@@ -30,6 +30,7 @@ from synth_engine.sources import source_register
 from tests.database import APP_ROLE, as_owner
 from tests.governance.factories import dataset_register_adult
 from tests.jobs.conftest import approved_request_create
+from tests.jobs.worker import database_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -40,17 +41,9 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_2000.csv"
 TABLE = "warehouse_adult"
 
 
-def database_url() -> str:
-    database = connection.settings_dict
-    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
-    host = database.get("HOST") or "127.0.0.1"
-    return f"postgres://{database['USER']}{password}@{host}:{database.get('PORT') or 5432}/{database['NAME']}"
-
-
 @pytest.fixture
 def warehouse(settings, adult_schema):
     """The adult fixture as a table of a source database named ``warehouse``."""
-    from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("a source database by reference is a PostgreSQL table (the suite is on SQLite)")
