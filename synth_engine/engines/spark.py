@@ -2,11 +2,11 @@
 
 :class:`SparkCounts` answers the :class:`~synth_engine.generators.counts.CountSource` questions over
 a Spark DataFrame (Parquet files or a directory, any URI the cluster reads, or a catalog table).
-Every column's fine code, its bin and a numeric column's magnitude bucket are Spark column
-expressions that mirror the codec's NumPy encoding exactly, built from the codec's own grid and
-category lists (:meth:`~synth_engine.generators.domain.NumericCodec.point_cells` names the few
-points a plain ``searchsorted`` would place in another cell), so they run in the JVM next to the
-data. Each stage is one pass: the executors turn each Arrow batch of small-integer codes into
+Every column's value is a Spark column expression that mirrors how the codec reads it (built from
+the codec's own bounds, step and category lists; a category's or a boolean's code is computed
+there too), so the rows are read and their values computed in the JVM next to the data. Each stage
+is one pass: the executors finish each Arrow batch's codes with NumPy (a numeric codec's own
+``cells`` over its cell ends, ``magnitude_index``'s bucket, ``bins[fine code]``), turn them into
 partial tables (``numpy.bincount`` of the codes of every group, value counts of undeclared
 categories) and one Spark aggregation adds the partial tables of all partitions; only the summed
 counts reach the worker, which adds the noise.
