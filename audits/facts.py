@@ -54,6 +54,7 @@ from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value, recipient_threshold, recipient_value
 from core.schema import ColumnSpec, parse_schema
 from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
+from governance.output_formats import DESCRIPTIONS, key_format
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoint_latest
 from governance.storage import version_storage
@@ -81,7 +82,7 @@ def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> Datashe
         seed_policy=seed_policy_facts(lineage),
         library_versions=lineage.get("library_versions", {}),
         source=_version(_source_of(run), disclose_rows=internal),
-        synthetic=_version(version, disclose_rows=True, format="CSV (UTF-8)"),
+        synthetic=_version(version, disclose_rows=True, format=DESCRIPTIONS[key_format(version.storage_key)]),
         preprocessing=_preprocessing(version, run, disclose_rows=internal),
         **_dictionary_facts(version),
         privacy=privacy_facts(lineage),

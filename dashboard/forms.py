@@ -330,6 +330,12 @@ class RequestCreateForm(forms.Form):
     )
     rebalance_share = forms.CharField(required=False, label="Target share (0–1)")
     seed = forms.IntegerField(required=False, label="Fixed seed (only for reproducible runs)")
+    output_format = forms.ChoiceField(
+        label="Output format",
+        choices=[("csv", "CSV"), ("parquet", "Parquet")],
+        initial="csv",
+        help_text="The synthetic table's stored and downloaded form.",
+    )
     draft = forms.BooleanField(required=False, label="Save as a draft (submit later)")
     # One token per form shown: submitting the same form twice files one request, not two.
     form_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)

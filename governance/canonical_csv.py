@@ -59,7 +59,7 @@ def canonical_csv(frame: pd.DataFrame, columns: list[str], *, header: bool = Tru
         return None
     cells = []
     for name in columns:
-        formatted = _column_cells(frame[name])
+        formatted = column_cells(frame[name])
         if formatted is None:
             return None
         cells.append(formatted)
@@ -76,7 +76,8 @@ def canonical_csv(frame: pd.DataFrame, columns: list[str], *, header: bool = Tru
     return head + body.to_pybytes()[int(offsets[0]) : int(offsets[-1])]
 
 
-def _column_cells(series: pd.Series) -> pa.Array | None:
+def column_cells(series: pd.Series) -> pa.Array | None:
+    """One column's cells as the canonical CSV spells them (quoted where the CSV quotes), or None."""
     dtype = series.dtype
     if isinstance(dtype, pd.BooleanDtype) or dtype == np.bool_:
         array = pa.array(series.array if isinstance(dtype, pd.BooleanDtype) else series.to_numpy())

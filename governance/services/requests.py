@@ -34,12 +34,14 @@ from governance.models import (
     Dataset,
     DatasetVersion,
     Decision,
+    OutputFormat,
     Purpose,
     RecipientKind,
     RequestState,
     Role,
     VersionKind,
 )
+from governance.output_formats import output_format_checked
 from governance.permissions import request_visible_to, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
@@ -146,6 +148,7 @@ def access_request_create(
     recipient: str = "",
     justification: str = "",
     seed: int | None = None,
+    output_format: str = OutputFormat.CSV,
     submit: bool = True,
     client_token: str | None = None,
 ) -> DataRequest:
@@ -174,6 +177,7 @@ def access_request_create(
         recipient=recipient,
         justification=justification,
         seed=seed,
+        output_format=output_format,
     )
     recipient, justification = fields.pop("recipient"), fields.pop("justification")
     try:
@@ -218,6 +222,7 @@ def access_request_fields_check(
     recipient_kind: str = RecipientKind.INTERNAL,
     recipient: str = "",
     justification: str = "",
+    output_format: str = OutputFormat.CSV,
 ) -> None:
     """Check a request's fields as filing would, and name every mistake in one error; nothing is filed.
 
@@ -237,6 +242,7 @@ def access_request_fields_check(
         recipient=recipient,
         justification=justification,
         seed=None,
+        output_format=output_format,
     )
 
 
@@ -272,6 +278,7 @@ def _validated_fields(
     rebalance: dict[str, Any] | None,
     recipient_kind: str,
     seed: int | None,
+    output_format: str = OutputFormat.CSV,
     errors: list[ValidationError] | None = None,
 ) -> dict[str, Any]:
     """The request's fields checked against its purpose and source; every mistake in one error.
@@ -287,6 +294,7 @@ def _validated_fields(
     error_collected(errors, lambda: _check_recipient_kind(recipient_kind, purpose))
     error_collected(errors, lambda: _check_generator(generator, generator_params, purpose))
     validated_rebalance = error_collected(errors, lambda: _validated_rebalance(rebalance, source))
+    checked_format = error_collected(errors, lambda: output_format_checked(output_format))
     error_collected(errors, lambda: _check_declared_domains(source))
     if rows is not None:
         error_collected(errors, lambda: _check_audit_power(purpose, source, rows))
@@ -301,6 +309,7 @@ def _validated_fields(
         "rebalance": validated_rebalance,
         "recipient_kind": recipient_kind,
         "seed": seed,
+        "output_format": checked_format,
     }
 
 
@@ -455,6 +464,7 @@ def access_request_revalidate(*, request: DataRequest) -> None:
             rebalance=request.rebalance,
             recipient_kind=request.recipient_kind,
             seed=request.seed,
+            output_format=request.output_format,
         )
     except ValidationError as error:
         raise ValidationError(
