@@ -22,15 +22,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Fixed writer options: the bytes depend on the rows and on pyarrow's version only.
+# Fixed writer options: the bytes depend on the rows and on pyarrow's version only. Dictionary
+# encoding for the columns that repeat values (categories, integers); floats and datetimes are
+# stored plain (a dictionary of mostly distinct values only costs time); zstd at its fastest level.
 WRITE_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 1,
-    "use_dictionary": True,
     "write_statistics": True,
     "version": "2.6",
     "data_page_version": "1.0",
 }
+DICTIONARY_TYPES = ("categorical", "integer")
+
+
+def write_options(schema: dict[str, Any]) -> dict[str, Any]:
+    """``pyarrow.parquet.ParquetWriter``'s options for a stored table of ``schema``."""
+    dictionary = [column["name"] for column in schema["columns"] if column["type"] in DICTIONARY_TYPES]
+    return {**WRITE_OPTIONS, "use_dictionary": dictionary}
+
+
 _ARROW_TYPES = {
     "categorical": pa.string(),
     "integer": pa.int64(),
@@ -47,7 +57,8 @@ def arrow_schema(schema: dict[str, Any]) -> pa.Schema:
 
 def arrow_table(frame: pd.DataFrame, schema: dict[str, Any]) -> pa.Table:
     """A typed frame (as ``governance.ingest.build_table`` or ``synth_engine.streaming.typed_frame``
-    types it) as an Arrow table of :func:`arrow_schema`."""
+    types it; a categorical column may be a pandas ``Categorical`` of texts with no empty text) as an
+    Arrow table of :func:`arrow_schema`."""
     target = arrow_schema(schema)
     arrays = [_arrow_column(frame[field.name], field.type) for field in target]
     return pa.Table.from_arrays(arrays, schema=target)
@@ -59,6 +70,10 @@ def _arrow_column(series: pd.Series, kind: pa.DataType) -> pa.Array:
         missing = np.isnat(values)
         micros = np.floor_divide(values.view(np.int64), 1000)  # the CSV keeps whole microseconds (floored)
         return pa.array(micros, pa.int64(), mask=missing).cast(kind)
+    if kind == pa.string() and isinstance(series.dtype, pd.CategoricalDtype):  # by code: no text per row
+        codes = series.cat.codes.to_numpy()
+        categories = pa.array(series.cat.categories.to_numpy(dtype=object), pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories).cast(kind)
     if kind == pa.string():
         values = series.to_numpy(dtype=object)
         text = pa.array(values, pa.string(), from_pandas=True)

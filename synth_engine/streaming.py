@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from governance.ingest import StreamedTable, Table, build_table, canonical_bytes, typed_column
 from governance.output_formats import CSV, OUTPUT_FORMATS, SUFFIXES
-from governance.parquet_form import WRITE_OPTIONS, arrow_schema, arrow_table
+from governance.parquet_form import arrow_schema, arrow_table, write_options
 
 
 def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
@@ -52,13 +52,19 @@ def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
     )
 
 
-def typed_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
+def typed_frame(frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool = False) -> pd.DataFrame:
     """The columns of ``frame`` typed as an upload's cells of ``schema`` would be (no identifier
-    columns: ``table_from_frame`` reads those cell by cell), checked as they are."""
+    columns: ``table_from_frame`` reads those cell by cell), checked as they are.
+
+    ``categories``: a categorical column of text comes back as a pandas ``Categorical`` (its
+    distinct values once, a code a row: checked, formatted and written by value, not by row) with
+    the same values (an empty text is missing, as the stored form reads it)."""
     typed = {}
     for column in schema["columns"]:
         series = frame[column["name"]]
-        fast = _typed_values(series, column["type"])
+        fast = _categorical(series) if categories and column["type"] == "categorical" else None
+        if fast is None:
+            fast = _typed_values(series, column["type"])
         if fast is None:
             fast = typed_column(column, _cells(series).tolist(), ("",))
         typed[column["name"]] = fast.rename(column["name"])
@@ -96,6 +102,32 @@ def _typed_values(series: pd.Series, kind: str) -> pd.Series | None:
     if kind == "datetime" and dtype == np.dtype("datetime64[ns]"):
         return pd.Series(series.to_numpy(), dtype="datetime64[ns]")
     return None
+
+
+def _categorical(series: pd.Series) -> pd.Series | None:
+    """A column of text (or missing) as a ``Categorical`` of its distinct texts in the order they
+    first occur; None when a value is not text (the caller types it cell by cell)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if series.dtype.kind != "O":
+        return None
+    codes, uniques = pd.factorize(series.to_numpy(), use_na_sentinel=True)  # None and NaN: -1
+    uniques = np.asarray(uniques, dtype=object)
+    if pd.api.types.infer_dtype(uniques, skipna=True) not in ("string", "empty"):
+        return None
+    empty = np.flatnonzero(uniques == "")
+    if len(empty):  # an empty text is a missing cell in the stored form
+        position = int(empty[0])
+        codes = np.where(codes == position, -1, np.where(codes > position, codes - 1, codes))
+        uniques = np.delete(uniques, position)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object)))
+
+
+def _counted(series: pd.Series) -> pd.Series:
+    """A column's values as the texts a rebalanced column's shares are counted by."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.astype(object).where(series.notna(), None).astype(str)
+    return series.astype(str)
 
 
 def _integers(values: np.ndarray, missing: np.ndarray) -> pd.Series:
@@ -155,7 +187,7 @@ def sample_to_file(
                 writer.write(typed, stored_schema, first=index == 0)
                 done += len(typed)
                 for column in count_columns:
-                    counts[column].update(typed[column].astype(str))
+                    counts[column].update(_counted(typed[column]))
                 del typed
                 after_chunk(done)
             content_hash, size = writer.close()
@@ -185,7 +217,7 @@ def _typed_chunk(frame: pd.DataFrame, schema: dict[str, Any]) -> tuple[pd.DataFr
     if any(column["role"] == "identifier" for column in schema["columns"]):
         table = table_from_frame(frame, schema)
         return table.frame, table.schema
-    return typed_frame(frame, schema), {**schema, "missing_values": [""]}
+    return typed_frame(frame, schema, categories=True), {**schema, "missing_values": [""]}
 
 
 def _stored_columns(schema: dict[str, Any]) -> dict[str, Any]:
@@ -233,7 +265,7 @@ class _ParquetWriter(_Writer):
 
     def __init__(self, handle: int, schema: dict[str, Any]) -> None:
         self.stream = _HashingFile(os.fdopen(handle, "wb"))
-        self.writer = pq.ParquetWriter(self.stream, arrow_schema(schema), **WRITE_OPTIONS)
+        self.writer = pq.ParquetWriter(self.stream, arrow_schema(schema), **write_options(schema))
 
     def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
         table = arrow_table(typed, schema)

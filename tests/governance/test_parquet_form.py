@@ -13,7 +13,7 @@ import pytest
 
 from governance.ingest import build_table, canonical_bytes, canonical_frame
 from governance.output_formats import key_format, output_format_checked
-from governance.parquet_form import WRITE_OPTIONS, arrow_table, frame_from_arrow
+from governance.parquet_form import arrow_table, frame_from_arrow, write_options
 from governance.storage import VersionStorage
 from synth_engine.streaming import sample_to_file, table_from_frame
 from tests.audits.test_audit_sample_stream import SCHEMA as STREAM_SCHEMA
@@ -43,7 +43,7 @@ def test_parquet_reads_back_as_the_frame_its_canonical_csv_gives(tmp_path, seed)
     frame = _without_carriage_returns(_generated(2_500, seed))
     typed = table_from_frame(frame, SCHEMA)
     from_csv = canonical_frame(typed.canonical_bytes.decode("utf-8"), typed.schema)
-    pq.write_table(arrow_table(typed.frame, typed.schema), tmp_path / "t.parquet", **WRITE_OPTIONS)
+    pq.write_table(arrow_table(typed.frame, typed.schema), tmp_path / "t.parquet", **write_options(typed.schema))
     from_parquet = frame_from_arrow(pq.read_table(tmp_path / "t.parquet"), typed.schema)
     pd.testing.assert_frame_equal(from_parquet, from_csv)
     # the floats are the written values bit for bit (-0.0 and 5e-324 included); the CSV's reading
@@ -103,7 +103,7 @@ def _stored_both(storage: VersionStorage, n: int) -> tuple[str, str, dict]:
     table = build_table(header, _rows(n), {**STREAM_SCHEMA, "missing_values": [""]}, schema_inferred=False)
     storage.write_new("v.csv", canonical_bytes(table.frame, table.schema))
     arrow = arrow_table(table.frame, table.schema)
-    with pq.ParquetWriter(storage.path("v.parquet"), arrow.schema, **WRITE_OPTIONS) as writer:
+    with pq.ParquetWriter(storage.path("v.parquet"), arrow.schema, **write_options(table.schema)) as writer:
         for start in range(0, n, 700):  # several row groups, as a job writes them
             writer.write_table(arrow.slice(start, 700))
     return "v.csv", "v.parquet", table.schema
