@@ -72,6 +72,14 @@ def version_frame(version: DatasetVersion) -> pd.DataFrame:
     return version_storage().read_version(version.storage_key, version.schema)
 
 
+def version_rows(version: DatasetVersion, *, seed: int, limit: int) -> pd.DataFrame:
+    """A stored version's rows, whole up to ``limit`` rows; above it a uniform random sample of
+    ``limit`` (``seed``), streamed from the stored file so the table is never held whole."""
+    if version.n_rows <= limit:
+        return version_frame(version)
+    return _stored_sample(version, seed=seed, limit=limit)
+
+
 def audit_thresholds_for(request: DataRequest | None) -> dict[str, Any]:
     from audits.metrics.base import default_thresholds
 
@@ -299,10 +307,9 @@ def _audit_samples(
         if version.source_reference:
             sample = reference_audit_sample(version, seed=run.seed, limit=limit)
             frames[role], fetched[role] = sample.frame, {"engine": sample.engine, "where": sample.where}
-        elif version.n_rows > limit:
-            frames[role], sampled = _stored_sample(version, seed=run.seed, limit=limit), True
         else:
-            frames[role] = version_frame(version)
+            frames[role] = version_rows(version, seed=run.seed, limit=limit)
+            sampled = sampled or version.n_rows > limit
     if not fetched and not sampled:
         return frames["train"], frames["holdout"]
     run.audit_sample_rows = {
@@ -323,9 +330,9 @@ def _audited_synthetic(
     The checks' sampling floors are taken at the audited size, and the planted controls are planted
     in the same sample."""
     limit = int(settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS)
+    frame = version_rows(version, seed=run.seed, limit=limit)
     if version.n_rows <= limit:
-        return version_frame(version)
-    frame = _stored_sample(version, seed=run.seed, limit=limit)
+        return frame
     run.audit_sample_rows = {**run.audit_sample_rows, "synthetic": len(frame)}
     run.save(update_fields=["audit_sample_rows", "updated_at"])
     return frame
