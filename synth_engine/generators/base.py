@@ -72,6 +72,10 @@ class Generator(ABC):
 
     name: ClassVar[str]
     is_private: ClassVar[bool] = True
+    # Whether fit (and fit_counts), plan_privacy and budget_refusal take ``row_estimate=``: a row
+    # estimate paid for outside the fit (a job's source version's), on which the fit then decides
+    # without a ``rows`` stage of its own (synth_engine.privacy.row_count.PaidRowEstimate).
+    takes_row_estimate: ClassVar[bool] = False
     # Set by a job runner; a generator that trains in epochs calls it with the fraction done (0..1).
     progress_callback: Callable[[float], None] | None = None
 
