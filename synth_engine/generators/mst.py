@@ -811,10 +811,16 @@ def _refusal(
 
 
 def _estimate_record(row_estimate: PaidRowEstimate | None) -> dict[str, Any]:
-    """What the plan and the fit record about the row estimate the fit decided on."""
+    """What the plan and the fit record about the row estimate the fit decided on: which one and
+    what it cost, where. Not its figure: a requester reads the record, and no row count."""
     if row_estimate is None:
         return {"source": "fit", "stage": "rows", "fraction": ROWS_FRACTION}
-    return {**row_estimate.to_dict(), "stage": None}
+    return {
+        "source": row_estimate.source,
+        "epsilon": row_estimate.epsilon,
+        "charged": row_estimate.charged,
+        "stage": None,
+    }
 
 
 def _minimum_epsilon(
