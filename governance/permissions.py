@@ -41,6 +41,24 @@ def real_row_counts_visible(user: User) -> bool:
     return user_has_role(user, *SEE_ALL_REQUESTS)
 
 
+# Lineage keys of a synthetic version that are statistics of the real rows: the exact class shares
+# of the training rows beside a rebalanced release, and the sizes of the training and holdout
+# samples a job on a referenced table fetched (below the audit's sample size, the exact split).
+REAL_LINEAGE_KEYS = {"rebalance": ("real_shares",), "counts": ("audit_sample_rows",)}
+
+
+def lineage_visible(user: User | None, version: DatasetVersion) -> dict:
+    """``version.lineage`` as ``user`` may read it: whole for stewards, approvers and auditors; for
+    anyone else without the statistics of the real rows it records (:data:`REAL_LINEAGE_KEYS`)."""
+    lineage = dict(version.lineage or {})
+    if user is not None and real_row_counts_visible(user):
+        return lineage
+    for key, private in REAL_LINEAGE_KEYS.items():
+        if isinstance(lineage.get(key), dict):
+            lineage[key] = {name: value for name, value in lineage[key].items() if name not in private}
+    return lineage
+
+
 def version_rows_visible(user: User, version: DatasetVersion) -> bool:
     """Whether ``user`` may read ``version``'s row count and size (see :func:`real_row_counts_visible`)."""
     return version.kind == VersionKind.SYNTHETIC or real_row_counts_visible(user)

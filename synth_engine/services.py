@@ -36,12 +36,12 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from core.amounts import amount_text
 from core.errors import (
-    ApplicationError,
     ConflictError,
     InvalidTransitionError,
     NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
+    failure_reason,
 )
 from core.liveness import (
     connection_lost,
@@ -73,8 +73,10 @@ from governance.storage import Removable, version_storage
 from synth_engine.assurance.version import generator_version
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
 from synth_engine.generators.domain import CategoricalCodec, target_shares
+from synth_engine.generators.parameters import ParameterError
 from synth_engine.hooks import job_succeeded_hooks
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
+from synth_engine.privacy.rdp import NoiseCalibrationError
 from synth_engine.runtime import PeakMemory, library_versions
 from synth_engine.sources import reference_open
 from synth_engine.streaming import sample_to_file, table_from_frame
@@ -253,8 +255,7 @@ def _run(job_id: int) -> GenerationJob:
         if connection_lost(error):
             raise  # this connection is dead: the job is ended on a fresh one
         logger.exception("Generation job %s failed", job.pk)
-        message = error.message if isinstance(error, ApplicationError) else f"{type(error).__name__}: {error}"
-        message = (message.strip().splitlines() or [type(error).__name__])[0]
+        message = failure_reason(error, stated=(GeneratorError, ParameterError, NoiseCalibrationError))
         _finish_failed(job.pk, status=JobStatus.FAILED, error=message, timings=timings)
     return GenerationJob.objects.get(pk=job_id)
 
