@@ -473,6 +473,7 @@ def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loa
     if job_warnings:
         GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
     epsilon, delta = float(request.epsilon), float(request.delta)
+    estimating: Any = generator  # one with ``takes_row_estimate`` (its fit takes ``row_estimate=``)
     return Loaded(
         train,
         holdout,
@@ -480,7 +481,7 @@ def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loa
         fit=lambda seed, estimate: (
             generator.fit(train, source.schema, epsilon, delta, random_state=seed)
             if estimate is None
-            else generator.fit(train, source.schema, epsilon, delta, random_state=seed, row_estimate=estimate)
+            else estimating.fit(train, source.schema, epsilon, delta, random_state=seed, row_estimate=estimate)
         ),
     )
 
@@ -585,7 +586,11 @@ def _plan(generator: Generator, request: DataRequest, row_estimate: PaidRowEstim
     # No row count: n is not public under add/remove DP; generators decide on a DP estimate, the
     # version's paid one when they take it (then the plan records it, and refuses what fit would).
     if row_estimate is not None:
-        return generator.plan_privacy(float(request.epsilon), float(request.delta), row_estimate=row_estimate)
+        estimating: Any = generator  # one with ``takes_row_estimate``: its plan takes ``row_estimate=``
+        planned: PrivacySpent = estimating.plan_privacy(
+            float(request.epsilon), float(request.delta), row_estimate=row_estimate
+        )
+        return planned
     return generator.plan_privacy(float(request.epsilon), float(request.delta))
 
 

@@ -114,6 +114,15 @@ class Generator(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement plan_privacy")
 
+    def budget_refusal(self, schema: dict[str, Any], epsilon: float, delta: float, row_estimate: Any) -> Any:
+        """Why ``fit(..., row_estimate=row_estimate)`` would refuse (ε, δ) as too small, or None.
+
+        Only for generators with ``takes_row_estimate`` (``row_estimate`` a
+        :class:`~synth_engine.privacy.row_count.PaidRowEstimate`), whose fit decides on the
+        estimate before reading anything; the others say None (their fit decides on its own).
+        """
+        return None
+
     @abstractmethod
     def privacy_spent(self) -> PrivacySpent:
         """The (epsilon, delta) actually spent by ``fit``, with the accountant's inputs."""
