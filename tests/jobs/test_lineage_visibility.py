@@ -35,6 +35,17 @@ def test_a_requester_reads_the_lineage_without_the_real_class_shares(cast, adult
     assert steward["rebalance"]["real_shares"] == auditor["rebalance"]["real_shares"] == exact
     one = client_as(cast.requester).get(f"/api/datasets/adult/versions/{job.output_version.number}/").json()
     assert one["lineage"] == requester
+    # a real version is named by its keyed fingerprint, the release by its sha256
+    hashes = {
+        v["kind"]: v["content_hash"]
+        for v in client_as(cast.requester).get("/api/datasets/adult/versions/").json()["results"]
+    }
+    assert hashes[VersionKind.SYNTHETIC] == job.output_version.content_hash
+    for kind, version in (("source", request.source_version), ("train", job.train_version)):
+        assert hashes[kind].startswith("hmac-sha256:") and version.content_hash not in str(hashes), kind
+    assert (
+        requester["source_hash"] == hashes["source"] and steward["source_hash"] == request.source_version.content_hash
+    )
 
 
 def test_the_sizes_a_referenced_tables_job_fetched_are_for_stewards_only(cast):
