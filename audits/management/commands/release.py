@@ -183,7 +183,8 @@ def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
     exceptions = []
     if data["despite_failed_checks"]:
         exceptions = ["", "Exception: released despite failed checks"] + [
-            f"  {e['check']} {e['value']} against the limit {e['threshold']}, accepted by {e['approver']} "
+            f"  {e['check']} {'failed' if e['value'] is None else e['value']} against the limit {e['threshold']}, "
+            f"accepted by {e['approver']} "
             f"at {time_text(e['accepted_at'])}: {e['reason']}"
             for e in data["exceptions"]
         ]
