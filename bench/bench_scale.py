@@ -229,7 +229,7 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
         with database.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend = int(cursor.fetchone()[0])
-        source: Any = PostgresCounts(database, table, schema)
+        source: Any = PostgresCounts(database, table, schema, connect=lambda: psycopg2.connect(scratch_url()))
     elif path == "duckdb":
         from synth_engine.engines.duckdb import DuckDBCounts
 
