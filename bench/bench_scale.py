@@ -213,6 +213,24 @@ def process_cpu_s(pid: int) -> float:
 DATABASE_CPU: dict[str, float] = {}
 
 
+def counted_connection() -> type:
+    """A psycopg2 connection class whose server process's CPU is added to ``DATABASE_CPU["others"]``
+    when it is closed (the connections the engine opens to count a stage at once)."""
+    import psycopg2.extensions
+
+    class Counted(psycopg2.extensions.connection):
+        def close(self) -> None:
+            if not self.closed:
+                with self.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    pid = int(cursor.fetchone()[0])
+                if Path(f"/proc/{pid}/stat").exists():
+                    DATABASE_CPU["others"] = DATABASE_CPU.get("others", 0.0) + process_cpu_s(pid)
+            super().close()
+
+    return Counted
+
+
 def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
     """The fitted model, its wall time and this process's CPU time (the PostgreSQL server
     process's CPU during the fit goes in ``DATABASE_CPU``, when the server runs on this machine)."""
@@ -225,11 +243,14 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
 
         from synth_engine.engines.postgres import PostgresCounts
 
+        Counted = counted_connection()
         database = psycopg2.connect(scratch_url())
         with database.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend = int(cursor.fetchone()[0])
-        source: Any = PostgresCounts(database, table, schema, connect=lambda: psycopg2.connect(scratch_url()))
+        source: Any = PostgresCounts(
+            database, table, schema, connect=lambda: psycopg2.connect(scratch_url(), connection_factory=Counted)
+        )
     elif path == "duckdb":
         from synth_engine.engines.duckdb import DuckDBCounts
 
@@ -254,7 +275,8 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
         warnings.simplefilter("ignore")
         model = MSTGenerator().fit_counts(source, schema, EPSILON, DELTA, random_state=1)
     if path == "postgresql" and Path(f"/proc/{backend}/stat").exists():
-        DATABASE_CPU["db_cpu_s"] = process_cpu_s(backend)  # the backend started with the fit
+        # the backend started with the fit, and those of the other connections counting at once
+        DATABASE_CPU["db_cpu_s"] = process_cpu_s(backend) + DATABASE_CPU.get("others", 0.0)
     return model, time.perf_counter() - started, time.process_time() - cpu
 
 

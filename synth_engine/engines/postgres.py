@@ -18,6 +18,7 @@ Django's connection wrapper around it).
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ from core.schema import ColumnSpec
 from synth_engine.engines.sql import MAX_GROUPING_SETS, GroupingPart, SqlCounts, column_name, quote_identifier
 from synth_engine.generators.base import SchemaMismatchError
 from synth_engine.generators.domain import Codec, parse_schema
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["MAX_GROUPING_SETS", "PostgresCounts", "quote_identifier", "quote_relation"]
 
@@ -213,24 +216,37 @@ class PostgresCounts(SqlCounts):
 
     def _counted_at_once(self, counts: list[Callable[[Any], list[tuple[Any, ...]]]]) -> list[tuple[Any, ...]]:
         """Run each count on a connection of its own (the first on ``connection``), at once, and
-        add up the counts of rows with the same tag, masks and keys."""
+        add up the counts of rows with the same tag, masks and keys. Where another connection
+        cannot be opened (the server's connection limit, say), the counts run one after another
+        on ``connection``."""
         assert self.connect is not None
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
             statement_timeout, lock_timeout = cursor.fetchone()
         others: list[Any] = []
         try:
-            for _ in counts[1:]:
-                other = self.connect()
-                others.append(other)
-                with other.cursor() as cursor:
-                    cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
-                    cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+            try:
+                for _ in counts[1:]:
+                    other = self.connect()
+                    others.append(other)
+                    with other.cursor() as cursor:
+                        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
+                        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+            except Exception as error:  # noqa: BLE001 - counted on one connection instead
+                logger.warning("counting on one connection: another could not be opened (%s)", type(error).__name__)
+                for other in others:
+                    with contextlib.suppress(Exception):
+                        other.close()
+                others = []
+            if not others:
+                return summed([count(self.connection) for count in counts])
             connections = [self.connection, *others]
             results: list[list[tuple[Any, ...]] | None] = [None] * len(counts)
             errors: list[BaseException] = []
 
             def run(k: int) -> None:
+                if errors:  # another failed before this one started
+                    return
                 try:
                     results[k] = counts[k](connections[k])
                 except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
@@ -253,12 +269,7 @@ class PostgresCounts(SqlCounts):
             for other in others:
                 with contextlib.suppress(Exception):
                     other.close()
-        total: dict[tuple[Any, ...], int] = {}
-        for rows in results:
-            for row in rows or ():
-                key = tuple(row[:-1])
-                total[key] = total.get(key, 0) + int(row[-1])
-        return [(*key, count) for key, count in total.items()]
+        return summed(results)
 
     def column_types(self) -> dict[str, str]:
         """Each column of the relation and its PostgreSQL type; refuses a relation that does not exist."""
@@ -309,6 +320,18 @@ class PostgresCounts(SqlCounts):
 
     def _infinite(self, column: str) -> str:
         return f"{column}::float8 IN ('Infinity'::float8, '-Infinity'::float8)"
+
+
+def summed(results: list[list[tuple[Any, ...]] | None]) -> list[tuple[Any, ...]]:
+    """Rows of several counts of the same statement over disjoint rows, their counts added up by
+    the rest of the row (each list is let go once read)."""
+    total: dict[tuple[Any, ...], int] = {}
+    for k, rows in enumerate(results):
+        for row in rows or ():
+            key = tuple(row[:-1])
+            total[key] = total.get(key, 0) + int(row[-1])
+        results[k] = None
+    return [(*key, count) for key, count in total.items()]
 
 
 def table_counted_rows(

@@ -212,3 +212,18 @@ def test_the_binned_stage_counts_every_set_the_same_through_either_path(warehous
         assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, expected, strict=True))
         assert source.paths == ["temporary table" if temporary else "common table expression"]
     main.close()
+
+
+def test_when_no_other_connection_can_be_opened_one_connection_counts_every_range(warehouse, monkeypatch) -> None:
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    main = app_connection()
+    main.autocommit = True
+
+    def refused():
+        raise psycopg2.OperationalError("too many clients already")
+
+    source = PostgresCounts(main, TABLE, schema, connect=refused)
+    assert_same_counts(source, frame, schema)
+    assert source.paths.count("temporary table") == 2  # both ranges, one after the other
+    main.close()
