@@ -23,8 +23,9 @@ and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fi
 its peak; its CPU is not in ``fit_cpu_s``). Printed:
 ``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
 frame in memory), ``fit_cpu_s`` (this process's CPU), ``db_cpu_s`` (for ``postgresql``, the
-server process's CPU during the fit, read from ``/proc`` when the server runs on this machine;
-PostgreSQL's parallel workers are other processes, not in it: run with
+server processes' CPU during the fit, read from ``/proc`` when the server runs on this machine:
+the fit's connection's and those of the connections the engine opens to count a large table at
+once; PostgreSQL's parallel workers are other processes, not in it: run with
 ``PGOPTIONS="-c max_parallel_workers_per_gather=0"`` to count all of the server's CPU),
 ``fit_rss_mb`` (peak RSS once fitted),
 ``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows

@@ -7,9 +7,13 @@ the pre-spend :meth:`~SqlCounts.check` for any SQL engine; a subclass
 the relation's column types, a column's value as the generators see it, and a handful of
 expressions (a sorted search, a list position, a list lookup, a list membership, a float
 literal). Each column's fine code (and, once the bins are chosen, its bin) is one SQL expression
-that mirrors the codec's NumPy encoding exactly, and all the tables one stage needs are counted
-in one statement: one pass for the domain stage, one for the fine 1-ways, one for every binned
-table of the tree selection and the measurements.
+that mirrors the codec's NumPy encoding exactly, and the tables one stage needs are counted as
+``GROUPING SETS``: the domain stage, the fine 1-ways, and every binned table of the tree
+selection and the measurements (the last in parts of a bounded number of cells,
+:class:`GroupingPart`). How the parts run is the engine's (:meth:`SqlCounts._count_parts`): by
+default a statement a part, each computing the codes its sets name once per row; PostgreSQL
+computes the codes once for the whole stage and can count ranges of the table on several
+connections at once.
 """
 
 from __future__ import annotations
