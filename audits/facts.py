@@ -53,7 +53,8 @@ from audits.datasheets.records import (
 from audits.models import AuditRun, CheckResult, Release
 from audits.recipient import coarse_share, coarse_value, recipient_threshold, recipient_value
 from core.schema import ColumnSpec, parse_schema
-from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
+from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose, VersionKind
+from governance.permissions import FINGERPRINT_PREFIX, keyed_fingerprint
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoint_latest
 from governance.storage import version_storage
@@ -226,10 +227,16 @@ def _budget(version: DatasetVersion, request: DataRequest | None) -> BudgetFacts
 
 
 def _version(version: DatasetVersion, *, disclose_rows: bool, format: str = "") -> VersionFacts:
+    """A version's facts; for recipients (``disclose_rows`` false) a real version is named by its
+    keyed fingerprint, not the sha256 of its rows (``governance.permissions.keyed_fingerprint``)."""
+    keyed = not disclose_rows and version.kind != VersionKind.SYNTHETIC
     return VersionFacts(
         dataset=version.dataset.name,
         version=_label(version),
-        hash=version.content_hash,
+        hash=keyed_fingerprint(version.content_hash).removeprefix(FINGERPRINT_PREFIX)
+        if keyed
+        else version.content_hash,
+        hash_kind=FINGERPRINT_PREFIX.rstrip(":") if keyed else "sha256",
         n_rows=version.n_rows if disclose_rows else None,
         n_columns=version.n_columns,
         format=format,

@@ -21,6 +21,7 @@ from synth_engine.engines.postgres import PostgresCounts, quote_identifier
 from synth_engine.generators import GeneratorError, MSTGenerator, SchemaMismatchError
 from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import parse_schema
+from synth_engine.privacy.row_count import PaidRowEstimate
 
 pytestmark = [
     pytest.mark.django_db,
@@ -87,10 +88,10 @@ def adult() -> tuple[pd.DataFrame, dict, PostgresCounts]:
     return frame, schema, PostgresCounts(connection, "engine_adult", schema)
 
 
-def fitted(source, schema: dict, **params) -> MSTGenerator:
+def fitted(source, schema: dict, row_estimate=None, **params) -> MSTGenerator:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MSTGenerator(**params).fit_counts(source, schema, 2.0, 1e-5, random_state=11)
+        return MSTGenerator(**params).fit_counts(source, schema, 2.0, 1e-5, random_state=11, row_estimate=row_estimate)
 
 
 def assert_same_counts(source, frame: pd.DataFrame, schema: dict) -> None:
@@ -126,7 +127,14 @@ def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adu
     assert_same_counts(database, frame, schema)
 
 
-@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}])
+# a job hands MST its version's paid row estimate: the fit then reads no row count at all
+PAID = PaidRowEstimate(rows=1000.0, source="the version's DP row estimate", epsilon=0.02, charged="the ledger")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}, {"row_estimate": PAID}],
+)
 def test_mst_fitted_from_postgresql_counts_samples_byte_identical_rows(adult, params) -> None:
     frame, schema, database = adult
     from_memory = fitted(FrameCounts(frame), schema, **params)
