@@ -30,9 +30,10 @@ once; PostgreSQL's parallel workers are other processes, not in it: run with
 ``fit_rss_mb`` (peak RSS once fitted),
 ``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows
 in chunks of 100,000, by wall and by CPU time), ``write_rows_per_s`` and ``write_cpu_rows_per_s``
-(the job's path, ``sample_to_file``: drawn, typed, checked and written as canonical CSV),
-``parquet_rows_per_s`` and ``parquet_cpu_rows_per_s`` (the same draws typed the same way and
-written as Parquet by ``pyarrow``, which a job does not offer yet), ``peak_rss_mb`` at the end,
+(the job's path, ``sample_to_file``: drawn, typed, checked and written as canonical CSV, the
+next chunk drawn in a second thread meanwhile), ``parquet_rows_per_s`` and
+``parquet_cpu_rows_per_s`` (the same path writing a request's Parquet output: one row group a
+chunk), ``peak_rss_mb`` at the end,
 and the load average. The machine is shared: compare figures with the load beside them.
 ``BENCH_DUCKDB_MEMORY`` (default ``1GB``, the engine's) and ``BENCH_DUCKDB_THREADS`` set DuckDB's
 limits. A path that fails prints its last error line instead of figures.
@@ -298,8 +299,12 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         size = streamed.size_bytes
         streamed.discard()
         written, cpu = time.perf_counter(), time.process_time()
-        parquet_size = write_parquet(model, sample_rows, Path(scratch) / "synthetic.parquet")
+        streamed = sample_to_file(
+            model.sample, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK, file_format="parquet"
+        )
         parquet_s, parquet_cpu = time.perf_counter() - written, time.process_time() - cpu
+        parquet_size = streamed.size_bytes
+        streamed.discard()
     return {
         "path": path,
         "rows": rows,
@@ -321,25 +326,6 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         "peak_rss_mb": round(peak_rss_mb()),
         "load": round(os.getloadavg()[0], 1),
     }
-
-
-def write_parquet(model: Any, sample_rows: int, target: Path) -> int:
-    """The same draws typed by the job's arrays (``typed_frame``) and written as Parquet, chunk
-    by chunk (what a Parquet output would cost; the job's stored form is canonical CSV)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from synth_engine.streaming import typed_frame
-
-    writer = None
-    for start in range(0, sample_rows, SAMPLE_CHUNK):
-        typed = typed_frame(model.sample(min(SAMPLE_CHUNK, sample_rows - start)), bench_schema())
-        table = pa.Table.from_pandas(typed, preserve_index=False)
-        writer = writer or pq.ParquetWriter(target, table.schema)
-        writer.write_table(table)
-    if writer is not None:
-        writer.close()
-    return target.stat().st_size
 
 
 def engine_available(path: str) -> bool:
