@@ -521,8 +521,8 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
 
 def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Generator) -> StreamedTable:
     """Sample the synthetic table in chunks of ``SYNTHGATE_SAMPLE_CHUNK_ROWS``, each written to
-    a file in the stored form (hashed as it is written) before the next is drawn; a cancel is
-    honoured between chunks."""
+    a file in the stored form the request chose (canonical CSV or Parquet; hashed as it is
+    written) while the next is drawn; a cancel is honoured between chunks."""
     conditions = _conditions(request.rebalance)
     n_rows = int(request.n_rows)
 
@@ -535,6 +535,7 @@ def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Genera
         request.source_version.schema,
         _sampling_directory(),
         chunk_rows=int(settings.SYNTHGATE_SAMPLE_CHUNK_ROWS),
+        file_format=request.output_format,
         prefix=f"{SAMPLING_PREFIX}{job.pk}-",
         count_columns=(request.rebalance["column"],) if request.rebalance else (),
         after_chunk=after_chunk,

@@ -35,12 +35,14 @@ from governance.models import (
     Dataset,
     DatasetVersion,
     Decision,
+    OutputFormat,
     Purpose,
     RecipientKind,
     RequestState,
     Role,
     VersionKind,
 )
+from governance.output_formats import output_format_checked
 from governance.permissions import real_row_counts_visible, request_visible_to, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
@@ -147,6 +149,7 @@ def access_request_create(
     recipient: str = "",
     justification: str = "",
     seed: int | None = None,
+    output_format: str = OutputFormat.CSV,
     submit: bool = True,
     client_token: str | None = None,
 ) -> DataRequest:
@@ -175,6 +178,7 @@ def access_request_create(
         recipient=recipient,
         justification=justification,
         seed=seed,
+        output_format=output_format,
     )
     recipient, justification = fields.pop("recipient"), fields.pop("justification")
     try:
@@ -219,6 +223,7 @@ def access_request_fields_check(
     recipient_kind: str = RecipientKind.INTERNAL,
     recipient: str = "",
     justification: str = "",
+    output_format: str = OutputFormat.CSV,
 ) -> None:
     """Check a request's fields as filing would, and name every mistake in one error; nothing is filed.
 
@@ -238,6 +243,7 @@ def access_request_fields_check(
         recipient=recipient,
         justification=justification,
         seed=None,
+        output_format=output_format,
     )
 
 
@@ -273,6 +279,7 @@ def _validated_fields(
     rebalance: dict[str, Any] | None,
     recipient_kind: str,
     seed: int | None,
+    output_format: str = OutputFormat.CSV,
     errors: list[ValidationError] | None = None,
     disclose_rows: bool = False,
 ) -> dict[str, Any]:
@@ -290,6 +297,7 @@ def _validated_fields(
     error_collected(errors, lambda: _check_recipient_kind(recipient_kind, purpose))
     error_collected(errors, lambda: _check_generator(generator, generator_params, purpose))
     validated_rebalance = error_collected(errors, lambda: _validated_rebalance(rebalance, source))
+    checked_format = error_collected(errors, lambda: output_format_checked(output_format))
     error_collected(errors, lambda: _check_declared_domains(source))
     if rows is not None:
         error_collected(errors, lambda: _check_audit_power(purpose, source, rows))
@@ -311,6 +319,7 @@ def _validated_fields(
         "rebalance": validated_rebalance,
         "recipient_kind": recipient_kind,
         "seed": seed,
+        "output_format": checked_format,
     }
 
 
@@ -518,6 +527,7 @@ def access_request_revalidate(*, request: DataRequest, disclose_rows: bool = Fal
             rebalance=request.rebalance,
             recipient_kind=request.recipient_kind,
             seed=request.seed,
+            output_format=request.output_format,
             disclose_rows=disclose_rows,
         )
     except ValidationError as error:

@@ -57,6 +57,7 @@ def expected_request(**overrides) -> dict:
         "generator_params": {},
         "rebalance": None,
         "seed": None,
+        "output_format": "csv",
         "recipient_kind": "internal",
         "recipient": "",
         "justification": "",
