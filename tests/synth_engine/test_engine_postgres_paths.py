@@ -20,7 +20,7 @@ import psycopg2.extensions
 import pytest
 from django.db import connection  # noqa: F401 - read by the skipif condition
 
-from synth_engine.engines.postgres import PostgresCounts, quote_identifier
+from synth_engine.engines.postgres import PostgresCounts, holdout_predicate, quote_identifier
 from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import parse_schema
 from tests.database import APP_ROLE, as_owner
@@ -226,4 +226,42 @@ def test_when_no_other_connection_can_be_opened_one_connection_counts_every_rang
     source = PostgresCounts(main, TABLE, schema, connect=refused)
     assert_same_counts(source, frame, schema)
     assert source.paths.count("temporary table") == 2  # both ranges, one after the other
+    main.close()
+
+
+def test_rows_restricted_by_a_predicate_are_counted_alike_over_page_ranges_and_a_view_by_one_connection(
+    warehouse, monkeypatch
+) -> None:
+    # the job's holdout predicate restricts each range; a view has no pages of its own: one connection
+    frame, schema = warehouse
+    where = holdout_predicate(schema, seed=5, fraction=0.3)
+    main = app_connection()
+    main.autocommit = True
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(7, 0, 4), (7, 8), (2, 5, 9)]
+    whole = PostgresCounts(main, TABLE, schema, where=where)
+    expected = whole.binned_counts(model.codecs_, model.bins_, groups), whole.fine_counts(model.codecs_)
+    assert 0 < int(expected[1][0].sum()) < len(frame)  # the predicate keeps some rows, not all
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    opened = []
+    split = PostgresCounts(main, TABLE, schema, where=where, connect=lambda: opened.append(1) or app_connection())
+    found = split.binned_counts(model.codecs_, model.bins_, groups), split.fine_counts(model.codecs_)
+    assert len(opened) == 2 and len(split.paths) == 4
+    for ours, theirs in zip([*found[0], *found[1]], [*expected[0], *expected[1]], strict=True):
+        assert np.array_equal(ours, theirs)
+    with as_owner():
+        owner = psycopg2.connect(database_url())
+    owner.autocommit = True
+    with owner.cursor() as cursor:
+        cursor.execute(f"CREATE VIEW {TABLE}_view AS SELECT * FROM {TABLE}")
+        cursor.execute(f"GRANT SELECT ON {TABLE}_view TO {APP_ROLE}")
+    try:
+        opened.clear()
+        view = PostgresCounts(main, f"{TABLE}_view", schema, connect=lambda: opened.append(1) or app_connection())
+        assert_same_counts(view, frame, schema)
+        assert opened == []
+    finally:
+        with owner.cursor() as cursor:
+            cursor.execute(f"DROP VIEW {TABLE}_view")
+        owner.close()
     main.close()
