@@ -23,8 +23,9 @@ and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fi
 its peak; its CPU is not in ``fit_cpu_s``). Printed:
 ``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
 frame in memory), ``fit_cpu_s`` (this process's CPU), ``db_cpu_s`` (for ``postgresql``, the
-server process's CPU during the fit, read from ``/proc`` when the server runs on this machine;
-PostgreSQL's parallel workers are other processes, not in it: run with
+server processes' CPU during the fit, read from ``/proc`` when the server runs on this machine:
+the fit's connection's and those of the connections the engine opens to count a large table at
+once; PostgreSQL's parallel workers are other processes, not in it: run with
 ``PGOPTIONS="-c max_parallel_workers_per_gather=0"`` to count all of the server's CPU),
 ``fit_rss_mb`` (peak RSS once fitted),
 ``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows
@@ -214,6 +215,24 @@ def process_cpu_s(pid: int) -> float:
 DATABASE_CPU: dict[str, float] = {}
 
 
+def counted_connection() -> type:
+    """A psycopg2 connection class whose server process's CPU is added to ``DATABASE_CPU["others"]``
+    when it is closed (the connections the engine opens to count a stage at once)."""
+    import psycopg2.extensions
+
+    class Counted(psycopg2.extensions.connection):
+        def close(self) -> None:
+            if not self.closed:
+                with self.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    pid = int(cursor.fetchone()[0])
+                if Path(f"/proc/{pid}/stat").exists():
+                    DATABASE_CPU["others"] = DATABASE_CPU.get("others", 0.0) + process_cpu_s(pid)
+            super().close()
+
+    return Counted
+
+
 def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
     """The fitted model, its wall time and this process's CPU time (the PostgreSQL server
     process's CPU during the fit goes in ``DATABASE_CPU``, when the server runs on this machine)."""
@@ -226,11 +245,14 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
 
         from synth_engine.engines.postgres import PostgresCounts
 
+        Counted = counted_connection()
         database = psycopg2.connect(scratch_url())
         with database.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend = int(cursor.fetchone()[0])
-        source: Any = PostgresCounts(database, table, schema)
+        source: Any = PostgresCounts(
+            database, table, schema, connect=lambda: psycopg2.connect(scratch_url(), connection_factory=Counted)
+        )
     elif path == "duckdb":
         from synth_engine.engines.duckdb import DuckDBCounts
 
@@ -255,7 +277,8 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
         warnings.simplefilter("ignore")
         model = MSTGenerator().fit_counts(source, schema, EPSILON, DELTA, random_state=1)
     if path == "postgresql" and Path(f"/proc/{backend}/stat").exists():
-        DATABASE_CPU["db_cpu_s"] = process_cpu_s(backend)  # the backend started with the fit
+        # the backend started with the fit, and those of the other connections counting at once
+        DATABASE_CPU["db_cpu_s"] = process_cpu_s(backend) + DATABASE_CPU.get("others", 0.0)
     return model, time.perf_counter() - started, time.process_time() - cpu
 
 
