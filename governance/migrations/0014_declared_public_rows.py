@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0012_public_row_estimate"),
+        ("governance", "0013_request_output_format"),
     ]
 
     operations = [
