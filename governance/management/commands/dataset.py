@@ -15,7 +15,7 @@ from core.limits import json_loads_checked
 from core.schema import COLUMN_ROLES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import DatasetVersion, Sensitivity
-from governance.permissions import version_rows_visible
+from governance.permissions import version_hash_visible, version_rows_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import RegistrationResult, dataset_register, dataset_schema_declare
 
@@ -47,6 +47,12 @@ class Command(SynthgateCommand):
             help="JSON schema with column types and roles; inferred (every role 'other') when omitted",
         )
         add_registration_arguments(register)
+        register.add_argument(
+            "--declared-rows",
+            metavar="N",
+            help="the table's exact row count, declared public (a published census count): refused unless it "
+            "is the count; then no DP estimate of the size is charged",
+        )
         register.add_argument(
             "--declare",
             metavar="FILE",
@@ -113,6 +119,7 @@ class Command(SynthgateCommand):
             cap_override_reason=options["override_caps"],
             overlap_override_reason=options["override_overlap"],
             declarations=_read_json_object(options["declare"], what="declarations"),
+            declared_rows=options["declared_rows"],
         )
         version = result.version
         data = {
@@ -297,7 +304,7 @@ def _version_row(version: DatasetVersion, viewer: User) -> tuple[object, ...]:
         version.kind,
         version.n_rows if version_rows_visible(viewer, version) else "(private)",
         version.n_columns,
-        version.content_hash,
+        version_hash_visible(viewer, version),
         version.dropped_columns,
         version.created_at,
     )
