@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.amounts import amount_text, parse_decimal
 from core.errors import (
+    BudgetExhaustedError,
     ConflictError,
     FourEyesError,
     InvalidTransitionError,
@@ -464,7 +465,10 @@ def _check_generator_budget(
         return  # _check_generator names the mistake
     if not generator.takes_row_estimate:
         return
-    estimate = version_row_estimate(version=source, holdout_fraction=purpose.holdout_fraction)
+    try:
+        estimate = version_row_estimate(version=source, holdout_fraction=purpose.holdout_fraction)
+    except BudgetExhaustedError:
+        return  # the estimate cannot be paid for: _check_audit_power names it (with valid rows)
     try:
         refusal = generator.budget_refusal(source.schema, float(epsilon), float(delta), estimate)
     except GeneratorError:
