@@ -46,6 +46,9 @@ class FidelityLimit:
         return self.independent is None or TOLERANCE * self.expected < self.independent
 
     def to_dict(self) -> dict[str, Any]:
+        measured = (
+            {} if self.independent is None else {"independent_columns": self.independent, "decidable": self.decidable}
+        )
         return {
             "purpose_threshold": self.threshold,
             "sampling_floor": self.floor,
@@ -54,8 +57,7 @@ class FidelityLimit:
             "calibrated_limit": self.limit,
             "tolerance": TOLERANCE,
             "max_relaxation": None if self.check in INDEPENDENCE_BOUNDED else MAX_RELAXATION,
-            "independent_columns": self.independent,
-            "decidable": self.decidable,
+            **measured,  # by the audit (a statistic of the real holdout), never before it
         }
 
 
