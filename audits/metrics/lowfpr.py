@@ -20,9 +20,9 @@ p-value whatever the attack's ROC. The threshold admits half the level,
 any FPR below ``level``, so a threshold whose FPR stays below ``level`` loses nothing against it,
 and memorised rows (the signal the check is for) rank above every non-member; at 5,000
 non-members the fewest members above it that fail the check are 121, as many as the Wilson
-interval needed (120), against 137 with ``k = level * m``. The lower confidence limit is the ``τ`` where that p-value is
-``α`` (one-sided 97.5 % for a 95 % interval); a check fails when the lower limit exceeds its
-threshold, i.e. when ``τ ≤ threshold`` is rejected at 2.5 %. The upper limit uses the lowest
+interval needed (120), against 137 with ``k = level * m``. The lower confidence limit is the
+``τ`` where that p-value is ``α`` (one-sided 97.5 % for a 95 % interval); a check fails when the
+lower limit exceeds its threshold, i.e. when ``τ ≤ threshold`` is rejected at 2.5 %. The upper limit uses the lowest
 concave ROC through ``(level, τ)``; it is informational (it assumes a concave ROC).
 
 Ties: the threshold admits every non-member scoring at least the ``k``-th highest score, so
