@@ -51,9 +51,11 @@ from audits.datasheets.records import (
     uses_facts,
 )
 from audits.models import AuditRun, CheckResult, Release
-from audits.recipient import coarse_share, coarse_value, recipient_threshold, recipient_value
+from audits.recipient import recipient_threshold, recipient_value
 from core.schema import ColumnSpec, parse_schema
-from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose
+from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose, VersionKind
+from governance.output_formats import DESCRIPTIONS, key_format
+from governance.permissions import FINGERPRINT_PREFIX, keyed_fingerprint
 from governance.selectors import budget_balance
 from governance.services.checkpoints import checkpoint_latest
 from governance.storage import version_storage
@@ -81,7 +83,7 @@ def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> Datashe
         seed_policy=seed_policy_facts(lineage),
         library_versions=lineage.get("library_versions", {}),
         source=_version(_source_of(run), disclose_rows=internal),
-        synthetic=_version(version, disclose_rows=True, format="CSV (UTF-8)"),
+        synthetic=_version(version, disclose_rows=True, format=DESCRIPTIONS[key_format(version.storage_key)]),
         preprocessing=_preprocessing(version, run, disclose_rows=internal),
         **_dictionary_facts(version),
         privacy=privacy_facts(lineage),
@@ -91,7 +93,7 @@ def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> Datashe
         threat_model=THREAT_MODEL,
         checks=[_check(check, exact=internal) for check in checks],
         positive_control=_control(run),
-        rebalancing=rebalancing_facts(lineage.get("rebalance"), coarse_share=None if internal else coarse_share),
+        rebalancing=rebalancing_facts(lineage.get("rebalance"), real_shown=internal),
         charts=_charts(checks) if internal else {},
         uses=_uses(request),
         distribution=_distribution(request, release),
@@ -226,10 +228,16 @@ def _budget(version: DatasetVersion, request: DataRequest | None) -> BudgetFacts
 
 
 def _version(version: DatasetVersion, *, disclose_rows: bool, format: str = "") -> VersionFacts:
+    """A version's facts; for recipients (``disclose_rows`` false) a real version is named by its
+    keyed fingerprint, not the sha256 of its rows (``governance.permissions.keyed_fingerprint``)."""
+    keyed = not disclose_rows and version.kind != VersionKind.SYNTHETIC
     return VersionFacts(
         dataset=version.dataset.name,
         version=_label(version),
-        hash=version.content_hash,
+        hash=keyed_fingerprint(version.content_hash).removeprefix(FINGERPRINT_PREFIX)
+        if keyed
+        else version.content_hash,
+        hash_kind=FINGERPRINT_PREFIX.rstrip(":") if keyed else "sha256",
         n_rows=version.n_rows if disclose_rows else None,
         n_columns=version.n_columns,
         format=format,
@@ -415,11 +423,15 @@ def _assurance(lineage: dict[str, Any]) -> AssuranceFacts | None:
 
 
 def _dp_ceiling(checks: list[CheckResult], *, exact: bool) -> DpCeilingFacts | None:
-    """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ (coarsened for recipients)."""
+    """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ; for recipients
+    the verdict beside the ceiling only (the TPRs score the real members and non-members)."""
     check = next((c for c in checks if c.name == "membership_dp_ceiling"), None)
     if check is None or not check.details.get("attacks"):
         return None
-    shown = (lambda value: value) if exact else coarse_value
+
+    def shown(value: float) -> float | None:
+        return value if exact else None
+
     rows = [
         DpCeilingRowFacts(
             attack=attack,

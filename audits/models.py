@@ -264,7 +264,9 @@ class DriftRun(models.Model):
     against its own source (what it looked like when released). Each is a list of check dicts
     whose ``details`` hold the per-column figures. ``snapshot``: what was read where the data
     lives (engine, table, row count, checksum, time, sample size; ``synth_engine.sources``),
-    for stewards and auditors only. ``failed``: the re-audit could not be made (``reasons`` say
+    for stewards and auditors only. ``compared_rows``: how many rows of each table the comparison
+    read (a table above the audit's sample sizes is read as a uniform random sample, streamed from
+    its stored file), for stewards and auditors only. ``failed``: the re-audit could not be made (``reasons`` say
     why); it does not mark the release stale and the next re-audit tries again.
     """
 
@@ -289,6 +291,11 @@ class DriftRun(models.Model):
     release_checks = models.JSONField(default=list)
     baseline_checks = models.JSONField(default=list)
     per_column = models.JSONField(default=dict, help_text="{source|release: {column: {psi, test, p_value, ...}}}")
+    compared_rows = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="{reference|current|synthetic: rows compared, sampled: [which were samples], seed}",
+    )
     stale = models.BooleanField()
     reasons = models.JSONField(default=list)
     requested_by = models.ForeignKey(

@@ -1,13 +1,15 @@
 """What a requester or recipient may read of an audit (the rule is in docs/release.md).
 
-Everything a requester or recipient can read is a release. The audit's checks compare the
-synthetic rows with the real training and holdout rows and are not differentially private, so a
-requester sees, per check, its name, category, direction, the purpose's threshold and verdict,
-and its value coarsened to two decimals: an aggregate over thousands of rows that one person's row
-cannot move by a visible step. Not the limit a check was judged against when it was calibrated to
-the real rows (the purpose's threshold stands in), and no value of a bias check (small groups).
-Per-column details and chart data (exact real shares, real rates, real extremes)
-stay with stewards, approvers and auditors. Shares of the source are shown to the nearest 5 %.
+Everything a requester or recipient can read is a release: computed from the synthetic rows, or
+differentially private and charged to the ledger, or kept with stewards, approvers and auditors.
+The audit's checks compare the synthetic rows with the real training and holdout rows and are not
+differentially private, so a requester sees, per check, its name, category, direction, the
+purpose's threshold and verdict, and a value only for the checks computed from the release's rows
+alone (k-anonymity and l-diversity of the release). Rounding a real-data value is no protection:
+at a rounding edge one person's row moves it a whole step. Not the limit a check was judged
+against when it was calibrated to the real rows (the purpose's threshold stands in). Per-column
+details, chart data and the source's class shares stay with stewards, approvers and auditors.
+The verdicts are the one function of the real rows a recipient reads: they are the gate's decision.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from governance.models import Role
 from governance.permissions import user_has_role
 
 VALUE_DECIMALS = 2
-SHARE_STEP = 0.05
-BIAS_CATEGORY = "bias"  # audits.metrics.base.BIAS
+# checks computed from the release's rows alone (audits.metrics.reidentification.k_anonymity_checks):
+# their values are statistics of the synthetic rows, which the recipient holds anyway
+SYNTHETIC_ONLY_CHECKS = frozenset({"k_anonymity", "l_diversity"})
+UNDISCLOSED = "not disclosed"
 RECIPIENT_CHECK_FIELDS = ("name", "category", "direction", "threshold", "passed", "blocking", "gating")
 
 
@@ -33,15 +37,6 @@ def coarse_value(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return value
     return round(float(value), VALUE_DECIMALS)
-
-
-def coarse_share(share: float | None) -> str:
-    """A share of the real rows, to the nearest 5 % ("≈ 25 %"); shares under 2.5 % read "< 5 %"."""
-    if share is None:
-        return "—"
-    if share < SHARE_STEP / 2:
-        return "< 5\u202f%"
-    return f"≈ {round(share / SHARE_STEP) * SHARE_STEP * 100:.0f}\u202f%"
 
 
 def recipient_threshold(check: Any) -> float | None:
@@ -60,10 +55,10 @@ def recipient_threshold(check: Any) -> float | None:
 
 
 def recipient_value(check: Any, value: float | None) -> float | None:
-    """A check's value or baseline as a recipient reads it: two decimals, and none for the bias
-    checks, whose values are functions of the real protected groups' sizes and rates (a group of a
-    few dozen people moves by more than 0.01 for one person)."""
-    return None if getattr(check, "category", "") == BIAS_CATEGORY else coarse_value(value)
+    """A check's value or baseline as a recipient reads it: only for a check computed from the
+    release's rows alone (:data:`SYNTHETIC_ONLY_CHECKS`); every other value compares the release
+    with the real rows, so it stays with stewards, approvers and auditors."""
+    return coarse_value(value) if getattr(check, "name", "") in SYNTHETIC_ONLY_CHECKS else None
 
 
 def recipient_check(check: CheckResult) -> dict[str, Any]:
@@ -90,7 +85,8 @@ def reads_real_diagnostics(user: User) -> bool:
 
 
 def recipient_run_data(data: dict[str, Any], run: AuditRun) -> dict[str, Any]:
-    """A serialized audit run cut to what a requester may read: coarse values, no details, charts or seeds."""
+    """A serialized audit run cut to what a requester may read: verdicts and thresholds, values of the
+    checks of the release's rows alone, no details, charts or seeds."""
     checks = {check.name: check for check in run.checks.all()}
     data["checks"] = [{**item, **recipient_check(checks[item["name"]])} for item in data["checks"]]
     data["controls"] = [recipient_control(control) for control in data["controls"]]

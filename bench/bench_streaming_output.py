@@ -5,16 +5,17 @@ Usage::
 
     .venv/bin/python bench/bench_streaming_output.py
     .venv/bin/python bench/bench_streaming_output.py --rows 2000000 --chunk 100000
+    .venv/bin/python bench/bench_streaming_output.py --format parquet --modes chunked
 
 MST is fitted once on the bundled Adult sample (48,842 rows × 15 columns, ε = 1, δ = 1e-6,
 seed 0) and saved. Each mode then runs in a fresh process that loads the model and writes
 ``--rows`` synthetic rows in the stored form (typed and checked as an upload's cells, canonical
-CSV, SHA-256 of the bytes):
+CSV or, with ``--format parquet``, Parquet; SHA-256 of the bytes):
 
 - ``whole``: ``sample(rows)``, then the whole table's cells, typed frame and canonical bytes
   in memory, written at once (what a job did before streaming);
-- ``chunked``: ``sample_to_file`` with ``--chunk`` rows a chunk, each written and hashed before
-  the next is drawn.
+- ``chunked``: ``sample_to_file`` with ``--chunk`` rows a chunk, each written and hashed while
+  the next is drawn (Parquet: one row group a chunk). ``whole`` writes CSV only.
 
 Printed per mode: peak RSS of the process after loading the model and at the end (``VmHWM``),
 the time and rows/s of sampling and writing, the file size and its hash (equal between the
@@ -55,7 +56,7 @@ def fit(directory: Path) -> None:
     generator_for_table(epsilon=1.0).save(directory)
 
 
-def child(mode: str, model: str, rows: int, chunk: int, out: str) -> dict[str, Any]:
+def child(mode: str, model: str, rows: int, chunk: int, out: str, file_format: str = "csv") -> dict[str, Any]:
     generator = MSTGenerator.load(Path(model))
     loaded_mb = peak_rss_mb()
     started = time.perf_counter()
@@ -65,7 +66,7 @@ def child(mode: str, model: str, rows: int, chunk: int, out: str) -> dict[str, A
         target.write_bytes(table.canonical_bytes)
         digest, size = table.content_hash, len(table.canonical_bytes)
     else:
-        streamed = sample_to_file(generator.sample, rows, SCHEMA, Path(out), chunk_rows=chunk)
+        streamed = sample_to_file(generator.sample, rows, SCHEMA, Path(out), chunk_rows=chunk, file_format=file_format)
         with streamed.path.open("rb") as stream:  # read back in blocks: the check must not hold the file
             assert hashlib.file_digest(stream, "sha256").hexdigest() == streamed.content_hash
         digest, size = streamed.content_hash, streamed.size_bytes
@@ -73,6 +74,7 @@ def child(mode: str, model: str, rows: int, chunk: int, out: str) -> dict[str, A
     seconds = time.perf_counter() - started
     return {
         "mode": mode,
+        "format": file_format if mode == "chunked" else "csv",
         "rows": rows,
         "chunk_rows": chunk if mode == "chunked" else rows,
         "peak_rss_after_load_mb": round(loaded_mb, 1),
@@ -89,11 +91,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--chunk", type=int, default=100_000)
     parser.add_argument("--modes", nargs="+", default=["whole", "chunked"], choices=["whole", "chunked"])
+    parser.add_argument("--format", default="csv", choices=["csv", "parquet"], help="the chunked mode's stored form")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "MODEL", "OUT"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
         mode, model, out = arguments.child
-        print(json.dumps(child(mode, model, arguments.rows, arguments.chunk, out)))
+        print(json.dumps(child(mode, model, arguments.rows, arguments.chunk, out, arguments.format)))
         return
     with tempfile.TemporaryDirectory() as work:
         model = Path(work) / "model"
@@ -101,6 +104,7 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
         for mode in arguments.modes:
             command = [sys.executable, __file__, "--rows", str(arguments.rows), "--chunk", str(arguments.chunk)]
+            command += ["--format", arguments.format]
             result = subprocess.run(
                 [*command, "--child", mode, str(model), work], capture_output=True, text=True, check=True
             )

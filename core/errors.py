@@ -24,6 +24,24 @@ class ApplicationError(Exception):
             self.code = code
 
 
+def failure_reason(error: BaseException, *, stated: tuple[type[BaseException], ...] = ()) -> str:
+    """The one line a job or an audit records as the reason it failed, for everyone who reads it.
+
+    An :class:`ApplicationError` gives its ``message``; an error of one of the ``stated`` types
+    (errors whose text this code base writes for its users, e.g. the generators' refusals) gives
+    its text. Any other exception gives only its class: its text is a library's, and may quote a
+    value of the real rows (pandas' "could not convert string to float: '…'"), which a requester
+    must not read. The whole error stays in the worker's log, for operators.
+    """
+    if isinstance(error, ApplicationError):
+        message = error.message
+    elif isinstance(error, stated):
+        message = str(error)
+    else:
+        return f"an internal error ({type(error).__name__}) stopped it; the details are in the worker's log"
+    return (message.strip().splitlines() or [type(error).__name__])[0]
+
+
 class ValidationError(ApplicationError):
     """The input has the wrong shape or value."""
 

@@ -330,6 +330,13 @@ class RequestCreateForm(forms.Form):
     )
     rebalance_share = forms.CharField(required=False, label="Target share (0–1)")
     seed = forms.IntegerField(required=False, label="Fixed seed (only for reproducible runs)")
+    output_format = forms.ChoiceField(
+        required=False,
+        label="Output format",
+        choices=[("csv", "CSV"), ("parquet", "Parquet")],
+        initial="csv",
+        help_text="The synthetic table's stored and downloaded form.",
+    )
     draft = forms.BooleanField(required=False, label="Save as a draft (submit later)")
     # One token per form shown: submitting the same form twice files one request, not two.
     form_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
@@ -360,6 +367,7 @@ class RequestCreateForm(forms.Form):
             (data.get("rebalance_value") or "").strip(),
             (data.get("rebalance_share") or "").strip(),
         )
+        data["output_format"] = data.get("output_format") or "csv"  # not sent: the default
         data["rebalance"] = None
         if column or value or share:
             for name, given in (("rebalance_column", column), ("rebalance_value", value), ("rebalance_share", share)):

@@ -34,6 +34,7 @@ from audits.recipient import reads_real_diagnostics
 from audits.selectors import release_list
 from dashboard.charts import profile_histogram_svg
 from governance.models import Dataset, DatasetVersion, RequestState, VersionKind
+from governance.output_formats import PARQUET, key_format
 from governance.storage import VersionStorage, version_storage
 
 # Bump when the stored JSON changes shape or meaning: older cached profiles are then ignored.
@@ -84,9 +85,15 @@ def _compute(storage: VersionStorage, version: DatasetVersion) -> dict[str, Any]
     else:
         seed = int(version.content_hash[:16], 16) if version.content_hash else 0
         chosen = sample_positions(version.n_rows, limit, seed=seed)
-        sample_text, head_text = _read_rows(storage, version.storage_key, set(chosen.tolist()), PREVIEW_ROWS)
-        frame = canonical_frame(sample_text, version.schema)
-        head = canonical_frame(head_text, version.schema)
+        if key_format(version.storage_key) == PARQUET:  # read a row group at a time
+            frame = storage.read_version_rows(version.storage_key, version.schema, sorted(chosen.tolist()))
+            head = storage.read_version_rows(version.storage_key, version.schema, range(PREVIEW_ROWS))
+            if frame is None or head is None:
+                raise ValueError(f"{version} holds fewer rows than recorded")
+        else:
+            sample_text, head_text = _read_rows(storage, version.storage_key, set(chosen.tolist()), PREVIEW_ROWS)
+            frame = canonical_frame(sample_text, version.schema)
+            head = canonical_frame(head_text, version.schema)
     profile = table_profile(frame, types)
     profile.update(
         {

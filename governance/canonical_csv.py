@@ -23,6 +23,7 @@ every kind of column.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 
 import numpy as np
@@ -59,7 +60,7 @@ def canonical_csv(frame: pd.DataFrame, columns: list[str], *, header: bool = Tru
         return None
     cells = []
     for name in columns:
-        formatted = _column_cells(frame[name])
+        formatted = column_cells(frame[name])
         if formatted is None:
             return None
         cells.append(formatted)
@@ -76,8 +77,17 @@ def canonical_csv(frame: pd.DataFrame, columns: list[str], *, header: bool = Tru
     return head + body.to_pybytes()[int(offsets[0]) : int(offsets[-1])]
 
 
-def _column_cells(series: pd.Series) -> pa.Array | None:
+def column_cells(series: pd.Series) -> pa.Array | None:
+    """One column's cells as the canonical CSV spells them (quoted where the CSV quotes), or None."""
     dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):  # each distinct value spelled once, then taken by code
+        if dtype.categories.dtype.kind != "O":
+            return None
+        spelled = _text_cells(dtype.categories.to_numpy(dtype=object))
+        if spelled is None:
+            return None
+        codes = series.cat.codes.to_numpy()
+        return _filled(spelled.take(pa.array(codes, mask=codes < 0)))
     if isinstance(dtype, pd.BooleanDtype) or dtype == np.bool_:
         array = pa.array(series.array if isinstance(dtype, pd.BooleanDtype) else series.to_numpy())
         return _filled(pc.if_else(array, "True", "False"))
@@ -102,13 +112,15 @@ def _float_cells(values: np.ndarray) -> pa.Array:
     magnitude = np.abs(values)
     positional = (magnitude == 0) | ((magnitude >= 1e-4) & (magnitude < 1e10))
     text = pc.cast(pa.array(values, mask=missing | ~positional), pa.string())
-    whole = pc.invert(pc.match_substring_regex(text, r"[.en]"))
-    text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
-    others = np.flatnonzero(~missing & ~positional)
-    if len(others):
-        spelled = np.array(text.to_pylist(), dtype=object)
-        spelled[others] = [repr(value) for value in values[others].tolist()]
-        text = pa.array(spelled, pa.string())
+    # A whole number is spelled without its ".0" (added); the others by Python. Both are put in
+    # place without touching the other cells.
+    whole = positional & (np.floor(values) == values)
+    if whole.any():
+        text = pc.replace_with_mask(text, pa.array(whole), pc.binary_join_element_wise(text.filter(whole), ".0", ""))
+    others = ~missing & ~positional
+    if others.any():
+        spelled = pa.array([repr(value) for value in values[others].tolist()], pa.string())
+        text = pc.replace_with_mask(text, pa.array(others), spelled)
     return _filled(text)
 
 
@@ -117,8 +129,38 @@ def _datetime_cells(values: np.ndarray) -> pa.Array | None:
     nanoseconds = values.view(np.int64)
     if np.any(nanoseconds[~missing] % 1000 != 0):
         return None  # below a microsecond: pandas' formatting
-    spelled = np.datetime_as_string(values.astype("datetime64[us]"), unit="us")
-    return _filled(pa.array(spelled, pa.string(), mask=missing))
+    # spelled as numpy spells datetime64[us] (ISO 8601, six fractional digits), in parts: each day
+    # of the column's span and each second of a day spelled once, taken by row, joined in Arrow
+    micros = np.where(missing, 0, nanoseconds // 1000)
+    if missing.all():
+        return _filled(pa.nulls(len(values), pa.string()))
+    days = np.floor_divide(micros, _DAY_MICROS)
+    first, last = int(days[~missing].min()), int(days[~missing].max())
+    if last - first > 4 * len(values) + 1000:  # a sparse span: spelled row by row
+        spelled = np.datetime_as_string(values.astype("datetime64[us]"), unit="us")
+        return _filled(pa.array(spelled, pa.string(), mask=missing))
+    dates = np.datetime_as_string(np.arange(first, last + 1).astype("datetime64[D]"))
+    day_index = np.where(missing, 0, days - first)
+    within = micros - days * _DAY_MICROS
+    date_text = pa.array(dates, pa.string()).take(pa.array(day_index, mask=missing))
+    clock_text = _clock_texts().take(pa.array(within // 1_000_000))
+    fraction = within % 1_000_000
+    fraction_text: pa.Array | pa.Scalar = pa.scalar("000000", pa.string())
+    if fraction.any():
+        fraction_text = pc.utf8_lpad(pc.cast(pa.array(fraction), pa.string()), 6, "0")
+    stamped = pc.binary_join_element_wise(date_text, clock_text, "T")
+    return _filled(pc.binary_join_element_wise(stamped, fraction_text, "."))
+
+
+_DAY_MICROS = 86_400_000_000
+
+
+@functools.cache
+def _clock_texts() -> pa.Array:
+    """``HH:MM:SS`` for each second of a day, by its number."""
+    return pa.array(
+        [f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}" for second in range(86_400)], pa.string()
+    )
 
 
 def _text_cells(values: np.ndarray) -> pa.Array | None:

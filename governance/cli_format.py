@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 
 from core.cli_format import cell, table
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose
-from governance.permissions import version_rows_visible
+from governance.permissions import version_hash_visible, version_rows_visible
 
 # --- records -----------------------------------------------------------------------------
 
@@ -45,7 +45,7 @@ def version_data(version: DatasetVersion, *, viewer: User) -> dict[str, Any]:
         "dataset": version.dataset.name,
         "number": version.number,
         "kind": version.kind,
-        "content_hash": version.content_hash,
+        "content_hash": version_hash_visible(viewer, version),
         "n_rows": version.n_rows if visible else None,
         "n_columns": version.n_columns,
         "size_bytes": version.size_bytes if visible else None,

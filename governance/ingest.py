@@ -71,6 +71,7 @@ class StreamedTable:
     n_columns: int
     size_bytes: int
     value_counts: dict[str, Counter[str]] = field(default_factory=dict)
+    file_format: str = "csv"  # the stored form: canonical CSV, or Parquet (``governance.parquet_form``)
 
     def shares(self, column: str) -> dict[str, float]:
         """A counted column's shares of the rows, rounded to 4 places, largest first."""

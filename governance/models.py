@@ -145,6 +145,13 @@ class SourceFingerprint(models.Model):
         return f"fingerprint of {self.version}"
 
 
+class OutputFormat(models.TextChoices):
+    """The stored form of a job's synthetic table (``governance.output_formats``)."""
+
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
 class RecipientKind(models.TextChoices):
     INTERNAL = "internal"
     EXTERNAL = "external"
@@ -205,6 +212,12 @@ class DataRequest(TimestampedModel):
     generator_params = models.JSONField(default=dict, blank=True)
     rebalance = models.JSONField(null=True, blank=True, help_text='{"column": ..., "shares": {value: share}}')
     seed = models.BigIntegerField(null=True, blank=True, help_text="set only when reproducibility is requested")
+    output_format = models.CharField(
+        max_length=10,
+        choices=OutputFormat.choices,
+        default=OutputFormat.CSV,
+        help_text="the stored form of the synthetic table: canonical CSV or Parquet",
+    )
     recipient_kind = models.CharField(max_length=20, choices=RecipientKind.choices, default=RecipientKind.INTERNAL)
     recipient = models.CharField(max_length=200, blank=True)
     justification = models.TextField(blank=True)
@@ -226,6 +239,9 @@ class DataRequest(TimestampedModel):
             models.CheckConstraint(condition=Q(epsilon__gt=0), name="request_epsilon_positive"),
             models.CheckConstraint(condition=Q(delta__gte=0) & Q(delta__lt=1), name="request_delta_range"),
             models.CheckConstraint(condition=Q(n_rows__gt=0), name="request_rows_positive"),
+            models.CheckConstraint(
+                condition=Q(output_format__in=["csv", "parquet"]), name="request_output_format_known"
+            ),
         ]
 
     def __str__(self) -> str:

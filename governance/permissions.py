@@ -8,6 +8,7 @@ service, so no import circle needs hiding inside a function.
 from __future__ import annotations
 
 from django.contrib.auth.models import User
+from django.utils.crypto import salted_hmac
 
 from governance.models import DataRequest, DatasetVersion, Role, VersionKind
 
@@ -39,6 +40,55 @@ def real_row_counts_visible(user: User) -> bool:
     A synthetic version's row count is the requested size, which is public.
     """
     return user_has_role(user, *SEE_ALL_REQUESTS)
+
+
+# Lineage keys of a synthetic version that are statistics of the real rows: the exact class shares
+# of the training rows beside a rebalanced release, and the sizes of the training and holdout
+# samples a job on a referenced table fetched (below the audit's sample size, the exact split).
+REAL_LINEAGE_KEYS = {"rebalance": ("real_shares",), "counts": ("audit_sample_rows",)}
+
+
+FINGERPRINT_PREFIX = "hmac-sha256:"
+
+
+def keyed_fingerprint(content_hash: str) -> str:
+    """A real version's identity as anyone but its stewards, approvers and auditors reads it.
+
+    The sha256 of the real rows is a deterministic function of them: whoever knows every row but
+    one, and the canonical format, can hash each guess of the last and find it. The fingerprint is
+    an HMAC of that hash under this installation's secret key (Django's ``SECRET_KEY``, salted for
+    this use): the installation can confirm that a fingerprint names a stored version; without the
+    key it tells nothing about the rows. Equal versions still have equal fingerprints.
+    """
+    return (
+        FINGERPRINT_PREFIX + salted_hmac("synthgate.version-fingerprint", content_hash, algorithm="sha256").hexdigest()
+    )
+
+
+def version_hash_visible(user: User | None, version: DatasetVersion) -> str:
+    """``version``'s content hash as ``user`` may read it: the sha256 of a synthetic version (public)
+    and, for stewards, approvers and auditors, of any version; otherwise a real version's
+    :func:`keyed_fingerprint`."""
+    if user is not None and version_rows_visible(user, version):
+        return version.content_hash
+    if version.kind == VersionKind.SYNTHETIC:
+        return version.content_hash
+    return keyed_fingerprint(version.content_hash)
+
+
+def lineage_visible(user: User | None, version: DatasetVersion) -> dict:
+    """``version.lineage`` as ``user`` may read it: whole for stewards, approvers and auditors; for
+    anyone else without the statistics of the real rows it records (:data:`REAL_LINEAGE_KEYS`), and
+    the source's content hash as its :func:`keyed_fingerprint`."""
+    lineage = dict(version.lineage or {})
+    if user is not None and real_row_counts_visible(user):
+        return lineage
+    for key, private in REAL_LINEAGE_KEYS.items():
+        if isinstance(lineage.get(key), dict):
+            lineage[key] = {name: value for name, value in lineage[key].items() if name not in private}
+    if isinstance(lineage.get("source_hash"), str):
+        lineage["source_hash"] = keyed_fingerprint(lineage["source_hash"])
+    return lineage
 
 
 def version_rows_visible(user: User, version: DatasetVersion) -> bool:

@@ -27,6 +27,8 @@ import fsspec
 from django.conf import settings
 from fsspec.implementations.local import LocalFileSystem
 
+from governance.output_formats import PARQUET, key_format
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -103,9 +105,17 @@ class VersionStorage:
         return True
 
     def read_version(self, key: str, schema: dict[str, Any]) -> pd.DataFrame:
-        """A stored version's table with the dtypes its schema gives."""
+        """A stored version's table with the dtypes its schema gives (canonical CSV or Parquet,
+        as its key names: ``governance.parquet_form``)."""
         from governance.ingest import canonical_frame  # pandas: loaded only when a table is read
 
+        if key_format(key) == PARQUET:
+            import pyarrow.parquet as pq
+
+            from governance.parquet_form import frame_from_arrow
+
+            with self.open(key, "rb") as raw:
+                return frame_from_arrow(pq.read_table(raw), schema)
         return canonical_frame(self.read_bytes(key).decode("utf-8"), schema)
 
     def read_many(self, keys: list[str]) -> dict[str, bytes]:
@@ -123,8 +133,12 @@ class VersionStorage:
         :meth:`read_version` types the whole table (an integer column with a missing cell anywhere
         is ``Int64``), read as a stream: the file's records pass one at a time (the same CSV reading
         as ``read_version``) and only the wanted rows are kept, so memory holds the rows asked for,
-        never the table. None when a position lies beyond the file's rows."""
+        never the table. None when a position lies beyond the file's rows. A Parquet version is read
+        a row group at a time, keeping the wanted rows of each."""
         from governance.ingest import build_table  # pandas: loaded only when a table is read
+
+        if key_format(key) == PARQUET:
+            return self._parquet_rows(key, schema, positions)
 
         wanted = iter(positions)
         following = next(wanted, None)
@@ -157,16 +171,50 @@ class VersionStorage:
                 frame[header[position]] = frame[header[position]].astype("Int64")
         return frame
 
+    def _parquet_rows(self, key: str, schema: dict[str, Any], positions: Sequence[int]) -> pd.DataFrame | None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from governance.parquet_form import frame_from_arrow
+
+        wanted = list(positions)
+        with self.open(key, "rb") as raw:
+            parquet = pq.ParquetFile(raw)
+            metadata = parquet.metadata
+            if wanted and wanted[-1] >= metadata.num_rows:
+                return None
+            names = parquet.schema_arrow.names
+            nullable = frozenset(
+                name
+                for index, name in enumerate(names)
+                if any(_nulls(metadata.row_group(group).column(index)) for group in range(metadata.num_row_groups))
+            )
+            pieces, start, cursor = [], 0, 0
+            for group in range(metadata.num_row_groups):
+                rows = metadata.row_group(group).num_rows
+                end = cursor
+                while end < len(wanted) and wanted[end] < start + rows:
+                    end += 1
+                if end > cursor:
+                    taken = [position - start for position in wanted[cursor:end]]
+                    pieces.append(parquet.read_row_group(group).take(pa.array(taken, pa.int64())))
+                cursor, start = end, start + rows
+            table = pa.concat_tables(pieces) if pieces else parquet.schema_arrow.empty_table()
+        return frame_from_arrow(table, schema, nullable_integers=nullable)
+
     def cell_counts(
         self, key: str, texts: Mapping[str, tuple[str, ...]], chunk_rows: int = 100_000
     ) -> tuple[int, dict[str, dict[str, int]]]:
         """A stored version's row count and, for each column named in ``texts``, how many of its
         cells hold each of the given texts exactly (a missing cell is ""), counted chunk by chunk as
-        the file streams by: memory holds a chunk, never the table."""
+        the file streams by: memory holds a chunk, never the table. A Parquet version's cells are
+        spelled as its canonical CSV would hold them (``parquet_form.cell_texts``)."""
         import pandas as pd  # loaded only when a table is read
 
         counts = {column: dict.fromkeys(wanted, 0) for column, wanted in texts.items()}
         n_rows = 0
+        if key_format(key) == PARQUET:
+            return self._parquet_cell_counts(key, texts, counts, chunk_rows)
         with self.open(key, "rb") as raw:
             chunks = pd.read_csv(
                 raw,
@@ -181,6 +229,25 @@ class VersionStorage:
                 n_rows += len(chunk)
                 for column, wanted in texts.items():
                     found = chunk[column].value_counts()
+                    for text in wanted:
+                        counts[column][text] += int(found.get(text, 0))
+        return n_rows, counts
+
+    def _parquet_cell_counts(
+        self, key: str, texts: Mapping[str, tuple[str, ...]], counts: dict[str, dict[str, int]], chunk_rows: int
+    ) -> tuple[int, dict[str, dict[str, int]]]:
+        import pyarrow.parquet as pq
+
+        from governance.parquet_form import cell_texts
+
+        n_rows = 0
+        with self.open(key, "rb") as raw:
+            parquet = pq.ParquetFile(raw)
+            kinds = {field.name: field.type for field in parquet.schema_arrow}
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(texts)):
+                n_rows += batch.num_rows
+                for column, wanted in texts.items():
+                    found = cell_texts(batch.column(column), _schema_kind(kinds[column])).value_counts()
                     for text in wanted:
                         counts[column][text] += int(found.get(text, 0))
         return n_rows, counts
@@ -204,6 +271,27 @@ class VersionStorage:
             self.remove(key)
         if self.local:
             _remove_empty_folders(Path(self.path(prefix.strip("/"))))
+
+
+def _nulls(column: Any) -> bool:
+    """Whether a Parquet column chunk holds a missing cell (its statistics, else assumed so)."""
+    statistics = column.statistics
+    return statistics is None or not statistics.has_null_count or statistics.null_count > 0
+
+
+def _schema_kind(arrow_type: Any) -> str:
+    """The schema type a stored Parquet column's Arrow type stands for (``parquet_form.arrow_schema``)."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_timestamp(arrow_type):
+        return "datetime"
+    return "categorical"
 
 
 def _remove_empty_folders(folder: Path) -> None:

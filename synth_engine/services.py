@@ -36,12 +36,12 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from core.amounts import amount_text
 from core.errors import (
-    ApplicationError,
     ConflictError,
     InvalidTransitionError,
     NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
+    failure_reason,
 )
 from core.liveness import (
     connection_lost,
@@ -67,13 +67,16 @@ from governance.services import (
     files_removed_on_error,
     ledger_amount,
     request_transition,
+    version_row_estimate,
 )
 from governance.storage import Removable, version_storage
 from synth_engine.assurance.version import generator_version
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
 from synth_engine.generators.domain import CategoricalCodec, target_shares
+from synth_engine.generators.parameters import ParameterError
 from synth_engine.hooks import job_succeeded_hooks
 from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
+from synth_engine.privacy.rdp import NoiseCalibrationError
 from synth_engine.runtime import PeakMemory, library_versions
 from synth_engine.sources import reference_open
 from synth_engine.streaming import sample_to_file, table_from_frame
@@ -83,6 +86,8 @@ logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from synth_engine.privacy.row_count import PaidRowEstimate
 
 
 class JobCancelledError(Exception):
@@ -250,8 +255,7 @@ def _run(job_id: int) -> GenerationJob:
         if connection_lost(error):
             raise  # this connection is dead: the job is ended on a fresh one
         logger.exception("Generation job %s failed", job.pk)
-        message = error.message if isinstance(error, ApplicationError) else f"{type(error).__name__}: {error}"
-        message = (message.strip().splitlines() or [type(error).__name__])[0]
+        message = failure_reason(error, stated=(GeneratorError, ParameterError, NoiseCalibrationError))
         _finish_failed(job.pk, status=JobStatus.FAILED, error=message, timings=timings)
     return GenerationJob.objects.get(pk=job_id)
 
@@ -414,14 +418,21 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         with _phase(job, "planning", 10, timings):
             # The request is checked once more against today's public facts (declared classes,
             # parameter bounds) before anything is spent.
+            # That includes filing's refusal of too small an ε, on the version's paid row estimate:
+            # the fit decides on the same estimate (it spends nothing on n), so it cannot refuse.
             access_request_revalidate(request=request)
             _dry_run_sampling_plan(request.rebalance, source.schema)
-            planned = _plan(generator, request)
+            row_estimate = (
+                version_row_estimate(version=source, holdout_fraction=request.purpose.holdout_fraction)
+                if generator.takes_row_estimate
+                else None
+            )
+            planned = _plan(generator, request, row_estimate)
             _touch_data(job, request, planned)
         seed = job.seed if job.seed is not None else secrets.randbits(63)
         with _phase(job, "training", 15, timings):
             generator.progress_callback = _training_progress(job.pk)
-            loaded.fit(seed)
+            loaded.fit(seed, row_estimate)
             spent = generator.privacy_spent()
             _check_within_plan(spent, planned)
     finally:
@@ -448,7 +459,7 @@ class Loaded:
     train: pd.DataFrame
     holdout: pd.DataFrame
     split_seed: int
-    fit: Callable[[int], Any]
+    fit: Callable[[int, PaidRowEstimate | None], Any]  # (seed, the version's paid row estimate or None)
     close: Callable[[], None] = lambda: None
     counts_record: dict[str, Any] | None = None  # which engine computed the counts, and where, for a reference
 
@@ -462,11 +473,16 @@ def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loa
     if job_warnings:
         GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
     epsilon, delta = float(request.epsilon), float(request.delta)
+    estimating: Any = generator  # one with ``takes_row_estimate`` (its fit takes ``row_estimate=``)
     return Loaded(
         train,
         holdout,
         split_seed,
-        fit=lambda seed: generator.fit(train, source.schema, epsilon, delta, random_state=seed),
+        fit=lambda seed, estimate: (
+            generator.fit(train, source.schema, epsilon, delta, random_state=seed)
+            if estimate is None
+            else estimating.fit(train, source.schema, epsilon, delta, random_state=seed, row_estimate=estimate)
+        ),
     )
 
 
@@ -495,7 +511,9 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
         train,
         holdout,
         split_seed,
-        fit=lambda seed: fit_counts(read.counts, source.schema, epsilon, delta, random_state=seed),
+        fit=lambda seed, estimate: fit_counts(
+            read.counts, source.schema, epsilon, delta, random_state=seed, row_estimate=estimate
+        ),
         close=read.close,
         counts_record=read.record(),
     )
@@ -503,8 +521,8 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
 
 def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Generator) -> StreamedTable:
     """Sample the synthetic table in chunks of ``SYNTHGATE_SAMPLE_CHUNK_ROWS``, each written to
-    a file in the stored form (hashed as it is written) before the next is drawn; a cancel is
-    honoured between chunks."""
+    a file in the stored form the request chose (canonical CSV or Parquet; hashed as it is
+    written) while the next is drawn; a cancel is honoured between chunks."""
     conditions = _conditions(request.rebalance)
     n_rows = int(request.n_rows)
 
@@ -517,6 +535,7 @@ def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Genera
         request.source_version.schema,
         _sampling_directory(),
         chunk_rows=int(settings.SYNTHGATE_SAMPLE_CHUNK_ROWS),
+        file_format=request.output_format,
         prefix=f"{SAMPLING_PREFIX}{job.pk}-",
         count_columns=(request.rebalance["column"],) if request.rebalance else (),
         after_chunk=after_chunk,
@@ -562,10 +581,17 @@ def _split(
     return train.sort_index().reset_index(drop=True), holdout.sort_index().reset_index(drop=True), split_seed
 
 
-def _plan(generator: Generator, request: DataRequest) -> PrivacySpent | None:
+def _plan(generator: Generator, request: DataRequest, row_estimate: PaidRowEstimate | None) -> PrivacySpent | None:
     if not generator.is_private:
         return None
-    # No row count: n is not public under add/remove DP; generators decide on a DP estimate.
+    # No row count: n is not public under add/remove DP; generators decide on a DP estimate, the
+    # version's paid one when they take it (then the plan records it, and refuses what fit would).
+    if row_estimate is not None:
+        estimating: Any = generator  # one with ``takes_row_estimate``: its plan takes ``row_estimate=``
+        planned: PrivacySpent = estimating.plan_privacy(
+            float(request.epsilon), float(request.delta), row_estimate=row_estimate
+        )
+        return planned
     return generator.plan_privacy(float(request.epsilon), float(request.delta))
 
 

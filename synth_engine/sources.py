@@ -156,7 +156,11 @@ class PostgresSource(SourceData):
         return f"table {self.table!r} in source database {self.location['connection']!r}"
 
     def counts(self, where: str | None = None) -> PostgresCounts:
-        return PostgresCounts(self.connection, self.table, self.schema, where=where)
+        name = self.location["connection"]
+        # a large table is counted by more than one connection at once, each opened like this one
+        return PostgresCounts(
+            self.connection, self.table, self.schema, where=where, connect=lambda: source_connection(name)
+        )
 
     def checksum(self) -> tuple[int, str]:
         return table_checksum(self.connection, self.table, self.schema)

@@ -1,25 +1,32 @@
 """Synthetic output written as it is sampled: chunk by chunk, never the whole table in memory.
 
 Each chunk is drawn from the fitted generator, typed and checked as an upload's cells
-(``governance.ingest.build_table``) and appended to a file in the stored (canonical CSV) form;
+(``governance.ingest.build_table``) and appended to a file in the stored form the request chose
+(canonical CSV, or Parquet: ``governance.parquet_form``);
 the SHA-256 of the bytes, which is the version's content address, is computed as they are
-written. The worker holds one chunk at a time.
+written. The worker holds at most two chunks: the one being written and the next, drawn meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from governance.ingest import StreamedTable, Table, build_table, canonical_bytes, typed_column
+from governance.output_formats import CSV, OUTPUT_FORMATS, SUFFIXES
+from governance.parquet_form import arrow_schema, arrow_table, write_options
 
 
 def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
@@ -45,13 +52,19 @@ def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
     )
 
 
-def typed_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
+def typed_frame(frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool = False) -> pd.DataFrame:
     """The columns of ``frame`` typed as an upload's cells of ``schema`` would be (no identifier
-    columns: ``table_from_frame`` reads those cell by cell), checked as they are."""
+    columns: ``table_from_frame`` reads those cell by cell), checked as they are.
+
+    ``categories``: a categorical column of text comes back as a pandas ``Categorical`` (its
+    distinct values once, a code a row: checked, formatted and written by value, not by row) with
+    the same values (an empty text is missing, as the stored form reads it)."""
     typed = {}
     for column in schema["columns"]:
         series = frame[column["name"]]
-        fast = _typed_values(series, column["type"])
+        fast = _categorical(series) if categories and column["type"] == "categorical" else None
+        if fast is None:
+            fast = _typed_values(series, column["type"])
         if fast is None:
             fast = typed_column(column, _cells(series).tolist(), ("",))
         typed[column["name"]] = fast.rename(column["name"])
@@ -91,6 +104,32 @@ def _typed_values(series: pd.Series, kind: str) -> pd.Series | None:
     return None
 
 
+def _categorical(series: pd.Series) -> pd.Series | None:
+    """A column of text (or missing) as a ``Categorical`` of its distinct texts in the order they
+    first occur; None when a value is not text (the caller types it cell by cell)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    if series.dtype.kind != "O":
+        return None
+    codes, uniques = pd.factorize(series.to_numpy(), use_na_sentinel=True)  # None and NaN: -1
+    uniques = np.asarray(uniques, dtype=object)
+    if pd.api.types.infer_dtype(uniques, skipna=True) not in ("string", "empty"):
+        return None
+    empty = np.flatnonzero(uniques == "")
+    if len(empty):  # an empty text is a missing cell in the stored form
+        position = int(empty[0])
+        codes = np.where(codes == position, -1, np.where(codes > position, codes - 1, codes))
+        uniques = np.delete(uniques, position)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object)))
+
+
+def _counted(series: pd.Series) -> pd.Series:
+    """A column's values as the texts a rebalanced column's shares are counted by."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.astype(object).where(series.notna(), None).astype(str)
+    return series.astype(str)
+
+
 def _integers(values: np.ndarray, missing: np.ndarray) -> pd.Series:
     """Nullable integers when a value is missing, else int64 (as ``typed_column`` types them)."""
     return pd.Series(pd.arrays.IntegerArray(values, missing.copy())) if missing.any() else pd.Series(values)
@@ -107,50 +146,166 @@ def sample_to_file(
     directory: Path,
     *,
     chunk_rows: int,
+    file_format: str = CSV,
     prefix: str = ".sampling-",
     count_columns: tuple[str, ...] = (),
     after_chunk: Callable[[int], None] = lambda done: None,
 ) -> StreamedTable:
-    """Draw ``n_rows`` rows as ``sample(k)`` calls of at most ``chunk_rows`` and write them.
+    """Draw ``n_rows`` rows as ``sample(k)`` calls of at most ``chunk_rows`` and write them in the
+    stored form ``file_format``: canonical CSV (the header once, then each chunk's lines) or
+    Parquet (``governance.parquet_form``: one row group a chunk, through ``pyarrow``'s
+    ``ParquetWriter``, which holds one row group at a time).
 
-    ``prefix``: the file name's start (a job names itself, so a file its killed worker left
-    can be found). ``count_columns``: columns whose values are counted on the way (the released shares of a
-    rebalanced column). ``after_chunk(rows_done)`` runs after each chunk (progress, cancel
-    checks); anything it raises removes the partial file.
+    The next chunk is drawn in a second thread while the current one is typed and written (the
+    draws stay in order, one at a time, so the rows are those of drawing them one after another);
+    memory holds at most two chunks. ``prefix``: the file name's start (a job names itself, so a
+    file its killed worker left can be found). ``count_columns``: columns whose values are counted
+    on the way (the released shares of a rebalanced column). ``after_chunk(rows_done)`` runs after
+    each chunk (progress, cancel checks); anything it raises removes the partial file.
     """
     if chunk_rows <= 0:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    if file_format not in OUTPUT_FORMATS:
+        raise ValueError(f"file_format must be one of {', '.join(OUTPUT_FORMATS)}, got {file_format!r}")
     directory.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".csv")
+    handle, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=SUFFIXES[file_format])
     path = Path(name)
-    digest, size, done = hashlib.sha256(), 0, 0
+    sizes = [min(chunk_rows, n_rows - start) for start in range(0, n_rows, chunk_rows)]
     counts: dict[str, Counter[str]] = {column: Counter() for column in count_columns}
-    stored_schema: dict[str, Any] = schema
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            while done < n_rows:
-                table = table_from_frame(sample(min(chunk_rows, n_rows - done)), schema)
-                stored_schema = table.schema
-                data = table.canonical_bytes
-                if done:  # the header is written once, with the first chunk
-                    data = data[data.index(b"\n") + 1 :]
-                stream.write(data)
-                digest.update(data)
-                size += len(data)
-                done += len(table.frame)
+    stored_schema: dict[str, Any] = {**schema, "missing_values": [""]}
+    done = 0
+    writer: _Writer = _CsvWriter(handle) if file_format == CSV else _ParquetWriter(handle, _stored_columns(schema))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampling") as drawing:
+        pending = drawing.submit(sample, sizes[0]) if sizes else None
+        try:
+            for index in range(len(sizes)):
+                assert pending is not None
+                frame = pending.result()
+                pending = drawing.submit(sample, sizes[index + 1]) if index + 1 < len(sizes) else None
+                typed, stored_schema = _typed_chunk(frame, schema)
+                del frame
+                writer.write(typed, stored_schema, first=index == 0)
+                done += len(typed)
                 for column in count_columns:
-                    counts[column].update(table.frame[column].astype(str))
-                del table, data
+                    counts[column].update(_counted(typed[column]))
+                del typed
                 after_chunk(done)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+            content_hash, size = writer.close()
+        except BaseException:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    pending.result()  # let a draw under way end before the file goes
+            writer.abort()
+            path.unlink(missing_ok=True)
+            raise
     return StreamedTable(
         path=path,
         schema=stored_schema,
-        content_hash=digest.hexdigest(),
+        content_hash=content_hash,
         n_rows=done,
         n_columns=len(stored_schema["columns"]),
         size_bytes=size,
         value_counts=counts,
+        file_format=file_format,
     )
+
+
+def _typed_chunk(frame: pd.DataFrame, schema: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A drawn chunk typed and checked as an upload's cells (identifier columns dropped), and the
+    stored schema."""
+    if any(column["role"] == "identifier" for column in schema["columns"]):
+        table = table_from_frame(frame, schema)
+        return table.frame, table.schema
+    return typed_frame(frame, schema, categories=True), {**schema, "missing_values": [""]}
+
+
+def _stored_columns(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "columns": [column for column in schema["columns"] if column["role"] != "identifier"]}
+
+
+class _Writer:
+    def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
+        raise NotImplementedError
+
+    def close(self) -> tuple[str, int]:
+        """Finish the file: its SHA-256 and size."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _CsvWriter(_Writer):
+    """Canonical CSV: the header with the first chunk, hashed as it is written."""
+
+    def __init__(self, handle: int) -> None:
+        self.stream = os.fdopen(handle, "wb")
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
+        data = canonical_bytes(typed, schema)
+        if not first:  # the header is written once, with the first chunk
+            data = data[data.index(b"\n") + 1 :]
+        self.stream.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def close(self) -> tuple[str, int]:
+        self.stream.close()
+        return self.digest.hexdigest(), self.size
+
+    def abort(self) -> None:
+        self.stream.close()
+
+
+class _ParquetWriter(_Writer):
+    """Parquet: one row group a chunk, the schema's Arrow types (``governance.parquet_form``),
+    hashed as the bytes are written."""
+
+    def __init__(self, handle: int, schema: dict[str, Any]) -> None:
+        self.stream = _HashingFile(os.fdopen(handle, "wb"))
+        self.writer = pq.ParquetWriter(self.stream, arrow_schema(schema), **write_options(schema))
+
+    def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
+        table = arrow_table(typed, schema)
+        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+    def close(self) -> tuple[str, int]:
+        self.writer.close()
+        self.stream.close()
+        return self.stream.digest.hexdigest(), self.stream.size
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        self.stream.close()
+
+
+class _HashingFile(io.RawIOBase):
+    """A binary file that hashes what is written to it (Arrow writes through it)."""
+
+    def __init__(self, raw: io.BufferedWriter) -> None:
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.raw.write(view)
+        self.digest.update(view)
+        self.size += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        if not self.raw.closed:
+            self.raw.flush()
+
+    def close(self) -> None:
+        if not self.raw.closed:
+            self.raw.close()
+        super().close()

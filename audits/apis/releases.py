@@ -18,6 +18,7 @@ from audits.models import DownloadKind, Release
 from audits.selectors import release_exceptions, released_despite_failed_checks
 from core.apis import PAGE_PARAMETERS, READ_ERRORS, WRITE_ERRORS, FileAnswerApi, paginated, paginated_response
 from core.auth import signed_in_user
+from governance.output_formats import CONTENT_TYPES, SUFFIXES, key_format
 
 
 class DownloadOutputSerializer(serializers.Serializer):
@@ -159,11 +160,12 @@ class ReleaseDownloadApi(FileAnswerApi):
                 "kind",
                 OpenApiTypes.STR,
                 enum=DownloadKind.values,
-                description="data (the synthetic CSV) or datasheet (the signed PDF)",
+                description="data (the synthetic table, CSV or Parquet as requested) or datasheet (the signed PDF)",
             )
         ],
         responses={
             (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
             (200, "application/pdf"): OpenApiTypes.BINARY,
             **WRITE_ERRORS,
         },
@@ -184,8 +186,12 @@ class ReleaseDownloadApi(FileAnswerApi):
                 as_attachment=True,
                 filename=f"release-{release_id}-datasheet.pdf",
             )
+        stored_form = key_format(path.key)
         return FileResponse(
-            path.open("rb"), content_type="text/csv", as_attachment=True, filename=f"release-{release_id}-synthetic.csv"
+            path.open("rb"),
+            content_type=CONTENT_TYPES[stored_form],
+            as_attachment=True,
+            filename=f"release-{release_id}-synthetic{SUFFIXES[stored_form]}",
         )
 
 

@@ -407,6 +407,8 @@ def _drift_audits(scope: ReportScope) -> list[dict[str, Any]]:
             "snapshot_checksum": run.snapshot.get("checksum"),
             "snapshot_at": run.snapshot.get("taken_at"),
             "snapshot_sample_rows": run.snapshot.get("sample_rows"),
+            # rows each comparison read; which tables were read as samples (docs/engines.md)
+            "compared_rows": dict(run.compared_rows),
         }
         for run in rows
     ]

@@ -96,6 +96,8 @@ class VersionFacts:
     version: str | int
     hash: str
     n_rows: int | str | None = None
+    #: "sha256" (content hash), or "hmac-sha256" (a real version's keyed fingerprint, for recipients)
+    hash_kind: str = "sha256"
     n_columns: int | None = None
     format: str = ""
 

@@ -9,7 +9,6 @@ audit write them) both build these sections here, so the two cannot disagree.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 from audits.datasheets.facts import (
@@ -105,22 +104,22 @@ def privacy_facts(lineage: dict[str, Any]) -> PrivacyFacts:
     )
 
 
-def rebalancing_facts(
-    record: dict[str, Any] | None, *, coarse_share: Callable[[float], str] | None = None
-) -> RebalancingFacts | None:
-    """The lineage's ``rebalance`` record: exact real shares, or, given ``coarse_share``, only their
-    coarsened text (for a recipient)."""
+def rebalancing_facts(record: dict[str, Any] | None, *, real_shown: bool = True) -> RebalancingFacts | None:
+    """The lineage's ``rebalance`` record: the training rows' exact class shares beside the
+    release's, or (``real_shown`` false, for a recipient) the release's only: the source's shares
+    are statistics of the real rows."""
     if not record:
         return None
-    labels = sorted(set(record["real_shares"]) | set(record["released_shares"]))
+    shown = set(record["real_shares"]) if real_shown else set(record.get("target_shares") or {})
+    labels = sorted(shown | set(record["released_shares"]))
     return RebalancingFacts(
         column=record["column"],
         reason=record["notice"],
         shares=[
             ShareFacts(
                 label=MISSING_LABEL if label in ("", "nan", "None") else label,
-                real=record["real_shares"].get(label, 0.0) if coarse_share is None else None,
-                real_display=None if coarse_share is None else coarse_share(record["real_shares"].get(label, 0.0)),
+                real=record["real_shares"].get(label, 0.0) if real_shown else None,
+                real_display=None if real_shown else "not disclosed",
                 released=record["released_shares"].get(label, 0.0),
             )
             for label in labels

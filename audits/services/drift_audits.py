@@ -35,7 +35,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from audits.models import DriftRun, DriftSchedule, DriftTrigger, Release
-from audits.services.runs import audit_thresholds_for, version_frame
+from audits.services.runs import audit_thresholds_for, version_rows
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from governance.models import Dataset, DatasetVersion, Role
 from governance.permissions import user_has_role
@@ -81,9 +81,9 @@ def drift_audit_run(
         dataset = Dataset.objects.filter(name=dataset_name).first()
         if dataset is None:
             raise NotFoundError(f"No dataset named {dataset_name!r}.")
-    frames: dict[int, pd.DataFrame] = {}
+    reads = DriftReads()
     return [
-        drift_audit_release(release=release, actor=actor, trigger=trigger, frames=frames)
+        drift_audit_release(release=release, actor=actor, trigger=trigger, reads=reads)
         for release in releases_active(dataset=dataset)
     ]
 
@@ -117,8 +117,27 @@ def _claim(dataset: Dataset, now: datetime) -> bool:
     return claimed.update(last_run_at=now) == 1
 
 
+@dataclass
+class DriftReads:
+    """The tables one sweep compares, each read once: a stored table whole up to the audit's sample
+    size (``SYNTHGATE_REFERENCE_AUDIT_ROWS`` for real rows, ``SYNTHGATE_AUDIT_SYNTHETIC_ROWS`` for a
+    release), above it a uniform random sample of that size streamed from its file (``seed``), so a
+    re-audit of a large table never holds it whole. ``sampled``: the versions read as samples."""
+
+    seed: int = field(default_factory=lambda: secrets.randbits(31))
+    frames: dict[int, pd.DataFrame] = field(default_factory=dict)
+    sampled: set[int] = field(default_factory=set)
+
+    def stored(self, version: DatasetVersion, limit: int) -> pd.DataFrame:
+        if version.pk not in self.frames:
+            self.frames[version.pk] = version_rows(version, seed=self.seed, limit=limit)
+            if version.n_rows > limit:
+                self.sampled.add(version.pk)
+        return self.frames[version.pk]
+
+
 def drift_audit_release(
-    *, release: Release, actor: User | None, trigger: str, frames: dict[int, pd.DataFrame] | None = None
+    *, release: Release, actor: User | None, trigger: str, reads: DriftReads | None = None
 ) -> DriftOutcome:
     """Compare one release with its dataset's newest source, or with a new snapshot of the table
     its source refers to; store the run and mark the release stale if it drifted."""
@@ -126,16 +145,19 @@ def drift_audit_release(
         return DriftOutcome(release, "already_stale", release.drift_runs.filter(stale=True).first())
     reference = release.request.source_version
     current = dataset_latest_source(dataset=release.request.dataset)
-    frames = {} if frames is None else frames
+    reads = DriftReads() if reads is None else reads
     if current is not None and current.number > reference.number:
         existing = DriftRun.objects.filter(release=release, current_version=current).first()
         if existing is not None:  # already judged against this source: a repeat changes nothing
             return _outcome(release, existing)
         try:
-            current_frame = _frame(current, release, frames)
+            current_frame = _frame(current, release, reads)
         except SnapshotError as error:
             return _record(release, actor, trigger, _failed(error), reference=reference)
-        figures = drift_figures(release=release, reference=_frame(reference, release, frames), current=current_frame)
+        figures = drift_figures(
+            release=release, reference=_frame(reference, release, reads), current=current_frame, reads=reads
+        )
+        figures["compared_rows"] |= _which(reads, reference=reference, current=current, release=release)
         return _record(release, actor, trigger, figures, reference=reference, current=current)
     if not reference.source_reference:
         return DriftOutcome(release, "no_new_source")
@@ -151,7 +173,10 @@ def drift_audit_release(
     if snapshot.sample is None:  # the rows the release was made from, as the checksum says: no drift
         figures = {"thresholds": _thresholds(release), "stale": False, "reasons": []}
     else:
-        figures = drift_figures(release=release, reference=_frame(reference, release, frames), current=snapshot.sample)
+        figures = drift_figures(
+            release=release, reference=_frame(reference, release, reads), current=snapshot.sample, reads=reads
+        )
+        figures["compared_rows"] |= _which(reads, reference=reference, current=None, release=release)
     figures |= {"snapshot": snapshot.described(), "snapshot_key": key}
     return _record(release, actor, trigger, figures, reference=reference)
 
@@ -161,20 +186,32 @@ def _snapshot(version: DatasetVersion, *, always_sample: bool = False) -> Refere
     return reference_snapshot(version, seed=secrets.randbits(31), limit=limit, always_sample=always_sample)
 
 
-def _frame(version: DatasetVersion, release: Release, frames: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """A version's rows for the comparison: a stored version whole; the source a referenced release
-    was made from as the training rows its job fetched for the audit; a newer referenced version as
-    a sample of its table now (SnapshotError when that table cannot be read)."""
-    if version.pk not in frames:
-        if not version.source_reference:
-            frames[version.pk] = version_frame(version)
-        elif version.pk == release.request.source_version_id:
-            frames[version.pk] = version_frame(release.audit_run.train_version)
-        else:
-            sample = _snapshot(version, always_sample=True).sample
-            assert sample is not None  # always_sample
-            frames[version.pk] = sample
-    return frames[version.pk]
+def _frame(version: DatasetVersion, release: Release, reads: DriftReads) -> pd.DataFrame:
+    """A version's rows for the comparison: a stored version whole or as a streamed sample
+    (:class:`DriftReads`); the source a referenced release was made from as the training rows its
+    job fetched for the audit; a newer referenced version as a sample of its table now
+    (SnapshotError when that table cannot be read)."""
+    limit = int(settings.SYNTHGATE_REFERENCE_AUDIT_ROWS)
+    if not version.source_reference:
+        return reads.stored(version, limit)
+    if version.pk == release.request.source_version_id:
+        return reads.stored(release.audit_run.train_version, limit)
+    if version.pk not in reads.frames:
+        sample = _snapshot(version, always_sample=True).sample
+        assert sample is not None  # always_sample
+        reads.frames[version.pk] = sample
+    return reads.frames[version.pk]
+
+
+def _which(
+    reads: DriftReads, *, reference: DatasetVersion, current: DatasetVersion | None, release: Release
+) -> dict[str, Any]:
+    """Which of the compared tables were read as samples, and the sweep's sampling seed."""
+    stored = {"reference": reference, "current": current, "synthetic": release.version}
+    if reference.source_reference:
+        stored["reference"] = release.audit_run.train_version
+    sampled = [role for role, version in stored.items() if version is not None and version.pk in reads.sampled]
+    return {"sampled": sampled, "seed": reads.seed} if sampled else {"sampled": []}
 
 
 def _failed(error: SnapshotError) -> dict[str, Any]:
@@ -220,6 +257,7 @@ def _record(
                     "reference_version": reference.pk,
                     "current_version": current.pk if current is not None else None,
                     "snapshot": run.snapshot or None,
+                    "compared_rows": run.compared_rows or None,
                     "failed": run.failed,
                     "stale": run.stale,
                     "reasons": run.reasons,
@@ -237,13 +275,19 @@ def _record(
     return _outcome(release, run)
 
 
-def drift_figures(*, release: Release, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
-    """The three drift comparisons, per-column figures, and the verdict with its reasons."""
+def drift_figures(
+    *, release: Release, reference: pd.DataFrame, current: pd.DataFrame, reads: DriftReads | None = None
+) -> dict[str, Any]:
+    """The three drift comparisons, per-column figures, the verdict with its reasons, and the rows
+    each comparison read (``compared_rows``)."""
     from audits.metrics import drift_checks
 
     thresholds = _thresholds(release)
     synthetic = release.version
-    synthetic_frame = version_frame(synthetic)
+    synthetic_frame = (DriftReads() if reads is None else reads).stored(
+        synthetic, int(settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS)
+    )
+    compared = {"reference": len(reference), "current": len(current), "synthetic": len(synthetic_frame)}
 
     def compare(a: pd.DataFrame, b: pd.DataFrame, schema: dict[str, Any]) -> list[dict[str, Any]]:
         return [check.to_dict() for check in drift_checks(a, b, schema, thresholds=thresholds)]
@@ -254,7 +298,7 @@ def drift_figures(*, release: Release, reference: pd.DataFrame, current: pd.Data
         baseline = compare(reference, synthetic_frame, synthetic.schema)
     except ValueError as error:  # the newest source no longer has the release's columns
         reason = f"the newest source version cannot be compared with the release: {error}"
-        return {"thresholds": thresholds, "stale": True, "reasons": [reason]}
+        return {"thresholds": thresholds, "stale": True, "reasons": [reason], "compared_rows": compared}
     reasons = [f"source drift: {_failure(check)}" for check in source if check["passed"] is False]
     passed_before = {check["name"] for check in baseline if check["passed"] is not False}
     reasons += [
@@ -269,6 +313,7 @@ def drift_figures(*, release: Release, reference: pd.DataFrame, current: pd.Data
         "release_checks": released,
         "baseline_checks": baseline,
         "per_column": per_column,
+        "compared_rows": compared,
         "stale": bool(reasons),
         "reasons": reasons,
     }

@@ -29,7 +29,7 @@ from audits.models import (
     CheckResult,
 )
 from audits.services.datasheets import datasheet_issue
-from core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from core.errors import ConflictError, NotFoundError, PermissionDeniedError, failure_reason
 from core.liveness import connection_lost, database_reconnect, heartbeat, row_locked_by_live_work
 from core.schedules import periodic_task_ensure
 from governance.ingest import read_table
@@ -50,6 +50,7 @@ from governance.services import (
     request_transition,
 )
 from governance.storage import version_storage
+from synth_engine.generators.base import GeneratorError
 from synth_engine.models import GenerationJob
 
 if TYPE_CHECKING:  # audits.metrics loads the numeric stack: imported where an audit runs
@@ -69,6 +70,14 @@ def version_frame(version: DatasetVersion) -> pd.DataFrame:
             "it is read only as counts and audit samples"
         )
     return version_storage().read_version(version.storage_key, version.schema)
+
+
+def version_rows(version: DatasetVersion, *, seed: int, limit: int) -> pd.DataFrame:
+    """A stored version's rows, whole up to ``limit`` rows; above it a uniform random sample of
+    ``limit`` (``seed``), streamed from the stored file so the table is never held whole."""
+    if version.n_rows <= limit:
+        return version_frame(version)
+    return _stored_sample(version, seed=seed, limit=limit)
 
 
 def audit_thresholds_for(request: DataRequest | None) -> dict[str, Any]:
@@ -271,7 +280,7 @@ def _audit_run_finish(run: AuditRun, request: DataRequest | None, actor: User | 
         logger.exception("Audit run %s failed", run.pk)
         if connection_lost(error) and not database_reconnect():
             raise  # no database to record it in: the reaper ends the run once it is back
-        return _audit_error(run, request, actor, f"{type(error).__name__}: {error}")
+        return _audit_error(run, request, actor, failure_reason(error, stated=_stated_errors()))
     if request is not None:
         with transaction.atomic():
             _request_after_audit(request.pk, run, actor)
@@ -298,10 +307,9 @@ def _audit_samples(
         if version.source_reference:
             sample = reference_audit_sample(version, seed=run.seed, limit=limit)
             frames[role], fetched[role] = sample.frame, {"engine": sample.engine, "where": sample.where}
-        elif version.n_rows > limit:
-            frames[role], sampled = _stored_sample(version, seed=run.seed, limit=limit), True
         else:
-            frames[role] = version_frame(version)
+            frames[role] = version_rows(version, seed=run.seed, limit=limit)
+            sampled = sampled or version.n_rows > limit
     if not fetched and not sampled:
         return frames["train"], frames["holdout"]
     run.audit_sample_rows = {
@@ -322,9 +330,9 @@ def _audited_synthetic(
     The checks' sampling floors are taken at the audited size, and the planted controls are planted
     in the same sample."""
     limit = int(settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS)
+    frame = version_rows(version, seed=run.seed, limit=limit)
     if version.n_rows <= limit:
-        return version_frame(version)
-    frame = _stored_sample(version, seed=run.seed, limit=limit)
+        return frame
     run.audit_sample_rows = {**run.audit_sample_rows, "synthetic": len(frame)}
     run.save(update_fields=["audit_sample_rows", "updated_at"])
     return frame
@@ -450,6 +458,16 @@ def audit_reaper_schedule_ensure() -> PeriodicTask:
         every_seconds=settings.SYNTHGATE_REAPER_TICK_SECONDS,
         description="audits.services.audit_runs_reap: running audits with no heartbeat end as error.",
     )
+
+
+def _stated_errors() -> tuple[type[Exception], ...]:
+    """The errors whose text is written for an audit's readers; any other is recorded by its class only
+    (imported here: audits.metrics loads the numeric stack, and this runs only where an audit ran)."""
+    from audits.datasheets.context import DatasheetContextError
+    from audits.datasheets.signing import SigningIdentityError
+    from audits.metrics.base import AuditInputError
+
+    return (GeneratorError, AuditInputError, DatasheetContextError, SigningIdentityError)
 
 
 def _audit_error(run: AuditRun, request: DataRequest | None, actor: User | None, error: str) -> AuditRun:

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from core.amounts import DELTA_PLACES, EPSILON_PLACES, amount_text
 from core.times import time_iso, time_text
-from governance.permissions import user_has_role, user_roles, version_rows_visible
+from governance.permissions import user_has_role, user_roles, version_hash_visible, version_rows_visible
 
 register = template.Library()
 
@@ -181,6 +181,13 @@ def rows_for(version: Any, user: Any) -> str:
     if not version_rows_visible(user, version):
         return "(count private)"
     return f"{version.n_rows}"
+
+
+@register.filter
+def hash_for(version: Any, user: Any) -> str:
+    """``version``'s content hash as ``user`` may read it: a real version's keyed fingerprint for
+    anyone but its stewards, approvers and auditors (``governance.permissions.version_hash_visible``)."""
+    return "—" if version is None else version_hash_visible(user, version)
 
 
 @register.filter

@@ -15,6 +15,7 @@ from dashboard.forms import ReasonForm
 from dashboard.profiles import release_profile
 from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance.models import Role
+from governance.output_formats import SUFFIXES, key_format
 from governance.permissions import user_has_role
 from governance.storage import version_storage
 
@@ -88,7 +89,7 @@ def release_download(request: HttpRequest, release_id: int, kind: str) -> HttpRe
     release = release_get(user=signed_in_user(request), release_id=release_id)
     name = release.request.dataset.name
     filename = (
-        f"{name}-release-{release.pk}.csv"
+        f"{name}-release-{release.pk}{SUFFIXES[key_format(release.version.storage_key)]}"
         if kind == DownloadKind.DATA
         else f"{name}-release-{release.pk}-datasheet.pdf"
     )

@@ -112,6 +112,7 @@ def _field_mistakes(form: RequestCreateForm) -> None:
             recipient_kind=data.get("recipient_kind", ""),
             recipient=data.get("recipient", ""),
             justification=data.get("justification", ""),
+            output_format=data.get("output_format", "csv"),
         )
     except ApplicationError as error:
         add_service_error(form, error, fields=CREATE_FIELDS)
@@ -203,6 +204,7 @@ def _create(request: HttpRequest, data: dict[str, Any]) -> DataRequest:
         recipient=data["recipient"],
         justification=data["justification"],
         seed=data["seed"],
+        output_format=data["output_format"],
         submit=not data["draft"],
         client_token=data["form_token"],
     )

@@ -35,7 +35,7 @@ from governance import selectors, services
 from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
 from governance.models import Dataset, DatasetVersion, Sensitivity
-from governance.permissions import version_rows_visible
+from governance.permissions import lineage_visible, version_hash_visible, version_rows_visible
 
 # A declared schema is a small JSON document; refuse to read a huge one into memory.
 MAX_SCHEMA_BYTES = 1024 * 1024
@@ -59,7 +59,11 @@ class VersionOutputSerializer(serializers.Serializer):
     dataset = serializers.CharField(source="dataset.name")
     number = serializers.IntegerField()
     kind = serializers.CharField()
-    content_hash = serializers.CharField()
+    content_hash = serializers.CharField(
+        help_text="sha256 of the canonical content; a real version read by anyone but its stewards, approvers "
+        "and auditors: its keyed fingerprint 'hmac-sha256:…' (the sha256 of real rows lets whoever knows all "
+        "other rows test guesses of the last)"
+    )
     n_rows = serializers.IntegerField(
         allow_null=True, help_text="null for real data unless you are a steward, approver or auditor (it is private)"
     )
@@ -74,7 +78,9 @@ class VersionOutputSerializer(serializers.Serializer):
     # The serializer's metaclass moves declared fields off the class, so this ``parent`` (the output
     # key) never shadows Field.parent at run time; the stubs cannot see that.
     parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)  # type: ignore[assignment]
-    lineage = serializers.JSONField()
+    lineage = serializers.JSONField(
+        help_text="where the version came from; statistics of the real rows only for stewards, approvers, auditors"
+    )
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     created_at = serializers.DateTimeField()
 
@@ -87,6 +93,8 @@ class VersionOutputSerializer(serializers.Serializer):
         viewer = self.context.get("viewer")
         if viewer is None or not version_rows_visible(viewer, instance):
             data["n_rows"] = data["size_bytes"] = None
+        data["lineage"] = lineage_visible(viewer, instance)
+        data["content_hash"] = version_hash_visible(viewer, instance)
         return data
 
 

@@ -16,7 +16,7 @@ from core.auth import signed_in_user
 from governance import selectors, services
 from governance.apis.common import delta_field, epsilon_field
 from governance.filters import DataRequestFilter
-from governance.models import DataRequest, RecipientKind
+from governance.models import DataRequest, OutputFormat, RecipientKind
 
 
 class ApprovalOutputSerializer(serializers.Serializer):
@@ -44,6 +44,7 @@ class RequestOutputSerializer(serializers.Serializer):
     generator_params = serializers.JSONField()
     rebalance = serializers.JSONField(allow_null=True)
     seed = serializers.IntegerField(allow_null=True)
+    output_format = serializers.CharField(help_text="the synthetic table's stored form: csv or parquet")
     recipient_kind = serializers.CharField()
     recipient = serializers.CharField()
     justification = serializers.CharField()
@@ -116,6 +117,11 @@ class RequestCreateApi(APIView):
             min_value=-(2**63),
             max_value=2**63 - 1,
             help_text="set only when a reproducible run is needed",
+        )
+        output_format = serializers.ChoiceField(
+            choices=OutputFormat.choices,
+            default=OutputFormat.CSV,
+            help_text="the synthetic table's stored (and downloaded) form: csv (canonical CSV) or parquet",
         )
         draft = serializers.BooleanField(default=False, help_text="true: keep as a draft instead of submitting")
 

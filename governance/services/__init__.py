@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         budget_spend,
         ledger_amount,
         version_public_rows,
+        version_row_estimate,
     )
     from governance.services.datasets import (
         RegistrationResult,
@@ -110,6 +111,7 @@ _HOMES = {
     "username_checked": "governance.services.users",
     "username_normalise": "governance.services.users",
     "version_public_rows": "governance.services.budget",
+    "version_row_estimate": "governance.services.budget",
 }
 
 __all__ = [
@@ -161,6 +163,7 @@ __all__ = [
     "user_create",
     "user_roles_set",
     "version_public_rows",
+    "version_row_estimate",
 ]
 
 __getattr__ = lazy_exports(__name__, _HOMES)

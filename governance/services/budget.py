@@ -25,6 +25,7 @@ from governance.services.audit_log import audit_event_record
 
 if TYPE_CHECKING:  # for annotations only: the engine sits above governance and imports it
     from synth_engine.models import GenerationJob
+    from synth_engine.privacy.row_count import PaidRowEstimate
 
 ZERO = Decimal(0)
 
@@ -251,3 +252,25 @@ def version_public_rows(*, version: DatasetVersion, actor: User | None, rng: np.
             )
     version.public_rows = locked.public_rows
     return locked.public_rows
+
+
+def version_row_estimate(*, version: DatasetVersion, holdout_fraction: float | Decimal) -> PaidRowEstimate:
+    """The row estimate a request on ``version`` is decided on: filing's and approval's refusal of
+    too small an ε, and the job's fit (which then spends nothing on n).
+
+    Its training rows, :func:`~synth_engine.privacy.row_count.training_rows` of the version's DP
+    row estimate (:func:`version_public_rows`, drawn and charged on first need), so the three
+    decisions are one function of the same paid figure. The record names the ledger entry that
+    paid for it and its ε, charged there once; the fit charges nothing for it.
+    """
+    from synth_engine.privacy.row_count import PaidRowEstimate, training_rows
+
+    rows = version_public_rows(version=version, actor=None)
+    entry = BudgetEntry.objects.filter(version=version, kind=EntryKind.ESTIMATE).first()
+    return PaidRowEstimate(
+        rows=training_rows(rows, float(holdout_fraction)),
+        source=f"the DP row estimate of {version} (ledger entry {entry.pk if entry else None}), "
+        f"times 1 - the holdout fraction {float(holdout_fraction):g}",
+        epsilon=float(entry.epsilon) if entry else 0.0,
+        charged="the dataset's ledger, once per version (kind 'estimate'); not by this fit",
+    )

@@ -40,6 +40,7 @@ from governance.ingest import (
     suggested_declarations,
 )
 from governance.models import Dataset, DatasetVersion, Role, Sensitivity, SourceFingerprint, VersionKind
+from governance.output_formats import CSV, SUFFIXES
 from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import version_public_rows
@@ -529,6 +530,7 @@ def dataset_version_store_streamed(
         dropped_columns=[],
         warnings=[],
         place=lambda storage, key: storage.put_new(streamed.path, key),
+        file_format=streamed.file_format,
     )
     try:
         return _version_record(
@@ -551,6 +553,7 @@ class _StoredForm:
     dropped_columns: list[str]
     warnings: list[str]
     place: Callable[[VersionStorage, str], bool]  # True when it wrote the key, False when it was already there
+    file_format: str = CSV  # the stored form (``governance.output_formats``), named by the key's suffix
 
 
 def _version_record(
@@ -574,7 +577,7 @@ def _version_record(
                 extra={"version": existing.number},
             )
         return RegistrationResult(existing, False, stored.warnings)
-    storage_key = f"datasets/{dataset.name}/{kind}-{stored.content_hash}.csv"
+    storage_key = f"datasets/{dataset.name}/{kind}-{stored.content_hash}{SUFFIXES[stored.file_format]}"
     storage = version_storage()
     if stored.place(storage, storage_key):
         written.append(StoredFile(storage, storage_key))

@@ -7,6 +7,7 @@ change and an AuditEvent.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -34,17 +35,19 @@ from governance.models import (
     Dataset,
     DatasetVersion,
     Decision,
+    OutputFormat,
     Purpose,
     RecipientKind,
     RequestState,
     Role,
     VersionKind,
 )
-from governance.permissions import request_visible_to, user_has_role
+from governance.output_formats import output_format_checked
+from governance.permissions import real_row_counts_visible, request_visible_to, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
-from governance.services.budget import budget_release, budget_reserve, version_public_rows
+from governance.services.budget import budget_release, budget_reserve, version_public_rows, version_row_estimate
 from governance.services.notifications import request_state_notify
 
 S = RequestState
@@ -146,6 +149,7 @@ def access_request_create(
     recipient: str = "",
     justification: str = "",
     seed: int | None = None,
+    output_format: str = OutputFormat.CSV,
     submit: bool = True,
     client_token: str | None = None,
 ) -> DataRequest:
@@ -174,6 +178,7 @@ def access_request_create(
         recipient=recipient,
         justification=justification,
         seed=seed,
+        output_format=output_format,
     )
     recipient, justification = fields.pop("recipient"), fields.pop("justification")
     try:
@@ -218,6 +223,7 @@ def access_request_fields_check(
     recipient_kind: str = RecipientKind.INTERNAL,
     recipient: str = "",
     justification: str = "",
+    output_format: str = OutputFormat.CSV,
 ) -> None:
     """Check a request's fields as filing would, and name every mistake in one error; nothing is filed.
 
@@ -237,6 +243,7 @@ def access_request_fields_check(
         recipient=recipient,
         justification=justification,
         seed=None,
+        output_format=output_format,
     )
 
 
@@ -272,11 +279,14 @@ def _validated_fields(
     rebalance: dict[str, Any] | None,
     recipient_kind: str,
     seed: int | None,
+    output_format: str = OutputFormat.CSV,
     errors: list[ValidationError] | None = None,
+    disclose_rows: bool = False,
 ) -> dict[str, Any]:
     """The request's fields checked against its purpose and source; every mistake in one error.
 
     ``errors`` already found by the caller (its own fields) are raised together with these.
+    ``disclose_rows``: the reader may see the version's row estimate (stewards, approvers).
     """
     errors = [] if errors is None else errors
     epsilon_value = error_collected(errors, lambda: _epsilon_checked(epsilon, purpose))
@@ -287,9 +297,17 @@ def _validated_fields(
     error_collected(errors, lambda: _check_recipient_kind(recipient_kind, purpose))
     error_collected(errors, lambda: _check_generator(generator, generator_params, purpose))
     validated_rebalance = error_collected(errors, lambda: _validated_rebalance(rebalance, source))
+    checked_format = error_collected(errors, lambda: output_format_checked(output_format))
     error_collected(errors, lambda: _check_declared_domains(source))
     if rows is not None:
         error_collected(errors, lambda: _check_audit_power(purpose, source, rows))
+    if epsilon_value is not None and delta_value is not None:
+        error_collected(
+            errors,
+            lambda: _check_generator_budget(
+                generator, generator_params, purpose, source, epsilon_value, delta_value, disclose_rows
+            ),
+        )
     if errors:
         raise errors_combined(errors)
     return {
@@ -301,6 +319,7 @@ def _validated_fields(
         "rebalance": validated_rebalance,
         "recipient_kind": recipient_kind,
         "seed": seed,
+        "output_format": checked_format,
     }
 
 
@@ -384,6 +403,59 @@ def _check_generator(name: str, params: dict[str, Any], purpose: Purpose) -> Non
         )
 
 
+def _check_generator_budget(
+    name: str,
+    params: dict[str, Any],
+    purpose: Purpose,
+    source: DatasetVersion,
+    epsilon: Decimal,
+    delta: Decimal,
+    disclose_rows: bool,
+) -> None:
+    """Refuse an ε the generator would refuse for this version, before anything is spent (issue 11.2).
+
+    The job hands the generator the version's paid DP row estimate (:func:`version_row_estimate`)
+    and the generator decides on it before reading the data; this is the same decision on the
+    same inputs (``budget_refusal``), so a request filed and approved here is never refused by
+    its fit. A requester reads the minimum ε rounded up to 2 decimals and no row figure; with
+    ``disclose_rows`` (stewards, approvers) the estimate is named too.
+    """
+    from synth_engine.generators import GeneratorError, get_generator
+
+    try:
+        generator = get_generator(name, **params)
+    except (GeneratorError, TypeError):
+        return  # _check_generator names the mistake
+    if not generator.takes_row_estimate:
+        return
+    estimate = version_row_estimate(version=source, holdout_fraction=purpose.holdout_fraction)
+    try:
+        refusal = generator.budget_refusal(source.schema, float(epsilon), float(delta), estimate)
+    except GeneratorError:
+        return  # an invalid target or parameter: the job's planning refuses it before any spend
+    if refusal is None:
+        return
+    minimum = Decimal(math.ceil(refusal.minimum_epsilon * 100)) / 100
+    size = (
+        f"about {refusal.rows:.0f} training rows (the version's DP row estimate)"
+        if disclose_rows
+        else "its size (judged on a DP estimate, which requesters do not read)"
+    )
+    allowed = (
+        f"use ε ≥ {amount_text(minimum)} at δ = {amount_text(delta)}"
+        if minimum <= purpose.max_epsilon
+        else f"purpose “{purpose.name}” allows at most ε = {amount_text(purpose.max_epsilon)}, below the "
+        f"ε ≥ {amount_text(minimum)} it needs at δ = {amount_text(delta)}"
+    )
+    raise ValidationError(
+        f"ε = {amount_text(epsilon)} is too small for generator {name!r} on dataset {source.dataset.name!r}: "
+        f"for {len(source.schema.get('columns', []))} columns and {size}, its marginal noise would swamp "
+        f"the counts and the generator would refuse to fit. {allowed[0].upper()}{allowed[1:]}, or declare "
+        "fewer columns. Nothing was spent or reserved.",
+        extra={"field": "epsilon", "minimum_epsilon": amount_text(minimum)},
+    )
+
+
 def _validated_rebalance(rebalance: dict[str, Any] | None, source: DatasetVersion) -> dict[str, Any] | None:
     """Rebalancing names classes of the label's declared (public) categories, with shares that sum right."""
     if not rebalance:
@@ -441,7 +513,7 @@ def _check_declared_classes(column: str, shares: dict[str, float], declared: tup
         )
 
 
-def access_request_revalidate(*, request: DataRequest) -> None:
+def access_request_revalidate(*, request: DataRequest, disclose_rows: bool = False) -> None:
     """Check a filed request again against today's public facts (before an approval reserves budget)."""
     try:
         _validated_fields(
@@ -455,6 +527,8 @@ def access_request_revalidate(*, request: DataRequest) -> None:
             rebalance=request.rebalance,
             recipient_kind=request.recipient_kind,
             seed=request.seed,
+            output_format=request.output_format,
+            disclose_rows=disclose_rows,
         )
     except ValidationError as error:
         raise ValidationError(
@@ -494,7 +568,7 @@ def access_request_approve(*, actor: User, request_id: int, reason: str = "") ->
     with transaction.atomic():
         request = access_request_lock(request_id)
         _require_decider(actor, request, "approve")
-        access_request_revalidate(request=request)
+        access_request_revalidate(request=request, disclose_rows=real_row_counts_visible(actor))
         _approval_create(actor=actor, request=request, decision=Decision.APPROVE, reason=reason)
         approvers = request.approvals.filter(decision=Decision.APPROVE).values("approver").distinct().count()
         if approvers < request.purpose.approvals_required:

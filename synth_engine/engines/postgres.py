@@ -2,9 +2,21 @@
 
 :class:`PostgresCounts` answers the :class:`~synth_engine.generators.counts.CountSource` questions
 with SQL over one table or view: the statements are :class:`~synth_engine.engines.sql.SqlCounts`'s
-(every table of a stage in one ``GROUPING SETS`` statement), in PostgreSQL's dialect
-(``width_bucket`` over the public grid is ``searchsorted(..., side="right")``; category lists are
-``array_position``). Only the counts cross to the worker, which adds the noise.
+(the tables of a stage as ``GROUPING SETS``), in PostgreSQL's dialect (``width_bucket`` over the
+public grid is ``searchsorted(..., side="right")``; category lists are ``array_position``). Only
+the counts cross to the worker, which adds the noise.
+
+Each row's codes are computed once a stage: the binned stage (1,225 tables at 50 columns, counted
+in parts of at most :attr:`PostgresCounts.max_cells` cells) writes them into a temporary table of
+the session (``smallint``, analyzed, rolled back at the end) and counts each part over it; where
+no temporary table can be made (a standby, a read-only transaction of the caller's) and for the
+other stages, one statement holds the codes in a ``MATERIALIZED`` common table expression and
+counts every part over it. Given ``connect``, a large table is counted by two connections at
+once, each over half of its pages, the worker adding up their counts (both cores of the server).
+The counting settings are local to a transaction (or a savepoint of the caller's), so nothing is
+left in the caller's session. At 1,000,000 × 50 (``bench/bench_scale.py``, docs/engines.md) the
+fit took 232 s of the server's CPU at a load of 14 (was 278 s at 2.9); what is left is
+PostgreSQL's hash lookup of every row in every set's table, about 100–160 ns each.
 
 :meth:`PostgresCounts.check` validates the table against the schema in the database before
 anything is spent, with the same refusals as ``validate_frame`` for a frame (missing columns,
@@ -18,15 +30,22 @@ Django's connection wrapper around it).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+import functools
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from core.schema import ColumnSpec
-from synth_engine.engines.sql import MAX_GROUPING_SETS, SqlCounts, quote_identifier
+from synth_engine.engines.sql import MAX_GROUPING_SETS, GroupingPart, SqlCounts, column_name, quote_identifier
 from synth_engine.generators.base import SchemaMismatchError
-from synth_engine.generators.domain import parse_schema
+from synth_engine.generators.domain import Codec, parse_schema
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["MAX_GROUPING_SETS", "PostgresCounts", "quote_identifier", "quote_relation"]
 
@@ -50,7 +69,15 @@ def quote_relation(table: str) -> str:
 
 
 class PostgresCounts(SqlCounts):
-    """The grouped counts of one PostgreSQL table or view, for the columns of ``schema``."""
+    """The grouped counts of one PostgreSQL table or view, for the columns of ``schema``.
+
+    ``connect`` (optional) opens another connection to the same database, configured like
+    ``connection``: given it, a plain table of at least :attr:`split_pages` pages is counted by
+    :attr:`splits` connections at once, each over its own range of the table's pages (``ctid``),
+    and the worker adds up their counts. Each such connection takes ``connection``'s
+    ``statement_timeout`` and ``lock_timeout``, and is closed when the stage is counted; when one
+    statement fails the others are cancelled.
+    """
 
     engine = "postgresql"
     accepted = ACCEPTED
@@ -58,40 +85,204 @@ class PostgresCounts(SqlCounts):
     # Keeps the subquery from being flattened, so each code is computed once per row rather
     # than once per grouping set that names it.
     fence = " OFFSET 0"
-    # Every row is looked up in the hash table of every set of a statement: beyond a few tens of
+    # Every row is looked up in the hash table of every set of a part: beyond a few tens of
     # thousands of cells in all they fall out of the cache (1,176 sets of 807,000 cells took 129 s
-    # of the server's CPU at 100,000 rows in one statement, 19 s by 20,000 cells a statement).
+    # of the server's CPU at 100,000 rows in one statement, 19 s by 20,000 cells a part).
     max_cells = 20_000
+    #: connections counting one stage at once (each a range of the table's pages), given ``connect``
+    splits = 2
+    #: the fewest pages (8 kB each) of a table counted by several connections
+    split_pages = 1024
+    #: each counting statement runs in a transaction of its own (or a savepoint of the caller's)
+    #: with these settings, local to it: a large ``hash_mem_multiplier`` because the planner cannot
+    #: tell how few groups a code has and would sort the input once per set (this lets it hash
+    #: every set in one pass; the tables really are small: at most the product of a group's bins
+    #: each; PostgreSQL spills to disk if not), and no JIT (compiling the statements' hundreds of
+    #: expressions took longer than running them)
+    settings: ClassVar[dict[str, str]] = {"hash_mem_multiplier": "1000", "jit": "off"}
+    #: whether the binned stage may write its codes into a temporary table (else, or where none
+    #: can be made, a common table expression holds them)
+    temporary = True
 
-    def __init__(self, connection: Any, table: str, schema: dict[str, Any], *, where: str | None = None) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        table: str,
+        schema: dict[str, Any],
+        *,
+        where: str | None = None,
+        connect: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(schema)
         self.connection = connection
+        self.connect = connect
         self.table = table
         self.label = f"table {table!r}"
         self.base = quote_relation(table)
+        self.where = where
         # ``where`` (SQL built by this module, e.g. :func:`holdout_predicate`) restricts the counted rows.
         self.relation = f"(SELECT * FROM {self.base} WHERE {where}) AS source" if where else self.base
         self._types: dict[str, str] | None = None
+        self._pages: int | None = None
+        self._code_type = "smallint"
+        #: how each stage's codes were counted, in order ("temporary table", "common table expression")
+        self.paths: list[str] = []
 
     def _rows(self, sql: str, params: Sequence[Any] = (), *, grouped: bool = False) -> list[tuple[Any, ...]]:
-        """Run one statement. A GROUPING SETS statement runs with a large ``hash_mem_multiplier``:
-        the planner cannot tell how few groups a code has and would sort the input once per set;
-        this lets it hash every set in one pass (the tables really are small: at most the product
-        of a group's bins each; PostgreSQL spills to disk if not)."""
+        """Run one statement (``grouped``: a counting statement, with :attr:`settings`)."""
+        if grouped:
+            return counted_rows(self.connection, sql, params, self.settings)
         with self.connection.cursor() as cursor:
-            if grouped:
-                cursor.execute("SET hash_mem_multiplier = 1000")
+            cursor.execute(sql, list(params))
+            return list(cursor.fetchall())
+
+    def binned_counts(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        # the type of the temporary table's codes: smallint unless a column has more bins than it holds
+        self._code_type = "smallint" if max((int(b.max()) for b in bins), default=0) < 32767 else "integer"
+        return super().binned_counts(codecs, bins, groups)
+
+    def _count_parts(
+        self, selected: list[tuple[str, list[Any]]], parts: list[GroupingPart]
+    ) -> list[list[list[tuple[Any, ...]]]]:
+        """Every part of a stage, the codes of each row computed once.
+
+        The binned stage (``integer_keys``: many parts) writes the codes into a temporary table of
+        the session (``smallint`` columns, analyzed so that the planner knows how few values each
+        holds and sizes each set's hash table to it), counts each part over it, and drops it (the
+        transaction, or the savepoint of the caller's, is rolled back: it only read). Where no
+        temporary table can be made (a standby, a role without ``TEMPORARY``, a read-only
+        transaction of the caller's) and for the other stages, one statement counts all parts:
+        the codes in a ``MATERIALIZED`` common table expression, then one ``GROUP BY GROUPING
+        SETS`` a part over it (``UNION ALL``, each row tagged with its part). Over a large table
+        and given ``connect``, each range of pages is counted on a connection of its own, at once,
+        and the counts are added up."""
+        if len(parts) > 1 and not parts[0].integer_keys:  # keys of different types: a statement a part
+            return [counted for part in parts for counted in self._count_parts(selected, [part])]
+        used = sorted({k for part in parts for k in part.used})
+        params = [param for k in used for param in selected[k][1]]
+        width = max(len(part.chunks) for part in parts)
+        keys = max(len(part.used) for part in parts)
+        ranges = self._page_ranges()
+        relations = [self.relation] if len(ranges) <= 1 else [self._range_relation(low, high) for low, high in ranges]
+
+        def count(connection: Any, relation: str) -> list[tuple[Any, ...]]:
+            if parts[0].integer_keys and self.temporary:
+                table = f"synthgate_codes_{secrets.token_hex(4)}"
+                create = (
+                    f"CREATE TEMPORARY TABLE {table} ("
+                    + ", ".join(f"{column_name(k)} {self._code_type}" for k in used)
+                    + ")"
+                )
+                codes = ", ".join(f"CAST({selected[k][0]} AS {self._code_type})" for k in used)
+                fill = f"INSERT INTO {table} SELECT {codes} FROM {relation}"
+                statements = [part.select(table, tag=str(p), width=width, keys=keys) for p, part in enumerate(parts)]
+                rows = table_counted_rows(connection, table, create, fill, params, statements, self.settings)
+                if rows is not None:
+                    self.paths.append("temporary table")
+                    return rows
+            inner = ", ".join(f"{selected[k][0]} AS {column_name(k)}" for k in used)
+            branches = " UNION ALL ".join(
+                part.select("coded", tag=str(p), width=width, keys=keys) for p, part in enumerate(parts)
+            )
+            sql = f"WITH coded AS MATERIALIZED (SELECT {inner} FROM {relation}) {branches}"
+            self.paths.append("common table expression")
+            return counted_rows(connection, sql, params, self.settings)
+
+        if len(relations) == 1:
+            rows = count(self.connection, relations[0])
+        else:
+            rows = self._counted_at_once([functools.partial(count, relation=relation) for relation in relations])
+        by_part: list[list[tuple[Any, ...]]] = [[] for _ in parts]
+        for row in rows:
+            by_part[int(row[0])].append(row[1:])
+        return [part.read(found, width=width) for part, found in zip(parts, by_part, strict=True)]
+
+    def _page_ranges(self) -> list[tuple[int, int | None]]:
+        """The ranges of pages counted by a connection each (one range: the whole relation)."""
+        if self.connect is None or self.splits < 2:
+            return [(0, None)]
+        if self._pages is None:
+            # a plain or materialized table's pages (a view, a partitioned or foreign table: 0)
+            found = self._rows(
+                "SELECT CASE WHEN c.relkind IN ('r', 'm') AND current_setting('server_version_num')::int >= 140000 "
+                "THEN pg_relation_size(c.oid) / current_setting('block_size')::bigint ELSE 0 END "
+                "FROM pg_class AS c WHERE c.oid = to_regclass(%s)",
+                [self.base],
+            )
+            self._pages = int(found[0][0]) if found and found[0][0] is not None else 0
+        if self._pages < max(self.split_pages, self.splits):
+            return [(0, None)]
+        cuts = [self._pages * k // self.splits for k in range(self.splits)]
+        return [(low, high) for low, high in zip(cuts, [*cuts[1:], None], strict=True)]
+
+    def _range_relation(self, low: int, high: int | None) -> str:
+        """The relation restricted to the rows on pages ``low`` up to (not including) ``high``
+        (the last range: every later page, so rows added since the pages were measured count)."""
+        conditions = [f"ctid >= '({int(low)},0)'::tid"]
+        if high is not None:
+            conditions.append(f"ctid < '({int(high)},0)'::tid")
+        if self.where:
+            conditions.append(f"({self.where})")
+        return f"(SELECT * FROM {self.base} WHERE {' AND '.join(conditions)}) AS source"
+
+    def _counted_at_once(self, counts: list[Callable[[Any], list[tuple[Any, ...]]]]) -> list[tuple[Any, ...]]:
+        """Run each count on a connection of its own (the first on ``connection``), at once, and
+        add up the counts of rows with the same tag, masks and keys. Where another connection
+        cannot be opened (the server's connection limit, say), the counts run one after another
+        on ``connection``."""
+        assert self.connect is not None
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+            statement_timeout, lock_timeout = cursor.fetchone()
+        others: list[Any] = []
+        try:
             try:
-                cursor.execute(sql, list(params))
-                rows = list(cursor.fetchall())
-            except Exception:
-                if grouped:  # in a failed transaction the reset fails too; the rollback undoes the SET
+                for _ in counts[1:]:
+                    other = self.connect()
+                    others.append(other)
+                    with other.cursor() as cursor:
+                        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
+                        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+            except Exception as error:  # noqa: BLE001 - counted on one connection instead
+                logger.warning("counting on one connection: another could not be opened (%s)", type(error).__name__)
+                for other in others:
                     with contextlib.suppress(Exception):
-                        cursor.execute("RESET hash_mem_multiplier")
-                raise
-            if grouped:
-                cursor.execute("RESET hash_mem_multiplier")
-            return rows
+                        other.close()
+                others = []
+            if not others:
+                return summed([count(self.connection) for count in counts])
+            connections = [self.connection, *others]
+            results: list[list[tuple[Any, ...]] | None] = [None] * len(counts)
+            errors: list[BaseException] = []
+
+            def run(k: int) -> None:
+                if errors:  # another failed before this one started
+                    return
+                try:
+                    results[k] = counts[k](connections[k])
+                except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
+                    errors.append(error)
+                    for j, other in enumerate(connections):
+                        if j != k:
+                            cancel(other)
+
+            threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, len(counts))]
+            for thread in threads:
+                thread.start()
+            try:
+                run(0)
+            finally:
+                for thread in threads:
+                    thread.join()
+            if errors:
+                raise errors[0]
+        finally:
+            for other in others:
+                with contextlib.suppress(Exception):
+                    other.close()
+        return summed(results)
 
     def column_types(self) -> dict[str, str]:
         """Each column of the relation and its PostgreSQL type; refuses a relation that does not exist."""
@@ -142,6 +333,98 @@ class PostgresCounts(SqlCounts):
 
     def _infinite(self, column: str) -> str:
         return f"{column}::float8 IN ('Infinity'::float8, '-Infinity'::float8)"
+
+
+def summed(results: list[list[tuple[Any, ...]] | None]) -> list[tuple[Any, ...]]:
+    """Rows of several counts of the same statement over disjoint rows, their counts added up by
+    the rest of the row (each list is let go once read)."""
+    total: dict[tuple[Any, ...], int] = {}
+    for k, rows in enumerate(results):
+        for row in rows or ():
+            key = tuple(row[:-1])
+            total[key] = total.get(key, 0) + int(row[-1])
+        results[k] = None
+    return [(*key, count) for key, count in total.items()]
+
+
+def table_counted_rows(
+    connection: Any,
+    table: str,
+    create: str,
+    fill: str,
+    params: Sequence[Any],
+    statements: list[str],
+    settings: dict[str, str],
+) -> list[tuple[Any, ...]] | None:
+    """Create the temporary ``table`` (``create``), fill it (``fill``, with ``params``), analyze
+    it and return the rows of every counting statement over it; ``None``, with nothing done, when
+    the connection cannot create it (a standby, no ``TEMPORARY`` privilege, a read-only
+    transaction of the caller's). All in a transaction of its own (on an autocommit connection:
+    read-write, whatever the session's default, as a temporary table is no write to the data) or
+    a savepoint of the caller's, rolled back at the end: the table and the settings go with it."""
+    autocommit = bool(getattr(connection, "autocommit", False))
+    begin = "BEGIN READ WRITE" if autocommit else "SAVEPOINT synthgate_counts"
+
+    def undo(cursor: Any) -> None:
+        with contextlib.suppress(Exception):
+            cursor.execute("ROLLBACK" if autocommit else "ROLLBACK TO SAVEPOINT synthgate_counts")
+            if not autocommit:
+                cursor.execute("RELEASE SAVEPOINT synthgate_counts")
+
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(begin)
+            cursor.execute(create)
+        except Exception:  # noqa: BLE001 - no temporary table here: the caller counts another way
+            undo(cursor)
+            return None
+        try:
+            for name, value in settings.items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+            cursor.execute(fill, list(params))
+            cursor.execute(f"ANALYZE {table}")
+            rows: list[tuple[Any, ...]] = []
+            for sql in statements:
+                cursor.execute(sql)
+                rows += cursor.fetchall()
+        finally:
+            undo(cursor)
+        return rows
+
+
+def counted_rows(connection: Any, sql: str, params: Sequence[Any], settings: dict[str, str]) -> list[tuple[Any, ...]]:
+    """Run a counting statement with ``settings`` local to it: in a transaction of its own on an
+    autocommit connection, else in a savepoint of the caller's transaction that is rolled back
+    after (it only read), so no setting outlives the statement either way."""
+    autocommit = bool(getattr(connection, "autocommit", False))
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN" if autocommit else "SAVEPOINT synthgate_counts")
+        try:
+            for name, value in settings.items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+            cursor.execute(sql, list(params))
+            rows = list(cursor.fetchall())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cursor.execute("ROLLBACK" if autocommit else "ROLLBACK TO SAVEPOINT synthgate_counts")
+                if not autocommit:
+                    cursor.execute("RELEASE SAVEPOINT synthgate_counts")
+            raise
+        if autocommit:
+            cursor.execute("COMMIT")
+        else:
+            cursor.execute("ROLLBACK TO SAVEPOINT synthgate_counts")
+            cursor.execute("RELEASE SAVEPOINT synthgate_counts")
+        return rows
+
+
+def cancel(connection: Any) -> None:
+    """Ask the server to cancel the connection's running statement (a psycopg2 connection, or a
+    wrapper around one); nothing if there is none."""
+    target = connection if hasattr(connection, "cancel") else getattr(connection, "connection", None)
+    with contextlib.suppress(Exception):
+        if target is not None:
+            target.cancel()
 
 
 def row_text(specs: list[ColumnSpec]) -> str:

@@ -7,9 +7,13 @@ the pre-spend :meth:`~SqlCounts.check` for any SQL engine; a subclass
 the relation's column types, a column's value as the generators see it, and a handful of
 expressions (a sorted search, a list position, a list lookup, a list membership, a float
 literal). Each column's fine code (and, once the bins are chosen, its bin) is one SQL expression
-that mirrors the codec's NumPy encoding exactly, and all the tables one stage needs are counted
-in one statement: one pass for the domain stage, one for the fine 1-ways, one for every binned
-table of the tree selection and the measurements.
+that mirrors the codec's NumPy encoding exactly, and the tables one stage needs are counted as
+``GROUPING SETS``: the domain stage, the fine 1-ways, and every binned table of the tree
+selection and the measurements (the last in parts of a bounded number of cells,
+:class:`GroupingPart`). How the parts run is the engine's (:meth:`SqlCounts._count_parts`): by
+default a statement a part, each computing the codes its sets name once per row; PostgreSQL
+computes the codes once for the whole stage and can count ranges of the table on several
+connections at once.
 """
 
 from __future__ import annotations
@@ -295,25 +299,26 @@ class SqlCounts:
         integer_keys: bool = False,
         cells: list[int] | None = None,
     ) -> list[list[tuple[Any, ...]]]:
-        """Count the rows of every grouping set, in one statement per :attr:`max_sets` sets
+        """Count the rows of every grouping set, in parts of at most :attr:`max_sets` sets
         (PostgreSQL takes at most 4,096 in one; DuckDB holds a hash table a set in memory) and,
-        given each set's ``cells`` (the binned stage), at most :attr:`max_cells` cells a statement
+        given each set's ``cells`` (the binned stage), at most :attr:`max_cells` cells a part
         (PostgreSQL looks up every row in every set's hash table: beyond a few tens of thousands
         of cells in all they fall out of the processor's cache and each lookup costs a memory
-        access); rows per set: (the set's keys in the set's order..., count).
+        access); rows per set: (the set's keys in the set's order..., count). How the parts are
+        run is the engine's (:meth:`_count_parts`: by default one statement a part).
 
-        The codes are computed in a subquery, once per row, and ``GROUPING()`` bitmasks (31
-        columns each, PostgreSQL's limit) tell the sets apart in the result. With
-        ``integer_keys`` (the binned stage: thousands of sets of small integer codes) a result
-        row is the masks, the set's codes joined in one text and the count, not one column per
-        code: at 50 columns the padded rows held 2.4 GB in the worker at 10⁵ rows.
+        The codes are computed once per row, and ``GROUPING()`` bitmasks (31 columns each,
+        PostgreSQL's limit) tell the sets apart in the result. With ``integer_keys`` (the binned
+        stage: thousands of sets of small integer codes) a result row is the masks, the set's
+        codes joined in one text and the count, not one column per code: at 50 columns the
+        padded rows held 2.4 GB in the worker at 10⁵ rows.
         """
         order = list(range(len(sets)))
         if cells is not None and self.max_cells is not None:
-            # sets of nearby columns together (by blocks of LOCALITY_COLUMNS), so that each statement
-            # names, and computes the codes of, fewer columns
+            # sets of nearby columns together (by blocks of LOCALITY_COLUMNS), so that each part
+            # names fewer columns
             order.sort(key=lambda g: tuple(sorted(k // LOCALITY_COLUMNS for k in sets[g])))
-        by_statement: list[list[tuple[Any, ...]]] = []
+        parts: list[list[int]] = []
         start = 0
         while start < len(order):
             end = min(len(order), start + self.max_sets)
@@ -324,61 +329,103 @@ class SqlCounts:
                     total += cells[order[cut]]
                     cut += 1
                 end = cut
-            by_statement += self._statement(selected, [sets[g] for g in order[start:end]], integer_keys=integer_keys)
+            parts.append(order[start:end])
             start = end
+        counted = self._count_parts(
+            selected, [GroupingPart([sets[g] for g in part], integer_keys=integer_keys) for part in parts]
+        )
         by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
-        for g, rows in zip(order, by_statement, strict=True):
-            by_set[g] = rows
+        for part, rows in zip(parts, counted, strict=True):
+            for g, answered in zip(part, rows, strict=True):
+                by_set[g] = answered
         return by_set
 
-    def _statement(
-        self, selected: list[tuple[str, list[Any]]], sets: list[tuple[int, ...]], *, integer_keys: bool
-    ) -> list[list[tuple[Any, ...]]]:
-        """The rows of each of ``sets``, counted by one statement (see :meth:`_grouped`)."""
-        names = [f"c{k}" for k in range(len(selected))]
-        # only the codes the sets name are computed (each with its parameters, in order), grouped and returned
-        used = sorted({k for group in sets for k in group})
-        inner = ", ".join(f"{selected[k][0]} AS {names[k]}" for k in used)
-        params = [param for k in used for param in selected[k][1]]
-        chunks = [used[start : start + GROUPING_ARGUMENTS] for start in range(0, len(used), GROUPING_ARGUMENTS)]
-        flags = ", ".join("GROUPING(" + ", ".join(names[k] for k in chunk) + ")" for chunk in chunks)
-        keys = (
-            "concat_ws(',', " + ", ".join(names[k] for k in used) + ")"
-            if integer_keys
-            else ", ".join(names[k] for k in used)
-        )
+    def _count_parts(
+        self, selected: list[tuple[str, list[Any]]], parts: list[GroupingPart]
+    ) -> list[list[list[tuple[Any, ...]]]]:
+        """Each part's rows per set: one statement a part, each computing only the codes its sets
+        name (in a subquery, once per row)."""
+        counted = []
+        for part in parts:
+            used = part.used
+            inner = ", ".join(f"{selected[k][0]} AS {column_name(k)}" for k in used)
+            params = [param for k in used for param in selected[k][1]]
+            coded = f"(SELECT {inner} FROM {self.relation}{self.fence}) AS coded"
+            counted.append(part.read(self._rows(part.select(coded), params, grouped=True)))
+        return counted
+
+
+def column_name(k: int) -> str:
+    """The name of the ``k``-th coded column in a statement."""
+    return f"c{k}"
+
+
+class GroupingPart:
+    """Some of a stage's grouping sets (of coded columns, by index), counted in one ``GROUP BY
+    GROUPING SETS``: its SQL over a relation of the coded columns, and how to read its rows."""
+
+    def __init__(self, sets: list[tuple[int, ...]], *, integer_keys: bool) -> None:
+        self.sets = sets
+        self.integer_keys = integer_keys
+        #: the coded columns the sets name
+        self.used = sorted({k for group in sets for k in group})
+        self.chunks = [
+            self.used[start : start + GROUPING_ARGUMENTS] for start in range(0, len(self.used), GROUPING_ARGUMENTS)
+        ]
         # sets naming the same columns (in any order) are counted once and answered to each of them
-        distinct: dict[tuple[int, ...], list[int]] = {}
+        self.distinct: dict[tuple[int, ...], list[int]] = {}
         for g, group in enumerate(sets):
-            distinct.setdefault(tuple(sorted(group)), []).append(g)
-        grouping = ", ".join("(" + ", ".join(names[k] for k in columns) + ")" for columns in distinct)
-        sql = (
-            f"SELECT {flags}, {keys}, count(*) "
-            f"FROM (SELECT {inner} FROM {self.relation}{self.fence}) AS coded GROUP BY GROUPING SETS ({grouping})"
-        )
+            self.distinct.setdefault(tuple(sorted(group)), []).append(g)
         # a set's masks: bit (len(chunk) - 1 - i) of its chunk's GROUPING() is 0 for the chunk's
         # i-th column when the set groups by it
-        index: dict[tuple[int, ...], tuple[int, ...]] = {}
-        for columns in distinct:
+        self.index: dict[tuple[int, ...], tuple[int, ...]] = {}
+        for columns in self.distinct:
             masks = tuple(
-                sum(1 << (len(chunk) - 1 - i) for i, k in enumerate(chunk) if k not in columns) for chunk in chunks
+                sum(1 << (len(chunk) - 1 - i) for i, k in enumerate(chunk) if k not in columns) for chunk in self.chunks
             )
-            index[masks] = columns
-        by_columns: dict[tuple[int, ...], list[tuple[Any, ...]]] = {columns: [] for columns in distinct}
-        width = len(chunks)
-        for row in self._rows(sql, params, grouped=True):
-            columns = index[tuple(int(mask) for mask in row[:width])]
-            if integer_keys:
+            self.index[masks] = columns
+
+    def select(self, coded: str, *, tag: str = "", width: int | None = None, keys: int | None = None) -> str:
+        """The statement over ``coded`` (a FROM item holding the columns :func:`column_name` names).
+        ``tag`` (SQL) is selected first; ``width`` pads the masks with zeros and ``keys`` the
+        key columns with NULLs (so that parts of different shapes can be one ``UNION ALL``)."""
+        names = [column_name(k) for k in self.used]
+        flags = ["GROUPING(" + ", ".join(column_name(k) for k in chunk) + ")" for chunk in self.chunks]
+        flags += ["0"] * ((width or len(flags)) - len(flags))
+        if self.integer_keys:
+            key_columns = ["concat_ws(',', " + ", ".join(names) + ")"]
+        else:
+            key_columns = names + ["NULL"] * ((keys or len(names)) - len(names))
+        grouping = ", ".join("(" + ", ".join(column_name(k) for k in columns) + ")" for columns in self.distinct)
+        head = f"{tag}, " if tag else ""
+        return (
+            f"SELECT {head}{', '.join(flags)}, {', '.join(key_columns)}, count(*) "
+            f"FROM {coded} GROUP BY GROUPING SETS ({grouping})"
+        )
+
+    def read(self, rows: Sequence[Sequence[Any]], *, width: int | None = None) -> list[list[tuple[Any, ...]]]:
+        """The rows of each set (keys in the set's order..., count) from the statement's rows
+        (without any tag; ``width``: the masks' padded width)."""
+        chunks = len(self.chunks)
+        width = width or chunks
+        by_columns: dict[tuple[int, ...], list[tuple[Any, ...]]] = {columns: [] for columns in self.distinct}
+        for row in rows:
+            columns = self.index[tuple(int(mask) for mask in row[:chunks])]
+            if self.integer_keys:
                 ascending: list[Any] = [int(code) for code in str(row[width]).split(",") if code != ""]
                 if len(ascending) != len(columns):  # a NULL code: concat_ws leaves it out
                     raise SchemaMismatchError("a column holds values its bins cannot code")
             else:
-                ascending = [value for k, value in zip(used, row[width:-1], strict=True) if k in columns]
+                ascending = [
+                    value
+                    for k, value in zip(self.used, row[width : width + len(self.used)], strict=True)
+                    if k in columns
+                ]
             by_columns[columns].append((*ascending, int(row[-1])))
         # each set's keys in its own order (a result row holds them by ascending column)
-        by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
-        for columns, answered in distinct.items():
+        by_set: list[list[tuple[Any, ...]]] = [[] for _ in self.sets]
+        for columns, answered in self.distinct.items():
             for g in answered:
-                place = [columns.index(k) for k in sets[g]]
+                place = [columns.index(k) for k in self.sets[g]]
                 by_set[g] = [(*(row[i] for i in place), row[-1]) for row in by_columns[columns]]
         return by_set

@@ -72,6 +72,10 @@ class Generator(ABC):
 
     name: ClassVar[str]
     is_private: ClassVar[bool] = True
+    # Whether fit (and fit_counts), plan_privacy and budget_refusal take ``row_estimate=``: a row
+    # estimate paid for outside the fit (a job's source version's), on which the fit then decides
+    # without a ``rows`` stage of its own (synth_engine.privacy.row_count.PaidRowEstimate).
+    takes_row_estimate: ClassVar[bool] = False
     # Set by a job runner; a generator that trains in epochs calls it with the fraction done (0..1).
     progress_callback: Callable[[float], None] | None = None
 
@@ -109,6 +113,15 @@ class Generator(ABC):
         it, and ``n_rows``, when given, is only a public size guess for predicting the noise.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement plan_privacy")
+
+    def budget_refusal(self, schema: dict[str, Any], epsilon: float, delta: float, row_estimate: Any) -> Any:
+        """Why ``fit(..., row_estimate=row_estimate)`` would refuse (ε, δ) as too small, or None.
+
+        Only for generators with ``takes_row_estimate`` (``row_estimate`` a
+        :class:`~synth_engine.privacy.row_count.PaidRowEstimate`), whose fit decides on the
+        estimate before reading anything; the others say None (their fit decides on its own).
+        """
+        return None
 
     @abstractmethod
     def privacy_spent(self) -> PrivacySpent:

@@ -4,7 +4,11 @@ After McKenna, Miklau & Sheldon (2021), "Winning the NIST Contest: A scalable an
 approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"):
 
 0. *Rows*: a DP estimate n̂ of the row count (:mod:`synth_engine.privacy.row_count`), on which
-   the refusal of a budget too small for the data is decided; the exact n is never used.
+   the refusal of a budget too small for the data is decided; the exact n is never used. A job
+   hands the fit its source version's estimate, already paid for in the ledger
+   (``row_estimate=``, a :class:`~synth_engine.privacy.row_count.PaidRowEstimate`): the fit then
+   spends nothing on n, and the refusal (:meth:`MSTGenerator.budget_refusal`) is a function of
+   public and paid inputs only, which filing computes before anything is spent.
 1. *Domain* (only for what the schema does not declare): DP category lists and numeric bounds
    (:mod:`synth_engine.generators.domain`).
 2. *Measure 1-way marginals* with the Gaussian mechanism (Sec. 4, "measure" step); numeric
@@ -73,7 +77,7 @@ from synth_engine.generators.marginals import (
 )
 from synth_engine.privacy.accountant import ACCOUNTANT_NAME, ZCDPAccountant
 from synth_engine.privacy.mechanisms import exponential_mechanism, gaussian_noise
-from synth_engine.privacy.row_count import ROWS_FRACTION, noisy_row_count, rows_sigma
+from synth_engine.privacy.row_count import ROWS_FRACTION, PaidRowEstimate, noisy_row_count, rows_sigma
 from synth_engine.privacy.zcdp import cdp_rho, exponential_epsilon, gaussian_sigma
 
 FORMAT_VERSION = 1
@@ -141,6 +145,7 @@ class MSTGenerator(Generator):
 
     name = "mst"
     is_private = True
+    takes_row_estimate = True  # fit/fit_counts/plan_privacy/budget_refusal accept a PaidRowEstimate
 
     def __init__(
         self,
@@ -198,21 +203,48 @@ class MSTGenerator(Generator):
         self.checked_specs_ = specs
         return messages
 
-    def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
+    def plan_privacy(
+        self,
+        epsilon: float,
+        delta: float,
+        n_rows: int | None = None,
+        *,
+        row_estimate: PaidRowEstimate | None = None,
+    ) -> PrivacySpent:
         """The (ε, δ) that ``fit`` will report, from public inputs only.
 
         The budget ρ is the largest whose tight conversion stays within (ε, δ), so the plan is
         the target itself; ``privacy_spent()`` after ``fit`` is at most this. ``n_rows`` is not
-        used: the row count is not public (see :mod:`synth_engine.privacy.row_count`), so a
-        budget too small for the data is refused by ``fit`` on its DP estimate of n.
+        used: the row count is not public (see :mod:`synth_engine.privacy.row_count`).
+
+        Without ``row_estimate`` a budget too small for the data is refused by ``fit`` on its own
+        DP estimate of n (stage ``rows``). With it (an estimate paid for outside the fit, the
+        job's source version's), the plan records it under ``row_estimate`` and, once
+        :meth:`check` has given the schema, refuses here a budget :meth:`budget_refusal` refuses.
         """
         check_privacy_target(epsilon, delta)
         specs = getattr(self, "checked_specs_", None)
-        details: dict[str, Any] = {"params": self.get_params()}
+        details: dict[str, Any] = {"params": self.get_params(), "row_estimate": _estimate_record(row_estimate)}
         if specs is not None:
-            plan = _budget_plan(self.get_params(), epsilon, delta, specs)
+            plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None)
             details.update(rho=plan.rho, approximate_delta=plan.threshold_delta)
+            if row_estimate is None:
+                details["row_estimate"]["rho"] = plan.rows_rho
+            else:
+                self._raise_refusal(_refusal(self.get_params(), epsilon, delta, specs, row_estimate.rows))
         return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
+
+    def budget_refusal(
+        self, schema: dict[str, Any], epsilon: float, delta: float, row_estimate: PaidRowEstimate
+    ) -> BudgetRefusal | None:
+        """Why ``fit(..., row_estimate=row_estimate)`` would refuse (ε, δ), or None if it would not.
+
+        A pure function of the parameters, the schema, (ε, δ) and the paid estimate: the very
+        decision the fit takes, before it reads anything, so filing can take it first.
+        """
+        _check_params(self.get_params())
+        check_privacy_target(epsilon, delta)
+        return _refusal(self.get_params(), epsilon, delta, parse_schema(schema), row_estimate.rows)
 
     def fit(
         self,
@@ -221,18 +253,23 @@ class MSTGenerator(Generator):
         epsilon: float,
         delta: float,
         random_state: int | None = None,
+        *,
+        row_estimate: PaidRowEstimate | None = None,
     ) -> MSTGenerator:
         """Validate, then spend at most (ε, δ) on the five MST stages; return ``self``.
 
         ``random_state=None`` seeds from :mod:`secrets` (128 bits); an int makes the fit and
         every later ``sample`` call reproducible, which is for tests and benchmarks only.
+        ``row_estimate``: see :meth:`fit_counts`.
         """
         _check_params(self.get_params())
         specs = parse_schema(schema)
         check_privacy_target(epsilon, delta)
         for message in validate_frame(frame, specs, private=True):
             warnings.warn(message, UserWarning, stacklevel=2)
-        return self.fit_counts(FrameCounts(frame), schema, epsilon, delta, random_state=random_state)
+        return self.fit_counts(
+            FrameCounts(frame), schema, epsilon, delta, random_state=random_state, row_estimate=row_estimate
+        )
 
     def fit_counts(
         self,
@@ -241,22 +278,39 @@ class MSTGenerator(Generator):
         epsilon: float,
         delta: float,
         random_state: int | None = None,
+        *,
+        row_estimate: PaidRowEstimate | None = None,
     ) -> MSTGenerator:
         """Fit from a :class:`~synth_engine.generators.counts.CountSource` that has been
         validated against ``schema``: only grouped counts are read (in three passes: the domain
         stage, the fine 1-ways, then every binned table the tree selection and measurements
         use), so the rows may stay in the engine that holds them. Same seed, same counts: the
-        same model as :meth:`fit`."""
+        same model as :meth:`fit`.
+
+        Without ``row_estimate`` the fit measures its own DP estimate n̂ of the rows first (stage
+        ``rows``, 1 % of ρ) and refuses a budget too small for about n̂ rows with that stage
+        spent. With it (an estimate of the training rows paid for outside the fit, recorded in
+        ``privacy_spent().details["row_estimate"]``), there is no ``rows`` stage, its ρ goes to
+        the other stages, and :meth:`budget_refusal` decides before the source is read.
+        """
         _check_params(self.get_params())
         specs = parse_schema(schema)
         check_privacy_target(epsilon, delta)
-        plan = _budget_plan(self.get_params(), epsilon, delta, specs)
+        plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None)
         seed = secrets.randbits(128) if random_state is None else int(random_state)
         fit_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
         rng = np.random.default_rng(fit_seed)
         accountant = ZCDPAccountant()
-        n_hat = noisy_row_count(source.row_count(), plan.rows_sigma, accountant, rng)
-        self._check_useful(epsilon, delta, specs, plan, n_hat)
+        if row_estimate is None:
+            n_hat = noisy_row_count(source.row_count(), plan.rows_sigma, accountant, rng)
+            refusal = _refusal(self.get_params(), epsilon, delta, specs, n_hat, rows_stage=True)
+            self._raise_refusal(refusal, rows_rho=plan.rows_rho)
+        else:
+            self._raise_refusal(_refusal(self.get_params(), epsilon, delta, specs, row_estimate.rows))
+            n_hat = row_estimate.rows
+        estimate = _estimate_record(row_estimate)
+        if row_estimate is None:
+            estimate.update(rho=plan.rows_rho, sigma=plan.rows_sigma)
         codecs = fit_codecs(
             source,
             specs,
@@ -273,25 +327,27 @@ class MSTGenerator(Generator):
         self.codecs_ = codecs
         self.accountant_ = accountant
         self.target_ = {"epsilon": float(epsilon), "delta": float(delta)}
+        self.row_estimate_ = estimate
         self.sample_rng_ = np.random.default_rng(sample_seed)
         self.count_engine_ = source.engine
         return self
 
-    def _check_useful(self, epsilon: float, delta: float, specs: list[Any], plan: BudgetPlan, n_hat: float) -> None:
-        """Refuse a budget too small for the data, judged on the DP row estimate n̂ only.
+    @staticmethod
+    def _raise_refusal(refusal: BudgetRefusal | None, rows_rho: float | None = None) -> None:
+        """Refuse a budget too small for the data, judged on a row estimate n̂ only.
 
         The refusal is a post-processing of n̂, so one row more or less changes its probability
-        by at most the "rows" stage's e^ε, never flips it outright; that stage stays spent.
+        by at most the estimate's e^ε, never flips it outright. With the fit's own estimate
+        (``rows_rho``) that stage stays spent; with a paid estimate nothing touched the data.
         """
-        if _main_sigma(plan) <= n_hat / MIN_SIGNAL_TO_NOISE:
+        if refusal is None:
             return
-        minimum = _minimum_epsilon(self.get_params(), delta, specs, n_hat)
-        raise InsufficientBudgetError(
-            f"epsilon={epsilon} is too small for about {n_hat:.0f} rows (a DP estimate) and {len(specs)} "
-            f"columns: the marginal noise would be σ={_main_sigma(plan):.1f} rows; use epsilon >= "
-            f"{minimum:.3g} (at delta={delta}), or more rows, or fewer columns. Only the row estimate "
-            f"(ρ={plan.rows_rho:.3g} of the budget) touched the data."
+        spent = (
+            f"Only the row estimate (ρ={rows_rho:.3g} of the budget) touched the data."
+            if rows_rho is not None
+            else "Nothing touched the data."
         )
+        raise InsufficientBudgetError(f"{refusal.message()} {spent}")
 
     def _fit_model(
         self,
@@ -497,6 +553,7 @@ class MSTGenerator(Generator):
             params=self.get_params(),
             tree_edges=[[self.columns_[a], self.columns_[b]] for a, b in self.edges_],
             label_columns=[self.columns_[c] for c in self.label_columns_],
+            row_estimate=getattr(self, "row_estimate_", {"source": "fit", "stage": "rows"}),
         )
         return PrivacySpent(self.accountant_.epsilon(delta), delta, ACCOUNTANT_NAME, details)
 
@@ -517,6 +574,7 @@ class MSTGenerator(Generator):
             "label_columns": self.label_columns_,
             "accountant": self.accountant_.to_dict(),
             "target": self.target_,
+            "row_estimate": self.row_estimate_,
             "sample_rng": self.sample_rng_.bit_generator.state,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
@@ -557,6 +615,8 @@ class MSTGenerator(Generator):
         model.label_columns_ = meta.get("label_columns", every)
         model.accountant_ = ZCDPAccountant.from_dict(meta["accountant"])
         model.target_ = meta["target"]
+        # models written before a job could hand over its version's estimate measured their own
+        model.row_estimate_ = meta.get("row_estimate", {"source": "fit", "stage": "rows"})
         model.sample_rng_ = np.random.default_rng()
         model.sample_rng_.bit_generator.state = meta["sample_rng"]
         return model
@@ -628,11 +688,15 @@ class BudgetPlan:
     label_selection_epsilon: float = 0.0  # ε of each exponential-mechanism pick of those columns
 
 
-def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: list[Any]) -> BudgetPlan:
+def _budget_plan(
+    params: dict[str, Any], epsilon: float, delta: float, specs: list[Any], *, rows_stage: bool = True
+) -> BudgetPlan:
     """ρ and noise scale of each stage for a target (ε, δ).
 
     ρ is the largest value whose tight conversion gives (ε, δ − δ_threshold), less a relative
-    10⁻⁹ so that float rounding cannot push the reported ε over the target.
+    10⁻⁹ so that float rounding cannot push the reported ε over the target. ``rows_stage=False``
+    (a row estimate paid for outside the fit) gives the ``rows`` stage nothing (σ = ∞) and its
+    1 % to the other stages.
     """
     d = len(specs)
     labels = [i for i, spec in enumerate(specs) if spec.role == "label"]
@@ -642,7 +706,7 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
     private_domain = any(spec.needs_private_domain for spec in specs)
     threshold_delta = params["threshold_delta_fraction"] * delta if sparse else 0.0
     rho = cdp_rho(epsilon, delta - threshold_delta) * (1.0 - 1e-9)
-    rows_rho = ROWS_FRACTION * rho
+    rows_rho = ROWS_FRACTION * rho if rows_stage else 0.0
     domain_rho = params["domain_fraction"] * rho if private_domain else 0.0
     rest = rho - rows_rho - domain_rho
     focused = 0 < params["label_features"] < n_tree and label is not None and params["label_fraction"] > 0
@@ -659,7 +723,7 @@ def _budget_plan(params: dict[str, Any], epsilon: float, delta: float, specs: li
     return BudgetPlan(
         rho=rho,
         rows_rho=rows_rho,
-        rows_sigma=rows_sigma(rows_rho),
+        rows_sigma=rows_sigma(rows_rho) if rows_stage else math.inf,
         domain_rho=domain_rho,
         threshold_delta=threshold_delta,
         label=label,
@@ -695,12 +759,78 @@ def _main_sigma(plan: BudgetPlan) -> float:
     return two_way if math.isfinite(two_way) else plan.one_way_sigma
 
 
-def _minimum_epsilon(params: dict[str, Any], delta: float, specs: list[Any], n_rows: float) -> float:
+@dataclass(frozen=True)
+class BudgetRefusal:
+    """Why a fit refuses (ε, δ): its marginal noise ``sigma`` is more than 5 % of ``rows`` (an
+    estimate, never the exact count); ``minimum_epsilon`` is the smallest ε that passes at δ
+    (passes itself, so rounding it up keeps it passing)."""
+
+    epsilon: float
+    delta: float
+    rows: float
+    columns: int
+    sigma: float
+    minimum_epsilon: float
+
+    def message(self) -> str:
+        return (
+            f"epsilon={self.epsilon} is too small for about {self.rows:.0f} rows (a DP estimate) and "
+            f"{self.columns} columns: the marginal noise would be σ={self.sigma:.1f} rows; use epsilon >= "
+            f"{rounded_up(self.minimum_epsilon, 3)} (at delta={self.delta}), or more rows, or fewer columns."
+        )
+
+
+def rounded_up(value: float, figures: int) -> str:
+    """``value`` rounded *up* to ``figures`` significant figures, as text: a minimum ε shown
+    rounded passes the check it is the minimum of (rounding to nearest could fall below it)."""
+    exponent = math.floor(math.log10(value))
+    scale = 10.0 ** (figures - 1 - exponent)
+    up = math.ceil(value * scale - 1e-9) / scale
+    if up < value:
+        up = (math.ceil(value * scale - 1e-9) + 1) / scale
+    return f"{up:.{figures + 1}g}"
+
+
+def _refusal(
+    params: dict[str, Any], epsilon: float, delta: float, specs: list[Any], n_hat: float, *, rows_stage: bool = False
+) -> BudgetRefusal | None:
+    """The usefulness check on a row estimate ``n_hat``: None when the marginal noise σ is at
+    most n̂ / :data:`MIN_SIGNAL_TO_NOISE`. ``rows_stage``: whether the fit spends its own
+    ``rows`` stage (the standalone path), which changes the other stages' σ."""
+    plan = _budget_plan(params, epsilon, delta, specs, rows_stage=rows_stage)
+    if _main_sigma(plan) <= n_hat / MIN_SIGNAL_TO_NOISE:
+        return None
+    return BudgetRefusal(
+        epsilon=float(epsilon),
+        delta=float(delta),
+        rows=float(n_hat),
+        columns=len(specs),
+        sigma=_main_sigma(plan),
+        minimum_epsilon=_minimum_epsilon(params, delta, specs, n_hat, rows_stage=rows_stage),
+    )
+
+
+def _estimate_record(row_estimate: PaidRowEstimate | None) -> dict[str, Any]:
+    """What the plan and the fit record about the row estimate the fit decided on: which one and
+    what it cost, where. Not its figure: a requester reads the record, and no row count."""
+    if row_estimate is None:
+        return {"source": "fit", "stage": "rows", "fraction": ROWS_FRACTION}
+    return {
+        "source": row_estimate.source,
+        "epsilon": row_estimate.epsilon,
+        "charged": row_estimate.charged,
+        "stage": None,
+    }
+
+
+def _minimum_epsilon(
+    params: dict[str, Any], delta: float, specs: list[Any], n_rows: float, *, rows_stage: bool = False
+) -> float:
     """Smallest ε (bisection on log ε) whose marginal noise passes the usefulness check."""
     low, high = math.log(1e-6), math.log(1e4)
     for _ in range(60):
         middle = (low + high) / 2.0
-        sigma = _main_sigma(_budget_plan(params, math.exp(middle), delta, specs))
+        sigma = _main_sigma(_budget_plan(params, math.exp(middle), delta, specs, rows_stage=rows_stage))
         if sigma > n_rows / MIN_SIGNAL_TO_NOISE:
             low = middle
         else:

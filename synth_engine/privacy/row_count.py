@@ -8,11 +8,19 @@ one row with certainty. So no generator reads ``len(frame)`` for anything it rel
 it measures n̂ = n + N(0, σ²) once, in its own ``"rows"`` stage charged to the fit's accountant,
 and every later use of n (the usefulness refusal, DP-SGD's sampling rate, the consistent total
 of the marginals) is a post-processing of n̂.
+
+A generator that supports it (MST) can instead be handed a :class:`PaidRowEstimate`: an
+estimate already released and paid for outside the fit (a source version's
+:func:`public_row_estimate`, charged once to its dataset's ledger at registration). The fit then
+has no ``"rows"`` stage and spends nothing on n; every decision that used n̂ is a post-processing
+of the paid estimate, so it can be computed before the data is read (at filing).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +30,33 @@ from synth_engine.privacy.zcdp import gaussian_sigma
 
 ROWS_STAGE = "rows"
 ROWS_FRACTION = 0.01  # share of a fit's zCDP budget spent on n̂ (σ ≈ 48 rows at ε = 1, δ = 1e-5)
+
+
+@dataclass(frozen=True)
+class PaidRowEstimate:
+    """A row count estimate released (and paid for) outside the fit, for the fit's decisions.
+
+    ``rows`` is the estimate of the *training* rows the fit sees (:func:`training_rows` of the
+    version's estimate); ``epsilon`` is what the version's estimate cost where it was charged
+    (``charged``), never again by the fit; ``source`` says which release it is.
+    """
+
+    rows: float
+    source: str
+    epsilon: float
+    charged: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def training_rows(version_rows: float, holdout_fraction: float) -> float:
+    """Estimate of a split's training rows from an estimate of the whole version's rows.
+
+    A post-processing of ``version_rows`` and of the purpose's public holdout fraction (the
+    job's split keeps about ``1 - holdout_fraction`` of the rows), at least 1.
+    """
+    return max(float(version_rows) * (1.0 - float(holdout_fraction)), 1.0)
 
 
 def rows_sigma(rho: float) -> float:

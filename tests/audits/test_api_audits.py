@@ -190,15 +190,16 @@ def _detail_per_role(cast, run: AuditRun) -> None:
         response = client_as(user).get(url)
         assert response.status_code == 200
         assert response.json() == expected
-    # The requester reads the recipient view: verdicts and values to two decimals (none for the
-    # bias checks), the purpose's threshold where the limit was calibrated to the real rows, no
-    # details, charts, seed or internal report (audits/recipient.py).
+    # The requester reads the recipient view: verdicts, values only of the checks of the released rows
+    # alone (k-anonymity, l-diversity), the purpose's threshold where the limit was calibrated to the
+    # real rows, no details, charts, seed or internal report (audits/recipient.py).
     seen = client_as(cast.requester).get(url).json()
     assert [check["name"] for check in seen["checks"]] == [check["name"] for check in expected["checks"]]
     for shown, exact in zip(seen["checks"], expected["checks"], strict=True):
         assert shown["details"] == {} and shown["chart"] == {} and shown["verdict"] == exact["verdict"]
-        hidden = exact["value"] is None or exact["category"] == "bias"
-        assert shown["value"] == (None if hidden else round(exact["value"], 2))
+        synthetic_only = exact["name"] in ("k_anonymity", "l_diversity")
+        assert shown["value"] == (round(exact["value"], 2) if synthetic_only and exact["value"] is not None else None)
+        assert shown["baseline"] == (None if not synthetic_only else shown["baseline"])
         calibration = exact["details"].get("calibration") or {}
         declared = calibration.get("purpose_threshold", exact["threshold"])
         if exact["category"] == "bias" and calibration:

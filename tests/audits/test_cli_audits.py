@@ -71,7 +71,7 @@ def test_audit_and_datasheet_commands_show_checks_controls_and_verify_signatures
         assert f"{control['family']}: {control['n_planted']} verbatim training rows planted" in shown.stdout
     assert str(sheet_path) in shown.stdout and run.datasheet.sha256 in shown.stdout
     assert synthgate("audit", "show", run.pk, "--as", "other_requester").code == 2
-    # The requester reads the recipient view: verdicts and coarse values, no planted-row counts or paths.
+    # The requester reads the recipient view: verdicts and thresholds, no planted-row counts or paths.
     recipient = synthgate("audit", "show", run.pk, "--as", "requester")
     assert recipient.code == 0 and recipient.stdout.startswith(f"Audit #{run.pk}: ")
     assert "verbatim training rows planted" not in recipient.stdout and str(sheet_path) not in recipient.stdout

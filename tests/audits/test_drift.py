@@ -184,3 +184,36 @@ def _wait(condition, beat: subprocess.Popen, timeout_seconds: float = 120) -> No
             raise AssertionError(f"celery beat exited early with status {beat.returncode}")
         time.sleep(0.5)
     raise AssertionError("the scheduled drift audit never marked the release stale")
+
+
+def test_a_re_audit_of_tables_above_the_sample_sizes_reads_streamed_samples(cast, adult_schema, tmp_path, settings):
+    """Above the audit's sample sizes a drift re-audit compares uniform random samples streamed from
+    the stored files, never a whole table, and records which; the verdicts stay those of the whole
+    tables (a refreshed source is current, a drifted one stale)."""
+    release = _released(cast, adult_schema)
+    settings.SYNTHGATE_REFERENCE_AUDIT_ROWS, settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS = 600, 700
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a drift re-audit read a table whole")
+
+    from governance.storage import VersionStorage
+
+    original = VersionStorage.read_version
+    VersionStorage.read_version = whole
+    try:
+        _new_source(cast, adult_schema, tmp_path, drifted=False)
+        (current,) = drift_audit_run(actor=cast.steward)
+        _new_source(cast, adult_schema, tmp_path, drifted=True)
+        (stale,) = drift_audit_run(actor=cast.steward)
+    finally:
+        VersionStorage.read_version = original
+
+    assert current.verdict == "current", current.reasons
+    assert stale.verdict == "stale" and any("source drift: drift_psi" in reason for reason in stale.reasons)
+    for outcome in (current, stale):
+        rows = outcome.run.compared_rows
+        assert outcome.release.pk == release.pk
+        assert (rows["reference"], rows["current"], rows["synthetic"]) == (600, 600, 700)
+        assert rows["sampled"] == ["reference", "current", "synthetic"] and isinstance(rows["seed"], int)
+    event = AuditEvent.objects.filter(action="drift.audit").order_by("-id").first()
+    assert event.after["compared_rows"] == stale.run.compared_rows

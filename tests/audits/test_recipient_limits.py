@@ -65,3 +65,38 @@ def test_a_recipient_reads_the_purposes_threshold_not_a_limit_calibrated_to_the_
         seen = recipient_check(row)
         assert seen["value"] is None and seen["baseline"] is None
         assert seen["passed"] == row.passed  # the verdict stays
+
+
+def test_one_row_moves_a_rounded_real_value_so_a_recipient_reads_none() -> None:
+    """Rounding a value that compares the release with the real rows does not hide one person: at a
+    rounding edge, changing one training row moves it a whole step. The search finds a neighbouring
+    training table (one row changed) whose two-decimal tvd_1way differs from the original's, so the
+    old coarse view told the two apart; the recipient view is identical (no value) for both, while a
+    value of the released rows alone (k-anonymity) is still shown."""
+    from audits.metrics.encoding import TableSchema
+    from audits.metrics.fidelity import fidelity_statistics
+
+    schema = TableSchema.from_dict(SCHEMA)
+    train = population(300, 0)
+    flipped = None
+    for seed in range(2, 200):  # a release whose value sits within one row's step of a rounding edge
+        synthetic = population(300, seed)
+        base = fidelity_statistics(train, synthetic, schema)[0]["tvd_1way"]
+        for row in range(0, len(train), 3):
+            for colour in ("red", "green", "blue", "grey"):
+                neighbour = train.copy()
+                neighbour.loc[row, "colour"] = colour
+                value = fidelity_statistics(neighbour, synthetic, schema)[0]["tvd_1way"]
+                if round(value, 2) != round(base, 2):
+                    flipped = value
+                    break
+            if flipped is not None or abs(base * 100 % 1 - 0.5) > 0.2:
+                break  # found, or too far from an edge for one row to cross it: the next release
+        if flipped is not None:
+            break
+    assert flipped is not None, "one row moved the rounded value across a step"
+    for value in (base, flipped):
+        row = CheckResult(name="tvd_1way", category="fidelity", value=value, threshold=0.1, direction="lower")
+        assert recipient_check(row)["value"] is None and recipient_check(row)["baseline"] is None
+    k = CheckResult(name="k_anonymity", category="reidentification", value=3.0, threshold=2.0, direction="higher")
+    assert recipient_check(k)["value"] == 3.0

@@ -71,9 +71,11 @@ def _count_patterns(counts: set[int]) -> list[re.Pattern]:
     return patterns
 
 
-def _check_text(where: str, text: str, counts: list[re.Pattern]) -> None:
+def _check_text(where: str, text: str, counts: list[re.Pattern], hashes: tuple[str, ...] = ()) -> None:
     for needle in FORBIDDEN:
         assert needle not in text, f"{where} shows {needle!r} to the requester"
+    for needle in hashes:  # a real version's sha256 (or its first 12 digits, as pages abbreviate it)
+        assert needle not in text, f"{where} shows the sha256 of real rows ({needle}…) to the requester"
     for pattern in counts:
         match = pattern.search(text)
         assert match is None, (
@@ -176,6 +178,9 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
     counts = {source.n_rows, job.train_version.n_rows, job.holdout_version.n_rows}
     assert source.n_rows == SOURCE_ROWS
     count_patterns = _count_patterns(counts)
+    # The sha256 of real rows would let whoever knows every other row test guesses of the canary's:
+    # a requester reads a real version's keyed fingerprint instead.
+    hashes = tuple(v.content_hash[:12] for v in (source, job.train_version, job.holdout_version))
     api, page = client_as(cast.requester), Client()
     page.force_login(cast.requester)
 
@@ -190,7 +195,7 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
             continue
         opened += 1
         text = response.content.decode("utf-8", errors="replace")
-        _check_text(url, text, count_patterns)
+        _check_text(url, text, count_patterns, hashes)
         if "json" in content_type:
             leaked = [value for value in _floats(response.json()) if any(abs(value - s) < 1e-12 for s in shares)]
             assert not leaked, f"{url} shows exact shares of the real training rows: {leaked[:5]}"
@@ -222,10 +227,11 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
     ]
     for release in releases:
         html = render_datasheet_html(datasheet_facts(release.audit_run, release=release))
-        _check_text("the release datasheet", html, count_patterns)
-        assert "row count not disclosed to recipients" in html
+        _check_text("the release datasheet", html, count_patterns, hashes)
+        assert "row count not disclosed to recipients" in html and "Source fingerprint" in html
     internal = render_datasheet_html(datasheet_facts(runs[0]))
     assert any(pattern.search(internal) for pattern in count_patterns), "the internal report states the counts"
+    assert source.content_hash in internal, "the internal report names the source by its sha256"
 
     # The CLI acting as the requester: `audit show`, `dataset show`, `request outlook`, in both forms.
     commands = [["audit", "show", str(run.pk)] for run in runs] + [["dataset", "show", "canary"]]
@@ -237,4 +243,4 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
         for form in ([], ["--json"]):
             out = io.StringIO()
             call_command(*command, "--as", cast.requester.username, *form, stdout=out)
-            _check_text(" ".join(command + form), out.getvalue(), count_patterns)
+            _check_text(" ".join(command + form), out.getvalue(), count_patterns, hashes)

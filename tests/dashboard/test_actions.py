@@ -146,6 +146,21 @@ def test_a_requester_files_a_request_with_rebalancing(cast, adult, login):
         "column": "income",
         "shares": {">50K": 0.5},
     }
+    assert request.output_format == "csv"  # not chosen: the default
+
+
+def test_a_requester_chooses_parquet_output_and_an_unknown_format_is_refused(cast, adult, login):
+    client = login(cast.requester)
+    assert 'name="output_format"' in client.get("/requests/new/?dataset=adult").content.decode()
+    fields = {"dataset": "adult", "purpose": "research", "epsilon": "1", "delta": "1e-6", "n_rows": "500"}
+    fields |= {"generator": "mst", "recipient_kind": "internal"}
+    refused = client.post("/requests/new/", {**fields, "output_format": "xlsx"})
+    assert refused.status_code == 400 and "output_format" in refused.context["form"].errors
+    assert not DataRequest.objects.exists()
+    response = client.post("/requests/new/", {**fields, "output_format": "parquet"})
+    request = DataRequest.objects.get()
+    assert response.status_code == 302 and request.output_format == "parquet"
+    assert "<dt>Output format</dt><dd>Parquet</dd>" in client.get(f"/requests/{request.pk}/").content.decode()
 
 
 def test_the_request_form_shows_the_services_refusal_at_its_field(cast, adult, login):

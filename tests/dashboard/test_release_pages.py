@@ -30,7 +30,10 @@ def test_generate_audit_accept_release_download_and_revoke(cast, adult_schema, l
     # The requester reads the recipient view (no charts of the real rows); an approver the full page.
     recipient_page = requester.get(f"/audits/{run.pk}/").content.decode()
     assert recipient_page.count('<img src="data:image/svg+xml;base64,') == 0
-    assert "Positive controls" in recipient_page and "rounded to two decimals" in recipient_page
+    assert (
+        "Positive controls" in recipient_page
+        and "values only for the checks of the released rows alone" in recipient_page
+    )
     audit_page = approver.get(f"/audits/{run.pk}/").content.decode()
     assert audit_page.count('<img src="data:image/svg+xml;base64,') >= 4
     for text in (

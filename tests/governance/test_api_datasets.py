@@ -230,7 +230,7 @@ def test_lists_versions_and_reads_one_by_number(cast, adult_schema):
 def test_budget_shows_exact_caps_spent_reserved_remaining_and_every_ledger_entry(cast):
     dataset_register_adult(steward=cast.steward, epsilon_cap="10", delta_cap="1e-4")
     PurposeFactory(approvals_required=1)
-    request = request_file(requester=cast.requester, epsilon="0.1", delta="1e-7")
+    request = request_file(requester=cast.requester, epsilon="0.3", delta="1e-7")  # MST needs ε ≥ 0.25 here
     access_request_approve(actor=cast.approver, request_id=request.pk)
 
     response = client_as(cast.requester).get("/api/datasets/adult/budget/")
@@ -238,7 +238,7 @@ def test_budget_shows_exact_caps_spent_reserved_remaining_and_every_ledger_entry
     assert response.status_code == 200
     assert response.json() == {
         "dataset": "adult",
-        "epsilon": {"cap": "10", "spent": "0.02", "reserved": "0.1", "remaining": "9.88"},
+        "epsilon": {"cap": "10", "spent": "0.02", "reserved": "0.3", "remaining": "9.68"},
         "delta": {"cap": "0.0001", "spent": "0", "reserved": "0.0000001", "remaining": "0.0000999"},
         "entries": [
             {
@@ -258,7 +258,7 @@ def test_budget_shows_exact_caps_spent_reserved_remaining_and_every_ledger_entry
             {
                 "id": BudgetEntry.objects.get(kind="reserve").pk,
                 "kind": "reserve",
-                "epsilon": "0.1",
+                "epsilon": "0.3",
                 "delta": "0.0000001",
                 "request": request.pk,
                 "version": None,

@@ -57,6 +57,7 @@ def expected_request(**overrides) -> dict:
         "generator_params": {},
         "rebalance": None,
         "seed": None,
+        "output_format": "csv",
         "recipient_kind": "internal",
         "recipient": "",
         "justification": "",
@@ -106,12 +107,12 @@ def test_files_and_submits_a_request(cast, adult):
 
 def test_accepts_epsilon_and_delta_as_json_numbers_and_keeps_them_exact(cast, adult):
     response = client_as(cast.requester).post(
-        "/api/requests/", {**REQUEST, "epsilon": 0.1, "delta": 1e-7}, format="json"
+        "/api/requests/", {**REQUEST, "epsilon": 0.3, "delta": 1e-7}, format="json"
     )
 
-    assert response.status_code == 201
-    assert (response.json()["epsilon"], response.json()["delta"]) == ("0.1", "0.0000001")
-    assert str(DataRequest.objects.get().epsilon.normalize()) == "0.1"
+    assert response.status_code == 201, response.json()
+    assert (response.json()["epsilon"], response.json()["delta"]) == ("0.3", "0.0000001")
+    assert str(DataRequest.objects.get().epsilon.normalize()) == "0.3"
 
 
 def test_a_draft_stays_a_draft_until_submitted(cast, adult):

@@ -111,3 +111,11 @@ def test_a_column_arrow_cannot_spell_is_left_to_pandas():
     assert canonical_csv(pd.DataFrame({"a": stamps, "b": [1, 2]}), ["a", "b"]) is None
     assert canonical_csv(pd.DataFrame({"a": [1, None]}), ["a"]) is None  # one column: the csv module quotes ""
     assert canonical_csv(pd.DataFrame({"a": [1, "x"], "b": [1, 2]}), ["a", "b"]) is None
+
+
+def test_a_categorical_column_is_written_as_its_texts_are():
+    """The job types text columns as Categoricals (each distinct text spelled once): the same bytes."""
+    typed = _through_text(_generated(3_000, 5)).frame
+    coded = typed.assign(text=typed["text"].astype("category"))
+    assert isinstance(coded["text"].dtype, pd.CategoricalDtype) and coded["text"].isna().any()
+    assert canonical_csv(coded, list(coded.columns)) == canonical_csv(typed, list(typed.columns)) == _pandas_csv(typed)

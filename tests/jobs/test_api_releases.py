@@ -55,14 +55,15 @@ def _declared_threshold(check) -> float | None:
 
 
 def release_body(release: Release, downloads: list[dict], *, exact: bool = True) -> dict:
-    """The API's release as ``exact`` (steward, approver, auditor) or coarse (requester) readers get it."""
+    """The API's release as ``exact`` (steward, approver, auditor) or recipient (requester) readers get it."""
     release.refresh_from_db()
     run = release.audit_run
     exceptions = [
         {
             "check": name,
             "category": check.category,
-            "value": check.value if exact else None if check.category == "bias" else round(check.value, 2),
+            # a requester reads no value that compares the release with the real rows
+            "value": check.value if exact else None,
             # a requester reads the purpose's threshold, not a limit calibrated to the real rows
             "threshold": check.threshold if exact else _declared_threshold(check),
             "direction": check.direction,

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audits.facts import datasheet_facts
 from audits.models import Release
-from core.errors import InvalidTransitionError, NotFoundError
+from core.errors import InvalidTransitionError, NotFoundError, ValidationError
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion, EntryKind, RequestState, VersionKind
 from governance.services import audit_log_verify, budget_balance
 from governance.services.budget import row_estimate_epsilon
@@ -32,6 +32,27 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _entries(request, kind):
     return list(BudgetEntry.objects.filter(request=request, kind=kind))
+
+
+def test_a_job_filed_at_the_minimum_epsilon_filing_names_fits_on_the_paid_estimate(cast, adult_schema):
+    """Filing refuses ε = 0.05 and names the minimum; a request at that minimum is fitted without a
+    refusal, on the version's estimate (no rows stage), and the records say which estimate."""
+    with pytest.raises(ValidationError) as caught:
+        approved_request_create(cast, adult_schema, epsilon="0.05")
+    assert not BudgetEntry.objects.exclude(kind=EntryKind.ESTIMATE).exists()
+    request = approved_request_create(cast, adult_schema, epsilon=caught.value.extra["minimum_epsilon"])
+
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    details = job.privacy_spent["details"]
+    assert "rows" not in details["stages"] and job.privacy_spent["epsilon"] <= float(request.epsilon)
+    assert details["row_estimate"]["stage"] is None and details["row_estimate"]["epsilon"] == 0.02
+    assert "ledger entry" in details["row_estimate"]["source"]
+    [spend] = _entries(request, EntryKind.SPEND)
+    assert spend.accountant["details"]["row_estimate"] == details["row_estimate"]
+    assert BudgetEntry.objects.filter(kind=EntryKind.ESTIMATE).count() == 1
 
 
 def test_job_writes_synthetic_version_with_lineage_and_one_exact_spend(cast, approved_request):
@@ -131,7 +152,7 @@ def test_failure_after_touching_data_keeps_the_spend(cast, approved_request, mon
     job = generation_job_start(actor=cast.requester, request_id=approved_request.pk)
     job.refresh_from_db()
 
-    assert job.status == JobStatus.FAILED and "numerical failure" in job.error
+    assert job.status == JobStatus.FAILED and "(RuntimeError)" in job.error and "numerical failure" not in job.error
     spends = _entries(approved_request, EntryKind.SPEND)
     assert len(spends) == 1
     assert budget_balance(dataset=approved_request.dataset).epsilon_spent == spends[0].epsilon + row_estimate_epsilon()

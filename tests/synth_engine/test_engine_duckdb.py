@@ -17,6 +17,7 @@ from synth_engine.engines.duckdb import DuckDBCounts, parquet_files
 from synth_engine.generators import GeneratorError, SchemaMismatchError
 from synth_engine.generators.counts import FrameCounts, TableCounter
 from tests.synth_engine.test_engine_postgres import (
+    PAID,
     adult_frame,
     adult_schema,
     assert_same_counts,
@@ -50,7 +51,10 @@ def test_every_count_mst_reads_is_the_same_from_duckdb_as_from_the_frame(lake) -
     assert_same_counts(counts, frame, schema)
 
 
-@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}, {"row_estimate": PAID}],
+)
 def test_mst_fitted_from_duckdb_counts_samples_byte_identical_rows(lake, params) -> None:
     frame, schema, counts = lake
     from_memory = fitted(FrameCounts(frame), schema, **params)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import re
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from synth_engine.engines.postgres import PostgresCounts, quote_identifier
 from synth_engine.generators import GeneratorError, MSTGenerator, SchemaMismatchError
 from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import parse_schema
+from synth_engine.privacy.row_count import PaidRowEstimate
 
 pytestmark = [
     pytest.mark.django_db,
@@ -88,10 +88,10 @@ def adult() -> tuple[pd.DataFrame, dict, PostgresCounts]:
     return frame, schema, PostgresCounts(connection, "engine_adult", schema)
 
 
-def fitted(source, schema: dict, **params) -> MSTGenerator:
+def fitted(source, schema: dict, row_estimate=None, **params) -> MSTGenerator:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MSTGenerator(**params).fit_counts(source, schema, 2.0, 1e-5, random_state=11)
+        return MSTGenerator(**params).fit_counts(source, schema, 2.0, 1e-5, random_state=11, row_estimate=row_estimate)
 
 
 def assert_same_counts(source, frame: pd.DataFrame, schema: dict) -> None:
@@ -127,7 +127,14 @@ def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adu
     assert_same_counts(database, frame, schema)
 
 
-@pytest.mark.parametrize("params", [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}])
+# a job hands MST its version's paid row estimate: the fit then reads no row count at all
+PAID = PaidRowEstimate(rows=1000.0, source="the version's DP row estimate", epsilon=0.02, charged="the ledger")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}, {"row_estimate": PAID}],
+)
 def test_mst_fitted_from_postgresql_counts_samples_byte_identical_rows(adult, params) -> None:
     frame, schema, database = adult
     from_memory = fitted(FrameCounts(frame), schema, **params)
@@ -241,29 +248,34 @@ def wide_groups() -> list[tuple[int, ...]]:
     return pairs + [(40, a, (a + 7) % 40) for a in range(40)] + [(38, 5), (39,), (33, 2)]
 
 
+@pytest.mark.parametrize("temporary", [True, False])
 @pytest.mark.parametrize("max_cells", [None, 300])
 def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_in_postgresql_as_in_memory(
-    max_cells, monkeypatch
+    max_cells, temporary, monkeypatch
 ) -> None:
     # 41 columns: two GROUPING() masks (31 columns each at most) tell the sets of a statement
     # apart, and the binned keys come back packed in one text a row; with at most 300 cells a
-    # statement the 134 sets take many statements, each computing only the codes its sets name;
-    # (label, 0, 33) and (label, 33, 0) name the same columns: each gets its own table
+    # part the 134 sets take many parts, each naming fewer columns; (label, 0, 33) and
+    # (label, 33, 0) name the same columns: each gets its own table. Through the temporary
+    # table of codes and through one statement alike.
     monkeypatch.setattr(PostgresCounts, "max_cells", max_cells)
+    monkeypatch.setattr(PostgresCounts, "temporary", temporary)
     frame, schema = wide_frame()
     create_table("engine_wide", frame, schema)
     database = PostgresCounts(connection, "engine_wide", schema)
     model = fitted(FrameCounts(frame), schema)
-    statements: list[str] = []
-    run = database._rows
-    monkeypatch.setattr(database, "_rows", lambda sql, *a, **k: statements.append(sql) or run(sql, *a, **k))
+    parts: list[list] = []
+    count = database._count_parts
+    monkeypatch.setattr(database, "_count_parts", lambda selected, given: parts.append(given) or count(selected, given))
     ours = database.binned_counts(model.codecs_, model.bins_, wide_groups())
     theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, wide_groups())
     assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert database.paths == ["temporary table" if temporary else "common table expression"]
+    assert len(parts) == 1
     if max_cells is None:
-        assert len(statements) == 1 and len(re.findall(r" AS c[0-9]+\b", statements[0])) == 41
+        assert len(parts[0]) == 1 and len(parts[0][0].used) == 41
     else:
         sizes = [int(b.max()) + 1 for b in model.bins_]
-        assert len(statements) >= sum(int(np.prod([sizes[c] for c in g])) for g in wide_groups()) / max_cells
-        assert all(len(re.findall(r" AS c[0-9]+\b", statement)) < 41 for statement in statements)
+        assert len(parts[0]) >= sum(int(np.prod([sizes[c] for c in g])) for g in wide_groups()) / max_cells
+        assert all(len(part.used) < 41 for part in parts[0])
     assert_same_fine_counts(database, frame, schema)

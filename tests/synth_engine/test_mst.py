@@ -21,6 +21,7 @@ from synth_engine.generators import (
     SchemaMismatchError,
     get_generator,
 )
+from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import parse_schema, schema_dtypes
 from synth_engine.generators.mst import (
     LABEL_FRACTION,
@@ -30,6 +31,7 @@ from synth_engine.generators.mst import (
     _main_sigma,
     grid_cells,
 )
+from synth_engine.privacy.row_count import PaidRowEstimate
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "adult_sample.csv"
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
@@ -364,6 +366,77 @@ def test_a_budget_too_small_to_be_useful_names_the_minimum(adult: pd.DataFrame, 
     generator.check(adult, schema)
     # The plan cannot judge the data's size: n is not public, only its DP estimate in fit.
     assert generator.plan_privacy(0.01, DELTA, len(adult)).epsilon == 0.01
+
+
+class UnreadSource(FrameCounts):
+    """Counts of a frame that record every question asked of them."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        super().__init__(frame)
+        self.asked: list[str] = []
+
+    def row_count(self) -> int:
+        self.asked.append("row_count")
+        return super().row_count()
+
+    def category_counts(self, spec):
+        self.asked.append("category_counts")
+        return super().category_counts(spec)
+
+    def fine_counts(self, codecs):
+        self.asked.append("fine_counts")
+        return super().fine_counts(codecs)
+
+
+PAID = PaidRowEstimate(rows=2400.0, source="a version's DP row estimate", epsilon=0.02, charged="the ledger")
+
+
+def test_on_a_paid_row_estimate_a_too_small_budget_is_refused_before_anything_is_read(
+    adult: pd.DataFrame, schema: dict
+) -> None:
+    source = UnreadSource(adult)
+    refusal = MSTGenerator().budget_refusal(schema, 0.05, DELTA, PAID)
+    assert refusal is not None and refusal.rows == PAID.rows and refusal.epsilon == 0.05
+
+    with pytest.raises(InsufficientBudgetError, match="Nothing touched the data") as caught:
+        MSTGenerator().fit_counts(source, schema, 0.05, DELTA, random_state=0, row_estimate=PAID)
+
+    assert source.asked == []
+    assert refusal.message() in caught.value.args[0]
+    shown = float(caught.value.args[0].split("use epsilon >= ")[1].split()[0])
+    assert shown >= refusal.minimum_epsilon  # rounded up, so the figure shown passes
+    assert MSTGenerator().budget_refusal(schema, shown, DELTA, PAID) is None
+    assert MSTGenerator().budget_refusal(schema, refusal.minimum_epsilon * 0.999, DELTA, PAID) is not None
+    # with its own estimate the fit reads the count first, spends its rows stage, then refuses
+    with pytest.raises(InsufficientBudgetError, match="Only the row estimate"):
+        MSTGenerator().fit_counts(source, schema, 0.05, DELTA, random_state=0)
+    assert source.asked == ["row_count"]
+
+
+def test_on_a_paid_row_estimate_the_fit_spends_nothing_on_n_and_records_which_estimate(
+    adult: pd.DataFrame, schema: dict, tmp_path: Path
+) -> None:
+    own = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=0)
+    paid = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=0, row_estimate=PAID)
+    own_stages, paid_stages = own.privacy_spent().details["stages"], paid.privacy_spent().details["stages"]
+
+    assert "rows" in own_stages and "rows" not in paid_stages
+    assert paid.privacy_spent().epsilon <= 1.0
+    # the rows stage's 1 % goes to the measurements: same total ρ, smaller noise
+    assert sum(stage["rho"] for stage in paid_stages.values()) == pytest.approx(
+        sum(stage["rho"] for stage in own_stages.values()), rel=1e-9
+    )
+    assert paid_stages["two_way"]["sigma"][0] < own_stages["two_way"]["sigma"][0]
+    record = {"source": PAID.source, "epsilon": 0.02, "charged": "the ledger", "stage": None}
+    assert paid.privacy_spent().details["row_estimate"] == record
+    assert own.privacy_spent().details["row_estimate"]["stage"] == "rows"
+    planner = MSTGenerator()
+    planner.check(adult, schema)
+    assert planner.plan_privacy(1.0, DELTA, row_estimate=PAID).details["row_estimate"] == record
+    with pytest.raises(InsufficientBudgetError):
+        planner.plan_privacy(0.05, DELTA, row_estimate=PAID)
+    paid.save(tmp_path / "model")
+    assert MSTGenerator.load(tmp_path / "model").privacy_spent().details["row_estimate"] == record
 
 
 def test_the_refusal_never_flips_on_one_row() -> None:

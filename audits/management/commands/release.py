@@ -21,6 +21,7 @@ from audits.services import release_create, release_download, release_revoke
 from core.cli import CliError, SynthgateCommand, SynthgateParser
 from core.cli_format import fields, table, version_ref
 from core.times import time_text
+from governance.output_formats import SUFFIXES, key_format
 
 LIST_COLUMNS = (
     "id",
@@ -120,7 +121,11 @@ class Command(SynthgateCommand):
 
     def handle_download(self, actor: User, options: dict[str, Any]) -> None:
         kind = options["kind"]
-        target = _target(options["output"], release_id=options["release_id"], kind=kind)
+        suffix = ".csv"
+        if kind == DownloadKind.DATA:  # the release's stored form names the default file
+            release = release_get(user=actor, release_id=options["release_id"])
+            suffix = SUFFIXES[key_format(release.version.storage_key)]
+        target = _target(options["output"], release_id=options["release_id"], kind=kind, suffix=suffix)
         if target.exists() and not options["clobber"]:
             # Refused before the download is logged: nothing was read, nothing is overwritten.
             raise CliError(
@@ -178,7 +183,8 @@ def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
     exceptions = []
     if data["despite_failed_checks"]:
         exceptions = ["", "Exception: released despite failed checks"] + [
-            f"  {e['check']} {e['value']} against the limit {e['threshold']}, accepted by {e['approver']} "
+            f"  {e['check']} {'failed' if e['value'] is None else e['value']} against the limit {e['threshold']}, "
+            f"accepted by {e['approver']} "
             f"at {time_text(e['accepted_at'])}: {e['reason']}"
             for e in data["exceptions"]
         ]
@@ -194,9 +200,10 @@ def release_text(release: Release, data: dict[str, Any], headline: str) -> str:
     )
 
 
-def _target(output: str | None, *, release_id: int, kind: str) -> Path:
-    """Where to save: the given file, or a default name in the given (or current) folder."""
-    name = f"release-{release_id}-" + ("datasheet.pdf" if kind == DownloadKind.DATASHEET else "synthetic.csv")
+def _target(output: str | None, *, release_id: int, kind: str, suffix: str = ".csv") -> Path:
+    """Where to save: the given file, or a default name in the given (or current) folder
+    (``suffix``: the synthetic table's stored form, ``.csv`` or ``.parquet``)."""
+    name = f"release-{release_id}-" + ("datasheet.pdf" if kind == DownloadKind.DATASHEET else f"synthetic{suffix}")
     target = Path(output) if output else Path.cwd() / name
     if target.is_dir():
         target = target / name

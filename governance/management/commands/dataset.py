@@ -15,7 +15,7 @@ from core.limits import json_loads_checked
 from core.schema import COLUMN_ROLES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import DatasetVersion, Sensitivity
-from governance.permissions import version_rows_visible
+from governance.permissions import version_hash_visible, version_rows_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
 from governance.services import RegistrationResult, dataset_register, dataset_schema_declare
 
@@ -297,7 +297,7 @@ def _version_row(version: DatasetVersion, viewer: User) -> tuple[object, ...]:
         version.kind,
         version.n_rows if version_rows_visible(viewer, version) else "(private)",
         version.n_columns,
-        version.content_hash,
+        version_hash_visible(viewer, version),
         version.dropped_columns,
         version.created_at,
     )

@@ -69,6 +69,12 @@ class Command(SynthgateCommand):
         create.add_argument("--recipient", default="", help="the receiving person or organisation")
         create.add_argument("--justification", default="", help="why the data is needed, for the approvers")
         create.add_argument("--seed", type=int, help="fix the seed (only when reproducibility is required)")
+        create.add_argument(
+            "--output-format",
+            default="csv",
+            metavar="{csv,parquet}",
+            help="the synthetic table's stored and downloaded form: csv (default, canonical CSV) or parquet",
+        )
         create.add_argument("--draft", action="store_true", help="keep it as a draft; submit later")
         outlook = self.add_subcommand(
             actions, "outlook", "predict the audit of these request fields before filing (nothing is spent)"
@@ -101,6 +107,7 @@ class Command(SynthgateCommand):
             recipient=options["recipient"],
             justification=options["justification"],
             seed=options["seed"],
+            output_format=options["output_format"],
             submit=not options["draft"],
         )
         self.show_request(actor, request.pk, headline=f"Request #{request.pk} filed ({request.state}).")

@@ -1,0 +1,267 @@
+"""How PostgreSQL counts a stage, and that every way gives the frame's counts.
+
+The binned stage writes its codes into a temporary table of the session where it can, and else
+(a read-only transaction of the caller's, as on a standby) counts them in one statement; a large
+table given a way to open more connections is counted by several at once, each over a range of
+its pages. Each way gives the same integers as the frame in memory and the same fitted model,
+and leaves nothing behind in the caller's session: no table, no setting, a usable transaction.
+
+The table is created by the owner role and read by the application role (tests/database.py), so
+that the other connections see it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import psycopg2
+import psycopg2.extensions
+import pytest
+from django.db import connection  # noqa: F401 - read by the skipif condition
+
+from synth_engine.engines.postgres import PostgresCounts, holdout_predicate, quote_identifier
+from synth_engine.generators.counts import FrameCounts
+from synth_engine.generators.domain import parse_schema
+from tests.database import APP_ROLE, as_owner
+from tests.jobs.worker import database_url
+from tests.synth_engine.test_engine_postgres import SQL_TYPES, adult_frame, adult_schema, assert_same_counts, fitted
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="counts in PostgreSQL need PostgreSQL"),
+]
+
+TABLE = "engine_paths_adult"
+
+
+@pytest.fixture
+def warehouse():
+    """The adult frame as a table the application role may read, from any connection."""
+    frame, schema = adult_frame(), adult_schema()
+    types = {spec.name: SQL_TYPES.get(spec.type, "text") for spec in parse_schema(schema)}
+    with as_owner():
+        owner = psycopg2.connect(database_url())
+    owner.autocommit = True
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False)
+    buffer.seek(0)
+    with owner.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        columns = ", ".join(f"{quote_identifier(column)} {types[column]}" for column in frame.columns)
+        cursor.execute(f"CREATE TABLE {TABLE} ({columns})")
+        cursor.copy_expert(f"COPY {TABLE} FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.execute(f"GRANT SELECT ON {TABLE} TO {APP_ROLE}")
+    yield frame, schema
+    with owner.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    owner.close()
+
+
+class Recorded(psycopg2.extensions.connection):
+    """A connection that notes its ``statement_timeout`` and ``lock_timeout`` when it is closed."""
+
+    seen: list[tuple[str, str]] = []
+
+    def close(self) -> None:
+        if not self.closed:
+            with self.cursor() as cursor:
+                cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+                Recorded.seen.append(cursor.fetchone())
+        super().close()
+
+
+def app_connection(**options) -> psycopg2.extensions.connection:
+    return psycopg2.connect(database_url(), **options)
+
+
+def session_state(session) -> tuple:
+    """What a count must leave as it was: the settings it changes for a statement, the session's
+    temporary tables, whether the session is read-only."""
+    with session.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('hash_mem_multiplier'), current_setting('jit'), "
+            "current_setting('transaction_read_only'), "
+            "(SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname LIKE 'synthgate_codes%%')"
+        )
+        return cursor.fetchone()
+
+
+def assert_same_fit(source, frame, schema) -> None:
+    from_memory, from_database = fitted(FrameCounts(frame), schema), fitted(source, schema)
+    assert from_memory.privacy_spent().to_dict() == from_database.privacy_spent().to_dict()
+    assert from_database.sample(2000).to_csv(index=False) == from_memory.sample(2000).to_csv(index=False)
+
+
+@pytest.mark.parametrize("splits", [2, 3])
+def test_a_table_counted_by_several_connections_at_once_gives_the_frame_counts_and_the_same_fit(
+    warehouse, splits, monkeypatch
+) -> None:
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)  # the test's table has a few dozen pages
+    monkeypatch.setattr(PostgresCounts, "splits", splits)
+    main = app_connection()
+    main.set_session(readonly=True, autocommit=True)  # as synth_engine.sources.source_connection opens one
+    with main.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '123s'")
+        cursor.execute("SET lock_timeout = '45s'")
+    before = session_state(main)
+    Recorded.seen = []
+    opened = []
+
+    def connect():
+        other = app_connection(connection_factory=Recorded)
+        other.set_session(readonly=True, autocommit=True)
+        opened.append(other)
+        return other
+
+    source = PostgresCounts(main, TABLE, schema, connect=connect)
+    assert source.check() == []
+    assert_same_counts(source, frame, schema)
+    assert_same_fit(source, frame, schema)
+    # every stage was counted by `splits` connections: the binned stages through a temporary table each
+    assert len(source.paths) % splits == 0 and "temporary table" in source.paths
+    assert source.paths.count("temporary table") % splits == 0
+    # the other connections took the caller's bounds on waiting, and are closed
+    assert opened and all(other.closed for other in opened)
+    assert set(Recorded.seen) == {("123s", "45s")} and len(Recorded.seen) == len(opened)
+    assert session_state(main) == before
+    main.close()
+
+
+def test_without_a_way_to_connect_or_on_a_small_table_one_connection_counts(warehouse) -> None:
+    frame, schema = warehouse
+    main = app_connection()
+    main.autocommit = True
+    opened = []
+    source = PostgresCounts(main, TABLE, schema, connect=lambda: opened.append(1) or app_connection())
+    assert_same_counts(source, frame, schema)  # the table is far below split_pages
+    assert opened == [] and source.paths.count("temporary table") == 1
+    main.close()
+
+
+def test_a_read_only_transaction_of_the_caller_counts_the_binned_stage_without_a_temporary_table(
+    warehouse,
+) -> None:
+    # a caller's transaction that may not write (as every transaction on a standby): no temporary
+    # table can be made in it, so the binned stage counts its codes in one statement
+    frame, schema = warehouse
+    main = app_connection(options="-c default_transaction_read_only=on")
+    assert not main.autocommit
+    before = session_state(main)
+    source = PostgresCounts(main, TABLE, schema)
+    assert_same_counts(source, frame, schema)
+    assert_same_fit(source, frame, schema)
+    assert source.paths and set(source.paths) == {"common table expression"}
+    assert session_state(main) == before  # and the caller's transaction is still usable
+    main.close()
+
+
+def test_a_read_only_autocommit_session_counts_through_a_temporary_table_and_keeps_nothing(warehouse) -> None:
+    frame, schema = warehouse
+    main = app_connection()
+    main.set_session(readonly=True, autocommit=True)
+    before = session_state(main)
+    assert before[2] == "on"
+    source = PostgresCounts(main, TABLE, schema)
+    assert_same_counts(source, frame, schema)
+    assert "temporary table" in source.paths
+    assert session_state(main) == before
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), main.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE}")  # the session is as read-only as it was
+    main.close()
+
+
+def test_a_failing_count_on_one_connection_stops_the_others_and_is_raised(warehouse, monkeypatch) -> None:
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    main = app_connection()
+    main.autocommit = True
+    opened = []
+
+    def connect():
+        other = app_connection()
+        other.autocommit = True
+        opened.append(other)
+        with other.cursor() as cursor:  # the table as another connection sees it: gone
+            cursor.execute("SET search_path = pg_catalog")
+        return other
+
+    source = PostgresCounts(main, TABLE, schema, connect=connect)
+    model = fitted(FrameCounts(frame), schema)
+    with pytest.raises(psycopg2.errors.UndefinedTable):
+        source.fine_counts(model.codecs_)
+    assert opened and all(other.closed for other in opened)
+    with main.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    main.close()
+
+
+def test_the_binned_stage_counts_every_set_the_same_through_either_path(warehouse, monkeypatch) -> None:
+    frame, schema = warehouse
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(7, a, b) for a in range(len(model.codecs_)) for b in range(a + 1, len(model.codecs_)) if 7 not in (a, b)]
+    expected = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    main = app_connection()
+    main.autocommit = True
+    monkeypatch.setattr(PostgresCounts, "max_cells", 500)  # many parts
+    for temporary in (True, False):
+        monkeypatch.setattr(PostgresCounts, "temporary", temporary)
+        source = PostgresCounts(main, TABLE, schema)
+        ours = source.binned_counts(model.codecs_, model.bins_, groups)
+        assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, expected, strict=True))
+        assert source.paths == ["temporary table" if temporary else "common table expression"]
+    main.close()
+
+
+def test_when_no_other_connection_can_be_opened_one_connection_counts_every_range(warehouse, monkeypatch) -> None:
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    main = app_connection()
+    main.autocommit = True
+
+    def refused():
+        raise psycopg2.OperationalError("too many clients already")
+
+    source = PostgresCounts(main, TABLE, schema, connect=refused)
+    assert_same_counts(source, frame, schema)
+    assert source.paths.count("temporary table") == 2  # both ranges, one after the other
+    main.close()
+
+
+def test_rows_restricted_by_a_predicate_are_counted_alike_over_page_ranges_and_a_view_by_one_connection(
+    warehouse, monkeypatch
+) -> None:
+    # the job's holdout predicate restricts each range; a view has no pages of its own: one connection
+    frame, schema = warehouse
+    where = holdout_predicate(schema, seed=5, fraction=0.3)
+    main = app_connection()
+    main.autocommit = True
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(7, 0, 4), (7, 8), (2, 5, 9)]
+    whole = PostgresCounts(main, TABLE, schema, where=where)
+    expected = whole.binned_counts(model.codecs_, model.bins_, groups), whole.fine_counts(model.codecs_)
+    assert 0 < int(expected[1][0].sum()) < len(frame)  # the predicate keeps some rows, not all
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    opened = []
+    split = PostgresCounts(main, TABLE, schema, where=where, connect=lambda: opened.append(1) or app_connection())
+    found = split.binned_counts(model.codecs_, model.bins_, groups), split.fine_counts(model.codecs_)
+    assert len(opened) == 2 and len(split.paths) == 4
+    for ours, theirs in zip([*found[0], *found[1]], [*expected[0], *expected[1]], strict=True):
+        assert np.array_equal(ours, theirs)
+    with as_owner():
+        owner = psycopg2.connect(database_url())
+    owner.autocommit = True
+    with owner.cursor() as cursor:
+        cursor.execute(f"CREATE VIEW {TABLE}_view AS SELECT * FROM {TABLE}")
+        cursor.execute(f"GRANT SELECT ON {TABLE}_view TO {APP_ROLE}")
+    try:
+        opened.clear()
+        view = PostgresCounts(main, f"{TABLE}_view", schema, connect=lambda: opened.append(1) or app_connection())
+        assert_same_counts(view, frame, schema)
+        assert opened == []
+    finally:
+        with owner.cursor() as cursor:
+            cursor.execute(f"DROP VIEW {TABLE}_view")
+        owner.close()
+    main.close()
