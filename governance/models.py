@@ -113,6 +113,11 @@ class DatasetVersion(models.Model):
     public_rows = models.PositiveIntegerField(
         null=True, blank=True, help_text="DP estimate of n_rows (ledger kind 'estimate'); null until first needed"
     )
+    # Or the exact row count, when the steward declared it public at registration (a census table
+    # whose count is published): then ``public_rows == n_rows`` and no estimate is charged.
+    rows_declared = models.BooleanField(
+        default=False, help_text="n_rows declared public by the steward at registration: public_rows is exact, free"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from governance.canonical_csv import canonical_csv
 from governance.ingest import StreamedTable, Table, build_table, canonical_bytes, typed_column
 from governance.output_formats import CSV, OUTPUT_FORMATS, SUFFIXES
 from governance.parquet_form import arrow_schema, arrow_table, write_options
@@ -244,9 +245,11 @@ class _CsvWriter(_Writer):
         self.digest, self.size = hashlib.sha256(), 0
 
     def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
-        data = canonical_bytes(typed, schema)
-        if not first:  # the header is written once, with the first chunk
-            data = data[data.index(b"\n") + 1 :]
+        names = [column["name"] for column in schema["columns"]]
+        data = canonical_csv(typed, names, header=first)  # the header is written once, with the first chunk
+        if data is None:  # a column pandas' writer spells
+            data = canonical_bytes(typed, schema)
+            data = data if first else data[data.index(b"\n") + 1 :]
         self.stream.write(data)
         self.digest.update(data)
         self.size += len(data)

@@ -298,6 +298,13 @@ class DatasetRegisterApi(APIView):
             help_text="roles and public domains to declare on the given or inferred schema before the table is "
             "checked (logged with the version); nothing else becomes public",
         )
+        declared_rows = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            help_text="the table's exact row count, declared public (a published census count): refused unless "
+            "it is the count; then no DP estimate of the size is charged",
+        )
 
         class Meta:
             ref_name = "DatasetRegisterInput"

@@ -265,6 +265,14 @@ def version_row_estimate(*, version: DatasetVersion, holdout_fraction: float | D
     """
     from synth_engine.privacy.row_count import PaidRowEstimate, training_rows
 
+    if version.rows_declared:  # the steward declared the exact count public: nothing to pay for
+        return PaidRowEstimate(
+            rows=training_rows(version.n_rows, float(holdout_fraction)),
+            source=f"the row count of {version} its steward declared public at registration, "
+            f"times 1 - the holdout fraction {float(holdout_fraction):g}",
+            epsilon=0.0,
+            charged="nothing: declared public (its dataset_version.create event records the declaration)",
+        )
     rows = version_public_rows(version=version, actor=None)
     entry = BudgetEntry.objects.filter(version=version, kind=EntryKind.ESTIMATE).first()
     return PaidRowEstimate(

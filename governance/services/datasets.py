@@ -26,6 +26,7 @@ from core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
+    error_collected,
     errors_combined,
 )
 from core.limits import text_checked
@@ -85,8 +86,13 @@ def dataset_register(
     cap_override_reason: str = "",
     overlap_override_reason: str = "",
     declarations: dict[str, dict[str, Any]] | None = None,
+    declared_rows: Any = None,
 ) -> RegistrationResult:
     """Create a dataset with budget caps and its first source version, or add a version to it.
+
+    ``declared_rows``: the table's row count, which the steward declares public (a census table
+    whose count is published). It must be the exact count, or the registration is refused; the
+    version's ``public_rows`` is then that count and no DP estimate is charged.
 
     Rows another dataset already holds are refused (one population, one budget: see
     ``governance.fingerprint``); implausible caps need a logged override reason. ``declarations``
@@ -98,12 +104,14 @@ def dataset_register(
         raise PermissionDeniedError("Only a data steward can register datasets.")
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    rows_declared = error_collected(errors, lambda: _declared_rows_parsed(declared_rows))
     try:
         if declarations:
             schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
         table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
         for column in table.schema["columns"]:
             _check_categories_cover(table.frame, column)
+        _check_declared_rows(rows_declared, len(table.frame))
     except ValidationError as error:
         errors.append(error)
     if errors or fields is None:
@@ -130,6 +138,7 @@ def dataset_register(
             written=written,
             filename=filename,
             event_notes={"warnings": table.warnings, "overlaps": overlaps, "declarations": declarations},
+            declared_rows=rows_declared,
         )
         if result.created:
             _fingerprint_store(result.version, digests)
@@ -249,6 +258,7 @@ def dataset_reference_register(
     cap_override_reason: str = "",
     digests: np.ndarray | None = None,
     overlap_override_reason: str = "",
+    declared_rows: Any = None,
 ) -> RegistrationResult:
     """Record a source version that refers to a table where it lives (checked by the caller).
 
@@ -263,6 +273,8 @@ def dataset_reference_register(
         raise PermissionDeniedError("Only a data steward can register datasets.")
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    rows_declared = error_collected(errors, lambda: _declared_rows_parsed(declared_rows))
+    error_collected(errors, lambda: _check_declared_rows(rows_declared, n_rows))
     if errors or fields is None:
         raise errors_combined(errors)
     epsilon, delta, description = fields
@@ -303,10 +315,39 @@ def dataset_reference_register(
                 "source_reference": reference,
             },
             event_notes={"source_reference": reference, **({"overlaps": overlaps} if overlaps else {})},
+            declared_rows=rows_declared,
         )
         if digests is not None:
             _fingerprint_store(version, digests)
         return RegistrationResult(version, True, [])
+
+
+def _declared_rows_parsed(declared_rows: Any) -> int | None:
+    """A declared public row count: None, or a positive whole number."""
+    if declared_rows is None or declared_rows == "":
+        return None
+    try:
+        rows = int(str(declared_rows))
+    except ValueError:
+        rows = 0
+    if rows <= 0:
+        raise ValidationError(
+            f"declared_rows must be a positive whole number (the table's exact, published row count); "
+            f"got {declared_rows!r}.",
+            extra={"field": "declared_rows"},
+        )
+    return rows
+
+
+def _check_declared_rows(declared: int | None, n_rows: int) -> None:
+    """Refuse a declared public row count that is not the table's (the steward reads both)."""
+    if declared is not None and declared != n_rows:
+        raise ValidationError(
+            f"The table has {n_rows:,} rows, not the {declared:,} declared public: a declared size must be "
+            "the exact, published count of this table. Declare the right count, or none (then requesters' "
+            "answers are computed from a DP estimate of the size, charged once to the budget).",
+            extra={"field": "declared_rows", "declared_rows": declared, "n_rows": n_rows},
+        )
 
 
 def fingerprint_key() -> bytes:
@@ -478,6 +519,7 @@ def dataset_version_store(
     parent: DatasetVersion | None = None,
     lineage: dict[str, Any] | None = None,
     event_notes: dict[str, Any] | None = None,
+    declared_rows: int | None = None,
 ) -> RegistrationResult:
     """Store a validated table as a content-addressed version (identical content: the existing one).
 
@@ -506,6 +548,7 @@ def dataset_version_store(
         parent=parent,
         lineage=lineage,
         event_notes=event_notes,
+        declared_rows=declared_rows,
     )
 
 
@@ -567,6 +610,7 @@ def _version_record(
     parent: DatasetVersion | None = None,
     lineage: dict[str, Any] | None = None,
     event_notes: dict[str, Any] | None = None,
+    declared_rows: int | None = None,
 ) -> RegistrationResult:
     existing = DatasetVersion.objects.filter(dataset=dataset, kind=kind, content_hash=stored.content_hash).first()
     if existing is not None:
@@ -602,6 +646,7 @@ def _version_record(
             "dropped_columns": stored.dropped_columns,
             **{key: value for key, value in (event_notes or {}).items() if value},
         },
+        declared_rows=declared_rows,
     )
     return RegistrationResult(version, True, stored.warnings)
 
@@ -614,9 +659,19 @@ def _version_create(
     content_hash: str,
     fields: dict[str, Any],
     event_notes: dict[str, Any],
+    declared_rows: int | None = None,
 ) -> DatasetVersion:
     """Create the dataset's next version and log it: the one place a version row is written, for
-    uploads, derived versions and tables registered by reference alike."""
+    uploads, derived versions and tables registered by reference alike.
+
+    A source version whose row count the steward declared public (``declared_rows``, already
+    checked equal to ``n_rows``) gets ``public_rows = n_rows`` and ``rows_declared``, recorded in
+    its ``dataset_version.create`` event, and no DP estimate is charged for it."""
+    if declared_rows is not None:
+        if kind != VersionKind.SOURCE or declared_rows != fields["n_rows"]:
+            raise ValidationError("Only a source version's exact row count can be declared public.")
+        fields = {**fields, "public_rows": declared_rows, "rows_declared": True}
+        event_notes = {**event_notes, "declared_rows": declared_rows}
     number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
     version = DatasetVersion.objects.create(
         dataset=dataset, number=number, kind=kind, content_hash=content_hash, created_by=actor, **fields

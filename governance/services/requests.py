@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.amounts import amount_text, parse_decimal
 from core.errors import (
+    BudgetExhaustedError,
     ConflictError,
     FourEyesError,
     InvalidTransitionError,
@@ -426,9 +427,21 @@ def _check_generator_budget(
         generator = get_generator(name, **params)
     except (GeneratorError, TypeError):
         return  # _check_generator names the mistake
+    try:  # the (ε, δ) the generator's mechanism can take at all (the Gaussian mechanism needs δ > 0)
+        generator.plan_privacy(float(epsilon), float(delta))
+    except GeneratorError as error:
+        field = "delta" if "delta" in str(error) else "epsilon"
+        raise ValidationError(
+            f"Generator {name!r} cannot run at ε = {amount_text(epsilon)}, δ = {amount_text(delta)}: {error}. "
+            "Nothing was spent or reserved.",
+            extra={"field": field},
+        ) from error
     if not generator.takes_row_estimate:
         return
-    estimate = version_row_estimate(version=source, holdout_fraction=purpose.holdout_fraction)
+    try:
+        estimate = version_row_estimate(version=source, holdout_fraction=purpose.holdout_fraction)
+    except BudgetExhaustedError:
+        return  # the estimate cannot be paid for: _check_audit_power names it (with valid rows)
     try:
         refusal = generator.budget_refusal(source.schema, float(epsilon), float(delta), estimate)
     except GeneratorError:

@@ -5,6 +5,7 @@ gives one row group a chunk, the same bytes for the same draws, and nothing left
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import pandas as pd
@@ -103,14 +104,18 @@ def _stored_both(storage: VersionStorage, n: int) -> tuple[str, str, dict]:
     table = build_table(header, _rows(n), {**STREAM_SCHEMA, "missing_values": [""]}, schema_inferred=False)
     storage.write_new("v.csv", canonical_bytes(table.frame, table.schema))
     arrow = arrow_table(table.frame, table.schema)
-    with pq.ParquetWriter(storage.path("v.parquet"), arrow.schema, **write_options(table.schema)) as writer:
+    buffer = io.BytesIO()
+    with pq.ParquetWriter(buffer, arrow.schema, **write_options(table.schema)) as writer:
         for start in range(0, n, 700):  # several row groups, as a job writes them
             writer.write_table(arrow.slice(start, 700))
+    storage.write_new("v.parquet", buffer.getvalue())
     return "v.csv", "v.parquet", table.schema
 
 
-def test_the_streamed_audit_sample_and_cell_counts_of_parquet_match_csv(tmp_path):
-    storage = VersionStorage(str(tmp_path))
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_the_streamed_audit_sample_and_cell_counts_of_parquet_match_csv(tmp_path, where):
+    # the local data directory, or an fsspec filesystem as S3 is one (its files opened, never paths)
+    storage = VersionStorage(str(tmp_path) if where == "local" else f"memory://parquet-{tmp_path.name}")
     csv_key, parquet_key, schema = _stored_both(storage, 3_000)
     assert (key_format(csv_key), key_format(parquet_key)) == ("csv", "parquet")
     whole = storage.read_version(csv_key, schema)

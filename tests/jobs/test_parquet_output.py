@@ -19,6 +19,7 @@ from audits.services import datasheet_verify, release_create, release_download, 
 from audits.services.drift_audits import DriftReads, drift_figures
 from audits.services.runs import version_frame
 from core.errors import ValidationError
+from dashboard.profiles import version_profile
 from governance.models import DataRequest
 from governance.storage import version_storage
 from synth_engine.models import JobStatus
@@ -67,6 +68,11 @@ def test_a_parquet_job_is_audited_released_and_downloaded_as_the_csv_job_of_the_
     csv_values = dict(csv_run.checks.values_list("name", "value"))
     assert values.keys() == csv_values.keys()
     assert values == pytest.approx(csv_values, rel=1e-9, abs=1e-12)
+
+    settings.SYNTHGATE_PROFILE_SAMPLE_ROWS = 500  # the dashboard's column profile streams its sample too
+    profile, csv_profile = version_profile(version), version_profile(csv_version)
+    assert profile["sampled"] and profile["n_rows"] == csv_profile["n_rows"] == 1_600
+    assert (profile["names"], profile["head"]) == (csv_profile["names"], csv_profile["head"])
 
     facts = datasheet_facts(run)
     assert facts.synthetic.format.startswith("Parquet") and datasheet_facts(csv_run).synthetic.format == "CSV (UTF-8)"

@@ -48,6 +48,12 @@ class Command(SynthgateCommand):
         )
         add_registration_arguments(register)
         register.add_argument(
+            "--declared-rows",
+            metavar="N",
+            help="the table's exact row count, declared public (a published census count): refused unless it "
+            "is the count; then no DP estimate of the size is charged",
+        )
+        register.add_argument(
             "--declare",
             metavar="FILE",
             help="JSON object of column → roles and public domain to declare on the given or inferred schema, e.g. "
@@ -113,6 +119,7 @@ class Command(SynthgateCommand):
             cap_override_reason=options["override_caps"],
             overlap_override_reason=options["override_overlap"],
             declarations=_read_json_object(options["declare"], what="declarations"),
+            declared_rows=options["declared_rows"],
         )
         version = result.version
         data = {
