@@ -427,6 +427,15 @@ def _check_generator_budget(
         generator = get_generator(name, **params)
     except (GeneratorError, TypeError):
         return  # _check_generator names the mistake
+    try:  # the (ε, δ) the generator's mechanism can take at all (the Gaussian mechanism needs δ > 0)
+        generator.plan_privacy(float(epsilon), float(delta))
+    except GeneratorError as error:
+        field = "delta" if "delta" in str(error) else "epsilon"
+        raise ValidationError(
+            f"Generator {name!r} cannot run at ε = {amount_text(epsilon)}, δ = {amount_text(delta)}: {error}. "
+            "Nothing was spent or reserved.",
+            extra={"field": field},
+        ) from error
     if not generator.takes_row_estimate:
         return
     try:
