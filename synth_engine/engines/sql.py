@@ -398,10 +398,10 @@ def enclosing_groups(groups: list[tuple[int, ...]]) -> dict[int, int]:
 
     within: dict[int, int] = {}
     for g in range(len(groups)):
-        h = larger(g)
-        while h is not None:  # up to a group no larger one holds: that one is counted
-            within[g] = h
-            h = larger(h)
+        found = larger(g)
+        while found is not None:  # up to a group no larger one holds: that one is counted
+            within[g] = found
+            found = larger(found)
     return within
 
 
