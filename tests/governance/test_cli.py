@@ -263,8 +263,9 @@ def test_dataset_register_without_a_schema_prints_the_inferred_schema(cast, adul
 
     assert result.code == 0
     assert "this schema was inferred" in result.stdout
-    assert "age             integer      other" in result.stdout
-    assert "workclass       categorical  other" in result.stdout
+    assert "age             integer (proposed)      other" in result.stdout
+    assert "workclass       categorical (proposed)  other" in result.stdout
+    assert "synthgate dataset declare adult --accept-proposed-types" in result.stdout
 
 
 @pytest.mark.django_db
@@ -898,6 +899,7 @@ def test_every_command_prints_json_with_json(cast, adult_csv, research):
             "--as",
             "steward",
         ),
+        ("dataset", "declare", "adult", "--accept-proposed-types", "--as", "steward"),
         ("dataset", "list", "--as", "steward"),
         ("dataset", "show", "adult", "--as", "steward"),
         ("purpose", "list", "--as", "steward"),
@@ -934,8 +936,9 @@ def test_every_command_prints_json_with_json(cast, adult_csv, research):
 
     assert [output.code for output in outputs] == [0] * len(outputs)
     parsed = [output.json() for output in outputs]
-    assert parsed[8]["state"] == "submitted" and parsed[10][0]["id"] == request_id
-    assert parsed[11]["state"] == "withdrawn" and parsed[12]["epsilon"]["cap"] == "5"
+    assert parsed[9]["state"] == "submitted" and parsed[11][0]["id"] == request_id
+    assert parsed[12]["state"] == "withdrawn" and parsed[13]["epsilon"]["cap"] == "5"
+    assert [column["type"] for column in parsed[3]["columns"]][:2] == ["integer", "categorical"]
 
 
 @pytest.mark.django_db
