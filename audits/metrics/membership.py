@@ -37,9 +37,10 @@ import numpy as np
 from scipy.stats import norm, rankdata
 from sklearn.metrics import roc_curve
 
-from audits.metrics.base import CheckResult, judge, wilson_interval
+from audits.metrics.base import CheckResult, judge
 from audits.metrics.context import AuditData, SyntheticRows
 from audits.metrics.encoding import nearest_neighbours
+from audits.metrics.lowfpr import tpr_at_fpr
 from synth_engine.assurance.bounds import clopper_pearson_lower, clopper_pearson_upper
 
 Thresholds = dict[str, float | None] | None
@@ -212,15 +213,17 @@ def _without_roc(summary: dict) -> dict:
 
 def attack_summary(truth: np.ndarray, scores: np.ndarray) -> dict:
     """AUC with DeLong interval, TPR at 1 % and 0.1 % FPR (ties split as by random tie-breaking:
-    linear interpolation on the ROC curve) and ~50 ROC points for a chart."""
+    linear interpolation on the ROC curve) with an interval that includes the threshold's own
+    noise (:func:`audits.metrics.lowfpr.tpr_at_fpr`), and ~50 ROC points for a chart."""
     n_members = int(truth.sum())
     auc, low, high = delong_auc(scores[truth == 1], scores[truth == 0])
     fpr, tpr, _ = roc_curve(truth, scores, drop_intermediate=False)
-    rates: dict[str, float | list[float]] = {}
+    rates: dict[str, float | list[float] | dict] = {}
     for label, level in (("1pct", 0.01), ("0p1pct", 0.001)):
-        value = float(np.interp(level, fpr, tpr))
-        rates[f"tpr_at_{label}_fpr"] = value
-        rates[f"tpr_at_{label}_fpr_ci"] = list(wilson_interval(int(round(value * n_members)), n_members))
+        rates[f"tpr_at_{label}_fpr"] = float(np.interp(level, fpr, tpr))
+        at = tpr_at_fpr(scores[truth == 1], scores[truth == 0], level)
+        rates[f"tpr_at_{label}_fpr_ci"] = [at.low, at.high]
+        rates[f"tpr_at_{label}_fpr_threshold"] = {"members_above": at.hits, "non_members_above": at.admitted}
     grid = np.unique(np.r_[np.linspace(0, 1, 41), np.geomspace(1e-3, 1, 10)])
     return {
         "auc": auc,

@@ -5,7 +5,8 @@ with verbatim copies of training rows drawn from the members the attacks score. 
 distance exactly 0 from its member, so the distance attack ranks every planted member above
 (almost) every non-member, and its TPR at 1 % FPR is about ``planted / members`` plus the 1 % a
 powerless attack gets. The family catches the control when the lower end of that TPR's 95 %
-Wilson interval exceeds the purpose's threshold (0.02 by default).
+interval exceeds the purpose's threshold (0.02 by default); the interval includes the noise of
+the threshold read off the non-members (:mod:`audits.metrics.lowfpr`).
 
 So the control is caught when enough members are planted *relative to the members scored*. The
 audit therefore scores at most as many members as there are synthetic rows
@@ -23,10 +24,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom, norm
+from scipy.special import bdtrc, betaincinv
+from scipy.stats import binom
+
+from audits.metrics.lowfpr import THRESHOLD_SHARE, minimum_hits
 
 REQUIRED_POWER = 0.95
 CHANCE_TPR = 0.01  # TPR at 1 % FPR of an attack that sees nothing
+TPR_LEVEL = 0.01  # the FPR at which the TPR checks read the attacks
+POWER_GRID = 64  # Beta quantiles per size when scanning sizes (the audit itself uses 256)
+ALPHA = 0.025  # one-sided error of the TPR checks' lower limit (95 % two-sided interval)
 DEFAULT_TPR_THRESHOLD = 0.02
 DEFAULT_CANDIDATES = 5000
 
@@ -91,7 +98,7 @@ class MembershipPower:
 def control_catch_probability(
     n_members: int, n_planted: int, *, tpr_threshold: float = DEFAULT_TPR_THRESHOLD, chance_tpr: float = CHANCE_TPR
 ) -> float:
-    """Probability that the Wilson 95 % lower bound of the TPR at 1 % FPR exceeds the threshold.
+    """Probability that the TPR check's lower confidence limit exceeds the threshold.
 
     Parameters
     ----------
@@ -102,33 +109,21 @@ def control_catch_probability(
     tpr_threshold : float
         The purpose's ``membership_distance_tpr`` threshold.
     chance_tpr : float
-        TPR of the other members, as for an attack that sees nothing (its FPR).
+        Share of the other members above the threshold, as for an attack that sees nothing.
 
     Returns
     -------
     float
-        ``P[wilson_low(n_planted + B, n_members) > tpr_threshold]`` with
-        ``B ~ Binomial(n_members - n_planted, chance_tpr)``.
+        ``P[n_planted + B >= h]`` with ``B ~ Binomial(n_members - n_planted, chance_tpr)`` and
+        ``h`` the fewest members above the threshold that fail the check
+        (:func:`audits.metrics.lowfpr.minimum_hits`, the threshold's noise included).
     """
     if n_members <= 0 or n_planted <= 0:
         return 0.0
-    others = n_members - n_planted
-    successes = n_planted + np.arange(others + 1)
-    caught = np.flatnonzero(_wilson_low(successes, n_members) > tpr_threshold)
-    if caught.size == 0:
+    needed = minimum_hits(n_members, n_members, tpr_threshold, TPR_LEVEL)
+    if needed is None:
         return 0.0
-    return float(binom.sf(caught[0] - 1, others, chance_tpr))
-
-
-def _wilson_low(successes: np.ndarray, n_total: int | np.ndarray, confidence: float = 0.95) -> np.ndarray:
-    """Lower ends of Wilson intervals, vectorised (the same formula as
-    :func:`audits.metrics.base.wilson_interval`)."""
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / n_total
-    denominator = 1 + z * z / n_total
-    centre = (p + z * z / (2 * n_total)) / denominator
-    half = z * np.sqrt(p * (1 - p) / n_total + z * z / (4 * n_total * n_total)) / denominator
-    return np.maximum(0.0, centre - half)
+    return float(binom.sf(needed - n_planted - 1, n_members - n_planted, chance_tpr))
 
 
 def membership_power(
@@ -155,12 +150,28 @@ def membership_power(
     rows = np.arange(1, math.ceil(cap / share) + 2)
     scored = np.minimum(rows, cap)
     copies = np.minimum(np.maximum(1, np.ceil(share * rows - 1e-9)), scored)
-    failing = np.flatnonzero(_wilson_low(copies, scored) <= tpr_threshold)
+    small = rows <= cap  # scored = rows; beyond, scored = cap and more copies only help
+    fails = np.empty(len(rows), dtype=bool)
+    fails[small] = _copies_fail(copies[small].astype(float), scored[small].astype(float), tpr_threshold)
+    needed = minimum_hits(cap, cap, tpr_threshold, TPR_LEVEL)
+    fails[~small] = True if needed is None else copies[~small] < needed
+    failing = np.flatnonzero(fails)
     if failing.size and failing[-1] == len(rows) - 1:
         minimum = None  # even planting every scored member is not enough
     else:
         minimum = int(rows[failing[-1] + 1]) if failing.size else 1
     return MembershipPower(int(n_synthetic), members, planted, chance, minimum)
+
+
+def _copies_fail(copies: np.ndarray, scored: np.ndarray, tpr_threshold: float) -> np.ndarray:
+    """Whether ``copies`` members above the threshold, of ``scored`` members and as many
+    non-members, leave the TPR check passing (vectorised over sizes)."""
+    k = np.maximum(1, np.floor(THRESHOLD_SHARE * TPR_LEVEL * scored + 1e-9))
+    quantiles = (np.arange(POWER_GRID) + 0.5) / POWER_GRID
+    fpr = betaincinv(k[:, None], (scored - k + 1)[:, None], quantiles[None, :])
+    roc = np.minimum(1.0, np.maximum(tpr_threshold, tpr_threshold * fpr / TPR_LEVEL))
+    hits, members = copies.astype(np.int64)[:, None] - 1, scored.astype(np.int64)[:, None]
+    return bdtrc(hits, members, roc).mean(axis=1) >= ALPHA
 
 
 def holdout_rows(n_rows: int, holdout_fraction: float) -> int:

@@ -15,7 +15,9 @@ three together, so a clean ε = 1 release of a few-thousand-row table failed the
   sampling and is taken out (:func:`predict_noise`);
 - the limit of a lower-is-better fidelity check is the larger of the purpose's threshold and
   :data:`TOLERANCE` times the expected clean value ``sqrt(floor^2 + noise^2)``, but never more
-  than :data:`MAX_RELAXATION` times the purpose's threshold (:func:`fidelity_limit`). A release
+  than :data:`MAX_RELAXATION` times the purpose's threshold for the TVD checks; the association
+  check is bounded instead by what independent columns score, and not decided when the
+  tolerated value reaches it (:func:`fidelity_limit`). A release
   passes when its error is what sampling and the noise explain, or within the purpose's
   threshold; a broken generator (or one that ignores the data) is several times above both.
   When the noise alone is expected to exceed the most the threshold can be relaxed, a clean

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audits.compliance.build import compliance_report_build
 from core.amounts import amount_text
-from core.errors import BudgetExhaustedError, ConflictError
+from core.errors import BudgetExhaustedError, ConflictError, ValidationError
 from dashboard.selectors import dataset_rows
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, EntryKind, RequestState
 from governance.services import (
@@ -71,6 +71,7 @@ def ledger(cast, settings, tmp_path):
     dataset = dataset_register(
         actor=cast.steward, name=LEDGER, path=path, filename=path.name, epsilon_cap="0.32", delta_cap="3e-6"
     ).version.dataset
+    factories.proposed_types_declared(steward=cast.steward, name=LEDGER)
     PurposeFactory(name="research", approvals_required=1, max_epsilon=Decimal("1"))
     return cast, dataset
 
@@ -167,10 +168,18 @@ def test_the_delta_cap_is_enforced_exactly_as_well(ledger):
 
 
 @pytest.mark.django_db
-def test_a_zero_delta_request_fits_a_full_delta_cap(ledger):
+def test_a_zero_delta_request_is_refused_at_filing_when_the_generator_needs_delta(ledger):
+    """δ = 0 is within every cap, but MST's Gaussian mechanism needs δ > 0: the job would fail at its
+    planning, so filing refuses it, with the reason, and writes nothing."""
     cast, dataset = ledger
-    approved_request(cast, epsilon="0.01", delta="3e-6")
-    assert approved_request(cast, epsilon="0.01", delta="0").state == RequestState.APPROVED
+    approved_request(cast, epsilon="0.01", delta="3e-6")  # the δ cap is used up: δ = 0 is what fits
+    before = (DataRequest.objects.count(), request_entries().count(), AuditEvent.objects.count())
+    with pytest.raises(ValidationError) as caught:
+        request_file(requester=cast.requester, epsilon="0.01", delta="0")
+    assert caught.value.extra["field"] == "delta"
+    assert "Generator 'mst' cannot run at ε = 0.01, δ = 0" in caught.value.message
+    assert "delta must be in (0, 1)" in caught.value.message and "Nothing was spent or reserved" in caught.value.message
+    assert (DataRequest.objects.count(), request_entries().count(), AuditEvent.objects.count()) == before
 
 
 @pytest.mark.django_db

@@ -3,7 +3,7 @@ refusals (issue 11.2): both are computed from the source version's DP row estima
 per version with ε = 0.02 (δ = 0) and charged to the dataset's ledger.
 
 The distinguishing game: two source versions whose exact counts differ by one row, at the size
-where the audit's decidability flips (255 and 256 rows at 55 synthetic rows, holdout 20 %). On
+where the audit's decidability flips (605 and 606 rows at 170 synthetic rows, holdout 20 %). On
 the old code (the exact count) a requester's outlook and filing answer differently on the two;
 here the answers are a function of the estimate alone, so with the estimates coupled to the
 same value they are identical, and their distributions differ only as the estimate's do
@@ -26,9 +26,10 @@ from tests.governance.factories import PurposeFactory, dataset_register_adult, r
 
 pytestmark = pytest.mark.django_db
 
-SMALL, LARGE = 255, 256  # holdout 51 and 52 rows: the smallest decisive synthetic size is 41, then 61
-SYNTHETIC = 55  # decisive on 255 exact rows, not on 256
-# ε = 3: at about 204 training rows and 15 columns MST needs ε ≥ 1.93 (δ = 1e-6), and filing refuses less
+SMALL, LARGE = 605, 606  # holdout 121 and 122 rows: the smallest decisive synthetic size is 161, then 181
+SYNTHETIC = 170  # decisive on 605 exact rows, not on 606
+# ε = 3: small tables need a larger ε for MST (about 204 training rows and 15 columns need ε ≥ 1.93
+# at δ = 1e-6), and filing refuses less; 3 stays clear of that at 484 training rows
 OUTLOOK = {"purpose_name": "research", "epsilon": "3", "delta": "1e-6", "n_rows": SYNTHETIC}
 
 
@@ -80,10 +81,10 @@ def test_requester_answers_one_row_apart_are_identical_when_the_estimates_are(ca
         version.dataset.name: access_request_outlook(actor=cast.steward, dataset_name=version.dataset.name, **OUTLOOK)
         for version in (small, large)
     }
-    assert steward["small"]["membership"]["minimum_rows"] == 41
-    assert steward["large"]["membership"]["minimum_rows"] == 61
+    assert steward["small"]["membership"]["minimum_rows"] == 161
+    assert steward["large"]["membership"]["minimum_rows"] == 181
     assert steward["small"]["predicted_verdict"] != "inconclusive" == steward["large"]["predicted_verdict"]
-    assert (steward["small"]["n_train"], steward["large"]["n_train"]) == (SMALL - 51, LARGE - 52)
+    assert (steward["small"]["n_train"], steward["large"]["n_train"]) == (SMALL - 121, LARGE - 122)
 
     estimate = public_row_estimate(SMALL, float(row_estimate_epsilon()), np.random.default_rng(7))
     for version in (small, large):
@@ -113,7 +114,7 @@ def test_the_answers_follow_the_estimate_not_the_count(cast, adult_schema):
     assert low_filing == "filed"
     assert "the audit could not decide (inconclusive): ask for at least" in high_filing
     assert str(SMALL) not in high_filing and str(LARGE) not in high_filing
-    assert (low_outlook["membership"]["minimum_rows"], high_outlook["membership"]["minimum_rows"]) == (41, 61)
+    assert (low_outlook["membership"]["minimum_rows"], high_outlook["membership"]["minimum_rows"]) == (161, 181)
     assert low_outlook["n_train"] is None and low_outlook["n_holdout"] is None
 
 

@@ -265,3 +265,48 @@ def test_rows_restricted_by_a_predicate_are_counted_alike_over_page_ranges_and_a
             cursor.execute(f"DROP VIEW {TABLE}_view")
         owner.close()
     main.close()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_the_callers_bound_on_waiting_for_a_lock_holds_on_every_counting_connection(
+    warehouse, split, monkeypatch
+) -> None:
+    # as SourceData.bound_waits sets it: a count waiting on a table locked by another session fails
+    # after the caller's lock_timeout on every connection, the error is raised, the other
+    # connections are closed, and the caller's session is left usable and as it was
+    frame, schema = warehouse
+    if split:
+        monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    main = app_connection()
+    main.set_session(readonly=True, autocommit=True)
+    with main.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '300ms'")
+    before = session_state(main)
+    opened = []
+
+    def connect():
+        other = app_connection()
+        other.autocommit = True
+        opened.append(other)
+        return other
+
+    source = PostgresCounts(main, TABLE, schema, connect=connect)
+    assert len(source._page_ranges()) == (2 if split else 1)
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(7, a, b) for a in range(7) for b in range(a + 1, 7)]
+    with as_owner():
+        locker = psycopg2.connect(database_url())
+    with locker.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+    try:
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            source.binned_counts(model.codecs_, model.bins_, groups)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert bool(opened) == split and all(other.closed for other in opened)
+    assert session_state(main) == before
+    ours = source.binned_counts(model.codecs_, model.bins_, groups)  # and counts once the lock is gone
+    theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    main.close()
