@@ -320,8 +320,8 @@ class DPTVAEGenerator(Generator):
         self._check_params()
         if row_estimate is not None:
             self._plan(epsilon, delta, row_estimate.rows, estimated=True)
-            details = {"params": self.get_params(), "row_estimate": _estimate_record(row_estimate)}
-            return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
+            paid: dict[str, Any] = {"params": self.get_params(), "row_estimate": _estimate_record(row_estimate)}
+            return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, paid)
         if n_rows is None:
             details = {"params": self.get_params(), "rows_fraction": ROWS_FRACTION, "accountant": ACCOUNTANT_NAME}
             return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)

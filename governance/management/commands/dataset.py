@@ -58,7 +58,7 @@ class Command(SynthgateCommand):
             metavar="FILE",
             help="JSON object of column → roles and public domain to declare on the given or inferred schema, e.g. "
             '{"income": {"role": "label", "categories": ["<=50K", ">50K"]}, "age": {"min": 15, "max": 100}} '
-            "(keys: role, categories, min, max, nullable, domain_source); logged",
+            "(keys: type, role, categories, min, max, nullable, resolution, calendar, step, domain_source); logged",
         )
         declare = self.add_subcommand(
             actions,
