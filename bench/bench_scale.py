@@ -20,7 +20,8 @@ kept between runs of the same size).
 Each path runs in a fresh process (``--child``), so its peak RSS (``VmHWM``: the interpreter,
 NumPy, pandas, DuckDB when embedded, the frame for the in-memory path) is its own; PostgreSQL's
 and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fit is done, not
-its peak; its CPU is not in ``fit_cpu_s``). Printed:
+its peak; its CPU is not in ``fit_cpu_s`` but in ``jvm_cpu_s``: the JVM's and its Python workers' CPU
+from the session's start to the fitted model). Printed:
 ``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
 frame in memory), ``fit_cpu_s`` (this process's CPU), ``db_cpu_s`` (for ``postgresql``, the
 server processes' CPU during the fit, read from ``/proc`` when the server runs on this machine:
@@ -206,6 +207,13 @@ def children_rss_mb() -> float:
     return sum(child.memory_info().rss for child in psutil.Process().children(recursive=True)) / 2**20
 
 
+def children_cpu_s() -> float:
+    """The CPU time of this process's children (Spark's JVM and its Python workers), ended ones included."""
+    import psutil
+
+    return sum(sum(child.cpu_times()[:4]) for child in psutil.Process().children(recursive=True))
+
+
 def process_cpu_s(pid: int) -> float:
     """The CPU time (user + system) of a process of this machine, from ``/proc``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -287,6 +295,7 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
 
     model, fit_s, fit_cpu = fit(path, parquet, table)
     fit_rss = peak_rss_mb()
+    jvm_cpu = children_cpu_s()  # the JVM started with the fit: all of its CPU so far
     jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
     drawn, cpu = time.perf_counter(), time.process_time()
     for start in range(0, sample_rows, SAMPLE_CHUNK):
@@ -315,6 +324,7 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         "db_cpu_s": round(DATABASE_CPU["db_cpu_s"], 1) if "db_cpu_s" in DATABASE_CPU else "",
         "fit_rss_mb": round(fit_rss),
         "jvm_rss_mb": round(jvm_rss) if jvm_rss else "",
+        "jvm_cpu_s": round(jvm_cpu, 1) if jvm_rss else "",
         "draw_rows_per_s": round(sample_rows / draw_s),
         "draw_cpu_rows_per_s": round(sample_rows / draw_cpu),
         "write_rows_per_s": round(sample_rows / write_s),
@@ -336,7 +346,18 @@ def engine_available(path: str) -> bool:
     return importlib.util.find_spec("synth_engine.engines.spark") is not None
 
 
-HEADER = ["path", "rows", "columns", "engine", "fit_s", "fit_cpu_s", "db_cpu_s", "fit_rss_mb", "jvm_rss_mb"]
+HEADER = [
+    "path",
+    "rows",
+    "columns",
+    "engine",
+    "fit_s",
+    "fit_cpu_s",
+    "db_cpu_s",
+    "fit_rss_mb",
+    "jvm_rss_mb",
+    "jvm_cpu_s",
+]
 HEADER += ["draw_rows_per_s", "draw_cpu_rows_per_s", "write_rows_per_s", "write_cpu_rows_per_s", "csv_mb"]
 HEADER += ["parquet_rows_per_s", "parquet_cpu_rows_per_s", "parquet_mb", "peak_rss_mb", "load"]
 

@@ -20,7 +20,13 @@ Column keys:
   coded 17.5, 22, 27 on a 0.5 grid, and is released on that grid; likewise only suggested);
 - ``domain_source``: where the public domain comes from (a codebook, a standard), shown with it;
 - ``description``; ``privileged`` (protected columns) and ``favourable`` (label column), read by
-  the bias and utility checks.
+  the bias and utility checks;
+- ``type_proposed``: ``true`` while the column's ``type`` is only what registration read from the
+  rows (:func:`proposed_type_columns`). A type is structure, and one row (a 2.5 in a column of whole
+  numbers, one word in a column of numbers) would change it, so it is the steward's to declare
+  (``"type"`` in a declaration, which drops the key); a version with a proposed type cannot be
+  requested, and requesters read its type as ``null`` (:func:`schema_public`). A schema the steward
+  gives declares its types outright (:func:`schema_types_declared`).
 
 Datetimes are numeric: they are modelled on a number line as whole seconds since the epoch in
 UTC. A naive timestamp is taken to be UTC; an aware one is converted to UTC (the one time-zone
@@ -43,7 +49,7 @@ NUMERIC_TYPES = ("integer", "float", "datetime")
 CATEGORICAL_TYPES = ("categorical", "boolean")
 COLUMN_KEYS = (
     *("name", "type", "role", "min", "max", "categories", "nullable", "resolution", "calendar", "step"),
-    *("description", "domain_source", "privileged", "favourable"),
+    *("description", "domain_source", "privileged", "favourable", "type_proposed"),
 )
 DEFAULT_MISSING = ("",)
 # The declared resolution of a datetime column: released values are whole multiples of it (UTC).
@@ -159,6 +165,8 @@ def parse_column(position: int, column: Any, *, strict: bool = False) -> ColumnS
         raise SchemaError(
             f"Schema column {name!r}: resolution must be one of {', '.join(DATETIME_RESOLUTIONS)}; got {resolution!r}."
         )
+    if not isinstance(column.get("type_proposed", False), bool):
+        raise SchemaError(f"Schema column {name!r}: type_proposed must be true or false.")
     calendar = column.get("calendar")
     if calendar is not None and (kind != "datetime" or resolution != "day" or calendar not in DATETIME_CALENDARS):
         raise SchemaError(
@@ -242,7 +250,18 @@ def undeclared_domains(specs: list[ColumnSpec]) -> list[str]:
     return sentences
 
 
-DECLARABLE_KEYS = ("role", "categories", "min", "max", "nullable", "resolution", "calendar", "step", "domain_source")
+DECLARABLE_KEYS = (
+    "type",
+    "role",
+    "categories",
+    "min",
+    "max",
+    "nullable",
+    "resolution",
+    "calendar",
+    "step",
+    "domain_source",
+)
 
 
 def schema_declared(schema: dict[str, Any], declarations: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -268,11 +287,52 @@ def schema_declared(schema: dict[str, Any], declarations: dict[str, dict[str, An
                 f"Column {column!r}: cannot declare {', '.join(map(str, unknown))}; "
                 f"declarable: {', '.join(DECLARABLE_KEYS)}."
             )
+        if "type" in changes and changes["type"] is None:
+            raise SchemaError(f"Column {column!r}: a type cannot be removed; declare one of {', '.join(COLUMN_TYPES)}.")
         for key, value in changes.items():
             if value is None:
                 entry.pop(key, None)
             else:
                 entry[key] = value
+        if "type" in changes:
+            entry.pop("type_proposed", None)  # the steward's declaration, no longer a proposal
+    return {**schema, "columns": columns}
+
+
+def proposed_type_columns(schema: dict[str, Any]) -> list[str]:
+    """The columns whose type is still only proposed from the rows (``type_proposed``), in order."""
+    return [
+        str(entry.get("name"))
+        for entry in schema.get("columns", [])
+        if isinstance(entry, dict) and entry.get("type_proposed")
+    ]
+
+
+def proposed_types_declarations(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Declarations that declare every proposed type as proposed (column → ``{"type": ...}``)."""
+    by_name = {entry["name"]: entry for entry in schema.get("columns", []) if isinstance(entry, dict)}
+    return {name: {"type": by_name[name]["type"]} for name in proposed_type_columns(schema)}
+
+
+def schema_types_declared(schema: Any) -> Any:
+    """A schema the steward gives, its types declared outright (any ``type_proposed`` dropped);
+    anything that is not a schema is returned as it is, for the parser to refuse."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), list):
+        return schema
+    columns = [
+        {key: value for key, value in entry.items() if key != "type_proposed"} if isinstance(entry, dict) else entry
+        for entry in schema["columns"]
+    ]
+    return {**schema, "columns": columns}
+
+
+def schema_public(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as anyone but a steward reads it: a proposed type (read from the rows, not yet
+    declared) is ``null``, so the same columns give the same public schema whatever their rows hold."""
+    columns = [
+        {**entry, "type": None} if isinstance(entry, dict) and entry.get("type_proposed") else entry
+        for entry in schema.get("columns", [])
+    ]
     return {**schema, "columns": columns}
 
 

@@ -11,7 +11,7 @@ from django.http import QueryDict
 
 from core.errors import ValidationError
 from core.limits import json_loads_checked
-from core.schema import DATETIME_CALENDARS, DATETIME_RESOLUTIONS
+from core.schema import COLUMN_TYPES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS
 from dashboard.uploads import StagedUpload
 from governance.models import RecipientKind, RequestState, Role, Sensitivity
 from synth_engine.sources import is_s3_url
@@ -202,6 +202,13 @@ class ColumnDeclareForm(forms.Form):
     """One column's role and public domain; empty fields leave the declaration as it is."""
 
     column = forms.ChoiceField()
+    type = forms.ChoiceField(
+        required=False,
+        label="Type",
+        choices=[("", "— unchanged —"), *((kind, kind) for kind in COLUMN_TYPES)],
+        help_text="A type proposed from the rows must be declared (confirmed or changed) before the dataset "
+        "can be requested.",
+    )
     role = forms.ChoiceField(required=False)
     categories = forms.CharField(
         required=False, max_length=10_000, help_text="Comma-separated, from the codebook; '-' removes them."
@@ -265,7 +272,7 @@ class ColumnDeclareForm(forms.Form):
         super().clean()
         data = self.cleaned_data
         column = data.get("column") or ""
-        kind = self.types.get(column)
+        kind = data.get("type") or self.types.get(column)
         if not kind:
             return data
         for field in ("resolution", "calendar"):
@@ -280,6 +287,8 @@ class ColumnDeclareForm(forms.Form):
 
     def changes(self) -> dict[str, Any]:
         data, changes = self.cleaned_data, {}
+        if data.get("type"):
+            changes["type"] = data["type"]
         if data.get("role"):
             changes["role"] = data["role"]
         text = (data.get("categories") or "").strip()

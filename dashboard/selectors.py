@@ -29,7 +29,7 @@ from governance.models import (
     Role,
     VersionKind,
 )
-from governance.permissions import SEE_ALL_REQUESTS, real_row_counts_visible, user_has_role
+from governance.permissions import SEE_ALL_REQUESTS, real_row_counts_visible, user_has_role, version_schema_visible
 from governance.selectors import budget_balances, dataset_list, request_list
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_list
@@ -128,18 +128,21 @@ def dataset_lineage(*, user: User, dataset: Dataset) -> list[LineageRoot]:
     return list(roots.values())
 
 
-def dataset_columns(*, version: DatasetVersion | None) -> list[dict[str, Any]]:
+def dataset_columns(*, user: User, version: DatasetVersion | None) -> list[dict[str, Any]]:
+    """The newest source's columns as ``user`` may read them: a type proposed from the rows is shown
+    to stewards only, marked ``proposed`` (``governance.permissions.version_schema_visible``)."""
     if version is None:
         return []
     return [
         {
             "name": c["name"],
-            "type": c.get("type", ""),
+            "type": c.get("type") or "undeclared",
+            "proposed": bool(c.get("type_proposed")) and c.get("type") is not None,
             "role": c.get("role", "other"),
             "domain": public_domain(c),
             "declared": _declared_text(c),
         }
-        for c in version.schema.get("columns", [])
+        for c in version_schema_visible(user, version).get("columns", [])
     ]
 
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 
 from core.cli_format import cell, table
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose
-from governance.permissions import version_hash_visible, version_rows_visible
+from governance.permissions import version_hash_visible, version_rows_visible, version_schema_visible
 
 # --- records -----------------------------------------------------------------------------
 
@@ -55,7 +55,7 @@ def version_data(version: DatasetVersion, *, viewer: User) -> dict[str, Any]:
         "parent": version.parent.number if version.parent is not None else None,
         "created_by": version.created_by.username if version.created_by is not None else None,
         "created_at": version.created_at,
-        "schema": version.schema,
+        "schema": version_schema_visible(viewer, version),
     }
 
 
@@ -63,7 +63,7 @@ def schema_table(schema: dict[str, Any]) -> str:
     rows = [
         (
             column["name"],
-            column["type"],
+            _type_text(column),
             column["role"],
             column.get("min"),
             column.get("max"),
@@ -77,6 +77,14 @@ def schema_table(schema: dict[str, Any]) -> str:
     return table(("column", "type", "role", "min", "max", "categories", "nullable", "grid", "domain"), rows)
 
 
+def _type_text(column: dict[str, Any]) -> str:
+    """The column's type; a proposed one (read from the rows, not declared) says so, and one hidden
+    from the reader (``core.schema.schema_public``) reads ``undeclared``."""
+    if column.get("type") is None:
+        return "undeclared"
+    return f"{column['type']} (proposed)" if column.get("type_proposed") else str(column["type"])
+
+
 def _grid(column: dict[str, Any]) -> str | None:
     """A datetime's declared resolution and calendar, or a float's step (what its values are released on)."""
     parts = [f"{column['resolution']}s" if column.get("resolution") else None, column.get("calendar")]
@@ -87,6 +95,9 @@ def _grid(column: dict[str, Any]) -> str | None:
 
 def public_domain(column: dict[str, Any]) -> str:
     """``public`` when the column's whole domain is declared, else ``private`` (estimated with DP, paid for)."""
+    if column.get("type") is None:  # a proposed type hidden from the reader: judged on declared keys only
+        declared = column.get("categories") or ("min" in column and "max" in column)
+        return "public" if declared else "private (DP, paid)"
     if column["type"] == "boolean":
         return "public"
     if column["type"] == "categorical":

@@ -413,18 +413,21 @@ def _check_schema_names(names: list[str], header: list[str]) -> None:
 
 
 def infer_schema(header: list[str], rows: list[list[str]], *, missing_values: Iterable[str]) -> dict[str, Any]:
-    """Guess each column's type from its values; every role is ``other`` until declared.
+    """Propose each column's type from its values; every role is ``other`` until declared.
 
-    ISO 8601 dates and times are datetimes. Nothing else is taken from the rows: no bound, no
-    category list, no resolution, calendar or step (the stored schema drives the generators, so
-    a key read from the rows would let one row change what the output can hold; issue 11.1).
-    :func:`suggested_declarations` offers those the steward may declare.
+    ISO 8601 dates and times are datetimes. The type is only proposed (``"type_proposed": true``):
+    it types the stored file, but one row (a 2.5 among whole numbers, one word among numbers)
+    changes it, so the version cannot be requested, and requesters do not read it, until the
+    steward declares it (``core.schema.proposed_type_columns``; issues 11.1, 11.3). Nothing else is
+    taken from the rows: no bound, no category list, no resolution, calendar or step (the stored
+    schema drives the generators, so a key read from the rows would let one row change what the
+    output can hold). :func:`suggested_declarations` offers those the steward may declare.
     """
     missing = set(missing_values)
     columns = []
     for position, name in enumerate(header):
         values = [row[position] for row in rows if row[position] not in missing]
-        columns.append({"name": name, "type": _infer_type(values), "role": "other"})
+        columns.append({"name": name, "type": _infer_type(values), "role": "other", "type_proposed": True})
     return {"columns": columns, "missing_values": list(missing_values)}
 
 

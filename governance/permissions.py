@@ -7,9 +7,12 @@ service, so no import circle needs hiding inside a function.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.utils.crypto import salted_hmac
 
+from core.schema import schema_public
 from governance.models import DataRequest, DatasetVersion, Role, VersionKind
 
 # Roles that see every request; a user who only holds `requester` sees their own.
@@ -94,6 +97,14 @@ def lineage_visible(user: User | None, version: DatasetVersion) -> dict:
 def version_rows_visible(user: User, version: DatasetVersion) -> bool:
     """Whether ``user`` may read ``version``'s row count and size (see :func:`real_row_counts_visible`)."""
     return version.kind == VersionKind.SYNTHETIC or real_row_counts_visible(user)
+
+
+def version_schema_visible(user: User | None, version: DatasetVersion) -> dict[str, Any]:
+    """``version``'s schema as ``user`` may read it: a steward reads the types proposed from the rows
+    (to declare them); anyone else reads a proposed type as ``null`` (``core.schema.schema_public``)."""
+    if user is not None and user_has_role(user, Role.STEWARD):
+        return version.schema
+    return schema_public(version.schema)
 
 
 def request_visible_to(user: User, request: DataRequest) -> bool:

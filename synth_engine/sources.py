@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from core.errors import PermissionDeniedError, ValidationError, error_collected, errors_combined
 from core.limits import text_checked
-from core.schema import SchemaError, parse_schema
+from core.schema import SchemaError, parse_schema, schema_types_declared
 from core.times import time_iso
 from governance.fingerprint import row_digests
 from governance.ingest import build_table, canonical_frame
@@ -627,7 +627,10 @@ def _source_located(
 
 def _schema_checked(schema: Any) -> dict[str, Any]:
     """The schema checked, each column written out in full (a role defaults to ``other``), as an
-    upload's stored schema is."""
+    upload's stored schema is. The steward gives it, so its types are declared (a catalog's column
+    types reach a version only through a schema the steward sends: :func:`source_schema_propose`
+    fills the dashboard's box for review, and nothing registers without one)."""
+    schema = schema_types_declared(schema)
     if not isinstance(schema, dict):
         raise ValidationError(
             "A source by reference needs a schema (a JSON object with columns).", extra={"field": "schema"}

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from audits.recipient import reads_real_diagnostics
 from core.auth import signed_in_user
 from core.errors import ApplicationError, PermissionDeniedError, ValidationError
-from core.schema import COLUMN_ROLES
+from core.schema import COLUMN_ROLES, proposed_type_columns
 from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
 from dashboard.profiles import dataset_profile
 from dashboard.selectors import dataset_columns, dataset_lineage, dataset_rows
@@ -54,6 +54,7 @@ def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclare
     latest = dataset_latest_source(dataset=dataset)
     if declare_form is None and latest is not None and not latest.source_reference and _is_steward(request):
         declare_form = _declare_form(None, latest)  # data registered where it lives has a fixed schema
+    columns = dataset_columns(user=user, version=latest)
     return render(
         request,
         "dashboard/datasets/detail.html",
@@ -63,7 +64,8 @@ def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclare
             "versions": dataset_version_list(dataset=dataset),
             "lineage": dataset_lineage(user=signed_in_user(request), dataset=dataset),
             "ledger": paginate(request, budget_entry_list(user=signed_in_user(request), dataset=dataset), per_page=50),
-            "columns": dataset_columns(version=latest),
+            "columns": columns,
+            "has_proposed_types": any(column["proposed"] for column in columns),
             "latest": latest,
             "declare_form": declare_form,
             "profiles": dataset_profile(user=user, dataset=dataset, source=latest),
@@ -111,6 +113,8 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     latest = dataset_latest_source(dataset=dataset)
     if latest is None or latest.source_reference:  # nothing to declare yet, or a schema fixed at registration
         return redirect("dashboard:dataset-detail", name=name)
+    if request.method == "POST" and request.POST.get("action") == "accept_types":
+        return _types_accepted(request, dataset.name)
     data = request.POST if request.method == "POST" else None
     # read from the stored rows for the steward only; pre-filled, so submitting the form declares them
     suggestions = services.dataset_schema_suggestions(actor=signed_in_user(request), version=latest)
@@ -119,7 +123,7 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
             {**column, "suggested": _suggested_text(suggestions.get(column["name"], {}))},
             _column_form(data, latest, index, suggestions.get(column["name"], {})),
         )
-        for index, column in enumerate(dataset_columns(version=latest))
+        for index, column in enumerate(dataset_columns(user=signed_in_user(request), version=latest))
     ]
     error, status = None, 200
     if data is not None:
@@ -149,9 +153,27 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     return render(
         request,
         "dashboard/datasets/schema.html",
-        {"dataset": dataset, "latest": latest, "forms": forms, "error": error, "suggestions": bool(suggestions)},
+        {
+            "dataset": dataset,
+            "latest": latest,
+            "forms": forms,
+            "error": error,
+            "suggestions": bool(suggestions),
+            "proposed_types": proposed_type_columns(latest.schema),
+        },
         status=status,
     )
+
+
+def _types_accepted(request: HttpRequest, name: str) -> HttpResponse:
+    """The schema step's one-step declaration: every proposed type declared as shown (logged)."""
+    try:
+        result = services.dataset_schema_types_accept(actor=signed_in_user(request), name=name)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("dashboard:dataset-schema", name=name)
+    messages.success(request, f"Declared the proposed types on {result.version} as shown; each declaration is logged.")
+    return redirect("dashboard:dataset-schema", name=name)
 
 
 def _suggested_text(suggested: dict[str, Any]) -> str:

@@ -30,12 +30,12 @@ from core.apis import (
 from core.auth import signed_in_user
 from core.errors import NotFoundError
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS
+from core.schema import COLUMN_ROLES, COLUMN_TYPES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS, proposed_type_columns
 from governance import selectors, services
 from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
 from governance.models import Dataset, DatasetVersion, Sensitivity
-from governance.permissions import lineage_visible, version_hash_visible, version_rows_visible
+from governance.permissions import lineage_visible, version_hash_visible, version_rows_visible, version_schema_visible
 
 # A declared schema is a small JSON document; refuse to read a huge one into memory.
 MAX_SCHEMA_BYTES = 1024 * 1024
@@ -69,7 +69,10 @@ class VersionOutputSerializer(serializers.Serializer):
     )
     n_columns = serializers.IntegerField()
     size_bytes = serializers.IntegerField(allow_null=True, help_text="null when n_rows is")
-    schema = serializers.JSONField(help_text="columns with name, type and role; missing_values")
+    schema = serializers.JSONField(
+        help_text="columns with name, type and role; missing_values. A type proposed from the rows and not yet "
+        "declared has type_proposed true, and is null for anyone but a steward"
+    )
     schema_inferred = serializers.BooleanField()
     dropped_columns = serializers.ListField(
         child=serializers.CharField(), help_text="identifier columns dropped before storage"
@@ -95,6 +98,7 @@ class VersionOutputSerializer(serializers.Serializer):
             data["n_rows"] = data["size_bytes"] = None
         data["lineage"] = lineage_visible(viewer, instance)
         data["content_hash"] = version_hash_visible(viewer, instance)
+        data["schema"] = version_schema_visible(viewer, instance)
         return data
 
 
@@ -159,6 +163,12 @@ class ColumnDeclarationSerializer(serializers.Serializer):
     """One column's declaration. Give only the keys to change; ``null`` removes a declaration (the
     domain then becomes private: estimated with differential privacy and paid for)."""
 
+    type = serializers.ChoiceField(
+        choices=COLUMN_TYPES,
+        required=False,
+        help_text="the column's type: declares a type proposed from the rows (the same or another; the stored "
+        "values must fit it)",
+    )
     role = serializers.ChoiceField(choices=COLUMN_ROLES, allow_null=True, required=False)
     categories = serializers.ListField(
         child=serializers.CharField(max_length=1000),
@@ -452,12 +462,26 @@ class DatasetDeclareApi(APIView):
         columns = serializers.DictField(
             child=ColumnDeclarationSerializer(),
             allow_empty=False,
+            required=False,
             help_text="column name → what to declare on it, e.g. "
             '{"income": {"role": "label", "categories": ["<=50K", ">50K"]}, "age": {"min": 15, "max": 100}}',
+        )
+        accept_proposed_types = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="true: declare every type proposed from the rows as proposed (one logged declaration per "
+            "column), alone or before the columns' declarations",
         )
 
         class Meta:
             ref_name = "DatasetDeclareInput"
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if not attrs.get("columns") and not attrs.get("accept_proposed_types"):
+                raise serializers.ValidationError(
+                    {"columns": 'This field is required unless "accept_proposed_types" is true.'}
+                )
+            return attrs
 
     class OutputSerializer(serializers.Serializer):
         version = VersionOutputSerializer()
@@ -475,7 +499,10 @@ class DatasetDeclareApi(APIView):
         responses={200: OutputSerializer, **WRITE_ERRORS},
     )
     def post(self, request: Request, name: str) -> Response:
-        """Declare columns' roles and public domains on the newest source version (steward); logged.
+        """Declare columns' types, roles and public domains on the newest source version (steward); logged.
+
+        ``accept_proposed_types`` declares every type proposed from the rows as proposed (the one step
+        that makes an upload registered without a schema requestable); a column's own ``type`` wins.
 
         All columns or none: 400 names the column and the reason (an unknown column, a category list that
         misses a value present, a minimum above the maximum, an identifier on a stored column); 409 while a
@@ -485,11 +512,14 @@ class DatasetDeclareApi(APIView):
         dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        declarations = serializer.validated_data["columns"]
+        declarations = dict(serializer.validated_data.get("columns") or {})
+        accept = serializer.validated_data["accept_proposed_types"]
+        latest = selectors.dataset_latest_source(dataset=dataset)
+        named = set(declarations) | set(proposed_type_columns(latest.schema) if accept and latest else [])
         result = services.dataset_schema_declare_columns(
-            actor=signed_in_user(request), name=dataset.name, declarations=declarations
+            actor=signed_in_user(request), name=dataset.name, declarations=declarations, accept_proposed_types=accept
         )
-        declared = [column for column in result.version.schema["columns"] if column["name"] in declarations]
+        declared = [column for column in result.version.schema["columns"] if column["name"] in named]
         answer = {"version": result.version, "columns": declared, "warnings": result.warnings}
         return Response(self.OutputSerializer(answer, context={"viewer": signed_in_user(request)}).data)
 

@@ -30,7 +30,14 @@ from core.errors import (
     errors_combined,
 )
 from core.limits import text_checked
-from core.schema import DECLARABLE_KEYS, SchemaError, parse_schema, schema_declared
+from core.schema import (
+    DECLARABLE_KEYS,
+    SchemaError,
+    parse_schema,
+    proposed_types_declarations,
+    schema_declared,
+    schema_types_declared,
+)
 from governance.fingerprint import Overlap, digests_from_bytes, digests_to_bytes, key_id, overlap, row_digests
 from governance.ingest import (
     IngestLimits,
@@ -99,9 +106,14 @@ def dataset_register(
     (column → roles and public domain, as :func:`dataset_schema_declare_columns` takes them) are
     applied to the given or inferred schema before the table is checked against it, and logged with
     the new version.
+
+    A given ``schema`` declares its types outright; without one, each type is proposed from the
+    rows (``type_proposed``) and the version cannot be requested until the steward declares it
+    (a ``type`` in ``declarations``, or :func:`dataset_schema_types_accept` afterwards).
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
+    schema = schema_types_declared(schema)
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
     rows_declared = error_collected(errors, lambda: _declared_rows_parsed(declared_rows))
@@ -734,21 +746,23 @@ def dataset_schema_declare(*, actor: User, name: str, column: str, changes: dict
 
 
 def dataset_schema_declare_columns(
-    *, actor: User, name: str, declarations: dict[str, dict[str, Any]]
+    *, actor: User, name: str, declarations: dict[str, dict[str, Any]], accept_proposed_types: bool = False
 ) -> RegistrationResult:
-    """Declare several columns' roles or public domains on the newest source version, all or none.
+    """Declare several columns' types, roles or public domains on the newest source version, all or none.
 
     ``declarations`` maps a column name to its changes (keys of :data:`DECLARABLE_KEYS`; ``None``
-    removes a declaration). Every column is checked before anything is written, every mistake is
-    named in one error (``extra["errors"]``, each with its ``column``), and each declared
-    column is one ``dataset_version.declare`` audit event (before and after). Refused while a job
-    may be reading the version (an approved or generating request); filed requests are checked
+    removes a declaration). With ``accept_proposed_types`` every type still proposed from the rows
+    is declared as proposed too (a column's own ``type`` in ``declarations`` wins), and the audit
+    event says so (``accepted_proposed_type``). Every column is checked before anything is written,
+    every mistake is named in one error (``extra["errors"]``, each with its ``column``), and each
+    declared column is one ``dataset_version.declare`` audit event (before and after). Refused while
+    a job may be reading the version (an approved or generating request); filed requests are checked
     again at approval against the new declaration. Nothing is made public that is not named here.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
     declarations = {column: changes for column, changes in declarations.items() if changes}
-    if not declarations:
+    if not declarations and not accept_proposed_types:
         raise ValidationError(
             f"Nothing to declare: name a column and at least one of {', '.join(DECLARABLE_KEYS)}.",
             extra={"field": "columns"},
@@ -767,18 +781,34 @@ def dataset_schema_declare_columns(
                 "(`synthgate source register`).",
                 extra={"version": version.number},
             )
+        accepted: set[str] = set()
+        if accept_proposed_types:
+            proposed = proposed_types_declarations(version.schema)
+            if not proposed:
+                raise ValidationError(
+                    f"Nothing to declare: no type of {version} is proposed (every type is declared).",
+                    extra={"field": "accept_proposed_types"},
+                )
+            accepted = {column for column in proposed if "type" not in declarations.get(column, {})}
+            declarations = {
+                **proposed,
+                **{column: {**proposed.get(column, {}), **changes} for column, changes in declarations.items()},
+            }
         _check_not_in_flight(version)
         schema, events, warnings = _declarations_applied(version, declarations)
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
         for before, after, noted in events:
+            notes = {"warnings": noted} if noted else {}
+            if after["name"] in accepted:
+                notes["accepted_proposed_type"] = after["type"]
             audit_event_record(
                 actor=actor,
                 action="dataset_version.declare",
                 obj=version,
                 before={"column": before},
-                after={"column": after, **({"warnings": noted} if noted else {})},
+                after={"column": after, **notes},
             )
     return RegistrationResult(version, False, warnings)
 
@@ -811,6 +841,8 @@ def _declarations_applied(
     for column, changes in declarations.items():
         try:
             before, after, declared = _declared_schema(version, schema, column, changes)
+            if after["type"] != before["type"]:
+                frame = _retyped_frame(version, declared, column)
             _check_categories_cover(frame, after)
         except ValidationError as error:
             errors.append(error)
@@ -822,6 +854,27 @@ def _declarations_applied(
     if errors:
         raise errors_combined(errors)
     return schema, events, warnings
+
+
+def _retyped_frame(version: DatasetVersion, schema: dict[str, Any], column: str) -> pd.DataFrame:
+    """The stored rows read with ``column``'s newly declared type; a ValidationError naming the
+    column and the first value that does not fit (nothing is written)."""
+    try:
+        return version_storage().read_version(version.storage_key, schema)
+    except ValidationError as error:
+        kind = next(entry["type"] for entry in schema["columns"] if entry["name"] == column)
+        raise ValidationError(
+            f"Column {column!r} cannot be declared {kind}: {error.message}",
+            extra={"field": "type", "column": column},
+        ) from error
+
+
+def dataset_schema_types_accept(*, actor: User, name: str) -> RegistrationResult:
+    """Declare every type still proposed from the rows on the newest source version, as proposed:
+    the steward's one-step confirmation (:func:`dataset_schema_declare_columns` with
+    ``accept_proposed_types``), one ``dataset_version.declare`` audit event per column naming the
+    steward, the time and ``accepted_proposed_type``. Refused when no type is proposed."""
+    return dataset_schema_declare_columns(actor=actor, name=name, declarations={}, accept_proposed_types=True)
 
 
 def _check_not_in_flight(version: DatasetVersion) -> None:

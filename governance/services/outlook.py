@@ -14,7 +14,7 @@ from governance.permissions import real_row_counts_visible, user_has_role
 from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.budget import version_public_rows
-from governance.services.requests import filing_target, parse_rows
+from governance.services.requests import filing_target, parse_rows, types_declared_check
 
 
 def access_request_outlook(
@@ -38,6 +38,7 @@ def access_request_outlook(
     if not user_has_role(actor, Role.REQUESTER, Role.STEWARD, Role.APPROVER, Role.AUDITOR):
         raise PermissionDeniedError("Your role cannot file or review requests.")
     dataset, purpose, source = filing_target(dataset_name=dataset_name, purpose_name=purpose_name)
+    types_declared_check(source)  # an outlook from a type read from the rows would tell it
     disclose = real_row_counts_visible(actor)
     outlook = audit_planner().outlook(
         schema=source.schema,

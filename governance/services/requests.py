@@ -29,7 +29,7 @@ from core.errors import (
     errors_combined,
 )
 from core.limits import text_checked
-from core.schema import parse_schema, undeclared_domains
+from core.schema import parse_schema, proposed_type_columns, undeclared_domains
 from governance.models import (
     Approval,
     DataRequest,
@@ -299,10 +299,13 @@ def _validated_fields(
     error_collected(errors, lambda: _check_generator(generator, generator_params, purpose))
     validated_rebalance = error_collected(errors, lambda: _validated_rebalance(rebalance, source))
     checked_format = error_collected(errors, lambda: output_format_checked(output_format))
+    # A check whose answer depends on a type read from the rows (the audit's power, the generator's
+    # minimum ε) would tell it, and could spend: none runs until the types are declared.
+    types_declared = error_collected(errors, lambda: types_declared_check(source))
     error_collected(errors, lambda: _check_declared_domains(source))
-    if rows is not None:
+    if rows is not None and types_declared:
         error_collected(errors, lambda: _check_audit_power(purpose, source, rows))
-    if epsilon_value is not None and delta_value is not None:
+    if epsilon_value is not None and delta_value is not None and types_declared:
         error_collected(
             errors,
             lambda: _check_generator_budget(
@@ -355,6 +358,39 @@ def parse_rows(n_rows: Any) -> int:
             f"rows must be between 1 and {limit:,}; got {rows}.", extra={"field": "n_rows", "max_rows": limit}
         )
     return rows
+
+
+def types_declared_check(source: DatasetVersion) -> bool:
+    """Refuse a source whose schema still holds a type proposed from its rows (issues 11.1, 11.3):
+    the generators would take their support from it, and one row changes it. Checked before
+    anything that could spend; a steward declares the types."""
+    reason = undeclared_types_reason(source)
+    if reason:
+        raise ValidationError(
+            reason,
+            extra={"field": "dataset", "undeclared_types": proposed_type_columns(source.schema)},
+            code="undeclared_types",
+        )
+    return True
+
+
+def undeclared_types_reason(version: DatasetVersion) -> str:
+    """Why ``version`` cannot be requested while a type is proposed, with how a steward declares
+    it (empty when every type is declared)."""
+    columns = proposed_type_columns(version.schema)
+    if not columns:
+        return ""
+    name = version.dataset.name
+    return (
+        f"Dataset {name!r} cannot be requested yet: the types of {', '.join(repr(column) for column in columns)} "
+        f"on {version} were proposed from its rows and are not declared (a type read from the rows would let one "
+        "row change what a release can hold). A steward declares them: as proposed with "
+        f"`synthgate dataset declare {name} --accept-proposed-types`, one by one with "
+        f"`synthgate dataset declare {name} --column COLUMN --type TYPE`, by POST /api/datasets/{name}/declare/ "
+        '{"accept_proposed_types": true} (or {"columns": {COLUMN: {"type": TYPE}}}), or on the dashboard\'s '
+        "schema step (the dataset's page, “Declare roles and public domains”, then “Declare the proposed types "
+        "as shown”). Nothing was filed or spent."
+    )
 
 
 def _check_declared_domains(source: DatasetVersion) -> None:

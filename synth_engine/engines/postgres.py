@@ -15,7 +15,7 @@ counts every part over it. Given ``connect``, a large table is counted by two co
 once, each over half of its pages, the worker adding up their counts (both cores of the server).
 The counting settings are local to a transaction (or a savepoint of the caller's), so nothing is
 left in the caller's session. At 1,000,000 × 50 (``bench/bench_scale.py``, docs/engines.md) the
-fit took 232 s of the server's CPU at a load of 14 (was 278 s at 2.9); what is left is
+fit took 211 s of the server's CPU at a load of 13 (was 278 s at 2.9); what is left is
 PostgreSQL's hash lookup of every row in every set's table, about 100–160 ns each.
 
 :meth:`PostgresCounts.check` validates the table against the schema in the database before

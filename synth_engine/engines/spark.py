@@ -2,11 +2,11 @@
 
 :class:`SparkCounts` answers the :class:`~synth_engine.generators.counts.CountSource` questions over
 a Spark DataFrame (Parquet files or a directory, any URI the cluster reads, or a catalog table).
-Every column's fine code, its bin and a numeric column's magnitude bucket are Spark column
-expressions that mirror the codec's NumPy encoding exactly, built from the codec's own grid and
-category lists (:meth:`~synth_engine.generators.domain.NumericCodec.point_cells` names the few
-points a plain ``searchsorted`` would place in another cell), so they run in the JVM next to the
-data. Each stage is one pass: the executors turn each Arrow batch of small-integer codes into
+Every column's value is a Spark column expression that mirrors how the codec reads it (built from
+the codec's own bounds, step and category lists; a category's or a boolean's code is computed
+there too), so the rows are read and their values computed in the JVM next to the data. Each stage
+is one pass: the executors finish each Arrow batch's codes with NumPy (a numeric codec's own
+``cells`` over its cell ends, ``magnitude_index``'s bucket, ``bins[fine code]``), turn them into
 partial tables (``numpy.bincount`` of the codes of every group, value counts of undeclared
 categories) and one Spark aggregation adds the partial tables of all partitions; only the summed
 counts reach the worker, which adds the noise.
@@ -28,7 +28,6 @@ import atexit
 import contextlib
 import copy
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MASTER = "local[2]"
 START_TIMEOUT = 120.0
 ARROW_BATCH_ROWS = 131_072
+HUGE_METHOD_BYTES = 8_000  # HotSpot's DontCompileHugeMethods limit
 NUMERIC_TYPES = {"tinyint", "smallint", "int", "bigint", "float", "double"}
 FLOAT_TYPES = {"float", "double"}
 DATETIME_TYPES = {"timestamp", "timestamp_ntz", "date"}
@@ -224,6 +224,9 @@ def _builder(master: str) -> Any:
         .config("spark.driver.extraJavaOptions", quiet)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "8")
+        # a whole-stage method over HotSpot's 8,000 bytes is never JIT-compiled: the 50 codes of a pass
+        # ran interpreted, 4-5 times slower; above this Spark splits the stage into compiled pieces
+        .config("spark.sql.codegen.hugeMethodLimit", str(HUGE_METHOD_BYTES))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
     )
@@ -287,113 +290,90 @@ def _quoted(name: str) -> str:
 
 @dataclass
 class Code:
-    """One integer code column, in Spark: ``finish(value, at_most)``, where ``at_most`` is how many of
-    the sorted ``thresholds`` are ``<= searched`` (``searchsorted(thresholds, searched, side="right")``),
-    or ``None`` when there are no thresholds. ``searched`` must not be null."""
+    """One code column of a counting pass: ``value``, a Spark column, finished into the code by
+    NumPy on the executors (``finish`` in :func:`_table_counter`).
+
+    ``kind`` says how: ``"code"``, the value is the integer code itself (a category's position, a
+    boolean's); ``"cells"``, the value is a numeric codec's value clipped into its bounds (null where
+    missing) and the code is the codec's :meth:`~synth_engine.generators.domain.NumericCodec.cells`
+    over ``low`` and ``high`` (``missing`` where null); ``"magnitude"``, the code is
+    :func:`~synth_engine.generators.domain.magnitude_index` over ``thresholds`` (``2 * len + 1``
+    where null). ``bins``, when given, then maps the code (``bins[code]``). A code the codec cannot
+    give is -1 (counted as such and refused)."""
 
     value: Any
-    finish: Callable[[Any, Any], Any]
-    searched: Any = None
+    kind: str = "code"
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
     thresholds: np.ndarray | None = None
+    missing: int = -1
+    bins: np.ndarray | None = None
+
+    def plan(self) -> dict[str, Any]:
+        """What an executor needs to finish the code: plain NumPy arrays and integers."""
+        return {
+            "kind": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "thresholds": self.thresholds,
+            "missing": int(self.missing),
+            "bins": None if self.bins is None else np.asarray(self.bins, dtype=np.int64),
+        }
 
 
 def coded_columns(rows: Any, codes: list[Code], texts: list[Any] | None = None) -> Any:
-    """``rows`` as one integer column ``c{k}`` per code, then the ``texts`` columns as they are.
+    """``rows`` as one column ``c{k}`` per code (a double for a searched code, the narrowest
+    integer type for the others), then the ``texts`` columns as they are (``t{j}``).
 
-    The ``searchsorted`` of every code with thresholds is a binary search in the JVM (Spark ML's
-    ``Bucketizer`` over the distinct thresholds, then their running multiplicities): a nest of
-    comparisons for 128 cells outgrows Spark's 64 KB limit of generated code."""
-    from pyspark.ml.feature import Bucketizer
-
-    F = _functions()
-    searched = [k for k, code in enumerate(codes) if code.thresholds is not None]
-    stage = rows.select(
-        *[code.value.alias(f"v{k}") for k, code in enumerate(codes)],
-        *[codes[k].searched.cast("double").alias(f"s{k}") for k in searched],
-        *[text.alias(f"t{j}") for j, text in enumerate(texts or [])],
-    )
-    lookups: dict[int, Any] = {}
-    if searched:
-        splits = []
-        for k in searched:
-            distinct, repeats = np.unique(np.asarray(codes[k].thresholds, dtype=np.float64), return_counts=True)
-            splits.append([-math.inf, *distinct.tolist(), math.inf])
-            running = F.array(*[F.lit(int(n)) for n in np.concatenate([[0], np.cumsum(repeats)])])
-            lookups[k] = F.element_at(running, F.col(f"b{k}").cast("int") + 1)
-        bucketizer = Bucketizer(
-            splitsArray=splits, inputCols=[f"s{k}" for k in searched], outputCols=[f"b{k}" for k in searched]
-        )
-        stage = bucketizer.transform(stage)
-    return stage.select(
-        *[code.finish(F.col(f"v{k}"), lookups.get(k)).cast("int").alias(f"c{k}") for k, code in enumerate(codes)],
-        *[F.col(f"t{j}") for j in range(len(texts or []))],
-    )
+    The searches (a numeric codec's cells, a magnitude bucket) are left to NumPy on the executors:
+    as Spark expressions (Spark ML's ``Bucketizer`` and its lookups) they took about 0.7 µs a row
+    and column in the JVM, most of a counting pass (docs/engines.md)."""
+    columns = []
+    for k, code in enumerate(codes):
+        if code.kind == "code":
+            columns.append(code.value.cast("int").alias(f"c{k}"))
+        else:
+            columns.append(code.value.cast("double").alias(f"c{k}"))
+    return rows.select(*columns, *[text.alias(f"t{j}") for j, text in enumerate(texts or [])])
 
 
 def magnitude_code(spec: ColumnSpec, *, integer: bool) -> Code:
     """``domain.magnitude_index`` of the column's value; a missing value gets the code after the last
     bucket (``2 * len(thresholds) + 1``, a cell the counts drop)."""
-    F = _functions()
-    value = value_column(spec)
-    thresholds = magnitude_thresholds(integer=integer)
-    side = len(thresholds)
-
-    def finish(value: Any, at_most: Any) -> Any:
-        return F.when(value.isNull(), F.lit(2 * side + 1)).otherwise(
-            F.lit(side) + F.signum(value).cast("int") * at_most
-        )
-
-    return Code(value, finish, F.coalesce(F.abs(value), F.lit(0.0)), thresholds)
+    thresholds = np.asarray(magnitude_thresholds(integer=integer), dtype=np.float64)
+    return Code(value_column(spec), "magnitude", thresholds=thresholds, missing=2 * len(thresholds) + 1)
 
 
 def fine_code(spec: ColumnSpec, codec: Codec) -> Code:
-    """The codec's ``encode`` as Spark expressions; -1 for a value it cannot code."""
+    """The codec's ``encode``: the value in Spark, the code in NumPy; -1 for a value it cannot code."""
     F = _functions()
     value = value_column(spec)
-    missing = F.lit(codec.missing_code if codec.missing_code is not None else -1)
+    missing = codec.missing_code if codec.missing_code is not None else -1
     if isinstance(codec, NumericCodec):
         if codec.step is not None:  # domain.on_grid: np.round(v / step), then np.round(k * step, 12)
             value = F.rint(F.rint(value / F.lit(codec.step)) * F.lit(codec.step) * F.lit(1e12)) / F.lit(1e12)
         low, high = F.lit(float(codec.low[0])), F.lit(float(codec.high[-1]))
         clipped = F.when(value.isNull(), F.lit(None)).otherwise(F.least(F.greatest(value, low), high))
-        points = codec.point_cells()
-
-        def cell(clipped: Any, at_most: Any) -> Any:
-            code = F.when(clipped.isNull(), missing)
-            for point, found in points:  # a single-value cell's point that the next cell also starts at
-                code = code.when(clipped == F.lit(point), F.lit(found))
-            return code.otherwise(at_most - 1)
-
-        return Code(clipped, cell, F.coalesce(clipped, low), codec.low)
+        low_ends = np.asarray(codec.low, dtype=np.float64)
+        return Code(clipped, "cells", low=low_ends, high=np.asarray(codec.high, dtype=np.float64), missing=missing)
     assert isinstance(codec, CategoricalCodec)
     other = F.lit(codec.other_code if codec.other_code is not None else -1)
     if spec.type == "boolean":
         flags = {bool(v): k for k, v in enumerate(codec.values)}
         true, false = F.lit(flags.get(True, -1)), F.lit(flags.get(False, -1))
-        return Code(value, lambda value, _: F.when(value.isNull(), missing).when(value, true).otherwise(false))
+        return Code(F.when(value.isNull(), F.lit(missing)).when(value, true).otherwise(false))
     index: dict[str, int] = {}
     for position, known in enumerate(codec.values):  # the first code of a value, as pd.Categorical
         index.setdefault(str(known), position)
     # a map lookup: about 4 times faster than array_position over the list (Spark scans the array)
     listed = F.create_map(*[part for key, position in index.items() for part in (F.lit(key), F.lit(position))])
-
-    def lookup(value: Any, _: Any) -> Any:
-        found = F.try_element_at(listed, value) if index else F.lit(None)
-        return F.when(value.isNull(), missing).otherwise(F.coalesce(found, other))
-
-    return Code(value, lookup)
+    found = F.try_element_at(listed, value) if index else F.lit(None)
+    return Code(F.when(value.isNull(), F.lit(missing)).otherwise(F.coalesce(found, other)))
 
 
 def binned(code: Code, bins: np.ndarray) -> Code:
-    """``bins[fine code]`` (-1 stays -1)."""
-    F = _functions()
-    lookup = F.array(*[F.lit(int(b)) for b in bins])
-
-    def finish(value: Any, at_most: Any) -> Any:
-        fine = code.finish(value, at_most)
-        return F.when(fine < 0, F.lit(-1)).otherwise(F.element_at(lookup, fine.cast("int") + 1))
-
-    return Code(code.value, finish, code.searched, code.thresholds)
+    """``bins[fine code]`` (-1 stays -1), looked up by NumPy on the executors."""
+    return replace(code, bins=np.asarray(bins, dtype=np.int64))
 
 
 def _text(value: str) -> str:
@@ -420,33 +400,88 @@ def holdout_predicate(schema: dict[str, Any], seed: int, fraction: float) -> str
 
 
 def _table_counter(
-    shapes: list[tuple[int, ...]], groups: list[tuple[int, ...]], categorical: list[int]
+    plans: list[dict[str, Any]], shapes: list[tuple[int, ...]], groups: list[tuple[int, ...]], categorical: list[int]
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The function each partition runs (self-contained: pickled by value, so an executor needs
-    NumPy and pyarrow, not this package). Input batches hold integer code columns (the
-    ``categorical`` ones text); it yields rows ``(table, cell, key, n)``: per group of code
-    columns, the nonzero cells of the table of their code tuples, then per text column its value
-    counts; a negative code (a value the codec cannot code) is counted under ``table = -1``."""
+    NumPy and pyarrow, not this package). Input batches hold one column per code (finished by
+    ``finish`` from its ``plans`` entry), then the ``categorical`` columns as text; it yields
+    rows ``(table, cell, key, n)``: per group of code columns, the nonzero cells of the table of
+    their code tuples, then per text column its value counts; a negative code (a value the codec
+    cannot code) is counted under ``table = -1``.
+
+    A batch is counted 65,536 rows at a time so the arrays stay in the processor's cache, and
+    groups sharing their first columns (the ``(label, a)`` of every ``(label, a, b)``) share their
+    index, as ``generators.counts.TableCounter`` does."""
+
+    def finish(values: Any, plan: dict[str, Any]) -> np.ndarray:
+        """One batch's codes of one :class:`Code` (``values``: its Arrow column), as int64; -1 where the
+        codec cannot code the value. Self-contained (NumPy only), like the counter."""
+        import numpy
+
+        kind = plan["kind"]
+        if kind == "code":
+            codes = values.to_numpy(zero_copy_only=False).astype(numpy.int64)  # never null: see fine_code
+        else:
+            missing = numpy.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            number = values.fill_null(0.0).to_numpy(zero_copy_only=False)
+            if kind == "cells":  # NumericCodec.cells over the clipped value (the codec's own NumPy)
+                low, high = plan["low"], plan["high"]
+                number = numpy.where(missing, low[0], number)
+                codes = numpy.searchsorted(low, number, side="right") - 1
+                previous = numpy.maximum(codes - 1, 0)
+                on_point = (codes > 0) & (low[previous] == number) & (high[previous] == low[previous])
+                codes = numpy.where(on_point, previous, codes).astype(numpy.int64)
+            else:  # magnitude_index
+                thresholds = plan["thresholds"]
+                step = numpy.searchsorted(thresholds, numpy.abs(number), side="right")
+                codes = (len(thresholds) + numpy.sign(number) * step).astype(numpy.int64)
+            codes[missing] = plan["missing"]
+        bins = plan["bins"]
+        if bins is not None:
+            codes = numpy.where(codes < 0, -1, bins[numpy.maximum(codes, 0)])
+        return codes
+
+    sizes: dict[int, int] = {}
+    for group, shape in zip(groups, shapes, strict=True):
+        sizes.update(zip(group, shape, strict=True))
+    order = sorted(range(len(groups)), key=lambda g: (groups[g][:-1], g))
+    used = sorted(sizes)
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import numpy
         import pyarrow
         import pyarrow.compute
 
+        slice_rows = 65_536
         tables = [numpy.zeros(int(numpy.prod(shape)), dtype=numpy.int64) for shape in shapes]
         values: list[dict[str, int]] = [{} for _ in categorical]
-        invalid = numpy.zeros(1, dtype=numpy.int64)
+        invalid = 0
         for batch in batches:
             codes: dict[int, Any] = {}
-            for g, (group, shape) in enumerate(zip(groups, shapes, strict=True)):
-                combined = numpy.zeros(batch.num_rows, dtype=numpy.int64)
-                for column, size in zip(group, shape, strict=True):
-                    if column not in codes:
-                        found = batch.column(column).to_numpy(zero_copy_only=False).astype(numpy.int64)
-                        invalid[0] += int((found < 0).sum())
-                        codes[column] = numpy.maximum(found, 0)
-                    combined = combined * size + codes[column]
-                tables[g] += numpy.bincount(combined, minlength=tables[g].size)
+            for column in used:
+                found = finish(batch.column(column), plans[column])
+                bad = found < 0
+                if bad.any():
+                    invalid += int(bad.sum())
+                    found = numpy.maximum(found, 0)
+                codes[column] = found
+            for start in range(0, batch.num_rows, slice_rows):
+                part = {column: codes[column][start : start + slice_rows] for column in used}
+                head: tuple[int, ...] | None = None
+                base = numpy.zeros(0, dtype=numpy.int64)
+                for g in order:
+                    group = groups[g]
+                    if len(group) == 1:
+                        index = part[group[0]]
+                    else:
+                        if group[:-1] != head:
+                            head = group[:-1]
+                            base = part[head[0]].astype(numpy.int64)
+                            for column in head[1:]:
+                                base = base * sizes[column] + part[column]
+                        index = base * sizes[group[-1]]
+                        index += part[group[-1]]
+                    tables[g] += numpy.bincount(index, minlength=tables[g].size)
             for k, column in enumerate(categorical):
                 counted = pyarrow.compute.value_counts(batch.column(column).drop_null())
                 for key, n in zip(
@@ -468,8 +503,8 @@ def _table_counter(
             cells += [0] * len(counted_values)
             keys += list(counted_values)
             ns += list(counted_values.values())
-        if invalid[0]:
-            table_ids, cells, keys, ns = [*table_ids, -1], [*cells, 0], [*keys, None], [*ns, int(invalid[0])]
+        if invalid:
+            table_ids, cells, keys, ns = [*table_ids, -1], [*cells, 0], [*keys, None], [*ns, invalid]
         yield pyarrow.RecordBatch.from_arrays(
             [
                 pyarrow.array(table_ids, pyarrow.int32()),
@@ -575,7 +610,8 @@ class SparkCounts:
         coded = coded_columns(self.rows(), codes, texts)
         categorical = list(range(len(codes), len(codes) + len(texts)))
         partial = coded.mapInArrow(
-            _table_counter(shapes, groups, categorical), "tbl int, cell bigint, key string, n bigint"
+            _table_counter([code.plan() for code in codes], shapes, groups, categorical),
+            "tbl int, cell bigint, key string, n bigint",
         )
         summed = self._collect(partial.groupBy("tbl", "cell", "key").agg(F.sum("n").alias("n")), "a counting pass")
         tables = [np.zeros(int(np.prod(shape)), dtype=np.int64) for shape in shapes]

@@ -269,6 +269,29 @@ class SqlCounts:
     def binned_counts(
         self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
     ) -> list[np.ndarray]:
+        """Each group's table; a group whose columns all lie in a larger group (MST's (label, a)
+        in its (label, a, b)) is that group's table summed over the other columns, not counted:
+        the same integers, one grouping set fewer for every row to be looked up in."""
+        within = enclosing_groups(groups)
+        counted = [g for g in range(len(groups)) if g not in within]
+        tables = dict(zip(counted, self._binned_tables(codecs, bins, [groups[g] for g in counted]), strict=True))
+        answered = []
+        for g, group in enumerate(groups):
+            if g in tables:
+                answered.append(tables[g])
+                continue
+            larger = groups[within[g]]
+            summed = tables[within[g]].sum(axis=tuple(i for i, c in enumerate(larger) if c not in group))
+            remaining = [c for c in larger if c in group]
+            answered.append(np.ascontiguousarray(np.transpose(summed, [remaining.index(c) for c in group])))
+        return answered
+
+    def _binned_tables(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        """Each group's table, counted."""
+        if not groups:
+            return []
         used = sorted({column for group in groups for column in group})
         position = {column: k for k, column in enumerate(used)}
         selected: list[tuple[str, list[Any]]] = []
@@ -353,6 +376,33 @@ class SqlCounts:
             coded = f"(SELECT {inner} FROM {self.relation}{self.fence}) AS coded"
             counted.append(part.read(self._rows(part.select(coded), params, grouped=True)))
         return counted
+
+
+def enclosing_groups(groups: list[tuple[int, ...]]) -> dict[int, int]:
+    """For each group (of distinct columns) whose columns all lie in a larger group, a counted
+    group holding them (one that lies in no larger group itself)."""
+    holding: dict[int, list[int]] = {}
+    for h, group in enumerate(groups):
+        for column in set(group):
+            holding.setdefault(column, []).append(h)
+
+    def larger(g: int) -> int | None:
+        group = groups[g]
+        if not group or len(set(group)) != len(group):
+            return None
+        for h in holding[group[0]]:
+            other = groups[h]
+            if len(other) > len(group) and len(set(other)) == len(other) and set(group) <= set(other):
+                return h
+        return None
+
+    within: dict[int, int] = {}
+    for g in range(len(groups)):
+        found = larger(g)
+        while found is not None:  # up to a group no larger one holds: that one is counted
+            within[g] = found
+            found = larger(found)
+    return within
 
 
 def column_name(k: int) -> str:

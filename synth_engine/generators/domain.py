@@ -417,8 +417,8 @@ class NumericCodec:
         """The points of single-value cells that ``searchsorted`` alone puts in the next cell (a
         float cell ``[p, p]`` followed by ``[p, q)``), each with the cell :meth:`cells` gives it.
 
-        An engine that codes values in its own language (SQL's ``width_bucket``, a Spark column
-        expression) spells out these few points and is otherwise a plain ``searchsorted``.
+        An engine that codes values in its own language (SQL's ``width_bucket``) spells out these few
+        points and is otherwise a plain ``searchsorted`` (Spark's executors call :meth:`cells`'s NumPy).
         """
         points = np.array(sorted({float(p) for p, q in zip(self.low, self.high, strict=True) if p == q}))
         if not len(points):

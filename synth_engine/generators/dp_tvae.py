@@ -80,7 +80,7 @@ from synth_engine.generators.domain import (
 from synth_engine.privacy.accountant import ZCDPAccountant
 from synth_engine.privacy.mechanisms import gaussian_noise
 from synth_engine.privacy.rdp import NoiseCalibrationError, calibrate_noise_multiplier, composed_epsilon
-from synth_engine.privacy.row_count import ROWS_FRACTION, noisy_row_count, rows_sigma
+from synth_engine.privacy.row_count import ROWS_FRACTION, PaidRowEstimate, noisy_row_count, rows_sigma
 from synth_engine.privacy.zcdp import cdp_rho, gaussian_sigma
 
 FORMAT_VERSION = 1
@@ -240,6 +240,7 @@ class DPTVAEGenerator(Generator):
 
     name = "dp-tvae"
     is_private = True
+    takes_row_estimate = True  # fit/plan_privacy/budget_refusal accept a PaidRowEstimate
     progress_callback: Callable[[float], None] | None = None
 
     def __init__(
@@ -298,16 +299,29 @@ class DPTVAEGenerator(Generator):
             messages = validate_frame(frame, specs, private=True) or []
         return list(messages) + [str(warning.message) for warning in caught]
 
-    def plan_privacy(self, epsilon: float, delta: float, n_rows: int | None = None) -> PrivacySpent:
+    def plan_privacy(
+        self,
+        epsilon: float,
+        delta: float,
+        n_rows: int | None = None,
+        *,
+        row_estimate: PaidRowEstimate | None = None,
+    ) -> PrivacySpent:
         """The (ε, δ) ``fit`` will spend at most, from public inputs only.
 
         Without ``n_rows`` (how a job plans: the row count is not public) the plan is the
         target, which ``fit`` never exceeds whatever its DP row estimate. With a public size
         guess ``n_rows`` it predicts the calibrated noise and refuses a target too small for a
-        table of that size (a planning aid for the request form).
+        table of that size (a planning aid for the request form). With ``row_estimate`` (the
+        job's source version's paid estimate) it refuses what ``fit(..., row_estimate=...)``
+        would, and records the estimate (:meth:`budget_refusal`).
         """
         check_privacy_target(epsilon, delta)
         self._check_params()
+        if row_estimate is not None:
+            self._plan(epsilon, delta, row_estimate.rows, estimated=True)
+            paid: dict[str, Any] = {"params": self.get_params(), "row_estimate": _estimate_record(row_estimate)}
+            return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, paid)
         if n_rows is None:
             details = {"params": self.get_params(), "rows_fraction": ROWS_FRACTION, "accountant": ACCOUNTANT_NAME}
             return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, details)
@@ -324,6 +338,22 @@ class DPTVAEGenerator(Generator):
             order=order,
         )
         return PrivacySpent(spent, float(delta), ACCOUNTANT_NAME, details)
+
+    def budget_refusal(
+        self, schema: dict[str, Any], epsilon: float, delta: float, row_estimate: PaidRowEstimate
+    ) -> TvaeBudgetRefusal | None:
+        """Why ``fit(..., row_estimate=row_estimate)`` would refuse (ε, δ), or None if it would not:
+        the plan's usefulness checks on the paid estimate, a pure function of the parameters, (ε, δ)
+        and the estimate, decided before anything is read (filing takes it first)."""
+        _label_index(parse_schema(schema))
+        check_privacy_target(epsilon, delta)
+        self._check_params()
+        try:
+            self._plan(epsilon, delta, row_estimate.rows, estimated=True)
+        except InsufficientBudgetError:
+            minimum = _round_up(minimum_epsilon(self.get_params(), float(delta), row_estimate.rows))
+            return TvaeBudgetRefusal(float(epsilon), float(delta), float(row_estimate.rows), minimum)
+        return None
 
     def _plan(self, epsilon: float, delta: float, n_rows: float, *, estimated: bool = False) -> PrivacyPlan:
         """Calibrate for ``n_rows`` (a public guess, or the DP estimate n̂); refuse budgets too
@@ -371,9 +401,20 @@ class DPTVAEGenerator(Generator):
     # ------------------------------------------------------------------ fit
 
     def fit(
-        self, frame: pd.DataFrame, schema: dict[str, Any], epsilon: float, delta: float, random_state: int | None = None
+        self,
+        frame: pd.DataFrame,
+        schema: dict[str, Any],
+        epsilon: float,
+        delta: float,
+        random_state: int | None = None,
+        *,
+        row_estimate: PaidRowEstimate | None = None,
     ) -> DPTVAEGenerator:
         """Validate, plan, then spend at most (ε, δ) on domains, label shares and DP-SGD.
+
+        With ``row_estimate`` (an estimate paid for outside the fit: a job's source version's) the
+        fit spends nothing on n (its ``rows`` share stays unspent) and decides q, the steps and its
+        refusal on that estimate, before reading the rows, as :meth:`budget_refusal` does.
 
         ``random_state=None`` seeds from :mod:`secrets`; an int makes the fit and the later
         ``sample`` calls reproducible (tests and benchmarks only: the noise then comes from
@@ -388,8 +429,12 @@ class DPTVAEGenerator(Generator):
         domain_seed, torch_seed, sample_seed = np.random.SeedSequence(seed).spawn(3)
         rng = np.random.default_rng(domain_seed)
         accountant = ZCDPAccountant()
-        n_hat = estimate_rows(self.get_params(), float(epsilon), float(delta), len(frame), accountant, rng)
+        if row_estimate is None:
+            n_hat = estimate_rows(self.get_params(), float(epsilon), float(delta), len(frame), accountant, rng)
+        else:
+            n_hat = float(row_estimate.rows)
         plan = self._plan(epsilon, delta, n_hat, estimated=True)
+        self.row_estimate_ = _estimate_record(row_estimate)
         codecs = fit_codecs(
             FrameCounts(frame),
             specs,
@@ -527,6 +572,7 @@ class DPTVAEGenerator(Generator):
             target_epsilon=self.target_["epsilon"],
             params=self.get_params(),
             zcdp_stages=self.accountant_.details(delta)["stages"],
+            row_estimate=getattr(self, "row_estimate_", _estimate_record(None)),
         )
         return PrivacySpent(epsilon, delta, ACCOUNTANT_NAME, details)
 
@@ -547,6 +593,7 @@ class DPTVAEGenerator(Generator):
             "sgd_history": self.sgd_history_,
             "accountant": self.accountant_.to_dict(),
             "target": self.target_,
+            "row_estimate": getattr(self, "row_estimate_", _estimate_record(None)),
             "sample_rng": self.sample_rng_.bit_generator.state,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
@@ -570,6 +617,7 @@ class DPTVAEGenerator(Generator):
         model.sgd_history_ = meta["sgd_history"]
         model.accountant_ = ZCDPAccountant.from_dict(meta["accountant"])
         model.target_ = meta["target"]
+        model.row_estimate_ = meta.get("row_estimate", _estimate_record(None))
         model.sample_rng_ = np.random.default_rng()
         model.sample_rng_.bit_generator.state = meta["sample_rng"]
         return model
@@ -661,6 +709,37 @@ def _check_history(history: list[list], plan: PrivacyPlan) -> None:
     expected = [[plan.noise_multiplier, plan.sample_rate, plan.steps]]
     if history != expected:
         raise RuntimeError(f"Opacus ran {history}, but the plan was {expected}")
+
+
+@dataclass(frozen=True)
+class TvaeBudgetRefusal:
+    """Why a fit on a paid row estimate refuses (ε, δ): DP-SGD's noise or the label histogram's
+    would swamp a table of ``rows`` (an estimate, never the exact count); ``minimum_epsilon``
+    (rounded up) passes at δ."""
+
+    epsilon: float
+    delta: float
+    rows: float
+    minimum_epsilon: float
+
+    def message(self) -> str:
+        return (
+            f"epsilon={self.epsilon} is too small for about {self.rows:.0f} rows (a DP estimate): use epsilon >= "
+            f"{self.minimum_epsilon:g} (at delta={self.delta}), or a larger batch_size or fewer epochs"
+        )
+
+
+def _estimate_record(row_estimate: PaidRowEstimate | None) -> dict[str, Any]:
+    """Which row estimate the fit decided on and what it cost, where (not its figure: a requester
+    reads the record, and no row count)."""
+    if row_estimate is None:
+        return {"source": "fit", "stage": "rows", "fraction": ROWS_FRACTION}
+    return {
+        "source": row_estimate.source,
+        "epsilon": row_estimate.epsilon,
+        "charged": row_estimate.charged,
+        "stage": None,
+    }
 
 
 def _round_up(value: float, digits: int = 3) -> float:

@@ -13,6 +13,7 @@ import pandas as pd
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from core.schema import proposed_type_columns
 from governance.models import Purpose, Role
 from governance.services import roles_ensure
 
@@ -77,11 +78,25 @@ def request_entries():
     return BudgetEntry.objects.exclude(kind=EntryKind.ESTIMATE)
 
 
-def dataset_register_adult(*, steward, name: str = "adult", epsilon_cap="10", delta_cap="1e-4", schema=None):
+def proposed_types_declared(*, steward, name: str):
+    """The steward declares every type registration proposed from the rows, as proposed (the one
+    step of ``synthgate dataset declare NAME --accept-proposed-types``); the newest source version.
+    A version with a proposed type cannot be requested, so a test that registers a file without a
+    schema and then files a request declares its types with this first."""
+    from governance.services import dataset_schema_types_accept
+
+    return dataset_schema_types_accept(actor=steward, name=name).version
+
+
+def dataset_register_adult(
+    *, steward, name: str = "adult", epsilon_cap="10", delta_cap="1e-4", schema=None, declare_types: bool = True
+):
     """Register the 2,000-row adult fixture through the real service.
 
     Any name but ``adult`` gets its own population: the same rows with ``fnlwgt`` shifted by
     an amount derived from the name, since the same rows under a second name are refused.
+    Without a schema the proposed types are declared as proposed (``proposed_types_declared``)
+    unless ``declare_types`` is false.
     """
     from governance.services import dataset_register
 
@@ -92,7 +107,7 @@ def dataset_register_adult(*, steward, name: str = "adult", epsilon_cap="10", de
             frame["fnlwgt"] = (frame["fnlwgt"].astype(int) + zlib.crc32(name.encode()) % 99_991 + 1).astype(str)
             path = Path(directory) / "adult_2000.csv"
             frame.to_csv(path, index=False)
-        return dataset_register(
+        version = dataset_register(
             actor=steward,
             name=name,
             path=path,
@@ -101,6 +116,9 @@ def dataset_register_adult(*, steward, name: str = "adult", epsilon_cap="10", de
             delta_cap=delta_cap,
             schema=schema,
         ).version
+    if schema is None and declare_types and proposed_type_columns(version.schema):
+        return proposed_types_declared(steward=steward, name=name)
+    return version
 
 
 def request_file(

@@ -135,10 +135,10 @@ def test_shows_the_inferred_schema_when_none_is_declared(cast, uploads_dir):
     assert response.status_code == 201
     assert response.json()["version"]["schema_inferred"] is True
     assert response.json()["version"]["schema"]["columns"] == [
-        {"name": "id", "type": "integer", "role": "other"},
-        {"name": "age", "type": "integer", "role": "other"},
-        {"name": "sex", "type": "categorical", "role": "other"},
-        {"name": "income", "type": "categorical", "role": "other"},
+        {"name": "id", "type": "integer", "role": "other", "type_proposed": True},
+        {"name": "age", "type": "integer", "role": "other", "type_proposed": True},
+        {"name": "sex", "type": "categorical", "role": "other", "type_proposed": True},
+        {"name": "income", "type": "categorical", "role": "other", "type_proposed": True},
     ]
     assert response.json()["dropped_columns"] == []
 

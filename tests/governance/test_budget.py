@@ -71,6 +71,7 @@ def ledger(cast, settings, tmp_path):
     dataset = dataset_register(
         actor=cast.steward, name=LEDGER, path=path, filename=path.name, epsilon_cap="0.32", delta_cap="3e-6"
     ).version.dataset
+    factories.proposed_types_declared(steward=cast.steward, name=LEDGER)
     PurposeFactory(name="research", approvals_required=1, max_epsilon=Decimal("1"))
     return cast, dataset
 

@@ -263,8 +263,9 @@ def test_dataset_register_without_a_schema_prints_the_inferred_schema(cast, adul
 
     assert result.code == 0
     assert "this schema was inferred" in result.stdout
-    assert "age             integer      other" in result.stdout
-    assert "workclass       categorical  other" in result.stdout
+    assert "age             integer (proposed)      other" in result.stdout
+    assert "workclass       categorical (proposed)  other" in result.stdout
+    assert "synthgate dataset declare adult --accept-proposed-types" in result.stdout
 
 
 @pytest.mark.django_db
@@ -544,7 +545,7 @@ def test_a_draft_is_kept_until_submitted(cast, adult, research):
         "--epsilon",
         "1",
         "--delta",
-        "0",
+        "1e-6",
         "--rows",
         "100",
         "--draft",
@@ -608,7 +609,7 @@ def test_malformed_request_options_exit_2(cast, adult, research, option, value):
         "--epsilon",
         "1",
         "--delta",
-        "0",
+        "1e-6",
         "--rows",
         "10",
         option,
@@ -632,7 +633,7 @@ def test_an_unknown_generator_parameter_exits_2(cast, adult, research):
         "--epsilon",
         "1",
         "--delta",
-        "0",
+        "1e-6",
         "--rows",
         "500",
         "--param",
@@ -898,6 +899,7 @@ def test_every_command_prints_json_with_json(cast, adult_csv, research):
             "--as",
             "steward",
         ),
+        ("dataset", "declare", "adult", "--accept-proposed-types", "--as", "steward"),
         ("dataset", "list", "--as", "steward"),
         ("dataset", "show", "adult", "--as", "steward"),
         ("purpose", "list", "--as", "steward"),
@@ -912,7 +914,7 @@ def test_every_command_prints_json_with_json(cast, adult_csv, research):
             "--epsilon",
             "1",
             "--delta",
-            "0",
+            "1e-6",
             "--rows",
             "500",
             "--draft",
@@ -934,8 +936,9 @@ def test_every_command_prints_json_with_json(cast, adult_csv, research):
 
     assert [output.code for output in outputs] == [0] * len(outputs)
     parsed = [output.json() for output in outputs]
-    assert parsed[8]["state"] == "submitted" and parsed[10][0]["id"] == request_id
-    assert parsed[11]["state"] == "withdrawn" and parsed[12]["epsilon"]["cap"] == "5"
+    assert parsed[9]["state"] == "submitted" and parsed[11][0]["id"] == request_id
+    assert parsed[12]["state"] == "withdrawn" and parsed[13]["epsilon"]["cap"] == "5"
+    assert [column["type"] for column in parsed[3]["columns"]][:2] == ["integer", "categorical"]
 
 
 @pytest.mark.django_db

@@ -41,7 +41,7 @@ def registered(cast, data_dir, table) -> DatasetVersion:
         actor=cast.steward, name="trades", path=table, filename=table.name, epsilon_cap="5", delta_cap="0"
     )
     day = result.version.schema["columns"][0]
-    assert day == {"name": "day", "type": "datetime", "role": "other"}  # ISO dates inferred as dates
+    assert day == {"name": "day", "type": "datetime", "role": "other", "type_proposed": True}  # ISO dates: dates
     assert result.suggestions == {"day": {"resolution": "day"}, "answer": {"step": 0.5}}  # not stored
     return result.version
 

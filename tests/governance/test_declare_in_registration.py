@@ -52,7 +52,7 @@ def assert_codebook_declared(version: DatasetVersion) -> None:
     stored = columns(version)
     for name, declared in CODEBOOK.items():
         assert {key: stored[name].get(key) for key in declared} == declared, name
-    assert stored["hours"] == {"name": "hours", "type": "integer", "role": "other"}  # nothing public unnamed
+    assert stored["hours"] == {"name": "hours", "type": "integer", "role": "other", "type_proposed": True}  # unnamed
     assert public_domain(stored["hours"]) == "private (DP, paid)"
     assert version.schema_inferred is False
 
@@ -109,7 +109,7 @@ def test_several_columns_are_declared_all_or_none_one_event_each(cast, data_dir,
     assert_codebook_declared(result.version)
     events = AuditEvent.objects.filter(action="dataset_version.declare").order_by("id")
     assert [event.after["column"]["name"] for event in events] == ["age", "town", "income"]
-    assert events[0].before["column"] == {"name": "age", "type": "integer", "role": "other"}
+    assert events[0].before["column"] == {"name": "age", "type": "integer", "role": "other", "type_proposed": True}
 
 
 # --- the API --------------------------------------------------------------------------------------

@@ -343,10 +343,10 @@ def test_infers_integer_float_categorical_and_boolean_columns(tmp_path):
     assert table.schema == {
         "missing_values": [""],
         "columns": [
-            {"name": "age", "type": "integer", "role": "other"},
-            {"name": "income", "type": "float", "role": "other"},
-            {"name": "city", "type": "categorical", "role": "other"},
-            {"name": "member", "type": "boolean", "role": "other"},
+            {"name": "age", "type": "integer", "role": "other", "type_proposed": True},
+            {"name": "income", "type": "float", "role": "other", "type_proposed": True},
+            {"name": "city", "type": "categorical", "role": "other", "type_proposed": True},
+            {"name": "member", "type": "boolean", "role": "other", "type_proposed": True},
         ],
     }
     assert table.frame.dtypes.astype(str).to_dict() == {
@@ -503,9 +503,9 @@ def test_infers_iso_dates_as_datetimes_and_suggests_the_weekday_calendar_and_a_g
     # steward, never in the schema the generators read.
     table = read(tmp_path, _trading_days_csv(pd.bdate_range("2024-01-01", periods=40)))
     assert table.schema["columns"] == [
-        {"name": "day", "type": "datetime", "role": "other"},
-        {"name": "price", "type": "float", "role": "other"},
-        {"name": "answer", "type": "float", "role": "other"},
+        {"name": "day", "type": "datetime", "role": "other", "type_proposed": True},
+        {"name": "price", "type": "float", "role": "other", "type_proposed": True},
+        {"name": "answer", "type": "float", "role": "other", "type_proposed": True},
     ]
     assert str(table.frame["day"].dtype) == "datetime64[ns]"
     assert table.frame["day"].iloc[-1] == pd.Timestamp("2024-02-23")
@@ -527,7 +527,7 @@ def test_suggests_the_weekday_calendar_only_on_enough_whole_dates_without_a_week
     tmp_path, days, with_time, suggested
 ):
     table = read(tmp_path, _trading_days_csv(days, with_time))
-    assert table.schema["columns"][0] == {"name": "day", "type": "datetime", "role": "other"}
+    assert table.schema["columns"][0] == {"name": "day", "type": "datetime", "role": "other", "type_proposed": True}
     assert suggested_declarations(table.frame, table.schema).get("day") == suggested
 
 

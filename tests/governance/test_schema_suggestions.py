@@ -47,8 +47,8 @@ def test_one_weekend_row_and_one_off_grid_value_change_nothing_stored(cast, data
         == neighbour.version.schema
         == {
             "columns": [
-                {"name": "day", "type": "datetime", "role": "other"},
-                {"name": "answer", "type": "float", "role": "other"},
+                {"name": "day", "type": "datetime", "role": "other", "type_proposed": True},
+                {"name": "answer", "type": "float", "role": "other", "type_proposed": True},
             ],
             "missing_values": plain.version.schema["missing_values"],
         }

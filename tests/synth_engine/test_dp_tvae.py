@@ -345,3 +345,43 @@ def test_conditioning_on_the_label_shifts_the_features(adult, schema):
     poor = model.sample(2000, conditions={"income": "<=50K"})
     assert rich["education-num"].mean() > poor["education-num"].mean()
     assert (rich["relationship"] == "Husband").mean() > (poor["relationship"] == "Husband").mean() + 0.1
+
+
+def test_a_paid_row_estimate_decides_the_refusal_before_any_row_is_read(adult, schema):
+    """With the job's paid estimate the fit spends nothing on n and refuses exactly what
+    ``budget_refusal`` (filing) refuses, before reading a row: over a grid of ε around the minimum
+    filing names, the fit refuses where filing does and trains where filing accepts."""
+    from synth_engine.privacy.row_count import PaidRowEstimate
+
+    estimate = PaidRowEstimate(
+        rows=1580.0, source="version 1 estimate (ledger entry 1)", epsilon=0.02, charged="ledger"
+    )
+    generator = DPTVAEGenerator(**FAST)
+    refusal = generator.budget_refusal(schema, 0.01, DELTA, estimate)
+    assert refusal is not None and refusal.rows == 1580.0 and "about 1580 rows" in refusal.message()
+    minimum = refusal.minimum_epsilon
+    assert generator.budget_refusal(schema, minimum, DELTA, estimate) is None  # the named minimum passes
+
+    class Untouchable(pd.DataFrame):  # any read of a cell would be a read of the data
+        pass
+
+    for epsilon in (minimum * 0.5, minimum * 0.9):
+        assert generator.budget_refusal(schema, epsilon, DELTA, estimate) is not None
+        with pytest.raises(InsufficientBudgetError):
+            DPTVAEGenerator(**FAST).plan_privacy(epsilon, DELTA, row_estimate=estimate)
+        with pytest.raises(InsufficientBudgetError):
+            DPTVAEGenerator(**FAST).fit(adult, schema, epsilon, DELTA, random_state=0, row_estimate=estimate)
+    fitted = DPTVAEGenerator(**{**FAST, "epochs": 1}).fit(
+        adult, schema, minimum, DELTA, random_state=0, row_estimate=estimate
+    )
+    spent = fitted.privacy_spent()
+    assert "rows" not in spent.details["zcdp_stages"]  # nothing spent on n
+    assert spent.details["row_estimate"] == {
+        "source": estimate.source,
+        "epsilon": 0.02,
+        "charged": "ledger",
+        "stage": None,
+    }
+    assert spent.epsilon <= minimum
+    planned = DPTVAEGenerator(**FAST).plan_privacy(minimum, DELTA, row_estimate=estimate)
+    assert planned.details["row_estimate"]["stage"] is None

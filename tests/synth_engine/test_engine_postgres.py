@@ -279,3 +279,17 @@ def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_in_postgresql_
         assert len(parts[0]) >= sum(int(np.prod([sizes[c] for c in g])) for g in wide_groups()) / max_cells
         assert all(len(part.used) < 41 for part in parts[0])
     assert_same_fine_counts(database, frame, schema)
+
+
+def test_a_group_inside_a_larger_one_is_summed_from_its_table_and_equals_the_frame_counts(adult, monkeypatch) -> None:
+    # MST's (label, a) stars lie in its (label, a, b) tables: they are not counted again, in any order of columns
+    frame, schema, database = adult
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(7, 0, 4), (7,), (0, 7), (7, 4), (4, 0, 7), (4, 7, 0, 9), (9, 4), (2, 5), (5,), (3, 6)]
+    counted: list[list] = []
+    tables = database._binned_tables
+    monkeypatch.setattr(database, "_binned_tables", lambda c, b, given: counted.append(given) or tables(c, b, given))
+    ours = database.binned_counts(model.codecs_, model.bins_, groups)
+    theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert counted == [[(4, 7, 0, 9), (2, 5), (3, 6)]]

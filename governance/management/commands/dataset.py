@@ -12,12 +12,12 @@ from django.core.management.base import CommandParser
 from core.cli import CliError, SynthgateCommand
 from core.cli_format import fields, table
 from core.limits import json_loads_checked
-from core.schema import COLUMN_ROLES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS
+from core.schema import COLUMN_ROLES, COLUMN_TYPES, DATETIME_CALENDARS, DATETIME_RESOLUTIONS, proposed_type_columns
 from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import DatasetVersion, Sensitivity
-from governance.permissions import version_hash_visible, version_rows_visible
+from governance.permissions import version_hash_visible, version_rows_visible, version_schema_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
-from governance.services import RegistrationResult, dataset_register, dataset_schema_declare
+from governance.services import RegistrationResult, dataset_register, dataset_schema_declare_columns
 
 VERSION_COLUMNS = ("version", "kind", "rows", "cols", "content_hash", "dropped identifiers", "created_at")
 
@@ -58,7 +58,7 @@ class Command(SynthgateCommand):
             metavar="FILE",
             help="JSON object of column → roles and public domain to declare on the given or inferred schema, e.g. "
             '{"income": {"role": "label", "categories": ["<=50K", ">50K"]}, "age": {"min": 15, "max": 100}} '
-            "(keys: role, categories, min, max, nullable, domain_source); logged",
+            "(keys: type, role, categories, min, max, nullable, resolution, calendar, step, domain_source); logged",
         )
         declare = self.add_subcommand(
             actions,
@@ -67,7 +67,16 @@ class Command(SynthgateCommand):
             "source version; logged",
         )
         declare.add_argument("name", metavar="NAME")
-        declare.add_argument("--column", required=True)
+        declare.add_argument("--column", help="the column to declare (required unless --accept-proposed-types alone)")
+        declare.add_argument(
+            "--accept-proposed-types",
+            action="store_true",
+            help="declare every type proposed from the rows as proposed (logged per column); "
+            "a version with a proposed type cannot be requested",
+        )
+        declare.add_argument(
+            "--type", choices=list(COLUMN_TYPES), help="the column's type (declares a type proposed from the rows)"
+        )
         declare.add_argument("--role", choices=[role for role in COLUMN_ROLES if role != "identifier"])
         declare.add_argument("--categories", metavar="A,B,...", help="the codebook's categories, comma-separated")
         declare.add_argument("--min", metavar="X", help="public lower bound (a number; ISO 8601 for datetimes)")
@@ -132,6 +141,8 @@ class Command(SynthgateCommand):
 
     def handle_declare(self, actor: User, options: dict[str, Any]) -> None:
         changes: dict[str, Any] = dict.fromkeys(options["clear"])
+        if options["type"]:
+            changes["type"] = options["type"]
         if options["role"]:
             changes["role"] = options["role"]
         if options["categories"] is not None:
@@ -149,18 +160,35 @@ class Command(SynthgateCommand):
             changes["step"] = options["step"]
         if options["source"]:
             changes["domain_source"] = options["source"]
-        if not changes:
+        accept = options["accept_proposed_types"]
+        if not changes and not accept:
             raise CliError(
-                "Nothing to declare: give --role, --categories, --min, --max, --nullable, --resolution, --calendar, "
-                "--step, --source or --clear."
+                "Nothing to declare: give --accept-proposed-types, or --column with --type, --role, --categories, "
+                "--min, --max, --nullable, --resolution, --calendar, --step, --source or --clear."
             )
-        result = dataset_schema_declare(actor=actor, name=options["name"], column=options["column"], changes=changes)
-        column = next(entry for entry in result.version.schema["columns"] if entry["name"] == options["column"])
-        data = {"version": version_data(result.version, viewer=actor), "column": column, "warnings": result.warnings}
+        if changes and not options["column"]:
+            raise CliError("Name the column to declare with --column.", code="invalid")
+        named = [options["column"]] if changes else []
+        if accept:
+            latest = dataset_latest_source(dataset=dataset_get(user=actor, name=options["name"]))
+            named += [name for name in (proposed_type_columns(latest.schema) if latest else []) if name not in named]
+        result = dataset_schema_declare_columns(
+            actor=actor,
+            name=options["name"],
+            declarations={options["column"]: changes} if changes else {},
+            accept_proposed_types=accept,
+        )
+        columns = [entry for entry in result.version.schema["columns"] if entry["name"] in named]
+        data = {
+            "version": version_data(result.version, viewer=actor),
+            "columns": columns,
+            "warnings": result.warnings,
+            **({"column": columns[0]} if changes else {}),
+        }
         self.emit(
             data,
             lambda: "\n".join(
-                [f"Declared on {result.version}:", schema_table({"columns": [column]})]
+                [f"Declared on {result.version}:", schema_table({"columns": columns})]
                 + [f"warning: {warning}" for warning in result.warnings]
             ),
         )
@@ -202,7 +230,7 @@ class Command(SynthgateCommand):
         data = {
             **dataset_data(dataset),
             "versions": [version_data(version, viewer=actor) for version in versions],
-            "schema": latest.schema if latest else None,
+            "schema": version_schema_visible(actor, latest) if latest else None,
         }
         self.emit(
             data,
@@ -223,7 +251,7 @@ class Command(SynthgateCommand):
                     table(VERSION_COLUMNS, [_version_row(version, actor) for version in versions]),
                     "",
                     f"Schema (source version {latest.number})" if latest else "Schema",
-                    schema_table(latest.schema) if latest else "(no source version)",
+                    schema_table(version_schema_visible(actor, latest)) if latest else "(no source version)",
                 ]
             ),
         )
@@ -278,6 +306,22 @@ def _read_json_object(name: str | None, *, what: str) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise CliError(f"The {what} file {name} must hold a JSON object.", code=f"invalid_{what}", extra={"path": name})
     return data
+
+
+def _proposed_types_text(name: str, schema: dict[str, Any]) -> list[str]:
+    """What to do about types proposed from the rows: the version cannot be requested until they are declared."""
+    columns = proposed_type_columns(schema)
+    if not columns:
+        return []
+    return [
+        "",
+        f"The types marked (proposed) were read from the rows ({', '.join(columns)}) and are NOT declared: one row "
+        "can change them, so the dataset cannot be requested, and requesters do not see them, until you declare "
+        "them. Declare them as shown with",
+        f"  synthgate dataset declare {name} --accept-proposed-types",
+        f"or one by one with: synthgate dataset declare {name} --column COLUMN --type "
+        "integer|float|categorical|boolean|datetime",
+    ]
 
 
 def _suggestions_text(name: str, suggestions: dict[str, dict[str, Any]]) -> list[str]:
@@ -335,6 +379,7 @@ def _registration_text(result: RegistrationResult) -> str:
             else "The stored schema:"
         ),
         schema_table(version.schema),
+        *_proposed_types_text(name, version.schema),
         "",
         "Nothing is public that is not declared: a 'private' domain is estimated with differential privacy and "
         "paid for. Declare roles and public domains (from a codebook, never from the rows) with",
