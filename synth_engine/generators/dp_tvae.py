@@ -80,7 +80,7 @@ from synth_engine.generators.domain import (
 from synth_engine.privacy.accountant import ZCDPAccountant
 from synth_engine.privacy.mechanisms import gaussian_noise
 from synth_engine.privacy.rdp import NoiseCalibrationError, calibrate_noise_multiplier, composed_epsilon
-from synth_engine.privacy.row_count import ROWS_FRACTION, PaidRowEstimate, noisy_row_count, rows_sigma
+from synth_engine.privacy.row_count import ROWS_FRACTION, PaidRowEstimate, estimate_record, noisy_row_count, rows_sigma
 from synth_engine.privacy.zcdp import cdp_rho, gaussian_sigma
 
 FORMAT_VERSION = 1
@@ -320,7 +320,7 @@ class DPTVAEGenerator(Generator):
         self._check_params()
         if row_estimate is not None:
             self._plan(epsilon, delta, row_estimate.rows, estimated=True)
-            paid: dict[str, Any] = {"params": self.get_params(), "row_estimate": _estimate_record(row_estimate)}
+            paid: dict[str, Any] = {"params": self.get_params(), "row_estimate": estimate_record(row_estimate)}
             return PrivacySpent(float(epsilon), float(delta), ACCOUNTANT_NAME, paid)
         if n_rows is None:
             details = {"params": self.get_params(), "rows_fraction": ROWS_FRACTION, "accountant": ACCOUNTANT_NAME}
@@ -434,7 +434,7 @@ class DPTVAEGenerator(Generator):
         else:
             n_hat = float(row_estimate.rows)
         plan = self._plan(epsilon, delta, n_hat, estimated=True)
-        self.row_estimate_ = _estimate_record(row_estimate)
+        self.row_estimate_ = estimate_record(row_estimate)
         codecs = fit_codecs(
             FrameCounts(frame),
             specs,
@@ -572,7 +572,7 @@ class DPTVAEGenerator(Generator):
             target_epsilon=self.target_["epsilon"],
             params=self.get_params(),
             zcdp_stages=self.accountant_.details(delta)["stages"],
-            row_estimate=getattr(self, "row_estimate_", _estimate_record(None)),
+            row_estimate=getattr(self, "row_estimate_", estimate_record(None)),
         )
         return PrivacySpent(epsilon, delta, ACCOUNTANT_NAME, details)
 
@@ -593,7 +593,7 @@ class DPTVAEGenerator(Generator):
             "sgd_history": self.sgd_history_,
             "accountant": self.accountant_.to_dict(),
             "target": self.target_,
-            "row_estimate": getattr(self, "row_estimate_", _estimate_record(None)),
+            "row_estimate": getattr(self, "row_estimate_", estimate_record(None)),
             "sample_rng": self.sample_rng_.bit_generator.state,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
@@ -617,7 +617,7 @@ class DPTVAEGenerator(Generator):
         model.sgd_history_ = meta["sgd_history"]
         model.accountant_ = ZCDPAccountant.from_dict(meta["accountant"])
         model.target_ = meta["target"]
-        model.row_estimate_ = meta.get("row_estimate", _estimate_record(None))
+        model.row_estimate_ = meta.get("row_estimate", estimate_record(None))
         model.sample_rng_ = np.random.default_rng()
         model.sample_rng_.bit_generator.state = meta["sample_rng"]
         return model
@@ -727,19 +727,6 @@ class TvaeBudgetRefusal:
             f"epsilon={self.epsilon} is too small for about {self.rows:.0f} rows (a DP estimate): use epsilon >= "
             f"{self.minimum_epsilon:g} (at delta={self.delta}), or a larger batch_size or fewer epochs"
         )
-
-
-def _estimate_record(row_estimate: PaidRowEstimate | None) -> dict[str, Any]:
-    """Which row estimate the fit decided on and what it cost, where (not its figure: a requester
-    reads the record, and no row count)."""
-    if row_estimate is None:
-        return {"source": "fit", "stage": "rows", "fraction": ROWS_FRACTION}
-    return {
-        "source": row_estimate.source,
-        "epsilon": row_estimate.epsilon,
-        "charged": row_estimate.charged,
-        "stage": None,
-    }
 
 
 def _round_up(value: float, digits: int = 3) -> float:

@@ -77,7 +77,7 @@ from synth_engine.generators.marginals import (
 )
 from synth_engine.privacy.accountant import ACCOUNTANT_NAME, ZCDPAccountant
 from synth_engine.privacy.mechanisms import exponential_mechanism, gaussian_noise
-from synth_engine.privacy.row_count import ROWS_FRACTION, PaidRowEstimate, noisy_row_count, rows_sigma
+from synth_engine.privacy.row_count import ROWS_FRACTION, PaidRowEstimate, estimate_record, noisy_row_count, rows_sigma
 from synth_engine.privacy.zcdp import cdp_rho, exponential_epsilon, gaussian_sigma
 
 FORMAT_VERSION = 1
@@ -224,7 +224,7 @@ class MSTGenerator(Generator):
         """
         check_privacy_target(epsilon, delta)
         specs = getattr(self, "checked_specs_", None)
-        details: dict[str, Any] = {"params": self.get_params(), "row_estimate": _estimate_record(row_estimate)}
+        details: dict[str, Any] = {"params": self.get_params(), "row_estimate": estimate_record(row_estimate)}
         if specs is not None:
             plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None)
             details.update(rho=plan.rho, approximate_delta=plan.threshold_delta)
@@ -308,7 +308,7 @@ class MSTGenerator(Generator):
         else:
             self._raise_refusal(_refusal(self.get_params(), epsilon, delta, specs, row_estimate.rows))
             n_hat = row_estimate.rows
-        estimate = _estimate_record(row_estimate)
+        estimate = estimate_record(row_estimate)
         if row_estimate is None:
             estimate.update(rho=plan.rows_rho, sigma=plan.rows_sigma)
         codecs = fit_codecs(
@@ -808,19 +808,6 @@ def _refusal(
         sigma=_main_sigma(plan),
         minimum_epsilon=_minimum_epsilon(params, delta, specs, n_hat, rows_stage=rows_stage),
     )
-
-
-def _estimate_record(row_estimate: PaidRowEstimate | None) -> dict[str, Any]:
-    """What the plan and the fit record about the row estimate the fit decided on: which one and
-    what it cost, where. Not its figure: a requester reads the record, and no row count."""
-    if row_estimate is None:
-        return {"source": "fit", "stage": "rows", "fraction": ROWS_FRACTION}
-    return {
-        "source": row_estimate.source,
-        "epsilon": row_estimate.epsilon,
-        "charged": row_estimate.charged,
-        "stage": None,
-    }
 
 
 def _minimum_epsilon(

@@ -50,6 +50,20 @@ class PaidRowEstimate:
         return asdict(self)
 
 
+def estimate_record(row_estimate: PaidRowEstimate | None) -> dict[str, Any]:
+    """What a plan and a fit record about the row estimate the fit decided on: which one and what
+    it cost, where (a paid estimate: ``stage`` None), or the fit's own ``rows`` stage. Not its
+    figure: a requester reads the record, and no row count."""
+    if row_estimate is None:
+        return {"source": "fit", "stage": "rows", "fraction": ROWS_FRACTION}
+    return {
+        "source": row_estimate.source,
+        "epsilon": row_estimate.epsilon,
+        "charged": row_estimate.charged,
+        "stage": None,
+    }
+
+
 def training_rows(version_rows: float, holdout_fraction: float) -> float:
     """Estimate of a split's training rows from an estimate of the whole version's rows.
 
