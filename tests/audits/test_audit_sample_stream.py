@@ -103,16 +103,16 @@ def test_the_cells_counted_as_the_file_streams_are_those_of_the_whole_table(tmp_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_synthetic_table_above_the_limit_is_audited_on_a_stated_sample(cast, adult_schema, settings):
-    settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS = 150  # the job writes 400 synthetic rows
+    settings.SYNTHGATE_AUDIT_SYNTHETIC_ROWS = 250  # the job writes 400; the controls need at least 181
     request = approved_request_create(cast, adult_schema)
     job = generation_job_start(actor=cast.requester, request_id=request.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.error
     run = request.audit_runs.get()
-    assert run.version.n_rows == 400 and run.audit_sample_rows == {"synthetic": 150}
+    assert run.version.n_rows == 400 and run.audit_sample_rows == {"synthetic": 250}
     assert run.checks.exists() and all(control["caught"] for control in run.controls)
     internal = " ".join(datasheet_facts(run).preprocessing)
-    assert "uniform random sample of 150 of its rows" in internal
+    assert "uniform random sample of 250 of its rows" in internal
     assert "random samples of" not in internal  # the training rows and holdout were read whole
     release = Release(audit_run=run, request=request, version=run.version, released_by=cast.requester)
     assert "sample" not in " ".join(datasheet_facts(run, release=release).preprocessing)

@@ -98,7 +98,7 @@ def test_the_requests_list_is_paginated_and_filtered(cast, adult, login):
     from tests.governance.factories import request_file
 
     for index in range(30):
-        request_file(requester=cast.requester, n_rows=100 + index, submit=index % 3 != 0)
+        request_file(requester=cast.requester, n_rows=200 + index, submit=index % 3 != 0)
     client = login(cast.approver)
     first = client.get("/requests/").content.decode()
     assert "Page 1 of 2 (30 in all)" in first and 'rel="next"' in first

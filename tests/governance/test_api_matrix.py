@@ -47,7 +47,7 @@ def new_purpose() -> dict[str, Any]:
 
 
 def new_request() -> dict[str, Any]:
-    return {"dataset": "adult", "purpose": "research", "epsilon": "1", "delta": "1e-6", "n_rows": 100}
+    return {"dataset": "adult", "purpose": "research", "epsilon": "1", "delta": "1e-6", "n_rows": 200}
 
 
 def declaration() -> dict[str, Any]:

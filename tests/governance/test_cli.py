@@ -547,7 +547,7 @@ def test_a_draft_is_kept_until_submitted(cast, adult, research):
         "--delta",
         "1e-6",
         "--rows",
-        "100",
+        "200",
         "--draft",
         "--as",
         "requester",

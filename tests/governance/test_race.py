@@ -90,7 +90,7 @@ def test_forty_concurrent_approvals_fill_a_cap_of_five_exactly(race_setup):
                     purpose_name="race",
                     epsilon=str(EPSILON),
                     delta="1e-6",
-                    n_rows=100,
+                    n_rows=200,
                 )
                 for _ in range(N_REQUESTS)
             ]
