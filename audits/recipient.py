@@ -28,7 +28,6 @@ VALUE_DECIMALS = 2
 # checks computed from the release's rows alone (audits.metrics.reidentification.k_anonymity_checks):
 # their values are statistics of the synthetic rows, which the recipient holds anyway
 SYNTHETIC_ONLY_CHECKS = frozenset({"k_anonymity", "l_diversity"})
-UNDISCLOSED = "not disclosed"
 RECIPIENT_CHECK_FIELDS = ("name", "category", "direction", "threshold", "passed", "blocking", "gating")
 
 
