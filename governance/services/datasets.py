@@ -784,12 +784,7 @@ def dataset_schema_declare_columns(
         if version is None:
             raise ConflictError(f"Dataset {name!r} has no source version yet.")
         if version.source_reference:
-            raise ConflictError(
-                f"{version} refers to table {version.source_reference.get('table')!r} where it lives; "
-                "its schema is fixed at registration: register the table again with the new schema "
-                "(`synthgate source register`).",
-                extra={"version": version.number},
-            )
+            _check_reference_declarations(version, declarations)
         accepted: set[str] = set()
         if accept_proposed_types:
             proposed = proposed_types_declarations(version.schema)
@@ -804,7 +799,10 @@ def dataset_schema_declare_columns(
                 **{column: {**proposed.get(column, {}), **changes} for column, changes in declarations.items()},
             }
         _check_not_in_flight(version)
-        schema, events, warnings = _declarations_applied(version, declarations)
+        if version.source_reference:
+            schema, events, warnings = _reference_types_declared(version, declarations)
+        else:
+            schema, events, warnings = _declarations_applied(version, declarations)
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
@@ -820,6 +818,44 @@ def dataset_schema_declare_columns(
                 after={"column": after, **notes},
             )
     return RegistrationResult(version, False, warnings)
+
+
+def _check_reference_declarations(version: DatasetVersion, declarations: dict[str, dict[str, Any]]) -> None:
+    """A version by reference has its schema fixed at registration, except that a type its catalog
+    proposed (``type_proposed``) is declared as proposed: nothing else may be declared on it (the
+    data is checked against the schema in its engine, at registration only)."""
+    types = {entry.get("name"): entry.get("type") for entry in version.schema.get("columns", [])}
+    for column, changes in declarations.items():
+        if set(changes) == {"type"} and column in types and changes["type"] == types[column]:
+            continue
+        raise ConflictError(
+            f"{version} refers to {_reference_place(version)} where it lives; its schema is fixed at registration "
+            "(only a type its catalog proposed can be declared, as proposed: "
+            f"`synthgate dataset declare {version.dataset.name} --accept-proposed-types`): register the data again "
+            "with the new schema (`synthgate source register`).",
+            extra={"version": version.number, "column": column},
+        )
+
+
+def _reference_place(version: DatasetVersion) -> str:
+    reference = version.source_reference
+    if reference.get("table"):
+        return f"table {reference['table']!r}"
+    return f"the Parquet data at {reference.get('path')!r}"
+
+
+def _reference_types_declared(
+    version: DatasetVersion, declarations: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], dict[str, Any], list[str]]], list[str]]:
+    """A version by reference's schema with its proposed types declared as proposed (the types are
+    unchanged, so its data still matches them as checked in its engine at registration): (schema,
+    one (before, after, no warnings) per column, no warnings)."""
+    schema = version.schema
+    events: list[tuple[dict[str, Any], dict[str, Any], list[str]]] = []
+    for column, changes in declarations.items():
+        before, after, schema = _declared_schema(version, schema, column, changes)
+        events.append((before, after, []))
+    return schema, events, []
 
 
 def dataset_schema_declarations_check(*, actor: User, name: str, declarations: dict[str, dict[str, Any]]) -> None:
