@@ -191,6 +191,13 @@ class SourceRegisterApi(APIView):
         sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.CONFIDENTIAL)
         cap_override_reason = serializers.CharField(required=False, allow_blank=True, default="")
         overlap_override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+        declared_rows = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            help_text="the table's exact row count, declared public (a published census count): refused unless "
+            "it is the count the engine computes; then no DP estimate of the size is charged",
+        )
 
         class Meta:
             ref_name = "SourceRegisterInput"

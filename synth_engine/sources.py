@@ -543,6 +543,7 @@ def source_register(
     sensitivity: str = "confidential",
     cap_override_reason: str = "",
     overlap_override_reason: str = "",
+    declared_rows: Any = None,
 ) -> RegistrationResult:
     """Register data that stays where it lives as a source version of dataset ``name``.
 
@@ -551,7 +552,9 @@ def source_register(
     (nothing is inferred from data that stays where it is) and must name only columns to model;
     the data is checked against it in the engine before anything is recorded, its row count and
     checksum are computed there, and its rows stream once through the worker to be fingerprinted
-    (:func:`source_row_digests`), never stored.
+    (:func:`source_row_digests`), never stored. ``declared_rows``: the table's exact row count,
+    declared public (``dataset_reference_register``): its form is checked with the other fields,
+    before the data is read, and the count against the engine's count before anything is written.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
@@ -562,7 +565,12 @@ def source_register(
     error_collected(
         errors,
         lambda: dataset_register_fields_check(
-            name=name, epsilon_cap=epsilon_cap, delta_cap=delta_cap, description=description, sensitivity=sensitivity
+            name=name,
+            epsilon_cap=epsilon_cap,
+            delta_cap=delta_cap,
+            description=description,
+            sensitivity=sensitivity,
+            declared_rows=declared_rows,
         ),
     )
     found = error_collected(errors, lambda: _source_located(engine, connection=connection, table=table, path=path))
@@ -609,6 +617,7 @@ def source_register(
         cap_override_reason=cap_override_reason,
         digests=digests,
         overlap_override_reason=overlap_override_reason,
+        declared_rows=declared_rows,
     )
 
 

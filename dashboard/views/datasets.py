@@ -277,8 +277,9 @@ def dataset_register(request: HttpRequest) -> HttpResponse:
 
 
 def dataset_field_mistakes(form: forms.Form) -> None:
-    """Every mistake in a registration's dataset fields (name, caps, description, sensitivity) the
-    service checks, beside the form's own errors (all at once): for an upload and a table by reference."""
+    """Every mistake in a registration's dataset fields (name, caps, description, sensitivity, declared
+    row count) the service checks, beside the form's own errors (all at once): for an upload and a
+    table by reference."""
     try:
         services.dataset_register_fields_check(
             name=form.data.get("name", ""),
@@ -286,6 +287,7 @@ def dataset_field_mistakes(form: forms.Form) -> None:
             delta_cap=form.data.get("delta_cap", ""),
             description=form.data.get("description", ""),
             sensitivity=form.data.get("sensitivity", ""),
+            declared_rows=form.data.get("declared_rows", "").strip() or None,
         )
     except ApplicationError as error:
         add_service_error(form, error)
@@ -313,6 +315,7 @@ def _register(request: HttpRequest, data: dict, staged: StagedUpload | None) -> 
         "sensitivity": data["sensitivity"],
         "cap_override_reason": data["cap_override_reason"],
         "overlap_override_reason": data["overlap_override_reason"],
+        "declared_rows": data["declared_rows"].strip() or None,
     }
     if upload is None and staged is not None:
         with staged.local() as path:

@@ -116,7 +116,7 @@ def dataset_register(
     schema = schema_types_declared(schema)
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
-    rows_declared = error_collected(errors, lambda: _declared_rows_parsed(declared_rows))
+    rows_declared = error_collected(errors, lambda: declared_rows_parsed(declared_rows))
     try:
         if declarations:
             schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
@@ -210,15 +210,23 @@ def _schema_with_declarations(
 
 
 def dataset_register_fields_check(
-    *, name: str, epsilon_cap: Any, delta_cap: Any, description: str = "", sensitivity: str = "confidential"
+    *,
+    name: str,
+    epsilon_cap: Any,
+    delta_cap: Any,
+    description: str = "",
+    sensitivity: str = "confidential",
+    declared_rows: Any = None,
 ) -> None:
     """Check a registration's own fields (not the table) and name every mistake in one error.
 
     The dashboard calls it when its form is incomplete, so the person sees every mistake at
-    once; ``dataset_register`` runs the same checks together with reading the table.
+    once; ``dataset_register`` runs the same checks together with reading the table (and the
+    declared row count against the table's).
     """
     errors: list[ValidationError] = []
     _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    error_collected(errors, lambda: declared_rows_parsed(declared_rows))
     if errors:
         raise errors_combined(errors)
 
@@ -285,7 +293,7 @@ def dataset_reference_register(
         raise PermissionDeniedError("Only a data steward can register datasets.")
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
-    rows_declared = error_collected(errors, lambda: _declared_rows_parsed(declared_rows))
+    rows_declared = error_collected(errors, lambda: declared_rows_parsed(declared_rows))
     error_collected(errors, lambda: _check_declared_rows(rows_declared, n_rows))
     if errors or fields is None:
         raise errors_combined(errors)
@@ -334,8 +342,9 @@ def dataset_reference_register(
         return RegistrationResult(version, True, [])
 
 
-def _declared_rows_parsed(declared_rows: Any) -> int | None:
-    """A declared public row count: None, or a positive whole number."""
+def declared_rows_parsed(declared_rows: Any) -> int | None:
+    """A declared public row count: None (nothing declared: empty or ``None``), or a positive whole
+    number; a ValidationError on field ``declared_rows`` otherwise (checked before any table is read)."""
     if declared_rows is None or declared_rows == "":
         return None
     try:

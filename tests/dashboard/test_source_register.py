@@ -10,7 +10,7 @@ import json
 import pytest
 from django.db import connection  # noqa: F401 (the skip condition reads it)
 
-from governance.models import AuditEvent, DatasetVersion
+from governance.models import AuditEvent, BudgetEntry, DatasetVersion
 from tests.jobs import test_reference_source as source_tests
 from tests.jobs.test_reference_source import TABLE
 
@@ -102,6 +102,28 @@ def test_a_schema_is_proposed_from_the_column_types_and_registers_after_review(c
     assert registered.status_code == 302
     stored = DatasetVersion.objects.get(dataset__name="adult").schema  # written out in full, as an upload's
     assert stored["columns"] == [{**column, "role": "other"} for column in schema["columns"]]
+
+
+def test_a_row_count_declared_public_is_taken_from_the_form_and_a_wrong_one_refused_with_the_reason(
+    cast, warehouse, adult_schema, login
+):
+    client = login(cast.steward)
+    assert 'name="declared_rows"' in client.get(URL).content.decode()
+    wrong = client.post(URL, _form(schema_json=json.dumps(adult_schema), declared_rows="2001"))
+    assert wrong.status_code == 400
+    assert (
+        wrong.context["form"]
+        .errors["declared_rows"][0]
+        .startswith("The table has 2,000 rows, not the 2,001 declared public")
+    )
+    assert not DatasetVersion.objects.exists() and not BudgetEntry.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="dataset").exists()
+
+    right = client.post(URL, _form(schema_json=json.dumps(adult_schema), declared_rows="2000"))
+    assert right.status_code == 302, right.context["form"].errors
+    version = DatasetVersion.objects.get(dataset__name="adult")
+    assert version.rows_declared and version.public_rows == 2000
+    assert not BudgetEntry.objects.exists()  # no estimate of the size is charged
 
 
 # ---------------------------------------------------------------- Parquet lakes: the engine is chosen

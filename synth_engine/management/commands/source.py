@@ -74,6 +74,7 @@ class Command(SynthgateCommand):
             sensitivity=options["sensitivity"],
             cap_override_reason=options["override_caps"],
             overlap_override_reason=options["override_overlap"],
+            declared_rows=options["declared_rows"],
         )
         version = result.version
         reference = version.source_reference
@@ -85,7 +86,7 @@ class Command(SynthgateCommand):
             return f"{verb}: {version.dataset.name} version {version.number} (source, stays where it lives)\n" + fields(
                 [
                     *location.items(),
-                    ("rows", version.n_rows),
+                    ("rows", f"{version.n_rows} (declared public)" if version.rows_declared else version.n_rows),
                     ("columns", version.n_columns),
                     ("epsilon cap", version.dataset.epsilon_cap),
                     ("delta cap", version.dataset.delta_cap),
