@@ -298,3 +298,25 @@ def test_a_checkpoint_file_has_nothing_to_compact(settings, tmp_path):
     settings.SYNTHGATE_CHECKPOINT_PATH = str(tmp_path / "checkpoints.jsonl")
     run = synthgate("log", "compact")
     assert run.code != 0 and "lines of one file" in run.message
+
+
+def test_the_daily_beat_entry_compacts_the_objects_and_does_nothing_for_a_file(shared_storage, settings, tmp_path):
+    from audits.services import checkpoint_compaction_schedule_ensure
+    from audits.tasks import audit_log_checkpoints_compact
+
+    entry = checkpoint_compaction_schedule_ensure()
+    assert (entry.task, entry.enabled, entry.interval.every) == (
+        "audits.tasks.audit_log_checkpoints_compact",
+        True,
+        86400,
+    )
+    assert checkpoint_compaction_schedule_ensure().pk == entry.pk  # idempotent, as `synthgate init` needs
+    settings.DATA_DIR = tmp_path / "host-a"
+    for number in range(104):
+        audit_event_record(actor=None, action="test.append", object_type="host", object_id=str(number))
+    done = audit_log_checkpoints_compact.apply().get()
+    assert done["checkpoints"] == 4 and done["removed"] == 4 and len(_segment_keys(shared_storage)) == 1
+    assert AuditEvent.objects.get(action="audit_log.checkpoints_compacted").channel == "worker"
+    assert audit_log_verify(grace_seconds=0).ok
+    settings.SYNTHGATE_CHECKPOINT_PATH = str(tmp_path / "checkpoints.jsonl")
+    assert audit_log_checkpoints_compact.apply().get()["segment"] is None
