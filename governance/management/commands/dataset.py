@@ -48,12 +48,6 @@ class Command(SynthgateCommand):
         )
         add_registration_arguments(register)
         register.add_argument(
-            "--declared-rows",
-            metavar="N",
-            help="the table's exact row count, declared public (a published census count): refused unless it "
-            "is the count; then no DP estimate of the size is charged",
-        )
-        register.add_argument(
             "--declare",
             metavar="FILE",
             help="JSON object of column → roles and public domain to declare on the given or inferred schema, e.g. "
@@ -258,7 +252,8 @@ class Command(SynthgateCommand):
 
 
 def add_registration_arguments(register: Any) -> None:
-    """The caps, description, sensitivity and override options every way of registering takes."""
+    """The caps, description, sensitivity, declared public row count and override options every way of
+    registering takes (an upload, a table by reference)."""
     register.add_argument(
         "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
     )
@@ -275,6 +270,12 @@ def add_registration_arguments(register: Any) -> None:
         metavar="REASON",
         default="",
         help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+    )
+    register.add_argument(
+        "--declared-rows",
+        metavar="N",
+        help="the table's exact row count, declared public (a published census count): refused unless it "
+        "is the count; then no DP estimate of the size is charged",
     )
     register.add_argument(
         "--override-overlap",
