@@ -113,6 +113,8 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     latest = dataset_latest_source(dataset=dataset)
     if latest is not None and request.method == "POST" and request.POST.get("action") == "accept_types":
         return _types_accepted(request, dataset.name, back="dataset-detail" if latest.source_reference else None)
+    if latest is not None and request.method == "POST" and request.POST.get("action") == "repropose_types":
+        return _types_reproposed(request, dataset.name, back="dataset-detail" if latest.source_reference else None)
     if latest is None or latest.source_reference:  # nothing to declare yet, or a schema fixed at registration
         return redirect("dashboard:dataset-detail", name=name)
     data = request.POST if request.method == "POST" else None
@@ -175,6 +177,23 @@ def _types_accepted(request: HttpRequest, name: str, *, back: str | None = None)
         messages.error(request, error.message)
         return redirect(page, name=name)
     messages.success(request, f"Declared the proposed types on {result.version} as shown; each declaration is logged.")
+    return redirect(page, name=name)
+
+
+def _types_reproposed(request: HttpRequest, name: str, *, back: str | None = None) -> HttpResponse:
+    """Every declared type marked proposed again (logged per column), for a version registered before
+    type proposals existed: it cannot be requested until the types are declared again."""
+    page = f"dashboard:{back or 'dataset-schema'}"
+    try:
+        result = services.dataset_schema_types_repropose(actor=signed_in_user(request), name=name)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect(page, name=name)
+    messages.success(
+        request,
+        f"The types of {result.version} are proposed again; it cannot be requested until you declare them. "
+        "Each column is logged.",
+    )
     return redirect(page, name=name)
 
 

@@ -922,6 +922,65 @@ def dataset_schema_types_accept(*, actor: User, name: str) -> RegistrationResult
     return dataset_schema_declare_columns(actor=actor, name=name, declarations={}, accept_proposed_types=True)
 
 
+def dataset_schema_types_repropose(*, actor: User, name: str, columns: list[str] | None = None) -> RegistrationResult:
+    """Mark declared types of the newest source version as proposals again (``type_proposed``): the
+    steward's way to put types back under review, for versions registered before type proposals
+    existed (their types read from the rows count as declared, and no stored field tells them
+    apart: docs/datasets.md, "Versions registered before type proposals").
+
+    ``columns`` names the columns (default: every column whose type is declared). The version then
+    cannot be requested, and requesters read the types as ``null``, until a steward declares them
+    (:func:`dataset_schema_types_accept`, or another ``type``); filed requests on it are refused at
+    approval. Each column is one ``dataset_version.declare`` audit event (``reproposed_type``).
+    Refused while a job may be reading the version, for an unknown column, or when every named type
+    is already proposed; nothing is written then.
+    """
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can re-propose a dataset's types.")
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().filter(name=name).first()
+        if dataset is None:
+            raise NotFoundError(f"No dataset named {name!r}.")
+        version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+        if version is None:
+            raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        entries = [entry for entry in version.schema.get("columns", []) if isinstance(entry, dict)]
+        names = [entry.get("name") for entry in entries]
+        unknown = [column for column in columns or [] if column not in names]
+        if unknown:
+            raise ValidationError(
+                f"{version} has no column {', '.join(map(repr, unknown))}; its columns: {', '.join(map(str, names))}.",
+                extra={"field": "column", "column": unknown[0]},
+            )
+        chosen = set(columns or names)
+        targets = [entry["name"] for entry in entries if entry.get("name") in chosen and not entry.get("type_proposed")]
+        if not targets:
+            raise ValidationError(
+                f"Nothing to re-propose: every named type of {version} is already proposed.",
+                extra={"field": "repropose_types"},
+            )
+        _check_not_in_flight(version)
+        schema = {
+            **version.schema,
+            "columns": [
+                {**entry, "type_proposed": True} if isinstance(entry, dict) and entry.get("name") in targets else entry
+                for entry in version.schema["columns"]
+            ],
+        }
+        version.schema = schema
+        version.save(update_fields=["schema"])
+        for before in entries:
+            if before["name"] in targets:
+                audit_event_record(
+                    actor=actor,
+                    action="dataset_version.declare",
+                    obj=version,
+                    before={"column": before},
+                    after={"column": {**before, "type_proposed": True}, "reproposed_type": before["type"]},
+                )
+    return RegistrationResult(version, False, [])
+
+
 def _check_not_in_flight(version: DatasetVersion) -> None:
     busy = list(version.requests.filter(state__in=IN_FLIGHT_STATES).values_list("pk", flat=True))
     if busy:
