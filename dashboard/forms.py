@@ -39,6 +39,12 @@ class DatasetRegisterForm(forms.Form):
     )
     epsilon_cap = forms.CharField(label="ε cap (total privacy budget)", initial="10")
     delta_cap = forms.CharField(label="δ cap", initial="1e-4")
+    declared_rows = forms.CharField(
+        required=False,
+        label="Row count declared public (optional)",
+        help_text="Only if the table's exact row count is already published (a census count): it must be the "
+        "exact count or nothing is registered; then no DP estimate of the size is charged. Leave empty otherwise.",
+    )
     cap_override_reason = forms.CharField(
         required=False,
         label="Reason to accept implausible caps",
@@ -126,6 +132,12 @@ class SourceRegisterForm(forms.Form):
     )
     epsilon_cap = forms.CharField(label="ε cap (total privacy budget)", initial="10")
     delta_cap = forms.CharField(label="δ cap", initial="1e-4")
+    declared_rows = forms.CharField(
+        required=False,
+        label="Row count declared public (optional)",
+        help_text="Only if the table's exact row count is already published (a census count): it must be the "
+        "exact count or nothing is registered; then no DP estimate of the size is charged. Leave empty otherwise.",
+    )
     cap_override_reason = forms.CharField(
         required=False,
         label="Reason to accept implausible caps",

@@ -93,6 +93,7 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
         "sensitivity": data["sensitivity"],
         "cap_override_reason": data["cap_override_reason"],
         "overlap_override_reason": data["overlap_override_reason"],
+        "declared_rows": data["declared_rows"].strip() or None,
     }
 
 

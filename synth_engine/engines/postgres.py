@@ -167,8 +167,12 @@ class PostgresCounts(SqlCounts):
         ranges = self._page_ranges()
         relations = [self.relation] if len(ranges) <= 1 else [self._range_relation(low, high) for low, high in ranges]
 
-        def count(connection: Any, relation: str) -> list[tuple[Any, ...]]:
-            if parts[0].integer_keys and self.temporary:
+        temporary = parts[0].integer_keys and self.temporary
+
+        def count(connection: Any, relation: str, inside: bool = False) -> list[tuple[Any, ...]]:
+            # inside: in a transaction already open on the connection (one snapshot shared by the
+            # counting connections), counted in a savepoint of it
+            if temporary:
                 table = f"synthgate_codes_{secrets.token_hex(4)}"
                 create = (
                     f"CREATE TEMPORARY TABLE {table} ("
@@ -178,7 +182,9 @@ class PostgresCounts(SqlCounts):
                 codes = ", ".join(f"CAST({selected[k][0]} AS {self._code_type})" for k in used)
                 fill = f"INSERT INTO {table} SELECT {codes} FROM {relation}"
                 statements = [part.select(table, tag=str(p), width=width, keys=keys) for p, part in enumerate(parts)]
-                rows = table_counted_rows(connection, table, create, fill, params, statements, self.settings)
+                rows = table_counted_rows(
+                    connection, table, create, fill, params, statements, self.settings, inside=inside
+                )
                 if rows is not None:
                     self.paths.append("temporary table")
                     return rows
@@ -188,12 +194,14 @@ class PostgresCounts(SqlCounts):
             )
             sql = f"WITH coded AS MATERIALIZED (SELECT {inner} FROM {relation}) {branches}"
             self.paths.append("common table expression")
-            return counted_rows(connection, sql, params, self.settings)
+            return counted_rows(connection, sql, params, self.settings, inside=inside)
 
         if len(relations) == 1:
             rows = count(self.connection, relations[0])
         else:
-            rows = self._counted_at_once([functools.partial(count, relation=relation) for relation in relations])
+            rows = self._counted_at_once(
+                [functools.partial(count, relation=relation) for relation in relations], write=temporary
+            )
         by_part: list[list[tuple[Any, ...]]] = [[] for _ in parts]
         for row in rows:
             by_part[int(row[0])].append(row[1:])
@@ -227,21 +235,36 @@ class PostgresCounts(SqlCounts):
             conditions.append(f"({self.where})")
         return f"(SELECT * FROM {self.base} WHERE {' AND '.join(conditions)}) AS source"
 
-    def _counted_at_once(self, counts: list[Callable[[Any], list[tuple[Any, ...]]]]) -> list[tuple[Any, ...]]:
+    def _counted_at_once(
+        self, counts: list[Callable[..., list[tuple[Any, ...]]]], *, write: bool
+    ) -> list[tuple[Any, ...]]:
         """Run each count on a connection of its own (the first on ``connection``), at once, and
-        add up the counts of rows with the same tag, masks and keys. Where another connection
-        cannot be opened (the server's connection limit, say), the counts run one after another
-        on ``connection``."""
+        add up the counts of rows with the same tag, masks and keys.
+
+        All of them read one snapshot: ``connection`` opens a ``REPEATABLE READ`` transaction
+        (read-write when ``write``: a temporary table is no write to the data) and exports its
+        snapshot, which each other connection sets before any statement, so rows committed by
+        another session meanwhile count in no range or in all. Where the snapshot cannot be
+        exported (a caller's transaction on ``connection``, a server that refuses) each range is
+        counted in its own snapshot (``paths``: "separate snapshots"); a connection that cannot
+        set it leaves its range to ``connection``. Where another connection cannot be opened (the
+        server's connection limit, say), the counts run one after another on ``connection``, in
+        its snapshot."""
         assert self.connect is not None
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
             statement_timeout, lock_timeout = cursor.fetchone()
         others: list[Any] = []
+        began = False  # a transaction of ours is open on ``connection``
         try:
+            snapshot, began = export_snapshot(self.connection, write=write)
             try:
                 for _ in counts[1:]:
                     other = self.connect()
                     others.append(other)
+                    if not getattr(other, "autocommit", True):  # ours: each count opens its transaction
+                        other.rollback()
+                        other.autocommit = True
                     with other.cursor() as cursor:
                         cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
                         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
@@ -251,24 +274,40 @@ class PostgresCounts(SqlCounts):
                     with contextlib.suppress(Exception):
                         other.close()
                 others = []
-            if not others:
-                return summed([count(self.connection) for count in counts])
+            # each connection's counts; in a shared snapshot, a connection that cannot set it
+            # leaves its count to ``connection``
             connections = [self.connection, *others]
+            assigned: list[list[int]] = [[0]] + [[k] for k in range(1, len(connections))]
+            if not others:
+                assigned = [list(range(len(counts)))]
+            elif snapshot is not None:
+                for k, other in enumerate(others, start=1):
+                    if not import_snapshot(other, snapshot, write=write):
+                        assigned[0] += assigned[k]
+                        assigned[k] = []
+            self.paths.append("one snapshot" if snapshot is not None else "separate snapshots")
+            inside = snapshot is not None and began
             results: list[list[tuple[Any, ...]] | None] = [None] * len(counts)
             errors: list[BaseException] = []
 
             def run(k: int) -> None:
-                if errors:  # another failed before this one started
-                    return
-                try:
-                    results[k] = counts[k](connections[k])
-                except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
-                    errors.append(error)
-                    for j, other in enumerate(connections):
-                        if j != k:
-                            cancel(other)
+                for c in assigned[k]:
+                    if errors:  # another failed before this one started
+                        return
+                    try:
+                        # connection 0 in a caller's transaction counts in savepoints of it;
+                        # the others in the transaction that holds the snapshot
+                        results[c] = counts[c](connections[k], inside=inside if k == 0 else snapshot is not None)
+                    except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
+                        errors.append(error)
+                        for j, other in enumerate(connections):
+                            if j != k:
+                                cancel(other)
+                        return
 
-            threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, len(counts))]
+            threads = [
+                threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, len(connections)) if assigned[k]
+            ]
             for thread in threads:
                 thread.start()
             try:
@@ -279,6 +318,9 @@ class PostgresCounts(SqlCounts):
             if errors:
                 raise errors[0]
         finally:
+            if began:
+                with contextlib.suppress(Exception), self.connection.cursor() as cursor:
+                    cursor.execute("ROLLBACK")
             for other in others:
                 with contextlib.suppress(Exception):
                     other.close()
@@ -355,14 +397,18 @@ def table_counted_rows(
     params: Sequence[Any],
     statements: list[str],
     settings: dict[str, str],
+    *,
+    inside: bool = False,
 ) -> list[tuple[Any, ...]] | None:
     """Create the temporary ``table`` (``create``), fill it (``fill``, with ``params``), analyze
     it and return the rows of every counting statement over it; ``None``, with nothing done, when
     the connection cannot create it (a standby, no ``TEMPORARY`` privilege, a read-only
     transaction of the caller's). All in a transaction of its own (on an autocommit connection:
     read-write, whatever the session's default, as a temporary table is no write to the data) or
-    a savepoint of the caller's, rolled back at the end: the table and the settings go with it."""
-    autocommit = bool(getattr(connection, "autocommit", False))
+    a savepoint of the caller's, rolled back at the end: the table and the settings go with it.
+    ``inside``: a transaction is already open on the connection (an autocommit one's too): a
+    savepoint of it."""
+    autocommit = bool(getattr(connection, "autocommit", False)) and not inside
     begin = "BEGIN READ WRITE" if autocommit else "SAVEPOINT synthgate_counts"
 
     def undo(cursor: Any) -> None:
@@ -392,11 +438,14 @@ def table_counted_rows(
         return rows
 
 
-def counted_rows(connection: Any, sql: str, params: Sequence[Any], settings: dict[str, str]) -> list[tuple[Any, ...]]:
+def counted_rows(
+    connection: Any, sql: str, params: Sequence[Any], settings: dict[str, str], *, inside: bool = False
+) -> list[tuple[Any, ...]]:
     """Run a counting statement with ``settings`` local to it: in a transaction of its own on an
-    autocommit connection, else in a savepoint of the caller's transaction that is rolled back
-    after (it only read), so no setting outlives the statement either way."""
-    autocommit = bool(getattr(connection, "autocommit", False))
+    autocommit connection, else (or ``inside`` a transaction already open on it) in a savepoint
+    of the open transaction that is rolled back after (it only read), so no setting outlives the
+    statement either way."""
+    autocommit = bool(getattr(connection, "autocommit", False)) and not inside
     with connection.cursor() as cursor:
         cursor.execute("BEGIN" if autocommit else "SAVEPOINT synthgate_counts")
         try:
@@ -416,6 +465,49 @@ def counted_rows(connection: Any, sql: str, params: Sequence[Any], settings: dic
             cursor.execute("ROLLBACK TO SAVEPOINT synthgate_counts")
             cursor.execute("RELEASE SAVEPOINT synthgate_counts")
         return rows
+
+
+REPEATABLE_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+
+
+def export_snapshot(connection: Any, *, write: bool) -> tuple[str | None, bool]:
+    # A caller's transaction is not exported from: pg_export_snapshot refuses in a subtransaction
+    # (a savepoint, Django's nested atomic blocks), and its error would abort the caller's
+    # transaction; a READ COMMITTED one (the default) reads a new snapshot a statement anyway.
+    """The snapshot of a ``REPEATABLE READ`` transaction on ``connection``, exported for other
+    connections to set (``pg_export_snapshot``), and whether that transaction was opened here
+    (the caller rolls it back once they have set it and counted). The connection is an autocommit
+    one; the transaction is opened here, read-write when ``write`` and the server allows it.
+    ``(None, False)``, with nothing left open, where there is none to share: a caller's
+    transaction on the connection, or a server that refuses to export."""
+    if not getattr(connection, "autocommit", False):
+        return None, False
+    with connection.cursor() as cursor:
+        for begin in [f"{REPEATABLE_READ} READ WRITE"] * write + [REPEATABLE_READ]:
+            try:
+                cursor.execute(begin)
+                cursor.execute("SELECT pg_export_snapshot()")
+                return str(cursor.fetchone()[0]), True
+            except Exception:  # noqa: BLE001 - read-only, or each range in a snapshot of its own
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+    return None, False
+
+
+def import_snapshot(connection: Any, snapshot: str, *, write: bool) -> bool:
+    """Open a ``REPEATABLE READ`` transaction on ``connection`` (an autocommit one) that reads
+    ``snapshot`` (``SET TRANSACTION SNAPSHOT``, before any statement), read-write when ``write``
+    and allowed; ``False``, with nothing left open, where it cannot."""
+    with connection.cursor() as cursor:
+        for begin in [f"{REPEATABLE_READ} READ WRITE"] * write + [REPEATABLE_READ]:
+            try:
+                cursor.execute(begin)
+                cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+                return True
+            except Exception:  # noqa: BLE001 - its range is counted by the exporting connection
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+    return False
 
 
 def cancel(connection: Any) -> None:
