@@ -108,7 +108,10 @@ def _typed_values(series: pd.Series, kind: str) -> pd.Series | None:
 def _categorical(series: pd.Series) -> pd.Series | None:
     """A column of text (or missing) as a ``Categorical`` of its distinct texts in the order they
     first occur; None when a value is not text (the caller types it cell by cell)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
+    if isinstance(series.dtype, pd.CategoricalDtype):  # as drawn (``Generator.sample_for_output``): by category
+        drawn = _drawn_categorical(series)
+        if drawn is not None:
+            return drawn
         series = series.astype(object)
     if series.dtype.kind != "O":
         return None
@@ -122,6 +125,22 @@ def _categorical(series: pd.Series) -> pd.Series | None:
         codes = np.where(codes == position, -1, np.where(codes > position, codes - 1, codes))
         uniques = np.delete(uniques, position)
     return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object)))
+
+
+def _drawn_categorical(series: pd.Series) -> pd.Series | None:
+    """A ``Categorical`` column of texts as ``_categorical`` types it, by its categories alone (an
+    empty text is missing); None when a category is not text."""
+    categories = series.cat.categories
+    if categories.dtype.kind != "O" or pd.api.types.infer_dtype(categories, skipna=False) not in ("string", "empty"):
+        return None
+    codes = series.cat.codes.to_numpy()
+    empty = np.flatnonzero(categories.to_numpy() == "")
+    if len(empty):  # an empty text is a missing cell in the stored form
+        position = int(empty[0])
+        codes = np.where(codes == position, -1, np.where(codes > position, codes - 1, codes)).astype(codes.dtype)
+        categories = categories.delete(position)
+    dtype = pd.CategoricalDtype(pd.Index(categories, dtype=object))
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype))
 
 
 def _counted(series: pd.Series) -> pd.Series:
@@ -268,10 +287,10 @@ class _ParquetWriter(_Writer):
 
     def __init__(self, handle: int, schema: dict[str, Any]) -> None:
         self.stream = _HashingFile(os.fdopen(handle, "wb"))
-        self.writer = pq.ParquetWriter(self.stream, arrow_schema(schema), **write_options(schema))
+        self.writer = pq.ParquetWriter(self.stream, arrow_schema(schema, dictionaries=True), **write_options(schema))
 
     def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
-        table = arrow_table(typed, schema)
+        table = arrow_table(typed, schema, dictionaries=True)
         self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
 
     def close(self) -> tuple[str, int]:

@@ -42,6 +42,7 @@ Generators model *bins* (groups of fine codes, see :func:`ordered_bins` and
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -317,9 +318,17 @@ class CategoricalCodec:
             codes[outside] = self.other_code
         return _place_missing(codes, mask, self.missing_code, self.name)
 
-    def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
-        """Map fine codes back to values with the source dtype (see the module docstring)."""
+    def decode(self, codes: np.ndarray, rng: np.random.Generator, *, categories: bool = False) -> pd.Series:
+        """Map fine codes back to values with the source dtype (see the module docstring).
+
+        ``categories``: a column of text comes back as a pandas ``Categorical`` of the same values
+        (the codec's values, then other; missing as no category), the codes kept as they are drawn
+        rather than a Python object a row (what a writer that stores each distinct value once wants)."""
         codes = np.asarray(codes, dtype=np.intp)
+        if categories:
+            categorical = self._categorical(codes)
+            if categorical is not None:
+                return pd.Series(categorical, name=self.name, copy=False)
         if self.dtype == "boolean" and not self.has_other and all(_is_bool(value) for value in self.values):
             known = np.zeros(self.n_codes, dtype=bool)  # the nullable booleans as arrays, not objects
             known[: len(self.values)] = self.values
@@ -337,6 +346,26 @@ class CategoricalCodec:
         if self.has_other and not pd.api.types.is_string_dtype(pd.api.types.pandas_dtype(self.dtype)):
             return series
         return series.astype(self.dtype)
+
+    def _categorical(self, codes: np.ndarray) -> pd.Categorical | None:
+        """The values of ``codes`` as a ``Categorical`` when this column's values are distinct
+        texts of an ``object`` column (else None: ``decode`` gives them as objects)."""
+        dtype = self._text_dtype
+        if dtype is None:
+            return None
+        if self.has_missing:  # the missing code is the last: no category
+            codes = np.where(codes == self.missing_code, -1, codes)
+        n_texts = len(dtype.categories)
+        width = np.int8 if n_texts < 127 else np.int16 if n_texts < 32_767 else np.int32  # as pandas keeps them
+        return pd.Categorical.from_codes(codes.astype(width), dtype=dtype)
+
+    @functools.cached_property
+    def _text_dtype(self) -> pd.CategoricalDtype | None:
+        """The categories of a column of distinct texts (its values, then other), else None."""
+        texts = [*self.values, OTHER_VALUE] if self.has_other else list(self.values)
+        if self.dtype != "object" or not all(isinstance(value, str) for value in texts) or len(set(texts)) < len(texts):
+            return None
+        return pd.CategoricalDtype(pd.Index(texts, dtype=object))
 
     def code_of(self, value: Any) -> int:
         """Fine code of a released ``value`` (for conditional sampling)."""
@@ -436,14 +465,18 @@ class NumericCodec:
             if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
                 steps = np.maximum(np.floor(width / self.unit), 1.0)
                 steps = np.append(steps, 1.0) if self.has_missing else steps
-                offsets = np.floor(rng.random(len(codes)) * steps[codes])
+                offsets = rng.random(len(codes))
+                offsets *= steps[codes]
+                np.floor(offsets, out=offsets)
                 whole = self._whole_numbers(codes, offsets)
                 if whole is not None:
                     return pd.Series(whole, name=self.name, copy=False)
                 values = low[codes] + offsets * self.unit
-            else:
+            else:  # low + u · span, computed in place (the same values)
                 spans = np.append(width, 0.0) if self.has_missing else width
-                values = low[codes] + rng.random(len(codes)) * spans[codes]
+                values = rng.random(len(codes))
+                values *= spans[codes]
+                values += low[codes]
             return numeric_output(values, self.type, self.dtype, self.name)
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
@@ -469,7 +502,10 @@ class NumericCodec:
         if not (np.all(np.floor(self.low) == self.low) and float(self.unit).is_integer()):
             return None
         low = np.append(self.low, 0.0) if self.has_missing else self.low
-        values = low.astype(np.int64)[codes] + offsets.astype(np.int64) * int(self.unit)
+        values = offsets.astype(np.int64)  # whole and at least 0
+        if self.unit != 1:
+            values *= int(self.unit)
+        values += low.astype(np.int64)[codes]
         if plain:
             return values
         missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)

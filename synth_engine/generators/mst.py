@@ -402,6 +402,7 @@ class MSTGenerator(Generator):
         self.bins_, self.edges_ = bins, edges
         self.label_columns_ = sorted(stars)
         self.one_way_, self.within_, self.label_tables_, self.pairs_ = one_way, within, label_tables, pairs
+        self.__dict__.pop("_plans", None)  # the sampling plans of the tables replaced
 
     def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
         if not codec.ordered:
@@ -415,9 +416,17 @@ class MSTGenerator(Generator):
 
     # ------------------------------------------------------------------ sample
 
-    def sample(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
+    def sample_for_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
+        """``sample``'s rows with each column of text as a pandas ``Categorical`` (the same values)."""
+        return self.sample(n_rows, conditions, categories=True)
+
+    def sample(
+        self, n_rows: int, conditions: dict[str, Any] | None = None, *, categories: bool = False
+    ) -> pd.DataFrame:
         """Draw ``n_rows`` rows by ancestral sampling; ``conditions`` re-roots the tree at the
-        conditioned (categorical) column, so the requested shares are met exactly.
+        conditioned (categorical) column, so the requested shares are met exactly. ``categories``:
+        a column of text comes back as a pandas ``Categorical`` of the same values
+        (``CategoricalCodec.decode``), not an object a row.
 
         Each column is drawn and decoded from its own random stream, seeded from the model's
         sampling stream, so the output of a seed does not depend on the order the columns are
@@ -432,9 +441,9 @@ class MSTGenerator(Generator):
         columns: dict[int, pd.Series] = {}
         if threads > 1:
             with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
-                self._sample_columns(n_rows, condition, streams, columns, pool)
+                self._sample_columns(n_rows, condition, streams, columns, pool, categories)
         else:
-            self._sample_columns(n_rows, condition, streams, columns, None)
+            self._sample_columns(n_rows, condition, streams, columns, None, categories)
         return pd.DataFrame(
             {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
         )
@@ -446,6 +455,7 @@ class MSTGenerator(Generator):
         streams: list[np.random.Generator],
         columns: dict[int, pd.Series],
         pool: ThreadPoolExecutor | None,
+        categories: bool = False,
     ) -> None:
         """Every column's values into ``columns``: the root (or label), the tree's start, then
         down the tree; each child is drawn from P(fine code | label bin, parent bin) =
@@ -478,17 +488,21 @@ class MSTGenerator(Generator):
                 else sample_conditional(classes, self.within_[label], streams[label])
             )
         children: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for parent, child, table in self._walk(start):
+        for parent, child, table in self._walk_fine(start):
             children.setdefault(parent, []).append((child, table))
 
         def draw(column: int, parent: int | None, table: np.ndarray | None) -> int:
             """The column's codes (unless drawn above), its values, and its children's groups;
             the codes are let go once decoded."""
-            if parent is not None:
-                fine[column] = sample_conditional(groups[parent], table @ self.within_[column], streams[column])
+            if parent is not None and table is not None:
+                fine[column] = sample_conditional(groups[parent], table, streams[column])
             if column in children:  # (label bin, column bin) of each row, once for all its children
-                groups[column] = classes * len(self.one_way_[column]) + self.bins_[column][fine[column]]
-            columns[column] = self.codecs_[column].decode(fine.pop(column), streams[column])
+                groups[column] = ParentGroups(classes * len(self.one_way_[column]) + self.bins_[column][fine[column]])
+            codec = self.codecs_[column]
+            if categories and isinstance(codec, CategoricalCodec):
+                columns[column] = codec.decode(fine.pop(column), streams[column], categories=True)
+            else:
+                columns[column] = codec.decode(fine.pop(column), streams[column])
             return column
 
         def drawn(column: int) -> list[tuple[int, int, np.ndarray]]:
@@ -500,7 +514,7 @@ class MSTGenerator(Generator):
                     del groups[parent]
             return [(child, column, table) for child, table in children.get(column, [])]
 
-        groups: dict[int, np.ndarray] = {}
+        groups: dict[int, ParentGroups] = {}
         parents = {child: parent for parent, kids in children.items() for child, _ in kids}
         waiting = {parent: len(kids) for parent, kids in children.items()}
         ready: list[tuple[int, int | None, np.ndarray | None]] = [(column, None, None) for column in fine]
@@ -520,6 +534,14 @@ class MSTGenerator(Generator):
             return None
         index, shares = _parse_conditions(conditions, self.columns_, self.codecs_, self.one_way_)
         return index, _shuffled_counts(shares, n_rows, self.sample_rng_)
+
+    def _walk_fine(self, start: int) -> list[tuple[int, int, np.ndarray]]:
+        """``_walk``'s edges with P(child fine code | label, parent bin) (the bin table times the
+        child's ``within_``), computed once a model and start (each ``sample`` call reuses them)."""
+        plans: dict[int, list[tuple[int, int, np.ndarray]]] = self.__dict__.setdefault("_plans", {})
+        if start not in plans:  # emptied when a fit sets the tables
+            plans[start] = [(parent, child, table @ self.within_[child]) for parent, child, table in self._walk(start)]
+        return plans[start]
 
     def _walk(self, start: int) -> list[tuple[int, int, np.ndarray]]:
         """Tree edges breadth-first from ``start``, each with P(child bin | label, parent bin)
@@ -1014,7 +1036,24 @@ def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator)
     return sample_conditional(np.zeros(n_rows, dtype=np.intp), np.asarray(weights, dtype=np.float64)[None, :], rng)
 
 
-def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+class ParentGroups:
+    """A parent column's group of each row (label bin × parent bin), drawn once for all its children,
+    with the groups shifted left by ``bits`` kept once a ``bits`` (``sample_conditional``'s buckets;
+    siblings with about as many codes share them)."""
+
+    def __init__(self, groups: np.ndarray) -> None:
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self._shifted: dict[int, np.ndarray] = {}
+
+    def shifted(self, bits: int) -> np.ndarray:
+        """The groups shifted left by ``bits``, as ``uint64``."""
+        shifted = self._shifted.get(bits)
+        if shifted is None:
+            shifted = self._shifted[bits] = self.groups.view(np.uint64) << np.uint64(bits)
+        return shifted
+
+
+def sample_conditional(parents: np.ndarray | ParentGroups, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw one child code per row from ``table[parent]`` (rows of P(child | parent)).
 
     Each parent's group of rows gets controlled-rounded child counts (``round_rows``, every
@@ -1025,13 +1064,15 @@ def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Ge
     The ranking is a counting sort, not a sort of the rows: the key's top bits pick one of
     ``2**bits`` buckets per group; a bucket whose ranks all fall on one child code takes it
     whole, and only the rows of the few buckets that straddle two codes are sorted by their
-    keys (about ``n_children · n_rows / 2**bits`` rows).
+    keys (about ``n_children · n_rows / 2**bits`` rows). The rows a bucket holds, and so the
+    output, do not depend on ``bits``.
 
     Returns
     -------
     ndarray of intp, shape (n_rows,)
     """
-    parents = np.asarray(parents, dtype=np.int64)  # intp, viewed as unsigned for the keys
+    grouped = parents if isinstance(parents, ParentGroups) else ParentGroups(parents)
+    parents = grouped.groups  # intp, viewed as unsigned for the keys
     n_parents, n_children = table.shape
     single = _single_child(table)
     if single is not None:
@@ -1041,22 +1082,27 @@ def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Ge
         return np.zeros(0, dtype=np.intp)
     bits = int(np.clip(np.ceil(np.log2(max(n_children * n_rows / n_parents, 1.0)) / 2), 2, 16))
     keys = rng.bit_generator.random_raw(n_rows)
-    bucket = ((parents.view(np.uint64) << np.uint64(bits)) | (keys >> np.uint64(64 - bits))).view(np.intp)
+    bucket = keys >> np.uint64(64 - bits)
+    bucket |= grouped.shifted(bits)
+    bucket = bucket.view(np.intp)
     sizes = np.bincount(bucket, minlength=n_parents << bits)
     counts = round_rows(table, sizes.reshape(n_parents, -1).sum(axis=1), rng)
     ranked = np.repeat(np.tile(np.arange(n_children, dtype=np.intp), n_parents), counts.ravel())
-    starts = np.cumsum(sizes) - sizes  # each bucket's first rank (the groups laid out in order)
+    ends = np.cumsum(sizes)  # each bucket's ranks: [ends - sizes, ends) (the groups laid out in order)
+    starts = ends - sizes
     first = ranked[np.minimum(starts, n_rows - 1)]
-    straddles = (sizes > 1) & (first != ranked[np.maximum(starts + sizes - 1, 0)])
+    straddles = (sizes > 1) & (first != ranked[np.maximum(ends - 1, 0)])
+    first[straddles] = -1  # a row in a straddling bucket is ranked below
     children = first[bucket]
-    rows = np.flatnonzero(straddles[bucket])
+    rows = np.flatnonzero(children < 0)
     if rows.size:
         group_bits = max(int(n_parents - 1).bit_length(), 1)
-        order = (parents[rows].astype(np.uint64) << np.uint64(64 - group_bits)) | (keys[rows] >> np.uint64(group_bits))
+        order = (parents[rows].view(np.uint64) << np.uint64(64 - group_bits)) | (keys[rows] >> np.uint64(group_bits))
         rows = rows[np.argsort(order)]  # distinct keys: any sorting algorithm gives this order
-        in_straddling = np.where(straddles, sizes, 0)
-        offsets = starts - (np.cumsum(in_straddling) - in_straddling)  # rank minus position among sorted rows
-        children[rows] = ranked[np.arange(rows.size) + offsets[bucket[rows]]]
+        straddling = np.flatnonzero(straddles)  # in order, as the sorted rows' buckets are
+        held = sizes[straddling]
+        offsets = starts[straddling] - (np.cumsum(held) - held)  # rank minus position among sorted rows
+        children[rows] = ranked[np.arange(rows.size) + np.repeat(offsets, held)]
     return children
 
 

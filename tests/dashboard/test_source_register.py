@@ -10,6 +10,7 @@ import json
 import pytest
 from django.db import connection  # noqa: F401 (the skip condition reads it)
 
+from core.schema import proposed_type_columns
 from governance.models import AuditEvent, BudgetEntry, DatasetVersion
 from tests.jobs import test_reference_source as source_tests
 from tests.jobs.test_reference_source import TABLE
@@ -92,7 +93,11 @@ def test_a_schema_is_proposed_from_the_column_types_and_registers_after_review(c
     schema = json.loads(proposed.context["form"].data["schema_json"])
     types = {column["name"]: column["type"] for column in schema["columns"]}
     assert types["age"] == "integer" and types["workclass"] == "categorical"
-    assert all(set(column) == {"name", "type"} for column in schema["columns"])  # types only: no value was read
+    # types only (no value was read), each only proposed: the catalog's, not the steward's
+    assert all(
+        column == {"name": column["name"], "type": column["type"], "type_proposed": True}
+        for column in schema["columns"]
+    )
     assert 'id="schema-proposed"' in proposed.content.decode()
 
     nowhere = client.post(URL, {"connection": "warehouse", "table": "no_such_table", "action": "propose"})
@@ -100,8 +105,20 @@ def test_a_schema_is_proposed_from_the_column_types_and_registers_after_review(c
 
     registered = client.post(URL, _form(schema_json=json.dumps(schema)))
     assert registered.status_code == 302
-    stored = DatasetVersion.objects.get(dataset__name="adult").schema  # written out in full, as an upload's
-    assert stored["columns"] == [{**column, "role": "other"} for column in schema["columns"]]
+    version = DatasetVersion.objects.get(dataset__name="adult")
+    # written out in full, as an upload's; registering the proposal as it is declares no type
+    assert version.schema["columns"] == [{**column, "role": "other"} for column in schema["columns"]]
+    assert proposed_type_columns(version.schema) == list(types)
+    assert "integer" not in login(cast.requester).get("/datasets/adult/").content.decode()
+    detail = client.get("/datasets/adult/").content.decode()
+    assert 'id="proposed-types-detail"' in detail and "Declare the proposed types as shown" in detail
+    accepted = client.post("/datasets/adult/schema/", {"action": "accept_types"})
+    assert accepted.status_code == 302 and accepted["Location"] == "/datasets/adult/"
+    version.refresh_from_db()
+    assert proposed_type_columns(version.schema) == []
+    assert {column["name"]: column["type"] for column in version.schema["columns"]} == types
+    assert 'id="proposed-types-detail"' not in client.get("/datasets/adult/").content.decode()
+    assert AuditEvent.objects.filter(action="dataset_version.declare").count() == len(types)
 
 
 def test_a_row_count_declared_public_is_taken_from_the_form_and_a_wrong_one_refused_with_the_reason(
@@ -172,6 +189,12 @@ def test_a_steward_chooses_the_engine_that_counts_a_parquet_lake_and_mistakes_ar
         "Select a valid choice"
     )
     assert not DatasetVersion.objects.exists()
+
+    proposed = client.post(URL, {"path": str(parquet_lake), "engine": "duckdb", "action": "propose"})
+    assert proposed.status_code == 200 and proposed.context["proposed"], proposed.context["form"].errors
+    columns = json.loads(proposed.context["form"].data["schema_json"])["columns"]
+    assert {column["name"]: column["type"] for column in columns}["age"] == "integer"  # the Parquet schema's int64
+    assert all(column["type_proposed"] is True for column in columns)  # read from the files: only proposed
 
     registered = client.post(URL, _lake_form(parquet_lake, adult_schema, engine="duckdb"))
     assert registered.status_code == 302, registered.context["form"].errors
