@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from governance.canonical_csv import canonical_csv
+from governance.canonical_csv import canonical_csv_parts
 from governance.ingest import StreamedTable, Table, build_table, canonical_bytes, typed_column
 from governance.output_formats import CSV, OUTPUT_FORMATS, SUFFIXES
 from governance.parquet_form import arrow_schema, arrow_table, write_options
@@ -68,7 +68,8 @@ def typed_frame(frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool
             fast = _typed_values(series, column["type"])
         if fast is None:
             fast = typed_column(column, _cells(series).tolist(), ("",))
-        typed[column["name"]] = fast.rename(column["name"])
+        fast.name = column["name"]  # a Series of its own (``rename`` would copy the values)
+        typed[column["name"]] = fast
     return pd.DataFrame(typed)
 
 
@@ -256,28 +257,45 @@ class _Writer:
         raise NotImplementedError
 
 
+CSV_FORMAT_THREADS = 2
+
+
 class _CsvWriter(_Writer):
-    """Canonical CSV: the header with the first chunk, hashed as it is written."""
+    """Canonical CSV: the header with the first chunk, hashed as it is written. A chunk's rows are
+    formatted in ``CSV_FORMAT_THREADS`` runs at once (Arrow's kernels release the GIL, and a line
+    is a function of its row alone, so the bytes are those of formatting them at once)."""
 
     def __init__(self, handle: int) -> None:
         self.stream = os.fdopen(handle, "wb")
         self.digest, self.size = hashlib.sha256(), 0
+        self.formatting = ThreadPoolExecutor(CSV_FORMAT_THREADS, thread_name_prefix="csv-format")
 
     def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
         names = [column["name"] for column in schema["columns"]]
-        data = canonical_csv(typed, names, header=first)  # the header is written once, with the first chunk
-        if data is None:  # a column pandas' writer spells
+        ends = np.linspace(0, len(typed), CSV_FORMAT_THREADS + 1).astype(int)
+        runs = [typed.iloc[start:end] for start, end in zip(ends[:-1], ends[1:], strict=True) if end > start]
+
+        def formatted(index: int) -> list[bytes | Any] | None:  # the header once, with the first chunk's first run
+            return canonical_csv_parts(runs[index] if runs else typed, names, header=first and index == 0)
+
+        pieces = list(self.formatting.map(formatted, range(max(len(runs), 1))))
+        parts = [part for piece in pieces if piece is not None for part in piece]
+        if any(piece is None for piece in pieces):  # a column pandas' writer spells
             data = canonical_bytes(typed, schema)
-            data = data if first else data[data.index(b"\n") + 1 :]
-        self.stream.write(data)
-        self.digest.update(data)
-        self.size += len(data)
+            parts = [data if first else data[data.index(b"\n") + 1 :]]
+        for part in parts:  # Arrow's buffers of the lines written and hashed where they are
+            view = memoryview(part)
+            self.stream.write(view)
+            self.digest.update(view)
+            self.size += view.nbytes
 
     def close(self) -> tuple[str, int]:
+        self.formatting.shutdown()
         self.stream.close()
         return self.digest.hexdigest(), self.size
 
     def abort(self) -> None:
+        self.formatting.shutdown(cancel_futures=True)
         self.stream.close()
 
 

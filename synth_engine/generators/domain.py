@@ -353,11 +353,13 @@ class CategoricalCodec:
         dtype = self._text_dtype
         if dtype is None:
             return None
-        if self.has_missing:  # the missing code is the last: no category
-            codes = np.where(codes == self.missing_code, -1, codes)
         n_texts = len(dtype.categories)
         width = np.int8 if n_texts < 127 else np.int16 if n_texts < 32_767 else np.int32  # as pandas keeps them
-        return pd.Categorical.from_codes(codes.astype(width), dtype=dtype)
+        if not self.has_missing:
+            return pd.Categorical.from_codes(codes.astype(width), dtype=dtype)
+        lookup = np.arange(self.n_codes, dtype=width)  # each code its category's, the missing code (the last) -1
+        lookup[-1] = -1
+        return pd.Categorical.from_codes(lookup[codes], dtype=dtype, validate=False)  # in range by construction
 
     @functools.cached_property
     def _text_dtype(self) -> pd.CategoricalDtype | None:
@@ -463,14 +465,12 @@ class NumericCodec:
         if self.step is None and self.calendar != "weekdays":  # NaN at the missing code gives NaN values
             low = np.append(self.low, np.nan) if self.has_missing else self.low
             if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
-                steps = np.maximum(np.floor(width / self.unit), 1.0)
-                steps = np.append(steps, 1.0) if self.has_missing else steps
+                steps, whole_lows = self._integer_cells
                 offsets = rng.random(len(codes))
-                offsets *= steps[codes]
+                offsets *= steps[codes]  # floored below (or truncated, as they are at least 0)
+                if whole_lows is not None:
+                    return pd.Series(self._whole_numbers(codes, offsets, whole_lows), name=self.name, copy=False)
                 np.floor(offsets, out=offsets)
-                whole = self._whole_numbers(codes, offsets)
-                if whole is not None:
-                    return pd.Series(whole, name=self.name, copy=False)
                 values = low[codes] + offsets * self.unit
             else:  # low + u · span, computed in place (the same values)
                 spans = np.append(width, 0.0) if self.has_missing else width
@@ -491,24 +491,41 @@ class NumericCodec:
             values[mask] = np.nan
         return numeric_output(values, self.type, self.dtype, self.name)
 
-    def _whole_numbers(self, codes: np.ndarray, offsets: np.ndarray) -> Any:
-        """``low + offsets · unit`` of an integer column as ``Int64`` or ``int64`` computed in
-        integers (the values ``numeric_output`` gives from the floats, which are exact below
-        2**53), or None when the output is another type or the numbers are not that small."""
+    @functools.cached_property
+    def _integer_cells(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """An integer or datetime column's units a cell (1 at the missing code), and each cell's
+        low end as an integer (0 at the missing code) when ``_whole_numbers`` computes its values
+        in integers: an ``Int64`` or ``int64`` integer column or a ``datetime64[ns]`` one, whole
+        ends and unit, ends below 2**52 (stamps: 9.2e9 seconds, beyond which ``numeric_output``
+        leaves them to pandas); else None."""
+        steps = np.maximum(np.floor((self.high - self.low + 1.0) / self.unit), 1.0)
+        steps = np.append(steps, 1.0) if self.has_missing else steps
         ends = np.abs(np.concatenate([self.low, self.high, [self.unit]]))
         plain = self.dtype == "int64" and not self.has_missing
-        if self.type == "datetime" or not (self.dtype == "Int64" or plain) or not ends.max(initial=0.0) < 2.0**52:
-            return None
+        stamps = self.type == "datetime" and self.dtype == "datetime64[ns]"
+        whole = self.type != "datetime" and (self.dtype == "Int64" or plain)
+        if not (stamps or whole) or not ends.max(initial=0.0) < (9.2e9 if stamps else 2.0**52):
+            return steps, None
         if not (np.all(np.floor(self.low) == self.low) and float(self.unit).is_integer()):
-            return None
-        low = np.append(self.low, 0.0) if self.has_missing else self.low
-        values = offsets.astype(np.int64)  # whole and at least 0
+            return steps, None
+        return steps, (np.append(self.low, 0.0) if self.has_missing else self.low).astype(np.int64)
+
+    def _whole_numbers(self, codes: np.ndarray, offsets: np.ndarray, lows: np.ndarray) -> Any:
+        """``low + ⌊offsets⌋ · unit`` as ``Int64`` or ``int64`` (an integer column) or
+        ``datetime64[ns]`` (a datetime column), computed in integers: the values ``numeric_output``
+        gives from the floats, which are exact below 2**53. ``offsets`` are at least 0; ``lows``:
+        ``_integer_cells``'."""
+        values = offsets.astype(np.int64)  # ⌊offsets⌋: they are at least 0
         if self.unit != 1:
             values *= int(self.unit)
-        values += low.astype(np.int64)[codes]
-        if plain:
+        values += lows[codes]
+        if self.dtype == "int64":
             return values
         missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)
+        if self.type == "datetime":
+            values *= 10**9
+            values[missing] = np.iinfo(np.int64).min  # NaT
+            return values.view("datetime64[ns]")
         return pd.arrays.IntegerArray(values, missing)
 
     def to_dict(self) -> dict[str, Any]:

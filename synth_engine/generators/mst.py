@@ -56,7 +56,12 @@ from synth_engine.generators.base import (
     InsufficientBudgetError,
     PrivacySpent,
 )
-from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_rows
+from synth_engine.generators.checks import (
+    check_n_rows,
+    check_privacy_target,
+    cumulative_shares,
+    round_cumulative,
+)
 from synth_engine.generators.counts import CountSource, FrameCounts
 from synth_engine.generators.domain import (
     CategoricalCodec,
@@ -487,11 +492,11 @@ class MSTGenerator(Generator):
                 if condition is not None and condition[0] == label
                 else sample_conditional(classes, self.within_[label], streams[label])
             )
-        children: dict[int, list[tuple[int, np.ndarray]]] = {}
+        children: dict[int, list[tuple[int, ConditionalTable]]] = {}
         for parent, child, table in self._walk_fine(start):
             children.setdefault(parent, []).append((child, table))
 
-        def draw(column: int, parent: int | None, table: np.ndarray | None) -> int:
+        def draw(column: int, parent: int | None, table: ConditionalTable | None) -> int:
             """The column's codes (unless drawn above), its values, and its children's groups;
             the codes are let go once decoded."""
             if parent is not None and table is not None:
@@ -505,7 +510,7 @@ class MSTGenerator(Generator):
                 columns[column] = codec.decode(fine.pop(column), streams[column])
             return column
 
-        def drawn(column: int) -> list[tuple[int, int, np.ndarray]]:
+        def drawn(column: int) -> list[tuple[int, int, ConditionalTable]]:
             """The tasks ``column`` makes ready; its parent's groups go when its last child is drawn."""
             parent = parents.get(column)
             if parent is not None:
@@ -517,7 +522,7 @@ class MSTGenerator(Generator):
         groups: dict[int, ParentGroups] = {}
         parents = {child: parent for parent, kids in children.items() for child, _ in kids}
         waiting = {parent: len(kids) for parent, kids in children.items()}
-        ready: list[tuple[int, int | None, np.ndarray | None]] = [(column, None, None) for column in fine]
+        ready: list[tuple[int, int | None, ConditionalTable | None]] = [(column, None, None) for column in fine]
         if pool is None:
             while ready:
                 ready.extend(drawn(draw(*ready.pop(0))))
@@ -535,12 +540,15 @@ class MSTGenerator(Generator):
         index, shares = _parse_conditions(conditions, self.columns_, self.codecs_, self.one_way_)
         return index, _shuffled_counts(shares, n_rows, self.sample_rng_)
 
-    def _walk_fine(self, start: int) -> list[tuple[int, int, np.ndarray]]:
+    def _walk_fine(self, start: int) -> list[tuple[int, int, ConditionalTable]]:
         """``_walk``'s edges with P(child fine code | label, parent bin) (the bin table times the
         child's ``within_``), computed once a model and start (each ``sample`` call reuses them)."""
-        plans: dict[int, list[tuple[int, int, np.ndarray]]] = self.__dict__.setdefault("_plans", {})
+        plans: dict[int, list[tuple[int, int, ConditionalTable]]] = self.__dict__.setdefault("_plans", {})
         if start not in plans:  # emptied when a fit sets the tables
-            plans[start] = [(parent, child, table @ self.within_[child]) for parent, child, table in self._walk(start)]
+            plans[start] = [
+                (parent, child, ConditionalTable(table @ self.within_[child]))
+                for parent, child, table in self._walk(start)
+            ]
         return plans[start]
 
     def _walk(self, start: int) -> list[tuple[int, int, np.ndarray]]:
@@ -1053,7 +1061,22 @@ class ParentGroups:
         return shifted
 
 
-def sample_conditional(parents: np.ndarray | ParentGroups, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+class ConditionalTable:
+    """A table of P(child | parent) with what every draw from it needs, computed once: the child
+    of each parent when all are certain, each row's cumulative shares (``round_rows``) and the
+    child codes repeated for every parent."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
+        self.single = _single_child(table)
+        self.cumulative = cumulative_shares(table)
+        n_parents, n_children = table.shape
+        self.codes = np.tile(np.arange(n_children, dtype=np.intp), n_parents)
+
+
+def sample_conditional(
+    parents: np.ndarray | ParentGroups, table: np.ndarray | ConditionalTable, rng: np.random.Generator
+) -> np.ndarray:
     """Draw one child code per row from ``table[parent]`` (rows of P(child | parent)).
 
     Each parent's group of rows gets controlled-rounded child counts (``round_rows``, every
@@ -1073,10 +1096,10 @@ def sample_conditional(parents: np.ndarray | ParentGroups, table: np.ndarray, rn
     """
     grouped = parents if isinstance(parents, ParentGroups) else ParentGroups(parents)
     parents = grouped.groups  # intp, viewed as unsigned for the keys
-    n_parents, n_children = table.shape
-    single = _single_child(table)
-    if single is not None:
-        return single[parents]
+    prepared = table if isinstance(table, ConditionalTable) else ConditionalTable(table)
+    n_parents, n_children = prepared.table.shape
+    if prepared.single is not None:
+        return prepared.single[parents]
     n_rows = len(parents)
     if n_rows == 0:
         return np.zeros(0, dtype=np.intp)
@@ -1086,8 +1109,8 @@ def sample_conditional(parents: np.ndarray | ParentGroups, table: np.ndarray, rn
     bucket |= grouped.shifted(bits)
     bucket = bucket.view(np.intp)
     sizes = np.bincount(bucket, minlength=n_parents << bits)
-    counts = round_rows(table, sizes.reshape(n_parents, -1).sum(axis=1), rng)
-    ranked = np.repeat(np.tile(np.arange(n_children, dtype=np.intp), n_parents), counts.ravel())
+    counts = round_cumulative(prepared.cumulative, sizes.reshape(n_parents, -1).sum(axis=1), rng)  # round_rows
+    ranked = np.repeat(prepared.codes, counts.ravel())
     ends = np.cumsum(sizes)  # each bucket's ranks: [ends - sizes, ends) (the groups laid out in order)
     starts = ends - sizes
     first = ranked[np.minimum(starts, n_rows - 1)]
