@@ -44,7 +44,7 @@ from governance.ingest import build_table, canonical_frame
 from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import RegistrationResult, dataset_reference_register, dataset_register_fields_check
-from governance.services.datasets import fingerprint_key
+from governance.services.datasets import declared_rows_check, fingerprint_key
 from synth_engine.engines.duckdb import GLOB_CHARACTERS, DuckDBCounts, parquet_files
 from synth_engine.engines.postgres import (
     PostgresCounts,
@@ -611,6 +611,7 @@ def source_register(
         if errors:
             raise errors_combined(errors)
         n_rows, checksum = data.checksum()
+        declared_rows_check(declared_rows, n_rows)  # before the rows stream past to be fingerprinted
         digests = source_row_digests(data.row_chunks(), schema)
     finally:
         data.close()

@@ -360,6 +360,12 @@ def declared_rows_parsed(declared_rows: Any) -> int | None:
     return rows
 
 
+def declared_rows_check(declared_rows: Any, n_rows: int) -> None:
+    """Refuse a declared public row count that is not ``n_rows`` (or not a count), before the table is
+    read further: a registration by reference checks it on the engine's count, before fingerprinting."""
+    _check_declared_rows(declared_rows_parsed(declared_rows), n_rows)
+
+
 def _check_declared_rows(declared: int | None, n_rows: int) -> None:
     """Refuse a declared public row count that is not the table's (the steward reads both)."""
     if declared is not None and declared != n_rows:

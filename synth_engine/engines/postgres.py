@@ -6,17 +6,18 @@ with SQL over one table or view: the statements are :class:`~synth_engine.engine
 public grid is ``searchsorted(..., side="right")``; category lists are ``array_position``). Only
 the counts cross to the worker, which adds the noise.
 
-Each row's codes are computed once a stage: the binned stage (1,225 tables at 50 columns, counted
-in parts of at most :attr:`PostgresCounts.max_cells` cells) writes them into a temporary table of
-the session (``smallint``, analyzed, rolled back at the end) and counts each part over it; where
-no temporary table can be made (a standby, a read-only transaction of the caller's) and for the
-other stages, one statement holds the codes in a ``MATERIALIZED`` common table expression and
-counts every part over it. Given ``connect``, a large table is counted by two connections at
-once, each over half of its pages, the worker adding up their counts (both cores of the server).
-The counting settings are local to a transaction (or a savepoint of the caller's), so nothing is
-left in the caller's session. At 1,000,000 × 50 (``bench/bench_scale.py``, docs/engines.md) the
-fit took 211 s of the server's CPU at a load of 13 (was 278 s at 2.9); what is left is
-PostgreSQL's hash lookup of every row in every set's table, about 100–160 ns each.
+Each row's codes are computed once a stage: the binned stage (1,225 tables at 50 columns) writes
+them into a temporary table of the session (``smallint``, analyzed, rolled back at the end) and
+counts its tables over it by blocks of columns, each block's codes packed in one integer key
+(:func:`cover_groups`, :class:`PackedPart`: 292 grouping sets of one column for 1,176 groups at
+50 columns, each group's table summed from its block's in the worker); where no temporary table
+can be made (a standby, a read-only transaction of the caller's) and for the other stages, one
+statement holds the codes in a ``MATERIALIZED`` common table expression and counts every part
+over it. Given ``connect``, a large table is counted by two connections at once, each over half
+of its pages, in one snapshot, the worker adding up their counts (both cores of the server). The
+counting settings are local to a transaction (or a savepoint of the caller's), so nothing is left
+in the caller's session. What is left (docs/engines.md, "Packed blocks") is PostgreSQL's hash
+lookup of every row in every set's table, about 100–200 ns each.
 
 :meth:`PostgresCounts.check` validates the table against the schema in the database before
 anything is spent, with the same refusals as ``validate_frame`` for a frame (missing columns,
@@ -41,7 +42,15 @@ import numpy as np
 import pandas as pd
 
 from core.schema import ColumnSpec
-from synth_engine.engines.sql import MAX_GROUPING_SETS, GroupingPart, SqlCounts, column_name, quote_identifier
+from synth_engine.engines.sql import (
+    GROUPING_ARGUMENTS,
+    LOCALITY_COLUMNS,
+    MAX_GROUPING_SETS,
+    GroupingPart,
+    SqlCounts,
+    column_name,
+    quote_identifier,
+)
 from synth_engine.generators.base import SchemaMismatchError
 from synth_engine.generators.domain import Codec, parse_schema
 
@@ -103,6 +112,15 @@ class PostgresCounts(SqlCounts):
     #: whether the binned stage may write its codes into a temporary table (else, or where none
     #: can be made, a common table expression holds them)
     temporary = True
+    #: whether the binned stage counts blocks of columns, each block's codes packed in one integer
+    #: key (a grouping set of one column), the blocks covering the groups (:func:`cover_groups`)
+    #: and each group's table summed from its block's in the worker; else a set a group, by columns
+    packed = True
+    #: the most cells (the product of its columns' bins) of a block: a block's table is one hash
+    #: table of the statement, and each row is looked up in it
+    max_block_cells = 65_536
+    #: the most cells of the blocks one statement counts
+    max_packed_cells = 100_000
 
     def __init__(
         self,
@@ -143,9 +161,81 @@ class PostgresCounts(SqlCounts):
         self._code_type = "smallint" if max((int(b.max()) for b in bins), default=0) < 32767 else "integer"
         return super().binned_counts(codecs, bins, groups)
 
+    def _binned_tables(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        """Each group's table: with :attr:`packed`, the groups whose cells fit in a block are
+        covered by blocks (:func:`cover_groups`), each block counted as one packed integer key a
+        row and each group's table summed from its block's; the others (a group naming a column
+        twice, or whose own cells exceed :attr:`max_block_cells`) by their columns."""
+        sizes = [int(b.max()) + 1 for b in bins]
+        fits = [
+            g
+            for g, group in enumerate(groups)
+            if self.packed and len(set(group)) == len(group) and cells_of(group, sizes) <= self.block_bound
+        ]
+        rest = [g for g in range(len(groups)) if g not in set(fits)]
+        tables: dict[int, np.ndarray] = {}
+        if rest:
+            counted = super()._binned_tables(codecs, bins, [groups[g] for g in rest])
+            tables.update(zip(rest, counted, strict=True))
+        if fits:
+            blocks, holder = cover_groups([groups[g] for g in fits], sizes, self.block_bound)
+            block_tables = self._block_tables(codecs, bins, sizes, blocks)
+            for g, b in zip(fits, holder, strict=True):
+                tables[g] = marginal(block_tables[b], blocks[b], groups[g])
+        return [tables[g] for g in range(len(groups))]
+
+    @property
+    def block_bound(self) -> int:
+        """The most cells of a block: :attr:`max_block_cells`, and a packed key is an ``integer``."""
+        return min(int(self.max_block_cells), 2**31 - 1)
+
+    def _block_tables(
+        self, codecs: list[Codec], bins: list[np.ndarray], sizes: list[int], blocks: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        """Each block's table (shape: its columns' bins), counted in statements of at most
+        :attr:`max_packed_cells` cells and :attr:`max_sets` blocks."""
+        used = sorted({column for block in blocks for column in block})
+        position = {column: k for k, column in enumerate(used)}
+        selected: list[tuple[str, list[Any]]] = []
+        for column in used:
+            lookup_params: list[Any] = []
+            code_params: list[Any] = []
+            code = self.fine_code(codecs[column], code_params)
+            selected.append((self._lookup(code, bins[column].tolist(), lookup_params), [*lookup_params, *code_params]))
+        cells = [cells_of(block, sizes) for block in blocks]
+        # blocks of nearby columns together, so that a statement names fewer columns
+        order = sorted(range(len(blocks)), key=lambda b: tuple(sorted(c // LOCALITY_COLUMNS for c in blocks[b])))
+        parts: list[list[int]] = []
+        for b in order:
+            if (
+                parts
+                and len(parts[-1]) < self.max_sets
+                and sum(cells[x] for x in parts[-1]) + cells[b] <= self.max_packed_cells
+            ):
+                parts[-1].append(b)
+            else:
+                parts.append([b])
+        counted = self._count_parts(
+            selected,
+            [
+                PackedPart(
+                    [tuple(position[c] for c in blocks[b]) for b in part],
+                    [tuple(sizes[c] for c in blocks[b]) for b in part],
+                )
+                for part in parts
+            ],
+        )
+        tables: list[np.ndarray] = [np.empty(0)] * len(blocks)
+        for part, found in zip(parts, counted, strict=True):
+            for b, flat in zip(part, found, strict=True):
+                tables[b] = flat.reshape(tuple(sizes[c] for c in blocks[b]))
+        return tables
+
     def _count_parts(
-        self, selected: list[tuple[str, list[Any]]], parts: list[GroupingPart]
-    ) -> list[list[list[tuple[Any, ...]]]]:
+        self, selected: list[tuple[str, list[Any]]], parts: Sequence[GroupingPart | PackedPart]
+    ) -> list[Any]:
         """Every part of a stage, the codes of each row computed once.
 
         The binned stage (``integer_keys``: many parts) writes the codes into a temporary table of
@@ -200,7 +290,9 @@ class PostgresCounts(SqlCounts):
             rows = count(self.connection, relations[0])
         else:
             rows = self._counted_at_once(
-                [functools.partial(count, relation=relation) for relation in relations], write=temporary
+                [functools.partial(count, relation=relation) for relation in relations],
+                write=temporary,
+                add=not isinstance(parts[0], PackedPart),  # a packed part adds up its own rows
             )
         by_part: list[list[tuple[Any, ...]]] = [[] for _ in parts]
         for row in rows:
@@ -236,7 +328,7 @@ class PostgresCounts(SqlCounts):
         return f"(SELECT * FROM {self.base} WHERE {' AND '.join(conditions)}) AS source"
 
     def _counted_at_once(
-        self, counts: list[Callable[..., list[tuple[Any, ...]]]], *, write: bool
+        self, counts: list[Callable[..., list[tuple[Any, ...]]]], *, write: bool, add: bool = True
     ) -> list[tuple[Any, ...]]:
         """Run each count on a connection of its own (the first on ``connection``), at once, and
         add up the counts of rows with the same tag, masks and keys.
@@ -324,7 +416,7 @@ class PostgresCounts(SqlCounts):
             for other in others:
                 with contextlib.suppress(Exception):
                     other.close()
-        return summed(results)
+        return summed(results) if add else [row for rows in results for row in rows or ()]
 
     def column_types(self) -> dict[str, str]:
         """Each column of the relation and its PostgreSQL type; refuses a relation that does not exist."""
@@ -563,3 +655,134 @@ def sample_rows(
         cursor.execute(sql, [])
         rows = cursor.fetchall()
     return pd.DataFrame.from_records(rows, columns=[spec.name for spec in specs])
+
+
+def cells_of(columns: Sequence[int], sizes: list[int]) -> int:
+    """The cells of a table of ``columns`` (the product of their bins; a Python integer, exact)."""
+    total = 1
+    for column in columns:
+        total *= sizes[column]
+    return total
+
+
+def cover_groups(
+    groups: list[tuple[int, ...]], sizes: list[int], bound: int
+) -> tuple[list[tuple[int, ...]], list[int]]:
+    """Blocks of columns that cover ``groups`` (each group's columns all lie in one block), each
+    of at most ``bound`` cells, and for each group the block holding it.
+
+    Greedy: a group not yet covered starts a block, which takes, one at a time, the column that
+    completes the most uncovered groups (the one with fewer bins on a tie) while the block's cells
+    stay within ``bound``. MST's (label, a, b) groups at 50 columns and 65,536 cells: about 450
+    blocks, most (label, a, b, c), for 1,176 groups. Each group must have distinct columns and at
+    most ``bound`` cells itself."""
+    keys = [frozenset(group) for group in groups]
+    holding: dict[int, list[int]] = {}
+    for g, key in enumerate(keys):
+        for column in key:
+            holding.setdefault(column, []).append(g)
+    # for each group and one of its columns, the group's other columns
+    rest = [{column: key - {column} for column in key} for key in keys]
+    holder = [-1] * len(groups)
+    blocks: list[tuple[int, ...]] = []
+    for g, group in enumerate(groups):
+        if holder[g] >= 0:
+            continue
+        block, members, cells = list(group), set(group), cells_of(group, sizes)
+        while True:
+            best: tuple[int, int, int] | None = None  # (gain, -bins, column)
+            for column, held in holding.items():
+                if column in members or cells * sizes[column] > bound:
+                    continue
+                gain = sum(1 for h in held if holder[h] < 0 and rest[h][column] <= members)
+                if gain and (best is None or (gain, -sizes[column]) > best[:2]):
+                    best = (gain, -sizes[column], column)
+            if best is None:
+                break
+            block.append(best[2])
+            members.add(best[2])
+            cells *= sizes[best[2]]
+        b = len(blocks)
+        blocks.append(tuple(block))
+        for column in block:
+            for h in holding[column]:
+                if holder[h] < 0 and keys[h] <= members:
+                    holder[h] = b
+    return blocks, holder
+
+
+def marginal(table: np.ndarray, block: tuple[int, ...], group: tuple[int, ...]) -> np.ndarray:
+    """The table of ``group`` (its columns in its order) summed from a table of ``block``."""
+    summed_ = table.sum(axis=tuple(i for i, c in enumerate(block) if c not in group))
+    remaining = [c for c in block if c in group]
+    return np.ascontiguousarray(np.transpose(summed_, [remaining.index(c) for c in group]), dtype=np.int64)
+
+
+class PackedPart:
+    """Blocks of coded columns counted in one statement, each block's codes packed in one integer
+    key (``((c1 * s2 + c2) * s3 + c3) ...``, its bins' sizes ``s``: the block's cell, in C order),
+    so that each grouping set is one integer column. The statement returns one row a block: its
+    ``GROUPING()`` masks (31 keys each), its keys and their counts as two texts (a block's table
+    holds up to tens of thousands of cells: one row each would be a Python tuple each in the
+    worker), with the missing cells left out."""
+
+    integer_keys = True
+
+    def __init__(self, blocks: list[tuple[int, ...]], sizes: list[tuple[int, ...]]) -> None:
+        self.blocks = blocks
+        self.sizes = sizes
+        self.cells = [int(np.prod(size, dtype=np.int64)) for size in sizes]
+        #: the coded columns the blocks name
+        self.used = sorted({k for block in blocks for k in block})
+        self.chunks = [
+            list(range(start, min(start + GROUPING_ARGUMENTS, len(blocks))))
+            for start in range(0, len(blocks), GROUPING_ARGUMENTS)
+        ]
+        # block b's masks: in each chunk, every key's bit but b's is set (bit len - 1 - j: the j-th)
+        self.index = {
+            tuple(sum(1 << (len(chunk) - 1 - j) for j, x in enumerate(chunk) if x != b) for chunk in self.chunks): b
+            for b in range(len(blocks))
+        }
+
+    def key(self, b: int) -> str:
+        """SQL for block ``b``'s packed key (NULL where a code is: a value its bins cannot code)."""
+        block, size = self.blocks[b], self.sizes[b]
+        sql = column_name(block[0])
+        for k, s in zip(block[1:], size[1:], strict=True):
+            sql = f"({sql}) * {int(s)} + {column_name(k)}"
+        return sql
+
+    def select(self, coded: str, *, tag: str = "", width: int | None = None, keys: int | None = None) -> str:
+        """The statement over ``coded`` (a FROM item holding the coded columns); ``tag`` (SQL) is
+        selected first and ``width`` pads the masks with zeros (``keys`` is not used)."""
+        width = width or len(self.chunks)
+        names = [f"k{b}" for b in range(len(self.blocks))]
+        packed = ", ".join(f"{self.key(b)} AS {name}" for b, name in enumerate(names))
+        flags = ["GROUPING(" + ", ".join(names[b] for b in chunk) + ")" for chunk in self.chunks]
+        flags += ["0"] * (width - len(flags))
+        masks = [f"m{i}" for i in range(width)]
+        inner = (
+            f"SELECT {', '.join(f'{flag} AS {mask}' for flag, mask in zip(flags, masks, strict=True))}, "
+            f"COALESCE({', '.join(names)}) AS key, count(*) AS n "
+            f"FROM (SELECT {packed} FROM {coded} OFFSET 0) AS packed "
+            f"GROUP BY GROUPING SETS ({', '.join(f'({name})' for name in names)})"
+        )
+        head = f"{tag}, " if tag else ""
+        return (
+            f"SELECT {head}{', '.join(masks)}, string_agg(COALESCE(key, -1)::text, ' '), string_agg(n::text, ' ') "
+            f"FROM ({inner}) AS counted GROUP BY {', '.join(masks)}"
+        )
+
+    def read(self, rows: Sequence[Sequence[Any]], *, width: int | None = None) -> list[np.ndarray]:
+        """Each block's table, flat (C order), from the statement's rows (without any tag; the
+        rows of several connections counting disjoint rows are added up)."""
+        width = width or len(self.chunks)
+        tables = [np.zeros(cells, dtype=np.int64) for cells in self.cells]
+        for row in rows:
+            b = self.index[tuple(int(mask) for mask in row[: len(self.chunks)])]
+            keys = np.array(str(row[width]).split(), dtype=np.int64)
+            counts = np.array(str(row[width + 1]).split(), dtype=np.int64)
+            if len(keys) != len(counts) or (len(keys) and (keys.min() < 0 or keys.max() >= self.cells[b])):
+                raise SchemaMismatchError("a column holds values its bins cannot code")
+            np.add.at(tables[b], keys, counts)
+        return tables
