@@ -31,11 +31,17 @@ def _signing_identity_summary() -> dict[str, Any]:
 
 
 def _schedules_ensure() -> dict[str, Any]:
-    """``synthgate init``: register the periodic drift audit and the reaper of audits whose worker is gone."""
-    from audits.services import audit_reaper_schedule_ensure, drift_beat_schedule_ensure
+    """``synthgate init``: register the periodic drift audit, the reaper of audits whose worker is gone
+    and the daily compaction of the audit log's checkpoint objects."""
+    from audits.services import (
+        audit_reaper_schedule_ensure,
+        checkpoint_compaction_schedule_ensure,
+        drift_beat_schedule_ensure,
+    )
 
     drift_beat_schedule_ensure()
     audit_reaper_schedule_ensure()
+    checkpoint_compaction_schedule_ensure()
     return {}
 
 

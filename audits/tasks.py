@@ -40,3 +40,19 @@ def drift_audits_scheduled(self) -> dict[str, str]:
     with channel("worker"):
         outcomes = drift_audits_due()
     return {str(outcome.release.pk): outcome.verdict for outcome in outcomes}
+
+
+@shared_task(bind=True, acks_late=True)
+def audit_log_checkpoints_compact(self) -> dict[str, object]:
+    """The daily beat entry: fold the audit log's older checkpoint objects into one signed segment
+    (``synthgate log compact``); nothing to do where checkpoints are lines of a file. A refusal (an
+    object that does not verify) fails the task, in the worker's log, and removes nothing."""
+    from core.context import channel
+    from governance.services.audit_log import audit_log_compact_checkpoints
+    from governance.services.checkpoints import checkpoint_storage
+
+    if checkpoint_storage() is None:
+        return {"segment": None, "reason": "checkpoints are lines of a file"}
+    with channel("worker"):
+        result = audit_log_compact_checkpoints()
+    return {"segment": result.segment, "checkpoints": result.checkpoints, "removed": result.removed}

@@ -2,7 +2,9 @@
 several hosts) against lines of one file: the time to write N checkpoints (``checkpoint_sign``, one
 ECDSA P-256 signature and one write each) and to read and verify them all (``checkpoints_read``,
 what `log verify` does before comparing them with the chain), and the latest
-(``checkpoint_latest``, what each datasheet reads).
+(``checkpoint_latest``, what each datasheet reads); for the object stores, then the same after
+``checkpoints_compact`` (`synthgate log compact`) folded all but the newest 100 into one signed
+segment, and the compaction's own time.
 
 Usage::
 
@@ -45,7 +47,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from audits import datasheets
-    from governance.services.checkpoints import checkpoint_latest, checkpoint_sign, checkpoints_read
+    from governance.services.checkpoints import checkpoint_sign, checkpoints_compact
     from governance.storage import _storage_for
 
     key, cert = datasheets.ensure_platform_key(folder / "secret", organisation="Bench")
@@ -76,20 +78,33 @@ def main() -> None:
         for length in range(1, args.count + 1):
             checkpoint_sign(length=length, hash=hashlib.sha256(str(length).encode()).hexdigest())
         written, written_cpu = time.perf_counter() - start, time.process_time() - cpu
-        start, cpu = time.perf_counter(), time.process_time()
-        read = checkpoints_read()
-        verified, verified_cpu = time.perf_counter() - start, time.process_time() - cpu
-        assert len(read.checkpoints) == args.count and not read.problems, read.problems[:3]
-        start = time.perf_counter()
-        latest = checkpoint_latest()
-        assert latest is not None and latest.length == args.count
-        latest_s = time.perf_counter() - start
         print(
             f"{name:9s}  write {written / args.count * 1000:6.2f} ms each "
-            f"({written_cpu / args.count * 1000:.2f} ms CPU)"
-            f"  read+verify all {verified:6.2f} s ({verified_cpu:.2f} s CPU)  latest {latest_s * 1000:7.1f} ms"
+            f"({written_cpu / args.count * 1000:.2f} ms CPU)" + _read_all(args.count)
         )
+        if name == "file":
+            continue
+        start, cpu = time.perf_counter(), time.process_time()
+        compaction = checkpoints_compact(keep=100)
+        compacted, compacted_cpu = time.perf_counter() - start, time.process_time() - cpu
+        assert compaction.removed == args.count - 100, compaction
+        print(f"{name:9s}  compact {compacted:6.2f} s ({compacted_cpu:.2f} s CPU), then" + _read_all(args.count))
     server.stop()
+
+
+def _read_all(count: int) -> str:
+    """Read and verify every checkpoint, then the latest (what `log verify` and a datasheet do)."""
+    from governance.services.checkpoints import checkpoint_latest, checkpoints_read
+
+    start, cpu = time.perf_counter(), time.process_time()
+    read = checkpoints_read()
+    verified, verified_cpu = time.perf_counter() - start, time.process_time() - cpu
+    assert len(read.checkpoints) == count and not read.problems, read.problems[:3]
+    start = time.perf_counter()
+    latest = checkpoint_latest()
+    assert latest is not None and latest.length == count
+    latest_s = time.perf_counter() - start
+    return f"  read+verify all {verified:6.2f} s ({verified_cpu:.2f} s CPU)  latest {latest_s * 1000:7.1f} ms"
 
 
 if __name__ == "__main__":

@@ -56,29 +56,45 @@ def header_line(names: list[str]) -> str:
 
 def canonical_csv(frame: pd.DataFrame, columns: list[str], *, header: bool = True) -> bytes | None:
     """The canonical CSV of ``frame[columns]``, or None when a column needs pandas' writer."""
+    parts = canonical_csv_parts(frame, columns, header=header)
+    return None if parts is None else b"".join(parts)  # one copy
+
+
+def canonical_csv_parts(
+    frame: pd.DataFrame, columns: list[str], *, header: bool = True
+) -> list[bytes | pa.Buffer] | None:
+    """:func:`canonical_csv`'s bytes as the header's and Arrow's buffer of the lines, uncopied (a
+    writer writes and hashes them as they are), or None when a column needs pandas' writer."""
     if len(columns) < 2:
         return None
     cells = []
     for name in columns:
-        formatted = column_cells(frame[name])
+        formatted = _cells(frame[name])
         if formatted is None:
             return None
         cells.append(formatted)
     head = header_line(columns).encode("utf-8") if header else b""
     if len(frame) == 0:
-        return head
-    cells[-1] = pc.binary_join_element_wise(cells[-1], _EMPTY, "\n")  # the line end after the last cell
-    lines = pc.binary_join_element_wise(*cells, ",")
+        return [head]
+    # a missing cell is null until the rows are joined, which spells it empty
+    cells[-1] = pc.binary_join_element_wise(_filled(cells[-1]), _EMPTY, "\n")  # the line end after the last cell
+    lines = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
     lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
     body = lines.buffers()[2]
     if body is None:
-        return head
-    return head + body.slice(int(offsets[0]), int(offsets[-1]) - int(offsets[0])).to_pybytes()  # one copy
+        return [head]
+    return [head, body.slice(int(offsets[0]), int(offsets[-1]) - int(offsets[0]))]
 
 
 def column_cells(series: pd.Series) -> pa.Array | None:
     """One column's cells as the canonical CSV spells them (quoted where the CSV quotes), or None."""
+    cells = _cells(series)
+    return None if cells is None else _filled(cells)
+
+
+def _cells(series: pd.Series) -> pa.Array | None:
+    """:func:`column_cells`, a missing cell null."""
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):  # each distinct value spelled once, then taken by code
         if dtype.categories.dtype.kind != "O":
@@ -87,13 +103,13 @@ def column_cells(series: pd.Series) -> pa.Array | None:
         if spelled is None:
             return None
         codes = series.cat.codes.to_numpy()
-        return _filled(spelled.take(pa.array(codes, mask=codes < 0)))
+        return spelled.take(pa.array(codes, mask=codes < 0))
     if isinstance(dtype, pd.BooleanDtype) or dtype == np.bool_:
         array = pa.array(series.array if isinstance(dtype, pd.BooleanDtype) else series.to_numpy())
-        return _filled(pc.if_else(array, "True", "False"))
+        return pc.if_else(array, "True", "False")
     if isinstance(dtype, pd.Int64Dtype) or (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
         array = pa.array(series.array, from_pandas=True) if isinstance(dtype, pd.Int64Dtype) else pa.array(series)
-        return _filled(pc.cast(array, pa.string()))
+        return pc.cast(array, pa.string())
     if isinstance(dtype, np.dtype) and dtype == np.float64:
         return _float_cells(series.to_numpy())
     if isinstance(dtype, np.dtype) and dtype == np.dtype("datetime64[ns]"):
@@ -121,7 +137,7 @@ def _float_cells(values: np.ndarray) -> pa.Array:
     if others.any():
         spelled = pa.array([repr(value) for value in values[others].tolist()], pa.string())
         text = pc.replace_with_mask(text, pa.array(others), spelled)
-    return _filled(text)
+    return text
 
 
 def _datetime_cells(values: np.ndarray) -> pa.Array | None:
@@ -133,12 +149,12 @@ def _datetime_cells(values: np.ndarray) -> pa.Array | None:
     # of the column's span and each second of a day spelled once, taken by row, joined in Arrow
     micros = np.where(missing, 0, nanoseconds // 1000)
     if missing.all():
-        return _filled(pa.nulls(len(values), pa.string()))
+        return pa.nulls(len(values), pa.string())
     days = np.floor_divide(micros, _DAY_MICROS)
     first, last = int(days[~missing].min()), int(days[~missing].max())
     if last - first > 4 * len(values) + 1000:  # a sparse span: spelled row by row
         spelled = np.datetime_as_string(values.astype("datetime64[us]"), unit="us")
-        return _filled(pa.array(spelled, pa.string(), mask=missing))
+        return pa.array(spelled, pa.string(), mask=missing)
     dates = np.datetime_as_string(np.arange(first, last + 1).astype("datetime64[D]"))
     day_index = np.where(missing, 0, days - first)
     within = micros - days * _DAY_MICROS
@@ -149,7 +165,7 @@ def _datetime_cells(values: np.ndarray) -> pa.Array | None:
     if fraction.any():
         fraction_text = pc.utf8_lpad(pc.cast(pa.array(fraction), pa.string()), 6, "0")
     stamped = pc.binary_join_element_wise(date_text, clock_text, "T")
-    return _filled(pc.binary_join_element_wise(stamped, fraction_text, "."))
+    return pc.binary_join_element_wise(stamped, fraction_text, ".")
 
 
 _DAY_MICROS = 86_400_000_000
@@ -171,4 +187,4 @@ def _text_cells(values: np.ndarray) -> pa.Array | None:
     if pc.any(needs).as_py():
         quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
         text = pc.if_else(needs, quoted, text)
-    return _filled(text)
+    return text

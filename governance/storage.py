@@ -256,6 +256,23 @@ class VersionStorage:
         if self.exists(key):
             self.fs.rm_file(self.path(key))
 
+    def remove_many(self, keys: list[str]) -> list[str]:
+        """Remove several files (batched deletes on an object store: s3fs sends up to 1,000 keys a
+        request); return the keys that could not be removed (an object lock), each tried alone."""
+        if not keys:
+            return []
+        try:
+            self.fs.rm([self.path(key) for key in keys])
+            return []
+        except OSError:
+            failed = []
+            for key in keys:
+                try:
+                    self.remove(key)
+                except OSError:
+                    failed.append(key)
+            return failed
+
     def size(self, key: str) -> int:
         return int(self.fs.size(self.path(key)))
 

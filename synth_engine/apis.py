@@ -184,13 +184,24 @@ class SourceRegisterApi(APIView):
             help_text="duckdb or spark: a Parquet file, a directory of them or a glob, under "
             "SYNTHGATE_SOURCE_PARQUET_ROOTS; duckdb also: an s3://bucket/prefix URL under SYNTHGATE_SOURCE_S3_ROOTS",
         )
-        schema = SchemaField(help_text="the columns to model (required: nothing is inferred)")
+        schema = SchemaField(
+            help_text="the columns to model (required; no value is read into it): a column given without a type, "
+            "or marked type_proposed, takes the type its catalog maps to only as a proposal, to declare "
+            "(POST /api/datasets/NAME/declare/) before the dataset can be requested"
+        )
         epsilon_cap = epsilon_field()
         delta_cap = delta_field()
         description = serializers.CharField(required=False, allow_blank=True, default="")
         sensitivity = serializers.ChoiceField(choices=Sensitivity.choices, default=Sensitivity.CONFIDENTIAL)
         cap_override_reason = serializers.CharField(required=False, allow_blank=True, default="")
         overlap_override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+        declared_rows = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            help_text="the table's exact row count, declared public (a published census count): refused unless "
+            "it is the count the engine computes; then no DP estimate of the size is charged",
+        )
 
         class Meta:
             ref_name = "SourceRegisterInput"

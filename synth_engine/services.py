@@ -530,7 +530,7 @@ def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Genera
         _phase_enter(job.pk, "sampling", 85 + (10 * done) // n_rows)
 
     return sample_to_file(
-        lambda rows: generator.sample(rows, conditions=conditions),
+        lambda rows: generator.sample_for_output(rows, conditions),
         n_rows,
         request.source_version.schema,
         _sampling_directory(),

@@ -37,14 +37,14 @@ from django.utils import timezone
 
 from core.errors import PermissionDeniedError, ValidationError, error_collected, errors_combined
 from core.limits import text_checked
-from core.schema import SchemaError, parse_schema, schema_types_declared
+from core.schema import SchemaError, parse_schema
 from core.times import time_iso
 from governance.fingerprint import row_digests
 from governance.ingest import build_table, canonical_frame
 from governance.models import DatasetVersion, Role
 from governance.permissions import user_has_role
 from governance.services import RegistrationResult, dataset_reference_register, dataset_register_fields_check
-from governance.services.datasets import fingerprint_key
+from governance.services.datasets import declared_rows_check, fingerprint_key
 from synth_engine.engines.duckdb import GLOB_CHARACTERS, DuckDBCounts, parquet_files
 from synth_engine.engines.postgres import (
     PostgresCounts,
@@ -558,15 +558,22 @@ def source_register(
     sensitivity: str = "confidential",
     cap_override_reason: str = "",
     overlap_override_reason: str = "",
+    declared_rows: Any = None,
 ) -> RegistrationResult:
     """Register data that stays where it lives as a source version of dataset ``name``.
 
     ``engine`` (``ENGINES``; implied by the fields when omitted) says where: ``connection`` and
     ``table`` for PostgreSQL, ``path`` for Parquet files read by DuckDB (implied) or Spark. The schema is required
-    (nothing is inferred from data that stays where it is) and must name only columns to model;
-    the data is checked against it in the engine before anything is recorded, its row count and
+    and must name only columns to model (no value is read into it). A column's type is the steward's
+    to declare: a column given without a ``type``, or marked ``"type_proposed": true`` (as
+    :func:`source_schema_propose` writes it), keeps the type the engine's catalog gives it only as a
+    proposal, stored ``type_proposed``: the version cannot be requested until a steward declares it
+    (``dataset declare NAME --accept-proposed-types``), exactly as an upload's types read from its rows.
+    The data is checked against the schema in the engine before anything is recorded, its row count and
     checksum are computed there, and its rows stream once through the worker to be fingerprinted
-    (:func:`source_row_digests`), never stored.
+    (:func:`source_row_digests`), never stored. ``declared_rows``: the table's exact row count,
+    declared public (``dataset_reference_register``): its form is checked with the other fields,
+    before the data is read, and the count against the engine's count before anything is written.
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
@@ -577,14 +584,26 @@ def source_register(
     error_collected(
         errors,
         lambda: dataset_register_fields_check(
-            name=name, epsilon_cap=epsilon_cap, delta_cap=delta_cap, description=description, sensitivity=sensitivity
+            name=name,
+            epsilon_cap=epsilon_cap,
+            delta_cap=delta_cap,
+            description=description,
+            sensitivity=sensitivity,
+            declared_rows=declared_rows,
         ),
     )
     found = error_collected(errors, lambda: _source_located(engine, connection=connection, table=table, path=path))
-    checked = error_collected(errors, lambda: _schema_checked(schema))
+    untyped = _untyped_columns(schema)
+    # A column without a type is typed from the catalog, as a proposal, once where the data is is known.
+    checked = error_collected(errors, lambda: _schema_checked(schema)) if not untyped else schema
     if found is None or checked is None:
         raise errors_combined(errors)
     reader, location = found
+    if untyped:
+        typed = error_collected(errors, lambda: _schema_typed_from_catalog(reader, location, schema, untyped))
+        checked = error_collected(errors, lambda: _schema_checked(typed)) if typed is not None else None
+        if checked is None:
+            raise errors_combined(errors)
     schema = checked
     try:
         data = reader(location, schema)
@@ -607,6 +626,7 @@ def source_register(
         if errors:
             raise errors_combined(errors)
         n_rows, checksum = data.checksum()
+        declared_rows_check(declared_rows, n_rows)  # before the rows stream past to be fingerprinted
         digests = source_row_digests(data.row_chunks(), schema)
     finally:
         data.close()
@@ -624,6 +644,7 @@ def source_register(
         cap_override_reason=cap_override_reason,
         digests=digests,
         overlap_override_reason=overlap_override_reason,
+        declared_rows=declared_rows,
     )
 
 
@@ -642,10 +663,10 @@ def _source_located(
 
 def _schema_checked(schema: Any) -> dict[str, Any]:
     """The schema checked, each column written out in full (a role defaults to ``other``), as an
-    upload's stored schema is. The steward gives it, so its types are declared (a catalog's column
-    types reach a version only through a schema the steward sends: :func:`source_schema_propose`
-    fills the dashboard's box for review, and nothing registers without one)."""
-    schema = schema_types_declared(schema)
+    upload's stored schema is. A type the steward gives is declared; one marked
+    ``"type_proposed": true`` stays a proposal (the catalog's type, as :func:`source_schema_propose`
+    and :func:`_schema_typed_from_catalog` write it: a catalog's type never becomes a declared type
+    without the steward's declaration); ``"type_proposed": false`` is dropped."""
     if not isinstance(schema, dict):
         raise ValidationError(
             "A source by reference needs a schema (a JSON object with columns).", extra={"field": "schema"}
@@ -654,7 +675,45 @@ def _schema_checked(schema: Any) -> dict[str, Any]:
         specs = parse_schema(schema, strict=True)
     except SchemaError as error:
         raise ValidationError(str(error), extra={"field": "schema"}) from error
-    return {**schema, "columns": [spec.entry for spec in specs]}
+    columns = [
+        spec.entry if spec.entry.get("type_proposed") else {k: v for k, v in spec.entry.items() if k != "type_proposed"}
+        for spec in specs
+    ]
+    return {**schema, "columns": columns}
+
+
+def _untyped_columns(schema: Any) -> list[str]:
+    """The named columns of a given schema that have no ``type`` (to be proposed from the catalog)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("columns"), list):
+        return []
+    return [
+        column["name"]
+        for column in schema["columns"]
+        if isinstance(column, dict) and isinstance(column.get("name"), str) and column.get("type") is None
+    ]
+
+
+def _schema_typed_from_catalog(
+    reader: type[SourceData], location: dict[str, str], schema: dict[str, Any], untyped: list[str]
+) -> dict[str, Any]:
+    """``schema`` with each of the ``untyped`` columns given the type the engine's catalog maps its
+    column to, marked ``"type_proposed": true`` (only the catalog is read: no value)."""
+    types = _catalog_types(reader, location)
+    absent = [name for name in untyped if name not in types]
+    if absent:
+        raise ValidationError(
+            f"The schema names columns the data lacks: {', '.join(map(repr, absent))} (its columns: "
+            f"{', '.join(types)}).",
+            extra={"field": list(location)[-1]},
+            code="invalid_source",
+        )
+    columns = [
+        {**column, "type": types[column["name"]], "type_proposed": True}
+        if isinstance(column, dict) and column.get("name") in untyped
+        else column
+        for column in schema["columns"]
+    ]
+    return {**schema, "columns": columns}
 
 
 #: a one-column schema to open data whose columns are not known yet (only the catalog is read)
@@ -665,11 +724,19 @@ def source_schema_propose(
     *, actor: User, engine: str | None = None, connection: str = "", table: str = "", path: str = ""
 ) -> dict[str, Any]:
     """A schema proposed from the engine's catalog: each column's name and the type its engine type
-    maps to (no value is read: no bounds, categories or missing values, which stay private until a
-    steward declares them from public knowledge). The steward reviews it before registering."""
+    maps to, marked ``"type_proposed": true`` (no value is read: no bounds, categories or missing
+    values, which stay private until a steward declares them from public knowledge). The steward
+    reviews it before registering; a type left marked is stored as a proposal and declared later
+    (or declared in the box by removing the mark)."""
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
     reader, location = _source_located(engine, connection=connection, table=table, path=path)
+    types = _catalog_types(reader, location)
+    return {"columns": [{"name": name, "type": kind, "type_proposed": True} for name, kind in types.items()]}
+
+
+def _catalog_types(reader: type[SourceData], location: dict[str, str]) -> dict[str, str]:
+    """Each column of the data, in the catalog's order, with the schema type its engine type maps to."""
     try:
         data = reader(location, _PROBE_SCHEMA)
     except (SchemaMismatchError, GeneratorError) as error:
@@ -681,7 +748,7 @@ def source_schema_propose(
         raise ValidationError(f"{error}.", extra={"field": list(location)[-1]}, code="invalid_source") from error
     finally:
         data.close()
-    return {"columns": [{"name": name, "type": _declared_type(counts, kind)} for name, kind in types.items()]}
+    return {name: _declared_type(counts, kind) for name, kind in types.items()}
 
 
 def _declared_type(counts: Any, kind: str) -> str:

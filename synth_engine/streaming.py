@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from governance.canonical_csv import canonical_csv
+from governance.canonical_csv import canonical_csv_parts
 from governance.ingest import StreamedTable, Table, build_table, canonical_bytes, typed_column
 from governance.output_formats import CSV, OUTPUT_FORMATS, SUFFIXES
 from governance.parquet_form import arrow_schema, arrow_table, write_options
@@ -53,13 +53,17 @@ def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
     )
 
 
-def typed_frame(frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool = False) -> pd.DataFrame:
+def typed_frame(
+    frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool = False, copy: bool = True
+) -> pd.DataFrame:
     """The columns of ``frame`` typed as an upload's cells of ``schema`` would be (no identifier
     columns: ``table_from_frame`` reads those cell by cell), checked as they are.
 
     ``categories``: a categorical column of text comes back as a pandas ``Categorical`` (its
     distinct values once, a code a row: checked, formatted and written by value, not by row) with
-    the same values (an empty text is missing, as the stored form reads it)."""
+    the same values (an empty text is missing, as the stored form reads it). ``copy=False``: the
+    columns are not gathered into pandas' blocks (a column may share ``frame``'s values: for a
+    chunk written and let go)."""
     typed = {}
     for column in schema["columns"]:
         series = frame[column["name"]]
@@ -68,8 +72,9 @@ def typed_frame(frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool
             fast = _typed_values(series, column["type"])
         if fast is None:
             fast = typed_column(column, _cells(series).tolist(), ("",))
-        typed[column["name"]] = fast.rename(column["name"])
-    return pd.DataFrame(typed)
+        fast.name = column["name"]  # a Series of its own (``rename`` would copy the values)
+        typed[column["name"]] = fast
+    return pd.DataFrame(typed, copy=copy)
 
 
 def _cells(values: Any) -> Any:
@@ -108,7 +113,10 @@ def _typed_values(series: pd.Series, kind: str) -> pd.Series | None:
 def _categorical(series: pd.Series) -> pd.Series | None:
     """A column of text (or missing) as a ``Categorical`` of its distinct texts in the order they
     first occur; None when a value is not text (the caller types it cell by cell)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
+    if isinstance(series.dtype, pd.CategoricalDtype):  # as drawn (``Generator.sample_for_output``): by category
+        drawn = _drawn_categorical(series)
+        if drawn is not None:
+            return drawn
         series = series.astype(object)
     if series.dtype.kind != "O":
         return None
@@ -122,6 +130,22 @@ def _categorical(series: pd.Series) -> pd.Series | None:
         codes = np.where(codes == position, -1, np.where(codes > position, codes - 1, codes))
         uniques = np.delete(uniques, position)
     return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object)))
+
+
+def _drawn_categorical(series: pd.Series) -> pd.Series | None:
+    """A ``Categorical`` column of texts as ``_categorical`` types it, by its categories alone (an
+    empty text is missing); None when a category is not text."""
+    categories = series.cat.categories
+    if categories.dtype.kind != "O" or pd.api.types.infer_dtype(categories, skipna=False) not in ("string", "empty"):
+        return None
+    codes = series.cat.codes.to_numpy()
+    empty = np.flatnonzero(categories.to_numpy() == "")
+    if len(empty):  # an empty text is a missing cell in the stored form
+        position = int(empty[0])
+        codes = np.where(codes == position, -1, np.where(codes > position, codes - 1, codes)).astype(codes.dtype)
+        categories = categories.delete(position)
+    dtype = pd.CategoricalDtype(pd.Index(categories, dtype=object))
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype))
 
 
 def _counted(series: pd.Series) -> pd.Series:
@@ -218,7 +242,7 @@ def _typed_chunk(frame: pd.DataFrame, schema: dict[str, Any]) -> tuple[pd.DataFr
     if any(column["role"] == "identifier" for column in schema["columns"]):
         table = table_from_frame(frame, schema)
         return table.frame, table.schema
-    return typed_frame(frame, schema, categories=True), {**schema, "missing_values": [""]}
+    return typed_frame(frame, schema, categories=True, copy=False), {**schema, "missing_values": [""]}
 
 
 def _stored_columns(schema: dict[str, Any]) -> dict[str, Any]:
@@ -237,28 +261,45 @@ class _Writer:
         raise NotImplementedError
 
 
+CSV_FORMAT_THREADS = 2
+
+
 class _CsvWriter(_Writer):
-    """Canonical CSV: the header with the first chunk, hashed as it is written."""
+    """Canonical CSV: the header with the first chunk, hashed as it is written. A chunk's rows are
+    formatted in ``CSV_FORMAT_THREADS`` runs at once (Arrow's kernels release the GIL, and a line
+    is a function of its row alone, so the bytes are those of formatting them at once)."""
 
     def __init__(self, handle: int) -> None:
         self.stream = os.fdopen(handle, "wb")
         self.digest, self.size = hashlib.sha256(), 0
+        self.formatting = ThreadPoolExecutor(CSV_FORMAT_THREADS, thread_name_prefix="csv-format")
 
     def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
         names = [column["name"] for column in schema["columns"]]
-        data = canonical_csv(typed, names, header=first)  # the header is written once, with the first chunk
-        if data is None:  # a column pandas' writer spells
+        ends = np.linspace(0, len(typed), CSV_FORMAT_THREADS + 1).astype(int)
+        runs = [typed.iloc[start:end] for start, end in zip(ends[:-1], ends[1:], strict=True) if end > start]
+
+        def formatted(index: int) -> list[bytes | Any] | None:  # the header once, with the first chunk's first run
+            return canonical_csv_parts(runs[index] if runs else typed, names, header=first and index == 0)
+
+        pieces = list(self.formatting.map(formatted, range(max(len(runs), 1))))
+        parts = [part for piece in pieces if piece is not None for part in piece]
+        if any(piece is None for piece in pieces):  # a column pandas' writer spells
             data = canonical_bytes(typed, schema)
-            data = data if first else data[data.index(b"\n") + 1 :]
-        self.stream.write(data)
-        self.digest.update(data)
-        self.size += len(data)
+            parts = [data if first else data[data.index(b"\n") + 1 :]]
+        for part in parts:  # Arrow's buffers of the lines written and hashed where they are
+            view = memoryview(part)
+            self.stream.write(view)
+            self.digest.update(view)
+            self.size += view.nbytes
 
     def close(self) -> tuple[str, int]:
+        self.formatting.shutdown()
         self.stream.close()
         return self.digest.hexdigest(), self.size
 
     def abort(self) -> None:
+        self.formatting.shutdown(cancel_futures=True)
         self.stream.close()
 
 
@@ -268,10 +309,10 @@ class _ParquetWriter(_Writer):
 
     def __init__(self, handle: int, schema: dict[str, Any]) -> None:
         self.stream = _HashingFile(os.fdopen(handle, "wb"))
-        self.writer = pq.ParquetWriter(self.stream, arrow_schema(schema), **write_options(schema))
+        self.writer = pq.ParquetWriter(self.stream, arrow_schema(schema, dictionaries=True), **write_options(schema))
 
     def write(self, typed: pd.DataFrame, schema: dict[str, Any], *, first: bool) -> None:
-        table = arrow_table(typed, schema)
+        table = arrow_table(typed, schema, dictionaries=True)
         self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
 
     def close(self) -> tuple[str, int]:

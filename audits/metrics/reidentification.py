@@ -15,6 +15,14 @@ distance to closest record (DCR).
   seen only in the four-times-larger training set is far more common in the population than one
   seen only in the holdout: a fresh real sample of Fair's survey answers failed it 8 times in 10.
   A record repeated in the real rows is not one person's, so reproducing it is not counted.)
+  The check also fails when :mod:`audits.metrics.copytest`'s exact test of the same comparison,
+  within strata of each record's chance of being reproduced, finds training records reproduced
+  beyond chance at :data:`COPIES_ALPHA` (0.1 %, an exact level) while the value's high end is
+  above the threshold (copies certain, their share not shown to be within it): on a coarse table
+  it finds copies the margin hides (Fair's survey, 5 % copies: 5 of 5 releases, the margin 4);
+  at 5 % it would find 1 % copies in half the releases and fail one clean release in 20, which is
+  why it gates at 0.1 % (``details.stratified_test``, ``details.failed_by``; stewards only;
+  docs/audit-calibration.md).
 - ``unique_row_reproduction`` (blocking, zero tolerance): synthetic rows equal in every column to a
   training row that is unique on its quasi-identifiers and absent from the holdout (the classic
   re-identification of a population unique; Sweeney 2002, Sec. 2). Matches on
@@ -37,10 +45,12 @@ import pandas as pd
 
 from audits.metrics.base import CheckResult, judge, skipped
 from audits.metrics.context import AuditData, SyntheticRows
+from audits.metrics.copytest import StratifiedCopyTest, record_strata, stratified_test
 from audits.metrics.encoding import nearest_neighbours, row_keys
 
 Thresholds = dict[str, float | None] | None
 COPIES_Z = 1.645  # exact_copies fails only when its excess is beyond chance at one-sided 95 %
+COPIES_ALPHA = 0.001  # ... or when the stratified exact test finds copies at this level (copytest.py)
 
 
 def exact_copies_check(data: AuditData, synthetic: SyntheticRows, thresholds: Thresholds = None) -> CheckResult:
@@ -54,16 +64,13 @@ def exact_copies_check(data: AuditData, synthetic: SyntheticRows, thresholds: Th
     n = len(synthetic.keys)
     reproduced_train = int(np.isin(train_records, released).sum())
     reproduced_holdout = int(np.isin(holdout_records, released).sum())
+    value, baseline, margin = chance_margin(
+        reproduced_train, len(train_records), reproduced_holdout, len(holdout_records), n
+    )
     holdout_rate = reproduced_holdout / max(len(holdout_records), 1)
-    baseline = min(1.0, holdout_rate * len(train_records) / max(n, 1))
-    value = max(0.0, reproduced_train / max(n, 1) - baseline)
-    # the chance rate is estimated from the holdout's few records: its binomial error, scaled to
-    # the training records, and the training side's own, give the one-sided interval judged
-    chance_sd = math.sqrt(holdout_rate * (1 - holdout_rate))
-    spread = chance_sd * math.sqrt(len(train_records) + len(train_records) ** 2 / max(len(holdout_records), 1))
-    margin = COPIES_Z * spread / max(n, 1)
     copies = np.isin(synthetic.keys, data.train_keys)
-    return judge(
+    stratified = copies_stratified_test(data, synthetic)
+    result = judge(
         "exact_copies",
         value,
         thresholds=thresholds,
@@ -80,8 +87,58 @@ def exact_copies_check(data: AuditData, synthetic: SyntheticRows, thresholds: Th
             "chance_margin": margin,
             "n_synthetic": n,
             "ci_applies_to": "value: chance reproduction's one-sided 95 % margin (the verdict reads its low end)",
+            "stratified_test": stratified.to_dict(),
+            "failed_by": None,
         },
     )
+    if result.passed is False:
+        result.details["failed_by"] = "chance_margin"
+    elif (
+        result.passed is True
+        and stratified.p_value < COPIES_ALPHA
+        and result.threshold is not None
+        and (result.ci_high or 0.0) > result.threshold
+    ):
+        # copies beyond chance at 0.1 % (exact), and their share not shown to be within the threshold
+        result.passed = False
+        result.details["failed_by"] = "stratified_test"
+    return result
+
+
+def chance_margin(
+    reproduced_train: int, train_records: int, reproduced_holdout: int, holdout_records: int, n_synthetic: int
+) -> tuple[float, float, float]:
+    """``exact_copies``' value, its chance baseline and its one-sided 95 % chance margin, per
+    synthetic row, from the records found once on each side and those the release reproduces."""
+    holdout_rate = reproduced_holdout / max(holdout_records, 1)
+    baseline = min(1.0, holdout_rate * train_records / max(n_synthetic, 1))
+    value = max(0.0, reproduced_train / max(n_synthetic, 1) - baseline)
+    # the chance rate is estimated from the holdout's few records: its binomial error, scaled to
+    # the training records, and the training side's own, give the one-sided interval judged
+    chance_sd = math.sqrt(holdout_rate * (1 - holdout_rate))
+    spread = chance_sd * math.sqrt(train_records + train_records**2 / max(holdout_records, 1))
+    return value, baseline, COPIES_Z * spread / max(n_synthetic, 1)
+
+
+def copies_stratified_test(data: AuditData, synthetic: SyntheticRows) -> StratifiedCopyTest:
+    """:mod:`audits.metrics.copytest`'s stratified exact test on the records found once in the
+    real rows (information for stewards; the strata depend on the pooled real rows only, so they
+    are computed once per :class:`AuditData`)."""
+    pooled_keys = np.concatenate([data.train_keys, data.holdout_keys])
+    _, inverse, counts = np.unique(pooled_keys, return_inverse=True, return_counts=True)
+    records = np.flatnonzero(counts[inverse] == 1)
+    training = records < len(data.train_keys)
+    reproduced = np.isin(pooled_keys[records], synthetic.keys)
+    if not reproduced.any():  # nothing reproduced: no stratum can show an excess
+        strata = np.zeros(len(records), dtype=np.int64)
+    else:
+        if "copies_strata" not in data.memo:
+            pooled = pd.concat([data.train, data.holdout], ignore_index=True)
+            data.memo["copies_strata"] = record_strata(
+                pooled, list(data.schema.columns), pooled_keys, records, data.schema.label
+            )
+        strata = data.memo["copies_strata"]
+    return stratified_test(reproduced, training, strata)
 
 
 def unique_row_reproduction_check(

@@ -51,12 +51,14 @@ if TYPE_CHECKING:
         audit_run_on_demand,
         audit_runs_reap,
         audit_thresholds_for,
+        checkpoint_compaction_schedule_ensure,
         version_frame,
     )
 
 _HOMES = {
     "audit_external": "audits.services.runs",
     "audit_reaper_schedule_ensure": "audits.services.runs",
+    "checkpoint_compaction_schedule_ensure": "audits.services.runs",
     "audit_report_problems": "audits.services.releases",
     "audit_run_execute": "audits.services.runs",
     "audit_run_for_job": "audits.services.runs",
@@ -88,6 +90,7 @@ __all__ = [
     "DriftOutcome",
     "audit_external",
     "audit_reaper_schedule_ensure",
+    "checkpoint_compaction_schedule_ensure",
     "audit_report_problems",
     "audit_run_execute",
     "audit_run_for_job",

@@ -460,6 +460,17 @@ def audit_reaper_schedule_ensure() -> PeriodicTask:
     )
 
 
+def checkpoint_compaction_schedule_ensure() -> PeriodicTask:
+    """Register the daily beat entry that folds old checkpoint objects into a signed segment
+    (``synthgate init``; the task does nothing where checkpoints are a file)."""
+    return periodic_task_ensure(
+        name="synthgate: fold old audit-log checkpoint objects into a signed segment",
+        task="audits.tasks.audit_log_checkpoints_compact",
+        every_seconds=24 * 3600,
+        description="governance.services.audit_log.audit_log_compact_checkpoints (synthgate log compact).",
+    )
+
+
 def _stated_errors() -> tuple[type[Exception], ...]:
     """The errors whose text is written for an audit's readers; any other is recorded by its class only
     (imported here: audits.metrics loads the numeric stack, and this runs only where an audit ran)."""

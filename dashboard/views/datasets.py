@@ -111,10 +111,12 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
         raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
     dataset = dataset_get(user=signed_in_user(request), name=name)
     latest = dataset_latest_source(dataset=dataset)
+    if latest is not None and request.method == "POST" and request.POST.get("action") == "accept_types":
+        return _types_accepted(request, dataset.name, back="dataset-detail" if latest.source_reference else None)
+    if latest is not None and request.method == "POST" and request.POST.get("action") == "repropose_types":
+        return _types_reproposed(request, dataset.name, back="dataset-detail" if latest.source_reference else None)
     if latest is None or latest.source_reference:  # nothing to declare yet, or a schema fixed at registration
         return redirect("dashboard:dataset-detail", name=name)
-    if request.method == "POST" and request.POST.get("action") == "accept_types":
-        return _types_accepted(request, dataset.name)
     data = request.POST if request.method == "POST" else None
     # read from the stored rows for the steward only; pre-filled, so submitting the form declares them
     suggestions = services.dataset_schema_suggestions(actor=signed_in_user(request), version=latest)
@@ -165,15 +167,34 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
-def _types_accepted(request: HttpRequest, name: str) -> HttpResponse:
-    """The schema step's one-step declaration: every proposed type declared as shown (logged)."""
+def _types_accepted(request: HttpRequest, name: str, *, back: str | None = None) -> HttpResponse:
+    """The schema step's one-step declaration: every proposed type declared as shown (logged). For
+    data registered where it lives the button is on the dataset's page (``back``), which it returns to."""
+    page = f"dashboard:{back or 'dataset-schema'}"
     try:
         result = services.dataset_schema_types_accept(actor=signed_in_user(request), name=name)
     except ApplicationError as error:
         messages.error(request, error.message)
-        return redirect("dashboard:dataset-schema", name=name)
+        return redirect(page, name=name)
     messages.success(request, f"Declared the proposed types on {result.version} as shown; each declaration is logged.")
-    return redirect("dashboard:dataset-schema", name=name)
+    return redirect(page, name=name)
+
+
+def _types_reproposed(request: HttpRequest, name: str, *, back: str | None = None) -> HttpResponse:
+    """Every declared type marked proposed again (logged per column), for a version registered before
+    type proposals existed: it cannot be requested until the types are declared again."""
+    page = f"dashboard:{back or 'dataset-schema'}"
+    try:
+        result = services.dataset_schema_types_repropose(actor=signed_in_user(request), name=name)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect(page, name=name)
+    messages.success(
+        request,
+        f"The types of {result.version} are proposed again; it cannot be requested until you declare them. "
+        "Each column is logged.",
+    )
+    return redirect(page, name=name)
 
 
 def _suggested_text(suggested: dict[str, Any]) -> str:
@@ -277,8 +298,9 @@ def dataset_register(request: HttpRequest) -> HttpResponse:
 
 
 def dataset_field_mistakes(form: forms.Form) -> None:
-    """Every mistake in a registration's dataset fields (name, caps, description, sensitivity) the
-    service checks, beside the form's own errors (all at once): for an upload and a table by reference."""
+    """Every mistake in a registration's dataset fields (name, caps, description, sensitivity, declared
+    row count) the service checks, beside the form's own errors (all at once): for an upload and a
+    table by reference."""
     try:
         services.dataset_register_fields_check(
             name=form.data.get("name", ""),
@@ -286,6 +308,7 @@ def dataset_field_mistakes(form: forms.Form) -> None:
             delta_cap=form.data.get("delta_cap", ""),
             description=form.data.get("description", ""),
             sensitivity=form.data.get("sensitivity", ""),
+            declared_rows=form.data.get("declared_rows", "").strip() or None,
         )
     except ApplicationError as error:
         add_service_error(form, error)
@@ -313,6 +336,7 @@ def _register(request: HttpRequest, data: dict, staged: StagedUpload | None) -> 
         "sensitivity": data["sensitivity"],
         "cap_override_reason": data["cap_override_reason"],
         "overlap_override_reason": data["overlap_override_reason"],
+        "declared_rows": data["declared_rows"].strip() or None,
     }
     if upload is None and staged is not None:
         with staged.local() as path:

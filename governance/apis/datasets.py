@@ -473,10 +473,25 @@ class DatasetDeclareApi(APIView):
             "column), alone or before the columns' declarations",
         )
 
+        repropose_types = serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            allow_empty=True,
+            help_text="alone: mark these columns' declared types as proposed again ([] for every column), logged "
+            "per column; for a version registered before type proposals existed, whose types read from the rows "
+            "count as declared. The dataset cannot be requested until they are declared again",
+        )
+
         class Meta:
             ref_name = "DatasetDeclareInput"
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if "repropose_types" in attrs:
+                if attrs.get("columns") or attrs.get("accept_proposed_types"):
+                    raise serializers.ValidationError(
+                        {"repropose_types": 'This field goes alone, without "columns" or "accept_proposed_types".'}
+                    )
+                return attrs
             if not attrs.get("columns") and not attrs.get("accept_proposed_types"):
                 raise serializers.ValidationError(
                     {"columns": 'This field is required unless "accept_proposed_types" is true.'}
@@ -503,6 +518,8 @@ class DatasetDeclareApi(APIView):
 
         ``accept_proposed_types`` declares every type proposed from the rows as proposed (the one step
         that makes an upload registered without a schema requestable); a column's own ``type`` wins.
+        ``repropose_types`` (alone) marks declared types as proposed again, the way back for a version
+        registered before type proposals existed.
 
         All columns or none: 400 names the column and the reason (an unknown column, a category list that
         misses a value present, a minimum above the maximum, an identifier on a stored column); 409 while a
@@ -512,6 +529,16 @@ class DatasetDeclareApi(APIView):
         dataset = selectors.dataset_get(user=signed_in_user(request), name=name)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if "repropose_types" in serializer.validated_data:
+            result = services.dataset_schema_types_repropose(
+                actor=signed_in_user(request),
+                name=dataset.name,
+                columns=serializer.validated_data["repropose_types"] or None,
+            )
+            proposed = proposed_type_columns(result.version.schema)
+            columns = [column for column in result.version.schema["columns"] if column["name"] in proposed]
+            answer = {"version": result.version, "columns": columns, "warnings": []}
+            return Response(self.OutputSerializer(answer, context={"viewer": signed_in_user(request)}).data)
         declarations = dict(serializer.validated_data.get("columns") or {})
         accept = serializer.validated_data["accept_proposed_types"]
         latest = selectors.dataset_latest_source(dataset=dataset)

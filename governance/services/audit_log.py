@@ -21,8 +21,11 @@ from core.errors import ConflictError
 from governance.models import AuditChainHead, AuditEvent, BudgetEntry
 from governance.services.checkpoints import (
     Checkpoint,
+    Compaction,
+    CompactionRefused,
     checkpoint_sign,
     checkpoint_sign_after_commit,
+    checkpoints_compact,
     checkpoints_read,
 )
 
@@ -185,6 +188,33 @@ def audit_log_checkpoint() -> Checkpoint:
     if checkpoint is None:
         raise ConflictError("No signing key is registered to sign checkpoints.")
     return checkpoint
+
+
+def audit_log_compact_checkpoints(*, keep: int = 100, actor: User | None = None) -> Compaction:
+    """Fold the older checkpoint objects into one signed segment (``checkpoints_compact``) and record
+    it in the log: which events the segment holds, under which key, and what was removed. Refused
+    (nothing written or removed) when checkpoints are a file, or an object to fold does not verify."""
+    try:
+        result = checkpoints_compact(keep=keep)
+    except (ValueError, CompactionRefused) as error:
+        raise ConflictError(str(error)) from error
+    if result.segment is not None:
+        audit_event_record(
+            actor=actor,
+            action="audit_log.checkpoints_compacted",
+            object_type="checkpoint_segment",
+            object_id=f"{result.first}-{result.last}",
+            after={
+                "segment": result.segment,
+                "first": result.first,
+                "last": result.last,
+                "checkpoints": result.checkpoints,
+                "removed": result.removed,
+                "not_removed": len(result.not_removed),
+                "kept_single": result.kept,
+            },
+        )
+    return result
 
 
 def _chain_verify(batch_size: int) -> ChainVerification:

@@ -10,6 +10,12 @@ the key (a DBA, the owner role, a stolen application password) can recompute has
 produce checkpoints: ``audit_log_verify`` compares the chain with them and names the first event
 that disagrees, a cut tail, or events that no checkpoint covers (docs/tamper-evidence.md).
 
+Objects are many small reads on a bucket (one GET an event), so :func:`checkpoints_compact` folds
+the older ones into one signed *segment* object, ``audit-log/checkpoints/segment-<first>-<last>-
+<host>-<token>.json``: every checkpoint's line kept byte for byte (each still verified with its own
+signature and timestamp), and the platform key's signature over their digest, first and last
+event and count, so a line removed from or added to a segment is noticed as an edited object.
+
 The key lives with the audits app (``audits.keys``); it registers itself here at start-up,
 so this module never imports audits.
 """
@@ -17,6 +23,7 @@ so this module never imports audits.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -47,6 +54,8 @@ DOMAIN = "synthgate-audit-checkpoint-v1"
 # (zero-padded, so the keys sort by event), the host that wrote it and a random token.
 CHECKPOINT_PREFIX = "audit-log/checkpoints"
 _OBJECT_NAME = re.compile(r"^(\d{12})-([A-Za-z0-9._-]+)-([0-9a-f]{8})\.json$")
+SEGMENT_DOMAIN = "synthgate-audit-checkpoint-segment-v1"
+_SEGMENT_NAME = re.compile(r"^segment-(\d{12})-(\d{12})-([A-Za-z0-9._-]+)-([0-9a-f]{8})\.json$")
 
 
 @dataclass(frozen=True)
@@ -180,11 +189,11 @@ def checkpoints_read(*, from_length: int = 0) -> CheckpointRead:
     checkpoints: list[Checkpoint] = []
     problems: list[str] = []
     for label, named, text in entries:
-        problem, checkpoint = checking.verified(named, text, "file" if storage is None else "object")
-        if problem or checkpoint is None:
-            problems.append(f"{label}: {problem}")
-        elif checkpoint.length >= from_length:
-            checkpoints.append(checkpoint)
+        for problem, checkpoint in checking.each_verified(label, named, text, "file" if storage is None else "object"):
+            if problem or checkpoint is None:
+                problems.append(problem)
+            elif checkpoint.length >= from_length:
+                checkpoints.append(checkpoint)
     return CheckpointRead(checkpoints, problems)
 
 
@@ -195,14 +204,29 @@ def checkpoint_latest() -> Checkpoint | None:
     if storage is None or _keys_provider is None:
         return max(checkpoints_read().checkpoints, key=lambda checkpoint: checkpoint.length, default=None)
     checking = _Checking.configured()
-    keys = sorted(_object_keys(storage), reverse=True)
+    # newest first: a single checkpoint by the event its name gives, a segment by its last event
+    keys = sorted(_object_keys(storage), key=_newest_event, reverse=True)
     for start in range(0, len(keys), 16):
         batch = _object_entries(storage, 0, keys[start : start + 16])
-        for _, named, text in sorted(batch, key=lambda entry: entry[1] or 0, reverse=True):
-            problem, checkpoint = checking.verified(named, text, "object")
-            if not problem and checkpoint is not None:
-                return checkpoint
+        found = [
+            checkpoint
+            for label, named, text in batch
+            for problem, checkpoint in checking.each_verified(label, named, text, "object")
+            if not problem and checkpoint is not None
+        ]
+        if found:
+            return max(found, key=lambda checkpoint: checkpoint.length)
     return None
+
+
+def _newest_event(key: str) -> int:
+    """The latest event an object's name says it checkpoints (-1 for a name that is neither kind)."""
+    name = posixpath.basename(key)
+    segment = _SEGMENT_NAME.match(name)
+    if segment:
+        return int(segment.group(2))
+    single = _OBJECT_NAME.match(name)
+    return int(single.group(1)) if single else -1
 
 
 @dataclass
@@ -236,6 +260,23 @@ class _Checking:
             problem = _timestamp_problem(self.timestamps, checkpoint)
         return (problem, None) if problem else ("", checkpoint)
 
+    def each_verified(
+        self, label: str, named: int | tuple[int, int] | None, text: str, kind: str
+    ) -> list[tuple[str, Checkpoint | None]]:
+        """(problem, checkpoint) for a line or a single object (one), or for each checkpoint of a
+        segment (``named`` its first and last event), every problem prefixed with ``label``."""
+        if not isinstance(named, tuple):
+            problem, checkpoint = self.verified(named, text, kind)
+            return [(f"{label}: {problem}" if problem else "", checkpoint)]
+        problem, lines = _segment_lines(text, self.trusted, named)
+        if problem:
+            return [(f"{label}: {problem}", None)]
+        results: list[tuple[str, Checkpoint | None]] = []
+        for line in lines:
+            problem, checkpoint = self.verified(None, line, "segment")
+            results.append((f"{label}: {problem}" if problem else "", checkpoint))
+        return results
+
 
 def checkpoints_discard() -> None:
     """Forget every checkpoint (only for a database that is emptied on purpose, e.g. between tests)."""
@@ -246,13 +287,165 @@ def checkpoints_discard() -> None:
         storage.remove_under(CHECKPOINT_PREFIX)
 
 
-def _file_entries() -> list[tuple[str, int | None, str]]:
+def _file_entries() -> list[tuple[str, int | tuple[int, int] | None, str]]:
     """(label, None, line) for each line of the checkpoint file."""
     path = checkpoint_path()
     if not path.exists():
         return []
     lines = enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
     return [(f"checkpoint line {number}", None, line) for number, line in lines if line.strip()]
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What :func:`checkpoints_compact` did: the segment written (None when there was nothing to
+    fold), the events of its first and last checkpoint, how many it holds, the objects removed
+    and those it could not remove (a bucket under object lock: they stay, and still verify)."""
+
+    segment: str | None
+    first: int
+    last: int
+    checkpoints: int
+    removed: int
+    kept: int
+    not_removed: tuple[str, ...] = ()
+
+
+class CompactionRefused(Exception):
+    """Some checkpoint object does not verify: nothing is folded or removed until it is reviewed."""
+
+
+def checkpoints_compact(*, keep: int = 100) -> Compaction:
+    """Fold every single checkpoint object but the newest ``keep`` into one signed segment, check the
+    segment as written, then remove the folded objects.
+
+    Nothing is written or removed when an object to fold does not verify
+    (:class:`CompactionRefused`): a compaction must never launder an edited checkpoint into a
+    signed segment, nor remove the evidence of one. Objects whose names are not a checkpoint's and
+    existing segments are left as they are. A crash between the segment's write and the removals
+    leaves both (the same checkpoints twice, which verify alike). Raises ``ValueError`` when
+    checkpoints are kept in a file (one read already) or no key is registered."""
+    storage = checkpoint_storage()
+    if storage is None:
+        raise ValueError(
+            "Checkpoints are lines of one file here (SYNTHGATE_CHECKPOINT_PATH), read at once: nothing to compact."
+        )
+    if _keys_provider is None:
+        raise ValueError("No signing key is registered to sign a segment.")
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the newest checkpoints stay single objects); got {keep}.")
+    singles = sorted(
+        (int(match.group(1)), key)
+        for key in _object_keys(storage)
+        if (match := _OBJECT_NAME.match(posixpath.basename(key)))
+    )
+    folded = singles[: max(len(singles) - keep, 0)]
+    if not folded:
+        return Compaction(None, 0, 0, 0, 0, len(singles))
+    read = storage.read_many([key for _, key in folded])
+    checking = _Checking.configured()
+    lines: list[tuple[int, str, str]] = []
+    problems: list[str] = []
+    for named, key in folded:
+        if key not in read:
+            continue  # removed since it was listed (another compaction)
+        text = read[key].decode("utf-8", errors="replace").strip()
+        problem, checkpoint = checking.verified(named, text, "object")
+        if problem or checkpoint is None:
+            problems.append(f"checkpoint {key}: {problem}")
+        else:
+            lines.append((checkpoint.length, key, text))
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise CompactionRefused(
+            f"{len(problems)} checkpoint object(s) do not verify, so nothing was compacted: {shown}. "
+            "Review them (`synthgate log verify`) before compacting."
+        )
+    if not lines:
+        return Compaction(None, 0, 0, 0, 0, len(singles))
+    lines.sort()
+    first, last = lines[0][0], lines[-1][0]
+    texts = [text for _, _, text in lines]
+    envelope = _segment_envelope(texts, first, last)
+    key = f"{CHECKPOINT_PREFIX}/segment-{first:012d}-{last:012d}-{checkpoint_host()}-{secrets.token_hex(4)}.json"
+    storage.write_unique(key, (json.dumps(envelope, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8"))
+    # verified as written before anything is removed: a store that altered or lost it keeps the singles
+    written = storage.read_many([key]).get(key, b"").decode("utf-8", errors="replace")
+    problem, kept_lines = _segment_lines(written, checking.trusted, (first, last))
+    if problem or kept_lines != texts:
+        raise CompactionRefused(
+            f"The segment {key} did not read back as written ({problem or 'other lines'}); nothing was removed."
+        )
+    # under object lock (WORM) the singles stay beside their copies in the segment
+    not_removed = storage.remove_many([folded_key for _, folded_key, _ in lines])
+    if not_removed:
+        logger.warning("Could not remove %s compacted checkpoint objects, e.g. %s", len(not_removed), not_removed[0])
+    return Compaction(
+        key, first, last, len(lines), len(lines) - len(not_removed), len(singles) - len(folded), tuple(not_removed)
+    )
+
+
+def _segment_payload(digest: str, first: int, last: int, count: int, at: str) -> bytes:
+    return json.dumps(
+        {"domain": SEGMENT_DOMAIN, "digest": digest, "first": first, "last": last, "count": count, "at": at},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def _lines_digest(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def _segment_envelope(lines: list[str], first: int, last: int) -> dict[str, object]:
+    assert _keys_provider is not None
+    keys = _keys_provider()
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    digest = _lines_digest(lines)
+    signature = _sign(keys.private_key, _segment_payload(digest, first, last, len(lines), at))
+    return {
+        "domain": SEGMENT_DOMAIN,
+        "first": first,
+        "last": last,
+        "count": len(lines),
+        "digest": digest,
+        "at": at,
+        "signer": keys.certificate.fingerprint(hashes.SHA256()).hex(),
+        "signature": base64.b64encode(signature).decode("ascii"),
+        "checkpoints": lines,
+    }
+
+
+def _segment_lines(text: str, trusted: dict[str, x509.Certificate], named: tuple[int, int]) -> tuple[str, list[str]]:
+    """("", its checkpoint lines) when a segment's signature verifies and its name, count and
+    digest agree with its lines; else (the problem, [])."""
+    try:
+        data = json.loads(text)
+        lines = [str(line) for line in data["checkpoints"]]
+        first, last, count = int(data["first"]), int(data["last"]), int(data["count"])
+        digest, at, signer = str(data["digest"]), str(data["at"]), str(data["signer"])
+        signature = base64.b64decode(str(data["signature"]), validate=True)
+        lengths = [int(json.loads(line)["length"]) for line in lines]
+    except (ValueError, KeyError, TypeError):
+        return "not a checkpoint segment (the object was edited)", []
+    certificate = trusted.get(signer)
+    if certificate is None:
+        return f"signed by an untrusted key {signer[:16]}…", []
+    if not _verify(certificate, _segment_payload(digest, first, last, count, at), signature):
+        return "the segment's signature does not match its content: the object was edited", []
+    if (
+        _lines_digest(lines) != digest
+        or len(lines) != count
+        or (min(lengths, default=-1), max(lengths, default=-1)) != (first, last)
+    ):
+        return "its checkpoints are not the ones the segment signed: a checkpoint was removed, added or edited", []
+    if (first, last) != named:
+        return (
+            f"holds the signed segment of events {first}–{last}, not {named[0]}–{named[1]} as its name says: "
+            "it was moved or renamed",
+            [],
+        )
+    return "", lines
 
 
 def _object_keys(storage: VersionStorage) -> list[str]:
@@ -262,22 +455,29 @@ def _object_keys(storage: VersionStorage) -> list[str]:
 
 def _object_entries(
     storage: VersionStorage, from_length: int, keys: list[str] | None = None
-) -> list[tuple[str, int | None, str]]:
+) -> list[tuple[str, int | tuple[int, int] | None, str]]:
     """(label, the event its name gives, text) for each checkpoint object of event ``from_length``
-    or later, in the order of their keys; a name that is not a checkpoint's is given as event -1."""
-    wanted: dict[str, int] = {}
+    or later, in the order of their keys; a segment's name gives its first and last event; a name
+    that is neither kind's is given as event -1."""
+    wanted: dict[str, int | tuple[int, int]] = {}
     for key in _object_keys(storage) if keys is None else keys:
-        match = _OBJECT_NAME.match(posixpath.basename(key))
+        name = posixpath.basename(key)
+        segment = _SEGMENT_NAME.match(name)
+        if segment:
+            if int(segment.group(2)) >= from_length:
+                wanted[key] = (int(segment.group(1)), int(segment.group(2)))
+            continue
+        match = _OBJECT_NAME.match(name)
         named = int(match.group(1)) if match else -1
         if named >= from_length or not match:
             wanted[key] = named
     read = storage.read_many(list(wanted))
-    entries: list[tuple[str, int | None, str]] = []
-    for key, named in sorted(wanted.items()):
+    entries: list[tuple[str, int | tuple[int, int] | None, str]] = []
+    for key, given in sorted(wanted.items()):
         if key not in read:
-            continue  # removed since it was listed
+            continue  # removed since it was listed (a compaction folded it into a segment listed too)
         text = read[key].decode("utf-8", errors="replace").strip()
-        entries.append((f"checkpoint {key}", named, text))
+        entries.append((f"{'checkpoint segment' if isinstance(given, tuple) else 'checkpoint'} {key}", given, text))
     return entries
 
 

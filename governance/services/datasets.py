@@ -116,7 +116,7 @@ def dataset_register(
     schema = schema_types_declared(schema)
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
-    rows_declared = error_collected(errors, lambda: _declared_rows_parsed(declared_rows))
+    rows_declared = error_collected(errors, lambda: declared_rows_parsed(declared_rows))
     try:
         if declarations:
             schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
@@ -210,15 +210,23 @@ def _schema_with_declarations(
 
 
 def dataset_register_fields_check(
-    *, name: str, epsilon_cap: Any, delta_cap: Any, description: str = "", sensitivity: str = "confidential"
+    *,
+    name: str,
+    epsilon_cap: Any,
+    delta_cap: Any,
+    description: str = "",
+    sensitivity: str = "confidential",
+    declared_rows: Any = None,
 ) -> None:
     """Check a registration's own fields (not the table) and name every mistake in one error.
 
     The dashboard calls it when its form is incomplete, so the person sees every mistake at
-    once; ``dataset_register`` runs the same checks together with reading the table.
+    once; ``dataset_register`` runs the same checks together with reading the table (and the
+    declared row count against the table's).
     """
     errors: list[ValidationError] = []
     _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
+    error_collected(errors, lambda: declared_rows_parsed(declared_rows))
     if errors:
         raise errors_combined(errors)
 
@@ -285,7 +293,7 @@ def dataset_reference_register(
         raise PermissionDeniedError("Only a data steward can register datasets.")
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)
-    rows_declared = error_collected(errors, lambda: _declared_rows_parsed(declared_rows))
+    rows_declared = error_collected(errors, lambda: declared_rows_parsed(declared_rows))
     error_collected(errors, lambda: _check_declared_rows(rows_declared, n_rows))
     if errors or fields is None:
         raise errors_combined(errors)
@@ -334,8 +342,9 @@ def dataset_reference_register(
         return RegistrationResult(version, True, [])
 
 
-def _declared_rows_parsed(declared_rows: Any) -> int | None:
-    """A declared public row count: None, or a positive whole number."""
+def declared_rows_parsed(declared_rows: Any) -> int | None:
+    """A declared public row count: None (nothing declared: empty or ``None``), or a positive whole
+    number; a ValidationError on field ``declared_rows`` otherwise (checked before any table is read)."""
     if declared_rows is None or declared_rows == "":
         return None
     try:
@@ -349,6 +358,12 @@ def _declared_rows_parsed(declared_rows: Any) -> int | None:
             extra={"field": "declared_rows"},
         )
     return rows
+
+
+def declared_rows_check(declared_rows: Any, n_rows: int) -> None:
+    """Refuse a declared public row count that is not ``n_rows`` (or not a count), before the table is
+    read further: a registration by reference checks it on the engine's count, before fingerprinting."""
+    _check_declared_rows(declared_rows_parsed(declared_rows), n_rows)
 
 
 def _check_declared_rows(declared: int | None, n_rows: int) -> None:
@@ -775,12 +790,7 @@ def dataset_schema_declare_columns(
         if version is None:
             raise ConflictError(f"Dataset {name!r} has no source version yet.")
         if version.source_reference:
-            raise ConflictError(
-                f"{version} refers to table {version.source_reference.get('table')!r} where it lives; "
-                "its schema is fixed at registration: register the table again with the new schema "
-                "(`synthgate source register`).",
-                extra={"version": version.number},
-            )
+            _check_reference_declarations(version, declarations)
         accepted: set[str] = set()
         if accept_proposed_types:
             proposed = proposed_types_declarations(version.schema)
@@ -795,7 +805,10 @@ def dataset_schema_declare_columns(
                 **{column: {**proposed.get(column, {}), **changes} for column, changes in declarations.items()},
             }
         _check_not_in_flight(version)
-        schema, events, warnings = _declarations_applied(version, declarations)
+        if version.source_reference:
+            schema, events, warnings = _reference_types_declared(version, declarations)
+        else:
+            schema, events, warnings = _declarations_applied(version, declarations)
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
@@ -811,6 +824,44 @@ def dataset_schema_declare_columns(
                 after={"column": after, **notes},
             )
     return RegistrationResult(version, False, warnings)
+
+
+def _check_reference_declarations(version: DatasetVersion, declarations: dict[str, dict[str, Any]]) -> None:
+    """A version by reference has its schema fixed at registration, except that a type its catalog
+    proposed (``type_proposed``) is declared as proposed: nothing else may be declared on it (the
+    data is checked against the schema in its engine, at registration only)."""
+    types = {entry.get("name"): entry.get("type") for entry in version.schema.get("columns", [])}
+    for column, changes in declarations.items():
+        if set(changes) == {"type"} and column in types and changes["type"] == types[column]:
+            continue
+        raise ConflictError(
+            f"{version} refers to {_reference_place(version)} where it lives; its schema is fixed at registration "
+            "(only a type its catalog proposed can be declared, as proposed: "
+            f"`synthgate dataset declare {version.dataset.name} --accept-proposed-types`): register the data again "
+            "with the new schema (`synthgate source register`).",
+            extra={"version": version.number, "column": column},
+        )
+
+
+def _reference_place(version: DatasetVersion) -> str:
+    reference = version.source_reference
+    if reference.get("table"):
+        return f"table {reference['table']!r}"
+    return f"the Parquet data at {reference.get('path')!r}"
+
+
+def _reference_types_declared(
+    version: DatasetVersion, declarations: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], dict[str, Any], list[str]]], list[str]]:
+    """A version by reference's schema with its proposed types declared as proposed (the types are
+    unchanged, so its data still matches them as checked in its engine at registration): (schema,
+    one (before, after, no warnings) per column, no warnings)."""
+    schema = version.schema
+    events: list[tuple[dict[str, Any], dict[str, Any], list[str]]] = []
+    for column, changes in declarations.items():
+        before, after, schema = _declared_schema(version, schema, column, changes)
+        events.append((before, after, []))
+    return schema, events, []
 
 
 def dataset_schema_declarations_check(*, actor: User, name: str, declarations: dict[str, dict[str, Any]]) -> None:
@@ -875,6 +926,65 @@ def dataset_schema_types_accept(*, actor: User, name: str) -> RegistrationResult
     ``accept_proposed_types``), one ``dataset_version.declare`` audit event per column naming the
     steward, the time and ``accepted_proposed_type``. Refused when no type is proposed."""
     return dataset_schema_declare_columns(actor=actor, name=name, declarations={}, accept_proposed_types=True)
+
+
+def dataset_schema_types_repropose(*, actor: User, name: str, columns: list[str] | None = None) -> RegistrationResult:
+    """Mark declared types of the newest source version as proposals again (``type_proposed``): the
+    steward's way to put types back under review, for versions registered before type proposals
+    existed (their types read from the rows count as declared, and no stored field tells them
+    apart: docs/datasets.md, "Versions registered before type proposals").
+
+    ``columns`` names the columns (default: every column whose type is declared). The version then
+    cannot be requested, and requesters read the types as ``null``, until a steward declares them
+    (:func:`dataset_schema_types_accept`, or another ``type``); filed requests on it are refused at
+    approval. Each column is one ``dataset_version.declare`` audit event (``reproposed_type``).
+    Refused while a job may be reading the version, for an unknown column, or when every named type
+    is already proposed; nothing is written then.
+    """
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can re-propose a dataset's types.")
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().filter(name=name).first()
+        if dataset is None:
+            raise NotFoundError(f"No dataset named {name!r}.")
+        version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+        if version is None:
+            raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        entries = [entry for entry in version.schema.get("columns", []) if isinstance(entry, dict)]
+        names = [entry.get("name") for entry in entries]
+        unknown = [column for column in columns or [] if column not in names]
+        if unknown:
+            raise ValidationError(
+                f"{version} has no column {', '.join(map(repr, unknown))}; its columns: {', '.join(map(str, names))}.",
+                extra={"field": "column", "column": unknown[0]},
+            )
+        chosen = set(columns or names)
+        targets = [entry["name"] for entry in entries if entry.get("name") in chosen and not entry.get("type_proposed")]
+        if not targets:
+            raise ValidationError(
+                f"Nothing to re-propose: every named type of {version} is already proposed.",
+                extra={"field": "repropose_types"},
+            )
+        _check_not_in_flight(version)
+        schema = {
+            **version.schema,
+            "columns": [
+                {**entry, "type_proposed": True} if isinstance(entry, dict) and entry.get("name") in targets else entry
+                for entry in version.schema["columns"]
+            ],
+        }
+        version.schema = schema
+        version.save(update_fields=["schema"])
+        for before in entries:
+            if before["name"] in targets:
+                audit_event_record(
+                    actor=actor,
+                    action="dataset_version.declare",
+                    obj=version,
+                    before={"column": before},
+                    after={"column": {**before, "type_proposed": True}, "reproposed_type": before["type"]},
+                )
+    return RegistrationResult(version, False, [])
 
 
 def _check_not_in_flight(version: DatasetVersion) -> None:

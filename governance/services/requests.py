@@ -381,8 +381,18 @@ def undeclared_types_reason(version: DatasetVersion) -> str:
     if not columns:
         return ""
     name = version.dataset.name
+    listed = ", ".join(repr(column) for column in columns)
+    if version.source_reference:  # by reference: proposed from the catalog; the schema is otherwise fixed
+        return (
+            f"Dataset {name!r} cannot be requested yet: the types of {listed} on {version} were proposed from "
+            "its data's catalog and are not declared (a type is the steward's to declare, not the data's). A "
+            f"steward declares them as proposed with `synthgate dataset declare {name} --accept-proposed-types`, "
+            f'by POST /api/datasets/{name}/declare/ {{"accept_proposed_types": true}}, or on the dataset\'s '
+            "dashboard page (“Declare the proposed types as shown”), or registers the data again with the types "
+            "declared. Nothing was filed or spent."
+        )
     return (
-        f"Dataset {name!r} cannot be requested yet: the types of {', '.join(repr(column) for column in columns)} "
+        f"Dataset {name!r} cannot be requested yet: the types of {listed} "
         f"on {version} were proposed from its rows and are not declared (a type read from the rows would let one "
         "row change what a release can hold). A steward declares them: as proposed with "
         f"`synthgate dataset declare {name} --accept-proposed-types`, one by one with "

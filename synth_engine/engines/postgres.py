@@ -6,17 +6,18 @@ with SQL over one table or view: the statements are :class:`~synth_engine.engine
 public grid is ``searchsorted(..., side="right")``; category lists are ``array_position``). Only
 the counts cross to the worker, which adds the noise.
 
-Each row's codes are computed once a stage: the binned stage (1,225 tables at 50 columns, counted
-in parts of at most :attr:`PostgresCounts.max_cells` cells) writes them into a temporary table of
-the session (``smallint``, analyzed, rolled back at the end) and counts each part over it; where
-no temporary table can be made (a standby, a read-only transaction of the caller's) and for the
-other stages, one statement holds the codes in a ``MATERIALIZED`` common table expression and
-counts every part over it. Given ``connect``, a large table is counted by two connections at
-once, each over half of its pages, the worker adding up their counts (both cores of the server).
-The counting settings are local to a transaction (or a savepoint of the caller's), so nothing is
-left in the caller's session. At 1,000,000 × 50 (``bench/bench_scale.py``, docs/engines.md) the
-fit took 211 s of the server's CPU at a load of 13 (was 278 s at 2.9); what is left is
-PostgreSQL's hash lookup of every row in every set's table, about 100–160 ns each.
+Each row's codes are computed once a stage: the binned stage (1,225 tables at 50 columns) writes
+them into a temporary table of the session (``smallint``, analyzed, rolled back at the end) and
+counts its tables over it by blocks of columns, each block's codes packed in one integer key
+(:func:`cover_groups`, :class:`PackedPart`: 292 grouping sets of one column for 1,176 groups at
+50 columns, each group's table summed from its block's in the worker); where no temporary table
+can be made (a standby, a read-only transaction of the caller's) and for the other stages, one
+statement holds the codes in a ``MATERIALIZED`` common table expression and counts every part
+over it. Given ``connect``, a large table is counted by two connections at once, each over half
+of its pages, in one snapshot, the worker adding up their counts (both cores of the server). The
+counting settings are local to a transaction (or a savepoint of the caller's), so nothing is left
+in the caller's session. What is left (docs/engines.md, "Packed blocks") is PostgreSQL's hash
+lookup of every row in every set's table, about 100–200 ns each.
 
 :meth:`PostgresCounts.check` validates the table against the schema in the database before
 anything is spent, with the same refusals as ``validate_frame`` for a frame (missing columns,
@@ -41,7 +42,15 @@ import numpy as np
 import pandas as pd
 
 from core.schema import ColumnSpec
-from synth_engine.engines.sql import MAX_GROUPING_SETS, GroupingPart, SqlCounts, column_name, quote_identifier
+from synth_engine.engines.sql import (
+    GROUPING_ARGUMENTS,
+    LOCALITY_COLUMNS,
+    MAX_GROUPING_SETS,
+    GroupingPart,
+    SqlCounts,
+    column_name,
+    quote_identifier,
+)
 from synth_engine.generators.base import SchemaMismatchError
 from synth_engine.generators.domain import Codec, parse_schema
 
@@ -103,6 +112,15 @@ class PostgresCounts(SqlCounts):
     #: whether the binned stage may write its codes into a temporary table (else, or where none
     #: can be made, a common table expression holds them)
     temporary = True
+    #: whether the binned stage counts blocks of columns, each block's codes packed in one integer
+    #: key (a grouping set of one column), the blocks covering the groups (:func:`cover_groups`)
+    #: and each group's table summed from its block's in the worker; else a set a group, by columns
+    packed = True
+    #: the most cells (the product of its columns' bins) of a block: a block's table is one hash
+    #: table of the statement, and each row is looked up in it
+    max_block_cells = 65_536
+    #: the most cells of the blocks one statement counts
+    max_packed_cells = 100_000
 
     def __init__(
         self,
@@ -143,9 +161,81 @@ class PostgresCounts(SqlCounts):
         self._code_type = "smallint" if max((int(b.max()) for b in bins), default=0) < 32767 else "integer"
         return super().binned_counts(codecs, bins, groups)
 
+    def _binned_tables(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        """Each group's table: with :attr:`packed`, the groups whose cells fit in a block are
+        covered by blocks (:func:`cover_groups`), each block counted as one packed integer key a
+        row and each group's table summed from its block's; the others (a group naming a column
+        twice, or whose own cells exceed :attr:`max_block_cells`) by their columns."""
+        sizes = [int(b.max()) + 1 for b in bins]
+        fits = [
+            g
+            for g, group in enumerate(groups)
+            if self.packed and len(set(group)) == len(group) and cells_of(group, sizes) <= self.block_bound
+        ]
+        rest = [g for g in range(len(groups)) if g not in set(fits)]
+        tables: dict[int, np.ndarray] = {}
+        if rest:
+            counted = super()._binned_tables(codecs, bins, [groups[g] for g in rest])
+            tables.update(zip(rest, counted, strict=True))
+        if fits:
+            blocks, holder = cover_groups([groups[g] for g in fits], sizes, self.block_bound)
+            block_tables = self._block_tables(codecs, bins, sizes, blocks)
+            for g, b in zip(fits, holder, strict=True):
+                tables[g] = marginal(block_tables[b], blocks[b], groups[g])
+        return [tables[g] for g in range(len(groups))]
+
+    @property
+    def block_bound(self) -> int:
+        """The most cells of a block: :attr:`max_block_cells`, and a packed key is an ``integer``."""
+        return min(int(self.max_block_cells), 2**31 - 1)
+
+    def _block_tables(
+        self, codecs: list[Codec], bins: list[np.ndarray], sizes: list[int], blocks: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
+        """Each block's table (shape: its columns' bins), counted in statements of at most
+        :attr:`max_packed_cells` cells and :attr:`max_sets` blocks."""
+        used = sorted({column for block in blocks for column in block})
+        position = {column: k for k, column in enumerate(used)}
+        selected: list[tuple[str, list[Any]]] = []
+        for column in used:
+            lookup_params: list[Any] = []
+            code_params: list[Any] = []
+            code = self.fine_code(codecs[column], code_params)
+            selected.append((self._lookup(code, bins[column].tolist(), lookup_params), [*lookup_params, *code_params]))
+        cells = [cells_of(block, sizes) for block in blocks]
+        # blocks of nearby columns together, so that a statement names fewer columns
+        order = sorted(range(len(blocks)), key=lambda b: tuple(sorted(c // LOCALITY_COLUMNS for c in blocks[b])))
+        parts: list[list[int]] = []
+        for b in order:
+            if (
+                parts
+                and len(parts[-1]) < self.max_sets
+                and sum(cells[x] for x in parts[-1]) + cells[b] <= self.max_packed_cells
+            ):
+                parts[-1].append(b)
+            else:
+                parts.append([b])
+        counted = self._count_parts(
+            selected,
+            [
+                PackedPart(
+                    [tuple(position[c] for c in blocks[b]) for b in part],
+                    [tuple(sizes[c] for c in blocks[b]) for b in part],
+                )
+                for part in parts
+            ],
+        )
+        tables: list[np.ndarray] = [np.empty(0)] * len(blocks)
+        for part, found in zip(parts, counted, strict=True):
+            for b, flat in zip(part, found, strict=True):
+                tables[b] = flat.reshape(tuple(sizes[c] for c in blocks[b]))
+        return tables
+
     def _count_parts(
-        self, selected: list[tuple[str, list[Any]]], parts: list[GroupingPart]
-    ) -> list[list[list[tuple[Any, ...]]]]:
+        self, selected: list[tuple[str, list[Any]]], parts: Sequence[GroupingPart | PackedPart]
+    ) -> list[Any]:
         """Every part of a stage, the codes of each row computed once.
 
         The binned stage (``integer_keys``: many parts) writes the codes into a temporary table of
@@ -167,8 +257,12 @@ class PostgresCounts(SqlCounts):
         ranges = self._page_ranges()
         relations = [self.relation] if len(ranges) <= 1 else [self._range_relation(low, high) for low, high in ranges]
 
-        def count(connection: Any, relation: str) -> list[tuple[Any, ...]]:
-            if parts[0].integer_keys and self.temporary:
+        temporary = parts[0].integer_keys and self.temporary
+
+        def count(connection: Any, relation: str, inside: bool = False) -> list[tuple[Any, ...]]:
+            # inside: in a transaction already open on the connection (one snapshot shared by the
+            # counting connections), counted in a savepoint of it
+            if temporary:
                 table = f"synthgate_codes_{secrets.token_hex(4)}"
                 create = (
                     f"CREATE TEMPORARY TABLE {table} ("
@@ -178,7 +272,9 @@ class PostgresCounts(SqlCounts):
                 codes = ", ".join(f"CAST({selected[k][0]} AS {self._code_type})" for k in used)
                 fill = f"INSERT INTO {table} SELECT {codes} FROM {relation}"
                 statements = [part.select(table, tag=str(p), width=width, keys=keys) for p, part in enumerate(parts)]
-                rows = table_counted_rows(connection, table, create, fill, params, statements, self.settings)
+                rows = table_counted_rows(
+                    connection, table, create, fill, params, statements, self.settings, inside=inside
+                )
                 if rows is not None:
                     self.paths.append("temporary table")
                     return rows
@@ -188,12 +284,16 @@ class PostgresCounts(SqlCounts):
             )
             sql = f"WITH coded AS MATERIALIZED (SELECT {inner} FROM {relation}) {branches}"
             self.paths.append("common table expression")
-            return counted_rows(connection, sql, params, self.settings)
+            return counted_rows(connection, sql, params, self.settings, inside=inside)
 
         if len(relations) == 1:
             rows = count(self.connection, relations[0])
         else:
-            rows = self._counted_at_once([functools.partial(count, relation=relation) for relation in relations])
+            rows = self._counted_at_once(
+                [functools.partial(count, relation=relation) for relation in relations],
+                write=temporary,
+                add=not isinstance(parts[0], PackedPart),  # a packed part adds up its own rows
+            )
         by_part: list[list[tuple[Any, ...]]] = [[] for _ in parts]
         for row in rows:
             by_part[int(row[0])].append(row[1:])
@@ -227,21 +327,36 @@ class PostgresCounts(SqlCounts):
             conditions.append(f"({self.where})")
         return f"(SELECT * FROM {self.base} WHERE {' AND '.join(conditions)}) AS source"
 
-    def _counted_at_once(self, counts: list[Callable[[Any], list[tuple[Any, ...]]]]) -> list[tuple[Any, ...]]:
+    def _counted_at_once(
+        self, counts: list[Callable[..., list[tuple[Any, ...]]]], *, write: bool, add: bool = True
+    ) -> list[tuple[Any, ...]]:
         """Run each count on a connection of its own (the first on ``connection``), at once, and
-        add up the counts of rows with the same tag, masks and keys. Where another connection
-        cannot be opened (the server's connection limit, say), the counts run one after another
-        on ``connection``."""
+        add up the counts of rows with the same tag, masks and keys.
+
+        All of them read one snapshot: ``connection`` opens a ``REPEATABLE READ`` transaction
+        (read-write when ``write``: a temporary table is no write to the data) and exports its
+        snapshot, which each other connection sets before any statement, so rows committed by
+        another session meanwhile count in no range or in all. Where the snapshot cannot be
+        exported (a caller's transaction on ``connection``, a server that refuses) each range is
+        counted in its own snapshot (``paths``: "separate snapshots"); a connection that cannot
+        set it leaves its range to ``connection``. Where another connection cannot be opened (the
+        server's connection limit, say), the counts run one after another on ``connection``, in
+        its snapshot."""
         assert self.connect is not None
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
             statement_timeout, lock_timeout = cursor.fetchone()
         others: list[Any] = []
+        began = False  # a transaction of ours is open on ``connection``
         try:
+            snapshot, began = export_snapshot(self.connection, write=write)
             try:
                 for _ in counts[1:]:
                     other = self.connect()
                     others.append(other)
+                    if not getattr(other, "autocommit", True):  # ours: each count opens its transaction
+                        other.rollback()
+                        other.autocommit = True
                     with other.cursor() as cursor:
                         cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
                         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
@@ -251,24 +366,40 @@ class PostgresCounts(SqlCounts):
                     with contextlib.suppress(Exception):
                         other.close()
                 others = []
-            if not others:
-                return summed([count(self.connection) for count in counts])
+            # each connection's counts; in a shared snapshot, a connection that cannot set it
+            # leaves its count to ``connection``
             connections = [self.connection, *others]
+            assigned: list[list[int]] = [[0]] + [[k] for k in range(1, len(connections))]
+            if not others:
+                assigned = [list(range(len(counts)))]
+            elif snapshot is not None:
+                for k, other in enumerate(others, start=1):
+                    if not import_snapshot(other, snapshot, write=write):
+                        assigned[0] += assigned[k]
+                        assigned[k] = []
+            self.paths.append("one snapshot" if snapshot is not None else "separate snapshots")
+            inside = snapshot is not None and began
             results: list[list[tuple[Any, ...]] | None] = [None] * len(counts)
             errors: list[BaseException] = []
 
             def run(k: int) -> None:
-                if errors:  # another failed before this one started
-                    return
-                try:
-                    results[k] = counts[k](connections[k])
-                except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
-                    errors.append(error)
-                    for j, other in enumerate(connections):
-                        if j != k:
-                            cancel(other)
+                for c in assigned[k]:
+                    if errors:  # another failed before this one started
+                        return
+                    try:
+                        # connection 0 in a caller's transaction counts in savepoints of it;
+                        # the others in the transaction that holds the snapshot
+                        results[c] = counts[c](connections[k], inside=inside if k == 0 else snapshot is not None)
+                    except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
+                        errors.append(error)
+                        for j, other in enumerate(connections):
+                            if j != k:
+                                cancel(other)
+                        return
 
-            threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, len(counts))]
+            threads = [
+                threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, len(connections)) if assigned[k]
+            ]
             for thread in threads:
                 thread.start()
             try:
@@ -279,10 +410,13 @@ class PostgresCounts(SqlCounts):
             if errors:
                 raise errors[0]
         finally:
+            if began:
+                with contextlib.suppress(Exception), self.connection.cursor() as cursor:
+                    cursor.execute("ROLLBACK")
             for other in others:
                 with contextlib.suppress(Exception):
                     other.close()
-        return summed(results)
+        return summed(results) if add else [row for rows in results for row in rows or ()]
 
     def column_types(self) -> dict[str, str]:
         """Each column of the relation and its PostgreSQL type; refuses a relation that does not exist."""
@@ -355,14 +489,18 @@ def table_counted_rows(
     params: Sequence[Any],
     statements: list[str],
     settings: dict[str, str],
+    *,
+    inside: bool = False,
 ) -> list[tuple[Any, ...]] | None:
     """Create the temporary ``table`` (``create``), fill it (``fill``, with ``params``), analyze
     it and return the rows of every counting statement over it; ``None``, with nothing done, when
     the connection cannot create it (a standby, no ``TEMPORARY`` privilege, a read-only
     transaction of the caller's). All in a transaction of its own (on an autocommit connection:
     read-write, whatever the session's default, as a temporary table is no write to the data) or
-    a savepoint of the caller's, rolled back at the end: the table and the settings go with it."""
-    autocommit = bool(getattr(connection, "autocommit", False))
+    a savepoint of the caller's, rolled back at the end: the table and the settings go with it.
+    ``inside``: a transaction is already open on the connection (an autocommit one's too): a
+    savepoint of it."""
+    autocommit = bool(getattr(connection, "autocommit", False)) and not inside
     begin = "BEGIN READ WRITE" if autocommit else "SAVEPOINT synthgate_counts"
 
     def undo(cursor: Any) -> None:
@@ -392,11 +530,14 @@ def table_counted_rows(
         return rows
 
 
-def counted_rows(connection: Any, sql: str, params: Sequence[Any], settings: dict[str, str]) -> list[tuple[Any, ...]]:
+def counted_rows(
+    connection: Any, sql: str, params: Sequence[Any], settings: dict[str, str], *, inside: bool = False
+) -> list[tuple[Any, ...]]:
     """Run a counting statement with ``settings`` local to it: in a transaction of its own on an
-    autocommit connection, else in a savepoint of the caller's transaction that is rolled back
-    after (it only read), so no setting outlives the statement either way."""
-    autocommit = bool(getattr(connection, "autocommit", False))
+    autocommit connection, else (or ``inside`` a transaction already open on it) in a savepoint
+    of the open transaction that is rolled back after (it only read), so no setting outlives the
+    statement either way."""
+    autocommit = bool(getattr(connection, "autocommit", False)) and not inside
     with connection.cursor() as cursor:
         cursor.execute("BEGIN" if autocommit else "SAVEPOINT synthgate_counts")
         try:
@@ -416,6 +557,49 @@ def counted_rows(connection: Any, sql: str, params: Sequence[Any], settings: dic
             cursor.execute("ROLLBACK TO SAVEPOINT synthgate_counts")
             cursor.execute("RELEASE SAVEPOINT synthgate_counts")
         return rows
+
+
+REPEATABLE_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+
+
+def export_snapshot(connection: Any, *, write: bool) -> tuple[str | None, bool]:
+    # A caller's transaction is not exported from: pg_export_snapshot refuses in a subtransaction
+    # (a savepoint, Django's nested atomic blocks), and its error would abort the caller's
+    # transaction; a READ COMMITTED one (the default) reads a new snapshot a statement anyway.
+    """The snapshot of a ``REPEATABLE READ`` transaction on ``connection``, exported for other
+    connections to set (``pg_export_snapshot``), and whether that transaction was opened here
+    (the caller rolls it back once they have set it and counted). The connection is an autocommit
+    one; the transaction is opened here, read-write when ``write`` and the server allows it.
+    ``(None, False)``, with nothing left open, where there is none to share: a caller's
+    transaction on the connection, or a server that refuses to export."""
+    if not getattr(connection, "autocommit", False):
+        return None, False
+    with connection.cursor() as cursor:
+        for begin in [f"{REPEATABLE_READ} READ WRITE"] * write + [REPEATABLE_READ]:
+            try:
+                cursor.execute(begin)
+                cursor.execute("SELECT pg_export_snapshot()")
+                return str(cursor.fetchone()[0]), True
+            except Exception:  # noqa: BLE001 - read-only, or each range in a snapshot of its own
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+    return None, False
+
+
+def import_snapshot(connection: Any, snapshot: str, *, write: bool) -> bool:
+    """Open a ``REPEATABLE READ`` transaction on ``connection`` (an autocommit one) that reads
+    ``snapshot`` (``SET TRANSACTION SNAPSHOT``, before any statement), read-write when ``write``
+    and allowed; ``False``, with nothing left open, where it cannot."""
+    with connection.cursor() as cursor:
+        for begin in [f"{REPEATABLE_READ} READ WRITE"] * write + [REPEATABLE_READ]:
+            try:
+                cursor.execute(begin)
+                cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+                return True
+            except Exception:  # noqa: BLE001 - its range is counted by the exporting connection
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+    return False
 
 
 def cancel(connection: Any) -> None:
@@ -471,3 +655,134 @@ def sample_rows(
         cursor.execute(sql, [])
         rows = cursor.fetchall()
     return pd.DataFrame.from_records(rows, columns=[spec.name for spec in specs])
+
+
+def cells_of(columns: Sequence[int], sizes: list[int]) -> int:
+    """The cells of a table of ``columns`` (the product of their bins; a Python integer, exact)."""
+    total = 1
+    for column in columns:
+        total *= sizes[column]
+    return total
+
+
+def cover_groups(
+    groups: list[tuple[int, ...]], sizes: list[int], bound: int
+) -> tuple[list[tuple[int, ...]], list[int]]:
+    """Blocks of columns that cover ``groups`` (each group's columns all lie in one block), each
+    of at most ``bound`` cells, and for each group the block holding it.
+
+    Greedy: a group not yet covered starts a block, which takes, one at a time, the column that
+    completes the most uncovered groups (the one with fewer bins on a tie) while the block's cells
+    stay within ``bound``. MST's (label, a, b) groups at 50 columns and 65,536 cells: about 450
+    blocks, most (label, a, b, c), for 1,176 groups. Each group must have distinct columns and at
+    most ``bound`` cells itself."""
+    keys = [frozenset(group) for group in groups]
+    holding: dict[int, list[int]] = {}
+    for g, key in enumerate(keys):
+        for column in key:
+            holding.setdefault(column, []).append(g)
+    # for each group and one of its columns, the group's other columns
+    rest = [{column: key - {column} for column in key} for key in keys]
+    holder = [-1] * len(groups)
+    blocks: list[tuple[int, ...]] = []
+    for g, group in enumerate(groups):
+        if holder[g] >= 0:
+            continue
+        block, members, cells = list(group), set(group), cells_of(group, sizes)
+        while True:
+            best: tuple[int, int, int] | None = None  # (gain, -bins, column)
+            for column, held in holding.items():
+                if column in members or cells * sizes[column] > bound:
+                    continue
+                gain = sum(1 for h in held if holder[h] < 0 and rest[h][column] <= members)
+                if gain and (best is None or (gain, -sizes[column]) > best[:2]):
+                    best = (gain, -sizes[column], column)
+            if best is None:
+                break
+            block.append(best[2])
+            members.add(best[2])
+            cells *= sizes[best[2]]
+        b = len(blocks)
+        blocks.append(tuple(block))
+        for column in block:
+            for h in holding[column]:
+                if holder[h] < 0 and keys[h] <= members:
+                    holder[h] = b
+    return blocks, holder
+
+
+def marginal(table: np.ndarray, block: tuple[int, ...], group: tuple[int, ...]) -> np.ndarray:
+    """The table of ``group`` (its columns in its order) summed from a table of ``block``."""
+    summed_ = table.sum(axis=tuple(i for i, c in enumerate(block) if c not in group))
+    remaining = [c for c in block if c in group]
+    return np.ascontiguousarray(np.transpose(summed_, [remaining.index(c) for c in group]), dtype=np.int64)
+
+
+class PackedPart:
+    """Blocks of coded columns counted in one statement, each block's codes packed in one integer
+    key (``((c1 * s2 + c2) * s3 + c3) ...``, its bins' sizes ``s``: the block's cell, in C order),
+    so that each grouping set is one integer column. The statement returns one row a block: its
+    ``GROUPING()`` masks (31 keys each), its keys and their counts as two texts (a block's table
+    holds up to tens of thousands of cells: one row each would be a Python tuple each in the
+    worker), with the missing cells left out."""
+
+    integer_keys = True
+
+    def __init__(self, blocks: list[tuple[int, ...]], sizes: list[tuple[int, ...]]) -> None:
+        self.blocks = blocks
+        self.sizes = sizes
+        self.cells = [int(np.prod(size, dtype=np.int64)) for size in sizes]
+        #: the coded columns the blocks name
+        self.used = sorted({k for block in blocks for k in block})
+        self.chunks = [
+            list(range(start, min(start + GROUPING_ARGUMENTS, len(blocks))))
+            for start in range(0, len(blocks), GROUPING_ARGUMENTS)
+        ]
+        # block b's masks: in each chunk, every key's bit but b's is set (bit len - 1 - j: the j-th)
+        self.index = {
+            tuple(sum(1 << (len(chunk) - 1 - j) for j, x in enumerate(chunk) if x != b) for chunk in self.chunks): b
+            for b in range(len(blocks))
+        }
+
+    def key(self, b: int) -> str:
+        """SQL for block ``b``'s packed key (NULL where a code is: a value its bins cannot code)."""
+        block, size = self.blocks[b], self.sizes[b]
+        sql = column_name(block[0])
+        for k, s in zip(block[1:], size[1:], strict=True):
+            sql = f"({sql}) * {int(s)} + {column_name(k)}"
+        return sql
+
+    def select(self, coded: str, *, tag: str = "", width: int | None = None, keys: int | None = None) -> str:
+        """The statement over ``coded`` (a FROM item holding the coded columns); ``tag`` (SQL) is
+        selected first and ``width`` pads the masks with zeros (``keys`` is not used)."""
+        width = width or len(self.chunks)
+        names = [f"k{b}" for b in range(len(self.blocks))]
+        packed = ", ".join(f"{self.key(b)} AS {name}" for b, name in enumerate(names))
+        flags = ["GROUPING(" + ", ".join(names[b] for b in chunk) + ")" for chunk in self.chunks]
+        flags += ["0"] * (width - len(flags))
+        masks = [f"m{i}" for i in range(width)]
+        inner = (
+            f"SELECT {', '.join(f'{flag} AS {mask}' for flag, mask in zip(flags, masks, strict=True))}, "
+            f"COALESCE({', '.join(names)}) AS key, count(*) AS n "
+            f"FROM (SELECT {packed} FROM {coded} OFFSET 0) AS packed "
+            f"GROUP BY GROUPING SETS ({', '.join(f'({name})' for name in names)})"
+        )
+        head = f"{tag}, " if tag else ""
+        return (
+            f"SELECT {head}{', '.join(masks)}, string_agg(COALESCE(key, -1)::text, ' '), string_agg(n::text, ' ') "
+            f"FROM ({inner}) AS counted GROUP BY {', '.join(masks)}"
+        )
+
+    def read(self, rows: Sequence[Sequence[Any]], *, width: int | None = None) -> list[np.ndarray]:
+        """Each block's table, flat (C order), from the statement's rows (without any tag; the
+        rows of several connections counting disjoint rows are added up)."""
+        width = width or len(self.chunks)
+        tables = [np.zeros(cells, dtype=np.int64) for cells in self.cells]
+        for row in rows:
+            b = self.index[tuple(int(mask) for mask in row[: len(self.chunks)])]
+            keys = np.array(str(row[width]).split(), dtype=np.int64)
+            counts = np.array(str(row[width + 1]).split(), dtype=np.int64)
+            if len(keys) != len(counts) or (len(keys) and (keys.min() < 0 or keys.max() >= self.cells[b])):
+                raise SchemaMismatchError("a column holds values its bins cannot code")
+            np.add.at(tables[b], keys, counts)
+        return tables

@@ -95,6 +95,11 @@ class Generator(ABC):
         """Return ``n_rows`` synthetic rows; ``conditions`` maps a column to a value or to
         target shares ``{value: share}`` and is met by conditional sampling, not rejection."""
 
+    def sample_for_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The rows ``sample`` gives, for writing out (``synth_engine.streaming.sample_to_file``):
+        a generator may give a column of text as a pandas ``Categorical`` of the same values."""
+        return self.sample(n_rows, conditions)
+
     @abstractmethod
     def check(self, frame: pd.DataFrame, schema: dict[str, Any]) -> list[str]:
         """Validate data against the schema and the generator's needs before anything is spent.

@@ -54,12 +54,23 @@ def round_rows(weights: np.ndarray, totals: np.ndarray, rng: np.random.Generator
     -------
     ndarray of int64, shape ``weights.shape``
     """
+    return round_cumulative(cumulative_shares(weights), totals, rng)
+
+
+def cumulative_shares(weights: np.ndarray) -> np.ndarray:
+    """Each row's cumulative shares (ending at 1), as ``round_rows`` cuts them; a row of weight 0
+    everywhere is uniform. A caller rounding many totals by one table computes them once."""
     weights = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
-    totals = np.asarray(totals, dtype=np.int64)
     weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
     cumulative = np.cumsum(weights, axis=1)
     cumulative /= cumulative[:, -1:]
-    edges = np.floor(cumulative * totals[:, None] + rng.random((len(weights), 1))).astype(np.int64)
+    return cumulative
+
+
+def round_cumulative(cumulative: np.ndarray, totals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``round_rows`` of the weights whose ``cumulative_shares`` are ``cumulative``."""
+    totals = np.asarray(totals, dtype=np.int64)
+    edges = np.floor(cumulative * totals[:, None] + rng.random((len(cumulative), 1))).astype(np.int64)
     edges[:, -1] = totals
     return np.diff(edges, axis=1, prepend=0)
 

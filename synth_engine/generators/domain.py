@@ -42,6 +42,7 @@ Generators model *bins* (groups of fine codes, see :func:`ordered_bins` and
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -317,9 +318,17 @@ class CategoricalCodec:
             codes[outside] = self.other_code
         return _place_missing(codes, mask, self.missing_code, self.name)
 
-    def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
-        """Map fine codes back to values with the source dtype (see the module docstring)."""
+    def decode(self, codes: np.ndarray, rng: np.random.Generator, *, categories: bool = False) -> pd.Series:
+        """Map fine codes back to values with the source dtype (see the module docstring).
+
+        ``categories``: a column of text comes back as a pandas ``Categorical`` of the same values
+        (the codec's values, then other; missing as no category), the codes kept as they are drawn
+        rather than a Python object a row (what a writer that stores each distinct value once wants)."""
         codes = np.asarray(codes, dtype=np.intp)
+        if categories:
+            categorical = self._categorical(codes)
+            if categorical is not None:
+                return pd.Series(categorical, name=self.name, copy=False)
         if self.dtype == "boolean" and not self.has_other and all(_is_bool(value) for value in self.values):
             known = np.zeros(self.n_codes, dtype=bool)  # the nullable booleans as arrays, not objects
             known[: len(self.values)] = self.values
@@ -337,6 +346,28 @@ class CategoricalCodec:
         if self.has_other and not pd.api.types.is_string_dtype(pd.api.types.pandas_dtype(self.dtype)):
             return series
         return series.astype(self.dtype)
+
+    def _categorical(self, codes: np.ndarray) -> pd.Categorical | None:
+        """The values of ``codes`` as a ``Categorical`` when this column's values are distinct
+        texts of an ``object`` column (else None: ``decode`` gives them as objects)."""
+        dtype = self._text_dtype
+        if dtype is None:
+            return None
+        n_texts = len(dtype.categories)
+        width = np.int8 if n_texts < 127 else np.int16 if n_texts < 32_767 else np.int32  # as pandas keeps them
+        if not self.has_missing:
+            return pd.Categorical.from_codes(codes.astype(width), dtype=dtype)
+        lookup = np.arange(self.n_codes, dtype=width)  # each code its category's, the missing code (the last) -1
+        lookup[-1] = -1
+        return pd.Categorical.from_codes(lookup[codes], dtype=dtype, validate=False)  # in range by construction
+
+    @functools.cached_property
+    def _text_dtype(self) -> pd.CategoricalDtype | None:
+        """The categories of a column of distinct texts (its values, then other), else None."""
+        texts = [*self.values, OTHER_VALUE] if self.has_other else list(self.values)
+        if self.dtype != "object" or not all(isinstance(value, str) for value in texts) or len(set(texts)) < len(texts):
+            return None
+        return pd.CategoricalDtype(pd.Index(texts, dtype=object))
 
     def code_of(self, value: Any) -> int:
         """Fine code of a released ``value`` (for conditional sampling)."""
@@ -434,16 +465,18 @@ class NumericCodec:
         if self.step is None and self.calendar != "weekdays":  # NaN at the missing code gives NaN values
             low = np.append(self.low, np.nan) if self.has_missing else self.low
             if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
-                steps = np.maximum(np.floor(width / self.unit), 1.0)
-                steps = np.append(steps, 1.0) if self.has_missing else steps
-                offsets = np.floor(rng.random(len(codes)) * steps[codes])
-                whole = self._whole_numbers(codes, offsets)
-                if whole is not None:
-                    return pd.Series(whole, name=self.name, copy=False)
+                steps, whole_lows = self._integer_cells
+                offsets = rng.random(len(codes))
+                offsets *= steps[codes]  # floored below (or truncated, as they are at least 0)
+                if whole_lows is not None:
+                    return pd.Series(self._whole_numbers(codes, offsets, whole_lows), name=self.name, copy=False)
+                np.floor(offsets, out=offsets)
                 values = low[codes] + offsets * self.unit
-            else:
+            else:  # low + u · span, computed in place (the same values)
                 spans = np.append(width, 0.0) if self.has_missing else width
-                values = low[codes] + rng.random(len(codes)) * spans[codes]
+                values = rng.random(len(codes))
+                values *= spans[codes]
+                values += low[codes]
             return numeric_output(values, self.type, self.dtype, self.name)
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
@@ -458,21 +491,41 @@ class NumericCodec:
             values[mask] = np.nan
         return numeric_output(values, self.type, self.dtype, self.name)
 
-    def _whole_numbers(self, codes: np.ndarray, offsets: np.ndarray) -> Any:
-        """``low + offsets · unit`` of an integer column as ``Int64`` or ``int64`` computed in
-        integers (the values ``numeric_output`` gives from the floats, which are exact below
-        2**53), or None when the output is another type or the numbers are not that small."""
+    @functools.cached_property
+    def _integer_cells(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """An integer or datetime column's units a cell (1 at the missing code), and each cell's
+        low end as an integer (0 at the missing code) when ``_whole_numbers`` computes its values
+        in integers: an ``Int64`` or ``int64`` integer column or a ``datetime64[ns]`` one, whole
+        ends and unit, ends below 2**52 (stamps: 9.2e9 seconds, beyond which ``numeric_output``
+        leaves them to pandas); else None."""
+        steps = np.maximum(np.floor((self.high - self.low + 1.0) / self.unit), 1.0)
+        steps = np.append(steps, 1.0) if self.has_missing else steps
         ends = np.abs(np.concatenate([self.low, self.high, [self.unit]]))
         plain = self.dtype == "int64" and not self.has_missing
-        if self.type == "datetime" or not (self.dtype == "Int64" or plain) or not ends.max(initial=0.0) < 2.0**52:
-            return None
+        stamps = self.type == "datetime" and self.dtype == "datetime64[ns]"
+        whole = self.type != "datetime" and (self.dtype == "Int64" or plain)
+        if not (stamps or whole) or not ends.max(initial=0.0) < (9.2e9 if stamps else 2.0**52):
+            return steps, None
         if not (np.all(np.floor(self.low) == self.low) and float(self.unit).is_integer()):
-            return None
-        low = np.append(self.low, 0.0) if self.has_missing else self.low
-        values = low.astype(np.int64)[codes] + offsets.astype(np.int64) * int(self.unit)
-        if plain:
+            return steps, None
+        return steps, (np.append(self.low, 0.0) if self.has_missing else self.low).astype(np.int64)
+
+    def _whole_numbers(self, codes: np.ndarray, offsets: np.ndarray, lows: np.ndarray) -> Any:
+        """``low + ⌊offsets⌋ · unit`` as ``Int64`` or ``int64`` (an integer column) or
+        ``datetime64[ns]`` (a datetime column), computed in integers: the values ``numeric_output``
+        gives from the floats, which are exact below 2**53. ``offsets`` are at least 0; ``lows``:
+        ``_integer_cells``'."""
+        values = offsets.astype(np.int64)  # ⌊offsets⌋: they are at least 0
+        if self.unit != 1:
+            values *= int(self.unit)
+        values += lows[codes]
+        if self.dtype == "int64":
             return values
         missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)
+        if self.type == "datetime":
+            values *= 10**9
+            values[missing] = np.iinfo(np.int64).min  # NaT
+            return values.view("datetime64[ns]")
         return pd.arrays.IntegerArray(values, missing)
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,10 +14,11 @@ approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"
 2. *Measure 1-way marginals* with the Gaussian mechanism (Sec. 4, "measure" step); numeric
    columns are measured on a fine public grid, then grouped into quantile-like bins (a
    post-processing, like the paper's domain compression, Sec. 4.1).
-   With a label and ``label_features = k``, k columns are then picked by the exponential
-   mechanism for their relation to the label (:func:`pick_label_columns`), and only their
-   (label, column) tables get the label's share of the 2-way budget; after estimation the
-   other columns depend on the label only through their tree parents.
+   With a label and ``label_features = k`` (by default ``"auto"``: k from the row estimate and
+   the public plan, :func:`auto_label_features`, or every column), k columns are then picked by
+   the exponential mechanism for their relation to the label (:func:`pick_label_columns`), and
+   only their (label, column) tables get the label's share of the 2-way budget; after
+   estimation the other columns depend on the label only through their tree parents.
 3. *Select* a spanning tree over the binned attributes: Kruskal's algorithm where each edge is
    picked by the exponential mechanism with score ``‖M_ab − M̂_ab‖₁`` between the true 2-way
    marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2).
@@ -56,13 +57,19 @@ from synth_engine.generators.base import (
     InsufficientBudgetError,
     PrivacySpent,
 )
-from synth_engine.generators.checks import check_n_rows, check_privacy_target, round_rows
+from synth_engine.generators.checks import (
+    check_n_rows,
+    check_privacy_target,
+    cumulative_shares,
+    round_cumulative,
+)
 from synth_engine.generators.counts import CountSource, FrameCounts
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
     codec_from_dict,
     fit_codecs,
+    is_nullable,
     ordered_bins,
     parse_schema,
     target_shares,
@@ -84,6 +91,9 @@ FORMAT_VERSION = 1
 MIN_SIGNAL_TO_NOISE = 20.0  # a marginal cell's noise σ may be at most 5 % of the rows
 MIN_GRID_CELLS = 8  # the fewest cells the numeric grid is cut to when the 1-way noise is large
 LABEL_FRACTION = 0.3  # default share of the 2-way budget on the (label, column) tables
+AUTO = "auto"  # label_features chosen by auto_label_features
+LABEL_NOISE_SHARE = 0.125  # "auto": a label table's noise σ at most this share of its typical cell
+MIN_LABEL_FEATURES = 6  # "auto" focuses on no fewer label tables than this (else it measures them all)
 
 
 class MSTGenerator(Generator):
@@ -128,15 +138,20 @@ class MSTGenerator(Generator):
         edge tables only. The default (:data:`LABEL_FRACTION`, 30 %) keeps the label's dependence
         on every column measured twice, which keeps a rare label predictive at low ε (issue
         11.8; figures in ``docs/generators.md``).
-    label_features : int
-        ``0`` (the default) measures the (label, column) table of every column. ``k > 0`` spends
+    label_features : int or "auto"
+        ``"auto"`` (the default): k chosen before any data is read by :func:`auto_label_features`
+        from the row estimate n̂, ε, δ, the declared domains and the number of columns (every
+        column's table when they all fit within the stated noise; on the benchmark tables only
+        Caravan is focused, on 7 columns at ε = 3). ``0`` measures the (label, column) table of
+        every column. ``k > 0`` spends
         the ``label_fraction`` share on the k columns most related to the label instead, each
         measured with k-th of it (σ smaller by √(d−1)/√k), picked one by one with the
         exponential mechanism (:func:`pick_label_columns`, the ``label_selection`` stage).
         The label is then a direct parent of those k columns only: the others are drawn given
         their tree parent alone (pooled over the label), so they depend on the label through
         the tree, not through noise (a selective TAN,
-        :func:`~synth_engine.generators.marginals.focus_label_dependence`). Figures in
+        :func:`~synth_engine.generators.marginals.focus_label_dependence`). Columns binned to
+        a single bin (no dependence to measure) are not candidates. Figures in
         ``docs/generators.md`` (issue 11.9).
     label_selection_fraction : float
         Share of the ρ left after the rows and domain stages spent on those k picks (when
@@ -160,7 +175,7 @@ class MSTGenerator(Generator):
         estimation_iterations: int = 300,
         structure: str = "auto",
         label_fraction: float = LABEL_FRACTION,
-        label_features: int = 0,
+        label_features: int | str = AUTO,
         label_selection_fraction: float = 0.05,
     ) -> None:
         self.max_bins = max_bins
@@ -226,8 +241,11 @@ class MSTGenerator(Generator):
         specs = getattr(self, "checked_specs_", None)
         details: dict[str, Any] = {"params": self.get_params(), "row_estimate": estimate_record(row_estimate)}
         if specs is not None:
-            plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None)
+            n_hat = None if row_estimate is None else row_estimate.rows
+            plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None, n_hat=n_hat)
             details.update(rho=plan.rho, approximate_delta=plan.threshold_delta)
+            if n_hat is not None:
+                details["label_features"] = plan.label_features
             if row_estimate is None:
                 details["row_estimate"]["rho"] = plan.rows_rho
             else:
@@ -308,6 +326,8 @@ class MSTGenerator(Generator):
         else:
             self._raise_refusal(_refusal(self.get_params(), epsilon, delta, specs, row_estimate.rows))
             n_hat = row_estimate.rows
+        # the stages after the row estimate: the same ρ in total, split (label_features="auto") by n̂
+        plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None, n_hat=n_hat)
         estimate = estimate_record(row_estimate)
         if row_estimate is None:
             estimate.update(rho=plan.rows_rho, sigma=plan.rows_sigma)
@@ -376,10 +396,13 @@ class MSTGenerator(Generator):
         tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
         focus = attributes
         if label is not None and with_stars and plan.label_features < len(attributes):
-            focus = pick_label_columns(
-                tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=attributes
-            )
-            accountant.add_exponential("label_selection", plan.label_selection_epsilon, count=len(focus))
+            # a column of one bin has no label dependence to measure (its label table is the label's 1-way)
+            focus = [c for c in attributes if sizes[c] > 1] or attributes
+            if plan.label_features < len(focus):
+                focus = pick_label_columns(
+                    tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=focus
+                )
+                accountant.add_exponential("label_selection", plan.label_selection_epsilon, count=len(focus))
         edges = select_tree(tables, one_way, n_hat, plan.selection_epsilon, rng, columns=attributes)
         if edges:
             accountant.add_exponential("selection", plan.selection_epsilon, count=len(edges))
@@ -402,6 +425,7 @@ class MSTGenerator(Generator):
         self.bins_, self.edges_ = bins, edges
         self.label_columns_ = sorted(stars)
         self.one_way_, self.within_, self.label_tables_, self.pairs_ = one_way, within, label_tables, pairs
+        self.__dict__.pop("_plans", None)  # the sampling plans of the tables replaced
 
     def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
         if not codec.ordered:
@@ -415,9 +439,17 @@ class MSTGenerator(Generator):
 
     # ------------------------------------------------------------------ sample
 
-    def sample(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
+    def sample_for_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
+        """``sample``'s rows with each column of text as a pandas ``Categorical`` (the same values)."""
+        return self.sample(n_rows, conditions, categories=True)
+
+    def sample(
+        self, n_rows: int, conditions: dict[str, Any] | None = None, *, categories: bool = False
+    ) -> pd.DataFrame:
         """Draw ``n_rows`` rows by ancestral sampling; ``conditions`` re-roots the tree at the
-        conditioned (categorical) column, so the requested shares are met exactly.
+        conditioned (categorical) column, so the requested shares are met exactly. ``categories``:
+        a column of text comes back as a pandas ``Categorical`` of the same values
+        (``CategoricalCodec.decode``), not an object a row.
 
         Each column is drawn and decoded from its own random stream, seeded from the model's
         sampling stream, so the output of a seed does not depend on the order the columns are
@@ -432,9 +464,9 @@ class MSTGenerator(Generator):
         columns: dict[int, pd.Series] = {}
         if threads > 1:
             with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
-                self._sample_columns(n_rows, condition, streams, columns, pool)
+                self._sample_columns(n_rows, condition, streams, columns, pool, categories)
         else:
-            self._sample_columns(n_rows, condition, streams, columns, None)
+            self._sample_columns(n_rows, condition, streams, columns, None, categories)
         return pd.DataFrame(
             {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
         )
@@ -446,6 +478,7 @@ class MSTGenerator(Generator):
         streams: list[np.random.Generator],
         columns: dict[int, pd.Series],
         pool: ThreadPoolExecutor | None,
+        categories: bool = False,
     ) -> None:
         """Every column's values into ``columns``: the root (or label), the tree's start, then
         down the tree; each child is drawn from P(fine code | label bin, parent bin) =
@@ -477,21 +510,25 @@ class MSTGenerator(Generator):
                 if condition is not None and condition[0] == label
                 else sample_conditional(classes, self.within_[label], streams[label])
             )
-        children: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for parent, child, table in self._walk(start):
+        children: dict[int, list[tuple[int, ConditionalTable]]] = {}
+        for parent, child, table in self._walk_fine(start):
             children.setdefault(parent, []).append((child, table))
 
-        def draw(column: int, parent: int | None, table: np.ndarray | None) -> int:
+        def draw(column: int, parent: int | None, table: ConditionalTable | None) -> int:
             """The column's codes (unless drawn above), its values, and its children's groups;
             the codes are let go once decoded."""
-            if parent is not None:
-                fine[column] = sample_conditional(groups[parent], table @ self.within_[column], streams[column])
+            if parent is not None and table is not None:
+                fine[column] = sample_conditional(groups[parent], table, streams[column])
             if column in children:  # (label bin, column bin) of each row, once for all its children
-                groups[column] = classes * len(self.one_way_[column]) + self.bins_[column][fine[column]]
-            columns[column] = self.codecs_[column].decode(fine.pop(column), streams[column])
+                groups[column] = ParentGroups(classes * len(self.one_way_[column]) + self.bins_[column][fine[column]])
+            codec = self.codecs_[column]
+            if categories and isinstance(codec, CategoricalCodec):
+                columns[column] = codec.decode(fine.pop(column), streams[column], categories=True)
+            else:
+                columns[column] = codec.decode(fine.pop(column), streams[column])
             return column
 
-        def drawn(column: int) -> list[tuple[int, int, np.ndarray]]:
+        def drawn(column: int) -> list[tuple[int, int, ConditionalTable]]:
             """The tasks ``column`` makes ready; its parent's groups go when its last child is drawn."""
             parent = parents.get(column)
             if parent is not None:
@@ -500,10 +537,10 @@ class MSTGenerator(Generator):
                     del groups[parent]
             return [(child, column, table) for child, table in children.get(column, [])]
 
-        groups: dict[int, np.ndarray] = {}
+        groups: dict[int, ParentGroups] = {}
         parents = {child: parent for parent, kids in children.items() for child, _ in kids}
         waiting = {parent: len(kids) for parent, kids in children.items()}
-        ready: list[tuple[int, int | None, np.ndarray | None]] = [(column, None, None) for column in fine]
+        ready: list[tuple[int, int | None, ConditionalTable | None]] = [(column, None, None) for column in fine]
         if pool is None:
             while ready:
                 ready.extend(drawn(draw(*ready.pop(0))))
@@ -520,6 +557,17 @@ class MSTGenerator(Generator):
             return None
         index, shares = _parse_conditions(conditions, self.columns_, self.codecs_, self.one_way_)
         return index, _shuffled_counts(shares, n_rows, self.sample_rng_)
+
+    def _walk_fine(self, start: int) -> list[tuple[int, int, ConditionalTable]]:
+        """``_walk``'s edges with P(child fine code | label, parent bin) (the bin table times the
+        child's ``within_``), computed once a model and start (each ``sample`` call reuses them)."""
+        plans: dict[int, list[tuple[int, int, ConditionalTable]]] = self.__dict__.setdefault("_plans", {})
+        if start not in plans:  # emptied when a fit sets the tables
+            plans[start] = [
+                (parent, child, ConditionalTable(table @ self.within_[child]))
+                for parent, child, table in self._walk(start)
+            ]
+        return plans[start]
 
     def _walk(self, start: int) -> list[tuple[int, int, np.ndarray]]:
         """Tree edges breadth-first from ``start``, each with P(child bin | label, parent bin)
@@ -643,8 +691,10 @@ def _check_params(params: dict[str, Any]) -> None:
     if not isinstance(params["label_fraction"], int | float) or not 0 <= params["label_fraction"] < 1:
         problems.append("label_fraction must be in [0, 1)")
     features = params["label_features"]
+    if features == AUTO:
+        features = 0  # resolved from the row estimate; with label_fraction 0, every column (none measured)
     if not isinstance(features, int) or isinstance(features, bool) or features < 0:
-        problems.append("label_features must be an integer >= 0")
+        problems.append(f"label_features must be an integer >= 0 or {AUTO!r}")
     elif features > 0 and params["label_fraction"] == 0:
         problems.append("label_features needs label_fraction > 0 (the picked columns' tables are measured with it)")
     if (
@@ -654,7 +704,7 @@ def _check_params(params: dict[str, Any]) -> None:
         problems.append("label_selection_fraction must be in (0, 1)")
     elif (
         not problems
-        and features > 0
+        and (features > 0 or params["label_features"] == AUTO)
         and params["one_way_fraction"] + params["selection_fraction"] + params["label_selection_fraction"] >= 1
     ):
         problems.append(
@@ -683,13 +733,19 @@ class BudgetPlan:
     selection_epsilon: float
     two_way_sigma: float
     label_sigma: float
-    pairs_sigma: float  # σ of the edge tables if the label tables' share were spent on them too
+    pairs_sigma: float  # σ of the edge tables if the label tables' and picks' shares were spent on them too
     label_features: int = 0  # columns whose (label, column) table is measured (all when 0 or ≥ d − 1)
     label_selection_epsilon: float = 0.0  # ε of each exponential-mechanism pick of those columns
 
 
 def _budget_plan(
-    params: dict[str, Any], epsilon: float, delta: float, specs: list[Any], *, rows_stage: bool = True
+    params: dict[str, Any],
+    epsilon: float,
+    delta: float,
+    specs: list[Any],
+    *,
+    rows_stage: bool = True,
+    n_hat: float | None = None,
 ) -> BudgetPlan:
     """ρ and noise scale of each stage for a target (ε, δ).
 
@@ -697,7 +753,14 @@ def _budget_plan(
     10⁻⁹ so that float rounding cannot push the reported ε over the target. ``rows_stage=False``
     (a row estimate paid for outside the fit) gives the ``rows`` stage nothing (σ = ∞) and its
     1 % to the other stages.
+
+    ``label_features="auto"`` is resolved by :func:`auto_label_features` from the row estimate
+    ``n_hat``; without one (before the fit's own estimate is drawn) the plan is the unfocused one,
+    whose ``rows``, ``domain`` and ``one_way`` stages are those of every focused plan.
     """
+    if params["label_features"] == AUTO:
+        k = 0 if n_hat is None else auto_label_features(params, epsilon, delta, specs, n_hat, rows_stage=rows_stage)
+        params = {**params, "label_features": k}
     d = len(specs)
     labels = [i for i, spec in enumerate(specs) if spec.role == "label"]
     label = labels[0] if labels and params["structure"] == "auto" and d >= 3 else None
@@ -731,10 +794,67 @@ def _budget_plan(
         selection_epsilon=exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
         two_way_sigma=gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
         label_sigma=gaussian_sigma(star / picks) if star > 0 else math.inf,
-        pairs_sigma=gaussian_sigma((two_way + star) / (n_tree - 1)) if n_tree > 1 else math.inf,
+        pairs_sigma=gaussian_sigma((two_way + star + label_selection) / (n_tree - 1)) if n_tree > 1 else math.inf,
         label_features=picks if label is not None else 0,
         label_selection_epsilon=exponential_epsilon(label_selection / picks) if label_selection > 0 else 0.0,
     )
+
+
+def public_bins(spec: Any, max_bins: int) -> int:
+    """Most bins a column can have in the 2-way tables, from its declared domain alone: its
+    declared categories, or the values of its declared grid (whole numbers, ``step``, a
+    datetime's resolution), plus the missing code when nullable; ``max_bins`` when undeclared or
+    larger (a label keeps all its codes)."""
+    if spec.type == "boolean":
+        values = 2
+    elif spec.type == "categorical":
+        values = len(spec.categories) if spec.categories is not None else max_bins
+    elif spec.minimum is not None and spec.maximum is not None and (spec.type != "float" or spec.step):
+        unit = spec.step if spec.type == "float" else spec.unit_seconds
+        values = int(math.floor((spec.maximum - spec.minimum) / unit + 1e-9)) + 1
+    else:
+        values = max_bins
+    values += int(is_nullable(spec))
+    return values if spec.role == "label" else min(values, max_bins)
+
+
+def auto_label_features(
+    params: dict[str, Any], epsilon: float, delta: float, specs: list[Any], n_hat: float, *, rows_stage: bool
+) -> int:
+    """``label_features="auto"``: how many (label, column) tables to measure, from public and paid
+    inputs only (the parameters, ε, δ, the schema's declared domains and the DP row estimate
+    ``n_hat``); ``0`` means every column's (the unfocused fit).
+
+    A column's (label, column) table has about ``|Y| · B`` cells, ``|Y|`` the label's declared
+    codes and ``B`` the column's bins, at most :func:`public_bins` and at most
+    ``n̂ / (min_bin_sigmas · σ₂)`` (a bin holds at least that many noise σ's of rows), so a
+    *typical cell* holds ``c = n̂ / (|Y| · B̃)`` rows, ``B̃`` the median of ``B`` over the other
+    columns. Spending the label share ``ρ_L`` on k tables gives each cell noise
+    ``σ_L(k) = √(k / 2ρ_L)``. The rule keeps that noise at most :data:`LABEL_NOISE_SHARE` of the
+    typical cell: every table when the unfocused plan already does, else the largest
+    ``k = ⌊2 ρ_L T²⌋`` with ``T = LABEL_NOISE_SHARE · c`` (ρ_L of the focused plan), unless that
+    is below :data:`MIN_LABEL_FEATURES` (then every table again: on tables where even a few label
+    tables would be noisy, focusing on so few columns lost more of the label's dependence than it
+    saved, see ``docs/generators.md``). A function of public inputs and n̂: the same on
+    neighbouring tables given the same n̂, and a post-processing of n̂ (it costs nothing).
+    """
+    labels = [spec for spec in specs if spec.role == "label"]
+    base = {**params, "label_features": 0}
+    plan = _budget_plan(base, epsilon, delta, specs, rows_stage=rows_stage)
+    n_tree = len(specs) - 1
+    if plan.label is None or params["label_fraction"] == 0 or n_tree < 2 or not math.isfinite(plan.label_sigma):
+        return 0
+    sigma2 = plan.two_way_sigma
+    fitting = max(1.0, n_hat / (params["min_bin_sigmas"] * sigma2)) if params["min_bin_sigmas"] > 0 else math.inf
+    bins = [min(public_bins(spec, params["max_bins"]), fitting) for spec in specs if spec.role != "label"]
+    cell = max(n_hat, 0.0) / (public_bins(labels[0], params["max_bins"]) * float(np.median(bins)))
+    allowed = LABEL_NOISE_SHARE * cell
+    if plan.label_sigma <= allowed:
+        return 0
+    focused = _budget_plan({**params, "label_features": 1}, epsilon, delta, specs, rows_stage=rows_stage)
+    label_rho = 1.0 / (2.0 * focused.label_sigma**2)  # ρ_L: one table gets the whole share
+    k = math.floor(2.0 * label_rho * allowed**2)
+    return k if MIN_LABEL_FEATURES <= k < n_tree else 0
 
 
 def grid_cells(max_cells: int, n_hat: float, one_way_sigma: float) -> int:
@@ -753,8 +873,9 @@ def grid_cells(max_cells: int, n_hat: float, one_way_sigma: float) -> int:
 
 def _main_sigma(plan: BudgetPlan) -> float:
     """Noise σ of the measurements that carry most of the model: the 2-way tables (edge and
-    label tables together, as if their whole budget went to the edges, so that the share given
-    to the label tables does not move the refusal), or the 1-ways when there is no tree."""
+    label tables together, and the picks of ``label_features``, as if their whole budget went to
+    the edges, so that neither the share given to the label tables nor the focus, which
+    ``"auto"`` chooses from n̂, moves the refusal), or the 1-ways when there is no tree."""
     two_way = plan.pairs_sigma
     return two_way if math.isfinite(two_way) else plan.one_way_sigma
 
@@ -797,7 +918,7 @@ def _refusal(
     """The usefulness check on a row estimate ``n_hat``: None when the marginal noise σ is at
     most n̂ / :data:`MIN_SIGNAL_TO_NOISE`. ``rows_stage``: whether the fit spends its own
     ``rows`` stage (the standalone path), which changes the other stages' σ."""
-    plan = _budget_plan(params, epsilon, delta, specs, rows_stage=rows_stage)
+    plan = _budget_plan(params, epsilon, delta, specs, rows_stage=rows_stage, n_hat=n_hat)
     if _main_sigma(plan) <= n_hat / MIN_SIGNAL_TO_NOISE:
         return None
     return BudgetRefusal(
@@ -817,7 +938,8 @@ def _minimum_epsilon(
     low, high = math.log(1e-6), math.log(1e4)
     for _ in range(60):
         middle = (low + high) / 2.0
-        sigma = _main_sigma(_budget_plan(params, math.exp(middle), delta, specs, rows_stage=rows_stage))
+        plan = _budget_plan(params, math.exp(middle), delta, specs, rows_stage=rows_stage, n_hat=n_rows)
+        sigma = _main_sigma(plan)
         if sigma > n_rows / MIN_SIGNAL_TO_NOISE:
             low = middle
         else:
@@ -1014,7 +1136,39 @@ def _shuffled_counts(weights: np.ndarray, n_rows: int, rng: np.random.Generator)
     return sample_conditional(np.zeros(n_rows, dtype=np.intp), np.asarray(weights, dtype=np.float64)[None, :], rng)
 
 
-def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+class ParentGroups:
+    """A parent column's group of each row (label bin × parent bin), drawn once for all its children,
+    with the groups shifted left by ``bits`` kept once a ``bits`` (``sample_conditional``'s buckets;
+    siblings with about as many codes share them)."""
+
+    def __init__(self, groups: np.ndarray) -> None:
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self._shifted: dict[int, np.ndarray] = {}
+
+    def shifted(self, bits: int) -> np.ndarray:
+        """The groups shifted left by ``bits``, as ``uint64``."""
+        shifted = self._shifted.get(bits)
+        if shifted is None:
+            shifted = self._shifted[bits] = self.groups.view(np.uint64) << np.uint64(bits)
+        return shifted
+
+
+class ConditionalTable:
+    """A table of P(child | parent) with what every draw from it needs, computed once: the child
+    of each parent when all are certain, each row's cumulative shares (``round_rows``) and the
+    child codes repeated for every parent."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
+        self.single = _single_child(table)
+        self.cumulative = cumulative_shares(table)
+        n_parents, n_children = table.shape
+        self.codes = np.tile(np.arange(n_children, dtype=np.intp), n_parents)
+
+
+def sample_conditional(
+    parents: np.ndarray | ParentGroups, table: np.ndarray | ConditionalTable, rng: np.random.Generator
+) -> np.ndarray:
     """Draw one child code per row from ``table[parent]`` (rows of P(child | parent)).
 
     Each parent's group of rows gets controlled-rounded child counts (``round_rows``, every
@@ -1025,38 +1179,45 @@ def sample_conditional(parents: np.ndarray, table: np.ndarray, rng: np.random.Ge
     The ranking is a counting sort, not a sort of the rows: the key's top bits pick one of
     ``2**bits`` buckets per group; a bucket whose ranks all fall on one child code takes it
     whole, and only the rows of the few buckets that straddle two codes are sorted by their
-    keys (about ``n_children · n_rows / 2**bits`` rows).
+    keys (about ``n_children · n_rows / 2**bits`` rows). The rows a bucket holds, and so the
+    output, do not depend on ``bits``.
 
     Returns
     -------
     ndarray of intp, shape (n_rows,)
     """
-    parents = np.asarray(parents, dtype=np.int64)  # intp, viewed as unsigned for the keys
-    n_parents, n_children = table.shape
-    single = _single_child(table)
-    if single is not None:
-        return single[parents]
+    grouped = parents if isinstance(parents, ParentGroups) else ParentGroups(parents)
+    parents = grouped.groups  # intp, viewed as unsigned for the keys
+    prepared = table if isinstance(table, ConditionalTable) else ConditionalTable(table)
+    n_parents, n_children = prepared.table.shape
+    if prepared.single is not None:
+        return prepared.single[parents]
     n_rows = len(parents)
     if n_rows == 0:
         return np.zeros(0, dtype=np.intp)
     bits = int(np.clip(np.ceil(np.log2(max(n_children * n_rows / n_parents, 1.0)) / 2), 2, 16))
     keys = rng.bit_generator.random_raw(n_rows)
-    bucket = ((parents.view(np.uint64) << np.uint64(bits)) | (keys >> np.uint64(64 - bits))).view(np.intp)
+    bucket = keys >> np.uint64(64 - bits)
+    bucket |= grouped.shifted(bits)
+    bucket = bucket.view(np.intp)
     sizes = np.bincount(bucket, minlength=n_parents << bits)
-    counts = round_rows(table, sizes.reshape(n_parents, -1).sum(axis=1), rng)
-    ranked = np.repeat(np.tile(np.arange(n_children, dtype=np.intp), n_parents), counts.ravel())
-    starts = np.cumsum(sizes) - sizes  # each bucket's first rank (the groups laid out in order)
+    counts = round_cumulative(prepared.cumulative, sizes.reshape(n_parents, -1).sum(axis=1), rng)  # round_rows
+    ranked = np.repeat(prepared.codes, counts.ravel())
+    ends = np.cumsum(sizes)  # each bucket's ranks: [ends - sizes, ends) (the groups laid out in order)
+    starts = ends - sizes
     first = ranked[np.minimum(starts, n_rows - 1)]
-    straddles = (sizes > 1) & (first != ranked[np.maximum(starts + sizes - 1, 0)])
+    straddles = (sizes > 1) & (first != ranked[np.maximum(ends - 1, 0)])
+    first[straddles] = -1  # a row in a straddling bucket is ranked below
     children = first[bucket]
-    rows = np.flatnonzero(straddles[bucket])
+    rows = np.flatnonzero(children < 0)
     if rows.size:
         group_bits = max(int(n_parents - 1).bit_length(), 1)
-        order = (parents[rows].astype(np.uint64) << np.uint64(64 - group_bits)) | (keys[rows] >> np.uint64(group_bits))
+        order = (parents[rows].view(np.uint64) << np.uint64(64 - group_bits)) | (keys[rows] >> np.uint64(group_bits))
         rows = rows[np.argsort(order)]  # distinct keys: any sorting algorithm gives this order
-        in_straddling = np.where(straddles, sizes, 0)
-        offsets = starts - (np.cumsum(in_straddling) - in_straddling)  # rank minus position among sorted rows
-        children[rows] = ranked[np.arange(rows.size) + offsets[bucket[rows]]]
+        straddling = np.flatnonzero(straddles)  # in order, as the sorted rows' buckets are
+        held = sizes[straddling]
+        offsets = starts[straddling] - (np.cumsum(held) - held)  # rank minus position among sorted rows
+        children[rows] = ranked[np.arange(rows.size) + np.repeat(offsets, held)]
     return children
 
 

@@ -362,3 +362,42 @@ def test_the_request_form_shows_every_mistake_at_once(cast, adult, login):
     assert "is more than purpose “research” allows" in errors["epsilon"][0]
     assert errors["n_rows"] == ["rows must be a whole number; got 'lots'."]
     assert not DataRequest.objects.exists()
+
+
+def test_the_register_form_takes_a_row_count_declared_public_and_refuses_a_wrong_one_with_the_reason(
+    cast, adult_csv, adult_schema, login, settings, tmp_path
+):
+    settings.DATA_DIR = tmp_path
+    client = login(cast.steward)
+    assert 'name="declared_rows"' in client.get("/datasets/new/").content.decode()
+    fields = {
+        "name": "census",
+        "sensitivity": "confidential",
+        "epsilon_cap": "10",
+        "delta_cap": "1e-4",
+        "schema_json": json.dumps(adult_schema),
+    }
+    wrong = client.post("/datasets/new/", {**fields, "file": _upload(adult_csv), "declared_rows": "1999"})
+    assert wrong.status_code == 400
+    assert (
+        wrong.context["form"]
+        .errors["declared_rows"][0]
+        .startswith("The table has 2,000 rows, not the 1,999 declared public")
+    )
+    assert 'id="id_declared_rows-error"' in wrong.content.decode()  # beside the field
+    malformed = client.post("/datasets/new/", {**fields, "name": "", "file": _upload(adult_csv), "declared_rows": "x"})
+    assert malformed.status_code == 400  # an incomplete form still names the count's mistake
+    assert (
+        malformed.context["form"]
+        .errors["declared_rows"][0]
+        .startswith("Row count declared public (optional) must be a positive whole number")
+    )
+    assert not Dataset.objects.exists() and not BudgetEntry.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="dataset").exists()
+    assert not [path for path in (tmp_path / "versions").rglob("*") if path.is_file()]
+
+    right = client.post("/datasets/new/", {**fields, "file": _upload(adult_csv), "declared_rows": "2000"})
+    assert right.status_code == 302
+    version = Dataset.objects.get(name="census").versions.get()
+    assert version.rows_declared and version.public_rows == 2000
+    assert not BudgetEntry.objects.exists()  # no estimate of the size is charged

@@ -10,7 +10,8 @@ import json
 import pytest
 from django.db import connection  # noqa: F401 (the skip condition reads it)
 
-from governance.models import AuditEvent, DatasetVersion
+from core.schema import proposed_type_columns
+from governance.models import AuditEvent, BudgetEntry, DatasetVersion
 from tests.jobs import test_reference_source as source_tests
 from tests.jobs.test_reference_source import TABLE
 
@@ -92,7 +93,11 @@ def test_a_schema_is_proposed_from_the_column_types_and_registers_after_review(c
     schema = json.loads(proposed.context["form"].data["schema_json"])
     types = {column["name"]: column["type"] for column in schema["columns"]}
     assert types["age"] == "integer" and types["workclass"] == "categorical"
-    assert all(set(column) == {"name", "type"} for column in schema["columns"])  # types only: no value was read
+    # types only (no value was read), each only proposed: the catalog's, not the steward's
+    assert all(
+        column == {"name": column["name"], "type": column["type"], "type_proposed": True}
+        for column in schema["columns"]
+    )
     assert 'id="schema-proposed"' in proposed.content.decode()
 
     nowhere = client.post(URL, {"connection": "warehouse", "table": "no_such_table", "action": "propose"})
@@ -100,8 +105,42 @@ def test_a_schema_is_proposed_from_the_column_types_and_registers_after_review(c
 
     registered = client.post(URL, _form(schema_json=json.dumps(schema)))
     assert registered.status_code == 302
-    stored = DatasetVersion.objects.get(dataset__name="adult").schema  # written out in full, as an upload's
-    assert stored["columns"] == [{**column, "role": "other"} for column in schema["columns"]]
+    version = DatasetVersion.objects.get(dataset__name="adult")
+    # written out in full, as an upload's; registering the proposal as it is declares no type
+    assert version.schema["columns"] == [{**column, "role": "other"} for column in schema["columns"]]
+    assert proposed_type_columns(version.schema) == list(types)
+    assert "integer" not in login(cast.requester).get("/datasets/adult/").content.decode()
+    detail = client.get("/datasets/adult/").content.decode()
+    assert 'id="proposed-types-detail"' in detail and "Declare the proposed types as shown" in detail
+    accepted = client.post("/datasets/adult/schema/", {"action": "accept_types"})
+    assert accepted.status_code == 302 and accepted["Location"] == "/datasets/adult/"
+    version.refresh_from_db()
+    assert proposed_type_columns(version.schema) == []
+    assert {column["name"]: column["type"] for column in version.schema["columns"]} == types
+    assert 'id="proposed-types-detail"' not in client.get("/datasets/adult/").content.decode()
+    assert AuditEvent.objects.filter(action="dataset_version.declare").count() == len(types)
+
+
+def test_a_row_count_declared_public_is_taken_from_the_form_and_a_wrong_one_refused_with_the_reason(
+    cast, warehouse, adult_schema, login
+):
+    client = login(cast.steward)
+    assert 'name="declared_rows"' in client.get(URL).content.decode()
+    wrong = client.post(URL, _form(schema_json=json.dumps(adult_schema), declared_rows="2001"))
+    assert wrong.status_code == 400
+    assert (
+        wrong.context["form"]
+        .errors["declared_rows"][0]
+        .startswith("The table has 2,000 rows, not the 2,001 declared public")
+    )
+    assert not DatasetVersion.objects.exists() and not BudgetEntry.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="dataset").exists()
+
+    right = client.post(URL, _form(schema_json=json.dumps(adult_schema), declared_rows="2000"))
+    assert right.status_code == 302, right.context["form"].errors
+    version = DatasetVersion.objects.get(dataset__name="adult")
+    assert version.rows_declared and version.public_rows == 2000
+    assert not BudgetEntry.objects.exists()  # no estimate of the size is charged
 
 
 # ---------------------------------------------------------------- Parquet lakes: the engine is chosen
@@ -151,6 +190,12 @@ def test_a_steward_chooses_the_engine_that_counts_a_parquet_lake_and_mistakes_ar
     )
     assert not DatasetVersion.objects.exists()
 
+    proposed = client.post(URL, {"path": str(parquet_lake), "engine": "duckdb", "action": "propose"})
+    assert proposed.status_code == 200 and proposed.context["proposed"], proposed.context["form"].errors
+    columns = json.loads(proposed.context["form"].data["schema_json"])["columns"]
+    assert {column["name"]: column["type"] for column in columns}["age"] == "integer"  # the Parquet schema's int64
+    assert all(column["type_proposed"] is True for column in columns)  # read from the files: only proposed
+
     registered = client.post(URL, _lake_form(parquet_lake, adult_schema, engine="duckdb"))
     assert registered.status_code == 302, registered.context["form"].errors
     reference = DatasetVersion.objects.get(dataset__name="adult").source_reference
@@ -179,3 +224,57 @@ def test_a_parquet_lake_registered_from_the_form_with_spark_is_counted_by_spark(
     assert registered.status_code == 302, registered.context["form"].errors
     version = DatasetVersion.objects.get(dataset__name="adult")
     assert version.source_reference["engine"] == "spark" and version.n_rows == 2000
+
+
+def _spark_table_form(table, schema, **fields):
+    return _form(connection="", table="", spark_table=table, schema_json=json.dumps(schema), **fields)
+
+
+def test_a_spark_catalog_table_is_offered_only_when_allowed_and_mistakes_are_beside_its_field(
+    cast, parquet_lake, adult_schema, login, settings
+):
+    client = login(cast.steward)
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = []
+    assert 'name="spark_table"' not in client.get(URL).content.decode()  # no Spark database allowed
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = ["global_temp"]
+    assert 'name="spark_table"' in client.get(URL).content.decode()
+
+    both = client.post(URL, _spark_table_form("global_temp.adult_visits", adult_schema, path=str(parquet_lake)))
+    assert both.status_code == 400
+    assert both.context["form"].errors["spark_table"] == [
+        "Give one place for the data: a source database and table, Parquet files, or a Spark table."
+    ]
+    # Refused by name, before any Spark session is asked for, beside the field that named it.
+    outside = client.post(URL, _spark_table_form("clinic.adult_visits", adult_schema))
+    assert outside.status_code == 400
+    assert "outside the Spark databases" in outside.context["form"].errors["spark_table"][0]
+    malformed = client.post(URL, {"spark_table": "adult; DROP TABLE x", "action": "propose"})
+    assert (
+        malformed.status_code == 400
+        and "must be named database.table" in malformed.context["form"].errors["spark_table"][0]
+    )
+    assert not DatasetVersion.objects.exists()
+
+
+@pytest.mark.spark
+def test_a_spark_catalog_table_registered_from_the_form_is_proposed_and_counted_by_spark(
+    cast, parquet_lake, adult_schema, login, settings
+):
+    from synth_engine.engines.spark import spark_session
+    from tests.synth_engine.test_engine_spark import MASTER
+
+    settings.SYNTHGATE_SPARK_MASTER = MASTER
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = ["global_temp"]
+    spark_session(MASTER).read.parquet(str(parquet_lake)).createOrReplaceGlobalTempView("adult_visits")
+    client = login(cast.steward)
+    proposed = client.post(URL, {"spark_table": "global_temp.adult_visits", "action": "propose"})
+    assert proposed.status_code == 200 and proposed.context["proposed"], proposed.context["form"].errors
+    columns = json.loads(proposed.context["form"].data["schema_json"])["columns"]
+    assert {column["name"]: column["type"] for column in columns}["age"] == "integer"
+    assert all(column["type_proposed"] is True for column in columns)  # from the catalog: only proposed
+
+    registered = client.post(URL, _spark_table_form("global_temp.adult_visits", adult_schema))
+    assert registered.status_code == 302, registered.context["form"].errors
+    reference = DatasetVersion.objects.get(dataset__name="adult").source_reference
+    assert reference["engine"] == "spark" and reference["table"] == "global_temp.adult_visits"
+    assert "path" not in reference and DatasetVersion.objects.get(dataset__name="adult").n_rows == 2000

@@ -189,3 +189,38 @@ def test_the_api_registers_a_table_by_reference_for_stewards_only(cast, warehous
     assert client.post("/api/sources/", body, format="json").status_code == 200
     refused = client.post("/api/sources/", {**body, "table": "no_such_table"}, format="json")
     assert refused.status_code == 400 and "does not exist" in refused.json()["message"]
+
+
+def test_the_cli_and_the_api_take_a_row_count_declared_public_by_reference_and_refuse_a_wrong_one(
+    cast, warehouse, adult_schema, tmp_path
+):
+    from rest_framework.test import APIClient
+
+    from tests.governance.test_cli import synthgate
+
+    schema_file = tmp_path / "adult.schema.json"
+    schema_file.write_text(json.dumps(adult_schema))
+    arguments = ("source", "register", "--name", "adult", "--connection", "warehouse", "--table", TABLE,
+                 "--schema", schema_file, "--epsilon-cap", "10", "--delta-cap", "1e-4", "--as", "steward")  # fmt: skip
+    refused = synthgate(*arguments, "--declared-rows", "1999")
+    assert refused.code != 0 and "The table has 2,000 rows, not the 1,999 declared public" in refused.stderr
+    malformed = synthgate(*arguments, "--declared-rows", "many", "--table", "no_such_table")
+    assert malformed.code != 0 and "declared_rows must be a positive whole number" in malformed.stderr
+    client = APIClient()
+    client.force_authenticate(cast.steward)
+    body = {"name": "adult", "connection": "warehouse", "table": TABLE, "schema": adult_schema}
+    body |= {"epsilon_cap": "10", "delta_cap": "1e-4"}
+    wrong = client.post("/api/sources/", {**body, "declared_rows": 2001}, format="json")
+    assert wrong.status_code == 400 and "not the 2,001 declared public" in wrong.json()["message"]
+    assert not DatasetVersion.objects.exists() and not BudgetEntry.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="dataset").exists()
+
+    declared = synthgate(*arguments, "--declared-rows", "2000", "--json")
+    assert declared.code == 0, declared.stderr
+    version = DatasetVersion.objects.get()
+    assert version.rows_declared and version.public_rows == 2000
+    event = AuditEvent.objects.get(action="dataset_version.create")
+    assert event.after["declared_rows"] == 2000
+    assert not BudgetEntry.objects.exists()  # no estimate of the size is charged
+    answer = client.post("/api/sources/", {**body, "declared_rows": 2000}, format="json")
+    assert answer.status_code == 200  # the same version

@@ -15,6 +15,7 @@ from synth_engine.generators.domain import (
     codec_from_dict,
     fit_codecs,
     numeric_grid,
+    numeric_output,
     ordered_bins,
     parse_schema,
     private_bounds,
@@ -378,3 +379,42 @@ def test_a_small_column_spread_over_several_magnitudes_is_anchored_on_its_window
     assert wild < 0.025, wild
     covered = (bounds[:, 0] <= np.quantile(values, 0.1)) & (bounds[:, 1] >= np.quantile(values, 0.9))
     assert covered.mean() > 0.42
+
+
+@pytest.mark.parametrize(
+    ("kind", "dtype", "lower", "upper", "unit"),
+    [
+        ("integer", "Int64", -10, 99_999, 1.0),
+        ("integer", "int64", 17, 90, 1.0),
+        ("datetime", "datetime64[ns]", 946_684_800, 1_767_139_200, 1.0),
+        ("datetime", "datetime64[ns]", 946_684_800, 1_767_139_200, 86_400.0),
+    ],
+)
+def test_whole_number_cells_decode_to_the_values_of_the_float_formula(kind, dtype, lower, upper, unit) -> None:
+    """Integers and stamps are computed in integers (and text as a Categorical by code): the
+    values ``numeric_output`` gives for ``low + ⌊u · steps⌋ · unit`` from the same stream."""
+    low, high = numeric_grid(lower, upper, integer=True, max_cells=64)
+    if unit != 1.0:
+        low, high = np.unique(np.floor(low / unit) * unit), None
+        high = np.append(low[1:] - unit, np.floor(upper / unit) * unit)
+    missing = dtype != "int64"
+    codec = NumericCodec("x", kind, low, high, has_missing=missing, dtype=dtype, unit=unit)
+    codes = np.random.default_rng(1).integers(0, codec.n_codes, 5_000)
+    steps = np.maximum(np.floor((codec.high - codec.low + 1.0) / unit), 1.0)
+    u = np.random.default_rng(2).random(len(codes))
+    cells = np.minimum(codes, len(low) - 1)
+    values = np.where(codes == len(low), np.nan, low[cells] + np.floor(u * steps[cells]) * unit)
+    expected = numeric_output(values, kind, dtype, "x")
+    pd.testing.assert_series_equal(codec.decode(codes, np.random.default_rng(2)), expected)
+    assert codec.decode(codes, np.random.default_rng(2)).isna().sum() == (np.sum(codes == len(low)) if missing else 0)
+
+
+def test_a_categorical_decodes_by_code_to_the_values_it_decodes_as_objects() -> None:
+    codec = CategoricalCodec("c", ["a", "b", ""], has_other=True, has_missing=True, dtype="object")
+    codes = np.random.default_rng(3).integers(0, codec.n_codes, 2_000)
+    objects = codec.decode(codes, np.random.default_rng(0))
+    drawn = codec.decode(codes, np.random.default_rng(0), categories=True)
+    assert list(drawn.cat.categories) == ["a", "b", "", OTHER_VALUE]
+    pd.testing.assert_series_equal(drawn.astype(object).where(drawn.notna(), np.nan), objects)
+    numbers = CategoricalCodec("n", [1, 2], has_other=False, has_missing=False, dtype="object")
+    assert numbers.decode(np.array([0, 1]), np.random.default_rng(0), categories=True).dtype == object

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from django.db import connection
 
-from synth_engine.engines.postgres import PostgresCounts, quote_identifier
+from synth_engine.engines.postgres import PostgresCounts, cover_groups, quote_identifier
 from synth_engine.generators import GeneratorError, MSTGenerator, SchemaMismatchError
 from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import parse_schema
@@ -260,6 +260,7 @@ def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_in_postgresql_
     # table of codes and through one statement alike.
     monkeypatch.setattr(PostgresCounts, "max_cells", max_cells)
     monkeypatch.setattr(PostgresCounts, "temporary", temporary)
+    monkeypatch.setattr(PostgresCounts, "packed", False)  # a set a group, by columns
     frame, schema = wide_frame()
     create_table("engine_wide", frame, schema)
     database = PostgresCounts(connection, "engine_wide", schema)
@@ -279,6 +280,69 @@ def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_in_postgresql_
         assert len(parts[0]) >= sum(int(np.prod([sizes[c] for c in g])) for g in wide_groups()) / max_cells
         assert all(len(part.used) < 41 for part in parts[0])
     assert_same_fine_counts(database, frame, schema)
+
+
+@pytest.mark.parametrize("temporary", [True, False])
+@pytest.mark.parametrize("statement_cells", [10**9, 2000])
+def test_blocks_of_packed_codes_count_every_set_in_postgresql_as_in_memory(
+    statement_cells, temporary, monkeypatch
+) -> None:
+    # the groups are covered by blocks of at most 600 cells (the bins here: 6 to 12), each
+    # block's codes packed in one integer key: each group's table is summed from its block's. In
+    # one statement the blocks are more than 31 keys, so several GROUPING() masks tell them apart; by
+    # 2,000 cells a statement, many statements. The two groups of more than 600 cells (the same
+    # columns in two orders) do not fit in the packing: counted by their columns, in another pass.
+    monkeypatch.setattr(PostgresCounts, "temporary", temporary)
+    monkeypatch.setattr(PostgresCounts, "max_block_cells", 600)
+    monkeypatch.setattr(PostgresCounts, "max_packed_cells", statement_cells)
+    frame, schema = wide_frame()
+    create_table("engine_wide", frame, schema)
+    database = PostgresCounts(connection, "engine_wide", schema)
+    model = fitted(FrameCounts(frame), schema)
+    sizes = [int(b.max()) + 1 for b in model.bins_]
+    groups = [*wide_groups(), (40, 5, 6, 13), (40, 6, 5, 13)]
+    big = [g for g in groups if int(np.prod([sizes[c] for c in g])) > 600]
+    assert big and len(big) < len(groups)
+    parts: list[list] = []
+    count = database._count_parts
+    monkeypatch.setattr(database, "_count_parts", lambda selected, given: parts.append(given) or count(selected, given))
+    ours = database.binned_counts(model.codecs_, model.bins_, groups)
+    theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    path = "temporary table" if temporary else "common table expression"
+    assert database.paths == [path, path]  # the groups by columns, then the blocks
+    by_columns, packed = parts
+    assert sum(len(part.sets) for part in by_columns) == len(big)
+    blocks = [block for part in packed for block in part.blocks]
+    assert len(blocks) < len(groups) - len(big)  # a block holds several groups
+    assert all(cells <= 600 for part in packed for cells in part.cells)
+    if statement_cells > 10**6:
+        assert len(packed) == 1 and len(packed[0].chunks) >= 2  # more than 31 keys in one statement
+    else:
+        assert len(packed) > 1 and all(sum(part.cells) <= 2000 for part in packed)
+
+
+def test_cover_groups_puts_each_group_in_a_block_within_the_bound() -> None:
+    sizes = [2, 30, 30, 3, 3, 3, 3, 40000]
+    groups = [(0, a, b) for a, b in itertools.combinations(range(1, 7), 2)]
+    blocks, holder = cover_groups(groups, sizes, 65_536)
+    assert all(set(group) <= set(blocks[b]) for group, b in zip(groups, holder, strict=True))
+    assert all(np.prod([sizes[c] for c in block]) <= 65_536 for block in blocks)
+    assert len(blocks) < len(groups)  # the 3-bin columns share blocks
+    assert 7 not in {c for block in blocks for c in block}  # no group names it
+
+
+def test_a_value_its_bins_cannot_code_is_refused_by_a_packed_block(monkeypatch) -> None:
+    # a bins table cut short: the fine codes past it have no bin, their packed key is NULL
+    frame, schema = wide_frame()
+    create_table("engine_wide", frame, schema)
+    database = PostgresCounts(connection, "engine_wide", schema)
+    model = fitted(FrameCounts(frame), schema)
+    bins = list(model.bins_)
+    bins[3] = bins[3][:2]
+    assert (model.codecs_[3].encode(frame["x3"]) >= 2).any()
+    with pytest.raises(SchemaMismatchError, match="bins cannot code"):
+        database.binned_counts(model.codecs_, bins, [(40, 3, 4)])
 
 
 def test_a_group_inside_a_larger_one_is_summed_from_its_table_and_equals_the_frame_counts(adult, monkeypatch) -> None:

@@ -13,6 +13,9 @@ that the other connections see it.
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg2
@@ -120,8 +123,11 @@ def test_a_table_counted_by_several_connections_at_once_gives_the_frame_counts_a
     assert_same_counts(source, frame, schema)
     assert_same_fit(source, frame, schema)
     # every stage was counted by `splits` connections: the binned stages through a temporary table each
-    assert len(source.paths) % splits == 0 and "temporary table" in source.paths
+    counted = [path for path in source.paths if path.endswith(("table", "expression"))]
+    assert len(counted) % splits == 0 and "temporary table" in counted
     assert source.paths.count("temporary table") % splits == 0
+    # every stage's connections read one snapshot
+    assert set(source.paths) - set(counted) == {"one snapshot"}
     # the other connections took the caller's bounds on waiting, and are closed
     assert opened and all(other.closed for other in opened)
     assert set(Recorded.seen) == {("123s", "45s")} and len(Recorded.seen) == len(opened)
@@ -226,6 +232,8 @@ def test_when_no_other_connection_can_be_opened_one_connection_counts_every_rang
     source = PostgresCounts(main, TABLE, schema, connect=refused)
     assert_same_counts(source, frame, schema)
     assert source.paths.count("temporary table") == 2  # both ranges, one after the other
+    stages = source.paths.count("one snapshot")  # each stage's ranges in its connection's one snapshot
+    assert stages and len(source.paths) == 3 * stages
     main.close()
 
 
@@ -246,7 +254,11 @@ def test_rows_restricted_by_a_predicate_are_counted_alike_over_page_ranges_and_a
     opened = []
     split = PostgresCounts(main, TABLE, schema, where=where, connect=lambda: opened.append(1) or app_connection())
     found = split.binned_counts(model.codecs_, model.bins_, groups), split.fine_counts(model.codecs_)
-    assert len(opened) == 2 and len(split.paths) == 4
+    assert len(opened) == 2 and split.paths == ["one snapshot", "temporary table", "temporary table"] + [
+        "one snapshot",
+        "common table expression",
+        "common table expression",
+    ]
     for ours, theirs in zip([*found[0], *found[1]], [*expected[0], *expected[1]], strict=True):
         assert np.array_equal(ours, theirs)
     with as_owner():
@@ -309,4 +321,135 @@ def test_the_callers_bound_on_waiting_for_a_lock_holds_on_every_counting_connect
     ours = source.binned_counts(model.codecs_, model.bins_, groups)  # and counts once the lock is gone
     theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
     assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    main.close()
+
+
+class Interleaving(psycopg2.extensions.cursor):
+    """A cursor of another counting connection that runs ``hook`` (once) before its first
+    statement reading the table: where another session changes the table meanwhile."""
+
+    hook: Callable[[], None] | None = None
+
+    def execute(self, sql, params=None):
+        hook = Interleaving.hook
+        if hook is not None and TABLE in str(sql) and ("INSERT INTO synthgate_codes" in sql or sql.startswith("WITH")):
+            Interleaving.hook = None
+            hook()
+        return super().execute(sql, params)
+
+
+def counted_its_range(observer, pid: int) -> bool:
+    """Whether the session ``pid`` has ended its last counting statement (of a range)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with observer.cursor() as cursor:
+            cursor.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s", [pid])
+            state, query = cursor.fetchone()
+        if state != "active" and (query.startswith("RELEASE SAVEPOINT") or query in ("ROLLBACK", "COMMIT")):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("stage", ["fine", "binned"])
+def test_every_counting_connection_reads_one_snapshot_whatever_another_session_commits_meanwhile(
+    warehouse, stage, monkeypatch
+) -> None:
+    # the caller's connection counts its range of pages; only then another session deletes rows
+    # from every page and appends copies of others (on the last range's pages), and only then the
+    # other connection counts its range: the counts are still those of the table as it was
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(7, a, b) for a in range(7) for b in range(a + 1, 7)]
+    main = app_connection()
+    main.set_session(readonly=True, autocommit=True)
+    with as_owner():
+        owner = psycopg2.connect(database_url())
+    owner.autocommit = True
+    seen: list[bool] = []
+
+    def change_meanwhile() -> None:
+        seen.append(counted_its_range(owner, main.get_backend_pid()))
+        with owner.cursor() as cursor:
+            cursor.execute(f'DELETE FROM {TABLE} WHERE "age" > 50')
+            cursor.execute(f"INSERT INTO {TABLE} SELECT * FROM {TABLE} WHERE income = '>50K'")
+
+    def connect():
+        other = app_connection()
+        other.set_session(readonly=True, autocommit=True)
+        other.cursor_factory = Interleaving
+        return other
+
+    Interleaving.hook = change_meanwhile
+    source = PostgresCounts(main, TABLE, schema, connect=connect)
+    if stage == "fine":
+        ours, theirs = source.fine_counts(model.codecs_), FrameCounts(frame).fine_counts(model.codecs_)
+    else:
+        ours = source.binned_counts(model.codecs_, model.bins_, groups)
+        theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    try:
+        assert seen == [True]  # the change came after the caller's range was counted, before the other's
+        with owner.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {TABLE}")
+            assert cursor.fetchone()[0] != len(frame)  # the table did change
+        assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+        assert source.paths[0] == "one snapshot"
+        assert source.paths[1:] == ["common table expression" if stage == "fine" else "temporary table"] * 2
+        assert session_state(main)[2] == "on"  # and the caller's session is as it was: read-only, no transaction
+        assert main.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    finally:
+        Interleaving.hook = None
+        owner.close()
+        main.close()
+
+
+def test_a_connection_that_cannot_set_the_snapshot_leaves_its_range_to_the_callers_connection(
+    warehouse, monkeypatch
+) -> None:
+    # a snapshot is only set by a connection to the same database: one to another database
+    # cannot, and the caller's connection counts both ranges in its snapshot
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    main = app_connection()
+    main.autocommit = True
+    elsewhere = urlunsplit(urlsplit(database_url())._replace(path="/postgres"))
+    opened = []
+
+    def connect():
+        other = psycopg2.connect(elsewhere)
+        other.autocommit = True
+        opened.append(other)
+        return other
+
+    source = PostgresCounts(main, TABLE, schema, connect=connect)
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(7, 0, 4), (2, 5, 9)]
+    ours = source.binned_counts(model.codecs_, model.bins_, groups)
+    theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert source.paths == ["one snapshot", "temporary table", "temporary table"]
+    assert len(opened) == 1 and opened[0].closed
+    main.close()
+
+
+def test_in_a_callers_transaction_each_range_is_counted_in_a_snapshot_of_its_own(warehouse, monkeypatch) -> None:
+    # no snapshot is exported from a caller's transaction (it may be a savepoint, where PostgreSQL
+    # refuses, and the refusal would abort it): the ranges are counted as before, and it says so
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    main = app_connection()
+    with main.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("SAVEPOINT callers")
+    source = PostgresCounts(main, TABLE, schema, connect=lambda: app_connection())
+    model = fitted(FrameCounts(frame), schema)
+    ours, theirs = source.fine_counts(model.codecs_), FrameCounts(frame).fine_counts(model.codecs_)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert source.paths == ["separate snapshots", "common table expression", "common table expression"]
+    with main.cursor() as cursor:  # the caller's transaction is still usable, at its isolation
+        cursor.execute("RELEASE SAVEPOINT callers")
+        cursor.execute("SELECT current_setting('transaction_isolation')")
+        assert cursor.fetchone()[0] == "repeatable read"
+    main.rollback()
     main.close()

@@ -4,6 +4,7 @@ rows arranged by a counting sort of random keys (``sample_conditional``)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from synth_engine.generators import GeneratorError, MSTGenerator
@@ -11,6 +12,7 @@ from synth_engine.generators.checks import round_rows
 from synth_engine.generators.mst import (
     MIN_ROWS_PER_THREADED_SAMPLE,
     SAMPLE_THREADS_ENV,
+    ParentGroups,
     sample_conditional,
     sample_threads,
 )
@@ -119,3 +121,43 @@ def test_a_bad_thread_count_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(GeneratorError, match=SAMPLE_THREADS_ENV):
         sample_threads(MIN_ROWS_PER_THREADED_SAMPLE)
     assert sample_threads(10) == 1
+
+
+def _ranked_by_sorting(parents: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The definition ``sample_conditional`` computes by counting: each group's rows sorted by
+    their random keys take the group's rounded counts in code order."""
+    keys = rng.bit_generator.random_raw(len(parents))
+    counts = round_rows(table, np.bincount(parents, minlength=len(table)), rng)
+    children = np.empty(len(parents), dtype=np.intp)
+    children[np.lexsort((keys, parents))] = np.repeat(np.tile(np.arange(table.shape[1]), len(table)), counts.ravel())
+    return children
+
+
+@pytest.mark.parametrize(("n_rows", "n_parents", "n_children"), [(100_000, 58, 128), (30_000, 7, 3), (999, 40, 9)])
+def test_the_counting_sort_gives_the_rows_of_sorting_every_group_by_its_keys(
+    n_rows: int, n_parents: int, n_children: int
+) -> None:
+    """Whatever the buckets and whether siblings share their parent's shifted groups."""
+    rng = np.random.default_rng(9)
+    table = _table(rng, n_parents, n_children)
+    parents = rng.integers(0, n_parents, n_rows)
+    shared = ParentGroups(parents)
+    for seed in (10, 11):  # two siblings of one parent, the second reusing the first's shifted groups
+        expected = _ranked_by_sorting(parents, table, np.random.default_rng(seed))
+        assert np.array_equal(sample_conditional(parents, table, np.random.default_rng(seed)), expected)
+        assert np.array_equal(sample_conditional(shared, table, np.random.default_rng(seed)), expected)
+
+
+def test_sample_for_output_gives_sample_s_values_with_text_as_categories() -> None:
+    frame = read_adult()
+    model = MSTGenerator().fit(frame, adult_schema(frame), 1.0, 1e-5, random_state=4)
+    state = model.sample_rng_.bit_generator.state
+    plain = model.sample(3_000)
+    model.sample_rng_.bit_generator.state = state
+    drawn = model.sample_for_output(3_000)
+    texts = [name for name in plain.columns if plain[name].dtype == object]
+    assert texts and all(isinstance(drawn[name].dtype, pd.CategoricalDtype) for name in texts)
+    for name in plain.columns:
+        values = drawn[name].astype(object).where(drawn[name].notna(), None) if name in texts else drawn[name]
+        expected = plain[name].where(plain[name].notna(), None) if name in texts else plain[name]
+        pd.testing.assert_series_equal(values, expected, check_dtype=name not in texts)

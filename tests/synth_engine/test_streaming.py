@@ -7,6 +7,8 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from core.errors import DatasetFormatError
@@ -75,3 +77,26 @@ def test_a_chunk_that_breaks_the_schema_is_refused_and_removed(tmp_path):
     with pytest.raises(DatasetFormatError, match="age"):
         sample_to_file(_slicer(bad), 300, SCHEMA, tmp_path, chunk_rows=100)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_a_drawn_categorical_is_stored_as_the_same_texts_as_objects_are(tmp_path, file_format):
+    """A generator's ``sample_for_output`` may give text as a ``Categorical`` (unused categories,
+    an empty text, missing cells): the stored bytes are those of the same column of objects."""
+    frame = _frame(1_000)
+    texts = np.random.default_rng(4).choice(["b", "", "a", None], 1_000, p=[0.5, 0.1, 0.3, 0.1])
+    objects = frame.assign(group=pd.Series(texts, dtype=object))
+    categories = pd.CategoricalDtype(["unused", "b", "", "a", "also unused"])
+    drawn = objects.assign(group=pd.Series(pd.Categorical(texts, dtype=categories)))
+    kept = [
+        sample_to_file(_slicer(chunk), 1_000, SCHEMA, tmp_path, chunk_rows=300, file_format=file_format)
+        for chunk in (objects, drawn)
+    ]
+    assert kept[0].path.read_bytes() == kept[1].path.read_bytes()
+    if file_format == "parquet":  # each row group's dictionary: the texts present, sorted
+        parquet = pq.ParquetFile(kept[1].path, read_dictionary=["group"])
+        for group in range(parquet.num_row_groups):
+            column = parquet.read_row_group(group, columns=["group"]).column("group")
+            assert [chunk.dictionary.to_pylist() for chunk in column.chunks] == [["a", "b"]]
+            assert column.null_count == sum(1 for text in texts[group * 300 : (group + 1) * 300] if text in ("", None))
+        assert pq.read_table(kept[1].path).schema.field("group").type == pa.string()

@@ -17,7 +17,12 @@ from governance.cli_format import dataset_data, schema_table, version_data
 from governance.models import DatasetVersion, Sensitivity
 from governance.permissions import version_hash_visible, version_rows_visible, version_schema_visible
 from governance.selectors import dataset_get, dataset_latest_source, dataset_list, dataset_version_list
-from governance.services import RegistrationResult, dataset_register, dataset_schema_declare_columns
+from governance.services import (
+    RegistrationResult,
+    dataset_register,
+    dataset_schema_declare_columns,
+    dataset_schema_types_repropose,
+)
 
 VERSION_COLUMNS = ("version", "kind", "rows", "cols", "content_hash", "dropped identifiers", "created_at")
 
@@ -48,12 +53,6 @@ class Command(SynthgateCommand):
         )
         add_registration_arguments(register)
         register.add_argument(
-            "--declared-rows",
-            metavar="N",
-            help="the table's exact row count, declared public (a published census count): refused unless it "
-            "is the count; then no DP estimate of the size is charged",
-        )
-        register.add_argument(
             "--declare",
             metavar="FILE",
             help="JSON object of column → roles and public domain to declare on the given or inferred schema, e.g. "
@@ -67,12 +66,22 @@ class Command(SynthgateCommand):
             "source version; logged",
         )
         declare.add_argument("name", metavar="NAME")
-        declare.add_argument("--column", help="the column to declare (required unless --accept-proposed-types alone)")
+        declare.add_argument(
+            "--column",
+            help="the column to declare (required unless --accept-proposed-types or --repropose-types alone)",
+        )
         declare.add_argument(
             "--accept-proposed-types",
             action="store_true",
             help="declare every type proposed from the rows as proposed (logged per column); "
             "a version with a proposed type cannot be requested",
+        )
+        declare.add_argument(
+            "--repropose-types",
+            action="store_true",
+            help="mark declared types as proposed again (every column's, or --column's), logged per column: for a "
+            "version registered before type proposals existed, whose types read from the rows count as declared; "
+            "the dataset cannot be requested until they are declared again",
         )
         declare.add_argument(
             "--type", choices=list(COLUMN_TYPES), help="the column's type (declares a type proposed from the rows)"
@@ -110,6 +119,28 @@ class Command(SynthgateCommand):
         self.add_subcommand(actions, "list", "list datasets")
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
         show.add_argument("name", metavar="NAME", help="the dataset's name (see `synthgate dataset list`)")
+
+    def _repropose(self, actor: User, options: dict[str, Any]) -> None:
+        name = options["name"]
+        result = dataset_schema_types_repropose(
+            actor=actor, name=name, columns=[options["column"]] if options["column"] else None
+        )
+        proposed = proposed_type_columns(result.version.schema)
+        columns = [entry for entry in result.version.schema["columns"] if entry["name"] in proposed]
+        data = {"version": version_data(result.version, viewer=actor), "columns": columns}
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    f"Types proposed again on {result.version} (not declared; it cannot be requested until they are):",
+                    schema_table({"columns": columns}),
+                    "Declare them as shown with",
+                    f"  synthgate dataset declare {name} --accept-proposed-types",
+                    f"or one by one with: synthgate dataset declare {name} --column COLUMN --type "
+                    "integer|float|categorical|boolean|datetime",
+                ]
+            ),
+        )
 
     def handle_register(self, actor: User, options: dict[str, Any]) -> None:
         path = Path(options["path"])
@@ -161,6 +192,14 @@ class Command(SynthgateCommand):
         if options["source"]:
             changes["domain_source"] = options["source"]
         accept = options["accept_proposed_types"]
+        if options["repropose_types"]:
+            if changes or accept:
+                raise CliError(
+                    "--repropose-types goes alone (with --column to name one column): declare afterwards.",
+                    code="invalid",
+                )
+            self._repropose(actor, options)
+            return
         if not changes and not accept:
             raise CliError(
                 "Nothing to declare: give --accept-proposed-types, or --column with --type, --role, --categories, "
@@ -258,7 +297,8 @@ class Command(SynthgateCommand):
 
 
 def add_registration_arguments(register: Any) -> None:
-    """The caps, description, sensitivity and override options every way of registering takes."""
+    """The caps, description, sensitivity, declared public row count and override options every way of
+    registering takes (an upload, a table by reference)."""
     register.add_argument(
         "--epsilon-cap", required=True, metavar="E", help="total ε every release of this dataset may spend, e.g. 10"
     )
@@ -275,6 +315,12 @@ def add_registration_arguments(register: Any) -> None:
         metavar="REASON",
         default="",
         help="accept caps Synthgate finds implausible (ε above the plausible maximum, δ ≥ 1/rows); logged",
+    )
+    register.add_argument(
+        "--declared-rows",
+        metavar="N",
+        help="the table's exact row count, declared public (a published census count): refused unless it "
+        "is the count; then no DP estimate of the size is charged",
     )
     register.add_argument(
         "--override-overlap",

@@ -1,4 +1,5 @@
-"""`synthgate log verify|list`: check the hash chain of the audit log, or read its tail.
+"""`synthgate log verify|checkpoint|compact|list`: check the hash chain of the audit log, sign its
+head, fold old checkpoint objects into a signed segment, or read its tail.
 
 `log verify` exits 1 when the chain is broken, naming the first broken event and why.
 """
@@ -16,7 +17,7 @@ from core.times import time_text
 from governance.cli_format import audit_event_data, audit_event_table
 from governance.selectors import audit_event_list
 from governance.services import audit_log_verify
-from governance.services.audit_log import audit_log_checkpoint
+from governance.services.audit_log import audit_log_checkpoint, audit_log_compact_checkpoints
 from governance.services.checkpoints import Checkpoint
 
 CHAIN_BROKEN_EXIT = 1
@@ -26,6 +27,7 @@ class Command(SynthgateCommand):
     help = "Verify the audit log's hash chain (exit 1 if broken) or list its latest events."
     examples = (
         "synthgate log verify",
+        "synthgate log compact --keep 100",
         "synthgate log list --limit 20 --as dana",
     )
 
@@ -40,6 +42,15 @@ class Command(SynthgateCommand):
             "checkpoint",
             "sign the current head after review (an upgrade, a restore); exit 1 if the chain is broken",
             needs_user=False,
+        )
+        compact = self.add_subcommand(
+            actions,
+            "compact",
+            "fold the older checkpoint objects of a bucket into one signed segment (fewer reads for verify)",
+            needs_user=False,
+        )
+        compact.add_argument(
+            "--keep", type=int, default=100, help="how many of the newest checkpoints stay single objects (default 100)"
         )
         listing = self.add_subcommand(actions, "list", "the latest events, oldest first")
         listing.add_argument("--limit", type=int, default=20, help="how many events (default 20)")
@@ -90,6 +101,29 @@ class Command(SynthgateCommand):
     def handle_checkpoint(self, actor: User | None, options: dict[str, Any]) -> None:
         checkpoint = audit_log_checkpoint()
         self.emit(checkpoint.described(), fields([("checkpoint", _checkpoint_text(checkpoint))]))
+
+    def handle_compact(self, actor: User | None, options: dict[str, Any]) -> None:
+        if options["keep"] < 1:
+            raise CliError(f"--keep must be at least 1; got {options['keep']}.", extra={"option": "--keep"})
+        result = audit_log_compact_checkpoints(keep=options["keep"], actor=actor)
+        data = {
+            "segment": result.segment,
+            "first": result.first,
+            "last": result.last,
+            "checkpoints": result.checkpoints,
+            "removed": result.removed,
+            "not_removed": list(result.not_removed),
+            "kept_single": result.kept,
+        }
+        folded = (
+            f"events {result.first}–{result.last}: {result.checkpoints} checkpoints in {result.segment}"
+            if result.segment
+            else "nothing to fold"
+        )
+        rows = [("segment", folded), ("objects removed", result.removed), ("kept as single objects", result.kept)]
+        if result.not_removed:
+            rows.append(("not removed (object lock?)", len(result.not_removed)))
+        self.emit(data, fields(rows))
 
     def handle_list(self, actor: User, options: dict[str, Any]) -> None:
         if options["limit"] < 1:

@@ -9,6 +9,7 @@ from django.core.management.base import CommandParser
 
 from core.cli import SynthgateCommand
 from core.cli_format import fields
+from core.schema import proposed_type_columns
 from governance.cli_format import version_data
 from governance.management.commands.dataset import _read_json_object, add_registration_arguments
 from synth_engine.sources import ENGINES, source_database_names, source_engine, source_register
@@ -54,7 +55,11 @@ class Command(SynthgateCommand):
             "(duckdb also: an s3://bucket/prefix URL under SYNTHGATE_SOURCE_S3_ROOTS)",
         )
         register.add_argument(
-            "--schema", required=True, metavar="FILE", help="JSON schema of the columns to model (required)"
+            "--schema",
+            required=True,
+            metavar="FILE",
+            help="JSON schema of the columns to model (required); a column given without a type takes its "
+            "catalog's type as a proposal, to declare before the dataset can be requested",
         )
         add_registration_arguments(register)
         self.add_subcommand(actions, "connections", "list the configured source databases (names only)")
@@ -74,6 +79,7 @@ class Command(SynthgateCommand):
             sensitivity=options["sensitivity"],
             cap_override_reason=options["override_caps"],
             overlap_override_reason=options["override_overlap"],
+            declared_rows=options["declared_rows"],
         )
         version = result.version
         reference = version.source_reference
@@ -82,14 +88,29 @@ class Command(SynthgateCommand):
         verb = "Registered" if result.created else "Already registered (same data, content and schema)"
 
         def text() -> str:
-            return f"{verb}: {version.dataset.name} version {version.number} (source, stays where it lives)\n" + fields(
-                [
-                    *location.items(),
-                    ("rows", version.n_rows),
-                    ("columns", version.n_columns),
-                    ("epsilon cap", version.dataset.epsilon_cap),
-                    ("delta cap", version.dataset.delta_cap),
-                ]
+            head = f"{verb}: {version.dataset.name} version {version.number} (source, stays where it lives)\n"
+            proposed = proposed_type_columns(version.schema)
+            note = (
+                f"\n\nThe types of {', '.join(proposed)} were read from the data's catalog and are NOT declared: "
+                "the dataset cannot be requested, and requesters do not see them, until you declare them as shown "
+                f"with\n  synthgate dataset declare {version.dataset.name} --accept-proposed-types\n"
+                "or register the data again with the types declared in the schema."
+                if proposed
+                else ""
+            )
+            rows = f"{version.n_rows} (declared public)" if version.rows_declared else version.n_rows
+            return (
+                head
+                + fields(
+                    [
+                        *location.items(),
+                        ("rows", rows),
+                        ("columns", version.n_columns),
+                        ("epsilon cap", version.dataset.epsilon_cap),
+                        ("delta cap", version.dataset.delta_cap),
+                    ]
+                )
+                + note
             )
 
         self.emit(data, text)
