@@ -29,10 +29,11 @@ the fit's connection's and those of the connections the engine opens to count a 
 once; PostgreSQL's parallel workers are other processes, not in it: run with
 ``PGOPTIONS="-c max_parallel_workers_per_gather=0"`` to count all of the server's CPU),
 ``fit_rss_mb`` (peak RSS once fitted),
-``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (``model.sample`` alone, ``--sample-rows`` rows
-in chunks of 100,000, by wall and by CPU time), ``write_rows_per_s`` and ``write_cpu_rows_per_s``
-(the job's path, ``sample_to_file``: drawn, typed, checked and written as canonical CSV, the
-next chunk drawn in a second thread meanwhile), ``parquet_rows_per_s`` and
+``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (the job's draws, ``model.sample_for_output``
+alone (text as ``Categorical``), ``--sample-rows`` rows in chunks of 100,000, by wall and by CPU
+time), ``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``sample_to_file``:
+drawn, typed, checked and written as canonical CSV, the next chunk drawn in a second thread
+meanwhile, each chunk's rows formatted in two runs at once), ``parquet_rows_per_s`` and
 ``parquet_cpu_rows_per_s`` (the same path writing a request's Parquet output: one row group a
 chunk), ``peak_rss_mb`` at the end,
 and the load average. The machine is shared: compare figures with the load beside them.
@@ -299,17 +300,24 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
     jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
     drawn, cpu = time.perf_counter(), time.process_time()
     for start in range(0, sample_rows, SAMPLE_CHUNK):
-        model.sample(min(SAMPLE_CHUNK, sample_rows - start))
+        model.sample_for_output(min(SAMPLE_CHUNK, sample_rows - start))  # the job's draws
     draw_s, draw_cpu = time.perf_counter() - drawn, time.process_time() - cpu
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         written, cpu = time.perf_counter(), time.process_time()
-        streamed = sample_to_file(model.sample, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK)
+        streamed = sample_to_file(
+            model.sample_for_output, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK
+        )
         write_s, write_cpu = time.perf_counter() - written, time.process_time() - cpu
         size = streamed.size_bytes
         streamed.discard()
         written, cpu = time.perf_counter(), time.process_time()
         streamed = sample_to_file(
-            model.sample, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK, file_format="parquet"
+            model.sample_for_output,
+            sample_rows,
+            bench_schema(),
+            Path(scratch),
+            chunk_rows=SAMPLE_CHUNK,
+            file_format="parquet",
         )
         parquet_s, parquet_cpu = time.perf_counter() - written, time.process_time() - cpu
         parquet_size = streamed.size_bytes

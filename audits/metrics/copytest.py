@@ -67,6 +67,7 @@ STRATA = 10  # score bins (per label value)
 DRAWS = 4000  # Monte Carlo draws of the conditional null
 TARGET_SHARE = 0.01  # the copy share the weights are tuned to detect (1 % of training records)
 SMOOTHING = 0.5  # additive smoothing of the tree's conditional frequencies
+TREE_ROWS = 50_000  # rows the tree's structure (pairwise mutual information) is chosen on, at most
 
 
 @dataclass(frozen=True)
@@ -126,12 +127,14 @@ def _pair_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return result
 
 
-def tree_log_probability(codes: np.ndarray) -> np.ndarray:
+def tree_log_probability(codes: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
     """Each row's log-probability under the Chow–Liu tree fitted on the rows themselves.
 
     The tree is the maximum spanning tree of the columns' pairwise mutual information (Prim),
     rooted at column 0; conditional frequencies are smoothed by :data:`SMOOTHING` over the
-    child's observed values. A function of the multiset of rows only (row order is irrelevant).
+    child's observed values. A function of the multiset of rows only (row order is irrelevant):
+    above :data:`TREE_ROWS` rows the structure is chosen on the rows with the smallest ``keys``
+    (a choice by content, not position; copies of a row are alike), the frequencies counted on all.
     """
     n, d = codes.shape
     if n == 0 or d == 0:
@@ -139,14 +142,7 @@ def tree_log_probability(codes: np.ndarray) -> np.ndarray:
     single = [np.bincount(codes[:, j]) for j in range(d)]
     sizes = [int((c > 0).sum()) for c in single]
     row_single = np.stack([single[j][codes[:, j]] for j in range(d)], axis=1).astype(float)
-    information = np.zeros((d, d))
-    for i in range(d):
-        for j in range(i + 1, d):
-            joint = _pair_counts(codes[:, i], codes[:, j])
-            # MI = E[log(p(a, b) / (p(a) p(b)))] over the rows
-            information[i, j] = information[j, i] = float(
-                np.mean(np.log(joint * n / (row_single[:, i] * row_single[:, j])))
-            )
+    information = _mutual_information(codes if keys is None or n <= TREE_ROWS else codes[np.argsort(keys)[:TREE_ROWS]])
     parent = np.full(d, -1)
     in_tree = np.zeros(d, dtype=bool)
     in_tree[0] = True
@@ -165,6 +161,20 @@ def tree_log_probability(codes: np.ndarray) -> np.ndarray:
         joint = _pair_counts(codes[:, parent[child]], codes[:, child])
         log_p += np.log((joint + SMOOTHING) / (row_single[:, parent[child]] + SMOOTHING * sizes[child]))
     return log_p
+
+
+def _mutual_information(codes: np.ndarray) -> np.ndarray:
+    """The columns' pairwise mutual information, ``E[log(p(a, b) / (p(a) p(b)))]`` over the rows."""
+    n, d = codes.shape
+    row_single = np.stack([np.bincount(codes[:, j])[codes[:, j]] for j in range(d)], axis=1).astype(float)
+    information = np.zeros((d, d))
+    for i in range(d):
+        for j in range(i + 1, d):
+            joint = _pair_counts(codes[:, i], codes[:, j])
+            information[i, j] = information[j, i] = float(
+                np.mean(np.log(joint * n / (row_single[:, i] * row_single[:, j])))
+            )
+    return information
 
 
 def strata_of(scores: np.ndarray, keys: np.ndarray, groups: np.ndarray | None, n_bins: int = STRATA) -> np.ndarray:
@@ -233,6 +243,6 @@ def record_strata(
 ) -> np.ndarray:
     """Strata of the records at positions ``records`` of the pooled real rows ``pooled``: bins of
     their log-probability under the tree fitted on every pooled row, crossed with the label."""
-    scores = tree_log_probability(value_codes(pooled, columns))[records]
+    scores = tree_log_probability(value_codes(pooled, columns), pooled_keys)[records]
     groups = pooled[label].astype(str).to_numpy()[records] if label is not None else None
     return strata_of(scores, pooled_keys[records], groups)

@@ -14,10 +14,11 @@ approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"
 2. *Measure 1-way marginals* with the Gaussian mechanism (Sec. 4, "measure" step); numeric
    columns are measured on a fine public grid, then grouped into quantile-like bins (a
    post-processing, like the paper's domain compression, Sec. 4.1).
-   With a label and ``label_features = k``, k columns are then picked by the exponential
-   mechanism for their relation to the label (:func:`pick_label_columns`), and only their
-   (label, column) tables get the label's share of the 2-way budget; after estimation the
-   other columns depend on the label only through their tree parents.
+   With a label and ``label_features = k`` (by default ``"auto"``: k from the row estimate and
+   the public plan, :func:`auto_label_features`, or every column), k columns are then picked by
+   the exponential mechanism for their relation to the label (:func:`pick_label_columns`), and
+   only their (label, column) tables get the label's share of the 2-way budget; after
+   estimation the other columns depend on the label only through their tree parents.
 3. *Select* a spanning tree over the binned attributes: Kruskal's algorithm where each edge is
    picked by the exponential mechanism with score ``‖M_ab − M̂_ab‖₁`` between the true 2-way
    marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2).
@@ -68,6 +69,7 @@ from synth_engine.generators.domain import (
     Codec,
     codec_from_dict,
     fit_codecs,
+    is_nullable,
     ordered_bins,
     parse_schema,
     target_shares,
@@ -89,6 +91,9 @@ FORMAT_VERSION = 1
 MIN_SIGNAL_TO_NOISE = 20.0  # a marginal cell's noise σ may be at most 5 % of the rows
 MIN_GRID_CELLS = 8  # the fewest cells the numeric grid is cut to when the 1-way noise is large
 LABEL_FRACTION = 0.3  # default share of the 2-way budget on the (label, column) tables
+AUTO = "auto"  # label_features chosen by auto_label_features
+LABEL_NOISE_SHARE = 0.125  # "auto": a label table's noise σ at most this share of its typical cell
+MIN_LABEL_FEATURES = 6  # "auto" focuses on no fewer label tables than this (else it measures them all)
 
 
 class MSTGenerator(Generator):
@@ -133,15 +138,20 @@ class MSTGenerator(Generator):
         edge tables only. The default (:data:`LABEL_FRACTION`, 30 %) keeps the label's dependence
         on every column measured twice, which keeps a rare label predictive at low ε (issue
         11.8; figures in ``docs/generators.md``).
-    label_features : int
-        ``0`` (the default) measures the (label, column) table of every column. ``k > 0`` spends
+    label_features : int or "auto"
+        ``"auto"`` (the default): k chosen before any data is read by :func:`auto_label_features`
+        from the row estimate n̂, ε, δ, the declared domains and the number of columns (every
+        column's table when they all fit within the stated noise; on the benchmark tables only
+        Caravan is focused, on 7 columns at ε = 3). ``0`` measures the (label, column) table of
+        every column. ``k > 0`` spends
         the ``label_fraction`` share on the k columns most related to the label instead, each
         measured with k-th of it (σ smaller by √(d−1)/√k), picked one by one with the
         exponential mechanism (:func:`pick_label_columns`, the ``label_selection`` stage).
         The label is then a direct parent of those k columns only: the others are drawn given
         their tree parent alone (pooled over the label), so they depend on the label through
         the tree, not through noise (a selective TAN,
-        :func:`~synth_engine.generators.marginals.focus_label_dependence`). Figures in
+        :func:`~synth_engine.generators.marginals.focus_label_dependence`). Columns binned to
+        a single bin (no dependence to measure) are not candidates. Figures in
         ``docs/generators.md`` (issue 11.9).
     label_selection_fraction : float
         Share of the ρ left after the rows and domain stages spent on those k picks (when
@@ -165,7 +175,7 @@ class MSTGenerator(Generator):
         estimation_iterations: int = 300,
         structure: str = "auto",
         label_fraction: float = LABEL_FRACTION,
-        label_features: int = 0,
+        label_features: int | str = AUTO,
         label_selection_fraction: float = 0.05,
     ) -> None:
         self.max_bins = max_bins
@@ -231,8 +241,11 @@ class MSTGenerator(Generator):
         specs = getattr(self, "checked_specs_", None)
         details: dict[str, Any] = {"params": self.get_params(), "row_estimate": estimate_record(row_estimate)}
         if specs is not None:
-            plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None)
+            n_hat = None if row_estimate is None else row_estimate.rows
+            plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None, n_hat=n_hat)
             details.update(rho=plan.rho, approximate_delta=plan.threshold_delta)
+            if n_hat is not None:
+                details["label_features"] = plan.label_features
             if row_estimate is None:
                 details["row_estimate"]["rho"] = plan.rows_rho
             else:
@@ -313,6 +326,8 @@ class MSTGenerator(Generator):
         else:
             self._raise_refusal(_refusal(self.get_params(), epsilon, delta, specs, row_estimate.rows))
             n_hat = row_estimate.rows
+        # the stages after the row estimate: the same ρ in total, split (label_features="auto") by n̂
+        plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None, n_hat=n_hat)
         estimate = estimate_record(row_estimate)
         if row_estimate is None:
             estimate.update(rho=plan.rows_rho, sigma=plan.rows_sigma)
@@ -381,10 +396,13 @@ class MSTGenerator(Generator):
         tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
         focus = attributes
         if label is not None and with_stars and plan.label_features < len(attributes):
-            focus = pick_label_columns(
-                tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=attributes
-            )
-            accountant.add_exponential("label_selection", plan.label_selection_epsilon, count=len(focus))
+            # a column of one bin has no label dependence to measure (its label table is the label's 1-way)
+            focus = [c for c in attributes if sizes[c] > 1] or attributes
+            if plan.label_features < len(focus):
+                focus = pick_label_columns(
+                    tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=focus
+                )
+                accountant.add_exponential("label_selection", plan.label_selection_epsilon, count=len(focus))
         edges = select_tree(tables, one_way, n_hat, plan.selection_epsilon, rng, columns=attributes)
         if edges:
             accountant.add_exponential("selection", plan.selection_epsilon, count=len(edges))
@@ -673,8 +691,10 @@ def _check_params(params: dict[str, Any]) -> None:
     if not isinstance(params["label_fraction"], int | float) or not 0 <= params["label_fraction"] < 1:
         problems.append("label_fraction must be in [0, 1)")
     features = params["label_features"]
+    if features == AUTO:
+        features = 0  # resolved from the row estimate; with label_fraction 0, every column (none measured)
     if not isinstance(features, int) or isinstance(features, bool) or features < 0:
-        problems.append("label_features must be an integer >= 0")
+        problems.append(f"label_features must be an integer >= 0 or {AUTO!r}")
     elif features > 0 and params["label_fraction"] == 0:
         problems.append("label_features needs label_fraction > 0 (the picked columns' tables are measured with it)")
     if (
@@ -684,7 +704,7 @@ def _check_params(params: dict[str, Any]) -> None:
         problems.append("label_selection_fraction must be in (0, 1)")
     elif (
         not problems
-        and features > 0
+        and (features > 0 or params["label_features"] == AUTO)
         and params["one_way_fraction"] + params["selection_fraction"] + params["label_selection_fraction"] >= 1
     ):
         problems.append(
@@ -713,13 +733,19 @@ class BudgetPlan:
     selection_epsilon: float
     two_way_sigma: float
     label_sigma: float
-    pairs_sigma: float  # σ of the edge tables if the label tables' share were spent on them too
+    pairs_sigma: float  # σ of the edge tables if the label tables' and picks' shares were spent on them too
     label_features: int = 0  # columns whose (label, column) table is measured (all when 0 or ≥ d − 1)
     label_selection_epsilon: float = 0.0  # ε of each exponential-mechanism pick of those columns
 
 
 def _budget_plan(
-    params: dict[str, Any], epsilon: float, delta: float, specs: list[Any], *, rows_stage: bool = True
+    params: dict[str, Any],
+    epsilon: float,
+    delta: float,
+    specs: list[Any],
+    *,
+    rows_stage: bool = True,
+    n_hat: float | None = None,
 ) -> BudgetPlan:
     """ρ and noise scale of each stage for a target (ε, δ).
 
@@ -727,7 +753,14 @@ def _budget_plan(
     10⁻⁹ so that float rounding cannot push the reported ε over the target. ``rows_stage=False``
     (a row estimate paid for outside the fit) gives the ``rows`` stage nothing (σ = ∞) and its
     1 % to the other stages.
+
+    ``label_features="auto"`` is resolved by :func:`auto_label_features` from the row estimate
+    ``n_hat``; without one (before the fit's own estimate is drawn) the plan is the unfocused one,
+    whose ``rows``, ``domain`` and ``one_way`` stages are those of every focused plan.
     """
+    if params["label_features"] == AUTO:
+        k = 0 if n_hat is None else auto_label_features(params, epsilon, delta, specs, n_hat, rows_stage=rows_stage)
+        params = {**params, "label_features": k}
     d = len(specs)
     labels = [i for i, spec in enumerate(specs) if spec.role == "label"]
     label = labels[0] if labels and params["structure"] == "auto" and d >= 3 else None
@@ -761,10 +794,67 @@ def _budget_plan(
         selection_epsilon=exponential_epsilon(selection / (n_tree - 1)) if n_tree > 1 else 0.0,
         two_way_sigma=gaussian_sigma(two_way / (n_tree - 1)) if n_tree > 1 else math.inf,
         label_sigma=gaussian_sigma(star / picks) if star > 0 else math.inf,
-        pairs_sigma=gaussian_sigma((two_way + star) / (n_tree - 1)) if n_tree > 1 else math.inf,
+        pairs_sigma=gaussian_sigma((two_way + star + label_selection) / (n_tree - 1)) if n_tree > 1 else math.inf,
         label_features=picks if label is not None else 0,
         label_selection_epsilon=exponential_epsilon(label_selection / picks) if label_selection > 0 else 0.0,
     )
+
+
+def public_bins(spec: Any, max_bins: int) -> int:
+    """Most bins a column can have in the 2-way tables, from its declared domain alone: its
+    declared categories, or the values of its declared grid (whole numbers, ``step``, a
+    datetime's resolution), plus the missing code when nullable; ``max_bins`` when undeclared or
+    larger (a label keeps all its codes)."""
+    if spec.type == "boolean":
+        values = 2
+    elif spec.type == "categorical":
+        values = len(spec.categories) if spec.categories is not None else max_bins
+    elif spec.minimum is not None and spec.maximum is not None and (spec.type != "float" or spec.step):
+        unit = spec.step if spec.type == "float" else spec.unit_seconds
+        values = int(math.floor((spec.maximum - spec.minimum) / unit + 1e-9)) + 1
+    else:
+        values = max_bins
+    values += int(is_nullable(spec))
+    return values if spec.role == "label" else min(values, max_bins)
+
+
+def auto_label_features(
+    params: dict[str, Any], epsilon: float, delta: float, specs: list[Any], n_hat: float, *, rows_stage: bool
+) -> int:
+    """``label_features="auto"``: how many (label, column) tables to measure, from public and paid
+    inputs only (the parameters, ε, δ, the schema's declared domains and the DP row estimate
+    ``n_hat``); ``0`` means every column's (the unfocused fit).
+
+    A column's (label, column) table has about ``|Y| · B`` cells, ``|Y|`` the label's declared
+    codes and ``B`` the column's bins, at most :func:`public_bins` and at most
+    ``n̂ / (min_bin_sigmas · σ₂)`` (a bin holds at least that many noise σ's of rows), so a
+    *typical cell* holds ``c = n̂ / (|Y| · B̃)`` rows, ``B̃`` the median of ``B`` over the other
+    columns. Spending the label share ``ρ_L`` on k tables gives each cell noise
+    ``σ_L(k) = √(k / 2ρ_L)``. The rule keeps that noise at most :data:`LABEL_NOISE_SHARE` of the
+    typical cell: every table when the unfocused plan already does, else the largest
+    ``k = ⌊2 ρ_L T²⌋`` with ``T = LABEL_NOISE_SHARE · c`` (ρ_L of the focused plan), unless that
+    is below :data:`MIN_LABEL_FEATURES` (then every table again: on tables where even a few label
+    tables would be noisy, focusing on so few columns lost more of the label's dependence than it
+    saved, see ``docs/generators.md``). A function of public inputs and n̂: the same on
+    neighbouring tables given the same n̂, and a post-processing of n̂ (it costs nothing).
+    """
+    labels = [spec for spec in specs if spec.role == "label"]
+    base = {**params, "label_features": 0}
+    plan = _budget_plan(base, epsilon, delta, specs, rows_stage=rows_stage)
+    n_tree = len(specs) - 1
+    if plan.label is None or params["label_fraction"] == 0 or n_tree < 2 or not math.isfinite(plan.label_sigma):
+        return 0
+    sigma2 = plan.two_way_sigma
+    fitting = max(1.0, n_hat / (params["min_bin_sigmas"] * sigma2)) if params["min_bin_sigmas"] > 0 else math.inf
+    bins = [min(public_bins(spec, params["max_bins"]), fitting) for spec in specs if spec.role != "label"]
+    cell = max(n_hat, 0.0) / (public_bins(labels[0], params["max_bins"]) * float(np.median(bins)))
+    allowed = LABEL_NOISE_SHARE * cell
+    if plan.label_sigma <= allowed:
+        return 0
+    focused = _budget_plan({**params, "label_features": 1}, epsilon, delta, specs, rows_stage=rows_stage)
+    label_rho = 1.0 / (2.0 * focused.label_sigma**2)  # ρ_L: one table gets the whole share
+    k = math.floor(2.0 * label_rho * allowed**2)
+    return k if MIN_LABEL_FEATURES <= k < n_tree else 0
 
 
 def grid_cells(max_cells: int, n_hat: float, one_way_sigma: float) -> int:
@@ -783,8 +873,9 @@ def grid_cells(max_cells: int, n_hat: float, one_way_sigma: float) -> int:
 
 def _main_sigma(plan: BudgetPlan) -> float:
     """Noise σ of the measurements that carry most of the model: the 2-way tables (edge and
-    label tables together, as if their whole budget went to the edges, so that the share given
-    to the label tables does not move the refusal), or the 1-ways when there is no tree."""
+    label tables together, and the picks of ``label_features``, as if their whole budget went to
+    the edges, so that neither the share given to the label tables nor the focus, which
+    ``"auto"`` chooses from n̂, moves the refusal), or the 1-ways when there is no tree."""
     two_way = plan.pairs_sigma
     return two_way if math.isfinite(two_way) else plan.one_way_sigma
 
@@ -827,7 +918,7 @@ def _refusal(
     """The usefulness check on a row estimate ``n_hat``: None when the marginal noise σ is at
     most n̂ / :data:`MIN_SIGNAL_TO_NOISE`. ``rows_stage``: whether the fit spends its own
     ``rows`` stage (the standalone path), which changes the other stages' σ."""
-    plan = _budget_plan(params, epsilon, delta, specs, rows_stage=rows_stage)
+    plan = _budget_plan(params, epsilon, delta, specs, rows_stage=rows_stage, n_hat=n_hat)
     if _main_sigma(plan) <= n_hat / MIN_SIGNAL_TO_NOISE:
         return None
     return BudgetRefusal(
@@ -847,7 +938,8 @@ def _minimum_epsilon(
     low, high = math.log(1e-6), math.log(1e4)
     for _ in range(60):
         middle = (low + high) / 2.0
-        sigma = _main_sigma(_budget_plan(params, math.exp(middle), delta, specs, rows_stage=rows_stage))
+        plan = _budget_plan(params, math.exp(middle), delta, specs, rows_stage=rows_stage, n_hat=n_rows)
+        sigma = _main_sigma(plan)
         if sigma > n_rows / MIN_SIGNAL_TO_NOISE:
             low = middle
         else:

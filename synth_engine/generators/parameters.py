@@ -20,7 +20,7 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Bound:
-    kind: str  # "int", "float", "bool", "choice", "int_list"
+    kind: str  # "int", "float", "bool", "choice", "int_list"; an "int" or "float" also takes ``choices``
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -38,7 +38,8 @@ class Bound:
         interval = f"{left}{_number(self.low)}, {_number(self.high)}{right}"
         if self.kind == "int_list":
             return f"a list of 1 to {self.max_items} whole numbers in {interval}"
-        return f"{'a whole number' if self.kind == 'int' else 'a number'} in {interval}"
+        number = f"{'a whole number' if self.kind == 'int' else 'a number'} in {interval}"
+        return " or ".join([number, *(repr(choice) for choice in self.choices)])
 
 
 def _number(value: float | None) -> str:
@@ -61,7 +62,7 @@ PARAMETER_BOUNDS: dict[str, dict[str, Bound]] = {
         "estimation_iterations": Bound("int", 1, 10_000),
         "structure": Bound("choice", choices=("auto", "tree")),
         "label_fraction": FRACTION_OR_ZERO,
-        "label_features": Bound("int", 0, 10_000),
+        "label_features": Bound("int", 0, 10_000, choices=("auto",)),
         "label_selection_fraction": FRACTION,
     },
     "dp-tvae": {
@@ -99,7 +100,7 @@ def check_parameters(generator: str, params: dict[str, Any]) -> None:
 def _fits(value: Any, bound: Bound) -> bool:
     if bound.kind == "bool":
         return isinstance(value, bool)
-    if bound.kind == "choice":
+    if bound.kind == "choice" or (isinstance(value, str) and value in bound.choices):
         return value in bound.choices
     if bound.kind == "int_list":
         if not isinstance(value, list | tuple) or not value:

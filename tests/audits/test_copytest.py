@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from audits.metrics import copytest
 from audits.metrics.context import AuditData
 from audits.metrics.copytest import record_strata, stratified_test
 from audits.metrics.encoding import TableSchema, row_keys
@@ -44,7 +46,12 @@ def _table(seed: int = 0) -> tuple[np.random.Generator, pd.DataFrame, pd.DataFra
     return rng, survey(rng, weights, 4000), survey(rng, weights, 1000), survey(rng, weights, 4000)
 
 
-def test_the_strata_are_the_same_whichever_rows_are_training() -> None:
+@pytest.mark.parametrize("structure_rows", [copytest.TREE_ROWS, 700])
+def test_the_strata_are_the_same_whichever_rows_are_training(
+    structure_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also when the tree's structure is chosen on a subset of the rows (large tables)."""
+    monkeypatch.setattr(copytest, "TREE_ROWS", structure_rows)
     rng, train, holdout, _ = _table()
     columns = list(train.columns)
     pooled, keys, records, _, _ = _records(train, holdout, train, columns)

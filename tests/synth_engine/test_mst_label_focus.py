@@ -14,10 +14,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synth_engine.generators import GeneratorError, MSTGenerator
+from synth_engine.generators import GeneratorError, InsufficientBudgetError, MSTGenerator
 from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import CategoricalCodec, parse_schema
-from synth_engine.generators.mst import BinnedTables, _budget_plan, label_scores, pick_label_columns
+from synth_engine.generators.mst import (
+    LABEL_NOISE_SHARE,
+    MIN_LABEL_FEATURES,
+    BinnedTables,
+    _budget_plan,
+    auto_label_features,
+    label_scores,
+    pick_label_columns,
+)
+from synth_engine.generators.parameters import ParameterError, check_parameters
+from synth_engine.privacy.row_count import PaidRowEstimate
 from tests.synth_engine.test_mst import DELTA, adult_schema, csv_bytes, read_adult
 
 
@@ -208,3 +218,115 @@ def test_columns_outside_the_focus_depend_on_the_label_only_through_the_tree(adu
     for column in focus:  # the picked columns keep a direct, measured dependence on the label
         table = model.label_tables_[column]
         assert not np.allclose(table / table.sum(axis=1, keepdims=True), table.sum(axis=0) / table.sum(), atol=1e-3)
+
+
+# ---------------------------------------------------------------------- label_features="auto"
+
+WIDE_COLUMNS, WIDE_ROWS, WIDE_EPSILON = 30, 2000, 1.0
+WIDE_PAID = PaidRowEstimate(rows=2000.0, source="a version's DP row estimate", epsilon=0.02, charged="the ledger")
+
+
+def wide_table(n_rows: int = WIDE_ROWS, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """30 four-valued columns (declared) and a declared label that depends on the first three."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"c{i}": rng.choice(list("abcd"), n_rows) for i in range(WIDE_COLUMNS)})
+    signal = (frame[["c0", "c1", "c2"]] == "a").sum(axis=1)
+    frame["y"] = np.where(rng.random(n_rows) < 0.1 + 0.25 * signal, "yes", "no")
+    columns = [{"name": f"c{i}", "type": "categorical", "categories": list("abcd")} for i in range(WIDE_COLUMNS)]
+    columns.append({"name": "y", "type": "categorical", "role": "label", "categories": ["no", "yes"]})
+    return frame, {"columns": columns}
+
+
+def test_auto_keeps_each_label_tables_noise_within_the_stated_share_of_a_typical_cell() -> None:
+    _, schema = wide_table()
+    specs = parse_schema(schema)
+    params = MSTGenerator(label_features="auto").get_params()
+    k = auto_label_features(params, WIDE_EPSILON, DELTA, specs, WIDE_PAID.rows, rows_stage=False)
+    # a typical (label, column) table: 2 label codes × 5 codes (4 categories and the missing code)
+    allowed = LABEL_NOISE_SHARE * WIDE_PAID.rows / (2 * 5)
+
+    def sigma(features: int) -> float:
+        return _budget_plan(
+            {**params, "label_features": features}, WIDE_EPSILON, DELTA, specs, rows_stage=False
+        ).label_sigma
+
+    assert MIN_LABEL_FEATURES <= k < WIDE_COLUMNS
+    assert sigma(k) <= allowed < sigma(k + 1)  # the most tables within the share
+    assert sigma(0) > allowed  # measuring all 30 would not be
+    # the plan resolves "auto" to that k from the row estimate, and to every table without one
+    assert _budget_plan(params, WIDE_EPSILON, DELTA, specs, rows_stage=False, n_hat=WIDE_PAID.rows).label_features == k
+    assert _budget_plan(params, WIDE_EPSILON, DELTA, specs, rows_stage=False).label_features == WIDE_COLUMNS
+
+
+def test_auto_chooses_the_same_focus_on_neighbouring_tables_before_reading_them() -> None:
+    # 1,981 and 1,982 rows: the rule fed the exact row count would focus on 8 and 9 columns
+    frame, schema = wide_table(1981)
+    neighbour = pd.concat([frame, frame.iloc[[0]].assign(y="yes", c5="d")], ignore_index=True)
+    params = MSTGenerator(label_features="auto").get_params()
+    specs = parse_schema(schema)
+    exact = [
+        auto_label_features(params, WIDE_EPSILON, DELTA, specs, len(t), rows_stage=False) for t in (frame, neighbour)
+    ]
+    assert exact[0] != exact[1]
+    k = auto_label_features(params, WIDE_EPSILON, DELTA, specs, WIDE_PAID.rows, rows_stage=False)
+    planner = MSTGenerator(label_features="auto")
+    planner.check(frame, schema)
+    assert planner.plan_privacy(WIDE_EPSILON, DELTA, row_estimate=WIDE_PAID).details["label_features"] == k
+    chosen = []
+    for table in (frame, neighbour):
+        model = MSTGenerator(label_features="auto").fit(
+            table, schema, WIDE_EPSILON, DELTA, random_state=0, row_estimate=WIDE_PAID
+        )
+        stages = model.privacy_spent().details["stages"]
+        chosen.append(
+            (
+                len(model.label_columns_),
+                stages["label_selection"]["measurements"],
+                stages["label_pairs"]["measurements"],
+                stages["label_pairs"]["sigma"],
+                stages["two_way"]["sigma"],
+            )
+        )
+        assert "y" not in model.privacy_spent().details["label_columns"]
+        assert model.privacy_spent().epsilon <= WIDE_EPSILON
+    assert chosen[0] == chosen[1]
+    assert chosen[0][0] == k
+
+
+def test_auto_measures_every_label_table_where_the_noise_is_small(adult: pd.DataFrame, schema: dict) -> None:
+    # 3,000 Adult rows, 14 columns besides the label: every table is within the share at ε = 1
+    auto = MSTGenerator(label_features="auto").fit(adult, schema, 1.0, DELTA, random_state=0)
+    default = MSTGenerator().fit(adult, schema, 1.0, DELTA, random_state=0)
+    assert "label_selection" not in auto.privacy_spent().details["stages"]
+    assert csv_bytes(auto.sample(500)) == csv_bytes(default.sample(500))
+
+
+def test_auto_is_refused_exactly_where_its_fit_refuses() -> None:
+    frame, schema = wide_table()
+    generator = MSTGenerator(label_features="auto")
+    refusal = generator.budget_refusal(schema, 0.05, DELTA, WIDE_PAID)
+    assert refusal is not None
+    minimum = refusal.minimum_epsilon
+    assert generator.budget_refusal(schema, minimum, DELTA, WIDE_PAID) is None
+    assert generator.budget_refusal(schema, minimum * 0.999, DELTA, WIDE_PAID) is not None
+    with pytest.raises(InsufficientBudgetError, match="Nothing touched the data"):
+        generator.fit(frame, schema, minimum * 0.999, DELTA, random_state=0, row_estimate=WIDE_PAID)
+    model = MSTGenerator(label_features="auto").fit(
+        frame, schema, minimum, DELTA, random_state=0, row_estimate=WIDE_PAID
+    )
+    assert model.privacy_spent().epsilon <= minimum
+
+
+def test_auto_is_a_parameter_a_request_may_set_and_a_saved_model_keeps(tmp_path) -> None:
+    check_parameters("mst", {"label_features": "auto"})
+    with pytest.raises(ParameterError, match="or 'auto'"):
+        check_parameters("mst", {"label_features": "most"})
+    frame, schema = wide_table()
+    model = MSTGenerator(label_features="auto").fit(
+        frame, schema, WIDE_EPSILON, DELTA, random_state=0, row_estimate=WIDE_PAID
+    )
+    model.save(tmp_path)
+    loaded = MSTGenerator.load(tmp_path)
+    assert loaded.get_params()["label_features"] == "auto"
+    assert loaded.privacy_spent().details == model.privacy_spent().details
+    assert csv_bytes(loaded.sample(300)) == csv_bytes(model.sample(300))
