@@ -66,7 +66,9 @@ def child(mode: str, model: str, rows: int, chunk: int, out: str, file_format: s
         target.write_bytes(table.canonical_bytes)
         digest, size = table.content_hash, len(table.canonical_bytes)
     else:
-        streamed = sample_to_file(generator.sample, rows, SCHEMA, Path(out), chunk_rows=chunk, file_format=file_format)
+        streamed = sample_to_file(
+            generator.sample_for_output, rows, SCHEMA, Path(out), chunk_rows=chunk, file_format=file_format
+        )
         with streamed.path.open("rb") as stream:  # read back in blocks: the check must not hold the file
             assert hashlib.file_digest(stream, "sha256").hexdigest() == streamed.content_hash
         digest, size = streamed.content_hash, streamed.size_bytes

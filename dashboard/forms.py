@@ -123,6 +123,13 @@ class SourceRegisterForm(forms.Form):
         initial="duckdb",
         help_text="For Parquet files only: the engine that checks, fingerprints and counts them where they are.",
     )
+    spark_table = forms.CharField(
+        required=False,
+        max_length=300,
+        label="…or a Spark catalog table",
+        help_text="database.table (or catalog.database.table) in a database the settings allow "
+        "(SYNTHGATE_SOURCE_SPARK_DATABASES), counted by the workers' Spark.",
+    )
     schema_json = forms.CharField(
         required=False,
         label="Schema (JSON)",
@@ -149,18 +156,27 @@ class SourceRegisterForm(forms.Form):
         help_text="Only for a partial overlap with another dataset whose people are truly distinct; logged.",
     )
 
-    def __init__(self, *args: Any, connections: list[str], parquet: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, connections: list[str], parquet: bool, spark: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         empty = "— choose a source database —" if connections else "— none is configured —"
         _choice_field(self, "connection").choices = [("", empty)] + [(name, name) for name in connections]
         if not parquet:  # no directory is allowed: the fields would only invite a refusal
             del self.fields["path"]
             del self.fields["engine"]
+        if not spark:  # no Spark database is allowed
+            del self.fields["spark_table"]
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
         path = (data.get("path") or "").strip()
+        if (data.get("spark_table") or "").strip():
+            if path or data.get("connection") or (data.get("table") or "").strip():
+                self.add_error(
+                    "spark_table",
+                    "Give one place for the data: a source database and table, Parquet files, or a Spark table.",
+                )
+            return data
         if not path:
             if not data.get("connection") and "connection" not in self.errors:
                 self.add_error("connection", "Choose the source database the table is in.")
@@ -177,11 +193,17 @@ class SourceRegisterForm(forms.Form):
         return data
 
     def parquet_engine(self) -> str | None:
-        """The engine chosen for Parquet files (DuckDB unless Spark is chosen); ``None`` for a table,
-        whose engine the service implies."""
+        """The engine chosen: for Parquet files DuckDB unless Spark is chosen, Spark for a catalog table;
+        ``None`` for a table of a source database, whose engine the service implies."""
+        if (self.cleaned_data.get("spark_table") or "").strip():
+            return "spark"
         if not (self.cleaned_data.get("path") or "").strip():
             return None
         return self.cleaned_data.get("engine") or "duckdb"
+
+    def located_table(self) -> str:
+        """The table named: the Spark catalog table when one is given, else the source database's."""
+        return (self.cleaned_data.get("spark_table") or self.cleaned_data.get("table") or "").strip()
 
     def schema(self, *, required: bool) -> dict[str, Any] | None:
         """The pasted schema, parsed; a mistake is added to the form (``None``)."""

@@ -53,13 +53,17 @@ def table_from_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> Table:
     )
 
 
-def typed_frame(frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool = False) -> pd.DataFrame:
+def typed_frame(
+    frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool = False, copy: bool = True
+) -> pd.DataFrame:
     """The columns of ``frame`` typed as an upload's cells of ``schema`` would be (no identifier
     columns: ``table_from_frame`` reads those cell by cell), checked as they are.
 
     ``categories``: a categorical column of text comes back as a pandas ``Categorical`` (its
     distinct values once, a code a row: checked, formatted and written by value, not by row) with
-    the same values (an empty text is missing, as the stored form reads it)."""
+    the same values (an empty text is missing, as the stored form reads it). ``copy=False``: the
+    columns are not gathered into pandas' blocks (a column may share ``frame``'s values: for a
+    chunk written and let go)."""
     typed = {}
     for column in schema["columns"]:
         series = frame[column["name"]]
@@ -70,7 +74,7 @@ def typed_frame(frame: pd.DataFrame, schema: dict[str, Any], *, categories: bool
             fast = typed_column(column, _cells(series).tolist(), ("",))
         fast.name = column["name"]  # a Series of its own (``rename`` would copy the values)
         typed[column["name"]] = fast
-    return pd.DataFrame(typed)
+    return pd.DataFrame(typed, copy=copy)
 
 
 def _cells(values: Any) -> Any:
@@ -238,7 +242,7 @@ def _typed_chunk(frame: pd.DataFrame, schema: dict[str, Any]) -> tuple[pd.DataFr
     if any(column["role"] == "identifier" for column in schema["columns"]):
         table = table_from_frame(frame, schema)
         return table.frame, table.schema
-    return typed_frame(frame, schema, categories=True), {**schema, "missing_values": [""]}
+    return typed_frame(frame, schema, categories=True, copy=False), {**schema, "missing_values": [""]}
 
 
 def _stored_columns(schema: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@ CLI (`synthgate source register`) and the API (`POST /api/sources/`) call, ``sou
 
 A steward chooses a source database by the name the settings give it (the URL and credentials stay
 in the settings) and a table, or Parquet files under an allowed directory (or S3 prefix) with the
-engine that counts them (DuckDB or Spark), and gives the schema:
+engine that counts them (DuckDB or Spark), or a table of the workers' Spark catalog in an allowed
+database, and gives the schema:
 pasted, or proposed from the engine's catalog (column names and types only, no value read) and
 reviewed. Every mistake is shown at once beside its field.
 """
@@ -28,7 +29,7 @@ from governance.permissions import user_has_role
 from synth_engine.sources import source_database_names, source_register, source_schema_propose
 
 FIELDS = {"schema": "schema_json"}
-LOCATION = ("connection", "table", "path", "engine")
+LOCATION = ("connection", "table", "path", "engine", "spark_table")
 
 
 @dashboard_view
@@ -40,6 +41,7 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
         request.POST or None,
         connections=source_database_names(),
         parquet=bool(settings.SYNTHGATE_SOURCE_PARQUET_ROOTS or settings.SYNTHGATE_SOURCE_S3_ROOTS),
+        spark=bool(settings.SYNTHGATE_SOURCE_SPARK_DATABASES),
     )
     status, proposed = 200, False
     if request.method == "POST":
@@ -53,9 +55,7 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
             schema = form.schema(required=True)
             if valid and schema is not None:
                 try:
-                    result = source_register(
-                        actor=user, schema=schema, engine=form.parquet_engine(), **_fields(form.cleaned_data)
-                    )
+                    result = source_register(actor=user, schema=schema, engine=form.parquet_engine(), **_fields(form))
                 except ApplicationError as error:
                     add_service_error(form, error, fields=_fields_named(form), fallback="schema_json")
                 else:
@@ -77,15 +77,22 @@ def source_register_view(request: HttpRequest) -> HttpResponse:
 
 def _fields_named(form: SourceRegisterForm) -> dict[str, str]:
     """Where the service's field names go on the form: an engine's refusal beside the engine chosen,
-    or beside the path when the form has no engine to choose."""
-    return {**FIELDS, "engine": "engine" if "engine" in form.fields else "path"}
+    or beside the path when the form has no engine to choose; a table's beside the Spark table when
+    that is the one given."""
+    spark = bool((form.cleaned_data.get("spark_table") or "").strip())
+    return {
+        **FIELDS,
+        "engine": "spark_table" if spark else "engine" if "engine" in form.fields else "path",
+        "table": "spark_table" if spark else "table",
+    }
 
 
-def _fields(data: dict[str, Any]) -> dict[str, Any]:
+def _fields(form: SourceRegisterForm) -> dict[str, Any]:
+    data = form.cleaned_data
     return {
         "name": data["name"],
         "connection": data.get("connection") or "",
-        "table": (data.get("table") or "").strip(),
+        "table": form.located_table(),
         "path": (data.get("path") or "").strip(),
         "epsilon_cap": data["epsilon_cap"],
         "delta_cap": data["delta_cap"],
@@ -105,11 +112,11 @@ def _propose(request: HttpRequest, form: SourceRegisterForm) -> bool:
             actor=signed_in_user(request),
             engine=form.parquet_engine(),
             connection=data.get("connection") or "",
-            table=(data.get("table") or "").strip(),
+            table=form.located_table(),
             path=(data.get("path") or "").strip(),
         )
     except ApplicationError as error:
-        add_service_error(form, error, fields=_fields_named(form), fallback="table")
+        add_service_error(form, error, fields=_fields_named(form), fallback=_fields_named(form)["table"])
         return False
     posted = form.data.dict() if isinstance(form.data, QueryDict) else dict(form.data)
     form.data = {**posted, "schema_json": json.dumps(schema, indent=2)}

@@ -9,7 +9,7 @@ the counts cross to the worker, which adds the noise.
 Each row's codes are computed once a stage: the binned stage (1,225 tables at 50 columns) writes
 them into a temporary table of the session (``smallint``, analyzed, rolled back at the end) and
 counts its tables over it by blocks of columns, each block's codes packed in one integer key
-(:func:`cover_groups`, :class:`PackedPart`: 292 grouping sets of one column for 1,176 groups at
+(:func:`cover_groups`, :class:`PackedPart`: 497 grouping sets of one column for 1,176 groups at
 50 columns, each group's table summed from its block's in the worker); where no temporary table
 can be made (a standby, a read-only transaction of the caller's) and for the other stages, one
 statement holds the codes in a ``MATERIALIZED`` common table expression and counts every part
@@ -117,10 +117,12 @@ class PostgresCounts(SqlCounts):
     #: and each group's table summed from its block's in the worker; else a set a group, by columns
     packed = True
     #: the most cells (the product of its columns' bins) of a block: a block's table is one hash
-    #: table of the statement, and each row is looked up in it
-    max_block_cells = 65_536
+    #: table of the statement, and each row is looked up in it (measured at 1,000,000 × 50, the
+    #: server's CPU for the stage: 98.5 s at 4,096 cells, 86.4–89.9 s at 8,192–16,384, 99.5–111.1 s
+    #: at 65,536–131,072; larger tables fall out of the processor's cache)
+    max_block_cells = 16_384
     #: the most cells of the blocks one statement counts
-    max_packed_cells = 100_000
+    max_packed_cells = 40_000
 
     def __init__(
         self,
@@ -673,8 +675,8 @@ def cover_groups(
 
     Greedy: a group not yet covered starts a block, which takes, one at a time, the column that
     completes the most uncovered groups (the one with fewer bins on a tie) while the block's cells
-    stay within ``bound``. MST's (label, a, b) groups at 50 columns and 65,536 cells: about 450
-    blocks, most (label, a, b, c), for 1,176 groups. Each group must have distinct columns and at
+    stay within ``bound``. MST's 1,176 (label, a, b) groups of ``bench_scale.py``'s 50 columns
+    and 16,384 cells: 497 blocks, most (label, a, b) or (label, a, b, c). Each group must have distinct columns and at
     most ``bound`` cells itself."""
     keys = [frozenset(group) for group in groups]
     holding: dict[int, list[int]] = {}

@@ -224,3 +224,57 @@ def test_a_parquet_lake_registered_from_the_form_with_spark_is_counted_by_spark(
     assert registered.status_code == 302, registered.context["form"].errors
     version = DatasetVersion.objects.get(dataset__name="adult")
     assert version.source_reference["engine"] == "spark" and version.n_rows == 2000
+
+
+def _spark_table_form(table, schema, **fields):
+    return _form(connection="", table="", spark_table=table, schema_json=json.dumps(schema), **fields)
+
+
+def test_a_spark_catalog_table_is_offered_only_when_allowed_and_mistakes_are_beside_its_field(
+    cast, parquet_lake, adult_schema, login, settings
+):
+    client = login(cast.steward)
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = []
+    assert 'name="spark_table"' not in client.get(URL).content.decode()  # no Spark database allowed
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = ["global_temp"]
+    assert 'name="spark_table"' in client.get(URL).content.decode()
+
+    both = client.post(URL, _spark_table_form("global_temp.adult_visits", adult_schema, path=str(parquet_lake)))
+    assert both.status_code == 400
+    assert both.context["form"].errors["spark_table"] == [
+        "Give one place for the data: a source database and table, Parquet files, or a Spark table."
+    ]
+    # Refused by name, before any Spark session is asked for, beside the field that named it.
+    outside = client.post(URL, _spark_table_form("clinic.adult_visits", adult_schema))
+    assert outside.status_code == 400
+    assert "outside the Spark databases" in outside.context["form"].errors["spark_table"][0]
+    malformed = client.post(URL, {"spark_table": "adult; DROP TABLE x", "action": "propose"})
+    assert (
+        malformed.status_code == 400
+        and "must be named database.table" in malformed.context["form"].errors["spark_table"][0]
+    )
+    assert not DatasetVersion.objects.exists()
+
+
+@pytest.mark.spark
+def test_a_spark_catalog_table_registered_from_the_form_is_proposed_and_counted_by_spark(
+    cast, parquet_lake, adult_schema, login, settings
+):
+    from synth_engine.engines.spark import spark_session
+    from tests.synth_engine.test_engine_spark import MASTER
+
+    settings.SYNTHGATE_SPARK_MASTER = MASTER
+    settings.SYNTHGATE_SOURCE_SPARK_DATABASES = ["global_temp"]
+    spark_session(MASTER).read.parquet(str(parquet_lake)).createOrReplaceGlobalTempView("adult_visits")
+    client = login(cast.steward)
+    proposed = client.post(URL, {"spark_table": "global_temp.adult_visits", "action": "propose"})
+    assert proposed.status_code == 200 and proposed.context["proposed"], proposed.context["form"].errors
+    columns = json.loads(proposed.context["form"].data["schema_json"])["columns"]
+    assert {column["name"]: column["type"] for column in columns}["age"] == "integer"
+    assert all(column["type_proposed"] is True for column in columns)  # from the catalog: only proposed
+
+    registered = client.post(URL, _spark_table_form("global_temp.adult_visits", adult_schema))
+    assert registered.status_code == 302, registered.context["form"].errors
+    reference = DatasetVersion.objects.get(dataset__name="adult").source_reference
+    assert reference["engine"] == "spark" and reference["table"] == "global_temp.adult_visits"
+    assert "path" not in reference and DatasetVersion.objects.get(dataset__name="adult").n_rows == 2000

@@ -143,3 +143,19 @@ def test_the_cli_says_which_types_the_catalog_proposed_and_how_to_declare_them(c
     assert "The types of age, sex were read from the data's catalog and are NOT declared" in run.stdout
     assert "synthgate dataset declare adult --accept-proposed-types" in run.stdout
     assert proposed_type_columns(DatasetVersion.objects.get().schema) == ["age", "sex"]
+
+
+def test_the_types_of_a_table_registered_before_proposals_existed_can_be_proposed_again(cast, warehouse, adult_schema):
+    version = register(cast, adult_schema).version  # as the dashboard's proposal registered before: declared
+    assert proposed_type_columns(version.schema) == []
+    run = synthgate("dataset", "declare", "adult", "--repropose-types", "--column", "age", "--as", "steward")
+    assert run.code == 0, run.message
+    version.refresh_from_db()
+    assert proposed_type_columns(version.schema) == ["age"]
+    with pytest.raises(ValidationError) as refused:
+        PurposeFactory(name="research", max_epsilon="5")
+        request_file(requester=cast.requester)
+    assert refused.value.code == "undeclared_types" and "proposed from its data's catalog" in refused.value.message
+    assert synthgate("dataset", "declare", "adult", "--accept-proposed-types", "--as", "steward").code == 0
+    version.refresh_from_db()
+    assert proposed_type_columns(version.schema) == [] and version.schema["columns"][0]["type"] == "integer"
