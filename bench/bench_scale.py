@@ -19,9 +19,12 @@ kept between runs of the same size).
 
 Each path runs in a fresh process (``--child``), so its peak RSS (``VmHWM``: the interpreter,
 NumPy, pandas, DuckDB when embedded, the frame for the in-memory path) is its own; PostgreSQL's
-and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's RSS once the fit is done, not
-its peak; its CPU is not in ``fit_cpu_s`` but in ``jvm_cpu_s``: the JVM's and its Python workers' CPU
-from the session's start to the fitted model). Printed:
+and Spark's JVM memory are outside it (``jvm_rss_mb``: the JVM's and its Python workers' RSS once
+the fit is done; ``jvm_peak_mb``: their summed RSS's peak during the fit, sampled every 0.2 s; its
+CPU is not in ``fit_cpu_s`` but in ``jvm_cpu_s``: the JVM's and its Python workers' CPU from the
+session's start to the fitted model). ``tree_peak_mb`` is the peak of the whole tree's summed RSS
+during the fit (the worker, and Spark's JVM and Python workers when there are), sampled alike.
+Printed:
 ``fit_s`` (wall, from opening the source to the fitted model; for the in-memory path from the
 frame in memory), ``fit_cpu_s`` (this process's CPU), ``db_cpu_s`` (for ``postgresql``, the
 server processes' CPU during the fit, read from ``/proc`` when the server runs on this machine:
@@ -208,6 +211,43 @@ def children_rss_mb() -> float:
     return sum(child.memory_info().rss for child in psutil.Process().children(recursive=True)) / 2**20
 
 
+class TreePeak:
+    """The peak RSS of this process and its children (Spark's JVM and its Python workers), summed,
+    sampled every ``seconds`` in a thread until :meth:`stop` (a child's pages shared with another
+    are counted in each, as RSS counts them)."""
+
+    def __init__(self, seconds: float = 0.2) -> None:
+        import threading
+
+        import psutil
+
+        self.process = psutil.Process()
+        self.tree_mb = self.children_mb = 0.0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(seconds,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, seconds: float) -> None:
+        import psutil
+
+        while True:
+            own = self.process.memory_info().rss
+            children = 0
+            for child in self.process.children(recursive=True):
+                try:
+                    children += child.memory_info().rss
+                except psutil.Error:  # a Python worker that ended meanwhile
+                    continue
+            self.tree_mb = max(self.tree_mb, (own + children) / 2**20)
+            self.children_mb = max(self.children_mb, children / 2**20)
+            if self._stopped.wait(seconds):
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
 def children_cpu_s() -> float:
     """The CPU time of this process's children (Spark's JVM and its Python workers), ended ones included."""
     import psutil
@@ -270,7 +310,8 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
     elif path == "spark":
         from synth_engine.engines.spark import SparkCounts, spark_session
 
-        source = SparkCounts(spark_session(), schema, parquet=parquet)  # local[2], the engine's default
+        # local[2] and the session's memory bounds: the engine's defaults; a start under a high load may be slow
+        source = SparkCounts(spark_session(start_timeout=600), schema, parquet=parquet)
     else:
         import pyarrow.parquet as pq
 
@@ -294,7 +335,9 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
 def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> dict[str, Any]:
     from synth_engine.streaming import sample_to_file
 
+    tree = TreePeak()
     model, fit_s, fit_cpu = fit(path, parquet, table)
+    tree.stop()
     fit_rss = peak_rss_mb()
     jvm_cpu = children_cpu_s()  # the JVM started with the fit: all of its CPU so far
     jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
@@ -333,6 +376,8 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         "fit_rss_mb": round(fit_rss),
         "jvm_rss_mb": round(jvm_rss) if jvm_rss else "",
         "jvm_cpu_s": round(jvm_cpu, 1) if jvm_rss else "",
+        "jvm_peak_mb": round(tree.children_mb) if jvm_rss else "",
+        "tree_peak_mb": round(tree.tree_mb),
         "draw_rows_per_s": round(sample_rows / draw_s),
         "draw_cpu_rows_per_s": round(sample_rows / draw_cpu),
         "write_rows_per_s": round(sample_rows / write_s),
@@ -365,6 +410,8 @@ HEADER = [
     "fit_rss_mb",
     "jvm_rss_mb",
     "jvm_cpu_s",
+    "jvm_peak_mb",
+    "tree_peak_mb",
 ]
 HEADER += ["draw_rows_per_s", "draw_cpu_rows_per_s", "write_rows_per_s", "write_cpu_rows_per_s", "csv_mb"]
 HEADER += ["parquet_rows_per_s", "parquet_cpu_rows_per_s", "parquet_mb", "peak_rss_mb", "load"]

@@ -54,7 +54,7 @@ from synth_engine.engines.postgres import (
     sample_rows,
     table_checksum,
 )
-from synth_engine.engines.spark import SparkCounts, spark_session
+from synth_engine.engines.spark import SessionMemory, SparkCounts, spark_session
 from synth_engine.engines.spark import holdout_predicate as spark_holdout_predicate
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
 from synth_engine.streaming import table_from_frame
@@ -405,6 +405,17 @@ def _under_parquet_root(path: str) -> bool:
     return any(os.path.commonpath([real, root]) == root for root in settings.SYNTHGATE_SOURCE_PARQUET_ROOTS)
 
 
+def session_memory() -> SessionMemory:
+    """The worker's Spark session's memory bounds from the settings (``SYNTHGATE_SPARK_DRIVER_MEMORY``,
+    ``…_JAVA_OPTIONS``, ``…_ARROW_BATCH_ROWS``, ``…_MALLOC_ARENA_MAX``)."""
+    return SessionMemory(
+        driver_memory=settings.SYNTHGATE_SPARK_DRIVER_MEMORY,
+        java_options=settings.SYNTHGATE_SPARK_JAVA_OPTIONS,
+        arrow_batch_rows=settings.SYNTHGATE_SPARK_ARROW_BATCH_ROWS,
+        malloc_arena_max=settings.SYNTHGATE_SPARK_MALLOC_ARENA_MAX,
+    )
+
+
 class SparkSource(ParquetLakeSource):
     """Parquet files (a file, a directory of them or a glob) under ``SYNTHGATE_SOURCE_PARQUET_ROOTS``,
     or a table of the session's catalog in a database of ``SYNTHGATE_SOURCE_SPARK_DATABASES``,
@@ -436,7 +447,11 @@ class SparkSource(ParquetLakeSource):
             where: dict[str, Any] = {"table": location["table"]}
         else:
             where = {"parquet": [f"file://{name}" for name in parquet_files_inside_roots(location["path"])]}
-        session = spark_session(settings.SYNTHGATE_SPARK_MASTER, start_timeout=settings.SYNTHGATE_SPARK_START_TIMEOUT)
+        session = spark_session(
+            settings.SYNTHGATE_SPARK_MASTER,
+            start_timeout=settings.SYNTHGATE_SPARK_START_TIMEOUT,
+            memory=session_memory(),
+        )
         self.data = SparkCounts(session, schema, query_timeout=settings.SYNTHGATE_SPARK_QUERY_TIMEOUT or None, **where)
 
     def describe(self) -> str:

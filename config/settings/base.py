@@ -337,6 +337,16 @@ SYNTHGATE_DUCKDB_TEMP_DIRECTORY = env_str("SYNTHGATE_DUCKDB_TEMP_DIRECTORY") or 
 # long a session may take to start (and be granted executors) before the job fails with the reason.
 SYNTHGATE_SPARK_MASTER = env_str("SYNTHGATE_SPARK_MASTER") or "local[2]"
 SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0)
+# What bounds the memory of the worker's session (docs/engines.md, "The session"), read when the
+# worker's JVM is launched: the JVM's heap (spark.driver.memory; local mode's executors run in it, so
+# it must hold 450 MB or more), more options of that JVM (the collector: serial by default; e.g.
+# "-XX:+UseG1GC" for the JVM's own), the rows of an Arrow batch handed to the executors' Python
+# workers, and glibc's MALLOC_ARENA_MAX for the JVM and the executors (0: glibc's default). Together
+# 1.6-1.7 GB at most for the JVM and its workers at 10 M rows x 50 columns in local[2], about 2 GB before.
+SYNTHGATE_SPARK_DRIVER_MEMORY = env_str("SYNTHGATE_SPARK_DRIVER_MEMORY") or "512m"
+SYNTHGATE_SPARK_JAVA_OPTIONS = env_str("SYNTHGATE_SPARK_JAVA_OPTIONS") or "-XX:+UseSerialGC"
+SYNTHGATE_SPARK_ARROW_BATCH_ROWS = env_int("SYNTHGATE_SPARK_ARROW_BATCH_ROWS", 32_768)
+SYNTHGATE_SPARK_MALLOC_ARENA_MAX = env_int("SYNTHGATE_SPARK_MALLOC_ARENA_MAX", 2)
 # Spark catalog databases whose tables may be registered by name with engine "spark" (whitespace-
 # separated, e.g. "clinic spark_catalog.claims"; a table is database.table); none configured refuses
 # every table name.

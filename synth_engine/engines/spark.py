@@ -58,7 +58,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MASTER = "local[2]"
 START_TIMEOUT = 120.0
-ARROW_BATCH_ROWS = 131_072
+# The memory of a session's process tree (the JVM and, in local mode, its Python workers; the
+# worker's own interpreter apart), measured at 10 M rows x 50 columns in docs/engines.md: a heap of
+# 512 MB (Spark's floor is 450 MB), the serial collector (G1's own structures and its lazy shrinking
+# cost more on 2 cores), Arrow batches of 32,768 rows (a batch lives in the JVM's direct memory and
+# in each Python worker, with its 50 code arrays) and two glibc malloc arenas (one a thread by default:
+# the JVM's 60-odd threads left hundreds of MB fragmented).
+DRIVER_MEMORY = "512m"
+JAVA_OPTIONS = "-XX:+UseSerialGC"
+ARROW_BATCH_ROWS = 32_768
+MALLOC_ARENA_MAX = 2
 HUGE_METHOD_BYTES = 8_000  # HotSpot's DontCompileHugeMethods limit
 NUMERIC_TYPES = {"tinyint", "smallint", "int", "bigint", "float", "double"}
 FLOAT_TYPES = {"float", "double"}
@@ -134,15 +143,39 @@ class _Watchdog:
 
 # --------------------------------------------------------------------------- the session
 
+
+@dataclass(frozen=True)
+class SessionMemory:
+    """What bounds the memory of the worker's session, set when its JVM is launched (the first session
+    of a process: pyspark keeps that JVM for the process's later sessions).
+
+    ``driver_memory`` is the JVM's heap (``spark.driver.memory``; in local mode the executors run in
+    it); ``java_options`` more options of that JVM (``spark.driver.extraJavaOptions``, after the log's
+    own); ``arrow_batch_rows`` the rows of an Arrow batch handed to the Python workers
+    (``spark.sql.execution.arrow.maxRecordsPerBatch``); ``malloc_arena_max`` glibc's
+    ``MALLOC_ARENA_MAX`` for the JVM and the executors' processes (``spark.executorEnv``), 0 leaving
+    glibc's default (eight a core). Settings: ``SYNTHGATE_SPARK_DRIVER_MEMORY``,
+    ``SYNTHGATE_SPARK_JAVA_OPTIONS``, ``SYNTHGATE_SPARK_ARROW_BATCH_ROWS``,
+    ``SYNTHGATE_SPARK_MALLOC_ARENA_MAX``."""
+
+    driver_memory: str = DRIVER_MEMORY
+    java_options: str = JAVA_OPTIONS
+    arrow_batch_rows: int = ARROW_BATCH_ROWS
+    malloc_arena_max: int = MALLOC_ARENA_MAX
+
+
 _session: Any = None
-_session_master: str | None = None
+_session_master: tuple[str, SessionMemory] | None = None
 _session_lock = threading.Lock()
 _abandoned: list[threading.Thread] = []  # starts given up on, still stopping their session
 
 
-def spark_session(master: str = DEFAULT_MASTER, *, start_timeout: float = START_TIMEOUT) -> Any:
+def spark_session(
+    master: str = DEFAULT_MASTER, *, start_timeout: float = START_TIMEOUT, memory: SessionMemory | None = None
+) -> Any:
     """The worker's Spark session on ``master`` (``local[N]`` or a cluster URL such as
-    ``spark://host:7077``), started on first use and reused by later calls with the same master.
+    ``spark://host:7077``), started on first use and reused by later calls with the same master and
+    ``memory`` (:class:`SessionMemory`, its defaults when ``None``).
 
     The start (the JVM, the connection to the master and one trivial job, which proves that
     executors were granted) must finish within ``start_timeout`` seconds; otherwise it is given up
@@ -150,8 +183,9 @@ def spark_session(master: str = DEFAULT_MASTER, *, start_timeout: float = START_
     :class:`SparkUnavailableError` says why. A start that fails says why too.
     """
     global _session, _session_master
+    memory = memory or SessionMemory()
     with _session_lock:
-        if _session is not None and _session_master == master and _alive(_session):
+        if _session is not None and _session_master == (master, memory) and _alive(_session):
             return _session
         spark_session_stop_locked()
         for earlier in list(_abandoned):  # one SparkContext a process: the last one must be gone
@@ -167,7 +201,8 @@ def spark_session(master: str = DEFAULT_MASTER, *, start_timeout: float = START_
         def start() -> None:
             session = None
             try:
-                session = _builder(master).getOrCreate()
+                with _launch_environment(memory):
+                    session = _builder(master, memory).getOrCreate()
                 session.sparkContext.setLogLevel("ERROR")
                 if not given_up.is_set():
                     session.range(1).count()
@@ -182,7 +217,7 @@ def spark_session(master: str = DEFAULT_MASTER, *, start_timeout: float = START_
         thread.start()
         thread.join(start_timeout)
         if "session" in outcome and not thread.is_alive():
-            _session, _session_master = outcome["session"], master
+            _session, _session_master = outcome["session"], (master, memory)
             return _session
         if thread.is_alive():
             given_up.set()
@@ -207,8 +242,32 @@ def _cancel_jobs() -> None:
             context.cancelAllJobs()
 
 
-def _builder(master: str) -> Any:
+_environment_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _launch_environment(memory: SessionMemory) -> Iterator[None]:
+    """``MALLOC_ARENA_MAX`` in this process's environment while pyspark launches the JVM (it copies
+    the environment then), restored afterwards so nothing else this worker starts inherits it."""
+    if not memory.malloc_arena_max:
+        yield
+        return
+    with _environment_lock:
+        before = os.environ.get("MALLOC_ARENA_MAX")
+        os.environ["MALLOC_ARENA_MAX"] = str(int(memory.malloc_arena_max))
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("MALLOC_ARENA_MAX", None)
+            else:
+                os.environ["MALLOC_ARENA_MAX"] = before
+
+
+def _builder(master: str, memory: SessionMemory | None = None) -> Any:
     from pyspark.sql import SparkSession  # the JVM's client: loaded by the jobs that use Spark only
+
+    memory = memory or SessionMemory()
 
     if master.startswith("local"):  # local executors run this interpreter (NumPy, pyarrow); a cluster's own
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -216,20 +275,24 @@ def _builder(master: str) -> Any:
     if not config.exists() or config.read_text() != LOG4J:
         config.write_text(LOG4J)
     quiet = f"-Dlog4j2.configurationFile={config.as_uri()}"
-    return (
+    builder = (
         SparkSession.builder.master(master)
         .appName("synthgate-counts")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.extraJavaOptions", quiet)
+        .config("spark.driver.memory", memory.driver_memory)
+        .config("spark.driver.extraJavaOptions", f"{quiet} {memory.java_options}".strip())
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "8")
         # a whole-stage method over HotSpot's 8,000 bytes is never JIT-compiled: the 50 codes of a pass
         # ran interpreted, 4-5 times slower; above this Spark splits the stage into compiled pieces
         .config("spark.sql.codegen.hugeMethodLimit", str(HUGE_METHOD_BYTES))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(int(memory.arrow_batch_rows)))
     )
+    if memory.malloc_arena_max:  # the executors' processes: local mode's Python workers, a cluster's executors
+        builder = builder.config("spark.executorEnv.MALLOC_ARENA_MAX", str(int(memory.malloc_arena_max)))
+    return builder
 
 
 def _alive(session: Any) -> bool:
@@ -413,20 +476,41 @@ def _table_counter(
     groups sharing their first columns (the ``(label, a)`` of every ``(label, a, b)``) share their
     index, as ``generators.counts.TableCounter`` does."""
 
+    def numbers(values: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """An Arrow column of fixed-width numbers as a NumPy view of its data buffer, and its null
+        mask (``None``: no nulls). Read from the buffers: pyarrow's ``to_numpy`` imports pandas,
+        about 45 MB more in every Python worker."""
+        import numpy
+
+        start, length = values.offset, len(values)
+        if length == 0:
+            return numpy.zeros(0, dtype=dtype), None
+        validity, data = values.buffers()[:2]
+        found = numpy.frombuffer(data, dtype=dtype, count=start + length)[start:]
+        if validity is None or values.null_count == 0:
+            return found, None
+        bits = numpy.frombuffer(validity, dtype=numpy.uint8)
+        valid = numpy.unpackbits(bits, count=start + length, bitorder="little")[start:]
+        return found, valid == 0
+
     def finish(values: Any, plan: dict[str, Any]) -> np.ndarray:
-        """One batch's codes of one :class:`Code` (``values``: its Arrow column), as int64; -1 where the
-        codec cannot code the value. Self-contained (NumPy only), like the counter."""
+        """One batch's codes of one :class:`Code` (``values``: its Arrow column, an int32 code or a
+        double value), as int64; -1 where the codec cannot code the value. Self-contained (NumPy
+        only), like the counter."""
         import numpy
 
         kind = plan["kind"]
         if kind == "code":
-            codes = values.to_numpy(zero_copy_only=False).astype(numpy.int64)  # never null: see fine_code
+            found, _ = numbers(values, numpy.int32)  # never null: see fine_code
+            codes = found.astype(numpy.int64)
         else:
-            missing = numpy.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            number = values.fill_null(0.0).to_numpy(zero_copy_only=False)
+            number, missing = numbers(values, numpy.float64)
+            if missing is not None:  # a null slot's data is undefined
+                number = numpy.where(missing, 0.0, number)
             if kind == "cells":  # NumericCodec.cells over the clipped value (the codec's own NumPy)
                 low, high = plan["low"], plan["high"]
-                number = numpy.where(missing, low[0], number)
+                if missing is not None:
+                    number = numpy.where(missing, low[0], number)
                 codes = numpy.searchsorted(low, number, side="right") - 1
                 previous = numpy.maximum(codes - 1, 0)
                 on_point = (codes > 0) & (low[previous] == number) & (high[previous] == low[previous])
@@ -435,7 +519,8 @@ def _table_counter(
                 thresholds = plan["thresholds"]
                 step = numpy.searchsorted(thresholds, numpy.abs(number), side="right")
                 codes = (len(thresholds) + numpy.sign(number) * step).astype(numpy.int64)
-            codes[missing] = plan["missing"]
+            if missing is not None:
+                codes[missing] = plan["missing"]
         bins = plan["bins"]
         if bins is not None:
             codes = numpy.where(codes < 0, -1, bins[numpy.maximum(codes, 0)])
@@ -488,29 +573,51 @@ def _table_counter(
                     counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
                 ):
                     values[k][key] = values[k].get(key, 0) + int(n)
-        table_ids: list[int] = []
-        cells: list[int] = []
-        keys: list[str | None] = []
-        ns: list[int] = []
+        ids: list[np.ndarray] = []
+        cells: list[np.ndarray] = []
+        ns: list[np.ndarray] = []
         for g, table in enumerate(tables):
             (nonzero,) = numpy.nonzero(table)
-            table_ids += [g] * len(nonzero)
-            cells += nonzero.tolist()
-            keys += [None] * len(nonzero)
-            ns += table[nonzero].tolist()
+            ids.append(numpy.full(len(nonzero), g, dtype=numpy.int32))
+            cells.append(nonzero.astype(numpy.int64))
+            ns.append(table[nonzero])
+        texts: list[str] = []
         for k, counted_values in enumerate(values):
-            table_ids += [len(tables) + k] * len(counted_values)
-            cells += [0] * len(counted_values)
-            keys += list(counted_values)
-            ns += list(counted_values.values())
+            ids.append(numpy.full(len(counted_values), len(tables) + k, dtype=numpy.int32))
+            texts += list(counted_values)
+            ns.append(numpy.fromiter(counted_values.values(), dtype=numpy.int64, count=len(counted_values)))
         if invalid:
-            table_ids, cells, keys, ns = [*table_ids, -1], [*cells, 0], [*keys, None], [*ns, invalid]
+            ids.append(numpy.array([-1], dtype=numpy.int32))
+            ns.append(numpy.array([invalid], dtype=numpy.int64))
+        found_ids = numpy.concatenate(ids) if ids else numpy.zeros(0, dtype=numpy.int32)
+        found_ns = numpy.concatenate(ns) if ns else numpy.zeros(0, dtype=numpy.int64)
+        found_cells = numpy.zeros(len(found_ids), dtype=numpy.int64)
+        table_cells = numpy.concatenate(cells) if cells else found_cells[:0]
+        found_cells[: len(table_cells)] = table_cells
+        # built from buffers, not pyarrow.array (which imports pandas, see numbers)
+        encoded = [text.encode() for text in texts]
+        offsets = numpy.zeros(len(encoded) + 1, dtype=numpy.int32)
+        offsets[1:] = numpy.cumsum([len(text) for text in encoded])
+        keys = pyarrow.Array.from_buffers(
+            pyarrow.string(), len(encoded), [None, pyarrow.py_buffer(offsets), pyarrow.py_buffer(b"".join(encoded))]
+        )
+        before = len(table_cells)
+        after = len(found_ids) - before - len(encoded)
+        keys = pyarrow.concat_arrays(
+            [pyarrow.nulls(before, pyarrow.string()), keys, pyarrow.nulls(after, pyarrow.string())]
+        )
+
+        def fixed(array: np.ndarray, kind: Any) -> Any:
+            return pyarrow.Array.from_buffers(
+                kind, len(array), [None, pyarrow.py_buffer(numpy.ascontiguousarray(array))]
+            )
+
         yield pyarrow.RecordBatch.from_arrays(
             [
-                pyarrow.array(table_ids, pyarrow.int32()),
-                pyarrow.array(cells, pyarrow.int64()),
-                pyarrow.array(keys, pyarrow.string()),
-                pyarrow.array(ns, pyarrow.int64()),
+                fixed(found_ids, pyarrow.int32()),
+                fixed(found_cells, pyarrow.int64()),
+                keys,
+                fixed(found_ns, pyarrow.int64()),
             ],
             names=["tbl", "cell", "key", "n"],
         )

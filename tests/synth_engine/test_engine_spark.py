@@ -158,6 +158,28 @@ def test_data_that_does_not_match_the_schema_is_refused_by_spark_before_any_fit(
         SparkCounts(spark, schema, parquet=write_parquet(frame.head(0), tmp_path / "empty", parts=1)).check()
 
 
+def test_the_session_is_launched_with_its_memory_bounds_and_leaves_the_workers_environment_as_it_was(spark) -> None:
+    """The JVM's heap, collector and glibc arenas, the Arrow batches and the executors' arenas
+    (docs/engines.md, "The session"): the JVM launched by this process carries them; the worker's own
+    environment does not keep the arenas' variable."""
+    import os
+
+    import psutil
+
+    from synth_engine.engines.spark import SessionMemory
+
+    memory = SessionMemory()
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.driver.memory") == memory.driver_memory == "512m"
+    assert conf.get("spark.driver.extraJavaOptions").endswith(" -XX:+UseSerialGC")
+    assert conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == "32768"
+    assert conf.get("spark.executorEnv.MALLOC_ARENA_MAX") == "2"
+    (jvm,) = [child for child in psutil.Process().children(recursive=True) if child.name() == "java"]
+    assert jvm.environ().get("MALLOC_ARENA_MAX") == "2"
+    assert "-Xmx512m" in jvm.cmdline() and "-XX:+UseSerialGC" in " ".join(jvm.cmdline())
+    assert "MALLOC_ARENA_MAX" not in os.environ
+
+
 def test_a_session_that_does_not_start_in_time_or_at_all_is_refused_with_a_reason(spark) -> None:
     with pytest.raises(SparkUnavailableError, match="could not start on master 'nowhere'"):
         spark_session("nowhere")

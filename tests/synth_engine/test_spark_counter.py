@@ -95,3 +95,51 @@ def test_every_value_the_codec_cannot_code_is_counted_as_invalid() -> None:
         [(4,), (2,)],
     )
     assert invalid == 4  # SparkCounts refuses the pass with it (a table id of -1)
+
+
+WORKER = """
+import pickle, sys
+import pyarrow
+function, stream = pickle.load(sys.stdin.buffer)
+batches = list(pyarrow.ipc.open_stream(stream))
+(out,) = list(function(iter(batches)))
+print(repr(["pandas" in sys.modules, out.to_pydict()]))
+"""
+
+
+def test_the_executors_function_counts_in_a_python_with_numpy_and_pyarrow_without_loading_pandas() -> None:
+    """A Python worker of Spark unpickles the function by value and runs it; pandas would be about
+    45 MB more in each worker (pyarrow's ``to_numpy`` and ``pyarrow.array`` import it)."""
+    import ast
+    import subprocess
+    import sys
+
+    from pyspark.serializers import CloudPickleSerializer
+
+    codec = point_codec()
+    codes = [Code(None), Code(None, "cells", low=codec.low, high=codec.high, missing=codec.missing_code)]
+    function = _table_counter([code.plan() for code in codes], [(2,), (codec.n_codes,)], [(0,), (1,)], [2])
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array([0, 1, 1, 0, 9], pa.int32()).slice(0, 4),  # an offset of 0 with a longer buffer
+            pa.array([0.5, None, 2.5, 1.0, 9.0], pa.float64()).slice(0, 4),
+            pa.array(["a", "é", None, "a", "z"], pa.string()).slice(0, 4),
+        ],
+        names=["c0", "c1", "t0"],
+    ).slice(1)  # offsets of 1 in every column: rows (1, None, "é"), (1, 2.5, None), (0, 1.0, "a")
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    payload = CloudPickleSerializer().dumps((function, sink.getvalue().to_pybytes()))
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", WORKER], input=payload, capture_output=True, check=True, cwd="/"
+    )
+    pandas_loaded, out = ast.literal_eval(result.stdout.decode())
+    assert not pandas_loaded
+    rows = sorted(zip(out["tbl"], out["cell"], out["key"], out["n"], strict=True), key=repr)
+    # the label's codes 1, 1, 0; the cells of None (missing), 2.5 (cell 3) and 1.0 (the point cell 1)
+    assert rows == sorted(
+        [(0, 0, None, 1), (0, 1, None, 2), (1, codec.missing_code, None, 1), (1, 3, None, 1), (1, 1, None, 1)]
+        + [(2, 0, "a", 1), (2, 0, "é", 1)],
+        key=repr,
+    )
