@@ -342,7 +342,7 @@ SYNTHGATE_SPARK_START_TIMEOUT = env_float("SYNTHGATE_SPARK_START_TIMEOUT", 120.0
 # it must hold 450 MB or more), more options of that JVM (the collector: serial by default; e.g.
 # "-XX:+UseG1GC" for the JVM's own), the rows of an Arrow batch handed to the executors' Python
 # workers, and glibc's MALLOC_ARENA_MAX for the JVM and the executors (0: glibc's default). Together
-# about 1.5 GB for the JVM and its workers at 10 M rows x 50 columns in local[2], against 2 GB before.
+# 1.6-1.7 GB at most for the JVM and its workers at 10 M rows x 50 columns in local[2], about 2 GB before.
 SYNTHGATE_SPARK_DRIVER_MEMORY = env_str("SYNTHGATE_SPARK_DRIVER_MEMORY") or "512m"
 SYNTHGATE_SPARK_JAVA_OPTIONS = env_str("SYNTHGATE_SPARK_JAVA_OPTIONS") or "-XX:+UseSerialGC"
 SYNTHGATE_SPARK_ARROW_BATCH_ROWS = env_int("SYNTHGATE_SPARK_ARROW_BATCH_ROWS", 32_768)
