@@ -783,12 +783,7 @@ def dataset_schema_declare_columns(
             extra={"field": "columns"},
         )
     with transaction.atomic():
-        dataset = Dataset.objects.select_for_update().filter(name=name).first()
-        if dataset is None:
-            raise NotFoundError(f"No dataset named {name!r}.")
-        version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
-        if version is None:
-            raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        version = _newest_source_version_locked(name)
         if version.source_reference:
             _check_reference_declarations(version, declarations)
         accepted: set[str] = set()
@@ -944,12 +939,7 @@ def dataset_schema_types_repropose(*, actor: User, name: str, columns: list[str]
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can re-propose a dataset's types.")
     with transaction.atomic():
-        dataset = Dataset.objects.select_for_update().filter(name=name).first()
-        if dataset is None:
-            raise NotFoundError(f"No dataset named {name!r}.")
-        version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
-        if version is None:
-            raise ConflictError(f"Dataset {name!r} has no source version yet.")
+        version = _newest_source_version_locked(name)
         entries = [entry for entry in version.schema.get("columns", []) if isinstance(entry, dict)]
         names = [entry.get("name") for entry in entries]
         unknown = [column for column in columns or [] if column not in names]
@@ -1054,3 +1044,15 @@ def dataset_schema_suggestions(*, actor: User, version: DatasetVersion) -> dict[
 
 def _stored_frame(version: DatasetVersion) -> pd.DataFrame:
     return version_storage().read_version(version.storage_key, version.schema)
+
+
+def _newest_source_version_locked(name: str) -> DatasetVersion:
+    """The newest source version of dataset ``name``, its dataset row locked for the transaction
+    (declarations and re-proposals of its schema are serialised)."""
+    dataset = Dataset.objects.select_for_update().filter(name=name).first()
+    if dataset is None:
+        raise NotFoundError(f"No dataset named {name!r}.")
+    version = dataset.versions.filter(kind=VersionKind.SOURCE).order_by("-number").first()
+    if version is None:
+        raise ConflictError(f"Dataset {name!r} has no source version yet.")
+    return version

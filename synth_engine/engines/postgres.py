@@ -200,12 +200,7 @@ class PostgresCounts(SqlCounts):
         :attr:`max_packed_cells` cells and :attr:`max_sets` blocks."""
         used = sorted({column for block in blocks for column in block})
         position = {column: k for k, column in enumerate(used)}
-        selected: list[tuple[str, list[Any]]] = []
-        for column in used:
-            lookup_params: list[Any] = []
-            code_params: list[Any] = []
-            code = self.fine_code(codecs[column], code_params)
-            selected.append((self._lookup(code, bins[column].tolist(), lookup_params), [*lookup_params, *code_params]))
+        selected = self.binned_codes(codecs, bins, used)
         cells = [cells_of(block, sizes) for block in blocks]
         # blocks of nearby columns together, so that a statement names fewer columns
         order = sorted(range(len(blocks)), key=lambda b: tuple(sorted(c // LOCALITY_COLUMNS for c in blocks[b])))

@@ -294,13 +294,7 @@ class SqlCounts:
             return []
         used = sorted({column for group in groups for column in group})
         position = {column: k for k, column in enumerate(used)}
-        selected: list[tuple[str, list[Any]]] = []
-        for column in used:
-            # the lookup's parameters come first in the statement, then the code's
-            lookup_params: list[Any] = []
-            code_params: list[Any] = []
-            code = self.fine_code(codecs[column], code_params)
-            selected.append((self._lookup(code, bins[column].tolist(), lookup_params), [*lookup_params, *code_params]))
+        selected = self.binned_codes(codecs, bins, used)
         sizes = [int(b.max()) + 1 for b in bins]
         cells = [int(np.prod([sizes[column] for column in group])) for group in groups]
         rows = self._grouped(
@@ -313,6 +307,20 @@ class SqlCounts:
                 table[row[:-1]] += row[-1]
             tables.append(table)
         return tables
+
+    def binned_codes(
+        self, codecs: list[Codec], bins: list[np.ndarray], columns: list[int]
+    ) -> list[tuple[str, list[Any]]]:
+        """Each of ``columns``' bin as an SQL expression with its parameters (the bins' lookup over
+        the fine code): what the binned stage selects."""
+        selected: list[tuple[str, list[Any]]] = []
+        for column in columns:
+            # the lookup's parameters come first in the statement, then the code's
+            lookup_params: list[Any] = []
+            code_params: list[Any] = []
+            code = self.fine_code(codecs[column], code_params)
+            selected.append((self._lookup(code, bins[column].tolist(), lookup_params), [*lookup_params, *code_params]))
+        return selected
 
     def _grouped(
         self,
