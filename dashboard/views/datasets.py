@@ -111,10 +111,9 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
         raise PermissionDeniedError("Only a data steward can declare a dataset's schema.")
     dataset = dataset_get(user=signed_in_user(request), name=name)
     latest = dataset_latest_source(dataset=dataset)
-    if latest is not None and request.method == "POST" and request.POST.get("action") == "accept_types":
-        return _types_accepted(request, dataset.name, back="dataset-detail" if latest.source_reference else None)
-    if latest is not None and request.method == "POST" and request.POST.get("action") == "repropose_types":
-        return _types_reproposed(request, dataset.name, back="dataset-detail" if latest.source_reference else None)
+    action = request.POST.get("action") if request.method == "POST" else None
+    if latest is not None and action in TYPE_ACTIONS:
+        return _types_changed(request, dataset.name, action, back="dataset-detail" if latest.source_reference else None)
     if latest is None or latest.source_reference:  # nothing to declare yet, or a schema fixed at registration
         return redirect("dashboard:dataset-detail", name=name)
     data = request.POST if request.method == "POST" else None
@@ -167,33 +166,34 @@ def dataset_schema(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
-def _types_accepted(request: HttpRequest, name: str, *, back: str | None = None) -> HttpResponse:
-    """The schema step's one-step declaration: every proposed type declared as shown (logged). For
-    data registered where it lives the button is on the dataset's page (``back``), which it returns to."""
-    page = f"dashboard:{back or 'dataset-schema'}"
-    try:
-        result = services.dataset_schema_types_accept(actor=signed_in_user(request), name=name)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-        return redirect(page, name=name)
-    messages.success(request, f"Declared the proposed types on {result.version} as shown; each declaration is logged.")
-    return redirect(page, name=name)
-
-
-def _types_reproposed(request: HttpRequest, name: str, *, back: str | None = None) -> HttpResponse:
-    """Every declared type marked proposed again (logged per column), for a version registered before
-    type proposals existed: it cannot be requested until the types are declared again."""
-    page = f"dashboard:{back or 'dataset-schema'}"
-    try:
-        result = services.dataset_schema_types_repropose(actor=signed_in_user(request), name=name)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-        return redirect(page, name=name)
-    messages.success(
-        request,
-        f"The types of {result.version} are proposed again; it cannot be requested until you declare them. "
+#: the schema step's one-step changes of every type: declare the proposed types as shown, or propose
+#: the declared ones again (a version registered before type proposals existed: it cannot be
+#: requested until they are declared again); each logged per column. The service by name: the
+#: services load on first use (``core.lazy``), not when this module is imported.
+TYPE_ACTIONS: dict[str, tuple[str, str]] = {
+    "accept_types": (
+        "dataset_schema_types_accept",
+        "Declared the proposed types on {version} as shown; each declaration is logged.",
+    ),
+    "repropose_types": (
+        "dataset_schema_types_repropose",
+        "The types of {version} are proposed again; it cannot be requested until you declare them. "
         "Each column is logged.",
-    )
+    ),
+}
+
+
+def _types_changed(request: HttpRequest, name: str, action: str, *, back: str | None = None) -> HttpResponse:
+    """One of :data:`TYPE_ACTIONS`, back to the schema step, or for data registered where it lives to
+    the dataset's page (``back``) where its buttons are."""
+    page = f"dashboard:{back or 'dataset-schema'}"
+    service, success = TYPE_ACTIONS[action]
+    try:
+        result = getattr(services, service)(actor=signed_in_user(request), name=name)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect(page, name=name)
+    messages.success(request, success.format(version=result.version))
     return redirect(page, name=name)
 
 
