@@ -97,12 +97,18 @@ def _written_lines(cells: list[pa.Array]) -> pa.Buffer | None:
     written faster; None when a cell holds a comma, a quote or a line end (a cell the CSV quotes,
     which Arrow's writer refuses unquoted), for the caller to join."""
     table = pa.Table.from_arrays(cells, names=[str(index) for index in range(len(cells))])
-    stream = pa.BufferOutputStream()
+    # the lines' exact size (each cell's text, then a comma or the line end), so that the bytes are
+    # written once into one buffer of that size rather than a growing one
+    size = table.num_rows * len(cells) + sum(pc.sum(pc.binary_length(cell)).as_py() or 0 for cell in cells)
+    buffer = pa.allocate_buffer(size)
+    sink = pa.FixedSizeBufferWriter(buffer)
     try:
-        pa_csv.write_csv(table, stream, _UNQUOTED)
+        pa_csv.write_csv(table, sink, _UNQUOTED)
     except pa.ArrowInvalid:
         return None
-    return stream.getvalue()
+    # the size is exact by construction (more bytes would not fit: an OSError); fewer cannot
+    # happen either, but would leave the buffer's end unwritten, so the caller would join instead
+    return buffer if sink.tell() == size else None
 
 
 _UNQUOTED = pa_csv.WriteOptions(include_header=False, quoting_style="none", batch_size=1024)
