@@ -14,6 +14,12 @@ Arrow's C++ kernels:
   through ``repr``;
 - datetimes (naive, whole microseconds): ISO 8601 with six fractional digits.
 
+The spelled cells are then written as lines by Arrow's CSV writer without quoting (each cell as
+it is, a missing one empty, commas between, ``\n`` after), into one buffer of the lines' exact
+size; that writer refuses a cell holding a comma, a quote or a line end, which is a cell the CSV
+quotes (already quoted above), and then the rows are joined by ``binary_join_element_wise``
+instead: the same bytes either way, the writer's in about half the time.
+
 A column of any other kind (time zones, nanoseconds, mixed objects), and a one-column table
 (where the csv module quotes an empty row), are left to pandas: :func:`canonical_csv` returns
 ``None`` and the caller falls back. ``tests/governance/test_canonical_csv.py`` compares both on
