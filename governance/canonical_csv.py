@@ -14,6 +14,12 @@ Arrow's C++ kernels:
   through ``repr``;
 - datetimes (naive, whole microseconds): ISO 8601 with six fractional digits.
 
+The spelled cells are then written as lines by Arrow's CSV writer without quoting (each cell as
+it is, a missing one empty, commas between, ``\n`` after), into one buffer of the lines' exact
+size; that writer refuses a cell holding a comma, a quote or a line end, which is a cell the CSV
+quotes (already quoted above), and then the rows are joined by ``binary_join_element_wise``
+instead: the same bytes either way, the writer's in about half the time.
+
 A column of any other kind (time zones, nanoseconds, mixed objects), and a one-column table
 (where the csv module quotes an empty row), are left to pandas: :func:`canonical_csv` returns
 ``None`` and the caller falls back. ``tests/governance/test_canonical_csv.py`` compares both on
@@ -30,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 
 def _quoted_characters() -> str:
@@ -76,6 +83,9 @@ def canonical_csv_parts(
     head = header_line(columns).encode("utf-8") if header else b""
     if len(frame) == 0:
         return [head]
+    written = _written_lines(cells)
+    if written is not None:
+        return [head, written]
     # a missing cell is null until the rows are joined, which spells it empty
     cells[-1] = pc.binary_join_element_wise(_filled(cells[-1]), _EMPTY, "\n")  # the line end after the last cell
     lines = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
@@ -85,6 +95,29 @@ def canonical_csv_parts(
     if body is None:
         return [head]
     return [head, body.slice(int(offsets[0]), int(offsets[-1]) - int(offsets[0]))]
+
+
+def _written_lines(cells: list[pa.Array]) -> pa.Buffer | None:
+    """The lines of ``cells`` written by Arrow's CSV writer without quoting (each cell as it is,
+    a missing one empty, joined by commas, each line ended by ``\\n``): the bytes of joining them,
+    written faster; None when a cell holds a comma, a quote or a line end (a cell the CSV quotes,
+    which Arrow's writer refuses unquoted), for the caller to join."""
+    table = pa.Table.from_arrays(cells, names=[str(index) for index in range(len(cells))])
+    # the lines' exact size (each cell's text, then a comma or the line end), so that the bytes are
+    # written once into one buffer of that size rather than a growing one
+    size = table.num_rows * len(cells) + sum(pc.sum(pc.binary_length(cell)).as_py() or 0 for cell in cells)
+    buffer = pa.allocate_buffer(size)
+    sink = pa.FixedSizeBufferWriter(buffer)
+    try:
+        pa_csv.write_csv(table, sink, _UNQUOTED)
+    except pa.ArrowInvalid:
+        return None
+    # the size is exact by construction (more bytes would not fit: an OSError); fewer cannot
+    # happen either, but would leave the buffer's end unwritten, so the caller would join instead
+    return buffer if sink.tell() == size else None
+
+
+_UNQUOTED = pa_csv.WriteOptions(include_header=False, quoting_style="none", batch_size=1024)
 
 
 def column_cells(series: pd.Series) -> pa.Array | None:

@@ -128,34 +128,59 @@ def _arrow_column(series: pd.Series, kind: pa.DataType) -> pa.Array:
     if kind == pa.float64():
         values = series.to_numpy(dtype="float64")
         return _masked(values, np.isnan(values), kind)  # NaN is missing
-    if kind == pa.int64() and isinstance(series.dtype, pd.Int64Dtype | np.dtype):
+    if kind == pa.int64() and isinstance(series.dtype, pd.Int64Dtype):  # its values and mask as they are
+        return _masked(series.array._data, series.array._mask, kind)  # a null's value is not stored
+    if kind == pa.int64() and isinstance(series.dtype, np.dtype):
         return _masked(series.to_numpy(dtype=np.int64, na_value=0), series.isna().to_numpy(), kind)
+    if kind == pa.bool_() and isinstance(series.dtype, pd.BooleanDtype):  # bits packed by NumPy
+        values = np.packbits(series.array._data, bitorder="little")
+        return _masked(values, series.array._mask, kind, length=len(series))
     return pa.array(series.array if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) else series, kind)
 
 
-def _masked(values: np.ndarray, missing: np.ndarray, kind: pa.DataType) -> pa.Array:
-    """A fixed-width Arrow array over ``values`` (their bytes as they are, the type ``kind``), null
-    where ``missing``: the validity bitmap packed by NumPy (``pa.array``'s ``mask=`` costs about
-    ten times as much)."""
+def _masked(values: np.ndarray, missing: np.ndarray, kind: pa.DataType, *, length: int | None = None) -> pa.Array:
+    """A fixed-width Arrow array over ``values`` (their bytes as they are, the type ``kind``; ``length``
+    values when they are bits), null where ``missing``: the validity bitmap packed by NumPy
+    (``pa.array``'s ``mask=`` costs about ten times as much)."""
     values = np.ascontiguousarray(values)
     nulls = int(np.count_nonzero(missing))
     validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls else None
-    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(values)], null_count=nulls)
+    size = len(values) if length is None else length
+    return pa.Array.from_buffers(kind, size, [validity, pa.py_buffer(values)], null_count=nulls)
 
 
 def _dictionary_column(codes: np.ndarray, categories: np.ndarray) -> pa.DictionaryArray:
     """Codes (-1 missing) into ``categories`` as a dictionary array of the texts present, in
     code-point order: the file's dictionary is a function of the rows alone, whatever order or
     unused categories the ``Categorical`` had."""
-    positions = codes.astype(np.intp)  # NumPy gathers by intp; -1 reads the lookup's last entry
-    present = np.flatnonzero(np.bincount(positions + 1, minlength=len(categories) + 1)[1:])
-    texts = categories[present]
-    ordered = present[np.argsort(texts.astype(str), kind="stable")]
-    lookup = np.full(len(categories) + 1, -1, dtype=np.int32)
-    lookup[ordered] = np.arange(len(ordered), dtype=np.int32)
-    indices = lookup[positions]
+    missing = codes < 0
+    present = _present(codes, len(categories))
+    ordered = present[np.argsort(categories[present].astype(str), kind="stable")]
+    if len(ordered) == len(categories) and np.array_equal(ordered, np.arange(len(categories))):
+        indices = codes.astype(np.int32)  # every category present, in order: the codes as they are
+    else:
+        lookup = np.full(len(categories) + 1, -1, dtype=np.int32)  # -1 (missing) reads the last entry
+        lookup[ordered] = np.arange(len(ordered), dtype=np.int32)
+        indices = lookup.take(codes)
     dictionary = pa.array(categories[ordered], pa.string())
-    return pa.DictionaryArray.from_arrays(_masked(indices, codes < 0, pa.int32()), dictionary)
+    # in range by construction (a missing code's index is masked): not checked again (``safe``)
+    return pa.DictionaryArray.from_arrays(_masked(indices, missing, pa.int32()), dictionary, safe=False)
+
+
+PRESENCE_HEAD, PRESENCE_CHECKS = 4096, 16
+
+
+def _present(codes: np.ndarray, n_categories: int) -> np.ndarray:
+    """The categories that ``codes`` (-1 missing) hold, in code order: those the first
+    ``PRESENCE_HEAD`` codes hold, and any other found by one comparison a category (when at most
+    ``PRESENCE_CHECKS`` are left to look for), else counted over all codes."""
+    head = np.bincount(codes[:PRESENCE_HEAD].astype(np.intp) + 1, minlength=n_categories + 1)[1:] > 0
+    absent = np.flatnonzero(~head)
+    if len(absent) > PRESENCE_CHECKS:
+        return np.flatnonzero(np.bincount(codes.astype(np.intp) + 1, minlength=n_categories + 1)[1:])
+    for category in absent:
+        head[category] = bool((codes == category).any())
+    return np.flatnonzero(head)
 
 
 def frame_from_arrow(

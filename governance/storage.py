@@ -7,6 +7,11 @@ through one interface over ``fsspec``. Signing keys never go here (a secret on e
 (``s3://bucket/prefix`` with ``s3fs``, ``memory://name`` in one process), so workers on several
 hosts can share the versions. A key is written once (content-addressed: identical content is
 never rewritten), through a temporary name and a rename, so a reader never sees half a file.
+
+A shared store is checked before a unit of work relies on it (:meth:`VersionStorage.check_access`:
+a job when it starts and on its worker before it reads data, a registration before it reads the
+table): wrong or insufficient credentials are refused with their cause named, before anything is
+read, written or spent, instead of failing half-way (after a job's spend, say).
 """
 
 from __future__ import annotations
@@ -27,10 +32,37 @@ import fsspec
 from django.conf import settings
 from fsspec.implementations.local import LocalFileSystem
 
+from core.errors import ServiceUnavailableError
 from governance.output_formats import PARQUET, key_format
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+ACCESS_CHECK_PREFIX = "access-checks"
+_PROBE = b"synthgate: an access check; removed at once\n"
+
+# What an object store's error code says about this host's credentials (S3's codes; MinIO and Ceph
+# answer the same). Never the library's text: a person reads this, and it names the cause alone.
+_REFUSALS = {
+    "InvalidAccessKeyId": "the store does not know its access key id",
+    "SignatureDoesNotMatch": "its secret access key does not match its access key id",
+    "AccessDenied": "its credentials are not allowed to {action} objects under the storage prefix",
+    "403": "its credentials are not allowed to {action} objects under the storage prefix",
+    "AllAccessDisabled": "access to the bucket is disabled",
+    "InvalidToken": "its session token is not valid",
+    "ExpiredToken": "its session token has expired",
+    "TokenRefreshRequired": "its session token has expired",
+    "RequestTimeTooSkewed": "its clock differs too much from the store's",
+    "NoSuchBucket": "the bucket does not exist",
+}
+
+
+class StorageAccessError(ServiceUnavailableError):
+    """The artefact storage refused this host (credentials, permissions, a missing bucket) or could
+    not be reached; the message names the cause and never a key."""
+
+    code = "storage_refused"
 
 
 class VersionStorage:
@@ -45,6 +77,31 @@ class VersionStorage:
 
     def path(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}"
+
+    def check_access(self) -> None:
+        """Refuse, with the cause named, a shared store this host cannot write, read back and delete
+        in (a test object under ``access-checks/``, removed at once), so that wrong or insufficient
+        credentials stop a unit of work before it reads data or spends budget, never half-way.
+        The local data directory is not checked (its failures name their path)."""
+        if self.local:
+            return
+        probe = self.path(f"{ACCESS_CHECK_PREFIX}/{secrets.token_hex(8)}")
+        steps: tuple[tuple[str, Any], ...] = (
+            ("write", lambda: self.fs.pipe_file(probe, _PROBE)),
+            ("read", lambda: self.fs.cat_file(probe)),
+            ("delete", lambda: self.fs.rm_file(probe)),
+        )
+        for action, step in steps:
+            try:
+                answer = step()
+            except Exception as error:  # an fsspec filesystem raises OSError, botocore errors, aiohttp's ...
+                raise StorageAccessError(_refusal(action, error), extra={"cause": _error_code(error)}) from error
+            if action == "read" and answer != _PROBE:
+                raise StorageAccessError(
+                    "The artefact storage (SYNTHGATE_STORAGE_URL) did not give back the test object this host "
+                    "wrote; nothing was read, written or spent.",
+                    extra={"cause": "mismatch"},
+                )
 
     def location(self, key: str) -> str:
         """Where ``key`` is, for people: a local path, or the filesystem's URL."""
@@ -288,6 +345,33 @@ class VersionStorage:
             self.remove(key)
         if self.local:
             _remove_empty_folders(Path(self.path(prefix.strip("/"))))
+
+
+def _error_code(error: BaseException) -> str:
+    """The store's error code behind ``error`` (botocore's, which s3fs chains), else its class."""
+    seen: BaseException | None = error
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code"):
+            return str(response["Error"]["Code"])
+        seen = seen.__cause__ or seen.__context__
+    return type(error).__name__
+
+
+def _refusal(action: str, error: BaseException) -> str:
+    """One line for people: what the store refused, and why, without the library's text."""
+    code = _error_code(error)
+    cause = _REFUSALS.get(code)
+    fix = "fix this host's storage credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or its role)"
+    if cause is None and (isinstance(error, ConnectionError) or "Connect" in code or "Endpoint" in code):
+        cause, fix = "it cannot be reached", "check SYNTHGATE_STORAGE_URL and AWS_ENDPOINT_URL on this host"
+    elif cause is None:
+        cause = f"the store answered {code}"
+    return (
+        f"The artefact storage (SYNTHGATE_STORAGE_URL) refused this host: {cause.format(action=action)} "
+        f"({code}, when it tried to {action} a test object). Nothing was read, written or spent; {fix} "
+        "and try again."
+    )
 
 
 def _nulls(column: Any) -> bool:

@@ -14,6 +14,7 @@ from core.apis import (
     PAGE_PARAMETERS,
     READ_ERRORS,
     WRITE_ERRORS,
+    error_responses,
     filtered,
     list_parameters,
     paginated,
@@ -73,7 +74,11 @@ class JobListApi(APIView):
 
 
 class JobStartApi(APIView):
-    @extend_schema(operation_id="job_start", request=None, responses={201: JobOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="job_start",
+        request=None,
+        responses={201: JobOutputSerializer, **WRITE_ERRORS, **error_responses(503)},
+    )
     def post(self, request: Request, request_id: int) -> Response:
         """Approved → generating: start the request's generation job (queued, or in-process without a broker)."""
         # The jobs service (pandas, scikit-learn) loads on the first job, not with the URLconf.

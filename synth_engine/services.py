@@ -69,7 +69,7 @@ from governance.services import (
     request_transition,
     version_row_estimate,
 )
-from governance.storage import Removable, version_storage
+from governance.storage import Removable, StorageAccessError, version_storage
 from synth_engine.assurance.version import generator_version
 from synth_engine.generators.base import Generator, GeneratorError, PrivacySpent
 from synth_engine.generators.domain import CategoricalCodec, target_shares
@@ -117,8 +117,11 @@ def generation_job_start(*, actor: User, request_id: int) -> GenerationJob:
     """Approved request → generating: create its job and queue it once the transaction commits.
 
     When the broker cannot be reached the job ends ``failed`` at once, the request goes back to
-    ``approved`` with its reservation kept, and the caller gets a ServiceUnavailableError.
+    ``approved`` with its reservation kept, and the caller gets a ServiceUnavailableError. When
+    the artefact storage refuses this host (``VersionStorage.check_access``) nothing starts: the
+    caller gets a StorageAccessError naming the cause, and the request stays ``approved``.
     """
+    version_storage().check_access()  # before the locks: a network round trip
     with transaction.atomic():
         request = access_request_lock(request_id)
         if not request_visible_to(actor, request):
@@ -163,14 +166,39 @@ def _start_refused(job_id: int, actor: User, error: Exception) -> None:
     )
     with transaction.atomic():
         job = _job_locked(job_id)
-        request = DataRequest.objects.select_for_update().get(pk=job.request_id)
-        job.status, job.error, job.finished_at = JobStatus.FAILED, message, timezone.now()
-        job.save(update_fields=["status", "error", "finished_at", "updated_at"])
-        audit_event_record(actor=actor, action="job.failed", obj=job, after={"error": message, "data_touched": False})
-        request_transition(
-            request=request, target=RequestState.APPROVED, actor=actor, action="requeue", extra={"job": job.pk}
-        )
+        _requeue_locked(job, message=message, actor=actor)
     raise ServiceUnavailableError(message, extra={"job": job_id, "request": job.request_id}) from error
+
+
+def _requeue_locked(job: GenerationJob, *, message: str, actor: User | None) -> None:
+    """End a locked job that read nothing and spent nothing; its request goes back to ``approved``
+    with its reservation kept, to be started again once the cause is fixed."""
+    request = DataRequest.objects.select_for_update().get(pk=job.request_id)
+    job.status, job.error, job.finished_at = JobStatus.FAILED, message, timezone.now()
+    job.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    audit_event_record(actor=actor, action="job.failed", obj=job, after={"error": message, "data_touched": False})
+    request_transition(
+        request=request, target=RequestState.APPROVED, actor=actor, action="requeue", extra={"job": job.pk}
+    )
+
+
+def _storage_refused(job_id: int, error: StorageAccessError) -> None:
+    """The worker's artefact storage refused it before the job read anything: the request is given
+    back (``approved``, reservation kept), as when the queue is down; a job that did read data
+    (it cannot have: the check comes first) would end as any failure does."""
+    logger.warning("Generation job %s: %s", job_id, error.message)
+    message = (
+        f"{error.message} The request is back to 'approved' with its reservation kept: start it again "
+        "once the worker's storage credentials are fixed."
+    )
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        if job.is_terminal:
+            return
+        if job.data_touched_at is not None or job.request.state != RequestState.GENERATING:
+            _mark_failed_locked(job, status=JobStatus.FAILED, error=error.message)
+        else:
+            _requeue_locked(job, message=message, actor=None)
 
 
 def _check_reservation(request: DataRequest) -> None:
@@ -251,6 +279,8 @@ def _run(job_id: int) -> GenerationJob:
                 output.synthetic.discard()  # moved into place when stored; removed if the job ends otherwise
     except JobCancelledError:
         _finish_failed(job.pk, status=JobStatus.CANCELLED, error="cancelled on request", timings=timings)
+    except StorageAccessError as error:
+        _storage_refused(job.pk, error)
     except Exception as error:  # every failure must end the job in a terminal state
         if connection_lost(error):
             raise  # this connection is dead: the job is ended on a fresh one
@@ -408,6 +438,9 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
     source = request.source_version
     generator = get_generator(job.generator, **job.parameters)
     with _phase(job, "loading", 5, timings):
+        # This worker's artefact storage must take the versions the job writes after it has spent:
+        # wrong or read-only credentials are refused now, before anything is read or spent.
+        version_storage().check_access()
         # Bad data (one-class label, all-null or infinite columns, undeclared ID-like columns, a
         # referenced table that changed) is refused here, before the data is touched for
         # training and before any spend.

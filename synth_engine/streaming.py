@@ -84,29 +84,37 @@ def _cells(values: Any) -> Any:
 
 def _typed_values(series: pd.Series, kind: str) -> pd.Series | None:
     """``series`` as ``typed_column`` would give it from its cells' text, when its values already
-    have the schema's type (else None: the caller types it cell by cell)."""
-    dtype, missing = series.dtype, series.isna().to_numpy()
+    have the schema's type (else None: the caller types it cell by cell). A column as the
+    generators draw it (``Int64``, ``float64``, ``boolean``, ``datetime64[ns]``) keeps its arrays."""
+    dtype = series.dtype
     numpy_kind = dtype.kind if isinstance(dtype, np.dtype) else ""
     if kind == "categorical" and numpy_kind == "O":
-        values = series.to_numpy()
+        values, missing = series.to_numpy(), series.isna().to_numpy()
         if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
             return None
         out = values.copy()
         out[missing | (values == "")] = None
         return pd.Series(out, dtype=object)
     if kind == "integer" and numpy_kind in ("u", "f"):
-        numbers = series.to_numpy(dtype="float64")
+        numbers, missing = series.to_numpy(dtype="float64"), series.isna().to_numpy()
         if not _whole_and_exact(numbers[~missing]):
             return None  # fractions, infinities or beyond 2**53: the cell-by-cell path's errors and parsing
         return _integers(np.where(missing, 0, numbers).astype(np.int64), missing)
-    if kind == "integer" and (numpy_kind == "i" or isinstance(dtype, pd.Int64Dtype)):
-        return _integers(series.to_numpy(dtype=np.int64, na_value=0), missing)
-    if kind == "float" and dtype == np.float64 and np.isfinite(series.to_numpy()[~missing]).all():
-        return pd.Series(series.to_numpy(), dtype="float64")
-    if kind == "boolean" and (isinstance(dtype, pd.BooleanDtype) or numpy_kind == "b"):
+    if kind == "integer" and isinstance(dtype, pd.Int64Dtype):  # as drawn: its values and mask, uncopied
+        drawn = series.array
+        if not drawn._mask.any():
+            return pd.Series(drawn._data, copy=False)
+        return pd.Series(pd.arrays.IntegerArray(drawn._data, drawn._mask), copy=False)
+    if kind == "integer" and numpy_kind == "i":
+        return pd.Series(series.to_numpy(dtype=np.int64), copy=False)
+    if kind == "float" and dtype == np.float64 and not np.isinf(series.to_numpy()).any():  # NaN is missing
+        return pd.Series(series.to_numpy(), dtype="float64", copy=False)
+    if kind == "boolean" and isinstance(dtype, pd.BooleanDtype):
+        return pd.Series(series.array, copy=False)
+    if kind == "boolean" and numpy_kind == "b":
         return series.astype("boolean")
     if kind == "datetime" and dtype == np.dtype("datetime64[ns]"):
-        return pd.Series(series.to_numpy(), dtype="datetime64[ns]")
+        return pd.Series(series.to_numpy(), dtype="datetime64[ns]", copy=False)
     return None
 
 
@@ -138,8 +146,10 @@ def _drawn_categorical(series: pd.Series) -> pd.Series | None:
     categories = series.cat.categories
     if categories.dtype.kind != "O" or pd.api.types.infer_dtype(categories, skipna=False) not in ("string", "empty"):
         return None
-    codes = series.cat.codes.to_numpy()
     empty = np.flatnonzero(categories.to_numpy() == "")
+    if not len(empty) and not series.cat.ordered:
+        return pd.Series(series.array, copy=False)  # already so (as drawn): the same Categorical
+    codes = series.cat.codes.to_numpy()
     if len(empty):  # an empty text is a missing cell in the stored form
         position = int(empty[0])
         codes = np.where(codes == position, -1, np.where(codes > position, codes - 1, codes)).astype(codes.dtype)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -30,6 +31,8 @@ from governance.selectors import (
     dataset_latest_source,
     dataset_version_list,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dashboard_view
@@ -320,8 +323,12 @@ def _kept_upload(request: HttpRequest, staged: StagedUpload | None) -> StagedUpl
     if upload is None:
         return staged
     user_id = signed_in_user(request).pk
-    upload_discard(user_id=user_id, token=staged.token if staged else None)
-    return upload_stage(user_id=user_id, upload=upload)
+    try:
+        upload_discard(user_id=user_id, token=staged.token if staged else None)
+        return upload_stage(user_id=user_id, upload=upload)
+    except OSError:  # the storage refuses this host (the form says why when it registers): not kept
+        logger.warning("The upload of user %s could not be staged for the next attempt", user_id, exc_info=True)
+        return staged
 
 
 def _register(request: HttpRequest, data: dict, staged: StagedUpload | None) -> services.RegistrationResult:

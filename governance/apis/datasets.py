@@ -329,7 +329,7 @@ class DatasetRegisterApi(APIView):
             201: RegistrationOutputSerializer,
             200: RegistrationOutputSerializer,
             **WRITE_ERRORS,
-            **error_responses(413),
+            **error_responses(413, 503),
         },
     )
     def post(self, request: Request) -> Response:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -246,7 +246,11 @@ class _Checking:
         names: ``named``), else (the problem, None)."""
         if named == -1:
             return "its name is not a checkpoint's (it was put there by hand)", None
-        problem, checkpoint = _parse(text, self.trusted, kind)
+        return self._checked(named, _parse(text, self.trusted, kind))
+
+    def _checked(self, named: int | None, parsed: tuple[str, Checkpoint | None]) -> tuple[str, Checkpoint | None]:
+        """A parsed checkpoint checked against the event its name gives and its timestamp."""
+        problem, checkpoint = parsed
         if checkpoint is not None and named is not None and checkpoint.length != named:
             return (
                 f"holds the signed checkpoint of event {checkpoint.length}, not of event {named} as its name says: "
@@ -272,8 +276,8 @@ class _Checking:
         if problem:
             return [(f"{label}: {problem}", None)]
         results: list[tuple[str, Checkpoint | None]] = []
-        for line in lines:
-            problem, checkpoint = self.verified(None, line, "segment")
+        for _, decoded in lines:  # each line parsed once, by _segment_lines
+            problem, checkpoint = self._checked(None, _parsed(decoded, self.trusted, "segment"))
             results.append((f"{label}: {problem}" if problem else "", checkpoint))
         return results
 
@@ -372,7 +376,7 @@ def checkpoints_compact(*, keep: int = 100) -> Compaction:
     # verified as written before anything is removed: a store that altered or lost it keeps the singles
     written = storage.read_many([key]).get(key, b"").decode("utf-8", errors="replace")
     problem, kept_lines = _segment_lines(written, checking.trusted, (first, last))
-    if problem or kept_lines != texts:
+    if problem or [line for line, _ in kept_lines] != texts:
         raise CompactionRefused(
             f"The segment {key} did not read back as written ({problem or 'other lines'}); nothing was removed."
         )
@@ -416,16 +420,19 @@ def _segment_envelope(lines: list[str], first: int, last: int) -> dict[str, obje
     }
 
 
-def _segment_lines(text: str, trusted: dict[str, x509.Certificate], named: tuple[int, int]) -> tuple[str, list[str]]:
-    """("", its checkpoint lines) when a segment's signature verifies and its name, count and
-    digest agree with its lines; else (the problem, [])."""
+def _segment_lines(
+    text: str, trusted: dict[str, x509.Certificate], named: tuple[int, int]
+) -> tuple[str, list[tuple[str, Any]]]:
+    """("", its checkpoint lines, each with its JSON parsed) when a segment's signature verifies and
+    its name, count and digest agree with its lines; else (the problem, [])."""
     try:
         data = json.loads(text)
         lines = [str(line) for line in data["checkpoints"]]
         first, last, count = int(data["first"]), int(data["last"]), int(data["count"])
         digest, at, signer = str(data["digest"]), str(data["at"]), str(data["signer"])
         signature = base64.b64decode(str(data["signature"]), validate=True)
-        lengths = [int(json.loads(line)["length"]) for line in lines]
+        decoded = [json.loads(line) for line in lines]
+        lengths = [int(item["length"]) for item in decoded]
     except (ValueError, KeyError, TypeError):
         return "not a checkpoint segment (the object was edited)", []
     certificate = trusted.get(signer)
@@ -445,7 +452,7 @@ def _segment_lines(text: str, trusted: dict[str, x509.Certificate], named: tuple
             "it was moved or renamed",
             [],
         )
-    return "", lines
+    return "", list(zip(lines, decoded, strict=True))
 
 
 def _object_keys(storage: VersionStorage) -> list[str]:
@@ -484,6 +491,14 @@ def _object_entries(
 def _parse(line: str, trusted: dict[str, x509.Certificate], kind: str = "file") -> tuple[str, Checkpoint | None]:
     try:
         data = json.loads(line)
+    except ValueError:
+        return f"not a checkpoint (the {kind} was edited)", None
+    return _parsed(data, trusted, kind)
+
+
+def _parsed(data: Any, trusted: dict[str, x509.Certificate], kind: str) -> tuple[str, Checkpoint | None]:
+    """A checkpoint line's parsed JSON checked: its fields, its signer, its signature."""
+    try:
         checkpoint = Checkpoint(
             length=int(data["length"]),
             hash=str(data["hash"]),

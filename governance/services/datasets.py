@@ -107,12 +107,16 @@ def dataset_register(
     applied to the given or inferred schema before the table is checked against it, and logged with
     the new version.
 
+    A shared artefact storage that refuses this host is named before the table is read
+    (``StorageAccessError``; nothing is written or charged).
+
     A given ``schema`` declares its types outright; without one, each type is proposed from the
     rows (``type_proposed``) and the version cannot be requested until the steward declares it
     (a ``type`` in ``declarations``, or :func:`dataset_schema_types_accept` afterwards).
     """
     if not user_has_role(actor, Role.STEWARD):
         raise PermissionDeniedError("Only a data steward can register datasets.")
+    version_storage().check_access()  # the table is stored there: refused before it is read, as a whole
     schema = schema_types_declared(schema)
     errors: list[ValidationError] = []
     fields = _registration_fields(errors, name, epsilon_cap, delta_cap, description, sensitivity)

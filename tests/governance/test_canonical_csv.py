@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from core.errors import DatasetFormatError
+from governance import canonical_csv as canonical_csv_module
 from governance.canonical_csv import canonical_csv
 from governance.ingest import build_table
 from synth_engine.streaming import table_from_frame
@@ -119,3 +120,20 @@ def test_a_categorical_column_is_written_as_its_texts_are():
     coded = typed.assign(text=typed["text"].astype("category"))
     assert isinstance(coded["text"].dtype, pd.CategoricalDtype) and coded["text"].isna().any()
     assert canonical_csv(coded, list(coded.columns)) == canonical_csv(typed, list(typed.columns)) == _pandas_csv(typed)
+
+
+def test_lines_without_a_quoted_cell_are_written_by_arrow_and_others_joined_with_the_same_bytes():
+    """Arrow's CSV writer writes the lines when no cell needs quoting (it refuses a comma, a quote
+    or a line end unquoted); with one such cell the lines are joined; pandas' bytes either way."""
+    plain = _through_text(
+        _generated(3_000, 6).assign(text=lambda f: f["text"].where(f["text"].isin(["plain", ""])))
+    ).frame
+    cells = [canonical_csv_module._cells(plain[name]) for name in plain.columns]
+    assert canonical_csv_module._written_lines(cells) is not None
+    assert canonical_csv(plain, list(plain.columns)) == _pandas_csv(plain)
+    for odd in ['say "hi"', "a,b", "line\nend", "cr\rhere"]:
+        frame = plain.copy()
+        frame.loc[1_234, "text"] = odd
+        cells = [canonical_csv_module._cells(frame[name]) for name in frame.columns]
+        assert canonical_csv_module._written_lines(cells) is None
+        assert canonical_csv(frame, list(frame.columns)) == _pandas_csv(frame)

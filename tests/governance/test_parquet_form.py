@@ -14,7 +14,14 @@ import pytest
 
 from governance.ingest import build_table, canonical_bytes, canonical_frame
 from governance.output_formats import key_format, output_format_checked
-from governance.parquet_form import arrow_table, frame_from_arrow, write_options
+from governance.parquet_form import (
+    PRESENCE_CHECKS,
+    PRESENCE_HEAD,
+    _dictionary_column,
+    arrow_table,
+    frame_from_arrow,
+    write_options,
+)
 from governance.storage import VersionStorage
 from synth_engine.streaming import sample_to_file, table_from_frame
 from tests.audits.test_audit_sample_stream import SCHEMA as STREAM_SCHEMA
@@ -139,3 +146,29 @@ def test_an_unknown_output_format_is_refused_with_the_formats_offered():
     with pytest.raises(Exception, match="csv, parquet") as refused:
         output_format_checked("xlsx")
     assert refused.value.extra == {"field": "output_format", "allowed": ["csv", "parquet"]}
+
+
+def _dictionary_reference(codes: np.ndarray, categories: np.ndarray) -> tuple[list, list]:
+    """The dictionary column by definition: the texts present sorted, each row its text's index."""
+    texts = sorted({categories[code] for code in codes if code >= 0})
+    return texts, [texts.index(categories[code]) if code >= 0 else None for code in codes]
+
+
+@pytest.mark.parametrize("case", ["all early", "one late", "many late", "missing and unused"])
+def test_a_dictionary_column_holds_the_texts_present_sorted_wherever_they_first_occur(case):
+    rng = np.random.default_rng(7)
+    width = 40 if case == "many late" else 10  # more categories than are looked for one by one
+    categories = np.array([f"t{index:02d}" for index in range(width)][::-1] + ["other"], dtype=object)
+    n = PRESENCE_HEAD * 3
+    codes = rng.integers(0, 5, n).astype(np.int8)
+    if case == "one late":  # a category first seen far past the head, others never
+        codes[-3] = 8
+    if case == "many late":
+        codes[-PRESENCE_CHECKS - 5 :] = np.arange(10, 10 + PRESENCE_CHECKS + 5)
+    if case == "missing and unused":
+        codes[rng.random(n) < 0.2] = -1
+        codes[PRESENCE_HEAD + 1] = width  # other
+    column = _dictionary_column(codes, categories)
+    texts, indices = _dictionary_reference(codes, categories)
+    assert column.dictionary.to_pylist() == texts
+    assert column.indices.to_pylist() == indices
