@@ -38,7 +38,10 @@ time), ``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``samp
 drawn, typed, checked and written as canonical CSV, the next chunk drawn in a second thread
 meanwhile, each chunk's rows formatted in two runs at once), ``parquet_rows_per_s`` and
 ``parquet_cpu_rows_per_s`` (the same path writing a request's Parquet output: one row group a
-chunk), ``peak_rss_mb`` at the end,
+chunk), ``csv_draw_ms`` / ``parquet_draw_ms`` (the drawing thread's CPU a chunk of 100,000 rows in
+that path) and ``csv_rest_ms`` / ``parquet_rest_ms`` (the rest of the process's CPU a chunk: typing,
+encoding, hashing, writing; on an idle 2-core machine the larger of the two bounds the chunk's
+wall time), ``peak_rss_mb`` at the end,
 and the load average. The machine is shared: compare figures with the load beside them.
 ``BENCH_DUCKDB_MEMORY`` (default ``1GB``, the engine's) and ``BENCH_DUCKDB_THREADS`` set DuckDB's
 limits. A path that fails prints its last error line instead of figures.
@@ -345,17 +348,25 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
     for start in range(0, sample_rows, SAMPLE_CHUNK):
         model.sample_for_output(min(SAMPLE_CHUNK, sample_rows - start))  # the job's draws
     draw_s, draw_cpu = time.perf_counter() - drawn, time.process_time() - cpu
+    drawing: list[float] = []  # the drawing thread's CPU of each draw in the job's path
+
+    def sample(rows: int) -> Any:
+        started = time.thread_time()
+        frame = model.sample_for_output(rows)
+        drawing.append(time.thread_time() - started)
+        return frame
+
+    chunks = -(-sample_rows // SAMPLE_CHUNK)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
         written, cpu = time.perf_counter(), time.process_time()
-        streamed = sample_to_file(
-            model.sample_for_output, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK
-        )
+        streamed = sample_to_file(sample, sample_rows, bench_schema(), Path(scratch), chunk_rows=SAMPLE_CHUNK)
         write_s, write_cpu = time.perf_counter() - written, time.process_time() - cpu
+        csv_draw_cpu, drawing[:] = sum(drawing), []
         size = streamed.size_bytes
         streamed.discard()
         written, cpu = time.perf_counter(), time.process_time()
         streamed = sample_to_file(
-            model.sample_for_output,
+            sample,
             sample_rows,
             bench_schema(),
             Path(scratch),
@@ -363,6 +374,7 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
             file_format="parquet",
         )
         parquet_s, parquet_cpu = time.perf_counter() - written, time.process_time() - cpu
+        parquet_draw_cpu = sum(drawing)
         parquet_size = streamed.size_bytes
         streamed.discard()
     return {
@@ -383,9 +395,13 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
         "write_rows_per_s": round(sample_rows / write_s),
         "write_cpu_rows_per_s": round(sample_rows / write_cpu),
         "csv_mb": round(size / 1e6),
+        "csv_draw_ms": round(1000 * csv_draw_cpu / chunks),
+        "csv_rest_ms": round(1000 * (write_cpu - csv_draw_cpu) / chunks),
         "parquet_rows_per_s": round(sample_rows / parquet_s),
         "parquet_cpu_rows_per_s": round(sample_rows / parquet_cpu),
         "parquet_mb": round(parquet_size / 1e6),
+        "parquet_draw_ms": round(1000 * parquet_draw_cpu / chunks),
+        "parquet_rest_ms": round(1000 * (parquet_cpu - parquet_draw_cpu) / chunks),
         "peak_rss_mb": round(peak_rss_mb()),
         "load": round(os.getloadavg()[0], 1),
     }
@@ -414,7 +430,8 @@ HEADER = [
     "tree_peak_mb",
 ]
 HEADER += ["draw_rows_per_s", "draw_cpu_rows_per_s", "write_rows_per_s", "write_cpu_rows_per_s", "csv_mb"]
-HEADER += ["parquet_rows_per_s", "parquet_cpu_rows_per_s", "parquet_mb", "peak_rss_mb", "load"]
+HEADER += ["csv_draw_ms", "csv_rest_ms", "parquet_rows_per_s", "parquet_cpu_rows_per_s", "parquet_mb"]
+HEADER += ["parquet_draw_ms", "parquet_rest_ms", "peak_rss_mb", "load"]
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ Arrow's C++ kernels:
   pandas, gives). Arrow's cast spells the same shortest digits positionally for 1e-4 ≤ |x| < 1e10
   (and zero) without a trailing ``.0`` on whole numbers, which is added; every other value goes
   through ``repr``;
-- datetimes (naive, whole microseconds): ISO 8601 with six fractional digits.
+- datetimes (naive, whole microseconds): ISO 8601 with six fractional digits (Arrow's cast, its
+  space made a ``T``).
 
 The spelled cells are then written as lines by Arrow's CSV writer without quoting (each cell as
 it is, a missing one empty, commas between, ``\n`` after), into one buffer of the lines' exact
@@ -183,6 +184,9 @@ def _datetime_cells(values: np.ndarray) -> pa.Array | None:
     micros = np.where(missing, 0, nanoseconds // 1000)
     if missing.all():
         return pa.nulls(len(values), pa.string())
+    cast = _cast_datetime_cells(micros, missing)
+    if cast is not None:
+        return cast
     days = np.floor_divide(micros, _DAY_MICROS)
     first, last = int(days[~missing].min()), int(days[~missing].max())
     if last - first > 4 * len(values) + 1000:  # a sparse span: spelled row by row
@@ -202,6 +206,28 @@ def _datetime_cells(values: np.ndarray) -> pa.Array | None:
 
 
 _DAY_MICROS = 86_400_000_000
+_STAMP_LENGTH = len("2000-01-01 00:00:00.000000")
+
+
+def _cast_datetime_cells(micros: np.ndarray, missing: np.ndarray) -> pa.Array | None:
+    """The stamps spelled by Arrow's cast (``2000-01-01 00:00:00.000000``), the space made a ``T``
+    in place: ISO 8601 with six fractional digits, as NumPy spells them. None (the caller spells
+    them by parts) unless every stamp has that layout (a four-digit year)."""
+    stamps = pa.Array.from_buffers(
+        pa.timestamp("us"),
+        len(micros),
+        [pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None, pa.py_buffer(micros)],
+    )
+    text = pc.cast(stamps, pa.string())
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=len(text) + 1, offset=text.offset * 4)
+    starts = offsets[:-1][~missing]
+    if not np.all(np.diff(offsets)[~missing] == _STAMP_LENGTH):
+        return None
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8).copy()
+    if not np.all(data[starts + 10] == ord(" ")):
+        return None
+    data[starts + 10] = ord("T")
+    return pa.Array.from_buffers(pa.string(), len(text), [text.buffers()[0], text.buffers()[1], pa.py_buffer(data)])
 
 
 @functools.cache
