@@ -36,7 +36,10 @@ floor* beside them: the real holdout scored against the training rows on the sam
 the calibrated audit (:func:`audits.metrics.suite.run_audit` with the fidelity limits calibrated
 to the holdout floor and to :func:`audits.outlook.fidelity_noise_for`'s prediction, as the
 platform does) on every clean release, and on the same release with 1 % of its rows replaced by
-verbatim training rows (which must be blocked): verdict counts and the checks that failed.
+verbatim training rows (which must be blocked): verdict counts and the checks that failed. When
+1 % passes and the clean audit's ``exact_copies`` states a larger ``detectable_copy_share`` (the
+smallest copy share it could catch; docs/audit-calibration.md), the release with that share of
+copies is audited too, and must be blocked.
 ``--skip-audit`` prints the quality measures only.
 ``--train-rows`` caps the training rows (the holdout keeps its split) to fit a time budget.
 """
@@ -322,6 +325,7 @@ def audit(train, holdout, synthetic, schema, noise, seed) -> tuple[tuple[str, tu
     verdict on the same release with 1 % of its rows replaced by verbatim training rows."""
     from audits.metrics.base import CHECK_SPECS
     from audits.metrics.bias import BIAS_CHECKS
+    from audits.metrics.power import planted_rows
     from audits.metrics.suite import run_audit
 
     clean = run_audit(
@@ -347,7 +351,19 @@ def audit(train, holdout, synthetic, schema, noise, seed) -> tuple[tuple[str, tu
     copies = train.iloc[rng.choice(len(train), count, replace=False)][list(synthetic.columns)]
     leaky = pd.concat([synthetic.drop(index=synthetic.index[positions]), copies], ignore_index=True)
     copied = run_audit(train, holdout, leaky, schema, random_state=seed, fidelity_noise=noise.noise, privacy_only=True)
-    return (clean.verdict, tuple(clean.failed_checks)), tuple(fixed), ("blocked" if copied.blocked else copied.verdict)
+    outcome = "blocked" if copied.blocked else copied.verdict
+    stated = next(c for c in clean.checks if c.name == "exact_copies").details.get("detectable_copy_share")
+    if not copied.blocked and stated is not None and stated > 0.01:
+        # the audit states it could not catch 1 %: copies at the share it states must be blocked
+        count = planted_rows(len(synthetic), stated, len(train))
+        positions = rng.choice(len(synthetic), count, replace=False)
+        copies = train.iloc[rng.choice(len(train), count, replace=False)][list(synthetic.columns)]
+        at_stated = pd.concat([synthetic.drop(index=synthetic.index[positions]), copies], ignore_index=True)
+        again = run_audit(
+            train, holdout, at_stated, schema, random_state=seed, fidelity_noise=noise.noise, privacy_only=True
+        )
+        outcome += f" (stated detectable share {stated:.1%}: {'blocked' if again.blocked else again.verdict} there)"
+    return (clean.verdict, tuple(clean.failed_checks)), tuple(fixed), outcome
 
 
 def runs(

@@ -25,7 +25,8 @@ distance to closest record (DCR).
   docs/audit-calibration.md). ``details.detectable_copy_share`` is the smallest share of the
   release's rows that, planted as verbatim training rows, this audit would block in 4 plantings of
   5 (simulated on its own counts, :func:`detectable_copy_share`): 1 % where chance matches are
-  rare, 2-5 % on Fair's survey, where no test calibrated on the holdout can find 1 % reliably.
+  rare, 2-5 % on Fair's survey (1-10 % over 40 splits), where no test calibrated on the holdout
+  can find 1 % reliably.
 - ``unique_row_reproduction`` (blocking, zero tolerance): synthetic rows equal in every column to a
   training row that is unique on its quasi-identifiers and absent from the holdout (the classic
   re-identification of a population unique; Sweeney 2002, Sec. 2). Matches on
