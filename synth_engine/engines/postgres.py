@@ -9,8 +9,9 @@ the counts cross to the worker, which adds the noise.
 Each row's codes are computed once a stage: the binned stage (1,225 tables at 50 columns) writes
 them into a temporary table of the session (``smallint``, analyzed, rolled back at the end) and
 counts its tables over it by blocks of columns, each block's codes packed in one integer key
-(:func:`cover_groups`, :class:`PackedPart`: 497 grouping sets of one column for 1,176 groups at
-50 columns, each group's table summed from its block's in the worker); where no temporary table
+(:func:`cover_groups`, :class:`PackedPart`: 388 grouping sets of one column for 1,176 groups at
+50 columns, the label left out of the keys and counted by an aggregate a value, each group's
+table summed from its block's in the worker); where no temporary table
 can be made (a standby, a read-only transaction of the caller's) and for the other stages, one
 statement holds the codes in a ``MATERIALIZED`` common table expression and counts every part
 over it. Given ``connect``, a large table is counted by two connections at once, each over half
@@ -123,6 +124,11 @@ class PostgresCounts(SqlCounts):
     max_block_cells = 16_384
     #: the most cells of the blocks one statement counts
     max_packed_cells = 40_000
+    #: a column every packed group names (MST's label) with at most this many bins is counted by
+    #: one aggregate a value (``count(*) FILTER (WHERE label = j)``) of each block's cells rather
+    #: than in their keys: each hash table holds a cell of the other columns, so a block of as many
+    #: entries covers more groups (388 blocks instead of 497 at 50 columns); 0: none
+    lead_bins = 4
 
     def __init__(
         self,
@@ -171,21 +177,21 @@ class PostgresCounts(SqlCounts):
         row and each group's table summed from its block's; the others (a group naming a column
         twice, or whose own cells exceed :attr:`max_block_cells`) by their columns."""
         sizes = [int(b.max()) + 1 for b in bins]
-        fits = [
-            g
-            for g, group in enumerate(groups)
-            if self.packed and len(set(group)) == len(group) and cells_of(group, sizes) <= self.block_bound
-        ]
+        distinct = [g for g, group in enumerate(groups) if self.packed and len(set(group)) == len(group)]
+        lead = lead_column([groups[g] for g in distinct], sizes, self.lead_bins)
+        keyed = {g: tuple(c for c in groups[g] if c != lead) for g in distinct}
+        fits = [g for g in distinct if keyed[g] and cells_of(keyed[g], sizes) <= self.block_bound]
         rest = [g for g in range(len(groups)) if g not in set(fits)]
         tables: dict[int, np.ndarray] = {}
         if rest:
             counted = super()._binned_tables(codecs, bins, [groups[g] for g in rest])
             tables.update(zip(rest, counted, strict=True))
         if fits:
-            blocks, holder = cover_groups([groups[g] for g in fits], sizes, self.block_bound)
-            block_tables = self._block_tables(codecs, bins, sizes, blocks)
+            blocks, holder = cover_groups([keyed[g] for g in fits], sizes, self.block_bound)
+            block_tables = self._block_tables(codecs, bins, sizes, blocks, lead)
+            head = () if lead is None else (lead,)
             for g, b in zip(fits, holder, strict=True):
-                tables[g] = marginal(block_tables[b], blocks[b], groups[g])
+                tables[g] = marginal(block_tables[b], head + blocks[b], groups[g])
         return [tables[g] for g in range(len(groups))]
 
     @property
@@ -194,11 +200,17 @@ class PostgresCounts(SqlCounts):
         return min(int(self.max_block_cells), 2**31 - 1)
 
     def _block_tables(
-        self, codecs: list[Codec], bins: list[np.ndarray], sizes: list[int], blocks: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        sizes: list[int],
+        blocks: list[tuple[int, ...]],
+        lead: int | None = None,
     ) -> list[np.ndarray]:
-        """Each block's table (shape: its columns' bins), counted in statements of at most
-        :attr:`max_packed_cells` cells and :attr:`max_sets` blocks."""
-        used = sorted({column for block in blocks for column in block})
+        """Each block's table (shape: its columns' bins, after the ``lead`` column's when given:
+        counted by one aggregate a value of it rather than in the key), counted in statements of
+        at most :attr:`max_packed_cells` cells and :attr:`max_sets` blocks."""
+        used = sorted({column for block in blocks for column in block} | ({lead} if lead is not None else set()))
         position = {column: k for k, column in enumerate(used)}
         selected = self.binned_codes(codecs, bins, used)
         cells = [cells_of(block, sizes) for block in blocks]
@@ -220,14 +232,17 @@ class PostgresCounts(SqlCounts):
                 PackedPart(
                     [tuple(position[c] for c in blocks[b]) for b in part],
                     [tuple(sizes[c] for c in blocks[b]) for b in part],
+                    lead=None if lead is None else (position[lead], sizes[lead]),
+                    check_lead=p == 0,
                 )
-                for part in parts
+                for p, part in enumerate(parts)
             ],
         )
+        head = () if lead is None else (sizes[lead],)
         tables: list[np.ndarray] = [np.empty(0)] * len(blocks)
         for part, found in zip(parts, counted, strict=True):
             for b, flat in zip(part, found, strict=True):
-                tables[b] = flat.reshape(tuple(sizes[c] for c in blocks[b]))
+                tables[b] = flat.reshape(head + tuple(sizes[c] for c in blocks[b]))
         return tables
 
     def _count_parts(
@@ -708,6 +723,16 @@ def cover_groups(
     return blocks, holder
 
 
+def lead_column(groups: list[tuple[int, ...]], sizes: list[int], most: int) -> int | None:
+    """The column every one of ``groups`` names with the fewest bins, if it has at most ``most``
+    (at least 2) and some group names another column; else ``None``."""
+    if not groups or most < 2 or all(len(group) < 2 for group in groups):
+        return None
+    common = set(groups[0]).intersection(*groups[1:])
+    fitting = [c for c in common if 2 <= sizes[c] <= most]
+    return min(fitting, key=lambda c: (sizes[c], c)) if fitting else None
+
+
 def marginal(table: np.ndarray, block: tuple[int, ...], group: tuple[int, ...]) -> np.ndarray:
     """The table of ``group`` (its columns in its order) summed from a table of ``block``."""
     summed_ = table.sum(axis=tuple(i for i, c in enumerate(block) if c not in group))
@@ -725,16 +750,29 @@ class PackedPart:
 
     integer_keys = True
 
-    def __init__(self, blocks: list[tuple[int, ...]], sizes: list[tuple[int, ...]]) -> None:
-        self.blocks = blocks
-        self.sizes = sizes
-        self.cells = [int(np.prod(size, dtype=np.int64)) for size in sizes]
+    def __init__(
+        self,
+        blocks: list[tuple[int, ...]],
+        sizes: list[tuple[int, ...]],
+        *,
+        lead: tuple[int, int] | None = None,
+        check_lead: bool = False,
+    ) -> None:
+        #: ``lead`` (coded column, bins): counted by an aggregate a value, its table's first axis;
+        #: ``check_lead``: one more set, the lead column alone, so that a value its bins cannot
+        #: code (a NULL code, in no key) is refused as in a key
+        self.lead = lead
+        self.lead_set = lead is not None and check_lead
+        self.blocks = [*blocks, (lead[0],)] if lead is not None and check_lead else list(blocks)
+        self.sizes = [*sizes, (lead[1],)] if lead is not None and check_lead else list(sizes)
+        self.cells = [int(np.prod(size, dtype=np.int64)) for size in self.sizes]
         #: the coded columns the blocks name
-        self.used = sorted({k for block in blocks for k in block})
+        self.used = sorted({k for block in self.blocks for k in block} | ({lead[0]} if lead is not None else set()))
         self.chunks = [
-            list(range(start, min(start + GROUPING_ARGUMENTS, len(blocks))))
-            for start in range(0, len(blocks), GROUPING_ARGUMENTS)
+            list(range(start, min(start + GROUPING_ARGUMENTS, len(self.blocks))))
+            for start in range(0, len(self.blocks), GROUPING_ARGUMENTS)
         ]
+        blocks = self.blocks
         # block b's masks: in each chunk, every key's bit but b's is set (bit len - 1 - j: the j-th)
         self.index = {
             tuple(sum(1 << (len(chunk) - 1 - j) for j, x in enumerate(chunk) if x != b) for chunk in self.chunks): b
@@ -758,15 +796,21 @@ class PackedPart:
         flags = ["GROUPING(" + ", ".join(names[b] for b in chunk) + ")" for chunk in self.chunks]
         flags += ["0"] * (width - len(flags))
         masks = [f"m{i}" for i in range(width)]
+        counts, lead = ["count(*) AS n0"], ""
+        if self.lead is not None:  # the lead's value j > 0 counted apart (tested once a row); 0 is the rest
+            values = range(1, self.lead[1])
+            lead = "".join(f", {column_name(self.lead[0])} = {j} AS l{j}" for j in values)
+            counts += [f"count(*) FILTER (WHERE l{j}) AS n{j}" for j in values]
         inner = (
             f"SELECT {', '.join(f'{flag} AS {mask}' for flag, mask in zip(flags, masks, strict=True))}, "
-            f"COALESCE({', '.join(names)}) AS key, count(*) AS n "
-            f"FROM (SELECT {packed} FROM {coded} OFFSET 0) AS packed "
+            f"COALESCE({', '.join(names)}) AS key, {', '.join(counts)} "
+            f"FROM (SELECT {packed}{lead} FROM {coded} OFFSET 0) AS packed "
             f"GROUP BY GROUPING SETS ({', '.join(f'({name})' for name in names)})"
         )
         head = f"{tag}, " if tag else ""
+        texts = ", ".join(f"string_agg(n{j}::text, ' ')" for j in range(len(counts)))
         return (
-            f"SELECT {head}{', '.join(masks)}, string_agg(COALESCE(key, -1)::text, ' '), string_agg(n::text, ' ') "
+            f"SELECT {head}{', '.join(masks)}, string_agg(COALESCE(key, -1)::text, ' '), {texts} "
             f"FROM ({inner}) AS counted GROUP BY {', '.join(masks)}"
         )
 
@@ -774,12 +818,18 @@ class PackedPart:
         """Each block's table, flat (C order), from the statement's rows (without any tag; the
         rows of several connections counting disjoint rows are added up)."""
         width = width or len(self.chunks)
-        tables = [np.zeros(cells, dtype=np.int64) for cells in self.cells]
+        values = 1 if self.lead is None else self.lead[1]
+        tables = [np.zeros((values, cells), dtype=np.int64) for cells in self.cells]
         for row in rows:
             b = self.index[tuple(int(mask) for mask in row[: len(self.chunks)])]
             keys = np.array(str(row[width]).split(), dtype=np.int64)
-            counts = np.array(str(row[width + 1]).split(), dtype=np.int64)
-            if len(keys) != len(counts) or (len(keys) and (keys.min() < 0 or keys.max() >= self.cells[b])):
+            counts = [np.array(str(text).split(), dtype=np.int64) for text in row[width + 1 : width + 1 + values]]
+            if any(len(keys) != len(c) for c in counts) or (
+                len(keys) and (keys.min() < 0 or keys.max() >= self.cells[b])
+            ):
                 raise SchemaMismatchError("a column holds values its bins cannot code")
-            np.add.at(tables[b], keys, counts)
-        return tables
+            counts[0] = counts[0] - sum(counts[1:], np.zeros_like(counts[0]))  # the lead's value 0: the rest
+            for j, c in enumerate(counts):
+                np.add.at(tables[b][j], keys, c)
+        found = [table.reshape(-1) if self.lead is not None else table[0] for table in tables]
+        return found[:-1] if self.lead_set else found

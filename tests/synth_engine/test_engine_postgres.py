@@ -322,6 +322,55 @@ def test_blocks_of_packed_codes_count_every_set_in_postgresql_as_in_memory(
         assert len(packed) > 1 and all(sum(part.cells) <= 2000 for part in packed)
 
 
+@pytest.mark.parametrize("temporary", [True, False])
+@pytest.mark.parametrize("labels", [["a", "b"], ["a", "b", "c"]])
+def test_a_label_every_group_names_is_counted_by_aggregates_as_in_memory(labels, temporary, monkeypatch) -> None:
+    # every group names the label (MST's (label, a, b) and (label, a)): the blocks' keys leave it
+    # out and each key's cells are counted once a label value (count(*) FILTER), so a block of
+    # 600 entries covers more groups; in several statements, the first with the label's own set
+    monkeypatch.setattr(PostgresCounts, "temporary", temporary)
+    monkeypatch.setattr(PostgresCounts, "max_block_cells", 600)
+    monkeypatch.setattr(PostgresCounts, "max_packed_cells", 2000)
+    frame, schema = wide_frame()
+    frame["y"] = np.random.default_rng(2).choice(labels, len(frame))
+    schema["columns"][-1]["categories"] = labels
+    create_table("engine_wide", frame, schema)
+    model = fitted(FrameCounts(frame), schema)
+    groups = [(40, a, b) for a, b in itertools.combinations(range(0, 40, 4), 2)] + [(40, 7), (9, 40, 3)]
+    theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
+    blocks: dict[bool, int] = {}
+    for lead in [True, False]:
+        monkeypatch.setattr(PostgresCounts, "lead_bins", 4 if lead else 0)
+        database = PostgresCounts(connection, "engine_wide", schema)
+        parts: list[list] = []
+        count = database._count_parts
+        monkeypatch.setattr(
+            database, "_count_parts", lambda s, given, parts=parts, count=count: parts.append(given) or count(s, given)
+        )
+        ours = database.binned_counts(model.codecs_, model.bins_, groups)
+        assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+        (packed,) = parts
+        assert len(packed) > 1
+        assert all((part.lead[1] == len(labels)) if lead else part.lead is None for part in packed)
+        assert [part.lead_set for part in packed] == [lead] + [False] * (len(packed) - 1)
+        assert all(cells <= 600 for part in packed for cells in part.cells)
+        blocks[lead] = sum(len(part.blocks) for part in packed)
+    assert blocks[True] - 1 < blocks[False]  # fewer blocks (the label's own set apart)
+
+
+def test_a_label_value_its_bins_cannot_code_is_refused_when_counted_by_aggregates() -> None:
+    # the label's bins cut short: its code is NULL, in no key; the label's own set refuses it
+    frame, schema = wide_frame()
+    create_table("engine_wide", frame, schema)
+    database = PostgresCounts(connection, "engine_wide", schema)
+    model = fitted(FrameCounts(frame), schema)
+    bins = list(model.bins_)
+    bins[40] = bins[40][:1]
+    bins[40][0] = 1  # two bins still: a label counted by aggregates
+    with pytest.raises(SchemaMismatchError, match="bins cannot code"):
+        database.binned_counts(model.codecs_, bins, [(40, 3, 4), (40, 5, 6)])
+
+
 def test_cover_groups_puts_each_group_in_a_block_within_the_bound() -> None:
     sizes = [2, 30, 30, 3, 3, 3, 3, 40000]
     groups = [(0, a, b) for a, b in itertools.combinations(range(1, 7), 2)]
