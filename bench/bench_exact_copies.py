@@ -21,6 +21,9 @@ as the split draws them): the exact null of a generator that did not memorise. P
 * null (relabellings): the share where the margin's low end exceeds 0 (its nominal 5 %), where
   the margin rule and the whole check fail, and where the stratified p-value is below 0.05,
   0.01 and 0.001;
+* the clean release's ``detectable_copy_share`` (the smallest planted share the check is
+  simulated to block in 4 of 5 plantings, from the audit's own counts) and whether copies planted
+  for real at that share are blocked (``bench_quality.audit``'s planting at that share);
 * 1 % and 5 % planted: what blocked them; the 1 % releases' stratified p-values; with
   ``--oracle-draws``, the 1 % p-value when the strata are the generator's own probabilities of
   each record (estimated from that many draws of the fitted model): the best a chance score can do.
@@ -59,10 +62,13 @@ def load(table: str, holdout: float | None, split_seed: int = 0) -> tuple[pd.Dat
     return train.reset_index(drop=True), test.reset_index(drop=True), schema
 
 
-def planted(train: pd.DataFrame, synthetic: pd.DataFrame, seed: int, share: float = 0.01) -> pd.DataFrame:
-    """``bench_quality.audit``'s planting (at 1 %: the same rows for the same seed)."""
+def planted(
+    train: pd.DataFrame, synthetic: pd.DataFrame, seed: int, share: float = 0.01, count: int | None = None
+) -> pd.DataFrame:
+    """``bench_quality.audit``'s planting (at 1 %: the same rows for the same seed); ``count``
+    copies instead of ``round(share * rows)`` when given."""
     rng = np.random.default_rng(seed)
-    count = max(1, round(share * len(synthetic)))
+    count = count or max(1, round(share * len(synthetic)))
     positions = rng.choice(len(synthetic), count, replace=False)
     copies = train.iloc[rng.choice(len(train), count, replace=False)][list(synthetic.columns)]
     return pd.concat([synthetic.drop(index=synthetic.index[positions]), copies], ignore_index=True)
@@ -73,6 +79,7 @@ def main() -> None:
     from audits.metrics.context import AuditData
     from audits.metrics.copytest import strata_of, stratified_test
     from audits.metrics.encoding import TableSchema, row_keys
+    from audits.metrics.power import planted_rows
     from audits.metrics.reidentification import COPIES_ALPHA, chance_margin, exact_copies_check
     from synth_engine.generators import get_generator
 
@@ -105,6 +112,9 @@ def main() -> None:
         oracle_p: list[float] = []
         null: Counter = Counter()
         null_p: list[float] = []
+        detectable: Counter = Counter()
+        at_detectable: Counter = Counter()
+        one_percent_detectable: Counter = Counter()
         for seed in range(args.seeds):
             if seed == 0 or args.resplit:
                 train, holdout, schema = load(table, args.holdout, seed if args.resplit else 0)
@@ -129,12 +139,24 @@ def main() -> None:
             check_cpu = time.process_time() - check_cpu
             clean_failed[clean.details["failed_by"] or "passes"] += 1
             clean_p.append(clean.details["stratified_test"]["p_value"])
+            detect = clean.details["detectable_copy_share"]
+            detectable[detect] += 1
+            if detect is not None:
+                count = planted_rows(len(synthetic), detect, len(train))  # as the check simulates them
+                at_share = exact_copies_check(data, data.synthetic(planted(train, synthetic, seed, count=count)))
+                at_detectable["blocked" if at_share.passed is False else "passes"] += 1
             leaky = {}
             for name, share in (("1 %", 0.01), ("5 %", 0.05)):
                 leaky_rows = data.synthetic(planted(train, synthetic, seed, share))
                 leaky[name] = exact_copies_check(data, leaky_rows)
                 blocked[name][leaky[name].details["failed_by"] or "passes"] += 1
-                if share == 0.01:
+                if name == "1 %":
+                    if clean.details["detectable_copy_share"] is not None:
+                        one_percent_detectable[
+                            f"detectable ≤ 1 %: {'blocked' if leaky[name].passed is False else 'passes'}"
+                            if clean.details["detectable_copy_share"] <= 0.01
+                            else f"detectable > 1 %: {'blocked' if leaky[name].passed is False else 'passes'}"
+                        ] += 1
                     planted_p.append(leaky[name].details["stratified_test"]["p_value"])
                     one_percent = leaky_rows
             if args.oracle_draws:  # what a perfect chance score would give: the model's own probabilities
@@ -171,7 +193,7 @@ def main() -> None:
             print(
                 f"{table} seed {seed}: clean {clean.details['failed_by'] or 'passes'} "
                 f"(value {clean.value:.4f}, margin {clean.details['chance_margin']:.4f}, stratified p "
-                f"{clean_p[-1]:.4f}; {check_cpu:.2f} s CPU); "
+                f"{clean_p[-1]:.4f}, detectable share {detect}; {check_cpu:.2f} s CPU); "
                 + "; ".join(
                     f"{name} planted: {r.details['failed_by'] or 'passes'} (value {r.value:.4f}, low end "
                     f"{r.ci_low:.4f}, stratified p {r.details['stratified_test']['p_value']:.4f})"
@@ -200,6 +222,8 @@ def main() -> None:
             + f"; 1 % stratified p < 0.05 {below(planted_p, 0.05)}, < 0.01 {below(planted_p, 0.01)}, "
             f"< 0.001 {below(planted_p, 0.001)}"
             + (f", stratified by the model's own probabilities p < 0.05 {below(oracle_p, 0.05)}" if oracle_p else "")
+            + f"; detectable copy share of the clean releases {dict(sorted(detectable.items(), key=str))}, copies "
+            f"planted at it {dict(at_detectable)}, 1 % copies by it {dict(one_percent_detectable)}"
             + f"; {time.perf_counter() - started:.0f} s wall, {time.process_time() - cpu:.0f} s CPU, "
             f"peak RSS {usage.ru_maxrss / 1024:.0f} MB",
             flush=True,

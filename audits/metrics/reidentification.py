@@ -22,7 +22,10 @@ distance to closest record (DCR).
   it finds copies the margin hides (Fair's survey, 5 % copies: 5 of 5 releases, the margin 4);
   at 5 % it would find 1 % copies in half the releases and fail one clean release in 20, which is
   why it gates at 0.1 % (``details.stratified_test``, ``details.failed_by``; stewards only;
-  docs/audit-calibration.md).
+  docs/audit-calibration.md). ``details.detectable_copy_share`` is the smallest share of the
+  release's rows that, planted as verbatim training rows, this audit would block in 4 plantings of
+  5 (simulated on its own counts, :func:`detectable_copy_share`): 1 % where chance matches are
+  rare, 2-5 % on Fair's survey, where no test calibrated on the holdout can find 1 % reliably.
 - ``unique_row_reproduction`` (blocking, zero tolerance): synthetic rows equal in every column to a
   training row that is unique on its quasi-identifiers and absent from the holdout (the classic
   re-identification of a population unique; Sweeney 2002, Sec. 2). Matches on
@@ -45,12 +48,18 @@ import pandas as pd
 
 from audits.metrics.base import CheckResult, judge, skipped
 from audits.metrics.context import AuditData, SyntheticRows
-from audits.metrics.copytest import StratifiedCopyTest, record_strata, stratified_test
+from audits.metrics.copytest import StratifiedCopyTest, counts_test, record_strata, stratified_test
 from audits.metrics.encoding import nearest_neighbours, row_keys
+from audits.metrics.power import planted_rows
 
 Thresholds = dict[str, float | None] | None
 COPIES_Z = 1.645  # exact_copies fails only when its excess is beyond chance at one-sided 95 %
 COPIES_ALPHA = 0.001  # ... or when the stratified exact test finds copies at this level (copytest.py)
+# detectable_copy_share: the smallest of these shares of the release's rows that, planted as verbatim
+# training rows, the check blocks in at least DETECT_POWER of DETECT_PLANTINGS simulated plantings
+DETECT_SHARES = (0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)
+DETECT_PLANTINGS = 20
+DETECT_POWER = 0.8
 
 
 def exact_copies_check(data: AuditData, synthetic: SyntheticRows, thresholds: Thresholds = None) -> CheckResult:
@@ -102,7 +111,67 @@ def exact_copies_check(data: AuditData, synthetic: SyntheticRows, thresholds: Th
         # copies beyond chance at 0.1 % (exact), and their share not shown to be within the threshold
         result.passed = False
         result.details["failed_by"] = "stratified_test"
+    result.details["detectable_copy_share"] = detectable_copy_share(
+        stratified,
+        n_train_rows=len(data.train_keys),
+        n_synthetic=n,
+        holdout_reproduced=reproduced_holdout,
+        holdout_records=len(holdout_records),
+        threshold=result.threshold,
+    )
     return result
+
+
+def detectable_copy_share(
+    test: StratifiedCopyTest,
+    *,
+    n_train_rows: int,
+    n_synthetic: int,
+    holdout_reproduced: int,
+    holdout_records: int,
+    threshold: float | None,
+    random_state: int = 0,
+) -> float | None:
+    """The smallest share in :data:`DETECT_SHARES` of the release's rows that, replaced by verbatim
+    training rows drawn at random (as the benchmark plants them, and as the audit's positive
+    control does), would fail ``exact_copies`` in at least :data:`DETECT_POWER` of
+    :data:`DETECT_PLANTINGS` simulated plantings; ``None`` when none of them would.
+
+    Simulated on this audit's own counts: a planted row lands on a training record found once and
+    not yet reproduced in stratum ``s`` with probability ``(T_s - O_s) / training rows`` (a
+    multivariate hypergeometric draw), adding one to that stratum's reproduced and training
+    reproduced records; the margin rule and the stratified test then judge the new counts as the
+    check would. The rows a planted copy replaces are not removed (a copy rarely replaces a
+    reproduction). It tells stewards how large a leak this audit could have caught: on a coarse
+    table, where a clean release reproduces many records by chance and the holdout is small, it is
+    above 1 % (docs/audit-calibration.md)."""
+    if threshold is None or n_synthetic == 0 or n_train_rows == 0:
+        return None
+    t_s, h_s = np.array(test.training_records), np.array(test.holdout_records)
+    m_s, o_s = np.array(test.reproduced), np.array(test.training_reproduced)
+    open_records = t_s - o_s
+    colours = np.append(open_records, max(n_train_rows - int(open_records.sum()), 0))
+    rng = np.random.default_rng(random_state)
+    for share in DETECT_SHARES:
+        planted = planted_rows(n_synthetic, share, int(colours.sum()))  # the positive control's count
+        needed = math.ceil(DETECT_POWER * DETECT_PLANTINGS)
+        blocked = missed = 0
+        while blocked < needed and missed <= DETECT_PLANTINGS - needed:  # stop once the verdict is sure
+            added = rng.multivariate_hypergeometric(colours, planted)[:-1]
+            value, _, margin = chance_margin(
+                int(o_s.sum() + added.sum()), int(t_s.sum()), holdout_reproduced, holdout_records, n_synthetic
+            )
+            if value - margin > threshold or (
+                value + margin > threshold
+                and counts_test(t_s, h_s, m_s + added, o_s + added, random_state=int(rng.integers(2**31)))[0]
+                < COPIES_ALPHA
+            ):
+                blocked += 1
+            else:
+                missed += 1
+        if blocked >= needed:
+            return share
+    return None
 
 
 def chance_margin(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audits.metrics import copytest
+from audits.metrics import copytest, reidentification
 from audits.metrics.context import AuditData
 from audits.metrics.copytest import record_strata, stratified_test
 from audits.metrics.encoding import TableSchema, row_keys
@@ -123,3 +123,36 @@ def test_exact_copies_fails_on_copies_the_chance_margin_hides() -> None:
         clean = exact_copies_check(data, data.synthetic(fresh))
         assert clean.passed is True and clean.details["failed_by"] is None
     assert failed_by.count("stratified_test") >= 2 and failed_by.count("chance_margin") >= 2
+
+
+def _planted(rng: np.random.Generator, train: pd.DataFrame, release: pd.DataFrame, share: float) -> pd.DataFrame:
+    """``release`` with ``ceil(share * rows)`` rows replaced by training rows drawn at random."""
+    count = int(np.ceil(share * len(release)))
+    copies = train.iloc[rng.choice(len(train), count, replace=False)]
+    return pd.concat([release.iloc[count:], copies], ignore_index=True)
+
+
+def test_the_detectable_copy_share_is_a_leak_the_check_blocks_and_a_smaller_one_it_does_not() -> None:
+    """``details.detectable_copy_share`` is simulated from the audit's own counts: on a coarse
+    table, copies at that share planted for real are blocked in most draws, copies at the next
+    smaller share of the grid far less often; where nothing is reproduced by chance, 1 %."""
+    rng, train, holdout, fresh = _table(50)
+    data = AuditData.prepare(train, holdout, TableSchema.from_dict(SCHEMA))
+    clean = exact_copies_check(data, data.synthetic(fresh))
+    share = clean.details["detectable_copy_share"]
+    assert clean.passed is True and share is not None and share > 0.01  # coarse: 1 % is not detectable
+    smaller = max(s for s in reidentification.DETECT_SHARES if s < share)
+    at_share = sum(
+        exact_copies_check(data, data.synthetic(_planted(rng, train, fresh, share))).passed is False for _ in range(10)
+    )
+    below = sum(
+        exact_copies_check(data, data.synthetic(_planted(rng, train, fresh, smaller))).passed is False
+        for _ in range(10)
+    )
+    assert at_share >= 7 and below <= at_share - 4
+
+    fine = train.assign(q7=np.arange(len(train)).astype(str))  # every row unique: no chance matches
+    fine_holdout = holdout.assign(q7=(len(train) + np.arange(len(holdout))).astype(str))
+    fine_release = fresh.assign(q7=(10**6 + np.arange(len(fresh))).astype(str))
+    fine_data = AuditData.prepare(fine, fine_holdout, TableSchema.from_dict(SCHEMA))
+    assert exact_copies_check(fine_data, fine_data.synthetic(fine_release)).details["detectable_copy_share"] == 0.01
