@@ -137,3 +137,19 @@ def test_lines_without_a_quoted_cell_are_written_by_arrow_and_others_joined_with
         cells = [canonical_csv_module._cells(frame[name]) for name in frame.columns]
         assert canonical_csv_module._written_lines(cells) is None
         assert canonical_csv(frame, list(frame.columns)) == _pandas_csv(frame)
+
+
+def test_datetimes_across_the_whole_range_are_spelled_as_pandas_spells_them():
+    stamps = pd.Series(
+        pd.to_datetime(
+            [
+                "1677-09-22T00:12:43.145224",
+                "2262-04-11T23:47:16.854775",
+                "1970-01-01T00:00:00.000000",
+                None,
+                "1999-12-31T23:59:59.000001",
+            ]
+        )
+    )
+    frame = pd.DataFrame({"when": stamps, "n": range(len(stamps))})
+    assert canonical_csv(frame, ["when", "n"]) == _pandas_csv(frame)
