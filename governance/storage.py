@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import os
 import posixpath
 import secrets
@@ -36,8 +37,11 @@ from core.errors import ServiceUnavailableError
 from governance.output_formats import PARQUET, key_format
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
 
+logger = logging.getLogger(__name__)
 
 ACCESS_CHECK_PREFIX = "access-checks"
 _PROBE = b"synthgate: an access check; removed at once\n"
@@ -95,7 +99,7 @@ class VersionStorage:
             try:
                 answer = step()
             except Exception as error:  # an fsspec filesystem raises OSError, botocore errors, aiohttp's ...
-                raise StorageAccessError(_refusal(action, error), extra={"cause": _error_code(error)}) from error
+                raise StorageAccessError(_refusal(action, error), extra={"cause": error_code(error)}) from error
             if action == "read" and answer != _PROBE:
                 raise StorageAccessError(
                     "The artefact storage (SYNTHGATE_STORAGE_URL) did not give back the test object this host "
@@ -108,7 +112,20 @@ class VersionStorage:
         return self.path(key) if self.local else self.fs.unstrip_protocol(self.path(key))
 
     def exists(self, key: str) -> bool:
-        return bool(key) and bool(self.fs.isfile(self.path(key)))
+        """Whether ``key`` holds a file: False only when the store says it is absent (404,
+        ``NoSuchKey``); a store that refuses this host or cannot be reached raises
+        :class:`StorageAccessError` (a check that relies on the answer must fail closed)."""
+        if not key:
+            return False
+        try:
+            return bool(self.fs.info(self.path(key))["type"] == "file")
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except Exception as error:  # an fsspec filesystem raises OSError, botocore errors, aiohttp's ...
+            raise StorageAccessError(
+                _refusal("read", error, what="a stored object", outcome="It was not read, written or removed"),
+                extra={"cause": error_code(error)},
+            ) from error
 
     def open(self, key: str, mode: str = "rb") -> IO[Any]:
         handle: IO[Any] = self.fs.open(self.path(key), mode)
@@ -129,8 +146,9 @@ class VersionStorage:
             self.fs.pipe_file(temporary, data)
             self.fs.mv(temporary, target)
         except BaseException:
-            if self.fs.exists(temporary):
-                self.fs.rm_file(temporary)
+            with contextlib.suppress(Exception):  # best effort: the error raised is the write's own
+                if self.fs.exists(temporary):
+                    self.fs.rm_file(temporary)
             raise
         return True
 
@@ -326,7 +344,7 @@ class VersionStorage:
             for key in keys:
                 try:
                     self.remove(key)
-                except OSError:
+                except (OSError, StorageAccessError):
                     failed.append(key)
             return failed
 
@@ -347,7 +365,7 @@ class VersionStorage:
             _remove_empty_folders(Path(self.path(prefix.strip("/"))))
 
 
-def _error_code(error: BaseException) -> str:
+def error_code(error: BaseException) -> str:
     """The store's error code behind ``error`` (botocore's, which s3fs chains), else its class."""
     seen: BaseException | None = error
     while seen is not None:
@@ -358,9 +376,15 @@ def _error_code(error: BaseException) -> str:
     return type(error).__name__
 
 
-def _refusal(action: str, error: BaseException) -> str:
+def _refusal(
+    action: str,
+    error: BaseException,
+    *,
+    what: str = "a test object",
+    outcome: str = "Nothing was read, written or spent",
+) -> str:
     """One line for people: what the store refused, and why, without the library's text."""
-    code = _error_code(error)
+    code = error_code(error)
     cause = _REFUSALS.get(code)
     fix = "fix this host's storage credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or its role)"
     if cause is None and (isinstance(error, ConnectionError) or "Connect" in code or "Endpoint" in code):
@@ -369,7 +393,7 @@ def _refusal(action: str, error: BaseException) -> str:
         cause = f"the store answered {code}"
     return (
         f"The artefact storage (SYNTHGATE_STORAGE_URL) refused this host: {cause.format(action=action)} "
-        f"({code}, when it tried to {action} a test object). Nothing was read, written or spent; {fix} "
+        f"({code}, when it tried to {action} {what}). {outcome}; {fix} "
         "and try again."
     )
 
@@ -407,6 +431,18 @@ class Removable(Protocol):
     """A file written during a unit of work (a local ``Path`` or a :class:`StoredFile`)."""
 
     def unlink(self, missing_ok: bool = ...) -> None: ...
+
+
+def removed_after_error(files: Iterable[Removable]) -> None:
+    """Remove, as far as the store allows, the files a failed unit of work wrote: one that cannot be
+    removed (a store that refuses this host) is logged by its cause and left, so that the error
+    being raised is the unit of work's own, never masked by the clean-up."""
+    for file in files:
+        try:
+            file.unlink(missing_ok=True)
+        except Exception as error:
+            cause = error.extra.get("cause") if isinstance(error, StorageAccessError) else type(error).__name__
+            logger.warning("A file written by a failed unit of work could not be removed (%s): %s", cause, error)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class IamBucket:
     endpoint: str
     worker: tuple[str, str]  # (access key id, secret): a user allowed s3:* on the bucket
     read_only: tuple[str, str]  # a user allowed s3:* but explicitly denied s3:PutObject
+    walled_off: tuple[str, str]  # a user allowed s3:* but denied reading dataset "walled"'s versions
 
     def client(self, keys: tuple[str, str] | None = None) -> Any:
         key_id, secret = keys or self.worker
@@ -99,8 +100,10 @@ def s3_iam():
         iam = boto3.client("iam", **anyone)
         everything = {"Effect": "Allow", "Action": "s3:*", "Resource": _arns()}
         no_writes = {"Effect": "Deny", "Action": "s3:PutObject", "Resource": _arns()[1]}
+        walled = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"{_arns()[1][:-1]}*/datasets/walled/*"}
         keys = {}
-        for user, statements in {"worker": [everything], "reader": [everything, no_writes]}.items():
+        users = {"worker": [everything], "reader": [everything, no_writes], "walled": [everything, walled]}
+        for user, statements in users.items():
             iam.create_user(UserName=user)
             policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
             iam.put_user_policy(UserName=user, PolicyName="synthgate-bucket", PolicyDocument=policy)
@@ -110,7 +113,9 @@ def s3_iam():
         answer.raise_for_status()
         previous = answer.json()["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]
         try:
-            yield IamBucket(endpoint=endpoint, worker=keys["worker"], read_only=keys["reader"])
+            yield IamBucket(
+                endpoint=endpoint, worker=keys["worker"], read_only=keys["reader"], walled_off=keys["walled"]
+            )
         finally:
             requests.post(f"{endpoint}/moto-api/reset-auth", data=previous.encode(), timeout=10)
     finally:

@@ -19,7 +19,7 @@ from audits.compliance.build import compliance_report_build, compliance_scope
 from audits.models import ComplianceReport, ReportFormat
 from core.errors import ValidationError
 from governance.services import audit_event_record
-from governance.storage import version_storage
+from governance.storage import StoredFile, removed_after_error, version_storage
 
 CONTENT_TYPES: dict[str, str] = {
     ReportFormat.PDF: "application/pdf",
@@ -95,7 +95,7 @@ def compliance_report_render(
             )
     except BaseException:
         if written:
-            storage.remove(key)
+            removed_after_error([StoredFile(storage, key)])  # a refusal is logged; this error is raised
         raise
     return RenderedReport(content, CONTENT_TYPES[format], filename, sha256, data, record)
 

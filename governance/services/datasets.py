@@ -52,7 +52,15 @@ from governance.output_formats import CSV, SUFFIXES
 from governance.permissions import user_has_role
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import version_public_rows
-from governance.storage import Removable, StoredFile, VersionStorage, version_storage
+from governance.storage import (
+    Removable,
+    StorageAccessError,
+    StoredFile,
+    VersionStorage,
+    error_code,
+    removed_after_error,
+    version_storage,
+)
 
 # pg_advisory_xact_lock id serialising registrations ("synthgate.registration").
 REGISTRATION_LOCK_ID = 0x53594E5447524547
@@ -454,9 +462,20 @@ def _fingerprint_of(version: DatasetVersion) -> np.ndarray | None:
     if stored is not None and stored.key_id == key_id(key):
         return digests_from_bytes(bytes(stored.digests))
     storage = version_storage()
-    if not storage.exists(version.storage_key):
-        return None  # nothing left to compare with
-    digests = row_digests(storage.read_version(version.storage_key, version.schema), key)
+    try:
+        if not storage.exists(version.storage_key):
+            return None  # the store says it is gone: nothing left to compare with
+        digests = row_digests(storage.read_version(version.storage_key, version.schema), key)
+    except Exception as error:  # fail closed: an unread population may be these very rows
+        cause = error.extra.get("cause") if isinstance(error, StorageAccessError) else error_code(error)
+        raise StorageAccessError(
+            f"The registration is refused: the population-overlap check could not read the rows of dataset "
+            f"{version.dataset.name!r} version {version.number} (its fingerprint is not in the database, and reading "
+            f"its stored table failed: {cause}), so it cannot tell whether these are the same people under "
+            "another budget. Nothing was written or spent; fix this host's storage access "
+            "(SYNTHGATE_STORAGE_URL and its credentials) and try again.",
+            extra={"cause": cause, "dataset": version.dataset.name, "version": version.number},
+        ) from error
     if stored is not None:
         stored.delete()
     _fingerprint_store(version, digests)
@@ -747,8 +766,7 @@ def files_removed_on_error() -> Iterator[list[Removable]]:
     try:
         yield written
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+        removed_after_error(written)  # a file the store will not remove is logged; this error is raised
         raise
 
 
