@@ -103,11 +103,13 @@ def s3_iam():
         walled = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"{_arns()[1][:-1]}*/datasets/walled/*"}
         keys = {}
         users = {"worker": [everything], "reader": [everything, no_writes], "walled": [everything, walled]}
+        suffix = secrets.token_hex(4)  # moto's IAM is one per process: another module's users may exist
         for user, statements in users.items():
-            iam.create_user(UserName=user)
+            name = f"{user}-{suffix}"
+            iam.create_user(UserName=name)
             policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
-            iam.put_user_policy(UserName=user, PolicyName="synthgate-bucket", PolicyDocument=policy)
-            created = iam.create_access_key(UserName=user)["AccessKey"]
+            iam.put_user_policy(UserName=name, PolicyName="synthgate-bucket", PolicyDocument=policy)
+            created = iam.create_access_key(UserName=name)["AccessKey"]
             keys[user] = (created["AccessKeyId"], created["SecretAccessKey"])
         answer = requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10)
         answer.raise_for_status()

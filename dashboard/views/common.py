@@ -16,14 +16,14 @@ from django.shortcuts import render
 
 from core.auth import signed_in_user
 from core.context import channel
-from core.errors import ApplicationError, NotFoundError, PermissionDeniedError
+from core.errors import ApplicationError, NotFoundError, PermissionDeniedError, ServiceUnavailableError
 from governance.permissions import user_roles
 
 PAGE_SIZE = 25
 
 
 def dashboard_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Require a login, record actions as channel 'web', and answer 404/403 as pages.
+    """Require a login, record actions as channel 'web', and answer 404/403/503 as pages.
 
     An object the user may not see answers 404 exactly like one that does not exist.
     """
@@ -38,6 +38,8 @@ def dashboard_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpR
                 return error_page(request, error, title="Not found")
             except PermissionDeniedError as error:
                 return error_page(request, error, title="Not allowed")
+            except ServiceUnavailableError as error:  # e.g. the artefact storage refused this host: named, 503
+                return error_page(request, error, title="Service unavailable")
 
     return wrapper
 

@@ -115,3 +115,21 @@ def test_the_overlap_check_under_refused_credentials_raises_instead_of_finding_n
     with pytest.raises(StorageAccessError, match="overlap check could not read the rows of dataset 'walled'"):
         _population_overlaps(name="adult", digests=digests, override_reason="")
     assert not SourceFingerprint.objects.exists()
+
+
+def test_a_dashboard_page_whose_stored_profile_the_store_refuses_answers_503_naming_the_cause(
+    cast, adult_csv, s3_iam, s3_iam_host, client
+):
+    fields = {"epsilon_cap": "10", "delta_cap": "1e-5", "filename": "adult.csv"}
+    dataset_register(actor=cast.steward, name="adult", path=adult_csv, **fields)
+    keys = _wrong_secret(s3_iam)
+    s3_iam_host(keys)
+    client.force_login(cast.steward)
+
+    page = client.get("/datasets/adult/")
+
+    assert page.status_code == 503
+    text = page.content.decode()
+    assert "refused this host: its credentials are not allowed to read objects" in text  # HEAD: 403, no body
+    assert "Service unavailable" in text
+    assert not _leaks([text], keys, s3_iam.worker)
