@@ -8,8 +8,9 @@ The table is ``bench_scale.py``'s (``make_chunk``, an UNLOGGED table of the scra
 ``synthgate_bench_scale`` on the server of ``DATABASE_URL``, made when missing). The codecs, bins
 and groups are those MST asks for when fitted in memory on the first 100,000 rows at ε = 1
 (1,225 groups: 1,176 (label, a, b) and 49 (label, a), the latter summed from the former). Each
-way (``packed``: blocks of packed codes, :attr:`PostgresCounts.packed`; ``columns``: a grouping
-set a group, by columns, as before) counts them with ``PostgresCounts.binned_counts`` on two
+way (``packed``: blocks of packed codes, :attr:`PostgresCounts.packed`, the label counted by
+aggregates; ``label-keys``: the same with the label in the blocks' keys, ``lead_bins`` 0, as before;
+``columns``: a grouping set a group, by columns) counts them with ``PostgresCounts.binned_counts`` on two
 connections (``splits``), parallel workers off so that all of the server's CPU is in the two
 backends. Printed: ``db_cpu_s`` (both backends' CPU, from ``/proc``: the server runs on this
 machine), ``worker_cpu_s`` (this process), ``wall_s``, the load average, and whether every table
@@ -81,7 +82,9 @@ def count(
         bench_scale.bench_schema(),
         connect=lambda: psycopg2.connect(url, options=OPTIONS, connection_factory=Counted),
     )
-    source.packed = way == "packed"
+    source.packed = way in ("packed", "label-keys")
+    if way == "label-keys":  # the label in the blocks' keys, as before it was counted by aggregates
+        source.lead_bins = 0
     source.max_block_cells = BOUNDS.get("block", source.max_block_cells)
     source.max_packed_cells = BOUNDS.get("statement", source.max_packed_cells)
     before, started, cpu = bench_scale.process_cpu_s(backend), time.perf_counter(), time.process_time()
@@ -101,7 +104,7 @@ def count(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
-    parser.add_argument("--ways", nargs="+", default=["packed", "columns"], choices=["packed", "columns"])
+    parser.add_argument("--ways", nargs="+", default=["packed", "columns"], choices=["packed", "label-keys", "columns"])
     parser.add_argument("--directory", default="/tmp/bench-scale")
     parser.add_argument("--block-cells", type=int, help="PostgresCounts.max_block_cells (default: the engine's)")
     parser.add_argument("--statement-cells", type=int, help="PostgresCounts.max_packed_cells (default: the engine's)")
