@@ -366,7 +366,10 @@ class VersionStorage:
 
 
 def error_code(error: BaseException) -> str:
-    """The store's error code behind ``error`` (botocore's, which s3fs chains), else its class."""
+    """The store's error code behind ``error``: the cause a :class:`StorageAccessError` names, else
+    botocore's (which s3fs chains), else its class."""
+    if isinstance(error, StorageAccessError) and error.extra.get("cause"):
+        return str(error.extra["cause"])
     seen: BaseException | None = error
     while seen is not None:
         response = getattr(seen, "response", None)
@@ -441,8 +444,9 @@ def removed_after_error(files: Iterable[Removable]) -> None:
         try:
             file.unlink(missing_ok=True)
         except Exception as error:
-            cause = error.extra.get("cause") if isinstance(error, StorageAccessError) else type(error).__name__
-            logger.warning("A file written by a failed unit of work could not be removed (%s): %s", cause, error)
+            logger.warning(
+                "A file written by a failed unit of work could not be removed (%s): %s", error_code(error), error
+            )
 
 
 @dataclass(frozen=True)

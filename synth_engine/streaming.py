@@ -100,11 +100,8 @@ def _typed_values(series: pd.Series, kind: str) -> pd.Series | None:
         if not _whole_and_exact(numbers[~missing]):
             return None  # fractions, infinities or beyond 2**53: the cell-by-cell path's errors and parsing
         return _integers(np.where(missing, 0, numbers).astype(np.int64), missing)
-    if kind == "integer" and isinstance(dtype, pd.Int64Dtype):  # as drawn: its values and mask, uncopied
-        drawn = series.array
-        if not drawn._mask.any():
-            return pd.Series(drawn._data, copy=False)
-        return pd.Series(pd.arrays.IntegerArray(drawn._data, drawn._mask), copy=False)
+    if kind == "integer" and isinstance(dtype, pd.Int64Dtype):  # as drawn: its values uncopied
+        return _integers(series.array._data, series.array._mask)
     if kind == "integer" and numpy_kind == "i":
         return pd.Series(series.to_numpy(dtype=np.int64), copy=False)
     if kind == "float" and dtype == np.float64 and not np.isinf(series.to_numpy()).any():  # NaN is missing

@@ -467,7 +467,7 @@ def _fingerprint_of(version: DatasetVersion) -> np.ndarray | None:
             return None  # the store says it is gone: nothing left to compare with
         digests = row_digests(storage.read_version(version.storage_key, version.schema), key)
     except Exception as error:  # fail closed: an unread population may be these very rows
-        cause = error.extra.get("cause") if isinstance(error, StorageAccessError) else error_code(error)
+        cause = error_code(error)
         raise StorageAccessError(
             f"The registration is refused: the population-overlap check could not read the rows of dataset "
             f"{version.dataset.name!r} version {version.number} (its fingerprint is not in the database, and reading "
