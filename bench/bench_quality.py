@@ -346,22 +346,22 @@ def audit(train, holdout, synthetic, schema, noise, seed) -> tuple[tuple[str, tu
             }
             print(f"  seed {seed} {check.name}: change/limit {cells}", flush=True)
     rng = np.random.default_rng(seed)
-    count = max(1, round(0.01 * len(synthetic)))
-    positions = rng.choice(len(synthetic), count, replace=False)
-    copies = train.iloc[rng.choice(len(train), count, replace=False)][list(synthetic.columns)]
-    leaky = pd.concat([synthetic.drop(index=synthetic.index[positions]), copies], ignore_index=True)
-    copied = run_audit(train, holdout, leaky, schema, random_state=seed, fidelity_noise=noise.noise, privacy_only=True)
+
+    def with_copies(count: int) -> Any:
+        """The privacy audit of the release with ``count`` of its rows replaced by verbatim training rows."""
+        positions = rng.choice(len(synthetic), count, replace=False)
+        copies = train.iloc[rng.choice(len(train), count, replace=False)][list(synthetic.columns)]
+        leaky = pd.concat([synthetic.drop(index=synthetic.index[positions]), copies], ignore_index=True)
+        return run_audit(
+            train, holdout, leaky, schema, random_state=seed, fidelity_noise=noise.noise, privacy_only=True
+        )
+
+    copied = with_copies(max(1, round(0.01 * len(synthetic))))
     outcome = "blocked" if copied.blocked else copied.verdict
     stated = next(c for c in clean.checks if c.name == "exact_copies").details.get("detectable_copy_share")
     if not copied.blocked and stated is not None and stated > 0.01:
         # the audit states it could not catch 1 %: copies at the share it states must be blocked
-        count = planted_rows(len(synthetic), stated, len(train))
-        positions = rng.choice(len(synthetic), count, replace=False)
-        copies = train.iloc[rng.choice(len(train), count, replace=False)][list(synthetic.columns)]
-        at_stated = pd.concat([synthetic.drop(index=synthetic.index[positions]), copies], ignore_index=True)
-        again = run_audit(
-            train, holdout, at_stated, schema, random_state=seed, fidelity_noise=noise.noise, privacy_only=True
-        )
+        again = with_copies(planted_rows(len(synthetic), stated, len(train)))
         outcome += f" (stated detectable share {stated:.1%}: {'blocked' if again.blocked else again.verdict} there)"
     return (clean.verdict, tuple(clean.failed_checks)), tuple(fixed), outcome
 
