@@ -71,6 +71,8 @@ sys.path.insert(0, str(ROOT))
 
 CHUNK = 500_000
 SAMPLE_CHUNK = 100_000
+# chunks drawn at once, as a job's (the setting of the same name, 2 unless set)
+DRAW_THREADS = int(os.environ.get("SYNTHGATE_SAMPLE_DRAW_THREADS", "2"))
 DATABASE = "synthgate_bench_scale"
 EPSILON, DELTA = 1.0, 1e-5
 
@@ -336,7 +338,7 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
 
 
 def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> dict[str, Any]:
-    from synth_engine.streaming import sample_to_file
+    from synth_engine.streaming import ChunkDraws, drawn_chunks, sample_to_file
 
     tree = TreePeak()
     model, fit_s, fit_cpu = fit(path, parquet, table)
@@ -344,17 +346,26 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
     fit_rss = peak_rss_mb()
     jvm_cpu = children_cpu_s()  # the JVM started with the fit: all of its CPU so far
     jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
-    drawn, cpu = time.perf_counter(), time.process_time()
-    for start in range(0, sample_rows, SAMPLE_CHUNK):
-        model.sample_for_output(min(SAMPLE_CHUNK, sample_rows - start))  # the job's draws
-    draw_s, draw_cpu = time.perf_counter() - drawn, time.process_time() - cpu
-    drawing: list[float] = []  # the drawing thread's CPU of each draw in the job's path
+    drawing: list[float] = []  # the drawing threads' CPU of each draw in the job's path
 
-    def sample(rows: int) -> Any:
-        started = time.thread_time()
-        frame = model.sample_for_output(rows)
-        drawing.append(time.thread_time() - started)
-        return frame
+    def prepare(rows: int) -> Any:
+        draw = model.seeded_output(rows)  # the job's draws
+
+        def timed() -> Any:
+            started = time.thread_time()
+            frame = draw()
+            drawing.append(time.thread_time() - started)
+            return frame
+
+        return timed
+
+    sizes = [min(SAMPLE_CHUNK, sample_rows - start) for start in range(0, sample_rows, SAMPLE_CHUNK)]
+    sample = ChunkDraws(prepare, DRAW_THREADS)
+    drawn, cpu = time.perf_counter(), time.process_time()
+    for _ in drawn_chunks(sample, sizes):  # the job's draws: DRAW_THREADS chunks at once
+        pass
+    draw_s, draw_cpu = time.perf_counter() - drawn, time.process_time() - cpu
+    drawing[:] = []
 
     chunks = -(-sample_rows // SAMPLE_CHUNK)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:

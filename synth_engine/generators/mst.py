@@ -43,10 +43,11 @@ import math
 import os
 import secrets
 import warnings
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -439,9 +440,19 @@ class MSTGenerator(Generator):
 
     # ------------------------------------------------------------------ sample
 
+    # Draws prepared in order (``seeded_output``) may run at once: the part left to run reads
+    # nothing a later draw changes.
+    independent_draws: ClassVar[bool] = True
+
     def sample_for_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
         """``sample``'s rows with each column of text as a pandas ``Categorical`` (the same values)."""
         return self.sample(n_rows, conditions, categories=True)
+
+    def seeded_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> Callable[[], pd.DataFrame]:
+        """``sample_for_output`` in two steps: this call takes what the draw takes from the model's
+        sampling stream (the condition's codes and the columns' seeds); the function it returns
+        draws the rows from them alone, on any thread, in any order with other such draws."""
+        return self._seeded(n_rows, conditions, categories=True)
 
     def sample(
         self, n_rows: int, conditions: dict[str, Any] | None = None, *, categories: bool = False
@@ -455,21 +466,32 @@ class MSTGenerator(Generator):
         sampling stream, so the output of a seed does not depend on the order the columns are
         drawn in: the columns whose parents are drawn run on ``sample_threads`` threads (NumPy
         releases the GIL in its array loops), with the same output as on one."""
+        return self._seeded(n_rows, conditions, categories=categories)()
+
+    def _seeded(
+        self, n_rows: int, conditions: dict[str, Any] | None, *, categories: bool
+    ) -> Callable[[], pd.DataFrame]:
+        """The draw's use of ``sample_rng_`` now (the root's codes under ``conditions``, then four
+        words seeding the columns' streams), the rest of it in the function returned."""
         self._check_fitted()
         check_n_rows(n_rows)
         condition = self._root_codes(n_rows, conditions)
         seeds = np.random.SeedSequence([int(word) for word in self.sample_rng_.bit_generator.random_raw(4)])
-        streams = [np.random.Generator(np.random.PCG64(seed)) for seed in seeds.spawn(len(self.codecs_) + 1)]
-        threads = sample_threads(n_rows)
-        columns: dict[int, pd.Series] = {}
-        if threads > 1:
-            with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
-                self._sample_columns(n_rows, condition, streams, columns, pool, categories)
-        else:
-            self._sample_columns(n_rows, condition, streams, columns, None, categories)
-        return pd.DataFrame(
-            {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
-        )
+
+        def draw() -> pd.DataFrame:
+            streams = [np.random.Generator(np.random.PCG64(seed)) for seed in seeds.spawn(len(self.codecs_) + 1)]
+            threads = sample_threads(n_rows)
+            columns: dict[int, pd.Series] = {}
+            if threads > 1:
+                with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
+                    self._sample_columns(n_rows, condition, streams, columns, pool, categories)
+            else:
+                self._sample_columns(n_rows, condition, streams, columns, None, categories)
+            return pd.DataFrame(
+                {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
+            )
+
+        return draw
 
     def _sample_columns(
         self,
