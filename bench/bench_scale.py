@@ -32,16 +32,17 @@ the fit's connection's and those of the connections the engine opens to count a 
 once; PostgreSQL's parallel workers are other processes, not in it: run with
 ``PGOPTIONS="-c max_parallel_workers_per_gather=0"`` to count all of the server's CPU),
 ``fit_rss_mb`` (peak RSS once fitted),
-``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (the job's draws, ``model.sample_for_output``
-alone (text as ``Categorical``), ``--sample-rows`` rows in chunks of 100,000, by wall and by CPU
-time), ``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``sample_to_file``:
-drawn, typed, checked and written as canonical CSV, the next chunk drawn in a second thread
+``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (the job's draws alone, ``model.seeded_output``
+(text as ``Categorical``) through ``drawn_chunks``, ``SYNTHGATE_SAMPLE_DRAW_THREADS`` chunks (2
+unless set) drawn at once, ``--sample-rows`` rows in chunks of 100,000, by wall and by CPU time),
+``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``sample_to_file``: drawn,
+typed, checked and written as canonical CSV, the next chunks drawn on the drawing threads
 meanwhile, each chunk's rows formatted in two runs at once), ``parquet_rows_per_s`` and
 ``parquet_cpu_rows_per_s`` (the same path writing a request's Parquet output: one row group a
-chunk), ``csv_draw_ms`` / ``parquet_draw_ms`` (the drawing thread's CPU a chunk of 100,000 rows in
+chunk), ``csv_draw_ms`` / ``parquet_draw_ms`` (the drawing threads' CPU a chunk of 100,000 rows in
 that path) and ``csv_rest_ms`` / ``parquet_rest_ms`` (the rest of the process's CPU a chunk: typing,
-encoding, hashing, writing; on an idle 2-core machine the larger of the two bounds the chunk's
-wall time), ``peak_rss_mb`` at the end,
+encoding, hashing, writing; on an idle 2-core machine their sum over two bounds the chunk's wall
+time from below), ``peak_rss_mb`` at the end,
 and the load average. The machine is shared: compare figures with the load beside them.
 ``BENCH_DUCKDB_MEMORY`` (default ``1GB``, the engine's) and ``BENCH_DUCKDB_THREADS`` set DuckDB's
 limits. A path that fails prints its last error line instead of figures.

@@ -16,7 +16,7 @@ import io
 import os
 import tempfile
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +189,7 @@ class ChunkDraws:
             raise ValueError(f"threads must be positive, got {self.threads}")
 
 
-def drawn_chunks(draws: ChunkDraws, sizes: list[int]) -> Iterator[pd.DataFrame]:
+def drawn_chunks(draws: ChunkDraws, sizes: list[int]) -> Generator[pd.DataFrame, None, None]:
     """The chunks of ``sizes`` rows in order: while the caller holds one, the next ``draws.threads``
     are drawn (at most ``draws.threads + 1`` chunks held at once). Closing the iterator (or an
     error in a draw, raised where its chunk is due) cancels the draws not started and waits for
