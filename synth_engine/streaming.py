@@ -4,7 +4,8 @@ Each chunk is drawn from the fitted generator, typed and checked as an upload's 
 (``governance.ingest.build_table``) and appended to a file in the stored form the request chose
 (canonical CSV, or Parquet: ``governance.parquet_form``);
 the SHA-256 of the bytes, which is the version's content address, is computed as they are
-written. The worker holds at most two chunks: the one being written and the next, drawn meanwhile.
+written. The next chunks are drawn meanwhile on drawing threads (``drawn_chunks``): the worker holds
+at most the one being written and ``ChunkDraws.threads`` more.
 """
 
 from __future__ import annotations
