@@ -53,6 +53,7 @@ from synth_engine.engines.sql import (
     quote_identifier,
 )
 from synth_engine.generators.base import SchemaMismatchError
+from synth_engine.generators.counts import RowSample
 from synth_engine.generators.domain import Codec, parse_schema
 
 logger = logging.getLogger(__name__)
@@ -163,11 +164,15 @@ class PostgresCounts(SqlCounts):
             return list(cursor.fetchall())
 
     def binned_counts(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        groups: list[tuple[int, ...]],
+        sample: RowSample | None = None,
     ) -> list[np.ndarray]:
         # the type of the temporary table's codes: smallint unless a column has more bins than it holds
         self._code_type = "smallint" if max((int(b.max()) for b in bins), default=0) < 32767 else "integer"
-        return super().binned_counts(codecs, bins, groups)
+        return super().binned_counts(codecs, bins, groups, sample)
 
     def _binned_tables(
         self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
@@ -268,6 +273,10 @@ class PostgresCounts(SqlCounts):
         keys = max(len(part.used) for part in parts)
         ranges = self._page_ranges()
         relations = [self.relation] if len(ranges) <= 1 else [self._range_relation(low, high) for low, high in ranges]
+        if self._sample is not None:  # each range's rows the sample keeps (the same parameters each)
+            sampled = [self._sampled(relation) for relation in relations]
+            relations = [relation for relation, _ in sampled]
+            params += sampled[0][1]
 
         temporary = parts[0].integer_keys and self.temporary
 
