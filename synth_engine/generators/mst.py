@@ -438,6 +438,7 @@ class MSTGenerator(Generator):
         if focus != attributes:
             label_tables, pairs = focus_label_dependence(label_tables, pairs, edges, focus, self.estimation_iterations)
         self.bins_, self.edges_ = bins, edges
+        self.selection_sample_ = None if sample is None else {"keep": sample.keep, "rate": sample.rate}
         self.label_columns_ = sorted(stars)
         self.one_way_, self.within_, self.label_tables_, self.pairs_ = one_way, within, label_tables, pairs
         self.__dict__.pop("_plans", None)  # the sampling plans of the tables replaced
@@ -642,6 +643,8 @@ class MSTGenerator(Generator):
             tree_edges=[[self.columns_[a], self.columns_[b]] for a, b in self.edges_],
             label_columns=[self.columns_[c] for c in self.label_columns_],
             row_estimate=getattr(self, "row_estimate_", {"source": "fit", "stage": "rows"}),
+            # the rows the tree's scores were counted on: every row (None), or the hash's bound and rate
+            selection_sample=getattr(self, "selection_sample_", None),
         )
         return PrivacySpent(self.accountant_.epsilon(delta), delta, ACCOUNTANT_NAME, details)
 
@@ -663,6 +666,7 @@ class MSTGenerator(Generator):
             "accountant": self.accountant_.to_dict(),
             "target": self.target_,
             "row_estimate": self.row_estimate_,
+            "selection_sample": self.selection_sample_,
             "sample_rng": self.sample_rng_.bit_generator.state,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
@@ -705,6 +709,7 @@ class MSTGenerator(Generator):
         model.target_ = meta["target"]
         # models written before a job could hand over its version's estimate measured their own
         model.row_estimate_ = meta.get("row_estimate", {"source": "fit", "stage": "rows"})
+        model.selection_sample_ = meta.get("selection_sample")  # None: every row (and every model before)
         model.sample_rng_ = np.random.default_rng()
         model.sample_rng_.bit_generator.state = meta["sample_rng"]
         return model

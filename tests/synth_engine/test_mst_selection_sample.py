@@ -93,7 +93,7 @@ def test_the_sample_depends_on_the_row_estimate_and_the_parameter_only() -> None
     assert sample is not None and sample.keep == int(0.1 * HASH_PRIME)
 
 
-def test_the_fit_scores_the_sample_and_measures_every_row(monkeypatch) -> None:
+def test_the_fit_scores_the_sample_and_measures_every_row(tmp_path) -> None:
     frame, schema = correlated(30_000)
     asked: list[tuple[list[tuple[int, ...]], RowSample | None]] = []
 
@@ -105,13 +105,18 @@ def test_the_fit_scores_the_sample_and_measures_every_row(monkeypatch) -> None:
     model = fitted(Recording(frame), schema, selection_rows=2000)
     (scored, sample), (measured, everything) = asked
     assert sample is not None and 0.05 < sample.rate < 0.08 and everything is None
+    # the record states the sample, and a saved model keeps it
+    assert model.privacy_spent().details["selection_sample"] == {"keep": sample.keep, "rate": sample.rate}
+    model.save(tmp_path / "model")
+    assert MSTGenerator.load(tmp_path / "model").privacy_spent().details["selection_sample"]["keep"] == sample.keep
     assert scored == list(itertools.combinations(range(1, 5), 2))  # the attributes' pairs, no label
     assert measured[: len(model.edges_)] == [(0, a, b) for a, b in model.edges_]
     assert measured[len(model.edges_) :] == [(0, c) for c in range(1, 5)]
     # below the threshold, one pass over every row as before
     asked.clear()
-    fitted(Recording(frame), schema, selection_rows=10_000)
+    every = fitted(Recording(frame), schema, selection_rows=10_000)
     assert len(asked) == 1 and asked[0][1] is None and len(asked[0][0]) == 6 + 4
+    assert every.privacy_spent().details["selection_sample"] is None
     # the strong pairs (a, b) and (a, c) are found on the sample as on every row (d is noise)
     full = fitted(FrameCounts(frame), schema)
     assert {(1, 2), (1, 3)} <= set(model.edges_) & set(full.edges_)
