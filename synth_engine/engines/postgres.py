@@ -18,7 +18,10 @@ over it. Given ``connect``, a large table is counted by two connections at once,
 of its pages, in one snapshot, the worker adding up their counts (both cores of the server). The
 counting settings are local to a transaction (or a savepoint of the caller's), so nothing is left
 in the caller's session. What is left (docs/engines.md, "Packed blocks") is PostgreSQL's hash
-lookup of every row in every set's table, about 100–200 ns each.
+lookup of every row in every set's table, about 100–200 ns each. Above MST's ``selection_rows``
+threshold the scored tables are counted on the rows a ``RowSample`` keeps (the hash of every
+column's fine code computed once a row in a fenced subquery of each range, ``sample_condition``),
+so most of a large fit is now computing every row's codes in its scans.
 
 :meth:`PostgresCounts.check` validates the table against the schema in the database before
 anything is spent, with the same refusals as ``validate_frame`` for a frame (missing columns,

@@ -21,7 +21,10 @@ approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"
    estimation the other columns depend on the label only through their tree parents.
 3. *Select* a spanning tree over the binned attributes: Kruskal's algorithm where each edge is
    picked by the exponential mechanism with score ``‖M_ab − M̂_ab‖₁`` between the true 2-way
-   marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2).
+   marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2). Above
+   ``SELECTION_SAMPLE_FACTOR × selection_rows`` estimated rows the scored tables are counted on
+   a content-defined sample of about ``selection_rows`` rows (sensitivity 2, no amplification
+   claimed; :class:`SampledPairs`), the measured ones on every row.
 4. *Measure* the 2-way marginals on the tree's edges with the Gaussian mechanism.
 5. *Estimate* consistent marginals (:mod:`synth_engine.generators.marginals`). Instead of
    Private-PGM's mirror descent we use the tree structure: inverse-variance-weighted 1-way
