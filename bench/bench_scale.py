@@ -32,16 +32,17 @@ the fit's connection's and those of the connections the engine opens to count a 
 once; PostgreSQL's parallel workers are other processes, not in it: run with
 ``PGOPTIONS="-c max_parallel_workers_per_gather=0"`` to count all of the server's CPU),
 ``fit_rss_mb`` (peak RSS once fitted),
-``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (the job's draws, ``model.sample_for_output``
-alone (text as ``Categorical``), ``--sample-rows`` rows in chunks of 100,000, by wall and by CPU
-time), ``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``sample_to_file``:
-drawn, typed, checked and written as canonical CSV, the next chunk drawn in a second thread
+``draw_rows_per_s`` and ``draw_cpu_rows_per_s`` (the job's draws alone, ``model.seeded_output``
+(text as ``Categorical``) through ``drawn_chunks``, ``SYNTHGATE_SAMPLE_DRAW_THREADS`` chunks (2
+unless set) drawn at once, ``--sample-rows`` rows in chunks of 100,000, by wall and by CPU time),
+``write_rows_per_s`` and ``write_cpu_rows_per_s`` (the job's path, ``sample_to_file``: drawn,
+typed, checked and written as canonical CSV, the next chunks drawn on the drawing threads
 meanwhile, each chunk's rows formatted in two runs at once), ``parquet_rows_per_s`` and
 ``parquet_cpu_rows_per_s`` (the same path writing a request's Parquet output: one row group a
-chunk), ``csv_draw_ms`` / ``parquet_draw_ms`` (the drawing thread's CPU a chunk of 100,000 rows in
+chunk), ``csv_draw_ms`` / ``parquet_draw_ms`` (the drawing threads' CPU a chunk of 100,000 rows in
 that path) and ``csv_rest_ms`` / ``parquet_rest_ms`` (the rest of the process's CPU a chunk: typing,
-encoding, hashing, writing; on an idle 2-core machine the larger of the two bounds the chunk's
-wall time), ``peak_rss_mb`` at the end,
+encoding, hashing, writing; on an idle 2-core machine their sum over two bounds the chunk's wall
+time from below), ``peak_rss_mb`` at the end,
 and the load average. The machine is shared: compare figures with the load beside them.
 ``BENCH_DUCKDB_MEMORY`` (default ``1GB``, the engine's) and ``BENCH_DUCKDB_THREADS`` set DuckDB's
 limits. A path that fails prints its last error line instead of figures.
@@ -71,6 +72,8 @@ sys.path.insert(0, str(ROOT))
 
 CHUNK = 500_000
 SAMPLE_CHUNK = 100_000
+# chunks drawn at once, as a job's (the setting of the same name, 2 unless set)
+DRAW_THREADS = int(os.environ.get("SYNTHGATE_SAMPLE_DRAW_THREADS", "2"))
 DATABASE = "synthgate_bench_scale"
 EPSILON, DELTA = 1.0, 1e-5
 
@@ -336,7 +339,7 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
 
 
 def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> dict[str, Any]:
-    from synth_engine.streaming import sample_to_file
+    from synth_engine.streaming import ChunkDraws, drawn_chunks, sample_to_file
 
     tree = TreePeak()
     model, fit_s, fit_cpu = fit(path, parquet, table)
@@ -344,17 +347,26 @@ def child(path: str, rows: int, parquet: str, table: str, sample_rows: int) -> d
     fit_rss = peak_rss_mb()
     jvm_cpu = children_cpu_s()  # the JVM started with the fit: all of its CPU so far
     jvm_rss = children_rss_mb()  # Spark's JVM (a child process): its RSS now, not its peak
-    drawn, cpu = time.perf_counter(), time.process_time()
-    for start in range(0, sample_rows, SAMPLE_CHUNK):
-        model.sample_for_output(min(SAMPLE_CHUNK, sample_rows - start))  # the job's draws
-    draw_s, draw_cpu = time.perf_counter() - drawn, time.process_time() - cpu
-    drawing: list[float] = []  # the drawing thread's CPU of each draw in the job's path
+    drawing: list[float] = []  # the drawing threads' CPU of each draw in the job's path
 
-    def sample(rows: int) -> Any:
-        started = time.thread_time()
-        frame = model.sample_for_output(rows)
-        drawing.append(time.thread_time() - started)
-        return frame
+    def prepare(rows: int) -> Any:
+        draw = model.seeded_output(rows)  # the job's draws
+
+        def timed() -> Any:
+            started = time.thread_time()
+            frame = draw()
+            drawing.append(time.thread_time() - started)
+            return frame
+
+        return timed
+
+    sizes = [min(SAMPLE_CHUNK, sample_rows - start) for start in range(0, sample_rows, SAMPLE_CHUNK)]
+    sample = ChunkDraws(prepare, DRAW_THREADS)
+    drawn, cpu = time.perf_counter(), time.process_time()
+    for _ in drawn_chunks(sample, sizes):  # the job's draws: DRAW_THREADS chunks at once
+        pass
+    draw_s, draw_cpu = time.perf_counter() - drawn, time.process_time() - cpu
+    drawing[:] = []
 
     chunks = -(-sample_rows // SAMPLE_CHUNK)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:

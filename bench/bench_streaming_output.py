@@ -15,7 +15,8 @@ CSV or, with ``--format parquet``, Parquet; SHA-256 of the bytes):
 - ``whole``: ``sample(rows)``, then the whole table's cells, typed frame and canonical bytes
   in memory, written at once (what a job did before streaming);
 - ``chunked``: ``sample_to_file`` with ``--chunk`` rows a chunk, each written and hashed while
-  the next is drawn (Parquet: one row group a chunk). ``whole`` writes CSV only.
+  the next ``SYNTHGATE_SAMPLE_DRAW_THREADS`` (2 unless set) are drawn, as a job's (Parquet: one
+  row group a chunk). ``whole`` writes CSV only.
 
 Printed per mode: peak RSS of the process after loading the model and at the end (``VmHWM``),
 the time and rows/s of sampling and writing, the file size and its hash (equal between the
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench_engine_counts import SCHEMA, generator_for_table  # noqa: E402  (this script's folder)
 
 from synth_engine.generators import MSTGenerator  # noqa: E402
-from synth_engine.streaming import sample_to_file, table_from_frame  # noqa: E402
+from synth_engine.streaming import ChunkDraws, sample_to_file, table_from_frame  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -66,9 +67,9 @@ def child(mode: str, model: str, rows: int, chunk: int, out: str, file_format: s
         target.write_bytes(table.canonical_bytes)
         digest, size = table.content_hash, len(table.canonical_bytes)
     else:
-        streamed = sample_to_file(
-            generator.sample_for_output, rows, SCHEMA, Path(out), chunk_rows=chunk, file_format=file_format
-        )
+        threads = int(os.environ.get("SYNTHGATE_SAMPLE_DRAW_THREADS", "2"))  # the job's default
+        draws = ChunkDraws(generator.seeded_output, threads)
+        streamed = sample_to_file(draws, rows, SCHEMA, Path(out), chunk_rows=chunk, file_format=file_format)
         with streamed.path.open("rb") as stream:  # read back in blocks: the check must not hold the file
             assert hashlib.file_digest(stream, "sha256").hexdigest() == streamed.content_hash
         digest, size = streamed.content_hash, streamed.size_bytes

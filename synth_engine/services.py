@@ -79,7 +79,7 @@ from synth_engine.models import GenerationJob, JobStatus, SeedPolicy
 from synth_engine.privacy.rdp import NoiseCalibrationError
 from synth_engine.runtime import PeakMemory, library_versions
 from synth_engine.sources import reference_open
-from synth_engine.streaming import sample_to_file, table_from_frame
+from synth_engine.streaming import ChunkDraws, sample_to_file, table_from_frame
 from synth_engine.tasks import generation_job_execute
 
 logger = logging.getLogger(__name__)
@@ -555,15 +555,17 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
 def _sample_streamed(job: GenerationJob, request: DataRequest, generator: Generator) -> StreamedTable:
     """Sample the synthetic table in chunks of ``SYNTHGATE_SAMPLE_CHUNK_ROWS``, each written to
     a file in the stored form the request chose (canonical CSV or Parquet; hashed as it is
-    written) while the next is drawn; a cancel is honoured between chunks."""
+    written) while the next ``SYNTHGATE_SAMPLE_DRAW_THREADS`` are drawn (one when the generator's
+    draws must run in order); a cancel is honoured between chunks."""
     conditions = _conditions(request.rebalance)
     n_rows = int(request.n_rows)
 
     def after_chunk(done: int) -> None:
         _phase_enter(job.pk, "sampling", 85 + (10 * done) // n_rows)
 
+    threads = int(settings.SYNTHGATE_SAMPLE_DRAW_THREADS) if generator.independent_draws else 1
     return sample_to_file(
-        lambda rows: generator.sample_for_output(rows, conditions),
+        ChunkDraws(lambda rows: generator.seeded_output(rows, conditions), threads),
         n_rows,
         request.source_version.schema,
         _sampling_directory(),

@@ -4,19 +4,22 @@ Each chunk is drawn from the fitted generator, typed and checked as an upload's 
 (``governance.ingest.build_table``) and appended to a file in the stored form the request chose
 (canonical CSV, or Parquet: ``governance.parquet_form``);
 the SHA-256 of the bytes, which is the version's content address, is computed as they are
-written. The worker holds at most two chunks: the one being written and the next, drawn meanwhile.
+written. The next chunks are drawn meanwhile on drawing threads (``drawn_chunks``): the worker holds
+at most the one being written and ``ChunkDraws.threads`` more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import tempfile
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +174,52 @@ def _whole_and_exact(values: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2.0**53)))
 
 
+@dataclass(frozen=True)
+class ChunkDraws:
+    """Chunks drawn in two steps: ``prepare(k)``, called in chunk order on the caller's thread,
+    fixes a chunk of ``k`` rows (``Generator.seeded_output``: what it takes from the model's
+    sampling stream is taken then) and returns the function that draws it, run on a drawing
+    thread; up to ``threads`` of them at once, so they must give the rows of running them one after
+    another in the order they were prepared (``Generator.independent_draws``)."""
+
+    prepare: Callable[[int], Callable[[], pd.DataFrame]]
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be positive, got {self.threads}")
+
+
+def drawn_chunks(draws: ChunkDraws, sizes: list[int]) -> Generator[pd.DataFrame, None, None]:
+    """The chunks of ``sizes`` rows in order: while the caller holds one, the next ``draws.threads``
+    are drawn (at most ``draws.threads + 1`` chunks held at once). Closing the iterator (or an
+    error in a draw, raised where its chunk is due) cancels the draws not started and waits for
+    those under way."""
+    pending: deque[Future[pd.DataFrame]] = deque()
+    ahead = iter(sizes)
+    with ThreadPoolExecutor(max_workers=draws.threads, thread_name_prefix="sampling") as drawing:
+
+        def fill() -> None:  # each chunk prepared here, in chunk order
+            while len(pending) < draws.threads and (rows := next(ahead, None)) is not None:
+                pending.append(drawing.submit(draws.prepare(rows)))
+
+        try:
+            fill()
+            while pending:
+                frame = pending.popleft().result()
+                fill()
+                yield frame
+                del frame  # not held while the next chunk is awaited
+        finally:
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                with contextlib.suppress(BaseException):
+                    future.result()  # a draw under way ends before the caller goes on (or removes its file)
+
+
 def sample_to_file(
-    sample: Callable[[int], pd.DataFrame],
+    sample: Callable[[int], pd.DataFrame] | ChunkDraws,
     n_rows: int,
     schema: dict[str, Any],
     directory: Path,
@@ -183,22 +230,25 @@ def sample_to_file(
     count_columns: tuple[str, ...] = (),
     after_chunk: Callable[[int], None] = lambda done: None,
 ) -> StreamedTable:
-    """Draw ``n_rows`` rows as ``sample(k)`` calls of at most ``chunk_rows`` and write them in the
-    stored form ``file_format``: canonical CSV (the header once, then each chunk's lines) or
-    Parquet (``governance.parquet_form``: one row group a chunk, through ``pyarrow``'s
-    ``ParquetWriter``, which holds one row group at a time).
+    """Draw ``n_rows`` rows in chunks of at most ``chunk_rows`` and write them in the stored form
+    ``file_format``: canonical CSV (the header once, then each chunk's lines) or Parquet
+    (``governance.parquet_form``: one row group a chunk, through ``pyarrow``'s ``ParquetWriter``,
+    which holds one row group at a time).
 
-    The next chunk is drawn in a second thread while the current one is typed and written (the
-    draws stay in order, one at a time, so the rows are those of drawing them one after another);
-    memory holds at most two chunks. ``prefix``: the file name's start (a job names itself, so a
-    file its killed worker left can be found). ``count_columns``: columns whose values are counted
-    on the way (the released shares of a rebalanced column). ``after_chunk(rows_done)`` runs after
-    each chunk (progress, cancel checks); anything it raises removes the partial file.
+    ``sample``: ``sample(k)`` calls, one at a time in chunk order on a second thread (the next chunk
+    drawn while the current one is typed and written; two chunks held at most), or ``ChunkDraws``,
+    whose ``threads`` chunks are drawn at once while the current one is written (``drawn_chunks``:
+    ``threads + 1`` chunks held at most); the rows are those of drawing the chunks one after
+    another either way. ``prefix``: the file name's start (a job names itself, so a file its killed
+    worker left can be found). ``count_columns``: columns whose values are counted on the way (the
+    released shares of a rebalanced column). ``after_chunk(rows_done)`` runs after each chunk
+    (progress, cancel checks); anything it raises, or a draw raises, removes the partial file.
     """
     if chunk_rows <= 0:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     if file_format not in OUTPUT_FORMATS:
         raise ValueError(f"file_format must be one of {', '.join(OUTPUT_FORMATS)}, got {file_format!r}")
+    draws = sample if isinstance(sample, ChunkDraws) else ChunkDraws(lambda rows: functools.partial(sample, rows))
     directory.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=SUFFIXES[file_format])
     path = Path(name)
@@ -207,13 +257,9 @@ def sample_to_file(
     stored_schema: dict[str, Any] = {**schema, "missing_values": [""]}
     done = 0
     writer: _Writer = _CsvWriter(handle) if file_format == CSV else _ParquetWriter(handle, _stored_columns(schema))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampling") as drawing:
-        pending = drawing.submit(sample, sizes[0]) if sizes else None
-        try:
-            for index in range(len(sizes)):
-                assert pending is not None
-                frame = pending.result()
-                pending = drawing.submit(sample, sizes[index + 1]) if index + 1 < len(sizes) else None
+    try:
+        with contextlib.closing(drawn_chunks(draws, sizes)) as chunks:
+            for index, frame in enumerate(chunks):
                 typed, stored_schema = _typed_chunk(frame, schema)
                 del frame
                 writer.write(typed, stored_schema, first=index == 0)
@@ -222,15 +268,11 @@ def sample_to_file(
                     counts[column].update(_counted(typed[column]))
                 del typed
                 after_chunk(done)
-            content_hash, size = writer.close()
-        except BaseException:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    pending.result()  # let a draw under way end before the file goes
-            writer.abort()
-            path.unlink(missing_ok=True)
-            raise
+        content_hash, size = writer.close()
+    except BaseException:
+        writer.abort()
+        path.unlink(missing_ok=True)
+        raise
     return StreamedTable(
         path=path,
         schema=stored_schema,

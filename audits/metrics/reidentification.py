@@ -43,6 +43,8 @@ distance to closest record (DCR).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -101,17 +103,10 @@ def exact_copies_check(data: AuditData, synthetic: SyntheticRows, thresholds: Th
             "failed_by": None,
         },
     )
-    if result.passed is False:
-        result.details["failed_by"] = "chance_margin"
-    elif (
-        result.passed is True
-        and stratified.p_value < COPIES_ALPHA
-        and result.threshold is not None
-        and (result.ci_high or 0.0) > result.threshold
-    ):
-        # copies beyond chance at 0.1 % (exact), and their share not shown to be within the threshold
-        result.passed = False
-        result.details["failed_by"] = "stratified_test"
+    if result.passed is not None and result.threshold is not None:
+        failed_by = copies_failed_by(value, margin, result.threshold, lambda: stratified.p_value)
+        result.passed = failed_by is None
+        result.details["failed_by"] = failed_by
     result.details["detectable_copy_share"] = detectable_copy_share(
         stratified,
         n_train_rows=len(data.train_keys),
@@ -148,8 +143,7 @@ def detectable_copy_share(
     above 1 % (docs/audit-calibration.md)."""
     if threshold is None or n_synthetic == 0 or n_train_rows == 0:
         return None
-    t_s, h_s = np.array(test.training_records), np.array(test.holdout_records)
-    m_s, o_s = np.array(test.reproduced), np.array(test.training_reproduced)
+    t_s, o_s = np.array(test.training_records), np.array(test.training_reproduced)
     open_records = t_s - o_s
     colours = np.append(open_records, max(n_train_rows - int(open_records.sum()), 0))
     rng = np.random.default_rng(random_state)
@@ -162,16 +156,34 @@ def detectable_copy_share(
             value, _, margin = chance_margin(
                 int(o_s.sum() + added.sum()), int(t_s.sum()), holdout_reproduced, holdout_records, n_synthetic
             )
-            if value - margin > threshold or (
-                value + margin > threshold
-                and counts_test(t_s, h_s, m_s + added, o_s + added, random_state=int(rng.integers(2**31)))[0]
-                < COPIES_ALPHA
-            ):
+            if copies_failed_by(value, margin, threshold, partial(_planted_p_value, test, added, rng)):
                 blocked += 1
             else:
                 missed += 1
         if blocked >= needed:
             return share
+    return None
+
+
+def _planted_p_value(test: StratifiedCopyTest, added: np.ndarray, rng: np.random.Generator) -> float:
+    """The stratified test's p-value once ``added`` copies land per stratum (its seed drawn from
+    ``rng`` only when asked)."""
+    t_s, h_s = np.array(test.training_records), np.array(test.holdout_records)
+    m_s, o_s = np.array(test.reproduced), np.array(test.training_reproduced)
+    return counts_test(t_s, h_s, m_s + added, o_s + added, random_state=int(rng.integers(2**31)))[0]
+
+
+def copies_failed_by(value: float, margin: float, threshold: float, p_value: Callable[[], float]) -> str | None:
+    """Which of ``exact_copies``' two rules fails a release (``None``: it passes): ``"chance_margin"``
+    when the excess less its chance margin is above ``threshold``, ``"stratified_test"`` when the
+    stratified exact test's p-value (asked only then) is below :data:`COPIES_ALPHA` while the excess
+    plus its margin is above it (copies certain, their share not shown to be within the threshold).
+    The check and :func:`detectable_copy_share`'s simulated plantings judge by this one function."""
+    low, high = max(0.0, value - margin), min(1.0, value + margin)
+    if low > threshold:
+        return "chance_margin"
+    if high > threshold and p_value() < COPIES_ALPHA:
+        return "stratified_test"
     return None
 
 

@@ -367,9 +367,13 @@ SYNTHGATE_AUDIT_SYNTHETIC_ROWS = env_int("SYNTHGATE_AUDIT_SYNTHETIC_ROWS", 1_000
 # A drift re-audit's snapshot of a referenced table (check, checksum, sample) waits at most this
 # long for each statement and each lock: a table its loader holds fails the re-audit, never hangs it.
 SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS = env_int("SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS", 600)
-# A job samples its synthetic table in chunks of this many rows, each written (and hashed) before
-# the next is drawn: the worker's memory is bounded by a chunk, not by the requested size.
+# A job samples its synthetic table in chunks of this many rows, each written (and hashed) while
+# the next are drawn: the worker's memory is bounded by a few chunks, not by the requested size.
 SYNTHGATE_SAMPLE_CHUNK_ROWS = env_int("SYNTHGATE_SAMPLE_CHUNK_ROWS", 100_000)
+# Chunks a job draws at once (threads) while it writes the one before them, when its generator's
+# draws allow it (``Generator.independent_draws``: mst); the same rows for any number, and at most
+# this many chunks plus one in the worker's memory (synth_engine.streaming.drawn_chunks).
+SYNTHGATE_SAMPLE_DRAW_THREADS = env_int("SYNTHGATE_SAMPLE_DRAW_THREADS", 2)
 # The dashboard's column profiles of a version above this many rows are computed from a uniform
 # random sample of this many rows (seeded by the version's hash), and say so (dashboard/profiles.py).
 SYNTHGATE_PROFILE_SAMPLE_ROWS = env_int("SYNTHGATE_PROFILE_SAMPLE_ROWS", 50_000)

@@ -47,7 +47,7 @@ import pyarrow as pa
 from core.schema import ColumnSpec
 from synth_engine.engines.sql import SqlCounts, quote_identifier
 from synth_engine.generators.base import SchemaMismatchError
-from synth_engine.generators.counts import TableCounter
+from synth_engine.generators.counts import RowSample, TableCounter
 from synth_engine.generators.domain import Codec
 
 MEMORY_LIMIT = "1GB"
@@ -255,7 +255,11 @@ class DuckDBCounts(SqlCounts):
         return self._streamed(expressions, sizes, [(k,) for k in range(len(codecs))], [c.name for c in codecs])
 
     def binned_counts(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        groups: list[tuple[int, ...]],
+        sample: RowSample | None = None,
     ) -> list[np.ndarray]:
         used = sorted({column for group in groups for column in group})
         position = {column: k for k, column in enumerate(used)}
@@ -267,7 +271,11 @@ class DuckDBCounts(SqlCounts):
             expressions.append((self._lookup(code, bins[column].tolist(), lookup_params), lookup_params + code_params))
         sizes = [int(bins[column].max()) + 1 for column in used]
         grouped = [tuple(position[column] for column in group) for group in groups]
-        return self._streamed(expressions, sizes, grouped, [codecs[column].name for column in used])
+        self._sample = None if sample is None else (codecs, sample)
+        try:
+            return self._streamed(expressions, sizes, grouped, [codecs[column].name for column in used])
+        finally:
+            self._sample = None
 
     def _streamed(
         self,
@@ -285,8 +293,9 @@ class DuckDBCounts(SqlCounts):
             for k, ((sql, _), size) in enumerate(zip(expressions, sizes, strict=True))
         )
         params = [param for _, expression_params in expressions for param in expression_params]
+        relation, kept = self._sampled(self.relation)
         counter = TableCounter(sizes, groups)
-        with contextlib.closing(self._batches(f"SELECT {columns} FROM {self.relation}", params)) as batches:
+        with contextlib.closing(self._batches(f"SELECT {columns} FROM {relation}", params + kept)) as batches:
             for batch in batches:
                 codes = []
                 for k, name in enumerate(names):

@@ -18,7 +18,10 @@ over it. Given ``connect``, a large table is counted by two connections at once,
 of its pages, in one snapshot, the worker adding up their counts (both cores of the server). The
 counting settings are local to a transaction (or a savepoint of the caller's), so nothing is left
 in the caller's session. What is left (docs/engines.md, "Packed blocks") is PostgreSQL's hash
-lookup of every row in every set's table, about 100–200 ns each.
+lookup of every row in every set's table, about 100–200 ns each. Above MST's ``selection_rows``
+threshold the scored tables are counted on the rows a ``RowSample`` keeps (the hash of every
+column's fine code computed once a row in a fenced subquery of each range, ``sample_condition``),
+so most of a large fit is now computing every row's codes in its scans.
 
 :meth:`PostgresCounts.check` validates the table against the schema in the database before
 anything is spent, with the same refusals as ``validate_frame`` for a frame (missing columns,
@@ -53,6 +56,7 @@ from synth_engine.engines.sql import (
     quote_identifier,
 )
 from synth_engine.generators.base import SchemaMismatchError
+from synth_engine.generators.counts import RowSample
 from synth_engine.generators.domain import Codec, parse_schema
 
 logger = logging.getLogger(__name__)
@@ -163,11 +167,15 @@ class PostgresCounts(SqlCounts):
             return list(cursor.fetchall())
 
     def binned_counts(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        groups: list[tuple[int, ...]],
+        sample: RowSample | None = None,
     ) -> list[np.ndarray]:
         # the type of the temporary table's codes: smallint unless a column has more bins than it holds
         self._code_type = "smallint" if max((int(b.max()) for b in bins), default=0) < 32767 else "integer"
-        return super().binned_counts(codecs, bins, groups)
+        return super().binned_counts(codecs, bins, groups, sample)
 
     def _binned_tables(
         self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
@@ -268,6 +276,10 @@ class PostgresCounts(SqlCounts):
         keys = max(len(part.used) for part in parts)
         ranges = self._page_ranges()
         relations = [self.relation] if len(ranges) <= 1 else [self._range_relation(low, high) for low, high in ranges]
+        if self._sample is not None:  # each range's rows the sample keeps (the same parameters each)
+            sampled = [self._sampled(relation) for relation in relations]
+            relations = [relation for relation, _ in sampled]
+            params += sampled[0][1]
 
         temporary = parts[0].integer_keys and self.temporary
 

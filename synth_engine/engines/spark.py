@@ -46,6 +46,7 @@ import pyarrow as pa
 from core.schema import ColumnSpec
 from synth_engine.engines.refusals import Refusal, refuse_structure, value_refusals
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.generators.counts import HASH_PRIME, RowSample, hash_weights
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
@@ -463,7 +464,11 @@ def holdout_predicate(schema: dict[str, Any], seed: int, fraction: float) -> str
 
 
 def _table_counter(
-    plans: list[dict[str, Any]], shapes: list[tuple[int, ...]], groups: list[tuple[int, ...]], categorical: list[int]
+    plans: list[dict[str, Any]],
+    shapes: list[tuple[int, ...]],
+    groups: list[tuple[int, ...]],
+    categorical: list[int],
+    sample: dict[str, Any] | None = None,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The function each partition runs (self-contained: pickled by value, so an executor needs
     NumPy and pyarrow, not this package). Input batches hold one column per code (finished by
@@ -474,7 +479,12 @@ def _table_counter(
 
     A batch is counted 65,536 rows at a time so the arrays stay in the processor's cache, and
     groups sharing their first columns (the ``(label, a)`` of every ``(label, a, b)``) share their
-    index, as ``generators.counts.TableCounter`` does."""
+    index, as ``generators.counts.TableCounter`` does.
+
+    ``sample`` (``keep``, ``prime``, ``weights``, ``bins``): the code columns are the fine codes of
+    every column of the schema, in order; only the rows whose ``generators.counts.row_hash`` of
+    them is below ``keep`` are counted, each named column's codes mapped by its ``bins`` (the same
+    integer arithmetic as ``row_hash``, repeated here: the function needs NumPy only)."""
 
     def numbers(values: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """An Arrow column of fixed-width numbers as a NumPy view of its data buffer, and its null
@@ -531,6 +541,7 @@ def _table_counter(
         sizes.update(zip(group, shape, strict=True))
     order = sorted(range(len(groups)), key=lambda g: (groups[g][:-1], g))
     used = sorted(sizes)
+    finished = list(range(len(plans))) if sample is not None else used  # the hash reads every column
 
     def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import numpy
@@ -543,14 +554,24 @@ def _table_counter(
         invalid = 0
         for batch in batches:
             codes: dict[int, Any] = {}
-            for column in used:
+            for column in finished:
                 found = finish(batch.column(column), plans[column])
                 bad = found < 0
                 if bad.any():
                     invalid += int(bad.sum())
                     found = numpy.maximum(found, 0)
                 codes[column] = found
-            for start in range(0, batch.num_rows, slice_rows):
+            rows = batch.num_rows
+            if sample is not None:  # generators.counts.row_hash, then the kept rows' bins
+                prime = sample["prime"]
+                hashed = numpy.zeros(rows, dtype=numpy.int64)
+                for column, weight in zip(finished, sample["weights"], strict=True):
+                    hashed += ((codes[column] + 1) * weight) % prime
+                hashed %= prime
+                kept = (hashed * hashed) % prime < sample["keep"]
+                codes = {column: sample["bins"][column][codes[column][kept]] for column in used}
+                rows = int(kept.sum())
+            for start in range(0, rows, slice_rows):
                 part = {column: codes[column][start : start + slice_rows] for column in used}
                 head: tuple[int, ...] | None = None
                 base = numpy.zeros(0, dtype=numpy.int64)
@@ -710,14 +731,20 @@ class SparkCounts:
             watchdog.stop()
 
     def _tables(
-        self, codes: list[Code], groups: list[tuple[int, ...]], shapes: list[tuple[int, ...]], texts: list[Any]
+        self,
+        codes: list[Code],
+        groups: list[tuple[int, ...]],
+        shapes: list[tuple[int, ...]],
+        texts: list[Any],
+        sample: dict[str, Any] | None = None,
     ) -> tuple[list[np.ndarray], list[dict[str, int]]]:
-        """One pass: the table of code tuples of every group, and the value counts of the ``texts`` columns."""
+        """One pass: the table of code tuples of every group, and the value counts of the ``texts``
+        columns (``sample``: of the rows it keeps, see :func:`_table_counter`)."""
         F = _functions()
         coded = coded_columns(self.rows(), codes, texts)
         categorical = list(range(len(codes), len(codes) + len(texts)))
         partial = coded.mapInArrow(
-            _table_counter([code.plan() for code in codes], shapes, groups, categorical),
+            _table_counter([code.plan() for code in codes], shapes, groups, categorical, sample),
             "tbl int, cell bigint, key string, n bigint",
         )
         summed = self._collect(partial.groupBy("tbl", "cell", "key").agg(F.sum("n").alias("n")), "a counting pass")
@@ -840,13 +867,27 @@ class SparkCounts:
         return tables
 
     def binned_counts(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        groups: list[tuple[int, ...]],
+        sample: RowSample | None = None,
     ) -> list[np.ndarray]:
+        sizes = [int(b.max()) + 1 for b in bins]
+        shapes = [tuple(sizes[column] for column in group) for group in groups]
+        if sample is not None:  # every column's fine code (the hash reads them all), binned by the executors
+            plan = {
+                "keep": int(sample.keep),
+                "prime": HASH_PRIME,
+                "weights": hash_weights(len(codecs)),
+                "bins": [np.asarray(b, dtype=np.int64) for b in bins],
+            }
+            fine = [fine_code(self._spec(codec), codec) for codec in codecs]
+            tables, _ = self._tables(fine, groups, shapes, [], sample=plan)
+            return tables
         used = sorted({column for group in groups for column in group})
         position = {column: k for k, column in enumerate(used)}
         codes = [binned(fine_code(self._spec(codecs[column]), codecs[column]), bins[column]) for column in used]
-        sizes = [int(b.max()) + 1 for b in bins]
-        shapes = [tuple(sizes[column] for column in group) for group in groups]
         tables, _ = self._tables(codes, [tuple(position[c] for c in group) for group in groups], shapes, [])
         return tables
 

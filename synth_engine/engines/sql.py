@@ -26,6 +26,7 @@ import numpy as np
 from core.schema import ColumnSpec
 from synth_engine.engines.refusals import Refusal, refuse_structure, value_refusals
 from synth_engine.generators.base import GeneratorError, SchemaMismatchError
+from synth_engine.generators.counts import HASH_PRIME, RowSample, hash_weights
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
@@ -70,6 +71,8 @@ class SqlCounts:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.specs = parse_schema(schema)
         self._domain: dict[str, Any] | None = None
+        #: while a sampled binned stage is counted: every column's codec and the sample
+        self._sample: tuple[list[Codec], RowSample] | None = None
 
     # ------------------------------------------------------------------ the dialect
 
@@ -266,12 +269,48 @@ class SqlCounts:
             counts.append(histogram)
         return counts
 
+    def sample_condition(self, codecs: list[Codec], sample: RowSample, params: list[Any]) -> tuple[str, str]:
+        """The SQL of :func:`~synth_engine.generators.counts.row_hash` before its square (a column
+        of the relation, computed once a row) and the condition on it that keeps ``sample``'s rows:
+        ``(hash, condition over "synthgate_row_hash")``; every column's fine code appends its
+        parameters to ``params``. 64-bit integer arithmetic, as NumPy's."""
+        terms = [
+            f"mod(CAST(({self.fine_code(codec, params)}) + 1 AS BIGINT) * {weight}, {HASH_PRIME})"
+            for codec, weight in zip(codecs, hash_weights(len(codecs)), strict=True)
+        ]
+        hashed = f"mod({' + '.join(terms)}, {HASH_PRIME})"
+        return hashed, f"mod(synthgate_row_hash * synthgate_row_hash, {HASH_PRIME}) < {int(sample.keep)}"
+
+    def _sampled(self, relation: str) -> tuple[str, list[Any]]:
+        """``relation`` (a FROM item), restricted to the rows of the sample being counted (if any),
+        and the parameters it adds (after the select list's: it is the FROM item)."""
+        if self._sample is None:
+            return relation, []
+        params: list[Any] = []
+        hashed, condition = self.sample_condition(*self._sample, params)
+        inner = f"SELECT *, {hashed} AS synthgate_row_hash FROM {relation} OFFSET 0"  # the hash once a row
+        return f"(SELECT * FROM ({inner}) AS hashed WHERE {condition}) AS sampled", params
+
     def binned_counts(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        groups: list[tuple[int, ...]],
+        sample: RowSample | None = None,
     ) -> list[np.ndarray]:
         """Each group's table; a group whose columns all lie in a larger group (MST's (label, a)
         in its (label, a, b)) is that group's table summed over the other columns, not counted:
-        the same integers, one grouping set fewer for every row to be looked up in."""
+        the same integers, one grouping set fewer for every row to be looked up in. Given
+        ``sample``, the rows whose hash of the fine codes of all ``codecs`` it keeps."""
+        self._sample = None if sample is None else (codecs, sample)
+        try:
+            return self._enclosed_tables(codecs, bins, groups)
+        finally:
+            self._sample = None
+
+    def _enclosed_tables(
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+    ) -> list[np.ndarray]:
         within = enclosing_groups(groups)
         counted = [g for g in range(len(groups)) if g not in within]
         tables = dict(zip(counted, self._binned_tables(codecs, bins, [groups[g] for g in counted]), strict=True))
@@ -377,11 +416,12 @@ class SqlCounts:
         """Each part's rows per set: one statement a part, each computing only the codes its sets
         name (in a subquery, once per row)."""
         counted = []
+        relation, kept = self._sampled(self.relation)
         for part in parts:
             used = part.used
             inner = ", ".join(f"{selected[k][0]} AS {column_name(k)}" for k in used)
-            params = [param for k in used for param in selected[k][1]]
-            coded = f"(SELECT {inner} FROM {self.relation}{self.fence}) AS coded"
+            params = [param for k in used for param in selected[k][1]] + kept
+            coded = f"(SELECT {inner} FROM {relation}{self.fence}) AS coded"
             counted.append(part.read(self._rows(part.select(coded), params, grouped=True)))
         return counted
 

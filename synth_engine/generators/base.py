@@ -10,6 +10,7 @@ never a pickle.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -99,6 +100,17 @@ class Generator(ABC):
         """The rows ``sample`` gives, for writing out (``synth_engine.streaming.sample_to_file``):
         a generator may give a column of text as a pandas ``Categorical`` of the same values."""
         return self.sample(n_rows, conditions)
+
+    # Whether the functions ``seeded_output`` returns may run at once, in any order, with the rows
+    # of running them one after another in the order they were made (``sample_to_file`` then draws
+    # several chunks at once); else they run one at a time, in that order.
+    independent_draws: ClassVar[bool] = False
+
+    def seeded_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> Callable[[], pd.DataFrame]:
+        """``sample_for_output``'s draw in two steps: this call fixes which rows it gives (in the
+        order of the calls) and the function returned draws them. Here the whole draw is left to
+        that function, which takes from the model's sampling stream when it runs."""
+        return functools.partial(self.sample_for_output, n_rows, conditions)
 
     @abstractmethod
     def check(self, frame: pd.DataFrame, schema: dict[str, Any]) -> list[str]:

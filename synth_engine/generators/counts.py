@@ -11,6 +11,9 @@ exact counts cross from the source to the worker, never rows.
 :class:`FrameCounts` answers them from a pandas frame (the in-memory path). An engine source
 (``synth_engine.engines.postgres.PostgresCounts``) answers them with SQL where the table lives;
 both give the same integers on the same data, so a fit with a fixed seed is byte-identical.
+Above :attr:`~synth_engine.generators.mst.MSTGenerator.selection_rows`, the 2-way tables scored
+for MST's tree are counted on a :class:`RowSample` of the rows: those whose :func:`row_hash` of
+their fine codes falls below a bound, by integer arithmetic every engine computes alike.
 :class:`TableCounter` adds up the tables of groups of code columns over batches of rows, for an
 engine that streams small-integer codes to the worker (``synth_engine.engines.duckdb``).
 """
@@ -18,6 +21,7 @@ engine that streams small-integer codes to the worker (``synth_engine.engines.du
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +29,57 @@ import pandas as pd
 
 from core.schema import ColumnSpec, numeric_values
 from synth_engine.generators.domain import Codec, magnitude_index, missing_mask
+
+#: the prime modulus of :func:`row_hash` (2³¹ − 1: every product of two residues fits in 64 bits)
+HASH_PRIME = 2_147_483_647
+#: the multiplier whose powers weigh the columns in :func:`row_hash` (a primitive root of the prime)
+HASH_BASE = 48_271
+
+
+def hash_weights(columns: int) -> list[int]:
+    """Column ``c``'s weight in :func:`row_hash`: ``HASH_BASE ** (c + 1) mod HASH_PRIME``."""
+    return [pow(HASH_BASE, c + 1, HASH_PRIME) for c in range(columns)]
+
+
+def row_hash(codes: Sequence[np.ndarray]) -> np.ndarray:
+    """Each row's hash of its fine codes (``codes[c]``: column ``c``'s, every column of the schema
+    in order), in ``[0, HASH_PRIME)``: ``h = Σ_c ((code_c + 1) · w_c mod p) mod p``, then ``h² mod p``
+    (the square mixes the columns' terms, so the kept rows follow no linear pattern of the codes).
+
+    Integer arithmetic in 64 bits only (each product is below 2⁶²), so every engine computes it
+    alike: NumPy here and on Spark's executors, SQL in PostgreSQL and DuckDB
+    (:meth:`~synth_engine.engines.sql.SqlCounts.sample_condition`). Rows with the same codes have
+    the same hash: duplicates are kept or dropped together."""
+    if not codes:
+        return np.zeros(0, dtype=np.int64)
+    total = np.zeros(len(codes[0]), dtype=np.int64)
+    for code, weight in zip(codes, hash_weights(len(codes)), strict=True):
+        total += ((np.asarray(code, dtype=np.int64) + 1) * weight) % HASH_PRIME
+    total %= HASH_PRIME
+    return (total * total) % HASH_PRIME
+
+
+@dataclass(frozen=True)
+class RowSample:
+    """The rows whose :func:`row_hash` is below ``keep`` (of ``HASH_PRIME``): a deterministic,
+    content-defined sample of about ``keep / HASH_PRIME`` of the rows, the same in every engine."""
+
+    keep: int
+
+    @classmethod
+    def of_rate(cls, rate: float) -> RowSample:
+        """About ``rate`` of the rows (in (0, 1])."""
+        if not 0 < rate <= 1:
+            raise ValueError(f"a sampling rate must be in (0, 1], got {rate}")
+        return cls(min(HASH_PRIME, max(1, int(rate * HASH_PRIME))))
+
+    @property
+    def rate(self) -> float:
+        return self.keep / HASH_PRIME
+
+    def mask(self, codes: Sequence[np.ndarray]) -> np.ndarray:
+        """Which rows are kept, from the fine codes of every column of the schema (in order)."""
+        return row_hash(codes) < self.keep
 
 
 class CountSource(Protocol):
@@ -51,10 +106,15 @@ class CountSource(Protocol):
         ...
 
     def binned_counts(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        groups: list[tuple[int, ...]],
+        sample: RowSample | None = None,
     ) -> list[np.ndarray]:
         """Per group of column indices, the counts of their binned codes (``bins[c][fine code]``),
-        shaped ``(k_c for c in group)`` where ``k_c = bins[c].max() + 1``."""
+        shaped ``(k_c for c in group)`` where ``k_c = bins[c].max() + 1``; given ``sample``, of the
+        rows it keeps only (its :meth:`RowSample.mask` over the fine codes of all ``codecs``)."""
         ...
 
 
@@ -91,16 +151,23 @@ class FrameCounts:
         return [np.bincount(self.codes(codec), minlength=codec.n_codes) for codec in codecs]
 
     def binned_counts(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self,
+        codecs: list[Codec],
+        bins: list[np.ndarray],
+        groups: list[tuple[int, ...]],
+        sample: RowSample | None = None,
     ) -> list[np.ndarray]:
         binned: dict[int, np.ndarray] = {}
         sizes = [int(b.max()) + 1 for b in bins]
+        kept = None if sample is None else sample.mask([self.codes(codec) for codec in codecs])
+        rows = len(self.frame) if kept is None else int(kept.sum())
         tables = []
         for group in groups:
-            combined = np.zeros(len(self.frame), dtype=np.int64)
+            combined = np.zeros(rows, dtype=np.int64)
             for column in group:
                 if column not in binned:
-                    binned[column] = bins[column][self.codes(codecs[column])]
+                    codes = self.codes(codecs[column])
+                    binned[column] = bins[column][codes if kept is None else codes[kept]]
                 combined = combined * sizes[column] + binned[column]
             shape = tuple(sizes[column] for column in group)
             tables.append(np.bincount(combined, minlength=int(np.prod(shape))).reshape(shape))

@@ -21,7 +21,10 @@ approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"
    estimation the other columns depend on the label only through their tree parents.
 3. *Select* a spanning tree over the binned attributes: Kruskal's algorithm where each edge is
    picked by the exponential mechanism with score ``‖M_ab − M̂_ab‖₁`` between the true 2-way
-   marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2).
+   marginal and the independent estimate from the noisy 1-ways (Sec. 4, Alg. 2). Above
+   ``SELECTION_SAMPLE_FACTOR × selection_rows`` estimated rows the scored tables are counted on
+   a content-defined sample of about ``selection_rows`` rows (sensitivity 2, no amplification
+   claimed; :class:`SampledPairs`), the measured ones on every row.
 4. *Measure* the 2-way marginals on the tree's edges with the Gaussian mechanism.
 5. *Estimate* consistent marginals (:mod:`synth_engine.generators.marginals`). Instead of
    Private-PGM's mirror descent we use the tree structure: inverse-variance-weighted 1-way
@@ -43,10 +46,11 @@ import math
 import os
 import secrets
 import warnings
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -63,7 +67,7 @@ from synth_engine.generators.checks import (
     cumulative_shares,
     round_cumulative,
 )
-from synth_engine.generators.counts import CountSource, FrameCounts
+from synth_engine.generators.counts import CountSource, FrameCounts, RowSample
 from synth_engine.generators.domain import (
     CategoricalCodec,
     Codec,
@@ -94,6 +98,8 @@ LABEL_FRACTION = 0.3  # default share of the 2-way budget on the (label, column)
 AUTO = "auto"  # label_features chosen by auto_label_features
 LABEL_NOISE_SHARE = 0.125  # "auto": a label table's noise σ at most this share of its typical cell
 MIN_LABEL_FEATURES = 6  # "auto" focuses on no fewer label tables than this (else it measures them all)
+SELECTION_ROWS = 1_000_000  # rows the tree selection scores on a sample of, above ...
+SELECTION_SAMPLE_FACTOR = 4  # ... this many times as many estimated rows (so at least 4,000,000)
 
 
 class MSTGenerator(Generator):
@@ -156,6 +162,15 @@ class MSTGenerator(Generator):
     label_selection_fraction : float
         Share of the ρ left after the rows and domain stages spent on those k picks (when
         ``label_features`` is positive and smaller than the number of other columns).
+    selection_rows : int
+        When the noisy row estimate n̂ exceeds :data:`SELECTION_SAMPLE_FACTOR` times this (4 M
+        rows by default), the 2-way tables scored for the tree are counted on a content-defined
+        sample of about this many rows (:class:`~synth_engine.generators.counts.RowSample`: the
+        rows whose hash of their fine codes falls below n̂-dependent bound), and the measured
+        tables (the tree's edges, the label tables, the 1-ways) on every row; the scores are
+        then :func:`select_tree`'s sampled form (sensitivity 2). At 10 M rows this counts the
+        1,176 scored tables of 50 columns on a tenth of the rows, most of the fit's work in a
+        database. ``0``: every row, always. Figures in ``docs/generators.md``.
     """
 
     name = "mst"
@@ -177,6 +192,7 @@ class MSTGenerator(Generator):
         label_fraction: float = LABEL_FRACTION,
         label_features: int | str = AUTO,
         label_selection_fraction: float = 0.05,
+        selection_rows: int = SELECTION_ROWS,
     ) -> None:
         self.max_bins = max_bins
         self.max_cells = max_cells
@@ -190,6 +206,7 @@ class MSTGenerator(Generator):
         self.label_fraction = label_fraction
         self.label_features = label_features
         self.label_selection_fraction = label_selection_fraction
+        self.selection_rows = selection_rows
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -205,6 +222,7 @@ class MSTGenerator(Generator):
             "label_fraction": self.label_fraction,
             "label_features": self.label_features,
             "label_selection_fraction": self.label_selection_fraction,
+            "selection_rows": self.selection_rows,
         }
 
     # ------------------------------------------------------------------ fit
@@ -393,17 +411,18 @@ class MSTGenerator(Generator):
         one_way = [np.bincount(b, weights=c, minlength=k) for b, c, k in zip(bins, fine_counts, sizes, strict=True)]
         attributes = [c for c in range(len(codecs)) if c != label]
         with_stars = label is not None and math.isfinite(plan.label_sigma)
-        tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
-        focus = attributes
-        if label is not None and with_stars and plan.label_features < len(attributes):
-            # a column of one bin has no label dependence to measure (its label table is the label's 1-way)
-            focus = [c for c in attributes if sizes[c] > 1] or attributes
-            if plan.label_features < len(focus):
-                focus = pick_label_columns(
-                    tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=focus
-                )
-                accountant.add_exponential("label_selection", plan.label_selection_epsilon, count=len(focus))
-        edges = select_tree(tables, one_way, n_hat, plan.selection_epsilon, rng, columns=attributes)
+        sample = selection_sample(n_hat, self.selection_rows)
+        if sample is None:  # one pass over every row: the scored and the measured tables
+            tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars)
+            focus = self._label_focus(tables, one_way, sizes, attributes, label, with_stars, plan, accountant, rng)
+            edges = select_tree(tables, one_way, n_hat, plan.selection_epsilon, rng, columns=attributes)
+        else:
+            # the scored tables on the sample, then the tree's and the label's tables on every row
+            # (the tree is picked before the label's columns here: their draws come in that order)
+            scored = SampledPairs(source, codecs, bins, attributes, sample)
+            edges = select_tree(scored, one_way, n_hat, plan.selection_epsilon, rng, columns=attributes)
+            tables = BinnedTables(source, codecs, bins, label, attributes, stars=with_stars, pairs=edges)
+            focus = self._label_focus(tables, one_way, sizes, attributes, label, with_stars, plan, accountant, rng)
         if edges:
             accountant.add_exponential("selection", plan.selection_epsilon, count=len(edges))
         noisy_tables, stars = _measure_tables(tables, edges, focus, plan, accountant, rng)
@@ -423,9 +442,35 @@ class MSTGenerator(Generator):
         if focus != attributes:
             label_tables, pairs = focus_label_dependence(label_tables, pairs, edges, focus, self.estimation_iterations)
         self.bins_, self.edges_ = bins, edges
+        self.selection_sample_ = None if sample is None else {"keep": sample.keep, "rate": sample.rate}
         self.label_columns_ = sorted(stars)
         self.one_way_, self.within_, self.label_tables_, self.pairs_ = one_way, within, label_tables, pairs
         self.__dict__.pop("_plans", None)  # the sampling plans of the tables replaced
+
+    @staticmethod
+    def _label_focus(
+        tables: BinnedTables,
+        one_way: list[np.ndarray],
+        sizes: list[int],
+        attributes: list[int],
+        label: int | None,
+        with_stars: bool,
+        plan: BudgetPlan,
+        accountant: ZCDPAccountant,
+        rng: np.random.Generator,
+    ) -> list[int]:
+        """The columns whose (label, column) tables are measured: every attribute, or the
+        ``label_features`` picked privately (:func:`pick_label_columns`)."""
+        focus = attributes
+        if label is not None and with_stars and plan.label_features < len(attributes):
+            # a column of one bin has no label dependence to measure (its label table is the label's 1-way)
+            focus = [c for c in attributes if sizes[c] > 1] or attributes
+            if plan.label_features < len(focus):
+                focus = pick_label_columns(
+                    tables, one_way[label], plan.label_features, plan.label_selection_epsilon, rng, columns=focus
+                )
+                accountant.add_exponential("label_selection", plan.label_selection_epsilon, count=len(focus))
+        return focus
 
     def _bins(self, counts: np.ndarray, codec: Codec, label: bool, min_count: float) -> np.ndarray:
         if not codec.ordered:
@@ -439,9 +484,19 @@ class MSTGenerator(Generator):
 
     # ------------------------------------------------------------------ sample
 
+    # Draws prepared in order (``seeded_output``) may run at once: the part left to run reads
+    # nothing a later draw changes.
+    independent_draws: ClassVar[bool] = True
+
     def sample_for_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> pd.DataFrame:
         """``sample``'s rows with each column of text as a pandas ``Categorical`` (the same values)."""
         return self.sample(n_rows, conditions, categories=True)
+
+    def seeded_output(self, n_rows: int, conditions: dict[str, Any] | None = None) -> Callable[[], pd.DataFrame]:
+        """``sample_for_output`` in two steps: this call takes what the draw takes from the model's
+        sampling stream (the condition's codes and the columns' seeds); the function it returns
+        draws the rows from them alone, on any thread, in any order with other such draws."""
+        return self._seeded(n_rows, conditions, categories=True)
 
     def sample(
         self, n_rows: int, conditions: dict[str, Any] | None = None, *, categories: bool = False
@@ -455,21 +510,32 @@ class MSTGenerator(Generator):
         sampling stream, so the output of a seed does not depend on the order the columns are
         drawn in: the columns whose parents are drawn run on ``sample_threads`` threads (NumPy
         releases the GIL in its array loops), with the same output as on one."""
+        return self._seeded(n_rows, conditions, categories=categories)()
+
+    def _seeded(
+        self, n_rows: int, conditions: dict[str, Any] | None, *, categories: bool
+    ) -> Callable[[], pd.DataFrame]:
+        """The draw's use of ``sample_rng_`` now (the root's codes under ``conditions``, then four
+        words seeding the columns' streams), the rest of it in the function returned."""
         self._check_fitted()
         check_n_rows(n_rows)
         condition = self._root_codes(n_rows, conditions)
         seeds = np.random.SeedSequence([int(word) for word in self.sample_rng_.bit_generator.random_raw(4)])
-        streams = [np.random.Generator(np.random.PCG64(seed)) for seed in seeds.spawn(len(self.codecs_) + 1)]
-        threads = sample_threads(n_rows)
-        columns: dict[int, pd.Series] = {}
-        if threads > 1:
-            with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
-                self._sample_columns(n_rows, condition, streams, columns, pool, categories)
-        else:
-            self._sample_columns(n_rows, condition, streams, columns, None, categories)
-        return pd.DataFrame(
-            {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
-        )
+
+        def draw() -> pd.DataFrame:
+            streams = [np.random.Generator(np.random.PCG64(seed)) for seed in seeds.spawn(len(self.codecs_) + 1)]
+            threads = sample_threads(n_rows)
+            columns: dict[int, pd.Series] = {}
+            if threads > 1:
+                with ThreadPoolExecutor(threads, thread_name_prefix="mst-sample") as pool:
+                    self._sample_columns(n_rows, condition, streams, columns, pool, categories)
+            else:
+                self._sample_columns(n_rows, condition, streams, columns, None, categories)
+            return pd.DataFrame(
+                {codec.name: columns[i] for i, codec in enumerate(self.codecs_)}, columns=self.columns_, copy=False
+            )
+
+        return draw
 
     def _sample_columns(
         self,
@@ -602,6 +668,8 @@ class MSTGenerator(Generator):
             tree_edges=[[self.columns_[a], self.columns_[b]] for a, b in self.edges_],
             label_columns=[self.columns_[c] for c in self.label_columns_],
             row_estimate=getattr(self, "row_estimate_", {"source": "fit", "stage": "rows"}),
+            # the rows the tree's scores were counted on: every row (None), or the hash's bound and rate
+            selection_sample=getattr(self, "selection_sample_", None),
         )
         return PrivacySpent(self.accountant_.epsilon(delta), delta, ACCOUNTANT_NAME, details)
 
@@ -623,6 +691,7 @@ class MSTGenerator(Generator):
             "accountant": self.accountant_.to_dict(),
             "target": self.target_,
             "row_estimate": self.row_estimate_,
+            "selection_sample": self.selection_sample_,
             "sample_rng": self.sample_rng_.bit_generator.state,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=1))
@@ -665,6 +734,7 @@ class MSTGenerator(Generator):
         model.target_ = meta["target"]
         # models written before a job could hand over its version's estimate measured their own
         model.row_estimate_ = meta.get("row_estimate", {"source": "fit", "stage": "rows"})
+        model.selection_sample_ = meta.get("selection_sample")  # None: every row (and every model before)
         model.sample_rng_ = np.random.default_rng()
         model.sample_rng_.bit_generator.state = meta["sample_rng"]
         return model
@@ -714,6 +784,9 @@ def _check_params(params: dict[str, Any]) -> None:
         problems.append("min_bin_sigmas must be >= 0")
     if params["structure"] not in ("auto", "tree"):
         problems.append("structure must be 'auto' or 'tree'")
+    rows = params.get("selection_rows", SELECTION_ROWS)
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        problems.append("selection_rows must be an integer >= 0 (0: the selection scores every row)")
     if problems:
         raise GeneratorError("invalid MST parameters: " + "; ".join(problems))
 
@@ -985,9 +1058,11 @@ class BinnedTables:
         columns: list[int],
         *,
         stars: bool,
+        pairs: list[tuple[int, int]] | None = None,
     ) -> None:
         self.label = label
-        self.pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
+        #: the pairs counted (``pairs``; by default every pair of ``columns``)
+        self.pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]] if pairs is None else pairs
         prefix = () if label is None else (label,)
         groups = [(*prefix, a, b) for a, b in self.pairs]
         if label is not None and stars:
@@ -1014,8 +1089,39 @@ class BinnedTables:
         return self.stars[a]
 
 
+class SampledPairs:
+    """The 2-way tables of every pair of ``columns``, counted on the rows ``sample`` keeps only:
+    what :func:`select_tree` scores above :attr:`MSTGenerator.selection_rows`. Each is a
+    histogram of the kept rows: adding or removing a row changes at most one cell by one (a row
+    the sample drops changes none), whatever the rate."""
+
+    sampled = True
+
+    def __init__(
+        self, source: CountSource, codecs: list[Codec], bins: list[np.ndarray], columns: list[int], sample: RowSample
+    ) -> None:
+        self.sample = sample
+        self.pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
+        groups: list[tuple[int, ...]] = list(self.pairs)
+        counted = source.binned_counts(codecs, bins, groups, sample=sample) if groups else []
+        self.tables = dict(zip(self.pairs, counted, strict=True))
+
+    def pair(self, a: int, b: int) -> np.ndarray:
+        """The kept rows' 2-way table of binned columns ``a`` and ``b``, shape (k_a, k_b)."""
+        return self.tables[(a, b)]
+
+
+def selection_sample(n_hat: float, selection_rows: int) -> RowSample | None:
+    """The rows the tree selection scores: ``None`` (every row) unless the noisy estimate n̂
+    exceeds :data:`SELECTION_SAMPLE_FACTOR` × ``selection_rows``; then about ``selection_rows``
+    of them (rate ``selection_rows / n̂``). A function of n̂ (DP) and a parameter only."""
+    if selection_rows <= 0 or n_hat <= SELECTION_SAMPLE_FACTOR * selection_rows:
+        return None
+    return RowSample.of_rate(selection_rows / n_hat)
+
+
 def select_tree(
-    tables: BinnedTables,
+    tables: BinnedTables | SampledPairs,
     one_way: list[np.ndarray],
     n_hat: float,
     epsilon: float,
@@ -1029,22 +1135,38 @@ def select_tree(
     one cell of M_ab by one, so the score has sensitivity 1. Kruskal's algorithm then picks
     each of the edges among those joining two components with an ε-exponential mechanism.
 
+    With ``tables`` counted on a sample of the rows (:class:`SampledPairs`), the score is
+    ``‖S_ab − s · q_a q_bᵀ‖₁``: the sample's table S_ab against independence at the noisy 1-ways'
+    shares q, scaled to the s rows the sample holds (its exact size, the same for every pair).
+    Adding or removing a kept row moves one cell of S_ab and s by one: the change is
+    ``e_ij − q_a q_bᵀ``, of L1 norm ``2(1 − q_ai q_bj) ≤ 2``, so the mechanism runs at
+    sensitivity 2 (no amplification by the sampling is claimed).
+
     Parameters
     ----------
-    tables : the exact binned tables of every pair of ``columns``
+    tables : the exact binned tables of every pair of ``columns`` (or of the sampled rows)
     one_way : estimated bin counts per column (noisy, post-processed)
     columns : the columns the tree spans (all but the label in the label-augmented structure)
     """
     candidates = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
-    scale = max(n_hat, 1.0)
-    scores = np.array(
-        [np.abs(tables.pair(a, b) - np.outer(one_way[a], one_way[b]) / scale).sum() for a, b in candidates]
-    )
+    sensitivity = 1.0
+    if getattr(tables, "sampled", False):
+        sensitivity = 2.0
+        shares = [counts / max(float(counts.sum()), 1e-9) for counts in one_way]
+        kept = float(tables.pair(*candidates[0]).sum()) if candidates else 0.0
+        scores = np.array(
+            [np.abs(tables.pair(a, b) - kept * np.outer(shares[a], shares[b])).sum() for a, b in candidates]
+        )
+    else:
+        scale = max(n_hat, 1.0)
+        scores = np.array(
+            [np.abs(tables.pair(a, b) - np.outer(one_way[a], one_way[b]) / scale).sum() for a, b in candidates]
+        )
     component = {c: c for c in columns}
     edges: list[tuple[int, int]] = []
     for _ in range(len(columns) - 1):
         open_ = [k for k, (a, b) in enumerate(candidates) if component[a] != component[b]]
-        pick = open_[exponential_mechanism(scores[open_], epsilon, rng)]
+        pick = open_[exponential_mechanism(scores[open_], epsilon, rng, sensitivity=sensitivity)]
         a, b = candidates[pick]
         old, new = component[b], component[a]
         component = {c: new if group == old else group for c, group in component.items()}

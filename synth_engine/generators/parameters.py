@@ -64,6 +64,7 @@ PARAMETER_BOUNDS: dict[str, dict[str, Bound]] = {
         "label_fraction": FRACTION_OR_ZERO,
         "label_features": Bound("int", 0, 10_000, choices=("auto",)),
         "label_selection_fraction": FRACTION,
+        "selection_rows": Bound("int", 0, 1_000_000_000),
     },
     "dp-tvae": {
         "epochs": Bound("int", 1, 1000),

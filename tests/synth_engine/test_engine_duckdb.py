@@ -22,6 +22,7 @@ from tests.synth_engine.test_engine_postgres import (
     adult_schema,
     assert_same_counts,
     assert_same_fine_counts,
+    assert_same_sampled_counts,
     fitted,
     grid_frame,
     wide_frame,
@@ -49,11 +50,20 @@ def test_every_count_mst_reads_is_the_same_from_duckdb_as_from_the_frame(lake) -
     frame, schema, counts = lake
     assert len(counts.files) == 3 and counts.check() == []
     assert_same_counts(counts, frame, schema)
+    assert_same_sampled_counts(counts, frame, schema)
 
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}, {"row_estimate": PAID}],
+    [
+        {},
+        {"label_fraction": 0.0},
+        {"structure": "tree"},
+        {"label_features": 2},
+        {"row_estimate": PAID},
+        {"selection_rows": 200},  # the tree scored on a sample of about 200 of the 1,500 rows
+        {"selection_rows": 200, "structure": "tree"},
+    ],
 )
 def test_mst_fitted_from_duckdb_counts_samples_byte_identical_rows(lake, params) -> None:
     frame, schema, counts = lake

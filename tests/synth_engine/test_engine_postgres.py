@@ -19,7 +19,7 @@ from django.db import connection
 
 from synth_engine.engines.postgres import PostgresCounts, cover_groups, quote_identifier
 from synth_engine.generators import GeneratorError, MSTGenerator, SchemaMismatchError
-from synth_engine.generators.counts import FrameCounts
+from synth_engine.generators.counts import FrameCounts, RowSample
 from synth_engine.generators.domain import parse_schema
 from synth_engine.privacy.row_count import PaidRowEstimate
 
@@ -121,10 +121,25 @@ def assert_same_counts(source, frame: pd.DataFrame, schema: dict) -> None:
         assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
 
 
+def assert_same_sampled_counts(source, frame: pd.DataFrame, schema: dict) -> None:
+    """The binned tables of the rows a :class:`RowSample` keeps (a hash of every column's fine
+    code) are the same integers from ``source`` as from the frame: the same rows are kept."""
+    memory = FrameCounts(frame)
+    model = fitted(memory, schema)
+    codecs, bins = model.codecs_, model.bins_
+    groups = [(7, a, b) for a, b in itertools.combinations([0, 2, 5, 8, 9, 10], 2)] + [(7, 4), (1,), (3, 6)]
+    sample = RowSample.of_rate(0.3)
+    sampled = source.binned_counts(codecs, bins, groups, sample=sample)
+    for ours, theirs in zip(sampled, memory.binned_counts(codecs, bins, groups, sample=sample), strict=True):
+        assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+    assert 0.2 * len(frame) < sampled[-2].sum() < 0.4 * len(frame)
+
+
 def test_every_count_mst_reads_is_the_same_from_postgresql_as_from_the_frame(adult) -> None:
     frame, schema, database = adult
     assert database.check() == []
     assert_same_counts(database, frame, schema)
+    assert_same_sampled_counts(database, frame, schema)
 
 
 # a job hands MST its version's paid row estimate: the fit then reads no row count at all
@@ -133,7 +148,17 @@ PAID = PaidRowEstimate(rows=1000.0, source="the version's DP row estimate", epsi
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"label_fraction": 0.0}, {"structure": "tree"}, {"label_features": 2}, {"row_estimate": PAID}],
+    [
+        {},
+        {"label_fraction": 0.0},
+        {"structure": "tree"},
+        {"label_features": 2},
+        {"row_estimate": PAID},
+        # the tree scored on a sample of about 200 of the 1,500 rows (above 4 × 200 estimated rows)
+        {"selection_rows": 200},
+        {"selection_rows": 200, "structure": "tree"},
+        {"selection_rows": 200, "label_features": 2},
+    ],
 )
 def test_mst_fitted_from_postgresql_counts_samples_byte_identical_rows(adult, params) -> None:
     frame, schema, database = adult

@@ -87,15 +87,20 @@ def same(ours, theirs) -> bool:
     return np.array_equal(ours, theirs)
 
 
-def test_every_count_is_the_same_from_spark_and_mst_fitted_from_them_samples_byte_identical_rows(lake) -> None:
+@pytest.mark.parametrize("selection_rows", [1_000_000, 200])  # 200: the tree scored on a sample of the 1,200 rows
+def test_every_count_is_the_same_from_spark_and_mst_fitted_from_them_samples_byte_identical_rows(
+    lake, selection_rows
+) -> None:
     frame, schema, _, counts = lake
     assert counts.check() == []
     spark = Recorded(counts)
-    from_spark = fitted(spark, schema, label_fraction=0.3)
-    from_memory = fitted(FrameCounts(frame), schema, label_fraction=0.3)
+    from_spark = fitted(spark, schema, label_fraction=0.3, selection_rows=selection_rows)
+    from_memory = fitted(FrameCounts(frame), schema, label_fraction=0.3, selection_rows=selection_rows)
     memory = FrameCounts(frame)
     asked = {name for name, *_ in spark.asked}
     assert asked == {"row_count", "category_counts", "magnitude_counts", "fine_counts", "binned_counts"}
+    sampled = [kwargs["sample"] for name, _, kwargs, _ in spark.asked if kwargs.get("sample") is not None]
+    assert len(sampled) == (selection_rows < 1_000_000)
     for name, args, kwargs, found in spark.asked:
         assert same(found, getattr(memory, name)(*args, **kwargs)), name
     assert from_spark.count_engine_ == "spark" and from_memory.count_engine_ == "pandas"

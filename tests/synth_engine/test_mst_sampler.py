@@ -3,6 +3,8 @@ rows arranged by a counting sort of random keys (``sample_conditional``)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,3 +163,23 @@ def test_sample_for_output_gives_sample_s_values_with_text_as_categories() -> No
         values = drawn[name].astype(object).where(drawn[name].notna(), None) if name in texts else drawn[name]
         expected = plain[name].where(plain[name].notna(), None) if name in texts else plain[name]
         pd.testing.assert_series_equal(values, expected, check_dtype=name not in texts)
+
+
+@pytest.mark.parametrize("conditions", [None, {"income": {">50K": 0.5, "<=50K": 0.5}}, {"sex": "Female"}])
+def test_draws_seeded_in_order_give_the_rows_of_sampling_in_order_whatever_order_they_run_in(conditions) -> None:
+    """``seeded_output`` takes from the model's sampling stream when called: the draws it returns,
+    run backwards and at once on threads, give the frames of ``sample_for_output`` called in order."""
+    frame = read_adult()
+    model = MSTGenerator().fit(frame, adult_schema(frame), 1.0, 1e-5, random_state=4)
+    state = model.sample_rng_.bit_generator.state
+    expected = [model.sample_for_output(rows, conditions) for rows in (2_500, 1_000, 2_500, 7)]
+    after = model.sample_rng_.bit_generator.state
+    model.sample_rng_.bit_generator.state = state
+    draws = [model.seeded_output(rows, conditions) for rows in (2_500, 1_000, 2_500, 7)]
+    assert model.sample_rng_.bit_generator.state == after  # all of it taken when the draws were made
+    with ThreadPoolExecutor(2) as pool:
+        drawn = [future.result() for future in [pool.submit(draw) for draw in reversed(draws)]][::-1]
+    assert model.sample_rng_.bit_generator.state == after  # nothing taken by running them
+    for got, want in zip(drawn, expected, strict=True):
+        pd.testing.assert_frame_equal(got, want)
+    assert not expected[0].equals(expected[2])  # the two draws of 2,500 rows are not the same rows

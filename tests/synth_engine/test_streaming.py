@@ -4,6 +4,8 @@ and nothing left behind when sampling stops part-way."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 
 from core.errors import DatasetFormatError
 from governance.ingest import canonical_bytes
-from synth_engine.streaming import sample_to_file, table_from_frame
+from synth_engine.streaming import ChunkDraws, sample_to_file, table_from_frame
 
 SCHEMA = {
     "columns": [
@@ -170,3 +172,122 @@ def test_memory_is_bounded_by_the_chunk_not_the_rows(tmp_path):
     table_bytes = 30 * int(chunk.memory_usage(deep=True).sum())
     assert large < 1.5 * small
     assert large < table_bytes / 4
+
+
+def _seeded(frame: pd.DataFrame, started: list[int] | None = None):
+    """Draws in two steps, as ``Generator.seeded_output`` gives them: each call fixes the next rows
+    of ``frame`` (its position taken in call order), the function returned slices them, on any
+    thread, with a little numeric work; ``started`` records the position of each draw begun."""
+    position = 0
+
+    def prepare(rows: int):
+        nonlocal position
+        start, position = position, position + rows
+
+        def draw() -> pd.DataFrame:
+            if started is not None:
+                started.append(start)
+            np.sort(np.random.default_rng(start).random(20_000))  # NumPy work, the GIL released
+            return frame.iloc[start : start + rows].reset_index(drop=True)
+
+        return draw
+
+    return prepare
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_chunks_drawn_at_once_give_the_bytes_of_drawing_them_in_order(tmp_path, file_format, threads):
+    """Seven chunks (not a multiple of 2 or 3 threads), the last of 50 rows: the same file as
+    drawing one chunk at a time (``sample(k)`` in order)."""
+    frame = _drawn(2_150)
+    parallel = sample_to_file(
+        ChunkDraws(_seeded(frame), threads), 2_150, DRAWN_SCHEMA, tmp_path, chunk_rows=350, file_format=file_format
+    )
+    in_order = sample_to_file(_slicer(frame), 2_150, DRAWN_SCHEMA, tmp_path, chunk_rows=350, file_format=file_format)
+    assert parallel.path.read_bytes() == in_order.path.read_bytes()
+    assert (parallel.content_hash, parallel.n_rows) == (in_order.content_hash, 2_150)
+    if file_format == "parquet":
+        metadata = pq.ParquetFile(parallel.path).metadata
+        assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [350] * 6 + [50]
+
+
+def test_chunks_are_drawn_at_once_and_at_most_threads_plus_one_are_held(tmp_path):
+    """The first two draws wait for each other (a barrier: drawn one at a time, they would time
+    out); then, with a writer slower than the draws, the chunks begun and not yet written never
+    exceed the threads plus the one being written."""
+    frame = _drawn(4_000)
+    meeting = threading.Barrier(2, timeout=20)
+    prepare = _seeded(frame)
+    held, peak, lock = 0, 0, threading.Lock()
+
+    def counted(rows: int):
+        draw = prepare(rows)
+        first_two = counted.made < 2
+        counted.made += 1
+
+        def run() -> pd.DataFrame:
+            nonlocal held, peak
+            with lock:
+                held += 1
+                peak = max(peak, held)
+            if first_two:
+                meeting.wait()
+            return draw()
+
+        return run
+
+    counted.made = 0
+
+    def written(done: int) -> None:
+        nonlocal held
+        time.sleep(0.01)  # a slow writer: the draws run ahead as far as they may
+        with lock:
+            held -= 1
+
+    streamed = sample_to_file(
+        ChunkDraws(counted, 2), 4_000, DRAWN_SCHEMA, tmp_path, chunk_rows=200, after_chunk=written
+    )
+    assert streamed.n_rows == 4_000 and counted.made == 20
+    assert peak == 3  # two drawn ahead of the one written, never more
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_an_error_in_a_drawing_thread_is_the_writes_error_and_leaves_no_file(tmp_path, file_format):
+    """A draw that fails (the third of seven, two at once) raises its error from ``sample_to_file``,
+    after the draws under way have ended, and the partial file is removed; the later chunks are
+    not drawn."""
+    frame = _drawn(2_100)
+    started: list[int] = []
+    prepare = _seeded(frame, started)
+
+    def failing(rows: int):
+        draw = prepare(rows)
+        if failing.made == 2:
+            draw = _raising
+        failing.made += 1
+        return draw
+
+    failing.made = 0
+    with pytest.raises(ValueError, match="a draw failed"):
+        sample_to_file(ChunkDraws(failing, 2), 2_100, DRAWN_SCHEMA, tmp_path, chunk_rows=300, file_format=file_format)
+    assert list(tmp_path.iterdir()) == []
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("sampling")]
+    assert failing.made == 4 and max(started) <= 900  # none past the failing draw and the one beside it
+
+
+def _raising() -> pd.DataFrame:
+    raise ValueError("a draw failed")
+
+
+def test_an_error_preparing_a_draw_is_the_writes_error_and_leaves_no_file(tmp_path):
+    def prepare(rows: int):
+        if rows < 300:
+            raise ValueError("n_rows refused")
+        return lambda: _drawn(rows)
+
+    with pytest.raises(ValueError, match="n_rows refused"):
+        sample_to_file(ChunkDraws(prepare, 2), 1_000, DRAWN_SCHEMA, tmp_path, chunk_rows=300)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="threads"):
+        ChunkDraws(prepare, 0)
