@@ -22,10 +22,16 @@ REASON = "an internal error (RuntimeError) stopped it; the details are in the wo
 
 @pytest.fixture
 def sampling_breaks(monkeypatch):
-    def broken_sample(*args, **kwargs):
-        raise RuntimeError("sampling failed\nsecond line of detail")
+    """The job's draws fail on their drawing thread, after the spend (the job draws its output
+    through ``seeded_output``; the audit's own fits still sample)."""
 
-    monkeypatch.setattr("synth_engine.generators.mst.MSTGenerator.sample", broken_sample)
+    def broken_output(self, n_rows, conditions=None):
+        def draw():
+            raise RuntimeError("sampling failed\nsecond line of detail")
+
+        return draw
+
+    monkeypatch.setattr("synth_engine.generators.mst.MSTGenerator.seeded_output", broken_output)
 
 
 def test_a_job_failing_after_the_spend_records_the_ledgers_charge(cast, approved_request, sampling_breaks):
