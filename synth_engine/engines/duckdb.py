@@ -271,11 +271,8 @@ class DuckDBCounts(SqlCounts):
             expressions.append((self._lookup(code, bins[column].tolist(), lookup_params), lookup_params + code_params))
         sizes = [int(bins[column].max()) + 1 for column in used]
         grouped = [tuple(position[column] for column in group) for group in groups]
-        self._sample = None if sample is None else (codecs, sample)
-        try:
+        with self._counting_sample(codecs, sample):
             return self._streamed(expressions, sizes, grouped, [codecs[column].name for column in used])
-        finally:
-            self._sample = None
 
     def _streamed(
         self,

@@ -18,7 +18,8 @@ connections at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -302,9 +303,16 @@ class SqlCounts:
         in its (label, a, b)) is that group's table summed over the other columns, not counted:
         the same integers, one grouping set fewer for every row to be looked up in. Given
         ``sample``, the rows whose hash of the fine codes of all ``codecs`` it keeps."""
+        with self._counting_sample(codecs, sample):
+            return self._enclosed_tables(codecs, bins, groups)
+
+    @contextlib.contextmanager
+    def _counting_sample(self, codecs: list[Codec], sample: RowSample | None) -> Iterator[None]:
+        """``sample`` (with every column's codec) is the one :meth:`_sampled` restricts to while the
+        block counts; none after it, whatever it raised."""
         self._sample = None if sample is None else (codecs, sample)
         try:
-            return self._enclosed_tables(codecs, bins, groups)
+            yield
         finally:
             self._sample = None
 
