@@ -337,29 +337,33 @@ class MSTGenerator(Generator):
         fit_seed, sample_seed = np.random.SeedSequence(seed).spawn(2)
         rng = np.random.default_rng(fit_seed)
         accountant = ZCDPAccountant()
-        if row_estimate is None:
-            n_hat = noisy_row_count(source.row_count(), plan.rows_sigma, accountant, rng)
-            refusal = _refusal(self.get_params(), epsilon, delta, specs, n_hat, rows_stage=True)
-            self._raise_refusal(refusal, rows_rho=plan.rows_rho)
-        else:
+        # the fit's questions to the source, inside its fitting: what it keeps between stages is
+        # released when they are answered, or when one fails
+        if row_estimate is not None:  # decided before the source is read
             self._raise_refusal(_refusal(self.get_params(), epsilon, delta, specs, row_estimate.rows))
-            n_hat = row_estimate.rows
-        # the stages after the row estimate: the same ρ in total, split (label_features="auto") by n̂
-        plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None, n_hat=n_hat)
-        estimate = estimate_record(row_estimate)
-        if row_estimate is None:
-            estimate.update(rho=plan.rows_rho, sigma=plan.rows_sigma)
-        codecs = fit_codecs(
-            source,
-            specs,
-            rho=plan.domain_rho,
-            threshold_delta=plan.threshold_delta,
-            max_cells=grid_cells(self.max_cells, n_hat, plan.one_way_sigma),
-            accountant=accountant,
-            rng=rng,
-        )
-        labels = [spec.role == "label" for spec in specs]
-        self._fit_model(source, codecs, labels, plan, accountant, rng)
+        with source.fitting():
+            if row_estimate is None:
+                n_hat = noisy_row_count(source.row_count(), plan.rows_sigma, accountant, rng)
+                refusal = _refusal(self.get_params(), epsilon, delta, specs, n_hat, rows_stage=True)
+                self._raise_refusal(refusal, rows_rho=plan.rows_rho)
+            else:
+                n_hat = row_estimate.rows
+            # the stages after the row estimate: the same ρ in total, split (label_features="auto") by n̂
+            plan = _budget_plan(self.get_params(), epsilon, delta, specs, rows_stage=row_estimate is None, n_hat=n_hat)
+            estimate = estimate_record(row_estimate)
+            if row_estimate is None:
+                estimate.update(rho=plan.rows_rho, sigma=plan.rows_sigma)
+            codecs = fit_codecs(
+                source,
+                specs,
+                rho=plan.domain_rho,
+                threshold_delta=plan.threshold_delta,
+                max_cells=grid_cells(self.max_cells, n_hat, plan.one_way_sigma),
+                accountant=accountant,
+                rng=rng,
+            )
+            labels = [spec.role == "label" for spec in specs]
+            self._fit_model(source, codecs, labels, plan, accountant, rng)
         self.label_ = plan.label
         self.columns_ = [spec.name for spec in specs]
         self.codecs_ = codecs
