@@ -144,3 +144,26 @@ def test_the_surrogate_keeps_a_declared_grid_and_calendar_which_the_generator_wo
     assert (stamp == stamp.floor("h")).all()
     model = get_generator("mst").fit(frame, GRID_SCHEMA, 1.0, 1e-5, random_state=0)  # not refused
     assert len(model.sample(50)) == 50
+
+
+def test_the_prediction_fits_mst_with_the_requests_label_edge_weight() -> None:
+    """The audit predicts MST's noise by fitting it on a surrogate with the request's parameters,
+    so a per-edge σ (``label_edge_weight``) is in the prediction: with it the surrogate's release
+    differs, without it (weight 1) the prediction is the unweighted fit's to the last digit."""
+    from audits.outlook import fidelity_noise_for
+
+    schema = {
+        "columns": [
+            *({"name": f"c{i}", "type": "categorical", "categories": ["a", "b", "c"]} for i in range(8)),
+            {"name": "label", "type": "categorical", "role": "label", "categories": ["no", "yes"]},
+        ]
+    }
+
+    def predicted(**params):
+        return fidelity_noise_for(
+            schema=schema, n_train=3000, n_rows=1000, epsilon=3.0, delta=1e-5, generator="mst", generator_params=params
+        )
+
+    focused = predicted(label_features=4)
+    assert predicted(label_features=4, label_edge_weight=1.0).generator == focused.generator
+    assert predicted(label_features=4, label_edge_weight=50.0).generator != focused.generator
