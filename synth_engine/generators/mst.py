@@ -25,7 +25,9 @@ approach to differentially private synthetic data" (JPC 11(3)), Section 4 ("MST"
    ``SELECTION_SAMPLE_FACTOR × selection_rows`` estimated rows the scored tables are counted on
    a content-defined sample of about ``selection_rows`` rows (sensitivity 2, no amplification
    claimed; :class:`SampledPairs`), the measured ones on every row.
-4. *Measure* the 2-way marginals on the tree's edges with the Gaussian mechanism.
+4. *Measure* the 2-way marginals on the tree's edges with the Gaussian mechanism (in a focused
+   fit the edges into the picked columns with ``label_edge_weight`` times another's ρ, the
+   stage's total unchanged).
 5. *Estimate* consistent marginals (:mod:`synth_engine.generators.marginals`). Instead of
    Private-PGM's mirror descent we use the tree structure: inverse-variance-weighted 1-way
    estimates projected onto the simplex, then each edge table is the L2 projection of its noisy
@@ -99,7 +101,7 @@ LABEL_FRACTION = 0.3  # default share of the 2-way budget on the (label, column)
 AUTO = "auto"  # label_features chosen by auto_label_features
 LABEL_NOISE_SHARE = 0.125  # "auto": a label table's noise σ at most this share of its typical cell
 MIN_LABEL_FEATURES = 6  # "auto" focuses on no fewer label tables than this (else it measures them all)
-LABEL_EDGE_WEIGHT = 1.0  # ρ of a label-dependent edge table over another edge's (1: every edge alike)
+LABEL_EDGE_WEIGHT = 16.0  # focused fits: ρ of a label-dependent edge table over another edge's (1: alike)
 MAX_LABEL_EDGE_WEIGHT = 1000.0
 SELECTION_ROWS = 1_000_000  # rows the tree selection scores on a sample of, above ...
 SELECTION_SAMPLE_FACTOR = 4  # ... this many times as many estimated rows (so at least 4,000,000)
@@ -171,9 +173,11 @@ class MSTGenerator(Generator):
         selective TAN keeps as (label, parent, column)) as a multiple of another edge table's.
         The ``two_way`` stage's total ρ is unchanged: with m such edges among E, each gets
         ``w · ρ₂ / (m·w + E − m)`` and every other ``ρ₂ / (m·w + E − m)`` (ρ₂ the stage's ρ),
-        so the ledger records two σ's in that stage and the same ε. ``1`` (the default):
-        every edge alike, the fit before this option. No effect on an unfocused fit (every
-        edge is label-dependent there). Figures in ``docs/generators.md`` (issue 11.9).
+        so the ledger records two σ's in that stage and the same ε. The default
+        (:data:`LABEL_EDGE_WEIGHT`, 16) lifted Caravan ε = 3's TSTR AUC by 0.009 ± 0.0025 over 60
+        paired seeds; ``1`` measures every edge alike (the fit before this option). No effect
+        on an unfocused fit (every edge is label-dependent there), so every benchmark table
+        but Caravan releases the same bytes. Figures in ``docs/generators.md`` (issue 11.9).
     selection_rows : int
         When the noisy row estimate n̂ exceeds :data:`SELECTION_SAMPLE_FACTOR` times this (4 M
         rows by default), the 2-way tables scored for the tree are counted on a content-defined

@@ -19,7 +19,7 @@ import pytest
 from synth_engine.generators import GeneratorError, MSTGenerator
 from synth_engine.generators.domain import parse_schema
 from synth_engine.generators.marginals import estimate_model, focus_label_dependence, label_edges
-from synth_engine.generators.mst import _budget_plan
+from synth_engine.generators.mst import LABEL_EDGE_WEIGHT, _budget_plan
 from synth_engine.generators.parameters import ParameterError, check_parameters
 from tests.synth_engine.test_mst import DELTA, adult_schema, csv_bytes, read_adult
 
@@ -43,7 +43,7 @@ def weighted(adult: pd.DataFrame, schema: dict) -> MSTGenerator:
 
 @pytest.fixture(scope="module")
 def even(adult: pd.DataFrame, schema: dict) -> MSTGenerator:
-    return MSTGenerator(label_features=4).fit(adult, schema, 3.0, DELTA, random_state=0)
+    return MSTGenerator(label_features=4, label_edge_weight=1.0).fit(adult, schema, 3.0, DELTA, random_state=0)
 
 
 def test_the_weighted_fit_spends_the_same_rho_recomputed_from_its_ledger(
@@ -106,14 +106,21 @@ def test_the_weighted_edges_are_those_the_selective_tan_keeps_label_dependent(we
     assert chosen.isdisjoint(label_free) and len(label_free) == len(weighted.edges_) - len(chosen)
 
 
-def test_the_option_off_or_unfocused_releases_the_same_bytes(adult: pd.DataFrame, schema: dict, even) -> None:
-    explicit = MSTGenerator(label_features=4, label_edge_weight=1.0).fit(adult, schema, 3.0, DELTA, random_state=0)
-    assert csv_bytes(explicit.sample(400)) == csv_bytes(even.sample(400))
+def test_an_unfocused_fit_releases_the_same_bytes_at_any_weight(adult: pd.DataFrame, schema: dict) -> None:
     # every edge is label-dependent in the unfocused fit: the weight has nothing to move
-    plain = MSTGenerator(label_features=0).fit(adult, schema, 3.0, DELTA, random_state=1)
+    plain = MSTGenerator(label_features=0, label_edge_weight=1.0).fit(adult, schema, 3.0, DELTA, random_state=1)
     weighted = MSTGenerator(label_features=0, label_edge_weight=WEIGHT).fit(adult, schema, 3.0, DELTA, random_state=1)
-    assert csv_bytes(weighted.sample(400)) == csv_bytes(plain.sample(400))
+    default = MSTGenerator(label_features=0).fit(adult, schema, 3.0, DELTA, random_state=1)
+    assert csv_bytes(weighted.sample(400)) == csv_bytes(plain.sample(400)) == csv_bytes(default.sample(400))
     assert weighted.accountant_.to_dict() == plain.accountant_.to_dict()
+
+
+def test_the_default_weights_a_focused_fits_label_dependent_edges(adult: pd.DataFrame, schema: dict) -> None:
+    model = MSTGenerator(label_features=4).fit(adult, schema, 3.0, DELTA, random_state=0)
+    assert model.label_edge_weight == LABEL_EDGE_WEIGHT == 16.0
+    two_way = model.privacy_spent().details["stages"]["two_way"]
+    assert two_way["measurements"] == 13
+    assert max(two_way["sigma"]) / min(two_way["sigma"]) == pytest.approx(4.0)  # √16
 
 
 def test_the_weighted_fit_releases_other_rows(weighted: MSTGenerator, even: MSTGenerator) -> None:
