@@ -1155,8 +1155,6 @@ class SampledPairs:
     histogram of the kept rows: adding or removing a row changes at most one cell by one (a row
     the sample drops changes none), whatever the rate."""
 
-    sampled = True
-
     def __init__(
         self, source: CountSource, codecs: list[Codec], bins: list[np.ndarray], columns: list[int], sample: RowSample
     ) -> None:
@@ -1210,7 +1208,7 @@ def select_tree(
     """
     candidates = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
     sensitivity = 1.0
-    if getattr(tables, "sampled", False):
+    if isinstance(tables, SampledPairs):
         sensitivity = 2.0
         shares = [counts / max(float(counts.sum()), 1e-9) for counts in one_way]
         kept = float(tables.pair(*candidates[0]).sum()) if candidates else 0.0
