@@ -130,6 +130,8 @@ def _arrow_column(series: pd.Series, kind: pa.DataType) -> pa.Array:
         return _masked(values, np.isnan(values), kind)  # NaN is missing
     if kind == pa.int64() and isinstance(series.dtype, pd.Int64Dtype):  # its values and mask as they are
         return _masked(series.array._data, series.array._mask, kind)  # a null's value is not stored
+    if kind == pa.int64() and series.dtype == np.int64:  # no missing value: its values as they are
+        return _masked(series.to_numpy(), np.zeros(len(series), dtype=bool), kind)
     if kind == pa.int64() and isinstance(series.dtype, np.dtype):
         return _masked(series.to_numpy(dtype=np.int64, na_value=0), series.isna().to_numpy(), kind)
     if kind == pa.bool_() and isinstance(series.dtype, pd.BooleanDtype):  # bits packed by NumPy
@@ -156,8 +158,8 @@ def _dictionary_column(codes: np.ndarray, categories: np.ndarray) -> pa.Dictiona
     missing = codes < 0
     present = _present(codes, len(categories))
     ordered = present[np.argsort(categories[present].astype(str), kind="stable")]
-    if len(ordered) == len(categories) and np.array_equal(ordered, np.arange(len(categories))):
-        indices = codes.astype(np.int32)  # every category present, in order: the codes as they are
+    if np.array_equal(ordered, np.arange(len(ordered))):  # the first categories present, in order, the rest absent
+        indices = codes.astype(np.int32)  # the codes as they are
     else:
         lookup = np.full(len(categories) + 1, -1, dtype=np.int32)  # -1 (missing) reads the last entry
         lookup[ordered] = np.arange(len(ordered), dtype=np.int32)
@@ -178,7 +180,8 @@ def _present(codes: np.ndarray, n_categories: int) -> np.ndarray:
     absent = np.flatnonzero(~head)
     if len(absent) > PRESENCE_CHECKS:
         return np.flatnonzero(np.bincount(codes.astype(np.intp) + 1, minlength=n_categories + 1)[1:])
-    for category in absent:
+    top = int(codes.max(initial=-1)) if len(absent) else -1  # no category above the largest code is present
+    for category in absent[absent <= top]:
         head[category] = bool((codes == category).any())
     return np.flatnonzero(head)
 

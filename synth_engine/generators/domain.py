@@ -333,7 +333,7 @@ class CategoricalCodec:
             known = np.zeros(self.n_codes, dtype=bool)  # the nullable booleans as arrays, not objects
             known[: len(self.values)] = self.values
             missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)
-            return pd.Series(pd.arrays.BooleanArray(known[codes], missing), name=self.name, copy=False)
+            return pd.Series(pd.arrays.BooleanArray(np.take(known, codes), missing), name=self.name, copy=False)
         table = np.empty(self.n_codes, dtype=object)
         table[: len(self.values)] = self.values
         if self.has_other:
@@ -359,7 +359,8 @@ class CategoricalCodec:
             return pd.Categorical.from_codes(codes.astype(width), dtype=dtype)
         lookup = np.arange(self.n_codes, dtype=width)  # each code its category's, the missing code (the last) -1
         lookup[-1] = -1
-        return pd.Categorical.from_codes(lookup[codes], dtype=dtype, validate=False)  # in range by construction
+        in_range = np.take(lookup, codes)  # by construction: not checked again
+        return pd.Categorical.from_codes(in_range, dtype=dtype, validate=False)
 
     @functools.cached_property
     def _text_dtype(self) -> pd.CategoricalDtype | None:
@@ -467,16 +468,16 @@ class NumericCodec:
             if self.is_integer:  # a whole number of units (of seconds, days, ...) inside the cell
                 steps, whole_lows = self._integer_cells
                 offsets = rng.random(len(codes))
-                offsets *= steps[codes]  # floored below (or truncated, as they are at least 0)
+                offsets *= np.take(steps, codes)  # floored below (or truncated, as they are at least 0)
                 if whole_lows is not None:
                     return pd.Series(self._whole_numbers(codes, offsets, whole_lows), name=self.name, copy=False)
                 np.floor(offsets, out=offsets)
-                values = low[codes] + offsets * self.unit
+                values = np.take(low, codes) + offsets * self.unit
             else:  # low + u · span, computed in place (the same values)
                 spans = np.append(width, 0.0) if self.has_missing else width
                 values = rng.random(len(codes))
-                values *= spans[codes]
-                values += low[codes]
+                values *= np.take(spans, codes)
+                values += np.take(low, codes)
             return numeric_output(values, self.type, self.dtype, self.name)
         mask = codes == self.missing_code if self.has_missing else None
         cells = np.where(mask, 0, codes) if mask is not None else codes
@@ -518,7 +519,7 @@ class NumericCodec:
         values = offsets.astype(np.int64)  # ⌊offsets⌋: they are at least 0
         if self.unit != 1:
             values *= int(self.unit)
-        values += lows[codes]
+        values += np.take(lows, codes)
         if self.dtype == "int64":
             return values
         missing = codes == self.missing_code if self.has_missing else np.zeros(len(codes), dtype=bool)

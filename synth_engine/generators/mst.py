@@ -608,7 +608,9 @@ class MSTGenerator(Generator):
             if parent is not None and table is not None:
                 fine[column] = sample_conditional(groups[parent], table, streams[column])
             if column in children:  # (label bin, column bin) of each row, once for all its children
-                groups[column] = ParentGroups(classes * len(self.one_way_[column]) + self.bins_[column][fine[column]])
+                groups[column] = ParentGroups(
+                    classes * len(self.one_way_[column]) + np.take(self.bins_[column], fine[column])
+                )
             codec = self.codecs_[column]
             if categories and isinstance(codec, CategoricalCodec):
                 columns[column] = codec.decode(fine.pop(column), streams[column], categories=True)
@@ -1348,7 +1350,7 @@ class ConditionalTable:
         self.single = _single_child(table)
         self.cumulative = cumulative_shares(table)
         n_parents, n_children = table.shape
-        self.codes = np.tile(np.arange(n_children, dtype=np.intp), n_parents)
+        self.codes = np.tile(np.arange(n_children, dtype=np.int16 if n_children <= 2**15 else np.intp), n_parents)
 
 
 def sample_conditional(
@@ -1376,7 +1378,7 @@ def sample_conditional(
     prepared = table if isinstance(table, ConditionalTable) else ConditionalTable(table)
     n_parents, n_children = prepared.table.shape
     if prepared.single is not None:
-        return prepared.single[parents]
+        return np.take(prepared.single, parents)
     n_rows = len(parents)
     if n_rows == 0:
         return np.zeros(0, dtype=np.intp)
@@ -1390,19 +1392,20 @@ def sample_conditional(
     ranked = np.repeat(prepared.codes, counts.ravel())
     ends = np.cumsum(sizes)  # each bucket's ranks: [ends - sizes, ends) (the groups laid out in order)
     starts = ends - sizes
-    first = ranked[np.minimum(starts, n_rows - 1)]
-    straddles = (sizes > 1) & (first != ranked[np.maximum(ends - 1, 0)])
+    first = ranked.take(starts, mode="clip").astype(np.intp)  # clipped into [0, n_rows): an empty last bucket
+    straddles = first != ranked.take(ends - 1, mode="clip")  # (an empty bucket holds no row: its value unread)
     first[straddles] = -1  # a row in a straddling bucket is ranked below
-    children = first[bucket]
+    children = first.take(bucket)  # (``take`` gathers 3x faster than indexing here)
     rows = np.flatnonzero(children < 0)
     if rows.size:
         group_bits = max(int(n_parents - 1).bit_length(), 1)
-        order = (parents[rows].view(np.uint64) << np.uint64(64 - group_bits)) | (keys[rows] >> np.uint64(group_bits))
-        rows = rows[np.argsort(order)]  # distinct keys: any sorting algorithm gives this order
+        order = parents.take(rows).view(np.uint64) << np.uint64(64 - group_bits)
+        order |= keys.take(rows) >> np.uint64(group_bits)
+        rows = rows.take(np.argsort(order))  # distinct keys: any sorting algorithm gives this order
         straddling = np.flatnonzero(straddles)  # in order, as the sorted rows' buckets are
-        held = sizes[straddling]
-        offsets = starts[straddling] - (np.cumsum(held) - held)  # rank minus position among sorted rows
-        children[rows] = ranked[np.arange(rows.size) + np.repeat(offsets, held)]
+        held = sizes.take(straddling)
+        offsets = starts.take(straddling) - (np.cumsum(held) - held)  # rank minus position among sorted rows
+        children[rows] = ranked.take(np.arange(rows.size) + np.repeat(offsets, held))
     return children
 
 

@@ -154,14 +154,20 @@ def _dictionary_reference(codes: np.ndarray, categories: np.ndarray) -> tuple[li
     return texts, [texts.index(categories[code]) if code >= 0 else None for code in codes]
 
 
-@pytest.mark.parametrize("case", ["all early", "one late", "many late", "missing and unused"])
+@pytest.mark.parametrize(
+    "case",
+    ["all early", "one late", "many late", "missing and unused", "in order, the rest unused", "in order, one late"],
+)
 def test_a_dictionary_column_holds_the_texts_present_sorted_wherever_they_first_occur(case):
+    """Whatever the categories' order: "in order" ones are sorted already, so the codes are the
+    indices while the categories present are the first ones (the rest unused), not past a gap."""
     rng = np.random.default_rng(7)
     width = 40 if case == "many late" else 10  # more categories than are looked for one by one
-    categories = np.array([f"t{index:02d}" for index in range(width)][::-1] + ["other"], dtype=object)
+    names = [f"t{index:02d}" for index in range(width)]
+    categories = np.array((names if case.startswith("in order") else names[::-1]) + ["other"], dtype=object)
     n = PRESENCE_HEAD * 3
     codes = rng.integers(0, 5, n).astype(np.int8)
-    if case == "one late":  # a category first seen far past the head, others never
+    if case in ("one late", "in order, one late"):  # a category first seen far past the head, others never
         codes[-3] = 8
     if case == "many late":
         codes[-PRESENCE_CHECKS - 5 :] = np.arange(10, 10 + PRESENCE_CHECKS + 5)
