@@ -153,6 +153,7 @@ PAID = PaidRowEstimate(rows=1000.0, source="the version's DP row estimate", epsi
         {"label_fraction": 0.0},
         {"structure": "tree"},
         {"label_features": 2},
+        {"label_features": 3, "label_edge_weight": 8.0},  # two σ's in the two_way stage
         {"row_estimate": PAID},
         # the tree scored on a sample of about 200 of the 1,500 rows (above 4 × 200 estimated rows)
         {"selection_rows": 200},
