@@ -751,6 +751,11 @@ def counted_rows(
 REPEATABLE_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 #: the savepoint of a caller's transaction that a fit counts in (rolled back to when it ends)
 FIT_SAVEPOINT = "synthgate_fit"
+#: the shortest bound (ms) on an idle transaction a fit's transactions keep: they wait, idle, while
+#: the worker computes between stages (seconds at 10 M rows), and a server's shorter
+#: ``idle_in_transaction_session_timeout`` would end them mid-fit; raised to this for them only
+#: (a bound still, so a session the worker left behind ends; none, 0, is kept)
+FIT_IDLE_MS = 600_000
 
 
 @dataclass
@@ -798,7 +803,8 @@ def fit_begun(
     """Open the transaction a fit counts in on ``connection``: on an autocommit connection a
     ``REPEATABLE READ``, read-write one (a temporary table is no write to the data) that sets
     ``snapshot`` when given, or (``export``) exports its own; else a savepoint of the caller's
-    transaction. The counting ``settings`` are local to it. Returns whether it is a savepoint and
+    transaction. The counting ``settings`` are local to it, and so is a server's bound on idle
+    transactions shorter than :data:`FIT_IDLE_MS`, raised to it. Returns whether it is a savepoint and
     the exported snapshot (``None``: none), or ``None`` with nothing left open where no temporary
     table can be made in it (a standby, a role without ``TEMPORARY``, a read-only transaction of
     the caller's) or the snapshot cannot be set."""
@@ -824,6 +830,11 @@ def fit_begun(
             cursor.execute(f"DROP TABLE {probe}")
             for name, value in settings.items():
                 cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+            cursor.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, true) FROM pg_settings "
+                "WHERE name = 'idle_in_transaction_session_timeout' AND setting::bigint BETWEEN 1 AND %s",
+                [str(FIT_IDLE_MS), FIT_IDLE_MS - 1],
+            )
         except Exception:  # noqa: BLE001 - no fit's transaction here: counted stage by stage
             fit_ended(connection, inside=inside)
             return None

@@ -24,6 +24,7 @@ import pytest
 from django.db import connection  # noqa: F401 - read by the skipif condition
 
 from synth_engine.engines.postgres import PostgresCounts, holdout_predicate, quote_identifier
+from synth_engine.generators import mst
 from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import parse_schema
 from tests.database import APP_ROLE, as_owner
@@ -675,6 +676,33 @@ def test_a_fit_that_ends_early_leaves_no_table_and_no_connection_behind(
         cursor.execute("SELECT current_setting('statement_timeout')")
         assert cursor.fetchone()[0] == "77s"
     main.close()
+
+
+def test_a_fit_outlasts_a_servers_short_bound_on_idle_transactions_and_leaves_it_as_it_was(
+    warehouse, closing, owner, monkeypatch
+) -> None:
+    # every session bounds an idle transaction at 300 ms (as a role's setting would) and the worker
+    # computes for a second between the sampled and the measured pass: the fit's transactions,
+    # idle meanwhile, are not ended; the callers' bound is the same afterwards
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    select_tree = mst.select_tree
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return select_tree(*args, **kwargs)
+
+    monkeypatch.setattr(mst, "select_tree", slow)
+    opened: list = []
+    source = fit_source(schema, 2, opened, options="-c idle_in_transaction_session_timeout=300")
+    from_database = fitted(source, schema, selection_rows=200)
+    from_memory = fitted(FrameCounts(frame), schema, selection_rows=200)
+    assert from_database.sample(2000).to_csv(index=False) == from_memory.sample(2000).to_csv(index=False)
+    assert source.paths.count("stored fine codes") == 2 and len(opened) == 1
+    with source.connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('idle_in_transaction_session_timeout')")
+        assert cursor.fetchone()[0] == "300ms"
+    source.connection.close()
 
 
 @pytest.fixture
