@@ -9,10 +9,13 @@ Usage::
 The table is ``bench_scale.py``'s (made by it, kept in ``synthgate_bench_scale``). Each
 ``PostgresCounts`` stage (``rows``, ``domain``, ``fine``, each ``binned`` pass: with the selection's
 sample, the scored tables on the sample, then the measured ones) prints its wall time, the CPU of
-both backends (from ``/proc``: the server runs on this machine; parallel workers off, so it is all
-of the server's CPU) and, for the binned passes, the connections' summed wall time filling the
-temporary table (``fill``), analyzing it and counting over it. Then the fit's wall time, the
-worker's CPU and peak RSS, the backends' CPU, the tree's edges and the load.
+the counting backends (from ``/proc``: the server runs on this machine; parallel workers off, so it
+is all of the server's CPU) and the connections' summed wall time storing every row's fine codes
+(``store``: the fine stage of a fit that keeps them), filling each binned pass's temporary table
+(``fill``), analyzing and counting. Then the fit's wall time, the worker's CPU and peak RSS, the
+backends' CPU, the tree's edges and the load. The fit's connection is opened as the job's
+(``synth_engine.sources.source_connection``: read-only, autocommit), so its counting connections
+share one snapshot.
 """
 
 from __future__ import annotations
@@ -35,34 +38,29 @@ import bench_scale  # noqa: E402
 TIMED: list[tuple[str, float]] = []
 
 
-def timed_cursor(cursor: Any) -> Any:
-    """``cursor``, noting each statement's kind and wall time in ``TIMED``."""
+def timed_cursor_class() -> type:
+    """A psycopg2 cursor class noting each statement's kind and wall time in ``TIMED``."""
+    import psycopg2.extensions
 
-    class Timed:
-        def __enter__(self) -> Timed:
-            cursor.__enter__()
-            return self
-
-        def __exit__(self, *exc: Any) -> Any:
-            return cursor.__exit__(*exc)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(cursor, name)
-
-        def execute(self, sql: str, params: Any = None) -> Any:
+    class Timed(psycopg2.extensions.cursor):
+        def execute(self, sql: Any, params: Any = None) -> Any:
             started = time.perf_counter()
-            found = cursor.execute(sql, params) if params is not None else cursor.execute(sql)
-            kind = "other"
-            if sql.startswith("INSERT"):
-                kind = "fill"
-            elif sql.startswith("ANALYZE"):
-                kind = "analyze"
-            elif sql.startswith("SELECT") and "GROUPING" in sql:
-                kind = "count"
-            TIMED.append((kind, time.perf_counter() - started))
-            return found
+            try:
+                return super().execute(sql, params)
+            finally:
+                text = str(sql)
+                kind = "other"
+                if text.startswith("INSERT INTO synthgate_fine_"):
+                    kind = "store"
+                elif text.startswith("INSERT"):
+                    kind = "fill"
+                elif text.startswith("ANALYZE"):
+                    kind = "analyze"
+                elif "GROUPING" in text:
+                    kind = "count"
+                TIMED.append((kind, time.perf_counter() - started))
 
-    return Timed()
+    return Timed
 
 
 def main() -> None:
@@ -72,33 +70,35 @@ def main() -> None:
     arguments = parser.parse_args()
     import psycopg2
 
-    from synth_engine.engines import postgres
     from synth_engine.engines.postgres import PostgresCounts
     from synth_engine.generators import MSTGenerator
 
     rows = int(arguments.rows)
     counted = bench_scale.counted_connection()
-    database = psycopg2.connect(bench_scale.scratch_url())
+    timed = timed_cursor_class()
+    live: dict[int, int] = {}  # the other counting connections open now, and their backends
+
+    class Live(counted):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            with self.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                live[id(self)] = int(cursor.fetchone()[0])
+
+        def close(self) -> None:
+            live.pop(id(self), None)
+            super().close()
+
+    # as synth_engine.sources.source_connection opens the job's connection: read-only, autocommit
+    database = psycopg2.connect(bench_scale.scratch_url(), cursor_factory=timed)
+    database.set_session(readonly=True, autocommit=True)
     with database.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = int(cursor.fetchone()[0])
 
     def server_cpu() -> float:
-        return bench_scale.process_cpu_s(backend) + bench_scale.DATABASE_CPU.get("others", 0.0)
-
-    original = postgres.table_counted_rows
-
-    def table_counted_rows(connection: Any, *args: Any, **kwargs: Any) -> Any:
-        class Connection:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(connection, name)
-
-            def cursor(self) -> Any:
-                return timed_cursor(connection.cursor())
-
-        return original(Connection(), *args, **kwargs)
-
-    postgres.table_counted_rows = table_counted_rows
+        others = sum(bench_scale.process_cpu_s(pid) for pid in list(live.values()))
+        return bench_scale.process_cpu_s(backend) + others + bench_scale.DATABASE_CPU.get("others", 0.0)
 
     class Staged(PostgresCounts):
         def _stage(self, name: str, count: Any, *args: Any, **kwargs: Any) -> Any:
@@ -130,7 +130,7 @@ def main() -> None:
         database,
         f"bench_scale_{rows}",
         bench_scale.bench_schema(),
-        connect=lambda: psycopg2.connect(bench_scale.scratch_url(), connection_factory=counted),
+        connect=lambda: psycopg2.connect(bench_scale.scratch_url(), connection_factory=Live, cursor_factory=timed),
     )
     started, cpu = time.perf_counter(), time.process_time()
     source.check()

@@ -302,6 +302,9 @@ def fit(path: str, parquet: str, table: str) -> tuple[Any, float, float]:
 
         Counted = counted_connection()
         database = psycopg2.connect(scratch_url())
+        # as synth_engine.sources.source_connection opens the job's: read-only, autocommit (the
+        # counting connections then share one snapshot)
+        database.set_session(readonly=True, autocommit=True)
         with database.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend = int(cursor.fetchone()[0])

@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.schema import ColumnSpec
-from synth_engine.engines.sql import SqlCounts, quote_identifier
+from synth_engine.engines.sql import Reading, SqlCounts, quote_identifier
 from synth_engine.generators.base import SchemaMismatchError
 from synth_engine.generators.counts import RowSample, TableCounter
 from synth_engine.generators.domain import Codec
@@ -271,8 +271,8 @@ class DuckDBCounts(SqlCounts):
             expressions.append((self._lookup(code, bins[column].tolist(), lookup_params), lookup_params + code_params))
         sizes = [int(bins[column].max()) + 1 for column in used]
         grouped = [tuple(position[column] for column in group) for group in groups]
-        with self._counting_sample(codecs, sample):
-            return self._streamed(expressions, sizes, grouped, [codecs[column].name for column in used])
+        names = [codecs[column].name for column in used]
+        return self._streamed(expressions, sizes, grouped, names, Reading(None if sample is None else (codecs, sample)))
 
     def _streamed(
         self,
@@ -280,9 +280,11 @@ class DuckDBCounts(SqlCounts):
         sizes: list[int],
         groups: list[tuple[int, ...]],
         names: list[str],
+        reading: Reading | None = None,
     ) -> list[np.ndarray]:
         """Every group's table of the codes ``expressions`` compute (each with its parameters),
-        counted in this process from the codes DuckDB streams, one batch at a time."""
+        counted in this process from the codes DuckDB streams, one batch at a time (of the rows
+        ``reading``'s sample keeps, if any)."""
         if not groups:
             return []
         columns = ", ".join(
@@ -290,7 +292,7 @@ class DuckDBCounts(SqlCounts):
             for k, ((sql, _), size) in enumerate(zip(expressions, sizes, strict=True))
         )
         params = [param for _, expression_params in expressions for param in expression_params]
-        relation, kept = self._sampled(self.relation)
+        relation, kept = self._sampled(self.relation, reading or Reading())
         counter = TableCounter(sizes, groups)
         with contextlib.closing(self._batches(f"SELECT {columns} FROM {relation}", params + kept)) as batches:
             for batch in batches:

@@ -20,8 +20,11 @@ counting settings are local to a transaction (or a savepoint of the caller's), s
 in the caller's session. What is left (docs/engines.md, "Packed blocks") is PostgreSQL's hash
 lookup of every row in every set's table, about 100–200 ns each. Above MST's ``selection_rows``
 threshold the scored tables are counted on the rows a ``RowSample`` keeps (the hash of every
-column's fine code computed once a row in a fenced subquery of each range, ``sample_condition``),
-so most of a large fit is now computing every row's codes in its scans.
+column's fine code computed once a row in a fenced subquery of each range, ``sample_condition``).
+A fit's questions (:meth:`PostgresCounts.fitting`) are counted on connections held for the whole
+fit, in one snapshot, and its fine stage stores every row's fine codes in a temporary table of
+each, which the binned stages read instead of computing the codes from the table again: the table
+is read once for its codes, not three times.
 
 :meth:`PostgresCounts.check` validates the table against the schema in the database before
 anything is spent, with the same refusals as ``validate_frame`` for a frame (missing columns,
@@ -39,7 +42,8 @@ import functools
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,8 +55,11 @@ from synth_engine.engines.sql import (
     LOCALITY_COLUMNS,
     MAX_GROUPING_SETS,
     GroupingPart,
+    Reading,
     SqlCounts,
+    StoredCodes,
     column_name,
+    fine_histograms,
     quote_identifier,
 )
 from synth_engine.generators.base import SchemaMismatchError
@@ -155,8 +162,12 @@ class PostgresCounts(SqlCounts):
         self._types: dict[str, str] | None = None
         self._pages: int | None = None
         self._code_type = "smallint"
-        #: how each stage's codes were counted, in order ("temporary table", "common table expression")
+        #: how each stage's codes were counted, in order ("temporary table", "common table expression",
+        #: "stored fine codes": a fit's fine stage storing its codes, a connection each)
         self.paths: list[str] = []
+        #: while a fit counts (:meth:`fitting`): its connections, each in one transaction, and the
+        #: fine codes stored in them
+        self._fit: FitConnections | None = None
 
     def _rows(self, sql: str, params: Sequence[Any] = (), *, grouped: bool = False) -> list[tuple[Any, ...]]:
         """Run one statement (``grouped``: a counting statement, with :attr:`settings`)."""
@@ -166,6 +177,146 @@ class PostgresCounts(SqlCounts):
             cursor.execute(sql, list(params))
             return list(cursor.fetchall())
 
+    # ------------------------------------------------------------------ a fit's connections
+
+    @contextlib.contextmanager
+    def fitting(self) -> Iterator[None]:
+        """The counts of one fit, from its first question to its last: where temporary tables can
+        be made (:attr:`temporary`), the counting connections (``connection`` and, over a large
+        table given ``connect``, one more a range of pages: :attr:`splits`) each count in one
+        transaction for the whole fit, reading one snapshot (exported by ``connection``'s), and
+        the fine stage stores every row's fine codes in a temporary table of each (its range's),
+        which the binned stages then read instead of computing the codes from the table again
+        (:meth:`fine_counts`). On exit, whatever the fit did (ended, failed, was interrupted), each
+        transaction is rolled back (its temporary tables go with it) and the connections opened
+        here are closed; ``connection`` is left as it was. Where no such transaction can be opened
+        (a standby, a role without ``TEMPORARY``, a read-only transaction of the caller's), each
+        stage is counted as outside a fit (:meth:`_count_parts`). A fitting inside another is the
+        outer one's."""
+        if self._fit is not None or not self.temporary:
+            yield
+            return
+        self._fit = self._fit_opened()
+        try:
+            yield
+        finally:
+            fit, self._fit = self._fit, None
+            if fit is not None:
+                fit.close()
+
+    def _fit_opened(self) -> FitConnections | None:
+        """The fit's connections, each in the transaction it counts in and able to make temporary
+        tables, with their ranges of pages; ``None``, with nothing left open, where ``connection``
+        cannot. A connection that cannot be opened, set the snapshot or make a temporary table
+        leaves its range to ``connection``."""
+        ranges = self._page_ranges()
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+            statement_timeout, lock_timeout = cursor.fetchone()
+        begun = fit_begun(self.connection, self.settings, export=len(ranges) > 1 and self.connect is not None)
+        if begun is None:
+            return None
+        inside, snapshot = begun
+        fit = FitConnections([FitConnection(self.connection, [ranges[0]], inside=inside)], whole=len(ranges) == 1)
+        try:
+            for at, (low, high) in enumerate(ranges[1:], start=1):
+                assert self.connect is not None
+                try:
+                    other = self.connect()
+                except Exception as error:  # noqa: BLE001 - counted by ``connection`` instead
+                    logger.warning(
+                        "counting on fewer connections: another could not be opened (%s)", type(error).__name__
+                    )
+                    fit.connections[0].ranges += ranges[at:]
+                    break
+                joined = fit_joined(other, self.settings, snapshot, statement_timeout, lock_timeout)
+                if joined:
+                    fit.connections.append(FitConnection(other, [(low, high)], opened=True))
+                else:
+                    fit.connections[0].ranges.append((low, high))
+        except BaseException:
+            fit.close()
+            raise
+        if len(ranges) > 1:
+            self.paths.append("one snapshot" if snapshot is not None else "separate snapshots")
+        return fit
+
+    def _fit_relations(self, fit: FitConnections, reading: Reading) -> list[list[str]]:
+        """The FROM items each of the fit's connections counts: its table of stored fine codes
+        (``reading.stored``), else its ranges of the relation (the whole relation when it is not
+        split)."""
+        if reading.stored is not None:
+            return [[reading.stored.table] for _ in fit.connections]
+        if fit.whole:
+            return [[self.relation]]
+        return [[self._range_relation(low, high) for low, high in counter.ranges] for counter in fit.connections]
+
+    def fine_counts(self, codecs: list[Codec]) -> list[np.ndarray]:
+        """Each column's fine codes counted; in a fit (:meth:`fitting`), every row's codes are
+        first stored in a temporary table of each counting connection (its range's rows, ``smallint``
+        where a column has fewer than 32,767 codes, else ``integer``; analyzed) and counted from
+        it: the later binned stages of the fit read them there."""
+        fit = self._fit
+        if fit is None:
+            return super().fine_counts(codecs)
+        stored = self._fine_codes_stored(fit, codecs)
+        selected: list[tuple[str, list[Any]]] = [(column, []) for column in stored.columns]
+        rows = self._grouped(selected, [(k,) for k in range(len(codecs))], reading=Reading(stored=stored))
+        return fine_histograms(codecs, rows)
+
+    def _fine_codes_stored(self, fit: FitConnections, codecs: list[Codec]) -> StoredCodes:
+        """Every row's fine codes, stored in a temporary table of each of the fit's connections
+        (the same name in each session), filled from its ranges at once."""
+        expressions: list[tuple[str, list[Any]]] = []
+        for codec in codecs:
+            params: list[Any] = []
+            expressions.append((self.fine_code(codec, params), params))
+        stored = StoredCodes(
+            f"synthgate_fine_{secrets.token_hex(4)}", [f"f{k}" for k in range(len(codecs))], expressions
+        )
+        kinds = ["smallint" if codec.n_codes < 32767 else "integer" for codec in codecs]
+        create = (
+            f"CREATE TEMPORARY TABLE {stored.table} ("
+            + ", ".join(f"{column} {kind}" for column, kind in zip(stored.columns, kinds, strict=True))
+            + ")"
+        )
+        codes = ", ".join(f"CAST({sql} AS {kind})" for (sql, _), kind in zip(expressions, kinds, strict=True))
+        params = [param for _, expression_params in expressions for param in expression_params]
+        relations = self._fit_relations(fit, Reading())
+        previous = fit.stored
+
+        def store(k: int, connection: Any) -> None:
+            with connection.cursor() as cursor:
+                if previous is not None:
+                    cursor.execute(f"DROP TABLE IF EXISTS {previous.table}")
+                cursor.execute(create)
+                for relation in relations[k]:
+                    cursor.execute(f"INSERT INTO {stored.table} SELECT {codes} FROM {relation}", params)
+                cursor.execute(f"ANALYZE {stored.table}")
+
+        fit.stored = None
+        run_at_once(
+            [counter.connection for counter in fit.connections],
+            [[functools.partial(store, k)] for k in range(len(fit.connections))],
+        )
+        fit.stored = stored
+        self.paths += ["stored fine codes"] * len(fit.connections)
+        return stored
+
+    def _stored_for(self, codecs: list[Codec]) -> StoredCodes | None:
+        """The fit's stored fine codes when they are those of ``codecs`` (the same SQL, the same
+        parameters: the same codes), else ``None`` (computed from the table)."""
+        stored = None if self._fit is None else self._fit.stored
+        if stored is None or len(codecs) != len(stored.expressions):
+            return None
+        for codec, expression in zip(codecs, stored.expressions, strict=True):
+            params: list[Any] = []
+            if (self.fine_code(codec, params), params) != expression:
+                return None
+        return stored
+
+    # ------------------------------------------------------------------ the binned stage
+
     def binned_counts(
         self,
         codecs: list[Codec],
@@ -173,12 +324,15 @@ class PostgresCounts(SqlCounts):
         groups: list[tuple[int, ...]],
         sample: RowSample | None = None,
     ) -> list[np.ndarray]:
+        """As :meth:`SqlCounts.binned_counts`; in a fit that stored the fine codes of ``codecs``,
+        every code (and the sample's hash) is read from them."""
         # the type of the temporary table's codes: smallint unless a column has more bins than it holds
         self._code_type = "smallint" if max((int(b.max()) for b in bins), default=0) < 32767 else "integer"
-        return super().binned_counts(codecs, bins, groups, sample)
+        reading = Reading(None if sample is None else (codecs, sample), self._stored_for(codecs))
+        return self._enclosed_tables(codecs, bins, groups, reading)
 
     def _binned_tables(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]], reading: Reading
     ) -> list[np.ndarray]:
         """Each group's table: with :attr:`packed`, the groups whose cells fit in a block are
         covered by blocks (:func:`cover_groups`), each block counted as one packed integer key a
@@ -192,11 +346,11 @@ class PostgresCounts(SqlCounts):
         rest = [g for g in range(len(groups)) if g not in set(fits)]
         tables: dict[int, np.ndarray] = {}
         if rest:
-            counted = super()._binned_tables(codecs, bins, [groups[g] for g in rest])
+            counted = super()._binned_tables(codecs, bins, [groups[g] for g in rest], reading)
             tables.update(zip(rest, counted, strict=True))
         if fits:
             blocks, holder = cover_groups([keyed[g] for g in fits], sizes, self.block_bound)
-            block_tables = self._block_tables(codecs, bins, sizes, blocks, lead)
+            block_tables = self._block_tables(codecs, bins, sizes, blocks, reading, lead)
             head = () if lead is None else (lead,)
             for g, b in zip(fits, holder, strict=True):
                 tables[g] = marginal(block_tables[b], head + blocks[b], groups[g])
@@ -213,6 +367,7 @@ class PostgresCounts(SqlCounts):
         bins: list[np.ndarray],
         sizes: list[int],
         blocks: list[tuple[int, ...]],
+        reading: Reading,
         lead: int | None = None,
     ) -> list[np.ndarray]:
         """Each block's table (shape: its columns' bins, after the ``lead`` column's when given:
@@ -220,7 +375,7 @@ class PostgresCounts(SqlCounts):
         at most :attr:`max_packed_cells` cells and :attr:`max_sets` blocks."""
         used = sorted({column for block in blocks for column in block} | ({lead} if lead is not None else set()))
         position = {column: k for k, column in enumerate(used)}
-        selected = self.binned_codes(codecs, bins, used)
+        selected = self.binned_codes(codecs, bins, used, reading.stored)
         cells = [cells_of(block, sizes) for block in blocks]
         # blocks of nearby columns together, so that a statement names fewer columns
         order = sorted(range(len(blocks)), key=lambda b: tuple(sorted(c // LOCALITY_COLUMNS for c in blocks[b])))
@@ -245,6 +400,7 @@ class PostgresCounts(SqlCounts):
                 )
                 for p, part in enumerate(parts)
             ],
+            reading,
         )
         head = () if lead is None else (sizes[lead],)
         tables: list[np.ndarray] = [np.empty(0)] * len(blocks)
@@ -254,7 +410,10 @@ class PostgresCounts(SqlCounts):
         return tables
 
     def _count_parts(
-        self, selected: list[tuple[str, list[Any]]], parts: Sequence[GroupingPart | PackedPart]
+        self,
+        selected: list[tuple[str, list[Any]]],
+        parts: Sequence[GroupingPart | PackedPart],
+        reading: Reading,
     ) -> list[Any]:
         """Every part of a stage, the codes of each row computed once.
 
@@ -267,19 +426,26 @@ class PostgresCounts(SqlCounts):
         the codes in a ``MATERIALIZED`` common table expression, then one ``GROUP BY GROUPING
         SETS`` a part over it (``UNION ALL``, each row tagged with its part). Over a large table
         and given ``connect``, each range of pages is counted on a connection of its own, at once,
-        and the counts are added up."""
+        and the counts are added up. In a fit (:meth:`fitting`) the fit's connections count, each
+        in a savepoint of its transaction, its ranges or (``reading.stored``) its stored fine
+        codes, read as they are (a statement a part over the table: no copy of it)."""
         if len(parts) > 1 and not parts[0].integer_keys:  # keys of different types: a statement a part
-            return [counted for part in parts for counted in self._count_parts(selected, [part])]
+            return [counted for part in parts for counted in self._count_parts(selected, [part], reading)]
         used = sorted({k for part in parts for k in part.used})
         params = [param for k in used for param in selected[k][1]]
         width = max(len(part.chunks) for part in parts)
         keys = max(len(part.used) for part in parts)
-        ranges = self._page_ranges()
-        relations = [self.relation] if len(ranges) <= 1 else [self._range_relation(low, high) for low, high in ranges]
-        if self._sample is not None:  # each range's rows the sample keeps (the same parameters each)
-            sampled = [self._sampled(relation) for relation in relations]
-            relations = [relation for relation, _ in sampled]
-            params += sampled[0][1]
+        fit = self._fit
+        if fit is not None:
+            relations = self._fit_relations(fit, reading)
+        else:
+            ranges = self._page_ranges()
+            whole = len(ranges) <= 1
+            relations = [[self.relation] if whole else [self._range_relation(low, high) for low, high in ranges]]
+        if reading.sample is not None:  # each range's rows the sample keeps (the same parameters each)
+            sampled = [[self._sampled(relation, reading) for relation in group] for group in relations]
+            relations = [[relation for relation, _ in group] for group in sampled]
+            params += sampled[0][0][1]
 
         temporary = parts[0].integer_keys and self.temporary
 
@@ -303,6 +469,10 @@ class PostgresCounts(SqlCounts):
                     self.paths.append("temporary table")
                     return rows
             inner = ", ".join(f"{selected[k][0]} AS {column_name(k)}" for k in used)
+            if reading.stored is not None and len(parts) == 1:  # stored codes: read in place, not copied
+                sql = parts[0].select(f"(SELECT {inner} FROM {relation}) AS coded", tag="0", width=width, keys=keys)
+                self.paths.append("stored table")
+                return counted_rows(connection, sql, params, self.settings, inside=inside)
             branches = " UNION ALL ".join(
                 part.select("coded", tag=str(p), width=width, keys=keys) for p, part in enumerate(parts)
             )
@@ -310,13 +480,22 @@ class PostgresCounts(SqlCounts):
             self.paths.append("common table expression")
             return counted_rows(connection, sql, params, self.settings, inside=inside)
 
-        if len(relations) == 1:
-            rows = count(self.connection, relations[0])
+        add = not isinstance(parts[0], PackedPart)  # a packed part adds up its own rows
+        if fit is not None:
+            found = run_at_once(
+                [counter.connection for counter in fit.connections],
+                [
+                    [functools.partial(count, relation=relation, inside=True) for relation in group]
+                    for group in relations
+                ],
+            )
+            results = [rows for done in found for rows in done]
+            rows = summed(results) if add else [row for counted in results for row in counted or ()]
+        elif len(relations[0]) == 1:
+            rows = count(self.connection, relations[0][0])
         else:
             rows = self._counted_at_once(
-                [functools.partial(count, relation=relation) for relation in relations],
-                write=temporary,
-                add=not isinstance(parts[0], PackedPart),  # a packed part adds up its own rows
+                [functools.partial(count, relation=relation) for relation in relations[0]], write=temporary, add=add
             )
         by_part: list[list[tuple[Any, ...]]] = [[] for _ in parts]
         for row in rows:
@@ -403,36 +582,22 @@ class PostgresCounts(SqlCounts):
                         assigned[k] = []
             self.paths.append("one snapshot" if snapshot is not None else "separate snapshots")
             inside = snapshot is not None and began
+            # connection 0 in a caller's transaction counts in savepoints of it; the others in the
+            # transaction that holds the snapshot
+            found = run_at_once(
+                connections,
+                [
+                    [
+                        functools.partial(counts[c], inside=inside if k == 0 else snapshot is not None)
+                        for c in assigned[k]
+                    ]
+                    for k in range(len(connections))
+                ],
+            )
             results: list[list[tuple[Any, ...]] | None] = [None] * len(counts)
-            errors: list[BaseException] = []
-
-            def run(k: int) -> None:
-                for c in assigned[k]:
-                    if errors:  # another failed before this one started
-                        return
-                    try:
-                        # connection 0 in a caller's transaction counts in savepoints of it;
-                        # the others in the transaction that holds the snapshot
-                        results[c] = counts[c](connections[k], inside=inside if k == 0 else snapshot is not None)
-                    except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
-                        errors.append(error)
-                        for j, other in enumerate(connections):
-                            if j != k:
-                                cancel(other)
-                        return
-
-            threads = [
-                threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, len(connections)) if assigned[k]
-            ]
-            for thread in threads:
-                thread.start()
-            try:
-                run(0)
-            finally:
-                for thread in threads:
-                    thread.join()
-            if errors:
-                raise errors[0]
+            for k, done in enumerate(found):
+                for c, rows in zip(assigned[k], done, strict=True):
+                    results[c] = rows
         finally:
             if began:
                 with contextlib.suppress(Exception), self.connection.cursor() as cursor:
@@ -584,6 +749,167 @@ def counted_rows(
 
 
 REPEATABLE_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ"
+#: the savepoint of a caller's transaction that a fit counts in (rolled back to when it ends)
+FIT_SAVEPOINT = "synthgate_fit"
+#: the shortest bound (ms) on an idle transaction a fit's transactions keep: they wait, idle, while
+#: the worker computes between stages (seconds at 10 M rows), and a server's shorter
+#: ``idle_in_transaction_session_timeout`` would end them mid-fit; raised to this for them only
+#: (a bound still, so a session the worker left behind ends; none, 0, is kept)
+FIT_IDLE_MS = 600_000
+
+
+@dataclass
+class FitConnection:
+    """One connection counting a fit, in its transaction for the whole fit, and the ranges of
+    pages it counts (``(0, None)``: from the first page on)."""
+
+    connection: Any
+    ranges: list[tuple[int, int | None]]
+    #: opened for the fit (closed when it ends), else the caller's
+    opened: bool = False
+    #: the fit's transaction is a savepoint of the caller's transaction on it
+    inside: bool = False
+
+
+@dataclass
+class FitConnections:
+    """The connections of one fit (the caller's first) and the fine codes stored in each."""
+
+    connections: list[FitConnection]
+    #: one connection counts the whole relation (not split into ranges of pages)
+    whole: bool
+    stored: StoredCodes | None = None
+    closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        """End the fit on every connection: its transaction rolled back (the temporary tables,
+        the settings go with it), the connections opened for it closed (their sessions end), the
+        caller's left as it was. Never raises."""
+        if self.closed:
+            return
+        self.closed = True
+        for counter in self.connections:
+            ended = fit_ended(counter.connection, inside=counter.inside)
+            if counter.opened:
+                with contextlib.suppress(Exception):
+                    counter.connection.close()
+            elif not ended:  # a broken connection: its session (and its temporary tables) is gone or going
+                logger.warning("the caller's connection could not end the fit's transaction")
+
+
+def fit_begun(
+    connection: Any, settings: dict[str, str], *, export: bool = False, snapshot: str | None = None
+) -> tuple[bool, str | None] | None:
+    """Open the transaction a fit counts in on ``connection``: on an autocommit connection a
+    ``REPEATABLE READ``, read-write one (a temporary table is no write to the data) that sets
+    ``snapshot`` when given, or (``export``) exports its own; else a savepoint of the caller's
+    transaction. The counting ``settings`` are local to it, and so is a server's bound on idle
+    transactions shorter than :data:`FIT_IDLE_MS`, raised to it. Returns whether it is a savepoint and
+    the exported snapshot (``None``: none), or ``None`` with nothing left open where no temporary
+    table can be made in it (a standby, a role without ``TEMPORARY``, a read-only transaction of
+    the caller's) or the snapshot cannot be set."""
+    inside = not getattr(connection, "autocommit", False)
+    exported: str | None = None
+    with connection.cursor() as cursor:
+        try:
+            if inside:
+                cursor.execute(f"SAVEPOINT {FIT_SAVEPOINT}")
+            else:
+                cursor.execute(f"{REPEATABLE_READ} READ WRITE")
+                if snapshot is not None:
+                    cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+                elif export:
+                    try:
+                        cursor.execute("SELECT pg_export_snapshot()")
+                        exported = str(cursor.fetchone()[0])
+                    except Exception:  # noqa: BLE001 - each connection in a snapshot of its own
+                        cursor.execute("ROLLBACK")
+                        cursor.execute(f"{REPEATABLE_READ} READ WRITE")
+            probe = f"synthgate_probe_{secrets.token_hex(4)}"
+            cursor.execute(f"CREATE TEMPORARY TABLE {probe} ()")
+            cursor.execute(f"DROP TABLE {probe}")
+            for name, value in settings.items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+            cursor.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, true) FROM pg_settings "
+                "WHERE name = 'idle_in_transaction_session_timeout' AND setting::bigint BETWEEN 1 AND %s",
+                [str(FIT_IDLE_MS), FIT_IDLE_MS - 1],
+            )
+        except Exception:  # noqa: BLE001 - no fit's transaction here: counted stage by stage
+            fit_ended(connection, inside=inside)
+            return None
+    return inside, exported
+
+
+def fit_joined(
+    connection: Any, settings: dict[str, str], snapshot: str | None, statement_timeout: str, lock_timeout: str
+) -> bool:
+    """Make ``connection`` (opened for the fit) count in it: autocommit, the caller's bounds on
+    waiting, its fit's transaction begun in ``snapshot`` (``None``: a snapshot of its own);
+    ``False``, the connection closed, where it cannot."""
+    try:
+        if not getattr(connection, "autocommit", True):  # ours: the fit opens its transaction
+            connection.rollback()
+            connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+        if fit_begun(connection, settings, snapshot=snapshot) is not None:
+            return True
+    except Exception as error:  # noqa: BLE001 - its range is counted by the caller's connection
+        logger.warning("a counting connection could not join the fit (%s)", type(error).__name__)
+    with contextlib.suppress(Exception):
+        connection.close()
+    return False
+
+
+def fit_ended(connection: Any, *, inside: bool) -> bool:
+    """Roll back a fit's transaction on ``connection`` (``inside``: to its savepoint of the
+    caller's transaction, then released); whether it could."""
+    try:
+        with connection.cursor() as cursor:
+            if inside:
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {FIT_SAVEPOINT}")
+                cursor.execute(f"RELEASE SAVEPOINT {FIT_SAVEPOINT}")
+            else:
+                cursor.execute("ROLLBACK")
+        return True
+    except Exception:  # noqa: BLE001 - the caller closes the connection
+        return False
+
+
+def run_at_once(connections: list[Any], work: list[list[Callable[[Any], Any]]]) -> list[list[Any]]:
+    """Run each of ``work[k]``'s calls on ``connections[k]`` (in order), the connections at once:
+    the first here, each other on a thread of its own. When a call fails (or is interrupted) the
+    statements running on the other connections are cancelled, no further call starts, and the
+    first error is raised once every thread has stopped. Each call's result, by connection."""
+    results: list[list[Any]] = [[None] * len(calls) for calls in work]
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        for i, call in enumerate(work[k]):
+            if errors:  # another failed before this one started
+                return
+            try:
+                results[k][i] = call(connections[k])
+            except BaseException as error:  # noqa: BLE001 - re-raised below, after the others stop
+                errors.append(error)
+                for j, other in enumerate(connections):
+                    if j != k:
+                        cancel(other)
+                return
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(1, len(connections)) if work[k]]
+    for thread in threads:
+        thread.start()
+    try:
+        run(0)
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def export_snapshot(connection: Any, *, write: bool) -> tuple[str | None, bool]:

@@ -819,6 +819,10 @@ class SparkCounts:
 
     # ------------------------------------------------------------------ CountSource
 
+    def fitting(self) -> contextlib.AbstractContextManager[None]:
+        """The counts of one fit: nothing is kept between its stages (each is a query of its own)."""
+        return contextlib.nullcontext()
+
     def row_count(self) -> int:
         F = _functions()
         found = self._collect(self.rows().agg(F.count(F.lit(1)).alias("n")), "the row count")

@@ -19,7 +19,8 @@ connections at once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,8 +73,6 @@ class SqlCounts:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.specs = parse_schema(schema)
         self._domain: dict[str, Any] | None = None
-        #: while a sampled binned stage is counted: every column's codec and the sample
-        self._sample: tuple[list[Codec], RowSample] | None = None
 
     # ------------------------------------------------------------------ the dialect
 
@@ -176,6 +175,10 @@ class SqlCounts:
 
     # ------------------------------------------------------------------ CountSource
 
+    def fitting(self) -> contextlib.AbstractContextManager[None]:
+        """The counts of one fit (:meth:`CountSource.fitting`): nothing is kept between its stages here."""
+        return contextlib.nullcontext()
+
     def row_count(self) -> int:
         return int(self._rows(f"SELECT count(*) FROM {self.relation}")[0][0])
 
@@ -259,36 +262,35 @@ class SqlCounts:
         for codec in codecs:
             params: list[Any] = []
             selected.append((self.fine_code(codec, params), params))
-        rows = self._grouped(selected, [(k,) for k in range(len(codecs))])
-        counts = []
-        for k, codec in enumerate(codecs):
-            histogram = np.zeros(codec.n_codes, dtype=np.int64)
-            for row in rows[k]:
-                if row[0] < 0:
-                    raise SchemaMismatchError(f"column {codec.name!r} holds values its codec cannot encode")
-                histogram[row[0]] += row[-1]
-            counts.append(histogram)
-        return counts
+        return fine_histograms(codecs, self._grouped(selected, [(k,) for k in range(len(codecs))]))
 
-    def sample_condition(self, codecs: list[Codec], sample: RowSample, params: list[Any]) -> tuple[str, str]:
+    def stored_code(self, codecs: list[Codec], column: int, params: list[Any], stored: StoredCodes | None) -> str:
+        """SQL for column ``column``'s fine code: its column in the ``stored`` codes (read from
+        their table), else computed (:meth:`fine_code`, its parameters appended to ``params``)."""
+        return stored.columns[column] if stored is not None else self.fine_code(codecs[column], params)
+
+    def sample_condition(
+        self, codecs: list[Codec], sample: RowSample, params: list[Any], stored: StoredCodes | None = None
+    ) -> tuple[str, str]:
         """The SQL of :func:`~synth_engine.generators.counts.row_hash` before its square (a column
         of the relation, computed once a row) and the condition on it that keeps ``sample``'s rows:
-        ``(hash, condition over "synthgate_row_hash")``; every column's fine code appends its
-        parameters to ``params``. 64-bit integer arithmetic, as NumPy's."""
+        ``(hash, condition over "synthgate_row_hash")``; every column's fine code (read from
+        ``stored`` when given) appends its parameters to ``params``. 64-bit integer arithmetic, as
+        NumPy's."""
         terms = [
-            f"mod(CAST(({self.fine_code(codec, params)}) + 1 AS BIGINT) * {weight}, {HASH_PRIME})"
-            for codec, weight in zip(codecs, hash_weights(len(codecs)), strict=True)
+            f"mod(CAST(({self.stored_code(codecs, column, params, stored)}) + 1 AS BIGINT) * {weight}, {HASH_PRIME})"
+            for column, weight in enumerate(hash_weights(len(codecs)))
         ]
         hashed = f"mod({' + '.join(terms)}, {HASH_PRIME})"
         return hashed, f"mod(synthgate_row_hash * synthgate_row_hash, {HASH_PRIME}) < {int(sample.keep)}"
 
-    def _sampled(self, relation: str) -> tuple[str, list[Any]]:
-        """``relation`` (a FROM item), restricted to the rows of the sample being counted (if any),
+    def _sampled(self, relation: str, reading: Reading) -> tuple[str, list[Any]]:
+        """``relation`` (a FROM item), restricted to the rows of ``reading``'s sample (if any),
         and the parameters it adds (after the select list's: it is the FROM item)."""
-        if self._sample is None:
+        if reading.sample is None:
             return relation, []
         params: list[Any] = []
-        hashed, condition = self.sample_condition(*self._sample, params)
+        hashed, condition = self.sample_condition(*reading.sample, params, reading.stored)
         inner = f"SELECT *, {hashed} AS synthgate_row_hash FROM {relation} OFFSET 0"  # the hash once a row
         return f"(SELECT * FROM ({inner}) AS hashed WHERE {condition}) AS sampled", params
 
@@ -303,25 +305,15 @@ class SqlCounts:
         in its (label, a, b)) is that group's table summed over the other columns, not counted:
         the same integers, one grouping set fewer for every row to be looked up in. Given
         ``sample``, the rows whose hash of the fine codes of all ``codecs`` it keeps."""
-        with self._counting_sample(codecs, sample):
-            return self._enclosed_tables(codecs, bins, groups)
-
-    @contextlib.contextmanager
-    def _counting_sample(self, codecs: list[Codec], sample: RowSample | None) -> Iterator[None]:
-        """``sample`` (with every column's codec) is the one :meth:`_sampled` restricts to while the
-        block counts; none after it, whatever it raised."""
-        self._sample = None if sample is None else (codecs, sample)
-        try:
-            yield
-        finally:
-            self._sample = None
+        return self._enclosed_tables(codecs, bins, groups, Reading(None if sample is None else (codecs, sample)))
 
     def _enclosed_tables(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]], reading: Reading
     ) -> list[np.ndarray]:
         within = enclosing_groups(groups)
         counted = [g for g in range(len(groups)) if g not in within]
-        tables = dict(zip(counted, self._binned_tables(codecs, bins, [groups[g] for g in counted]), strict=True))
+        found = self._binned_tables(codecs, bins, [groups[g] for g in counted], reading)
+        tables = dict(zip(counted, found, strict=True))
         answered = []
         for g, group in enumerate(groups):
             if g in tables:
@@ -334,18 +326,22 @@ class SqlCounts:
         return answered
 
     def _binned_tables(
-        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]]
+        self, codecs: list[Codec], bins: list[np.ndarray], groups: list[tuple[int, ...]], reading: Reading
     ) -> list[np.ndarray]:
-        """Each group's table, counted."""
+        """Each group's table, counted over the rows ``reading`` names."""
         if not groups:
             return []
         used = sorted({column for group in groups for column in group})
         position = {column: k for k, column in enumerate(used)}
-        selected = self.binned_codes(codecs, bins, used)
+        selected = self.binned_codes(codecs, bins, used, reading.stored)
         sizes = [int(b.max()) + 1 for b in bins]
         cells = [int(np.prod([sizes[column] for column in group])) for group in groups]
         rows = self._grouped(
-            selected, [tuple(position[c] for c in group) for group in groups], integer_keys=True, cells=cells
+            selected,
+            [tuple(position[c] for c in group) for group in groups],
+            integer_keys=True,
+            cells=cells,
+            reading=reading,
         )
         tables = []
         for g, group in enumerate(groups):
@@ -356,16 +352,16 @@ class SqlCounts:
         return tables
 
     def binned_codes(
-        self, codecs: list[Codec], bins: list[np.ndarray], columns: list[int]
+        self, codecs: list[Codec], bins: list[np.ndarray], columns: list[int], stored: StoredCodes | None = None
     ) -> list[tuple[str, list[Any]]]:
         """Each of ``columns``' bin as an SQL expression with its parameters (the bins' lookup over
-        the fine code): what the binned stage selects."""
+        the fine code, read from ``stored`` when given): what the binned stage selects."""
         selected: list[tuple[str, list[Any]]] = []
         for column in columns:
             # the lookup's parameters come first in the statement, then the code's
             lookup_params: list[Any] = []
             code_params: list[Any] = []
-            code = self.fine_code(codecs[column], code_params)
+            code = self.stored_code(codecs, column, code_params, stored)
             selected.append((self._lookup(code, bins[column].tolist(), lookup_params), [*lookup_params, *code_params]))
         return selected
 
@@ -376,6 +372,7 @@ class SqlCounts:
         *,
         integer_keys: bool = False,
         cells: list[int] | None = None,
+        reading: Reading | None = None,
     ) -> list[list[tuple[Any, ...]]]:
         """Count the rows of every grouping set, in parts of at most :attr:`max_sets` sets
         (PostgreSQL takes at most 4,096 in one; DuckDB holds a hash table a set in memory) and,
@@ -383,7 +380,8 @@ class SqlCounts:
         (PostgreSQL looks up every row in every set's hash table: beyond a few tens of thousands
         of cells in all they fall out of the processor's cache and each lookup costs a memory
         access); rows per set: (the set's keys in the set's order..., count). How the parts are
-        run is the engine's (:meth:`_count_parts`: by default one statement a part).
+        run is the engine's (:meth:`_count_parts`: by default one statement a part), over the rows
+        ``reading`` names (by default every row of the relation, each code computed).
 
         The codes are computed once per row, and ``GROUPING()`` bitmasks (31 columns each,
         PostgreSQL's limit) tell the sets apart in the result. With ``integer_keys`` (the binned
@@ -410,7 +408,9 @@ class SqlCounts:
             parts.append(order[start:end])
             start = end
         counted = self._count_parts(
-            selected, [GroupingPart([sets[g] for g in part], integer_keys=integer_keys) for part in parts]
+            selected,
+            [GroupingPart([sets[g] for g in part], integer_keys=integer_keys) for part in parts],
+            reading or Reading(),
         )
         by_set: list[list[tuple[Any, ...]]] = [[] for _ in sets]
         for part, rows in zip(parts, counted, strict=True):
@@ -419,12 +419,12 @@ class SqlCounts:
         return by_set
 
     def _count_parts(
-        self, selected: list[tuple[str, list[Any]]], parts: list[GroupingPart]
+        self, selected: list[tuple[str, list[Any]]], parts: list[GroupingPart], reading: Reading
     ) -> list[list[list[tuple[Any, ...]]]]:
         """Each part's rows per set: one statement a part, each computing only the codes its sets
-        name (in a subquery, once per row)."""
+        name (in a subquery, once per row), over the rows of ``reading``'s sample (if any)."""
         counted = []
-        relation, kept = self._sampled(self.relation)
+        relation, kept = self._sampled(self.relation, reading)
         for part in parts:
             used = part.used
             inner = ", ".join(f"{selected[k][0]} AS {column_name(k)}" for k in used)
@@ -432,6 +432,43 @@ class SqlCounts:
             coded = f"(SELECT {inner} FROM {relation}{self.fence}) AS coded"
             counted.append(part.read(self._rows(part.select(coded), params, grouped=True)))
         return counted
+
+
+def fine_histograms(codecs: list[Codec], rows: list[list[tuple[Any, ...]]]) -> list[np.ndarray]:
+    """Each column's histogram of fine codes from its grouping set's rows (code, count); refuses a
+    value its codec cannot encode (code -1)."""
+    counts = []
+    for k, codec in enumerate(codecs):
+        histogram = np.zeros(codec.n_codes, dtype=np.int64)
+        for row in rows[k]:
+            if row[0] < 0:
+                raise SchemaMismatchError(f"column {codec.name!r} holds values its codec cannot encode")
+            histogram[row[0]] += row[-1]
+        counts.append(histogram)
+    return counts
+
+
+@dataclass(frozen=True)
+class StoredCodes:
+    """Every row's fine codes stored for the rest of a fit (by
+    :class:`~synth_engine.engines.postgres.PostgresCounts`): the table holding them, in each
+    counting session, and the column of each codec (in the order of the fit's codecs)."""
+
+    table: str
+    columns: list[str]
+    #: each column's fine code as computed from the relation (SQL, parameters)
+    expressions: list[tuple[str, list[Any]]]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The rows a binned stage counts, and how it reads their fine codes: ``sample`` (with
+    every column's codec) keeps the rows whose hash it keeps (``None``: every row); ``stored``: the
+    codes are read from the table of the fit's stored fine codes rather than computed from the
+    relation's values."""
+
+    sample: tuple[list[Codec], RowSample] | None = None
+    stored: StoredCodes | None = None
 
 
 def enclosing_groups(groups: list[tuple[int, ...]]) -> dict[int, int]:

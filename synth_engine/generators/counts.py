@@ -20,6 +20,7 @@ engine that streams small-integer codes to the worker (``synth_engine.engines.du
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -88,6 +89,12 @@ class CountSource(Protocol):
     #: What computed the counts, for the record (``"pandas"``, ``"postgresql"``).
     engine: str
 
+    def fitting(self) -> contextlib.AbstractContextManager[None]:
+        """The questions of one fit are asked inside it: what the source keeps from one stage to
+        the next (PostgreSQL: its counting connections and every row's stored fine codes) is
+        released when it exits, whether the fit ended, failed or was interrupted."""
+        ...
+
     def row_count(self) -> int:
         """Exact number of rows."""
         ...
@@ -126,6 +133,9 @@ class FrameCounts:
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
         self._fine: dict[str, np.ndarray] = {}
+
+    def fitting(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the fine codes, once encoded, are kept with the frame
 
     def row_count(self) -> int:
         return len(self.frame)

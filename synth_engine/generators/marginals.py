@@ -88,7 +88,7 @@ def estimate_model(
     label: int | None,
     edges: list[tuple[int, int]],
     noisy_tables: list[np.ndarray],
-    sigma2: float,
+    sigma2: float | list[float],
     iterations: int,
     stars: dict[int, np.ndarray] | None = None,
     label_sigma: float = math.inf,
@@ -102,6 +102,8 @@ def estimate_model(
     label : index of the label column joined to every edge, or None (plain tree)
     noisy_tables : per edge (a, b), noisy counts of shape (k_label, k_a, k_b) (σ2 per cell;
         k_label is 1 without a label)
+    sigma2 : the edge tables' noise σ: one for every edge, or one per edge (``label_edge_weight``
+        measures some edges more precisely); each table is weighted by its own
     stars : per column, a direct noisy (label, column) table (``label_sigma`` per cell)
 
     Returns
@@ -111,8 +113,11 @@ def estimate_model(
     label_tables : per column, counts of (label bin, column bin), (k_label, k_c)
     pairs : per edge, counts (k_label, k_a, k_b) with margins ``label_tables[a]``/``[b]``
     """
-    n_hat = _estimate_total(noisy_fine, sigma1, noisy_tables, sigma2)
-    margins = _table_margins(len(bins), label, edges, noisy_tables, sigma2)
+    sigmas = [float(sigma2)] * len(edges) if isinstance(sigma2, int | float) else list(sigma2)
+    if len(sigmas) != len(edges):
+        raise ValueError("one σ per edge table, or one for all")
+    n_hat = _estimate_total(noisy_fine, sigma1, noisy_tables, sigmas)
+    margins = _table_margins(len(bins), label, edges, noisy_tables, sigmas)
     if stars:
         if label is None:
             raise ValueError("direct (label, column) tables need a label column")
@@ -126,11 +131,11 @@ def estimate_model(
     pairs = [
         np.stack(
             [
-                _edge_slice(noisy[y], label_tables[a][y], label_tables[b][y], sigma2**2, iterations)
+                _edge_slice(noisy[y], label_tables[a][y], label_tables[b][y], sigma**2, iterations)
                 for y in range(noisy.shape[0])
             ]
         )
-        for (a, b), noisy in zip(edges, noisy_tables, strict=True)
+        for (a, b), noisy, sigma in zip(edges, noisy_tables, sigmas, strict=True)
     ]
     return one_way, within, label_tables, pairs
 
@@ -169,28 +174,30 @@ def shrink_interaction(noisy: np.ndarray, independent: np.ndarray, variance: flo
 
 
 def _estimate_total(
-    noisy_fine: list[np.ndarray], sigma1: float, noisy_tables: list[np.ndarray], sigma2: float
+    noisy_fine: list[np.ndarray], sigma1: float, noisy_tables: list[np.ndarray], sigmas: list[float]
 ) -> float:
-    """Inverse-variance-weighted mean of every measurement's total (variance σ²·cells)."""
+    """Inverse-variance-weighted mean of every measurement's total (variance σ²·cells, each
+    edge table at its own σ)."""
     tables = [(t.sum(), sigma1**2 * t.size) for t in noisy_fine]
-    tables += [(t.sum(), sigma2**2 * t.size) for t in noisy_tables]
+    tables += [(t.sum(), sigma**2 * t.size) for t, sigma in zip(noisy_tables, sigmas, strict=True)]
     weights = np.array([1.0 / variance for _, variance in tables])
     totals = np.array([total for total, _ in tables])
     return max(float(weights @ totals / weights.sum()), 1.0)
 
 
 def _table_margins(
-    d: int, label: int | None, edges: list[tuple[int, int]], noisy_tables: list[np.ndarray], sigma2: float
+    d: int, label: int | None, edges: list[tuple[int, int]], noisy_tables: list[np.ndarray], sigmas: list[float]
 ) -> list[list[tuple[Any, ...]]]:
     """Per column, every (label × column) margin of the noisy edge tables with its per-cell
-    variance σ2²·(cells summed over); the label's own margins are (1 × k_label)."""
+    variance σ²·(cells summed over), σ the edge table's own; the label's own margins are
+    (1 × k_label)."""
     margins: list[list[tuple[Any, ...]]] = [[] for _ in range(d)]
-    for (a, b), noisy in zip(edges, noisy_tables, strict=True):
+    for (a, b), noisy, sigma in zip(edges, noisy_tables, sigmas, strict=True):
         k_label, k_a, k_b = noisy.shape
-        margins[a].append((noisy.sum(axis=2), sigma2**2 * k_b))
-        margins[b].append((noisy.sum(axis=1), sigma2**2 * k_a))
+        margins[a].append((noisy.sum(axis=2), sigma**2 * k_b))
+        margins[b].append((noisy.sum(axis=1), sigma**2 * k_a))
         if label is not None:
-            margins[label].append((noisy.sum(axis=(1, 2))[None, :], sigma2**2 * k_a * k_b))
+            margins[label].append((noisy.sum(axis=(1, 2))[None, :], sigma**2 * k_a * k_b))
     return margins
 
 
@@ -258,6 +265,28 @@ def conditional(table: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     default = np.where(default_sums > 0, default / np.where(default_sums > 0, default_sums, 1.0), 1.0 / table.shape[1])
     sums = table.sum(axis=1, keepdims=True)
     return np.where(sums > 0, table / np.where(sums > 0, sums, 1.0), default)
+
+
+def label_edges(edges: list[tuple[int, int]], focus: list[int]) -> list[int]:
+    """Indices of the edges :func:`focus_label_dependence` keeps label-dependent: down the tree
+    from ``focus[0]``, the edge into each other column of ``focus`` (``len(focus) − 1`` edges
+    when the tree spans them all). A function of the tree and the picks alone."""
+    neighbours: dict[int, list[tuple[int, int]]] = {}
+    for k, (a, b) in enumerate(edges):
+        neighbours.setdefault(a, []).append((b, k))
+        neighbours.setdefault(b, []).append((a, k))
+    chosen, found = set(focus), []
+    seen, queue = {focus[0]}, [focus[0]]
+    while queue:
+        parent = queue.pop(0)
+        for child, k in neighbours.get(parent, []):
+            if child in seen:
+                continue
+            seen.add(child)
+            queue.append(child)
+            if child in chosen:
+                found.append(k)
+    return sorted(found)
 
 
 def focus_label_dependence(

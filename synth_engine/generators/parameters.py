@@ -65,6 +65,7 @@ PARAMETER_BOUNDS: dict[str, dict[str, Bound]] = {
         "label_features": Bound("int", 0, 10_000, choices=("auto",)),
         "label_selection_fraction": FRACTION,
         "selection_rows": Bound("int", 0, 1_000_000_000),
+        "label_edge_weight": Bound("float", 1.0, 1000.0),
     },
     "dp-tvae": {
         "epochs": Bound("int", 1, 1000),

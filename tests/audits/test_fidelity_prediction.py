@@ -144,3 +144,27 @@ def test_the_surrogate_keeps_a_declared_grid_and_calendar_which_the_generator_wo
     assert (stamp == stamp.floor("h")).all()
     model = get_generator("mst").fit(frame, GRID_SCHEMA, 1.0, 1e-5, random_state=0)  # not refused
     assert len(model.sample(50)) == 50
+
+
+def test_the_prediction_fits_mst_with_the_requests_label_edge_weight() -> None:
+    """The audit predicts MST's noise by fitting it on a surrogate with the request's parameters,
+    so a per-edge σ (``label_edge_weight``) is in the prediction: with it the surrogate's release
+    differs from the unweighted fit's, and the default's is the stated weight's to the last digit."""
+    from audits.outlook import fidelity_noise_for
+    from synth_engine.generators.mst import LABEL_EDGE_WEIGHT
+
+    schema = {
+        "columns": [
+            *({"name": f"c{i}", "type": "categorical", "categories": ["a", "b", "c"]} for i in range(8)),
+            {"name": "label", "type": "categorical", "role": "label", "categories": ["no", "yes"]},
+        ]
+    }
+
+    def predicted(**params):
+        return fidelity_noise_for(
+            schema=schema, n_train=3000, n_rows=1000, epsilon=3.0, delta=1e-5, generator="mst", generator_params=params
+        )
+
+    default = predicted(label_features=4)
+    assert predicted(label_features=4, label_edge_weight=LABEL_EDGE_WEIGHT).generator == default.generator
+    assert predicted(label_features=4, label_edge_weight=1.0).generator != default.generator

@@ -60,6 +60,7 @@ def test_every_count_mst_reads_is_the_same_from_duckdb_as_from_the_frame(lake) -
         {"label_fraction": 0.0},
         {"structure": "tree"},
         {"label_features": 2},
+        {"label_features": 3, "label_edge_weight": 8.0},  # two σ's in the two_way stage
         {"row_estimate": PAID},
         {"selection_rows": 200},  # the tree scored on a sample of about 200 of the 1,500 rows
         {"selection_rows": 200, "structure": "tree"},

@@ -153,6 +153,7 @@ PAID = PaidRowEstimate(rows=1000.0, source="the version's DP row estimate", epsi
         {"label_fraction": 0.0},
         {"structure": "tree"},
         {"label_features": 2},
+        {"label_features": 3, "label_edge_weight": 8.0},  # two σ's in the two_way stage
         {"row_estimate": PAID},
         # the tree scored on a sample of about 200 of the 1,500 rows (above 4 × 200 estimated rows)
         {"selection_rows": 200},
@@ -166,6 +167,11 @@ def test_mst_fitted_from_postgresql_counts_samples_byte_identical_rows(adult, pa
     from_database = fitted(database, schema, **params)
     assert from_memory.privacy_spent().to_dict() == from_database.privacy_spent().to_dict()
     assert from_database.count_engine_ == "postgresql" and from_memory.count_engine_ == "pandas"
+    # in the test's transaction: the fit's stored fine codes in a savepoint of it, gone with it after
+    assert database.paths.count("stored fine codes") == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname LIKE 'synthgate%%'")
+        assert cursor.fetchone()[0] == 0
     ours, theirs = from_database.sample(3000), from_memory.sample(3000)
     assert ours.to_csv(index=False).encode() == theirs.to_csv(index=False).encode()
 
@@ -292,7 +298,11 @@ def test_a_table_wider_than_one_grouping_bitmask_counts_every_set_in_postgresql_
     model = fitted(FrameCounts(frame), schema)
     parts: list[list] = []
     count = database._count_parts
-    monkeypatch.setattr(database, "_count_parts", lambda selected, given: parts.append(given) or count(selected, given))
+    monkeypatch.setattr(
+        database,
+        "_count_parts",
+        lambda selected, given, reading: parts.append(given) or count(selected, given, reading),
+    )
     ours = database.binned_counts(model.codecs_, model.bins_, wide_groups())
     theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, wide_groups())
     assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
@@ -330,7 +340,11 @@ def test_blocks_of_packed_codes_count_every_set_in_postgresql_as_in_memory(
     assert big and len(big) < len(groups)
     parts: list[list] = []
     count = database._count_parts
-    monkeypatch.setattr(database, "_count_parts", lambda selected, given: parts.append(given) or count(selected, given))
+    monkeypatch.setattr(
+        database,
+        "_count_parts",
+        lambda selected, given, reading: parts.append(given) or count(selected, given, reading),
+    )
     ours = database.binned_counts(model.codecs_, model.bins_, groups)
     theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
     assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
@@ -370,7 +384,9 @@ def test_a_label_every_group_names_is_counted_by_aggregates_as_in_memory(labels,
         parts: list[list] = []
         count = database._count_parts
         monkeypatch.setattr(
-            database, "_count_parts", lambda s, given, parts=parts, count=count: parts.append(given) or count(s, given)
+            database,
+            "_count_parts",
+            lambda s, given, reading, parts=parts, count=count: parts.append(given) or count(s, given, reading),
         )
         ours = database.binned_counts(model.codecs_, model.bins_, groups)
         assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
@@ -426,7 +442,9 @@ def test_a_group_inside_a_larger_one_is_summed_from_its_table_and_equals_the_fra
     groups = [(7, 0, 4), (7,), (0, 7), (7, 4), (4, 0, 7), (4, 7, 0, 9), (9, 4), (2, 5), (5,), (3, 6)]
     counted: list[list] = []
     tables = database._binned_tables
-    monkeypatch.setattr(database, "_binned_tables", lambda c, b, given: counted.append(given) or tables(c, b, given))
+    monkeypatch.setattr(
+        database, "_binned_tables", lambda c, b, given, reading: counted.append(given) or tables(c, b, given, reading)
+    )
     ours = database.binned_counts(model.codecs_, model.bins_, groups)
     theirs = FrameCounts(frame).binned_counts(model.codecs_, model.bins_, groups)
     assert all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))

@@ -24,6 +24,7 @@ import pytest
 from django.db import connection  # noqa: F401 - read by the skipif condition
 
 from synth_engine.engines.postgres import PostgresCounts, holdout_predicate, quote_identifier
+from synth_engine.generators import mst
 from synth_engine.generators.counts import FrameCounts
 from synth_engine.generators.domain import parse_schema
 from tests.database import APP_ROLE, as_owner
@@ -128,8 +129,10 @@ def test_a_table_counted_by_several_connections_at_once_gives_the_frame_counts_a
     counted = [path for path in source.paths if path.endswith(("table", "expression"))]
     assert len(counted) % splits == 0 and "temporary table" in counted
     assert source.paths.count("temporary table") % splits == 0
-    # every stage's connections read one snapshot
-    assert set(source.paths) - set(counted) == {"one snapshot"}
+    # each of the two fits stored every row's fine codes on each connection and counted the 1-ways there
+    assert source.paths.count("stored fine codes") == source.paths.count("stored table") == 2 * splits
+    # every stage's connections read one snapshot (a fit's, once for the whole fit)
+    assert set(source.paths) - set(counted) == {"one snapshot", "stored fine codes"}
     # the other connections took the caller's bounds on waiting, and are closed
     assert opened and all(other.closed for other in opened)
     assert set(Recorded.seen) == {("123s", "45s")} and len(Recorded.seen) == len(opened)
@@ -454,4 +457,319 @@ def test_in_a_callers_transaction_each_range_is_counted_in_a_snapshot_of_its_own
         cursor.execute("SELECT current_setting('transaction_isolation')")
         assert cursor.fetchone()[0] == "repeatable read"
     main.rollback()
+    main.close()
+
+
+# ---------------------------------------------------------------------- a fit's stored fine codes
+
+
+class Noted(psycopg2.extensions.cursor):
+    """A cursor that notes each statement it runs in ``Noted.statements`` (by connection), and
+    runs ``Noted.hook`` (once) before the first statement containing ``Noted.trigger``."""
+
+    statements: list[tuple[int, str]] = []
+    trigger = ""
+    hook: Callable[[psycopg2.extensions.cursor], None] | None = None
+
+    def execute(self, sql, params=None):
+        Noted.statements.append((id(self.connection), str(sql)))
+        hook = Noted.hook
+        if hook is not None and Noted.trigger and Noted.trigger in str(sql):
+            Noted.hook = None
+            hook(self)
+        return super().execute(sql, params)
+
+
+#: every connection a test of a fit opened, closed after it whatever it did (before the table is dropped)
+OPENED: list = []
+
+
+@pytest.fixture
+def closing(warehouse):
+    yield OPENED
+    for opened in OPENED:
+        opened.close()
+    OPENED.clear()
+
+
+@pytest.fixture
+def noted():
+    Noted.statements, Noted.trigger, Noted.hook = [], "", None
+    yield Noted
+    Noted.statements, Noted.trigger, Noted.hook = [], "", None
+
+
+def leftovers(owner, pids: list[int]) -> tuple[int, int]:
+    """The fit's temporary tables still in the database (any session's), and how many of ``pids``
+    (the connections it opened) still have a server session (waiting a little for them to end)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with owner.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_class "
+                "WHERE relpersistence = 't' AND relname ~ '^synthgate_(fine|codes|probe)_'"
+            )
+            tables = cursor.fetchone()[0]
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+            sessions = cursor.fetchone()[0]
+        if (tables, sessions) == (0, 0) or time.monotonic() > deadline:
+            return tables, sessions
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def owner():
+    with as_owner():
+        connection = psycopg2.connect(database_url())
+    connection.autocommit = True
+    yield connection
+    connection.close()
+
+
+def fit_source(schema, splits: int, opened: list, *, main=None, **options) -> PostgresCounts:
+    """A source over the warehouse table counted by ``splits`` connections (the job's kind: read-only
+    autocommit sessions), every statement noted; the connections it opens go in ``opened``."""
+    if main is None:
+        main = app_connection(cursor_factory=Noted, **options)
+        main.set_session(readonly=True, autocommit=True)
+        OPENED.append(main)
+
+    def connect():
+        other = app_connection(cursor_factory=Noted, **options)
+        other.set_session(readonly=True, autocommit=True)
+        opened.append(other)
+        OPENED.append(other)
+        return other
+
+    return PostgresCounts(main, TABLE, schema, connect=connect if splits > 1 else None)
+
+
+@pytest.mark.parametrize("splits", [1, 2, 3])
+def test_a_fit_stores_every_rows_fine_codes_once_and_its_binned_stages_read_them(
+    warehouse, closing, owner, noted, splits, monkeypatch
+) -> None:
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    monkeypatch.setattr(PostgresCounts, "splits", splits)
+    opened: list = []
+    source = fit_source(schema, splits, opened)
+    main = source.connection
+    before = session_state(main)
+    for params in ({}, {"selection_rows": 200}):  # every row; the tree scored on a sample of about 200
+        noted.statements = []
+        opened.clear()
+        source.paths = []
+        from_memory, from_database = fitted(FrameCounts(frame), schema, **params), fitted(source, schema, **params)
+        assert from_memory.privacy_spent().to_dict() == from_database.privacy_spent().to_dict()
+        assert from_database.sample(2000).to_csv(index=False) == from_memory.sample(2000).to_csv(index=False)
+        # the table is read once a connection for the fine codes (after the rows and domain stages)
+        connections = {key for key, _ in noted.statements}
+        assert len(connections) == splits and len(opened) == splits - 1
+        stores = [(key, sql) for key, sql in noted.statements if sql.startswith("INSERT INTO synthgate_fine_")]
+        assert len(stores) == splits and {key for key, _ in stores} == connections
+        assert all(f'FROM (SELECT * FROM "{TABLE}" WHERE ctid' in sql or f'FROM "{TABLE}"' in sql for _, sql in stores)
+        assert source.paths.count("stored fine codes") == splits
+        # every later statement reads the stored codes, never the table
+        last = max(i for i, (_, sql) in enumerate(noted.statements) if sql.startswith("INSERT INTO synthgate_fine_"))
+        later = [sql for _, sql in noted.statements[last + 1 :]]
+        fills = [sql for sql in later if sql.startswith("INSERT INTO synthgate_codes_")]
+        assert fills and all("FROM synthgate_fine_" in sql for sql in fills)
+        assert not any(TABLE in sql for sql in later)
+        sampled = [sql for sql in fills if "synthgate_row_hash" in sql]
+        assert len(sampled) == (splits if params else 0)  # the sample's hash from the stored codes
+        assert source.paths.count("one snapshot") == (1 if splits > 1 else 0)  # the whole fit's, once
+        # nothing is left: every temporary table dropped, the connections opened for the fit closed
+        assert all(other.closed for other in opened)
+        assert leftovers(owner, []) == (0, 0)
+        assert session_state(main) == before
+        assert main.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    main.close()
+
+
+def test_a_fit_reads_one_snapshot_from_its_row_count_to_its_last_table(warehouse, closing, owner, monkeypatch) -> None:
+    # another session deletes and adds rows once the rows and domain stages are counted, before the
+    # fine codes are stored: the fit is still the frame's, as the table was when it began
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    changed: list[bool] = []
+    fine_counts = PostgresCounts.fine_counts
+
+    def changed_first(self, codecs):
+        with owner.cursor() as changing:
+            changing.execute(f'DELETE FROM {TABLE} WHERE "age" > 50')
+            changing.execute(f"INSERT INTO {TABLE} SELECT * FROM {TABLE} WHERE income = '>50K'")
+        changed.append(True)
+        return fine_counts(self, codecs)
+
+    monkeypatch.setattr(PostgresCounts, "fine_counts", changed_first)
+    opened: list = []
+    source = fit_source(schema, 2, opened)
+    from_database = fitted(source, schema, selection_rows=200)
+    from_memory = fitted(FrameCounts(frame), schema, selection_rows=200)
+    assert changed == [True]
+    with owner.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {TABLE}")
+        assert cursor.fetchone()[0] != len(frame)  # the table did change
+    assert from_database.sample(2000).to_csv(index=False) == from_memory.sample(2000).to_csv(index=False)
+    assert source.paths.count("one snapshot") == 1 and source.paths.count("stored fine codes") == 2
+    source.connection.close()
+
+
+@pytest.mark.parametrize("way", ["cancelled statement", "interrupted", "failed stage"])
+def test_a_fit_that_ends_early_leaves_no_table_and_no_connection_behind(
+    warehouse, closing, owner, noted, way, monkeypatch
+) -> None:
+    # a statement of another connection cancelled on the server (as a cancel of the job's statement
+    # arrives) while the sampled pass fills its table; the worker interrupted between stages (a
+    # KeyboardInterrupt, as a signal raises); a stage that fails in the worker: each with the fine
+    # codes stored in every session
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    opened: list = []
+    source = fit_source(schema, 2, opened)
+    main = source.connection
+    with main.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '77s'")
+    before = session_state(main)
+    pids: list[int] = []
+    original = PostgresCounts._fine_codes_stored
+
+    def stored(self, fit, codecs):
+        found = original(self, fit, codecs)
+        for counter in fit.connections:  # every session holds its table now
+            with counter.connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid(), to_regclass(%s) IS NOT NULL", [found.table])
+                pid, present = cursor.fetchone()
+            assert present
+            if counter.opened:
+                pids.append(pid)
+        return found
+
+    monkeypatch.setattr(PostgresCounts, "_fine_codes_stored", stored)
+    expected: type[BaseException]
+    if way == "cancelled statement":
+
+        def hook(cursor) -> None:  # the other connection's statement is cancelled on the server
+            if cursor.connection is main:
+                Noted.hook = hook  # the other connection's turn
+                return
+            psycopg2.extensions.cursor.execute(cursor, "SELECT pg_cancel_backend(pg_backend_pid())")
+
+        noted.trigger, noted.hook = "synthgate_row_hash", hook
+        expected = psycopg2.errors.QueryCanceled
+    else:
+        error = KeyboardInterrupt if way == "interrupted" else RuntimeError
+
+        def select_tree(*args, **kwargs):
+            raise error("stopped between the sampled and the measured pass")
+
+        monkeypatch.setattr("synth_engine.generators.mst.select_tree", select_tree)
+        expected = error
+    with pytest.raises(expected):
+        fitted(source, schema, selection_rows=200)
+    assert len(pids) == 1 and len(opened) == 1
+    assert all(other.closed for other in opened)
+    assert leftovers(owner, pids) == (0, 0)
+    assert session_state(main) == before  # the caller's session as it was, usable, its bounds kept
+    assert main.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    with main.cursor() as cursor:
+        cursor.execute("SELECT current_setting('statement_timeout')")
+        assert cursor.fetchone()[0] == "77s"
+    main.close()
+
+
+def test_a_fit_outlasts_a_servers_short_bound_on_idle_transactions_and_leaves_it_as_it_was(
+    warehouse, closing, owner, monkeypatch
+) -> None:
+    # every session bounds an idle transaction at 300 ms (as a role's setting would) and the worker
+    # computes for a second between the sampled and the measured pass: the fit's transactions,
+    # idle meanwhile, are not ended; the callers' bound is the same afterwards
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    select_tree = mst.select_tree
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return select_tree(*args, **kwargs)
+
+    monkeypatch.setattr(mst, "select_tree", slow)
+    opened: list = []
+    source = fit_source(schema, 2, opened, options="-c idle_in_transaction_session_timeout=300")
+    from_database = fitted(source, schema, selection_rows=200)
+    from_memory = fitted(FrameCounts(frame), schema, selection_rows=200)
+    assert from_database.sample(2000).to_csv(index=False) == from_memory.sample(2000).to_csv(index=False)
+    assert source.paths.count("stored fine codes") == 2 and len(opened) == 1
+    with source.connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('idle_in_transaction_session_timeout')")
+        assert cursor.fetchone()[0] == "300ms"
+    source.connection.close()
+
+
+@pytest.fixture
+def reader(warehouse, owner):
+    """A role that may read the warehouse table but not make temporary tables in the database (the
+    application role keeps the right, which it otherwise has from PUBLIC)."""
+    with owner.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        database = cursor.fetchone()[0]
+    role = f"synthgate_reader_{database}"[:63]
+    statements = [
+        f"DROP ROLE IF EXISTS {role}",
+        f"CREATE ROLE {role} LOGIN NOSUPERUSER",
+        f"GRANT CONNECT ON DATABASE {database} TO {role}",
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT ON {TABLE} TO {role}",
+        f"GRANT TEMPORARY ON DATABASE {database} TO {APP_ROLE}",
+        f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC",
+    ]
+    with owner.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql)
+    url = urlsplit(database_url())
+    yield urlunsplit(url._replace(netloc=f"{role}@{url.hostname}:{url.port or 5432}"))
+    with owner.cursor() as cursor:
+        cursor.execute(f"GRANT TEMPORARY ON DATABASE {database} TO PUBLIC")
+        cursor.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM {APP_ROLE}")
+        cursor.execute(f"REVOKE ALL ON {TABLE} FROM {role}")
+        cursor.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
+        cursor.execute(f"REVOKE ALL ON DATABASE {database} FROM {role}")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
+            [role],
+        )
+        cursor.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("splits", [1, 2])
+def test_a_role_without_temporary_tables_fits_stage_by_stage_as_before(
+    warehouse, closing, reader, owner, noted, splits, monkeypatch
+) -> None:
+    frame, schema = warehouse
+    monkeypatch.setattr(PostgresCounts, "split_pages", 1)
+    monkeypatch.setattr(PostgresCounts, "splits", splits)
+    opened: list = []
+    main = psycopg2.connect(reader, cursor_factory=Noted)
+    main.set_session(readonly=True, autocommit=True)
+    OPENED.append(main)
+    with main.cursor() as cursor:
+        cursor.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+        assert cursor.fetchone()[0] is False
+
+    def connect():
+        other = psycopg2.connect(reader, cursor_factory=Noted)
+        other.set_session(readonly=True, autocommit=True)
+        opened.append(other)
+        OPENED.append(other)
+        return other
+
+    source = PostgresCounts(main, TABLE, schema, connect=connect if splits > 1 else None)
+    before = session_state(main)
+    assert_same_fit(source, frame, schema)
+    assert not any("synthgate_fine_" in sql for _, sql in noted.statements)
+    # each stage counted as outside a fit: in one statement a range, each stage's ranges in one snapshot
+    expected = {"common table expression", "one snapshot"} if splits > 1 else {"common table expression"}
+    assert set(source.paths) == expected
+    assert all(other.closed for other in opened) and (splits == 1 or opened)
+    assert leftovers(owner, []) == (0, 0)
+    assert session_state(main) == before
     main.close()
