@@ -210,9 +210,7 @@ class PostgresCounts(SqlCounts):
         cannot. A connection that cannot be opened, set the snapshot or make a temporary table
         leaves its range to ``connection``."""
         ranges = self._page_ranges()
-        with self.connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
-            statement_timeout, lock_timeout = cursor.fetchone()
+        bounds = waiting_bounds(self.connection)
         begun = fit_begun(self.connection, self.settings, export=len(ranges) > 1 and self.connect is not None)
         if begun is None:
             return None
@@ -229,7 +227,7 @@ class PostgresCounts(SqlCounts):
                     )
                     fit.connections[0].ranges += ranges[at:]
                     break
-                joined = fit_joined(other, self.settings, snapshot, statement_timeout, lock_timeout)
+                joined = fit_joined(other, self.settings, snapshot, bounds)
                 if joined:
                     fit.connections.append(FitConnection(other, [(low, high)], opened=True))
                 else:
@@ -546,9 +544,7 @@ class PostgresCounts(SqlCounts):
         server's connection limit, say), the counts run one after another on ``connection``, in
         its snapshot."""
         assert self.connect is not None
-        with self.connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
-            statement_timeout, lock_timeout = cursor.fetchone()
+        bounds = waiting_bounds(self.connection)
         others: list[Any] = []
         began = False  # a transaction of ours is open on ``connection``
         try:
@@ -557,12 +553,7 @@ class PostgresCounts(SqlCounts):
                 for _ in counts[1:]:
                     other = self.connect()
                     others.append(other)
-                    if not getattr(other, "autocommit", True):  # ours: each count opens its transaction
-                        other.rollback()
-                        other.autocommit = True
-                    with other.cursor() as cursor:
-                        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
-                        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+                    bounds_taken(other, bounds)  # autocommit: each count opens its transaction
             except Exception as error:  # noqa: BLE001 - counted on one connection instead
                 logger.warning("counting on one connection: another could not be opened (%s)", type(error).__name__)
                 for other in others:
@@ -841,19 +832,33 @@ def fit_begun(
     return inside, exported
 
 
-def fit_joined(
-    connection: Any, settings: dict[str, str], snapshot: str | None, statement_timeout: str, lock_timeout: str
-) -> bool:
+def waiting_bounds(connection: Any) -> tuple[str, str]:
+    """``connection``'s ``statement_timeout`` and ``lock_timeout``: the bounds on waiting every
+    connection counting for it takes (:func:`bounds_taken`)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+        statement_timeout, lock_timeout = cursor.fetchone()
+    return str(statement_timeout), str(lock_timeout)
+
+
+def bounds_taken(connection: Any, bounds: tuple[str, str]) -> None:
+    """Make ``connection`` (opened to count for another) autocommit, so that the counting opens
+    its own transactions, with the other's bounds on waiting (:func:`waiting_bounds`) for its session."""
+    if not getattr(connection, "autocommit", True):
+        connection.rollback()
+        connection.autocommit = True
+    statement_timeout, lock_timeout = bounds
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+
+
+def fit_joined(connection: Any, settings: dict[str, str], snapshot: str | None, bounds: tuple[str, str]) -> bool:
     """Make ``connection`` (opened for the fit) count in it: autocommit, the caller's bounds on
-    waiting, its fit's transaction begun in ``snapshot`` (``None``: a snapshot of its own);
-    ``False``, the connection closed, where it cannot."""
+    waiting (:func:`bounds_taken`), its fit's transaction begun in ``snapshot`` (``None``: a
+    snapshot of its own); ``False``, the connection closed, where it cannot."""
     try:
-        if not getattr(connection, "autocommit", True):  # ours: the fit opens its transaction
-            connection.rollback()
-            connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, false)", [statement_timeout])
-            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+        bounds_taken(connection, bounds)
         if fit_begun(connection, settings, snapshot=snapshot) is not None:
             return True
     except Exception as error:  # noqa: BLE001 - its range is counted by the caller's connection
