@@ -267,26 +267,33 @@ def conditional(table: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return np.where(sums > 0, table / np.where(sums > 0, sums, 1.0), default)
 
 
-def label_edges(edges: list[tuple[int, int]], focus: list[int]) -> list[int]:
-    """Indices of the edges :func:`focus_label_dependence` keeps label-dependent: down the tree
-    from ``focus[0]``, the edge into each other column of ``focus`` (``len(focus) − 1`` edges
-    when the tree spans them all). A function of the tree and the picks alone."""
-    neighbours: dict[int, list[tuple[int, int]]] = {}
+def tree_order(edges: list[tuple[int, int]], start: int) -> list[tuple[int, int, int, bool]]:
+    """The tree's edges breadth-first from ``start``: ``(parent, child, k, flipped)`` for each
+    edge reached, ``k`` its index in ``edges`` and ``flipped`` whether it is stored as
+    ``(child, parent)`` (its tables' column axes then swap). Neighbours in the order of ``edges``."""
+    neighbours: dict[int, list[tuple[int, int, bool]]] = {}
     for k, (a, b) in enumerate(edges):
-        neighbours.setdefault(a, []).append((b, k))
-        neighbours.setdefault(b, []).append((a, k))
-    chosen, found = set(focus), []
-    seen, queue = {focus[0]}, [focus[0]]
+        neighbours.setdefault(a, []).append((b, k, False))
+        neighbours.setdefault(b, []).append((a, k, True))
+    order: list[tuple[int, int, int, bool]] = []
+    seen, queue = {start}, [start]
     while queue:
         parent = queue.pop(0)
-        for child, k in neighbours.get(parent, []):
+        for child, k, flipped in neighbours.get(parent, []):
             if child in seen:
                 continue
             seen.add(child)
             queue.append(child)
-            if child in chosen:
-                found.append(k)
-    return sorted(found)
+            order.append((parent, child, k, flipped))
+    return order
+
+
+def label_edges(edges: list[tuple[int, int]], focus: list[int]) -> list[int]:
+    """Indices of the edges :func:`focus_label_dependence` keeps label-dependent: down the tree
+    from ``focus[0]``, the edge into each other column of ``focus`` (``len(focus) − 1`` edges
+    when the tree spans them all). A function of the tree and the picks alone."""
+    chosen = set(focus)
+    return sorted(k for _, child, k, _ in tree_order(edges, focus[0]) if child in chosen)
 
 
 def focus_label_dependence(
@@ -310,29 +317,18 @@ def focus_label_dependence(
     label_tables, pairs : as :func:`estimate_model` returns them
     """
     label_tables, pairs = list(label_tables), list(pairs)
-    neighbours: dict[int, list[tuple[int, int, bool]]] = {}
-    for k, (a, b) in enumerate(edges):
-        neighbours.setdefault(a, []).append((b, k, False))
-        neighbours.setdefault(b, []).append((a, k, True))
     chosen = set(focus)
-    seen, queue = {focus[0]}, [focus[0]]
-    while queue:
-        parent = queue.pop(0)
-        for child, k, flipped in neighbours.get(parent, []):
-            if child in seen:
-                continue
-            seen.add(child)
-            queue.append(child)
-            table = pairs[k].transpose(0, 2, 1) if flipped else pairs[k]
-            rows = label_tables[parent]
-            if child in chosen:
-                joint = np.stack(
-                    [project_table(table[y], rows[y], label_tables[child][y], iterations) for y in range(len(rows))]
-                )
-            else:
-                pooled = table.sum(axis=0)
-                fallback = np.broadcast_to(pooled.sum(axis=0), pooled.shape)
-                joint = rows[:, :, None] * conditional(pooled, fallback)[None, :, :]
-            label_tables[child] = joint.sum(axis=1)
-            pairs[k] = joint.transpose(0, 2, 1) if flipped else joint
+    for parent, child, k, flipped in tree_order(edges, focus[0]):
+        table = pairs[k].transpose(0, 2, 1) if flipped else pairs[k]
+        rows = label_tables[parent]
+        if child in chosen:
+            joint = np.stack(
+                [project_table(table[y], rows[y], label_tables[child][y], iterations) for y in range(len(rows))]
+            )
+        else:
+            pooled = table.sum(axis=0)
+            fallback = np.broadcast_to(pooled.sum(axis=0), pooled.shape)
+            joint = rows[:, :, None] * conditional(pooled, fallback)[None, :, :]
+        label_tables[child] = joint.sum(axis=1)
+        pairs[k] = joint.transpose(0, 2, 1) if flipped else joint
     return label_tables, pairs

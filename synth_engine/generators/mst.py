@@ -88,6 +88,7 @@ from synth_engine.generators.marginals import (
     focus_label_dependence,
     label_edges,
     project_simplex,
+    tree_order,
 )
 from synth_engine.privacy.accountant import ACCOUNTANT_NAME, ZCDPAccountant
 from synth_engine.privacy.mechanisms import exponential_mechanism, gaussian_noise
@@ -666,21 +667,12 @@ class MSTGenerator(Generator):
     def _walk(self, start: int) -> list[tuple[int, int, np.ndarray]]:
         """Tree edges breadth-first from ``start``, each with P(child bin | label, parent bin)
         as a (k_label·k_parent, k_child) table."""
-        neighbours: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for (a, b), table in zip(self.edges_, self.pairs_, strict=True):
-            neighbours.setdefault(a, []).append((b, table))
-            neighbours.setdefault(b, []).append((a, table.transpose(0, 2, 1)))
-        order, seen, queue = [], {start}, [start]
-        while queue:
-            parent = queue.pop(0)
-            for child, table in neighbours.get(parent, []):
-                if child in seen:
-                    continue
-                seen.add(child)
-                queue.append(child)
-                k_label, k_parent, k_child = table.shape
-                fallback = np.repeat(self.label_tables_[child], k_parent, axis=0)
-                order.append((parent, child, conditional(table.reshape(k_label * k_parent, k_child), fallback)))
+        order = []
+        for parent, child, k, flipped in tree_order(self.edges_, start):
+            table = self.pairs_[k].transpose(0, 2, 1) if flipped else self.pairs_[k]
+            k_label, k_parent, k_child = table.shape
+            fallback = np.repeat(self.label_tables_[child], k_parent, axis=0)
+            order.append((parent, child, conditional(table.reshape(k_label * k_parent, k_child), fallback)))
         return order
 
     # ------------------------------------------------------------------ accounting and I/O
