@@ -15,6 +15,7 @@ data. A job whose task cannot reach the broker ends at once and its request goes
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -31,6 +32,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -462,7 +464,7 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
             )
             planned = _plan(generator, request, row_estimate)
             _touch_data(job, request, planned)
-        seed = job.seed if job.seed is not None else secrets.randbits(63)
+        seed = noise_seed(job, request) if job.seed is not None else secrets.randbits(63)
         with _phase(job, "training", 15, timings):
             generator.progress_callback = _training_progress(job.pk)
             loaded.fit(seed, row_estimate)
@@ -485,6 +487,35 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
     )
 
 
+def noise_seed(job: GenerationJob, request: DataRequest) -> int:
+    """The seed a reproducible job's split, fit and sampling draw from: the requester's seed keyed
+    with this installation's secret (Django's ``SECRET_KEY``, salted for this use) over the
+    release's inputs (the source version's content, the generator and its parameters, ε, δ, the
+    size and the rebalancing; not the file format, which changes no value).
+
+    The requester chose ``job.seed``: used as it is, it gave them every random bit of the release,
+    and with the rows they know they could compute the release on D and on D without one person and
+    see which it is (tests/jobs/test_secret_noise.py). Keyed, the same inputs still give the same
+    release, nobody without the key can compute the noise, and two releases that differ in any
+    input (another version, another ε) draw unrelated noise, so the ledger's composition holds."""
+    inputs = json.dumps(
+        {
+            "seed": job.seed,
+            "source": request.source_version.content_hash,
+            "generator": job.generator,
+            "parameters": job.parameters,
+            "epsilon": str(request.epsilon),
+            "delta": str(request.delta),
+            "n_rows": request.n_rows,
+            "rebalance": request.rebalance,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    digest = salted_hmac("synthgate.job-noise-seed", inputs, algorithm="sha256").digest()
+    return int.from_bytes(digest[:8], "big") >> 1  # 63 bits, as a drawn seed
+
+
 @dataclass
 class Loaded:
     """The job's data once loaded and checked: the split, and how to fit the generator on it."""
@@ -501,7 +532,8 @@ def _load(job: GenerationJob, request: DataRequest, generator: Generator) -> Loa
     """A stored version: read whole, split in memory (stratified by the label)."""
     source = request.source_version
     frame = version_storage().read_version(source.storage_key, source.schema)
-    train, holdout, split_seed = _split(frame, source.schema, float(request.purpose.holdout_fraction), job.seed)
+    seed = noise_seed(job, request) if job.seed is not None else None
+    train, holdout, split_seed = _split(frame, source.schema, float(request.purpose.holdout_fraction), seed)
     job_warnings = generator.check(train, source.schema)
     if job_warnings:
         GenerationJob.objects.filter(pk=job.pk).update(warnings=job_warnings)
@@ -530,7 +562,7 @@ def _load_referenced(job: GenerationJob, request: DataRequest, generator: Genera
             f"generator {job.generator!r} cannot fit from counts computed where the data lives; "
             f"{source} refers to data that stays where it lives: use mst"
         )
-    split_seed = job.seed if job.seed is not None else secrets.randbits(31)
+    split_seed = noise_seed(job, request) % 2**31 if job.seed is not None else secrets.randbits(31)
     read = reference_open(source, split_seed=split_seed, holdout_fraction=float(request.purpose.holdout_fraction))
     try:
         train = table_from_frame(read.train_sample, source.schema).frame
@@ -716,7 +748,8 @@ def _store_outputs(
         "source_version": source.pk,
         "source_hash": source.content_hash,
         "job": job.pk,
-        "split_seed": output.split_seed if job.seed_policy == SeedPolicy.REPRODUCIBLE else None,
+        # no split seed: a reproducible job's is its keyed noise seed (``noise_seed``), which no
+        # reader of the lineage may hold; the installation derives it again from the inputs
     }
     versions = {}
     for kind, key, frame in (

@@ -67,7 +67,11 @@ def test_a_parquet_job_is_audited_released_and_downloaded_as_the_csv_job_of_the_
     values = dict(run.checks.values_list("name", "value"))
     csv_values = dict(csv_run.checks.values_list("name", "value"))
     assert values.keys() == csv_values.keys()
-    assert values == pytest.approx(csv_values, rel=1e-9, abs=1e-12)
+    assert {name for name, value in values.items() if value is None} == {
+        name for name, value in csv_values.items() if value is None
+    }  # a check without a value (not decidable on this split) has none in both
+    decided = {name: value for name, value in values.items() if value is not None}
+    assert decided == pytest.approx({name: csv_values[name] for name in decided}, rel=1e-9, abs=1e-12)
 
     settings.SYNTHGATE_PROFILE_SAMPLE_ROWS = 500  # the dashboard's column profile streams its sample too
     profile, csv_profile = version_profile(version), version_profile(csv_version)
