@@ -77,7 +77,10 @@ def generator_facts(lineage: dict[str, Any], *, requested_parameters: dict[str, 
 def seed_policy_facts(lineage: dict[str, Any]) -> SeedPolicyFacts:
     mode = lineage.get("seed_policy", "cryptographic")
     if mode == "reproducible":
-        note = "A fixed seed was requested for reproducibility: the same inputs give the same output."
+        note = (
+            "A fixed seed was requested for reproducibility: the same inputs give the same output. The seed is "
+            "keyed with the platform's secret before any noise is drawn, so whoever chose it cannot compute the noise."
+        )
     else:
         note = (
             "Noise came from pseudo-random generators seeded from the operating system's secure random "

@@ -33,6 +33,7 @@ from core.limits import text_checked
 from core.schema import (
     DECLARABLE_KEYS,
     SchemaError,
+    parse_column,
     parse_schema,
     proposed_types_declarations,
     schema_declared,
@@ -61,6 +62,8 @@ from governance.storage import (
     removed_after_error,
     version_storage,
 )
+from synth_engine.generators.base import SchemaMismatchError
+from synth_engine.generators.domain import check_rows_hold_declarations
 
 # pg_advisory_xact_lock id serialising registrations ("synthgate.registration").
 REGISTRATION_LOCK_ID = 0x53594E5447524547
@@ -135,6 +138,7 @@ def dataset_register(
         table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
         for column in table.schema["columns"]:
             _check_categories_cover(table.frame, column)
+        _check_rows_hold(table.frame, table.schema["columns"])
         _check_declared_rows(rows_declared, len(table.frame))
     except ValidationError as error:
         errors.append(error)
@@ -912,6 +916,7 @@ def _declarations_applied(
             if after["type"] != before["type"]:
                 frame = _retyped_frame(version, declared, column)
             _check_categories_cover(frame, after)
+            _check_rows_hold(frame, [after])
         except ValidationError as error:
             errors.append(error)
             continue
@@ -1045,6 +1050,22 @@ def _check_categories_cover(frame: pd.DataFrame, entry: dict[str, Any]) -> None:
             "Declare every category the codebook lists.",
             extra={"field": "categories", "column": entry["name"]},
         )
+
+
+def _check_rows_hold(frame: pd.DataFrame, entries: list[dict[str, Any]]) -> None:
+    """Refuse declarations the stored rows contradict (``nullable: false`` or a label or protected
+    column without ``"nullable": true`` over a missing value, a ``step`` a value is off, a weekdays
+    ``calendar`` with a weekend day): the steward decides here, before anything is filed. Left to
+    the job, the refusal was the requester's to read, and one row flipped it (issue 11.3)."""
+    for entry in entries:
+        try:
+            check_rows_hold_declarations(frame, [parse_column(0, entry)])
+        except SchemaMismatchError as error:
+            raise ValidationError(
+                f"Column {entry['name']!r}: the stored rows contradict the declaration: {error}. Correct the rows "
+                "or the declaration.",
+                extra={"field": "schema", "column": entry["name"]},
+            ) from error
 
 
 def dataset_schema_suggestions(*, actor: User, version: DatasetVersion) -> dict[str, dict[str, Any]]:

@@ -112,6 +112,20 @@ def validate_frame(frame: pd.DataFrame, specs: list[ColumnSpec], *, private: boo
     return messages
 
 
+def check_rows_hold_declarations(frame: pd.DataFrame, specs: list[ColumnSpec]) -> None:
+    """Refuse rows that contradict the schema's declarations about every row (``validate_frame``'s
+    row-level refusals: a missing value without a missing code, a fraction or ±inf, a value off a
+    declared ``step``, on a weekend of a weekdays calendar, or outside declared categories), for the
+    columns of ``specs`` that ``frame`` holds.
+
+    Registration and declaration run it on the stored rows (the steward's step), so a job's own
+    check never refuses a stored version: a refusal there, which its requester reads, would flip on
+    one row (issue 11.3)."""
+    for spec in specs:
+        if spec.name in frame.columns:
+            _check_column(frame[spec.name], spec, private=True, n_rows=len(frame))
+
+
 def refuse_structure(specs: list[ColumnSpec]) -> None:
     """Refuse a schema no fit may read: identifier columns, label or protected columns without a
     declared domain (for a frame here, and for a table where it lives by the engines' checks)."""

@@ -110,7 +110,6 @@ def sample_lineage(*, epsilon: float | None = 3.0, rebalanced: bool = True) -> d
         "source_version": 3,
         "source_hash": "9f2c" * 16,
         "job": 881,
-        "split_seed": None,
         "generator": "mst",
         "parameters": {
             "epsilon": epsilon,
