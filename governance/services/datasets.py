@@ -1058,6 +1058,13 @@ def _check_rows_hold(frame: pd.DataFrame, entries: list[dict[str, Any]]) -> None
     ``calendar`` with a weekend day): the steward decides here, before anything is filed. Left to
     the job, the refusal was the requester's to read, and one row flipped it (issue 11.3)."""
     for entry in entries:
+        if entry.get("type") == "categorical" and any(not isinstance(c, str) for c in entry.get("categories", [])):
+            raise ValidationError(  # the stored rows hold text: 1 would match no row, and the job would say how many
+                f"Column {entry['name']!r}: declare its categories as the texts the rows hold "
+                f"({', '.join(json.dumps(str(c)) for c in entry['categories'][:3])}, not "
+                f"{', '.join(json.dumps(c) for c in entry['categories'][:3])}).",
+                extra={"field": "categories", "column": entry["name"]},
+            )
         try:
             check_rows_hold_declarations(frame, [parse_column(0, entry)])
         except SchemaMismatchError as error:
