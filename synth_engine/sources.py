@@ -812,13 +812,16 @@ def reference_open(source: DatasetVersion, *, split_seed: int, holdout_fraction:
     reference = source.source_reference
     data = source_open(reference, source.schema)
     try:
-        data.counts().check()
+        # changed or not first: the check of the rows against the schema passed at registration, so
+        # it can fail only on a changed table, and its reason (what a new row breaks) is the
+        # requester's to read; "changed" says no more than that
         n_rows, checksum = data.checksum()
         if n_rows != reference["n_rows"] or checksum != reference["checksum"]:
             raise GeneratorError(
                 f"{data.describe()} changed since {source} was registered (its rows differ); register it again "
                 "as a new version and file the request on that version"
             )
+        data.counts().check()
         holdout = data.holdout(split_seed, holdout_fraction)
         limit = int(settings.SYNTHGATE_REFERENCE_AUDIT_ROWS)
         train = data.sample(f"NOT {holdout}", seed=split_seed, limit=limit)
@@ -853,13 +856,13 @@ def reference_audit_sample(version: DatasetVersion, *, seed: int, limit: int) ->
     data = source_open(reference, version.schema)
     try:
         data.bound_waits(int(settings.SYNTHGATE_REFERENCE_SNAPSHOT_TIMEOUT_SECONDS))
-        data.counts().check()
-        n_rows, checksum = data.checksum()
+        n_rows, checksum = data.checksum()  # changed or not first, as a job asks (reference_open)
         if (n_rows, checksum) != (reference.get("n_rows"), reference.get("checksum")):
             raise GeneratorError(
                 f"{data.describe()} changed since {version} was registered (its rows differ): the audit would "
                 "not judge the registered rows; register it again as a new version and audit against that"
             )
+        data.counts().check()
         sample = data.sample("TRUE", seed=seed, limit=limit)
     finally:
         data.close()

@@ -131,6 +131,22 @@ def test_a_job_on_a_referenced_table_fits_mst_from_database_counts_and_spends_on
     assert any(f"{train.n_rows:,} training rows and {holdout.n_rows:,} holdout rows" in step for step in steps)
 
 
+def test_a_changed_table_is_refused_as_changed_never_with_what_its_new_row_breaks(cast, warehouse, adult_schema):
+    # One row with no label added after registration: the job refused it with the engine's check
+    # first ("label column 'income' has missing values ..."), telling the requester what the new
+    # row holds. Now the refusal says only that the table changed, as for any other change.
+    register(cast, adult_schema)
+    request = approved_request_create(cast, adult_schema)
+    with warehouse.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {TABLE} SELECT * FROM {TABLE} WHERE ctid = (SELECT min(ctid) FROM {TABLE})")
+        cursor.execute(f"UPDATE {TABLE} SET income = NULL WHERE ctid = (SELECT max(ctid) FROM {TABLE})")
+    job = generation_job_start(actor=cast.requester, request_id=request.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "changed since" in job.error, job.error
+    assert "income" not in job.error and "missing" not in job.error
+    assert not BudgetEntry.objects.filter(request=request, kind=EntryKind.SPEND).exists()
+
+
 def test_a_table_changed_after_registration_fails_the_job_before_any_spend(cast, warehouse, adult_schema):
     register(cast, adult_schema)
     request = approved_request_create(cast, adult_schema)
