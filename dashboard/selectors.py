@@ -15,6 +15,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from audits.models import AuditRun, AuditStatus, Datasheet, Download, Release, RiskAcceptance
+from audits.recipient import reads_real_diagnostics
 from audits.selectors import audit_run_list, release_exceptions, release_list
 from governance.cli_format import public_domain
 from governance.ledger import BudgetBalance
@@ -29,7 +30,13 @@ from governance.models import (
     Role,
     VersionKind,
 )
-from governance.permissions import SEE_ALL_REQUESTS, real_row_counts_visible, user_has_role, version_schema_visible
+from governance.permissions import (
+    SEE_ALL_REQUESTS,
+    real_row_counts_visible,
+    run_measurements_visible,
+    user_has_role,
+    version_schema_visible,
+)
 from governance.selectors import budget_balances, dataset_list, request_list
 from synth_engine.models import GenerationJob, JobStatus
 from synth_engine.selectors import job_list
@@ -235,9 +242,11 @@ def request_timeline(*, request: DataRequest, related: RequestRelated, viewer: U
     """Every audit-log event of the request and of its approvals, ledger rows, jobs, audits,
     datasheets, risk acceptances, release and downloads, in log order.
 
-    Events about the real training and holdout versions carry their row counts, which are private:
-    unless ``viewer`` may read them, those events come with ``details_private`` set and the page
-    shows their action only."""
+    Some events' details are statistics of the real rows: those about the real training and holdout
+    versions carry their row counts, and a release's ``release.stale`` carries the drift re-audit's
+    reasons, whose figures compare real rows (a PSI to four decimals, the worst column). Unless
+    ``viewer`` reads real diagnostics (stewards, approvers, auditors), those events come with
+    ``details_private`` set to why, and the page shows their action only."""
     objects: dict[str, list[Any]] = {
         "datarequest": [request.pk],
         "approval": [a.pk for a in related.approvals],
@@ -256,10 +265,19 @@ def request_timeline(*, request: DataRequest, related: RequestRelated, viewer: U
             condition |= Q(object_type=object_type, object_id__in=[str(i) for i in ids])
     events = list(AuditEvent.objects.filter(condition).select_related("actor").order_by("id"))
     real = {str(pk) for pk in _job_versions(related.jobs, real_only=True)}
-    hide = not real_row_counts_visible(viewer)
+    hide_counts, hide_figures = not real_row_counts_visible(viewer), not reads_real_diagnostics(viewer)
     for event in events:
-        event.details_private = hide and event.object_type == "datasetversion" and event.object_id in real  # type: ignore[attr-defined]  # a display flag the audit-log template reads; AuditEvent does not declare it
+        private = ""
+        if hide_counts and event.object_type == "datasetversion" and event.object_id in real:
+            private = "they state the number of real rows"
+        elif hide_figures and event.action in REAL_FIGURE_ACTIONS:
+            private = REAL_FIGURE_ACTIONS[event.action]
+        event.details_private = private  # type: ignore[attr-defined]  # a display note the template reads; AuditEvent does not declare it
     return events
+
+
+# Events of a request's objects whose details are figures computed from the real rows, and why.
+REAL_FIGURE_ACTIONS = {"release.stale": "the drift figures compare real rows"}
 
 
 def _job_versions(jobs: list[GenerationJob], *, real_only: bool = False) -> list[int]:
@@ -388,8 +406,9 @@ def _exception_releases(*, user: User, releases: QuerySet[Release], limit: int) 
 # ----------------------------------------------------------------------------- job state
 
 
-def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
-    """A job's progress plus where its request and audit stand: what the progress poll returns."""
+def job_live_state(*, job: GenerationJob, viewer: User) -> dict[str, Any]:
+    """A job's progress plus where its request and audit stand: what the progress poll returns (the
+    phases' timings only for a ``viewer`` who may read them: ``run_measurements_visible``)."""
     state = DataRequest.objects.filter(pk=job.request_id).values_list("state", flat=True).first() or ""
     run = (
         AuditRun.objects.filter(version_id=job.output_version_id).order_by("-id").values("id", "status").first()
@@ -403,7 +422,7 @@ def job_live_state(*, job: GenerationJob) -> dict[str, Any]:
         "phase": job.phase,
         "progress": job.progress,
         "error": job.error,
-        "timings": job.timings,
+        "timings": job.timings if run_measurements_visible(viewer) else {},
         "request_state": state,
         "audit": run,
         "finished": finished,

@@ -45,6 +45,18 @@ def real_row_counts_visible(user: User) -> bool:
     return user_has_role(user, *SEE_ALL_REQUESTS)
 
 
+def run_measurements_visible(user: User | None) -> bool:
+    """Whether ``user`` may read how long a generation job or an audit took (per phase or step) and
+    how much memory a job used.
+
+    Loading, splitting, fitting and auditing scale with the number of real rows (and the audit's
+    steps with the real holdout and the groups in it), so these measurements are functions of the
+    real data that are neither computed from the synthetic rows nor differentially private: like the
+    row counts, only stewards, approvers and auditors read them (docs/access-and-limits.md).
+    """
+    return user is not None and user_has_role(user, *SEE_ALL_REQUESTS)
+
+
 # Lineage keys of a synthetic version that are statistics of the real rows: the exact class shares
 # of the training rows beside a rebalanced release, and the sizes of the training and holdout
 # samples a job on a referenced table fetched (below the audit's sample size, the exact split).

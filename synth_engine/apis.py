@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -24,7 +26,9 @@ from core.auth import signed_in_user
 from governance.apis.common import delta_field, epsilon_field
 from governance.apis.datasets import RegistrationOutputSerializer, SchemaField
 from governance.models import Sensitivity
+from governance.permissions import run_measurements_visible
 from synth_engine.filters import JobFilter
+from synth_engine.models import GenerationJob
 from synth_engine.selectors import (
     assurance_get,
     assurance_latest_list,
@@ -50,8 +54,13 @@ class JobOutputSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     data_touched_at = serializers.DateTimeField(allow_null=True)
-    timings = serializers.JSONField()
-    peak_memory_bytes = serializers.IntegerField(allow_null=True)
+    timings = serializers.JSONField(
+        help_text="seconds per phase; empty for anyone but stewards, approvers and auditors (they scale with the "
+        "real rows)"
+    )
+    peak_memory_bytes = serializers.IntegerField(
+        allow_null=True, help_text="null for anyone but stewards, approvers and auditors (it scales with the real rows)"
+    )
     library_versions = serializers.JSONField()
     privacy_spent = serializers.JSONField()
     warnings = serializers.JSONField()
@@ -59,6 +68,13 @@ class JobOutputSerializer(serializers.Serializer):
     output_version = serializers.IntegerField(source="output_version_id", allow_null=True)
     holdout_version = serializers.IntegerField(source="holdout_version_id", allow_null=True)
     created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: GenerationJob) -> dict[str, Any]:
+        """The job; its timings and peak memory only for a ``viewer`` who may read them (none given: no one)."""
+        data: dict[str, Any] = super().to_representation(instance)
+        if not run_measurements_visible(self.context.get("viewer")):
+            data["timings"], data["peak_memory_bytes"] = {}, None
+        return data
 
 
 class JobListApi(APIView):
@@ -70,7 +86,13 @@ class JobListApi(APIView):
     def get(self, request: Request) -> Response:
         """Jobs of the requests you may see, newest first; filter by status or request."""
         queryset = filtered(JobFilter, request, job_list(user=signed_in_user(request)))
-        return paginated_response(request=request, view=self, queryset=queryset, serializer_class=JobOutputSerializer)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=queryset,
+            serializer_class=JobOutputSerializer,
+            context={"viewer": signed_in_user(request)},
+        )
 
 
 class JobStartApi(APIView):
@@ -86,14 +108,15 @@ class JobStartApi(APIView):
 
         job = generation_job_start(actor=signed_in_user(request), request_id=request_id)
         job.refresh_from_db()
-        return Response(JobOutputSerializer(job).data, status=201)
+        return Response(JobOutputSerializer(job, context={"viewer": signed_in_user(request)}).data, status=201)
 
 
 class JobDetailApi(APIView):
     @extend_schema(operation_id="job_get", responses={200: JobOutputSerializer, **READ_ERRORS})
     def get(self, request: Request, job_id: int) -> Response:
         """One job: status, phase, progress, timings, memory and privacy spent."""
-        return Response(JobOutputSerializer(job_get(user=signed_in_user(request), job_id=job_id)).data)
+        viewer = signed_in_user(request)
+        return Response(JobOutputSerializer(job_get(user=viewer, job_id=job_id), context={"viewer": viewer}).data)
 
 
 class JobCancelApi(APIView):
@@ -103,7 +126,8 @@ class JobCancelApi(APIView):
         job_get(user=signed_in_user(request), job_id=job_id)
         from synth_engine.services import generation_job_cancel
 
-        return Response(JobOutputSerializer(generation_job_cancel(actor=signed_in_user(request), job_id=job_id)).data)
+        job = generation_job_cancel(actor=signed_in_user(request), job_id=job_id)
+        return Response(JobOutputSerializer(job, context={"viewer": signed_in_user(request)}).data)
 
 
 class AssuranceRunOutputSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from core.auth import signed_in_user
 from core.errors import ApplicationError
 from dashboard.selectors import ACTIVE_JOB_STATUSES, job_live_state
 from dashboard.views.common import dashboard_view, paginate
+from governance.permissions import run_measurements_visible
 from synth_engine.selectors import job_get, job_list
 from synth_engine.services import generation_job_cancel
 
@@ -16,24 +17,33 @@ from synth_engine.services import generation_job_cancel
 @dashboard_view
 def job_list_page(request: HttpRequest) -> HttpResponse:
     jobs = job_list(user=signed_in_user(request)).select_related("request__requester").order_by("-created_at", "-id")
-    return render(request, "dashboard/jobs/list.html", {"page": paginate(request, jobs)})
+    context = {"page": paginate(request, jobs), "measured": run_measurements_visible(signed_in_user(request))}
+    return render(request, "dashboard/jobs/list.html", context)
 
 
 @dashboard_view
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = job_get(user=signed_in_user(request), job_id=job_id)
-    live = job_live_state(job=job)
+    viewer = signed_in_user(request)
+    job = job_get(user=viewer, job_id=job_id)
+    live = job_live_state(job=job, viewer=viewer)
     return render(
         request,
         "dashboard/jobs/detail.html",
-        {"job": job, "live": live, "active": job.status in ACTIVE_JOB_STATUSES, "watch": not live["finished"]},
+        {
+            "job": job,
+            "live": live,
+            "active": job.status in ACTIVE_JOB_STATUSES,
+            "watch": not live["finished"],
+            "measured": run_measurements_visible(viewer),
+        },
     )
 
 
 @dashboard_view
 def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     """The small JSON the progress bars poll every second."""
-    return JsonResponse(job_live_state(job=job_get(user=signed_in_user(request), job_id=job_id)))
+    viewer = signed_in_user(request)
+    return JsonResponse(job_live_state(job=job_get(user=viewer, job_id=job_id), viewer=viewer))
 
 
 @dashboard_view

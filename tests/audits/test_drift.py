@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
+from django.test import Client
 
 from audits.models import DriftRun, DriftSchedule, Release
 from audits.services import drift_audit_run, drift_beat_schedule_ensure, drift_schedule_set, release_create, risk_accept
@@ -97,6 +99,15 @@ def test_a_release_goes_stale_only_when_a_new_source_version_drifts(cast, adult_
     assert steward.subject == requester.subject and f"/releases/{release.pk}/" in requester.body
     assert "drift_psi" not in requester.body and not any(reason in requester.body for reason in outcome.reasons)
     assert not re.search(r"\d\.\d", requester.body), requester.body
+    # The request's page shows the release.stale event: its reasons (the drift figures) to the
+    # steward and auditor, and only that the event happened to the requester.
+    for reader, reads in ((cast.steward, True), (cast.auditor, True), (cast.requester, False)):
+        page = Client()
+        page.force_login(reader)
+        html = unescape(page.get(f"/requests/{release.request_id}/").content.decode())
+        assert "release.stale" in html
+        assert all((reason in html) is reads for reason in outcome.reasons), reader.username
+        assert ("drift_psi" in html) is reads and ("the drift figures compare real rows" in html) is not reads
 
     # Running again changes nothing: no second run, event or email.
     out = io.StringIO()

@@ -70,23 +70,23 @@ class Command(SynthgateCommand):
             job.refresh_from_db()
             if watch:
                 job = self._watch(actor, job.pk, interval=0.5)
-        self._show(job)
+        self._show(job, actor)
         self._outcome(job)
 
     def handle_watch(self, actor: User, options: dict[str, Any]) -> None:
         job = self._watch(actor, options["job_id"], interval=options["interval"])
-        self._show(job)
+        self._show(job, actor)
         self._outcome(job)
 
     def handle_show(self, actor: User, options: dict[str, Any]) -> None:
-        self._show(job_get(user=actor, job_id=options["job_id"]))
+        self._show(job_get(user=actor, job_id=options["job_id"]), actor)
 
     def handle_list(self, actor: User, options: dict[str, Any]) -> None:
-        rows = JobOutputSerializer(job_list(user=actor), many=True).data
+        rows = JobOutputSerializer(job_list(user=actor), many=True, context={"viewer": actor}).data
         self.emit(rows, lambda: table(LIST_COLUMNS, [[row[c] for c in LIST_COLUMNS] for row in rows]))
 
     def handle_cancel(self, actor: User, options: dict[str, Any]) -> None:
-        self._show(generation_job_cancel(actor=actor, job_id=options["job_id"]))
+        self._show(generation_job_cancel(actor=actor, job_id=options["job_id"]), actor)
 
     def _watch(self, actor: User, job_id: int, *, interval: float) -> GenerationJob:
         """A bar for the job (its phase and per cent), then one for the audit that follows it."""
@@ -132,8 +132,8 @@ class Command(SynthgateCommand):
                 returncode=1,
             )
 
-    def _show(self, job: GenerationJob) -> None:
-        data = JobOutputSerializer(job).data
+    def _show(self, job: GenerationJob, actor: User) -> None:
+        data = JobOutputSerializer(job, context={"viewer": actor}).data
         spent = job.privacy_spent or {}
         lines = [
             f"job #{job.pk} for request #{job.request_id}: {job.generator} — {job.status} ({job.phase}, "
@@ -141,8 +141,10 @@ class Command(SynthgateCommand):
             f"seed policy: {job.seed_policy}" + (f" (seed {job.seed})" if job.seed is not None else ""),
             f"privacy spent: ε={amount_text(spent.get('epsilon'), places=EPSILON_PLACES)}, "
             f"δ={amount_text(spent.get('delta'), places=DELTA_PLACES)} ({spent.get('accountant', '-')})",
-            f"timings (s): {job.timings or '-'}",
-            f"peak memory: {job.peak_memory_bytes / 2**20:.0f} MiB" if job.peak_memory_bytes else "peak memory: -",
+            f"timings (s): {data['timings'] or '-'}",
+            f"peak memory: {data['peak_memory_bytes'] / 2**20:.0f} MiB"
+            if data["peak_memory_bytes"]
+            else "peak memory: -",
         ]
         if job.output_version is not None:
             lines.append(
