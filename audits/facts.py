@@ -9,6 +9,7 @@ is the release datasheet a recipient reads, which keeps only recipient-safe figu
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -424,7 +425,10 @@ def _assurance(lineage: dict[str, Any]) -> AssuranceFacts | None:
 
 def _dp_ceiling(checks: list[CheckResult], *, exact: bool) -> DpCeilingFacts | None:
     """Each membership attack's TPR at 1 % and 0.1 % FPR beside the ceiling e^ε·FPR + δ; for recipients
-    the verdict beside the ceiling only (the TPRs score the real members and non-members)."""
+    the verdict beside the ceiling at the nominal FPR only. The TPRs score the real members and
+    non-members; the judged ceiling is taken at the Clopper–Pearson upper limit of the FPR the
+    threshold reached, a function of the number of real non-members scored (one holdout row more moves
+    it), so it stays in the internal report too."""
     check = next((c for c in checks if c.name == "membership_dp_ceiling"), None)
     if check is None or not check.details.get("attacks"):
         return None
@@ -439,13 +443,20 @@ def _dp_ceiling(checks: list[CheckResult], *, exact: bool) -> DpCeilingFacts | N
             fpr_display=f"{row['fpr_level'] * 100:g} %",
             tpr=shown(row["tpr"]),
             tpr_low=shown(row["tpr_low"]),
-            ceiling=row["ceiling"],
+            ceiling=row["ceiling"] if exact else _nominal_ceiling(check.details, row["fpr_level"]),
             contradicted=row["margin"] > 0,
         )
         for attack, levels in check.details["attacks"].items()
         for row in levels.values()
     ]
-    return DpCeilingFacts(verdict=check.details.get("verdict", ""), passed=check.passed, rows=rows)
+    return DpCeilingFacts(
+        verdict=check.details.get("verdict", ""), passed=check.passed, rows=rows, judged_ceiling=exact
+    )
+
+
+def _nominal_ceiling(details: dict[str, Any], level: float) -> float:
+    """e^ε·FPR + δ at the nominal FPR ``level``: a function of the claimed (ε, δ) alone."""
+    return min(1.0, math.exp(float(details["epsilon"])) * level + float(details["delta"]))
 
 
 def _check(check: CheckResult, *, exact: bool) -> CheckFacts:

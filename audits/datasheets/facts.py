@@ -166,6 +166,9 @@ class DpCeilingFacts:
     verdict: str
     passed: bool | None
     rows: list[DpCeilingRowFacts] = field(default_factory=list)
+    # True: each row's ceiling is the one judged (at the upper limit of the FPR the threshold reached on
+    # the real non-members); False (recipients): the ceiling at the nominal FPR, a function of (ε, δ) alone
+    judged_ceiling: bool = True
 
 
 @dataclass
