@@ -52,6 +52,7 @@ from governance.services import (
 from governance.storage import version_storage
 from synth_engine.generators.base import GeneratorError
 from synth_engine.models import GenerationJob
+from synth_engine.services import noise_seed
 
 if TYPE_CHECKING:  # audits.metrics loads the numeric stack: imported where an audit runs
     from audits.metrics import AuditResult
@@ -99,7 +100,8 @@ def audit_run_for_job(*, job_id: int) -> AuditRun:
         return existing  # a redelivered task: the audit already ran
     if job.output_version is None or job.train_version is None or job.holdout_version is None:
         raise ConflictError(f"Job #{job.pk} has no synthetic version, training rows and holdout to audit.")
-    seed = job.seed if job.seed is not None else None
+    # a reproducible job's audit draws from its keyed seed too: the requester chose job.seed
+    seed = noise_seed(job, job.request) % 2**31 if job.seed is not None else None  # as a drawn one (randbits(31))
     return audit_run_execute(
         version=job.output_version,
         train_version=job.train_version,

@@ -144,7 +144,9 @@ def test_no_route_the_requester_can_open_shows_the_canary_or_an_exact_real_share
             delta_cap="1e-5",
             schema=schema,
         )
-    request = request_file(requester=cast.requester, dataset_name="canary", n_rows=600, seed=11)
+    # a fixed seed whose split puts the canary in the training rows and whose synthetic counts (the
+    # profile tables) happen not to equal a real size (11 gave 388 Male rows: the holdout size)
+    request = request_file(requester=cast.requester, dataset_name="canary", n_rows=600, seed=13)
     access_request_approve(actor=cast.approver, request_id=request.pk)
     access_request_approve(actor=cast.second_approver, request_id=request.pk)
     job = generation_job_start(actor=cast.requester, request_id=request.pk)

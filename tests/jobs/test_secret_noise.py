@@ -79,3 +79,7 @@ def test_a_requester_who_chose_the_seed_cannot_tell_d_from_d_without_one_row(cas
     assert job_again.status == JobStatus.SUCCEEDED, job_again.error
     assert job_again.output_version.content_hash == released
     assert job_again.output_version.lineage["seed"] == 7 and job_again.seed == 7
+    # The audit that follows draws from the keyed seed as well: its samples and planted copies are
+    # not the requester's to know (the second request's identical release is the same version,
+    # audited once).
+    assert request.audit_runs.get().seed not in (None, 7)
