@@ -52,7 +52,7 @@ from audits.datasheets.records import (
     uses_facts,
 )
 from audits.models import AuditRun, CheckResult, Release
-from audits.recipient import recipient_threshold, recipient_value
+from audits.recipient import recipient_control, recipient_threshold, recipient_value
 from core.schema import ColumnSpec, parse_schema
 from governance.models import BudgetEntry, DataRequest, DatasetVersion, Purpose, VersionKind
 from governance.output_formats import DESCRIPTIONS, key_format
@@ -93,7 +93,7 @@ def datasheet_facts(run: AuditRun, *, release: Release | None = None) -> Datashe
         distance_diagnostics=DISTANCE_DIAGNOSTICS,
         threat_model=THREAT_MODEL,
         checks=[_check(check, exact=internal) for check in checks],
-        positive_control=_control(run),
+        positive_control=_control(run, exact=internal),
         rebalancing=rebalancing_facts(lineage.get("rebalance"), real_shown=internal),
         charts=_charts(checks) if internal else {},
         uses=_uses(request),
@@ -474,8 +474,9 @@ def _check(check: CheckResult, *, exact: bool) -> CheckFacts:
     )
 
 
-def _control(run: AuditRun) -> PositiveControlFacts:
-    return positive_control_facts(run.controls or [])
+def _control(run: AuditRun, *, exact: bool) -> PositiveControlFacts:
+    controls = run.controls or []
+    return positive_control_facts(controls if exact else [recipient_control(control) for control in controls])
 
 
 def _charts(checks: list[CheckResult]) -> dict[str, str]:

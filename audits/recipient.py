@@ -96,10 +96,25 @@ def recipient_run_data(data: dict[str, Any], run: AuditRun) -> dict[str, Any]:
     return data
 
 
+# Why a control was missed, as a requester reads it. The audit's own explanation states the members
+# the attacks scored (at most the real holdout's size), the attack's TPR on the real members, the share
+# of real rows with a synthetic twin or the size at which the control would be caught (from the real
+# training and holdout sizes): figures of the real rows, one holdout row more moves them.
+RECIPIENT_MISSED_CONTROL = (
+    "The privacy checks did not catch the planted copies, so on this data they showed no power and the "
+    "audit could not decide. Why, with its figures, is in the internal audit report (they compare the "
+    "release with the real rows); the request outlook states the synthetic size that decides, from the "
+    "dataset's differentially private row estimate."
+)
+
+
 def recipient_control(control: dict[str, Any]) -> dict[str, Any]:
-    """A positive control as a requester may read it: the family, whether it was caught, and why not."""
-    keep = ("family", "caught", "caught_by", "explanation", "share")
-    return {name: control.get(name) for name in keep} | {"checks": [], "n_planted": None}
+    """A positive control as a requester may read it: the family, whether it was caught and by which
+    checks, and for a missed one :data:`RECIPIENT_MISSED_CONTROL` (not the audit's explanation). Not
+    the copies planted: capped by the members scored, they can equal the real holdout's size."""
+    keep = ("family", "caught", "caught_by", "share")
+    explanation = "" if control.get("caught") else RECIPIENT_MISSED_CONTROL
+    return {name: control.get(name) for name in keep} | {"checks": [], "n_planted": None, "explanation": explanation}
 
 
 def recipient_check_view(check: CheckResult) -> SimpleNamespace:

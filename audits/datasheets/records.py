@@ -147,11 +147,16 @@ def signature_facts(*, reason: str, organisation: str) -> SignatureFacts:
 
 
 def positive_control_facts(controls: list[dict[str, Any]]) -> PositiveControlFacts:
-    """An audit run's ``controls`` record: every planted family must have been caught."""
+    """An audit run's ``controls`` record (for a recipient, as ``audits.recipient.recipient_control``
+    cuts it: no copies counted, no explanation's figures): every planted family must have been caught."""
     caught = bool(controls) and all(control["caught"] for control in controls)
     outcome = (
         "; ".join(
-            f"{c['family']}: {c['n_planted']} verbatim training rows planted ({c['share']:.0%}) — "
+            (
+                f"{c['family']}: {c['n_planted']} verbatim training rows planted ({c['share']:.0%}) — "
+                if c.get("n_planted") is not None
+                else f"{c['family']}: verbatim training rows planted as {c['share']:.0%} of the set — "
+            )
             + ("caught by " + ", ".join(c["caught_by"]) if c["caught"] else "NOT caught. " + c.get("explanation", ""))
             for c in controls
         )

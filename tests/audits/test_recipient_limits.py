@@ -100,3 +100,32 @@ def test_one_row_moves_a_rounded_real_value_so_a_recipient_reads_none() -> None:
         assert recipient_check(row)["value"] is None and recipient_check(row)["baseline"] is None
     k = CheckResult(name="k_anonymity", category="reidentification", value=3.0, threshold=2.0, direction="higher")
     assert recipient_check(k)["value"] == 3.0
+
+
+def test_a_missed_control_reads_the_same_to_a_recipient_whatever_the_real_holdouts_size() -> None:
+    """The distinguishing game on the positive control: holdouts of 30 and 31 real rows, the same
+    training rows and release (60 synthetic rows, too few to catch the planted copies). The audit's
+    explanation states the members scored (30 against 31: the holdout's size) and the attack's TPR on
+    them; the recipient reads the same words for both, and the release datasheet the same outcome."""
+    from audits.datasheets.records import positive_control_facts
+    from audits.metrics.power import scored_members
+    from audits.recipient import recipient_control
+    from tests.audits.test_audit_power import SCHEMA as CREDIT
+    from tests.audits.test_audit_power import credit_like
+
+    train, synthetic = credit_like(4000, 0), credit_like(60, 2)
+    seen, internal = [], []
+    for rows in (30, 31):
+        result = run_audit(train, credit_like(rows, 1), synthetic, CREDIT, random_state=0, privacy_only=True)
+        controls = result.to_dict()["controls"]
+        missed = [c for c in controls if not c["caught"]]
+        assert missed and result.verdict == "inconclusive"
+        assert f"among the {scored_members(60, 4000, rows)} training rows" in missed[0]["explanation"]
+        internal.append([c["explanation"] for c in controls])
+        cut = [recipient_control(c) for c in controls]
+        seen.append((cut, positive_control_facts(cut).outcome))
+    assert internal[0] != internal[1], "the audit's own explanation tells 30 from 31 holdout rows"
+    assert seen[0] == seen[1]
+    from audits.recipient import RECIPIENT_MISSED_CONTROL
+
+    assert RECIPIENT_MISSED_CONTROL in seen[0][1] and not any(c["n_planted"] for c in seen[0][0])
