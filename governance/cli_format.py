@@ -9,7 +9,12 @@ from django.contrib.auth.models import User
 
 from core.cli_format import cell, table
 from governance.models import Approval, AuditEvent, BudgetEntry, DataRequest, Dataset, DatasetVersion, Purpose
-from governance.permissions import version_hash_visible, version_rows_visible, version_schema_visible
+from governance.permissions import (
+    version_hash_visible,
+    version_rows_contradiction_visible,
+    version_rows_visible,
+    version_schema_visible,
+)
 
 # --- records -----------------------------------------------------------------------------
 
@@ -51,6 +56,8 @@ def version_data(version: DatasetVersion, *, viewer: User) -> dict[str, Any]:
         "size_bytes": version.size_bytes if visible else None,
         "dropped_columns": version.dropped_columns,
         "schema_inferred": version.schema_inferred,
+        "rows_checked": version.rows_checked,
+        "rows_contradiction": version_rows_contradiction_visible(viewer, version),
         "original_filename": version.original_filename,
         "parent": version.parent.number if version.parent is not None else None,
         "created_by": version.created_by.username if version.created_by is not None else None,

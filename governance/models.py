@@ -118,6 +118,16 @@ class DatasetVersion(models.Model):
     rows_declared = models.BooleanField(
         default=False, help_text="n_rows declared public by the steward at registration: public_rows is exact, free"
     )
+    # Whether the stored rows were checked against the declarations about every row (nullable,
+    # step, calendar, categories: ``_check_rows_hold``). Registration and ``dataset declare`` check
+    # them; versions stored before that check are checked at filing or by ``synthgate dataset check``
+    # (docs/datasets.md, "Versions stored before the rows were checked"). False until then.
+    rows_checked = models.BooleanField(
+        default=False, help_text="the stored rows were checked against the declarations and hold them"
+    )
+    rows_contradiction = models.TextField(
+        blank=True, help_text="stewards only: why the stored rows contradict the declarations (the last check)"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

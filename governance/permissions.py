@@ -111,6 +111,15 @@ def version_rows_visible(user: User, version: DatasetVersion) -> bool:
     return version.kind == VersionKind.SYNTHETIC or real_row_counts_visible(user)
 
 
+def version_rows_contradiction_visible(user: User | None, version: DatasetVersion) -> str:
+    """Why ``version``'s stored rows contradict its declarations (the column and the declaration,
+    ``governance.services.datasets.version_rows_check``), for stewards only, who correct them; anyone
+    else reads "" (a requester's filing says only that the declarations await review: issue 11.3)."""
+    if user is not None and user_has_role(user, Role.STEWARD):
+        return version.rows_contradiction
+    return ""
+
+
 def version_schema_visible(user: User | None, version: DatasetVersion) -> dict[str, Any]:
     """``version``'s schema as ``user`` may read it: a steward reads the types proposed from the rows
     (to declare them); anyone else reads a proposed type as ``null`` (``core.schema.schema_public``)."""

@@ -69,6 +69,7 @@ from governance.services import (
     files_removed_on_error,
     ledger_amount,
     request_transition,
+    rows_hold_check,
     version_row_estimate,
 )
 from governance.storage import Removable, StorageAccessError, version_storage
@@ -443,6 +444,10 @@ def _execute(job: GenerationJob, timings: dict[str, float]) -> JobOutput:
         # This worker's artefact storage must take the versions the job writes after it has spent:
         # wrong or read-only credentials are refused now, before anything is read or spent.
         version_storage().check_access()
+        # A version stored before registration checked its rows against its declarations is
+        # checked now, before its rows are read for the fit: a contradiction fails the job saying
+        # only that the declarations await the steward's review (the steward reads which one).
+        rows_hold_check(source)
         # Bad data (one-class label, all-null or infinite columns, undeclared ID-like columns, a
         # referenced table that changed) is refused here, before the data is touched for
         # training and before any spend.

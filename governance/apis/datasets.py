@@ -35,7 +35,13 @@ from governance import selectors, services
 from governance.apis.common import ExactDecimalField, delta_field, epsilon_field
 from governance.filters import DatasetFilter
 from governance.models import Dataset, DatasetVersion, Sensitivity
-from governance.permissions import lineage_visible, version_hash_visible, version_rows_visible, version_schema_visible
+from governance.permissions import (
+    lineage_visible,
+    version_hash_visible,
+    version_rows_contradiction_visible,
+    version_rows_visible,
+    version_schema_visible,
+)
 
 # A declared schema is a small JSON document; refuse to read a huge one into memory.
 MAX_SCHEMA_BYTES = 1024 * 1024
@@ -78,6 +84,13 @@ class VersionOutputSerializer(serializers.Serializer):
         child=serializers.CharField(), help_text="identifier columns dropped before storage"
     )
     original_filename = serializers.CharField()
+    rows_checked = serializers.BooleanField(
+        help_text="the stored rows were checked against the declarations and hold them (false for a version "
+        "stored before registration checked them, until filing or `synthgate dataset check` does)"
+    )
+    rows_contradiction = serializers.CharField(
+        help_text="why the stored rows contradict the declarations; empty unless you are a steward"
+    )
     # The serializer's metaclass moves declared fields off the class, so this ``parent`` (the output
     # key) never shadows Field.parent at run time; the stubs cannot see that.
     parent = serializers.IntegerField(source="parent.number", allow_null=True, default=None)  # type: ignore[assignment]
@@ -99,6 +112,7 @@ class VersionOutputSerializer(serializers.Serializer):
         data["lineage"] = lineage_visible(viewer, instance)
         data["content_hash"] = version_hash_visible(viewer, instance)
         data["schema"] = version_schema_visible(viewer, instance)
+        data["rows_contradiction"] = version_rows_contradiction_visible(viewer, instance)
         return data
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         dataset_reference_register,
         dataset_register,
         dataset_register_fields_check,
+        dataset_rows_check,
         dataset_schema_declarations_check,
         dataset_schema_declare,
         dataset_schema_declare_columns,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         dataset_version_store_streamed,
         files_removed_on_error,
         ingest_limits,
+        version_rows_check,
     )
     from governance.services.outlook import access_request_outlook
     from governance.services.purposes import purpose_create, purpose_fields_check, purposes_ensure_defaults
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
         access_request_withdraw,
         allowed_transitions,
         request_transition,
+        rows_hold_check,
     )
     from governance.services.tokens import api_token_issue, api_token_list, api_token_revoke, api_token_rotate
     from governance.services.users import (
@@ -97,6 +100,8 @@ _HOMES = {
     "dataset_schema_suggestions": "governance.services.datasets",
     "dataset_schema_types_accept": "governance.services.datasets",
     "dataset_schema_types_repropose": "governance.services.datasets",
+    "dataset_rows_check": "governance.services.datasets",
+    "version_rows_check": "governance.services.datasets",
     "dataset_version_store": "governance.services.datasets",
     "dataset_version_store_streamed": "governance.services.datasets",
     "files_removed_on_error": "governance.services.datasets",
@@ -108,6 +113,7 @@ _HOMES = {
     "purposes_ensure_defaults": "governance.services.purposes",
     "RegistrationResult": "governance.services.datasets",
     "request_transition": "governance.services.requests",
+    "rows_hold_check": "governance.services.requests",
     "roles_ensure": "governance.services.users",
     "TRANSITIONS": "governance.services.requests",
     "user_create": "governance.services.users",
@@ -156,6 +162,8 @@ __all__ = [
     "dataset_schema_suggestions",
     "dataset_schema_types_accept",
     "dataset_schema_types_repropose",
+    "dataset_rows_check",
+    "version_rows_check",
     "dataset_version_store",
     "dataset_version_store_streamed",
     "files_removed_on_error",
@@ -165,6 +173,7 @@ __all__ = [
     "purpose_fields_check",
     "purposes_ensure_defaults",
     "request_transition",
+    "rows_hold_check",
     "roles_ensure",
     "user_create",
     "user_roles_set",

@@ -170,6 +170,8 @@ def dataset_register(
         )
         if result.created:
             _fingerprint_store(result.version, digests)
+        if not result.version.rows_checked:  # the rows were checked above (stored content, same schema)
+            _rows_check_record(result.version, "")
     suggestions = suggested_declarations(table.frame, result.version.schema)
     return RegistrationResult(result.version, result.created, result.warnings, suggestions)
 
@@ -349,6 +351,7 @@ def dataset_reference_register(
                 "schema": schema,
                 "schema_inferred": False,
                 "source_reference": reference,
+                "rows_checked": True,  # checked against the schema in its engine, above
             },
             event_notes={"source_reference": reference, **({"overlaps": overlaps} if overlaps else {})},
             declared_rows=rows_declared,
@@ -833,6 +836,10 @@ def dataset_schema_declare_columns(
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
+        if not version.source_reference and not version.rows_checked:
+            # stored before the rows were checked: the declared columns hold (above); check them all
+            reason = version_rows_check(version)
+            warnings = [*warnings, reason] if reason else warnings
         for before, after, noted in events:
             notes = {"warnings": noted} if noted else {}
             if after["name"] in accepted:
@@ -1073,6 +1080,53 @@ def _check_rows_hold(frame: pd.DataFrame, entries: list[dict[str, Any]]) -> None
                 "or the declaration.",
                 extra={"field": "schema", "column": entry["name"]},
             ) from error
+
+
+def version_rows_check(version: DatasetVersion) -> str:
+    """Check an uploaded source version's stored rows against all its declarations, as registration
+    does (categories cover the values, ``_check_rows_hold``), and record the outcome on the version
+    (``rows_checked``; ``rows_contradiction``, which only stewards read). Returns the steward's
+    reason, naming the column ("" when the rows hold). For versions stored before registration
+    checked this (migration 0015): filing runs it before anything is filed, the job before it reads
+    the rows, ``synthgate dataset check`` at upgrade time. The caller tells a requester only that
+    the declarations await the steward's review: the reason is one row's to flip (issue 11.3)."""
+    try:
+        frame = _stored_frame(version)
+        for column in version.schema["columns"]:
+            _check_categories_cover(frame, column)
+        _check_rows_hold(frame, version.schema["columns"])
+        reason = ""
+    except ValidationError as error:
+        reason = error.message
+    _rows_check_record(version, reason)
+    return reason
+
+
+def _rows_check_record(version: DatasetVersion, reason: str) -> None:
+    version.rows_checked, version.rows_contradiction = not reason, reason
+    DatasetVersion.objects.filter(pk=version.pk).update(rows_checked=not reason, rows_contradiction=reason)
+
+
+def dataset_rows_check(*, actor: User, name: str | None = None) -> list[tuple[DatasetVersion, str]]:
+    """Check every uploaded source version (of dataset ``name``, or of all) whose rows were never
+    checked against its declarations (``version_rows_check``): the upgrade step for versions stored
+    before registration checked them. Returns (version, reason) per version checked, "" when its
+    rows hold; each outcome is recorded on the version and logged (``dataset_version.rows_check``)."""
+    if not user_has_role(actor, Role.STEWARD):
+        raise PermissionDeniedError("Only a data steward can check a dataset's stored rows.")
+    versions = DatasetVersion.objects.filter(kind=VersionKind.SOURCE, rows_checked=False, source_reference={})
+    if name is not None:
+        if not Dataset.objects.filter(name=name).exists():
+            raise NotFoundError(f"No dataset named {name!r}.")
+        versions = versions.filter(dataset__name=name)
+    checked = []
+    for version in versions.select_related("dataset").order_by("dataset__name", "number"):
+        reason = version_rows_check(version)
+        audit_event_record(
+            actor=actor, action="dataset_version.rows_check", obj=version, after={"holds": not reason, "reason": reason}
+        )
+        checked.append((version, reason))
+    return checked
 
 
 def dataset_schema_suggestions(*, actor: User, version: DatasetVersion) -> dict[str, dict[str, Any]]:

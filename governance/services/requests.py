@@ -49,6 +49,7 @@ from governance.planning import audit_planner
 from governance.policy import default_audit_thresholds
 from governance.services.audit_log import audit_event_record
 from governance.services.budget import budget_release, budget_reserve, version_public_rows, version_row_estimate
+from governance.services.datasets import version_rows_check
 from governance.services.notifications import request_state_notify
 
 S = RequestState
@@ -303,6 +304,8 @@ def _validated_fields(
     # minimum ε) would tell it, and could spend: none runs until the types are declared.
     types_declared = error_collected(errors, lambda: types_declared_check(source))
     error_collected(errors, lambda: _check_declared_domains(source))
+    if types_declared:
+        error_collected(errors, lambda: rows_hold_check(source))
     if rows is not None and types_declared:
         error_collected(errors, lambda: _check_audit_power(purpose, source, rows))
     if epsilon_value is not None and delta_value is not None and types_declared:
@@ -401,6 +404,29 @@ def undeclared_types_reason(version: DatasetVersion) -> str:
         "schema step (the dataset's page, “Declare roles and public domains”, then “Declare the proposed types "
         "as shown”). Nothing was filed or spent."
     )
+
+
+ROWS_UNDER_REVIEW = (
+    "Dataset {name!r} cannot be requested yet: this version's declarations await its steward's review. "
+    "Nothing was filed or spent."
+)
+
+
+def rows_hold_check(source: DatasetVersion) -> None:
+    """Refuse an uploaded source version stored before registration checked its rows against its
+    declarations, if they contradict them (``version_rows_check``, which records the steward's
+    reason on the version and sets ``rows_checked`` when they hold). The refusal names no column,
+    value or count: which declaration fails, and on how many rows, is the real rows' to tell, and
+    one row flips it; the steward reads the reason (``rows_contradiction``). Versions by reference
+    are checked in their engine."""
+    if source.rows_checked or source.source_reference or source.kind != VersionKind.SOURCE:
+        return
+    if version_rows_check(source):
+        raise ValidationError(
+            ROWS_UNDER_REVIEW.format(name=source.dataset.name),
+            extra={"field": "dataset"},
+            code="declarations_under_review",
+        )
 
 
 def _check_declared_domains(source: DatasetVersion) -> None:

@@ -20,6 +20,7 @@ from governance.selectors import dataset_get, dataset_latest_source, dataset_lis
 from governance.services import (
     RegistrationResult,
     dataset_register,
+    dataset_rows_check,
     dataset_schema_declare_columns,
     dataset_schema_types_repropose,
 )
@@ -34,6 +35,7 @@ class Command(SynthgateCommand):
         "--schema sample_data/adult.schema.json --epsilon-cap 10 --delta-cap 2e-5 --as steward",
         "synthgate dataset list",
         "synthgate dataset show adult",
+        "synthgate dataset check --as steward",
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -116,6 +118,13 @@ class Command(SynthgateCommand):
             choices=["categories", "min", "max", "nullable", "resolution", "calendar", "step", "domain_source"],
             help="remove a declaration (the domain then becomes private and is paid for)",
         )
+        check = self.add_subcommand(
+            actions,
+            "check",
+            "check the stored rows of source versions stored before registration checked them against their "
+            "declarations (the upgrade step); prints each contradiction, which only stewards read",
+        )
+        check.add_argument("name", metavar="NAME", nargs="?", help="one dataset (default: every dataset)")
         self.add_subcommand(actions, "list", "list datasets")
         show = self.add_subcommand(actions, "show", "caps, versions and the schema of one dataset")
         show.add_argument("name", metavar="NAME", help="the dataset's name (see `synthgate dataset list`)")
@@ -229,6 +238,20 @@ class Command(SynthgateCommand):
             lambda: "\n".join(
                 [f"Declared on {result.version}:", schema_table({"columns": columns})]
                 + [f"warning: {warning}" for warning in result.warnings]
+            ),
+        )
+
+    def handle_check(self, actor: User, options: dict[str, Any]) -> None:
+        checked = dataset_rows_check(actor=actor, name=options["name"])
+        data = [{"version": str(version), "holds": not reason, "reason": reason} for version, reason in checked]
+        self.emit(
+            data,
+            lambda: "\n".join(
+                [
+                    f"{row['version']}: " + (f"CONTRADICTED: {row['reason']}" if row["reason"] else "holds")
+                    for row in data
+                ]
+                or ["Every uploaded source version's rows were already checked."]
             ),
         )
 
