@@ -114,6 +114,8 @@ def test_registers_a_dataset_and_answers_with_version_schema_and_dropped_identif
             "schema_inferred": False,
             "dropped_columns": ["id"],
             "original_filename": "people.csv",
+            "rows_checked": True,
+            "rows_contradiction": "",
             "parent": None,
             "lineage": {},
             "created_by": "steward",

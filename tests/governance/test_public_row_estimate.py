@@ -48,6 +48,7 @@ def unestimated_source(cast, adult_schema, *, name: str, n_rows: int, epsilon_ca
         n_rows=n_rows,
         n_columns=len(adult_schema["columns"]),
         schema=adult_schema,
+        rows_checked=True,  # as registration records it (the file is absent: nothing reads the rows here)
     )
 
 
