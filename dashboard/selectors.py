@@ -35,6 +35,7 @@ from governance.permissions import (
     real_row_counts_visible,
     run_measurements_visible,
     user_has_role,
+    version_rows_contradiction_visible,
     version_schema_visible,
 )
 from governance.selectors import budget_balances, dataset_list, request_list
@@ -150,6 +151,20 @@ def dataset_columns(*, user: User, version: DatasetVersion | None) -> list[dict[
             "declared": _declared_text(c),
         }
         for c in version_schema_visible(user, version).get("columns", [])
+    ]
+
+
+def dataset_rows_unchecked(*, user: User, versions: list[DatasetVersion]) -> list[tuple[DatasetVersion, str]]:
+    """For a steward, each uploaded source version whose stored rows were not yet checked against its
+    declarations (stored before registration checked them: docs/datasets.md, "Versions stored before
+    the rows were checked"), with the reason they contradict them ("" when not yet checked, through
+    ``governance.permissions.version_rows_contradiction_visible``). Anyone else: nothing."""
+    if not user_has_role(user, Role.STEWARD):
+        return []
+    return [
+        (v, version_rows_contradiction_visible(user, v))
+        for v in versions
+        if v.kind == VersionKind.SOURCE and not v.source_reference and not v.rows_checked
     ]
 
 

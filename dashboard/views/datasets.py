@@ -17,7 +17,7 @@ from core.errors import ApplicationError, PermissionDeniedError, ValidationError
 from core.schema import COLUMN_ROLES, proposed_type_columns
 from dashboard.forms import ColumnDeclareForm, DatasetRegisterForm
 from dashboard.profiles import dataset_profile
-from dashboard.selectors import dataset_columns, dataset_lineage, dataset_rows
+from dashboard.selectors import dataset_columns, dataset_lineage, dataset_rows, dataset_rows_unchecked
 from dashboard.uploads import StagedUpload, upload_discard, upload_stage, upload_staged
 from dashboard.views.common import add_service_error, dashboard_view, paginate
 from governance import services
@@ -58,13 +58,15 @@ def _detail_page(request: HttpRequest, name: str, *, declare_form: ColumnDeclare
     if declare_form is None and latest is not None and not latest.source_reference and _is_steward(request):
         declare_form = _declare_form(None, latest)  # data registered where it lives has a fixed schema
     columns = dataset_columns(user=user, version=latest)
+    versions = list(dataset_version_list(dataset=dataset))
     return render(
         request,
         "dashboard/datasets/detail.html",
         {
             "dataset": dataset,
             "balance": budget_balance(dataset=dataset),
-            "versions": dataset_version_list(dataset=dataset),
+            "versions": versions,
+            "rows_unchecked": dataset_rows_unchecked(user=user, versions=versions),
             "lineage": dataset_lineage(user=signed_in_user(request), dataset=dataset),
             "ledger": paginate(request, budget_entry_list(user=signed_in_user(request), dataset=dataset), per_page=50),
             "columns": columns,

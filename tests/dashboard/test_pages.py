@@ -80,6 +80,47 @@ def test_the_dataset_page_shows_versions_lineage_ledger_and_roles(cast, adult, s
     assert "row estimate of v1" in content and "DP row estimate of adult@v1, once per version" in content
 
 
+def _stored_before_the_rows_check(dataset, *, income_categories: list[str]):
+    """Source v1 as migration 0015 leaves a version stored before registration checked its rows:
+    ``rows_checked`` false, under the declarations the old code stored (here ``income``'s categories)."""
+    from governance.models import DatasetVersion
+
+    version = dataset.versions.get(number=1)
+    columns = [
+        {**c, "categories": income_categories} if c["name"] == "income" else c for c in version.schema["columns"]
+    ]
+    DatasetVersion.objects.filter(pk=version.pk).update(
+        schema={**version.schema, "columns": columns}, rows_checked=False
+    )
+    return DatasetVersion.objects.get(pk=version.pk)
+
+
+def test_the_dataset_page_tells_only_the_steward_why_a_versions_rows_contradict_its_declarations(cast, adult, login):
+    import html
+
+    from governance.services.datasets import version_rows_check
+
+    reason = version_rows_check(_stored_before_the_rows_check(adult, income_categories=["<=50K"]))
+    assert "'income'" in reason  # the steward's reason names the column
+    steward = html.unescape(login(cast.steward).get("/datasets/adult/").content.decode())
+    assert 'id="rows-check-v1"' in steward and reason in steward
+    assert "its rows contradict its declarations" in steward and "synthgate dataset declare adult" in steward
+    assert "synthgate dataset check adult --as steward" in steward
+    for role in ("requester", "approver", "auditor"):
+        page = html.unescape(login(getattr(cast, role)).get("/datasets/adult/").content.decode())
+        assert 'id="rows-check-v1"' not in page and "'income'" not in page, role
+        assert "declared categories" not in page and "contradict" not in page, role
+
+
+def test_the_dataset_page_tells_only_the_steward_that_a_versions_rows_are_not_yet_checked(cast, adult, login):
+    _stored_before_the_rows_check(adult, income_categories=["<=50K", ">50K"])
+    steward = login(cast.steward).get("/datasets/adult/").content.decode()
+    assert 'id="rows-check-v1"' in steward and "rows not yet checked against the declarations" in steward
+    assert "synthgate dataset check adult --as steward" in steward
+    requester = login(cast.requester).get("/datasets/adult/").content.decode()
+    assert 'id="rows-check-v1"' not in requester and "not yet checked" not in requester
+
+
 def test_an_unknown_dataset_answers_404(cast, login, db):
     response = login(cast.steward).get("/datasets/nope/")
     assert response.status_code == 404 and b"No dataset named" in response.content
