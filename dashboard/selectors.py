@@ -161,11 +161,7 @@ def dataset_rows_unchecked(*, user: User, versions: list[DatasetVersion]) -> lis
     ``governance.permissions.version_rows_contradiction_visible``). Anyone else: nothing."""
     if not user_has_role(user, Role.STEWARD):
         return []
-    return [
-        (v, version_rows_contradiction_visible(user, v))
-        for v in versions
-        if v.kind == VersionKind.SOURCE and not v.source_reference and not v.rows_checked
-    ]
+    return [(v, version_rows_contradiction_visible(user, v)) for v in versions if v.rows_check_due]
 
 
 def _declared_text(column: dict[str, Any]) -> str:

@@ -141,6 +141,14 @@ class DatasetVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.dataset.name}@v{self.number}"
 
+    @property
+    def rows_check_due(self) -> bool:
+        """An uploaded source version whose stored rows were never checked against its declarations
+        (stored before registration checked them): filing, approval, the job, ``dataset declare`` and
+        the steward's dataset page ask this (``dataset_rows_check`` filters the same in the database).
+        A version by reference is checked in its engine."""
+        return self.kind == VersionKind.SOURCE and not self.source_reference and not self.rows_checked
+
 
 class SourceFingerprint(models.Model):
     """The keyed digests of a source version's distinct rows (``governance.fingerprint``).

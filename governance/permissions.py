@@ -52,9 +52,10 @@ def run_measurements_visible(user: User | None) -> bool:
     Loading, splitting, fitting and auditing scale with the number of real rows (and the audit's
     steps with the real holdout and the groups in it), so these measurements are functions of the
     real data that are neither computed from the synthetic rows nor differentially private: like the
-    row counts, only stewards, approvers and auditors read them (docs/access-and-limits.md).
+    row counts, only stewards, approvers and auditors read them (docs/access-and-limits.md): the same
+    rule as ``real_row_counts_visible``.
     """
-    return user is not None and user_has_role(user, *SEE_ALL_REQUESTS)
+    return user is not None and real_row_counts_visible(user)
 
 
 # Lineage keys of a synthetic version that are statistics of the real rows: the exact class shares

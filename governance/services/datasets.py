@@ -136,9 +136,7 @@ def dataset_register(
         if declarations:
             schema = _schema_with_declarations(path, filename=filename, schema=schema, declarations=declarations)
         table = read_table(path, filename=filename, limits=ingest_limits(), schema=schema)
-        for column in table.schema["columns"]:
-            _check_categories_cover(table.frame, column)
-        _check_rows_hold(table.frame, table.schema["columns"])
+        _check_declarations_hold(table.frame, table.schema["columns"])
         _check_declared_rows(rows_declared, len(table.frame))
     except ValidationError as error:
         errors.append(error)
@@ -836,7 +834,7 @@ def dataset_schema_declare_columns(
         version.schema = schema
         version.schema_inferred = False
         version.save(update_fields=["schema", "schema_inferred"])
-        if not version.source_reference and not version.rows_checked:
+        if version.rows_check_due:
             # stored before the rows were checked: the declared columns hold (above); check them all
             reason = version_rows_check(version)
             warnings = [*warnings, reason] if reason else warnings
@@ -922,8 +920,7 @@ def _declarations_applied(
             before, after, declared = _declared_schema(version, schema, column, changes)
             if after["type"] != before["type"]:
                 frame = _retyped_frame(version, declared, column)
-            _check_categories_cover(frame, after)
-            _check_rows_hold(frame, [after])
+            _check_declarations_hold(frame, [after])
         except ValidationError as error:
             errors.append(error)
             continue
@@ -1059,6 +1056,15 @@ def _check_categories_cover(frame: pd.DataFrame, entry: dict[str, Any]) -> None:
         )
 
 
+def _check_declarations_hold(frame: pd.DataFrame, entries: list[dict[str, Any]]) -> None:
+    """Refuse declarations of ``entries`` that the stored rows contradict: each column's declared
+    categories must cover its values (``_check_categories_cover``), then the declarations about every
+    row (``_check_rows_hold``). Registration, a declaration and ``version_rows_check`` judge alike."""
+    for entry in entries:
+        _check_categories_cover(frame, entry)
+    _check_rows_hold(frame, entries)
+
+
 def _check_rows_hold(frame: pd.DataFrame, entries: list[dict[str, Any]]) -> None:
     """Refuse declarations the stored rows contradict (``nullable: false`` or a label or protected
     column without ``"nullable": true`` over a missing value, a ``step`` a value is off, a weekdays
@@ -1084,17 +1090,14 @@ def _check_rows_hold(frame: pd.DataFrame, entries: list[dict[str, Any]]) -> None
 
 def version_rows_check(version: DatasetVersion) -> str:
     """Check an uploaded source version's stored rows against all its declarations, as registration
-    does (categories cover the values, ``_check_rows_hold``), and record the outcome on the version
+    does (``_check_declarations_hold``), and record the outcome on the version
     (``rows_checked``; ``rows_contradiction``, which only stewards read). Returns the steward's
     reason, naming the column ("" when the rows hold). For versions stored before registration
     checked this (migration 0015): filing runs it before anything is filed, the job before it reads
     the rows, ``synthgate dataset check`` at upgrade time. The caller tells a requester only that
     the declarations await the steward's review: the reason is one row's to flip (issue 11.3)."""
     try:
-        frame = _stored_frame(version)
-        for column in version.schema["columns"]:
-            _check_categories_cover(frame, column)
-        _check_rows_hold(frame, version.schema["columns"])
+        _check_declarations_hold(_stored_frame(version), version.schema["columns"])
         reason = ""
     except ValidationError as error:
         reason = error.message

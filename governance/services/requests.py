@@ -419,7 +419,7 @@ def rows_hold_check(source: DatasetVersion) -> None:
     value or count: which declaration fails, and on how many rows, is the real rows' to tell, and
     one row flips it; the steward reads the reason (``rows_contradiction``). Versions by reference
     are checked in their engine."""
-    if source.rows_checked or source.source_reference or source.kind != VersionKind.SOURCE:
+    if not source.rows_check_due:
         return
     if version_rows_check(source):
         raise ValidationError(
