@@ -85,16 +85,6 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def adult() -> pd.DataFrame:
-    return read_adult()
-
-
-@pytest.fixture(scope="module")
-def schema(adult: pd.DataFrame) -> dict:
-    return adult_schema(adult)
-
-
-@pytest.fixture(scope="module")
 def fitted(adult: pd.DataFrame, schema: dict) -> MSTGenerator:
     return MSTGenerator().fit(adult, schema, 3.0, DELTA, random_state=0)
 

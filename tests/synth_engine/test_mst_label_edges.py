@@ -21,19 +21,9 @@ from synth_engine.generators.domain import parse_schema
 from synth_engine.generators.marginals import estimate_model, focus_label_dependence, label_edges
 from synth_engine.generators.mst import LABEL_EDGE_WEIGHT, _budget_plan
 from synth_engine.generators.parameters import ParameterError, check_parameters
-from tests.synth_engine.test_mst import DELTA, adult_schema, csv_bytes, read_adult
+from tests.synth_engine.test_mst import DELTA, csv_bytes
 
 WEIGHT = 8.0
-
-
-@pytest.fixture(scope="module")
-def adult() -> pd.DataFrame:
-    return read_adult()
-
-
-@pytest.fixture(scope="module")
-def schema(adult: pd.DataFrame) -> dict:
-    return adult_schema(adult)
 
 
 @pytest.fixture(scope="module")

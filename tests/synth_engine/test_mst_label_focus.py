@@ -28,17 +28,7 @@ from synth_engine.generators.mst import (
 )
 from synth_engine.generators.parameters import ParameterError, check_parameters
 from synth_engine.privacy.row_count import PaidRowEstimate
-from tests.synth_engine.test_mst import DELTA, adult_schema, csv_bytes, read_adult
-
-
-@pytest.fixture(scope="module")
-def adult() -> pd.DataFrame:
-    return read_adult()
-
-
-@pytest.fixture(scope="module")
-def schema(adult: pd.DataFrame) -> dict:
-    return adult_schema(adult)
+from tests.synth_engine.test_mst import DELTA, csv_bytes
 
 
 def tables_of(frame: pd.DataFrame) -> BinnedTables:
